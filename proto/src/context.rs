@@ -1,0 +1,128 @@
+//! The login context a person approves, and its digest.
+//!
+//! A context is a flat map of strings (`service`, `host`, `rhost`, `ssh_key`, `command`, `realm`,
+//! `client`, `message`, …). Its digest binds a device's answer to exactly what was shown.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::signing::Framer;
+
+/// What the person is approving, shown on the device. Keys sort, so the digest is canonical.
+pub type Context = BTreeMap<String, String>;
+
+/// Domain string that starts the digest input.
+pub const CONTEXT_DOMAIN: &str = "pushauth/v1/context";
+
+/// At most this many entries in a context.
+pub const MAX_CONTEXT_ENTRIES: usize = 32;
+/// Longest key, in bytes.
+pub const MAX_CONTEXT_KEY_BYTES: usize = 64;
+/// Longest value, in bytes.
+pub const MAX_CONTEXT_VALUE_BYTES: usize = 1024;
+
+/// SHA-256 over `"pushauth/v1/context"` then each key and value in ascending key order, each
+/// item length-framed.
+pub fn context_digest(context: &Context) -> [u8; 32] {
+    let mut framer = Framer::new(CONTEXT_DOMAIN);
+    for (key, value) in context {
+        framer.push(key.as_bytes());
+        framer.push(value.as_bytes());
+    }
+    Sha256::digest(framer.finish()).into()
+}
+
+/// Why a context was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ContextError {
+    #[error("context has {0} entries; at most {MAX_CONTEXT_ENTRIES} are allowed")]
+    TooManyEntries(usize),
+    #[error("context key {0:?} must be 1 to {MAX_CONTEXT_KEY_BYTES} characters of a-z, 0-9, '_', '-' or '.'")]
+    BadKey(String),
+    #[error("context value for {0:?} is longer than {MAX_CONTEXT_VALUE_BYTES} bytes")]
+    ValueTooLong(String),
+    #[error("context value for {0:?} holds control characters")]
+    ControlCharacters(String),
+}
+
+/// Checks a context before it is stored or shown: bounded size, plain keys, and no control
+/// characters in values (a device prints them on a terminal).
+pub fn validate_context(context: &Context) -> Result<(), ContextError> {
+    if context.len() > MAX_CONTEXT_ENTRIES {
+        return Err(ContextError::TooManyEntries(context.len()));
+    }
+    for (key, value) in context {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_CONTEXT_KEY_BYTES
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b));
+        if !key_ok {
+            return Err(ContextError::BadKey(key.clone()));
+        }
+        if value.len() > MAX_CONTEXT_VALUE_BYTES {
+            return Err(ContextError::ValueTooLong(key.clone()));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ContextError::ControlCharacters(key.clone()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(pairs: &[(&str, &str)]) -> Context {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn digest_ignores_insertion_order_but_not_content() {
+        let a = ctx(&[("service", "sshd"), ("host", "web01")]);
+        let b = ctx(&[("host", "web01"), ("service", "sshd")]);
+        assert_eq!(context_digest(&a), context_digest(&b));
+        let c = ctx(&[("host", "web02"), ("service", "sshd")]);
+        assert_ne!(context_digest(&a), context_digest(&c));
+        // Framing keeps "ab"+"c" apart from "a"+"bc".
+        assert_ne!(
+            context_digest(&ctx(&[("ab", "c")])),
+            context_digest(&ctx(&[("a", "bc")]))
+        );
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate_context(&ctx(&[("service", "sshd"), ("ssh_key", "SHA256:x")])).is_ok());
+        assert!(matches!(
+            validate_context(&ctx(&[("Service", "x")])),
+            Err(ContextError::BadKey(_))
+        ));
+        assert!(matches!(
+            validate_context(&ctx(&[("", "x")])),
+            Err(ContextError::BadKey(_))
+        ));
+        assert!(matches!(
+            validate_context(&ctx(&[("message", "hi\u{1b}[2J")])),
+            Err(ContextError::ControlCharacters(_))
+        ));
+        let long = "x".repeat(MAX_CONTEXT_VALUE_BYTES + 1);
+        assert!(matches!(
+            validate_context(&ctx(&[("message", &long)])),
+            Err(ContextError::ValueTooLong(_))
+        ));
+        let many: Context = (0..=MAX_CONTEXT_ENTRIES)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        assert!(matches!(
+            validate_context(&many),
+            Err(ContextError::TooManyEntries(_))
+        ));
+    }
+}

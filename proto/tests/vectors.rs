@@ -1,0 +1,106 @@
+//! Checks `test-vectors.json`: every message and signature in it must be what this crate computes.
+
+use pushauth_proto::auth::DeviceAuth;
+use pushauth_proto::context::Context;
+use pushauth_proto::signing::{enroll_message, request_message, response_message, ResponseFields};
+use pushauth_proto::{b64, context_digest, DevicePublicKey, DeviceSigningKey};
+use serde_json::Value;
+
+fn vectors() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/test-vectors.json"))
+        .expect("test-vectors.json is readable");
+    serde_json::from_str(&text).expect("test-vectors.json is JSON")
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is a string"))
+}
+
+fn key(v: &Value) -> DeviceSigningKey {
+    let seed: [u8; 32] = hex::decode(s(v, "seed_hex")).unwrap().try_into().unwrap();
+    DeviceSigningKey::from_seed(&seed)
+}
+
+fn list<'a>(doc: &'a Value, key: &str) -> &'a Vec<Value> {
+    let items = doc[key].as_array().unwrap();
+    assert!(!items.is_empty(), "{key} has vectors");
+    items
+}
+
+#[test]
+fn keys() {
+    for v in list(&vectors(), "keys") {
+        assert_eq!(key(v).public_key().to_b64(), s(v, "public_key"));
+    }
+}
+
+#[test]
+fn context_digests() {
+    for v in list(&vectors(), "context_digest") {
+        let context: Context = serde_json::from_value(v["context"].clone()).unwrap();
+        assert_eq!(b64::encode(context_digest(&context)), s(v, "digest"));
+    }
+}
+
+#[test]
+fn responses() {
+    for v in list(&vectors(), "response") {
+        let context: Context = serde_json::from_value(v["context"].clone()).unwrap();
+        let digest = context_digest(&context);
+        assert_eq!(b64::encode(digest), s(v, "context_digest"));
+        let nonce = b64::decode(s(v, "rp_nonce"), "rp_nonce").unwrap();
+        let fields = ResponseFields {
+            challenge_id: s(v, "challenge_id"),
+            user: s(v, "user"),
+            device_id: s(v, "device_id"),
+            rp_nonce: &nonce,
+            context_digest: &digest,
+            decision: s(v, "decision").parse().unwrap(),
+            code: s(v, "code"),
+            responded_at: s(v, "responded_at"),
+        };
+        let msg = response_message(&fields);
+        assert_eq!(hex::encode(&msg), s(v, "message_hex"));
+        let k = key(v);
+        assert_eq!(k.sign_b64(&msg), s(v, "signature"));
+        assert!(k.public_key().verify_b64(&msg, s(v, "signature")).is_ok());
+    }
+}
+
+#[test]
+fn requests() {
+    for v in list(&vectors(), "request") {
+        let msg = request_message(
+            s(v, "method"),
+            s(v, "path_and_query"),
+            s(v, "ts"),
+            s(v, "nonce"),
+            s(v, "body").as_bytes(),
+        );
+        assert_eq!(hex::encode(&msg), s(v, "message_hex"));
+        assert_eq!(key(v).sign_b64(&msg), s(v, "signature"));
+        let auth = DeviceAuth::parse(s(v, "header")).unwrap();
+        assert_eq!(auth.sig, s(v, "signature"));
+        assert_eq!(
+            auth.message(
+                s(v, "method"),
+                s(v, "path_and_query"),
+                s(v, "body").as_bytes()
+            ),
+            msg
+        );
+    }
+}
+
+#[test]
+fn enrollment_proofs() {
+    for v in list(&vectors(), "enroll") {
+        let public = DevicePublicKey::from_wire(s(v, "alg"), s(v, "public_key")).unwrap();
+        let msg = enroll_message(s(v, "token"), s(v, "alg"), &public.to_bytes());
+        assert_eq!(hex::encode(&msg), s(v, "message_hex"));
+        assert!(public.verify_b64(&msg, s(v, "proof")).is_ok());
+        assert_eq!(key(v).sign_b64(&msg), s(v, "proof"));
+    }
+}
