@@ -1,0 +1,1 @@
+//! pushauth-device (skeleton)
