@@ -1,1 +1,20 @@
-//! pushauth-client (skeleton)
+//! pushauth-client: the one relying-party client of pushauthd. It starts a push challenge for a
+//! user, long-polls it until a decision or a deadline, cancels it, and verifies the device's
+//! signed answer against what it sent (and against pinned device keys) so that a broken-into
+//! server cannot approve on its own.
+//!
+//! Blocking and single-threaded on purpose: it runs inside sshd through PAM, where no threads or
+//! async runtime may be started.
+
+mod client;
+mod config;
+mod error;
+mod http;
+pub mod pinned;
+mod verify;
+
+pub use client::{Client, Outcome, PendingLogin, StartOptions};
+pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
+pub use error::ClientError;
+pub use pushauth_proto::wire::{DeviceInfo, ErrorCode};
+pub use pushauth_proto::Context;

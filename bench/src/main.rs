@@ -1,0 +1,76 @@
+//! pushauth-bench: starts a real pushauthd on SQLite and measures it from the outside.
+//!
+//! It prints complete push logins per second (challenge created → device fetches it → signed
+//! answer → relying-party client holds the verified outcome), the latency from the device's answer
+//! to the client's return, pushauthd's CPU time per login, and its memory with many challenges
+//! waiting at once. Run it with `scripts/bench` (which builds pushauthd and this binary in release).
+
+mod logins;
+mod server;
+mod stats;
+mod waits;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+/// Benchmark a local pushauthd.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The pushauthd binary; default: next to this binary.
+    #[arg(long)]
+    pushauthd: Option<PathBuf>,
+    /// Relying-party/device pairs running logins at once.
+    #[arg(long, default_value_t = 64)]
+    pairs: usize,
+    /// How long the throughput phase runs, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Sequential logins for the unloaded latency phase.
+    #[arg(long, default_value_t = 300)]
+    latency_logins: usize,
+    /// Challenges waited on at once in the memory phase.
+    #[arg(long, default_value_t = 10_000)]
+    waits: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let pushauthd = match args.pushauthd {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench binary has no folder")?
+            .join("pushauthd"),
+    };
+    anyhow::ensure!(
+        pushauthd.exists(),
+        "{} not found: build it first (cargo build --release -p pushauth-server) or pass --pushauthd",
+        pushauthd.display()
+    );
+
+    let server = server::Server::start(&pushauthd)?;
+    println!("pushauthd {} on {} (SQLite in {})", pushauthd.display(), server.url, server.data_dir().display());
+    let rp_key = server.create_rp("bench")?;
+
+    let light = logins::run(&server, &rp_key, 1, logins::Mode::Count(args.latency_logins), Duration::from_millis(5))?;
+    let cpu_before = server.cpu_seconds()?;
+    let loaded = logins::run(&server, &rp_key, args.pairs, logins::Mode::Seconds(args.seconds), Duration::ZERO)?;
+    let cpu_used = server.cpu_seconds()? - cpu_before;
+    let waits = waits::run(&server, &rp_key, args.waits)?;
+
+    println!();
+    println!("== push logins ({} pairs, {:.1} s)", args.pairs, loaded.elapsed.as_secs_f64());
+    println!("complete logins:            {}", loaded.logins);
+    println!("logins per second:          {:.0}", loaded.per_second());
+    println!("answer→return p50 / p99:    {} / {} (under full load)", stats::ms(loaded.latency.p(50.0)), stats::ms(loaded.latency.p(99.0)));
+    println!("pushauthd CPU per login:    {:.3} ms", cpu_used * 1000.0 / loaded.logins.max(1) as f64);
+    println!("== unloaded latency ({} sequential logins, client already waiting)", light.logins);
+    println!("answer→return p50 / p99:    {} / {}", stats::ms(light.latency.p(50.0)), stats::ms(light.latency.p(99.0)));
+    println!("== {} challenges waiting at once", waits.waiting);
+    println!("pushauthd RSS while waiting: {:.1} MiB", waits.rss_mib);
+    println!("pushauthd peak RSS (whole run): {:.1} MiB", server.peak_rss_mib()?);
+    Ok(())
+}

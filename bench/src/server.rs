@@ -1,0 +1,179 @@
+//! A pushauthd child process on a temporary SQLite store, and what /proc says about it.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use pushauth_device::{DeviceClient, Profile};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use zeroize::Zeroizing;
+
+pub struct Server {
+    child: Child,
+    dir: TempDir,
+    pub url: String,
+    admin_token: Zeroizing<String>,
+    agent: ureq::Agent,
+}
+
+/// The bench lifts the per-user push-fatigue limits: they are policy, and the bench measures
+/// capacity. Everything else is the default configuration.
+const CONFIG: &str = r#"
+[limits]
+max_open_per_user = 1000000
+max_new_per_window = 1000000000
+window_secs = 600
+report_lockout_secs = 900
+"#;
+
+impl Server {
+    pub fn start(binary: &Path) -> Result<Server> {
+        raise_fd_limit();
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let config = dir.path().join("pushauthd.toml");
+        fs::write(&config, CONFIG)?;
+        let token_file = dir.path().join("admin-token");
+        let child = Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--admin-token-file")
+            .arg(&token_file)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        let mut server = Server {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            admin_token: Zeroizing::new(String::new()),
+            agent,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("pushauthd exited at start: {status}");
+            }
+            if server.agent.get(&format!("{}/healthz", server.url)).call().is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("pushauthd did not answer /healthz within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server.admin_token = Zeroizing::new(fs::read_to_string(&token_file)?.trim().to_owned());
+        Ok(server)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn admin_post(&self, path: &str, body: Value) -> Result<Value> {
+        let answer = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {}", self.admin_token.as_str()))
+            .send_json(body)
+            .with_context(|| format!("POST {path}"))?;
+        Ok(answer.into_json()?)
+    }
+
+    /// A relying party's API key.
+    pub fn create_rp(&self, name: &str) -> Result<Zeroizing<String>> {
+        let answer = self.admin_post("/v1/admin/relying-parties", json!({ "name": name }))?;
+        let key = answer["api_key"].as_str().context("no api_key in the answer")?;
+        Ok(Zeroizing::new(key.to_owned()))
+    }
+
+    /// Enrolls a new device for `user` the way the device CLI does, and returns its client.
+    pub fn enroll(&self, user: &str) -> Result<DeviceClient> {
+        let answer = self.admin_post("/v1/admin/enrollments", json!({ "user": user }))?;
+        let link = answer["url"].as_str().context("no url in the answer")?;
+        let profile: Profile = DeviceClient::enroll(link, &format!("bench {user}"), None)?;
+        Ok(DeviceClient::new(&profile)?)
+    }
+
+    fn proc_field(&self, file: &str, key: &str) -> Result<u64> {
+        let text = fs::read_to_string(format!("/proc/{}/{file}", self.child.id()))?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .with_context(|| format!("{key} not in /proc/PID/{file}"))?;
+        let kib = line
+            .split_whitespace()
+            .nth(1)
+            .context("no value")?
+            .parse()?;
+        Ok(kib)
+    }
+
+    pub fn rss_mib(&self) -> Result<f64> {
+        Ok(self.proc_field("status", "VmRSS:")? as f64 / 1024.0)
+    }
+
+    pub fn peak_rss_mib(&self) -> Result<f64> {
+        Ok(self.proc_field("status", "VmHWM:")? as f64 / 1024.0)
+    }
+
+    /// User plus system CPU seconds pushauthd has used so far.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
+        let rest = stat.rsplit_once(')').context("odd /proc/PID/stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
+            + fields.get(12).context("no stime")?.parse::<u64>()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(ticks as f64 / hz)
+    }
+
+    /// A Prometheus gauge or counter value from /metrics (first sample of that name).
+    pub fn metric(&self, name: &str) -> Result<f64> {
+        let text = self
+            .agent
+            .get(&format!("{}/metrics", self.url))
+            .call()?
+            .into_string()?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .with_context(|| format!("{name} not in /metrics"))?;
+        Ok(line.rsplit(' ').next().context("no value")?.parse()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Many waits need many sockets: lift the soft descriptor limit to the hard one (the child
+/// inherits it).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

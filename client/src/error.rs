@@ -1,0 +1,43 @@
+//! The errors a relying party must be able to tell apart (DESIGN.md, "Failure policy").
+//!
+//! Every variant is a refusal for the caller; they differ so that config can name which failures
+//! are tolerated and so that logs say what happened. No message ever holds the API key.
+
+use pushauth_proto::wire::ErrorCode;
+use thiserror::Error;
+
+/// Why a client call failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// No server could be reached (connection refused, reset, timed out, DNS, TLS), or the
+    /// server failed (5xx).
+    #[error("pushauth server unreachable: {0}")]
+    Unreachable(String),
+    /// The server does not know the user.
+    #[error("pushauth server does not know this user")]
+    UnknownUser,
+    /// The user has no (matching) enrolled device.
+    #[error("the user has no enrolled pushauth device")]
+    NoDevice,
+    /// One of the three 429s: too many open challenges, rate limited, or locked after a report.
+    #[error("pushauth server refused: {} ({message})", code.as_str())]
+    RateLimited { code: ErrorCode, message: String },
+    /// The server refused the API key.
+    #[error("pushauth server refused the API key (401)")]
+    Unauthorized,
+    /// Any other API error.
+    #[error("pushauth server refused with {status}: {} ({message})", code.map_or("unknown_error", |c| c.as_str()))]
+    Rejected {
+        status: u16,
+        /// The stable error code, when the body carried a known one.
+        code: Option<ErrorCode>,
+        message: String,
+    },
+    /// The server's answer is malformed, too large, or does not verify: treat as a refusal.
+    #[error("untrustworthy answer from pushauth server: {0}")]
+    BadAnswer(String),
+    /// The client's own configuration is unusable (no servers, bad CA file, bad proxy, bad
+    /// pinned-keys file…).
+    #[error("pushauth client configuration: {0}")]
+    Config(String),
+}

@@ -1,0 +1,152 @@
+//! Pinned device keys: `<authorized_devices_dir>/<user>`, in the style of sshd's
+//! `authorized_keys`. Where the file exists, only answers signed by a key it lists count, so a
+//! broken-into server cannot approve on the person's behalf.
+//!
+//! Format: one key per line, `ed25519 <base64url raw key> [comment]`; blank lines and lines
+//! starting with `#` are ignored. Anything else makes the whole file invalid (fail closed).
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use pushauth_proto::DevicePublicKey;
+
+use crate::ClientError;
+
+/// Parses the text of an authorized-devices file. The error names the line.
+pub fn parse_authorized_devices(text: &str) -> Result<Vec<DevicePublicKey>, String> {
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(alg), Some(key)) = (fields.next(), fields.next()) else {
+            return Err(format!(
+                "line {}: expected \"ed25519 <base64url key> [comment]\"",
+                index + 1
+            ));
+        };
+        let key =
+            DevicePublicKey::from_wire(alg, key).map_err(|e| format!("line {}: {e}", index + 1))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The pinned keys of `user`, or `None` when the user has no file (no pinning). A file that
+/// exists but cannot be read or parsed is an error: pinning must never silently switch off.
+pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>>, ClientError> {
+    // The user name becomes a file name: refuse anything that could leave the directory.
+    if user.is_empty()
+        || user.starts_with('.')
+        || user.contains(['/', '\\', '\0'])
+        || user.chars().any(char::is_control)
+    {
+        return Err(ClientError::Config(format!(
+            "user name {user:?} cannot be used to look up pinned device keys"
+        )));
+    }
+    let path = dir.join(user);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            // The directory itself must be readable, or "no file" could be a permissions problem.
+            return match fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => Ok(None),
+                Ok(_) => Err(ClientError::Config(format!(
+                    "authorized devices path {} is not a directory",
+                    dir.display()
+                ))),
+                Err(e) => Err(ClientError::Config(format!(
+                    "cannot read authorized devices directory {}: {e}",
+                    dir.display()
+                ))),
+            };
+        }
+        Err(e) => {
+            return Err(ClientError::Config(format!(
+                "cannot read pinned device keys {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    parse_authorized_devices(&text)
+        .map(Some)
+        .map_err(|e| ClientError::Config(format!("pinned device keys {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pushauth_proto::DeviceSigningKey;
+
+    fn key(seed: u8) -> DevicePublicKey {
+        DeviceSigningKey::from_seed(&[seed; 32]).public_key()
+    }
+
+    #[test]
+    fn parses_keys_comments_and_blank_lines() {
+        let text = format!(
+            "# alice's devices\n\n  ed25519 {} phone\ned25519\t{}\n   # trailing comment\n",
+            key(1).to_b64(),
+            key(2).to_b64()
+        );
+        let keys = parse_authorized_devices(&text).unwrap();
+        assert_eq!(keys, vec![key(1), key(2)]);
+        assert_eq!(parse_authorized_devices("# none\n\n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn refuses_malformed_lines_naming_them() {
+        let good = format!("ed25519 {}\n", key(1).to_b64());
+        for (bad, line) in [
+            (format!("{good}ed25519\n"), "line 2"),
+            (format!("{good}rsa {}\n", key(1).to_b64()), "line 2"),
+            ("ed25519 AAAA\n".to_string(), "line 1"),
+            (format!("ed25519 {}==\n", key(1).to_b64()), "line 1"),
+            (format!("\n\ned25519 {}x\n", key(1).to_b64()), "line 3"),
+        ] {
+            let err = parse_authorized_devices(&bad).unwrap_err();
+            assert!(err.starts_with(line), "{bad:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn loading_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_pinned(dir.path(), "alice").unwrap(), None);
+        fs::write(
+            dir.path().join("alice"),
+            format!("ed25519 {}\n", key(4).to_b64()),
+        )
+        .unwrap();
+        assert_eq!(
+            load_pinned(dir.path(), "alice").unwrap(),
+            Some(vec![key(4)])
+        );
+        fs::write(dir.path().join("bob"), "ed25519 garbage\n").unwrap();
+        match load_pinned(dir.path(), "bob") {
+            Err(ClientError::Config(msg)) => assert!(msg.contains("line 1"), "{msg}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // A directory where a file should be cannot be read: refused, not ignored.
+        fs::create_dir(dir.path().join("carol")).unwrap();
+        assert!(matches!(
+            load_pinned(dir.path(), "carol"),
+            Err(ClientError::Config(_))
+        ));
+        for user in ["../alice", ".hidden", "a/b", ""] {
+            assert!(matches!(
+                load_pinned(dir.path(), user),
+                Err(ClientError::Config(_))
+            ));
+        }
+        // A missing directory is not "no pinning".
+        assert!(matches!(
+            load_pinned(&dir.path().join("nope"), "alice"),
+            Err(ClientError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,317 @@
+//! pushauth-client against a scripted HTTP server on 127.0.0.1: oversized bodies, server errors
+//! while waiting, and a server that forges answers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pushauth_client::{Client, ClientConfig, ClientError, Outcome, StartOptions};
+use pushauth_proto::signing::{response_message, ResponseFields};
+use pushauth_proto::wire::{ChallengeCreated, ChallengeStatus, CreateChallenge, DeviceInfo};
+use pushauth_proto::{b64, context_digest, ChallengeState, Context, Decision, DeviceSigningKey};
+
+/// What the fake server does with one request: answer `(status, body)` or drop the connection.
+type Handler = dyn Fn(&str, &str, &[u8]) -> Option<(u16, String)> + Send + Sync;
+
+/// Reads one request: method, target, body. `None` at end of stream.
+fn read_request(reader: &mut impl BufRead) -> Option<(String, String, Vec<u8>)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((method, target, body))
+}
+
+fn respond(stream: &mut impl Write, status: u16, body: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Serves requests on its own thread until the test ends; every answer closes the connection.
+fn fake_server(handler: Arc<Handler>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let Some((method, path, body)) = read_request(&mut reader) else {
+                continue;
+            };
+            if let Some((status, body)) = handler(&method, &path, &body) {
+                respond(&mut stream, status, &body);
+            }
+        }
+    });
+    url
+}
+
+fn client(url: String) -> Client {
+    Client::new(ClientConfig::new(vec![url], "fake-api-key")).unwrap()
+}
+
+fn context() -> Context {
+    [("service".to_string(), "sudo".to_string())].into()
+}
+
+#[test]
+fn oversized_answers_are_refused() {
+    let url = fake_server(Arc::new(|_, _, _| {
+        let big = "x".repeat(70 * 1024);
+        Some((200, format!("{{\"devices\":[],\"pad\":\"{big}\"}}")))
+    }));
+    match client(url).devices("alice") {
+        Err(ClientError::BadAnswer(msg)) => assert!(msg.contains("larger"), "{msg}"),
+        other => panic!("expected BadAnswer, got {other:?}"),
+    }
+
+    // Without a Content-Length, the body is cut off while reading.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if read_request(&mut reader).is_none() {
+                continue;
+            }
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(
+                format!("{{\"devices\":[],\"pad\":\"{}", "y".repeat(100 * 1024)).as_bytes(),
+            );
+        }
+    });
+    match client(url).devices("alice") {
+        Err(ClientError::BadAnswer(msg)) => assert!(msg.contains("larger"), "{msg}"),
+        other => panic!("expected BadAnswer, got {other:?}"),
+    }
+}
+
+/// A fake pushauthd holding one challenge whose answers come from `answer`.
+struct Script {
+    key: DeviceSigningKey,
+    sent: Mutex<Option<CreateChallenge>>,
+    polls: Mutex<u32>,
+}
+
+impl Script {
+    fn created(&self, body: &[u8]) -> String {
+        let request: CreateChallenge = serde_json::from_slice(body).unwrap();
+        let user = request.user.clone();
+        *self.sent.lock().unwrap() = Some(request);
+        serde_json::to_string(&ChallengeCreated {
+            id: "chal1".into(),
+            user,
+            devices: vec!["dev1".into()],
+            device_info: vec![DeviceInfo {
+                id: "dev1".into(),
+                name: "phone".into(),
+                alg: "ed25519".into(),
+                public_key: self.key.public_key().to_b64(),
+                created_at: "2026-01-01T00:00:00Z".into(),
+                last_seen_at: None,
+            }],
+            code: Some("42".into()),
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            state: ChallengeState::Pending,
+        })
+        .unwrap()
+    }
+
+    /// An approval signed by `signer` over what the client sent, with `code` typed.
+    fn approved(&self, signer: &DeviceSigningKey, code: &str) -> String {
+        let sent = self.sent.lock().unwrap().clone().unwrap();
+        let nonce = b64::decode(&sent.rp_nonce, "rp_nonce").unwrap();
+        let responded_at = "2026-01-01T00:00:10Z";
+        let signature = signer.sign_b64(&response_message(&ResponseFields {
+            challenge_id: "chal1",
+            user: &sent.user,
+            device_id: "dev1",
+            rp_nonce: &nonce,
+            context_digest: &context_digest(&sent.context),
+            decision: Decision::Approve,
+            code,
+            responded_at,
+        }));
+        serde_json::to_string(&ChallengeStatus {
+            id: "chal1".into(),
+            state: ChallengeState::Approved,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            device_id: Some("dev1".into()),
+            decision: Some(Decision::Approve),
+            reason: None,
+            responded_at: Some(responded_at.into()),
+            signature: Some(signature),
+            typed_code: Some(code.into()),
+        })
+        .unwrap()
+    }
+}
+
+#[test]
+fn wait_rides_out_server_errors_and_dropped_connections() {
+    let script = Arc::new(Script {
+        key: DeviceSigningKey::from_seed(&[3; 32]),
+        sent: Mutex::new(None),
+        polls: Mutex::new(0),
+    });
+    let s = script.clone();
+    let url = fake_server(Arc::new(move |method, path, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        assert!(path.starts_with("/v1/challenges/chal1?wait="), "{path}");
+        let mut polls = s.polls.lock().unwrap();
+        *polls += 1;
+        match *polls {
+            1 => Some((503, r#"{"error":"internal","message":"restarting"}"#.into())),
+            2 => None,
+            3 => Some((502, "<html>bad gateway</html>".into())),
+            _ => Some((200, s.approved(&s.key, "42"))),
+        }
+    }));
+    let client = client(url);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    assert_eq!(login.code.as_deref(), Some("42"));
+    let outcome = client
+        .wait(&login, Instant::now() + Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Approved {
+            device_id: "dev1".into(),
+            device_name: "phone".into()
+        }
+    );
+    assert_eq!(*script.polls.lock().unwrap(), 4);
+}
+
+#[test]
+fn a_server_that_forges_approvals_is_not_believed() {
+    let script = Arc::new(Script {
+        key: DeviceSigningKey::from_seed(&[3; 32]),
+        sent: Mutex::new(None),
+        polls: Mutex::new(0),
+    });
+    let s = script.clone();
+    let url = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        // Signed with the server's own key, not the device's.
+        let forger = DeviceSigningKey::from_seed(&[4; 32]);
+        Some((200, s.approved(&forger, "42")))
+    }));
+    let client = client(url);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let result = client.wait(&login, Instant::now() + Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(ClientError::BadAnswer(_))),
+        "{result:?}"
+    );
+
+    // The device's key but the wrong code, presented as approved.
+    let s = script.clone();
+    let url = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        Some((200, s.approved(&s.key, "17")))
+    }));
+    let client2 = self::client(url);
+    let login = client2
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let result = client2.wait(&login, Instant::now() + Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(ClientError::BadAnswer(_))),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn wait_reports_unreachable_when_the_server_never_comes_back() {
+    let script = Arc::new(Script {
+        key: DeviceSigningKey::from_seed(&[3; 32]),
+        sent: Mutex::new(None),
+        polls: Mutex::new(0),
+    });
+    let s = script.clone();
+    let url = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        None
+    }));
+    let client = client(url);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    let result = client.wait(&login, started + Duration::from_secs(2));
+    assert!(
+        matches!(result, Err(ClientError::Unreachable(_))),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn requests_go_through_the_configured_proxy() {
+    // A proxy that accepts CONNECT (or absolute-form requests) and answers as the server itself.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let Some((method, target, _)) = read_request(&mut reader) else {
+                continue;
+            };
+            log.lock().unwrap().push(format!("{method} {target}"));
+            if method == "CONNECT" {
+                let _ = write!(stream, "HTTP/1.1 200 Connection established\r\n\r\n");
+                let Some((method, target, _)) = read_request(&mut reader) else {
+                    continue;
+                };
+                log.lock().unwrap().push(format!("{method} {target}"));
+            }
+            respond(&mut stream, 200, r#"{"devices":[]}"#);
+        }
+    });
+    let mut cfg = ClientConfig::new(vec!["http://push.invalid:8443".into()], "fake-api-key");
+    cfg.proxy = Some(proxy);
+    let client = Client::new(cfg).unwrap();
+    assert_eq!(client.devices("alice").unwrap(), vec![]);
+    let seen = seen.lock().unwrap().join("\n");
+    assert!(seen.contains("push.invalid:8443"), "{seen}");
+    assert!(seen.contains("/v1/users/alice/devices"), "{seen}");
+}

@@ -1,0 +1,323 @@
+//! pushauth-device: the command-line authenticator. Enroll this machine as a pushauth device,
+//! list pending login challenges, approve (typing the code the login screen shows), deny, or
+//! report them, or watch and answer them as they arrive.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread::sleep;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use pushauth_device::profile::{
+    default_config_dir, load_profile, profile_exists, profile_path, save_profile,
+};
+use pushauth_device::{
+    ChallengeStatus, Decision, DeviceClient, DeviceError, PendingChallenge, DEFAULT_PROFILE,
+};
+use pushauth_proto::wire::PendingList;
+
+/// Long-poll length for `watch`.
+const WATCH_POLL_SECS: u64 = 25;
+
+#[derive(Parser)]
+#[command(
+    name = "pushauth-device",
+    version,
+    about = "pushauth command-line authenticator"
+)]
+struct Cli {
+    /// Directory holding the profiles [default: $XDG_CONFIG_HOME/pushauth-device or
+    /// ~/.config/pushauth-device]
+    #[arg(long, global = true, env = "PUSHAUTH_DEVICE_DIR")]
+    config_dir: Option<PathBuf>,
+    /// Profile (one enrolled device) to use.
+    #[arg(long, global = true, default_value = DEFAULT_PROFILE)]
+    profile: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this device from an enrollment link (<server>/enroll?token=…).
+    Enroll {
+        url: String,
+        /// Friendly name shown to relying parties [default: pushauth-device@<hostname>]
+        #[arg(long)]
+        name: Option<String>,
+        /// Extra PEM CA bundle for the server's certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Replace an existing profile of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List open challenges.
+    Pending {
+        /// Wait up to SECS (at most 30) for a challenge to arrive.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a challenge, typing the code shown on the login screen.
+    Approve {
+        id: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Deny a challenge.
+    Deny { id: String },
+    /// Report a challenge as "this was not me".
+    Report { id: String },
+    /// Wait for challenges and answer them interactively.
+    Watch {
+        /// Exit after the first answered challenge.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushauth-device: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let dir = match cli.config_dir {
+        Some(dir) => dir,
+        None => default_config_dir()?,
+    };
+    let profile = cli.profile.as_str();
+    match cli.command {
+        Command::Enroll {
+            url,
+            name,
+            ca_file,
+            force,
+        } => enroll(&dir, profile, &url, name, ca_file, force),
+        Command::Pending { wait, json } => pending(&open(&dir, profile)?, wait, json),
+        Command::Approve { id, code } => {
+            answer(&open(&dir, profile)?, &id, Decision::Approve, code)
+        }
+        Command::Deny { id } => answer(&open(&dir, profile)?, &id, Decision::Deny, None),
+        Command::Report { id } => answer(&open(&dir, profile)?, &id, Decision::Report, None),
+        Command::Watch { once } => watch(&open(&dir, profile)?, once),
+    }
+}
+
+/// The client of an enrolled profile.
+fn open(dir: &std::path::Path, profile: &str) -> Result<DeviceClient> {
+    let profile = load_profile(dir, profile)?;
+    Ok(DeviceClient::new(&profile)?)
+}
+
+fn enroll(
+    dir: &std::path::Path,
+    profile_name: &str,
+    url: &str,
+    name: Option<String>,
+    ca_file: Option<PathBuf>,
+    force: bool,
+) -> Result<()> {
+    // Check before using the single-use token, so a refusal does not burn it.
+    let path = profile_path(dir, profile_name)?;
+    if !force && profile_exists(dir, profile_name)? {
+        bail!(
+            "profile {profile_name:?} already exists ({}); use --force to replace it, or \
+             --profile NAME for another one",
+            path.display()
+        );
+    }
+    let name = name.unwrap_or_else(default_device_name);
+    let profile = DeviceClient::enroll(url, &name, ca_file.as_deref())?;
+    let path = save_profile(dir, profile_name, &profile, force)?;
+    println!(
+        "enrolled device {} ({}) for user {} on {}",
+        profile.device_id, profile.name, profile.user, profile.server
+    );
+    println!("profile saved to {}", path.display());
+    Ok(())
+}
+
+fn default_device_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("pushauth-device@{host}")
+}
+
+/// Context values come from the relying party; strip anything a terminal would interpret.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+fn print_challenge(challenge: &PendingChallenge) {
+    println!("challenge {}", printable(&challenge.id));
+    println!("  user:      {}", printable(&challenge.user));
+    println!("  state:     {}", challenge.state);
+    println!("  expires:   {}", printable(&challenge.expires_at));
+    println!(
+        "  code:      {}",
+        if challenge.code_required {
+            "required (type the code shown on the login screen)"
+        } else {
+            "not required"
+        }
+    );
+    for (key, value) in &challenge.context {
+        println!(
+            "  {:<10} {}",
+            format!("{}:", printable(key)),
+            printable(value)
+        );
+    }
+}
+
+fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
+    let challenges = client.pending(wait)?;
+    let open: Vec<PendingChallenge> = challenges
+        .into_iter()
+        .filter(|c| !c.state.is_terminal())
+        .collect();
+    if json {
+        let text = serde_json::to_string_pretty(&PendingList { challenges: open })?;
+        println!("{text}");
+    } else if open.is_empty() {
+        println!("no pending challenges");
+    } else {
+        for challenge in &open {
+            print_challenge(challenge);
+        }
+    }
+    Ok(())
+}
+
+fn print_status(status: &ChallengeStatus) {
+    match status.reason {
+        Some(reason) => println!("challenge {}: {} ({reason})", status.id, status.state),
+        None => println!("challenge {}: {}", status.id, status.state),
+    }
+}
+
+fn answer(client: &DeviceClient, id: &str, decision: Decision, code: Option<String>) -> Result<()> {
+    let challenge = client
+        .pending(0)?
+        .into_iter()
+        .find(|c| c.id == id && !c.state.is_terminal())
+        .with_context(|| {
+            format!(
+                "no open challenge {id:?} for this device (it may be decided, expired, or not \
+                 sent to this device); see `pushauth-device pending`"
+            )
+        })?;
+    let code = match (decision, challenge.code_required, code) {
+        (Decision::Approve, true, None) => {
+            bail!("this challenge needs the code shown on the login screen: add --code NN")
+        }
+        (Decision::Approve, _, Some(code)) => code,
+        _ => String::new(),
+    };
+    let status = client.respond(&challenge, decision, &code)?;
+    print_status(&status);
+    Ok(())
+}
+
+/// What the person typed at the watch prompt.
+enum Typed {
+    Answer(Decision, String),
+    Again,
+}
+
+fn parse_typed(line: &str, code_required: bool) -> Typed {
+    let text = line.trim();
+    match text {
+        "d" | "deny" => Typed::Answer(Decision::Deny, String::new()),
+        "r" | "report" => Typed::Answer(Decision::Report, String::new()),
+        "y" | "yes" if !code_required => Typed::Answer(Decision::Approve, String::new()),
+        code if code_required && !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => {
+            Typed::Answer(Decision::Approve, code.to_owned())
+        }
+        _ => Typed::Again,
+    }
+}
+
+fn watch(client: &DeviceClient, once: bool) -> Result<()> {
+    let stdin = io::stdin();
+    let echoed = stdin.is_terminal();
+    let mut input = stdin.lock();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut backoff = Duration::from_millis(500);
+    println!("watching for challenges (Ctrl-C to stop)");
+    loop {
+        let challenges = match client.pending(WATCH_POLL_SECS) {
+            Ok(challenges) => {
+                backoff = Duration::from_millis(500);
+                challenges
+            }
+            // The server restarting or the network dropping should not end a watch.
+            Err(e @ (DeviceError::Unreachable(_) | DeviceError::Server { status: 500.., .. })) => {
+                eprintln!("pushauth-device: {e}; retrying");
+                sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for challenge in challenges {
+            if challenge.state.is_terminal() || !seen.insert(challenge.id.clone()) {
+                continue;
+            }
+            if let Err(e) = client.ack(&challenge.id) {
+                eprintln!("pushauth-device: cannot acknowledge {}: {e}", challenge.id);
+                continue;
+            }
+            print_challenge(&challenge);
+            let (decision, code) = loop {
+                if challenge.code_required {
+                    print!(
+                        "Type the code shown on the login screen (or 'd' to deny, 'r' to report): "
+                    );
+                } else {
+                    print!(
+                        "Approve this login? Type 'y' to approve (or 'd' to deny, 'r' to report): "
+                    );
+                }
+                io::stdout().flush()?;
+                let mut line = String::new();
+                if input.read_line(&mut line)? == 0 {
+                    bail!("standard input closed before an answer was typed");
+                }
+                if !echoed {
+                    // Piped input is not echoed: end the prompt's line ourselves.
+                    println!();
+                }
+                match parse_typed(&line, challenge.code_required) {
+                    Typed::Answer(decision, code) => break (decision, code),
+                    Typed::Again => println!("not understood"),
+                }
+            };
+            match client.respond(&challenge, decision, &code) {
+                Ok(status) => {
+                    print_status(&status);
+                    if once {
+                        return Ok(());
+                    }
+                }
+                Err(e) => eprintln!("pushauth-device: answer not accepted: {e}"),
+            }
+        }
+    }
+}

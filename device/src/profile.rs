@@ -1,0 +1,229 @@
+//! Profiles: one enrolled device per TOML file in the config directory, private to its owner
+//! (file 0600, directory 0700), since each holds the device's private key.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::DeviceError;
+
+/// Name of the profile used when none is given.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// One enrolled device.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Server base URL.
+    pub server: String,
+    pub user: String,
+    pub device_id: String,
+    /// The device's friendly name.
+    pub name: String,
+    /// Ed25519 seed, base64url. Never printed.
+    pub key_seed: Zeroizing<String>,
+    /// Extra PEM CA bundle for the server's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("device_id", &self.device_id)
+            .field("name", &self.name)
+            .field("key_seed", &"<redacted>")
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+fn err(msg: String) -> DeviceError {
+    DeviceError::Profile(msg)
+}
+
+/// The default config directory: `$PUSHAUTH_DEVICE_DIR`, else `$XDG_CONFIG_HOME/pushauth-device`,
+/// else `~/.config/pushauth-device`.
+pub fn default_config_dir() -> Result<PathBuf, DeviceError> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("PUSHAUTH_DEVICE_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = non_empty("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(xdg).join("pushauth-device"));
+    }
+    if let Some(home) = non_empty("HOME") {
+        return Ok(PathBuf::from(home).join(".config").join("pushauth-device"));
+    }
+    Err(err(
+        "no config directory: set --config-dir, PUSHAUTH_DEVICE_DIR or HOME".into(),
+    ))
+}
+
+/// The file of profile `name` in `dir`. Names are plain words, so they cannot leave `dir`.
+pub fn profile_path(dir: &Path, name: &str) -> Result<PathBuf, DeviceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        return Err(err(format!(
+            "profile name {name:?} must be 1 to 64 of A-Z, a-z, 0-9, '-', '_', '.'"
+        )));
+    }
+    Ok(dir.join(format!("{name}.toml")))
+}
+
+/// Whether profile `name` exists in `dir`.
+pub fn profile_exists(dir: &Path, name: &str) -> Result<bool, DeviceError> {
+    let path = profile_path(dir, name)?;
+    Ok(fs::symlink_metadata(path).is_ok())
+}
+
+/// Stores a profile with mode 0600 (the directory 0700 if it is created). Refuses to replace
+/// an existing profile unless `force`.
+pub fn save_profile(
+    dir: &Path,
+    name: &str,
+    profile: &Profile,
+    force: bool,
+) -> Result<PathBuf, DeviceError> {
+    let path = profile_path(dir, name)?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    if !force && fs::symlink_metadata(&path).is_ok() {
+        return Err(err(format!(
+            "profile {name:?} already exists ({}); use --force to replace it",
+            path.display()
+        )));
+    }
+    let text = Zeroizing::new(
+        toml::to_string(profile).map_err(|e| err(format!("cannot encode the profile: {e}")))?,
+    );
+    // Write beside the target and rename, so a crash never leaves half a key file.
+    let tmp = dir.join(format!(".{name}.toml.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(format!("cannot write {}: {e}", tmp.display())));
+    }
+    if !force && fs::symlink_metadata(&path).is_ok() {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(format!(
+            "profile {name:?} already exists ({}); use --force to replace it",
+            path.display()
+        )));
+    }
+    fs::rename(&tmp, &path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        err(format!("cannot write {}: {e}", path.display()))
+    })?;
+    Ok(path)
+}
+
+/// Loads a profile, refusing one that others may read (it holds the private key).
+pub fn load_profile(dir: &Path, name: &str) -> Result<Profile, DeviceError> {
+    let path = profile_path(dir, name)?;
+    let meta = match fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(err(format!(
+                "no profile {name:?} ({}); enroll first with `pushauth-device enroll URL`",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(err(format!(
+            "{} holds the device's private key but is accessible by others (mode {mode:03o}); \
+             chmod 600 it",
+            path.display()
+        )));
+    }
+    let text = Zeroizing::new(
+        fs::read_to_string(&path)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
+    );
+    toml::from_str(&text)
+        .map_err(|e| err(format!("{} is not a valid profile: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Profile {
+        Profile {
+            server: "http://127.0.0.1:1".into(),
+            user: "alice".into(),
+            device_id: "dev1".into(),
+            name: "phone".into(),
+            key_seed: Zeroizing::new(pushauth_proto::b64::encode([5u8; 32])),
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn save_load_round_trip_with_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cfg");
+        let path = save_profile(&dir, "default", &sample(), false).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(load_profile(&dir, "default").unwrap(), sample());
+        // No replacing without force.
+        assert!(save_profile(&dir, "default", &sample(), false).is_err());
+        let mut other = sample();
+        other.name = "laptop".into();
+        save_profile(&dir, "default", &other, true).unwrap();
+        assert_eq!(load_profile(&dir, "default").unwrap().name, "laptop");
+    }
+
+    #[test]
+    fn readable_profiles_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = save_profile(tmp.path(), "p", &sample(), false).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let msg = load_profile(tmp.path(), "p").unwrap_err().to_string();
+        assert!(msg.contains("chmod 600"), "{msg}");
+    }
+
+    #[test]
+    fn debug_hides_the_key_and_names_are_checked() {
+        let text = format!("{:?}", sample());
+        assert!(!text.contains(sample().key_seed.as_str()));
+        for bad in ["", "../x", ".hidden", "a/b", "a b"] {
+            assert!(profile_path(Path::new("/tmp"), bad).is_err(), "{bad:?}");
+        }
+        assert!(profile_path(Path::new("/tmp"), "work-2").is_ok());
+    }
+}

@@ -1,0 +1,305 @@
+//! The `pushauth-device` binary end to end against a real pushauthd on 127.0.0.1.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pushauth_proto::wire::{ChallengeCreated, ChallengeStatus};
+use pushauth_proto::{b64, random, ChallengeState, Reason};
+use pushauth_server::{RunningServer, ServerConfig};
+use serde_json::{json, Value};
+
+const ADMIN_TOKEN: &str = "device-test-admin-token-42";
+
+struct Env {
+    _server: RunningServer,
+    _data: tempfile::TempDir,
+    url: String,
+    api_key: String,
+    config: tempfile::TempDir,
+}
+
+fn http(method: &str, url: &str, bearer: &str, body: Option<Value>) -> Value {
+    let request = ureq::request(method, url).set("Authorization", &format!("Bearer {bearer}"));
+    let response = match body {
+        Some(body) => request
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string()),
+        None => request.call(),
+    };
+    match response {
+        Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap(),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+impl Env {
+    fn start() -> Env {
+        let data = tempfile::tempdir().unwrap();
+        let cfg = ServerConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            data.path().to_path_buf(),
+            ADMIN_TOKEN.to_string(),
+        );
+        let server = RunningServer::start(cfg).unwrap();
+        let url = server.url();
+        let rp = http(
+            "POST",
+            &format!("{url}/v1/admin/relying-parties"),
+            ADMIN_TOKEN,
+            Some(json!({"name": "rp"})),
+        );
+        Env {
+            _server: server,
+            _data: data,
+            api_key: rp["api_key"].as_str().unwrap().to_string(),
+            url,
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The config directory; the CLI creates it.
+    fn dir(&self) -> std::path::PathBuf {
+        self.config.path().join("pushauth-device")
+    }
+
+    fn link(&self, user: &str) -> String {
+        let e = http(
+            "POST",
+            &format!("{}/v1/admin/enrollments", self.url),
+            ADMIN_TOKEN,
+            Some(json!({"user": user})),
+        );
+        e["url"].as_str().unwrap().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pushauth-device"));
+        cmd.arg("--config-dir").arg(self.dir()).args(args);
+        cmd.env_remove("PUSHAUTH_DEVICE_DIR");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.cmd(args).stdin(Stdio::null()).output().unwrap();
+        eprintln!(
+            "$ pushauth-device {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    fn challenge(&self, user: &str) -> ChallengeCreated {
+        let body = json!({
+            "user": user,
+            "context": {"service": "sshd", "host": "web01", "rhost": "192.0.2.7"},
+            "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
+        });
+        let created = http(
+            "POST",
+            &format!("{}/v1/challenges", self.url),
+            &self.api_key,
+            Some(body),
+        );
+        serde_json::from_value(created).unwrap()
+    }
+
+    fn status(&self, id: &str) -> ChallengeStatus {
+        let status = http(
+            "GET",
+            &format!("{}/v1/challenges/{id}", self.url),
+            &self.api_key,
+            None,
+        );
+        serde_json::from_value(status).unwrap()
+    }
+
+    fn enroll(&self, user: &str) {
+        let out = self.run(&["enroll", &self.link(user), "--name", "cli phone"]);
+        assert!(out.status.success());
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn enroll_pending_and_approve_with_the_code() {
+    let env = Env::start();
+    let out = env.run(&["enroll", &env.link("alice"), "--name", "cli phone"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("for user alice"), "{}", stdout(&out));
+    let profile = env.dir().join("default.toml");
+    assert_eq!(mode(&profile), 0o600);
+    assert_eq!(mode(&env.dir()), 0o700);
+    let text = fs::read_to_string(&profile).unwrap();
+    assert!(text.contains("user = \"alice\""), "{text}");
+
+    let created = env.challenge("alice");
+    let code = created.code.clone().unwrap();
+    let out = env.run(&["pending"]);
+    assert!(out.status.success());
+    let listing = stdout(&out);
+    assert!(listing.contains(&created.id), "{listing}");
+    assert!(
+        listing.contains("sshd") && listing.contains("web01"),
+        "{listing}"
+    );
+    assert!(listing.contains("192.0.2.7"), "{listing}");
+    assert!(listing.contains("required"), "{listing}");
+    assert!(
+        !listing.contains(&format!(" {code}\n")),
+        "the device must never see the code"
+    );
+
+    let out = env.run(&["pending", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["challenges"][0]["id"], created.id.as_str());
+    assert_eq!(json["challenges"][0]["code_required"], true);
+
+    // Approving without the code is refused locally.
+    let out = env.run(&["approve", &created.id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--code"), "{}", stderr(&out));
+
+    let out = env.run(&["approve", &created.id, "--code", &code]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("approved"), "{}", stdout(&out));
+    assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
+
+    // Answering again: the challenge is no longer open.
+    let out = env.run(&["deny", &created.id]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn wrong_code_deny_and_report_print_the_outcome() {
+    let env = Env::start();
+    env.enroll("alice");
+
+    let created = env.challenge("alice");
+    let wrong = if created.code.as_deref() == Some("42") {
+        "43"
+    } else {
+        "42"
+    };
+    let out = env.run(&["approve", &created.id, "--code", wrong]);
+    assert!(out.status.success(), "the server accepted the answer");
+    assert!(stdout(&out).contains("code_mismatch"), "{}", stdout(&out));
+    let status = env.status(&created.id);
+    assert_eq!(status.state, ChallengeState::Denied);
+    assert_eq!(status.reason, Some(Reason::CodeMismatch));
+
+    let created = env.challenge("alice");
+    let out = env.run(&["deny", &created.id]);
+    assert!(out.status.success());
+    assert_eq!(env.status(&created.id).reason, Some(Reason::Denied));
+
+    let created = env.challenge("alice");
+    let out = env.run(&["report", &created.id]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("reported"), "{}", stdout(&out));
+    assert_eq!(env.status(&created.id).reason, Some(Reason::Reported));
+}
+
+#[test]
+fn profiles_are_private_and_not_replaced() {
+    let env = Env::start();
+    env.enroll("alice");
+    let profile = env.dir().join("default.toml");
+    let before = fs::read_to_string(&profile).unwrap();
+
+    // A second enrollment into the same profile is refused, and the link stays unused.
+    let link = env.link("alice");
+    let out = env.run(&["enroll", &link]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&profile).unwrap(), before);
+    // Into another profile it works, with the same link.
+    let out = env.run(&["--profile", "second", "enroll", &link]);
+    assert!(out.status.success());
+    assert!(env.dir().join("second.toml").exists());
+
+    fs::set_permissions(&profile, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = env.run(&["pending"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_links_and_server_errors_are_explained() {
+    let env = Env::start();
+    let out = env.run(&["enroll", "not a link"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("enrollment link"), "{}", stderr(&out));
+
+    let bogus = format!("{}/enroll?token=no-such-token", env.url);
+    let out = env.run(&["enroll", &bogus]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown_enrollment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.dir().join("default.toml").exists());
+
+    let out = env.run(&["pending"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("enroll first"), "{}", stderr(&out));
+}
+
+#[test]
+fn watch_once_answers_with_the_code_from_stdin() {
+    let env = Env::start();
+    env.enroll("alice");
+    let created = env.challenge("alice");
+    let code = created.code.clone().unwrap();
+
+    let mut child = env
+        .cmd(&["watch", "--once"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // An empty line is asked again; then the code.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("\n{code}\n").as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("watch --once did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    eprintln!("{text}{}", stderr(&out));
+    assert!(out.status.success());
+    assert!(
+        text.contains("Type the code shown on the login screen"),
+        "{text}"
+    );
+    assert!(text.contains("web01"), "{text}");
+    assert!(text.contains("approved"), "{text}");
+    assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
+}
