@@ -52,25 +52,63 @@ fn main() -> Result<()> {
     );
 
     let server = server::Server::start(&pushauthd)?;
-    println!("pushauthd {} on {} (SQLite in {})", pushauthd.display(), server.url, server.data_dir().display());
+    println!(
+        "pushauthd {} on {} (SQLite in {})",
+        pushauthd.display(),
+        server.url,
+        server.data_dir().display()
+    );
     let rp_key = server.create_rp("bench")?;
 
-    let light = logins::run(&server, &rp_key, 1, logins::Mode::Count(args.latency_logins), Duration::from_millis(5))?;
+    let light = logins::run(
+        &server,
+        &rp_key,
+        1,
+        logins::Mode::Count(args.latency_logins),
+        Duration::from_millis(5),
+    )?;
     let cpu_before = server.cpu_seconds()?;
-    let loaded = logins::run(&server, &rp_key, args.pairs, logins::Mode::Seconds(args.seconds), Duration::ZERO)?;
+    let loaded = logins::run(
+        &server,
+        &rp_key,
+        args.pairs,
+        logins::Mode::Seconds(args.seconds),
+        Duration::ZERO,
+    )?;
     let cpu_used = server.cpu_seconds()? - cpu_before;
     let waits = waits::run(&server, &rp_key, args.waits)?;
 
     println!();
-    println!("== push logins ({} pairs, {:.1} s)", args.pairs, loaded.elapsed.as_secs_f64());
+    println!(
+        "== push logins ({} pairs, {:.1} s)",
+        args.pairs,
+        loaded.elapsed.as_secs_f64()
+    );
     println!("complete logins:            {}", loaded.logins);
     println!("logins per second:          {:.0}", loaded.per_second());
-    println!("answer→return p50 / p99:    {} / {} (under full load)", stats::ms(loaded.latency.p(50.0)), stats::ms(loaded.latency.p(99.0)));
-    println!("pushauthd CPU per login:    {:.3} ms", cpu_used * 1000.0 / loaded.logins.max(1) as f64);
-    println!("== unloaded latency ({} sequential logins, client already waiting)", light.logins);
-    println!("answer→return p50 / p99:    {} / {}", stats::ms(light.latency.p(50.0)), stats::ms(light.latency.p(99.0)));
+    println!(
+        "answer→return p50 / p99:    {} / {} (under full load)",
+        stats::ms(loaded.latency.p(50.0)),
+        stats::ms(loaded.latency.p(99.0))
+    );
+    println!(
+        "pushauthd CPU per login:    {:.3} ms",
+        cpu_used * 1000.0 / loaded.logins.max(1) as f64
+    );
+    println!(
+        "== unloaded latency ({} sequential logins, client already waiting)",
+        light.logins
+    );
+    println!(
+        "answer→return p50 / p99:    {} / {}",
+        stats::ms(light.latency.p(50.0)),
+        stats::ms(light.latency.p(99.0))
+    );
     println!("== {} challenges waiting at once", waits.waiting);
     println!("pushauthd RSS while waiting: {:.1} MiB", waits.rss_mib);
-    println!("pushauthd peak RSS (whole run): {:.1} MiB", server.peak_rss_mib()?);
+    println!(
+        "pushauthd peak RSS (whole run): {:.1} MiB",
+        server.peak_rss_mib()?
+    );
     Ok(())
 }

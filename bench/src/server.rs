@@ -64,7 +64,12 @@ impl Server {
             if let Some(status) = server.child.try_wait()? {
                 bail!("pushauthd exited at start: {status}");
             }
-            if server.agent.get(&format!("{}/healthz", server.url)).call().is_ok() {
+            if server
+                .agent
+                .get(&format!("{}/healthz", server.url))
+                .call()
+                .is_ok()
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -84,7 +89,10 @@ impl Server {
         let answer = self
             .agent
             .post(&format!("{}{path}", self.url))
-            .set("Authorization", &format!("Bearer {}", self.admin_token.as_str()))
+            .set(
+                "Authorization",
+                &format!("Bearer {}", self.admin_token.as_str()),
+            )
             .send_json(body)
             .with_context(|| format!("POST {path}"))?;
         Ok(answer.into_json()?)
@@ -93,7 +101,9 @@ impl Server {
     /// A relying party's API key.
     pub fn create_rp(&self, name: &str) -> Result<Zeroizing<String>> {
         let answer = self.admin_post("/v1/admin/relying-parties", json!({ "name": name }))?;
-        let key = answer["api_key"].as_str().context("no api_key in the answer")?;
+        let key = answer["api_key"]
+            .as_str()
+            .context("no api_key in the answer")?;
         Ok(Zeroizing::new(key.to_owned()))
     }
 

@@ -78,7 +78,11 @@ pub fn run(server: &Server, rp_key: &Zeroizing<String>, n: usize) -> Result<Wait
 }
 
 /// Runs `f(0..n)` on `workers` threads and collects the results in order.
-fn parallel<T: Send>(workers: usize, n: usize, f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
+fn parallel<T: Send>(
+    workers: usize,
+    n: usize,
+    f: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let chunks: Vec<Result<Vec<T>>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
@@ -88,7 +92,10 @@ fn parallel<T: Send>(workers: usize, n: usize, f: impl Fn(usize) -> Result<T> + 
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a worker panicked")))
+            })
             .collect()
     });
     let mut columns = Vec::with_capacity(workers);
@@ -97,7 +104,11 @@ fn parallel<T: Send>(workers: usize, n: usize, f: impl Fn(usize) -> Result<T> + 
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        out.push(columns[i % workers].next().ok_or_else(|| anyhow!("worker result missing"))?);
+        out.push(
+            columns[i % workers]
+                .next()
+                .ok_or_else(|| anyhow!("worker result missing"))?,
+        );
     }
     Ok(out)
 }
