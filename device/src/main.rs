@@ -66,14 +66,22 @@ enum Command {
     },
     /// Approve a challenge, typing the code shown on the login screen.
     Approve {
+        /// The challenge id (ids may start with '-').
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         code: Option<String>,
     },
     /// Deny a challenge.
-    Deny { id: String },
+    Deny {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Report a challenge as "this was not me".
-    Report { id: String },
+    Report {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
     /// Wait for challenges and answer them interactively.
     Watch {
         /// Exit after the first answered challenge.
@@ -318,6 +326,28 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                 }
                 Err(e) => eprintln!("pushauth-device: answer not accepted: {e}"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_ids_may_start_with_a_hyphen() {
+        // Ids are base64url, so about one in 32 starts with '-'.
+        let cli = Cli::try_parse_from(["pushauth-device", "approve", "-Nx4_q", "--code", "42"])
+            .expect("an id starting with '-' parses");
+        match cli.command {
+            Command::Approve { id, code } => {
+                assert_eq!(id, "-Nx4_q");
+                assert_eq!(code.as_deref(), Some("42"));
+            }
+            _ => panic!("parsed as another command"),
+        }
+        for verb in ["deny", "report"] {
+            assert!(Cli::try_parse_from(["pushauth-device", verb, "-abc"]).is_ok());
         }
     }
 }

@@ -265,7 +265,7 @@ pub struct CreateEnrollment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollmentCreated {
     pub token: String,
-    /// `pushauth://enroll?server=…&token=…` style link the device CLI and QR code carry.
+    /// `<public_url>/enroll?token=<token>`: the link the device CLI takes and the QR code carries.
     pub url: String,
     pub expires_at: String,
 }

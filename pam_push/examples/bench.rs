@@ -1,0 +1,235 @@
+//! pam_push benchmark: time from the device's answer to the module's return (p50/p99), and the
+//! CPU time the module spends per authentication outside the wait.
+//!
+//! Runs the module's whole path except PAM itself (`authenticate::run`: arguments, config file
+//! with its permission checks, API key file, client, challenge, message, long-poll wait, signature
+//! verification, outcome, log line) against a real pushauthd on 127.0.0.1 in this process, with a
+//! simulated device answering from another thread. CPU time is the calling thread's own
+//! (`CLOCK_THREAD_CPUTIME_ID`), so the server's and the device's threads are not counted; a
+//! blocked wait costs none, so it is the module's work outside the wait.
+//!
+//! `cargo run --release -p pam_push --example bench -- [ROUNDS]` (default 200).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pam_push::authenticate::{run, ConvFailed, Conversation, Level, Log, PamCode, PamEnv};
+use pam_push::config::Ownership;
+use pam_push::context::LoginFacts;
+use pushauth_device::{Decision, DeviceClient};
+use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpCommand, StoreArgs};
+use pushauth_server::{RunningServer, ServerConfig};
+use zeroize::Zeroizing;
+
+/// Shows the code to the "person", who passes it to the device thread.
+struct Conv(mpsc::Sender<String>);
+
+impl Conversation for Conv {
+    fn prompt(&mut self, _text: &str) -> Result<Zeroizing<String>, ConvFailed> {
+        Err(ConvFailed)
+    }
+    fn info(&mut self, text: &str) -> Result<(), ConvFailed> {
+        let code = text
+            .split("type ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .ok_or(ConvFailed)?;
+        self.0.send(code.to_owned()).map_err(|_| ConvFailed)
+    }
+    fn error(&mut self, _text: &str) -> Result<(), ConvFailed> {
+        Ok(())
+    }
+}
+
+struct Env;
+
+impl PamEnv for Env {
+    fn facts(&self) -> LoginFacts {
+        LoginFacts {
+            service: Some("sudo".into()),
+            host: pam_push::system::hostname(),
+            rhost: None,
+            tty: Some("/dev/pts/1".into()),
+            ssh_auth_info: None,
+            argv: Some(vec!["sudo".into(), "id".into()]),
+        }
+    }
+    fn user_groups(&self, _user: &str) -> Option<Vec<String>> {
+        Some(vec!["users".into()])
+    }
+}
+
+struct NoLog;
+
+impl Log for NoLog {
+    fn log(&mut self, _level: Level, _line: &str) {}
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn store(data: &std::path::Path) -> StoreArgs {
+    StoreArgs {
+        config: None,
+        data_dir: Some(data.to_owned()),
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(200);
+    let data = tempfile::tempdir()?;
+    let mut cfg = ServerConfig::new(
+        "127.0.0.1:0".parse()?,
+        data.path().to_owned(),
+        "bench-admin-token-0123456789abcdef".into(),
+    );
+    cfg.limits.max_new_per_window = u32::MAX;
+    let server = RunningServer::start(cfg)?;
+
+    let mut out = Vec::new();
+    run_admin(
+        Command::Rp {
+            command: RpCommand::Add {
+                name: "bench".into(),
+                store: store(data.path()),
+            },
+        },
+        &mut out,
+    )?;
+    let api_key = String::from_utf8(out)?
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut out = Vec::new();
+    run_admin(
+        Command::Enroll(EnrollArgs {
+            user: "alice".into(),
+            ttl: None,
+            public_url: Some(server.url()),
+            store: store(data.path()),
+        }),
+        &mut out,
+    )?;
+    let link = String::from_utf8(out)?
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let profile = DeviceClient::enroll(&link, "bench phone", None)?;
+
+    // The module's files, owned by us with the modes it demands.
+    use std::os::unix::fs::PermissionsExt;
+    let etc = tempfile::tempdir()?;
+    let key_file = etc.path().join("api-key");
+    std::fs::write(&key_file, format!("{api_key}\n"))?;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+    let conf = etc.path().join("pam_push.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server = \"{}\"\napi_key_file = \"{}\"\ntimeout = 30\n",
+            server.url(),
+            key_file.display()
+        ),
+    )?;
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600))?;
+    let conf_arg = format!("conf={}", conf.display());
+    // SAFETY: geteuid cannot fail.
+    let owner = Ownership {
+        uid: unsafe { libc::geteuid() },
+    };
+
+    // The device: waits for the code, finds the challenge, stamps the time, answers.
+    let (code_tx, code_rx) = mpsc::channel::<String>();
+    let answered_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stamp = answered_at.clone();
+    let device_thread = thread::spawn(move || -> Result<(), String> {
+        let device = DeviceClient::new(&profile).map_err(|e| e.to_string())?;
+        for code in code_rx {
+            let challenge = loop {
+                let open = device.pending(5).map_err(|e| e.to_string())?;
+                if let Some(c) = open.into_iter().find(|c| !c.state.is_terminal()) {
+                    break c;
+                }
+            };
+            if let Ok(mut at) = stamp.lock() {
+                *at = Some(Instant::now());
+            }
+            device
+                .respond(&challenge, Decision::Approve, &code)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+
+    let mut latencies = Vec::with_capacity(rounds);
+    let mut cpu = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let mut conv = Conv(code_tx.clone());
+        let cpu_before = thread_cpu();
+        let code = run(
+            &[&conf_arg],
+            Some("alice"),
+            owner,
+            &Env,
+            &mut conv,
+            &mut NoLog,
+        );
+        let returned = Instant::now();
+        let cpu_used = thread_cpu() - cpu_before;
+        if code != PamCode::Success {
+            return Err(format!("round {round}: {code:?}").into());
+        }
+        let answered = answered_at
+            .lock()
+            .map_err(|_| "poisoned")?
+            .take()
+            .ok_or("no answer time")?;
+        latencies.push(returned.saturating_duration_since(answered));
+        cpu.push(cpu_used);
+    }
+    drop(code_tx);
+    device_thread
+        .join()
+        .map_err(|_| "device thread panicked")??;
+    server.shutdown();
+
+    latencies.sort();
+    cpu.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("pam_push bench: {rounds} approved authentications against pushauthd on 127.0.0.1");
+    println!(
+        "device answer -> module return: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
+    println!(
+        "module CPU per authentication (outside the wait): p50 {:.2} ms  p99 {:.2} ms  mean {:.2} ms",
+        ms(percentile(&cpu, 0.5)),
+        ms(percentile(&cpu, 0.99)),
+        ms(cpu.iter().sum::<Duration>() / rounds.max(1) as u32),
+    );
+    Ok(())
+}

@@ -1,0 +1,537 @@
+//! The authentication flow as plain code over small traits, so unit tests can replay scripted
+//! prompts and answers (and a scripted or real push backend) without loading PAM.
+//!
+//! Prompt semantics: with the code inside a prompt (sshd), the person reads the code, types it on
+//! the device, then presses Enter; an empty answer means "I have answered, check now", and the
+//! module then waits for the outcome until the deadline (so pressing Enter early is harmless).
+//! Typing `c` or `cancel`, or an aborted conversation (Ctrl-C, a closed connection), cancels the
+//! challenge. On every path that leaves a challenge open, it is cancelled on the server.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pushauth_client::{ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, Ownership, DEFAULT_CONFIG_PATH};
+use crate::context::{build_context, LoginFacts};
+use crate::policy::{push_required, NoDevicePolicy, UnreachablePolicy};
+use crate::prompt::{device_names, info_text, parse_answer, prompt_text, use_prompt, PromptAnswer};
+
+/// The PAM result the flow decides; `lib.rs` maps it to the C value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PamCode {
+    Success,
+    AuthErr,
+    Ignore,
+    AuthinfoUnavail,
+    ServiceErr,
+    UserUnknown,
+}
+
+/// The conversation failed (the person pressed Ctrl-C, the connection closed, no conv).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvFailed;
+
+/// The application's conversation function.
+pub trait Conversation {
+    /// Shows `text` as a prompt with echo on and returns what was typed.
+    fn prompt(&mut self, text: &str) -> Result<Zeroizing<String>, ConvFailed>;
+    /// Shows an informational message.
+    fn info(&mut self, text: &str) -> Result<(), ConvFailed>;
+    /// Shows an error message.
+    fn error(&mut self, text: &str) -> Result<(), ConvFailed>;
+}
+
+/// What the module reads from PAM and the host.
+pub trait PamEnv {
+    /// Service, hosts, tty, `SSH_AUTH_INFO_0`, argv.
+    fn facts(&self) -> LoginFacts;
+    /// The names of the user's local groups (primary included); `None` for an unknown user.
+    fn user_groups(&self, user: &str) -> Option<Vec<String>>;
+}
+
+/// Syslog priority of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// Where log lines go (syslog `authpriv` in the module).
+pub trait Log {
+    fn log(&mut self, level: Level, line: &str);
+}
+
+/// The push server as the flow needs it. Implemented by `pushauth_client::Client`; tests may
+/// script it.
+pub trait PushBackend {
+    type Login;
+    fn start(
+        &self,
+        user: &str,
+        context: &Context,
+        opts: &StartOptions,
+    ) -> Result<Self::Login, ClientError>;
+    fn challenge_id(login: &Self::Login) -> &str;
+    fn code(login: &Self::Login) -> Option<&str>;
+    fn device_names(login: &Self::Login) -> Vec<String>;
+    fn wait(&self, login: &Self::Login, deadline: Instant) -> Result<Outcome, ClientError>;
+    fn cancel(&self, login: &Self::Login) -> Result<(), ClientError>;
+}
+
+impl PushBackend for pushauth_client::Client {
+    type Login = PendingLogin;
+    fn start(
+        &self,
+        user: &str,
+        context: &Context,
+        opts: &StartOptions,
+    ) -> Result<PendingLogin, ClientError> {
+        pushauth_client::Client::start(self, user, context, opts)
+    }
+    fn challenge_id(login: &PendingLogin) -> &str {
+        &login.id
+    }
+    fn code(login: &PendingLogin) -> Option<&str> {
+        login.code.as_deref()
+    }
+    fn device_names(login: &PendingLogin) -> Vec<String> {
+        login.devices.iter().map(|d| d.name.clone()).collect()
+    }
+    fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
+        pushauth_client::Client::wait(self, login, deadline)
+    }
+    fn cancel(&self, login: &PendingLogin) -> Result<(), ClientError> {
+        pushauth_client::Client::cancel(self, login)
+    }
+}
+
+/// Module arguments: `conf=/path` and `debug`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub conf: PathBuf,
+    pub debug: bool,
+}
+
+impl Args {
+    /// Parses the PAM line's arguments. An unknown argument is an error (fail closed), so a typo
+    /// such as `conf /etc/x` cannot silently fall back to another file.
+    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, String> {
+        let mut out = Args {
+            conf: PathBuf::from(DEFAULT_CONFIG_PATH),
+            debug: false,
+        };
+        for arg in args {
+            if arg == "debug" {
+                out.debug = true;
+            } else if let Some(path) = arg.strip_prefix("conf=") {
+                if !path.starts_with('/') {
+                    return Err(format!("conf={path} must be an absolute path"));
+                }
+                out.conf = PathBuf::from(path);
+            } else {
+                return Err(format!(
+                    "unknown module argument {arg:?} (expected conf=/path or debug)"
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One outcome line's fields: user, service, rhost, device, outcome, challenge id. No secrets.
+struct Record<'a> {
+    user: &'a str,
+    service: String,
+    rhost: String,
+    device: String,
+    challenge: String,
+}
+
+impl Record<'_> {
+    fn line(&self, outcome: &str, detail: Option<&str>) -> String {
+        let mut line = format!(
+            "pam_push: user={} service={} rhost={} device={} outcome={outcome} challenge={}",
+            quote(self.user),
+            quote(&self.service),
+            quote(&self.rhost),
+            quote(&self.device),
+            quote(&self.challenge),
+        );
+        if let Some(detail) = detail {
+            line.push_str(" detail=");
+            line.push_str(&quote(detail));
+        }
+        line
+    }
+}
+
+/// A log value: `-` when empty, quoted when it holds spaces, never control characters.
+fn quote(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+        .take(256)
+        .collect();
+    if clean.is_empty() {
+        "-".to_owned()
+    } else if clean.contains(' ') || clean.contains('=') {
+        format!("\"{clean}\"")
+    } else {
+        clean
+    }
+}
+
+/// Cancels the challenge when dropped unless it ended: covers every early return (and unwinding).
+struct CancelGuard<'a, B: PushBackend> {
+    backend: &'a B,
+    login: &'a B::Login,
+    armed: bool,
+}
+
+impl<B: PushBackend> Drop for CancelGuard<'_, B> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.backend.cancel(self.login);
+        }
+    }
+}
+
+/// Everything before the flow proper: arguments, config, client. Returns the PAM code.
+pub fn run(
+    args: &[&str],
+    user: Option<&str>,
+    owner: Ownership,
+    pam: &dyn PamEnv,
+    conv: &mut dyn Conversation,
+    log: &mut dyn Log,
+) -> PamCode {
+    let started = Instant::now();
+    let service = pam.facts().service.unwrap_or_default();
+    let args = match Args::parse(args.iter().copied()) {
+        Ok(args) => args,
+        Err(e) => {
+            log.log(
+                Level::Error,
+                &format!(
+                    "pam_push: service={} {e}; refusing authentication",
+                    quote(&service)
+                ),
+            );
+            return PamCode::ServiceErr;
+        }
+    };
+    let Some(user) = user.filter(|u| !u.is_empty()) else {
+        log.log(
+            Level::Error,
+            &format!(
+                "pam_push: service={} no user name; refusing authentication",
+                quote(&service)
+            ),
+        );
+        return PamCode::UserUnknown;
+    };
+    let config = match Config::load(&args.conf, owner) {
+        Ok(config) => config,
+        Err(e) => {
+            log.log(
+                Level::Error,
+                &format!(
+                    "pam_push: user={} service={} outcome=config_error: {e}; refusing authentication",
+                    quote(user),
+                    quote(&service)
+                ),
+            );
+            let _ = conv
+                .error("pushauth: this host's push configuration is broken; ask an administrator");
+            return PamCode::ServiceErr;
+        }
+    };
+    if args.debug {
+        log.log(
+            Level::Debug,
+            &format!("pam_push: loaded {}: {config:?}", args.conf.display()),
+        );
+    }
+    let client = match pushauth_client::Client::new(config.client_config()) {
+        Ok(client) => client,
+        Err(e) => {
+            log.log(
+                Level::Error,
+                &format!(
+                    "pam_push: user={} service={} outcome=config_error: {e}; refusing authentication",
+                    quote(user),
+                    quote(&service)
+                ),
+            );
+            return PamCode::ServiceErr;
+        }
+    };
+    authenticate(&config, &client, user, pam, conv, log, args.debug, started)
+}
+
+/// The flow: policy, context, challenge, what to show, wait, outcome.
+#[allow(clippy::too_many_arguments)]
+pub fn authenticate<B: PushBackend>(
+    config: &Config,
+    backend: &B,
+    user: &str,
+    pam: &dyn PamEnv,
+    conv: &mut dyn Conversation,
+    log: &mut dyn Log,
+    debug: bool,
+    started: Instant,
+) -> PamCode {
+    let deadline = started + config.timeout;
+    let facts = pam.facts();
+    let mut record = Record {
+        user,
+        service: facts.service.clone().unwrap_or_default(),
+        rhost: facts.rhost.clone().unwrap_or_default(),
+        device: String::new(),
+        challenge: String::new(),
+    };
+
+    if !config.groups.is_empty() {
+        match pam.user_groups(user) {
+            None => {
+                log.log(Level::Notice, &record.line("unknown_local_user", None));
+                return PamCode::UserUnknown;
+            }
+            Some(groups) if !push_required(&config.groups, &groups) => {
+                log.log(
+                    Level::Info,
+                    &record.line("not_required", Some("user outside groups")),
+                );
+                return PamCode::Ignore;
+            }
+            Some(_) => {}
+        }
+    }
+
+    let context = build_context(&facts);
+    if debug {
+        log.log(Level::Debug, &format!("pam_push: context {context:?}"));
+    }
+    let opts = StartOptions {
+        devices: None,
+        number_matching: config.number_matching,
+        ttl: Some(challenge_ttl(config.timeout)),
+    };
+    let login = match backend.start(user, &context, &opts) {
+        Ok(login) => login,
+        Err(e) => return start_failed(config, e, &record, conv, log),
+    };
+    record.challenge = B::challenge_id(&login).to_owned();
+    let names = B::device_names(&login);
+    record.device = names.join(",");
+    let mut guard = CancelGuard {
+        backend,
+        login: &login,
+        armed: true,
+    };
+    let shown = device_names(&names);
+    let code = B::code(&login);
+    let timeout_secs = config.timeout.as_secs();
+
+    let mut wait_until = deadline;
+    if use_prompt(config.prompt, &record.service) {
+        match conv.prompt(&prompt_text(&shown, code)) {
+            Ok(answer) => {
+                if parse_answer(&answer) == PromptAnswer::Cancel {
+                    drop(guard);
+                    log.log(Level::Notice, &record.line("cancelled_by_user", None));
+                    let _ = conv.error("pushauth: login cancelled");
+                    return PamCode::AuthErr;
+                }
+                // Enter after the deadline still gets one short look: an approval given in
+                // time must not be lost to a slow Enter.
+                wait_until = deadline.max(Instant::now() + Duration::from_secs(1));
+            }
+            Err(ConvFailed) => {
+                drop(guard);
+                log.log(Level::Notice, &record.line("conversation_aborted", None));
+                return PamCode::AuthErr;
+            }
+        }
+    } else if conv.info(&info_text(&shown, code, timeout_secs)).is_err() {
+        drop(guard);
+        log.log(Level::Notice, &record.line("conversation_aborted", None));
+        return PamCode::AuthErr;
+    }
+
+    let outcome = backend.wait(&login, wait_until);
+    let (code, outcome_name, level, message, detail): (
+        PamCode,
+        &str,
+        Level,
+        Option<&str>,
+        Option<String>,
+    ) = match &outcome {
+        Ok(Outcome::Approved { device_name, .. }) => {
+            record.device = device_name.clone();
+            (PamCode::Success, "approved", Level::Info, None, None)
+        }
+        Ok(Outcome::Denied { .. }) => (
+            PamCode::AuthErr,
+            "denied",
+            Level::Notice,
+            Some("pushauth: the login was denied on the device"),
+            None,
+        ),
+        Ok(Outcome::Reported { .. }) => (
+            PamCode::AuthErr,
+            "reported",
+            Level::Warning,
+            Some("pushauth: the login was reported as not yours on the device"),
+            None,
+        ),
+        Ok(Outcome::CodeMismatch { .. }) => (
+            PamCode::AuthErr,
+            "code_mismatch",
+            Level::Warning,
+            Some("pushauth: the code typed on the device did not match"),
+            None,
+        ),
+        Ok(Outcome::Expired) => (
+            PamCode::AuthErr,
+            "expired",
+            Level::Notice,
+            Some("pushauth: the request expired"),
+            None,
+        ),
+        Ok(Outcome::Cancelled) => (
+            PamCode::AuthErr,
+            "cancelled",
+            Level::Notice,
+            Some("pushauth: the request was cancelled"),
+            None,
+        ),
+        Ok(Outcome::TimedOut) => (
+            PamCode::AuthErr,
+            "timed_out",
+            Level::Notice,
+            Some("pushauth: no answer in time"),
+            None,
+        ),
+        Err(ClientError::BadAnswer(msg)) => (
+            PamCode::AuthErr,
+            "untrustworthy_answer",
+            Level::Error,
+            Some("pushauth: the answer could not be verified"),
+            Some(msg.clone()),
+        ),
+        // Once a challenge exists, losing the server never lets anyone in: the `safe`
+        // policy only covers a server that cannot be reached to start one.
+        Err(e @ ClientError::Unreachable(_)) => (
+            PamCode::AuthinfoUnavail,
+            "unreachable",
+            Level::Error,
+            Some("pushauth: the push server cannot be reached"),
+            Some(e.to_string()),
+        ),
+        Err(e) => (
+            PamCode::AuthErr,
+            "error",
+            Level::Error,
+            Some("pushauth: the push request failed"),
+            Some(e.to_string()),
+        ),
+    };
+    // Terminal outcomes need no cancel; a timeout or an error leaves the challenge open.
+    guard.armed = matches!(outcome, Ok(Outcome::TimedOut) | Err(_));
+    drop(guard);
+    log.log(level, &record.line(outcome_name, detail.as_deref()));
+    if let Some(message) = message {
+        let _ = conv.error(message);
+    }
+    code
+}
+
+/// The challenge's lifetime: a little shorter than the module's deadline (the server rounds
+/// expiry up to the second), so the server's `expired` verdict arrives before the module gives up
+/// and the person is told "expired" rather than "no answer in time".
+pub fn challenge_ttl(timeout: Duration) -> Duration {
+    timeout
+        .saturating_sub(Duration::from_secs(2))
+        .max(Duration::from_secs(1))
+}
+
+/// A challenge could not be started: the named policies decide.
+fn start_failed(
+    config: &Config,
+    error: ClientError,
+    record: &Record<'_>,
+    conv: &mut dyn Conversation,
+    log: &mut dyn Log,
+) -> PamCode {
+    let detail = error.to_string();
+    match error {
+        ClientError::Unreachable(_) => match config.server_unreachable {
+            UnreachablePolicy::Secure => {
+                log.log(
+                    Level::Error,
+                    &record.line("unreachable_denied", Some(&detail)),
+                );
+                let _ = conv.error("pushauth: the push server cannot be reached");
+                PamCode::AuthinfoUnavail
+            }
+            UnreachablePolicy::Safe => {
+                log.log(
+                    Level::Warning,
+                    &record.line("unreachable_allowed", Some(&detail)),
+                );
+                PamCode::Success
+            }
+        },
+        ClientError::UnknownUser | ClientError::NoDevice => {
+            let what = if matches!(error, ClientError::UnknownUser) {
+                "unknown_user"
+            } else {
+                "no_device"
+            };
+            match config.no_device {
+                NoDevicePolicy::Deny => {
+                    log.log(Level::Notice, &record.line(&format!("{what}_denied"), None));
+                    let _ = conv.error("pushauth: no enrolled device for this user");
+                    PamCode::AuthErr
+                }
+                NoDevicePolicy::Ignore => {
+                    log.log(Level::Info, &record.line(&format!("{what}_ignored"), None));
+                    PamCode::Ignore
+                }
+                NoDevicePolicy::Allow => {
+                    log.log(
+                        Level::Warning,
+                        &record.line(&format!("{what}_allowed"), None),
+                    );
+                    PamCode::Success
+                }
+            }
+        }
+        ClientError::RateLimited { code, .. } => {
+            log.log(Level::Warning, &record.line("rate_limited", Some(&detail)));
+            let _ = conv.error(if code == ErrorCode::UserLocked {
+                "pushauth: pushes to this user are locked after a \"this was not me\" report"
+            } else {
+                "pushauth: too many login requests; try again later"
+            });
+            PamCode::AuthErr
+        }
+        ClientError::Unauthorized | ClientError::Config(_) => {
+            log.log(Level::Error, &record.line("config_error", Some(&detail)));
+            let _ = conv
+                .error("pushauth: this host's push configuration is broken; ask an administrator");
+            PamCode::ServiceErr
+        }
+        ClientError::Rejected { .. } | ClientError::BadAnswer(_) => {
+            log.log(Level::Error, &record.line("error", Some(&detail)));
+            let _ = conv.error("pushauth: the push request failed");
+            PamCode::AuthErr
+        }
+    }
+}

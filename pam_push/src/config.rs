@@ -1,0 +1,594 @@
+//! `/etc/pam_push.conf`: parsing, defaults, and the ownership and permission checks that make a
+//! broken or tampered config fail closed (never the pam_duo surprise of letting everyone in).
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::policy::{GroupRule, NoDevicePolicy, UnreachablePolicy};
+use crate::prompt::PromptMode;
+
+/// Where the module looks without `conf=`.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pam_push.conf";
+/// The whole wait's hard deadline by default: below sshd's LoginGraceTime (120 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest deadline accepted; sshd's default LoginGraceTime is 120 s.
+pub const MAX_TIMEOUT_SECS: u64 = 600;
+/// A config file larger than this is refused (it is a few lines).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Why the config cannot be used. Every message names the file and says what to fix.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path} is missing; create it (see pam_push.conf(5) example) — refusing all logins")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path} is owned by uid {uid}, not root; chown root {path}")]
+    NotOwnedByRoot { path: PathBuf, uid: u32 },
+    #[error("{path} is group- or world-writable (mode {mode:03o}); chmod go-w {path}")]
+    Writable { path: PathBuf, mode: u32 },
+    #[error("{path} is group- or world-readable (mode {mode:03o}) and holds the API key; chmod 600 {path}")]
+    SecretReadable { path: PathBuf, mode: u32 },
+    #[error("{path} is larger than 64 KiB")]
+    TooLarge { path: PathBuf },
+    #[error("{path} is malformed: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The module's settings after parsing and checking. `Debug` never shows the API key.
+pub struct Config {
+    /// Base URLs, tried in order (failover when one cannot be reached).
+    pub servers: Vec<String>,
+    /// The relying party's API key, zeroized when dropped.
+    pub api_key: Zeroizing<String>,
+    pub ca_file: Option<PathBuf>,
+    pub proxy: Option<String>,
+    /// Hard deadline for the whole authentication, prompt included.
+    pub timeout: Duration,
+    /// Time allowed to connect to one server.
+    pub connect_timeout: Duration,
+    pub number_matching: bool,
+    pub prompt: PromptMode,
+    /// Group patterns deciding who must use push; empty means everyone.
+    pub groups: Vec<GroupRule>,
+    /// What happens to a user the server does not know or who has no device.
+    pub no_device: NoDevicePolicy,
+    /// What happens when no server can be reached.
+    pub server_unreachable: UnreachablePolicy,
+    /// Pinned device keys, `<dir>/<user>`.
+    pub authorized_devices: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("servers", &self.servers)
+            .field("api_key", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .field("number_matching", &self.number_matching)
+            .field("prompt", &self.prompt)
+            .field("groups", &self.groups)
+            .field("no_device", &self.no_device)
+            .field("server_unreachable", &self.server_unreachable)
+            .field("authorized_devices", &self.authorized_devices)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file as written. Unknown keys are refused so that a typo does not silently drop a setting.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: Option<String>,
+    servers: Option<Vec<String>>,
+    api_key: Option<String>,
+    api_key_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    proxy: Option<String>,
+    timeout: Option<u64>,
+    connect_timeout: Option<u64>,
+    number_matching: Option<bool>,
+    prompt: Option<String>,
+    groups: Option<Vec<String>>,
+    no_device: Option<String>,
+    server_unreachable: Option<String>,
+    authorized_devices: Option<PathBuf>,
+}
+
+impl Drop for RawConfig {
+    fn drop(&mut self) {
+        if let Some(key) = self.api_key.as_mut() {
+            key.zeroize();
+        }
+    }
+}
+
+/// Who must own the files: root in the module; the test's own uid in unit tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Ownership {
+    pub uid: u32,
+}
+
+impl Ownership {
+    pub const ROOT: Ownership = Ownership { uid: 0 };
+}
+
+/// Reads a file that must be owned by `owner` and not writable by group or others; with
+/// `secret`, not readable by them either. Checks the open file (fstat), not the path, so the
+/// file cannot be swapped between check and read.
+fn read_checked(
+    path: &Path,
+    owner: Ownership,
+    secret: bool,
+) -> Result<(Zeroizing<String>, u32), ConfigError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => {
+            return Err(ConfigError::Unreadable {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let meta = file.metadata().map_err(|source| ConfigError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != owner.uid {
+        return Err(ConfigError::NotOwnedByRoot {
+            path: path.to_owned(),
+            uid: meta.uid(),
+        });
+    }
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Writable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    if secret && mode & 0o044 != 0 {
+        return Err(ConfigError::SecretReadable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.by_ref()
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ConfigError::Unreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::Malformed {
+        path: path.to_owned(),
+        message: "not UTF-8 text".into(),
+    })?;
+    Ok((Zeroizing::new(text.to_owned()), mode))
+}
+
+impl Config {
+    /// Loads and checks `path` (and the API key file it names).
+    pub fn load(path: &Path, owner: Ownership) -> Result<Config, ConfigError> {
+        let (text, mode) = read_checked(path, owner, false)?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Malformed {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        if raw.api_key.is_some() && mode & 0o044 != 0 {
+            return Err(ConfigError::SecretReadable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        Self::from_raw(path, raw, owner)
+    }
+
+    /// Parses config text without touching the file system beyond the API key file (tests).
+    pub fn parse(path: &Path, text: &str, owner: Ownership) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Malformed {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        Self::from_raw(path, raw, owner)
+    }
+
+    fn from_raw(path: &Path, mut raw: RawConfig, owner: Ownership) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let servers = match (raw.server.take(), raw.servers.take()) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("set either server or servers, not both".into()))
+            }
+            (Some(one), None) => vec![one],
+            (None, Some(list)) => list,
+            (None, None) => {
+                return Err(invalid("no server is set (server = \"https://…\")".into()))
+            }
+        };
+        if servers.is_empty() {
+            return Err(invalid("servers is empty".into()));
+        }
+        for server in &servers {
+            if !(server.starts_with("https://") || server.starts_with("http://")) {
+                return Err(invalid(format!(
+                    "server {server:?} must start with https:// (or http:// for tests)"
+                )));
+            }
+        }
+        let api_key = match (raw.api_key.take(), raw.api_key_file.take()) {
+            (Some(mut inline), None) => {
+                let key = Zeroizing::new(inline.trim().to_owned());
+                inline.zeroize();
+                key
+            }
+            (None, Some(file)) => {
+                let (text, _) = read_checked(&file, owner, true)?;
+                Zeroizing::new(text.trim().to_owned())
+            }
+            (Some(mut inline), Some(_)) => {
+                inline.zeroize();
+                return Err(invalid(
+                    "set either api_key or api_key_file, not both".into(),
+                ));
+            }
+            (None, None) => return Err(invalid("no api_key_file is set".into())),
+        };
+        if api_key.is_empty() {
+            return Err(invalid("the API key is empty".into()));
+        }
+        let timeout = match raw.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => Duration::from_secs(secs),
+            Some(secs) => {
+                return Err(invalid(format!(
+                    "timeout = {secs} must be 1 to {MAX_TIMEOUT_SECS} seconds"
+                )))
+            }
+        };
+        let connect_timeout = match raw.connect_timeout {
+            None => pushauth_client::DEFAULT_CONNECT_TIMEOUT,
+            Some(secs) if (1..=60).contains(&secs) => Duration::from_secs(secs),
+            Some(secs) => {
+                return Err(invalid(format!(
+                    "connect_timeout = {secs} must be 1 to 60 seconds"
+                )))
+            }
+        };
+        let prompt = match raw.prompt.as_deref() {
+            None => PromptMode::Auto,
+            Some(text) => text.parse().map_err(invalid)?,
+        };
+        let groups = raw
+            .groups
+            .take()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| GroupRule::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid)?;
+        let no_device = match raw.no_device.as_deref() {
+            None => NoDevicePolicy::Deny,
+            Some(text) => text.parse().map_err(invalid)?,
+        };
+        let server_unreachable = match raw.server_unreachable.as_deref() {
+            None => UnreachablePolicy::Secure,
+            Some(text) => text.parse().map_err(invalid)?,
+        };
+        if let Some(dir) = &raw.authorized_devices {
+            // A missing pin directory must not mean "no pinning".
+            match fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(invalid(format!(
+                        "authorized_devices {} is not a directory",
+                        dir.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(invalid(format!(
+                        "authorized_devices {}: {e}",
+                        dir.display()
+                    )))
+                }
+            }
+        }
+        Ok(Config {
+            servers,
+            api_key,
+            ca_file: raw.ca_file.take(),
+            proxy: raw.proxy.take(),
+            timeout,
+            connect_timeout,
+            number_matching: raw.number_matching.unwrap_or(true),
+            prompt,
+            groups,
+            no_device,
+            server_unreachable,
+            authorized_devices: raw.authorized_devices.take(),
+        })
+    }
+
+    /// The client configuration (the API key is copied into another zeroizing buffer).
+    pub fn client_config(&self) -> pushauth_client::ClientConfig {
+        let mut cfg =
+            pushauth_client::ClientConfig::new(self.servers.clone(), self.api_key.as_str());
+        cfg.ca_file = self.ca_file.clone();
+        cfg.proxy = self.proxy.clone();
+        cfg.connect_timeout = self.connect_timeout;
+        cfg.authorized_devices_dir = self.authorized_devices.clone();
+        cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn me() -> Ownership {
+        // SAFETY: geteuid cannot fail.
+        Ownership {
+            uid: unsafe { libc::geteuid() },
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn with_key(dir: &Path, extra: &str) -> String {
+        let key = write(dir, "api-key", "secret-key\n", 0o600);
+        format!(
+            "server = \"http://127.0.0.1:1\"\napi_key_file = \"{}\"\n{extra}",
+            key.display()
+        )
+    }
+
+    #[test]
+    fn defaults_and_full_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = write(dir.path(), "c", &with_key(dir.path(), ""), 0o644);
+        let cfg = Config::load(&conf, me()).unwrap();
+        assert_eq!(cfg.servers, vec!["http://127.0.0.1:1"]);
+        assert_eq!(cfg.api_key.as_str(), "secret-key");
+        assert_eq!(cfg.timeout, Duration::from_secs(60));
+        assert!(cfg.number_matching);
+        assert_eq!(cfg.prompt, PromptMode::Auto);
+        assert!(cfg.groups.is_empty());
+        assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
+        assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
+
+        let pins = dir.path().join("pins");
+        fs::create_dir(&pins).unwrap();
+        let text = format!(
+            "servers = [\"https://a.example\", \"https://b.example\"]\napi_key = \"inline\"\n\
+             ca_file = \"/etc/ca.pem\"\nproxy = \"http://proxy:3128\"\ntimeout = 30\n\
+             connect_timeout = 2\nnumber_matching = false\nprompt = \"always\"\n\
+             groups = [\"admins\", \"!contractors\"]\nno_device = \"ignore\"\n\
+             server_unreachable = \"safe\"\nauthorized_devices = \"{}\"\n",
+            pins.display()
+        );
+        let conf = write(dir.path(), "full", &text, 0o600);
+        let cfg = Config::load(&conf, me()).unwrap();
+        assert_eq!(cfg.servers.len(), 2);
+        assert_eq!(cfg.api_key.as_str(), "inline");
+        assert_eq!(cfg.timeout, Duration::from_secs(30));
+        assert_eq!(cfg.connect_timeout, Duration::from_secs(2));
+        assert!(!cfg.number_matching);
+        assert_eq!(cfg.prompt, PromptMode::Always);
+        assert_eq!(cfg.groups.len(), 2);
+        assert_eq!(cfg.no_device, NoDevicePolicy::Ignore);
+        assert_eq!(cfg.server_unreachable, UnreachablePolicy::Safe);
+        assert_eq!(cfg.authorized_devices.as_deref(), Some(pins.as_path()));
+        let client = cfg.client_config();
+        assert_eq!(client.proxy.as_deref(), Some("http://proxy:3128"));
+        assert!(!format!("{client:?}").contains("inline"));
+    }
+
+    #[test]
+    fn missing_and_malformed_configs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Config::load(&dir.path().join("nope"), me()).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }));
+        assert!(err.to_string().contains("missing"), "{err}");
+
+        let conf = write(dir.path(), "bad", "server = [", 0o600);
+        let err = Config::load(&conf, me()).unwrap_err();
+        assert!(matches!(err, ConfigError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("is malformed"), "{err}");
+
+        // A typo is an error, not an ignored setting.
+        let conf = write(
+            dir.path(),
+            "typo",
+            &with_key(dir.path(), "server_unreachabel = \"safe\"\n"),
+            0o600,
+        );
+        let err = Config::load(&conf, me()).unwrap_err();
+        assert!(err.to_string().contains("server_unreachabel"), "{err}");
+
+        for (extra, needle) in [
+            ("timeout = 0\n", "timeout"),
+            ("prompt = \"sometimes\"\n", "prompt"),
+            ("server_unreachable = \"open\"\n", "server_unreachable"),
+            ("no_device = \"maybe\"\n", "no_device"),
+            ("groups = [\"\"]\n", "group"),
+            (
+                "authorized_devices = \"/nonexistent/pins\"\n",
+                "authorized_devices",
+            ),
+        ] {
+            let conf = write(dir.path(), "x", &with_key(dir.path(), extra), 0o600);
+            let err = Config::load(&conf, me()).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{extra}: {err}");
+            assert!(err.to_string().contains(needle), "{extra}: {err}");
+        }
+        let conf = write(dir.path(), "nokey", "server = \"https://x\"\n", 0o600);
+        assert!(Config::load(&conf, me())
+            .unwrap_err()
+            .to_string()
+            .contains("api_key_file"));
+        let conf = write(dir.path(), "noserver", "api_key = \"k\"\n", 0o600);
+        assert!(Config::load(&conf, me())
+            .unwrap_err()
+            .to_string()
+            .contains("no server"));
+        let conf = write(
+            dir.path(),
+            "ftp",
+            "server = \"ftp://x\"\napi_key = \"k\"\n",
+            0o600,
+        );
+        assert!(Config::load(&conf, me())
+            .unwrap_err()
+            .to_string()
+            .contains("https://"));
+    }
+
+    #[test]
+    fn permissions_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = with_key(dir.path(), "");
+        for mode in [0o664, 0o646, 0o666] {
+            let conf = write(dir.path(), "w", &text, mode);
+            let err = Config::load(&conf, me()).unwrap_err();
+            assert!(matches!(err, ConfigError::Writable { .. }), "{mode:o}");
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+        }
+        // Owned by someone else.
+        let conf = write(dir.path(), "o", &text, 0o600);
+        let other = Ownership {
+            uid: me().uid.wrapping_add(4242),
+        };
+        let err = Config::load(&conf, other).unwrap_err();
+        assert!(matches!(err, ConfigError::NotOwnedByRoot { .. }), "{err}");
+        assert!(err.to_string().contains("not root"), "{err}");
+
+        // Inline key: the config itself must not be readable by others.
+        let inline = "server = \"https://x\"\napi_key = \"k\"\n";
+        let conf = write(dir.path(), "i", inline, 0o644);
+        let err = Config::load(&conf, me()).unwrap_err();
+        assert!(matches!(err, ConfigError::SecretReadable { .. }), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        let conf = write(dir.path(), "i", inline, 0o600);
+        assert!(Config::load(&conf, me()).is_ok());
+
+        // The API key file: not readable by group or others.
+        let conf = write(dir.path(), "k", &text, 0o644);
+        fs::set_permissions(
+            dir.path().join("api-key"),
+            fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        let err = Config::load(&conf, me()).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::SecretReadable { path, .. } if path.ends_with("api-key")),
+            "{err}"
+        );
+        fs::remove_file(dir.path().join("api-key")).unwrap();
+        let err = Config::load(&conf, me()).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
+
+        // A directory is not a config.
+        let sub = dir.path().join("d");
+        fs::create_dir(&sub).unwrap();
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(matches!(
+            Config::load(&sub, me()).unwrap_err(),
+            ConfigError::NotAFile { .. }
+        ));
+    }
+
+    /// Every setting the shipped example documents (commented out) is one the parser takes.
+    #[test]
+    fn packaged_example_documents_real_settings() {
+        let example = fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/pam_push.conf"
+        ))
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = write(dir.path(), "api-key", "k\n", 0o600);
+        let pins = dir.path().join("pins");
+        fs::create_dir(&pins).unwrap();
+        let mut text = String::new();
+        let mut settings = 0;
+        for line in example.lines() {
+            let setting = line.strip_prefix("# ").filter(|l| {
+                l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+            });
+            let line = setting.unwrap_or(line);
+            settings += usize::from(setting.is_some());
+            // The alternatives to settings already made.
+            if line.starts_with("servers = ") || line.starts_with("api_key = ") {
+                continue;
+            }
+            text.push_str(
+                &line
+                    .replace("/etc/pushauth/api-key", &key.display().to_string())
+                    .replace(
+                        "/etc/pushauth/authorized_devices",
+                        &pins.display().to_string(),
+                    ),
+            );
+            text.push('\n');
+        }
+        assert!(settings >= 12, "{settings} commented settings");
+        let cfg = Config::parse(&dir.path().join("example"), &text, me()).unwrap();
+        assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(cfg.groups.len(), 3);
+        assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
+        assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
+        assert_eq!(cfg.authorized_devices.as_deref(), Some(pins.as_path()));
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse(
+            &dir.path().join("c"),
+            "server = \"https://x\"\napi_key = \"super-secret\"\n",
+            me(),
+        )
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("super-secret"));
+    }
+}

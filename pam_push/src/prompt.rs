@@ -1,0 +1,141 @@
+//! What the person sees, and how: inside a prompt (sshd) or as messages (sudo and the rest).
+//!
+//! OpenSSH before 10.3 holds an informational PAM message in keyboard-interactive back until the
+//! next prompt (bug 2876), so under sshd the code must be part of a prompt, or the person would
+//! only see it after the wait. Other programs show messages at once, so there the module shows
+//! the code and waits without asking anything.
+
+use std::str::FromStr;
+
+/// The `prompt` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptMode {
+    /// Prompt under sshd, messages elsewhere.
+    Auto,
+    /// Always show the code inside a prompt and wait for Enter.
+    Always,
+    /// Never prompt: show messages and wait.
+    Never,
+}
+
+impl FromStr for PromptMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(format!(
+                "prompt = {other:?} must be \"auto\", \"always\" or \"never\""
+            )),
+        }
+    }
+}
+
+/// Whether this service gets the code inside a prompt.
+pub fn use_prompt(mode: PromptMode, service: &str) -> bool {
+    match mode {
+        PromptMode::Always => true,
+        PromptMode::Never => false,
+        // Any sshd service name ("sshd", "sshd-push"…), since sshd is the program with the bug.
+        PromptMode::Auto => service == "sshd" || service.starts_with("sshd"),
+    }
+}
+
+/// "Pixel 7", "Pixel 7 or laptop", "Pixel 7, laptop or tablet"; names stripped of control
+/// characters because they come from the server.
+pub fn device_names(names: &[String]) -> String {
+    let clean: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let n: String = n.chars().filter(|c| !c.is_control()).collect();
+            if n.trim().is_empty() {
+                "your device".to_owned()
+            } else {
+                n
+            }
+        })
+        .collect();
+    match clean.as_slice() {
+        [] => "your device".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The prompt text: the code and what to do, in one line.
+pub fn prompt_text(devices: &str, code: Option<&str>) -> String {
+    match code {
+        Some(code) => format!(
+            "Approve on {devices}: type {code} on your device, then press Enter (c to cancel): "
+        ),
+        None => format!("Approve on {devices}, then press Enter (c to cancel): "),
+    }
+}
+
+/// The message shown where messages appear at once.
+pub fn info_text(devices: &str, code: Option<&str>, timeout_secs: u64) -> String {
+    match code {
+        Some(code) => format!(
+            "Approve on {devices}: type {code} on your device. Waiting up to {timeout_secs} s…"
+        ),
+        None => format!("Approve the login on {devices}. Waiting up to {timeout_secs} s…"),
+    }
+}
+
+/// What the person typed at the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptAnswer {
+    /// Enter (or anything else): "I have answered on my device", wait for the outcome.
+    Continue,
+    /// `c` or `cancel`: abandon the login.
+    Cancel,
+}
+
+/// Reads the answer to the prompt.
+pub fn parse_answer(answer: &str) -> PromptAnswer {
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "c" | "cancel" => PromptAnswer::Cancel,
+        _ => PromptAnswer::Continue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_choice() {
+        assert!(use_prompt(PromptMode::Auto, "sshd"));
+        assert!(use_prompt(PromptMode::Auto, "sshd-test"));
+        assert!(!use_prompt(PromptMode::Auto, "sudo"));
+        assert!(!use_prompt(PromptMode::Auto, "login"));
+        assert!(use_prompt(PromptMode::Always, "sudo"));
+        assert!(!use_prompt(PromptMode::Never, "sshd"));
+        assert_eq!("never".parse(), Ok(PromptMode::Never));
+        assert!("yes".parse::<PromptMode>().is_err());
+    }
+
+    #[test]
+    fn texts() {
+        let one = device_names(&["Pixel 7".into()]);
+        assert_eq!(
+            prompt_text(&one, Some("42")),
+            "Approve on Pixel 7: type 42 on your device, then press Enter (c to cancel): "
+        );
+        let three = device_names(&["a".into(), "b\u{1b}[2J".into(), "c".into()]);
+        assert_eq!(three, "a, b[2J or c");
+        assert_eq!(device_names(&[]), "your device");
+        assert!(info_text("Pixel 7", Some("42"), 60).contains("type 42"));
+        assert!(!prompt_text("x", None).contains("type"));
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(parse_answer(""), PromptAnswer::Continue);
+        assert_eq!(parse_answer("\n"), PromptAnswer::Continue);
+        assert_eq!(parse_answer("ok"), PromptAnswer::Continue);
+        assert_eq!(parse_answer("c"), PromptAnswer::Cancel);
+        assert_eq!(parse_answer(" Cancel "), PromptAnswer::Cancel);
+    }
+}

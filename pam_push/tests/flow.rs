@@ -1,0 +1,753 @@
+//! The authentication flow with a scripted conversation: against a scripted backend (every
+//! outcome and policy) and against a real pushauthd with a simulated device.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use pam_push::authenticate::{
+    authenticate, run, ConvFailed, Conversation, Level, Log, PamCode, PamEnv, PushBackend,
+};
+use pam_push::config::{Config, Ownership};
+use pam_push::context::LoginFacts;
+use pushauth_client::{ClientError, Context, ErrorCode, Outcome, StartOptions};
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------- fakes
+
+/// What the person does at a prompt.
+enum Reply {
+    Text(&'static str),
+    Abort,
+    /// Runs a closure with the prompt text (e.g. answer on the device), then presses Enter.
+    Act(Box<dyn FnOnce(&str)>),
+}
+
+#[derive(Default)]
+struct FakeConv {
+    replies: VecDeque<Reply>,
+    prompts: Vec<String>,
+    infos: Vec<String>,
+    errors: Vec<String>,
+    fail_info: bool,
+}
+
+impl Conversation for FakeConv {
+    fn prompt(&mut self, text: &str) -> Result<Zeroizing<String>, ConvFailed> {
+        self.prompts.push(text.to_owned());
+        match self.replies.pop_front() {
+            Some(Reply::Text(t)) => Ok(Zeroizing::new(t.to_owned())),
+            Some(Reply::Act(f)) => {
+                f(text);
+                Ok(Zeroizing::new(String::new()))
+            }
+            Some(Reply::Abort) | None => Err(ConvFailed),
+        }
+    }
+    fn info(&mut self, text: &str) -> Result<(), ConvFailed> {
+        self.infos.push(text.to_owned());
+        if self.fail_info {
+            Err(ConvFailed)
+        } else {
+            Ok(())
+        }
+    }
+    fn error(&mut self, text: &str) -> Result<(), ConvFailed> {
+        self.errors.push(text.to_owned());
+        Ok(())
+    }
+}
+
+struct FakeEnv {
+    service: &'static str,
+    groups: Option<Vec<String>>,
+}
+
+impl PamEnv for FakeEnv {
+    fn facts(&self) -> LoginFacts {
+        LoginFacts {
+            service: Some(self.service.into()),
+            host: Some("web01".into()),
+            rhost: Some("192.0.2.7".into()),
+            tty: Some("ssh".into()),
+            ssh_auth_info: None,
+            argv: Some(vec!["sudo".into(), "id".into()]),
+        }
+    }
+    fn user_groups(&self, _user: &str) -> Option<Vec<String>> {
+        self.groups.clone()
+    }
+}
+
+fn env(service: &'static str) -> FakeEnv {
+    FakeEnv {
+        service,
+        groups: Some(vec!["users".into()]),
+    }
+}
+
+#[derive(Default)]
+struct MemLog(Vec<(Level, String)>);
+
+impl Log for MemLog {
+    fn log(&mut self, level: Level, line: &str) {
+        self.0.push((level, line.to_owned()));
+    }
+}
+
+impl MemLog {
+    fn outcome_lines(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(l, _)| *l != Level::Debug)
+            .map(|(_, s)| s.as_str())
+            .collect()
+    }
+    fn one(&self) -> &str {
+        let lines = self.outcome_lines();
+        assert_eq!(lines.len(), 1, "one line per outcome: {lines:?}");
+        lines[0]
+    }
+}
+
+struct FakeLogin {
+    id: String,
+    code: Option<String>,
+}
+
+/// What `start` was called with: user, context, number matching, ttl.
+type StartCall = (String, Context, bool, Option<Duration>);
+
+#[derive(Default)]
+struct Scripted {
+    start: RefCell<Option<Result<FakeLogin, ClientError>>>,
+    wait: RefCell<Option<Result<Outcome, ClientError>>>,
+    started_with: RefCell<Option<StartCall>>,
+    waits: Cell<u32>,
+    cancels: Cell<u32>,
+}
+
+impl Scripted {
+    fn login(outcome: Result<Outcome, ClientError>) -> Scripted {
+        let s = Scripted::default();
+        *s.start.borrow_mut() = Some(Ok(FakeLogin {
+            id: "chal-1".into(),
+            code: Some("42".into()),
+        }));
+        *s.wait.borrow_mut() = Some(outcome);
+        s
+    }
+    fn failing(error: ClientError) -> Scripted {
+        let s = Scripted::default();
+        *s.start.borrow_mut() = Some(Err(error));
+        s
+    }
+}
+
+impl PushBackend for Scripted {
+    type Login = FakeLogin;
+    fn start(
+        &self,
+        user: &str,
+        context: &Context,
+        opts: &StartOptions,
+    ) -> Result<FakeLogin, ClientError> {
+        *self.started_with.borrow_mut() =
+            Some((user.into(), context.clone(), opts.number_matching, opts.ttl));
+        self.start.borrow_mut().take().expect("start scripted once")
+    }
+    fn challenge_id(login: &FakeLogin) -> &str {
+        &login.id
+    }
+    fn code(login: &FakeLogin) -> Option<&str> {
+        login.code.as_deref()
+    }
+    fn device_names(_login: &FakeLogin) -> Vec<String> {
+        vec!["Pixel 7".into()]
+    }
+    fn wait(&self, _login: &FakeLogin, _deadline: Instant) -> Result<Outcome, ClientError> {
+        self.waits.set(self.waits.get() + 1);
+        self.wait.borrow_mut().take().expect("wait scripted once")
+    }
+    fn cancel(&self, _login: &FakeLogin) -> Result<(), ClientError> {
+        self.cancels.set(self.cancels.get() + 1);
+        Ok(())
+    }
+}
+
+fn me() -> Ownership {
+    Ownership {
+        uid: unsafe { libc::geteuid() },
+    }
+}
+
+fn config(extra: &str) -> Config {
+    Config::parse(
+        Path::new("/test/pam_push.conf"),
+        &format!("server = \"http://127.0.0.1:1\"\napi_key = \"k\"\n{extra}"),
+        me(),
+    )
+    .unwrap()
+}
+
+fn approved() -> Outcome {
+    Outcome::Approved {
+        device_id: "dev-1".into(),
+        device_name: "Pixel 7".into(),
+    }
+}
+
+struct Run {
+    code: PamCode,
+    conv: FakeConv,
+    log: MemLog,
+}
+
+fn go(cfg: &Config, backend: &Scripted, env: &FakeEnv, replies: Vec<Reply>) -> Run {
+    let mut conv = FakeConv {
+        replies: replies.into(),
+        ..FakeConv::default()
+    };
+    let mut log = MemLog::default();
+    let code = authenticate(
+        cfg,
+        backend,
+        "alice",
+        env,
+        &mut conv,
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    Run { code, conv, log }
+}
+
+// ---------------------------------------------------------------- scripted backend
+
+#[test]
+fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(&config(""), &backend, &env("sshd"), vec![Reply::Text("")]);
+    assert_eq!(r.code, PamCode::Success);
+    assert_eq!(
+        r.conv.prompts,
+        vec!["Approve on Pixel 7: type 42 on your device, then press Enter (c to cancel): "]
+    );
+    assert!(r.conv.infos.is_empty());
+    assert_eq!(backend.waits.get(), 1, "Enter waits for the outcome");
+    assert_eq!(backend.cancels.get(), 0);
+    let line = r.log.one();
+    for part in [
+        "user=alice",
+        "service=sshd",
+        "rhost=192.0.2.7",
+        "device=\"Pixel 7\"",
+        "outcome=approved",
+        "challenge=chal-1",
+    ] {
+        assert!(line.contains(part), "{part} missing in {line}");
+    }
+    assert!(!line.contains("42"), "no code in logs: {line}");
+    let (user, ctx, matching, ttl) = backend.started_with.borrow().clone().unwrap();
+    assert_eq!(user, "alice");
+    assert_eq!(ctx["service"], "sshd");
+    assert_eq!(ctx["host"], "web01");
+    assert_eq!(ctx["rhost"], "192.0.2.7");
+    assert!(!ctx.contains_key("command"));
+    assert!(matching);
+    assert_eq!(
+        ttl,
+        Some(Duration::from_secs(58)),
+        "a bit below the 60 s deadline"
+    );
+}
+
+#[test]
+fn typing_c_or_aborting_cancels_the_challenge() {
+    for reply in [Reply::Text("c"), Reply::Text("cancel"), Reply::Abort] {
+        let backend = Scripted::login(Ok(approved()));
+        let r = go(&config(""), &backend, &env("sshd"), vec![reply]);
+        assert_eq!(r.code, PamCode::AuthErr);
+        assert_eq!(backend.waits.get(), 0, "no wait after a cancel");
+        assert_eq!(backend.cancels.get(), 1, "the challenge is cancelled");
+        let line = r.log.one();
+        assert!(
+            line.contains("outcome=cancelled_by_user")
+                || line.contains("outcome=conversation_aborted"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn sudo_gets_a_message_and_no_prompt() {
+    let backend = Scripted::login(Ok(Outcome::Denied {
+        device_id: "dev-1".into(),
+    }));
+    let r = go(&config(""), &backend, &env("sudo"), vec![]);
+    assert_eq!(r.code, PamCode::AuthErr);
+    assert!(r.conv.prompts.is_empty());
+    assert_eq!(r.conv.infos.len(), 1);
+    assert!(r.conv.infos[0].contains("type 42"), "{:?}", r.conv.infos);
+    assert!(r.conv.infos[0].contains("Pixel 7"));
+    assert!(r.conv.errors[0].contains("denied"));
+    assert_eq!(
+        backend.cancels.get(),
+        0,
+        "a decided challenge needs no cancel"
+    );
+    assert!(r.log.one().contains("outcome=denied"));
+    let (_, ctx, _, _) = backend.started_with.borrow().clone().unwrap();
+    assert_eq!(ctx["command"], "id", "sudo's command is in the context");
+
+    // prompt = always overrides.
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(
+        &config("prompt = \"always\"\n"),
+        &backend,
+        &env("sudo"),
+        vec![Reply::Text("")],
+    );
+    assert_eq!(r.code, PamCode::Success);
+    assert_eq!(r.conv.prompts.len(), 1);
+    // prompt = never under sshd: a message.
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(
+        &config("prompt = \"never\"\n"),
+        &backend,
+        &env("sshd"),
+        vec![],
+    );
+    assert_eq!(r.code, PamCode::Success);
+    assert!(r.conv.prompts.is_empty());
+    assert_eq!(r.conv.infos.len(), 1);
+    // A conversation that cannot show the code cancels.
+    let backend = Scripted::login(Ok(approved()));
+    let mut conv = FakeConv {
+        fail_info: true,
+        ..FakeConv::default()
+    };
+    let mut log = MemLog::default();
+    let code = authenticate(
+        &config(""),
+        &backend,
+        "alice",
+        &env("sudo"),
+        &mut conv,
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    assert_eq!(code, PamCode::AuthErr);
+    assert_eq!(backend.cancels.get(), 1);
+}
+
+#[test]
+fn every_outcome_maps_to_its_pam_code() {
+    let cases: Vec<(Result<Outcome, ClientError>, PamCode, &str, u32)> = vec![
+        (Ok(approved()), PamCode::Success, "approved", 0),
+        (
+            Ok(Outcome::Denied {
+                device_id: "d".into(),
+            }),
+            PamCode::AuthErr,
+            "denied",
+            0,
+        ),
+        (
+            Ok(Outcome::Reported {
+                device_id: "d".into(),
+            }),
+            PamCode::AuthErr,
+            "reported",
+            0,
+        ),
+        (
+            Ok(Outcome::CodeMismatch {
+                device_id: "d".into(),
+            }),
+            PamCode::AuthErr,
+            "code_mismatch",
+            0,
+        ),
+        (Ok(Outcome::Expired), PamCode::AuthErr, "expired", 0),
+        (Ok(Outcome::Cancelled), PamCode::AuthErr, "cancelled", 0),
+        (Ok(Outcome::TimedOut), PamCode::AuthErr, "timed_out", 1),
+        (
+            Err(ClientError::BadAnswer("device not pinned".into())),
+            PamCode::AuthErr,
+            "untrustworthy_answer",
+            1,
+        ),
+        (
+            Err(ClientError::Unreachable("gone".into())),
+            PamCode::AuthinfoUnavail,
+            "unreachable",
+            1,
+        ),
+    ];
+    for (outcome, code, name, cancels) in cases {
+        // Even with the safe policy, a server lost during the wait never lets anyone in.
+        let backend = Scripted::login(outcome);
+        let r = go(
+            &config("server_unreachable = \"safe\"\n"),
+            &backend,
+            &env("sshd"),
+            vec![Reply::Text("")],
+        );
+        assert_eq!(r.code, code, "{name}");
+        assert!(
+            r.log.one().contains(&format!("outcome={name} ")),
+            "{name}: {}",
+            r.log.one()
+        );
+        assert_eq!(backend.cancels.get(), cancels, "{name}: cancels");
+    }
+}
+
+#[test]
+fn unreachable_server_follows_the_failure_policy() {
+    let backend = Scripted::failing(ClientError::Unreachable("connection refused".into()));
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::AuthinfoUnavail);
+    assert!(r.log.one().contains("outcome=unreachable_denied"));
+    assert!(r.conv.prompts.is_empty());
+
+    let backend = Scripted::failing(ClientError::Unreachable("connection refused".into()));
+    let r = go(
+        &config("server_unreachable = \"safe\"\n"),
+        &backend,
+        &env("sshd"),
+        vec![],
+    );
+    assert_eq!(r.code, PamCode::Success);
+    assert!(r.log.one().contains("outcome=unreachable_allowed"));
+}
+
+#[test]
+fn unknown_user_and_no_device_follow_their_policy() {
+    for (policy, code, suffix) in [
+        ("deny", PamCode::AuthErr, "denied"),
+        ("ignore", PamCode::Ignore, "ignored"),
+        ("allow", PamCode::Success, "allowed"),
+    ] {
+        for (error, what) in [
+            (ClientError::UnknownUser, "unknown_user"),
+            (ClientError::NoDevice, "no_device"),
+        ] {
+            let backend = Scripted::failing(error);
+            let r = go(
+                &config(&format!("no_device = \"{policy}\"\n")),
+                &backend,
+                &env("sshd"),
+                vec![],
+            );
+            assert_eq!(r.code, code, "{policy} {what}");
+            assert!(r.log.one().contains(&format!("outcome={what}_{suffix}")));
+        }
+    }
+    let backend = Scripted::failing(ClientError::RateLimited {
+        code: ErrorCode::UserLocked,
+        message: "locked".into(),
+    });
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::AuthErr);
+    assert!(r.conv.errors[0].contains("locked"));
+    let backend = Scripted::failing(ClientError::Unauthorized);
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::ServiceErr);
+    assert!(r.log.one().contains("outcome=config_error"));
+}
+
+#[test]
+fn users_outside_groups_are_ignored() {
+    let cfg = config("groups = [\"admins\", \"!contractors\"]\n");
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(&cfg, &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::Ignore);
+    assert!(backend.started_with.borrow().is_none(), "no push sent");
+    assert!(r.log.one().contains("outcome=not_required"));
+
+    let admin = FakeEnv {
+        service: "sshd",
+        groups: Some(vec!["admins".into()]),
+    };
+    let backend = Scripted::login(Ok(approved()));
+    assert_eq!(
+        go(&cfg, &backend, &admin, vec![Reply::Text("")]).code,
+        PamCode::Success
+    );
+    let excluded = FakeEnv {
+        service: "sshd",
+        groups: Some(vec!["admins".into(), "contractors".into()]),
+    };
+    let backend = Scripted::login(Ok(approved()));
+    assert_eq!(go(&cfg, &backend, &excluded, vec![]).code, PamCode::Ignore);
+    let unknown = FakeEnv {
+        service: "sshd",
+        groups: None,
+    };
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(&cfg, &backend, &unknown, vec![]);
+    assert_eq!(r.code, PamCode::UserUnknown);
+    assert!(backend.started_with.borrow().is_none());
+}
+
+#[test]
+fn run_fails_closed_on_bad_arguments_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env("sshd");
+    let check = |args: &[&str], needle: &str| {
+        let mut conv = FakeConv::default();
+        let mut log = MemLog::default();
+        let code = run(args, Some("alice"), me(), &env, &mut conv, &mut log);
+        assert_eq!(code, PamCode::ServiceErr, "{args:?}");
+        let line = log.one().to_owned();
+        assert!(line.contains(needle), "{args:?}: {line}");
+        assert!(line.contains("refusing"), "{line}");
+    };
+    let missing = format!("conf={}", dir.path().join("none.conf").display());
+    check(&[&missing], "missing");
+    check(&["conf=relative.conf"], "absolute");
+    check(&["debgu"], "unknown module argument");
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "server = \n").unwrap();
+    let bad_arg = format!("conf={}", bad.display());
+    check(&[&bad_arg], "malformed");
+    // World-writable.
+    use std::os::unix::fs::PermissionsExt;
+    let ww = dir.path().join("ww.conf");
+    std::fs::write(
+        &ww,
+        "server = \"http://x\"\napi_key_file = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ww, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let ww_arg = format!("conf={}", ww.display());
+    check(&[&ww_arg, "debug"], "writable");
+    // No user.
+    let mut conv = FakeConv::default();
+    let mut log = MemLog::default();
+    assert_eq!(
+        run(&[], None, me(), &env, &mut conv, &mut log),
+        PamCode::UserUnknown
+    );
+}
+
+// ---------------------------------------------------------------- real server
+
+mod real {
+    use super::*;
+    use pushauth_device::{Decision, DeviceClient};
+    use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpCommand, StoreArgs};
+    use pushauth_server::{RunningServer, ServerConfig};
+    use std::rc::Rc;
+
+    struct Server {
+        server: RunningServer,
+        data: tempfile::TempDir,
+    }
+
+    fn store(data: &Path) -> StoreArgs {
+        StoreArgs {
+            config: None,
+            data_dir: Some(data.to_owned()),
+        }
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let data = tempfile::tempdir().unwrap();
+            let mut cfg = ServerConfig::new(
+                "127.0.0.1:0".parse().unwrap(),
+                data.path().to_owned(),
+                "admin-token-for-tests-0123456789".into(),
+            );
+            cfg.sweep_interval_secs = 1;
+            let server = RunningServer::start(cfg).unwrap();
+            Server { server, data }
+        }
+
+        fn api_key(&self) -> String {
+            let mut out = Vec::new();
+            run_admin(
+                Command::Rp {
+                    command: RpCommand::Add {
+                        name: "pam-test".into(),
+                        store: store(self.data.path()),
+                    },
+                },
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap()
+                .trim()
+                .to_owned()
+        }
+
+        fn device(&self, user: &str, name: &str) -> DeviceClient {
+            let mut out = Vec::new();
+            run_admin(
+                Command::Enroll(EnrollArgs {
+                    user: user.into(),
+                    ttl: None,
+                    public_url: Some(self.server.url()),
+                    store: store(self.data.path()),
+                }),
+                &mut out,
+            )
+            .unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let link = text.lines().nth(1).unwrap().trim().to_owned();
+            let profile = DeviceClient::enroll(&link, name, None).unwrap();
+            DeviceClient::new(&profile).unwrap()
+        }
+
+        fn config(&self, extra: &str) -> Config {
+            Config::parse(
+                Path::new("/test/pam_push.conf"),
+                &format!(
+                    "server = \"{}\"\napi_key = \"{}\"\ntimeout = 20\n{extra}",
+                    self.server.url(),
+                    self.api_key()
+                ),
+                me(),
+            )
+            .unwrap()
+        }
+    }
+
+    /// The device answers the challenge named by the prompt, typing `code` (or the prompt's).
+    fn answer_on(
+        device: Rc<DeviceClient>,
+        decision: Decision,
+        code: Option<&'static str>,
+    ) -> Reply {
+        Reply::Act(Box::new(move |prompt: &str| {
+            let shown = prompt
+                .split("type ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap()
+                .to_owned();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let challenge = loop {
+                let list = device.pending(2).unwrap();
+                if let Some(c) = list.into_iter().next() {
+                    break c;
+                }
+                assert!(Instant::now() < deadline, "challenge never arrived");
+            };
+            assert_eq!(challenge.context["service"], "sshd");
+            let typed = code.map(str::to_owned).unwrap_or(shown);
+            device.respond(&challenge, decision, &typed).unwrap();
+        }))
+    }
+
+    fn login(cfg: &Config, reply: Reply) -> Run {
+        let client = pushauth_client::Client::new(cfg.client_config()).unwrap();
+        let mut conv = FakeConv {
+            replies: vec![reply].into(),
+            ..FakeConv::default()
+        };
+        let mut log = MemLog::default();
+        let code = authenticate(
+            cfg,
+            &client,
+            "alice",
+            &env("sshd"),
+            &mut conv,
+            &mut log,
+            false,
+            Instant::now(),
+        );
+        Run { code, conv, log }
+    }
+
+    #[test]
+    fn real_server_approve_wrong_code_and_cancel() {
+        let server = Server::start();
+        let device = Rc::new(server.device("alice", "Pixel 7"));
+        let cfg = server.config("");
+
+        let r = login(&cfg, answer_on(device.clone(), Decision::Approve, None));
+        assert_eq!(r.code, PamCode::Success, "{:?}", r.log.0);
+        assert!(r.conv.prompts[0].starts_with("Approve on Pixel 7: type "));
+        assert!(r.log.one().contains("outcome=approved"));
+
+        let r = login(
+            &cfg,
+            answer_on(device.clone(), Decision::Approve, Some("00")),
+        );
+        assert_eq!(r.code, PamCode::AuthErr);
+        assert!(
+            r.log.one().contains("outcome=code_mismatch"),
+            "{:?}",
+            r.log.0
+        );
+
+        let r = login(&cfg, answer_on(device.clone(), Decision::Deny, None));
+        assert_eq!(r.code, PamCode::AuthErr);
+        assert!(r.log.one().contains("outcome=denied"));
+
+        // "c" cancels on the server: the device no longer sees it as open.
+        let r = login(&cfg, Reply::Text("c"));
+        assert_eq!(r.code, PamCode::AuthErr);
+        let open: Vec<_> = device
+            .pending(0)
+            .unwrap()
+            .into_iter()
+            .filter(|c| !c.state.is_terminal())
+            .collect();
+        assert!(open.is_empty(), "cancelled challenge still open: {open:?}");
+    }
+
+    #[test]
+    fn real_server_pinned_key_mismatch_and_unknown_user() {
+        let server = Server::start();
+        let device = Rc::new(server.device("alice", "Pixel 7"));
+        let pins = tempfile::tempdir().unwrap();
+        let other = pushauth_proto::DeviceSigningKey::from_seed(&[9; 32]).public_key();
+        std::fs::write(
+            pins.path().join("alice"),
+            format!("ed25519 {} someone else\n", other.to_b64()),
+        )
+        .unwrap();
+        let cfg = server.config(&format!(
+            "authorized_devices = \"{}\"\n",
+            pins.path().display()
+        ));
+        let r = login(&cfg, answer_on(device, Decision::Approve, None));
+        assert_eq!(r.code, PamCode::AuthErr);
+        let line = r.log.one();
+        assert!(line.contains("outcome=untrustworthy_answer"), "{line}");
+        assert!(line.contains("pinned"), "{line}");
+
+        // A user the server does not know.
+        let cfg = server.config("");
+        let client = pushauth_client::Client::new(cfg.client_config()).unwrap();
+        let mut conv = FakeConv::default();
+        let mut log = MemLog::default();
+        let code = authenticate(
+            &cfg,
+            &client,
+            "nobody",
+            &env("sshd"),
+            &mut conv,
+            &mut log,
+            false,
+            Instant::now(),
+        );
+        assert_eq!(code, PamCode::AuthErr);
+        assert!(
+            log.one().contains("outcome=unknown_user_denied"),
+            "{:?}",
+            log.0
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! Administrator endpoints (admin token): enrollment links, devices, revocation, relying
+//! parties and the audit log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use pushauth_proto::random;
+use pushauth_proto::wire::{
+    AuditList, CreateEnrollment, CreateRelyingParty, DeviceInfo, DeviceList, EnrollmentCreated,
+    ErrorCode, RelyingPartyCreated,
+};
+use sha2::{Digest, Sha256};
+
+use super::{device_info, printable, JsonBody, Params};
+use crate::app::SharedState;
+use crate::auth::{hash_secret, AdminCaller};
+use crate::clock;
+use crate::error::ApiError;
+use crate::store::RelyingPartyRecord;
+
+/// Longest user name, in characters.
+pub const MAX_USER: usize = 256;
+/// Longest enrollment link lifetime.
+pub const MAX_ENROLLMENT_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Default and largest page of the audit log.
+pub const DEFAULT_AUDIT_LIMIT: u64 = 100;
+pub const MAX_AUDIT_LIMIT: u64 = 1000;
+
+/// `POST /v1/admin/enrollments`: a single-use enrollment link (creates the user if new).
+pub async fn create_enrollment(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    JsonBody(req): JsonBody<CreateEnrollment>,
+) -> Result<(StatusCode, Json<EnrollmentCreated>), ApiError> {
+    let ttl = req.ttl_secs.unwrap_or(state.config.enrollment_ttl_secs);
+    let created = issue_enrollment(&state, req.user, ttl).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Issues an enrollment token for `user` (shared with nothing else; the CLI has its own path
+/// through the store).
+async fn issue_enrollment(
+    state: &SharedState,
+    user: String,
+    ttl: u64,
+) -> Result<EnrollmentCreated, ApiError> {
+    if !printable(&user, MAX_USER) {
+        return Err(ApiError::malformed(format!(
+            "user must be 1 to {MAX_USER} printable characters"
+        )));
+    }
+    if ttl == 0 || ttl > MAX_ENROLLMENT_TTL_SECS {
+        return Err(ApiError::malformed(format!(
+            "ttl_secs must be 1 to {MAX_ENROLLMENT_TTL_SECS}"
+        )));
+    }
+    let token = random::secret_token().map_err(|_| ApiError::internal())?;
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let now = clock::now_ms();
+    let expires_at = clock::ceil_to_second(now + i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
+    state
+        .db(move |s| s.create_enrollment(&user, &token_hash, now, expires_at))
+        .await?;
+    Ok(EnrollmentCreated {
+        url: enrollment_url(&state.base_url, &token),
+        token,
+        expires_at: clock::rfc3339(expires_at),
+    })
+}
+
+/// `<public_url>/enroll?token=<token>`.
+pub fn enrollment_url(base_url: &str, token: &str) -> String {
+    format!("{}/enroll?token={token}", base_url.trim_end_matches('/'))
+}
+
+/// `GET /v1/admin/users/{user}/devices`: the user's active devices.
+pub async fn user_devices(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(user): Path<String>,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = state
+        .db(move |s| s.user_devices(&user))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+    Ok(Json(DeviceList {
+        devices: devices
+            .iter()
+            .filter(|d| d.is_active())
+            .map(device_info)
+            .collect(),
+    }))
+}
+
+/// `DELETE /v1/admin/devices/{id}`: revokes a device (the row stays, for the audit trail).
+pub async fn revoke_device(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceInfo>, ApiError> {
+    let now = clock::now_ms();
+    let device = state
+        .db(move |s| s.revoke_device(&id, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    tracing::info!(device = %device.id, user = %device.user, "device revoked");
+    // Its long-polls see the revocation on their next request.
+    state
+        .waiters
+        .devices_changed(std::slice::from_ref(&device.id));
+    Ok(Json(device_info(&device)))
+}
+
+/// Makes a relying party and its API key `<rp_id>.<secret>`; only the secret's hash is kept.
+pub fn new_relying_party(name: &str) -> Result<(RelyingPartyRecord, String), ApiError> {
+    if !printable(name, 64) {
+        return Err(ApiError::malformed(
+            "name must be 1 to 64 printable characters",
+        ));
+    }
+    let id = random::id().map_err(|_| ApiError::internal())?;
+    let secret = random::secret_token().map_err(|_| ApiError::internal())?;
+    let api_key = format!("{id}.{secret}");
+    Ok((
+        RelyingPartyRecord {
+            id,
+            name: name.to_owned(),
+            key_hash: hash_secret(&secret),
+        },
+        api_key,
+    ))
+}
+
+/// `POST /v1/admin/relying-parties`: the key is shown once.
+pub async fn create_relying_party(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    JsonBody(req): JsonBody<CreateRelyingParty>,
+) -> Result<(StatusCode, Json<RelyingPartyCreated>), ApiError> {
+    let (rp, api_key) = new_relying_party(&req.name)?;
+    let now = clock::now_ms();
+    let stored = rp.clone();
+    state
+        .db(move |s| s.create_relying_party(&stored, now))
+        .await?;
+    tracing::info!(rp = %rp.id, "relying party created");
+    Ok((
+        StatusCode::CREATED,
+        Json(RelyingPartyCreated {
+            id: rp.id,
+            name: rp.name,
+            api_key,
+        }),
+    ))
+}
+
+/// `GET /v1/admin/audit?limit=N&user=U`: newest first.
+pub async fn audit(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    params: Params,
+) -> Result<Json<AuditList>, ApiError> {
+    let limit = params.number("limit")?.unwrap_or(DEFAULT_AUDIT_LIMIT);
+    if limit == 0 || limit > MAX_AUDIT_LIMIT {
+        return Err(ApiError::malformed(format!(
+            "limit must be 1 to {MAX_AUDIT_LIMIT}"
+        )));
+    }
+    let limit = u32::try_from(limit).unwrap_or(1000);
+    let user = params.0.get("user").cloned();
+    let events = state
+        .db(move |s| s.list_audit(limit, user.as_deref()))
+        .await?;
+    Ok(Json(AuditList { events }))
+}

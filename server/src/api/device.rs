@@ -1,0 +1,340 @@
+//! Device endpoints: enroll (unsigned, proof of possession), and the signed API to list,
+//! acknowledge and answer challenges.
+
+use std::time::Duration;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::Json;
+use pushauth_proto::challenge::decide;
+use pushauth_proto::signing::{enroll_message, response_message, ResponseFields};
+use pushauth_proto::wire::{
+    ChallengeStatus, DeviceResponse, EnrollRequest, EnrollResponse, ErrorCode, PendingChallenge,
+    PendingList,
+};
+use pushauth_proto::{b64, random, ChallengeState, Decision, DevicePublicKey};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::rp::{instant_at, wrong_state};
+use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
+use crate::app::SharedState;
+use crate::auth::{device_key, reject_signature, verify_device};
+use crate::clock;
+use crate::error::ApiError;
+use crate::limits;
+use crate::store::{AnswerRecord, Cas, ChallengeRecord, DeviceRecord, NewDevice, Redeem, Store};
+
+/// Longest device name, in characters.
+pub const MAX_DEVICE_NAME: usize = 64;
+
+fn redeem_error(outcome: &Redeem) -> ApiError {
+    match outcome {
+        Redeem::Used => ApiError::new(
+            ErrorCode::EnrollmentUsed,
+            "this enrollment link was already used",
+        ),
+        Redeem::Expired => ApiError::new(
+            ErrorCode::EnrollmentExpired,
+            "this enrollment link expired; ask for a new one",
+        ),
+        _ => ApiError::new(ErrorCode::UnknownEnrollment, "no such enrollment token"),
+    }
+}
+
+/// `POST /v1/device/enroll`.
+pub async fn enroll(
+    State(state): State<SharedState>,
+    JsonBody(req): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let token_hash: [u8; 32] = Sha256::digest(req.token.as_bytes()).into();
+    let now = clock::now_ms();
+    let enrollment = state
+        .db(move |s| s.get_enrollment(&token_hash))
+        .await?
+        .ok_or_else(|| redeem_error(&Redeem::Unknown))?;
+    if enrollment.used {
+        return Err(redeem_error(&Redeem::Used));
+    }
+    if now >= enrollment.expires_at {
+        return Err(redeem_error(&Redeem::Expired));
+    }
+    if !printable(&req.name, MAX_DEVICE_NAME) {
+        return Err(ApiError::malformed(format!(
+            "name must be 1 to {MAX_DEVICE_NAME} printable characters"
+        )));
+    }
+    let public = DevicePublicKey::from_wire(&req.alg, &req.public_key)
+        .map_err(|e| ApiError::malformed(e.to_string()))?;
+    let proof = enroll_message(&req.token, public.alg().as_str(), &public.to_bytes());
+    if public.verify_b64(&proof, &req.proof).is_err() {
+        tracing::warn!(user = %enrollment.user, "enrollment proof does not verify");
+        return Err(ApiError::new(
+            ErrorCode::BadSignature,
+            "the proof of possession does not verify",
+        ));
+    }
+    let device = NewDevice {
+        id: random::id().map_err(|_| ApiError::internal())?,
+        name: req.name,
+        alg: public.alg().as_str().to_owned(),
+        public_key: public.to_b64(),
+    };
+    match state
+        .db(move |s| s.redeem_enrollment(&token_hash, &device, now))
+        .await?
+    {
+        Redeem::Enrolled(d) => {
+            tracing::info!(user = %d.user, device = %d.id, "device enrolled");
+            Ok(Json(EnrollResponse {
+                device_id: d.id,
+                user: d.user,
+            }))
+        }
+        other => Err(redeem_error(&other)),
+    }
+}
+
+fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
+    PendingChallenge {
+        id: c.id.clone(),
+        user: c.user.clone(),
+        state: c.state,
+        context: c.context.clone(),
+        context_digest: b64::encode(c.context_digest),
+        rp_nonce: b64::encode(&c.rp_nonce),
+        created_at: clock::rfc3339(c.created_at),
+        expires_at: clock::rfc3339(c.expires_at),
+        code_required: c.code.is_some(),
+    }
+}
+
+/// `GET /v1/device/challenges?wait=SECS`: the device's open challenges. Answers at once if one
+/// is `pending`; else after a challenge for this device is created or changes state, or the wait
+/// ends.
+pub async fn list(
+    State(state): State<SharedState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+    RawBody(body): RawBody,
+) -> Result<Json<PendingList>, ApiError> {
+    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
+    let wait = params.wait_secs()?;
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut sub = state.waiters.watch_device(&device.id);
+    let open = open_challenges(&state, &device.id).await?;
+    let any_pending = open.iter().any(|c| c.state == ChallengeState::Pending);
+    if !any_pending && wait > 0 && !state.stopping() {
+        let wake = open
+            .iter()
+            .map(|c| instant_at(c.expires_at))
+            .fold(deadline, Instant::min);
+        {
+            let _waiting = state.metrics.waiting();
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                _ = sub.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let open = open_challenges(&state, &device.id).await?;
+        return Ok(Json(pending_list(&open)));
+    }
+    Ok(Json(pending_list(&open)))
+}
+
+/// The device's open challenges, after expiring its due ones.
+async fn open_challenges(
+    state: &SharedState,
+    device_id: &str,
+) -> Result<Vec<ChallengeRecord>, ApiError> {
+    let id = device_id.to_owned();
+    let now = clock::now_ms();
+    let (open, expired) = state.db(move |s| s.device_challenges(&id, now)).await?;
+    state.expired(&expired);
+    Ok(open)
+}
+
+fn pending_list(open: &[ChallengeRecord]) -> PendingList {
+    PendingList {
+        challenges: open.iter().map(pending_view).collect(),
+    }
+}
+
+/// Reads a challenge a device acts on: it must exist and have been sent to this device.
+async fn targeted(
+    state: &SharedState,
+    device_id: &str,
+    id: &str,
+) -> Result<ChallengeRecord, ApiError> {
+    let challenge = state
+        .fetch_challenge(id, clock::now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found("challenge"))?;
+    if !challenge.devices.iter().any(|d| d == device_id) {
+        return Err(not_targeted());
+    }
+    Ok(challenge)
+}
+
+fn not_targeted() -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        "this challenge was not sent to this device",
+    )
+}
+
+fn expired_error() -> ApiError {
+    ApiError::new(ErrorCode::Expired, "the challenge expired")
+}
+
+/// `POST /v1/device/challenges/{id}/ack`: pending → acknowledged.
+pub async fn ack(
+    State(state): State<SharedState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<ChallengeStatus>, ApiError> {
+    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
+    let current = targeted(&state, &device.id, &id).await?;
+    match current.state {
+        ChallengeState::Acknowledged => return Ok(Json(challenge_status(&current))),
+        ChallengeState::Expired => return Err(expired_error()),
+        s if s.is_terminal() => return Err(wrong_state(&current)),
+        _ => {}
+    }
+    let now = clock::now_ms();
+    match state.db(move |s| s.acknowledge(&id, now)).await? {
+        Cas::Changed(c) => {
+            state.changed(&c);
+            Ok(Json(challenge_status(&c)))
+        }
+        Cas::Expired(c) => {
+            state.changed(&c);
+            Err(expired_error())
+        }
+        Cas::WrongState(c) if c.state == ChallengeState::Acknowledged => {
+            Ok(Json(challenge_status(&c)))
+        }
+        Cas::WrongState(c) => Err(wrong_state(&c)),
+        Cas::Missing => Err(ApiError::not_found("challenge")),
+    }
+}
+
+/// `POST /v1/device/challenges/{id}/response`: the signed answer that decides the challenge.
+pub async fn respond(
+    State(state): State<SharedState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<ChallengeStatus>, ApiError> {
+    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
+    let req: DeviceResponse = parse_json(&body)?;
+    let lockout = state.config.limits;
+    // Read, checks, signature and compare-and-set run as one blocking job; what changed is
+    // returned so the waiters can be woken here.
+    let (changed, result) = state
+        .db_try(move |s| Ok(answer_job(s, &device, &id, req, &lockout)))
+        .await?;
+    if let Some(c) = &changed {
+        state.changed(c);
+    }
+    result.map(|c| Json(challenge_status(&c)))
+}
+
+/// What answering did: the challenge if its state changed (answered or found expired), and
+/// the reply.
+type AnswerOutcome = (
+    Option<Box<ChallengeRecord>>,
+    Result<Box<ChallengeRecord>, ApiError>,
+);
+
+fn answer_job(
+    s: &dyn Store,
+    device: &DeviceRecord,
+    id: &str,
+    req: DeviceResponse,
+    limits: &crate::config::Limits,
+) -> AnswerOutcome {
+    let now = clock::now_ms();
+    let (challenge, just_expired) = match s.get_challenge(id, now) {
+        Ok(Some(found)) => found,
+        Ok(None) => return (None, Err(ApiError::not_found("challenge"))),
+        Err(e) => return (None, Err(e.into())),
+    };
+    let challenge = Box::new(challenge);
+    let changed = just_expired.then(|| challenge.clone());
+    if !challenge.devices.contains(&device.id) {
+        return (changed, Err(not_targeted()));
+    }
+    if challenge.state == ChallengeState::Expired {
+        return (changed, Err(expired_error()));
+    }
+    if challenge.state.is_terminal() {
+        return (changed, Err(wrong_state(&challenge)));
+    }
+    if clock::parse_rfc3339(&req.responded_at).is_none() {
+        return (
+            None,
+            Err(ApiError::malformed("responded_at must be RFC 3339 text")),
+        );
+    }
+    let message = response_message(&ResponseFields {
+        challenge_id: &challenge.id,
+        user: &challenge.user,
+        device_id: &device.id,
+        rp_nonce: &challenge.rp_nonce,
+        context_digest: &challenge.context_digest,
+        decision: req.decision,
+        code: &req.code,
+        responded_at: &req.responded_at,
+    });
+    let key = match device_key(device) {
+        Ok(key) => key,
+        Err(e) => return (None, Err(e)),
+    };
+    if key.verify_b64(&message, &req.signature).is_err() {
+        reject_signature(
+            s,
+            device,
+            Some(challenge.id.clone()),
+            "response signature".to_owned(),
+        );
+        return (
+            None,
+            Err(ApiError::new(
+                ErrorCode::BadSignature,
+                "the response signature does not verify",
+            )),
+        );
+    }
+    let (outcome, reason) = decide(req.decision, challenge.code.as_deref(), &req.code);
+    let answer = AnswerRecord {
+        device_id: device.id.clone(),
+        state: outcome,
+        decision: req.decision,
+        reason,
+        typed_code: req.code,
+        responded_at: req.responded_at,
+        signature: req.signature,
+        lock_user_until: (req.decision == Decision::Report)
+            .then(|| limits::lock_until(limits, now)),
+    };
+    match s.answer(id, &answer, now) {
+        Ok(Cas::Changed(c)) => {
+            tracing::debug!(challenge = %c.id, device = %device.id, state = %c.state, "challenge answered");
+            (Some(c.clone()), Ok(c))
+        }
+        Ok(Cas::Expired(c)) => (Some(c), Err(expired_error())),
+        Ok(Cas::WrongState(c)) => (None, Err(wrong_state(&c))),
+        Ok(Cas::Missing) => (None, Err(ApiError::not_found("challenge"))),
+        Err(e) => (None, Err(e.into())),
+    }
+}

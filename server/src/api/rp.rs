@@ -1,0 +1,207 @@
+//! Relying-party endpoints: list a user's devices, create, read (long-poll) and cancel
+//! challenges.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use pushauth_proto::challenge::generate_code;
+use pushauth_proto::context::validate_context;
+use pushauth_proto::wire::{
+    ChallengeCreated, ChallengeStatus, CreateChallenge, DeviceList, ErrorCode,
+};
+use pushauth_proto::{b64, context_digest, random};
+use tokio::time::Instant;
+
+use super::{challenge_status, device_info, JsonBody, Params};
+use crate::app::SharedState;
+use crate::auth::RpCaller;
+use crate::clock::{self, Millis};
+use crate::error::ApiError;
+use crate::limits;
+use crate::store::{Cas, ChallengeRecord, Create, NewChallenge};
+use crate::webhook;
+
+/// `GET /v1/users/{user}/devices`: the user's active devices.
+pub async fn user_devices(
+    State(state): State<SharedState>,
+    _rp: RpCaller,
+    Path(user): Path<String>,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = state
+        .db(move |s| s.user_devices(&user))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+    Ok(Json(DeviceList {
+        devices: devices
+            .iter()
+            .filter(|d| d.is_active())
+            .map(device_info)
+            .collect(),
+    }))
+}
+
+fn secs_to_ms(secs: u64) -> Millis {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// `POST /v1/challenges`.
+pub async fn create_challenge(
+    State(state): State<SharedState>,
+    rp: RpCaller,
+    JsonBody(req): JsonBody<CreateChallenge>,
+) -> Result<(StatusCode, Json<ChallengeCreated>), ApiError> {
+    validate_context(&req.context)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidContext, e.to_string()))?;
+    let rp_nonce = b64::decode_array::<32>(&req.rp_nonce, "rp_nonce")
+        .map_err(|e| ApiError::malformed(e.to_string()))?;
+    let config = &state.config;
+    let ttl = req.ttl_secs.unwrap_or(config.default_ttl_secs);
+    if ttl == 0 || ttl > config.max_ttl_secs {
+        return Err(ApiError::malformed(format!(
+            "ttl_secs must be 1 to {}",
+            config.max_ttl_secs
+        )));
+    }
+    if req.user.is_empty() {
+        return Err(ApiError::malformed("user must not be empty"));
+    }
+    let code = if req.code {
+        Some(generate_code().map_err(|_| ApiError::internal())?)
+    } else {
+        None
+    };
+    let now = clock::now_ms();
+    let new = NewChallenge {
+        id: random::id().map_err(|_| ApiError::internal())?,
+        user: req.user,
+        rp_id: rp.rp_id,
+        context_digest: context_digest(&req.context),
+        context: req.context,
+        rp_nonce: rp_nonce.to_vec(),
+        code,
+        requested_devices: req.devices,
+        created_at: now,
+        expires_at: clock::ceil_to_second(now + secs_to_ms(ttl)),
+        window_start: limits::window_start(&config.limits, now),
+    };
+    let limits = config.limits;
+    let created = state
+        .db(move |s| s.create_challenge(&new, &|push| limits::check(&limits, push, now)))
+        .await?;
+    let (challenge, devices) = match created {
+        Create::Created { challenge, devices } => (challenge, devices),
+        Create::UnknownUser => {
+            return Err(ApiError::new(ErrorCode::UnknownUser, "no such user"));
+        }
+        Create::NoDevice => {
+            return Err(ApiError::new(
+                ErrorCode::NoDevice,
+                "the user has no (matching) active device; enroll one first",
+            ));
+        }
+        Create::Refused(refusal) => {
+            tracing::info!(
+                code = refusal.code().as_str(),
+                "challenge refused by limits"
+            );
+            return Err(ApiError::new(refusal.code(), refusal.message()));
+        }
+    };
+    state.metrics.challenge("created");
+    state.waiters.devices_changed(&challenge.devices);
+    if let Some(hook) = &state.webhook {
+        webhook::notify(hook, &challenge.id, &challenge.user, &challenge.devices);
+    }
+    tracing::debug!(challenge = %challenge.id, user = %challenge.user, "challenge created");
+    Ok((
+        StatusCode::CREATED,
+        Json(ChallengeCreated {
+            id: challenge.id.clone(),
+            user: challenge.user.clone(),
+            devices: challenge.devices.clone(),
+            device_info: devices.iter().map(device_info).collect(),
+            code: challenge.code.clone(),
+            expires_at: clock::rfc3339(challenge.expires_at),
+            state: challenge.state,
+        }),
+    ))
+}
+
+/// Reads a challenge the caller owns (anyone else's is "not found").
+async fn owned(state: &SharedState, rp: &RpCaller, id: &str) -> Result<ChallengeRecord, ApiError> {
+    match state.fetch_challenge(id, clock::now_ms()).await? {
+        Some(c) if c.rp_id == rp.rp_id => Ok(c),
+        _ => Err(ApiError::not_found("challenge")),
+    }
+}
+
+/// Instant at which a wall-clock time in milliseconds arrives (a little after, so the read that
+/// follows sees it as past).
+pub fn instant_at(at: Millis) -> Instant {
+    let ms = at.saturating_sub(clock::now_ms()).max(0) + 5;
+    Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// `GET /v1/challenges/{id}?wait=SECS`: answers at once for a terminal challenge, else after
+/// its state changes, its expiry arrives (it is then expired) or the wait ends.
+pub async fn get_challenge(
+    State(state): State<SharedState>,
+    rp: RpCaller,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<ChallengeStatus>, ApiError> {
+    let wait = params.wait_secs()?;
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut sub = state.waiters.watch_challenge(&id);
+    let challenge = owned(&state, &rp, &id).await?;
+    if challenge.state.is_terminal() || wait == 0 || state.stopping() {
+        return Ok(Json(challenge_status(&challenge)));
+    }
+    {
+        let _waiting = state.metrics.waiting();
+        let mut shutdown = state.shutdown.clone();
+        tokio::select! {
+            _ = sub.changed() => {}
+            _ = tokio::time::sleep_until(deadline.min(instant_at(challenge.expires_at))) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    // Whatever woke us (a change, the expiry, the deadline), the fresh state is the answer.
+    let challenge = owned(&state, &rp, &id).await?;
+    Ok(Json(challenge_status(&challenge)))
+}
+
+/// `DELETE /v1/challenges/{id}`.
+pub async fn cancel_challenge(
+    State(state): State<SharedState>,
+    rp: RpCaller,
+    Path(id): Path<String>,
+) -> Result<Json<ChallengeStatus>, ApiError> {
+    let current = owned(&state, &rp, &id).await?;
+    if current.state.is_terminal() {
+        return Err(wrong_state(&current));
+    }
+    let now = clock::now_ms();
+    match state.db(move |s| s.cancel(&id, now)).await? {
+        Cas::Changed(c) => {
+            state.changed(&c);
+            Ok(Json(challenge_status(&c)))
+        }
+        Cas::Expired(c) => {
+            state.changed(&c);
+            Err(wrong_state(&c))
+        }
+        Cas::WrongState(c) => Err(wrong_state(&c)),
+        Cas::Missing => Err(ApiError::not_found("challenge")),
+    }
+}
+
+/// 409 naming the state the challenge is in.
+pub fn wrong_state(c: &ChallengeRecord) -> ApiError {
+    ApiError::new(
+        ErrorCode::WrongState,
+        format!("the challenge is already {}", c.state),
+    )
+}

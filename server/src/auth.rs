@@ -1,0 +1,203 @@
+//! Caller authentication: relying-party API keys, the admin token, and signed device requests
+//! (with timestamp and one-time nonce checks).
+
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, Uri};
+use pushauth_proto::auth::DeviceAuth;
+use pushauth_proto::wire::ErrorCode;
+use pushauth_proto::{DevicePublicKey, MAX_CLOCK_SKEW_SECS};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::app::SharedState;
+use crate::clock;
+use crate::error::ApiError;
+use crate::store::{AuditEntry, DeviceRecord, Store};
+
+/// The relying-party id recorded for requests made with the admin token.
+pub const ADMIN_RP: &str = "admin";
+
+/// SHA-256 of a secret, the only form in which API key secrets are stored.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Compares through hashes so the time taken says nothing about length or content.
+fn secret_eq(given: &str, expected: &str) -> bool {
+    bool::from(hash_secret(given).ct_eq(&hash_secret(expected)))
+}
+
+/// A request made with a valid relying-party API key (or the admin token).
+#[derive(Debug, Clone)]
+pub struct RpCaller {
+    pub rp_id: String,
+}
+
+impl FromRequestParts<SharedState> for RpCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        if secret_eq(key, &state.config.admin_token) {
+            return Ok(RpCaller {
+                rp_id: ADMIN_RP.to_owned(),
+            });
+        }
+        let (rp_id, secret) = key.split_once('.').ok_or_else(ApiError::unauthorized)?;
+        if rp_id.is_empty() || rp_id.len() > 64 {
+            return Err(ApiError::unauthorized());
+        }
+        let cached = state
+            .rp_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rp_id)
+            .copied();
+        let expected = match cached {
+            Some(hash) => hash,
+            None => {
+                let id = rp_id.to_owned();
+                let rp = state
+                    .db(move |s| s.get_relying_party(&id))
+                    .await?
+                    .ok_or_else(ApiError::unauthorized)?;
+                state
+                    .rp_keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(rp.id.clone(), rp.key_hash);
+                rp.key_hash
+            }
+        };
+        if bool::from(hash_secret(secret).ct_eq(&expected)) {
+            Ok(RpCaller {
+                rp_id: rp_id.to_owned(),
+            })
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+/// A request made with the admin token.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller;
+
+impl FromRequestParts<SharedState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        match bearer(&parts.headers) {
+            Some(token) if secret_eq(token, &state.config.admin_token) => Ok(AdminCaller),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// Verifies a signed device request: known, not revoked, fresh timestamp, valid signature over
+/// method, path-and-query as received, ts, nonce and body, then a nonce never seen before.
+pub async fn verify_device(
+    state: &SharedState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<DeviceRecord, ApiError> {
+    let header_text = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unauthorized,
+                "device requests need an Authorization: PushAuth header",
+            )
+        })?;
+    let auth = DeviceAuth::parse(header_text)
+        .map_err(|e| ApiError::new(ErrorCode::Unauthorized, e.to_string()))?;
+    let ts = auth
+        .ts_secs()
+        .map_err(|e| ApiError::new(ErrorCode::StaleTimestamp, e.to_string()))?;
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+    let message = auth.message(method.as_str(), path_and_query, body);
+    let detail = format!("request {method} {}", uri.path());
+    // Lookup, signature check and nonce use run as one blocking job.
+    state
+        .db_try(move |s| {
+            let device = s
+                .get_device(&auth.device)?
+                .ok_or_else(|| ApiError::new(ErrorCode::UnknownDevice, "no such device"))?;
+            if !device.is_active() {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceRevoked,
+                    "this device was revoked; enroll it again",
+                ));
+            }
+            let now = clock::now_ms();
+            if (ts - now.div_euclid(1000)).abs() > MAX_CLOCK_SKEW_SECS {
+                return Err(ApiError::new(
+                    ErrorCode::StaleTimestamp,
+                    format!(
+                        "request timestamp is more than {MAX_CLOCK_SKEW_SECS} seconds from the server's clock; check the device's time"
+                    ),
+                ));
+            }
+            if device_key(&device)?.verify_b64(&message, &auth.sig).is_err() {
+                reject_signature(s, &device, None, detail);
+                return Err(ApiError::new(
+                    ErrorCode::BadSignature,
+                    "the request signature does not verify",
+                ));
+            }
+            // A replay is refused by the timestamp check once ts is more than the skew old, so
+            // the nonce only needs remembering until then (plus a second for rounding).
+            let valid_until = (ts + MAX_CLOCK_SKEW_SECS + 1) * 1000;
+            if !s.use_device_nonce(&device.id, &auth.nonce, now, valid_until)? {
+                return Err(ApiError::new(
+                    ErrorCode::ReplayedNonce,
+                    "this request nonce was used before",
+                ));
+            }
+            Ok(device)
+        })
+        .await
+}
+
+/// The stored public key of a device.
+pub fn device_key(device: &DeviceRecord) -> Result<DevicePublicKey, ApiError> {
+    DevicePublicKey::from_wire(&device.alg, &device.public_key).map_err(|e| {
+        tracing::error!(device = %device.id, error = %e, "stored device key is unusable");
+        ApiError::internal()
+    })
+}
+
+/// Audits a signature that did not verify (best effort: the refusal stands either way).
+/// Runs on the blocking pool, inside a store job.
+pub fn reject_signature(
+    store: &dyn Store,
+    device: &DeviceRecord,
+    challenge_id: Option<String>,
+    detail: String,
+) {
+    tracing::warn!(device = %device.id, %detail, "signature rejected");
+    let entry = AuditEntry {
+        kind: "signature_rejected",
+        user: Some(device.user.clone()),
+        device_id: Some(device.id.clone()),
+        challenge_id,
+        detail: Some(detail),
+    };
+    if let Err(e) = store.audit(&entry, clock::now_ms()) {
+        tracing::error!(error = %e, "cannot audit a rejected signature");
+    }
+}

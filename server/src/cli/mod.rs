@@ -1,0 +1,184 @@
+//! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
+//! (`enroll`, `devices`, `revoke`, `rp add`, `audit`) or on the running server (`push`).
+
+mod admin;
+mod push;
+mod serve;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::error::ServerError;
+use crate::store::StoreError;
+
+pub use serve::resolve_serve;
+
+/// pushauthd: the pushauth push server and its admin commands.
+#[derive(Debug, Parser)]
+#[command(name = "pushauthd", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Make a single-use enrollment link (and QR code) for a user.
+    Enroll(EnrollArgs),
+    /// List a user's devices.
+    Devices(DevicesArgs),
+    /// Revoke a device.
+    Revoke(RevokeArgs),
+    /// Manage relying parties.
+    Rp {
+        #[command(subcommand)]
+        command: RpCommand,
+    },
+    /// Show the audit log, newest first.
+    Audit(AuditArgs),
+    /// Send a test push through the running server and follow it until it ends.
+    Push(PushArgs),
+}
+
+/// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Config file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding pushauthd.sqlite3.
+    #[arg(long, env = "PUSHAUTHD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Config file (TOML); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "PUSHAUTHD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: /var/lib/pushauthd].
+    #[arg(long, env = "PUSHAUTHD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the admin token; created (0600) with a fresh token if missing
+    /// [default: <data dir>/admin-token].
+    #[arg(long, env = "PUSHAUTHD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Base URL for enrollment links [default: http(s)://<listen>].
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EnrollArgs {
+    pub user: String,
+    /// Lifetime of the link in seconds [default: enrollment_ttl_secs, 600].
+    #[arg(long)]
+    pub ttl: Option<u64>,
+    /// Base URL for the link [default: public_url of the config, else from listen].
+    #[arg(long)]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevicesArgs {
+    pub user: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    pub device_id: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RpCommand {
+    /// Add a relying party; prints its API key once.
+    Add {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// How many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Only this user's events.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    pub user: String,
+    /// Server URL [default: public_url of the config, else from listen].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Turn number matching off.
+    #[arg(long)]
+    pub no_code: bool,
+    /// Config file (for the server URL and admin token file).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Admin token file.
+    #[arg(long, env = "PUSHAUTHD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to trust for an HTTPS server with a private CA.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A failed command, with a message for the person at the keyboard.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs an admin subcommand (everything but `serve`), writing its output to `out`.
+pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> {
+    match command {
+        Command::Serve(_) => Err(CliError::Failed("serve is run by the binary's main".into())),
+        Command::Enroll(args) => admin::enroll(&args, out),
+        Command::Devices(args) => admin::devices(&args, out),
+        Command::Revoke(args) => admin::revoke(&args, out),
+        Command::Rp {
+            command: RpCommand::Add { name, store },
+        } => admin::rp_add(&name, &store, out),
+        Command::Audit(args) => admin::audit(&args, out),
+        Command::Push(args) => push::push(&args, out),
+    }
+}

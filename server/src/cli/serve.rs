@@ -1,0 +1,72 @@
+//! Turns `serve` flags, environment and config file into a [`ServerConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{CliError, ServeArgs};
+use crate::config::{
+    load_or_create_admin_token, ConfigError, FileConfig, ServerConfig, TlsConfig, DEFAULT_DATA_DIR,
+    DEFAULT_LISTEN,
+};
+
+fn default_listen() -> Result<SocketAddr, CliError> {
+    DEFAULT_LISTEN
+        .parse()
+        .map_err(|_| CliError::Failed("bad built-in listen address".into()))
+}
+
+/// Flags override the file; the file overrides defaults.
+pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let listen = match args.listen.or(file.listen) {
+        Some(listen) => listen,
+        None => default_listen()?,
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let token_file = args
+        .admin_token_file
+        .clone()
+        .or_else(|| file.admin_token_file.clone())
+        .unwrap_or_else(|| data_dir.join("admin-token"));
+    let admin_token = load_or_create_admin_token(&token_file)?;
+    let mut config = ServerConfig::new(listen, data_dir, String::new());
+    config.admin_token = admin_token;
+    config.public_url = args.public_url.clone().or_else(|| file.public_url.clone());
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => file.tls.clone(),
+    };
+    if let Some(limits) = file.limits {
+        config.limits = limits;
+    }
+    if let Some(v) = file.default_ttl_secs {
+        config.default_ttl_secs = v;
+    }
+    if let Some(v) = file.max_ttl_secs {
+        config.max_ttl_secs = v;
+    }
+    if let Some(v) = file.enrollment_ttl_secs {
+        config.enrollment_ttl_secs = v;
+    }
+    if let Some(v) = file.sweep_interval_secs {
+        config.sweep_interval_secs = v;
+    }
+    config.webhook = file.webhook_config()?;
+    if config.default_ttl_secs == 0 || config.default_ttl_secs > config.max_ttl_secs {
+        return Err(ConfigError::Invalid(
+            "default_ttl_secs must be between 1 and max_ttl_secs".into(),
+        )
+        .into());
+    }
+    Ok(config)
+}

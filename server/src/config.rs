@@ -1,0 +1,332 @@
+//! Server configuration: the in-memory [`ServerConfig`], the TOML file form, and the admin token
+//! file.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/pushauthd";
+
+/// Push-fatigue limits per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open (pending or acknowledged, unexpired) challenges a user may have at once.
+    pub max_open_per_user: u32,
+    /// New challenges a user may get within `window_secs`.
+    pub max_new_per_window: u32,
+    pub window_secs: u64,
+    /// How long a "this was not me" report stops new pushes to the user.
+    pub report_lockout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_open_per_user: 3,
+            max_new_per_window: 10,
+            window_secs: 600,
+            report_lockout_secs: 900,
+        }
+    }
+}
+
+/// Certificate chain and private key files (PEM) for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where to POST a notification for every new challenge.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// HMAC-SHA256 key for the `X-PushAuth-Signature` header.
+    pub secret: Zeroizing<String>,
+    pub timeout_ms: u64,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// Everything a running server needs.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Base URL for enrollment links; `http(s)://<listen>` when absent.
+    pub public_url: Option<String>,
+    pub admin_token: Zeroizing<String>,
+    pub tls: Option<TlsConfig>,
+    pub limits: Limits,
+    pub default_ttl_secs: u64,
+    pub max_ttl_secs: u64,
+    pub enrollment_ttl_secs: u64,
+    pub webhook: Option<WebhookConfig>,
+    /// How often the background sweeper expires overdue challenges and prunes old nonces;
+    /// 0 turns it off (expiry is still enforced on every read and write).
+    pub sweep_interval_secs: u64,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &"<redacted>")
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
+            .field("default_ttl_secs", &self.default_ttl_secs)
+            .field("max_ttl_secs", &self.max_ttl_secs)
+            .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
+            .field("webhook", &self.webhook)
+            .field("sweep_interval_secs", &self.sweep_interval_secs)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with every default.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, admin_token: String) -> Self {
+        ServerConfig {
+            listen,
+            data_dir,
+            public_url: None,
+            admin_token: Zeroizing::new(admin_token),
+            tls: None,
+            limits: Limits::default(),
+            default_ttl_secs: 60,
+            max_ttl_secs: 300,
+            enrollment_ttl_secs: 600,
+            webhook: None,
+            sweep_interval_secs: 5,
+        }
+    }
+
+    /// The base URL for links: the configured one, else derived from `addr` (the bound address).
+    pub fn base_url(&self, addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{addr}")
+            }
+        }
+    }
+}
+
+/// A configuration problem, named so the person can fix it.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("admin token file {path}: {message}")]
+    AdminToken { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The TOML config file. Unknown keys are an error naming the key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_token_file: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub default_ttl_secs: Option<u64>,
+    pub max_ttl_secs: Option<u64>,
+    pub enrollment_ttl_secs: Option<u64>,
+    pub sweep_interval_secs: Option<u64>,
+    pub tls: Option<TlsConfig>,
+    pub limits: Option<Limits>,
+    pub webhook: Option<FileWebhook>,
+}
+
+/// `[webhook]` in the config file.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWebhook {
+    pub url: String,
+    /// The HMAC key itself, or
+    pub secret: Option<String>,
+    /// a file holding it.
+    pub secret_file: Option<PathBuf>,
+    pub timeout_ms: Option<u64>,
+}
+
+impl fmt::Debug for FileWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileWebhook")
+            .field("url", &self.url)
+            .field("secret_file", &self.secret_file)
+            .finish()
+    }
+}
+
+impl FileConfig {
+    /// Parses config text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// The webhook settings, reading the secret file when one is named.
+    pub fn webhook_config(&self) -> Result<Option<WebhookConfig>, ConfigError> {
+        let Some(hook) = &self.webhook else {
+            return Ok(None);
+        };
+        let secret = match (&hook.secret, &hook.secret_file) {
+            (Some(secret), None) => Zeroizing::new(secret.clone()),
+            (None, Some(path)) => {
+                let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| {
+                    ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    }
+                })?);
+                Zeroizing::new(text.trim().to_owned())
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "[webhook] needs exactly one of secret or secret_file".into(),
+                ))
+            }
+        };
+        if secret.is_empty() {
+            return Err(ConfigError::Invalid("[webhook] secret is empty".into()));
+        }
+        Ok(Some(WebhookConfig {
+            url: hook.url.clone(),
+            secret,
+            timeout_ms: hook.timeout_ms.unwrap_or(3000),
+        }))
+    }
+}
+
+/// Reads the admin token file, or creates it (0600) with a fresh random token if it is missing.
+/// A file readable by group or others is refused: it grants full control of the server.
+pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+    let err = |message: String| ConfigError::AdminToken {
+        path: path.to_owned(),
+        message,
+    };
+    match fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = Zeroizing::new(
+                pushauth_proto::random::secret_token().map_err(|e| err(e.to_string()))?,
+            );
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)
+                    .map_err(|e| err(format!("cannot create its folder: {e}")))?;
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(format!("cannot create it: {e}")))?;
+            file.write_all(format!("{}\n", token.as_str()).as_bytes())
+                .map_err(|e| err(format!("cannot write it: {e}")))?;
+            tracing::info!(path = %path.display(), "created a new admin token file");
+            Ok(token)
+        }
+        Err(e) => Err(err(format!("cannot read it: {e}"))),
+        Ok(meta) => {
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(err(format!(
+                    "it is readable by group or others and holds the admin token; chmod 600 {}",
+                    path.display()
+                )));
+            }
+            read_admin_token(path)
+        }
+    }
+}
+
+/// Reads an existing admin token file (the `push` subcommand uses it as a client).
+pub fn read_admin_token(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+    let err = |message: String| ConfigError::AdminToken {
+        path: path.to_owned(),
+        message,
+    };
+    let text =
+        Zeroizing::new(fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?);
+    let token = Zeroizing::new(text.trim().to_owned());
+    if token.is_empty() {
+        return Err(err(
+            "it is empty; delete it to have a new token made, or write one in".into(),
+        ));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = FileConfig::parse("listn = \"127.0.0.1:1\"\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let err = FileConfig::parse("[limits]\nmax_open = 3\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("max_open"), "{err}");
+        let ok = FileConfig::parse(
+            "listen = \"127.0.0.1:9\"\n[limits]\nmax_open_per_user = 5\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.limits.unwrap().max_open_per_user, 5);
+        assert_eq!(ok.limits.unwrap().window_secs, 600);
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../pushauthd.example.toml");
+        let config = FileConfig::parse(text, Path::new("pushauthd.example.toml")).unwrap();
+        assert_eq!(config.limits, Some(Limits::default()));
+        assert_eq!(config.default_ttl_secs, Some(60));
+        assert!(config.tls.is_some() && config.webhook.is_some());
+    }
+}

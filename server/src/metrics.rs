@@ -1,0 +1,133 @@
+//! Prometheus metrics: challenges by outcome, open challenges, waiting long-polls and request
+//! latency.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    challenges: Family<OutcomeLabels, Counter>,
+    open: Gauge,
+    waiting: Gauge,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+/// Counts one waiting long-poll while it lives.
+#[derive(Debug)]
+pub struct WaitingGuard {
+    gauge: Gauge,
+}
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let challenges = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "pushauth_challenges",
+            "Challenges by outcome (created, approved, denied, expired, cancelled)",
+            challenges.clone(),
+        );
+        let open = Gauge::default();
+        registry.register(
+            "pushauth_open_challenges",
+            "Challenges pending or acknowledged and not expired",
+            open.clone(),
+        );
+        let waiting = Gauge::default();
+        registry.register(
+            "pushauth_waiting_long_polls",
+            "Long-poll requests currently waiting",
+            waiting.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "pushauth_http_request_duration_seconds",
+            "HTTP request latency by route (long-polls include their wait)",
+            latency.clone(),
+        );
+        Metrics {
+            registry,
+            challenges,
+            open,
+            waiting,
+            latency,
+        }
+    }
+
+    /// Counts a challenge reaching `outcome` (or being created).
+    pub fn challenge(&self, outcome: &'static str) {
+        self.challenges
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn waiting(&self) -> WaitingGuard {
+        self.waiting.inc();
+        WaitingGuard {
+            gauge: self.waiting.clone(),
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .observe(seconds);
+    }
+
+    /// Prometheus text, with the open-challenge gauge set from the store's count.
+    pub fn render(&self, open_challenges: u64) -> String {
+        self.open
+            .set(i64::try_from(open_challenges).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;

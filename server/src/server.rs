@@ -1,0 +1,216 @@
+//! Running the server: [`serve`] for the binary, [`RunningServer`] for tests and embedding
+//! (its own thread and runtime, usable from plain `#[test]` functions).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use tokio::sync::watch;
+
+use crate::app::{self, AppState, SharedState};
+use crate::clock;
+use crate::config::ServerConfig;
+use crate::error::ServerError;
+use crate::metrics::Metrics;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::tls;
+use crate::waiters::Waiters;
+
+/// How long in-flight requests get to finish once the server stops.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Everything bound and opened, ready to serve.
+struct Prepared {
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: Option<RustlsConfig>,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+}
+
+fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
+    let tls = config.tls.as_ref().map(tls::load).transpose()?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    Ok(Prepared {
+        listener,
+        addr,
+        tls,
+        store,
+        config,
+    })
+}
+
+/// Serves until `stop` turns true.
+async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), ServerError> {
+    let Prepared {
+        listener,
+        addr,
+        tls,
+        store,
+        config,
+    } = prepared;
+    let state: SharedState = Arc::new(AppState {
+        base_url: config.base_url(addr),
+        webhook: config.webhook.clone().map(Arc::new),
+        config,
+        store,
+        waiters: Waiters::default(),
+        metrics: Metrics::new(),
+        rp_keys: Mutex::new(HashMap::new()),
+        shutdown: stop.clone(),
+    });
+    let sweeper = tokio::spawn(sweep_loop(state.clone()));
+    let handle = Handle::new();
+    let stopper = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+            handle.graceful_shutdown(Some(GRACE));
+        })
+    };
+    let service = app::router(state.clone()).into_make_service();
+    tracing::info!(%addr, tls = tls.is_some(), "pushauthd listening");
+    let result = match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
+    sweeper.abort();
+    stopper.abort();
+    tracing::info!("pushauthd stopped");
+    result.map_err(ServerError::from)
+}
+
+/// Expires overdue challenges (for metrics, audit and waking waiters) and forgets nonces whose
+/// requests can no longer pass the timestamp check.
+async fn sweep_loop(state: SharedState) {
+    let every = state.config.sweep_interval_secs;
+    if every == 0 {
+        return;
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs(every));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = clock::now_ms();
+        match state.db(move |s| s.sweep(now)).await {
+            Ok(expired) => state.expired(&expired),
+            Err(e) => tracing::warn!(error = ?e, "sweep failed"),
+        }
+    }
+}
+
+/// Runs the server until `shutdown` resolves (the binary passes Ctrl-C / SIGTERM).
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let prepared = prepare(config)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+        // Keep the sender alive so receivers do not see a closed channel as a stop signal twice.
+        std::future::pending::<()>().await;
+    });
+    run(prepared, stop_rx).await
+}
+
+/// A server running on its own thread and tokio runtime.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    url: String,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Binds (port 0 allowed), opens or creates the store in `data_dir`, and serves on a tokio
+    /// runtime in its own thread; returns once listening.
+    pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let prepared = prepare(config)?;
+        let addr = prepared.addr;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pushauthd")
+            .enable_all()
+            .build()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("pushauthd-main".into())
+            .spawn(move || {
+                if let Err(e) = runtime.block_on(run(prepared, stop_rx)) {
+                    tracing::error!(error = %e, "pushauthd failed");
+                }
+                // Let blocking store calls finish so the database is closed on return.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+            })?;
+        Ok(RunningServer {
+            addr,
+            url: format!("{scheme}://{addr}"),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT` (`https` with TLS).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Stops serving and closes the store; the same data dir and address can be used again.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.send_replace(true);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("pushauthd thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,269 @@
+//! The storage interface. Handlers call these operations and never see SQL; `sqlite` implements
+//! them today, a PostgreSQL backend can follow behind the same trait.
+//!
+//! Every method blocks; async callers run them on the blocking pool. Each method is one
+//! transaction, and every challenge transition is a compare-and-set on its current state.
+
+pub mod sqlite;
+
+use pushauth_proto::wire::AuditEvent;
+use pushauth_proto::{ChallengeState, Context, Decision, Reason};
+use thiserror::Error;
+
+use crate::clock::Millis;
+use crate::limits::{PushState, Refusal};
+
+/// A storage failure (never a "not found": those are values).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot use data directory {path}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database schema version {0} is newer than this pushauthd understands")]
+    TooNew(i64),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub alg: String,
+    /// base64url raw public key.
+    pub public_key: String,
+    pub created_at: Millis,
+    pub last_seen_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+impl DeviceRecord {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// A device about to be enrolled.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub id: String,
+    pub name: String,
+    pub alg: String,
+    pub public_key: String,
+}
+
+/// An enrollment token's record (looked up by the token's SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentRecord {
+    pub user: String,
+    pub expires_at: Millis,
+    pub used: bool,
+}
+
+/// What redeeming an enrollment token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem {
+    Enrolled(DeviceRecord),
+    Unknown,
+    Used,
+    Expired,
+}
+
+/// A relying party: its API key is stored as SHA-256 of the secret part only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingPartyRecord {
+    pub id: String,
+    pub name: String,
+    pub key_hash: [u8; 32],
+}
+
+/// A challenge with everything the server knows about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    pub id: String,
+    pub user: String,
+    pub rp_id: String,
+    pub state: ChallengeState,
+    pub context: Context,
+    pub context_digest: [u8; 32],
+    pub rp_nonce: Vec<u8>,
+    pub code: Option<String>,
+    pub devices: Vec<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub device_id: Option<String>,
+    pub decision: Option<Decision>,
+    pub reason: Option<Reason>,
+    pub typed_code: Option<String>,
+    pub responded_at: Option<String>,
+    pub signature: Option<String>,
+}
+
+impl ChallengeRecord {
+    /// Open and past its expiry: the next read or write moves it to `expired`.
+    pub fn is_due(&self, now: Millis) -> bool {
+        !self.state.is_terminal() && now >= self.expires_at
+    }
+}
+
+/// A challenge to create.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub id: String,
+    pub user: String,
+    pub rp_id: String,
+    pub context: Context,
+    pub context_digest: [u8; 32],
+    pub rp_nonce: Vec<u8>,
+    pub code: Option<String>,
+    /// Device ids the RP asked for; all active devices of the user when `None`.
+    pub requested_devices: Option<Vec<String>>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    /// Start of the rate window, for counting recent challenges.
+    pub window_start: Millis,
+}
+
+/// What creating a challenge did.
+#[derive(Debug, Clone)]
+pub enum Create {
+    Created {
+        challenge: Box<ChallengeRecord>,
+        devices: Vec<DeviceRecord>,
+    },
+    UnknownUser,
+    NoDevice,
+    Refused(Refusal),
+}
+
+/// A device's accepted answer, to store with the terminal state.
+#[derive(Debug, Clone)]
+pub struct AnswerRecord {
+    pub device_id: String,
+    pub state: ChallengeState,
+    pub decision: Decision,
+    pub reason: Option<Reason>,
+    pub typed_code: String,
+    pub responded_at: String,
+    pub signature: String,
+    /// Set for a `report`: new pushes to the user stop until then.
+    pub lock_user_until: Option<Millis>,
+}
+
+/// What a compare-and-set on a challenge did.
+#[derive(Debug, Clone)]
+pub enum Cas {
+    /// The transition happened; the record after it.
+    Changed(Box<ChallengeRecord>),
+    /// The challenge was already past its expiry: it is now `expired` and nothing else changed.
+    Expired(Box<ChallengeRecord>),
+    /// The challenge is in a state the transition does not start from; unchanged.
+    WrongState(Box<ChallengeRecord>),
+    Missing,
+}
+
+/// A challenge the store just moved to `expired`, so callers can wake its waiters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired {
+    pub id: String,
+    pub devices: Vec<String>,
+}
+
+/// An audit entry to write.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry {
+    pub kind: &'static str,
+    pub user: Option<String>,
+    pub device_id: Option<String>,
+    pub challenge_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Everything pushauthd stores.
+pub trait Store: Send + Sync + 'static {
+    /// A cheap query proving the database answers.
+    fn health(&self) -> StoreResult<()>;
+
+    // ---- users, enrollment, devices
+
+    /// Records an enrollment token (by hash) for `user`, creating the user if new.
+    fn create_enrollment(
+        &self,
+        user: &str,
+        token_hash: &[u8; 32],
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()>;
+    fn get_enrollment(&self, token_hash: &[u8; 32]) -> StoreResult<Option<EnrollmentRecord>>;
+    /// Uses the token once (compare-and-set) and adds the device; audits `enrolled`.
+    fn redeem_enrollment(
+        &self,
+        token_hash: &[u8; 32],
+        device: &NewDevice,
+        now: Millis,
+    ) -> StoreResult<Redeem>;
+    /// All devices of a user, revoked ones included; `None` for a user never seen.
+    fn user_devices(&self, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>>;
+    fn get_device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
+    /// Remembers a device request nonce until `valid_until` (when the request's timestamp turns
+    /// stale) and updates `last_seen_at`. `false` if the nonce was seen.
+    fn use_device_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now: Millis,
+        valid_until: Millis,
+    ) -> StoreResult<bool>;
+    /// Marks a device revoked (idempotent) and audits it; `None` if unknown.
+    fn revoke_device(&self, id: &str, now: Millis) -> StoreResult<Option<DeviceRecord>>;
+
+    // ---- relying parties
+
+    fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()>;
+    fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>>;
+
+    // ---- challenges
+
+    /// Checks user and devices, asks `check` whether the limits allow one more (with the counts
+    /// read in the same transaction), and inserts the challenge. Audits `challenge_created` or
+    /// `rate_limited`.
+    fn create_challenge(
+        &self,
+        new: &NewChallenge,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Create>;
+    /// Reads a challenge, first moving it to `expired` if it is due (audited). The flag says
+    /// whether this read expired it.
+    fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>>;
+    /// `pending` → `acknowledged` by a device.
+    fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas>;
+    /// Open → the answer's terminal state; audits `challenge_answered` (and `user_locked`).
+    fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas>;
+    /// Open → `cancelled`; audits `challenge_cancelled`.
+    fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas>;
+    /// The open, unexpired challenges sent to a device, oldest first, after expiring its due
+    /// ones (returned too).
+    fn device_challenges(
+        &self,
+        device_id: &str,
+        now: Millis,
+    ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)>;
+    /// Expires every due challenge and forgets nonces and user locks that no longer matter.
+    fn sweep(&self, now: Millis) -> StoreResult<Vec<Expired>>;
+    /// Open challenges (for the metrics gauge).
+    fn open_challenges(&self, now: Millis) -> StoreResult<u64>;
+
+    // ---- audit
+
+    fn audit(&self, entry: &AuditEntry, now: Millis) -> StoreResult<()>;
+    /// Newest first.
+    fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>>;
+}

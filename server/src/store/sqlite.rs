@@ -1,0 +1,1160 @@
+//! The SQLite store: one file `<data_dir>/pushauthd.sqlite3` in WAL mode, one writer connection
+//! behind a mutex (SQLite has one writer anyway) and a small pool of readers.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use pushauth_proto::wire::AuditEvent;
+use pushauth_proto::{ChallengeState, Context};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use super::*;
+use crate::clock::{self, Millis};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "pushauthd.sqlite3";
+
+/// Current schema version; each step in [`MIGRATIONS`] moves one version up.
+const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1
+    r#"
+    CREATE TABLE users (
+        name        TEXT PRIMARY KEY,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE user_locks (
+        user        TEXT PRIMARY KEY REFERENCES users(name),
+        until       INTEGER NOT NULL
+    );
+    CREATE TABLE devices (
+        id           TEXT PRIMARY KEY,
+        user         TEXT NOT NULL REFERENCES users(name),
+        name         TEXT NOT NULL,
+        alg          TEXT NOT NULL,
+        public_key   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER,
+        revoked_at   INTEGER
+    );
+    CREATE INDEX devices_by_user ON devices(user, created_at);
+    CREATE TABLE enrollments (
+        token_hash  BLOB PRIMARY KEY,
+        user        TEXT NOT NULL REFERENCES users(name),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER,
+        device_id   TEXT
+    );
+    CREATE TABLE relying_parties (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        key_hash    BLOB NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE challenges (
+        id             TEXT PRIMARY KEY,
+        user           TEXT NOT NULL,
+        rp_id          TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        context        TEXT NOT NULL,
+        context_digest BLOB NOT NULL,
+        rp_nonce       BLOB NOT NULL,
+        code           TEXT,
+        devices        TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        device_id      TEXT,
+        decision       TEXT,
+        reason         TEXT,
+        typed_code     TEXT,
+        responded_at   TEXT,
+        signature      TEXT
+    );
+    CREATE INDEX challenges_by_user_created ON challenges(user, created_at);
+    CREATE INDEX challenges_by_user_state ON challenges(user, state);
+    CREATE INDEX challenges_by_state_expiry ON challenges(state, expires_at);
+    -- Which devices an open challenge waits on; rows go when the challenge ends.
+    CREATE TABLE open_challenge_devices (
+        device_id    TEXT NOT NULL,
+        challenge_id TEXT NOT NULL,
+        PRIMARY KEY (device_id, challenge_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX open_challenge_devices_by_challenge ON open_challenge_devices(challenge_id);
+    CREATE TABLE device_nonces (
+        device_id   TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        -- After this time the request's timestamp is stale, so the nonce cannot be replayed.
+        valid_until INTEGER NOT NULL,
+        PRIMARY KEY (device_id, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX device_nonces_by_time ON device_nonces(valid_until);
+    CREATE TABLE audit (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        user         TEXT,
+        device_id    TEXT,
+        challenge_id TEXT,
+        detail       TEXT
+    );
+    CREATE INDEX audit_by_user ON audit(user, id);
+    "#,
+];
+
+const OPEN: &str = "('pending','acknowledged')";
+const CHALLENGE_COLUMNS: &str = "id, user, rp_id, state, context, context_digest, rp_nonce, code, \
+     devices, created_at, expires_at, device_id, decision, reason, typed_code, responded_at, signature";
+const DEVICE_COLUMNS: &str =
+    "id, user, name, alg, public_key, created_at, last_seen_at, revoked_at";
+const MAX_IDLE_READERS: usize = 8;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable (SQLite rolls back).
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn conversion_error(index: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, message.into())
+}
+
+fn parse_col<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.get(index)?;
+    text.parse()
+        .map_err(|e: T::Err| conversion_error(index, e.to_string()))
+}
+
+fn parse_opt_col<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let text: Option<String> = row.get(index)?;
+    text.map(|t| {
+        t.parse()
+            .map_err(|e: T::Err| conversion_error(index, e.to_string()))
+    })
+    .transpose()
+}
+
+fn challenge_from_row(row: &Row<'_>) -> rusqlite::Result<ChallengeRecord> {
+    let context: String = row.get(4)?;
+    let context: Context =
+        serde_json::from_str(&context).map_err(|e| conversion_error(4, e.to_string()))?;
+    let digest: Vec<u8> = row.get(5)?;
+    let context_digest: [u8; 32] = digest
+        .try_into()
+        .map_err(|_| conversion_error(5, "context digest is not 32 bytes".into()))?;
+    let devices: String = row.get(8)?;
+    let devices: Vec<String> =
+        serde_json::from_str(&devices).map_err(|e| conversion_error(8, e.to_string()))?;
+    Ok(ChallengeRecord {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        rp_id: row.get(2)?,
+        state: parse_col(row, 3)?,
+        context,
+        context_digest,
+        rp_nonce: row.get(6)?,
+        code: row.get(7)?,
+        devices,
+        created_at: row.get(9)?,
+        expires_at: row.get(10)?,
+        device_id: row.get(11)?,
+        decision: parse_opt_col(row, 12)?,
+        reason: parse_opt_col(row, 13)?,
+        typed_code: row.get(14)?,
+        responded_at: row.get(15)?,
+        signature: row.get(16)?,
+    })
+}
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: row.get(0)?,
+        user: row.get(1)?,
+        name: row.get(2)?,
+        alg: row.get(3)?,
+        public_key: row.get(4)?,
+        created_at: row.get(5)?,
+        last_seen_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+fn open_connection(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Readers share the OS page cache through mmap instead of a pread per page.
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn write_audit(tx: &Connection, entry: &AuditEntry, now: Millis) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO audit (at, kind, user, device_id, challenge_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        now,
+        entry.kind,
+        entry.user,
+        entry.device_id,
+        entry.challenge_id,
+        entry.detail
+    ])?;
+    Ok(())
+}
+
+fn select_challenge(conn: &Connection, id: &str) -> rusqlite::Result<Option<ChallengeRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = ?1"
+    ))?
+    .query_row([id], challenge_from_row)
+    .optional()
+}
+
+/// Drops the open-challenge index rows of a challenge that just ended.
+fn finish(tx: &Connection, id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM open_challenge_devices WHERE challenge_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Moves one challenge to `expired` if it is open and due; audits it. True if it did.
+fn expire_if_due(tx: &Connection, id: &str, user: &str, now: Millis) -> rusqlite::Result<bool> {
+    let changed = tx
+        .prepare_cached(&format!(
+            "UPDATE challenges SET state = 'expired', updated_at = ?2 \
+             WHERE id = ?1 AND state IN {OPEN} AND expires_at <= ?2"
+        ))?
+        .execute(params![id, now])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    finish(tx, id)?;
+    write_audit(
+        tx,
+        &AuditEntry {
+            kind: "challenge_expired",
+            user: Some(user.to_owned()),
+            challenge_id: Some(id.to_owned()),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(true)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir`, which is created 0700 if missing.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        let dir_err = |source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        };
+        if !data_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(dir_err)?;
+            // The umask may have narrowed the mode further; make it exactly 0700.
+            fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+        }
+        let path = data_dir.join(DB_FILE);
+        let mut writer = open_connection(&path)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let conn = lock(&self.readers).pop();
+        let conn = match conn {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        Ok(result?)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
+    /// `expires_at > now`) after expiring the challenge if it is due.
+    fn transition(
+        &self,
+        id: &str,
+        now: Millis,
+        apply: impl FnOnce(&Transaction<'_>, &ChallengeRecord) -> rusqlite::Result<usize>,
+    ) -> StoreResult<Cas> {
+        self.write(|tx| {
+            let Some(current) = select_challenge(tx, id)? else {
+                return Ok(Cas::Missing);
+            };
+            if expire_if_due(tx, id, &current.user, now)? {
+                let after = select_challenge(tx, id)?;
+                return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+            }
+            if apply(tx, &current)? == 0 {
+                return Ok(Cas::WrongState(Box::new(current)));
+            }
+            Ok(select_challenge(tx, id)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let version: Option<i64> = tx
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let mut version = version.unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew(version));
+    }
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+            .ok_or_else(|| StoreError::Corrupt(format!("no migration from version {version}")))?;
+        tx.execute_batch(step)?;
+        version += 1;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn health(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    fn create_enrollment(
+        &self,
+        user: &str,
+        token_hash: &[u8; 32],
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![user, now])?;
+            tx.prepare_cached(
+                "INSERT INTO enrollments (token_hash, user, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![&token_hash[..], user, now, expires_at])?;
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "enrollment_created",
+                    user: Some(user.to_owned()),
+                    detail: Some(format!("expires {}", clock::rfc3339(expires_at))),
+                    ..AuditEntry::default()
+                },
+                now,
+            )
+        })
+    }
+
+    fn get_enrollment(&self, token_hash: &[u8; 32]) -> StoreResult<Option<EnrollmentRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT user, expires_at, used_at IS NOT NULL FROM enrollments WHERE token_hash = ?1",
+            )?
+            .query_row([&token_hash[..]], |row| {
+                Ok(EnrollmentRecord {
+                    user: row.get(0)?,
+                    expires_at: row.get(1)?,
+                    used: row.get(2)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn redeem_enrollment(
+        &self,
+        token_hash: &[u8; 32],
+        device: &NewDevice,
+        now: Millis,
+    ) -> StoreResult<Redeem> {
+        self.write(|tx| {
+            let found: Option<(String, Millis, bool)> = tx
+                .prepare_cached(
+                    "SELECT user, expires_at, used_at IS NOT NULL FROM enrollments WHERE token_hash = ?1",
+                )?
+                .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some((user, expires_at, used)) = found else {
+                return Ok(Redeem::Unknown);
+            };
+            if used {
+                return Ok(Redeem::Used);
+            }
+            if now >= expires_at {
+                return Ok(Redeem::Expired);
+            }
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE enrollments SET used_at = ?2, device_id = ?3 WHERE token_hash = ?1 AND used_at IS NULL",
+                )?
+                .execute(params![&token_hash[..], now, device.id])?;
+            if changed == 0 {
+                return Ok(Redeem::Used);
+            }
+            tx.prepare_cached(
+                "INSERT INTO devices (id, user, name, alg, public_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![device.id, user, device.name, device.alg, device.public_key, now])?;
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "enrolled",
+                    user: Some(user.clone()),
+                    device_id: Some(device.id.clone()),
+                    detail: Some(format!("name {:?}, alg {}", device.name, device.alg)),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            Ok(Redeem::Enrolled(DeviceRecord {
+                id: device.id.clone(),
+                user,
+                name: device.name.clone(),
+                alg: device.alg.clone(),
+                public_key: device.public_key.clone(),
+                created_at: now,
+                last_seen_at: None,
+                revoked_at: None,
+            }))
+        })
+    }
+
+    fn user_devices(&self, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
+        self.read(|conn| {
+            let known = conn
+                .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+                .exists([user])?;
+            if !known {
+                return Ok(None);
+            }
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE user = ?1 ORDER BY created_at, id"
+            ))?;
+            let devices = stmt
+                .query_map([user], device_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some(devices))
+        })
+    }
+
+    fn get_device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
+            ))?
+            .query_row([id], device_from_row)
+            .optional()
+        })
+    }
+
+    fn use_device_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now: Millis,
+        valid_until: Millis,
+    ) -> StoreResult<bool> {
+        self.write(|tx| {
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT INTO device_nonces (device_id, nonce, valid_until) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![device_id, nonce, valid_until])?
+                == 1;
+            if fresh {
+                // Second granularity is plenty and spares a page write per request.
+                tx.prepare_cached(
+                    "UPDATE devices SET last_seen_at = ?2 \
+                     WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - 1000)",
+                )?
+                .execute(params![device_id, now])?;
+            }
+            Ok(fresh)
+        })
+    }
+
+    fn revoke_device(&self, id: &str, now: Millis) -> StoreResult<Option<DeviceRecord>> {
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![id, now])?;
+            let device = tx
+                .prepare_cached(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
+                ))?
+                .query_row([id], device_from_row)
+                .optional()?;
+            if let (1, Some(device)) = (changed, &device) {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "revoked",
+                        user: Some(device.user.clone()),
+                        device_id: Some(device.id.clone()),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
+            }
+            Ok(device)
+        })
+    }
+
+    fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO relying_parties (id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![rp.id, rp.name, &rp.key_hash[..], now])?;
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "rp_created",
+                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
+                    ..AuditEntry::default()
+                },
+                now,
+            )
+        })
+    }
+
+    fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id, name, key_hash FROM relying_parties WHERE id = ?1")?
+                .query_row([id], |row| {
+                    let hash: Vec<u8> = row.get(2)?;
+                    let key_hash: [u8; 32] = hash
+                        .try_into()
+                        .map_err(|_| conversion_error(2, "key hash is not 32 bytes".into()))?;
+                    Ok(RelyingPartyRecord {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        key_hash,
+                    })
+                })
+                .optional()
+        })
+    }
+
+    fn create_challenge(
+        &self,
+        new: &NewChallenge,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Create> {
+        let now = new.created_at;
+        self.write(|tx| {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+                .exists([&new.user])?;
+            if !known {
+                return Ok(Create::UnknownUser);
+            }
+            let mut devices = tx
+                .prepare_cached(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE user = ?1 AND revoked_at IS NULL \
+                     ORDER BY created_at, id"
+                ))?
+                .query_map([&new.user], device_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if let Some(wanted) = &new.requested_devices {
+                devices.retain(|d| wanted.contains(&d.id));
+            }
+            if devices.is_empty() {
+                return Ok(Create::NoDevice);
+            }
+            let locked_until: Option<Millis> = tx
+                .prepare_cached("SELECT until FROM user_locks WHERE user = ?1")?
+                .query_row([&new.user], |r| r.get(0))
+                .optional()?;
+            let open: u32 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM challenges WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?2"
+                ))?
+                .query_row(params![new.user, now], |r| r.get(0))?;
+            let recent: u32 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM challenges WHERE user = ?1 AND created_at > ?2",
+                )?
+                .query_row(params![new.user, new.window_start], |r| r.get(0))?;
+            let state = PushState {
+                locked_until,
+                open,
+                recent,
+            };
+            if let Err(refusal) = check(&state) {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "rate_limited",
+                        user: Some(new.user.clone()),
+                        detail: Some(format!("{} (rp {})", refusal.code().as_str(), new.rp_id)),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
+                return Ok(Create::Refused(refusal));
+            }
+            let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+            let context = serde_json::to_string(&new.context)
+                .map_err(|e| conversion_error(4, e.to_string()))?;
+            let devices_json = serde_json::to_string(&device_ids)
+                .map_err(|e| conversion_error(8, e.to_string()))?;
+            tx.prepare_cached(
+                "INSERT INTO challenges (id, user, rp_id, state, context, context_digest, rp_nonce, code, \
+                 devices, created_at, expires_at, updated_at) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+            )?
+            .execute(params![
+                new.id,
+                new.user,
+                new.rp_id,
+                context,
+                &new.context_digest[..],
+                new.rp_nonce,
+                new.code,
+                devices_json,
+                now,
+                new.expires_at
+            ])?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO open_challenge_devices (device_id, challenge_id) VALUES (?1, ?2)",
+                )?;
+                for id in &device_ids {
+                    stmt.execute(params![id, new.id])?;
+                }
+            }
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "challenge_created",
+                    user: Some(new.user.clone()),
+                    challenge_id: Some(new.id.clone()),
+                    detail: Some(format!(
+                        "rp {}, {} device(s), code {}",
+                        new.rp_id,
+                        device_ids.len(),
+                        if new.code.is_some() { "on" } else { "off" }
+                    )),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            Ok(Create::Created {
+                challenge: Box::new(ChallengeRecord {
+                    id: new.id.clone(),
+                    user: new.user.clone(),
+                    rp_id: new.rp_id.clone(),
+                    state: ChallengeState::Pending,
+                    context: new.context.clone(),
+                    context_digest: new.context_digest,
+                    rp_nonce: new.rp_nonce.clone(),
+                    code: new.code.clone(),
+                    devices: device_ids,
+                    created_at: now,
+                    expires_at: new.expires_at,
+                    device_id: None,
+                    decision: None,
+                    reason: None,
+                    typed_code: None,
+                    responded_at: None,
+                    signature: None,
+                }),
+                devices,
+            })
+        })
+    }
+
+    fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+        let Some(found) = self.read(|conn| select_challenge(conn, id))? else {
+            return Ok(None);
+        };
+        if !found.is_due(now) {
+            return Ok(Some((found, false)));
+        }
+        self.write(|tx| {
+            let expired = expire_if_due(tx, id, &found.user, now)?;
+            Ok(select_challenge(tx, id)?.map(|c| (c, expired)))
+        })
+    }
+
+    fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas> {
+        self.transition(id, now, |tx, _| {
+            tx.prepare_cached(
+                "UPDATE challenges SET state = 'acknowledged', updated_at = ?2 \
+                 WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
+            )?
+            .execute(params![id, now])
+        })
+    }
+
+    fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas> {
+        self.transition(id, now, |tx, current| {
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE challenges SET state = ?2, updated_at = ?3, device_id = ?4, decision = ?5, \
+                     reason = ?6, typed_code = ?7, responded_at = ?8, signature = ?9 \
+                     WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?3"
+                ))?
+                .execute(params![
+                    id,
+                    answer.state.as_str(),
+                    now,
+                    answer.device_id,
+                    answer.decision.as_str(),
+                    answer.reason.map(|r| r.as_str()),
+                    answer.typed_code,
+                    answer.responded_at,
+                    answer.signature
+                ])?;
+            if changed == 0 {
+                return Ok(0);
+            }
+            finish(tx, id)?;
+            let detail = match answer.reason {
+                Some(reason) => format!("{} ({reason})", answer.decision),
+                None => answer.decision.to_string(),
+            };
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "challenge_answered",
+                    user: Some(current.user.clone()),
+                    device_id: Some(answer.device_id.clone()),
+                    challenge_id: Some(id.to_owned()),
+                    detail: Some(detail),
+                },
+                now,
+            )?;
+            if let Some(until) = answer.lock_user_until {
+                tx.prepare_cached(
+                    "INSERT INTO user_locks (user, until) VALUES (?1, ?2) \
+                     ON CONFLICT (user) DO UPDATE SET until = max(until, excluded.until)",
+                )?
+                .execute(params![current.user, until])?;
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "user_locked",
+                        user: Some(current.user.clone()),
+                        device_id: Some(answer.device_id.clone()),
+                        challenge_id: Some(id.to_owned()),
+                        detail: Some(format!("reported; locked until {}", clock::rfc3339(until))),
+                    },
+                    now,
+                )?;
+            }
+            Ok(changed)
+        })
+    }
+
+    fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas> {
+        self.transition(id, now, |tx, current| {
+            let changed = tx
+                .prepare_cached(&format!(
+                    "UPDATE challenges SET state = 'cancelled', updated_at = ?2 \
+                     WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?2"
+                ))?
+                .execute(params![id, now])?;
+            if changed == 1 {
+                finish(tx, id)?;
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "challenge_cancelled",
+                        user: Some(current.user.clone()),
+                        challenge_id: Some(id.to_owned()),
+                        detail: Some(format!("rp {}", current.rp_id)),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
+            }
+            Ok(changed)
+        })
+    }
+
+    fn device_challenges(
+        &self,
+        device_id: &str,
+        now: Millis,
+    ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+        let open = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {} FROM open_challenge_devices o JOIN challenges c ON c.id = o.challenge_id \
+                 WHERE o.device_id = ?1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id",
+                CHALLENGE_COLUMNS
+                    .split(", ")
+                    .map(|col| format!("c.{col}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))?;
+            let rows = stmt
+                .query_map([device_id], challenge_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|c| c.is_due(now));
+        if due.is_empty() {
+            return Ok((live, Vec::new()));
+        }
+        let expired = self.write(|tx| {
+            let mut expired = Vec::new();
+            for c in due {
+                if expire_if_due(tx, &c.id, &c.user, now)? {
+                    expired.push(Expired {
+                        id: c.id,
+                        devices: c.devices,
+                    });
+                }
+            }
+            Ok(expired)
+        })?;
+        Ok((live, expired))
+    }
+
+    fn sweep(&self, now: Millis) -> StoreResult<Vec<Expired>> {
+        let due = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT id, user, devices FROM challenges WHERE state IN {OPEN} AND expires_at <= ?1"
+            ))?;
+            let rows = stmt
+                .query_map([now], |r| {
+                    let devices: String = r.get(2)?;
+                    let devices: Vec<String> = serde_json::from_str(&devices)
+                        .map_err(|e| conversion_error(2, e.to_string()))?;
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, devices))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })?;
+        self.write(|tx| {
+            let mut expired = Vec::new();
+            for (id, user, devices) in due {
+                if expire_if_due(tx, &id, &user, now)? {
+                    expired.push(Expired { id, devices });
+                }
+            }
+            tx.prepare_cached("DELETE FROM device_nonces WHERE valid_until < ?1")?
+                .execute([now])?;
+            tx.prepare_cached("DELETE FROM user_locks WHERE until <= ?1")?
+                .execute([now])?;
+            Ok(expired)
+        })
+    }
+
+    fn open_challenges(&self, now: Millis) -> StoreResult<u64> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT count(*) FROM challenges WHERE state IN {OPEN} AND expires_at > ?1"
+            ))?
+            .query_row([now], |r| r.get(0))
+        })
+    }
+
+    fn audit(&self, entry: &AuditEntry, now: Millis) -> StoreResult<()> {
+        self.write(|tx| write_audit(tx, entry, now))
+    }
+
+    fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, kind, user, device_id, challenge_id, detail FROM audit \
+                 WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![user, limit], |r| {
+                    Ok(AuditEvent {
+                        id: r.get(0)?,
+                        at: clock::rfc3339(r.get(1)?),
+                        kind: r.get(2)?,
+                        user: r.get(3)?,
+                        device_id: r.get(4)?,
+                        challenge_id: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pushauth_proto::Decision;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+        (dir, store)
+    }
+
+    fn enrolled(store: &SqliteStore, user: &str, device: &str) {
+        let hash = [device.len() as u8; 32];
+        store.create_enrollment(user, &hash, 0, 10_000).unwrap();
+        let new = NewDevice {
+            id: device.into(),
+            name: "phone".into(),
+            alg: "ed25519".into(),
+            public_key: "k".into(),
+        };
+        assert!(matches!(
+            store.redeem_enrollment(&hash, &new, 1).unwrap(),
+            Redeem::Enrolled(_)
+        ));
+        assert_eq!(
+            store.redeem_enrollment(&hash, &new, 2).unwrap(),
+            Redeem::Used
+        );
+    }
+
+    fn challenge(store: &SqliteStore, id: &str, now: Millis, expires_at: Millis) -> Create {
+        let new = NewChallenge {
+            id: id.into(),
+            user: "alice".into(),
+            rp_id: "rp".into(),
+            context: Context::new(),
+            context_digest: [0; 32],
+            rp_nonce: vec![1; 32],
+            code: Some("42".into()),
+            requested_devices: None,
+            created_at: now,
+            expires_at,
+            window_start: now - 600_000,
+        };
+        store.create_challenge(&new, &|_| Ok(())).unwrap()
+    }
+
+    fn answer(decision: Decision, state: ChallengeState) -> AnswerRecord {
+        AnswerRecord {
+            device_id: "d1".into(),
+            state,
+            decision,
+            reason: None,
+            typed_code: "42".into(),
+            responded_at: "2026-01-01T00:00:00Z".into(),
+            signature: "sig".into(),
+            lock_user_until: None,
+        }
+    }
+
+    #[test]
+    fn transitions_are_compare_and_set() {
+        let (_dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        assert!(matches!(
+            challenge(&store, "c1", 1_000, 60_000),
+            Create::Created { .. }
+        ));
+        assert!(
+            matches!(store.acknowledge("c1", 2_000).unwrap(), Cas::Changed(c) if c.state == ChallengeState::Acknowledged)
+        );
+        let approve = answer(Decision::Approve, ChallengeState::Approved);
+        assert!(
+            matches!(store.answer("c1", &approve, 3_000).unwrap(), Cas::Changed(c) if c.state == ChallengeState::Approved)
+        );
+        // terminal: nothing moves it
+        assert!(matches!(
+            store.answer("c1", &approve, 3_001).unwrap(),
+            Cas::WrongState(_)
+        ));
+        assert!(matches!(
+            store.cancel("c1", 3_002).unwrap(),
+            Cas::WrongState(_)
+        ));
+        assert!(matches!(
+            store.acknowledge("c1", 3_003).unwrap(),
+            Cas::WrongState(_)
+        ));
+        assert!(matches!(store.cancel("nope", 3_004).unwrap(), Cas::Missing));
+        let (c, expired) = store.get_challenge("c1", 100_000).unwrap().unwrap();
+        assert_eq!((c.state, expired), (ChallengeState::Approved, false));
+        assert_eq!(c.device_id.as_deref(), Some("d1"));
+    }
+
+    #[test]
+    fn expiry_wins_over_late_writes_and_reads() {
+        let (_dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        challenge(&store, "c1", 1_000, 5_000);
+        challenge(&store, "c2", 1_000, 5_000);
+        challenge(&store, "c3", 1_000, 5_000);
+        let approve = answer(Decision::Approve, ChallengeState::Approved);
+        assert!(
+            matches!(store.answer("c1", &approve, 5_000).unwrap(), Cas::Expired(c) if c.state == ChallengeState::Expired)
+        );
+        let (c, expired) = store.get_challenge("c2", 5_000).unwrap().unwrap();
+        assert_eq!((c.state, expired), (ChallengeState::Expired, true));
+        let (c, expired) = store.get_challenge("c2", 6_000).unwrap().unwrap();
+        assert_eq!((c.state, expired), (ChallengeState::Expired, false));
+        let (open, expired) = store.device_challenges("d1", 4_999).unwrap();
+        assert_eq!((open.len(), expired.len()), (1, 0));
+        let swept = store.sweep(5_000).unwrap();
+        assert_eq!(swept.len(), 1);
+        assert_eq!(swept[0].id, "c3");
+        assert_eq!(swept[0].devices, vec!["d1".to_owned()]);
+        assert_eq!(store.open_challenges(5_000).unwrap(), 0);
+        let expired_events = store
+            .list_audit(100, None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "challenge_expired")
+            .count();
+        assert_eq!(expired_events, 3);
+    }
+
+    #[test]
+    fn nonces_are_single_use_until_they_go_stale() {
+        let (_dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+        assert!(!store.use_device_nonce("d1", "n1", 2_000, 11_000).unwrap());
+        assert!(store.use_device_nonce("d2", "n1", 2_000, 11_000).unwrap());
+        store.sweep(9_999).unwrap();
+        assert!(!store.use_device_nonce("d1", "n1", 9_999, 12_000).unwrap());
+        store.sweep(10_001).unwrap();
+        assert!(store.use_device_nonce("d1", "n1", 10_001, 12_000).unwrap());
+        assert_eq!(
+            store.get_device("d1").unwrap().unwrap().last_seen_at,
+            Some(10_001)
+        );
+    }
+
+    #[test]
+    fn unknown_users_devices_and_limits() {
+        let (_dir, store) = store();
+        assert!(matches!(challenge(&store, "c0", 0, 1), Create::UnknownUser));
+        store.create_enrollment("alice", &[9; 32], 0, 10).unwrap();
+        assert!(matches!(challenge(&store, "c0", 0, 1), Create::NoDevice));
+        enrolled(&store, "alice", "d1");
+        challenge(&store, "c1", 1_000, 60_000);
+        let new = NewChallenge {
+            id: "c2".into(),
+            user: "alice".into(),
+            rp_id: "rp".into(),
+            context: Context::new(),
+            context_digest: [0; 32],
+            rp_nonce: vec![1; 32],
+            code: None,
+            requested_devices: None,
+            created_at: 2_000,
+            expires_at: 60_000,
+            window_start: 0,
+        };
+        let seen = std::sync::Mutex::new(None);
+        let refused = store
+            .create_challenge(&new, &|state| {
+                *seen.lock().unwrap() = Some(*state);
+                Err(Refusal::TooManyOpen)
+            })
+            .unwrap();
+        assert!(matches!(refused, Create::Refused(Refusal::TooManyOpen)));
+        assert_eq!(
+            seen.lock().unwrap().unwrap(),
+            PushState {
+                locked_until: None,
+                open: 1,
+                recent: 1
+            }
+        );
+        assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
+        store.revoke_device("d1", 3_000).unwrap();
+        assert!(matches!(
+            challenge(&store, "c3", 3_000, 60_000),
+            Create::NoDevice
+        ));
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            enrolled(&store, "alice", "d1");
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert!(store.get_device("d1").unwrap().is_some());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let version: i64 = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

@@ -1,0 +1,257 @@
+//! The `pushauthd` binary: config handling and the admin subcommands.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use pushauth_proto::{b64, Decision, DeviceSigningKey};
+use pushauth_server::config::{load_or_create_admin_token, ConfigError};
+
+fn pushauthd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(args)
+        .env_remove("PUSHAUTHD_LISTEN")
+        .env_remove("PUSHAUTHD_DATA_DIR")
+        .env_remove("PUSHAUTHD_ADMIN_TOKEN_FILE")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn config_file_typos_are_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pushauthd.toml");
+    std::fs::write(&config, "listn = \"127.0.0.1:0\"\n").unwrap();
+    let out = pushauthd(&["serve", "--config", path_str(&config)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listn"), "{err}");
+    std::fs::write(&config, "[limits]\nmax_open_per_usr = 1\n").unwrap();
+    let out = pushauthd(&["devices", "alice", "--config", path_str(&config)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_open_per_usr"));
+}
+
+#[test]
+fn admin_token_file_is_created_private_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secrets/admin-token");
+    let token = load_or_create_admin_token(&path).unwrap();
+    assert!(token.len() >= 32);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(*load_or_create_admin_token(&path).unwrap(), *token);
+    // group/world readable: refused, naming the fix
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = load_or_create_admin_token(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::AdminToken { .. }));
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    let out = pushauthd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        path_str(&dir.path().join("data")),
+        "--admin-token-file",
+        path_str(&path),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    // empty: refused
+    std::fs::write(&path, "\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(load_or_create_admin_token(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
+}
+
+#[test]
+fn serve_runs_without_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let token_file = dir.path().join("admin-token");
+    // The listen address as a flag, the data dir and token file from the environment.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(["serve", "--listen", &listen])
+        .env("PUSHAUTHD_DATA_DIR", dir.path().join("data"))
+        .env("PUSHAUTHD_ADMIN_TOKEN_FILE", &token_file)
+        .env_remove("PUSHAUTHD_LISTEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut healthy = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(r) = ureq::get(&format!("http://{listen}/healthz")).call() {
+            healthy = r.status() == 200;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let token = std::fs::read_to_string(&token_file).unwrap_or_default();
+    let admin = ureq::get(&format!("http://{listen}/v1/admin/audit"))
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .map(|r| r.status())
+        .unwrap_or(0);
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(healthy, "server did not come up: {log}");
+    assert_eq!(admin, 200, "the created admin token works");
+    assert!(!log.contains(token.trim()), "the token must not be logged");
+    assert!(log.contains("admin token"), "{log}");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let data_mode = std::fs::metadata(dir.path().join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(data_mode & 0o777, 0o700);
+}
+
+#[test]
+fn admin_subcommands_work_on_the_store() {
+    let srv = start();
+    let data = srv.data_dir();
+    let data = path_str(&data);
+    // rp add: the key works against the running server
+    let out = stdout(&pushauthd(&["rp", "add", "bastion", "--data-dir", data]));
+    let key = out.lines().last().unwrap().trim().to_owned();
+    assert!(key.contains('.'), "{out}");
+    let r = srv.rp(&key, "GET", "/v1/users/alice/devices", None);
+    assert_error(&r, 404, "unknown_user");
+    let r = srv.rp("nope.nope", "GET", "/v1/users/alice/devices", None);
+    assert_error(&r, 401, "unauthorized");
+    // enroll: prints a link (and a QR code) whose token enrolls a device
+    let out = stdout(&pushauthd(&[
+        "enroll",
+        "alice",
+        "--data-dir",
+        data,
+        "--public-url",
+        &srv.url,
+    ]));
+    let link = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{}/enroll?token=", srv.url)))
+        .unwrap_or_else(|| panic!("no link in {out}"));
+    assert!(
+        out.contains('█') || out.contains('▀') || out.contains('▄'),
+        "QR code"
+    );
+    let token = link.split("token=").nth(1).unwrap();
+    let device_key = DeviceSigningKey::generate().unwrap();
+    let r = srv.call(
+        "POST",
+        "/v1/device/enroll",
+        None,
+        Some(&enroll_body(token, &device_key, "cli phone")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let device = Device {
+        id: r.json["device_id"].as_str().unwrap().to_owned(),
+        user: "alice".into(),
+        key: device_key,
+    };
+    // devices lists it
+    let out = stdout(&pushauthd(&["devices", "alice", "--data-dir", data]));
+    assert!(
+        out.contains(&device.id) && out.contains("cli phone") && out.contains("active"),
+        "{out}"
+    );
+    let out = pushauthd(&["devices", "nobody", "--data-dir", data]);
+    assert!(!out.status.success());
+    // revoke works, and the running server sees it
+    assert_eq!(device.pending(&srv, 0).status, 200);
+    let out = stdout(&pushauthd(&["revoke", &device.id, "--data-dir", data]));
+    assert!(out.contains(&device.id), "{out}");
+    let r = device.pending(&srv, 0);
+    assert_error(&r, 403, "device_revoked");
+    let out = stdout(&pushauthd(&["devices", "alice", "--data-dir", data]));
+    assert!(out.contains("revoked"), "{out}");
+    assert!(
+        !pushauthd(&["revoke", "no-such-device", "--data-dir", data])
+            .status
+            .success()
+    );
+    // audit shows it all
+    let out = stdout(&pushauthd(&["audit", "--limit", "20", "--data-dir", data]));
+    for kind in ["rp_created", "enrollment_created", "enrolled", "revoked"] {
+        assert!(out.contains(kind), "{kind} missing from {out}");
+    }
+}
+
+#[test]
+fn push_sends_a_test_push_and_follows_it() {
+    let srv = start();
+    let token_file = srv.dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let device = srv.device("alice");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args([
+            "push",
+            "alice",
+            "--server",
+            &srv.url,
+            "--admin-token-file",
+            path_str(&token_file),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut code = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(c) = line.strip_prefix("Type this code on the device: ") {
+            code = Some(c.trim().to_owned());
+            break;
+        }
+    }
+    let code = code.expect("push shows the code");
+    let r = device.pending(&srv, 5);
+    let listed = &r.json["challenges"][0];
+    assert_eq!(listed["context"]["service"], "pushauthd-push");
+    let challenge = Challenge {
+        id: listed["id"].as_str().unwrap().to_owned(),
+        user: "alice".into(),
+        code: Some(code.clone()),
+        rp_nonce: b64::decode_array(listed["rp_nonce"].as_str().unwrap(), "n").unwrap(),
+        digest: b64::decode_array(listed["context_digest"].as_str().unwrap(), "d").unwrap(),
+    };
+    let r = device.answer(&srv, &challenge, Decision::Approve, &code);
+    assert_eq!(r.json["state"], "approved", "{}", r.text);
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("approved")), "{rest:?}");
+}

@@ -1,0 +1,172 @@
+"""A real sshd (Debian's OpenSSH 9.2) on 127.0.0.1 with publickey + keyboard-interactive:pam,
+driven by the ssh client: the code comes inside the prompt, the device approves, Enter, shell."""
+
+import io
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pexpect
+import pytest
+
+from conftest import LOG_AUTHPRIV, MODULE, PAMD, run
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sshd(etc, users, devices, backup):
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-sshd-"))
+    os.chmod(tmp, 0o755)
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "client_ed25519")
+    keys = tmp / "authorized_keys"
+    keys.mkdir()
+    pub = (tmp / "client_ed25519.pub").read_text()
+    for user in (users["alice"],):
+        (keys / user).write_text(pub)
+    os.chmod(keys, 0o755)
+    for f in keys.iterdir():
+        os.chmod(f, 0o644)
+    port = _free_port()
+    conf = etc.conf("sshd", "timeout = 30\n")
+    backup("/etc/pam.d/sshd")
+    (PAMD / "sshd").write_text(
+        "# pushauth test stack (the system file is restored after the suite)\n"
+        f"auth required {MODULE} conf={conf}\n"
+        "account required pam_permit.so\n"
+        "session required pam_permit.so\n"
+    )
+    (tmp / "sshd_config").write_text(
+        f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {tmp}/host_ed25519
+PidFile {tmp}/sshd.pid
+UsePAM yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+PubkeyAuthentication yes
+AuthenticationMethods publickey,keyboard-interactive:pam
+ExposeAuthInfo yes
+AuthorizedKeysFile {keys}/%u
+StrictModes no
+LogLevel VERBOSE
+LoginGraceTime 90
+"""
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    log = open(tmp / "sshd.log", "w")
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log
+    )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
+    fingerprint = run("ssh-keygen", "-lf", tmp / "client_ed25519.pub").stdout.split()[1]
+    yield {"port": port, "key": tmp / "client_ed25519", "fingerprint": fingerprint, "tmp": tmp}
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ssh(sshd, user):
+    out = io.StringIO()
+    child = pexpect.spawn(
+        "ssh",
+        [
+            "-tt",
+            "-p",
+            str(sshd["port"]),
+            "-i",
+            str(sshd["key"]),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            f"{user}@127.0.0.1",
+        ],
+        encoding="utf-8",
+        timeout=40,
+    )
+    child.logfile_read = out
+    return child, out
+
+
+def test_ssh_approved_gets_a_shell(syslog, sshd, users, devices):
+    mark = syslog.mark()
+    child, out = ssh(sshd, users["alice"])
+    child.expect(r"Approve on Pixel 7: type (\d\d) on your device, then press Enter")
+    code = child.match.group(1)
+    challenge = devices["alice"].wait_pending(service="sshd")
+    ctx = challenge["context"]
+    assert ctx["service"] == "sshd"
+    assert ctx["rhost"] == "127.0.0.1"
+    # ExposeAuthInfo: the key that already authenticated, as ssh-keygen prints it.
+    assert ctx["ssh_key"] == f"ssh-ed25519 {sshd['fingerprint']}", ctx
+    devices["alice"].approve(challenge["id"], code)
+    child.sendline("")
+    child.sendline("echo pushauth-ok-$((6*7))")
+    child.expect("pushauth-ok-42")
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    _f, _s, line = syslog.wait_for(mark, r"pam_push: .*outcome=approved")
+    assert f"challenge={challenge['id']}" in line
+    assert "service=sshd" in line and "rhost=127.0.0.1" in line
+    assert _f == LOG_AUTHPRIV
+    assert "sshd" in line.split("pam_push:")[0], "sshd's identity: " + line
+
+
+def test_ssh_denied_gets_no_shell(syslog, sshd, users, devices):
+    mark = syslog.mark()
+    child, out = ssh(sshd, users["alice"])
+    child.expect(r"type (\d\d) on your device")
+    challenge = devices["alice"].wait_pending(service="sshd")
+    devices["alice"].deny(challenge["id"])
+    child.sendline("")
+    child.sendline("echo pushauth-ok-$((6*7))")
+    child.expect(pexpect.EOF)
+    child.close()
+    text = out.getvalue()
+    assert "pushauth-ok-42" not in text, text
+    assert "Permission denied" in text, text
+    assert child.exitstatus != 0
+    syslog.wait_for(mark, r"pam_push: .*outcome=denied")
+
+
+def test_ssh_cancel_at_the_prompt(syslog, sshd, users, devices):
+    """Typing c at the prompt cancels the challenge on the server, and no shell starts.
+
+    (Ctrl-C or a dropped connection cannot cancel under sshd: sshd kills its PAM process with
+    SIGTERM, so the module never runs again; the orphan challenge expires at its TTL and an
+    approval of it lets nobody in, since the login it belonged to is gone.)"""
+    mark = syslog.mark()
+    child, out = ssh(sshd, users["alice"])
+    child.expect(r"type (\d\d) on your device")
+    challenge = devices["alice"].wait_pending(service="sshd")
+    child.sendline("c")
+    child.sendline("echo pushauth-ok-$((6*7))")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "pushauth-ok-42" not in out.getvalue()
+    assert child.exitstatus != 0
+    _f, _s, line = syslog.wait_for(mark, r"pam_push: .*outcome=cancelled_by_user")
+    assert f"challenge={challenge['id']}" in line
+    assert devices["alice"].pending() == []
