@@ -8,6 +8,10 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), so the server's and the device's threads are not counted; a
 //! blocked wait costs none, so it is the module's work outside the wait.
 //!
+//! When run as root with `pamtester` installed, a second phase runs the real thing: the built
+//! `libpam_push.so` in a PAM service file, `pamtester` as the application, and the time from the
+//! device's answer to pamtester's exit.
+//!
 //! `cargo run --release -p pam_push --example bench -- [ROUNDS]` (default 200).
 
 use std::sync::mpsc;
@@ -209,6 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latencies.push(returned.saturating_duration_since(answered));
         cpu.push(cpu_used);
     }
+    let pamtester = pamtester_rounds(rounds, &conf, &code_tx, &answered_at)?;
     drop(code_tx);
     device_thread
         .join()
@@ -231,5 +236,103 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(percentile(&cpu, 0.99)),
         ms(cpu.iter().sum::<Duration>() / rounds.max(1) as u32),
     );
+    match pamtester {
+        Some(mut real) => {
+            real.sort();
+            println!(
+                "device answer -> pamtester exit (real PAM, {} rounds): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                real.len(),
+                ms(percentile(&real, 0.5)),
+                ms(percentile(&real, 0.99)),
+                ms(*real.last().unwrap_or(&Duration::ZERO)),
+            );
+        }
+        None => {
+            println!("pamtester phase skipped (needs root, pamtester and the built libpam_push.so)")
+        }
+    }
     Ok(())
+}
+
+/// The real-PAM phase: pamtester loads the built module through a PAM service file; the code is
+/// read from pamtester's output, as a person would read it. `None` when it cannot run here.
+fn pamtester_rounds(
+    rounds: usize,
+    conf: &std::path::Path,
+    code_tx: &mpsc::Sender<String>,
+    answered_at: &Arc<Mutex<Option<Instant>>>,
+) -> Result<Option<Vec<Duration>>, Box<dyn std::error::Error>> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command as Process, Stdio};
+
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let module = std::env::current_exe()?
+        .parent()
+        .and_then(|examples| examples.parent())
+        .map(|dir| dir.join("libpam_push.so"));
+    let have_pamtester = Process::new("pamtester").arg("--version").output().is_ok();
+    let Some(module) = module.filter(|m| m.exists() && root && have_pamtester) else {
+        return Ok(None);
+    };
+    // Message mode: the module shows the code and returns as soon as the device answers.
+    let conf_text = std::fs::read_to_string(conf)? + "prompt = \"never\"\n";
+    std::fs::write(conf, conf_text)?;
+    let service = "pushauth-bench";
+    let service_file = std::path::Path::new("/etc/pam.d").join(service);
+    std::fs::write(
+        &service_file,
+        format!(
+            "auth required {} conf={}\naccount required pam_permit.so\n",
+            module.display(),
+            conf.display()
+        ),
+    )?;
+    let result = (|| -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+        let mut latencies = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            // pamtester writes the message through stdio; unbuffered, it reaches us at once.
+            let mut child = Process::new("stdbuf")
+                .args(["-o0", "pamtester", service, "alice", "authenticate"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let mut lines = BufReader::new(stdout).lines();
+            let code = loop {
+                let line = lines.next().ok_or("pamtester ended without a code")??;
+                if let Some(code) = line
+                    .split("type ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+                {
+                    break code.to_owned();
+                }
+            };
+            code_tx.send(code)?;
+            let mut rest = String::new();
+            for line in lines {
+                rest.push_str(&line?);
+            }
+            let status = child.wait()?;
+            let returned = Instant::now();
+            if !status.success() || !rest.contains("successfully authenticated") {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    e.read_to_string(&mut err)?;
+                }
+                return Err(format!("pamtester round {round}: {status} {rest} {err}").into());
+            }
+            let answered = answered_at
+                .lock()
+                .map_err(|_| "poisoned")?
+                .take()
+                .ok_or("no answer time")?;
+            latencies.push(returned.saturating_duration_since(answered));
+        }
+        Ok(latencies)
+    })();
+    let _ = std::fs::remove_file(&service_file);
+    result.map(Some)
 }
