@@ -133,6 +133,10 @@ impl Server {
         Ok(self.proc_field("status", "VmRSS:")? as f64 / 1024.0)
     }
 
+    pub fn threads(&self) -> Result<u64> {
+        self.proc_field("status", "Threads:")
+    }
+
     pub fn peak_rss_mib(&self) -> Result<f64> {
         Ok(self.proc_field("status", "VmHWM:")? as f64 / 1024.0)
     }

@@ -14,6 +14,8 @@ use crate::server::Server;
 pub struct WaitStats {
     pub waiting: usize,
     pub rss_mib: f64,
+    /// pushauthd's thread count at the same moment.
+    pub threads: u64,
 }
 
 const USERS: usize = 10;
@@ -63,6 +65,7 @@ pub fn run(server: &Server, rp_key: &Zeroizing<String>, n: usize) -> Result<Wait
         thread::sleep(Duration::from_millis(200));
     };
     let rss_mib = server.rss_mib()?;
+    let threads = server.threads()?;
 
     parallel(WORKERS, n, |i| Ok(client.cancel(&logins[i])?))?;
     let mut cancelled = 0;
@@ -74,7 +77,11 @@ pub fn run(server: &Server, rp_key: &Zeroizing<String>, n: usize) -> Result<Wait
     if cancelled != n {
         bail!("{cancelled} of {n} waits saw the cancellation");
     }
-    Ok(WaitStats { waiting, rss_mib })
+    Ok(WaitStats {
+        waiting,
+        rss_mib,
+        threads,
+    })
 }
 
 /// Runs `f(0..n)` on `workers` threads and collects the results in order.

@@ -18,6 +18,7 @@ use crate::api::{admin, device, ops, rp};
 use crate::clock::Millis;
 use crate::config::{ServerConfig, WebhookConfig};
 use crate::error::ApiError;
+use crate::jobs::StoreJobs;
 use crate::metrics::Metrics;
 use crate::store::{ChallengeRecord, Expired, Store, StoreResult};
 use crate::waiters::Waiters;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Base URL for enrollment links.
     pub base_url: String,
     pub store: Arc<dyn Store>,
+    /// The threads that run store operations.
+    pub jobs: StoreJobs,
     pub waiters: Waiters,
     pub metrics: Metrics,
     pub webhook: Option<Arc<WebhookConfig>>,
@@ -49,34 +52,32 @@ impl std::fmt::Debug for AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    /// Runs a blocking store operation on the blocking pool.
+    /// Runs a blocking store operation on a store thread.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
     {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        match self.jobs.run(f).await {
             Ok(result) => result.map_err(ApiError::from),
-            Err(e) => {
-                tracing::error!(error = %e, "store task failed");
+            Err(_) => {
+                tracing::error!("store job failed");
                 Err(ApiError::internal())
             }
         }
     }
 
-    /// Runs several store operations (and checks between them) as one job on the blocking
-    /// pool: one thread hand-off per request instead of one per operation.
+    /// Runs several store operations (and checks between them) as one job on a store thread:
+    /// one thread hand-off per request instead of one per operation.
     pub async fn db_try<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
     {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        match self.jobs.run(f).await {
             Ok(result) => result,
-            Err(e) => {
-                tracing::error!(error = %e, "store task failed");
+            Err(_) => {
+                tracing::error!("store job failed");
                 Err(ApiError::internal())
             }
         }
@@ -114,8 +115,7 @@ impl AppState {
         if challenge.state.is_terminal() {
             self.metrics.challenge(challenge.state.as_str());
         }
-        self.waiters
-            .challenge_changed(&challenge.id, &challenge.devices);
+        self.waiters.challenge_updated(challenge);
     }
 
     /// True once the server is stopping.

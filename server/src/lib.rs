@@ -7,7 +7,7 @@
 //! - [`server`]: [`RunningServer`] and [`serve`];
 //! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
 //! - [`auth`]: API keys, admin token, device request signatures and nonces;
-//! - [`store`]: the storage trait and its SQLite implementation;
+//! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
 //! - [`waiters`], [`limits`], [`webhook`], [`metrics`], [`tls`], [`cli`].
 
 pub mod api;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod server;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use tokio::sync::watch;
 
@@ -16,6 +17,7 @@ use crate::app::{self, AppState, SharedState};
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -61,11 +63,13 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         store,
         config,
     } = prepared;
+    let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
     let state: SharedState = Arc::new(AppState {
         base_url: config.base_url(addr),
         webhook: config.webhook.clone().map(Arc::new),
         config,
         store,
+        jobs,
         waiters: Waiters::default(),
         metrics: Metrics::new(),
         rp_keys: Mutex::new(HashMap::new()),
@@ -86,15 +90,19 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     };
     let service = app::router(state.clone()).into_make_service();
     tracing::info!(%addr, tls = tls.is_some(), "pushauthd listening");
+    // TCP_NODELAY on every accepted socket: a response must not wait for the ACK of the
+    // previous one (Nagle), which on a kept-alive connection can add tens of milliseconds.
     let result = match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)
+            axum_server::from_tcp(listener)
+                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new()))
                 .handle(handle)
                 .serve(service)
                 .await
         }
         None => {
             axum_server::from_tcp(listener)
+                .acceptor(NoDelayAcceptor::new())
                 .handle(handle)
                 .serve(service)
                 .await

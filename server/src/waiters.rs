@@ -1,49 +1,58 @@
 //! Long-poll wakeups: a watch channel per challenge and per device, created while someone
 //! waits and dropped when the last waiter leaves. Waiters subscribe before reading the store, so
-//! a change between the read and the wait is never missed.
+//! a change between the read and the wait is never missed. A challenge's channel carries the
+//! record when the change made it terminal (terminal records never change again), so its
+//! long-polls can answer without reading the store once more.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-type Channels = Mutex<HashMap<String, watch::Sender<()>>>;
+use crate::store::ChallengeRecord;
 
-fn lock(map: &Channels) -> MutexGuard<'_, HashMap<String, watch::Sender<()>>> {
+/// What a challenge's waiters are told: the terminal record, or `None` ("read it again").
+pub type ChallengeNews = Option<Arc<ChallengeRecord>>;
+
+type Channels<T> = Mutex<HashMap<String, watch::Sender<T>>>;
+
+fn lock<T>(map: &Channels<T>) -> MutexGuard<'_, HashMap<String, watch::Sender<T>>> {
     map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Wakeup channels, keyed by challenge id and by device id.
 #[derive(Debug, Default)]
 pub struct Waiters {
-    challenges: Arc<Channels>,
-    devices: Arc<Channels>,
+    challenges: Arc<Channels<ChallengeNews>>,
+    devices: Arc<Channels<()>>,
 }
 
 /// One waiter's subscription; leaving removes the channel when nobody else listens.
 #[derive(Debug)]
-pub struct Subscription {
-    map: Arc<Channels>,
+pub struct Subscription<T> {
+    map: Arc<Channels<T>>,
     key: String,
-    rx: Option<watch::Receiver<()>>,
+    rx: Option<watch::Receiver<T>>,
 }
 
-impl Subscription {
-    /// Resolves when the subject changed since subscribing (or since the last `changed`).
-    pub async fn changed(&mut self) {
+impl<T: Clone> Subscription<T> {
+    /// Resolves when the subject changed since subscribing (or since the last `changed`), with
+    /// what the change sent.
+    pub async fn changed(&mut self) -> T {
         match &mut self.rx {
             Some(rx) => {
                 if rx.changed().await.is_err() {
                     // The sender is never dropped while a receiver exists; wait forever if so.
                     std::future::pending::<()>().await;
                 }
+                rx.borrow_and_update().clone()
             }
-            None => std::future::pending::<()>().await,
+            None => std::future::pending().await,
         }
     }
 }
 
-impl Drop for Subscription {
+impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
         drop(self.rx.take());
         let mut map = lock(&self.map);
@@ -56,12 +65,12 @@ impl Drop for Subscription {
     }
 }
 
-fn subscribe(map: &Arc<Channels>, key: &str) -> Subscription {
+fn subscribe<T: Default>(map: &Arc<Channels<T>>, key: &str) -> Subscription<T> {
     let rx = {
         let mut guard = lock(map);
         let tx = guard
             .entry(key.to_owned())
-            .or_insert_with(|| watch::channel(()).0);
+            .or_insert_with(|| watch::channel(T::default()).0);
         tx.subscribe()
     };
     Subscription {
@@ -71,31 +80,43 @@ fn subscribe(map: &Arc<Channels>, key: &str) -> Subscription {
     }
 }
 
-fn notify(map: &Channels, key: &str) {
+fn notify<T>(map: &Channels<T>, key: &str, news: impl FnOnce() -> T) {
     if let Some(tx) = lock(map).get(key) {
-        tx.send_replace(());
+        tx.send_replace(news());
     }
 }
 
 impl Waiters {
-    pub fn watch_challenge(&self, id: &str) -> Subscription {
+    pub fn watch_challenge(&self, id: &str) -> Subscription<ChallengeNews> {
         subscribe(&self.challenges, id)
     }
 
-    pub fn watch_device(&self, id: &str) -> Subscription {
+    pub fn watch_device(&self, id: &str) -> Subscription<()> {
         subscribe(&self.devices, id)
     }
 
     /// Wakes everyone waiting on a challenge and on the devices it was sent to.
     pub fn challenge_changed(&self, id: &str, devices: &[String]) {
-        notify(&self.challenges, id);
+        notify(&self.challenges, id, || None);
         self.devices_changed(devices);
+    }
+
+    /// Like [`Waiters::challenge_changed`], handing the record to the challenge's waiters when
+    /// it is terminal. Call only with a record read after the change was committed.
+    pub fn challenge_updated(&self, challenge: &ChallengeRecord) {
+        notify(&self.challenges, &challenge.id, || {
+            challenge
+                .state
+                .is_terminal()
+                .then(|| Arc::new(challenge.clone()))
+        });
+        self.devices_changed(&challenge.devices);
     }
 
     /// Wakes the long-polls of these devices.
     pub fn devices_changed(&self, devices: &[String]) {
         for device in devices {
-            notify(&self.devices, device);
+            notify(&self.devices, device, || ());
         }
     }
 }
@@ -103,16 +124,64 @@ impl Waiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use pushauth_proto::{ChallengeState, Context};
+
+    fn record(state: ChallengeState) -> ChallengeRecord {
+        ChallengeRecord {
+            id: "c1".into(),
+            user: "alice".into(),
+            rp_id: "rp".into(),
+            state,
+            context: Context::new(),
+            context_digest: [0; 32],
+            rp_nonce: vec![1; 32],
+            code: None,
+            devices: vec!["d1".into()],
+            created_at: 0,
+            expires_at: 60_000,
+            device_id: None,
+            decision: None,
+            reason: None,
+            typed_code: None,
+            responded_at: None,
+            signature: None,
+        }
+    }
 
     #[tokio::test]
     async fn wakes_and_cleans_up() {
         let waiters = Waiters::default();
         let mut sub = waiters.watch_challenge("c1");
+        let mut device = waiters.watch_device("d1");
         waiters.challenge_changed("c1", &["d1".to_owned()]);
-        tokio::time::timeout(std::time::Duration::from_secs(1), sub.changed())
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert!(news.is_none());
+        tokio::time::timeout(Duration::from_secs(1), device.changed())
             .await
             .unwrap();
         drop(sub);
+        drop(device);
         assert!(lock(&waiters.challenges).is_empty());
+        assert!(lock(&waiters.devices).is_empty());
+    }
+
+    #[tokio::test]
+    async fn terminal_records_are_handed_over_and_others_are_not() {
+        let waiters = Waiters::default();
+        let mut sub = waiters.watch_challenge("c1");
+        waiters.challenge_updated(&record(ChallengeState::Acknowledged));
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert!(news.is_none(), "an open state must be read again");
+        waiters.challenge_updated(&record(ChallengeState::Approved));
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert_eq!(news.map(|c| c.state), Some(ChallengeState::Approved));
     }
 }

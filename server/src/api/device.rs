@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::rp::{instant_at, wrong_state};
 use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
 use crate::app::SharedState;
-use crate::auth::{device_key, reject_signature, verify_device};
+use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest};
 use crate::clock;
 use crate::error::ApiError;
 use crate::limits;
@@ -120,11 +120,22 @@ pub async fn list(
     params: Params,
     RawBody(body): RawBody,
 ) -> Result<Json<PendingList>, ApiError> {
-    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
-    let wait = params.wait_secs()?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let wait = params.wait_secs();
+    // Subscribe before reading the store, to the claimed device: the same job verifies the
+    // request before it reads anything, and an unverified caller gets only an error.
+    let mut sub = state.waiters.watch_device(request.claimed_device());
+    let now = clock::now_ms();
+    let (device, (open, expired)) = state
+        .db_try(move |s| {
+            let device = request.verify(s)?;
+            let found = s.device_challenges(&device.id, now)?;
+            Ok((device, found))
+        })
+        .await?;
+    state.expired(&expired);
+    let wait = wait?;
     let deadline = Instant::now() + Duration::from_secs(wait);
-    let mut sub = state.waiters.watch_device(&device.id);
-    let open = open_challenges(&state, &device.id).await?;
     let any_pending = open.iter().any(|c| c.state == ChallengeState::Pending);
     if !any_pending && wait > 0 && !state.stopping() {
         let wake = open
@@ -235,13 +246,16 @@ pub async fn respond(
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
-    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
-    let req: DeviceResponse = parse_json(&body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let req = parse_json::<DeviceResponse>(&body);
     let lockout = state.config.limits;
-    // Read, checks, signature and compare-and-set run as one blocking job; what changed is
-    // returned so the waiters can be woken here.
+    // Request check, read, answer checks, signature and compare-and-set run as one store job;
+    // what changed is returned so the waiters can be woken here.
     let (changed, result) = state
-        .db_try(move |s| Ok(answer_job(s, &device, &id, req, &lockout)))
+        .db_try(move |s| {
+            let device = request.verify(s)?;
+            Ok(answer_job(s, &device, &id, req?, &lockout))
+        })
         .await?;
     if let Some(c) = &changed {
         state.changed(c);

@@ -159,16 +159,26 @@ pub async fn get_challenge(
     if challenge.state.is_terminal() || wait == 0 || state.stopping() {
         return Ok(Json(challenge_status(&challenge)));
     }
-    {
+    // Only the expiry is needed while waiting; thousands of waits should not each hold a record.
+    let wake = deadline.min(instant_at(challenge.expires_at));
+    drop(challenge);
+    drop(params);
+    let news = {
         let _waiting = state.metrics.waiting();
         let mut shutdown = state.shutdown.clone();
         tokio::select! {
-            _ = sub.changed() => {}
-            _ = tokio::time::sleep_until(deadline.min(instant_at(challenge.expires_at))) => {}
-            _ = shutdown.changed() => {}
+            news = sub.changed() => news,
+            _ = tokio::time::sleep_until(wake) => None,
+            _ = shutdown.changed() => None,
         }
+    };
+    // A change that ended the challenge came with the committed record, which can no longer
+    // change (the first read checked that the caller owns it).
+    if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
+        return Ok(Json(challenge_status(&decided)));
     }
-    // Whatever woke us (a change, the expiry, the deadline), the fresh state is the answer.
+    // Whatever else woke us (an acknowledgement, the expiry, the deadline), the fresh state is
+    // the answer.
     let challenge = owned(&state, &rp, &id).await?;
     Ok(Json(challenge_status(&challenge)))
 }
