@@ -33,6 +33,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such route or object.
     NotFound,
+    /// 405: the route exists but not with this HTTP method.
+    MethodNotAllowed,
     /// 404: the user is not known to the server.
     UnknownUser,
     /// 404: the user exists but has no (matching) enrolled device.
@@ -68,6 +70,7 @@ impl ErrorCode {
             Unauthorized | BadSignature | StaleTimestamp | ReplayedNonce | UnknownDevice => 401,
             DeviceRevoked | Forbidden => 403,
             NotFound | UnknownUser | NoDevice | UnknownEnrollment => 404,
+            MethodNotAllowed => 405,
             WrongState | EnrollmentUsed => 409,
             Expired | EnrollmentExpired => 410,
             PayloadTooLarge => 413,
@@ -90,6 +93,7 @@ impl ErrorCode {
             DeviceRevoked => "device_revoked",
             Forbidden => "forbidden",
             NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             UnknownUser => "unknown_user",
             NoDevice => "no_device",
             UnknownEnrollment => "unknown_enrollment",

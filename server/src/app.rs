@@ -223,13 +223,10 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError {
-        status_override: Some(405),
-        ..ApiError::new(
-            ErrorCode::NotFound,
-            format!("method {method} is not allowed on this route"),
-        )
-    }
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("method {method} is not allowed on this route"),
+    )
 }
 
 /// Records request latency by route.
@@ -270,17 +267,17 @@ async fn json_errors(request: Request, next: Next) -> Response {
     if is_json {
         return response;
     }
-    let (code, status_override) = match status {
+    let code = match status {
         StatusCode::BAD_REQUEST
         | StatusCode::UNPROCESSABLE_ENTITY
         | StatusCode::UNSUPPORTED_MEDIA_TYPE
-        | StatusCode::LENGTH_REQUIRED => (ErrorCode::MalformedRequest, None),
-        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, None),
-        StatusCode::NOT_FOUND => (ErrorCode::NotFound, None),
-        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::NotFound, Some(405)),
-        StatusCode::UNAUTHORIZED => (ErrorCode::Unauthorized, None),
-        StatusCode::FORBIDDEN => (ErrorCode::Forbidden, None),
-        _ => (ErrorCode::Internal, None),
+        | StatusCode::LENGTH_REQUIRED => ErrorCode::MalformedRequest,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        _ => ErrorCode::Internal,
     };
     let text = axum::body::to_bytes(response.into_body(), 4096)
         .await
@@ -288,7 +285,5 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .and_then(|b| String::from_utf8(b.to_vec()).ok())
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-    let mut error = ApiError::new(code, text);
-    error.status_override = status_override;
-    error.into_response()
+    ApiError::new(code, text).into_response()
 }

@@ -15,8 +15,6 @@ use crate::store::StoreError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// The HTTP status when it is not the code's own (only 405 for a wrong method).
-    pub status_override: Option<u16>,
 }
 
 impl ApiError {
@@ -24,7 +22,6 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
-            status_override: None,
         }
     }
 
@@ -57,8 +54,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status_override.unwrap_or_else(|| self.code.status());
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
             error: self.code,
             message: self.message,
