@@ -1,0 +1,79 @@
+//! The shared state every handler sees, built once from [`Settings`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushauth_client::{Client, ClientConfig};
+use zeroize::Zeroizing;
+
+use crate::admin::Admin;
+use crate::config::{CibaSettings, Settings};
+use crate::enroll::Enrollments;
+use crate::logins::Logins;
+use crate::metrics::Metrics;
+use crate::result_token::ResultSigner;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub shared_secret: Zeroizing<String>,
+    pub signer: ResultSigner,
+    pub logins: Logins,
+    pub enrollments: Enrollments,
+    pub metrics: Arc<Metrics>,
+    pub login_ttl: Duration,
+    pub result_ttl: Duration,
+    pub ciba: Option<Ciba>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// CIBA settings plus the agent that calls Keycloak back.
+pub struct Ciba {
+    pub settings: CibaSettings,
+    pub agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Ciba {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ciba")
+            .field("keycloak_url", &self.settings.keycloak_url)
+            .finish_non_exhaustive()
+    }
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Builds the client and registries; must run inside the tokio runtime that serves.
+    pub fn new(settings: Settings) -> Result<SharedState, pushauth_client::ClientError> {
+        let mut config = ClientConfig::new(settings.servers.clone(), settings.api_key.as_str());
+        config.ca_file = settings.ca_file.clone();
+        let client = Arc::new(Client::new(config)?);
+        let metrics = Arc::new(Metrics::default());
+        let admin = match &settings.admin_token {
+            Some(token) => Some(Arc::new(
+                Admin::new(&settings.servers, token, settings.ca_file.as_deref())
+                    .map_err(pushauth_client::ClientError::Config)?,
+            )),
+            None => None,
+        };
+        let ciba = settings.ciba.map(|settings| Ciba {
+            settings,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(10))
+                .redirects(0)
+                .build(),
+        });
+        Ok(Arc::new(AppState {
+            shared_secret: settings.shared_secret,
+            signer: ResultSigner::new(settings.signing_key),
+            logins: Logins::new(client, settings.max_pending, metrics.clone()),
+            enrollments: Enrollments::new(admin, settings.max_pending),
+            metrics,
+            login_ttl: settings.login_ttl,
+            result_ttl: settings.result_ttl,
+            ciba,
+            runtime: tokio::runtime::Handle::current(),
+        }))
+    }
+}

@@ -1,0 +1,27 @@
+//! pushauth-idp-sidecar: the HTTP service that identity-provider shims (the Keycloak provider in
+//! `keycloak/`) call for push logins. One login step is "start" then "state" until a decision;
+//! the sidecar holds the pending challenge (with the nonce and digest the device answer is
+//! verified against), long-polls pushauthd through `pushauth-client`, and hands the shim a result
+//! token signed with its own Ed25519 key. It also starts device enrollments, lists and removes a
+//! user's devices, and implements Keycloak's CIBA "HTTP authentication channel" so CIBA clients
+//! get push approval with no Java at all.
+//!
+//! The sidecar never speaks the relying-party API itself: every call to pushauthd goes through
+//! [`pushauth_client::Client`], except the three admin calls in [`admin`].
+
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod ciba;
+pub mod config;
+pub mod enroll;
+pub mod error;
+pub mod logins;
+pub mod metrics;
+pub mod result_token;
+pub mod server;
+
+pub use config::{ConfigError, FileConfig, Settings};
+pub use error::ApiError;
+pub use result_token::{ResultFields, ResultSigner, ResultToken, RESULT_DOMAIN};
+pub use server::{RunningSidecar, SidecarError};

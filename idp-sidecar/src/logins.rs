@@ -1,0 +1,292 @@
+//! Pending logins held in memory, keyed by challenge id.
+//!
+//! `pushauth_client::Client::wait` needs the `PendingLogin` (its rp_nonce and context digest
+//! verify the device's signature), so each started login keeps it here, and one blocking waiter
+//! per login long-polls pushauthd and publishes the outcome on a watch channel. State calls only
+//! read that channel: they cost no round trip to pushauthd, and an answer reaches them as soon as
+//! pushauthd's long-poll wakes. The map is bounded; ended and overdue entries are swept.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use pushauth_client::{Client, Context, Outcome, PendingLogin, StartOptions};
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How long an ended login stays readable, so a shim that was between two polls still gets it.
+pub const ENDED_RETENTION: Duration = Duration::from_secs(120);
+/// Slack after the challenge's own expiry before the waiter gives up on pushauthd.
+const WAIT_SLACK: Duration = Duration::from_secs(5);
+
+/// Where a login stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginState {
+    Pending,
+    /// Decided, expired or cancelled. `outcome` is one of `metrics::OUTCOMES` except `error`.
+    Ended {
+        outcome: &'static str,
+        device_id: Option<String>,
+        device_name: Option<String>,
+    },
+    /// The wait failed (pushauthd unreachable until the deadline, or an answer that did not
+    /// verify): the login fails closed.
+    Failed {
+        message: String,
+    },
+}
+
+impl LoginState {
+    pub fn is_pending(&self) -> bool {
+        matches!(self, LoginState::Pending)
+    }
+
+    /// The outcome word for the wire and the result token.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LoginState::Pending => "pending",
+            LoginState::Ended { outcome, .. } => outcome,
+            LoginState::Failed { .. } => "error",
+        }
+    }
+
+    fn from_outcome(outcome: Outcome) -> LoginState {
+        let ended = |outcome, device_id: Option<String>| LoginState::Ended {
+            outcome,
+            device_id,
+            device_name: None,
+        };
+        match outcome {
+            Outcome::Approved {
+                device_id,
+                device_name,
+            } => LoginState::Ended {
+                outcome: "approved",
+                device_id: Some(device_id),
+                device_name: Some(device_name),
+            },
+            Outcome::Denied { device_id } => ended("denied", Some(device_id)),
+            Outcome::Reported { device_id } => ended("reported", Some(device_id)),
+            Outcome::CodeMismatch { device_id } => ended("code_mismatch", Some(device_id)),
+            Outcome::Expired | Outcome::TimedOut => ended("expired", None),
+            Outcome::Cancelled => ended("cancelled", None),
+        }
+    }
+}
+
+/// A device as the shim shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    pub name: String,
+}
+
+/// One started login.
+#[derive(Debug)]
+pub struct Login {
+    pub id: String,
+    pub user: String,
+    /// The shim's nonce, echoed in the result token.
+    pub nonce: String,
+    pub code: Option<String>,
+    pub devices: Vec<DeviceView>,
+    pub expires_at: String,
+    pending: PendingLogin,
+    created: Instant,
+    state: watch::Sender<LoginState>,
+    ended_at: Mutex<Option<Instant>>,
+}
+
+impl Login {
+    pub fn state(&self) -> LoginState {
+        self.state.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<LoginState> {
+        self.state.subscribe()
+    }
+
+    /// Moves a pending login to `next`; an ended login stays as it is. Returns whether it moved.
+    fn finish(&self, next: LoginState) -> bool {
+        let moved = self.state.send_if_modified(|state| {
+            if state.is_pending() {
+                *state = next;
+                true
+            } else {
+                false
+            }
+        });
+        if moved {
+            *lock(&self.ended_at) = Some(Instant::now());
+        }
+        moved
+    }
+}
+
+/// What a shim asks for when it starts a login.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub user: String,
+    pub nonce: String,
+    pub context: Context,
+    pub number_matching: bool,
+    pub ttl: Duration,
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Logins {
+    client: Arc<Client>,
+    map: Mutex<HashMap<String, Arc<Login>>>,
+    max: usize,
+    metrics: Arc<Metrics>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Logins {
+    pub fn new(client: Arc<Client>, max: usize, metrics: Arc<Metrics>) -> Self {
+        Logins {
+            client,
+            map: Mutex::new(HashMap::new()),
+            max,
+            metrics,
+        }
+    }
+
+    /// The relying-party client (for the device list).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Login>> {
+        lock(&self.map).get(id).cloned()
+    }
+
+    /// Starts a challenge (blocking: call it on the blocking pool) and its waiter.
+    pub fn start(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        req: StartRequest,
+    ) -> Result<Arc<Login>, ApiError> {
+        if self.len() >= self.max {
+            return Err(ApiError::new(
+                429,
+                "too_many_pending",
+                format!(
+                    "the sidecar already holds {} logins; try again shortly",
+                    self.max
+                ),
+            ));
+        }
+        let opts = StartOptions {
+            devices: None,
+            number_matching: req.number_matching,
+            ttl: Some(req.ttl),
+        };
+        let pending = self
+            .client
+            .start(&req.user, &req.context, &opts)
+            .map_err(|e| {
+                Metrics::inc(&self.metrics.login_start_failures);
+                ApiError::from(e)
+            })?;
+        Metrics::inc(&self.metrics.logins_started);
+        let (state, _) = watch::channel(LoginState::Pending);
+        let login = Arc::new(Login {
+            id: pending.id.clone(),
+            user: req.user,
+            nonce: req.nonce,
+            code: pending.code.clone(),
+            devices: pending
+                .devices
+                .iter()
+                .map(|d| DeviceView {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                })
+                .collect(),
+            expires_at: pending.expires_at.clone(),
+            pending,
+            created: Instant::now(),
+            state,
+            ended_at: Mutex::new(None),
+        });
+        lock(&self.map).insert(login.id.clone(), login.clone());
+        tracing::info!(challenge = %login.id, user = %login.user, devices = login.devices.len(), "login started");
+        let client = self.client.clone();
+        let waiter = login.clone();
+        let metrics = self.metrics.clone();
+        let deadline = Instant::now() + req.ttl + WAIT_SLACK;
+        runtime.spawn_blocking(move || {
+            let next = match client.wait(&waiter.pending, deadline) {
+                Ok(outcome) => LoginState::from_outcome(outcome),
+                Err(e) => {
+                    tracing::warn!(challenge = %waiter.id, error = %e, "waiting for the device failed; the login fails closed");
+                    LoginState::Failed {
+                        message: e.to_string(),
+                    }
+                }
+            };
+            let outcome = next.outcome();
+            if waiter.finish(next) {
+                metrics.outcome(outcome);
+                tracing::info!(challenge = %waiter.id, user = %waiter.user, outcome, "login ended");
+            }
+        });
+        Ok(login)
+    }
+
+    /// Waits up to `wait` for the login to end; returns its state then.
+    pub async fn wait(&self, login: &Login, wait: Duration) -> LoginState {
+        let mut rx = login.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|s| !s.is_pending())).await;
+        login.state()
+    }
+
+    /// Cancels a pending login on pushauthd (blocking). The waiter then sees `cancelled`; the
+    /// local state is set at once so the next state call needs no round trip.
+    pub fn cancel(&self, login: &Login) -> Result<(), ApiError> {
+        if !login.state().is_pending() {
+            return Err(ApiError::new(
+                409,
+                "wrong_state",
+                "the login has already ended",
+            ));
+        }
+        self.client.cancel(&login.pending)?;
+        if login.finish(LoginState::Ended {
+            outcome: "cancelled",
+            device_id: None,
+            device_name: None,
+        }) {
+            self.metrics.outcome("cancelled");
+        }
+        tracing::info!(challenge = %login.id, user = %login.user, "login cancelled");
+        Ok(())
+    }
+
+    /// Drops ended logins after [`ENDED_RETENTION`] and any login far past its lifetime.
+    pub fn sweep(&self, max_age: Duration) {
+        let now = Instant::now();
+        lock(&self.map).retain(|_, login| {
+            let ended = *lock(&login.ended_at);
+            let ended_long_ago = ended.is_some_and(|at| now.duration_since(at) > ENDED_RETENTION);
+            let too_old = now.duration_since(login.created) > max_age + ENDED_RETENTION;
+            !(ended_long_ago || too_old)
+        });
+    }
+}

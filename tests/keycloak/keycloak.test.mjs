@@ -1,0 +1,360 @@
+// Keycloak with the pushauth provider, end to end: password login, then the push page, answered
+// with the real device CLI; enrollment through the required action; CIBA through the sidecar's
+// HTTP authentication channel. Services are started by run.sh; this file sets up the realm
+// through the admin REST API and drives headless Chromium with playwright-core.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { chromium } from 'playwright-core';
+
+const KC = process.env.KC_URL;
+const PUSHAUTHD = process.env.PUSHAUTHD_URL;
+const BIN = process.env.PUSHAUTH_BIN;
+const RUN = process.env.E2E_RUN;
+const ART = process.env.E2E_ARTIFACTS;
+const REALM = 'pushauth-e2e';
+let REDIRECT; // the app's callback: a local HTTP server that records what it is sent
+const appHits = [];
+const PASSWORD = 'correct horse battery staple';
+const CIBA_SECRET = 'ciba-client-secret-0123456789';
+
+let browser;
+let adminToken;
+let appServer;
+
+// ------------------------------------------------------------------ helpers
+
+async function kcAdminToken() {
+  const r = await fetch(`${KC}/realms/master/protocol/openid-connect/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: 'admin', password: 'admin' }),
+  });
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  return JSON.parse(text).access_token;
+}
+
+async function kc(method, path, body) {
+  const r = await fetch(`${KC}/admin${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** The device CLI, with one config dir per simulated phone. */
+function device(name, ...args) {
+  return execFileSync(join(BIN, 'pushauth-device'), args, {
+    env: { ...process.env, PUSHAUTH_DEVICE_DIR: join(RUN, 'devices', name) },
+    encoding: 'utf8',
+    timeout: 60000,
+  });
+}
+
+/** Waits on the device for the one pending challenge and returns it. */
+function pendingOn(name) {
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    const list = JSON.parse(device(name, 'pending', '--json', '--wait', '10'));
+    const items = Array.isArray(list) ? list : list.challenges;
+    if (items && items.length > 0) return items[0];
+  }
+  throw new Error(`no challenge reached ${name}`);
+}
+
+async function pushauthdEnrollmentLink(user) {
+  const token = readFileSync(join(RUN, 'admin-token'), 'utf8').trim();
+  const r = await fetch(`${PUSHAUTHD}/v1/admin/enrollments`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user }),
+  });
+  const text = await r.text();
+  assert.equal(r.status, 201, text);
+  return JSON.parse(text).url;
+}
+
+/** Enrolls a phone for `user` on pushauthd (as an admin would) and returns its device id. */
+async function enrollPhone(user, name) {
+  mkdirSync(join(RUN, 'devices', name), { recursive: true });
+  device(name, 'enroll', await pushauthdEnrollmentLink(user), '--name', name);
+  return name;
+}
+
+function authUrl(state) {
+  const q = new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, state });
+  return `${KC}/realms/${REALM}/protocol/openid-connect/auth?${q}`;
+}
+
+/** A fresh browser context whose redirect to the app is answered locally and recorded. */
+async function newPage() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const start = appHits.length;
+  const redirects = { get length() { return appHits.length - start; }, at: (i) => appHits.slice(start).at(i) };
+  return { context, page, redirects };
+}
+
+async function passwordStep(page, user, state) {
+  await page.goto(authUrl(state));
+  await page.fill('#username', user);
+  await page.fill('#password', PASSWORD);
+  await page.click('#kc-login');
+}
+
+async function waitForRedirect(page, redirects) {
+  await page.waitForURL((u) => u.toString().startsWith(REDIRECT), { timeout: 60000 });
+  return new URL(redirects.at(-1) ?? page.url());
+}
+
+async function userId(username) {
+  const users = await kc('GET', `/realms/${REALM}/users?exact=true&username=${encodeURIComponent(username)}`);
+  return users[0].id;
+}
+
+async function events(type, username) {
+  const id = await userId(username);
+  return kc('GET', `/realms/${REALM}/events?type=${type}&user=${id}`);
+}
+
+// ------------------------------------------------------------------ setup
+
+before(async () => {
+  mkdirSync(ART, { recursive: true });
+  appServer = createServer((req, res) => {
+    if (req.url.startsWith('/callback')) appHits.push(`${REDIRECT.replace(/\/callback$/, '')}${req.url}`);
+    res.writeHead(200, { 'Content-Type': 'text/html' }).end('<h1>app</h1>');
+  });
+  await new Promise((res) => appServer.listen(0, '127.0.0.1', res));
+  REDIRECT = `http://127.0.0.1:${appServer.address().port}/callback`;
+  adminToken = await kcAdminToken();
+  // Alice and Bob have phones already (their Keycloak credential says so); Carol has none.
+  await enrollPhone('alice', 'alice-phone');
+  await enrollPhone('bob', 'bob-phone');
+  const pushCredential = (name) => ({
+    type: 'pushauth-device', userLabel: name, createdDate: Date.now(),
+    credentialData: '{}', secretData: '{}',
+  });
+  const user = (username, phone) => ({
+    username, enabled: true, email: `${username}@example.org`, emailVerified: true,
+    firstName: username, lastName: 'Tester',
+    credentials: [{ type: 'password', value: PASSWORD, temporary: false }, ...(phone ? [pushCredential(phone)] : [])],
+  });
+  await kc('POST', '/realms', {
+    realm: REALM,
+    enabled: true,
+    eventsEnabled: true,
+    attributes: { cibaBackchannelTokenDeliveryMode: 'poll', cibaExpiresIn: '120', cibaInterval: '1', cibaAuthRequestedUserHint: 'login_hint' },
+    users: [user('alice', 'alice-phone'), user('bob', 'bob-phone'), user('carol', null)],
+    clients: [
+      { clientId: 'app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`], webOrigins: ['+'] },
+      {
+        clientId: 'ciba-app', publicClient: false, secret: CIBA_SECRET, standardFlowEnabled: false,
+        attributes: { 'oidc.ciba.grant.enabled': 'true' },
+      },
+    ],
+  });
+  // A copy of the browser flow with "Push approval" after username and password.
+  await kc('POST', `/realms/${REALM}/authentication/flows/browser/copy`, { newName: 'push browser' });
+  const executions = await kc('GET', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
+  const forms = executions.find((e) => e.authenticationFlow && /forms/i.test(e.displayName));
+  assert.ok(forms, `no forms subflow in ${JSON.stringify(executions.map((e) => e.displayName))}`);
+  await kc('POST', `/realms/${REALM}/authentication/flows/${encodeURIComponent(forms.displayName)}/executions/execution`, { provider: 'pushauth' });
+  const after = await kc('GET', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
+  const push = after.find((e) => e.providerId === 'pushauth');
+  assert.ok(push, 'the push step was not added');
+  push.requirement = 'REQUIRED';
+  await kc('PUT', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`, push);
+  const realm = await kc('GET', `/realms/${REALM}`);
+  await kc('PUT', `/realms/${REALM}`, { ...realm, browserFlow: 'push browser' });
+  // The enrollment required action.
+  const unregistered = await kc('GET', `/realms/${REALM}/authentication/unregistered-required-actions`);
+  if (unregistered.some((a) => a.providerId === 'pushauth-enroll')) {
+    await kc('POST', `/realms/${REALM}/authentication/register-required-action`, { providerId: 'pushauth-enroll', name: 'Enroll a push device' });
+  }
+  const action = await kc('GET', `/realms/${REALM}/authentication/required-actions/pushauth-enroll`);
+  assert.equal(action.enabled, true);
+
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  appServer?.close();
+});
+
+// ------------------------------------------------------------------ cases
+
+test('a password login waits for the push, and approving it with the shown code logs in', async () => {
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'alice', 'state-approve');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  const code = (await codeBox.textContent()).trim();
+  assert.match(code, /^\d\d$/);
+  assert.match(await page.locator('#pushauth-devices').textContent(), /alice-phone/);
+  await page.screenshot({ path: join(ART, 'push-page.png') });
+
+  const challenge = pendingOn('alice-phone');
+  assert.equal(challenge.context.realm, REALM);
+  assert.equal(challenge.context.client, 'app');
+  assert.equal(challenge.code_required, true);
+  // Still waiting: no authorization code was issued before the device answered.
+  assert.equal(redirects.length, 0);
+  device('alice-phone', 'approve', '--code', code, '--', challenge.id);
+
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'), `no authorization code in ${landed}`);
+  assert.equal(landed.searchParams.get('state'), 'state-approve');
+  const logins = await events('LOGIN', 'alice');
+  assert.ok(logins.some((e) => e.clientId === 'app'), `no LOGIN event: ${JSON.stringify(logins)}`);
+  await context.close();
+});
+
+test('a denied push shows a failure and issues no code', async () => {
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'bob', 'state-deny');
+  await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  const challenge = pendingOn('bob-phone');
+  device('bob-phone', 'deny', '--', challenge.id);
+  const alert = page.getByText('The login was denied on your device.');
+  await alert.waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'push-denied.png') });
+  assert.equal(await page.locator('#pushauth-resend').count(), 1);
+  // Give a stray redirect the chance to happen: there must be none.
+  await page.waitForTimeout(1500);
+  assert.equal(redirects.length, 0);
+  assert.ok(!page.url().startsWith(REDIRECT));
+  const errors = await events('LOGIN_ERROR', 'bob');
+  assert.ok(errors.length >= 1, 'no LOGIN_ERROR event');
+  await context.close();
+});
+
+test('a wrong code on the device fails the push; "Send again" starts a new one that approves', async () => {
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'bob', 'state-resend');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  const code = (await codeBox.textContent()).trim();
+  const wrong = code === '10' ? '11' : '10';
+  const first = pendingOn('bob-phone');
+  device('bob-phone', 'approve', '--code', wrong, '--', first.id);
+  await page.getByText('The number typed on the device did not match.').waitFor({ timeout: 30000 });
+  assert.equal(redirects.length, 0);
+
+  await page.click('#pushauth-resend');
+  await codeBox.waitFor({ timeout: 30000 });
+  const second = pendingOn('bob-phone');
+  assert.notEqual(second.id, first.id);
+  device('bob-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', second.id);
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'));
+  assert.equal(landed.searchParams.get('state'), 'state-resend');
+  await context.close();
+});
+
+test('a user without a device enrolls through the required action, then logs in by push', async () => {
+  {
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'carol', 'state-enroll');
+    const link = page.locator('#pushauth-enroll-url');
+    await link.waitFor({ timeout: 30000 });
+    const url = (await link.textContent()).trim();
+    assert.match(url, /\/enroll\?token=/);
+    assert.equal(await page.locator('#pushauth-enroll-qr').count(), 1);
+    await page.screenshot({ path: join(ART, 'enroll-page.png') });
+    mkdirSync(join(RUN, 'devices', 'carol-phone'), { recursive: true });
+    device('carol-phone', 'enroll', url, '--name', 'carol-phone');
+    const landed = await waitForRedirect(page, redirects);
+    assert.ok(landed.searchParams.get('code'));
+    const creds = await kc('GET', `/realms/${REALM}/users/${await userId('carol')}/credentials`);
+    const push = creds.find((c) => c.type === 'pushauth-device');
+    assert.ok(push, `no push credential: ${JSON.stringify(creds)}`);
+    assert.equal(push.userLabel, 'carol-phone');
+    await context.close();
+  }
+  {
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'carol', 'state-after-enroll');
+    const codeBox = page.locator('#pushauth-code');
+    await codeBox.waitFor({ timeout: 30000 });
+    const code = (await codeBox.textContent()).trim();
+    const challenge = pendingOn('carol-phone');
+    device('carol-phone', 'approve', '--code', code, '--', challenge.id);
+    const landed = await waitForRedirect(page, redirects);
+    assert.ok(landed.searchParams.get('code'));
+    await context.close();
+  }
+});
+
+const cibaClient = { client_id: 'ciba-app', client_secret: CIBA_SECRET };
+
+async function cibaStart(user, message) {
+  const r = await fetch(`${KC}/realms/${REALM}/protocol/openid-connect/ext/ciba/auth`, {
+    method: 'POST',
+    body: new URLSearchParams({ ...cibaClient, scope: 'openid', login_hint: user, binding_message: message }),
+  });
+  const started = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(started));
+  assert.ok(started.auth_req_id);
+  return started.auth_req_id;
+}
+
+async function cibaToken(authReqId) {
+  const t = await fetch(`${KC}/realms/${REALM}/protocol/openid-connect/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ ...cibaClient, grant_type: 'urn:openid:params:grant-type:ciba', auth_req_id: authReqId }),
+  });
+  return { status: t.status, body: await t.json() };
+}
+
+/** Polls the token endpoint until it stops saying "pending". */
+async function cibaOutcome(authReqId) {
+  const deadline = Date.now() + 30000;
+  let last;
+  while (Date.now() < deadline) {
+    last = await cibaToken(authReqId);
+    if (!['authorization_pending', 'slow_down'].includes(last.body.error)) return last;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  return last;
+}
+
+test('a CIBA backchannel authentication approved on the device yields tokens', async () => {
+  const authReqId = await cibaStart('alice', 'Pay-10-EUR');
+  const early = await cibaToken(authReqId);
+  assert.equal(early.body.error, 'authorization_pending', JSON.stringify(early.body));
+
+  const challenge = pendingOn('alice-phone');
+  assert.equal(challenge.context.service, 'keycloak-ciba');
+  assert.equal(challenge.context.message, 'Pay-10-EUR');
+  assert.equal(challenge.code_required, false);
+  device('alice-phone', 'approve', '--', challenge.id);
+
+  const last = await cibaOutcome(authReqId);
+  assert.equal(last.status, 200, JSON.stringify(last.body));
+  assert.ok(last.body.access_token);
+  assert.ok(last.body.id_token);
+});
+
+test('a CIBA backchannel authentication denied on the device yields no tokens', async () => {
+  const authReqId = await cibaStart('alice', 'Pay-99-EUR');
+  const challenge = pendingOn('alice-phone');
+  assert.equal(challenge.context.message, 'Pay-99-EUR');
+  device('alice-phone', 'deny', '--', challenge.id);
+  const last = await cibaOutcome(authReqId);
+  assert.equal(last.status, 400, JSON.stringify(last.body));
+  assert.equal(last.body.error, 'access_denied', JSON.stringify(last.body));
+  assert.equal(last.body.access_token, undefined);
+});
