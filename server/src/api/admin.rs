@@ -7,11 +7,11 @@ use axum::Json;
 use pushauth_proto::random;
 use pushauth_proto::wire::{
     AuditList, CreateEnrollment, CreateRelyingParty, DeviceInfo, DeviceList, EnrollmentCreated,
-    ErrorCode, RelyingPartyCreated,
+    RelyingPartyCreated,
 };
 use sha2::{Digest, Sha256};
 
-use super::{device_info, printable, JsonBody, Params};
+use super::{active_devices, device_info, printable, JsonBody, Params};
 use crate::app::SharedState;
 use crate::auth::{hash_secret, AdminCaller};
 use crate::clock;
@@ -79,17 +79,7 @@ pub async fn user_devices(
     _admin: AdminCaller,
     Path(user): Path<String>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    let devices = state
-        .db(move |s| s.user_devices(&user))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
-    Ok(Json(DeviceList {
-        devices: devices
-            .iter()
-            .filter(|d| d.is_active())
-            .map(device_info)
-            .collect(),
-    }))
+    active_devices(&state, user).await.map(Json)
 }
 
 /// `DELETE /v1/admin/devices/{id}`: revokes a device (the row stays, for the audit trail).

@@ -12,9 +12,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use pushauth_proto::wire::{ChallengeStatus, DeviceInfo, ErrorCode};
+use pushauth_proto::wire::{ChallengeStatus, DeviceInfo, DeviceList, ErrorCode};
 use serde::de::DeserializeOwned;
 
+use crate::app::SharedState;
 use crate::clock;
 use crate::error::ApiError;
 use crate::store::{ChallengeRecord, DeviceRecord};
@@ -100,6 +101,21 @@ impl Params {
 }
 
 /// A device as relying parties and admins see it.
+/// A user's active devices, for the relying-party and admin listings alike.
+pub async fn active_devices(state: &SharedState, user: String) -> Result<DeviceList, ApiError> {
+    let devices = state
+        .db(move |s| s.user_devices(&user))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+    Ok(DeviceList {
+        devices: devices
+            .iter()
+            .filter(|d| d.is_active())
+            .map(device_info)
+            .collect(),
+    })
+}
+
 pub fn device_info(device: &DeviceRecord) -> DeviceInfo {
     DeviceInfo {
         id: device.id.clone(),

@@ -14,7 +14,7 @@ use pushauth_proto::wire::{
 use pushauth_proto::{b64, context_digest, random};
 use tokio::time::Instant;
 
-use super::{challenge_status, device_info, JsonBody, Params};
+use super::{active_devices, challenge_status, device_info, JsonBody, Params};
 use crate::app::SharedState;
 use crate::auth::RpCaller;
 use crate::clock::{self, Millis};
@@ -29,17 +29,7 @@ pub async fn user_devices(
     _rp: RpCaller,
     Path(user): Path<String>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    let devices = state
-        .db(move |s| s.user_devices(&user))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
-    Ok(Json(DeviceList {
-        devices: devices
-            .iter()
-            .filter(|d| d.is_active())
-            .map(device_info)
-            .collect(),
-    }))
+    active_devices(&state, user).await.map(Json)
 }
 
 fn secs_to_ms(secs: u64) -> Millis {
