@@ -280,7 +280,7 @@ impl Client {
 
     /// Sends a request to the first server that answers; returns the answer and that server's
     /// index. Only "no answer" moves on to the next server: an HTTP answer is final.
-    fn call_with_failover<T: serde::de::DeserializeOwned>(
+    pub(crate) fn call_with_failover<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         path: &str,

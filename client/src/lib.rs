@@ -6,6 +6,7 @@
 //! Blocking and single-threaded on purpose: it runs inside sshd through PAM, where no threads or
 //! async runtime may be started.
 
+mod admin;
 mod client;
 mod config;
 mod error;
@@ -13,6 +14,7 @@ mod http;
 pub mod pinned;
 mod verify;
 
+pub use admin::AdminClient;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;

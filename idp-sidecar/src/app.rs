@@ -51,10 +51,11 @@ impl AppState {
         let client = Arc::new(Client::new(config)?);
         let metrics = Arc::new(Metrics::default());
         let admin = match &settings.admin_token {
-            Some(token) => Some(Arc::new(
-                Admin::new(&settings.servers, token, settings.ca_file.as_deref())
-                    .map_err(pushauth_client::ClientError::Config)?,
-            )),
+            Some(token) => Some(Arc::new(Admin::new(
+                &settings.servers,
+                token,
+                settings.ca_file.as_deref(),
+            )?)),
             None => None,
         };
         let ciba = settings.ciba.map(|settings| Ciba {
