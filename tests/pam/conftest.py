@@ -4,12 +4,23 @@
 Runs as root and changes the system (users, /etc/pam.d, /etc/sudoers.d, /dev/log); everything it
 changes is backed up and restored. Paths of the built binaries come from PUSHAUTH_TARGET_DIR
 (default: <repo>/target/debug); tests/pam/run.sh builds them.
+
+Installed packages instead of the build tree (tests/deb/run.sh sets these; each is optional):
+- PUSHAUTH_PUSHAUTHD, PUSHAUTH_DEVICE: the binaries' paths;
+- PUSHAUTH_MODULE: the module as the PAM line names it (a path, or a bare name such as
+  "pam_push.so" that libpam finds in its security folder);
+- PUSHAUTH_PAM_CONF: the module config the sshd test uses instead of writing its own (the
+  installed /etc/pam_push.conf, already pointing at the server with a valid API key);
+- PUSHAUTH_SERVER_URL: an already running pushauthd to use instead of starting one; then
+  PUSHAUTH_SERVER_ADMIN (command prefix for admin subcommands, e.g.
+  "runuser -u _pushauthd -- /usr/sbin/pushauthd") and PUSHAUTH_SERVER_CONFIG (its --config).
 """
 
 import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -22,9 +33,12 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TARGET = pathlib.Path(os.environ.get("PUSHAUTH_TARGET_DIR", REPO / "target" / "debug"))
-PUSHAUTHD = TARGET / "pushauthd"
-DEVICE = TARGET / "pushauth-device"
-MODULE = TARGET / "libpam_push.so"
+PUSHAUTHD = pathlib.Path(os.environ.get("PUSHAUTH_PUSHAUTHD", TARGET / "pushauthd"))
+DEVICE = pathlib.Path(os.environ.get("PUSHAUTH_DEVICE", TARGET / "pushauth-device"))
+MODULE = os.environ.get("PUSHAUTH_MODULE", str(TARGET / "libpam_push.so"))
+# The installed module config to use as is (None: tests write their own under /etc/pushauth-test).
+PAM_CONF = os.environ.get("PUSHAUTH_PAM_CONF") or None
+EXTERNAL_SERVER = os.environ.get("PUSHAUTH_SERVER_URL") or None
 
 ETC = pathlib.Path("/etc/pushauth-test")
 PAMD = pathlib.Path("/etc/pam.d")
@@ -40,7 +54,9 @@ GROUP = "pa_push"
 def pytest_configure(config):
     if os.geteuid() != 0:
         pytest.exit("tests/pam must run as root", returncode=2)
-    for path in (PUSHAUTHD, DEVICE, MODULE):
+    # A bare module name ("pam_push.so") is libpam's to find; only paths are checked here.
+    module = [pathlib.Path(MODULE)] if "/" in MODULE else []
+    for path in [PUSHAUTHD, DEVICE, *module]:
         if not path.exists():
             pytest.exit(f"{path} is missing: run tests/pam/run.sh (it builds them)", returncode=2)
 
@@ -146,9 +162,17 @@ class Server:
         self.tmp = pathlib.Path(tmp)
         self.data = self.tmp / "data"
         self.data.mkdir()
+        self.proc = None
+        if EXTERNAL_SERVER:
+            # Already running (the installed package's server): only admin commands here.
+            self.url = EXTERNAL_SERVER.rstrip("/")
+            self.admin = shlex.split(os.environ.get("PUSHAUTH_SERVER_ADMIN", str(PUSHAUTHD)))
+            self.store_args = ["--config", os.environ.get("PUSHAUTH_SERVER_CONFIG", "")]
+            return
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
+        self.admin = [str(PUSHAUTHD)]
+        self.store_args = ["--data-dir", str(self.data)]
         self.start()
 
     def start(self):
@@ -193,12 +217,12 @@ class Server:
             self.proc = None
 
     def rp_key(self):
-        out = run(PUSHAUTHD, "rp", "add", "pam-test", "--data-dir", self.data).stdout
+        out = run(*self.admin, "rp", "add", "pam-test", *self.store_args).stdout
         return out.strip().splitlines()[-1].strip()
 
     def enroll(self, user, name):
         out = run(
-            PUSHAUTHD, "enroll", user, "--data-dir", self.data, "--public-url", self.url
+            *self.admin, "enroll", user, *self.store_args, "--public-url", self.url
         ).stdout
         link = out.splitlines()[1].strip()
         return Device(self.tmp / f"device-{user}", link, name)

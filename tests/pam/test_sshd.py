@@ -13,7 +13,7 @@ import time
 import pexpect
 import pytest
 
-from conftest import LOG_AUTHPRIV, MODULE, PAMD, run
+from conftest import LOG_AUTHPRIV, MODULE, PAM_CONF, PAMD, run
 
 
 def _free_port():
@@ -37,11 +37,14 @@ def sshd(etc, users, devices, backup):
     for f in keys.iterdir():
         os.chmod(f, 0o644)
     port = _free_port()
-    conf = etc.conf("sshd", "timeout = 30\n")
+    # With PUSHAUTH_PAM_CONF (installed packages): the installed config, and the PAM line as
+    # documented for /etc/pam.d/sshd (no conf= when it is the default file).
+    conf = PAM_CONF or etc.conf("sshd", "timeout = 30\n")
+    conf_arg = "" if str(conf) == "/etc/pam_push.conf" else f" conf={conf}"
     backup("/etc/pam.d/sshd")
     (PAMD / "sshd").write_text(
         "# pushauth test stack (the system file is restored after the suite)\n"
-        f"auth required {MODULE} conf={conf}\n"
+        f"auth required {MODULE}{conf_arg}\n"
         "account required pam_permit.so\n"
         "session required pam_permit.so\n"
     )

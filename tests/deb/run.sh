@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Debian packages suite (issue 5). Run as root on Debian 12 with the apt packages .ci/run
+# installs (debhelper, dpkg-dev, fakeroot, lintian, libsqlite3-dev, plus the PAM suite's
+# openssh-server, pamtester, pytest, pexpect) and rustup's cargo.
+#
+# 1. builds the packages with dpkg-buildpackage -us -uc -b from a copy of the tree;
+# 2. lintian: fails on any error or warning not overridden (with a reason) in debian/;
+# 3. installs them with `apt-get install ./*.deb` and checks files, modes, user, state dir;
+# 4. enables the pam-auth-update profile and disables it again (common-auth restored);
+# 5. systemd-analyze verify the unit;
+# 6. starts the installed pushauthd with the unit's ExecStart, as its User, without systemd;
+#    sets up /etc/pam_push.conf and /etc/pushauth/api-key as README documents; configures and
+#    starts pushauth-idp-sidecar the same way and checks it reaches pushauthd with its key;
+# 7. runs tests/pam/test_sshd.py against the installed pam_push.so, /etc/pam_push.conf,
+#    pushauthd and pushauth-device (approved login gets a shell, denied and cancelled do not);
+# 8. remove keeps /etc config and /var/lib state; purge deletes them.
+#
+# The machine is restored afterwards (packages purged, PAM files and /etc/pushauth put back),
+# also on failure, and a run may be repeated. CARGO_TARGET_DIR is honoured (default
+# <repo>/target/deb, reused between runs); PUSHAUTH_DEB_WORK is the build folder.
+set -euo pipefail
+umask 022
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+WORK=${PUSHAUTH_DEB_WORK:-/tmp/pushauth-deb}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target/deb}"
+export PATH="$HOME/.cargo/bin:$PATH"
+export DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1
+PKGS=(libpam-push pushauthd pushauth-device pushauth-idp-sidecar)
+MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+MODULE=/lib/$MULTIARCH/security/pam_push.so
+UNIT=/lib/systemd/system/pushauthd.service
+SIDECAR_UNIT=/lib/systemd/system/pushauth-idp-sidecar.service
+SIDECAR_CONFIG=/etc/pushauth-idp-sidecar/sidecar.toml
+SERVER_CONFIG=/etc/pushauthd/pushauthd.toml
+BACKUP=$WORK/backup
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/deb/run.sh must run as root (it installs packages and starts sshd)" >&2
+  exit 2
+fi
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+ok() { echo "ok: $*"; }
+# check DESCRIPTION COMMAND...: runs the command, fails the suite if it fails.
+check() {
+  local what=$1
+  shift
+  if "$@"; then ok "$what"; else fail "$what"; fi
+}
+mode_owner() { stat -c '%a %U %G' "$1"; }
+
+installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qv '^not-installed$'; }
+purge_all() {
+  local present=()
+  for p in "${PKGS[@]}"; do installed "$p" && present+=("$p"); done
+  if [ ${#present[@]} -gt 0 ]; then
+    apt-get purge -y -q "${present[@]}" >/dev/null
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+http_status() { # URL -> HTTP status of a GET, or 000
+  python3 - "$1" <<'PY' 2>/dev/null || echo 000
+import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+}
+pids=()
+# start_like_unit UNIT LOG [ARGS...]: the unit's ExecStart (plus ARGS) as its User and Group,
+# with the unit's UMask and / as working folder, in the background, as systemd would start it
+# (only the sandbox is missing: no systemd runs here). Adds the pid to $pids.
+start_like_unit() {
+  local unit=$1 log=$2 cmd user group
+  shift 2
+  cmd=$(sed -n 's/^ExecStart=//p' "$unit")
+  user=$(sed -n 's/^User=//p' "$unit")
+  group=$(sed -n 's/^Group=//p' "$unit")
+  [ -n "$cmd" ] && [ -n "$user" ] && [ -n "$group" ] || fail "cannot read ExecStart/User/Group from $unit"
+  grep -qx 'UMask=0077' "$unit" || fail "$unit: UMask changed, update start_like_unit"
+  # shellcheck disable=SC2086  # ExecStart is split into words, as systemd does
+  (cd / && umask 0077 && exec setpriv --reuid="$user" --regid="$group" --init-groups \
+    --no-new-privs -- $cmd "$@") >"$log" 2>&1 &
+  pids+=($!)
+}
+# wait_up URL LOG: waits for 200 from URL while the last started process lives.
+wait_up() {
+  local pid=${pids[-1]}
+  for _ in $(seq 100); do
+    [ "$(http_status "$1")" = 200 ] && return 0
+    kill -0 "$pid" 2>/dev/null || fail "process for $1 exited: $(cat "$2")"
+    sleep 0.2
+  done
+  fail "$1 did not come up: $(cat "$2")"
+}
+stop_servers() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
+}
+
+# What this run changes outside the packages: the PAM common-* files and pam-auth-update's
+# state (step 4), and /etc/pushauth (the API key written as README says).
+backup_system() {
+  rm -rf "$BACKUP"
+  mkdir -p "$BACKUP/pam.d" "$BACKUP/varlibpam"
+  cp -a /etc/pam.d/common-* "$BACKUP/pam.d/"
+  cp -a /var/lib/pam/. "$BACKUP/varlibpam/"
+  if [ -e /etc/pushauth ]; then mv /etc/pushauth "$BACKUP/etc-pushauth"; fi
+  touch "$BACKUP/complete"
+}
+restore_system() {
+  [ -e "$BACKUP/complete" ] || return 0
+  cp -a "$BACKUP/pam.d/." /etc/pam.d/
+  rm -rf /var/lib/pam
+  cp -a "$BACKUP/varlibpam" /var/lib/pam
+  rm -rf /etc/pushauth
+  if [ -e "$BACKUP/etc-pushauth" ]; then mv "$BACKUP/etc-pushauth" /etc/pushauth; fi
+  rm -rf "$BACKUP"
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  stop_servers
+  purge_all
+  restore_system
+  if [ "$rc" -ne 0 ]; then
+    for log in "$WORK/pushauthd.log" "$WORK/sidecar.log"; do
+      [ -f "$log" ] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
+    done
+  fi
+  exit "$rc"
+}
+
+# A previous run that was killed may have left packages or a backup behind.
+if [ -e "$BACKUP/complete" ]; then restore_system; fi
+purge_all
+trap cleanup EXIT
+
+echo "== 1. build (dpkg-buildpackage -us -uc -b, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+rm -rf "$WORK"
+mkdir -p "$WORK/src"
+# A copy, so the build's debian/ by-products and ../*.deb never land in the repository. The
+# test suites (tests/, with node_modules) and build outputs are not part of the build.
+tar -C "$REPO" --exclude=./target --exclude=./.git --exclude=./tests --exclude=./keycloak/target \
+  --exclude=node_modules --exclude=.pytest_cache --exclude=__pycache__ -cf - . |
+  tar -C "$WORK/src" -xf -
+(cd "$WORK/src" && DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" \
+  dpkg-buildpackage -us -uc -b >"$WORK/build.log" 2>&1) || {
+  tail -n 40 "$WORK/build.log" >&2
+  fail "dpkg-buildpackage"
+}
+changes=$(ls "$WORK"/pushauth_*_"$(dpkg --print-architecture)".changes)
+debs=()
+for p in "${PKGS[@]}"; do
+  deb=$(ls "$WORK/${p}"_*.deb) || fail "no .deb for $p"
+  debs+=("./$(basename "$deb")")
+done
+ok "built ${debs[*]}"
+
+echo "== 2. lintian"
+# As an unprivileged user: lintian does not want root.
+runuser -u nobody -- lintian --fail-on error,warning "$changes" | tee "$WORK/lintian.log" ||
+  fail "lintian reported errors or warnings that are not overridden (see above)"
+ok "lintian: no errors, no warnings beyond the justified overrides"
+
+echo "== 3. apt-get install ./*.deb"
+backup_system
+(cd "$WORK" && apt-get install -y -q "${debs[@]}" >"$WORK/install.log" 2>&1) || {
+  cat "$WORK/install.log" >&2
+  fail "apt-get install"
+}
+for p in "${PKGS[@]}"; do
+  check "$p is installed" test "$(dpkg-query -W -f='${db:Status-Status}' "$p")" = installed
+done
+pam_dir=$(dirname "$(dpkg -L libpam-modules | grep '/security/pam_unix\.so$')")
+check "pam_push.so in $pam_dir (the folder libpam-modules uses)" \
+  sh -c "dpkg -L libpam-push | grep -qx '$MODULE' && test '$(dirname "$MODULE")' = '$pam_dir' && test -f '$MODULE'"
+check "/etc/pam_push.conf is root:root 0600" test "$(mode_owner /etc/pam_push.conf)" = "600 root root"
+check "/etc/pam_push.conf is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' libpam-push | grep -q ' /etc/pam_push.conf '"
+check "$SERVER_CONFIG is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pushauthd | grep -q ' $SERVER_CONFIG '"
+check "pam-auth-update profile installed" test -f /usr/share/pam-configs/pushauth
+check "installing changed no PAM stack (Default: no)" sh -c "! grep -rq pam_push /etc/pam.d/"
+check "system user _pushauthd with no login shell" \
+  sh -c 'getent passwd _pushauthd | grep -Eq ":/var/lib/pushauthd:(/usr/sbin/nologin|/bin/false)$"'
+check "/var/lib/pushauthd is _pushauthd 0700" test "$(mode_owner /var/lib/pushauthd)" = "700 _pushauthd _pushauthd"
+check "pushauthd unit installed and enabled" test -L /etc/systemd/system/multi-user.target.wants/pushauthd.service
+check "sidecar unit installed, not enabled before it is configured" \
+  sh -c "test -f $SIDECAR_UNIT && ! test -e /etc/systemd/system/multi-user.target.wants/pushauth-idp-sidecar.service"
+check "system user _pushauth-idp" sh -c 'getent passwd _pushauth-idp | grep -q ":/var/lib/pushauth-idp-sidecar:"'
+check "/var/lib/pushauth-idp-sidecar is _pushauth-idp 0700" \
+  test "$(mode_owner /var/lib/pushauth-idp-sidecar)" = "700 _pushauth-idp _pushauth-idp"
+check "$SIDECAR_CONFIG is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pushauth-idp-sidecar | grep -q ' $SIDECAR_CONFIG '"
+for page in man8/pam_push.8 man5/pam_push.conf.5 man8/pushauthd.8 man1/pushauth-device.1 man8/pushauth-idp-sidecar.8; do
+  check "man page $page" test -f "/usr/share/man/$page.gz"
+done
+check "pushauthd runs" sh -c '/usr/sbin/pushauthd --version | grep -q "^pushauthd "'
+check "pushauth-device runs" sh -c '/usr/bin/pushauth-device --version | grep -q "^pushauth-device "'
+check "pushauth-idp-sidecar runs" sh -c '/usr/sbin/pushauth-idp-sidecar --version | grep -q "^pushauth-idp-sidecar "'
+check "pushauthd links Debian's libsqlite3" sh -c 'ldd /usr/sbin/pushauthd | grep -q libsqlite3.so'
+
+echo "== 4. pam-auth-update --enable pushauth, then --disable"
+pam-auth-update --enable pushauth
+check "enabled profile puts pam_push in common-auth" \
+  grep -Eq '^auth[[:space:]]+required[[:space:]]+pam_push\.so' /etc/pam.d/common-auth
+pam-auth-update --disable pushauth
+check "disabled profile takes it out" sh -c "! grep -q pam_push /etc/pam.d/common-auth"
+
+echo "== 5. systemd-analyze verify"
+if command -v systemd-analyze >/dev/null; then
+  for unit in "$UNIT" "$SIDECAR_UNIT"; do
+    name=$(basename "$unit")
+    # Only this unit's own findings fail the run (the host's other units are not ours).
+    systemd-analyze verify "$unit" >"$WORK/verify.log" 2>&1 || true
+    cat "$WORK/verify.log"
+    if grep -F "$name" "$WORK/verify.log" | grep -qv 'Cannot add dependency job'; then
+      fail "systemd-analyze verify found problems in $name"
+    fi
+    ok "systemd-analyze verify $unit"
+    # The sandbox stays tight: exposure 2.0 or less ("OK") on systemd's 0-10 scale.
+    check "systemd-analyze security $name: exposure <= 2.0" \
+      sh -c "systemd-analyze security --offline=true --threshold=20 --no-pager $unit >/dev/null"
+  done
+else
+  echo "skip: systemd-analyze is not installed"
+fi
+
+echo "== 6. installed pushauthd, started like the unit (without systemd), and README's setup"
+port=$(free_port)
+url=http://127.0.0.1:$port
+# Same command line and user as the unit; only --listen is added, so that a server on 8443
+# cannot get in the way.
+start_like_unit "$UNIT" "$WORK/pushauthd.log" --listen "127.0.0.1:$port"
+wait_up "$url/healthz" "$WORK/pushauthd.log"
+check "pushauthd answers $url/healthz, running as _pushauthd" \
+  sh -c "test \"\$(ps -o user:32= -p ${pids[-1]})\" = _pushauthd"
+check "it made its admin token 0600 in its state folder" \
+  test "$(mode_owner /var/lib/pushauthd/admin-token)" = "600 _pushauthd _pushauthd"
+
+admin=(runuser -u _pushauthd -- /usr/sbin/pushauthd)
+api_key=$("${admin[@]}" rp add deb-test --config "$SERVER_CONFIG" | tail -n 1 | tr -d '[:space:]')
+[ -n "$api_key" ] || fail "pushauthd rp add printed no key"
+install -d -m 700 /etc/pushauth
+(umask 077 && echo "$api_key" >/etc/pushauth/api-key)
+sed -i "s|^server = .*|server = \"$url\"|" /etc/pam_push.conf
+check "/etc/pam_push.conf still root:root 0600 after editing" test "$(mode_owner /etc/pam_push.conf)" = "600 root root"
+check "the database belongs to _pushauthd" test "$(stat -c %U /var/lib/pushauthd/pushauthd.sqlite3)" = _pushauthd
+
+echo "== 6b. installed pushauth-idp-sidecar, configured as sidecar.toml says, started like its unit"
+sidecar_key=$("${admin[@]}" rp add idp-sidecar --config "$SERVER_CONFIG" | tail -n 1 | tr -d '[:space:]')
+install -o root -g _pushauth-idp -m 640 /dev/null /etc/pushauth-idp-sidecar/api-key
+echo "$sidecar_key" >/etc/pushauth-idp-sidecar/api-key
+shared_secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+install -o root -g _pushauth-idp -m 640 /dev/null /etc/pushauth-idp-sidecar/shared-secret
+echo "$shared_secret" >/etc/pushauth-idp-sidecar/shared-secret
+sed -i "s|^servers = .*|servers = [\"$url\"]|" "$SIDECAR_CONFIG"
+sidecar_url=http://127.0.0.1:$(free_port)
+start_like_unit "$SIDECAR_UNIT" "$WORK/sidecar.log" --listen "${sidecar_url#http://}"
+wait_up "$sidecar_url/healthz" "$WORK/sidecar.log"
+check "sidecar answers $sidecar_url/healthz, running as _pushauth-idp" \
+  sh -c "test \"\$(ps -o user:32= -p ${pids[-1]})\" = _pushauth-idp"
+check "it made its signing key 0600 in its state folder" \
+  test "$(mode_owner /var/lib/pushauth-idp-sidecar/signing-key)" = "600 _pushauth-idp _pushauth-idp"
+# A login for a user pushauthd does not know: 404 unknown_user proves the sidecar reached
+# pushauthd and its API key was accepted (a refused key is 502 upstream_refused).
+check "sidecar -> pushauthd with the installed config: unknown user is 404 unknown_user" \
+  python3 - "$sidecar_url" "$shared_secret" <<'PY'
+import json, sys, urllib.error, urllib.request
+url, secret = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(
+    url + "/v1/logins",
+    data=json.dumps({"user": "deb-nobody", "nonce": "0123456789abcdef0123"}).encode(),
+    headers={"Authorization": "Bearer " + secret, "Content-Type": "application/json"},
+    method="POST",
+)
+try:
+    urllib.request.urlopen(req, timeout=10)
+    sys.exit("expected an error")
+except urllib.error.HTTPError as e:
+    body = e.read().decode()
+    assert e.code == 404 and "unknown_user" in body, (e.code, body)
+PY
+
+echo "== 7. sshd push login against the installed module, config and server (tests/pam/test_sshd.py)"
+PUSHAUTH_PUSHAUTHD=/usr/sbin/pushauthd \
+  PUSHAUTH_DEVICE=/usr/bin/pushauth-device \
+  PUSHAUTH_MODULE=pam_push.so \
+  PUSHAUTH_PAM_CONF=/etc/pam_push.conf \
+  PUSHAUTH_SERVER_URL="$url" \
+  PUSHAUTH_SERVER_ADMIN="${admin[*]}" \
+  PUSHAUTH_SERVER_CONFIG="$SERVER_CONFIG" \
+  python3 -m pytest -p no:cacheprovider -v tests/pam/test_sshd.py
+"${admin[@]}" audit --config "$SERVER_CONFIG" --limit 200 >"$WORK/audit.log"
+check "the installed server's audit log has the approved and the denied sshd login" \
+  sh -c "grep -q 'challenge_answered.*user=pa_alice.*detail=approve' '$WORK/audit.log' &&
+         grep -q 'challenge_answered.*user=pa_alice.*detail=deny' '$WORK/audit.log'"
+stop_servers
+
+echo "== 8. remove keeps config and state; purge deletes them"
+apt-get remove -y -q "${PKGS[@]}" >/dev/null
+check "remove: binaries and module gone" sh -c "! test -e /usr/sbin/pushauthd && ! test -e $MODULE && ! test -e /usr/bin/pushauth-device"
+check "remove: /etc/pam_push.conf kept" test -f /etc/pam_push.conf
+check "remove: $SERVER_CONFIG kept" test -f "$SERVER_CONFIG"
+check "remove: /var/lib/pushauthd kept with its database" test -f /var/lib/pushauthd/pushauthd.sqlite3
+check "remove: no PAM stack names pam_push" sh -c "! grep -q pam_push /etc/pam.d/common-auth"
+check "remove: $SIDECAR_CONFIG and the sidecar's signing key kept" \
+  sh -c "test -f $SIDECAR_CONFIG && test -f /var/lib/pushauth-idp-sidecar/signing-key"
+apt-get purge -y -q "${PKGS[@]}" >/dev/null
+check "purge: /etc/pam_push.conf gone" test ! -e /etc/pam_push.conf
+check "purge: /etc/pushauthd gone" test ! -e /etc/pushauthd
+check "purge: /var/lib/pushauthd gone" test ! -e /var/lib/pushauthd
+check "purge: /etc/pushauth-idp-sidecar (config and secrets) gone" test ! -e /etc/pushauth-idp-sidecar
+check "purge: /var/lib/pushauth-idp-sidecar gone" test ! -e /var/lib/pushauth-idp-sidecar
+check "purge: unit no longer enabled" test ! -e /etc/systemd/system/multi-user.target.wants/pushauthd.service
+for p in "${PKGS[@]}"; do
+  check "purge: $p unknown to dpkg" sh -c "! dpkg-query -W -f='\${db:Status-Status}' $p 2>/dev/null | grep -qv not-installed"
+done
+
+echo "deb suite: all passed"
