@@ -26,7 +26,7 @@ WORK=${PUSHAUTH_DEB_WORK:-/tmp/pushauth-deb}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target/deb}"
 export PATH="$HOME/.cargo/bin:$PATH"
 export DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1
-PKGS=(libpam-push pushauthd pushauth-device pushauth-idp-sidecar)
+PKGS=(libpam-push pushauthd pushauth-device pushauth-idp-sidecar pushauth-keycloak)
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 MODULE=/lib/$MULTIARCH/security/pam_push.so
 UNIT=/lib/systemd/system/pushauthd.service
@@ -191,6 +191,8 @@ check "/etc/pam_push.conf is root:root 0600" test "$(mode_owner /etc/pam_push.co
 check "/etc/pam_push.conf is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' libpam-push | grep -q ' /etc/pam_push.conf '"
 check "$SERVER_CONFIG is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pushauthd | grep -q ' $SERVER_CONFIG '"
 check "pam-auth-update profile installed" test -f /usr/share/pam-configs/pushauth
+check "Keycloak provider jar installed, with the authenticator factory" \
+  python3 -c "import sys, zipfile; sys.exit('META-INF/services/org.keycloak.authentication.AuthenticatorFactory' not in zipfile.ZipFile('/usr/share/pushauth-keycloak/pushauth-keycloak.jar').namelist())"
 check "installing changed no PAM stack (Default: no)" sh -c "! grep -rq pam_push /etc/pam.d/"
 check "system user _pushauthd with no login shell" \
   sh -c 'getent passwd _pushauthd | grep -Eq ":/var/lib/pushauthd:(/usr/sbin/nologin|/bin/false)$"'
@@ -316,7 +318,9 @@ check "remove: /var/lib/pushauthd kept with its database" test -f /var/lib/pusha
 check "remove: no PAM stack names pam_push" sh -c "! grep -q pam_push /etc/pam.d/common-auth"
 check "remove: $SIDECAR_CONFIG and the sidecar's signing key kept" \
   sh -c "test -f $SIDECAR_CONFIG && test -f /var/lib/pushauth-idp-sidecar/signing-key"
-apt-get purge -y -q "${PKGS[@]}" >/dev/null
+check "remove: the Keycloak jar gone (it has no conffiles, so nothing of it is left)" \
+  test ! -e /usr/share/pushauth-keycloak/pushauth-keycloak.jar
+purge_all
 check "purge: /etc/pam_push.conf gone" test ! -e /etc/pam_push.conf
 check "purge: /etc/pushauthd gone" test ! -e /etc/pushauthd
 check "purge: /var/lib/pushauthd gone" test ! -e /var/lib/pushauthd
