@@ -20,7 +20,7 @@ use crate::config::{ServerConfig, WebhookConfig};
 use crate::error::ApiError;
 use crate::jobs::StoreJobs;
 use crate::metrics::Metrics;
-use crate::store::{ChallengeRecord, Expired, Store, StoreResult};
+use crate::store::{ChallengeRecord, Expired, SharedStore, Store, StoreResult};
 use crate::waiters::Waiters;
 
 /// Everything handlers share.
@@ -28,7 +28,7 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Base URL for enrollment links.
     pub base_url: String,
-    pub store: Arc<dyn Store>,
+    pub store: SharedStore,
     /// The threads that run store operations.
     pub jobs: StoreJobs,
     pub waiters: Waiters,

@@ -20,7 +20,7 @@ use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::SharedStore;
 use crate::tls;
 use crate::waiters::Waiters;
 
@@ -32,13 +32,13 @@ struct Prepared {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<RustlsConfig>,
-    store: Arc<dyn Store>,
+    store: SharedStore,
     config: ServerConfig,
 }
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
     let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,

@@ -1,8 +1,9 @@
 //! The storage interface. Handlers call these operations and never see SQL; `sqlite` implements
 //! them today, a PostgreSQL backend can follow behind the same trait.
 //!
-//! Every method blocks; async callers run them on the blocking pool. Each method is one
-//! transaction, and every challenge transition is a compare-and-set on its current state.
+//! Every method blocks; async callers run them on the store's job threads. Each method is
+//! atomic (its own transaction, or a savepoint inside a [`Store::group`]), and every challenge
+//! transition is a compare-and-set on its current state.
 
 pub mod sqlite;
 
@@ -187,8 +188,18 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// A store that threads share.
+pub type SharedStore = std::sync::Arc<dyn Store + Send + Sync>;
+
 /// Everything pushauthd stores.
-pub trait Store: Send + Sync + 'static {
+pub trait Store {
+    /// Runs `work` with a view of this store whose writes share one transaction, committed once
+    /// when `work` returns: group commit, so that the operations of many concurrent requests
+    /// cost one commit. Each operation still takes effect or fails on its own. `Err` means the
+    /// commit failed and none of the group's writes were kept; callers must then report none of
+    /// the group's results.
+    fn group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
+
     /// A cheap query proving the database answers.
     fn health(&self) -> StoreResult<()>;
 

@@ -1,6 +1,7 @@
 //! The SQLite store: one file `<data_dir>/pushauthd.sqlite3` in WAL mode, one writer connection
 //! behind a mutex (SQLite has one writer anyway) and a small pool of readers.
 
+use std::cell::RefCell;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use pushauth_proto::wire::AuditEvent;
 use pushauth_proto::{ChallengeState, Context};
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::*;
 use crate::clock::{self, Millis};
@@ -310,7 +311,44 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
+/// How the [`Store`] operations below reach the database: a plain [`SqliteStore`] gives each
+/// write its own transaction; a [`Group`] makes its writes share one.
+trait Db {
+    /// Runs `f` on a connection that sees everything committed (and, in a group, the group's own
+    /// writes).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T>;
+    /// Runs `f` atomically on the writer: all of it takes effect or none.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T>;
+    /// [`Store::group`].
+    fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
+
+    /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
+    /// `expires_at > now`) after expiring the challenge if it is due.
+    fn transition(
+        &self,
+        id: &str,
+        now: Millis,
+        apply: impl FnOnce(&Connection, &ChallengeRecord) -> rusqlite::Result<usize>,
+    ) -> StoreResult<Cas> {
+        self.write(|tx| {
+            let Some(current) = select_challenge(tx, id)? else {
+                return Ok(Cas::Missing);
+            };
+            if expire_if_due(tx, id, &current.user, now)? {
+                let after = select_challenge(tx, id)?;
+                return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+            }
+            if apply(tx, &current)? == 0 {
+                return Ok(Cas::WrongState(Box::new(current)));
+            }
+            Ok(select_challenge(tx, id)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
+        })
+    }
+}
+
+impl Db for SqliteStore {
     /// Reads on a pooled reader connection. The pool never shrinks below the number of store
     /// job threads ([`crate::jobs::STORE_THREADS`]), so connections are not opened and closed
     /// per read.
@@ -328,7 +366,7 @@ impl SqliteStore {
         Ok(result?)
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> StoreResult<T> {
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
@@ -336,27 +374,79 @@ impl SqliteStore {
         Ok(value)
     }
 
-    /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
-    /// `expires_at > now`) after expiring the challenge if it is due.
-    fn transition(
-        &self,
-        id: &str,
-        now: Millis,
-        apply: impl FnOnce(&Transaction<'_>, &ChallengeRecord) -> rusqlite::Result<usize>,
-    ) -> StoreResult<Cas> {
-        self.write(|tx| {
-            let Some(current) = select_challenge(tx, id)? else {
-                return Ok(Cas::Missing);
-            };
-            if expire_if_due(tx, id, &current.user, now)? {
-                let after = select_challenge(tx, id)?;
-                return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+    fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
+        let group = Group {
+            store: self,
+            writer: RefCell::new(None),
+        };
+        work(&group);
+        group.commit()
+    }
+}
+
+/// Operations whose writes share one transaction, committed when the group ends (see
+/// [`Store::group`]). The writer is taken at the group's first write, not before, so a group
+/// that only reads never holds up other threads' writes; from then on reads use the writer's
+/// connection too, so later operations see the earlier ones' writes.
+struct Group<'a> {
+    store: &'a SqliteStore,
+    writer: RefCell<Option<MutexGuard<'a, Connection>>>,
+}
+
+impl Group<'_> {
+    fn commit(self) -> StoreResult<()> {
+        let Some(conn) = self.writer.take() else {
+            return Ok(());
+        };
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            // Nothing of the group is kept: its callers are told it failed.
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        // Only reached with the writer still held if the group unwound before committing.
+        if let Some(conn) = self.writer.get_mut().take() {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
             }
-            if apply(tx, &current)? == 0 {
-                return Ok(Cas::WrongState(Box::new(current)));
+        }
+    }
+}
+
+impl Db for Group<'_> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        if let Some(conn) = self.writer.borrow().as_deref() {
+            return Ok(f(conn)?);
+        }
+        self.store.read(f)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let mut slot = self.writer.borrow_mut();
+        let conn = match slot.as_deref_mut() {
+            Some(conn) => conn,
+            None => {
+                let conn = lock(&self.store.writer);
+                conn.execute_batch("BEGIN IMMEDIATE")?;
+                slot.insert(conn)
             }
-            Ok(select_challenge(tx, id)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
-        })
+        };
+        // A savepoint per operation: one that fails leaves the rest of the group as it was.
+        let savepoint = conn.savepoint()?;
+        let value = f(&savepoint)?;
+        savepoint.commit()?;
+        Ok(value)
+    }
+
+    fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
+        // Already grouped: the outer group commits.
+        work(self);
+        Ok(())
     }
 }
 
@@ -388,7 +478,11 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-impl Store for SqliteStore {
+impl<D: Db> Store for D {
+    fn group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
+        self.run_group(work)
+    }
+
     fn health(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
@@ -991,6 +1085,10 @@ mod tests {
     }
 
     fn challenge(store: &SqliteStore, id: &str, now: Millis, expires_at: Millis) -> Create {
+        challenge_in(store, id, now, expires_at)
+    }
+
+    fn challenge_in(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) -> Create {
         let new = NewChallenge {
             id: id.into(),
             user: "alice".into(),
@@ -1145,6 +1243,120 @@ mod tests {
             challenge(&store, "c3", 3_000, 60_000),
             Create::NoDevice
         ));
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    fn note(kind: &'static str) -> AuditEntry {
+        AuditEntry {
+            kind,
+            ..AuditEntry::default()
+        }
+    }
+
+    #[test]
+    fn a_group_commits_once_and_each_operation_stands_alone() {
+        let (dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        let outside = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
+        let mut ran = false;
+        store
+            .group(&mut |g| {
+                g.audit(&note("first"), 1).unwrap();
+                // Not committed yet: another connection does not see it.
+                assert_eq!(
+                    count(&outside, "SELECT count(*) FROM audit WHERE kind = 'first'"),
+                    0
+                );
+                assert!(matches!(
+                    challenge_in(g, "c1", 1_000, 60_000),
+                    Create::Created { .. }
+                ));
+                // Later operations of the group see the earlier ones' writes.
+                assert!(g.get_challenge("c1", 1_001).unwrap().is_some());
+                assert!(g.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+                assert!(!g.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+                // A failing operation (the token hash exists) undoes only itself.
+                let reused = [2u8; 32];
+                assert!(g.create_enrollment("bob", &reused, 2, 10).is_err());
+                ran = true;
+            })
+            .unwrap();
+        assert!(ran);
+        assert_eq!(
+            count(&outside, "SELECT count(*) FROM audit WHERE kind = 'first'"),
+            1
+        );
+        assert_eq!(
+            count(&outside, "SELECT count(*) FROM challenges WHERE id = 'c1'"),
+            1
+        );
+        assert_eq!(count(&outside, "SELECT count(*) FROM device_nonces"), 1);
+        assert_eq!(
+            count(&outside, "SELECT count(*) FROM users WHERE name = 'bob'"),
+            0
+        );
+        assert_eq!(
+            count(
+                &outside,
+                "SELECT count(*) FROM audit WHERE kind = 'enrollment_created'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_group_that_only_reads_never_takes_the_writer() {
+        let (_dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        store
+            .group(&mut |g| {
+                assert!(g.get_device("d1").unwrap().is_some());
+                // The writer is free: a write outside the group goes through at once.
+                assert!(store.writer.try_lock().is_ok());
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_group_that_cannot_commit_keeps_nothing() {
+        let (dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        let group = Group {
+            store: &store,
+            writer: RefCell::new(None),
+        };
+        group.audit(&note("doomed"), 1).unwrap();
+        // A deferred foreign-key violation passes the savepoint and fails the commit.
+        Db::write(&group, |c| {
+            c.execute_batch(
+                "PRAGMA defer_foreign_keys = ON; \
+                 INSERT INTO devices (id, user, name, alg, public_key, created_at) \
+                 VALUES ('ghost-device', 'ghost', 'n', 'ed25519', 'k', 0);",
+            )
+        })
+        .unwrap();
+        assert!(group.commit().is_err());
+        let outside = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
+        assert_eq!(
+            count(&outside, "SELECT count(*) FROM audit WHERE kind = 'doomed'"),
+            0
+        );
+        assert_eq!(
+            count(
+                &outside,
+                "SELECT count(*) FROM devices WHERE user = 'ghost'"
+            ),
+            0
+        );
+        // The writer is usable again.
+        store.audit(&note("after"), 2).unwrap();
+        assert_eq!(
+            count(&outside, "SELECT count(*) FROM audit WHERE kind = 'after'"),
+            1
+        );
     }
 
     #[test]
