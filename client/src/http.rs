@@ -19,6 +19,10 @@ use crate::{ClientConfig, ClientError};
 
 /// Socket read timeout outside long polls; long polls set their own per-request timeout.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per server. One `Client` serves many threads at once (the IdP sidecar,
+/// a busy relying party); ureq's default of one would make nearly every call open a new
+/// connection (and, with TLS, a new handshake).
+const IDLE_CONNECTIONS_PER_SERVER: usize = 64;
 
 /// How a request failed.
 #[derive(Debug)]
@@ -112,6 +116,8 @@ impl Http {
             .timeout_connect(cfg.connect_timeout)
             .timeout_read(READ_TIMEOUT)
             .timeout_write(READ_TIMEOUT)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_SERVER)
+            .max_idle_connections(IDLE_CONNECTIONS_PER_SERVER * 4)
             // A redirect would carry the API key elsewhere; servers are configured by URL.
             .redirects(0)
             .user_agent(concat!("pushauth-client/", env!("CARGO_PKG_VERSION")));
