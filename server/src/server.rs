@@ -114,6 +114,9 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     result.map_err(ServerError::from)
 }
 
+/// Most challenges expired (and nonces forgotten) by one sweep step.
+const SWEEP_STEP: usize = 500;
+
 /// Expires overdue challenges (for metrics, audit and waking waiters) and forgets nonces whose
 /// requests can no longer pass the timestamp check.
 async fn sweep_loop(state: SharedState) {
@@ -126,9 +129,20 @@ async fn sweep_loop(state: SharedState) {
     loop {
         ticker.tick().await;
         let now = clock::now_ms();
-        match state.db(move |s| s.sweep(now)).await {
-            Ok(expired) => state.expired(&expired),
-            Err(e) => tracing::warn!(error = ?e, "sweep failed"),
+        // In steps, each its own store job, so requests queued meanwhile run between them.
+        loop {
+            match state.db(move |s| s.sweep(now, SWEEP_STEP)).await {
+                Ok(swept) => {
+                    state.expired(&swept.expired);
+                    if !swept.more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "sweep failed");
+                    break;
+                }
+            }
         }
     }
 }

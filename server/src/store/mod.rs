@@ -178,6 +178,15 @@ pub struct Expired {
     pub devices: Vec<String>,
 }
 
+/// What one sweep step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// The challenges it expired.
+    pub expired: Vec<Expired>,
+    /// It stopped at its bound: call again.
+    pub more: bool,
+}
+
 /// An audit entry to write.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
@@ -267,8 +276,10 @@ pub trait Store {
         device_id: &str,
         now: Millis,
     ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)>;
-    /// Expires every due challenge and forgets nonces and user locks that no longer matter.
-    fn sweep(&self, now: Millis) -> StoreResult<Vec<Expired>>;
+    /// Expires up to `max` due challenges and forgets up to `max` nonces (and the user locks)
+    /// that no longer matter. Bounded so that a backlog is worked off in steps that other
+    /// operations can run between.
+    fn sweep(&self, now: Millis, max: usize) -> StoreResult<Swept>;
     /// Open challenges (for the metrics gauge).
     fn open_challenges(&self, now: Millis) -> StoreResult<u64>;
 

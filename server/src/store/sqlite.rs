@@ -986,13 +986,15 @@ impl<D: Db> Store for D {
         Ok((live, expired))
     }
 
-    fn sweep(&self, now: Millis) -> StoreResult<Vec<Expired>> {
+    fn sweep(&self, now: Millis, max: usize) -> StoreResult<Swept> {
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let due = self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT id, user, devices FROM challenges WHERE state IN {OPEN} AND expires_at <= ?1"
+                "SELECT id, user, devices FROM challenges WHERE state IN {OPEN} AND expires_at <= ?1 \
+                 LIMIT ?2"
             ))?;
             let rows = stmt
-                .query_map([now], |r| {
+                .query_map(params![now, limit], |r| {
                     let devices: String = r.get(2)?;
                     let devices: Vec<String> = serde_json::from_str(&devices)
                         .map_err(|e| conversion_error(2, e.to_string()))?;
@@ -1001,6 +1003,7 @@ impl<D: Db> Store for D {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })?;
+        let more_due = due.len() >= max;
         self.write(|tx| {
             let mut expired = Vec::new();
             for (id, user, devices) in due {
@@ -1008,11 +1011,18 @@ impl<D: Db> Store for D {
                     expired.push(Expired { id, devices });
                 }
             }
-            tx.prepare_cached("DELETE FROM device_nonces WHERE valid_until < ?1")?
-                .execute([now])?;
+            let forgotten = tx
+                .prepare_cached(
+                    "DELETE FROM device_nonces WHERE (device_id, nonce) IN \
+                     (SELECT device_id, nonce FROM device_nonces WHERE valid_until < ?1 LIMIT ?2)",
+                )?
+                .execute(params![now, limit])?;
             tx.prepare_cached("DELETE FROM user_locks WHERE until <= ?1")?
                 .execute([now])?;
-            Ok(expired)
+            Ok(Swept {
+                expired,
+                more: more_due || forgotten >= max,
+            })
         })
     }
 
@@ -1169,10 +1179,11 @@ mod tests {
         assert_eq!((c.state, expired), (ChallengeState::Expired, false));
         let (open, expired) = store.device_challenges("d1", 4_999).unwrap();
         assert_eq!((open.len(), expired.len()), (1, 0));
-        let swept = store.sweep(5_000).unwrap();
-        assert_eq!(swept.len(), 1);
-        assert_eq!(swept[0].id, "c3");
-        assert_eq!(swept[0].devices, vec!["d1".to_owned()]);
+        let swept = store.sweep(5_000, 100).unwrap();
+        assert!(!swept.more);
+        assert_eq!(swept.expired.len(), 1);
+        assert_eq!(swept.expired[0].id, "c3");
+        assert_eq!(swept.expired[0].devices, vec!["d1".to_owned()]);
         assert_eq!(store.open_challenges(5_000).unwrap(), 0);
         let expired_events = store
             .list_audit(100, None)
@@ -1184,15 +1195,39 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_works_off_a_backlog_in_bounded_steps() {
+        let (_dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        for i in 0..5 {
+            challenge(&store, &format!("c{i}"), 1_000, 5_000);
+            assert!(store
+                .use_device_nonce("d1", &format!("n{i}"), 1_000, 3_000)
+                .unwrap());
+        }
+        let first = store.sweep(6_000, 2).unwrap();
+        assert_eq!((first.expired.len(), first.more), (2, true));
+        let second = store.sweep(6_000, 2).unwrap();
+        assert_eq!((second.expired.len(), second.more), (2, true));
+        let third = store.sweep(6_000, 2).unwrap();
+        // The last challenge and nonce: the step is not full, so nothing is left.
+        assert_eq!((third.expired.len(), third.more), (1, false));
+        let last = store.sweep(6_000, 2).unwrap();
+        assert_eq!(last, Swept::default());
+        assert_eq!(store.open_challenges(1_000).unwrap(), 0);
+        let outside = Connection::open(store.path()).unwrap();
+        assert_eq!(count(&outside, "SELECT count(*) FROM device_nonces"), 0);
+    }
+
+    #[test]
     fn nonces_are_single_use_until_they_go_stale() {
         let (_dir, store) = store();
         enrolled(&store, "alice", "d1");
         assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
         assert!(!store.use_device_nonce("d1", "n1", 2_000, 11_000).unwrap());
         assert!(store.use_device_nonce("d2", "n1", 2_000, 11_000).unwrap());
-        store.sweep(9_999).unwrap();
+        store.sweep(9_999, 100).unwrap();
         assert!(!store.use_device_nonce("d1", "n1", 9_999, 12_000).unwrap());
-        store.sweep(10_001).unwrap();
+        store.sweep(10_001, 100).unwrap();
         assert!(store.use_device_nonce("d1", "n1", 10_001, 12_000).unwrap());
         assert_eq!(
             store.get_device("d1").unwrap().unwrap().last_seen_at,
