@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database schema version {0} is newer than this pushauthd understands")]
     TooNew(i64),
+    #[error("cannot start a store thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
