@@ -22,10 +22,11 @@ struct Args {
     /// The pushauthd binary; default: next to this binary.
     #[arg(long)]
     pushauthd: Option<PathBuf>,
-    /// Relying-party/device pairs running logins at once.
-    #[arg(long, default_value_t = 64)]
-    pairs: usize,
-    /// How long the throughput phase runs, in seconds.
+    /// Relying-party/device pairs running logins at once; a list (`12,64`) runs the
+    /// throughput phase once per entry.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = [12, 64])]
+    pairs: Vec<usize>,
+    /// How long each throughput phase runs, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Sequential logins for the unloaded latency phase.
@@ -67,40 +68,47 @@ fn main() -> Result<()> {
         logins::Mode::Count(args.latency_logins),
         Duration::from_millis(5),
     )?;
-    let cpu_before = server.cpu_seconds()?;
-    let own_cpu_before = own_cpu_seconds();
-    let loaded = logins::run(
-        &server,
-        &rp_key,
-        args.pairs,
-        logins::Mode::Seconds(args.seconds),
-        Duration::ZERO,
-    )?;
-    let cpu_used = server.cpu_seconds()? - cpu_before;
-    let own_cpu_used = own_cpu_seconds() - own_cpu_before;
+    let mut loaded = Vec::with_capacity(args.pairs.len());
+    for &pairs in &args.pairs {
+        anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
+        let cpu_before = server.cpu_seconds()?;
+        let own_cpu_before = own_cpu_seconds();
+        let run = logins::run(
+            &server,
+            &rp_key,
+            pairs,
+            logins::Mode::Seconds(args.seconds),
+            Duration::ZERO,
+        )?;
+        let cpu_used = server.cpu_seconds()? - cpu_before;
+        let own_cpu_used = own_cpu_seconds() - own_cpu_before;
+        loaded.push((pairs, run, cpu_used, own_cpu_used));
+    }
     let waits = waits::run(&server, &rp_key, args.waits)?;
 
-    println!();
-    println!(
-        "== push logins ({} pairs, {:.1} s)",
-        args.pairs,
-        loaded.elapsed.as_secs_f64()
-    );
-    println!("complete logins:            {}", loaded.logins);
-    println!("logins per second:          {:.0}", loaded.per_second());
-    println!(
-        "answer→return p50 / p99:    {} / {} (under full load)",
-        stats::ms(loaded.latency.p(50.0)),
-        stats::ms(loaded.latency.p(99.0))
-    );
-    println!(
-        "pushauthd CPU per login:    {:.3} ms",
-        cpu_used * 1000.0 / loaded.logins.max(1) as f64
-    );
-    println!(
-        "bench CPU per login:        {:.3} ms (relying-party and device clients)",
-        own_cpu_used * 1000.0 / loaded.logins.max(1) as f64
-    );
+    for (pairs, run, cpu_used, own_cpu_used) in &loaded {
+        let logins = run.logins.max(1) as f64;
+        println!();
+        println!(
+            "== push logins ({pairs} pairs, {:.1} s)",
+            run.elapsed.as_secs_f64()
+        );
+        println!("complete logins:            {}", run.logins);
+        println!("logins per second:          {:.0}", run.per_second());
+        println!(
+            "answer→return p50 / p99:    {} / {} (under full load)",
+            stats::ms(run.latency.p(50.0)),
+            stats::ms(run.latency.p(99.0))
+        );
+        println!(
+            "pushauthd CPU per login:    {:.3} ms",
+            cpu_used * 1000.0 / logins
+        );
+        println!(
+            "bench CPU per login:        {:.3} ms (relying-party and device clients)",
+            own_cpu_used * 1000.0 / logins
+        );
+    }
     println!(
         "== unloaded latency ({} sequential logins, client already waiting)",
         light.logins
