@@ -251,7 +251,7 @@ pub fn device_key(device: &DeviceRecord) -> Result<DevicePublicKey, ApiError> {
 }
 
 /// Audits a signature that did not verify (best effort: the refusal stands either way).
-/// Runs on the blocking pool, inside a store job.
+/// Runs inside a store job.
 pub fn reject_signature(
     store: &dyn Store,
     device: &DeviceRecord,
