@@ -113,19 +113,27 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync)) 
                 }
             }
         }
-        let committed = store.group(&mut |group| {
-            for job in batch.drain(..) {
-                match catch_unwind(AssertUnwindSafe(|| job(group))) {
-                    Ok(reply) => replies.push(reply),
-                    Err(_) => tracing::error!("a store job panicked"),
+        // Each job's panic is caught on its own; the outer catch keeps the thread alive (and
+        // its callers answered) should the group itself fail that way.
+        let committed = catch_unwind(AssertUnwindSafe(|| {
+            store.group(&mut |group| {
+                for job in batch.drain(..) {
+                    match catch_unwind(AssertUnwindSafe(|| job(group))) {
+                        Ok(reply) => replies.push(reply),
+                        Err(_) => tracing::error!("a store job panicked"),
+                    }
                 }
-            }
-        });
+            })
+        }));
         match committed {
-            Ok(()) => replies.drain(..).for_each(|reply| reply()),
-            Err(e) => {
+            Ok(Ok(())) => replies.drain(..).for_each(|reply| reply()),
+            Ok(Err(e)) => {
                 tracing::error!(error = %e, jobs = replies.len(), "a group of store jobs could not commit");
                 // Dropping the replies tells each caller its job failed.
+                replies.clear();
+            }
+            Err(_) => {
+                tracing::error!(jobs = replies.len(), "a group of store jobs panicked");
                 replies.clear();
             }
         }
