@@ -41,6 +41,33 @@ impl Default for Limits {
     }
 }
 
+/// How long finished records are kept. 0 keeps them for ever (the default: nothing is deleted
+/// unless the operator asks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Days after its expiry that a finished challenge (with the device's signed answer) is
+    /// deleted. Open challenges are never deleted.
+    pub challenges_days: u64,
+    /// Days after which audit events are deleted.
+    pub audit_days: u64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Retention {
+    /// The cutoffs at `now`: records older than these go; `None` keeps them.
+    pub fn cutoffs(&self, now: crate::clock::Millis) -> (Option<i64>, Option<i64>) {
+        let cutoff = |days: u64| {
+            (days > 0).then(|| {
+                let age = i64::try_from(days).map_or(i64::MAX, |d| d.saturating_mul(DAY_MS));
+                now.saturating_sub(age)
+            })
+        };
+        (cutoff(self.challenges_days), cutoff(self.audit_days))
+    }
+}
+
 /// Certificate chain and private key files (PEM) for HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,9 +109,10 @@ pub struct ServerConfig {
     pub max_ttl_secs: u64,
     pub enrollment_ttl_secs: u64,
     pub webhook: Option<WebhookConfig>,
-    /// How often the background sweeper expires overdue challenges and prunes old nonces;
-    /// 0 turns it off (expiry is still enforced on every read and write).
+    /// How often the background sweeper expires overdue challenges, prunes old nonces and
+    /// applies `retention`; 0 turns it off (expiry is still enforced on every read and write).
     pub sweep_interval_secs: u64,
+    pub retention: Retention,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -101,6 +129,7 @@ impl fmt::Debug for ServerConfig {
             .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
             .field("webhook", &self.webhook)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -120,6 +149,7 @@ impl ServerConfig {
             enrollment_ttl_secs: 600,
             webhook: None,
             sweep_interval_secs: 5,
+            retention: Retention::default(),
         }
     }
 
@@ -165,6 +195,7 @@ pub struct FileConfig {
     pub sweep_interval_secs: Option<u64>,
     pub tls: Option<TlsConfig>,
     pub limits: Option<Limits>,
+    pub retention: Option<Retention>,
     pub webhook: Option<FileWebhook>,
 }
 
@@ -314,6 +345,27 @@ mod tests {
         .unwrap();
         assert_eq!(ok.limits.unwrap().max_open_per_user, 5);
         assert_eq!(ok.limits.unwrap().window_secs, 600);
+        let err = FileConfig::parse("[retention]\naudit = 3\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("audit"), "{err}");
+        let err =
+            FileConfig::parse("[retention]\naudit_days = -1\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("x.toml"), "{err}");
+    }
+
+    #[test]
+    fn retention_keeps_everything_unless_asked() {
+        let now = 100 * DAY_MS;
+        assert_eq!(Retention::default().cutoffs(now), (None, None));
+        let retention = Retention {
+            challenges_days: 30,
+            audit_days: 0,
+        };
+        assert_eq!(retention.cutoffs(now), (Some(70 * DAY_MS), None));
+        let huge = Retention {
+            challenges_days: u64::MAX,
+            audit_days: 1,
+        };
+        assert_eq!(huge.cutoffs(now), (Some(now - i64::MAX), Some(99 * DAY_MS)));
     }
 }
 
@@ -328,5 +380,6 @@ mod example_tests {
         assert_eq!(config.limits, Some(Limits::default()));
         assert_eq!(config.default_ttl_secs, Some(60));
         assert!(config.tls.is_some() && config.webhook.is_some());
+        assert_eq!(config.retention, Some(Retention::default()));
     }
 }

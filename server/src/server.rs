@@ -117,8 +117,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
 /// Most challenges expired (and nonces forgotten) by one sweep step.
 const SWEEP_STEP: usize = 500;
 
-/// Expires overdue challenges (for metrics, audit and waking waiters) and forgets nonces whose
-/// requests can no longer pass the timestamp check.
+/// Expires overdue challenges (for metrics, audit and waking waiters), forgets nonces whose
+/// requests can no longer pass the timestamp check, and deletes what `[retention]` says is old.
 async fn sweep_loop(state: SharedState) {
     let every = state.config.sweep_interval_secs;
     if every == 0 {
@@ -140,6 +140,33 @@ async fn sweep_loop(state: SharedState) {
                 }
                 Err(e) => {
                     tracing::warn!(error = ?e, "sweep failed");
+                    break;
+                }
+            }
+        }
+        let (challenges_before, audit_before) = state.config.retention.cutoffs(now);
+        if challenges_before.is_none() && audit_before.is_none() {
+            continue;
+        }
+        loop {
+            let step = state
+                .db(move |s| s.prune(challenges_before, audit_before, SWEEP_STEP))
+                .await;
+            match step {
+                Ok(pruned) => {
+                    if pruned.challenges + pruned.audit_events > 0 {
+                        tracing::info!(
+                            challenges = pruned.challenges,
+                            audit_events = pruned.audit_events,
+                            "retention: deleted old records"
+                        );
+                    }
+                    if !pruned.more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "retention pruning failed");
                     break;
                 }
             }

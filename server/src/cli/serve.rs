@@ -46,6 +46,9 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         }),
         _ => file.tls.clone(),
     };
+    if let Some(retention) = file.retention {
+        config.retention = retention;
+    }
     if let Some(limits) = file.limits {
         config.limits = limits;
     }

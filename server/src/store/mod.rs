@@ -189,6 +189,15 @@ pub struct Swept {
     pub more: bool,
 }
 
+/// What one prune step deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub challenges: usize,
+    pub audit_events: usize,
+    /// It stopped at its bound: call again.
+    pub more: bool,
+}
+
 /// An audit entry to write.
 #[derive(Debug, Clone, Default)]
 pub struct AuditEntry {
@@ -282,6 +291,15 @@ pub trait Store {
     /// that no longer matter. Bounded so that a backlog is worked off in steps that other
     /// operations can run between.
     fn sweep(&self, now: Millis, max: usize) -> StoreResult<Swept>;
+    /// Deletes up to `max` finished challenges whose expiry is before `challenges_before`, and
+    /// up to `max` audit events from before `audit_before` (oldest first); `None` keeps them.
+    /// Open challenges are never deleted.
+    fn prune(
+        &self,
+        challenges_before: Option<Millis>,
+        audit_before: Option<Millis>,
+        max: usize,
+    ) -> StoreResult<Pruned>;
     /// Open challenges (for the metrics gauge).
     fn open_challenges(&self, now: Millis) -> StoreResult<u64>;
 

@@ -113,6 +113,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 const OPEN: &str = "('pending','acknowledged')";
+/// The terminal states, listed so the `(state, expires_at)` index serves the retention query.
+const FINISHED: &str = "('approved','denied','expired','cancelled')";
 const CHALLENGE_COLUMNS: &str = "id, user, rp_id, state, context, context_digest, rp_nonce, code, \
      devices, created_at, expires_at, device_id, decision, reason, typed_code, responded_at, signature";
 const DEVICE_COLUMNS: &str =
@@ -1036,6 +1038,42 @@ impl<D: Db> Store for D {
         })
     }
 
+    fn prune(
+        &self,
+        challenges_before: Option<Millis>,
+        audit_before: Option<Millis>,
+        max: usize,
+    ) -> StoreResult<Pruned> {
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            let challenges = match challenges_before {
+                Some(cutoff) => tx
+                    .prepare_cached(&format!(
+                        "DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges \
+                         WHERE state IN {FINISHED} AND expires_at < ?1 LIMIT ?2)"
+                    ))?
+                    .execute(params![cutoff, limit])?,
+                None => 0,
+            };
+            // Ids grow with time, so the oldest `max` events are the only candidates; a step
+            // never scans the whole log.
+            let audit_events = match audit_before {
+                Some(cutoff) => tx
+                    .prepare_cached(
+                        "DELETE FROM audit WHERE id IN (SELECT id FROM \
+                         (SELECT id, at FROM audit ORDER BY id LIMIT ?2) WHERE at < ?1)",
+                    )?
+                    .execute(params![cutoff, limit])?,
+                None => 0,
+            };
+            Ok(Pruned {
+                challenges,
+                audit_events,
+                more: challenges >= max || audit_events >= max,
+            })
+        })
+    }
+
     fn open_challenges(&self, now: Millis) -> StoreResult<u64> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
@@ -1226,6 +1264,43 @@ mod tests {
         assert_eq!(store.open_challenges(1_000).unwrap(), 0);
         let outside = Connection::open(store.path()).unwrap();
         assert_eq!(count(&outside, "SELECT count(*) FROM device_nonces"), 0);
+    }
+
+    #[test]
+    fn retention_deletes_only_old_finished_records() {
+        let (dir, store) = store();
+        enrolled(&store, "alice", "d1");
+        challenge(&store, "old-done", 1_000, 5_000);
+        challenge(&store, "old-open", 1_000, 5_000);
+        challenge(&store, "new-done", 1_000, 50_000);
+        let approve = answer(Decision::Approve, ChallengeState::Approved);
+        store.answer("old-done", &approve, 2_000).unwrap();
+        store.answer("new-done", &approve, 2_000).unwrap();
+        store.audit(&note("late"), 60_000).unwrap();
+        let outside = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
+        let audit_before = count(&outside, "SELECT count(*) FROM audit");
+
+        assert_eq!(store.prune(None, None, 100).unwrap(), Pruned::default());
+        let pruned = store.prune(Some(10_000), None, 100).unwrap();
+        assert_eq!((pruned.challenges, pruned.audit_events), (1, 0));
+        // Past its expiry but still open (never swept): it stays until it is expired.
+        assert!(store.get_challenge("old-open", 4_000).unwrap().is_some());
+        assert!(store.get_challenge("old-done", 4_000).unwrap().is_none());
+        assert!(store.get_challenge("new-done", 4_000).unwrap().is_some());
+
+        // Audit events from before 60,000 go, two per step; the late one stays.
+        let mut steps = 0;
+        loop {
+            let step = store.prune(None, Some(60_000), 2).unwrap();
+            steps += 1;
+            if !step.more {
+                break;
+            }
+        }
+        assert!(steps > 1);
+        assert_eq!(count(&outside, "SELECT count(*) FROM audit"), 1);
+        assert!(audit_before > 2);
+        assert_eq!(store.list_audit(10, None).unwrap()[0].kind, "late");
     }
 
     #[test]
