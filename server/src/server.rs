@@ -20,7 +20,7 @@ use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
-use crate::store::SharedStore;
+use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
 use crate::waiters::Waiters;
 
@@ -129,46 +129,53 @@ async fn sweep_loop(state: SharedState) {
     loop {
         ticker.tick().await;
         let now = clock::now_ms();
-        // In steps, each its own store job, so requests queued meanwhile run between them.
-        loop {
-            match state.db(move |s| s.sweep(now, SWEEP_STEP)).await {
-                Ok(swept) => {
-                    state.expired(&swept.expired);
-                    if !swept.more {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = ?e, "sweep failed");
-                    break;
-                }
-            }
-        }
+        until_done(
+            &state,
+            "sweep",
+            move |s| s.sweep(now, SWEEP_STEP),
+            |swept| {
+                state.expired(&swept.expired);
+                !swept.more
+            },
+        )
+        .await;
         let (challenges_before, audit_before) = state.config.retention.cutoffs(now);
         if challenges_before.is_none() && audit_before.is_none() {
             continue;
         }
-        loop {
-            let step = state
-                .db(move |s| s.prune(challenges_before, audit_before, SWEEP_STEP))
-                .await;
-            match step {
-                Ok(pruned) => {
-                    if pruned.challenges + pruned.audit_events > 0 {
-                        tracing::info!(
-                            challenges = pruned.challenges,
-                            audit_events = pruned.audit_events,
-                            "retention: deleted old records"
-                        );
-                    }
-                    if !pruned.more {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = ?e, "retention pruning failed");
+        let prune = move |s: &dyn Store| s.prune(challenges_before, audit_before, SWEEP_STEP);
+        until_done(&state, "retention pruning", prune, |pruned| {
+            if pruned.challenges + pruned.audit_events > 0 {
+                tracing::info!(
+                    challenges = pruned.challenges,
+                    audit_events = pruned.audit_events,
+                    "retention: deleted old records"
+                );
+            }
+            !pruned.more
+        })
+        .await;
+    }
+}
+
+/// Runs a bounded store step until `done` says it finished (or it fails). Each step is its own
+/// store job, so requests queued meanwhile run between steps.
+async fn until_done<T, F>(state: &SharedState, what: &str, step: F, mut done: impl FnMut(T) -> bool)
+where
+    T: Send + 'static,
+    F: Fn(&dyn Store) -> StoreResult<T> + Clone + Send + 'static,
+{
+    loop {
+        let step = step.clone();
+        match state.db(move |s| step(s)).await {
+            Ok(value) => {
+                if done(value) {
                     break;
                 }
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "{what} failed");
+                break;
             }
         }
     }
