@@ -43,12 +43,14 @@ pub enum ContextError {
     BadKey(String),
     #[error("context value for {0:?} is longer than {MAX_CONTEXT_VALUE_BYTES} bytes")]
     ValueTooLong(String),
-    #[error("context value for {0:?} holds control characters")]
-    ControlCharacters(String),
+    /// A control, format (bidi, zero-width), separator, private-use or unassigned character
+    /// (see [`crate::text::is_hidden`]): it could make the value read as something else.
+    #[error("context value for {key:?} holds the hidden character U+{code_point:04X} (control, bidi, format or unassigned characters are refused)")]
+    HiddenCharacter { key: String, code_point: u32 },
 }
 
-/// Checks a context before it is stored or shown: bounded size, plain keys, and no control
-/// characters in values (a device prints them on a terminal).
+/// Checks a context before it is stored or shown: bounded size, plain keys, and no hidden
+/// characters in values ([`crate::text::is_hidden`]: a person must see exactly what they approve).
 pub fn validate_context(context: &Context) -> Result<(), ContextError> {
     if context.len() > MAX_CONTEXT_ENTRIES {
         return Err(ContextError::TooManyEntries(context.len()));
@@ -65,8 +67,11 @@ pub fn validate_context(context: &Context) -> Result<(), ContextError> {
         if value.len() > MAX_CONTEXT_VALUE_BYTES {
             return Err(ContextError::ValueTooLong(key.clone()));
         }
-        if value.chars().any(char::is_control) {
-            return Err(ContextError::ControlCharacters(key.clone()));
+        if let Some(c) = crate::text::first_hidden(value) {
+            return Err(ContextError::HiddenCharacter {
+                key: key.clone(),
+                code_point: u32::from(c),
+            });
         }
     }
     Ok(())
@@ -98,6 +103,27 @@ mod tests {
     }
 
     #[test]
+    fn issue9_item14_bidi_and_zero_width_values_are_refused() {
+        // "sudo rm -rf /" shown as something harmless by a right-to-left override.
+        for value in [
+            "ls \u{202E}/ fr- mr",
+            "web\u{200B}01",
+            "\u{FEFF}prod",
+            "a\u{2066}b\u{2069}",
+            "x\u{2028}y",
+        ] {
+            assert!(
+                matches!(
+                    validate_context(&ctx(&[("command", value)])),
+                    Err(ContextError::HiddenCharacter { .. })
+                ),
+                "{value:?}"
+            );
+        }
+        assert!(validate_context(&ctx(&[("command", "café Ж 中 😀")])).is_ok());
+    }
+
+    #[test]
     fn validation() {
         assert!(validate_context(&ctx(&[("service", "sshd"), ("ssh_key", "SHA256:x")])).is_ok());
         assert!(matches!(
@@ -110,7 +136,7 @@ mod tests {
         ));
         assert!(matches!(
             validate_context(&ctx(&[("message", "hi\u{1b}[2J")])),
-            Err(ContextError::ControlCharacters(_))
+            Err(ContextError::HiddenCharacter { .. })
         ));
         let long = "x".repeat(MAX_CONTEXT_VALUE_BYTES + 1);
         assert!(matches!(

@@ -7,7 +7,8 @@
 //! - [`keys`]: device key algorithms, signing and verification;
 //! - [`auth`]: the `Authorization: PushAuth …` header devices send;
 //! - [`wire`]: the JSON bodies of the v1 HTTP API;
-//! - [`b64`]: unpadded base64url, the only binary encoding on the wire.
+//! - [`b64`]: unpadded base64url, the only binary encoding on the wire;
+//! - [`text`]: which characters may be shown to a person, and safe terminal output.
 //!
 //! `test-vectors.json` beside this crate is the contract for other implementations.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod keys;
 pub mod random;
 pub mod signing;
+pub mod text;
 pub mod wire;
 
 pub use challenge::{ChallengeState, Decision, Reason};
