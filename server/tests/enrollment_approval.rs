@@ -291,3 +291,64 @@ fn issue9_item1_first_device_needs_the_bootstrap_right() {
     // The admin path stays open.
     srv.enrollment("mallory", None);
 }
+
+/// Item 1: a new binding wakes the user's other devices through the webhook (when one is
+/// configured), so the phone fetches its notices without waiting for a login.
+#[test]
+fn issue9_item1_a_new_device_wakes_the_other_devices_through_the_webhook() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let srv = start_with(|c| {
+        c.webhook = Some(pushauth_server::WebhookConfig {
+            url: hook_url,
+            secret: zeroize::Zeroizing::new("hook-secret".into()),
+            timeout_ms: 2000,
+        })
+    });
+    let phone = srv.device("alice");
+    // The first device's own enrollment wakes nobody; the second one wakes the first.
+    let token = srv.enrollment("alice", None);
+    let laptop = srv.redeem(&token, "alice", "laptop");
+    let (mut stream, _) = hook.accept().unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let note: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(note["device_id"], phone.id.as_str(), "{note}");
+    assert_ne!(note["device_id"], laptop.id.as_str());
+}
+
+/// Item 1: an approval from a device that has since been revoked (a stolen phone the owner
+/// just revoked) does not count.
+#[test]
+fn issue9_item1_an_approval_from_a_revoked_device_is_refused() {
+    let srv = start();
+    let stolen = srv.device("alice");
+    srv.device("alice");
+    let (_, key) = srv.rp_with(json!({"name": "idp", "enroll": true}));
+    let approval = approved_add_device(&srv, &key, &stolen);
+    srv.admin("DELETE", &format!("/v1/admin/devices/{}", stolen.id), None);
+    assert_error(
+        &enroll_req(&srv, &key, "alice", Some(&approval.id)),
+        403,
+        "approval_invalid",
+    );
+}
