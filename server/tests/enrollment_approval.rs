@@ -82,6 +82,26 @@ fn issue9_item1_user_with_a_device_needs_an_add_device_approval() {
     assert_error(&r, 403, "approval_invalid");
     let r = enroll_req(&srv, &key, "alice", Some("no-such-challenge"));
     assert_error(&r, 403, "approval_invalid");
+    // Each refusal is audited with its code and the relying party.
+    let refused: Vec<String> = srv
+        .audit()
+        .iter()
+        .filter(|e| e["kind"] == "enrollment_refused" && e["user"] == "alice")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.starts_with("approval_required (rp ")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.starts_with("approval_invalid (rp ")),
+        "{refused:?}"
+    );
     // Nothing was issued.
     assert!(!srv
         .audit()

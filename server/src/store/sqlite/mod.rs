@@ -641,6 +641,17 @@ impl<D: Db> Store for D {
                 approval,
             };
             if let Err(refusal) = check(&facts) {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "enrollment_refused",
+                        user: Some(new.user.clone()),
+                        challenge_id: new.approval.clone(),
+                        detail: Some(format!("{} (rp {})", refusal.code().as_str(), new.rp_id)),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
                 return Ok(Err(refusal));
             }
             tx.prepare_cached(
