@@ -72,12 +72,20 @@ fn render(lines: &[Line]) -> (String, Vec<DevicePublicKey>) {
     (text, keys)
 }
 
-fn assert_names_line(result: Result<Vec<DevicePublicKey>, String>, line: usize) -> Result<(), TestCaseError> {
+fn assert_names_line(
+    result: Result<Vec<DevicePublicKey>, String>,
+    line: usize,
+) -> Result<(), TestCaseError> {
     match result {
         Ok(keys) => Err(TestCaseError::fail(format!("accepted as {keys:?}"))),
         Err(message) => {
             let expected = format!("line {line}: ");
-            prop_assert!(message.starts_with(&expected), "{:?} does not name line {}", message, line);
+            prop_assert!(
+                message.starts_with(&expected),
+                "{:?} does not name line {}",
+                message,
+                line
+            );
             prop_assert!(message.len() > expected.len());
             Ok(())
         }

@@ -71,7 +71,9 @@ fn both_forms(server: &str, token: &str) -> [String; 2] {
 
 fn assert_bad_link(link: &str) -> Result<(), TestCaseError> {
     match parse_enroll_link(link) {
-        Ok(parsed) => Err(TestCaseError::fail(format!("{link:?} accepted as {parsed:?}"))),
+        Ok(parsed) => Err(TestCaseError::fail(format!(
+            "{link:?} accepted as {parsed:?}"
+        ))),
         Err(err @ DeviceError::BadLink(_)) => {
             let message = err.to_string();
             prop_assert!(message.starts_with("bad enrollment link: ") && message.len() > 22);

@@ -159,9 +159,11 @@ fn refuse_hidden(raw: &RawConfig) -> Result<(), String> {
     let values = single
         .iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (*name, v)))
-        .chain(lists.iter().flat_map(|(name, list)| {
-            list.iter().flatten().map(move |v| (*name, v.as_str()))
-        }));
+        .chain(
+            lists
+                .iter()
+                .flat_map(|(name, list)| list.iter().flatten().map(move |v| (*name, v.as_str()))),
+        );
     for (name, value) in values {
         let url = matches!(name, "server" | "servers" | "proxy");
         let bad = value.chars().find(|&c| {

@@ -151,12 +151,14 @@ fn text_of(lines: &[(&str, String)]) -> String {
 /// A refusal names the file; `needle` must appear in the message.
 fn refused(text: &str, needle: &str) -> Result<ConfigError, TestCaseError> {
     match parse(text) {
-        Ok(cfg) => Err(TestCaseError::fail(format!(
-            "{text:?} accepted as {cfg:?}"
-        ))),
+        Ok(cfg) => Err(TestCaseError::fail(format!("{text:?} accepted as {cfg:?}"))),
         Err(err) => {
             let message = err.to_string();
-            prop_assert!(message.contains(PATH), "{:?} does not name the file", message);
+            prop_assert!(
+                message.contains(PATH),
+                "{:?} does not name the file",
+                message
+            );
             prop_assert!(
                 message.contains(needle),
                 "{:?} refused with {:?}, expected {:?}",

@@ -69,7 +69,9 @@ fn assert_clear_error(result: Result<DeviceAuth, ProtoError>) -> Result<(), Test
         Ok(_) => Err(TestCaseError::fail("accepted")),
         Err(err @ ProtoError::BadAuthHeader(why)) => {
             prop_assert!(!why.is_empty());
-            prop_assert!(err.to_string().starts_with("malformed Authorization header: "));
+            prop_assert!(err
+                .to_string()
+                .starts_with("malformed Authorization header: "));
             Ok(())
         }
         Err(other) => Err(TestCaseError::fail(format!("untyped error {other:?}"))),

@@ -26,9 +26,30 @@ fn config() -> ProptestConfig {
 }
 
 const HIDDEN: &[char] = &[
-    '\u{202E}', '\u{202D}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200B}', '\u{200C}',
-    '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{061C}', '\u{2028}', '\u{2029}', '\u{0000}',
-    '\u{0009}', '\u{000A}', '\u{000D}', '\u{001B}', '\u{007F}', '\u{0085}', '\u{E000}', '\u{E0041}',
+    '\u{202E}',
+    '\u{202D}',
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}',
+    '\u{200B}',
+    '\u{200C}',
+    '\u{200D}',
+    '\u{2060}',
+    '\u{FEFF}',
+    '\u{00AD}',
+    '\u{061C}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{0000}',
+    '\u{0009}',
+    '\u{000A}',
+    '\u{000D}',
+    '\u{001B}',
+    '\u{007F}',
+    '\u{0085}',
+    '\u{E000}',
+    '\u{E0041}',
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -216,7 +237,9 @@ fn issue9_item21_context_64k_input_is_handled_quickly() {
         .into_iter()
         .collect();
     assert!(validate_context(&hidden).is_err());
-    let many: Context = (0..4096).map(|i| (format!("k{i}"), "v".repeat(8))).collect();
+    let many: Context = (0..4096)
+        .map(|i| (format!("k{i}"), "v".repeat(8)))
+        .collect();
     assert!(validate_context(&many).is_err());
     assert!(
         started.elapsed() < Duration::from_secs(2),

@@ -402,7 +402,10 @@ fn issue9_item21_wire_64k_bodies_are_handled_quickly() {
         }
     }
     let user = parse_as("CreateEnrollment", hidden.as_bytes()).expect("parses");
-    assert_eq!(user["user"].as_str().map(|u| u.chars().count()), Some(64 * 1024 / 6));
+    assert_eq!(
+        user["user"].as_str().map(|u| u.chars().count()),
+        Some(64 * 1024 / 6)
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",

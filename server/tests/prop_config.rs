@@ -51,7 +51,10 @@ const LIMITS: &[&str] = &[
 ];
 const RETENTION: &[&str] = &["challenges_days", "audit_days"];
 
-fn pick(names: &'static [&'static str], max: u64) -> impl Strategy<Value = Vec<(&'static str, u64)>> {
+fn pick(
+    names: &'static [&'static str],
+    max: u64,
+) -> impl Strategy<Value = Vec<(&'static str, u64)>> {
     prop::collection::vec(prop::option::of(0..=max), names.len()).prop_map(move |values| {
         names
             .iter()
@@ -130,7 +133,13 @@ fn refused(text: &str, needle: &str) -> Result<(), TestCaseError> {
             let message = err.to_string();
             prop_assert!(message.contains(PATH), "{:?}", message);
             prop_assert!(message.len() > PATH.len() + 2, "{:?}", message);
-            prop_assert!(message.contains(needle), "{:?} refused with {:?}, expected {:?}", text, message, needle);
+            prop_assert!(
+                message.contains(needle),
+                "{:?} refused with {:?}, expected {:?}",
+                text,
+                message,
+                needle
+            );
             Ok(())
         }
     }

@@ -29,11 +29,7 @@ fn runner(cases: u32) -> TestRunner {
     })
 }
 
-fn run<S: Strategy>(
-    cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
+fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>) {
     if let Err(err) = runner(cases).run(&strategy, test) {
         panic!("{err}");
     }
@@ -41,7 +37,12 @@ fn run<S: Strategy>(
 
 /// A refusal is a well-formed error body with a message and the status of its code.
 fn assert_error_body(r: &common::Resp) -> Result<ErrorCode, TestCaseError> {
-    prop_assert!((400..500).contains(&r.status), "status {}: {}", r.status, r.text);
+    prop_assert!(
+        (400..500).contains(&r.status),
+        "status {}: {}",
+        r.status,
+        r.text
+    );
     let body: ErrorBody = serde_json::from_str(&r.text)
         .map_err(|e| TestCaseError::fail(format!("not an error body ({e}): {}", r.text)))?;
     prop_assert!(!body.message.is_empty());
@@ -127,9 +128,16 @@ fn issue9_item21_server_http_json_bodies_never_fail_the_server() {
     let nonce = pushauth_proto::b64::encode([5u8; 32]);
     let challenge = json!({"user": "alice", "context": {"service": "sshd"}, "rp_nonce": nonce});
     run(64, bodies(challenge), |body| {
-        assert_route_answers(&srv, "/v1/challenges", Some(&rp), &body, is::<CreateChallenge>)
+        assert_route_answers(
+            &srv,
+            "/v1/challenges",
+            Some(&rp),
+            &body,
+            is::<CreateChallenge>,
+        )
     });
-    let enroll = json!({"token": "t", "name": "n", "alg": "ed25519", "public_key": "k", "proof": "p"});
+    let enroll =
+        json!({"token": "t", "name": "n", "alg": "ed25519", "public_key": "k", "proof": "p"});
     run(64, bodies(enroll), |body| {
         // No body is a valid enrollment here (no token exists): every answer is a refusal.
         assert_route_answers(&srv, "/v1/device/enroll", None, &body, |_| false)
@@ -156,12 +164,9 @@ fn issue9_item21_server_http_json_bodies_never_fail_the_server() {
     // what gets parsed.
     let device = srv.device("carol");
     let c = srv.challenge(&key, "carol");
-    let answer: Value = serde_json::from_slice(&device.answer_body(
-        &c,
-        pushauth_proto::Decision::Deny,
-        "",
-    ))
-    .expect("json");
+    let answer: Value =
+        serde_json::from_slice(&device.answer_body(&c, pushauth_proto::Decision::Deny, ""))
+            .expect("json");
     let path = format!("/v1/device/challenges/{}/response", c.id);
     run(64, bodies(answer), |body| {
         let header = device.header("POST", &path, &body, common::now_secs());
@@ -169,13 +174,20 @@ fn issue9_item21_server_http_json_bodies_never_fail_the_server() {
         if (200..300).contains(&r.status) {
             // Only an answer that means the same as the signed one (e.g. without `"code": ""`,
             // its default) is taken, once.
-            prop_assert!(is::<DeviceResponse>(&body), "{:?}", String::from_utf8_lossy(&body));
+            prop_assert!(
+                is::<DeviceResponse>(&body),
+                "{:?}",
+                String::from_utf8_lossy(&body)
+            );
             return Ok(());
         }
         let code = assert_error_body(&r)?;
         if !is::<DeviceResponse>(&body) {
             prop_assert!(
-                matches!(code, ErrorCode::MalformedRequest | ErrorCode::PayloadTooLarge),
+                matches!(
+                    code,
+                    ErrorCode::MalformedRequest | ErrorCode::PayloadTooLarge
+                ),
                 "{}",
                 r.text
             );
@@ -277,7 +289,12 @@ fn issue9_item21_server_http_names_with_hidden_characters_are_refused() {
         prop_assert_eq!(r.status, 400, "{:?}: {}", name, r.text);
         prop_assert_eq!(assert_error_body(&r)?, ErrorCode::MalformedRequest);
         let body = serde_json::to_vec(&json!({ "name": name })).expect("json");
-        let r = srv.call("POST", "/v1/admin/relying-parties", Some(&admin), Some(&body));
+        let r = srv.call(
+            "POST",
+            "/v1/admin/relying-parties",
+            Some(&admin),
+            Some(&body),
+        );
         prop_assert_eq!(r.status, 400, "{:?}: {}", name, r.text);
         let token = srv.enrollment("erin", None);
         let key = pushauth_proto::DeviceSigningKey::from_seed(&[3u8; 32]);
