@@ -304,3 +304,89 @@ fn issue9_item21_server_http_names_with_hidden_characters_are_refused() {
         Ok(())
     });
 }
+
+/// Query strings (`wait`, `limit`, `user`) and path segments as sent: arbitrary text is a 400
+/// (or a 404 for an unknown id), never a 5xx; numbers out of range are refused or clamped.
+#[test]
+fn issue9_item21_server_http_query_strings_and_paths_never_fail_the_server() {
+    let srv = common::start();
+    let key = srv.rp_key();
+    let rp = format!("Bearer {key}");
+    let admin = format!("Bearer {}", common::ADMIN);
+    let device = srv.device("frank");
+    let value = prop_oneof![
+        "[0-9]{1,25}",
+        "-[0-9]{1,3}",
+        "[ -~]{0,12}",
+        Just("%FF%FE".to_owned()),
+        Just("%00".to_owned()),
+        Just("1e3".to_owned()),
+        Just("0x10".to_owned()),
+    ];
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'%' || b == b'-' {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    run(48, (value, "[A-Za-z0-9_%.-]{1,30}"), |(v, segment)| {
+        let q = encode(&v);
+        let checks = [
+            srv.call(
+                "GET",
+                &format!("/v1/admin/audit?limit={q}"),
+                Some(&admin),
+                None,
+            ),
+            srv.call(
+                "GET",
+                &format!("/v1/admin/audit?user={q}&limit=1"),
+                Some(&admin),
+                None,
+            ),
+            srv.call(
+                "GET",
+                &format!("/v1/challenges/{segment}?wait={q}"),
+                Some(&rp),
+                None,
+            ),
+            srv.call(
+                "GET",
+                &format!("/v1/users/{segment}/devices"),
+                Some(&rp),
+                None,
+            ),
+            srv.call(
+                "DELETE",
+                &format!("/v1/challenges/{segment}"),
+                Some(&rp),
+                None,
+            ),
+        ];
+        for r in &checks {
+            prop_assert!(r.status < 500, "{}: {}", r.status, r.text);
+            if r.status >= 400 {
+                assert_error_body(r)?;
+            }
+        }
+        // wait=… on the device's long-poll: only whole numbers, clamped to 30 s; use 0 to not wait.
+        let number = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        if !number || v.trim_start_matches('0').is_empty() {
+            let path = format!("/v1/device/challenges?wait={q}");
+            let r = device.send(&srv, "GET", &path, b"");
+            prop_assert!(r.status < 500, "{}: {}", r.status, r.text);
+            if number {
+                prop_assert_eq!(r.status, 200, "{}", r.text);
+            } else {
+                prop_assert_eq!(r.status, 400, "{:?}: {}", v, r.text);
+                prop_assert_eq!(assert_error_body(&r)?, ErrorCode::MalformedRequest);
+            }
+        }
+        Ok(())
+    });
+}
