@@ -238,9 +238,11 @@ proptest! {
         bad in prop::sample::select(vec!["-1", "\"60\"", "1.5", "true", "[]", "{}", "18446744073709551616"]),
         hidden in prop::sample::select(vec!['\u{202E}', '\u{200B}', '\u{FEFF}', '\u{00A0}', '\u{3000}']),
     ) {
-        refused(&format!("{name} = {bad}\n"), "")?;
-        refused(&format!("[limits]\nwindow_secs = {bad}\n"), "")?;
-        refused(&format!("[retention]\naudit_days = {bad}\n"), "")?;
+        // The message names the key whose value is wrong, and the line.
+        refused(&format!("{name} = {bad}\n"), name)?;
+        refused(&format!("max_ttl_secs = 5\n{name} = {bad}\n"), "line 2")?;
+        refused(&format!("[limits]\nwindow_secs = {bad}\n"), "window_secs")?;
+        refused(&format!("[retention]\naudit_days = {bad}\n"), "audit_days")?;
         refused(&format!("listen = \"127.0.0.1:{hidden}8443\"\n"), "")?;
         refused(&format!("listen = \"127.0.0.1:8443{hidden}\"\n"), "")?;
         refused("listen = \"127.0.0.1\"\n", "")?;
