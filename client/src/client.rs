@@ -340,5 +340,12 @@ fn check_created(
     if opts.number_matching != created.code.is_some() {
         return bad("number matching is not as requested".into());
     }
+    // The code is shown to the person as what to type: only the two digits pushauthd makes,
+    // never text of the server's choosing.
+    if let Some(code) = &created.code {
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return bad("the code is not two digits".into());
+        }
+    }
     Ok(())
 }

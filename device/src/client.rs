@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use pushauth_proto::context::validate_context;
 use pushauth_proto::signing::{enroll_message, response_message, ResponseFields};
 use pushauth_proto::wire::{
     ChallengeStatus, DeviceNotice, DeviceResponse, EnrollRequest, EnrollResponse, NoticeList,
@@ -71,7 +72,8 @@ impl DeviceClient {
     pub fn enroll(link: &str, name: &str, ca_file: Option<&Path>) -> Result<Profile, DeviceError> {
         let link = parse_enroll_link(link)?;
         let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.len() > 100 || pushauth_proto::text::first_hidden(name).is_some()
+        {
             return Err(DeviceError::Profile(
                 "the device name must be 1 to 100 printable characters".into(),
             ));
@@ -102,6 +104,20 @@ impl DeviceClient {
             None,
             CALL_TIMEOUT,
         )?;
+        // Both are stored in the profile: the id goes into every request's header, the user is
+        // shown. A server cannot hand out ids that break the header or names that read as others.
+        if check_id(&answer.device_id).is_err() {
+            return Err(DeviceError::BadAnswer(format!(
+                "device id {:?} is not URL-safe",
+                answer.device_id
+            )));
+        }
+        if answer.user.is_empty() || pushauth_proto::text::first_hidden(&answer.user).is_some() {
+            return Err(DeviceError::BadAnswer(format!(
+                "user name {:?} is empty or holds hidden characters",
+                answer.user
+            )));
+        }
         Ok(Profile {
             server: link.server,
             user: answer.user,
@@ -195,7 +211,8 @@ impl DeviceClient {
 
     /// Answers a challenge: signs the response message over the challenge's fields, with
     /// `code` being what the person typed ("" without number matching). Refuses a challenge
-    /// whose context does not hash to its `context_digest`, or one for another user.
+    /// whose context does not hash to its `context_digest`, one for another user, and an
+    /// approval of a context that [`validate_context`] refuses.
     pub fn respond(
         &self,
         challenge: &PendingChallenge,
@@ -210,6 +227,12 @@ impl DeviceClient {
             return Err(DeviceError::BadChallenge(format!(
                 "challenge {id}: the context shown does not match its digest"
             )));
+        }
+        // Never approve what the protocol forbids showing (hidden characters could make the
+        // context read as something else); deny and report stay possible.
+        if decision == Decision::Approve {
+            validate_context(&challenge.context)
+                .map_err(|e| DeviceError::BadChallenge(format!("challenge {id}: {e}")))?;
         }
         if challenge.user != self.user {
             return Err(DeviceError::BadChallenge(format!(

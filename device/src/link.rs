@@ -17,21 +17,45 @@ fn bad(msg: impl Into<String>) -> DeviceError {
     DeviceError::BadLink(msg.into())
 }
 
-/// Parses an enrollment link.
+/// The one value of query parameter `name`: `Ok(None)` when absent, an error when repeated (the
+/// URL parser would keep the first and drop the rest silently).
+fn single_param(url: &Url, name: &str) -> Result<Option<String>, DeviceError> {
+    let mut values = url.query_pairs().filter(|(k, _)| k == name);
+    let first = values.next().map(|(_, v)| v.into_owned());
+    if values.next().is_some() {
+        return Err(bad(format!("the link gives {name}=… more than once")));
+    }
+    Ok(first)
+}
+
+/// Parses an enrollment link. Leading and trailing whitespace is ignored; a hidden character
+/// anywhere else ([`pushauth_proto::text::is_hidden`]: controls such as tab and line breaks,
+/// bidi and zero-width characters), a repeated parameter, or a token that is not the base64url
+/// pushauthd makes is refused.
 pub fn parse_enroll_link(link: &str) -> Result<EnrollLink, DeviceError> {
-    let url = Url::parse(link.trim()).map_err(|e| bad(format!("{link:?} is not a URL: {e}")))?;
-    let token = url
-        .query_pairs()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
+    let link = link.trim();
+    if let Some(c) = pushauth_proto::text::first_hidden(link) {
+        return Err(bad(format!(
+            "the link holds the hidden character U+{:04X}; copy it again",
+            u32::from(c)
+        )));
+    }
+    let url = Url::parse(link).map_err(|e| bad(format!("{link:?} is not a URL: {e}")))?;
+    let token = single_param(&url, "token")?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("the link has no token=… parameter"))?;
+    if token.len() > 256
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(bad(
+            "the token=… parameter must be base64url (A-Z, a-z, 0-9, '-', '_'), as pushauthd makes it",
+        ));
+    }
     let server = match url.scheme() {
         "pushauth" => {
-            let server = url
-                .query_pairs()
-                .find(|(k, _)| k == "server")
-                .map(|(_, v)| v.into_owned())
+            let server = single_param(&url, "server")?
                 .ok_or_else(|| bad("a pushauth:// link needs a server=… parameter"))?;
             base_url(&server)?
         }

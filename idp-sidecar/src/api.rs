@@ -155,8 +155,13 @@ fn query_map(
         .map_err(|e| ApiError::malformed(format!("bad query string: {}", e.body_text())))
 }
 
+/// A user name: 1 to [`MAX_USER`] characters, none hidden ([`pushauth_proto::text::is_hidden`]:
+/// control, bidi, zero-width…), so `alice` and `alice\u{200B}` cannot be two users.
 pub fn check_user(user: &str) -> Result<(), ApiError> {
-    if user.is_empty() || user.chars().count() > MAX_USER || user.chars().any(char::is_control) {
+    if user.is_empty()
+        || user.chars().count() > MAX_USER
+        || pushauth_proto::text::first_hidden(user).is_some()
+    {
         return Err(ApiError::malformed(format!(
             "user must be 1 to {MAX_USER} printable characters"
         )));
@@ -218,7 +223,11 @@ struct StartLogin {
     user: String,
     /// The shim's per-login nonce, echoed (signed) in the result token.
     nonce: String,
-    #[serde(default)]
+    /// A key given twice is refused.
+    #[serde(
+        default,
+        deserialize_with = "pushauth_proto::context::deserialize_unique"
+    )]
     context: Context,
 }
 

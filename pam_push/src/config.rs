@@ -117,6 +117,68 @@ impl Drop for RawConfig {
     }
 }
 
+/// A TOML error on one line, saying where: `line N (key): message`. Never quotes the line
+/// itself, which may hold the API key.
+fn toml_error(text: &str, err: &toml::de::Error) -> String {
+    let Some(span) = err.span() else {
+        return err.message().to_owned();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line_no - 1)
+        .and_then(|line| line.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key.len() <= 64
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    match key {
+        Some(key) => format!("line {line_no} ({key}): {}", err.message()),
+        None => format!("line {line_no}: {}", err.message()),
+    }
+}
+
+/// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
+/// zero-width characters…) or a space other than U+0020 in any text setting, and any space in a
+/// URL, naming the setting. Such a value reads as one thing and is another: a server URL that
+/// cannot be used would only fail at login time, a group pattern would never match.
+fn refuse_hidden(raw: &RawConfig) -> Result<(), String> {
+    let single = [
+        ("server", &raw.server),
+        ("proxy", &raw.proxy),
+        ("prompt", &raw.prompt),
+        ("no_device", &raw.no_device),
+        ("server_unreachable", &raw.server_unreachable),
+    ];
+    let lists = [("servers", &raw.servers), ("groups", &raw.groups)];
+    let values = single
+        .iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (*name, v)))
+        .chain(
+            lists
+                .iter()
+                .flat_map(|(name, list)| list.iter().flatten().map(move |v| (*name, v.as_str()))),
+        );
+    for (name, value) in values {
+        let url = matches!(name, "server" | "servers" | "proxy");
+        let bad = value.chars().find(|&c| {
+            pushauth_proto::text::is_hidden(c) || (c.is_whitespace() && (url || c != ' '))
+        });
+        if let Some(c) = bad {
+            return Err(format!(
+                "{name} holds the character U+{:04X} (a control, bidi, zero-width or space character that does not show as itself); retype the value",
+                u32::from(c)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Who must own the files: root in the module; the test's own uid in unit tests.
 #[derive(Debug, Clone, Copy)]
 pub struct Ownership {
@@ -203,7 +265,7 @@ impl Config {
         let (text, mode) = read_checked(path, owner, false)?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
-            message: e.message().to_owned(),
+            message: toml_error(&text, &e),
         })?;
         if raw.api_key.is_some() && mode & 0o044 != 0 {
             return Err(ConfigError::SecretReadable {
@@ -218,7 +280,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str, owner: Ownership) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
-            message: e.message().to_owned(),
+            message: toml_error(text, &e),
         })?;
         Self::from_raw(path, raw, owner)
     }
@@ -228,6 +290,7 @@ impl Config {
             path: path.to_owned(),
             message,
         };
+        refuse_hidden(&raw).map_err(invalid)?;
         let servers = match (raw.server.take(), raw.servers.take()) {
             (Some(_), Some(_)) => {
                 return Err(invalid("set either server or servers, not both".into()))

@@ -21,11 +21,17 @@ pub struct LoginFacts {
     pub argv: Option<Vec<String>>,
 }
 
-/// A value the device may print: control characters replaced, bounded length.
+/// A value the device may print: hidden characters ([`pushauth_proto::text::is_hidden`]:
+/// controls, bidi, zero-width, unassigned…, which [`validate_context`] refuses) replaced by `?`,
+/// bounded length.
 pub fn clean_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len().min(MAX_CONTEXT_VALUE_BYTES));
     for c in value.chars() {
-        let c = if c.is_control() { '?' } else { c };
+        let c = if pushauth_proto::text::is_hidden(c) {
+            '?'
+        } else {
+            c
+        };
         if out.len() + c.len_utf8() > MAX_CONTEXT_VALUE_BYTES {
             break;
         }

@@ -77,6 +77,40 @@ pub fn validate_context(context: &Context) -> Result<(), ContextError> {
     Ok(())
 }
 
+/// Deserializes a JSON context, refusing a key that appears twice. (Plain map deserialization
+/// keeps the last value silently; another parser may keep the first, so a relying party, the
+/// server and the device could disagree on what was shown. RFC 8259 section 4 leaves duplicate
+/// names undefined.) For `#[serde(deserialize_with = "…")]`.
+pub fn deserialize_unique<'de, D>(deserializer: D) -> Result<Context, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct UniqueKeys;
+
+    impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+        type Value = Context;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings to strings")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Context, A::Error> {
+            let mut context = Context::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if context.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate context key {key:?}"
+                    )));
+                }
+                context.insert(key, value);
+            }
+            Ok(context)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueKeys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

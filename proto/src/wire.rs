@@ -164,7 +164,8 @@ pub struct CreateChallenge {
     /// Device ids to target; all of the user's devices when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<String>>,
-    #[serde(default)]
+    /// A key given twice is refused ([`crate::context::deserialize_unique`]).
+    #[serde(default, deserialize_with = "crate::context::deserialize_unique")]
     pub context: Context,
     /// Number matching; on unless the RP turns it off.
     #[serde(default = "default_true")]
@@ -241,6 +242,8 @@ pub struct PendingChallenge {
     pub id: String,
     pub user: String,
     pub state: ChallengeState,
+    /// A key given twice is refused ([`crate::context::deserialize_unique`]).
+    #[serde(deserialize_with = "crate::context::deserialize_unique")]
     pub context: Context,
     /// base64url SHA-256 digest of the context.
     pub context_digest: String,

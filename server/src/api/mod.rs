@@ -142,8 +142,10 @@ pub fn challenge_status(c: &ChallengeRecord) -> ChallengeStatus {
     }
 }
 
-/// 1 to `max` characters, none of them control characters (names are printed on terminals).
+/// 1 to `max` characters, none of them hidden ([`pushauth_proto::text::is_hidden`]: control,
+/// bidi, zero-width, separator, private-use or unassigned characters): names are printed on
+/// terminals and compared by people, so `alice` and `alice\u{200B}` must not both exist.
 pub fn printable(text: &str, max: usize) -> bool {
     let count = text.chars().count();
-    (1..=max).contains(&count) && !text.chars().any(char::is_control)
+    (1..=max).contains(&count) && pushauth_proto::text::first_hidden(text).is_none()
 }
