@@ -17,6 +17,7 @@ use pushauth_device::profile::{
 use pushauth_device::{
     ChallengeStatus, Decision, DeviceClient, DeviceError, PendingChallenge, DEFAULT_PROFILE,
 };
+use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::PendingList;
 
 /// Long-poll length for `watch`.
@@ -94,7 +95,8 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pushauth-device: {e:#}");
+            // Errors may carry the server's message text: escaped like everything it sends.
+            eprintln!("pushauth-device: {}", shown(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -151,9 +153,12 @@ fn enroll(
     let path = save_profile(dir, profile_name, &profile, force)?;
     println!(
         "enrolled device {} ({}) for user {} on {}",
-        profile.device_id, profile.name, profile.user, profile.server
+        shown(&profile.device_id),
+        shown(&profile.name),
+        shown(&profile.user),
+        shown(&profile.server)
     );
-    println!("profile saved to {}", path.display());
+    println!("profile saved to {}", shown(&path.display().to_string()));
     Ok(())
 }
 
@@ -167,16 +172,30 @@ fn default_device_name() -> String {
     format!("pushauth-device@{host}")
 }
 
-/// Context values come from the relying party; strip anything a terminal would interpret.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+/// Longest context value shown in full, in characters; longer ones are cut with a visible mark.
+const MAX_SHOWN_VALUE: usize = 200;
+/// Longest context key shown in full.
+const MAX_SHOWN_KEY: usize = 40;
+
+/// Text that came from the server (or a relying party through it), made safe and honest for a
+/// terminal: hidden characters (controls, bidi and other format characters) are shown as
+/// visible escapes, never interpreted and never silently dropped.
+fn shown(text: &str) -> String {
+    for_terminal(text)
 }
 
 fn print_challenge(challenge: &PendingChallenge) {
-    println!("challenge {}", printable(&challenge.id));
-    println!("  user:      {}", printable(&challenge.user));
+    println!("challenge {}", shown(&challenge.id));
+    match &challenge.rp_name {
+        Some(name) => println!(
+            "  asked by relying party '{}'",
+            for_terminal_cut(name, MAX_SHOWN_KEY * 2)
+        ),
+        None => println!("  asked by a relying party the server did not name"),
+    }
+    println!("  user:      {}", shown(&challenge.user));
     println!("  state:     {}", challenge.state);
-    println!("  expires:   {}", printable(&challenge.expires_at));
+    println!("  expires:   {}", shown(&challenge.expires_at));
     println!(
         "  code:      {}",
         if challenge.code_required {
@@ -188,8 +207,8 @@ fn print_challenge(challenge: &PendingChallenge) {
     for (key, value) in &challenge.context {
         println!(
             "  {:<10} {}",
-            format!("{}:", printable(key)),
-            printable(value)
+            format!("{}:", for_terminal_cut(key, MAX_SHOWN_KEY)),
+            for_terminal_cut(value, MAX_SHOWN_VALUE)
         );
     }
 }
@@ -215,8 +234,12 @@ fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
 
 fn print_status(status: &ChallengeStatus) {
     match status.reason {
-        Some(reason) => println!("challenge {}: {} ({reason})", status.id, status.state),
-        None => println!("challenge {}: {}", status.id, status.state),
+        Some(reason) => println!(
+            "challenge {}: {} ({reason})",
+            shown(&status.id),
+            status.state
+        ),
+        None => println!("challenge {}: {}", shown(&status.id), status.state),
     }
 }
 
@@ -277,7 +300,7 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
             }
             // The server restarting or the network dropping should not end a watch.
             Err(e @ (DeviceError::Unreachable(_) | DeviceError::Server { status: 500.., .. })) => {
-                eprintln!("pushauth-device: {e}; retrying");
+                eprintln!("pushauth-device: {}; retrying", shown(&e.to_string()));
                 sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -289,7 +312,11 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                 continue;
             }
             if let Err(e) = client.ack(&challenge.id) {
-                eprintln!("pushauth-device: cannot acknowledge {}: {e}", challenge.id);
+                eprintln!(
+                    "pushauth-device: cannot acknowledge {}: {}",
+                    shown(&challenge.id),
+                    shown(&e.to_string())
+                );
                 continue;
             }
             print_challenge(&challenge);
@@ -324,7 +351,10 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                         return Ok(());
                     }
                 }
-                Err(e) => eprintln!("pushauth-device: answer not accepted: {e}"),
+                Err(e) => eprintln!(
+                    "pushauth-device: answer not accepted: {}",
+                    shown(&e.to_string())
+                ),
             }
         }
     }

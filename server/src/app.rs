@@ -190,6 +190,11 @@ pub fn routes() -> Vec<Route> {
             post(admin::create_relying_party),
         ),
         route(Method::GET, "/v1/admin/audit", get(admin::audit)),
+        route(
+            Method::POST,
+            "/v1/admin/users/{user}/unlock",
+            post(admin::unlock_user),
+        ),
         // operations
         route(Method::GET, "/healthz", get(ops::healthz)),
         route(Method::GET, "/metrics", get(ops::metrics)),

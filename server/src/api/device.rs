@@ -1,6 +1,7 @@
 //! Device endpoints: enroll (unsigned, proof of possession), and the signed API to list,
 //! acknowledge and answer challenges.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{OriginalUri, Path, State};
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 use super::rp::{instant_at, wrong_state};
 use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
 use crate::app::SharedState;
-use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest};
+use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest, ADMIN_RP};
 use crate::clock;
 use crate::error::ApiError;
 use crate::limits;
@@ -95,7 +96,8 @@ pub async fn enroll(
     }
 }
 
-fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
+/// The device's view of a challenge; `rp_name` names the relying party that asked.
+fn pending_view(c: &ChallengeRecord, rp_name: Option<String>) -> PendingChallenge {
     PendingChallenge {
         id: c.id.clone(),
         user: c.user.clone(),
@@ -106,7 +108,31 @@ fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
         created_at: clock::rfc3339(c.created_at),
         expires_at: clock::rfc3339(c.expires_at),
         code_required: c.code.is_some(),
+        rp_name,
     }
+}
+
+/// The names of the relying parties that asked, read in the store job that found the
+/// challenges (requests made with the admin token show as `admin`).
+fn with_rp_names(s: &dyn Store, open: &[ChallengeRecord]) -> Result<PendingList, ApiError> {
+    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let mut challenges = Vec::with_capacity(open.len());
+    for c in open {
+        let name = match names.get(&c.rp_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = if c.rp_id == ADMIN_RP {
+                    Some(ADMIN_RP.to_owned())
+                } else {
+                    s.get_relying_party(&c.rp_id)?.map(|rp| rp.name)
+                };
+                names.insert(c.rp_id.clone(), name.clone());
+                name
+            }
+        };
+        challenges.push(pending_view(c, name));
+    }
+    Ok(PendingList { challenges })
 }
 
 /// `GET /v1/device/challenges?wait=SECS`: the device's open challenges. Answers at once if one
@@ -126,11 +152,12 @@ pub async fn list(
     // request before it reads anything, and an unverified caller gets only an error.
     let mut sub = state.waiters.watch_device(request.claimed_device());
     let now = clock::now_ms();
-    let (device, (open, expired)) = state
+    let (device, (open, expired), list) = state
         .db_try(move |s| {
             let device = request.verify(s)?;
             let found = s.device_challenges(&device.id, now)?;
-            Ok((device, found))
+            let list = with_rp_names(s, &found.0)?;
+            Ok((device, found, list))
         })
         .await?;
     state.expired(&expired);
@@ -151,28 +178,24 @@ pub async fn list(
                 _ = shutdown.changed() => {}
             }
         }
-        let open = open_challenges(&state, &device.id).await?;
-        return Ok(Json(pending_list(&open)));
+        return open_challenges(&state, &device.id).await.map(Json);
     }
-    Ok(Json(pending_list(&open)))
+    Ok(Json(list))
 }
 
 /// The device's open challenges, after expiring its due ones.
-async fn open_challenges(
-    state: &SharedState,
-    device_id: &str,
-) -> Result<Vec<ChallengeRecord>, ApiError> {
+async fn open_challenges(state: &SharedState, device_id: &str) -> Result<PendingList, ApiError> {
     let id = device_id.to_owned();
     let now = clock::now_ms();
-    let (open, expired) = state.db(move |s| s.device_challenges(&id, now)).await?;
+    let ((_, expired), list) = state
+        .db_try(move |s| {
+            let found = s.device_challenges(&id, now)?;
+            let list = with_rp_names(s, &found.0)?;
+            Ok((found, list))
+        })
+        .await?;
     state.expired(&expired);
-    Ok(open)
-}
-
-fn pending_list(open: &[ChallengeRecord]) -> PendingList {
-    PendingList {
-        challenges: open.iter().map(pending_view).collect(),
-    }
+    Ok(list)
 }
 
 /// Reads a challenge a device acts on: it must exist and have been sent to this device.

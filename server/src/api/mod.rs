@@ -142,8 +142,11 @@ pub fn challenge_status(c: &ChallengeRecord) -> ChallengeStatus {
     }
 }
 
-/// 1 to `max` characters, none of them control characters (names are printed on terminals).
+/// 1 to `max` characters, none of them hidden ([`pushauth_proto::text::first_hidden`]:
+/// control, bidi and other format characters, separators, private-use and unassigned code
+/// points). Names (users, devices, relying parties) are shown to the person who approves, so
+/// they must look like what they are.
 pub fn printable(text: &str, max: usize) -> bool {
     let count = text.chars().count();
-    (1..=max).contains(&count) && !text.chars().any(char::is_control)
+    (1..=max).contains(&count) && pushauth_proto::text::first_hidden(text).is_none()
 }

@@ -63,6 +63,7 @@ pub async fn create_challenge(
         None
     };
     let now = clock::now_ms();
+    let source = limits::source_of(&req.context);
     let new = NewChallenge {
         id: random::id().map_err(|_| ApiError::internal())?,
         user: req.user,
@@ -75,6 +76,7 @@ pub async fn create_challenge(
         created_at: now,
         expires_at: clock::ceil_to_second(now + secs_to_ms(ttl)),
         window_start: limits::window_start(&config.limits, now),
+        source,
     };
     let limits = config.limits;
     let created = state

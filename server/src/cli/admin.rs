@@ -9,7 +9,7 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use sha2::{Digest, Sha256};
 
-use super::{AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, StoreArgs};
+use super::{AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, StoreArgs, UnlockArgs};
 use crate::api::admin::{enrollment_url, new_relying_party, MAX_ENROLLMENT_TTL_SECS, MAX_USER};
 use crate::api::printable;
 use crate::clock;
@@ -170,4 +170,20 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
         )?;
     }
     Ok(())
+}
+
+/// `pushauthd unlock USER`: lifts the user's report lock-outs and resets their push counters.
+pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(&args.store)?;
+    let store = open_store(&args.store, &file)?;
+    if store.unlock_user(&args.user, "pushauthd unlock", clock::now_ms())? {
+        writeln!(
+            out,
+            "unlocked {}: report lock-outs lifted, push counters reset",
+            pushauth_proto::text::for_terminal(&args.user)
+        )?;
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("no user {:?}", args.user)))
+    }
 }
