@@ -4,7 +4,7 @@
 //! and offers admin subcommands that work directly on the store.
 //!
 //! - [`config`]: settings, the TOML file and the admin token file;
-//! - [`server`]: [`RunningServer`] and [`serve`];
+//! - [`server`]: [`RunningServer`] and [`serve`]; [`conn`]: connection caps and timeouts;
 //! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
 //! - [`auth`]: API keys, admin token, device request signatures and nonces;
 //! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod jobs;
 pub mod limits;

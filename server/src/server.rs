@@ -8,14 +8,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum_server::accept::NoDelayAcceptor;
+use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioTimer;
+use hyper_util::server::conn::auto::Builder;
 use tokio::sync::watch;
 
 use crate::app::{self, AppState, SharedState};
 use crate::clock;
 use crate::config::ServerConfig;
+use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
@@ -88,30 +92,54 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             handle.graceful_shutdown(Some(GRACE));
         })
     };
-    let service = app::router(state.clone()).into_make_service();
-    tracing::info!(%addr, tls = tls.is_some(), "pushauthd listening");
-    // TCP_NODELAY on every accepted socket: a response must not wait for the ACK of the
-    // previous one (Nagle), which on a kept-alive connection can add tens of milliseconds.
+    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = &state.config.limits;
+    let limiter = ConnLimiter::new(limits);
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        max_connections = limits.max_connections,
+        max_connections_per_address = limits.max_connections_per_address,
+        "pushauthd listening"
+    );
+    // Every connection passes the limiter before anything is read from it (and before a TLS
+    // handshake, which is bounded by the header timeout too); see `conn`.
     let result = match tls {
         Some(tls) => {
-            axum_server::from_tcp(listener)
-                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new()))
-                .handle(handle)
-                .serve(service)
-                .await
+            let tls = RustlsAcceptor::new(tls)
+                .acceptor(DefaultAcceptor::new())
+                .handshake_timeout(header_timeout);
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
+                .handle(handle);
+            http_timeouts(server.http_builder(), header_timeout);
+            server.serve(service).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .acceptor(NoDelayAcceptor::new())
-                .handle(handle)
-                .serve(service)
-                .await
+            let plain = DefaultAcceptor::new();
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(LimitedAcceptor::new(plain, limiter, header_timeout))
+                .handle(handle);
+            http_timeouts(server.http_builder(), header_timeout);
+            server.serve(service).await
         }
     };
     sweeper.abort();
     stopper.abort();
     tracing::info!("pushauthd stopped");
     result.map_err(ServerError::from)
+}
+
+/// hyper's header-read timeout: a request head must arrive within `timeout` of the moment the
+/// connection starts waiting for it, which on a kept-alive connection is the end of the
+/// previous response (so it is the idle timeout too). It needs a timer, which axum-server
+/// does not set.
+fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
 }
 
 /// Most challenges expired (and nonces forgotten) by one sweep step.
