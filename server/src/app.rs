@@ -15,6 +15,7 @@ use pushauth_proto::wire::ErrorCode;
 use tokio::sync::watch;
 
 use crate::api::{admin, device, ops, rp};
+use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock::Millis;
 use crate::config::{ServerConfig, WebhookConfig};
 use crate::error::ApiError;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub rp_keys: Mutex<HashMap<String, [u8; 32]>>,
     /// Turns true when the server stops, so long-polls end at once.
     pub shutdown: watch::Receiver<bool>,
+    /// Failed device signatures, aggregated per device and address for the audit log.
+    pub signature_failures: Arc<SignatureFailures>,
+    /// `[retention] max_db_mb`.
+    pub size_bound: Arc<SizeBound>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -8,11 +8,13 @@
 //! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
 //! - [`auth`]: API keys, admin token, device request signatures and nonces;
 //! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
+//! - [`bounds`]: aggregated failure audit and the database size bound;
 //! - [`waiters`], [`limits`], [`webhook`], [`metrics`], [`tls`], [`cli`].
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bounds;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -17,6 +17,7 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::sync::watch;
 
 use crate::app::{self, AppState, SharedState};
+use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock;
 use crate::config::ServerConfig;
 use crate::conn::{ConnLimiter, LimitedAcceptor};
@@ -68,6 +69,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         config,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
+    let size_bound = config.retention.max_db_bytes();
     let state: SharedState = Arc::new(AppState {
         base_url: config.base_url(addr),
         webhook: config.webhook.clone().map(Arc::new),
@@ -78,6 +80,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         metrics: Metrics::new(),
         rp_keys: Mutex::new(HashMap::new()),
         shutdown: stop.clone(),
+        signature_failures: Arc::new(SignatureFailures::default()),
+        size_bound: Arc::new(SizeBound::new(size_bound)),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();
@@ -167,6 +171,18 @@ async fn sweep_loop(state: SharedState) {
             },
         )
         .await;
+        let counts = state.signature_failures.pending_counts(now);
+        if !counts.is_empty() {
+            let write = move |s: &dyn Store| {
+                for (id, count) in &counts {
+                    s.set_audit_count(*id, *count)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = state.db(write).await {
+                tracing::warn!(error = ?e, "cannot record failure counts");
+            }
+        }
         let (challenges_before, audit_before) = state.config.retention.cutoffs(now);
         if challenges_before.is_none() && audit_before.is_none() {
             continue;

@@ -339,3 +339,88 @@ fn issue9_item13_unlock_lifts_a_report_lockout_at_once_over_http_and_the_cli() {
         .contains("pushauthd unlock"));
     assert!(unlocks[1]["detail"].as_str().unwrap().contains("admin API"));
 }
+
+fn signature_rows(srv: &Srv) -> Vec<Value> {
+    srv.audit()
+        .into_iter()
+        .filter(|e| e["kind"] == "signature_rejected")
+        .collect()
+}
+
+#[test]
+fn issue9_item12_a_flood_of_bad_signatures_adds_a_handful_of_audit_rows_with_the_count() {
+    let srv = start_with(|c| c.sweep_interval_secs = 1);
+    let key = srv.rp_key();
+    let dev = srv.device("alice");
+    let before = srv.audit().len();
+    // Unauthenticated: the device id is known, the signature is garbage (another key's).
+    let forger = Device {
+        id: dev.id.clone(),
+        user: "alice".into(),
+        key: DeviceSigningKey::generate().unwrap(),
+    };
+    for _ in 0..1_000 {
+        let r = forger.pending(&srv, 0);
+        assert_error(&r, 401, "bad_signature");
+    }
+    // Forged answers count into the same row (same device, same address).
+    let c = srv.challenge(&key, "alice");
+    for _ in 0..5 {
+        let r = forger.answer(&srv, &c, Decision::Approve, c.code.as_deref().unwrap());
+        assert_error(&r, 401, "bad_signature");
+    }
+    let rows = signature_rows(&srv);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // 2 for the challenge itself (created), 1 for the aggregated failures.
+    assert!(srv.audit().len() <= before + 3, "{:?}", srv.audit_kinds());
+    assert!(rows[0]["detail"].as_str().unwrap().contains("127.0.0.1"));
+    // The count reaches the row (the sweeper writes it, once, not per request).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = signature_rows(&srv);
+        if rows[0]["count"] == 1_005 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{rows:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The real device is unaffected.
+    assert_eq!(dev.approve(&srv, &c).json["state"], "approved");
+}
+
+#[test]
+fn issue9_item12_the_size_bound_refuses_new_challenges_with_storage_full() {
+    let srv = start_with(|c| c.retention.max_db_mb = 1);
+    let key = srv.rp_key();
+    srv.device("alice");
+    let c = srv.challenge(&key, "alice");
+    srv.rp(&key, "DELETE", &format!("/v1/challenges/{}", c.id), None);
+    // Something fills the store past the bound.
+    let db = rusqlite::Connection::open(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
+    db.execute(
+        "INSERT INTO audit (at, kind, detail) VALUES (0, 'filler', ?1)",
+        ["x".repeat(2 * 1024 * 1024)],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    let created_before = srv
+        .audit_kinds()
+        .iter()
+        .filter(|k| *k == "challenge_created")
+        .count();
+    let (r, _) = srv.create(&key, "alice", json!({}));
+    assert_error(&r, 507, "storage_full");
+    let (r, _) = srv.create(&key, "alice", json!({}));
+    assert_error(&r, 507, "storage_full");
+    let created_after = srv
+        .audit_kinds()
+        .iter()
+        .filter(|k| *k == "challenge_created")
+        .count();
+    assert_eq!(created_before, created_after, "nothing was stored");
+    // Room again (deleted pages are reused, so they do not count): challenges go through.
+    db.execute("DELETE FROM audit WHERE kind = 'filler'", [])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    srv.challenge(&key, "alice");
+}

@@ -2,9 +2,11 @@
 //! acknowledge and answer challenges.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::Json;
 use pushauth_proto::challenge::decide;
@@ -20,7 +22,8 @@ use tokio::time::Instant;
 use super::rp::{instant_at, wrong_state};
 use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
 use crate::app::SharedState;
-use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest, ADMIN_RP};
+use crate::auth::{device_key, verify_device, DeviceRequest, ADMIN_RP};
+use crate::bounds::SignatureFailures;
 use crate::clock;
 use crate::error::ApiError;
 use crate::limits;
@@ -140,13 +143,15 @@ fn with_rp_names(s: &dyn Store, open: &[ChallengeRecord]) -> Result<PendingList,
 /// ends.
 pub async fn list(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     params: Params,
     RawBody(body): RawBody,
 ) -> Result<Json<PendingList>, ApiError> {
-    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
+    let failures = Arc::clone(&state.signature_failures);
     let wait = params.wait_secs();
     // Subscribe before reading the store, to the claimed device: the same job verifies the
     // request before it reads anything, and an unverified caller gets only an error.
@@ -154,7 +159,7 @@ pub async fn list(
     let now = clock::now_ms();
     let (device, (open, expired), list) = state
         .db_try(move |s| {
-            let device = request.verify(s)?;
+            let device = request.verify(s, &failures)?;
             let found = s.device_challenges(&device.id, now)?;
             let list = with_rp_names(s, &found.0)?;
             Ok((device, found, list))
@@ -228,13 +233,14 @@ fn expired_error() -> ApiError {
 /// `POST /v1/device/challenges/{id}/ack`: pending → acknowledged.
 pub async fn ack(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
-    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
+    let device = verify_device(&state, &method, &uri, &headers, &body, peer).await?;
     let current = targeted(&state, &device.id, &id).await?;
     match current.state {
         ChallengeState::Acknowledged => return Ok(Json(challenge_status(&current))),
@@ -263,21 +269,28 @@ pub async fn ack(
 /// `POST /v1/device/challenges/{id}/response`: the signed answer that decides the challenge.
 pub async fn respond(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
-    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
+    let failures = Arc::clone(&state.signature_failures);
     let req = parse_json::<DeviceResponse>(&body);
     let lockout = state.config.limits;
     // Request check, read, answer checks, signature and compare-and-set run as one store job;
     // what changed is returned so the waiters can be woken here.
     let (changed, result) = state
         .db_try(move |s| {
-            let device = request.verify(s)?;
-            Ok(answer_job(s, &device, &id, req?, &lockout))
+            let source = request.source().to_owned();
+            let device = request.verify(s, &failures)?;
+            let failed = Failed {
+                failures: &failures,
+                source: &source,
+            };
+            Ok(answer_job(s, &device, &id, req?, &lockout, &failed))
         })
         .await?;
     if let Some(c) = &changed {
@@ -293,12 +306,19 @@ type AnswerOutcome = (
     Result<Box<ChallengeRecord>, ApiError>,
 );
 
+/// Where a failed answer signature is counted.
+struct Failed<'a> {
+    failures: &'a SignatureFailures,
+    source: &'a str,
+}
+
 fn answer_job(
     s: &dyn Store,
     device: &DeviceRecord,
     id: &str,
     req: DeviceResponse,
     limits: &crate::config::Limits,
+    failed: &Failed<'_>,
 ) -> AnswerOutcome {
     let now = clock::now_ms();
     let (challenge, just_expired) = match s.get_challenge(id, now) {
@@ -338,9 +358,10 @@ fn answer_job(
         Err(e) => return (None, Err(e)),
     };
     if key.verify_b64(&message, &req.signature).is_err() {
-        reject_signature(
+        failed.failures.record(
             s,
             device,
+            failed.source,
             Some(challenge.id.clone()),
             "response signature".to_owned(),
         );

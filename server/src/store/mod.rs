@@ -315,6 +315,12 @@ pub trait Store {
     // ---- audit
 
     fn audit(&self, entry: &AuditEntry, now: Millis) -> StoreResult<()>;
+    /// [`Store::audit`], returning the new event's id (for [`Store::set_audit_count`]).
+    fn audit_returning_id(&self, entry: &AuditEntry, now: Millis) -> StoreResult<i64>;
+    /// Sets how many events an aggregated audit event stands for.
+    fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()>;
+    /// Bytes the database's live pages take (free pages, which new data reuses, not counted).
+    fn used_bytes(&self) -> StoreResult<u64>;
     /// Newest first.
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>>;
 }

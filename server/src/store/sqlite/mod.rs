@@ -1188,6 +1188,33 @@ impl<D: Db> Store for D {
         self.write(|tx| write_audit(tx, entry, now))
     }
 
+    fn audit_returning_id(&self, entry: &AuditEntry, now: Millis) -> StoreResult<i64> {
+        self.write(|tx| {
+            write_audit(tx, entry, now)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE audit SET count = max(count, ?2) WHERE id = ?1")?
+                .execute(params![id, count])?;
+            Ok(())
+        })
+    }
+
+    fn used_bytes(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            let pragma = |name: &str| -> rusqlite::Result<i64> {
+                conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            };
+            let pages = pragma("page_count")?.saturating_sub(pragma("freelist_count")?);
+            let bytes = pages.saturating_mul(pragma("page_size")?);
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
