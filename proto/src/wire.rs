@@ -304,7 +304,8 @@ pub struct AuditEvent {
     pub id: i64,
     pub at: String,
     /// `enrolled`, `revoked`, `challenge_created`, `challenge_answered`, `challenge_expired`,
-    /// `challenge_cancelled`, `rate_limited`, `signature_rejected`, `rp_created`, …
+    /// `challenge_cancelled`, `rate_limited`, `signature_rejected` (aggregated, see `count`),
+    /// `user_locked`, `user_unlocked`, `rp_created`, …
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,

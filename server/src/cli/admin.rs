@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use pushauth_proto::random;
+use pushauth_proto::text::for_terminal;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use sha2::{Digest, Sha256};
@@ -112,7 +113,7 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
             out,
             "{}\t{}\t{}\tcreated {}\tlast seen {}\t{}",
             d.id,
-            d.name,
+            for_terminal(&d.name),
             d.alg,
             clock::rfc3339(d.created_at),
             seen,
@@ -152,14 +153,20 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
     for e in store.list_audit(args.limit.clamp(1, 10_000), args.user.as_deref())? {
+        // Stored text (names, details) is escaped for the terminal.
         let field = |name: &str, v: &Option<String>| {
             v.as_ref()
-                .map(|v| format!(" {name}={v}"))
+                .map(|v| format!(" {name}={}", for_terminal(v)))
                 .unwrap_or_default()
+        };
+        let count = if e.count > 1 {
+            format!(" count={}", e.count)
+        } else {
+            String::new()
         };
         writeln!(
             out,
-            "{}\t{}\t{}{}{}{}{}",
+            "{}\t{}\t{}{}{}{}{}{}",
             e.id,
             e.at,
             e.kind,
@@ -167,6 +174,7 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
             field("device", &e.device_id),
             field("challenge", &e.challenge_id),
             field("detail", &e.detail),
+            count,
         )?;
     }
     Ok(())
@@ -180,7 +188,7 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(
             out,
             "unlocked {}: report lock-outs lifted, push counters reset",
-            pushauth_proto::text::for_terminal(&args.user)
+            for_terminal(&args.user)
         )?;
         Ok(())
     } else {
