@@ -44,7 +44,8 @@ pub struct Limits {
     pub report_lockout_secs: u64,
     /// Connections served at once; more are closed as soon as they are accepted, unread.
     pub max_connections: u32,
-    /// Connections one client address may hold at once; more are closed unread.
+    /// Connections one client address (for IPv6, its /64) may hold at once; more are closed
+    /// unread. Raise it for a relying party that waits on many logins at once (an IdP sidecar).
     pub max_connections_per_address: u32,
     /// Seconds a client has to send a whole request head: from the moment it connects (after
     /// the TLS handshake, which has the same bound) and, on a kept-alive connection, from the

@@ -71,7 +71,10 @@ impl ConnLimiter {
     }
 
     /// A place for one more connection from `address`, or `None` when a cap is reached.
+    /// IPv6 clients are counted by their /64 network (one host usually holds a whole /64),
+    /// IPv4-mapped IPv6 addresses as the IPv4 address.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Permit> {
+        let address = bucket(address);
         let refused = {
             let mut counts = self.counts();
             let from_address = counts.by_address.get(&address).copied().unwrap_or(0);
@@ -110,13 +113,34 @@ impl ConnLimiter {
         }
     }
 
-    /// Connections open now: in total, and from `address`.
+    /// Connections open now: in total, and from `address` (its /64 for IPv6).
     pub fn open(&self, address: IpAddr) -> (u32, u32) {
         let counts = self.counts();
         (
             counts.total,
-            counts.by_address.get(&address).copied().unwrap_or(0),
+            counts
+                .by_address
+                .get(&bucket(address))
+                .copied()
+                .unwrap_or(0),
         )
+    }
+}
+
+/// The address a connection is counted under (see [`ConnLimiter::admit`]).
+fn bucket(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut octets = v6.octets();
+                for b in octets.iter_mut().skip(8) {
+                    *b = 0;
+                }
+                IpAddr::V6(octets.into())
+            }
+        },
     }
 }
 
@@ -322,5 +346,24 @@ mod tests {
         drop(a1);
         assert_eq!(limiter.open(a), (2, 1));
         assert!(limiter.admit(b).is_some(), "a freed place is usable");
+    }
+
+    #[test]
+    fn issue9_item11_ipv6_hosts_count_by_their_64() {
+        let limits = Limits {
+            max_connections_per_address: 2,
+            ..Limits::default()
+        };
+        let limiter = ConnLimiter::new(&limits);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _p1 = limiter.admit(one).unwrap();
+        let _p2 = limiter.admit(same_64).unwrap();
+        assert!(limiter.admit(one).is_none());
+        assert!(limiter.admit(other_64).is_some());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let _m = limiter.admit(mapped).unwrap();
+        assert_eq!(limiter.open("192.0.2.1".parse().unwrap()).1, 1);
     }
 }
