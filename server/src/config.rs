@@ -51,6 +51,9 @@ pub struct Limits {
     /// the TLS handshake, which has the same bound) and, on a kept-alive connection, from the
     /// end of the previous response (so it is also the idle keep-alive timeout).
     pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once its head arrived (bodies are at
+    /// most 64 KiB); a slower one gets 400 and the connection ends.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -65,6 +68,7 @@ impl Default for Limits {
             max_connections: 16_384,
             max_connections_per_address: 256,
             header_timeout_secs: 10,
+            body_timeout_secs: 30,
         }
     }
 }

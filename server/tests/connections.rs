@@ -190,3 +190,25 @@ fn issue9_item11_http2_prior_knowledge_is_not_served() {
     // Closed at once, not left to idle outside the HTTP/1 timeouts.
     assert!(closed_within(&mut h2, Duration::from_secs(2)));
 }
+
+#[test]
+fn issue9_item11_a_trickled_body_is_cut_off() {
+    let srv = start_with(|c| c.limits.body_timeout_secs = 2);
+    let addr = srv.server.as_ref().unwrap().addr();
+    let mut slow = connect_from("127.0.0.1", addr);
+    slow.write_all(
+        b"POST /v1/device/enroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"tok",
+    )
+    .unwrap();
+    let started = Instant::now();
+    slow.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let mut text = String::new();
+    let _ = slow.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text:?}");
+    assert!(text.contains("did not arrive within 2 seconds"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod rp;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -24,11 +25,21 @@ use crate::store::{ChallengeRecord, DeviceRecord};
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<SharedState> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
+    /// Reads the body within `[limits] body_timeout_secs`, so a client that trickles one
+    /// cannot hold its connection (issue 9 item 11).
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
+        let within = Duration::from_secs(state.config.limits.body_timeout_secs.max(1));
+        let read = tokio::time::timeout(within, Bytes::from_request(req, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::malformed(format!(
+                "the body did not arrive within {} seconds",
+                within.as_secs()
+            )));
+        };
+        match read {
             Ok(bytes) => Ok(RawBody(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(
@@ -56,10 +67,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
