@@ -184,6 +184,24 @@ fn shown(text: &str) -> String {
     for_terminal(text)
 }
 
+/// JSON text with every hidden character written as its `\uXXXX` escape: the same JSON value,
+/// safe to print on a terminal (serde_json escapes only control characters).
+fn json_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // Raw newlines and tabs are the pretty-printer's own (serde_json escapes them in strings).
+        if pushauth_proto::text::is_hidden(c) && !matches!(c, '\n' | '\t' | '\r') {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", unit));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn print_challenge(challenge: &PendingChallenge) {
     println!("challenge {}", shown(&challenge.id));
     match &challenge.rp_name {
@@ -221,7 +239,7 @@ fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
         .collect();
     if json {
         let text = serde_json::to_string_pretty(&PendingList { challenges: open })?;
-        println!("{text}");
+        println!("{}", json_for_terminal(&text));
     } else if open.is_empty() {
         println!("no pending challenges");
     } else {

@@ -390,7 +390,11 @@ fn issue9_item14_device_cli_escapes_server_text_cuts_visibly_and_names_the_rp() 
         "rp_name": "ops\u{200b}\u{202e}"
     }]});
     let error = json!({"error": "forbidden", "message": "no\u{1b}[31m red \u{202e}text"});
-    let fake = fake_server(vec![(200, evil.to_string()), (403, error.to_string())]);
+    let fake = fake_server(vec![
+        (200, evil.to_string()),
+        (200, evil.to_string()),
+        (403, error.to_string()),
+    ]);
     let profile = env.dir().join("default.toml");
     let text = fs::read_to_string(&profile).unwrap();
     let rewritten: String = text
@@ -425,6 +429,19 @@ fn issue9_item14_device_cli_escapes_server_text_cuts_visibly_and_names_the_rp() 
     ] {
         assert!(shown.contains(escaped), "{escaped} not in {shown}");
     }
+    // The JSON view stays the same JSON value, with hidden characters as \u escapes.
+    let out = env.run(&["pending", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{200b}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u202e"), "{text}");
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["challenges"][0]["user"], "alice\u{202e}ecila");
+    assert_eq!(parsed["challenges"][0]["rp_name"], "ops\u{200b}\u{202e}");
+
     let out = env.run(&["pending"]);
     assert!(!out.status.success());
     let err = stderr(&out);
