@@ -27,6 +27,7 @@ use tokio::time::Sleep;
 
 use crate::clock;
 use crate::config::Limits;
+use crate::metrics::ConnMetrics;
 
 /// Bytes after which a connection has shown it is not idle (the HTTP/2 preface's length: by
 /// then the protocol is known).
@@ -40,6 +41,7 @@ pub struct ConnLimiter {
     open: Mutex<Counts>,
     /// When a refusal was last logged (milliseconds), so a flood logs once a minute.
     last_logged: AtomicI64,
+    metrics: Option<ConnMetrics>,
 }
 
 #[derive(Debug, Default)]
@@ -56,13 +58,15 @@ pub struct Permit {
 }
 
 impl ConnLimiter {
-    /// A limiter with the caps of `[limits]` (`max_connections`, `max_connections_per_address`).
-    pub fn new(limits: &Limits) -> Arc<ConnLimiter> {
+    /// A limiter with the caps of `[limits]` (`max_connections`, `max_connections_per_address`),
+    /// reporting to `metrics` when given.
+    pub fn new(limits: &Limits, metrics: Option<ConnMetrics>) -> Arc<ConnLimiter> {
         Arc::new(ConnLimiter {
             max_total: limits.max_connections,
             max_per_address: limits.max_connections_per_address,
             open: Mutex::new(Counts::default()),
             last_logged: AtomicI64::new(i64::MIN),
+            metrics,
         })
     }
 
@@ -89,18 +93,26 @@ impl ConnLimiter {
             }
         };
         match refused {
-            None => Some(Permit {
-                limiter: Arc::clone(self),
-                address,
-            }),
+            None => {
+                if let Some(m) = &self.metrics {
+                    m.opened(true);
+                }
+                Some(Permit {
+                    limiter: Arc::clone(self),
+                    address,
+                })
+            }
             Some(cap) => {
+                if let Some(m) = &self.metrics {
+                    m.refused(cap);
+                }
                 self.log_refusal(address, cap);
                 None
             }
         }
     }
 
-    fn log_refusal(&self, address: IpAddr, cap: &str) {
+    fn log_refusal(&self, address: IpAddr, cap: &'static str) {
         let now = clock::now_ms();
         let last = self.last_logged.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 60_000
@@ -146,6 +158,9 @@ fn bucket(address: IpAddr) -> IpAddr {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        if let Some(m) = &self.limiter.metrics {
+            m.opened(false);
+        }
         let mut counts = self.limiter.counts();
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.by_address.get_mut(&self.address) {
@@ -334,7 +349,7 @@ mod tests {
             max_connections_per_address: 2,
             ..Limits::default()
         };
-        let limiter = ConnLimiter::new(&limits);
+        let limiter = ConnLimiter::new(&limits, None);
         let a: IpAddr = "127.0.0.1".parse().unwrap();
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let a1 = limiter.admit(a).unwrap();
@@ -354,7 +369,7 @@ mod tests {
             max_connections_per_address: 2,
             ..Limits::default()
         };
-        let limiter = ConnLimiter::new(&limits);
+        let limiter = ConnLimiter::new(&limits, None);
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();

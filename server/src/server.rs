@@ -98,7 +98,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     };
     let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let limits = &state.config.limits;
-    let limiter = ConnLimiter::new(limits);
+    let limiter = ConnLimiter::new(limits, Some(state.metrics.connections()));
     let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
     tracing::info!(
         %addr,

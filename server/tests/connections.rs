@@ -159,6 +159,17 @@ fn issue9_item11_one_address_over_its_cap_is_refused_while_another_gets_in() {
     // Another address is unaffected.
     let mut other = connect_from("127.0.0.2", addr);
     assert_eq!(healthz(&mut other), Some(200));
+    // Operators see it.
+    let mut m = connect_from("127.0.0.3", addr);
+    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    m.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics
+            .contains("pushauth_connections_refused_total{cap=\"max_connections_per_address\"} 1"),
+        "{metrics}"
+    );
     // The held connections still work: the cap refuses only what is over it.
     assert_eq!(healthz(&mut held[0]), Some(200));
     // A freed place is usable again.
