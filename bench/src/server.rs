@@ -21,13 +21,19 @@ pub struct Server {
 }
 
 /// The bench lifts the per-user push-fatigue limits: they are policy, and the bench measures
-/// capacity. Everything else is the default configuration.
+/// capacity. Its 10,000 waits (and their clients) all come from 127.0.0.1, so it also lifts the
+/// per-address connection cap (default 256) and the global one (default 16,384) above them.
+/// Everything else is the default configuration.
 const CONFIG: &str = r#"
 [limits]
+max_open_per_source = 1000000
 max_open_per_user = 1000000
 max_new_per_window = 1000000000
+max_new_per_user_window = 1000000000
 window_secs = 600
 report_lockout_secs = 900
+max_connections = 60000
+max_connections_per_address = 60000
 "#;
 
 impl Server {

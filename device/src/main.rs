@@ -18,7 +18,7 @@ use pushauth_device::{
     ChallengeStatus, Decision, DeviceClient, DeviceError, DeviceNotice, PendingChallenge,
     DEFAULT_PROFILE,
 };
-use pushauth_proto::text::for_terminal;
+use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{PendingList, ACTION_ADD_DEVICE};
 
 /// Long-poll length for `watch`.
@@ -96,7 +96,8 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pushauth-device: {e:#}");
+            // Errors may carry the server's message text: escaped like everything it sends.
+            eprintln!("pushauth-device: {}", shown(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -153,9 +154,12 @@ fn enroll(
     let path = save_profile(dir, profile_name, &profile, force)?;
     println!(
         "enrolled device {} ({}) for user {} on {}",
-        profile.device_id, profile.name, profile.user, profile.server
+        shown(&profile.device_id),
+        shown(&profile.name),
+        shown(&profile.user),
+        shown(&profile.server)
     );
-    println!("profile saved to {}", path.display());
+    println!("profile saved to {}", shown(&path.display().to_string()));
     Ok(())
 }
 
@@ -169,9 +173,34 @@ fn default_device_name() -> String {
     format!("pushauth-device@{host}")
 }
 
-/// Context values come from the relying party; strip anything a terminal would interpret.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+/// Longest context value shown in full, in characters; longer ones are cut with a visible mark.
+const MAX_SHOWN_VALUE: usize = 200;
+/// Longest context key shown in full.
+const MAX_SHOWN_KEY: usize = 40;
+
+/// Text that came from the server (or a relying party through it), made safe and honest for a
+/// terminal: hidden characters (controls, bidi and other format characters) are shown as
+/// visible escapes, never interpreted and never silently dropped.
+fn shown(text: &str) -> String {
+    for_terminal(text)
+}
+
+/// JSON text with every hidden character written as its `\uXXXX` escape: the same JSON value,
+/// safe to print on a terminal (serde_json escapes only control characters).
+fn json_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // Raw newlines and tabs are the pretty-printer's own (serde_json escapes them in strings).
+        if pushauth_proto::text::is_hidden(c) && !matches!(c, '\n' | '\t' | '\r') {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", unit));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The line that announces a device added to the account (issue 9 item 1). Everything in it
@@ -229,10 +258,17 @@ fn print_challenge(challenge: &PendingChallenge) {
             for_terminal(&challenge.user)
         );
     }
-    println!("challenge {}", printable(&challenge.id));
-    println!("  user:      {}", printable(&challenge.user));
+    println!("challenge {}", shown(&challenge.id));
+    match &challenge.rp_name {
+        Some(name) => println!(
+            "  asked by relying party '{}'",
+            for_terminal_cut(name, MAX_SHOWN_KEY * 2)
+        ),
+        None => println!("  asked by a relying party the server did not name"),
+    }
+    println!("  user:      {}", shown(&challenge.user));
     println!("  state:     {}", challenge.state);
-    println!("  expires:   {}", printable(&challenge.expires_at));
+    println!("  expires:   {}", shown(&challenge.expires_at));
     println!(
         "  code:      {}",
         if challenge.code_required {
@@ -244,8 +280,8 @@ fn print_challenge(challenge: &PendingChallenge) {
     for (key, value) in &challenge.context {
         println!(
             "  {:<10} {}",
-            format!("{}:", printable(key)),
-            printable(value)
+            format!("{}:", for_terminal_cut(key, MAX_SHOWN_KEY)),
+            for_terminal_cut(value, MAX_SHOWN_VALUE)
         );
     }
 }
@@ -259,7 +295,7 @@ fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
         .collect();
     if json {
         let text = serde_json::to_string_pretty(&PendingList { challenges: open })?;
-        println!("{text}");
+        println!("{}", json_for_terminal(&text));
     } else if open.is_empty() {
         println!("no pending challenges");
     } else {
@@ -272,8 +308,12 @@ fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
 
 fn print_status(status: &ChallengeStatus) {
     match status.reason {
-        Some(reason) => println!("challenge {}: {} ({reason})", status.id, status.state),
-        None => println!("challenge {}: {}", status.id, status.state),
+        Some(reason) => println!(
+            "challenge {}: {} ({reason})",
+            shown(&status.id),
+            status.state
+        ),
+        None => println!("challenge {}: {}", shown(&status.id), status.state),
     }
 }
 
@@ -336,7 +376,7 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
             }
             // The server restarting or the network dropping should not end a watch.
             Err(e @ (DeviceError::Unreachable(_) | DeviceError::Server { status: 500.., .. })) => {
-                eprintln!("pushauth-device: {e}; retrying");
+                eprintln!("pushauth-device: {}; retrying", shown(&e.to_string()));
                 sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
@@ -348,7 +388,11 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                 continue;
             }
             if let Err(e) = client.ack(&challenge.id) {
-                eprintln!("pushauth-device: cannot acknowledge {}: {e}", challenge.id);
+                eprintln!(
+                    "pushauth-device: cannot acknowledge {}: {}",
+                    shown(&challenge.id),
+                    shown(&e.to_string())
+                );
                 continue;
             }
             print_challenge(&challenge);
@@ -388,7 +432,10 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                         return Ok(());
                     }
                 }
-                Err(e) => eprintln!("pushauth-device: answer not accepted: {e}"),
+                Err(e) => eprintln!(
+                    "pushauth-device: answer not accepted: {}",
+                    shown(&e.to_string())
+                ),
             }
         }
     }

@@ -134,11 +134,8 @@ pub(crate) fn send<T: DeserializeOwned>(
             Err(_) => DeviceError::Server {
                 status,
                 code: None,
-                message: String::from_utf8_lossy(&bytes)
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(200)
-                    .collect(),
+                // Kept as sent (escaped where printed), cut visibly.
+                message: cut_visibly(&String::from_utf8_lossy(&bytes), 200),
             },
         });
     }
@@ -170,4 +167,14 @@ fn read_limited(response: ureq::Response, url: &str) -> Result<Vec<u8>, DeviceEr
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// At most `max` characters of `text`, with a visible mark saying how many more there were.
+fn cut_visibly(text: &str, max: usize) -> String {
+    let total = text.chars().count();
+    if total <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}… [{} more characters not shown]", total - max)
 }

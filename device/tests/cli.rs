@@ -374,3 +374,151 @@ fn issue9_item1_pending_announces_a_new_device_and_marks_add_device_pushes() {
         "{text}"
     );
 }
+
+/// Serves `responses` in order, one per connection, to whatever asks (a server that lies).
+fn fake_server(responses: Vec<(u16, String)>) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for (status, body) in responses {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn issue9_item14_device_cli_escapes_server_text_cuts_visibly_and_names_the_rp() {
+    let env = Env::start();
+    env.enroll("alice");
+    // A relying party with its own name, and a context value longer than the CLI shows.
+    let rp = http(
+        "POST",
+        &format!("{}/v1/admin/relying-parties", env.url),
+        ADMIN_TOKEN,
+        Some(json!({"name": "web-servers"})),
+    );
+    let key = rp["api_key"].as_str().unwrap();
+    let long = format!("{}TAIL-NOT-SHOWN", "x".repeat(300));
+    http(
+        "POST",
+        &format!("{}/v1/challenges", env.url),
+        key,
+        Some(json!({
+            "user": "alice",
+            "context": {"service": "sudo", "command": long, "rhost": "192.0.2.9"},
+            "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
+        })),
+    );
+    let out = env.run(&["pending"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("asked by relying party 'web-servers'"),
+        "{text}"
+    );
+    assert!(!text.contains("TAIL-NOT-SHOWN"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}… [114 more characters not shown]",
+            "x".repeat(200)
+        )),
+        "{text}"
+    );
+    // The JSON view carries the name for programs.
+    let out = env.run(&["pending", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["challenges"][0]["rp_name"], "web-servers");
+
+    // A server that lies: hidden characters in what it sends are shown as escapes, never
+    // interpreted by the terminal or dropped.
+    let evil = json!({"challenges": [{
+        "id": "c\u{1b}[2Jx",
+        "user": "alice\u{202e}ecila",
+        "state": "pending",
+        "context": {"host": "web01\u{202e}10bew", "service\u{1b}]0;t\u{7}": "sshd"},
+        "context_digest": b64::encode([0u8; 32]),
+        "rp_nonce": b64::encode([1u8; 32]),
+        "created_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2026-01-01T00:01:00Z",
+        "code_required": true,
+        "rp_name": "ops\u{200b}\u{202e}"
+    }]});
+    let error = json!({"error": "forbidden", "message": "no\u{1b}[31m red \u{202e}text"});
+    let fake = fake_server(vec![
+        (200, evil.to_string()),
+        (200, evil.to_string()),
+        (403, error.to_string()),
+    ]);
+    let profile = env.dir().join("default.toml");
+    let text = fs::read_to_string(&profile).unwrap();
+    let rewritten: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("server = ") {
+                format!("server = \"{fake}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs::write(&profile, rewritten + "\n").unwrap();
+
+    let out = env.run(&["pending"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    for raw in ['\u{1b}', '\u{202e}', '\u{200b}', '\u{7}'] {
+        assert!(
+            !shown.contains(raw),
+            "raw U+{:04X} in {shown:?}",
+            raw as u32
+        );
+    }
+    for escaped in [
+        "c\\u{001B}[2Jx",
+        "alice\\u{202E}ecila",
+        "web01\\u{202E}10bew",
+        "service\\u{001B}]0;t\\u{0007}:",
+        "asked by relying party 'ops\\u{200B}\\u{202E}'",
+    ] {
+        assert!(shown.contains(escaped), "{escaped} not in {shown}");
+    }
+    // The JSON view stays the same JSON value, with hidden characters as \u escapes.
+    let out = env.run(&["pending", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{200b}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u202e"), "{text}");
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["challenges"][0]["user"], "alice\u{202e}ecila");
+    assert_eq!(parsed["challenges"][0]["rp_name"], "ops\u{200b}\u{202e}");
+
+    let out = env.run(&["pending"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{202e}'),
+        "{err:?}"
+    );
+    assert!(err.contains("no\\u{001B}[31m red \\u{202E}text"), "{err}");
+}

@@ -68,7 +68,11 @@ fn main() {
         ADMIN.into(),
     );
     cfg.limits.max_open_per_user = 50;
+    cfg.limits.max_open_per_source = 50;
     cfg.limits.max_new_per_window = 10_000;
+    cfg.limits.max_new_per_user_window = 10_000;
+    // Every client of the bench is 127.0.0.1.
+    cfg.limits.max_connections_per_address = 60_000;
     cfg.max_ttl_secs = 300;
     let server = RunningServer::start(cfg).unwrap();
     let admin = |method: &str, path: &str, body: Value| -> Value {

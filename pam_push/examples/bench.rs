@@ -106,6 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bench-admin-token-0123456789abcdef".into(),
     );
     cfg.limits.max_new_per_window = u32::MAX;
+    cfg.limits.max_new_per_user_window = u32::MAX;
     let server = RunningServer::start(cfg)?;
 
     let mut out = Vec::new();

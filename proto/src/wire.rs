@@ -55,7 +55,7 @@ pub enum ErrorCode {
     TooManyOpenChallenges,
     /// 429: too many new challenges for the user in the window.
     RateLimited,
-    /// 429: a recent "this was not me" report locks new pushes to the user.
+    /// 429: a recent "this was not me" report locks new pushes to the user from this source.
     UserLocked,
     /// 403: the user already has an active device, so a new enrollment needs an `approval`: an
     /// approved `add_device` challenge answered on one of those devices.
@@ -69,6 +69,9 @@ pub enum ErrorCode {
     BootstrapNotAllowed,
     /// 500: the server failed.
     Internal,
+    /// 507: the store reached its configured size bound (`[retention] max_db_mb`); new
+    /// challenges are refused until retention or an administrator makes room.
+    StorageFull,
 }
 
 impl ErrorCode {
@@ -87,6 +90,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             TooManyOpenChallenges | RateLimited | UserLocked => 429,
             Internal => 500,
+            StorageFull => 507,
         }
     }
 
@@ -121,6 +125,7 @@ impl ErrorCode {
             ApprovalUsed => "approval_used",
             BootstrapNotAllowed => "bootstrap_not_allowed",
             Internal => "internal",
+            StorageFull => "storage_full",
         }
     }
 }
@@ -252,6 +257,10 @@ pub struct PendingChallenge {
     pub created_at: String,
     pub expires_at: String,
     pub code_required: bool,
+    /// Name of the relying party that asked (the PAM host's or IdP's registration), so the
+    /// person sees who is asking. Absent from servers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rp_name: Option<String>,
 }
 
 /// `GET /v1/device/challenges?wait=SECS`.
@@ -412,7 +421,8 @@ pub struct AuditEvent {
     pub id: i64,
     pub at: String,
     /// `enrolled`, `revoked`, `challenge_created`, `challenge_answered`, `challenge_expired`,
-    /// `challenge_cancelled`, `rate_limited`, `signature_rejected`, `rp_created`, …
+    /// `challenge_cancelled`, `rate_limited`, `signature_rejected` (aggregated, see `count`),
+    /// `user_locked`, `user_unlocked`, `rp_created`, …
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -422,6 +432,22 @@ pub struct AuditEvent {
     pub challenge_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many events this row stands for: repeated failures (such as bad signatures for one
+    /// device from one address) are aggregated into one row per minute with their count.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// `POST /v1/admin/users/{user}/unlock`: the user's report lock-outs were lifted and their push
+/// counters reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserUnlocked {
+    pub user: String,
+    pub unlocked: bool,
 }
 
 /// `GET /v1/admin/audit`.
@@ -430,12 +456,16 @@ pub struct AuditList {
     pub events: Vec<AuditEvent>,
 }
 
-/// Body of the webhook POST on a new challenge (signed with HMAC-SHA256 in a header).
+/// Body of the webhook POST on a new challenge (signed with HMAC-SHA256 in a header): what a
+/// receiver needs to wake the right phone, nothing about the login. The device then fetches
+/// the details over its signed API (DESIGN.md: notifications carry only the challenge id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookNotification {
     pub challenge_id: String,
-    pub user: String,
     pub device_id: String,
+    /// Only with `[webhook] include_user = true` on the server; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 #[cfg(test)]
@@ -469,6 +499,11 @@ mod tests {
         assert_eq!(ErrorCode::ApprovalRequired.as_str(), "approval_required");
         assert_eq!(ErrorCode::ApprovalUsed.status(), 409);
         assert_eq!(ErrorCode::BootstrapNotAllowed.status(), 403);
+        assert_eq!(ErrorCode::StorageFull.status(), 507);
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::StorageFull).unwrap(),
+            "\"storage_full\""
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use pushauth_proto::wire::ErrorCode;
 use tokio::sync::watch;
 
 use crate::api::{admin, device, ops, rp};
+use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock::Millis;
 use crate::config::{ServerConfig, WebhookConfig};
 use crate::error::ApiError;
@@ -35,6 +36,10 @@ pub struct AppState {
     pub webhook: Option<Arc<WebhookConfig>>,
     /// Turns true when the server stops, so long-polls end at once.
     pub shutdown: watch::Receiver<bool>,
+    /// Failed device signatures, aggregated per device and address for the audit log.
+    pub signature_failures: Arc<SignatureFailures>,
+    /// `[retention] max_db_mb`.
+    pub size_bound: Arc<SizeBound>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -208,6 +213,11 @@ pub fn routes() -> Vec<Route> {
             post(admin::rotate_relying_party),
         ),
         route(Method::GET, "/v1/admin/audit", get(admin::audit)),
+        route(
+            Method::POST,
+            "/v1/admin/users/{user}/unlock",
+            post(admin::unlock_user),
+        ),
         // operations
         route(Method::GET, "/healthz", get(ops::healthz)),
         route(Method::GET, "/metrics", get(ops::metrics)),

@@ -2,7 +2,8 @@
 //! (with timestamp and one-time nonce checks).
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
@@ -15,9 +16,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::app::SharedState;
+use crate::bounds::SignatureFailures;
 use crate::clock;
 use crate::error::ApiError;
-use crate::store::{AuditEntry, DeviceRecord, Store};
+use crate::store::{DeviceRecord, Store};
 
 /// The relying-party id recorded for requests made with the admin token.
 pub const ADMIN_RP: &str = "admin";
@@ -169,16 +171,19 @@ pub struct DeviceRequest {
     ts: i64,
     message: Vec<u8>,
     detail: String,
+    /// The client's address, for aggregating failed signatures.
+    source: String,
 }
 
 impl DeviceRequest {
     /// Parses the `Authorization: PushAuth` header and builds the signed message over method,
-    /// path-and-query as received, ts, nonce and body.
+    /// path-and-query as received, ts, nonce and body. `peer` is the client's address.
     pub fn parse(
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         body: &Bytes,
+        peer: SocketAddr,
     ) -> Result<DeviceRequest, ApiError> {
         let header_text = headers
             .get(header::AUTHORIZATION)
@@ -201,7 +206,13 @@ impl DeviceRequest {
             ts,
             message,
             detail: format!("request {method} {}", uri.path()),
+            source: peer.ip().to_string(),
         })
+    }
+
+    /// The client's address as text.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The device the request claims to come from (not yet verified).
@@ -210,13 +221,19 @@ impl DeviceRequest {
     }
 
     /// Checks the request (runs on a store thread): known device, not revoked, fresh
-    /// timestamp, valid signature, then a nonce never seen before.
-    pub fn verify(self, s: &dyn Store) -> Result<DeviceRecord, ApiError> {
+    /// timestamp, valid signature, then a nonce never seen before. A signature that does not
+    /// verify is counted in `failures` (at most one audit row a minute per device and address).
+    pub fn verify(
+        self,
+        s: &dyn Store,
+        failures: &SignatureFailures,
+    ) -> Result<DeviceRecord, ApiError> {
         let DeviceRequest {
             auth,
             ts,
             message,
             detail,
+            source,
         } = self;
         let device = s
             .get_device(&auth.device)?
@@ -240,7 +257,7 @@ impl DeviceRequest {
             .verify_b64(&message, &auth.sig)
             .is_err()
         {
-            reject_signature(s, &device, None, detail);
+            failures.record(s, &device, &source, None, detail);
             return Err(ApiError::new(
                 ErrorCode::BadSignature,
                 "the request signature does not verify",
@@ -266,9 +283,11 @@ pub async fn verify_device(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
+    peer: SocketAddr,
 ) -> Result<DeviceRecord, ApiError> {
-    let request = DeviceRequest::parse(method, uri, headers, body)?;
-    state.db_try(move |s| request.verify(s)).await
+    let request = DeviceRequest::parse(method, uri, headers, body, peer)?;
+    let failures = Arc::clone(&state.signature_failures);
+    state.db_try(move |s| request.verify(s, &failures)).await
 }
 
 /// Parsed device keys by their stored text. Parsing decompresses the curve point (a field
@@ -300,25 +319,4 @@ pub fn device_key(device: &DeviceRecord) -> Result<DevicePublicKey, ApiError> {
     }
     cache.insert(lookup, key.clone());
     Ok(key)
-}
-
-/// Audits a signature that did not verify (best effort: the refusal stands either way).
-/// Runs inside a store job.
-pub fn reject_signature(
-    store: &dyn Store,
-    device: &DeviceRecord,
-    challenge_id: Option<String>,
-    detail: String,
-) {
-    tracing::warn!(device = %device.id, %detail, "signature rejected");
-    let entry = AuditEntry {
-        kind: "signature_rejected",
-        user: Some(device.user.clone()),
-        device_id: Some(device.id.clone()),
-        challenge_id,
-        detail: Some(detail),
-    };
-    if let Err(e) = store.audit(&entry, clock::now_ms()) {
-        tracing::error!(error = %e, "cannot audit a rejected signature");
-    }
 }

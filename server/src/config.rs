@@ -17,40 +17,87 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/pushauthd";
 
-/// Push-fatigue limits per user.
+/// Push-fatigue limits and connection limits (`[limits]`).
+///
+/// Push limits count only challenges that did not end in an approval (still open, expired,
+/// cancelled, denied or reported): a person who approves their own logins never meets them.
+/// They are kept per *source*: the user, the relying party and the login's source address (the
+/// context value `rhost`, `remote_addr` or `ip`, whichever the relying party sent; a login
+/// without one is a source of its own). So pushes an attacker starts from one address cannot
+/// stop the owner's logins from another; the per-user ceilings, far higher, still stop a spray
+/// from many addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Open (pending or acknowledged, unexpired) challenges a user may have at once.
+    /// Open (pending or acknowledged, unexpired) challenges one source may have for a user.
+    pub max_open_per_source: u32,
+    /// Open challenges a user may have at once, over all sources (the ceiling).
     pub max_open_per_user: u32,
-    /// New challenges a user may get within `window_secs`.
+    /// New unapproved challenges one source may start for a user within `window_secs`.
     pub max_new_per_window: u32,
+    /// New unapproved challenges a user may get within `window_secs`, over all sources.
+    pub max_new_per_user_window: u32,
+    /// The rate window, in seconds.
     pub window_secs: u64,
-    /// How long a "this was not me" report stops new pushes to the user.
+    /// How long a "this was not me" report stops new pushes to the user from that source
+    /// (same user, relying party and source address), in seconds.
     pub report_lockout_secs: u64,
+    /// Connections served at once; more are closed as soon as they are accepted, unread.
+    pub max_connections: u32,
+    /// Connections one client address (for IPv6, its /64) may hold at once; more are closed
+    /// unread. Raise it for a relying party that waits on many logins at once (an IdP sidecar).
+    pub max_connections_per_address: u32,
+    /// Seconds a client has to send a whole request head: from the moment it connects (after
+    /// the TLS handshake, which has the same bound) and, on a kept-alive connection, from the
+    /// end of the previous response (so it is also the idle keep-alive timeout).
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once its head arrived (bodies are at
+    /// most 64 KiB); a slower one gets 400 and the connection ends.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_open_per_user: 3,
+            max_open_per_source: 3,
+            max_open_per_user: 30,
             max_new_per_window: 10,
+            max_new_per_user_window: 100,
             window_secs: 600,
             report_lockout_secs: 900,
+            max_connections: 16_384,
+            max_connections_per_address: 256,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
         }
     }
 }
 
-/// How long finished records are kept. 0 keeps them for ever (the default: nothing is deleted
-/// unless the operator asks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+/// How long finished records are kept, and how large the database may grow (`[retention]`).
+/// A 0 in a `*_days` key keeps those records for ever; `max_db_mb = 0` sets no bound. Devices
+/// are never deleted: they are the record of every device ever bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
     /// Days after its expiry that a finished challenge (with the device's signed answer) is
-    /// deleted. Open challenges are never deleted.
+    /// deleted. Open challenges are never deleted. Default 90.
     pub challenges_days: u64,
-    /// Days after which audit events are deleted.
+    /// Days after which audit events are deleted. Default 400.
     pub audit_days: u64,
+    /// Size bound of the database (its file and write-ahead log), in MiB: above it new
+    /// challenges are refused with 507 `storage_full` until retention or the admin makes room.
+    /// Default 1024.
+    pub max_db_mb: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            challenges_days: 90,
+            audit_days: 400,
+            max_db_mb: 1024,
+        }
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -65,6 +112,11 @@ impl Retention {
             })
         };
         (cutoff(self.challenges_days), cutoff(self.audit_days))
+    }
+
+    /// The size bound in bytes; `None` without one.
+    pub fn max_db_bytes(&self) -> Option<u64> {
+        (self.max_db_mb > 0).then(|| self.max_db_mb.saturating_mul(1024 * 1024))
     }
 }
 
@@ -83,6 +135,9 @@ pub struct WebhookConfig {
     /// HMAC-SHA256 key for the `X-PushAuth-Signature` header.
     pub secret: Zeroizing<String>,
     pub timeout_ms: u64,
+    /// Put the user name in notifications (`[webhook] include_user`, default false): only the
+    /// challenge id and the device id are sent otherwise.
+    pub include_user: bool,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -91,6 +146,7 @@ impl fmt::Debug for WebhookConfig {
             .field("url", &self.url)
             .field("secret", &"<redacted>")
             .field("timeout_ms", &self.timeout_ms)
+            .field("include_user", &self.include_user)
             .finish()
     }
 }
@@ -197,6 +253,12 @@ pub struct FileConfig {
     pub limits: Option<Limits>,
     pub retention: Option<Retention>,
     pub webhook: Option<FileWebhook>,
+    /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
+    #[serde(skip)]
+    pub file_mode: Option<u32>,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `[webhook]` in the config file.
@@ -209,6 +271,9 @@ pub struct FileWebhook {
     /// a file holding it.
     pub secret_file: Option<PathBuf>,
     pub timeout_ms: Option<u64>,
+    /// Send the user name in notifications too (default false).
+    #[serde(default)]
+    pub include_user: bool,
 }
 
 impl fmt::Debug for FileWebhook {
@@ -216,6 +281,7 @@ impl fmt::Debug for FileWebhook {
         f.debug_struct("FileWebhook")
             .field("url", &self.url)
             .field("secret_file", &self.secret_file)
+            .field("include_user", &self.include_user)
             .finish()
     }
 }
@@ -231,11 +297,19 @@ impl FileConfig {
 
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_err = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        Self::parse(&text, path)
+        };
+        let mut file = fs::File::open(path).map_err(read_err)?;
+        // The mode of the file actually read (not of a path that may change meanwhile).
+        let mode = file.metadata().map_err(read_err)?.permissions().mode();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(read_err)?;
+        let mut config = Self::parse(&text, path)?;
+        config.file_mode = Some(mode);
+        config.path = Some(path.to_owned());
+        Ok(config)
     }
 
     /// The webhook settings, reading the secret file when one is named.
@@ -244,7 +318,20 @@ impl FileConfig {
             return Ok(None);
         };
         let secret = match (&hook.secret, &hook.secret_file) {
-            (Some(secret), None) => Zeroizing::new(secret.clone()),
+            (Some(secret), None) => {
+                if let (Some(mode), Some(path)) = (self.file_mode, &self.path) {
+                    if mode & 0o077 != 0 {
+                        return Err(ConfigError::Invalid(format!(
+                            "{} holds the webhook secret inline and is readable by group or \
+                             others; chmod 600 {}, or move the secret to a 0600 file named by \
+                             [webhook] secret_file",
+                            path.display(),
+                            path.display()
+                        )));
+                    }
+                }
+                Zeroizing::new(secret.clone())
+            }
             (None, Some(path)) => {
                 let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| {
                     ConfigError::Read {
@@ -267,6 +354,7 @@ impl FileConfig {
             url: hook.url.clone(),
             secret,
             timeout_ms: hook.timeout_ms.unwrap_or(3000),
+            include_user: hook.include_user,
         }))
     }
 }
@@ -379,19 +467,72 @@ mod tests {
     }
 
     #[test]
-    fn retention_keeps_everything_unless_asked() {
-        let now = 100 * DAY_MS;
-        assert_eq!(Retention::default().cutoffs(now), (None, None));
+    fn issue9_item12_retention_has_defaults_and_zero_keeps() {
+        let now = 1000 * DAY_MS;
+        assert_eq!(
+            Retention::default().cutoffs(now),
+            (Some(910 * DAY_MS), Some(600 * DAY_MS))
+        );
+        assert_eq!(
+            Retention::default().max_db_bytes(),
+            Some(1024 * 1024 * 1024)
+        );
+        let keep = Retention {
+            challenges_days: 0,
+            audit_days: 0,
+            max_db_mb: 0,
+        };
+        assert_eq!(keep.cutoffs(now), (None, None));
+        assert_eq!(keep.max_db_bytes(), None);
         let retention = Retention {
             challenges_days: 30,
             audit_days: 0,
+            ..Retention::default()
         };
-        assert_eq!(retention.cutoffs(now), (Some(70 * DAY_MS), None));
+        assert_eq!(retention.cutoffs(now), (Some(970 * DAY_MS), None));
         let huge = Retention {
             challenges_days: u64::MAX,
             audit_days: 1,
+            ..Retention::default()
         };
-        assert_eq!(huge.cutoffs(now), (Some(now - i64::MAX), Some(99 * DAY_MS)));
+        assert_eq!(
+            huge.cutoffs(now),
+            (Some(now - i64::MAX), Some(999 * DAY_MS))
+        );
+        let parsed = FileConfig::parse("[retention]\naudit_days = 0\n", Path::new("x.toml"))
+            .unwrap()
+            .retention
+            .unwrap();
+        assert_eq!((parsed.audit_days, parsed.challenges_days), (0, 90));
+    }
+
+    #[test]
+    fn issue9_item15_inline_webhook_secret_in_a_readable_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pushauthd.toml");
+        fs::write(
+            &path,
+            "[webhook]\nurl = \"http://127.0.0.1:1/\"\nsecret = \"s3cret\"\n",
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = FileConfig::load(&path)
+            .unwrap()
+            .webhook_config()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("chmod 600") && err.contains("secret_file"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let hook = FileConfig::load(&path)
+            .unwrap()
+            .webhook_config()
+            .unwrap()
+            .unwrap();
+        assert!(!hook.include_user);
     }
 }
 

@@ -4,19 +4,22 @@
 //! and offers admin subcommands that work directly on the store.
 //!
 //! - [`config`]: settings, the TOML file and the admin token file;
-//! - [`server`]: [`RunningServer`] and [`serve`];
+//! - [`server`]: [`RunningServer`] and [`serve`]; [`conn`]: connection caps and timeouts;
 //! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
 //! - [`auth`]: API keys, admin token, device request signatures and nonces;
 //! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
 //! - [`rights`]: what a relying party may do; [`enrollment`]: who may get an enrollment link;
+//! - [`bounds`]: aggregated failure audit and the database size bound;
 //! - [`waiters`], [`limits`], [`webhook`], [`metrics`], [`tls`], [`cli`].
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bounds;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod enrollment;
 pub mod error;
 pub mod jobs;

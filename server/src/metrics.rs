@@ -1,5 +1,5 @@
-//! Prometheus metrics: challenges by outcome, open challenges, waiting long-polls and request
-//! latency.
+//! Prometheus metrics: challenges by outcome, open challenges, waiting long-polls, request
+//! latency, open connections and connections refused by a cap.
 
 use std::sync::Arc;
 
@@ -14,6 +14,34 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapLabels {
+    cap: &'static str,
+}
+
+/// The connection metrics the connection limiter updates.
+#[derive(Clone, Debug)]
+pub struct ConnMetrics {
+    open: Gauge,
+    refused: Family<CapLabels, Counter>,
+}
+
+impl ConnMetrics {
+    /// One connection admitted (`true`) or closed (`false`).
+    pub fn opened(&self, yes: bool) {
+        if yes {
+            self.open.inc();
+        } else {
+            self.open.dec();
+        }
+    }
+
+    /// One connection refused by `cap` (`max_connections` or `max_connections_per_address`).
+    pub fn refused(&self, cap: &'static str) {
+        self.refused.get_or_create(&CapLabels { cap }).inc();
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +63,7 @@ pub struct Metrics {
     open: Gauge,
     waiting: Gauge,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    connections: ConnMetrics,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -84,13 +113,33 @@ impl Metrics {
             "HTTP request latency by route (long-polls include their wait)",
             latency.clone(),
         );
+        let connections = ConnMetrics {
+            open: Gauge::default(),
+            refused: Family::default(),
+        };
+        registry.register(
+            "pushauth_connections_open",
+            "Client connections open now",
+            connections.open.clone(),
+        );
+        registry.register(
+            "pushauth_connections_refused",
+            "Connections closed unread because a cap was reached, by cap",
+            connections.refused.clone(),
+        );
         Metrics {
             registry,
             challenges,
             open,
             waiting,
             latency,
+            connections,
         }
+    }
+
+    /// The handles the connection limiter updates.
+    pub fn connections(&self) -> ConnMetrics {
+        self.connections.clone()
     }
 
     /// Counts a challenge reaching `outcome` (or being created).

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum_server::accept::NoDelayAcceptor;
+use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioTimer;
+use hyper_util::server::conn::auto::Builder;
 use tokio::sync::watch;
 
 use crate::app::{self, AppState, SharedState};
+use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock;
 use crate::config::ServerConfig;
+use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
@@ -63,6 +68,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         config,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
+    let size_bound = config.retention.max_db_bytes();
     let state: SharedState = Arc::new(AppState {
         base_url: config.base_url(addr),
         webhook: config.webhook.clone().map(Arc::new),
@@ -72,6 +78,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         waiters: Waiters::default(),
         metrics: Metrics::new(),
         shutdown: stop.clone(),
+        signature_failures: Arc::new(SignatureFailures::default()),
+        size_bound: Arc::new(SizeBound::new(size_bound)),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();
@@ -86,31 +94,54 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             handle.graceful_shutdown(Some(GRACE));
         })
     };
-    // With the peer address: enrollments record where the link was redeemed from.
     let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tracing::info!(%addr, tls = tls.is_some(), "pushauthd listening");
-    // TCP_NODELAY on every accepted socket: a response must not wait for the ACK of the
-    // previous one (Nagle), which on a kept-alive connection can add tens of milliseconds.
+    let limits = &state.config.limits;
+    let limiter = ConnLimiter::new(limits, Some(state.metrics.connections()));
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        max_connections = limits.max_connections,
+        max_connections_per_address = limits.max_connections_per_address,
+        "pushauthd listening"
+    );
+    // Every connection passes the limiter before anything is read from it (and before a TLS
+    // handshake, which is bounded by the header timeout too); see `conn`.
     let result = match tls {
         Some(tls) => {
-            axum_server::from_tcp(listener)
-                .acceptor(RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new()))
-                .handle(handle)
-                .serve(service)
-                .await
+            let tls = RustlsAcceptor::new(tls)
+                .acceptor(DefaultAcceptor::new())
+                .handshake_timeout(header_timeout);
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
+                .handle(handle);
+            http_timeouts(server.http_builder(), header_timeout);
+            server.serve(service).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .acceptor(NoDelayAcceptor::new())
-                .handle(handle)
-                .serve(service)
-                .await
+            let plain = DefaultAcceptor::new();
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(LimitedAcceptor::new(plain, limiter, header_timeout))
+                .handle(handle);
+            http_timeouts(server.http_builder(), header_timeout);
+            server.serve(service).await
         }
     };
     sweeper.abort();
     stopper.abort();
     tracing::info!("pushauthd stopped");
     result.map_err(ServerError::from)
+}
+
+/// hyper's header-read timeout: a request head must arrive within `timeout` of the moment the
+/// connection starts waiting for it, which on a kept-alive connection is the end of the
+/// previous response (so it is the idle timeout too). It needs a timer, which axum-server
+/// does not set.
+fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
 }
 
 /// Most challenges expired (and nonces forgotten) by one sweep step.
@@ -138,6 +169,18 @@ async fn sweep_loop(state: SharedState) {
             },
         )
         .await;
+        let counts = state.signature_failures.pending_counts(now);
+        if !counts.is_empty() {
+            let write = move |s: &dyn Store| {
+                for (id, count) in &counts {
+                    s.set_audit_count(*id, *count)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = state.db(write).await {
+                tracing::warn!(error = ?e, "cannot record failure counts");
+            }
+        }
         let (challenges_before, audit_before) = state.config.retention.cutoffs(now);
         if challenges_before.is_none() && audit_before.is_none() {
             continue;

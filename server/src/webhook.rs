@@ -25,13 +25,14 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Sends one notification per device in the background; never blocks the caller.
+/// Sends one notification per device in the background; never blocks the caller. The body
+/// names the challenge and the device only, and the user only with `include_user`.
 pub fn notify(config: &Arc<WebhookConfig>, challenge_id: &str, user: &str, devices: &[String]) {
     for device_id in devices {
         let note = WebhookNotification {
             challenge_id: challenge_id.to_owned(),
-            user: user.to_owned(),
             device_id: device_id.clone(),
+            user: config.include_user.then(|| user.to_owned()),
         };
         let config = Arc::clone(config);
         // ureq is blocking; the blocking pool keeps slow hooks off the async workers.

@@ -794,6 +794,7 @@ fn webhook_posts_signed_notifications() {
             url: hook_url,
             secret: zeroize::Zeroizing::new("hook-secret".into()),
             timeout_ms: 2000,
+            include_user: false,
         })
     });
     let key = srv.rp_key();
@@ -819,7 +820,11 @@ fn webhook_posts_signed_notifications() {
     let note: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(note["challenge_id"], c.id.as_str());
     assert_eq!(note["device_id"], dev.id.as_str());
-    assert_eq!(note["user"], "alice");
+    // Issue 9 item 15: only what wakes the right phone; the user name only when opted in.
+    assert_eq!(
+        note.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["challenge_id", "device_id"]
+    );
 }
 
 #[test]
@@ -832,6 +837,7 @@ fn a_dead_webhook_does_not_block_challenges() {
             url: hook_url,
             secret: zeroize::Zeroizing::new("s".into()),
             timeout_ms: 10_000,
+            include_user: false,
         })
     });
     let key = srv.rp_key();

@@ -324,6 +324,7 @@ fn issue9_item1_a_new_device_wakes_the_other_devices_through_the_webhook() {
             url: hook_url,
             secret: zeroize::Zeroizing::new("hook-secret".into()),
             timeout_ms: 2000,
+            include_user: false,
         })
     });
     let phone = srv.device("alice");
@@ -373,6 +374,10 @@ fn issue9_item1_a_new_device_wakes_the_other_devices_through_the_webhook() {
     let note: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(note["device_id"], phone.id.as_str(), "{note}");
     assert_ne!(note["device_id"], laptop.id.as_str());
+    assert!(
+        note.get("user").is_none(),
+        "no user name by default: {note}"
+    );
 }
 
 /// Item 1: an approval from a device that has since been revoked (a stolen phone the owner

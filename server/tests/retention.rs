@@ -60,8 +60,14 @@ fn the_sweeper_deletes_audit_events_older_than_audit_days() {
 }
 
 #[test]
-fn without_retention_nothing_is_deleted() {
-    let srv = common::start_with(|c| c.sweep_interval_secs = 1);
+fn with_retention_turned_off_nothing_is_deleted() {
+    // The defaults keep 90 days of challenges and 400 of audit (issue 9 item 12); 0 still
+    // means for ever.
+    let srv = common::start_with(|c| {
+        c.sweep_interval_secs = 1;
+        c.retention.challenges_days = 0;
+        c.retention.audit_days = 0;
+    });
     srv.enrollment("old", None);
     let db = Connection::open(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
     db.execute("UPDATE audit SET at = at - ?1", [10_000 * DAY_MS])

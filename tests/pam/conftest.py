@@ -181,8 +181,9 @@ class Server:
         # window limit (the report lockout stays as shipped).
         config = self.tmp / "pushauthd.toml"
         config.write_text(
-            "sweep_interval_secs = 1\n[limits]\nmax_open_per_user = 10\n"
-            "max_new_per_window = 1000\nwindow_secs = 600\nreport_lockout_secs = 900\n"
+            "sweep_interval_secs = 1\n[limits]\nmax_open_per_user = 10\nmax_open_per_source = 10\n"
+            "max_new_per_window = 1000\nmax_new_per_user_window = 1000\n"
+            "window_secs = 600\nreport_lockout_secs = 900\n"
         )
         self.proc = subprocess.Popen(
             [

@@ -8,6 +8,7 @@ use pushauth_proto::random;
 use pushauth_proto::wire::{
     AuditList, CreateEnrollment, CreateRelyingParty, DeviceBinding, DeviceBindingList, DeviceInfo,
     EnrollmentCreated, ErrorCode, RelyingPartyCreated, RelyingPartyInfo, RelyingPartyList,
+    UserUnlocked,
 };
 use sha2::{Digest, Sha256};
 
@@ -275,4 +276,27 @@ pub async fn audit(
         .db(move |s| s.list_audit(limit, user.as_deref()))
         .await?;
     Ok(Json(AuditList { events }))
+}
+
+/// `POST /v1/admin/users/{user}/unlock`: lifts the user's report lock-outs and resets their
+/// push counters at once; audited as `user_unlocked`. 404 `unknown_user` for a user never seen.
+pub async fn unlock_user(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(user): Path<String>,
+) -> Result<Json<UserUnlocked>, ApiError> {
+    let name = user.clone();
+    let now = clock::now_ms();
+    if state
+        .db(move |s| s.unlock_user(&name, "admin API", now))
+        .await?
+    {
+        tracing::info!(user = %user, "user unlocked");
+        Ok(Json(UserUnlocked {
+            user,
+            unlocked: true,
+        }))
+    } else {
+        Err(ApiError::new(ErrorCode::UnknownUser, "no such user"))
+    }
 }

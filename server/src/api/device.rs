@@ -1,9 +1,12 @@
 //! Device endpoints: enroll (unsigned, proof of possession), and the signed API to list,
 //! acknowledge and answer challenges.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::Json;
 use pushauth_proto::challenge::decide;
@@ -19,7 +22,8 @@ use tokio::time::Instant;
 use super::rp::{instant_at, wrong_state};
 use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
 use crate::app::SharedState;
-use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest, PeerAddr};
+use crate::auth::{device_key, verify_device, DeviceRequest, PeerAddr, ADMIN_RP};
+use crate::bounds::SignatureFailures;
 use crate::clock;
 use crate::error::ApiError;
 use crate::limits;
@@ -130,14 +134,16 @@ pub async fn notices(
     State(state): State<SharedState>,
     method: Method,
     OriginalUri(uri): OriginalUri,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<NoticeList>, ApiError> {
-    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let since = clock::now_ms().saturating_sub(NOTICE_WINDOW_MS);
+    let failures = Arc::clone(&state.signature_failures);
     let (caller, mut devices) = state
         .db_try(move |s| {
-            let caller = request.verify(s)?;
+            let caller = request.verify(s, &failures)?;
             let devices = s.user_devices(&caller.user)?.unwrap_or_default();
             Ok((caller, devices))
         })
@@ -159,7 +165,8 @@ pub async fn notices(
     }))
 }
 
-fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
+/// The device's view of a challenge; `rp_name` names the relying party that asked.
+fn pending_view(c: &ChallengeRecord, rp_name: Option<String>) -> PendingChallenge {
     PendingChallenge {
         id: c.id.clone(),
         user: c.user.clone(),
@@ -170,7 +177,31 @@ fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
         created_at: clock::rfc3339(c.created_at),
         expires_at: clock::rfc3339(c.expires_at),
         code_required: c.code.is_some(),
+        rp_name,
     }
+}
+
+/// The names of the relying parties that asked, read in the store job that found the
+/// challenges (requests made with the admin token show as `admin`).
+fn with_rp_names(s: &dyn Store, open: &[ChallengeRecord]) -> Result<PendingList, ApiError> {
+    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let mut challenges = Vec::with_capacity(open.len());
+    for c in open {
+        let name = match names.get(&c.rp_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = if c.rp_id == ADMIN_RP {
+                    Some(ADMIN_RP.to_owned())
+                } else {
+                    s.get_relying_party(&c.rp_id)?.map(|rp| rp.name)
+                };
+                names.insert(c.rp_id.clone(), name.clone());
+                name
+            }
+        };
+        challenges.push(pending_view(c, name));
+    }
+    Ok(PendingList { challenges })
 }
 
 /// `GET /v1/device/challenges?wait=SECS`: the device's open challenges. Answers at once if one
@@ -178,23 +209,26 @@ fn pending_view(c: &ChallengeRecord) -> PendingChallenge {
 /// ends.
 pub async fn list(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     params: Params,
     RawBody(body): RawBody,
 ) -> Result<Json<PendingList>, ApiError> {
-    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
+    let failures = Arc::clone(&state.signature_failures);
     let wait = params.wait_secs();
     // Subscribe before reading the store, to the claimed device: the same job verifies the
     // request before it reads anything, and an unverified caller gets only an error.
     let mut sub = state.waiters.watch_device(request.claimed_device());
     let now = clock::now_ms();
-    let (device, (open, expired)) = state
+    let (device, (open, expired), list) = state
         .db_try(move |s| {
-            let device = request.verify(s)?;
+            let device = request.verify(s, &failures)?;
             let found = s.device_challenges(&device.id, now)?;
-            Ok((device, found))
+            let list = with_rp_names(s, &found.0)?;
+            Ok((device, found, list))
         })
         .await?;
     state.expired(&expired);
@@ -215,28 +249,24 @@ pub async fn list(
                 _ = shutdown.changed() => {}
             }
         }
-        let open = open_challenges(&state, &device.id).await?;
-        return Ok(Json(pending_list(&open)));
+        return open_challenges(&state, &device.id).await.map(Json);
     }
-    Ok(Json(pending_list(&open)))
+    Ok(Json(list))
 }
 
 /// The device's open challenges, after expiring its due ones.
-async fn open_challenges(
-    state: &SharedState,
-    device_id: &str,
-) -> Result<Vec<ChallengeRecord>, ApiError> {
+async fn open_challenges(state: &SharedState, device_id: &str) -> Result<PendingList, ApiError> {
     let id = device_id.to_owned();
     let now = clock::now_ms();
-    let (open, expired) = state.db(move |s| s.device_challenges(&id, now)).await?;
+    let ((_, expired), list) = state
+        .db_try(move |s| {
+            let found = s.device_challenges(&id, now)?;
+            let list = with_rp_names(s, &found.0)?;
+            Ok((found, list))
+        })
+        .await?;
     state.expired(&expired);
-    Ok(open)
-}
-
-fn pending_list(open: &[ChallengeRecord]) -> PendingList {
-    PendingList {
-        challenges: open.iter().map(pending_view).collect(),
-    }
+    Ok(list)
 }
 
 /// Reads a challenge a device acts on: it must exist and have been sent to this device.
@@ -269,13 +299,14 @@ fn expired_error() -> ApiError {
 /// `POST /v1/device/challenges/{id}/ack`: pending → acknowledged.
 pub async fn ack(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
-    let device = verify_device(&state, &method, &uri, &headers, &body).await?;
+    let device = verify_device(&state, &method, &uri, &headers, &body, peer).await?;
     let current = targeted(&state, &device.id, &id).await?;
     match current.state {
         ChallengeState::Acknowledged => return Ok(Json(challenge_status(&current))),
@@ -304,21 +335,28 @@ pub async fn ack(
 /// `POST /v1/device/challenges/{id}/response`: the signed answer that decides the challenge.
 pub async fn respond(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
-    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
+    let failures = Arc::clone(&state.signature_failures);
     let req = parse_json::<DeviceResponse>(&body);
     let lockout = state.config.limits;
     // Request check, read, answer checks, signature and compare-and-set run as one store job;
     // what changed is returned so the waiters can be woken here.
     let (changed, result) = state
         .db_try(move |s| {
-            let device = request.verify(s)?;
-            Ok(answer_job(s, &device, &id, req?, &lockout))
+            let source = request.source().to_owned();
+            let device = request.verify(s, &failures)?;
+            let failed = Failed {
+                failures: &failures,
+                source: &source,
+            };
+            Ok(answer_job(s, &device, &id, req?, &lockout, &failed))
         })
         .await?;
     if let Some(c) = &changed {
@@ -334,12 +372,19 @@ type AnswerOutcome = (
     Result<Box<ChallengeRecord>, ApiError>,
 );
 
+/// Where a failed answer signature is counted.
+struct Failed<'a> {
+    failures: &'a SignatureFailures,
+    source: &'a str,
+}
+
 fn answer_job(
     s: &dyn Store,
     device: &DeviceRecord,
     id: &str,
     req: DeviceResponse,
     limits: &crate::config::Limits,
+    failed: &Failed<'_>,
 ) -> AnswerOutcome {
     let now = clock::now_ms();
     let (challenge, just_expired) = match s.get_challenge(id, now) {
@@ -379,9 +424,10 @@ fn answer_job(
         Err(e) => return (None, Err(e)),
     };
     if key.verify_b64(&message, &req.signature).is_err() {
-        reject_signature(
+        failed.failures.record(
             s,
             device,
+            failed.source,
             Some(challenge.id.clone()),
             "response signature".to_owned(),
         );

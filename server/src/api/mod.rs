@@ -7,6 +7,7 @@ pub mod ops;
 pub mod rp;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -24,11 +25,21 @@ use crate::store::{ChallengeRecord, DeviceRecord};
 #[derive(Debug)]
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<SharedState> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
+    /// Reads the body within `[limits] body_timeout_secs`, so a client that trickles one
+    /// cannot hold its connection (issue 9 item 11).
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
+        let within = Duration::from_secs(state.config.limits.body_timeout_secs.max(1));
+        let read = tokio::time::timeout(within, Bytes::from_request(req, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::malformed(format!(
+                "the body did not arrive within {} seconds",
+                within.as_secs()
+            )));
+        };
+        match read {
             Ok(bytes) => Ok(RawBody(bytes)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(
@@ -56,10 +67,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, ApiError> {
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }
@@ -142,9 +153,10 @@ pub fn challenge_status(c: &ChallengeRecord) -> ChallengeStatus {
     }
 }
 
-/// 1 to `max` characters, none of them hidden ([`pushauth_proto::text::is_hidden`]: control,
-/// bidi, zero-width, separator, private-use or unassigned characters): names are printed on
-/// terminals and compared by people, so `alice` and `alice\u{200B}` must not both exist.
+/// 1 to `max` characters, none of them hidden ([`pushauth_proto::text::first_hidden`]:
+/// control, bidi and other format characters, separators, private-use and unassigned code
+/// points). Names (users, devices, relying parties) are shown to the person who approves, so
+/// they must look like what they are.
 pub fn printable(text: &str, max: usize) -> bool {
     let count = text.chars().count();
     (1..=max).contains(&count) && pushauth_proto::text::first_hidden(text).is_none()

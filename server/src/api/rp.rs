@@ -1,6 +1,7 @@
 //! Relying-party endpoints: list a user's devices, create, read (long-poll) and cancel
 //! challenges.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -113,6 +114,7 @@ pub async fn create_challenge(
         None
     };
     let now = clock::now_ms();
+    let source = limits::source_of(&req.context);
     let new = NewChallenge {
         id: random::id().map_err(|_| ApiError::internal())?,
         user: req.user,
@@ -125,10 +127,22 @@ pub async fn create_challenge(
         created_at: now,
         expires_at: clock::ceil_to_second(now + secs_to_ms(ttl)),
         window_start: limits::window_start(&config.limits, now),
+        source,
     };
     let limits = config.limits;
+    let bound = Arc::clone(&state.size_bound);
     let created = state
-        .db(move |s| s.create_challenge(&new, &|push| limits::check(&limits, push, now)))
+        .db_try(move |s| {
+            // The store's size bound: refuse rather than fill the disk.
+            if bound.over(s, now)? {
+                return Err(ApiError::new(
+                    ErrorCode::StorageFull,
+                    "the server's store reached its size bound; new challenges are refused \
+                     until an administrator makes room",
+                ));
+            }
+            Ok(s.create_challenge(&new, &|push| limits::check(&limits, push, now))?)
+        })
         .await?;
     let (challenge, devices) = match created {
         Create::Created { challenge, devices } => (challenge, devices),

@@ -5,14 +5,16 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use pushauth_proto::random;
+use pushauth_proto::text::for_terminal;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use sha2::{Digest, Sha256};
 
-use pushauth_proto::text::for_terminal;
 use pushauth_proto::wire::CreateRelyingParty;
 
-use super::{AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs};
+use super::{
+    AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs, UnlockArgs,
+};
 use crate::api::admin::{enrollment_url, new_relying_party, MAX_ENROLLMENT_TTL_SECS, MAX_USER};
 use crate::api::printable;
 use crate::auth::hash_secret;
@@ -254,14 +256,20 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
     for e in store.list_audit(args.limit.clamp(1, 10_000), args.user.as_deref())? {
+        // Stored text (names, details) is escaped for the terminal.
         let field = |name: &str, v: &Option<String>| {
             v.as_ref()
-                .map(|v| format!(" {name}={v}"))
+                .map(|v| format!(" {name}={}", for_terminal(v)))
                 .unwrap_or_default()
+        };
+        let count = if e.count > 1 {
+            format!(" count={}", e.count)
+        } else {
+            String::new()
         };
         writeln!(
             out,
-            "{}\t{}\t{}{}{}{}{}",
+            "{}\t{}\t{}{}{}{}{}{}",
             e.id,
             e.at,
             e.kind,
@@ -269,7 +277,24 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
             field("device", &e.device_id),
             field("challenge", &e.challenge_id),
             field("detail", &e.detail),
+            count,
         )?;
     }
     Ok(())
+}
+
+/// `pushauthd unlock USER`: lifts the user's report lock-outs and resets their push counters.
+pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(&args.store)?;
+    let store = open_store(&args.store, &file)?;
+    if store.unlock_user(&args.user, "pushauthd unlock", clock::now_ms())? {
+        writeln!(
+            out,
+            "unlocked {}: report lock-outs lifted, push counters reset",
+            for_terminal(&args.user)
+        )?;
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("no user {:?}", args.user)))
+    }
 }

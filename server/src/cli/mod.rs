@@ -1,5 +1,5 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
-//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`) or on the running server (`push`).
+//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`) or on the running server (`push`).
 
 mod admin;
 mod push;
@@ -45,6 +45,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Send a test push through the running server and follow it until it ends.
     Push(PushArgs),
+    /// Lift a user's report lock-outs and reset their push counters (audited).
+    Unlock(UnlockArgs),
 }
 
 /// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
@@ -178,6 +180,15 @@ pub struct AuditArgs {
     pub store: StoreArgs,
 }
 
+/// `pushauthd unlock USER`.
+#[derive(Debug, Clone, Args)]
+pub struct UnlockArgs {
+    /// The user whose locks and counters go.
+    pub user: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
     pub user: String,
@@ -228,5 +239,6 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         },
         Command::Audit(args) => admin::audit(&args, out),
         Command::Push(args) => push::push(&args, out),
+        Command::Unlock(args) => admin::unlock(&args, out),
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_client::{Client, ClientConfig, Context, Outcome, StartOptions};
+use pushauth_proto::text::for_terminal;
 
 use super::admin::base_url;
 use super::{CliError, PushArgs};
@@ -59,8 +60,17 @@ pub fn push(args: &PushArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let login = client
         .start(&args.user, &context, &options)
         .map_err(|e| CliError::Failed(format!("cannot push to {}: {e}", args.user)))?;
-    let names: Vec<&str> = login.devices.iter().map(|d| d.name.as_str()).collect();
-    writeln!(out, "Pushed to {} ({})", args.user, names.join(", "))?;
+    let names: Vec<String> = login
+        .devices
+        .iter()
+        .map(|d| for_terminal(&d.name))
+        .collect();
+    writeln!(
+        out,
+        "Pushed to {} ({})",
+        for_terminal(&args.user),
+        names.join(", ")
+    )?;
     if let Some(code) = &login.code {
         writeln!(out, "Type this code on the device: {code}")?;
     }
@@ -97,7 +107,9 @@ pub fn push(args: &PushArgs, out: &mut dyn Write) -> Result<(), CliError> {
         } => {
             writeln!(
                 out,
-                "approved on {device_name} ({device_id}); the signature verified"
+                "approved on {} ({}); the signature verified",
+                for_terminal(&device_name),
+                for_terminal(&device_id)
             )?;
             Ok(())
         }

@@ -35,8 +35,11 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         .clone()
         .or_else(|| file.admin_token_file.clone())
         .unwrap_or_else(|| data_dir.join("admin-token"));
+    // Checked before anything is created: a refused config changes nothing.
+    let webhook = file.webhook_config()?;
     let admin_token = load_or_create_admin_token(&token_file)?;
     let mut config = ServerConfig::new(listen, data_dir, String::new());
+    config.webhook = webhook;
     config.admin_token = admin_token;
     config.public_url = args.public_url.clone().or_else(|| file.public_url.clone());
     config.tls = match (&args.tls_cert, &args.tls_key) {
@@ -64,7 +67,6 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     if let Some(v) = file.sweep_interval_secs {
         config.sweep_interval_secs = v;
     }
-    config.webhook = file.webhook_config()?;
     if config.default_ttl_secs == 0 || config.default_ttl_secs > config.max_ttl_secs {
         return Err(ConfigError::Invalid(
             "default_ttl_secs must be between 1 and max_ttl_secs".into(),

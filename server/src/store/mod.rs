@@ -181,6 +181,9 @@ pub struct NewChallenge {
     pub expires_at: Millis,
     /// Start of the rate window, for counting recent challenges.
     pub window_start: Millis,
+    /// The login's source address as the relying party gave it (see
+    /// [`crate::limits::source_of`]); empty when it gave none.
+    pub source: String,
 }
 
 /// What creating a challenge did.
@@ -205,7 +208,8 @@ pub struct AnswerRecord {
     pub typed_code: String,
     pub responded_at: String,
     pub signature: String,
-    /// Set for a `report`: new pushes to the user stop until then.
+    /// Set for a `report`: new pushes to the user from the same relying party and source stop
+    /// until then.
     pub lock_user_until: Option<Millis>,
 }
 
@@ -348,8 +352,9 @@ pub trait Store {
     // ---- challenges
 
     /// Checks user and devices, asks `check` whether the limits allow one more (with the counts
-    /// read in the same transaction), and inserts the challenge. Audits `challenge_created` or
-    /// `rate_limited`.
+    /// read in the same transaction: per user, relying party and source, and per user; only
+    /// challenges that were not approved, and none from before the user's last unlock), and
+    /// inserts the challenge. Audits `challenge_created` or `rate_limited`.
     fn create_challenge(
         &self,
         new: &NewChallenge,
@@ -364,6 +369,10 @@ pub trait Store {
     fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas>;
     /// Open → `cancelled`; audits `challenge_cancelled`.
     fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas>;
+    /// Lifts every report lock-out of `user` and resets their push counters (challenges created
+    /// before `now` stop counting); audits `user_unlocked` naming `by`. `false` for a user never
+    /// seen (nothing changes).
+    fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool>;
     /// The open, unexpired challenges sent to a device, oldest first, after expiring its due
     /// ones (returned too).
     fn device_challenges(
@@ -390,6 +399,12 @@ pub trait Store {
     // ---- audit
 
     fn audit(&self, entry: &AuditEntry, now: Millis) -> StoreResult<()>;
+    /// [`Store::audit`], returning the new event's id (for [`Store::set_audit_count`]).
+    fn audit_returning_id(&self, entry: &AuditEntry, now: Millis) -> StoreResult<i64>;
+    /// Sets how many events an aggregated audit event stands for.
+    fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()>;
+    /// Bytes the database's live pages take (free pages, which new data reuses, not counted).
+    fn used_bytes(&self) -> StoreResult<u64>;
     /// Newest first.
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>>;
 }

@@ -23,7 +23,7 @@ use crate::clock::{self, Millis};
 pub const DB_FILE: &str = "pushauthd.sqlite3";
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1
@@ -126,6 +126,27 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE devices ADD COLUMN source TEXT;
     ALTER TABLE devices ADD COLUMN via TEXT;
     ALTER TABLE devices ADD COLUMN approved_by TEXT;
+    "#,
+    // 2 -> 3 (issue 9 items 12 and 13): push limits and report lock-outs per user, relying
+    // party and source address; unlock resets; aggregated audit events carry a count.
+    r#"
+    ALTER TABLE challenges ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    CREATE INDEX challenges_by_user_rp_source ON challenges(user, rp_id, source, created_at);
+    DROP TABLE user_locks;
+    CREATE TABLE push_locks (
+        user        TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        until       INTEGER NOT NULL,
+        PRIMARY KEY (user, rp_id, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX push_locks_by_until ON push_locks(until);
+    -- `pushauthd unlock`: challenges created before `at` no longer count against the user.
+    CREATE TABLE push_resets (
+        user        TEXT PRIMARY KEY,
+        at          INTEGER NOT NULL
+    );
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     "#,
 ];
 
@@ -994,23 +1015,57 @@ impl<D: Db> Store for D {
                 return Ok(Create::NoDevice);
             }
             let locked_until: Option<Millis> = tx
-                .prepare_cached("SELECT until FROM user_locks WHERE user = ?1")?
-                .query_row([&new.user], |r| r.get(0))
-                .optional()?;
-            let open: u32 = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM challenges WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?2"
-                ))?
-                .query_row(params![new.user, now], |r| r.get(0))?;
-            let recent: u32 = tx
                 .prepare_cached(
-                    "SELECT count(*) FROM challenges WHERE user = ?1 AND created_at > ?2",
+                    "SELECT until FROM push_locks WHERE user = ?1 AND rp_id = ?2 AND source = ?3",
                 )?
-                .query_row(params![new.user, new.window_start], |r| r.get(0))?;
+                .query_row(params![new.user, new.rp_id, new.source], |r| r.get(0))
+                .optional()?;
+            // Challenges from before an unlock no longer count.
+            let reset_at: Millis = tx
+                .prepare_cached("SELECT at FROM push_resets WHERE user = ?1")?
+                .query_row([&new.user], |r| r.get(0))
+                .optional()?
+                .unwrap_or(Millis::MIN);
+            let since = new.window_start.max(reset_at);
+            // Open ones (few: read through the state index), and in the window every one that
+            // was not approved.
+            let open_source: u32 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_state \
+                     WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?4 AND created_at > ?5 \
+                     AND rp_id = ?2 AND source = ?3"
+                ))?
+                .query_row(
+                    params![new.user, new.rp_id, new.source, now, reset_at],
+                    |r| r.get(0),
+                )?;
+            let open_user: u32 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_state \
+                     WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?2 AND created_at > ?3"
+                ))?
+                .query_row(params![new.user, now, reset_at], |r| r.get(0))?;
+            let recent_source: u32 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_rp_source \
+                     WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
+                     AND state != 'approved'",
+                )?
+                .query_row(params![new.user, new.rp_id, new.source, since], |r| {
+                    r.get(0)
+                })?;
+            let recent_user: u32 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_created \
+                     WHERE user = ?1 AND created_at > ?2 AND state != 'approved'",
+                )?
+                .query_row(params![new.user, since], |r| r.get(0))?;
             let state = PushState {
                 locked_until,
-                open,
-                recent,
+                open_source,
+                open_user,
+                recent_source,
+                recent_user,
             };
             if let Err(refusal) = check(&state) {
                 write_audit(
@@ -1018,7 +1073,12 @@ impl<D: Db> Store for D {
                     &AuditEntry {
                         kind: "rate_limited",
                         user: Some(new.user.clone()),
-                        detail: Some(format!("{} (rp {})", refusal.code().as_str(), new.rp_id)),
+                        detail: Some(format!(
+                            "{} (rp {}, source {:?})",
+                            refusal.code().as_str(),
+                            new.rp_id,
+                            new.source
+                        )),
                         ..AuditEntry::default()
                     },
                     now,
@@ -1032,8 +1092,8 @@ impl<D: Db> Store for D {
                 .map_err(|e| conversion_error(8, e.to_string()))?;
             tx.prepare_cached(
                 "INSERT INTO challenges (id, user, rp_id, state, context, context_digest, rp_nonce, code, \
-                 devices, created_at, expires_at, updated_at) \
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+                 devices, created_at, expires_at, updated_at, source) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11)",
             )?
             .execute(params![
                 new.id,
@@ -1045,7 +1105,8 @@ impl<D: Db> Store for D {
                 new.code,
                 devices_json,
                 now,
-                new.expires_at
+                new.expires_at,
+                new.source
             ])?;
             {
                 let mut stmt = tx.prepare_cached(
@@ -1158,11 +1219,16 @@ impl<D: Db> Store for D {
                 now,
             )?;
             if let Some(until) = answer.lock_user_until {
+                // The lock-out is for the source the reported login came from, not the user's
+                // every login: an attacker's pushes cannot lock the owner out.
+                let source: String = tx
+                    .prepare_cached("SELECT source FROM challenges WHERE id = ?1")?
+                    .query_row([id], |r| r.get(0))?;
                 tx.prepare_cached(
-                    "INSERT INTO user_locks (user, until) VALUES (?1, ?2) \
-                     ON CONFLICT (user) DO UPDATE SET until = max(until, excluded.until)",
+                    "INSERT INTO push_locks (user, rp_id, source, until) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (user, rp_id, source) DO UPDATE SET until = max(until, excluded.until)",
                 )?
-                .execute(params![current.user, until])?;
+                .execute(params![current.user, current.rp_id, source, until])?;
                 write_audit(
                     tx,
                     &AuditEntry {
@@ -1170,7 +1236,12 @@ impl<D: Db> Store for D {
                         user: Some(current.user.clone()),
                         device_id: Some(answer.device_id.clone()),
                         challenge_id: Some(id.to_owned()),
-                        detail: Some(format!("reported; locked until {}", clock::rfc3339(until))),
+                        detail: Some(format!(
+                            "reported; pushes from rp {}, source {:?} paused until {}",
+                            current.rp_id,
+                            source,
+                            clock::rfc3339(until)
+                        )),
                     },
                     now,
                 )?;
@@ -1202,6 +1273,36 @@ impl<D: Db> Store for D {
                 )?;
             }
             Ok(changed)
+        })
+    }
+
+    fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
+        self.write(|tx| {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+                .exists([user])?;
+            if !known {
+                return Ok(false);
+            }
+            let locks = tx
+                .prepare_cached("DELETE FROM push_locks WHERE user = ?1")?
+                .execute([user])?;
+            tx.prepare_cached(
+                "INSERT INTO push_resets (user, at) VALUES (?1, ?2) \
+                 ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",
+            )?
+            .execute(params![user, now])?;
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "user_unlocked",
+                    user: Some(user.to_owned()),
+                    detail: Some(format!("by {by}; {locks} lock(s) lifted, counters reset")),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            Ok(true)
         })
     }
 
@@ -1275,7 +1376,7 @@ impl<D: Db> Store for D {
                      (SELECT device_id, nonce FROM device_nonces WHERE valid_until < ?1 LIMIT ?2)",
                 )?
                 .execute(params![now, limit])?;
-            tx.prepare_cached("DELETE FROM user_locks WHERE until <= ?1")?
+            tx.prepare_cached("DELETE FROM push_locks WHERE until <= ?1")?
                 .execute([now])?;
             Ok(Swept {
                 expired,
@@ -1333,10 +1434,37 @@ impl<D: Db> Store for D {
         self.write(|tx| write_audit(tx, entry, now))
     }
 
+    fn audit_returning_id(&self, entry: &AuditEntry, now: Millis) -> StoreResult<i64> {
+        self.write(|tx| {
+            write_audit(tx, entry, now)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE audit SET count = max(count, ?2) WHERE id = ?1")?
+                .execute(params![id, count])?;
+            Ok(())
+        })
+    }
+
+    fn used_bytes(&self) -> StoreResult<u64> {
+        self.read(|conn| {
+            let pragma = |name: &str| -> rusqlite::Result<i64> {
+                conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            };
+            let pages = pragma("page_count")?.saturating_sub(pragma("freelist_count")?);
+            let bytes = pages.saturating_mul(pragma("page_size")?);
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+    }
+
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, at, kind, user, device_id, challenge_id, detail FROM audit \
+                "SELECT id, at, kind, user, device_id, challenge_id, detail, count FROM audit \
                  WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = stmt
@@ -1349,6 +1477,7 @@ impl<D: Db> Store for D {
                         device_id: r.get(4)?,
                         challenge_id: r.get(5)?,
                         detail: r.get(6)?,
+                        count: r.get(7)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1405,6 +1534,7 @@ mod tests {
             created_at: now,
             expires_at,
             window_start: now - 600_000,
+            source: String::new(),
         };
         store.create_challenge(&new, &|_| Ok(())).unwrap()
     }
@@ -1586,6 +1716,7 @@ mod tests {
             created_at: 2_000,
             expires_at: 60_000,
             window_start: 0,
+            source: String::new(),
         };
         let seen = std::sync::Mutex::new(None);
         let refused = store
@@ -1599,8 +1730,10 @@ mod tests {
             seen.lock().unwrap().unwrap(),
             PushState {
                 locked_until: None,
-                open: 1,
-                recent: 1
+                open_source: 1,
+                open_user: 1,
+                recent_source: 1,
+                recent_user: 1,
             }
         );
         assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
