@@ -11,6 +11,8 @@ use pam_push::authenticate::{
 };
 use pam_push::config::{Config, Ownership};
 use pam_push::context::LoginFacts;
+use pam_push::policy::{GroupId, UserGroup};
+use pam_push::system::LookupFailed;
 use pushauth_client::{ClientError, Context, ErrorCode, Outcome, StartOptions};
 use zeroize::Zeroizing;
 
@@ -62,6 +64,16 @@ impl Conversation for FakeConv {
 struct FakeEnv {
     service: &'static str,
     groups: Option<Vec<String>>,
+    /// When set, the group lookup answers this instead of `groups`.
+    raw_groups: Option<Result<Option<Vec<UserGroup>>, LookupFailed>>,
+    grace: Option<Duration>,
+}
+
+/// A fake gid for a group name (stable, distinct per name).
+fn gid_of(name: &str) -> u32 {
+    name.bytes().fold(1000u32, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u32::from(b))
+    })
 }
 
 impl PamEnv for FakeEnv {
@@ -75,8 +87,25 @@ impl PamEnv for FakeEnv {
             argv: Some(vec!["sudo".into(), "id".into()]),
         }
     }
-    fn user_groups(&self, _user: &str) -> Option<Vec<String>> {
-        self.groups.clone()
+    fn user_groups(&self, _user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
+        if let Some(raw) = &self.raw_groups {
+            return raw.clone();
+        }
+        Ok(self.groups.as_ref().map(|names| {
+            names
+                .iter()
+                .map(|n| UserGroup {
+                    gid: gid_of(n),
+                    name: Some(n.clone()),
+                })
+                .collect()
+        }))
+    }
+    fn group_id(&self, name: &str) -> GroupId {
+        GroupId::Found(gid_of(name))
+    }
+    fn login_grace_time(&self) -> Option<Duration> {
+        self.grace
     }
 }
 
@@ -84,6 +113,15 @@ fn env(service: &'static str) -> FakeEnv {
     FakeEnv {
         service,
         groups: Some(vec!["users".into()]),
+        raw_groups: None,
+        grace: None,
+    }
+}
+
+fn env_groups(service: &'static str, groups: Option<Vec<String>>) -> FakeEnv {
+    FakeEnv {
+        groups,
+        ..env(service)
     }
 }
 
@@ -114,6 +152,7 @@ impl MemLog {
 struct FakeLogin {
     id: String,
     code: Option<String>,
+    names: Vec<String>,
 }
 
 /// What `start` was called with: user, context, number matching, ttl.
@@ -134,6 +173,7 @@ impl Scripted {
         *s.start.borrow_mut() = Some(Ok(FakeLogin {
             id: "chal-1".into(),
             code: Some("42".into()),
+            names: vec!["Pixel 7".into()],
         }));
         *s.wait.borrow_mut() = Some(outcome);
         s
@@ -152,6 +192,7 @@ impl PushBackend for Scripted {
         user: &str,
         context: &Context,
         opts: &StartOptions,
+        _deadline: Instant,
     ) -> Result<FakeLogin, ClientError> {
         *self.started_with.borrow_mut() =
             Some((user.into(), context.clone(), opts.number_matching, opts.ttl));
@@ -163,14 +204,14 @@ impl PushBackend for Scripted {
     fn code(login: &FakeLogin) -> Option<&str> {
         login.code.as_deref()
     }
-    fn device_names(_login: &FakeLogin) -> Vec<String> {
-        vec!["Pixel 7".into()]
+    fn device_names(login: &FakeLogin) -> Vec<String> {
+        login.names.clone()
     }
     fn wait(&self, _login: &FakeLogin, _deadline: Instant) -> Result<Outcome, ClientError> {
         self.waits.set(self.waits.get() + 1);
         self.wait.borrow_mut().take().expect("wait scripted once")
     }
-    fn cancel(&self, _login: &FakeLogin) -> Result<(), ClientError> {
+    fn cancel(&self, _login: &FakeLogin, _deadline: Instant) -> Result<(), ClientError> {
         self.cancels.set(self.cancels.get() + 1);
         Ok(())
     }
@@ -469,25 +510,16 @@ fn users_outside_groups_are_ignored() {
     assert!(backend.started_with.borrow().is_none(), "no push sent");
     assert!(r.log.one().contains("outcome=not_required"));
 
-    let admin = FakeEnv {
-        service: "sshd",
-        groups: Some(vec!["admins".into()]),
-    };
+    let admin = env_groups("sshd", Some(vec!["admins".into()]));
     let backend = Scripted::login(Ok(approved()));
     assert_eq!(
         go(&cfg, &backend, &admin, vec![Reply::Text("")]).code,
         PamCode::Success
     );
-    let excluded = FakeEnv {
-        service: "sshd",
-        groups: Some(vec!["admins".into(), "contractors".into()]),
-    };
+    let excluded = env_groups("sshd", Some(vec!["admins".into(), "contractors".into()]));
     let backend = Scripted::login(Ok(approved()));
     assert_eq!(go(&cfg, &backend, &excluded, vec![]).code, PamCode::Ignore);
-    let unknown = FakeEnv {
-        service: "sshd",
-        groups: None,
-    };
+    let unknown = env_groups("sshd", None);
     let backend = Scripted::login(Ok(approved()));
     let r = go(&cfg, &backend, &unknown, vec![]);
     assert_eq!(r.code, PamCode::UserUnknown);
