@@ -64,7 +64,17 @@ pub trait PamEnv {
     fn login_grace_time(&self) -> Option<Duration> {
         None
     }
+    /// Whether the person asked to stop: a SIGINT, SIGQUIT, SIGHUP or SIGTERM is pending for the
+    /// process (sudo blocks SIGINT and SIGQUIT while PAM runs, so Ctrl-C waits there until the
+    /// module returns). Checked between slices of the wait; no handler is installed and no
+    /// thread started.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
+
+/// The longest stretch the wait runs without checking for a pending interrupt.
+pub const WAIT_SLICE: Duration = Duration::from_millis(1500);
 
 /// Syslog priority of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,7 +516,7 @@ pub fn authenticate<B: PushBackend>(
         return PamCode::AuthErr;
     }
 
-    let outcome = backend.wait(&login, wait_until);
+    let outcome = wait_in_slices(backend, &login, wait_until, pam);
     let (code, outcome_name, level, message, detail): (
         PamCode,
         &str,
@@ -560,7 +570,14 @@ pub fn authenticate<B: PushBackend>(
             Some("pushauth: no answer in time"),
             None,
         ),
-        Err(ClientError::BadAnswer(msg)) => (
+        Err(Waited::Interrupted) => (
+            PamCode::AuthErr,
+            "interrupted",
+            Level::Notice,
+            Some("pushauth: login cancelled"),
+            None,
+        ),
+        Err(Waited::Failed(ClientError::BadAnswer(msg))) => (
             PamCode::AuthErr,
             "untrustworthy_answer",
             Level::Error,
@@ -569,21 +586,21 @@ pub fn authenticate<B: PushBackend>(
         ),
         // Once a challenge exists, losing the server never lets anyone in: the `safe`
         // policy only covers a server that cannot be reached to start one.
-        Err(e @ (ClientError::Unreachable(_) | ClientError::ServerError(_))) => (
+        Err(Waited::Failed(e @ (ClientError::Unreachable(_) | ClientError::ServerError(_)))) => (
             PamCode::AuthinfoUnavail,
             "unreachable",
             Level::Error,
             Some("pushauth: the push server cannot be reached"),
             Some(e.to_string()),
         ),
-        Err(e @ ClientError::TlsFailure(_)) => (
+        Err(Waited::Failed(e @ ClientError::TlsFailure(_))) => (
             PamCode::AuthErr,
             "tls_failure",
             Level::Error,
             Some("pushauth: the push server's identity could not be verified"),
             Some(e.to_string()),
         ),
-        Err(e) => (
+        Err(Waited::Failed(e)) => (
             PamCode::AuthErr,
             "error",
             Level::Error,
@@ -599,6 +616,40 @@ pub fn authenticate<B: PushBackend>(
         let _ = conv.error(message);
     }
     code
+}
+
+/// Why the wait ended without an outcome.
+enum Waited {
+    /// A stop signal is pending (Ctrl-C in sudo).
+    Interrupted,
+    /// The backend failed.
+    Failed(ClientError),
+}
+
+/// Waits until `deadline` in slices of at most [`WAIT_SLICE`], checking between slices whether
+/// the person interrupted (issue 9 item 18). A slice that ran out (or failed transiently after
+/// running out) continues with the next; an answer, a final error or an early `TimedOut` from
+/// the backend ends the wait.
+fn wait_in_slices<B: PushBackend>(
+    backend: &B,
+    login: &B::Login,
+    deadline: Instant,
+    pam: &dyn PamEnv,
+) -> Result<Outcome, Waited> {
+    loop {
+        if pam.interrupted() {
+            return Err(Waited::Interrupted);
+        }
+        let slice_end = deadline.min(Instant::now() + WAIT_SLICE);
+        let result = backend.wait(login, slice_end);
+        let slice_over = Instant::now() >= slice_end && slice_end < deadline;
+        match result {
+            Ok(Outcome::TimedOut) if slice_over => {}
+            Err(ClientError::Unreachable(_) | ClientError::ServerError(_)) if slice_over => {}
+            Ok(outcome) => return Ok(outcome),
+            Err(e) => return Err(Waited::Failed(e)),
+        }
+    }
 }
 
 /// The challenge's lifetime: a little shorter than the module's deadline (the server rounds

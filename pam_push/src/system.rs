@@ -83,6 +83,10 @@ impl PamEnv for HostEnv<'_> {
     fn login_grace_time(&self) -> Option<std::time::Duration> {
         sshd_login_grace_time(std::path::Path::new(SSHD_CONFIG))
     }
+
+    fn interrupted(&self) -> bool {
+        stop_signal_pending()
+    }
 }
 
 /// The application's conversation, or none (every call then fails, which cancels).
@@ -321,6 +325,24 @@ pub fn group_id(name: &str) -> GroupId {
     }
 }
 
+/// Whether SIGINT, SIGQUIT, SIGHUP or SIGTERM is pending (blocked by the host program while
+/// PAM runs, as sudo does with SIGINT and SIGQUIT). Only looks (`sigpending`): nothing is
+/// consumed or handled, so the host program still sees the signal once it unblocks it.
+pub fn stop_signal_pending() -> bool {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use; sigpending and
+    // sigismember only read and write the set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        if libc::sigpending(&mut set) != 0 {
+            return false;
+        }
+        [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM]
+            .iter()
+            .any(|&sig| libc::sigismember(&set, sig) == 1)
+    }
+}
+
 /// sshd's main config file.
 pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
 /// sshd's default `LoginGraceTime`.
@@ -500,6 +522,28 @@ mod tests {
         std::fs::write(&plain, "Port 22\n").unwrap();
         assert_eq!(sshd_login_grace_time(&plain), Some(DEFAULT_LOGIN_GRACE));
         assert_eq!(sshd_login_grace_time(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn issue9_item18_a_blocked_sigint_is_seen_as_pending() {
+        // SAFETY: blocks SIGINT in this test thread only, raises it at the thread, checks, then
+        // consumes it with sigwait and restores the mask; nothing else in the test process uses
+        // SIGINT.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            assert!(!stop_signal_pending());
+            libc::pthread_kill(libc::pthread_self(), libc::SIGINT);
+            assert!(stop_signal_pending());
+            let mut sig = 0;
+            libc::sigwait(&set, &mut sig);
+            assert_eq!(sig, libc::SIGINT);
+            assert!(!stop_signal_pending());
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        }
     }
 
     #[test]
