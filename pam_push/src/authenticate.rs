@@ -246,11 +246,18 @@ impl Record<'_> {
     }
 }
 
-/// A log value: `-` when empty, quoted when it holds spaces, never control characters.
+/// A log value: `-` when empty, quoted when it holds spaces, never control, bidi or other
+/// hidden characters (server messages end up here).
 fn quote(value: &str) -> String {
     let clean: String = value
         .chars()
-        .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+        .map(|c| {
+            if c == '"' || pushauth_proto::text::is_hidden(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .take(256)
         .collect();
     if clean.is_empty() {

@@ -814,6 +814,19 @@ fn issue9_item14_hostile_device_names_and_codes() {
         "{prompt:?}"
     );
 
+    // A server message lands in the log line only with its hidden characters replaced.
+    let backend = Scripted::failing(ClientError::RateLimited {
+        code: ErrorCode::RateLimited,
+        message: "slow down\u{202E}\u{1b}[2J".into(),
+    });
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    let line = r.log.one();
+    assert!(
+        !line.contains('\u{202E}') && !line.contains('\u{1b}'),
+        "{line:?}"
+    );
+    assert!(line.contains("slow down??[2J"), "{line:?}");
+
     for bad in ["4\u{202E}2", "\u{1b}[2J", "4"] {
         let backend = Scripted::login(Ok(approved()));
         if let Some(Ok(login)) = backend.start.borrow_mut().as_mut() {
