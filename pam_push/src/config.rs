@@ -296,7 +296,8 @@ impl Config {
         Self::from_raw(path, raw, owner)
     }
 
-    /// Parses config text without touching the file system beyond the API key file (tests).
+    /// Parses config text without reading a config file (tests); the files it names (API key,
+    /// `ca_file`, `authorized_devices`) are still read and checked.
     pub fn parse(path: &Path, text: &str, owner: Ownership) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
