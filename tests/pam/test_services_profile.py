@@ -28,7 +28,10 @@ def profile(users, backup):
         backup(f"/etc/pam.d/{name}")
     run("pam-auth-update", "--enable", "pushauth")
     sshd = PAMD / "sshd"
-    text = sshd.read_text()
+    # test_sshd.py may have replaced the file already (it is put back after the suite): start
+    # from the system's own, as README's edit does.
+    original = PAMD / "sshd.pushauth-test-backup"
+    text = (original if original.exists() else sshd).read_text()
     assert "@include common-auth\n" in text
     sshd.write_text(text.replace("@include common-auth\n", "auth required pam_push.so\n", 1))
     run("chpasswd", input=f"{users['alice']}:{PASSWORD}\n")
