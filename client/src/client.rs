@@ -8,20 +8,25 @@ use pushauth_proto::wire::{ChallengeCreated, ChallengeStatus, CreateChallenge, D
 use pushauth_proto::{b64, context_digest, random, Context, DevicePublicKey};
 use serde::Serialize;
 
-use crate::http::{path_segment, Failure, Http};
+use crate::http::{is_loopback_host, path_segment, Failure, Http};
 use crate::pinned::load_pinned;
 use crate::verify;
 use crate::{ClientConfig, ClientError, DeviceInfo};
 
 /// Longest single long-poll; below the server's 30 s cap so the server, not a timeout, answers.
 const MAX_POLL_SECS: u64 = 25;
-/// Slack for one call beyond the time the server may legitimately take.
-const CALL_SLACK: Duration = Duration::from_secs(5);
-/// Bound on calls that do not long-poll.
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time the server gets beyond the `wait` it was asked for before a long poll counts as lost.
+const POLL_MARGIN: Duration = Duration::from_millis(500);
+/// Bound on calls that do not long-poll, when the caller gives no deadline of its own.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Shortest code a server may send for number matching, and longest (DESIGN.md: 2 to 8 digits).
+const CODE_DIGITS: std::ops::RangeInclusive<usize> = 2..=8;
 /// Retry pacing for transient failures while waiting.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The time a cancel gets even when its deadline has passed (a login that timed out still
+/// withdraws its push from the device).
+pub const MIN_CANCEL_TIME: Duration = Duration::from_millis(1000);
 /// Least spacing between two polls, so a server that ignores `wait` cannot make us spin.
 const MIN_POLL_SPACING: Duration = Duration::from_millis(50);
 
@@ -90,6 +95,7 @@ pub enum Outcome {
 pub struct Client {
     servers: Vec<String>,
     http: Http,
+    connect_timeout: Duration,
     authorized_devices_dir: Option<std::path::PathBuf>,
 }
 
@@ -116,7 +122,19 @@ impl Client {
                 .strip_prefix("https://")
                 .or_else(|| base.strip_prefix("http://"));
             match rest {
-                Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => {
+                Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ', '@']) => {
+                    let authority = host.split('/').next().unwrap_or(host);
+                    if base.starts_with("http://")
+                        && !cfg.allow_insecure_http
+                        && !is_loopback_host(authority)
+                    {
+                        return Err(ClientError::Config(format!(
+                            "server {server:?} uses plain http:// to another machine: a man in \
+                             the middle would decide every answer; use https:// (http:// is \
+                             accepted only for localhost, 127.0.0.0/8 and ::1, or with \
+                             allow_insecure_http)"
+                        )));
+                    }
                     servers.push(base.to_owned())
                 }
                 _ => {
@@ -130,23 +148,50 @@ impl Client {
         Ok(Client {
             servers,
             http,
+            connect_timeout: cfg.connect_timeout,
             authorized_devices_dir: cfg.authorized_devices_dir,
         })
     }
 
-    /// The user's enrolled devices.
+    /// The user's enrolled devices (failover and time bounds as [`Client::start`]).
     pub fn devices(&self, user: &str) -> Result<Vec<DeviceInfo>, ClientError> {
+        self.devices_until(user, Instant::now() + CALL_TIMEOUT)
+    }
+
+    /// [`Client::devices`] that gives up at `deadline` (connect, TLS and failover included).
+    pub fn devices_until(
+        &self,
+        user: &str,
+        deadline: Instant,
+    ) -> Result<Vec<DeviceInfo>, ClientError> {
         let path = format!("/v1/users/{}/devices", path_segment(user));
-        let (list, _): (DeviceList, _) = self.call_with_failover("GET", &path, None::<&()>)?;
+        let (list, _): (DeviceList, _) =
+            self.call_with_failover_until("GET", &path, None::<&()>, deadline)?;
         Ok(list.devices)
     }
 
-    /// Starts a challenge for `user`, showing `context` on the device.
+    /// Starts a challenge for `user`, showing `context` on the device, within
+    /// [`CALL_TIMEOUT`] (15 s) over every server tried.
     pub fn start(
         &self,
         user: &str,
         context: &Context,
         opts: &StartOptions,
+    ) -> Result<PendingLogin, ClientError> {
+        self.start_until(user, context, opts, Instant::now() + CALL_TIMEOUT)
+    }
+
+    /// [`Client::start`] that gives up at `deadline`: DNS aside (the system resolver's own
+    /// limits), connecting, TLS, the request and failover to the next servers all fit before it.
+    /// Each server gets at most an equal share of the time left (and, while other servers remain,
+    /// at most `connect_timeout`), so a server that accepts connections and never answers
+    /// cannot starve the ones after it.
+    pub fn start_until(
+        &self,
+        user: &str,
+        context: &Context,
+        opts: &StartOptions,
+        deadline: Instant,
     ) -> Result<PendingLogin, ClientError> {
         // Read pins first: a user whose pin file is broken gets no push at all.
         let pinned = match &self.authorized_devices_dir {
@@ -164,7 +209,7 @@ impl Client {
             rp_nonce: b64::encode(rp_nonce),
         };
         let (created, server): (ChallengeCreated, _) =
-            self.call_with_failover("POST", "/v1/challenges", Some(&request))?;
+            self.call_with_failover_until("POST", "/v1/challenges", Some(&request), deadline)?;
         check_created(&created, user, opts)?;
         let devices = created
             .devices
@@ -199,24 +244,26 @@ impl Client {
     pub fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
         let base = self.server(login)?;
         let mut backoff = FIRST_BACKOFF;
-        let mut last_failure: Option<String> = None;
+        let mut last_failure: Option<Failure> = None;
         loop {
             let started = Instant::now();
             if started >= deadline {
                 return match last_failure {
-                    Some(failure) => Err(ClientError::Unreachable(failure)),
+                    Some(failure) => Err(failure.into_error()),
                     None => Ok(Outcome::TimedOut),
                 };
             }
             let remaining = deadline - started;
-            let wait_secs = min(remaining.as_secs(), MAX_POLL_SECS);
-            let url = format!("{base}/v1/challenges/{}?wait={wait_secs}", login.id);
-            let result: Result<ChallengeStatus, Failure> = self.http.call(
-                "GET",
-                &url,
-                None::<&()>,
-                Duration::from_secs(wait_secs) + CALL_SLACK,
+            // The server answers after `wait` seconds at the latest; the request itself never
+            // outlives the deadline.
+            let wait_secs = min(
+                remaining.saturating_sub(POLL_MARGIN).as_secs(),
+                MAX_POLL_SECS,
             );
+            let url = format!("{base}/v1/challenges/{}?wait={wait_secs}", login.id);
+            let timeout = min(Duration::from_secs(wait_secs) + POLL_MARGIN * 2, remaining);
+            let result: Result<ChallengeStatus, Failure> =
+                self.http.call("GET", &url, None::<&()>, timeout);
             match result {
                 Ok(status) => {
                     last_failure = None;
@@ -240,14 +287,12 @@ impl Client {
                     code: Some(pushauth_proto::wire::ErrorCode::Expired),
                     ..
                 }) => return Ok(Outcome::Expired),
+                // A poll cut short by our own deadline is a timeout, not a failure.
+                Err(Failure::NoAnswer(_)) if Instant::now() >= deadline => {
+                    return Ok(Outcome::TimedOut)
+                }
                 Err(failure) if failure.is_transient() => {
-                    last_failure = Some(match failure {
-                        Failure::Transport(msg) => msg,
-                        Failure::Status {
-                            status, message, ..
-                        } => format!("server error {status}: {message}"),
-                        Failure::Body(msg) => msg,
-                    });
+                    last_failure = Some(failure);
                     sleep(min(
                         backoff,
                         deadline.saturating_duration_since(Instant::now()),
@@ -262,11 +307,20 @@ impl Client {
     /// Cancels the challenge (the login was abandoned). A challenge already decided, expired
     /// or cancelled stays as it is and the server answers 409 (`Rejected`).
     pub fn cancel(&self, login: &PendingLogin) -> Result<(), ClientError> {
+        self.cancel_until(login, Instant::now() + CALL_TIMEOUT)
+    }
+
+    /// [`Client::cancel`] that gives up at `deadline` (connect and TLS included). A deadline
+    /// already passed still gets one short attempt of [`MIN_CANCEL_TIME`].
+    pub fn cancel_until(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
         let base = self.server(login)?;
         let url = format!("{base}/v1/challenges/{}", login.id);
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(MIN_CANCEL_TIME);
         let _: ChallengeStatus = self
             .http
-            .call("DELETE", &url, None::<&()>, CALL_TIMEOUT)
+            .call("DELETE", &url, None::<&()>, timeout)
             .map_err(Failure::into_error)?;
         Ok(())
     }
@@ -278,30 +332,71 @@ impl Client {
             .ok_or_else(|| ClientError::Config("this login was started by another client".into()))
     }
 
-    /// Sends a request to the first server that answers; returns the answer and that server's
-    /// index. Only "no answer" moves on to the next server: an HTTP answer is final.
+    /// [`Client::call_with_failover_until`] within [`CALL_TIMEOUT`] from now.
     pub(crate) fn call_with_failover<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<(T, usize), ClientError> {
-        let mut failures = Vec::new();
+        self.call_with_failover_until(method, path, body, Instant::now() + CALL_TIMEOUT)
+    }
+
+    /// Sends a request to the first server that answers, before `deadline`; returns the answer
+    /// and that server's index. Only "no usable answer" (see [`Failure::may_fail_over`]) moves
+    /// on to the next server: an HTTP answer is final.
+    ///
+    /// Server `i` of `n` gets at most `(deadline - now) / (n - i)` (and at most
+    /// `connect_timeout` while others remain). When every server failed, the error says the
+    /// worst of what happened: a TLS failure, then a server error, and `Unreachable` only when
+    /// no server was reached at all.
+    pub(crate) fn call_with_failover_until<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+        deadline: Instant,
+    ) -> Result<(T, usize), ClientError> {
+        let mut failures: Vec<Failure> = Vec::new();
+        let count = self.servers.len();
         for (index, base) in self.servers.iter().enumerate() {
             let url = format!("{base}{path}");
-            match self.http.call(method, &url, body, CALL_TIMEOUT) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                failures.push(Failure::NoAnswer(format!(
+                    "{url}: not tried, the deadline had passed"
+                )));
+                break;
+            }
+            let left = u32::try_from(count - index).unwrap_or(u32::MAX).max(1);
+            let mut budget = remaining / left;
+            if left > 1 {
+                budget = min(budget, self.connect_timeout);
+            }
+            match self.http.call(method, &url, body, budget) {
                 Ok(answer) => return Ok((answer, index)),
-                Err(failure) if failure.is_unreached() => {
-                    failures.push(match failure {
-                        Failure::Transport(msg) => msg,
-                        Failure::Status { status, .. } => format!("{url}: gateway error {status}"),
-                        Failure::Body(msg) => msg,
-                    });
-                }
+                Err(failure) if failure.may_fail_over() => failures.push(failure),
                 Err(failure) => return Err(failure.into_error()),
             }
         }
-        Err(ClientError::Unreachable(failures.join("; ")))
+        Err(worst(failures))
+    }
+}
+
+/// The error for a request that every server failed: TLS failure before server error before
+/// unreachable, with every server's message.
+fn worst(failures: Vec<Failure>) -> ClientError {
+    let text = failures
+        .iter()
+        .map(Failure::message)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures.iter().any(|f| matches!(f, Failure::Tls(_))) {
+        ClientError::TlsFailure(text)
+    } else if failures.is_empty() || failures.iter().any(|f| !matches!(f, Failure::Unreached(_))) {
+        ClientError::ServerError(text)
+    } else {
+        ClientError::Unreachable(text)
     }
 }
 
@@ -340,11 +435,14 @@ fn check_created(
     if opts.number_matching != created.code.is_some() {
         return bad("number matching is not as requested".into());
     }
-    // The code is shown to the person as what to type: only the two digits pushauthd makes,
-    // never text of the server's choosing.
+    // The code is shown to the person: only digits, so it cannot carry terminal escapes or
+    // bidi controls (issue 9 item 14).
     if let Some(code) = &created.code {
-        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return bad("the code is not two digits".into());
+        if !CODE_DIGITS.contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return bad(format!(
+                "the code is not 2 to 8 ASCII digits: {}",
+                pushauth_proto::text::for_terminal_cut(code, 16)
+            ));
         }
     }
     Ok(())

@@ -21,8 +21,14 @@ pub struct ClientConfig {
     pub ca_file: Option<PathBuf>,
     /// HTTP proxy URL (`http://proxy:3128`).
     pub proxy: Option<String>,
-    /// Time allowed to connect to one server before trying the next.
+    /// Time allowed to one server (connect, TLS and its answer) before the next one is tried,
+    /// when there is a next one; each server also gets at most an equal share of what is left
+    /// of the caller's deadline, so a hung server cannot eat the budget of the ones after it.
     pub connect_timeout: Duration,
+    /// Allow `http://` servers that are not on this machine (loopback: `localhost`,
+    /// `127.0.0.0/8`, `::1`). Off by default: over plain HTTP a man in the middle decides every
+    /// answer that pinned device keys do not cover.
+    pub allow_insecure_http: bool,
     /// Directory of pinned device keys, one file per user (`<dir>/<user>`), in the style of
     /// sshd's `authorized_keys`.
     pub authorized_devices_dir: Option<PathBuf>,
@@ -38,6 +44,7 @@ impl ClientConfig {
             proxy: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             authorized_devices_dir: None,
+            allow_insecure_http: false,
         }
     }
 }
@@ -61,6 +68,7 @@ impl fmt::Debug for ClientConfig {
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("authorized_devices_dir", &self.authorized_devices_dir)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }

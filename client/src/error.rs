@@ -9,10 +9,21 @@ use thiserror::Error;
 /// Why a client call failed.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// No server could be reached (connection refused, reset, timed out, DNS, TLS), or the
-    /// server failed (5xx).
+    /// No server could be reached: connection refused, connect timeout, DNS failure. Nothing
+    /// was proven about any server; this is the only error a "let in when the server is down"
+    /// policy may tolerate.
     #[error("pushauth server unreachable: {0}")]
     Unreachable(String),
+    /// A server was reached but failed: an HTTP 5xx (from it or a gateway in front of it), no
+    /// answer in time after connecting, a connection broken mid-exchange, a malformed HTTP
+    /// answer. Always a refusal, whatever the failure policy: an answer that is not an approval
+    /// must never count as "no server" (issue 9 item 6).
+    #[error("pushauth server failed: {0}")]
+    ServerError(String),
+    /// The TLS handshake failed: an untrusted, expired or wrongly named certificate, or a
+    /// handshake error. Possibly a man in the middle: always a refusal.
+    #[error("TLS with the pushauth server failed: {0}")]
+    TlsFailure(String),
     /// The server does not know the user.
     #[error("pushauth server does not know this user")]
     UnknownUser,
@@ -37,7 +48,7 @@ pub enum ClientError {
     #[error("untrustworthy answer from pushauth server: {0}")]
     BadAnswer(String),
     /// The client's own configuration is unusable (no servers, bad CA file, bad proxy, bad
-    /// pinned-keys file…).
+    /// pinned-keys file, an API key that cannot be sent, a request that cannot be built…).
     #[error("pushauth client configuration: {0}")]
     Config(String),
 }

@@ -17,18 +17,29 @@ use zeroize::Zeroizing;
 
 use crate::{ClientConfig, ClientError};
 
-/// Socket read timeout outside long polls; long polls set their own per-request timeout.
+/// Socket read timeout outside long polls; every request also carries its own deadline.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept per server. One `Client` serves many threads at once (the IdP sidecar,
 /// a busy relying party); ureq's default of one would make nearly every call open a new
 /// connection (and, with TLS, a new handshake).
 const IDLE_CONNECTIONS_PER_SERVER: usize = 64;
 
-/// How a request failed.
+/// How a request failed. The classes matter for security (issue 9 item 6): only
+/// [`Failure::Unreached`] proves nothing about the server and may be tolerated by a "let in
+/// when the server is down" policy; everything else is a refusal.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// No HTTP answer: connection refused or reset, DNS, TLS, timeout.
-    Transport(String),
+    /// No server was reached: connection refused, connect timeout, DNS failure.
+    Unreached(String),
+    /// A server was connected but gave no usable HTTP answer: read timeout, connection reset
+    /// or closed mid-exchange, a malformed status line or headers, a proxy that could not connect.
+    NoAnswer(String),
+    /// The TLS handshake failed: an untrusted or expired certificate, a wrong name, a protocol
+    /// error. Possibly an attack, never an outage.
+    Tls(String),
+    /// The request could not be built (a bad header value, URL or proxy): this host's
+    /// configuration is broken.
+    Request(String),
     /// A non-2xx answer.
     Status {
         status: u16,
@@ -40,30 +51,50 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    /// Whether trying again (or another server) may succeed: no answer, or the server (or a
-    /// gateway in front of it) failed.
+    /// Whether trying again later on the same server may succeed (while waiting for a
+    /// challenge): no answer, or the server (or a gateway in front of it) failed.
     pub(crate) fn is_transient(&self) -> bool {
         match self {
-            Failure::Transport(_) => true,
+            Failure::Unreached(_) | Failure::NoAnswer(_) => true,
             Failure::Status { status, .. } => *status >= 500,
-            Failure::Body(_) => false,
+            Failure::Tls(_) | Failure::Request(_) | Failure::Body(_) => false,
         }
     }
 
-    /// Whether no server was reached at all, or only a gateway that could not reach it: the
-    /// only failures on which a new challenge is sent to the next server.
-    pub(crate) fn is_unreached(&self) -> bool {
+    /// Whether the next server may be tried for a new request: this one gave no usable answer
+    /// (not reached, no answer, TLS failure) or only a gateway answered that it could not reach
+    /// it (502–504). The next server must still approve, so failing over never lets anyone in
+    /// by itself; what the caller is told at the end is decided by [`Failure::into_error`] over
+    /// every server tried.
+    pub(crate) fn may_fail_over(&self) -> bool {
         match self {
-            Failure::Transport(_) => true,
+            Failure::Unreached(_) | Failure::NoAnswer(_) | Failure::Tls(_) => true,
             Failure::Status { status, .. } => matches!(status, 502..=504),
-            Failure::Body(_) => false,
+            Failure::Request(_) | Failure::Body(_) => false,
+        }
+    }
+
+    /// The failure's message for logs (never holds the API key).
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Failure::Unreached(m)
+            | Failure::NoAnswer(m)
+            | Failure::Tls(m)
+            | Failure::Request(m)
+            | Failure::Body(m) => m.clone(),
+            Failure::Status {
+                status, message, ..
+            } => format!("server error {status}: {message}"),
         }
     }
 
     /// The error the caller sees.
     pub(crate) fn into_error(self) -> ClientError {
         match self {
-            Failure::Transport(msg) => ClientError::Unreachable(msg),
+            Failure::Unreached(msg) => ClientError::Unreachable(msg),
+            Failure::NoAnswer(msg) => ClientError::ServerError(msg),
+            Failure::Tls(msg) => ClientError::TlsFailure(msg),
+            Failure::Request(msg) => ClientError::Config(msg),
             Failure::Body(msg) => ClientError::BadAnswer(msg),
             Failure::Status {
                 status,
@@ -84,7 +115,7 @@ impl Failure {
                     },
                     message,
                 },
-                (500.., _) => ClientError::Unreachable(format!("server error {status}: {message}")),
+                (500.., _) => ClientError::ServerError(format!("server error {status}: {message}")),
                 (status, code) => ClientError::Rejected {
                     status,
                     code,
@@ -93,6 +124,87 @@ impl Failure {
             },
         }
     }
+}
+
+/// Sorts a ureq transport error into a [`Failure`] class. ureq's own message is kept only where
+/// it cannot hold a header value (a request-header error would quote `Authorization`).
+fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
+    use ureq::ErrorKind as K;
+    let text = || format!("{url}: {transport}");
+    match transport.kind() {
+        K::Dns => Failure::Unreached(text()),
+        K::ConnectionFailed if transport.message() == Some("tls connection init failed") => {
+            Failure::Tls(text())
+        }
+        K::ConnectionFailed => Failure::Unreached(text()),
+        K::InvalidUrl | K::UnknownScheme | K::InsecureRequestHttpsOnly | K::InvalidProxyUrl => {
+            Failure::Request(text())
+        }
+        K::ProxyUnauthorized => {
+            Failure::Request(format!("{url}: the proxy refused its credentials"))
+        }
+        // Request headers are checked before anything is sent; a response with too many header
+        // fields says "in response".
+        K::BadHeader
+            if !transport
+                .message()
+                .is_some_and(|m| m.contains("in response")) =>
+        {
+            Failure::Request(format!(
+                "{url}: cannot build the request (a header value is not valid HTTP)"
+            ))
+        }
+        K::Io if has_tls_error(transport) => Failure::Tls(text()),
+        _ => Failure::NoAnswer(text()),
+    }
+}
+
+/// Whether the error's source chain holds a rustls error (an alert after the handshake).
+fn has_tls_error(transport: &ureq::Transport) -> bool {
+    let mut source = std::error::Error::source(transport);
+    while let Some(err) = source {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Whether the host of an `http://` or `https://` base URL is this machine: `localhost`,
+/// `127.0.0.0/8` or `::1`. Only there may plain HTTP be used without an explicit opt-in.
+pub(crate) fn is_loopback_host(host_and_port: &str) -> bool {
+    let host = if let Some(rest) = host_and_port.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, _)) => inside,
+            None => return false,
+        }
+    } else {
+        host_and_port
+            .split_once(':')
+            .map_or(host_and_port, |(h, _)| h)
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+/// Whether an API key is plain printable ASCII (0x21–0x7E): anything else (a byte-order mark, a
+/// no-break or zero-width space) cannot be sent in an HTTP header.
+pub fn api_key_is_printable_ascii(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 /// The relying party's HTTP agent with its credentials.
@@ -107,13 +219,17 @@ impl Http {
         if cfg.api_key.is_empty() {
             return Err(ClientError::Config("the API key is empty".into()));
         }
-        if cfg.api_key.chars().any(|c| c.is_control() || c == ' ') {
+        if !api_key_is_printable_ascii(&cfg.api_key) {
             return Err(ClientError::Config(
-                "the API key holds spaces or control characters".into(),
+                "the API key holds characters other than printable ASCII (0x21-0x7E): \
+                 a space, a byte-order mark, a no-break or zero-width space?"
+                    .into(),
             ));
         }
+        // No agent-wide connect timeout: ureq would apply it regardless of the request's own
+        // deadline. Every request carries a timeout (the caller's share of its deadline), which
+        // bounds connect, TLS, sending and reading together.
         let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(cfg.connect_timeout)
             .timeout_read(READ_TIMEOUT)
             .timeout_write(READ_TIMEOUT)
             .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_SERVER)
@@ -140,7 +256,8 @@ impl Http {
     }
 
     /// Sends one request and decodes a JSON answer of at most 64 KiB. `timeout` bounds the
-    /// whole exchange.
+    /// whole exchange (connect, TLS, request, answer). DNS resolution is the system resolver's
+    /// and is bounded by its own settings (`/etc/resolv.conf` `timeout`/`attempts`).
     pub(crate) fn call<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -157,7 +274,7 @@ impl Http {
         let result = match body {
             Some(body) => {
                 let json = serde_json::to_vec(body)
-                    .map_err(|e| Failure::Body(format!("cannot encode the request: {e}")))?;
+                    .map_err(|e| Failure::Request(format!("cannot encode the request: {e}")))?;
                 request
                     .set("Content-Type", "application/json")
                     .send_bytes(&json)
@@ -168,7 +285,7 @@ impl Http {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
             Err(ureq::Error::Transport(transport)) => {
-                return Err(Failure::Transport(transport.to_string()))
+                return Err(transport_failure(url, &transport))
             }
         };
         let status = response.status();
@@ -176,7 +293,7 @@ impl Http {
             ReadError::TooLarge => Failure::Body(format!(
                 "{url}: answer larger than {MAX_BODY_BYTES} bytes refused"
             )),
-            ReadError::Io(e) => Failure::Transport(format!("{url}: reading the answer: {e}")),
+            ReadError::Io(e) => Failure::NoAnswer(format!("{url}: reading the answer: {e}")),
         })?;
         if !(200..300).contains(&status) {
             return Err(status_failure(status, &bytes));
@@ -319,8 +436,8 @@ mod tests {
         let f = status_failure(404, br#"{"error":"unknown_user","message":"no"}"#);
         assert!(matches!(f.into_error(), ClientError::UnknownUser));
         let f = status_failure(502, b"<html>bad gateway</html>");
-        assert!(f.is_unreached());
-        assert!(matches!(f.into_error(), ClientError::Unreachable(_)));
+        assert!(f.may_fail_over());
+        assert!(matches!(f.into_error(), ClientError::ServerError(_)));
         let f = status_failure(409, br#"{"error":"wrong_state","message":"decided"}"#);
         assert!(!f.is_transient());
         match f.into_error() {

@@ -275,8 +275,10 @@ fn wait_reports_unreachable_when_the_server_never_comes_back() {
         .unwrap();
     let started = Instant::now();
     let result = client.wait(&login, started + Duration::from_secs(2));
+    // The server accepts connections and drops them: it was reached, so this is a server error
+    // (issue 9 item 6: only refused, connect timeout and DNS are "unreachable").
     assert!(
-        matches!(result, Err(ClientError::Unreachable(_))),
+        matches!(result, Err(ClientError::ServerError(_))),
         "{result:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(4));
@@ -309,9 +311,271 @@ fn requests_go_through_the_configured_proxy() {
     });
     let mut cfg = ClientConfig::new(vec!["http://push.invalid:8443".into()], "fake-api-key");
     cfg.proxy = Some(proxy);
+    // Plain HTTP to another machine needs the explicit opt-in (issue 9 item 7).
+    cfg.allow_insecure_http = true;
     let client = Client::new(cfg).unwrap();
     assert_eq!(client.devices("alice").unwrap(), vec![]);
     let seen = seen.lock().unwrap().join("\n");
     assert!(seen.contains("push.invalid:8443"), "{seen}");
     assert!(seen.contains("/v1/users/alice/devices"), "{seen}");
+}
+
+// ---------------------------------------------------------------- issue 9
+
+fn script() -> Arc<Script> {
+    Arc::new(Script {
+        key: DeviceSigningKey::from_seed(&[3; 32]),
+        sent: Mutex::new(None),
+        polls: Mutex::new(0),
+    })
+}
+
+/// A socket that accepts connections and never answers (the connections are kept open).
+fn hung_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// A reached server's 500 is a server error, never "unreachable": a "safe" policy must not
+/// let anyone in on it. Same for 502 from a gateway (failover is allowed, the verdict is not).
+#[test]
+fn issue9_item6_server_errors_are_not_unreachable() {
+    let url = fake_server(Arc::new(|_, _, _| {
+        Some((500, r#"{"error":"internal","message":"boom"}"#.into()))
+    }));
+    let result = client(url).start("alice", &context(), &StartOptions::default());
+    assert!(
+        matches!(result, Err(ClientError::ServerError(ref m)) if m.contains("500")),
+        "{result:?}"
+    );
+
+    let gateway = fake_server(Arc::new(|_, _, _| {
+        Some((502, "<html>bad gateway</html>".into()))
+    }));
+    let cfg = ClientConfig::new(vec![gateway, dead_url()], "fake-api-key");
+    let result = Client::new(cfg)
+        .unwrap()
+        .start("alice", &context(), &StartOptions::default());
+    assert!(
+        matches!(result, Err(ClientError::ServerError(_))),
+        "a 502 then a refused connection: {result:?}"
+    );
+
+    // A malformed HTTP answer is a server error too.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage = format!("http://{}", listener.local_addr().unwrap());
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let _ = read_request(&mut reader);
+            let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n");
+        }
+    });
+    let result = client(garbage).devices("alice");
+    assert!(
+        matches!(result, Err(ClientError::ServerError(_))),
+        "{result:?}"
+    );
+
+    // Only nothing listening anywhere is "unreachable".
+    let cfg = ClientConfig::new(vec![dead_url(), dead_url()], "fake-api-key");
+    let result = Client::new(cfg).unwrap().devices("alice");
+    assert!(
+        matches!(result, Err(ClientError::Unreachable(_))),
+        "{result:?}"
+    );
+}
+
+/// A server that accepts and never answers: `start_until` returns by its deadline (not after
+/// ureq's 30 s or the old 15 s call bound), as a server error.
+#[test]
+fn issue9_item8_hung_server_returns_by_the_deadline() {
+    let client = client(hung_server());
+    let started = Instant::now();
+    let result = client.start_until(
+        "alice",
+        &context(),
+        &StartOptions::default(),
+        started + Duration::from_secs(3),
+    );
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(ClientError::ServerError(_))),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_millis(3500), "took {took:?}");
+    assert!(took >= Duration::from_millis(2500), "took {took:?}");
+
+    // devices() has the same bound when given one.
+    let started = Instant::now();
+    let _ = client.devices_until("alice", started + Duration::from_secs(1));
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+/// servers = [hung, good]: the hung one gets at most its share (and connect_timeout), so the
+/// good one is reached in time and the whole login fits the deadline.
+#[test]
+fn issue9_item8_hung_first_server_fails_over_in_time() {
+    let script = script();
+    let s = script.clone();
+    let good = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        Some((200, s.approved(&s.key, "42")))
+    }));
+    let mut cfg = ClientConfig::new(vec![hung_server(), good], "fake-api-key");
+    cfg.connect_timeout = Duration::from_secs(2);
+    let client = Client::new(cfg).unwrap();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let login = client
+        .start_until("alice", &context(), &StartOptions::default(), deadline)
+        .unwrap();
+    let outcome = client.wait(&login, deadline).unwrap();
+    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(3000), "took {took:?}");
+
+    // Without a connect_timeout of its own, the hung server still gets only its share.
+    let s = script.clone();
+    let good = fake_server(Arc::new(move |method, _, body| {
+        (method == "POST").then(|| (201, s.created(body)))
+    }));
+    let cfg = ClientConfig::new(vec![hung_server(), hung_server(), good], "fake-api-key");
+    let client = Client::new(cfg).unwrap();
+    let started = Instant::now();
+    client
+        .start_until(
+            "alice",
+            &context(),
+            &StartOptions::default(),
+            started + Duration::from_secs(6),
+        )
+        .unwrap();
+    // 6/3 = 2 s for the first, 4/2 = 2 s for the second.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(4600), "took {took:?}");
+}
+
+/// The wait and the cancel stop at the deadline against a server that stops answering.
+#[test]
+fn issue9_item8_wait_and_cancel_keep_the_deadline() {
+    let script = script();
+    let s = script.clone();
+    let url = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s.created(body)));
+        }
+        // Never answers the poll or the cancel: sleeps past any deadline of the test.
+        thread::sleep(Duration::from_secs(20));
+        None
+    }));
+    let client = client(url);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    let outcome = client.wait(&login, started + Duration::from_secs(2));
+    let took = started.elapsed();
+    assert!(matches!(outcome, Ok(Outcome::TimedOut)), "{outcome:?}");
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+    let started = Instant::now();
+    let result = client.cancel_until(&login, started + Duration::from_millis(500));
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+/// A code that is not 2–8 ASCII digits (bidi controls, escapes) is refused before anyone sees it.
+#[test]
+fn issue9_item14_code_with_hidden_characters_is_refused() {
+    for code in ["4\u{202E}2", "\u{1b}[2J42", "4", "123456789", "4a"] {
+        let script = script();
+        let s = script.clone();
+        let url = fake_server(Arc::new(move |_, _, body| {
+            let mut created: serde_json::Value = serde_json::from_str(&s.created(body)).unwrap();
+            created["code"] = serde_json::Value::String(code.into());
+            Some((201, created.to_string()))
+        }));
+        let result = client(url).start("alice", &context(), &StartOptions::default());
+        match result {
+            Err(ClientError::BadAnswer(msg)) => {
+                assert!(msg.contains("digits"), "{msg}");
+                assert!(
+                    !msg.contains('\u{202E}') && !msg.contains('\u{1b}'),
+                    "{msg:?}"
+                );
+            }
+            other => panic!("{code:?}: expected BadAnswer, got {other:?}"),
+        }
+    }
+}
+
+/// An API key with a byte-order mark, a no-break space or a zero-width space is a config error
+/// when the client is built, never a failed request (which counted as "unreachable").
+#[test]
+fn issue9_item17_api_key_not_printable_ascii_is_a_config_error() {
+    for key in [
+        "\u{feff}key",
+        "key\u{a0}",
+        "ke\u{200b}y",
+        "key with space",
+        "ключ",
+    ] {
+        let result = Client::new(ClientConfig::new(vec![dead_url()], key));
+        assert!(
+            matches!(result, Err(ClientError::Config(ref m)) if m.contains("printable ASCII")),
+            "{key:?}: {result:?}"
+        );
+        assert!(!pushauth_client::api_key_is_printable_ascii(key));
+    }
+    assert!(pushauth_client::api_key_is_printable_ascii("rp1.AbC-_~!"));
+}
+
+/// Plain http:// only to this machine, unless explicitly allowed.
+#[test]
+fn issue9_item7_remote_plain_http_is_refused() {
+    for url in [
+        "http://push.example.com",
+        "http://192.0.2.1:8443",
+        "http://[2001:db8::1]:80",
+        "http://127.0.0.1.example.com",
+        "http://user@127.0.0.1",
+    ] {
+        let result = Client::new(ClientConfig::new(vec![url.into()], "k"));
+        assert!(
+            matches!(result, Err(ClientError::Config(_))),
+            "{url}: {result:?}"
+        );
+    }
+    for url in [
+        "http://127.0.0.1:1",
+        "http://127.8.9.10",
+        "http://localhost:8443/",
+        "http://[::1]:8443",
+        "https://push.example.com",
+    ] {
+        assert!(
+            Client::new(ClientConfig::new(vec![url.into()], "k")).is_ok(),
+            "{url}"
+        );
+    }
+    let mut cfg = ClientConfig::new(vec!["http://push.example.com".into()], "k");
+    cfg.allow_insecure_http = true;
+    assert!(Client::new(cfg).is_ok());
 }

@@ -6,7 +6,7 @@
 //! Properties: arbitrary bytes under any status never panic and give a typed error with a
 //! message; only a well-formed answer gives a login, and then exactly what was sent (id, devices,
 //! code); near-misses of a valid answer (an id that is not URL-safe, another user, no device, a
-//! device without its key, a code that is not the two digits pushauthd makes, a field of the
+//! device without its key, a code that is not 2 to 8 digits, a field of the
 //! wrong type, trailing garbage) are refused; a 64 KiB answer is handled quickly.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -200,7 +200,8 @@ fn issue9_item21_client_valid_answers_give_what_was_sent_and_near_misses_are_ref
             }
             7 => format!("{valid}{c}x"),
             _ => {
-                bad["code"] = json!(format!("{code}{code}"));
+                // Ten digits: longer than the eight the protocol allows.
+                bad["code"] = json!(code.repeat(5));
                 bad.to_string()
             }
         };

@@ -53,8 +53,53 @@ fn private_ca_is_trusted_only_when_configured() {
 
     cfg.ca_file = None;
     let untrusting = Client::new(cfg).unwrap();
-    assert!(matches!(
-        untrusting.devices("nobody"),
-        Err(ClientError::Unreachable(_))
-    ));
+    // issue 9 item 6: an untrusted certificate is a TLS failure (a possible attack), never
+    // "unreachable", which a `safe` policy would let through.
+    let result = untrusting.devices("nobody");
+    assert!(
+        matches!(result, Err(ClientError::TlsFailure(_))),
+        "{result:?}"
+    );
+}
+
+/// A certificate from another CA than the configured one, and a certificate for another name:
+/// TLS failures, with failover to the next server still refusing in the end.
+#[test]
+fn issue9_item6_untrusted_or_misnamed_certificate_is_a_tls_failure() {
+    let pki = tempfile::tempdir().unwrap();
+    let (_ca_file, tls) = private_ca(pki.path());
+    let mut server = TestServer::start_with(|cfg| cfg.tls = Some(tls));
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _) = private_ca(other.path());
+    server.trust(&other_ca);
+
+    let mut cfg = ClientConfig::new(vec![server.url.clone()], "rp.key");
+    cfg.ca_file = Some(other_ca.clone());
+    let result = Client::new(cfg.clone()).unwrap().devices("nobody");
+    assert!(
+        matches!(result, Err(ClientError::TlsFailure(_))),
+        "{result:?}"
+    );
+    // A dead server after it: the verdict is still the TLS failure, not "unreachable".
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    cfg.servers = vec![server.url.clone(), dead];
+    let result = Client::new(cfg.clone()).unwrap().devices("nobody");
+    assert!(
+        matches!(result, Err(ClientError::TlsFailure(_))),
+        "{result:?}"
+    );
+
+    // The right CA, but the name "localhost" is not in the certificate (only 127.0.0.1).
+    let (ca_file, _) = (pki.path().join("ca.pem"), ());
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let mut cfg = ClientConfig::new(vec![format!("https://localhost:{port}")], "rp.key");
+    cfg.ca_file = Some(ca_file);
+    let result = Client::new(cfg).unwrap().devices("nobody");
+    assert!(
+        matches!(result, Err(ClientError::TlsFailure(_))),
+        "{result:?}"
+    );
 }

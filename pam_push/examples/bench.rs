@@ -60,8 +60,17 @@ impl PamEnv for Env {
             argv: Some(vec!["sudo".into(), "id".into()]),
         }
     }
-    fn user_groups(&self, _user: &str) -> Option<Vec<String>> {
-        Some(vec!["users".into()])
+    fn user_groups(
+        &self,
+        _user: &str,
+    ) -> Result<Option<Vec<pam_push::policy::UserGroup>>, pam_push::system::LookupFailed> {
+        Ok(Some(vec![pam_push::policy::UserGroup {
+            gid: 100,
+            name: Some("users".into()),
+        }]))
+    }
+    fn group_id(&self, _name: &str) -> pam_push::policy::GroupId {
+        pam_push::policy::GroupId::NoSuchGroup
     }
 }
 

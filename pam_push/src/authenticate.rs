@@ -13,10 +13,17 @@ use std::time::{Duration, Instant};
 use pushauth_client::{ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Ownership, DEFAULT_CONFIG_PATH};
+use crate::config::{read_pinned_file, Config, Ownership, DEFAULT_CONFIG_PATH};
 use crate::context::{build_context, LoginFacts};
-use crate::policy::{push_required, NoDevicePolicy, UnreachablePolicy};
-use crate::prompt::{device_names, info_text, parse_answer, prompt_text, use_prompt, PromptAnswer};
+use crate::policy::{push_required_by_gid, GroupId, NoDevicePolicy, UnreachablePolicy, UserGroup};
+use crate::prompt::{
+    code_is_valid, device_names, info_text, parse_answer, prompt_text, use_prompt, PromptAnswer,
+};
+use crate::system::LookupFailed;
+
+/// How much shorter than sshd's `LoginGraceTime` the module's deadline must be: the key
+/// exchange and the first factor happen within the grace time too.
+pub const GRACE_MARGIN: Duration = Duration::from_secs(5);
 
 /// The PAM result the flow decides; `lib.rs` maps it to the C value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +54,27 @@ pub trait Conversation {
 pub trait PamEnv {
     /// Service, hosts, tty, `SSH_AUTH_INFO_0`, argv.
     fn facts(&self) -> LoginFacts;
-    /// The names of the user's local groups (primary included); `None` for an unknown user.
-    fn user_groups(&self, user: &str) -> Option<Vec<String>>;
+    /// The user's local groups (primary included), each with its name where it resolves;
+    /// `Ok(None)` for an unknown user; `Err` when the user database failed.
+    fn user_groups(&self, user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed>;
+    /// The gid of a group named in a literal `groups` pattern.
+    fn group_id(&self, name: &str) -> GroupId;
+    /// sshd's `LoginGraceTime` from `/etc/ssh/sshd_config` (and its includes), when the host
+    /// program is sshd; `None` when unknown or unlimited.
+    fn login_grace_time(&self) -> Option<Duration> {
+        None
+    }
+    /// Whether the person asked to stop: a SIGINT, SIGQUIT, SIGHUP or SIGTERM is pending for the
+    /// process (sudo blocks SIGINT and SIGQUIT while PAM runs, so Ctrl-C waits there until the
+    /// module returns). Checked between slices of the wait; no handler is installed and no
+    /// thread started.
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
+
+/// The longest stretch the wait runs without checking for a pending interrupt.
+pub const WAIT_SLICE: Duration = Duration::from_millis(1500);
 
 /// Syslog priority of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,17 +95,21 @@ pub trait Log {
 /// script it.
 pub trait PushBackend {
     type Login;
+    /// Starts a challenge; gives up at `deadline` (connect, TLS and failover included).
     fn start(
         &self,
         user: &str,
         context: &Context,
         opts: &StartOptions,
+        deadline: Instant,
     ) -> Result<Self::Login, ClientError>;
     fn challenge_id(login: &Self::Login) -> &str;
     fn code(login: &Self::Login) -> Option<&str>;
     fn device_names(login: &Self::Login) -> Vec<String>;
     fn wait(&self, login: &Self::Login, deadline: Instant) -> Result<Outcome, ClientError>;
-    fn cancel(&self, login: &Self::Login) -> Result<(), ClientError>;
+    /// Cancels the challenge; gives up at `deadline` (the client allows a short attempt even
+    /// when it has passed).
+    fn cancel(&self, login: &Self::Login, deadline: Instant) -> Result<(), ClientError>;
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -90,8 +119,9 @@ impl PushBackend for pushauth_client::Client {
         user: &str,
         context: &Context,
         opts: &StartOptions,
+        deadline: Instant,
     ) -> Result<PendingLogin, ClientError> {
-        pushauth_client::Client::start(self, user, context, opts)
+        pushauth_client::Client::start_until(self, user, context, opts, deadline)
     }
     fn challenge_id(login: &PendingLogin) -> &str {
         &login.id
@@ -105,8 +135,54 @@ impl PushBackend for pushauth_client::Client {
     fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
         pushauth_client::Client::wait(self, login, deadline)
     }
-    fn cancel(&self, login: &PendingLogin) -> Result<(), ClientError> {
-        pushauth_client::Client::cancel(self, login)
+    fn cancel(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
+        pushauth_client::Client::cancel_until(self, login, deadline)
+    }
+}
+
+/// A PAM stack other than `auth`, where the module does nothing useful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    Account,
+    Password,
+    Session,
+}
+
+impl Stack {
+    /// The stack's name as a PAM line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Account => "account",
+            Stack::Password => "password",
+            Stack::Session => "session",
+        }
+    }
+}
+
+/// Logs that pam_push was put in a stack other than `auth` (a configuration mistake that
+/// would otherwise pass in silence); the hook then fails closed.
+pub fn log_misplaced(stack: Stack, user: Option<&str>, pam: &dyn PamEnv, log: &mut dyn Log) {
+    let service = pam.facts().service.unwrap_or_default();
+    log.log(
+        Level::Error,
+        &format!(
+            "pam_push: user={} service={} outcome=misconfigured: pam_push is in the {} stack of \
+             /etc/pam.d/{}; it only works as \"auth required pam_push.so\"; refusing",
+            quote(user.unwrap_or("")),
+            quote(&service),
+            stack.name(),
+            for_path(&service)
+        ),
+    );
+}
+
+/// A service name as a file name for a log line.
+fn for_path(service: &str) -> String {
+    let clean = quote(service);
+    if clean == "-" {
+        "<service>".into()
+    } else {
+        clean
     }
 }
 
@@ -170,11 +246,18 @@ impl Record<'_> {
     }
 }
 
-/// A log value: `-` when empty, quoted when it holds spaces, never control characters.
+/// A log value: `-` when empty, quoted when it holds spaces, never control, bidi or other
+/// hidden characters (server messages end up here).
 fn quote(value: &str) -> String {
     let clean: String = value
         .chars()
-        .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+        .map(|c| {
+            if c == '"' || pushauth_proto::text::is_hidden(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .take(256)
         .collect();
     if clean.is_empty() {
@@ -191,12 +274,13 @@ struct CancelGuard<'a, B: PushBackend> {
     backend: &'a B,
     login: &'a B::Login,
     armed: bool,
+    deadline: Instant,
 }
 
 impl<B: PushBackend> Drop for CancelGuard<'_, B> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.backend.cancel(self.login);
+            let _ = self.backend.cancel(self.login, self.deadline);
         }
     }
 }
@@ -286,11 +370,30 @@ pub fn authenticate<B: PushBackend>(
     debug: bool,
     started: Instant,
 ) -> PamCode {
-    let deadline = started + config.timeout;
     let facts = pam.facts();
+    let service = facts.service.clone().unwrap_or_default();
+    let timeout = effective_timeout(config, &service, pam, log);
+    let deadline = started + timeout;
+    // One name for the push, the group check and the pinned keys (issue 9 item 10).
+    let user = match config.user_map.apply(user) {
+        Ok(user) => user,
+        Err(e) => {
+            log.log(
+                Level::Notice,
+                &format!(
+                    "pam_push: user={} service={} outcome=bad_user_name detail={}",
+                    quote(user),
+                    quote(&service),
+                    quote(&e)
+                ),
+            );
+            return PamCode::UserUnknown;
+        }
+    };
+    let user = user.as_str();
     let mut record = Record {
         user,
-        service: facts.service.clone().unwrap_or_default(),
+        service,
         rhost: facts.rhost.clone().unwrap_or_default(),
         device: String::new(),
         challenge: String::new(),
@@ -298,18 +401,58 @@ pub fn authenticate<B: PushBackend>(
 
     if !config.groups.is_empty() {
         match pam.user_groups(user) {
-            None => {
+            Ok(None) => {
                 log.log(Level::Notice, &record.line("unknown_local_user", None));
                 return PamCode::UserUnknown;
             }
-            Some(groups) if !push_required(&config.groups, &groups) => {
-                log.log(
-                    Level::Info,
-                    &record.line("not_required", Some("user outside groups")),
-                );
-                return PamCode::Ignore;
+            // Groups that cannot be read never take anyone out of scope (issue 9 item 5).
+            Err(LookupFailed::Error) => log.log(
+                Level::Warning,
+                &record.line(
+                    "groups_unreadable",
+                    Some("the user's groups cannot be read; push required"),
+                ),
+            ),
+            Ok(Some(groups)) => {
+                if !push_required_by_gid(&config.groups, &groups, &|name| pam.group_id(name)) {
+                    log.log(
+                        Level::Info,
+                        &record.line("not_required", Some("user outside groups")),
+                    );
+                    return PamCode::Ignore;
+                }
             }
-            Some(_) => {}
+        }
+    }
+
+    // Pinned keys: checked like the config (owner, mode) and parsed before anything is sent.
+    // A user who has a pinned-key file is one for whom the server's "no device" is a lie or an
+    // attack, never a reason to let in (issue 9 item 7).
+    let mut pinned = false;
+    if let Some(dir) = &config.authorized_devices {
+        let pins = read_pinned_file(dir, user, config.owner).and_then(|text| {
+            text.map(|text| {
+                pushauth_client::pinned::parse_authorized_devices(&text).map_err(|message| {
+                    crate::config::ConfigError::Invalid {
+                        path: dir.join(user),
+                        message,
+                    }
+                })
+            })
+            .transpose()
+        });
+        match pins {
+            Ok(found) => pinned = found.is_some(),
+            Err(e) => {
+                log.log(
+                    Level::Error,
+                    &record.line("config_error", Some(&e.to_string())),
+                );
+                let _ = conv.error(
+                    "pushauth: this host's push configuration is broken; ask an administrator",
+                );
+                return PamCode::ServiceErr;
+            }
         }
     }
 
@@ -320,11 +463,11 @@ pub fn authenticate<B: PushBackend>(
     let opts = StartOptions {
         devices: None,
         number_matching: config.number_matching,
-        ttl: Some(challenge_ttl(config.timeout)),
+        ttl: Some(challenge_ttl(timeout)),
     };
-    let login = match backend.start(user, &context, &opts) {
+    let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,
-        Err(e) => return start_failed(config, e, &record, conv, log),
+        Err(e) => return start_failed(config, e, pinned, &record, conv, log),
     };
     record.challenge = B::challenge_id(&login).to_owned();
     let names = B::device_names(&login);
@@ -333,10 +476,26 @@ pub fn authenticate<B: PushBackend>(
         backend,
         login: &login,
         armed: true,
+        deadline,
     };
+    // The code is shown to the person: digits only, or the login is refused (issue 9 item 14).
+    if let Some(code) = B::code(&login) {
+        if !code_is_valid(code) {
+            drop(guard);
+            log.log(
+                Level::Error,
+                &record.line(
+                    "untrustworthy_answer",
+                    Some("the server's code is not 2 to 8 ASCII digits"),
+                ),
+            );
+            let _ = conv.error("pushauth: the push request failed");
+            return PamCode::AuthErr;
+        }
+    }
     let shown = device_names(&names);
     let code = B::code(&login);
-    let timeout_secs = config.timeout.as_secs();
+    let timeout_secs = timeout.as_secs();
 
     let mut wait_until = deadline;
     if use_prompt(config.prompt, &record.service) {
@@ -364,7 +523,7 @@ pub fn authenticate<B: PushBackend>(
         return PamCode::AuthErr;
     }
 
-    let outcome = backend.wait(&login, wait_until);
+    let outcome = wait_in_slices(backend, &login, wait_until, pam);
     let (code, outcome_name, level, message, detail): (
         PamCode,
         &str,
@@ -418,7 +577,14 @@ pub fn authenticate<B: PushBackend>(
             Some("pushauth: no answer in time"),
             None,
         ),
-        Err(ClientError::BadAnswer(msg)) => (
+        Err(Waited::Interrupted) => (
+            PamCode::AuthErr,
+            "interrupted",
+            Level::Notice,
+            Some("pushauth: login cancelled"),
+            None,
+        ),
+        Err(Waited::Failed(ClientError::BadAnswer(msg))) => (
             PamCode::AuthErr,
             "untrustworthy_answer",
             Level::Error,
@@ -427,14 +593,21 @@ pub fn authenticate<B: PushBackend>(
         ),
         // Once a challenge exists, losing the server never lets anyone in: the `safe`
         // policy only covers a server that cannot be reached to start one.
-        Err(e @ ClientError::Unreachable(_)) => (
+        Err(Waited::Failed(e @ (ClientError::Unreachable(_) | ClientError::ServerError(_)))) => (
             PamCode::AuthinfoUnavail,
             "unreachable",
             Level::Error,
             Some("pushauth: the push server cannot be reached"),
             Some(e.to_string()),
         ),
-        Err(e) => (
+        Err(Waited::Failed(e @ ClientError::TlsFailure(_))) => (
+            PamCode::AuthErr,
+            "tls_failure",
+            Level::Error,
+            Some("pushauth: the push server's identity could not be verified"),
+            Some(e.to_string()),
+        ),
+        Err(Waited::Failed(e)) => (
             PamCode::AuthErr,
             "error",
             Level::Error,
@@ -452,25 +625,134 @@ pub fn authenticate<B: PushBackend>(
     code
 }
 
+/// Why the wait ended without an outcome.
+enum Waited {
+    /// A stop signal is pending (Ctrl-C in sudo).
+    Interrupted,
+    /// The backend failed.
+    Failed(ClientError),
+}
+
+/// Waits until `deadline` in slices of at most [`WAIT_SLICE`], checking between slices whether
+/// the person interrupted (issue 9 item 18). A slice that ran out (or failed transiently after
+/// running out) continues with the next; an answer, a final error or an early `TimedOut` from
+/// the backend ends the wait.
+fn wait_in_slices<B: PushBackend>(
+    backend: &B,
+    login: &B::Login,
+    deadline: Instant,
+    pam: &dyn PamEnv,
+) -> Result<Outcome, Waited> {
+    loop {
+        if pam.interrupted() {
+            return Err(Waited::Interrupted);
+        }
+        let slice_end = deadline.min(Instant::now() + WAIT_SLICE);
+        let result = backend.wait(login, slice_end);
+        let slice_over = Instant::now() >= slice_end && slice_end < deadline;
+        match result {
+            Ok(Outcome::TimedOut) if slice_over => {}
+            Err(ClientError::Unreachable(_) | ClientError::ServerError(_)) if slice_over => {}
+            Ok(outcome) => return Ok(outcome),
+            Err(e) => return Err(Waited::Failed(e)),
+        }
+    }
+}
+
 /// The challenge's lifetime: a little shorter than the module's deadline (the server rounds
 /// expiry up to the second), so the server's `expired` verdict arrives before the module gives up
 /// and the person is told "expired" rather than "no answer in time".
+///
+/// At most [`MAX_CHALLENGE_TTL_SECS`](crate::config::MAX_CHALLENGE_TTL_SECS), pushauthd's
+/// default `max_ttl_secs`: a longer request would be refused and make every login fail.
 pub fn challenge_ttl(timeout: Duration) -> Duration {
     timeout
         .saturating_sub(Duration::from_secs(2))
         .max(Duration::from_secs(1))
+        .min(Duration::from_secs(crate::config::MAX_CHALLENGE_TTL_SECS))
+}
+
+/// The deadline for this login: `timeout`, but below sshd's `LoginGraceTime` (less
+/// [`GRACE_MARGIN`]) under sshd, with a warning, since sshd would cut the login off first and
+/// every login would fail (issue 9 item 8).
+pub fn effective_timeout(
+    config: &Config,
+    service: &str,
+    pam: &dyn PamEnv,
+    log: &mut dyn Log,
+) -> Duration {
+    if !service.starts_with("sshd") {
+        return config.timeout;
+    }
+    let Some(grace) = pam.login_grace_time() else {
+        return config.timeout;
+    };
+    if config.timeout + GRACE_MARGIN <= grace {
+        return config.timeout;
+    }
+    let clamped = grace
+        .saturating_sub(GRACE_MARGIN)
+        .max(Duration::from_secs(1));
+    log.log(
+        Level::Warning,
+        &format!(
+            "pam_push: service={} timeout = {} s is not below sshd's LoginGraceTime ({} s) by {} s; \
+             using {} s (lower timeout in the config, or raise LoginGraceTime)",
+            quote(service),
+            config.timeout.as_secs(),
+            grace.as_secs(),
+            GRACE_MARGIN.as_secs(),
+            clamped.as_secs()
+        ),
+    );
+    clamped
 }
 
 /// A challenge could not be started: the named policies decide.
 fn start_failed(
     config: &Config,
     error: ClientError,
+    pinned: bool,
     record: &Record<'_>,
     conv: &mut dyn Conversation,
     log: &mut dyn Log,
 ) -> PamCode {
     let detail = error.to_string();
     match error {
+        // A server that was reached and failed, or a TLS failure: never "unreachable", whatever
+        // the policy (issue 9 item 6).
+        ClientError::ServerError(_) => {
+            log.log(
+                Level::Error,
+                &record.line("server_error_denied", Some(&detail)),
+            );
+            let _ = conv.error("pushauth: the push server failed");
+            PamCode::AuthinfoUnavail
+        }
+        ClientError::TlsFailure(_) => {
+            log.log(
+                Level::Error,
+                &record.line("tls_failure_denied", Some(&detail)),
+            );
+            let _ = conv.error("pushauth: the push server's identity could not be verified");
+            PamCode::AuthErr
+        }
+        ClientError::UnknownUser | ClientError::NoDevice if pinned => {
+            let what = if matches!(error, ClientError::UnknownUser) {
+                "unknown_user"
+            } else {
+                "no_device"
+            };
+            log.log(
+                Level::Error,
+                &record.line(
+                    &format!("{what}_pinned_denied"),
+                    Some("the user has pinned device keys, so the server must know a device"),
+                ),
+            );
+            let _ = conv.error("pushauth: the push server does not know this user's device");
+            PamCode::AuthErr
+        }
         ClientError::Unreachable(_) => match config.server_unreachable {
             UnreachablePolicy::Secure => {
                 log.log(
@@ -524,6 +806,25 @@ fn start_failed(
         }
         ClientError::Unauthorized | ClientError::Config(_) => {
             log.log(Level::Error, &record.line("config_error", Some(&detail)));
+            let _ = conv
+                .error("pushauth: this host's push configuration is broken; ask an administrator");
+            PamCode::ServiceErr
+        }
+        ClientError::Rejected {
+            status: 400,
+            ref message,
+            ..
+        } if message.contains("ttl_secs") => {
+            log.log(
+                Level::Error,
+                &record.line(
+                    "config_error",
+                    Some(&format!(
+                        "the server refuses the challenge lifetime ({message}); lower timeout \
+                         in the config: {detail}"
+                    )),
+                ),
+            );
             let _ = conv
                 .error("pushauth: this host's push configuration is broken; ask an administrator");
             PamCode::ServiceErr

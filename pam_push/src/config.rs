@@ -11,7 +11,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::policy::{GroupRule, NoDevicePolicy, UnreachablePolicy};
+use crate::policy::{GroupRule, NoDevicePolicy, UnreachablePolicy, UserMap};
 use crate::prompt::PromptMode;
 
 /// Where the module looks without `conf=`.
@@ -22,6 +22,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_TIMEOUT_SECS: u64 = 600;
 /// A config file larger than this is refused (it is a few lines).
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// The longest challenge lifetime requested: pushauthd's default `max_ttl_secs`. A longer
+/// `timeout` still waits that long (prompt included); the challenge itself lives at most this.
+pub const MAX_CHALLENGE_TTL_SECS: u64 = 300;
 
 /// Why the config cannot be used. Every message names the file and says what to fix.
 #[derive(Debug, Error)]
@@ -47,6 +50,10 @@ pub enum ConfigError {
     Malformed { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path} is not a directory")]
+    NotADirectory { path: PathBuf },
+    #[error("the API key in {path} holds characters other than printable ASCII (0x21-0x7E): a byte-order mark, a no-break or zero-width space, a space? Write the key alone on one line")]
+    BadApiKey { path: PathBuf },
 }
 
 /// The module's settings after parsing and checking. `Debug` never shows the API key.
@@ -71,6 +78,13 @@ pub struct Config {
     pub server_unreachable: UnreachablePolicy,
     /// Pinned device keys, `<dir>/<user>`.
     pub authorized_devices: Option<PathBuf>,
+    /// How the PAM user name becomes the pushauth user name (and the name of the local account
+    /// and of the pinned-key file).
+    pub user_map: UserMap,
+    /// Allow `http://` servers on other machines (off: only loopback may use plain HTTP).
+    pub allow_insecure_http: bool,
+    /// Who must own the files read at login time (pinned-key files): root in the module.
+    pub owner: Ownership,
 }
 
 impl std::fmt::Debug for Config {
@@ -85,6 +99,8 @@ impl std::fmt::Debug for Config {
             .field("no_device", &self.no_device)
             .field("server_unreachable", &self.server_unreachable)
             .field("authorized_devices", &self.authorized_devices)
+            .field("user_map", &self.user_map)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +123,8 @@ struct RawConfig {
     no_device: Option<String>,
     server_unreachable: Option<String>,
     authorized_devices: Option<PathBuf>,
+    user_map: Option<String>,
+    allow_insecure_http: Option<bool>,
 }
 
 impl Drop for RawConfig {
@@ -189,6 +207,82 @@ impl Ownership {
     pub const ROOT: Ownership = Ownership { uid: 0 };
 }
 
+/// Checks an opened file's (or directory's) owner and that group and others cannot write it.
+fn check_owner_and_mode(
+    path: &Path,
+    meta: &fs::Metadata,
+    owner: Ownership,
+) -> Result<u32, ConfigError> {
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != owner.uid {
+        return Err(ConfigError::NotOwnedByRoot {
+            path: path.to_owned(),
+            uid: meta.uid(),
+        });
+    }
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Writable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(mode)
+}
+
+/// Checks a directory that decides who is protected how (the pinned-key directory): it must
+/// exist, be a directory, be owned by `owner` and not be writable by group or others, or anyone
+/// who can write it could remove or replace a user's pinned keys.
+pub fn check_directory(path: &Path, owner: Ownership) -> Result<(), ConfigError> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::Missing {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => {
+            return Err(ConfigError::Unreadable {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() {
+        return Err(ConfigError::NotADirectory {
+            path: path.to_owned(),
+        });
+    }
+    check_owner_and_mode(path, &meta, owner).map(drop)
+}
+
+/// Reads a user's pinned-key file `<dir>/<user>` with the config's owner and mode checks:
+/// `Ok(None)` when the user has no file (no pinning), the text otherwise. The directory is
+/// checked too (see [`check_directory`]).
+pub fn read_pinned_file(
+    dir: &Path,
+    user: &str,
+    owner: Ownership,
+) -> Result<Option<Zeroizing<String>>, ConfigError> {
+    check_directory(dir, owner)?;
+    // The user name becomes a file name: nothing that could leave the directory.
+    if user.is_empty()
+        || user.starts_with('.')
+        || user.contains(['/', '\\', '\0'])
+        || user.chars().any(char::is_control)
+    {
+        return Err(ConfigError::Invalid {
+            path: dir.to_owned(),
+            message: format!("user name {user:?} cannot name a pinned-key file"),
+        });
+    }
+    let path = dir.join(user);
+    match read_checked(&path, owner, false) {
+        Ok((text, _)) => Ok(Some(text)),
+        Err(ConfigError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a file that must be owned by `owner` and not writable by group or others; with
 /// `secret`, not readable by them either. Checks the open file (fstat), not the path, so the
 /// file cannot be swapped between check and read.
@@ -220,19 +314,7 @@ fn read_checked(
             path: path.to_owned(),
         });
     }
-    let mode = meta.mode() & 0o7777;
-    if meta.uid() != owner.uid {
-        return Err(ConfigError::NotOwnedByRoot {
-            path: path.to_owned(),
-            uid: meta.uid(),
-        });
-    }
-    if mode & 0o022 != 0 {
-        return Err(ConfigError::Writable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
+    let mode = check_owner_and_mode(path, &meta, owner)?;
     if secret && mode & 0o044 != 0 {
         return Err(ConfigError::SecretReadable {
             path: path.to_owned(),
@@ -276,7 +358,8 @@ impl Config {
         Self::from_raw(path, raw, owner)
     }
 
-    /// Parses config text without touching the file system beyond the API key file (tests).
+    /// Parses config text without reading a config file (tests); the files it names (API key,
+    /// `ca_file`, `authorized_devices`) are still read and checked.
     pub fn parse(path: &Path, text: &str, owner: Ownership) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
@@ -313,13 +396,25 @@ impl Config {
         }
         let api_key = match (raw.api_key.take(), raw.api_key_file.take()) {
             (Some(mut inline), None) => {
-                let key = Zeroizing::new(inline.trim().to_owned());
+                let key = Zeroizing::new(inline.trim_end_matches(['\r', '\n']).to_owned());
                 inline.zeroize();
+                if !key.is_empty() && !pushauth_client::api_key_is_printable_ascii(&key) {
+                    return Err(ConfigError::BadApiKey {
+                        path: path.to_owned(),
+                    });
+                }
                 key
             }
             (None, Some(file)) => {
                 let (text, _) = read_checked(&file, owner, true)?;
-                Zeroizing::new(text.trim().to_owned())
+                // Only the final newline(s) an editor or `echo` adds are dropped: anything else
+                // that is not printable ASCII could not be sent, and must not count as "server
+                // unreachable" later (issue 9 item 17).
+                let key = Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned());
+                if !key.is_empty() && !pushauth_client::api_key_is_printable_ascii(&key) {
+                    return Err(ConfigError::BadApiKey { path: file });
+                }
+                key
             }
             (Some(mut inline), Some(_)) => {
                 inline.zeroize();
@@ -371,23 +466,39 @@ impl Config {
             Some(text) => text.parse().map_err(invalid)?,
         };
         if let Some(dir) = &raw.authorized_devices {
-            // A missing pin directory must not mean "no pinning".
-            match fs::metadata(dir) {
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => {
-                    return Err(invalid(format!(
-                        "authorized_devices {} is not a directory",
-                        dir.display()
-                    )))
-                }
-                Err(e) => {
-                    return Err(invalid(format!(
-                        "authorized_devices {}: {e}",
-                        dir.display()
-                    )))
-                }
-            }
+            // A missing pin directory must not mean "no pinning"; one that others can write
+            // is no pinning at all (issue 9 item 9).
+            check_directory(dir, owner).map_err(|e| invalid(format!("authorized_devices: {e}")))?;
         }
+        if let Some(ca_file) = &raw.ca_file {
+            // Whoever can write the CA file can make the module trust their own server.
+            let file = File::open(ca_file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ConfigError::Missing {
+                        path: ca_file.clone(),
+                    }
+                } else {
+                    ConfigError::Unreadable {
+                        path: ca_file.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+            let meta = file.metadata().map_err(|source| ConfigError::Unreadable {
+                path: ca_file.clone(),
+                source,
+            })?;
+            if !meta.is_file() {
+                return Err(ConfigError::NotAFile {
+                    path: ca_file.clone(),
+                });
+            }
+            check_owner_and_mode(ca_file, &meta, owner)?;
+        }
+        let user_map = match raw.user_map.as_deref() {
+            None => UserMap::AsIs,
+            Some(text) => text.parse().map_err(invalid)?,
+        };
         Ok(Config {
             servers,
             api_key,
@@ -401,6 +512,9 @@ impl Config {
             no_device,
             server_unreachable,
             authorized_devices: raw.authorized_devices.take(),
+            user_map,
+            allow_insecure_http: raw.allow_insecure_http.unwrap_or(false),
+            owner,
         })
     }
 
@@ -412,6 +526,7 @@ impl Config {
         cfg.proxy = self.proxy.clone();
         cfg.connect_timeout = self.connect_timeout;
         cfg.authorized_devices_dir = self.authorized_devices.clone();
+        cfg.allow_insecure_http = self.allow_insecure_http;
         cfg
     }
 }
@@ -419,6 +534,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::UserMap;
     use std::os::unix::fs::PermissionsExt;
 
     fn me() -> Ownership {
@@ -459,12 +575,16 @@ mod tests {
 
         let pins = dir.path().join("pins");
         fs::create_dir(&pins).unwrap();
+        fs::set_permissions(&pins, fs::Permissions::from_mode(0o755)).unwrap();
+        let ca = write(dir.path(), "ca.pem", "pem", 0o644);
         let text = format!(
             "servers = [\"https://a.example\", \"https://b.example\"]\napi_key = \"inline\"\n\
-             ca_file = \"/etc/ca.pem\"\nproxy = \"http://proxy:3128\"\ntimeout = 30\n\
+             ca_file = \"{}\"\nproxy = \"http://proxy:3128\"\ntimeout = 30\n\
              connect_timeout = 2\nnumber_matching = false\nprompt = \"always\"\n\
              groups = [\"admins\", \"!contractors\"]\nno_device = \"ignore\"\n\
-             server_unreachable = \"safe\"\nauthorized_devices = \"{}\"\n",
+             server_unreachable = \"safe\"\nauthorized_devices = \"{}\"\n\
+             user_map = \"strip_domain\"\nallow_insecure_http = true\n",
+            ca.display(),
             pins.display()
         );
         let conf = write(dir.path(), "full", &text, 0o600);
@@ -479,7 +599,10 @@ mod tests {
         assert_eq!(cfg.no_device, NoDevicePolicy::Ignore);
         assert_eq!(cfg.server_unreachable, UnreachablePolicy::Safe);
         assert_eq!(cfg.authorized_devices.as_deref(), Some(pins.as_path()));
+        assert_eq!(cfg.user_map, UserMap::StripDomain);
+        assert!(cfg.allow_insecure_http);
         let client = cfg.client_config();
+        assert!(client.allow_insecure_http);
         assert_eq!(client.proxy.as_deref(), Some("http://proxy:3128"));
         assert!(!format!("{client:?}").contains("inline"));
     }
@@ -610,6 +733,8 @@ mod tests {
         let key = write(dir.path(), "api-key", "k\n", 0o600);
         let pins = dir.path().join("pins");
         fs::create_dir(&pins).unwrap();
+        fs::set_permissions(&pins, fs::Permissions::from_mode(0o755)).unwrap();
+        let ca = write(dir.path(), "ca.pem", "pem", 0o644);
         let mut text = String::new();
         let mut settings = 0;
         for line in example.lines() {
@@ -630,7 +755,8 @@ mod tests {
                     .replace(
                         "/etc/pushauth/authorized_devices",
                         &pins.display().to_string(),
-                    ),
+                    )
+                    .replace("/etc/pushauth/ca.pem", &ca.display().to_string()),
             );
             text.push('\n');
         }
@@ -641,6 +767,134 @@ mod tests {
         assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
         assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
         assert_eq!(cfg.authorized_devices.as_deref(), Some(pins.as_path()));
+    }
+
+    /// An API key file with a byte-order mark, a no-break space or a zero-width space is a
+    /// config error naming the file, not a request that fails later and counts as "unreachable".
+    #[test]
+    fn issue9_item17_api_key_must_be_printable_ascii() {
+        let dir = tempfile::tempdir().unwrap();
+        for key in [
+            "\u{feff}rp1.secret\n",
+            "rp1.secret\u{a0}\n",
+            "rp1.\u{200b}secret\n",
+            "rp1.secret with space\n",
+            " rp1.secret\n",
+        ] {
+            let key_file = write(dir.path(), "api-key", key, 0o600);
+            let text = format!(
+                "server = \"http://127.0.0.1:1\"\napi_key_file = \"{}\"\n",
+                key_file.display()
+            );
+            let conf = write(dir.path(), "c", &text, 0o600);
+            let err = Config::load(&conf, me()).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::BadApiKey { path } if path == &key_file),
+                "{key:?}: {err}"
+            );
+            assert!(err.to_string().contains("api-key"), "{err}");
+            assert!(err.to_string().contains("printable ASCII"), "{err}");
+        }
+        // The final newline (LF or CRLF) is not part of the key.
+        for key in ["rp1.secret\n", "rp1.secret\r\n", "rp1.secret"] {
+            let key_file = write(dir.path(), "api-key", key, 0o600);
+            let text = format!(
+                "server = \"http://127.0.0.1:1\"\napi_key_file = \"{}\"\n",
+                key_file.display()
+            );
+            let conf = write(dir.path(), "c", &text, 0o600);
+            assert_eq!(
+                Config::load(&conf, me()).unwrap().api_key.as_str(),
+                "rp1.secret"
+            );
+        }
+        let inline = write(
+            dir.path(),
+            "i",
+            "server = \"http://127.0.0.1:1\"\napi_key = \"\u{feff}k\"\n",
+            0o600,
+        );
+        assert!(matches!(
+            Config::load(&inline, me()).unwrap_err(),
+            ConfigError::BadApiKey { .. }
+        ));
+    }
+
+    /// `ca_file`, the pinned-key directory and each pinned-key file get the config's owner and
+    /// mode checks: whoever can write them decides which server or which device is trusted.
+    #[test]
+    fn issue9_item9_ca_file_and_pinned_keys_are_checked_like_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = Ownership {
+            uid: me().uid.wrapping_add(4242),
+        };
+        let ca = write(dir.path(), "ca.pem", "pem", 0o644);
+        let pins = dir.path().join("pins");
+        fs::create_dir(&pins).unwrap();
+        fs::set_permissions(&pins, fs::Permissions::from_mode(0o755)).unwrap();
+        let base = |extra: &str| with_key(dir.path(), extra);
+        let load = |extra: &str, owner: Ownership| {
+            let conf = write(dir.path(), "c", &base(extra), 0o600);
+            Config::load(&conf, owner)
+        };
+        let ca_line = format!("ca_file = \"{}\"\n", ca.display());
+        let pins_line = format!("authorized_devices = \"{}\"\n", pins.display());
+        assert!(load(&ca_line, me()).is_ok());
+        assert!(load(&pins_line, me()).is_ok());
+
+        for mode in [0o664, 0o646] {
+            fs::set_permissions(&ca, fs::Permissions::from_mode(mode)).unwrap();
+            let err = load(&ca_line, me()).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Writable { .. }),
+                "{mode:o}: {err}"
+            );
+            assert!(err.to_string().contains("ca.pem"), "{err}");
+        }
+        fs::set_permissions(&ca, fs::Permissions::from_mode(0o644)).unwrap();
+        // Not owned by root (the config file itself is checked first against `owner`, so
+        // check the CA file alone through parse with that owner).
+        let err = Config::parse(
+            &dir.path().join("c"),
+            &format!("server = \"https://x\"\napi_key = \"k\"\n{ca_line}"),
+            other,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::NotOwnedByRoot { .. }), "{err}");
+        let err = load("ca_file = \"/nonexistent/ca.pem\"\n", me()).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { .. }), "{err}");
+
+        for mode in [0o775, 0o757, 0o777] {
+            fs::set_permissions(&pins, fs::Permissions::from_mode(mode)).unwrap();
+            let err = load(&pins_line, me()).unwrap_err();
+            assert!(err.to_string().contains("chmod go-w"), "{mode:o}: {err}");
+        }
+        fs::set_permissions(&pins, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Config::parse(
+            &dir.path().join("c"),
+            &format!("server = \"https://x\"\napi_key = \"k\"\n{pins_line}"),
+            other,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not root"), "{err}");
+
+        // Each pinned-key file: owner and mode, and no name that leaves the directory.
+        assert!(read_pinned_file(&pins, "alice", me()).unwrap().is_none());
+        let alice = write(&pins, "alice", "# none\n", 0o644);
+        assert!(read_pinned_file(&pins, "alice", me()).unwrap().is_some());
+        fs::set_permissions(&alice, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            read_pinned_file(&pins, "alice", me()),
+            Err(ConfigError::Writable { .. })
+        ));
+        fs::set_permissions(&alice, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read_pinned_file(&pins, "alice", other),
+            Err(ConfigError::NotOwnedByRoot { .. })
+        ));
+        for user in ["../alice", ".hidden", "a/b", ""] {
+            assert!(read_pinned_file(&pins, user, me()).is_err(), "{user}");
+        }
     }
 
     #[test]

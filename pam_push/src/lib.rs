@@ -65,13 +65,47 @@ impl PamHooks for PamPush {
         ))
     }
 
-    /// No credentials to set: the push only proves presence.
+    /// No credentials to set: the push only proves presence. (Only called after `auth`.)
     fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         PamResultCode::PAM_SUCCESS
     }
 
-    /// Account management is not this module's job; step aside.
-    fn acct_mgmt(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    /// pam_push in the `account` stack is a mistake (no push would be asked): log it and fail
+    /// closed with `PAM_PERM_DENIED` (issue 9 item 19).
+    fn acct_mgmt(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        misplaced(pamh, authenticate::Stack::Account);
+        PamResultCode::PAM_PERM_DENIED
     }
+
+    /// pam_push in the `password` stack is a mistake: log it and fail closed with
+    /// `PAM_AUTHTOK_ERR` (issue 9 item 19).
+    fn sm_chauthtok(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        misplaced(pamh, authenticate::Stack::Password);
+        PamResultCode::PAM_AUTHTOK_ERR
+    }
+
+    /// pam_push in the `session` stack is a mistake: log it and fail closed with
+    /// `PAM_SESSION_ERR`.
+    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        misplaced(pamh, authenticate::Stack::Session);
+        PamResultCode::PAM_SESSION_ERR
+    }
+
+    /// Closing a session that could not have been opened through this module: nothing to undo.
+    fn sm_close_session(
+        _pamh: &mut PamHandle,
+        _args: Vec<&CStr>,
+        _flags: PamFlag,
+    ) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+}
+
+/// Logs that the module sits in a stack other than `auth`.
+fn misplaced(pamh: &mut PamHandle, stack: authenticate::Stack) {
+    let user = pamh.get_user(None).ok();
+    let pamh: &PamHandle = pamh;
+    let env = system::HostEnv { pamh };
+    let mut log = system::Syslog { debug: false };
+    authenticate::log_misplaced(stack, user.as_deref(), &env, &mut log);
 }

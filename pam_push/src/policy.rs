@@ -28,6 +28,157 @@ impl GroupRule {
     }
 }
 
+/// One of the user's groups as the system reported it: its gid, and its name when the name
+/// could be resolved (`None`: the group database failed for it, e.g. a group too large to read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroup {
+    pub gid: u32,
+    pub name: Option<String>,
+}
+
+/// What the group database says about a group name used as a literal pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupId {
+    /// The group exists with this gid.
+    Found(u32),
+    /// No such group.
+    NoSuchGroup,
+    /// The lookup failed (the group could not be read): the answer is unknown.
+    Failed,
+}
+
+/// Whether a rule matches: yes, no, or unknown (a group could not be resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    Yes,
+    No,
+    Unknown,
+}
+
+impl GroupRule {
+    /// A pattern with no `*` or `?` names one group: it is compared by gid.
+    pub fn is_literal(&self) -> bool {
+        !self.pattern.contains(['*', '?'])
+    }
+
+    fn matches(&self, groups: &[UserGroup], lookup: &dyn Fn(&str) -> GroupId) -> Match {
+        let mut unknown = false;
+        if self.is_literal() {
+            match lookup(&self.pattern) {
+                GroupId::Found(gid) => {
+                    if groups.iter().any(|g| g.gid == gid) {
+                        return Match::Yes;
+                    }
+                }
+                GroupId::NoSuchGroup => {}
+                GroupId::Failed => unknown = true,
+            }
+        }
+        for group in groups {
+            match &group.name {
+                Some(name) if glob(&self.pattern, name) => return Match::Yes,
+                Some(_) => {}
+                // A glob cannot be decided against a group whose name is unknown; a literal
+                // pattern that resolved to a gid already was.
+                None if !self.is_literal() => unknown = true,
+                None => {}
+            }
+        }
+        if unknown {
+            Match::Unknown
+        } else {
+            Match::No
+        }
+    }
+}
+
+/// Whether a user in `groups` must approve a push, looking literal patterns up by gid with
+/// `lookup`. Fails towards "required": a group that cannot be resolved never takes a user out
+/// of scope (it counts as matching an include rule and as not matching an exclude rule), so a
+/// broken or oversized group database means a push, not a skipped push (issue 9 item 5).
+pub fn push_required_by_gid(
+    rules: &[GroupRule],
+    groups: &[UserGroup],
+    lookup: &dyn Fn(&str) -> GroupId,
+) -> bool {
+    if rules.is_empty() {
+        return true;
+    }
+    if rules
+        .iter()
+        .filter(|r| r.exclude)
+        .any(|r| r.matches(groups, lookup) == Match::Yes)
+    {
+        return false;
+    }
+    let mut includes = rules.iter().filter(|r| !r.exclude).peekable();
+    if includes.peek().is_none() {
+        return true;
+    }
+    includes.any(|r| r.matches(groups, lookup) != Match::No)
+}
+
+/// How the PAM user name becomes the pushauth user name, the local account whose groups are
+/// checked and the pinned-key file name (issue 9 item 10), so that `Alice`, `alice@CORP` and
+/// `CORP\alice` cannot be three users of which only one has pinned keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMap {
+    /// The name as PAM gives it. The default.
+    AsIs,
+    /// Lower-cased (Unicode lower case).
+    Lowercase,
+    /// `alice@CORP` and `CORP\alice` become `alice`, and the result is lower-cased: domain
+    /// account names are case-insensitive, so stripping the domain without folding the case
+    /// would leave `Alice` and `alice` apart.
+    StripDomain,
+}
+
+impl FromStr for UserMap {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "as_is" => Ok(Self::AsIs),
+            "lowercase" => Ok(Self::Lowercase),
+            "strip_domain" => Ok(Self::StripDomain),
+            other => Err(format!(
+                "user_map = {other:?} must be \"as_is\", \"lowercase\" or \"strip_domain\""
+            )),
+        }
+    }
+}
+
+impl UserMap {
+    /// The canonical user name, or why the name cannot be used (empty after mapping, a domain
+    /// part on both sides, hidden characters).
+    pub fn apply(self, user: &str) -> Result<String, String> {
+        if let Some(c) = user.chars().find(|&c| pushauth_proto::text::is_hidden(c)) {
+            return Err(format!(
+                "user name holds a hidden character U+{:04X}",
+                u32::from(c)
+            ));
+        }
+        let mapped = match self {
+            UserMap::AsIs => user.to_owned(),
+            UserMap::Lowercase => user.to_lowercase(),
+            UserMap::StripDomain => {
+                let name = match (user.rsplit_once('\\'), user.split_once('@')) {
+                    (Some(_), Some(_)) => {
+                        return Err("user name has both DOMAIN\\ and @domain parts".into())
+                    }
+                    (Some((_, name)), None) => name,
+                    (None, Some((name, _))) => name,
+                    (None, None) => user,
+                };
+                name.to_lowercase()
+            }
+        };
+        if mapped.trim().is_empty() {
+            return Err("user name is empty after user_map".into());
+        }
+        Ok(mapped)
+    }
+}
+
 /// Whether a user in `user_groups` must approve a push.
 ///
 /// No rules: everyone. Any exclude rule that matches: no. Include rules present: only users in a
@@ -161,6 +312,97 @@ mod tests {
         let r = rules(&["admins", "! contractors"]);
         assert!(!push_required(&r, &groups(&["admins", "contractors"])));
         assert!(push_required(&r, &groups(&["admins"])));
+    }
+
+    fn lookup(name: &str) -> GroupId {
+        match name {
+            "staff" => GroupId::Found(50),
+            "admins" => GroupId::Found(60),
+            "broken" => GroupId::Failed,
+            _ => GroupId::NoSuchGroup,
+        }
+    }
+
+    #[test]
+    fn issue9_item5_unresolvable_groups_mean_push_required() {
+        let unresolved = [UserGroup {
+            gid: 50,
+            name: None,
+        }];
+        // The literal "staff" is compared by gid: the unreadable group still matches.
+        assert!(push_required_by_gid(
+            &rules(&["staff"]),
+            &unresolved,
+            &lookup
+        ));
+        // A glob cannot be decided against an unknown name: push required.
+        assert!(push_required_by_gid(&rules(&["st*"]), &unresolved, &lookup));
+        // An exclusion that cannot be decided does not exclude.
+        assert!(push_required_by_gid(
+            &rules(&["!svc-*"]),
+            &unresolved,
+            &lookup
+        ));
+        // A literal pattern whose lookup fails: push required.
+        let resolved = [UserGroup {
+            gid: 7,
+            name: Some("users".into()),
+        }];
+        assert!(push_required_by_gid(
+            &rules(&["broken"]),
+            &resolved,
+            &lookup
+        ));
+        // Known groups still decide as before.
+        assert!(!push_required_by_gid(
+            &rules(&["staff"]),
+            &resolved,
+            &lookup
+        ));
+        assert!(!push_required_by_gid(&rules(&["st*"]), &resolved, &lookup));
+        let staff = [UserGroup {
+            gid: 50,
+            name: Some("staff".into()),
+        }];
+        assert!(push_required_by_gid(&rules(&["staff"]), &staff, &lookup));
+        assert!(!push_required_by_gid(
+            &rules(&["staff", "!staff"]),
+            &staff,
+            &lookup
+        ));
+        // A renamed group (same gid, other name) still matches the literal pattern.
+        let renamed = [UserGroup {
+            gid: 60,
+            name: Some("wheel".into()),
+        }];
+        assert!(push_required_by_gid(&rules(&["admins"]), &renamed, &lookup));
+    }
+
+    #[test]
+    fn issue9_item10_user_names_are_canonicalised() {
+        assert_eq!(UserMap::AsIs.apply("Alice").unwrap(), "Alice");
+        assert_eq!(UserMap::Lowercase.apply("Alice").unwrap(), "alice");
+        for name in [
+            "Alice",
+            "alice@CORP",
+            "CORP\\alice",
+            "ALICE@corp.example",
+            "corp\\Alice",
+        ] {
+            assert_eq!(UserMap::StripDomain.apply(name).unwrap(), "alice", "{name}");
+        }
+        for bad in [
+            "@CORP",
+            "CORP\\",
+            "CORP\\alice@x",
+            "ali\u{202E}ce",
+            "a\u{200B}",
+        ] {
+            assert!(UserMap::StripDomain.apply(bad).is_err(), "{bad:?}");
+        }
+        assert!(UserMap::AsIs.apply("ali\u{202E}ce").is_err());
+        assert_eq!("strip_domain".parse(), Ok(UserMap::StripDomain));
+        assert!("upper".parse::<UserMap>().is_err());
     }
 
     #[test]

@@ -42,17 +42,26 @@ pub fn use_prompt(mode: PromptMode, service: &str) -> bool {
     }
 }
 
-/// "Pixel 7", "Pixel 7 or laptop", "Pixel 7, laptop or tablet"; names stripped of control
-/// characters because they come from the server.
+/// The longest device name shown, in characters (longer ones are cut with a visible mark).
+const MAX_NAME_CHARS: usize = 64;
+
+/// Whether a code from the server may be shown: 2 to 8 ASCII digits (DESIGN.md), so it can
+/// carry no terminal escape or bidi control.
+pub fn code_is_valid(code: &str) -> bool {
+    (2..=8).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// "Pixel 7", "Pixel 7 or laptop", "Pixel 7, laptop or tablet". Names come from the server:
+/// hidden characters (controls, escapes, bidi and format characters) are shown as visible
+/// `\u{…}` escapes by `pushauth_proto::text::for_terminal_cut`, never passed to the terminal.
 pub fn device_names(names: &[String]) -> String {
     let clean: Vec<String> = names
         .iter()
         .map(|n| {
-            let n: String = n.chars().filter(|c| !c.is_control()).collect();
             if n.trim().is_empty() {
                 "your device".to_owned()
             } else {
-                n
+                pushauth_proto::text::for_terminal_cut(n, MAX_NAME_CHARS)
             }
         })
         .collect();
@@ -124,10 +133,25 @@ mod tests {
             "Approve on Pixel 7: type 42 on your device, then press Enter (c to cancel): "
         );
         let three = device_names(&["a".into(), "b\u{1b}[2J".into(), "c".into()]);
-        assert_eq!(three, "a, b[2J or c");
+        assert_eq!(three, "a, b\\u{001B}[2J or c");
         assert_eq!(device_names(&[]), "your device");
         assert!(info_text("Pixel 7", Some("42"), 60).contains("type 42"));
         assert!(!prompt_text("x", None).contains("type"));
+    }
+
+    #[test]
+    fn issue9_item14_server_text_cannot_reach_the_terminal() {
+        let shown = device_names(&["Pixel\u{1b}[2J\u{202E}7".into()]);
+        assert_eq!(shown, "Pixel\\u{001B}[2J\\u{202E}7");
+        assert!(!shown.chars().any(pushauth_proto::text::is_hidden));
+        let long = device_names(&["x".repeat(500)]);
+        assert!(long.contains("more characters not shown"), "{long}");
+        for good in ["42", "10", "12345678"] {
+            assert!(code_is_valid(good), "{good}");
+        }
+        for bad in ["4\u{202E}2", "4", "123456789", "4a", "", "٤٢"] {
+            assert!(!code_is_valid(bad), "{bad:?}");
+        }
     }
 
     #[test]

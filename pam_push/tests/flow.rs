@@ -11,6 +11,8 @@ use pam_push::authenticate::{
 };
 use pam_push::config::{Config, Ownership};
 use pam_push::context::LoginFacts;
+use pam_push::policy::{GroupId, UserGroup};
+use pam_push::system::LookupFailed;
 use pushauth_client::{ClientError, Context, ErrorCode, Outcome, StartOptions};
 use zeroize::Zeroizing;
 
@@ -62,6 +64,17 @@ impl Conversation for FakeConv {
 struct FakeEnv {
     service: &'static str,
     groups: Option<Vec<String>>,
+    /// When set, the group lookup answers this instead of `groups`.
+    raw_groups: Option<Result<Option<Vec<UserGroup>>, LookupFailed>>,
+    grace: Option<Duration>,
+    interrupted: bool,
+}
+
+/// A fake gid for a group name (stable, distinct per name).
+fn gid_of(name: &str) -> u32 {
+    name.bytes().fold(1000u32, |h, b| {
+        h.wrapping_mul(31).wrapping_add(u32::from(b))
+    })
 }
 
 impl PamEnv for FakeEnv {
@@ -75,8 +88,28 @@ impl PamEnv for FakeEnv {
             argv: Some(vec!["sudo".into(), "id".into()]),
         }
     }
-    fn user_groups(&self, _user: &str) -> Option<Vec<String>> {
-        self.groups.clone()
+    fn user_groups(&self, _user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
+        if let Some(raw) = &self.raw_groups {
+            return raw.clone();
+        }
+        Ok(self.groups.as_ref().map(|names| {
+            names
+                .iter()
+                .map(|n| UserGroup {
+                    gid: gid_of(n),
+                    name: Some(n.clone()),
+                })
+                .collect()
+        }))
+    }
+    fn group_id(&self, name: &str) -> GroupId {
+        GroupId::Found(gid_of(name))
+    }
+    fn login_grace_time(&self) -> Option<Duration> {
+        self.grace
+    }
+    fn interrupted(&self) -> bool {
+        self.interrupted
     }
 }
 
@@ -84,6 +117,16 @@ fn env(service: &'static str) -> FakeEnv {
     FakeEnv {
         service,
         groups: Some(vec!["users".into()]),
+        raw_groups: None,
+        grace: None,
+        interrupted: false,
+    }
+}
+
+fn env_groups(service: &'static str, groups: Option<Vec<String>>) -> FakeEnv {
+    FakeEnv {
+        groups,
+        ..env(service)
     }
 }
 
@@ -114,6 +157,7 @@ impl MemLog {
 struct FakeLogin {
     id: String,
     code: Option<String>,
+    names: Vec<String>,
 }
 
 /// What `start` was called with: user, context, number matching, ttl.
@@ -134,6 +178,7 @@ impl Scripted {
         *s.start.borrow_mut() = Some(Ok(FakeLogin {
             id: "chal-1".into(),
             code: Some("42".into()),
+            names: vec!["Pixel 7".into()],
         }));
         *s.wait.borrow_mut() = Some(outcome);
         s
@@ -152,6 +197,7 @@ impl PushBackend for Scripted {
         user: &str,
         context: &Context,
         opts: &StartOptions,
+        _deadline: Instant,
     ) -> Result<FakeLogin, ClientError> {
         *self.started_with.borrow_mut() =
             Some((user.into(), context.clone(), opts.number_matching, opts.ttl));
@@ -163,14 +209,14 @@ impl PushBackend for Scripted {
     fn code(login: &FakeLogin) -> Option<&str> {
         login.code.as_deref()
     }
-    fn device_names(_login: &FakeLogin) -> Vec<String> {
-        vec!["Pixel 7".into()]
+    fn device_names(login: &FakeLogin) -> Vec<String> {
+        login.names.clone()
     }
     fn wait(&self, _login: &FakeLogin, _deadline: Instant) -> Result<Outcome, ClientError> {
         self.waits.set(self.waits.get() + 1);
         self.wait.borrow_mut().take().expect("wait scripted once")
     }
-    fn cancel(&self, _login: &FakeLogin) -> Result<(), ClientError> {
+    fn cancel(&self, _login: &FakeLogin, _deadline: Instant) -> Result<(), ClientError> {
         self.cancels.set(self.cancels.get() + 1);
         Ok(())
     }
@@ -469,25 +515,16 @@ fn users_outside_groups_are_ignored() {
     assert!(backend.started_with.borrow().is_none(), "no push sent");
     assert!(r.log.one().contains("outcome=not_required"));
 
-    let admin = FakeEnv {
-        service: "sshd",
-        groups: Some(vec!["admins".into()]),
-    };
+    let admin = env_groups("sshd", Some(vec!["admins".into()]));
     let backend = Scripted::login(Ok(approved()));
     assert_eq!(
         go(&cfg, &backend, &admin, vec![Reply::Text("")]).code,
         PamCode::Success
     );
-    let excluded = FakeEnv {
-        service: "sshd",
-        groups: Some(vec!["admins".into(), "contractors".into()]),
-    };
+    let excluded = env_groups("sshd", Some(vec!["admins".into(), "contractors".into()]));
     let backend = Scripted::login(Ok(approved()));
     assert_eq!(go(&cfg, &backend, &excluded, vec![]).code, PamCode::Ignore);
-    let unknown = FakeEnv {
-        service: "sshd",
-        groups: None,
-    };
+    let unknown = env_groups("sshd", None);
     let backend = Scripted::login(Ok(approved()));
     let r = go(&cfg, &backend, &unknown, vec![]);
     assert_eq!(r.code, PamCode::UserUnknown);
@@ -533,6 +570,342 @@ fn run_fails_closed_on_bad_arguments_and_config() {
         run(&[], None, me(), &env, &mut conv, &mut log),
         PamCode::UserUnknown
     );
+}
+
+// ---------------------------------------------------------------- issue 9 (scripted)
+
+/// A reached server's error (5xx) and a TLS failure deny even with `server_unreachable = safe`;
+/// only true unreachability follows the policy.
+#[test]
+fn issue9_item6_server_errors_and_tls_failures_deny_with_safe() {
+    let safe = config("server_unreachable = \"safe\"\n");
+    for (error, code, outcome) in [
+        (
+            ClientError::ServerError("server error 500: boom".into()),
+            PamCode::AuthinfoUnavail,
+            "server_error_denied",
+        ),
+        (
+            ClientError::TlsFailure("invalid peer certificate: UnknownIssuer".into()),
+            PamCode::AuthErr,
+            "tls_failure_denied",
+        ),
+        (
+            ClientError::Config("cannot build the request".into()),
+            PamCode::ServiceErr,
+            "config_error",
+        ),
+        (
+            ClientError::BadAnswer("malformed".into()),
+            PamCode::AuthErr,
+            "error",
+        ),
+    ] {
+        let backend = Scripted::failing(error);
+        let r = go(&safe, &backend, &env("sshd"), vec![]);
+        assert_eq!(r.code, code, "{outcome}");
+        assert_ne!(r.code, PamCode::Success, "{outcome}");
+        assert!(
+            r.log.one().contains(&format!("outcome={outcome}")),
+            "{}",
+            r.log.one()
+        );
+    }
+    // During the wait as well.
+    for error in [
+        ClientError::ServerError("500".into()),
+        ClientError::TlsFailure("bad cert".into()),
+    ] {
+        let backend = Scripted::login(Err(error));
+        let r = go(&safe, &backend, &env("sshd"), vec![Reply::Text("")]);
+        assert_ne!(r.code, PamCode::Success);
+        assert_eq!(backend.cancels.get(), 1);
+    }
+    // Connection refused with safe: the documented "let in and log".
+    let backend = Scripted::failing(ClientError::Unreachable("connection refused".into()));
+    assert_eq!(
+        go(&safe, &backend, &env("sshd"), vec![]).code,
+        PamCode::Success
+    );
+}
+
+fn pinned_config(extra: &str) -> (tempfile::TempDir, Config) {
+    use std::os::unix::fs::PermissionsExt;
+    let pins = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(pins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = pushauth_proto::DeviceSigningKey::from_seed(&[5; 32]).public_key();
+    std::fs::write(
+        pins.path().join("alice"),
+        format!("ed25519 {} phone\n", key.to_b64()),
+    )
+    .unwrap();
+    let cfg = config(&format!(
+        "authorized_devices = \"{}\"\n{extra}",
+        pins.path().display()
+    ));
+    (pins, cfg)
+}
+
+/// A user with pinned keys: the server's "unknown user" / "no device" cannot let anyone in or
+/// step aside, whatever `no_device` says (a man in the middle could answer it).
+#[test]
+fn issue9_item7_pinned_user_without_device_is_denied() {
+    for policy in ["ignore", "allow", "deny"] {
+        for error in [ClientError::UnknownUser, ClientError::NoDevice] {
+            let (_pins, cfg) = pinned_config(&format!("no_device = \"{policy}\"\n"));
+            let backend = Scripted::failing(error);
+            let r = go(&cfg, &backend, &env("sshd"), vec![]);
+            assert_eq!(r.code, PamCode::AuthErr, "{policy}");
+            assert!(r.log.one().contains("_pinned_denied"), "{}", r.log.one());
+        }
+    }
+    // Without a pinned-key file for the user, the policy applies as before.
+    let (_pins, cfg) = pinned_config("no_device = \"ignore\"\n");
+    let backend = Scripted::failing(ClientError::NoDevice);
+    let mut conv = FakeConv::default();
+    let mut log = MemLog::default();
+    let code = authenticate(
+        &cfg,
+        &backend,
+        "bob",
+        &env("sshd"),
+        &mut conv,
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    assert_eq!(code, PamCode::Ignore);
+    // A pinned-key file others can write refuses the login before anything is sent.
+    use std::os::unix::fs::PermissionsExt;
+    let (pins, cfg) = pinned_config("");
+    std::fs::set_permissions(
+        pins.path().join("alice"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(&cfg, &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::ServiceErr);
+    assert!(backend.started_with.borrow().is_none(), "no push sent");
+    assert!(r.log.one().contains("chmod go-w"), "{}", r.log.one());
+}
+
+/// timeout above sshd's LoginGraceTime is clamped with a warning; the challenge ttl never asks
+/// more than pushauthd's default max_ttl_secs; a 400 for the ttl is a config error.
+#[test]
+fn issue9_item8_timeout_is_clamped_to_what_can_work() {
+    let cfg = config("timeout = 300\n");
+    let grace = FakeEnv {
+        grace: Some(Duration::from_secs(60)),
+        ..env("sshd")
+    };
+    let backend = Scripted::login(Ok(approved()));
+    let r = go(&cfg, &backend, &grace, vec![Reply::Text("")]);
+    assert_eq!(r.code, PamCode::Success);
+    let (_, _, _, ttl) = backend.started_with.borrow().clone().unwrap();
+    assert_eq!(ttl, Some(Duration::from_secs(53)), "60 - 5 margin - 2");
+    let warning = r
+        .log
+        .0
+        .iter()
+        .find(|(l, _)| *l == Level::Warning)
+        .map(|(_, t)| t.clone())
+        .unwrap();
+    assert!(warning.contains("LoginGraceTime (60 s)"), "{warning}");
+    assert!(warning.contains("using 55 s"), "{warning}");
+    // Not under sshd: no clamp for the grace time, but the ttl stays within 300 s.
+    let cfg = config("timeout = 600\n");
+    let backend = Scripted::login(Ok(approved()));
+    go(&cfg, &backend, &grace_less("sudo"), vec![]);
+    let (_, _, _, ttl) = backend.started_with.borrow().clone().unwrap();
+    assert_eq!(ttl, Some(Duration::from_secs(300)));
+
+    let backend = Scripted::failing(ClientError::Rejected {
+        status: 400,
+        code: Some(ErrorCode::MalformedRequest),
+        message: "ttl_secs must be 1 to 120".into(),
+    });
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    assert_eq!(r.code, PamCode::ServiceErr);
+    let line = r.log.one();
+    assert!(line.contains("outcome=config_error"), "{line}");
+    assert!(line.contains("lower timeout"), "{line}");
+}
+
+fn grace_less(service: &'static str) -> FakeEnv {
+    env(service)
+}
+
+/// One canonical user name for the push, the groups and the pinned keys.
+#[test]
+fn issue9_item10_user_map_applies_everywhere() {
+    let (_pins, cfg) = pinned_config("user_map = \"strip_domain\"\nno_device = \"allow\"\n");
+    for name in ["Alice", "alice@CORP", "CORP\\alice", "ALICE@corp.example"] {
+        // The pinned-key file alice applies to every spelling: "no device" is denied.
+        let backend = Scripted::failing(ClientError::NoDevice);
+        let mut conv = FakeConv::default();
+        let mut log = MemLog::default();
+        let code = authenticate(
+            &cfg,
+            &backend,
+            name,
+            &env("sshd"),
+            &mut conv,
+            &mut log,
+            false,
+            Instant::now(),
+        );
+        assert_eq!(code, PamCode::AuthErr, "{name}");
+        assert_eq!(
+            backend.started_with.borrow().as_ref().unwrap().0,
+            "alice",
+            "{name}: the push goes to the canonical user"
+        );
+        assert!(log.one().contains("user=alice "), "{}", log.one());
+    }
+    // as_is (the default) keeps names apart, as before.
+    let backend = Scripted::login(Ok(approved()));
+    let mut conv = FakeConv {
+        replies: vec![Reply::Text("")].into(),
+        ..FakeConv::default()
+    };
+    let mut log = MemLog::default();
+    authenticate(
+        &config(""),
+        &backend,
+        "Alice",
+        &env("sshd"),
+        &mut conv,
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    assert_eq!(backend.started_with.borrow().as_ref().unwrap().0, "Alice");
+    // A name with hidden characters is refused.
+    let backend = Scripted::login(Ok(approved()));
+    let mut log = MemLog::default();
+    let code = authenticate(
+        &cfg,
+        &backend,
+        "ali\u{202E}ce",
+        &env("sshd"),
+        &mut FakeConv::default(),
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    assert_eq!(code, PamCode::UserUnknown);
+    assert!(backend.started_with.borrow().is_none());
+}
+
+/// Server-supplied text reaches the person escaped; a code that is not digits refuses.
+#[test]
+fn issue9_item14_hostile_device_names_and_codes() {
+    let backend = Scripted::login(Ok(approved()));
+    if let Some(Ok(login)) = backend.start.borrow_mut().as_mut() {
+        login.names = vec!["Pixel\u{1b}[2J\u{202E}7".into()];
+    }
+    let r = go(&config(""), &backend, &env("sshd"), vec![Reply::Text("")]);
+    assert_eq!(r.code, PamCode::Success);
+    let prompt = &r.conv.prompts[0];
+    assert!(prompt.contains("Pixel\\u{001B}[2J\\u{202E}7"), "{prompt:?}");
+    assert!(
+        !prompt.contains('\u{1b}') && !prompt.contains('\u{202E}'),
+        "{prompt:?}"
+    );
+
+    // A server message lands in the log line only with its hidden characters replaced.
+    let backend = Scripted::failing(ClientError::RateLimited {
+        code: ErrorCode::RateLimited,
+        message: "slow down\u{202E}\u{1b}[2J".into(),
+    });
+    let r = go(&config(""), &backend, &env("sshd"), vec![]);
+    let line = r.log.one();
+    assert!(
+        !line.contains('\u{202E}') && !line.contains('\u{1b}'),
+        "{line:?}"
+    );
+    assert!(line.contains("slow down??[2J"), "{line:?}");
+
+    for bad in ["4\u{202E}2", "\u{1b}[2J", "4"] {
+        let backend = Scripted::login(Ok(approved()));
+        if let Some(Ok(login)) = backend.start.borrow_mut().as_mut() {
+            login.code = Some(bad.into());
+        }
+        let r = go(&config(""), &backend, &env("sudo"), vec![]);
+        assert_eq!(r.code, PamCode::AuthErr, "{bad:?}");
+        assert!(
+            r.conv.infos.is_empty() && r.conv.prompts.is_empty(),
+            "{bad:?}: nothing shown"
+        );
+        assert_eq!(backend.waits.get(), 0);
+        assert_eq!(backend.cancels.get(), 1, "the challenge is cancelled");
+        assert!(r.log.one().contains("outcome=untrustworthy_answer"));
+    }
+}
+
+/// A pending Ctrl-C (sudo blocks SIGINT while PAM runs) ends the wait and cancels the challenge,
+/// in every prompt mode.
+#[test]
+fn issue9_item18_interrupt_ends_the_wait_and_cancels() {
+    for (service, extra, replies) in [
+        ("sudo", "", vec![]),
+        ("sudo", "prompt = \"never\"\n", vec![]),
+        ("sudo", "prompt = \"always\"\n", vec![Reply::Text("")]),
+    ] {
+        let backend = Scripted::login(Ok(approved()));
+        let env = FakeEnv {
+            interrupted: true,
+            ..env(service)
+        };
+        let r = go(&config(extra), &backend, &env, replies);
+        assert_eq!(r.code, PamCode::AuthErr, "{extra}");
+        assert_eq!(backend.waits.get(), 0, "{extra}");
+        assert_eq!(
+            backend.cancels.get(),
+            1,
+            "{extra}: the challenge is cancelled"
+        );
+        assert!(
+            r.log.one().contains("outcome=interrupted"),
+            "{}",
+            r.log.one()
+        );
+    }
+}
+
+/// Groups that cannot be read, or whose names do not resolve, never take a user out of scope.
+#[test]
+fn issue9_item5_unreadable_groups_mean_push_required() {
+    let cfg = config("groups = [\"staff\"]\n");
+    for raw in [
+        Err(LookupFailed::Error),
+        Ok(Some(vec![UserGroup {
+            gid: gid_of("staff"),
+            name: None,
+        }])),
+    ] {
+        let backend = Scripted::login(Ok(approved()));
+        let env = FakeEnv {
+            raw_groups: Some(raw.clone()),
+            ..env("sshd")
+        };
+        let r = go(&cfg, &backend, &env, vec![Reply::Text("")]);
+        assert_eq!(r.code, PamCode::Success, "{raw:?}");
+        assert!(
+            backend.started_with.borrow().is_some(),
+            "{raw:?}: the push was sent"
+        );
+    }
+    // A glob against a group with no name: push required too.
+    let cfg = config("groups = [\"st*\"]\n");
+    let backend = Scripted::login(Ok(approved()));
+    let env = FakeEnv {
+        raw_groups: Some(Ok(Some(vec![UserGroup { gid: 7, name: None }]))),
+        ..env("sshd")
+    };
+    go(&cfg, &backend, &env, vec![Reply::Text("")]);
+    assert!(backend.started_with.borrow().is_some());
 }
 
 // ---------------------------------------------------------------- real server
@@ -749,5 +1122,67 @@ mod real {
             "{:?}",
             log.0
         );
+    }
+
+    /// A socket that accepts connections and never answers.
+    fn hung_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        url
+    }
+
+    /// timeout = 3 against a server that accepts and never answers: the module returns within
+    /// about 3 s (it took about 15 s whatever `timeout` said), and denies even with `safe`.
+    #[test]
+    fn issue9_item8_hung_server_is_a_hard_deadline() {
+        let cfg = Config::parse(
+            Path::new("/test/pam_push.conf"),
+            &format!(
+                "server = \"{}\"\napi_key = \"k\"\ntimeout = 3\nserver_unreachable = \"safe\"\n",
+                hung_url()
+            ),
+            me(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let r = login(&cfg, Reply::Text(""));
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(3500), "took {took:?}");
+        assert_eq!(r.code, PamCode::AuthinfoUnavail, "{:?}", r.log.0);
+        assert!(
+            r.log.one().contains("outcome=server_error_denied"),
+            "{}",
+            r.log.one()
+        );
+    }
+
+    /// servers = [hung, good], timeout = 10: the good server is reached in time (it took 15 s)
+    /// and the login succeeds.
+    #[test]
+    fn issue9_item8_hung_first_server_fails_over_to_the_good_one() {
+        let server = Server::start();
+        let device = Rc::new(server.device("alice", "Pixel 7"));
+        let cfg = Config::parse(
+            Path::new("/test/pam_push.conf"),
+            &format!(
+                "servers = [\"{}\", \"{}\"]\napi_key = \"{}\"\ntimeout = 10\nconnect_timeout = 2\n",
+                hung_url(),
+                server.server.url(),
+                server.api_key()
+            ),
+            me(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let r = login(&cfg, answer_on(device, Decision::Approve, None));
+        let took = started.elapsed();
+        assert_eq!(r.code, PamCode::Success, "{:?}", r.log.0);
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 }

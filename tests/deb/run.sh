@@ -12,7 +12,9 @@
 #    sets up /etc/pam_push.conf and /etc/pushauth/api-key as README documents; configures and
 #    starts pushauth-idp-sidecar the same way and checks it reaches pushauthd with its key;
 # 7. runs tests/pam/test_sshd.py against the installed pam_push.so, /etc/pam_push.conf,
-#    pushauthd and pushauth-device (approved login gets a shell, denied and cancelled do not);
+#    pushauthd and pushauth-device (approved login gets a shell, denied and cancelled do not),
+#    and tests/pam/test_services_profile.py: with the profile enabled, sudo, sudo-i, su, login
+#    and sshd (documented set-up) all reach pam_push after the password (issue 9 item 16);
 # 8. remove keeps /etc config and /var/lib state; purge deletes them.
 #
 # The machine is restored afterwards (packages purged, PAM files and /etc/pushauth put back),
@@ -204,6 +206,9 @@ check "system user _pushauth-idp" sh -c 'getent passwd _pushauth-idp | grep -q "
 check "/var/lib/pushauth-idp-sidecar is _pushauth-idp 0700" \
   test "$(mode_owner /var/lib/pushauth-idp-sidecar)" = "700 _pushauth-idp _pushauth-idp"
 check "$SIDECAR_CONFIG is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pushauth-idp-sidecar | grep -q ' $SIDECAR_CONFIG '"
+for ex in sshd sudo sudo-i su login; do
+  check "example for /etc/pam.d/$ex installed" test -f "/usr/share/doc/libpam-push/examples/$ex.example"
+done
 for page in man8/pam_push.8 man5/pam_push.conf.5 man8/pushauthd.8 man1/pushauth-device.1 man8/pushauth-idp-sidecar.8; do
   check "man page $page" test -f "/usr/share/man/$page.gz"
 done
@@ -302,7 +307,8 @@ PUSHAUTH_PUSHAUTHD=/usr/sbin/pushauthd \
   PUSHAUTH_SERVER_URL="$url" \
   PUSHAUTH_SERVER_ADMIN="${admin[*]}" \
   PUSHAUTH_SERVER_CONFIG="$SERVER_CONFIG" \
-  python3 -m pytest -p no:cacheprovider -v tests/pam/test_sshd.py
+  python3 -m pytest -p no:cacheprovider -v tests/pam/test_sshd.py tests/pam/test_services_profile.py
+check "the profile test left common-auth without pam_push" sh -c "! grep -q pam_push /etc/pam.d/common-auth"
 "${admin[@]}" audit --config "$SERVER_CONFIG" --limit 200 >"$WORK/audit.log"
 check "the installed server's audit log has the approved and the denied sshd login" \
   sh -c "grep -q 'challenge_answered.*user=pa_alice.*detail=approve' '$WORK/audit.log' &&
