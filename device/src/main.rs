@@ -237,7 +237,10 @@ fn print_notices(client: &DeviceClient, seen: &mut HashSet<String>, to_stderr: b
                 }
             }
         }
-        Err(e) => eprintln!("pushauth-device: cannot read device notices: {e}"),
+        Err(e) => eprintln!(
+            "pushauth-device: cannot read device notices: {}",
+            shown(&e.to_string())
+        ),
     }
 }
 

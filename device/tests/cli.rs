@@ -304,28 +304,22 @@ fn watch_once_answers_with_the_code_from_stdin() {
     assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
 }
 
-/// Item 1, scenario: a second device is bound to alice's account (here with a name that tries
-/// to reverse the terminal's text with a bidi override). Her first device's `pending` prints the
-/// announcement with where it came from, sanitised; an add_device challenge is shown as such.
+/// Item 1, scenario: a second device is bound to alice's account. Her first device's `pending`
+/// prints the announcement with where it came from; an add_device challenge is shown as such.
+/// (A name with a bidi override is refused at enrollment now, and server text reaching the
+/// terminal is escaped: see the item 14 test below.)
 #[test]
 fn issue9_item1_pending_announces_a_new_device_and_marks_add_device_pushes() {
     let env = Env::start();
     env.enroll("alice");
     let link = env.link("alice");
-    let out = env.run(&[
-        "--profile",
-        "second",
-        "enroll",
-        &link,
-        "--name",
-        "evil\u{202e}enohp",
-    ]);
+    let out = env.run(&["--profile", "second", "enroll", &link, "--name", "tablet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = env.run(&["pending"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("New device 'evil"),
+        text.contains("New device 'tablet'"),
         "the notice is printed: {text}"
     );
     assert!(
@@ -345,14 +339,14 @@ fn issue9_item1_pending_announces_a_new_device_and_marks_add_device_pushes() {
     let out = env.run(&["pending", "--json"]);
     assert!(serde_json::from_slice::<Value>(&out.stdout).is_ok());
     assert!(
-        stderr(&out).contains("New device 'evil"),
+        stderr(&out).contains("New device 'tablet'"),
         "{}",
         stderr(&out)
     );
     // The new device is not told about itself.
     let out = env.run(&["--profile", "second", "pending"]);
     assert!(
-        !stdout(&out).contains("New device 'evil"),
+        !stdout(&out).contains("New device 'tablet'"),
         "{}",
         stdout(&out)
     );
@@ -461,9 +455,14 @@ fn issue9_item14_device_cli_escapes_server_text_cuts_visibly_and_names_the_rp() 
         "rp_name": "ops\u{200b}\u{202e}"
     }]});
     let error = json!({"error": "forbidden", "message": "no\u{1b}[31m red \u{202e}text"});
+    // `pending` reads the device notices first, then the challenges.
+    let no_notices = json!({"notices": []}).to_string();
     let fake = fake_server(vec![
+        (200, no_notices.clone()),
         (200, evil.to_string()),
+        (200, no_notices.clone()),
         (200, evil.to_string()),
+        (200, no_notices),
         (403, error.to_string()),
     ]);
     let profile = env.dir().join("default.toml");
