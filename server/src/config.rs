@@ -66,7 +66,7 @@ impl Default for Limits {
             window_secs: 600,
             report_lockout_secs: 900,
             max_connections: 16_384,
-            max_connections_per_address: 256,
+            max_connections_per_address: 4096,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
         }
