@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod http;
 pub mod pinned;
+mod rp_admin;
 mod verify;
 
 pub use admin::AdminClient;

@@ -23,7 +23,7 @@ use pam_push::authenticate::{run, ConvFailed, Conversation, Level, Log, PamCode,
 use pam_push::config::Ownership;
 use pam_push::context::LoginFacts;
 use pushauth_device::{Decision, DeviceClient};
-use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpCommand, StoreArgs};
+use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpAddArgs, RpCommand, StoreArgs};
 use pushauth_server::{RunningServer, ServerConfig};
 use zeroize::Zeroizing;
 
@@ -111,10 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut out = Vec::new();
     run_admin(
         Command::Rp {
-            command: RpCommand::Add {
-                name: "bench".into(),
-                store: store(data.path()),
-            },
+            command: RpCommand::Add(RpAddArgs::everyone("bench", store(data.path()))),
         },
         &mut out,
     )?;

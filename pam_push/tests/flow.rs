@@ -540,7 +540,7 @@ fn run_fails_closed_on_bad_arguments_and_config() {
 mod real {
     use super::*;
     use pushauth_device::{Decision, DeviceClient};
-    use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpCommand, StoreArgs};
+    use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpAddArgs, RpCommand, StoreArgs};
     use pushauth_server::{RunningServer, ServerConfig};
     use std::rc::Rc;
 
@@ -573,10 +573,10 @@ mod real {
             let mut out = Vec::new();
             run_admin(
                 Command::Rp {
-                    command: RpCommand::Add {
-                        name: "pam-test".into(),
-                        store: store(self.data.path()),
-                    },
+                    command: RpCommand::Add(RpAddArgs::everyone(
+                        "pam-test",
+                        store(self.data.path()),
+                    )),
                 },
                 &mut out,
             )

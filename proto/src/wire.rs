@@ -57,6 +57,16 @@ pub enum ErrorCode {
     RateLimited,
     /// 429: a recent "this was not me" report locks new pushes to the user.
     UserLocked,
+    /// 403: the user already has an active device, so a new enrollment needs an `approval`: an
+    /// approved `add_device` challenge answered on one of those devices.
+    ApprovalRequired,
+    /// 403: the `approval` does not name an approved, recent `add_device` challenge of this
+    /// relying party for this user.
+    ApprovalInvalid,
+    /// 409: the `approval` was already used for an enrollment.
+    ApprovalUsed,
+    /// 403: the user has no active device and this relying party may not bootstrap one.
+    BootstrapNotAllowed,
     /// 500: the server failed.
     Internal,
 }
@@ -68,10 +78,11 @@ impl ErrorCode {
         match self {
             MalformedRequest | InvalidContext => 400,
             Unauthorized | BadSignature | StaleTimestamp | ReplayedNonce | UnknownDevice => 401,
-            DeviceRevoked | Forbidden => 403,
+            DeviceRevoked | Forbidden | ApprovalRequired | ApprovalInvalid
+            | BootstrapNotAllowed => 403,
             NotFound | UnknownUser | NoDevice | UnknownEnrollment => 404,
             MethodNotAllowed => 405,
-            WrongState | EnrollmentUsed => 409,
+            WrongState | EnrollmentUsed | ApprovalUsed => 409,
             Expired | EnrollmentExpired => 410,
             PayloadTooLarge => 413,
             TooManyOpenChallenges | RateLimited | UserLocked => 429,
@@ -105,6 +116,10 @@ impl ErrorCode {
             TooManyOpenChallenges => "too_many_open_challenges",
             RateLimited => "rate_limited",
             UserLocked => "user_locked",
+            ApprovalRequired => "approval_required",
+            ApprovalInvalid => "approval_invalid",
+            ApprovalUsed => "approval_used",
+            BootstrapNotAllowed => "bootstrap_not_allowed",
             Internal => "internal",
         }
     }
@@ -242,6 +257,31 @@ pub struct PendingList {
     pub challenges: Vec<PendingChallenge>,
 }
 
+/// The context `action` value of a challenge that approves adding a device to the user.
+pub const ACTION_ADD_DEVICE: &str = "add_device";
+
+/// One thing the user's other devices should know: today only `device_added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNotice {
+    /// `device_added`.
+    pub kind: String,
+    pub device_id: String,
+    pub device_name: String,
+    /// RFC 3339 time of the binding.
+    pub at: String,
+    /// Address that redeemed the enrollment link, if recorded.
+    pub source: Option<String>,
+    /// `admin` or `rp:<id>`, if recorded.
+    pub via: Option<String>,
+}
+
+/// `GET /v1/device/notices`: the bindings of the caller's user in the last 30 days, newest
+/// first, without the caller itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeList {
+    pub notices: Vec<DeviceNotice>,
+}
+
 /// `POST /v1/device/challenges/{id}/response`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -274,19 +314,93 @@ pub struct EnrollmentCreated {
     pub expires_at: String,
 }
 
-/// `POST /v1/admin/relying-parties`.
+fn all_users() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+/// `POST /v1/admin/relying-parties`. Without the optional fields the relying party may push to
+/// every user and may not enroll (what `pushauthd rp add NAME` always made).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelyingParty {
     pub name: String,
+    /// The users it may act for: an exact name, a prefix ending in `*` (`kc/*`), or `*` alone
+    /// for every user. Default `["*"]`.
+    #[serde(default = "all_users")]
+    pub users: Vec<String>,
+    /// May request enrollment links (`POST /v1/enrollments`) and revoke devices of users in
+    /// scope. Default false.
+    #[serde(default)]
+    pub enroll: bool,
+    /// May enroll a user who has no active device yet (needs `enroll`). Default false.
+    #[serde(default)]
+    pub bootstrap: bool,
 }
 
-/// Answer to `POST /v1/admin/relying-parties`: the key is shown once.
+/// Answer to `POST /v1/admin/relying-parties` and `POST /v1/admin/relying-parties/{id}/rotate`:
+/// the key (`<id>.<secret>`) is shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelyingPartyCreated {
     pub id: String,
     pub name: String,
     pub api_key: String,
+}
+
+/// One relying party as `GET /v1/admin/relying-parties` lists it (never its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelyingPartyInfo {
+    pub id: String,
+    pub name: String,
+    /// User patterns it may act for (see [`CreateRelyingParty::users`]).
+    pub users: Vec<String>,
+    pub enroll: bool,
+    pub bootstrap: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; set once revoked (its key is then refused).
+    pub revoked_at: Option<String>,
+}
+
+/// `GET /v1/admin/relying-parties`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelyingPartyList {
+    pub relying_parties: Vec<RelyingPartyInfo>,
+}
+
+/// `POST /v1/enrollments` (relying-party key with the `enroll` right).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRpEnrollment {
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Id of a challenge this relying party created for `user` with context
+    /// `action = "add_device"`, approved on one of the user's devices in the last 10 minutes.
+    /// Required when the user already has an active device; usable once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+/// One device with how it was bound, as `GET /v1/admin/users/{user}/devices[?all=true]` lists it
+/// (the [`DeviceInfo`] fields plus these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceBinding {
+    #[serde(flatten)]
+    pub device: DeviceInfo,
+    /// RFC 3339; set for a revoked device.
+    pub revoked_at: Option<String>,
+    /// Address of the peer that redeemed the enrollment link (`ip:port`), if recorded.
+    pub source: Option<String>,
+    /// Who issued the enrollment link: `admin`, or `rp:<relying party id>`.
+    pub via: Option<String>,
+    /// The device that approved the enrollment (its `add_device` challenge), if any.
+    pub approved_by: Option<String>,
+}
+
+/// `GET /v1/admin/users/{user}/devices[?all=true]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceBindingList {
+    pub devices: Vec<DeviceBinding>,
 }
 
 /// One audit log entry.
@@ -326,6 +440,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn relying_party_rights_default_to_all_users_and_no_enrollment() {
+        let req: CreateRelyingParty = serde_json::from_str(r#"{"name":"host"}"#).unwrap();
+        assert_eq!(req.users, vec!["*".to_owned()]);
+        assert!(!req.enroll && !req.bootstrap);
+        assert!(
+            serde_json::from_str::<CreateRelyingParty>(r#"{"name":"h","enrol":true}"#).is_err()
+        );
+    }
+
+    #[test]
     fn error_codes_serialize_as_their_text() {
         for code in [
             ErrorCode::MalformedRequest,
@@ -339,6 +463,9 @@ mod tests {
         }
         assert_eq!(ErrorCode::PayloadTooLarge.status(), 413);
         assert_eq!(ErrorCode::WrongState.status(), 409);
+        assert_eq!(ErrorCode::ApprovalRequired.as_str(), "approval_required");
+        assert_eq!(ErrorCode::ApprovalUsed.status(), 409);
+        assert_eq!(ErrorCode::BootstrapNotAllowed.status(), 403);
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Shared state, the route table (the one list the router and the OpenAPI check both use) and
 //! the middleware that keeps every error JSON.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -34,9 +33,6 @@ pub struct AppState {
     pub waiters: Waiters,
     pub metrics: Metrics,
     pub webhook: Option<Arc<WebhookConfig>>,
-    /// SHA-256 of each relying party's secret, by id (RPs are never deleted, so only hits are
-    /// cached; a miss asks the store, which the CLI may have written to).
-    pub rp_keys: Mutex<HashMap<String, [u8; 32]>>,
     /// Turns true when the server stops, so long-polls end at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -148,6 +144,12 @@ pub fn routes() -> Vec<Route> {
             "/v1/users/{user}/devices",
             get(rp::user_devices),
         ),
+        route(
+            Method::DELETE,
+            "/v1/users/{user}/devices/{id}",
+            delete(rp::revoke_user_device),
+        ),
+        route(Method::POST, "/v1/enrollments", post(rp::create_enrollment)),
         route(Method::POST, "/v1/challenges", post(rp::create_challenge)),
         route(Method::GET, "/v1/challenges/{id}", get(rp::get_challenge)),
         route(
@@ -158,6 +160,7 @@ pub fn routes() -> Vec<Route> {
         // devices
         route(Method::POST, "/v1/device/enroll", post(device::enroll)),
         route(Method::GET, "/v1/device/challenges", get(device::list)),
+        route(Method::GET, "/v1/device/notices", get(device::notices)),
         route(
             Method::POST,
             "/v1/device/challenges/{id}/ack",
@@ -188,6 +191,21 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/v1/admin/relying-parties",
             post(admin::create_relying_party),
+        ),
+        route(
+            Method::GET,
+            "/v1/admin/relying-parties",
+            get(admin::list_relying_parties),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/admin/relying-parties/{id}",
+            delete(admin::revoke_relying_party),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/relying-parties/{id}/rotate",
+            post(admin::rotate_relying_party),
         ),
         route(Method::GET, "/v1/admin/audit", get(admin::audit)),
         // operations

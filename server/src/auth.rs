@@ -41,55 +41,107 @@ fn secret_eq(given: &str, expected: &str) -> bool {
     bool::from(hash_secret(given).ct_eq(&hash_secret(expected)))
 }
 
-/// A request made with a valid relying-party API key (or the admin token).
+/// A request made with a valid relying-party API key (or the admin token), with what that
+/// relying party may do.
 #[derive(Debug, Clone)]
 pub struct RpCaller {
     pub rp_id: String,
+    /// User patterns it may act for ([`crate::rights`]).
+    pub users: Vec<String>,
+    /// May request enrollment links and revoke devices of users in scope.
+    pub enroll: bool,
+    /// May enroll a user without an active device.
+    pub bootstrap: bool,
+}
+
+impl RpCaller {
+    /// The admin token used as a relying party: every right.
+    fn admin() -> RpCaller {
+        RpCaller {
+            rp_id: ADMIN_RP.to_owned(),
+            users: vec!["*".to_owned()],
+            enroll: true,
+            bootstrap: true,
+        }
+    }
+
+    /// True when this relying party may act for `user`.
+    pub fn may_act_for(&self, user: &str) -> bool {
+        crate::rights::user_in_scope(&self.users, user)
+    }
+
+    /// `forbidden` unless `user` is in scope; `verb` completes "this relying party may not …".
+    pub fn require_user(&self, user: &str, verb: &str) -> Result<(), ApiError> {
+        if self.may_act_for(user) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this relying party may not {verb} user {user:?}"),
+            ))
+        }
+    }
+
+    /// `forbidden` unless this relying party has the `enroll` right and `user` is in scope.
+    pub fn require_enroll(&self, user: &str) -> Result<(), ApiError> {
+        if !self.enroll {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this relying party may not enroll or revoke devices (it lacks the enroll right)",
+            ));
+        }
+        self.require_user(user, "enroll or revoke devices of")
+    }
 }
 
 impl FromRequestParts<SharedState> for RpCaller {
     type Rejection = ApiError;
 
+    /// Looks the key up on every request (no cache): a relying party revoked or rotated, even
+    /// by the CLI on the data directory while the server runs, is refused at once.
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
         let key = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         if secret_eq(key, &state.config.admin_token) {
-            return Ok(RpCaller {
-                rp_id: ADMIN_RP.to_owned(),
-            });
+            return Ok(RpCaller::admin());
         }
         let (rp_id, secret) = key.split_once('.').ok_or_else(ApiError::unauthorized)?;
         if rp_id.is_empty() || rp_id.len() > 64 {
             return Err(ApiError::unauthorized());
         }
-        let cached = state
-            .rp_keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(rp_id)
-            .copied();
-        let expected = match cached {
-            Some(hash) => hash,
-            None => {
-                let id = rp_id.to_owned();
-                let rp = state
-                    .db(move |s| s.get_relying_party(&id))
-                    .await?
-                    .ok_or_else(ApiError::unauthorized)?;
-                state
-                    .rp_keys
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(rp.id.clone(), rp.key_hash);
-                rp.key_hash
-            }
-        };
-        if bool::from(hash_secret(secret).ct_eq(&expected)) {
-            Ok(RpCaller {
-                rp_id: rp_id.to_owned(),
-            })
-        } else {
-            Err(ApiError::unauthorized())
+        let id = rp_id.to_owned();
+        let rp = state
+            .db(move |s| s.get_relying_party(&id))
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        // Compare first, so that a revoked key and a wrong one take the same time.
+        let key_ok = bool::from(hash_secret(secret).ct_eq(&rp.key_hash));
+        if !key_ok || rp.revoked_at.is_some() {
+            return Err(ApiError::unauthorized());
         }
+        Ok(RpCaller {
+            rp_id: rp.id,
+            users: rp.users,
+            enroll: rp.enroll,
+            bootstrap: rp.bootstrap,
+        })
+    }
+}
+
+/// The TCP peer of a request (`ip:port`), when the server records it (it serves with
+/// `ConnectInfo`); `None` otherwise, never a failure.
+#[derive(Debug, Clone)]
+pub struct PeerAddr(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
 //! - [`auth`]: API keys, admin token, device request signatures and nonces;
 //! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
+//! - [`rights`]: what a relying party may do; [`enrollment`]: who may get an enrollment link;
 //! - [`waiters`], [`limits`], [`webhook`], [`metrics`], [`tls`], [`cli`].
 
 pub mod api;
@@ -16,10 +17,12 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod enrollment;
 pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod rights;
 pub mod server;
 pub mod store;
 pub mod tls;

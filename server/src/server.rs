@@ -1,10 +1,9 @@
 //! Running the server: [`serve`] for the binary, [`RunningServer`] for tests and embedding
 //! (its own thread and runtime, usable from plain `#[test]` functions).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -72,7 +71,6 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         jobs,
         waiters: Waiters::default(),
         metrics: Metrics::new(),
-        rp_keys: Mutex::new(HashMap::new()),
         shutdown: stop.clone(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
@@ -88,7 +86,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             handle.graceful_shutdown(Some(GRACE));
         })
     };
-    let service = app::router(state.clone()).into_make_service();
+    // With the peer address: enrollments record where the link was redeemed from.
+    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(%addr, tls = tls.is_some(), "pushauthd listening");
     // TCP_NODELAY on every accepted socket: a response must not wait for the ACK of the
     // previous one (Nagle), which on a kept-alive connection can add tens of milliseconds.

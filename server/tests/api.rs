@@ -109,7 +109,7 @@ fn enrollment_ok_used_expired_unknown_and_bad_proof() {
     assert!(
         srv.audit_kinds()
             .iter()
-            .filter(|k| *k == "enrolled")
+            .filter(|k| *k == "device_enrolled")
             .count()
             == 2
     );
@@ -650,7 +650,7 @@ fn admin_audit_lists_events_newest_first() {
     let kinds: Vec<_> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     for kind in [
         "rp_created",
-        "enrolled",
+        "device_enrolled",
         "challenge_created",
         "challenge_answered",
     ] {

@@ -255,3 +255,97 @@ fn push_sends_a_test_push_and_follows_it() {
     assert!(status.success(), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("approved")), "{rest:?}");
 }
+
+/// Item 4, scenario: the admin revokes a leaked key with `pushauthd rp revoke` on the data
+/// directory while the server runs (the server used to cache keys for ever): the very next
+/// request with it is 401. `rp rotate` likewise: the old key is refused at once, the new one
+/// works. `rp list` shows users and rights; `rp add` with no flags keeps its old meaning.
+#[test]
+fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
+    let srv = start();
+    srv.device("alice");
+    let data = srv.data_dir();
+    let data = path_str(&data);
+    let out = stdout(&pushauthd(&["rp", "add", "plain", "--data-dir", data]));
+    let plain = out.lines().last().unwrap().trim().to_owned();
+    let out = stdout(&pushauthd(&[
+        "rp",
+        "add",
+        "sidecar",
+        "--user",
+        "kc/*",
+        "--user",
+        "alice",
+        "--enroll",
+        "--bootstrap",
+        "--data-dir",
+        data,
+    ]));
+    let sidecar = out.lines().last().unwrap().trim().to_owned();
+    let sidecar_id = sidecar.split('.').next().unwrap().to_owned();
+    let plain_id = plain.split('.').next().unwrap().to_owned();
+    let list = stdout(&pushauthd(&["rp", "list", "--data-dir", data]));
+    let line = |id: &str| {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not in {list}"))
+            .to_owned()
+    };
+    assert!(line(&plain_id).contains("users=*\trights=push\t"), "{list}");
+    assert!(line(&plain_id).contains("active"), "{list}");
+    assert!(
+        line(&sidecar_id).contains("users=kc/*,alice\trights=push,enroll,bootstrap"),
+        "{list}"
+    );
+    // Both keys work (the server has now seen them).
+    for key in [&plain, &sidecar] {
+        let r = srv.rp(key, "GET", "/v1/users/alice/devices", None);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // rotate through the data dir: old key refused on the very next request
+    let out = stdout(&pushauthd(&[
+        "rp",
+        "rotate",
+        &sidecar_id,
+        "--data-dir",
+        data,
+    ]));
+    let rotated = out.lines().last().unwrap().trim().to_owned();
+    assert!(rotated.starts_with(&format!("{sidecar_id}.")), "{out}");
+    let r = srv.rp(&sidecar, "GET", "/v1/users/alice/devices", None);
+    assert_error(&r, 401, "unauthorized");
+    let r = srv.rp(&rotated, "GET", "/v1/users/alice/devices", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // revoke through the data dir: refused on the very next request
+    let out = stdout(&pushauthd(&["rp", "revoke", &plain_id, "--data-dir", data]));
+    assert!(out.contains("revoked relying party"), "{out}");
+    let r = srv.rp(&plain, "GET", "/v1/users/alice/devices", None);
+    assert_error(&r, 401, "unauthorized");
+    let (r, _) = srv.create(&plain, "alice", serde_json::json!({}));
+    assert_error(&r, 401, "unauthorized");
+    let list = stdout(&pushauthd(&["rp", "list", "--data-dir", data]));
+    assert!(
+        list.lines()
+            .find(|l| l.starts_with(&plain_id))
+            .unwrap()
+            .contains("revoked 20"),
+        "{list}"
+    );
+    assert!(!pushauthd(&["rp", "rotate", &plain_id, "--data-dir", data])
+        .status
+        .success());
+    assert!(
+        !pushauthd(&["rp", "revoke", "no-such-rp", "--data-dir", data])
+            .status
+            .success()
+    );
+    assert!(
+        !pushauthd(&["rp", "add", "bad", "--user", "a*b", "--data-dir", data])
+            .status
+            .success()
+    );
+    let audit = stdout(&pushauthd(&["audit", "--limit", "50", "--data-dir", data]));
+    for kind in ["rp_created", "rp_rotated", "rp_revoked"] {
+        assert!(audit.contains(kind), "{kind} missing from {audit}");
+    }
+}

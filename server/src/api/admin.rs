@@ -6,17 +6,18 @@ use axum::http::StatusCode;
 use axum::Json;
 use pushauth_proto::random;
 use pushauth_proto::wire::{
-    AuditList, CreateEnrollment, CreateRelyingParty, DeviceInfo, DeviceList, EnrollmentCreated,
-    RelyingPartyCreated,
+    AuditList, CreateEnrollment, CreateRelyingParty, DeviceBinding, DeviceBindingList, DeviceInfo,
+    EnrollmentCreated, ErrorCode, RelyingPartyCreated, RelyingPartyInfo, RelyingPartyList,
 };
 use sha2::{Digest, Sha256};
 
-use super::{active_devices, device_info, printable, JsonBody, Params};
+use super::{device_info, printable, JsonBody, Params};
 use crate::app::SharedState;
-use crate::auth::{hash_secret, AdminCaller};
+use crate::auth::{hash_secret, AdminCaller, ADMIN_RP};
 use crate::clock;
 use crate::error::ApiError;
-use crate::store::RelyingPartyRecord;
+use crate::rights::validate_patterns;
+use crate::store::{DeviceRecord, RelyingPartyRecord};
 
 /// Longest user name, in characters.
 pub const MAX_USER: usize = 256;
@@ -73,13 +74,41 @@ pub fn enrollment_url(base_url: &str, token: &str) -> String {
     format!("{}/enroll?token={token}", base_url.trim_end_matches('/'))
 }
 
-/// `GET /v1/admin/users/{user}/devices`: the user's active devices.
+/// `GET /v1/admin/users/{user}/devices[?all=true]`: the user's active devices (with
+/// `all=true` revoked ones too: the record of every binding), each with how it was bound.
 pub async fn user_devices(
     State(state): State<SharedState>,
     _admin: AdminCaller,
     Path(user): Path<String>,
-) -> Result<Json<DeviceList>, ApiError> {
-    active_devices(&state, user).await.map(Json)
+    params: Params,
+) -> Result<Json<DeviceBindingList>, ApiError> {
+    let all = match params.0.get("all").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::malformed("all must be true or false")),
+    };
+    let devices = state
+        .db(move |s| s.user_devices(&user))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+    Ok(Json(DeviceBindingList {
+        devices: devices
+            .iter()
+            .filter(|d| all || d.is_active())
+            .map(device_binding)
+            .collect(),
+    }))
+}
+
+/// A device with how it was bound.
+pub fn device_binding(d: &DeviceRecord) -> DeviceBinding {
+    DeviceBinding {
+        device: device_info(d),
+        revoked_at: d.revoked_at.map(clock::rfc3339),
+        source: d.source.clone(),
+        via: d.via.clone(),
+        approved_by: d.approved_by.clone(),
+    }
 }
 
 /// `DELETE /v1/admin/devices/{id}`: revokes a device (the row stays, for the audit trail).
@@ -90,7 +119,7 @@ pub async fn revoke_device(
 ) -> Result<Json<DeviceInfo>, ApiError> {
     let now = clock::now_ms();
     let device = state
-        .db(move |s| s.revoke_device(&id, now))
+        .db(move |s| s.revoke_device(&id, ADMIN_RP, now))
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
     tracing::info!(device = %device.id, user = %device.user, "device revoked");
@@ -101,21 +130,38 @@ pub async fn revoke_device(
     Ok(Json(device_info(&device)))
 }
 
-/// Makes a relying party and its API key `<rp_id>.<secret>`; only the secret's hash is kept.
-pub fn new_relying_party(name: &str) -> Result<(RelyingPartyRecord, String), ApiError> {
-    if !printable(name, 64) {
+/// A fresh API key `<rp_id>.<secret>` and the hash of its secret.
+fn new_key(id: &str) -> Result<(String, [u8; 32]), ApiError> {
+    let secret = random::secret_token().map_err(|_| ApiError::internal())?;
+    Ok((format!("{id}.{secret}"), hash_secret(&secret)))
+}
+
+/// Makes a relying party with its rights and its API key `<rp_id>.<secret>`; only the secret's
+/// hash is kept. `bootstrap` needs `enroll`.
+pub fn new_relying_party(
+    req: &CreateRelyingParty,
+) -> Result<(RelyingPartyRecord, String), ApiError> {
+    if !printable(&req.name, 64) {
         return Err(ApiError::malformed(
             "name must be 1 to 64 printable characters",
         ));
     }
+    validate_patterns(&req.users).map_err(ApiError::malformed)?;
+    if req.bootstrap && !req.enroll {
+        return Err(ApiError::malformed("bootstrap needs enroll"));
+    }
     let id = random::id().map_err(|_| ApiError::internal())?;
-    let secret = random::secret_token().map_err(|_| ApiError::internal())?;
-    let api_key = format!("{id}.{secret}");
+    let (api_key, key_hash) = new_key(&id)?;
     Ok((
         RelyingPartyRecord {
             id,
-            name: name.to_owned(),
-            key_hash: hash_secret(&secret),
+            name: req.name.clone(),
+            key_hash,
+            users: req.users.clone(),
+            enroll: req.enroll,
+            bootstrap: req.bootstrap,
+            created_at: clock::now_ms(),
+            revoked_at: None,
         },
         api_key,
     ))
@@ -127,7 +173,7 @@ pub async fn create_relying_party(
     _admin: AdminCaller,
     JsonBody(req): JsonBody<CreateRelyingParty>,
 ) -> Result<(StatusCode, Json<RelyingPartyCreated>), ApiError> {
-    let (rp, api_key) = new_relying_party(&req.name)?;
+    let (rp, api_key) = new_relying_party(&req)?;
     let now = clock::now_ms();
     let stored = rp.clone();
     state
@@ -142,6 +188,73 @@ pub async fn create_relying_party(
             api_key,
         }),
     ))
+}
+
+/// A relying party as listed (never its key).
+pub fn relying_party_info(rp: &RelyingPartyRecord) -> RelyingPartyInfo {
+    RelyingPartyInfo {
+        id: rp.id.clone(),
+        name: rp.name.clone(),
+        users: rp.users.clone(),
+        enroll: rp.enroll,
+        bootstrap: rp.bootstrap,
+        created_at: clock::rfc3339(rp.created_at),
+        revoked_at: rp.revoked_at.map(clock::rfc3339),
+    }
+}
+
+/// `GET /v1/admin/relying-parties`: every relying party, revoked ones included, oldest first.
+pub async fn list_relying_parties(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+) -> Result<Json<RelyingPartyList>, ApiError> {
+    let all = state.db(|s| s.list_relying_parties()).await?;
+    Ok(Json(RelyingPartyList {
+        relying_parties: all.iter().map(relying_party_info).collect(),
+    }))
+}
+
+/// `DELETE /v1/admin/relying-parties/{id}`: revokes it; its key is refused from the next
+/// request on. Returns it as revoked.
+pub async fn revoke_relying_party(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<Json<RelyingPartyInfo>, ApiError> {
+    let now = clock::now_ms();
+    let rp = state
+        .db(move |s| s.revoke_relying_party(&id, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("relying party"))?;
+    tracing::info!(rp = %rp.id, "relying party revoked");
+    Ok(Json(relying_party_info(&rp)))
+}
+
+/// `POST /v1/admin/relying-parties/{id}/rotate`: a new key, shown once; the old one is refused
+/// from the next request on. A revoked relying party cannot be rotated (409).
+pub async fn rotate_relying_party(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<Json<RelyingPartyCreated>, ApiError> {
+    let (api_key, key_hash) = new_key(&id)?;
+    let now = clock::now_ms();
+    let rp = state
+        .db(move |s| s.rotate_relying_party(&id, &key_hash, now))
+        .await?
+        .ok_or_else(|| ApiError::not_found("relying party"))?;
+    if rp.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::WrongState,
+            "this relying party is revoked; add a new one",
+        ));
+    }
+    tracing::info!(rp = %rp.id, "relying party key rotated");
+    Ok(Json(RelyingPartyCreated {
+        id: rp.id,
+        name: rp.name,
+        api_key,
+    }))
 }
 
 /// `GET /v1/admin/audit?limit=N&user=U`: newest first.

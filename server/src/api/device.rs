@@ -9,8 +9,8 @@ use axum::Json;
 use pushauth_proto::challenge::decide;
 use pushauth_proto::signing::{enroll_message, response_message, ResponseFields};
 use pushauth_proto::wire::{
-    ChallengeStatus, DeviceResponse, EnrollRequest, EnrollResponse, ErrorCode, PendingChallenge,
-    PendingList,
+    ChallengeStatus, DeviceNotice, DeviceResponse, EnrollRequest, EnrollResponse, ErrorCode,
+    NoticeList, PendingChallenge, PendingList,
 };
 use pushauth_proto::{b64, random, ChallengeState, Decision, DevicePublicKey};
 use sha2::{Digest, Sha256};
@@ -19,11 +19,12 @@ use tokio::time::Instant;
 use super::rp::{instant_at, wrong_state};
 use super::{challenge_status, parse_json, printable, JsonBody, Params, RawBody};
 use crate::app::SharedState;
-use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest};
+use crate::auth::{device_key, reject_signature, verify_device, DeviceRequest, PeerAddr};
 use crate::clock;
 use crate::error::ApiError;
 use crate::limits;
 use crate::store::{AnswerRecord, Cas, ChallengeRecord, DeviceRecord, NewDevice, Redeem, Store};
+use crate::webhook;
 
 /// Longest device name, in characters.
 pub const MAX_DEVICE_NAME: usize = 64;
@@ -45,6 +46,7 @@ fn redeem_error(outcome: &Redeem) -> ApiError {
 /// `POST /v1/device/enroll`.
 pub async fn enroll(
     State(state): State<SharedState>,
+    PeerAddr(peer): PeerAddr,
     JsonBody(req): JsonBody<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let token_hash: [u8; 32] = Sha256::digest(req.token.as_bytes()).into();
@@ -80,12 +82,14 @@ pub async fn enroll(
         alg: public.alg().as_str().to_owned(),
         public_key: public.to_b64(),
     };
+    let source = peer.map(|p| p.to_string());
     match state
-        .db(move |s| s.redeem_enrollment(&token_hash, &device, now))
+        .db(move |s| s.redeem_enrollment(&token_hash, &device, source.as_deref(), now))
         .await?
     {
         Redeem::Enrolled(d) => {
-            tracing::info!(user = %d.user, device = %d.id, "device enrolled");
+            tracing::info!(user = %d.user, device = %d.id, source = ?d.source, via = ?d.via, "device enrolled");
+            announce(&state, &d).await;
             Ok(Json(EnrollResponse {
                 device_id: d.id,
                 user: d.user,
@@ -93,6 +97,66 @@ pub async fn enroll(
         }
         other => Err(redeem_error(&other)),
     }
+}
+
+/// How far back `GET /v1/device/notices` reports new bindings: 30 days.
+pub const NOTICE_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Wakes the user's other active devices about a new binding: their long-polls return, and the
+/// webhook (if configured) is told to wake them, so they fetch `GET /v1/device/notices`.
+async fn announce(state: &SharedState, added: &DeviceRecord) {
+    let user = added.user.clone();
+    let others = match state.db(move |s| s.user_devices(&user)).await {
+        Ok(Some(all)) => all
+            .into_iter()
+            .filter(|d| d.is_active() && d.id != added.id)
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        Ok(None) => Vec::new(),
+        Err(_) => return,
+    };
+    if others.is_empty() {
+        return;
+    }
+    state.waiters.devices_changed(&others);
+    if let Some(hook) = &state.webhook {
+        webhook::notify(hook, &format!("notice:{}", added.id), &added.user, &others);
+    }
+}
+
+/// `GET /v1/device/notices` (signed): the bindings of the caller's user in the last 30 days,
+/// newest first, without the caller itself, so the person sees every device added to them.
+pub async fn notices(
+    State(state): State<SharedState>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<NoticeList>, ApiError> {
+    let request = DeviceRequest::parse(&method, &uri, &headers, &body)?;
+    let since = clock::now_ms().saturating_sub(NOTICE_WINDOW_MS);
+    let (caller, mut devices) = state
+        .db_try(move |s| {
+            let caller = request.verify(s)?;
+            let devices = s.user_devices(&caller.user)?.unwrap_or_default();
+            Ok((caller, devices))
+        })
+        .await?;
+    devices.retain(|d| d.id != caller.id && d.created_at >= since);
+    devices.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    Ok(Json(NoticeList {
+        notices: devices
+            .into_iter()
+            .map(|d| DeviceNotice {
+                kind: "device_added".to_owned(),
+                device_id: d.id,
+                device_name: d.name,
+                at: clock::rfc3339(d.created_at),
+                source: d.source,
+                via: d.via,
+            })
+            .collect(),
+    }))
 }
 
 fn pending_view(c: &ChallengeRecord) -> PendingChallenge {

@@ -9,7 +9,8 @@ use axum::Json;
 use pushauth_proto::challenge::generate_code;
 use pushauth_proto::context::validate_context;
 use pushauth_proto::wire::{
-    ChallengeCreated, ChallengeStatus, CreateChallenge, DeviceList, ErrorCode,
+    ChallengeCreated, ChallengeStatus, CreateChallenge, CreateRpEnrollment, DeviceInfo, DeviceList,
+    EnrollmentCreated, ErrorCode, ACTION_ADD_DEVICE,
 };
 use pushauth_proto::{b64, context_digest, random};
 use tokio::time::Instant;
@@ -18,18 +19,60 @@ use super::{active_devices, challenge_status, device_info, JsonBody, Params};
 use crate::app::SharedState;
 use crate::auth::RpCaller;
 use crate::clock::{self, Millis};
+use crate::enrollment;
 use crate::error::ApiError;
 use crate::limits;
 use crate::store::{Cas, ChallengeRecord, Create, NewChallenge};
 use crate::webhook;
 
-/// `GET /v1/users/{user}/devices`: the user's active devices.
+/// `GET /v1/users/{user}/devices`: the user's active devices (the user must be in the relying
+/// party's scope).
 pub async fn user_devices(
     State(state): State<SharedState>,
-    _rp: RpCaller,
+    rp: RpCaller,
     Path(user): Path<String>,
 ) -> Result<Json<DeviceList>, ApiError> {
+    rp.require_user(&user, "list the devices of")?;
     active_devices(&state, user).await.map(Json)
+}
+
+/// `POST /v1/enrollments`: an enrollment link for a user in scope, under the rules of
+/// [`crate::enrollment`].
+pub async fn create_enrollment(
+    State(state): State<SharedState>,
+    rp: RpCaller,
+    JsonBody(req): JsonBody<CreateRpEnrollment>,
+) -> Result<(StatusCode, Json<EnrollmentCreated>), ApiError> {
+    let created = enrollment::create_for_rp(&state, &rp, req).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// `DELETE /v1/users/{user}/devices/{id}`: revokes one of the user's devices (needs the `enroll`
+/// right and the user in scope); returns the device as revoked.
+pub async fn revoke_user_device(
+    State(state): State<SharedState>,
+    rp: RpCaller,
+    Path((user, id)): Path<(String, String)>,
+) -> Result<Json<DeviceInfo>, ApiError> {
+    rp.require_enroll(&user)?;
+    let actor = format!("rp:{}", rp.rp_id);
+    let now = clock::now_ms();
+    let device = state
+        .db_try(move |s| {
+            // Another user's device is "not found", as if it did not exist.
+            match s.get_device(&id)? {
+                Some(d) if d.user == user => {}
+                _ => return Err(ApiError::not_found("device")),
+            }
+            s.revoke_device(&id, &actor, now)?
+                .ok_or_else(|| ApiError::not_found("device"))
+        })
+        .await?;
+    tracing::info!(device = %device.id, user = %device.user, rp = %rp.rp_id, "device revoked by a relying party");
+    state
+        .waiters
+        .devices_changed(std::slice::from_ref(&device.id));
+    Ok(Json(device_info(&device)))
 }
 
 fn secs_to_ms(secs: u64) -> Millis {
@@ -42,6 +85,13 @@ pub async fn create_challenge(
     rp: RpCaller,
     JsonBody(req): JsonBody<CreateChallenge>,
 ) -> Result<(StatusCode, Json<ChallengeCreated>), ApiError> {
+    rp.require_user(&req.user, "push to")?;
+    let adds_device = req.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE);
+    if adds_device && !req.code {
+        return Err(ApiError::malformed(
+            "an add_device challenge always uses number matching; drop \"code\": false",
+        ));
+    }
     validate_context(&req.context)
         .map_err(|e| ApiError::new(ErrorCode::InvalidContext, e.to_string()))?;
     let rp_nonce = b64::decode_array::<32>(&req.rp_nonce, "rp_nonce")

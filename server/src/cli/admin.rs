@@ -9,13 +9,17 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use sha2::{Digest, Sha256};
 
-use super::{AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, StoreArgs};
+use pushauth_proto::text::for_terminal;
+use pushauth_proto::wire::CreateRelyingParty;
+
+use super::{AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs};
 use crate::api::admin::{enrollment_url, new_relying_party, MAX_ENROLLMENT_TTL_SECS, MAX_USER};
 use crate::api::printable;
+use crate::auth::hash_secret;
 use crate::clock;
 use crate::config::{FileConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store;
+use crate::store::{RelyingPartyRecord, Store};
 
 fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
     Ok(match &args.config {
@@ -110,13 +114,16 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
             .map_or_else(|| "never".to_owned(), clock::rfc3339);
         writeln!(
             out,
-            "{}\t{}\t{}\tcreated {}\tlast seen {}\t{}",
+            "{}\t{}\t{}\tcreated {}\tlast seen {}\t{}\tsource {}\tvia {}\tapproved by {}",
             d.id,
-            d.name,
+            for_terminal(&d.name),
             d.alg,
             clock::rfc3339(d.created_at),
             seen,
-            status
+            status,
+            d.source.as_deref().unwrap_or("unknown"),
+            d.via.as_deref().unwrap_or("unknown"),
+            d.approved_by.as_deref().unwrap_or("none"),
         )?;
     }
     Ok(())
@@ -125,7 +132,7 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
 pub fn revoke(args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    match store.revoke_device(&args.device_id, clock::now_ms())? {
+    match store.revoke_device(&args.device_id, "cli", clock::now_ms())? {
         Some(d) => {
             writeln!(out, "revoked device {} ({}) of {}", d.id, d.name, d.user)?;
             Ok(())
@@ -137,15 +144,110 @@ pub fn revoke(args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-pub fn rp_add(name: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let file = load_file(args)?;
-    let (rp, api_key) = new_relying_party(name).map_err(|e| CliError::Failed(e.message))?;
-    let store = open_store(args, &file)?;
+pub fn rp_add(args: &RpAddArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(&args.store)?;
+    let req = CreateRelyingParty {
+        name: args.name.clone(),
+        users: if args.users.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            args.users.clone()
+        },
+        enroll: args.enroll,
+        bootstrap: args.bootstrap,
+    };
+    let (rp, api_key) = new_relying_party(&req).map_err(|e| CliError::Failed(e.message))?;
+    let store = open_store(&args.store, &file)?;
     store.create_relying_party(&rp, clock::now_ms())?;
-    writeln!(out, "relying party {} ({})", rp.id, rp.name)?;
+    writeln!(
+        out,
+        "relying party {} ({}): users {}, rights {}",
+        rp.id,
+        for_terminal(&rp.name),
+        for_terminal(&rp.users.join(",")),
+        rights(&rp)
+    )?;
     writeln!(out, "API key (shown once; store it 0600):")?;
     writeln!(out, "{api_key}")?;
     Ok(())
+}
+
+fn rights(rp: &RelyingPartyRecord) -> String {
+    let mut list = vec!["push"];
+    if rp.enroll {
+        list.push("enroll");
+    }
+    if rp.bootstrap {
+        list.push("bootstrap");
+    }
+    list.join(",")
+}
+
+pub fn rp_list(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(args)?;
+    let store = open_store(args, &file)?;
+    let all = store.list_relying_parties()?;
+    if all.is_empty() {
+        writeln!(out, "no relying parties")?;
+    }
+    for rp in all {
+        let revoked = rp.revoked_at.map_or_else(
+            || "active".to_owned(),
+            |at| format!("revoked {}", clock::rfc3339(at)),
+        );
+        writeln!(
+            out,
+            "{}\t{}\tusers={}\trights={}\tcreated {}\t{}",
+            rp.id,
+            for_terminal(&rp.name),
+            for_terminal(&rp.users.join(",")),
+            rights(&rp),
+            clock::rfc3339(rp.created_at),
+            revoked
+        )?;
+    }
+    Ok(())
+}
+
+pub fn rp_revoke(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(args)?;
+    let store = open_store(args, &file)?;
+    match store.revoke_relying_party(id, clock::now_ms())? {
+        Some(rp) => {
+            writeln!(
+                out,
+                "revoked relying party {} ({}); its key is refused from now on",
+                rp.id,
+                for_terminal(&rp.name)
+            )?;
+            Ok(())
+        }
+        None => Err(CliError::Failed(format!("no relying party with id {id:?}"))),
+    }
+}
+
+pub fn rp_rotate(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(args)?;
+    let store = open_store(args, &file)?;
+    let secret = random::secret_token().map_err(|e| CliError::Failed(e.to_string()))?;
+    let api_key = format!("{id}.{secret}");
+    match store.rotate_relying_party(id, &hash_secret(&secret), clock::now_ms())? {
+        None => Err(CliError::Failed(format!("no relying party with id {id:?}"))),
+        Some(rp) if rp.revoked_at.is_some() => Err(CliError::Failed(format!(
+            "relying party {id} is revoked; add a new one"
+        ))),
+        Some(rp) => {
+            writeln!(
+                out,
+                "new key for relying party {} ({}); the old key is refused from now on",
+                rp.id,
+                for_terminal(&rp.name)
+            )?;
+            writeln!(out, "API key (shown once; store it 0600):")?;
+            writeln!(out, "{api_key}")?;
+            Ok(())
+        }
+    }
 }
 
 pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {

@@ -1,5 +1,5 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
-//! (`enroll`, `devices`, `revoke`, `rp add`, `audit`) or on the running server (`push`).
+//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`) or on the running server (`push`).
 
 mod admin;
 mod push;
@@ -113,12 +113,57 @@ pub struct RevokeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RpCommand {
-    /// Add a relying party; prints its API key once.
-    Add {
-        name: String,
+    /// Add a relying party; prints its API key once. Without flags it may push to every user
+    /// and may not enroll.
+    Add(RpAddArgs),
+    /// List relying parties: id, name, users, rights, created, revoked.
+    List {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Revoke a relying party: its key is refused from the next request on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Give a relying party a new key (printed once); the old one is refused from the next
+    /// request on.
+    Rotate {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RpAddArgs {
+    pub name: String,
+    /// A user it may act for: an exact name, a prefix ending in `*` (`kc/*`), or `*` for every
+    /// user; repeat for several [default: *].
+    #[arg(long = "user", value_name = "PATTERN")]
+    pub users: Vec<String>,
+    /// May request enrollment links and revoke devices of its users.
+    #[arg(long)]
+    pub enroll: bool,
+    /// May enroll a first device for a user who has none (needs --enroll).
+    #[arg(long)]
+    pub bootstrap: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+impl RpAddArgs {
+    /// `rp add NAME` without flags: every user, no enrollment.
+    pub fn everyone(name: &str, store: StoreArgs) -> RpAddArgs {
+        RpAddArgs {
+            name: name.to_owned(),
+            users: Vec::new(),
+            enroll: false,
+            bootstrap: false,
+            store,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -175,9 +220,12 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Enroll(args) => admin::enroll(&args, out),
         Command::Devices(args) => admin::devices(&args, out),
         Command::Revoke(args) => admin::revoke(&args, out),
-        Command::Rp {
-            command: RpCommand::Add { name, store },
-        } => admin::rp_add(&name, &store, out),
+        Command::Rp { command } => match command {
+            RpCommand::Add(args) => admin::rp_add(&args, out),
+            RpCommand::List { store } => admin::rp_list(&store, out),
+            RpCommand::Revoke { id, store } => admin::rp_revoke(&id, &store, out),
+            RpCommand::Rotate { id, store } => admin::rp_rotate(&id, &store, out),
+        },
         Command::Audit(args) => admin::audit(&args, out),
         Command::Push(args) => push::push(&args, out),
     }

@@ -46,6 +46,12 @@ pub struct DeviceRecord {
     pub created_at: Millis,
     pub last_seen_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+    /// Peer address (`ip:port`) of the request that redeemed the enrollment link.
+    pub source: Option<String>,
+    /// Who issued the enrollment link: `admin` or `rp:<id>`.
+    pub via: Option<String>,
+    /// The device whose approved `add_device` challenge allowed this enrollment.
+    pub approved_by: Option<String>,
 }
 
 impl DeviceRecord {
@@ -86,6 +92,46 @@ pub struct RelyingPartyRecord {
     pub id: String,
     pub name: String,
     pub key_hash: [u8; 32],
+    /// User patterns it may act for (see [`crate::rights`]).
+    pub users: Vec<String>,
+    /// May request enrollment links and revoke devices of users in scope.
+    pub enroll: bool,
+    /// May enroll a user who has no active device.
+    pub bootstrap: bool,
+    pub created_at: Millis,
+    /// Set once revoked: its key is refused from then on.
+    pub revoked_at: Option<Millis>,
+}
+
+/// An enrollment link a relying party asks for (see [`crate::enrollment`]).
+#[derive(Debug, Clone)]
+pub struct NewRpEnrollment {
+    pub user: String,
+    pub token_hash: [u8; 32],
+    pub rp_id: String,
+    /// The approving challenge's id, when given.
+    pub approval: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// What the store knows, in the enrolling transaction, about the user and the approval.
+#[derive(Debug, Clone)]
+pub struct EnrollFacts {
+    /// The user's active devices (0 for an unknown user).
+    pub active_devices: usize,
+    /// The approving challenge, if one was named and exists.
+    pub approval: Option<ApprovalFacts>,
+}
+
+/// The named approval challenge as stored.
+#[derive(Debug, Clone)]
+pub struct ApprovalFacts {
+    pub challenge: ChallengeRecord,
+    /// When the challenge reached its current state (for an approved one: when it was answered).
+    pub decided_at: Millis,
+    /// Already used for an enrollment.
+    pub used: bool,
 }
 
 /// A challenge with everything the server knows about it.
@@ -234,11 +280,22 @@ pub trait Store {
         expires_at: Millis,
     ) -> StoreResult<()>;
     fn get_enrollment(&self, token_hash: &[u8; 32]) -> StoreResult<Option<EnrollmentRecord>>;
-    /// Uses the token once (compare-and-set) and adds the device; audits `enrolled`.
+    /// Checks a relying party's enrollment request with `check` over the facts read in the same
+    /// transaction, then records the link (creating the user if new) and with it uses up the
+    /// approval challenge, so that an approval serves one enrollment only. Audits
+    /// `enrollment_created`.
+    fn create_rp_enrollment(
+        &self,
+        new: &NewRpEnrollment,
+        check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
+    ) -> StoreResult<Result<(), crate::enrollment::Refusal>>;
+    /// Uses the token once (compare-and-set) and adds the device with how it was bound
+    /// (`source`: the redeeming peer's address); audits `device_enrolled`.
     fn redeem_enrollment(
         &self,
         token_hash: &[u8; 32],
         device: &NewDevice,
+        source: Option<&str>,
         now: Millis,
     ) -> StoreResult<Redeem>;
     /// All devices of a user, revoked ones included; `None` for a user never seen.
@@ -253,13 +310,38 @@ pub trait Store {
         now: Millis,
         valid_until: Millis,
     ) -> StoreResult<bool>;
-    /// Marks a device revoked (idempotent) and audits it; `None` if unknown.
-    fn revoke_device(&self, id: &str, now: Millis) -> StoreResult<Option<DeviceRecord>>;
+    /// Marks a device revoked (idempotent) and audits it with `actor` (`admin`, `cli`,
+    /// `rp:<id>`); `None` if unknown.
+    fn revoke_device(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Millis,
+    ) -> StoreResult<Option<DeviceRecord>>;
 
     // ---- relying parties
 
+    /// Adds a relying party (its `created_at` and `revoked_at` are ignored); audits `rp_created`.
     fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()>;
+    /// A relying party, revoked ones included.
     fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>>;
+    /// Every relying party, oldest first.
+    fn list_relying_parties(&self) -> StoreResult<Vec<RelyingPartyRecord>>;
+    /// Revokes a relying party (idempotent; audits `rp_revoked` the first time); `None` if
+    /// unknown.
+    fn revoke_relying_party(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>>;
+    /// Replaces the key hash of an active relying party; audits `rp_rotated`. Returns the
+    /// record after the change, or as it is when it was revoked (unchanged); `None` if unknown.
+    fn rotate_relying_party(
+        &self,
+        id: &str,
+        key_hash: &[u8; 32],
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>>;
 
     // ---- challenges
 

@@ -101,6 +101,33 @@ impl Srv {
         r.json["api_key"].as_str().unwrap().to_owned()
     }
 
+    /// A new relying party with rights (`body` is the admin API's request); its id and key.
+    pub fn rp_with(&self, body: Value) -> (String, String) {
+        let r = self.admin("POST", "/v1/admin/relying-parties", Some(body));
+        assert_eq!(r.status, 201, "{}", r.text);
+        (
+            r.json["id"].as_str().unwrap().to_owned(),
+            r.json["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Redeems an enrollment token with a fresh key; the device (panics unless it worked).
+    pub fn redeem(&self, token: &str, user: &str, name: &str) -> Device {
+        let key = DeviceSigningKey::generate().unwrap();
+        let r = self.call(
+            "POST",
+            "/v1/device/enroll",
+            None,
+            Some(&enroll_body(token, &key, name)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        Device {
+            id: r.json["device_id"].as_str().unwrap().to_owned(),
+            user: user.to_owned(),
+            key,
+        }
+    }
+
     /// An enrollment token for `user`.
     pub fn enrollment(&self, user: &str, ttl: Option<u64>) -> String {
         let mut body = json!({"user": user});

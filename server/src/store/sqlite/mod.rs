@@ -23,7 +23,7 @@ use crate::clock::{self, Millis};
 pub const DB_FILE: &str = "pushauthd.sqlite3";
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1
@@ -110,6 +110,23 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_by_user ON audit(user, id);
     "#,
+    // 1 -> 2: relying-party rights and lifecycle; how each device was bound (issue 9 items 1,
+    // 2 and 4). Existing relying parties keep what they had: every user, no enrollment.
+    r#"
+    ALTER TABLE relying_parties ADD COLUMN users TEXT NOT NULL DEFAULT '["*"]';
+    ALTER TABLE relying_parties ADD COLUMN enroll INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE relying_parties ADD COLUMN bootstrap INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE relying_parties ADD COLUMN revoked_at INTEGER;
+    -- 'admin' or 'rp:<id>'; the approving challenge (each usable once) and its device.
+    ALTER TABLE enrollments ADD COLUMN via TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE enrollments ADD COLUMN approval TEXT;
+    ALTER TABLE enrollments ADD COLUMN approved_by TEXT;
+    CREATE UNIQUE INDEX enrollments_by_approval ON enrollments(approval) WHERE approval IS NOT NULL;
+    -- Devices are never deleted: the record of every binding (NIST SP 800-63B-4).
+    ALTER TABLE devices ADD COLUMN source TEXT;
+    ALTER TABLE devices ADD COLUMN via TEXT;
+    ALTER TABLE devices ADD COLUMN approved_by TEXT;
+    "#,
 ];
 
 const OPEN: &str = "('pending','acknowledged')";
@@ -118,7 +135,8 @@ const FINISHED: &str = "('approved','denied','expired','cancelled')";
 const CHALLENGE_COLUMNS: &str = "id, user, rp_id, state, context, context_digest, rp_nonce, code, \
      devices, created_at, expires_at, device_id, decision, reason, typed_code, responded_at, signature";
 const DEVICE_COLUMNS: &str =
-    "id, user, name, alg, public_key, created_at, last_seen_at, revoked_at";
+    "id, user, name, alg, public_key, created_at, last_seen_at, revoked_at, source, via, approved_by";
+const RP_COLUMNS: &str = "id, name, key_hash, users, enroll, bootstrap, created_at, revoked_at";
 const MAX_IDLE_READERS: usize = 8;
 // Every store thread keeps its reader: closing one drops its page cache and its memory map.
 const _: () = assert!(MAX_IDLE_READERS >= crate::jobs::STORE_THREADS);
@@ -213,7 +231,38 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
         created_at: row.get(5)?,
         last_seen_at: row.get(6)?,
         revoked_at: row.get(7)?,
+        source: row.get(8)?,
+        via: row.get(9)?,
+        approved_by: row.get(10)?,
     })
+}
+
+fn rp_from_row(row: &Row<'_>) -> rusqlite::Result<RelyingPartyRecord> {
+    let hash: Vec<u8> = row.get(2)?;
+    let key_hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| conversion_error(2, "key hash is not 32 bytes".into()))?;
+    let users: String = row.get(3)?;
+    let users: Vec<String> =
+        serde_json::from_str(&users).map_err(|e| conversion_error(3, e.to_string()))?;
+    Ok(RelyingPartyRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        key_hash,
+        users,
+        enroll: row.get(4)?,
+        bootstrap: row.get(5)?,
+        created_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+    })
+}
+
+fn select_rp(conn: &Connection, id: &str) -> rusqlite::Result<Option<RelyingPartyRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {RP_COLUMNS} FROM relying_parties WHERE id = ?1"
+    ))?
+    .query_row([id], rp_from_row)
+    .optional()
 }
 
 fn open_connection(path: &Path) -> StoreResult<Connection> {
@@ -544,20 +593,106 @@ impl<D: Db> Store for D {
         })
     }
 
+    fn create_rp_enrollment(
+        &self,
+        new: &NewRpEnrollment,
+        check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
+    ) -> StoreResult<Result<(), crate::enrollment::Refusal>> {
+        let now = new.created_at;
+        self.write(|tx| {
+            let active_devices: i64 = tx
+                .prepare_cached(
+                    "SELECT count(*) FROM devices WHERE user = ?1 AND revoked_at IS NULL",
+                )?
+                .query_row([&new.user], |r| r.get(0))?;
+            let approval = match &new.approval {
+                None => None,
+                Some(id) => match select_challenge(tx, id)? {
+                    None => None,
+                    Some(challenge) => {
+                        let decided_at: Millis = tx
+                            .prepare_cached("SELECT updated_at FROM challenges WHERE id = ?1")?
+                            .query_row([id], |r| r.get(0))?;
+                        let used = tx
+                            .prepare_cached("SELECT 1 FROM enrollments WHERE approval = ?1")?
+                            .exists([id])?;
+                        Some(ApprovalFacts {
+                            challenge,
+                            decided_at,
+                            used,
+                        })
+                    }
+                },
+            };
+            let approved_by = approval
+                .as_ref()
+                .and_then(|a| a.challenge.device_id.clone());
+            let facts = EnrollFacts {
+                active_devices: usize::try_from(active_devices).unwrap_or(usize::MAX),
+                approval,
+            };
+            if let Err(refusal) = check(&facts) {
+                return Ok(Err(refusal));
+            }
+            tx.prepare_cached(
+                "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![new.user, now])?;
+            let via = format!("rp:{}", new.rp_id);
+            tx.prepare_cached(
+                "INSERT INTO enrollments (token_hash, user, created_at, expires_at, via, approval, approved_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                &new.token_hash[..],
+                new.user,
+                now,
+                new.expires_at,
+                via,
+                new.approval,
+                approved_by
+            ])?;
+            let approval_text = match (&new.approval, &approved_by) {
+                (Some(c), Some(d)) => format!(", approved by device {d} (challenge {c})"),
+                (Some(c), None) => format!(", approval challenge {c}"),
+                _ => ", no device to approve (bootstrap)".to_owned(),
+            };
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "enrollment_created",
+                    user: Some(new.user.clone()),
+                    device_id: approved_by.clone(),
+                    challenge_id: new.approval.clone(),
+                    detail: Some(format!(
+                        "expires {}, via {via}{approval_text}",
+                        clock::rfc3339(new.expires_at)
+                    )),
+                },
+                now,
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
     fn redeem_enrollment(
         &self,
         token_hash: &[u8; 32],
         device: &NewDevice,
+        source: Option<&str>,
         now: Millis,
     ) -> StoreResult<Redeem> {
         self.write(|tx| {
-            let found: Option<(String, Millis, bool)> = tx
+            type Found = (String, Millis, bool, String, Option<String>);
+            let found: Option<Found> = tx
                 .prepare_cached(
-                    "SELECT user, expires_at, used_at IS NOT NULL FROM enrollments WHERE token_hash = ?1",
+                    "SELECT user, expires_at, used_at IS NOT NULL, via, approved_by FROM enrollments WHERE token_hash = ?1",
                 )?
-                .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row([&token_hash[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .optional()?;
-            let Some((user, expires_at, used)) = found else {
+            let Some((user, expires_at, used, via, approved_by)) = found else {
                 return Ok(Redeem::Unknown);
             };
             if used {
@@ -575,16 +710,33 @@ impl<D: Db> Store for D {
                 return Ok(Redeem::Used);
             }
             tx.prepare_cached(
-                "INSERT INTO devices (id, user, name, alg, public_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO devices (id, user, name, alg, public_key, created_at, source, via, approved_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![device.id, user, device.name, device.alg, device.public_key, now])?;
+            .execute(params![
+                device.id,
+                user,
+                device.name,
+                device.alg,
+                device.public_key,
+                now,
+                source,
+                via,
+                approved_by
+            ])?;
             write_audit(
                 tx,
                 &AuditEntry {
-                    kind: "enrolled",
+                    kind: "device_enrolled",
                     user: Some(user.clone()),
                     device_id: Some(device.id.clone()),
-                    detail: Some(format!("name {:?}, alg {}", device.name, device.alg)),
+                    detail: Some(format!(
+                        "name {:?}, alg {}, source {}, via {via}, approved_by {}",
+                        device.name,
+                        device.alg,
+                        source.unwrap_or("unknown"),
+                        approved_by.as_deref().unwrap_or("none")
+                    )),
                     ..AuditEntry::default()
                 },
                 now,
@@ -598,6 +750,9 @@ impl<D: Db> Store for D {
                 created_at: now,
                 last_seen_at: None,
                 revoked_at: None,
+                source: source.map(str::to_owned),
+                via: Some(via),
+                approved_by,
             }))
         })
     }
@@ -656,7 +811,12 @@ impl<D: Db> Store for D {
         })
     }
 
-    fn revoke_device(&self, id: &str, now: Millis) -> StoreResult<Option<DeviceRecord>> {
+    fn revoke_device(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Millis,
+    ) -> StoreResult<Option<DeviceRecord>> {
         self.write(|tx| {
             let changed = tx
                 .prepare_cached(
@@ -676,6 +836,7 @@ impl<D: Db> Store for D {
                         kind: "revoked",
                         user: Some(device.user.clone()),
                         device_id: Some(device.id.clone()),
+                        detail: Some(format!("by {actor}")),
                         ..AuditEntry::default()
                     },
                     now,
@@ -686,16 +847,30 @@ impl<D: Db> Store for D {
     }
 
     fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()> {
+        let users =
+            serde_json::to_string(&rp.users).map_err(|e| conversion_error(3, e.to_string()))?;
         self.write(|tx| {
             tx.prepare_cached(
-                "INSERT INTO relying_parties (id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO relying_parties (id, name, key_hash, created_at, users, enroll, bootstrap) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![rp.id, rp.name, &rp.key_hash[..], now])?;
+            .execute(params![
+                rp.id,
+                rp.name,
+                &rp.key_hash[..],
+                now,
+                users,
+                rp.enroll,
+                rp.bootstrap
+            ])?;
             write_audit(
                 tx,
                 &AuditEntry {
                     kind: "rp_created",
-                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
+                    detail: Some(format!(
+                        "id {}, name {:?}, users {users}, enroll {}, bootstrap {}",
+                        rp.id, rp.name, rp.enroll, rp.bootstrap
+                    )),
                     ..AuditEntry::default()
                 },
                 now,
@@ -704,20 +879,71 @@ impl<D: Db> Store for D {
     }
 
     fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>> {
+        self.read(|conn| select_rp(conn, id))
+    }
+
+    fn list_relying_parties(&self) -> StoreResult<Vec<RelyingPartyRecord>> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT id, name, key_hash FROM relying_parties WHERE id = ?1")?
-                .query_row([id], |row| {
-                    let hash: Vec<u8> = row.get(2)?;
-                    let key_hash: [u8; 32] = hash
-                        .try_into()
-                        .map_err(|_| conversion_error(2, "key hash is not 32 bytes".into()))?;
-                    Ok(RelyingPartyRecord {
-                        id: row.get(0)?,
-                        name: row.get(1)?,
-                        key_hash,
-                    })
-                })
-                .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {RP_COLUMNS} FROM relying_parties ORDER BY created_at, id"
+            ))?
+            .query_map([], rp_from_row)?
+            .collect()
+        })
+    }
+
+    fn revoke_relying_party(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>> {
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE relying_parties SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![id, now])?;
+            let rp = select_rp(tx, id)?;
+            if let (1, Some(rp)) = (changed, &rp) {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "rp_revoked",
+                        detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
+            }
+            Ok(rp)
+        })
+    }
+
+    fn rotate_relying_party(
+        &self,
+        id: &str,
+        key_hash: &[u8; 32],
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>> {
+        self.write(|tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE relying_parties SET key_hash = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                )?
+                .execute(params![id, &key_hash[..]])?;
+            let rp = select_rp(tx, id)?;
+            if let (1, Some(rp)) = (changed, &rp) {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "rp_rotated",
+                        detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
+                        ..AuditEntry::default()
+                    },
+                    now,
+                )?;
+            }
+            Ok(rp)
         })
     }
 
@@ -1133,11 +1359,11 @@ mod tests {
             public_key: "k".into(),
         };
         assert!(matches!(
-            store.redeem_enrollment(&hash, &new, 1).unwrap(),
+            store.redeem_enrollment(&hash, &new, None, 1).unwrap(),
             Redeem::Enrolled(_)
         ));
         assert_eq!(
-            store.redeem_enrollment(&hash, &new, 2).unwrap(),
+            store.redeem_enrollment(&hash, &new, None, 2).unwrap(),
             Redeem::Used
         );
     }
@@ -1358,7 +1584,7 @@ mod tests {
             }
         );
         assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
-        store.revoke_device("d1", 3_000).unwrap();
+        store.revoke_device("d1", "admin", 3_000).unwrap();
         assert!(matches!(
             challenge(&store, "c3", 3_000, 60_000),
             Create::NoDevice
