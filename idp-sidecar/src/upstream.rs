@@ -17,20 +17,14 @@ pub fn create_enrollment(
     approval: Option<&str>,
     ttl: Duration,
 ) -> Result<EnrollmentCreated, ApiError> {
-    let _ = (client, user, approval, ttl);
-    Err(ApiError::new(
-        503,
-        "upstream_unsupported",
-        "this pushauthd does not offer enrollment to relying parties yet",
-    ))
+    client
+        .create_enrollment(user, approval, Some(ttl.as_secs()))
+        .map_err(ApiError::from)
 }
 
 /// Revokes one of `user`'s devices; returns it as it was.
 pub fn revoke_device(client: &Client, user: &str, device_id: &str) -> Result<DeviceInfo, ApiError> {
-    let _ = (client, user, device_id);
-    Err(ApiError::new(
-        503,
-        "upstream_unsupported",
-        "this pushauthd does not offer device removal to relying parties yet",
-    ))
+    client
+        .revoke_device(user, device_id)
+        .map_err(ApiError::from)
 }

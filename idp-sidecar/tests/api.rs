@@ -90,7 +90,7 @@ impl Env {
             &server.url(),
             "POST",
             "/v1/admin/relying-parties",
-            Some(json!({"name": "sidecar"})),
+            Some(json!({"name": "sidecar", "enroll": true, "bootstrap": true})),
         );
         let api_key = rp["api_key"].as_str().unwrap().to_string();
         let mut settings = Settings::new(
