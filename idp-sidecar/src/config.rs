@@ -539,4 +539,19 @@ mod tests {
         .to_string();
         assert!(err.contains("bogus"), "{err}");
     }
+
+    #[test]
+    fn the_example_configs_parse() {
+        for (name, text) in [
+            ("sidecar.example.toml", include_str!("../sidecar.example.toml")),
+            (
+                "packaging/idp-sidecar/sidecar.toml",
+                include_str!("../../packaging/idp-sidecar/sidecar.toml"),
+            ),
+        ] {
+            let file = FileConfig::parse(text, Path::new(name)).unwrap();
+            Realms::from_file(&file.realms).unwrap();
+            assert!(file.admin_token_file.is_none(), "{name}");
+        }
+    }
 }
