@@ -219,18 +219,22 @@ impl Enrollments {
         Ok(enrollment)
     }
 
-    /// The approval push, while one is pending (to wait on it without polling).
+    /// The approval push, while one is pending (to wait on it without polling). Never blocks:
+    /// while a check holds the enrollment, there is nothing to wait on here.
     pub fn approval(&self, enrollment: &Enrollment) -> Option<Arc<Login>> {
-        match &*lock(&enrollment.stage) {
+        let stage = enrollment.stage.try_lock().ok()?;
+        match &*stage {
             Stage::Approval(login) if login.state().is_pending() => Some(login.clone()),
             _ => None,
         }
     }
 
     /// Moves the enrollment on as far as it can and says where it is (blocking): an approved
-    /// push gets the link (passing the approval), a link gets checked for a new device.
+    /// push gets the link (passing the approval), a link gets checked for a new device. Holds
+    /// the enrollment for the whole check, so an approval is never presented twice.
     pub fn check(&self, client: &Client, enrollment: &Enrollment) -> Result<EnrollState, ApiError> {
-        let stage = lock(&enrollment.stage).clone();
+        let mut held = lock(&enrollment.stage);
+        let stage = held.clone();
         let user = &enrollment.mapped.user;
         let next = match stage {
             Stage::Approval(login) => match login.state() {
@@ -285,7 +289,7 @@ impl Enrollments {
             Stage::Enrolled(device) => EnrollState::Enrolled(device.clone()),
             Stage::Approval(_) => return Err(ApiError::internal()),
         };
-        *lock(&enrollment.stage) = next;
+        *held = next;
         Ok(state)
     }
 
