@@ -543,7 +543,10 @@ mod tests {
     #[test]
     fn the_example_configs_parse() {
         for (name, text) in [
-            ("sidecar.example.toml", include_str!("../sidecar.example.toml")),
+            (
+                "sidecar.example.toml",
+                include_str!("../sidecar.example.toml"),
+            ),
             (
                 "packaging/idp-sidecar/sidecar.toml",
                 include_str!("../../packaging/idp-sidecar/sidecar.toml"),

@@ -960,3 +960,55 @@ fn unanswered_logins_expire_with_a_signed_expired_result() {
     assert_eq!(token.outcome, "expired");
     assert!(token.verify(&env.public_key()).is_ok());
 }
+
+/// Issue 9 item 2: the sidecar's key is a relying-party key whose rights pushauthd enforces:
+/// scoped to `kc/*` it cannot push to `alice`, and without pushauthd's bootstrap right a realm
+/// that allows bootstrap still gets no link for a user with no device.
+#[test]
+fn issue9_item2_the_sidecar_key_has_only_its_rights() {
+    let env = Env::start_custom(None, Duration::from_secs(30), |s| {
+        let rp = admin(
+            &s.servers[0],
+            "POST",
+            "/v1/admin/relying-parties",
+            Some(json!({"name": "scoped", "users": ["kc/*"], "enroll": true})),
+        );
+        s.api_key = Zeroizing::new(rp["api_key"].as_str().unwrap().to_string());
+        s.realms = Realms::new([
+            Realm {
+                name: "demo".into(),
+                template: "{username}".into(),
+                bootstrap: true,
+            },
+            Realm {
+                name: "kc".into(),
+                template: "kc/{username}".into(),
+                bootstrap: true,
+            },
+        ])
+        .unwrap();
+    });
+    let phone = env.enroll("alice", "alice-phone");
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("demo", "alice", NONCE)),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(phone.pending(0).unwrap().is_empty());
+    let (status, body) = env.call(
+        "POST",
+        "/v1/enrollments",
+        Some(json!({"realm": "kc", "username": "newcomer"})),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("bootstrap_not_allowed")),
+        "{body}"
+    );
+    assert!(env.admin_devices("kc/newcomer").is_empty());
+}

@@ -536,7 +536,12 @@ test('issue9 item3: removing the push device in the account console revokes it i
   // Account security → Signing in: the push device is listed (recorded when it approved the
   // login); its Delete button hands over to Keycloak's "delete credential" step.
   await page.goto(`${KC}/realms/${REALM}/account/account-security/signing-in`);
-  await page.getByText('erin-phone').first().waitFor({ timeout: 30000 });
+  try {
+    await page.getByText('erin-phone').first().waitFor({ timeout: 30000 });
+  } catch (e) {
+    await page.screenshot({ path: join(ART, 'account-signing-in-failed.png'), fullPage: true });
+    throw new Error(`${e.message}\npage text: ${await page.locator('body').innerText()}`);
+  }
   await page.screenshot({ path: join(ART, 'account-signing-in.png') });
   const rows = page.locator('li').filter({ hasText: 'erin-phone' }).locator('[data-testrole="remove"]');
   const remove = (await rows.count()) > 0 ? rows.last() : page.locator('[data-testrole="remove"]').last();
