@@ -200,6 +200,8 @@ before(async () => {
     username, enabled: true, email: `${username}@example.org`, emailVerified: true,
     firstName: username, lastName: 'Tester',
     credentials: [{ type: 'password', value: PASSWORD, temporary: false }],
+    // Users imported with the realm get no default roles; the account console needs them.
+    clientRoles: { account: ['manage-account', 'view-profile'] },
   });
   await kc('POST', '/realms', {
     realm: REALM,
