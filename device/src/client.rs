@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use pushauth_proto::signing::{enroll_message, response_message, ResponseFields};
 use pushauth_proto::wire::{
-    ChallengeStatus, DeviceResponse, EnrollRequest, EnrollResponse, PendingChallenge, PendingList,
+    ChallengeStatus, DeviceNotice, DeviceResponse, EnrollRequest, EnrollResponse, NoticeList,
+    PendingChallenge, PendingList,
 };
 use pushauth_proto::{b64, context_digest, Decision, DeviceSigningKey, MAX_WAIT_SECS};
 use serde::Serialize;
@@ -136,6 +137,19 @@ impl DeviceClient {
 
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The user this device is enrolled for.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// `GET /v1/device/notices`: devices added to this device's user in the last 30 days,
+    /// newest first (never this device itself). Their text comes from the server: sanitise it
+    /// before printing.
+    pub fn notices(&self) -> Result<Vec<DeviceNotice>, DeviceError> {
+        let list: NoticeList = self.signed("GET", "/v1/device/notices", None, CALL_TIMEOUT)?;
+        Ok(list.notices)
     }
 
     fn signed<T: serde::de::DeserializeOwned>(

@@ -13,6 +13,6 @@ mod transport;
 pub use client::DeviceClient;
 pub use error::DeviceError;
 pub use profile::{Profile, DEFAULT_PROFILE};
-pub use pushauth_proto::wire::{ChallengeStatus, PendingChallenge};
+pub use pushauth_proto::wire::{ChallengeStatus, DeviceNotice, PendingChallenge};
 pub use pushauth_proto::Decision;
 pub use transport::build_agent;

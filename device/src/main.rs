@@ -15,9 +15,11 @@ use pushauth_device::profile::{
     default_config_dir, load_profile, profile_exists, profile_path, save_profile,
 };
 use pushauth_device::{
-    ChallengeStatus, Decision, DeviceClient, DeviceError, PendingChallenge, DEFAULT_PROFILE,
+    ChallengeStatus, Decision, DeviceClient, DeviceError, DeviceNotice, PendingChallenge,
+    DEFAULT_PROFILE,
 };
-use pushauth_proto::wire::PendingList;
+use pushauth_proto::text::for_terminal;
+use pushauth_proto::wire::{PendingList, ACTION_ADD_DEVICE};
 
 /// Long-poll length for `watch`.
 const WATCH_POLL_SECS: u64 = 25;
@@ -172,7 +174,61 @@ fn printable(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
 
+/// The line that announces a device added to the account (issue 9 item 1). Everything in it
+/// came from the server, so all of it goes through the one terminal rule.
+fn notice_text(user: &str, notice: &DeviceNotice) -> String {
+    format!(
+        "New device '{}' was added to your account {} on {} from {}{}; if this was not you, \
+         tell your administrator and revoke it",
+        for_terminal(&notice.device_name),
+        for_terminal(user),
+        for_terminal(&notice.at),
+        for_terminal(notice.source.as_deref().unwrap_or("an unknown address")),
+        notice
+            .via
+            .as_deref()
+            .map(|v| format!(" (enrolled via {})", for_terminal(v)))
+            .unwrap_or_default(),
+    )
+}
+
+/// Prints the notices not in `seen` (and remembers them); to stderr when stdout carries JSON.
+fn print_notices(client: &DeviceClient, seen: &mut HashSet<String>, to_stderr: bool) {
+    match client.notices() {
+        Ok(notices) => {
+            for notice in notices {
+                if !seen.insert(notice.device_id.clone()) {
+                    continue;
+                }
+                let text = notice_text(client.user(), &notice);
+                if to_stderr {
+                    eprintln!("{text}");
+                } else {
+                    println!("{text}");
+                }
+            }
+        }
+        Err(e) => eprintln!("pushauth-device: cannot read device notices: {e}"),
+    }
+}
+
+/// True for a challenge that would add a device to the account rather than log in.
+fn adds_device(challenge: &PendingChallenge) -> bool {
+    challenge.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE)
+}
+
 fn print_challenge(challenge: &PendingChallenge) {
+    if adds_device(challenge) {
+        let name = challenge
+            .context
+            .get("device_name")
+            .map(|n| format!(" '{}'", for_terminal(n)))
+            .unwrap_or_default();
+        println!(
+            "!!! ADD A NEW DEVICE{name} to account {} — approve only if you are adding a device yourself",
+            for_terminal(&challenge.user)
+        );
+    }
     println!("challenge {}", printable(&challenge.id));
     println!("  user:      {}", printable(&challenge.user));
     println!("  state:     {}", challenge.state);
@@ -195,6 +251,7 @@ fn print_challenge(challenge: &PendingChallenge) {
 }
 
 fn pending(client: &DeviceClient, wait: u64, json: bool) -> Result<()> {
+    print_notices(client, &mut HashSet::new(), json);
     let challenges = client.pending(wait)?;
     let open: Vec<PendingChallenge> = challenges
         .into_iter()
@@ -268,8 +325,10 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
     let mut input = stdin.lock();
     let mut seen: HashSet<String> = HashSet::new();
     let mut backoff = Duration::from_millis(500);
+    let mut noticed: HashSet<String> = HashSet::new();
     println!("watching for challenges (Ctrl-C to stop)");
     loop {
+        print_notices(client, &mut noticed, false);
         let challenges = match client.pending(WATCH_POLL_SECS) {
             Ok(challenges) => {
                 backoff = Duration::from_millis(500);
@@ -294,7 +353,12 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
             }
             print_challenge(&challenge);
             let (decision, code) = loop {
-                if challenge.code_required {
+                if adds_device(&challenge) {
+                    print!(
+                        "Only if YOU are adding this device: type the code shown where you add it \
+                         (or 'd' to deny, 'r' to report): "
+                    );
+                } else if challenge.code_required {
                     print!(
                         "Type the code shown on the login screen (or 'd' to deny, 'r' to report): "
                     );

@@ -303,3 +303,74 @@ fn watch_once_answers_with_the_code_from_stdin() {
     assert!(text.contains("approved"), "{text}");
     assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
 }
+
+/// Item 1, scenario: a second device is bound to alice's account (here with a name that tries
+/// to reverse the terminal's text with a bidi override). Her first device's `pending` prints the
+/// announcement with where it came from, sanitised; an add_device challenge is shown as such.
+#[test]
+fn issue9_item1_pending_announces_a_new_device_and_marks_add_device_pushes() {
+    let env = Env::start();
+    env.enroll("alice");
+    let link = env.link("alice");
+    let out = env.run(&[
+        "--profile",
+        "second",
+        "enroll",
+        &link,
+        "--name",
+        "evil\u{202e}enohp",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["pending"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("New device 'evil"),
+        "the notice is printed: {text}"
+    );
+    assert!(
+        text.contains("was added to your account alice on 20"),
+        "{text}"
+    );
+    assert!(text.contains("from 127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("if this was not you, tell your administrator and revoke it"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{202e}'),
+        "bidi override reached the terminal: {text:?}"
+    );
+    // JSON mode keeps stdout parseable and says it on stderr.
+    let out = env.run(&["pending", "--json"]);
+    assert!(serde_json::from_slice::<Value>(&out.stdout).is_ok());
+    assert!(
+        stderr(&out).contains("New device 'evil"),
+        "{}",
+        stderr(&out)
+    );
+    // The new device is not told about itself.
+    let out = env.run(&["--profile", "second", "pending"]);
+    assert!(
+        !stdout(&out).contains("New device 'evil"),
+        "{}",
+        stdout(&out)
+    );
+    // An add_device push is unmistakable.
+    let body = json!({
+        "user": "alice",
+        "context": {"action": "add_device", "device_name": "tablet"},
+        "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
+    });
+    http(
+        "POST",
+        &format!("{}/v1/challenges", env.url),
+        &env.api_key,
+        Some(body),
+    );
+    let text = stdout(&env.run(&["pending"]));
+    assert!(
+        text.contains("ADD A NEW DEVICE 'tablet' to account alice — approve only if you are adding a device yourself"),
+        "{text}"
+    );
+}

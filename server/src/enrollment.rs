@@ -4,7 +4,7 @@
 //! - the relying party needs the `enroll` right and the user in its scope (`forbidden`);
 //! - a user with an active device gets another only with an `approval`: a challenge this relying
 //!   party created for this user with context `action = "add_device"`, approved on one of the
-//!   user's devices within [`APPROVAL_MAX_AGE_MS`], never used before (`approval_required`,
+//!   user's devices (still active) within [`APPROVAL_MAX_AGE_MS`], never used before (`approval_required`,
 //!   `approval_invalid`, `approval_used`);
 //! - a user without an active device (or unknown) only where the relying party may bootstrap
 //!   (`bootstrap_not_allowed`).
@@ -80,7 +80,7 @@ pub fn decide(
             return Err(Refusal::ApprovalUsed);
         }
         let fresh = now.saturating_sub(a.decided_at) <= APPROVAL_MAX_AGE_MS;
-        if c.state != ChallengeState::Approved || c.code.is_none() || !fresh {
+        if c.state != ChallengeState::Approved || c.code.is_none() || !fresh || !a.approver_active {
             return Err(Refusal::ApprovalInvalid);
         }
     }
@@ -203,12 +203,13 @@ mod tests {
                 challenge,
                 decided_at,
                 used,
+                approver_active: true,
             }),
         }
     }
 
     #[test]
-    fn the_rules_of_relying_party_enrollment() {
+    fn issue9_item1_the_rules_of_relying_party_enrollment() {
         let now = 1_000_000;
         let ok = approved("rp", "alice", ACTION_ADD_DEVICE);
         let d =
@@ -260,6 +261,15 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // The approving device was revoked since: its approval no longer counts.
+        let mut revoked = facts(1, Some(ok.clone()), now, false);
+        if let Some(a) = revoked.approval.as_mut() {
+            a.approver_active = false;
+        }
+        assert_eq!(
+            d(&revoked, Some("c1"), false),
+            Err(Refusal::ApprovalInvalid)
+        );
         assert_eq!(
             d(&facts(0, None, 0, false), None, false),
             Err(Refusal::BootstrapNotAllowed)

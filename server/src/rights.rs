@@ -55,7 +55,7 @@ mod tests {
     }
 
     #[test]
-    fn patterns_match_exact_names_prefixes_and_everyone() {
+    fn issue9_item2_patterns_match_exact_names_prefixes_and_everyone() {
         assert!(user_in_scope(&v(&["*"]), "root"));
         assert!(user_in_scope(&v(&["kc/*"]), "kc/alice"));
         assert!(!user_in_scope(&v(&["kc/*"]), "root"));
@@ -66,7 +66,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_patterns_are_refused() {
+    fn issue9_item2_bad_patterns_are_refused() {
         for bad in [
             vec![],
             v(&[""]),

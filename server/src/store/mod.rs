@@ -80,7 +80,7 @@ pub struct EnrollmentRecord {
 /// What redeeming an enrollment token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {
-    Enrolled(DeviceRecord),
+    Enrolled(Box<DeviceRecord>),
     Unknown,
     Used,
     Expired,
@@ -132,6 +132,8 @@ pub struct ApprovalFacts {
     pub decided_at: Millis,
     /// Already used for an enrollment.
     pub used: bool,
+    /// The device that answered it is still active (a revoked device approves nothing).
+    pub approver_active: bool,
 }
 
 /// A challenge with everything the server knows about it.

@@ -616,10 +616,19 @@ impl<D: Db> Store for D {
                         let used = tx
                             .prepare_cached("SELECT 1 FROM enrollments WHERE approval = ?1")?
                             .exists([id])?;
+                        let approver_active = match &challenge.device_id {
+                            Some(device) => tx
+                                .prepare_cached(
+                                    "SELECT 1 FROM devices WHERE id = ?1 AND user = ?2 AND revoked_at IS NULL",
+                                )?
+                                .exists(params![device, challenge.user])?,
+                            None => false,
+                        };
                         Some(ApprovalFacts {
                             challenge,
                             decided_at,
                             used,
+                            approver_active,
                         })
                     }
                 },
@@ -741,7 +750,7 @@ impl<D: Db> Store for D {
                 },
                 now,
             )?;
-            Ok(Redeem::Enrolled(DeviceRecord {
+            Ok(Redeem::Enrolled(Box::new(DeviceRecord {
                 id: device.id.clone(),
                 user,
                 name: device.name.clone(),
@@ -753,7 +762,7 @@ impl<D: Db> Store for D {
                 source: source.map(str::to_owned),
                 via: Some(via),
                 approved_by,
-            }))
+            })))
         })
     }
 
