@@ -584,3 +584,21 @@ test('issue9 item3: removing the push device in the account console revokes it i
   assert.throws(() => openOn('erin-phone'), /device_revoked/);
   await next.context.close();
 });
+
+test('issue9 item3: an administrator removing the push credential revokes the device too', async () => {
+  // dave's phone approved a login earlier, so Keycloak lists it as his credential.
+  const daveId = await userId('dave');
+  const creds = await kc('GET', `/realms/${REALM}/users/${daveId}/credentials`);
+  const push = creds.find((c) => c.type === 'pushauth-device' && c.userLabel === 'dave-phone');
+  assert.ok(push, `no push credential: ${JSON.stringify(creds)}`);
+  const [phone] = await pushauthdDevices('dave');
+  assert.ok(phone);
+  await kc('DELETE', `/realms/${REALM}/users/${daveId}/credentials/${push.id}`);
+  let active = [phone];
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline && active.length > 0) {
+    await new Promise((res) => setTimeout(res, 300));
+    active = await pushauthdDevices('dave');
+  }
+  assert.equal(active.length, 0, 'the device is still active in pushauthd');
+});
