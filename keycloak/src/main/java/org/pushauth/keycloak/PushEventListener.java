@@ -13,9 +13,10 @@ import org.keycloak.models.UserModel;
 
 /**
  * Revokes a device in pushauthd when its "pushauth-device" credential is removed: by the user
- * in the account console (a REMOVE_CREDENTIAL event) or by an administrator (an admin DELETE on
- * {@code users/<id>/credentials/<id>}). Keycloak removes stored credentials without calling the
- * credential provider, so this listener is the hook; it is global (no realm setting needed).
+ * in the account console (a REMOVE_CREDENTIAL event) or by an administrator (an admin event on
+ * {@code users/<id>/credentials/<id>}, which Keycloak 26 records as an ACTION). Keycloak removes
+ * stored credentials without calling the credential provider, so this listener is the hook; it
+ * is global (no realm setting needed). A credential that still exists is never acted on.
  */
 public final class PushEventListener implements EventListenerProvider {
     private static final Logger LOG = Logger.getLogger(PushEventListener.class);
@@ -41,7 +42,8 @@ public final class PushEventListener implements EventListenerProvider {
 
     @Override
     public void onEvent(AdminEvent event, boolean includeRepresentation) {
-        if (event.getOperationType() != OperationType.DELETE || event.getResourcePath() == null) {
+        OperationType op = event.getOperationType();
+        if ((op != OperationType.DELETE && op != OperationType.ACTION) || event.getResourcePath() == null) {
             return;
         }
         String[] parts = event.getResourcePath().split("/");
@@ -56,7 +58,7 @@ public final class PushEventListener implements EventListenerProvider {
         }
         RealmModel realm = session.realms().getRealm(realmId);
         UserModel user = realm == null ? null : session.users().getUserById(realm, userId);
-        if (user == null) {
+        if (user == null || user.credentialManager().getStoredCredentialById(credentialId) != null) {
             return;
         }
         try {
