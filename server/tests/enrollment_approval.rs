@@ -82,6 +82,26 @@ fn issue9_item1_user_with_a_device_needs_an_add_device_approval() {
     assert_error(&r, 403, "approval_invalid");
     let r = enroll_req(&srv, &key, "alice", Some("no-such-challenge"));
     assert_error(&r, 403, "approval_invalid");
+    // Each refusal is audited with its code and the relying party.
+    let refused: Vec<String> = srv
+        .audit()
+        .iter()
+        .filter(|e| e["kind"] == "enrollment_refused" && e["user"] == "alice")
+        .map(|e| e["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.starts_with("approval_required (rp ")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.starts_with("approval_invalid (rp ")),
+        "{refused:?}"
+    );
     // Nothing was issued.
     assert!(!srv
         .audit()
@@ -310,7 +330,26 @@ fn issue9_item1_a_new_device_wakes_the_other_devices_through_the_webhook() {
     // The first device's own enrollment wakes nobody; the second one wakes the first.
     let token = srv.enrollment("alice", None);
     let laptop = srv.redeem(&token, "alice", "laptop");
-    let (mut stream, _) = hook.accept().unwrap();
+    // Wait at most 10 s for the notification (no notification must fail, not hang).
+    hook.set_nonblocking(true).unwrap();
+    let started = std::time::Instant::now();
+    let mut stream = loop {
+        match hook.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "no webhook call for the new device"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut length = 0;
     loop {

@@ -285,7 +285,7 @@ pub trait Store {
     /// Checks a relying party's enrollment request with `check` over the facts read in the same
     /// transaction, then records the link (creating the user if new) and with it uses up the
     /// approval challenge, so that an approval serves one enrollment only. Audits
-    /// `enrollment_created`.
+    /// `enrollment_created`, or `enrollment_refused` with the refusal's code.
     fn create_rp_enrollment(
         &self,
         new: &NewRpEnrollment,
