@@ -1,12 +1,24 @@
 //! The HTTP API for IdP shims. Every route but `/healthz`, `/metrics`, `/v1/public-key` and the
 //! CIBA channel needs `Authorization: Bearer <shared secret>`, compared in constant time.
 //!
-//! - `POST /v1/logins` `{"user","nonce","context"}` → 201 `{"id","user","code","devices","expires_at","state"}`
+//! The shim names the IdP realm and user name; the sidecar maps them to the pushauthd user by
+//! its own `[realms]` rules (a realm without a rule is refused: 403 `realm_not_configured`).
+//!
+//! - `POST /v1/logins` `{"realm","username","nonce","session"?,"context"}` → 201
+//!   `{"id","user","code","devices","expires_at","state"}`; a pending login of the same
+//!   `session` (and user) is cancelled first
 //! - `GET /v1/logins/{id}?wait=SECS` (at most 25) → `{"id","user","state",…,"result"?}`
 //! - `DELETE /v1/logins/{id}` → the cancelled login
-//! - `POST /v1/enrollments` `{"user"}` → 201 `{"id","user","url","expires_at","qr_svg"}`
-//! - `GET /v1/enrollments/{id}?wait=SECS` → `{"id","user","state","device"?}`
-//! - `GET /v1/users/{user}/devices`, `DELETE /v1/users/{user}/devices/{id}`
+//! - `POST /v1/enrollments` `{"realm","username","device_name"?,"session"?,"context"?}` → 201
+//!   `{"id","user","state",…}`: `approval_pending` (with `code` and `devices`: an existing
+//!   device must approve first) or `pending` (with `url` and `qr_svg`); 403
+//!   `bootstrap_not_allowed` for a user with no device where the realm does not allow it
+//! - `GET /v1/enrollments/{id}?wait=SECS` → `{"id","user","state","code"?,"url"?,"qr_svg"?,"device"?,"outcome"?}`
+//! - `GET /v1/realms/{realm}/users/{username}/devices` → `{"user","devices"}`
+//! - `DELETE /v1/realms/{realm}/users/{username}/devices/{id}` → `{"device"}` (revoked)
+//!
+//! Every pushauthd call a request makes is bounded by `call_timeout_secs` (504
+//! `upstream_timeout`); waits are bounded by `wait` and the login's own deadline.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,9 +39,9 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::app::SharedState;
-use crate::enroll::{qr_svg, EnrollState};
+use crate::enroll::{devices_of, qr_svg, EnrollRequest, EnrollState, Enrollment};
 use crate::error::ApiError;
-use crate::logins::{Login, LoginState, StartRequest};
+use crate::logins::{Login, LoginState, Purpose, StartRequest};
 use crate::metrics::Metrics;
 use crate::result_token::ResultFields;
 
@@ -47,8 +59,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/logins/{id}", get(login_state).delete(cancel_login))
         .route("/v1/enrollments", post(start_enrollment))
         .route("/v1/enrollments/{id}", get(enrollment_state))
-        .route("/v1/users/{user}/devices", get(list_devices))
-        .route("/v1/users/{user}/devices/{id}", delete(remove_device))
+        .route(
+            "/v1/realms/{realm}/users/{username}/devices",
+            get(list_devices),
+        )
+        .route(
+            "/v1/realms/{realm}/users/{username}/devices/{id}",
+            delete(remove_device),
+        )
         .route("/ciba/{key}", post(crate::ciba::authenticate))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -183,20 +201,64 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Runs blocking client work on the blocking pool.
+/// Runs blocking client work on the blocking pool, answering 504 `upstream_timeout` if it takes
+/// longer than `call_timeout` (the work itself then finds its deadline passed and undoes what
+/// it started: see `Logins::start`).
 pub async fn blocking<T: Send + 'static>(
     state: &SharedState,
     f: impl FnOnce(SharedState) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let st = state.clone();
-    state
-        .runtime
-        .spawn_blocking(move || f(st))
-        .await
-        .map_err(|e| {
+    let task = state.runtime.spawn_blocking(move || f(st));
+    match tokio::time::timeout(state.call_timeout, task).await {
+        Ok(done) => done.map_err(|e| {
             tracing::error!(error = %e, "blocking task failed");
             ApiError::internal()
-        })?
+        })?,
+        Err(_) => {
+            tracing::warn!(
+                timeout_secs = state.call_timeout.as_secs(),
+                "pushauthd call took longer than call_timeout_secs"
+            );
+            Err(ApiError::upstream_timeout())
+        }
+    }
+}
+
+/// A shim's login session digest: 16 to 128 base64url characters.
+fn check_session(session: &Option<String>) -> Result<(), ApiError> {
+    match session {
+        Some(s) if !is_b64url(s, 16, 128) => Err(ApiError::malformed(
+            "session must be 16 to 128 characters of base64url",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_b64url(text: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The shim's context, checked: `service` defaults to `keycloak`, `realm` is the mapped
+/// realm, and `action` is the sidecar's to set (a login can never pass for an `add_device`
+/// approval).
+fn shim_context(mut context: Context, realm: &str) -> Result<Context, ApiError> {
+    if context.contains_key("action") {
+        return Err(ApiError::new(
+            400,
+            "invalid_context",
+            "context key `action` is set by the sidecar, not the shim",
+        ));
+    }
+    context
+        .entry("service".into())
+        .or_insert_with(|| "keycloak".into());
+    context.insert("realm".into(), realm.to_owned());
+    validate_context(&context).map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
+    Ok(context)
 }
 
 async fn healthz(State(state): State<SharedState>) -> Json<Value> {
@@ -220,9 +282,15 @@ async fn public_key(State(state): State<SharedState>) -> Json<Value> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartLogin {
-    user: String,
+    /// The IdP realm.
+    realm: String,
+    /// The user name the IdP authenticated (mapped by the realm's rule).
+    username: String,
     /// The shim's per-login nonce, echoed (signed) in the result token.
     nonce: String,
+    /// The shim's login session digest: a pending login of the same session is cancelled.
+    #[serde(default)]
+    session: Option<String>,
     /// A key given twice is refused.
     #[serde(
         default,
@@ -236,25 +304,19 @@ async fn start_login(
     _shim: Shim,
     JsonBody(req): JsonBody<StartLogin>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_user(&req.user)?;
-    if req.nonce.len() < 16
-        || req.nonce.len() > 128
-        || !req
-            .nonce
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    let mapped = state.realms.map(&req.realm, &req.username)?;
+    if !is_b64url(&req.nonce, 16, 128) {
         return Err(ApiError::malformed(
             "nonce must be 16 to 128 characters of base64url",
         ));
     }
-    let mut context = req.context;
-    context
-        .entry("service".into())
-        .or_insert_with(|| "keycloak".into());
-    validate_context(&context).map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
+    check_session(&req.session)?;
+    let context = shim_context(req.context, &mapped.realm)?;
     let start = StartRequest {
-        user: req.user,
+        purpose: Purpose::Login,
+        user: mapped.user,
+        session: req.session,
+        deadline: Instant::now() + state.call_timeout,
         nonce: req.nonce,
         context,
         number_matching: true,
@@ -316,10 +378,7 @@ async fn login_state(
 ) -> Result<Json<Value>, ApiError> {
     let wait = wait_param(&query_map(query)?)?;
     Metrics::inc(&state.metrics.state_requests);
-    let login = state
-        .logins
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("login"))?;
+    let login = shim_login(&state, &id)?;
     let current = if wait.is_zero() {
         login.state()
     } else {
@@ -333,19 +392,33 @@ async fn cancel_login(
     _shim: Shim,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let login = state
-        .logins
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("login"))?;
+    let login = shim_login(&state, &id)?;
     let target = login.clone();
     blocking(&state, move |st| st.logins.cancel(&target)).await?;
     Ok(Json(login_view(&state, &login, &login.state())))
 }
 
+/// A login the shim may read or cancel (never an add-device approval).
+fn shim_login(state: &SharedState, id: &str) -> Result<std::sync::Arc<Login>, ApiError> {
+    state
+        .logins
+        .get(id)
+        .filter(|l| l.purpose == Purpose::Login)
+        .ok_or_else(|| ApiError::not_found("login"))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StartEnrollment {
-    user: String,
+    realm: String,
+    username: String,
+    /// The new device's name, shown in the approval push, when the shim knows it.
+    #[serde(default)]
+    device_name: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    context: Context,
 }
 
 async fn start_enrollment(
@@ -353,25 +426,66 @@ async fn start_enrollment(
     _shim: Shim,
     JsonBody(req): JsonBody<StartEnrollment>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_user(&req.user)?;
-    state.enrollments.admin()?;
-    let user = req.user;
-    let enrollment = blocking(&state, move |st| st.enrollments.start(&user)).await?;
+    let mapped = state.realms.map(&req.realm, &req.username)?;
+    check_session(&req.session)?;
+    let context = shim_context(req.context, &mapped.realm)?;
+    let start = EnrollRequest {
+        mapped,
+        device_name: req.device_name.filter(|n| !n.is_empty()),
+        context,
+        session: req.session,
+        ttl: state.login_ttl,
+        deadline: Instant::now() + state.call_timeout,
+    };
+    let enrollment = blocking(&state, move |st| {
+        st.enrollments.start(&st.logins, &st.runtime, start)
+    })
+    .await?;
     Metrics::inc(&state.metrics.enrollments_started);
+    let target = enrollment.clone();
+    let current = blocking(&state, move |st| {
+        st.enrollments.check(st.logins.client(), &target)
+    })
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": enrollment.id,
-            "user": enrollment.user,
-            "url": enrollment.url,
-            "expires_at": enrollment.expires_at,
-            "qr_svg": qr_svg(&enrollment.url)?,
-            "state": "pending",
-        })),
+        Json(enrollment_view(&enrollment, &current)?),
     ))
 }
 
-/// Polls pushauthd every half second until a device enrolls or `wait` passes.
+fn enrollment_view(enrollment: &Enrollment, current: &EnrollState) -> Result<Value, ApiError> {
+    let mut view = json!({
+        "id": enrollment.id,
+        "user": enrollment.mapped.user,
+        "state": current.as_str(),
+    });
+    match current {
+        EnrollState::Approval {
+            code,
+            devices,
+            expires_at,
+        } => {
+            view["code"] = json!(code);
+            view["devices"] = json!(devices);
+            view["expires_at"] = json!(expires_at);
+        }
+        EnrollState::Refused(outcome) => view["outcome"] = json!(outcome),
+        EnrollState::Pending { url, expires_at } => {
+            view["url"] = json!(url);
+            view["expires_at"] = json!(expires_at);
+            view["qr_svg"] = json!(qr_svg(url)?);
+        }
+        EnrollState::Enrolled(device) => {
+            view["device"] =
+                json!({"id": device.id, "name": device.name, "created_at": device.created_at});
+        }
+        EnrollState::Expired => {}
+    }
+    Ok(view)
+}
+
+/// Waits (approval: on the push's outcome; link: polling pushauthd every half second) until the
+/// enrollment moves on or `wait` passes.
 async fn enrollment_state(
     State(state): State<SharedState>,
     _shim: Shim,
@@ -385,64 +499,67 @@ async fn enrollment_state(
         .ok_or_else(|| ApiError::not_found("enrollment"))?;
     let deadline = Instant::now() + wait;
     loop {
-        let target = enrollment.clone();
-        let current = blocking(&state, move |st| st.enrollments.check(&target)).await?;
-        if current != EnrollState::Pending || Instant::now() >= deadline {
-            let mut view =
-                json!({"id": enrollment.id, "user": enrollment.user, "state": current.as_str()});
-            if let EnrollState::Enrolled(device) = current {
-                view["device"] =
-                    json!({"id": device.id, "name": device.name, "created_at": device.created_at});
-            }
-            return Ok(Json(view));
+        if let Some(approval) = state.enrollments.approval(&enrollment) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            state.logins.wait(&approval, left).await;
         }
-        tokio::time::sleep(Duration::from_millis(500).min(deadline - Instant::now())).await;
+        let target = enrollment.clone();
+        let current = blocking(&state, move |st| {
+            st.enrollments.check(st.logins.client(), &target)
+        })
+        .await?;
+        let waiting = matches!(
+            current,
+            EnrollState::Pending { .. } | EnrollState::Approval { .. }
+        );
+        if !waiting || Instant::now() >= deadline {
+            return Ok(Json(enrollment_view(&enrollment, &current)?));
+        }
+        if matches!(current, EnrollState::Pending { .. }) {
+            tokio::time::sleep(Duration::from_millis(500).min(deadline - Instant::now())).await;
+        }
     }
 }
 
 async fn list_devices(
     State(state): State<SharedState>,
     _shim: Shim,
-    Path(user): Path<String>,
+    Path((realm, username)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_user(&user)?;
-    // The relying-party API suffices here: no admin token needed to list.
-    let devices = blocking(&state, move |st| match st.logins.client().devices(&user) {
-        Ok(devices) => Ok(devices),
-        Err(pushauth_client::ClientError::UnknownUser | pushauth_client::ClientError::NoDevice) => {
-            Ok(Vec::new())
-        }
-        Err(e) => Err(ApiError::from(e)),
-    })
-    .await?;
+    let mapped = state.realms.map(&realm, &username)?;
+    let user = mapped.user.clone();
+    let devices = blocking(&state, move |st| devices_of(st.logins.client(), &user)).await?;
     let devices: Vec<Value> = devices
         .into_iter()
         .map(|d| json!({"id": d.id, "name": d.name, "created_at": d.created_at, "last_seen_at": d.last_seen_at}))
         .collect();
-    Ok(Json(json!({"devices": devices})))
+    Ok(Json(json!({"user": mapped.user, "devices": devices})))
 }
 
 async fn remove_device(
     State(state): State<SharedState>,
     _shim: Shim,
-    Path((user, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    check_user(&user)?;
+    Path((realm, username, id)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let mapped = state.realms.map(&realm, &username)?;
     check_id(&id)?;
-    blocking(&state, move |st| {
-        let admin = st.enrollments.admin()?;
+    let user = mapped.user;
+    let device = blocking(&state, move |st| {
+        let client = st.logins.client();
         // Only a device of this user: a shim acting for alice must not revoke bob's phone.
-        if !admin.devices(&user)?.iter().any(|d| d.id == id) {
+        if !devices_of(client, &user)?.iter().any(|d| d.id == id) {
             return Err(ApiError::new(
                 404,
                 "unknown_device",
-                "the user has no such device",
+                "the user has no such active device",
             ));
         }
-        admin.remove_device(&id)?;
-        tracing::info!(user, device = %id, "device removed");
-        Ok(())
+        let device = crate::upstream::revoke_device(client, &user, &id)?;
+        tracing::info!(user, device = %id, "device revoked");
+        Ok(device)
     })
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(
+        json!({"device": {"id": device.id, "name": device.name, "created_at": device.created_at}}),
+    ))
 }

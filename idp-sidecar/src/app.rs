@@ -6,11 +6,11 @@ use std::time::Duration;
 use pushauth_client::{Client, ClientConfig};
 use zeroize::Zeroizing;
 
-use crate::admin::Admin;
 use crate::config::{CibaSettings, Settings};
 use crate::enroll::Enrollments;
 use crate::logins::Logins;
 use crate::metrics::Metrics;
+use crate::realms::Realms;
 use crate::result_token::ResultSigner;
 
 /// Everything the handlers share.
@@ -23,6 +23,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub login_ttl: Duration,
     pub result_ttl: Duration,
+    /// Hard deadline for the pushauthd calls one shim request makes.
+    pub call_timeout: Duration,
+    /// How IdP realms map to pushauthd users.
+    pub realms: Realms,
     pub ciba: Option<Ciba>,
     pub runtime: tokio::runtime::Handle,
 }
@@ -50,14 +54,6 @@ impl AppState {
         config.ca_file = settings.ca_file.clone();
         let client = Arc::new(Client::new(config)?);
         let metrics = Arc::new(Metrics::default());
-        let admin = match &settings.admin_token {
-            Some(token) => Some(Arc::new(Admin::new(
-                &settings.servers,
-                token,
-                settings.ca_file.as_deref(),
-            )?)),
-            None => None,
-        };
         let ciba = settings.ciba.map(|settings| Ciba {
             settings,
             agent: ureq::AgentBuilder::new()
@@ -69,10 +65,12 @@ impl AppState {
             shared_secret: settings.shared_secret,
             signer: ResultSigner::new(settings.signing_key),
             logins: Logins::new(client, settings.max_pending, metrics.clone()),
-            enrollments: Enrollments::new(admin, settings.max_pending),
+            enrollments: Enrollments::new(settings.max_pending),
             metrics,
             login_ttl: settings.login_ttl,
             result_ttl: settings.result_ttl,
+            call_timeout: settings.call_timeout,
+            realms: settings.realms,
             ciba,
             runtime: tokio::runtime::Handle::current(),
         }))

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::api::{blocking, check_user, JsonBody};
 use crate::app::{Ciba, SharedState};
 use crate::error::ApiError;
-use crate::logins::{LoginState, StartRequest};
+use crate::logins::{LoginState, Purpose, StartRequest};
 use crate::metrics::Metrics;
 
 /// What Keycloak sends (unknown fields are tolerated: Keycloak may add some).
@@ -99,6 +99,8 @@ pub async fn authenticate(
     );
     let (iss, realm, client) = issuer(&token, &ciba.settings.keycloak_url)?;
     check_user(&req.login_hint)?;
+    // The realm's rule maps the hint, as for browser logins; an unconfigured realm is refused.
+    let mapped = state.realms.map(&realm, &req.login_hint)?;
     let mut context = Context::new();
     context.insert("service".into(), "keycloak-ciba".into());
     context.insert("realm".into(), realm);
@@ -114,7 +116,10 @@ pub async fn authenticate(
     pushauth_proto::context::validate_context(&context)
         .map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
     let start = StartRequest {
-        user: req.login_hint,
+        purpose: Purpose::Login,
+        user: mapped.user,
+        session: None,
+        deadline: std::time::Instant::now() + state.call_timeout,
         nonce: random::id().map_err(|_| ApiError::internal())?,
         context,
         number_matching: false,

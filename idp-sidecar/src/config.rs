@@ -1,7 +1,9 @@
 //! Configuration: the TOML file (every key named, unknown keys refused) and the resolved
 //! [`Settings`] the service runs with, secrets read from their files.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +12,11 @@ use pushauth_proto::{b64, random, DeviceSigningKey};
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
+
+use crate::realms::{FileRealm, Realms};
+
+/// Largest secret file read (bytes): a key or token, never a document.
+const MAX_SECRET_BYTES: u64 = 4096;
 
 /// Why the configuration is unusable. Every message names the file or key to fix.
 #[derive(Debug, Error)]
@@ -40,8 +47,9 @@ pub struct FileConfig {
     pub servers: Option<Vec<String>>,
     /// The sidecar's relying-party API key (`pushauthd rp add idp-sidecar`).
     pub api_key_file: Option<PathBuf>,
-    /// pushauthd admin token: enables enrollment and device removal.
-    pub admin_token_file: Option<PathBuf>,
+    /// No longer accepted: the sidecar holds only its relying-party key (with scoped rights).
+    /// Present only to refuse it with a message that says what to do instead.
+    pub admin_token_file: Option<toml::Value>,
     /// The secret IdP shims send as `Authorization: Bearer`.
     pub shared_secret_file: Option<PathBuf>,
     /// The Ed25519 seed that signs result tokens (created 0600 when missing).
@@ -54,7 +62,24 @@ pub struct FileConfig {
     pub result_ttl_secs: Option<u64>,
     /// Bound on logins held in memory (pending or recently ended).
     pub max_pending: Option<usize>,
+    /// Longest time one call to pushauthd (outside a login's own wait) may take, in seconds.
+    pub call_timeout_secs: Option<u64>,
     pub ciba: Option<FileCiba>,
+    /// `[tls]`: serve the shim API over HTTPS.
+    pub tls: Option<FileTls>,
+    /// `[realms.<name>]`: how each IdP realm's users map to pushauthd users.
+    #[serde(default)]
+    pub realms: BTreeMap<String, FileRealm>,
+}
+
+/// `[tls]`: the shim API over HTTPS (rustls), with a PEM certificate chain and private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1); a secret file (0600, owned by the sidecar).
+    pub key: PathBuf,
 }
 
 /// `[ciba]`: Keycloak's HTTP authentication channel.
@@ -105,8 +130,31 @@ impl FileConfig {
                 "the shared secret must be at least 16 characters".into(),
             ));
         }
-        let admin_token = match &self.admin_token_file {
-            Some(path) => Some(read_secret(path)?),
+        if self.admin_token_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "admin_token_file is no longer supported: the sidecar must not hold pushauthd's admin token. \
+                 Give its relying-party key the rights it needs instead \
+                 (pushauthd rp add idp-sidecar --user 'kc/*' --enroll [--bootstrap]), \
+                 put that key in api_key_file and remove admin_token_file"
+                    .into(),
+            ));
+        }
+        let realms = Realms::from_file(&self.realms)?;
+        if realms.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no [realms.<name>] is configured, so every login would be refused; add one per IdP realm, \
+                 e.g. [realms.corp] user = \"{username}\" (or the default \"{realm}/{username}\")"
+                    .into(),
+            ));
+        }
+        let tls = match &self.tls {
+            Some(tls) => {
+                check_private(&tls.key)?;
+                Some(TlsSettings {
+                    cert: tls.cert.clone(),
+                    key: tls.key.clone(),
+                })
+            }
             None => None,
         };
         let signing_key = load_or_create_key(&need(&self.signing_key_file, "signing_key_file")?)?;
@@ -122,7 +170,11 @@ impl FileConfig {
         if let Some(listen) = self.listen {
             settings.listen = listen;
         }
-        settings.admin_token = admin_token;
+        settings.realms = realms;
+        settings.tls = tls;
+        if let Some(secs) = self.call_timeout_secs {
+            settings.call_timeout = Duration::from_secs(secs);
+        }
         settings.ca_file = self.ca_file.clone();
         if let Some(ttl) = self.login_ttl_secs {
             settings.login_ttl = Duration::from_secs(ttl);
@@ -146,12 +198,25 @@ pub struct CibaSettings {
     pub ttl: Duration,
 }
 
+/// `[tls]` resolved: where the listener's certificate chain and key are.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Everything the running sidecar needs.
 pub struct Settings {
     pub listen: SocketAddr,
     pub servers: Vec<String>,
     pub api_key: Zeroizing<String>,
-    pub admin_token: Option<Zeroizing<String>>,
+    /// How IdP realms map to pushauthd users; a realm not here is refused.
+    pub realms: Realms,
+    /// HTTPS for the shim API; plain HTTP when `None`.
+    pub tls: Option<TlsSettings>,
+    /// Hard deadline for one call to pushauthd made for a shim request (not a login's wait,
+    /// which has its own deadline: the challenge lifetime plus a few seconds).
+    pub call_timeout: Duration,
     pub shared_secret: Zeroizing<String>,
     pub signing_key: DeviceSigningKey,
     pub ca_file: Option<PathBuf>,
@@ -167,7 +232,8 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("servers", &self.servers)
             .field("signing_key", &self.signing_key)
-            .field("admin", &self.admin_token.is_some())
+            .field("realms", &self.realms)
+            .field("tls", &self.tls)
             .field("ciba", &self.ciba.as_ref().map(|c| &c.keycloak_url))
             .finish_non_exhaustive()
     }
@@ -175,7 +241,8 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     /// Settings with every default: loopback port 8787, 120 s logins, 60 s result tokens,
-    /// 2,000 logins in memory, no admin token, no CIBA.
+    /// 2,000 logins in memory, 20 s per pushauthd call, plain HTTP, no realm (set
+    /// [`Settings::realms`]: without one every login is refused), no CIBA.
     pub fn new(
         servers: Vec<String>,
         api_key: Zeroizing<String>,
@@ -186,7 +253,9 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             servers,
             api_key,
-            admin_token: None,
+            realms: Realms::default(),
+            tls: None,
+            call_timeout: Duration::from_secs(20),
             shared_secret,
             signing_key,
             ca_file: None,
@@ -206,6 +275,12 @@ impl Settings {
         if self.result_ttl.is_zero() || self.result_ttl > Duration::from_secs(600) {
             return Err(ConfigError::Invalid(
                 "result_ttl_secs must be 1 to 600".into(),
+            ));
+        }
+        if self.call_timeout < Duration::from_secs(1) || self.call_timeout > Duration::from_secs(60)
+        {
+            return Err(ConfigError::Invalid(
+                "call_timeout_secs must be 1 to 60".into(),
             ));
         }
         if self.max_pending == 0 || self.max_pending > 100_000 {
@@ -231,40 +306,78 @@ impl Settings {
     }
 }
 
-/// Reads a secret file (trimmed). A file others can read is refused: it would leak the secret.
+/// Reads a secret file (trimmed). The file must belong to the user the sidecar runs as and be
+/// readable by nobody else (mode 0600 or stricter): a secret others can read is refused, group
+/// readers included. The checks are made on the opened file (no race with a rename), and a file
+/// larger than 4 KiB is refused.
 pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
-    check_private(path)?;
-    let text = Zeroizing::new(
-        fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?,
-    );
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    check_private_meta(path, &meta)?;
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "{} is larger than {MAX_SECRET_BYTES} bytes; it should hold one secret",
+            path.display()
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_SECRET_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
     let secret = Zeroizing::new(text.trim().to_owned());
     if secret.is_empty() {
         return Err(ConfigError::Invalid(format!("{} is empty", path.display())));
     }
+    if !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid(format!(
+            "{} holds characters other than printable ASCII (a byte-order mark, a no-break space?); write the secret as plain text",
+            path.display()
+        )));
+    }
     Ok(secret)
 }
 
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
+/// Checks that `path` is a secret file only the sidecar's user can read (see [`read_secret`]).
+pub fn check_private(path: &Path) -> Result<(), ConfigError> {
     let meta = fs::metadata(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    if meta.permissions().mode() & 0o007 != 0 {
+    check_private_meta(path, &meta)
+}
+
+#[cfg(unix)]
+fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_file() {
         return Err(ConfigError::Invalid(format!(
-            "{} is readable by others and holds a secret; chmod o-rwx it",
+            "{} is not a regular file",
             path.display()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{} is readable by its group or others and holds a secret; chmod 600 it (owner: the sidecar's user)",
+            path.display()
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(ConfigError::Invalid(format!(
+            "{} holds a secret but belongs to uid {}, not to the sidecar's user (uid {me}); chown it",
+            path.display(),
+            meta.uid()
         )));
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), ConfigError> {
+fn check_private_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), ConfigError> {
     Ok(())
 }
 
@@ -345,5 +458,103 @@ mod tests {
         assert!(err.to_string().contains("chmod"), "{err}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret(&path).unwrap().as_str(), "0123456789abcdef0123");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn issue9_item2_group_readable_secret_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        fs::write(&path, "0123456789abcdef0123").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read_secret(&path).unwrap_err();
+        assert!(err.to_string().contains("group"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_secret(&path).unwrap().as_str(), "0123456789abcdef0123");
+        // A byte-order mark or a no-break space is refused, naming the file.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, "\u{feff}0123456789abcdef0123").unwrap();
+        let err = read_secret(&path).unwrap_err();
+        assert!(err.to_string().contains("printable ASCII"), "{err}");
+    }
+
+    /// A complete config around `extra`, with every secret file present and private.
+    fn config_with(dir: &Path, extra: &str) -> Result<Settings, ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [
+            ("api-key", "rp-key-0123456789"),
+            ("secret", "shim-secret-0123456789"),
+        ] {
+            let path = dir.join(name);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let text = format!(
+            "servers = [\"http://127.0.0.1:1\"]\napi_key_file = \"{d}/api-key\"\nshared_secret_file = \"{d}/secret\"\nsigning_key_file = \"{d}/key\"\n{extra}",
+            d = dir.display()
+        );
+        FileConfig::parse(&text, Path::new("sidecar.toml"))?.resolve()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn issue9_item2_admin_token_file_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = config_with(
+            dir.path(),
+            "admin_token_file = \"/etc/pushauthd/admin-token\"\n[realms.corp]\nuser = \"{username}\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("admin_token_file is no longer supported"),
+            "{err}"
+        );
+        assert!(err.contains("--enroll"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn issue9_item1_realms_are_required_and_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = config_with(dir.path(), "").unwrap_err().to_string();
+        assert!(err.contains("[realms."), "{err}");
+        let settings = config_with(
+            dir.path(),
+            "[realms.corp]\nuser = \"{username}\"\nbootstrap = true\n[realms.public]\n",
+        )
+        .unwrap();
+        assert_eq!(settings.realms.map("corp", "alice").unwrap().user, "alice");
+        assert_eq!(
+            settings.realms.map("public", "alice").unwrap().user,
+            "public/alice"
+        );
+        assert!(!settings.realms.map("public", "alice").unwrap().bootstrap);
+        let err = config_with(
+            dir.path(),
+            "[realms.corp]\nuser = \"{username}\"\nbogus = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configs_parse() {
+        for (name, text) in [
+            (
+                "sidecar.example.toml",
+                include_str!("../sidecar.example.toml"),
+            ),
+            (
+                "packaging/idp-sidecar/sidecar.toml",
+                include_str!("../../packaging/idp-sidecar/sidecar.toml"),
+            ),
+        ] {
+            let file = FileConfig::parse(text, Path::new(name)).unwrap();
+            Realms::from_file(&file.realms).unwrap();
+            assert!(file.admin_token_file.is_none(), "{name}");
+        }
     }
 }

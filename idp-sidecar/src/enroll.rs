@@ -1,5 +1,14 @@
-//! Device enrollments started for a user who has just logged in: the link (and its QR code) for
-//! the shim to show, and whether a device has enrolled with it since.
+//! Device enrollments started for a user who has just signed in to the IdP.
+//!
+//! Who may get an enrollment link (issue 9 item 1):
+//! - a user who already has an active device: only after one of those devices approves a push
+//!   "Add a new device to your account?" (a challenge with context `action = "add_device"`,
+//!   number matching on, the code shown on the IdP page). The sidecar verifies the device's
+//!   signature on that answer as for a login, then asks pushauthd for the link passing the
+//!   approved challenge's id as `approval`; pushauthd checks and consumes it.
+//! - a user with no device: only in a realm with `bootstrap = true` (and the sidecar's
+//!   relying-party key needs pushauthd's `bootstrap` right too); otherwise 403
+//!   `bootstrap_not_allowed`: an administrator must enroll the first device.
 //!
 //! pushauthd has no "enrollment state" call, so the sidecar notes the user's devices when it asks
 //! for the link; a device that appears afterwards is the enrolled one.
@@ -8,41 +17,73 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use pushauth_client::DeviceInfo;
+use pushauth_client::{Client, ClientError, Context, DeviceInfo};
 use pushauth_proto::random;
 use qrcode::render::svg;
 use qrcode::QrCode;
 
-use crate::admin::Admin;
 use crate::error::ApiError;
+use crate::logins::{Login, LoginState, Logins, Purpose, StartRequest};
+use crate::realms::Mapped;
 
 /// Enrollment link lifetime.
 pub const ENROLL_TTL: Duration = Duration::from_secs(600);
+
+/// Where one enrollment is.
+#[derive(Debug, Clone)]
+enum Stage {
+    /// Waiting for an existing device to approve adding one.
+    Approval(Arc<Login>),
+    /// The approval ended without "approved" (the outcome word).
+    Refused(&'static str),
+    /// A link was issued; `known` are the device ids the user had before.
+    Link {
+        url: String,
+        expires_at: String,
+        deadline: Instant,
+        known: HashSet<String>,
+    },
+    /// A new device appeared.
+    Enrolled(DeviceInfo),
+}
 
 /// One enrollment.
 #[derive(Debug)]
 pub struct Enrollment {
     pub id: String,
-    pub user: String,
-    pub url: String,
-    pub expires_at: String,
-    deadline: Instant,
-    known: HashSet<String>,
-    done: Mutex<Option<DeviceInfo>>,
+    pub mapped: Mapped,
+    created: Instant,
+    stage: Mutex<Stage>,
 }
 
-/// Where an enrollment stands.
+/// Where an enrollment stands, as the shim sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnrollState {
-    Pending,
+    /// An existing device must approve first: show `code` (sent to `devices`).
+    Approval {
+        code: Option<String>,
+        devices: Vec<String>,
+        expires_at: String,
+    },
+    /// The existing device did not approve (`denied`, `reported`, `code_mismatch`, `expired`,
+    /// `cancelled` or `error`): no link was issued.
+    Refused(&'static str),
+    /// The link is ready; the new device has not enrolled yet.
+    Pending {
+        url: String,
+        expires_at: String,
+    },
     Enrolled(DeviceInfo),
     Expired,
 }
 
 impl EnrollState {
+    /// The state word on the wire.
     pub fn as_str(&self) -> &'static str {
         match self {
-            EnrollState::Pending => "pending",
+            EnrollState::Approval { .. } => "approval_pending",
+            EnrollState::Refused(_) => "approval_refused",
+            EnrollState::Pending { .. } => "pending",
             EnrollState::Enrolled(_) => "enrolled",
             EnrollState::Expired => "expired",
         }
@@ -53,27 +94,42 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The user's active devices; a user pushauthd does not know yet has none.
+pub fn devices_of(client: &Client, user: &str) -> Result<Vec<DeviceInfo>, ApiError> {
+    match client.devices(user) {
+        Ok(devices) => Ok(devices),
+        Err(ClientError::UnknownUser | ClientError::NoDevice) => Ok(Vec::new()),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
+
+/// What the shim sends to start an enrollment, mapped.
+#[derive(Debug, Clone)]
+pub struct EnrollRequest {
+    pub mapped: Mapped,
+    /// Shown on the existing device ("Add device 'X'?") when the shim knows it.
+    pub device_name: Option<String>,
+    /// Login context (ip, user agent, client…) for the approval push.
+    pub context: Context,
+    /// The shim's login session (see [`StartRequest::session`]).
+    pub session: Option<String>,
+    pub ttl: Duration,
+    pub deadline: Instant,
+}
+
 /// The registry; bounded like the logins.
 #[derive(Debug)]
 pub struct Enrollments {
-    admin: Option<Arc<Admin>>,
     map: Mutex<HashMap<String, Arc<Enrollment>>>,
     max: usize,
 }
 
 impl Enrollments {
-    pub fn new(admin: Option<Arc<Admin>>, max: usize) -> Self {
+    pub fn new(max: usize) -> Self {
         Enrollments {
-            admin,
             map: Mutex::new(HashMap::new()),
             max,
         }
-    }
-
-    pub fn admin(&self) -> Result<&Admin, ApiError> {
-        self.admin
-            .as_deref()
-            .ok_or_else(ApiError::admin_not_configured)
     }
 
     pub fn len(&self) -> usize {
@@ -88,9 +144,14 @@ impl Enrollments {
         lock(&self.map).get(id).cloned()
     }
 
-    /// Asks pushauthd for a link (blocking).
-    pub fn start(&self, user: &str) -> Result<Arc<Enrollment>, ApiError> {
-        let admin = self.admin()?;
+    /// Starts an enrollment (blocking): an approval push to the user's devices, or, for a user
+    /// with none in a bootstrap realm, the link at once.
+    pub fn start(
+        &self,
+        logins: &Logins,
+        runtime: &tokio::runtime::Handle,
+        req: EnrollRequest,
+    ) -> Result<Arc<Enrollment>, ApiError> {
         if self.len() >= self.max {
             return Err(ApiError::new(
                 429,
@@ -98,48 +159,161 @@ impl Enrollments {
                 "too many enrollments in progress; try again shortly",
             ));
         }
-        let known = admin.devices(user)?.into_iter().map(|d| d.id).collect();
-        let created = admin.create_enrollment(user, Some(ENROLL_TTL.as_secs()))?;
+        let client = logins.client();
+        let user = req.mapped.user.clone();
+        let devices = devices_of(client, &user)?;
+        let stage = if devices.is_empty() {
+            if !req.mapped.bootstrap {
+                tracing::warn!(realm = %req.mapped.realm, user, "enrollment refused: no device and the realm does not allow bootstrap");
+                return Err(ApiError::new(
+                    403,
+                    "bootstrap_not_allowed",
+                    format!(
+                        "{user:?} has no push device, and realm {:?} does not let users enroll their first device themselves; an administrator must enroll it",
+                        req.mapped.realm
+                    ),
+                ));
+            }
+            link(client, &user, None, Vec::new())?
+        } else {
+            let mut context = req.context.clone();
+            context.insert("service".into(), "keycloak".into());
+            context.insert("action".into(), "add_device".into());
+            context.insert("realm".into(), req.mapped.realm.clone());
+            if let Some(name) = &req.device_name {
+                context.insert("device_name".into(), name.clone());
+            }
+            context.insert(
+                "message".into(),
+                format!(
+                    "Add a new device to your account {user}? Approve only if you are adding a device yourself."
+                ),
+            );
+            pushauth_proto::context::validate_context(&context)
+                .map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
+            let login = logins.start(
+                runtime,
+                StartRequest {
+                    purpose: Purpose::AddDevice,
+                    user: user.clone(),
+                    // Its own namespace: starting an enrollment never cancels a login.
+                    session: req.session.as_ref().map(|s| format!("enroll:{s}")),
+                    deadline: req.deadline,
+                    nonce: random::id().map_err(|_| ApiError::internal())?,
+                    context,
+                    number_matching: true,
+                    ttl: req.ttl,
+                },
+            )?;
+            Stage::Approval(login)
+        };
         let id = random::id().map_err(|_| ApiError::internal())?;
         let enrollment = Arc::new(Enrollment {
             id: id.clone(),
-            user: user.to_owned(),
-            url: created.url,
-            expires_at: created.expires_at,
-            deadline: Instant::now() + ENROLL_TTL,
-            known,
-            done: Mutex::new(None),
+            mapped: req.mapped,
+            created: Instant::now(),
+            stage: Mutex::new(stage),
         });
         lock(&self.map).insert(id, enrollment.clone());
         tracing::info!(enrollment = %enrollment.id, user, "enrollment started");
         Ok(enrollment)
     }
 
-    /// Looks once whether a new device has appeared (blocking).
-    pub fn check(&self, enrollment: &Enrollment) -> Result<EnrollState, ApiError> {
-        if let Some(device) = lock(&enrollment.done).clone() {
-            return Ok(EnrollState::Enrolled(device));
+    /// The approval push, while one is pending (to wait on it without polling). Never blocks:
+    /// while a check holds the enrollment, there is nothing to wait on here.
+    pub fn approval(&self, enrollment: &Enrollment) -> Option<Arc<Login>> {
+        let stage = enrollment.stage.try_lock().ok()?;
+        match &*stage {
+            Stage::Approval(login) if login.state().is_pending() => Some(login.clone()),
+            _ => None,
         }
-        let devices = self.admin()?.devices(&enrollment.user)?;
-        if let Some(device) = devices
-            .into_iter()
-            .find(|d| !enrollment.known.contains(&d.id))
-        {
-            tracing::info!(enrollment = %enrollment.id, user = %enrollment.user, device = %device.id, "device enrolled");
-            *lock(&enrollment.done) = Some(device.clone());
-            return Ok(EnrollState::Enrolled(device));
-        }
-        if Instant::now() >= enrollment.deadline {
-            return Ok(EnrollState::Expired);
-        }
-        Ok(EnrollState::Pending)
+    }
+
+    /// Moves the enrollment on as far as it can and says where it is (blocking): an approved
+    /// push gets the link (passing the approval), a link gets checked for a new device. Holds
+    /// the enrollment for the whole check, so an approval is never presented twice.
+    pub fn check(&self, client: &Client, enrollment: &Enrollment) -> Result<EnrollState, ApiError> {
+        let mut held = lock(&enrollment.stage);
+        let stage = held.clone();
+        let user = &enrollment.mapped.user;
+        let next = match stage {
+            Stage::Approval(login) => match login.state() {
+                LoginState::Pending => {
+                    return Ok(EnrollState::Approval {
+                        code: login.code.clone(),
+                        devices: login.devices.iter().map(|d| d.name.clone()).collect(),
+                        expires_at: login.expires_at.clone(),
+                    })
+                }
+                LoginState::Ended {
+                    outcome: "approved",
+                    device_id,
+                    ..
+                } => {
+                    let known = devices_of(client, user)?;
+                    let stage = link(client, user, Some(&login.id), known)?;
+                    tracing::info!(enrollment = %enrollment.id, user, approved_by = ?device_id, "adding a device was approved; link issued");
+                    stage
+                }
+                other => {
+                    tracing::warn!(enrollment = %enrollment.id, user, outcome = other.outcome(), "adding a device was not approved; no link");
+                    Stage::Refused(other.outcome())
+                }
+            },
+            Stage::Link {
+                url,
+                expires_at,
+                deadline,
+                known,
+            } => {
+                let devices = devices_of(client, user)?;
+                match devices.into_iter().find(|d| !known.contains(&d.id)) {
+                    Some(device) => {
+                        tracing::info!(enrollment = %enrollment.id, user, device = %device.id, "device enrolled");
+                        Stage::Enrolled(device)
+                    }
+                    None if Instant::now() >= deadline => return Ok(EnrollState::Expired),
+                    None => return Ok(EnrollState::Pending { url, expires_at }),
+                }
+            }
+            other => other,
+        };
+        let state = match &next {
+            Stage::Refused(outcome) => EnrollState::Refused(outcome),
+            Stage::Link {
+                url, expires_at, ..
+            } => EnrollState::Pending {
+                url: url.clone(),
+                expires_at: expires_at.clone(),
+            },
+            Stage::Enrolled(device) => EnrollState::Enrolled(device.clone()),
+            Stage::Approval(_) => return Err(ApiError::internal()),
+        };
+        *held = next;
+        Ok(state)
     }
 
     /// Drops enrollments well past their link's lifetime.
     pub fn sweep(&self) {
         let now = Instant::now();
-        lock(&self.map).retain(|_, e| now < e.deadline + Duration::from_secs(300));
+        lock(&self.map).retain(|_, e| now < e.created + ENROLL_TTL + Duration::from_secs(600));
     }
+}
+
+/// Asks pushauthd for a link (with the approval, if any) and notes the devices known before.
+fn link(
+    client: &Client,
+    user: &str,
+    approval: Option<&str>,
+    known: Vec<DeviceInfo>,
+) -> Result<Stage, ApiError> {
+    let created = crate::upstream::create_enrollment(client, user, approval, ENROLL_TTL)?;
+    Ok(Stage::Link {
+        url: created.url,
+        expires_at: created.expires_at,
+        deadline: Instant::now() + ENROLL_TTL,
+        known: known.into_iter().map(|d| d.id).collect(),
+    })
 }
 
 /// The link as an SVG QR code, for the shim to show as an image.

@@ -44,11 +44,12 @@ impl ApiError {
         Self::new(500, "internal", "the sidecar failed; see its log")
     }
 
-    pub fn admin_not_configured() -> Self {
+    /// pushauthd did not answer within the sidecar's call deadline (`call_timeout_secs`).
+    pub fn upstream_timeout() -> Self {
         Self::new(
-            503,
-            "admin_not_configured",
-            "enrollment and device removal need admin_token_file in the sidecar config",
+            504,
+            "upstream_timeout",
+            "the pushauth server did not answer in time",
         )
     }
 }
@@ -97,6 +98,17 @@ impl From<ClientError> for ApiError {
                 code: Some(ErrorCode::InvalidContext),
                 message,
             } => ApiError::new(400, "invalid_context", message),
+            // pushauthd refused this relying party the call (user out of its scope, no enroll or
+            // bootstrap right, an approval that does not count): the shim shows a refusal, not
+            // an outage.
+            ClientError::Rejected {
+                status: status @ (403 | 409),
+                code: Some(code),
+                message,
+            } => {
+                tracing::warn!(status, code = code.as_str(), error = %message, "pushauthd refused the call");
+                ApiError::new(status, code.as_str(), message)
+            }
             other => {
                 tracing::error!(error = %other, "pushauthd call failed");
                 ApiError::new(502, "upstream_error", other.to_string())

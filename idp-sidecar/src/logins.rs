@@ -83,10 +83,23 @@ pub struct DeviceView {
     pub name: String,
 }
 
+/// What a challenge the sidecar started is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A login step (the shim reads it through `/v1/logins`).
+    Login,
+    /// "Add a new device to your account?", asked of the user's existing devices before an
+    /// enrollment link is requested; never readable as a login.
+    AddDevice,
+}
+
 /// One started login.
 #[derive(Debug)]
 pub struct Login {
     pub id: String,
+    /// What the challenge is for.
+    pub purpose: Purpose,
+    /// The pushauthd user (mapped from the realm and IdP user name).
     pub user: String,
     /// The shim's nonce, echoed in the result token.
     pub nonce: String,
@@ -128,7 +141,15 @@ impl Login {
 /// What a shim asks for when it starts a login.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
+    pub purpose: Purpose,
+    /// The pushauthd user.
     pub user: String,
+    /// The shim's login session (a digest of it): a new login for the same session and user
+    /// cancels the previous one that is still pending, so reloading or re-entering the push
+    /// step never leaves two open challenges on the device.
+    pub session: Option<String>,
+    /// The start must be done by then; a challenge created later is cancelled again.
+    pub deadline: Instant,
     pub nonce: String,
     pub context: Context,
     pub number_matching: bool,
@@ -140,6 +161,8 @@ pub struct StartRequest {
 pub struct Logins {
     client: Arc<Client>,
     map: Mutex<HashMap<String, Arc<Login>>>,
+    /// (session, user) → the id of the latest login started for it.
+    sessions: Mutex<HashMap<(String, String), String>>,
     max: usize,
     metrics: Arc<Metrics>,
 }
@@ -154,6 +177,7 @@ impl Logins {
         Logins {
             client,
             map: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             max,
             metrics,
         }
@@ -192,6 +216,14 @@ impl Logins {
                 ),
             ));
         }
+        let session_key = req.session.clone().map(|s| (s, req.user.clone()));
+        // Re-entering the push step: end the earlier challenge of this session first.
+        if let Some(key) = &session_key {
+            let previous = lock(&self.sessions).get(key).cloned();
+            if let Some(previous) = previous.and_then(|id| self.get(&id)) {
+                self.cancel_superseded(&previous);
+            }
+        }
         let opts = StartOptions {
             devices: None,
             number_matching: req.number_matching,
@@ -204,10 +236,18 @@ impl Logins {
                 Metrics::inc(&self.metrics.login_start_failures);
                 ApiError::from(e)
             })?;
+        if Instant::now() > req.deadline {
+            // The shim has been told this start timed out: no push may stay open for it.
+            Metrics::inc(&self.metrics.login_start_failures);
+            let _ = self.client.cancel(&pending);
+            tracing::warn!(challenge = %pending.id, "pushauthd answered after the call deadline; challenge cancelled");
+            return Err(ApiError::upstream_timeout());
+        }
         Metrics::inc(&self.metrics.logins_started);
         let (state, _) = watch::channel(LoginState::Pending);
         let login = Arc::new(Login {
             id: pending.id.clone(),
+            purpose: req.purpose,
             user: req.user,
             nonce: req.nonce,
             code: pending.code.clone(),
@@ -226,7 +266,17 @@ impl Logins {
             ended_at: Mutex::new(None),
         });
         lock(&self.map).insert(login.id.clone(), login.clone());
-        tracing::info!(challenge = %login.id, user = %login.user, devices = login.devices.len(), "login started");
+        if let Some(key) = session_key {
+            // Two starts of one session at once: the one recorded first is superseded too.
+            let raced = lock(&self.sessions).insert(key, login.id.clone());
+            if let Some(raced) = raced
+                .filter(|id| *id != login.id)
+                .and_then(|id| self.get(&id))
+            {
+                self.cancel_superseded(&raced);
+            }
+        }
+        tracing::info!(challenge = %login.id, user = %login.user, purpose = ?login.purpose, devices = login.devices.len(), "login started");
         let client = self.client.clone();
         let waiter = login.clone();
         let metrics = self.metrics.clone();
@@ -279,14 +329,32 @@ impl Logins {
         Ok(())
     }
 
+    /// Cancels a login that a newer one of the same session replaces (blocking); one that has
+    /// already ended stays as it is.
+    fn cancel_superseded(&self, login: &Login) {
+        if !login.state().is_pending() {
+            return;
+        }
+        match self.cancel(login) {
+            Ok(()) => {
+                tracing::info!(challenge = %login.id, user = %login.user, "login superseded by a new one of the same session; cancelled")
+            }
+            Err(e) => {
+                tracing::warn!(challenge = %login.id, error = %e.message, "could not cancel a superseded login")
+            }
+        }
+    }
+
     /// Drops ended logins after [`ENDED_RETENTION`] and any login far past its lifetime.
     pub fn sweep(&self, max_age: Duration) {
         let now = Instant::now();
-        lock(&self.map).retain(|_, login| {
+        let mut map = lock(&self.map);
+        map.retain(|_, login| {
             let ended = *lock(&login.ended_at);
             let ended_long_ago = ended.is_some_and(|at| now.duration_since(at) > ENDED_RETENTION);
             let too_old = now.duration_since(login.created) > max_age + ENDED_RETENTION;
             !(ended_long_ago || too_old)
         });
+        lock(&self.sessions).retain(|_, id| map.contains_key(id));
     }
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -21,6 +23,8 @@ pub enum SidecarError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{0}")]
     Client(#[from] pushauth_client::ClientError),
     #[error("{0}")]
@@ -35,26 +39,40 @@ pub fn blocking_threads(settings: &Settings) -> usize {
 /// Binds and serves until `stop` turns true. Must run inside a tokio runtime whose blocking
 /// pool has at least [`blocking_threads`] threads.
 pub async fn serve(settings: Settings, stop: watch::Receiver<bool>) -> Result<(), SidecarError> {
-    let (listener, state) = prepare(settings).await?;
-    run(listener, state, stop).await
+    let prepared = prepare(settings).await?;
+    run(prepared, stop).await
 }
 
-async fn prepare(
-    settings: Settings,
-) -> Result<(tokio::net::TcpListener, SharedState), SidecarError> {
-    let addr = settings.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SidecarError::Bind { addr, source })?;
-    let state = AppState::new(settings)?;
-    Ok((listener, state))
-}
-
-async fn run(
-    listener: tokio::net::TcpListener,
+/// The bound listener, its TLS config (if any) and the shared state.
+struct Prepared {
+    listener: std::net::TcpListener,
+    tls: Option<RustlsConfig>,
     state: SharedState,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), SidecarError> {
+}
+
+async fn prepare(settings: Settings) -> Result<Prepared, SidecarError> {
+    let addr = settings.listen;
+    let tls = settings.tls.as_ref().map(crate::tls::load).transpose()?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| SidecarError::Bind { addr, source })?;
+    listener.set_nonblocking(true)?;
+    let state = AppState::new(settings)?;
+    Ok(Prepared {
+        listener,
+        tls,
+        state,
+    })
+}
+
+/// How long in-flight requests get to finish once the sidecar stops.
+const GRACE: Duration = Duration::from_secs(2);
+
+async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), SidecarError> {
+    let Prepared {
+        listener,
+        tls,
+        state,
+    } = prepared;
     let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -70,16 +88,35 @@ async fn run(
         listen = %listener.local_addr()?,
         public_key = %state.signer.public_key().to_b64(),
         ciba = state.ciba.is_some(),
-        admin = state.enrollments.admin().is_ok(),
+        tls = tls.is_some(),
+        realms = ?state.realms.names().collect::<Vec<_>>(),
         "pushauth-idp-sidecar serving"
     );
-    let app = crate::api::router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let app = crate::api::router(state).into_make_service();
+    let handle = Handle::new();
+    let stopper = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
             let _ = stop.wait_for(|s| *s).await;
+            handle.graceful_shutdown(Some(GRACE));
         })
-        .await;
+    };
+    let result = match tls {
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
     sweeper.abort();
+    stopper.abort();
     result.map_err(SidecarError::Io)
 }
 
@@ -87,6 +124,7 @@ async fn run(
 #[derive(Debug)]
 pub struct RunningSidecar {
     addr: SocketAddr,
+    tls: bool,
     public_key: String,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -102,19 +140,21 @@ impl RunningSidecar {
             .enable_all()
             .build()?;
         let public_key = settings.signing_key.public_key().to_b64();
-        let (listener, state) = runtime.block_on(prepare(settings))?;
-        let addr = listener.local_addr()?;
+        let prepared = runtime.block_on(prepare(settings))?;
+        let addr = prepared.listener.local_addr()?;
+        let tls = prepared.tls.is_some();
         let (stop, stop_rx) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("pushauth-sidecar-main".into())
             .spawn(move || {
-                if let Err(e) = runtime.block_on(run(listener, state, stop_rx)) {
+                if let Err(e) = runtime.block_on(run(prepared, stop_rx)) {
                     tracing::error!(error = %e, "sidecar failed");
                 }
                 runtime.shutdown_timeout(Duration::from_secs(2));
             })?;
         Ok(RunningSidecar {
             addr,
+            tls,
             public_key,
             stop,
             thread: Some(thread),
@@ -125,8 +165,10 @@ impl RunningSidecar {
         self.addr
     }
 
+    /// `http://` or `https://` (with `[tls]`) and the bound address.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The result-token public key (base64url).

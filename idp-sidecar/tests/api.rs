@@ -1,6 +1,7 @@
 //! The sidecar against a real pushauthd (in process, on 127.0.0.1) with simulated devices
 //! (the `pushauth-device` library): logins approved, denied, mismatched, cancelled; enrollment;
-//! devices; the CIBA channel with a stand-in Keycloak callback; auth and input errors.
+//! devices; the CIBA channel with a stand-in Keycloak callback; auth and input errors; realm
+//! mapping, TLS and deadlines (issue 9).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use pushauth_device::{Decision, DeviceClient, PendingChallenge};
 use pushauth_idp_sidecar::config::CibaSettings;
+use pushauth_idp_sidecar::realms::{Realm, Realms};
 use pushauth_idp_sidecar::{ResultToken, RunningSidecar, Settings};
 use pushauth_proto::{b64, DevicePublicKey, DeviceSigningKey};
 use pushauth_server::{RunningServer, ServerConfig};
@@ -29,11 +31,15 @@ struct Env {
 fn admin(server_url: &str, method: &str, path: &str, body: Option<Value>) -> Value {
     let req = ureq::request(method, &format!("{server_url}{path}"))
         .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"));
-    let resp = match body {
+    let resp = match match body {
         Some(b) => req.send_string(&b.to_string()),
         None => req.call(),
-    }
-    .unwrap();
+    } {
+        Ok(resp) => resp,
+        // An unknown user's device list: the caller sees no devices.
+        Err(ureq::Error::Status(404, resp)) => resp,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
     serde_json::from_str(&resp.into_string().unwrap()).unwrap_or(Value::Null)
 }
 
@@ -47,6 +53,32 @@ impl Env {
     }
 
     fn start_full(ciba_keycloak: Option<String>, login_ttl: Duration) -> Env {
+        Self::start_custom(ciba_keycloak, login_ttl, |_| {})
+    }
+
+    /// The test realms: `demo` shares user names with pushauthd (and lets users enroll their
+    /// first device), `other` maps to `other/<name>` and does not.
+    fn realms() -> Realms {
+        Realms::new([
+            Realm {
+                name: "demo".into(),
+                template: "{username}".into(),
+                bootstrap: true,
+            },
+            Realm {
+                name: "other".into(),
+                template: "{realm}/{username}".into(),
+                bootstrap: false,
+            },
+        ])
+        .unwrap()
+    }
+
+    fn start_custom(
+        ciba_keycloak: Option<String>,
+        login_ttl: Duration,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Env {
         let data = tempfile::tempdir().unwrap();
         let cfg = ServerConfig::new(
             "127.0.0.1:0".parse().unwrap(),
@@ -58,7 +90,7 @@ impl Env {
             &server.url(),
             "POST",
             "/v1/admin/relying-parties",
-            Some(json!({"name": "sidecar"})),
+            Some(json!({"name": "sidecar", "enroll": true, "bootstrap": true})),
         );
         let api_key = rp["api_key"].as_str().unwrap().to_string();
         let mut settings = Settings::new(
@@ -68,13 +100,14 @@ impl Env {
             DeviceSigningKey::generate().unwrap(),
         );
         settings.listen = "127.0.0.1:0".parse().unwrap();
-        settings.admin_token = Some(Zeroizing::new(ADMIN_TOKEN.into()));
+        settings.realms = Self::realms();
         settings.login_ttl = login_ttl;
         settings.ciba = ciba_keycloak.map(|url| CibaSettings {
             key: Zeroizing::new(CIBA_KEY.into()),
             keycloak_url: url,
             ttl: Duration::from_secs(30),
         });
+        tweak(&mut settings);
         let sidecar = RunningSidecar::start(settings).unwrap();
         Env {
             _data: data,
@@ -123,20 +156,31 @@ impl Env {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Enrolls a device through the sidecar's enrollment API.
+    /// Enrolls a device for a pushauthd user as an administrator would (`pushauthd enroll`).
     fn enroll(&self, user: &str, name: &str) -> DeviceClient {
-        let (status, created) = self.call("POST", "/v1/enrollments", Some(json!({"user": user})));
-        assert_eq!(status, 201, "{created}");
+        let created = admin(
+            &self.server_url(),
+            "POST",
+            "/v1/admin/enrollments",
+            Some(json!({"user": user})),
+        );
         let profile = DeviceClient::enroll(created["url"].as_str().unwrap(), name, None).unwrap();
         DeviceClient::new(&profile).unwrap()
     }
 
-    fn start_login(&self, user: &str, nonce: &str) -> Value {
-        let (status, body) = self.call(
-            "POST",
-            "/v1/logins",
-            Some(json!({"user": user, "nonce": nonce, "context": {"realm": "demo", "client": "app", "ip": "192.0.2.9", "user_agent": "Test/1.0"}})),
+    /// The pushauthd user's active devices, as the administrator sees them.
+    fn admin_devices(&self, user: &str) -> Vec<Value> {
+        let list = admin(
+            &self.server_url(),
+            "GET",
+            &format!("/v1/admin/users/{}/devices", user.replace('/', "%2F")),
+            None,
         );
+        list["devices"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn start_login(&self, user: &str, nonce: &str) -> Value {
+        let (status, body) = self.call("POST", "/v1/logins", Some(login_body("demo", user, nonce)));
         assert_eq!(status, 201, "{body}");
         body
     }
@@ -163,6 +207,10 @@ fn find_challenge(device: &DeviceClient, id: &str) -> PendingChallenge {
 }
 
 const NONCE: &str = "shim-nonce-0123456789abcdef";
+
+fn login_body(realm: &str, username: &str, nonce: &str) -> Value {
+    json!({"realm": realm, "username": username, "nonce": nonce, "context": {"client": "app", "ip": "192.0.2.9", "user_agent": "Test/1.0"}})
+}
 
 #[test]
 fn approved_login_carries_a_verifiable_result_token() {
@@ -265,13 +313,7 @@ fn denied_reported_and_mismatched_logins_end_without_approval() {
     let challenge = find_challenge(&device, id);
     device.respond(&challenge, Decision::Report, "").unwrap();
     assert_eq!(env.state(id, 10)["state"], "reported");
-    let (status, body) = env.call(
-        "POST",
-        "/v1/logins",
-        Some(
-            json!({"user": "bob", "nonce": NONCE, "context": {"realm": "demo", "ip": "192.0.2.9"}}),
-        ),
-    );
+    let (status, body) = env.call("POST", "/v1/logins", Some(login_body("demo", "bob", NONCE)));
     assert_eq!(
         (status, body["error"].as_str()),
         (429, Some("user_locked")),
@@ -280,7 +322,7 @@ fn denied_reported_and_mismatched_logins_end_without_approval() {
     let (status, body) = env.call(
         "POST",
         "/v1/logins",
-        Some(json!({"user": "bob", "nonce": NONCE, "context": {"realm": "demo", "ip": "198.51.100.4"}})),
+        Some(json!({"realm": "demo", "username": "bob", "nonce": NONCE, "context": {"client": "app", "ip": "198.51.100.4"}})),
     );
     assert_eq!(status, 201, "{body}");
 }
@@ -305,22 +347,22 @@ fn users_without_devices_get_a_clear_404() {
     let (status, body) = env.call(
         "POST",
         "/v1/logins",
-        Some(json!({"user": "nobody", "nonce": NONCE})),
+        Some(login_body("demo", "nobody", NONCE)),
     );
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "unknown_user");
     // A known user whose only device was removed.
     let device = env.enroll("dave", "dave-phone");
-    let (status, _) = env.call(
+    admin(
+        &env.server_url(),
         "DELETE",
-        &format!("/v1/users/dave/devices/{}", device.device_id()),
+        &format!("/v1/admin/devices/{}", device.device_id()),
         None,
     );
-    assert_eq!(status, 204);
     let (status, body) = env.call(
         "POST",
         "/v1/logins",
-        Some(json!({"user": "dave", "nonce": NONCE})),
+        Some(login_body("demo", "dave", NONCE)),
     );
     assert_eq!(status, 404, "{body}");
     assert!(
@@ -332,8 +374,14 @@ fn users_without_devices_get_a_clear_404() {
 #[test]
 fn enrollment_is_seen_and_devices_are_managed() {
     let env = Env::start();
-    let (status, created) = env.call("POST", "/v1/enrollments", Some(json!({"user": "erin"})));
+    // erin has no device; realm demo allows bootstrap: the link comes at once.
+    let (status, created) = env.call(
+        "POST",
+        "/v1/enrollments",
+        Some(json!({"realm": "demo", "username": "erin"})),
+    );
     assert_eq!(status, 201, "{created}");
+    assert_eq!(created["state"], "pending", "{created}");
     let url = created["url"].as_str().unwrap();
     assert!(
         url.starts_with(&format!("{}/enroll?token=", env.server_url())),
@@ -357,7 +405,8 @@ fn enrollment_is_seen_and_devices_are_managed() {
     let device_id = DeviceClient::new(&profile).unwrap().device_id().to_string();
     assert_eq!(state["device"]["id"], device_id.as_str());
 
-    let (_, list) = env.call("GET", "/v1/users/erin/devices", None);
+    let (_, list) = env.call("GET", "/v1/realms/demo/users/erin/devices", None);
+    assert_eq!(list["user"], "erin");
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
     assert_eq!(list["devices"][0]["name"], "erin-laptop");
 
@@ -365,29 +414,344 @@ fn enrollment_is_seen_and_devices_are_managed() {
     let other = env.enroll("frank", "frank-phone");
     let (status, body) = env.call(
         "DELETE",
-        &format!("/v1/users/erin/devices/{}", other.device_id()),
+        &format!("/v1/realms/demo/users/erin/devices/{}", other.device_id()),
         None,
     );
     assert_eq!(
         (status, body["error"].as_str()),
         (404, Some("unknown_device"))
     );
-    let (status, _) = env.call(
+    let (status, body) = env.call(
         "DELETE",
-        &format!("/v1/users/erin/devices/{device_id}"),
+        &format!("/v1/realms/demo/users/erin/devices/{device_id}"),
         None,
     );
-    assert_eq!(status, 204);
-    let (_, list) = env.call("GET", "/v1/users/erin/devices", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["device"]["id"], device_id.as_str());
+    let (_, list) = env.call("GET", "/v1/realms/demo/users/erin/devices", None);
     assert!(list["devices"].as_array().unwrap().is_empty());
-    let (_, list) = env.call("GET", "/v1/users/frank/devices", None);
+    let (_, list) = env.call("GET", "/v1/realms/demo/users/frank/devices", None);
     assert_eq!(list["devices"].as_array().unwrap().len(), 1);
+}
+
+/// Issue 9 item 1, scenario (a): alice has a phone (enrolled by the administrator, for SSH).
+/// Whoever holds her IdP password asks for an enrollment link: the sidecar first pushes
+/// "Add a new device?" to her phone; denied → no link and no new device in pushauthd; approved
+/// with the shown code → the link comes, and the new device is hers.
+#[test]
+fn issue9_item1_adding_a_device_needs_the_existing_device_to_approve() {
+    let env = Env::start();
+    let phone = env.enroll("alice", "alice-phone");
+    let start = json!({"realm": "demo", "username": "alice", "device_name": "attacker-phone",
+        "session": "keycloak-session-0123456789", "context": {"ip": "198.51.100.7"}});
+
+    let (status, created) = env.call("POST", "/v1/enrollments", Some(start.clone()));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["state"], "approval_pending", "{created}");
+    assert!(
+        created.get("url").is_none(),
+        "a link before approval: {created}"
+    );
+    assert_eq!(created["devices"][0], "alice-phone");
+    let code = created["code"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The push on the existing device says what it is.
+    let pending = phone.pending(10).unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let challenge = pending.into_iter().next().unwrap();
+    assert_eq!(challenge.context["action"], "add_device");
+    assert_eq!(challenge.context["device_name"], "attacker-phone");
+    assert_eq!(challenge.context["realm"], "demo");
+    assert!(challenge.code_required);
+    // An add-device push is not a login: the login API does not show or cancel it.
+    let (status, _) = env.call("GET", &format!("/v1/logins/{}", challenge.id), None);
+    assert_eq!(status, 404);
+
+    phone.respond(&challenge, Decision::Deny, "").unwrap();
+    let (_, state) = env.call("GET", &format!("/v1/enrollments/{id}?wait=10"), None);
+    assert_eq!(state["state"], "approval_refused", "{state}");
+    assert_eq!(state["outcome"], "denied");
+    assert!(state.get("url").is_none(), "{state}");
+    assert_eq!(env.admin_devices("alice").len(), 1);
+
+    // The owner approves with the code shown: now the link comes.
+    let (status, created) = env.call("POST", "/v1/enrollments", Some(start));
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let code2 = created["code"].as_str().unwrap().to_string();
+    let _ = code;
+    let challenge = find_challenge(&phone, &phone.pending(10).unwrap()[0].id.clone());
+    phone
+        .respond(&challenge, Decision::Approve, &code2)
+        .unwrap();
+    let (_, state) = env.call("GET", &format!("/v1/enrollments/{id}?wait=10"), None);
+    assert_eq!(state["state"], "pending", "{state}");
+    let url = state["url"].as_str().unwrap().to_string();
+    let profile = DeviceClient::enroll(&url, "new-phone", None).unwrap();
+    let (_, state) = env.call("GET", &format!("/v1/enrollments/{id}?wait=10"), None);
+    assert_eq!(state["state"], "enrolled", "{state}");
+    assert_eq!(
+        state["device"]["id"],
+        DeviceClient::new(&profile).unwrap().device_id()
+    );
+    assert_eq!(env.admin_devices("alice").len(), 2);
+}
+
+/// Issue 9 item 1, scenario (b): a second realm with a user `alice` maps to `other/alice`, never
+/// to pushauthd's `alice`; with bootstrap off there it cannot enroll at all; a realm with no
+/// rule is refused outright.
+#[test]
+fn issue9_item1_other_realms_never_reach_the_user_of_another() {
+    let env = Env::start();
+    let phone = env.enroll("alice", "alice-phone");
+
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("other", "alice", NONCE)),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "unknown_user");
+    let (_, list) = env.call("GET", "/v1/realms/other/users/alice/devices", None);
+    assert_eq!(list["user"], "other/alice");
+    assert!(list["devices"].as_array().unwrap().is_empty(), "{list}");
+    let (status, body) = env.call(
+        "POST",
+        "/v1/enrollments",
+        Some(json!({"realm": "other", "username": "alice"})),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("bootstrap_not_allowed")),
+        "{body}"
+    );
+    assert!(env.admin_devices("other/alice").is_empty());
+
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/logins".to_string(),
+            Some(login_body("selfservice", "alice", NONCE)),
+        ),
+        (
+            "POST",
+            "/v1/enrollments".to_string(),
+            Some(json!({"realm": "selfservice", "username": "alice"})),
+        ),
+        (
+            "GET",
+            "/v1/realms/selfservice/users/alice/devices".to_string(),
+            None,
+        ),
+        (
+            "DELETE",
+            format!(
+                "/v1/realms/selfservice/users/alice/devices/{}",
+                phone.device_id()
+            ),
+            None,
+        ),
+    ] {
+        let (status, answer) = env.call(method, &path, body);
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (403, Some("realm_not_configured")),
+            "{method} {path}: {answer}"
+        );
+    }
+    // A user name that would reach into another realm's namespace is refused.
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("demo", "other/alice", NONCE)),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("malformed_request")),
+        "{body}"
+    );
+    // And a login context cannot pass for an add-device approval.
+    let mut login = login_body("demo", "alice", NONCE);
+    login["context"]["action"] = json!("add_device");
+    let (status, body) = env.call("POST", "/v1/logins", Some(login));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_context")),
+        "{body}"
+    );
+    // Nothing reached alice's phone.
+    assert!(phone.pending(0).unwrap().is_empty());
+}
+
+/// Issue 9 item 3: removing the device through the shim revokes it in pushauthd, and the next
+/// push login has no device.
+#[test]
+fn issue9_item3_removing_a_device_revokes_it_in_pushauthd() {
+    let env = Env::start();
+    let phone = env.enroll("ruth", "ruth-phone");
+    let (status, body) = env.call(
+        "DELETE",
+        &format!("/v1/realms/demo/users/ruth/devices/{}", phone.device_id()),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(env.admin_devices("ruth").is_empty());
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("demo", "ruth", NONCE)),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"] == "no_device" || body["error"] == "unknown_user",
+        "{body}"
+    );
+}
+
+/// Issue 9 item 13: re-entering the push step (reload, back, "send again") with the same login
+/// session cancels the earlier challenge instead of opening another.
+#[test]
+fn issue9_item13_reentering_the_push_step_cancels_the_earlier_challenge() {
+    let env = Env::start();
+    let phone = env.enroll("paul", "paul-phone");
+    let mut body = login_body("demo", "paul", NONCE);
+    body["session"] = json!("keycloak-tab-0123456789abcdef");
+    let (status, first) = env.call("POST", "/v1/logins", Some(body.clone()));
+    assert_eq!(status, 201, "{first}");
+    let (status, second) = env.call("POST", "/v1/logins", Some(body.clone()));
+    assert_eq!(status, 201, "{second}");
+    let first_id = first["id"].as_str().unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    assert_ne!(first_id, second_id);
+    assert_eq!(env.state(first_id, 0)["state"], "cancelled");
+    let open: Vec<String> = phone
+        .pending(2)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        open,
+        vec![second_id.to_string()],
+        "only the new push is open"
+    );
+    // Another session of the same user is a different login: both stay open.
+    body["session"] = json!("another-tab-0123456789abcdef");
+    let (status, third) = env.call("POST", "/v1/logins", Some(body));
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(env.state(second_id, 0)["state"], "pending");
+}
+
+/// Issue 9 item 8 (sidecar part): a pushauthd that accepts connections and never answers does
+/// not hold a shim request beyond `call_timeout`.
+#[test]
+fn issue9_item8_a_hung_pushauthd_is_bounded_by_the_call_deadline() {
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_url = format!("http://{}", hung.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for conn in hung.incoming().take(4) {
+            conns.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let env = Env::start_custom(None, Duration::from_secs(30), |s| {
+        s.servers = vec![hung_url.clone()];
+        s.call_timeout = Duration::from_secs(2);
+    });
+    let started = Instant::now();
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("demo", "alice", NONCE)),
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (504, Some("upstream_timeout")),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    drop(held);
+}
+
+/// Issue 9 item 2: the shim API over HTTPS (`[tls]`), checked with a real TLS client that
+/// trusts only the test CA; plain HTTP to the TLS port gets no answer.
+#[test]
+fn issue9_item2_the_shim_api_serves_tls() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let tls = pushauth_idp_sidecar::config::TlsSettings {
+        cert: cert_path.clone(),
+        key: key_path.clone(),
+    };
+    // A key others can read is refused.
+    let mut settings = Settings::new(
+        vec!["http://127.0.0.1:1".into()],
+        Zeroizing::new("k".into()),
+        Zeroizing::new(SECRET.into()),
+        DeviceSigningKey::generate().unwrap(),
+    );
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.tls = Some(tls.clone());
+    let err = RunningSidecar::start(settings).unwrap_err().to_string();
+    assert!(err.contains("chmod"), "{err}");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let env = Env::start_custom(None, Duration::from_secs(30), |s| s.tls = Some(tls));
+    assert!(env.sidecar.url().starts_with("https://"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(Arc::new(client))
+        .timeout(Duration::from_secs(10))
+        .build();
+    let url = format!("https://127.0.0.1:{}", env.sidecar.addr().port());
+    let health: Value = serde_json::from_str(
+        &agent
+            .get(&format!("{url}/healthz"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(health["status"], "ok");
+    let resp = agent
+        .get(&format!("{url}/v1/realms/demo/users/alice/devices"))
+        .call();
+    assert!(matches!(resp, Err(ureq::Error::Status(401, _))), "{resp:?}");
+    // Plain HTTP to the TLS listener gets no HTTP answer.
+    let plain = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .get(&format!(
+            "http://127.0.0.1:{}/healthz",
+            env.sidecar.addr().port()
+        ))
+        .call();
+    assert!(plain.is_err(), "{plain:?}");
 }
 
 #[test]
 fn bad_credentials_and_bad_input_get_clear_4xx() {
     let env = Env::start();
-    let login = json!({"user": "alice", "nonce": NONCE});
+    let login = json!({"realm": "demo", "username": "alice", "nonce": NONCE});
     let (status, body) = env.call_as(None, "POST", "/v1/logins", Some(login.clone()));
     assert_eq!(
         (status, body["error"].as_str()),
@@ -400,26 +764,45 @@ fn bad_credentials_and_bad_input_get_clear_4xx() {
         Some(login),
     );
     assert_eq!(status, 401);
-    let (status, _) = env.call_as(Some("wrong"), "GET", "/v1/users/alice/devices", None);
+    let (status, _) = env.call_as(
+        Some("wrong"),
+        "GET",
+        "/v1/realms/demo/users/alice/devices",
+        None,
+    );
     assert_eq!(status, 401);
 
     let cases = [
-        (json!({"user": "alice"}), "malformed_request"),
         (
-            json!({"user": "alice", "nonce": "short"}),
-            "malformed_request",
-        ),
-        (json!({"user": "", "nonce": NONCE}), "malformed_request"),
-        (
-            json!({"user": "alice", "nonce": NONCE, "extra": 1}),
+            json!({"realm": "demo", "username": "alice"}),
             "malformed_request",
         ),
         (
-            json!({"user": "alice", "nonce": NONCE, "context": {"Bad Key": "x"}}),
+            json!({"realm": "demo", "username": "alice", "nonce": "short"}),
+            "malformed_request",
+        ),
+        (
+            json!({"realm": "demo", "username": "", "nonce": NONCE}),
+            "malformed_request",
+        ),
+        (
+            json!({"user": "alice", "nonce": NONCE}),
+            "malformed_request",
+        ),
+        (
+            json!({"realm": "demo", "username": "alice", "nonce": NONCE, "extra": 1}),
+            "malformed_request",
+        ),
+        (
+            json!({"realm": "demo", "username": "alice", "nonce": NONCE, "session": "short"}),
+            "malformed_request",
+        ),
+        (
+            json!({"realm": "demo", "username": "alice", "nonce": NONCE, "context": {"Bad Key": "x"}}),
             "invalid_context",
         ),
         (
-            json!({"user": "alice", "nonce": NONCE, "context": {"ip": "1\n2"}}),
+            json!({"realm": "demo", "username": "alice", "nonce": NONCE, "context": {"ip": "1\n2"}}),
             "invalid_context",
         ),
     ];
@@ -442,7 +825,7 @@ fn bad_credentials_and_bad_input_get_clear_4xx() {
     let (status, body) = env.call(
         "POST",
         "/v1/logins",
-        Some(json!({"user": big, "nonce": NONCE})),
+        Some(json!({"realm": "demo", "username": big, "nonce": NONCE})),
     );
     assert_eq!(
         (status, body["error"].as_str()),
@@ -468,7 +851,7 @@ fn pushauthd_down_fails_closed_with_502() {
     let (status, body) = env.call(
         "POST",
         "/v1/logins",
-        Some(json!({"user": "gina", "nonce": NONCE})),
+        Some(login_body("demo", "gina", NONCE)),
     );
     assert_eq!(
         (status, body["error"].as_str()),
@@ -583,4 +966,56 @@ fn unanswered_logins_expire_with_a_signed_expired_result() {
     let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
     assert_eq!(token.outcome, "expired");
     assert!(token.verify(&env.public_key()).is_ok());
+}
+
+/// Issue 9 item 2: the sidecar's key is a relying-party key whose rights pushauthd enforces:
+/// scoped to `kc/*` it cannot push to `alice`, and without pushauthd's bootstrap right a realm
+/// that allows bootstrap still gets no link for a user with no device.
+#[test]
+fn issue9_item2_the_sidecar_key_has_only_its_rights() {
+    let env = Env::start_custom(None, Duration::from_secs(30), |s| {
+        let rp = admin(
+            &s.servers[0],
+            "POST",
+            "/v1/admin/relying-parties",
+            Some(json!({"name": "scoped", "users": ["kc/*"], "enroll": true})),
+        );
+        s.api_key = Zeroizing::new(rp["api_key"].as_str().unwrap().to_string());
+        s.realms = Realms::new([
+            Realm {
+                name: "demo".into(),
+                template: "{username}".into(),
+                bootstrap: true,
+            },
+            Realm {
+                name: "kc".into(),
+                template: "kc/{username}".into(),
+                bootstrap: true,
+            },
+        ])
+        .unwrap();
+    });
+    let phone = env.enroll("alice", "alice-phone");
+    let (status, body) = env.call(
+        "POST",
+        "/v1/logins",
+        Some(login_body("demo", "alice", NONCE)),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    assert!(phone.pending(0).unwrap().is_empty());
+    let (status, body) = env.call(
+        "POST",
+        "/v1/enrollments",
+        Some(json!({"realm": "kc", "username": "newcomer"})),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("bootstrap_not_allowed")),
+        "{body}"
+    );
+    assert!(env.admin_devices("kc/newcomer").is_empty());
 }

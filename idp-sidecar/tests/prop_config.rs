@@ -299,12 +299,11 @@ fn issue9_item21_sidecar_http_bodies_are_refused_cleanly() {
         };
         (resp.status(), resp.into_string().expect("body"))
     };
-    let valid_login =
-        json!({"user": "alice", "nonce": "n".repeat(16), "context": {"client": "app"}});
+    let valid_login = json!({"realm": "demo", "username": "alice", "nonce": "n".repeat(16), "context": {"client": "app"}});
     let bodies = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..200),
         (
-            prop::sample::select(vec!["user", "nonce", "context", "extra"]),
+            prop::sample::select(vec!["realm", "username", "nonce", "context", "extra"]),
             prop::sample::select(vec![
                 json!(null),
                 json!(7),
@@ -350,13 +349,14 @@ fn issue9_item21_sidecar_http_bodies_are_refused_cleanly() {
                     text
                 );
             } else {
-                // Only a well-formed request gets past the checks (and then finds pushauthd
-                // unreachable, or enrollment not configured).
+                // Only a well-formed request gets past the checks (and then finds its realm not
+                // configured, pushauthd unreachable, or enrollment not allowed).
                 let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 prop_assert!(
-                    request["user"]
-                        .as_str()
-                        .is_some_and(|u| api::check_user(u).is_ok()),
+                    request["realm"].is_string()
+                        && request["username"]
+                            .as_str()
+                            .is_some_and(|u| api::check_user(u).is_ok()),
                     "{} {}: {:?} -> {}",
                     path,
                     status,
@@ -373,7 +373,7 @@ fn issue9_item21_sidecar_http_bodies_are_refused_cleanly() {
     }
     // A context naming a key twice: which value would the person see?
     let twice = format!(
-        r#"{{"user":"alice","nonce":"{}","context":{{"client":"app","client":"other"}}}}"#,
+        r#"{{"realm":"demo","username":"alice","nonce":"{}","context":{{"client":"app","client":"other"}}}}"#,
         "n".repeat(16)
     );
     let (status, text) = post("/v1/logins", twice.as_bytes());

@@ -265,13 +265,16 @@ check "/etc/pam_push.conf still root:root 0600 after editing" test "$(mode_owner
 check "the database belongs to _pushauthd" test "$(stat -c %U /var/lib/pushauthd/pushauthd.sqlite3)" = _pushauthd
 
 echo "== 6b. installed pushauth-idp-sidecar, configured as sidecar.toml says, started like its unit"
-sidecar_key=$("${admin[@]}" rp add idp-sidecar --config "$SERVER_CONFIG" | tail -n 1 | tr -d '[:space:]')
-install -o root -g _pushauth-idp -m 640 /dev/null /etc/pushauth-idp-sidecar/api-key
+# Issue 9 item 2: a scoped relying-party key (never the admin token), secrets 0600 owned by the
+# service user, and a [realms] rule (a realm without one is refused).
+sidecar_key=$("${admin[@]}" rp add idp-sidecar --config "$SERVER_CONFIG" --user 'kc/*' --enroll | tail -n 1 | tr -d '[:space:]')
+install -o _pushauth-idp -g _pushauth-idp -m 600 /dev/null /etc/pushauth-idp-sidecar/api-key
 echo "$sidecar_key" >/etc/pushauth-idp-sidecar/api-key
 shared_secret=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-install -o root -g _pushauth-idp -m 640 /dev/null /etc/pushauth-idp-sidecar/shared-secret
+install -o _pushauth-idp -g _pushauth-idp -m 600 /dev/null /etc/pushauth-idp-sidecar/shared-secret
 echo "$shared_secret" >/etc/pushauth-idp-sidecar/shared-secret
 sed -i "s|^servers = .*|servers = [\"$url\"]|" "$SIDECAR_CONFIG"
+printf '\n[realms.corp]\nuser = "kc/{username}"\n' >>"$SIDECAR_CONFIG"
 sidecar_url=http://127.0.0.1:$(free_port)
 start_like_unit "$SIDECAR_UNIT" "$WORK/sidecar.log" --listen "${sidecar_url#http://}"
 wait_up "$sidecar_url/healthz" "$WORK/sidecar.log"
@@ -287,7 +290,7 @@ import json, sys, urllib.error, urllib.request
 url, secret = sys.argv[1], sys.argv[2]
 req = urllib.request.Request(
     url + "/v1/logins",
-    data=json.dumps({"user": "deb-nobody", "nonce": "0123456789abcdef0123"}).encode(),
+    data=json.dumps({"realm": "corp", "username": "deb-nobody", "nonce": "0123456789abcdef0123"}).encode(),
     headers={"Authorization": "Bearer " + secret, "Content-Type": "application/json"},
     method="POST",
 )

@@ -16,6 +16,8 @@ const BIN = process.env.PUSHAUTH_BIN;
 const RUN = process.env.E2E_RUN;
 const ART = process.env.E2E_ARTIFACTS;
 const REALM = 'pushauth-e2e';
+const REALM2 = 'pushauth-e2e-2'; // mapped to "pushauth-e2e-2/<name>", no bootstrap
+const SIDECAR = process.env.SIDECAR_URL;
 let REDIRECT; // the app's callback: a local HTTP server that records what it is sent
 const appHits = [];
 const PASSWORD = 'correct horse battery staple';
@@ -37,13 +39,17 @@ async function kcAdminToken() {
   return JSON.parse(text).access_token;
 }
 
-async function kc(method, path, body) {
+async function kc(method, path, body, retried = false) {
   const r = await fetch(`${KC}/admin${path}`, {
     method,
     headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
+  if (r.status === 401 && !retried) { // the admin token lives a minute: get a fresh one
+    adminToken = await kcAdminToken();
+    return kc(method, path, body, true);
+  }
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
@@ -80,6 +86,33 @@ async function pushauthdEnrollmentLink(user) {
   return JSON.parse(text).url;
 }
 
+/** pushauthd's active devices of `user` (or, with `all`, every device ever bound), as the admin sees them. */
+async function pushauthdDevices(user, all = false) {
+  const token = readFileSync(join(RUN, 'admin-token'), 'utf8').trim();
+  const r = await fetch(`${PUSHAUTHD}/v1/admin/users/${encodeURIComponent(user)}/devices${all ? '?all=true' : ''}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const text = await r.text();
+  if (r.status === 404) return [];
+  assert.equal(r.status, 200, text);
+  return JSON.parse(text).devices;
+}
+
+/** A login's state as the sidecar holds it (the shim's view). */
+async function sidecarLogin(id) {
+  const secret = readFileSync(join(RUN, 'sidecar-secret'), 'utf8').trim();
+  const r = await fetch(`${SIDECAR}/v1/logins/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${secret}` } });
+  const text = await r.text();
+  assert.equal(r.status, 200, text);
+  return JSON.parse(text);
+}
+
+/** Every open challenge on a device, without waiting. */
+function openOn(name) {
+  const list = JSON.parse(device(name, 'pending', '--json', '--wait', '0'));
+  return Array.isArray(list) ? list : (list.challenges ?? []);
+}
+
 /** Enrolls a phone for `user` on pushauthd (as an admin would) and returns its device id. */
 async function enrollPhone(user, name) {
   mkdirSync(join(RUN, 'devices', name), { recursive: true });
@@ -87,9 +120,9 @@ async function enrollPhone(user, name) {
   return name;
 }
 
-function authUrl(state) {
-  const q = new URLSearchParams({ client_id: 'app', response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, state });
-  return `${KC}/realms/${REALM}/protocol/openid-connect/auth?${q}`;
+function authUrl(state, realm = REALM, clientId = 'app') {
+  const q = new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: REDIRECT, state });
+  return `${KC}/realms/${realm}/protocol/openid-connect/auth?${q}`;
 }
 
 /** A fresh browser context whose redirect to the app is answered locally and recorded. */
@@ -101,8 +134,8 @@ async function newPage() {
   return { context, page, redirects };
 }
 
-async function passwordStep(page, user, state) {
-  await page.goto(authUrl(state));
+async function passwordStep(page, user, state, realm = REALM, clientId = 'app') {
+  await page.goto(authUrl(state, realm, clientId));
   await page.fill('#username', user);
   await page.fill('#password', PASSWORD);
   await page.click('#kc-login');
@@ -113,14 +146,37 @@ async function waitForRedirect(page, redirects) {
   return new URL(redirects.at(-1) ?? page.url());
 }
 
-async function userId(username) {
-  const users = await kc('GET', `/realms/${REALM}/users?exact=true&username=${encodeURIComponent(username)}`);
+async function userId(username, realm = REALM) {
+  const users = await kc('GET', `/realms/${realm}/users?exact=true&username=${encodeURIComponent(username)}`);
   return users[0].id;
 }
 
 async function events(type, username) {
   const id = await userId(username);
   return kc('GET', `/realms/${REALM}/events?type=${type}&user=${id}`);
+}
+
+/** A copy of the browser flow with "Push approval" after username and password, bound as the
+ *  realm's browser flow, and the enrollment required action enabled. */
+async function pushFlow(realm) {
+  await kc('POST', `/realms/${realm}/authentication/flows/browser/copy`, { newName: 'push browser' });
+  const executions = await kc('GET', `/realms/${realm}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
+  const forms = executions.find((e) => e.authenticationFlow && /forms/i.test(e.displayName));
+  assert.ok(forms, `no forms subflow in ${JSON.stringify(executions.map((e) => e.displayName))}`);
+  await kc('POST', `/realms/${realm}/authentication/flows/${encodeURIComponent(forms.displayName)}/executions/execution`, { provider: 'pushauth' });
+  const after = await kc('GET', `/realms/${realm}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
+  const push = after.find((e) => e.providerId === 'pushauth');
+  assert.ok(push, 'the push step was not added');
+  push.requirement = 'REQUIRED';
+  await kc('PUT', `/realms/${realm}/authentication/flows/${encodeURIComponent('push browser')}/executions`, push);
+  const current = await kc('GET', `/realms/${realm}`);
+  await kc('PUT', `/realms/${realm}`, { ...current, browserFlow: 'push browser' });
+  const unregistered = await kc('GET', `/realms/${realm}/authentication/unregistered-required-actions`);
+  if (unregistered.some((a) => a.providerId === 'pushauth-enroll')) {
+    await kc('POST', `/realms/${realm}/authentication/register-required-action`, { providerId: 'pushauth-enroll', name: 'Enroll a push device' });
+  }
+  const action = await kc('GET', `/realms/${realm}/authentication/required-actions/pushauth-enroll`);
+  assert.equal(action.enabled, true);
 }
 
 // ------------------------------------------------------------------ setup
@@ -134,24 +190,25 @@ before(async () => {
   await new Promise((res) => appServer.listen(0, '127.0.0.1', res));
   REDIRECT = `http://127.0.0.1:${appServer.address().port}/callback`;
   adminToken = await kcAdminToken();
-  // Alice and Bob have phones already (their Keycloak credential says so); Carol has none.
+  // Alice, Bob, Dave and Erin have phones enrolled in pushauthd by the administrator (for SSH):
+  // Keycloak holds no credential for them; Carol has no device.
   await enrollPhone('alice', 'alice-phone');
   await enrollPhone('bob', 'bob-phone');
-  const pushCredential = (name) => ({
-    type: 'pushauth-device', userLabel: name, createdDate: Date.now(),
-    credentialData: '{}', secretData: '{}',
-  });
-  const user = (username, phone) => ({
+  await enrollPhone('dave', 'dave-phone');
+  await enrollPhone('erin', 'erin-phone');
+  const user = (username) => ({
     username, enabled: true, email: `${username}@example.org`, emailVerified: true,
     firstName: username, lastName: 'Tester',
-    credentials: [{ type: 'password', value: PASSWORD, temporary: false }, ...(phone ? [pushCredential(phone)] : [])],
+    credentials: [{ type: 'password', value: PASSWORD, temporary: false }],
+    // Users imported with the realm get no default roles; the account console needs them.
+    clientRoles: { account: ['manage-account', 'view-profile'] },
   });
   await kc('POST', '/realms', {
     realm: REALM,
     enabled: true,
     eventsEnabled: true,
     attributes: { cibaBackchannelTokenDeliveryMode: 'poll', cibaExpiresIn: '120', cibaInterval: '1', cibaAuthRequestedUserHint: 'login_hint' },
-    users: [user('alice', 'alice-phone'), user('bob', 'bob-phone'), user('carol', null)],
+    users: ['alice', 'bob', 'carol', 'dave', 'erin'].map(user),
     clients: [
       { clientId: 'app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`], webOrigins: ['+'] },
       {
@@ -160,26 +217,24 @@ before(async () => {
       },
     ],
   });
-  // A copy of the browser flow with "Push approval" after username and password.
-  await kc('POST', `/realms/${REALM}/authentication/flows/browser/copy`, { newName: 'push browser' });
-  const executions = await kc('GET', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
-  const forms = executions.find((e) => e.authenticationFlow && /forms/i.test(e.displayName));
-  assert.ok(forms, `no forms subflow in ${JSON.stringify(executions.map((e) => e.displayName))}`);
-  await kc('POST', `/realms/${REALM}/authentication/flows/${encodeURIComponent(forms.displayName)}/executions/execution`, { provider: 'pushauth' });
-  const after = await kc('GET', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`);
-  const push = after.find((e) => e.providerId === 'pushauth');
-  assert.ok(push, 'the push step was not added');
-  push.requirement = 'REQUIRED';
-  await kc('PUT', `/realms/${REALM}/authentication/flows/${encodeURIComponent('push browser')}/executions`, push);
-  const realm = await kc('GET', `/realms/${REALM}`);
-  await kc('PUT', `/realms/${REALM}`, { ...realm, browserFlow: 'push browser' });
-  // The enrollment required action.
-  const unregistered = await kc('GET', `/realms/${REALM}/authentication/unregistered-required-actions`);
-  if (unregistered.some((a) => a.providerId === 'pushauth-enroll')) {
-    await kc('POST', `/realms/${REALM}/authentication/register-required-action`, { providerId: 'pushauth-enroll', name: 'Enroll a push device' });
-  }
-  const action = await kc('GET', `/realms/${REALM}/authentication/required-actions/pushauth-enroll`);
-  assert.equal(action.enabled, true);
+  await pushFlow(REALM);
+  // A client still on the built-in browser flow (password only: a realm rolling out push),
+  // for the "password alone reaches the enrollment" scenario.
+  const flows = await kc('GET', `/realms/${REALM}/authentication/flows`);
+  const plain = flows.find((f) => f.alias === 'browser');
+  await kc('POST', `/realms/${REALM}/clients`, {
+    clientId: 'rollout-app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`],
+    authenticationFlowBindingOverrides: { browser: plain.id },
+  });
+  // A second realm, with its own alice (same password), mapped to "pushauth-e2e-2/alice".
+  await kc('POST', '/realms', {
+    realm: REALM2,
+    enabled: true,
+    eventsEnabled: true,
+    users: [user('alice')],
+    clients: [{ clientId: 'app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`], webOrigins: ['+'] }],
+  });
+  await pushFlow(REALM2);
 
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -357,4 +412,193 @@ test('a CIBA backchannel authentication denied on the device yields no tokens', 
   assert.equal(last.status, 400, JSON.stringify(last.body));
   assert.equal(last.body.error, 'access_denied', JSON.stringify(last.body));
   assert.equal(last.body.access_token, undefined);
+});
+
+// ------------------------------------------------------------------ issue 9
+
+test('issue9 item1: a user whose only device was enrolled for SSH gets the push, never the enrollment page', async () => {
+  // dave has a phone in pushauthd and no credential in Keycloak: the old provider decided
+  // "not configured" from Keycloak alone and offered the enrollment link after the password.
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'dave', 'state-dave');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0);
+  const challenge = pendingOn('dave-phone');
+  assert.notEqual(challenge.context.action, 'add_device');
+  device('dave-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', challenge.id);
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'));
+  assert.equal((await pushauthdDevices('dave')).length, 1);
+  await context.close();
+});
+
+test('issue9 item1: after the password alone, adding a device needs the existing device to approve', async () => {
+  // A client still on the password-only flow, and the enrollment action set on alice (a realm
+  // rolling out push): the password alone reaches "Enroll a push device".
+  const aliceId = await userId('alice');
+  const alice = await kc('GET', `/realms/${REALM}/users/${aliceId}`);
+  await kc('PUT', `/realms/${REALM}/users/${aliceId}`, { ...alice, requiredActions: ['pushauth-enroll'] });
+  const before = await pushauthdDevices('alice');
+  assert.equal(before.length, 1);
+
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'alice', 'state-takeover', REALM, 'rollout-app');
+  const approvalCode = page.locator('#pushauth-enroll-code');
+  await approvalCode.waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0, 'a link before the existing device approved');
+  await page.screenshot({ path: join(ART, 'enroll-approval.png') });
+  const ask = pendingOn('alice-phone');
+  assert.equal(ask.context.action, 'add_device');
+  assert.equal(ask.code_required, true);
+  // The owner did not ask for this: deny.
+  device('alice-phone', 'deny', '--', ask.id);
+  await page.getByText('Adding a device was not approved on your existing device').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0);
+  await page.waitForTimeout(1500);
+  assert.equal(redirects.length, 0);
+  assert.deepEqual((await pushauthdDevices('alice')).map((d) => d.id), before.map((d) => d.id), 'a device was added');
+
+  // Now the owner approves, typing the code shown: the link comes and enrollment proceeds.
+  await page.click('#pushauth-enroll-restart');
+  await approvalCode.waitFor({ timeout: 30000 });
+  const again = pendingOn('alice-phone');
+  assert.notEqual(again.id, ask.id);
+  device('alice-phone', 'approve', '--code', (await approvalCode.textContent()).trim(), '--', again.id);
+  const link = page.locator('#pushauth-enroll-url');
+  await link.waitFor({ timeout: 30000 });
+  mkdirSync(join(RUN, 'devices', 'alice-laptop'), { recursive: true });
+  device('alice-laptop', 'enroll', (await link.textContent()).trim(), '--name', 'alice-laptop');
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'));
+  const after = await pushauthdDevices('alice');
+  assert.equal(after.length, 2);
+  assert.ok(after.some((d) => d.name === 'alice-laptop'));
+  const creds = await kc('GET', `/realms/${REALM}/users/${aliceId}/credentials`);
+  assert.ok(creds.some((c) => c.type === 'pushauth-device' && c.userLabel === 'alice-laptop'), JSON.stringify(creds));
+  await context.close();
+});
+
+test('issue9 item1: a second realm\'s alice never reaches pushauthd\'s alice and cannot enroll without bootstrap', async () => {
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'alice', 'state-realm2', REALM2);
+  // realm 2's alice is "pushauth-e2e-2/alice", who has no device: no push to alice's phone, and
+  // with bootstrap off in that realm, no enrollment link either.
+  await page.getByText('can only be enrolled by an administrator').waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'enroll-needs-admin.png') });
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0);
+  assert.equal(await page.locator('#pushauth-code').count(), 0);
+  assert.equal(openOn('alice-phone').length, 0, 'a push reached pushauthd alice');
+  assert.equal((await pushauthdDevices('pushauth-e2e-2/alice', true)).length, 0);
+  await page.waitForTimeout(1000);
+  assert.equal(redirects.length, 0);
+  await context.close();
+});
+
+test('issue9 item13: reloading the push page cancels the earlier push instead of opening another', async () => {
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'bob', 'state-reload');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  const first = pendingOn('bob-phone');
+  // Enter the step again, as a reload or "back" does.
+  await page.goto(page.url());
+  await codeBox.waitFor({ timeout: 30000 });
+  let open = [];
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    open = openOn('bob-phone');
+    if (open.length === 1 && open[0].id !== first.id) break;
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  assert.equal(open.length, 1, `open challenges: ${JSON.stringify(open.map((c) => c.id))}`);
+  assert.notEqual(open[0].id, first.id);
+  assert.equal((await sidecarLogin(first.id)).state, 'cancelled');
+  device('bob-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', open[0].id);
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'));
+  await context.close();
+});
+
+test('issue9 item3: removing the push device in the account console revokes it in pushauthd', async () => {
+  const { context, page } = await newPage();
+  // Sign in to the account console (with the push: erin's phone approves).
+  await page.goto(`${KC}/realms/${REALM}/account/`);
+  await page.fill('#username', 'erin');
+  await page.fill('#password', PASSWORD);
+  await page.click('#kc-login');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  const challenge = pendingOn('erin-phone');
+  device('erin-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', challenge.id);
+  await page.waitForURL((u) => u.toString().startsWith(`${KC}/realms/${REALM}/account`), { timeout: 30000 });
+  const [phone] = await pushauthdDevices('erin');
+  assert.ok(phone, 'erin has a device');
+
+  // Account security → Signing in: the push device is listed (recorded when it approved the
+  // login); its Delete button hands over to Keycloak's "delete credential" step.
+  await page.goto(`${KC}/realms/${REALM}/account/account-security/signing-in`);
+  try {
+    await page.getByText('erin-phone').first().waitFor({ timeout: 30000 });
+  } catch (e) {
+    await page.screenshot({ path: join(ART, 'account-signing-in-failed.png'), fullPage: true });
+    throw new Error(`${e.message}\npage text: ${await page.locator('body').innerText()}`);
+  }
+  await page.screenshot({ path: join(ART, 'account-signing-in.png') });
+  const rows = page.locator('li').filter({ hasText: 'erin-phone' }).locator('[data-testrole="remove"]');
+  const remove = (await rows.count()) > 0 ? rows.last() : page.locator('[data-testrole="remove"]').last();
+  await remove.click();
+  let active = [phone];
+  const deadline = Date.now() + 45000;
+  while (Date.now() < deadline && active.length > 0) {
+    if (await page.locator('#kc-accept').count() > 0) {
+      await page.screenshot({ path: join(ART, 'account-confirm-delete.png') });
+      await page.click('#kc-accept').catch(() => {});
+    } else if (await page.locator('#password').count() > 0) { // Keycloak may ask to sign in again
+      if (await page.locator('#username').count() > 0) await page.fill('#username', 'erin').catch(() => {});
+      await page.fill('#password', PASSWORD).catch(() => {});
+      await page.click('#kc-login').catch(() => {});
+    } else if (await page.locator('#pushauth-code').count() > 0) {
+      const again = openOn('erin-phone');
+      if (again.length > 0) {
+        const code = (await page.locator('#pushauth-code').textContent()).trim();
+        device('erin-phone', 'approve', '--code', code, '--', again[0].id);
+      }
+    }
+    await new Promise((res) => setTimeout(res, 700));
+    active = await pushauthdDevices('erin');
+  }
+  await page.screenshot({ path: join(ART, 'account-removed.png') });
+  assert.equal(active.length, 0, 'the device is still active in pushauthd');
+  const all = await pushauthdDevices('erin', true);
+  const record = all.find((d) => d.id === phone.id);
+  assert.ok(record && record.revoked_at, `no revoked record: ${JSON.stringify(all)}`);
+  await context.close();
+
+  // The next push login has no device: erin is offered enrollment instead of a push.
+  const next = await newPage();
+  await passwordStep(next.page, 'erin', 'state-after-revoke');
+  await next.page.locator('#pushauth-enroll-url').waitFor({ timeout: 30000 });
+  assert.equal(await next.page.locator('#pushauth-code').count(), 0);
+  // The removed phone itself is refused by pushauthd now.
+  assert.throws(() => openOn('erin-phone'), /device_revoked/);
+  await next.context.close();
+});
+
+test('issue9 item3: an administrator removing the push credential revokes the device too', async () => {
+  // dave's phone approved a login earlier, so Keycloak lists it as his credential.
+  const daveId = await userId('dave');
+  const creds = await kc('GET', `/realms/${REALM}/users/${daveId}/credentials`);
+  const push = creds.find((c) => c.type === 'pushauth-device' && c.userLabel === 'dave-phone');
+  assert.ok(push, `no push credential: ${JSON.stringify(creds)}`);
+  const [phone] = await pushauthdDevices('dave');
+  assert.ok(phone);
+  await kc('DELETE', `/realms/${REALM}/users/${daveId}/credentials/${push.id}`);
+  let active = [phone];
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline && active.length > 0) {
+    await new Promise((res) => setTimeout(res, 300));
+    active = await pushauthdDevices('dave');
+  }
+  assert.equal(active.length, 0, 'the device is still active in pushauthd');
 });

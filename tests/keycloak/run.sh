@@ -62,7 +62,12 @@ wait_http() { # url seconds what
 
 echo "== starting pushauthd on 127.0.0.1:$PUSH_PORT"
 mkdir -p "$RUN/pushauthd"
-API_KEY=$("$BIN/pushauthd" rp add idp-sidecar --data-dir "$RUN/pushauthd" | tail -n 1)
+# The sidecar's key has only the rights it needs (issue 9 item 2): the users of the realm that
+# shares Unix names, the second realm's namespace, enrollment, and bootstrap (the first realm
+# lets users enroll their first device; the sidecar config says which realm may).
+API_KEY=$("$BIN/pushauthd" rp add idp-sidecar --data-dir "$RUN/pushauthd" \
+  --user alice --user bob --user carol --user dave --user erin --user 'pushauth-e2e-2/*' \
+  --enroll --bootstrap | tail -n 1)
 ( umask 077; printf '%s\n' "$API_KEY" > "$RUN/api-key" )
 "$BIN/pushauthd" serve --listen "127.0.0.1:$PUSH_PORT" --data-dir "$RUN/pushauthd" \
   --admin-token-file "$RUN/admin-token" > "$ART/pushauthd.log" 2>&1 &
@@ -77,10 +82,19 @@ cat > "$RUN/sidecar.toml" <<TOML
 listen = "127.0.0.1:$SIDECAR_PORT"
 servers = ["http://127.0.0.1:$PUSH_PORT"]
 api_key_file = "$RUN/api-key"
-admin_token_file = "$RUN/admin-token"
 shared_secret_file = "$RUN/sidecar-secret"
 signing_key_file = "$RUN/sidecar-key"
 login_ttl_secs = 60
+
+# The realm whose users are the machines' users: alice here is pushauthd's alice.
+[realms.pushauth-e2e]
+user = "{username}"
+bootstrap = true
+
+# A second realm: its alice is pushauthd's "pushauth-e2e-2/alice", and nobody there may enroll
+# a first device without an administrator.
+[realms.pushauth-e2e-2]
+bootstrap = false
 
 [ciba]
 key_file = "$RUN/ciba-key"

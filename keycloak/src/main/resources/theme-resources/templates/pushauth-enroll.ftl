@@ -1,12 +1,29 @@
-<#-- pushauth: "Enroll a push device". Shows the single-use link and its QR code and submits
-     itself every second until the device has enrolled. -->
+<#-- pushauth: "Enroll a push device". For a user who has a device already, first the code to type
+     on that device to approve adding one; then the single-use link and its QR code. Submits
+     itself every second while waiting. -->
 <#import "template.ftl" as layout>
 <@layout.registrationLayout displayMessage=true; section>
     <#if section = "header">
         ${msg("pushEnrollTitle")}
     <#elseif section = "form">
         <form id="pushauth-enroll-form" class="${properties.kcFormClass!}" action="${url.loginAction}" method="post">
-            <#if enrollState = "pending">
+            <#if enrollState = "approval">
+                <p id="pushauth-enroll-approval">${msg("pushEnrollApprovalInstructions")}</p>
+                <div id="pushauth-enroll-code" aria-live="polite"
+                     style="font-size:3.5rem;font-weight:700;text-align:center;letter-spacing:0.3em;margin:1rem 0">${enrollCode}</div>
+                <#if enrollDevices?has_content>
+                    <p id="pushauth-enroll-devices">${msg("pushSentTo", enrollDevices)}</p>
+                </#if>
+                <p class="${properties.kcLabelClass!}">${msg("pushWaiting")}</p>
+                <input type="hidden" name="poll" value="1"/>
+                <noscript>
+                    <input class="${properties.kcButtonClass!} ${properties.kcButtonPrimaryClass!} ${properties.kcButtonBlockClass!}"
+                           type="submit" value="${msg("pushCheck")}"/>
+                </noscript>
+                <script>
+                    setTimeout(function () { document.getElementById("pushauth-enroll-form").submit(); }, 1000);
+                </script>
+            <#elseif enrollState = "pending">
                 <p>${msg("pushEnrollInstructions")}</p>
                 <#if enrollQr?has_content>
                     <p style="text-align:center"><img id="pushauth-enroll-qr" src="${enrollQr}" alt="${msg("pushEnrollQrAlt")}" width="220" height="220"/></p>
@@ -22,7 +39,7 @@
                 <script>
                     setTimeout(function () { document.getElementById("pushauth-enroll-form").submit(); }, 1000);
                 </script>
-            <#else>
+            <#elseif enrollState = "failed">
                 <button id="pushauth-enroll-restart" type="submit" name="restart" value="1"
                         class="${properties.kcButtonClass!} ${properties.kcButtonPrimaryClass!} ${properties.kcButtonBlockClass!}">${msg("pushEnrollRestart")}</button>
             </#if>

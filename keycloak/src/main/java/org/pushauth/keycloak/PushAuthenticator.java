@@ -33,6 +33,8 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
     static final String NOTE_NONCE = "pushauth.nonce";
     static final String NOTE_CODE = "pushauth.code";
     static final String NOTE_DEVICES = "pushauth.devices";
+    /** The pushauthd user the sidecar mapped this login to (the result token names it). */
+    static final String NOTE_USER = "pushauth.user";
     /** Seconds one page submit waits for the device. */
     static final int POLL_SECS = 3;
 
@@ -65,10 +67,14 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         String agent = context.getHttpRequest().getHttpHeaders().getHeaderString("User-Agent");
         ctx.put("user_agent", agent == null ? null : printable(agent, 256));
         try {
-            JsonNode login = settings.client.startLogin(user.getUsername(), nonce, ctx);
+            // Re-entering the step (reload, back, "send again") cancels the earlier push: the
+            // sidecar does it by the session digest even if this session lost its notes.
+            JsonNode login = settings.client.startLogin(context.getRealm().getName(), user.getUsername(), nonce,
+                PushCredentials.sessionDigest(session), ctx);
             List<String> names = new ArrayList<>();
             login.path("devices").forEach(d -> names.add(d.path("name").asText()));
             session.setAuthNote(NOTE_ID, login.path("id").asText());
+            session.setAuthNote(NOTE_USER, login.path("user").asText());
             session.setAuthNote(NOTE_NONCE, nonce);
             session.setAuthNote(NOTE_CODE, login.path("code").asText(""));
             session.setAuthNote(NOTE_DEVICES, String.join(", ", names));
@@ -77,6 +83,8 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
             LOG.warnf("push for %s not started: %s (%s)", user.getUsername(), e.code(), e.getMessage());
             if (e.noDevice()) {
                 fail(context, AuthenticationFlowError.CREDENTIAL_SETUP_REQUIRED, "pushNoDevice", false);
+            } else if ("realm_not_configured".equals(e.code())) {
+                fail(context, AuthenticationFlowError.INTERNAL_ERROR, "pushRealmNotConfigured", false);
             } else if (e.status() == 429) {
                 fail(context, AuthenticationFlowError.ACCESS_DENIED,
                     "user_locked".equals(e.code()) ? "pushLocked" : "pushRateLimited", true);
@@ -96,7 +104,7 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         MultivaluedMap<String, String> form = context.getHttpRequest().getDecodedFormParameters();
         String id = session.getAuthNote(NOTE_ID);
         if (form.containsKey("resend") || id == null) {
-            cancelQuietly(id);
+            // The sidecar cancels this session's earlier push when the new one starts.
             start(context);
             return;
         }
@@ -125,12 +133,16 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
                 return;
             case "approved":
                 JsonNode result = state.path("result");
-                boolean ok = settings.verifier.approves(id, context.getUser().getUsername(),
+                String pushUser = session.getAuthNote(NOTE_USER);
+                boolean ok = pushUser != null && !pushUser.isEmpty() && settings.verifier.approves(id, pushUser,
                     session.getAuthNote(NOTE_NONCE), result.path("outcome").asText(),
                     result.path("expires_at").asLong(0), result.path("signature").asText(""),
                     System.currentTimeMillis() / 1000);
                 if (ok) {
                     clear(session);
+                    // The approving device appears in the account console (and can be removed there).
+                    PushCredentials.mirror(context.getUser(), state.path("device_id").asText(""),
+                        state.path("device_name").asText(""));
                     context.success();
                 } else {
                     LOG.errorf("push result for %s did not verify; refusing the login", context.getUser().getUsername());
@@ -196,6 +208,7 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         session.removeAuthNote(NOTE_NONCE);
         session.removeAuthNote(NOTE_CODE);
         session.removeAuthNote(NOTE_DEVICES);
+        session.removeAuthNote(NOTE_USER);
     }
 
     private static String printable(String text, int max) {
@@ -208,10 +221,23 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         return true;
     }
 
-    /** From the Keycloak credential the enrollment recorded: no network call. */
+    /**
+     * From pushauthd's device list for the user this realm maps to (through the sidecar), not from
+     * a Keycloak credential: a user with a device enrolled for SSH gets the push, never "set up a
+     * device". When the list cannot be had, the answer is "configured", so the push step runs and
+     * fails closed rather than offering enrollment.
+     */
     @Override
     public boolean configuredFor(KeycloakSession session, RealmModel realm, UserModel user) {
-        return user.credentialManager().getStoredCredentialsByTypeStream(PushCredentialProvider.TYPE).findAny().isPresent();
+        if (!settings.ok()) {
+            return true;
+        }
+        try {
+            return settings.client.devices(realm.getName(), user.getUsername()).path("devices").size() > 0;
+        } catch (SidecarException e) {
+            LOG.warnf("device list for %s not available (%s); treating the push as required", user.getUsername(), e.code());
+            return true;
+        }
     }
 
     @Override

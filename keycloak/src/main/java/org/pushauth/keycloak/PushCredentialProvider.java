@@ -9,9 +9,10 @@ import org.keycloak.models.RealmModel;
 import org.keycloak.models.UserModel;
 
 /**
- * The "pushauth-device" credential: one per enrolled device, recorded by the enrollment required
- * action so {@code configuredFor} needs no network call and the account console lists devices.
- * It holds no secret: the device key lives on the device and in pushauthd.
+ * The "pushauth-device" credential: one per pushauthd device the user has enrolled or approved a
+ * login with, so the account console lists the devices and can remove them (removal revokes the
+ * device in pushauthd: see {@link PushEventListener}). It holds no secret: the device key lives
+ * on the device and in pushauthd, and whether the push is configured is pushauthd's device list.
  */
 public final class PushCredentialProvider implements CredentialProvider<CredentialModel> {
     public static final String TYPE = "pushauth-device";
@@ -36,8 +37,17 @@ public final class PushCredentialProvider implements CredentialProvider<Credenti
         return user.credentialManager().createStoredCredential(credential);
     }
 
+    /** Revokes the device in pushauthd first; a device that cannot be revoked keeps its credential. */
     @Override
     public boolean deleteCredential(RealmModel realm, UserModel user, String credentialId) {
+        PushSettings settings = PushAuthenticatorFactory.current();
+        if (settings.ok()) {
+            try {
+                PushCredentials.revokeRemoved(settings, realm, user, credentialId);
+            } catch (SidecarException e) {
+                throw new org.keycloak.models.ModelException("the push device could not be revoked in pushauth: " + e.getMessage());
+            }
+        }
         return user.credentialManager().removeStoredCredentialById(credentialId);
     }
 

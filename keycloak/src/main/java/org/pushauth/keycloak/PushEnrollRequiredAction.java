@@ -1,30 +1,36 @@
 package org.pushauth.keycloak;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import jakarta.ws.rs.core.MultivaluedMap;
 import jakarta.ws.rs.core.Response;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import org.jboss.logging.Logger;
 import org.keycloak.authentication.RequiredActionContext;
 import org.keycloak.authentication.RequiredActionProvider;
-import org.keycloak.credential.CredentialModel;
 import org.keycloak.sessions.AuthenticationSessionModel;
 
 /**
- * "Enroll a push device": shows the enrollment link and its QR code, waits (the page submits
- * itself) until a device has enrolled, then records it as a "pushauth-device" credential.
+ * "Enroll a push device". For a user who already has a device, the sidecar first pushes
+ * "Add a new device to your account?" to it: this page shows the code to type there and waits;
+ * only once that device has approved does the sidecar get (and this page show) the enrollment
+ * link and its QR code. A user with no device gets the link at once only where the sidecar's
+ * realm rule allows it; otherwise the page says an administrator must enroll the device. Once a
+ * device has enrolled it is recorded as a "pushauth-device" credential.
  */
 public final class PushEnrollRequiredAction implements RequiredActionProvider {
     public static final String ID = "pushauth-enroll";
     private static final Logger LOG = Logger.getLogger(PushEnrollRequiredAction.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
     static final String TEMPLATE = "pushauth-enroll.ftl";
     static final String NOTE_ID = "pushauth.enroll.id";
     static final String NOTE_URL = "pushauth.enroll.url";
     static final String NOTE_QR = "pushauth.enroll.qr";
+    static final String NOTE_CODE = "pushauth.enroll.code";
+    static final String NOTE_DEVICES = "pushauth.enroll.devices";
 
     private final PushSettings settings;
 
@@ -43,21 +49,70 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
 
     private void start(RequiredActionContext context) {
         AuthenticationSessionModel session = context.getAuthenticationSession();
+        clear(session);
         if (!settings.ok()) {
-            context.challenge(page(context, "failed", "pushNotConfigured"));
+            context.challenge(page(context, "final", "pushNotConfigured"));
             return;
         }
+        Map<String, String> ctx = new LinkedHashMap<>();
+        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
+        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
         try {
-            JsonNode created = settings.client.startEnrollment(context.getUser().getUsername());
+            JsonNode created = settings.client.startEnrollment(context.getRealm().getName(),
+                context.getUser().getUsername(), PushCredentials.sessionDigest(session), ctx);
             session.setAuthNote(NOTE_ID, created.path("id").asText());
-            session.setAuthNote(NOTE_URL, created.path("url").asText());
-            String svg = created.path("qr_svg").asText("");
-            session.setAuthNote(NOTE_QR, "data:image/svg+xml;base64,"
-                + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)));
-            context.challenge(page(context, "pending", null));
+            show(context, created);
         } catch (SidecarException e) {
             LOG.warnf("enrollment for %s not started: %s (%s)", context.getUser().getUsername(), e.code(), e.getMessage());
-            context.challenge(page(context, "failed", "pushEnrollUnavailable"));
+            if ("bootstrap_not_allowed".equals(e.code())) {
+                context.challenge(page(context, "final", "pushEnrollNeedsAdmin"));
+            } else if ("realm_not_configured".equals(e.code())) {
+                context.challenge(page(context, "final", "pushRealmNotConfigured"));
+            } else {
+                context.challenge(page(context, "failed", "pushEnrollUnavailable"));
+            }
+        }
+    }
+
+    /** Shows the page for an enrollment answer (start or state). */
+    private void show(RequiredActionContext context, JsonNode state) {
+        AuthenticationSessionModel session = context.getAuthenticationSession();
+        switch (state.path("state").asText()) {
+            case "approval_pending":
+                session.setAuthNote(NOTE_CODE, state.path("code").asText(""));
+                List<String> names = new ArrayList<>();
+                state.path("devices").forEach(d -> names.add(d.asText()));
+                session.setAuthNote(NOTE_DEVICES, String.join(", ", names));
+                context.challenge(page(context, "approval", null));
+                return;
+            case "approval_refused":
+                LOG.warnf("adding a push device for %s was not approved (%s)", context.getUser().getUsername(),
+                    state.path("outcome").asText());
+                session.removeAuthNote(NOTE_ID);
+                context.challenge(page(context, "failed", "pushEnrollNotApproved"));
+                return;
+            case "pending":
+                if (session.getAuthNote(NOTE_URL) == null) {
+                    session.setAuthNote(NOTE_URL, state.path("url").asText());
+                    String svg = state.path("qr_svg").asText("");
+                    session.setAuthNote(NOTE_QR, "data:image/svg+xml;base64,"
+                        + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)));
+                }
+                context.challenge(page(context, "pending", null));
+                return;
+            case "enrolled":
+                JsonNode device = state.path("device");
+                PushCredentials.mirror(context.getUser(), device.path("id").asText(""), device.path("name").asText(""));
+                clear(session);
+                LOG.infof("push device %s enrolled for %s", device.path("id").asText(), context.getUser().getUsername());
+                context.success();
+                return;
+            case "expired":
+                session.removeAuthNote(NOTE_ID);
+                context.challenge(page(context, "failed", "pushEnrollExpired"));
+                return;
+            default:
+                context.challenge(page(context, "failed", "pushEnrollUnavailable"));
         }
     }
 
@@ -70,38 +125,10 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
             start(context);
             return;
         }
-        JsonNode state;
         try {
-            state = settings.client.enrollmentState(id, PushAuthenticator.POLL_SECS);
+            show(context, settings.client.enrollmentState(id, PushAuthenticator.POLL_SECS));
         } catch (SidecarException e) {
             context.challenge(page(context, "failed", e.status() == 404 ? "pushEnrollExpired" : "pushEnrollUnavailable"));
-            return;
-        }
-        switch (state.path("state").asText()) {
-            case "enrolled":
-                JsonNode device = state.path("device");
-                CredentialModel credential = new CredentialModel();
-                credential.setType(PushCredentialProvider.TYPE);
-                credential.setUserLabel(device.path("name").asText("push device"));
-                credential.setCreatedDate(System.currentTimeMillis());
-                try {
-                    credential.setCredentialData(JSON.writeValueAsString(Map.of("device_id", device.path("id").asText())));
-                } catch (Exception e) {
-                    credential.setCredentialData("{}");
-                }
-                credential.setSecretData("{}");
-                context.getUser().credentialManager().createStoredCredential(credential);
-                session.removeAuthNote(NOTE_ID);
-                session.removeAuthNote(NOTE_URL);
-                session.removeAuthNote(NOTE_QR);
-                LOG.infof("push device %s enrolled for %s", device.path("id").asText(), context.getUser().getUsername());
-                context.success();
-                return;
-            case "expired":
-                context.challenge(page(context, "failed", "pushEnrollExpired"));
-                return;
-            default:
-                context.challenge(page(context, "pending", null));
         }
     }
 
@@ -109,12 +136,27 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         AuthenticationSessionModel session = context.getAuthenticationSession();
         var form = context.form()
             .setAttribute("enrollState", state)
-            .setAttribute("enrollUrl", session.getAuthNote(NOTE_URL) == null ? "" : session.getAuthNote(NOTE_URL))
-            .setAttribute("enrollQr", session.getAuthNote(NOTE_QR) == null ? "" : session.getAuthNote(NOTE_QR));
+            .setAttribute("enrollUrl", note(session, NOTE_URL))
+            .setAttribute("enrollQr", note(session, NOTE_QR))
+            .setAttribute("enrollCode", note(session, NOTE_CODE))
+            .setAttribute("enrollDevices", note(session, NOTE_DEVICES));
         if (error != null) {
             form.setError(error);
         }
         return form.createForm(TEMPLATE);
+    }
+
+    private static String note(AuthenticationSessionModel session, String name) {
+        String value = session.getAuthNote(name);
+        return value == null ? "" : value;
+    }
+
+    private static void clear(AuthenticationSessionModel session) {
+        session.removeAuthNote(NOTE_ID);
+        session.removeAuthNote(NOTE_URL);
+        session.removeAuthNote(NOTE_QR);
+        session.removeAuthNote(NOTE_CODE);
+        session.removeAuthNote(NOTE_DEVICES);
     }
 
     @Override

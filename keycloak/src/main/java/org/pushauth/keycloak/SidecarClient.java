@@ -12,30 +12,45 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
+import javax.net.ssl.SSLContext;
 
-/** The sidecar's shim API over HTTP with the shared secret. No pushauthd protocol here. */
+/**
+ * The sidecar's shim API over HTTP(S) with the shared secret. No pushauthd protocol here: the
+ * shim names the realm and the Keycloak user name, and the sidecar maps them to the pushauthd
+ * user by its own per-realm rules.
+ */
 public final class SidecarClient {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final HttpClient HTTP = HttpClient.newBuilder()
-        .connectTimeout(Duration.ofSeconds(5))
-        .followRedirects(HttpClient.Redirect.NEVER)
-        .build();
 
     private final String baseUrl;
     private final String secret;
+    private final HttpClient http;
 
+    /** A client trusting the JVM's default trust store (for an https:// sidecar). */
     public SidecarClient(String baseUrl, String secret) {
-        this.baseUrl = baseUrl.replaceAll("/+$", "");
-        this.secret = secret;
+        this(baseUrl, secret, null);
     }
 
-    private static String seg(String text) {
+    /** {@code tls}: the SSL context that trusts the sidecar's CA, or null for the JVM default. */
+    public SidecarClient(String baseUrl, String secret, SSLContext tls) {
+        this.baseUrl = baseUrl.replaceAll("/+$", "");
+        this.secret = secret;
+        HttpClient.Builder builder = HttpClient.newBuilder()
+            .connectTimeout(Duration.ofSeconds(5))
+            .followRedirects(HttpClient.Redirect.NEVER);
+        if (tls != null) {
+            builder.sslContext(tls);
+        }
+        this.http = builder.build();
+    }
+
+    static String seg(String text) {
         return URLEncoder.encode(text, StandardCharsets.UTF_8).replace("+", "%20");
     }
 
     private JsonNode call(String method, String path, JsonNode body, int waitSecs) throws SidecarException {
         HttpRequest.Builder req = HttpRequest.newBuilder(URI.create(baseUrl + path))
-            .timeout(Duration.ofSeconds(10L + waitSecs))
+            .timeout(Duration.ofSeconds(25L + waitSecs))
             .header("Authorization", "Bearer " + secret)
             .header("Accept", "application/json");
         if (body != null) {
@@ -46,7 +61,7 @@ public final class SidecarClient {
         }
         HttpResponse<String> resp;
         try {
-            resp = HTTP.send(req.build(), HttpResponse.BodyHandlers.ofString());
+            resp = http.send(req.build(), HttpResponse.BodyHandlers.ofString());
         } catch (IOException e) {
             throw new SidecarException(0, "sidecar_unreachable", "the pushauth sidecar cannot be reached: " + e.getMessage());
         } catch (InterruptedException e) {
@@ -66,17 +81,30 @@ public final class SidecarClient {
         return answer;
     }
 
-    /** Starts a push login; the answer holds id, code, devices and expires_at. */
-    public JsonNode startLogin(String user, String nonce, Map<String, String> context) throws SidecarException {
+    private static ObjectNode identity(String realm, String username, String session, Map<String, String> context) {
         ObjectNode body = JSON.createObjectNode();
-        body.put("user", user);
-        body.put("nonce", nonce);
+        body.put("realm", realm);
+        body.put("username", username);
+        if (session != null) {
+            body.put("session", session);
+        }
         ObjectNode ctx = body.putObject("context");
         context.forEach((k, v) -> {
             if (v != null && !v.isEmpty()) {
                 ctx.put(k, v);
             }
         });
+        return body;
+    }
+
+    /**
+     * Starts a push login for the realm's user; the answer holds id, user (the pushauthd user),
+     * code, devices and expires_at. A pending login of the same {@code session} is cancelled.
+     */
+    public JsonNode startLogin(String realm, String username, String nonce, String session, Map<String, String> context)
+            throws SidecarException {
+        ObjectNode body = identity(realm, username, session, context);
+        body.put("nonce", nonce);
         return call("POST", "/v1/logins", body, 0);
     }
 
@@ -89,14 +117,27 @@ public final class SidecarClient {
         return call("DELETE", "/v1/logins/" + seg(id), null, 0);
     }
 
-    /** Starts a device enrollment; the answer holds id, url and qr_svg. */
-    public JsonNode startEnrollment(String user) throws SidecarException {
-        ObjectNode body = JSON.createObjectNode();
-        body.put("user", user);
-        return call("POST", "/v1/enrollments", body, 0);
+    /**
+     * Starts a device enrollment: {@code approval_pending} (an existing device must approve; the
+     * answer holds the code to show) or {@code pending} (the link, for a first device where the
+     * realm allows it). 403 {@code bootstrap_not_allowed}: an administrator must enroll.
+     */
+    public JsonNode startEnrollment(String realm, String username, String session, Map<String, String> context)
+            throws SidecarException {
+        return call("POST", "/v1/enrollments", identity(realm, username, session, context), 0);
     }
 
     public JsonNode enrollmentState(String id, int waitSecs) throws SidecarException {
         return call("GET", "/v1/enrollments/" + seg(id) + "?wait=" + waitSecs, null, waitSecs);
+    }
+
+    /** The mapped user's active devices: {@code {"user","devices":[{"id","name",…}]}}. */
+    public JsonNode devices(String realm, String username) throws SidecarException {
+        return call("GET", "/v1/realms/" + seg(realm) + "/users/" + seg(username) + "/devices", null, 0);
+    }
+
+    /** Revokes one of the mapped user's devices in pushauthd. */
+    public JsonNode revokeDevice(String realm, String username, String deviceId) throws SidecarException {
+        return call("DELETE", "/v1/realms/" + seg(realm) + "/users/" + seg(username) + "/devices/" + seg(deviceId), null, 0);
     }
 }

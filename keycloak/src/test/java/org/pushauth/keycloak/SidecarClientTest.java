@@ -30,7 +30,10 @@ class SidecarClientTest {
             String path = exchange.getRequestURI().getPath();
             int status;
             String answer;
-            if (path.equals("/v1/logins") && body.contains("\"nobody\"")) {
+            if (path.startsWith("/v1/realms/")) {
+                status = 200;
+                answer = "{\"user\":\"alice\",\"devices\":[]}";
+            } else if (path.equals("/v1/logins") && body.contains("\"nobody\"")) {
                 status = 404;
                 answer = "{\"error\":\"no_device\",\"message\":\"the user has no enrolled push device\"}";
             } else if (path.equals("/v1/logins")) {
@@ -61,13 +64,15 @@ class SidecarClientTest {
     }
 
     @Test
-    void startSendsUserNonceAndContextWithTheSecret() throws Exception {
-        JsonNode login = client().startLogin("alice", "nonce-0123456789abcdef", Map.of("realm", "demo", "ip", ""));
+    void startSendsRealmUsernameNonceAndContextWithTheSecret() throws Exception {
+        JsonNode login = client().startLogin("demo", "alice", "nonce-0123456789abcdef", "session-0123456789abcdef",
+            Map.of("client", "app", "ip", ""));
         assertEquals("42", login.get("code").asText());
         String request = seen.get(0);
         assertTrue(request.startsWith("POST /v1/logins Bearer s3cret-s3cret-s3cret "), request);
-        assertTrue(request.contains("\"user\":\"alice\""), request);
+        assertTrue(request.contains("\"username\":\"alice\""), request);
         assertTrue(request.contains("\"realm\":\"demo\""), request);
+        assertTrue(request.contains("\"session\":\"session-0123456789abcdef\""), request);
         // Empty context values are left out (the sidecar refuses nothing for them, but they say nothing).
         assertTrue(!request.contains("\"ip\""), request);
     }
@@ -81,15 +86,23 @@ class SidecarClientTest {
     @Test
     void errorsKeepTheirStableCode() {
         SidecarException e = assertThrows(SidecarException.class,
-            () -> client().startLogin("nobody", "nonce-0123456789abcdef", Map.of()));
+            () -> client().startLogin("demo", "nobody", "nonce-0123456789abcdef", null, Map.of()));
         assertEquals(404, e.status());
         assertEquals("no_device", e.code());
         assertTrue(e.noDevice());
-        SidecarException bad = assertThrows(SidecarException.class, () -> client().startEnrollment("x"));
+        SidecarException bad = assertThrows(SidecarException.class, () -> client().startEnrollment("demo", "x", null, Map.of()));
         assertEquals(503, bad.status());
         SidecarException down = assertThrows(SidecarException.class,
             () -> new SidecarClient("http://127.0.0.1:1", "x").loginState("c1", 0));
         assertEquals(0, down.status());
         assertEquals("sidecar_unreachable", down.code());
+    }
+
+    @Test
+    void devicePathsNameTheRealmAndUser() throws Exception {
+        assertEquals("alice", client().devices("demo", "alice").get("user").asText());
+        assertTrue(seen.get(0).startsWith("GET /v1/realms/demo/users/alice/devices "), seen.get(0));
+        client().revokeDevice("de mo", "a/b", "d1");
+        assertTrue(seen.get(1).startsWith("DELETE /v1/realms/de%20mo/users/a%2Fb/devices/d1 "), seen.get(1));
     }
 }
