@@ -742,6 +742,65 @@ impl<D: Db> Store for D {
             if now >= expires_at {
                 return Ok(Redeem::Expired);
             }
+            // A relying party's link is only as good as what allowed it, checked again now
+            // (the link lives up to a week): the relying party still holds the right, a
+            // bootstrap link still finds the user without a device, the approving device is
+            // still active.
+            if let Some(rp_id) = via.strip_prefix("rp:") {
+                use crate::enrollment::Refusal;
+                let rp = select_rp(tx, rp_id)?;
+                let rp_ok = rp.as_ref().is_some_and(|rp| {
+                    rp.revoked_at.is_none()
+                        && rp.enroll
+                        && crate::rights::user_in_scope(&rp.users, &user)
+                });
+                let may_bootstrap = rp.as_ref().is_some_and(|rp| rp.bootstrap);
+                let refusal = if !rp_ok {
+                    Some(Refusal::RelyingPartyRevoked)
+                } else {
+                    match &approved_by {
+                        None => {
+                            let active: i64 = tx
+                                .prepare_cached(
+                                    "SELECT count(*) FROM devices WHERE user = ?1 AND revoked_at IS NULL",
+                                )?
+                                .query_row([&user], |r| r.get(0))?;
+                            if active > 0 {
+                                Some(Refusal::ApprovalRequired)
+                            } else if !may_bootstrap {
+                                Some(Refusal::BootstrapNotAllowed)
+                            } else {
+                                None
+                            }
+                        }
+                        Some(approver) => {
+                            let active = tx
+                                .prepare_cached(
+                                    "SELECT 1 FROM devices WHERE id = ?1 AND user = ?2 AND revoked_at IS NULL",
+                                )?
+                                .exists(params![approver, user])?;
+                            (!active).then_some(Refusal::ApprovalInvalid)
+                        }
+                    }
+                };
+                if let Some(refusal) = refusal {
+                    write_audit(
+                        tx,
+                        &AuditEntry {
+                            kind: "enrollment_refused",
+                            user: Some(user.clone()),
+                            device_id: approved_by.clone(),
+                            detail: Some(format!(
+                                "{} at redemption (via {via})",
+                                refusal.code().as_str()
+                            )),
+                            ..AuditEntry::default()
+                        },
+                        now,
+                    )?;
+                    return Ok(Redeem::Refused(refusal));
+                }
+            }
             let changed = tx
                 .prepare_cached(
                     "UPDATE enrollments SET used_at = ?2, device_id = ?3 WHERE token_hash = ?1 AND used_at IS NULL",
