@@ -221,3 +221,38 @@ fn attack_bad_signatures_from_one_ipv6_prefix_write_a_row_per_address() {
         "300 forged requests from one /64 wrote {rows} audit rows (one per address)"
     );
 }
+
+/// Scenario (item 13): a local user who knows alice's password runs `su - alice` three times on
+/// the shared host and leaves the pushes open (or alice reports one). pam_push sends no `rhost`
+/// for su, sudo or a console login, so all of them are one "source" (the empty one) of the
+/// host's relying party, and alice's own `sudo` is refused until they expire (or for the 15
+/// minutes of the report lock): per-source limits do not separate local logins.
+#[test]
+fn attack_local_su_pushes_lock_out_the_owners_sudo() {
+    let srv = start();
+    let _phone = srv.device("alice");
+    let key = srv.rp_key();
+    let push = |context: serde_json::Value| {
+        let nonce = pushauth_proto::random::rp_nonce().unwrap();
+        srv.rp(
+            &key,
+            "POST",
+            "/v1/challenges",
+            Some(json!({
+                "user": "alice",
+                "rp_nonce": pushauth_proto::b64::encode(nonce),
+                "context": context,
+            })),
+        )
+    };
+    for _ in 0..3 {
+        let r = push(json!({"service": "su", "host": "shared01", "tty": "pts/7"}));
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = push(json!({"service": "sudo", "host": "shared01", "tty": "pts/2", "command": "id"}));
+    assert_eq!(
+        r.status, 201,
+        "alice's sudo is refused because someone else's su pushes are open: {}",
+        r.text
+    );
+}
