@@ -256,3 +256,37 @@ fn attack_local_su_pushes_lock_out_the_owners_sudo() {
         r.text
     );
 }
+
+/// Scenario (items 1 and 3 together): the identity provider's relying party has the rights the
+/// issue asks of it: enroll (for the "remove credential" of item 3 and for enrollment) and
+/// bootstrap (its own realm). Whoever holds only alice's password removes alice's push
+/// credential in the account console (the sidecar revokes her phone through the relying-party
+/// API), and alice now has no active device: the bootstrap rule lets them enroll their own phone
+/// with no approval. The approval requirement is undone by one revocation that needs no device.
+#[test]
+fn attack_rp_revoke_then_bootstrap_takes_over_a_user_with_a_device() {
+    let srv = start();
+    let phone = srv.device("alice");
+    let (_, key) = srv.rp_with(json!({"name": "idp", "enroll": true, "bootstrap": true}));
+    // Adding a device directly is refused, as it should be.
+    assert_error(
+        &enroll_req(&srv, &key, "alice", None),
+        403,
+        "approval_required",
+    );
+    // Revoking needs no approval...
+    let r = srv.rp(
+        &key,
+        "DELETE",
+        &format!("/v1/users/alice/devices/{}", phone.id),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    // ...and then a link is a bootstrap.
+    let r = enroll_req(&srv, &key, "alice", None);
+    assert_ne!(
+        r.status, 201,
+        "after revoking alice's phone, the relying party enrolls a new one with no approval: {}",
+        r.text
+    );
+}
