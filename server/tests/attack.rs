@@ -290,3 +290,14 @@ fn attack_rp_revoke_then_bootstrap_takes_over_a_user_with_a_device() {
         r.text
     );
 }
+
+/// The admin token used as a relying party (`POST /v1/enrollments`) is the administrator's own
+/// approval: its links stay redeemable (the redemption check is for relying parties).
+#[test]
+fn attack_guard_admin_token_links_still_redeem() {
+    let srv = start();
+    let r = enroll_req(&srv, ADMIN, "erin", None);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = try_redeem(&srv, r.json["token"].as_str().unwrap(), "second");
+    assert_eq!(r.status, 200, "{}", r.text);
+}

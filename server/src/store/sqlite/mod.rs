@@ -748,13 +748,18 @@ impl<D: Db> Store for D {
             // still active.
             if let Some(rp_id) = via.strip_prefix("rp:") {
                 use crate::enrollment::Refusal;
-                let rp = select_rp(tx, rp_id)?;
-                let rp_ok = rp.as_ref().is_some_and(|rp| {
-                    rp.revoked_at.is_none()
-                        && rp.enroll
-                        && crate::rights::user_in_scope(&rp.users, &user)
-                });
-                let may_bootstrap = rp.as_ref().is_some_and(|rp| rp.bootstrap);
+                // The admin token used as a relying party has every right and cannot be revoked.
+                let (rp_ok, may_bootstrap) = if rp_id == crate::auth::ADMIN_RP {
+                    (true, true)
+                } else {
+                    let rp = select_rp(tx, rp_id)?;
+                    let rp_ok = rp.as_ref().is_some_and(|rp| {
+                        rp.revoked_at.is_none()
+                            && rp.enroll
+                            && crate::rights::user_in_scope(&rp.users, &user)
+                    });
+                    (rp_ok, rp.as_ref().is_some_and(|rp| rp.bootstrap))
+                };
                 let refusal = if !rp_ok {
                     Some(Refusal::RelyingPartyRevoked)
                 } else {
