@@ -301,3 +301,42 @@ fn attack_guard_admin_token_links_still_redeem() {
     let r = try_redeem(&srv, r.json["token"].as_str().unwrap(), "second");
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// Scenario (item 12 from a relying party): every host's `pam_push.conf` holds that host's
+/// relying-party key (push rights only). Root on one web server takes it and asks for pushes to
+/// one user in a loop. Once the limits refuse them, each refusal still writes a `rate_limited`
+/// audit row (kept 400 days): the writes are unbounded, and at `max_db_mb` (1 GiB) every new
+/// challenge on every host is refused (`storage_full`). One host's key becomes a lockout of all.
+#[test]
+fn attack_refused_pushes_write_an_audit_row_each() {
+    let srv = start();
+    let _phone = srv.device("alice");
+    let key = srv.rp_key();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let nonce = pushauth_proto::random::rp_nonce().unwrap();
+        let r = srv.rp(
+            &key,
+            "POST",
+            "/v1/challenges",
+            Some(json!({
+                "user": "alice",
+                "rp_nonce": pushauth_proto::b64::encode(nonce),
+                "context": {"service": "sshd", "rhost": "198.51.100.9"},
+            })),
+        );
+        if r.status == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 50, "{refused}");
+    let rows = srv
+        .audit()
+        .iter()
+        .filter(|e| e["kind"] == "rate_limited")
+        .count();
+    assert!(
+        rows <= 5,
+        "{refused} refused pushes wrote {rows} rate_limited audit rows (one each)"
+    );
+}
