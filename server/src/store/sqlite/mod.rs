@@ -1132,6 +1132,29 @@ impl<D: Db> Store for D {
                 recent_user,
             };
             if let Err(refusal) = check(&state) {
+                // One row a minute per user, relying party and refusal, counting the rest in it (issue 9
+                // item 12): the refusals of a flood must not grow the store. Only the user's
+                // last rows are looked at (through audit_by_user), so the look-up is bounded.
+                let recent: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT id FROM (SELECT id, kind, detail, at FROM audit WHERE user = ?1 \
+                         ORDER BY id DESC LIMIT 64) \
+                         WHERE kind = 'rate_limited' AND at > ?2 AND substr(detail, 1, length(?3)) = ?3 LIMIT 1",
+                    )?
+                    .query_row(
+                        params![
+                            new.user,
+                            now.saturating_sub(60_000),
+                            format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id)
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = recent {
+                    tx.prepare_cached("UPDATE audit SET count = count + 1 WHERE id = ?1")?
+                        .execute([id])?;
+                    return Ok(Create::Refused(refusal));
+                }
                 write_audit(
                     tx,
                     &AuditEntry {
