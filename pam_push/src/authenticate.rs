@@ -374,7 +374,9 @@ pub fn authenticate<B: PushBackend>(
     let service = facts.service.clone().unwrap_or_default();
     let timeout = effective_timeout(config, &service, pam, log);
     let deadline = started + timeout;
-    // One name for the push, the group check and the pinned keys (issue 9 item 10).
+    // The account that logs in, as PAM names it: its groups decide (below).
+    let account = user;
+    // One name for the push and the pinned keys (issue 9 item 10).
     let user = match config.user_map.apply(user) {
         Ok(user) => user,
         Err(e) => {
@@ -400,28 +402,48 @@ pub fn authenticate<B: PushBackend>(
     };
 
     if !config.groups.is_empty() {
-        match pam.user_groups(user) {
-            Ok(None) => {
-                log.log(Level::Notice, &record.line("unknown_local_user", None));
-                return PamCode::UserUnknown;
-            }
-            // Groups that cannot be read never take anyone out of scope (issue 9 item 5).
-            Err(LookupFailed::Error) => log.log(
-                Level::Warning,
-                &record.line(
-                    "groups_unreadable",
-                    Some("the user's groups cannot be read; push required"),
-                ),
-            ),
-            Ok(Some(groups)) => {
-                if !push_required_by_gid(&config.groups, &groups, &|name| pam.group_id(name)) {
+        // The groups of the account that logs in decide, and those of the mapped name too
+        // when it is another account: `alice@corp` must not be judged by a local `alice`'s
+        // groups. Either in scope means a push.
+        let mut names = vec![account];
+        if user != account {
+            names.push(user);
+        }
+        let mut known = false;
+        let mut required = false;
+        for name in names {
+            match pam.user_groups(name) {
+                Ok(None) => {}
+                // Groups that cannot be read never take anyone out of scope (issue 9 item 5).
+                Err(LookupFailed::Error) => {
+                    known = true;
+                    required = true;
                     log.log(
-                        Level::Info,
-                        &record.line("not_required", Some("user outside groups")),
+                        Level::Warning,
+                        &record.line(
+                            "groups_unreadable",
+                            Some("the user's groups cannot be read; push required"),
+                        ),
                     );
-                    return PamCode::Ignore;
+                }
+                Ok(Some(groups)) => {
+                    known = true;
+                    if push_required_by_gid(&config.groups, &groups, &|name| pam.group_id(name)) {
+                        required = true;
+                    }
                 }
             }
+        }
+        if !known {
+            log.log(Level::Notice, &record.line("unknown_local_user", None));
+            return PamCode::UserUnknown;
+        }
+        if !required {
+            log.log(
+                Level::Info,
+                &record.line("not_required", Some("user outside groups")),
+            );
+            return PamCode::Ignore;
         }
     }
 

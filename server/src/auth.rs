@@ -206,7 +206,8 @@ impl DeviceRequest {
             ts,
             message,
             detail: format!("request {method} {}", uri.path()),
-            source: peer.ip().to_string(),
+            // One client per IPv6 /64, as the connection caps count them (issue 9 item 12).
+            source: crate::conn::client_label(peer.ip()),
         })
     }
 

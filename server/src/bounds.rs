@@ -16,6 +16,10 @@ pub const FAILURE_WINDOW_MS: Millis = 60_000;
 pub const MAX_FAILURE_KEYS: usize = 10_000;
 /// The address recorded when [`MAX_FAILURE_KEYS`] is reached.
 pub const MANY_SOURCES: &str = "(many addresses)";
+/// Addresses tracked apart for one device at once; failures of that device from further
+/// addresses share the key [`MANY_SOURCES`], so a flood from many addresses naming one device
+/// writes a handful of rows a minute, not one per address.
+pub const MAX_SOURCES_PER_DEVICE: u32 = 16;
 
 #[derive(Debug)]
 struct Window {
@@ -30,14 +34,31 @@ struct Window {
 /// audit row `signature_rejected` whose `count` says how many there were.
 #[derive(Debug, Default)]
 pub struct SignatureFailures {
-    windows: Mutex<HashMap<(String, String), Window>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    by_key: HashMap<(String, String), Window>,
+    /// Keys of `by_key` per device, without the [`MANY_SOURCES`] one.
+    per_device: HashMap<String, u32>,
+}
+
+impl Windows {
+    fn len(&self) -> usize {
+        self.by_key.len()
+    }
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
 }
 
 /// A count an audit row must be brought up to.
 pub type CountUpdate = (i64, u64);
 
 impl SignatureFailures {
-    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Window>> {
+    fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -45,11 +66,20 @@ impl SignatureFailures {
     /// and calls [`SignatureFailures::written`]). A window that ended is replaced; its final
     /// count, if the row does not hold it yet, is returned to be written.
     fn count(&self, device_id: &str, source: &str, now: Millis) -> (bool, Option<CountUpdate>) {
-        let mut windows = self.windows();
+        let mut guard = self.windows();
+        let windows = &mut *guard;
         let mut key = (device_id.to_owned(), source.to_owned());
-        if !windows.contains_key(&key) && windows.len() >= MAX_FAILURE_KEYS {
-            key.1 = MANY_SOURCES.to_owned();
+        if !windows.by_key.contains_key(&key) {
+            let of_device = windows.per_device.get(device_id).copied().unwrap_or(0);
+            if windows.len() >= MAX_FAILURE_KEYS || of_device >= MAX_SOURCES_PER_DEVICE {
+                key.1 = MANY_SOURCES.to_owned();
+            } else {
+                windows
+                    .per_device
+                    .insert(device_id.to_owned(), of_device + 1);
+            }
         }
+        let windows = &mut windows.by_key;
         let mut ended = None;
         if let Some(w) = windows.get_mut(&key) {
             if now.saturating_sub(w.started) < FAILURE_WINDOW_MS {
@@ -73,7 +103,8 @@ impl SignatureFailures {
     }
 
     fn written(&self, device_id: &str, source: &str, audit_id: i64) {
-        let mut windows = self.windows();
+        let mut guard = self.windows();
+        let windows = &mut guard.by_key;
         let key = (device_id.to_owned(), source.to_owned());
         let key = if windows.contains_key(&key) {
             key
@@ -88,14 +119,24 @@ impl SignatureFailures {
     /// The counts audit rows do not hold yet (marked as written), and forgets windows that
     /// ended at `now`. The sweeper writes them.
     pub fn pending_counts(&self, now: Millis) -> Vec<CountUpdate> {
-        let mut windows = self.windows();
+        let mut guard = self.windows();
+        let Windows { by_key, per_device } = &mut *guard;
         let mut updates = Vec::new();
-        windows.retain(|_, w| {
+        by_key.retain(|(device, source), w| {
             if let (Some(id), true) = (w.audit_id, w.count > w.written) {
                 updates.push((id, w.count));
                 w.written = w.count;
             }
-            now.saturating_sub(w.started) < FAILURE_WINDOW_MS
+            let keep = now.saturating_sub(w.started) < FAILURE_WINDOW_MS;
+            if !keep && source != MANY_SOURCES {
+                if let Some(n) = per_device.get_mut(device) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        per_device.remove(device);
+                    }
+                }
+            }
+            keep
         });
         updates
     }
@@ -214,5 +255,23 @@ mod tests {
         // Windows that ended are forgotten.
         failures.pending_counts(200_000);
         assert!(failures.windows().is_empty());
+    }
+
+    #[test]
+    fn many_addresses_naming_one_device_share_one_key_beyond_a_few() {
+        let failures = SignatureFailures::default();
+        let mut new_keys = 0;
+        for n in 0..1000 {
+            if failures.count("d1", &format!("2001:db8:{n:x}::/64"), 10).0 {
+                new_keys += 1;
+            }
+        }
+        assert_eq!(new_keys, MAX_SOURCES_PER_DEVICE + 1);
+        // Another device is counted on its own.
+        assert!(failures.count("d2", "192.0.2.1", 10).0);
+        // Once the windows end, the device's places are free again.
+        failures.pending_counts(10 + FAILURE_WINDOW_MS);
+        assert!(failures.windows().per_device.is_empty());
+        assert!(failures.count("d1", "192.0.2.7", 10 + FAILURE_WINDOW_MS).0);
     }
 }

@@ -140,7 +140,7 @@ impl ConnLimiter {
 }
 
 /// The address a connection is counted under (see [`ConnLimiter::admit`]).
-fn bucket(address: IpAddr) -> IpAddr {
+pub fn bucket(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -153,6 +153,15 @@ fn bucket(address: IpAddr) -> IpAddr {
                 IpAddr::V6(octets.into())
             }
         },
+    }
+}
+
+/// A client address as one client: IPv4 as is, IPv6 as its /64 (`2001:db8::/64`), the unit
+/// in which connections are capped and failed signatures aggregated.
+pub fn client_label(address: IpAddr) -> String {
+    match bucket(address) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 

@@ -39,6 +39,8 @@ pub enum Refusal {
     ApprovalUsed,
     #[error("the user has no active device and this relying party may not enroll a first one; ask the administrator")]
     BootstrapNotAllowed,
+    #[error("the relying party that issued this link was revoked or may no longer enroll this user; ask for a new link")]
+    RelyingPartyRevoked,
 }
 
 impl Refusal {
@@ -49,6 +51,7 @@ impl Refusal {
             Refusal::ApprovalInvalid => ErrorCode::ApprovalInvalid,
             Refusal::ApprovalUsed => ErrorCode::ApprovalUsed,
             Refusal::BootstrapNotAllowed => ErrorCode::BootstrapNotAllowed,
+            Refusal::RelyingPartyRevoked => ErrorCode::Forbidden,
         }
     }
 }

@@ -43,6 +43,7 @@ fn redeem_error(outcome: &Redeem) -> ApiError {
             ErrorCode::EnrollmentExpired,
             "this enrollment link expired; ask for a new one",
         ),
+        Redeem::Refused(refusal) => (*refusal).into(),
         _ => ApiError::new(ErrorCode::UnknownEnrollment, "no such enrollment token"),
     }
 }

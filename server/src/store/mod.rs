@@ -84,6 +84,10 @@ pub enum Redeem {
     Unknown,
     Used,
     Expired,
+    /// A relying party's link whose grounds no longer hold at redemption: the relying party
+    /// was revoked or lost the right, the user got a device since a bootstrap link was issued,
+    /// or the device that approved it was revoked since.
+    Refused(crate::enrollment::Refusal),
 }
 
 /// A relying party: its API key is stored as SHA-256 of the secret part only.

@@ -742,6 +742,70 @@ impl<D: Db> Store for D {
             if now >= expires_at {
                 return Ok(Redeem::Expired);
             }
+            // A relying party's link is only as good as what allowed it, checked again now
+            // (the link lives up to a week): the relying party still holds the right, a
+            // bootstrap link still finds the user without a device, the approving device is
+            // still active.
+            if let Some(rp_id) = via.strip_prefix("rp:") {
+                use crate::enrollment::Refusal;
+                // The admin token used as a relying party has every right and cannot be revoked.
+                let (rp_ok, may_bootstrap) = if rp_id == crate::auth::ADMIN_RP {
+                    (true, true)
+                } else {
+                    let rp = select_rp(tx, rp_id)?;
+                    let rp_ok = rp.as_ref().is_some_and(|rp| {
+                        rp.revoked_at.is_none()
+                            && rp.enroll
+                            && crate::rights::user_in_scope(&rp.users, &user)
+                    });
+                    (rp_ok, rp.as_ref().is_some_and(|rp| rp.bootstrap))
+                };
+                let refusal = if !rp_ok {
+                    Some(Refusal::RelyingPartyRevoked)
+                } else {
+                    match &approved_by {
+                        None => {
+                            let active: i64 = tx
+                                .prepare_cached(
+                                    "SELECT count(*) FROM devices WHERE user = ?1 AND revoked_at IS NULL",
+                                )?
+                                .query_row([&user], |r| r.get(0))?;
+                            if active > 0 {
+                                Some(Refusal::ApprovalRequired)
+                            } else if !may_bootstrap {
+                                Some(Refusal::BootstrapNotAllowed)
+                            } else {
+                                None
+                            }
+                        }
+                        Some(approver) => {
+                            let active = tx
+                                .prepare_cached(
+                                    "SELECT 1 FROM devices WHERE id = ?1 AND user = ?2 AND revoked_at IS NULL",
+                                )?
+                                .exists(params![approver, user])?;
+                            (!active).then_some(Refusal::ApprovalInvalid)
+                        }
+                    }
+                };
+                if let Some(refusal) = refusal {
+                    write_audit(
+                        tx,
+                        &AuditEntry {
+                            kind: "enrollment_refused",
+                            user: Some(user.clone()),
+                            device_id: approved_by.clone(),
+                            detail: Some(format!(
+                                "{} at redemption (via {via})",
+                                refusal.code().as_str()
+                            )),
+                            ..AuditEntry::default()
+                        },
+                        now,
+                    )?;
+                    return Ok(Redeem::Refused(refusal));
+                }
+            }
             let changed = tx
                 .prepare_cached(
                     "UPDATE enrollments SET used_at = ?2, device_id = ?3 WHERE token_hash = ?1 AND used_at IS NULL",
@@ -1068,6 +1132,29 @@ impl<D: Db> Store for D {
                 recent_user,
             };
             if let Err(refusal) = check(&state) {
+                // One row a minute per user, relying party and refusal, counting the rest in it (issue 9
+                // item 12): the refusals of a flood must not grow the store. Only the user's
+                // last rows are looked at (through audit_by_user), so the look-up is bounded.
+                let recent: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT id FROM (SELECT id, kind, detail, at FROM audit WHERE user = ?1 \
+                         ORDER BY id DESC LIMIT 64) \
+                         WHERE kind = 'rate_limited' AND at > ?2 AND substr(detail, 1, length(?3)) = ?3 LIMIT 1",
+                    )?
+                    .query_row(
+                        params![
+                            new.user,
+                            now.saturating_sub(60_000),
+                            format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id)
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = recent {
+                    tx.prepare_cached("UPDATE audit SET count = count + 1 WHERE id = ?1")?
+                        .execute([id])?;
+                    return Ok(Create::Refused(refusal));
+                }
                 write_audit(
                     tx,
                     &AuditEntry {
