@@ -41,6 +41,10 @@ pub enum Refusal {
     BootstrapNotAllowed,
     #[error("the relying party that issued this link was revoked or may no longer enroll this user; ask for a new link")]
     RelyingPartyRevoked,
+    /// The user had devices and all were revoked: a relying party cannot tell the owner who lost
+    /// a phone from someone who just removed it, so only the administrator re-enrolls.
+    #[error("every device of this user was revoked; only the administrator can enroll a new one (pushauthd enroll)")]
+    DevicesRevoked,
 }
 
 impl Refusal {
@@ -52,6 +56,7 @@ impl Refusal {
             Refusal::ApprovalUsed => ErrorCode::ApprovalUsed,
             Refusal::BootstrapNotAllowed => ErrorCode::BootstrapNotAllowed,
             Refusal::RelyingPartyRevoked => ErrorCode::Forbidden,
+            Refusal::DevicesRevoked => ErrorCode::BootstrapNotAllowed,
         }
     }
 }
@@ -88,16 +93,29 @@ pub fn decide(
         }
     }
     if facts.active_devices == 0 {
-        return if may_bootstrap {
-            Ok(())
-        } else {
-            Err(Refusal::BootstrapNotAllowed)
+        return match bootstrap_refusal(facts.bound_devices, may_bootstrap) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
         };
     }
     if approval.is_none() {
         return Err(Refusal::ApprovalRequired);
     }
     Ok(())
+}
+
+/// Whether a relying party may enroll a device for a user with no active device, given how many
+/// devices were ever bound to the user (revoked ones included). Only a user who never had one
+/// bootstraps: otherwise whoever can remove the owner's device (the account console's "remove",
+/// issue 9 item 3) could then enroll their own without the owner's approval.
+pub fn bootstrap_refusal(bound_devices: usize, may_bootstrap: bool) -> Option<Refusal> {
+    if !may_bootstrap {
+        Some(Refusal::BootstrapNotAllowed)
+    } else if bound_devices > 0 {
+        Some(Refusal::DevicesRevoked)
+    } else {
+        None
+    }
 }
 
 /// `POST /v1/enrollments`: checks the caller's rights and the rules above, then records a
@@ -202,6 +220,7 @@ mod tests {
     ) -> EnrollFacts {
         EnrollFacts {
             active_devices: devices,
+            bound_devices: devices,
             approval: c.map(|challenge| ApprovalFacts {
                 challenge,
                 decided_at,

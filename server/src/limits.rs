@@ -3,6 +3,13 @@
 //! the login's source address), so one address's pushes never stop another's logins. Per-user
 //! ceilings, far higher, still stop a spray from many addresses. A report locks only its
 //! source, and `pushauthd unlock` lifts a user's locks and resets the counts.
+//!
+//! The per-user ceilings do not apply to a *known* source: one the user approved a login from
+//! in the last [`KNOWN_SOURCE_DAYS`] days. Whoever holds only the password can spray pushes from
+//! many addresses, but cannot make any of them known, so the owner's logins from where they
+//! usually log in keep working while the spray is refused.
+
+use std::net::IpAddr;
 
 use pushauth_proto::wire::ErrorCode;
 use pushauth_proto::Context;
@@ -15,16 +22,46 @@ use crate::config::Limits;
 /// `ip`).
 pub const SOURCE_KEYS: [&str; 3] = ["rhost", "remote_addr", "ip"];
 
-/// The login's source address as the relying party gave it; empty (a source of its own) when
-/// it gave none.
+/// How long an approved login makes its source known (exempt from the per-user ceilings).
+pub const KNOWN_SOURCE_DAYS: i64 = 30;
+
+/// The login's source as the relying party gave it. An address key (`rhost`, `remote_addr`,
+/// `ip`) wins; an IPv6 address counts by its /64 (one host usually holds a whole /64, as the
+/// connection caps assume) and an IPv4-mapped one as IPv4. A login without an address (a local
+/// `su`, `sudo` or console login) is told apart by its terminal: `local:<host>/<tty>`, so one
+/// local user's pushes never stop another's on the same host. Empty when none of these is given.
 pub fn source_of(context: &Context) -> String {
-    SOURCE_KEYS
+    let address = SOURCE_KEYS
         .iter()
         .filter_map(|key| context.get(*key))
         .map(|value| value.trim())
-        .find(|value| !value.is_empty())
-        .unwrap_or_default()
-        .to_owned()
+        .find(|value| !value.is_empty());
+    if let Some(address) = address {
+        let bare = address.trim_start_matches('[').trim_end_matches(']');
+        return match bare.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            Ok(IpAddr::V4(v4)) => v4.to_string(),
+            // A host name (PAM_RHOST may hold one): as given.
+            Err(_) => address.to_owned(),
+        };
+    }
+    match context
+        .get("tty")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
+        Some(tty) => format!(
+            "local:{}/{tty}",
+            context.get("host").map(|h| h.trim()).unwrap_or_default()
+        ),
+        None => String::new(),
+    }
 }
 
 /// What the store knows about recent pushes to a user, read in the same transaction that would
@@ -42,6 +79,9 @@ pub struct PushState {
     pub recent_source: u32,
     /// The same over all the user's sources.
     pub recent_user: u32,
+    /// The user approved a login from this source (and relying party) in the last
+    /// [`KNOWN_SOURCE_DAYS`] days: the per-user ceilings do not apply to it.
+    pub known_source: bool,
 }
 
 /// Why a new challenge was refused.
@@ -50,14 +90,18 @@ pub enum Refusal {
     UserLocked,
     TooManyOpen,
     RateLimited,
+    /// The per-user ceiling of open challenges, for a source the user never approved from.
+    TooManyOpenForUser,
+    /// The per-user ceiling of unapproved challenges in the window, for such a source.
+    RateLimitedForUser,
 }
 
 impl Refusal {
     pub fn code(self) -> ErrorCode {
         match self {
             Refusal::UserLocked => ErrorCode::UserLocked,
-            Refusal::TooManyOpen => ErrorCode::TooManyOpenChallenges,
-            Refusal::RateLimited => ErrorCode::RateLimited,
+            Refusal::TooManyOpen | Refusal::TooManyOpenForUser => ErrorCode::TooManyOpenChallenges,
+            Refusal::RateLimited | Refusal::RateLimitedForUser => ErrorCode::RateLimited,
         }
     }
 
@@ -71,7 +115,16 @@ impl Refusal {
                 "this user already has the maximum number of open challenges from this source"
             }
             Refusal::RateLimited => {
-                "too many unanswered or denied challenges for this user; try again later"
+                "too many unanswered or denied challenges for this user from this source; try \
+                 again later"
+            }
+            Refusal::TooManyOpenForUser => {
+                "this user has the maximum number of open challenges from all sources; logins \
+                 from a place this user approved from recently are not affected"
+            }
+            Refusal::RateLimitedForUser => {
+                "too many unanswered or denied challenges for this user from all sources; logins \
+                 from a place this user approved from recently are not affected"
             }
         }
     }
@@ -94,15 +147,19 @@ pub fn check(limits: &Limits, state: &PushState, now: Millis) -> Result<(), Refu
     if state.locked_until.is_some_and(|until| until > now) {
         return Err(Refusal::UserLocked);
     }
-    if state.open_source >= limits.max_open_per_source
-        || state.open_user >= limits.max_open_per_user
-    {
+    if state.open_source >= limits.max_open_per_source {
         return Err(Refusal::TooManyOpen);
     }
-    if state.recent_source >= limits.max_new_per_window
-        || state.recent_user >= limits.max_new_per_user_window
-    {
+    if state.recent_source >= limits.max_new_per_window {
         return Err(Refusal::RateLimited);
+    }
+    if !state.known_source {
+        if state.open_user >= limits.max_open_per_user {
+            return Err(Refusal::TooManyOpenForUser);
+        }
+        if state.recent_user >= limits.max_new_per_user_window {
+            return Err(Refusal::RateLimitedForUser);
+        }
     }
     Ok(())
 }
@@ -120,6 +177,7 @@ mod tests {
             open_user: 29,
             recent_source: 9,
             recent_user: 99,
+            known_source: false,
         };
         assert_eq!(check(&limits, &ok, 1000), Ok(()));
         let locked = PushState {
@@ -137,7 +195,16 @@ mod tests {
             open_user: 30,
             ..ok
         };
-        assert_eq!(check(&limits, &crowded, 1000), Err(Refusal::TooManyOpen));
+        assert_eq!(
+            check(&limits, &crowded, 1000),
+            Err(Refusal::TooManyOpenForUser)
+        );
+        // A source the user approved from recently is not held by the per-user ceilings.
+        let known = PushState {
+            known_source: true,
+            ..crowded
+        };
+        assert_eq!(check(&limits, &known, 1000), Ok(()));
         let busy = PushState {
             recent_source: 10,
             ..ok
@@ -147,7 +214,21 @@ mod tests {
             recent_user: 100,
             ..ok
         };
-        assert_eq!(check(&limits, &sprayed, 1000), Err(Refusal::RateLimited));
+        assert_eq!(
+            check(&limits, &sprayed, 1000),
+            Err(Refusal::RateLimitedForUser)
+        );
+        assert_eq!(
+            check(
+                &limits,
+                &PushState {
+                    known_source: true,
+                    ..sprayed
+                },
+                1000
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -159,7 +240,23 @@ mod tests {
                 .collect()
         };
         assert_eq!(source_of(&ctx(&[("rhost", "192.0.2.1")])), "192.0.2.1");
-        assert_eq!(source_of(&ctx(&[("ip", "2001:db8::1")])), "2001:db8::1");
+        assert_eq!(
+            source_of(&ctx(&[("ip", "2001:db8::1")])),
+            "2001:db8:0:0::/64"
+        );
+        assert_eq!(
+            source_of(&ctx(&[("rhost", "2001:db8:7:9:1:2:3:4")])),
+            source_of(&ctx(&[("rhost", "[2001:db8:7:9::ff]")])),
+            "one /64 is one source"
+        );
+        assert_eq!(
+            source_of(&ctx(&[("rhost", "::ffff:192.0.2.7")])),
+            "192.0.2.7"
+        );
+        assert_eq!(
+            source_of(&ctx(&[("rhost", "laptop.example")])),
+            "laptop.example"
+        );
         assert_eq!(
             source_of(&ctx(&[("remote_addr", "198.51.100.2"), ("ip", "x")])),
             "198.51.100.2"
@@ -169,5 +266,18 @@ mod tests {
             "203.0.113.9"
         );
         assert_eq!(source_of(&ctx(&[("service", "sudo")])), "");
+        // Local logins are told apart by their terminal.
+        assert_eq!(
+            source_of(&ctx(&[
+                ("service", "su"),
+                ("host", "shared01"),
+                ("tty", "pts/7")
+            ])),
+            "local:shared01/pts/7"
+        );
+        assert_ne!(
+            source_of(&ctx(&[("host", "shared01"), ("tty", "pts/7")])),
+            source_of(&ctx(&[("host", "shared01"), ("tty", "pts/2")]))
+        );
     }
 }

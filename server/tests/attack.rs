@@ -135,13 +135,37 @@ fn attack_link_approved_by_a_since_revoked_device_still_enrolls() {
 /// Scenario (item 13): whoever holds alice's password opens pushes from ten source addresses
 /// (ten IPv4 hosts, or any ten addresses of an IPv6 prefix as PAM_RHOST), three each, never
 /// answered. The per-user ceiling (30 open, 100 unapproved a window) counts every source, so
-/// alice's own login from her own address is refused: the limits are still a lockout weapon,
-/// held by the password alone.
+/// alice's own login from her own address was refused: the limits were still a lockout weapon,
+/// held by the password alone. Now the per-user ceilings spare a source the user approved a
+/// login from in the last 30 days, which the attacker cannot make.
 #[test]
 fn attack_push_spray_from_many_sources_locks_out_the_owner() {
     let srv = start();
-    let _phone = srv.device("alice");
+    let phone = srv.device("alice");
     let key = srv.rp_key();
+    // Yesterday alice logged in from her usual address.
+    let nonce = pushauth_proto::random::rp_nonce().unwrap();
+    let context: pushauth_proto::Context = [
+        ("service".to_owned(), "sshd".to_owned()),
+        ("rhost".to_owned(), "192.0.2.10".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let r = srv.rp(
+        &key,
+        "POST",
+        "/v1/challenges",
+        Some(json!({"user": "alice", "rp_nonce": pushauth_proto::b64::encode(nonce), "context": context})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let usual = Challenge {
+        id: r.json["id"].as_str().unwrap().to_owned(),
+        user: "alice".into(),
+        code: r.json["code"].as_str().map(str::to_owned),
+        rp_nonce: nonce,
+        digest: pushauth_proto::context_digest(&context),
+    };
+    assert_eq!(phone.approve(&srv, &usual).status, 200);
     let push = |rhost: &str| {
         let nonce = pushauth_proto::random::rp_nonce().unwrap();
         srv.rp(
@@ -161,7 +185,7 @@ fn attack_push_spray_from_many_sources_locks_out_the_owner() {
             assert_eq!(r.status, 201, "{}", r.text);
         }
     }
-    // Alice, from her own address, a first push.
+    // Alice, from her own address.
     let r = push("192.0.2.10");
     assert_eq!(
         r.status, 201,
@@ -169,6 +193,12 @@ fn attack_push_spray_from_many_sources_locks_out_the_owner() {
          sources: {}",
         r.text
     );
+    // The spray itself, from yet another address, meets the per-user ceiling, with a message
+    // that says so.
+    let r = push("2001:db8:77::1");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.error(), "too_many_open_challenges");
+    assert!(r.text.contains("from all sources"), "{}", r.text);
 }
 
 /// Scenario (item 12): a device id is no secret (relying parties list it; every device of a user

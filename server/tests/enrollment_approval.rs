@@ -308,8 +308,15 @@ fn issue9_item1_first_device_needs_the_bootstrap_right() {
         403,
         "approval_required",
     );
+    // A user whose devices were all revoked is not a first enrollment: the bootstrap relying
+    // party cannot tell the owner who lost a phone from whoever removed it, so only the
+    // administrator re-enrolls (the attack: remove the owner's phone, then bootstrap your own).
+    let r = enroll_req(&srv, &boot, "carol", None);
+    assert_error(&r, 403, "bootstrap_not_allowed");
+    assert!(r.text.contains("only the administrator"), "{}", r.text);
     // The admin path stays open.
     srv.enrollment("mallory", None);
+    srv.enrollment("carol", None);
 }
 
 /// Item 1: a new binding wakes the user's other devices through the webhook (when one is

@@ -575,11 +575,14 @@ test('issue9 item3: removing the push device in the account console revokes it i
   assert.ok(record && record.revoked_at, `no revoked record: ${JSON.stringify(all)}`);
   await context.close();
 
-  // The next push login has no device: erin is offered enrollment instead of a push.
+  // The next push login has no device. Whoever removed it (with erin's password alone) must not
+  // enroll their own phone now: a user whose devices were all revoked is re-enrolled by the
+  // administrator only, so no push and no enrollment link.
   const next = await newPage();
   await passwordStep(next.page, 'erin', 'state-after-revoke');
-  await next.page.locator('#pushauth-enroll-url').waitFor({ timeout: 30000 });
+  await next.page.getByText('can only be enrolled by an administrator').waitFor({ timeout: 30000 });
   assert.equal(await next.page.locator('#pushauth-code').count(), 0);
+  assert.equal(await next.page.locator('#pushauth-enroll-url').count(), 0);
   // The removed phone itself is refused by pushauthd now.
   assert.throws(() => openOn('erin-phone'), /device_revoked/);
   await next.context.close();

@@ -124,6 +124,8 @@ pub struct NewRpEnrollment {
 pub struct EnrollFacts {
     /// The user's active devices (0 for an unknown user).
     pub active_devices: usize,
+    /// Every device ever bound to the user, revoked ones included.
+    pub bound_devices: usize,
     /// The approving challenge, if one was named and exists.
     pub approval: Option<ApprovalFacts>,
 }

@@ -621,11 +621,11 @@ impl<D: Db> Store for D {
     ) -> StoreResult<Result<(), crate::enrollment::Refusal>> {
         let now = new.created_at;
         self.write(|tx| {
-            let active_devices: i64 = tx
+            let (active_devices, bound_devices): (i64, i64) = tx
                 .prepare_cached(
-                    "SELECT count(*) FROM devices WHERE user = ?1 AND revoked_at IS NULL",
+                    "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM devices WHERE user = ?1",
                 )?
-                .query_row([&new.user], |r| r.get(0))?;
+                .query_row([&new.user], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let approval = match &new.approval {
                 None => None,
                 Some(id) => match select_challenge(tx, id)? {
@@ -659,6 +659,7 @@ impl<D: Db> Store for D {
                 .and_then(|a| a.challenge.device_id.clone());
             let facts = EnrollFacts {
                 active_devices: usize::try_from(active_devices).unwrap_or(usize::MAX),
+                bound_devices: usize::try_from(bound_devices).unwrap_or(usize::MAX),
                 approval,
             };
             if let Err(refusal) = check(&facts) {
@@ -765,17 +766,18 @@ impl<D: Db> Store for D {
                 } else {
                     match &approved_by {
                         None => {
-                            let active: i64 = tx
+                            let (active, bound): (i64, i64) = tx
                                 .prepare_cached(
-                                    "SELECT count(*) FROM devices WHERE user = ?1 AND revoked_at IS NULL",
+                                    "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM devices WHERE user = ?1",
                                 )?
-                                .query_row([&user], |r| r.get(0))?;
+                                .query_row([&user], |r| Ok((r.get(0)?, r.get(1)?)))?;
                             if active > 0 {
                                 Some(Refusal::ApprovalRequired)
-                            } else if !may_bootstrap {
-                                Some(Refusal::BootstrapNotAllowed)
                             } else {
-                                None
+                                crate::enrollment::bootstrap_refusal(
+                                    usize::try_from(bound).unwrap_or(usize::MAX),
+                                    may_bootstrap,
+                                )
                             }
                         }
                         Some(approver) => {
@@ -1124,12 +1126,23 @@ impl<D: Db> Store for D {
                      WHERE user = ?1 AND created_at > ?2 AND state != 'approved'",
                 )?
                 .query_row(params![new.user, since], |r| r.get(0))?;
+            // A source the user approved a login from recently is not held by the per-user
+            // ceilings (see `limits`).
+            let known_since = now.saturating_sub(crate::limits::KNOWN_SOURCE_DAYS * 24 * 3600 * 1000);
+            let known_source = tx
+                .prepare_cached(
+                    "SELECT 1 FROM challenges INDEXED BY challenges_by_user_rp_source \
+                     WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
+                     AND state = 'approved' LIMIT 1",
+                )?
+                .exists(params![new.user, new.rp_id, new.source, known_since])?;
             let state = PushState {
                 locked_until,
                 open_source,
                 open_user,
                 recent_source,
                 recent_user,
+                known_source,
             };
             if let Err(refusal) = check(&state) {
                 // One row a minute per user, relying party and refusal, counting the rest in it (issue 9
@@ -1821,6 +1834,7 @@ mod tests {
                 open_user: 1,
                 recent_source: 1,
                 recent_user: 1,
+                known_source: false,
             }
         );
         assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
