@@ -254,7 +254,7 @@ fn print_challenge(challenge: &PendingChallenge) {
         let name = challenge
             .context
             .get("device_name")
-            .map(|n| format!(" '{}'", for_terminal(n)))
+            .map(|n| format!(" '{}'", for_terminal_cut(n, 64)))
             .unwrap_or_default();
         println!(
             "!!! ADD A NEW DEVICE{name} to account {} — approve only if you are adding a device yourself",

@@ -333,12 +333,24 @@ impl FileConfig {
                 Zeroizing::new(secret.clone())
             }
             (None, Some(path)) => {
-                let text = Zeroizing::new(fs::read_to_string(path).map_err(|source| {
-                    ConfigError::Read {
-                        path: path.clone(),
-                        source,
-                    }
-                })?);
+                // Checked on the opened file: a secret that others can read is no secret.
+                let read_err = |source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                };
+                let mut file = fs::File::open(path).map_err(read_err)?;
+                let mode = file.metadata().map_err(read_err)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "{} holds the webhook secret and is readable by group or others (mode \
+                         {:03o}); chmod 600 {}",
+                        path.display(),
+                        mode & 0o777,
+                        path.display()
+                    )));
+                }
+                let mut text = Zeroizing::new(String::new());
+                std::io::Read::read_to_string(&mut file, &mut text).map_err(read_err)?;
                 Zeroizing::new(text.trim().to_owned())
             }
             _ => {
@@ -533,6 +545,37 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!hook.include_user);
+    }
+
+    #[test]
+    fn issue9_item15_a_webhook_secret_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("webhook-secret");
+        fs::write(&secret, "s3cret\n").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
+        let path = dir.path().join("pushauthd.toml");
+        fs::write(
+            &path,
+            format!(
+                "[webhook]\nurl = \"http://127.0.0.1:1/\"\nsecret_file = \"{}\"\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        let err = FileConfig::load(&path)
+            .unwrap()
+            .webhook_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        let hook = FileConfig::load(&path)
+            .unwrap()
+            .webhook_config()
+            .unwrap()
+            .unwrap();
+        assert_eq!(hook.secret.as_str(), "s3cret");
     }
 }
 

@@ -137,6 +137,10 @@ pub async fn create_for_rp(
             "ttl_secs must be 1 to {MAX_ENROLLMENT_TTL_SECS}"
         )));
     }
+    // A relying party's link lives no longer than the server's enrollment_ttl_secs (minutes by
+    // default): an owner's "yes, add a device now" must not stay usable for days. The answer's
+    // expires_at says when it ends.
+    let ttl = ttl.min(state.config.enrollment_ttl_secs.max(1));
     if let Some(a) = &req.approval {
         if a.is_empty() || a.len() > 128 {
             return Err(Refusal::ApprovalInvalid.into());

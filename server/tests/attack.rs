@@ -370,3 +370,29 @@ fn attack_refused_pushes_write_an_audit_row_each() {
         "{refused} refused pushes wrote {rows} rate_limited audit rows (one each)"
     );
 }
+
+/// Scenario (item 1): a relying party asks for a week-long link for a bootstrap user (or right
+/// after the owner approved an add-device push). The link must live minutes, not days: the
+/// server's `enrollment_ttl_secs` (600 s here) bounds a relying party's links.
+#[test]
+fn attack_a_relying_partys_link_lives_minutes_not_days() {
+    let srv = start();
+    let (_, key) = srv.rp_with(json!({"name": "idp", "enroll": true, "bootstrap": true}));
+    let r = srv.rp(
+        &key,
+        "POST",
+        "/v1/enrollments",
+        Some(json!({"user": "newbie", "ttl_secs": 7 * 24 * 3600})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let expires = time::OffsetDateTime::parse(
+        r.json["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(601),
+        "a relying party's link lives {left}"
+    );
+}
