@@ -73,8 +73,11 @@ pub trait PamEnv {
     }
 }
 
-/// The longest stretch the wait runs without checking for a pending interrupt.
-pub const WAIT_SLICE: Duration = Duration::from_millis(1500);
+/// The longest stretch the wait runs without checking for a pending interrupt. A little over
+/// the client's 0.5 s poll margin plus one second, so each slice holds one whole-second
+/// long-poll (an answer then arrives at once); 1.5 s left the client under a second, which it
+/// polls every 200 ms, and every approval waited up to 200 ms for the module.
+pub const WAIT_SLICE: Duration = Duration::from_millis(1550);
 
 /// Syslog priority of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

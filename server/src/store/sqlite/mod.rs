@@ -131,7 +131,14 @@ const MIGRATIONS: &[&str] = &[
     // party and source address; unlock resets; aggregated audit events carry a count.
     r#"
     ALTER TABLE challenges ADD COLUMN source TEXT NOT NULL DEFAULT '';
-    CREATE INDEX challenges_by_user_rp_source ON challenges(user, rp_id, source, created_at);
+    -- Partial indexes, so the limit counts read only the rows they count: a user with thousands of
+    -- approved logins in the window costs nothing per new challenge.
+    CREATE INDEX challenges_unapproved_by_source ON challenges(user, rp_id, source, created_at)
+        WHERE state != 'approved';
+    CREATE INDEX challenges_unapproved_by_user ON challenges(user, created_at)
+        WHERE state != 'approved';
+    CREATE INDEX challenges_approved_by_source ON challenges(user, rp_id, source, created_at)
+        WHERE state = 'approved';
     DROP TABLE user_locks;
     CREATE TABLE push_locks (
         user        TEXT NOT NULL,
@@ -1113,7 +1120,7 @@ impl<D: Db> Store for D {
                 .query_row(params![new.user, now, reset_at], |r| r.get(0))?;
             let recent_source: u32 = tx
                 .prepare_cached(
-                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_rp_source \
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_unapproved_by_source \
                      WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
                      AND state != 'approved'",
                 )?
@@ -1122,7 +1129,7 @@ impl<D: Db> Store for D {
                 })?;
             let recent_user: u32 = tx
                 .prepare_cached(
-                    "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_created \
+                    "SELECT count(*) FROM challenges INDEXED BY challenges_unapproved_by_user \
                      WHERE user = ?1 AND created_at > ?2 AND state != 'approved'",
                 )?
                 .query_row(params![new.user, since], |r| r.get(0))?;
@@ -1131,7 +1138,7 @@ impl<D: Db> Store for D {
             let known_since = now.saturating_sub(crate::limits::KNOWN_SOURCE_DAYS * 24 * 3600 * 1000);
             let known_source = tx
                 .prepare_cached(
-                    "SELECT 1 FROM challenges INDEXED BY challenges_by_user_rp_source \
+                    "SELECT 1 FROM challenges INDEXED BY challenges_approved_by_source \
                      WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
                      AND state = 'approved' LIMIT 1",
                 )?
