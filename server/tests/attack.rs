@@ -24,6 +24,30 @@ fn try_redeem(srv: &Srv, token: &str, name: &str) -> Resp {
     )
 }
 
+/// Creates a challenge with exactly this context (it must succeed); what a device needs to
+/// answer it.
+fn challenge_with(srv: &Srv, key: &str, user: &str, pairs: &[(&str, &str)]) -> Challenge {
+    let nonce = pushauth_proto::random::rp_nonce().unwrap();
+    let context: pushauth_proto::Context = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let r = srv.rp(
+        key,
+        "POST",
+        "/v1/challenges",
+        Some(json!({"user": user, "rp_nonce": pushauth_proto::b64::encode(nonce), "context": context})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    Challenge {
+        id: r.json["id"].as_str().unwrap().to_owned(),
+        user: user.into(),
+        code: r.json["code"].as_str().map(str::to_owned),
+        rp_nonce: nonce,
+        digest: pushauth_proto::context_digest(&context),
+    }
+}
+
 fn active_devices(srv: &Srv, user: &str) -> usize {
     let r = srv.admin("GET", &format!("/v1/admin/users/{user}/devices"), None);
     assert_eq!(r.status, 200, "{}", r.text);
@@ -97,27 +121,12 @@ fn attack_link_approved_by_a_since_revoked_device_still_enrolls() {
     let stolen = srv.device("alice");
     let _kept = srv.device("alice");
     let (_, key) = srv.rp_with(json!({"name": "idp", "enroll": true}));
-    let nonce = pushauth_proto::random::rp_nonce().unwrap();
-    let context: pushauth_proto::Context = [
-        ("action".to_owned(), "add_device".to_owned()),
-        ("device_name".to_owned(), "new phone".to_owned()),
-    ]
-    .into_iter()
-    .collect();
-    let r = srv.rp(
+    let c = challenge_with(
+        &srv,
         &key,
-        "POST",
-        "/v1/challenges",
-        Some(json!({"user": "alice", "rp_nonce": pushauth_proto::b64::encode(nonce), "context": context})),
+        "alice",
+        &[("action", "add_device"), ("device_name", "new phone")],
     );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let c = Challenge {
-        id: r.json["id"].as_str().unwrap().to_owned(),
-        user: "alice".into(),
-        code: r.json["code"].as_str().map(str::to_owned),
-        rp_nonce: nonce,
-        digest: pushauth_proto::context_digest(&context),
-    };
     assert_eq!(stolen.approve(&srv, &c).status, 200);
     let r = enroll_req(&srv, &key, "alice", Some(&c.id));
     assert_eq!(r.status, 201, "{}", r.text);
@@ -144,27 +153,12 @@ fn attack_push_spray_from_many_sources_locks_out_the_owner() {
     let phone = srv.device("alice");
     let key = srv.rp_key();
     // Yesterday alice logged in from her usual address.
-    let nonce = pushauth_proto::random::rp_nonce().unwrap();
-    let context: pushauth_proto::Context = [
-        ("service".to_owned(), "sshd".to_owned()),
-        ("rhost".to_owned(), "192.0.2.10".to_owned()),
-    ]
-    .into_iter()
-    .collect();
-    let r = srv.rp(
+    let usual = challenge_with(
+        &srv,
         &key,
-        "POST",
-        "/v1/challenges",
-        Some(json!({"user": "alice", "rp_nonce": pushauth_proto::b64::encode(nonce), "context": context})),
+        "alice",
+        &[("service", "sshd"), ("rhost", "192.0.2.10")],
     );
-    assert_eq!(r.status, 201, "{}", r.text);
-    let usual = Challenge {
-        id: r.json["id"].as_str().unwrap().to_owned(),
-        user: "alice".into(),
-        code: r.json["code"].as_str().map(str::to_owned),
-        rp_nonce: nonce,
-        digest: pushauth_proto::context_digest(&context),
-    };
     assert_eq!(phone.approve(&srv, &usual).status, 200);
     let push = |rhost: &str| {
         let nonce = pushauth_proto::random::rp_nonce().unwrap();
