@@ -8,7 +8,8 @@
 //! - [`auth`]: the `Authorization: PushAuth …` header devices send;
 //! - [`wire`]: the JSON bodies of the v1 HTTP API;
 //! - [`b64`]: unpadded base64url, the only binary encoding on the wire;
-//! - [`text`]: which characters may be shown to a person, and safe terminal output.
+//! - [`text`]: which characters may be shown to a person, and safe terminal output;
+//! - [`names`]: the one rule for user names, device names and ids.
 //!
 //! `test-vectors.json` beside this crate is the contract for other implementations.
 
@@ -18,6 +19,7 @@ pub mod challenge;
 pub mod context;
 pub mod error;
 pub mod keys;
+pub mod names;
 pub mod random;
 pub mod signing;
 pub mod text;
