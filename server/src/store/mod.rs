@@ -169,6 +169,6 @@ pub trait Store {
     fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()>;
     /// Bytes the database's live pages take (free pages, which new data reuses, not counted).
     fn used_bytes(&self) -> StoreResult<u64>;
-    /// Newest first.
+    /// Up to `limit` audit events, only those of `user` when given, newest first.
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>>;
 }
