@@ -1,0 +1,32 @@
+//! pushauth's test kit: one way for every crate's integration tests to "start a pushauthd and
+//! enroll a device".
+//!
+//! - [`TestServer`]: an in-process pushauthd ([`pushauth_server::RunningServer`]) on
+//!   `127.0.0.1:0` with a temporary data directory (SQLite store), the admin token
+//!   [`ADMIN_TOKEN`], and calls for what an administrator does over HTTP: relying parties
+//!   ([`TestServer::add_rp`], [`TestServer::api_key`]), enrollment links
+//!   ([`TestServer::enrollment`]) and devices ([`TestServer::enroll`]). Stopped when dropped.
+//! - [`TestDevice`]: a device enrolled through the real enrollment API by the device library
+//!   ([`pushauth_device::DeviceClient::enroll`]: key pair, proof of possession), with
+//!   wait-for helpers and approve/deny.
+//! - [`call`] and [`Resp`]: one raw HTTP call with its status, text and JSON, for tests that
+//!   speak the API byte by byte; [`assert_error`] for the API's error bodies.
+//! - [`dead_url`], [`hung_url`]: loopback addresses where nothing answers.
+//!
+//! The kit holds no product rule: it never writes store rows, and every device and relying
+//! party it makes goes through pushauthd's own API, so a test using it cannot pass where the
+//! real enrollment would refuse. It is a dev-dependency only (`publish = false`); a failed
+//! step panics with what failed, which fails the test that asked for it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod device;
+mod http;
+mod net;
+mod server;
+
+pub use device::{find_challenge, TestDevice};
+pub use http::{agent, assert_error, call, call_with, Resp};
+pub use net::{dead_url, hung_url};
+pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
