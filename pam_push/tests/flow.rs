@@ -224,7 +224,7 @@ impl PushBackend for Scripted {
 
 fn me() -> Ownership {
     Ownership {
-        uid: unsafe { libc::geteuid() },
+        uid: pushauth_testkit::euid(),
     }
 }
 

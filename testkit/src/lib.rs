@@ -12,6 +12,8 @@
 //! - [`call`] and [`Resp`]: one raw HTTP call with its status, text and JSON, for tests that
 //!   speak the API byte by byte; [`assert_error`] for the API's error bodies.
 //! - [`dead_url`], [`hung_url`]: loopback addresses where nothing answers.
+//! - [`euid`]: the test process's effective uid (the owner file checks expect), without
+//!   `unsafe` in the tests.
 //!
 //! The kit holds no product rule: it never writes store rows, and every device and relying
 //! party it makes goes through pushauthd's own API, so a test using it cannot pass where the
@@ -24,9 +26,11 @@
 mod device;
 mod http;
 mod net;
+mod process;
 mod server;
 
 pub use device::{find_challenge, TestDevice};
 pub use http::{agent, assert_error, call, call_with, Resp};
 pub use net::{dead_url, hung_url};
+pub use process::euid;
 pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
