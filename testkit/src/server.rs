@@ -182,6 +182,17 @@ impl TestServer {
         )
     }
 
+    /// A relying-party API call (`Bearer key`) with an optional JSON body; any status.
+    pub fn rp(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        self.call(
+            method,
+            path,
+            Some(&format!("Bearer {key}")),
+            bytes.as_deref(),
+        )
+    }
+
     /// A new relying party; `body` is the admin API's request (`name`, `users`, `enroll`,
     /// `bootstrap`). Panics unless the server made it.
     #[track_caller]

@@ -13,12 +13,7 @@ fn challenge(server: &TestServer, key: &str, user: &str) -> (String, String) {
         "context": {"service": "sshd", "host": "web01"},
         "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
     });
-    let r = server.call(
-        "POST",
-        "/v1/challenges",
-        Some(&format!("Bearer {key}")),
-        Some(body.to_string().as_bytes()),
-    );
+    let r = server.rp(key, "POST", "/v1/challenges", Some(body));
     assert_eq!(r.status, 201, "{}", r.text);
     (
         r.json["id"].as_str().unwrap().to_owned(),
@@ -92,12 +87,7 @@ fn issue10_item8_relying_parties_have_the_rights_asked_for() {
         "context": {"service": "sshd"},
         "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
     });
-    let r = server.call(
-        "POST",
-        "/v1/challenges",
-        Some(&format!("Bearer {}", scoped.api_key)),
-        Some(body.to_string().as_bytes()),
-    );
+    let r = server.rp(&scoped.api_key, "POST", "/v1/challenges", Some(body));
     assert_error(&r, 403, "forbidden");
     let key = server.api_key();
     challenge(&server, &key, "alice");
@@ -134,12 +124,7 @@ fn issue10_item8_devices_approve_deny_and_mismatch_for_real() {
     assert_eq!(status.state, ChallengeState::Denied);
 
     // The relying party sees the device's answer, as the server recorded it.
-    let r = server.call(
-        "GET",
-        &format!("/v1/challenges/{id}"),
-        Some(&format!("Bearer {key}")),
-        None,
-    );
+    let r = server.rp(&key, "GET", &format!("/v1/challenges/{id}"), None);
     assert_eq!(r.json["state"], "denied", "{}", r.text);
 }
 

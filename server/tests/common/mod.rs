@@ -18,7 +18,7 @@ pub use pushauth_testkit::{agent, assert_error, call, Resp};
 pub const ADMIN: &str = pushauth_testkit::ADMIN_TOKEN;
 
 /// The kit's server; `Deref` gives its fields (`url`, `dir`, `server`, `config`) and calls
-/// (`call`, `admin`, `data_dir`, `restart`, `enrollment`).
+/// (`call`, `admin`, `rp`, `data_dir`, `restart`).
 pub struct Srv(pub TestServer);
 
 impl Deref for Srv {
@@ -47,16 +47,6 @@ pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Srv {
 }
 
 impl Srv {
-    pub fn rp(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-        self.call(
-            method,
-            path,
-            Some(&format!("Bearer {key}")),
-            bytes.as_deref(),
-        )
-    }
-
     /// A new relying party's API key.
     pub fn rp_key(&self) -> String {
         self.api_key()
