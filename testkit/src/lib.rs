@@ -15,6 +15,23 @@
 //! - [`euid`]: the test process's effective uid (the owner file checks expect), without
 //!   `unsafe` in the tests.
 //!
+//! ```
+//! use pushauth_proto::ChallengeState;
+//! use pushauth_testkit::TestServer;
+//! use serde_json::json;
+//!
+//! let server = TestServer::start_with(|cfg| cfg.limits.max_open_per_user = 5);
+//! let key = server.api_key();
+//! let phone = server.enroll("alice", "phone");
+//! let nonce = "A".repeat(43); // 32 zero bytes, base64url
+//! let body = json!({"user": "alice", "context": {"service": "sshd"}, "rp_nonce": nonce});
+//! let created = server.rp(&key, "POST", "/v1/challenges", Some(body));
+//! assert_eq!(created.status, 201, "{}", created.text);
+//! let (id, code) = (&created.json["id"], &created.json["code"]);
+//! let status = phone.approve(id.as_str().unwrap(), code.as_str().unwrap());
+//! assert_eq!(status.state, ChallengeState::Approved);
+//! ```
+//!
 //! The kit holds no product rule: it never writes store rows, and every device and relying
 //! party it makes goes through pushauthd's own API, so a test using it cannot pass where the
 //! real enrollment would refuse. It is a dev-dependency only (`publish = false`); a failed
