@@ -1,5 +1,6 @@
 //! The kit against itself: what it makes goes through pushauthd's real API and behaves as the
 //! product does (issue 10 item 8).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use pushauth_device::DeviceClient;
 use pushauth_proto::{b64, random, ChallengeState, Reason};
