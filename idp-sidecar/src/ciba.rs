@@ -21,11 +21,11 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::app::{Ciba, SharedState};
+use crate::blocking::blocking;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::JsonBody;
 use crate::logins::{LoginState, Purpose, StartRequest};
 use crate::metrics::Metrics;
-use crate::upstream::blocking;
 pub use crate::wire::ChannelRequest;
 use crate::wire::{CibaCallback, CibaStatus, LoginOutcome};
 

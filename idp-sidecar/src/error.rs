@@ -15,8 +15,6 @@ use pushauth_proto::wire::ErrorCode as UpstreamCode;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::wire::ErrorBody;
-
 /// Declares [`ErrorCode`] from one table: variant, wire spelling, HTTP status.
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $name:ident = ($wire:literal, $status:literal), )*) => {
@@ -150,6 +148,15 @@ impl PartialEq<&str> for ErrorCode {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
+}
+
+/// Every error answer (listed with the other bodies in [`crate::wire`]): `{"error": "<stable_code>", "message": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The stable code; the status is `error.status()`.
+    pub error: ErrorCode,
+    /// What happened and what to do, for people.
+    pub message: String,
 }
 
 /// An API failure: a stable code, its status, and a message for people.

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod app;
+pub mod blocking;
 pub mod ciba;
 pub mod config;
 pub mod enroll;

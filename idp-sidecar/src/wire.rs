@@ -13,7 +13,7 @@
 use pushauth_proto::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+pub use crate::error::{ErrorBody, ErrorCode};
 use crate::result_token::ResultToken;
 
 /// Where a login stands, or how it ended: the `state` of a login answer, the `outcome` a result
@@ -183,15 +183,6 @@ pub struct CibaCallback {
 }
 
 // ---- responses ------------------------------------------------------------------------------
-
-/// Every error answer: `{"error": "<stable_code>", "message": "…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The stable code; the status is `error.status()`.
-    pub error: ErrorCode,
-    /// What happened and what to do, for people.
-    pub message: String,
-}
 
 /// `GET /healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

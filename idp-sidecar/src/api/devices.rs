@@ -5,10 +5,10 @@ use axum::Json;
 use pushauth_proto::names;
 
 use crate::app::SharedState;
+use crate::blocking::blocking;
 use crate::enroll::devices_of;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Shim;
-use crate::upstream::blocking;
 use crate::wire::{DeviceList, DeviceListItem, DeviceSummary, RemovedDevice};
 
 /// `GET …/devices` → the mapped user's active devices (none for a user pushauthd does not know).

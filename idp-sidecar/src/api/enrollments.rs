@@ -9,11 +9,11 @@ use axum::Json;
 
 use super::{check_session, shim_context};
 use crate::app::SharedState;
+use crate::blocking::blocking;
 use crate::enroll::{qr_svg, EnrollRequest, EnrollState, Enrollment};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Shim, Wait};
 use crate::metrics::Metrics;
-use crate::upstream::blocking;
 use crate::wire::{DeviceSummary, EnrollmentView, StartEnrollment};
 
 /// `POST /v1/enrollments` → 201 and the enrollment (`approval_pending` or `pending`).

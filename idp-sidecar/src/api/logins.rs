@@ -9,12 +9,12 @@ use axum::Json;
 
 use super::{check_nonce, check_session, shim_context};
 use crate::app::SharedState;
+use crate::blocking::blocking;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Shim, Wait};
 use crate::logins::{Login, LoginState, Purpose, StartRequest};
 use crate::metrics::Metrics;
 use crate::result_token::ResultFields;
-use crate::upstream::blocking;
 use crate::wire::{LoginView, StartLogin};
 
 /// `POST /v1/logins` → 201 and the login.
