@@ -5,6 +5,10 @@
 //! code's wire spelling and status in one place. [`ApiError`] is a code with its message for
 //! people; it is built only through [`ApiError::new`] (or the named constructors), so its status
 //! is always the code's.
+//!
+//! Converting is mapping only: nothing here logs. A failure's detail for the operator (what
+//! pushauthd said, why it could not be reached) rides along as an [`ErrorNote`] on the response,
+//! and the API's request middleware logs it once.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -173,6 +177,18 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What happened and what to do, for people (the body's `message`).
     pub message: String,
+    /// For the log only, never sent: the underlying failure, where there is one to record.
+    detail: Option<String>,
+}
+
+/// The log's view of an error answer, attached to the response (never sent): the middleware
+/// logs it once, at warn level, or error for a 5xx other than "pushauthd unreachable".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorNote {
+    /// The answer's code.
+    pub code: ErrorCode,
+    /// The underlying failure.
+    pub detail: String,
 }
 
 impl ApiError {
@@ -182,7 +198,22 @@ impl ApiError {
             status: code.status(),
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// The same error with `detail` for the log (see [`ErrorNote`]).
+    pub fn noted(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// What the log should record about this error, if anything.
+    pub fn note(&self) -> Option<ErrorNote> {
+        self.detail.as_ref().map(|detail| ErrorNote {
+            code: self.code,
+            detail: detail.clone(),
+        })
     }
 
     /// 400 `malformed_request`.
@@ -256,20 +287,16 @@ impl From<ClientError> for ApiError {
                     .unwrap_or(ErrorCode::RateLimited),
                 message,
             ),
-            ClientError::Unreachable(msg) => {
-                tracing::warn!(error = %msg, "pushauthd unreachable");
-                ApiError::new(
-                    ErrorCode::UpstreamUnreachable,
-                    "the pushauth server cannot be reached",
-                )
-            }
-            ClientError::Unauthorized => {
-                tracing::error!("pushauthd refused the sidecar's API key");
-                ApiError::new(
-                    ErrorCode::UpstreamRefused,
-                    "the pushauth server refused the sidecar's API key; check api_key_file",
-                )
-            }
+            ClientError::Unreachable(msg) => ApiError::new(
+                ErrorCode::UpstreamUnreachable,
+                "the pushauth server cannot be reached",
+            )
+            .noted(format!("pushauthd unreachable: {msg}")),
+            ClientError::Unauthorized => ApiError::new(
+                ErrorCode::UpstreamRefused,
+                "the pushauth server refused the sidecar's API key; check api_key_file",
+            )
+            .noted("pushauthd refused the sidecar's API key"),
             // pushauthd refused this relying party the call (user out of its scope, no enroll or
             // bootstrap right, an approval that does not count, a challenge already ended, a bad
             // context): the shim shows a refusal, not an outage. Only a status that fits the code.
@@ -279,15 +306,16 @@ impl From<ClientError> for ApiError {
                 message,
             } if ErrorCode::from_upstream(upstream).is_some_and(|c| c.status() == status) => {
                 let code = ErrorCode::from_upstream(upstream).unwrap_or(ErrorCode::UpstreamError);
-                if !matches!(code, ErrorCode::WrongState | ErrorCode::InvalidContext) {
-                    tracing::warn!(status, code = code.as_str(), error = %message, "pushauthd refused the call");
+                let error = ApiError::new(code, message);
+                if matches!(code, ErrorCode::WrongState | ErrorCode::InvalidContext) {
+                    error
+                } else {
+                    let detail = format!("pushauthd refused the call: {}", error.message);
+                    error.noted(detail)
                 }
-                ApiError::new(code, message)
             }
-            other => {
-                tracing::error!(error = %other, "pushauthd call failed");
-                ApiError::new(ErrorCode::UpstreamError, other.to_string())
-            }
+            other => ApiError::new(ErrorCode::UpstreamError, other.to_string())
+                .noted(format!("pushauthd call failed: {other}")),
         }
     }
 }
@@ -295,7 +323,11 @@ impl From<ClientError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.body())).into_response()
+        let mut response = (status, Json(self.body())).into_response();
+        if let Some(note) = self.note() {
+            response.extensions_mut().insert(note);
+        }
+        response
     }
 }
 
@@ -385,5 +417,18 @@ mod tests {
             message: "m".into(),
         });
         assert_eq!((e.status, e.code), (429, ErrorCode::UserLocked));
+    }
+
+    #[test]
+    fn issue10_item5_failures_carry_their_detail_to_the_log_not_the_wire() {
+        let e = ApiError::from(ClientError::Unreachable("connection refused".into()));
+        assert_eq!((e.status, e.code), (502, ErrorCode::UpstreamUnreachable));
+        assert!(!e.message.contains("connection refused"), "{}", e.message);
+        let note = e.note().unwrap();
+        assert!(note.detail.contains("connection refused"), "{note:?}");
+        let response = e.into_response();
+        assert_eq!(response.extensions().get::<ErrorNote>(), Some(&note));
+        // Plain refusals need no note.
+        assert_eq!(ApiError::unauthorized().note(), None);
     }
 }

@@ -41,7 +41,7 @@ use pushauth_proto::context::validate_context;
 use pushauth_proto::names;
 
 use crate::app::SharedState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, ErrorNote};
 pub use crate::extract::MAX_WAIT_SECS;
 use crate::metrics::Metrics;
 use crate::wire::{Health, PublicKeyView};
@@ -77,7 +77,7 @@ pub fn router(state: SharedState) -> Router {
 }
 
 /// Counts and logs every request by its route template (never the raw path: the CIBA URL holds
-/// a secret).
+/// a secret), and logs the [`ErrorNote`] of a failed one: the one place errors are logged.
 async fn observe(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -93,6 +93,14 @@ async fn observe(State(state): State<SharedState>, request: Request, next: Next)
         400..=499 => Metrics::inc(&state.metrics.http_client_errors),
         500.. => Metrics::inc(&state.metrics.http_server_errors),
         _ => {}
+    }
+    if let Some(note) = response.extensions().get::<ErrorNote>() {
+        let code = note.code.as_str();
+        if status >= 500 && note.code != ErrorCode::UpstreamUnreachable {
+            tracing::error!(%method, route, status, code, error = %note.detail, "request failed");
+        } else {
+            tracing::warn!(%method, route, status, code, error = %note.detail, "request refused");
+        }
     }
     tracing::debug!(%method, route, status, micros = started.elapsed().as_micros() as u64, "request");
     response
