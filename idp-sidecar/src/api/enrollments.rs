@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use pushauth_proto::names;
 
 use super::{check_session, shim_context};
 use crate::app::SharedState;
@@ -24,10 +25,16 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<EnrollmentView>), ApiError> {
     let mapped = state.realms.map(&req.realm, &req.username)?;
     check_session(&req.session)?;
+    // The name is shown in the approval push: the shared device-name rule (64 printable
+    // characters), as pushauthd applies to the name the device enrolls with.
+    let device_name = req.device_name.filter(|n| !n.is_empty());
+    if let Some(name) = &device_name {
+        names::check_device_name(name)?;
+    }
     let context = shim_context(req.context, &mapped.realm)?;
     let start = EnrollRequest {
         mapped,
-        device_name: req.device_name.filter(|n| !n.is_empty()),
+        device_name,
         context,
         session: req.session,
         ttl: state.login_ttl,
