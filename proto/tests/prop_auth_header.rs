@@ -6,6 +6,7 @@
 //! equal, in any parameter order); a near-miss (a parameter dropped, repeated, over-long, renamed,
 //! unquoted, a hidden character or a NUL or a stray byte inserted anywhere) is either refused or
 //! parses to exactly the same values, never to a mangled one; a 64 KiB header is handled quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@
 //! round-trips; one value has exactly one accepted text (no padding, no standard alphabet, no
 //! non-zero trailing bits, no whitespace or hidden characters), so two texts can never stand for
 //! the same key or nonce; a wrong length is named with both lengths.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@
 //! matching error; distinct contexts always get distinct digests (the framing leaves no two
 //! contexts the same bytes); a context given as JSON with a key twice is refused rather than one
 //! of the two values being silently kept.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@
 //! a raw NUL or control character, invalid UTF-8, trailing garbage) are refused with a message
 //! that names the problem; strings are kept exactly, hidden characters included (nothing is
 //! silently normalised: the server's validation sees what was sent); a 64 KiB body is quick.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
