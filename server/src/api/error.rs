@@ -102,3 +102,63 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn issue10_item1_domain_errors_convert_once_to_code_and_status() {
+        use service::Error as E;
+        let cases = [
+            (E::Invalid("x".into()), ErrorCode::MalformedRequest, 400),
+            (E::Unauthorized("x".into()), ErrorCode::Unauthorized, 401),
+            (E::Forbidden("x".into()), ErrorCode::Forbidden, 403),
+            (E::NotFound("challenge"), ErrorCode::NotFound, 404),
+            (E::UnknownUser, ErrorCode::UnknownUser, 404),
+            (
+                E::WrongState(pushauth_proto::ChallengeState::Approved),
+                ErrorCode::WrongState,
+                409,
+            ),
+            (E::Expired, ErrorCode::Expired, 410),
+            (E::EnrollmentExpired, ErrorCode::EnrollmentExpired, 410),
+            (
+                E::Limited(crate::limits::Refusal::UserLocked),
+                ErrorCode::UserLocked,
+                429,
+            ),
+            (
+                E::Enrollment(crate::enrollment::Refusal::DevicesRevoked),
+                ErrorCode::BootstrapNotAllowed,
+                403,
+            ),
+            (E::StorageFull, ErrorCode::StorageFull, 507),
+        ];
+        for (err, code, status) in cases {
+            let text = err.to_string();
+            let api = ApiError::from(err);
+            assert_eq!((api.code, api.code.status()), (code, status), "{text}");
+            assert_eq!(api.message, text);
+            assert_eq!(api.cause, None);
+        }
+        assert_eq!(
+            ApiError::from(E::WrongState(pushauth_proto::ChallengeState::Denied)).message,
+            "the challenge is already denied"
+        );
+        // A server failure says nothing about itself to the caller; the cause rides along to
+        // the logging middleware only.
+        let secret_path = "/var/lib/pushauthd/pushauthd.sqlite3";
+        let api = ApiError::from(E::Store(StoreError::Corrupt(secret_path.into())));
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains(secret_path));
+        let response = api.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response
+            .extensions()
+            .get::<FailureCause>()
+            .map(|c| c.0.clone());
+        assert!(cause.is_some_and(|c| c.contains(secret_path)));
+    }
+}

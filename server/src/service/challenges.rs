@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use pushauth_proto::challenge::{decide, generate_code};
 use pushauth_proto::context::validate_context;
-use pushauth_proto::names::check_user;
+use pushauth_proto::names::{check_id, check_user};
 use pushauth_proto::signing::{response_message, ResponseFields};
 use pushauth_proto::wire::{CreateChallenge, DeviceResponse, ACTION_ADD_DEVICE};
 use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision};
@@ -144,7 +144,7 @@ pub fn create(
 /// # Errors
 /// [`Error::NotFound`], [`Error::Store`].
 pub fn get_owned(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
-    match s.get_challenge(id, now) {
+    match read(s, id, now) {
         Ok(Some((c, just_expired))) => {
             let changed = just_expired.then(|| Box::new(c.clone()));
             let result = if c.rp_id == rp.rp_id {
@@ -182,6 +182,19 @@ pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<Ch
     }
 }
 
+/// Reads a challenge by id (expiring it if due); an id that is not one
+/// ([`pushauth_proto::names::check_id`]) is not looked up.
+fn read(
+    s: &dyn Store,
+    id: &str,
+    now: Millis,
+) -> crate::store::StoreResult<Option<(ChallengeRecord, bool)>> {
+    if check_id("challenge", id).is_err() {
+        return Ok(None);
+    }
+    s.get_challenge(id, now)
+}
+
 fn not_targeted() -> Error {
     Error::Forbidden("this challenge was not sent to this device".into())
 }
@@ -193,7 +206,7 @@ fn targeted(
     id: &str,
     now: Millis,
 ) -> Outcome<ChallengeRecord> {
-    match s.get_challenge(id, now) {
+    match read(s, id, now) {
         Ok(Some((c, just_expired))) => {
             let changed = just_expired.then(|| Box::new(c.clone()));
             let result = if c.devices.contains(&device.id) {

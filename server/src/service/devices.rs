@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
+use pushauth_proto::names::check_id;
 use pushauth_proto::{DevicePublicKey, MAX_CLOCK_SKEW_SECS};
 
 use super::keys::RpCaller;
@@ -130,6 +131,7 @@ pub fn active_for_rp(s: &dyn Store, rp: &RpCaller, user: &str) -> Result<Vec<Dev
 /// # Errors
 /// [`Error::NotFound`] for an unknown id, [`Error::Store`].
 pub fn revoke(s: &dyn Store, id: &str, actor: &str, now: Millis) -> Result<DeviceRecord> {
+    check_id("device", id).map_err(|_| Error::NotFound("device"))?;
     let device = s
         .revoke_device(id, actor, now)?
         .ok_or(Error::NotFound("device"))?;
@@ -150,6 +152,7 @@ pub fn revoke_for_rp(
     now: Millis,
 ) -> Result<DeviceRecord> {
     rp.require_enroll(user)?;
+    check_id("device", id).map_err(|_| Error::NotFound("device"))?;
     match s.get_device(id)? {
         Some(d) if d.user == user => {}
         _ => return Err(Error::NotFound("device")),

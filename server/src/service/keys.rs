@@ -199,6 +199,7 @@ pub fn list(s: &dyn Store) -> Result<Vec<RelyingPartyRecord>> {
 /// # Errors
 /// [`Error::NotFound`] for an unknown id, [`Error::Store`].
 pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord> {
+    check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
     let rp = s
         .revoke_relying_party(id, now)?
         .ok_or(Error::NotFound("relying party"))?;
@@ -213,6 +214,7 @@ pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord
 /// [`Error::NotFound`] for an unknown id, [`Error::Conflict`] for a revoked relying party,
 /// [`Error::Store`].
 pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecord, String)> {
+    check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
     let (api_key, key_hash) = new_key(id)?;
     let rp = s
         .rotate_relying_party(id, &key_hash, now)?
