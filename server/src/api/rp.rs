@@ -132,6 +132,7 @@ pub async fn get_challenge(
     params: Result<Params, ApiError>,
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let wait = params.and_then(|p| p.wait_secs());
+    let started = Instant::now();
     let mut sub = state.waiters.watch_challenge(&id);
     let read_id = id.clone();
     let now = clock::now_ms();
@@ -144,7 +145,7 @@ pub async fn get_challenge(
         })
         .await?;
     let challenge = state.settle(outcome)?;
-    let deadline = Instant::now() + Duration::from_secs(wait);
+    let deadline = started + Duration::from_secs(wait);
     if challenge.state.is_terminal() || wait == 0 || state.stopping() {
         return Ok(Json(challenge_status(&challenge)));
     }

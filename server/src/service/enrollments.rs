@@ -227,13 +227,19 @@ pub fn redeem(
         Redeem::Unknown => return Err(Error::UnknownEnrollment),
     };
     tracing::info!(user = %device.user, device = %device.id, source = ?device.source, via = ?device.via, "device enrolled");
-    let others = s
-        .user_devices(&device.user)?
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d.is_active() && d.id != device.id)
-        .map(|d| d.id)
-        .collect();
+    // The binding stands whatever happens next: telling the other devices is best effort.
+    let others = match s.user_devices(&device.user) {
+        Ok(all) => all
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.is_active() && d.id != device.id)
+            .map(|d| d.id)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, user = %device.user, "cannot list the user's other devices to tell them");
+            Vec::new()
+        }
+    };
     Ok(Enrolled { device, others })
 }
 
