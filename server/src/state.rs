@@ -21,7 +21,7 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Base URL for enrollment links.
     pub base_url: String,
-    /// The store (read directly only by the sweeper; requests go through [`AppState::run`]).
+    /// The store itself; requests reach it through [`AppState::run`] on the job threads.
     pub store: SharedStore,
     /// The threads that run store operations.
     pub jobs: StoreJobs,

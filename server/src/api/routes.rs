@@ -226,3 +226,77 @@ async fn log_failures(request: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Log lines written while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn issue10_item1_a_server_failure_is_logged_once_with_its_cause() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router: Router = Router::new()
+            .route(
+                "/fails",
+                get(|| async { ApiError::internal("store: disk I/O error") }),
+            )
+            .route(
+                "/refuses",
+                get(|| async { ApiError::new(ErrorCode::Forbidden, "no") }),
+            )
+            .layer(middleware::from_fn(json_errors))
+            .layer(middleware::from_fn(log_failures));
+        let call = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+                router.oneshot(request).await.unwrap()
+            }
+        };
+        let response = call("/fails").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains("\"internal\"") && !body.contains("disk"),
+            "{body}"
+        );
+        let response = call("/refuses").await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        // One line for the failure, none for the refusal, none from the conversion.
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(text.matches("request failed").count(), 1, "{text}");
+        assert!(
+            text.contains("store: disk I/O error") && text.contains("/fails"),
+            "{text}"
+        );
+    }
+}
