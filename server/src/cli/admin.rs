@@ -165,7 +165,7 @@ pub fn rp_add(args: &RpAddArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let now = clock::now_ms();
     // Refused before the store is opened (or created).
-    keys::new_relying_party(&req, now).map_err(refused)?;
+    keys::check_new(&req).map_err(refused)?;
     let store = open_store(&args.store, &file)?;
     let (rp, api_key) = keys::add(&store, &req, now).map_err(refused)?;
     writeln!(

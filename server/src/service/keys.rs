@@ -141,6 +141,20 @@ pub fn new_key(id: &str) -> Result<(String, [u8; 32])> {
     Ok((format!("{id}.{secret}"), hash_secret(&secret)))
 }
 
+/// The rules for a new relying party: its name ([`check_rp_name`]), its user patterns
+/// ([`validate_patterns`]), and `bootstrap` only with `enroll`.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the fault.
+pub fn check_new(req: &CreateRelyingParty) -> Result<()> {
+    check_rp_name(&req.name)?;
+    validate_patterns(&req.users).map_err(Error::Invalid)?;
+    if req.bootstrap && !req.enroll {
+        return Err(Error::Invalid("bootstrap needs enroll".into()));
+    }
+    Ok(())
+}
+
 /// Makes a relying party with its rights and its API key `<rp_id>.<secret>` (not stored yet).
 ///
 /// # Errors
@@ -149,11 +163,7 @@ pub fn new_relying_party(
     req: &CreateRelyingParty,
     now: Millis,
 ) -> Result<(RelyingPartyRecord, String)> {
-    check_rp_name(&req.name)?;
-    validate_patterns(&req.users).map_err(Error::Invalid)?;
-    if req.bootstrap && !req.enroll {
-        return Err(Error::Invalid("bootstrap needs enroll".into()));
-    }
+    check_new(req)?;
     let id = random::id().map_err(no_randomness)?;
     let (api_key, key_hash) = new_key(&id)?;
     Ok((
