@@ -2,9 +2,11 @@
 //! the webhook and the bounds, with the bookkeeping that follows a change (wake waiters, count
 //! outcomes, notify the webhook).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::bounds::{SignatureFailures, SizeBound};
 use crate::config::{ServerConfig, WebhookConfig};
@@ -117,6 +119,18 @@ impl AppState {
         self.waiters.devices_changed(others);
         if let Some(hook) = &self.webhook {
             webhook::notify(hook, &format!("notice:{}", added.id), &added.user, others);
+        }
+    }
+
+    /// Waits, counted as a waiting long-poll, until `news` arrives (`Some`), `wake` comes or
+    /// the server stops (`None`).
+    pub async fn wait_for<T>(&self, news: impl Future<Output = T>, wake: Instant) -> Option<T> {
+        let _waiting = self.metrics.waiting();
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            news = news => Some(news),
+            _ = tokio::time::sleep_until(wake) => None,
+            _ = shutdown.changed() => None,
         }
     }
 

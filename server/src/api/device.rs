@@ -122,15 +122,7 @@ pub async fn list(
         .map(instant_at)
         .fold(deadline, Instant::min);
     drop(list);
-    {
-        let _waiting = state.metrics.waiting();
-        let mut shutdown = state.shutdown.clone();
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
+    state.wait_for(sub.changed(), wake).await;
     let now = clock::now_ms();
     let found = state
         .run(move |s| challenges::open_for_device(s, &device.id, now))

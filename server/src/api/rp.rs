@@ -152,15 +152,7 @@ pub async fn get_challenge(
     // Only the expiry is needed while waiting; thousands of waits should not each hold a record.
     let wake = deadline.min(instant_at(challenge.expires_at));
     drop(challenge);
-    let news = {
-        let _waiting = state.metrics.waiting();
-        let mut shutdown = state.shutdown.clone();
-        tokio::select! {
-            news = sub.changed() => news,
-            _ = tokio::time::sleep_until(wake) => None,
-            _ = shutdown.changed() => None,
-        }
-    };
+    let news = state.wait_for(sub.changed(), wake).await.flatten();
     // A change that ended the challenge came with the committed record, which can no longer
     // change (the first read checked that the caller owns it).
     if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
