@@ -3,17 +3,17 @@
 //! a signed API, wakes long-polls the moment a challenge changes, enforces push-fatigue limits,
 //! and offers admin subcommands that work directly on the store.
 //!
-//! - [`config`]: settings, the TOML file and the admin token file;
-//! - [`server`]: [`RunningServer`] and [`serve`]; [`conn`]: connection caps and timeouts;
-//! - [`app`]: shared state, the route table and error middleware; [`api`]: the handlers;
-//! - [`auth`]: API keys, admin token, device request signatures and nonces;
-//! - [`store`]: the storage trait and its SQLite implementation; [`jobs`]: the threads that run it;
-//! - [`rights`]: what a relying party may do; [`enrollment`]: who may get an enrollment link;
-//! - [`bounds`]: aggregated failure audit and the database size bound;
-//! - [`waiters`], [`limits`], [`webhook`], [`metrics`], [`tls`], [`cli`].
+//! Layers, each importing only those below it:
+//! - [`cli`] and [`server`] (with [`conn`], [`tls`]): the binary's edges;
+//! - [`api`]: routes, middleware, extractors, the one HTTP error type, the handlers;
+//! - [`state`]: what handlers share, and the bookkeeping after a change;
+//! - [`service`]: the rules, as plain functions over the store, returning domain errors;
+//! - [`store`] (with [`jobs`], the threads that run it), [`bounds`], [`waiters`], [`webhook`],
+//!   [`metrics`]: infrastructure;
+//! - [`auth`] (secret hashing), [`enrollment`] (enrollment refusals), [`limits`], [`rights`],
+//!   [`clock`], [`config`]: leaves.
 
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod bounds;
 pub mod cli;
@@ -27,11 +27,14 @@ pub mod limits;
 pub mod metrics;
 pub mod rights;
 pub mod server;
+pub mod service;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod waiters;
 pub mod webhook;
 
+pub use api::ApiError;
 pub use config::{Limits, ServerConfig, TlsConfig, WebhookConfig};
-pub use error::{ApiError, ServerError};
+pub use error::ServerError;
 pub use server::{serve, RunningServer};

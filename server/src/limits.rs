@@ -87,8 +87,11 @@ pub struct PushState {
 /// Why a new challenge was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// A recent report locks pushes to the user from this source.
     UserLocked,
+    /// The user has the maximum number of open challenges from this source.
     TooManyOpen,
+    /// Too many unapproved challenges for the user from this source in the window.
     RateLimited,
     /// The per-user ceiling of open challenges, for a source the user never approved from.
     TooManyOpenForUser,
@@ -97,6 +100,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The stable wire code.
     pub fn code(self) -> ErrorCode {
         match self {
             Refusal::UserLocked => ErrorCode::UserLocked,
@@ -105,6 +109,7 @@ impl Refusal {
         }
     }
 
+    /// What happened and what to do, for people.
     pub fn message(self) -> &'static str {
         match self {
             Refusal::UserLocked => {

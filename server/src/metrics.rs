@@ -85,6 +85,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every metric at zero.
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let challenges = Family::<OutcomeLabels, Counter>::default();
@@ -149,6 +150,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a long-poll as waiting until the guard drops.
     pub fn waiting(&self) -> WaitingGuard {
         self.waiting.inc();
         WaitingGuard {
@@ -156,6 +158,7 @@ impl Metrics {
         }
     }
 
+    /// Records one request's latency (seconds) by method, route and status.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.latency
             .get_or_create(&RouteLabels {

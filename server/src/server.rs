@@ -15,7 +15,7 @@ use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto::Builder;
 use tokio::sync::watch;
 
-use crate::app::{self, AppState, SharedState};
+use crate::api;
 use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock;
 use crate::config::ServerConfig;
@@ -23,6 +23,8 @@ use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
+use crate::service;
+use crate::state::{AppState, SharedState};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
@@ -94,7 +96,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             handle.graceful_shutdown(Some(GRACE));
         })
     };
-    let service = app::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let service = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let limits = &state.config.limits;
     let limiter = ConnLimiter::new(limits, Some(state.metrics.connections()));
     let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
@@ -175,9 +177,9 @@ async fn sweep_loop(state: SharedState) {
                 for (id, count) in &counts {
                     s.set_audit_count(*id, *count)?;
                 }
-                Ok(())
+                Ok::<_, service::Error>(())
             };
-            if let Err(e) = state.db(write).await {
+            if let Err(e) = state.run(write).await {
                 tracing::warn!(error = ?e, "cannot record failure counts");
             }
         }
@@ -209,7 +211,10 @@ where
 {
     loop {
         let step = step.clone();
-        match state.db(move |s| step(s)).await {
+        match state
+            .run::<_, service::Error, _>(move |s| Ok(step(s)?))
+            .await
+        {
             Ok(value) => {
                 if done(value) {
                     break;

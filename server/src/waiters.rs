@@ -87,10 +87,12 @@ fn notify<T>(map: &Channels<T>, key: &str, news: impl FnOnce() -> T) {
 }
 
 impl Waiters {
+    /// Subscribes to changes of challenge `id` (a terminal change comes with its record).
     pub fn watch_challenge(&self, id: &str) -> Subscription<ChallengeNews> {
         subscribe(&self.challenges, id)
     }
 
+    /// Subscribes to news for device `id` (a challenge for it was created or changed).
     pub fn watch_device(&self, id: &str) -> Subscription<()> {
         subscribe(&self.devices, id)
     }

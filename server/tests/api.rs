@@ -736,7 +736,7 @@ fn openapi_document_matches_the_router() {
             }
         }
     }
-    let mut routed: Vec<String> = pushauth_server::app::route_list()
+    let mut routed: Vec<String> = pushauth_server::api::route_list()
         .into_iter()
         .map(|(m, p)| format!("{m} {p}"))
         .collect();

@@ -206,7 +206,7 @@ fn attack_push_spray_from_many_sources_locks_out_the_owner() {
 fn attack_bad_signatures_from_one_ipv6_prefix_write_a_row_per_address() {
     use axum::body::Bytes;
     use axum::http::{header::AUTHORIZATION, HeaderMap, Method, Uri};
-    use pushauth_server::auth::DeviceRequest;
+    use pushauth_server::api::extract::DeviceRequest;
     use pushauth_server::bounds::SignatureFailures;
     use pushauth_server::store::sqlite::SqliteStore;
     use pushauth_server::store::Store;

@@ -349,3 +349,119 @@ fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
         assert!(audit.contains(kind), "{kind} missing from {audit}");
     }
 }
+
+/// The expiry `pushauthd enroll` printed, as Unix milliseconds.
+fn printed_expiry(out: &str) -> i64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Enrollment link for"))
+        .unwrap_or_else(|| panic!("no link line in {out}"));
+    let at = line
+        .split("expires ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("):"))
+        .unwrap_or_else(|| panic!("no expiry in {line}"));
+    pushauth_server::clock::parse_rfc3339(at).unwrap()
+}
+
+#[test]
+fn issue10_item1_cli_enroll_uses_configured_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("pushauthd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\nenrollment_ttl_secs = 3600\n",
+            path_str(&data)
+        ),
+    )
+    .unwrap();
+    let now = || pushauth_server::clock::now_ms();
+    let near = |at: i64, before: i64, secs: i64| {
+        let want = before + secs * 1000;
+        assert!(
+            (want - 1000..=now() + secs * 1000 + 1000).contains(&at),
+            "expires {at}, expected about {want}"
+        );
+    };
+    let args = ["--public-url", "https://push.example"];
+    // The configured lifetime, not the built-in 600 s.
+    let before = now();
+    let out = stdout(&pushauthd(
+        &[
+            &["enroll", "alice", "--config", path_str(&config)][..],
+            &args[..],
+        ]
+        .concat(),
+    ));
+    near(printed_expiry(&out), before, 3600);
+    // --ttl still wins.
+    let before = now();
+    let out = stdout(&pushauthd(
+        &[
+            &[
+                "enroll",
+                "alice",
+                "--ttl",
+                "120",
+                "--config",
+                path_str(&config),
+            ][..],
+            &args[..],
+        ]
+        .concat(),
+    ));
+    near(printed_expiry(&out), before, 120);
+    // Without a config file: the server's default (what `serve` would use).
+    let before = now();
+    let out = stdout(&pushauthd(
+        &[
+            &["enroll", "bob", "--data-dir", path_str(&data)][..],
+            &args[..],
+        ]
+        .concat(),
+    ));
+    let default = pushauth_server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.clone(),
+        String::new(),
+    )
+    .enrollment_ttl_secs;
+    near(
+        printed_expiry(&out),
+        before,
+        i64::try_from(default).unwrap(),
+    );
+    // The same rules as the admin API: a hidden character, or a lifetime out of range, is
+    // refused with the API's message, and nothing is issued.
+    let out = pushauthd(
+        &[
+            &["enroll", "alice\u{200B}", "--data-dir", path_str(&data)][..],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("user must be 1 to 256 printable characters")
+    );
+    let out = pushauthd(
+        &[
+            &[
+                "enroll",
+                "alice",
+                "--ttl",
+                "0",
+                "--data-dir",
+                path_str(&data),
+            ][..],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ttl_secs must be 1 to 604800"));
+    let audit = stdout(&pushauthd(&["audit", "--data-dir", path_str(&data)]));
+    assert_eq!(audit.matches("enrollment_created").count(), 3, "{audit}");
+}

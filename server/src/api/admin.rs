@@ -1,32 +1,23 @@
 //! Administrator endpoints (admin token): enrollment links, devices, revocation, relying
-//! parties and the audit log.
+//! parties, unlocking users and the audit log. `pushauthd`'s admin subcommands call the same
+//! service functions.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use pushauth_proto::random;
 use pushauth_proto::wire::{
-    AuditList, CreateEnrollment, CreateRelyingParty, DeviceBinding, DeviceBindingList, DeviceInfo,
-    EnrollmentCreated, ErrorCode, RelyingPartyCreated, RelyingPartyInfo, RelyingPartyList,
-    UserUnlocked,
+    AuditList, CreateEnrollment, CreateRelyingParty, DeviceBindingList, DeviceInfo,
+    EnrollmentCreated, RelyingPartyCreated, RelyingPartyInfo, RelyingPartyList, UserUnlocked,
 };
-use sha2::{Digest, Sha256};
 
-use super::{device_info, printable, JsonBody, Params};
-use crate::app::SharedState;
-use crate::auth::{hash_secret, AdminCaller, ADMIN_RP};
+use super::views::{device_binding, device_info, enrollment_created, relying_party_info};
+use super::{AdminCaller, ApiError, JsonBody, Params};
+use crate::auth::ADMIN_RP;
 use crate::clock;
-use crate::error::ApiError;
-use crate::rights::validate_patterns;
-use crate::store::{DeviceRecord, RelyingPartyRecord};
-
-/// Longest user name, in characters.
-pub const MAX_USER: usize = 256;
-/// Longest enrollment link lifetime.
-pub const MAX_ENROLLMENT_TTL_SECS: u64 = 7 * 24 * 3600;
-/// Default and largest page of the audit log.
-pub const DEFAULT_AUDIT_LIMIT: u64 = 100;
-pub const MAX_AUDIT_LIMIT: u64 = 1000;
+use crate::service::users::DEFAULT_AUDIT_LIMIT;
+use crate::service::{devices, enrollments, keys, users};
+use crate::state::SharedState;
+use crate::store::RelyingPartyRecord;
 
 /// `POST /v1/admin/enrollments`: a single-use enrollment link (creates the user if new).
 pub async fn create_enrollment(
@@ -35,44 +26,12 @@ pub async fn create_enrollment(
     JsonBody(req): JsonBody<CreateEnrollment>,
 ) -> Result<(StatusCode, Json<EnrollmentCreated>), ApiError> {
     let ttl = req.ttl_secs.unwrap_or(state.config.enrollment_ttl_secs);
-    let created = issue_enrollment(&state, req.user, ttl).await?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// Issues an enrollment token for `user` (shared with nothing else; the CLI has its own path
-/// through the store).
-async fn issue_enrollment(
-    state: &SharedState,
-    user: String,
-    ttl: u64,
-) -> Result<EnrollmentCreated, ApiError> {
-    if !printable(&user, MAX_USER) {
-        return Err(ApiError::malformed(format!(
-            "user must be 1 to {MAX_USER} printable characters"
-        )));
-    }
-    if ttl == 0 || ttl > MAX_ENROLLMENT_TTL_SECS {
-        return Err(ApiError::malformed(format!(
-            "ttl_secs must be 1 to {MAX_ENROLLMENT_TTL_SECS}"
-        )));
-    }
-    let token = random::secret_token().map_err(|_| ApiError::internal())?;
-    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let now = clock::now_ms();
-    let expires_at = clock::ceil_to_second(now + i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
-    state
-        .db(move |s| s.create_enrollment(&user, &token_hash, now, expires_at))
+    let issued = state
+        .run(move |s| enrollments::issue(s, &req.user, ttl, now))
         .await?;
-    Ok(EnrollmentCreated {
-        url: enrollment_url(&state.base_url, &token),
-        token,
-        expires_at: clock::rfc3339(expires_at),
-    })
-}
-
-/// `<public_url>/enroll?token=<token>`.
-pub fn enrollment_url(base_url: &str, token: &str) -> String {
-    format!("{}/enroll?token={token}", base_url.trim_end_matches('/'))
+    let created = enrollment_created(&state.base_url, issued);
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `GET /v1/admin/users/{user}/devices[?all=true]`: the user's active devices (with
@@ -88,28 +47,14 @@ pub async fn user_devices(
         Some("true") => true,
         Some(_) => return Err(ApiError::malformed("all must be true or false")),
     };
-    let devices = state
-        .db(move |s| s.user_devices(&user))
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownUser, "no such user"))?;
+    let list = state.run(move |s| devices::of_user(s, &user)).await?;
     Ok(Json(DeviceBindingList {
-        devices: devices
+        devices: list
             .iter()
             .filter(|d| all || d.is_active())
             .map(device_binding)
             .collect(),
     }))
-}
-
-/// A device with how it was bound.
-pub fn device_binding(d: &DeviceRecord) -> DeviceBinding {
-    DeviceBinding {
-        device: device_info(d),
-        revoked_at: d.revoked_at.map(clock::rfc3339),
-        source: d.source.clone(),
-        via: d.via.clone(),
-        approved_by: d.approved_by.clone(),
-    }
 }
 
 /// `DELETE /v1/admin/devices/{id}`: revokes a device (the row stays, for the audit trail).
@@ -120,10 +65,8 @@ pub async fn revoke_device(
 ) -> Result<Json<DeviceInfo>, ApiError> {
     let now = clock::now_ms();
     let device = state
-        .db(move |s| s.revoke_device(&id, ADMIN_RP, now))
-        .await?
-        .ok_or_else(|| ApiError::not_found("device"))?;
-    tracing::info!(device = %device.id, user = %device.user, "device revoked");
+        .run(move |s| devices::revoke(s, &id, ADMIN_RP, now))
+        .await?;
     // Its long-polls see the revocation on their next request.
     state
         .waiters
@@ -131,41 +74,12 @@ pub async fn revoke_device(
     Ok(Json(device_info(&device)))
 }
 
-/// A fresh API key `<rp_id>.<secret>` and the hash of its secret.
-fn new_key(id: &str) -> Result<(String, [u8; 32]), ApiError> {
-    let secret = random::secret_token().map_err(|_| ApiError::internal())?;
-    Ok((format!("{id}.{secret}"), hash_secret(&secret)))
-}
-
-/// Makes a relying party with its rights and its API key `<rp_id>.<secret>`; only the secret's
-/// hash is kept. `bootstrap` needs `enroll`.
-pub fn new_relying_party(
-    req: &CreateRelyingParty,
-) -> Result<(RelyingPartyRecord, String), ApiError> {
-    if !printable(&req.name, 64) {
-        return Err(ApiError::malformed(
-            "name must be 1 to 64 printable characters",
-        ));
-    }
-    validate_patterns(&req.users).map_err(ApiError::malformed)?;
-    if req.bootstrap && !req.enroll {
-        return Err(ApiError::malformed("bootstrap needs enroll"));
-    }
-    let id = random::id().map_err(|_| ApiError::internal())?;
-    let (api_key, key_hash) = new_key(&id)?;
-    Ok((
-        RelyingPartyRecord {
-            id,
-            name: req.name.clone(),
-            key_hash,
-            users: req.users.clone(),
-            enroll: req.enroll,
-            bootstrap: req.bootstrap,
-            created_at: clock::now_ms(),
-            revoked_at: None,
-        },
+fn key_shown_once(rp: RelyingPartyRecord, api_key: String) -> RelyingPartyCreated {
+    RelyingPartyCreated {
+        id: rp.id,
+        name: rp.name,
         api_key,
-    ))
+    }
 }
 
 /// `POST /v1/admin/relying-parties`: the key is shown once.
@@ -174,34 +88,9 @@ pub async fn create_relying_party(
     _admin: AdminCaller,
     JsonBody(req): JsonBody<CreateRelyingParty>,
 ) -> Result<(StatusCode, Json<RelyingPartyCreated>), ApiError> {
-    let (rp, api_key) = new_relying_party(&req)?;
     let now = clock::now_ms();
-    let stored = rp.clone();
-    state
-        .db(move |s| s.create_relying_party(&stored, now))
-        .await?;
-    tracing::info!(rp = %rp.id, "relying party created");
-    Ok((
-        StatusCode::CREATED,
-        Json(RelyingPartyCreated {
-            id: rp.id,
-            name: rp.name,
-            api_key,
-        }),
-    ))
-}
-
-/// A relying party as listed (never its key).
-pub fn relying_party_info(rp: &RelyingPartyRecord) -> RelyingPartyInfo {
-    RelyingPartyInfo {
-        id: rp.id.clone(),
-        name: rp.name.clone(),
-        users: rp.users.clone(),
-        enroll: rp.enroll,
-        bootstrap: rp.bootstrap,
-        created_at: clock::rfc3339(rp.created_at),
-        revoked_at: rp.revoked_at.map(clock::rfc3339),
-    }
+    let (rp, api_key) = state.run(move |s| keys::add(s, &req, now)).await?;
+    Ok((StatusCode::CREATED, Json(key_shown_once(rp, api_key))))
 }
 
 /// `GET /v1/admin/relying-parties`: every relying party, revoked ones included, oldest first.
@@ -209,7 +98,7 @@ pub async fn list_relying_parties(
     State(state): State<SharedState>,
     _admin: AdminCaller,
 ) -> Result<Json<RelyingPartyList>, ApiError> {
-    let all = state.db(|s| s.list_relying_parties()).await?;
+    let all = state.run(keys::list).await?;
     Ok(Json(RelyingPartyList {
         relying_parties: all.iter().map(relying_party_info).collect(),
     }))
@@ -223,11 +112,7 @@ pub async fn revoke_relying_party(
     Path(id): Path<String>,
 ) -> Result<Json<RelyingPartyInfo>, ApiError> {
     let now = clock::now_ms();
-    let rp = state
-        .db(move |s| s.revoke_relying_party(&id, now))
-        .await?
-        .ok_or_else(|| ApiError::not_found("relying party"))?;
-    tracing::info!(rp = %rp.id, "relying party revoked");
+    let rp = state.run(move |s| keys::revoke(s, &id, now)).await?;
     Ok(Json(relying_party_info(&rp)))
 }
 
@@ -238,24 +123,9 @@ pub async fn rotate_relying_party(
     _admin: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<Json<RelyingPartyCreated>, ApiError> {
-    let (api_key, key_hash) = new_key(&id)?;
     let now = clock::now_ms();
-    let rp = state
-        .db(move |s| s.rotate_relying_party(&id, &key_hash, now))
-        .await?
-        .ok_or_else(|| ApiError::not_found("relying party"))?;
-    if rp.revoked_at.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::WrongState,
-            "this relying party is revoked; add a new one",
-        ));
-    }
-    tracing::info!(rp = %rp.id, "relying party key rotated");
-    Ok(Json(RelyingPartyCreated {
-        id: rp.id,
-        name: rp.name,
-        api_key,
-    }))
+    let (rp, api_key) = state.run(move |s| keys::rotate(s, &id, now)).await?;
+    Ok(Json(key_shown_once(rp, api_key)))
 }
 
 /// `GET /v1/admin/audit?limit=N&user=U`: newest first.
@@ -265,15 +135,9 @@ pub async fn audit(
     params: Params,
 ) -> Result<Json<AuditList>, ApiError> {
     let limit = params.number("limit")?.unwrap_or(DEFAULT_AUDIT_LIMIT);
-    if limit == 0 || limit > MAX_AUDIT_LIMIT {
-        return Err(ApiError::malformed(format!(
-            "limit must be 1 to {MAX_AUDIT_LIMIT}"
-        )));
-    }
-    let limit = u32::try_from(limit).unwrap_or(1000);
     let user = params.0.get("user").cloned();
     let events = state
-        .db(move |s| s.list_audit(limit, user.as_deref()))
+        .run(move |s| users::audit(s, limit, user.as_deref()))
         .await?;
     Ok(Json(AuditList { events }))
 }
@@ -287,16 +151,11 @@ pub async fn unlock_user(
 ) -> Result<Json<UserUnlocked>, ApiError> {
     let name = user.clone();
     let now = clock::now_ms();
-    if state
-        .db(move |s| s.unlock_user(&name, "admin API", now))
-        .await?
-    {
-        tracing::info!(user = %user, "user unlocked");
-        Ok(Json(UserUnlocked {
-            user,
-            unlocked: true,
-        }))
-    } else {
-        Err(ApiError::new(ErrorCode::UnknownUser, "no such user"))
-    }
+    state
+        .run(move |s| users::unlock(s, &name, "admin API", now))
+        .await?;
+    Ok(Json(UserUnlocked {
+        user,
+        unlocked: true,
+    }))
 }

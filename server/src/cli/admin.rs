@@ -4,22 +4,18 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use pushauth_proto::random;
 use pushauth_proto::text::for_terminal;
+use pushauth_proto::wire::CreateRelyingParty;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
-use sha2::{Digest, Sha256};
-
-use pushauth_proto::wire::CreateRelyingParty;
 
 use super::{
     AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs, UnlockArgs,
 };
-use crate::api::admin::{enrollment_url, new_relying_party, MAX_ENROLLMENT_TTL_SECS, MAX_USER};
-use crate::api::printable;
-use crate::auth::hash_secret;
 use crate::clock;
-use crate::config::{FileConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::service::enrollments::{self, enrollment_url};
+use crate::service::{self, devices, keys, users};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RelyingPartyRecord, Store};
 
@@ -54,27 +50,36 @@ pub fn base_url(flag: Option<&str>, file: &FileConfig) -> Result<String, CliErro
     Ok(format!("{scheme}://{listen}"))
 }
 
+/// The server's enrollment link lifetime: the config file's `enrollment_ttl_secs`, else the
+/// server's default (the one `serve` would use).
+pub fn configured_enrollment_ttl(file: &FileConfig) -> u64 {
+    file.enrollment_ttl_secs.unwrap_or_else(|| {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        ServerConfig::new(any, DEFAULT_DATA_DIR.into(), String::new()).enrollment_ttl_secs
+    })
+}
+
+/// A service refusal as the person at the keyboard reads it.
+fn refused(e: service::Error) -> CliError {
+    match e {
+        service::Error::Store(e) => CliError::Store(e),
+        other => CliError::Failed(other.to_string()),
+    }
+}
+
+/// `pushauthd enroll USER`: the administrator's enrollment link (and QR code), issued as
+/// `POST /v1/admin/enrollments` issues it, living `--ttl` or the configured
+/// `enrollment_ttl_secs`.
 pub fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
-    if !printable(&args.user, MAX_USER) {
-        return Err(CliError::Failed(format!(
-            "user must be 1 to {MAX_USER} printable characters"
-        )));
-    }
-    let ttl = args.ttl.or(file.enrollment_ttl_secs).unwrap_or(600);
-    if ttl == 0 || ttl > MAX_ENROLLMENT_TTL_SECS {
-        return Err(CliError::Failed(format!(
-            "--ttl must be 1 to {MAX_ENROLLMENT_TTL_SECS} seconds"
-        )));
-    }
+    let ttl = args.ttl.unwrap_or_else(|| configured_enrollment_ttl(&file));
+    // Refused before the store is opened (or created).
+    enrollments::check_admin_request(&args.user, ttl).map_err(refused)?;
     let base = base_url(args.public_url.as_deref(), &file)?;
     let store = open_store(&args.store, &file)?;
-    let token = random::secret_token().map_err(|e| CliError::Failed(e.to_string()))?;
-    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let now = clock::now_ms();
-    let expires_at = clock::ceil_to_second(now + i64::try_from(ttl * 1000).unwrap_or(i64::MAX));
-    store.create_enrollment(&args.user, &token_hash, now, expires_at)?;
-    let url = enrollment_url(&base, &token);
+    let issued = enrollments::issue(&store, &args.user, ttl, clock::now_ms()).map_err(refused)?;
+    let url = enrollment_url(&base, &issued.token);
+    let expires_at = issued.expires_at;
     writeln!(
         out,
         "Enrollment link for {} (single use, expires {}):",
@@ -100,9 +105,10 @@ pub fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    let Some(devices) = store.user_devices(&args.user)? else {
-        return Err(CliError::Failed(format!("unknown user {:?}", args.user)));
-    };
+    let devices = devices::of_user(&store, &args.user).map_err(|e| match e {
+        service::Error::UnknownUser => CliError::Failed(format!("unknown user {:?}", args.user)),
+        other => refused(other),
+    })?;
     if devices.is_empty() {
         writeln!(out, "{} has no devices", args.user)?;
     }
@@ -134,16 +140,15 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
 pub fn revoke(args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    match store.revoke_device(&args.device_id, "cli", clock::now_ms())? {
-        Some(d) => {
-            writeln!(out, "revoked device {} ({}) of {}", d.id, d.name, d.user)?;
-            Ok(())
-        }
-        None => Err(CliError::Failed(format!(
-            "no device with id {:?}",
-            args.device_id
-        ))),
-    }
+    let d =
+        devices::revoke(&store, &args.device_id, "cli", clock::now_ms()).map_err(|e| match e {
+            service::Error::NotFound(_) => {
+                CliError::Failed(format!("no device with id {:?}", args.device_id))
+            }
+            other => refused(other),
+        })?;
+    writeln!(out, "revoked device {} ({}) of {}", d.id, d.name, d.user)?;
+    Ok(())
 }
 
 pub fn rp_add(args: &RpAddArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -158,9 +163,11 @@ pub fn rp_add(args: &RpAddArgs, out: &mut dyn Write) -> Result<(), CliError> {
         enroll: args.enroll,
         bootstrap: args.bootstrap,
     };
-    let (rp, api_key) = new_relying_party(&req).map_err(|e| CliError::Failed(e.message))?;
+    let now = clock::now_ms();
+    // Refused before the store is opened (or created).
+    keys::check_new(&req).map_err(refused)?;
     let store = open_store(&args.store, &file)?;
-    store.create_relying_party(&rp, clock::now_ms())?;
+    let (rp, api_key) = keys::add(&store, &req, now).map_err(refused)?;
     writeln!(
         out,
         "relying party {} ({}): users {}, rights {}",
@@ -188,7 +195,7 @@ fn rights(rp: &RelyingPartyRecord) -> String {
 pub fn rp_list(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    let all = store.list_relying_parties()?;
+    let all = keys::list(&store).map_err(refused)?;
     if all.is_empty() {
         writeln!(out, "no relying parties")?;
     }
@@ -214,41 +221,39 @@ pub fn rp_list(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn rp_revoke(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    match store.revoke_relying_party(id, clock::now_ms())? {
-        Some(rp) => {
-            writeln!(
-                out,
-                "revoked relying party {} ({}); its key is refused from now on",
-                rp.id,
-                for_terminal(&rp.name)
-            )?;
-            Ok(())
-        }
-        None => Err(CliError::Failed(format!("no relying party with id {id:?}"))),
-    }
+    let rp = keys::revoke(&store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    writeln!(
+        out,
+        "revoked relying party {} ({}); its key is refused from now on",
+        rp.id,
+        for_terminal(&rp.name)
+    )?;
+    Ok(())
 }
 
 pub fn rp_rotate(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    let secret = random::secret_token().map_err(|e| CliError::Failed(e.to_string()))?;
-    let api_key = format!("{id}.{secret}");
-    match store.rotate_relying_party(id, &hash_secret(&secret), clock::now_ms())? {
-        None => Err(CliError::Failed(format!("no relying party with id {id:?}"))),
-        Some(rp) if rp.revoked_at.is_some() => Err(CliError::Failed(format!(
-            "relying party {id} is revoked; add a new one"
-        ))),
-        Some(rp) => {
-            writeln!(
-                out,
-                "new key for relying party {} ({}); the old key is refused from now on",
-                rp.id,
-                for_terminal(&rp.name)
-            )?;
-            writeln!(out, "API key (shown once; store it 0600):")?;
-            writeln!(out, "{api_key}")?;
-            Ok(())
+    let (rp, api_key) = keys::rotate(&store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    writeln!(
+        out,
+        "new key for relying party {} ({}); the old key is refused from now on",
+        rp.id,
+        for_terminal(&rp.name)
+    )?;
+    writeln!(out, "API key (shown once; store it 0600):")?;
+    writeln!(out, "{api_key}")?;
+    Ok(())
+}
+
+/// A refusal about relying party `id`.
+fn rp_refused(id: &str, e: service::Error) -> CliError {
+    match e {
+        service::Error::NotFound(_) => CliError::Failed(format!("no relying party with id {id:?}")),
+        service::Error::Conflict(_) => {
+            CliError::Failed(format!("relying party {id} is revoked; add a new one"))
         }
+        other => refused(other),
     }
 }
 
@@ -287,14 +292,16 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    if store.unlock_user(&args.user, "pushauthd unlock", clock::now_ms())? {
-        writeln!(
-            out,
-            "unlocked {}: report lock-outs lifted, push counters reset",
-            for_terminal(&args.user)
-        )?;
-        Ok(())
-    } else {
-        Err(CliError::Failed(format!("no user {:?}", args.user)))
-    }
+    users::unlock(&store, &args.user, "pushauthd unlock", clock::now_ms()).map_err(
+        |e| match e {
+            service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
+            other => refused(other),
+        },
+    )?;
+    writeln!(
+        out,
+        "unlocked {}: report lock-outs lifted, push counters reset",
+        for_terminal(&args.user)
+    )?;
+    Ok(())
 }

@@ -22,10 +22,12 @@ pub use serve::resolve_serve;
 #[derive(Debug, Parser)]
 #[command(name = "pushauthd", version, about)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
@@ -38,6 +40,7 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Manage relying parties.
     Rp {
+        /// Which relying-party command.
         #[command(subcommand)]
         command: RpCommand,
     },
@@ -60,6 +63,7 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+/// `pushauthd serve`: flags override the config file.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Config file (TOML); flags override it.
@@ -86,8 +90,10 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 }
 
+/// `pushauthd enroll USER`.
 #[derive(Debug, Clone, Args)]
 pub struct EnrollArgs {
+    /// The user the link is for (created if new).
     pub user: String,
     /// Lifetime of the link in seconds [default: enrollment_ttl_secs, 600].
     #[arg(long)]
@@ -95,24 +101,32 @@ pub struct EnrollArgs {
     /// Base URL for the link [default: public_url of the config, else from listen].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
+/// `pushauthd devices USER`.
 #[derive(Debug, Clone, Args)]
 pub struct DevicesArgs {
+    /// The user whose devices to list.
     pub user: String,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
+/// `pushauthd revoke DEVICE_ID`.
 #[derive(Debug, Clone, Args)]
 pub struct RevokeArgs {
+    /// The device to revoke.
     pub device_id: String,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
+/// `pushauthd rp …`.
 #[derive(Debug, Subcommand)]
 pub enum RpCommand {
     /// Add a relying party; prints its API key once. Without flags it may push to every user
@@ -120,26 +134,33 @@ pub enum RpCommand {
     Add(RpAddArgs),
     /// List relying parties: id, name, users, rights, created, revoked.
     List {
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Revoke a relying party: its key is refused from the next request on.
     Revoke {
+        /// The relying party\'s id.
         id: String,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Give a relying party a new key (printed once); the old one is refused from the next
     /// request on.
     Rotate {
+        /// The relying party\'s id.
         id: String,
+        /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
     },
 }
 
+/// `pushauthd rp add NAME`.
 #[derive(Debug, Clone, Args)]
 pub struct RpAddArgs {
+    /// Its name, shown on devices.
     pub name: String,
     /// A user it may act for: an exact name, a prefix ending in `*` (`kc/*`), or `*` for every
     /// user; repeat for several [default: *].
@@ -151,6 +172,7 @@ pub struct RpAddArgs {
     /// May enroll a first device for a user who has none (needs --enroll).
     #[arg(long)]
     pub bootstrap: bool,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -168,6 +190,7 @@ impl RpAddArgs {
     }
 }
 
+/// `pushauthd audit`.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
     /// How many events.
@@ -176,6 +199,7 @@ pub struct AuditArgs {
     /// Only this user's events.
     #[arg(long)]
     pub user: Option<String>,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -185,12 +209,15 @@ pub struct AuditArgs {
 pub struct UnlockArgs {
     /// The user whose locks and counters go.
     pub user: String,
+    /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
+/// `pushauthd push USER`.
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
+    /// The user to push to.
     pub user: String,
     /// Server URL [default: public_url of the config, else from listen].
     #[arg(long)]
@@ -212,14 +239,19 @@ pub struct PushArgs {
 /// A failed command, with a message for the person at the keyboard.
 #[derive(Debug, Error)]
 pub enum CliError {
+    /// The config file or a secret file was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The server could not start.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// Writing the output failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The command was refused; the text says why.
     #[error("{0}")]
     Failed(String),
 }

@@ -1,7 +1,7 @@
-//! Shared state, the route table (the one list the router and the OpenAPI check both use) and
-//! the middleware that keeps every error JSON.
+//! The route table (the one list the router and the OpenAPI check both use) and the
+//! middleware: latency by route, JSON bodies for every error, and one log line for every
+//! server failure.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -11,124 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use pushauth_proto::wire::ErrorCode;
-use tokio::sync::watch;
 
-use crate::api::{admin, device, ops, rp};
-use crate::bounds::{SignatureFailures, SizeBound};
-use crate::clock::Millis;
-use crate::config::{ServerConfig, WebhookConfig};
-use crate::error::ApiError;
-use crate::jobs::StoreJobs;
-use crate::metrics::Metrics;
-use crate::store::{ChallengeRecord, Expired, SharedStore, Store, StoreResult};
-use crate::waiters::Waiters;
-
-/// Everything handlers share.
-pub struct AppState {
-    pub config: ServerConfig,
-    /// Base URL for enrollment links.
-    pub base_url: String,
-    pub store: SharedStore,
-    /// The threads that run store operations.
-    pub jobs: StoreJobs,
-    pub waiters: Waiters,
-    pub metrics: Metrics,
-    pub webhook: Option<Arc<WebhookConfig>>,
-    /// Turns true when the server stops, so long-polls end at once.
-    pub shutdown: watch::Receiver<bool>,
-    /// Failed device signatures, aggregated per device and address for the audit log.
-    pub signature_failures: Arc<SignatureFailures>,
-    /// `[retention] max_db_mb`.
-    pub size_bound: Arc<SizeBound>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
-pub type SharedState = Arc<AppState>;
-
-impl AppState {
-    /// Runs a blocking store operation on a store thread.
-    pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
-    {
-        match self.jobs.run(f).await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(_) => {
-                tracing::error!("store job failed");
-                Err(ApiError::internal())
-            }
-        }
-    }
-
-    /// Runs several store operations (and checks between them) as one job on a store thread:
-    /// one thread hand-off per request instead of one per operation.
-    pub async fn db_try<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<T, ApiError> + Send + 'static,
-    {
-        match self.jobs.run(f).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!("store job failed");
-                Err(ApiError::internal())
-            }
-        }
-    }
-
-    /// Reads a challenge (expiring it if due, and then waking its waiters).
-    pub async fn fetch_challenge(
-        &self,
-        id: &str,
-        now: Millis,
-    ) -> Result<Option<ChallengeRecord>, ApiError> {
-        let key = id.to_owned();
-        let found = self.db(move |s| s.get_challenge(&key, now)).await?;
-        Ok(found.map(|(challenge, just_expired)| {
-            if just_expired {
-                self.expired(&[Expired {
-                    id: challenge.id.clone(),
-                    devices: challenge.devices.clone(),
-                }]);
-            }
-            challenge
-        }))
-    }
-
-    /// Bookkeeping for challenges the store just expired.
-    pub fn expired(&self, list: &[Expired]) {
-        for e in list {
-            self.metrics.challenge("expired");
-            self.waiters.challenge_changed(&e.id, &e.devices);
-        }
-    }
-
-    /// Bookkeeping for a challenge that just changed state.
-    pub fn changed(&self, challenge: &ChallengeRecord) {
-        if challenge.state.is_terminal() {
-            self.metrics.challenge(challenge.state.as_str());
-        }
-        self.waiters.challenge_updated(challenge);
-    }
-
-    /// True once the server is stopping.
-    pub fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-}
+use super::error::FailureCause;
+use super::{admin, device, ops, rp, ApiError};
+use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
 pub struct Route {
+    /// The HTTP method.
     pub method: Method,
+    /// The path, with `{param}` placeholders.
     pub path: &'static str,
+    /// The handler.
     pub handler: MethodRouter<SharedState>,
 }
 
@@ -243,6 +137,7 @@ pub fn router(state: SharedState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(pushauth_proto::MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(log_failures))
         .with_state(state)
 }
 
@@ -314,4 +209,94 @@ async fn json_errors(request: Request, next: Next) -> Response {
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     ApiError::new(code, text).into_response()
+}
+
+/// Logs each server failure once, with the cause its [`ApiError`] kept for the log (the
+/// conversion to a response only maps).
+async fn log_failures(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status().is_server_error() {
+        let cause = response
+            .extensions()
+            .get::<FailureCause>()
+            .map_or("", |c| c.0.as_str());
+        tracing::error!(status = response.status().as_u16(), %method, %path, %cause, "request failed");
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Log lines written while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn issue10_item1_a_server_failure_is_logged_once_with_its_cause() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router: Router = Router::new()
+            .route(
+                "/fails",
+                get(|| async { ApiError::internal("store: disk I/O error") }),
+            )
+            .route(
+                "/refuses",
+                get(|| async { ApiError::new(ErrorCode::Forbidden, "no") }),
+            )
+            .layer(middleware::from_fn(json_errors))
+            .layer(middleware::from_fn(log_failures));
+        let call = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+                router.oneshot(request).await.unwrap()
+            }
+        };
+        let response = call("/fails").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains("\"internal\"") && !body.contains("disk"),
+            "{body}"
+        );
+        let response = call("/refuses").await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        // One line for the failure, none for the refusal, none from the conversion.
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(text.matches("request failed").count(), 1, "{text}");
+        assert!(
+            text.contains("store: disk I/O error") && text.contains("/fails"),
+            "{text}"
+        );
+    }
 }

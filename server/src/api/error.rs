@@ -1,0 +1,164 @@
+//! The one HTTP error type: a stable code and a message for people, converted from the
+//! service layer's [`service::Error`] in one place and sent as `{"error","message"}`. The
+//! conversion only maps; [`super::routes`] logs server failures once, from the cause the
+//! response carries.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pushauth_proto::wire::{ErrorBody, ErrorCode};
+
+use crate::service;
+
+/// An API failure: a stable code plus a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The stable wire code; it fixes the status ([`ErrorCode::status`]).
+    pub code: ErrorCode,
+    /// What happened, for people.
+    pub message: String,
+    /// For a server failure: what failed, for the log only (never sent).
+    pub cause: Option<String>,
+}
+
+/// What a failed response carries for the log (a response extension, never sent).
+#[derive(Debug, Clone)]
+pub struct FailureCause(pub String);
+
+impl ApiError {
+    /// An error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// `malformed_request`.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MalformedRequest, message)
+    }
+
+    /// `unauthorized`, with the one message for every refused credential.
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, service::keys::UNAUTHORIZED)
+    }
+
+    /// `internal`, with `cause` kept for the log.
+    pub fn internal(cause: impl Into<String>) -> Self {
+        ApiError {
+            cause: Some(cause.into()),
+            ..Self::new(ErrorCode::Internal, "the server failed; see its log")
+        }
+    }
+}
+
+impl From<service::Error> for ApiError {
+    fn from(err: service::Error) -> Self {
+        use service::Error as E;
+        let code = match &err {
+            E::Invalid(_) => ErrorCode::MalformedRequest,
+            E::InvalidContext(_) => ErrorCode::InvalidContext,
+            E::Unauthorized(_) => ErrorCode::Unauthorized,
+            E::Forbidden(_) => ErrorCode::Forbidden,
+            E::NotFound(_) => ErrorCode::NotFound,
+            E::UnknownUser => ErrorCode::UnknownUser,
+            E::NoDevice => ErrorCode::NoDevice,
+            E::WrongState(_) | E::Conflict(_) => ErrorCode::WrongState,
+            E::Expired => ErrorCode::Expired,
+            E::Limited(refusal) => refusal.code(),
+            E::Enrollment(refusal) => refusal.code(),
+            E::UnknownEnrollment => ErrorCode::UnknownEnrollment,
+            E::EnrollmentUsed => ErrorCode::EnrollmentUsed,
+            E::EnrollmentExpired => ErrorCode::EnrollmentExpired,
+            E::UnknownDevice => ErrorCode::UnknownDevice,
+            E::DeviceRevoked => ErrorCode::DeviceRevoked,
+            E::StaleTimestamp(_) => ErrorCode::StaleTimestamp,
+            E::BadSignature(_) => ErrorCode::BadSignature,
+            E::ReplayedNonce => ErrorCode::ReplayedNonce,
+            E::StorageFull => ErrorCode::StorageFull,
+            E::Store(_) | E::Internal(_) => return ApiError::internal(err.to_string()),
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message,
+        };
+        let mut response = (status, Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(FailureCause(cause));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn issue10_item1_domain_errors_convert_once_to_code_and_status() {
+        use service::Error as E;
+        let cases = [
+            (E::Invalid("x".into()), ErrorCode::MalformedRequest, 400),
+            (E::Unauthorized("x".into()), ErrorCode::Unauthorized, 401),
+            (E::Forbidden("x".into()), ErrorCode::Forbidden, 403),
+            (E::NotFound("challenge"), ErrorCode::NotFound, 404),
+            (E::UnknownUser, ErrorCode::UnknownUser, 404),
+            (
+                E::WrongState(pushauth_proto::ChallengeState::Approved),
+                ErrorCode::WrongState,
+                409,
+            ),
+            (E::Expired, ErrorCode::Expired, 410),
+            (E::EnrollmentExpired, ErrorCode::EnrollmentExpired, 410),
+            (
+                E::Limited(crate::limits::Refusal::UserLocked),
+                ErrorCode::UserLocked,
+                429,
+            ),
+            (
+                E::Enrollment(crate::enrollment::Refusal::DevicesRevoked),
+                ErrorCode::BootstrapNotAllowed,
+                403,
+            ),
+            (E::StorageFull, ErrorCode::StorageFull, 507),
+        ];
+        for (err, code, status) in cases {
+            let text = err.to_string();
+            let api = ApiError::from(err);
+            assert_eq!((api.code, api.code.status()), (code, status), "{text}");
+            assert_eq!(api.message, text);
+            assert_eq!(api.cause, None);
+        }
+        assert_eq!(
+            ApiError::from(E::WrongState(pushauth_proto::ChallengeState::Denied)).message,
+            "the challenge is already denied"
+        );
+        // A server failure says nothing about itself to the caller; the cause rides along to
+        // the logging middleware only.
+        let secret_path = "/var/lib/pushauthd/pushauthd.sqlite3";
+        let api = ApiError::from(E::Store(StoreError::Corrupt(secret_path.into())));
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains(secret_path));
+        let response = api.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause = response
+            .extensions()
+            .get::<FailureCause>()
+            .map(|c| c.0.clone());
+        assert!(cause.is_some_and(|c| c.contains(secret_path)));
+    }
+}

@@ -1,0 +1,415 @@
+//! Challenges: what a relying party may create (scope, context, lifetime, user name, limits,
+//! the store's size bound), who may read, cancel, acknowledge or answer one, and the
+//! compare-and-set transitions. Functions that change a challenge return an [`Outcome`], so
+//! the caller can wake waiters even when the answer is a refusal (a challenge found past its
+//! expiry is expired by the read).
+
+use std::collections::HashMap;
+
+use pushauth_proto::challenge::{decide, generate_code};
+use pushauth_proto::context::validate_context;
+use pushauth_proto::names::{check_id, check_user};
+use pushauth_proto::signing::{response_message, ResponseFields};
+use pushauth_proto::wire::{CreateChallenge, DeviceResponse, ACTION_ADD_DEVICE};
+use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision};
+
+use super::devices::device_key;
+use super::keys::RpCaller;
+use super::{expiry, no_randomness, Error, Result};
+use crate::auth::ADMIN_RP;
+use crate::bounds::{SignatureFailures, SizeBound};
+use crate::clock::{self, Millis};
+use crate::config::{Limits, ServerConfig};
+use crate::limits;
+use crate::store::{
+    AnswerRecord, Cas, ChallengeRecord, Create, DeviceRecord, Expired, NewChallenge, Store,
+};
+
+/// What a call that may change a challenge did: the challenge if its state changed (answered,
+/// cancelled, or found expired), and the answer.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    /// The record after a change the caller must announce (waiters, metrics).
+    pub changed: Option<Box<ChallengeRecord>>,
+    /// What the caller gets.
+    pub result: Result<T>,
+}
+
+impl<T> Outcome<T> {
+    fn done(changed: Option<Box<ChallengeRecord>>, result: Result<T>) -> Self {
+        Outcome { changed, result }
+    }
+}
+
+/// A relying party's new challenge, checked off the store thread ([`check`]); the checks
+/// that need the store follow in [`create`].
+#[derive(Debug)]
+pub struct NewRequest {
+    /// The user the challenge is for (checked against the caller's scope first).
+    pub user: String,
+    /// The challenge, or why the request is refused.
+    pub checked: Result<NewChallenge>,
+}
+
+/// Checks a `POST /v1/challenges` body: number matching for `add_device`, the context, the
+/// nonce, the lifetime (`ttl_secs`, 1 to `max_ttl_secs`) and the user name
+/// ([`pushauth_proto::names::check_user`]), and draws the id and the code. The relying party
+/// and its scope are filled in by [`create`].
+pub fn check(config: &ServerConfig, req: CreateChallenge, now: Millis) -> NewRequest {
+    let user = req.user.clone();
+    NewRequest {
+        user,
+        checked: checked(config, req, now),
+    }
+}
+
+fn checked(config: &ServerConfig, req: CreateChallenge, now: Millis) -> Result<NewChallenge> {
+    let adds_device = req.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE);
+    if adds_device && !req.code {
+        return Err(Error::Invalid(
+            "an add_device challenge always uses number matching; drop \"code\": false".into(),
+        ));
+    }
+    validate_context(&req.context).map_err(|e| Error::InvalidContext(e.to_string()))?;
+    let rp_nonce = b64::decode_array::<32>(&req.rp_nonce, "rp_nonce")
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let ttl = req.ttl_secs.unwrap_or(config.default_ttl_secs);
+    if ttl == 0 || ttl > config.max_ttl_secs {
+        return Err(Error::Invalid(format!(
+            "ttl_secs must be 1 to {}",
+            config.max_ttl_secs
+        )));
+    }
+    check_user(&req.user)?;
+    let code = if req.code {
+        Some(generate_code().map_err(no_randomness)?)
+    } else {
+        None
+    };
+    Ok(NewChallenge {
+        id: random::id().map_err(no_randomness)?,
+        user: req.user,
+        rp_id: String::new(),
+        context_digest: context_digest(&req.context),
+        source: limits::source_of(&req.context),
+        context: req.context,
+        rp_nonce: rp_nonce.to_vec(),
+        code,
+        requested_devices: req.devices,
+        created_at: now,
+        expires_at: expiry(now, ttl),
+        window_start: limits::window_start(&config.limits, now),
+    })
+}
+
+/// Creates a checked challenge for the relying party `rp`: its scope first (a caller out of
+/// scope learns nothing else about its request), then the request's own checks, the store's
+/// size bound, the user and devices, and the push-fatigue limits (in the store transaction
+/// that inserts it). Returns the challenge and the devices it was sent to.
+///
+/// # Errors
+/// [`Error::Forbidden`], the errors of [`check`], [`Error::StorageFull`],
+/// [`Error::UnknownUser`], [`Error::NoDevice`], [`Error::Limited`], [`Error::Store`].
+pub fn create(
+    s: &dyn Store,
+    rp: &RpCaller,
+    request: NewRequest,
+    limits: &Limits,
+    bound: &SizeBound,
+) -> Result<(ChallengeRecord, Vec<DeviceRecord>)> {
+    rp.require_user(&request.user, "push to")?;
+    let mut new = request.checked?;
+    new.rp_id.clone_from(&rp.rp_id);
+    let now = new.created_at;
+    // The store's size bound: refuse rather than fill the disk.
+    if bound.over(s, now)? {
+        return Err(Error::StorageFull);
+    }
+    match s.create_challenge(&new, &|push| limits::check(limits, push, now))? {
+        Create::Created { challenge, devices } => Ok((*challenge, devices)),
+        Create::UnknownUser => Err(Error::UnknownUser),
+        Create::NoDevice => Err(Error::NoDevice),
+        Create::Refused(refusal) => {
+            tracing::info!(
+                code = refusal.code().as_str(),
+                "challenge refused by limits"
+            );
+            Err(refusal.into())
+        }
+    }
+}
+
+/// Reads a challenge `rp` created (expiring it if due); anyone else's is "not found".
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Store`].
+pub fn get_owned(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
+    match read(s, id, now) {
+        Ok(Some((c, just_expired))) => {
+            let changed = just_expired.then(|| Box::new(c.clone()));
+            let result = if c.rp_id == rp.rp_id {
+                Ok(c)
+            } else {
+                Err(Error::NotFound("challenge"))
+            };
+            Outcome::done(changed, result)
+        }
+        Ok(None) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// Cancels an open challenge `rp` created.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::WrongState`] (already decided, expired or cancelled),
+/// [`Error::Store`].
+pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
+    let read = get_owned(s, rp, id, now);
+    let current = match read.result {
+        Ok(c) => c,
+        Err(e) => return Outcome::done(read.changed, Err(e)),
+    };
+    if current.state.is_terminal() {
+        return Outcome::done(read.changed, Err(Error::WrongState(current.state)));
+    }
+    match s.cancel(id, now) {
+        Ok(Cas::Changed(c)) => Outcome::done(Some(c.clone()), Ok(*c)),
+        Ok(Cas::Expired(c)) => Outcome::done(Some(c.clone()), Err(Error::WrongState(c.state))),
+        Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
+        Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// Reads a challenge by id (expiring it if due); an id that is not one
+/// ([`pushauth_proto::names::check_id`]) is not looked up.
+fn read(
+    s: &dyn Store,
+    id: &str,
+    now: Millis,
+) -> crate::store::StoreResult<Option<(ChallengeRecord, bool)>> {
+    if check_id("challenge", id).is_err() {
+        return Ok(None);
+    }
+    s.get_challenge(id, now)
+}
+
+fn not_targeted() -> Error {
+    Error::Forbidden("this challenge was not sent to this device".into())
+}
+
+/// Reads a challenge a device acts on: it must exist and have been sent to this device.
+fn targeted(
+    s: &dyn Store,
+    device: &DeviceRecord,
+    id: &str,
+    now: Millis,
+) -> Outcome<ChallengeRecord> {
+    match read(s, id, now) {
+        Ok(Some((c, just_expired))) => {
+            let changed = just_expired.then(|| Box::new(c.clone()));
+            let result = if c.devices.contains(&device.id) {
+                Ok(c)
+            } else {
+                Err(not_targeted())
+            };
+            Outcome::done(changed, result)
+        }
+        Ok(None) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// `pending` → `acknowledged` by a device the challenge was sent to (an acknowledged one is
+/// answered as it is).
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
+/// [`Error::Store`].
+pub fn acknowledge(
+    s: &dyn Store,
+    device: &DeviceRecord,
+    id: &str,
+    now: Millis,
+) -> Outcome<ChallengeRecord> {
+    let read = targeted(s, device, id, now);
+    let current = match read.result {
+        Ok(c) => c,
+        Err(e) => return Outcome::done(read.changed, Err(e)),
+    };
+    match current.state {
+        ChallengeState::Acknowledged => return Outcome::done(read.changed, Ok(current)),
+        ChallengeState::Expired => return Outcome::done(read.changed, Err(Error::Expired)),
+        state if state.is_terminal() => {
+            return Outcome::done(read.changed, Err(Error::WrongState(state)))
+        }
+        _ => {}
+    }
+    match s.acknowledge(id, now) {
+        Ok(Cas::Changed(c)) => Outcome::done(Some(c.clone()), Ok(*c)),
+        Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
+        Ok(Cas::WrongState(c)) if c.state == ChallengeState::Acknowledged => {
+            Outcome::done(None, Ok(*c))
+        }
+        Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
+        Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// Where a failed answer signature is counted.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedSignatures<'a> {
+    /// The aggregate of failed signatures.
+    pub failures: &'a SignatureFailures,
+    /// The client's address.
+    pub source: &'a str,
+}
+
+/// A device's signed answer, which decides the challenge: the challenge must be open and sent
+/// to this device, the signature must cover this challenge's user, nonce and context, and the
+/// answer applies as a compare-and-set (one attempt: a wrong code ends it `denied`). A
+/// `report` locks new pushes from the same source until `[limits]` says.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
+/// [`Error::Invalid`], [`Error::BadSignature`], [`Error::Internal`], [`Error::Store`].
+pub fn answer(
+    s: &dyn Store,
+    device: &DeviceRecord,
+    id: &str,
+    req: DeviceResponse,
+    limits: &Limits,
+    failed: FailedSignatures<'_>,
+    now: Millis,
+) -> Outcome<ChallengeRecord> {
+    let read = targeted(s, device, id, now);
+    let challenge = match read.result {
+        Ok(c) => c,
+        Err(e) => return Outcome::done(read.changed, Err(e)),
+    };
+    let changed = read.changed;
+    if challenge.state == ChallengeState::Expired {
+        return Outcome::done(changed, Err(Error::Expired));
+    }
+    if challenge.state.is_terminal() {
+        return Outcome::done(changed, Err(Error::WrongState(challenge.state)));
+    }
+    if clock::parse_rfc3339(&req.responded_at).is_none() {
+        return Outcome::done(
+            None,
+            Err(Error::Invalid("responded_at must be RFC 3339 text".into())),
+        );
+    }
+    let message = response_message(&ResponseFields {
+        challenge_id: &challenge.id,
+        user: &challenge.user,
+        device_id: &device.id,
+        rp_nonce: &challenge.rp_nonce,
+        context_digest: &challenge.context_digest,
+        decision: req.decision,
+        code: &req.code,
+        responded_at: &req.responded_at,
+    });
+    let key = match device_key(device) {
+        Ok(key) => key,
+        Err(e) => return Outcome::done(None, Err(e)),
+    };
+    if key.verify_b64(&message, &req.signature).is_err() {
+        failed.failures.record(
+            s,
+            device,
+            failed.source,
+            Some(challenge.id.clone()),
+            "response signature".to_owned(),
+        );
+        return Outcome::done(
+            None,
+            Err(Error::BadSignature(
+                "the response signature does not verify",
+            )),
+        );
+    }
+    let (outcome, reason) = decide(req.decision, challenge.code.as_deref(), &req.code);
+    let answer = AnswerRecord {
+        device_id: device.id.clone(),
+        state: outcome,
+        decision: req.decision,
+        reason,
+        typed_code: req.code,
+        responded_at: req.responded_at,
+        signature: req.signature,
+        lock_user_until: (req.decision == Decision::Report)
+            .then(|| limits::lock_until(limits, now)),
+    };
+    match s.answer(id, &answer, now) {
+        Ok(Cas::Changed(c)) => {
+            tracing::debug!(challenge = %c.id, device = %device.id, state = %c.state, "challenge answered");
+            Outcome::done(Some(c.clone()), Ok(*c))
+        }
+        Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
+        Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
+        Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// What [`open_for_device`] found.
+#[derive(Debug)]
+pub struct OpenChallenges {
+    /// The open challenges, oldest first, each with the name of the relying party that asked.
+    pub open: Vec<(ChallengeRecord, Option<String>)>,
+    /// The challenges this read expired (to announce).
+    pub expired: Vec<Expired>,
+}
+
+/// A device's open challenges, each with the name of the relying party that asked (requests
+/// made with the admin token show as `admin`), and the challenges this read expired.
+///
+/// # Errors
+/// [`Error::Store`].
+pub fn open_for_device(s: &dyn Store, device_id: &str, now: Millis) -> Result<OpenChallenges> {
+    let (open, expired) = s.device_challenges(device_id, now)?;
+    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let mut named = Vec::with_capacity(open.len());
+    for c in open {
+        let name = match names.get(&c.rp_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = if c.rp_id == ADMIN_RP {
+                    Some(ADMIN_RP.to_owned())
+                } else {
+                    s.get_relying_party(&c.rp_id)?.map(|rp| rp.name)
+                };
+                names.insert(c.rp_id.clone(), name.clone());
+                name
+            }
+        };
+        named.push((c, name));
+    }
+    Ok(OpenChallenges {
+        open: named,
+        expired,
+    })
+}
+
+/// How far back a device's notices report new bindings: 30 days.
+pub const NOTICE_WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// The bindings of `caller`'s user in the last [`NOTICE_WINDOW_MS`], newest first, without the
+/// caller itself, so the person sees every device added to them.
+///
+/// # Errors
+/// [`Error::Store`].
+pub fn new_bindings(
+    s: &dyn Store,
+    caller: &DeviceRecord,
+    now: Millis,
+) -> Result<Vec<DeviceRecord>> {
+    let since = now.saturating_sub(NOTICE_WINDOW_MS);
+    let mut devices = s.user_devices(&caller.user)?.unwrap_or_default();
+    devices.retain(|d| d.id != caller.id && d.created_at >= since);
+    devices.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    Ok(devices)
+}

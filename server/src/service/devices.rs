@@ -1,0 +1,161 @@
+//! Devices: checking a signed device request (known, active, fresh, signature, one-time nonce),
+//! the parsed-key cache, and listing and revoking a user's devices.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use pushauth_proto::names::check_id;
+use pushauth_proto::{DevicePublicKey, MAX_CLOCK_SKEW_SECS};
+
+use super::keys::RpCaller;
+use super::{Error, Result};
+use crate::bounds::SignatureFailures;
+use crate::clock::{self, Millis};
+use crate::store::{DeviceRecord, Store};
+
+/// A signed device request as received (`Authorization: PushAuth`), parsed but not yet checked.
+/// [`SignedRequest::verify`] checks it inside the store job that then serves the request, so a
+/// device request costs one thread hand-off, not two.
+#[derive(Debug)]
+pub struct SignedRequest {
+    /// The device it claims to come from.
+    pub device: String,
+    /// The one-time nonce.
+    pub nonce: String,
+    /// The signature (base64url) over `message`.
+    pub sig: String,
+    /// The request's timestamp, in Unix seconds.
+    pub ts: i64,
+    /// The signed bytes (method, path and query, ts, nonce, body).
+    pub message: Vec<u8>,
+    /// What the request was, for the audit log (`request GET /v1/...`).
+    pub detail: String,
+    /// The client's address, for aggregating failed signatures.
+    pub source: String,
+}
+
+impl SignedRequest {
+    /// Checks the request (runs on a store thread): known device, not revoked, fresh
+    /// timestamp, valid signature, then a nonce never seen before. A signature that does not
+    /// verify is counted in `failures` (at most one audit row a minute per device and address).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], [`Error::DeviceRevoked`], [`Error::StaleTimestamp`],
+    /// [`Error::BadSignature`], [`Error::ReplayedNonce`], [`Error::Store`].
+    pub fn verify(self, s: &dyn Store, failures: &SignatureFailures) -> Result<DeviceRecord> {
+        let device = s.get_device(&self.device)?.ok_or(Error::UnknownDevice)?;
+        if !device.is_active() {
+            return Err(Error::DeviceRevoked);
+        }
+        let now = clock::now_ms();
+        if (self.ts - now.div_euclid(1000)).abs() > MAX_CLOCK_SKEW_SECS {
+            return Err(Error::StaleTimestamp(format!(
+                "request timestamp is more than {MAX_CLOCK_SKEW_SECS} seconds from the server's clock; check the device's time"
+            )));
+        }
+        if device_key(&device)?
+            .verify_b64(&self.message, &self.sig)
+            .is_err()
+        {
+            failures.record(s, &device, &self.source, None, self.detail);
+            return Err(Error::BadSignature("the request signature does not verify"));
+        }
+        // A replay is refused by the timestamp check once ts is more than the skew old, so
+        // the nonce only needs remembering until then (plus a second for rounding).
+        let valid_until = (self.ts + MAX_CLOCK_SKEW_SECS + 1) * 1000;
+        if !s.use_device_nonce(&device.id, &self.nonce, now, valid_until)? {
+            return Err(Error::ReplayedNonce);
+        }
+        Ok(device)
+    }
+}
+
+/// Parsed device keys by their stored text. Parsing decompresses the curve point (a field
+/// square root, a sizeable part of a verification), and each login checks up to three
+/// signatures by the same key. Text to key is a pure function, so the cache never goes stale.
+static PARSED_KEYS: LazyLock<Mutex<HashMap<(String, String), DevicePublicKey>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Entries kept before the cache starts over (a few hundred bytes each).
+const PARSED_KEYS_MAX: usize = 4096;
+
+/// The stored public key of a device.
+///
+/// # Errors
+/// [`Error::Internal`] when the stored key does not parse.
+pub fn device_key(device: &DeviceRecord) -> Result<DevicePublicKey> {
+    let lookup = (device.alg.clone(), device.public_key.clone());
+    if let Some(key) = PARSED_KEYS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&lookup)
+    {
+        return Ok(key.clone());
+    }
+    let key = DevicePublicKey::from_wire(&device.alg, &device.public_key).map_err(|e| {
+        Error::Internal(format!(
+            "stored key of device {} is unusable: {e}",
+            device.id
+        ))
+    })?;
+    let mut cache = PARSED_KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= PARSED_KEYS_MAX {
+        cache.clear();
+    }
+    cache.insert(lookup, key.clone());
+    Ok(key)
+}
+
+/// All devices of a user, revoked ones included.
+///
+/// # Errors
+/// [`Error::UnknownUser`] for a user never seen, [`Error::Store`].
+pub fn of_user(s: &dyn Store, user: &str) -> Result<Vec<DeviceRecord>> {
+    s.user_devices(user)?.ok_or(Error::UnknownUser)
+}
+
+/// A user's active devices, for a relying party with `user` in scope.
+///
+/// # Errors
+/// [`Error::Forbidden`] out of scope, as [`of_user`] otherwise.
+pub fn active_for_rp(s: &dyn Store, rp: &RpCaller, user: &str) -> Result<Vec<DeviceRecord>> {
+    rp.require_user(user, "list the devices of")?;
+    let mut devices = of_user(s, user)?;
+    devices.retain(DeviceRecord::is_active);
+    Ok(devices)
+}
+
+/// Revokes a device (the row stays, for the audit trail); `actor` is recorded (`admin`, `cli`,
+/// `rp:<id>`). Returns the device as revoked.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown id, [`Error::Store`].
+pub fn revoke(s: &dyn Store, id: &str, actor: &str, now: Millis) -> Result<DeviceRecord> {
+    check_id("device", id).map_err(|_| Error::NotFound("device"))?;
+    let device = s
+        .revoke_device(id, actor, now)?
+        .ok_or(Error::NotFound("device"))?;
+    tracing::info!(device = %device.id, user = %device.user, %actor, "device revoked");
+    Ok(device)
+}
+
+/// Revokes one of `user`'s devices for a relying party with the `enroll` right and the user in
+/// scope. Another user's device is "not found", as if it did not exist.
+///
+/// # Errors
+/// [`Error::Forbidden`], [`Error::NotFound`], [`Error::Store`].
+pub fn revoke_for_rp(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    id: &str,
+    now: Millis,
+) -> Result<DeviceRecord> {
+    rp.require_enroll(user)?;
+    check_id("device", id).map_err(|_| Error::NotFound("device"))?;
+    match s.get_device(id)? {
+        Some(d) if d.user == user => {}
+        _ => return Err(Error::NotFound("device")),
+    }
+    revoke(s, id, &format!("rp:{}", rp.rp_id), now)
+}

@@ -1,0 +1,363 @@
+//! Enrollment links: the administrator's (`POST /v1/admin/enrollments`, `pushauthd enroll`),
+//! a relying party's under the rules of [`crate::enrollment`] (issue 9 item 1), and their
+//! redemption by a device (`POST /v1/device/enroll`). Tokens are stored only as
+//! [`crate::auth::hash_secret`].
+
+use pushauth_proto::names::{check_device_name, check_id, check_user};
+use pushauth_proto::signing::enroll_message;
+use pushauth_proto::wire::{CreateRpEnrollment, EnrollRequest, ACTION_ADD_DEVICE};
+use pushauth_proto::{random, ChallengeState, DevicePublicKey};
+
+use super::keys::RpCaller;
+use super::{expiry, no_randomness, Error, Result};
+use crate::auth::hash_secret;
+use crate::clock::Millis;
+use crate::enrollment::{bootstrap_refusal, Refusal, APPROVAL_MAX_AGE_MS};
+use crate::store::{
+    DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice, NewRpEnrollment, Redeem, Store,
+};
+
+/// Longest enrollment link lifetime: 7 days.
+pub const MAX_ENROLLMENT_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// A link just issued: its token (shown once, never stored) and when it expires.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The single-use token.
+    pub token: String,
+    /// When the link stops working.
+    pub expires_at: Millis,
+}
+
+/// The link a device opens: `<base_url>/enroll?token=<token>`.
+pub fn enrollment_url(base_url: &str, token: &str) -> String {
+    format!("{}/enroll?token={token}", base_url.trim_end_matches('/'))
+}
+
+fn check_ttl(ttl_secs: u64) -> Result<()> {
+    if ttl_secs == 0 || ttl_secs > MAX_ENROLLMENT_TTL_SECS {
+        return Err(Error::Invalid(format!(
+            "ttl_secs must be 1 to {MAX_ENROLLMENT_TTL_SECS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The checks of [`issue`] that need no store: the user name and the lifetime (1 to
+/// [`MAX_ENROLLMENT_TTL_SECS`]).
+///
+/// # Errors
+/// [`Error::Invalid`].
+pub fn check_admin_request(user: &str, ttl_secs: u64) -> Result<()> {
+    check_user(user)?;
+    check_ttl(ttl_secs)
+}
+
+/// The administrator's link for `user` (created if new), living `ttl_secs`: the HTTP admin API
+/// and `pushauthd enroll` both come here. The administrator is the approval, so the relying
+/// party rules do not apply.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad user name or lifetime, [`Error::Store`].
+pub fn issue(s: &dyn Store, user: &str, ttl_secs: u64, now: Millis) -> Result<Issued> {
+    check_admin_request(user, ttl_secs)?;
+    let token = random::secret_token().map_err(no_randomness)?;
+    let expires_at = expiry(now, ttl_secs);
+    s.create_enrollment(user, &hash_secret(&token), now, expires_at)?;
+    Ok(Issued { token, expires_at })
+}
+
+/// A relying party's link: checks its rights and the rules of [`decide`] (in the store
+/// transaction that records the link and uses the approval up). `enrollment_ttl_secs` is the
+/// server's setting: a relying party's link lives no longer (minutes by default), so an
+/// owner's "yes, add a device now" does not stay usable for days.
+///
+/// # Errors
+/// [`Error::Invalid`], [`Error::Forbidden`], [`Error::Enrollment`], [`Error::Store`].
+pub fn issue_for_rp(
+    s: &dyn Store,
+    rp: &RpCaller,
+    req: CreateRpEnrollment,
+    enrollment_ttl_secs: u64,
+    now: Millis,
+) -> Result<Issued> {
+    check_user(&req.user)?;
+    rp.require_enroll(&req.user)?;
+    let ttl = req.ttl_secs.unwrap_or(enrollment_ttl_secs);
+    check_ttl(ttl)?;
+    let ttl = ttl.min(enrollment_ttl_secs.max(1));
+    if let Some(a) = &req.approval {
+        check_id("challenge", a).map_err(|_| Refusal::ApprovalInvalid)?;
+    }
+    let token = random::secret_token().map_err(no_randomness)?;
+    let expires_at = expiry(now, ttl);
+    let new = NewRpEnrollment {
+        user: req.user,
+        token_hash: hash_secret(&token),
+        rp_id: rp.rp_id.clone(),
+        approval: req.approval,
+        created_at: now,
+        expires_at,
+    };
+    let outcome = s.create_rp_enrollment(&new, &|facts| {
+        decide(
+            &rp.rp_id,
+            rp.bootstrap,
+            &new.user,
+            new.approval.as_deref(),
+            facts,
+            now,
+        )
+    })?;
+    if let Err(refusal) = outcome {
+        tracing::info!(rp = %rp.rp_id, code = refusal.code().as_str(), "enrollment refused");
+        return Err(refusal.into());
+    }
+    tracing::info!(rp = %rp.rp_id, "enrollment link issued to a relying party");
+    Ok(Issued { token, expires_at })
+}
+
+/// The rules over what the store read (pure, so they are tested without a store).
+pub fn decide(
+    rp_id: &str,
+    may_bootstrap: bool,
+    user: &str,
+    approval: Option<&str>,
+    facts: &EnrollFacts,
+    now: Millis,
+) -> Result<(), Refusal> {
+    if let Some(id) = approval {
+        let a = facts.approval.as_ref().ok_or(Refusal::ApprovalInvalid)?;
+        let c = &a.challenge;
+        let ours = c.id == id && c.rp_id == rp_id && c.user == user;
+        let kind = c.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE);
+        if !ours || !kind {
+            return Err(Refusal::ApprovalInvalid);
+        }
+        if a.used {
+            return Err(Refusal::ApprovalUsed);
+        }
+        let fresh = now.saturating_sub(a.decided_at) <= APPROVAL_MAX_AGE_MS;
+        if c.state != ChallengeState::Approved || c.code.is_none() || !fresh || !a.approver_active {
+            return Err(Refusal::ApprovalInvalid);
+        }
+    }
+    if facts.active_devices == 0 {
+        return match bootstrap_refusal(facts.bound_devices, may_bootstrap) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        };
+    }
+    if approval.is_none() {
+        return Err(Refusal::ApprovalRequired);
+    }
+    Ok(())
+}
+
+/// The link behind a token, if it can still be redeemed (first step of a redemption; the
+/// store checks again when it redeems).
+///
+/// # Errors
+/// [`Error::UnknownEnrollment`], [`Error::EnrollmentUsed`], [`Error::EnrollmentExpired`],
+/// [`Error::Store`].
+pub fn open_link(s: &dyn Store, token: &str, now: Millis) -> Result<EnrollmentRecord> {
+    let link = s
+        .get_enrollment(&hash_secret(token))?
+        .ok_or(Error::UnknownEnrollment)?;
+    if link.used {
+        return Err(Error::EnrollmentUsed);
+    }
+    if now >= link.expires_at {
+        return Err(Error::EnrollmentExpired);
+    }
+    Ok(link)
+}
+
+/// Checks a device's enrollment request off the store thread: the device name rule and the
+/// proof of possession of the key. `user` (the link's) is for the log only.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name or key, [`Error::BadSignature`] for a proof that does not
+/// verify.
+pub fn prove(req: &EnrollRequest, user: &str) -> Result<NewDevice> {
+    check_device_name(&req.name)?;
+    let public = DevicePublicKey::from_wire(&req.alg, &req.public_key)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let proof = enroll_message(&req.token, public.alg().as_str(), &public.to_bytes());
+    if public.verify_b64(&proof, &req.proof).is_err() {
+        tracing::warn!(%user, "enrollment proof does not verify");
+        return Err(Error::BadSignature(
+            "the proof of possession does not verify",
+        ));
+    }
+    Ok(NewDevice {
+        id: random::id().map_err(no_randomness)?,
+        name: req.name.clone(),
+        alg: public.alg().as_str().to_owned(),
+        public_key: public.to_b64(),
+    })
+}
+
+/// A device just enrolled, and the user's other active devices (to be told about it).
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The new device.
+    pub device: DeviceRecord,
+    /// Ids of the user's other active devices.
+    pub others: Vec<String>,
+}
+
+/// Redeems the link once and binds the device; `source` is the redeeming peer's address.
+/// The store re-checks a relying party's link's grounds here ([`Redeem::Refused`]).
+///
+/// # Errors
+/// As [`open_link`], [`Error::Enrollment`] for grounds that no longer hold, [`Error::Store`].
+pub fn redeem(
+    s: &dyn Store,
+    token: &str,
+    device: &NewDevice,
+    source: Option<&str>,
+    now: Millis,
+) -> Result<Enrolled> {
+    let device = match s.redeem_enrollment(&hash_secret(token), device, source, now)? {
+        Redeem::Enrolled(d) => *d,
+        Redeem::Used => return Err(Error::EnrollmentUsed),
+        Redeem::Expired => return Err(Error::EnrollmentExpired),
+        Redeem::Refused(refusal) => return Err(refusal.into()),
+        Redeem::Unknown => return Err(Error::UnknownEnrollment),
+    };
+    tracing::info!(user = %device.user, device = %device.id, source = ?device.source, via = ?device.via, "device enrolled");
+    // The binding stands whatever happens next: telling the other devices is best effort.
+    let others = match s.user_devices(&device.user) {
+        Ok(all) => all
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.is_active() && d.id != device.id)
+            .map(|d| d.id)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, user = %device.user, "cannot list the user's other devices to tell them");
+            Vec::new()
+        }
+    };
+    Ok(Enrolled { device, others })
+}
+
+#[cfg(test)]
+mod tests {
+    use pushauth_proto::Context;
+
+    use super::*;
+    use crate::store::{ApprovalFacts, ChallengeRecord};
+
+    fn approved(rp: &str, user: &str, action: &str) -> ChallengeRecord {
+        let mut context = Context::new();
+        context.insert("action".into(), action.into());
+        ChallengeRecord {
+            id: "c1".into(),
+            user: user.into(),
+            rp_id: rp.into(),
+            state: ChallengeState::Approved,
+            context,
+            context_digest: [0; 32],
+            rp_nonce: vec![0; 32],
+            code: Some("123456".into()),
+            devices: vec!["d1".into()],
+            created_at: 0,
+            expires_at: 60_000,
+            device_id: Some("d1".into()),
+            decision: None,
+            reason: None,
+            typed_code: None,
+            responded_at: None,
+            signature: None,
+        }
+    }
+
+    fn facts(
+        devices: usize,
+        c: Option<ChallengeRecord>,
+        decided_at: Millis,
+        used: bool,
+    ) -> EnrollFacts {
+        EnrollFacts {
+            active_devices: devices,
+            bound_devices: devices,
+            approval: c.map(|challenge| ApprovalFacts {
+                challenge,
+                decided_at,
+                used,
+                approver_active: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn issue9_item1_the_rules_of_relying_party_enrollment() {
+        let now = 1_000_000;
+        let ok = approved("rp", "alice", ACTION_ADD_DEVICE);
+        let d =
+            |f: &EnrollFacts, a: Option<&str>, boot: bool| decide("rp", boot, "alice", a, f, now);
+        assert_eq!(
+            d(&facts(1, None, 0, false), None, true),
+            Err(Refusal::ApprovalRequired)
+        );
+        assert_eq!(
+            d(&facts(1, Some(ok.clone()), now, false), Some("c1"), false),
+            Ok(())
+        );
+        assert_eq!(
+            d(&facts(1, Some(ok.clone()), now, true), Some("c1"), false),
+            Err(Refusal::ApprovalUsed)
+        );
+        assert_eq!(
+            d(
+                &facts(1, Some(ok.clone()), now - APPROVAL_MAX_AGE_MS - 1, false),
+                Some("c1"),
+                false
+            ),
+            Err(Refusal::ApprovalInvalid)
+        );
+        assert_eq!(
+            d(&facts(1, None, 0, false), Some("c1"), false),
+            Err(Refusal::ApprovalInvalid)
+        );
+        for bad in [
+            approved("other", "alice", ACTION_ADD_DEVICE),
+            approved("rp", "bob", ACTION_ADD_DEVICE),
+            approved("rp", "alice", "login"),
+            ChallengeRecord {
+                state: ChallengeState::Denied,
+                ..ok.clone()
+            },
+            ChallengeRecord {
+                state: ChallengeState::Pending,
+                ..ok.clone()
+            },
+            ChallengeRecord {
+                code: None,
+                ..ok.clone()
+            },
+        ] {
+            assert_eq!(
+                d(&facts(1, Some(bad.clone()), now, false), Some("c1"), false),
+                Err(Refusal::ApprovalInvalid),
+                "{bad:?}"
+            );
+        }
+        // The approving device was revoked since: its approval no longer counts.
+        let mut revoked = facts(1, Some(ok.clone()), now, false);
+        if let Some(a) = revoked.approval.as_mut() {
+            a.approver_active = false;
+        }
+        assert_eq!(
+            d(&revoked, Some("c1"), false),
+            Err(Refusal::ApprovalInvalid)
+        );
+        assert_eq!(
+            d(&facts(0, None, 0, false), None, false),
+            Err(Refusal::BootstrapNotAllowed)
+        );
+        assert_eq!(d(&facts(0, None, 0, false), None, true), Ok(()));
+    }
+}

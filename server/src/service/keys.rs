@@ -1,0 +1,239 @@
+//! Relying parties: their API keys (`<rp_id>.<secret>`, only the secret's hash is stored), the
+//! rights a key carries, and the administrator's operations on them (add, list, revoke,
+//! rotate), shared by `/v1/admin/relying-parties` and `pushauthd rp`.
+
+use pushauth_proto::names::{check_rp_id, check_rp_name};
+use pushauth_proto::random;
+use pushauth_proto::wire::CreateRelyingParty;
+
+use super::{no_randomness, Error, Result};
+use crate::auth::{hash_secret, matches_hash, secret_eq, ADMIN_RP};
+use crate::clock::Millis;
+use crate::rights::validate_patterns;
+use crate::store::{RelyingPartyRecord, Store};
+
+/// The message of every refused credential: the same whatever was wrong with it.
+pub const UNAUTHORIZED: &str = "missing or wrong credentials in the Authorization header";
+
+/// A bearer credential as presented, not yet checked against the store. Checking it
+/// ([`authenticate`]) runs inside the store job that then serves the request, so a relying
+/// party's request costs one thread hand-off.
+#[derive(Debug, Clone)]
+pub enum RpKey {
+    /// The admin token (already compared: it is held in memory).
+    Admin,
+    /// A relying-party API key, split at its first dot.
+    Key {
+        /// The relying party's id (well formed, not yet looked up).
+        rp_id: String,
+        /// The secret part, to compare with the stored hash.
+        secret: String,
+    },
+}
+
+impl RpKey {
+    /// Reads a bearer credential: the admin token, or `<rp_id>.<secret>` with a well-formed id.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for anything else.
+    pub fn parse(bearer: &str, admin_token: &str) -> Result<RpKey> {
+        if secret_eq(bearer, admin_token) {
+            return Ok(RpKey::Admin);
+        }
+        let (rp_id, secret) = bearer
+            .split_once('.')
+            .ok_or_else(|| Error::Unauthorized(UNAUTHORIZED.into()))?;
+        check_rp_id(rp_id).map_err(|_| Error::Unauthorized(UNAUTHORIZED.into()))?;
+        Ok(RpKey::Key {
+            rp_id: rp_id.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+}
+
+/// A caller with a valid relying-party API key (or the admin token), with what it may do.
+#[derive(Debug, Clone)]
+pub struct RpCaller {
+    /// Its id ([`ADMIN_RP`] for the admin token).
+    pub rp_id: String,
+    /// User patterns it may act for ([`crate::rights`]).
+    pub users: Vec<String>,
+    /// May request enrollment links and revoke devices of users in scope.
+    pub enroll: bool,
+    /// May enroll a user without an active device.
+    pub bootstrap: bool,
+}
+
+impl RpCaller {
+    /// The admin token used as a relying party: every right.
+    pub fn admin() -> RpCaller {
+        RpCaller {
+            rp_id: ADMIN_RP.to_owned(),
+            users: vec!["*".to_owned()],
+            enroll: true,
+            bootstrap: true,
+        }
+    }
+
+    /// True when this relying party may act for `user`.
+    pub fn may_act_for(&self, user: &str) -> bool {
+        crate::rights::user_in_scope(&self.users, user)
+    }
+
+    /// [`Error::Forbidden`] unless `user` is in scope; `verb` completes "this relying party may
+    /// not …".
+    pub fn require_user(&self, user: &str, verb: &str) -> Result<()> {
+        if self.may_act_for(user) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this relying party may not {verb} user {user:?}"
+            )))
+        }
+    }
+
+    /// [`Error::Forbidden`] unless this relying party has the `enroll` right and `user` is in
+    /// scope.
+    pub fn require_enroll(&self, user: &str) -> Result<()> {
+        if !self.enroll {
+            return Err(Error::Forbidden(
+                "this relying party may not enroll or revoke devices (it lacks the enroll right)"
+                    .into(),
+            ));
+        }
+        self.require_user(user, "enroll or revoke devices of")
+    }
+}
+
+/// Checks a key against the store. Looked up on every request (no cache): a relying party
+/// revoked or rotated, even by the CLI on the data directory while the server runs, is refused
+/// at once.
+///
+/// # Errors
+/// [`Error::Unauthorized`] for an unknown id, a wrong secret or a revoked relying party (the
+/// same answer, in the same time), [`Error::Store`].
+pub fn authenticate(s: &dyn Store, key: &RpKey) -> Result<RpCaller> {
+    let (rp_id, secret) = match key {
+        RpKey::Admin => return Ok(RpCaller::admin()),
+        RpKey::Key { rp_id, secret } => (rp_id, secret),
+    };
+    let rp = s
+        .get_relying_party(rp_id)?
+        .ok_or_else(|| Error::Unauthorized(UNAUTHORIZED.into()))?;
+    // Compare first, so that a revoked key and a wrong one take the same time.
+    if !matches_hash(secret, &rp.key_hash) || rp.revoked_at.is_some() {
+        return Err(Error::Unauthorized(UNAUTHORIZED.into()));
+    }
+    Ok(RpCaller {
+        rp_id: rp.id,
+        users: rp.users,
+        enroll: rp.enroll,
+        bootstrap: rp.bootstrap,
+    })
+}
+
+/// A fresh API key `<rp_id>.<secret>` and the hash of its secret.
+///
+/// # Errors
+/// [`Error::Internal`] without randomness.
+pub fn new_key(id: &str) -> Result<(String, [u8; 32])> {
+    let secret = random::secret_token().map_err(no_randomness)?;
+    Ok((format!("{id}.{secret}"), hash_secret(&secret)))
+}
+
+/// The rules for a new relying party: its name ([`check_rp_name`]), its user patterns
+/// ([`validate_patterns`]), and `bootstrap` only with `enroll`.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the fault.
+pub fn check_new(req: &CreateRelyingParty) -> Result<()> {
+    check_rp_name(&req.name)?;
+    validate_patterns(&req.users).map_err(Error::Invalid)?;
+    if req.bootstrap && !req.enroll {
+        return Err(Error::Invalid("bootstrap needs enroll".into()));
+    }
+    Ok(())
+}
+
+/// Makes a relying party with its rights and its API key `<rp_id>.<secret>` (not stored yet).
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name or user pattern, or `bootstrap` without `enroll`.
+pub fn new_relying_party(
+    req: &CreateRelyingParty,
+    now: Millis,
+) -> Result<(RelyingPartyRecord, String)> {
+    check_new(req)?;
+    let id = random::id().map_err(no_randomness)?;
+    let (api_key, key_hash) = new_key(&id)?;
+    Ok((
+        RelyingPartyRecord {
+            id,
+            name: req.name.clone(),
+            key_hash,
+            users: req.users.clone(),
+            enroll: req.enroll,
+            bootstrap: req.bootstrap,
+            created_at: now,
+            revoked_at: None,
+        },
+        api_key,
+    ))
+}
+
+/// Adds a relying party; returns it and its API key, which is shown once.
+///
+/// # Errors
+/// As [`new_relying_party`], and [`Error::Store`].
+pub fn add(
+    s: &dyn Store,
+    req: &CreateRelyingParty,
+    now: Millis,
+) -> Result<(RelyingPartyRecord, String)> {
+    let (rp, api_key) = new_relying_party(req, now)?;
+    s.create_relying_party(&rp, now)?;
+    tracing::info!(rp = %rp.id, "relying party created");
+    Ok((rp, api_key))
+}
+
+/// Every relying party, revoked ones included, oldest first.
+///
+/// # Errors
+/// [`Error::Store`].
+pub fn list(s: &dyn Store) -> Result<Vec<RelyingPartyRecord>> {
+    Ok(s.list_relying_parties()?)
+}
+
+/// Revokes a relying party: its key is refused from the next request on. Returns it as revoked.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown id, [`Error::Store`].
+pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord> {
+    check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
+    let rp = s
+        .revoke_relying_party(id, now)?
+        .ok_or(Error::NotFound("relying party"))?;
+    tracing::info!(rp = %rp.id, "relying party revoked");
+    Ok(rp)
+}
+
+/// Gives a relying party a new key (returned, to be shown once); the old one is refused from
+/// the next request on.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown id, [`Error::Conflict`] for a revoked relying party,
+/// [`Error::Store`].
+pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecord, String)> {
+    check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
+    let (api_key, key_hash) = new_key(id)?;
+    let rp = s
+        .rotate_relying_party(id, &key_hash, now)?
+        .ok_or(Error::NotFound("relying party"))?;
+    if rp.revoked_at.is_some() {
+        return Err(Error::Conflict(
+            "this relying party is revoked; add a new one".into(),
+        ));
+    }
+    tracing::info!(rp = %rp.id, "relying party key rotated");
+    Ok((rp, api_key))
+}

@@ -1,0 +1,141 @@
+//! What the HTTP handlers share: configuration, the store's job threads, waiters, metrics,
+//! the webhook and the bounds, with the bookkeeping that follows a change (wake waiters, count
+//! outcomes, notify the webhook).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::bounds::{SignatureFailures, SizeBound};
+use crate::config::{ServerConfig, WebhookConfig};
+use crate::jobs::StoreJobs;
+use crate::metrics::Metrics;
+use crate::service;
+use crate::store::{ChallengeRecord, Expired, SharedStore, Store};
+use crate::waiters::Waiters;
+use crate::webhook;
+
+/// Everything handlers share.
+pub struct AppState {
+    /// The resolved settings.
+    pub config: ServerConfig,
+    /// Base URL for enrollment links.
+    pub base_url: String,
+    /// The store itself; requests reach it through [`AppState::run`] on the job threads.
+    pub store: SharedStore,
+    /// The threads that run store operations.
+    pub jobs: StoreJobs,
+    /// Long-polls waiting on challenges and devices.
+    pub waiters: Waiters,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Where to announce new challenges, if configured.
+    pub webhook: Option<Arc<WebhookConfig>>,
+    /// Turns true when the server stops, so long-polls end at once.
+    pub shutdown: watch::Receiver<bool>,
+    /// Failed device signatures, aggregated per device and address for the audit log.
+    pub signature_failures: Arc<SignatureFailures>,
+    /// `[retention] max_db_mb`.
+    pub size_bound: Arc<SizeBound>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state as handlers hold it.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Runs `f` as one job on a store thread (authentication, checks and store operations of
+    /// one request together: one thread hand-off per request) and returns its result once its
+    /// writes are committed.
+    ///
+    /// # Errors
+    /// `f`'s own, or [`service::Error::Internal`] (converted to `E`) when the job could not
+    /// run or its group could not commit.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<service::Error> + Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+    {
+        match self.jobs.run(f).await {
+            Ok(result) => result,
+            Err(_) => Err(service::Error::Internal("store job failed".into()).into()),
+        }
+    }
+
+    /// Announces a service [`service::challenges::Outcome`]'s change, and returns its answer.
+    ///
+    /// # Errors
+    /// The outcome's refusal.
+    pub fn settle<T>(&self, outcome: service::challenges::Outcome<T>) -> service::Result<T> {
+        if let Some(c) = &outcome.changed {
+            self.changed(c);
+        }
+        outcome.result
+    }
+
+    /// Bookkeeping for challenges the store just expired.
+    pub fn expired(&self, list: &[Expired]) {
+        for e in list {
+            self.metrics.challenge("expired");
+            self.waiters.challenge_changed(&e.id, &e.devices);
+        }
+    }
+
+    /// Bookkeeping for a challenge that just changed state.
+    pub fn changed(&self, challenge: &ChallengeRecord) {
+        if challenge.state.is_terminal() {
+            self.metrics.challenge(challenge.state.as_str());
+        }
+        self.waiters.challenge_updated(challenge);
+    }
+
+    /// Bookkeeping for a new challenge: counted, its devices' long-polls woken, the webhook
+    /// told.
+    pub fn created(&self, challenge: &ChallengeRecord) {
+        self.metrics.challenge("created");
+        self.waiters.devices_changed(&challenge.devices);
+        if let Some(hook) = &self.webhook {
+            webhook::notify(hook, &challenge.id, &challenge.user, &challenge.devices);
+        }
+        tracing::debug!(challenge = %challenge.id, user = %challenge.user, "challenge created");
+    }
+
+    /// Tells a user's other devices about a new binding: their long-polls return, and the
+    /// webhook (if configured) is told to wake them, so they fetch `GET /v1/device/notices`.
+    pub fn announce_binding(&self, added: &crate::store::DeviceRecord, others: &[String]) {
+        if others.is_empty() {
+            return;
+        }
+        self.waiters.devices_changed(others);
+        if let Some(hook) = &self.webhook {
+            webhook::notify(hook, &format!("notice:{}", added.id), &added.user, others);
+        }
+    }
+
+    /// Waits, counted as a waiting long-poll, until `news` arrives (`Some`), `wake` comes or
+    /// the server stops (`None`).
+    pub async fn wait_for<T>(&self, news: impl Future<Output = T>, wake: Instant) -> Option<T> {
+        let _waiting = self.metrics.waiting();
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            news = news => Some(news),
+            _ = tokio::time::sleep_until(wake) => None,
+            _ = shutdown.changed() => None,
+        }
+    }
+
+    /// True once the server is stopping.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
