@@ -7,7 +7,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{check_private, TlsSettings};
+use crate::config::{read_private, TlsSettings};
 use crate::server::SidecarError;
 
 /// Builds the TLS acceptor configuration. The key file must be private to the sidecar's user.
@@ -27,8 +27,9 @@ pub fn load(settings: &TlsSettings) -> Result<RustlsConfig, SidecarError> {
             settings.cert.display()
         )));
     }
-    check_private(&settings.key).map_err(|e| tls_err(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| {
+    // Read once, checked on the opened file, then parsed from memory: no check-then-open race.
+    let pem = read_private(&settings.key).map_err(|e| tls_err(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         tls_err(format!(
             "cannot read a private key from {}: {e}",
             settings.key.display()
