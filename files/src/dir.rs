@@ -6,13 +6,13 @@ use std::path::Path;
 
 use crate::error::FileError;
 use crate::owner::Owner;
-use crate::read::{check_owner_and_mode, open, Kind};
+use crate::read::{check_owner_and_mode, open_raw, Kind};
 
 /// Checks that `path` is a directory owned by `owner` that group and others cannot write (or
 /// they could remove or replace the files in it). The directory is opened and the opened
 /// directory checked (`fstat`); a symlink to a directory is followed.
 pub fn check_dir(path: &Path, owner: &Owner) -> Result<(), FileError> {
-    let dir = open(path, true)?;
+    let dir = open_raw(path, true)?;
     let meta = dir.metadata().map_err(|source| FileError::Read {
         path: path.to_owned(),
         source,

@@ -28,7 +28,7 @@ mod write;
 pub use dir::{check_dir, create_private_dir};
 pub use error::FileError;
 pub use owner::Owner;
-pub use read::{read, require_private, Contents, Kind, ReadPolicy, MAX_FILE_BYTES};
+pub use read::{open, read, require_private, Contents, Kind, ReadPolicy, MAX_FILE_BYTES};
 pub use write::{replace, write_new};
 
 #[cfg(test)]

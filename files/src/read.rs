@@ -171,13 +171,12 @@ impl Contents {
 /// `policy` with `fstat` and reads it, never more than `policy.max_bytes` (a file growing
 /// after the check is refused too).
 pub fn read(path: &Path, policy: &ReadPolicy) -> Result<Contents, FileError> {
-    let mut file = open(path, policy.follow_symlinks)?;
+    let (mut file, meta) = open_checked(path, policy)?;
     let read_err = |source| FileError::Read {
         path: path.to_owned(),
         source,
     };
-    let meta = file.metadata().map_err(read_err)?;
-    let mode = policy.check(path, &meta)?;
+    let mode = meta.mode() & 0o7777;
     let capacity = usize::try_from(meta.len()).unwrap_or(0);
     let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     file.by_ref()
@@ -197,8 +196,25 @@ pub fn read(path: &Path, policy: &ReadPolicy) -> Result<Contents, FileError> {
     })
 }
 
+/// Opens `path` as [`read`] does and checks the opened file against `policy`, without reading
+/// it: for a file the caller parses itself (a CA bundle handed to a TLS library). Returns the
+/// open file, positioned at its start; the size cap applies to its size at the check.
+pub fn open(path: &Path, policy: &ReadPolicy) -> Result<File, FileError> {
+    open_checked(path, policy).map(|(file, _)| file)
+}
+
+fn open_checked(path: &Path, policy: &ReadPolicy) -> Result<(File, Metadata), FileError> {
+    let file = open_raw(path, policy.follow_symlinks)?;
+    let meta = file.metadata().map_err(|source| FileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    policy.check(path, &meta)?;
+    Ok((file, meta))
+}
+
 /// Opens for reading; std already sets `O_CLOEXEC`.
-pub(crate) fn open(path: &Path, follow_symlinks: bool) -> Result<File, FileError> {
+pub(crate) fn open_raw(path: &Path, follow_symlinks: bool) -> Result<File, FileError> {
     let mut flags = OFlags::NONBLOCK;
     if !follow_symlinks {
         flags |= OFlags::NOFOLLOW;

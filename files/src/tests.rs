@@ -121,6 +121,12 @@ fn issue10_item3_wrong_owner_refused() {
     let root = Owner::named(4_000_000, "root");
     let err = read(&path, &ReadPolicy::config(root)).unwrap_err();
     assert!(err.to_string().contains("not root; chown root"), "{err}");
+    // open() makes the same checks without reading.
+    assert!(matches!(
+        open(&path, &ReadPolicy::config(other())),
+        Err(FileError::WrongOwner { .. })
+    ));
+    assert!(open(&path, &ReadPolicy::secret(me())).is_ok());
     // Only the mode counts with Owner::Any.
     assert!(read(&path, &ReadPolicy::secret(Owner::Any)).is_ok());
     assert!(check_dir(dir.path(), &other()).is_err());
