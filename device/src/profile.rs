@@ -21,7 +21,9 @@ pub const DEFAULT_PROFILE: &str = "default";
 pub struct Profile {
     /// Server base URL.
     pub server: String,
+    /// The pushauth user the device belongs to.
     pub user: String,
+    /// The device id the server assigned at enrollment.
     pub device_id: String,
     /// The device's friendly name.
     pub name: String,

@@ -27,41 +27,94 @@ pub const MAX_CHALLENGE_TTL_SECS: u64 = 300;
 /// Why the config cannot be used. Every message names the file and says what to fix.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The file does not exist: every login is refused until it does.
     #[error("{path} is missing; create it (see pam_push.conf(5) example) — refusing all logins")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The missing file or directory.
+        path: PathBuf,
+    },
+    /// Opening or reading failed (permission denied, I/O error).
     #[error("cannot read {path}: {source}")]
     Unreadable {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
-    /// Not a regular file; `file` says so ([`pushauth_files`] holds the messages).
+    /// Not a regular file ([`pushauth_files`] holds the message).
     #[error("{file}")]
-    NotAFile { path: PathBuf, file: FileError },
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
     /// Owned by another user than root (`chown root`).
     #[error("{file}")]
-    NotOwnedByRoot { path: PathBuf, file: FileError },
+    NotOwnedByRoot {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
     /// Group or others may write it (`chmod go-w`).
     #[error("{file}")]
-    Writable { path: PathBuf, file: FileError },
+    Writable {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
     /// Holds the API key and group or others have a permission bit on it (`chmod 600`).
     #[error("{file}")]
-    SecretReadable { path: PathBuf, file: FileError },
+    SecretReadable {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
     /// Larger than 64 KiB.
     #[error("{file}")]
-    TooLarge { path: PathBuf, file: FileError },
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Not TOML, not UTF-8, or an unknown key.
     #[error("{path} is malformed: {message}")]
-    Malformed { path: PathBuf, message: String },
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where and what (`line N (key): message`; never the line itself).
+        message: String,
+    },
+    /// A value or combination of values is not allowed.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Not a directory (the pinned-key directory).
     #[error("{file}")]
-    NotADirectory { path: PathBuf, file: FileError },
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
     /// Any other refusal of [`pushauth_files`] (not made by the module today: it follows
     /// symlinks and writes nothing).
     #[error(transparent)]
     File(FileError),
+    /// The API key is not printable ASCII.
     #[error("the API key in {path} holds characters other than printable ASCII (0x21-0x7E): a byte-order mark, a no-break or zero-width space, a space? Write the key alone on one line")]
-    BadApiKey { path: PathBuf },
+    BadApiKey {
+        /// The file holding the key (the config file for an inline key).
+        path: PathBuf,
+    },
 }
 
 impl From<FileError> for ConfigError {
@@ -231,10 +284,12 @@ fn refuse_hidden(raw: &RawConfig) -> Result<(), String> {
 /// Who must own the files: root in the module; the test's own uid in unit tests.
 #[derive(Debug, Clone, Copy)]
 pub struct Ownership {
+    /// The required owner's uid.
     pub uid: u32,
 }
 
 impl Ownership {
+    /// Root: what the module requires.
     pub const ROOT: Ownership = Ownership { uid: 0 };
 
     /// The shared file rule's owner: this uid, named `root` in messages (it is root in the
