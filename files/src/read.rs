@@ -177,7 +177,9 @@ pub fn read(path: &Path, policy: &ReadPolicy) -> Result<Contents, FileError> {
         source,
     };
     let mode = meta.mode() & 0o7777;
-    let capacity = usize::try_from(meta.len()).unwrap_or(0);
+    // One byte of room beyond the size, so reading to the end never regrows the buffer (a
+    // regrown buffer would leave an unzeroized copy behind).
+    let capacity = usize::try_from(meta.len().saturating_add(1)).unwrap_or(0);
     let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     file.by_ref()
         .take(policy.max_bytes.saturating_add(1))
