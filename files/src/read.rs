@@ -177,14 +177,7 @@ pub fn read(path: &Path, policy: &ReadPolicy) -> Result<Contents, FileError> {
         source,
     };
     let mode = meta.mode() & 0o7777;
-    // One byte of room beyond the size, so reading to the end never regrows the buffer (a
-    // regrown buffer would leave an unzeroized copy behind).
-    let capacity = usize::try_from(meta.len().saturating_add(1)).unwrap_or(0);
-    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
-    file.by_ref()
-        .take(policy.max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
+    let bytes = read_capped(&mut file, meta.len(), policy.max_bytes).map_err(read_err)?;
     if bytes.len() as u64 > policy.max_bytes {
         return Err(FileError::TooLarge {
             path: path.to_owned(),
@@ -196,6 +189,31 @@ pub fn read(path: &Path, policy: &ReadPolicy) -> Result<Contents, FileError> {
         bytes,
         mode,
     })
+}
+
+/// Reads to the end, or until more than `max` bytes were read, straight into zeroizing
+/// buffers: one byte of room beyond `size` (the fstat size) so the usual read needs no second
+/// buffer, and a grown buffer copies into a new zeroizing one (`read_to_end` would reallocate,
+/// leaving unzeroized copies behind, or probe through a stack buffer).
+fn read_capped(file: &mut File, size: u64, max: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let first = usize::try_from(size.min(max).saturating_add(1)).unwrap_or(usize::MAX);
+    let mut buf = Zeroizing::new(vec![0u8; first]);
+    let mut filled = 0;
+    while filled as u64 <= max {
+        if filled == buf.len() {
+            let mut bigger = Zeroizing::new(vec![0u8; filled.saturating_mul(2).max(64)]);
+            bigger[..filled].copy_from_slice(&buf[..filled]);
+            buf = bigger;
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Opens `path` as [`read`] does and checks the opened file against `policy`, without reading

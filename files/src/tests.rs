@@ -243,3 +243,17 @@ fn issue10_item3_private_directories() {
         Err(FileError::NotFound { .. })
     ));
 }
+
+/// A file whose fstat size is 0 but which holds more (a /proc file): the buffer grows, the
+/// whole text is read, and the cap still holds.
+#[test]
+fn issue10_item3_reads_past_the_fstat_size_within_the_cap() {
+    let path = Path::new("/proc/self/status");
+    let got = read(path, &ReadPolicy::config(Owner::Any)).unwrap();
+    assert!(got.bytes().len() > 200, "{got:?}");
+    assert!(got.into_text().unwrap().starts_with("Name:"));
+    assert!(matches!(
+        read(path, &ReadPolicy::config(Owner::Any).max_bytes(100)),
+        Err(FileError::TooLarge { max: 100, .. })
+    ));
+}
