@@ -2,10 +2,10 @@
 //! (file 0600, directory 0700), since each holds the device's private key.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use pushauth_files::{FileError, Owner, ReadPolicy};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -21,7 +21,9 @@ pub const DEFAULT_PROFILE: &str = "default";
 pub struct Profile {
     /// Server base URL.
     pub server: String,
+    /// The pushauth user the device belongs to.
     pub user: String,
+    /// The device id the server assigned at enrollment.
     pub device_id: String,
     /// The device's friendly name.
     pub name: String,
@@ -89,8 +91,11 @@ pub fn profile_exists(dir: &Path, name: &str) -> Result<bool, DeviceError> {
     Ok(fs::symlink_metadata(path).is_ok())
 }
 
-/// Stores a profile with mode 0600 (the directory 0700 if it is created). Refuses to replace
-/// an existing profile unless `force`.
+/// Stores a profile with mode 0600 through [`pushauth_files`] (the directory is created 0700
+/// if missing; an existing one must be the user's and not writable by group or others).
+/// Refuses to replace an existing profile unless `force`; with `force` the old file is
+/// replaced atomically (0600 temporary file, fsync, rename), so a crash never leaves half a
+/// key file.
 pub fn save_profile(
     dir: &Path,
     name: &str,
@@ -98,75 +103,44 @@ pub fn save_profile(
     force: bool,
 ) -> Result<PathBuf, DeviceError> {
     let path = profile_path(dir, name)?;
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-    if !force && fs::symlink_metadata(&path).is_ok() {
-        return Err(err(format!(
+    pushauth_files::create_private_dir(dir, &Owner::current()).map_err(|e| err(e.to_string()))?;
+    let exists = || {
+        err(format!(
             "profile {name:?} already exists ({}); use --force to replace it",
             path.display()
-        )));
+        ))
+    };
+    if !force && fs::symlink_metadata(&path).is_ok() {
+        return Err(exists());
     }
     let text = Zeroizing::new(
         toml::to_string(profile).map_err(|e| err(format!("cannot encode the profile: {e}")))?,
     );
-    // Write beside the target and rename, so a crash never leaves half a key file.
-    let tmp = dir.join(format!(".{name}.toml.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-    let written = file
-        .write_all(text.as_bytes())
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(format!("cannot write {}: {e}", tmp.display())));
+    let written = match force {
+        true => pushauth_files::replace(&path, text.as_bytes()),
+        false => pushauth_files::write_new(&path, text.as_bytes()),
+    };
+    match written {
+        Ok(()) => Ok(path),
+        Err(FileError::Exists { .. }) => Err(exists()),
+        Err(e) => Err(err(e.to_string())),
     }
-    if !force && fs::symlink_metadata(&path).is_ok() {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(format!(
-            "profile {name:?} already exists ({}); use --force to replace it",
-            path.display()
-        )));
-    }
-    fs::rename(&tmp, &path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        err(format!("cannot write {}: {e}", path.display()))
-    })?;
-    Ok(path)
 }
 
-/// Loads a profile, refusing one that others may read (it holds the private key).
+/// Loads a profile through [`pushauth_files`]: it must be the user's own regular file with no
+/// permission bit for group or others (it holds the private key), checked on the opened file.
 pub fn load_profile(dir: &Path, name: &str) -> Result<Profile, DeviceError> {
     let path = profile_path(dir, name)?;
-    let meta = match fs::metadata(&path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+    let text = match pushauth_files::read(&path, &ReadPolicy::secret(Owner::current())) {
+        Ok(contents) => contents.into_text().map_err(|e| err(e.to_string()))?,
+        Err(FileError::NotFound { .. }) => {
             return Err(err(format!(
                 "no profile {name:?} ({}); enroll first with `pushauth-device enroll URL`",
                 path.display()
             )))
         }
-        Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => return Err(err(e.to_string())),
     };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "{} holds the device's private key but is accessible by others (mode {mode:03o}); \
-             chmod 600 it",
-            path.display()
-        )));
-    }
-    let text = Zeroizing::new(
-        fs::read_to_string(&path)
-            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?,
-    );
     toml::from_str(&text)
         .map_err(|e| err(format!("{} is not a valid profile: {e}", path.display())))
 }
@@ -174,6 +148,7 @@ pub fn load_profile(dir: &Path, name: &str) -> Result<Profile, DeviceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> Profile {
         Profile {
@@ -215,6 +190,43 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let msg = load_profile(tmp.path(), "p").unwrap_err().to_string();
         assert!(msg.contains("chmod 600"), "{msg}");
+    }
+
+    /// Issue 10 item 3: profiles get the one secret rule of `pushauth_files`: any group or
+    /// other bit is refused with the shared `chmod 600 <path>` message; a forced replace
+    /// leaves a 0600 file; a config directory others can write is refused on save.
+    #[test]
+    fn issue10_item3_pushauth_device_refuses_readable_profiles_and_open_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cfg");
+        let path = save_profile(&dir, "p", &sample(), false).unwrap();
+        for mode in [0o640, 0o604, 0o620, 0o610] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let msg = load_profile(&dir, "p").unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("chmod 600 {}", path.display())),
+                "{mode:o}: {msg}"
+            );
+        }
+        save_profile(&dir, "p", &sample(), true).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(load_profile(&dir, "p").unwrap(), sample());
+        let msg = save_profile(&dir, "p", &sample(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("--force"), "{msg}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let msg = save_profile(&dir, "q", &sample(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&format!("chmod go-w {}", dir.display())),
+            "{msg}"
+        );
+        assert!(!dir.join("q.toml").exists());
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pushauth_files::{FileError, Owner, ReadPolicy};
 use pushauth_proto::{b64, random, DeviceSigningKey};
 use serde::Deserialize;
 use thiserror::Error;
@@ -35,6 +35,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A secret file refused or unreadable ([`pushauth_files`]: owner, mode, size).
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// The config file.
@@ -149,7 +152,8 @@ impl FileConfig {
         }
         let tls = match &self.tls {
             Some(tls) => {
-                check_private(&tls.key)?;
+                // Checked now so a bad key fails at start, not at the first connection.
+                read_private(&tls.key)?;
                 Some(TlsSettings {
                     cert: tls.cert.clone(),
                     key: tls.key.clone(),
@@ -307,27 +311,12 @@ impl Settings {
 }
 
 /// Reads a secret file (trimmed). The file must belong to the user the sidecar runs as and be
-/// readable by nobody else (mode 0600 or stricter): a secret others can read is refused, group
+/// readable by nobody else (mode 0600 or 0400): a secret others can read is refused, group
 /// readers included. The checks are made on the opened file (no race with a rename), and a file
-/// larger than 4 KiB is refused.
+/// larger than 4 KiB is refused ([`pushauth_files`] holds the rule and its messages).
 pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = fs::File::open(path).map_err(read_err)?;
-    let meta = file.metadata().map_err(read_err)?;
-    check_private_meta(path, &meta)?;
-    if meta.len() > MAX_SECRET_BYTES {
-        return Err(ConfigError::Invalid(format!(
-            "{} is larger than {MAX_SECRET_BYTES} bytes; it should hold one secret",
-            path.display()
-        )));
-    }
-    let mut text = Zeroizing::new(String::new());
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read_err)?;
+    let policy = ReadPolicy::secret(Owner::current()).max_bytes(MAX_SECRET_BYTES);
+    let text = pushauth_files::read(path, &policy)?.into_text()?;
     let secret = Zeroizing::new(text.trim().to_owned());
     if secret.is_empty() {
         return Err(ConfigError::Invalid(format!("{} is empty", path.display())));
@@ -341,83 +330,37 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
     Ok(secret)
 }
 
-/// Checks that `path` is a secret file only the sidecar's user can read (see [`read_secret`]).
-pub fn check_private(path: &Path) -> Result<(), ConfigError> {
-    let meta = fs::metadata(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    check_private_meta(path, &meta)
-}
-
-#[cfg(unix)]
-fn check_private_meta(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    if !meta.is_file() {
-        return Err(ConfigError::Invalid(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(ConfigError::Invalid(format!(
-            "{} is readable by its group or others and holds a secret; chmod 600 it (owner: the sidecar's user)",
-            path.display()
-        )));
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != me {
-        return Err(ConfigError::Invalid(format!(
-            "{} holds a secret but belongs to uid {}, not to the sidecar's user (uid {me}); chown it",
-            path.display(),
-            meta.uid()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private_meta(_path: &Path, _meta: &fs::Metadata) -> Result<(), ConfigError> {
-    Ok(())
+/// Reads a private key file (PEM, at most 64 KiB) under the secret rule of [`read_secret`]:
+/// owned by the sidecar's user, no group or other bits. The bytes are zeroized on drop.
+pub fn read_private(path: &Path) -> Result<pushauth_files::Contents, ConfigError> {
+    Ok(pushauth_files::read(
+        path,
+        &ReadPolicy::secret(Owner::current()),
+    )?)
 }
 
 /// Loads the sidecar's signing key (a base64url Ed25519 seed), creating it 0600 when missing.
 pub fn load_or_create_key(path: &Path) -> Result<DeviceSigningKey, ConfigError> {
-    if path.exists() {
-        let text = read_secret(path)?;
-        let seed = Zeroizing::new(b64::decode_array::<32>(&text, "signing key").map_err(|e| {
-            ConfigError::Invalid(format!(
-                "{}: not a base64url Ed25519 seed: {e}",
-                path.display()
-            ))
-        })?);
-        return Ok(DeviceSigningKey::from_seed(&seed));
+    match read_secret(path) {
+        Ok(text) => {
+            let seed =
+                Zeroizing::new(b64::decode_array::<32>(&text, "signing key").map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "{}: not a base64url Ed25519 seed: {e}",
+                        path.display()
+                    ))
+                })?);
+            return Ok(DeviceSigningKey::from_seed(&seed));
+        }
+        Err(ConfigError::File(FileError::NotFound { .. })) => {}
+        Err(e) => return Err(e),
     }
     let seed = Zeroizing::new(
         random::bytes::<32>().map_err(|e| ConfigError::Invalid(format!("no randomness: {e}")))?,
     );
     let text = Zeroizing::new(b64::encode(*seed));
-    write_private(path, text.as_bytes())?;
+    pushauth_files::write_new(path, text.as_bytes())?;
     Ok(DeviceSigningKey::from_seed(&seed))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
-    use std::io::Write;
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|source| ConfigError::Write {
-        path: path.to_owned(),
-        source,
-    })?;
-    file.write_all(bytes).map_err(|source| ConfigError::Write {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 #[cfg(test)]
@@ -477,6 +420,52 @@ mod tests {
         fs::write(&path, "\u{feff}0123456789abcdef0123").unwrap();
         let err = read_secret(&path).unwrap_err();
         assert!(err.to_string().contains("printable ASCII"), "{err}");
+    }
+
+    /// Issue 10 item 3: every secret the sidecar reads (shared secret, CIBA key, signing key,
+    /// TLS key) goes through the one rule: 0640 is refused with the fix-it message, 0600 owned
+    /// by the sidecar's user is read.
+    #[cfg(unix)]
+    #[test]
+    fn issue10_item3_idp_sidecar_refuses_a_0640_secret_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "[realms.corp]\n[ciba]\nkey_file = \"{d}/ciba\"\nkeycloak_url = \"http://127.0.0.1:1\"\n\
+             [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/tls-key.pem\"\n",
+            d = dir.path().display()
+        );
+        for (name, text) in [
+            ("ciba", "ciba-key-0123456789"),
+            ("tls-key.pem", "-----BEGIN PRIVATE KEY-----\n"),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, text).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(config_with(dir.path(), &extra).is_ok());
+        for name in ["secret", "ciba", "tls-key.pem", "key"] {
+            let path = dir.path().join(name);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+            let err = match name {
+                // config_with rewrites the api key and shared secret 0600: read it directly.
+                "secret" => read_secret(&path).unwrap_err(),
+                _ => config_with(dir.path(), &extra).unwrap_err(),
+            };
+            assert!(
+                matches!(err, ConfigError::File(FileError::Readable { .. })),
+                "{name}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("chmod 600 {}", path.display())),
+                "{name}: {err}"
+            );
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        // A missing secret is named as such.
+        let err = read_secret(&dir.path().join("absent")).unwrap_err();
+        assert!(err.to_string().contains("is missing"), "{err}");
     }
 
     /// A complete config around `extra`, with every secret file present and private.

@@ -7,7 +7,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{check_private, TlsSettings};
+use crate::config::{read_private, TlsSettings};
 
 /// Why the TLS acceptor cannot be built; the text names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +31,9 @@ pub fn load(settings: &TlsSettings) -> Result<RustlsConfig, TlsError> {
             settings.cert.display()
         )));
     }
-    check_private(&settings.key).map_err(|e| tls_err(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| {
+    // Read once, checked on the opened file, then parsed from memory: no check-then-open race.
+    let pem = read_private(&settings.key).map_err(|e| tls_err(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         tls_err(format!(
             "cannot read a private key from {}: {e}",
             settings.key.display()

@@ -1,12 +1,10 @@
 //! `/etc/pam_push.conf`: parsing, defaults, and the ownership and permission checks that make a
 //! broken or tampered config fail closed (never the pam_duo surprise of letting everyone in).
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pushauth_files::{FileError, Owner, ReadPolicy};
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::{Zeroize, Zeroizing};
@@ -29,31 +27,117 @@ pub const MAX_CHALLENGE_TTL_SECS: u64 = 300;
 /// Why the config cannot be used. Every message names the file and says what to fix.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The file does not exist: every login is refused until it does.
     #[error("{path} is missing; create it (see pam_push.conf(5) example) — refusing all logins")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The missing file or directory.
+        path: PathBuf,
+    },
+    /// Opening or reading failed (permission denied, I/O error).
     #[error("cannot read {path}: {source}")]
     Unreadable {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
-    #[error("{path} is not a regular file")]
-    NotAFile { path: PathBuf },
-    #[error("{path} is owned by uid {uid}, not root; chown root {path}")]
-    NotOwnedByRoot { path: PathBuf, uid: u32 },
-    #[error("{path} is group- or world-writable (mode {mode:03o}); chmod go-w {path}")]
-    Writable { path: PathBuf, mode: u32 },
-    #[error("{path} is group- or world-readable (mode {mode:03o}) and holds the API key; chmod 600 {path}")]
-    SecretReadable { path: PathBuf, mode: u32 },
-    #[error("{path} is larger than 64 KiB")]
-    TooLarge { path: PathBuf },
+    /// Not a regular file ([`pushauth_files`] holds the message).
+    #[error("{file}")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Owned by another user than root (`chown root`).
+    #[error("{file}")]
+    NotOwnedByRoot {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Group or others may write it (`chmod go-w`).
+    #[error("{file}")]
+    Writable {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Holds the API key and group or others have a permission bit on it (`chmod 600`).
+    #[error("{file}")]
+    SecretReadable {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Larger than 64 KiB.
+    #[error("{file}")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Not TOML, not UTF-8, or an unknown key.
     #[error("{path} is malformed: {message}")]
-    Malformed { path: PathBuf, message: String },
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where and what (`line N (key): message`; never the line itself).
+        message: String,
+    },
+    /// A value or combination of values is not allowed.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path} is not a directory")]
-    NotADirectory { path: PathBuf },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Not a directory (the pinned-key directory).
+    #[error("{file}")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+        /// The shared refusal, whose text is the message.
+        file: FileError,
+    },
+    /// Any other refusal of [`pushauth_files`] (not made by the module today: it follows
+    /// symlinks and writes nothing).
+    #[error(transparent)]
+    File(FileError),
+    /// The API key is not printable ASCII.
     #[error("the API key in {path} holds characters other than printable ASCII (0x21-0x7E): a byte-order mark, a no-break or zero-width space, a space? Write the key alone on one line")]
-    BadApiKey { path: PathBuf },
+    BadApiKey {
+        /// The file holding the key (the config file for an inline key).
+        path: PathBuf,
+    },
+}
+
+impl From<FileError> for ConfigError {
+    /// Maps the shared file rule's refusals to this module's variants (their messages are the
+    /// shared ones, except "missing", which says that all logins are refused).
+    fn from(file: FileError) -> Self {
+        let path = file.path().to_owned();
+        match file {
+            FileError::NotFound { path } => ConfigError::Missing { path },
+            FileError::Read { path, source } => ConfigError::Unreadable { path, source },
+            FileError::NotUtf8 { path } => ConfigError::Malformed {
+                path,
+                message: "not UTF-8 text".into(),
+            },
+            FileError::NotAFile { .. } => ConfigError::NotAFile { path, file },
+            FileError::NotADirectory { .. } => ConfigError::NotADirectory { path, file },
+            FileError::WrongOwner { .. } => ConfigError::NotOwnedByRoot { path, file },
+            FileError::Writable { .. } => ConfigError::Writable { path, file },
+            FileError::Readable { .. } => ConfigError::SecretReadable { path, file },
+            FileError::TooLarge { .. } => ConfigError::TooLarge { path, file },
+            other => ConfigError::File(other),
+        }
+    }
 }
 
 /// The module's settings after parsing and checking. `Debug` never shows the API key.
@@ -200,59 +284,26 @@ fn refuse_hidden(raw: &RawConfig) -> Result<(), String> {
 /// Who must own the files: root in the module; the test's own uid in unit tests.
 #[derive(Debug, Clone, Copy)]
 pub struct Ownership {
+    /// The required owner's uid.
     pub uid: u32,
 }
 
 impl Ownership {
+    /// Root: what the module requires.
     pub const ROOT: Ownership = Ownership { uid: 0 };
-}
 
-/// Checks an opened file's (or directory's) owner and that group and others cannot write it.
-fn check_owner_and_mode(
-    path: &Path,
-    meta: &fs::Metadata,
-    owner: Ownership,
-) -> Result<u32, ConfigError> {
-    let mode = meta.mode() & 0o7777;
-    if meta.uid() != owner.uid {
-        return Err(ConfigError::NotOwnedByRoot {
-            path: path.to_owned(),
-            uid: meta.uid(),
-        });
+    /// The shared file rule's owner: this uid, named `root` in messages (it is root in the
+    /// module; only unit tests use another uid).
+    fn owner(self) -> Owner {
+        Owner::named(self.uid, "root")
     }
-    if mode & 0o022 != 0 {
-        return Err(ConfigError::Writable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(mode)
 }
 
 /// Checks a directory that decides who is protected how (the pinned-key directory): it must
 /// exist, be a directory, be owned by `owner` and not be writable by group or others, or anyone
 /// who can write it could remove or replace a user's pinned keys.
 pub fn check_directory(path: &Path, owner: Ownership) -> Result<(), ConfigError> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError::Missing {
-                path: path.to_owned(),
-            })
-        }
-        Err(source) => {
-            return Err(ConfigError::Unreadable {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    if !meta.is_dir() {
-        return Err(ConfigError::NotADirectory {
-            path: path.to_owned(),
-        });
-    }
-    check_owner_and_mode(path, &meta, owner).map(drop)
+    Ok(pushauth_files::check_dir(path, &owner.owner())?)
 }
 
 /// Reads a user's pinned-key file `<dir>/<user>` with the config's owner and mode checks:
@@ -284,61 +335,22 @@ pub fn read_pinned_file(
 }
 
 /// Reads a file that must be owned by `owner` and not writable by group or others; with
-/// `secret`, not readable by them either. Checks the open file (fstat), not the path, so the
-/// file cannot be swapped between check and read.
+/// `secret`, with no permission bit for them at all. At most 64 KiB. The shared rule of
+/// [`pushauth_files`]: it checks the open file (fstat), not the path, so the file cannot be
+/// swapped between check and read.
 fn read_checked(
     path: &Path,
     owner: Ownership,
     secret: bool,
 ) -> Result<(Zeroizing<String>, u32), ConfigError> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError::Missing {
-                path: path.to_owned(),
-            })
-        }
-        Err(source) => {
-            return Err(ConfigError::Unreadable {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    let meta = file.metadata().map_err(|source| ConfigError::Unreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(ConfigError::NotAFile {
-            path: path.to_owned(),
-        });
+    let policy = match secret {
+        true => ReadPolicy::secret(owner.owner()),
+        false => ReadPolicy::config(owner.owner()),
     }
-    let mode = check_owner_and_mode(path, &meta, owner)?;
-    if secret && mode & 0o044 != 0 {
-        return Err(ConfigError::SecretReadable {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    file.by_ref()
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| ConfigError::Unreadable {
-            path: path.to_owned(),
-            source,
-        })?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ConfigError::Malformed {
-        path: path.to_owned(),
-        message: "not UTF-8 text".into(),
-    })?;
-    Ok((Zeroizing::new(text.to_owned()), mode))
+    .max_bytes(MAX_CONFIG_BYTES);
+    let contents = pushauth_files::read(path, &policy)?;
+    let mode = contents.mode;
+    Ok((contents.into_text()?, mode))
 }
 
 impl Config {
@@ -349,11 +361,8 @@ impl Config {
             path: path.to_owned(),
             message: toml_error(&text, &e),
         })?;
-        if raw.api_key.is_some() && mode & 0o044 != 0 {
-            return Err(ConfigError::SecretReadable {
-                path: path.to_owned(),
-                mode,
-            });
+        if raw.api_key.is_some() {
+            pushauth_files::require_private(path, mode)?;
         }
         Self::from_raw(path, raw, owner)
     }
@@ -472,28 +481,9 @@ impl Config {
         }
         if let Some(ca_file) = &raw.ca_file {
             // Whoever can write the CA file can make the module trust their own server.
-            let file = File::open(ca_file).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    ConfigError::Missing {
-                        path: ca_file.clone(),
-                    }
-                } else {
-                    ConfigError::Unreadable {
-                        path: ca_file.clone(),
-                        source: e,
-                    }
-                }
-            })?;
-            let meta = file.metadata().map_err(|source| ConfigError::Unreadable {
-                path: ca_file.clone(),
-                source,
-            })?;
-            if !meta.is_file() {
-                return Err(ConfigError::NotAFile {
-                    path: ca_file.clone(),
-                });
-            }
-            check_owner_and_mode(ca_file, &meta, owner)?;
+            // Opened and checked, not read: the client reads the bundle (of any size) itself.
+            let policy = ReadPolicy::config(owner.owner()).max_bytes(u64::MAX);
+            pushauth_files::open(ca_file, &policy)?;
         }
         let user_map = match raw.user_map.as_deref() {
             None => UserMap::AsIs,
@@ -535,6 +525,7 @@ impl Config {
 mod tests {
     use super::*;
     use crate::policy::UserMap;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn me() -> Ownership {
@@ -895,6 +886,53 @@ mod tests {
         for user in ["../alice", ".hidden", "a/b", ""] {
             assert!(read_pinned_file(&pins, user, me()).is_err(), "{user}");
         }
+    }
+
+    /// Issue 10 item 3: the API key file gets the one secret rule of `pushauth_files`: any
+    /// permission bit for group or others is refused with the shared fix-it message (0610 and
+    /// 0620 used to pass or get another message), and the config, CA file and pinned keys keep
+    /// the "owned by root, not writable by others" rule.
+    #[test]
+    fn issue10_item3_pam_push_refuses_a_group_readable_api_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = with_key(dir.path(), "");
+        let conf = write(dir.path(), "c", &text, 0o644);
+        let key = dir.path().join("api-key");
+        for mode in [0o640, 0o604, 0o610, 0o620, 0o660, 0o400 | 0o040] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+            let err = Config::load(&conf, me()).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SecretReadable { path, .. } if path == &key),
+                "{mode:o}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("chmod 600 {}", key.display())),
+                "{mode:o}: {err}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(
+                Config::load(&conf, me()).unwrap().api_key.as_str(),
+                "secret-key"
+            );
+        }
+        // The owner message is the shared one, naming root.
+        let other = Ownership {
+            uid: me().uid.wrapping_add(4242),
+        };
+        let err = Config::load(&conf, other).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("not root; chown root {}", conf.display())),
+            "{err}"
+        );
+        // A config larger than 64 KiB is refused, naming the cap.
+        let big = write(dir.path(), "big", &"#".repeat(70_000), 0o600);
+        let err = Config::load(&big, me()).unwrap_err();
+        assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
     }
 
     #[test]

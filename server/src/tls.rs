@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
+use pushauth_files::{Owner, ReadPolicy};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -25,7 +26,13 @@ pub fn load(config: &TlsConfig) -> Result<RustlsConfig, ServerError> {
             config.cert.display()
         )));
     }
-    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|e| {
+    // Read once through the shared file rule (checked on the opened file, at most 64 KiB),
+    // then parsed from memory. Only "not writable by group or others" is required of the key's
+    // mode: the documented layout (packaging/pushauthd/pushauthd.toml) is root:_pushauthd
+    // 0640, so a group-readable key is still accepted here.
+    let pem = pushauth_files::read(&config.key, &ReadPolicy::config(Owner::Any))
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         ServerError::Tls(format!(
             "cannot read a private key from {}: {e}",
             config.key.display()

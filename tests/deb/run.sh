@@ -275,6 +275,25 @@ install -o _pushauth-idp -g _pushauth-idp -m 600 /dev/null /etc/pushauth-idp-sid
 echo "$shared_secret" >/etc/pushauth-idp-sidecar/shared-secret
 sed -i "s|^servers = .*|servers = [\"$url\"]|" "$SIDECAR_CONFIG"
 printf '\n[realms.corp]\nuser = "kc/{username}"\n' >>"$SIDECAR_CONFIG"
+# Issue 10 item 3: the packaged layout is the one the sidecar requires (its secrets 0600, owned
+# by its user), and a group-readable secret stops it with the fix-it message.
+for f in api-key shared-secret; do
+  check "/etc/pushauth-idp-sidecar/$f is 600 _pushauth-idp" \
+    test "$(mode_owner /etc/pushauth-idp-sidecar/$f)" = "600 _pushauth-idp _pushauth-idp"
+done
+chmod 640 /etc/pushauth-idp-sidecar/shared-secret
+start_like_unit "$SIDECAR_UNIT" "$WORK/sidecar-0640.log" --listen "127.0.0.1:$(free_port)"
+refused_pid=${pids[-1]}
+unset 'pids[${#pids[@]}-1]'
+for _ in $(seq 50); do kill -0 "$refused_pid" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$refused_pid" 2>/dev/null; then
+  kill "$refused_pid"; wait "$refused_pid" 2>/dev/null || true
+  fail "the sidecar started with a group-readable shared secret: $(cat "$WORK/sidecar-0640.log")"
+fi
+wait "$refused_pid" 2>/dev/null || true
+check "a 0640 shared secret stops the sidecar with: chmod 600 /etc/pushauth-idp-sidecar/shared-secret" \
+  grep -q "chmod 600 /etc/pushauth-idp-sidecar/shared-secret" "$WORK/sidecar-0640.log"
+chmod 600 /etc/pushauth-idp-sidecar/shared-secret
 sidecar_url=http://127.0.0.1:$(free_port)
 start_like_unit "$SIDECAR_UNIT" "$WORK/sidecar.log" --listen "${sidecar_url#http://}"
 wait_up "$sidecar_url/healthz" "$WORK/sidecar.log"

@@ -1,0 +1,156 @@
+//! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
+//! `[limits]` and `[retention]`, `[webhook]`, and the admin token file. Secret files are read
+//! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
+//! file).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+mod file;
+mod limits;
+mod secrets;
+mod webhook;
+
+pub use file::FileConfig;
+pub use limits::{Limits, Retention};
+pub use secrets::{load_or_create_admin_token, read_admin_token};
+pub use webhook::{FileWebhook, WebhookConfig};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/pushauthd";
+
+/// Certificate chain and private key files (PEM) for HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Everything a running server needs.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address the HTTP(S) listener binds.
+    pub listen: SocketAddr,
+    /// The state directory (database), `0700`.
+    pub data_dir: PathBuf,
+    /// Base URL for enrollment links; `http(s)://<listen>` when absent.
+    pub public_url: Option<String>,
+    /// The admin bearer token (zeroized on drop, never printed).
+    pub admin_token: Zeroizing<String>,
+    /// HTTPS certificate and key; plain HTTP when `None`.
+    pub tls: Option<TlsConfig>,
+    /// Push-fatigue and connection limits.
+    pub limits: Limits,
+    /// Challenge lifetime when the relying party asks for none, in seconds.
+    pub default_ttl_secs: u64,
+    /// Longest challenge lifetime a relying party may ask for, in seconds.
+    pub max_ttl_secs: u64,
+    /// Lifetime of an enrollment link, in seconds.
+    pub enrollment_ttl_secs: u64,
+    /// Where new challenges are announced, if anywhere.
+    pub webhook: Option<WebhookConfig>,
+    /// How often the background sweeper expires overdue challenges, prunes old nonces and
+    /// applies `retention`; 0 turns it off (expiry is still enforced on every read and write).
+    pub sweep_interval_secs: u64,
+    /// How long finished records are kept.
+    pub retention: Retention,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &"<redacted>")
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
+            .field("default_ttl_secs", &self.default_ttl_secs)
+            .field("max_ttl_secs", &self.max_ttl_secs)
+            .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
+            .field("webhook", &self.webhook)
+            .field("sweep_interval_secs", &self.sweep_interval_secs)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with every default.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, admin_token: String) -> Self {
+        ServerConfig {
+            listen,
+            data_dir,
+            public_url: None,
+            admin_token: Zeroizing::new(admin_token),
+            tls: None,
+            limits: Limits::default(),
+            default_ttl_secs: 60,
+            max_ttl_secs: 300,
+            enrollment_ttl_secs: 600,
+            webhook: None,
+            sweep_interval_secs: 5,
+            retention: Retention::default(),
+        }
+    }
+
+    /// The base URL for links: the configured one, else derived from `addr` (the bound address).
+    pub fn base_url(&self, addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{addr}")
+            }
+        }
+    }
+}
+
+/// A configuration problem, named so the person can fix it.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// Where and what (`line N (key): message`).
+        message: String,
+    },
+    /// The admin token file is refused, missing, empty or cannot be made.
+    #[error("admin token file {path}: {message}")]
+    AdminToken {
+        /// The admin token file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A value or combination of values is not allowed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file (the config file, the webhook secret) refused by the shared rule of
+    /// [`pushauth_files`]: owner, mode, size.
+    #[error(transparent)]
+    File(#[from] pushauth_files::FileError),
+}
+
+#[cfg(test)]
+mod tests;
