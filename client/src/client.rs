@@ -9,8 +9,8 @@ use pushauth_proto::{b64, context_digest, random, Context, DevicePublicKey};
 use serde::Serialize;
 
 use crate::http::{path_segment, Failure, Http};
-use crate::settings::check_server;
 use crate::pinned::load_pinned;
+use crate::settings::check_server;
 use crate::verify;
 use crate::{ClientConfig, ClientError, DeviceInfo};
 

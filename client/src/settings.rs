@@ -247,8 +247,7 @@ pub fn check_server(server: &str, allow_insecure_http: bool) -> Result<String, S
     match rest {
         Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ', '@']) => {
             let authority = host.split('/').next().unwrap_or(host);
-            if base.starts_with("http://") && !allow_insecure_http && !is_loopback_host(authority)
-            {
+            if base.starts_with("http://") && !allow_insecure_http && !is_loopback_host(authority) {
                 return Err(SettingsError::InsecureServer(server.to_owned()));
             }
             Ok(base.to_owned())
@@ -416,7 +415,9 @@ mod tests {
             SettingsError::BadApiKey
         );
         assert_eq!(
-            settings.client_config(Zeroizing::new(String::new())).unwrap_err(),
+            settings
+                .client_config(Zeroizing::new(String::new()))
+                .unwrap_err(),
             SettingsError::EmptyApiKey
         );
     }

@@ -120,6 +120,9 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         fs::write(&empty, "not a certificate\n").unwrap();
         let err = tls_config(&empty).unwrap_err();
-        assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
     }
 }

@@ -54,7 +54,10 @@ fn issue10_item4_device_name_rule_matches_server() {
     let too_long = "a".repeat(MAX_DEVICE_NAME_CHARS + 1);
     match DeviceClient::enroll(&bob, &too_long, None) {
         Err(DeviceError::Profile(message)) => {
-            assert!(message.contains("1 to 64 printable characters"), "{message}")
+            assert!(
+                message.contains("1 to 64 printable characters"),
+                "{message}"
+            )
         }
         other => panic!("65 characters accepted or wrongly refused: {other:?}"),
     }
