@@ -109,6 +109,8 @@ impl Env {
             ),
         )
         .unwrap();
+        // Not writable by group or others: the client refuses such a pinned-key file.
+        fs::set_permissions(pins.path().join("alice"), fs::Permissions::from_mode(0o644)).unwrap();
 
         let mut settings = Settings::new(
             vec![url],
