@@ -55,12 +55,15 @@ impl Default for StartOptions {
 /// A challenge this client started, with what it needs to verify the answer.
 #[derive(Debug, Clone)]
 pub struct PendingLogin {
+    /// The challenge id (base64url).
     pub id: String,
+    /// The pushauthd user the challenge is for.
     pub user: String,
     /// The code to show the person (number matching), `None` when off.
     pub code: Option<String>,
     /// The devices the challenge was sent to, with names and keys.
     pub devices: Vec<DeviceInfo>,
+    /// When the challenge expires on the server (RFC 3339 UTC text).
     pub expires_at: String,
     pub(crate) rp_nonce: [u8; 32],
     pub(crate) context_digest: [u8; 32],
@@ -75,15 +78,26 @@ pub struct PendingLogin {
 pub enum Outcome {
     /// A device approved with the right code, and its signature verified.
     Approved {
+        /// The device that answered.
         device_id: String,
+        /// Its name, as enrolled.
         device_name: String,
     },
     /// A device denied.
-    Denied { device_id: String },
+    Denied {
+        /// The device that answered.
+        device_id: String,
+    },
     /// A device said "this was not me".
-    Reported { device_id: String },
+    Reported {
+        /// The device that answered.
+        device_id: String,
+    },
     /// A device approved with the wrong code.
-    CodeMismatch { device_id: String },
+    CodeMismatch {
+        /// The device that answered.
+        device_id: String,
+    },
     /// The challenge expired on the server.
     Expired,
     /// The challenge was cancelled.

@@ -147,6 +147,7 @@ impl DeviceClient {
         })
     }
 
+    /// The device id pushauthd gave at enrollment (base64url).
     pub fn device_id(&self) -> &str {
         &self.device_id
     }
