@@ -16,35 +16,24 @@ use crate::result_token::ResultSigner;
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    /// The secret IdP shims send as `Authorization: Bearer`.
     pub shared_secret: Zeroizing<String>,
-    /// Signs result tokens.
     pub signer: ResultSigner,
-    /// Logins in progress or recently ended, with the client that waits for them.
     pub logins: Logins,
-    /// Enrollments in progress.
     pub enrollments: Enrollments,
-    /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Challenge lifetime for a login.
     pub login_ttl: Duration,
-    /// How long a result token stays valid.
     pub result_ttl: Duration,
     /// Hard deadline for the pushauthd calls one shim request makes.
     pub call_timeout: Duration,
     /// How IdP realms map to pushauthd users.
     pub realms: Realms,
-    /// The CIBA channel, when configured.
     pub ciba: Option<Ciba>,
-    /// The runtime whose blocking pool runs the client's (blocking) calls.
     pub runtime: tokio::runtime::Handle,
 }
 
 /// CIBA settings plus the agent that calls Keycloak back.
 pub struct Ciba {
-    /// The channel's key, Keycloak URL and challenge lifetime.
     pub settings: CibaSettings,
-    /// The HTTP agent for Keycloak's callbacks (10 s timeout, no redirects).
     pub agent: ureq::Agent,
 }
 
@@ -56,7 +45,6 @@ impl std::fmt::Debug for Ciba {
     }
 }
 
-/// The state as handlers hold it.
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
