@@ -36,8 +36,17 @@ pub fn parse_authorized_devices(text: &str) -> Result<Vec<DevicePublicKey>, Stri
     Ok(keys)
 }
 
+/// Checks the pinned-key directory: it must exist, be a directory (a symlink to one is
+/// followed) and not be writable by group or others, who could otherwise remove or replace a
+/// user's pinned keys. Any owner (programs that need one, like `pam_push`, check it first).
+pub fn check_pinned_dir(dir: &Path) -> Result<(), ClientError> {
+    pushauth_files::check_dir(dir, &Owner::Any)
+        .map_err(|e| ClientError::Config(format!("authorized devices directory: {e}")))
+}
+
 /// The pinned keys of `user`, or `None` when the user has no file (no pinning). A file that
 /// exists but cannot be read or parsed is an error: pinning must never silently switch off.
+/// The directory is checked first ([`check_pinned_dir`]).
 pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>>, ClientError> {
     // The user name becomes a file name: refuse anything that could leave the directory.
     if user.is_empty()
@@ -49,6 +58,7 @@ pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>
             "user name {user:?} cannot be used to look up pinned device keys"
         )));
     }
+    check_pinned_dir(dir)?;
     let path = dir.join(user);
     // The shared file rule (fstat on the opened file): a regular file, not writable by group or
     // others (whoever could write it would choose the keys), at most 64 KiB. Any owner: the
@@ -173,5 +183,16 @@ mod tests {
         }
         fs::set_permissions(&dave, fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(load_pinned(dir.path(), "dave").unwrap(), Some(vec![key(4)]));
+        // The same for the directory: whoever can write it can remove or replace the files.
+        for mode in [0o777, 0o775, 0o757] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+            match load_pinned(dir.path(), "dave") {
+                Err(ClientError::Config(msg)) => assert!(msg.contains("chmod"), "{mode:o}: {msg}"),
+                other => panic!("{mode:o}: unexpected {other:?}"),
+            }
+            assert!(check_pinned_dir(dir.path()).is_err());
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_pinned_dir(dir.path()).is_ok());
     }
 }

@@ -160,13 +160,9 @@ impl FileConfig {
             ApiKeySource::Inline(_) => return Err(SettingsError::InlineApiKeyRefused.into()),
         };
         if let Some(dir) = &self.client.authorized_devices {
-            // A missing pin directory must not read as "no pinning" at the first login.
-            if !fs::metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
-                return Err(ConfigError::Invalid(format!(
-                    "authorized_devices {} is not a readable directory",
-                    dir.display()
-                )));
-            }
+            // A missing or group-writable pin directory is refused at start, not at a login.
+            pushauth_client::pinned::check_pinned_dir(dir)
+                .map_err(|e| ConfigError::Invalid(format!("authorized_devices: {e}")))?;
         }
         let shared_secret = read_secret(&need(&self.shared_secret_file, "shared_secret_file")?)?;
         if shared_secret.len() < 16 {

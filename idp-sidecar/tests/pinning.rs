@@ -320,12 +320,28 @@ fn issue10_item2_sidecar_config_keys_reach_the_client() {
             "servers = [\"https://push.example\"]\nauthorized_devices = \"/nonexistent/pins\"\n",
             "authorized_devices",
         ),
+        (
+            "servers = [\"https://push.example\"]\nauthorized_devices = \"/dev/null\"\n",
+            "authorized_devices",
+        ),
         ("servers = []\n", "servers"),
         ("", "no server"),
     ] {
         let err = resolve(client_keys).unwrap_err().to_string();
         assert!(err.contains(needle), "{client_keys}: {err}");
     }
+    // A pin directory others can write is refused at start.
+    fs::set_permissions(&pins, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = resolve(&format!(
+        "servers = [\"https://push.example\"]\nauthorized_devices = \"{}\"\n",
+        pins.display()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("authorized_devices") && err.contains("chmod"),
+        "{err}"
+    );
     let inline = FileConfig::parse(
         &format!(
             "servers = [\"https://push.example\"]\napi_key = \"rp-key-0123456789\"\n\
