@@ -130,12 +130,5 @@ fn main() -> Result<()> {
 
 /// User plus system CPU seconds this process (all its threads) has used so far.
 fn own_cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass; an all-zero rusage is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_SELF covers every thread of this process.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
+    server::cpu_seconds_of("self").unwrap_or(0.0)
 }

@@ -149,15 +149,7 @@ impl Server {
 
     /// User plus system CPU seconds pushauthd has used so far.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the ")" that closes the command name; utime and stime are 14 and 15.
-        let rest = stat.rsplit_once(')').context("odd /proc/PID/stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
-            + fields.get(12).context("no stime")?.parse::<u64>()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        Ok(ticks as f64 / hz)
+        cpu_seconds_of(&self.child.id().to_string())
     }
 
     /// A Prometheus gauge or counter value from /metrics (first sample of that name).
@@ -182,18 +174,29 @@ impl Drop for Server {
     }
 }
 
+/// User plus system CPU seconds used by process `pid` (a number, or `self`), from
+/// `/proc/<pid>/stat` (proc(5): utime and stime, fields 14 and 15, in clock ticks).
+pub fn cpu_seconds_of(pid: &str) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the ")" that closes the command name.
+    let rest = stat.rsplit_once(')').context("odd /proc/PID/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
+        + fields.get(12).context("no stime")?.parse::<u64>()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1) as f64;
+    Ok(ticks as f64 / hz)
+}
+
 /// Many waits need many sockets: lift the soft descriptor limit to the hard one (the child
 /// inherits it).
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
 }

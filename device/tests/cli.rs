@@ -9,54 +9,32 @@ use std::time::{Duration, Instant};
 
 use pushauth_proto::wire::{ChallengeCreated, ChallengeStatus};
 use pushauth_proto::{b64, random, ChallengeState, Reason};
-use pushauth_server::{RunningServer, ServerConfig};
+use pushauth_testkit::{TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN: &str = "device-test-admin-token-42";
-
+/// pushauthd from the shared test kit, a relying-party key, and the CLI's config directory.
 struct Env {
-    _server: RunningServer,
-    _data: tempfile::TempDir,
+    server: TestServer,
     url: String,
     api_key: String,
     config: tempfile::TempDir,
 }
 
+/// `method url` with `Authorization: Bearer bearer`; the JSON answer of a call that must succeed.
 fn http(method: &str, url: &str, bearer: &str, body: Option<Value>) -> Value {
-    let request = ureq::request(method, url).set("Authorization", &format!("Bearer {bearer}"));
-    let response = match body {
-        Some(body) => request
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string()),
-        None => request.call(),
-    };
-    match response {
-        Ok(r) => serde_json::from_str(&r.into_string().unwrap()).unwrap(),
-        Err(e) => panic!("{method} {url}: {e}"),
-    }
+    let body = body.map(|b| b.to_string().into_bytes());
+    let auth = format!("Bearer {bearer}");
+    let r = pushauth_testkit::call(method, url, Some(&auth), body.as_deref()).ok();
+    serde_json::from_str(&r.text).unwrap()
 }
 
 impl Env {
     fn start() -> Env {
-        let data = tempfile::tempdir().unwrap();
-        let cfg = ServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            data.path().to_path_buf(),
-            ADMIN_TOKEN.to_string(),
-        );
-        let server = RunningServer::start(cfg).unwrap();
-        let url = server.url();
-        let rp = http(
-            "POST",
-            &format!("{url}/v1/admin/relying-parties"),
-            ADMIN_TOKEN,
-            Some(json!({"name": "rp"})),
-        );
+        let server = TestServer::start();
         Env {
-            _server: server,
-            _data: data,
-            api_key: rp["api_key"].as_str().unwrap().to_string(),
-            url,
+            api_key: server.api_key(),
+            url: server.url(),
+            server,
             config: tempfile::tempdir().unwrap(),
         }
     }
@@ -67,13 +45,7 @@ impl Env {
     }
 
     fn link(&self, user: &str) -> String {
-        let e = http(
-            "POST",
-            &format!("{}/v1/admin/enrollments", self.url),
-            ADMIN_TOKEN,
-            Some(json!({"user": user})),
-        );
-        e["url"].as_str().unwrap().to_string()
+        self.server.enrollment(user, None).url
     }
 
     fn cmd(&self, args: &[&str]) -> Command {

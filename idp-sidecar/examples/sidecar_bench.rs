@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use pushauth_device::{Decision, DeviceClient};
 use pushauth_idp_sidecar::{RunningSidecar, Settings};
 use pushauth_proto::DeviceSigningKey;
-use pushauth_server::{RunningServer, ServerConfig};
+use pushauth_testkit::TestServer;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-const ADMIN: &str = "bench-admin-token-0123456789";
 const SECRET: &str = "bench-shared-secret-0123456789";
 const NONCE: &str = "bench-nonce-0123456789abcdef";
 const THREADS: usize = 8;
@@ -61,35 +60,16 @@ fn main() {
     let per_user = args.get(1).copied().unwrap_or(5);
     let state_secs = args.get(2).copied().unwrap_or(5) as u64;
 
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.path().to_path_buf(),
-        ADMIN.into(),
-    );
-    cfg.limits.max_open_per_user = 50;
-    cfg.limits.max_open_per_source = 50;
-    cfg.limits.max_new_per_window = 10_000;
-    cfg.limits.max_new_per_user_window = 10_000;
-    // Every client of the bench is 127.0.0.1.
-    cfg.limits.max_connections_per_address = 60_000;
-    cfg.max_ttl_secs = 300;
-    let server = RunningServer::start(cfg).unwrap();
-    let admin = |method: &str, path: &str, body: Value| -> Value {
-        let resp = ureq::request(method, &format!("{}{path}", server.url()))
-            .set("Authorization", &format!("Bearer {ADMIN}"))
-            .send_string(&body.to_string())
-            .unwrap();
-        serde_json::from_str(&resp.into_string().unwrap()).unwrap()
-    };
-    let api_key = admin(
-        "POST",
-        "/v1/admin/relying-parties",
-        json!({"name": "bench"}),
-    )["api_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let server = TestServer::start_with(|cfg| {
+        cfg.limits.max_open_per_user = 50;
+        cfg.limits.max_open_per_source = 50;
+        cfg.limits.max_new_per_window = 10_000;
+        cfg.limits.max_new_per_user_window = 10_000;
+        // Every client of the bench is 127.0.0.1.
+        cfg.limits.max_connections_per_address = 60_000;
+        cfg.max_ttl_secs = 300;
+    });
+    let api_key = server.add_rp(json!({"name": "bench"})).api_key;
     let mut settings = Settings::new(
         vec![server.url()],
         Zeroizing::new(api_key),
@@ -105,16 +85,9 @@ fn main() {
     eprintln!("enrolling {users} devices…");
     let devices: Vec<DeviceClient> = (0..users)
         .map(|i| {
-            let link = admin(
-                "POST",
-                "/v1/admin/enrollments",
-                json!({"user": format!("user{i}")}),
-            )["url"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            DeviceClient::new(&DeviceClient::enroll(&link, &format!("phone{i}"), None).unwrap())
-                .unwrap()
+            server
+                .enroll(&format!("user{i}"), &format!("phone{i}"))
+                .client
         })
         .collect();
 

@@ -16,24 +16,35 @@ use crate::result_token::ResultSigner;
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
+    /// The secret shims present as `Authorization: Bearer …`.
     pub shared_secret: Zeroizing<String>,
+    /// Signs result tokens.
     pub signer: ResultSigner,
+    /// Pending and recently ended logins (and add-device approvals).
     pub logins: Logins,
+    /// Enrollments in progress.
     pub enrollments: Enrollments,
+    /// The counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Lifetime of a login's challenge.
     pub login_ttl: Duration,
+    /// Lifetime of a result token.
     pub result_ttl: Duration,
     /// Hard deadline for the pushauthd calls one shim request makes.
     pub call_timeout: Duration,
     /// How IdP realms map to pushauthd users.
     pub realms: Realms,
+    /// Keycloak's CIBA channel, when `[ciba]` is configured.
     pub ciba: Option<Ciba>,
+    /// The runtime that serves (its blocking pool runs the pushauthd calls).
     pub runtime: tokio::runtime::Handle,
 }
 
 /// CIBA settings plus the agent that calls Keycloak back.
 pub struct Ciba {
+    /// `[ciba]` from the config.
     pub settings: CibaSettings,
+    /// Calls Keycloak back (no redirects, 10 s timeout).
     pub agent: ureq::Agent,
 }
 
@@ -45,6 +56,7 @@ impl std::fmt::Debug for Ciba {
     }
 }
 
+/// The state as handlers hold it.
 pub type SharedState = Arc<AppState>;
 
 impl AppState {

@@ -15,47 +15,47 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use pushauth_client::Context;
-use pushauth_proto::{b64, random};
-use serde::Deserialize;
+use pushauth_proto::{b64, names, random};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::api::{blocking, check_user, JsonBody};
 use crate::app::{Ciba, SharedState};
-use crate::error::ApiError;
+use crate::blocking::blocking;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::JsonBody;
 use crate::logins::{LoginState, Purpose, StartRequest};
 use crate::metrics::Metrics;
-
-/// What Keycloak sends (unknown fields are tolerated: Keycloak may add some).
-#[derive(Debug, Deserialize)]
-pub struct ChannelRequest {
-    pub login_hint: String,
-    #[serde(default)]
-    pub binding_message: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-}
+pub use crate::wire::ChannelRequest;
+use crate::wire::{CibaCallback, CibaStatus, LoginOutcome};
 
 /// The callback status for an outcome.
-pub fn callback_status(state: &LoginState) -> &'static str {
+pub fn callback_status(state: &LoginState) -> CibaStatus {
     match state.outcome() {
-        "approved" => "SUCCEED",
-        "denied" | "reported" | "code_mismatch" => "UNAUTHORIZED",
-        _ => "CANCELLED",
+        LoginOutcome::Approved => CibaStatus::Succeed,
+        LoginOutcome::Denied | LoginOutcome::Reported | LoginOutcome::CodeMismatch => {
+            CibaStatus::Unauthorized
+        }
+        LoginOutcome::Pending
+        | LoginOutcome::Expired
+        | LoginOutcome::Cancelled
+        | LoginOutcome::Error => CibaStatus::Cancelled,
     }
 }
 
-/// The realm's issuer from the bearer token, if it is under Keycloak's configured URL.
-/// The token's signature is Keycloak's business: it checks it again on the callback.
+/// The realm's issuer from the bearer token, if it is under Keycloak's configured URL:
+/// `(iss, realm, azp)`. The token's signature is Keycloak's business: it checks it again on the
+/// callback.
+///
+/// # Errors
+/// 401 `unauthorized` when the token is not a JWT whose `iss` is one realm under `keycloak_url`.
 pub fn issuer(
     token: &str,
     keycloak_url: &str,
 ) -> Result<(String, String, Option<String>), ApiError> {
     let bad = |why: &str| {
         ApiError::new(
-            401,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             format!("the bearer token is not a Keycloak CIBA token: {why}"),
         )
     };
@@ -74,6 +74,12 @@ pub fn issuer(
     Ok((iss.to_owned(), realm.to_owned(), client))
 }
 
+/// `POST /ciba/{key}`: Keycloak's authentication request. Starts a push without number matching
+/// and answers 201; the verdict goes to Keycloak's callback once the device answers.
+///
+/// Refusals: 404 `not_found` without `[ciba]` or for a wrong key (the route must not be
+/// discoverable); 401 for a missing or foreign bearer token; 400 for a bad `login_hint` or
+/// context; the realm's rule as for browser logins.
 pub async fn authenticate(
     State(state): State<SharedState>,
     Path(key): Path<String>,
@@ -98,7 +104,7 @@ pub async fn authenticate(
             .to_owned(),
     );
     let (iss, realm, client) = issuer(&token, &ciba.settings.keycloak_url)?;
-    check_user(&req.login_hint)?;
+    names::check_user(&req.login_hint)?;
     // The realm's rule maps the hint, as for browser logins; an unconfigured realm is refused.
     let mapped = state.realms.map(&realm, &req.login_hint)?;
     let mut context = Context::new();
@@ -114,7 +120,7 @@ pub async fn authenticate(
         context.insert("scope".into(), scope);
     }
     pushauth_proto::context::validate_context(&context)
-        .map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
+        .map_err(|e| ApiError::invalid_context(e.to_string()))?;
     let start = StartRequest {
         purpose: Purpose::Login,
         user: mapped.user,
@@ -133,7 +139,7 @@ pub async fn authenticate(
         let ended = rx.wait_for(|s| !s.is_pending()).await.map(|s| s.clone());
         let status = match ended {
             Ok(s) => callback_status(&s),
-            Err(_) => "CANCELLED",
+            Err(_) => CibaStatus::Cancelled,
         };
         let id = login.id.clone();
         let result = blocking(&st, move |st| {
@@ -142,10 +148,12 @@ pub async fn authenticate(
         })
         .await;
         match result {
-            Ok(()) => tracing::info!(challenge = %id, status, "CIBA callback accepted"),
+            Ok(()) => {
+                tracing::info!(challenge = %id, status = status.as_str(), "CIBA callback accepted")
+            }
             Err(e) => {
                 Metrics::inc(&st.metrics.ciba_callbacks_failed);
-                tracing::warn!(challenge = %id, status, error = %e.message, "CIBA callback failed");
+                tracing::warn!(challenge = %id, status = status.as_str(), error = %e.message, "CIBA callback failed");
             }
         }
     });
@@ -153,8 +161,8 @@ pub async fn authenticate(
 }
 
 /// POSTs the status to Keycloak, retrying briefly if Keycloak is not reachable.
-fn call_back(ciba: &Ciba, url: &str, token: &str, status: &str) -> Result<(), ApiError> {
-    let body = serde_json::json!({ "status": status }).to_string();
+fn call_back(ciba: &Ciba, url: &str, token: &str, status: CibaStatus) -> Result<(), ApiError> {
+    let body = serde_json::to_string(&CibaCallback { status }).map_err(|_| ApiError::internal())?;
     let mut last = String::new();
     for attempt in 0..3 {
         if attempt > 0 {
@@ -170,15 +178,14 @@ fn call_back(ciba: &Ciba, url: &str, token: &str, status: &str) -> Result<(), Ap
             Ok(_) => return Ok(()),
             Err(ureq::Error::Status(code, _)) => {
                 return Err(ApiError::new(
-                    502,
-                    "upstream_refused",
+                    ErrorCode::UpstreamRefused,
                     format!("Keycloak answered {code}"),
                 ))
             }
             Err(e) => last = e.to_string(),
         }
     }
-    Err(ApiError::new(502, "upstream_unreachable", last))
+    Err(ApiError::new(ErrorCode::UpstreamUnreachable, last))
 }
 
 #[cfg(test)]
@@ -218,10 +225,16 @@ mod tests {
             device_id: None,
             device_name: None,
         };
-        assert_eq!(callback_status(&ended("approved")), "SUCCEED");
-        assert_eq!(callback_status(&ended("denied")), "UNAUTHORIZED");
-        assert_eq!(callback_status(&ended("reported")), "UNAUTHORIZED");
-        assert_eq!(callback_status(&ended("expired")), "CANCELLED");
+        assert_eq!(callback_status(&ended(LoginOutcome::Approved)), "SUCCEED");
+        assert_eq!(
+            callback_status(&ended(LoginOutcome::Denied)),
+            "UNAUTHORIZED"
+        );
+        assert_eq!(
+            callback_status(&ended(LoginOutcome::Reported)),
+            "UNAUTHORIZED"
+        );
+        assert_eq!(callback_status(&ended(LoginOutcome::Expired)), "CANCELLED");
         assert_eq!(
             callback_status(&LoginState::Failed {
                 message: String::new()

@@ -22,9 +22,10 @@ use pushauth_proto::random;
 use qrcode::render::svg;
 use qrcode::QrCode;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::logins::{Login, LoginState, Logins, Purpose, StartRequest};
 use crate::realms::Mapped;
+use crate::wire::{EnrollmentState, LoginOutcome};
 
 /// Enrollment link lifetime.
 pub const ENROLL_TTL: Duration = Duration::from_secs(600);
@@ -34,8 +35,8 @@ pub const ENROLL_TTL: Duration = Duration::from_secs(600);
 enum Stage {
     /// Waiting for an existing device to approve adding one.
     Approval(Arc<Login>),
-    /// The approval ended without "approved" (the outcome word).
-    Refused(&'static str),
+    /// The approval ended without "approved" (how it ended).
+    Refused(LoginOutcome),
     /// A link was issued; `known` are the device ids the user had before.
     Link {
         url: String,
@@ -50,7 +51,9 @@ enum Stage {
 /// One enrollment.
 #[derive(Debug)]
 pub struct Enrollment {
+    /// The enrollment's id on the shim API (random, not pushauthd's).
     pub id: String,
+    /// Whose device it enrolls.
     pub mapped: Mapped,
     created: Instant,
     stage: Mutex<Stage>,
@@ -61,31 +64,38 @@ pub struct Enrollment {
 pub enum EnrollState {
     /// An existing device must approve first: show `code` (sent to `devices`).
     Approval {
+        /// The code to type on the existing device.
         code: Option<String>,
+        /// The names of the devices asked.
         devices: Vec<String>,
+        /// When the approval push expires (RFC 3339).
         expires_at: String,
     },
     /// The existing device did not approve (`denied`, `reported`, `code_mismatch`, `expired`,
     /// `cancelled` or `error`): no link was issued.
-    Refused(&'static str),
+    Refused(LoginOutcome),
     /// The link is ready; the new device has not enrolled yet.
     Pending {
+        /// The single-use enrollment link.
         url: String,
+        /// When it expires (RFC 3339).
         expires_at: String,
     },
+    /// The new device enrolled.
     Enrolled(DeviceInfo),
+    /// The link expired unused.
     Expired,
 }
 
 impl EnrollState {
     /// The state word on the wire.
-    pub fn as_str(&self) -> &'static str {
+    pub fn state(&self) -> EnrollmentState {
         match self {
-            EnrollState::Approval { .. } => "approval_pending",
-            EnrollState::Refused(_) => "approval_refused",
-            EnrollState::Pending { .. } => "pending",
-            EnrollState::Enrolled(_) => "enrolled",
-            EnrollState::Expired => "expired",
+            EnrollState::Approval { .. } => EnrollmentState::ApprovalPending,
+            EnrollState::Refused(_) => EnrollmentState::ApprovalRefused,
+            EnrollState::Pending { .. } => EnrollmentState::Pending,
+            EnrollState::Enrolled(_) => EnrollmentState::Enrolled,
+            EnrollState::Expired => EnrollmentState::Expired,
         }
     }
 }
@@ -106,6 +116,7 @@ pub fn devices_of(client: &Client, user: &str) -> Result<Vec<DeviceInfo>, ApiErr
 /// What the shim sends to start an enrollment, mapped.
 #[derive(Debug, Clone)]
 pub struct EnrollRequest {
+    /// Whose device it enrolls.
     pub mapped: Mapped,
     /// Shown on the existing device ("Add device 'X'?") when the shim knows it.
     pub device_name: Option<String>,
@@ -113,7 +124,9 @@ pub struct EnrollRequest {
     pub context: Context,
     /// The shim's login session (see [`StartRequest::session`]).
     pub session: Option<String>,
+    /// The approval push's lifetime.
     pub ttl: Duration,
+    /// The start must be done by then (see [`StartRequest::deadline`]).
     pub deadline: Instant,
 }
 
@@ -125,6 +138,7 @@ pub struct Enrollments {
 }
 
 impl Enrollments {
+    /// An empty registry holding at most `max` enrollments.
     pub fn new(max: usize) -> Self {
         Enrollments {
             map: Mutex::new(HashMap::new()),
@@ -132,14 +146,17 @@ impl Enrollments {
         }
     }
 
+    /// Enrollments held.
     pub fn len(&self) -> usize {
         lock(&self.map).len()
     }
 
+    /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The enrollment with this id, if held.
     pub fn get(&self, id: &str) -> Option<Arc<Enrollment>> {
         lock(&self.map).get(id).cloned()
     }
@@ -154,8 +171,7 @@ impl Enrollments {
     ) -> Result<Arc<Enrollment>, ApiError> {
         if self.len() >= self.max {
             return Err(ApiError::new(
-                429,
-                "too_many_pending",
+                ErrorCode::TooManyPending,
                 "too many enrollments in progress; try again shortly",
             ));
         }
@@ -166,8 +182,7 @@ impl Enrollments {
             if !req.mapped.bootstrap {
                 tracing::warn!(realm = %req.mapped.realm, user, "enrollment refused: no device and the realm does not allow bootstrap");
                 return Err(ApiError::new(
-                    403,
-                    "bootstrap_not_allowed",
+                    ErrorCode::BootstrapNotAllowed,
                     format!(
                         "{user:?} has no push device, and realm {:?} does not let users enroll their first device themselves; an administrator must enroll it",
                         req.mapped.realm
@@ -190,7 +205,7 @@ impl Enrollments {
                 ),
             );
             pushauth_proto::context::validate_context(&context)
-                .map_err(|e| ApiError::new(400, "invalid_context", e.to_string()))?;
+                .map_err(|e| ApiError::invalid_context(e.to_string()))?;
             let login = logins.start(
                 runtime,
                 StartRequest {
@@ -246,7 +261,7 @@ impl Enrollments {
                     })
                 }
                 LoginState::Ended {
-                    outcome: "approved",
+                    outcome: LoginOutcome::Approved,
                     device_id,
                     ..
                 } => {
@@ -256,7 +271,7 @@ impl Enrollments {
                     stage
                 }
                 other => {
-                    tracing::warn!(enrollment = %enrollment.id, user, outcome = other.outcome(), "adding a device was not approved; no link");
+                    tracing::warn!(enrollment = %enrollment.id, user, outcome = other.outcome().as_str(), "adding a device was not approved; no link");
                     Stage::Refused(other.outcome())
                 }
             },
@@ -279,7 +294,7 @@ impl Enrollments {
             other => other,
         };
         let state = match &next {
-            Stage::Refused(outcome) => EnrollState::Refused(outcome),
+            Stage::Refused(outcome) => EnrollState::Refused(*outcome),
             Stage::Link {
                 url, expires_at, ..
             } => EnrollState::Pending {

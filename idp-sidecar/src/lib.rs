@@ -12,10 +12,12 @@
 
 pub mod api;
 pub mod app;
+pub mod blocking;
 pub mod ciba;
 pub mod config;
 pub mod enroll;
 pub mod error;
+pub mod extract;
 pub mod logins;
 pub mod metrics;
 pub mod realms;
@@ -24,8 +26,9 @@ pub mod server;
 pub mod settings;
 pub mod tls;
 pub mod upstream;
+pub mod wire;
 
 pub use config::{ConfigError, FileConfig, Settings};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use result_token::{ResultFields, ResultSigner, ResultToken, RESULT_DOMAIN};
 pub use server::{RunningSidecar, SidecarError};

@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use pushauth_client::{Client, Context, Outcome, PendingLogin, StartOptions};
 use tokio::sync::watch;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
+pub use crate::wire::DeviceView;
+use crate::wire::LoginOutcome;
 
 /// How long an ended login stays readable, so a shim that was between two polls still gets it.
 pub const ENDED_RETENTION: Duration = Duration::from_secs(120);
@@ -24,31 +26,37 @@ const WAIT_SLACK: Duration = Duration::from_secs(5);
 /// Where a login stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginState {
+    /// No answer yet.
     Pending,
-    /// Decided, expired or cancelled. `outcome` is one of `metrics::OUTCOMES` except `error`.
+    /// Decided, expired or cancelled. `outcome` is never `pending` or `error`.
     Ended {
-        outcome: &'static str,
+        /// How it ended.
+        outcome: LoginOutcome,
+        /// The device that answered, if one did.
         device_id: Option<String>,
+        /// The approving device's name (approvals only).
         device_name: Option<String>,
     },
     /// The wait failed (pushauthd unreachable until the deadline, or an answer that did not
     /// verify): the login fails closed.
     Failed {
+        /// Why, for the log.
         message: String,
     },
 }
 
 impl LoginState {
+    /// Whether no answer has come yet.
     pub fn is_pending(&self) -> bool {
         matches!(self, LoginState::Pending)
     }
 
-    /// The outcome word for the wire and the result token.
-    pub fn outcome(&self) -> &'static str {
+    /// The outcome for the wire and the result token.
+    pub fn outcome(&self) -> LoginOutcome {
         match self {
-            LoginState::Pending => "pending",
-            LoginState::Ended { outcome, .. } => outcome,
-            LoginState::Failed { .. } => "error",
+            LoginState::Pending => LoginOutcome::Pending,
+            LoginState::Ended { outcome, .. } => *outcome,
+            LoginState::Failed { .. } => LoginOutcome::Error,
         }
     }
 
@@ -63,24 +71,19 @@ impl LoginState {
                 device_id,
                 device_name,
             } => LoginState::Ended {
-                outcome: "approved",
+                outcome: LoginOutcome::Approved,
                 device_id: Some(device_id),
                 device_name: Some(device_name),
             },
-            Outcome::Denied { device_id } => ended("denied", Some(device_id)),
-            Outcome::Reported { device_id } => ended("reported", Some(device_id)),
-            Outcome::CodeMismatch { device_id } => ended("code_mismatch", Some(device_id)),
-            Outcome::Expired | Outcome::TimedOut => ended("expired", None),
-            Outcome::Cancelled => ended("cancelled", None),
+            Outcome::Denied { device_id } => ended(LoginOutcome::Denied, Some(device_id)),
+            Outcome::Reported { device_id } => ended(LoginOutcome::Reported, Some(device_id)),
+            Outcome::CodeMismatch { device_id } => {
+                ended(LoginOutcome::CodeMismatch, Some(device_id))
+            }
+            Outcome::Expired | Outcome::TimedOut => ended(LoginOutcome::Expired, None),
+            Outcome::Cancelled => ended(LoginOutcome::Cancelled, None),
         }
     }
-}
-
-/// A device as the shim shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeviceView {
-    pub id: String,
-    pub name: String,
 }
 
 /// What a challenge the sidecar started is for.
@@ -96,6 +99,7 @@ pub enum Purpose {
 /// One started login.
 #[derive(Debug)]
 pub struct Login {
+    /// The challenge id (also the login's id on the shim API).
     pub id: String,
     /// What the challenge is for.
     pub purpose: Purpose,
@@ -103,8 +107,11 @@ pub struct Login {
     pub user: String,
     /// The shim's nonce, echoed in the result token.
     pub nonce: String,
+    /// The code to show (number matching), `None` without.
     pub code: Option<String>,
+    /// The devices the push went to.
     pub devices: Vec<DeviceView>,
+    /// When the challenge expires (RFC 3339).
     pub expires_at: String,
     pending: PendingLogin,
     created: Instant,
@@ -113,10 +120,12 @@ pub struct Login {
 }
 
 impl Login {
+    /// Where the login stands now.
     pub fn state(&self) -> LoginState {
         self.state.borrow().clone()
     }
 
+    /// A receiver that sees the login end.
     pub fn subscribe(&self) -> watch::Receiver<LoginState> {
         self.state.subscribe()
     }
@@ -141,6 +150,7 @@ impl Login {
 /// What a shim asks for when it starts a login.
 #[derive(Debug, Clone)]
 pub struct StartRequest {
+    /// What the challenge is for.
     pub purpose: Purpose,
     /// The pushauthd user.
     pub user: String,
@@ -150,9 +160,13 @@ pub struct StartRequest {
     pub session: Option<String>,
     /// The start must be done by then; a challenge created later is cancelled again.
     pub deadline: Instant,
+    /// The shim's nonce (a random one where there is no shim: CIBA, approvals).
     pub nonce: String,
+    /// What the person approves, as shown on the device.
     pub context: Context,
+    /// Whether the person must type a code on the device.
     pub number_matching: bool,
+    /// The challenge's lifetime.
     pub ttl: Duration,
 }
 
@@ -173,6 +187,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Logins {
+    /// An empty registry holding at most `max` logins.
     pub fn new(client: Arc<Client>, max: usize, metrics: Arc<Metrics>) -> Self {
         Logins {
             client,
@@ -188,14 +203,17 @@ impl Logins {
         &self.client
     }
 
+    /// Logins held (pending or recently ended).
     pub fn len(&self) -> usize {
         lock(&self.map).len()
     }
 
+    /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The login with this id, if held.
     pub fn get(&self, id: &str) -> Option<Arc<Login>> {
         lock(&self.map).get(id).cloned()
     }
@@ -208,8 +226,7 @@ impl Logins {
     ) -> Result<Arc<Login>, ApiError> {
         if self.len() >= self.max {
             return Err(ApiError::new(
-                429,
-                "too_many_pending",
+                ErrorCode::TooManyPending,
                 format!(
                     "the sidecar already holds {} logins; try again shortly",
                     self.max
@@ -294,7 +311,7 @@ impl Logins {
             let outcome = next.outcome();
             if waiter.finish(next) {
                 metrics.outcome(outcome);
-                tracing::info!(challenge = %waiter.id, user = %waiter.user, outcome, "login ended");
+                tracing::info!(challenge = %waiter.id, user = %waiter.user, outcome = outcome.as_str(), "login ended");
             }
         });
         Ok(login)
@@ -312,18 +329,17 @@ impl Logins {
     pub fn cancel(&self, login: &Login) -> Result<(), ApiError> {
         if !login.state().is_pending() {
             return Err(ApiError::new(
-                409,
-                "wrong_state",
+                ErrorCode::WrongState,
                 "the login has already ended",
             ));
         }
         self.client.cancel(&login.pending)?;
         if login.finish(LoginState::Ended {
-            outcome: "cancelled",
+            outcome: LoginOutcome::Cancelled,
             device_id: None,
             device_name: None,
         }) {
-            self.metrics.outcome("cancelled");
+            self.metrics.outcome(LoginOutcome::Cancelled);
         }
         tracing::info!(challenge = %login.id, user = %login.user, "login cancelled");
         Ok(())

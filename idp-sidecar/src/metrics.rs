@@ -3,41 +3,46 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Outcomes counted per kind, in the order of [`OUTCOMES`].
-pub const OUTCOMES: [&str; 7] = [
-    "approved",
-    "denied",
-    "reported",
-    "code_mismatch",
-    "expired",
-    "cancelled",
-    "error",
-];
+use crate::wire::LoginOutcome;
 
+/// The sidecar's counters; each is exported as `pushauth_sidecar_<name>_total`.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Push logins started.
     pub logins_started: AtomicU64,
+    /// Push logins that could not be started.
     pub login_start_failures: AtomicU64,
+    /// Login state requests.
     pub state_requests: AtomicU64,
+    /// Device enrollments started.
     pub enrollments_started: AtomicU64,
+    /// CIBA authentication channel requests.
     pub ciba_requests: AtomicU64,
+    /// CIBA callbacks Keycloak did not accept.
     pub ciba_callbacks_failed: AtomicU64,
+    /// HTTP requests served.
     pub http_requests: AtomicU64,
+    /// HTTP requests answered 4xx.
     pub http_client_errors: AtomicU64,
+    /// HTTP requests answered 5xx.
     pub http_server_errors: AtomicU64,
+    /// Requests with a wrong or missing shared secret.
     pub unauthorized: AtomicU64,
+    /// How logins ended, in the order of [`LoginOutcome::ENDED`].
     outcomes: [AtomicU64; 7],
 }
 
 impl Metrics {
-    pub fn outcome(&self, outcome: &str) {
-        let index = OUTCOMES
+    /// Counts one ended login (`pending` counts as `error`: it never ends a login).
+    pub fn outcome(&self, outcome: LoginOutcome) {
+        let index = LoginOutcome::ENDED
             .iter()
             .position(|o| *o == outcome)
-            .unwrap_or(OUTCOMES.len() - 1);
+            .unwrap_or(LoginOutcome::ENDED.len() - 1);
         self.outcomes[index].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds one to `counter`.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -103,7 +108,7 @@ impl Metrics {
             get(&self.unauthorized),
         );
         let _ = writeln!(out, "# HELP pushauth_sidecar_login_outcomes_total How push logins ended.\n# TYPE pushauth_sidecar_login_outcomes_total counter");
-        for (name, value) in OUTCOMES.iter().zip(&self.outcomes) {
+        for (name, value) in LoginOutcome::ENDED.iter().zip(&self.outcomes) {
             let _ = writeln!(
                 out,
                 "pushauth_sidecar_login_outcomes_total{{outcome=\"{name}\"}} {}",

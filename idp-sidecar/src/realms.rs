@@ -10,17 +10,19 @@
 
 use std::collections::BTreeMap;
 
+use pushauth_proto::names;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The default template: every realm gets its own namespace of pushauthd users.
 pub const DEFAULT_TEMPLATE: &str = "{realm}/{username}";
 /// Longest realm name or user name a shim may send (characters).
 pub const MAX_NAME: usize = 128;
-/// Longest mapped pushauthd user name (characters), as pushauthd allows.
-pub const MAX_USER: usize = 256;
+/// Longest mapped pushauthd user name (characters): the shared rule's
+/// ([`names::MAX_USER_CHARS`]).
+pub const MAX_USER: usize = names::MAX_USER_CHARS;
 
 /// `[realms.<name>]` in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,17 +64,15 @@ pub struct Mapped {
     pub bootstrap: bool,
 }
 
-/// Whether `name` is a safe realm or user name: 1 to [`MAX_NAME`] characters, none of them
-/// hidden (control, format, bidi…), no `/`, `\`, `{`, `}` or white space, so that two different
-/// (realm, name) pairs can never map to the same pushauthd user.
+/// Whether `name` is a safe realm or user name: printable by the shared rule
+/// ([`names::printable`]: none hidden, such as control, format or bidi characters) and at most
+/// [`MAX_NAME`] characters, and, stricter, no `/`, `\`, `{`, `}` or white space, so that two
+/// different (realm, name) pairs can never map to the same pushauthd user.
 fn safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.chars().count() <= MAX_NAME
-        && !name.chars().any(|c| {
-            pushauth_proto::text::is_hidden(c)
-                || c.is_whitespace()
-                || matches!(c, '/' | '\\' | '{' | '}')
-        })
+    names::printable(name, MAX_NAME)
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | '\\' | '{' | '}'))
 }
 
 /// Checks a template: `{username}` exactly once, `{realm}` at most once, no other braces,
@@ -174,8 +174,7 @@ impl Realms {
         let rule = self.realms.get(realm).ok_or_else(|| {
             tracing::warn!(realm, "login for a realm the sidecar has no [realms] rule for");
             ApiError::new(
-                403,
-                "realm_not_configured",
+                ErrorCode::RealmNotConfigured,
                 format!("realm {realm:?} has no [realms.{realm}] rule in the sidecar config; push logins there are refused"),
             )
         })?;
@@ -183,7 +182,8 @@ impl Realms {
             .template
             .replace("{realm}", realm)
             .replace("{username}", username);
-        if user.chars().count() > MAX_USER {
+        // The parts are printable and non-empty, so only the length can fail the shared rule.
+        if names::check_user(&user).is_err() {
             return Err(ApiError::malformed(format!(
                 "the mapped user name is longer than {MAX_USER} characters"
             )));
@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn issue9_item1_unconfigured_realm_is_refused() {
         let err = realms().map("selfservice", "alice").unwrap_err();
-        assert_eq!((err.status, err.code), (403, "realm_not_configured"));
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (403, "realm_not_configured")
+        );
     }
 
     #[test]

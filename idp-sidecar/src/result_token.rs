@@ -16,7 +16,9 @@ pub const RESULT_DOMAIN: &str = "pushauth/v1/sidecar-result";
 /// What a result token covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResultFields<'a> {
+    /// The login's challenge id.
     pub challenge_id: &'a str,
+    /// The pushauthd user.
     pub user: &'a str,
     /// The shim's own per-login nonce, exactly as it sent it.
     pub nonce: &'a str,
@@ -39,16 +41,23 @@ pub fn result_message(fields: &ResultFields<'_>) -> Vec<u8> {
     framer.finish()
 }
 
-/// A result token as the shim receives it.
+/// A result token as the shim receives it (the `result` of an ended login).
+///
+/// Fields in alphabetical order: the order they have always been sent in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultToken {
+    /// The login's challenge id.
     pub challenge_id: String,
-    pub user: String,
-    pub nonce: String,
-    pub outcome: String,
+    /// Unix seconds after which the token is worthless.
     pub expires_at: u64,
+    /// The shim's nonce, exactly as it sent it.
+    pub nonce: String,
+    /// How the login ended (a [`crate::wire::LoginOutcome`] word, never `pending`).
+    pub outcome: String,
     /// base64url Ed25519 signature over [`result_message`].
     pub signature: String,
+    /// The pushauthd user.
+    pub user: String,
 }
 
 impl ResultToken {
@@ -72,6 +81,7 @@ pub struct ResultSigner {
 }
 
 impl ResultSigner {
+    /// A signer with the sidecar's key (`signing_key_file`).
     pub fn new(key: DeviceSigningKey) -> Self {
         ResultSigner { key }
     }
@@ -81,6 +91,7 @@ impl ResultSigner {
         self.key.public_key()
     }
 
+    /// Signs `fields`.
     pub fn sign(&self, fields: &ResultFields<'_>) -> ResultToken {
         ResultToken {
             challenge_id: fields.challenge_id.to_owned(),

@@ -16,17 +16,24 @@ use crate::config::Settings;
 /// How often ended logins and old enrollments are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// Why the sidecar could not start or stopped serving.
 #[derive(Debug, Error)]
 pub enum SidecarError {
+    /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address from `listen`.
         addr: SocketAddr,
+        /// The bind error.
         source: std::io::Error,
     },
+    /// `[tls]`: the certificate or key cannot be used.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] crate::tls::TlsError),
+    /// The relying-party client cannot be built from the settings.
     #[error("{0}")]
     Client(#[from] pushauth_client::ClientError),
+    /// Serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -161,6 +168,7 @@ impl RunningSidecar {
         })
     }
 
+    /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -176,6 +184,7 @@ impl RunningSidecar {
         &self.public_key
     }
 
+    /// Stops serving and waits for the serving thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }

@@ -8,11 +8,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{check_private, TlsSettings};
-use crate::server::SidecarError;
+
+/// Why the TLS acceptor cannot be built; the text names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
 
 /// Builds the TLS acceptor configuration. The key file must be private to the sidecar's user.
-pub fn load(settings: &TlsSettings) -> Result<RustlsConfig, SidecarError> {
-    let tls_err = |msg: String| SidecarError::Tls(msg);
+pub fn load(settings: &TlsSettings) -> Result<RustlsConfig, TlsError> {
+    let tls_err = TlsError;
     let certs = CertificateDer::pem_file_iter(&settings.cert)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {

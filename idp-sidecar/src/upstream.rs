@@ -1,6 +1,7 @@
 //! The relying-party calls for enrollment and device removal (pushauthd's `POST /v1/enrollments`
 //! and `DELETE /v1/users/{user}/devices/{id}`, made with the sidecar's own relying-party key,
-//! whose rights pushauthd checks), with the sidecar's meaning of their failures. Blocking.
+//! whose rights pushauthd checks), with the sidecar's meaning of their failures. Blocking: run
+//! them through [`crate::blocking::blocking`].
 
 use std::time::Duration;
 

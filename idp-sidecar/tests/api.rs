@@ -8,39 +8,43 @@ use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pushauth_device::{Decision, DeviceClient, PendingChallenge};
+use pushauth_device::{Decision, DeviceClient};
 use pushauth_idp_sidecar::config::CibaSettings;
 use pushauth_idp_sidecar::realms::{Realm, Realms};
 use pushauth_idp_sidecar::{ResultToken, RunningSidecar, Settings};
 use pushauth_proto::{b64, DevicePublicKey, DeviceSigningKey};
-use pushauth_server::{RunningServer, ServerConfig};
+use pushauth_testkit::{find_challenge, TestServer, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-const ADMIN_TOKEN: &str = "sidecar-test-admin-token-0123456789";
 const SECRET: &str = "shim-shared-secret-0123456789";
 const CIBA_KEY: &str = "ciba-channel-key-0123456789";
 
 struct Env {
-    _data: tempfile::TempDir,
-    server: Option<RunningServer>,
+    /// pushauthd (the shared test kit's); `None` once a test has stopped it.
+    server: Option<TestServer>,
     sidecar: RunningSidecar,
     agent: ureq::Agent,
 }
 
+/// An admin call to the pushauthd at `server_url`; its JSON answer (`Null` when not JSON).
 fn admin(server_url: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let req = ureq::request(method, &format!("{server_url}{path}"))
-        .set("Authorization", &format!("Bearer {ADMIN_TOKEN}"));
-    let resp = match match body {
-        Some(b) => req.send_string(&b.to_string()),
-        None => req.call(),
-    } {
-        Ok(resp) => resp,
-        // An unknown user's device list: the caller sees no devices.
-        Err(ureq::Error::Status(404, resp)) => resp,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    serde_json::from_str(&resp.into_string().unwrap()).unwrap_or(Value::Null)
+    let body = body.map(|b| b.to_string().into_bytes());
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = pushauth_testkit::call(
+        method,
+        &format!("{server_url}{path}"),
+        Some(&auth),
+        body.as_deref(),
+    );
+    // An unknown user's device list (404): the caller sees no devices.
+    assert!(
+        (200..300).contains(&r.status) || r.status == 404,
+        "{method} {path}: {} {}",
+        r.status,
+        r.text
+    );
+    r.json
 }
 
 impl Env {
@@ -79,23 +83,11 @@ impl Env {
         login_ttl: Duration,
         tweak: impl FnOnce(&mut Settings),
     ) -> Env {
-        let data = tempfile::tempdir().unwrap();
-        let cfg = ServerConfig::new(
-            "127.0.0.1:0".parse().unwrap(),
-            data.path().to_path_buf(),
-            ADMIN_TOKEN.into(),
-        );
-        let server = RunningServer::start(cfg).unwrap();
-        let rp = admin(
-            &server.url(),
-            "POST",
-            "/v1/admin/relying-parties",
-            Some(json!({"name": "sidecar", "enroll": true, "bootstrap": true})),
-        );
-        let api_key = rp["api_key"].as_str().unwrap().to_string();
+        let server = TestServer::start();
+        let rp = server.add_rp(json!({"name": "sidecar", "enroll": true, "bootstrap": true}));
         let mut settings = Settings::new(
             vec![server.url()],
-            Zeroizing::new(api_key),
+            Zeroizing::new(rp.api_key),
             Zeroizing::new(SECRET.into()),
             DeviceSigningKey::generate().unwrap(),
         );
@@ -110,7 +102,6 @@ impl Env {
         tweak(&mut settings);
         let sidecar = RunningSidecar::start(settings).unwrap();
         Env {
-            _data: data,
             server: Some(server),
             sidecar,
             agent: ureq::AgentBuilder::new()
@@ -158,14 +149,7 @@ impl Env {
 
     /// Enrolls a device for a pushauthd user as an administrator would (`pushauthd enroll`).
     fn enroll(&self, user: &str, name: &str) -> DeviceClient {
-        let created = admin(
-            &self.server_url(),
-            "POST",
-            "/v1/admin/enrollments",
-            Some(json!({"user": user})),
-        );
-        let profile = DeviceClient::enroll(created["url"].as_str().unwrap(), name, None).unwrap();
-        DeviceClient::new(&profile).unwrap()
+        self.server.as_ref().unwrap().enroll(user, name).client
     }
 
     /// The pushauthd user's active devices, as the administrator sees them.
@@ -194,16 +178,6 @@ impl Env {
     fn public_key(&self) -> DevicePublicKey {
         DevicePublicKey::from_wire("ed25519", self.sidecar.public_key()).unwrap()
     }
-}
-
-fn find_challenge(device: &DeviceClient, id: &str) -> PendingChallenge {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if let Some(found) = device.pending(2).unwrap().into_iter().find(|c| c.id == id) {
-            return found;
-        }
-    }
-    panic!("challenge {id} never reached the device");
 }
 
 const NONCE: &str = "shim-nonce-0123456789abcdef";

@@ -23,8 +23,7 @@ use pam_push::authenticate::{run, ConvFailed, Conversation, Level, Log, PamCode,
 use pam_push::config::Ownership;
 use pam_push::context::LoginFacts;
 use pushauth_device::{Decision, DeviceClient};
-use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpAddArgs, RpCommand, StoreArgs};
-use pushauth_server::{RunningServer, ServerConfig};
+use pushauth_testkit::TestServer;
 use zeroize::Zeroizing;
 
 /// Shows the code to the "person", who passes it to the device thread.
@@ -95,59 +94,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn store(data: &std::path::Path) -> StoreArgs {
-    StoreArgs {
-        config: None,
-        data_dir: Some(data.to_owned()),
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(200);
-    let data = tempfile::tempdir()?;
-    let mut cfg = ServerConfig::new(
-        "127.0.0.1:0".parse()?,
-        data.path().to_owned(),
-        "bench-admin-token-0123456789abcdef".into(),
-    );
-    cfg.limits.max_new_per_window = u32::MAX;
-    cfg.limits.max_new_per_user_window = u32::MAX;
-    let server = RunningServer::start(cfg)?;
-
-    let mut out = Vec::new();
-    run_admin(
-        Command::Rp {
-            command: RpCommand::Add(RpAddArgs::everyone("bench", store(data.path()))),
-        },
-        &mut out,
-    )?;
-    let api_key = String::from_utf8(out)?
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let mut out = Vec::new();
-    run_admin(
-        Command::Enroll(EnrollArgs {
-            user: "alice".into(),
-            ttl: None,
-            public_url: Some(server.url()),
-            store: store(data.path()),
-        }),
-        &mut out,
-    )?;
-    let link = String::from_utf8(out)?
-        .lines()
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let profile = DeviceClient::enroll(&link, "bench phone", None)?;
+    let server = TestServer::start_with(|cfg| {
+        cfg.limits.max_new_per_window = u32::MAX;
+        cfg.limits.max_new_per_user_window = u32::MAX;
+    });
+    let api_key = server.api_key();
+    let profile = server.enroll("alice", "bench phone").profile;
 
     // The module's files, owned by us with the modes it demands.
     use std::os::unix::fs::PermissionsExt;

@@ -123,9 +123,8 @@ impl PushBackend for Backend {
 /// password alone.
 #[test]
 fn attack_group_check_uses_the_mapped_name_not_the_account_logging_in() {
-    // SAFETY: geteuid cannot fail.
     let me = Ownership {
-        uid: unsafe { libc::geteuid() },
+        uid: pushauth_testkit::euid(),
     };
     let cfg = Config::parse(
         Path::new("/test/pam_push.conf"),

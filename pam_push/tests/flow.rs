@@ -224,7 +224,7 @@ impl PushBackend for Scripted {
 
 fn me() -> Ownership {
     Ownership {
-        uid: unsafe { libc::geteuid() },
+        uid: pushauth_testkit::euid(),
     }
 }
 
@@ -913,72 +913,27 @@ fn issue9_item5_unreadable_groups_mean_push_required() {
 mod real {
     use super::*;
     use pushauth_device::{Decision, DeviceClient};
-    use pushauth_server::cli::{run_admin, Command, EnrollArgs, RpAddArgs, RpCommand, StoreArgs};
-    use pushauth_server::{RunningServer, ServerConfig};
+    use pushauth_testkit::{hung_url, TestServer};
     use std::rc::Rc;
 
+    /// The kit's server, with the relying-party key and devices these tests use.
     struct Server {
-        server: RunningServer,
-        data: tempfile::TempDir,
-    }
-
-    fn store(data: &Path) -> StoreArgs {
-        StoreArgs {
-            config: None,
-            data_dir: Some(data.to_owned()),
-        }
+        server: TestServer,
     }
 
     impl Server {
         fn start() -> Server {
-            let data = tempfile::tempdir().unwrap();
-            let mut cfg = ServerConfig::new(
-                "127.0.0.1:0".parse().unwrap(),
-                data.path().to_owned(),
-                "admin-token-for-tests-0123456789".into(),
-            );
-            cfg.sweep_interval_secs = 1;
-            let server = RunningServer::start(cfg).unwrap();
-            Server { server, data }
+            Server {
+                server: TestServer::start_with(|cfg| cfg.sweep_interval_secs = 1),
+            }
         }
 
         fn api_key(&self) -> String {
-            let mut out = Vec::new();
-            run_admin(
-                Command::Rp {
-                    command: RpCommand::Add(RpAddArgs::everyone(
-                        "pam-test",
-                        store(self.data.path()),
-                    )),
-                },
-                &mut out,
-            )
-            .unwrap();
-            String::from_utf8(out)
-                .unwrap()
-                .lines()
-                .last()
-                .unwrap()
-                .trim()
-                .to_owned()
+            self.server.api_key()
         }
 
         fn device(&self, user: &str, name: &str) -> DeviceClient {
-            let mut out = Vec::new();
-            run_admin(
-                Command::Enroll(EnrollArgs {
-                    user: user.into(),
-                    ttl: None,
-                    public_url: Some(self.server.url()),
-                    store: store(self.data.path()),
-                }),
-                &mut out,
-            )
-            .unwrap();
-            let text = String::from_utf8(out).unwrap();
-            let link = text.lines().nth(1).unwrap().trim().to_owned();
-            let profile = DeviceClient::enroll(&link, name, None).unwrap();
-            DeviceClient::new(&profile).unwrap()
+            self.server.enroll(user, name).client
         }
 
         fn config(&self, extra: &str) -> Config {
@@ -1122,19 +1077,6 @@ mod real {
             "{:?}",
             log.0
         );
-    }
-
-    /// A socket that accepts connections and never answers.
-    fn hung_url() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for stream in listener.incoming() {
-                held.push(stream);
-            }
-        });
-        url
     }
 
     /// timeout = 3 against a server that accepts and never answers: the module returns within

@@ -24,7 +24,7 @@ fn context_framed(c: &Context) -> Vec<u8> {
     f.finish()
 }
 
-fn main() {
+fn main() -> Result<(), serde_json::Error> {
     let seeds: [[u8; 32]; 2] = [[0x11; 32], core::array::from_fn(|i| i as u8)];
     let keys: Vec<Value> = seeds
         .iter()
@@ -148,8 +148,6 @@ fn main() {
         "request": requests,
         "enroll": enroll,
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&doc).expect("vectors serialize")
-    );
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
 }

@@ -10,9 +10,11 @@ pub const SCHEME: &str = "PushAuth";
 /// The parsed parameters of a device request's `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceAuth {
+    /// The device id the request claims to come from.
     pub device: String,
     /// Unix seconds, as text exactly as sent.
     pub ts: String,
+    /// base64url random nonce; the server refuses one it has seen.
     pub nonce: String,
     /// base64url signature over [`signing::request_message`].
     pub sig: String,

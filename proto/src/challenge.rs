@@ -15,15 +15,22 @@ use crate::{random, ProtoError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeState {
+    /// Created; no device has fetched it yet.
     Pending,
+    /// A device fetched it and is showing it.
     Acknowledged,
+    /// A device approved it with the right code (terminal).
     Approved,
+    /// A device denied or reported it, or the typed code was wrong (terminal).
     Denied,
+    /// Nobody answered before `expires_at` (terminal).
     Expired,
+    /// The relying party withdrew it (terminal).
     Cancelled,
 }
 
 impl ChallengeState {
+    /// Every state, in life order.
     pub const ALL: [ChallengeState; 6] = [
         Self::Pending,
         Self::Acknowledged,
@@ -92,13 +99,16 @@ impl FromStr for ChallengeState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// The person approved.
     Approve,
+    /// The person denied.
     Deny,
     /// "This was not me": denies and locks further pushes to the user for a while.
     Report,
 }
 
 impl Decision {
+    /// The wire text (`approve`, `deny`, `report`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Approve => "approve",
@@ -142,6 +152,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The wire text (`denied`, `reported`, `code_mismatch`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Denied => "denied",

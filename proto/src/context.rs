@@ -37,16 +37,24 @@ pub fn context_digest(context: &Context) -> [u8; 32] {
 /// Why a context was refused.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ContextError {
+    /// More than [`MAX_CONTEXT_ENTRIES`] entries (the count).
     #[error("context has {0} entries; at most {MAX_CONTEXT_ENTRIES} are allowed")]
     TooManyEntries(usize),
+    /// A key outside the allowed alphabet or length (the key).
     #[error("context key {0:?} must be 1 to {MAX_CONTEXT_KEY_BYTES} characters of a-z, 0-9, '_', '-' or '.'")]
     BadKey(String),
+    /// A value over [`MAX_CONTEXT_VALUE_BYTES`] (its key).
     #[error("context value for {0:?} is longer than {MAX_CONTEXT_VALUE_BYTES} bytes")]
     ValueTooLong(String),
     /// A control, format (bidi, zero-width), separator, private-use or unassigned character
     /// (see [`crate::text::is_hidden`]): it could make the value read as something else.
     #[error("context value for {key:?} holds the hidden character U+{code_point:04X} (control, bidi, format or unassigned characters are refused)")]
-    HiddenCharacter { key: String, code_point: u32 },
+    HiddenCharacter {
+        /// The key whose value holds it.
+        key: String,
+        /// Its Unicode scalar value.
+        code_point: u32,
+    },
 }
 
 /// Checks a context before it is stored or shown: bounded size, plain keys, and no hidden

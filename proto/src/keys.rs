@@ -16,10 +16,12 @@ use crate::{b64, random, ProtoError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Alg {
+    /// Ed25519 (RFC 8032), 32-byte public keys and 64-byte signatures.
     Ed25519,
 }
 
 impl Alg {
+    /// The wire text (`ed25519`).
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::Ed25519 => "ed25519",
@@ -83,6 +85,7 @@ impl DevicePublicKey {
         Self::from_bytes(alg, &bytes)
     }
 
+    /// The key's algorithm.
     pub fn alg(&self) -> Alg {
         self.alg
     }
@@ -142,10 +145,12 @@ impl DeviceSigningKey {
         Zeroizing::new(self.key.to_bytes())
     }
 
+    /// The key's algorithm.
     pub fn alg(&self) -> Alg {
         Alg::Ed25519
     }
 
+    /// The public half, to send at enrollment.
     pub fn public_key(&self) -> DevicePublicKey {
         DevicePublicKey {
             alg: Alg::Ed25519,

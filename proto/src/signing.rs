@@ -39,6 +39,7 @@ impl Framer {
         self
     }
 
+    /// The framed bytes.
     pub fn finish(self) -> Vec<u8> {
         self.buf
     }
@@ -47,11 +48,17 @@ impl Framer {
 /// Everything a device's answer signature covers.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseFields<'a> {
+    /// The challenge answered.
     pub challenge_id: &'a str,
+    /// The user it was for.
     pub user: &'a str,
+    /// The answering device.
     pub device_id: &'a str,
+    /// The relying party's nonce, raw bytes.
     pub rp_nonce: &'a [u8],
+    /// SHA-256 of the context ([`crate::context_digest`]).
     pub context_digest: &'a [u8; 32],
+    /// What the device decided.
     pub decision: Decision,
     /// What the person typed; empty without number matching.
     pub code: &'a str,

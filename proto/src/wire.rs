@@ -133,7 +133,9 @@ impl ErrorCode {
 /// Every error response: `{"error": "<stable_code>", "message": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// The stable code programs branch on.
     pub error: ErrorCode,
+    /// A sentence for people; its wording may change.
     pub message: String,
 }
 
@@ -142,18 +144,24 @@ pub struct ErrorBody {
 /// One enrolled device as relying parties and admins see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
+    /// Device id (base64url, at most 128 characters).
     pub id: String,
+    /// The name the person gave the device at enrollment (1 to 64 characters).
     pub name: String,
+    /// Key algorithm (`ed25519`).
     pub alg: String,
     /// base64url raw public key.
     pub public_key: String,
+    /// RFC 3339 time of enrollment.
     pub created_at: String,
+    /// RFC 3339 time of the device's last signed request, if any.
     pub last_seen_at: Option<String>,
 }
 
 /// `GET /v1/users/{user}/devices` and `GET /v1/admin/users/{user}/devices`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceList {
+    /// The user's active devices, oldest first.
     pub devices: Vec<DeviceInfo>,
 }
 
@@ -165,6 +173,7 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChallenge {
+    /// The user to push to (1 to 256 printable characters, [`crate::names::check_user`]).
     pub user: String,
     /// Device ids to target; all of the user's devices when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +194,9 @@ pub struct CreateChallenge {
 /// `201` answer to `POST /v1/challenges`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeCreated {
+    /// Challenge id (base64url).
     pub id: String,
+    /// The user it was created for (the request's `user`).
     pub user: String,
     /// Ids of the devices the challenge was sent to.
     pub devices: Vec<String>,
@@ -194,22 +205,31 @@ pub struct ChallengeCreated {
     pub device_info: Vec<DeviceInfo>,
     /// The code to show the person; null when number matching is off.
     pub code: Option<String>,
+    /// RFC 3339 time after which it can no longer be answered.
     pub expires_at: String,
+    /// `pending` on creation.
     pub state: ChallengeState,
 }
 
 /// `GET /v1/challenges/{id}`, `DELETE /v1/challenges/{id}`, and the device's answer/ack replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeStatus {
+    /// Challenge id.
     pub id: String,
+    /// Current state.
     pub state: ChallengeState,
+    /// RFC 3339 expiry time.
     pub expires_at: String,
+    /// The device that answered, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// What that device decided, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
+    /// Why it was denied (`denied`, `reported`, `code_mismatch`), for a denial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
+    /// RFC 3339 time the device signed, once answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub responded_at: Option<String>,
     /// The device's signature over the response message (base64url).
@@ -227,25 +247,35 @@ pub struct ChallengeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
+    /// The enrollment token from the link.
     pub token: String,
+    /// Device name (1 to 64 printable characters).
     pub name: String,
+    /// Key algorithm (`ed25519`).
     pub alg: String,
+    /// base64url raw public key.
     pub public_key: String,
+    /// base64url signature over [`crate::signing::enroll_message`], proving the device holds the key.
     pub proof: String,
 }
 
 /// Answer to `POST /v1/device/enroll`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
+    /// The new device's id.
     pub device_id: String,
+    /// The user the device now belongs to.
     pub user: String,
 }
 
 /// One challenge as the device sees it: never the code itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingChallenge {
+    /// Challenge id.
     pub id: String,
+    /// The user it is for.
     pub user: String,
+    /// Current state (`pending` or `acknowledged`).
     pub state: ChallengeState,
     /// A key given twice is refused ([`crate::context::deserialize_unique`]).
     #[serde(deserialize_with = "crate::context::deserialize_unique")]
@@ -254,8 +284,11 @@ pub struct PendingChallenge {
     pub context_digest: String,
     /// base64url of the RP's 32-byte nonce.
     pub rp_nonce: String,
+    /// RFC 3339 creation time.
     pub created_at: String,
+    /// RFC 3339 expiry time.
     pub expires_at: String,
+    /// Whether the person must type the code the login shows.
     pub code_required: bool,
     /// Name of the relying party that asked (the PAM host's or IdP's registration), so the
     /// person sees who is asking. Absent from servers that predate it.
@@ -266,6 +299,7 @@ pub struct PendingChallenge {
 /// `GET /v1/device/challenges?wait=SECS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingList {
+    /// Open challenges for the calling device, oldest first.
     pub challenges: Vec<PendingChallenge>,
 }
 
@@ -277,7 +311,9 @@ pub const ACTION_ADD_DEVICE: &str = "add_device";
 pub struct DeviceNotice {
     /// `device_added`.
     pub kind: String,
+    /// The new device's id.
     pub device_id: String,
+    /// The new device's name.
     pub device_name: String,
     /// RFC 3339 time of the binding.
     pub at: String,
@@ -291,6 +327,7 @@ pub struct DeviceNotice {
 /// first, without the caller itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeList {
+    /// Newest first.
     pub notices: Vec<DeviceNotice>,
 }
 
@@ -298,11 +335,14 @@ pub struct NoticeList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceResponse {
+    /// Approve or deny.
     pub decision: Decision,
     /// What the person typed; empty without number matching.
     #[serde(default)]
     pub code: String,
+    /// RFC 3339 time the device signed (covered by the signature).
     pub responded_at: String,
+    /// base64url signature over [`crate::signing::response_message`].
     pub signature: String,
 }
 
@@ -312,7 +352,9 @@ pub struct DeviceResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollment {
+    /// The user to enroll a device for (1 to 256 printable characters).
     pub user: String,
+    /// Link lifetime in seconds; the server's `enrollment_ttl_secs` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
 }
@@ -320,9 +362,11 @@ pub struct CreateEnrollment {
 /// Answer to `POST /v1/admin/enrollments`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollmentCreated {
+    /// Single-use enrollment token (base64url).
     pub token: String,
     /// `<public_url>/enroll?token=<token>`: the link the device CLI takes and the QR code carries.
     pub url: String,
+    /// RFC 3339 time the link stops working.
     pub expires_at: String,
 }
 
@@ -335,6 +379,7 @@ fn all_users() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRelyingParty {
+    /// A name for people (1 to 64 printable characters); shown on the device.
     pub name: String,
     /// The users it may act for: an exact name, a prefix ending in `*` (`kc/*`), or `*` alone
     /// for every user. Default `["*"]`.
@@ -353,19 +398,26 @@ pub struct CreateRelyingParty {
 /// the key (`<id>.<secret>`) is shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelyingPartyCreated {
+    /// Relying-party id (the part of the key before the dot).
     pub id: String,
+    /// Its name.
     pub name: String,
+    /// The key, `<id>.<secret>`: shown once, stored only as a hash.
     pub api_key: String,
 }
 
 /// One relying party as `GET /v1/admin/relying-parties` lists it (never its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelyingPartyInfo {
+    /// Relying-party id.
     pub id: String,
+    /// Its name.
     pub name: String,
     /// User patterns it may act for (see [`CreateRelyingParty::users`]).
     pub users: Vec<String>,
+    /// May request enrollment links and revoke devices.
     pub enroll: bool,
+    /// May enroll a user's first device.
     pub bootstrap: bool,
     /// RFC 3339.
     pub created_at: String,
@@ -376,6 +428,7 @@ pub struct RelyingPartyInfo {
 /// `GET /v1/admin/relying-parties`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelyingPartyList {
+    /// Every relying party, revoked ones included, oldest first.
     pub relying_parties: Vec<RelyingPartyInfo>,
 }
 
@@ -383,7 +436,9 @@ pub struct RelyingPartyList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRpEnrollment {
+    /// The user to enroll a device for (within the relying party's `users`).
     pub user: String,
+    /// Link lifetime in seconds, at most the server's `enrollment_ttl_secs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_secs: Option<u64>,
     /// Id of a challenge this relying party created for `user` with context
@@ -397,6 +452,7 @@ pub struct CreateRpEnrollment {
 /// (the [`DeviceInfo`] fields plus these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceBinding {
+    /// The device itself.
     #[serde(flatten)]
     pub device: DeviceInfo,
     /// RFC 3339; set for a revoked device.
@@ -412,24 +468,31 @@ pub struct DeviceBinding {
 /// `GET /v1/admin/users/{user}/devices[?all=true]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceBindingList {
+    /// The user's devices, oldest first.
     pub devices: Vec<DeviceBinding>,
 }
 
 /// One audit log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
+    /// Row id, increasing.
     pub id: i64,
+    /// RFC 3339 time of the event.
     pub at: String,
     /// `enrolled`, `revoked`, `challenge_created`, `challenge_answered`, `challenge_expired`,
     /// `challenge_cancelled`, `rate_limited`, `signature_rejected` (aggregated, see `count`),
     /// `user_locked`, `user_unlocked`, `rp_created`, …
     pub kind: String,
+    /// The user concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The device concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+    /// The challenge concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_id: Option<String>,
+    /// Free text for people (never a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// How many events this row stands for: repeated failures (such as bad signatures for one
@@ -446,13 +509,16 @@ fn one() -> u64 {
 /// counters reset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserUnlocked {
+    /// The user.
     pub user: String,
+    /// Always true: the lock-outs are gone.
     pub unlocked: bool,
 }
 
 /// `GET /v1/admin/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditList {
+    /// Newest first.
     pub events: Vec<AuditEvent>,
 }
 
@@ -461,7 +527,9 @@ pub struct AuditList {
 /// the details over its signed API (DESIGN.md: notifications carry only the challenge id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookNotification {
+    /// The new challenge (or `notice:<id>` for a device notice).
     pub challenge_id: String,
+    /// The device to wake.
     pub device_id: String,
     /// Only with `[webhook] include_user = true` on the server; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,35 +1,37 @@
-//! Helpers for the server's integration tests: a server on 127.0.0.1:0, a tiny HTTP client, and
-//! a device double that signs its requests with proto.
+//! Helpers for the server's integration tests, on the shared test kit (`pushauth-testkit`):
+//! a server on 127.0.0.1:0 with the sweeper off, relying-party calls, and a device double that
+//! signs its requests with proto.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::ops::{Deref, DerefMut};
 
 use pushauth_proto::auth::DeviceAuth;
 use pushauth_proto::signing::{enroll_message, response_message, ResponseFields};
 use pushauth_proto::{b64, context_digest, Context, Decision, DeviceSigningKey};
-use pushauth_server::{RunningServer, ServerConfig};
+use pushauth_server::ServerConfig;
+use pushauth_testkit::TestServer;
 use serde_json::{json, Value};
 
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub use pushauth_testkit::{agent, assert_error, call, Resp};
 
-pub struct Srv {
-    pub server: Option<RunningServer>,
-    pub dir: tempfile::TempDir,
-    pub url: String,
-    pub config: ServerConfig,
+pub const ADMIN: &str = pushauth_testkit::ADMIN_TOKEN;
+
+/// The kit's server; `Deref` gives its fields (`url`, `dir`, `server`, `config`) and calls
+/// (`call`, `admin`, `rp`, `data_dir`, `restart`).
+pub struct Srv(pub TestServer);
+
+impl Deref for Srv {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
 }
 
-pub fn config_for(dir: &std::path::Path) -> ServerConfig {
-    let mut config = ServerConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        dir.join("data"),
-        ADMIN.to_owned(),
-    );
-    // Tests that need the sweeper turn it on; expiry must work without it.
-    config.sweep_interval_secs = 0;
-    config
+impl DerefMut for Srv {
+    fn deref_mut(&mut self) -> &mut TestServer {
+        &mut self.0
+    }
 }
 
 pub fn start() -> Srv {
@@ -37,78 +39,23 @@ pub fn start() -> Srv {
 }
 
 pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Srv {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_for(dir.path());
-    tweak(&mut config);
-    let server = RunningServer::start(config.clone()).unwrap();
-    // Restarts reuse the port.
-    config.listen = server.addr();
-    Srv {
-        url: server.url(),
-        server: Some(server),
-        dir,
-        config,
-    }
+    Srv(TestServer::start_with(|config| {
+        // Tests that need the sweeper turn it on; expiry must work without it.
+        config.sweep_interval_secs = 0;
+        tweak(config);
+    }))
 }
 
 impl Srv {
-    pub fn data_dir(&self) -> PathBuf {
-        self.config.data_dir.clone()
-    }
-
-    /// Stops the server and starts it again on the same data dir and address.
-    pub fn restart(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown();
-        }
-        let server = RunningServer::start(self.config.clone()).unwrap();
-        assert_eq!(server.url(), self.url);
-        self.server = Some(server);
-    }
-
-    pub fn call(&self, method: &str, path: &str, auth: Option<&str>, body: Option<&[u8]>) -> Resp {
-        call(method, &format!("{}{}", self.url, path), auth, body)
-    }
-
-    pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-        self.call(
-            method,
-            path,
-            Some(&format!("Bearer {ADMIN}")),
-            bytes.as_deref(),
-        )
-    }
-
-    pub fn rp(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-        self.call(
-            method,
-            path,
-            Some(&format!("Bearer {key}")),
-            bytes.as_deref(),
-        )
-    }
-
     /// A new relying party's API key.
     pub fn rp_key(&self) -> String {
-        let r = self.admin(
-            "POST",
-            "/v1/admin/relying-parties",
-            Some(json!({"name": "test rp"})),
-        );
-        assert_eq!(r.status, 201, "{}", r.text);
-        r.json["api_key"].as_str().unwrap().to_owned()
+        self.api_key()
     }
 
     /// A new relying party with rights (`body` is the admin API's request); its id and key.
     pub fn rp_with(&self, body: Value) -> (String, String) {
-        let r = self.admin("POST", "/v1/admin/relying-parties", Some(body));
-        assert_eq!(r.status, 201, "{}", r.text);
-        (
-            r.json["id"].as_str().unwrap().to_owned(),
-            r.json["api_key"].as_str().unwrap().to_owned(),
-        )
+        let rp = self.add_rp(body);
+        (rp.id, rp.api_key)
     }
 
     /// Redeems an enrollment token with a fresh key; the device (panics unless it worked).
@@ -130,36 +77,16 @@ impl Srv {
 
     /// An enrollment token for `user`.
     pub fn enrollment(&self, user: &str, ttl: Option<u64>) -> String {
-        let mut body = json!({"user": user});
-        if let Some(ttl) = ttl {
-            body["ttl_secs"] = json!(ttl);
-        }
-        let r = self.admin("POST", "/v1/admin/enrollments", Some(body));
-        assert_eq!(r.status, 201, "{}", r.text);
-        let url = r.json["url"].as_str().unwrap();
-        assert!(
-            url.starts_with(&format!("{}/enroll?token=", self.url)),
-            "{url}"
-        );
-        r.json["token"].as_str().unwrap().to_owned()
+        self.0.enrollment(user, ttl).token
     }
 
-    /// Enrolls a fresh device for `user`.
+    /// Enrolls a fresh device for `user` (the kit's enrollment), as a double holding its key.
     pub fn device(&self, user: &str) -> Device {
-        let token = self.enrollment(user, None);
-        let key = DeviceSigningKey::generate().unwrap();
-        let r = self.call(
-            "POST",
-            "/v1/device/enroll",
-            None,
-            Some(&enroll_body(&token, &key, "test phone")),
-        );
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.json["user"], user);
+        let device = self.enroll(user, "test phone");
         Device {
-            id: r.json["device_id"].as_str().unwrap().to_owned(),
+            id: device.id().to_owned(),
             user: user.to_owned(),
-            key,
+            key: device.signing_key(),
         }
     }
 
@@ -312,59 +239,4 @@ impl Device {
         let code = c.code.clone().unwrap_or_default();
         self.answer(srv, c, Decision::Approve, &code)
     }
-}
-
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub text: String,
-    pub json: Value,
-    pub content_type: String,
-}
-
-impl Resp {
-    /// The API error code of an error response.
-    pub fn error(&self) -> &str {
-        self.json["error"].as_str().unwrap_or("<none>")
-    }
-}
-
-pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(60))
-        .build()
-}
-
-pub fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&[u8]>) -> Resp {
-    let mut req = agent().request(method, url);
-    if let Some(auth) = auth {
-        req = req.set("Authorization", auth);
-    }
-    let result = match body {
-        Some(body) => req.set("Content-Type", "application/json").send_bytes(body),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let content_type = response.header("content-type").unwrap_or("").to_owned();
-    let text = response.into_string().unwrap();
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        text,
-        json,
-        content_type,
-    }
-}
-
-/// Asserts an error response: status, code, and a JSON body.
-#[track_caller]
-pub fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.error(), code, "{}", r.text);
-    assert!(r.json["message"].is_string(), "{}", r.text);
 }

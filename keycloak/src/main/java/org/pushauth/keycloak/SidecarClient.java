@@ -11,6 +11,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import javax.net.ssl.SSLContext;
 
@@ -21,6 +22,32 @@ import javax.net.ssl.SSLContext;
  */
 public final class SidecarClient {
     private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * The fields the shim reads from each sidecar answer (JSON pointers), by answer and state:
+     * what {@link PushAuthenticator}, {@link PushEnrollRequiredAction} and {@link PushCredentials}
+     * take from it. The keys are "login STATE", "enrollment STATE", "devices" and
+     * "device_removed". {@code WireFixturesTest} checks that the sidecar's own examples
+     * ({@code idp-sidecar/wire-fixtures.json}) carry every one, and that every answer state there
+     * is one the shim knows. Change this map with the code that reads the fields.
+     */
+    static final Map<String, List<String>> NEEDED = Map.ofEntries(
+        Map.entry("login pending", List.of("/id", "/user", "/state", "/code", "/devices/0/name")),
+        Map.entry("login approved", List.of("/id", "/state", "/device_id", "/device_name",
+            "/result/outcome", "/result/expires_at", "/result/signature")),
+        Map.entry("login denied", List.of("/state")),
+        Map.entry("login reported", List.of("/state")),
+        Map.entry("login code_mismatch", List.of("/state")),
+        Map.entry("login expired", List.of("/state")),
+        Map.entry("login cancelled", List.of("/state")),
+        Map.entry("login error", List.of("/state")),
+        Map.entry("enrollment approval_pending", List.of("/id", "/state", "/code", "/devices/0")),
+        Map.entry("enrollment approval_refused", List.of("/state", "/outcome")),
+        Map.entry("enrollment pending", List.of("/state", "/url", "/qr_svg")),
+        Map.entry("enrollment enrolled", List.of("/state", "/device/id", "/device/name")),
+        Map.entry("enrollment expired", List.of("/state")),
+        Map.entry("devices", List.of("/devices/0/id")),
+        Map.entry("device_removed", List.of()));
 
     private final String baseUrl;
     private final String secret;

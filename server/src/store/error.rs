@@ -1,0 +1,70 @@
+//! The store's error type, the same for every backend: a backend converts its own errors at its
+//! edge (see `sqlite::error`), so callers and the [`Store`](super::Store) trait never name a
+//! database library.
+
+use thiserror::Error;
+
+/// A storage failure (never a "not found": those are values).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database refused or failed an operation; what kind and the backend's message.
+    #[error("database: {0}")]
+    Db(#[source] DbError),
+    /// The data directory could not be created or given its mode (0700).
+    #[error("cannot use data directory {path}")]
+    DataDir {
+        /// The data directory as configured.
+        path: std::path::PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The schema bookkeeping makes no sense (for example a version with no migration step).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database was written by a newer pushauthd; this one refuses to touch it.
+    #[error("database schema version {0} is newer than this pushauthd understands")]
+    TooNew(i64),
+    /// The operating system refused a thread the store needs (the background checkpointer).
+    #[error("cannot start a store thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// What the operations of a [`Store`](super::Store) return.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A database failure described without the backend's types: a kind callers may branch on and
+/// the backend's own message (for the log; it names tables and constraints, never values).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct DbError {
+    /// What sort of failure it was.
+    pub kind: DbErrorKind,
+    /// The backend's description, as it gave it.
+    pub message: String,
+}
+
+/// The sorts of database failure a caller can tell apart, whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// Another connection held a lock past the busy timeout; the operation may succeed later.
+    Busy,
+    /// A uniqueness, foreign-key, not-null or check constraint refused the write.
+    Constraint,
+    /// A stored value could not be read into its record type, or the database file is damaged.
+    InvalidData,
+    /// The database file could not be opened, read or written (I/O, permissions, disk full).
+    Unavailable,
+    /// Anything else (a statement the backend rejected, a misuse): a bug, not the environment.
+    Other,
+}
+
+impl StoreError {
+    /// A [`StoreError::Db`] of `kind` with `message`.
+    pub fn db(kind: DbErrorKind, message: impl Into<String>) -> Self {
+        StoreError::Db(DbError {
+            kind,
+            message: message.into(),
+        })
+    }
+}

@@ -1,0 +1,353 @@
+//! Challenges: creating one (after the limits allow it), reading it, and its compare-and-set
+//! transitions; every read or write first moves a due challenge to `expired`.
+
+use pushauth_proto::ChallengeState;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit::write_audit;
+use super::connection::Db;
+use super::limits;
+use super::rows::{
+    challenge_from_row, conversion_error, device_from_row, CHALLENGE_COLUMNS, DEVICE_COLUMNS,
+};
+use crate::clock::Millis;
+use crate::limits::{PushState, Refusal};
+use crate::store::{
+    AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, Expired, NewChallenge, StoreResult,
+};
+
+/// The open states, as an SQL list.
+pub(super) const OPEN: &str = "('pending','acknowledged')";
+
+/// A challenge by id, as stored (no expiry applied).
+pub(super) fn select_challenge(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<ChallengeRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = ?1"
+    ))?
+    .query_row([id], challenge_from_row)
+    .optional()
+}
+
+/// Drops the open-challenge index rows of a challenge that just ended.
+pub(super) fn finish(tx: &Connection, id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM open_challenge_devices WHERE challenge_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Moves one challenge to `expired` if it is open and due; audits it. True if it did.
+pub(super) fn expire_if_due(
+    tx: &Connection,
+    id: &str,
+    user: &str,
+    now: Millis,
+) -> rusqlite::Result<bool> {
+    let changed = tx
+        .prepare_cached(&format!(
+            "UPDATE challenges SET state = 'expired', updated_at = ?2 \
+             WHERE id = ?1 AND state IN {OPEN} AND expires_at <= ?2"
+        ))?
+        .execute(params![id, now])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    finish(tx, id)?;
+    write_audit(
+        tx,
+        &AuditEntry {
+            kind: "challenge_expired",
+            user: Some(user.to_owned()),
+            challenge_id: Some(id.to_owned()),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
+/// `expires_at > now`) after expiring the challenge if it is due.
+fn transition<D: Db>(
+    db: &D,
+    id: &str,
+    now: Millis,
+    apply: impl FnOnce(&Connection, &ChallengeRecord) -> rusqlite::Result<usize>,
+) -> StoreResult<Cas> {
+    db.write(|tx| {
+        let Some(current) = select_challenge(tx, id)? else {
+            return Ok(Cas::Missing);
+        };
+        if expire_if_due(tx, id, &current.user, now)? {
+            let after = select_challenge(tx, id)?;
+            return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+        }
+        if apply(tx, &current)? == 0 {
+            return Ok(Cas::WrongState(Box::new(current)));
+        }
+        Ok(select_challenge(tx, id)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
+    })
+}
+
+/// [`Store::create_challenge`](crate::store::Store::create_challenge).
+pub(super) fn create_challenge<D: Db>(
+    db: &D,
+    new: &NewChallenge,
+    check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+) -> StoreResult<Create> {
+    let now = new.created_at;
+    db.write(|tx| {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+            .exists([&new.user])?;
+        if !known {
+            return Ok(Create::UnknownUser);
+        }
+        let mut devices = tx
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE user = ?1 AND revoked_at IS NULL \
+                 ORDER BY created_at, id"
+            ))?
+            .query_map([&new.user], device_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(wanted) = &new.requested_devices {
+            devices.retain(|d| wanted.contains(&d.id));
+        }
+        if devices.is_empty() {
+            return Ok(Create::NoDevice);
+        }
+        let state = limits::push_state(tx, new)?;
+        if let Err(refusal) = check(&state) {
+            limits::record_refusal(tx, new, &refusal)?;
+            return Ok(Create::Refused(refusal));
+        }
+        let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+        let context = serde_json::to_string(&new.context)
+            .map_err(|e| conversion_error(4, e.to_string()))?;
+        let devices_json = serde_json::to_string(&device_ids)
+            .map_err(|e| conversion_error(8, e.to_string()))?;
+        tx.prepare_cached(
+            "INSERT INTO challenges (id, user, rp_id, state, context, context_digest, rp_nonce, code, \
+             devices, created_at, expires_at, updated_at, source) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11)",
+        )?
+        .execute(params![
+            new.id,
+            new.user,
+            new.rp_id,
+            context,
+            &new.context_digest[..],
+            new.rp_nonce,
+            new.code,
+            devices_json,
+            now,
+            new.expires_at,
+            new.source
+        ])?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO open_challenge_devices (device_id, challenge_id) VALUES (?1, ?2)",
+            )?;
+            for id in &device_ids {
+                stmt.execute(params![id, new.id])?;
+            }
+        }
+        write_audit(
+            tx,
+            &AuditEntry {
+                kind: "challenge_created",
+                user: Some(new.user.clone()),
+                challenge_id: Some(new.id.clone()),
+                detail: Some(format!(
+                    "rp {}, {} device(s), code {}",
+                    new.rp_id,
+                    device_ids.len(),
+                    if new.code.is_some() { "on" } else { "off" }
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        Ok(Create::Created {
+            challenge: Box::new(ChallengeRecord {
+                id: new.id.clone(),
+                user: new.user.clone(),
+                rp_id: new.rp_id.clone(),
+                state: ChallengeState::Pending,
+                context: new.context.clone(),
+                context_digest: new.context_digest,
+                rp_nonce: new.rp_nonce.clone(),
+                code: new.code.clone(),
+                devices: device_ids,
+                created_at: now,
+                expires_at: new.expires_at,
+                device_id: None,
+                decision: None,
+                reason: None,
+                typed_code: None,
+                responded_at: None,
+                signature: None,
+            }),
+            devices,
+        })
+    })
+}
+
+/// [`Store::get_challenge`](crate::store::Store::get_challenge).
+pub(super) fn get_challenge<D: Db>(
+    db: &D,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+    let Some(found) = db.read(|conn| select_challenge(conn, id))? else {
+        return Ok(None);
+    };
+    if !found.is_due(now) {
+        return Ok(Some((found, false)));
+    }
+    db.write(|tx| {
+        let expired = expire_if_due(tx, id, &found.user, now)?;
+        Ok(select_challenge(tx, id)?.map(|c| (c, expired)))
+    })
+}
+
+/// [`Store::acknowledge`](crate::store::Store::acknowledge).
+pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
+    transition(db, id, now, |tx, _| {
+        tx.prepare_cached(
+            "UPDATE challenges SET state = 'acknowledged', updated_at = ?2 \
+             WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
+        )?
+        .execute(params![id, now])
+    })
+}
+
+/// [`Store::answer`](crate::store::Store::answer).
+pub(super) fn answer<D: Db>(
+    db: &D,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+) -> StoreResult<Cas> {
+    transition(db, id, now, |tx, current| {
+        let changed = tx
+            .prepare_cached(&format!(
+                "UPDATE challenges SET state = ?2, updated_at = ?3, device_id = ?4, decision = ?5, \
+                 reason = ?6, typed_code = ?7, responded_at = ?8, signature = ?9 \
+                 WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?3"
+            ))?
+            .execute(params![
+                id,
+                answer.state.as_str(),
+                now,
+                answer.device_id,
+                answer.decision.as_str(),
+                answer.reason.map(|r| r.as_str()),
+                answer.typed_code,
+                answer.responded_at,
+                answer.signature
+            ])?;
+        if changed == 0 {
+            return Ok(0);
+        }
+        finish(tx, id)?;
+        let detail = match answer.reason {
+            Some(reason) => format!("{} ({reason})", answer.decision),
+            None => answer.decision.to_string(),
+        };
+        write_audit(
+            tx,
+            &AuditEntry {
+                kind: "challenge_answered",
+                user: Some(current.user.clone()),
+                device_id: Some(answer.device_id.clone()),
+                challenge_id: Some(id.to_owned()),
+                detail: Some(detail),
+            },
+            now,
+        )?;
+        if let Some(until) = answer.lock_user_until {
+            limits::lock_source(tx, id, current, &answer.device_id, until, now)?;
+        }
+        Ok(changed)
+    })
+}
+
+/// [`Store::cancel`](crate::store::Store::cancel).
+pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
+    transition(db, id, now, |tx, current| {
+        let changed = tx
+            .prepare_cached(&format!(
+                "UPDATE challenges SET state = 'cancelled', updated_at = ?2 \
+                 WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?2"
+            ))?
+            .execute(params![id, now])?;
+        if changed == 1 {
+            finish(tx, id)?;
+            write_audit(
+                tx,
+                &AuditEntry {
+                    kind: "challenge_cancelled",
+                    user: Some(current.user.clone()),
+                    challenge_id: Some(id.to_owned()),
+                    detail: Some(format!("rp {}", current.rp_id)),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+        }
+        Ok(changed)
+    })
+}
+
+/// [`Store::device_challenges`](crate::store::Store::device_challenges).
+pub(super) fn device_challenges<D: Db>(
+    db: &D,
+    device_id: &str,
+    now: Millis,
+) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+    let open = db.read(|conn| {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {} FROM open_challenge_devices o JOIN challenges c ON c.id = o.challenge_id \
+             WHERE o.device_id = ?1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id",
+            CHALLENGE_COLUMNS
+                .split(", ")
+                .map(|col| format!("c.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+        let rows = stmt
+            .query_map([device_id], challenge_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    })?;
+    let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|c| c.is_due(now));
+    if due.is_empty() {
+        return Ok((live, Vec::new()));
+    }
+    let expired = db.write(|tx| {
+        let mut expired = Vec::new();
+        for c in due {
+            if expire_if_due(tx, &c.id, &c.user, now)? {
+                expired.push(Expired {
+                    id: c.id,
+                    devices: c.devices,
+                });
+            }
+        }
+        Ok(expired)
+    })?;
+    Ok((live, expired))
+}
+
+/// [`Store::open_challenges`](crate::store::Store::open_challenges).
+pub(super) fn open_challenges<D: Db>(db: &D, now: Millis) -> StoreResult<u64> {
+    db.read(|conn| {
+        conn.prepare_cached(&format!(
+            "SELECT count(*) FROM challenges WHERE state IN {OPEN} AND expires_at > ?1"
+        ))?
+        .query_row([now], |r| r.get(0))
+    })
+}

@@ -1,0 +1,202 @@
+//! Push limits in the store: the counts the limit check reads (see [`crate::limits`]), the
+//! aggregated `rate_limited` audit rows, report lock-outs per user, relying party and source,
+//! and `pushauthd unlock`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit::write_audit;
+use super::challenges::OPEN;
+use super::connection::Db;
+use crate::clock::{self, Millis};
+use crate::limits::{PushState, Refusal};
+use crate::store::{AuditEntry, ChallengeRecord, NewChallenge, StoreResult};
+
+/// What the limits need to decide on `new`, read in the caller's transaction: the lock-out for
+/// its user, relying party and source, and the counts of open and recent challenges (none from
+/// before the user's last unlock).
+pub(super) fn push_state(tx: &Connection, new: &NewChallenge) -> rusqlite::Result<PushState> {
+    let now = new.created_at;
+    let locked_until: Option<Millis> = tx
+        .prepare_cached(
+            "SELECT until FROM push_locks WHERE user = ?1 AND rp_id = ?2 AND source = ?3",
+        )?
+        .query_row(params![new.user, new.rp_id, new.source], |r| r.get(0))
+        .optional()?;
+    // Challenges from before an unlock no longer count.
+    let reset_at: Millis = tx
+        .prepare_cached("SELECT at FROM push_resets WHERE user = ?1")?
+        .query_row([&new.user], |r| r.get(0))
+        .optional()?
+        .unwrap_or(Millis::MIN);
+    let since = new.window_start.max(reset_at);
+    // Open ones (few: read through the state index), and in the window every one that
+    // was not approved.
+    let open_source: u32 = tx
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_state \
+             WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?4 AND created_at > ?5 \
+             AND rp_id = ?2 AND source = ?3"
+        ))?
+        .query_row(
+            params![new.user, new.rp_id, new.source, now, reset_at],
+            |r| r.get(0),
+        )?;
+    let open_user: u32 = tx
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM challenges INDEXED BY challenges_by_user_state \
+             WHERE user = ?1 AND state IN {OPEN} AND expires_at > ?2 AND created_at > ?3"
+        ))?
+        .query_row(params![new.user, now, reset_at], |r| r.get(0))?;
+    let recent_source: u32 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM challenges INDEXED BY challenges_unapproved_by_source \
+             WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
+             AND state != 'approved'",
+        )?
+        .query_row(params![new.user, new.rp_id, new.source, since], |r| {
+            r.get(0)
+        })?;
+    let recent_user: u32 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM challenges INDEXED BY challenges_unapproved_by_user \
+             WHERE user = ?1 AND created_at > ?2 AND state != 'approved'",
+        )?
+        .query_row(params![new.user, since], |r| r.get(0))?;
+    // A source the user approved a login from recently is not held by the per-user
+    // ceilings (see `limits`).
+    let known_since = now.saturating_sub(crate::limits::KNOWN_SOURCE_DAYS * 24 * 3600 * 1000);
+    let known_source = tx
+        .prepare_cached(
+            "SELECT 1 FROM challenges INDEXED BY challenges_approved_by_source \
+             WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
+             AND state = 'approved' LIMIT 1",
+        )?
+        .exists(params![new.user, new.rp_id, new.source, known_since])?;
+    Ok(PushState {
+        locked_until,
+        open_source,
+        open_user,
+        recent_source,
+        recent_user,
+        known_source,
+    })
+}
+
+/// Audits a refused challenge: one `rate_limited` row a minute per user, relying party and
+/// refusal, whose count grows with each further refusal.
+pub(super) fn record_refusal(
+    tx: &Connection,
+    new: &NewChallenge,
+    refusal: &Refusal,
+) -> rusqlite::Result<()> {
+    let now = new.created_at;
+    // One row a minute per user, relying party and refusal, counting the rest in it (issue 9
+    // item 12): the refusals of a flood must not grow the store. Only the user's
+    // last rows are looked at (through audit_by_user), so the look-up is bounded.
+    let recent: Option<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM (SELECT id, kind, detail, at FROM audit WHERE user = ?1 \
+             ORDER BY id DESC LIMIT 64) \
+             WHERE kind = 'rate_limited' AND at > ?2 AND substr(detail, 1, length(?3)) = ?3 LIMIT 1",
+        )?
+        .query_row(
+            params![
+                new.user,
+                now.saturating_sub(60_000),
+                format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id)
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = recent {
+        tx.prepare_cached("UPDATE audit SET count = count + 1 WHERE id = ?1")?
+            .execute([id])?;
+        return Ok(());
+    }
+    write_audit(
+        tx,
+        &AuditEntry {
+            kind: "rate_limited",
+            user: Some(new.user.clone()),
+            detail: Some(format!(
+                "{} (rp {}, source {:?})",
+                refusal.code().as_str(),
+                new.rp_id,
+                new.source
+            )),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Pauses pushes from the relying party and source of the reported challenge `id` until
+/// `until`; audits `user_locked` naming the reporting device.
+pub(super) fn lock_source(
+    tx: &Connection,
+    id: &str,
+    current: &ChallengeRecord,
+    device_id: &str,
+    until: Millis,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    // The lock-out is for the source the reported login came from, not the user's
+    // every login: an attacker's pushes cannot lock the owner out.
+    let source: String = tx
+        .prepare_cached("SELECT source FROM challenges WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO push_locks (user, rp_id, source, until) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (user, rp_id, source) DO UPDATE SET until = max(until, excluded.until)",
+    )?
+    .execute(params![current.user, current.rp_id, source, until])?;
+    write_audit(
+        tx,
+        &AuditEntry {
+            kind: "user_locked",
+            user: Some(current.user.clone()),
+            device_id: Some(device_id.to_owned()),
+            challenge_id: Some(id.to_owned()),
+            detail: Some(format!(
+                "reported; pushes from rp {}, source {:?} paused until {}",
+                current.rp_id,
+                source,
+                clock::rfc3339(until)
+            )),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// [`Store::unlock_user`](crate::store::Store::unlock_user).
+pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
+    db.write(|tx| {
+        let known = tx
+            .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
+            .exists([user])?;
+        if !known {
+            return Ok(false);
+        }
+        let locks = tx
+            .prepare_cached("DELETE FROM push_locks WHERE user = ?1")?
+            .execute([user])?;
+        tx.prepare_cached(
+            "INSERT INTO push_resets (user, at) VALUES (?1, ?2) \
+             ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",
+        )?
+        .execute(params![user, now])?;
+        write_audit(
+            tx,
+            &AuditEntry {
+                kind: "user_unlocked",
+                user: Some(user.to_owned()),
+                detail: Some(format!("by {by}; {locks} lock(s) lifted, counters reset")),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        Ok(true)
+    })
+}

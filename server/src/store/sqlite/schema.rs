@@ -1,0 +1,179 @@
+//! The database schema: its version, the migration steps that build it, and [`migrate`], which
+//! brings a database of any older version up to date in one transaction when the store opens.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use super::error::OrStore;
+use crate::store::{StoreError, StoreResult};
+
+/// Current schema version; each step in [`MIGRATIONS`] moves one version up.
+pub(super) const SCHEMA_VERSION: i64 = 3;
+
+/// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
+/// Never edit a released step; add one.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 0 -> 1
+    r#"
+    CREATE TABLE users (
+        name        TEXT PRIMARY KEY,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE user_locks (
+        user        TEXT PRIMARY KEY REFERENCES users(name),
+        until       INTEGER NOT NULL
+    );
+    CREATE TABLE devices (
+        id           TEXT PRIMARY KEY,
+        user         TEXT NOT NULL REFERENCES users(name),
+        name         TEXT NOT NULL,
+        alg          TEXT NOT NULL,
+        public_key   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER,
+        revoked_at   INTEGER
+    );
+    CREATE INDEX devices_by_user ON devices(user, created_at);
+    CREATE TABLE enrollments (
+        token_hash  BLOB PRIMARY KEY,
+        user        TEXT NOT NULL REFERENCES users(name),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER,
+        device_id   TEXT
+    );
+    CREATE TABLE relying_parties (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        key_hash    BLOB NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE challenges (
+        id             TEXT PRIMARY KEY,
+        user           TEXT NOT NULL,
+        rp_id          TEXT NOT NULL,
+        state          TEXT NOT NULL,
+        context        TEXT NOT NULL,
+        context_digest BLOB NOT NULL,
+        rp_nonce       BLOB NOT NULL,
+        code           TEXT,
+        devices        TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        device_id      TEXT,
+        decision       TEXT,
+        reason         TEXT,
+        typed_code     TEXT,
+        responded_at   TEXT,
+        signature      TEXT
+    );
+    CREATE INDEX challenges_by_user_created ON challenges(user, created_at);
+    CREATE INDEX challenges_by_user_state ON challenges(user, state);
+    CREATE INDEX challenges_by_state_expiry ON challenges(state, expires_at);
+    -- Which devices an open challenge waits on; rows go when the challenge ends.
+    CREATE TABLE open_challenge_devices (
+        device_id    TEXT NOT NULL,
+        challenge_id TEXT NOT NULL,
+        PRIMARY KEY (device_id, challenge_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX open_challenge_devices_by_challenge ON open_challenge_devices(challenge_id);
+    CREATE TABLE device_nonces (
+        device_id   TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        -- After this time the request's timestamp is stale, so the nonce cannot be replayed.
+        valid_until INTEGER NOT NULL,
+        PRIMARY KEY (device_id, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX device_nonces_by_time ON device_nonces(valid_until);
+    CREATE TABLE audit (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           INTEGER NOT NULL,
+        kind         TEXT NOT NULL,
+        user         TEXT,
+        device_id    TEXT,
+        challenge_id TEXT,
+        detail       TEXT
+    );
+    CREATE INDEX audit_by_user ON audit(user, id);
+    "#,
+    // 1 -> 2: relying-party rights and lifecycle; how each device was bound (issue 9 items 1,
+    // 2 and 4). Existing relying parties keep what they had: every user, no enrollment.
+    r#"
+    ALTER TABLE relying_parties ADD COLUMN users TEXT NOT NULL DEFAULT '["*"]';
+    ALTER TABLE relying_parties ADD COLUMN enroll INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE relying_parties ADD COLUMN bootstrap INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE relying_parties ADD COLUMN revoked_at INTEGER;
+    -- 'admin' or 'rp:<id>'; the approving challenge (each usable once) and its device.
+    ALTER TABLE enrollments ADD COLUMN via TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE enrollments ADD COLUMN approval TEXT;
+    ALTER TABLE enrollments ADD COLUMN approved_by TEXT;
+    CREATE UNIQUE INDEX enrollments_by_approval ON enrollments(approval) WHERE approval IS NOT NULL;
+    -- Devices are never deleted: the record of every binding (NIST SP 800-63B-4).
+    ALTER TABLE devices ADD COLUMN source TEXT;
+    ALTER TABLE devices ADD COLUMN via TEXT;
+    ALTER TABLE devices ADD COLUMN approved_by TEXT;
+    "#,
+    // 2 -> 3 (issue 9 items 12 and 13): push limits and report lock-outs per user, relying
+    // party and source address; unlock resets; aggregated audit events carry a count.
+    r#"
+    ALTER TABLE challenges ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    -- Partial indexes, so the limit counts read only the rows they count: a user with thousands of
+    -- approved logins in the window costs nothing per new challenge.
+    CREATE INDEX challenges_unapproved_by_source ON challenges(user, rp_id, source, created_at)
+        WHERE state != 'approved';
+    CREATE INDEX challenges_unapproved_by_user ON challenges(user, created_at)
+        WHERE state != 'approved';
+    CREATE INDEX challenges_approved_by_source ON challenges(user, rp_id, source, created_at)
+        WHERE state = 'approved';
+    DROP TABLE user_locks;
+    CREATE TABLE push_locks (
+        user        TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        until       INTEGER NOT NULL,
+        PRIMARY KEY (user, rp_id, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX push_locks_by_until ON push_locks(until);
+    -- `pushauthd unlock`: challenges created before `at` no longer count against the user.
+    CREATE TABLE push_resets (
+        user        TEXT PRIMARY KEY,
+        at          INTEGER NOT NULL
+    );
+    ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    "#,
+];
+
+/// Creates the schema or moves it up to [`SCHEMA_VERSION`], all or nothing; refuses a database
+/// written by a newer version ([`StoreError::TooNew`]).
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .or_store()?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .or_store()?;
+    let version: Option<i64> = tx
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .or_store()?
+        .flatten();
+    let mut version = version.unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew(version));
+    }
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+            .ok_or_else(|| StoreError::Corrupt(format!("no migration from version {version}")))?;
+        tx.execute_batch(step).or_store()?;
+        version += 1;
+        tx.execute("DELETE FROM schema_version", []).or_store()?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )
+        .or_store()?;
+    }
+    tx.commit().or_store()?;
+    Ok(())
+}

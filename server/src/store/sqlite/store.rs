@@ -1,0 +1,186 @@
+//! [`Store`] for everything that reaches the database through [`Db`] (a plain
+//! [`SqliteStore`](super::SqliteStore) and a [`Group`](super::group::Group)): each operation is
+//! written once, in the file of its table group.
+
+use pushauth_proto::wire::AuditEvent;
+
+use super::connection::Db;
+use super::{audit, challenges, devices, enrollments, limits, relying_parties, retention};
+use crate::clock::Millis;
+use crate::limits::{PushState, Refusal};
+use crate::store::{
+    AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
+    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned, Redeem,
+    RelyingPartyRecord, Store, StoreResult, Swept,
+};
+
+impl<D: Db> Store for D {
+    fn group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
+        self.run_group(work)
+    }
+
+    fn health(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    fn create_enrollment(
+        &self,
+        user: &str,
+        token_hash: &[u8; 32],
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        enrollments::create_enrollment(self, user, token_hash, now, expires_at)
+    }
+
+    fn get_enrollment(&self, token_hash: &[u8; 32]) -> StoreResult<Option<EnrollmentRecord>> {
+        enrollments::get_enrollment(self, token_hash)
+    }
+
+    fn create_rp_enrollment(
+        &self,
+        new: &NewRpEnrollment,
+        check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
+    ) -> StoreResult<Result<(), crate::enrollment::Refusal>> {
+        enrollments::create_rp_enrollment(self, new, check)
+    }
+
+    fn redeem_enrollment(
+        &self,
+        token_hash: &[u8; 32],
+        device: &NewDevice,
+        source: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<Redeem> {
+        enrollments::redeem_enrollment(self, token_hash, device, source, now)
+    }
+
+    fn user_devices(&self, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
+        devices::user_devices(self, user)
+    }
+
+    fn get_device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        devices::get_device(self, id)
+    }
+
+    fn use_device_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now: Millis,
+        valid_until: Millis,
+    ) -> StoreResult<bool> {
+        devices::use_device_nonce(self, device_id, nonce, now, valid_until)
+    }
+
+    fn revoke_device(
+        &self,
+        id: &str,
+        actor: &str,
+        now: Millis,
+    ) -> StoreResult<Option<DeviceRecord>> {
+        devices::revoke_device(self, id, actor, now)
+    }
+
+    fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()> {
+        relying_parties::create_relying_party(self, rp, now)
+    }
+
+    fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>> {
+        relying_parties::get_relying_party(self, id)
+    }
+
+    fn list_relying_parties(&self) -> StoreResult<Vec<RelyingPartyRecord>> {
+        relying_parties::list_relying_parties(self)
+    }
+
+    fn revoke_relying_party(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>> {
+        relying_parties::revoke_relying_party(self, id, now)
+    }
+
+    fn rotate_relying_party(
+        &self,
+        id: &str,
+        key_hash: &[u8; 32],
+        now: Millis,
+    ) -> StoreResult<Option<RelyingPartyRecord>> {
+        relying_parties::rotate_relying_party(self, id, key_hash, now)
+    }
+
+    fn create_challenge(
+        &self,
+        new: &NewChallenge,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Create> {
+        challenges::create_challenge(self, new, check)
+    }
+
+    fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+        challenges::get_challenge(self, id, now)
+    }
+
+    fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas> {
+        challenges::acknowledge(self, id, now)
+    }
+
+    fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas> {
+        challenges::answer(self, id, answer, now)
+    }
+
+    fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas> {
+        challenges::cancel(self, id, now)
+    }
+
+    fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
+        limits::unlock_user(self, user, by, now)
+    }
+
+    fn device_challenges(
+        &self,
+        device_id: &str,
+        now: Millis,
+    ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+        challenges::device_challenges(self, device_id, now)
+    }
+
+    fn sweep(&self, now: Millis, max: usize) -> StoreResult<Swept> {
+        retention::sweep(self, now, max)
+    }
+
+    fn prune(
+        &self,
+        challenges_before: Option<Millis>,
+        audit_before: Option<Millis>,
+        max: usize,
+    ) -> StoreResult<Pruned> {
+        retention::prune(self, challenges_before, audit_before, max)
+    }
+
+    fn open_challenges(&self, now: Millis) -> StoreResult<u64> {
+        challenges::open_challenges(self, now)
+    }
+
+    fn audit(&self, entry: &AuditEntry, now: Millis) -> StoreResult<()> {
+        audit::audit(self, entry, now)
+    }
+
+    fn audit_returning_id(&self, entry: &AuditEntry, now: Millis) -> StoreResult<i64> {
+        audit::audit_returning_id(self, entry, now)
+    }
+
+    fn set_audit_count(&self, id: i64, count: u64) -> StoreResult<()> {
+        audit::set_audit_count(self, id, count)
+    }
+
+    fn used_bytes(&self) -> StoreResult<u64> {
+        retention::used_bytes(self)
+    }
+
+    fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
+        audit::list_audit(self, limit, user)
+    }
+}
