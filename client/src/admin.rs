@@ -15,6 +15,7 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
+    /// Checks the configuration and builds the HTTP agent, as [`Client::new`].
     pub fn new(cfg: ClientConfig) -> Result<AdminClient, ClientError> {
         Ok(AdminClient {
             client: Client::new(cfg)?,

@@ -8,8 +8,9 @@ use pushauth_proto::wire::{ChallengeCreated, ChallengeStatus, CreateChallenge, D
 use pushauth_proto::{b64, context_digest, random, Context, DevicePublicKey};
 use serde::Serialize;
 
-use crate::http::{is_loopback_host, path_segment, Failure, Http};
+use crate::http::{path_segment, Failure, Http};
 use crate::pinned::load_pinned;
+use crate::settings::check_server;
 use crate::verify;
 use crate::{ClientConfig, ClientError, DeviceInfo};
 
@@ -54,12 +55,15 @@ impl Default for StartOptions {
 /// A challenge this client started, with what it needs to verify the answer.
 #[derive(Debug, Clone)]
 pub struct PendingLogin {
+    /// The challenge id (base64url).
     pub id: String,
+    /// The pushauthd user the challenge is for.
     pub user: String,
     /// The code to show the person (number matching), `None` when off.
     pub code: Option<String>,
     /// The devices the challenge was sent to, with names and keys.
     pub devices: Vec<DeviceInfo>,
+    /// When the challenge expires on the server (RFC 3339 UTC text).
     pub expires_at: String,
     pub(crate) rp_nonce: [u8; 32],
     pub(crate) context_digest: [u8; 32],
@@ -74,15 +78,26 @@ pub struct PendingLogin {
 pub enum Outcome {
     /// A device approved with the right code, and its signature verified.
     Approved {
+        /// The device that answered.
         device_id: String,
+        /// Its name, as enrolled.
         device_name: String,
     },
     /// A device denied.
-    Denied { device_id: String },
+    Denied {
+        /// The device that answered.
+        device_id: String,
+    },
     /// A device said "this was not me".
-    Reported { device_id: String },
+    Reported {
+        /// The device that answered.
+        device_id: String,
+    },
     /// A device approved with the wrong code.
-    CodeMismatch { device_id: String },
+    CodeMismatch {
+        /// The device that answered.
+        device_id: String,
+    },
     /// The challenge expired on the server.
     Expired,
     /// The challenge was cancelled.
@@ -115,35 +130,12 @@ impl Client {
                 "no pushauth server is configured".into(),
             ));
         }
-        let mut servers = Vec::with_capacity(cfg.servers.len());
-        for server in &cfg.servers {
-            let base = server.trim().trim_end_matches('/');
-            let rest = base
-                .strip_prefix("https://")
-                .or_else(|| base.strip_prefix("http://"));
-            match rest {
-                Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ', '@']) => {
-                    let authority = host.split('/').next().unwrap_or(host);
-                    if base.starts_with("http://")
-                        && !cfg.allow_insecure_http
-                        && !is_loopback_host(authority)
-                    {
-                        return Err(ClientError::Config(format!(
-                            "server {server:?} uses plain http:// to another machine: a man in \
-                             the middle would decide every answer; use https:// (http:// is \
-                             accepted only for localhost, 127.0.0.0/8 and ::1, or with \
-                             allow_insecure_http)"
-                        )));
-                    }
-                    servers.push(base.to_owned())
-                }
-                _ => {
-                    return Err(ClientError::Config(format!(
-                        "server {server:?} is not an http:// or https:// base URL"
-                    )))
-                }
-            }
-        }
+        let servers = cfg
+            .servers
+            .iter()
+            .map(|server| check_server(server, cfg.allow_insecure_http))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
         let http = Http::new(&cfg)?;
         Ok(Client {
             servers,
@@ -407,13 +399,7 @@ fn check_created(
     opts: &StartOptions,
 ) -> Result<(), ClientError> {
     let bad = |msg: String| Err(ClientError::BadAnswer(msg));
-    if created.id.is_empty()
-        || created.id.len() > 128
-        || !created
-            .id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if pushauth_proto::names::check_id("challenge", &created.id).is_err() {
         return bad(format!("challenge id {:?} is not URL-safe", created.id));
     }
     if created.user != user {

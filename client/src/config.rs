@@ -58,13 +58,7 @@ impl fmt::Debug for ClientConfig {
             // A proxy URL may carry credentials.
             .field(
                 "proxy",
-                &self.proxy.as_deref().map(|p| {
-                    if p.contains('@') {
-                        "<proxy with credentials>"
-                    } else {
-                        p
-                    }
-                }),
+                &self.proxy.as_deref().map(crate::settings::redact_proxy),
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("authorized_devices_dir", &self.authorized_devices_dir)

@@ -32,16 +32,23 @@ pub enum ClientError {
     NoDevice,
     /// One of the three 429s: too many open challenges, rate limited, or locked after a report.
     #[error("pushauth server refused: {} ({message})", code.as_str())]
-    RateLimited { code: ErrorCode, message: String },
+    RateLimited {
+        /// `too_many_open_challenges`, `rate_limited` or `user_locked`.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
     /// The server refused the API key.
     #[error("pushauth server refused the API key (401)")]
     Unauthorized,
     /// Any other API error.
     #[error("pushauth server refused with {status}: {} ({message})", code.map_or("unknown_error", |c| c.as_str()))]
     Rejected {
+        /// The HTTP status.
         status: u16,
         /// The stable error code, when the body carried a known one.
         code: Option<ErrorCode>,
+        /// The server's message (or a short printable excerpt of a body that was not JSON).
         message: String,
     },
     /// The server's answer is malformed, too large, or does not verify: treat as a refusal.

@@ -1,20 +1,15 @@
 //! The HTTP transport: one ureq agent (rustls, optional private CA and proxy), bounded bodies,
 //! and failures sorted into "no answer" (worth another server or another try) and "an answer".
 
-use std::fs;
-use std::io::Read;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pushauth_proto::wire::{ErrorBody, ErrorCode};
-use pushauth_proto::MAX_BODY_BYTES;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::settings::{api_key_is_printable_ascii, check_proxy};
+use crate::transport::{read_limited, tls_config, ReadError, MAX_BODY_BYTES};
 use crate::{ClientConfig, ClientError};
 
 /// Socket read timeout outside long polls; every request also carries its own deadline.
@@ -179,34 +174,6 @@ fn has_tls_error(transport: &ureq::Transport) -> bool {
     false
 }
 
-/// Whether the host of an `http://` or `https://` base URL is this machine: `localhost`,
-/// `127.0.0.0/8` or `::1`. Only there may plain HTTP be used without an explicit opt-in.
-pub(crate) fn is_loopback_host(host_and_port: &str) -> bool {
-    let host = if let Some(rest) = host_and_port.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((inside, _)) => inside,
-            None => return false,
-        }
-    } else {
-        host_and_port
-            .split_once(':')
-            .map_or(host_and_port, |(h, _)| h)
-    };
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => false,
-    }
-}
-
-/// Whether an API key is plain printable ASCII (0x21–0x7E): anything else (a byte-order mark, a
-/// no-break or zero-width space) cannot be sent in an HTTP header.
-pub fn api_key_is_printable_ascii(key: &str) -> bool {
-    !key.is_empty() && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
 /// The relying party's HTTP agent with its credentials.
 pub(crate) struct Http {
     agent: ureq::Agent,
@@ -238,14 +205,13 @@ impl Http {
             .redirects(0)
             .user_agent(concat!("pushauth-client/", env!("CARGO_PKG_VERSION")));
         if let Some(ca_file) = &cfg.ca_file {
-            builder = builder.tls_config(tls_config(ca_file)?);
+            builder = builder
+                .tls_config(tls_config(ca_file).map_err(|e| ClientError::Config(e.to_string()))?);
         }
         if let Some(proxy) = &cfg.proxy {
             let bad_proxy =
                 || ClientError::Config("the proxy must be an http://host:port URL".into());
-            if !proxy.starts_with("http://") {
-                return Err(bad_proxy());
-            }
+            check_proxy(proxy).map_err(|_| bad_proxy())?;
             let proxy = ureq::Proxy::new(proxy).map_err(|_| bad_proxy())?;
             builder = builder.proxy(proxy);
         }
@@ -303,33 +269,6 @@ impl Http {
     }
 }
 
-enum ReadError {
-    TooLarge,
-    Io(std::io::Error),
-}
-
-/// Reads a body, refusing more than [`MAX_BODY_BYTES`].
-fn read_limited(response: ureq::Response) -> Result<Vec<u8>, ReadError> {
-    if let Some(len) = response
-        .header("Content-Length")
-        .and_then(|l| l.trim().parse::<u64>().ok())
-    {
-        if len > MAX_BODY_BYTES as u64 {
-            return Err(ReadError::TooLarge);
-        }
-    }
-    let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(ReadError::Io)?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(ReadError::TooLarge);
-    }
-    Ok(bytes)
-}
-
 /// Turns an error answer into a [`Failure`], reading `{"error","message"}` when it is there.
 fn status_failure(status: u16, bytes: &[u8]) -> Failure {
     match serde_json::from_slice::<ErrorBody>(bytes) {
@@ -353,46 +292,6 @@ fn status_failure(status: u16, bytes: &[u8]) -> Failure {
             }
         }
     }
-}
-
-/// A rustls configuration trusting the webpki roots plus every certificate in `ca_file`.
-pub(crate) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    let pem = fs::read(ca_file).map_err(|e| {
-        ClientError::Config(format!("cannot read CA file {}: {e}", ca_file.display()))
-    })?;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let mut added = 0usize;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            ClientError::Config(format!(
-                "CA file {} is not valid PEM: {e}",
-                ca_file.display()
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            ClientError::Config(format!(
-                "CA file {} holds an unusable certificate: {e}",
-                ca_file.display()
-            ))
-        })?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(ClientError::Config(format!(
-            "CA file {} holds no PEM certificate",
-            ca_file.display()
-        )));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ClientError::Config(format!("TLS setup failed: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Percent-encodes one URL path segment (a user name may hold `@`, `\` or spaces).
@@ -453,9 +352,12 @@ mod tests {
     fn bad_ca_files_are_config_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        assert!(matches!(tls_config(&missing), Err(ClientError::Config(_))));
+        let mut cfg = ClientConfig::new(vec!["https://a".into()], "k");
+        cfg.ca_file = Some(missing);
+        assert!(matches!(Http::new(&cfg), Err(ClientError::Config(_))));
         let empty = dir.path().join("empty.pem");
-        fs::write(&empty, "not a certificate\n").unwrap();
-        assert!(matches!(tls_config(&empty), Err(ClientError::Config(_))));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        cfg.ca_file = Some(empty);
+        assert!(matches!(Http::new(&cfg), Err(ClientError::Config(_))));
     }
 }

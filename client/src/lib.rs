@@ -13,12 +13,14 @@ mod error;
 mod http;
 pub mod pinned;
 mod rp_admin;
+pub mod settings;
+pub mod transport;
 mod verify;
 
 pub use admin::AdminClient;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;
-pub use http::api_key_is_printable_ascii;
 pub use pushauth_proto::wire::{DeviceInfo, ErrorCode};
 pub use pushauth_proto::Context;
+pub use settings::{api_key_is_printable_ascii, ClientSettings, SettingsError};

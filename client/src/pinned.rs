@@ -6,8 +6,9 @@
 //! starting with `#` are ignored. Anything else makes the whole file invalid (fail closed).
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
+
+use pushauth_files::{FileError, Owner, ReadPolicy};
 
 use pushauth_proto::DevicePublicKey;
 
@@ -35,8 +36,17 @@ pub fn parse_authorized_devices(text: &str) -> Result<Vec<DevicePublicKey>, Stri
     Ok(keys)
 }
 
+/// Checks the pinned-key directory: it must exist, be a directory (a symlink to one is
+/// followed) and not be writable by group or others, who could otherwise remove or replace a
+/// user's pinned keys. Any owner (programs that need one, like `pam_push`, check it first).
+pub fn check_pinned_dir(dir: &Path) -> Result<(), ClientError> {
+    pushauth_files::check_dir(dir, &Owner::Any)
+        .map_err(|e| ClientError::Config(format!("authorized devices directory: {e}")))
+}
+
 /// The pinned keys of `user`, or `None` when the user has no file (no pinning). A file that
 /// exists but cannot be read or parsed is an error: pinning must never silently switch off.
+/// The directory is checked first ([`check_pinned_dir`]).
 pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>>, ClientError> {
     // The user name becomes a file name: refuse anything that could leave the directory.
     if user.is_empty()
@@ -48,10 +58,15 @@ pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>
             "user name {user:?} cannot be used to look up pinned device keys"
         )));
     }
+    check_pinned_dir(dir)?;
     let path = dir.join(user);
-    let text = match fs::read_to_string(&path) {
+    // The shared file rule (fstat on the opened file): a regular file, not writable by group or
+    // others (whoever could write it would choose the keys), at most 64 KiB. Any owner: the
+    // programs that need a specific one (pam_push: root) check it before.
+    let policy = ReadPolicy::config(Owner::Any);
+    let text = match pushauth_files::read(&path, &policy).and_then(|c| c.into_text()) {
         Ok(text) => text,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
+        Err(FileError::NotFound { .. }) => {
             // The directory itself must be readable, or "no file" could be a permissions problem.
             return match fs::metadata(dir) {
                 Ok(meta) if meta.is_dir() => Ok(None),
@@ -67,7 +82,7 @@ pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>
         }
         Err(e) => {
             return Err(ClientError::Config(format!(
-                "cannot read pinned device keys {}: {e}",
+                "pinned device keys {}: {e}",
                 path.display()
             )))
         }
@@ -148,5 +163,36 @@ mod tests {
             load_pinned(&dir.path().join("nope"), "alice"),
             Err(ClientError::Config(_))
         ));
+    }
+
+    /// The sidecar reads pinned keys only through the client: a pinned-key file that group or
+    /// others can write (who could then choose the keys) is refused under the shared file rule
+    /// of `pushauth_files`, not read.
+    #[test]
+    fn issue10_item2_pinned_key_files_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dave = dir.path().join("dave");
+        fs::write(&dave, format!("ed25519 {}\n", key(4).to_b64())).unwrap();
+        for mode in [0o666, 0o664, 0o646] {
+            fs::set_permissions(&dave, fs::Permissions::from_mode(mode)).unwrap();
+            match load_pinned(dir.path(), "dave") {
+                Err(ClientError::Config(msg)) => assert!(msg.contains("chmod"), "{mode:o}: {msg}"),
+                other => panic!("{mode:o}: unexpected {other:?}"),
+            }
+        }
+        fs::set_permissions(&dave, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(load_pinned(dir.path(), "dave").unwrap(), Some(vec![key(4)]));
+        // The same for the directory: whoever can write it can remove or replace the files.
+        for mode in [0o777, 0o775, 0o757] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+            match load_pinned(dir.path(), "dave") {
+                Err(ClientError::Config(msg)) => assert!(msg.contains("chmod"), "{mode:o}: {msg}"),
+                other => panic!("{mode:o}: unexpected {other:?}"),
+            }
+            assert!(check_pinned_dir(dir.path()).is_err());
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_pinned_dir(dir.path()).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use pushauth_proto::wire::{
     ChallengeStatus, DeviceNotice, DeviceResponse, EnrollRequest, EnrollResponse, NoticeList,
     PendingChallenge, PendingList,
 };
-use pushauth_proto::{b64, context_digest, Decision, DeviceSigningKey, MAX_WAIT_SECS};
+use pushauth_proto::{b64, context_digest, names, Decision, DeviceSigningKey, MAX_WAIT_SECS};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -72,12 +72,8 @@ impl DeviceClient {
     pub fn enroll(link: &str, name: &str, ca_file: Option<&Path>) -> Result<Profile, DeviceError> {
         let link = parse_enroll_link(link)?;
         let name = name.trim();
-        if name.is_empty() || name.len() > 100 || pushauth_proto::text::first_hidden(name).is_some()
-        {
-            return Err(DeviceError::Profile(
-                "the device name must be 1 to 100 printable characters".into(),
-            ));
-        }
+        // The server's rule (64 characters, nothing hidden), checked before a key is made.
+        names::check_device_name(name).map_err(|e| DeviceError::Profile(format!("the {e}")))?;
         let agent = build_agent(ca_file)?;
         let (origin, prefix) = split_base(&link.server)?;
         let key = DeviceSigningKey::generate()
@@ -106,15 +102,15 @@ impl DeviceClient {
         )?;
         // Both are stored in the profile: the id goes into every request's header, the user is
         // shown. A server cannot hand out ids that break the header or names that read as others.
-        if check_id(&answer.device_id).is_err() {
+        if names::check_id("device", &answer.device_id).is_err() {
             return Err(DeviceError::BadAnswer(format!(
                 "device id {:?} is not URL-safe",
                 answer.device_id
             )));
         }
-        if answer.user.is_empty() || pushauth_proto::text::first_hidden(&answer.user).is_some() {
+        if names::check_user(&answer.user).is_err() {
             return Err(DeviceError::BadAnswer(format!(
-                "user name {:?} is empty or holds hidden characters",
+                "user name {:?} is empty, too long or holds hidden characters",
                 answer.user
             )));
         }
@@ -151,6 +147,7 @@ impl DeviceClient {
         })
     }
 
+    /// The device id pushauthd gave at enrollment (base64url).
     pub fn device_id(&self) -> &str {
         &self.device_id
     }
@@ -271,18 +268,9 @@ impl DeviceClient {
 
 /// A challenge id goes into a URL path: only base64url characters.
 fn check_id(id: &str) -> Result<&str, DeviceError> {
-    if !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        Ok(id)
-    } else {
-        Err(DeviceError::BadChallenge(format!(
-            "challenge id {id:?} is not URL-safe"
-        )))
-    }
+    names::check_id("challenge", id)
+        .map(|()| id)
+        .map_err(|_| DeviceError::BadChallenge(format!("challenge id {id:?} is not URL-safe")))
 }
 
 #[cfg(test)]

@@ -15,8 +15,11 @@ pub enum DeviceError {
     /// The server answered with an error.
     #[error("server refused ({status} {}): {message}", code.map_or("unknown_error", |c| c.as_str()))]
     Server {
+        /// The HTTP status.
         status: u16,
+        /// The stable error code, when the body carried a known one.
         code: Option<ErrorCode>,
+        /// The server's message (cut, for a body that was not an error JSON).
         message: String,
     },
     /// The server's answer is malformed or too large.

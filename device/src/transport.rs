@@ -1,17 +1,14 @@
-//! HTTP for the device: a ureq agent (rustls, optional private CA), signed requests and bounded
-//! answers.
+//! HTTP for the device: a ureq agent, signed requests and bounded answers. TLS trust (webpki
+//! roots plus an optional private CA) and the body bound are `pushauth_client::transport`'s, the
+//! same rules as the relying-party client's.
 
-use std::fs;
-use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pushauth_client::transport::{self, tls_config, ReadError, MAX_BODY_BYTES};
 use pushauth_proto::auth::DeviceAuth;
 use pushauth_proto::wire::ErrorBody;
-use pushauth_proto::{DeviceSigningKey, MAX_BODY_BYTES};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use pushauth_proto::DeviceSigningKey;
 use serde::de::DeserializeOwned;
 
 use crate::DeviceError;
@@ -29,48 +26,10 @@ pub fn build_agent(ca_file: Option<&Path>) -> Result<ureq::Agent, DeviceError> {
         .redirects(0)
         .user_agent(concat!("pushauth-device/", env!("CARGO_PKG_VERSION")));
     if let Some(ca_file) = ca_file {
-        builder = builder.tls_config(tls_config(ca_file)?);
+        let config = tls_config(ca_file).map_err(|e| DeviceError::Profile(e.to_string()))?;
+        builder = builder.tls_config(config);
     }
     Ok(builder.build())
-}
-
-fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, DeviceError> {
-    let profile_err = |msg: String| DeviceError::Profile(msg);
-    let pem = fs::read(ca_file)
-        .map_err(|e| profile_err(format!("cannot read CA file {}: {e}", ca_file.display())))?;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let mut added = 0usize;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            profile_err(format!(
-                "CA file {} is not valid PEM: {e}",
-                ca_file.display()
-            ))
-        })?;
-        roots.add(cert).map_err(|e| {
-            profile_err(format!(
-                "CA file {} holds an unusable certificate: {e}",
-                ca_file.display()
-            ))
-        })?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(profile_err(format!(
-            "CA file {} holds no PEM certificate",
-            ca_file.display()
-        )));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()
-    .map_err(|e| profile_err(format!("TLS setup failed: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// Unix seconds now.
@@ -123,7 +82,12 @@ pub(crate) fn send<T: DeserializeOwned>(
         Err(ureq::Error::Transport(t)) => return Err(DeviceError::Unreachable(t.to_string())),
     };
     let status = response.status();
-    let bytes = read_limited(response, &url)?;
+    let bytes = transport::read_limited(response).map_err(|e| match e {
+        ReadError::TooLarge => {
+            DeviceError::BadAnswer(format!("{url}: answer larger than {MAX_BODY_BYTES} bytes"))
+        }
+        ReadError::Io(e) => DeviceError::Unreachable(format!("{url}: reading the answer: {e}")),
+    })?;
     if !(200..300).contains(&status) {
         return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(body) => DeviceError::Server {
@@ -143,30 +107,6 @@ pub(crate) fn send<T: DeserializeOwned>(
     let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
     serde_json::from_slice(bytes)
         .map_err(|e| DeviceError::BadAnswer(format!("{url}: malformed answer: {e}")))
-}
-
-/// Reads a body, refusing more than [`MAX_BODY_BYTES`].
-fn read_limited(response: ureq::Response, url: &str) -> Result<Vec<u8>, DeviceError> {
-    let too_large =
-        || DeviceError::BadAnswer(format!("{url}: answer larger than {MAX_BODY_BYTES} bytes"));
-    if let Some(len) = response
-        .header("Content-Length")
-        .and_then(|l| l.trim().parse::<u64>().ok())
-    {
-        if len > MAX_BODY_BYTES as u64 {
-            return Err(too_large());
-        }
-    }
-    let mut bytes = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| DeviceError::Unreachable(format!("{url}: reading the answer: {e}")))?;
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
 }
 
 /// At most `max` characters of `text`, with a visible mark saying how many more there were.

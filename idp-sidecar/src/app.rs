@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushauth_client::{Client, ClientConfig};
+use pushauth_client::Client;
 use zeroize::Zeroizing;
 
 use crate::config::{CibaSettings, Settings};
@@ -62,9 +62,7 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     /// Builds the client and registries; must run inside the tokio runtime that serves.
     pub fn new(settings: Settings) -> Result<SharedState, pushauth_client::ClientError> {
-        let mut config = ClientConfig::new(settings.servers.clone(), settings.api_key.as_str());
-        config.ca_file = settings.ca_file.clone();
-        let client = Arc::new(Client::new(config)?);
+        let client = Arc::new(Client::new(settings.client)?);
         let metrics = Arc::new(Metrics::default());
         let ciba = settings.ciba.map(|settings| Ciba {
             settings,

@@ -1,5 +1,8 @@
-//! Configuration: the TOML file (every key named, unknown keys refused) and the resolved
-//! [`Settings`] the service runs with, secrets read from their files.
+//! Configuration: the TOML file (every key named, unknown keys refused) and its resolution into
+//! the [`Settings`] the service runs with, secrets read from their files. The pushauthd client
+//! keys (`servers`, `api_key_file`, `ca_file`, `proxy`, `connect_timeout`,
+//! `allow_insecure_http`, `authorized_devices`) are the shared
+//! [`pushauth_client::ClientSettings`], the same keys and checks as in `pam_push.conf`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,12 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pushauth_files::{FileError, Owner, ReadPolicy};
+use pushauth_client::settings::{ApiKeySource, SettingsError};
+use pushauth_client::ClientSettings;
 use pushauth_proto::{b64, random, DeviceSigningKey};
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::realms::{FileRealm, Realms};
+pub use crate::settings::{CibaSettings, Settings, TlsSettings};
 
 /// Largest secret file read (bytes): a key or token, never a document.
 const MAX_SECRET_BYTES: u64 = 4096;
@@ -21,18 +27,31 @@ const MAX_SECRET_BYTES: u64 = 4096;
 /// Why the configuration is unusable. Every message names the file or key to fix.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// A file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The read error.
         source: std::io::Error,
     },
+    /// A file cannot be written (the signing key, created when missing).
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file.
         path: PathBuf,
+        /// The write error.
         source: std::io::Error,
     },
+    /// The config file is not valid TOML, or has an unknown key or a value of the wrong type.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A setting is out of range or inconsistent; the message names it.
     #[error("{0}")]
     Invalid(String),
     /// A secret file refused or unreadable ([`pushauth_files`]: owner, mode, size).
@@ -40,16 +59,24 @@ pub enum ConfigError {
     File(#[from] FileError),
 }
 
-/// The config file.
+impl From<SettingsError> for ConfigError {
+    fn from(e: SettingsError) -> Self {
+        ConfigError::Invalid(e.to_string())
+    }
+}
+
+/// The config file. Derefs to its [`ClientSettings`], so `file.servers`, `file.api_key_file`
+/// and `file.ca_file` read as the file's own keys (which they are: flattened, same level).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Where the shim API listens (loopback by default).
     pub listen: Option<SocketAddr>,
-    /// pushauthd base URLs, tried in order.
-    pub servers: Option<Vec<String>>,
-    /// The sidecar's relying-party API key (`pushauthd rp add idp-sidecar`).
-    pub api_key_file: Option<PathBuf>,
+    /// How to reach pushauthd: `servers` (or `server`), `api_key_file` (the sidecar's
+    /// relying-party key, `pushauthd rp add idp-sidecar`), `ca_file`, `proxy`,
+    /// `connect_timeout`, `allow_insecure_http`, `authorized_devices` (pinned device keys).
+    #[serde(flatten)]
+    pub client: ClientSettings,
     /// No longer accepted: the sidecar holds only its relying-party key (with scoped rights).
     /// Present only to refuse it with a message that says what to do instead.
     pub admin_token_file: Option<toml::Value>,
@@ -57,8 +84,6 @@ pub struct FileConfig {
     pub shared_secret_file: Option<PathBuf>,
     /// The Ed25519 seed that signs result tokens (created 0600 when missing).
     pub signing_key_file: Option<PathBuf>,
-    /// Extra PEM CA for an HTTPS pushauthd with a private CA.
-    pub ca_file: Option<PathBuf>,
     /// Challenge lifetime for a login.
     pub login_ttl_secs: Option<u64>,
     /// How long a result token stays valid.
@@ -67,6 +92,7 @@ pub struct FileConfig {
     pub max_pending: Option<usize>,
     /// Longest time one call to pushauthd (outside a login's own wait) may take, in seconds.
     pub call_timeout_secs: Option<u64>,
+    /// `[ciba]`: Keycloak's HTTP authentication channel.
     pub ciba: Option<FileCiba>,
     /// `[tls]`: serve the shim API over HTTPS.
     pub tls: Option<FileTls>,
@@ -97,7 +123,16 @@ pub struct FileCiba {
     pub ttl_secs: Option<u64>,
 }
 
+impl std::ops::Deref for FileConfig {
+    type Target = ClientSettings;
+
+    fn deref(&self) -> &ClientSettings {
+        &self.client
+    }
+}
+
 impl FileConfig {
+    /// Parses config text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
@@ -105,6 +140,7 @@ impl FileConfig {
         })
     }
 
+    /// Reads and parses the config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -119,14 +155,18 @@ impl FileConfig {
             what.clone()
                 .ok_or_else(|| ConfigError::Invalid(format!("`{key}` is required")))
         };
-        let servers = self
-            .servers
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                ConfigError::Invalid("`servers` must name at least one pushauthd URL".into())
-            })?;
-        let api_key = read_secret(&need(&self.api_key_file, "api_key_file")?)?;
+        // The client keys: one validation, shared with pam_push. The sidecar does not check its
+        // config file's mode, so the key must come from a private file, never inline.
+        self.client.validate()?;
+        let api_key = match self.client.api_key_source()? {
+            ApiKeySource::File(file) => read_secret(file)?,
+            ApiKeySource::Inline(_) => return Err(SettingsError::InlineApiKeyRefused.into()),
+        };
+        if let Some(dir) = &self.client.authorized_devices {
+            // A missing or group-writable pin directory is refused at start, not at a login.
+            pushauth_client::pinned::check_pinned_dir(dir)
+                .map_err(|e| ConfigError::Invalid(format!("authorized_devices: {e}")))?;
+        }
         let shared_secret = read_secret(&need(&self.shared_secret_file, "shared_secret_file")?)?;
         if shared_secret.len() < 16 {
             return Err(ConfigError::Invalid(
@@ -170,7 +210,9 @@ impl FileConfig {
             }),
             None => None,
         };
-        let mut settings = Settings::new(servers, api_key, shared_secret, signing_key);
+        let mut settings =
+            Settings::new(Vec::new(), Zeroizing::default(), shared_secret, signing_key);
+        settings.client = self.client.client_config(api_key)?;
         if let Some(listen) = self.listen {
             settings.listen = listen;
         }
@@ -179,7 +221,6 @@ impl FileConfig {
         if let Some(secs) = self.call_timeout_secs {
             settings.call_timeout = Duration::from_secs(secs);
         }
-        settings.ca_file = self.ca_file.clone();
         if let Some(ttl) = self.login_ttl_secs {
             settings.login_ttl = Duration::from_secs(ttl);
         }
@@ -192,121 +233,6 @@ impl FileConfig {
         settings.ciba = ciba;
         settings.check()?;
         Ok(settings)
-    }
-}
-
-/// CIBA channel settings.
-pub struct CibaSettings {
-    pub key: Zeroizing<String>,
-    pub keycloak_url: String,
-    pub ttl: Duration,
-}
-
-/// `[tls]` resolved: where the listener's certificate chain and key are.
-#[derive(Debug, Clone)]
-pub struct TlsSettings {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Everything the running sidecar needs.
-pub struct Settings {
-    pub listen: SocketAddr,
-    pub servers: Vec<String>,
-    pub api_key: Zeroizing<String>,
-    /// How IdP realms map to pushauthd users; a realm not here is refused.
-    pub realms: Realms,
-    /// HTTPS for the shim API; plain HTTP when `None`.
-    pub tls: Option<TlsSettings>,
-    /// Hard deadline for one call to pushauthd made for a shim request (not a login's wait,
-    /// which has its own deadline: the challenge lifetime plus a few seconds).
-    pub call_timeout: Duration,
-    pub shared_secret: Zeroizing<String>,
-    pub signing_key: DeviceSigningKey,
-    pub ca_file: Option<PathBuf>,
-    pub login_ttl: Duration,
-    pub result_ttl: Duration,
-    pub max_pending: usize,
-    pub ciba: Option<CibaSettings>,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("listen", &self.listen)
-            .field("servers", &self.servers)
-            .field("signing_key", &self.signing_key)
-            .field("realms", &self.realms)
-            .field("tls", &self.tls)
-            .field("ciba", &self.ciba.as_ref().map(|c| &c.keycloak_url))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Settings {
-    /// Settings with every default: loopback port 8787, 120 s logins, 60 s result tokens,
-    /// 2,000 logins in memory, 20 s per pushauthd call, plain HTTP, no realm (set
-    /// [`Settings::realms`]: without one every login is refused), no CIBA.
-    pub fn new(
-        servers: Vec<String>,
-        api_key: Zeroizing<String>,
-        shared_secret: Zeroizing<String>,
-        signing_key: DeviceSigningKey,
-    ) -> Self {
-        Settings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
-            servers,
-            api_key,
-            realms: Realms::default(),
-            tls: None,
-            call_timeout: Duration::from_secs(20),
-            shared_secret,
-            signing_key,
-            ca_file: None,
-            login_ttl: Duration::from_secs(120),
-            result_ttl: Duration::from_secs(60),
-            max_pending: 2000,
-            ciba: None,
-        }
-    }
-
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.login_ttl.is_zero() || self.login_ttl > Duration::from_secs(300) {
-            return Err(ConfigError::Invalid(
-                "login_ttl_secs must be 1 to 300".into(),
-            ));
-        }
-        if self.result_ttl.is_zero() || self.result_ttl > Duration::from_secs(600) {
-            return Err(ConfigError::Invalid(
-                "result_ttl_secs must be 1 to 600".into(),
-            ));
-        }
-        if self.call_timeout < Duration::from_secs(1) || self.call_timeout > Duration::from_secs(60)
-        {
-            return Err(ConfigError::Invalid(
-                "call_timeout_secs must be 1 to 60".into(),
-            ));
-        }
-        if self.max_pending == 0 || self.max_pending > 100_000 {
-            return Err(ConfigError::Invalid(
-                "max_pending must be 1 to 100000".into(),
-            ));
-        }
-        if let Some(ciba) = &self.ciba {
-            if !(ciba.keycloak_url.starts_with("http://")
-                || ciba.keycloak_url.starts_with("https://"))
-            {
-                return Err(ConfigError::Invalid(
-                    "ciba.keycloak_url must be an http(s):// base URL".into(),
-                ));
-            }
-            if ciba.key.len() < 16 {
-                return Err(ConfigError::Invalid(
-                    "the CIBA key must be at least 16 characters".into(),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

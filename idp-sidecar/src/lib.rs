@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod realms;
 pub mod result_token;
 pub mod server;
+pub mod settings;
 pub mod tls;
 pub mod upstream;
 pub mod wire;

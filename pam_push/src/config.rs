@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pushauth_files::{FileError, Owner, ReadPolicy};
+use pushauth_client::settings::ApiKeySource;
+use pushauth_client::{ClientConfig, ClientSettings};
 use serde::Deserialize;
 use thiserror::Error;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::policy::{GroupRule, NoDevicePolicy, UnreachablePolicy, UserMap};
 use crate::prompt::PromptMode;
@@ -140,19 +142,20 @@ impl From<FileError> for ConfigError {
     }
 }
 
-/// The module's settings after parsing and checking. `Debug` never shows the API key.
+/// The module's settings after parsing and checking. The relying-party client settings
+/// (servers, API key, CA file, proxy, connect timeout, `allow_insecure_http`, pinned-key
+/// directory) are the shared [`pushauth_client::ClientSettings`], checked by its one validation
+/// and held as the [`ClientConfig`] the client is built from; `Config` derefs to it, so
+/// `config.servers`, `config.api_key`, `config.connect_timeout`… read as before. `Debug` never
+/// shows the API key.
 pub struct Config {
-    /// Base URLs, tried in order (failover when one cannot be reached).
-    pub servers: Vec<String>,
-    /// The relying party's API key, zeroized when dropped.
-    pub api_key: Zeroizing<String>,
-    pub ca_file: Option<PathBuf>,
-    pub proxy: Option<String>,
+    /// The client configuration: servers, API key, TLS trust, proxy, connect timeout, pins.
+    pub client: ClientConfig,
     /// Hard deadline for the whole authentication, prompt included.
     pub timeout: Duration,
-    /// Time allowed to connect to one server.
-    pub connect_timeout: Duration,
+    /// Number matching: the server makes a code the prompt shows and the person types.
     pub number_matching: bool,
+    /// When the prompt shows the code and waits for Enter.
     pub prompt: PromptMode,
     /// Group patterns deciding who must use push; empty means everyone.
     pub groups: Vec<GroupRule>,
@@ -160,22 +163,29 @@ pub struct Config {
     pub no_device: NoDevicePolicy,
     /// What happens when no server can be reached.
     pub server_unreachable: UnreachablePolicy,
-    /// Pinned device keys, `<dir>/<user>`.
+    /// Pinned device keys, `<dir>/<user>` (the same directory as the client's; the module reads
+    /// each user's file itself with the owner and mode checks of [`read_pinned_file`]).
     pub authorized_devices: Option<PathBuf>,
     /// How the PAM user name becomes the pushauth user name (and the name of the local account
     /// and of the pinned-key file).
     pub user_map: UserMap,
-    /// Allow `http://` servers on other machines (off: only loopback may use plain HTTP).
-    pub allow_insecure_http: bool,
     /// Who must own the files read at login time (pinned-key files): root in the module.
     pub owner: Ownership,
+}
+
+impl std::ops::Deref for Config {
+    type Target = ClientConfig;
+
+    /// The client settings, so that they read as the config's own keys.
+    fn deref(&self) -> &ClientConfig {
+        &self.client
+    }
 }
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("servers", &self.servers)
-            .field("api_key", &"<redacted>")
+            .field("client", &self.client)
             .field("timeout", &self.timeout)
             .field("number_matching", &self.number_matching)
             .field("prompt", &self.prompt)
@@ -184,39 +194,24 @@ impl std::fmt::Debug for Config {
             .field("server_unreachable", &self.server_unreachable)
             .field("authorized_devices", &self.authorized_devices)
             .field("user_map", &self.user_map)
-            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish_non_exhaustive()
     }
 }
 
-/// The file as written. Unknown keys are refused so that a typo does not silently drop a setting.
+/// The file as written: the module's own keys and, at the same level, the shared client keys.
+/// Unknown keys are refused so that a typo does not silently drop a setting.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    server: Option<String>,
-    servers: Option<Vec<String>>,
-    api_key: Option<String>,
-    api_key_file: Option<PathBuf>,
-    ca_file: Option<PathBuf>,
-    proxy: Option<String>,
+    #[serde(flatten)]
+    client: ClientSettings,
     timeout: Option<u64>,
-    connect_timeout: Option<u64>,
     number_matching: Option<bool>,
     prompt: Option<String>,
     groups: Option<Vec<String>>,
     no_device: Option<String>,
     server_unreachable: Option<String>,
-    authorized_devices: Option<PathBuf>,
     user_map: Option<String>,
-    allow_insecure_http: Option<bool>,
-}
-
-impl Drop for RawConfig {
-    fn drop(&mut self) {
-        if let Some(key) = self.api_key.as_mut() {
-            key.zeroize();
-        }
-    }
 }
 
 /// A TOML error on one line, saying where: `line N (key): message`. Never quotes the line
@@ -246,31 +241,23 @@ fn toml_error(text: &str, err: &toml::de::Error) -> String {
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
-/// zero-width characters…) or a space other than U+0020 in any text setting, and any space in a
-/// URL, naming the setting. Such a value reads as one thing and is another: a server URL that
-/// cannot be used would only fail at login time, a group pattern would never match.
+/// zero-width characters…) or a space other than U+0020 in the module's own text settings,
+/// naming the setting: a group pattern with one would never match. (The URL settings are checked
+/// by [`ClientSettings::validate`].)
 fn refuse_hidden(raw: &RawConfig) -> Result<(), String> {
     let single = [
-        ("server", &raw.server),
-        ("proxy", &raw.proxy),
         ("prompt", &raw.prompt),
         ("no_device", &raw.no_device),
         ("server_unreachable", &raw.server_unreachable),
     ];
-    let lists = [("servers", &raw.servers), ("groups", &raw.groups)];
     let values = single
         .iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (*name, v)))
-        .chain(
-            lists
-                .iter()
-                .flat_map(|(name, list)| list.iter().flatten().map(move |v| (*name, v.as_str()))),
-        );
+        .chain(raw.groups.iter().flatten().map(|v| ("groups", v.as_str())));
     for (name, value) in values {
-        let url = matches!(name, "server" | "servers" | "proxy");
-        let bad = value.chars().find(|&c| {
-            pushauth_proto::text::is_hidden(c) || (c.is_whitespace() && (url || c != ' '))
-        });
+        let bad = value
+            .chars()
+            .find(|&c| pushauth_proto::text::is_hidden(c) || (c.is_whitespace() && c != ' '));
         if let Some(c) = bad {
             return Err(format!(
                 "{name} holds the character U+{:04X} (a control, bidi, zero-width or space character that does not show as itself); retype the value",
@@ -361,7 +348,7 @@ impl Config {
             path: path.to_owned(),
             message: toml_error(&text, &e),
         })?;
-        if raw.api_key.is_some() {
+        if raw.client.api_key.is_some() {
             pushauth_files::require_private(path, mode)?;
         }
         Self::from_raw(path, raw, owner)
@@ -383,30 +370,15 @@ impl Config {
             message,
         };
         refuse_hidden(&raw).map_err(invalid)?;
-        let servers = match (raw.server.take(), raw.servers.take()) {
-            (Some(_), Some(_)) => {
-                return Err(invalid("set either server or servers, not both".into()))
-            }
-            (Some(one), None) => vec![one],
-            (None, Some(list)) => list,
-            (None, None) => {
-                return Err(invalid("no server is set (server = \"https://…\")".into()))
-            }
-        };
-        if servers.is_empty() {
-            return Err(invalid("servers is empty".into()));
-        }
-        for server in &servers {
-            if !(server.starts_with("https://") || server.starts_with("http://")) {
-                return Err(invalid(format!(
-                    "server {server:?} must start with https:// (or http:// for tests)"
-                )));
-            }
-        }
-        let api_key = match (raw.api_key.take(), raw.api_key_file.take()) {
-            (Some(mut inline), None) => {
+        // One validation for the client keys, shared with the IdP sidecar.
+        raw.client.validate().map_err(|e| invalid(e.to_string()))?;
+        let api_key = match raw
+            .client
+            .api_key_source()
+            .map_err(|e| invalid(e.to_string()))?
+        {
+            ApiKeySource::Inline(inline) => {
                 let key = Zeroizing::new(inline.trim_end_matches(['\r', '\n']).to_owned());
-                inline.zeroize();
                 if !key.is_empty() && !pushauth_client::api_key_is_printable_ascii(&key) {
                     return Err(ConfigError::BadApiKey {
                         path: path.to_owned(),
@@ -414,7 +386,8 @@ impl Config {
                 }
                 key
             }
-            (None, Some(file)) => {
+            ApiKeySource::File(file) => {
+                let file = file.to_owned();
                 let (text, _) = read_checked(&file, owner, true)?;
                 // Only the final newline(s) an editor or `echo` adds are dropped: anything else
                 // that is not printable ASCII could not be sent, and must not count as "server
@@ -425,13 +398,6 @@ impl Config {
                 }
                 key
             }
-            (Some(mut inline), Some(_)) => {
-                inline.zeroize();
-                return Err(invalid(
-                    "set either api_key or api_key_file, not both".into(),
-                ));
-            }
-            (None, None) => return Err(invalid("no api_key_file is set".into())),
         };
         if api_key.is_empty() {
             return Err(invalid("the API key is empty".into()));
@@ -442,15 +408,6 @@ impl Config {
             Some(secs) => {
                 return Err(invalid(format!(
                     "timeout = {secs} must be 1 to {MAX_TIMEOUT_SECS} seconds"
-                )))
-            }
-        };
-        let connect_timeout = match raw.connect_timeout {
-            None => pushauth_client::DEFAULT_CONNECT_TIMEOUT,
-            Some(secs) if (1..=60).contains(&secs) => Duration::from_secs(secs),
-            Some(secs) => {
-                return Err(invalid(format!(
-                    "connect_timeout = {secs} must be 1 to 60 seconds"
                 )))
             }
         };
@@ -474,12 +431,12 @@ impl Config {
             None => UnreachablePolicy::Secure,
             Some(text) => text.parse().map_err(invalid)?,
         };
-        if let Some(dir) = &raw.authorized_devices {
+        if let Some(dir) = &raw.client.authorized_devices {
             // A missing pin directory must not mean "no pinning"; one that others can write
             // is no pinning at all (issue 9 item 9).
             check_directory(dir, owner).map_err(|e| invalid(format!("authorized_devices: {e}")))?;
         }
-        if let Some(ca_file) = &raw.ca_file {
+        if let Some(ca_file) = &raw.client.ca_file {
             // Whoever can write the CA file can make the module trust their own server.
             // Opened and checked, not read: the client reads the bundle (of any size) itself.
             let policy = ReadPolicy::config(owner.owner()).max_bytes(u64::MAX);
@@ -489,35 +446,27 @@ impl Config {
             None => UserMap::AsIs,
             Some(text) => text.parse().map_err(invalid)?,
         };
+        let client = raw
+            .client
+            .client_config(api_key)
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Config {
-            servers,
-            api_key,
-            ca_file: raw.ca_file.take(),
-            proxy: raw.proxy.take(),
+            authorized_devices: client.authorized_devices_dir.clone(),
+            client,
             timeout,
-            connect_timeout,
             number_matching: raw.number_matching.unwrap_or(true),
             prompt,
             groups,
             no_device,
             server_unreachable,
-            authorized_devices: raw.authorized_devices.take(),
             user_map,
-            allow_insecure_http: raw.allow_insecure_http.unwrap_or(false),
             owner,
         })
     }
 
     /// The client configuration (the API key is copied into another zeroizing buffer).
-    pub fn client_config(&self) -> pushauth_client::ClientConfig {
-        let mut cfg =
-            pushauth_client::ClientConfig::new(self.servers.clone(), self.api_key.as_str());
-        cfg.ca_file = self.ca_file.clone();
-        cfg.proxy = self.proxy.clone();
-        cfg.connect_timeout = self.connect_timeout;
-        cfg.authorized_devices_dir = self.authorized_devices.clone();
-        cfg.allow_insecure_http = self.allow_insecure_http;
-        cfg
+    pub fn client_config(&self) -> ClientConfig {
+        self.client.clone()
     }
 }
 
@@ -933,6 +882,37 @@ mod tests {
         let err = Config::load(&big, me()).unwrap_err();
         assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("larger than 65536 bytes"), "{err}");
+    }
+
+    /// The client keys go through `pushauth_client::ClientSettings::validate`, the one
+    /// validation the IdP sidecar uses too: plain HTTP to another machine and a proxy that is
+    /// not `http://` are refused when the config is read, naming the key.
+    #[test]
+    fn issue10_item2_client_keys_use_the_shared_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |text: &str| Config::parse(&dir.path().join("c"), text, me());
+        let key = "api_key = \"k\"\n";
+        for (text, needle) in [
+            ("server = \"http://push.example\"\n", "allow_insecure_http"),
+            (
+                "server = \"https://a\"\nproxy = \"socks5://p:1\"\n",
+                "proxy",
+            ),
+            (
+                "server = \"https://a\"\nconnect_timeout = 0\n",
+                "connect_timeout",
+            ),
+            ("server = \"https://a?x\"\n", "https://"),
+        ] {
+            let err = parse(&format!("{text}{key}")).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { .. }), "{text}: {err}");
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+        let cfg = parse(&format!(
+            "server = \"http://push.example\"\nallow_insecure_http = true\n{key}"
+        ))
+        .unwrap();
+        assert!(cfg.client_config().allow_insecure_http);
     }
 
     #[test]

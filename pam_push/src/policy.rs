@@ -175,6 +175,9 @@ impl UserMap {
         if mapped.trim().is_empty() {
             return Err("user name is empty after user_map".into());
         }
+        // The server's rule for user names (length, nothing hidden), so a name it would refuse
+        // is refused here, before any push.
+        pushauth_proto::names::check_user(&mapped).map_err(|e| e.to_string())?;
         Ok(mapped)
     }
 }
@@ -403,6 +406,20 @@ mod tests {
         assert!(UserMap::AsIs.apply("ali\u{202E}ce").is_err());
         assert_eq!("strip_domain".parse(), Ok(UserMap::StripDomain));
         assert!("upper".parse::<UserMap>().is_err());
+    }
+
+    /// The mapped name meets the server's user-name rule (`pushauth_proto::names`): a name
+    /// pushauthd would refuse is refused before any push.
+    #[test]
+    fn issue10_item4_user_map_applies_the_server_user_rule() {
+        let longest = "a".repeat(pushauth_proto::names::MAX_USER_CHARS);
+        assert_eq!(UserMap::AsIs.apply(&longest).unwrap(), longest);
+        let err = UserMap::AsIs.apply(&format!("{longest}a")).unwrap_err();
+        assert!(err.contains("1 to 256"), "{err}");
+        let err = UserMap::StripDomain
+            .apply(&format!("{longest}A@corp"))
+            .unwrap_err();
+        assert!(err.contains("1 to 256"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! The one transport rule set for every pushauth HTTP client (the relying-party client here, the
+//! device CLI in `pushauth-device`): TLS trust is the webpki roots plus an optional extra PEM CA
+//! file, never an "insecure" mode; answers are read up to [`MAX_BODY_BYTES`] and no further.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use pushauth_proto::MAX_BODY_BYTES;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use thiserror::Error;
+
+/// Why the TLS trust could not be set up. The message names the CA file.
+#[derive(Debug, Error)]
+pub enum TlsSetupError {
+    /// The CA file cannot be read.
+    #[error("cannot read CA file {path}: {source}")]
+    Read {
+        /// The CA file.
+        path: std::path::PathBuf,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The CA file is not valid PEM, holds an unusable certificate, or holds none.
+    #[error("CA file {path} {problem}")]
+    BadCaFile {
+        /// The CA file.
+        path: std::path::PathBuf,
+        /// What is wrong, as a sentence tail ("holds no PEM certificate").
+        problem: String,
+    },
+    /// rustls refused the protocol versions (should not happen with its defaults).
+    #[error("TLS setup failed: {0}")]
+    Rustls(String),
+}
+
+/// A rustls client configuration trusting the webpki roots plus every certificate in `ca_file`
+/// (a PEM bundle with at least one certificate). ring provider, rustls' safe default protocol
+/// versions, no client certificate.
+pub fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
+    let pem = fs::read(ca_file).map_err(|source| TlsSetupError::Read {
+        path: ca_file.to_owned(),
+        source,
+    })?;
+    let bad = |problem: String| TlsSetupError::BadCaFile {
+        path: ca_file.to_owned(),
+        problem,
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut added = 0usize;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| bad(format!("is not valid PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad(format!("holds an unusable certificate: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The answer is (or says it is) larger than [`MAX_BODY_BYTES`].
+    #[error("answer larger than {MAX_BODY_BYTES} bytes refused")]
+    TooLarge,
+    /// The connection failed while reading.
+    #[error("reading the answer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a ureq response body, refusing more than [`MAX_BODY_BYTES`]: a declared
+/// `Content-Length` over the bound is refused before reading, and at most one byte more than
+/// the bound is ever read.
+pub fn read_limited(response: ureq::Response) -> Result<Vec<u8>, ReadError> {
+    if let Some(len) = response
+        .header("Content-Length")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+    {
+        if len > MAX_BODY_BYTES as u64 {
+            return Err(ReadError::TooLarge);
+        }
+    }
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ca_files_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let err = tls_config(&missing).unwrap_err();
+        assert!(matches!(err, TlsSetupError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, "not a certificate\n").unwrap();
+        let err = tls_config(&empty).unwrap_err();
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! Issue 10 item 2: the sidecar's pushauthd client settings are the shared
+//! `pushauth_client::ClientSettings`, so SSO logins pin device keys like SSH and sudo do
+//! (DESIGN.md: "a server that is broken into cannot approve"), and `proxy` and
+//! `connect_timeout` reach the client. A real pushauthd (in process, on 127.0.0.1) and a
+//! simulated device (the `pushauth-device` library).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pushauth_device::{Decision, DeviceClient};
+use pushauth_idp_sidecar::config::FileConfig;
+use pushauth_idp_sidecar::realms::{Realm, Realms};
+use pushauth_idp_sidecar::{ResultToken, RunningSidecar, Settings};
+use pushauth_proto::{DevicePublicKey, DeviceSigningKey};
+use pushauth_testkit::{find_challenge, TestServer};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+const SECRET: &str = "shim-shared-secret-0123456789";
+const NONCE: &str = "shim-nonce-0123456789abcdef";
+
+/// One HTTP call: (status, JSON body or null).
+fn call(method: &str, url: &str, bearer: &str, body: Option<Value>) -> (u16, Value) {
+    let request = ureq::request(method, url)
+        .timeout(Duration::from_secs(40))
+        .set("Authorization", &format!("Bearer {bearer}"));
+    let result = match body {
+        Some(b) => request
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
+        None => request.call(),
+    };
+    let (status, response) = match result {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(s, r)) => (s, r),
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let text = response.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// pushauthd, one enrolled device for `alice`, and a sidecar whose client pins the keys in
+/// `pins/alice`, written before the sidecar starts.
+struct Env {
+    _pins: tempfile::TempDir,
+    server: TestServer,
+    api_key: String,
+    device: DeviceClient,
+    sidecar: RunningSidecar,
+}
+
+impl Env {
+    fn start(pin_the_device: bool) -> Env {
+        let server = TestServer::start();
+        let api_key = server
+            .add_rp(json!({"name": "sidecar", "enroll": true}))
+            .api_key;
+        let device = server.enroll("alice", "alice-phone");
+        let device_key = device.signing_key().public_key();
+        let (_, device) = device.into_parts();
+
+        // alice's pinned keys: her device's, or only a key pushauthd never saw.
+        let pins = tempfile::tempdir().unwrap();
+        let pinned = if pin_the_device {
+            device_key
+        } else {
+            DeviceSigningKey::generate().unwrap().public_key()
+        };
+        fs::write(
+            pins.path().join("alice"),
+            format!(
+                "# alice\n{} {} pinned\n",
+                pinned.alg().as_str(),
+                pinned.to_b64()
+            ),
+        )
+        .unwrap();
+        // Not writable by group or others: the client refuses such a pinned-key file.
+        fs::set_permissions(pins.path().join("alice"), fs::Permissions::from_mode(0o644)).unwrap();
+
+        let mut settings = Settings::new(
+            vec![server.url()],
+            Zeroizing::new(api_key.clone()),
+            Zeroizing::new(SECRET.into()),
+            DeviceSigningKey::generate().unwrap(),
+        );
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.realms = Realms::new([Realm {
+            name: "demo".into(),
+            template: "{username}".into(),
+            bootstrap: false,
+        }])
+        .unwrap();
+        settings.login_ttl = Duration::from_secs(30);
+        settings.client.authorized_devices_dir = Some(pins.path().to_path_buf());
+        let sidecar = RunningSidecar::start(settings).unwrap();
+        Env {
+            _pins: pins,
+            server,
+            api_key,
+            device,
+            sidecar,
+        }
+    }
+
+    fn shim(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(
+            method,
+            &format!("{}{path}", self.sidecar.url()),
+            SECRET,
+            body,
+        )
+    }
+
+    /// Starts a login for alice, approves it on her device with the right code, and returns
+    /// the login id and the sidecar's final state.
+    fn approve_on_the_device(&self) -> (String, (u16, Value)) {
+        let (status, login) = self.shim(
+            "POST",
+            "/v1/logins",
+            Some(json!({"realm": "demo", "username": "alice", "nonce": NONCE,
+                        "context": {"client": "app", "ip": "192.0.2.9"}})),
+        );
+        assert_eq!(status, 201, "{login}");
+        let id = login["id"].as_str().unwrap().to_owned();
+        let code = login["code"].as_str().unwrap().to_owned();
+        let challenge = find_challenge(&self.device, &id);
+        self.device
+            .respond(&challenge, Decision::Approve, &code)
+            .unwrap();
+        let state = self.shim("GET", &format!("/v1/logins/{id}?wait=20"), None);
+        (id, state)
+    }
+
+    /// pushauthd's own view of the challenge, asked with the sidecar's relying-party key.
+    fn pushauthd_state(&self, id: &str) -> Value {
+        self.server
+            .rp(&self.api_key, "GET", &format!("/v1/challenges/{id}"), None)
+            .ok()
+            .json
+    }
+
+    fn public_key(&self) -> DevicePublicKey {
+        DevicePublicKey::from_wire("ed25519", self.sidecar.public_key()).unwrap()
+    }
+}
+
+/// The device approves, pushauthd accepts (its challenge is `approved`), but the device's key is
+/// not among alice's pinned keys: the sidecar's login ends as `error` (fails closed), with a
+/// signed result whose outcome is `error`, never `approved`.
+#[test]
+fn issue10_item2_sso_unpinned_key_refused() {
+    let env = Env::start(false);
+    let (id, (status, state)) = env.approve_on_the_device();
+    assert_eq!(env.pushauthd_state(&id)["state"], "approved");
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["state"], "error", "{state}");
+    assert_eq!(
+        state["message"], "the push could not be completed; the login fails closed",
+        "{state}"
+    );
+    assert!(state.get("device_id").is_none(), "{state}");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.challenge_id, id);
+    assert_eq!(token.outcome, "error");
+    assert!(token.verify(&env.public_key()).is_ok());
+    // Asking again changes nothing.
+    let (_, again) = env.shim("GET", &format!("/v1/logins/{id}?wait=0"), None);
+    assert_eq!(again["state"], "error", "{again}");
+    let token: ResultToken = serde_json::from_value(again["result"].clone()).unwrap();
+    assert_ne!(token.outcome, "approved");
+}
+
+/// The same login with the device's key pinned: approved, with an `approved` result token.
+#[test]
+fn issue10_item2_sso_pinned_key_accepted() {
+    let env = Env::start(true);
+    let (id, (status, state)) = env.approve_on_the_device();
+    assert_eq!(env.pushauthd_state(&id)["state"], "approved");
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["state"], "approved", "{state}");
+    assert_eq!(state["device_name"], "alice-phone");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.outcome, "approved");
+    assert_eq!(token.user, "alice");
+    assert!(token.verify(&env.public_key()).is_ok());
+}
+
+/// A file only its owner can read.
+fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// `proxy`, `connect_timeout`, `authorized_devices`, `ca_file` and `allow_insecure_http` in the
+/// sidecar's config reach its client configuration (the sidecar used to drop the first three);
+/// the shared validation refuses what `pam_push` refuses, and an inline `api_key` is refused
+/// (the sidecar does not check its config file's mode).
+#[test]
+fn issue10_item2_sidecar_config_keys_reach_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = private(dir.path(), "api-key", "rp-key-0123456789\n");
+    let secret = private(dir.path(), "secret", "shim-secret-0123456789");
+    let pins = dir.path().join("pins");
+    fs::create_dir(&pins).unwrap();
+    let base = format!(
+        "api_key_file = \"{}\"\nshared_secret_file = \"{}\"\nsigning_key_file = \"{}\"\n",
+        key.display(),
+        secret.display(),
+        dir.path().join("signing-key").display()
+    );
+    let realm = "[realms.corp]\nuser = \"{username}\"\n";
+    let resolve = |client_keys: &str| {
+        FileConfig::parse(
+            &format!("{base}{client_keys}{realm}"),
+            Path::new("sidecar.toml"),
+        )
+        .and_then(|file| file.resolve())
+    };
+
+    let settings = resolve(&format!(
+        "servers = [\"https://push.example\", \"http://push2.example:8080\"]\n\
+         allow_insecure_http = true\nproxy = \"http://proxy.example:3128\"\n\
+         connect_timeout = 3\nca_file = \"/etc/pushauth/ca.pem\"\n\
+         authorized_devices = \"{}\"\n",
+        pins.display()
+    ))
+    .unwrap();
+    assert_eq!(
+        settings.client.proxy.as_deref(),
+        Some("http://proxy.example:3128")
+    );
+    assert_eq!(settings.client.connect_timeout, Duration::from_secs(3));
+    assert_eq!(
+        settings.client.authorized_devices_dir.as_deref(),
+        Some(pins.as_path())
+    );
+    assert_eq!(
+        settings.client.ca_file.as_deref(),
+        Some(Path::new("/etc/pushauth/ca.pem"))
+    );
+    assert!(settings.client.allow_insecure_http);
+    assert_eq!(settings.client.servers.len(), 2);
+    assert_eq!(settings.client.api_key.as_str(), "rp-key-0123456789");
+
+    // Defaults: the client's 5 s connect timeout, no proxy, no pins; `server` (pam_push's
+    // spelling) is accepted too.
+    let settings = resolve("server = \"https://push.example\"\n").unwrap();
+    assert_eq!(settings.client.connect_timeout, Duration::from_secs(5));
+    assert!(settings.client.proxy.is_none());
+    assert!(settings.client.authorized_devices_dir.is_none());
+
+    for (client_keys, needle) in [
+        (
+            "servers = [\"http://push.example\"]\n",
+            "allow_insecure_http",
+        ),
+        (
+            "servers = [\"https://push.example\"]\nproxy = \"socks5://p:1\"\n",
+            "proxy",
+        ),
+        (
+            "servers = [\"https://push.example\"]\nconnect_timeout = 0\n",
+            "connect_timeout",
+        ),
+        (
+            "servers = [\"https://push.example\"]\nauthorized_devices = \"/nonexistent/pins\"\n",
+            "authorized_devices",
+        ),
+        (
+            "servers = [\"https://push.example\"]\nauthorized_devices = \"/dev/null\"\n",
+            "authorized_devices",
+        ),
+        ("servers = []\n", "servers"),
+        ("", "no server"),
+    ] {
+        let err = resolve(client_keys).unwrap_err().to_string();
+        assert!(err.contains(needle), "{client_keys}: {err}");
+    }
+    // A pin directory others can write is refused at start.
+    fs::set_permissions(&pins, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = resolve(&format!(
+        "servers = [\"https://push.example\"]\nauthorized_devices = \"{}\"\n",
+        pins.display()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("authorized_devices") && err.contains("chmod"),
+        "{err}"
+    );
+    let inline = FileConfig::parse(
+        &format!(
+            "servers = [\"https://push.example\"]\napi_key = \"rp-key-0123456789\"\n\
+             shared_secret_file = \"{}\"\nsigning_key_file = \"{}\"\n{realm}",
+            secret.display(),
+            dir.path().join("signing-key").display()
+        ),
+        Path::new("sidecar.toml"),
+    )
+    .unwrap()
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(inline.contains("api_key_file"), "{inline}");
+}
