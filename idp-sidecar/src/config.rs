@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pushauth_files::{FileError, Owner, ReadPolicy};
 use pushauth_client::settings::{ApiKeySource, SettingsError};
 use pushauth_client::ClientSettings;
+use pushauth_files::{FileError, Owner, ReadPolicy};
 use pushauth_proto::{b64, random, DeviceSigningKey};
 use serde::Deserialize;
 use thiserror::Error;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pushauth_files::{FileError, Owner, ReadPolicy};
 use pushauth_client::settings::ApiKeySource;
 use pushauth_client::{ClientConfig, ClientSettings};
+use pushauth_files::{FileError, Owner, ReadPolicy};
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
