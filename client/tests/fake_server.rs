@@ -1,5 +1,6 @@
 //! pushauth-client against a scripted HTTP server on 127.0.0.1: oversized bodies, server errors
 //! while waiting, and a server that forges answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -1,4 +1,5 @@
 //! pushauth-client against a real pushauthd on 127.0.0.1, with simulated devices.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

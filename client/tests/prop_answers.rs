@@ -8,6 +8,7 @@
 //! code); near-misses of a valid answer (an id that is not URL-safe, another user, no device, a
 //! device without its key, a code that is not 2 to 8 digits, a field of the
 //! wrong type, trailing garbage) are refused; a 64 KiB answer is handled quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

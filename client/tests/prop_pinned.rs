@@ -7,6 +7,7 @@
 //! a hidden character or a NUL inserted anywhere) makes the whole file an error naming that line,
 //! or (only where the insertion is whitespace between fields or lands in a comment) leaves the keys
 //! unchanged; never a different key. User names never reach a file outside the directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::fs;
 use std::path::PathBuf;

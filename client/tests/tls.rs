@@ -1,4 +1,5 @@
 //! HTTPS with a private CA: the client trusts the server only with the configured CA file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -10,6 +10,7 @@ use crate::DeviceError;
 pub struct EnrollLink {
     /// Server base URL, without a trailing slash.
     pub server: String,
+    /// The single-use enrollment token (base64url, at most 256 characters).
     pub token: String,
 }
 

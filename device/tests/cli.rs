@@ -1,4 +1,5 @@
 //! The `pushauth-device` binary end to end against a real pushauthd on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::fs;
 use std::io::Write;

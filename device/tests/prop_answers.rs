@@ -7,6 +7,7 @@
 //! device id is not URL-safe or whose user has hidden characters is refused (it would be stored
 //! in the profile and shown); the device never signs an approval of a context the protocol
 //! forbids (hidden characters), even when the digest matches; a 64 KiB answer is quick.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

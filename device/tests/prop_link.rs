@@ -7,6 +7,7 @@
 //! empty or non-base64url token, a path not ending in `/enroll`, another scheme, a user name in the
 //! server URL) is refused: a link that does not say plainly where it enrolls, and with what, is
 //! never silently read as something else.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 

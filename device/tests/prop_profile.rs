@@ -4,6 +4,7 @@
 //! Properties: arbitrary file contents never panic and give a typed error naming the file;
 //! every saved profile loads back equal; a misspelt or repeated key is refused naming it;
 //! profile names never reach a file outside the directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

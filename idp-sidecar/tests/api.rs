@@ -2,6 +2,7 @@
 //! (the `pushauth-device` library): logins approved, denied, mismatched, cancelled; enrollment;
 //! devices; the CIBA channel with a stand-in Keycloak callback; auth and input errors; realm
 //! mapping, TLS and deadlines (issue 9).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -2,6 +2,7 @@
 //! `pushauth_proto::names`, with the realm mapping's stricter rules on top. Checked through a
 //! running sidecar whose pushauthd cannot be reached, so a request that passes the checks ends in
 //! 502 `upstream_unreachable` and one that fails them in 400 before any pushauthd call.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! (DESIGN.md: "a server that is broken into cannot approve"), and `proxy` and
 //! `connect_timeout` reach the client. A real pushauthd (in process, on 127.0.0.1) and a
 //! simulated device (the `pushauth-device` library).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -7,6 +7,7 @@
 //! repeated key, a wrong type; an issuer outside the configured Keycloak or naming no single
 //! realm; a user name with a hidden character; a body with a field dropped, repeated, unknown or
 //! of the wrong type) are refused; a 64 KiB input is handled quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! After a deliberate change to the wire types, regenerate the file with
 //! `PUSHAUTH_BLESS=1 cargo test -p pushauth-idp-sidecar --test wire_fixtures` and review the diff:
 //! every change there is a change of the shim API.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,6 +13,7 @@
 //! device's answer to pamtester's exit.
 //!
 //! `cargo run --release -p pam_push --example bench -- [ROUNDS]` (default 200).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -80,13 +81,11 @@ impl Log for NoLog {
 }
 
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -124,9 +123,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600))?;
     let conf_arg = format!("conf={}", conf.display());
-    // SAFETY: geteuid cannot fail.
     let owner = Ownership {
-        uid: unsafe { libc::geteuid() },
+        uid: pushauth_testkit::euid(),
     };
 
     // The device: waits for the code, finds the challenge, stamps the time, answers.
@@ -230,8 +228,7 @@ fn pamtester_rounds(
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command as Process, Stdio};
 
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = pushauth_testkit::euid() == 0;
     let module = std::env::current_exe()?
         .parent()
         .and_then(|examples| examples.parent())

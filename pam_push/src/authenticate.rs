@@ -28,11 +28,17 @@ pub const GRACE_MARGIN: Duration = Duration::from_secs(5);
 /// The PAM result the flow decides; `lib.rs` maps it to the C value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PamCode {
+    /// `PAM_SUCCESS`: the push was approved.
     Success,
+    /// `PAM_AUTH_ERR`: denied, expired, failed verification, or failed closed.
     AuthErr,
+    /// `PAM_IGNORE`: this user is not asked (group rules, or the `ignore` policy).
     Ignore,
+    /// `PAM_AUTHINFO_UNAVAIL`: pushauthd could not be reached and the policy says so.
     AuthinfoUnavail,
+    /// `PAM_SERVICE_ERR`: the module's own set-up is broken (config, arguments).
     ServiceErr,
+    /// `PAM_USER_UNKNOWN`: PAM gave no user name.
     UserUnknown,
 }
 
@@ -82,21 +88,28 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(1550);
 /// Syslog priority of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// `LOG_ERR`.
     Error,
+    /// `LOG_WARNING`.
     Warning,
+    /// `LOG_NOTICE`.
     Notice,
+    /// `LOG_INFO`.
     Info,
+    /// `LOG_DEBUG` (only with the `debug` argument).
     Debug,
 }
 
 /// Where log lines go (syslog `authpriv` in the module).
 pub trait Log {
+    /// Writes one line at `level`; callers escape what came from outside before it gets here.
     fn log(&mut self, level: Level, line: &str);
 }
 
 /// The push server as the flow needs it. Implemented by `pushauth_client::Client`; tests may
 /// script it.
 pub trait PushBackend {
+    /// A started login: its challenge and what the relying party needs to wait for it.
     type Login;
     /// Starts a challenge; gives up at `deadline` (connect, TLS and failover included).
     fn start(
@@ -106,9 +119,14 @@ pub trait PushBackend {
         opts: &StartOptions,
         deadline: Instant,
     ) -> Result<Self::Login, ClientError>;
+    /// The challenge id, for log lines.
     fn challenge_id(login: &Self::Login) -> &str;
+    /// The code the person types on the device; `None` without number matching.
     fn code(login: &Self::Login) -> Option<&str>;
+    /// Names of the devices the push went to, to show the person.
     fn device_names(login: &Self::Login) -> Vec<String>;
+    /// Waits for the outcome, verified against the device's key (and pins); gives up at
+    /// `deadline`.
     fn wait(&self, login: &Self::Login, deadline: Instant) -> Result<Outcome, ClientError>;
     /// Cancels the challenge; gives up at `deadline` (the client allows a short attempt even
     /// when it has passed).
@@ -146,8 +164,11 @@ impl PushBackend for pushauth_client::Client {
 /// A PAM stack other than `auth`, where the module does nothing useful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stack {
+    /// The `account` stack.
     Account,
+    /// The `password` stack.
     Password,
+    /// The `session` stack.
     Session,
 }
 
@@ -192,7 +213,9 @@ fn for_path(service: &str) -> String {
 /// Module arguments: `conf=/path` and `debug`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
+    /// Path of the config file (`conf=`; default `/etc/pam_push.conf`).
     pub conf: PathBuf,
+    /// `debug`: log debug lines too.
     pub debug: bool,
 }
 

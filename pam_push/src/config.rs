@@ -478,9 +478,8 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn me() -> Ownership {
-        // SAFETY: geteuid cannot fail.
         Ownership {
-            uid: unsafe { libc::geteuid() },
+            uid: pushauth_testkit::euid(),
         }
     }
 

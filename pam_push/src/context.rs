@@ -11,9 +11,13 @@ use sha2::{Digest, Sha256};
 /// What the module knows about this login, gathered by the caller.
 #[derive(Debug, Default, Clone)]
 pub struct LoginFacts {
+    /// The PAM service (`sshd`, `sudo`, …).
     pub service: Option<String>,
+    /// This machine's host name.
     pub host: Option<String>,
+    /// The remote host PAM reports (`PAM_RHOST`), if any.
     pub rhost: Option<String>,
+    /// The terminal (`PAM_TTY`), if any.
     pub tty: Option<String>,
     /// `SSH_AUTH_INFO_0` from the PAM environment.
     pub ssh_auth_info: Option<String>,

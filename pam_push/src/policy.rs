@@ -5,11 +5,17 @@ use std::str::FromStr;
 /// One `groups` entry: a glob (`*`, `?`) over group names; a leading `!` excludes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRule {
+    /// A leading `!`: members of matching groups are not asked.
     pub exclude: bool,
+    /// The glob, without the `!`.
     pub pattern: String,
 }
 
 impl GroupRule {
+    /// Parses one entry (`wheel`, `!svc-*`).
+    ///
+    /// # Errors
+    /// A message naming the entry when it is empty or holds control characters or spaces.
     pub fn parse(text: &str) -> Result<GroupRule, String> {
         let text = text.trim();
         let (exclude, pattern) = match text.strip_prefix('!') {
@@ -32,7 +38,9 @@ impl GroupRule {
 /// could be resolved (`None`: the group database failed for it, e.g. a group too large to read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGroup {
+    /// Numeric group id.
     pub gid: u32,
+    /// Group name, when it resolved.
     pub name: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! The authentication flow with a scripted conversation: against a scripted backend (every
 //! outcome and policy) and against a real pushauthd with a simulated device.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -8,6 +8,7 @@
 //! setting: a config that says one thing cannot be read as another, and a value that would only
 //! fail when a login uses it (a server URL that cannot be parsed counts as "unreachable") is
 //! refused at load, where the module fails closed; a 64 KiB file is handled quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,9 +29,8 @@ fn config() -> ProptestConfig {
 const PATH: &str = "/etc/pam_push-under-test.conf";
 
 fn me() -> Ownership {
-    // SAFETY: geteuid cannot fail and has no preconditions.
     Ownership {
-        uid: unsafe { libc::geteuid() },
+        uid: pushauth_testkit::euid(),
     }
 }
 

@@ -7,6 +7,7 @@
 //! ([`validate_context`]), so a hostile host name or argument can neither break the login nor show
 //! the person something else; plain values arrive unchanged; a valid `SSH_AUTH_INFO_0` gives the
 //! key's `ssh-keygen -l` fingerprint and a mangled one none.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;

@@ -2,6 +2,7 @@
 //! conversation, local groups, the host name, and syslog. This is the only module with `unsafe`
 //! (FFI to libpam and libc).
 
+mod hooks;
 use std::ffi::{c_char, CStr, CString};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
@@ -21,6 +22,7 @@ unsafe extern "C" {
 
 /// PAM items and the host, read through the module's handle.
 pub struct HostEnv<'a> {
+    /// The handle PAM passed to the entry point.
     pub pamh: &'a PamHandle,
 }
 
@@ -95,6 +97,7 @@ pub struct PamConversation<'a> {
 }
 
 impl<'a> PamConversation<'a> {
+    /// The handle's conversation function; without one, prompts fail and messages are dropped.
     pub fn new(pamh: &'a PamHandle) -> PamConversation<'a> {
         PamConversation {
             conv: pamh.get_item::<Conv>().ok().flatten(),
@@ -132,6 +135,7 @@ impl Conversation for PamConversation<'_> {
 
 /// Syslog to `authpriv` without `openlog`, so the host program keeps its identity and facility.
 pub struct Syslog {
+    /// Write `Level::Debug` lines too (the `debug` module argument).
     pub debug: bool,
 }
 
