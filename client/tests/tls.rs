@@ -25,6 +25,12 @@ fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, TlsConfig) {
     fs::write(&ca_file, ca.pem()).unwrap();
     fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    // pushauthd refuses a TLS key that others may read.
+    fs::set_permissions(
+        dir.join("key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     (
         ca_file,
         TlsConfig {

@@ -26,11 +26,9 @@ pub fn load(config: &TlsConfig) -> Result<RustlsConfig, ServerError> {
             config.cert.display()
         )));
     }
-    // Read once through the shared file rule (checked on the opened file, at most 64 KiB),
-    // then parsed from memory. Only "not writable by group or others" is required of the key's
-    // mode: the documented layout (packaging/pushauthd/pushauthd.toml) is root:_pushauthd
-    // 0640, so a group-readable key is still accepted here.
-    let pem = pushauth_files::read(&config.key, &ReadPolicy::config(Owner::Any))
+    // Read once through the shared secret-file rule (checked on the opened file: owned by the
+    // user pushauthd runs as, no group or other bits, at most 64 KiB), then parsed from memory.
+    let pem = pushauth_files::read(&config.key, &ReadPolicy::secret(Owner::current()))
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         ServerError::Tls(format!(

@@ -1,11 +1,12 @@
 //! HTTPS with a self-signed certificate.
 
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use pushauth_server::{RunningServer, ServerConfig, TlsConfig};
 
 #[test]
-fn serves_https_with_the_configured_certificate() {
+fn serves_https_with_the_configured_certificate_and_a_private_key() {
     let dir = tempfile::tempdir().unwrap();
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
@@ -20,8 +21,22 @@ fn serves_https_with_the_configured_certificate() {
     );
     config.tls = Some(TlsConfig {
         cert: cert_path.clone(),
-        key: key_path,
+        key: key_path.clone(),
     });
+    // Issue 10 item 3: the key is a secret like the others, so a key others may read (here
+    // 0644, what a plain write leaves) stops the server with the shared fix-it message.
+    for mode in [0o644, 0o640] {
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = RunningServer::start(config.clone())
+            .err()
+            .unwrap_or_else(|| panic!("a {mode:o} TLS key was accepted"))
+            .to_string();
+        assert!(
+            err.contains(&format!("chmod 600 {}", key_path.display())),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let server = RunningServer::start(config).unwrap();
     assert!(server.url().starts_with("https://127.0.0.1:"));
 
