@@ -1,12 +1,13 @@
 //! Pinned device keys: `<authorized_devices_dir>/<user>`, in the style of sshd's
-//! `authorized_keys`. Where the file exists, only answers signed by a key it lists count, so a
+//! `authorized_keys`; a `/` in a user name (the IdP sidecar's `{realm}/{username}`) is a
+//! subdirectory, checked like the directory itself. Where the file exists, only answers signed by a key it lists count, so a
 //! broken-into server cannot approve on the person's behalf.
 //!
 //! Format: one key per line, `ed25519 <base64url raw key> [comment]`; blank lines and lines
 //! starting with `#` are ignored. Anything else makes the whole file invalid (fail closed).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pushauth_files::{FileError, Owner, ReadPolicy};
 
@@ -36,6 +37,35 @@ pub fn parse_authorized_devices(text: &str) -> Result<Vec<DevicePublicKey>, Stri
     Ok(keys)
 }
 
+/// Where `user`'s pinned keys live: the file `<dir>/<user>`, where each `/` in the user name
+/// starts a subdirectory (`kc/alice` is `<dir>/kc/alice`), and the subdirectories between `dir`
+/// and the file, in order, which callers check as they check `dir` (owner, not writable by group
+/// or others).
+///
+/// # Errors
+/// A message when the name could leave `dir` or read as something else: an empty component
+/// (`""`, `a//b`, `/a`, `a/`), one starting with `.` (`..`, `.hidden`), a backslash, NUL or
+/// control character.
+pub fn pinned_path(dir: &Path, user: &str) -> Result<(PathBuf, Vec<PathBuf>), String> {
+    let refuse = || format!("user name {user:?} cannot name a pinned-key file");
+    if user.contains(['\\', '\0']) || user.chars().any(char::is_control) {
+        return Err(refuse());
+    }
+    let mut path = dir.to_path_buf();
+    let mut subdirs = Vec::new();
+    let mut components = user.split('/').peekable();
+    while let Some(component) = components.next() {
+        if component.is_empty() || component.starts_with('.') {
+            return Err(refuse());
+        }
+        path.push(component);
+        if components.peek().is_some() {
+            subdirs.push(path.clone());
+        }
+    }
+    Ok((path, subdirs))
+}
+
 /// Checks the pinned-key directory: it must exist, be a directory (a symlink to one is
 /// followed) and not be writable by group or others, who could otherwise remove or replace a
 /// user's pinned keys. Any owner (programs that need one, like `pam_push`, check it first).
@@ -48,18 +78,20 @@ pub fn check_pinned_dir(dir: &Path) -> Result<(), ClientError> {
 /// exists but cannot be read or parsed is an error: pinning must never silently switch off.
 /// The directory is checked first ([`check_pinned_dir`]).
 pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>>, ClientError> {
-    // The user name becomes a file name: refuse anything that could leave the directory.
-    if user.is_empty()
-        || user.starts_with('.')
-        || user.contains(['/', '\\', '\0'])
-        || user.chars().any(char::is_control)
-    {
-        return Err(ClientError::Config(format!(
-            "user name {user:?} cannot be used to look up pinned device keys"
-        )));
-    }
+    let (path, subdirs) = pinned_path(dir, user).map_err(ClientError::Config)?;
     check_pinned_dir(dir)?;
-    let path = dir.join(user);
+    for sub in &subdirs {
+        match pushauth_files::check_dir(sub, &Owner::Any) {
+            Ok(()) => {}
+            // No directory for the realm: nobody of it is pinned.
+            Err(FileError::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(ClientError::Config(format!(
+                    "authorized devices directory: {e}"
+                )))
+            }
+        }
+    }
     // The shared file rule (fstat on the opened file): a regular file, not writable by group or
     // others (whoever could write it would choose the keys), at most 64 KiB. Any owner: the
     // programs that need a specific one (pam_push: root) check it before.
@@ -152,11 +184,13 @@ mod tests {
             load_pinned(dir.path(), "carol"),
             Err(ClientError::Config(_))
         ));
-        for user in ["../alice", ".hidden", "a/b", ""] {
-            assert!(matches!(
-                load_pinned(dir.path(), user),
-                Err(ClientError::Config(_))
-            ));
+        for user in [
+            "../alice", ".hidden", "", "a//b", "/a", "a/", "a/../b", "a/.b", "a\\b", "a\nb",
+        ] {
+            assert!(
+                matches!(load_pinned(dir.path(), user), Err(ClientError::Config(_))),
+                "{user:?}"
+            );
         }
         // A missing directory is not "no pinning".
         assert!(matches!(
@@ -194,5 +228,42 @@ mod tests {
         }
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         assert!(check_pinned_dir(dir.path()).is_ok());
+    }
+
+    /// The sidecar's user names are `{realm}/{username}`: the realm is a subdirectory of the
+    /// pinned-key directory, checked as the directory is, so SSO logins can pin keys with the
+    /// default template.
+    #[test]
+    fn issue10_item2_realm_user_names_pin_through_a_subdirectory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // No realm directory: nobody of that realm is pinned.
+        assert_eq!(load_pinned(dir.path(), "kc/alice").unwrap(), None);
+        let realm = dir.path().join("kc");
+        fs::create_dir(&realm).unwrap();
+        fs::set_permissions(&realm, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(load_pinned(dir.path(), "kc/alice").unwrap(), None);
+        fs::write(
+            realm.join("alice"),
+            format!("ed25519 {}\n", key(7).to_b64()),
+        )
+        .unwrap();
+        assert_eq!(
+            load_pinned(dir.path(), "kc/alice").unwrap(),
+            Some(vec![key(7)])
+        );
+        // A realm directory others may write is refused, not ignored.
+        fs::set_permissions(&realm, fs::Permissions::from_mode(0o777)).unwrap();
+        match load_pinned(dir.path(), "kc/alice") {
+            Err(ClientError::Config(msg)) => assert!(msg.contains("chmod go-w"), "{msg}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let (path, subdirs) = pinned_path(Path::new("/p"), "a/b/c").unwrap();
+        assert_eq!(path, Path::new("/p/a/b/c"));
+        assert_eq!(
+            subdirs,
+            vec![PathBuf::from("/p/a"), PathBuf::from("/p/a/b")]
+        );
     }
 }

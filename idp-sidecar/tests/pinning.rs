@@ -54,11 +54,20 @@ struct Env {
 
 impl Env {
     fn start(pin_the_device: bool) -> Env {
+        Env::start_with(pin_the_device, "{username}")
+    }
+
+    /// As [`Env::start`], with the realm `demo` mapped by `template`; the pinned-key file is
+    /// `pins/<mapped user>`, where a `/` is a subdirectory.
+    fn start_with(pin_the_device: bool, template: &str) -> Env {
+        let user = template
+            .replace("{realm}", "demo")
+            .replace("{username}", "alice");
         let server = TestServer::start();
         let api_key = server
             .add_rp(json!({"name": "sidecar", "enroll": true}))
             .api_key;
-        let device = server.enroll("alice", "alice-phone");
+        let device = server.enroll(&user, "alice-phone");
         let device_key = device.signing_key().public_key();
         let (_, device) = device.into_parts();
 
@@ -69,8 +78,13 @@ impl Env {
         } else {
             DeviceSigningKey::generate().unwrap().public_key()
         };
+        let pin_file = pins.path().join(&user);
+        if let Some(parent) = pin_file.parent() {
+            fs::create_dir_all(parent).unwrap();
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).unwrap();
+        }
         fs::write(
-            pins.path().join("alice"),
+            &pin_file,
             format!(
                 "# alice\n{} {} pinned\n",
                 pinned.alg().as_str(),
@@ -79,7 +93,7 @@ impl Env {
         )
         .unwrap();
         // Not writable by group or others: the client refuses such a pinned-key file.
-        fs::set_permissions(pins.path().join("alice"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&pin_file, fs::Permissions::from_mode(0o644)).unwrap();
 
         let mut settings = Settings::new(
             vec![server.url()],
@@ -90,7 +104,7 @@ impl Env {
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.realms = Realms::new([Realm {
             name: "demo".into(),
-            template: "{username}".into(),
+            template: template.into(),
             bootstrap: false,
         }])
         .unwrap();
@@ -187,6 +201,26 @@ fn issue10_item2_sso_pinned_key_accepted() {
     assert_eq!(token.outcome, "approved");
     assert_eq!(token.user, "alice");
     assert!(token.verify(&env.public_key()).is_ok());
+}
+
+/// The default realm template `{realm}/{username}` pins through a realm subdirectory
+/// (`pins/demo/alice`): an unpinned key is refused although pushauthd approved, the pinned key
+/// is accepted. (Before, a `/` in the user name made every pinned SSO login fail.)
+#[test]
+fn issue10_item2_sso_pinning_with_the_default_realm_template() {
+    let env = Env::start_with(false, "{realm}/{username}");
+    let (id, (_, state)) = env.approve_on_the_device();
+    assert_eq!(env.pushauthd_state(&id)["state"], "approved");
+    assert_eq!(state["state"], "error", "{state}");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.outcome, "error");
+
+    let env = Env::start_with(true, "{realm}/{username}");
+    let (_, (_, state)) = env.approve_on_the_device();
+    assert_eq!(state["state"], "approved", "{state}");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.outcome, "approved");
+    assert_eq!(token.user, "demo/alice");
 }
 
 /// A file only its owner can read.

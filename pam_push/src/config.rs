@@ -293,7 +293,8 @@ pub fn check_directory(path: &Path, owner: Ownership) -> Result<(), ConfigError>
     Ok(pushauth_files::check_dir(path, &owner.owner())?)
 }
 
-/// Reads a user's pinned-key file `<dir>/<user>` with the config's owner and mode checks:
+/// Reads a user's pinned-key file `<dir>/<user>` (see [`pushauth_client::pinned::pinned_path`])
+/// with the config's owner and mode checks:
 /// `Ok(None)` when the user has no file (no pinning), the text otherwise. The directory is
 /// checked too (see [`check_directory`]).
 pub fn read_pinned_file(
@@ -302,18 +303,20 @@ pub fn read_pinned_file(
     owner: Ownership,
 ) -> Result<Option<Zeroizing<String>>, ConfigError> {
     check_directory(dir, owner)?;
-    // The user name becomes a file name: nothing that could leave the directory.
-    if user.is_empty()
-        || user.starts_with('.')
-        || user.contains(['/', '\\', '\0'])
-        || user.chars().any(char::is_control)
-    {
-        return Err(ConfigError::Invalid {
+    // One rule for user name -> file (a `/` is a subdirectory, checked like `dir`).
+    let (path, subdirs) = pushauth_client::pinned::pinned_path(dir, user).map_err(|message| {
+        ConfigError::Invalid {
             path: dir.to_owned(),
-            message: format!("user name {user:?} cannot name a pinned-key file"),
-        });
+            message,
+        }
+    })?;
+    for sub in &subdirs {
+        match pushauth_files::check_dir(sub, &owner.owner()) {
+            Ok(()) => {}
+            Err(FileError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
     }
-    let path = dir.join(user);
     match read_checked(&path, owner, false) {
         Ok((text, _)) => Ok(Some(text)),
         Err(ConfigError::Missing { .. }) => Ok(None),
@@ -831,9 +834,19 @@ mod tests {
             read_pinned_file(&pins, "alice", other),
             Err(ConfigError::NotOwnedByRoot { .. })
         ));
-        for user in ["../alice", ".hidden", "a/b", ""] {
+        for user in ["../alice", ".hidden", "a//b", "a/../b", "/a", ""] {
             assert!(read_pinned_file(&pins, user, me()).is_err(), "{user}");
         }
+        // A `/` is a subdirectory (issue 10: one rule with the client), checked like the
+        // directory: missing means not pinned; one others may write is refused.
+        assert!(read_pinned_file(&pins, "kc/alice", me()).unwrap().is_none());
+        let realm = pins.join("kc");
+        fs::create_dir(&realm).unwrap();
+        fs::set_permissions(&realm, fs::Permissions::from_mode(0o755)).unwrap();
+        write(&realm, "alice", "# none\n", 0o644);
+        assert!(read_pinned_file(&pins, "kc/alice", me()).unwrap().is_some());
+        fs::set_permissions(&realm, fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(read_pinned_file(&pins, "kc/alice", me()).is_err());
     }
 
     /// Issue 10 item 3: the API key file gets the one secret rule of `pushauth_files`: any
