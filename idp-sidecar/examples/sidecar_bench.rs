@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_device::{Decision, DeviceClient};
+use pushauth_idp_sidecar::realms::{Realm, Realms};
 use pushauth_idp_sidecar::{RunningSidecar, Settings};
 use pushauth_proto::DeviceSigningKey;
 use pushauth_testkit::TestServer;
@@ -78,6 +79,13 @@ fn main() {
         DeviceSigningKey::generate().unwrap(),
     );
     settings.listen = "127.0.0.1:0".parse().unwrap();
+    // The shim API names a realm and a user; realm `bench` maps `userN` to pushauthd's `userN`.
+    settings.realms = Realms::new([Realm {
+        name: "bench".into(),
+        template: "{username}".into(),
+        bootstrap: false,
+    }])
+    .unwrap();
     settings.login_ttl = Duration::from_secs(240);
     settings.max_pending = users * per_user + 200;
     let sidecar = RunningSidecar::start(settings).unwrap();
@@ -106,7 +114,7 @@ fn main() {
                     for n in (t..total).step_by(THREADS) {
                         let t0 = Instant::now();
                         let login = shim(&agent, "POST", &format!("{base}/v1/logins"),
-                            Some(json!({"user": format!("user{}", n % users), "nonce": NONCE, "context": {"realm": "bench"}})));
+                            Some(json!({"realm": "bench", "username": format!("user{}", n % users), "nonce": NONCE})));
                         lat.push(t0.elapsed());
                         ids.push(login["id"].as_str().unwrap().to_string());
                     }
@@ -186,7 +194,7 @@ fn main() {
             &agent,
             "POST",
             &format!("{base}/v1/logins"),
-            Some(json!({"user": format!("user{i}"), "nonce": NONCE})),
+            Some(json!({"realm": "bench", "username": format!("user{i}"), "nonce": NONCE})),
         );
         let id = login["id"].as_str().unwrap().to_string();
         let code = login["code"].as_str().unwrap().to_string();
