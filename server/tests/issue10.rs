@@ -344,3 +344,44 @@ fn issue10_item1_link_redeemed_once_under_race() {
     assert!(events.iter().any(|e| e.kind == "enrollment_refused"
         && e.detail.as_deref() == Some("forbidden at redemption (via rp:idp)")));
 }
+
+/// Item 1, over HTTP against a running pushauthd: requests racing with one approval get
+/// exactly one link; every other one is `approval_used`.
+#[test]
+fn issue10_item1_approval_used_once_under_race_over_http() {
+    const RACERS: usize = 8;
+    let srv = start();
+    let phone = srv.device("alice");
+    let (_, key) = srv.rp_with(json!({"name": "idp", "enroll": true}));
+    let mut context = pushauth_proto::Context::new();
+    context.insert("action".into(), "add_device".into());
+    let (r, c) = srv.create(&key, "alice", json!({ "context": context }));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut c = c.unwrap();
+    c.digest = pushauth_proto::context_digest(&context);
+    let r = phone.approve(&srv, &c);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let start = std::sync::Barrier::new(RACERS);
+    let body = json!({"user": "alice", "approval": c.id});
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    srv.rp(&key, "POST", "/v1/enrollments", Some(body.clone()))
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let issued = answers.iter().filter(|r| r.status == 201).count();
+    assert_eq!(
+        issued,
+        1,
+        "{:?}",
+        answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    for r in answers.iter().filter(|r| r.status != 201) {
+        assert_error(r, 409, "approval_used");
+    }
+}

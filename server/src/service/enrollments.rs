@@ -174,8 +174,8 @@ pub fn decide(
     Ok(())
 }
 
-/// The link behind a token, if it can still be redeemed (first step of a redemption; the
-/// store checks again when it redeems).
+/// The link behind a token, if it can still be redeemed (first step of a redemption;
+/// [`redeem`] checks again in the unit that redeems it).
 ///
 /// # Errors
 /// [`Error::UnknownEnrollment`], [`Error::EnrollmentUsed`], [`Error::EnrollmentExpired`],
