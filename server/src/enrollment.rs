@@ -1,6 +1,7 @@
 //! Why a relying party may not have an enrollment link (issue 9 item 1): the refusals and the
-//! bootstrap rule the store re-checks when a link is redeemed. The whole rule set, read over
-//! the facts the store gathers, is [`crate::service::enrollments::decide`].
+//! bootstrap rule checked again when a link is redeemed. The whole rule set, read over the
+//! facts the store gathers, is [`crate::service::enrollments::decide`]; the re-check at
+//! redemption is [`crate::service::enrollments::link_refusal`].
 //!
 //! - the relying party needs the `enroll` right and the user in its scope (`forbidden`);
 //! - a user with an active device gets another only with an `approval`: a challenge this relying

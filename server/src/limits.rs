@@ -140,6 +140,12 @@ pub fn window_start(limits: &Limits, now: Millis) -> Millis {
     now.saturating_sub(i64::try_from(limits.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX))
 }
 
+/// The earliest approved login that still makes its source known at `now`
+/// ([`KNOWN_SOURCE_DAYS`] back): what the store counts from for [`PushState::known_source`].
+pub fn known_since(now: Millis) -> Millis {
+    now.saturating_sub(KNOWN_SOURCE_DAYS * 24 * 3600 * 1000)
+}
+
 /// Lock end after a report at `now`.
 pub fn lock_until(limits: &Limits, now: Millis) -> Millis {
     now.saturating_add(

@@ -25,10 +25,13 @@ use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
 use crate::service;
 use crate::state::{AppState, SharedState};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
 use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
 use crate::waiters::Waiters;
+
+// Every store thread keeps its reader: closing one drops its page cache.
+const _: () = assert!(MAX_IDLE_READERS >= STORE_THREADS);
 
 /// How long in-flight requests get to finish once the server stops.
 const GRACE: Duration = Duration::from_secs(2);

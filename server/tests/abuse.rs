@@ -1,6 +1,7 @@
 //! Abuse of a reachable server (issue 9, items 12 to 15): audit flooding and the size bound, push limits
 //! that cannot be turned into a lockout, what the person approves, and what the webhook tells its receiver.
 //! Each test replays the attack the issue describes against a real server on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

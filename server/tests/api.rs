@@ -1,4 +1,5 @@
 //! HTTP API tests against a real server on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Attacks on the issue 9 implementation, each a scenario that should be refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

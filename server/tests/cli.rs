@@ -1,4 +1,5 @@
 //! The `pushauthd` binary: config handling and the admin subcommands.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Issue 9 item 11: clients that never authenticate cannot exhaust pushauthd. Idle sockets
 //! and half-sent request heads are closed within the header timeout, connections over the
 //! global or per-address cap are closed at once, and a push login still goes through.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 
@@ -12,23 +13,28 @@ use common::*;
 
 /// Lifts this process's soft descriptor limit to the hard one (the server runs in-process).
 fn raise_fd_limit(wanted: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if limit.rlim_cur < wanted {
-            limit.rlim_cur = limit.rlim_max.min(wanted.max(limit.rlim_cur));
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-        }
-        assert!(
-            limit.rlim_cur >= wanted,
-            "need {wanted} descriptors, the hard limit is {}",
-            limit.rlim_max
-        );
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // `None` is "unlimited".
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|current| current < wanted) {
+        limit.current = match limit.maximum {
+            Some(max) => Some(max.min(wanted.max(limit.current.unwrap_or(0)))),
+            None => Some(wanted),
+        };
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.current,
+                maximum: limit.maximum,
+            },
+        )
+        .unwrap();
     }
+    assert!(
+        limit.current.is_none_or(|current| current >= wanted),
+        "need {wanted} descriptors, the hard limit is {:?}",
+        limit.maximum
+    );
 }
 
 /// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8 is all loopback).

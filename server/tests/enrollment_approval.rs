@@ -4,6 +4,7 @@
 //! The scenario it replays: the account `alice` has a phone enrolled by the admin for SSH.
 //! Whoever holds only alice's password logs in through the IdP and asks for an enrollment link
 //! for `alice`, to bind their own phone and from then on approve every push.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -3,6 +3,7 @@
 //!
 //! Properties: arbitrary text never panics; every time the server writes parses back to the same
 //! millisecond; near-misses (a hidden character, a missing zone, a trailing byte) are refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use proptest::prelude::*;
 use pushauth_server::clock::{parse_rfc3339, rfc3339};

@@ -5,6 +5,7 @@
 //! near-miss (a misspelt key, in a table too; a key given twice; a wrong type; a negative number;
 //! a listen address with a hidden character) is refused naming the file (and the key, where the
 //! key is the problem); a 64 KiB file is handled quickly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! and the status of its code, and a success only for a body that is a valid request of its type;
 //! an arbitrary or mangled `Authorization` header never gets anything but 401 (a valid signed
 //! header with one character changed included); `parse_json` refuses with `malformed_request`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

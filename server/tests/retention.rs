@@ -1,5 +1,6 @@
 //! `[retention]`: the running server's sweeper deletes records older than configured, and only
 //! those.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Relying-party rights and lifecycle over HTTP (issue 9 items 2 and 4): scoped pushes and
 //! listings, the enroll right, revocation and rotation through the admin API, all audited.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! HTTPS with a self-signed certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;

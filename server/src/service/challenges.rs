@@ -99,6 +99,7 @@ fn checked(config: &ServerConfig, req: CreateChallenge, now: Millis) -> Result<N
         created_at: now,
         expires_at: expiry(now, ttl),
         window_start: limits::window_start(&config.limits, now),
+        known_since: limits::known_since(now),
     })
 }
 

@@ -9,12 +9,14 @@ use pushauth_proto::wire::{CreateRpEnrollment, EnrollRequest, ACTION_ADD_DEVICE}
 use pushauth_proto::{random, ChallengeState, DevicePublicKey};
 
 use super::keys::RpCaller;
-use super::{expiry, no_randomness, Error, Result};
-use crate::auth::hash_secret;
+use super::{atomically, expiry, no_randomness, Error, Result};
+use crate::auth::{hash_secret, ADMIN_RP};
 use crate::clock::Millis;
 use crate::enrollment::{bootstrap_refusal, Refusal, APPROVAL_MAX_AGE_MS};
+use crate::rights::user_in_scope;
 use crate::store::{
-    DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice, NewRpEnrollment, Redeem, Store,
+    AuditEntry, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice, NewRpEnrollment, Redeem,
+    Store,
 };
 
 /// Longest enrollment link lifetime: 7 days.
@@ -67,8 +69,8 @@ pub fn issue(s: &dyn Store, user: &str, ttl_secs: u64, now: Millis) -> Result<Is
     Ok(Issued { token, expires_at })
 }
 
-/// A relying party's link: checks its rights and the rules of [`decide`] (in the store
-/// transaction that records the link and uses the approval up). `enrollment_ttl_secs` is the
+/// A relying party's link: checks its rights, then the rules of [`decide`] over the facts
+/// the store reads, in the one atomic unit that records the link and uses the approval up. `enrollment_ttl_secs` is the
 /// server's setting: a relying party's link lives no longer (minutes by default), so an
 /// owner's "yes, add a device now" does not stay usable for days.
 ///
@@ -99,20 +101,38 @@ pub fn issue_for_rp(
         created_at: now,
         expires_at,
     };
-    let outcome = s.create_rp_enrollment(&new, &|facts| {
-        decide(
+    // Read, decided and written in one unit: two requests naming one approval cannot both
+    // see it unused.
+    atomically(s, |s| {
+        let facts = s.enroll_facts(&new.user, new.approval.as_deref())?;
+        let decided = decide(
             &rp.rp_id,
             rp.bootstrap,
             &new.user,
             new.approval.as_deref(),
-            facts,
+            &facts,
             now,
-        )
+        );
+        if let Err(refusal) = decided {
+            s.audit(
+                &AuditEntry {
+                    kind: "enrollment_refused",
+                    user: Some(new.user.clone()),
+                    challenge_id: new.approval.clone(),
+                    detail: Some(format!("{} (rp {})", refusal.code().as_str(), new.rp_id)),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            tracing::info!(rp = %rp.rp_id, code = refusal.code().as_str(), "enrollment refused");
+            return Err(refusal.into());
+        }
+        let approved_by = facts
+            .approval
+            .as_ref()
+            .and_then(|a| a.challenge.device_id.as_deref());
+        Ok(s.create_rp_enrollment(&new, approved_by)?)
     })?;
-    if let Err(refusal) = outcome {
-        tracing::info!(rp = %rp.rp_id, code = refusal.code().as_str(), "enrollment refused");
-        return Err(refusal.into());
-    }
     tracing::info!(rp = %rp.rp_id, "enrollment link issued to a relying party");
     Ok(Issued { token, expires_at })
 }
@@ -154,8 +174,8 @@ pub fn decide(
     Ok(())
 }
 
-/// The link behind a token, if it can still be redeemed (first step of a redemption; the
-/// store checks again when it redeems).
+/// The link behind a token, if it can still be redeemed (first step of a redemption;
+/// [`redeem`] checks again in the unit that redeems it).
 ///
 /// # Errors
 /// [`Error::UnknownEnrollment`], [`Error::EnrollmentUsed`], [`Error::EnrollmentExpired`],
@@ -198,6 +218,50 @@ pub fn prove(req: &EnrollRequest, user: &str) -> Result<NewDevice> {
     })
 }
 
+/// Whether what allowed a relying party's link still holds now (the link lives up to a week):
+/// the relying party still has the `enroll` right over the user, a bootstrap link still finds
+/// the user with no device ever bound (where the relying party may still bootstrap), and the
+/// device that approved it is still active. The administrator's links, and the admin token
+/// acting as a relying party (every right, never revoked), always hold.
+///
+/// `Some` refusal when it no longer holds.
+///
+/// # Errors
+/// [`Error::Store`].
+pub fn link_refusal(s: &dyn Store, link: &EnrollmentRecord) -> Result<Option<Refusal>> {
+    let Some(rp_id) = link.via.strip_prefix("rp:") else {
+        return Ok(None);
+    };
+    let may_bootstrap = if rp_id == ADMIN_RP {
+        true
+    } else {
+        let rp = s.get_relying_party(rp_id)?;
+        let holds = rp.as_ref().is_some_and(|rp| {
+            rp.revoked_at.is_none() && rp.enroll && user_in_scope(&rp.users, &link.user)
+        });
+        if !holds {
+            return Ok(Some(Refusal::RelyingPartyRevoked));
+        }
+        rp.is_some_and(|rp| rp.bootstrap)
+    };
+    Ok(match &link.approved_by {
+        None => {
+            let facts = s.enroll_facts(&link.user, None)?;
+            if facts.active_devices > 0 {
+                Some(Refusal::ApprovalRequired)
+            } else {
+                bootstrap_refusal(facts.bound_devices, may_bootstrap)
+            }
+        }
+        Some(approver) => {
+            let active = s
+                .get_device(approver)?
+                .is_some_and(|d| d.user == link.user && d.is_active());
+            (!active).then_some(Refusal::ApprovalInvalid)
+        }
+    })
+}
+
 /// A device just enrolled, and the user's other active devices (to be told about it).
 #[derive(Debug, Clone)]
 pub struct Enrolled {
@@ -208,7 +272,8 @@ pub struct Enrolled {
 }
 
 /// Redeems the link once and binds the device; `source` is the redeeming peer's address.
-/// The store re-checks a relying party's link's grounds here ([`Redeem::Refused`]).
+/// A relying party's link is checked again first ([`link_refusal`]), in the same atomic
+/// unit as the redemption.
 ///
 /// # Errors
 /// As [`open_link`], [`Error::Enrollment`] for grounds that no longer hold, [`Error::Store`].
@@ -219,13 +284,37 @@ pub fn redeem(
     source: Option<&str>,
     now: Millis,
 ) -> Result<Enrolled> {
-    let device = match s.redeem_enrollment(&hash_secret(token), device, source, now)? {
-        Redeem::Enrolled(d) => *d,
-        Redeem::Used => return Err(Error::EnrollmentUsed),
-        Redeem::Expired => return Err(Error::EnrollmentExpired),
-        Redeem::Refused(refusal) => return Err(refusal.into()),
-        Redeem::Unknown => return Err(Error::UnknownEnrollment),
-    };
+    let hash = hash_secret(token);
+    let device = atomically(s, |s| {
+        // The grounds of a relying party's link are read again in the unit that redeems it.
+        if let Some(link) = s.get_enrollment(&hash)? {
+            if !link.used && now < link.expires_at {
+                if let Some(refusal) = link_refusal(s, &link)? {
+                    s.audit(
+                        &AuditEntry {
+                            kind: "enrollment_refused",
+                            user: Some(link.user.clone()),
+                            device_id: link.approved_by.clone(),
+                            detail: Some(format!(
+                                "{} at redemption (via {})",
+                                refusal.code().as_str(),
+                                link.via
+                            )),
+                            ..AuditEntry::default()
+                        },
+                        now,
+                    )?;
+                    return Err(refusal.into());
+                }
+            }
+        }
+        match s.redeem_enrollment(&hash, device, source, now)? {
+            Redeem::Enrolled(d) => Ok(*d),
+            Redeem::Used => Err(Error::EnrollmentUsed),
+            Redeem::Expired => Err(Error::EnrollmentExpired),
+            Redeem::Unknown => Err(Error::UnknownEnrollment),
+        }
+    })?;
     tracing::info!(user = %device.user, device = %device.id, source = ?device.source, via = ?device.via, "device enrolled");
     // The binding stands whatever happens next: telling the other devices is best effort.
     let others = match s.user_devices(&device.user) {

@@ -4,7 +4,9 @@
 //! ([`crate::cli`]) both call these, so each rule has one home.
 //!
 //! Functions that touch the store take `&dyn Store` and run inside one store job (the caller
-//! picks the thread); pure checks run before it, off the store thread. Every refusal is an
+//! picks the thread); pure checks run before it, off the store thread. Where a rule is checked
+//! over what the store read and then written on, both happen in one [`atomically`] unit; the
+//! store decides nothing. Every refusal is an
 //! [`Error`]; no HTTP type appears here, [`crate::api::ApiError`] maps errors to statuses.
 //!
 //! - [`challenges`]: create, read, cancel, acknowledge and answer challenges;
@@ -24,7 +26,7 @@ use pushauth_proto::ChallengeState;
 use thiserror::Error;
 
 use crate::clock::Millis;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Why a service function refused or failed. Each variant is one outcome callers tell apart;
 /// the `Display` text is the message for people.
@@ -124,6 +126,30 @@ pub fn no_randomness(e: pushauth_proto::ProtoError) -> Error {
 
 /// A result of the service layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs `f` as one [`Store::atomic`] unit: a rule `f` checks over what it reads still holds
+/// when `f` writes, even against other threads or processes on the same store. Refusals keep
+/// what `f` wrote (the audit of the refusal); a store failure undoes all of it.
+///
+/// # Errors
+/// Whatever `f` returns; [`Error::Store`] when the unit cannot be run or finished.
+pub fn atomically<T>(s: &dyn Store, f: impl FnOnce(&dyn Store) -> Result<T>) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    s.atomic(&mut |s| {
+        let Some(f) = f.take() else {
+            return Ok(());
+        };
+        match f(s) {
+            Err(Error::Store(e)) => Err(e),
+            other => {
+                out = Some(other);
+                Ok(())
+            }
+        }
+    })?;
+    out.unwrap_or_else(|| Err(Error::Internal("the store skipped an atomic unit".into())))
+}
 
 /// `secs` seconds in milliseconds, saturating.
 pub fn secs_to_ms(secs: u64) -> Millis {

@@ -33,6 +33,13 @@ pub trait Store {
     /// the group's results.
     fn group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
 
+    /// Runs `work` as one unit on the writer, so that a rule the service checks over what
+    /// `work` reads still holds when `work` writes: no other writer (thread or process) comes
+    /// between its reads and its writes, and its reads see the writes of the group it is in.
+    /// If `work` returns `Err`, none of its writes are kept (the rest of a group is); that
+    /// error is returned. Inside a [`Store::group`] it costs no extra commit.
+    fn atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()>;
+
     /// A cheap query proving the database answers.
     fn health(&self) -> StoreResult<()>;
 
@@ -48,17 +55,23 @@ pub trait Store {
     ) -> StoreResult<()>;
     /// An enrollment token's record by the token's SHA-256; `None` if no token has it.
     fn get_enrollment(&self, token_hash: &[u8; 32]) -> StoreResult<Option<EnrollmentRecord>>;
-    /// Checks a relying party's enrollment request with `check` over the facts read in the same
-    /// transaction, then records the link (creating the user if new) and with it uses up the
-    /// approval challenge, so that an approval serves one enrollment only. Audits
-    /// `enrollment_created`, or `enrollment_refused` with the refusal's code.
+    /// What an enrollment request for `user` with the approval challenge `approval` is
+    /// decided on: the user's device counts and the approval as stored. Read it and record the
+    /// link in one [`Store::atomic`] so that the decision still holds when the link is written.
+    fn enroll_facts(&self, user: &str, approval: Option<&str>) -> StoreResult<EnrollFacts>;
+    /// Records a relying party's link (creating the user if new) that the service allowed;
+    /// with `new.approval` it uses the approval challenge up (one enrollment per approval: a
+    /// second link naming it is refused by the store as a conflict). `approved_by` is the device
+    /// that answered the approval. Audits `enrollment_created`.
     fn create_rp_enrollment(
         &self,
         new: &NewRpEnrollment,
-        check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
-    ) -> StoreResult<Result<(), crate::enrollment::Refusal>>;
-    /// Uses the token once (compare-and-set) and adds the device with how it was bound
-    /// (`source`: the redeeming peer's address); audits `device_enrolled`.
+        approved_by: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Uses the token once (compare-and-set: unknown, used or expired tokens change nothing)
+    /// and adds the device with how it was bound (`source`: the redeeming peer's address, and
+    /// the link's `via` and `approved_by`); audits `device_enrolled`. Whether a relying party's
+    /// link still holds is the service's to check first, in the same [`Store::atomic`].
     fn redeem_enrollment(
         &self,
         token_hash: &[u8; 32],

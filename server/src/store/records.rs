@@ -62,6 +62,10 @@ pub struct EnrollmentRecord {
     pub expires_at: Millis,
     /// Already redeemed (each token enrolls one device).
     pub used: bool,
+    /// Who issued it: `admin`, or `rp:<id>` for a relying party.
+    pub via: String,
+    /// The device whose approval the link was issued on, if any.
+    pub approved_by: Option<String>,
 }
 
 /// What redeeming an enrollment token did.
@@ -75,10 +79,6 @@ pub enum Redeem {
     Used,
     /// The token is past its expiry.
     Expired,
-    /// A relying party's link whose grounds no longer hold at redemption: the relying party
-    /// was revoked or lost the right, the user got a device since a bootstrap link was issued,
-    /// or the device that approved it was revoked since.
-    Refused(crate::enrollment::Refusal),
 }
 
 /// A relying party: its API key is stored as SHA-256 of the secret part only.
@@ -90,7 +90,7 @@ pub struct RelyingPartyRecord {
     pub name: String,
     /// SHA-256 of the API key's secret part.
     pub key_hash: [u8; 32],
-    /// User patterns it may act for (see [`crate::rights`]).
+    /// User patterns it may act for (matched by the service layer, [`crate::service::keys`]).
     pub users: Vec<String>,
     /// May request enrollment links and revoke devices of users in scope.
     pub enroll: bool,
@@ -102,7 +102,8 @@ pub struct RelyingPartyRecord {
     pub revoked_at: Option<Millis>,
 }
 
-/// An enrollment link a relying party asks for (see [`crate::enrollment`]).
+/// An enrollment link a relying party asks for, as the service allowed it
+/// ([`crate::service::enrollments`]).
 #[derive(Debug, Clone)]
 pub struct NewRpEnrollment {
     /// The user the link enrolls a device for.
@@ -214,6 +215,10 @@ pub struct NewChallenge {
     pub expires_at: Millis,
     /// Start of the rate window, for counting recent challenges.
     pub window_start: Millis,
+    /// A login approved from the same source (and relying party) after this makes the source
+    /// known ([`PushState::known_source`](crate::limits::PushState::known_source)); the
+    /// service sets how far back that reaches.
+    pub known_since: Millis,
     /// The login's source address as the relying party gave it (see
     /// [`crate::limits::source_of`]); empty when it gave none.
     pub source: String,

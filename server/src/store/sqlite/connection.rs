@@ -12,10 +12,7 @@ use super::group::Group;
 use super::SqliteStore;
 use crate::store::{Store, StoreResult};
 
-/// Reader connections kept open between reads.
-const MAX_IDLE_READERS: usize = 8;
-// Every store thread keeps its reader: closing one drops its page cache and its memory map.
-const _: () = assert!(MAX_IDLE_READERS >= crate::jobs::STORE_THREADS);
+use super::MAX_IDLE_READERS;
 
 /// Locks `mutex`, taking over a poisoned one.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -58,12 +55,14 @@ pub(super) trait Db {
     fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T>;
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
+    /// [`Store::atomic`].
+    fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()>;
 }
 
 impl Db for SqliteStore {
-    /// Reads on a pooled reader connection. The pool never shrinks below the number of store
-    /// job threads ([`crate::jobs::STORE_THREADS`]), so connections are not opened and closed
-    /// per read.
+    /// Reads on a pooled reader connection. The pool keeps up to [`MAX_IDLE_READERS`] (at
+    /// least one per store job thread, which the server checks), so connections are not
+    /// opened and closed per read.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let conn = lock(&self.readers).pop();
         let conn = match conn {
@@ -94,6 +93,14 @@ impl Db for SqliteStore {
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
         let group = Group::new(self);
         work(&group);
+        group.commit()
+    }
+
+    fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
+        // A group that holds the writer from its start: its reads see no other writer's
+        // changes come in before its writes. On `Err` dropping it rolls everything back.
+        let group = Group::new(self);
+        group.run_atomic(work)?;
         group.commit()
     }
 }

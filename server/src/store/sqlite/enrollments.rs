@@ -1,12 +1,11 @@
-//! Enrollment tokens: the admin's links, relying parties' links (checked against the facts read
-//! in the same transaction), and redeeming a token into a device.
+//! Enrollment tokens: the admin's links, relying parties' links (the facts the service decides
+//! on, and the link it allowed), and redeeming a token into a device.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::write_audit;
 use super::challenges::select_challenge;
 use super::connection::Db;
-use super::relying_parties::select_rp;
 use crate::clock::{self, Millis};
 use crate::store::{
     ApprovalFacts, AuditEntry, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice,
@@ -50,33 +49,31 @@ pub(super) fn get_enrollment<D: Db>(
 ) -> StoreResult<Option<EnrollmentRecord>> {
     db.read(|conn| {
         conn.prepare_cached(
-            "SELECT user, expires_at, used_at IS NOT NULL FROM enrollments WHERE token_hash = ?1",
+            "SELECT user, expires_at, used_at IS NOT NULL, via, approved_by FROM enrollments \
+             WHERE token_hash = ?1",
         )?
         .query_row([&token_hash[..]], |row| {
             Ok(EnrollmentRecord {
                 user: row.get(0)?,
                 expires_at: row.get(1)?,
                 used: row.get(2)?,
+                via: row.get(3)?,
+                approved_by: row.get(4)?,
             })
         })
         .optional()
     })
 }
 
-/// [`Store::create_rp_enrollment`](crate::store::Store::create_rp_enrollment).
-pub(super) fn create_rp_enrollment<D: Db>(
+/// [`Store::enroll_facts`](crate::store::Store::enroll_facts).
+pub(super) fn enroll_facts<D: Db>(
     db: &D,
-    new: &NewRpEnrollment,
-    check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
-) -> StoreResult<Result<(), crate::enrollment::Refusal>> {
-    let now = new.created_at;
-    db.write(|tx| {
-        let (active_devices, bound_devices): (i64, i64) = tx
-            .prepare_cached(
-                "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM devices WHERE user = ?1",
-            )?
-            .query_row([&new.user], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let approval = match &new.approval {
+    user: &str,
+    approval: Option<&str>,
+) -> StoreResult<EnrollFacts> {
+    db.read(|tx| {
+        let (active_devices, bound_devices) = device_counts(tx, user)?;
+        let approval = match approval {
             None => None,
             Some(id) => match select_challenge(tx, id)? {
                 None => None,
@@ -104,28 +101,35 @@ pub(super) fn create_rp_enrollment<D: Db>(
                 }
             },
         };
-        let approved_by = approval
-            .as_ref()
-            .and_then(|a| a.challenge.device_id.clone());
-        let facts = EnrollFacts {
-            active_devices: usize::try_from(active_devices).unwrap_or(usize::MAX),
-            bound_devices: usize::try_from(bound_devices).unwrap_or(usize::MAX),
+        Ok(EnrollFacts {
+            active_devices,
+            bound_devices,
             approval,
-        };
-        if let Err(refusal) = check(&facts) {
-            write_audit(
-                tx,
-                &AuditEntry {
-                    kind: "enrollment_refused",
-                    user: Some(new.user.clone()),
-                    challenge_id: new.approval.clone(),
-                    detail: Some(format!("{} (rp {})", refusal.code().as_str(), new.rp_id)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
-            return Ok(Err(refusal));
-        }
+        })
+    })
+}
+
+/// The user's active devices and every device ever bound to them (0 and 0 for an unknown user).
+fn device_counts(tx: &Connection, user: &str) -> rusqlite::Result<(usize, usize)> {
+    let (active, bound): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM devices WHERE user = ?1",
+        )?
+        .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((
+        usize::try_from(active).unwrap_or(usize::MAX),
+        usize::try_from(bound).unwrap_or(usize::MAX),
+    ))
+}
+
+/// [`Store::create_rp_enrollment`](crate::store::Store::create_rp_enrollment).
+pub(super) fn create_rp_enrollment<D: Db>(
+    db: &D,
+    new: &NewRpEnrollment,
+    approved_by: Option<&str>,
+) -> StoreResult<()> {
+    let now = new.created_at;
+    db.write(|tx| {
         tx.prepare_cached(
             "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
@@ -144,7 +148,7 @@ pub(super) fn create_rp_enrollment<D: Db>(
             new.approval,
             approved_by
         ])?;
-        let approval_text = match (&new.approval, &approved_by) {
+        let approval_text = match (&new.approval, approved_by) {
             (Some(c), Some(d)) => format!(", approved by device {d} (challenge {c})"),
             (Some(c), None) => format!(", approval challenge {c}"),
             _ => ", no device to approve (bootstrap)".to_owned(),
@@ -154,7 +158,7 @@ pub(super) fn create_rp_enrollment<D: Db>(
             &AuditEntry {
                 kind: "enrollment_created",
                 user: Some(new.user.clone()),
-                device_id: approved_by.clone(),
+                device_id: approved_by.map(str::to_owned),
                 challenge_id: new.approval.clone(),
                 detail: Some(format!(
                     "expires {}, via {via}{approval_text}",
@@ -162,8 +166,7 @@ pub(super) fn create_rp_enrollment<D: Db>(
                 )),
             },
             now,
-        )?;
-        Ok(Ok(()))
+        )
     })
 }
 
@@ -193,71 +196,6 @@ pub(super) fn redeem_enrollment<D: Db>(
         }
         if now >= expires_at {
             return Ok(Redeem::Expired);
-        }
-        // A relying party's link is only as good as what allowed it, checked again now
-        // (the link lives up to a week): the relying party still holds the right, a
-        // bootstrap link still finds the user without a device, the approving device is
-        // still active.
-        if let Some(rp_id) = via.strip_prefix("rp:") {
-            use crate::enrollment::Refusal;
-            // The admin token used as a relying party has every right and cannot be revoked.
-            let (rp_ok, may_bootstrap) = if rp_id == crate::auth::ADMIN_RP {
-                (true, true)
-            } else {
-                let rp = select_rp(tx, rp_id)?;
-                let rp_ok = rp.as_ref().is_some_and(|rp| {
-                    rp.revoked_at.is_none()
-                        && rp.enroll
-                        && crate::rights::user_in_scope(&rp.users, &user)
-                });
-                (rp_ok, rp.as_ref().is_some_and(|rp| rp.bootstrap))
-            };
-            let refusal = if !rp_ok {
-                Some(Refusal::RelyingPartyRevoked)
-            } else {
-                match &approved_by {
-                    None => {
-                        let (active, bound): (i64, i64) = tx
-                            .prepare_cached(
-                                "SELECT count(*) FILTER (WHERE revoked_at IS NULL), count(*) FROM devices WHERE user = ?1",
-                            )?
-                            .query_row([&user], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                        if active > 0 {
-                            Some(Refusal::ApprovalRequired)
-                        } else {
-                            crate::enrollment::bootstrap_refusal(
-                                usize::try_from(bound).unwrap_or(usize::MAX),
-                                may_bootstrap,
-                            )
-                        }
-                    }
-                    Some(approver) => {
-                        let active = tx
-                            .prepare_cached(
-                                "SELECT 1 FROM devices WHERE id = ?1 AND user = ?2 AND revoked_at IS NULL",
-                            )?
-                            .exists(params![approver, user])?;
-                        (!active).then_some(Refusal::ApprovalInvalid)
-                    }
-                }
-            };
-            if let Some(refusal) = refusal {
-                write_audit(
-                    tx,
-                    &AuditEntry {
-                        kind: "enrollment_refused",
-                        user: Some(user.clone()),
-                        device_id: approved_by.clone(),
-                        detail: Some(format!(
-                            "{} at redemption (via {via})",
-                            refusal.code().as_str()
-                        )),
-                        ..AuditEntry::default()
-                    },
-                    now,
-                )?;
-                return Ok(Redeem::Refused(refusal));
-            }
         }
         let changed = tx
             .prepare_cached(

@@ -1,4 +1,5 @@
-//! Push limits in the store: the counts the limit check reads (see [`crate::limits`]), the
+//! Push limits in the store: the counts the limit check reads (for the times the service
+//! gives; the check itself is [`crate::limits::check`]), the
 //! aggregated `rate_limited` audit rows, report lock-outs per user, relying party and source,
 //! and `pushauthd unlock`.
 
@@ -62,16 +63,15 @@ pub(super) fn push_state(tx: &Connection, new: &NewChallenge) -> rusqlite::Resul
              WHERE user = ?1 AND created_at > ?2 AND state != 'approved'",
         )?
         .query_row(params![new.user, since], |r| r.get(0))?;
-    // A source the user approved a login from recently is not held by the per-user
-    // ceilings (see `limits`).
-    let known_since = now.saturating_sub(crate::limits::KNOWN_SOURCE_DAYS * 24 * 3600 * 1000);
+    // Whether the user approved a login from this source since `known_since` (the service
+    // exempts such a source from the per-user ceilings).
     let known_source = tx
         .prepare_cached(
             "SELECT 1 FROM challenges INDEXED BY challenges_approved_by_source \
              WHERE user = ?1 AND rp_id = ?2 AND source = ?3 AND created_at > ?4 \
              AND state = 'approved' LIMIT 1",
         )?
-        .exists(params![new.user, new.rp_id, new.source, known_since])?;
+        .exists(params![new.user, new.rp_id, new.source, new.known_since])?;
     Ok(PushState {
         locked_until,
         open_source,

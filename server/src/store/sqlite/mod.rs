@@ -38,6 +38,10 @@ use self::connection::open_connection;
 use self::schema::migrate;
 use crate::store::{StoreError, StoreResult};
 
+/// Reader connections kept open between reads. Every store job thread should keep its own
+/// (closing one drops its page cache), so the server starts no more job threads than this.
+pub const MAX_IDLE_READERS: usize = 8;
+
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "pushauthd.sqlite3";
 

@@ -19,6 +19,10 @@ impl<D: Db> Store for D {
         self.run_group(work)
     }
 
+    fn atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
+        self.run_atomic(work)
+    }
+
     fn health(&self) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
@@ -37,12 +41,16 @@ impl<D: Db> Store for D {
         enrollments::get_enrollment(self, token_hash)
     }
 
+    fn enroll_facts(&self, user: &str, approval: Option<&str>) -> StoreResult<EnrollFacts> {
+        enrollments::enroll_facts(self, user, approval)
+    }
+
     fn create_rp_enrollment(
         &self,
         new: &NewRpEnrollment,
-        check: &dyn Fn(&EnrollFacts) -> Result<(), crate::enrollment::Refusal>,
-    ) -> StoreResult<Result<(), crate::enrollment::Refusal>> {
-        enrollments::create_rp_enrollment(self, new, check)
+        approved_by: Option<&str>,
+    ) -> StoreResult<()> {
+        enrollments::create_rp_enrollment(self, new, approved_by)
     }
 
     fn redeem_enrollment(

@@ -112,6 +112,7 @@ fn step(s: &dyn Store, tally: &mut Tally, i: usize, phase: u8) {
                 created_at: now,
                 expires_at: now + 60_000,
                 window_start: now - 600_000,
+                known_since: crate::limits::known_since(now),
                 source: format!("10.0.0.{}", i % USERS),
             };
             let created = tally.time("create_challenge", || {
@@ -239,6 +240,7 @@ fn store_timing() {
             created_at: now,
             expires_at: now + 60_000,
             window_start: now - 600_000,
+            known_since: crate::limits::known_since(now),
             source: format!("10.0.0.{}", i % USERS),
         };
         parts.time("push_state (reads)", || {

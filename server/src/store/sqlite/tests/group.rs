@@ -140,3 +140,48 @@ fn commits_reach_the_database_file_in_the_background() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// [`Store::atomic`]: a unit that fails keeps none of its writes, alone or inside a group (where
+/// the group's other writes stand), and a unit's reads go through the writer from its start.
+#[test]
+fn issue10_item1_an_atomic_unit_keeps_all_or_none_of_its_writes() {
+    let (dir, store) = store();
+    // Fails on its second write: the same token hash twice.
+    let failing = |s: &dyn Store| -> crate::store::StoreResult<()> {
+        s.audit(&note("undone"), 1)?;
+        s.create_enrollment("bob", &[5; 32], 1, 10)?;
+        s.create_enrollment("bob", &[5; 32], 1, 10)
+    };
+    assert!(store.atomic(&mut |s| failing(s)).is_err());
+    let mut inner = None;
+    store
+        .group(&mut |g| {
+            g.audit(&note("kept"), 1).unwrap();
+            inner = Some(g.atomic(&mut |s| failing(s)));
+            g.audit(&note("kept too"), 1).unwrap();
+        })
+        .unwrap();
+    assert!(inner.unwrap().is_err());
+    let db = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM audit WHERE kind = 'undone'"),
+        0
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM enrollments"), 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM audit WHERE kind LIKE 'kept%'"),
+        2
+    );
+    // A unit that succeeds keeps everything; while it runs it holds the writer, so another
+    // connection cannot write between its reads and its writes.
+    store
+        .atomic(&mut |s| {
+            assert!(s.get_enrollment(&[6; 32])?.is_none());
+            let busy = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
+            busy.busy_timeout(std::time::Duration::ZERO).unwrap();
+            assert!(busy.execute_batch("BEGIN IMMEDIATE").is_err());
+            s.create_enrollment("carol", &[6; 32], 1, 10)
+        })
+        .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM enrollments"), 1);
+}

@@ -59,6 +59,7 @@ fn challenge_in(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) ->
         created_at: now,
         expires_at,
         window_start: now - 600_000,
+        known_since: crate::limits::known_since(now),
         source: String::new(),
     };
     store.create_challenge(&new, &|_| Ok(())).unwrap()
@@ -252,6 +253,7 @@ fn unknown_users_devices_and_limits() {
         created_at: 2_000,
         expires_at: 60_000,
         window_start: 0,
+        known_since: crate::limits::known_since(2_000),
         source: String::new(),
     };
     let seen = std::sync::Mutex::new(None);
