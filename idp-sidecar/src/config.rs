@@ -15,55 +15,14 @@ use pushauth_client::ClientSettings;
 use pushauth_files::{FileError, Owner, ReadPolicy};
 use pushauth_proto::{b64, random, DeviceSigningKey};
 use serde::Deserialize;
-use thiserror::Error;
 use zeroize::Zeroizing;
 
+pub use crate::config_error::ConfigError;
 use crate::realms::{FileRealm, Realms};
 pub use crate::settings::{CibaSettings, Settings, TlsSettings};
 
 /// Largest secret file read (bytes): a key or token, never a document.
 const MAX_SECRET_BYTES: u64 = 4096;
-
-/// Why the configuration is unusable. Every message names the file or key to fix.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// A file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The read error.
-        source: std::io::Error,
-    },
-    /// A file cannot be written (the signing key, created when missing).
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The write error.
-        source: std::io::Error,
-    },
-    /// The config file is not valid TOML, or has an unknown key or a value of the wrong type.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The config file.
-        path: PathBuf,
-        /// What is wrong, naming the key.
-        message: String,
-    },
-    /// A setting is out of range or inconsistent; the message names it.
-    #[error("{0}")]
-    Invalid(String),
-    /// A secret file refused or unreadable ([`pushauth_files`]: owner, mode, size).
-    #[error(transparent)]
-    File(#[from] FileError),
-}
-
-impl From<SettingsError> for ConfigError {
-    fn from(e: SettingsError) -> Self {
-        ConfigError::Invalid(e.to_string())
-    }
-}
 
 /// The config file. Derefs to its [`ClientSettings`], so `file.servers`, `file.api_key_file`
 /// and `file.ca_file` read as the file's own keys (which they are: flattened, same level).

@@ -15,6 +15,7 @@ pub mod app;
 pub mod blocking;
 pub mod ciba;
 pub mod config;
+pub mod config_error;
 pub mod enroll;
 pub mod error;
 pub mod extract;

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use pushauth_proto::names;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::error::{ApiError, ErrorCode};
 
 /// The default template: every realm gets its own namespace of pushauthd users.

@@ -12,7 +12,7 @@ use pushauth_client::ClientConfig;
 use pushauth_proto::DeviceSigningKey;
 use zeroize::Zeroizing;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::realms::Realms;
 
 /// `[ciba]` resolved: Keycloak's HTTP authentication channel.
