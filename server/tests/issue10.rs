@@ -385,3 +385,19 @@ fn issue10_item1_approval_used_once_under_race_over_http() {
         assert_error(r, 409, "approval_used");
     }
 }
+
+/// Issue 10 item 1: no module of `server/src` imports a module that imports it back (the layers
+/// `api` → `state` → `service` → `store` hold), read from the source.
+#[test]
+fn issue10_item1_no_module_cycle_in_server_src() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = pushauth_testkit::module_graph(&src);
+    assert!(graph.len() >= 20, "{graph:?}");
+    assert!(graph["api"].contains("service"), "{graph:?}");
+    assert!(!graph["store"].contains("service"), "{graph:?}");
+    assert_eq!(
+        pushauth_testkit::module_cycles(&graph),
+        vec![],
+        "{graph:#?}"
+    );
+}

@@ -42,12 +42,14 @@
 
 mod device;
 mod http;
+mod modules;
 mod net;
 mod process;
 mod server;
 
 pub use device::{find_challenge, TestDevice};
 pub use http::{agent, assert_error, call, call_with, Resp};
+pub use modules::{module_cycles, module_graph};
 pub use net::{dead_url, hung_url};
 pub use process::euid;
 pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
