@@ -26,12 +26,11 @@ pub fn load(config: &TlsConfig) -> Result<RustlsConfig, ServerError> {
             config.cert.display()
         )));
     }
-    // Read once through the shared file rule (checked on the opened file, at most 64 KiB),
-    // then parsed from memory. Only "not writable by group or others" is required of the key's
-    // mode: the documented layout (packaging/pushauthd/pushauthd.toml) is root:_pushauthd
-    // 0640, so a group-readable key is still accepted here.
-    let pem = pushauth_files::read(&config.key, &ReadPolicy::config(Owner::Any))
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    // Read once through the shared secret rule (checked on the opened file, at most 64 KiB),
+    // then parsed from memory: owned by the user pushauthd runs as, no permission bit for group
+    // or others (issue 10 item 3: group-readable secrets are refused everywhere).
+    let pem = pushauth_files::read(&config.key, &ReadPolicy::secret(Owner::current()))
+        .map_err(|e| ServerError::Tls(format!("TLS key: {e}")))?;
     let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         ServerError::Tls(format!(
             "cannot read a private key from {}: {e}",
