@@ -1,0 +1,68 @@
+//! Attack review of issue 10 (helper h8): SSO pinning and the sidecar's files.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use pushauth_idp_sidecar::config::FileConfig;
+
+/// A file only its owner can read.
+fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Pinned keys live in `<authorized_devices>/<pushauthd user>`, and the client refuses a user
+/// name with `/` (it would leave the directory). The default template `{realm}/{username}`
+/// (and README's `kc/{username}`) always makes such names, so a sidecar configured with both
+/// started fine and then failed every single login at runtime. The combination is refused at
+/// start, naming the realm and the fix.
+#[test]
+fn attack10_pinning_with_a_template_that_makes_slashes_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = private(dir.path(), "api-key", "rp-key-0123456789\n");
+    let secret = private(dir.path(), "secret", "shim-secret-0123456789");
+    let pins = dir.path().join("pins");
+    fs::create_dir(&pins).unwrap();
+    let resolve = |realm: &str| {
+        FileConfig::parse(
+            &format!(
+                "servers = [\"https://push.example\"]\napi_key_file = \"{}\"\n\
+                 shared_secret_file = \"{}\"\nsigning_key_file = \"{}\"\n\
+                 authorized_devices = \"{}\"\n{realm}",
+                key.display(),
+                secret.display(),
+                dir.path().join("signing-key").display(),
+                pins.display()
+            ),
+            Path::new("sidecar.toml"),
+        )
+        .and_then(|file| file.resolve())
+    };
+    for realm in [
+        "[realms.corp]\n",
+        "[realms.corp]\nuser = \"{realm}/{username}\"\n",
+        "[realms.corp]\nuser = \"kc/{username}\"\n",
+        "[realms.corp]\nuser = \"kc\\\\{username}\"\n",
+        "[realms.corp]\nuser = \".{username}\"\n",
+        "[realms.ok]\nuser = \"{username}\"\n[realms.corp]\n",
+    ] {
+        let err = match resolve(realm) {
+            Ok(_) => panic!("{realm}: pinning with this template was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("authorized_devices") && err.contains("realms.corp"),
+            "{realm}: {err}"
+        );
+    }
+    for realm in [
+        "[realms.corp]\nuser = \"{username}\"\n",
+        "[realms.corp]\nuser = \"kc-{username}\"\n",
+        "[realms.corp]\nuser = \"{realm}.{username}\"\n",
+    ] {
+        resolve(realm).unwrap_or_else(|e| panic!("{realm}: {e}"));
+    }
+}
