@@ -190,6 +190,10 @@ impl FileConfig {
                     .into(),
             ));
         }
+        if self.client.authorized_devices.is_some() {
+            // Otherwise the sidecar would start and then fail every login of such a realm.
+            realms.check_pinnable()?;
+        }
         let tls = match &self.tls {
             Some(tls) => {
                 // Checked now so a bad key fails at start, not at the first connection.

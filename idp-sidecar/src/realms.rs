@@ -146,6 +146,34 @@ impl Realms {
         Realms::from_file(&file)
     }
 
+    /// Checks that every realm's users can have a pinned-key file
+    /// (`<authorized_devices>/<user>`): the client refuses a user name with `/` or `\`, or one
+    /// starting with `.`, so a template that always makes one would fail every login of the
+    /// realm once pinning is on. Called at start when `authorized_devices` is set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the realm and the fix.
+    pub fn check_pinnable(&self) -> Result<(), ConfigError> {
+        for realm in self.realms.values() {
+            // The literal parts and the realm name; the user name itself cannot hold `/` or
+            // `\` (a leading `.` in one user's name fails that user's logins only, closed).
+            let sample = realm
+                .template
+                .replace("{realm}", &realm.name)
+                .replace("{username}", "u");
+            if sample.contains(['/', '\\']) || sample.starts_with('.') {
+                return Err(ConfigError::Invalid(format!(
+                    "authorized_devices is set, but realms.{}.user = {:?} makes user names that \
+                     cannot name a pinned-key file (<authorized_devices>/<user>: no '/' or '\\', \
+                     no leading '.'); use a template such as \"kc-{{username}}\" and give the \
+                     relying party the matching pattern (pushauthd rp add ... --user 'kc-*')",
+                    realm.name, realm.template
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether no realm is configured (then every login is refused).
     pub fn is_empty(&self) -> bool {
         self.realms.is_empty()
