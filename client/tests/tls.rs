@@ -24,6 +24,12 @@ fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, TlsConfig) {
     fs::write(&ca_file, ca.pem()).unwrap();
     fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
     fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    // A secret: pushauthd reads it only when no one else can.
+    fs::set_permissions(
+        dir.join("key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     (
         ca_file,
         TlsConfig {
