@@ -66,3 +66,24 @@ fn attack10_pinning_with_a_template_that_makes_slashes_is_refused_at_start() {
         resolve(realm).unwrap_or_else(|e| panic!("{realm}: {e}"));
     }
 }
+
+/// The sidecar's config file decides which realms map to which pushauthd users, which server
+/// it trusts and whether device keys are pinned; whoever can write it can switch pinning off.
+/// pushauthd and `pam_push` read theirs under the shared rule (not writable by group or
+/// others); the sidecar read its with a plain `read_to_string`.
+#[test]
+fn attack10_sidecar_config_writable_by_group_or_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.toml");
+    fs::write(&path, "servers = [\"https://push.example\"]\n[realms.corp]\n").unwrap();
+    for mode in [0o666, 0o664, 0o646] {
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let err = match FileConfig::load(&path) {
+            Ok(_) => panic!("a config file with mode {mode:o} was read"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("chmod"), "{mode:o}: {err}");
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    FileConfig::load(&path).expect("a config only its owner can write is read");
+}
