@@ -6,8 +6,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use pushauth_proto::MAX_BODY_BYTES;
 use pushauth_files::{FileError, Owner, ReadPolicy};
+pub use pushauth_proto::MAX_BODY_BYTES;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use thiserror::Error;

@@ -22,7 +22,10 @@ fn attack10_ca_file_writable_by_group_or_others_is_refused() {
             Ok(_) => panic!("a CA file with mode {mode:o} was trusted"),
             Err(e) => e.to_string(),
         };
-        assert!(err.contains("ca.pem") && err.contains("chmod"), "{mode:o}: {err}");
+        assert!(
+            err.contains("ca.pem") && err.contains("chmod"),
+            "{mode:o}: {err}"
+        );
     }
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     tls_config(&path).expect("a CA file only its owner can write is trusted");

@@ -144,16 +144,15 @@ impl FileConfig {
     /// write it would choose the realms' users, the server trusted and the pinned keys), at most
     /// 64 KiB.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let contents = pushauth_files::read(path, &ReadPolicy::config(Owner::Any)).map_err(
-            |e| match e {
+        let contents =
+            pushauth_files::read(path, &ReadPolicy::config(Owner::Any)).map_err(|e| match e {
                 FileError::NotFound { path } => ConfigError::Read {
                     path,
                     source: std::io::ErrorKind::NotFound.into(),
                 },
                 FileError::Read { path, source } => ConfigError::Read { path, source },
                 other => other.into(),
-            },
-        )?;
+            })?;
         let text = contents.into_text()?;
         Self::parse(&text, path)
     }

@@ -75,7 +75,11 @@ fn attack10_pinning_with_a_template_that_makes_slashes_is_refused_at_start() {
 fn attack10_sidecar_config_writable_by_group_or_others_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sidecar.toml");
-    fs::write(&path, "servers = [\"https://push.example\"]\n[realms.corp]\n").unwrap();
+    fs::write(
+        &path,
+        "servers = [\"https://push.example\"]\n[realms.corp]\n",
+    )
+    .unwrap();
     for mode in [0o666, 0o664, 0o646] {
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
         let err = match FileConfig::load(&path) {
