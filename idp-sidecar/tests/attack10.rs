@@ -142,6 +142,8 @@ fn attack10_unauthenticated_connections_are_not_held() {
         &b"POST /ciba/x HTTP/1.1\r\nHost: a\r\n"[..],
         &b"POST /ciba/0123456789abcdef HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{"[..],
         &b"POST /v1/logins HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{"[..],
+        // Kept alive after an answer, then idle.
+        &b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"[..],
     ] {
         let held = held_for(bytes, limit);
         assert!(
