@@ -67,10 +67,11 @@ pub fn pinned_path(dir: &Path, user: &str) -> Result<(PathBuf, Vec<PathBuf>), St
 }
 
 /// Checks the pinned-key directory: it must exist, be a directory (a symlink to one is
-/// followed) and not be writable by group or others, who could otherwise remove or replace a
-/// user's pinned keys. Any owner (programs that need one, like `pam_push`, check it first).
+/// followed), belong to root or to the user this runs as, and not be writable by group or
+/// others, who could otherwise remove or replace a user's pinned keys (programs that need a
+/// stricter owner, like `pam_push`, check it first).
 pub fn check_pinned_dir(dir: &Path) -> Result<(), ClientError> {
-    pushauth_files::check_dir(dir, &Owner::Any)
+    pushauth_files::check_dir(dir, &Owner::RootOrCurrent)
         .map_err(|e| ClientError::Config(format!("authorized devices directory: {e}")))
 }
 
@@ -81,7 +82,7 @@ pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>
     let (path, subdirs) = pinned_path(dir, user).map_err(ClientError::Config)?;
     check_pinned_dir(dir)?;
     for sub in &subdirs {
-        match pushauth_files::check_dir(sub, &Owner::Any) {
+        match pushauth_files::check_dir(sub, &Owner::RootOrCurrent) {
             Ok(()) => {}
             // No directory for the realm: nobody of it is pinned.
             Err(FileError::NotFound { .. }) => return Ok(None),
@@ -93,9 +94,10 @@ pub fn load_pinned(dir: &Path, user: &str) -> Result<Option<Vec<DevicePublicKey>
         }
     }
     // The shared file rule (fstat on the opened file): a regular file, not writable by group or
-    // others (whoever could write it would choose the keys), at most 64 KiB. Any owner: the
-    // programs that need a specific one (pam_push: root) check it before.
-    let policy = ReadPolicy::config(Owner::Any);
+    // others and owned by root or the user this runs as (whoever could write it would choose
+    // the keys), at most 64 KiB. Programs that need a stricter owner (pam_push: root) check it
+    // before.
+    let policy = ReadPolicy::config(Owner::RootOrCurrent);
     let text = match pushauth_files::read(&path, &policy).and_then(|c| c.into_text()) {
         Ok(text) => text,
         Err(FileError::NotFound { .. }) => {

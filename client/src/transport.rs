@@ -2,11 +2,11 @@
 //! device CLI in `pushauth-device`): TLS trust is the webpki roots plus an optional extra PEM CA
 //! file, never an "insecure" mode; answers are read up to [`MAX_BODY_BYTES`] and no further.
 
-use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use pushauth_files::{FileError, Owner, ReadPolicy};
 pub use pushauth_proto::MAX_BODY_BYTES;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -31,19 +31,35 @@ pub enum TlsSetupError {
         /// What is wrong, as a sentence tail ("holds no PEM certificate").
         problem: String,
     },
+    /// The CA file is refused by the shared file rule ([`pushauth_files`]): not a regular
+    /// file, writable by group or others (who could then choose the servers trusted), or
+    /// larger than [`MAX_CA_FILE_BYTES`].
+    #[error("CA file: {0}")]
+    Refused(pushauth_files::FileError),
     /// rustls refused the protocol versions (should not happen with its defaults).
     #[error("TLS setup failed: {0}")]
     Rustls(String),
 }
 
+/// Largest CA file read, in bytes (16 MiB: a full system bundle is a few hundred KiB).
+pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A rustls client configuration trusting the webpki roots plus every certificate in `ca_file`
 /// (a PEM bundle with at least one certificate). ring provider, rustls' safe default protocol
 /// versions, no client certificate.
 pub fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    let pem = fs::read(ca_file).map_err(|source| TlsSetupError::Read {
-        path: ca_file.to_owned(),
-        source,
+    // The shared file rule, checked on the opened file: whoever can write the CA file decides
+    // which servers are trusted, so it must not be writable by group or others (any owner).
+    let policy = ReadPolicy::config(Owner::Any).max_bytes(MAX_CA_FILE_BYTES);
+    let contents = pushauth_files::read(ca_file, &policy).map_err(|e| match e {
+        FileError::NotFound { path } => TlsSetupError::Read {
+            path,
+            source: std::io::ErrorKind::NotFound.into(),
+        },
+        FileError::Read { path, source } => TlsSetupError::Read { path, source },
+        other => TlsSetupError::Refused(other),
     })?;
+    let pem = contents.bytes();
     let bad = |problem: String| TlsSetupError::BadCaFile {
         path: ca_file.to_owned(),
         problem,
@@ -52,7 +68,7 @@ pub fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsSetupE
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let mut added = 0usize;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
+    for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| bad(format!("is not valid PEM: {e}")))?;
         roots
             .add(cert)
@@ -108,6 +124,8 @@ pub fn read_limited(response: ureq::Response) -> Result<Vec<u8>, ReadError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

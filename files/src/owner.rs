@@ -8,6 +8,10 @@ pub enum Owner {
     /// Any owner: only the mode is checked (a client reading a token another user's service
     /// made, as root).
     Any,
+    /// root or the effective user this process runs as (sshd's `StrictModes` rule for
+    /// `authorized_keys`): for files that decide who is trusted, which any other user must
+    /// not be able to choose.
+    RootOrCurrent,
     /// Exactly this uid. `name` is what `chown` is told in the fix-it message (`root`,
     /// `_pushauth-idp`); `None` names the uid itself.
     Uid {
@@ -45,6 +49,7 @@ impl Owner {
     pub fn allows(&self, uid: u32) -> bool {
         match self {
             Owner::Any => true,
+            Owner::RootOrCurrent => uid == 0 || uid == rustix::process::geteuid().as_raw(),
             Owner::Uid { uid: want, .. } => *want == uid,
         }
     }
@@ -53,6 +58,7 @@ impl Owner {
     pub(crate) fn chown_arg(&self) -> String {
         match self {
             Owner::Any => String::new(),
+            Owner::RootOrCurrent => "root".to_owned(),
             Owner::Uid {
                 name: Some(name), ..
             } => name.clone(),
@@ -65,6 +71,11 @@ impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Owner::Any => f.write_str("any user"),
+            Owner::RootOrCurrent => write!(
+                f,
+                "root or uid {} (the user this runs as)",
+                rustix::process::geteuid().as_raw()
+            ),
             Owner::Uid {
                 name: Some(name), ..
             } => f.write_str(name),

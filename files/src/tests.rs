@@ -13,7 +13,7 @@ fn me() -> Owner {
 fn other() -> Owner {
     match me() {
         Owner::Uid { uid, .. } => Owner::named(uid.wrapping_add(4242), "someone"),
-        Owner::Any => unreachable!(),
+        Owner::Any | Owner::RootOrCurrent => unreachable!(),
     }
 }
 

@@ -5,7 +5,6 @@
 //! [`pushauth_client::ClientSettings`], the same keys and checks as in `pam_push.conf`.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -99,12 +98,21 @@ impl FileConfig {
         })
     }
 
-    /// Reads and parses the config file.
+    /// Reads and parses the config file, under the shared config rule of [`pushauth_files`]
+    /// (checked on the opened file): any owner, not writable by group or others (whoever could
+    /// write it would choose the realms' users, the server trusted and the pinned keys), at most
+    /// 64 KiB.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let contents =
+            pushauth_files::read(path, &ReadPolicy::config(Owner::Any)).map_err(|e| match e {
+                FileError::NotFound { path } => ConfigError::Read {
+                    path,
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                FileError::Read { path, source } => ConfigError::Read { path, source },
+                other => other.into(),
+            })?;
+        let text = contents.into_text()?;
         Self::parse(&text, path)
     }
 
@@ -148,6 +156,10 @@ impl FileConfig {
                  e.g. [realms.corp] user = \"{username}\" (or the default \"{realm}/{username}\")"
                     .into(),
             ));
+        }
+        if self.client.authorized_devices.is_some() {
+            // Otherwise the sidecar would start and then fail every login of such a realm.
+            realms.check_pinnable()?;
         }
         let tls = match &self.tls {
             Some(tls) => {
@@ -250,6 +262,8 @@ pub fn load_or_create_key(path: &Path) -> Result<DeviceSigningKey, ConfigError> 
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

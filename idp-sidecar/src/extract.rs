@@ -15,6 +15,10 @@ use crate::app::SharedState;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 
+/// How long a request body may take to arrive once its head has: a client that trickles one
+/// (authenticated or not: the CIBA key is checked after the body) cannot hold its connection.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest long-poll a shim may ask for, in seconds.
 pub const MAX_WAIT_SECS: u64 = 25;
 
@@ -61,7 +65,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = match Bytes::from_request(req, state).await {
+        let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, state)).await
+        else {
+            return Err(ApiError::malformed(format!(
+                "the body did not arrive within {} seconds",
+                BODY_TIMEOUT.as_secs()
+            )));
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::new(

@@ -146,6 +146,35 @@ impl Realms {
         Realms::from_file(&file)
     }
 
+    /// Checks that every realm's users can have a pinned-key file
+    /// ([`pushauth_client::pinned::pinned_path`]: `<authorized_devices>/<user>`, a `/` being a
+    /// subdirectory): a template that always makes a name the client refuses (a `\\`, an
+    /// empty or `.`-leading component) would fail every login of the realm once pinning is on.
+    /// Called at start when `authorized_devices` is set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the realm and the fix.
+    pub fn check_pinnable(&self) -> Result<(), ConfigError> {
+        for realm in self.realms.values() {
+            // The literal parts and the realm name; the user name itself is checked per login
+            // (one bad name fails that user's logins only, closed).
+            let sample = realm
+                .template
+                .replace("{realm}", &realm.name)
+                .replace("{username}", "u");
+            if pushauth_client::pinned::pinned_path(std::path::Path::new("."), &sample).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "authorized_devices is set, but realms.{}.user = {:?} makes user names that \
+                     cannot name a pinned-key file (<authorized_devices>/<user>, each '/' a \
+                     subdirectory: no '\\', no empty or '.'-leading part); use a template such \
+                     as \"{{realm}}/{{username}}\" or \"kc-{{username}}\"",
+                    realm.name, realm.template
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether no realm is configured (then every login is refused).
     pub fn is_empty(&self) -> bool {
         self.realms.is_empty()

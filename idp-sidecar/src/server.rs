@@ -110,21 +110,75 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     };
     let result = match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map(FirstBytes)
+                .handle(handle);
+            head_timeout(server.http_builder());
+            server.serve(app).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp(listener)
+                .map(FirstBytes)
+                .handle(handle);
+            head_timeout(server.http_builder());
+            server.serve(app).await
         }
     };
     sweeper.abort();
     stopper.abort();
     result.map_err(SidecarError::Io)
+}
+
+/// How long a request head may take to arrive: from the connection's start, and on a
+/// kept-alive connection from the end of the previous response (so it bounds idle
+/// connections too).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// hyper's header-read timeout ([`HEAD_TIMEOUT`]), which needs a timer axum-server does not
+/// set: without it a client that never sends (or never finishes) a request head holds its
+/// connection for ever.
+fn head_timeout(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT);
+}
+
+/// An acceptor that hands a connection on (to the TLS handshake or to hyper) only once its
+/// first bytes arrive, within [`HEAD_TIMEOUT`]: hyper's header-read timeout starts with the
+/// first byte, so a connection that never sends one would otherwise stay open for ever.
+#[derive(Debug, Clone)]
+struct FirstBytes<A>(A);
+
+type AcceptFuture<St, Sv> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<(St, Sv)>> + Send>>;
+
+impl<A, S> axum_server::accept::Accept<tokio::net::TcpStream, S> for FirstBytes<A>
+where
+    A: axum_server::accept::Accept<tokio::net::TcpStream, S> + Clone + Send + Sync + 'static,
+    A::Future: Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = AcceptFuture<A::Stream, A::Service>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let inner = self.0.clone();
+        Box::pin(async move {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => inner.accept(stream, service).await,
+                Ok(Err(e)) => Err(e),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request within the head timeout",
+                )),
+            }
+        })
+    }
 }
 
 /// A sidecar on its own thread and runtime.

@@ -26,10 +26,11 @@ pub fn load(config: &TlsConfig) -> Result<RustlsConfig, ServerError> {
             config.cert.display()
         )));
     }
-    // Read once through the shared secret-file rule (checked on the opened file: owned by the
-    // user pushauthd runs as, no group or other bits, at most 64 KiB), then parsed from memory.
+    // Read once through the shared secret rule (checked on the opened file, at most 64 KiB),
+    // then parsed from memory: owned by the user pushauthd runs as, no permission bit for group
+    // or others (issue 10 item 3: group-readable secrets are refused everywhere).
     let pem = pushauth_files::read(&config.key, &ReadPolicy::secret(Owner::current()))
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+        .map_err(|e| ServerError::Tls(format!("TLS key: {e}")))?;
     let key = PrivateKeyDer::from_pem_slice(pem.bytes()).map_err(|e| {
         ServerError::Tls(format!(
             "cannot read a private key from {}: {e}",

@@ -15,6 +15,12 @@ fn serves_https_with_the_configured_certificate_and_a_private_key() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    // A secret: readable by pushauthd's user alone.
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut config = ServerConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         dir.path().join("data"),
