@@ -3,7 +3,7 @@
 //! and simulated devices; bounded in count and time.
 //!
 //! `cargo run --release -p pushauth-idp-sidecar --example sidecar_bench [USERS] [PER_USER] [STATE_SECS]`
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench harness fails loudly on what it did not expect
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 //! device's answer to pamtester's exit.
 //!
 //! `cargo run --release -p pam_push --example bench -- [ROUNDS]` (default 200).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench harness fails loudly on what it did not expect
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

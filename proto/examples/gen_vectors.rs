@@ -1,6 +1,5 @@
 //! Writes `test-vectors.json` from fixed inputs: `cargo run -p pushauth-proto --example gen_vectors > proto/test-vectors.json`.
 //! Ed25519 is deterministic, so the file only changes when the framing does (which is a protocol break).
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use pushauth_proto::context::Context;
 use pushauth_proto::signing::{
