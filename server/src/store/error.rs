@@ -10,7 +10,8 @@ pub enum StoreError {
     /// The database refused or failed an operation; what kind and the backend's message.
     #[error("database: {0}")]
     Db(#[source] DbError),
-    /// The data directory could not be created or given its mode (0700).
+    /// The data directory could not be created or given its mode (0700), or an existing one is
+    /// writable by group or others.
     #[error("cannot use data directory {path}")]
     DataDir {
         /// The data directory as configured.

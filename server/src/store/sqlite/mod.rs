@@ -78,6 +78,10 @@ impl SqliteStore {
             // The umask may have narrowed the mode further; make it exactly 0700.
             fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
         }
+        // An existing directory others may write would let them swap the database under us.
+        // Any owner: the admin CLI runs as root on the service user's directory.
+        pushauth_files::check_dir(data_dir, &pushauth_files::Owner::Any)
+            .map_err(|e| dir_err(std::io::Error::other(e.to_string())))?;
         let path = data_dir.join(DB_FILE);
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
