@@ -23,12 +23,14 @@ mod dir;
 mod error;
 mod owner;
 mod read;
+mod toml_error;
 mod write;
 
 pub use dir::{check_dir, create_private_dir};
 pub use error::FileError;
 pub use owner::Owner;
 pub use read::{open, read, require_private, Contents, Kind, ReadPolicy, MAX_FILE_BYTES};
+pub use toml_error::toml_error;
 pub use write::{replace, write_new};
 
 #[cfg(test)]

@@ -92,9 +92,10 @@ impl std::ops::Deref for FileConfig {
 impl FileConfig {
     /// Parses config text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        // Where, never the line itself: it may hold a secret.
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: pushauth_files::toml_error(text, &e),
         })
     }
 

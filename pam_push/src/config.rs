@@ -214,32 +214,6 @@ struct RawConfig {
     user_map: Option<String>,
 }
 
-/// A TOML error on one line, saying where: `line N (key): message`. Never quotes the line
-/// itself, which may hold the API key.
-fn toml_error(text: &str, err: &toml::de::Error) -> String {
-    let Some(span) = err.span() else {
-        return err.message().to_owned();
-    };
-    let before = text.get(..span.start).unwrap_or(text);
-    let line_no = before.matches('\n').count() + 1;
-    let key = text
-        .lines()
-        .nth(line_no - 1)
-        .and_then(|line| line.split_once('='))
-        .map(|(key, _)| key.trim())
-        .filter(|key| {
-            !key.is_empty()
-                && key.len() <= 64
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-    match key {
-        Some(key) => format!("line {line_no} ({key}): {}", err.message()),
-        None => format!("line {line_no}: {}", err.message()),
-    }
-}
-
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
 /// zero-width characters…) or a space other than U+0020 in the module's own text settings,
 /// naming the setting: a group pattern with one would never match. (The URL settings are checked
@@ -349,7 +323,7 @@ impl Config {
         let (text, mode) = read_checked(path, owner, false)?;
         let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
-            message: toml_error(&text, &e),
+            message: pushauth_files::toml_error(&text, &e),
         })?;
         if raw.client.api_key.is_some() {
             pushauth_files::require_private(path, mode)?;
@@ -362,7 +336,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str, owner: Ownership) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Malformed {
             path: path.to_owned(),
-            message: toml_error(text, &e),
+            message: pushauth_files::toml_error(text, &e),
         })?;
         Self::from_raw(path, raw, owner)
     }

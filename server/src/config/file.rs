@@ -49,7 +49,7 @@ impl FileConfig {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: toml_error(text, &e),
+            message: pushauth_files::toml_error(text, &e),
         })
     }
 
@@ -72,31 +72,5 @@ impl FileConfig {
         config.file_mode = Some(mode);
         config.path = Some(path.to_owned());
         Ok(config)
-    }
-}
-
-/// A TOML error on one line, saying where: `line N (key): message`. Never quotes the line
-/// itself, which may hold a secret.
-fn toml_error(text: &str, err: &toml::de::Error) -> String {
-    let Some(span) = err.span() else {
-        return err.message().to_owned();
-    };
-    let before = text.get(..span.start).unwrap_or(text);
-    let line_no = before.matches('\n').count() + 1;
-    let key = text
-        .lines()
-        .nth(line_no - 1)
-        .and_then(|line| line.split_once('='))
-        .map(|(key, _)| key.trim())
-        .filter(|key| {
-            !key.is_empty()
-                && key.len() <= 64
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        });
-    match key {
-        Some(key) => format!("line {line_no} ({key}): {}", err.message()),
-        None => format!("line {line_no}: {}", err.message()),
     }
 }
