@@ -9,10 +9,7 @@ use pushauth_idp_sidecar::config::FileConfig;
 
 /// A file only its owner can read.
 fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-    path
+    pushauth_testkit::write_file(dir, name, text, 0o600)
 }
 
 /// Pinned keys live in `<authorized_devices>/<pushauthd user>`. Before the fix the client

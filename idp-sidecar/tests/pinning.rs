@@ -225,16 +225,13 @@ fn issue10_item2_sso_pinning_with_the_default_realm_template() {
 
 /// A file only its owner can read.
 fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-    path
+    pushauth_testkit::write_file(dir, name, text, 0o600)
 }
 
 /// `proxy`, `connect_timeout`, `authorized_devices`, `ca_file` and `allow_insecure_http` in the
 /// sidecar's config reach its client configuration (the sidecar used to drop the first three);
 /// the shared validation refuses what `pam_push` refuses, and an inline `api_key` is refused
-/// (the sidecar does not check its config file's mode).
+/// (secrets live in their own 0600 files, never in the config file).
 #[test]
 fn issue10_item2_sidecar_config_keys_reach_the_client() {
     let dir = tempfile::tempdir().unwrap();

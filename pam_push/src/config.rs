@@ -460,12 +460,7 @@ mod tests {
         }
     }
 
-    fn write(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-        let path = dir.join(name);
-        fs::write(&path, text).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-        path
-    }
+    use pushauth_testkit::write_file as write;
 
     fn with_key(dir: &Path, extra: &str) -> String {
         let key = write(dir, "api-key", "secret-key\n", 0o600);

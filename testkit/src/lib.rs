@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod device;
+mod files;
 mod http;
 mod modules;
 mod net;
@@ -48,6 +49,7 @@ mod process;
 mod server;
 
 pub use device::{find_challenge, TestDevice};
+pub use files::write_file;
 pub use http::{agent, assert_error, call, call_with, Resp};
 pub use modules::{module_cycles, module_graph};
 pub use net::{dead_url, hung_url};
