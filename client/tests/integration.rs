@@ -313,10 +313,7 @@ fn pinned_keys_decide_whether_an_approval_counts() {
         other => panic!("expected BadAnswer, got {other:?}"),
     }
     // Pin the device's real key.
-    let key = pushauth_proto::DeviceSigningKey::from_seed(
-        &pushauth_proto::b64::decode_array::<32>(&profile.key_seed, "seed").unwrap(),
-    )
-    .public_key();
+    let key = profile.signing_key().unwrap().public_key();
     fs::write(
         pins.path().join("alice"),
         format!(
