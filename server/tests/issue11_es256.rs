@@ -128,6 +128,10 @@ fn issue11_es256_bad_enrollments_are_refused_and_store_nothing() {
         401,
         "bad_signature",
     );
+    // The proof must cover the alg the request names: signed over "ed25519" + the P-256 point.
+    let mut relabelled = body(&token, "ed25519", &public, &key);
+    relabelled["alg"] = json!("es256");
+    assert_error(&enroll(&srv, &relabelled), 401, "bad_signature");
     // An Ed25519 key and proof labelled es256, and an es256 key and proof labelled ed25519.
     assert_error(
         &enroll(&srv, &body(&token, "es256", &ed_public, &ed)),
