@@ -258,3 +258,158 @@ fn issue11_a_push_carries_only_the_challenge_id_encrypted_with_vapid_ttl_urgency
     assert_eq!(second.header("topic"), Some(topic));
     assert_eq!(wait_metric(&srv, "sent", 2), 2);
 }
+
+#[test]
+fn issue11_410_and_404_delete_the_subscription_and_are_counted() {
+    for status in [410u16, 404] {
+        let service = PushService::start(Answer::Status(status));
+        let srv = TestServer::start_with(|c| allow(c, &service.origin()));
+        let dev = srv.enroll("alice", "phone");
+        let k = SubKeys::new();
+        let endpoint = format!("{}/gone", service.origin());
+        dev.client
+            .set_push_subscription(&endpoint, &k.p256dh(), &k.auth_b64())
+            .unwrap();
+        let key = srv.api_key();
+        create_challenge(&srv, &key, "alice", 60);
+        service
+            .next(Duration::from_secs(10))
+            .expect("a push arrives");
+        assert_eq!(wait_metric(&srv, "gone", 1), 1, "{status}");
+        let started = Instant::now();
+        while !subscriptions(&srv, &[dev.id()]).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{status}: not deleted"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let audit = srv.admin("GET", "/v1/admin/audit?user=alice", None).text;
+        assert!(audit.contains("push_subscription_removed"), "{audit}");
+        assert!(audit.contains(&format!("answered {status}")), "{audit}");
+        assert!(
+            !audit.contains("/gone"),
+            "the endpoint's path is not logged: {audit}"
+        );
+        // No subscription, no more pushes.
+        create_challenge(&srv, &key, "alice", 60);
+        assert!(service.next(Duration::from_millis(500)).is_none());
+    }
+}
+
+#[test]
+fn issue11_a_failed_push_keeps_the_subscription() {
+    let service = PushService::start(Answer::Status(500));
+    let srv = TestServer::start_with(|c| allow(c, &service.origin()));
+    let dev = srv.enroll("alice", "phone");
+    let k = SubKeys::new();
+    dev.client
+        .set_push_subscription(
+            &format!("{}/x", service.origin()),
+            &k.p256dh(),
+            &k.auth_b64(),
+        )
+        .unwrap();
+    create_challenge(&srv, &srv.api_key(), "alice", 60);
+    service
+        .next(Duration::from_secs(10))
+        .expect("a push arrives");
+    assert_eq!(wait_metric(&srv, "failed", 1), 1);
+    assert_eq!(metric(&srv, "gone"), 0);
+    assert_eq!(subscriptions(&srv, &[dev.id()]).len(), 1);
+}
+
+#[test]
+fn issue11_a_redirect_from_an_allowed_origin_is_not_followed() {
+    let elsewhere = PushService::start(Answer::Status(201));
+    let service = PushService::start(Answer::Redirect(format!("{}/stolen", elsewhere.origin())));
+    // Only the redirecting service is allowed; the target is any internal address.
+    let srv = TestServer::start_with(|c| allow(c, &service.origin()));
+    let dev = srv.enroll("alice", "phone");
+    let k = SubKeys::new();
+    dev.client
+        .set_push_subscription(
+            &format!("{}/x", service.origin()),
+            &k.p256dh(),
+            &k.auth_b64(),
+        )
+        .unwrap();
+    create_challenge(&srv, &srv.api_key(), "alice", 60);
+    service
+        .next(Duration::from_secs(10))
+        .expect("a push arrives");
+    assert_eq!(wait_metric(&srv, "failed", 1), 1);
+    assert!(
+        elsewhere.next(Duration::from_millis(500)).is_none(),
+        "pushauthd followed a redirect"
+    );
+    assert_eq!(metric(&srv, "sent"), 0);
+}
+
+#[test]
+fn issue11_an_origin_dropped_from_the_config_gets_no_more_pushes() {
+    let service = PushService::start(Answer::Status(201));
+    let mut srv = TestServer::start_with(|c| allow(c, &service.origin()));
+    let dev = srv.enroll("alice", "phone");
+    let k = SubKeys::new();
+    dev.client
+        .set_push_subscription(
+            &format!("{}/x", service.origin()),
+            &k.p256dh(),
+            &k.auth_b64(),
+        )
+        .unwrap();
+    // The administrator narrows the allow-list and restarts.
+    srv.config.web_push.allow = pushauth_server::config::AllowList::defaults();
+    srv.restart();
+    create_challenge(&srv, &srv.api_key(), "alice", 60);
+    assert_eq!(wait_metric(&srv, "failed", 1), 1);
+    assert!(
+        service.next(Duration::from_millis(500)).is_none(),
+        "pushed to an origin no longer allowed"
+    );
+}
+
+#[test]
+fn issue11_pushes_go_to_each_target_device_and_never_to_a_revoked_one() {
+    let service = PushService::start(Answer::Status(201));
+    let srv = TestServer::start_with(|c| allow(c, &service.origin()));
+    let phone = srv.enroll("alice", "phone");
+    let laptop = srv.enroll("alice", "laptop");
+    let (kp, kl) = (SubKeys::new(), SubKeys::new());
+    phone
+        .client
+        .set_push_subscription(
+            &format!("{}/phone", service.origin()),
+            &kp.p256dh(),
+            &kp.auth_b64(),
+        )
+        .unwrap();
+    laptop
+        .client
+        .set_push_subscription(
+            &format!("{}/laptop", service.origin()),
+            &kl.p256dh(),
+            &kl.auth_b64(),
+        )
+        .unwrap();
+    let key = srv.api_key();
+    create_challenge(&srv, &key, "alice", 60);
+    let mut paths: Vec<String> = (0..2)
+        .map(|_| service.next(Duration::from_secs(10)).expect("a push").path)
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["/laptop", "/phone"]);
+    let r = srv.admin(
+        "DELETE",
+        &format!("/v1/admin/devices/{}", laptop.id()),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    create_challenge(&srv, &key, "alice", 60);
+    assert_eq!(
+        service.next(Duration::from_secs(10)).expect("a push").path,
+        "/phone"
+    );
+    assert!(service.next(Duration::from_millis(500)).is_none());
+}
