@@ -406,6 +406,49 @@ mod tests {
     }
 
     #[test]
+    fn issue11_the_web_push_section_is_checked_when_read() {
+        let parse = |text: &str| {
+            super::super::FileConfig::parse(text, std::path::Path::new("t.toml"))
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    f.web_push
+                        .unwrap_or_default()
+                        .resolve()
+                        .map_err(|e| e.to_string())
+                })
+        };
+        let c = parse("[web_push]\nallow_origins = [\"https://ntfy.example.org\"]\nsenders = 4\n")
+            .unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.senders, 4);
+        assert!(c.allow.check("https://ntfy.example.org/upAbc?up=1").is_ok());
+        assert!(c.allow.check("https://fcm.googleapis.com/x").is_ok());
+        let c = parse(
+            "[web_push]\ndefault_origins = false\nallow_origins = [\"https://ntfy.example.org\"]\n",
+        )
+        .unwrap();
+        assert!(c.allow.check("https://fcm.googleapis.com/x").is_err());
+        for (text, needle) in [
+            (
+                "[web_push]\nallow_origins = [\"https://*.com\"]\n",
+                "allow_origins",
+            ),
+            (
+                "[web_push]\nallow_origins = [\"https://x.example/path\"]\n",
+                "allow_origins",
+            ),
+            ("[web_push]\nsubject = \"ops@example.org\"\n", "subject"),
+            ("[web_push]\nsenders = 0\n", "senders"),
+            ("[web_push]\nqueue = 0\n", "queue"),
+            ("[web_push]\ntimeout_ms = 5\n", "timeout_ms"),
+            ("[web_push]\nallow_origin = []\n", "allow_origin"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn subjects() {
         assert!(check_subject("mailto:ops@example.org").is_ok());
         assert!(check_subject("https://pushauth.example.org").is_ok());
