@@ -1,7 +1,7 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), and the admin token file. Secret files are read
-//! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
-//! file).
+//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), and
+//! the admin token file. Secret files are read through [`pushauth_files`] (owned by the
+//! service's user, mode 0600, checked on the opened file).
 
 use std::fmt;
 use std::net::SocketAddr;
