@@ -400,6 +400,20 @@ fn issue11_pushes_go_to_each_target_device_and_never_to_a_revoked_one() {
         .collect();
     paths.sort();
     assert_eq!(paths, ["/laptop", "/phone"]);
+    // A challenge the relying party sends to one device pushes to that device only.
+    let body = json!({
+        "user": "alice",
+        "devices": [laptop.id()],
+        "rp_nonce": b64::encode([9u8; 32]),
+        "context": {"service": "sshd"},
+    });
+    let r = srv.rp(&key, "POST", "/v1/challenges", Some(body));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        service.next(Duration::from_secs(10)).expect("a push").path,
+        "/laptop"
+    );
+    assert!(service.next(Duration::from_millis(300)).is_none());
     let r = srv.admin(
         "DELETE",
         &format!("/v1/admin/devices/{}", laptop.id()),
