@@ -431,3 +431,26 @@ fn issue11_pushes_go_to_each_target_device_and_never_to_a_revoked_one() {
     );
     assert!(service.next(Duration::from_millis(500)).is_none());
 }
+
+#[test]
+fn issue11_web_push_turned_off_sends_nothing() {
+    let service = PushService::start(Answer::Status(201));
+    let srv = TestServer::start_with(|c| {
+        allow(c, &service.origin());
+        c.web_push.enabled = false;
+    });
+    let dev = srv.enroll("alice", "phone");
+    let k = SubKeys::new();
+    dev.client
+        .set_push_subscription(
+            &format!("{}/x", service.origin()),
+            &k.p256dh(),
+            &k.auth_b64(),
+        )
+        .unwrap();
+    let id = create_challenge(&srv, &srv.api_key(), "alice", 60);
+    // The device still finds it by its long-poll: a push only ever wakes it sooner.
+    assert_eq!(dev.find(&id).id, id);
+    assert!(service.next(Duration::from_millis(500)).is_none());
+    assert_eq!(metric(&srv, "sent") + metric(&srv, "failed"), 0);
+}
