@@ -1,6 +1,6 @@
 //! The HTTP layer: the route table and middleware ([`routes`]), extractors ([`extract`]), the
 //! one error type ([`ApiError`]), wire views of records ([`views`]), and the handlers, one
-//! module per caller (relying parties, devices, admins, operations). Handlers extract, call
+//! module per caller (relying parties, devices, admins, operations) and Web Push. Handlers extract, call
 //! the service layer ([`crate::service`]) in one store job, and convert.
 
 pub mod admin;
@@ -8,6 +8,7 @@ pub mod device;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod push;
 pub mod routes;
 pub mod rp;
 pub mod views;

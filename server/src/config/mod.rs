@@ -1,7 +1,7 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, and the admin token file. Secret files are read
-//! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
-//! file).
+//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), and
+//! the admin token file. Secret files are read through [`pushauth_files`] (owned by the
+//! service's user, mode 0600, checked on the opened file).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,13 +13,17 @@ use zeroize::Zeroizing;
 
 mod file;
 mod limits;
+mod push_origins;
 mod secrets;
 mod webhook;
+mod webpush;
 
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
+pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
 pub use webhook::{FileWebhook, WebhookConfig};
+pub use webpush::{check_subject, FileWebPush, WebPushConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -59,6 +63,8 @@ pub struct ServerConfig {
     pub enrollment_ttl_secs: u64,
     /// Where new challenges are announced, if anywhere.
     pub webhook: Option<WebhookConfig>,
+    /// `[web_push]`: Web Push to the devices' push services.
+    pub web_push: WebPushConfig,
     /// How often the background sweeper expires overdue challenges, prunes old nonces and
     /// applies `retention`; 0 turns it off (expiry is still enforced on every read and write).
     pub sweep_interval_secs: u64,
@@ -79,6 +85,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_ttl_secs", &self.max_ttl_secs)
             .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
             .field("webhook", &self.webhook)
+            .field("web_push", &self.web_push)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
             .finish()
@@ -99,6 +106,7 @@ impl ServerConfig {
             max_ttl_secs: 300,
             enrollment_ttl_secs: 600,
             webhook: None,
+            web_push: WebPushConfig::default(),
             sweep_interval_secs: 5,
             retention: Retention::default(),
         }

@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -140,6 +140,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at          INTEGER NOT NULL
     );
     ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    "#,
+    // 3 -> 4 (issue 11, Web Push): one push subscription per device; revoking the device
+    // deletes it.
+    r#"
+    CREATE TABLE push_subscriptions (
+        device_id   TEXT PRIMARY KEY REFERENCES devices(id),
+        endpoint    TEXT NOT NULL,
+        p256dh      TEXT NOT NULL,
+        auth        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 
