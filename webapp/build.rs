@@ -8,7 +8,8 @@
 //! The private key: a PKCS#8 PEM file named by `PUSHAUTH_RELEASE_KEY_FILE` (a packager's key;
 //! mode 0600 or stricter), else a development key made once at
 //! `<target dir>/pushauth-release-dev.key` (0600, never in the repository), and the manifest
-//! says `"development": true`.
+//! says `"development": true`. For a key rotation, `PUSHAUTH_RELEASE_PREVIOUS_KEY_FILE` names
+//! the old key, whose signature is appended (`release.sig` is then 128 bytes).
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -95,7 +96,13 @@ fn main() -> Res<()> {
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
     manifest_bytes.push(b'\n');
     let signature: Signature = key.sign(&manifest_bytes);
-    let signature = signature.to_bytes().to_vec();
+    let mut signature = signature.to_bytes().to_vec();
+    // A key rotation: the previous key signs too, so installed apps that pinned it take this
+    // release (and pin the new key); new installs check the first signature.
+    if let Some(previous) = previous_key()? {
+        let second: Signature = previous.sign(&manifest_bytes);
+        signature.extend_from_slice(&second.to_bytes());
+    }
 
     for (name, bytes) in [
         ("release.json", manifest_bytes.as_slice()),
@@ -171,30 +178,49 @@ fn released_at() -> Res<u64> {
         .as_secs())
 }
 
+/// `PUSHAUTH_RELEASE_PREVIOUS_KEY_FILE`: the key installed apps pinned, when rotating.
+fn previous_key() -> Res<Option<SigningKey>> {
+    println!("cargo:rerun-if-env-changed=PUSHAUTH_RELEASE_PREVIOUS_KEY_FILE");
+    match std::env::var_os("PUSHAUTH_RELEASE_PREVIOUS_KEY_FILE") {
+        Some(path) => Ok(Some(read_key(
+            Path::new(&path),
+            "PUSHAUTH_RELEASE_PREVIOUS_KEY_FILE",
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// A packager's key file: PKCS#8 PEM, P-256, no permission bit for group or others.
+fn read_key(path: &Path, var: &str) -> Res<SigningKey> {
+    println!("cargo:rerun-if-changed={}", path.display());
+    let mode = fs::metadata(path)
+        .map_err(|e| format!("{var} {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{var} {}: readable by group or others; chmod 600 it",
+            path.display()
+        )
+        .into());
+    }
+    let pem = fs::read_to_string(path)?;
+    let secret = SecretKey::from_pkcs8_pem(&pem).map_err(|e| {
+        format!(
+            "{var} {}: not a PKCS#8 PEM P-256 private key ({e})",
+            path.display()
+        )
+    })?;
+    Ok(SigningKey::from(&secret))
+}
+
 /// The signing key and whether it is the development key.
 fn release_key(out: &Path) -> Res<(SigningKey, bool)> {
     if let Some(path) = std::env::var_os("PUSHAUTH_RELEASE_KEY_FILE") {
-        let path = PathBuf::from(path);
-        println!("cargo:rerun-if-changed={}", path.display());
-        let mode = fs::metadata(&path)
-            .map_err(|e| format!("PUSHAUTH_RELEASE_KEY_FILE {}: {e}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "PUSHAUTH_RELEASE_KEY_FILE {}: readable by group or others; chmod 600 it",
-                path.display()
-            )
-            .into());
-        }
-        let pem = fs::read_to_string(&path)?;
-        let secret = SecretKey::from_pkcs8_pem(&pem).map_err(|e| {
-            format!(
-                "PUSHAUTH_RELEASE_KEY_FILE {}: not a PKCS#8 PEM P-256 private key ({e})",
-                path.display()
-            )
-        })?;
-        return Ok((SigningKey::from(&secret), false));
+        return Ok((
+            read_key(Path::new(&path), "PUSHAUTH_RELEASE_KEY_FILE")?,
+            false,
+        ));
     }
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out: the key lives in <target>, so every
     // profile and rebuild signs with the same development key.

@@ -131,6 +131,11 @@ fn issue11_every_built_in_file_is_served_with_the_app_headers_type_and_etag() {
         };
         assert_eq!(got.header("content-type"), Some(expected), "{what}");
     }
+    // The worker may control the whole origin (it sandboxes pages outside the app).
+    let sw = get(&format!("{}/app/sw.js", server.url), &[]);
+    assert_eq!(sw.header("service-worker-allowed"), Some("/"));
+    let other = get(&format!("{}/app/release.js", server.url), &[]);
+    assert_eq!(other.header("service-worker-allowed"), None);
     // The page itself, at the directory address.
     let index = get(&format!("{}/app/", server.url), &[]);
     assert_eq!(index.status, 200);
@@ -162,6 +167,12 @@ fn issue11_gzip_variant_round_trips_and_revalidation_answers_304() {
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     assert_app_headers(&again, "304");
+    // The plain tag names the gzip variant's content too (the service worker's audit asks so).
+    let cross = get(
+        &url,
+        &[("If-None-Match", &tag), ("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(cross.status, 304);
     let stale = get(&url, &[("If-None-Match", "\"0000\"")]);
     assert_eq!(stale.status, 200);
 }

@@ -1,6 +1,13 @@
-// Placeholder app module (h4 replaces it): registers the service worker and shows the release.
-import { startRelease } from './release.js';
+// Placeholder app module (h4 replaces it): starts the release check and shows its result.
+import { startRelease, releaseInfo, onReleaseChange } from './release.js';
 
 const status = document.getElementById('status');
-if (status) status.textContent = 'pushauth placeholder app';
-startRelease();
+function show(info) {
+  if (!status) return;
+  status.textContent = `pushauth ${info.version || '(not installed)'} ${info.status}` +
+    (info.refusal ? ` refused: ${info.refusal.reason}` : '');
+}
+onReleaseChange(show);
+startRelease().then(releaseInfo).then(show, (e) => {
+  if (status) status.textContent = `service worker: ${e.message}`;
+});

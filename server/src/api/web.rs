@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use pushauth_proto::wire::ErrorCode;
 
@@ -67,15 +67,13 @@ fn serve(state: &SharedState, path: &str, request: &HeaderMap) -> Response {
             .is_some_and(headers::accepts_gzip)
     });
     // Each representation has its own strong tag: the file's SHA-256, `-gzip` for the variant.
-    let etag = if gzip.is_some() {
-        format!("\"{}-gzip\"", file.sha256)
-    } else {
-        format!("\"{}\"", file.sha256)
-    };
+    // Either representation's tag names the same content (a weak match, RFC 9110 §13.1.2).
+    let plain_tag = format!("\"{}\"", file.sha256);
+    let gzip_tag = format!("\"{}-gzip\"", file.sha256);
     let not_modified = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| headers::none_match(v, &etag));
+        .is_some_and(|v| headers::none_match(v, &plain_tag) || headers::none_match(v, &gzip_tag));
     let (status, body) = if not_modified {
         (StatusCode::NOT_MODIFIED, Body::empty())
     } else if let Some(gz) = gzip {
@@ -95,11 +93,20 @@ fn serve(state: &SharedState, path: &str, request: &HeaderMap) -> Response {
     );
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    let etag = if gzip.is_some() { gzip_tag } else { plain_tag };
     if let Ok(tag) = HeaderValue::from_str(&etag) {
         out.insert(header::ETAG, tag);
     }
     if gzip.is_some() {
         out.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if path == "sw.js" {
+        // The worker controls the whole origin, so that no page the server sends outside
+        // /app/ runs with the device's keys (the worker sandboxes those).
+        out.insert(
+            HeaderName::from_static("service-worker-allowed"),
+            HeaderValue::from_static("/"),
+        );
     }
     response
 }
