@@ -48,14 +48,18 @@ async function fetchRelease() {
   return { manifest: new Uint8Array(await manifest.arrayBuffer()), sig: new Uint8Array(await sig.arrayBuffer()) };
 }
 
-/** Downloads every file into a new cache, checking each hash; then switches to it. */
+/**
+ * Downloads every file into a new cache, checking each hash; then switches to it. `no-cache`
+ * revalidates with the server (ETag) and takes the HTTP cache's copy on 304, so files the page
+ * has just loaded are not sent twice; the hash check is what decides either way.
+ */
 async function stage(m, digest) {
   const name = APP_CACHE + digest.slice(0, 16);
   await caches.delete(name);
   const cache = await caches.open(name);
   try {
     for (const file of Object.keys(m.files)) {
-      const r = await fetch(BASE + file, { cache: 'no-store', redirect: 'error', credentials: 'omit' });
+      const r = await fetch(BASE + file, { cache: 'no-cache', redirect: 'error', credentials: 'omit' });
       if (!r.ok) throw new R.Refusal(`${file} is missing on the server (HTTP ${r.status})`);
       const bytes = new Uint8Array(await r.arrayBuffer());
       await R.checkFile(m, file, bytes);
