@@ -315,6 +315,27 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       assert.match(got.warning || '', /sw-push\.js/);
       assert.equal(got.version, `${built.version}-test2`);
     });
+
+    await t.test('(f) a genuine update that changes the worker script: taken, no warning', async () => {
+      await server.stop();
+      const files = {
+        ...original,
+        [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.release = 'test-3';\n")]),
+        'sw.js': Buffer.concat([original['sw.js'], Buffer.from('\n// release test-3\n')]),
+      };
+      const genuine = release(built, files, { version: `${built.version}-test3`, released: built.released + 20 }, keyPem);
+      await server.start(writeApp(tmp, 'f', genuine));
+      await page.reload();
+      let got = await info(page);
+      for (let i = 0; i < 50 && (got.version !== `${built.version}-test3` || got.warning); i++) {
+        await checkNow(page).catch(() => {});
+        got = await info(page);
+      }
+      assert.equal(got.version, `${built.version}-test3`, JSON.stringify(got));
+      assert.equal(got.warning, null, JSON.stringify(got));
+      await page.reload();
+      assert.equal((await marks(page)).release, 'test-3');
+    });
   } finally {
     await context.close();
     await server.stop();
