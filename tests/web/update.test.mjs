@@ -287,8 +287,14 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       }
       const unknown = await page.goto(`${server.url}/app/not-in-the-release.html`);
       assert.equal(unknown.status(), 404);
-      await page.goto(`${server.url}/app/`);
+      // The app itself, from the worker's cache, with the worker's own headers.
+      const app = await page.goto(`${server.url}/app/`);
       assert.equal(await page.evaluate(() => self.origin), server.url);
+      assert.ok(app.fromServiceWorker());
+      const headers = app.headers();
+      assert.match(headers['content-security-policy'], /^default-src 'none'; script-src 'self';.*frame-ancestors 'none'/);
+      assert.equal(headers['referrer-policy'], 'no-referrer');
+      assert.equal(headers['x-content-type-options'], 'nosniff');
     });
 
     await t.test('the installed app opens with pushauthd stopped', async () => {
