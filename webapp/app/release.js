@@ -142,6 +142,9 @@ export async function startRelease() {
   sw.addEventListener('message', (event) => {
     if (event.data && event.data.type === 'pushauth-release') emit(event.data.state);
   });
+  // Best-effort storage may be evicted under pressure, and with it the installed release and
+  // the device's keys: ask the browser to keep it (granted or not at its discretion).
+  if (navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(() => {});
   const registration = await sw.register('/app/sw.js', { scope: '/', updateViaCache: 'none' });
   // The browser installs a byte-changed worker on its own: look at what it found (not at the
   // first install, when there is nothing to compare with yet).
