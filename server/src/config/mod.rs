@@ -1,6 +1,6 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), and
-//! the admin token file. Secret files are read through [`pushauth_files`] (owned by the
+//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
+//! and the admin token file. Secret files are read through [`pushauth_files`] (owned by the
 //! service's user, mode 0600, checked on the opened file).
 
 use std::fmt;
@@ -15,6 +15,7 @@ mod file;
 mod limits;
 mod push_origins;
 mod secrets;
+mod web;
 mod webhook;
 mod webpush;
 
@@ -22,6 +23,7 @@ pub use file::FileConfig;
 pub use limits::{Limits, Retention};
 pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
+pub use web::{check_app_dir, FileWeb, WebConfig};
 pub use webhook::{FileWebhook, WebhookConfig};
 pub use webpush::{check_subject, FileWebPush, WebPushConfig};
 
@@ -70,6 +72,8 @@ pub struct ServerConfig {
     pub sweep_interval_secs: u64,
     /// How long finished records are kept.
     pub retention: Retention,
+    /// `[web]`: where the web app's files come from.
+    pub web: WebConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -88,6 +92,7 @@ impl fmt::Debug for ServerConfig {
             .field("web_push", &self.web_push)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -109,6 +114,7 @@ impl ServerConfig {
             web_push: WebPushConfig::default(),
             sweep_interval_secs: 5,
             retention: Retention::default(),
+            web: WebConfig::default(),
         }
     }
 
