@@ -339,7 +339,11 @@ fn sudo_gets_a_message_and_no_prompt() {
     assert_eq!(r.code, PamCode::AuthErr);
     assert!(r.conv.prompts.is_empty());
     assert_eq!(r.conv.infos.len(), 1);
-    assert!(r.conv.infos[0].contains("type 048 213"), "{:?}", r.conv.infos);
+    assert!(
+        r.conv.infos[0].contains("type 048 213"),
+        "{:?}",
+        r.conv.infos
+    );
     assert!(r.conv.infos[0].contains("Pixel 7"));
     assert!(r.conv.errors[0].contains("denied"));
     assert_eq!(
