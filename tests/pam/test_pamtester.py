@@ -196,7 +196,7 @@ def test_report(syslog, etc, users, devices):
     mark = syslog.mark()
     status, out = Pamtester(service, users["rep"]).finish()
     assert status != 0 and AUTH_ERR in out, out
-    assert "locked" in out
+    assert "pushes to this user are paused" in out, out
     assert_syslog(syslog, mark, "rate_limited", users["rep"], service)
 
 
