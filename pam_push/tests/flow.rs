@@ -178,7 +178,7 @@ impl Scripted {
         let s = Scripted::default();
         *s.start.borrow_mut() = Some(Ok(FakeLogin {
             id: "chal-1".into(),
-            code: Some("42".into()),
+            code: Some("048213".into()),
             names: vec!["Pixel 7".into()],
         }));
         *s.wait.borrow_mut() = Some(outcome);
@@ -279,7 +279,7 @@ fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
     assert_eq!(r.code, PamCode::Success);
     assert_eq!(
         r.conv.prompts,
-        vec!["Approve on Pixel 7: type 42 on your device, then press Enter (c to cancel): "]
+        vec!["Approve on Pixel 7: type 048 213 on your device, then press Enter (c to cancel): "]
     );
     assert!(r.conv.infos.is_empty());
     assert_eq!(backend.waits.get(), 1, "Enter waits for the outcome");
@@ -295,7 +295,10 @@ fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
     ] {
         assert!(line.contains(part), "{part} missing in {line}");
     }
-    assert!(!line.contains("42"), "no code in logs: {line}");
+    assert!(
+        !line.contains("048213") && !line.contains("048 213"),
+        "no code in logs: {line}"
+    );
     let (user, ctx, matching, ttl) = backend.started_with.borrow().clone().unwrap();
     assert_eq!(user, "alice");
     assert_eq!(ctx["service"], "sshd");
@@ -336,7 +339,11 @@ fn sudo_gets_a_message_and_no_prompt() {
     assert_eq!(r.code, PamCode::AuthErr);
     assert!(r.conv.prompts.is_empty());
     assert_eq!(r.conv.infos.len(), 1);
-    assert!(r.conv.infos[0].contains("type 42"), "{:?}", r.conv.infos);
+    assert!(
+        r.conv.infos[0].contains("type 048 213"),
+        "{:?}",
+        r.conv.infos
+    );
     assert!(r.conv.infos[0].contains("Pixel 7"));
     assert!(r.conv.errors[0].contains("denied"));
     assert_eq!(
@@ -500,7 +507,7 @@ fn unknown_user_and_no_device_follow_their_policy() {
     });
     let r = go(&config(""), &backend, &env("sshd"), vec![]);
     assert_eq!(r.code, PamCode::AuthErr);
-    assert!(r.conv.errors[0].contains("locked"));
+    assert!(r.conv.errors[0].contains("paused"), "{:?}", r.conv.errors);
     let backend = Scripted::failing(ClientError::Unauthorized);
     let r = go(&config(""), &backend, &env("sshd"), vec![]);
     assert_eq!(r.code, PamCode::ServiceErr);
@@ -958,12 +965,15 @@ mod real {
         code: Option<&'static str>,
     ) -> Reply {
         Reply::Act(Box::new(move |prompt: &str| {
+            // As shown, grouped ("482 913"): the device sends it as typed, space and all,
+            // and both pushauthd and the client's verification read it without the space.
             let shown = prompt
                 .split("type ")
                 .nth(1)
-                .and_then(|rest| rest.split(' ').next())
+                .and_then(|rest| rest.split(" on your device").next())
                 .unwrap()
                 .to_owned();
+            assert_eq!(shown.replace(' ', "").len(), 6, "{prompt}");
             let deadline = Instant::now() + Duration::from_secs(10);
             let challenge = loop {
                 let list = device.pending(2).unwrap();
@@ -998,6 +1008,65 @@ mod real {
         Run { code, conv, log }
     }
 
+    /// The device answers with a wrong code of the right length (each shown digit moved by one).
+    fn answer_wrong(device: Rc<DeviceClient>) -> Reply {
+        Reply::Act(Box::new(move |prompt: &str| {
+            let shown = prompt
+                .split("type ")
+                .nth(1)
+                .and_then(|rest| rest.split(" on your device").next())
+                .unwrap()
+                .replace(' ', "");
+            let wrong: String = shown
+                .bytes()
+                .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+                .collect();
+            let challenge = device.pending(5).unwrap().into_iter().next().unwrap();
+            device
+                .respond(&challenge, Decision::Approve, &wrong)
+                .unwrap();
+        }))
+    }
+
+    /// Issue 11: ten wrong codes in a row over ten logins (a new challenge does not reset the
+    /// count); the eleventh login gets no push and the person is told why.
+    #[test]
+    fn issue11_ten_wrong_codes_in_a_row_pause_pushes_and_the_person_is_told() {
+        let server = Server::start();
+        let device = Rc::new(server.device("alice", "Pixel 7"));
+        let cfg = server.config("");
+        for n in 0..10 {
+            let r = login(&cfg, answer_wrong(device.clone()));
+            assert_eq!(r.code, PamCode::AuthErr, "login {n}");
+            assert!(
+                r.log.one().contains("outcome=code_mismatch"),
+                "{:?}",
+                r.log.0
+            );
+        }
+        let r = login(&cfg, Reply::Text(""));
+        assert_eq!(r.code, PamCode::AuthErr);
+        assert!(
+            r.conv.prompts.is_empty(),
+            "no code shown: {:?}",
+            r.conv.prompts
+        );
+        assert!(
+            r.conv.errors[0].contains("too many wrong codes"),
+            "{:?}",
+            r.conv.errors
+        );
+        assert!(
+            r.log.one().contains("outcome=rate_limited"),
+            "{:?}",
+            r.log.0
+        );
+        assert!(
+            device.pending(0).unwrap().is_empty(),
+            "no push reached the device"
+        );
+    }
+
     #[test]
     fn real_server_approve_wrong_code_and_cancel() {
         let server = Server::start();
@@ -1011,7 +1080,7 @@ mod real {
 
         let r = login(
             &cfg,
-            answer_on(device.clone(), Decision::Approve, Some("00")),
+            answer_on(device.clone(), Decision::Approve, Some("0000000")),
         );
         assert_eq!(r.code, PamCode::AuthErr);
         assert!(

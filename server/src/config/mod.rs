@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use pushauth_proto::challenge::CodeDigits;
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     pub max_ttl_secs: u64,
     /// Lifetime of an enrollment link, in seconds.
     pub enrollment_ttl_secs: u64,
+    /// Length of number-matching codes (`code_digits`, 2 to 8, default 6; below 6 is weaker
+    /// than NIST SP 800-63B-4 asks).
+    pub code_digits: CodeDigits,
     /// Where new challenges are announced, if anywhere.
     pub webhook: Option<WebhookConfig>,
     /// `[web_push]`: Web Push to the devices' push services.
@@ -88,6 +92,7 @@ impl fmt::Debug for ServerConfig {
             .field("default_ttl_secs", &self.default_ttl_secs)
             .field("max_ttl_secs", &self.max_ttl_secs)
             .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
+            .field("code_digits", &self.code_digits)
             .field("webhook", &self.webhook)
             .field("web_push", &self.web_push)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
@@ -110,6 +115,7 @@ impl ServerConfig {
             default_ttl_secs: 60,
             max_ttl_secs: 300,
             enrollment_ttl_secs: 600,
+            code_digits: CodeDigits::default(),
             webhook: None,
             web_push: WebPushConfig::default(),
             sweep_interval_secs: 5,

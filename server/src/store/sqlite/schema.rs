@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -141,7 +141,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     "#,
-    // 3 -> 4 (issue 11, Web Push): one push subscription per device; revoking the device
+    // 3 -> 4 (issue 11): consecutive wrong codes per user, across challenges (NIST SP
+    // 800-63B-4); a row only while the count is above zero.
+    r#"
+    CREATE TABLE code_failures (
+        user        TEXT PRIMARY KEY,
+        count       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 4 -> 5 (issue 11, Web Push): one push subscription per device; revoking the device
     // deletes it.
     r#"
     CREATE TABLE push_subscriptions (
