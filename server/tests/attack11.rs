@@ -1,11 +1,12 @@
 //! Attacks on what issue 11 added (reviewer r1): answers that carry secrets kept out of the
-//! browser's HTTP cache.
+//! browser's HTTP cache, and `[web] app_dir` read only from where its owner put files.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 
 use pushauth_proto::auth::DeviceAuth;
-use pushauth_testkit::TestServer;
+use pushauth_testkit::{write_file, TestServer};
 use serde_json::json;
 
 /// Status, `Cache-Control` and body of one request (no redirects followed).
@@ -96,4 +97,79 @@ fn attack11_no_answer_that_carries_a_secret_is_stored_by_the_browser() {
         assert_eq!(status, 200, "{path}");
         assert!(cache.contains("no-store"), "{path}: {cache:?}");
     }
+}
+
+fn private_dir(path: &std::path::Path) {
+    std::fs::create_dir(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A directory symlink inside `app_dir` must not lead pushauthd out of it: only the file's own
+/// last component was opened with `O_NOFOLLOW`, so `app_dir/x -> /` served any readable file of
+/// an app type (`.json`, `.txt`, `.js`, `.html`…) anywhere on the host.
+#[test]
+fn attack11_a_symlinked_directory_in_app_dir_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    private_dir(&dir);
+    write_file(&dir, "index.html", "<p>ok</p>", 0o644);
+    let outside = tmp.path().join("outside");
+    private_dir(&outside);
+    write_file(&outside, "secret.json", "{\"secret\":\"OUTSIDE\"}", 0o644);
+    std::os::unix::fs::symlink(&outside, dir.join("x")).unwrap();
+    let served = dir.clone();
+    let server = TestServer::start_with(move |c| c.web.app_dir = Some(served));
+    let (status, _, body) = fetch(
+        "GET",
+        &format!("{}/app/x/secret.json", server.url),
+        None,
+        None,
+    );
+    assert!(!body.contains("OUTSIDE"), "{status}: {body}");
+    assert_ne!(status, 200);
+    // The files of the directory itself still are served.
+    let (status, _, body) = fetch("GET", &format!("{}/app/", server.url), None, None);
+    assert_eq!((status, body.as_str()), (200, "<p>ok</p>"));
+}
+
+/// Whoever owns a file of the app can change the app that approves logins, so (as sshd's
+/// StrictModes for `authorized_keys`) `app_dir`, its directories and files must belong to root
+/// or to the user pushauthd runs as; a mode check alone let any other user's tree be served.
+#[test]
+fn attack11_app_dir_files_of_another_user_are_not_served() {
+    if pushauth_testkit::euid() != 0 {
+        eprintln!("skipped: needs root to give files to another user");
+        return;
+    }
+    let nobody = 65534;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("app");
+    private_dir(&dir);
+    write_file(&dir, "index.html", "<p>ok</p>", 0o644);
+    write_file(&dir, "app.js", "theirs()", 0o644);
+    std::os::unix::fs::chown(dir.join("app.js"), Some(nobody), None).unwrap();
+    let sub = dir.join("sub");
+    private_dir(&sub);
+    write_file(&sub, "a.js", "mine()", 0o644);
+    std::os::unix::fs::chown(&sub, Some(nobody), None).unwrap();
+    let served = dir.clone();
+    let server = TestServer::start_with(move |c| c.web.app_dir = Some(served));
+    for path in ["app.js", "sub/a.js"] {
+        let (status, _, body) = fetch("GET", &format!("{}/app/{path}", server.url), None, None);
+        assert_eq!(status, 500, "{path}: {body}");
+        assert!(!body.contains("()"), "{path}: {body}");
+    }
+    let (status, _, _) = fetch("GET", &format!("{}/app/", server.url), None, None);
+    assert_eq!(status, 200);
+    // The directory itself: refused in the config, and on each request.
+    let text = format!("[web]\napp_dir = {:?}\n", dir.display().to_string());
+    let file =
+        pushauth_server::config::FileConfig::parse(&text, &tmp.path().join("c.toml")).unwrap();
+    assert!(file.web_config().is_ok());
+    std::os::unix::fs::chown(&dir, Some(nobody), None).unwrap();
+    let err = file.web_config().unwrap_err().to_string();
+    assert!(err.contains("app_dir"), "{err}");
+    let (status, _, _) = fetch("GET", &format!("{}/app/", server.url), None, None);
+    assert_eq!(status, 500);
 }
