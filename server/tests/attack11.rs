@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
+use p256::elliptic_curve::sec1::ToEncodedPoint;
 use pushauth_proto::auth::DeviceAuth;
 use pushauth_testkit::{write_file, TestServer};
 use serde_json::json;
@@ -172,4 +173,99 @@ fn attack11_app_dir_files_of_another_user_are_not_served() {
     assert!(err.contains("app_dir"), "{err}");
     let (status, _, _) = fetch("GET", &format!("{}/app/", server.url), None, None);
     assert_eq!(status, 500);
+}
+
+/// A signed `PUT /v1/device/push-subscription` with this endpoint; the status and body.
+fn put_subscription(
+    server: &TestServer,
+    device: &pushauth_testkit::TestDevice,
+    endpoint: &str,
+) -> (u16, String) {
+    let point = p256::SecretKey::from_slice(&[1u8; 32])
+        .unwrap()
+        .public_key()
+        .to_encoded_point(false);
+    let body = json!({
+        "endpoint": endpoint,
+        "keys": {
+            "p256dh": pushauth_proto::b64::encode(point.as_bytes()),
+            "auth": pushauth_proto::b64::encode([9u8; 16]),
+        }
+    })
+    .to_string();
+    let path = "/v1/device/push-subscription";
+    let auth = DeviceAuth::sign(
+        &device.signing_key(),
+        device.id(),
+        "PUT",
+        path,
+        body.as_bytes(),
+        now_secs(),
+    )
+    .unwrap()
+    .to_string();
+    let (status, _, text) = fetch(
+        "PUT",
+        &format!("{}{path}", server.url),
+        Some(&auth),
+        Some(&body),
+    );
+    (status, text)
+}
+
+fn audit_count(server: &TestServer, kind: &str) -> usize {
+    let r = server.admin("GET", "/v1/admin/audit?limit=1000", None).ok();
+    r.json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .count()
+}
+
+/// Every subscription change wrote an audit row, with no bound: one enrolled device (any user's)
+/// re-registering in a loop grew the database until `[retention] max_db_mb` refused new
+/// challenges for everyone (`storage_full`), so a device could suppress every user's logins.
+/// The same subscription again writes nothing; changes are bounded per device.
+#[test]
+fn attack11_a_device_cannot_grow_the_database_by_re_registering_its_subscription() {
+    let server = TestServer::start();
+    let device = server.enroll("mallory", "phone");
+    let first = "https://fcm.googleapis.com/fcm/send/one";
+    assert_eq!(put_subscription(&server, &device, first).0, 200);
+    let base = audit_count(&server, "push_subscription_set");
+    assert_eq!(base, 1);
+    // The app registering the same subscription on each start: nothing written.
+    for _ in 0..20 {
+        let (status, text) = put_subscription(&server, &device, first);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("\"replaced\":false"), "{text}");
+    }
+    assert_eq!(audit_count(&server, "push_subscription_set"), 1);
+    // Changing endpoints in a loop: refused after a few, and nothing more is written.
+    let mut refused = 0;
+    for i in 0..200 {
+        let (status, text) = put_subscription(
+            &server,
+            &device,
+            &format!("https://fcm.googleapis.com/fcm/send/{i}"),
+        );
+        match status {
+            200 => {}
+            429 => {
+                assert!(text.contains("rate_limited"), "{text}");
+                refused += 1;
+            }
+            other => panic!("{other}: {text}"),
+        }
+    }
+    assert!(refused >= 150, "refused {refused} of 200");
+    assert!(
+        audit_count(&server, "push_subscription_set") <= 1 + 50,
+        "{}",
+        audit_count(&server, "push_subscription_set")
+    );
+    // Another device is not held back by this one.
+    let other = server.enroll("alice", "phone");
+    assert_eq!(put_subscription(&server, &other, first).0, 200);
 }
