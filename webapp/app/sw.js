@@ -266,6 +266,13 @@ self.addEventListener('message', (event) => {
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
+  if (request.mode === 'navigate' && request.method !== 'GET') {
+    // The app posts no form (form-action 'none'). A form on any other site can make the
+    // browser POST here: the server's answer would be a page in this origin, unsigned, beside
+    // the device's keys. So no such navigation reaches the server.
+    event.respondWith(notInApp());
+    return;
+  }
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   const path = url.pathname;
   const name = path.startsWith(BASE) ? path.slice(BASE.length) || 'index.html' : null;
