@@ -2,8 +2,11 @@
 //! browser's HTTP cache, and `[web] app_dir` read only from where its owner put files.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+mod common_push;
+
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use pushauth_proto::auth::DeviceAuth;
@@ -268,4 +271,65 @@ fn attack11_a_device_cannot_grow_the_database_by_re_registering_its_subscription
     // Another device is not held back by this one.
     let other = server.enroll("alice", "phone");
     assert_eq!(put_subscription(&server, &other, first).0, 200);
+}
+
+/// A push service that never answers cost a sender thread the whole timeout on every push to it,
+/// and the queue is first come, first served: one device subscribed at a dead endpoint (an
+/// allowed origin that blackholes, a UnifiedPush server that is down), pushed to on each failed
+/// login its owner triggers, held up every other user's pushes by a timeout each. A subscription
+/// whose push failed is now left alone for a while, so it costs one timeout, not one per push.
+#[test]
+fn attack11_a_dead_push_endpoint_does_not_hold_up_other_users_pushes() {
+    use common_push::{create_challenge, Answer, PushService, SubKeys};
+    let hung = PushService::start(Answer::Hang);
+    let good = PushService::start(Answer::Status(201));
+    let (hung_origin, good_origin) = (hung.origin(), good.origin());
+    let srv = TestServer::start_with(move |c| {
+        c.web_push.allow =
+            pushauth_server::config::AllowList::parse(&[hung_origin, good_origin]).unwrap();
+        c.web_push.senders = 1;
+        c.web_push.queue = 64;
+        c.web_push.timeout_ms = 1_500;
+        c.limits.max_open_per_source = 1000;
+        c.limits.max_open_per_user = 1000;
+        c.limits.max_new_per_window = 1000;
+        c.limits.max_new_per_user_window = 1000;
+    });
+    let mallory = srv.enroll("mallory", "phone");
+    let alice = srv.enroll("alice", "phone");
+    let (km, ka) = (SubKeys::new(), SubKeys::new());
+    mallory
+        .client
+        .set_push_subscription(
+            &format!("{}/dead", hung.origin()),
+            &km.p256dh(),
+            &km.auth_b64(),
+        )
+        .unwrap();
+    alice
+        .client
+        .set_push_subscription(
+            &format!("{}/alice", good.origin()),
+            &ka.p256dh(),
+            &ka.auth_b64(),
+        )
+        .unwrap();
+    let key = srv.api_key();
+    for _ in 0..6 {
+        create_challenge(&srv, &key, "mallory", 120);
+    }
+    let started = Instant::now();
+    let id = create_challenge(&srv, &key, "alice", 120);
+    let got = good
+        .next(Duration::from_secs(20))
+        .expect("alice's push arrives");
+    let took = started.elapsed();
+    assert_eq!(got.path, "/alice");
+    let payload = String::from_utf8(ka.decrypt(&got.body)).unwrap();
+    assert!(payload.contains(&id), "{payload}");
+    // One timeout (1.5 s) for mallory's first push, not six (9 s).
+    assert!(
+        took < Duration::from_millis(4_000),
+        "alice's push took {took:?}"
+    );
 }
