@@ -359,8 +359,12 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       try {
         await other.goto('about:blank');
         await other.setContent(`<form id="f" method="post" action="${server.url}/login"><input name="a" value="b"></form>`);
-        await Promise.all([other.waitForNavigation(), other.evaluate(() => document.getElementById('f').submit())]);
+        const [posted] = await Promise.all([other.waitForNavigation(), other.evaluate(() => document.getElementById('f').submit())]);
         assert.equal(await other.evaluate(() => self.origin), 'null', 'a POST navigation ran in the app\'s origin');
+        assert.ok(posted.fromServiceWorker(), 'the worker answered the POST itself');
+        assert.match(posted.headers()['content-security-policy'], /^sandbox/);
+        assert.equal(posted.headers()['x-content-type-options'], 'nosniff');
+        assert.ok(!(await other.content()).includes('the server'), 'the server\'s page was shown');
         await other.goto('about:blank');
         await other.setContent(`<form id="f" method="post" action="${server.url}/app/"><input name="a" value="b"></form>`);
         await Promise.all([other.waitForNavigation(), other.evaluate(() => document.getElementById('f').submit())]);
