@@ -53,8 +53,10 @@ pub struct PushMetrics {
 
 impl PushMetrics {
     /// One push (one subscription) ended as `outcome`: `sent` (2xx), `failed` (any other
-    /// answer, a timeout, a refused origin), `gone` (404/410: subscription deleted); or one
-    /// challenge's pushes were `dropped` because the queue was full.
+    /// answer, a timeout, a refused origin), `gone` (404/410: subscription deleted),
+    /// `deferred` (not sent: the subscription's last push got no answer, see
+    /// [`crate::webpush::sender::BACKOFF_MS`]); or one challenge's pushes were `dropped`
+    /// because the queue was full.
     pub fn count(&self, outcome: &'static str) {
         self.outcomes
             .get_or_create(&OutcomeLabels { outcome })
@@ -160,12 +162,13 @@ impl Metrics {
             connections.refused.clone(),
         );
         let push = PushMetrics::default();
-        for outcome in ["sent", "failed", "dropped", "gone"] {
+        for outcome in ["sent", "failed", "dropped", "gone", "deferred"] {
             let _ = push.outcomes.get_or_create(&OutcomeLabels { outcome });
         }
         registry.register(
             "pushauth_web_push",
-            "Web Push requests by outcome (sent, failed, gone: 404/410, subscription deleted) and \
+            "Web Push requests by outcome (sent, failed, gone: 404/410, subscription deleted), \
+             pushes deferred because the subscription's last push got no answer, and \
              challenges whose pushes were dropped on a full queue",
             push.outcomes.clone(),
         );

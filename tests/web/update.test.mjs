@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -341,6 +342,37 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       assert.equal(got.warning, null, JSON.stringify(got));
       await page.reload();
       assert.equal((await marks(page)).release, 'test-3');
+    });
+
+    await t.test('attack11 (g) a POST navigation another site makes does not run the server\'s page in the app\'s origin', async () => {
+      // The worker let every non-GET request through untouched, so a form on any web page the
+      // person visits could make the browser POST to this origin and render whatever the
+      // server answers there, unsandboxed, beside the device's keys. A server stand-in answers
+      // every POST with a page of its own.
+      await server.stop();
+      const evil = createHttpServer((req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+        res.end('<!doctype html><p id="evil">the server\'s own page</p>');
+      });
+      await new Promise((resolve) => evil.listen(server.port, '127.0.0.1', resolve));
+      const other = await context.newPage();
+      try {
+        await other.goto('about:blank');
+        await other.setContent(`<form id="f" method="post" action="${server.url}/login"><input name="a" value="b"></form>`);
+        const [posted] = await Promise.all([other.waitForNavigation(), other.evaluate(() => document.getElementById('f').submit())]);
+        assert.equal(await other.evaluate(() => self.origin), 'null', 'a POST navigation ran in the app\'s origin');
+        assert.ok(posted.fromServiceWorker(), 'the worker answered the POST itself');
+        assert.match(posted.headers()['content-security-policy'], /^sandbox/);
+        assert.equal(posted.headers()['x-content-type-options'], 'nosniff');
+        assert.ok(!(await other.content()).includes('the server'), 'the server\'s page was shown');
+        await other.goto('about:blank');
+        await other.setContent(`<form id="f" method="post" action="${server.url}/app/"><input name="a" value="b"></form>`);
+        await Promise.all([other.waitForNavigation(), other.evaluate(() => document.getElementById('f').submit())]);
+        assert.equal(await other.evaluate(() => self.origin), 'null', 'a POST navigation to /app/ ran in the app\'s origin');
+      } finally {
+        await other.close();
+        await new Promise((resolve) => evil.close(resolve));
+      }
     });
   } finally {
     await context.close();

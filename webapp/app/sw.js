@@ -206,11 +206,19 @@ function checkSoon(force) {
 
 // ---- serving ----
 
-function notInApp() {
-  return new Response('Not part of the installed pushauth app.\n', {
-    status: 404,
-    headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Security-Policy': "sandbox; default-src 'none'" },
+/** A plain-text answer the worker makes itself: sandboxed, never sniffed, never framed. */
+function plainText(status, text) {
+  return new Response(text, {
+    status,
+    headers: {
+      'Content-Type': 'text/plain; charset=utf-8', 'Content-Security-Policy': "sandbox; default-src 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
+    },
   });
+}
+
+function notInApp() {
+  return plainText(404, 'Not part of the installed pushauth app.\n');
 }
 
 async function fromInstalled(name, request) {
@@ -226,9 +234,7 @@ async function fromInstalled(name, request) {
     await R.checkFile(state.installed, name, bytes);
     return new Response(bytes, { headers: R.appHeaders(name) });
   } catch (e) {
-    return new Response(`pushauth: ${name} is not available (${e && e.message}).\n`, {
-      status: 503, headers: { 'Content-Type': 'text/plain; charset=utf-8' },
-    });
+    return plainText(503, `pushauth: ${name} is not available (${e && e.message}).\n`);
   }
 }
 
@@ -266,6 +272,13 @@ self.addEventListener('message', (event) => {
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
+  if (request.mode === 'navigate' && request.method !== 'GET') {
+    // The app posts no form (form-action 'none'). A form on any other site can make the
+    // browser POST here: the server's answer would be a page in this origin, unsigned, beside
+    // the device's keys. So no such navigation reaches the server.
+    event.respondWith(notInApp());
+    return;
+  }
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   const path = url.pathname;
   const name = path.startsWith(BASE) ? path.slice(BASE.length) || 'index.html' : null;

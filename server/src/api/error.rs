@@ -79,6 +79,7 @@ impl From<service::Error> for ApiError {
             E::ReplayedNonce => ErrorCode::ReplayedNonce,
             E::StorageFull => ErrorCode::StorageFull,
             E::PushOriginNotAllowed(_) => ErrorCode::PushOriginNotAllowed,
+            E::TooManyChanges(_) => ErrorCode::RateLimited,
             E::Store(_) | E::Internal(_) => return ApiError::internal(err.to_string()),
         };
         ApiError::new(code, err.to_string())

@@ -52,7 +52,8 @@ pub struct SetSubscription {
 pub struct SubscriptionSet {
     /// The push service's origin the pushes will go to.
     pub origin: String,
-    /// A previous subscription of this device was replaced.
+    /// A previous, different subscription of this device was replaced (`false` for the same
+    /// subscription sent again, which changes nothing).
     pub replaced: bool,
 }
 
@@ -91,12 +92,14 @@ pub async fn set_subscription(
         )
         .map_err(ApiError::from)
     });
+    let web_push = Arc::clone(&state.web_push);
     let (origin, replaced) = state
         .run(move |s| {
             let device = request.verify(s, &failures)?;
             let checked = checked?;
             let origin = checked.origin.clone();
-            let replaced = subscriptions::set(s, &device, checked, clock::now_ms())?;
+            let replaced =
+                subscriptions::set(s, web_push.changes(), &device, checked, clock::now_ms())?;
             Ok::<_, ApiError>((origin, replaced))
         })
         .await?;

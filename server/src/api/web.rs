@@ -26,13 +26,14 @@ pub async fn to_app() -> Response {
 
 /// `GET /app/`: the app's page.
 pub async fn index(State(state): State<SharedState>, request: HeaderMap) -> Response {
-    serve(&state, "index.html", &request)
+    serve(&state, "index.html", &request, Caching::Revalidate)
 }
 
 /// `GET /enroll?token=…`: the app's page, which reads the token from its address. The query is
-/// never logged (the request log records the path only).
+/// never logged (the request log records the path only), and the answer is `no-store`: a
+/// browser keys its disk cache by the whole address, token included.
 pub async fn enroll(State(state): State<SharedState>, request: HeaderMap) -> Response {
-    serve(&state, "index.html", &request)
+    serve(&state, "index.html", &request, Caching::Never)
 }
 
 /// `GET /app/{*path}`: one file of the app.
@@ -41,10 +42,19 @@ pub async fn file(
     Path(path): Path<String>,
     request: HeaderMap,
 ) -> Response {
-    serve(&state, &path, &request)
+    serve(&state, &path, &request, Caching::Revalidate)
 }
 
-fn serve(state: &SharedState, path: &str, request: &HeaderMap) -> Response {
+/// How a browser may keep an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caching {
+    /// `no-cache`: stored, revalidated with its `ETag` before each use.
+    Revalidate,
+    /// `no-store`: never written to the browser's cache (the address holds a secret).
+    Never,
+}
+
+fn serve(state: &SharedState, path: &str, request: &HeaderMap, caching: Caching) -> Response {
     let found = web::lookup(state.config.web.app_dir.as_deref(), path);
     let file = match found {
         Ok(file) => file,
@@ -91,7 +101,14 @@ fn serve(state: &SharedState, path: &str, request: &HeaderMap) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(file.content_type),
     );
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let cache_control = match caching {
+        Caching::Revalidate => "no-cache",
+        Caching::Never => "no-store",
+    };
+    out.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     let etag = if gzip.is_some() { gzip_tag } else { plain_tag };
     if let Ok(tag) = HeaderValue::from_str(&etag) {

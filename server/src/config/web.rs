@@ -24,8 +24,9 @@ pub struct FileWeb {
 }
 
 impl FileConfig {
-    /// The `[web]` settings. `app_dir` must be a directory that group and others cannot write
-    /// (anyone who can write it can change the app that approves logins).
+    /// The `[web]` settings. `app_dir` must be a directory of root or the user pushauthd runs
+    /// as that group and others cannot write (anyone who can write it can change the app that
+    /// approves logins).
     pub fn web_config(&self) -> Result<WebConfig, ConfigError> {
         let Some(web) = &self.web else {
             return Ok(WebConfig::default());
@@ -39,8 +40,9 @@ impl FileConfig {
     }
 }
 
-/// Refuses an `app_dir` that is not a directory, or that group or others can write.
+/// Refuses an `app_dir` that is not a directory, that group or others can write, or that
+/// belongs to anyone but root or the user pushauthd runs as (its owner can change the app).
 pub fn check_app_dir(dir: &std::path::Path) -> Result<(), ConfigError> {
-    pushauth_files::check_dir(dir, &Owner::Any)
+    pushauth_files::check_dir(dir, &Owner::RootOrCurrent)
         .map_err(|e| ConfigError::Invalid(format!("[web] app_dir: {e}")))
 }

@@ -97,6 +97,10 @@ pub enum Error {
     /// A push subscription's endpoint is at a push service that is not allowed.
     #[error("{0}")]
     PushOriginNotAllowed(String),
+    /// The caller made too many changes of this kind lately (the text says which and when
+    /// to try again).
+    #[error("{0}")]
+    TooManyChanges(String),
     /// The store reached its size bound (`[retention] max_db_mb`).
     #[error(
         "the server's store reached its size bound; new challenges are refused until an \

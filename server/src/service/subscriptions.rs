@@ -10,6 +10,7 @@ use super::{Error, Result};
 use crate::clock::Millis;
 use crate::config::{AllowList, EndpointError};
 use crate::store::{DeviceRecord, PushSubscriptionRecord, Store};
+use crate::webpush::{changes, ChangeLimiter};
 
 /// Length of the uncompressed P-256 point `p256dh` (RFC 8291 §2: X9.62 uncompressed form).
 pub const P256DH_BYTES: usize = 65;
@@ -79,11 +80,36 @@ pub fn check(allow: &AllowList, endpoint: &str, p256dh: &str, auth: &str) -> Res
     })
 }
 
-/// Sets `device`'s subscription (replacing any). `true` when it replaced one.
+/// Sets `device`'s subscription (replacing any). `true` when it replaced one. The same
+/// subscription again (the app registering on each start) writes nothing and is `false`; a
+/// change counts against `limiter`, since each one is stored and audited.
 ///
 /// # Errors
-/// [`Error::Store`].
-pub fn set(s: &dyn Store, device: &DeviceRecord, sub: Checked, now: Millis) -> Result<bool> {
+/// [`Error::TooManyChanges`] past [`changes::MAX_CHANGES`] a day for this device (nothing
+/// written), [`Error::Store`].
+pub fn set(
+    s: &dyn Store,
+    limiter: &ChangeLimiter,
+    device: &DeviceRecord,
+    sub: Checked,
+    now: Millis,
+) -> Result<bool> {
+    let current = s.push_subscriptions(std::slice::from_ref(&device.id))?;
+    if current.iter().any(|c| {
+        c.device_id == device.id
+            && c.endpoint == sub.endpoint
+            && c.p256dh == sub.p256dh
+            && c.auth == sub.auth
+    }) {
+        return Ok(false);
+    }
+    if !limiter.allow(&device.id, now) {
+        tracing::warn!(device = %device.id, "push subscription change refused: too many today");
+        return Err(Error::TooManyChanges(format!(
+            "this device changed its push subscription {} times today; try again tomorrow",
+            changes::MAX_CHANGES
+        )));
+    }
     let record = PushSubscriptionRecord {
         device_id: device.id.clone(),
         endpoint: sub.endpoint,

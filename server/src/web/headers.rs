@@ -27,8 +27,13 @@ pub fn set_app_headers(headers: &mut HeaderMap) {
 }
 
 /// Adds to an API response (or any other that lacks them) the cheap defensive headers: a CSP
-/// that forbids framing and loading, no referrer, no sniffing. Headers a handler set are kept.
+/// that forbids framing and loading, no referrer, no sniffing, and `Cache-Control: no-store`
+/// (API answers hold login context, tokens and keys, which a browser would otherwise write to
+/// its disk cache). Headers a handler set are kept.
 pub fn set_api_headers(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

@@ -98,8 +98,10 @@ pub fn lookup(app_dir: Option<&Path>, path: &str) -> Result<WebFile, WebError> {
     read_from_dir(dir, path, content_type)
 }
 
-/// Reads `dir/path` under the config-file rule: every directory on the way and the file itself
-/// not writable by group or others, no symlink as the file, a size cap.
+/// Reads `dir/path` under the rule for files that decide who is trusted (sshd's StrictModes):
+/// every directory on the way and the file itself owned by root or the user pushauthd runs as
+/// and not writable by group or others, no symlink below `dir` (a linked directory would lead
+/// out of it), a size cap.
 fn read_from_dir(dir: &Path, path: &str, content_type: &'static str) -> Result<WebFile, WebError> {
     let mut current = dir.to_path_buf();
     let refused = |e: pushauth_files::FileError| match e {
@@ -109,18 +111,28 @@ fn read_from_dir(dir: &Path, path: &str, content_type: &'static str) -> Result<W
         other => WebError::Refused(other.to_string()),
     };
     // The directory itself too: the config check ran at start, the tree may change since.
-    pushauth_files::check_dir(dir, &Owner::Any).map_err(refused)?;
+    pushauth_files::check_dir(dir, &Owner::RootOrCurrent).map_err(refused)?;
     let segments: Vec<&str> = path.split('/').collect();
     let (file, dirs) = segments.split_last().ok_or(WebError::NotFound)?;
     for segment in dirs {
         current.push(segment);
-        pushauth_files::check_dir(&current, &Owner::Any).map_err(|e| match e {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(WebError::Refused(format!(
+                    "{} is a symlink; app_dir is served only from its own directories",
+                    current.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => return Err(WebError::NotFound),
+        }
+        pushauth_files::check_dir(&current, &Owner::RootOrCurrent).map_err(|e| match e {
             pushauth_files::FileError::NotADirectory { .. } => WebError::NotFound,
             other => refused(other),
         })?;
     }
     current.push(file);
-    let policy = ReadPolicy::config(Owner::Any)
+    let policy = ReadPolicy::config(Owner::RootOrCurrent)
         .max_bytes(MAX_APP_FILE_BYTES)
         .no_symlinks();
     let contents = pushauth_files::read(&current, &policy).map_err(refused)?;

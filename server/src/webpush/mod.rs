@@ -6,12 +6,14 @@
 //! A push only wakes the app sooner: the app fetches the challenge over its signed API, so no
 //! login context passes through a push service, and a lost push costs seconds, not a login.
 
+pub mod changes;
 pub mod sender;
 pub mod vapid;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use changes::ChangeLimiter;
 pub use sender::{PushJob, Sender, SenderStats};
 pub use vapid::{VapidError, VapidKey, VAPID_KEY_FILE};
 
@@ -29,6 +31,7 @@ pub struct WebPush {
     config: WebPushConfig,
     subject: String,
     sender: Option<Sender>,
+    changes: ChangeLimiter,
 }
 
 impl WebPush {
@@ -88,6 +91,7 @@ impl WebPush {
             config: web_push,
             subject,
             sender,
+            changes: ChangeLimiter::default(),
         })
     }
 
@@ -99,6 +103,11 @@ impl WebPush {
     /// The allow-list of push service origins.
     pub fn allow(&self) -> &AllowList {
         &self.config.allow
+    }
+
+    /// Counts of the devices' subscription changes ([`changes`]).
+    pub fn changes(&self) -> &ChangeLimiter {
+        &self.changes
     }
 
     /// The VAPID `sub` claim.

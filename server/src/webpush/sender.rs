@@ -7,7 +7,12 @@
 //! against the allow-list again before each request, since the config may have changed since
 //! the subscription was registered. Logs name the push service's origin only: the endpoint's
 //! path is a capability for pushing to the device.
+//!
+//! A subscription whose push could not be delivered in time (no connection, a timeout) is left
+//! alone for [`BACKOFF_MS`]: otherwise one dead endpoint would cost a sender a whole timeout on
+//! every push to it, and everyone else's pushes would wait in the queue behind it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -25,6 +30,13 @@ use crate::store::{PushSubscriptionRecord, SharedStore};
 
 /// How long a VAPID JWT is valid (RFC 8292 §2: at most 24 hours).
 pub const JWT_LIFETIME_SECS: i64 = 12 * 3600;
+
+/// How long a subscription whose push failed to connect or timed out gets no pushes, in
+/// milliseconds (counted `deferred`; the device still finds its challenges over its API).
+pub const BACKOFF_MS: Millis = 60_000;
+
+/// Subscriptions (device id and endpoint) in backoff, until when.
+type Backoff = Mutex<HashMap<(String, String), Millis>>;
 
 /// What the sender needs to know, fixed at start.
 #[derive(Debug, Clone)]
@@ -83,6 +95,7 @@ struct Worker {
     store: SharedStore,
     metrics: PushMetrics,
     agent: ureq::Agent,
+    backoff: Arc<Backoff>,
 }
 
 impl Sender {
@@ -103,6 +116,7 @@ impl Sender {
             .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
             .redirects(0)
             .build();
+        let backoff = Arc::new(Backoff::default());
         let mut threads = Vec::with_capacity(settings.threads);
         for i in 0..settings.threads.max(1) {
             let worker = Worker {
@@ -110,6 +124,7 @@ impl Sender {
                 store: Arc::clone(&store),
                 metrics: metrics.clone(),
                 agent: agent.clone(),
+                backoff: Arc::clone(&backoff),
             };
             let (jobs, queued, busy) = (Arc::clone(&jobs), Arc::clone(&queued), Arc::clone(&busy));
             threads.push(
@@ -160,6 +175,8 @@ enum Outcome {
     Sent,
     Gone(u16),
     Failed(String),
+    /// No answer in time or no connection: the subscription goes into backoff.
+    Unreachable(String),
 }
 
 impl Worker {
@@ -209,6 +226,17 @@ impl Worker {
                 return;
             }
         };
+        let key = (sub.device_id.clone(), sub.endpoint.clone());
+        {
+            let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+            // Ended backoffs are dropped here, so the map never outgrows the subscriptions.
+            backoff.retain(|_, until| *until > now);
+            if backoff.contains_key(&key) {
+                self.metrics.count("deferred");
+                tracing::debug!(challenge = %job.challenge_id, device = %sub.device_id, %origin, "web push deferred: the last push to this subscription got no answer");
+                return;
+            }
+        }
         let ttl_secs = (left_ms + 999) / 1000;
         let outcome = match self.request(job, sub, &origin, now, ttl_secs) {
             Ok(outcome) => outcome,
@@ -237,6 +265,15 @@ impl Worker {
             Outcome::Failed(why) => {
                 self.metrics.count("failed");
                 tracing::warn!(challenge = %job.challenge_id, device = %sub.device_id, %origin, %why, "web push failed");
+            }
+            Outcome::Unreachable(why) => {
+                let until = clock::now_ms().saturating_add(BACKOFF_MS);
+                self.backoff
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, until);
+                self.metrics.count("failed");
+                tracing::warn!(challenge = %job.challenge_id, device = %sub.device_id, %origin, %why, "web push failed; no pushes to this subscription for a minute");
             }
         }
     }
@@ -280,7 +317,7 @@ impl Worker {
             Err(ureq::Error::Status(status @ (404 | 410), _)) => Outcome::Gone(status),
             Err(ureq::Error::Status(status, _)) => Outcome::Failed(format!("answered {status}")),
             // The transport error's text names the URL; its kind does not.
-            Err(ureq::Error::Transport(t)) => Outcome::Failed(format!("{:?}", t.kind())),
+            Err(ureq::Error::Transport(t)) => Outcome::Unreachable(format!("{:?}", t.kind())),
         })
     }
 }
