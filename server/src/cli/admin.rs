@@ -99,7 +99,34 @@ pub fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Err(e) => writeln!(out, "(no QR code: {e})")?,
     }
+    if let Some(note) = phone_note(&base) {
+        writeln!(out, "note: {note}")?;
+    }
     Ok(())
+}
+
+/// Why a phone could not use a link on `base`, if it could not: the web app runs only in a
+/// secure context (HTTPS, or a loopback address on the same machine), and a phone cannot reach
+/// this computer's loopback address.
+fn phone_note(base: &str) -> Option<&'static str> {
+    let (scheme, rest) = base.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Some("this link names this computer's loopback address, which a phone cannot open; set public_url (or --public-url) to the https:// name phones reach. The CLI device on this computer can use it.")
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some("the web app on a phone needs HTTPS (browsers give WebCrypto keys and notifications only to secure pages); serve pushauthd with --tls-cert/--tls-key or behind a TLS proxy and set public_url to its https:// name.")
+    } else {
+        None
+    }
 }
 
 pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -311,4 +338,27 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
         for_terminal(&args.user)
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod phone_note_tests {
+    use super::phone_note;
+
+    #[test]
+    fn issue11_enroll_says_when_a_phone_cannot_use_the_link() {
+        for base in [
+            "http://127.0.0.1:8443",
+            "https://localhost:8443",
+            "http://[::1]:8443",
+            "https://push.localhost",
+        ] {
+            assert!(
+                phone_note(base).is_some_and(|n| n.contains("loopback")),
+                "{base}"
+            );
+        }
+        assert!(phone_note("http://push.example.com").is_some_and(|n| n.contains("HTTPS")));
+        assert_eq!(phone_note("https://push.example.com"), None);
+        assert_eq!(phone_note("https://push.example.com:8443/base"), None);
+    }
 }
