@@ -1,0 +1,259 @@
+// The web authenticator end to end: a real pushauthd built from this tree, Debian's Chromium as
+// a 390×844 touch phone, and the relying party `pushauthd push` (the README's), or the RP API
+// where a test needs its own context. Tests run in order and share the phone and the server.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { ART, Pushauthd, launch, phone } from './harness.mjs';
+
+let srv;
+let browser;
+let context;
+let page;
+let deviceId;
+const dialogs = [];
+
+async function shot(name) {
+  mkdirSync(ART, { recursive: true });
+  await page.screenshot({ path: join(ART, `${name}.png`) });
+}
+
+/** Devices of a user from `pushauthd devices`, as { id, name, alg, status } rows. */
+function devices(user) {
+  return srv.cli('devices', user).trim().split('\n').filter((l) => l.includes('\t')).map((line) => {
+    const f = line.split('\t');
+    return { id: f[0], name: f[1], alg: f[2], status: f[5] };
+  });
+}
+
+/** The card of the one open challenge, once it is on screen; how long it took. */
+async function challengeShown(started) {
+  const card = page.locator('article.challenge').first();
+  await card.waitFor({ state: 'visible', timeout: 10000 });
+  return { card, ms: Date.now() - started };
+}
+
+async function answer(decision, code) {
+  const card = page.locator('article.challenge').first();
+  if (code !== undefined) {
+    await card.locator('input.code').tap();
+    await page.keyboard.type(code);
+  }
+  const label = { approve: 'Approve', deny: 'Deny', report: 'This wasn\'t me' }[decision];
+  await card.getByRole('button', { name: label }).tap();
+  const result = page.locator('article.result').first();
+  await result.waitFor({ state: 'visible', timeout: 10000 });
+  return result;
+}
+
+async function dismiss() {
+  await page.locator('article.result').first().getByRole('button', { name: 'Done' }).tap();
+}
+
+before(async () => {
+  srv = await Pushauthd.start();
+  browser = await launch();
+  context = await phone(browser, srv.url);
+  page = await context.newPage();
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+});
+
+after(async () => {
+  await browser?.close();
+  await srv?.close();
+});
+
+test('issue11: the link pushauthd enroll prints enrolls this phone with an ed25519 key', async () => {
+  const link = srv.enrollLink('alice');
+  await page.goto(link);
+  await page.locator('#enroll-form').waitFor();
+  assert.equal(await page.locator('#enroll-user').textContent(), 'alice');
+  assert.equal(await page.locator('#enroll-server').textContent(), srv.url);
+  assert.equal(await page.locator('#device-name').inputValue(), 'Chrome on Android');
+  await page.locator('#device-name').fill('Alice\'s Pixel');
+  await shot('1-enroll');
+  await page.locator('#enroll-button').tap();
+  await page.waitForURL(`${srv.url}/app/**`);
+  await page.locator('#empty').waitFor({ state: 'visible' });
+  // The token left the address bar and the history: going back does not reach it.
+  assert.ok(!page.url().includes('token'), page.url());
+  await page.goBack();
+  assert.ok(!page.url().includes('token'), `back went to ${page.url()}`);
+  await page.goForward();
+  await page.locator('#empty').waitFor({ state: 'visible' });
+  const list = devices('alice');
+  assert.equal(list.length, 1, JSON.stringify(list));
+  assert.equal(list[0].alg, 'ed25519');
+  assert.equal(list[0].name, 'Alice\'s Pixel');
+  deviceId = list[0].id;
+  // The used link is now refused by the lookup, and the page says so in plain words.
+  const again = await context.newPage();
+  await again.goto(link);
+  await again.getByText('unknown, already used or expired').waitFor();
+  await again.close();
+});
+
+test('issue11: forced to P-256, the page enrolls an es256 key', async () => {
+  const other = await phone(browser, srv.url);
+  await other.addInitScript(() => localStorage.setItem('pushauth.test.alg', 'es256'));
+  const p = await other.newPage();
+  await p.goto(srv.enrollLink('bob'));
+  await p.locator('#enroll-button').tap();
+  await p.waitForURL(`${srv.url}/app/**`);
+  await p.locator('#empty').waitFor({ state: 'visible' });
+  const list = devices('bob');
+  assert.equal(list.length, 1, JSON.stringify(list));
+  assert.equal(list[0].alg, 'es256');
+  // And it answers: a signed long-poll and a signed approval with a P-256 key.
+  const login = srv.push('bob');
+  const code = await login.code;
+  await p.locator('article.challenge input.code').fill(code);
+  await p.getByRole('button', { name: 'Approve' }).tap();
+  await p.locator('article.result.ok').waitFor();
+  const { status, out } = await login.done;
+  assert.equal(status, 0, out);
+  assert.match(out, new RegExp(`approved on .* \\(${list[0].id}\\); the signature verified`));
+  await other.close();
+});
+
+test('issue11: a push login appears within a second; the typed code approves it, verified', async () => {
+  await page.goto(`${srv.url}/app/`);
+  await page.locator('#empty').waitFor({ state: 'visible' });
+  await page.waitForTimeout(500); // the long-poll is waiting now
+  const started = Date.now();
+  const login = srv.push('alice');
+  const code = await login.code;
+  assert.match(code, /^\d{2,8}$/);
+  const { card, ms } = await challengeShown(started);
+  assert.ok(ms < 1000, `the challenge took ${ms} ms to appear`);
+  const text = await card.textContent();
+  assert.match(text, /Test login request/);
+  assert.match(text, /alice/);
+  assert.match(text, /Test push from pushauthd/);
+  assert.match(text, /Time left/);
+  const input = card.locator('input.code');
+  assert.equal(await input.getAttribute('inputmode'), 'numeric');
+  assert.equal(await input.getAttribute('autocomplete'), 'one-time-code');
+  assert.equal(await input.getAttribute('maxlength'), String(code.length));
+  assert.equal(await input.getAttribute('pattern'), `[0-9]{${code.length}}`);
+  await input.tap();
+  await page.keyboard.type(code);
+  await shot('2-challenge');
+  await card.getByRole('button', { name: 'Approve' }).tap();
+  const result = page.locator('article.result.ok');
+  await result.waitFor();
+  assert.match(await result.textContent(), /Approved/);
+  await shot('3-result');
+  const { status, out } = await login.done;
+  assert.equal(status, 0, out);
+  assert.match(out, new RegExp(`approved on Alice's Pixel \\(${deviceId}\\); the signature verified`));
+  await dismiss();
+});
+
+test('issue11: deny, wrong code and "this wasn\'t me" end the login as such', async () => {
+  let login = srv.push('alice');
+  await login.code;
+  await challengeShown(Date.now());
+  let result = await answer('deny');
+  assert.match(await result.textContent(), /Denied/);
+  let end = await login.done;
+  assert.notEqual(end.status, 0);
+  assert.match(end.out, new RegExp(`denied on ${deviceId}`));
+  await dismiss();
+
+  login = srv.push('alice');
+  const code = await login.code;
+  const wrong = code.replace(/\d$/, (d) => String((Number(d) + 1) % 10));
+  await challengeShown(Date.now());
+  result = await answer('approve', wrong);
+  assert.match(await result.textContent(), /code did not match/);
+  end = await login.done;
+  assert.match(end.out, new RegExp(`wrong code typed on ${deviceId}`));
+  assert.match(srv.audit('alice'), /code_mismatch/);
+  await dismiss();
+
+  login = srv.push('alice');
+  await login.code;
+  await challengeShown(Date.now());
+  result = await answer('report');
+  assert.match(await result.textContent(), /Reported/);
+  end = await login.done;
+  assert.match(end.out, new RegExp(`reported as "not me" on ${deviceId}`));
+  await dismiss();
+  srv.cli('unlock', 'alice');
+});
+
+test('issue11: context values are shown as text, never as markup; the app refuses a digest that does not match', async () => {
+  const key = srv.addRp('web-e2e');
+  // The server keeps terminal escapes out of contexts altogether.
+  const refused = await srv.challenge(key, 'alice', { service: 'sshd', message: 'a\u001b[2Jb' });
+  assert.equal(refused.status, 400, JSON.stringify(refused.json));
+  const hostile = '<img src=x onerror=alert(1)>';
+  const context = {
+    service: 'sshd',
+    host: 'web01',
+    rhost: '192.0.2.7',
+    ssh_key: 'SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+    message: `${hostile} [31mred[0m "><svg onload=alert(2)>`,
+    user: '<b>root</b>',
+  };
+  const created = await srv.challenge(key, 'alice', context);
+  assert.equal(created.status, 201, JSON.stringify(created.json));
+  const { card } = await challengeShown(Date.now());
+  const text = await card.textContent();
+  assert.ok(text.includes(hostile), text);
+  assert.ok(text.includes('<b>root</b>'), text);
+  assert.equal(await page.locator('main img, main svg, main b').count(), 0);
+  assert.deepEqual(dialogs, []);
+  // Terminal escapes that reach the page another way are drawn as symbols, not obeyed.
+  const shown = await page.evaluate(async () => (await import('/app/dom.js')).visible('a\u001b[2Jb\u202e'));
+  assert.equal(shown, 'a\u241b[2Jb\ufffd');
+  // A server that sends a digest for other details gets no signature.
+  const refusedSign = await page.evaluate(async (id) => {
+    const { listAccounts } = await import('/app/keystore.js');
+    const { signedAnswer } = await import('/app/answer.js');
+    const [account] = await listAccounts();
+    const challenge = { id, user: 'alice', context: { service: 'sshd', host: 'other' },
+      context_digest: 'NkaRvsTkAo45vOrX4WYHQ68oAKogHSun0fT6-5kde8A', rp_nonce: 'AAAA' };
+    try {
+      await signedAnswer(account, challenge, 'approve', '123456');
+      return 'signed';
+    } catch (e) {
+      return e.constructor.name;
+    }
+  }, created.json.id);
+  assert.equal(refusedSign, 'DigestMismatch');
+  await answer('deny');
+  await dismiss();
+});
+
+test('issue11: settings show the device, its key fingerprint and the release', async () => {
+  await page.goto(`${srv.url}/app/#settings`);
+  const card = page.locator(`section.account[data-device="${deviceId}"]`);
+  await card.waitFor();
+  const r = await fetch(`${srv.url}/v1/admin/users/alice/devices`, { headers: { Authorization: `Bearer ${srv.adminToken()}` } });
+  const listed = (await r.json()).devices.find((d) => d.id === deviceId);
+  const raw = Buffer.from(listed.public_key, 'base64url');
+  const expected = `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}`;
+  assert.equal(await card.locator('.fingerprint').textContent(), expected);
+  assert.equal(await card.locator('.device-name').textContent(), 'Alice\'s Pixel');
+  await page.locator('#notify-state').waitFor();
+  await shot('4-settings');
+});
+
+test('issue11: removing this device revokes it on the server, audited as by itself', async () => {
+  await page.goto(`${srv.url}/app/#settings`);
+  const card = page.locator(`section.account[data-device="${deviceId}"]`);
+  await card.getByRole('button', { name: 'Remove this device' }).tap();
+  await card.getByRole('button', { name: 'Yes, remove it' }).tap();
+  await page.locator('#welcome').waitFor();
+  const row = devices('alice').find((d) => d.id === deviceId);
+  assert.match(row.status, /^revoked /);
+  assert.match(srv.audit('alice'), new RegExp(`revoked.*${deviceId}.*by self|${deviceId}.*revoked.*by self`));
+  // Gone from the app too: a reload shows no account.
+  await page.reload();
+  await page.locator('#welcome').waitFor();
+});
