@@ -10,7 +10,7 @@
 //! - [`service`]: the rules, as plain functions over the store, returning domain errors;
 //! - [`store`] (with [`jobs`], the threads that run it), [`bounds`], [`waiters`], [`webhook`],
 //!   [`metrics`]: infrastructure;
-//! - [`auth`] (secret hashing), [`enrollment`] (enrollment refusals), [`limits`], [`rights`],
+//! - [`web`] (the web app's files and headers), [`auth`] (secret hashing), [`enrollment`] (enrollment refusals), [`limits`], [`rights`],
 //!   [`clock`], [`config`]: leaves.
 
 pub mod api;
@@ -32,6 +32,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod waiters;
+pub mod web;
 pub mod webhook;
 
 pub use api::ApiError;

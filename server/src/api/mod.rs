@@ -1,6 +1,6 @@
 //! The HTTP layer: the route table and middleware ([`routes`]), extractors ([`extract`]), the
 //! one error type ([`ApiError`]), wire views of records ([`views`]), and the handlers, one
-//! module per caller (relying parties, devices, admins, operations). Handlers extract, call
+//! module per caller (relying parties, devices, admins, operations, the web app). Handlers extract, call
 //! the service layer ([`crate::service`]) in one store job, and convert.
 
 pub mod admin;
@@ -12,6 +12,7 @@ pub mod ops;
 pub mod routes;
 pub mod rp;
 pub mod views;
+pub mod web;
 
 pub use error::ApiError;
 pub use extract::{parse_json, AdminCaller, JsonBody, Params, PeerAddr, RawBody};

@@ -13,7 +13,7 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, device, device_self, ops, rp, ApiError};
+use super::{admin, device, device_self, ops, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -122,12 +122,22 @@ pub fn routes() -> Vec<Route> {
         route(Method::GET, "/healthz", get(ops::healthz)),
         route(Method::GET, "/metrics", get(ops::metrics)),
         route(Method::GET, "/openapi.json", get(ops::openapi)),
+        // the web app
+        route(Method::GET, "/", get(web::to_app)),
+        route(Method::GET, "/app", get(web::to_app)),
+        route(Method::GET, "/app/", get(web::index)),
+        route(Method::GET, "/app/{*path}", get(web::file)),
+        route(Method::GET, "/enroll", get(web::enroll)),
     ]
 }
 
-/// The (method, path) pairs of [`routes`].
-pub fn route_list() -> Vec<(Method, &'static str)> {
-    routes().into_iter().map(|r| (r.method, r.path)).collect()
+/// The (method, path) pairs of [`routes`], with a catch-all `{*name}` written `{name}` as
+/// OpenAPI has it.
+pub fn route_list() -> Vec<(Method, String)> {
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path.replace("{*", "{")))
+        .collect()
 }
 
 /// The application router with its middleware.
@@ -144,7 +154,16 @@ pub fn router(state: SharedState) -> Router {
         .layer(DefaultBodyLimit::max(pushauth_proto::MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_failures))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Gives every response the cheap defensive headers (no framing, no referrer, no sniffing);
+/// the app's own responses already carry its stricter set.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    crate::web::headers::set_api_headers(response.headers_mut());
+    response
 }
 
 async fn not_found() -> ApiError {

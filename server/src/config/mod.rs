@@ -1,5 +1,5 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, and the admin token file. Secret files are read
+//! `[limits]` and `[retention]`, `[webhook]`, `[web]`, and the admin token file. Secret files are read
 //! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
 //! file).
 
@@ -14,11 +14,13 @@ use zeroize::Zeroizing;
 mod file;
 mod limits;
 mod secrets;
+mod web;
 mod webhook;
 
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
+pub use web::{check_app_dir, FileWeb, WebConfig};
 pub use webhook::{FileWebhook, WebhookConfig};
 
 /// Default listen address.
@@ -64,6 +66,8 @@ pub struct ServerConfig {
     pub sweep_interval_secs: u64,
     /// How long finished records are kept.
     pub retention: Retention,
+    /// `[web]`: where the web app's files come from.
+    pub web: WebConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -81,6 +85,7 @@ impl fmt::Debug for ServerConfig {
             .field("webhook", &self.webhook)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
+            .field("web", &self.web)
             .finish()
     }
 }
@@ -101,6 +106,7 @@ impl ServerConfig {
             webhook: None,
             sweep_interval_secs: 5,
             retention: Retention::default(),
+            web: WebConfig::default(),
         }
     }
 

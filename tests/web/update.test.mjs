@@ -1,0 +1,285 @@
+// Signed updates of the installed web app (issue 11, "The server that serves the app could
+// serve a changed app…"), in headless Chromium against the real pushauthd binary.
+//
+// The app is installed from the files built into pushauthd; then pushauthd is restarted on the
+// same origin with `[web] app_dir` serving: (a) a tampered app.js and index.html under the old
+// signed manifest, (b) a release signed by a key the server made itself, (c) a genuine update
+// signed by the release key (made here), (d) the older genuine release again (a downgrade),
+// (e) a changed worker script. A persistent Chromium profile keeps the installed worker across
+// the restarts. Also: pages outside the app run sandboxed, /enroll comes from the signed cache,
+// the app opens with pushauthd stopped, and the first load's transfer size is printed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, createPrivateKey, sign } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
+const BIN = process.env.PUSHAUTH_BIN || join(TARGET, 'debug');
+// The key the build signed with: a packager's, or the development key build.rs keeps.
+const RELEASE_KEY = process.env.PUSHAUTH_RELEASE_KEY_FILE || join(TARGET, 'pushauth-release-dev.key');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** pushauthd on one fixed loopback port (the app's origin must stay the same across restarts). */
+class Server {
+  constructor(dir, port) {
+    this.dir = dir;
+    this.port = port;
+    this.url = `http://localhost:${port}`;
+  }
+
+  async start(appDir) {
+    const config = join(this.dir, 'pushauthd.toml');
+    writeFileSync(config, appDir ? `[web]\napp_dir = ${JSON.stringify(appDir)}\n` : '', { mode: 0o600 });
+    const args = ['serve', '--config', config, '--listen', `127.0.0.1:${this.port}`,
+      '--data-dir', join(this.dir, 'data'), '--admin-token-file', join(this.dir, 'admin-token'),
+      '--public-url', this.url];
+    this.log = [];
+    this.child = spawn(join(BIN, 'pushauthd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout.on('data', (d) => this.log.push(String(d)));
+    this.child.stderr.on('data', (d) => this.log.push(String(d)));
+    const deadline = Date.now() + 30000;
+    for (;;) {
+      try {
+        if ((await fetch(`${this.url}/healthz`)).ok) return;
+      } catch { /* not up yet */ }
+      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`pushauthd did not start:\n${this.log.join('')}`);
+      await sleep(100);
+    }
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Writes `files` ({name: bytes}) as an app_dir pushauthd accepts (0755 dirs, 0644 files). */
+function writeApp(parent, label, files) {
+  const dir = join(parent, label);
+  mkdirSync(dir, { mode: 0o755 });
+  for (const [name, bytes] of Object.entries(files)) {
+    const path = join(dir, name);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    writeFileSync(path, bytes, { mode: 0o644 });
+    chmodSync(path, 0o644);
+  }
+  return dir;
+}
+
+/** A release manifest for `files`, signed by `keyPem`, as build.rs makes it. */
+function release(base, files, over, keyPem) {
+  const hashes = {};
+  for (const [name, bytes] of Object.entries(files)) {
+    if (name !== 'release.json' && name !== 'release.sig') hashes[name] = sha(bytes);
+  }
+  const manifest = Buffer.from(JSON.stringify({ ...base, files: hashes, ...over }, null, 2) + '\n');
+  const sig = sign('sha256', manifest, { key: createPrivateKey(keyPem), dsaEncoding: 'ieee-p1363' });
+  return { ...files, 'release.json': manifest, 'release.sig': sig };
+}
+
+/** Asks the page's worker for an update check and waits for its report. */
+async function checkNow(page) {
+  return page.evaluate(() => new Promise((resolve, reject) => {
+    const sw = navigator.serviceWorker;
+    const timer = setTimeout(() => reject(new Error('the worker did not report')), 30000);
+    sw.addEventListener('message', function on(event) {
+      if (event.data && event.data.type === 'pushauth-release') {
+        sw.removeEventListener('message', on);
+        clearTimeout(timer);
+        resolve(event.data.state);
+      }
+    });
+    sw.controller.postMessage({ type: 'pushauth-release-check' });
+  }));
+}
+
+const info = (page) => page.evaluate(async () => (await import('/app/release.js')).releaseInfo());
+const marks = (page) => page.evaluate(() => ({
+  tampered: document.documentElement.dataset.tampered || null,
+  release: document.documentElement.dataset.release || null,
+  tamperedNode: Boolean(document.getElementById('tampered')),
+}));
+
+test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_signed_one', async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'pushauth-update-'));
+  const server = new Server(tmp, await freePort());
+  const context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+    executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+  });
+  try {
+    await server.start(null);
+    const page = context.pages()[0] || await context.newPage();
+    page.on('pageerror', (e) => console.log('page error:', e.message));
+
+    // What the first load moves over the wire: the page's own requests (CDP) and the files
+    // the worker downloads at install.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    let pageBytes = 0;
+    cdp.on('Network.loadingFinished', (e) => { pageBytes += e.encodedDataLength; });
+
+    // ---- install from the files built into pushauthd
+    await page.goto(`${server.url}/app/`);
+    await page.evaluate(async () => (await import('/app/release.js')).startRelease());
+    await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30000 });
+    let now = await info(page);
+    for (let i = 0; !now.installed && i < 100; i++) { await sleep(100); now = await info(page); }
+    assert.ok(now.installed, JSON.stringify(now));
+    const builtManifest = Buffer.from(await (await fetch(`${server.url}/app/release.json`)).arrayBuffer());
+    const built = JSON.parse(builtManifest);
+    assert.equal(now.version, built.version);
+    const fpr = 'SHA256:' + createHash('sha256').update(Buffer.from(built.release_key, 'base64url')).digest('base64').replace(/=+$/, '');
+    assert.equal(now.fingerprint, fpr);
+    assert.equal(now.development, built.development);
+
+    const original = {};
+    for (const name of [...Object.keys(built.files), 'release.json', 'release.sig']) {
+      original[name] = Buffer.from(await (await fetch(`${server.url}/app/${name}`)).arrayBuffer());
+    }
+    let workerBytes = 0;
+    for (const [name, bytes] of Object.entries(original)) workerBytes += gzipSync(bytes, { level: 9 }).length;
+    await sleep(500);
+    console.log(`first load: page requests ${pageBytes} B on the wire (headers included); ` +
+      `worker install ${workerBytes} B gzip for ${Object.keys(original).length} files; ` +
+      `total ${pageBytes + workerBytes} B`);
+    await cdp.detach();
+
+    const main = 'app.js' in built.files ? 'app.js' : Object.keys(built.files).find((f) => f.endsWith('.js') && f !== 'sw.js');
+    const keyPem = readFileSync(RELEASE_KEY, 'utf8');
+
+    await t.test('(a) tampered files under the old signed manifest: the installed app is kept and the refusal reported', async () => {
+      await server.stop();
+      const tampered = {
+        ...original,
+        [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.tampered = 'yes';\n")]),
+        'index.html': Buffer.from(String(original['index.html']).replace(/<body[^>]*>/, '$&<p id="tampered">TAMPERED</p>')),
+      };
+      assert.notDeepEqual(tampered['index.html'], original['index.html']);
+      await server.start(writeApp(tmp, 'a', tampered));
+      await page.reload();
+      assert.deepEqual(await marks(page), { tampered: null, release: null, tamperedNode: false });
+      await checkNow(page);
+      const got = await info(page);
+      assert.equal(got.version, built.version);
+      assert.equal(got.status, 'refused');
+      assert.ok(got.refusal.reason.includes(main) && got.refusal.reason.includes('index.html'), got.refusal.reason);
+      assert.match(got.refusal.reason, /not as signed/);
+      // /enroll, outside /app/, also comes from the signed cache.
+      await page.goto(`${server.url}/enroll?token=abc`);
+      assert.deepEqual(await marks(page), { tampered: null, release: null, tamperedNode: false });
+      await page.goto(`${server.url}/app/`);
+      assert.deepEqual(await marks(page), { tampered: null, release: null, tamperedNode: false });
+    });
+
+    await t.test('(b) a release signed by a key the server made: refused', async () => {
+      await server.stop();
+      const { generateKeyPairSync } = await import('node:crypto');
+      const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwk = publicKey.export({ format: 'jwk' });
+      const raw = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+      const files = { ...original, [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.tampered = 'forged';\n")]) };
+      const forged = release(built, files, { version: 'forged', released: built.released + 100, release_key: raw.toString('base64url') },
+        privateKey.export({ format: 'pem', type: 'pkcs8' }));
+      await server.start(writeApp(tmp, 'b', forged));
+      await checkNow(page);
+      const got = await info(page);
+      assert.equal(got.version, built.version);
+      assert.equal(got.status, 'refused');
+      assert.match(got.refusal.reason, /not signed by the pinned release key/);
+      assert.equal(got.refusal.version, 'forged');
+      await page.reload();
+      assert.equal((await marks(page)).tampered, null);
+    });
+
+    await t.test('(c) a genuine update signed by the release key: taken', async () => {
+      await server.stop();
+      const files = { ...original, [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.release = 'test-2';\n")]) };
+      const genuine = release(built, files, { version: `${built.version}-test2`, released: built.released + 10 }, keyPem);
+      await server.start(writeApp(tmp, 'c', genuine));
+      await checkNow(page);
+      const got = await info(page);
+      assert.equal(got.status, 'updated', JSON.stringify(got));
+      assert.equal(got.version, `${built.version}-test2`);
+      assert.equal(got.refusal, null);
+      assert.equal(got.fingerprint, fpr);
+      await page.reload();
+      assert.equal((await marks(page)).release, 'test-2');
+    });
+
+    await t.test('(d) the older genuine release again: refused as a downgrade', async () => {
+      await server.stop();
+      await server.start(writeApp(tmp, 'd', original));
+      await checkNow(page);
+      const got = await info(page);
+      assert.equal(got.version, `${built.version}-test2`);
+      assert.match(got.refusal.reason, /downgrade/);
+      await page.reload();
+      assert.equal((await marks(page)).release, 'test-2');
+    });
+
+    await t.test('pages the server sends outside the app run in an opaque origin', async () => {
+      const sandboxed = await page.goto(`${server.url}/openapi.json`);
+      assert.equal(sandboxed.status(), 200);
+      assert.equal(await page.evaluate(() => self.origin), 'null');
+      const unknown = await page.goto(`${server.url}/app/not-in-the-release.html`);
+      assert.equal(unknown.status(), 404);
+      await page.goto(`${server.url}/app/`);
+      assert.equal(await page.evaluate(() => self.origin), server.url);
+    });
+
+    await t.test('the installed app opens with pushauthd stopped', async () => {
+      await server.stop();
+      const r = await page.reload();
+      assert.ok(r.ok(), `status ${r.status()}`);
+      assert.equal((await marks(page)).release, 'test-2');
+      assert.ok(await page.evaluate(() => document.querySelectorAll('script[type=module]').length > 0));
+      const text = await page.evaluate(() => document.body.innerText);
+      console.log(`offline page text: ${JSON.stringify(text.slice(0, 200))}`);
+      await page.waitForTimeout(300);
+      assert.equal((await info(page)).version, `${built.version}-test2`);
+    });
+
+    await t.test('(e) a changed worker script on the server: a red warning', async () => {
+      // Served beside the installed genuine release (c), with sw-push.js changed.
+      const files = { ...original, [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.release = 'test-2';\n")]) };
+      const genuine = release(built, files, { version: `${built.version}-test2`, released: built.released + 10 }, keyPem);
+      genuine['sw-push.js'] = Buffer.concat([genuine['sw-push.js'], Buffer.from('\n// changed\n')]);
+      await server.start(writeApp(tmp, 'e', genuine));
+      await page.reload();
+      await checkNow(page);
+      const got = await info(page);
+      assert.match(got.warning || '', /sw-push\.js/);
+      assert.equal(got.version, `${built.version}-test2`);
+    });
+  } finally {
+    await context.close();
+    await server.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
