@@ -247,6 +247,10 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       const sandboxed = await page.goto(`${server.url}/openapi.json`);
       assert.equal(sandboxed.status(), 200);
       assert.equal(await page.evaluate(() => self.origin), 'null');
+      for (const path of ['/v1/device/challenges', '/app/release.json', '/app/sw.js', '/healthz']) {
+        await page.goto(`${server.url}${path}`);
+        assert.equal(await page.evaluate(() => self.origin), 'null', path);
+      }
       const unknown = await page.goto(`${server.url}/app/not-in-the-release.html`);
       assert.equal(unknown.status(), 404);
       await page.goto(`${server.url}/app/`);

@@ -239,22 +239,26 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(request.url);
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
   const path = url.pathname;
-  if (path.startsWith('/v1/')) return; // the API: never intercepted, never cached
-  if (path.startsWith(BASE)) {
-    const name = path.slice(BASE.length) || 'index.html';
-    // The release files and the worker's own scripts always come from the server, so the page
-    // can compare them with the installed release.
-    if (name === 'release.json' || name === 'release.sig' || R.WORKER_FILES.includes(name)) return;
-    event.respondWith(fromInstalled(name, request));
-    if (request.mode === 'navigate') event.waitUntil(checkSoon(false));
+  const name = path.startsWith(BASE) ? path.slice(BASE.length) || 'index.html' : null;
+  // The release files and the worker's own scripts always come from the server, so the worker
+  // and the page can compare them with the installed release.
+  const passThrough = name === 'release.json' || name === 'release.sig' || R.WORKER_FILES.includes(name);
+  if (request.mode === 'navigate') {
+    // Only signed pages run in this origin (where the device's keys are); anything else the
+    // server sends as a page, the API included, opens sandboxed.
+    if (name !== null && !passThrough) {
+      event.respondWith(fromInstalled(name, request));
+      event.waitUntil(checkSoon(false));
+    } else if (path === '/enroll') {
+      event.respondWith(fromInstalled('index.html', request));
+    } else if (path === '/') {
+      event.respondWith(Response.redirect(BASE, 302));
+    } else {
+      event.respondWith(sandboxed(request));
+    }
     return;
   }
-  if (request.mode !== 'navigate') return;
-  if (path === '/enroll') {
-    event.respondWith(fromInstalled('index.html', request));
-  } else if (path === '/') {
-    event.respondWith(Response.redirect(BASE, 302));
-  } else {
-    event.respondWith(sandboxed(request));
-  }
+  // Subresources: the app's files from the signed cache; the API (/v1/*) and everything else
+  // untouched and never cached.
+  if (name !== null && !passThrough) event.respondWith(fromInstalled(name, request));
 });
