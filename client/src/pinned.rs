@@ -3,8 +3,9 @@
 //! subdirectory, checked like the directory itself. Where the file exists, only answers signed by a key it lists count, so a
 //! broken-into server cannot approve on the person's behalf.
 //!
-//! Format: one key per line, `ed25519 <base64url raw key> [comment]`; blank lines and lines
-//! starting with `#` are ignored. Anything else makes the whole file invalid (fail closed).
+//! Format: one key per line, `<alg> <base64url raw key> [comment]` with `alg` `ed25519` (32-byte
+//! key) or `es256` (the 65-byte uncompressed P-256 point, as `pushauthd devices` prints it);
+//! blank lines and lines starting with `#` are ignored. Anything else makes the whole file invalid (fail closed).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub fn parse_authorized_devices(text: &str) -> Result<Vec<DevicePublicKey>, Stri
         let mut fields = line.split_whitespace();
         let (Some(alg), Some(key)) = (fields.next(), fields.next()) else {
             return Err(format!(
-                "line {}: expected \"ed25519 <base64url key> [comment]\"",
+                "line {}: expected \"ed25519|es256 <base64url key> [comment]\"",
                 index + 1
             ));
         };
@@ -156,6 +157,107 @@ mod tests {
             ("ed25519 AAAA\n".to_string(), "line 1"),
             (format!("ed25519 {}==\n", key(1).to_b64()), "line 1"),
             (format!("\n\ned25519 {}x\n", key(1).to_b64()), "line 3"),
+        ] {
+            let err = parse_authorized_devices(&bad).unwrap_err();
+            assert!(err.starts_with(line), "{bad:?} gave {err:?}");
+        }
+    }
+
+    fn es256(secret: u8) -> DevicePublicKey {
+        DeviceSigningKey::from_secret(pushauth_proto::Alg::Es256, &[secret; 32])
+            .unwrap()
+            .public_key()
+    }
+
+    /// `es256 <key>` lines pin P-256 keys beside Ed25519 ones; a key is pinned only under its
+    /// own algorithm.
+    #[test]
+    fn issue11_es256_lines_parse() {
+        let text = format!(
+            "ed25519 {} laptop
+es256 {} phone (browser)
+",
+            key(1).to_b64(),
+            es256(2).to_b64()
+        );
+        let keys = parse_authorized_devices(&text).unwrap();
+        assert_eq!(keys, vec![key(1), es256(2)]);
+        assert_eq!(keys[1].alg(), pushauth_proto::Alg::Es256);
+        assert!(!keys.contains(&es256(1)));
+    }
+
+    /// Malformed es256 lines make the whole file invalid, naming the line: a compressed or
+    /// off-curve point, an Ed25519 key labelled es256 (and the reverse), a truncated key.
+    #[test]
+    fn issue11_malformed_es256_lines_are_refused_naming_them() {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        let good = format!(
+            "es256 {}
+",
+            es256(1).to_b64()
+        );
+        let raw = es256(1).to_bytes();
+        let compressed = p256::PublicKey::from_sec1_bytes(&raw)
+            .unwrap()
+            .to_encoded_point(true);
+        let mut off = raw.clone();
+        off[64] ^= 1;
+        for (bad, line) in [
+            (
+                format!(
+                    "{good}es256 {}
+",
+                    pushauth_proto::b64::encode(compressed.as_bytes())
+                ),
+                "line 2",
+            ),
+            (
+                format!(
+                    "{good}# c
+es256 {}
+",
+                    pushauth_proto::b64::encode(&off)
+                ),
+                "line 3",
+            ),
+            (
+                format!(
+                    "{good}es256 {}
+",
+                    key(1).to_b64()
+                ),
+                "line 2",
+            ),
+            (
+                format!(
+                    "ed25519 {}
+",
+                    es256(1).to_b64()
+                ),
+                "line 1",
+            ),
+            (
+                format!(
+                    "es256 {}
+",
+                    pushauth_proto::b64::encode(&raw[..64])
+                ),
+                "line 1",
+            ),
+            (
+                "es256
+"
+                .to_string(),
+                "line 1",
+            ),
+            (
+                format!(
+                    "ES256 {}
+",
+                    es256(1).to_b64()
+                ),
+                "line 1",
+            ),
         ] {
             let err = parse_authorized_devices(&bad).unwrap_err();
             assert!(err.starts_with(line), "{bad:?} gave {err:?}");

@@ -379,6 +379,51 @@ mod tests {
         ));
     }
 
+    /// An ES256 device's answer verifies with its key; pinned, it counts; unpinned (or pinned
+    /// only under another key) it does not; a forged or truncated ES256 signature never does.
+    #[test]
+    fn issue11_es256_answers_and_pinning() {
+        let key = DeviceSigningKey::from_secret(pushauth_proto::Alg::Es256, &[3; 32]).unwrap();
+        let info = DeviceInfo {
+            id: "dev-a".into(),
+            name: "browser".into(),
+            alg: "es256".into(),
+            public_key: key.public_key().to_b64(),
+            created_at: RESPONDED_AT.into(),
+            last_seen_at: None,
+        };
+        let (_, ed_other) = device(2, "dev-b");
+        let mut login = login(vec![info.clone()]);
+        let s = status(&key, &Answer::default(), ChallengeState::Approved, None);
+        assert!(matches!(
+            verify_decided(&login, &s).unwrap(),
+            Outcome::Approved { .. }
+        ));
+        let mut forged = s.clone();
+        let mut sig = pushauth_proto::b64::decode(s.signature.as_deref().unwrap(), "s").unwrap();
+        sig[10] ^= 1;
+        forged.signature = Some(pushauth_proto::b64::encode(&sig));
+        assert_bad(verify_decided(&login, &forged), "signature");
+        forged.signature = Some(pushauth_proto::b64::encode(&sig[..63]));
+        assert_bad(verify_decided(&login, &forged), "signature");
+
+        let unpinned = DeviceSigningKey::from_secret(pushauth_proto::Alg::Es256, &[4; 32])
+            .unwrap()
+            .public_key();
+        login.pinned = Some(vec![
+            DevicePublicKey::from_wire("ed25519", &ed_other.public_key).unwrap(),
+            unpinned,
+        ]);
+        assert_bad(verify_decided(&login, &s), "pinned");
+        login.pinned = Some(vec![
+            DevicePublicKey::from_wire("es256", &info.public_key).unwrap()
+        ]);
+        assert!(matches!(
+            verify_decided(&login, &s).unwrap(),
+            Outcome::Approved { .. }
+        ));
+    }
+
     #[test]
     fn state_must_follow_from_the_decision() {
         let (key, info) = device(1, "dev-a");

@@ -313,10 +313,7 @@ fn pinned_keys_decide_whether_an_approval_counts() {
         other => panic!("expected BadAnswer, got {other:?}"),
     }
     // Pin the device's real key.
-    let key = pushauth_proto::DeviceSigningKey::from_seed(
-        &pushauth_proto::b64::decode_array::<32>(&profile.key_seed, "seed").unwrap(),
-    )
-    .public_key();
+    let key = profile.signing_key().unwrap().public_key();
     fs::write(
         pins.path().join("alice"),
         format!(
@@ -389,4 +386,74 @@ fn bad_configuration_is_refused() {
         Err(ClientError::Config(_))
     ));
     assert!(!format!("{cfg:?}").contains("secret-key-xyz"));
+}
+
+/// Issue 11: an es256 device enrolled through pushauthd. Unpinned (the file lists only other
+/// keys, one of them P-256) its approval is refused as not pinned; with an `es256 <key>` line the
+/// same approval is accepted and names the device; the answer's ES256 signature was verified by
+/// the client against the key pushauthd listed.
+#[test]
+fn issue11_es256_device_pinned_is_accepted_unpinned_is_refused() {
+    let server = TestServer::start();
+    let (profile, device) = server
+        .0
+        .enroll_alg("alice", "browser phone", pushauth_proto::Alg::Es256)
+        .into_parts();
+    assert_eq!(profile.alg, pushauth_proto::Alg::Es256);
+    let key = profile.signing_key().unwrap().public_key();
+    let listed = &server.client().devices("alice").unwrap()[0];
+    assert_eq!(listed.alg, "es256");
+    assert_eq!(listed.public_key, key.to_b64());
+
+    let pins = tempfile::tempdir().unwrap();
+    let other_es = pushauth_proto::DeviceSigningKey::generate_alg(pushauth_proto::Alg::Es256)
+        .unwrap()
+        .public_key();
+    let other_ed = pushauth_proto::DeviceSigningKey::from_seed(&[1; 32]).public_key();
+    fs::write(
+        pins.path().join("alice"),
+        format!(
+            "es256 {} old phone\ned25519 {} laptop\n",
+            other_es.to_b64(),
+            other_ed.to_b64()
+        ),
+    )
+    .unwrap();
+    let mut cfg = ClientConfig::new(vec![server.url.clone()], server.api_key());
+    cfg.authorized_devices_dir = Some(pins.path().to_path_buf());
+    let client = Client::new(cfg).unwrap();
+    let approve = |client: &Client| {
+        let login = client
+            .start("alice", &ssh_context(), &StartOptions::default())
+            .unwrap();
+        let challenge = find_challenge(&device, &login.id);
+        device
+            .respond(
+                &challenge,
+                Decision::Approve,
+                login.code.as_deref().unwrap(),
+            )
+            .unwrap();
+        client.wait(&login, in_secs(10))
+    };
+    match approve(&client) {
+        Err(ClientError::BadAnswer(msg)) => assert!(msg.contains("pinned"), "{msg}"),
+        other => panic!("expected BadAnswer, got {other:?}"),
+    }
+    fs::write(
+        pins.path().join("alice"),
+        format!(
+            "es256 {} old phone\nes256 {} browser phone\n",
+            other_es.to_b64(),
+            key.to_b64()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        approve(&client).unwrap(),
+        Outcome::Approved {
+            device_id: profile.device_id.clone(),
+            device_name: "browser phone".into()
+        }
+    );
 }

@@ -9,7 +9,7 @@ use pushauth_proto::wire::{
     ChallengeStatus, DeviceNotice, DeviceResponse, EnrollRequest, EnrollResponse, NoticeList,
     PendingChallenge, PendingList,
 };
-use pushauth_proto::{b64, context_digest, names, Decision, DeviceSigningKey, MAX_WAIT_SECS};
+use pushauth_proto::{b64, context_digest, names, Alg, Decision, DeviceSigningKey, MAX_WAIT_SECS};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -67,16 +67,27 @@ fn now_rfc3339() -> Result<String, DeviceError> {
 }
 
 impl DeviceClient {
-    /// Enrolls a new device from an enrollment link: makes a key, proves possession, and returns
-    /// the profile to store. `ca_file` is an extra PEM CA bundle for a private CA.
+    /// Enrolls a new device from an enrollment link: makes an Ed25519 key, proves possession, and
+    /// returns the profile to store. `ca_file` is an extra PEM CA bundle for a private CA.
     pub fn enroll(link: &str, name: &str, ca_file: Option<&Path>) -> Result<Profile, DeviceError> {
+        Self::enroll_alg(link, name, ca_file, Alg::Ed25519)
+    }
+
+    /// As [`DeviceClient::enroll`], with a key of `alg` (`es256`: ECDSA P-256, as a browser
+    /// without Ed25519 enrolls).
+    pub fn enroll_alg(
+        link: &str,
+        name: &str,
+        ca_file: Option<&Path>,
+        alg: Alg,
+    ) -> Result<Profile, DeviceError> {
         let link = parse_enroll_link(link)?;
         let name = name.trim();
         // The server's rule (64 characters, nothing hidden), checked before a key is made.
         names::check_device_name(name).map_err(|e| DeviceError::Profile(format!("the {e}")))?;
         let agent = build_agent(ca_file)?;
         let (origin, prefix) = split_base(&link.server)?;
-        let key = DeviceSigningKey::generate()
+        let key = DeviceSigningKey::generate_alg(alg)
             .map_err(|e| DeviceError::Profile(format!("cannot make a key: {e}")))?;
         let public = key.public_key();
         let proof = key.sign_b64(&enroll_message(
@@ -119,7 +130,8 @@ impl DeviceClient {
             user: answer.user,
             device_id: answer.device_id,
             name: name.to_owned(),
-            key_seed: Zeroizing::new(b64::encode(key.seed().as_slice())),
+            alg: key.alg(),
+            key_seed: Zeroizing::new(b64::encode(key.secret().as_slice())),
             ca_file: ca_file.map(Path::to_path_buf),
         })
     }
@@ -133,23 +145,25 @@ impl DeviceClient {
     /// A client for an enrolled device using a given agent: no disk access at all.
     pub fn with_agent(profile: &Profile, agent: ureq::Agent) -> Result<DeviceClient, DeviceError> {
         let (origin, prefix) = split_base(&profile.server)?;
-        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-            b64::decode_array::<32>(&profile.key_seed, "key_seed")
-                .map_err(|e| DeviceError::Profile(format!("profile key: {e}")))?,
-        );
+        let key = profile.signing_key()?;
         Ok(DeviceClient {
             agent,
             origin,
             prefix,
             user: profile.user.clone(),
             device_id: profile.device_id.clone(),
-            key: DeviceSigningKey::from_seed(&seed),
+            key,
         })
     }
 
     /// The device id pushauthd gave at enrollment (base64url).
     pub fn device_id(&self) -> &str {
         &self.device_id
+    }
+
+    /// The device's public key (its fingerprint is what a person compares with the server's list).
+    pub fn public_key(&self) -> pushauth_proto::DevicePublicKey {
+        self.key.public_key()
     }
 
     /// The user this device is enrolled for.
@@ -285,6 +299,7 @@ mod tests {
             user: "alice".into(),
             device_id: "dev1".into(),
             name: "phone".into(),
+            alg: Alg::Ed25519,
             key_seed: Zeroizing::new(b64::encode([1u8; 32])),
             ca_file: None,
         };

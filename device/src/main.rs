@@ -15,8 +15,8 @@ use pushauth_device::profile::{
     default_config_dir, load_profile, profile_exists, profile_path, save_profile,
 };
 use pushauth_device::{
-    ChallengeStatus, Decision, DeviceClient, DeviceError, DeviceNotice, PendingChallenge,
-    DEFAULT_PROFILE,
+    Alg, ChallengeStatus, Decision, DeviceClient, DeviceError, DeviceNotice, PendingChallenge,
+    Profile, DEFAULT_PROFILE,
 };
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{PendingList, ACTION_ADD_DEVICE};
@@ -56,7 +56,13 @@ enum Command {
         /// Replace an existing profile of the same name.
         #[arg(long)]
         force: bool,
+        /// Key algorithm: ed25519, or es256 (ECDSA P-256, as a browser without Ed25519 makes).
+        #[arg(long, default_value = "ed25519", value_parser = parse_alg)]
+        alg: Alg,
     },
+    /// Show this device's profile and key fingerprint (nothing secret; no network).
+    #[command(visible_alias = "show")]
+    Info,
     /// List open challenges.
     Pending {
         /// Wait up to SECS (at most 30) for a challenge to arrive.
@@ -115,7 +121,9 @@ fn run(cli: Cli) -> Result<()> {
             name,
             ca_file,
             force,
-        } => enroll(&dir, profile, &url, name, ca_file, force),
+            alg,
+        } => enroll(&dir, profile, &url, name, ca_file, force, alg),
+        Command::Info => info(&dir, profile),
         Command::Pending { wait, json } => pending(&open(&dir, profile)?, wait, json),
         Command::Approve { id, code } => {
             answer(&open(&dir, profile)?, &id, Decision::Approve, code)
@@ -132,6 +140,12 @@ fn open(dir: &std::path::Path, profile: &str) -> Result<DeviceClient> {
     Ok(DeviceClient::new(&profile)?)
 }
 
+/// `--alg`: the wire names of [`Alg`].
+fn parse_alg(text: &str) -> Result<Alg, String> {
+    text.parse()
+        .map_err(|_| format!("unknown key algorithm {text:?}: use ed25519 or es256"))
+}
+
 fn enroll(
     dir: &std::path::Path,
     profile_name: &str,
@@ -139,6 +153,7 @@ fn enroll(
     name: Option<String>,
     ca_file: Option<PathBuf>,
     force: bool,
+    alg: Alg,
 ) -> Result<()> {
     // Check before using the single-use token, so a refusal does not burn it.
     let path = profile_path(dir, profile_name)?;
@@ -150,7 +165,7 @@ fn enroll(
         );
     }
     let name = name.unwrap_or_else(default_device_name);
-    let profile = DeviceClient::enroll(url, &name, ca_file.as_deref())?;
+    let profile = DeviceClient::enroll_alg(url, &name, ca_file.as_deref(), alg)?;
     let path = save_profile(dir, profile_name, &profile, force)?;
     println!(
         "enrolled device {} ({}) for user {} on {}",
@@ -159,7 +174,31 @@ fn enroll(
         shown(&profile.user),
         shown(&profile.server)
     );
+    let public = profile.signing_key()?.public_key();
+    println!("key: {} {}", public.alg(), public.fingerprint());
     println!("profile saved to {}", shown(&path.display().to_string()));
+    Ok(())
+}
+
+/// `info`: what the profile holds, less the secret, and the key as a person compares it (the
+/// fingerprint) and as an `authorized_devices` line pins it.
+fn info(dir: &std::path::Path, profile_name: &str) -> Result<()> {
+    let profile: Profile = load_profile(dir, profile_name)?;
+    let public = profile.signing_key()?.public_key();
+    println!("profile:     {}", shown(profile_name));
+    println!("server:      {}", shown(&profile.server));
+    println!("user:        {}", shown(&profile.user));
+    println!("device id:   {}", shown(&profile.device_id));
+    println!("name:        {}", shown(&profile.name));
+    println!("algorithm:   {}", public.alg());
+    println!("fingerprint: {}", public.fingerprint());
+    println!("public key:  {}", public.to_b64());
+    println!(
+        "authorized_devices line: {} {} {}",
+        public.alg(),
+        public.to_b64(),
+        shown(&profile.name)
+    );
     Ok(())
 }
 

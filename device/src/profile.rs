@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use pushauth_files::{FileError, Owner, ReadPolicy};
+use pushauth_proto::{b64, Alg, DeviceSigningKey};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -27,7 +28,12 @@ pub struct Profile {
     pub device_id: String,
     /// The device's friendly name.
     pub name: String,
-    /// Ed25519 seed, base64url. Never printed.
+    /// The key's algorithm. Profiles written before `es256` existed have no `alg` line and are
+    /// Ed25519.
+    #[serde(default = "ed25519")]
+    pub alg: Alg,
+    /// The key's 32 secret bytes, base64url: the Ed25519 seed, or the P-256 scalar big-endian
+    /// ([`DeviceSigningKey::secret`]). Never printed.
     pub key_seed: Zeroizing<String>,
     /// Extra PEM CA bundle for the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,9 +47,30 @@ impl fmt::Debug for Profile {
             .field("user", &self.user)
             .field("device_id", &self.device_id)
             .field("name", &self.name)
+            .field("alg", &self.alg)
             .field("key_seed", &"<redacted>")
             .field("ca_file", &self.ca_file)
             .finish()
+    }
+}
+
+fn ed25519() -> Alg {
+    Alg::Ed25519
+}
+
+impl Profile {
+    /// The device's signing key, from `alg` and `key_seed`.
+    ///
+    /// # Errors
+    /// [`DeviceError::Profile`] when `key_seed` is not 32 bytes of base64url, or not a valid key of
+    /// `alg`.
+    pub fn signing_key(&self) -> Result<DeviceSigningKey, DeviceError> {
+        let secret = Zeroizing::new(
+            b64::decode_array::<32>(&self.key_seed, "key_seed")
+                .map_err(|e| err(format!("profile key: {e}")))?,
+        );
+        DeviceSigningKey::from_secret(self.alg, secret.as_slice())
+            .map_err(|e| err(format!("profile key ({}): {e}", self.alg)))
     }
 }
 
@@ -156,6 +183,7 @@ mod tests {
             user: "alice".into(),
             device_id: "dev1".into(),
             name: "phone".into(),
+            alg: Alg::Ed25519,
             key_seed: Zeroizing::new(pushauth_proto::b64::encode([5u8; 32])),
             ca_file: None,
         }
@@ -227,6 +255,37 @@ mod tests {
             "{msg}"
         );
         assert!(!dir.join("q.toml").exists());
+    }
+
+    /// A profile written before `es256` (no `alg` line) loads as Ed25519 with the same key; an
+    /// es256 profile round-trips with its algorithm; a P-256 scalar out of range is refused.
+    #[test]
+    fn issue11_profiles_without_alg_are_ed25519_and_es256_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = "server = \"http://127.0.0.1:1\"\nuser = \"alice\"\ndevice_id = \"dev1\"\n\
+                   name = \"phone\"\nkey_seed = \"BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU\"\n";
+        pushauth_files::write_new(&tmp.path().join("old.toml"), old.as_bytes()).unwrap();
+        let loaded = load_profile(tmp.path(), "old").unwrap();
+        assert_eq!(loaded, sample());
+        assert_eq!(loaded.signing_key().unwrap().alg(), Alg::Ed25519);
+        assert_eq!(
+            loaded.signing_key().unwrap().public_key(),
+            DeviceSigningKey::from_seed(&[5u8; 32]).public_key()
+        );
+
+        let mut es = sample();
+        es.alg = Alg::Es256;
+        save_profile(tmp.path(), "es", &es, false).unwrap();
+        let text = fs::read_to_string(tmp.path().join("es.toml")).unwrap();
+        assert!(text.contains("alg = \"es256\""), "{text}");
+        let loaded = load_profile(tmp.path(), "es").unwrap();
+        assert_eq!(loaded, es);
+        assert_eq!(loaded.signing_key().unwrap().alg(), Alg::Es256);
+
+        es.key_seed = Zeroizing::new(pushauth_proto::b64::encode([0xffu8; 32]));
+        assert!(es.signing_key().is_err());
+        es.alg = Alg::Ed25519;
+        assert!(es.signing_key().is_ok());
     }
 
     #[test]

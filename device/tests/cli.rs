@@ -494,3 +494,99 @@ fn issue9_item14_device_cli_escapes_server_text_cuts_visibly_and_names_the_rp() 
     );
     assert!(err.contains("no\\u{001B}[31m red \\u{202E}text"), "{err}");
 }
+
+/// Issue 11: `enroll --alg es256` makes a P-256 key, pushauthd lists the device as `es256` with
+/// the key the profile holds (0600, `alg = "es256"`), `info` shows the fingerprint of exactly that
+/// key and never the secret, and the device approves with its ES256 signature. An unknown
+/// `--alg` is refused before the single-use link is spent.
+#[test]
+fn issue11_enroll_alg_es256_info_and_approve() {
+    let env = Env::start();
+    let link = env.link("alice");
+    let out = env.run(&["enroll", &link, "--name", "cli phone", "--alg", "rsa"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("es256"), "{}", stderr(&out));
+    assert!(!env.dir().join("default.toml").exists());
+
+    let out = env.run(&["enroll", &link, "--name", "cli phone", "--alg", "es256"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile = env.dir().join("default.toml");
+    assert_eq!(mode(&profile), 0o600);
+    let text = fs::read_to_string(&profile).unwrap();
+    assert!(text.contains("alg = \"es256\""), "{text}");
+
+    let listed = http(
+        "GET",
+        &format!("{}/v1/admin/users/alice/devices", env.url),
+        ADMIN_TOKEN,
+        None,
+    );
+    assert_eq!(listed["devices"][0]["alg"], "es256", "{listed}");
+    let public = pushauth_proto::DevicePublicKey::from_wire(
+        "es256",
+        listed["devices"][0]["public_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    let fingerprint = public.fingerprint();
+    assert!(
+        stdout(&out).contains(&format!("key: es256 {fingerprint}")),
+        "{}",
+        stdout(&out)
+    );
+
+    for command in ["info", "show"] {
+        let out = env.run(&[command]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let shown = stdout(&out);
+        assert!(
+            shown.contains(&format!("fingerprint: {fingerprint}")),
+            "{shown}"
+        );
+        assert!(shown.contains("algorithm:   es256"), "{shown}");
+        assert!(
+            shown.contains(&format!("es256 {} cli phone", public.to_b64())),
+            "{shown}"
+        );
+        let secret = text
+            .lines()
+            .find_map(|l| l.strip_prefix("key_seed = "))
+            .unwrap()
+            .trim_matches('"');
+        assert!(!shown.contains(secret), "info printed the secret");
+    }
+
+    let created = env.challenge("alice");
+    let code = created.code.clone().unwrap();
+    let out = env.run(&["approve", &created.id, "--code", &code]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = env.status(&created.id);
+    assert_eq!(status.state, ChallengeState::Approved);
+    let sig = b64::decode(status.signature.as_deref().unwrap(), "signature").unwrap();
+    assert_eq!(sig.len(), 64);
+}
+
+/// A profile written before `--alg` existed (no `alg` line) still works as an Ed25519 device.
+#[test]
+fn issue11_profiles_without_alg_still_answer() {
+    let env = Env::start();
+    env.enroll("alice");
+    let path = env.dir().join("default.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("alg = \"ed25519\""), "{text}");
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("alg ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&path, old).unwrap();
+    let out = env.run(&["info"]);
+    assert!(
+        stdout(&out).contains("algorithm:   ed25519"),
+        "{}",
+        stdout(&out)
+    );
+    let created = env.challenge("alice");
+    let out = env.run(&["deny", &created.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.status(&created.id).state, ChallengeState::Denied);
+}

@@ -83,6 +83,7 @@ impl FakeServer {
             user: "alice".into(),
             device_id: "dev1".into(),
             name: "phone".into(),
+            alg: pushauth_proto::Alg::Ed25519,
             key_seed: Zeroizing::new(b64::encode([4u8; 32])),
             ca_file: None,
         }

@@ -29,12 +29,17 @@ fn profile() -> impl Strategy<Value = Profile> {
         "[ -~]{1,20}",
         any::<[u8; 32]>(),
         prop::option::of("(/[a-z]{1,6}){1,3}"),
+        prop::sample::select(vec![
+            pushauth_proto::Alg::Ed25519,
+            pushauth_proto::Alg::Es256,
+        ]),
     )
-        .prop_map(|(server, user, device_id, name, seed, ca)| Profile {
+        .prop_map(|(server, user, device_id, name, seed, ca, alg)| Profile {
             server,
             user,
             device_id,
             name,
+            alg,
             key_seed: Zeroizing::new(pushauth_proto::b64::encode(seed)),
             ca_file: ca.map(Into::into),
         })

@@ -18,7 +18,7 @@ pub enum ProtoError {
         /// The length received, in bytes.
         got: usize,
     },
-    /// A key algorithm other than `ed25519`.
+    /// A key algorithm other than `ed25519` and `es256`.
     #[error("unsupported key algorithm {0:?}")]
     UnsupportedAlg(String),
     /// Public key bytes that are not a valid point.

@@ -148,7 +148,7 @@ pub struct DeviceInfo {
     pub id: String,
     /// The name the person gave the device at enrollment (1 to 64 characters).
     pub name: String,
-    /// Key algorithm (`ed25519`).
+    /// Key algorithm (`ed25519` or `es256`).
     pub alg: String,
     /// base64url raw public key.
     pub public_key: String,
@@ -251,7 +251,7 @@ pub struct EnrollRequest {
     pub token: String,
     /// Device name (1 to 64 printable characters).
     pub name: String,
-    /// Key algorithm (`ed25519`).
+    /// Key algorithm (`ed25519` or `es256`).
     pub alg: String,
     /// base64url raw public key.
     pub public_key: String,

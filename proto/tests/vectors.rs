@@ -4,7 +4,7 @@
 use pushauth_proto::auth::DeviceAuth;
 use pushauth_proto::context::Context;
 use pushauth_proto::signing::{enroll_message, request_message, response_message, ResponseFields};
-use pushauth_proto::{b64, context_digest, DevicePublicKey, DeviceSigningKey};
+use pushauth_proto::{b64, context_digest, Alg, DevicePublicKey, DeviceSigningKey};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -19,9 +19,29 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} is a string"))
 }
 
+/// The entry's signing key: `alg` + `secret_hex`, or (Ed25519, the older entries) `seed_hex`.
 fn key(v: &Value) -> DeviceSigningKey {
-    let seed: [u8; 32] = hex::decode(s(v, "seed_hex")).unwrap().try_into().unwrap();
-    DeviceSigningKey::from_seed(&seed)
+    match v["alg"].as_str() {
+        Some("es256") => {
+            let secret = hex::decode(s(v, "secret_hex")).unwrap();
+            DeviceSigningKey::from_secret(Alg::Es256, &secret).unwrap()
+        }
+        alg => {
+            assert!(matches!(alg, None | Some("ed25519")), "alg {alg:?}");
+            let seed: [u8; 32] = hex::decode(s(v, "seed_hex")).unwrap().try_into().unwrap();
+            DeviceSigningKey::from_seed(&seed)
+        }
+    }
+}
+
+/// Every list holds entries of both algorithms.
+fn assert_both_algs(items: &[Value]) {
+    for alg in ["ed25519", "es256"] {
+        assert!(
+            items.iter().any(|v| key(v).alg().as_str() == alg),
+            "no {alg} vector"
+        );
+    }
 }
 
 fn list<'a>(doc: &'a Value, key: &str) -> &'a Vec<Value> {
@@ -32,8 +52,43 @@ fn list<'a>(doc: &'a Value, key: &str) -> &'a Vec<Value> {
 
 #[test]
 fn keys() {
-    for v in list(&vectors(), "keys") {
+    let doc = vectors();
+    assert_both_algs(list(&doc, "keys"));
+    for v in list(&doc, "keys") {
         assert_eq!(key(v).public_key().to_b64(), s(v, "public_key"));
+        assert_eq!(key(v).alg().as_str(), s(v, "alg"));
+    }
+}
+
+#[test]
+fn fingerprints() {
+    let doc = vectors();
+    let items = list(&doc, "fingerprint");
+    for alg in ["ed25519", "es256"] {
+        assert!(items.iter().any(|v| s(v, "alg") == alg), "no {alg} vector");
+    }
+    for v in items {
+        let public = DevicePublicKey::from_wire(s(v, "alg"), s(v, "public_key")).unwrap();
+        assert_eq!(public.fingerprint(), s(v, "fingerprint"));
+    }
+}
+
+/// WebCrypto's ES256 signatures are not normalised: a high-S signature verifies.
+#[test]
+fn es256_high_s_signatures_verify() {
+    for v in list(&vectors(), "es256_high_s") {
+        let public = DevicePublicKey::from_wire("es256", s(v, "public_key")).unwrap();
+        assert_eq!(key(v).public_key(), public);
+        let msg = hex::decode(s(v, "message_hex")).unwrap();
+        let sig = b64::decode(s(v, "signature"), "signature").unwrap();
+        // s > n/2: its top byte is at least 0x7f (n/2 begins 0x7fffffff80...).
+        assert!(sig[32] >= 0x7f, "the vector's s is high");
+        assert!(public.verify(&msg, &sig).is_ok());
+        assert_ne!(
+            key(v).sign(&msg),
+            sig,
+            "deterministic signing gave the other form"
+        );
     }
 }
 
@@ -47,7 +102,9 @@ fn context_digests() {
 
 #[test]
 fn responses() {
-    for v in list(&vectors(), "response") {
+    let doc = vectors();
+    assert_both_algs(list(&doc, "response"));
+    for v in list(&doc, "response") {
         let context: Context = serde_json::from_value(v["context"].clone()).unwrap();
         let digest = context_digest(&context);
         assert_eq!(b64::encode(digest), s(v, "context_digest"));
@@ -72,7 +129,9 @@ fn responses() {
 
 #[test]
 fn requests() {
-    for v in list(&vectors(), "request") {
+    let doc = vectors();
+    assert_both_algs(list(&doc, "request"));
+    for v in list(&doc, "request") {
         let msg = request_message(
             s(v, "method"),
             s(v, "path_and_query"),
@@ -82,6 +141,10 @@ fn requests() {
         );
         assert_eq!(hex::encode(&msg), s(v, "message_hex"));
         assert_eq!(key(v).sign_b64(&msg), s(v, "signature"));
+        assert!(key(v)
+            .public_key()
+            .verify_b64(&msg, s(v, "signature"))
+            .is_ok());
         let auth = DeviceAuth::parse(s(v, "header")).unwrap();
         assert_eq!(auth.sig, s(v, "signature"));
         assert_eq!(
@@ -97,11 +160,14 @@ fn requests() {
 
 #[test]
 fn enrollment_proofs() {
-    for v in list(&vectors(), "enroll") {
+    let doc = vectors();
+    assert_both_algs(list(&doc, "enroll"));
+    for v in list(&doc, "enroll") {
         let public = DevicePublicKey::from_wire(s(v, "alg"), s(v, "public_key")).unwrap();
         let msg = enroll_message(s(v, "token"), s(v, "alg"), &public.to_bytes());
         assert_eq!(hex::encode(&msg), s(v, "message_hex"));
         assert!(public.verify_b64(&msg, s(v, "proof")).is_ok());
         assert_eq!(key(v).sign_b64(&msg), s(v, "proof"));
+        assert_eq!(key(v).public_key(), public);
     }
 }

@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use pushauth_device::{ChallengeStatus, Decision, DeviceClient, PendingChallenge, Profile};
-use pushauth_proto::{b64, DeviceSigningKey};
+use pushauth_proto::DeviceSigningKey;
 
 /// How long [`find_challenge`] waits for a challenge to reach a device.
 const FIND_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,11 +31,11 @@ impl TestDevice {
         &self.profile.device_id
     }
 
-    /// Its Ed25519 key, for tests that sign requests or answers by hand.
+    /// Its key (Ed25519 or ES256, as enrolled), for tests that sign requests or answers by hand.
     pub fn signing_key(&self) -> DeviceSigningKey {
-        let seed = b64::decode_array::<32>(&self.profile.key_seed, "key_seed")
-            .unwrap_or_else(|e| panic!("the profile's key seed: {e}"));
-        DeviceSigningKey::from_seed(&seed)
+        self.profile
+            .signing_key()
+            .unwrap_or_else(|e| panic!("the profile's key: {e}"))
     }
 
     /// The profile and the client, for harnesses that keep them apart.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pushauth_device::DeviceClient;
+use pushauth_device::{Alg, DeviceClient};
 use pushauth_server::{RunningServer, ServerConfig};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -237,10 +237,18 @@ impl TestServer {
     /// enrollment link, redeemed by the device library (new key, proof of possession).
     #[track_caller]
     pub fn enroll(&self, user: &str, name: &str) -> TestDevice {
+        self.enroll_alg(user, name, Alg::Ed25519)
+    }
+
+    /// As [`TestServer::enroll`], with a device key of `alg` (`Alg::Es256`: ECDSA P-256, as a
+    /// browser without Ed25519 enrolls).
+    #[track_caller]
+    pub fn enroll_alg(&self, user: &str, name: &str, alg: Alg) -> TestDevice {
         let link = self.enrollment(user, None).url;
-        let profile = DeviceClient::enroll(&link, name, self.ca_file.as_deref())
-            .unwrap_or_else(|e| panic!("enrolling {name:?} for {user:?}: {e}"));
+        let profile = DeviceClient::enroll_alg(&link, name, self.ca_file.as_deref(), alg)
+            .unwrap_or_else(|e| panic!("enrolling {name:?} ({alg}) for {user:?}: {e}"));
         assert_eq!(profile.user, user);
+        assert_eq!(profile.alg, alg);
         TestDevice::new(profile)
     }
 }

@@ -70,8 +70,8 @@ impl SignedRequest {
     }
 }
 
-/// Parsed device keys by their stored text. Parsing decompresses the curve point (a field
-/// square root, a sizeable part of a verification), and each login checks up to three
+/// Parsed device keys by their stored text. Parsing decompresses the curve point (Ed25519: a
+/// field square root, a sizeable part of a verification; ES256 checks the point is on the curve), and each login checks up to three
 /// signatures by the same key. Text to key is a pure function, so the cache never goes stale.
 static PARSED_KEYS: LazyLock<Mutex<HashMap<(String, String), DevicePublicKey>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));

@@ -144,11 +144,12 @@ impl Srv {
 
 pub fn enroll_body(token: &str, key: &DeviceSigningKey, name: &str) -> Vec<u8> {
     let public = key.public_key();
-    let proof = key.sign_b64(&enroll_message(token, "ed25519", &public.to_bytes()));
+    let alg = public.alg().as_str();
+    let proof = key.sign_b64(&enroll_message(token, alg, &public.to_bytes()));
     serde_json::to_vec(&json!({
         "token": token,
         "name": name,
-        "alg": "ed25519",
+        "alg": alg,
         "public_key": public.to_b64(),
         "proof": proof,
     }))
