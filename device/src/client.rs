@@ -318,6 +318,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: "2026-01-01T00:01:00Z".into(),
             code_required: true,
+            code_length: Some(2),
             rp_name: None,
         }
     }

@@ -18,6 +18,7 @@ use pushauth_device::{
     Alg, ChallengeStatus, Decision, DeviceClient, DeviceError, DeviceNotice, PendingChallenge,
     Profile, DEFAULT_PROFILE,
 };
+use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{PendingList, ACTION_ADD_DEVICE};
 
@@ -311,14 +312,14 @@ fn print_challenge(challenge: &PendingChallenge) {
     println!("  user:      {}", shown(&challenge.user));
     println!("  state:     {}", challenge.state);
     println!("  expires:   {}", shown(&challenge.expires_at));
-    println!(
-        "  code:      {}",
-        if challenge.code_required {
-            "required (type the code shown on the login screen)"
-        } else {
-            "not required"
-        }
-    );
+    if challenge.code_required {
+        println!(
+            "  code:      required (type the {} shown on the login screen)",
+            code_words(challenge)
+        );
+    } else {
+        println!("  code:      not required");
+    }
     for (key, value) in &challenge.context {
         println!(
             "  {:<10} {}",
@@ -371,10 +372,14 @@ fn answer(client: &DeviceClient, id: &str, decision: Decision, code: Option<Stri
             )
         })?;
     let code = match (decision, challenge.code_required, code) {
-        (Decision::Approve, true, None) => {
-            bail!("this challenge needs the code shown on the login screen: add --code NN")
-        }
-        (Decision::Approve, _, Some(code)) => code,
+        (Decision::Approve, true, None) => bail!(
+            "this challenge needs the {} shown on the login screen: add --code followed by it",
+            code_words(&challenge)
+        ),
+        // Checked here, not sent: the one attempt per challenge is not spent on a typo.
+        (Decision::Approve, true, Some(code)) => check_typed_code(&code, challenge.code_length)
+            .map_err(|e| anyhow::anyhow!("{e}; nothing was sent, the challenge is still open"))?,
+        (Decision::Approve, false, Some(code)) => code,
         _ => String::new(),
     };
     let status = client.respond(&challenge, decision, &code)?;
@@ -382,20 +387,35 @@ fn answer(client: &DeviceClient, id: &str, decision: Decision, code: Option<Stri
     Ok(())
 }
 
+/// "6-digit code", or "code" from a server that does not say the length.
+fn code_words(challenge: &PendingChallenge) -> String {
+    match challenge.code_length {
+        Some(n) => format!("{n}-digit code"),
+        None => "code".to_owned(),
+    }
+}
+
 /// What the person typed at the watch prompt.
+#[derive(Debug, PartialEq)]
 enum Typed {
     Answer(Decision, String),
+    /// A code that cannot be the one shown (wrong length, not digits): why, and nothing sent.
+    BadCode(String),
     Again,
 }
 
-fn parse_typed(line: &str, code_required: bool) -> Typed {
+fn parse_typed(line: &str, challenge: &PendingChallenge) -> Typed {
     let text = line.trim();
     match text {
         "d" | "deny" => Typed::Answer(Decision::Deny, String::new()),
         "r" | "report" => Typed::Answer(Decision::Report, String::new()),
-        "y" | "yes" if !code_required => Typed::Answer(Decision::Approve, String::new()),
-        code if code_required && !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => {
-            Typed::Answer(Decision::Approve, code.to_owned())
+        "y" | "yes" if !challenge.code_required => Typed::Answer(Decision::Approve, String::new()),
+        code if challenge.code_required && code.bytes().any(|b| b.is_ascii_digit()) => {
+            // With or without the space the login screen groups it with ("482 913").
+            match check_typed_code(code, challenge.code_length) {
+                Ok(code) => Typed::Answer(Decision::Approve, code),
+                Err(e) => Typed::BadCode(e.to_string()),
+            }
         }
         _ => Typed::Again,
     }
@@ -446,7 +466,8 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                     );
                 } else if challenge.code_required {
                     print!(
-                        "Type the code shown on the login screen (or 'd' to deny, 'r' to report): "
+                        "Type the {} shown on the login screen (or 'd' to deny, 'r' to report): ",
+                        code_words(&challenge)
                     );
                 } else {
                     print!(
@@ -462,8 +483,9 @@ fn watch(client: &DeviceClient, once: bool) -> Result<()> {
                     // Piped input is not echoed: end the prompt's line ourselves.
                     println!();
                 }
-                match parse_typed(&line, challenge.code_required) {
+                match parse_typed(&line, &challenge) {
                     Typed::Answer(decision, code) => break (decision, code),
+                    Typed::BadCode(why) => println!("{why}; nothing was sent, type it again"),
                     Typed::Again => println!("not understood"),
                 }
             };
@@ -502,5 +524,52 @@ mod tests {
         for verb in ["deny", "report"] {
             assert!(Cli::try_parse_from(["pushauth-device", verb, "-abc"]).is_ok());
         }
+    }
+    fn pending(code_length: Option<u8>) -> PendingChallenge {
+        PendingChallenge {
+            id: "c1".into(),
+            user: "alice".into(),
+            state: pushauth_proto::ChallengeState::Pending,
+            context: pushauth_proto::Context::new(),
+            context_digest: String::new(),
+            rp_nonce: String::new(),
+            created_at: String::new(),
+            expires_at: String::new(),
+            code_required: code_length.is_some(),
+            code_length,
+            rp_name: None,
+        }
+    }
+
+    #[test]
+    fn issue11_watch_checks_the_typed_code_length_before_sending() {
+        let six = pending(Some(6));
+        let approve = |code: &str| Typed::Answer(Decision::Approve, code.to_owned());
+        assert_eq!(parse_typed("048213\n", &six), approve("048213"));
+        assert_eq!(parse_typed("482 913\n", &six), approve("482913"));
+        assert_eq!(
+            parse_typed("d\n", &six),
+            Typed::Answer(Decision::Deny, String::new())
+        );
+        assert_eq!(parse_typed("\n", &six), Typed::Again);
+        assert_eq!(parse_typed("y\n", &six), Typed::Again, "a code is required");
+        match parse_typed("48213\n", &six) {
+            Typed::BadCode(why) => assert!(why.contains("6 digits"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_typed("4821x3", &six), Typed::BadCode(_)));
+        assert!(matches!(parse_typed("1234567", &six), Typed::BadCode(_)));
+        // A server that does not say the length: 2 to 8 digits go.
+        assert_eq!(
+            parse_typed("42", &pending(None)),
+            Typed::Again,
+            "no code asked"
+        );
+        let mut unknown = pending(None);
+        unknown.code_required = true;
+        assert_eq!(parse_typed("42", &unknown), approve("42"));
+        assert!(matches!(parse_typed("4", &unknown), Typed::BadCode(_)));
+        assert_eq!(code_words(&six), "6-digit code");
+        assert_eq!(code_words(&unknown), "code");
     }
 }

@@ -143,6 +143,8 @@ fn enroll_pending_and_approve_with_the_code() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["challenges"][0]["id"], created.id.as_str());
     assert_eq!(json["challenges"][0]["code_required"], true);
+    assert_eq!(json["challenges"][0]["code_length"], 6);
+    assert!(listing.contains("6-digit code"), "{listing}");
 
     // Approving without the code is refused locally.
     let out = env.run(&["approve", &created.id]);
@@ -165,12 +167,28 @@ fn wrong_code_deny_and_report_print_the_outcome() {
     env.enroll("alice");
 
     let created = env.challenge("alice");
-    let wrong = if created.code.as_deref() == Some("42") {
-        "43"
-    } else {
-        "42"
-    };
-    let out = env.run(&["approve", &created.id, "--code", wrong]);
+    let code = created.code.clone().unwrap();
+    // A wrong code of the right length is sent (and ends the challenge); one digit too few or
+    // a letter is refused locally, so a typo does not spend the one attempt.
+    for typo in [&code[1..], &format!("{}x", &code[1..])] {
+        let out = env.run(&["approve", &created.id, "--code", typo]);
+        assert!(!out.status.success(), "{typo}");
+        assert!(
+            stderr(&out).contains("nothing was sent"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(env.status(&created.id).state, ChallengeState::Pending);
+    }
+    assert!(
+        stderr(&env.run(&["approve", &created.id, "--code", &code[1..]])).contains("6 digits"),
+        "the message names the length"
+    );
+    let wrong: String = code
+        .bytes()
+        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+        .collect();
+    let out = env.run(&["approve", &created.id, "--code", &wrong]);
     assert!(out.status.success(), "the server accepted the answer");
     assert!(stdout(&out).contains("code_mismatch"), "{}", stdout(&out));
     let status = env.status(&created.id);
@@ -249,12 +267,14 @@ fn watch_once_answers_with_the_code_from_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // An empty line is asked again; then the code.
+    // An empty line is asked again; a code one digit short is refused locally (nothing
+    // sent: the challenge stays open); then the code, grouped as the login screen shows it.
+    let grouped = pushauth_proto::challenge::group_code(&code);
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(format!("\n{code}\n").as_bytes())
+        .write_all(format!("\n{}\n{grouped}\n", &code[1..]).as_bytes())
         .unwrap();
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -269,7 +289,11 @@ fn watch_once_answers_with_the_code_from_stdin() {
     eprintln!("{text}{}", stderr(&out));
     assert!(out.status.success());
     assert!(
-        text.contains("Type the code shown on the login screen"),
+        text.contains("Type the 6-digit code shown on the login screen"),
+        "{text}"
+    );
+    assert!(
+        text.contains("has 6 digits; you typed 5; nothing was sent"),
         "{text}"
     );
     assert!(text.contains("web01"), "{text}");

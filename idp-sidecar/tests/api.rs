@@ -194,7 +194,7 @@ fn approved_login_carries_a_verifiable_result_token() {
     let login = env.start_login("alice", NONCE);
     let id = login["id"].as_str().unwrap();
     let code = login["code"].as_str().unwrap().to_string();
-    assert_eq!(code.len(), 2);
+    assert_eq!(code.len(), 6, "pushauthd's default code_digits");
     assert_eq!(login["state"], "pending");
     assert_eq!(login["devices"][0]["name"], "alice-phone");
     assert!(login.get("result").is_none());
@@ -264,14 +264,11 @@ fn denied_reported_and_mismatched_logins_end_without_approval() {
         let challenge = find_challenge(&device, id);
         let code = login["code"].as_str().unwrap();
         let typed = match typed {
-            // A wrong two-digit code: never the right one.
-            Some(_) => {
-                if code == "10" {
-                    "11".to_string()
-                } else {
-                    "10".to_string()
-                }
-            }
+            // A wrong code of the right length: each digit moved by one.
+            Some(_) => code
+                .bytes()
+                .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+                .collect(),
             None => String::new(),
         };
         device.respond(&challenge, decision, &typed).unwrap();

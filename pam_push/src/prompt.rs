@@ -7,6 +7,8 @@
 
 use std::str::FromStr;
 
+use pushauth_proto::challenge::group_code;
+
 /// The `prompt` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptMode {
@@ -72,21 +74,25 @@ pub fn device_names(names: &[String]) -> String {
     }
 }
 
-/// The prompt text: the code and what to do, in one line.
+/// The prompt text: the code and what to do, in one line. The code is grouped for reading
+/// (`482 913`, [`pushauth_proto::challenge::group_code`]); devices accept it with or without
+/// the space.
 pub fn prompt_text(devices: &str, code: Option<&str>) -> String {
     match code {
         Some(code) => format!(
-            "Approve on {devices}: type {code} on your device, then press Enter (c to cancel): "
+            "Approve on {devices}: type {} on your device, then press Enter (c to cancel): ",
+            group_code(code)
         ),
         None => format!("Approve on {devices}, then press Enter (c to cancel): "),
     }
 }
 
-/// The message shown where messages appear at once.
+/// The message shown where messages appear at once (the code grouped as in [`prompt_text`]).
 pub fn info_text(devices: &str, code: Option<&str>, timeout_secs: u64) -> String {
     match code {
         Some(code) => format!(
-            "Approve on {devices}: type {code} on your device. Waiting up to {timeout_secs} s…"
+            "Approve on {devices}: type {} on your device. Waiting up to {timeout_secs} s…",
+            group_code(code)
         ),
         None => format!("Approve the login on {devices}. Waiting up to {timeout_secs} s…"),
     }
@@ -136,6 +142,12 @@ mod tests {
         assert_eq!(three, "a, b\\u{001B}[2J or c");
         assert_eq!(device_names(&[]), "your device");
         assert!(info_text("Pixel 7", Some("42"), 60).contains("type 42"));
+        // Six digits (the default) read in two groups; a leading zero stays.
+        assert_eq!(
+            prompt_text(&one, Some("048213")),
+            "Approve on Pixel 7: type 048 213 on your device, then press Enter (c to cancel): "
+        );
+        assert!(info_text("Pixel 7", Some("48213571"), 60).contains("type 4821 3571 on"));
         assert!(!prompt_text("x", None).contains("type"));
     }
 

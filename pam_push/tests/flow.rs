@@ -178,7 +178,7 @@ impl Scripted {
         let s = Scripted::default();
         *s.start.borrow_mut() = Some(Ok(FakeLogin {
             id: "chal-1".into(),
-            code: Some("42".into()),
+            code: Some("048213".into()),
             names: vec!["Pixel 7".into()],
         }));
         *s.wait.borrow_mut() = Some(outcome);
@@ -279,7 +279,7 @@ fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
     assert_eq!(r.code, PamCode::Success);
     assert_eq!(
         r.conv.prompts,
-        vec!["Approve on Pixel 7: type 42 on your device, then press Enter (c to cancel): "]
+        vec!["Approve on Pixel 7: type 048 213 on your device, then press Enter (c to cancel): "]
     );
     assert!(r.conv.infos.is_empty());
     assert_eq!(backend.waits.get(), 1, "Enter waits for the outcome");
@@ -295,7 +295,10 @@ fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
     ] {
         assert!(line.contains(part), "{part} missing in {line}");
     }
-    assert!(!line.contains("42"), "no code in logs: {line}");
+    assert!(
+        !line.contains("048213") && !line.contains("048 213"),
+        "no code in logs: {line}"
+    );
     let (user, ctx, matching, ttl) = backend.started_with.borrow().clone().unwrap();
     assert_eq!(user, "alice");
     assert_eq!(ctx["service"], "sshd");
@@ -336,7 +339,11 @@ fn sudo_gets_a_message_and_no_prompt() {
     assert_eq!(r.code, PamCode::AuthErr);
     assert!(r.conv.prompts.is_empty());
     assert_eq!(r.conv.infos.len(), 1);
-    assert!(r.conv.infos[0].contains("type 42"), "{:?}", r.conv.infos);
+    assert!(
+        r.conv.infos[0].contains("type 048 213"),
+        "{:?}",
+        r.conv.infos
+    );
     assert!(r.conv.infos[0].contains("Pixel 7"));
     assert!(r.conv.errors[0].contains("denied"));
     assert_eq!(
@@ -958,12 +965,15 @@ mod real {
         code: Option<&'static str>,
     ) -> Reply {
         Reply::Act(Box::new(move |prompt: &str| {
+            // As shown, grouped ("482 913"): the device sends it as typed, space and all,
+            // and both pushauthd and the client's verification read it without the space.
             let shown = prompt
                 .split("type ")
                 .nth(1)
-                .and_then(|rest| rest.split(' ').next())
+                .and_then(|rest| rest.split(" on your device").next())
                 .unwrap()
                 .to_owned();
+            assert_eq!(shown.replace(' ', "").len(), 6, "{prompt}");
             let deadline = Instant::now() + Duration::from_secs(10);
             let challenge = loop {
                 let list = device.pending(2).unwrap();
@@ -1011,7 +1021,7 @@ mod real {
 
         let r = login(
             &cfg,
-            answer_on(device.clone(), Decision::Approve, Some("00")),
+            answer_on(device.clone(), Decision::Approve, Some("0000000")),
         );
         assert_eq!(r.code, PamCode::AuthErr);
         assert!(

@@ -204,22 +204,157 @@ pub fn decide(
     }
 }
 
-/// Compares a typed code with the expected one in constant time (for equal lengths).
+/// Shortest code `code_digits` allows.
+pub const MIN_CODE_DIGITS: u8 = 2;
+/// Longest code `code_digits` allows.
+pub const MAX_CODE_DIGITS: u8 = 8;
+/// The default code length, and the shortest that meets NIST SP 800-63B-4 (final, section
+/// 3.1.7.3 via 2.2.1 "out-of-band authenticators": a secret transferred from the primary
+/// channel has at least six decimal digits). Shorter codes are allowed for compatibility but
+/// are weaker than 800-63B-4 asks.
+pub const DEFAULT_CODE_DIGITS: u8 = 6;
+
+/// The length of number-matching codes, [`MIN_CODE_DIGITS`] to [`MAX_CODE_DIGITS`] decimal
+/// digits. Read from config as a plain integer; out of range is a [`CodeDigitsError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct CodeDigits(u8);
+
+impl TryFrom<u64> for CodeDigits {
+    type Error = CodeDigitsError;
+    fn try_from(digits: u64) -> Result<Self, CodeDigitsError> {
+        CodeDigits::new(digits)
+    }
+}
+
+/// A code length outside [`MIN_CODE_DIGITS`]..=[`MAX_CODE_DIGITS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("code_digits = {0} must be {MIN_CODE_DIGITS} to {MAX_CODE_DIGITS}")]
+pub struct CodeDigitsError(pub u64);
+
+impl CodeDigits {
+    /// A checked length.
+    ///
+    /// # Errors
+    /// [`CodeDigitsError`] outside 2 to 8.
+    pub fn new(digits: u64) -> Result<Self, CodeDigitsError> {
+        match u8::try_from(digits) {
+            Ok(d) if (MIN_CODE_DIGITS..=MAX_CODE_DIGITS).contains(&d) => Ok(CodeDigits(d)),
+            _ => Err(CodeDigitsError(digits)),
+        }
+    }
+
+    /// The number of digits.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Whether this length meets NIST SP 800-63B-4 (six digits or more).
+    pub fn meets_nist(self) -> bool {
+        self.0 >= DEFAULT_CODE_DIGITS
+    }
+}
+
+impl Default for CodeDigits {
+    fn default() -> Self {
+        CodeDigits(DEFAULT_CODE_DIGITS)
+    }
+}
+
+/// Compares a typed code with the expected one in constant time (for equal lengths). The typed
+/// code is read as [`normalize_typed_code`] reads it, so `"482 913"` matches `482913`.
 pub fn code_matches(expected: &str, typed: &str) -> bool {
-    let typed = typed.trim();
+    let typed = normalize_typed_code(typed);
     expected.len() == typed.len() && bool::from(expected.as_bytes().ct_eq(typed.as_bytes()))
 }
 
-/// A fresh number-matching code: two digits, `10` to `99`, so it never starts with a zero that a
-/// person might drop.
-pub fn generate_code() -> Result<String, ProtoError> {
+/// A fresh number-matching code of `digits` decimal digits, uniform over all `10^digits`
+/// strings: a leading zero is allowed (`"048213"`). Codes are text on every surface (shown,
+/// typed, signed and compared as strings, never parsed as numbers), and every device checks a
+/// typed code's length before it sends it ([`check_typed_code`]), so a dropped zero is a local
+/// "the code has 6 digits" message, not a burned attempt.
+///
+/// # Errors
+/// [`ProtoError::Random`] if the system random source fails.
+pub fn generate_code(digits: CodeDigits) -> Result<String, ProtoError> {
+    let space = 10u64.pow(u32::from(digits.get()));
+    // Reject the tail above the largest multiple of `space`, so every code is equally likely.
+    let zone = u64::MAX - (u64::MAX % space);
     loop {
-        let [byte] = random::bytes::<1>()?;
-        // 90 * 2 = 180 keeps the draw uniform; reject the tail.
-        if byte < 180 {
-            return Ok((10 + byte % 90).to_string());
+        let draw = u64::from_be_bytes(random::bytes::<8>()?);
+        if draw < zone {
+            let width = usize::from(digits.get());
+            return Ok(format!("{:0width$}", draw % space));
         }
     }
+}
+
+/// The typed code as it is signed and sent: surrounding white space and the spaces a person
+/// copies from a grouped display ([`group_code`]) removed. Nothing else changes.
+pub fn normalize_typed_code(typed: &str) -> String {
+    typed.trim().chars().filter(|c| *c != ' ').collect()
+}
+
+/// Why a typed code is not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TypedCodeError {
+    /// Nothing was typed.
+    #[error("no code typed: type the {0}-digit code shown on the login screen")]
+    Empty(u8),
+    /// Something other than digits (and grouping spaces).
+    #[error("the code is digits only: type the {0}-digit code shown on the login screen")]
+    NotDigits(u8),
+    /// Too few or too many digits.
+    #[error("the code shown on the login screen has {expected} digits; you typed {got}")]
+    WrongLength {
+        /// Digits the challenge's code has.
+        expected: u8,
+        /// Digits typed.
+        got: usize,
+    },
+}
+
+/// Checks a code a person typed before a device sends it, so a typo costs nothing: the one
+/// attempt per challenge is spent only on a code of the right length. `length` is the
+/// challenge's `code_length` (`None` from a server that predates it: any length from
+/// [`MIN_CODE_DIGITS`] to [`MAX_CODE_DIGITS`]). Returns the normalized code
+/// ([`normalize_typed_code`]). A wrong code of the right length passes: only the server knows
+/// the code.
+///
+/// # Errors
+/// [`TypedCodeError`] naming what is wrong.
+pub fn check_typed_code(typed: &str, length: Option<u8>) -> Result<String, TypedCodeError> {
+    let shown = length.unwrap_or(DEFAULT_CODE_DIGITS);
+    let code = normalize_typed_code(typed);
+    if code.is_empty() {
+        return Err(TypedCodeError::Empty(shown));
+    }
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TypedCodeError::NotDigits(shown));
+    }
+    let fits = match length {
+        Some(expected) => code.len() == usize::from(expected),
+        None => (usize::from(MIN_CODE_DIGITS)..=usize::from(MAX_CODE_DIGITS)).contains(&code.len()),
+    };
+    if fits {
+        Ok(code)
+    } else {
+        Err(TypedCodeError::WrongLength {
+            expected: shown,
+            got: code.len(),
+        })
+    }
+}
+
+/// A code grouped for reading: up to four digits as they are, longer ones split in two with a
+/// space, the first group the longer (`"482 913"`, `"4829 135"`, `"482 91"`). Devices accept a
+/// typed code with or without the space ([`normalize_typed_code`]).
+pub fn group_code(code: &str) -> String {
+    if code.len() <= 4 || !code.is_ascii() {
+        return code.to_owned();
+    }
+    let split = code.len().div_ceil(2);
+    format!("{} {}", &code[..split], &code[split..])
 }
 
 #[cfg(test)]
@@ -292,15 +427,90 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_two_digits_without_leading_zero() {
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..2000 {
-            let code = generate_code().unwrap();
-            assert_eq!(code.len(), 2);
-            let n: u32 = code.parse().unwrap();
-            assert!((10..=99).contains(&n));
-            seen.insert(n);
+    fn code_lengths() {
+        assert!(CodeDigits::new(1).is_err());
+        assert!(CodeDigits::new(9).is_err());
+        assert!(CodeDigits::new(u64::MAX).is_err());
+        assert_eq!(CodeDigits::new(2).unwrap().get(), 2);
+        assert_eq!(CodeDigits::default().get(), 6);
+        assert!(CodeDigits::default().meets_nist());
+        assert!(!CodeDigits::new(5).unwrap().meets_nist());
+        let err = CodeDigits::new(12).unwrap_err().to_string();
+        assert!(
+            err.contains("code_digits") && err.contains("2 to 8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn issue11_codes_have_the_configured_length_and_cover_it_uniformly() {
+        for digits in 2..=8 {
+            let d = CodeDigits::new(digits).unwrap();
+            for _ in 0..200 {
+                let code = generate_code(d).unwrap();
+                assert_eq!(code.len(), usize::try_from(digits).unwrap(), "{code}");
+                assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+            }
         }
-        assert!(seen.len() > 80, "codes should spread over the range");
+        // Two digits: all 100 codes, 00 to 99, show up, each near 1 %.
+        let two = CodeDigits::new(2).unwrap();
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..100_000 {
+            *counts.entry(generate_code(two).unwrap()).or_insert(0u32) += 1;
+        }
+        assert_eq!(counts.len(), 100);
+        assert!(counts.contains_key("00") && counts.contains_key("07"));
+        for (code, n) in &counts {
+            assert!((800..1200).contains(n), "{code}: {n}");
+        }
+        // Six digits: each digit position uniform, a leading zero included.
+        let mut first = [0u32; 10];
+        for _ in 0..20_000 {
+            let code = generate_code(CodeDigits::default()).unwrap();
+            first[usize::from(code.as_bytes()[0] - b'0')] += 1;
+        }
+        for n in first {
+            assert!((1700..2300).contains(&n), "{first:?}");
+        }
+    }
+
+    #[test]
+    fn issue11_typed_codes_are_checked_locally_and_grouping_is_accepted() {
+        assert_eq!(check_typed_code("482913", Some(6)), Ok("482913".into()));
+        assert_eq!(check_typed_code(" 482 913\n", Some(6)), Ok("482913".into()));
+        assert_eq!(check_typed_code("048213", Some(6)), Ok("048213".into()));
+        assert_eq!(
+            check_typed_code("48213", Some(6)),
+            Err(TypedCodeError::WrongLength {
+                expected: 6,
+                got: 5
+            })
+        );
+        assert_eq!(
+            check_typed_code("48a913", Some(6)),
+            Err(TypedCodeError::NotDigits(6))
+        );
+        assert_eq!(
+            check_typed_code("٤٨٢٩١٣", Some(6)),
+            Err(TypedCodeError::NotDigits(6))
+        );
+        assert_eq!(
+            check_typed_code("  ", Some(6)),
+            Err(TypedCodeError::Empty(6))
+        );
+        assert_eq!(check_typed_code("42", None), Ok("42".into()));
+        assert!(check_typed_code("1", None).is_err());
+        assert!(check_typed_code("123456789", None).is_err());
+        let msg = check_typed_code("4821", Some(6)).unwrap_err().to_string();
+        assert!(msg.contains("6 digits") && msg.contains("typed 4"), "{msg}");
+        assert_eq!(group_code("482913"), "482 913");
+        assert_eq!(group_code("48291"), "482 91");
+        assert_eq!(group_code("4829135"), "4829 135");
+        assert_eq!(group_code("48291357"), "4829 1357");
+        assert_eq!(group_code("4829"), "4829");
+        assert_eq!(group_code("42"), "42");
+        assert!(code_matches("482913", &group_code("482913")));
+        assert!(!code_matches("482913", "482 914"));
+        assert!(!code_matches("048213", "48213"));
     }
 }

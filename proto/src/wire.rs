@@ -55,7 +55,8 @@ pub enum ErrorCode {
     TooManyOpenChallenges,
     /// 429: too many new challenges for the user in the window.
     RateLimited,
-    /// 429: a recent "this was not me" report locks new pushes to the user from this source.
+    /// 429: new pushes to the user are locked: a recent "this was not me" report (from this
+    /// source), or `max_code_failures` wrong codes in a row (from every source, until unlocked).
     UserLocked,
     /// 403: the user already has an active device, so a new enrollment needs an `approval`: an
     /// approved `add_device` challenge answered on one of those devices.
@@ -290,6 +291,10 @@ pub struct PendingChallenge {
     pub expires_at: String,
     /// Whether the person must type the code the login shows.
     pub code_required: bool,
+    /// How many digits that code has (2 to 8; `null` without number matching), so a device
+    /// checks a typed code's length before it sends it. Absent from servers that predate it.
+    #[serde(default)]
+    pub code_length: Option<u8>,
     /// Name of the relying party that asked (the PAM host's or IdP's registration), so the
     /// person sees who is asking. Absent from servers that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

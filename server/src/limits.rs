@@ -82,11 +82,17 @@ pub struct PushState {
     /// The user approved a login from this source (and relying party) in the last
     /// [`KNOWN_SOURCE_DAYS`] days: the per-user ceilings do not apply to it.
     pub known_source: bool,
+    /// The user's consecutive wrong codes, over all challenges since the last right one or
+    /// unlock.
+    pub code_failures: u32,
 }
 
 /// Why a new challenge was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// `max_code_failures` consecutive wrong codes lock every push to the user until an
+    /// administrator unlocks.
+    CodeLocked,
     /// A recent report locks pushes to the user from this source.
     UserLocked,
     /// The user has the maximum number of open challenges from this source.
@@ -103,7 +109,7 @@ impl Refusal {
     /// The stable wire code.
     pub fn code(self) -> ErrorCode {
         match self {
-            Refusal::UserLocked => ErrorCode::UserLocked,
+            Refusal::CodeLocked | Refusal::UserLocked => ErrorCode::UserLocked,
             Refusal::TooManyOpen | Refusal::TooManyOpenForUser => ErrorCode::TooManyOpenChallenges,
             Refusal::RateLimited | Refusal::RateLimitedForUser => ErrorCode::RateLimited,
         }
@@ -112,6 +118,10 @@ impl Refusal {
     /// What happened and what to do, for people.
     pub fn message(self) -> &'static str {
         match self {
+            Refusal::CodeLocked => {
+                "too many wrong codes were typed for this user in a row; new pushes to this user \
+                 are stopped until an administrator runs pushauthd unlock"
+            }
             Refusal::UserLocked => {
                 "a recent push to this user from this source was reported as not theirs; new \
                  pushes from it are paused (an administrator can lift this with pushauthd unlock)"
@@ -155,6 +165,10 @@ pub fn lock_until(limits: &Limits, now: Millis) -> Millis {
 
 /// Decides whether one more challenge may be created.
 pub fn check(limits: &Limits, state: &PushState, now: Millis) -> Result<(), Refusal> {
+    // First, and for every source: guessing codes is what this lock stops.
+    if state.code_failures >= limits.max_code_failures {
+        return Err(Refusal::CodeLocked);
+    }
     if state.locked_until.is_some_and(|until| until > now) {
         return Err(Refusal::UserLocked);
     }
@@ -189,8 +203,16 @@ mod tests {
             recent_source: 9,
             recent_user: 99,
             known_source: false,
+            code_failures: 9,
         };
         assert_eq!(check(&limits, &ok, 1000), Ok(()));
+        let guessed = PushState {
+            code_failures: 10,
+            known_source: true,
+            ..ok
+        };
+        assert_eq!(check(&limits, &guessed, 1000), Err(Refusal::CodeLocked));
+        assert_eq!(Refusal::CodeLocked.code(), ErrorCode::UserLocked);
         let locked = PushState {
             locked_until: Some(2000),
             open_source: 5,

@@ -281,12 +281,13 @@ fn approve_reaches_a_waiting_rp_with_a_verifiable_signature() {
     )
     .unwrap();
     let code = c.code.clone().unwrap();
-    assert_eq!(code.len(), 2);
-    // the device sees it without the code
+    assert_eq!(code.len(), 6);
+    // the device sees it without the code, with its length
     let r = dev.pending(&srv, 0);
     let listed = &r.json["challenges"][0];
     assert_eq!(listed["id"], c.id.as_str());
     assert_eq!(listed["code_required"], true);
+    assert_eq!(listed["code_length"], 6);
     assert!(listed.get("code").is_none());
     assert_eq!(listed["rp_nonce"], b64::encode(c.rp_nonce).as_str());
     assert_eq!(listed["context_digest"], b64::encode(c.digest).as_str());

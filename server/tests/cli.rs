@@ -239,6 +239,9 @@ fn push_sends_a_test_push_and_follows_it() {
         }
     }
     let code = code.expect("push shows the code");
+    // Six digits by default, shown in two groups ("482 913"); answered as shown.
+    assert_eq!(code.len(), 7, "{code}");
+    assert_eq!(code.as_bytes()[3], b' ', "{code}");
     let r = device.pending(&srv, 5);
     let listed = &r.json["challenges"][0];
     assert_eq!(listed["context"]["service"], "pushauthd-push");

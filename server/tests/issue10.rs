@@ -168,7 +168,7 @@ fn race_store() -> (
 /// An `add_device` challenge of `idp` for alice, approved on `d1` at `now`.
 fn approved_add_device(store: &dyn pushauth_server::store::Store, id: &str, now: i64) {
     use pushauth_proto::{ChallengeState, Context, Decision};
-    use pushauth_server::store::{AnswerRecord, Cas, Create, NewChallenge};
+    use pushauth_server::store::{AnswerRecord, Cas, CodeTally, Create, NewChallenge};
     let mut context = Context::new();
     context.insert("action".into(), "add_device".into());
     let new = NewChallenge {
@@ -197,6 +197,7 @@ fn approved_add_device(store: &dyn pushauth_server::store::Store, id: &str, now:
         responded_at: "2026-01-01T00:00:00Z".into(),
         signature: "sig".into(),
         lock_user_until: None,
+        code_tally: CodeTally::Keep,
     };
     let cas = store.answer(id, &answer, now).unwrap();
     assert!(matches!(cas, Cas::Changed(_)), "{cas:?}");

@@ -142,8 +142,8 @@ pub async fn audit(
     Ok(Json(AuditList { events }))
 }
 
-/// `POST /v1/admin/users/{user}/unlock`: lifts the user's report lock-outs and resets their
-/// push counters at once; audited as `user_unlocked`. 404 `unknown_user` for a user never seen.
+/// `POST /v1/admin/users/{user}/unlock`: lifts the user's report lock-outs and wrong-code lock
+/// and resets their push counters at once; audited as `user_unlocked`. 404 `unknown_user` for a user never seen.
 pub async fn unlock_user(
     State(state): State<SharedState>,
     _admin: AdminCaller,

@@ -73,6 +73,11 @@ pub fn pending_view(c: &ChallengeRecord, rp_name: Option<String>) -> PendingChal
         created_at: clock::rfc3339(c.created_at),
         expires_at: clock::rfc3339(c.expires_at),
         code_required: c.code.is_some(),
+        // The challenge's own length: a change of `code_digits` does not alter open ones.
+        code_length: c
+            .code
+            .as_ref()
+            .and_then(|code| u8::try_from(code.len()).ok()),
         rp_name,
     }
 }

@@ -288,7 +288,8 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `pushauthd unlock USER`: lifts the user's report lock-outs and resets their push counters.
+/// `pushauthd unlock USER`: lifts the user's report lock-outs and wrong-code lock, and resets
+/// their push counters and count of wrong codes.
 pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
@@ -300,7 +301,7 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "unlocked {}: report lock-outs lifted, push counters reset",
+        "unlocked {}: report lock-outs and the wrong-code lock lifted, push counters reset",
         for_terminal(&args.user)
     )?;
     Ok(())

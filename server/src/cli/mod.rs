@@ -48,7 +48,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Send a test push through the running server and follow it until it ends.
     Push(PushArgs),
-    /// Lift a user's report lock-outs and reset their push counters (audited).
+    /// Lift a user's report lock-outs and wrong-code lock, and reset their push counters and
+    /// count of wrong codes (audited).
     Unlock(UnlockArgs),
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushauth_client::{Client, ClientConfig, Context, Outcome, StartOptions};
+use pushauth_proto::challenge::group_code;
 use pushauth_proto::text::for_terminal;
 
 use super::admin::base_url;
@@ -72,7 +73,8 @@ pub fn push(args: &PushArgs, out: &mut dyn Write) -> Result<(), CliError> {
         names.join(", ")
     )?;
     if let Some(code) = &login.code {
-        writeln!(out, "Type this code on the device: {code}")?;
+        // Grouped for reading, as every login screen shows it; devices take it either way.
+        writeln!(out, "Type this code on the device: {}", group_code(code))?;
     }
     out.flush()?;
 

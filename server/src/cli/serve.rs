@@ -38,6 +38,12 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     // Checked before anything is created: a refused config changes nothing.
     let webhook = file.webhook_config()?;
     let web = file.web_config()?;
+    if file.limits.is_some_and(|l| l.max_code_failures == 0) {
+        return Err(ConfigError::Invalid(
+            "[limits] max_code_failures must be 1 or more (0 would refuse every push)".into(),
+        )
+        .into());
+    }
     let admin_token = load_or_create_admin_token(&token_file)?;
     let mut config = ServerConfig::new(listen, data_dir, String::new());
     config.webhook = webhook;
@@ -68,6 +74,15 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     }
     if let Some(v) = file.sweep_interval_secs {
         config.sweep_interval_secs = v;
+    }
+    if let Some(v) = file.code_digits {
+        config.code_digits = v;
+    }
+    if !config.code_digits.meets_nist() {
+        tracing::warn!(
+            code_digits = config.code_digits.get(),
+            "code_digits below 6 is weaker than NIST SP 800-63B-4 asks"
+        );
     }
     if config.default_ttl_secs == 0 || config.default_ttl_secs > config.max_ttl_secs {
         return Err(ConfigError::Invalid(

@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub max_ttl_secs: Option<u64>,
     /// `enrollment_ttl_secs`, in seconds.
     pub enrollment_ttl_secs: Option<u64>,
+    /// `code_digits`: length of number-matching codes, 2 to 8 (default 6).
+    pub code_digits: Option<pushauth_proto::challenge::CodeDigits>,
     /// `sweep_interval_secs`, in seconds (0: no sweeper).
     pub sweep_interval_secs: Option<u64>,
     /// `[tls]`.

@@ -28,6 +28,12 @@ pub struct Limits {
     /// How long a "this was not me" report stops new pushes to the user from that source
     /// (same user, relying party and source address), in seconds.
     pub report_lockout_secs: u64,
+    /// Consecutive wrong codes (number-matching mismatches) a user may have, counted across
+    /// challenges (a new challenge does not reset the count; NIST SP 800-63B-4). At this count
+    /// new pushes to the user are refused with `user_locked` until an administrator unlocks
+    /// (`pushauthd unlock USER`) or an approval with the right code (of a challenge opened
+    /// before the lock) resets it. Default 10; at least 1.
+    pub max_code_failures: u32,
     /// Connections served at once; more are closed as soon as they are accepted, unread.
     pub max_connections: u32,
     /// Connections one client address (for IPv6, its /64) may hold at once; more are closed
@@ -51,6 +57,7 @@ impl Default for Limits {
             max_new_per_user_window: 100,
             window_secs: 600,
             report_lockout_secs: 900,
+            max_code_failures: 10,
             max_connections: 16_384,
             max_connections_per_address: 4096,
             header_timeout_secs: 10,

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use pushauth_proto::challenge::CodeDigits;
 use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -59,6 +60,9 @@ pub struct ServerConfig {
     pub max_ttl_secs: u64,
     /// Lifetime of an enrollment link, in seconds.
     pub enrollment_ttl_secs: u64,
+    /// Length of number-matching codes (`code_digits`, 2 to 8, default 6; below 6 is weaker
+    /// than NIST SP 800-63B-4 asks).
+    pub code_digits: CodeDigits,
     /// Where new challenges are announced, if anywhere.
     pub webhook: Option<WebhookConfig>,
     /// How often the background sweeper expires overdue challenges, prunes old nonces and
@@ -82,6 +86,7 @@ impl fmt::Debug for ServerConfig {
             .field("default_ttl_secs", &self.default_ttl_secs)
             .field("max_ttl_secs", &self.max_ttl_secs)
             .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
+            .field("code_digits", &self.code_digits)
             .field("webhook", &self.webhook)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
@@ -103,6 +108,7 @@ impl ServerConfig {
             default_ttl_secs: 60,
             max_ttl_secs: 300,
             enrollment_ttl_secs: 600,
+            code_digits: CodeDigits::default(),
             webhook: None,
             sweep_interval_secs: 5,
             retention: Retention::default(),

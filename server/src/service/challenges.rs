@@ -11,7 +11,7 @@ use pushauth_proto::context::validate_context;
 use pushauth_proto::names::{check_id, check_user};
 use pushauth_proto::signing::{response_message, ResponseFields};
 use pushauth_proto::wire::{CreateChallenge, DeviceResponse, ACTION_ADD_DEVICE};
-use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision};
+use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision, Reason};
 
 use super::devices::device_key;
 use super::keys::RpCaller;
@@ -22,7 +22,8 @@ use crate::clock::{self, Millis};
 use crate::config::{Limits, ServerConfig};
 use crate::limits;
 use crate::store::{
-    AnswerRecord, Cas, ChallengeRecord, Create, DeviceRecord, Expired, NewChallenge, Store,
+    AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceRecord, Expired, NewChallenge,
+    Store,
 };
 
 /// What a call that may change a challenge did: the challenge if its state changed (answered,
@@ -82,7 +83,7 @@ fn checked(config: &ServerConfig, req: CreateChallenge, now: Millis) -> Result<N
     }
     check_user(&req.user)?;
     let code = if req.code {
-        Some(generate_code().map_err(no_randomness)?)
+        Some(generate_code(config.code_digits).map_err(no_randomness)?)
     } else {
         None
     };
@@ -271,7 +272,8 @@ pub struct FailedSignatures<'a> {
 /// A device's signed answer, which decides the challenge: the challenge must be open and sent
 /// to this device, the signature must cover this challenge's user, nonce and context, and the
 /// answer applies as a compare-and-set (one attempt: a wrong code ends it `denied`). A
-/// `report` locks new pushes from the same source until `[limits]` says.
+/// `report` locks new pushes from the same source until `[limits]` says; a wrong code counts
+/// toward the user's `max_code_failures` and a right one resets that count ([`code_tally`]).
 ///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
@@ -343,6 +345,7 @@ pub fn answer(
         signature: req.signature,
         lock_user_until: (req.decision == Decision::Report)
             .then(|| limits::lock_until(limits, now)),
+        code_tally: code_tally(challenge.code.is_some(), reason, limits),
     };
     match s.answer(id, &answer, now) {
         Ok(Cas::Changed(c)) => {
@@ -353,6 +356,20 @@ pub fn answer(
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// What an answer does to the user's count of consecutive wrong codes: a mismatch adds one, an
+/// approval with the right code resets it; deny and report leave it (a report has its own
+/// lock-out, and neither is a guess at the code), and so does an approval without number
+/// matching (it proves nothing about the code). Expiry never reaches here.
+fn code_tally(code_required: bool, reason: Option<Reason>, limits: &Limits) -> CodeTally {
+    match reason {
+        Some(Reason::CodeMismatch) => CodeTally::Failed {
+            lock_at: limits.max_code_failures,
+        },
+        None if code_required => CodeTally::Reset,
+        _ => CodeTally::Keep,
     }
 }
 

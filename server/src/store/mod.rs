@@ -129,7 +129,8 @@ pub trait Store {
 
     /// Checks user and devices, asks `check` whether the limits allow one more (with the counts
     /// read in the same transaction: per user, relying party and source, and per user; only
-    /// challenges that were not approved, and none from before the user's last unlock), and
+    /// challenges that were not approved, and none from before the user's last unlock; and the
+    /// user's count of consecutive wrong codes), and
     /// inserts the challenge. Audits `challenge_created` or `rate_limited`.
     fn create_challenge(
         &self,
@@ -141,12 +142,15 @@ pub trait Store {
     fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>>;
     /// `pending` → `acknowledged` by a device.
     fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas>;
-    /// Open → the answer's terminal state; audits `challenge_answered` (and `user_locked`).
+    /// Open → the answer's terminal state, applying its [`CodeTally`] to the user's count of
+    /// wrong codes; audits `challenge_answered` (and `user_locked` for a report, or for the
+    /// mismatch that reaches the count's limit).
     fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas>;
     /// Open → `cancelled`; audits `challenge_cancelled`.
     fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas>;
-    /// Lifts every report lock-out of `user` and resets their push counters (challenges created
-    /// before `now` stop counting); audits `user_unlocked` naming `by`. `false` for a user never
+    /// Lifts every report lock-out of `user`, resets their push counters (challenges created
+    /// before `now` stop counting) and their count of wrong codes; audits `user_unlocked`
+    /// naming `by`. `false` for a user never
     /// seen (nothing changes).
     fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool>;
     /// The open, unexpired challenges sent to a device, oldest first, after expiring its due

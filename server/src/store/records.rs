@@ -262,6 +262,24 @@ pub struct AnswerRecord {
     /// Set for a `report`: new pushes to the user from the same relying party and source stop
     /// until then.
     pub lock_user_until: Option<Millis>,
+    /// What the answer does to the user's count of consecutive wrong codes.
+    pub code_tally: CodeTally,
+}
+
+/// What an answer does to a user's count of consecutive wrong codes, which spans challenges
+/// (NIST SP 800-63B-4: a new challenge does not reset it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeTally {
+    /// Leaves it (deny, report, an approval without number matching).
+    Keep,
+    /// A wrong code: one more. Reaching `lock_at` audits `user_locked` (new pushes to the user
+    /// stop; [`crate::limits::check`] refuses them).
+    Failed {
+        /// `[limits] max_code_failures`.
+        lock_at: u32,
+    },
+    /// An approval with the right code: back to zero.
+    Reset,
 }
 
 /// What a compare-and-set on a challenge did.

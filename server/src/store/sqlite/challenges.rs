@@ -271,6 +271,7 @@ pub(super) fn answer<D: Db>(
         if let Some(until) = answer.lock_user_until {
             limits::lock_source(tx, id, current, &answer.device_id, until, now)?;
         }
+        limits::tally_code(tx, current, &answer.device_id, answer.code_tally, now)?;
         Ok(changed)
     })
 }

@@ -10,7 +10,7 @@ use super::challenges::OPEN;
 use super::connection::Db;
 use crate::clock::{self, Millis};
 use crate::limits::{PushState, Refusal};
-use crate::store::{AuditEntry, ChallengeRecord, NewChallenge, StoreResult};
+use crate::store::{AuditEntry, ChallengeRecord, CodeTally, NewChallenge, StoreResult};
 
 /// What the limits need to decide on `new`, read in the caller's transaction: the lock-out for
 /// its user, relying party and source, and the counts of open and recent challenges (none from
@@ -72,7 +72,13 @@ pub(super) fn push_state(tx: &Connection, new: &NewChallenge) -> rusqlite::Resul
              AND state = 'approved' LIMIT 1",
         )?
         .exists(params![new.user, new.rp_id, new.source, new.known_since])?;
+    let code_failures: u32 = tx
+        .prepare_cached("SELECT count FROM code_failures WHERE user = ?1")?
+        .query_row([&new.user], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     Ok(PushState {
+        code_failures,
         locked_until,
         open_source,
         open_user,
@@ -170,6 +176,50 @@ pub(super) fn lock_source(
     Ok(())
 }
 
+/// Applies an answer's [`CodeTally`] to its user's count of consecutive wrong codes; the
+/// mismatch that reaches `lock_at` audits `user_locked`.
+pub(super) fn tally_code(
+    tx: &Connection,
+    current: &ChallengeRecord,
+    device_id: &str,
+    tally: CodeTally,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    match tally {
+        CodeTally::Keep => Ok(()),
+        CodeTally::Reset => {
+            tx.prepare_cached("DELETE FROM code_failures WHERE user = ?1")?
+                .execute([&current.user])?;
+            Ok(())
+        }
+        CodeTally::Failed { lock_at } => {
+            let count: u32 = tx
+                .prepare_cached(
+                    "INSERT INTO code_failures (user, count) VALUES (?1, 1) \
+                     ON CONFLICT (user) DO UPDATE SET count = count + 1 RETURNING count",
+                )?
+                .query_row([&current.user], |r| r.get(0))?;
+            if count == lock_at {
+                write_audit(
+                    tx,
+                    &AuditEntry {
+                        kind: "user_locked",
+                        user: Some(current.user.clone()),
+                        device_id: Some(device_id.to_owned()),
+                        challenge_id: Some(current.id.clone()),
+                        detail: Some(format!(
+                            "{count} wrong codes in a row; all pushes to the user stopped until \
+                             pushauthd unlock"
+                        )),
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// [`Store::unlock_user`](crate::store::Store::unlock_user).
 pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
     db.write(|tx| {
@@ -182,6 +232,11 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
         let locks = tx
             .prepare_cached("DELETE FROM push_locks WHERE user = ?1")?
             .execute([user])?;
+        let wrong_codes: u32 = tx
+            .prepare_cached("DELETE FROM code_failures WHERE user = ?1 RETURNING count")?
+            .query_row([user], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
         tx.prepare_cached(
             "INSERT INTO push_resets (user, at) VALUES (?1, ?2) \
              ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",
@@ -192,7 +247,10 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
             &AuditEntry {
                 kind: "user_unlocked",
                 user: Some(user.to_owned()),
-                detail: Some(format!("by {by}; {locks} lock(s) lifted, counters reset")),
+                detail: Some(format!(
+                    "by {by}; {locks} lock(s) lifted, {wrong_codes} wrong code(s) forgotten, \
+                     counters reset"
+                )),
                 ..AuditEntry::default()
             },
             now,

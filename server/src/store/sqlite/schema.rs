@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -140,6 +140,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at          INTEGER NOT NULL
     );
     ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    "#,
+    // 3 -> 4 (issue 11): consecutive wrong codes per user, across challenges (NIST SP
+    // 800-63B-4); a row only while the count is above zero.
+    r#"
+    CREATE TABLE code_failures (
+        user        TEXT PRIMARY KEY,
+        count       INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -14,7 +14,8 @@ use super::{SqliteStore, DB_FILE};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, Cas, Create, NewChallenge, NewDevice, Pruned, Redeem, Store, Swept,
+    AnswerRecord, AuditEntry, Cas, CodeTally, Create, NewChallenge, NewDevice, Pruned, Redeem,
+    Store, Swept,
 };
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -75,6 +76,7 @@ fn answer(decision: Decision, state: ChallengeState) -> AnswerRecord {
         responded_at: "2026-01-01T00:00:00Z".into(),
         signature: "sig".into(),
         lock_user_until: None,
+        code_tally: CodeTally::Keep,
     }
 }
 
@@ -273,6 +275,7 @@ fn unknown_users_devices_and_limits() {
             recent_source: 1,
             recent_user: 1,
             known_source: false,
+            code_failures: 0,
         }
     );
     assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
