@@ -179,7 +179,7 @@ impl DeviceClient {
         Ok(list.notices)
     }
 
-    fn signed<T: serde::de::DeserializeOwned>(
+    pub(crate) fn signed<T: serde::de::DeserializeOwned>(
         &self,
         method: &str,
         path: &str,

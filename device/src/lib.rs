@@ -8,6 +8,7 @@ mod client;
 mod error;
 pub mod link;
 pub mod profile;
+pub mod push;
 mod transport;
 
 pub use client::DeviceClient;

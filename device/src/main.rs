@@ -91,6 +91,25 @@ enum Command {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Register this device's Web Push subscription (one per device: replaces the old), remove
+    /// it, or print the server's VAPID public key.
+    PushSubscribe {
+        /// The push service endpoint URL.
+        #[arg(required_unless_present_any = ["remove", "vapid_key"])]
+        endpoint: Option<String>,
+        /// The subscription's ECDH public key (base64url of the 65-byte P-256 point).
+        #[arg(long, required_unless_present_any = ["remove", "vapid_key"])]
+        p256dh: Option<String>,
+        /// The subscription's 16-byte authentication secret (base64url).
+        #[arg(long, required_unless_present_any = ["remove", "vapid_key"])]
+        auth: Option<String>,
+        /// Remove this device's subscription instead.
+        #[arg(long, conflicts_with_all = ["endpoint", "vapid_key"])]
+        remove: bool,
+        /// Print the server's VAPID public key (base64url) instead.
+        #[arg(long)]
+        vapid_key: bool,
+    },
     /// Wait for challenges and answer them interactively.
     Watch {
         /// Exit after the first answered challenge.
@@ -132,7 +151,49 @@ fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => answer(&open(&dir, profile)?, &id, Decision::Deny, None),
         Command::Report { id } => answer(&open(&dir, profile)?, &id, Decision::Report, None),
         Command::Watch { once } => watch(&open(&dir, profile)?, once),
+        Command::PushSubscribe {
+            endpoint,
+            p256dh,
+            auth,
+            remove,
+            vapid_key,
+        } => push_subscribe(
+            &open(&dir, profile)?,
+            endpoint,
+            p256dh,
+            auth,
+            remove,
+            vapid_key,
+        ),
     }
+}
+
+/// `push-subscribe`: prints one JSON line (`{"origin","replaced"}` or `{"removed"}`), or the
+/// VAPID key.
+fn push_subscribe(
+    client: &DeviceClient,
+    endpoint: Option<String>,
+    p256dh: Option<String>,
+    auth: Option<String>,
+    remove: bool,
+    vapid_key: bool,
+) -> Result<()> {
+    if vapid_key {
+        println!("{}", client.vapid_public_key()?);
+    } else if remove {
+        let removed = client.remove_push_subscription()?;
+        println!("{}", serde_json::json!({ "removed": removed }));
+    } else {
+        let (Some(endpoint), Some(p256dh), Some(auth)) = (endpoint, p256dh, auth) else {
+            bail!("push-subscribe needs ENDPOINT, --p256dh and --auth");
+        };
+        let set = client.set_push_subscription(&endpoint, &p256dh, &auth)?;
+        println!(
+            "{}",
+            serde_json::json!({ "origin": set.origin, "replaced": set.replaced })
+        );
+    }
+    Ok(())
 }
 
 /// The client of an enrolled profile.

@@ -68,6 +68,9 @@ pub enum ErrorCode {
     ApprovalUsed,
     /// 403: the user has no active device and this relying party may not bootstrap one.
     BootstrapNotAllowed,
+    /// 400: a push subscription's endpoint is at a push service whose origin is not in the
+    /// server's `[web_push] allow_origins`; the message names the origin.
+    PushOriginNotAllowed,
     /// 500: the server failed.
     Internal,
     /// 507: the store reached its configured size bound (`[retention] max_db_mb`); new
@@ -80,7 +83,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            MalformedRequest | InvalidContext => 400,
+            MalformedRequest | InvalidContext | PushOriginNotAllowed => 400,
             Unauthorized | BadSignature | StaleTimestamp | ReplayedNonce | UnknownDevice => 401,
             DeviceRevoked | Forbidden | ApprovalRequired | ApprovalInvalid
             | BootstrapNotAllowed => 403,
@@ -125,6 +128,7 @@ impl ErrorCode {
             ApprovalInvalid => "approval_invalid",
             ApprovalUsed => "approval_used",
             BootstrapNotAllowed => "bootstrap_not_allowed",
+            PushOriginNotAllowed => "push_origin_not_allowed",
             Internal => "internal",
             StorageFull => "storage_full",
         }

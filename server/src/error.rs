@@ -25,6 +25,9 @@ pub enum ServerError {
     /// The configuration was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The VAPID key for Web Push could not be read or made.
+    #[error(transparent)]
+    WebPush(#[from] crate::webpush::VapidError),
     /// Any other I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -9,7 +9,7 @@
 //! - [`state`]: what handlers share, and the bookkeeping after a change;
 //! - [`service`]: the rules, as plain functions over the store, returning domain errors;
 //! - [`store`] (with [`jobs`], the threads that run it), [`bounds`], [`waiters`], [`webhook`],
-//!   [`metrics`]: infrastructure;
+//!   [`webpush`], [`metrics`]: infrastructure;
 //! - [`web`] (the web app's files and headers), [`auth`] (secret hashing), [`enrollment`] (enrollment refusals), [`limits`], [`rights`],
 //!   [`clock`], [`config`]: leaves.
 
@@ -34,6 +34,7 @@ pub mod tls;
 pub mod waiters;
 pub mod web;
 pub mod webhook;
+pub mod webpush;
 
 pub use api::ApiError;
 pub use config::{Limits, ServerConfig, TlsConfig, WebhookConfig};

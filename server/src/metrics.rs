@@ -1,5 +1,5 @@
 //! Prometheus metrics: challenges by outcome, open challenges, waiting long-polls, request
-//! latency, open connections and connections refused by a cap.
+//! latency, open connections and connections refused by a cap, Web Push outcomes and queue.
 
 use std::sync::Arc;
 
@@ -44,6 +44,36 @@ impl ConnMetrics {
     }
 }
 
+/// The Web Push metrics the sender updates.
+#[derive(Clone, Debug, Default)]
+pub struct PushMetrics {
+    outcomes: Family<OutcomeLabels, Counter>,
+    queued: Gauge,
+}
+
+impl PushMetrics {
+    /// One push (one subscription) ended as `outcome`: `sent` (2xx), `failed` (any other
+    /// answer, a timeout, a refused origin), `gone` (404/410: subscription deleted); or one
+    /// challenge's pushes were `dropped` because the queue was full.
+    pub fn count(&self, outcome: &'static str) {
+        self.outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// How many `outcome`s so far.
+    pub fn get(&self, outcome: &'static str) -> u64 {
+        self.outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .get()
+    }
+
+    /// Challenges waiting in the queue now.
+    pub fn set_queued(&self, depth: usize) {
+        self.queued.set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: String,
@@ -64,6 +94,7 @@ pub struct Metrics {
     waiting: Gauge,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     connections: ConnMetrics,
+    push: PushMetrics,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -128,7 +159,23 @@ impl Metrics {
             "Connections closed unread because a cap was reached, by cap",
             connections.refused.clone(),
         );
+        let push = PushMetrics::default();
+        for outcome in ["sent", "failed", "dropped", "gone"] {
+            let _ = push.outcomes.get_or_create(&OutcomeLabels { outcome });
+        }
+        registry.register(
+            "pushauth_web_push",
+            "Web Push requests by outcome (sent, failed, gone: 404/410, subscription deleted) and \
+             challenges whose pushes were dropped on a full queue",
+            push.outcomes.clone(),
+        );
+        registry.register(
+            "pushauth_web_push_queued",
+            "Challenges waiting for the Web Push senders",
+            push.queued.clone(),
+        );
         Metrics {
+            push,
             registry,
             challenges,
             open,
@@ -141,6 +188,11 @@ impl Metrics {
     /// The handles the connection limiter updates.
     pub fn connections(&self) -> ConnMetrics {
         self.connections.clone()
+    }
+
+    /// The handles the Web Push sender updates.
+    pub fn push(&self) -> PushMetrics {
+        self.push.clone()
     }
 
     /// Counts a challenge reaching `outcome` (or being created).

@@ -29,6 +29,7 @@ use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
 use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
 use crate::waiters::Waiters;
+use crate::webpush::{VapidKey, WebPush};
 
 // Every store thread keeps its reader: closing one drops its page cache.
 const _: () = assert!(MAX_IDLE_READERS >= STORE_THREADS);
@@ -43,11 +44,14 @@ struct Prepared {
     tls: Option<RustlsConfig>,
     store: SharedStore,
     config: ServerConfig,
+    vapid: VapidKey,
 }
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
     let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
+    // Made on first start, in the data directory the store just made sure of.
+    let vapid = WebPush::load_key(&config)?;
     let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,
@@ -60,6 +64,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         tls,
         store,
         config,
+        vapid,
     })
 }
 
@@ -71,17 +76,28 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         tls,
         store,
         config,
+        vapid,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
     let size_bound = config.retention.max_db_bytes();
+    let metrics = Metrics::new();
+    let base_url = config.base_url(addr);
+    let web_push = WebPush::start(
+        vapid,
+        &config,
+        &base_url,
+        Arc::clone(&store),
+        metrics.push(),
+    )?;
     let state: SharedState = Arc::new(AppState {
-        base_url: config.base_url(addr),
+        base_url,
+        web_push: Arc::new(web_push),
         webhook: config.webhook.clone().map(Arc::new),
         config,
         store,
         jobs,
         waiters: Waiters::default(),
-        metrics: Metrics::new(),
+        metrics,
         shutdown: stop.clone(),
         signature_failures: Arc::new(SignatureFailures::default()),
         size_bound: Arc::new(SizeBound::new(size_bound)),

@@ -16,6 +16,7 @@ use crate::service;
 use crate::store::{ChallengeRecord, Expired, SharedStore, Store};
 use crate::waiters::Waiters;
 use crate::webhook;
+use crate::webpush::{PushJob, WebPush};
 
 /// Everything handlers share.
 pub struct AppState {
@@ -39,6 +40,8 @@ pub struct AppState {
     pub signature_failures: Arc<SignatureFailures>,
     /// `[retention] max_db_mb`.
     pub size_bound: Arc<SizeBound>,
+    /// Web Push: the VAPID key, the allow-list and the sender.
+    pub web_push: Arc<WebPush>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,13 +103,19 @@ impl AppState {
     }
 
     /// Bookkeeping for a new challenge: counted, its devices' long-polls woken, the webhook
-    /// told.
+    /// told, a Web Push queued (never waited for).
     pub fn created(&self, challenge: &ChallengeRecord) {
         self.metrics.challenge("created");
         self.waiters.devices_changed(&challenge.devices);
         if let Some(hook) = &self.webhook {
             webhook::notify(hook, &challenge.id, &challenge.user, &challenge.devices);
         }
+        self.web_push.notify(PushJob {
+            challenge_id: challenge.id.clone(),
+            user: challenge.user.clone(),
+            devices: challenge.devices.clone(),
+            expires_at: challenge.expires_at,
+        });
         tracing::debug!(challenge = %challenge.id, user = %challenge.user, "challenge created");
     }
 

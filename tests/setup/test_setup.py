@@ -40,6 +40,10 @@ def test_issue9_item20_setup_installs_what_the_suites_need():
     assert (ROOT / "tests" / "keycloak" / "node_modules" / "playwright-core").is_dir()
     import pexpect  # noqa: F401  (the real-PAM suite types into ssh, sudo and pamtester with it)
     import pytest  # noqa: F401
+    # The Web Push suite checks pushes with its own JWT and RFC 8291 implementations.
+    import cryptography  # noqa: F401
+    import http_ece  # noqa: F401
+    import jwt  # noqa: F401
 
 
 def test_issue9_item20_ci_run_does_no_setup_of_its_own():

@@ -78,6 +78,7 @@ impl From<service::Error> for ApiError {
             E::BadSignature(_) => ErrorCode::BadSignature,
             E::ReplayedNonce => ErrorCode::ReplayedNonce,
             E::StorageFull => ErrorCode::StorageFull,
+            E::PushOriginNotAllowed(_) => ErrorCode::PushOriginNotAllowed,
             E::Store(_) | E::Internal(_) => return ApiError::internal(err.to_string()),
         };
         ApiError::new(code, err.to_string())

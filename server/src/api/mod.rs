@@ -1,6 +1,6 @@
 //! The HTTP layer: the route table and middleware ([`routes`]), extractors ([`extract`]), the
 //! one error type ([`ApiError`]), wire views of records ([`views`]), and the handlers, one
-//! module per caller (relying parties, devices, admins, operations, the web app). Handlers extract, call
+//! module per caller (relying parties, devices, admins, operations, the web app) and Web Push. Handlers extract, call
 //! the service layer ([`crate::service`]) in one store job, and convert.
 
 pub mod admin;
@@ -9,6 +9,7 @@ pub mod device_self;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod push;
 pub mod routes;
 pub mod rp;
 pub mod views;

@@ -8,12 +8,12 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, device, device_self, ops, rp, web, ApiError};
+use super::{admin, device, device_self, ops, push, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -76,6 +76,17 @@ pub fn routes() -> Vec<Route> {
             "/v1/device/challenges/{id}/response",
             post(device::respond),
         ),
+        route(
+            Method::PUT,
+            "/v1/device/push-subscription",
+            put(push::set_subscription),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/device/push-subscription",
+            delete(push::remove_subscription),
+        ),
+        route(Method::GET, "/v1/push/vapid", get(push::vapid)),
         // administrators
         route(
             Method::POST,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pushauth_files::{FileError, Owner, ReadPolicy};
 use serde::Deserialize;
 
-use super::{ConfigError, FileWeb, FileWebhook, Limits, Retention, TlsConfig};
+use super::{ConfigError, FileWeb, FileWebPush, FileWebhook, Limits, Retention, TlsConfig};
 
 /// The TOML config file. Unknown keys are an error naming the key.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub webhook: Option<FileWebhook>,
     /// `[web]`.
     pub web: Option<FileWeb>,
+    /// `[web_push]`.
+    pub web_push: Option<FileWebPush>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

@@ -1,5 +1,5 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web]`, and the admin token file. Secret files are read
+//! `[limits]` and `[retention]`, `[webhook]`, `[web]`, `[web_push]`, and the admin token file. Secret files are read
 //! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
 //! file).
 
@@ -17,12 +17,17 @@ mod limits;
 mod secrets;
 mod web;
 mod webhook;
+mod webpush;
 
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
 pub use web::{check_app_dir, FileWeb, WebConfig};
 pub use webhook::{FileWebhook, WebhookConfig};
+pub use webpush::{
+    check_subject, AllowList, EndpointError, FileWebPush, WebPushConfig, DEFAULT_ORIGINS,
+    MAX_ENDPOINT_BYTES,
+};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -65,6 +70,8 @@ pub struct ServerConfig {
     pub code_digits: CodeDigits,
     /// Where new challenges are announced, if anywhere.
     pub webhook: Option<WebhookConfig>,
+    /// `[web_push]`: Web Push to the devices' push services.
+    pub web_push: WebPushConfig,
     /// How often the background sweeper expires overdue challenges, prunes old nonces and
     /// applies `retention`; 0 turns it off (expiry is still enforced on every read and write).
     pub sweep_interval_secs: u64,
@@ -88,6 +95,7 @@ impl fmt::Debug for ServerConfig {
             .field("enrollment_ttl_secs", &self.enrollment_ttl_secs)
             .field("code_digits", &self.code_digits)
             .field("webhook", &self.webhook)
+            .field("web_push", &self.web_push)
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
             .field("web", &self.web)
@@ -110,6 +118,7 @@ impl ServerConfig {
             enrollment_ttl_secs: 600,
             code_digits: CodeDigits::default(),
             webhook: None,
+            web_push: WebPushConfig::default(),
             sweep_interval_secs: 5,
             retention: Retention::default(),
             web: WebConfig::default(),

@@ -134,6 +134,9 @@ fn the_example_config_parses() {
     assert_eq!(config.default_ttl_secs, Some(60));
     assert!(config.tls.is_some() && config.webhook.is_some());
     assert_eq!(config.retention, Some(Retention::default()));
+    let push = config.web_push.unwrap().resolve().unwrap();
+    assert_eq!(push.senders, 2);
+    assert!(push.allow.check("https://ntfy.example.com/upX").is_ok());
 }
 
 /// Issue 10 item 3: pushauthd's secrets go through the one rule of `pushauth_files`: the admin

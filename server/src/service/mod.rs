@@ -14,13 +14,15 @@
 //! - [`keys`]: relying parties, their API keys and the rights a key carries;
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
-//! - [`users`]: unlocking a user, the audit log.
+//! - [`users`]: unlocking a user, the audit log;
+//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
 
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
 pub mod enrollments;
 pub mod keys;
+pub mod subscriptions;
 pub mod users;
 
 use pushauth_proto::names::NameError;
@@ -94,6 +96,9 @@ pub enum Error {
     /// A signed device request's nonce was used before.
     #[error("this request nonce was used before")]
     ReplayedNonce,
+    /// A push subscription's endpoint is at a push service that is not allowed.
+    #[error("{0}")]
+    PushOriginNotAllowed(String),
     /// The store reached its size bound (`[retention] max_db_mb`).
     #[error(
         "the server's store reached its size bound; new challenges are refused until an \

@@ -188,4 +188,29 @@ pub trait Store {
     fn used_bytes(&self) -> StoreResult<u64>;
     /// Up to `limit` audit events, only those of `user` when given, newest first.
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>>;
+
+    // ---- Web Push subscriptions
+
+    /// Sets the device's one subscription, replacing any; audits `push_subscription_set` with
+    /// `detail` (which names the push service's origin, never the endpoint's path or the keys).
+    /// `true` when it replaced one.
+    fn set_push_subscription(
+        &self,
+        sub: &PushSubscriptionRecord,
+        user: &str,
+        detail: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes the device's subscription (only if its endpoint is `endpoint`, when given, so a
+    /// subscription that replaced a dead one is kept); audits `push_subscription_removed` with
+    /// `detail`. `false` when there was none (nothing audited).
+    fn delete_push_subscription(
+        &self,
+        device_id: &str,
+        endpoint: Option<&str>,
+        detail: &str,
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// The subscriptions of those of `device_ids` that are active.
+    fn push_subscriptions(&self, device_ids: &[String])
+        -> StoreResult<Vec<PushSubscriptionRecord>>;
 }

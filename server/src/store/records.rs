@@ -338,3 +338,28 @@ pub struct AuditEntry {
     /// Free text for people.
     pub detail: Option<String>,
 }
+
+/// A device's Web Push subscription (RFC 8030, RFC 8291): where its push service takes pushes
+/// for it and the keys that encrypt them. At most one per device.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushSubscriptionRecord {
+    /// The device it belongs to.
+    pub device_id: String,
+    /// The push service's URL for this subscription (its path is a capability: never logged).
+    pub endpoint: String,
+    /// The browser's ECDH public key: base64url of the 65-byte uncompressed P-256 point.
+    pub p256dh: String,
+    /// The 16-byte authentication secret, base64url (a secret: never logged).
+    pub auth: String,
+    /// When it was registered.
+    pub created_at: Millis,
+}
+
+impl std::fmt::Debug for PushSubscriptionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushSubscriptionRecord")
+            .field("device_id", &self.device_id)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -5,13 +5,15 @@
 use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
-use super::{audit, challenges, devices, enrollments, limits, relying_parties, retention};
+use super::{
+    audit, challenges, devices, enrollments, limits, push_subscriptions, relying_parties, retention,
+};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
-    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned, Redeem,
-    RelyingPartyRecord, Store, StoreResult, Swept,
+    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned,
+    PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
 };
 
 impl<D: Db> Store for D {
@@ -190,5 +192,31 @@ impl<D: Db> Store for D {
 
     fn list_audit(&self, limit: u32, user: Option<&str>) -> StoreResult<Vec<AuditEvent>> {
         audit::list_audit(self, limit, user)
+    }
+
+    fn set_push_subscription(
+        &self,
+        sub: &PushSubscriptionRecord,
+        user: &str,
+        detail: &str,
+    ) -> StoreResult<bool> {
+        push_subscriptions::set(self, sub, user, detail)
+    }
+
+    fn delete_push_subscription(
+        &self,
+        device_id: &str,
+        endpoint: Option<&str>,
+        detail: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        push_subscriptions::delete(self, device_id, endpoint, detail, now)
+    }
+
+    fn push_subscriptions(
+        &self,
+        device_ids: &[String],
+    ) -> StoreResult<Vec<PushSubscriptionRecord>> {
+        push_subscriptions::of_devices(self, device_ids)
     }
 }
