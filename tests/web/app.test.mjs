@@ -137,7 +137,8 @@ test('issue11: a push login appears within a second; the typed code approves it,
   const input = card.locator('input.code');
   assert.equal(await input.getAttribute('inputmode'), 'numeric');
   assert.equal(await input.getAttribute('autocomplete'), 'one-time-code');
-  assert.equal(await input.getAttribute('maxlength'), String(code.length));
+  assert.equal(code.length, 6, 'six digits by default (NIST SP 800-63B-4)');
+  assert.equal(await input.getAttribute('data-length'), '6');
   assert.equal(await input.getAttribute('pattern'), `[0-9]{${code.length}}`);
   await input.tap();
   await page.keyboard.type(code);

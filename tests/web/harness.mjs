@@ -95,14 +95,17 @@ export class Pushauthd {
    */
   push(user) {
     const child = spawn(join(BIN, 'pushauthd'), ['push', user, '--server', this.url,
-      '--admin-token-file', join(this.dir, 'admin-token')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--admin-token-file', join(this.dir, 'admin-token')], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '0' },
+    });
     let out = '';
     let resolveCode;
     const code = new Promise((r) => { resolveCode = r; });
     const grab = (d) => {
       out += String(d);
-      const m = out.match(/Type this code on the device: (\d+)/);
-      if (m) resolveCode(m[1]);
+      // The code is shown grouped for reading ("482 913").
+      const m = out.match(/Type this code on the device: ([\d ]+)\n/);
+      if (m) resolveCode(m[1].replace(/ /g, ''));
     };
     child.stdout.on('data', grab);
     child.stderr.on('data', grab);

@@ -89,7 +89,7 @@ export function challengeCard(challenge, account, onAnswer) {
   const codeId = `code-${challenge.id}`;
   const code = challenge.code_required ? el('input', {
     id: codeId, class: 'code', name: 'code', type: 'text', inputmode: 'numeric',
-    autocomplete: 'one-time-code', pattern: `[0-9]{${length}}`, maxlength: length,
+    autocomplete: 'one-time-code', pattern: `[0-9]{${length}}`, maxlength: length + 1, 'data-length': length,
     minlength: length, placeholder: '•'.repeat(length), 'aria-label': `the ${length}-digit code shown on the login screen`,
     enterkeyhint: 'done', spellcheck: 'false',
   }) : null;
@@ -109,7 +109,8 @@ export function challengeCard(challenge, account, onAnswer) {
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    const typed = code ? code.value.trim() : '';
+    // The login shows the code grouped ("482 913"); spaces typed along are not part of it.
+    const typed = code ? code.value.replace(/[\s-]/g, '') : '';
     if (code && !new RegExp(`^[0-9]{${length}}$`).test(typed)) {
       error.textContent = `Type the ${length} digits the login screen shows.`;
       code.focus();
@@ -119,7 +120,14 @@ export function challengeCard(challenge, account, onAnswer) {
   });
   deny.addEventListener('click', () => onAnswer('deny', ''));
   report.addEventListener('click', () => onAnswer('report', ''));
-  if (code) code.addEventListener('input', () => { error.textContent = ''; });
+  if (code) {
+    code.addEventListener('input', () => {
+      error.textContent = '';
+      // Digits only: a pasted grouped code ("482 913", one character over the length) fits.
+      const digits = code.value.replace(/\D/g, '').slice(0, length);
+      if (digits !== code.value) code.value = digits;
+    });
+  }
 
   const total = Math.max(1, expires - created);
   return {
