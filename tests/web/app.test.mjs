@@ -7,14 +7,16 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ART, Pushauthd, launch, phone } from './harness.mjs';
+import { ART, PushService, Pushauthd, launch, phone } from './harness.mjs';
 
 let srv;
+let pushService;
 let browser;
 let context;
 let page;
 let deviceId;
 const dialogs = [];
+const pageErrors = [];
 
 async function shot(name) {
   mkdirSync(ART, { recursive: true });
@@ -54,16 +56,20 @@ async function dismiss() {
 }
 
 before(async () => {
-  srv = await Pushauthd.start();
+  pushService = await PushService.start();
+  srv = await Pushauthd.start(pushService.origin);
   browser = await launch();
   context = await phone(browser, srv.url);
   page = await context.newPage();
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
 });
 
 after(async () => {
   await browser?.close();
   await srv?.close();
+  pushService?.close();
 });
 
 test('issue11: the link pushauthd enroll prints enrolls this phone with an ed25519 key', async () => {
@@ -187,7 +193,63 @@ test('issue11: deny, wrong code and "this wasn\'t me" end the login as such', as
   srv.cli('unlock', 'alice');
 });
 
+test('issue11: after ten wrong codes in a row the eleventh login is refused as locked', async () => {
+  srv.cli('unlock', 'alice');
+  for (let i = 1; i <= 10; i += 1) {
+    const login = srv.push('alice');
+    const code = await login.code;
+    if (!code) assert.fail(`push ${i} was refused: ${(await login.done).out}`);
+    const wrong = code.replace(/\d$/, (d) => String((Number(d) + 1) % 10));
+    await challengeShown(Date.now());
+    const result = await answer('approve', wrong);
+    assert.match(await result.textContent(), /code did not match/);
+    assert.match((await login.done).out, /wrong code typed/);
+    await dismiss();
+  }
+  const eleventh = await srv.push('alice').done;
+  assert.notEqual(eleventh.status, 0);
+  assert.match(eleventh.out, /lock/i);
+  assert.equal(await page.locator('article.challenge').count(), 0);
+  srv.cli('unlock', 'alice');
+});
+
+test('issue11: an SSH login shows its context in plain words', async () => {
+  const key = srv.addRp('bastion.example.org');
+  const created = await srv.challenge(key, 'alice', {
+    service: 'sshd', host: 'web01.example.org', rhost: '203.0.113.24', tty: 'ssh',
+    ssh_key: 'SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8',
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.json));
+  const { card } = await challengeShown(Date.now());
+  const text = await card.textContent();
+  for (const part of ['SSH login on web01.example.org', 'bastion.example.org', '203.0.113.24', 'SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8']) {
+    assert.ok(text.includes(part), `${part} in ${text}`);
+  }
+  await card.locator('input.code').tap();
+  await page.keyboard.type(created.json.code.slice(0, 3));
+  await shot('2-challenge-ssh');
+  await page.keyboard.type(created.json.code.slice(3));
+  await card.getByRole('button', { name: 'Approve' }).tap();
+  await page.locator('article.result.ok').waitFor();
+  await shot('3-result-ssh');
+  // The relying party reads the verified answer: approved by this device.
+  const r = await fetch(`${srv.url}/v1/challenges/${created.json.id}`, { headers: { Authorization: `Bearer ${key}` } });
+  const status = await r.json();
+  assert.equal(status.state, 'approved');
+  assert.equal(status.device_id, deviceId);
+  await dismiss();
+});
+
 test('issue11: context values are shown as text, never as markup; the app refuses a digest that does not match', async () => {
+  // Every page of the app carries the CSP (no inline script, no framing) and no referrer.
+  for (const path of ['/app/', '/enroll?token=x', '/app/app.js']) {
+    const r = await fetch(`${srv.url}${path}`);
+    const csp = r.headers.get('content-security-policy') || '';
+    assert.match(csp, /script-src 'self'/, path);
+    assert.match(csp, /frame-ancestors 'none'/, path);
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, path);
+    assert.equal(r.headers.get('referrer-policy'), 'no-referrer', path);
+  }
   const key = srv.addRp('web-e2e');
   // The server keeps terminal escapes out of contexts altogether.
   const refused = await srv.challenge(key, 'alice', { service: 'sshd', message: 'a\u001b[2Jb' });
@@ -243,6 +305,96 @@ test('issue11: settings show the device, its key fingerprint and the release', a
   assert.equal(await card.locator('.device-name').textContent(), 'Alice\'s Pixel');
   await page.locator('#notify-state').waitFor();
   await shot('4-settings');
+});
+
+test('issue11: a Web Push wakes the worker: "Login approval requested", and tapping it opens that challenge', async () => {
+  await page.goto(`${srv.url}/app/#settings`);
+  await page.locator('#notify-state').waitFor();
+  // Headless Chromium has no push service: register a subscription made here, through the
+  // app's own signing code, pointing at the loopback push service pushauthd is allowed to use.
+  const endpoint = `${pushService.origin}/push/${Date.now()}`;
+  const registered = await page.evaluate(async (endpoint) => {
+    const { listAccounts } = await import('/app/keystore.js');
+    const { registerSubscription } = await import('/app/push.js');
+    const { b64url } = await import('/app/bytes.js');
+    const pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']);
+    const p256dh = b64url(await crypto.subtle.exportKey('raw', pair.publicKey));
+    const auth = b64url(crypto.getRandomValues(new Uint8Array(16)));
+    const [account] = await listAccounts();
+    return registerSubscription(account, { endpoint, keys: { p256dh, auth } });
+  }, endpoint);
+  assert.ok(registered, 'the signed PUT was accepted');
+  const before = pushService.received.length;
+  const login = srv.push('alice');
+  await login.code;
+  const sent = await pushService.count(before + 1);
+  assert.equal(sent.path, new URL(endpoint).pathname);
+  assert.equal(sent.headers['content-encoding'], 'aes128gcm');
+  const id = await page.evaluate(async () => {
+    const { listAccounts } = await import('/app/keystore.js');
+    const { deviceRequest } = await import('/app/api.js');
+    const [account] = await listAccounts();
+    const list = await deviceRequest(account, 'GET', '/v1/device/challenges');
+    return list.challenges[0].id;
+  });
+  // The push the service would deliver, handed to the worker through the DevTools protocol.
+  const cdp = await context.newCDPSession(page);
+  const registrations = [];
+  cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => registrations.push(...e.registrations));
+  await cdp.send('ServiceWorker.enable');
+  const deadline = Date.now() + 5000;
+  while (!registrations.some((r) => !r.isDeleted) && Date.now() < deadline) await page.waitForTimeout(100);
+  const registration = registrations.find((r) => !r.isDeleted && r.scopeURL.startsWith(srv.url));
+  assert.ok(registration, JSON.stringify(registrations));
+  await cdp.send('ServiceWorker.deliverPushMessage', {
+    origin: srv.url, registrationId: registration.registrationId, data: JSON.stringify({ challenge_id: id }),
+  });
+  let shown = [];
+  for (let i = 0; i < 50 && shown.length === 0; i += 1) {
+    shown = await page.evaluate(async () => {
+      const reg = await navigator.serviceWorker.getRegistration();
+      return (await reg.getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data }));
+    });
+    if (shown.length === 0) await page.waitForTimeout(100);
+  }
+  assert.equal(shown.length, 1, JSON.stringify(shown));
+  assert.equal(shown[0].title, 'Login approval requested');
+  assert.equal(shown[0].tag, `challenge-${id}`);
+  // Nothing of the login on the lock screen.
+  assert.doesNotMatch(`${shown[0].title} ${shown[0].body}`, /alice|vm|pushauthd-push|Test push/);
+  // Tapping it: headless Chromium has no notification to tap, so the worker is handed the
+  // notificationclick event its own notification would get, dispatched inside the worker.
+  const worker = context.serviceWorkers().find((w) => w.url().endsWith('/app/sw.js'));
+  assert.ok(worker, 'the app\'s service worker runs');
+  await worker.evaluate(async () => {
+    const [notification] = await self.registration.getNotifications();
+    self.dispatchEvent(new NotificationEvent('notificationclick', { notification }));
+  });
+  await page.waitForURL(`${srv.url}/app/#challenge=${id}`);
+  const card = page.locator(`article.challenge.focus[data-id="${id}"]`);
+  await card.waitFor({ state: 'visible' });
+  assert.equal(await page.locator('#settings').isHidden(), true);
+  await answer('deny');
+  await dismiss();
+  await login.done;
+});
+
+test('issue11: with pushauthd stopped, the app still opens and says it is offline', async () => {
+  // The worker must have installed the release first (h5's signed cache).
+  await page.goto(`${srv.url}/app/`);
+  await page.waitForFunction(async () => {
+    const { releaseInfo } = await import('/app/release.js');
+    return (await releaseInfo()).installed;
+  }, null, { timeout: 20000 });
+  await srv.stop();
+  await page.reload();
+  const banner = page.locator('#banner');
+  await banner.waitFor({ state: 'visible', timeout: 15000 });
+  assert.match(await banner.textContent(), /Offline: pushauth cannot reach localhost:\d+\. It cannot show or answer login requests/);
+  assert.equal(await page.locator('header.top .brand').isVisible(), true);
+  await shot('5-offline');
+  await srv.serve();
+  await banner.waitFor({ state: 'hidden', timeout: 40000 });
 });
 
 test('issue11: removing this device revokes it on the server, audited as by itself', async () => {

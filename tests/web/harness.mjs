@@ -2,7 +2,8 @@
 // loopback port with a temporary data directory, its admin commands, a relying party's API,
 // and headless Chromium (Debian's, through playwright-core) as a phone.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,22 +27,69 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A Web Push service on loopback that records what pushauthd sends it and answers 201, so
+ * the test can see a push leave pushauthd (h3's suite checks its VAPID JWT and encryption).
+ */
+export class PushService {
+  static async start() {
+    const s = new PushService();
+    s.received = [];
+    s.waiters = [];
+    s.server = createHttpServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        s.received.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+        for (const w of s.waiters.splice(0)) w();
+        res.writeHead(201).end();
+      });
+    });
+    await new Promise((r) => s.server.listen(0, '127.0.0.1', r));
+    s.origin = `http://127.0.0.1:${s.server.address().port}`;
+    return s;
+  }
+
+  /** Resolves once `n` pushes have arrived. */
+  async count(n, ms = 10000) {
+    const deadline = Date.now() + ms;
+    while (this.received.length < n) {
+      if (Date.now() > deadline) throw new Error(`${this.received.length} pushes arrived, not ${n}`);
+      await new Promise((r) => { this.waiters.push(r); setTimeout(r, 200); });
+    }
+    return this.received[n - 1];
+  }
+
+  close() {
+    this.server.close();
+  }
+}
+
 /** pushauthd serve on 127.0.0.1:<port>; links and the app at http://localhost:<port>. */
 export class Pushauthd {
-  static async start(extraConfig = '') {
+  /** `pushOrigin`: a push service origin to allow besides the public ones. */
+  static async start(pushOrigin = null) {
     const p = new Pushauthd();
     p.dir = mkdtempSync(join(tmpdir(), 'pushauth-web-'));
     p.port = await freePort();
     p.url = `http://localhost:${p.port}`;
-    p.extraConfig = extraConfig;
+    p.config = join(p.dir, 'pushauthd.toml');
+    writeFileSync(p.config, [
+      '[web_push]',
+      `allow_origins = [${pushOrigin ? `"${pushOrigin}"` : ''}]`,
+      'subject = "mailto:ops@example.org"',
+      '',
+    ].join('\n'));
+    chmodSync(p.config, 0o600);
     await p.serve();
     return p;
   }
 
   async serve() {
     this.log = [];
-    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--data-dir', join(this.dir, 'data'),
-      '--admin-token-file', join(this.dir, 'admin-token'), '--public-url', this.url];
+    const args = ['serve', '--config', this.config, '--listen', `127.0.0.1:${this.port}`,
+      '--data-dir', join(this.dir, 'data'), '--admin-token-file', join(this.dir, 'admin-token'),
+      '--public-url', this.url];
     this.child = spawn(join(BIN, 'pushauthd'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout.on('data', (d) => this.log.push(String(d)));
     this.child.stderr.on('data', (d) => this.log.push(String(d)));

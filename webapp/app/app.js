@@ -100,6 +100,10 @@ async function start() {
   await route();
 }
 
+// Restored from the back-forward cache, the page's long-polls are gone: start afresh.
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) location.reload();
+});
 window.addEventListener('offline', () => connection(false, { deviceId: 'network' }));
 window.addEventListener('online', () => connection(true, { deviceId: 'network' }));
 

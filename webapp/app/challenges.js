@@ -99,6 +99,7 @@ export class Inbox {
           this.gone(account);
           return;
         } else {
+          console.error('pushauth: polling failed', err);
           this.onConnection(true, account, problem(err));
         }
         await sleep(backoff, signal);
@@ -135,7 +136,7 @@ export class Inbox {
       }
     }
     for (const [id, entry] of this.entries) {
-      if (entry.account.deviceId === account.deviceId && !entry.done && !live.has(id)) {
+      if (entry.account.deviceId === account.deviceId && !entry.done && !entry.answering && !live.has(id)) {
         // Decided elsewhere, expired or cancelled: say so instead of letting it vanish.
         entry.done = true;
         this.finish(entry, { tone: 'bad', title: 'No longer waiting', text: 'This request ended: answered on another device, expired or cancelled.' });
@@ -157,7 +158,10 @@ export class Inbox {
   }
 
   async answer(entry, decision, code) {
-    if (entry.done) return;
+    if (entry.done || entry.answering) return;
+    // While the answer is in flight the list may already miss the challenge: the answer's own
+    // result is what the person should see.
+    entry.answering = true;
     entry.card.setBusy(true);
     entry.card.showError('');
     try {
@@ -173,6 +177,8 @@ export class Inbox {
       }
       entry.card.setBusy(false);
       entry.card.showError(problem(err));
+    } finally {
+      entry.answering = false;
     }
   }
 
