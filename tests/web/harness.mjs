@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium-args.mjs';
 
 export const BIN = process.env.PUSHAUTH_BIN;
 export const ART = process.env.E2E_ARTIFACTS;
@@ -184,9 +185,7 @@ export class Pushauthd {
   }
 }
 
-/** The flags Debian's Chromium needs on this kind of machine (closed network, root). */
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export { CHROMIUM_ARGS };
 
 /** Chromium as a phone: 390×844, touch, mobile. */
 export async function phone(browser, origin) {
