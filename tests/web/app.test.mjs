@@ -21,6 +21,8 @@ const pageErrors = [];
 async function shot(name) {
   mkdirSync(ART, { recursive: true });
   await page.screenshot({ path: join(ART, `${name}.png`) });
+  // A small copy for the README (docs/screenshots holds the chosen ones).
+  await page.screenshot({ path: join(ART, `${name}-small.png`), scale: 'css' });
 }
 
 /** Devices of a user from `pushauthd devices`, as { id, name, alg, status } rows. */

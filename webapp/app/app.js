@@ -26,6 +26,8 @@ function connection(ok, account, problem) {
   else unreachable.add(account.deviceId);
   const offline = unreachable.size > 0 || !navigator.onLine;
   banner.hidden = !offline && !problem;
+  // Offline, "no login requests" would be a claim the app cannot make.
+  document.body.classList.toggle('is-offline', offline);
   banner.classList.toggle('offline', offline);
   banner.id = 'banner';
   banner.textContent = offline
@@ -39,9 +41,23 @@ function welcome() {
     el('p', { text: 'Ask your administrator for an enrollment link (pushauthd enroll USER prints one with a QR code), then scan the QR code with this phone\'s camera.' })));
 }
 
+/** The release check's findings that the person must see: a refused update, foreign worker code. */
+function showRelease(info) {
+  const box = document.getElementById('release-warning');
+  if (!info || !box) return;
+  const text = info.warning
+    || (info.refusal ? `An update of this app was refused (${info.refusal.reason}); the installed version keeps running. Tell your administrator.` : '');
+  box.textContent = text;
+  box.hidden = !text;
+}
+
 function registerWorker() {
   import('./release.js')
-    .then((release) => (typeof release.startRelease === 'function' ? release.startRelease() : null))
+    .then(async (release) => {
+      release.onReleaseChange(showRelease);
+      await release.startRelease();
+      showRelease(await release.releaseInfo());
+    })
     .catch(() => { /* the app works without its worker, only not offline */ });
 }
 

@@ -2,7 +2,7 @@
 // (signed), a card per open challenge (acknowledged when shown), the signed answer, and the
 // result in plain words. Reports whether the server can be reached, for the offline notice.
 
-import { el, clear } from './dom.js';
+import { el, clear, visible } from './dom.js';
 import { ApiError, OfflineError, deviceRequest } from './api.js';
 import { DigestMismatch, signedAnswer } from './answer.js';
 import { challengeCard, outcomeText } from './challenge-view.js';
@@ -168,7 +168,7 @@ export class Inbox {
       const body = await signedAnswer(entry.account, entry.challenge, decision, code);
       const status = await deviceRequest(entry.account, 'POST', `/v1/device/challenges/${entry.id}/response`, body);
       entry.done = true;
-      this.finish(entry, outcomeText(status, decision, entry.challenge.context));
+      this.finish(entry, outcomeText(status, decision, entry.challenge.context), true);
     } catch (err) {
       if (err instanceof ApiError && (err.code === 'wrong_state' || err.code === 'expired')) {
         entry.done = true;
@@ -182,11 +182,16 @@ export class Inbox {
     }
   }
 
-  finish(entry, outcome) {
+  finish(entry, outcome, answered = false) {
     const done = el('button', { type: 'button', class: 'secondary', text: 'Done' });
+    const context = entry.challenge.context || {};
+    const facts = [`Account ${entry.account.user}`];
+    if (context.rhost) facts.push(`from ${context.rhost}`);
+    if (answered) facts.push(`answered at ${new Date().toLocaleTimeString()}`);
     const node = el('article', { class: `card result ${outcome.tone}`, id: `result-${entry.id}`, 'data-id': entry.id, role: 'status' },
       el('h2', { text: outcome.title }),
       el('p', { text: outcome.text }),
+      el('p', { class: 'hint', text: visible(facts.join(' · ')) }),
       done);
     done.addEventListener('click', () => {
       node.remove();

@@ -9,9 +9,7 @@ import { enableNotifications, notificationState } from './push.js';
 
 async function releaseFacts() {
   try {
-    const release = await import('./release.js');
-    const get = release.releaseInfo || release.getRelease || release.release;
-    return typeof get === 'function' ? await get() : null;
+    return await (await import('./release.js')).releaseInfo();
   } catch {
     return null;
   }
@@ -88,10 +86,13 @@ export async function showSettings(root, accounts, onRemoved) {
 
   const release = await releaseFacts();
   const about = el('dl', { class: 'facts' },
-    el('dt', { text: 'Version' }), el('dd', { id: 'app-version', text: release && release.version ? visible(release.version) : 'unknown' }),
-    el('dt', { text: 'Release key' }), el('dd', { id: 'release-key', class: 'mono', text: release && (release.fingerprint || release.release_key_fingerprint) ? visible(release.fingerprint || release.release_key_fingerprint) : 'unknown' }));
-  const aboutCard = el('section', { class: 'card' }, el('h2', { text: 'About this app' }), about);
-  if (release && release.status) aboutCard.append(el('p', { class: release.refused ? 'error' : 'hint', id: 'update-status', text: visible(release.status) }));
-  if (release && release.development) aboutCard.append(el('p', { class: 'error', text: 'Development build: not signed with a release key of a packager.' }));
+    el('dt', { text: 'Version' }), el('dd', { id: 'app-version', text: release && release.version ? visible(release.version) : 'not installed yet' }),
+    el('dt', { text: 'Release key' }), el('dd', { id: 'release-key', class: 'mono', text: release && release.fingerprint ? visible(release.fingerprint) : 'unknown' }),
+    el('dt', { text: 'Last update check' }), el('dd', { id: 'update-status', text: release ? visible(release.status) : 'unknown' }));
+  const aboutCard = el('section', { class: 'card' }, el('h2', { text: 'About this app' }), about,
+    el('p', { class: 'hint', text: 'This app takes an update only when it is signed by the release key above. Compare the fingerprint with the one your administrator publishes.' }));
+  if (release && release.development) aboutCard.append(el('p', { class: 'error', text: 'Development build: signed with a development key, not a packager\'s release key.' }));
+  if (release && release.refusal) aboutCard.append(el('p', { class: 'error', text: `Update ${visible(release.refusal.version || '')} refused: ${visible(release.refusal.reason)}` }));
+  if (release && release.warning) aboutCard.append(el('p', { class: 'error', text: visible(release.warning) }));
   root.append(aboutCard);
 }

@@ -1,7 +1,7 @@
 // Renders the app's PNG icons from webapp/app/icon.svg (drawn for this project) with Debian's
 // Chromium: 192 and 512 (purpose "any") and a 512 maskable one (full-bleed background, the
 // drawing inside the central 80 % safe zone). Run by hand after changing the SVG:
-//   node tests/web/tools/render-icons.mjs && (optional) pngquant the results.
+//   node tests/web/tools/render-icons.mjs, then pngquant --quality 70-95 --strip each PNG.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
