@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use pushauth_client::pinned::{load_pinned, parse_authorized_devices};
 use pushauth_client::ClientError;
-use pushauth_proto::{DevicePublicKey, DeviceSigningKey};
+use pushauth_proto::{Alg, DevicePublicKey, DeviceSigningKey};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -26,8 +26,15 @@ fn config() -> ProptestConfig {
     }
 }
 
+/// An Ed25519 or (issue 11) an ES256 key.
 fn key() -> impl Strategy<Value = DevicePublicKey> {
-    any::<[u8; 32]>().prop_map(|seed| DeviceSigningKey::from_seed(&seed).public_key())
+    (any::<[u8; 32]>(), any::<bool>()).prop_map(|(secret, es256)| {
+        match DeviceSigningKey::from_secret(Alg::Es256, &secret) {
+            Ok(key) if es256 => key.public_key(),
+            // Ed25519, or a scalar out of P-256's range (about 2^-32 of draws).
+            _ => DeviceSigningKey::from_seed(&secret).public_key(),
+        }
+    })
 }
 
 /// One line of a file: a key (with optional comment) or a line that holds none.
@@ -63,7 +70,11 @@ fn render(lines: &[Line]) -> (String, Vec<DevicePublicKey>) {
                 sep,
                 comment,
             } => {
-                text.push_str(&format!("{lead}ed25519{sep}{}{comment}\n", key.to_b64()));
+                text.push_str(&format!(
+                    "{lead}{}{sep}{}{comment}\n",
+                    key.alg(),
+                    key.to_b64()
+                ));
                 keys.push((**key).clone());
             }
             Line::Comment(c) => text.push_str(&format!("{c}\n")),
@@ -140,23 +151,29 @@ proptest! {
     fn issue9_item21_pinned_mangled_key_lines_are_refused_naming_the_line(
         lines in prop::collection::vec(line(), 0..4),
         bad in key(),
-        mangle in 0usize..6,
+        mangle in 0usize..7,
         extra in "[A-Za-z0-9_-]",
     ) {
         let (before, _) = render(&lines);
         let line_no = lines.len() + 1;
         let b64 = bad.to_b64();
+        let alg = bad.alg();
         let mangled = match mangle {
-            0 => format!("ed25519 {}", &b64[..b64.len() - 1]),
-            1 => format!("ed25519 {b64}{extra}"),
-            2 => format!("ed25519 {b64}="),
-            3 => format!("ed25519 {}", b64.replace('-', "+").replace('_', "/")),
-            4 => format!("ssh-ed25519 {b64}"),
-            _ => "ed25519".to_owned(),
+            0 => format!("{alg} {}", &b64[..b64.len() - 1]),
+            1 => format!("{alg} {b64}{extra}"),
+            2 => format!("{alg} {b64}="),
+            3 => format!("{alg} {}", b64.replace('-', "+").replace('_', "/")),
+            4 => format!("ssh-{alg} {b64}"),
+            // Issue 11: the key under the other algorithm's name.
+            5 => match alg {
+                Alg::Ed25519 => format!("es256 {b64}"),
+                Alg::Es256 => format!("ed25519 {b64}"),
+            },
+            _ => alg.to_string(),
         };
         // mangle 3 is only a near-miss where the key holds '-' or '_'.
         prop_assume!(mangle != 3 || b64.contains(['-', '_']));
-        let text = format!("{before}{mangled}\ned25519 {b64}\n");
+        let text = format!("{before}{mangled}\n{alg} {b64}\n");
         assert_names_line(parse_authorized_devices(&text), line_no)?;
     }
 
@@ -171,7 +188,8 @@ proptest! {
             any::<char>(),
         ],
     ) {
-        let line = format!("ed25519 {}{comment}", k.to_b64());
+        let alg = k.alg().as_str();
+        let line = format!("{alg} {}{comment}", k.to_b64());
         let chars: Vec<char> = line.chars().collect();
         let at = position.index(chars.len() + 1);
         let mut mangled: String = chars[..at].iter().collect();
@@ -185,14 +203,14 @@ proptest! {
             }
             Ok(keys) => {
                 // Whitespace between fields, a character in the comment, or a line break that
-                // leaves "ed25519 <key>" intact: the same key, nothing else.
+                // leaves "<alg> <key>" intact: the same key, nothing else.
                 prop_assert_eq!(keys, vec![k.clone()], "{:?}", mangled);
             }
             Err(message) => prop_assert!(message.starts_with("line 2: ") || message.starts_with("line 3: "), "{:?}", message),
         }
-        // A hidden character inside "ed25519" or the key itself is always refused.
-        let key_end = "ed25519 ".len() + k.to_b64().len();
-        if !inserted.is_whitespace() && at > 0 && at < key_end && at != "ed25519".len() + 1 {
+        // A hidden character inside the algorithm or the key itself is always refused.
+        let key_end = alg.len() + 1 + k.to_b64().len();
+        if !inserted.is_whitespace() && at > 0 && at < key_end && at != alg.len() + 1 {
             prop_assert!(parse_authorized_devices(&text).is_err(), "{:?}", mangled);
         }
     }

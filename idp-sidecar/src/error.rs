@@ -136,7 +136,8 @@ impl ErrorCode {
             | U::EnrollmentExpired
             | U::PayloadTooLarge
             | U::Internal
-            | U::StorageFull => None,
+            | U::StorageFull
+            | U::PushOriginNotAllowed => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use pushauth_device::{Decision, DeviceClient};
 use pushauth_idp_sidecar::config::FileConfig;
 use pushauth_idp_sidecar::realms::{Realm, Realms};
 use pushauth_idp_sidecar::{ResultToken, RunningSidecar, Settings};
-use pushauth_proto::{DevicePublicKey, DeviceSigningKey};
+use pushauth_proto::{Alg, DevicePublicKey, DeviceSigningKey};
 use pushauth_testkit::{find_challenge, TestServer};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
@@ -60,6 +60,12 @@ impl Env {
     /// As [`Env::start`], with the realm `demo` mapped by `template`; the pinned-key file is
     /// `pins/<mapped user>`, where a `/` is a subdirectory.
     fn start_with(pin_the_device: bool, template: &str) -> Env {
+        Env::start_alg(pin_the_device, template, Alg::Ed25519)
+    }
+
+    /// As [`Env::start_with`], with alice's device key of `alg`; an unpinned key is then another
+    /// key of the same algorithm.
+    fn start_alg(pin_the_device: bool, template: &str, alg: Alg) -> Env {
         let user = template
             .replace("{realm}", "demo")
             .replace("{username}", "alice");
@@ -67,7 +73,7 @@ impl Env {
         let api_key = server
             .add_rp(json!({"name": "sidecar", "enroll": true}))
             .api_key;
-        let device = server.enroll(&user, "alice-phone");
+        let device = server.enroll_alg(&user, "alice-phone", alg);
         let device_key = device.signing_key().public_key();
         let (_, device) = device.into_parts();
 
@@ -76,7 +82,7 @@ impl Env {
         let pinned = if pin_the_device {
             device_key
         } else {
-            DeviceSigningKey::generate().unwrap().public_key()
+            DeviceSigningKey::generate_alg(alg).unwrap().public_key()
         };
         let pin_file = pins.path().join(&user);
         if let Some(parent) = pin_file.parent() {
@@ -221,6 +227,31 @@ fn issue10_item2_sso_pinning_with_the_default_realm_template() {
     let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
     assert_eq!(token.outcome, "approved");
     assert_eq!(token.user, "demo/alice");
+}
+
+/// Issue 11: an SSO login approved on an es256 device (a phone's browser without Ed25519). With
+/// its key pinned the login is approved and the sidecar's result token (Ed25519, the bytes the
+/// Keycloak provider's Java check verifies) is unchanged and verifies; with only another P-256
+/// key pinned the same approval ends in `error`.
+#[test]
+fn issue11_sso_es256_device_pinned_and_unpinned() {
+    let env = Env::start_alg(true, "{username}", Alg::Es256);
+    let (id, (status, state)) = env.approve_on_the_device();
+    assert_eq!(env.pushauthd_state(&id)["state"], "approved");
+    assert_eq!(status, 200, "{state}");
+    assert_eq!(state["state"], "approved", "{state}");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.outcome, "approved");
+    assert!(token.verify(&env.public_key()).is_ok());
+    assert_eq!(env.public_key().alg(), Alg::Ed25519);
+
+    let env = Env::start_alg(false, "{username}", Alg::Es256);
+    let (id, (_, state)) = env.approve_on_the_device();
+    assert_eq!(env.pushauthd_state(&id)["state"], "approved");
+    assert_eq!(state["state"], "error", "{state}");
+    let token: ResultToken = serde_json::from_value(state["result"].clone()).unwrap();
+    assert_eq!(token.outcome, "error");
+    assert!(token.verify(&env.public_key()).is_ok());
 }
 
 /// A file only its owner can read.

@@ -846,7 +846,8 @@ fn start_failed(
         ClientError::RateLimited { code, .. } => {
             log.log(Level::Warning, &record.line("rate_limited", Some(&detail)));
             let _ = conv.error(if code == ErrorCode::UserLocked {
-                "pushauth: pushes to this user are locked after a \"this was not me\" report"
+                "pushauth: pushes to this user are paused (a push was reported as not theirs, or \
+                 too many wrong codes were typed on the device); ask an administrator"
             } else {
                 "pushauth: too many login requests; try again later"
             });

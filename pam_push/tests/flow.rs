@@ -507,7 +507,7 @@ fn unknown_user_and_no_device_follow_their_policy() {
     });
     let r = go(&config(""), &backend, &env("sshd"), vec![]);
     assert_eq!(r.code, PamCode::AuthErr);
-    assert!(r.conv.errors[0].contains("locked"));
+    assert!(r.conv.errors[0].contains("paused"), "{:?}", r.conv.errors);
     let backend = Scripted::failing(ClientError::Unauthorized);
     let r = go(&config(""), &backend, &env("sshd"), vec![]);
     assert_eq!(r.code, PamCode::ServiceErr);
@@ -1006,6 +1006,65 @@ mod real {
             Instant::now(),
         );
         Run { code, conv, log }
+    }
+
+    /// The device answers with a wrong code of the right length (each shown digit moved by one).
+    fn answer_wrong(device: Rc<DeviceClient>) -> Reply {
+        Reply::Act(Box::new(move |prompt: &str| {
+            let shown = prompt
+                .split("type ")
+                .nth(1)
+                .and_then(|rest| rest.split(" on your device").next())
+                .unwrap()
+                .replace(' ', "");
+            let wrong: String = shown
+                .bytes()
+                .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
+                .collect();
+            let challenge = device.pending(5).unwrap().into_iter().next().unwrap();
+            device
+                .respond(&challenge, Decision::Approve, &wrong)
+                .unwrap();
+        }))
+    }
+
+    /// Issue 11: ten wrong codes in a row over ten logins (a new challenge does not reset the
+    /// count); the eleventh login gets no push and the person is told why.
+    #[test]
+    fn issue11_ten_wrong_codes_in_a_row_pause_pushes_and_the_person_is_told() {
+        let server = Server::start();
+        let device = Rc::new(server.device("alice", "Pixel 7"));
+        let cfg = server.config("");
+        for n in 0..10 {
+            let r = login(&cfg, answer_wrong(device.clone()));
+            assert_eq!(r.code, PamCode::AuthErr, "login {n}");
+            assert!(
+                r.log.one().contains("outcome=code_mismatch"),
+                "{:?}",
+                r.log.0
+            );
+        }
+        let r = login(&cfg, Reply::Text(""));
+        assert_eq!(r.code, PamCode::AuthErr);
+        assert!(
+            r.conv.prompts.is_empty(),
+            "no code shown: {:?}",
+            r.conv.prompts
+        );
+        assert!(
+            r.conv.errors[0].contains("too many wrong codes"),
+            "{:?}",
+            r.conv.errors
+        );
+        assert!(
+            r.log.one().contains("outcome=rate_limited"),
+            "{:?}",
+            r.log.0
+        );
+        assert!(
+            device.pending(0).unwrap().is_empty(),
+            "no push reached the device"
+        );
     }
 
     #[test]

@@ -228,3 +228,12 @@ fn debug_never_shows_the_secret() {
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Both secrets are wiped when a [`DeviceSigningKey`] is dropped: each library's key type
+/// zeroizes itself on drop (a compile-time check).
+#[test]
+fn both_secret_key_types_zeroize_on_drop() {
+    fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    zeroizes_on_drop::<ed25519_dalek::SigningKey>();
+    zeroizes_on_drop::<p256::ecdsa::SigningKey>();
+}

@@ -258,7 +258,7 @@ pub struct EnrollRequest {
     pub name: String,
     /// Key algorithm (`ed25519` or `es256`).
     pub alg: String,
-    /// base64url raw public key.
+    /// base64url raw public key: 32 bytes for `ed25519`, the 65-byte uncompressed point for `es256`.
     pub public_key: String,
     /// base64url signature over [`crate::signing::enroll_message`], proving the device holds the key.
     pub proof: String,

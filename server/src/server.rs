@@ -126,6 +126,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         max_connections_per_address = limits.max_connections_per_address,
         "pushauthd listening"
     );
+    crate::web::log_release(state.config.web.app_dir.as_deref());
     // Every connection passes the limiter before anything is read from it (and before a TLS
     // handshake, which is bounded by the header timeout too); see `conn`.
     let result = match tls {

@@ -128,6 +128,10 @@ fn issue11_es256_bad_enrollments_are_refused_and_store_nothing() {
         401,
         "bad_signature",
     );
+    // The proof must cover the alg the request names: signed over "ed25519" + the P-256 point.
+    let mut relabelled = body(&token, "ed25519", &public, &key);
+    relabelled["alg"] = json!("es256");
+    assert_error(&enroll(&srv, &relabelled), 401, "bad_signature");
     // An Ed25519 key and proof labelled es256, and an es256 key and proof labelled ed25519.
     assert_error(
         &enroll(&srv, &body(&token, "es256", &ed_public, &ed)),
@@ -261,5 +265,34 @@ fn issue11_es256_forged_answers_change_nothing() {
     assert_eq!(
         srv.status(&rp, &c.id).json["signature"],
         genuine["signature"]
+    );
+}
+
+/// `pushauthd devices` shows each device's algorithm, key fingerprint (as the device shows it)
+/// and key, so an administrator can compare a phone's fingerprint and pin its key.
+#[test]
+fn issue11_pushauthd_devices_prints_alg_fingerprint_and_key() {
+    let srv = start();
+    let phone = srv.enroll_alg("erin", "phone", Alg::Es256);
+    let public = phone.signing_key().public_key();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(["devices", "erin", "--data-dir"])
+        .arg(srv.data_dir())
+        .env_remove("PUSHAUTHD_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.starts_with(phone.id())).unwrap();
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields[2], "es256", "{line}");
+    assert!(fields.contains(&public.fingerprint().as_str()), "{line}");
+    assert_eq!(
+        fields.last().copied(),
+        Some(format!("key {}", public.to_b64()).as_str())
     );
 }

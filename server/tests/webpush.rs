@@ -321,29 +321,33 @@ fn issue11_a_failed_push_keeps_the_subscription() {
 
 #[test]
 fn issue11_a_redirect_from_an_allowed_origin_is_not_followed() {
-    let elsewhere = PushService::start(Answer::Status(201));
-    let service = PushService::start(Answer::Redirect(format!("{}/stolen", elsewhere.origin())));
-    // Only the redirecting service is allowed; the target is any internal address.
-    let srv = TestServer::start_with(|c| allow(c, &service.origin()));
-    let dev = srv.enroll("alice", "phone");
-    let k = SubKeys::new();
-    dev.client
-        .set_push_subscription(
-            &format!("{}/x", service.origin()),
-            &k.p256dh(),
-            &k.auth_b64(),
-        )
-        .unwrap();
-    create_challenge(&srv, &srv.api_key(), "alice", 60);
-    service
-        .next(Duration::from_secs(10))
-        .expect("a push arrives");
-    assert_eq!(wait_metric(&srv, "failed", 1), 1);
-    assert!(
-        elsewhere.next(Duration::from_millis(500)).is_none(),
-        "pushauthd followed a redirect"
-    );
-    assert_eq!(metric(&srv, "sent"), 0);
+    // 301-303 would turn the POST into a GET elsewhere, 307/308 repeat it elsewhere.
+    for status in [301u16, 302, 303, 307, 308] {
+        let elsewhere = PushService::start(Answer::Status(201));
+        let to = format!("{}/stolen", elsewhere.origin());
+        let service = PushService::start(Answer::Redirect(status, to));
+        // Only the redirecting service is allowed; the target stands for an internal address.
+        let srv = TestServer::start_with(|c| allow(c, &service.origin()));
+        let dev = srv.enroll("alice", "phone");
+        let k = SubKeys::new();
+        dev.client
+            .set_push_subscription(
+                &format!("{}/x", service.origin()),
+                &k.p256dh(),
+                &k.auth_b64(),
+            )
+            .unwrap();
+        create_challenge(&srv, &srv.api_key(), "alice", 60);
+        service
+            .next(Duration::from_secs(10))
+            .expect("a push arrives");
+        assert_eq!(wait_metric(&srv, "failed", 1), 1, "{status}");
+        assert!(
+            elsewhere.next(Duration::from_millis(300)).is_none(),
+            "pushauthd followed a {status} redirect"
+        );
+        assert_eq!(metric(&srv, "sent"), 0);
+    }
 }
 
 #[test]
@@ -400,6 +404,20 @@ fn issue11_pushes_go_to_each_target_device_and_never_to_a_revoked_one() {
         .collect();
     paths.sort();
     assert_eq!(paths, ["/laptop", "/phone"]);
+    // A challenge the relying party sends to one device pushes to that device only.
+    let body = json!({
+        "user": "alice",
+        "devices": [laptop.id()],
+        "rp_nonce": b64::encode([9u8; 32]),
+        "context": {"service": "sshd"},
+    });
+    let r = srv.rp(&key, "POST", "/v1/challenges", Some(body));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        service.next(Duration::from_secs(10)).expect("a push").path,
+        "/laptop"
+    );
+    assert!(service.next(Duration::from_millis(300)).is_none());
     let r = srv.admin(
         "DELETE",
         &format!("/v1/admin/devices/{}", laptop.id()),
@@ -412,4 +430,27 @@ fn issue11_pushes_go_to_each_target_device_and_never_to_a_revoked_one() {
         "/phone"
     );
     assert!(service.next(Duration::from_millis(500)).is_none());
+}
+
+#[test]
+fn issue11_web_push_turned_off_sends_nothing() {
+    let service = PushService::start(Answer::Status(201));
+    let srv = TestServer::start_with(|c| {
+        allow(c, &service.origin());
+        c.web_push.enabled = false;
+    });
+    let dev = srv.enroll("alice", "phone");
+    let k = SubKeys::new();
+    dev.client
+        .set_push_subscription(
+            &format!("{}/x", service.origin()),
+            &k.p256dh(),
+            &k.auth_b64(),
+        )
+        .unwrap();
+    let id = create_challenge(&srv, &srv.api_key(), "alice", 60);
+    // The device still finds it by its long-poll: a push only ever wakes it sooner.
+    assert_eq!(dev.find(&id).id, id);
+    assert!(service.next(Duration::from_millis(500)).is_none());
+    assert_eq!(metric(&srv, "sent") + metric(&srv, "failed"), 0);
 }

@@ -107,6 +107,26 @@ async function sidecarLogin(id) {
   return JSON.parse(text);
 }
 
+/** A code of the same length that is not `code`: each digit moved by one. */
+function shifted(code) {
+  return [...code].map((d) => String((Number(d) + 1) % 10)).join('');
+}
+
+/** The code box shows `code` large, in two groups of digits on one line, within `width` px. */
+async function assertGroupedCode(box, code, width = undefined) {
+  const groups = await box.locator('.pushauth-code-group').allTextContents();
+  assert.deepEqual(groups, [code.slice(0, Math.ceil(code.length / 2)), code.slice(Math.ceil(code.length / 2))]);
+  const style = await box.evaluate((el) => {
+    const s = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
+    const spans = [...el.querySelectorAll('.pushauth-code-group')].map((g) => g.getBoundingClientRect());
+    return { size: parseFloat(s.fontSize), top: spans.map((g) => g.top), right: Math.max(...spans.map((g) => g.right)), left: r.left };
+  });
+  assert.ok(style.size >= 32, `the code is large: ${style.size}px`);
+  assert.equal(new Set(style.top).size, 1, 'both groups on one line');
+  if (width !== undefined) assert.ok(style.right <= width, `the code fits a ${width} px screen: ${style.right}`);
+}
+
 /** Every open challenge on a device, without waiting. */
 function openOn(name) {
   const list = JSON.parse(device(name, 'pending', '--json', '--wait', '0'));
@@ -196,6 +216,7 @@ before(async () => {
   await enrollPhone('bob', 'bob-phone');
   await enrollPhone('dave', 'dave-phone');
   await enrollPhone('erin', 'erin-phone');
+  await enrollPhone('frank', 'frank-phone');
   const user = (username) => ({
     username, enabled: true, email: `${username}@example.org`, emailVerified: true,
     firstName: username, lastName: 'Tester',
@@ -208,7 +229,7 @@ before(async () => {
     enabled: true,
     eventsEnabled: true,
     attributes: { cibaBackchannelTokenDeliveryMode: 'poll', cibaExpiresIn: '120', cibaInterval: '1', cibaAuthRequestedUserHint: 'login_hint' },
-    users: ['alice', 'bob', 'carol', 'dave', 'erin'].map(user),
+    users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map(user),
     clients: [
       { clientId: 'app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`], webOrigins: ['+'] },
       {
@@ -257,9 +278,16 @@ test('a password login waits for the push, and approving it with the shown code 
   const codeBox = page.locator('#pushauth-code');
   await codeBox.waitFor({ timeout: 30000 });
   const code = (await codeBox.textContent()).trim();
-  assert.match(code, /^\d\d$/);
+  // Six digits (pushauthd's default code_digits), shown large in two groups ("482 913") whose
+  // text is the digits alone, so what a person copies is the code.
+  assert.match(code, /^\d{6}$/);
+  await assertGroupedCode(codeBox, code);
   assert.match(await page.locator('#pushauth-devices').textContent(), /alice-phone/);
   await page.screenshot({ path: join(ART, 'push-page.png') });
+  // On a phone-sized screen the code still fits on one line.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await assertGroupedCode(codeBox, code, 390);
+  await page.screenshot({ path: join(ART, 'push-page-phone.png') });
 
   const challenge = pendingOn('alice-phone');
   assert.equal(challenge.context.realm, REALM);
@@ -302,10 +330,10 @@ test('a wrong code on the device fails the push; "Send again" starts a new one t
   const codeBox = page.locator('#pushauth-code');
   await codeBox.waitFor({ timeout: 30000 });
   const code = (await codeBox.textContent()).trim();
-  const wrong = code === '10' ? '11' : '10';
+  const wrong = shifted(code);
   const first = pendingOn('bob-phone');
   device('bob-phone', 'approve', '--code', wrong, '--', first.id);
-  await page.getByText('The number typed on the device did not match.').waitFor({ timeout: 30000 });
+  await page.getByText('The code typed on the device did not match.').waitFor({ timeout: 30000 });
   assert.equal(redirects.length, 0);
 
   await page.click('#pushauth-resend');
@@ -328,6 +356,12 @@ test('a user without a device enrolls through the required action, then logs in 
     const url = (await link.textContent()).trim();
     assert.match(url, /\/enroll\?token=/);
     assert.equal(await page.locator('#pushauth-enroll-qr').count(), 1);
+    // The wording is true for the web authenticator the QR code opens (issue 11), and the
+    // link stays visible for the CLI device.
+    const body = await page.locator('body').innerText();
+    assert.match(body, /Scan this QR code with your phone's camera\. It opens the pushauth web app in your browser/);
+    assert.match(body, /pushauth-device enroll/);
+    assert.ok(await link.isVisible());
     await page.screenshot({ path: join(ART, 'enroll-page.png') });
     mkdirSync(join(RUN, 'devices', 'carol-phone'), { recursive: true });
     device('carol-phone', 'enroll', url, '--name', 'carol-phone');
@@ -604,4 +638,49 @@ test('issue9 item3: an administrator removing the push credential revokes the de
     active = await pushauthdDevices('dave');
   }
   assert.equal(active.length, 0, 'the device is still active in pushauthd');
+});
+
+test('issue11: ten wrong codes in a row pause pushes to the user; the page says so; an admin unlock lets the next login through', async () => {
+  const token = readFileSync(join(RUN, 'admin-token'), 'utf8').trim();
+  const admin = (method, path, body) => fetch(`${PUSHAUTHD}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  // Ten pushes over ten challenges (each from its own address, so only the code lock decides),
+  // each answered on frank's phone with a wrong code of the right length.
+  for (let i = 0; i < 10; i++) {
+    const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
+    const r = await admin('POST', '/v1/challenges', {
+      user: 'frank', rp_nonce: nonce, context: { service: 'sshd', host: 'web01', rhost: `198.51.100.${i}` },
+    });
+    const created = JSON.parse(await r.text());
+    assert.equal(r.status, 201, JSON.stringify(created));
+    assert.match(created.code, /^\d{6}$/);
+    const out = device('frank-phone', 'approve', '--code', shifted(created.code), '--', created.id);
+    assert.match(out, /code_mismatch/);
+  }
+  {
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'frank', 'state-locked');
+    await page.getByText('Pushes to your account are paused').waitFor({ timeout: 30000 });
+    assert.equal(await page.locator('#pushauth-code').count(), 0);
+    assert.equal(openOn('frank-phone').length, 0, 'no push reached the phone');
+    await page.screenshot({ path: join(ART, 'push-locked.png') });
+    assert.equal(redirects.length, 0);
+    await context.close();
+  }
+  const r = await admin('POST', '/v1/admin/users/frank/unlock');
+  assert.equal(r.status, 200, await r.text());
+  {
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'frank', 'state-unlocked');
+    const codeBox = page.locator('#pushauth-code');
+    await codeBox.waitFor({ timeout: 30000 });
+    const challenge = pendingOn('frank-phone');
+    device('frank-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', challenge.id);
+    const landed = await waitForRedirect(page, redirects);
+    assert.equal(landed.searchParams.get('state'), 'state-unlocked');
+    await context.close();
+  }
 });

@@ -589,7 +589,7 @@ def test_issue9_item16_sudo_i_and_su_need_the_push(
         child.sendline(PASSWORD)
         # "su -" authenticates through su-l, which includes su.
         expected_service = "su-l"
-    child.expect(r"type (\d\d) on your device")
+    child.expect(r"type (\d{3} \d{3}) on your device")
     challenge = devices["alice"].wait_pending(service=expected_service)
     devices["alice"].deny(challenge["id"])
     child.expect(pexpect.EOF)
@@ -623,7 +623,7 @@ def test_issue9_item18_ctrl_c_in_sudo_cancels_promptly(syslog, etc, users, devic
             encoding="utf-8", timeout=40,
         )
         child.logfile_read = out
-        child.expect(r"type (\d\d) on your device")
+        child.expect(r"type (\d{3} \d{3}) on your device")
         code = child.match.group(1)
         challenge = devices["alice"].wait_pending(service="sudo")
         if mode == "always":

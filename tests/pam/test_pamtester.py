@@ -33,7 +33,7 @@ class Pamtester:
         self.child.logfile_read = self.out
 
     def expect_code(self):
-        self.child.expect(r"type (\d\d) on your device")
+        self.child.expect(r"type (\d{3} \d{3}) on your device")
         return self.child.match.group(1)
 
     def finish(self):
@@ -86,7 +86,8 @@ def test_approve(syslog, svc, users, devices):
     assert f"challenge={challenge['id']}" in line
     assert "rhost=2001:db8::7" in line
     assert 'device="Pixel 7"' in line
-    assert code not in line.split("challenge=")[0].split("device=")[1], "no code in the log"
+    shown = line.split("challenge=")[0].split("device=")[1]
+    assert code not in shown and code.replace(" ", "") not in shown, "no code in the log"
 
 
 def test_ipv4_rhost_and_ssh_key_context(syslog, svc, users, devices):
@@ -146,7 +147,8 @@ def test_wrong_code(syslog, svc, users, devices):
     mark = syslog.mark()
     p = Pamtester(svc["prompt"], users["alice"])
     code = p.expect_code()
-    wrong = "11" if code != "11" else "12"
+    # A wrong code of the right length (each digit moved by one, as shown: "482 913").
+    wrong = "".join(c if c == " " else str((int(c) + 1) % 10) for c in code)
     challenge = devices["alice"].wait_pending()
     devices["alice"].approve(challenge["id"], wrong)
     p.child.sendline("")
@@ -154,6 +156,28 @@ def test_wrong_code(syslog, svc, users, devices):
     assert AUTH_ERR in out and OK not in out, out
     assert status != 0
     assert_syslog(syslog, mark, "code_mismatch", users["alice"], svc["prompt"])
+
+
+def test_issue11_a_typo_on_the_device_is_refused_locally_and_the_login_still_succeeds(
+    syslog, svc, users, devices
+):
+    """The prompt shows six digits in two groups; the device CLI refuses five digits without
+    sending them (the one attempt is not spent), then the code typed without the space approves."""
+    mark = syslog.mark()
+    p = Pamtester(svc["prompt"], users["alice"])
+    code = p.expect_code()
+    assert re.fullmatch(r"\d{3} \d{3}", code), code
+    challenge = devices["alice"].wait_pending()
+    assert challenge["code_length"] == 6
+    typo = devices["alice"].approve(challenge["id"], code.replace(" ", "")[:-1], check=False)
+    assert typo.returncode != 0
+    assert "has 6 digits; you typed 5" in typo.stderr and "nothing was sent" in typo.stderr, typo.stderr
+    assert [c["id"] for c in devices["alice"].pending()] == [challenge["id"]], "still open"
+    devices["alice"].approve(challenge["id"], code.replace(" ", ""))
+    p.child.sendline("")
+    status, out = p.finish()
+    assert status == 0 and OK in out, out
+    assert_syslog(syslog, mark, "approved", users["alice"], svc["prompt"])
 
 
 def test_report(syslog, etc, users, devices):
@@ -172,7 +196,7 @@ def test_report(syslog, etc, users, devices):
     mark = syslog.mark()
     status, out = Pamtester(service, users["rep"]).finish()
     assert status != 0 and AUTH_ERR in out, out
-    assert "locked" in out
+    assert "pushes to this user are paused" in out, out
     assert_syslog(syslog, mark, "rate_limited", users["rep"], service)
 
 
@@ -202,7 +226,7 @@ def test_cancel(syslog, svc, users, devices):
     assert f"challenge={challenge['id']}" in line
     # Cancelled on the server: the device no longer sees it, and cannot approve it.
     assert devices["alice"].pending() == []
-    res = devices["alice"].approve(challenge["id"], "42", check=False)
+    res = devices["alice"].approve(challenge["id"], "123456", check=False)
     assert res.returncode != 0
 
 

@@ -60,7 +60,7 @@ def test_issue9_item16_every_service_needs_the_push(syslog, devices, profile, se
     if service != "sshd":
         child.expect("Password:")
         child.sendline(PASSWORD)
-    child.expect(r"type (\d\d) on your device")
+    child.expect(r"type (\d{3} \d{3}) on your device")
     challenge = devices["alice"].wait_pending(service=service)
     devices["alice"].deny(challenge["id"])
     if service == "sshd":

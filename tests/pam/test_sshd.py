@@ -116,7 +116,7 @@ def ssh(sshd, user):
 def test_ssh_approved_gets_a_shell(syslog, sshd, users, devices):
     mark = syslog.mark()
     child, out = ssh(sshd, users["alice"])
-    child.expect(r"Approve on Pixel 7: type (\d\d) on your device, then press Enter")
+    child.expect(r"Approve on Pixel 7: type (\d{3} \d{3}) on your device, then press Enter")
     code = child.match.group(1)
     challenge = devices["alice"].wait_pending(service="sshd")
     ctx = challenge["context"]
@@ -140,7 +140,7 @@ def test_ssh_approved_gets_a_shell(syslog, sshd, users, devices):
 def test_ssh_denied_gets_no_shell(syslog, sshd, users, devices):
     mark = syslog.mark()
     child, out = ssh(sshd, users["alice"])
-    child.expect(r"type (\d\d) on your device")
+    child.expect(r"type (\d{3} \d{3}) on your device")
     challenge = devices["alice"].wait_pending(service="sshd")
     devices["alice"].deny(challenge["id"])
     child.sendline("")
@@ -162,7 +162,7 @@ def test_ssh_cancel_at_the_prompt(syslog, sshd, users, devices):
     approval of it lets nobody in, since the login it belonged to is gone.)"""
     mark = syslog.mark()
     child, out = ssh(sshd, users["alice"])
-    child.expect(r"type (\d\d) on your device")
+    child.expect(r"type (\d{3} \d{3}) on your device")
     challenge = devices["alice"].wait_pending(service="sshd")
     child.sendline("c")
     child.sendline("echo pushauth-ok-$((6*7))")

@@ -48,7 +48,7 @@ def test_sudo_approved_runs_the_command(syslog, sudo, devices):
     mark = syslog.mark()
     child, out = sudo_as(sudo)
     # sudo shows messages at once: the code comes as a message, with no prompt.
-    child.expect(r"Approve on Pixel 7: type (\d\d) on your device\. Waiting")
+    child.expect(r"Approve on Pixel 7: type (\d{3} \d{3}) on your device\. Waiting")
     code = child.match.group(1)
     challenge = devices["alice"].wait_pending(service="sudo")
     assert challenge["context"]["service"] == "sudo"
@@ -67,7 +67,7 @@ def test_sudo_approved_runs_the_command(syslog, sudo, devices):
 def test_sudo_denied_does_not_run(syslog, sudo, devices):
     mark = syslog.mark()
     child, out = sudo_as(sudo)
-    child.expect(r"type (\d\d) on your device")
+    child.expect(r"type (\d{3} \d{3}) on your device")
     challenge = devices["alice"].wait_pending(service="sudo")
     devices["alice"].deny(challenge["id"])
     child.expect(pexpect.EOF)
@@ -90,7 +90,7 @@ def test_sudo_ctrl_c_at_the_prompt_cancels(syslog, sudo, etc, devices):
     )
     mark = syslog.mark()
     child, out = sudo_as(sudo)
-    child.expect(r"type (\d\d) on your device, then press Enter")
+    child.expect(r"type (\d{3} \d{3}) on your device, then press Enter")
     challenge = devices["alice"].wait_pending(service="sudo")
     child.sendcontrol("c")
     child.expect(pexpect.EOF)

@@ -95,6 +95,9 @@ test('issue11_malformed_manifests_and_paths_are_refused', async () => {
     [{ files: { 'index.html': sha('x'), 'sw.js': 'ABC' } }, /bad hash/],
     [{ files: { 'index.html': sha('x'), 'sw.js': sha('y'), 'run.exe': sha('z') } }, /not allowed/],
     [{ files: { 'app.js': sha('x') } }, /index.html or sw.js/],
+    // Names that are properties of every object are still unknown types.
+    [{ files: { 'index.html': sha('x'), 'sw.js': sha('y'), 'a.constructor': sha('z') } }, /not allowed/],
+    [{ files: { 'index.html': sha('x'), 'sw.js': sha('y'), 'a.__proto__': sha('z') } }, /not allowed/],
   ];
   for (const [over, pattern] of cases) {
     const bytes = manifest(k, over);
@@ -109,6 +112,7 @@ test('issue11_a_file_must_hash_to_its_signed_value', async () => {
   await R.checkFile(m, 'app.js', enc.encode('app'));
   await refusal(R.checkFile(m, 'app.js', enc.encode('app;evil()')), /app\.js does not match the signed release/);
   await refusal(R.checkFile(m, 'other.js', enc.encode('app')), /not in the release/);
+  await refusal(R.checkFile(m, 'constructor', enc.encode('app')), /not in the release/);
 });
 
 test('issue11_fingerprint_is_sha256_of_the_raw_key', async () => {

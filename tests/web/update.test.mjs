@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, createPrivateKey, sign } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,12 +42,44 @@ function freePort() {
   });
 }
 
-/** pushauthd on one fixed loopback port (the app's origin must stay the same across restarts). */
+/**
+ * A TCP relay on the app's origin port that counts the bytes pushauthd sends: the origin stays
+ * the same across pushauthd restarts, and the first load's transfer is measured on the wire.
+ */
+async function relay(upstreamPort) {
+  const counter = { bytes: 0, responses: 0 };
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const up = connect(upstreamPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(up);
+    up.on('data', (d) => {
+      counter.bytes += d.length;
+      counter.responses += (String(d).match(/^HTTP\/1\.1 \d{3}/gm) || []).length;
+    });
+    client.pipe(up);
+    up.pipe(client);
+    const end = () => { client.destroy(); up.destroy(); sockets.delete(client); sockets.delete(up); };
+    client.on('error', end);
+    up.on('error', end);
+    client.on('close', end);
+    up.on('close', end);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  counter.port = server.address().port;
+  counter.close = () => new Promise((resolve) => {
+    for (const s of sockets) s.destroy();
+    server.close(resolve);
+  });
+  return counter;
+}
+
+/** pushauthd behind the relay (the app's origin must stay the same across restarts). */
 class Server {
-  constructor(dir, port) {
+  constructor(dir, port, publicPort) {
     this.dir = dir;
     this.port = port;
-    this.url = `http://localhost:${port}`;
+    this.url = `http://localhost:${publicPort}`;
   }
 
   async start(appDir) {
@@ -63,7 +95,7 @@ class Server {
     const deadline = Date.now() + 30000;
     for (;;) {
       try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return;
+        if ((await fetch(`http://127.0.0.1:${this.port}/healthz`)).ok) return;
       } catch { /* not up yet */ }
       if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`pushauthd did not start:\n${this.log.join('')}`);
       await sleep(100);
@@ -102,16 +134,18 @@ function release(base, files, over, keyPem) {
   return { ...files, 'release.json': manifest, 'release.sig': sig };
 }
 
-/** Asks the page's worker for an update check and waits for its report. */
+/** Asks the page's worker for an update check and waits for the report of a check begun after. */
 async function checkNow(page) {
   return page.evaluate(() => new Promise((resolve, reject) => {
     const sw = navigator.serviceWorker;
+    const asked = Date.now();
     const timer = setTimeout(() => reject(new Error('the worker did not report')), 30000);
     sw.addEventListener('message', function on(event) {
-      if (event.data && event.data.type === 'pushauth-release') {
+      const state = event.data && event.data.type === 'pushauth-release' ? event.data.state : null;
+      if (state && state.lastCheck && state.lastCheck.started >= asked) {
         sw.removeEventListener('message', on);
         clearTimeout(timer);
-        resolve(event.data.state);
+        resolve(state);
       }
     });
     sw.controller.postMessage({ type: 'pushauth-release-check' });
@@ -127,7 +161,9 @@ const marks = (page) => page.evaluate(() => ({
 
 test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_signed_one', async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), 'pushauth-update-'));
-  const server = new Server(tmp, await freePort());
+  const upstream = await freePort();
+  const wire = await relay(upstream);
+  const server = new Server(tmp, upstream, wire.port);
   const context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
     executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
     viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
@@ -137,16 +173,11 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
     const page = context.pages()[0] || await context.newPage();
     page.on('pageerror', (e) => console.log('page error:', e.message));
 
-    // What the first load moves over the wire: the page's own requests (CDP) and the files
-    // the worker downloads at install.
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('Network.enable');
-    let pageBytes = 0;
-    cdp.on('Network.loadingFinished', (e) => { pageBytes += e.encodedDataLength; });
-
+    wire.bytes = 0;
+    wire.responses = 0;
     // ---- install from the files built into pushauthd
     await page.goto(`${server.url}/app/`);
-    await page.evaluate(async () => (await import('/app/release.js')).startRelease());
+    // The app calls startRelease() from release.js at every start.
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30000 });
     let now = await info(page);
     for (let i = 0; !now.installed && i < 100; i++) { await sleep(100); now = await info(page); }
@@ -158,17 +189,20 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
     assert.equal(now.fingerprint, fpr);
     assert.equal(now.development, built.development);
 
+    // What the first load moved (the page and the worker's install, headers included), before
+    // this test fetches anything itself.
+    await sleep(500);
+    const firstLoad = wire.bytes;
+    const firstResponses = wire.responses;
     const original = {};
     for (const name of [...Object.keys(built.files), 'release.json', 'release.sig']) {
       original[name] = Buffer.from(await (await fetch(`${server.url}/app/${name}`)).arrayBuffer());
     }
-    let workerBytes = 0;
-    for (const [name, bytes] of Object.entries(original)) workerBytes += gzipSync(bytes, { level: 9 }).length;
-    await sleep(500);
-    console.log(`first load: page requests ${pageBytes} B on the wire (headers included); ` +
-      `worker install ${workerBytes} B gzip for ${Object.keys(original).length} files; ` +
-      `total ${pageBytes + workerBytes} B`);
-    await cdp.detach();
+    let gzipped = 0;
+    for (const bytes of Object.values(original)) gzipped += gzipSync(bytes, { level: 9 }).length;
+    console.log(`first load: ${firstLoad} bytes in ${firstResponses} responses from pushauthd on the wire, headers included ` +
+      `(the release: ${Object.keys(original).length} files, ${gzipped} bytes gzip-compressed)`);
+    assert.ok(firstLoad < 100_000, `first load ${firstLoad} bytes`);
 
     const main = 'app.js' in built.files ? 'app.js' : Object.keys(built.files).find((f) => f.endsWith('.js') && f !== 'sw.js');
     const keyPem = readFileSync(RELEASE_KEY, 'utf8');
@@ -253,8 +287,14 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       }
       const unknown = await page.goto(`${server.url}/app/not-in-the-release.html`);
       assert.equal(unknown.status(), 404);
-      await page.goto(`${server.url}/app/`);
+      // The app itself, from the worker's cache, with the worker's own headers.
+      const app = await page.goto(`${server.url}/app/`);
       assert.equal(await page.evaluate(() => self.origin), server.url);
+      assert.ok(app.fromServiceWorker());
+      const headers = app.headers();
+      assert.match(headers['content-security-policy'], /^default-src 'none'; script-src 'self';.*frame-ancestors 'none'/);
+      assert.equal(headers['referrer-policy'], 'no-referrer');
+      assert.equal(headers['x-content-type-options'], 'nosniff');
     });
 
     await t.test('the installed app opens with pushauthd stopped', async () => {
@@ -281,9 +321,31 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       assert.match(got.warning || '', /sw-push\.js/);
       assert.equal(got.version, `${built.version}-test2`);
     });
+
+    await t.test('(f) a genuine update that changes the worker script: taken, no warning', async () => {
+      await server.stop();
+      const files = {
+        ...original,
+        [main]: Buffer.concat([original[main], Buffer.from("\ndocument.documentElement.dataset.release = 'test-3';\n")]),
+        'sw.js': Buffer.concat([original['sw.js'], Buffer.from('\n// release test-3\n')]),
+      };
+      const genuine = release(built, files, { version: `${built.version}-test3`, released: built.released + 20 }, keyPem);
+      await server.start(writeApp(tmp, 'f', genuine));
+      await page.reload();
+      let got = await info(page);
+      for (let i = 0; i < 50 && (got.version !== `${built.version}-test3` || got.warning); i++) {
+        await checkNow(page).catch(() => {});
+        got = await info(page);
+      }
+      assert.equal(got.version, `${built.version}-test3`, JSON.stringify(got));
+      assert.equal(got.warning, null, JSON.stringify(got));
+      await page.reload();
+      assert.equal((await marks(page)).release, 'test-3');
+    });
   } finally {
     await context.close();
     await server.stop();
+    await wire.close();
     rmSync(tmp, { recursive: true, force: true });
   }
 });

@@ -7,6 +7,7 @@ drops the subscription; a push service that never answers delays no challenge.""
 import base64
 import json
 import os
+import pathlib
 import time
 
 import http_ece
@@ -172,3 +173,7 @@ def test_issue11_a_push_service_that_never_answers_delays_no_challenge(server, p
     assert slowest < 2.0, f"a challenge took {slowest:.2f} s"
     assert len(push_service.wait(2)) >= 2
     assert server.metric("sent") == 0
+    # The sender pool stayed at its two threads (read from pushauthd's own /proc entry).
+    tasks = pathlib.Path(f"/proc/{server.proc.pid}/task")
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()]
+    assert sum(n.startswith("pushauthd-push") for n in names) == 2, names

@@ -77,7 +77,7 @@
       if (!HEX64.test(m.files[name])) throw new Refusal(`bad hash for ${name} in the release manifest`);
       if (!typeOf(name)) throw new Refusal(`file type not allowed: ${name}`);
     }
-    if (!m.files['index.html'] || !m.files['sw.js']) throw new Refusal('the release has no index.html or sw.js');
+    if (!own(m.files, 'index.html') || !own(m.files, 'sw.js')) throw new Refusal('the release has no index.html or sw.js');
     return m;
   }
 
@@ -137,15 +137,20 @@
 
   /** Throws a Refusal unless `bytes` hash to what the manifest lists for `name`. */
   async function checkFile(m, name, bytes) {
+    if (!own(m.files, name)) throw new Refusal(`${name} is not in the release`);
     const want = m.files[name];
-    if (!want) throw new Refusal(`${name} is not in the release`);
     const got = await sha256hex(bytes);
     if (got !== want) throw new Refusal(`${name} does not match the signed release (sha256 ${got.slice(0, 12)}…, signed ${want.slice(0, 12)}…)`);
   }
 
+  function own(object, key) {
+    return Object.prototype.hasOwnProperty.call(object, key);
+  }
+
   function typeOf(name) {
     const dot = name.lastIndexOf('.');
-    return dot < 0 ? undefined : TYPES[name.slice(dot + 1)];
+    const ext = dot < 0 ? '' : name.slice(dot + 1);
+    return own(TYPES, ext) ? TYPES[ext] : undefined;
   }
 
   /** The headers the worker gives every cached file (a server cannot change them). */

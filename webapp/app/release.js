@@ -18,7 +18,10 @@
 
 const STATE_CACHE = 'pushauth-release';
 const STATE_URL = '/app/__state__';
+const WORKER_FILES = ['sw.js', 'sw-push.js', 'release-verify.js'];
 const listeners = new Set();
+// Worker scripts this page itself found on the server that the installed release does not name.
+let pageFinding = [];
 
 async function readState() {
   if (!('caches' in self)) return {};
@@ -29,8 +32,9 @@ async function readState() {
 function describe(state) {
   const inst = state.installed;
   const audit = state.audit;
-  const warning = audit && audit.workerFiles && audit.workerFiles.length > 0
-    ? `The server offers service worker code that the installed signed release does not name (${audit.workerFiles.join(', ')}). ` +
+  const unsigned = new Set([...(audit && audit.workerFiles ? audit.workerFiles : []), ...pageFinding]);
+  const warning = unsigned.size > 0
+    ? `The server offers service worker code that the installed signed release does not name (${[...unsigned].join(', ')}). ` +
       'The browser may install it on its own. Do not approve logins until your administrator confirms a genuine update; if in doubt, remove this device and enroll again.'
     : null;
   return {
@@ -70,6 +74,63 @@ function emit(state) {
   }
 }
 
+async function sha256hex(bytes) {
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Worker scripts the server serves now that `files` (the installed release) does not name. */
+async function unsignedWorkerFiles(files) {
+  const bad = [];
+  for (const name of WORKER_FILES) {
+    if (!files[name]) continue;
+    try {
+      // The worker passes its own scripts through to the server, so this is the server's copy.
+      const r = await fetch(`/app/${name}`, { cache: 'no-store', credentials: 'omit' });
+      if (!r.ok || (await sha256hex(await r.arrayBuffer())) !== files[name]) bad.push(name);
+    } catch (e) {
+      // Offline: nothing to compare.
+    }
+  }
+  return bad;
+}
+
+/** Asks the worker for an update check; resolves when it reports (or after 15 s). */
+function askWorkerToCheck() {
+  const sw = navigator.serviceWorker;
+  if (!sw || !sw.controller) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      sw.removeEventListener('message', on);
+      clearTimeout(timer);
+      resolve();
+    };
+    const on = (event) => {
+      if (event.data && event.data.type === 'pushauth-release') done();
+    };
+    const timer = setTimeout(done, 15000);
+    sw.addEventListener('message', on);
+    sw.controller.postMessage({ type: 'pushauth-release-check' });
+  });
+}
+
+/**
+ * The page's own look at the worker scripts, when the browser finds a new worker: a genuine
+ * release names its sw.js, so the worker is asked to take a pending signed update first.
+ */
+async function checkWorkerScripts() {
+  let state = await readState();
+  if (!state.installed) return;
+  let bad = await unsignedWorkerFiles(state.installed.files);
+  if (bad.length > 0) {
+    await askWorkerToCheck();
+    state = await readState();
+    bad = await unsignedWorkerFiles(state.installed.files);
+  }
+  pageFinding = bad;
+  emit(state);
+}
+
 /**
  * Registers the worker (scope "/": every page of this origin goes through it) and asks it to
  * check for an update. Resolves to the registration, or null where there is no service worker
@@ -81,7 +142,19 @@ export async function startRelease() {
   sw.addEventListener('message', (event) => {
     if (event.data && event.data.type === 'pushauth-release') emit(event.data.state);
   });
+  // Best-effort storage may be evicted under pressure, and with it the installed release and
+  // the device's keys: ask the browser to keep it (granted or not at its discretion).
+  if (navigator.storage && navigator.storage.persist) navigator.storage.persist().catch(() => {});
   const registration = await sw.register('/app/sw.js', { scope: '/', updateViaCache: 'none' });
+  // The browser installs a byte-changed worker on its own: look at what it found (not at the
+  // first install, when there is nothing to compare with yet).
+  registration.addEventListener('updatefound', () => {
+    if (registration.active) checkWorkerScripts().catch(() => {});
+  });
+  const hadController = Boolean(sw.controller);
+  sw.addEventListener('controllerchange', () => {
+    if (hadController) checkWorkerScripts().catch(() => {});
+  });
   const ready = await sw.ready;
   if (ready.active) ready.active.postMessage({ type: 'pushauth-release-check' });
   return registration;

@@ -48,14 +48,18 @@ async function fetchRelease() {
   return { manifest: new Uint8Array(await manifest.arrayBuffer()), sig: new Uint8Array(await sig.arrayBuffer()) };
 }
 
-/** Downloads every file into a new cache, checking each hash; then switches to it. */
+/**
+ * Downloads every file into a new cache, checking each hash; then switches to it. `no-cache`
+ * revalidates with the server (ETag) and takes the HTTP cache's copy on 304, so files the page
+ * has just loaded are not sent twice; the hash check is what decides either way.
+ */
 async function stage(m, digest) {
   const name = APP_CACHE + digest.slice(0, 16);
   await caches.delete(name);
   const cache = await caches.open(name);
   try {
     for (const file of Object.keys(m.files)) {
-      const r = await fetch(BASE + file, { cache: 'no-store', redirect: 'error', credentials: 'omit' });
+      const r = await fetch(BASE + file, { cache: 'no-cache', redirect: 'error', credentials: 'omit' });
       if (!r.ok) throw new R.Refusal(`${file} is missing on the server (HTTP ${r.status})`);
       const bytes = new Uint8Array(await r.arrayBuffer());
       await R.checkFile(m, file, bytes);
@@ -80,12 +84,17 @@ async function stage(m, digest) {
   }
 }
 
+// Set by the first install of this worker: the check that follows it (the page asks at once)
+// need not ask the server again about files it has just sent and that were just verified.
+let justInstalled = false;
+
 /** Trust on first use: the release the server offers now, if it is consistent. */
 async function firstInstall() {
   try {
     const offered = await fetchRelease();
     const m = await R.checkFirst(offered.manifest, offered.sig);
     await stage(m, await R.sha256hex(offered.manifest));
+    justInstalled = true;
   } catch (e) {
     const state = await readState();
     state.firstInstallError = { at: Date.now(), reason: String(e && e.message) };
@@ -118,18 +127,19 @@ async function auditServer(installed) {
 }
 
 async function checkForUpdate() {
+  const started = Date.now();
   let state = await readState();
   if (!state.installed) return;
   let offered;
   try {
     offered = await fetchRelease();
   } catch (e) {
-    state.lastCheck = { at: Date.now(), result: 'unreachable', reason: String(e && e.message) };
+    state.lastCheck = { started, at: Date.now(), result: 'unreachable', reason: String(e && e.message) };
     await writeState(state);
     return;
   }
   const digest = await R.sha256hex(offered.manifest);
-  let result = { at: Date.now(), result: 'current' };
+  let result = { started, at: Date.now(), result: 'current' };
   if (digest !== state.installed.digest) {
     let version = '?';
     try {
@@ -138,22 +148,29 @@ async function checkForUpdate() {
     try {
       const m = await R.checkUpdate(state.installed, offered.manifest, offered.sig);
       await stage(m, digest);
-      result = { at: Date.now(), result: 'updated', version: m.version };
+      result = { started, at: Date.now(), result: 'updated', version: m.version };
     } catch (e) {
       const reason = e instanceof R.Refusal ? String(e.message) : `the update could not be downloaded: ${e && e.message}`;
       state = await readState();
       state.refused = { at: Date.now(), version, digest, reason };
-      result = { at: Date.now(), result: 'refused', version, reason };
+      result = { started, at: Date.now(), result: 'refused', version, reason };
       await writeState(state);
     }
   }
   state = await readState();
+  if (justInstalled && result.result === 'current') {
+    justInstalled = false;
+    state.lastCheck = result;
+    await writeState(state);
+    return;
+  }
+  justInstalled = false;
   const audit = await auditServer(state.installed);
   if (!audit.ok && result.result === 'current') {
     // The same signed release, but the server sends other bytes: refused, and said so.
     const reason = `the server serves ${audit.mismatched.join(', ')} not as signed in the installed release ${state.installed.version}; kept the installed app`;
     state.refused = { at: Date.now(), version: state.installed.version, digest, reason };
-    result = { at: Date.now(), result: 'refused', version: state.installed.version, reason };
+    result = { started, at: Date.now(), result: 'refused', version: state.installed.version, reason };
   }
   state.lastCheck = result;
   state.audit = audit;
@@ -161,9 +178,21 @@ async function checkForUpdate() {
 }
 
 let checking = null;
+let rerun = null;
 let lastCheckAt = 0;
+/** One check at a time; a forced one asked during a check runs again after it (it must see the
+ * server as it is now), an unforced one is throttled. */
 function checkSoon(force) {
-  if (checking) return checking;
+  if (checking) {
+    if (!force) return checking;
+    if (!rerun) {
+      rerun = checking.then(() => {
+        rerun = null;
+        return checkSoon(true);
+      });
+    }
+    return rerun;
+  }
   if (!force && Date.now() - lastCheckAt < CHECK_EVERY_MS) return Promise.resolve();
   checking = checkForUpdate()
     .catch(() => {})

@@ -68,6 +68,11 @@ pub fn release() -> Release {
 }
 
 #[cfg(test)]
+#[allow(dead_code)] // build.rs uses the rest
+#[path = "../release_key.rs"]
+mod release_key;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
@@ -131,6 +136,58 @@ mod tests {
             assets().len()
         );
         assert!(gzip < 100_000, "{gzip} bytes compressed");
+    }
+
+    #[test]
+    fn issue11_a_packagers_key_file_others_can_read_or_that_is_not_pkcs8_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("made.key");
+        let key = crate::release_key::dev_key(&made).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Read back (as PUSHAUTH_RELEASE_KEY_FILE): the same key.
+        let read = crate::release_key::read_key(&made, "KEY").unwrap();
+        assert_eq!(read.verifying_key(), key.verifying_key());
+        // The development key is stable: made once, then read.
+        let again = crate::release_key::dev_key(&made).unwrap();
+        assert_eq!(again.verifying_key(), key.verifying_key());
+        std::fs::set_permissions(&made, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = crate::release_key::read_key(&made, "KEY")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        let bad = dir.path().join("bad.key");
+        std::fs::write(
+            &bad,
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = crate::release_key::read_key(&bad, "KEY")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a PKCS#8 PEM P-256"), "{err}");
+        // A broken development key file is an error, never silently replaced.
+        assert!(crate::release_key::dev_key(&bad).is_err());
+        assert!(crate::release_key::read_key(&dir.path().join("none"), "KEY").is_err());
+        // The key the README tells packagers to make, where openssl is installed.
+        let openssl = dir.path().join("openssl.key");
+        let made = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&openssl)
+            .status();
+        if made.is_ok_and(|s| s.success()) {
+            std::fs::set_permissions(&openssl, std::fs::Permissions::from_mode(0o600)).unwrap();
+            crate::release_key::read_key(&openssl, "KEY").unwrap();
+        }
     }
 
     fn gunzip(gz: &[u8], out: &mut Vec<u8>) {

@@ -120,9 +120,13 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
         let seen = d
             .last_seen_at
             .map_or_else(|| "never".to_owned(), clock::rfc3339);
+        // What a person compares with the phone's settings, and what an authorized_devices
+        // line pins.
+        let fingerprint =
+            devices::device_key(&d).map_or_else(|_| "unusable key".to_owned(), |k| k.fingerprint());
         writeln!(
             out,
-            "{}\t{}\t{}\tcreated {}\tlast seen {}\t{}\tsource {}\tvia {}\tapproved by {}",
+            "{}\t{}\t{}\tcreated {}\tlast seen {}\t{}\tsource {}\tvia {}\tapproved by {}\t{}\tkey {}",
             d.id,
             for_terminal(&d.name),
             d.alg,
@@ -132,6 +136,8 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
             d.source.as_deref().unwrap_or("unknown"),
             d.via.as_deref().unwrap_or("unknown"),
             d.approved_by.as_deref().unwrap_or("none"),
+            fingerprint,
+            d.public_key,
         )?;
     }
     Ok(())

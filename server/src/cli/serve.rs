@@ -37,19 +37,19 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         .unwrap_or_else(|| data_dir.join("admin-token"));
     // Checked before anything is created: a refused config changes nothing.
     let webhook = file.webhook_config()?;
-    let web = file.web_config()?;
-    let web_push = file.web_push.clone().unwrap_or_default().resolve()?;
     if file.limits.is_some_and(|l| l.max_code_failures == 0) {
         return Err(ConfigError::Invalid(
             "[limits] max_code_failures must be 1 or more (0 would refuse every push)".into(),
         )
         .into());
     }
+    let web_push = file.web_push.clone().unwrap_or_default().resolve()?;
+    let web = file.web_config()?;
     let admin_token = load_or_create_admin_token(&token_file)?;
     let mut config = ServerConfig::new(listen, data_dir, String::new());
     config.webhook = webhook;
-    config.web = web;
     config.web_push = web_push;
+    config.web = web;
     config.admin_token = admin_token;
     config.public_url = args.public_url.clone().or_else(|| file.public_url.clone());
     config.tls = match (&args.tls_cert, &args.tls_key) {

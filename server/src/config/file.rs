@@ -38,10 +38,10 @@ pub struct FileConfig {
     pub retention: Option<Retention>,
     /// `[webhook]`.
     pub webhook: Option<FileWebhook>,
-    /// `[web]`.
-    pub web: Option<FileWeb>,
     /// `[web_push]`.
     pub web_push: Option<FileWebPush>,
+    /// `[web]`.
+    pub web: Option<FileWeb>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

@@ -1,7 +1,7 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web]`, `[web_push]`, and the admin token file. Secret files are read
-//! through [`pushauth_files`] (owned by the service's user, mode 0600, checked on the opened
-//! file).
+//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
+//! and the admin token file. Secret files are read through [`pushauth_files`] (owned by the
+//! service's user, mode 0600, checked on the opened file).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 mod file;
 mod limits;
+mod push_origins;
 mod secrets;
 mod web;
 mod webhook;
@@ -21,13 +22,11 @@ mod webpush;
 
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
+pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
 pub use web::{check_app_dir, FileWeb, WebConfig};
 pub use webhook::{FileWebhook, WebhookConfig};
-pub use webpush::{
-    check_subject, AllowList, EndpointError, FileWebPush, WebPushConfig, DEFAULT_ORIGINS,
-    MAX_ENDPOINT_BYTES,
-};
+pub use webpush::{check_subject, FileWebPush, WebPushConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";

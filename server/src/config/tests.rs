@@ -137,6 +137,31 @@ fn the_example_config_parses() {
     let push = config.web_push.unwrap().resolve().unwrap();
     assert_eq!(push.senders, 2);
     assert!(push.allow.check("https://ntfy.example.com/upX").is_ok());
+    assert_eq!(config.code_digits, Some(CodeDigits::default()));
+}
+
+#[test]
+fn issue11_code_digits_is_2_to_8_and_named_when_wrong() {
+    for digits in 2..=8u64 {
+        let ok =
+            FileConfig::parse(&format!("code_digits = {digits}\n"), Path::new("x.toml")).unwrap();
+        assert_eq!(ok.code_digits.map(CodeDigits::get), Some(digits as u8));
+    }
+    for bad in ["0", "1", "9", "-6", "256", "\"6\"", "6.0"] {
+        let err = FileConfig::parse(&format!("code_digits = {bad}\n"), Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("code_digits"), "{bad}: {err}");
+    }
+    let err = FileConfig::parse("code_digits = 12\n", Path::new("x.toml")).unwrap_err();
+    assert!(err.to_string().contains("2 to 8"), "{err}");
+    assert_eq!(Limits::default().max_code_failures, 10);
+    assert_eq!(
+        ServerConfig::new("127.0.0.1:1".parse().unwrap(), "/x".into(), String::new())
+            .code_digits
+            .get(),
+        6
+    );
 }
 
 /// Issue 10 item 3: pushauthd's secrets go through the one rule of `pushauth_files`: the admin

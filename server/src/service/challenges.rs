@@ -273,7 +273,7 @@ pub struct FailedSignatures<'a> {
 /// to this device, the signature must cover this challenge's user, nonce and context, and the
 /// answer applies as a compare-and-set (one attempt: a wrong code ends it `denied`). A
 /// `report` locks new pushes from the same source until `[limits]` says; a wrong code counts
-/// toward the user's `max_code_failures` and a right one resets that count ([`code_tally`]).
+/// toward the user's `max_code_failures` and a right one resets that count (see `code_tally`).
 ///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],

@@ -43,6 +43,26 @@ pub enum WebError {
     Refused(String),
 }
 
+/// Logs at start which web app is served: the built-in release (version, release-key
+/// fingerprint, a warning for a development build) or `app_dir`.
+pub fn log_release(app_dir: Option<&Path>) {
+    if let Some(dir) = app_dir {
+        tracing::warn!(app_dir = %dir.display(), "serving the web app from app_dir, not the built-in signed release");
+        return;
+    }
+    let release = pushauth_webapp::release();
+    tracing::info!(
+        version = release.version,
+        release_key = release.key_fingerprint,
+        "web app"
+    );
+    if release.development {
+        tracing::warn!(
+            "the web app is signed with a development key: build with PUSHAUTH_RELEASE_KEY_FILE for production"
+        );
+    }
+}
+
 /// Whether `path` (below `/app/`, no leading slash) is a name the app may have.
 pub fn valid_path(path: &str) -> bool {
     !path.is_empty()

@@ -220,7 +220,6 @@ impl Worker {
                 tracing::debug!(challenge = %job.challenge_id, device = %sub.device_id, %origin, "web push sent");
             }
             Outcome::Gone(status) => {
-                self.metrics.count("gone");
                 let detail = format!("push service {origin} answered {status}: subscription gone");
                 let deleted = self.store.delete_push_subscription(
                     &sub.device_id,
@@ -231,6 +230,8 @@ impl Worker {
                 if let Err(e) = deleted {
                     tracing::warn!(device = %sub.device_id, error = %e, "web push: cannot delete a gone subscription");
                 }
+                // Counted once deleted, so whoever sees the count sees the deletion.
+                self.metrics.count("gone");
                 tracing::info!(device = %sub.device_id, %origin, status, "web push: subscription gone, deleted");
             }
             Outcome::Failed(why) => {

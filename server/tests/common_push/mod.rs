@@ -85,8 +85,8 @@ pub fn allow(config: &mut ServerConfig, origin: &str) {
 pub enum Answer {
     /// This status, empty body.
     Status(u16),
-    /// 307 to this location.
-    Redirect(String),
+    /// This 3xx status with this location.
+    Redirect(u16, String),
     /// Never answers (the connection stays open).
     Hang,
 }
@@ -201,8 +201,8 @@ fn serve(
         Answer::Status(code) => {
             format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         }
-        Answer::Redirect(to) => format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        Answer::Redirect(status, to) => format!(
+            "HTTP/1.1 {status} Moved\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         ),
         Answer::Hang => {
             held.lock().unwrap().push(stream);

@@ -149,8 +149,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         count       INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 4 -> 5 (issue 11, Web Push; h3's 3 -> 4 placed after h2's at h4's merge): one push
-    // subscription per device; revoking the device deletes it.
+    // 4 -> 5 (issue 11, Web Push): one push subscription per device; revoking the device
+    // deletes it.
     r#"
     CREATE TABLE push_subscriptions (
         device_id   TEXT PRIMARY KEY REFERENCES devices(id),

@@ -2,6 +2,7 @@
      on that device to approve adding one; then the single-use link and its QR code. Submits
      itself every second while waiting. -->
 <#import "template.ftl" as layout>
+<#import "pushauth-code.ftl" as pushauthCode>
 <@layout.registrationLayout displayMessage=true; section>
     <#if section = "header">
         ${msg("pushEnrollTitle")}
@@ -9,8 +10,7 @@
         <form id="pushauth-enroll-form" class="${properties.kcFormClass!}" action="${url.loginAction}" method="post">
             <#if enrollState = "approval">
                 <p id="pushauth-enroll-approval">${msg("pushEnrollApprovalInstructions")}</p>
-                <div id="pushauth-enroll-code" aria-live="polite"
-                     style="font-size:3.5rem;font-weight:700;text-align:center;letter-spacing:0.3em;margin:1rem 0">${enrollCode}</div>
+                <@pushauthCode.code id="pushauth-enroll-code" value=enrollCode/>
                 <#if enrollDevices?has_content>
                     <p id="pushauth-enroll-devices">${msg("pushSentTo", enrollDevices)}</p>
                 </#if>

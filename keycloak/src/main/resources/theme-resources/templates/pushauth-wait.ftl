@@ -1,6 +1,7 @@
 <#-- pushauth: the push approval page. While pending it submits itself every second; each submit
      asks the sidecar (a short long-poll) and either re-renders this page or ends the step. -->
 <#import "template.ftl" as layout>
+<#import "pushauth-code.ftl" as pushauthCode>
 <@layout.registrationLayout displayMessage=true; section>
     <#if section = "header">
         ${msg("pushTitle")}
@@ -8,8 +9,7 @@
         <form id="pushauth-form" class="${properties.kcFormClass!}" action="${url.loginAction}" method="post">
             <#if pushState = "pending">
                 <p id="pushauth-instructions">${msg("pushInstructions")}</p>
-                <div id="pushauth-code" aria-live="polite"
-                     style="font-size:3.5rem;font-weight:700;text-align:center;letter-spacing:0.3em;margin:1rem 0">${pushCode}</div>
+                <@pushauthCode.code id="pushauth-code" value=pushCode/>
                 <#if pushDevices?has_content>
                     <p id="pushauth-devices">${msg("pushSentTo", pushDevices)}</p>
                 </#if>

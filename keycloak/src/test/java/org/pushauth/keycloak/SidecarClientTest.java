@@ -38,7 +38,7 @@ class SidecarClientTest {
                 answer = "{\"error\":\"no_device\",\"message\":\"the user has no enrolled push device\"}";
             } else if (path.equals("/v1/logins")) {
                 status = 201;
-                answer = "{\"id\":\"c1\",\"code\":\"42\",\"devices\":[{\"id\":\"d1\",\"name\":\"phone\"}]}";
+                answer = "{\"id\":\"c1\",\"code\":\"048213\",\"devices\":[{\"id\":\"d1\",\"name\":\"phone\"}]}";
             } else if (path.startsWith("/v1/logins/")) {
                 status = 200;
                 answer = "{\"id\":\"c1\",\"state\":\"pending\"}";
@@ -67,7 +67,8 @@ class SidecarClientTest {
     void startSendsRealmUsernameNonceAndContextWithTheSecret() throws Exception {
         JsonNode login = client().startLogin("demo", "alice", "nonce-0123456789abcdef", "session-0123456789abcdef",
             Map.of("client", "app", "ip", ""));
-        assertEquals("42", login.get("code").asText());
+        // A six-digit code with a leading zero stays text: never parsed as a number.
+        assertEquals("048213", login.get("code").asText());
         String request = seen.get(0);
         assertTrue(request.startsWith("POST /v1/logins Bearer s3cret-s3cret-s3cret "), request);
         assertTrue(request.contains("\"username\":\"alice\""), request);
