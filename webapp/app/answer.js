@@ -12,6 +12,13 @@ export class DigestMismatch extends Error {
   }
 }
 
+/** The challenge names another user than the account this device holds: nothing is signed. */
+export class UserMismatch extends Error {
+  constructor() {
+    super('the request is for another account than this device\'s; nothing was signed');
+  }
+}
+
 const DECISIONS = new Set(['approve', 'deny', 'report']);
 
 /**
@@ -20,6 +27,8 @@ const DECISIONS = new Set(['approve', 'deny', 'report']);
  */
 export async function signedAnswer(account, challenge, decision, code, now = Date.now()) {
   if (!DECISIONS.has(decision)) throw new Error(`unknown decision ${decision}`);
+  // A device answers for its own user only, whatever the server routes to it.
+  if (account.user !== undefined && challenge.user !== account.user) throw new UserMismatch();
   const digest = await contextDigest(challenge.context || {});
   let claimed;
   try {
