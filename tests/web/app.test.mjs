@@ -139,6 +139,7 @@ test('issue11: a push login appears within a second; the typed code approves it,
   assert.match(code, /^\d{2,8}$/);
   const { card, ms } = await challengeShown(started);
   assert.ok(ms < 1000, `the challenge took ${ms} ms to appear`);
+  console.log(`push to card on screen: ${ms} ms`);
   const text = await card.textContent();
   assert.match(text, /Test login request/);
   assert.match(text, /alice/);
