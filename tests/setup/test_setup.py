@@ -38,6 +38,7 @@ def test_issue9_item20_setup_installs_what_the_suites_need():
     missing += [f for f in FILES if not Path(f).exists()]
     assert not missing, f"scripts/setup left these missing: {missing}"
     assert (ROOT / "tests" / "keycloak" / "node_modules" / "playwright-core").is_dir()
+    assert (ROOT / "tests" / "web" / "node_modules" / "playwright-core").is_dir()
     import pexpect  # noqa: F401  (the real-PAM suite types into ssh, sudo and pamtester with it)
     import pytest  # noqa: F401
     # The Web Push suite checks pushes with its own JWT and RFC 8291 implementations.

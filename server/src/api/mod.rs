@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod device;
+pub mod device_self;
 pub mod error;
 pub mod extract;
 pub mod ops;

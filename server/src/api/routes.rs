@@ -13,7 +13,7 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, device, ops, push, rp, web, ApiError};
+use super::{admin, device, device_self, ops, push, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -60,6 +60,12 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/device/enroll", post(device::enroll)),
         route(Method::GET, "/v1/device/challenges", get(device::list)),
         route(Method::GET, "/v1/device/notices", get(device::notices)),
+        route(
+            Method::GET,
+            "/v1/device/enrollment",
+            get(device_self::enrollment),
+        ),
+        route(Method::DELETE, "/v1/device", delete(device_self::remove)),
         route(
             Method::POST,
             "/v1/device/challenges/{id}/ack",

@@ -13,10 +13,12 @@
 //! - [`enrollments`]: enrollment links (administrator and relying party) and their redemption;
 //! - [`keys`]: relying parties, their API keys and the rights a key carries;
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
+//! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
 //! - [`users`]: unlocking a user, the audit log;
 //! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
 
 pub mod challenges;
+pub mod device_self;
 pub mod devices;
 pub mod enrollments;
 pub mod keys;

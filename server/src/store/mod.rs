@@ -92,8 +92,8 @@ pub trait Store {
         now: Millis,
         valid_until: Millis,
     ) -> StoreResult<bool>;
-    /// Marks a device revoked (idempotent) and audits it with `actor` (`admin`, `cli`,
-    /// `rp:<id>`); `None` if unknown.
+    /// Marks a device revoked (idempotent), drops it from its open challenges, and audits it
+    /// with `actor` (`admin`, `cli`, `rp:<id>`, `self`); `None` if unknown.
     fn revoke_device(
         &self,
         id: &str,

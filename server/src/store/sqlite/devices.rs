@@ -86,6 +86,9 @@ pub(super) fn revoke_device<D: Db>(
             .query_row([id], device_from_row)
             .optional()?;
         if let (1, Some(device)) = (changed, &device) {
+            // A revoked device can answer nothing, so its open challenges stop listing it.
+            tx.prepare_cached("DELETE FROM open_challenge_devices WHERE device_id = ?1")?
+                .execute([id])?;
             // A revoked device gets no pushes: its subscription goes with it.
             tx.prepare_cached("DELETE FROM push_subscriptions WHERE device_id = ?1")?
                 .execute([id])?;

@@ -285,3 +285,21 @@ fn unknown_users_devices_and_limits() {
         Create::NoDevice
     ));
 }
+
+#[test]
+fn issue11_a_revoked_device_leaves_its_open_challenges() {
+    let (_dir, store) = store();
+    enrolled(&store, "alice", "d1");
+    enrolled(&store, "alice", "d22");
+    assert!(matches!(
+        challenge(&store, "c1", 1_000, 60_000),
+        Create::Created { .. }
+    ));
+    assert_eq!(store.device_challenges("d1", 2_000).unwrap().0.len(), 1);
+    store.revoke_device("d1", "self", 3_000).unwrap();
+    // Its open challenges no longer list it; the other device still has the challenge.
+    assert!(store.device_challenges("d1", 4_000).unwrap().0.is_empty());
+    assert_eq!(store.device_challenges("d22", 4_000).unwrap().0.len(), 1);
+    let c = store.get_challenge("c1", 4_000).unwrap().unwrap().0;
+    assert_eq!(c.state, ChallengeState::Pending);
+}

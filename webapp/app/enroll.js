@@ -1,0 +1,113 @@
+// The enrollment screen (/enroll?token=…): which server and user the link is for, a device
+// name, then "Enroll": a WebCrypto key pair made here (non-extractable), the proof of
+// possession signed with it, and the account kept in IndexedDB. Afterwards the page replaces
+// itself with /app/, so the token leaves the address bar and history.
+
+import { b64url } from './bytes.js';
+import { el, clear, visible } from './dom.js';
+import { ApiError, OfflineError, publicRequest } from './api.js';
+import { enrollMessage, generateDeviceKey, signB64, fingerprint } from './signing.js';
+import { putAccount } from './keystore.js';
+import { defaultDeviceName } from './platform.js';
+
+/**
+ * The test switch: `localStorage['pushauth.test.alg'] = 'es256'` makes this page use ECDSA
+ * P-256 even where the browser has Ed25519. It only picks between the two algorithms the
+ * server accepts anyway, so it weakens nothing.
+ */
+export const ALG_SWITCH = 'pushauth.test.alg';
+
+function preferredAlg() {
+  try {
+    return localStorage.getItem(ALG_SWITCH) === 'es256' ? 'es256' : 'ed25519';
+  } catch {
+    return 'ed25519';
+  }
+}
+
+function linkProblem(err) {
+  if (err instanceof OfflineError) return 'The server cannot be reached. Check the connection and open the link again.';
+  if (err instanceof ApiError && err.code === 'unknown_enrollment') {
+    return 'This enrollment link is unknown, already used or expired. Ask your administrator for a new one.';
+  }
+  return `This link cannot be used: ${err.message}`;
+}
+
+/** Shows the enrollment screen for `token` in `root`. */
+export async function showEnroll(root, token) {
+  clear(root);
+  const status = el('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
+  const card = el('section', { class: 'card enroll' }, el('h1', { text: 'Add this phone' }), status);
+  root.append(card);
+  if (!token) {
+    status.textContent = 'This page needs an enrollment link. Scan the QR code your administrator gives you.';
+    return;
+  }
+  status.textContent = 'Checking the link…';
+  let info;
+  try {
+    info = await publicRequest('GET', `/v1/device/enrollment?token=${encodeURIComponent(token)}`);
+  } catch (err) {
+    status.textContent = linkProblem(err);
+    status.classList.add('error');
+    // A dead token has no reason to stay in the address bar.
+    history.replaceState(null, '', '/enroll');
+    return;
+  }
+  status.textContent = '';
+  const expires = new Date(info.expires_at);
+  const name = el('input', {
+    id: 'device-name', name: 'device-name', type: 'text', maxlength: 64, required: true,
+    autocomplete: 'off', value: defaultDeviceName(),
+  });
+  const button = el('button', { type: 'submit', class: 'primary', id: 'enroll-button', text: 'Enroll' });
+  const form = el('form', { class: 'stack', id: 'enroll-form' },
+    el('dl', { class: 'facts' },
+      el('dt', { text: 'Server' }), el('dd', { id: 'enroll-server', text: visible(info.server) }),
+      el('dt', { text: 'Account' }), el('dd', { id: 'enroll-user', text: visible(info.user) }),
+      el('dt', { text: 'Link valid until' }), el('dd', { text: expires.toLocaleString() })),
+    el('label', { for: 'device-name', text: 'Name of this phone' }),
+    name,
+    el('p', { class: 'hint', text: 'Others with access to this account will see this name when this phone is added.' }),
+    button);
+  card.insertBefore(form, status);
+  card.append(el('p', { class: 'hint', text: 'Enroll only if you asked for this link and the server and account above are yours. This phone will then approve logins for that account.' }));
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const deviceName = name.value.trim();
+    if (!deviceName) {
+      status.textContent = 'Give this phone a name.';
+      return;
+    }
+    button.disabled = true;
+    status.classList.remove('error');
+    status.textContent = 'Making this phone\'s key…';
+    try {
+      const key = await generateDeviceKey(preferredAlg());
+      const proof = await signB64(key.alg, key.privateKey, enrollMessage(token, key.alg, key.publicKey));
+      status.textContent = 'Enrolling…';
+      const done = await publicRequest('POST', '/v1/device/enroll', {
+        token, name: deviceName, alg: key.alg, public_key: b64url(key.publicKey), proof,
+      });
+      await putAccount({
+        deviceId: done.device_id,
+        user: done.user,
+        server: info.server,
+        name: deviceName,
+        alg: key.alg,
+        publicKey: b64url(key.publicKey),
+        fingerprint: await fingerprint(key.publicKey),
+        privateKey: key.privateKey,
+        createdAt: Date.now(),
+      });
+      // replace, not assign: the enrollment URL (with its token) leaves history.
+      location.replace('/app/#enrolled');
+    } catch (err) {
+      button.disabled = false;
+      status.classList.add('error');
+      status.textContent = err instanceof ApiError && err.code === 'unknown_enrollment'
+        ? linkProblem(err) : `Enrollment failed: ${err.message}`;
+    }
+  });
+}
