@@ -15,7 +15,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; manifest-src 'self'; worker-src 'self'; frame-ancestors 'none'; \
 base-uri 'none'; form-action 'none'";
 
-/// A response with its headers (ureq without redirects or decompression).
+/// A response with its headers, exactly as sent (no redirects followed, nothing decompressed).
 struct Got {
     status: u16,
     headers: Vec<(String, String)>,
@@ -31,32 +31,63 @@ impl Got {
     }
 }
 
+/// One GET over a plain socket. Not ureq: in a workspace build ureq's default `gzip` feature is
+/// on, and it then asks for gzip itself and decompresses the answer, hiding what is tested here.
 fn get(url: &str, headers: &[(&str, &str)]) -> Got {
-    let agent = ureq::AgentBuilder::new().redirects(0).build();
-    let mut request = agent.get(url);
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(authority).unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
     for (name, value) in headers {
-        request = request.set(name, value);
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let response = match request.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{url}: {e}"),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = response.header(&n).unwrap_or("").to_owned();
-            (n, v)
-        })
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an answer head");
+    let head = String::from_utf8(answer[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).unwrap();
+    let mut body = answer[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
     Got {
         status,
         headers,
         body,
+    }
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer.
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = std::str::from_utf8(&data[..end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        data = &data[end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
     }
 }
 
