@@ -6,7 +6,7 @@ import { el, clear } from './dom.js';
 import { listAccounts } from './keystore.js';
 import { showEnroll } from './enroll.js';
 import { Inbox } from './challenges.js';
-import { showSettings } from './settings.js';
+import { removalNotice, showSettings } from './settings.js';
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
@@ -79,7 +79,7 @@ async function start() {
   let inbox = new Inbox(inboxRoot, connection);
   inbox.start(accounts);
 
-  const route = async () => {
+  const route = async (notice = null) => {
     const hash = location.hash.slice(1);
     const settings = hash === 'settings';
     inboxRoot.hidden = settings;
@@ -87,23 +87,24 @@ async function start() {
     nav.querySelector('#nav-requests').setAttribute('aria-current', settings ? 'false' : 'page');
     nav.querySelector('#nav-settings').setAttribute('aria-current', settings ? 'page' : 'false');
     if (settings) {
-      await showSettings(settingsRoot, accounts, async () => {
+      await showSettings(settingsRoot, accounts, async (removed, removedNotice) => {
         accounts = await listAccounts();
         inbox.stop();
         if (accounts.length === 0) {
           nav.hidden = true;
           welcome();
+          if (removedNotice) main.prepend(removalNotice(removedNotice));
           return;
         }
         inbox = new Inbox(inboxRoot, connection);
         inbox.start(accounts);
-        route();
-      });
+        route(removedNotice);
+      }, typeof notice === 'string' ? notice : null);
     }
     const m = /^challenge=([A-Za-z0-9_-]{1,128})$/.exec(hash);
     if (m) inbox.focus(m[1]);
   };
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => route());
   if ('serviceWorker' in navigator) {
     // The worker's notificationclick asks an open app to show a challenge.
     navigator.serviceWorker.addEventListener('message', (event) => {

@@ -7,7 +7,7 @@ import { b64url } from './bytes.js';
 import { el, clear, visible } from './dom.js';
 import { ApiError, OfflineError, publicRequest } from './api.js';
 import { enrollMessage, generateDeviceKey, signB64, fingerprint } from './signing.js';
-import { putAccount } from './keystore.js';
+import { listAccounts, putAccount } from './keystore.js';
 import { defaultDeviceName } from './platform.js';
 
 /**
@@ -25,9 +25,12 @@ function preferredAlg() {
   }
 }
 
+/** The server's answers that say a token can never be used again. */
+const DEAD = new Set(['unknown_enrollment', 'enrollment_used', 'enrollment_expired']);
+
 function linkProblem(err) {
   if (err instanceof OfflineError) return 'The server cannot be reached. Check the connection and open the link again.';
-  if (err instanceof ApiError && err.code === 'unknown_enrollment') {
+  if (err instanceof ApiError && DEAD.has(err.code)) {
     return 'This enrollment link is unknown, already used or expired. Ask your administrator for a new one.';
   }
   return `This link cannot be used: ${err.message}`;
@@ -71,6 +74,15 @@ export async function showEnroll(root, token) {
     el('p', { class: 'hint', text: 'Others with access to this account will see this name when this phone is added.' }),
     button);
   card.insertBefore(form, status);
+  // The same link twice, or a second link for a user this app already approves for, would
+  // make a second device for the same account: say so before it happens.
+  const held = (await listAccounts().catch(() => [])).filter((a) => a.user === info.user && (a.server || info.server) === info.server);
+  if (held.length > 0) {
+    form.insertBefore(el('p', {
+      class: 'error', id: 'enroll-duplicate', role: 'alert',
+      text: `This app already approves logins for ${visible(info.user)} on this server (as "${visible(held[0].name)}"). Enrolling again adds a second device for the same account; remove the old one in Settings afterwards if this replaces it.`,
+    }), button);
+  }
   card.append(el('p', { class: 'hint', text: 'Enroll only if you asked for this link and the server and account above are yours. This phone will then approve logins for that account.' }));
 
   form.addEventListener('submit', async (event) => {
@@ -104,10 +116,17 @@ export async function showEnroll(root, token) {
       // replace, not assign: the enrollment URL (with its token) leaves history.
       location.replace('/app/#enrolled');
     } catch (err) {
-      button.disabled = false;
       status.classList.add('error');
-      status.textContent = err instanceof ApiError && err.code === 'unknown_enrollment'
-        ? linkProblem(err) : `Enrollment failed: ${err.message}`;
+      if (err instanceof ApiError && DEAD.has(err.code)) {
+        // Used meanwhile (another tab, another phone) or expired: the token is dead, so it
+        // leaves the address bar and history here too, and the form goes.
+        status.textContent = linkProblem(err);
+        history.replaceState(null, '', '/enroll');
+        form.remove();
+        return;
+      }
+      button.disabled = false;
+      status.textContent = `Enrollment failed: ${err.message}`;
     }
   });
 }
