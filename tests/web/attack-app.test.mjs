@@ -62,6 +62,9 @@ test('attack11_a_link_used_in_another_tab_leaves_no_token_in_the_address_and_no_
   await second.locator('#enroll-form').waitFor();
   await first.locator('#enroll-button').tap();
   await first.waitForURL(`${srv.url}/app/**`);
+  // (The new user is told that it worked, once: the notice's address is not kept.)
+  await first.locator('#enrolled-notice').waitFor();
+  assert.equal(first.url(), `${srv.url}/app/`);
   await second.locator('#enroll-button').tap();
   await second.getByText('unknown, already used or expired').waitFor();
   assert.ok(!second.url().includes('token'), second.url());

@@ -2,7 +2,7 @@
 // shows the enrollment screen (/enroll?token=…), the requests (/app/) or the settings
 // (/app/#settings), and the offline notice whenever the server cannot be reached.
 
-import { el, clear } from './dom.js';
+import { el, clear, visible } from './dom.js';
 import { listAccounts } from './keystore.js';
 import { showEnroll } from './enroll.js';
 import { Inbox } from './challenges.js';
@@ -75,7 +75,12 @@ async function start() {
   nav.hidden = false;
   const inboxRoot = el('div', { id: 'requests' });
   const settingsRoot = el('div', { id: 'settings' });
-  clear(main).append(inboxRoot, settingsRoot);
+  // Right after enrollment (enroll.js lands on #enrolled): say that it worked and what next.
+  const enrolled = location.hash === '#enrolled' ? el('section', { class: 'card result ok', id: 'enrolled-notice', role: 'status' },
+    el('h2', { text: 'This phone is enrolled' }),
+    el('p', { text: `It now approves logins for ${visible(accounts[accounts.length - 1].user)}. Turn on notifications in Settings so that a login can wake it; otherwise keep this app open.` })) : null;
+  if (enrolled) history.replaceState(null, '', '/app/');
+  clear(main).append(...(enrolled ? [enrolled] : []), inboxRoot, settingsRoot);
   let inbox = new Inbox(inboxRoot, connection);
   inbox.start(accounts);
 
@@ -83,6 +88,7 @@ async function start() {
     const hash = location.hash.slice(1);
     const settings = hash === 'settings';
     inboxRoot.hidden = settings;
+    if (enrolled) enrolled.hidden = settings;
     settingsRoot.hidden = !settings;
     nav.querySelector('#nav-requests').setAttribute('aria-current', settings ? 'false' : 'page');
     nav.querySelector('#nav-settings').setAttribute('aria-current', settings ? 'page' : 'false');

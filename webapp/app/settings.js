@@ -65,6 +65,20 @@ function accountCard(account, onRemoved) {
     remove, confirmBox, status);
 }
 
+/** The last update check in words (the raw status stays in `data-status`). */
+function updateWords(release) {
+  if (!release) return 'Not known';
+  const when = release.checkedAt ? ` (checked ${new Date(release.checkedAt).toLocaleTimeString()})` : '';
+  switch (release.status) {
+    case 'current': return `Up to date${when}`;
+    case 'updated': return `Updated to this version${when}`;
+    case 'refused': return `An update was refused${when}; see below`;
+    case 'unreachable': return `Could not ask the server${when}`;
+    case 'not-installed': return 'Not installed yet: the app cannot open offline until it is';
+    default: return 'Not checked yet';
+  }
+}
+
 /** A notice the person must read after a removal (the server was not told), as a card. */
 export function removalNotice(text) {
   return el('section', { class: 'card result bad', id: 'removal-notice', role: 'alert' },
@@ -107,7 +121,7 @@ export async function showSettings(root, accounts, onRemoved, notice = null) {
   const about = el('dl', { class: 'facts' },
     el('dt', { text: 'Version' }), el('dd', { id: 'app-version', text: release && release.version ? visible(release.version) : 'not installed yet' }),
     el('dt', { text: 'Release key' }), el('dd', { id: 'release-key', class: 'mono', text: release && release.fingerprint ? visible(release.fingerprint) : 'unknown' }),
-    el('dt', { text: 'Last update check' }), el('dd', { id: 'update-status', text: release ? visible(release.status) : 'unknown' }));
+    el('dt', { text: 'Updates' }), el('dd', { id: 'update-status', 'data-status': release ? release.status : 'unknown', text: updateWords(release) }));
   const aboutCard = el('section', { class: 'card' }, el('h2', { text: 'About this app' }), about,
     el('p', { class: 'hint', text: 'This app takes an update only when it is signed by the release key above. Compare the fingerprint with the one your administrator publishes.' }));
   if (release && release.development) aboutCard.append(el('p', { class: 'error', text: 'Development build: signed with a development key, not a packager\'s release key.' }));
