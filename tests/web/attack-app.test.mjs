@@ -71,6 +71,18 @@ test('attack11_a_link_used_in_another_tab_leaves_no_token_in_the_address_and_no_
   assert.equal(await second.locator('#enroll-button').count(), 0, 'the form of a dead link is gone');
   const held = await accounts(second);
   assert.equal(held.length, 1, JSON.stringify(held));
+  // What the enrolled page keeps: a non-extractable key in IndexedDB, nothing in localStorage.
+  const kept = await second.evaluate(() => new Promise((resolve) => {
+    indexedDB.open('pushauth', 1).onsuccess = (e) => {
+      e.target.result.transaction('accounts').objectStore('accounts').getAll().onsuccess = async (g) => {
+        const key = g.target.result[0].privateKey;
+        let exported = true;
+        try { await crypto.subtle.exportKey('pkcs8', key); } catch { exported = false; }
+        resolve({ extractable: key.extractable, exported, local: Object.keys(localStorage) });
+      };
+    };
+  }));
+  assert.deepEqual(kept, { extractable: false, exported: false, local: [] });
   await first.close();
   await second.close();
 });

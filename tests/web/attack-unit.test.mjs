@@ -42,3 +42,15 @@ test('attack11_a_context_no_relying_party_can_send_gets_no_signature_even_with_a
     await assert.rejects(signedAnswer(account, challenge, 'approve', '123456'), BadContext, JSON.stringify(Object.keys(context)));
   }
 });
+
+test('attack11_guard_the_device_key_is_non_extractable_for_both_algorithms', async () => {
+  // Not a hole found: a guard that the es256 fallback keeps the same promise as Ed25519.
+  for (const alg of ['ed25519', 'es256']) {
+    const key = await generateDeviceKey(alg);
+    assert.equal(key.alg, alg);
+    assert.equal(key.privateKey.extractable, false, alg);
+    for (const format of ['pkcs8', 'jwk']) {
+      await assert.rejects(crypto.subtle.exportKey(format, key.privateKey), `${alg} ${format}`);
+    }
+  }
+});
