@@ -66,7 +66,8 @@ export async function showEnroll(root, token) {
   const button = el('button', { type: 'submit', class: 'primary', id: 'enroll-button', text: 'Enroll' });
   const form = el('form', { class: 'stack', id: 'enroll-form' },
     el('dl', { class: 'facts' },
-      el('dt', { text: 'Server' }), el('dd', { id: 'enroll-server', text: visible(info.server) }),
+      // The origin, not the server's word: the app talks to and keeps its key for this origin only.
+      el('dt', { text: 'Server' }), el('dd', { id: 'enroll-server', text: location.origin }),
       el('dt', { text: 'Account' }), el('dd', { id: 'enroll-user', text: visible(info.user) }),
       el('dt', { text: 'Link valid until' }), el('dd', { text: expires.toLocaleString() })),
     el('label', { for: 'device-name', text: 'Name of this phone' }),
@@ -74,9 +75,14 @@ export async function showEnroll(root, token) {
     el('p', { class: 'hint', text: 'Others with access to this account will see this name when this phone is added.' }),
     button);
   card.insertBefore(form, status);
+  if (info.server !== location.origin) {
+    // An honest setup has public_url = the address phones open; a difference is worth a look.
+    form.insertBefore(el('p', { class: 'hint', id: 'enroll-server-name', text: `The server calls itself ${visible(info.server)}; this phone reaches it as ${location.origin}.` }), name.previousSibling);
+  }
   // The same link twice, or a second link for a user this app already approves for, would
   // make a second device for the same account: say so before it happens.
-  const held = (await listAccounts().catch(() => [])).filter((a) => a.user === info.user && (a.server || info.server) === info.server);
+  // Every account of this app belongs to this origin, so the user name alone decides.
+  const held = (await listAccounts().catch(() => [])).filter((a) => a.user === info.user);
   if (held.length > 0) {
     form.insertBefore(el('p', {
       class: 'error', id: 'enroll-duplicate', role: 'alert',
@@ -105,7 +111,7 @@ export async function showEnroll(root, token) {
       await putAccount({
         deviceId: done.device_id,
         user: done.user,
-        server: info.server,
+        server: location.origin,
         name: deviceName,
         alg: key.alg,
         publicKey: b64url(key.publicKey),
