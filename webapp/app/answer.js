@@ -19,6 +19,31 @@ export class UserMismatch extends Error {
   }
 }
 
+/**
+ * The context is not one a relying party can send (proto/src/context.rs: at most 32 keys of
+ * 1 to 64 characters a-z 0-9 _ - ., string values): a key such as "Host" or "Time left"
+ * could pose as one of the card's own labels. Nothing is signed.
+ */
+export class BadContext extends Error {
+  constructor(why) {
+    super(`the request's details are malformed (${why}); nothing was signed`);
+  }
+}
+
+const KEY = /^[a-z0-9_.-]{1,64}$/;
+
+/** Throws BadContext unless `context` has the shape proto/src/context.rs enforces. */
+export function checkContext(context) {
+  if (context === null || typeof context !== 'object' || Array.isArray(context)) throw new BadContext('not an object');
+  const keys = Object.keys(context);
+  if (keys.length > 32) throw new BadContext(`${keys.length} entries`);
+  for (const key of keys) {
+    if (!KEY.test(key)) throw new BadContext('a key outside a-z 0-9 _ - .');
+    if (typeof context[key] !== 'string') throw new BadContext(`the value of ${key} is not text`);
+    if (new TextEncoder().encode(context[key]).length > 1024) throw new BadContext(`the value of ${key} is over 1024 bytes`);
+  }
+}
+
 const DECISIONS = new Set(['approve', 'deny', 'report']);
 
 /**
@@ -29,6 +54,7 @@ export async function signedAnswer(account, challenge, decision, code, now = Dat
   if (!DECISIONS.has(decision)) throw new Error(`unknown decision ${decision}`);
   // A device answers for its own user only, whatever the server routes to it.
   if (account.user !== undefined && challenge.user !== account.user) throw new UserMismatch();
+  checkContext(challenge.context || {});
   const digest = await contextDigest(challenge.context || {});
   let claimed;
   try {

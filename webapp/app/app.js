@@ -2,11 +2,11 @@
 // shows the enrollment screen (/enroll?token=…), the requests (/app/) or the settings
 // (/app/#settings), and the offline notice whenever the server cannot be reached.
 
-import { el, clear } from './dom.js';
+import { el, clear, visible } from './dom.js';
 import { listAccounts } from './keystore.js';
 import { showEnroll } from './enroll.js';
 import { Inbox } from './challenges.js';
-import { showSettings } from './settings.js';
+import { removalNotice, showSettings } from './settings.js';
 
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
@@ -75,35 +75,42 @@ async function start() {
   nav.hidden = false;
   const inboxRoot = el('div', { id: 'requests' });
   const settingsRoot = el('div', { id: 'settings' });
-  clear(main).append(inboxRoot, settingsRoot);
+  // Right after enrollment (enroll.js lands on #enrolled): say that it worked and what next.
+  const enrolled = location.hash === '#enrolled' ? el('section', { class: 'card result ok', id: 'enrolled-notice', role: 'status' },
+    el('h2', { text: 'This phone is enrolled' }),
+    el('p', { text: `It now approves logins for ${visible(accounts[accounts.length - 1].user)}. Turn on notifications in Settings so that a login can wake it; otherwise keep this app open.` })) : null;
+  if (enrolled) history.replaceState(null, '', '/app/');
+  clear(main).append(...(enrolled ? [enrolled] : []), inboxRoot, settingsRoot);
   let inbox = new Inbox(inboxRoot, connection);
   inbox.start(accounts);
 
-  const route = async () => {
+  const route = async (notice = null) => {
     const hash = location.hash.slice(1);
     const settings = hash === 'settings';
     inboxRoot.hidden = settings;
+    if (enrolled) enrolled.hidden = settings;
     settingsRoot.hidden = !settings;
     nav.querySelector('#nav-requests').setAttribute('aria-current', settings ? 'false' : 'page');
     nav.querySelector('#nav-settings').setAttribute('aria-current', settings ? 'page' : 'false');
     if (settings) {
-      await showSettings(settingsRoot, accounts, async () => {
+      await showSettings(settingsRoot, accounts, async (removed, removedNotice) => {
         accounts = await listAccounts();
         inbox.stop();
         if (accounts.length === 0) {
           nav.hidden = true;
           welcome();
+          if (removedNotice) main.prepend(removalNotice(removedNotice));
           return;
         }
         inbox = new Inbox(inboxRoot, connection);
         inbox.start(accounts);
-        route();
-      });
+        route(removedNotice);
+      }, typeof notice === 'string' ? notice : null);
     }
     const m = /^challenge=([A-Za-z0-9_-]{1,128})$/.exec(hash);
     if (m) inbox.focus(m[1]);
   };
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => route());
   if ('serviceWorker' in navigator) {
     // The worker's notificationclick asks an open app to show a challenge.
     navigator.serviceWorker.addEventListener('message', (event) => {

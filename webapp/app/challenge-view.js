@@ -76,13 +76,17 @@ export function challengeCard(challenge, account, onAnswer) {
       seen.add(key);
     }
   }
-  // Anything else the login sent is shown too: nothing it says is hidden from the person.
-  for (const key of Object.keys(context).sort()) {
-    if (!seen.has(key) && !SHOWN_ELSEWHERE.has(key)) row(visible(key), context[key]);
-  }
   const asked = el('dd', {});
   const left = el('dd', { class: 'time-left' });
   rows.append(el('dt', { text: 'Asked' }), asked, el('dt', { text: 'Time left' }), left);
+  // Anything else the login sent is shown too (nothing it says is hidden from the person), but
+  // apart and under its raw key, so that a key named like a label ("account", "Host") cannot
+  // pass for one of the fields above.
+  const others = Object.keys(context).sort().filter((key) => !seen.has(key) && !SHOWN_ELSEWHERE.has(key));
+  const extra = others.length === 0 ? null : el('dl', { class: 'facts extra' });
+  for (const key of others) {
+    extra.append(el('dt', { class: 'mono', text: visible(key) }), el('dd', { text: visible(context[key]) }));
+  }
   const bar = el('progress', { class: 'bar', max: 1000, value: 1000, 'aria-label': 'time left' });
 
   const length = codeLength(challenge);
@@ -105,7 +109,9 @@ export function challengeCard(challenge, account, onAnswer) {
     el('div', { class: 'row' }, deny, report));
   const node = el('article', { class: 'card challenge', id: `challenge-${challenge.id}`, 'data-id': challenge.id },
     el('h2', { text: titleOf(context) }),
-    rows, bar, form);
+    rows,
+    extra ? el('p', { class: 'extra-title', text: 'Other details the login sent' }) : null,
+    extra, bar, form);
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();

@@ -4,7 +4,7 @@
 
 import { el, clear, visible } from './dom.js';
 import { ApiError, OfflineError, deviceRequest } from './api.js';
-import { DigestMismatch, UserMismatch, signedAnswer } from './answer.js';
+import { BadContext, DigestMismatch, UserMismatch, signedAnswer } from './answer.js';
 import { challengeCard, outcomeText } from './challenge-view.js';
 
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -16,7 +16,7 @@ const sleep = (ms, signal) => new Promise((resolve) => {
 });
 
 function problem(err) {
-  if (err instanceof DigestMismatch || err instanceof UserMismatch) return `Refused: ${err.message}.`;
+  if (err instanceof DigestMismatch || err instanceof UserMismatch || err instanceof BadContext) return `Refused: ${err.message}.`;
   if (err instanceof OfflineError) return 'The server cannot be reached; nothing was sent. Try again when you are online.';
   if (err instanceof ApiError) {
     if (err.code === 'stale_timestamp') return 'This phone\'s clock is wrong; set it to the right time and try again.';

@@ -30,14 +30,18 @@ export function clear(node) {
 
 /**
  * Text from outside made safe to look at: C0/C1 control characters (terminal escapes) become
- * visible symbols, and bidirectional overrides, which can make text read differently from what
- * it is, become U+FFFD.
+ * visible symbols; bidirectional controls, which can make text read differently from what it
+ * is, and characters that show as nothing (zero-width spaces and joiners, soft hyphen, BOM,
+ * line/paragraph separators, Hangul fillers, variation selectors, tag characters), which can
+ * make two different names look the same, become U+FFFD.
  */
+const INVISIBLE = /[\p{Cf}\p{Zl}\p{Zp}\u115f\u1160\u3164\uffa0\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/gu;
+
 export function visible(text) {
-  return String(text).replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+  return String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     const code = c.charCodeAt(0);
     if (code < 0x20) return String.fromCharCode(0x2400 + code); // ␛ for ESC, ␊ for LF…
     if (code === 0x7f) return '\u2421';
     return '\ufffd';
-  });
+  }).replace(INVISIBLE, '\ufffd');
 }

@@ -7,7 +7,7 @@ import { b64url } from './bytes.js';
 import { el, clear, visible } from './dom.js';
 import { ApiError, OfflineError, publicRequest } from './api.js';
 import { enrollMessage, generateDeviceKey, signB64, fingerprint } from './signing.js';
-import { putAccount } from './keystore.js';
+import { listAccounts, putAccount } from './keystore.js';
 import { defaultDeviceName } from './platform.js';
 
 /**
@@ -25,9 +25,12 @@ function preferredAlg() {
   }
 }
 
+/** The server's answers that say a token can never be used again. */
+const DEAD = new Set(['unknown_enrollment', 'enrollment_used', 'enrollment_expired']);
+
 function linkProblem(err) {
   if (err instanceof OfflineError) return 'The server cannot be reached. Check the connection and open the link again.';
-  if (err instanceof ApiError && err.code === 'unknown_enrollment') {
+  if (err instanceof ApiError && DEAD.has(err.code)) {
     return 'This enrollment link is unknown, already used or expired. Ask your administrator for a new one.';
   }
   return `This link cannot be used: ${err.message}`;
@@ -63,7 +66,8 @@ export async function showEnroll(root, token) {
   const button = el('button', { type: 'submit', class: 'primary', id: 'enroll-button', text: 'Enroll' });
   const form = el('form', { class: 'stack', id: 'enroll-form' },
     el('dl', { class: 'facts' },
-      el('dt', { text: 'Server' }), el('dd', { id: 'enroll-server', text: visible(info.server) }),
+      // The origin, not the server's word: the app talks to and keeps its key for this origin only.
+      el('dt', { text: 'Server' }), el('dd', { id: 'enroll-server', text: location.origin }),
       el('dt', { text: 'Account' }), el('dd', { id: 'enroll-user', text: visible(info.user) }),
       el('dt', { text: 'Link valid until' }), el('dd', { text: expires.toLocaleString() })),
     el('label', { for: 'device-name', text: 'Name of this phone' }),
@@ -71,6 +75,20 @@ export async function showEnroll(root, token) {
     el('p', { class: 'hint', text: 'Others with access to this account will see this name when this phone is added.' }),
     button);
   card.insertBefore(form, status);
+  if (info.server !== location.origin) {
+    // An honest setup has public_url = the address phones open; a difference is worth a look.
+    form.insertBefore(el('p', { class: 'hint', id: 'enroll-server-name', text: `The server calls itself ${visible(info.server)}; this phone reaches it as ${location.origin}.` }), name.previousSibling);
+  }
+  // The same link twice, or a second link for a user this app already approves for, would
+  // make a second device for the same account: say so before it happens.
+  // Every account of this app belongs to this origin, so the user name alone decides.
+  const held = (await listAccounts().catch(() => [])).filter((a) => a.user === info.user);
+  if (held.length > 0) {
+    form.insertBefore(el('p', {
+      class: 'error', id: 'enroll-duplicate', role: 'alert',
+      text: `This app already approves logins for ${visible(info.user)} on this server (as "${visible(held[0].name)}"). Enrolling again adds a second device for the same account; remove the old one in Settings afterwards if this replaces it.`,
+    }), button);
+  }
   card.append(el('p', { class: 'hint', text: 'Enroll only if you asked for this link and the server and account above are yours. This phone will then approve logins for that account.' }));
 
   form.addEventListener('submit', async (event) => {
@@ -93,7 +111,7 @@ export async function showEnroll(root, token) {
       await putAccount({
         deviceId: done.device_id,
         user: done.user,
-        server: info.server,
+        server: location.origin,
         name: deviceName,
         alg: key.alg,
         publicKey: b64url(key.publicKey),
@@ -104,10 +122,17 @@ export async function showEnroll(root, token) {
       // replace, not assign: the enrollment URL (with its token) leaves history.
       location.replace('/app/#enrolled');
     } catch (err) {
-      button.disabled = false;
       status.classList.add('error');
-      status.textContent = err instanceof ApiError && err.code === 'unknown_enrollment'
-        ? linkProblem(err) : `Enrollment failed: ${err.message}`;
+      if (err instanceof ApiError && DEAD.has(err.code)) {
+        // Used meanwhile (another tab, another phone) or expired: the token is dead, so it
+        // leaves the address bar and history here too, and the form goes.
+        status.textContent = linkProblem(err);
+        history.replaceState(null, '', '/enroll');
+        form.remove();
+        return;
+      }
+      button.disabled = false;
+      status.textContent = `Enrollment failed: ${err.message}`;
     }
   });
 }

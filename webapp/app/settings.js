@@ -29,20 +29,29 @@ function accountCard(account, onRemoved) {
     yes.disabled = true;
     no.disabled = true;
     status.textContent = 'Removing…';
+    let notice = null;
     try {
       await deviceRequest(account, 'DELETE', '/v1/device');
     } catch (err) {
-      // Already removed on the server: forgetting it here is what is left to do.
+      // Already removed on the server: forgetting it here is what is left to do. Otherwise the
+      // key goes all the same (the person asked that this phone stop approving, and a key
+      // kept because the server was unreachable would still approve later), and the person
+      // learns that the server still lists the device.
       const gone = err instanceof ApiError && (err.code === 'device_revoked' || err.code === 'unknown_device');
       if (!gone) {
-        status.textContent = `Not removed: ${err.message}`;
-        yes.disabled = false;
-        no.disabled = false;
-        return;
+        notice = `This phone's key for ${account.user} was deleted, but the server could not be told (${err.message}). ` +
+          `It still lists this device (id ${account.deviceId}, "${account.name}"): ask your administrator to revoke it (pushauthd revoke ${account.deviceId}).`;
       }
     }
-    await deleteAccount(account.deviceId);
-    onRemoved(account);
+    try {
+      await deleteAccount(account.deviceId);
+    } catch (err) {
+      status.textContent = `The key could not be deleted from this phone: ${err.message}`;
+      yes.disabled = false;
+      no.disabled = false;
+      return;
+    }
+    onRemoved(account, notice);
   });
   return el('section', { class: 'card account', 'data-device': account.deviceId },
     el('h2', { text: visible(account.user) }),
@@ -56,10 +65,34 @@ function accountCard(account, onRemoved) {
     remove, confirmBox, status);
 }
 
-/** Shows the settings of `accounts`; `onRemoved(account)` after a removal. */
-export async function showSettings(root, accounts, onRemoved) {
+/** The last update check in words (the raw status stays in `data-status`). */
+function updateWords(release) {
+  if (!release) return 'Not known';
+  const when = release.checkedAt ? ` (checked ${new Date(release.checkedAt).toLocaleTimeString()})` : '';
+  switch (release.status) {
+    case 'current': return `Up to date${when}`;
+    case 'updated': return `Updated to this version${when}`;
+    case 'refused': return `An update was refused${when}; see below`;
+    case 'unreachable': return `Could not ask the server${when}`;
+    case 'not-installed': return 'Not installed yet: the app cannot open offline until it is';
+    default: return 'Not checked yet';
+  }
+}
+
+/** A notice the person must read after a removal (the server was not told), as a card. */
+export function removalNotice(text) {
+  return el('section', { class: 'card result bad', id: 'removal-notice', role: 'alert' },
+    el('h2', { text: 'Removed from this phone only' }), el('p', { text: visible(text) }));
+}
+
+/**
+ * Shows the settings of `accounts`; `onRemoved(account, notice)` after a removal (`notice`:
+ * text to show when the server was not told, else null). `notice` here: shown on top.
+ */
+export async function showSettings(root, accounts, onRemoved, notice = null) {
   clear(root);
   root.append(el('h1', { class: 'screen-title', text: 'Settings' }));
+  if (notice) root.append(removalNotice(notice));
   for (const account of accounts) root.append(accountCard(account, onRemoved));
 
   const notifyText = el('p', { id: 'notify-state' });
@@ -88,7 +121,7 @@ export async function showSettings(root, accounts, onRemoved) {
   const about = el('dl', { class: 'facts' },
     el('dt', { text: 'Version' }), el('dd', { id: 'app-version', text: release && release.version ? visible(release.version) : 'not installed yet' }),
     el('dt', { text: 'Release key' }), el('dd', { id: 'release-key', class: 'mono', text: release && release.fingerprint ? visible(release.fingerprint) : 'unknown' }),
-    el('dt', { text: 'Last update check' }), el('dd', { id: 'update-status', text: release ? visible(release.status) : 'unknown' }));
+    el('dt', { text: 'Updates' }), el('dd', { id: 'update-status', 'data-status': release ? release.status : 'unknown', text: updateWords(release) }));
   const aboutCard = el('section', { class: 'card' }, el('h2', { text: 'About this app' }), about,
     el('p', { class: 'hint', text: 'This app takes an update only when it is signed by the release key above. Compare the fingerprint with the one your administrator publishes.' }));
   if (release && release.development) aboutCard.append(el('p', { class: 'error', text: 'Development build: signed with a development key, not a packager\'s release key.' }));

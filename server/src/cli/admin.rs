@@ -121,7 +121,7 @@ fn phone_note(base: &str) -> Option<&'static str> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     if loopback {
-        Some("this link names this computer's loopback address, which a phone cannot open; set public_url (or --public-url) to the https:// name phones reach. The CLI device on this computer can use it.")
+        Some("this link names this computer's loopback address, which a phone cannot open; set public_url to the https:// name phones reach, in the config file that both `pushauthd serve` and this command read (--config), or pass --public-url to this command too (the flag given to serve does not reach it). The CLI device on this computer can use it.")
     } else if scheme.eq_ignore_ascii_case("http") {
         Some("the web app on a phone needs HTTPS (browsers give WebCrypto keys and notifications only to secure pages); serve pushauthd with --tls-cert/--tls-key or behind a TLS proxy and set public_url to its https:// name.")
     } else {
