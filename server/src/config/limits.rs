@@ -31,8 +31,9 @@ pub struct Limits {
     /// Consecutive wrong codes (number-matching mismatches) a user may have, counted across
     /// challenges (a new challenge does not reset the count; NIST SP 800-63B-4). At this count
     /// new pushes to the user are refused with `user_locked` until an administrator unlocks
-    /// (`pushauthd unlock USER`) or an approval with the right code (of a challenge opened
-    /// before the lock) resets it. Default 10; at least 1.
+    /// (`pushauthd unlock USER`); below the lock an approval with the right code resets the
+    /// count. At the lock an approval of a number-matching challenge still open is refused
+    /// too (right code or wrong, alike), so no further guess is taken. Default 10; at least 1.
     pub max_code_failures: u32,
     /// Connections served at once; more are closed as soon as they are accepted, unread.
     pub max_connections: u32,

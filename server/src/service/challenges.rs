@@ -20,7 +20,7 @@ use crate::auth::ADMIN_RP;
 use crate::bounds::{SignatureFailures, SizeBound};
 use crate::clock::{self, Millis};
 use crate::config::{Limits, ServerConfig};
-use crate::limits;
+use crate::limits::{self, Refusal};
 use crate::store::{
     AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceRecord, Expired, NewChallenge,
     Store,
@@ -180,6 +180,7 @@ pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<Ch
         Ok(Cas::Expired(c)) => Outcome::done(Some(c.clone()), Err(Error::WrongState(c.state))),
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -256,6 +257,7 @@ pub fn acknowledge(
         }
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -355,12 +357,14 @@ pub fn answer(
         Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
 
 /// What an answer does to the user's count of consecutive wrong codes: a mismatch adds one, an
-/// approval with the right code resets it; deny and report leave it (a report has its own
+/// approval with the right code resets it (both only below the lock: at it the store refuses
+/// any approval of a number-matching challenge, right code or wrong, see [`CodeTally::lock_at`]); deny and report leave it (a report has its own
 /// lock-out, and neither is a guess at the code), and so does an approval without number
 /// matching (it proves nothing about the code). Expiry never reaches here.
 fn code_tally(code_required: bool, reason: Option<Reason>, limits: &Limits) -> CodeTally {
@@ -368,7 +372,9 @@ fn code_tally(code_required: bool, reason: Option<Reason>, limits: &Limits) -> C
         Some(Reason::CodeMismatch) => CodeTally::Failed {
             lock_at: limits.max_code_failures,
         },
-        None if code_required => CodeTally::Reset,
+        None if code_required => CodeTally::Reset {
+            lock_at: limits.max_code_failures,
+        },
         _ => CodeTally::Keep,
     }
 }

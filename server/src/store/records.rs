@@ -279,7 +279,22 @@ pub enum CodeTally {
         lock_at: u32,
     },
     /// An approval with the right code: back to zero.
-    Reset,
+    Reset {
+        /// `[limits] max_code_failures`.
+        lock_at: u32,
+    },
+}
+
+impl CodeTally {
+    /// The lock an approval on a number-matching challenge must be below: once the user's
+    /// count reaches it, the store refuses the approval ([`Cas::CodeLocked`]) before it looks
+    /// at the code, so challenges opened before the lock take no further guesses.
+    pub fn lock_at(self) -> Option<u32> {
+        match self {
+            CodeTally::Keep => None,
+            CodeTally::Failed { lock_at } | CodeTally::Reset { lock_at } => Some(lock_at),
+        }
+    }
 }
 
 /// What a compare-and-set on a challenge did.
@@ -293,6 +308,9 @@ pub enum Cas {
     WrongState(Box<ChallengeRecord>),
     /// No challenge has this id.
     Missing,
+    /// An approval on a number-matching challenge of a user at `max_code_failures`; unchanged,
+    /// and the count with it (only `pushauthd unlock` lifts the lock).
+    CodeLocked(Box<ChallengeRecord>),
 }
 
 /// A challenge the store just moved to `expired`, so callers can wake its waiters.

@@ -68,13 +68,21 @@ pub(super) fn expire_if_due(
     Ok(true)
 }
 
+/// What a transition's `UPDATE` did.
+enum Applied {
+    /// Rows changed (0: the challenge was in a state the transition does not start from).
+    Rows(usize),
+    /// Refused by the user's wrong-code lock; nothing written.
+    CodeLocked,
+}
+
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
 /// `expires_at > now`) after expiring the challenge if it is due.
 fn transition<D: Db>(
     db: &D,
     id: &str,
     now: Millis,
-    apply: impl FnOnce(&Connection, &ChallengeRecord) -> rusqlite::Result<usize>,
+    apply: impl FnOnce(&Connection, &ChallengeRecord) -> rusqlite::Result<Applied>,
 ) -> StoreResult<Cas> {
     db.write(|tx| {
         let Some(current) = select_challenge(tx, id)? else {
@@ -84,8 +92,10 @@ fn transition<D: Db>(
             let after = select_challenge(tx, id)?;
             return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
         }
-        if apply(tx, &current)? == 0 {
-            return Ok(Cas::WrongState(Box::new(current)));
+        match apply(tx, &current)? {
+            Applied::CodeLocked => return Ok(Cas::CodeLocked(Box::new(current))),
+            Applied::Rows(0) => return Ok(Cas::WrongState(Box::new(current))),
+            Applied::Rows(_) => {}
         }
         Ok(select_challenge(tx, id)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
     })
@@ -221,6 +231,7 @@ pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<C
              WHERE id = ?1 AND state = 'pending' AND expires_at > ?2",
         )?
         .execute(params![id, now])
+        .map(Applied::Rows)
     })
 }
 
@@ -232,6 +243,10 @@ pub(super) fn answer<D: Db>(
     now: Millis,
 ) -> StoreResult<Cas> {
     transition(db, id, now, |tx, current| {
+        // In the same transaction as the tally, so parallel answers cannot pass the lock.
+        if limits::code_locked(tx, &current.user, answer.code_tally)? {
+            return Ok(Applied::CodeLocked);
+        }
         let changed = tx
             .prepare_cached(&format!(
                 "UPDATE challenges SET state = ?2, updated_at = ?3, device_id = ?4, decision = ?5, \
@@ -250,7 +265,7 @@ pub(super) fn answer<D: Db>(
                 answer.signature
             ])?;
         if changed == 0 {
-            return Ok(0);
+            return Ok(Applied::Rows(0));
         }
         finish(tx, id)?;
         let detail = match answer.reason {
@@ -272,7 +287,7 @@ pub(super) fn answer<D: Db>(
             limits::lock_source(tx, id, current, &answer.device_id, until, now)?;
         }
         limits::tally_code(tx, current, &answer.device_id, answer.code_tally, now)?;
-        Ok(changed)
+        Ok(Applied::Rows(changed))
     })
 }
 
@@ -299,7 +314,7 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
                 now,
             )?;
         }
-        Ok(changed)
+        Ok(Applied::Rows(changed))
     })
 }
 

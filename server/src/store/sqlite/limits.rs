@@ -176,6 +176,20 @@ pub(super) fn lock_source(
     Ok(())
 }
 
+/// Whether an answer with this [`CodeTally`] must be refused: it approves a number-matching
+/// challenge (right code or wrong) while the user's count is at the lock.
+pub(super) fn code_locked(tx: &Connection, user: &str, tally: CodeTally) -> rusqlite::Result<bool> {
+    let Some(lock_at) = tally.lock_at() else {
+        return Ok(false);
+    };
+    let count: u32 = tx
+        .prepare_cached("SELECT count FROM code_failures WHERE user = ?1")?
+        .query_row([user], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    Ok(count >= lock_at)
+}
+
 /// Applies an answer's [`CodeTally`] to its user's count of consecutive wrong codes; the
 /// mismatch that reaches `lock_at` audits `user_locked`.
 pub(super) fn tally_code(
@@ -187,7 +201,7 @@ pub(super) fn tally_code(
 ) -> rusqlite::Result<()> {
     match tally {
         CodeTally::Keep => Ok(()),
-        CodeTally::Reset => {
+        CodeTally::Reset { .. } => {
             tx.prepare_cached("DELETE FROM code_failures WHERE user = ?1")?
                 .execute([&current.user])?;
             Ok(())
