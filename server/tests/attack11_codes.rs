@@ -109,3 +109,55 @@ fn attack11_open_challenges_take_no_guess_after_the_lock() {
     let r = dev.approve(&srv, fifth);
     assert_eq!(r.json["state"], "approved", "{}", r.text);
 }
+
+/// Eight wrong answers sent at once to eight open challenges, with `max_code_failures = 3`:
+/// exactly three are taken (the lock is read in the answer's own transaction), the other
+/// five are refused, and the unlock forgets exactly three.
+#[test]
+fn attack11_parallel_wrong_answers_take_exactly_max_code_failures() {
+    let srv = start_with(|config| config.limits.max_code_failures = 3);
+    let key = srv.rp_key();
+    let dev = srv.device("alice");
+    let open: Vec<Challenge> = (0..8).map(|n| open_from(&srv, &key, n)).collect();
+    let (srv_ref, dev_ref) = (&srv, &dev);
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = open
+            .iter()
+            .map(|c| {
+                scope.spawn(move || {
+                    let r = dev_ref.answer(
+                        srv_ref,
+                        c,
+                        Decision::Approve,
+                        &wrong(c.code.as_ref().unwrap()),
+                    );
+                    (r.status, r.text)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let taken = answers
+        .iter()
+        .filter(|(status, text)| *status == 200 && text.contains("code_mismatch"))
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(status, text)| *status == 429 && text.contains("user_locked"))
+        .count();
+    assert_eq!((taken, refused), (3, 5), "{answers:?}");
+    let r = srv.admin("POST", "/v1/admin/users/alice/unlock", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let unlocked = srv
+        .audit()
+        .into_iter()
+        .find(|e| e["kind"] == "user_unlocked")
+        .unwrap();
+    assert!(
+        unlocked["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 wrong code(s) forgotten"),
+        "{unlocked}"
+    );
+}
