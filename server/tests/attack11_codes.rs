@@ -161,3 +161,31 @@ fn attack11_parallel_wrong_answers_take_exactly_max_code_failures() {
         "{unlocked}"
     );
 }
+
+/// The unlock through the admin API names where it came from (one admin token is shared, so
+/// the address is the only "who" the server has); the CLI's names the CLI.
+#[test]
+fn attack11_an_unlock_is_audited_with_its_source_address() {
+    let srv = start_with(|config| config.limits.max_code_failures = 1);
+    let key = srv.rp_key();
+    let dev = srv.device("alice");
+    let c = open_from(&srv, &key, 0);
+    dev.answer(
+        &srv,
+        &c,
+        Decision::Approve,
+        &wrong(c.code.as_ref().unwrap()),
+    );
+    let r = srv.admin("POST", "/v1/admin/users/alice/unlock", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let unlocked = srv
+        .audit()
+        .into_iter()
+        .find(|e| e["kind"] == "user_unlocked")
+        .unwrap();
+    let detail = unlocked["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("by admin API from 127.0.0.1;"),
+        "{unlocked}"
+    );
+}

@@ -2,7 +2,9 @@
 //! parties, unlocking users and the audit log. `pushauthd`'s admin subcommands call the same
 //! service functions.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use pushauth_proto::wire::{
@@ -143,16 +145,19 @@ pub async fn audit(
 }
 
 /// `POST /v1/admin/users/{user}/unlock`: lifts the user's report lock-outs and wrong-code lock
-/// and resets their push counters at once; audited as `user_unlocked`. 404 `unknown_user` for a user never seen.
+/// and resets their push counters at once; audited as `user_unlocked` with the caller's address
+/// (the admin token is shared, so the address is who). 404 `unknown_user` for a user never seen.
 pub async fn unlock_user(
     State(state): State<SharedState>,
     _admin: AdminCaller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(user): Path<String>,
 ) -> Result<Json<UserUnlocked>, ApiError> {
     let name = user.clone();
     let now = clock::now_ms();
+    let actor = format!("admin API from {}", peer.ip());
     state
-        .run(move |s| users::unlock(s, &name, "admin API", now))
+        .run(move |s| users::unlock(s, &name, &actor, now))
         .await?;
     Ok(Json(UserUnlocked {
         user,

@@ -13,7 +13,7 @@ pub const MAX_AUDIT_LIMIT: u64 = 1000;
 
 /// Lifts the user's report lock-outs and wrong-code lock (`[limits] max_code_failures`) and
 /// resets their push counters and count of wrong codes at once; audited as `user_unlocked`
-/// with `actor` (`admin API`, `pushauthd unlock`).
+/// with `actor` (`admin API from <address>`, `pushauthd unlock`).
 ///
 /// # Errors
 /// [`Error::UnknownUser`] for a user never seen, [`Error::Store`].
