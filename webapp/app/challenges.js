@@ -20,6 +20,7 @@ function problem(err) {
   if (err instanceof OfflineError) return 'The server cannot be reached; nothing was sent. Try again when you are online.';
   if (err instanceof ApiError) {
     if (err.code === 'stale_timestamp') return 'This phone\'s clock is wrong; set it to the right time and try again.';
+    if (err.code === 'user_locked') return 'Too many wrong codes were typed for this account, so it is locked and this request cannot be approved. Deny it or report it; your administrator can unlock the account.';
     return err.message;
   }
   return String(err && err.message ? err.message : err);
