@@ -27,6 +27,18 @@ use pushauth_device::{Decision, DeviceClient};
 use pushauth_testkit::TestServer;
 use zeroize::Zeroizing;
 
+/// The code in the module's message ("… type 482 913 on your device …"), without the space it
+/// is grouped with for reading.
+fn code_in(text: &str) -> Option<String> {
+    let rest = text.split("type ").nth(1)?;
+    let code: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ' ')
+        .filter(char::is_ascii_digit)
+        .collect();
+    (!code.is_empty()).then_some(code)
+}
+
 /// Shows the code to the "person", who passes it to the device thread.
 struct Conv(mpsc::Sender<String>);
 
@@ -35,12 +47,8 @@ impl Conversation for Conv {
         Err(ConvFailed)
     }
     fn info(&mut self, text: &str) -> Result<(), ConvFailed> {
-        let code = text
-            .split("type ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .ok_or(ConvFailed)?;
-        self.0.send(code.to_owned()).map_err(|_| ConvFailed)
+        let code = code_in(text).ok_or(ConvFailed)?;
+        self.0.send(code).map_err(|_| ConvFailed)
     }
     fn error(&mut self, _text: &str) -> Result<(), ConvFailed> {
         Ok(())
@@ -264,12 +272,8 @@ fn pamtester_rounds(
             let mut lines = BufReader::new(stdout).lines();
             let code = loop {
                 let line = lines.next().ok_or("pamtester ended without a code")??;
-                if let Some(code) = line
-                    .split("type ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(' ').next())
-                {
-                    break code.to_owned();
+                if let Some(code) = code_in(&line) {
+                    break code;
                 }
             };
             code_tx.send(code)?;
