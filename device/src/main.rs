@@ -97,11 +97,12 @@ enum Command {
         /// The push service endpoint URL.
         #[arg(required_unless_present_any = ["remove", "vapid_key"])]
         endpoint: Option<String>,
-        /// The subscription's ECDH public key (base64url of the 65-byte P-256 point).
-        #[arg(long, required_unless_present_any = ["remove", "vapid_key"])]
+        /// The subscription's ECDH public key (base64url of the 65-byte P-256 point; may start
+        /// with '-').
+        #[arg(long, allow_hyphen_values = true, required_unless_present_any = ["remove", "vapid_key"])]
         p256dh: Option<String>,
-        /// The subscription's 16-byte authentication secret (base64url).
-        #[arg(long, required_unless_present_any = ["remove", "vapid_key"])]
+        /// The subscription's 16-byte authentication secret (base64url; may start with '-').
+        #[arg(long, allow_hyphen_values = true, required_unless_present_any = ["remove", "vapid_key"])]
         auth: Option<String>,
         /// Remove this device's subscription instead.
         #[arg(long, conflicts_with_all = ["endpoint", "vapid_key"])]
@@ -584,6 +585,28 @@ mod tests {
         }
         for verb in ["deny", "report"] {
             assert!(Cli::try_parse_from(["pushauth-device", verb, "-abc"]).is_ok());
+        }
+    }
+
+    #[test]
+    fn push_subscription_keys_may_start_with_a_hyphen() {
+        // A browser's p256dh and auth are base64url too (CI once drew auth "-BiUu…").
+        let cli = Cli::try_parse_from([
+            "pushauth-device",
+            "push-subscribe",
+            "https://push.example/x",
+            "--p256dh",
+            "-BGGdVodw",
+            "--auth",
+            "-BiUuaTVuwIHMgVhgOWGhw",
+        ])
+        .expect("keys starting with '-' parse");
+        match cli.command {
+            Command::PushSubscribe { p256dh, auth, .. } => {
+                assert_eq!(p256dh.as_deref(), Some("-BGGdVodw"));
+                assert_eq!(auth.as_deref(), Some("-BiUuaTVuwIHMgVhgOWGhw"));
+            }
+            _ => panic!("parsed as another command"),
         }
     }
     fn pending(code_length: Option<u8>) -> PendingChallenge {
