@@ -11,12 +11,14 @@
 //! - [`sqlite`]: the SQLite backend.
 
 pub mod error;
+pub mod notices;
 pub mod records;
 pub mod sqlite;
 
 use pushauth_proto::wire::AuditEvent;
 
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
+pub use self::notices::NoticeRecord;
 pub use self::records::*;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
@@ -213,4 +215,11 @@ pub trait Store {
     /// The subscriptions of those of `device_ids` that are active.
     fn push_subscriptions(&self, device_ids: &[String])
         -> StoreResult<Vec<PushSubscriptionRecord>>;
+
+    // ---- device notices (issue 12)
+
+    /// Stores a notice for `notice.user`'s devices and forgets theirs from before `keep_since`.
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()>;
+    /// The stored notices of `user` from `since` on, newest first (at most 200).
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>>;
 }
