@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backup::*;
 use crate::{ChallengeState, Context, Decision, Reason};
 
 // ---------------------------------------------------------------- errors
@@ -71,6 +72,9 @@ pub enum ErrorCode {
     /// 400: a push subscription's endpoint is at a push service whose origin is not in the
     /// server's `[web_push] allow_origins`; the message names the origin.
     PushOriginNotAllowed,
+    /// 403: a backup code was refused: wrong, already used, or the user has none (one code
+    /// for all three, so a refusal does not tell whether a user has codes).
+    BackupCodeInvalid,
     /// 500: the server failed.
     Internal,
     /// 507: the store reached its configured size bound (`[retention] max_db_mb`); new
@@ -86,7 +90,7 @@ impl ErrorCode {
             MalformedRequest | InvalidContext | PushOriginNotAllowed => 400,
             Unauthorized | BadSignature | StaleTimestamp | ReplayedNonce | UnknownDevice => 401,
             DeviceRevoked | Forbidden | ApprovalRequired | ApprovalInvalid
-            | BootstrapNotAllowed => 403,
+            | BootstrapNotAllowed | BackupCodeInvalid => 403,
             NotFound | UnknownUser | NoDevice | UnknownEnrollment => 404,
             MethodNotAllowed => 405,
             WrongState | EnrollmentUsed | ApprovalUsed => 409,
@@ -129,6 +133,7 @@ impl ErrorCode {
             ApprovalUsed => "approval_used",
             BootstrapNotAllowed => "bootstrap_not_allowed",
             PushOriginNotAllowed => "push_origin_not_allowed",
+            BackupCodeInvalid => "backup_code_invalid",
             Internal => "internal",
             StorageFull => "storage_full",
         }
@@ -420,6 +425,13 @@ pub struct EnrollmentCreated {
     pub url: String,
     /// RFC 3339 time the link stops working.
     pub expires_at: String,
+    /// When a backup code approved the link: the fresh code that replaces it (show it to the
+    /// person, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// When a backup code approved the link: unused codes left (the replacement counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
 }
 
 fn all_users() -> Vec<String> {
@@ -498,6 +510,11 @@ pub struct CreateRpEnrollment {
     /// Required when the user already has an active device; usable once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Instead of `approval`: one of the user's backup codes (issue 12), for a person who lost
+    /// every device. It is used up in the unit that issues the link; the answer carries its
+    /// replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_code: Option<String>,
 }
 
 /// One device with how it was bound, as `GET /v1/admin/users/{user}/devices[?all=true]` lists it

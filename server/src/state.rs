@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::bounds::{SignatureFailures, SizeBound};
 use crate::config::{ServerConfig, WebhookConfig};
+use crate::hashing::Hashing;
 use crate::jobs::StoreJobs;
 use crate::metrics::Metrics;
 use crate::service;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub size_bound: Arc<SizeBound>,
     /// Web Push: the VAPID key, the allow-list and the sender.
     pub web_push: Arc<WebPush>,
+    /// Argon2id work (backup codes), bounded and off the runtime.
+    pub hashing: Hashing,
 }
 
 impl std::fmt::Debug for AppState {

@@ -121,5 +121,7 @@ pub fn enrollment_created(base_url: &str, issued: Issued) -> EnrollmentCreated {
         url: enrollment_url(base_url, &issued.token),
         token: issued.token,
         expires_at: clock::rfc3339(issued.expires_at),
+        replacement: None,
+        remaining: None,
     }
 }

@@ -190,6 +190,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         user        TEXT PRIMARY KEY,
         count       INTEGER NOT NULL
     ) WITHOUT ROWID;
+    -- `issue_backup_codes` approvals a relying party used (each usable once).
+    CREATE TABLE backup_code_approvals (
+        challenge_id TEXT PRIMARY KEY,
+        user         TEXT NOT NULL,
+        used_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 
