@@ -7,6 +7,7 @@
 //! async runtime may be started.
 
 mod admin;
+mod backup;
 mod client;
 mod config;
 mod error;
@@ -21,6 +22,6 @@ pub use admin::AdminClient;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;
-pub use pushauth_proto::wire::{DeviceInfo, ErrorCode};
+pub use pushauth_proto::wire::{BackupCodeSet, BackupCodeVerified, DeviceInfo, ErrorCode};
 pub use pushauth_proto::Context;
 pub use settings::{api_key_is_printable_ascii, ClientSettings, SettingsError};
