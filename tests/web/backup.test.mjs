@@ -78,6 +78,14 @@ test('issue12: Settings makes new backup codes after a confirmation and shows th
   assert.equal(used.status, 200, JSON.stringify(used.json));
   assert.equal(used.json.remaining, 10);
   assert.equal((await verify(key, codes[3])).status, 403);
+  // Recent activity names the new set and the use, as text.
+  await page.reload();
+  const activity = page.locator('section.card.activity');
+  await activity.getByText('A backup code was used on').waitFor();
+  const text = await activity.textContent();
+  assert.match(text, /host=web01/);
+  assert.match(text, /A new set of 10 backup codes was issued on .* via device:/);
+  assert.match(text, /10 unused codes left/);
 });
 
 test('issue12: a refused request says so and shows no codes', async () => {
@@ -91,4 +99,15 @@ test('issue12: a refused request says so and shows no codes', async () => {
   assert.equal(await card.locator('ol.codes li').count(), 0);
   assert.equal(await card.getByRole('button', { name: 'New backup codes' }).isVisible(), true);
   await srv.serve();
+});
+
+test('issue12: notices of every kind read as plain text, hidden characters made visible', async () => {
+  const { noticeText } = await import('../../webapp/app/notices.js');
+  const used = noticeText({ kind: 'backup_code_used', at: '2026-01-02T03:04:05Z', via: 'rp:x', source: null,
+    context: { host: 'web\u001b[2J01', rhost: '192.0.2.7' }, count: 9 });
+  assert.match(used, /^A backup code was used on .*\(host=web\u241b\[2J01, rhost=192\.0\.2\.7\); 9 unused codes left\.$/);
+  const later = noticeText({ kind: 'grace\u202eended', at: 'not a date', via: 'admin', context: {} });
+  assert.equal(later, 'grace\ufffdended on not a date via admin.');
+  const added = noticeText({ kind: 'device_added', at: '2026-01-02T03:04:05Z', device_name: 'tablet', source: '10.0.0.1:5', via: 'admin' });
+  assert.match(added, /^New device "tablet" added on .* from 10\.0\.0\.1:5 via admin\.$/);
 });
