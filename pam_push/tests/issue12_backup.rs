@@ -21,11 +21,16 @@ struct Conv {
     replies: VecDeque<String>,
     prompts: Vec<String>,
     shown: Vec<String>,
+    /// Runs at the first prompt (e.g. stops the server before the code is checked).
+    at_prompt: Option<Box<dyn FnOnce()>>,
 }
 
 impl Conversation for Conv {
     fn prompt(&mut self, text: &str) -> Result<Zeroizing<String>, ConvFailed> {
         self.prompts.push(text.to_owned());
+        if let Some(f) = self.at_prompt.take() {
+            f();
+        }
         Ok(Zeroizing::new(self.replies.pop_front().unwrap_or_default()))
     }
     fn info(&mut self, text: &str) -> Result<(), ConvFailed> {
@@ -88,9 +93,18 @@ fn config(server: &TestServer, extra: &str) -> Config {
 }
 
 fn login(cfg: &Config, typed: &str) -> (PamCode, Conv, Lines) {
+    login_with(cfg, typed, None)
+}
+
+fn login_with(
+    cfg: &Config,
+    typed: &str,
+    at_prompt: Option<Box<dyn FnOnce()>>,
+) -> (PamCode, Conv, Lines) {
     let client = pushauth_client::Client::new(cfg.client_config()).unwrap();
     let mut conv = Conv {
         replies: vec![typed.to_owned()].into(),
+        at_prompt,
         ..Conv::default()
     };
     let mut log = Lines::default();
@@ -216,4 +230,29 @@ fn issue12_codes_are_refused_for_pinned_users_and_when_turned_off() {
     let cfg = config(&server, &format!("{pinned}pinned_backup_codes = true\n"));
     let (code, conv, _) = login(&cfg, &set[0]);
     assert_eq!(code, PamCode::Success, "{:?}", conv.prompts);
+}
+
+#[test]
+fn issue12_a_server_lost_while_the_code_is_checked_never_lets_in_even_with_safe() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let server = Rc::new(RefCell::new(TestServer::start()));
+    let _phone = server.borrow().enroll("alice", "Pixel 7");
+    let set = codes(&server.borrow());
+    let cfg = config(&server.borrow(), "server_unreachable = \"safe\"\n");
+    let stop = Rc::clone(&server);
+    let (code, conv, log) = login_with(
+        &cfg,
+        &set[0],
+        Some(Box::new(move || stop.borrow_mut().stop())),
+    );
+    assert_eq!(code, PamCode::AuthErr, "{:?}", log.0);
+    assert!(
+        conv.prompts[1].contains("could not be checked"),
+        "{:?}",
+        conv.prompts
+    );
+    let lines = log.0.join("\n");
+    assert!(lines.contains("outcome=backup_code_error"), "{lines}");
+    assert!(!lines.contains(&set[0]), "{lines}");
 }
