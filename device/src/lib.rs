@@ -7,6 +7,7 @@
 mod client;
 mod error;
 pub mod link;
+pub mod offline;
 pub mod profile;
 pub mod push;
 mod transport;

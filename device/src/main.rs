@@ -64,6 +64,9 @@ enum Command {
     /// Show this device's profile and key fingerprint (nothing secret; no network).
     #[command(visible_alias = "show")]
     Info,
+    /// Print the offline code for when pushauthd cannot be reached (HOTP, RFC 4226; no
+    /// network). Each run shows the next code: type it at the login prompt that asks for it.
+    OfflineCode,
     /// List open challenges.
     Pending {
         /// Wait up to SECS (at most 30) for a challenge to arrive.
@@ -145,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
             alg,
         } => enroll(&dir, profile, &url, name, ca_file, force, alg),
         Command::Info => info(&dir, profile),
+        Command::OfflineCode => offline_code(&dir, profile),
         Command::Pending { wait, json } => pending(&open(&dir, profile)?, wait, json),
         Command::Approve { id, code } => {
             answer(&open(&dir, profile)?, &id, Decision::Approve, code)
@@ -261,6 +265,16 @@ fn info(dir: &std::path::Path, profile_name: &str) -> Result<()> {
         public.alg(),
         public.to_b64(),
         shown(&profile.name)
+    );
+    Ok(())
+}
+
+fn offline_code(dir: &std::path::Path, profile_name: &str) -> Result<()> {
+    // Saved with the counter advanced before it is shown: a code is never shown twice.
+    let (counter, code) = pushauth_device::offline::next_code(dir, profile_name)?;
+    println!("{}", pushauth_proto::hotp::group(&code));
+    eprintln!(
+        "offline code #{counter}: type it at the login prompt that asks for it (each code works once)"
     );
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod offline;
 pub mod rights;
 pub mod server;
 pub mod service;

@@ -42,6 +42,10 @@ pub struct AppState {
     pub size_bound: Arc<SizeBound>,
     /// Web Push: the VAPID key, the allow-list and the sender.
     pub web_push: Arc<WebPush>,
+    /// Seals the devices' offline-code secrets at rest (issue 12).
+    pub offline_key: crate::offline::OfflineKey,
+    /// The bounded pool that hashes offline values.
+    pub offline_hash: crate::offline::HashPool,
 }
 
 impl std::fmt::Debug for AppState {

@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub web_push: Option<FileWebPush>,
     /// `[web]`.
     pub web: Option<FileWeb>,
+    /// `[offline]` (issue 12): offline codes.
+    pub offline: Option<crate::offline::FileOffline>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

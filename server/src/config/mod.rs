@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// `[web]`: where the web app's files come from.
     pub web: WebConfig,
+    /// `[offline]`: offline codes (issue 12).
+    pub offline: crate::offline::OfflineConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -98,6 +100,7 @@ impl fmt::Debug for ServerConfig {
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
             .field("web", &self.web)
+            .field("offline", &self.offline)
             .finish()
     }
 }
@@ -121,6 +124,7 @@ impl ServerConfig {
             sweep_interval_secs: 5,
             retention: Retention::default(),
             web: WebConfig::default(),
+            offline: crate::offline::OfflineConfig::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`keys`]: relying parties, their API keys and the rights a key carries;
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
+//! - [`offline`]: offline codes (issue 12): secrets at enrollment, cached values, reports;
 //! - [`users`]: unlocking a user, the audit log;
 //! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
 
@@ -22,6 +23,7 @@ pub mod device_self;
 pub mod devices;
 pub mod enrollments;
 pub mod keys;
+pub mod offline;
 pub mod subscriptions;
 pub mod users;
 
