@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod error;
 mod http;
+mod offline;
 pub mod pinned;
 mod rp_admin;
 pub mod settings;

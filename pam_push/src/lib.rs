@@ -10,6 +10,7 @@
 //! - [`policy`]: group include/exclude patterns and the failure policies;
 //! - [`context`]: the context sent with the challenge;
 //! - [`prompt`]: what to show, in a prompt or as messages;
+//! - [`offline`]: offline codes when no server can be reached (issue 12);
 //! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
@@ -17,6 +18,7 @@
 pub mod authenticate;
 pub mod config;
 pub mod context;
+pub mod offline;
 pub mod policy;
 pub mod prompt;
 pub mod state;
