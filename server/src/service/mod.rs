@@ -16,13 +16,15 @@
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
 //! - [`offline`]: offline codes (issue 12): secrets at enrollment, cached values, reports;
 //! - [`users`]: unlocking a user, the audit log;
-//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
+//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
+//! - [`notices`]: what a user's devices are told (bindings and stored notices).
 
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
 pub mod enrollments;
 pub mod keys;
+pub mod notices;
 pub mod offline;
 pub mod subscriptions;
 pub mod users;

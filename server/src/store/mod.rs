@@ -11,6 +11,7 @@
 //! - [`sqlite`]: the SQLite backend.
 
 pub mod error;
+pub mod notices;
 pub mod offline;
 pub mod records;
 pub mod sqlite;
@@ -18,6 +19,7 @@ pub mod sqlite;
 use pushauth_proto::wire::AuditEvent;
 
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
+pub use self::notices::NoticeRecord;
 pub use self::offline::{OfflineAdvance, OfflineSecretRecord, OfflineStore};
 pub use self::records::*;
 use crate::clock::Millis;
@@ -215,4 +217,11 @@ pub trait Store: OfflineStore {
     /// The subscriptions of those of `device_ids` that are active.
     fn push_subscriptions(&self, device_ids: &[String])
         -> StoreResult<Vec<PushSubscriptionRecord>>;
+
+    // ---- device notices (issue 12)
+
+    /// Stores a notice for `notice.user`'s devices and forgets theirs from before `keep_since`.
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()>;
+    /// The stored notices of `user` from `since` on, newest first (at most 200).
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>>;
 }

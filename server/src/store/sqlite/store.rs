@@ -6,13 +6,14 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, challenges, devices, enrollments, limits, push_subscriptions, relying_parties, retention,
+    audit, challenges, devices, enrollments, limits, notices, push_subscriptions, relying_parties,
+    retention,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
-    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned,
+    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord, Pruned,
     PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
 };
 
@@ -218,5 +219,13 @@ impl<D: Db> Store for D {
         device_ids: &[String],
     ) -> StoreResult<Vec<PushSubscriptionRecord>> {
         push_subscriptions::of_devices(self, device_ids)
+    }
+
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()> {
+        notices::add_notice(self, notice, keep_since)
+    }
+
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>> {
+        notices::user_notices(self, user, since)
     }
 }
