@@ -22,7 +22,7 @@ use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{
     PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
-    NOTICE_DEVICE_ADDED,
+    NOTICE_DEVICE_ADDED, NOTICE_OFFLINE_CODE_USED,
 };
 
 /// Long-poll length for `watch`.
@@ -368,6 +368,10 @@ fn notice_text(user: &str, notice: &DeviceNotice) -> String {
             "A new set of {} backup codes was issued for your account {user} on {at}{via}; the \
              old codes no longer work. If this was not you, tell your administrator at once",
             notice.count.unwrap_or(0),
+        ),
+        NOTICE_OFFLINE_CODE_USED => format!(
+            "An offline code of your account {user} was used while the push server was down{place}; \
+             reported on {at}. If this was not you, tell your administrator at once"
         ),
         other => format!(
             "Notice '{}' for your account {user} on {at}{via}{place}",
@@ -739,6 +743,11 @@ mod tests {
         assert!(
             !issued.contains('\u{1b}'),
             "server text is sanitised: {issued:?}"
+        );
+        let offline = notice_text("alice", &notice(NOTICE_OFFLINE_CODE_USED));
+        assert!(
+            offline.contains("offline code of your account alice") && offline.contains("host=web1"),
+            "{offline}"
         );
         let later = notice_text("alice", &notice("grace_ended"));
         assert!(

@@ -232,6 +232,20 @@ fn issue12_reports_move_the_counter_forward_never_back() {
     );
     assert!(detail.contains("moved from 0 to 3"), "{detail}");
     assert!(detail.contains("already at 3"), "{detail}");
+    // The device is told, with the host.
+    let notices = dev.notices().unwrap();
+    let used: Vec<_> = notices
+        .iter()
+        .filter(|n| n.kind == "offline_code_used")
+        .collect();
+    assert_eq!(used.len(), 2, "{notices:?}");
+    assert_eq!(
+        used[0].context.get("host").map(String::as_str),
+        Some("test rp")
+    );
+    assert!(used
+        .iter()
+        .any(|n| n.context.get("counter").map(String::as_str) == Some("3")));
     // Far beyond any cache: refused, nothing moved.
     assert_error(
         &report(&srv, &key, "alice", dev.id(), 3 + 101),

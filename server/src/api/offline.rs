@@ -12,6 +12,8 @@ use pushauth_proto::offline::{
     OfflineValue,
 };
 
+use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
+
 use super::{ApiError, JsonBody};
 use crate::clock;
 use crate::service::keys::{authenticate, RpKey};
@@ -95,6 +97,7 @@ pub async fn used(
     body: Result<JsonBody<OfflineUsedRequest>, ApiError>,
 ) -> Result<Json<OfflineUsedResponse>, ApiError> {
     let now = clock::now_ms();
+    let user_for_notice = user.clone();
     let reported = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
@@ -103,9 +106,7 @@ pub async fn used(
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.
-    state
-        .waiters
-        .devices_changed(std::slice::from_ref(&reported.device_id));
+    state.announce_notice(&user_for_notice, NOTICE_OFFLINE_CODE_USED, &reported.wake);
     Ok(Json(OfflineUsedResponse {
         counter: reported.counter,
     }))

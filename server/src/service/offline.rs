@@ -6,14 +6,15 @@
 use pushauth_proto::hotp::{hotp, HotpAlg};
 use pushauth_proto::names::{check_id, check_user};
 use pushauth_proto::offline::{EnrollOffline, OfflineRequest, OfflineUsedRequest, MAX_WINDOW};
-use pushauth_proto::{b64, random, ChallengeState};
+use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
+use pushauth_proto::{b64, random, ChallengeState, Context};
 use zeroize::Zeroizing;
 
 use super::keys::RpCaller;
-use super::{no_randomness, secs_to_ms, Error, Result};
+use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
 use crate::clock::{parse_rfc3339, Millis};
 use crate::offline::{OfflineConfig, OfflineKey};
-use crate::store::{AuditEntry, OfflineSecretRecord, Store};
+use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
@@ -209,13 +210,14 @@ pub fn plan_values(
 pub struct Reported {
     /// The device's last used counter now.
     pub counter: u64,
-    /// The user's other active devices, to be told (device notice `offline_code_used`).
-    pub device_id: String,
+    /// The user's active devices, to wake for the notice `offline_code_used`.
+    pub wake: Vec<String>,
 }
 
 /// Records that `rp` accepted `device_id`'s code `counter` for `user` while pushauthd was down:
 /// the device's counter moves up to it (never down), and the use is audited
-/// (`offline_code_used`, with the host). A counter more than [`MAX_WINDOW`] past the last used
+/// (`offline_code_used`, with the host) and announced to the user's devices (notice
+/// `offline_code_used`). A counter more than [`MAX_WINDOW`] past the last used
 /// one cannot have come from a cache and is refused; one at or below it is a repeat (another
 /// host's, or a retried report) and is audited without moving anything.
 ///
@@ -252,37 +254,59 @@ pub fn report_used(
             req.counter
         )));
     }
-    let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
-        return Err(Error::NotFound("device"));
-    };
-    let note = if moved.after > moved.before {
-        format!("counter moved from {} to {}", moved.before, moved.after)
-    } else {
-        format!(
-            "counter already at {}: a repeated report or a second host",
-            moved.before
-        )
-    };
-    // The host is named as the administrator named its relying party.
-    let host = match s.get_relying_party(&rp.rp_id)? {
-        Some(record) => format!("{:?} (rp {})", record.name, rp.rp_id),
-        None => rp.rp_id.clone(),
-    };
-    s.audit(
-        &AuditEntry {
-            kind: "offline_code_used",
-            user: Some(user.to_owned()),
-            device_id: Some(req.device_id.clone()),
-            detail: Some(format!(
-                "counter {} used at {} on host {host} ({note})",
-                req.counter, req.used_at
-            )),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
+    let device_name = device.map(|d| d.name).unwrap_or_default();
+    // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
+    let (moved, wake) = atomically(s, |s| {
+        let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
+            return Err(Error::NotFound("device"));
+        };
+        let note = if moved.after > moved.before {
+            format!("counter moved from {} to {}", moved.before, moved.after)
+        } else {
+            format!(
+                "counter already at {}: a repeated report or a second host",
+                moved.before
+            )
+        };
+        // The host is named as the administrator named its relying party.
+        let (host, host_name) = match s.get_relying_party(&rp.rp_id)? {
+            Some(record) => (format!("{:?} (rp {})", record.name, rp.rp_id), record.name),
+            None => (rp.rp_id.clone(), rp.rp_id.clone()),
+        };
+        s.audit(
+            &AuditEntry {
+                kind: "offline_code_used",
+                user: Some(user.to_owned()),
+                device_id: Some(req.device_id.clone()),
+                detail: Some(format!(
+                    "counter {} used at {} on host {host} ({note})",
+                    req.counter, req.used_at
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        let mut context = Context::new();
+        context.insert("host".into(), host_name);
+        context.insert("device".into(), device_name.clone());
+        context.insert("counter".into(), req.counter.to_string());
+        context.insert("used_at".into(), req.used_at.clone());
+        let wake = notices::record(
+            s,
+            &NoticeRecord {
+                user: user.to_owned(),
+                kind: NOTICE_OFFLINE_CODE_USED.to_owned(),
+                at: now,
+                source: None,
+                via: Some(format!("rp:{}", rp.rp_id)),
+                context,
+                count: None,
+            },
+        )?;
+        Ok((moved, wake))
+    })?;
     Ok(Reported {
         counter: moved.after,
-        device_id: req.device_id.clone(),
+        wake,
     })
 }
