@@ -28,9 +28,13 @@ before(async () => {
   const context = await phone(browser, srv.url);
   page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(String(e)));
-  // The test reads the enrollment answer off the wire: the app itself never exposes the secret.
-  page.on('response', async (r) => {
-    if (r.url().endsWith('/v1/device/enroll') && r.status() === 200) enrolled = await r.json();
+  // The test reads the enrollment answer off the wire (passing it on unchanged): the app
+  // itself never exposes the secret. Read in the route, before the page navigates away.
+  await page.route('**/v1/device/enroll', async (route) => {
+    const response = await route.fetch();
+    const body = await response.text();
+    if (response.status() === 200) enrolled = JSON.parse(body);
+    await route.fulfill({ response, body });
   });
 });
 
