@@ -382,3 +382,50 @@ fn issue12_bad_have_maps_are_refused_before_anything_is_read() {
     assert_error(&r, 400, "malformed_request");
     assert_eq!(srv.audit(), before);
 }
+
+#[test]
+fn issue12_values_only_within_five_minutes_of_the_challenge() {
+    use pushauth_proto::offline::OfflineRequest;
+    use pushauth_server::offline::{OfflineConfig, OfflineKey};
+    use pushauth_server::service::keys::RpCaller;
+    use pushauth_server::service::offline::plan_values;
+    use pushauth_server::store::sqlite::SqliteStore;
+
+    let srv = start();
+    let rp = srv.add_rp(json!({"name": "host a"}));
+    let dev = srv.enroll("alice", "phone");
+    let id = approved(&srv, &rp.api_key, &dev);
+    // The rule itself, at chosen times, on the server's own store and key.
+    let store = SqliteStore::open(&srv.data_dir()).unwrap();
+    let key = OfflineKey::load(&srv.data_dir().join("offline-key")).unwrap();
+    let caller = RpCaller {
+        rp_id: rp.id.clone(),
+        users: vec!["*".into()],
+        enroll: false,
+        bootstrap: false,
+    };
+    let now = pushauth_server::clock::now_ms();
+    let req = OfflineRequest::default();
+    let cfg = OfflineConfig::default();
+    let fresh = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 4 * 60 * 1000).unwrap();
+    assert_eq!(fresh.count(), 20);
+    let late = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 6 * 60 * 1000);
+    assert!(
+        matches!(late, Err(pushauth_server::service::Error::Expired)),
+        "{:?}",
+        late.err()
+    );
+    // Another relying party, even with every user in scope: no such challenge.
+    let other = RpCaller {
+        rp_id: "someone-else".into(),
+        ..caller.clone()
+    };
+    let theirs = plan_values(&store, &other, &cfg, &key, &id, &req, now);
+    assert!(matches!(
+        theirs,
+        Err(pushauth_server::service::Error::NotFound(_))
+    ));
+    // A key that is not the server's opens no secret.
+    let wrong = OfflineKey::from_bytes(&[1; 32]);
+    assert!(plan_values(&store, &caller, &cfg, &wrong, &id, &req, now).is_err());
+}
