@@ -43,7 +43,7 @@ pub struct FileConfig {
     /// `[web]`.
     pub web: Option<FileWeb>,
     /// `[offline]` (issue 12): offline codes.
-    pub offline: Option<crate::offline::FileOffline>,
+    pub offline: Option<super::FileOffline>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

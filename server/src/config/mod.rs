@@ -1,5 +1,5 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
+//! `[limits]` and `[retention]`, `[offline]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
 //! and the admin token file. Secret files are read through [`pushauth_files`] (owned by the
 //! service's user, mode 0600, checked on the opened file).
 
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 mod file;
 mod limits;
+mod offline;
 mod push_origins;
 mod secrets;
 mod web;
@@ -22,6 +23,7 @@ mod webpush;
 
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
+pub use offline::{FileOffline, OfflineConfig};
 pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
 pub use web::{check_app_dir, FileWeb, WebConfig};
@@ -79,7 +81,7 @@ pub struct ServerConfig {
     /// `[web]`: where the web app's files come from.
     pub web: WebConfig,
     /// `[offline]`: offline codes (issue 12).
-    pub offline: crate::offline::OfflineConfig,
+    pub offline: OfflineConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -124,7 +126,7 @@ impl ServerConfig {
             sweep_interval_secs: 5,
             retention: Retention::default(),
             web: WebConfig::default(),
-            offline: crate::offline::OfflineConfig::default(),
+            offline: OfflineConfig::default(),
         }
     }
 
