@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod error;
 mod http;
+mod offline;
 pub mod pinned;
 mod rp_admin;
 pub mod settings;

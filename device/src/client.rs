@@ -133,6 +133,11 @@ impl DeviceClient {
             alg: key.alg(),
             key_seed: Zeroizing::new(b64::encode(key.secret().as_slice())),
             ca_file: ca_file.map(Path::to_path_buf),
+            offline: answer
+                .offline
+                .as_ref()
+                .map(crate::offline::OfflineSecret::from_enroll)
+                .transpose()?,
         })
     }
 
@@ -304,6 +309,7 @@ mod tests {
             alg: Alg::Ed25519,
             key_seed: Zeroizing::new(b64::encode([1u8; 32])),
             ca_file: None,
+            offline: None,
         };
         DeviceClient::new(&profile).unwrap()
     }

@@ -8,6 +8,7 @@ pub mod backup;
 mod client;
 mod error;
 pub mod link;
+pub mod offline;
 pub mod profile;
 pub mod push;
 mod transport;

@@ -22,7 +22,7 @@ use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{
     PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
-    NOTICE_DEVICE_ADDED,
+    NOTICE_DEVICE_ADDED, NOTICE_OFFLINE_CODE_USED,
 };
 
 /// Long-poll length for `watch`.
@@ -67,6 +67,9 @@ enum Command {
     /// Show this device's profile and key fingerprint (nothing secret; no network).
     #[command(visible_alias = "show")]
     Info,
+    /// Print the offline code for when pushauthd cannot be reached (HOTP, RFC 4226; no
+    /// network). Each run shows the next code: type it at the login prompt that asks for it.
+    OfflineCode,
     /// List open challenges.
     Pending {
         /// Wait up to SECS (at most 30) for a challenge to arrive.
@@ -155,6 +158,7 @@ fn run(cli: Cli) -> Result<()> {
             alg,
         } => enroll(&dir, profile, &url, name, ca_file, force, alg),
         Command::Info => info(&dir, profile),
+        Command::OfflineCode => offline_code(&dir, profile),
         Command::Pending { wait, json } => pending(&open(&dir, profile)?, wait, json),
         Command::Approve { id, code } => {
             answer(&open(&dir, profile)?, &id, Decision::Approve, code)
@@ -304,6 +308,16 @@ fn info(dir: &std::path::Path, profile_name: &str) -> Result<()> {
     Ok(())
 }
 
+fn offline_code(dir: &std::path::Path, profile_name: &str) -> Result<()> {
+    // Saved with the counter advanced before it is shown: a code is never shown twice.
+    let (counter, code) = pushauth_device::offline::next_code(dir, profile_name)?;
+    println!("{}", pushauth_proto::hotp::group(&code));
+    eprintln!(
+        "offline code #{counter}: type it at the login prompt that asks for it (each code works once)"
+    );
+    Ok(())
+}
+
 fn default_device_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname")
         .ok()
@@ -390,6 +404,10 @@ fn notice_text(user: &str, notice: &DeviceNotice) -> String {
             "A new set of {} backup codes was issued for your account {user} on {at}{via}; the \
              old codes no longer work. If this was not you, tell your administrator at once",
             notice.count.unwrap_or(0),
+        ),
+        NOTICE_OFFLINE_CODE_USED => format!(
+            "An offline code of your account {user} was used while the push server was down{place}; \
+             reported on {at}. If this was not you, tell your administrator at once"
         ),
         other => format!(
             "Notice '{}' for your account {user} on {at}{via}{place}",
@@ -761,6 +779,11 @@ mod tests {
         assert!(
             !issued.contains('\u{1b}'),
             "server text is sanitised: {issued:?}"
+        );
+        let offline = notice_text("alice", &notice(NOTICE_OFFLINE_CODE_USED));
+        assert!(
+            offline.contains("offline code of your account alice") && offline.contains("host=web1"),
+            "{offline}"
         );
         let later = notice_text("alice", &notice("grace_ended"));
         assert!(

@@ -38,6 +38,9 @@ pub struct Profile {
     /// Extra PEM CA bundle for the server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The offline-code secret (issue 12), when the server issued one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<crate::offline::OfflineSecret>,
 }
 
 impl fmt::Debug for Profile {
@@ -50,6 +53,7 @@ impl fmt::Debug for Profile {
             .field("alg", &self.alg)
             .field("key_seed", &"<redacted>")
             .field("ca_file", &self.ca_file)
+            .field("offline", &self.offline)
             .finish()
     }
 }
@@ -186,6 +190,7 @@ mod tests {
             alg: Alg::Ed25519,
             key_seed: Zeroizing::new(pushauth_proto::b64::encode([5u8; 32])),
             ca_file: None,
+            offline: None,
         }
     }
 

@@ -86,6 +86,7 @@ impl FakeServer {
             alg: pushauth_proto::Alg::Ed25519,
             key_seed: Zeroizing::new(b64::encode([4u8; 32])),
             ca_file: None,
+            offline: None,
         }
     }
 }

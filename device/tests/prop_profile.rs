@@ -42,6 +42,7 @@ fn profile() -> impl Strategy<Value = Profile> {
             alg,
             key_seed: Zeroizing::new(pushauth_proto::b64::encode(seed)),
             ca_file: ca.map(Into::into),
+            offline: None,
         })
 }
 

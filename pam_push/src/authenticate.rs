@@ -149,6 +149,30 @@ pub trait PushBackend {
             "this backend takes no backup codes".into(),
         ))
     }
+    /// Offline values for an approved `login` (issue 12); a backend without them refuses.
+    fn offline_values(
+        &self,
+        _login: &Self::Login,
+        _have: &std::collections::BTreeMap<String, u64>,
+        _deadline: Instant,
+    ) -> Result<pushauth_proto::offline::OfflineResponse, ClientError> {
+        Err(ClientError::Config(
+            "no offline codes from this backend".into(),
+        ))
+    }
+    /// Reports an offline code used here (issue 12); the server's counter after it.
+    fn report_offline_used(
+        &self,
+        _user: &str,
+        _device_id: &str,
+        _counter: u64,
+        _used_at: &str,
+        _deadline: Instant,
+    ) -> Result<u64, ClientError> {
+        Err(ClientError::Config(
+            "no offline codes from this backend".into(),
+        ))
+    }
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -185,6 +209,24 @@ impl PushBackend for pushauth_client::Client {
         deadline: Instant,
     ) -> Result<BackupCodeVerified, ClientError> {
         self.verify_backup_code_until(user, code, context, deadline)
+    }
+    fn offline_values(
+        &self,
+        login: &PendingLogin,
+        have: &std::collections::BTreeMap<String, u64>,
+        deadline: Instant,
+    ) -> Result<pushauth_proto::offline::OfflineResponse, ClientError> {
+        self.offline_values_until(login, have, deadline)
+    }
+    fn report_offline_used(
+        &self,
+        user: &str,
+        device_id: &str,
+        counter: u64,
+        used_at: &str,
+        deadline: Instant,
+    ) -> Result<u64, ClientError> {
+        self.report_offline_used_until(user, device_id, counter, used_at, deadline)
     }
 }
 
@@ -715,6 +757,12 @@ pub fn authenticate<B: PushBackend>(
     if let Some(message) = message {
         let _ = conv.error(message);
     }
+    // Issue 12: after an approval (and only then), refresh this host's offline codes.
+    if code == PamCode::Success && config.server_unreachable == UnreachablePolicy::Offline {
+        crate::offline::refill(config, backend, &login, user, log, &|o, d| {
+            record.line(o, d)
+        });
+    }
     code
 }
 
@@ -862,6 +910,14 @@ fn start_failed(
                 );
                 PamCode::Success
             }
+            UnreachablePolicy::Offline => crate::offline::login(
+                config,
+                record.user,
+                conv,
+                log,
+                &|o, d| record.line(o, d),
+                &detail,
+            ),
         },
         ClientError::UnknownUser | ClientError::NoDevice => {
             let what = if matches!(error, ClientError::UnknownUser) {

@@ -178,6 +178,9 @@ pub struct Config {
     /// file. Off by default: pins exist so that only a device's own signature lets in, and a
     /// backup code is the server's word alone.
     pub pinned_backup_codes: bool,
+    /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
+    /// created 0700 on first use, see [`crate::state`].
+    pub state_dir: PathBuf,
 }
 
 impl std::ops::Deref for Config {
@@ -203,6 +206,7 @@ impl std::fmt::Debug for Config {
             .field("user_map", &self.user_map)
             .field("backup_codes", &self.backup_codes)
             .field("pinned_backup_codes", &self.pinned_backup_codes)
+            .field("state_dir", &self.state_dir)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +227,7 @@ struct RawConfig {
     user_map: Option<String>,
     backup_codes: Option<bool>,
     pinned_backup_codes: Option<bool>,
+    state_dir: Option<PathBuf>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -434,6 +439,16 @@ impl Config {
             None => UserMap::AsIs,
             Some(text) => text.parse().map_err(invalid)?,
         };
+        let state_dir = raw
+            .state_dir
+            .take()
+            .unwrap_or_else(|| PathBuf::from(crate::state::DEFAULT_STATE_DIR));
+        if !state_dir.is_absolute() {
+            return Err(invalid(format!(
+                "state_dir = {:?} must be an absolute path",
+                state_dir.display().to_string()
+            )));
+        }
         let client = raw
             .client
             .client_config(api_key)
@@ -451,6 +466,7 @@ impl Config {
             owner,
             backup_codes: raw.backup_codes.unwrap_or(true),
             pinned_backup_codes: raw.pinned_backup_codes.unwrap_or(false),
+            state_dir,
         })
     }
 
@@ -496,6 +512,28 @@ mod tests {
         assert!(cfg.groups.is_empty());
         assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
         assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
+        assert_eq!(cfg.state_dir, Path::new("/var/lib/pam_push"));
+        let conf = write(
+            dir.path(),
+            "rel",
+            &with_key(dir.path(), "state_dir = \"var/lib\"\n"),
+            0o644,
+        );
+        let err = Config::load(&conf, me()).unwrap_err().to_string();
+        assert!(
+            err.contains("state_dir") && err.contains("absolute"),
+            "{err}"
+        );
+        let conf = write(
+            dir.path(),
+            "abs",
+            &with_key(dir.path(), "state_dir = \"/srv/pp\"\n"),
+            0o644,
+        );
+        assert_eq!(
+            Config::load(&conf, me()).unwrap().state_dir,
+            Path::new("/srv/pp")
+        );
 
         let pins = dir.path().join("pins");
         fs::create_dir(&pins).unwrap();

@@ -10,6 +10,8 @@
 //! - [`policy`]: group include/exclude patterns and the failure policies;
 //! - [`context`]: the context sent with the challenge;
 //! - [`prompt`]: what to show, in a prompt or as messages;
+//! - [`offline`]: offline codes when no server can be reached (issue 12);
+//! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
 //! - [`backup`]: a backup code typed at the prompt instead of Enter (issue 12);
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
@@ -18,8 +20,10 @@ pub mod authenticate;
 pub mod backup;
 pub mod config;
 pub mod context;
+pub mod offline;
 pub mod policy;
 pub mod prompt;
+pub mod state;
 // The one module allowed unsafe code: libpam, libc and syslog calls, and the PAM entry points.
 #[allow(unsafe_code)]
 pub mod system;

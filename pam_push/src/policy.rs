@@ -265,6 +265,9 @@ pub enum UnreachablePolicy {
     Secure,
     /// Let in (`PAM_SUCCESS`) and log loudly.
     Safe,
+    /// Ask for the device's offline code and check it against this host's cache (issue 12,
+    /// [`crate::offline`]); no cache or no valid code: refuse.
+    Offline,
 }
 
 impl FromStr for UnreachablePolicy {
@@ -273,8 +276,9 @@ impl FromStr for UnreachablePolicy {
         match s {
             "secure" => Ok(Self::Secure),
             "safe" => Ok(Self::Safe),
+            "offline" => Ok(Self::Offline),
             other => Err(format!(
-                "server_unreachable = {other:?} must be \"secure\" or \"safe\""
+                "server_unreachable = {other:?} must be \"secure\", \"safe\" or \"offline\""
             )),
         }
     }
@@ -436,6 +440,7 @@ mod tests {
             assert!(GroupRule::parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!("safe".parse(), Ok(UnreachablePolicy::Safe));
+        assert_eq!("offline".parse(), Ok(UnreachablePolicy::Offline));
         assert!("open".parse::<UnreachablePolicy>().is_err());
         assert_eq!("ignore".parse(), Ok(NoDevicePolicy::Ignore));
         assert!("".parse::<NoDevicePolicy>().is_err());

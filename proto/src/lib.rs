@@ -9,6 +9,8 @@
 //! - [`wire`]: the JSON bodies of the v1 HTTP API ([`backup`]: those of backup codes);
 //! - [`b64`]: unpadded base64url, the only binary encoding on the wire;
 //! - [`text`]: which characters may be shown to a person, and safe terminal output;
+//! - [`hotp`]: HOTP (RFC 4226), the offline codes;
+//! - [`offline`]: the offline codes' wire bodies;
 //! - [`names`]: the one rule for user names, device names and ids.
 //!
 //! `test-vectors.json` beside this crate is the contract for other implementations.
@@ -19,8 +21,10 @@ pub mod backup;
 pub mod challenge;
 pub mod context;
 pub mod error;
+pub mod hotp;
 pub mod keys;
 pub mod names;
+pub mod offline;
 pub mod random;
 pub mod signing;
 pub mod text;

@@ -276,6 +276,10 @@ pub struct EnrollResponse {
     pub device_id: String,
     /// The user the device now belongs to.
     pub user: String,
+    /// The device's offline-code secret, shown only here (issue 12); absent when the server
+    /// has offline codes off. Older clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<crate::offline::EnrollOffline>,
 }
 
 /// One challenge as the device sees it: never the code itself.

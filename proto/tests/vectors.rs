@@ -171,3 +171,36 @@ fn enrollment_proofs() {
         assert_eq!(key(v).public_key(), public);
     }
 }
+
+/// Issue 12: every `hotp` entry is what [`pushauth_proto::hotp::hotp`] computes, the RFC 4226
+/// Appendix D values are among them, and `secret` is `secret_hex` in base64url.
+#[test]
+fn issue12_hotp_vectors() {
+    use pushauth_proto::hotp::{hotp, HotpAlg};
+    let v = vectors();
+    let entries = v["hotp"].as_array().expect("hotp vectors");
+    assert!(entries.len() >= 30);
+    for e in entries {
+        let alg: HotpAlg = s(e, "algorithm").parse().unwrap();
+        let secret = hex::decode(s(e, "secret_hex")).unwrap();
+        assert_eq!(b64::decode(s(e, "secret"), "secret").unwrap(), secret);
+        let counter = e["counter"].as_u64().unwrap();
+        let digits = e["digits"].as_u64().unwrap() as u32;
+        let code = hotp(alg, &secret, counter, digits).unwrap();
+        assert_eq!(code.as_str(), s(e, "code"), "{e}");
+    }
+    let rfc: Vec<String> = entries
+        .iter()
+        .filter(|e| {
+            s(e, "algorithm") == "sha1" && e["digits"] == 6 && e["counter"].as_u64() < Some(10)
+        })
+        .map(|e| s(e, "code").to_owned())
+        .collect();
+    assert_eq!(
+        rfc,
+        [
+            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
+            "399871", "520489"
+        ]
+    );
+}

@@ -28,6 +28,9 @@ pub enum ServerError {
     /// The VAPID key for Web Push could not be read or made.
     #[error(transparent)]
     WebPush(#[from] crate::webpush::VapidError),
+    /// The key that seals offline-code secrets could not be read or made.
+    #[error(transparent)]
+    OfflineKey(#[from] crate::offline::OfflineKeyError),
     /// Any other I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),

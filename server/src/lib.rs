@@ -27,6 +27,7 @@ pub mod hashing;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod offline;
 pub mod rights;
 pub mod server;
 pub mod service;

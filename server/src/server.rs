@@ -23,6 +23,7 @@ use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
+use crate::offline::{HashPool, OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
 use crate::state::{AppState, SharedState};
 use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
@@ -45,6 +46,7 @@ struct Prepared {
     store: SharedStore,
     config: ServerConfig,
     vapid: VapidKey,
+    offline_key: OfflineKey,
 }
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
@@ -52,6 +54,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
+    let offline_key = OfflineKey::load_or_create(&config.data_dir.join(OFFLINE_KEY_FILE))?;
     let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,
@@ -65,6 +68,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         store,
         config,
         vapid,
+        offline_key,
     })
 }
 
@@ -77,6 +81,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         store,
         config,
         vapid,
+        offline_key,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
     let size_bound = config.retention.max_db_bytes();
@@ -102,6 +107,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         signature_failures: Arc::new(SignatureFailures::default()),
         size_bound: Arc::new(SizeBound::new(size_bound)),
         hashing: crate::hashing::Hashing::default(),
+        offline_key,
+        offline_hash: HashPool::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

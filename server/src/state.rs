@@ -45,6 +45,10 @@ pub struct AppState {
     pub web_push: Arc<WebPush>,
     /// Argon2id work (backup codes), bounded and off the runtime.
     pub hashing: Hashing,
+    /// Seals the devices' offline-code secrets at rest (issue 12).
+    pub offline_key: crate::offline::OfflineKey,
+    /// The bounded pool that hashes offline values.
+    pub offline_hash: crate::offline::HashPool,
 }
 
 impl std::fmt::Debug for AppState {

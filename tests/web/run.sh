@@ -15,8 +15,8 @@ command -v cargo >/dev/null || { echo "web e2e: cargo is missing" >&2; exit 1; }
 [ -x /usr/bin/chromium ] || { echo "web e2e: /usr/bin/chromium is missing (apt-get install chromium)" >&2; exit 1; }
 [ -d "$HERE/node_modules/playwright-core" ] || { echo "web e2e: run 'npm ci' in tests/web first" >&2; exit 1; }
 
-echo "== building pushauthd"
-(cd "$ROOT" && cargo build -q -p pushauth-server --bins)
+echo "== building pushauthd and pushauth-device"
+(cd "$ROOT" && cargo build -q -p pushauth-server -p pushauth-device --bins)
 
 export PUSHAUTH_BIN=$CARGO_TARGET_DIR/debug
 export E2E_ARTIFACTS=$HERE/artifacts

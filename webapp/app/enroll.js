@@ -9,6 +9,7 @@ import { ApiError, OfflineError, publicRequest } from './api.js';
 import { enrollMessage, generateDeviceKey, signB64, fingerprint } from './signing.js';
 import { listAccounts, putAccount } from './keystore.js';
 import { defaultDeviceName } from './platform.js';
+import { offlineFromEnroll } from './offline.js';
 
 /**
  * The test switch: `localStorage['pushauth.test.alg'] = 'es256'` makes this page use ECDSA
@@ -117,6 +118,8 @@ export async function showEnroll(root, token) {
         publicKey: b64url(key.publicKey),
         fingerprint: await fingerprint(key.publicKey),
         privateKey: key.privateKey,
+        // Issue 12: the offline-code secret, as a non-extractable HMAC key.
+        offline: await offlineFromEnroll(done.offline),
         createdAt: Date.now(),
       });
       // replace, not assign: the enrollment URL (with its token) leaves history.

@@ -8,6 +8,7 @@ import { deleteAccount } from './keystore.js';
 import { enableNotifications, notificationState } from './push.js';
 import { backupCard } from './backup.js';
 import { noticesCard } from './notices.js';
+import { offlineSection } from './offline.js';
 
 async function releaseFacts() {
   try {
@@ -64,6 +65,7 @@ function accountCard(account, onRemoved) {
       el('dt', { text: 'Key fingerprint' }), el('dd', { class: 'mono fingerprint', text: account.fingerprint || '' }),
       el('dt', { text: 'Enrolled' }), el('dd', { text: new Date(account.createdAt).toLocaleString() })),
     el('p', { class: 'hint', text: 'Your administrator sees the same fingerprint for this device; compare them if in doubt.' }),
+    offlineSection(account),
     remove, confirmBox, status);
 }
 

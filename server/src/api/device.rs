@@ -38,13 +38,27 @@ pub async fn enroll(
         .await?;
     let device = enrollments::prove(&req, &link.user)?;
     let source = peer.map(|p| p.to_string());
-    let enrolled = state
-        .run(move |s| enrollments::redeem(s, &req.token, &device, source.as_deref(), now))
+    let config = state.config.offline;
+    let sealing = state.offline_key.clone();
+    let (enrolled, offline) = state
+        .run(move |s| {
+            let enrolled = enrollments::redeem(s, &req.token, &device, source.as_deref(), now)?;
+            // Issue 12: the device's offline secret, shown only in this answer. A failure
+            // here leaves the device without offline codes, never without its enrollment.
+            let offline =
+                crate::service::offline::issue(s, &config, &sealing, &enrolled.device.id, now)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "no offline secret for the new device");
+                        None
+                    });
+            Ok::<_, ApiError>((enrolled, offline))
+        })
         .await?;
     state.announce_binding(&enrolled.device, &enrolled.others);
     Ok(Json(EnrollResponse {
         device_id: enrolled.device.id,
         user: enrolled.device.user,
+        offline,
     }))
 }
 

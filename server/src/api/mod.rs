@@ -9,6 +9,7 @@ pub mod device;
 pub mod device_self;
 pub mod error;
 pub mod extract;
+pub mod offline;
 pub mod ops;
 pub mod push;
 pub mod routes;

@@ -13,7 +13,7 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, backup, device, device_self, ops, push, rp, web, ApiError};
+use super::{admin, backup, device, device_self, offline, ops, push, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -65,6 +65,17 @@ pub fn routes() -> Vec<Route> {
             Method::DELETE,
             "/v1/challenges/{id}",
             delete(rp::cancel_challenge),
+        ),
+        // offline codes (issue 12)
+        route(
+            Method::POST,
+            "/v1/challenges/{id}/offline",
+            post(offline::values),
+        ),
+        route(
+            Method::POST,
+            "/v1/users/{user}/offline-used",
+            post(offline::used),
         ),
         // devices
         route(Method::POST, "/v1/device/enroll", post(device::enroll)),

@@ -60,11 +60,13 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     }
     let web_push = file.web_push.clone().unwrap_or_default().resolve()?;
     let web = file.web_config()?;
+    let offline = file.offline_config()?;
     let admin_token = load_or_create_admin_token(&token_file)?;
     let mut config = ServerConfig::new(listen, data_dir, String::new());
     config.webhook = webhook;
     config.web_push = web_push;
     config.web = web;
+    config.offline = offline;
     config.admin_token = admin_token;
     config.public_url = args.public_url.clone().or_else(|| file.public_url.clone());
     config.tls = match (&args.tls_cert, &args.tls_key) {

@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub web: Option<FileWeb>,
     /// `[backup_codes]`.
     pub backup_codes: Option<BackupCodesConfig>,
+    /// `[offline]` (issue 12): offline codes.
+    pub offline: Option<super::FileOffline>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

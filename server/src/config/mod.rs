@@ -1,5 +1,5 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[backup_codes]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
+//! `[limits]` and `[retention]`, `[backup_codes]`, `[offline]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
 //! and the admin token file. Secret files are read through [`pushauth_files`] (owned by the
 //! service's user, mode 0600, checked on the opened file).
 
@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 mod backup_codes;
 mod file;
 mod limits;
+mod offline;
 mod push_origins;
 mod secrets;
 mod web;
@@ -24,6 +25,7 @@ mod webpush;
 pub use backup_codes::{BackupCodesConfig, MAX_BACKUP_CODES};
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
+pub use offline::{FileOffline, OfflineConfig};
 pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
 pub use web::{check_app_dir, FileWeb, WebConfig};
@@ -82,6 +84,8 @@ pub struct ServerConfig {
     pub web: WebConfig,
     /// `[backup_codes]`: the size of a set of backup codes.
     pub backup_codes: BackupCodesConfig,
+    /// `[offline]`: offline codes (issue 12).
+    pub offline: OfflineConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -103,6 +107,7 @@ impl fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("web", &self.web)
             .field("backup_codes", &self.backup_codes)
+            .field("offline", &self.offline)
             .finish()
     }
 }
@@ -127,6 +132,7 @@ impl ServerConfig {
             retention: Retention::default(),
             web: WebConfig::default(),
             backup_codes: BackupCodesConfig::default(),
+            offline: OfflineConfig::default(),
         }
     }
 

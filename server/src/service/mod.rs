@@ -14,6 +14,7 @@
 //! - [`keys`]: relying parties, their API keys and the rights a key carries;
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
+//! - [`offline`]: offline codes (issue 12): secrets at enrollment, cached values, reports;
 //! - [`users`]: unlocking a user, the audit log;
 //! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
 //! - [`notices`]: what a user's devices are told (bindings and stored notices);
@@ -28,6 +29,7 @@ pub mod devices;
 pub mod enrollments;
 pub mod keys;
 pub mod notices;
+pub mod offline;
 pub mod subscriptions;
 pub mod users;
 

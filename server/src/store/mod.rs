@@ -13,6 +13,7 @@
 pub mod backup_codes;
 pub mod error;
 pub mod notices;
+pub mod offline;
 pub mod records;
 pub mod sqlite;
 
@@ -21,6 +22,7 @@ use pushauth_proto::wire::AuditEvent;
 pub use self::backup_codes::{BackupCodeFacts, StoredCode, UseCode};
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
 pub use self::notices::NoticeRecord;
+pub use self::offline::{OfflineAdvance, OfflineSecretRecord, OfflineStore};
 pub use self::records::*;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
@@ -29,7 +31,7 @@ use crate::limits::{PushState, Refusal};
 pub type SharedStore = std::sync::Arc<dyn Store + Send + Sync>;
 
 /// Everything pushauthd stores.
-pub trait Store {
+pub trait Store: OfflineStore {
     /// Runs `work` with a view of this store whose writes share one transaction, committed once
     /// when `work` returns: group commit, so that the operations of many concurrent requests
     /// cost one commit. Each operation still takes effect or fails on its own. `Err` means the

@@ -92,6 +92,9 @@ pub(super) fn revoke_device<D: Db>(
             // A revoked device gets no pushes: its subscription goes with it.
             tx.prepare_cached("DELETE FROM push_subscriptions WHERE device_id = ?1")?
                 .execute([id])?;
+            // Nor offline codes (issue 12): its secret goes with it.
+            tx.prepare_cached("DELETE FROM offline_secrets WHERE device_id = ?1")?
+                .execute([id])?;
             write_audit(
                 tx,
                 &AuditEntry {

@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -195,6 +195,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         challenge_id TEXT PRIMARY KEY,
         user         TEXT NOT NULL,
         used_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 6 -> 7 (issue 12, offline codes): one HOTP secret per device, sealed with AES-256-GCM
+    // under `<data_dir>/offline-key`, and the last counter used; revoking the device deletes it.
+    r#"
+    CREATE TABLE offline_secrets (
+        device_id   TEXT PRIMARY KEY REFERENCES devices(id),
+        sealed      BLOB NOT NULL,
+        algorithm   TEXT NOT NULL,
+        digits      INTEGER NOT NULL,
+        last_used   INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
 ];

@@ -1,0 +1,333 @@
+//! The offline-code cache of one user on this host: `<state_dir>/offline/<user>` (JSON, 0600
+//! root, written atomically through [`crate::state`]). It holds, per device, Argon2id hashes of
+//! the next values with their counters (never a value), the reports of codes used here that
+//! pushauthd has not heard of yet, and the count of wrong codes typed since the last good one.
+//! Every read-change-write runs under an exclusive `flock` of the offline directory, so two
+//! logins cannot both use one value.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use pushauth_proto::offline::OfflineResponse;
+use rustix::fs::{flock, FlockOperation};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{Feature, StateDir, StateError};
+
+/// Largest cache file read (64 devices × 100 values fit easily).
+pub const MAX_CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Wrong offline codes (over all logins) after which this host refuses offline logins for the
+/// user until an online login or an administrator (`rm <state_dir>/offline/<user>`) resets it.
+pub const MAX_FAILURES: u32 = 10;
+
+/// One cached value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedValue {
+    /// The HOTP counter.
+    pub counter: u64,
+    /// Argon2id PHC string of the code.
+    pub hash: String,
+}
+
+/// The values of one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDevice {
+    /// The device id.
+    pub device_id: String,
+    /// Digits of its codes.
+    pub digits: u32,
+    /// Values, ascending by counter.
+    pub values: Vec<CachedValue>,
+}
+
+/// A code used here that pushauthd has not been told of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReport {
+    /// The device.
+    pub device_id: String,
+    /// The counter used.
+    pub counter: u64,
+    /// When (RFC 3339 UTC).
+    pub used_at: String,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Per device.
+    #[serde(default)]
+    pub devices: Vec<CachedDevice>,
+    /// Reports to send on the next online login.
+    #[serde(default)]
+    pub pending: Vec<PendingReport>,
+    /// Wrong codes since the last good one (or the last online login).
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// A match found by [`Cache::find`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The device.
+    pub device_id: String,
+    /// The counter of the value that matched.
+    pub counter: u64,
+}
+
+impl Cache {
+    /// Values held, over all devices.
+    pub fn value_count(&self) -> usize {
+        self.devices.iter().map(|d| d.values.len()).sum()
+    }
+
+    /// Device id -> highest counter held (what `have` tells pushauthd).
+    pub fn have(&self) -> BTreeMap<String, u64> {
+        self.devices
+            .iter()
+            .filter_map(|d| d.values.last().map(|v| (d.device_id.clone(), v.counter)))
+            .collect()
+    }
+
+    /// Merges pushauthd's answer: devices it no longer lists are dropped, values at or below
+    /// a device's `last_used` are dropped, new values are added (one per counter). Returns the
+    /// number of values added.
+    pub fn merge(&mut self, answer: &OfflineResponse) -> usize {
+        let mut added = 0;
+        let mut devices = Vec::new();
+        for fresh in &answer.devices {
+            let mut values: BTreeMap<u64, String> = self
+                .devices
+                .iter()
+                .find(|d| d.device_id == fresh.device_id && d.digits == fresh.digits)
+                .map(|d| {
+                    d.values
+                        .iter()
+                        .map(|v| (v.counter, v.hash.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            values.retain(|counter, _| *counter > fresh.last_used);
+            for value in &fresh.values {
+                if values.insert(value.counter, value.hash.clone()).is_none() {
+                    added += 1;
+                }
+            }
+            devices.push(CachedDevice {
+                device_id: fresh.device_id.clone(),
+                digits: fresh.digits,
+                values: values
+                    .into_iter()
+                    .map(|(counter, hash)| CachedValue { counter, hash })
+                    .collect(),
+            });
+        }
+        self.devices = devices;
+        added
+    }
+
+    /// The value `code` matches, checking each hash of a device with that many digits once.
+    pub fn find(&self, code: &str) -> Option<Found> {
+        let argon2 = Argon2::default();
+        for device in &self.devices {
+            if device.digits as usize != code.len() {
+                continue;
+            }
+            for value in &device.values {
+                let Ok(parsed) = PasswordHash::new(&value.hash) else {
+                    continue;
+                };
+                // The crate verifies in constant time over the derived hash.
+                if argon2.verify_password(code.as_bytes(), &parsed).is_ok() {
+                    return Some(Found {
+                        device_id: device.device_id.clone(),
+                        counter: value.counter,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Uses up `found`: its value and every lower one of that device are deleted (HOTP moves
+    /// forward: an older code must never work after a newer one), and the report is queued.
+    pub fn consume(&mut self, found: &Found, used_at: String) {
+        if let Some(device) = self
+            .devices
+            .iter_mut()
+            .find(|d| d.device_id == found.device_id)
+        {
+            device.values.retain(|v| v.counter > found.counter);
+        }
+        self.pending.push(PendingReport {
+            device_id: found.device_id.clone(),
+            counter: found.counter,
+            used_at,
+        });
+    }
+}
+
+/// Why the cache could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The state directory or file was refused or could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The file is not a cache.
+    #[error("offline cache of this user is malformed: {0}; remove it (it refills on the next online login)")]
+    Malformed(String),
+    /// The lock could not be taken.
+    #[error("cannot lock the offline cache directory: {0}")]
+    Lock(String),
+}
+
+/// The cache of one user, under the directory lock while it lives.
+pub struct Locked<'a> {
+    state: &'a StateDir,
+    user: &'a str,
+    _lock: File,
+    /// What the file held (empty when there was none).
+    pub cache: Cache,
+    /// Whether there was a file.
+    pub existed: bool,
+}
+
+impl<'a> Locked<'a> {
+    /// Locks the offline directory (blocking until other logins are done with it) and reads
+    /// `user`'s cache.
+    ///
+    /// # Errors
+    /// [`CacheError`].
+    pub fn open(state: &'a StateDir, user: &'a str) -> Result<Locked<'a>, CacheError> {
+        let dir = state.feature_dir(Feature::Offline)?;
+        let lock = File::open(&dir).map_err(|e| CacheError::Lock(e.to_string()))?;
+        flock(&lock, FlockOperation::LockExclusive).map_err(|e| CacheError::Lock(e.to_string()))?;
+        let (cache, existed) = match state.read_user(Feature::Offline, user, MAX_CACHE_BYTES)? {
+            None => (Cache::default(), false),
+            Some(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| CacheError::Malformed(e.to_string()))?,
+                true,
+            ),
+        };
+        Ok(Locked {
+            state,
+            user,
+            _lock: lock,
+            cache,
+            existed,
+        })
+    }
+
+    /// Writes the cache back (atomically), still under the lock.
+    ///
+    /// # Errors
+    /// [`CacheError`].
+    pub fn save(&self) -> Result<(), CacheError> {
+        let bytes =
+            serde_json::to_vec(&self.cache).map_err(|e| CacheError::Malformed(e.to_string()))?;
+        self.state.write_user(Feature::Offline, self.user, &bytes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use pushauth_proto::offline::{OfflineDevice, OfflineValue};
+
+    fn hash(code: &str) -> String {
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        Argon2::default()
+            .hash_password(code.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    }
+
+    fn answer(last_used: u64, values: &[(u64, &str)]) -> OfflineResponse {
+        OfflineResponse {
+            user: "alice".into(),
+            digits: 6,
+            devices: vec![OfflineDevice {
+                device_id: "dev1".into(),
+                last_used,
+                digits: 6,
+                values: values
+                    .iter()
+                    .map(|(counter, code)| OfflineValue {
+                        counter: *counter,
+                        hash: hash(code),
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn issue12_merge_find_consume() {
+        let mut cache = Cache::default();
+        assert_eq!(
+            cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")])),
+            3
+        );
+        assert_eq!(cache.have().get("dev1"), Some(&3));
+        assert_eq!(cache.merge(&answer(0, &[(4, "444444")])), 1);
+        // A wrong code, a code of the wrong length: nothing.
+        assert_eq!(cache.find("999999"), None);
+        assert_eq!(cache.find("33333"), None);
+        let found = cache.find("333333").unwrap();
+        assert_eq!(found.counter, 3);
+        cache.consume(&found, "2026-11-30T12:00:00Z".into());
+        // Used, and the older ones with it.
+        assert_eq!(cache.find("333333"), None);
+        assert_eq!(cache.find("111111"), None);
+        assert_eq!(cache.find("444444").map(|f| f.counter), Some(4));
+        assert_eq!(cache.pending.len(), 1);
+        // The server says 4 was used elsewhere: dropped here too. A device it no longer lists
+        // is dropped whole.
+        cache.merge(&answer(4, &[(5, "555555")]));
+        assert_eq!(cache.find("444444"), None);
+        assert_eq!(cache.value_count(), 1);
+        cache.merge(&OfflineResponse {
+            user: "alice".into(),
+            digits: 6,
+            devices: vec![],
+        });
+        assert_eq!(cache.value_count(), 0);
+    }
+
+    #[test]
+    fn issue12_cache_file_round_trips_under_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = crate::config::Ownership {
+            uid: pushauth_testkit::euid(),
+        };
+        let state = StateDir::new(tmp.path().join("s"), owner);
+        {
+            let mut locked = Locked::open(&state, "alice").unwrap();
+            assert!(!locked.existed);
+            locked.cache.merge(&answer(0, &[(1, "111111")]));
+            locked.cache.failures = 2;
+            locked.save().unwrap();
+        }
+        let locked = Locked::open(&state, "alice").unwrap();
+        assert!(locked.existed);
+        assert_eq!(locked.cache.failures, 2);
+        assert_eq!(locked.cache.value_count(), 1);
+        drop(locked);
+        std::fs::write(tmp.path().join("s/offline/bob"), b"not json").ok();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            tmp.path().join("s/offline/bob"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(matches!(
+            Locked::open(&state, "bob"),
+            Err(CacheError::Malformed(_))
+        ));
+    }
+}

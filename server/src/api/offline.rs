@@ -1,0 +1,113 @@
+//! Offline-code routes (issue 12) for relying parties: the values a PAM host caches after an
+//! approved push, and its report of a code used while pushauthd was down. Thin adapters over
+//! [`crate::service::offline`]; the hashing runs in [`crate::offline::HashPool`], off the store
+//! thread and bounded.
+
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use pushauth_proto::offline::{
+    OfflineDevice, OfflineRequest, OfflineResponse, OfflineUsedRequest, OfflineUsedResponse,
+    OfflineValue,
+};
+
+use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
+
+use super::{ApiError, JsonBody};
+use crate::clock;
+use crate::service::keys::{authenticate, RpKey};
+use crate::service::{offline, Error};
+use crate::state::SharedState;
+
+/// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
+/// active device of the challenge's user (only the relying party that created the challenge,
+/// only when it is approved and at most 5 minutes old).
+pub async fn values(
+    State(state): State<SharedState>,
+    key: RpKey,
+    Path(id): Path<String>,
+    body: Result<JsonBody<OfflineRequest>, ApiError>,
+) -> Result<Json<OfflineResponse>, ApiError> {
+    let now = clock::now_ms();
+    let config = state.config.offline;
+    let sealing = state.offline_key.clone();
+    let planned = state
+        .run(move |s| {
+            let rp = authenticate(s, &key)?;
+            let JsonBody(req) = body?;
+            Ok::<_, ApiError>(offline::plan_values(
+                s, &rp, &config, &sealing, &id, &req, now,
+            )?)
+        })
+        .await?;
+    let count = planned.count();
+    let values = planned
+        .devices
+        .iter()
+        .flat_map(|d| d.values.iter().map(|(_, v)| v.clone()))
+        .collect();
+    let started = Instant::now();
+    let mut hashes = state
+        .offline_hash
+        .hash_all(values)
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?
+        .into_iter();
+    if count > 0 {
+        tracing::info!(
+            values = count,
+            ms = started.elapsed().as_millis() as u64,
+            "offline values hashed"
+        );
+    }
+    let devices = planned
+        .devices
+        .iter()
+        .map(|d| OfflineDevice {
+            device_id: d.device_id.clone(),
+            last_used: d.last_used,
+            digits: d.digits,
+            values: d
+                .values
+                .iter()
+                .filter_map(|(counter, _)| {
+                    hashes.next().map(|hash| OfflineValue {
+                        counter: *counter,
+                        hash,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(OfflineResponse {
+        user: planned.user,
+        digits: state.config.offline.digits,
+        devices,
+    }))
+}
+
+/// `POST /v1/users/{user}/offline-used`: a code the host accepted while pushauthd was down; the
+/// device's counter moves forward (never back), the use is audited and the user's devices
+/// told.
+pub async fn used(
+    State(state): State<SharedState>,
+    key: RpKey,
+    Path(user): Path<String>,
+    body: Result<JsonBody<OfflineUsedRequest>, ApiError>,
+) -> Result<Json<OfflineUsedResponse>, ApiError> {
+    let now = clock::now_ms();
+    let user_for_notice = user.clone();
+    let reported = state
+        .run(move |s| {
+            let rp = authenticate(s, &key)?;
+            let JsonBody(req) = body?;
+            Ok::<_, ApiError>(offline::report_used(s, &rp, &user, &req, now)?)
+        })
+        .await?;
+    // The user's devices' long-polls return, so they fetch their notices.
+    state.announce_notice(&user_for_notice, NOTICE_OFFLINE_CODE_USED, &reported.wake);
+    Ok(Json(OfflineUsedResponse {
+        counter: reported.counter,
+    }))
+}

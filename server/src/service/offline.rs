@@ -1,0 +1,312 @@
+//! Offline codes (issue 12), the rules: a device's HOTP secret issued at enrollment; the values
+//! a PAM host may cache after an approved push of its own; a host's report of a code it
+//! accepted while pushauthd was down. Values leave the server only as Argon2id hashes (made
+//! off the store thread by the caller, [`crate::offline::HashPool`]).
+
+use pushauth_proto::hotp::{hotp, HotpAlg};
+use pushauth_proto::names::{check_id, check_user};
+use pushauth_proto::offline::{EnrollOffline, OfflineRequest, OfflineUsedRequest, MAX_WINDOW};
+use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
+use pushauth_proto::{b64, random, ChallengeState, Context};
+use zeroize::Zeroizing;
+
+use super::keys::RpCaller;
+use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
+use crate::clock::{parse_rfc3339, Millis};
+use crate::offline::{OfflineConfig, OfflineKey};
+use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
+
+/// How long after its creation an approved challenge still lets its relying party fetch values.
+pub const VALUES_MAX_AGE_SECS: u64 = 300;
+
+/// Most devices in one `have` map (a user has a handful).
+const MAX_HAVE_ENTRIES: usize = 64;
+
+/// Makes, seals and stores a new offline secret for a just-enrolled device; `None` when
+/// `[offline] enabled = false`. The plain secret is returned once, for the enroll response.
+///
+/// # Errors
+/// [`Error::Internal`] without randomness, [`Error::Store`].
+pub fn issue(
+    s: &dyn Store,
+    config: &OfflineConfig,
+    key: &OfflineKey,
+    device_id: &str,
+    now: Millis,
+) -> Result<Option<EnrollOffline>> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    let full = Zeroizing::new(random::bytes::<32>().map_err(no_randomness)?);
+    let secret = &full[..config.algorithm.secret_len()];
+    let sealed = key
+        .seal(device_id, secret)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    s.set_offline_secret(
+        &OfflineSecretRecord {
+            device_id: device_id.to_owned(),
+            sealed,
+            algorithm: config.algorithm.as_str().to_owned(),
+            digits: config.digits,
+            last_used: 0,
+        },
+        now,
+    )?;
+    Ok(Some(EnrollOffline {
+        secret: b64::encode(secret),
+        digits: config.digits,
+        algorithm: config.algorithm.as_str().to_owned(),
+        counter: 0,
+    }))
+}
+
+/// The plain values a host is missing for one device, to be hashed before they leave.
+pub struct PlannedDevice {
+    /// The device.
+    pub device_id: String,
+    /// Its last used counter (the host drops what it holds at or below it).
+    pub last_used: u64,
+    /// Digits of its codes.
+    pub digits: u32,
+    /// `(counter, value)`, ascending.
+    pub values: Vec<(u64, Zeroizing<String>)>,
+}
+
+/// What [`plan_values`] found: the user and, per device, the values to hash.
+pub struct Planned {
+    /// The challenge's user.
+    pub user: String,
+    /// Per active device with a secret.
+    pub devices: Vec<PlannedDevice>,
+}
+
+impl Planned {
+    /// Number of values to hash.
+    pub fn count(&self) -> usize {
+        self.devices.iter().map(|d| d.values.len()).sum()
+    }
+}
+
+fn refuse(s: &dyn Store, rp: &RpCaller, challenge_id: &str, why: &str, now: Millis) -> Result<()> {
+    s.audit(
+        &AuditEntry {
+            kind: "offline_values_refused",
+            challenge_id: Some(challenge_id.to_owned()),
+            detail: Some(format!("{why} (rp {})", rp.rp_id)),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Checks that `rp` may fetch values on `challenge_id` (its own challenge, approved, created at
+/// most [`VALUES_MAX_AGE_SECS`] ago) and computes, for each active device of the user with a
+/// secret, the values for counters `last_used+1 ..= last_used+window` above what `have` says the
+/// host holds. A refusal never tells another relying party's challenge from a missing one.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad `have`, [`Error::NotFound`] (no such challenge, or another
+/// relying party's), [`Error::WrongState`] (not approved), [`Error::Expired`] (too old),
+/// [`Error::Forbidden`] (offline codes off, user out of scope), [`Error::Internal`] (a secret
+/// that does not open), [`Error::Store`].
+pub fn plan_values(
+    s: &dyn Store,
+    rp: &RpCaller,
+    config: &OfflineConfig,
+    key: &OfflineKey,
+    challenge_id: &str,
+    req: &OfflineRequest,
+    now: Millis,
+) -> Result<Planned> {
+    check_id("challenge", challenge_id)?;
+    if req.have.len() > MAX_HAVE_ENTRIES {
+        return Err(Error::Invalid(format!(
+            "have lists more than {MAX_HAVE_ENTRIES} devices"
+        )));
+    }
+    for id in req.have.keys() {
+        check_id("device", id)?;
+    }
+    let Some((challenge, _)) = s.get_challenge(challenge_id, now)? else {
+        return Err(Error::NotFound("challenge"));
+    };
+    if challenge.rp_id != rp.rp_id {
+        refuse(
+            s,
+            rp,
+            challenge_id,
+            "another relying party's challenge",
+            now,
+        )?;
+        return Err(Error::NotFound("challenge"));
+    }
+    if !config.enabled {
+        return Err(Error::Forbidden(
+            "offline codes are off on this server".into(),
+        ));
+    }
+    rp.require_user(&challenge.user, "fetch offline values of")?;
+    if challenge.state != ChallengeState::Approved {
+        refuse(s, rp, challenge_id, "challenge not approved", now)?;
+        return Err(Error::WrongState(challenge.state));
+    }
+    if now.saturating_sub(challenge.created_at) > secs_to_ms(VALUES_MAX_AGE_SECS) {
+        refuse(s, rp, challenge_id, "challenge older than 5 minutes", now)?;
+        return Err(Error::Expired);
+    }
+    let window = config.window.min(MAX_WINDOW);
+    let mut devices = Vec::new();
+    for secret in s.offline_secrets(&challenge.user)? {
+        let alg: HotpAlg = secret
+            .algorithm
+            .parse()
+            .map_err(|e: pushauth_proto::hotp::HotpError| Error::Internal(e.to_string()))?;
+        let plain = key
+            .open(&secret.device_id, &secret.sealed)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let held = req.have.get(&secret.device_id).copied().unwrap_or(0);
+        let first = secret.last_used.max(held).saturating_add(1);
+        let last = secret.last_used.saturating_add(window);
+        let mut values = Vec::new();
+        for counter in first..=last {
+            let code = hotp(alg, &plain, counter, secret.digits)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            values.push((counter, code));
+        }
+        devices.push(PlannedDevice {
+            device_id: secret.device_id,
+            last_used: secret.last_used,
+            digits: secret.digits,
+            values,
+        });
+    }
+    let planned = Planned {
+        user: challenge.user.clone(),
+        devices,
+    };
+    let count = planned.count();
+    if count > 0 {
+        s.audit(
+            &AuditEntry {
+                kind: "offline_values_issued",
+                user: Some(challenge.user),
+                challenge_id: Some(challenge_id.to_owned()),
+                detail: Some(format!(
+                    "{count} value hashes for {} device(s) to rp {}",
+                    planned.devices.len(),
+                    rp.rp_id
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+    }
+    Ok(planned)
+}
+
+/// What a host's report did.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    /// The device's last used counter now.
+    pub counter: u64,
+    /// The user's active devices, to wake for the notice `offline_code_used`.
+    pub wake: Vec<String>,
+}
+
+/// Records that `rp` accepted `device_id`'s code `counter` for `user` while pushauthd was down:
+/// the device's counter moves up to it (never down), and the use is audited
+/// (`offline_code_used`, with the host) and announced to the user's devices (notice
+/// `offline_code_used`). A counter more than [`MAX_WINDOW`] past the last used
+/// one cannot have come from a cache and is refused; one at or below it is a repeat (another
+/// host's, or a retried report) and is audited without moving anything.
+///
+/// # Errors
+/// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope),
+/// [`Error::NotFound`] (no such device of that user with a secret), [`Error::Store`].
+pub fn report_used(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    req: &OfflineUsedRequest,
+    now: Millis,
+) -> Result<Reported> {
+    check_user(user)?;
+    check_id("device", &req.device_id)?;
+    if req.counter == 0 {
+        return Err(Error::Invalid("counter starts at 1".into()));
+    }
+    if parse_rfc3339(&req.used_at).is_none() {
+        return Err(Error::Invalid("used_at must be RFC 3339 UTC".into()));
+    }
+    rp.require_user(user, "report offline codes of")?;
+    let device = s.get_device(&req.device_id)?;
+    if device.as_ref().is_none_or(|d| d.user != user) {
+        return Err(Error::NotFound("device"));
+    }
+    let secrets = s.offline_secrets(user)?;
+    let Some(current) = secrets.iter().find(|r| r.device_id == req.device_id) else {
+        return Err(Error::NotFound("device"));
+    };
+    if req.counter > current.last_used.saturating_add(MAX_WINDOW) {
+        return Err(Error::Invalid(format!(
+            "counter {} is beyond any value a host can hold",
+            req.counter
+        )));
+    }
+    let device_name = device.map(|d| d.name).unwrap_or_default();
+    // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
+    let (moved, wake) = atomically(s, |s| {
+        let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
+            return Err(Error::NotFound("device"));
+        };
+        let note = if moved.after > moved.before {
+            format!("counter moved from {} to {}", moved.before, moved.after)
+        } else {
+            format!(
+                "counter already at {}: a repeated report or a second host",
+                moved.before
+            )
+        };
+        // The host is named as the administrator named its relying party.
+        let (host, host_name) = match s.get_relying_party(&rp.rp_id)? {
+            Some(record) => (format!("{:?} (rp {})", record.name, rp.rp_id), record.name),
+            None => (rp.rp_id.clone(), rp.rp_id.clone()),
+        };
+        s.audit(
+            &AuditEntry {
+                kind: "offline_code_used",
+                user: Some(user.to_owned()),
+                device_id: Some(req.device_id.clone()),
+                detail: Some(format!(
+                    "counter {} used at {} on host {host} ({note})",
+                    req.counter, req.used_at
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        let mut context = Context::new();
+        context.insert("host".into(), host_name);
+        context.insert("device".into(), device_name.clone());
+        context.insert("counter".into(), req.counter.to_string());
+        context.insert("used_at".into(), req.used_at.clone());
+        let wake = notices::record(
+            s,
+            &NoticeRecord {
+                user: user.to_owned(),
+                kind: NOTICE_OFFLINE_CODE_USED.to_owned(),
+                at: now,
+                source: None,
+                via: Some(format!("rp:{}", rp.rp_id)),
+                context,
+                count: None,
+            },
+        )?;
+        Ok((moved, wake))
+    })?;
+    Ok(Reported {
+        counter: moved.after,
+        wake,
+    })
+}
