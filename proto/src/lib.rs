@@ -9,7 +9,8 @@
 //! - [`wire`]: the JSON bodies of the v1 HTTP API;
 //! - [`b64`]: unpadded base64url, the only binary encoding on the wire;
 //! - [`text`]: which characters may be shown to a person, and safe terminal output;
-//! - [`names`]: the one rule for user names, device names and ids.
+//! - [`names`]: the one rule for user names, device names and ids;
+//! - [`grace`]: the grace window's key (issue 12).
 //!
 //! `test-vectors.json` beside this crate is the contract for other implementations.
 
@@ -18,6 +19,7 @@ pub mod b64;
 pub mod challenge;
 pub mod context;
 pub mod error;
+pub mod grace;
 pub mod keys;
 pub mod names;
 pub mod random;

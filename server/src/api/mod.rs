@@ -8,6 +8,7 @@ pub mod device;
 pub mod device_self;
 pub mod error;
 pub mod extract;
+pub mod grace;
 pub mod ops;
 pub mod push;
 pub mod routes;

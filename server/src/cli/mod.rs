@@ -1,5 +1,5 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
-//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`) or on the running server (`push`).
+//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`, `grace end`) or on the running server (`push`).
 
 mod admin;
 mod push;
@@ -51,6 +51,19 @@ pub enum Command {
     /// Lift a user's report lock-outs and wrong-code lock, and reset their push counters and
     /// count of wrong codes (audited).
     Unlock(UnlockArgs),
+    /// Grace windows for repeated logins (issue 12).
+    Grace {
+        /// Which grace command.
+        #[command(subcommand)]
+        command: GraceCommand,
+    },
+}
+
+/// `pushauthd grace …`.
+#[derive(Debug, Subcommand)]
+pub enum GraceCommand {
+    /// End every grace window of a user at once: their next login pushes again (audited).
+    End(UnlockArgs),
 }
 
 /// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
@@ -205,10 +218,10 @@ pub struct AuditArgs {
     pub store: StoreArgs,
 }
 
-/// `pushauthd unlock USER`.
+/// `pushauthd unlock USER` and `pushauthd grace end USER`.
 #[derive(Debug, Clone, Args)]
 pub struct UnlockArgs {
-    /// The user whose locks and counters go.
+    /// The user whose locks and counters (or grace windows) go.
     pub user: String,
     /// Where the store is.
     #[command(flatten)]
@@ -273,5 +286,8 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Audit(args) => admin::audit(&args, out),
         Command::Push(args) => push::push(&args, out),
         Command::Unlock(args) => admin::unlock(&args, out),
+        Command::Grace {
+            command: GraceCommand::End(args),
+        } => admin::grace_end(&args, out),
     }
 }

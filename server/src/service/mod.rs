@@ -15,12 +15,14 @@
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
 //! - [`users`]: unlocking a user, the audit log;
-//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
+//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
+//! - [`grace`]: the grace window for repeated logins, and ending it (issue 12).
 
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
 pub mod enrollments;
+pub mod grace;
 pub mod keys;
 pub mod subscriptions;
 pub mod users;

@@ -6,14 +6,15 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, challenges, devices, enrollments, limits, push_subscriptions, relying_parties, retention,
+    audit, challenges, devices, enrollments, grace, limits, push_subscriptions, relying_parties,
+    retention,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
-    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned,
-    PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
+    EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice, NewRpEnrollment,
+    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
 };
 
 impl<D: Db> Store for D {
@@ -218,5 +219,28 @@ impl<D: Db> Store for D {
         device_ids: &[String],
     ) -> StoreResult<Vec<PushSubscriptionRecord>> {
         push_subscriptions::of_devices(self, device_ids)
+    }
+
+    fn grace_login(
+        &self,
+        new: &NewChallenge,
+        find: &GraceFind,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Option<GraceLogin>> {
+        grace::grace_login(self, new, find, check)
+    }
+
+    fn set_grace_key(&self, challenge_id: &str, key: &[u8; 32]) -> StoreResult<()> {
+        grace::set_grace_key(self, challenge_id, key)
+    }
+
+    fn end_grace(
+        &self,
+        user: &str,
+        by: &str,
+        device_id: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        grace::end_grace(self, user, by, device_id, now)
     }
 }
