@@ -171,6 +171,9 @@ pub struct Config {
     pub user_map: UserMap,
     /// Who must own the files read at login time (pinned-key files): root in the module.
     pub owner: Ownership,
+    /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
+    /// created 0700 on first use, see [`crate::state`].
+    pub state_dir: PathBuf,
 }
 
 impl std::ops::Deref for Config {
@@ -194,6 +197,7 @@ impl std::fmt::Debug for Config {
             .field("server_unreachable", &self.server_unreachable)
             .field("authorized_devices", &self.authorized_devices)
             .field("user_map", &self.user_map)
+            .field("state_dir", &self.state_dir)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +216,7 @@ struct RawConfig {
     no_device: Option<String>,
     server_unreachable: Option<String>,
     user_map: Option<String>,
+    state_dir: Option<PathBuf>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -423,6 +428,16 @@ impl Config {
             None => UserMap::AsIs,
             Some(text) => text.parse().map_err(invalid)?,
         };
+        let state_dir = raw
+            .state_dir
+            .take()
+            .unwrap_or_else(|| PathBuf::from(crate::state::DEFAULT_STATE_DIR));
+        if !state_dir.is_absolute() {
+            return Err(invalid(format!(
+                "state_dir = {:?} must be an absolute path",
+                state_dir.display().to_string()
+            )));
+        }
         let client = raw
             .client
             .client_config(api_key)
@@ -438,6 +453,7 @@ impl Config {
             server_unreachable,
             user_map,
             owner,
+            state_dir,
         })
     }
 
@@ -483,6 +499,28 @@ mod tests {
         assert!(cfg.groups.is_empty());
         assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
         assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
+        assert_eq!(cfg.state_dir, Path::new("/var/lib/pam_push"));
+        let conf = write(
+            dir.path(),
+            "rel",
+            &with_key(dir.path(), "state_dir = \"var/lib\"\n"),
+            0o644,
+        );
+        let err = Config::load(&conf, me()).unwrap_err().to_string();
+        assert!(
+            err.contains("state_dir") && err.contains("absolute"),
+            "{err}"
+        );
+        let conf = write(
+            dir.path(),
+            "abs",
+            &with_key(dir.path(), "state_dir = \"/srv/pp\"\n"),
+            0o644,
+        );
+        assert_eq!(
+            Config::load(&conf, me()).unwrap().state_dir,
+            Path::new("/srv/pp")
+        );
 
         let pins = dir.path().join("pins");
         fs::create_dir(&pins).unwrap();

@@ -10,6 +10,7 @@
 //! - [`policy`]: group include/exclude patterns and the failure policies;
 //! - [`context`]: the context sent with the challenge;
 //! - [`prompt`]: what to show, in a prompt or as messages;
+//! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod context;
 pub mod policy;
 pub mod prompt;
+pub mod state;
 // The one module allowed unsafe code: libpam, libc and syslog calls, and the PAM entry points.
 #[allow(unsafe_code)]
 pub mod system;
