@@ -6,6 +6,7 @@
 
 mod client;
 mod error;
+pub mod grace;
 pub mod link;
 pub mod profile;
 pub mod push;

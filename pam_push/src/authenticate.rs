@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pushauth_client::{ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions};
+use pushauth_client::{
+    ClientError, Context, ErrorCode, GraceGrant, Outcome, PendingLogin, StartOptions,
+};
 use zeroize::Zeroizing;
 
 use crate::config::{read_pinned_file, Config, Ownership, DEFAULT_CONFIG_PATH};
@@ -131,6 +133,11 @@ pub trait PushBackend {
     /// Cancels the challenge; gives up at `deadline` (the client allows a short attempt even
     /// when it has passed).
     fn cancel(&self, login: &Self::Login, deadline: Instant) -> Result<(), ClientError>;
+    /// The grace window the server says let this login in without a push (issue 12), still
+    /// to be checked against the host's own record ([`crate::grace`]).
+    fn grace(_login: &Self::Login) -> Option<&GraceGrant> {
+        None
+    }
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -158,6 +165,9 @@ impl PushBackend for pushauth_client::Client {
     }
     fn cancel(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
         pushauth_client::Client::cancel_until(self, login, deadline)
+    }
+    fn grace(login: &PendingLogin) -> Option<&GraceGrant> {
+        login.grace.as_ref()
     }
 }
 
@@ -512,12 +522,17 @@ pub fn authenticate<B: PushBackend>(
         devices: None,
         number_matching: config.number_matching,
         ttl: Some(challenge_ttl(timeout)),
+        grace_secs: crate::grace::ask(config, &record.service),
     };
     let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,
         Err(e) => return start_failed(config, e, pinned, &record, conv, log),
     };
     record.challenge = B::challenge_id(&login).to_owned();
+    if let Some(grant) = B::grace(&login) {
+        let line = |outcome: &str, detail: Option<&str>| record.line(outcome, detail);
+        return crate::grace::finish(config, user, &context, grant, &line, conv, log);
+    }
     let names = B::device_names(&login);
     record.device = names.join(",");
     let mut guard = CancelGuard {
@@ -669,6 +684,10 @@ pub fn authenticate<B: PushBackend>(
     log.log(level, &record.line(outcome_name, detail.as_deref()));
     if let Some(message) = message {
         let _ = conv.error(message);
+    }
+    if code == PamCode::Success && opts.grace_secs.is_some() {
+        let line = |outcome: &str, detail: Option<&str>| record.line(outcome, detail);
+        crate::grace::approved(config, user, &context, &record.challenge, &line, log);
     }
     code
 }

@@ -174,6 +174,11 @@ pub struct Config {
     /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
     /// created 0700 on first use, see [`crate::state`].
     pub state_dir: PathBuf,
+    /// Issue 12: `grace_secs`, the grace window for repeated logins in seconds (0, the
+    /// default: off; at most [`pushauth_proto::grace::MAX_GRACE_SECS`]), see [`crate::grace`].
+    pub grace_secs: u64,
+    /// Issue 12: `sudo_grace`: sudo services take grace too (default false).
+    pub sudo_grace: bool,
 }
 
 impl std::ops::Deref for Config {
@@ -198,6 +203,8 @@ impl std::fmt::Debug for Config {
             .field("authorized_devices", &self.authorized_devices)
             .field("user_map", &self.user_map)
             .field("state_dir", &self.state_dir)
+            .field("grace_secs", &self.grace_secs)
+            .field("sudo_grace", &self.sudo_grace)
             .finish_non_exhaustive()
     }
 }
@@ -217,6 +224,8 @@ struct RawConfig {
     server_unreachable: Option<String>,
     user_map: Option<String>,
     state_dir: Option<PathBuf>,
+    grace_secs: Option<u64>,
+    sudo_grace: Option<bool>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -438,6 +447,13 @@ impl Config {
                 state_dir.display().to_string()
             )));
         }
+        let grace_secs = raw.grace_secs.unwrap_or(0);
+        if grace_secs > pushauth_proto::grace::MAX_GRACE_SECS {
+            return Err(invalid(format!(
+                "grace_secs = {grace_secs} must be 0 (off) to {} seconds",
+                pushauth_proto::grace::MAX_GRACE_SECS
+            )));
+        }
         let client = raw
             .client
             .client_config(api_key)
@@ -454,6 +470,8 @@ impl Config {
             user_map,
             owner,
             state_dir,
+            grace_secs,
+            sudo_grace: raw.sudo_grace.unwrap_or(false),
         })
     }
 

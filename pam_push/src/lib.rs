@@ -11,12 +11,14 @@
 //! - [`context`]: the context sent with the challenge;
 //! - [`prompt`]: what to show, in a prompt or as messages;
 //! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
+//! - [`grace`]: the grace window for repeated logins, checked against the host's own record;
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
 
 pub mod authenticate;
 pub mod config;
 pub mod context;
+pub mod grace;
 pub mod policy;
 pub mod prompt;
 pub mod state;
