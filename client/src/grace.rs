@@ -43,3 +43,63 @@ pub(crate) fn check_created(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(state: ChallengeState, grace: Option<&str>) -> ChallengeCreated {
+        ChallengeCreated {
+            id: "chal-2".into(),
+            user: "alice".into(),
+            devices: Vec::new(),
+            device_info: Vec::new(),
+            code: None,
+            expires_at: "2026-01-01T00:00:00Z".into(),
+            state,
+            grace: grace.map(|of| GraceGrant {
+                of: of.into(),
+                until: "2026-01-01T00:00:00Z".into(),
+            }),
+        }
+    }
+
+    fn asking(secs: Option<u64>) -> StartOptions {
+        StartOptions {
+            grace_secs: secs,
+            ..StartOptions::default()
+        }
+    }
+
+    #[test]
+    fn issue12_a_grace_answer_must_be_asked_for_and_well_formed() {
+        let ok = created(ChallengeState::Approved, Some("chal-1"));
+        assert!(check_created(&ok, &asking(Some(60))).unwrap());
+        // Not asked for (the RP pushes every time, sudo without sudo_grace): refused.
+        assert!(check_created(&ok, &asking(None)).is_err());
+        // Pending with grace, approved without grace, a device or a code with grace: refused.
+        assert!(check_created(
+            &created(ChallengeState::Pending, Some("chal-1")),
+            &asking(Some(60))
+        )
+        .is_err());
+        assert!(
+            check_created(&created(ChallengeState::Approved, None), &asking(Some(60))).is_err()
+        );
+        let mut pushed = ok.clone();
+        pushed.devices.push("dev".into());
+        assert!(check_created(&pushed, &asking(Some(60))).is_err());
+        let mut coded = ok.clone();
+        coded.code = Some("123456".into());
+        assert!(check_created(&coded, &asking(Some(60))).is_err());
+        assert!(check_created(
+            &created(ChallengeState::Approved, Some("../x")),
+            &asking(Some(60))
+        )
+        .is_err());
+        // A plain push is not a grace answer.
+        assert!(
+            !check_created(&created(ChallengeState::Pending, None), &asking(Some(60))).unwrap()
+        );
+    }
+}

@@ -6,6 +6,7 @@ import { el, clear, visible } from './dom.js';
 import { ApiError, deviceRequest } from './api.js';
 import { deleteAccount } from './keystore.js';
 import { enableNotifications, notificationState } from './push.js';
+import { graceCard } from './grace.js';
 
 async function releaseFacts() {
   try {
@@ -93,7 +94,7 @@ export async function showSettings(root, accounts, onRemoved, notice = null) {
   clear(root);
   root.append(el('h1', { class: 'screen-title', text: 'Settings' }));
   if (notice) root.append(removalNotice(notice));
-  for (const account of accounts) root.append(accountCard(account, onRemoved));
+  for (const account of accounts) root.append(accountCard(account, onRemoved), graceCard(account));
 
   const notifyText = el('p', { id: 'notify-state' });
   const notifyButton = el('button', { type: 'button', class: 'primary', id: 'notify-on', text: 'Turn on notifications' });
