@@ -402,3 +402,25 @@ fn issue12_the_end_from_cli_ends_every_window() {
         .contains("pushauthd grace end"));
     pushed(&srv, &key, "alice", &ssh(), Some(300));
 }
+
+#[test]
+fn issue12_a_user_locked_by_wrong_codes_gets_no_grace() {
+    let srv = start_with(|config| {
+        config.limits.max_open_per_source = 100;
+        config.limits.max_open_per_user = 100;
+        config.limits.max_code_failures = 1;
+    });
+    let key = srv.rp_key();
+    let phone = srv.device("alice");
+    let first = approved(&srv, &key, &phone, &ssh(), 300);
+    graced(&srv, &key, "alice", &ssh(), 300, &first.id);
+    // Someone guesses a code on another login: the user is locked, and no window lets anyone
+    // in until an administrator unlocks.
+    let other = with(ssh(), "rhost", Some("203.0.113.5"));
+    let guessed = pushed(&srv, &key, "alice", &other, Some(300));
+    let r = phone.answer(&srv, &guessed, Decision::Approve, "00");
+    assert_eq!(r.json["state"], "denied", "{}", r.text);
+    let (r, _) = login(&srv, &key, "alice", &ssh(), Some(json!(300)));
+    assert_error(&r, 429, "user_locked");
+    assert_eq!(count(&srv, "grace_login"), 1);
+}
