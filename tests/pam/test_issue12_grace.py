@@ -44,6 +44,20 @@ def grace_conf(etc, name, state_dir, extra=""):
     )
 
 
+def saved(paths):
+    """The texts of `paths` now (None: missing), to put back with `restore`."""
+    return {p: (pathlib.Path(p).read_text() if os.path.exists(p) else None) for p in paths}
+
+
+def restore(texts):
+    """Puts back what `saved` read, so the suites after this one find the system files."""
+    for path, text in texts.items():
+        if text is None:
+            pathlib.Path(path).unlink(missing_ok=True)
+        else:
+            pathlib.Path(path).write_text(text)
+
+
 def write_sshd_stack(conf):
     (PAMD / "sshd").write_text(
         "# pushauth test stack (the system file is restored after the suite)\n"
@@ -71,6 +85,7 @@ def sshd(etc, users, devices, backup, state_dir):
     os.chmod(keys / users["alice"], 0o644)
     port = _free_port()
     backup("/etc/pam.d/sshd")
+    before = saved(["/etc/pam.d/sshd"])
     conf = grace_conf(etc, "grace-sshd", state_dir)
     write_sshd_stack(conf)
     (tmp / "sshd_config").write_text(
@@ -108,6 +123,7 @@ MaxStartups 100
     yield {"port": port, "tmp": tmp, "conf": conf}
     proc.terminate()
     proc.wait(10)
+    restore(before)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -276,6 +292,7 @@ def test_issue12_burst_without_grace_pushes_every_time(server, sshd, etc, users,
 def sudo(etc, users, backup, state_dir):
     backup("/etc/pam.d/sudo")
     backup(SUDOERS)
+    before = saved(["/etc/pam.d/sudo", SUDOERS])
     user = users["alice"]
     with open(SUDOERS, "w") as f:
         f.write(f"Defaults:{user} timestamp_timeout=0, passwd_tries=1\n{user} ALL=(root) ALL\n")
@@ -289,7 +306,10 @@ def sudo(etc, users, backup, state_dir):
             "session required pam_permit.so\n"
         )
 
-    return user, stack
+    yield user, stack
+    restore(before)
+    if os.path.exists(SUDOERS):
+        os.chmod(SUDOERS, 0o440)
 
 
 def sudo_once(user, device, expect_push):
