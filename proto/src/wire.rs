@@ -343,25 +343,68 @@ pub struct PendingList {
 /// The context `action` value of a challenge that approves adding a device to the user.
 pub const ACTION_ADD_DEVICE: &str = "add_device";
 
-/// One thing the user's other devices should know: today only `device_added`.
+/// Notice kind: a device was added to the user (`device_id`, `device_name`, `source`, `via`).
+pub const NOTICE_DEVICE_ADDED: &str = "device_added";
+/// Notice kind: one of the user's backup codes was used (`context`: where; `count`: codes left).
+pub const NOTICE_BACKUP_CODE_USED: &str = "backup_code_used";
+/// Notice kind: a new set of backup codes was issued, voiding the old (`count`: codes in the
+/// set; `via`: who asked).
+pub const NOTICE_BACKUP_CODES_ISSUED: &str = "backup_codes_issued";
+/// Notice kind: an offline code was used on a PAM host while the server was unreachable
+/// (`context`: where).
+pub const NOTICE_OFFLINE_CODE_USED: &str = "offline_code_used";
+/// Notice kind: a grace window for repeated logins ended (`context`: which and why).
+pub const NOTICE_GRACE_ENDED: &str = "grace_ended";
+
+/// One thing the user's devices should know: a `kind` (one of the `NOTICE_*` constants, or a
+/// kind this version does not know yet, which a client shows generically) and the fields that
+/// kind carries. A `device_added` notice keeps the JSON it always had (`device_id`,
+/// `device_name`, `at`, `source`, `via`), so older clients read it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNotice {
-    /// `device_added`.
+    /// What happened: `device_added`, `backup_code_used`, `backup_codes_issued`,
+    /// `offline_code_used`, `grace_ended`, or a later kind.
     pub kind: String,
-    /// The new device's id.
-    pub device_id: String,
-    /// The new device's name.
-    pub device_name: String,
-    /// RFC 3339 time of the binding.
+    /// `device_added`: the new device's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// `device_added`: the new device's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// RFC 3339 time of the event.
     pub at: String,
-    /// Address that redeemed the enrollment link, if recorded.
+    /// Address the event came from (the redeeming peer, the relying party's caller), if recorded.
+    #[serde(default)]
     pub source: Option<String>,
-    /// `admin` or `rp:<id>`, if recorded.
+    /// Who acted: `admin`, `cli`, `rp:<id>`, `device:<id>`, if recorded.
+    #[serde(default)]
     pub via: Option<String>,
+    /// Where it happened, as the relying party said (`service`, `host`, `rhost`…); empty when
+    /// the kind has none. Shown as text, never trusted.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+    /// A number the kind defines (`backup_code_used`: codes left; `backup_codes_issued`: codes
+    /// in the new set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
-/// `GET /v1/device/notices`: the bindings of the caller's user in the last 30 days, newest
-/// first, without the caller itself.
+impl DeviceNotice {
+    /// A key that tells notices apart, for a client that shows each once.
+    pub fn key(&self) -> String {
+        match &self.device_id {
+            Some(id) if self.kind == NOTICE_DEVICE_ADDED => id.clone(),
+            _ => format!(
+                "{}|{}|{:?}|{:?}",
+                self.kind, self.at, self.via, self.context
+            ),
+        }
+    }
+}
+
+/// `GET /v1/device/notices`: what the caller's user should know from the last 30 days, newest
+/// first (bindings without the caller itself). Only `device_added` notices unless the request
+/// asks `?kinds=all`, so clients that predate other kinds keep reading the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeList {
     /// Newest first.

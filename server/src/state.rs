@@ -131,6 +131,19 @@ impl AppState {
         }
     }
 
+    /// Tells a user's devices (`devices`, from [`crate::service::notices::record`]) that a
+    /// notice of `kind` was stored: their long-polls return and the webhook (if configured) is
+    /// told to wake them, so they fetch `GET /v1/device/notices?kinds=all`.
+    pub fn announce_notice(&self, user: &str, kind: &str, devices: &[String]) {
+        if devices.is_empty() {
+            return;
+        }
+        self.waiters.devices_changed(devices);
+        if let Some(hook) = &self.webhook {
+            webhook::notify(hook, &format!("notice:{kind}"), user, devices);
+        }
+    }
+
     /// Waits, counted as a waiting long-poll, until `news` arrives (`Some`), `wake` comes or
     /// the server stops (`None`).
     pub async fn wait_for<T>(&self, news: impl Future<Output = T>, wake: Instant) -> Option<T> {

@@ -16,6 +16,7 @@
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
 //! - [`users`]: unlocking a user, the audit log;
 //! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
+//! - [`notices`]: what a user's devices are told (bindings and stored notices);
 //! - [`grace`]: the grace window for repeated logins, and ending it (issue 12).
 
 pub mod challenges;
@@ -24,6 +25,7 @@ pub mod devices;
 pub mod enrollments;
 pub mod grace;
 pub mod keys;
+pub mod notices;
 pub mod subscriptions;
 pub mod users;
 

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod grace;
+pub mod notices;
 pub mod records;
 pub mod sqlite;
 
@@ -20,6 +21,7 @@ use pushauth_proto::wire::AuditEvent;
 
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
 pub use self::grace::{GraceFind, GraceLogin};
+pub use self::notices::NoticeRecord;
 pub use self::records::*;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
@@ -243,4 +245,11 @@ pub trait Store {
         device_id: Option<&str>,
         now: Millis,
     ) -> StoreResult<bool>;
+
+    // ---- device notices (issue 12)
+
+    /// Stores a notice for `notice.user`'s devices and forgets theirs from before `keep_since`.
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()>;
+    /// The stored notices of `user` from `since` on, newest first (at most 200).
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>>;
 }

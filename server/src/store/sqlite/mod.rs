@@ -7,7 +7,7 @@
 //!   `group`: group commit; `checkpoint`: WAL checkpoints off the store thread;
 //! - `error`: where SQLite's errors become [`StoreError`]s; `rows`: row mapping;
 //! - one file per table group: `challenges`, `limits`, `enrollments`, `devices`,
-//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `grace`; `store` wires them into the trait.
+//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `grace`; `store` wires them into the trait.
 
 mod audit;
 mod challenges;
@@ -19,6 +19,7 @@ mod error;
 mod grace;
 mod group;
 mod limits;
+mod notices;
 mod push_subscriptions;
 mod relying_parties;
 mod retention;

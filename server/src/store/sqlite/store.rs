@@ -6,15 +6,16 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, challenges, devices, enrollments, grace, limits, push_subscriptions, relying_parties,
-    retention,
+    audit, challenges, devices, enrollments, grace, limits, notices, push_subscriptions,
+    relying_parties, retention,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
     EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice, NewRpEnrollment,
-    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
+    NoticeRecord, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult,
+    Swept,
 };
 
 impl<D: Db> Store for D {
@@ -242,5 +243,13 @@ impl<D: Db> Store for D {
         now: Millis,
     ) -> StoreResult<bool> {
         grace::end_grace(self, user, by, device_id, now)
+    }
+
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()> {
+        notices::add_notice(self, notice, keep_since)
+    }
+
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>> {
+        notices::user_notices(self, user, since)
     }
 }
