@@ -260,6 +260,16 @@ fn issue12_the_device_ends_every_window_with_a_signed_request() {
     assert_eq!(ended[0]["user"], "alice");
     assert_eq!(ended[0]["device_id"], phone.id.as_str());
     pushed(&srv, &key, "alice", &ssh(), Some(300));
+    // The user's devices are told, as a notice naming the device that asked.
+    let notices = phone.send(&srv, "GET", "/v1/device/notices?kinds=all", b"");
+    let grace: Vec<&Value> = notices.json["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "grace_ended")
+        .collect();
+    assert_eq!(grace.len(), 1, "{}", notices.text);
+    assert_eq!(grace[0]["via"], format!("device:{}", phone.id));
     // A new approval after the end opens a new window.
     let again = approved(&srv, &key, &phone, &ssh(), 300);
     graced(&srv, &key, "alice", &ssh(), 300, &again.id);
@@ -282,6 +292,15 @@ fn issue12_the_administrator_ends_every_window() {
     pushed(&srv, &key, "alice", &ssh(), Some(300));
     let r = srv.admin("DELETE", "/v1/admin/users/nobody/grace", None);
     assert_error(&r, 404, "unknown_user");
+    let notices = phone.send(&srv, "GET", "/v1/device/notices?kinds=all", b"");
+    let kinds: Vec<&Value> = notices.json["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "grace_ended" && n["via"] == "admin")
+        .collect();
+    assert_eq!(kinds.len(), 1, "{}", notices.text);
+    assert_eq!(kinds[0]["source"], "127.0.0.1");
     let ended: Vec<Value> = srv
         .audit()
         .into_iter()

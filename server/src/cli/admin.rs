@@ -345,14 +345,13 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn grace_end(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    grace::end(
-        &store,
-        &args.user,
-        "pushauthd grace end",
-        None,
-        clock::now_ms(),
-    )
-    .map_err(|e| match e {
+    let who = grace::EndedBy {
+        by: "pushauthd grace end",
+        via: "cli",
+        device: None,
+        source: None,
+    };
+    grace::end(&store, &args.user, who, clock::now_ms()).map_err(|e| match e {
         service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
         other => refused(other),
     })?;

@@ -9,16 +9,18 @@
 //! verified and recorded itself, so a server that is broken into cannot let anyone in this way.
 
 use pushauth_proto::grace::{grace_key, MAX_GRACE_SECS};
-use pushauth_proto::wire::{CreateChallenge, ACTION_ADD_DEVICE};
+use pushauth_proto::wire::{CreateChallenge, ACTION_ADD_DEVICE, NOTICE_GRACE_ENDED};
+use pushauth_proto::Context;
 
 use super::challenges::{self, NewRequest};
 use super::keys::RpCaller;
+use super::notices;
 use super::{atomically, secs_to_ms, Error, Result};
 use crate::bounds::SizeBound;
 use crate::clock::Millis;
 use crate::config::Limits;
 use crate::limits;
-use crate::store::{ChallengeRecord, DeviceRecord, GraceFind, Store};
+use crate::store::{ChallengeRecord, DeviceRecord, GraceFind, NoticeRecord, Store};
 
 /// A relying party's checked ask for grace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,16 +142,44 @@ pub fn create(
     })
 }
 
-/// Ends every grace window of `user` (`by`: who, for the audit row; `device`: the device that
-/// asked, if one did). The next login of the user takes a push again.
+/// Who ends a user's grace windows, for the audit row and the device notice.
+#[derive(Debug, Clone, Copy)]
+pub struct EndedBy<'a> {
+    /// In words, for the audit row (`the device`, `admin API from <address>`,
+    /// `pushauthd grace end`).
+    pub by: &'a str,
+    /// For the notice: `device:<id>`, `admin` or `cli`.
+    pub via: &'a str,
+    /// The device that asked, if one did.
+    pub device: Option<&'a str>,
+    /// The caller's address, if known.
+    pub source: Option<&'a str>,
+}
+
+/// Ends every grace window of `user` and tells the user's devices (a `grace_ended` notice,
+/// stored in the same unit); the next login of the user takes a push again. Returns the
+/// user's active devices, to wake with [`crate::state::AppState::announce_notice`].
 ///
 /// # Errors
 /// [`Error::UnknownUser`] for a user never seen, [`Error::Store`].
-pub fn end(s: &dyn Store, user: &str, by: &str, device: Option<&str>, now: Millis) -> Result<()> {
-    if s.end_grace(user, by, device, now)? {
-        tracing::info!(%user, %by, "grace windows ended");
-        Ok(())
-    } else {
-        Err(Error::UnknownUser)
-    }
+pub fn end(s: &dyn Store, user: &str, who: EndedBy<'_>, now: Millis) -> Result<Vec<String>> {
+    let devices = atomically(s, |s| {
+        if !s.end_grace(user, who.by, who.device, now)? {
+            return Err(Error::UnknownUser);
+        }
+        notices::record(
+            s,
+            &NoticeRecord {
+                user: user.to_owned(),
+                kind: NOTICE_GRACE_ENDED.to_owned(),
+                at: now,
+                source: who.source.map(str::to_owned),
+                via: Some(who.via.to_owned()),
+                context: Context::new(),
+                count: None,
+            },
+        )
+    })?;
+    tracing::info!(%user, by = %who.by, "grace windows ended");
+    Ok(devices)
 }
