@@ -40,6 +40,11 @@ pub struct StartOptions {
     pub number_matching: bool,
     /// Challenge lifetime; the server's default when `None`.
     pub ttl: Option<Duration>,
+    /// Issue 12: ask pushauthd to let the login in without a push when a device approved the
+    /// same login within this many seconds (1 to 3600); `None` always pushes. A grace answer
+    /// comes back as [`PendingLogin::grace`], which the caller must check against its own
+    /// record before it lets anyone in.
+    pub grace_secs: Option<u64>,
 }
 
 impl Default for StartOptions {
@@ -48,6 +53,7 @@ impl Default for StartOptions {
             devices: None,
             number_matching: true,
             ttl: None,
+            grace_secs: None,
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct PendingLogin {
     pub devices: Vec<DeviceInfo>,
     /// When the challenge expires on the server (RFC 3339 UTC text).
     pub expires_at: String,
+    /// Issue 12: the grace window pushauthd says let this login in (already approved, no
+    /// push, nothing to wait for). Unverified: the server's claim alone.
+    pub grace: Option<crate::GraceGrant>,
     pub(crate) rp_nonce: [u8; 32],
     pub(crate) context_digest: [u8; 32],
     /// Index of the server that holds the challenge.
@@ -199,10 +208,25 @@ impl Client {
             code: opts.number_matching,
             ttl_secs: opts.ttl.map(|ttl| ttl.as_secs().max(1)),
             rp_nonce: b64::encode(rp_nonce),
+            grace_secs: opts.grace_secs,
         };
         let (created, server): (ChallengeCreated, _) =
             self.call_with_failover_until("POST", "/v1/challenges", Some(&request), deadline)?;
-        check_created(&created, user, opts)?;
+        let graced = check_created(&created, user, opts)?;
+        if graced {
+            return Ok(PendingLogin {
+                id: created.id,
+                user: user.to_owned(),
+                code: None,
+                devices: Vec::new(),
+                expires_at: created.expires_at,
+                grace: created.grace,
+                rp_nonce,
+                context_digest: context_digest(context),
+                server,
+                pinned,
+            });
+        }
         let devices = created
             .devices
             .iter()
@@ -223,6 +247,7 @@ impl Client {
             code: created.code,
             devices,
             expires_at: created.expires_at,
+            grace: None,
             rp_nonce,
             context_digest: context_digest(context),
             server,
@@ -393,11 +418,12 @@ fn worst(failures: Vec<Failure>) -> ClientError {
 }
 
 /// Checks that the server created what was asked, and that ids are safe to put in a URL.
+/// `true` for a grace answer ([`crate::grace`]), which has no devices or code to check.
 fn check_created(
     created: &ChallengeCreated,
     user: &str,
     opts: &StartOptions,
-) -> Result<(), ClientError> {
+) -> Result<bool, ClientError> {
     let bad = |msg: String| Err(ClientError::BadAnswer(msg));
     if pushauth_proto::names::check_id("challenge", &created.id).is_err() {
         return bad(format!("challenge id {:?} is not URL-safe", created.id));
@@ -407,6 +433,9 @@ fn check_created(
             "challenge created for {:?}, not {user:?}",
             created.user
         ));
+    }
+    if crate::grace::check_created(created, opts)? {
+        return Ok(true);
     }
     if created.devices.is_empty() {
         return bad("challenge sent to no device".into());
@@ -431,5 +460,5 @@ fn check_created(
             ));
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -150,6 +150,7 @@ mod tests {
             code: Some("42".into()),
             devices,
             expires_at: RESPONDED_AT.into(),
+            grace: None,
             rp_nonce: [7; 32],
             context_digest: [9; 32],
             server: 0,

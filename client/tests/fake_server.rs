@@ -137,6 +137,7 @@ impl Script {
             code: Some("42".into()),
             expires_at: "2026-01-01T00:01:00Z".into(),
             state: ChallengeState::Pending,
+            grace: None,
         })
         .unwrap()
     }

@@ -7,6 +7,7 @@
 pub mod backup;
 mod client;
 mod error;
+pub mod grace;
 pub mod link;
 pub mod offline;
 pub mod profile;

@@ -124,6 +124,9 @@ enum Command {
         #[arg(long)]
         count: Option<u32>,
     },
+    /// End every grace window of this device's user at once: the next login on every host
+    /// pushes again (issue 12).
+    EndGrace,
     /// Wait for challenges and answer them interactively.
     Watch {
         /// Exit after the first answered challenge.
@@ -167,6 +170,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { id } => answer(&open(&dir, profile)?, &id, Decision::Report, None),
         Command::Watch { once } => watch(&open(&dir, profile)?, once),
         Command::BackupCodes { count } => backup_codes(&open(&dir, profile)?, count),
+        Command::EndGrace => {
+            let ended = open(&dir, profile)?.end_grace()?;
+            println!(
+                "ended every grace window of {}: the next login pushes again",
+                shown(&ended.user)
+            );
+            Ok(())
+        }
         Command::PushSubscribe {
             endpoint,
             p256dh,

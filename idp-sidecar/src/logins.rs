@@ -245,6 +245,7 @@ impl Logins {
             devices: None,
             number_matching: req.number_matching,
             ttl: Some(req.ttl),
+            grace_secs: None,
         };
         let pending = self
             .client

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pushauth_client::{
-    BackupCodeVerified, ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions,
+    BackupCodeVerified, ClientError, Context, ErrorCode, GraceGrant, Outcome, PendingLogin,
+    StartOptions,
 };
 use zeroize::Zeroizing;
 
@@ -173,6 +174,11 @@ pub trait PushBackend {
             "no offline codes from this backend".into(),
         ))
     }
+    /// The grace window the server says let this login in without a push (issue 12), still
+    /// to be checked against the host's own record ([`crate::grace`]).
+    fn grace(_login: &Self::Login) -> Option<&GraceGrant> {
+        None
+    }
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -227,6 +233,9 @@ impl PushBackend for pushauth_client::Client {
         deadline: Instant,
     ) -> Result<u64, ClientError> {
         self.report_offline_used_until(user, device_id, counter, used_at, deadline)
+    }
+    fn grace(login: &PendingLogin) -> Option<&GraceGrant> {
+        login.grace.as_ref()
     }
 }
 
@@ -581,12 +590,17 @@ pub fn authenticate<B: PushBackend>(
         devices: None,
         number_matching: config.number_matching,
         ttl: Some(challenge_ttl(timeout)),
+        grace_secs: crate::grace::ask(config, &record.service),
     };
     let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,
         Err(e) => return start_failed(config, e, pinned, &record, conv, log),
     };
     record.challenge = B::challenge_id(&login).to_owned();
+    if let Some(grant) = B::grace(&login) {
+        let line = |outcome: &str, detail: Option<&str>| record.line(outcome, detail);
+        return crate::grace::finish(config, user, &context, grant, &line, conv, log);
+    }
     let names = B::device_names(&login);
     record.device = names.join(",");
     let mut guard = CancelGuard {
@@ -762,6 +776,10 @@ pub fn authenticate<B: PushBackend>(
         crate::offline::refill(config, backend, &login, user, log, &|o, d| {
             record.line(o, d)
         });
+    }
+    if code == PamCode::Success && opts.grace_secs.is_some() {
+        let line = |outcome: &str, detail: Option<&str>| record.line(outcome, detail);
+        crate::grace::approved(config, user, &context, &record.challenge, &line, log);
     }
     code
 }

@@ -181,6 +181,11 @@ pub struct Config {
     /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
     /// created 0700 on first use, see [`crate::state`].
     pub state_dir: PathBuf,
+    /// Issue 12: `grace_secs`, the grace window for repeated logins in seconds (0, the
+    /// default: off; at most [`pushauth_proto::grace::MAX_GRACE_SECS`]), see [`crate::grace`].
+    pub grace_secs: u64,
+    /// Issue 12: `sudo_grace`: sudo services take grace too (default false).
+    pub sudo_grace: bool,
 }
 
 impl std::ops::Deref for Config {
@@ -207,6 +212,8 @@ impl std::fmt::Debug for Config {
             .field("backup_codes", &self.backup_codes)
             .field("pinned_backup_codes", &self.pinned_backup_codes)
             .field("state_dir", &self.state_dir)
+            .field("grace_secs", &self.grace_secs)
+            .field("sudo_grace", &self.sudo_grace)
             .finish_non_exhaustive()
     }
 }
@@ -228,6 +235,8 @@ struct RawConfig {
     backup_codes: Option<bool>,
     pinned_backup_codes: Option<bool>,
     state_dir: Option<PathBuf>,
+    grace_secs: Option<u64>,
+    sudo_grace: Option<bool>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -449,6 +458,13 @@ impl Config {
                 state_dir.display().to_string()
             )));
         }
+        let grace_secs = raw.grace_secs.unwrap_or(0);
+        if grace_secs > pushauth_proto::grace::MAX_GRACE_SECS {
+            return Err(invalid(format!(
+                "grace_secs = {grace_secs} must be 0 (off) to {} seconds",
+                pushauth_proto::grace::MAX_GRACE_SECS
+            )));
+        }
         let client = raw
             .client
             .client_config(api_key)
@@ -467,6 +483,8 @@ impl Config {
             backup_codes: raw.backup_codes.unwrap_or(true),
             pinned_backup_codes: raw.pinned_backup_codes.unwrap_or(false),
             state_dir,
+            grace_secs,
+            sudo_grace: raw.sudo_grace.unwrap_or(false),
         })
     }
 

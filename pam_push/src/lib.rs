@@ -12,6 +12,7 @@
 //! - [`prompt`]: what to show, in a prompt or as messages;
 //! - [`offline`]: offline codes when no server can be reached (issue 12);
 //! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
+//! - [`grace`]: the grace window for repeated logins, checked against the host's own record;
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
 //! - [`backup`]: a backup code typed at the prompt instead of Enter (issue 12);
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
@@ -21,6 +22,7 @@ pub mod backup;
 pub mod config;
 pub mod context;
 pub mod offline;
+pub mod grace;
 pub mod policy;
 pub mod prompt;
 pub mod state;

@@ -11,7 +11,8 @@
 //! - [`text`]: which characters may be shown to a person, and safe terminal output;
 //! - [`hotp`]: HOTP (RFC 4226), the offline codes;
 //! - [`offline`]: the offline codes' wire bodies;
-//! - [`names`]: the one rule for user names, device names and ids.
+//! - [`names`]: the one rule for user names, device names and ids;
+//! - [`grace`]: the grace window's key (issue 12).
 //!
 //! `test-vectors.json` beside this crate is the contract for other implementations.
 
@@ -22,6 +23,7 @@ pub mod challenge;
 pub mod context;
 pub mod error;
 pub mod hotp;
+pub mod grace;
 pub mod keys;
 pub mod names;
 pub mod offline;

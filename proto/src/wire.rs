@@ -199,6 +199,30 @@ pub struct CreateChallenge {
     pub ttl_secs: Option<u64>,
     /// base64url of 32 random bytes chosen by the RP.
     pub rp_nonce: String,
+    /// Issue 12: let the login in without a push when a device approved the same login (same
+    /// user, relying party and [`crate::grace::grace_key`]) within this many seconds, 1 to
+    /// [`crate::grace::MAX_GRACE_SECS`]. Absent: always push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_secs: Option<u64>,
+}
+
+/// Issue 12: the grace window a login was let in by, in a `201` answer to
+/// `POST /v1/challenges` whose challenge is already `approved` (no push was sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceGrant {
+    /// The challenge a device approved, which opened the window.
+    pub of: String,
+    /// RFC 3339 time the window closes (that approval plus the `grace_secs` asked now).
+    pub until: String,
+}
+
+/// Issue 12: `DELETE /v1/device/grace` (signed) and `DELETE /v1/admin/users/{user}/grace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceEnded {
+    /// The user whose grace windows ended.
+    pub user: String,
+    /// Always true: no login of the user is let in by an approval from before now.
+    pub ended: bool,
 }
 
 /// `201` answer to `POST /v1/challenges`.
@@ -217,8 +241,12 @@ pub struct ChallengeCreated {
     pub code: Option<String>,
     /// RFC 3339 time after which it can no longer be answered.
     pub expires_at: String,
-    /// `pending` on creation.
+    /// `pending` on creation; `approved` when a grace window let the login in.
     pub state: ChallengeState,
+    /// Issue 12: set when a grace window let the login in (then no device was asked, and
+    /// `devices` and `code` are empty). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<GraceGrant>,
 }
 
 /// `GET /v1/challenges/{id}`, `DELETE /v1/challenges/{id}`, and the device's answer/ack replies.

@@ -9,6 +9,7 @@ import { enableNotifications, notificationState } from './push.js';
 import { backupCard } from './backup.js';
 import { noticesCard } from './notices.js';
 import { offlineSection } from './offline.js';
+import { graceCard } from './grace.js';
 
 async function releaseFacts() {
   try {
@@ -97,7 +98,7 @@ export async function showSettings(root, accounts, onRemoved, notice = null) {
   clear(root);
   root.append(el('h1', { class: 'screen-title', text: 'Settings' }));
   if (notice) root.append(removalNotice(notice));
-  for (const account of accounts) root.append(accountCard(account, onRemoved), backupCard(account), noticesCard(account));
+  for (const account of accounts) root.append(accountCard(account, onRemoved), backupCard(account), graceCard(account), noticesCard(account));
 
   const notifyText = el('p', { id: 'notify-state' });
   const notifyButton = el('button', { type: 'button', class: 'primary', id: 'notify-on', text: 'Turn on notifications' });

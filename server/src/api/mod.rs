@@ -10,6 +10,7 @@ pub mod device_self;
 pub mod error;
 pub mod extract;
 pub mod offline;
+pub mod grace;
 pub mod ops;
 pub mod push;
 pub mod routes;

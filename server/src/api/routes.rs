@@ -13,7 +13,7 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, backup, device, device_self, offline, ops, push, rp, web, ApiError};
+use super::{admin, backup, device, device_self, grace, offline, ops, push, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -113,6 +113,11 @@ pub fn routes() -> Vec<Route> {
             delete(push::remove_subscription),
         ),
         route(Method::GET, "/v1/push/vapid", get(push::vapid)),
+        route(
+            Method::DELETE,
+            "/v1/device/grace",
+            delete(grace::device_end),
+        ),
         // administrators
         route(
             Method::POST,
@@ -159,6 +164,11 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/v1/admin/users/{user}/unlock",
             post(admin::unlock_user),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/admin/users/{user}/grace",
+            delete(grace::admin_end),
         ),
         // operations
         route(Method::GET, "/healthz", get(ops::healthz)),

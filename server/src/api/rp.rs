@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use pushauth_proto::wire::{
     ChallengeCreated, ChallengeStatus, CreateChallenge, CreateRpEnrollment, DeviceInfo, DeviceList,
-    EnrollmentCreated,
+    EnrollmentCreated, GraceGrant,
 };
 use tokio::time::Instant;
 
@@ -18,7 +18,7 @@ use super::views::{challenge_status, device_info, enrollment_created};
 use super::{ApiError, JsonBody, Params};
 use crate::clock::{self, Millis};
 use crate::service::keys::{authenticate, RpKey};
-use crate::service::{challenges, devices, enrollments};
+use crate::service::{challenges, devices, enrollments, grace};
 use crate::state::SharedState;
 
 /// `GET /v1/users/{user}/devices`: the user's active devices (the user must be in the relying
@@ -99,16 +99,25 @@ pub async fn create_challenge(
     body: Result<JsonBody<CreateChallenge>, ApiError>,
 ) -> Result<(StatusCode, Json<ChallengeCreated>), ApiError> {
     let now = clock::now_ms();
-    let request = body.map(|JsonBody(req)| challenges::check(&state.config, req, now));
+    // Issue 12: the grace ask is checked here too, and decided in the creating job.
+    let request = body.map(|JsonBody(req)| {
+        let ask = grace::ask(&req);
+        (challenges::check(&state.config, req, now), ask)
+    });
     let limits = state.config.limits;
     let bound = Arc::clone(&state.size_bound);
-    let (challenge, devices) = state
+    let created = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
-            Ok::<_, ApiError>(challenges::create(s, &rp, request?, &limits, &bound)?)
+            let (request, ask) = request?;
+            Ok::<_, ApiError>(grace::create(s, &rp, request, ask, &limits, &bound)?)
         })
         .await?;
-    state.created(&challenge);
+    let (challenge, devices) = (created.challenge, created.devices);
+    // A grace login is already approved: nothing to push.
+    if created.grace.is_none() {
+        state.created(&challenge);
+    }
     Ok((
         StatusCode::CREATED,
         Json(ChallengeCreated {
@@ -119,6 +128,10 @@ pub async fn create_challenge(
             devices: challenge.devices,
             code: challenge.code,
             state: challenge.state,
+            grace: created.grace.map(|g| GraceGrant {
+                of: g.of,
+                until: clock::rfc3339(g.until),
+            }),
         }),
     ))
 }

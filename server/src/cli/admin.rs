@@ -15,7 +15,7 @@ use super::{
 use crate::clock;
 use crate::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::service::enrollments::{self, enrollment_url};
-use crate::service::{self, devices, keys, users};
+use crate::service::{self, devices, grace, keys, users};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RelyingPartyRecord, Store};
 
@@ -336,6 +336,29 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
         out,
         "unlocked {}: report lock-outs, the wrong-code lock and the backup-code lock lifted, push \
          counters reset",
+        for_terminal(&args.user)
+    )?;
+    Ok(())
+}
+
+/// `pushauthd grace end USER` (issue 12): ends every grace window of the user; their next
+/// login pushes again.
+pub fn grace_end(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(&args.store)?;
+    let store = open_store(&args.store, &file)?;
+    let who = grace::EndedBy {
+        by: "pushauthd grace end",
+        via: "cli",
+        device: None,
+        source: None,
+    };
+    grace::end(&store, &args.user, who, clock::now_ms()).map_err(|e| match e {
+        service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
+        other => refused(other),
+    })?;
+    writeln!(
+        out,
+        "ended every grace window of {}: their next login pushes again",
         for_terminal(&args.user)
     )?;
     Ok(())

@@ -1,6 +1,6 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
 //! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`,
-//! `backup-codes`) or on the running server (`push`).
+//! `backup-codes`, `grace end`) or on the running server (`push`).
 
 mod admin;
 mod backup;
@@ -55,6 +55,19 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Issue a new set of one-time backup codes for a user (voiding the old) and print it once.
     BackupCodes(BackupCodesArgs),
+    /// Grace windows for repeated logins (issue 12).
+    Grace {
+        /// Which grace command.
+        #[command(subcommand)]
+        command: GraceCommand,
+    },
+}
+
+/// `pushauthd grace …`.
+#[derive(Debug, Subcommand)]
+pub enum GraceCommand {
+    /// End every grace window of a user at once: their next login pushes again (audited).
+    End(UnlockArgs),
 }
 
 /// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
@@ -209,10 +222,10 @@ pub struct AuditArgs {
     pub store: StoreArgs,
 }
 
-/// `pushauthd unlock USER`.
+/// `pushauthd unlock USER` and `pushauthd grace end USER`.
 #[derive(Debug, Clone, Args)]
 pub struct UnlockArgs {
-    /// The user whose locks and counters go.
+    /// The user whose locks and counters (or grace windows) go.
     pub user: String,
     /// Where the store is.
     #[command(flatten)]
@@ -291,5 +304,8 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Push(args) => push::push(&args, out),
         Command::Unlock(args) => admin::unlock(&args, out),
         Command::BackupCodes(args) => backup::backup_codes(&args, out),
+        Command::Grace {
+            command: GraceCommand::End(args),
+        } => admin::grace_end(&args, out),
     }
 }

@@ -20,6 +20,7 @@
 //! - [`notices`]: what a user's devices are told (bindings and stored notices);
 //! - [`backup_codes`]: issuing sets of backup codes and using one instead of a push;
 //!   [`backup_enroll`]: an enrollment link approved by a backup code.
+//! - [`grace`]: the grace window for repeated logins, and ending it (issue 12).
 
 pub mod backup_codes;
 pub mod backup_enroll;
@@ -27,6 +28,7 @@ pub mod challenges;
 pub mod device_self;
 pub mod devices;
 pub mod enrollments;
+pub mod grace;
 pub mod keys;
 pub mod notices;
 pub mod offline;

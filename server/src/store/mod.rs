@@ -8,10 +8,12 @@
 //! - [`records`]: the values the operations take and return;
 //! - [`error`]: [`StoreError`], which names no database library (each backend converts its own
 //!   errors at its edge);
+//! - [`grace`]: the values of the grace-window operations (issue 12);
 //! - [`sqlite`]: the SQLite backend.
 
 pub mod backup_codes;
 pub mod error;
+pub mod grace;
 pub mod notices;
 pub mod offline;
 pub mod records;
@@ -21,6 +23,7 @@ use pushauth_proto::wire::AuditEvent;
 
 pub use self::backup_codes::{BackupCodeFacts, StoredCode, UseCode};
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
+pub use self::grace::{GraceFind, GraceLogin};
 pub use self::notices::NoticeRecord;
 pub use self::offline::{OfflineAdvance, OfflineSecretRecord, OfflineStore};
 pub use self::records::*;
@@ -219,6 +222,33 @@ pub trait Store: OfflineStore {
     /// The subscriptions of those of `device_ids` that are active.
     fn push_subscriptions(&self, device_ids: &[String])
         -> StoreResult<Vec<PushSubscriptionRecord>>;
+
+    // ---- grace windows (issue 12)
+
+    /// Lets `new` in without a push if a window is open: an `approved` challenge of the same
+    /// relying party and user with grace key `find.key`, answered at or after `find.since` by a
+    /// device that is still active, after the user's last [`Store::end_grace`] and with no
+    /// report of the user since, and `check` (the push limits, so a locked user gets no grace)
+    /// allows it. Then stores `new` as `approved` naming that approval and audits `grace_login`;
+    /// `None` (nothing written) otherwise.
+    fn grace_login(
+        &self,
+        new: &NewChallenge,
+        find: &GraceFind,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Option<GraceLogin>>;
+    /// Records the grace key of a challenge just created, so that its approval opens a window.
+    fn set_grace_key(&self, challenge_id: &str, key: &[u8; 32]) -> StoreResult<()>;
+    /// Ends every grace window of `user` at `now` (approvals from before open none); audits
+    /// `grace_ended` naming `by` and the device that asked, if any. `false` for a user never
+    /// seen (nothing changes).
+    fn end_grace(
+        &self,
+        user: &str,
+        by: &str,
+        device_id: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<bool>;
 
     // ---- device notices (issue 12)
 

@@ -7,7 +7,7 @@
 //!   `group`: group commit; `checkpoint`: WAL checkpoints off the store thread;
 //! - `error`: where SQLite's errors become [`StoreError`]s; `rows`: row mapping;
 //! - one file per table group: `challenges`, `limits`, `enrollments`, `devices`,
-//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `backup_codes`, `offline`; `store` wires them into the trait.
+//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `backup_codes`, `offline`, `grace`; `store` wires them into the trait.
 
 mod audit;
 mod backup_codes;
@@ -17,6 +17,7 @@ mod connection;
 mod devices;
 mod enrollments;
 mod error;
+mod grace;
 mod group;
 mod limits;
 mod notices;

@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -207,6 +207,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         digits      INTEGER NOT NULL,
         last_used   INTEGER NOT NULL DEFAULT 0,
         created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 7 -> 8 (issue 12, grace window): a challenge the relying party asked grace for keeps its
+    // grace key; one a window let in names the approval it rode on (`grace_of`). Ending a
+    // user's windows records when, so approvals from before then open none.
+    r#"
+    ALTER TABLE challenges ADD COLUMN grace_key BLOB;
+    ALTER TABLE challenges ADD COLUMN grace_of TEXT;
+    CREATE INDEX challenges_grace_windows ON challenges(rp_id, user, grace_key, updated_at)
+        WHERE grace_key IS NOT NULL AND grace_of IS NULL AND state = 'approved';
+    CREATE TABLE grace_ends (
+        user        TEXT PRIMARY KEY,
+        at          INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
 ];

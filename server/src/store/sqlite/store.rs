@@ -6,7 +6,7 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, backup_codes, challenges, devices, enrollments, limits, notices, push_subscriptions,
+    audit, backup_codes, challenges, devices, enrollments, grace, limits, notices, push_subscriptions,
     relying_parties, retention,
 };
 use crate::clock::Millis;
@@ -15,7 +15,7 @@ use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
     EnrollFacts, EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord,
     Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, StoredCode,
-    Swept, UseCode,
+    Swept, UseCode, GraceFind, GraceLogin,
 };
 
 impl<D: Db> Store for D {
@@ -220,6 +220,29 @@ impl<D: Db> Store for D {
         device_ids: &[String],
     ) -> StoreResult<Vec<PushSubscriptionRecord>> {
         push_subscriptions::of_devices(self, device_ids)
+    }
+
+    fn grace_login(
+        &self,
+        new: &NewChallenge,
+        find: &GraceFind,
+        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    ) -> StoreResult<Option<GraceLogin>> {
+        grace::grace_login(self, new, find, check)
+    }
+
+    fn set_grace_key(&self, challenge_id: &str, key: &[u8; 32]) -> StoreResult<()> {
+        grace::set_grace_key(self, challenge_id, key)
+    }
+
+    fn end_grace(
+        &self,
+        user: &str,
+        by: &str,
+        device_id: Option<&str>,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        grace::end_grace(self, user, by, device_id, now)
     }
 
     fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()> {
