@@ -24,8 +24,8 @@ pub use admin::AdminClient;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;
-pub use pushauth_proto::wire::{BackupCodeSet, BackupCodeVerified, DeviceInfo, ErrorCode};
 pub use grace::GraceGrant;
+pub use pushauth_proto::wire::{BackupCodeSet, BackupCodeVerified, DeviceInfo, ErrorCode};
 
 pub use pushauth_proto::Context;
 pub use settings::{api_key_is_printable_ascii, ClientSettings, SettingsError};

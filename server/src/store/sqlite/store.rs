@@ -6,16 +6,16 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, backup_codes, challenges, devices, enrollments, grace, limits, notices, push_subscriptions,
-    relying_parties, retention,
+    audit, backup_codes, challenges, devices, enrollments, grace, limits, notices,
+    push_subscriptions, relying_parties, retention,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
-    EnrollFacts, EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord,
-    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, StoredCode,
-    Swept, UseCode, GraceFind, GraceLogin,
+    EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice,
+    NewRpEnrollment, NoticeRecord, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
+    Store, StoreResult, StoredCode, Swept, UseCode,
 };
 
 impl<D: Db> Store for D {
