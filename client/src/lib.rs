@@ -7,6 +7,7 @@
 //! async runtime may be started.
 
 mod admin;
+mod backup;
 mod client;
 mod config;
 mod error;
@@ -18,6 +19,7 @@ pub mod transport;
 mod verify;
 
 pub use admin::AdminClient;
+pub use backup::BackupCodeUse;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;
