@@ -66,6 +66,9 @@ error_codes! {
     ApprovalRequired = ("approval_required", 403),
     /// pushauthd does not count the approval presented for an enrollment.
     ApprovalInvalid = ("approval_invalid", 403),
+    /// The backup code is wrong, used, or the user has none (one code for all three, so a
+    /// refusal never tells whether the user has codes).
+    BackupCodeInvalid = ("backup_code_invalid", 403),
     /// No such route, login or enrollment.
     NotFound = ("not_found", 404),
     /// pushauthd does not know the user: enroll a device first.
