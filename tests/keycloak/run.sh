@@ -66,7 +66,8 @@ mkdir -p "$RUN/pushauthd"
 # shares Unix names, the second realm's namespace, enrollment, and bootstrap (the first realm
 # lets users enroll their first device; the sidecar config says which realm may).
 API_KEY=$("$BIN/pushauthd" rp add idp-sidecar --data-dir "$RUN/pushauthd" \
-  --user alice --user bob --user carol --user dave --user erin --user frank --user 'pushauth-e2e-2/*' \
+  --user alice --user bob --user carol --user dave --user erin --user frank --user gina \
+  --user 'pushauth-e2e-2/*' \
   --enroll --bootstrap | tail -n 1)
 ( umask 077; printf '%s\n' "$API_KEY" > "$RUN/api-key" )
 "$BIN/pushauthd" serve --listen "127.0.0.1:$PUSH_PORT" --data-dir "$RUN/pushauthd" \
