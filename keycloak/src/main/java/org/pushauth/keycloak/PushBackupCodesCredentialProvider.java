@@ -11,8 +11,8 @@ import org.keycloak.models.UserModel;
 /**
  * The "pushauth-backup-codes" credential type: how the account console's Signing in page learns
  * about pushauth backup codes. Its create and update action is "Get new backup codes"
- * ({@link PushBackupCodesRequiredAction}), so the console offers "Set up" (no set yet) or
- * "Update" (a new set). The stored credential holds no secret, only when the set was issued and
+ * ({@link PushBackupCodesRequiredAction}), so the console offers "Set up Backup codes", which
+ * issues a new set (voiding the old) each time. The stored credential holds no secret, only when the set was issued and
  * how many codes it had: the codes themselves live hashed in pushauthd. It is enabled wherever
  * the "Push approval" step is in a flow ({@link PushAuthenticatorFactory} names it as an optional
  * reference category).
@@ -59,8 +59,9 @@ public final class PushBackupCodesCredentialProvider implements CredentialProvid
             .displayName("pushauthBackupCodesDisplayName")
             .helpText("pushauthBackupCodesHelpText")
             .iconCssClass("kcAuthenticatorDefaultClass")
+            // Keycloak allows a create or an update action, not both: "Set up" is shown whether
+            // or not the user has a set, and each use issues a new set that voids the old.
             .createAction(PushBackupCodesRequiredAction.ID)
-            .updateAction(PushBackupCodesRequiredAction.ID)
             .removeable(false)
             .build(session);
     }
