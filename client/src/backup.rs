@@ -1,116 +1,137 @@
-//! Backup codes through the relying-party API (issue 12; NIST SP 800-63B-4 §3.1.2, saved
-//! recovery codes): verify one for a login step, enroll a replacement device with one, issue a
-//! new set after an `issue_backup_codes` push. pushauthd hashes, throttles and replaces codes;
-//! this client only carries them, never logging one.
+//! Backup codes through the relying-party API (issue 12; NIST SP 800-63B-4 §3.1.2): use a code
+//! the person typed instead of approving a push, enroll a new device with a code, and issue a
+//! new set on an `issue_backup_codes` approval.
 //!
-//! Placeholder written by the IdP sidecar's side against the issue-12 contract; the server
-//! side's own module replaces it at the merge.
+//! The server decides; there is no device signature to check (a code is the server's word
+//! alone), so a relying party that pins device keys must decide for itself whether a code may
+//! let a person in (pam_push refuses codes for pinned users unless told otherwise).
 
 use std::time::Instant;
 
-use pushauth_proto::wire::EnrollmentCreated;
-use serde::{Deserialize, Serialize};
+use pushauth_proto::wire::{
+    BackupCodeSet, BackupCodeVerified, CreateRpEnrollment, EnrollmentCreated,
+    IssueBackupCodesForRp, VerifyBackupCode,
+};
+use pushauth_proto::Context;
 
 use crate::http::path_segment;
-use crate::{Client, ClientError, Context};
+use crate::{Client, ClientError};
 
-/// The answer to a used backup code.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct BackupCodeUse {
-    /// The pushauthd user the code belonged to.
-    pub user: String,
-    /// The new code that replaces the used one: show it once, where it was used.
-    pub replacement: String,
-    /// How many unused codes the user has now.
-    pub remaining: u32,
-}
-
-/// `POST /v1/users/{user}/backup-codes/verify`.
-#[derive(Debug, Serialize)]
-struct VerifyBackupCode<'a> {
-    code: &'a str,
-    context: &'a Context,
-}
-
-/// `POST /v1/users/{user}/backup-codes`.
-#[derive(Debug, Serialize)]
-struct IssueBackupCodes<'a> {
-    approval: &'a str,
-}
-
-/// The new set.
-#[derive(Debug, Deserialize)]
-struct IssuedBackupCodes {
-    codes: Vec<String>,
-}
-
-/// `POST /v1/enrollments` with a backup code instead of an approval.
-#[derive(Debug, Serialize)]
-struct CreateEnrollmentWithCode<'a> {
-    user: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl_secs: Option<u64>,
-    backup_code: &'a str,
-}
-
-/// The link, plus the code that replaces the one used.
-#[derive(Debug, Deserialize)]
-struct EnrollmentWithReplacement {
-    #[serde(flatten)]
-    created: EnrollmentCreated,
-    replacement: String,
+/// True for a code as the server shows it: letters, digits and dashes, at most 32 characters,
+/// so it is safe to print at a terminal as it came.
+fn shown_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 32
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl Client {
-    /// Consumes one of `user`'s backup codes for a login step described by `context`.
+    /// `POST /v1/users/{user}/backup-codes/verify`: uses `code` (as typed) once, giving up at
+    /// `deadline`. `context` (service, host, rhost…) is audited and told to the user's
+    /// devices. The answer's `replacement` must be shown to the person, once.
     ///
-    /// Errors: 403 `backup_code_invalid` (wrong, used, or the user has none: one code for all,
-    /// so nothing leaks), 429 when the user is locked after too many failures.
-    pub fn verify_backup_code(
+    /// Errors: [`ClientError::Rejected`] with `backup_code_invalid` (403) for a wrong, used or
+    /// missing code, or `forbidden` when this relying party may not push to the user;
+    /// [`ClientError::RateLimited`] with `user_locked` after too many wrong codes;
+    /// [`ClientError::BadAnswer`] for an answer about another user or with an unprintable code.
+    pub fn verify_backup_code_until(
         &self,
         user: &str,
         code: &str,
         context: &Context,
         deadline: Instant,
-    ) -> Result<BackupCodeUse, ClientError> {
+    ) -> Result<BackupCodeVerified, ClientError> {
         let path = format!("/v1/users/{}/backup-codes/verify", path_segment(user));
-        let body = VerifyBackupCode { code, context };
-        let (used, _) = self.call_with_failover_until("POST", &path, Some(&body), deadline)?;
-        Ok(used)
-    }
-
-    /// Issues a new set of backup codes for `user` (voiding the old), approved by `approval`:
-    /// a challenge this client made for `user` with context `action = "issue_backup_codes"`,
-    /// approved with its code on one of the user's devices.
-    pub fn issue_backup_codes(
-        &self,
-        user: &str,
-        approval: &str,
-        deadline: Instant,
-    ) -> Result<Vec<String>, ClientError> {
-        let path = format!("/v1/users/{}/backup-codes", path_segment(user));
-        let body = IssueBackupCodes { approval };
-        let (issued, _): (IssuedBackupCodes, _) =
+        let body = VerifyBackupCode {
+            code: code.to_owned(),
+            context: context.clone(),
+        };
+        let (verified, _): (BackupCodeVerified, _) =
             self.call_with_failover_until("POST", &path, Some(&body), deadline)?;
-        Ok(issued.codes)
+        if verified.user != user {
+            return Err(ClientError::BadAnswer(format!(
+                "backup code answer for another user ({:?})",
+                pushauth_proto::text::for_terminal_cut(&verified.user, 64)
+            )));
+        }
+        if !shown_code(&verified.replacement) {
+            return Err(ClientError::BadAnswer(
+                "the replacement backup code is not letters, digits and dashes".into(),
+            ));
+        }
+        Ok(verified)
     }
 
-    /// An enrollment link for `user` approved by one of their backup codes (a lost device);
-    /// returns the link and the replacement code.
-    pub fn create_enrollment_with_backup_code(
+    /// `POST /v1/enrollments` with a backup code instead of an approval: a link for a person
+    /// who lost every device (needs the `enroll` right). The code is used up; the answer's
+    /// `replacement` must be shown to the person.
+    ///
+    /// Errors: as [`Client::create_enrollment`], plus `backup_code_invalid` and `user_locked`.
+    pub fn enroll_with_backup_code(
         &self,
         user: &str,
         code: &str,
         ttl_secs: Option<u64>,
-        deadline: Instant,
-    ) -> Result<(EnrollmentCreated, String), ClientError> {
-        let body = CreateEnrollmentWithCode {
-            user,
+    ) -> Result<EnrollmentCreated, ClientError> {
+        let body = CreateRpEnrollment {
+            user: user.to_owned(),
             ttl_secs,
-            backup_code: code,
+            approval: None,
+            backup_code: Some(code.to_owned()),
         };
-        let (created, _): (EnrollmentWithReplacement, _) =
-            self.call_with_failover_until("POST", "/v1/enrollments", Some(&body), deadline)?;
-        Ok((created.created, created.replacement))
+        let (created, _): (EnrollmentCreated, _) =
+            self.call_with_failover("POST", "/v1/enrollments", Some(&body))?;
+        if created
+            .replacement
+            .as_deref()
+            .is_some_and(|c| !shown_code(c))
+        {
+            return Err(ClientError::BadAnswer(
+                "the replacement backup code is not letters, digits and dashes".into(),
+            ));
+        }
+        Ok(created)
+    }
+
+    /// `POST /v1/users/{user}/backup-codes`: a new set (voiding the old) on `approval`, the id
+    /// of an `issue_backup_codes` challenge this client created for `user` and the person
+    /// approved with the code in the last 5 minutes (usable once). `count` defaults to the
+    /// server's setting.
+    ///
+    /// Errors: `approval_invalid` (403), `approval_used` (409), `forbidden`.
+    pub fn issue_backup_codes(
+        &self,
+        user: &str,
+        approval: &str,
+        count: Option<u32>,
+    ) -> Result<BackupCodeSet, ClientError> {
+        let path = format!("/v1/users/{}/backup-codes", path_segment(user));
+        let body = IssueBackupCodesForRp {
+            approval: approval.to_owned(),
+            count,
+        };
+        let (set, _): (BackupCodeSet, _) = self.call_with_failover("POST", &path, Some(&body))?;
+        if set.user != user || !set.codes.iter().all(|c| shown_code(c)) {
+            return Err(ClientError::BadAnswer(
+                "the backup code set is for another user or holds unprintable codes".into(),
+            ));
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_code;
+
+    #[test]
+    fn issue12_only_plain_codes_are_shown() {
+        assert!(shown_code("K7QM-3XHT-9RWD-PC4N"));
+        assert!(!shown_code(""));
+        assert!(!shown_code("K7QM\u{1b}[2J"));
+        assert!(!shown_code("k7qm"));
+        assert!(!shown_code(&"A".repeat(33)));
     }
 }

@@ -19,10 +19,9 @@ pub mod transport;
 mod verify;
 
 pub use admin::AdminClient;
-pub use backup::BackupCodeUse;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ClientError;
-pub use pushauth_proto::wire::{DeviceInfo, ErrorCode};
+pub use pushauth_proto::wire::{BackupCodeSet, BackupCodeVerified, DeviceInfo, ErrorCode};
 pub use pushauth_proto::Context;
 pub use settings::{api_key_is_printable_ascii, ClientSettings, SettingsError};

@@ -29,6 +29,7 @@ impl Client {
             user: user.to_owned(),
             ttl_secs,
             approval: approval.map(str::to_owned),
+            backup_code: None,
         };
         let (created, _) = self.call_with_failover("POST", "/v1/enrollments", Some(&body))?;
         Ok(created)

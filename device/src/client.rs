@@ -171,11 +171,13 @@ impl DeviceClient {
         &self.user
     }
 
-    /// `GET /v1/device/notices`: devices added to this device's user in the last 30 days,
-    /// newest first (never this device itself). Their text comes from the server: sanitise it
-    /// before printing.
+    /// `GET /v1/device/notices?kinds=all`: what this device's user should know from the last
+    /// 30 days, newest first: devices added (never this device itself), backup codes used or
+    /// issued, and kinds this version does not know yet. Their text comes from the server:
+    /// sanitise it before printing.
     pub fn notices(&self) -> Result<Vec<DeviceNotice>, DeviceError> {
-        let list: NoticeList = self.signed("GET", "/v1/device/notices", None, CALL_TIMEOUT)?;
+        let list: NoticeList =
+            self.signed("GET", "/v1/device/notices?kinds=all", None, CALL_TIMEOUT)?;
         Ok(list.notices)
     }
 

@@ -20,7 +20,10 @@ use pushauth_device::{
 };
 use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
-use pushauth_proto::wire::{PendingList, ACTION_ADD_DEVICE};
+use pushauth_proto::wire::{
+    PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
+    NOTICE_DEVICE_ADDED,
+};
 
 /// Long-poll length for `watch`.
 const WATCH_POLL_SECS: u64 = 25;
@@ -305,22 +308,58 @@ fn json_for_terminal(json: &str) -> String {
     out
 }
 
-/// The line that announces a device added to the account (issue 9 item 1). Everything in it
-/// came from the server, so all of it goes through the one terminal rule.
+/// The line that announces a notice: a device added to the account (issue 9 item 1), a backup
+/// code used or a new set issued (issue 12), or a kind this version does not know, shown with
+/// its fields. Everything in it came from the server, so all of it goes through the one
+/// terminal rule.
 fn notice_text(user: &str, notice: &DeviceNotice) -> String {
-    format!(
-        "New device '{}' was added to your account {} on {} from {}{}; if this was not you, \
-         tell your administrator and revoke it",
-        for_terminal(&notice.device_name),
-        for_terminal(user),
-        for_terminal(&notice.at),
-        for_terminal(notice.source.as_deref().unwrap_or("an unknown address")),
-        notice
-            .via
-            .as_deref()
-            .map(|v| format!(" (enrolled via {})", for_terminal(v)))
-            .unwrap_or_default(),
-    )
+    let user = for_terminal(user);
+    let at = for_terminal(&notice.at);
+    let from = for_terminal(notice.source.as_deref().unwrap_or("an unknown address"));
+    let via = notice
+        .via
+        .as_deref()
+        .map(|v| format!(" (via {})", for_terminal(v)))
+        .unwrap_or_default();
+    let place = if notice.context.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = notice
+            .context
+            .iter()
+            .map(|(k, v)| format!("{}={}", for_terminal(k), for_terminal(v)))
+            .collect();
+        format!(" ({})", pairs.join(", "))
+    };
+    match notice.kind.as_str() {
+        NOTICE_DEVICE_ADDED => format!(
+            "New device '{}' was added to your account {user} on {at} from {from}{}; if this \
+             was not you, tell your administrator and revoke it",
+            for_terminal(notice.device_name.as_deref().unwrap_or("?")),
+            notice
+                .via
+                .as_deref()
+                .map(|v| format!(" (enrolled via {})", for_terminal(v)))
+                .unwrap_or_default(),
+        ),
+        NOTICE_BACKUP_CODE_USED => format!(
+            "A backup code of your account {user} was used on {at}{place}{}; if this was not \
+             you, tell your administrator at once",
+            notice
+                .count
+                .map(|c| format!(", {c} unused codes left"))
+                .unwrap_or_default(),
+        ),
+        NOTICE_BACKUP_CODES_ISSUED => format!(
+            "A new set of {} backup codes was issued for your account {user} on {at}{via}; the \
+             old codes no longer work. If this was not you, tell your administrator at once",
+            notice.count.unwrap_or(0),
+        ),
+        other => format!(
+            "Notice '{}' for your account {user} on {at}{via}{place}",
+            for_terminal(other)
+        ),
+    }
 }
 
 /// Prints the notices not in `seen` (and remembers them); to stderr when stdout carries JSON.
@@ -328,7 +367,7 @@ fn print_notices(client: &DeviceClient, seen: &mut HashSet<String>, to_stderr: b
     match client.notices() {
         Ok(notices) => {
             for notice in notices {
-                if !seen.insert(notice.device_id.clone()) {
+                if !seen.insert(notice.key()) {
                     continue;
                 }
                 let text = notice_text(client.user(), &notice);
@@ -655,5 +694,49 @@ mod tests {
         assert!(matches!(parse_typed("4", &unknown), Typed::BadCode(_)));
         assert_eq!(code_words(&six), "6-digit code");
         assert_eq!(code_words(&unknown), "code");
+    }
+
+    fn notice(kind: &str) -> DeviceNotice {
+        DeviceNotice {
+            kind: kind.into(),
+            device_id: None,
+            device_name: None,
+            at: "2026-01-02T03:04:05Z".into(),
+            source: None,
+            via: Some("rp:\u{1b}[31mx".into()),
+            context: [("host".to_owned(), "web1".to_owned())].into(),
+            count: Some(9),
+        }
+    }
+
+    #[test]
+    fn issue12_notices_of_every_kind_print_sensibly() {
+        let used = notice_text("alice", &notice(NOTICE_BACKUP_CODE_USED));
+        assert!(
+            used.contains("backup code of your account alice was used"),
+            "{used}"
+        );
+        assert!(
+            used.contains("host=web1") && used.contains("9 unused codes left"),
+            "{used}"
+        );
+        let issued = notice_text("alice", &notice(NOTICE_BACKUP_CODES_ISSUED));
+        assert!(issued.contains("new set of 9 backup codes"), "{issued}");
+        assert!(
+            !issued.contains('\u{1b}'),
+            "server text is sanitised: {issued:?}"
+        );
+        let later = notice_text("alice", &notice("grace_ended"));
+        assert!(
+            later.starts_with("Notice 'grace_ended' for your account alice"),
+            "{later}"
+        );
+        assert!(later.contains("host=web1"), "{later}");
+        let mut added = notice(NOTICE_DEVICE_ADDED);
+        added.device_id = Some("d1".into());
+        added.device_name = Some("laptop".into());
+        assert!(notice_text("alice", &added).starts_with("New device 'laptop' was added"));
+        assert_eq!(added.key(), "d1");
+        assert_ne!(notice("a").key(), notice("b").key());
     }
 }

@@ -164,12 +164,7 @@ impl Issuances {
     /// Moves the issuance on (blocking): an approved push gets the set from pushauthd, handed
     /// back in this answer only. Holds the issuance for the whole check, so an approval is
     /// presented once and the codes are handed out once.
-    pub fn check(
-        &self,
-        logins: &Logins,
-        issuance: &Issuance,
-        deadline: Instant,
-    ) -> Result<IssueState, ApiError> {
+    pub fn check(&self, logins: &Logins, issuance: &Issuance) -> Result<IssueState, ApiError> {
         let mut held = lock(&issuance.stage);
         let user = &issuance.mapped.user;
         let login = match &*held {
@@ -192,7 +187,6 @@ impl Issuances {
                     logins.client(),
                     user,
                     &login.id,
-                    deadline,
                 )?);
                 tracing::info!(issuance = %issuance.id, user, approved_by = ?device_id, count = codes.len(), "backup codes issued");
                 *held = Stage::Issued;

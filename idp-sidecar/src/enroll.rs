@@ -199,7 +199,6 @@ impl Enrollments {
                 &user,
                 code.trim(),
                 ENROLL_TTL,
-                req.deadline,
             )?;
             replacement = Some(replaces);
             if let Some(session) = &req.session {

@@ -126,6 +126,7 @@ impl ErrorCode {
             U::UserLocked => Some(ErrorCode::UserLocked),
             U::UnknownUser => Some(ErrorCode::UnknownUser),
             U::NoDevice => Some(ErrorCode::NoDevice),
+            U::BackupCodeInvalid => Some(ErrorCode::BackupCodeInvalid),
             U::MalformedRequest
             | U::Unauthorized
             | U::BadSignature
@@ -381,6 +382,7 @@ mod tests {
             U::ApprovalInvalid,
             U::ApprovalUsed,
             U::BootstrapNotAllowed,
+            U::BackupCodeInvalid,
             U::Internal,
             U::StorageFull,
         ] {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use pushauth_client::{BackupCodeUse, Client, ClientError, Context, DeviceInfo};
-use pushauth_proto::wire::EnrollmentCreated;
+use pushauth_client::{BackupCodeVerified, Client, ClientError, Context, DeviceInfo};
+use pushauth_proto::wire::{EnrollmentCreated, ErrorCode as UpstreamCode};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -31,22 +31,29 @@ pub fn revoke_device(client: &Client, user: &str, device_id: &str) -> Result<Dev
 }
 
 /// What a backup-code refusal means to the shim: wrong, used or none at all is one answer (403
-/// `backup_code_invalid`, so nothing tells whether the user has codes); too many failures is 429
-/// `user_locked`; anything else as any pushauthd failure.
+/// `backup_code_invalid`, passed on from pushauthd, so nothing tells whether the user has codes);
+/// too many failures is pushauthd's 429 `user_locked`; anything else as any pushauthd failure.
 fn backup_refusal(err: ClientError) -> ApiError {
     match err {
         ClientError::Rejected {
             status: 403,
-            code: None,
+            code: Some(UpstreamCode::BackupCodeInvalid),
             ..
         } => ApiError::new(
             ErrorCode::BackupCodeInvalid,
             "that backup code is not valid (wrong, or already used)",
         ),
-        ClientError::Rejected { status: 429, .. } => ApiError::new(
-            ErrorCode::UserLocked,
-            "too many wrong backup codes: the account is locked for now",
-        ),
+        // Not a code at all (wrong length, a letter outside the alphabet): to the person the
+        // same "not valid"; the log keeps pushauthd's reason.
+        ClientError::Rejected {
+            status: 400,
+            code: Some(UpstreamCode::MalformedRequest),
+            message,
+        } => ApiError::new(
+            ErrorCode::BackupCodeInvalid,
+            "that backup code is not valid (wrong, or already used)",
+        )
+        .noted(format!("pushauthd refused the code's shape: {message}")),
         other => ApiError::from(other),
     }
 }
@@ -59,9 +66,9 @@ pub fn verify_backup_code(
     code: &str,
     context: &Context,
     deadline: Instant,
-) -> Result<BackupCodeUse, ApiError> {
+) -> Result<BackupCodeVerified, ApiError> {
     client
-        .verify_backup_code(user, code, context, deadline)
+        .verify_backup_code_until(user, code, context, deadline)
         .map_err(backup_refusal)
 }
 
@@ -72,11 +79,17 @@ pub fn create_enrollment_with_backup_code(
     user: &str,
     code: &str,
     ttl: Duration,
-    deadline: Instant,
 ) -> Result<(EnrollmentCreated, String), ApiError> {
-    client
-        .create_enrollment_with_backup_code(user, code, Some(ttl.as_secs()), deadline)
-        .map_err(backup_refusal)
+    let created = client
+        .enroll_with_backup_code(user, code, Some(ttl.as_secs()))
+        .map_err(backup_refusal)?;
+    let replacement = created.replacement.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UpstreamError,
+            "the pushauth server issued the link without a replacement code",
+        )
+    })?;
+    Ok((created, replacement))
 }
 
 /// A new set of backup codes for `user`, approved by the `issue_backup_codes` challenge
@@ -85,9 +98,9 @@ pub fn issue_backup_codes(
     client: &Client,
     user: &str,
     approval: &str,
-    deadline: Instant,
 ) -> Result<Vec<String>, ApiError> {
     client
-        .issue_backup_codes(user, approval, deadline)
+        .issue_backup_codes(user, approval, None)
+        .map(|set| set.codes)
         .map_err(ApiError::from)
 }

@@ -66,9 +66,16 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .agent
-            .request(method, &format!("{}{path}", self.sidecar.url()));
+        // A refused request may leave its connection closed (the body unread): never put it back
+        // in the shared pool.
+        let agent = if secret == Some(SECRET) {
+            self.agent.clone()
+        } else {
+            ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(40))
+                .build()
+        };
+        let mut req = agent.request(method, &format!("{}{path}", self.sidecar.url()));
         if let Some(secret) = secret {
             req = req.set("Authorization", &format!("Bearer {secret}"));
         }
@@ -366,4 +373,36 @@ fn issue12_a_backup_code_approves_adding_a_device_once() {
     let (_, state) = env.call("GET", &format!("/v1/enrollments/{id}"), None);
     assert_eq!(state["state"], "pending");
     assert!(state.get("replacement").is_none(), "{state}");
+}
+
+#[test]
+fn issue12_guessing_is_limited_and_a_locked_user_is_told_so() {
+    let env = Env::start();
+    let phone = env.enroll("alice", "alice-phone");
+    let codes = env.issue("alice", &phone);
+    // Not a code at all: the same "not valid" (no 502 for a typo).
+    let (status, body) = env.verify("demo", "alice", "abc", None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("backup_code_invalid")),
+        "{body}"
+    );
+    let mut locked = None;
+    for i in 0..12 {
+        let (status, body) = env.verify("demo", "alice", "ZZZZ-ZZZZ-ZZZZ-ZZZZ", None);
+        if status == 429 {
+            locked = Some(i);
+            assert_eq!(body["error"], "user_locked", "{body}");
+            break;
+        }
+        assert_eq!(status, 403, "{body}");
+    }
+    assert!(locked.is_some(), "twelve wrong codes and no lock");
+    // Locked: even a right code is refused, and says so.
+    let (status, body) = env.verify("demo", "alice", &codes[0], None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("user_locked")),
+        "{body}"
+    );
 }

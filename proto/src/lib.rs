@@ -6,7 +6,7 @@
 //! - [`context`]: the login context and its digest;
 //! - [`keys`]: device key algorithms, signing and verification;
 //! - [`auth`]: the `Authorization: PushAuth …` header devices send;
-//! - [`wire`]: the JSON bodies of the v1 HTTP API;
+//! - [`wire`]: the JSON bodies of the v1 HTTP API ([`backup`]: those of backup codes);
 //! - [`b64`]: unpadded base64url, the only binary encoding on the wire;
 //! - [`text`]: which characters may be shown to a person, and safe terminal output;
 //! - [`names`]: the one rule for user names, device names and ids.
@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod b64;
+pub mod backup;
 pub mod challenge;
 pub mod context;
 pub mod error;

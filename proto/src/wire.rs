@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::backup::*;
 use crate::{ChallengeState, Context, Decision, Reason};
 
 // ---------------------------------------------------------------- errors
@@ -71,6 +72,9 @@ pub enum ErrorCode {
     /// 400: a push subscription's endpoint is at a push service whose origin is not in the
     /// server's `[web_push] allow_origins`; the message names the origin.
     PushOriginNotAllowed,
+    /// 403: a backup code was refused: wrong, already used, or the user has none (one code
+    /// for all three, so a refusal does not tell whether a user has codes).
+    BackupCodeInvalid,
     /// 500: the server failed.
     Internal,
     /// 507: the store reached its configured size bound (`[retention] max_db_mb`); new
@@ -86,7 +90,7 @@ impl ErrorCode {
             MalformedRequest | InvalidContext | PushOriginNotAllowed => 400,
             Unauthorized | BadSignature | StaleTimestamp | ReplayedNonce | UnknownDevice => 401,
             DeviceRevoked | Forbidden | ApprovalRequired | ApprovalInvalid
-            | BootstrapNotAllowed => 403,
+            | BootstrapNotAllowed | BackupCodeInvalid => 403,
             NotFound | UnknownUser | NoDevice | UnknownEnrollment => 404,
             MethodNotAllowed => 405,
             WrongState | EnrollmentUsed | ApprovalUsed => 409,
@@ -129,6 +133,7 @@ impl ErrorCode {
             ApprovalUsed => "approval_used",
             BootstrapNotAllowed => "bootstrap_not_allowed",
             PushOriginNotAllowed => "push_origin_not_allowed",
+            BackupCodeInvalid => "backup_code_invalid",
             Internal => "internal",
             StorageFull => "storage_full",
         }
@@ -315,25 +320,68 @@ pub struct PendingList {
 /// The context `action` value of a challenge that approves adding a device to the user.
 pub const ACTION_ADD_DEVICE: &str = "add_device";
 
-/// One thing the user's other devices should know: today only `device_added`.
+/// Notice kind: a device was added to the user (`device_id`, `device_name`, `source`, `via`).
+pub const NOTICE_DEVICE_ADDED: &str = "device_added";
+/// Notice kind: one of the user's backup codes was used (`context`: where; `count`: codes left).
+pub const NOTICE_BACKUP_CODE_USED: &str = "backup_code_used";
+/// Notice kind: a new set of backup codes was issued, voiding the old (`count`: codes in the
+/// set; `via`: who asked).
+pub const NOTICE_BACKUP_CODES_ISSUED: &str = "backup_codes_issued";
+/// Notice kind: an offline code was used on a PAM host while the server was unreachable
+/// (`context`: where).
+pub const NOTICE_OFFLINE_CODE_USED: &str = "offline_code_used";
+/// Notice kind: a grace window for repeated logins ended (`context`: which and why).
+pub const NOTICE_GRACE_ENDED: &str = "grace_ended";
+
+/// One thing the user's devices should know: a `kind` (one of the `NOTICE_*` constants, or a
+/// kind this version does not know yet, which a client shows generically) and the fields that
+/// kind carries. A `device_added` notice keeps the JSON it always had (`device_id`,
+/// `device_name`, `at`, `source`, `via`), so older clients read it unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNotice {
-    /// `device_added`.
+    /// What happened: `device_added`, `backup_code_used`, `backup_codes_issued`,
+    /// `offline_code_used`, `grace_ended`, or a later kind.
     pub kind: String,
-    /// The new device's id.
-    pub device_id: String,
-    /// The new device's name.
-    pub device_name: String,
-    /// RFC 3339 time of the binding.
+    /// `device_added`: the new device's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// `device_added`: the new device's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// RFC 3339 time of the event.
     pub at: String,
-    /// Address that redeemed the enrollment link, if recorded.
+    /// Address the event came from (the redeeming peer, the relying party's caller), if recorded.
+    #[serde(default)]
     pub source: Option<String>,
-    /// `admin` or `rp:<id>`, if recorded.
+    /// Who acted: `admin`, `cli`, `rp:<id>`, `device:<id>`, if recorded.
+    #[serde(default)]
     pub via: Option<String>,
+    /// Where it happened, as the relying party said (`service`, `host`, `rhost`…); empty when
+    /// the kind has none. Shown as text, never trusted.
+    #[serde(default, skip_serializing_if = "Context::is_empty")]
+    pub context: Context,
+    /// A number the kind defines (`backup_code_used`: codes left; `backup_codes_issued`: codes
+    /// in the new set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
-/// `GET /v1/device/notices`: the bindings of the caller's user in the last 30 days, newest
-/// first, without the caller itself.
+impl DeviceNotice {
+    /// A key that tells notices apart, for a client that shows each once.
+    pub fn key(&self) -> String {
+        match &self.device_id {
+            Some(id) if self.kind == NOTICE_DEVICE_ADDED => id.clone(),
+            _ => format!(
+                "{}|{}|{:?}|{:?}",
+                self.kind, self.at, self.via, self.context
+            ),
+        }
+    }
+}
+
+/// `GET /v1/device/notices`: what the caller's user should know from the last 30 days, newest
+/// first (bindings without the caller itself). Only `device_added` notices unless the request
+/// asks `?kinds=all`, so clients that predate other kinds keep reading the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeList {
     /// Newest first.
@@ -377,6 +425,13 @@ pub struct EnrollmentCreated {
     pub url: String,
     /// RFC 3339 time the link stops working.
     pub expires_at: String,
+    /// When a backup code approved the link: the fresh code that replaces it (show it to the
+    /// person, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// When a backup code approved the link: unused codes left (the replacement counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
 }
 
 fn all_users() -> Vec<String> {
@@ -455,6 +510,11 @@ pub struct CreateRpEnrollment {
     /// Required when the user already has an active device; usable once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Instead of `approval`: one of the user's backup codes (issue 12), for a person who lost
+    /// every device. It is used up in the unit that issues the link; the answer carries its
+    /// replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_code: Option<String>,
 }
 
 /// One device with how it was bound, as `GET /v1/admin/users/{user}/devices[?all=true]` lists it

@@ -8,13 +8,14 @@
 //! - [`api`]: routes, middleware, extractors, the one HTTP error type, the handlers;
 //! - [`state`]: what handlers share, and the bookkeeping after a change;
 //! - [`service`]: the rules, as plain functions over the store, returning domain errors;
-//! - [`store`] (with [`jobs`], the threads that run it), [`bounds`], [`waiters`], [`webhook`],
+//! - [`store`] (with [`jobs`], the threads that run it), [`hashing`], [`bounds`], [`waiters`], [`webhook`],
 //!   [`webpush`], [`metrics`]: infrastructure;
 //! - [`web`] (the web app's files and headers), [`auth`] (secret hashing), [`enrollment`] (enrollment refusals), [`limits`], [`rights`],
-//!   [`clock`], [`config`]: leaves.
+//!   [`backup_code`] (backup codes as values), [`clock`], [`config`]: leaves.
 
 pub mod api;
 pub mod auth;
+pub mod backup_code;
 pub mod bounds;
 pub mod cli;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod conn;
 pub mod enrollment;
 pub mod error;
+pub mod hashing;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;

@@ -101,6 +101,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         shutdown: stop.clone(),
         signature_failures: Arc::new(SignatureFailures::default()),
         size_bound: Arc::new(SizeBound::new(size_bound)),
+        hashing: crate::hashing::Hashing::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::bounds::{SignatureFailures, SizeBound};
 use crate::config::{ServerConfig, WebhookConfig};
+use crate::hashing::Hashing;
 use crate::jobs::StoreJobs;
 use crate::metrics::Metrics;
 use crate::service;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub size_bound: Arc<SizeBound>,
     /// Web Push: the VAPID key, the allow-list and the sender.
     pub web_push: Arc<WebPush>,
+    /// Argon2id work (backup codes), bounded and off the runtime.
+    pub hashing: Hashing,
 }
 
 impl std::fmt::Debug for AppState {
@@ -128,6 +131,19 @@ impl AppState {
         self.waiters.devices_changed(others);
         if let Some(hook) = &self.webhook {
             webhook::notify(hook, &format!("notice:{}", added.id), &added.user, others);
+        }
+    }
+
+    /// Tells a user's devices (`devices`, from [`crate::service::notices::record`]) that a
+    /// notice of `kind` was stored: their long-polls return and the webhook (if configured) is
+    /// told to wake them, so they fetch `GET /v1/device/notices?kinds=all`.
+    pub fn announce_notice(&self, user: &str, kind: &str, devices: &[String]) {
+        if devices.is_empty() {
+            return;
+        }
+        self.waiters.devices_changed(devices);
+        if let Some(hook) = &self.webhook {
+            webhook::notify(hook, &format!("notice:{kind}"), user, devices);
         }
     }
 

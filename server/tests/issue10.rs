@@ -234,6 +234,7 @@ fn issue10_item1_approval_used_once_under_race() {
                             user: "alice".into(),
                             ttl_secs: None,
                             approval: Some(approval.clone()),
+                            backup_code: None,
                         };
                         enrollments::issue_for_rp(&store, &rp, req, 600, now + 1)
                     })
@@ -284,6 +285,7 @@ fn issue10_item1_link_redeemed_once_under_race() {
             user: "alice".into(),
             ttl_secs: None,
             approval: Some(approval.into()),
+            backup_code: None,
         };
         enrollments::issue_for_rp(&store, &rp, req, 600, now + 1)
             .unwrap()

@@ -147,11 +147,7 @@ async fn check(
     issuance: &std::sync::Arc<Issuance>,
 ) -> Result<IssueState, ApiError> {
     let target = issuance.clone();
-    let deadline = Instant::now() + state.call_timeout;
-    blocking(state, move |st| {
-        st.backup_codes.check(&st.logins, &target, deadline)
-    })
-    .await
+    blocking(state, move |st| st.backup_codes.check(&st.logins, &target)).await
 }
 
 fn view(issuance: &Issuance, current: IssueState) -> BackupCodesView {

@@ -17,11 +17,11 @@ use tokio::time::Instant;
 
 use super::extract::DeviceRequest;
 use super::rp::instant_at;
-use super::views::{challenge_status, device_notice, pending_view};
+use super::views::{challenge_status, notice, pending_view};
 use super::{parse_json, ApiError, JsonBody, Params, PeerAddr, RawBody};
 use crate::clock;
 use crate::service::challenges::{self, FailedSignatures, OpenChallenges};
-use crate::service::enrollments;
+use crate::service::{enrollments, notices};
 use crate::state::SharedState;
 
 /// `POST /v1/device/enroll`: the link is read (one job), the proof of possession checked off
@@ -48,27 +48,35 @@ pub async fn enroll(
     }))
 }
 
-/// `GET /v1/device/notices` (signed): the bindings of the caller's user in the last 30 days,
-/// newest first, without the caller itself, so the person sees every device added to them.
+/// `GET /v1/device/notices[?kinds=all]` (signed): what the caller's user should know from the
+/// last 30 days, newest first: the bindings (without the caller itself), so the person sees
+/// every device added to them, and with `kinds=all` every other kind (backup codes used or
+/// issued…). Without it only `device_added`, the one kind older clients can read.
 pub async fn notices(
     State(state): State<SharedState>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    params: Params,
     RawBody(body): RawBody,
 ) -> Result<Json<NoticeList>, ApiError> {
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
+    let all = match params.0.get("kinds").map(String::as_str) {
+        None | Some("device_added") => false,
+        Some("all") => true,
+        Some(_) => return Err(ApiError::malformed("kinds must be all or device_added")),
+    };
     let failures = Arc::clone(&state.signature_failures);
     let now = clock::now_ms();
-    let devices = state
+    let found = state
         .run(move |s| {
             let caller = request.verify(s, &failures)?;
-            challenges::new_bindings(s, &caller, now)
+            notices::for_device(s, &caller, now, all)
         })
         .await?;
     Ok(Json(NoticeList {
-        notices: devices.into_iter().map(device_notice).collect(),
+        notices: found.into_iter().map(notice).collect(),
     }))
 }
 

@@ -80,6 +80,8 @@ impl From<service::Error> for ApiError {
             E::StorageFull => ErrorCode::StorageFull,
             E::PushOriginNotAllowed(_) => ErrorCode::PushOriginNotAllowed,
             E::TooManyChanges(_) => ErrorCode::RateLimited,
+            E::BackupCodeInvalid => ErrorCode::BackupCodeInvalid,
+            E::BackupCodesLocked => ErrorCode::UserLocked,
             E::Store(_) | E::Internal(_) => return ApiError::internal(err.to_string()),
         };
         ApiError::new(code, err.to_string())

@@ -4,6 +4,7 @@
 //! the service layer ([`crate::service`]) in one store job, and convert.
 
 pub mod admin;
+pub mod backup;
 pub mod device;
 pub mod device_self;
 pub mod error;

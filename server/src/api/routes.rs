@@ -13,7 +13,7 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, device, device_self, ops, push, rp, web, ApiError};
+use super::{admin, backup, device, device_self, ops, push, rp, web, ApiError};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -49,6 +49,16 @@ pub fn routes() -> Vec<Route> {
             delete(rp::revoke_user_device),
         ),
         route(Method::POST, "/v1/enrollments", post(rp::create_enrollment)),
+        route(
+            Method::POST,
+            "/v1/users/{user}/backup-codes",
+            post(backup::rp_issue),
+        ),
+        route(
+            Method::POST,
+            "/v1/users/{user}/backup-codes/verify",
+            post(backup::rp_verify),
+        ),
         route(Method::POST, "/v1/challenges", post(rp::create_challenge)),
         route(Method::GET, "/v1/challenges/{id}", get(rp::get_challenge)),
         route(
@@ -60,6 +70,11 @@ pub fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/device/enroll", post(device::enroll)),
         route(Method::GET, "/v1/device/challenges", get(device::list)),
         route(Method::GET, "/v1/device/notices", get(device::notices)),
+        route(
+            Method::POST,
+            "/v1/device/backup-codes",
+            post(backup::device_issue),
+        ),
         route(
             Method::GET,
             "/v1/device/enrollment",
@@ -97,6 +112,11 @@ pub fn routes() -> Vec<Route> {
             Method::GET,
             "/v1/admin/users/{user}/devices",
             get(admin::user_devices),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/users/{user}/backup-codes",
+            post(backup::admin_issue),
         ),
         route(
             Method::DELETE,

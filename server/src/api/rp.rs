@@ -40,12 +40,19 @@ pub async fn user_devices(
 }
 
 /// `POST /v1/enrollments`: an enrollment link for a user in scope, under the rules of
-/// [`crate::enrollment`].
+/// [`crate::enrollment`], or approved by a backup code ([`super::backup::enroll_with_code`]).
 pub async fn create_enrollment(
     State(state): State<SharedState>,
     key: RpKey,
     body: Result<JsonBody<CreateRpEnrollment>, ApiError>,
 ) -> Result<(StatusCode, Json<EnrollmentCreated>), ApiError> {
+    // Issue 12: a backup code instead of an approval takes the slow path (Argon2id).
+    let body = match body {
+        Ok(JsonBody(req)) if req.backup_code.is_some() => {
+            return super::backup::enroll_with_code(state, key, req).await;
+        }
+        other => other,
+    };
     let ttl = state.config.enrollment_ttl_secs;
     let issued = state
         .run(move |s| {

@@ -4,11 +4,12 @@
 use pushauth_proto::b64;
 use pushauth_proto::wire::{
     ChallengeStatus, DeviceBinding, DeviceInfo, DeviceNotice, EnrollmentCreated, PendingChallenge,
-    RelyingPartyInfo,
+    RelyingPartyInfo, NOTICE_DEVICE_ADDED,
 };
 
 use crate::clock;
 use crate::service::enrollments::{enrollment_url, Issued};
+use crate::service::notices::Notice;
 use crate::store::{ChallengeRecord, DeviceRecord, RelyingPartyRecord};
 
 /// A device as relying parties and admins see it.
@@ -37,12 +38,31 @@ pub fn device_binding(d: &DeviceRecord) -> DeviceBinding {
 /// A new binding as a user's other devices see it (`GET /v1/device/notices`).
 pub fn device_notice(d: DeviceRecord) -> DeviceNotice {
     DeviceNotice {
-        kind: "device_added".to_owned(),
-        device_id: d.id,
-        device_name: d.name,
+        kind: NOTICE_DEVICE_ADDED.to_owned(),
+        device_id: Some(d.id),
+        device_name: Some(d.name),
         at: clock::rfc3339(d.created_at),
         source: d.source,
         via: d.via,
+        context: Default::default(),
+        count: None,
+    }
+}
+
+/// Any notice as the user's devices see it (`GET /v1/device/notices`).
+pub fn notice(n: Notice) -> DeviceNotice {
+    match n {
+        Notice::Binding(d) => device_notice(d),
+        Notice::Stored(n) => DeviceNotice {
+            kind: n.kind,
+            device_id: None,
+            device_name: None,
+            at: clock::rfc3339(n.at),
+            source: n.source,
+            via: n.via,
+            context: n.context,
+            count: n.count,
+        },
     }
 }
 
@@ -101,5 +121,7 @@ pub fn enrollment_created(base_url: &str, issued: Issued) -> EnrollmentCreated {
         url: enrollment_url(base_url, &issued.token),
         token: issued.token,
         expires_at: clock::rfc3339(issued.expires_at),
+        replacement: None,
+        remaining: None,
     }
 }

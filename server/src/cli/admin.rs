@@ -19,14 +19,14 @@ use crate::service::{self, devices, keys, users};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{RelyingPartyRecord, Store};
 
-fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
+pub(super) fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
     Ok(match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     })
 }
 
-fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SqliteStore, CliError> {
+pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SqliteStore, CliError> {
     let dir = args
         .data_dir
         .clone()
@@ -334,7 +334,8 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     writeln!(
         out,
-        "unlocked {}: report lock-outs and the wrong-code lock lifted, push counters reset",
+        "unlocked {}: report lock-outs, the wrong-code lock and the backup-code lock lifted, push \
+         counters reset",
         for_terminal(&args.user)
     )?;
     Ok(())

@@ -1,7 +1,9 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
-//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`) or on the running server (`push`).
+//! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`,
+//! `backup-codes`) or on the running server (`push`).
 
 mod admin;
+mod backup;
 mod push;
 mod serve;
 
@@ -51,6 +53,8 @@ pub enum Command {
     /// Lift a user's report lock-outs and wrong-code lock, and reset their push counters and
     /// count of wrong codes (audited).
     Unlock(UnlockArgs),
+    /// Issue a new set of one-time backup codes for a user (voiding the old) and print it once.
+    BackupCodes(BackupCodesArgs),
 }
 
 /// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
@@ -215,6 +219,19 @@ pub struct UnlockArgs {
     pub store: StoreArgs,
 }
 
+/// `pushauthd backup-codes USER [--count N]`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupCodesArgs {
+    /// The user the codes are for (must be known: enrolled at least once).
+    pub user: String,
+    /// Codes in the set [default: `[backup_codes] count` of the config, else 10].
+    #[arg(long)]
+    pub count: Option<u32>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 /// `pushauthd push USER`.
 #[derive(Debug, Clone, Args)]
 pub struct PushArgs {
@@ -273,5 +290,6 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Audit(args) => admin::audit(&args, out),
         Command::Push(args) => push::push(&args, out),
         Command::Unlock(args) => admin::unlock(&args, out),
+        Command::BackupCodes(args) => backup::backup_codes(&args, out),
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{CliError, ServeArgs};
 use crate::config::{
     load_or_create_admin_token, ConfigError, FileConfig, ServerConfig, TlsConfig, DEFAULT_DATA_DIR,
-    DEFAULT_LISTEN,
+    DEFAULT_LISTEN, MAX_BACKUP_CODES,
 };
 
 fn default_listen() -> Result<SocketAddr, CliError> {
@@ -43,6 +43,21 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         )
         .into());
     }
+    if file.limits.is_some_and(|l| l.max_backup_code_failures == 0) {
+        return Err(ConfigError::Invalid(
+            "[limits] max_backup_code_failures must be 1 or more (0 would refuse every backup code)"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(b) = file.backup_codes {
+        if b.count == 0 || b.count > MAX_BACKUP_CODES {
+            return Err(ConfigError::Invalid(format!(
+                "[backup_codes] count must be 1 to {MAX_BACKUP_CODES}"
+            ))
+            .into());
+        }
+    }
     let web_push = file.web_push.clone().unwrap_or_default().resolve()?;
     let web = file.web_config()?;
     let admin_token = load_or_create_admin_token(&token_file)?;
@@ -64,6 +79,9 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     }
     if let Some(limits) = file.limits {
         config.limits = limits;
+    }
+    if let Some(b) = file.backup_codes {
+        config.backup_codes = b;
     }
     if let Some(v) = file.default_ttl_secs {
         config.default_ttl_secs = v;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use pushauth_files::{FileError, Owner, ReadPolicy};
 use serde::Deserialize;
 
-use super::{ConfigError, FileWeb, FileWebPush, FileWebhook, Limits, Retention, TlsConfig};
+use super::{
+    BackupCodesConfig, ConfigError, FileWeb, FileWebPush, FileWebhook, Limits, Retention, TlsConfig,
+};
 
 /// The TOML config file. Unknown keys are an error naming the key.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,6 +44,8 @@ pub struct FileConfig {
     pub web_push: Option<FileWebPush>,
     /// `[web]`.
     pub web: Option<FileWeb>,
+    /// `[backup_codes]`.
+    pub backup_codes: Option<BackupCodesConfig>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

@@ -35,6 +35,12 @@ pub struct Limits {
     /// count. At the lock an approval of a number-matching challenge still open is refused
     /// too (right code or wrong, alike), so no further guess is taken. Default 10; at least 1.
     pub max_code_failures: u32,
+    /// Consecutive wrong backup codes a user may have (issue 12; NIST SP 800-63B-4 throttling).
+    /// At this count every backup code of the user is refused with `user_locked`, the right one
+    /// too, until an administrator unlocks (`pushauthd unlock USER`, which also lifts the push
+    /// lock); a right code below the lock resets the count. Issuing a new set does not.
+    /// Default 10; at least 1.
+    pub max_backup_code_failures: u32,
     /// Connections served at once; more are closed as soon as they are accepted, unread.
     pub max_connections: u32,
     /// Connections one client address (for IPv6, its /64) may hold at once; more are closed
@@ -59,6 +65,7 @@ impl Default for Limits {
             window_secs: 600,
             report_lockout_secs: 900,
             max_code_failures: 10,
+            max_backup_code_failures: 10,
             max_connections: 16_384,
             max_connections_per_address: 4096,
             header_timeout_secs: 10,

@@ -1,5 +1,5 @@
 //! Server configuration: the in-memory [`ServerConfig`], the TOML file form ([`FileConfig`]),
-//! `[limits]` and `[retention]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
+//! `[limits]` and `[retention]`, `[backup_codes]`, `[webhook]`, `[web_push]` (with its push origin allow-list), `[web]`,
 //! and the admin token file. Secret files are read through [`pushauth_files`] (owned by the
 //! service's user, mode 0600, checked on the opened file).
 
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+mod backup_codes;
 mod file;
 mod limits;
 mod push_origins;
@@ -20,6 +21,7 @@ mod web;
 mod webhook;
 mod webpush;
 
+pub use backup_codes::{BackupCodesConfig, MAX_BACKUP_CODES};
 pub use file::FileConfig;
 pub use limits::{Limits, Retention};
 pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
@@ -78,6 +80,8 @@ pub struct ServerConfig {
     pub retention: Retention,
     /// `[web]`: where the web app's files come from.
     pub web: WebConfig,
+    /// `[backup_codes]`: the size of a set of backup codes.
+    pub backup_codes: BackupCodesConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -98,6 +102,7 @@ impl fmt::Debug for ServerConfig {
             .field("sweep_interval_secs", &self.sweep_interval_secs)
             .field("retention", &self.retention)
             .field("web", &self.web)
+            .field("backup_codes", &self.backup_codes)
             .finish()
     }
 }
@@ -121,6 +126,7 @@ impl ServerConfig {
             sweep_interval_secs: 5,
             retention: Retention::default(),
             web: WebConfig::default(),
+            backup_codes: BackupCodesConfig::default(),
         }
     }
 

@@ -85,6 +85,10 @@ pub fn issue_for_rp(
 ) -> Result<Issued> {
     check_user(&req.user)?;
     rp.require_enroll(&req.user)?;
+    if req.backup_code.is_some() {
+        // Served by `backup_enroll`, which verifies the code first.
+        return Err(Error::Invalid("a backup code is checked elsewhere".into()));
+    }
     let ttl = req.ttl_secs.unwrap_or(enrollment_ttl_secs);
     check_ttl(ttl)?;
     let ttl = ttl.min(enrollment_ttl_secs.max(1));
@@ -244,7 +248,7 @@ pub fn link_refusal(s: &dyn Store, link: &EnrollmentRecord) -> Result<Option<Ref
         }
         rp.is_some_and(|rp| rp.bootstrap)
     };
-    Ok(match &link.approved_by {
+    Ok(match link.approved_by.as_deref() {
         None => {
             let facts = s.enroll_facts(&link.user, None)?;
             if facts.active_devices > 0 {
@@ -253,6 +257,8 @@ pub fn link_refusal(s: &dyn Store, link: &EnrollmentRecord) -> Result<Option<Ref
                 bootstrap_refusal(facts.bound_devices, may_bootstrap)
             }
         }
+        // A backup code approved it (issue 12): used up when the link was made.
+        Some(super::backup_codes::BACKUP_CODE_APPROVER) => None,
         Some(approver) => {
             let active = s
                 .get_device(approver)?

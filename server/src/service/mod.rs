@@ -15,13 +15,19 @@
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
 //! - [`users`]: unlocking a user, the audit log;
-//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove).
+//! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
+//! - [`notices`]: what a user's devices are told (bindings and stored notices);
+//! - [`backup_codes`]: issuing sets of backup codes and using one instead of a push;
+//!   [`backup_enroll`]: an enrollment link approved by a backup code.
 
+pub mod backup_codes;
+pub mod backup_enroll;
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
 pub mod enrollments;
 pub mod keys;
+pub mod notices;
 pub mod subscriptions;
 pub mod users;
 
@@ -103,6 +109,15 @@ pub enum Error {
     /// to try again).
     #[error("{0}")]
     TooManyChanges(String),
+    /// A backup code was refused: wrong, used, or none issued (one answer for all).
+    #[error("this backup code was not accepted: it is wrong, was used before, or is not one of this user's codes")]
+    BackupCodeInvalid,
+    /// Too many wrong backup codes in a row (`[limits] max_backup_code_failures`).
+    #[error(
+        "too many wrong backup codes in a row: this user's backup codes are locked until an \
+         administrator runs `pushauthd unlock USER`"
+    )]
+    BackupCodesLocked,
     /// The store reached its size bound (`[retention] max_db_mb`).
     #[error(
         "the server's store reached its size bound; new challenges are refused until an \

@@ -10,13 +10,17 @@
 //!   errors at its edge);
 //! - [`sqlite`]: the SQLite backend.
 
+pub mod backup_codes;
 pub mod error;
+pub mod notices;
 pub mod records;
 pub mod sqlite;
 
 use pushauth_proto::wire::AuditEvent;
 
+pub use self::backup_codes::{BackupCodeFacts, StoredCode, UseCode};
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
+pub use self::notices::NoticeRecord;
 pub use self::records::*;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
@@ -213,4 +217,38 @@ pub trait Store {
     /// The subscriptions of those of `device_ids` that are active.
     fn push_subscriptions(&self, device_ids: &[String])
         -> StoreResult<Vec<PushSubscriptionRecord>>;
+
+    // ---- device notices (issue 12)
+
+    /// Stores a notice for `notice.user`'s devices and forgets theirs from before `keep_since`.
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()>;
+    /// The stored notices of `user` from `since` on, newest first (at most 200).
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>>;
+
+    // ---- backup codes (issue 12)
+
+    /// What an attempt with a backup code of `user` whose tag is `tag` is decided on.
+    fn backup_code_facts(&self, user: &str, tag: &str) -> StoreResult<BackupCodeFacts>;
+    /// Voids the user's codes and stores `codes` (all or nothing); `false` for a user never
+    /// seen (nothing written).
+    fn replace_backup_codes(
+        &self,
+        user: &str,
+        codes: &[StoredCode],
+        now: Millis,
+    ) -> StoreResult<bool>;
+    /// Uses the code whose row still holds `used_hash` (compare-and-set): its row takes
+    /// `replacement` (same tag) and the user's count of wrong codes is cleared.
+    fn use_backup_code(
+        &self,
+        user: &str,
+        used_hash: &str,
+        replacement: &StoredCode,
+        now: Millis,
+    ) -> StoreResult<UseCode>;
+    /// Counts one more consecutive wrong backup code of a known `user`; returns the count.
+    fn backup_code_failed(&self, user: &str) -> StoreResult<u32>;
+    /// Marks the `issue_backup_codes` approval `challenge_id` used; `false` if it was before.
+    fn use_backup_approval(&self, challenge_id: &str, user: &str, now: Millis)
+        -> StoreResult<bool>;
 }

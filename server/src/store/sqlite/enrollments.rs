@@ -151,6 +151,7 @@ pub(super) fn create_rp_enrollment<D: Db>(
         let approval_text = match (&new.approval, approved_by) {
             (Some(c), Some(d)) => format!(", approved by device {d} (challenge {c})"),
             (Some(c), None) => format!(", approval challenge {c}"),
+            (None, Some(by)) => format!(", approved by {by}"),
             _ => ", no device to approve (bootstrap)".to_owned(),
         };
         write_audit(

@@ -251,6 +251,12 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
             .query_row([user], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
+        // Issue 12: the backup-code lock is lifted by the same unlock.
+        let wrong_backup: u32 = tx
+            .prepare_cached("DELETE FROM backup_code_failures WHERE user = ?1 RETURNING count")?
+            .query_row([user], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
         tx.prepare_cached(
             "INSERT INTO push_resets (user, at) VALUES (?1, ?2) \
              ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",
@@ -263,7 +269,12 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
                 user: Some(user.to_owned()),
                 detail: Some(format!(
                     "by {by}; {locks} lock(s) lifted, {wrong_codes} wrong code(s) forgotten, \
-                     counters reset"
+                     counters reset{}",
+                    if wrong_backup > 0 {
+                        format!(", {wrong_backup} wrong backup code(s) forgotten")
+                    } else {
+                        String::new()
+                    }
                 )),
                 ..AuditEntry::default()
             },

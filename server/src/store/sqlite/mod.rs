@@ -7,9 +7,10 @@
 //!   `group`: group commit; `checkpoint`: WAL checkpoints off the store thread;
 //! - `error`: where SQLite's errors become [`StoreError`]s; `rows`: row mapping;
 //! - one file per table group: `challenges`, `limits`, `enrollments`, `devices`,
-//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`; `store` wires them into the trait.
+//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `backup_codes`; `store` wires them into the trait.
 
 mod audit;
+mod backup_codes;
 mod challenges;
 mod checkpoint;
 mod connection;
@@ -18,6 +19,7 @@ mod enrollments;
 mod error;
 mod group;
 mod limits;
+mod notices;
 mod push_subscriptions;
 mod relying_parties;
 mod retention;

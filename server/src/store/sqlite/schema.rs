@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -158,6 +158,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         p256dh      TEXT NOT NULL,
         auth        TEXT NOT NULL,
         created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 5 -> 6 (issue 12): device notices other than bindings (kept 30 days), and backup codes
+    // (NIST SP 800-63B-4 saved recovery codes).
+    r#"
+    CREATE TABLE notices (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        user        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        source      TEXT,
+        via         TEXT,
+        -- JSON object of strings: where it happened.
+        context     TEXT NOT NULL DEFAULT '{}',
+        count       INTEGER
+    );
+    CREATE INDEX notices_by_user ON notices(user, at);
+    -- One row per unused code: `tag` (not secret, the code's first characters) picks the row so
+    -- that an attempt costs one Argon2id verify; `hash` is the PHC string of the whole code. A
+    -- used code's row is deleted in the unit that inserts its replacement; a new set deletes all.
+    CREATE TABLE backup_codes (
+        user        TEXT NOT NULL REFERENCES users(name),
+        tag         TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (user, tag)
+    ) WITHOUT ROWID;
+    -- Consecutive wrong backup codes per user; a row only while the count is above zero.
+    CREATE TABLE backup_code_failures (
+        user        TEXT PRIMARY KEY,
+        count       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- `issue_backup_codes` approvals a relying party used (each usable once).
+    CREATE TABLE backup_code_approvals (
+        challenge_id TEXT PRIMARY KEY,
+        user         TEXT NOT NULL,
+        used_at      INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
 ];

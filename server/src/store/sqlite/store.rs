@@ -6,14 +6,16 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::connection::Db;
 use super::{
-    audit, challenges, devices, enrollments, limits, push_subscriptions, relying_parties, retention,
+    audit, backup_codes, challenges, devices, enrollments, limits, notices, push_subscriptions,
+    relying_parties, retention,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, DeviceRecord, EnrollFacts,
-    EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, Pruned,
-    PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, Swept,
+    AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
+    EnrollFacts, EnrollmentRecord, Expired, NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord,
+    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, StoredCode,
+    Swept, UseCode,
 };
 
 impl<D: Db> Store for D {
@@ -218,5 +220,49 @@ impl<D: Db> Store for D {
         device_ids: &[String],
     ) -> StoreResult<Vec<PushSubscriptionRecord>> {
         push_subscriptions::of_devices(self, device_ids)
+    }
+
+    fn add_notice(&self, notice: &NoticeRecord, keep_since: Millis) -> StoreResult<()> {
+        notices::add_notice(self, notice, keep_since)
+    }
+
+    fn user_notices(&self, user: &str, since: Millis) -> StoreResult<Vec<NoticeRecord>> {
+        notices::user_notices(self, user, since)
+    }
+
+    fn backup_code_facts(&self, user: &str, tag: &str) -> StoreResult<BackupCodeFacts> {
+        backup_codes::facts(self, user, tag)
+    }
+
+    fn replace_backup_codes(
+        &self,
+        user: &str,
+        codes: &[StoredCode],
+        now: Millis,
+    ) -> StoreResult<bool> {
+        backup_codes::replace(self, user, codes, now)
+    }
+
+    fn use_backup_code(
+        &self,
+        user: &str,
+        used_hash: &str,
+        replacement: &StoredCode,
+        now: Millis,
+    ) -> StoreResult<UseCode> {
+        backup_codes::use_code(self, user, used_hash, replacement, now)
+    }
+
+    fn backup_code_failed(&self, user: &str) -> StoreResult<u32> {
+        backup_codes::failed(self, user)
+    }
+
+    fn use_backup_approval(
+        &self,
+        challenge_id: &str,
+        user: &str,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        backup_codes::use_approval(self, challenge_id, user, now)
     }
 }

@@ -1,0 +1,444 @@
+//! Backup codes (issue 12; NIST SP 800-63B-4 §3.1.2, saved recovery codes): issuing a set,
+//! and using one code instead of a push (at a PAM prompt, on the Keycloak page, to enroll a
+//! new device).
+//!
+//! The slow parts (Argon2id, [`crate::backup_code`]) run between two store jobs, off the
+//! runtime ([`crate::hashing`]): [`draw_set`] and [`check_code`]. What the store read before
+//! them is read again in the unit that writes ([`store_set`], [`consume`]), so two uses of one
+//! code cannot both win, and a user who reached the lock meanwhile is refused.
+//!
+//! Rules:
+//! - a set holds `count` codes (`[backup_codes] count`, 1 to [`MAX_BACKUP_CODES`]); a new set
+//!   voids the old in the same unit;
+//! - a used code's row takes a fresh code (same tag) in the unit that uses it; the caller shows
+//!   the replacement where the code was used;
+//! - every refusal is `backup_code_invalid`, whether the code was wrong, used, or the user has
+//!   none or is unknown, and costs one Argon2id verify either way (a decoy when no row has the
+//!   tag), so neither the answer nor its time tells those apart;
+//! - consecutive wrong codes of a known user are counted; at `[limits]
+//!   max_backup_code_failures` every code is refused (`user_locked`, checked before any verify)
+//!   until `pushauthd unlock` clears the count. A right code below the lock resets it;
+//! - a user with no active device may use a code (that is what they are for); an unknown user
+//!   never has one.
+//!
+//! Audit kinds: `backup_codes_issued`, `backup_code_used`, `backup_code_refused`,
+//! `backup_codes_locked`. Notices: `backup_codes_issued`, `backup_code_used`.
+
+use pushauth_proto::wire::{
+    ACTION_ISSUE_BACKUP_CODES, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
+};
+use pushauth_proto::{ChallengeState, Context};
+
+use super::keys::RpCaller;
+use super::{atomically, notices, Error, Result};
+use crate::backup_code::{self, Code, CodeError};
+use crate::clock::Millis;
+use crate::config::MAX_BACKUP_CODES;
+use crate::enrollment::Refusal;
+use crate::store::{AuditEntry, BackupCodeFacts, NoticeRecord, Store, StoredCode, UseCode};
+
+/// How recent a relying party's `issue_backup_codes` approval must be: 5 minutes.
+pub const ISSUE_APPROVAL_MAX_AGE_MS: Millis = 5 * 60 * 1000;
+/// The `approved_by` of an enrollment link a backup code approved (never a device id, which is
+/// 22 base64url characters).
+pub const BACKUP_CODE_APPROVER: &str = "backup_code";
+
+impl From<CodeError> for Error {
+    fn from(e: CodeError) -> Self {
+        match e {
+            CodeError::Malformed => Error::Invalid(e.to_string()),
+            CodeError::Internal(why) => Error::Internal(why),
+        }
+    }
+}
+
+/// The size of a set: `count` if given (1 to [`MAX_BACKUP_CODES`]), else `default`.
+///
+/// # Errors
+/// [`Error::Invalid`] for a count out of range.
+pub fn check_count(count: Option<u32>, default: u32) -> Result<u32> {
+    let n = count.unwrap_or(default);
+    if n == 0 || n > MAX_BACKUP_CODES {
+        return Err(Error::Invalid(format!(
+            "count must be 1 to {MAX_BACKUP_CODES}"
+        )));
+    }
+    Ok(n)
+}
+
+/// A set drawn and hashed, not stored yet.
+#[derive(Debug)]
+pub struct DrawnSet {
+    codes: Vec<Code>,
+    stored: Vec<StoredCode>,
+}
+
+/// Draws `count` codes with distinct tags and hashes each. Slow (one Argon2id hash per code):
+/// run it through [`crate::hashing::Hashing`].
+///
+/// # Errors
+/// [`Error::Internal`] without randomness.
+pub fn draw_set(count: u32) -> Result<DrawnSet> {
+    let mut codes: Vec<Code> = Vec::new();
+    let mut tags: Vec<String> = Vec::new();
+    let mut stored = Vec::new();
+    for _ in 0..count {
+        let code = Code::generate_avoiding(&tags)?;
+        tags.push(code.tag().to_owned());
+        stored.push(StoredCode {
+            tag: code.tag().to_owned(),
+            hash: backup_code::hash(&code)?,
+        });
+        codes.push(code);
+    }
+    Ok(DrawnSet { codes, stored })
+}
+
+/// A set just stored: the codes to show once, and the devices to wake for the notice.
+#[derive(Debug)]
+pub struct IssuedSet {
+    /// The codes, grouped for reading.
+    pub codes: Vec<String>,
+    /// When they were issued.
+    pub created_at: Millis,
+    /// The user's active devices (to wake for the `backup_codes_issued` notice).
+    pub devices: Vec<String>,
+}
+
+/// Stores `set` for `user` in place of any earlier set, audits `backup_codes_issued` naming
+/// `via` (`admin`, `cli`, `device:<id>`, `rp:<id>`) and tells the user's devices.
+///
+/// # Errors
+/// [`Error::UnknownUser`] for a user never seen (nothing written), [`Error::Store`].
+pub fn store_set(
+    s: &dyn Store,
+    user: &str,
+    set: &DrawnSet,
+    via: &str,
+    now: Millis,
+) -> Result<IssuedSet> {
+    let devices = atomically(s, |s| store_set_in(s, user, set, via, now))?;
+    tracing::info!(%user, %via, count = set.codes.len(), "backup codes issued");
+    Ok(IssuedSet {
+        codes: set.codes.iter().map(Code::grouped).collect(),
+        created_at: now,
+        devices,
+    })
+}
+
+fn store_set_in(
+    s: &dyn Store,
+    user: &str,
+    set: &DrawnSet,
+    via: &str,
+    now: Millis,
+) -> Result<Vec<String>> {
+    if !s.replace_backup_codes(user, &set.stored, now)? {
+        return Err(Error::UnknownUser);
+    }
+    let count = u32::try_from(set.stored.len()).unwrap_or(u32::MAX);
+    s.audit(
+        &AuditEntry {
+            kind: "backup_codes_issued",
+            user: Some(user.to_owned()),
+            device_id: via.strip_prefix("device:").map(str::to_owned),
+            detail: Some(format!("{count} codes by {via}; earlier codes void")),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    notices::record(
+        s,
+        &NoticeRecord {
+            user: user.to_owned(),
+            kind: NOTICE_BACKUP_CODES_ISSUED.to_owned(),
+            at: now,
+            source: None,
+            via: Some(via.to_owned()),
+            context: Context::new(),
+            count: Some(count),
+        },
+    )
+}
+
+/// Checks a relying party's `issue_backup_codes` approval over what the store holds (the read
+/// before the codes are drawn; [`store_set_for_rp`] checks again and uses it up).
+///
+/// # Errors
+/// [`Error::Forbidden`] for a user out of scope, [`Error::Enrollment`] with
+/// [`Refusal::ApprovalInvalid`], [`Error::Store`].
+pub fn check_rp_approval(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    approval: &str,
+    now: Millis,
+) -> Result<()> {
+    rp.require_user(user, "issue backup codes for")?;
+    let facts = s.enroll_facts(user, Some(approval))?;
+    let Some(a) = facts.approval else {
+        return Err(Refusal::ApprovalInvalid.into());
+    };
+    let c = &a.challenge;
+    let ours = c.id == approval && c.rp_id == rp.rp_id && c.user == user;
+    let kind = c.context.get("action").map(String::as_str) == Some(ACTION_ISSUE_BACKUP_CODES);
+    let fresh = now.saturating_sub(a.decided_at) <= ISSUE_APPROVAL_MAX_AGE_MS;
+    // Approved with the typed code (number matching), by a device still active.
+    let approved = c.state == ChallengeState::Approved && c.code.is_some() && a.approver_active;
+    if ours && kind && fresh && approved {
+        Ok(())
+    } else {
+        Err(Refusal::ApprovalInvalid.into())
+    }
+}
+
+/// [`store_set`] for a relying party: checks the approval again, uses it up (once) and stores
+/// the set, all in one unit; a refusal is audited as `backup_codes_refused`.
+///
+/// # Errors
+/// As [`check_rp_approval`]; [`Refusal::ApprovalUsed`] for an approval used before.
+pub fn store_set_for_rp(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    approval: &str,
+    set: &DrawnSet,
+    now: Millis,
+) -> Result<IssuedSet> {
+    let via = format!("rp:{}", rp.rp_id);
+    let devices = atomically(s, |s| {
+        let checked = check_rp_approval(s, rp, user, approval, now).and_then(|()| {
+            if s.use_backup_approval(approval, user, now)? {
+                Ok(())
+            } else {
+                Err(Refusal::ApprovalUsed.into())
+            }
+        });
+        if let Err(e) = checked {
+            s.audit(
+                &AuditEntry {
+                    kind: "backup_code_refused",
+                    user: Some(user.to_owned()),
+                    challenge_id: Some(approval.to_owned()),
+                    detail: Some(format!("new set refused ({e}) for {via}")),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            return Err(e);
+        }
+        store_set_in(s, user, set, &via, now)
+    })?;
+    tracing::info!(%user, %via, "backup codes issued on an approval");
+    Ok(IssuedSet {
+        codes: set.codes.iter().map(Code::grouped).collect(),
+        created_at: now,
+        devices,
+    })
+}
+
+/// One attempt to use a backup code.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Whose code it should be.
+    pub user: String,
+    /// What was typed, read ([`Code::parse`]).
+    pub code: Code,
+    /// Where (service, host, rhost…), for the audit and the notice.
+    pub context: Context,
+    /// Who asks: `rp:<id>`.
+    pub via: String,
+    /// What the code is used for (`login`, `enrollment`), for the audit.
+    pub purpose: &'static str,
+}
+
+fn place(a: &Attempt) -> String {
+    let mut text: Vec<String> = a.context.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    text.push(format!("via {}", a.via));
+    text.join(" ")
+}
+
+fn refuse(s: &dyn Store, a: &Attempt, why: &str, now: Millis) -> Result<()> {
+    s.audit(
+        &AuditEntry {
+            kind: "backup_code_refused",
+            user: Some(a.user.clone()),
+            detail: Some(format!("{} ({why}): {}", a.purpose, place(a))),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    tracing::info!(user = %a.user, via = %a.via, why, "backup code refused");
+    Ok(())
+}
+
+/// The read before the verify: the row the code's tag picks, and the lock. `max_failures` is
+/// `[limits] max_backup_code_failures`.
+///
+/// # Errors
+/// [`Error::BackupCodesLocked`] (audited) for a user at the lock, [`Error::Store`].
+pub fn attempt_facts(
+    s: &dyn Store,
+    a: &Attempt,
+    max_failures: u32,
+    now: Millis,
+) -> Result<BackupCodeFacts> {
+    let facts = s.backup_code_facts(&a.user, a.code.tag())?;
+    if facts.known_user && facts.failures >= max_failures {
+        refuse(s, a, "locked", now)?;
+        return Err(Error::BackupCodesLocked);
+    }
+    Ok(facts)
+}
+
+/// The slow check of an attempt, with its replacement drawn when the code matched.
+#[derive(Debug)]
+pub struct Checked {
+    replacement: Option<(Code, StoredCode)>,
+}
+
+/// Verifies `code` against `stored` (one Argon2id verify; a decoy when `None`) and, when it
+/// matches, draws and hashes its replacement (same tag). Slow: run it through
+/// [`crate::hashing::Hashing`].
+///
+/// # Errors
+/// [`Error::Internal`] without randomness.
+pub fn check_code(code: &Code, stored: Option<&str>) -> Result<Checked> {
+    if !backup_code::verify(code, stored) {
+        return Ok(Checked { replacement: None });
+    }
+    let fresh = Code::generate_with_tag(code.tag())?;
+    let hash = backup_code::hash(&fresh)?;
+    let tag = fresh.tag().to_owned();
+    Ok(Checked {
+        replacement: Some((fresh, StoredCode { tag, hash })),
+    })
+}
+
+/// A code used: its replacement (to show where it was used), what is left, and the devices to
+/// wake for the `backup_code_used` notice.
+#[derive(Debug)]
+pub struct Used {
+    /// The fresh code, grouped for reading.
+    pub replacement: String,
+    /// Unused codes now (the replacement counted).
+    pub remaining: u32,
+    /// The user's active devices.
+    pub devices: Vec<String>,
+}
+
+/// The write after the verify, inside the caller's [`atomically`] unit (so an enrollment can
+/// be issued in the same unit): reads the lock and the row again, uses the code
+/// (compare-and-set on the row that was verified) or counts a failure.
+///
+/// # Errors
+/// [`Error::BackupCodeInvalid`] (wrong, used meanwhile, none, unknown user; the failure is
+/// counted and audited), [`Error::BackupCodesLocked`], [`Error::Store`].
+pub fn consume(
+    s: &dyn Store,
+    a: &Attempt,
+    verified_hash: Option<&str>,
+    checked: Checked,
+    max_failures: u32,
+    now: Millis,
+) -> Result<Used> {
+    let facts = s.backup_code_facts(&a.user, a.code.tag())?;
+    if !facts.known_user {
+        refuse(s, a, "unknown user", now)?;
+        return Err(Error::BackupCodeInvalid);
+    }
+    if facts.failures >= max_failures {
+        refuse(s, a, "locked", now)?;
+        return Err(Error::BackupCodesLocked);
+    }
+    if let (Some(old), Some((fresh, stored))) = (verified_hash, checked.replacement) {
+        if let UseCode::Used { remaining } = s.use_backup_code(&a.user, old, &stored, now)? {
+            s.audit(
+                &AuditEntry {
+                    kind: "backup_code_used",
+                    user: Some(a.user.clone()),
+                    detail: Some(format!(
+                        "{}: {}; replaced, {remaining} left",
+                        a.purpose,
+                        place(a)
+                    )),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+            let devices = notices::record(
+                s,
+                &NoticeRecord {
+                    user: a.user.clone(),
+                    kind: NOTICE_BACKUP_CODE_USED.to_owned(),
+                    at: now,
+                    source: None,
+                    via: Some(a.via.clone()),
+                    context: a.context.clone(),
+                    count: Some(remaining),
+                },
+            )?;
+            tracing::info!(user = %a.user, via = %a.via, remaining, "backup code used");
+            return Ok(Used {
+                replacement: fresh.grouped(),
+                remaining,
+                devices,
+            });
+        }
+    }
+    let failures = s.backup_code_failed(&a.user)?;
+    refuse(
+        s,
+        a,
+        &format!("wrong, used or none; {failures} of {max_failures} in a row"),
+        now,
+    )?;
+    if failures >= max_failures {
+        s.audit(
+            &AuditEntry {
+                kind: "backup_codes_locked",
+                user: Some(a.user.clone()),
+                detail: Some(format!(
+                    "{failures} wrong backup codes in a row; `pushauthd unlock` lifts it"
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        tracing::warn!(user = %a.user, "backup codes locked after {failures} wrong codes");
+    }
+    Err(Error::BackupCodeInvalid)
+}
+
+/// A relying party's attempt at `POST /v1/users/{user}/backup-codes/verify`, checked before
+/// any slow work: the user name, the relying party's right to push to the user (the scope of
+/// challenges), the context, and the code's form.
+///
+/// # Errors
+/// [`Error::Invalid`], [`Error::InvalidContext`], [`Error::Forbidden`].
+pub fn rp_attempt(rp: &RpCaller, user: &str, code: &str, context: Context) -> Result<Attempt> {
+    pushauth_proto::names::check_user(user)?;
+    rp.require_user(user, "push to")?;
+    pushauth_proto::context::validate_context(&context)
+        .map_err(|e| Error::InvalidContext(e.to_string()))?;
+    Ok(Attempt {
+        user: user.to_owned(),
+        code: Code::parse(code)?,
+        context,
+        via: format!("rp:{}", rp.rp_id),
+        purpose: "login",
+    })
+}
+
+/// [`Error::UnknownUser`] unless `user` was ever seen (checked before a set is drawn, so an
+/// unknown name costs no hashing).
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name, [`Error::UnknownUser`], [`Error::Store`].
+pub fn require_known(s: &dyn Store, user: &str) -> Result<()> {
+    pushauth_proto::names::check_user(user)?;
+    match s.user_devices(user)? {
+        Some(_) => Ok(()),
+        None => Err(Error::UnknownUser),
+    }
+}
