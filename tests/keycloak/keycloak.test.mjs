@@ -788,6 +788,8 @@ test('issue12: a backup code instead of the push logs in, shows its replacement 
     const landed = await waitForRedirect(page, redirects);
     assert.ok(landed.searchParams.get('code'), `no authorization code in ${landed}`);
     assert.equal(landed.searchParams.get('state'), 'state-backup');
+    const logins = await events('LOGIN', 'gina');
+    assert.ok(logins.some((e) => e.details?.pushauth_result === 'backup_code'), JSON.stringify(logins));
     await context.close();
   }
   {
@@ -864,4 +866,49 @@ test('issue12: lost phone: a backup code approves adding a device instead of the
   assert.equal(after.length, 2);
   assert.ok(after.some((d) => d.name === 'gina-laptop'));
   await context.close();
+  ginaCodes = ginaCodes.slice(1);
+});
+
+test('issue12: after too many wrong backup codes the page says sign-in is paused; an admin unlock lifts it', async () => {
+  assert.ok(ginaCodes.length >= 1, 'no codes left');
+  // Ten wrong codes, as a guesser would send them (through the sidecar, as the page does).
+  const secret = readFileSync(join(RUN, 'sidecar-secret'), 'utf8').trim();
+  let last;
+  for (let i = 0; i < 10; i++) {
+    const r = await fetch(`${SIDECAR}/v1/backup-codes/verify`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ realm: REALM, username: 'gina', code: 'ZZZZ-ZZZZ-ZZZZ-ZZZZ', nonce: `guess-nonce-0123456789-${i}` }),
+    });
+    last = r.status;
+    if (r.status === 429) break;
+    assert.equal(r.status, 403, await r.text());
+  }
+  assert.equal(last, 429, 'no lock after ten wrong codes');
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'gina', 'state-backup-locked');
+  await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  await page.click('#pushauth-use-backup');
+  // Even a right code is refused while locked, with a message saying so.
+  await page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+  await page.click('#pushauth-backup-submit');
+  await page.getByText('Too many wrong backup codes were typed for your account').waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'backup-code-locked.png') });
+  assert.equal(redirects.length, 0);
+  await context.close();
+
+  const token = readFileSync(join(RUN, 'admin-token'), 'utf8').trim();
+  const r = await fetch(`${PUSHAUTHD}/v1/admin/users/gina/unlock`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200, await r.text());
+  const again = await newPage();
+  await passwordStep(again.page, 'gina', 'state-backup-unlocked');
+  await again.page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  await again.page.click('#pushauth-use-backup');
+  await again.page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+  await again.page.click('#pushauth-backup-submit');
+  await again.page.locator('#pushauth-backup-replacement').waitFor({ timeout: 30000 });
+  await again.page.click('#pushauth-backup-continue');
+  const landed = await waitForRedirect(again.page, again.redirects);
+  assert.equal(landed.searchParams.get('state'), 'state-backup-unlocked');
+  await again.context.close();
 });

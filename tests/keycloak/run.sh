@@ -126,5 +126,6 @@ if [ "${E2E_HOLD:-}" = 1 ]; then # debugging: keep the services up, print how to
   env | grep -E '^(KC_URL|PUSHAUTHD_URL|SIDECAR_URL|PUSHAUTH_BIN|E2E_RUN|E2E_ARTIFACTS)=' | sed 's/^/export /' > "$RUN/env"
   echo "services up; source $RUN/env"; wait "${PIDS[@]}"
 fi
-# E2E_ONLY=<regex>: run only the tests whose names match (the setup always runs).
-node --test --test-concurrency=1 --test-timeout=240000 ${E2E_ONLY:+--test-name-pattern="$E2E_ONLY"} keycloak.test.mjs
+# E2E_ONLY=<regex>: run only the tests whose names match (the setup always runs). The timeout
+# bounds the whole file too (node runs it as one test): about 4-5 minutes on 2 busy cores.
+node --test --test-concurrency=1 --test-timeout=600000 ${E2E_ONLY:+--test-name-pattern="$E2E_ONLY"} keycloak.test.mjs

@@ -25,7 +25,7 @@
                 </script>
             <#elseif codesState = "codes">
                 <p id="pushauth-codes-intro">${msg("pushBackupIssueShown", backupCodes?size)}</p>
-                <ol id="pushauth-codes-list" style="font-family:monospace;font-size:1.2rem;letter-spacing:0.08em;columns:2;column-gap:2rem">
+                <ol id="pushauth-codes-list" style="font-family:monospace;font-size:clamp(1rem, 4.2vw, 1.2rem);letter-spacing:0.06em;white-space:nowrap">
                     <#list backupCodes as backupCode>
                         <li class="pushauth-backup-code">${backupCode}</li>
                     </#list>

@@ -47,6 +47,8 @@ final class BackupCodeLogin {
         if (form.containsKey("backup_continue")) {
             if (verified(session)) {
                 session.removeAuthNote(NOTE_DONE);
+                // The LOGIN event says the second factor was a backup code, not the push.
+                context.getEvent().detail("pushauth_result", "backup_code");
                 context.success();
             } else {
                 context.challenge(page(context, "backup", null));
