@@ -1,9 +1,10 @@
 //! pushauth-device: the device side of pushauth as a library and a CLI. It enrolls from a link
 //! (making an Ed25519 or ES256 key and proving possession), lists the device's pending challenges,
 //! acknowledges them and answers approve/deny/report with a signed response; every request is
-//! signed with the device key. It is also the test double for a phone, and the benchmark's
+//! signed with the device key; it asks for new backup codes ([`backup`]). It is also the test double for a phone, and the benchmark's
 //! simulated device ([`DeviceClient::with_agent`] touches no disk).
 
+pub mod backup;
 mod client;
 mod error;
 pub mod link;

@@ -114,6 +114,13 @@ enum Command {
         #[arg(long)]
         vapid_key: bool,
     },
+    /// Ask the server for a new set of backup codes (the old ones stop working) and print it
+    /// once; keep the codes offline.
+    BackupCodes {
+        /// Codes in the set [default: the server's, 10].
+        #[arg(long)]
+        count: Option<u32>,
+    },
     /// Wait for challenges and answer them interactively.
     Watch {
         /// Exit after the first answered challenge.
@@ -155,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => answer(&open(&dir, profile)?, &id, Decision::Deny, None),
         Command::Report { id } => answer(&open(&dir, profile)?, &id, Decision::Report, None),
         Command::Watch { once } => watch(&open(&dir, profile)?, once),
+        Command::BackupCodes { count } => backup_codes(&open(&dir, profile)?, count),
         Command::PushSubscribe {
             endpoint,
             p256dh,
@@ -170,6 +178,34 @@ fn run(cli: Cli) -> Result<()> {
             vapid_key,
         ),
     }
+}
+
+/// `backup-codes`: a new set, printed once with what to do with it. The codes came from the
+/// server: a code that is not letters, digits and dashes is refused, not printed.
+fn backup_codes(client: &DeviceClient, count: Option<u32>) -> Result<()> {
+    let set = client.issue_backup_codes(count)?;
+    let plain = |c: &String| {
+        !c.is_empty()
+            && c.len() <= 32
+            && c.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !set.codes.iter().all(plain) {
+        bail!("the server sent backup codes that are not letters, digits and dashes");
+    }
+    println!(
+        "New backup codes for {} (every earlier code no longer works):\n",
+        shown(&set.user)
+    );
+    for (i, code) in set.codes.iter().enumerate() {
+        println!("  {:>2}. {code}", i + 1);
+    }
+    println!(
+        "\nEach code works once, in place of approving a push (type it at the login prompt), or \
+         to enroll a new phone. They are shown only now: print them or write them down and keep \
+         them offline, away from this device."
+    );
+    Ok(())
 }
 
 /// `push-subscribe`: prints one JSON line (`{"origin","replaced"}` or `{"removed"}`), or the

@@ -614,3 +614,53 @@ fn issue11_profiles_without_alg_still_answer() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(env.status(&created.id).state, ChallengeState::Denied);
 }
+
+/// Issue 12: `backup-codes` prints a new set once (the old one is void) and the other device's
+/// `pending` announces it; a used code is announced too.
+#[test]
+fn issue12_backup_codes_prints_a_set_and_notices_announce_sets_and_uses() {
+    let env = Env::start();
+    env.enroll("alice");
+    let link = env.link("alice");
+    let out = env.run(&["--profile", "second", "enroll", &link, "--name", "tablet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["backup-codes", "--count", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("New backup codes for alice"), "{text}");
+    assert!(text.contains("keep them offline"), "{text}");
+    let codes: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().split_once(". ").map(|(_, c)| c))
+        .filter(|c| c.len() == 19)
+        .collect();
+    assert_eq!(codes.len(), 3, "{text}");
+    let out = env.run(&["backup-codes", "--count", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("count must be 1 to 50"),
+        "{}",
+        stderr(&out)
+    );
+    // A relying party uses one: the tablet hears of the new set and of the use.
+    let used = http(
+        "POST",
+        &format!("{}/v1/users/alice/backup-codes/verify", env.url),
+        &env.api_key,
+        Some(json!({"code": codes[0], "context": {"service": "sshd", "host": "web01"}})),
+    );
+    assert_eq!(used["remaining"], 3, "{used}");
+    let text = stdout(&env.run(&["--profile", "second", "pending"]));
+    assert!(
+        text.contains("A new set of 3 backup codes was issued for your account alice"),
+        "{text}"
+    );
+    assert!(
+        text.contains("A backup code of your account alice was used"),
+        "{text}"
+    );
+    assert!(
+        text.contains("host=web01") && text.contains("3 unused codes left"),
+        "{text}"
+    );
+}

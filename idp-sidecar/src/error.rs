@@ -141,7 +141,9 @@ impl ErrorCode {
             | U::PayloadTooLarge
             | U::Internal
             | U::StorageFull
-            | U::PushOriginNotAllowed => None,
+            | U::PushOriginNotAllowed
+            // Issue 12 (h1): the Keycloak backup-code page decides how to pass this on.
+            | U::BackupCodeInvalid => None,
         }
     }
 }

@@ -10,14 +10,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pushauth_client::{ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions};
+use pushauth_client::{
+    BackupCodeVerified, ClientError, Context, ErrorCode, Outcome, PendingLogin, StartOptions,
+};
 use zeroize::Zeroizing;
 
+use crate::backup::{self, AnswerKind};
 use crate::config::{read_pinned_file, Config, Ownership, DEFAULT_CONFIG_PATH};
 use crate::context::{build_context, LoginFacts};
 use crate::policy::{push_required_by_gid, GroupId, NoDevicePolicy, UnreachablePolicy, UserGroup};
 use crate::prompt::{
-    code_is_valid, device_names, info_text, parse_answer, prompt_text, use_prompt, PromptAnswer,
+    code_is_valid, device_names, info_text, parse_answer, prompt_text, use_prompt,
+    with_backup_hint, PromptAnswer,
 };
 use crate::system::LookupFailed;
 
@@ -131,6 +135,20 @@ pub trait PushBackend {
     /// Cancels the challenge; gives up at `deadline` (the client allows a short attempt even
     /// when it has passed).
     fn cancel(&self, login: &Self::Login, deadline: Instant) -> Result<(), ClientError>;
+    /// Uses a backup code typed instead of the push (issue 12); gives up at `deadline`. A
+    /// backend that takes none refuses.
+    fn verify_backup_code(
+        &self,
+        user: &str,
+        code: &str,
+        context: &Context,
+        deadline: Instant,
+    ) -> Result<BackupCodeVerified, ClientError> {
+        let _ = (user, code, context, deadline);
+        Err(ClientError::Config(
+            "this backend takes no backup codes".into(),
+        ))
+    }
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -158,6 +176,15 @@ impl PushBackend for pushauth_client::Client {
     }
     fn cancel(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
         pushauth_client::Client::cancel_until(self, login, deadline)
+    }
+    fn verify_backup_code(
+        &self,
+        user: &str,
+        code: &str,
+        context: &Context,
+        deadline: Instant,
+    ) -> Result<BackupCodeVerified, ClientError> {
+        self.verify_backup_code_until(user, code, context, deadline)
     }
 }
 
@@ -547,8 +574,26 @@ pub fn authenticate<B: PushBackend>(
 
     let mut wait_until = deadline;
     if use_prompt(config.prompt, &record.service) {
-        match conv.prompt(&prompt_text(&shown, code)) {
+        let mut text = prompt_text(&shown, code);
+        if backup::offered(config, pinned) {
+            text = with_backup_hint(&text);
+        }
+        match conv.prompt(&text) {
             Ok(answer) => {
+                // Issue 12: a backup code instead of Enter; the push is cancelled first.
+                let kind = backup::answer_kind(config, pinned, &answer);
+                if kind != AnswerKind::NotACode {
+                    drop(guard);
+                    let verify = |u: &str, c: &str, x: &Context, d: Instant| {
+                        backend.verify_backup_code(u, c, x, d)
+                    };
+                    let used = backup::answer(kind, &verify, user, &context, deadline, conv, true);
+                    log.log(
+                        used.level,
+                        &record.line(used.outcome, used.detail.as_deref()),
+                    );
+                    return used.code;
+                }
                 if parse_answer(&answer) == PromptAnswer::Cancel {
                     drop(guard);
                     log.log(Level::Notice, &record.line("cancelled_by_user", None));

@@ -171,6 +171,13 @@ pub struct Config {
     pub user_map: UserMap,
     /// Who must own the files read at login time (pinned-key files): root in the module.
     pub owner: Ownership,
+    /// `backup_codes` (issue 12, default true): a backup code typed at the prompt instead of
+    /// Enter is checked by pushauthd and lets in once.
+    pub backup_codes: bool,
+    /// `pinned_backup_codes` (default false): take backup codes also for users with a pinned-key
+    /// file. Off by default: pins exist so that only a device's own signature lets in, and a
+    /// backup code is the server's word alone.
+    pub pinned_backup_codes: bool,
 }
 
 impl std::ops::Deref for Config {
@@ -194,6 +201,8 @@ impl std::fmt::Debug for Config {
             .field("server_unreachable", &self.server_unreachable)
             .field("authorized_devices", &self.authorized_devices)
             .field("user_map", &self.user_map)
+            .field("backup_codes", &self.backup_codes)
+            .field("pinned_backup_codes", &self.pinned_backup_codes)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +221,8 @@ struct RawConfig {
     no_device: Option<String>,
     server_unreachable: Option<String>,
     user_map: Option<String>,
+    backup_codes: Option<bool>,
+    pinned_backup_codes: Option<bool>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -438,6 +449,8 @@ impl Config {
             server_unreachable,
             user_map,
             owner,
+            backup_codes: raw.backup_codes.unwrap_or(true),
+            pinned_backup_codes: raw.pinned_backup_codes.unwrap_or(false),
         })
     }
 

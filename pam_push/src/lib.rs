@@ -11,9 +11,11 @@
 //! - [`context`]: the context sent with the challenge;
 //! - [`prompt`]: what to show, in a prompt or as messages;
 //! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
+//! - [`backup`]: a backup code typed at the prompt instead of Enter (issue 12);
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
 
 pub mod authenticate;
+pub mod backup;
 pub mod config;
 pub mod context;
 pub mod policy;

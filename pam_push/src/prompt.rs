@@ -87,6 +87,12 @@ pub fn prompt_text(devices: &str, code: Option<&str>) -> String {
     }
 }
 
+/// [`prompt_text`] that also says a backup code may be typed instead (issue 12), for a user
+/// this host takes backup codes from.
+pub fn with_backup_hint(prompt: &str) -> String {
+    prompt.replace("(c to cancel): ", "(or type a backup code; c to cancel): ")
+}
+
 /// The message shown where messages appear at once (the code grouped as in [`prompt_text`]).
 pub fn info_text(devices: &str, code: Option<&str>, timeout_secs: u64) -> String {
     match code {
@@ -149,6 +155,11 @@ mod tests {
         );
         assert!(info_text("Pixel 7", Some("48213571"), 60).contains("type 4821 3571 on"));
         assert!(!prompt_text("x", None).contains("type"));
+        assert_eq!(
+            with_backup_hint(&prompt_text(&one, Some("42"))),
+            "Approve on Pixel 7: type 42 on your device, then press Enter (or type a backup \
+             code; c to cancel): "
+        );
     }
 
     #[test]

@@ -279,7 +279,10 @@ fn sshd_shows_the_code_in_a_prompt_and_enter_waits_for_approval() {
     assert_eq!(r.code, PamCode::Success);
     assert_eq!(
         r.conv.prompts,
-        vec!["Approve on Pixel 7: type 048 213 on your device, then press Enter (c to cancel): "]
+        vec![
+            "Approve on Pixel 7: type 048 213 on your device, then press Enter (or type a \
+             backup code; c to cancel): "
+        ]
     );
     assert!(r.conv.infos.is_empty());
     assert_eq!(backend.waits.get(), 1, "Enter waits for the outcome");

@@ -266,5 +266,14 @@ mod tests {
         assert!(!verify(&code, None), "the decoy never matches");
         assert!(!verify(&code, Some("not a phc string")));
         assert_ne!(hash(&code).unwrap(), phc, "salted");
+        // What one attempt costs (printed with --nocapture; the README quotes it).
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            assert!(verify(&code, Some(&phc)));
+        }
+        eprintln!(
+            "issue12: one Argon2id verify (m={ARGON2_M_KIB} KiB, t={ARGON2_T}, p={ARGON2_P}) took {:?}",
+            started.elapsed() / 5
+        );
     }
 }

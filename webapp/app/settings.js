@@ -1,11 +1,13 @@
 // Settings: per account the device name, key algorithm and fingerprint, and "Remove this
 // device" (a signed `DELETE /v1/device`, after a confirmation; the account then leaves this
-// app); notifications; the app's version and release-key fingerprint (release.js).
+// app); new backup codes (backup.js); recent activity (notices.js); notifications; the app's version and release-key fingerprint (release.js).
 
 import { el, clear, visible } from './dom.js';
 import { ApiError, deviceRequest } from './api.js';
 import { deleteAccount } from './keystore.js';
 import { enableNotifications, notificationState } from './push.js';
+import { backupCard } from './backup.js';
+import { noticesCard } from './notices.js';
 
 async function releaseFacts() {
   try {
@@ -93,7 +95,7 @@ export async function showSettings(root, accounts, onRemoved, notice = null) {
   clear(root);
   root.append(el('h1', { class: 'screen-title', text: 'Settings' }));
   if (notice) root.append(removalNotice(notice));
-  for (const account of accounts) root.append(accountCard(account, onRemoved));
+  for (const account of accounts) root.append(accountCard(account, onRemoved), backupCard(account), noticesCard(account));
 
   const notifyText = el('p', { id: 'notify-state' });
   const notifyButton = el('button', { type: 'button', class: 'primary', id: 'notify-on', text: 'Turn on notifications' });
