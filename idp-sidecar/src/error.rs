@@ -141,9 +141,7 @@ impl ErrorCode {
             | U::PayloadTooLarge
             | U::Internal
             | U::StorageFull
-            | U::PushOriginNotAllowed
-            // Issue 12 (h1): the Keycloak backup-code page decides how to pass this on.
-            | U::BackupCodeInvalid => None,
+            | U::PushOriginNotAllowed => None,
         }
     }
 }
