@@ -6,6 +6,7 @@ use std::time::Duration;
 use pushauth_client::Client;
 use zeroize::Zeroizing;
 
+use crate::backup::Issuances;
 use crate::config::{CibaSettings, Settings};
 use crate::enroll::Enrollments;
 use crate::logins::Logins;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub logins: Logins,
     /// Enrollments in progress.
     pub enrollments: Enrollments,
+    /// Backup-code issuances in progress.
+    pub backup_codes: Issuances,
     /// The counters `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Lifetime of a login's challenge.
@@ -76,6 +79,7 @@ impl AppState {
             signer: ResultSigner::new(settings.signing_key),
             logins: Logins::new(client, settings.max_pending, metrics.clone()),
             enrollments: Enrollments::new(settings.max_pending),
+            backup_codes: Issuances::new(settings.max_pending),
             metrics,
             login_ttl: settings.login_ttl,
             result_ttl: settings.result_ttl,

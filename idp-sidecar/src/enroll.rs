@@ -21,6 +21,7 @@ use pushauth_client::{Client, ClientError, Context, DeviceInfo};
 use pushauth_proto::random;
 use qrcode::render::svg;
 use qrcode::QrCode;
+use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::logins::{Login, LoginState, Logins, Purpose, StartRequest};
@@ -128,6 +129,18 @@ pub struct EnrollRequest {
     pub ttl: Duration,
     /// The start must be done by then (see [`StartRequest::deadline`]).
     pub deadline: Instant,
+    /// A backup code instead of the approval push (the person lost their device): pushauthd
+    /// consumes it and the link comes at once.
+    pub backup_code: Option<Zeroizing<String>>,
+}
+
+/// A started enrollment, and the replacement for the backup code it used, if it used one.
+#[derive(Debug)]
+pub struct Started {
+    /// The enrollment.
+    pub enrollment: Arc<Enrollment>,
+    /// The new code replacing the one used (show it once).
+    pub replacement: Option<String>,
 }
 
 /// The registry; bounded like the logins.
@@ -162,13 +175,14 @@ impl Enrollments {
     }
 
     /// Starts an enrollment (blocking): an approval push to the user's devices, or, for a user
-    /// with none in a bootstrap realm, the link at once.
+    /// with none in a bootstrap realm, the link at once; with a backup code, the link at once
+    /// (pushauthd consumes the code; the approval push of this session, if any, is cancelled).
     pub fn start(
         &self,
         logins: &Logins,
         runtime: &tokio::runtime::Handle,
         req: EnrollRequest,
-    ) -> Result<Arc<Enrollment>, ApiError> {
+    ) -> Result<Started, ApiError> {
         if self.len() >= self.max {
             return Err(ApiError::new(
                 ErrorCode::TooManyPending,
@@ -178,7 +192,29 @@ impl Enrollments {
         let client = logins.client();
         let user = req.mapped.user.clone();
         let devices = devices_of(client, &user)?;
-        let stage = if devices.is_empty() {
+        let mut replacement = None;
+        let stage = if let Some(code) = &req.backup_code {
+            let (created, replaces) = crate::upstream::create_enrollment_with_backup_code(
+                client,
+                &user,
+                code.trim(),
+                ENROLL_TTL,
+            )?;
+            replacement = Some(replaces);
+            if let Some(session) = &req.session {
+                logins.cancel_session(&format!("enroll:{session}"), &user);
+            }
+            tracing::info!(
+                user,
+                "adding a device approved with a backup code; link issued"
+            );
+            Stage::Link {
+                url: created.url,
+                expires_at: created.expires_at,
+                deadline: Instant::now() + ENROLL_TTL,
+                known: devices.into_iter().map(|d| d.id).collect(),
+            }
+        } else if devices.is_empty() {
             if !req.mapped.bootstrap {
                 tracing::warn!(realm = %req.mapped.realm, user, "enrollment refused: no device and the realm does not allow bootstrap");
                 return Err(ApiError::new(
@@ -231,7 +267,10 @@ impl Enrollments {
         });
         lock(&self.map).insert(id, enrollment.clone());
         tracing::info!(enrollment = %enrollment.id, user, "enrollment started");
-        Ok(enrollment)
+        Ok(Started {
+            enrollment,
+            replacement,
+        })
     }
 
     /// The approval push, while one is pending (to wait on it without polling). Never blocks:

@@ -66,6 +66,9 @@ error_codes! {
     ApprovalRequired = ("approval_required", 403),
     /// pushauthd does not count the approval presented for an enrollment.
     ApprovalInvalid = ("approval_invalid", 403),
+    /// The backup code is wrong, used, or the user has none (one code for all three, so a
+    /// refusal never tells whether the user has codes).
+    BackupCodeInvalid = ("backup_code_invalid", 403),
     /// No such route, login or enrollment.
     NotFound = ("not_found", 404),
     /// pushauthd does not know the user: enroll a device first.
@@ -123,6 +126,7 @@ impl ErrorCode {
             U::UserLocked => Some(ErrorCode::UserLocked),
             U::UnknownUser => Some(ErrorCode::UnknownUser),
             U::NoDevice => Some(ErrorCode::NoDevice),
+            U::BackupCodeInvalid => Some(ErrorCode::BackupCodeInvalid),
             U::MalformedRequest
             | U::Unauthorized
             | U::BadSignature
@@ -137,9 +141,7 @@ impl ErrorCode {
             | U::PayloadTooLarge
             | U::Internal
             | U::StorageFull
-            | U::PushOriginNotAllowed
-            // Issue 12 (h1): the Keycloak backup-code page decides how to pass this on.
-            | U::BackupCodeInvalid => None,
+            | U::PushOriginNotAllowed => None,
         }
     }
 }
@@ -380,6 +382,7 @@ mod tests {
             U::ApprovalInvalid,
             U::ApprovalUsed,
             U::BootstrapNotAllowed,
+            U::BackupCodeInvalid,
             U::Internal,
             U::StorageFull,
         ] {

@@ -3,7 +3,8 @@
 //! the sidecar holds the pending challenge (with the nonce and digest the device answer is
 //! verified against), long-polls pushauthd through `pushauth-client`, and hands the shim a result
 //! token signed with its own Ed25519 key. It also starts device enrollments (with an approval
-//! by an existing device, see [`enroll`]), lists and removes a user's devices, and implements
+//! by an existing device or a backup code, see [`enroll`]), verifies and issues backup codes
+//! ([`backup`], [`api::backup`]), lists and removes a user's devices, and implements
 //! Keycloak's CIBA "HTTP authentication channel" so CIBA clients get push approval with no Java
 //! at all. IdP users map to pushauthd users by an explicit rule per realm ([`realms`]).
 //!
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod blocking;
 pub mod ciba;
 pub mod config;

@@ -94,6 +94,9 @@ pub enum Purpose {
     /// "Add a new device to your account?", asked of the user's existing devices before an
     /// enrollment link is requested; never readable as a login.
     AddDevice,
+    /// "Issue a new set of backup codes?", asked of the user's devices before pushauthd is asked
+    /// for the set; never readable as a login.
+    IssueBackupCodes,
 }
 
 /// One started login.
@@ -344,6 +347,17 @@ impl Logins {
         }
         tracing::info!(challenge = %login.id, user = %login.user, "login cancelled");
         Ok(())
+    }
+
+    /// Cancels the login of `session` for `user` that is still pending, if any (blocking): a
+    /// backup code used instead of the push leaves no push open on the device.
+    pub fn cancel_session(&self, session: &str, user: &str) {
+        let id = lock(&self.sessions)
+            .get(&(session.to_owned(), user.to_owned()))
+            .cloned();
+        if let Some(login) = id.and_then(|id| self.get(&id)) {
+            self.cancel_superseded(&login);
+        }
     }
 
     /// Cancels a login that a newer one of the same session replaces (blocking); one that has

@@ -88,6 +88,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
                 tick.tick().await;
                 state.logins.sweep(state.login_ttl);
                 state.enrollments.sweep();
+                state.backup_codes.sweep();
             }
         })
     };

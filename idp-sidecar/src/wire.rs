@@ -89,6 +89,18 @@ pub enum EnrollmentState {
     Expired,
 }
 
+/// The `state` of a backup-code issuance answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupCodesState {
+    /// The push "Issue new backup codes?" waits for the device; the answer carries the code.
+    ApprovalPending,
+    /// The device did not approve (`outcome`): no codes.
+    ApprovalRefused,
+    /// The new set was issued: `codes` in this one answer only, never again.
+    Issued,
+}
+
 // ---- requests -------------------------------------------------------------------------------
 
 /// `POST /v1/logins`: start a push login.
@@ -128,6 +140,60 @@ pub struct StartEnrollment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// Login context for the approval push.
+    #[serde(default)]
+    pub context: Context,
+    /// A backup code instead of an approval push (the person lost their device): pushauthd
+    /// consumes it and issues the link at once; the answer carries its `replacement`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_code: Option<String>,
+}
+
+/// `POST /v1/backup-codes/verify`: one of the user's backup codes instead of the push.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBackupCode {
+    /// The IdP realm.
+    pub realm: String,
+    /// The IdP user name.
+    pub username: String,
+    /// The code as typed (groups, spaces and case are pushauthd's to normalise).
+    pub code: String,
+    /// The shim's per-login nonce (see [`StartLogin::nonce`]), echoed in the result token.
+    pub nonce: String,
+    /// The shim's login session digest: a push of this session still pending is cancelled once
+    /// the code is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Where the code is used (client, ip, user agent…), for pushauthd's audit and notice.
+    #[serde(
+        default,
+        deserialize_with = "pushauth_proto::context::deserialize_unique"
+    )]
+    pub context: Context,
+}
+
+/// Never prints the code.
+impl std::fmt::Debug for VerifyBackupCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyBackupCode")
+            .field("realm", &self.realm)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v1/backup-codes`: a new set of backup codes, approved by a push to the user's device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBackupCodes {
+    /// The IdP realm.
+    pub realm: String,
+    /// The IdP user name.
+    pub username: String,
+    /// The shim's session digest: a pending issuance push of the same session is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Context for the approval push (client, ip…).
     #[serde(default)]
     pub context: Context,
 }
@@ -274,6 +340,10 @@ pub struct EnrollmentView {
     /// `pending` only: the link as an SVG QR code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_svg: Option<String>,
+    /// Started with a backup code, the start answer only: the new code that replaces it (shown
+    /// to the person once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
     /// Where the enrollment stands.
     pub state: EnrollmentState,
     /// `pending` only: the single-use enrollment link.
@@ -310,6 +380,47 @@ pub struct DeviceList {
 pub struct RemovedDevice {
     /// The device as it was.
     pub device: DeviceSummary,
+}
+
+/// `POST /v1/backup-codes/verify` → 200: the code was accepted and consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupCodeVerified {
+    /// The id the result token names (the sidecar's own, random: no challenge was made).
+    pub id: String,
+    /// How many unused codes the user has now.
+    pub remaining: u32,
+    /// The new code that replaces the used one: show it once ("store it with the others").
+    pub replacement: String,
+    /// Signed result token with outcome `backup_code` over `id`, `user` and the shim's nonce.
+    pub result: ResultToken,
+    /// The pushauthd user.
+    pub user: String,
+}
+
+/// A backup-code issuance: the answer to start (201) and state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupCodesView {
+    /// `approval_pending` only: the code to type on the device (may be `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<Option<String>>,
+    /// `issued`, the first answer only: the new set (the old one is void).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<String>>,
+    /// `approval_pending` only: the names of the devices asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+    /// `approval_pending` only: when the push expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The issuance id.
+    pub id: String,
+    /// `approval_refused` only: how the push ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<LoginOutcome>,
+    /// Where it stands.
+    pub state: BackupCodesState,
+    /// The pushauthd user.
+    pub user: String,
 }
 
 #[cfg(test)]

@@ -197,6 +197,12 @@ async function pushFlow(realm) {
   }
   const action = await kc('GET', `/realms/${realm}/authentication/required-actions/pushauth-enroll`);
   assert.equal(action.enabled, true);
+  // "Get new backup codes", which the account console starts (kc_action=pushauth-backup-codes).
+  if (unregistered.some((a) => a.providerId === 'pushauth-backup-codes')) {
+    await kc('POST', `/realms/${realm}/authentication/register-required-action`, { providerId: 'pushauth-backup-codes', name: 'Get new backup codes' });
+  }
+  const codes = await kc('GET', `/realms/${realm}/authentication/required-actions/pushauth-backup-codes`);
+  assert.equal(codes.enabled, true);
 }
 
 // ------------------------------------------------------------------ setup
@@ -217,6 +223,7 @@ before(async () => {
   await enrollPhone('dave', 'dave-phone');
   await enrollPhone('erin', 'erin-phone');
   await enrollPhone('frank', 'frank-phone');
+  await enrollPhone('gina', 'gina-phone');
   const user = (username) => ({
     username, enabled: true, email: `${username}@example.org`, emailVerified: true,
     firstName: username, lastName: 'Tester',
@@ -229,7 +236,7 @@ before(async () => {
     enabled: true,
     eventsEnabled: true,
     attributes: { cibaBackchannelTokenDeliveryMode: 'poll', cibaExpiresIn: '120', cibaInterval: '1', cibaAuthRequestedUserHint: 'login_hint' },
-    users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'].map(user),
+    users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map(user),
     clients: [
       { clientId: 'app', publicClient: true, standardFlowEnabled: true, redirectUris: [`${REDIRECT}*`], webOrigins: ['+'] },
       {
@@ -683,4 +690,226 @@ test('issue11: ten wrong codes in a row pause pushes to the user; the page says 
     assert.equal(landed.searchParams.get('state'), 'state-unlocked');
     await context.close();
   }
+});
+
+// ------------------------------------------------------------------ issue 12: backup codes
+
+let ginaCodes = []; // the set issued from the account console, used by the tests after it
+
+/** Signs `user` in to the account console, the push approved on `phone`. */
+async function accountConsole(page, user, phone) {
+  await page.goto(`${KC}/realms/${REALM}/account/`);
+  await page.fill('#username', user);
+  await page.fill('#password', PASSWORD);
+  await page.click('#kc-login');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  const challenge = pendingOn(phone);
+  device(phone, 'approve', '--code', (await codeBox.textContent()).trim(), '--', challenge.id);
+  await page.waitForURL((u) => u.toString().startsWith(`${KC}/realms/${REALM}/account`), { timeout: 30000 });
+}
+
+test('issue12: the account console gets a new set of backup codes, approved by a push on the device', async () => {
+  const { context, page } = await newPage();
+  await accountConsole(page, 'gina', 'gina-phone');
+  await page.goto(`${KC}/realms/${REALM}/account/account-security/signing-in`);
+  // The console lists the credential type and offers "Set up" (its create action).
+  const setUp = page.getByRole('button', { name: /Set up Backup codes/i })
+    .or(page.getByRole('link', { name: /Set up Backup codes/i }));
+  try {
+    await setUp.first().waitFor({ timeout: 30000 });
+  } catch (e) {
+    await page.screenshot({ path: join(ART, 'backup-codes-console-failed.png'), fullPage: true });
+    throw new Error(`${e.message}\npage text: ${await page.locator('body').innerText()}`);
+  }
+  await page.screenshot({ path: join(ART, 'backup-codes-console.png'), fullPage: true });
+  await setUp.first().click();
+
+  // The action pushes "Issue a new set of backup codes?" with number matching.
+  const pushCode = page.locator('#pushauth-codes-push-code');
+  await pushCode.waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#pushauth-codes-list').count(), 0, 'codes before the device approved');
+  const ask = pendingOn('gina-phone');
+  assert.equal(ask.context.action, 'issue_backup_codes');
+  assert.equal(ask.context.realm, REALM);
+  assert.equal(ask.code_required, true);
+  await page.screenshot({ path: join(ART, 'backup-codes-approval.png') });
+  device('gina-phone', 'approve', '--code', (await pushCode.textContent()).trim(), '--', ask.id);
+
+  const list = page.locator('#pushauth-codes-list');
+  await list.waitFor({ timeout: 30000 });
+  ginaCodes = (await page.locator('.pushauth-backup-code').allTextContents()).map((c) => c.trim());
+  assert.ok(ginaCodes.length >= 10, `codes: ${ginaCodes.length}`);
+  assert.equal(new Set(ginaCodes).size, ginaCodes.length, 'codes repeat');
+  for (const code of ginaCodes) assert.ok(code.replace(/[^A-Za-z0-9]/g, '').length >= 12, `short code ${code}`);
+  const text = await page.locator('body').innerText();
+  assert.match(text, /This is the only time they are shown/);
+  assert.match(text, /password manager, or print this page/);
+  assert.equal(await page.locator('#pushauth-codes-print').count(), 1);
+  await page.screenshot({ path: join(ART, 'backup-codes-issued.png'), fullPage: true });
+  await page.click('#pushauth-codes-done');
+  await page.waitForURL((u) => u.toString().startsWith(`${KC}/realms/${REALM}/account`), { timeout: 30000 });
+
+  // Keycloak records when the set was issued (no secret), and the console now offers "Update".
+  const creds = await kc('GET', `/realms/${REALM}/users/${await userId('gina')}/credentials`);
+  const record = creds.find((c) => c.type === 'pushauth-backup-codes');
+  assert.ok(record, `no backup-codes record: ${JSON.stringify(creds)}`);
+  assert.ok(!JSON.stringify(creds).includes(ginaCodes[0]), 'a code is stored in Keycloak');
+  await context.close();
+});
+
+test('issue12: a backup code instead of the push logs in, shows its replacement once, and is refused the second time', async () => {
+  assert.ok(ginaCodes.length >= 3, 'no codes from the account console test');
+  let replacement;
+  {
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'gina', 'state-backup');
+    await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+    const push = pendingOn('gina-phone');
+    // Switching to a backup code cancels the push in flight.
+    await page.click('#pushauth-use-backup');
+    const input = page.locator('#pushauth-backup-code');
+    await input.waitFor({ timeout: 30000 });
+    assert.equal((await sidecarLogin(push.id)).state, 'cancelled');
+    assert.equal(openOn('gina-phone').length, 0, 'the push is still open on the phone');
+    await page.screenshot({ path: join(ART, 'backup-code-form.png') });
+    // Typed in lower case: case does not matter.
+    await input.fill(ginaCodes[0].toLowerCase());
+    await page.click('#pushauth-backup-submit');
+    const shown = page.locator('#pushauth-backup-replacement');
+    await shown.waitFor({ timeout: 30000 });
+    replacement = (await shown.textContent()).trim();
+    assert.ok(replacement.replace(/[^A-Za-z0-9]/g, '').length >= 12, `replacement ${replacement}`);
+    assert.ok(!ginaCodes.includes(replacement), 'the replacement is an old code');
+    assert.match(await page.locator('body').innerText(), /shown only once\. Store it with your other backup codes/);
+    assert.equal(redirects.length, 0, 'logged in before the replacement was shown');
+    await page.screenshot({ path: join(ART, 'backup-code-replacement.png') });
+    await page.click('#pushauth-backup-continue');
+    const landed = await waitForRedirect(page, redirects);
+    assert.ok(landed.searchParams.get('code'), `no authorization code in ${landed}`);
+    assert.equal(landed.searchParams.get('state'), 'state-backup');
+    const logins = await events('LOGIN', 'gina');
+    assert.ok(logins.some((e) => e.details?.pushauth_result === 'backup_code'), JSON.stringify(logins));
+    await context.close();
+  }
+  {
+    // The same code again: refused, with the message; no login. Then a wrong code likewise, and
+    // the push can be sent again and approved.
+    const { context, page, redirects } = await newPage();
+    await passwordStep(page, 'gina', 'state-backup-reused');
+    await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+    await page.click('#pushauth-use-backup');
+    await page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+    await page.click('#pushauth-backup-submit');
+    await page.getByText('That backup code is not valid').waitFor({ timeout: 30000 });
+    await page.screenshot({ path: join(ART, 'backup-code-refused.png') });
+    await page.locator('#pushauth-backup-code').fill('ZZZZ-ZZZZ-ZZZZ-ZZZZ');
+    await page.click('#pushauth-backup-submit');
+    await page.getByText('That backup code is not valid').waitFor({ timeout: 30000 });
+    await page.waitForTimeout(1000);
+    assert.equal(redirects.length, 0);
+    const errors = await events('LOGIN_ERROR', 'gina');
+    assert.ok(errors.some((e) => e.details?.pushauth_result === 'pushBackupInvalid'), JSON.stringify(errors));
+    await page.click('#pushauth-resend');
+    const codeBox = page.locator('#pushauth-code');
+    await codeBox.waitFor({ timeout: 30000 });
+    const push = pendingOn('gina-phone');
+    device('gina-phone', 'approve', '--code', (await codeBox.textContent()).trim(), '--', push.id);
+    const landed = await waitForRedirect(page, redirects);
+    assert.equal(landed.searchParams.get('state'), 'state-backup-reused');
+    await context.close();
+  }
+  ginaCodes = [...ginaCodes.slice(1), replacement];
+});
+
+test('issue12: lost phone: a backup code approves adding a device instead of the existing one', async () => {
+  assert.ok(ginaCodes.length >= 2, 'no codes left');
+  const ginaId = await userId('gina');
+  const gina = await kc('GET', `/realms/${REALM}/users/${ginaId}`);
+  await kc('PUT', `/realms/${REALM}/users/${ginaId}`, { ...gina, requiredActions: ['pushauth-enroll'] });
+  const before = await pushauthdDevices('gina');
+  assert.equal(before.length, 1);
+
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'gina', 'state-lost-phone', REALM, 'rollout-app');
+  await page.locator('#pushauth-enroll-code').waitFor({ timeout: 30000 });
+  const ask = pendingOn('gina-phone');
+  assert.equal(ask.context.action, 'add_device');
+  // "I lost my device": the code goes where the phone's approval would.
+  await page.click('#pushauth-enroll-lost');
+  const input = page.locator('#pushauth-backup-code');
+  await input.waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'enroll-lost-phone.png') });
+  // A wrong code first: refused, no link.
+  await input.fill('ZZZZ-ZZZZ-ZZZZ-ZZZZ');
+  await page.click('#pushauth-backup-submit');
+  await page.getByText('That backup code is not valid').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0);
+  await page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+  await page.click('#pushauth-backup-submit');
+  const shown = page.locator('#pushauth-backup-replacement');
+  await shown.waitFor({ timeout: 30000 });
+  const replacement = (await shown.textContent()).trim();
+  assert.ok(replacement.replace(/[^A-Za-z0-9]/g, '').length >= 12, `replacement ${replacement}`);
+  assert.ok(!ginaCodes.includes(replacement));
+  assert.equal(await page.locator('#pushauth-enroll-url').count(), 0, 'the link before the replacement was acknowledged');
+  // The approval push to the lost phone is withdrawn.
+  assert.equal(openOn('gina-phone').length, 0, 'the add-device push is still open');
+  await page.click('#pushauth-backup-continue');
+  const link = page.locator('#pushauth-enroll-url');
+  await link.waitFor({ timeout: 30000 });
+  mkdirSync(join(RUN, 'devices', 'gina-laptop'), { recursive: true });
+  device('gina-laptop', 'enroll', (await link.textContent()).trim(), '--name', 'gina-laptop');
+  const landed = await waitForRedirect(page, redirects);
+  assert.ok(landed.searchParams.get('code'));
+  const after = await pushauthdDevices('gina');
+  assert.equal(after.length, 2);
+  assert.ok(after.some((d) => d.name === 'gina-laptop'));
+  await context.close();
+  ginaCodes = ginaCodes.slice(1);
+});
+
+test('issue12: after too many wrong backup codes the page says sign-in is paused; an admin unlock lifts it', async () => {
+  assert.ok(ginaCodes.length >= 1, 'no codes left');
+  // Wrong codes, as a guesser would send them (through the sidecar, as the page does), until the
+  // lock: pushauthd's default is ten in a row, refused from the next attempt on.
+  const secret = readFileSync(join(RUN, 'sidecar-secret'), 'utf8').trim();
+  let last;
+  for (let i = 0; i < 12; i++) {
+    const r = await fetch(`${SIDECAR}/v1/backup-codes/verify`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ realm: REALM, username: 'gina', code: 'ZZZZ-ZZZZ-ZZZZ-ZZZZ', nonce: `guess-nonce-0123456789-${i}` }),
+    });
+    last = r.status;
+    if (r.status === 429) break;
+    assert.equal(r.status, 403, await r.text());
+  }
+  assert.equal(last, 429, 'no lock after twelve wrong codes');
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'gina', 'state-backup-locked');
+  await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  await page.click('#pushauth-use-backup');
+  // Even a right code is refused while locked, with a message saying so.
+  await page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+  await page.click('#pushauth-backup-submit');
+  await page.getByText('Too many wrong backup codes were typed for your account').waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'backup-code-locked.png') });
+  assert.equal(redirects.length, 0);
+  await context.close();
+
+  const token = readFileSync(join(RUN, 'admin-token'), 'utf8').trim();
+  const r = await fetch(`${PUSHAUTHD}/v1/admin/users/gina/unlock`, { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200, await r.text());
+  const again = await newPage();
+  await passwordStep(again.page, 'gina', 'state-backup-unlocked');
+  await again.page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  await again.page.click('#pushauth-use-backup');
+  await again.page.locator('#pushauth-backup-code').fill(ginaCodes[0]);
+  await again.page.click('#pushauth-backup-submit');
+  await again.page.locator('#pushauth-backup-replacement').waitFor({ timeout: 30000 });
+  await again.page.click('#pushauth-backup-continue');
+  const landed = await waitForRedirect(again.page, again.redirects);
+  assert.equal(landed.searchParams.get('state'), 'state-backup-unlocked');
+  await again.context.close();
 });

@@ -66,7 +66,8 @@ mkdir -p "$RUN/pushauthd"
 # shares Unix names, the second realm's namespace, enrollment, and bootstrap (the first realm
 # lets users enroll their first device; the sidecar config says which realm may).
 API_KEY=$("$BIN/pushauthd" rp add idp-sidecar --data-dir "$RUN/pushauthd" \
-  --user alice --user bob --user carol --user dave --user erin --user frank --user 'pushauth-e2e-2/*' \
+  --user alice --user bob --user carol --user dave --user erin --user frank --user gina \
+  --user 'pushauth-e2e-2/*' \
   --enroll --bootstrap | tail -n 1)
 ( umask 077; printf '%s\n' "$API_KEY" > "$RUN/api-key" )
 "$BIN/pushauthd" serve --listen "127.0.0.1:$PUSH_PORT" --data-dir "$RUN/pushauthd" \
@@ -125,4 +126,6 @@ if [ "${E2E_HOLD:-}" = 1 ]; then # debugging: keep the services up, print how to
   env | grep -E '^(KC_URL|PUSHAUTHD_URL|SIDECAR_URL|PUSHAUTH_BIN|E2E_RUN|E2E_ARTIFACTS)=' | sed 's/^/export /' > "$RUN/env"
   echo "services up; source $RUN/env"; wait "${PIDS[@]}"
 fi
-node --test --test-concurrency=1 --test-timeout=240000 keycloak.test.mjs
+# E2E_ONLY=<regex>: run only the tests whose names match (the setup always runs). The timeout
+# bounds the whole file too (node runs it as one test): about 4-5 minutes on 2 busy cores.
+node --test --test-concurrency=1 --test-timeout=600000 ${E2E_ONLY:+--test-name-pattern="$E2E_ONLY"} keycloak.test.mjs

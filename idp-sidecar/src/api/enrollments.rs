@@ -1,5 +1,6 @@
-//! `/v1/enrollments`: start a device enrollment (an approval by an existing device first, or a
-//! link at once for a first device where the realm allows it) and follow it.
+//! `/v1/enrollments`: start a device enrollment (an approval by an existing device first, a
+//! backup code instead of it for a lost device, or a link at once for a first device where the
+//! realm allows it) and follow it.
 
 use std::time::{Duration, Instant};
 
@@ -7,11 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use pushauth_proto::names;
+use zeroize::Zeroizing;
 
 use super::{check_session, shim_context};
+use crate::api::backup::check_code;
 use crate::app::SharedState;
 use crate::blocking::blocking;
-use crate::enroll::{qr_svg, EnrollRequest, EnrollState, Enrollment};
+use crate::enroll::{qr_svg, EnrollRequest, EnrollState, Enrollment, Started};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, Shim, Wait};
 use crate::metrics::Metrics;
@@ -32,6 +35,10 @@ pub async fn start(
         names::check_device_name(name)?;
     }
     let context = shim_context(req.context, &mapped.realm)?;
+    let backup_code = req.backup_code.map(Zeroizing::new);
+    if let Some(code) = &backup_code {
+        check_code(code)?;
+    }
     let start = EnrollRequest {
         mapped,
         device_name,
@@ -39,8 +46,12 @@ pub async fn start(
         session: req.session,
         ttl: state.login_ttl,
         deadline: Instant::now() + state.call_timeout,
+        backup_code,
     };
-    let enrollment = blocking(&state, move |st| {
+    let Started {
+        enrollment,
+        replacement,
+    } = blocking(&state, move |st| {
         st.enrollments.start(&st.logins, &st.runtime, start)
     })
     .await?;
@@ -50,7 +61,9 @@ pub async fn start(
         st.enrollments.check(st.logins.client(), &target)
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(view(&enrollment, &current)?)))
+    let mut answer = view(&enrollment, &current)?;
+    answer.replacement = replacement;
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 /// `GET /v1/enrollments/{id}?wait=SECS`: waits (approval: on the push's outcome; link: polling
@@ -99,6 +112,7 @@ fn view(enrollment: &Enrollment, current: &EnrollState) -> Result<EnrollmentView
         id: enrollment.id.clone(),
         outcome: None,
         qr_svg: None,
+        replacement: None,
         state: current.state(),
         url: None,
         user: enrollment.mapped.user.clone(),

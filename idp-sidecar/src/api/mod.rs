@@ -14,6 +14,13 @@
 //!   device must approve first) or `pending` (with `url` and `qr_svg`); 403
 //!   `bootstrap_not_allowed` for a user with no device where the realm does not allow it
 //! - `GET /v1/enrollments/{id}?wait=SECS` → `{"id","user","state","code"?,"url"?,"qr_svg"?,"device"?,"outcome"?}`
+//!   With `"backup_code"` instead (a lost device): the link at once, plus its `replacement`
+//! - `POST /v1/backup-codes/verify` `{"realm","username","code","nonce","session"?,"context"}` →
+//!   200 `{"id","user","replacement","remaining","result"}` (a result token with outcome
+//!   `backup_code`); 403 `backup_code_invalid`, 429 `user_locked`
+//! - `POST /v1/backup-codes` `{"realm","username","session"?,"context"}` → 201 an issuance
+//!   `approval_pending` (push `action = "issue_backup_codes"`); `GET /v1/backup-codes/{id}?wait=`
+//!   → `approval_refused` (+`outcome`) or `issued` (+`codes`, in that one answer only)
 //! - `GET /v1/realms/{realm}/users/{username}/devices` → `{"user","devices"}`
 //! - `DELETE /v1/realms/{realm}/users/{username}/devices/{id}` → `{"device"}` (revoked)
 //!
@@ -24,6 +31,7 @@
 //! Handlers live by resource: [`logins`], [`enrollments`], [`devices`]; the CIBA channel is
 //! [`crate::ciba`]; extractors are [`crate::extract`].
 
+pub mod backup;
 pub mod devices;
 pub mod enrollments;
 pub mod logins;
@@ -58,6 +66,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/logins", post(logins::start))
         .route("/v1/logins/{id}", get(logins::state).delete(logins::cancel))
         .route("/v1/enrollments", post(enrollments::start))
+        .route("/v1/backup-codes", post(backup::start))
+        .route("/v1/backup-codes/verify", post(backup::verify))
+        .route("/v1/backup-codes/{id}", get(backup::state))
         .route("/v1/enrollments/{id}", get(enrollments::state))
         .route(
             "/v1/realms/{realm}/users/{username}/devices",

@@ -23,6 +23,32 @@
                 <script>
                     setTimeout(function () { document.getElementById("pushauth-enroll-form").submit(); }, 1000);
                 </script>
+                <p><button id="pushauth-enroll-lost" type="submit" name="lost" value="1"
+                        class="${properties.kcButtonClass!} ${properties.kcButtonSecondaryClass!}">${msg("pushEnrollLost")}</button></p>
+            <#elseif enrollState = "backup">
+                <p id="pushauth-enroll-backup-instructions">${msg("pushEnrollBackupInstructions")}</p>
+                <div class="${properties.kcFormGroupClass!}">
+                    <label for="pushauth-backup-code" class="${properties.kcLabelClass!}">${msg("pushBackupLabel")}</label>
+                    <input id="pushauth-backup-code" name="backup_code" type="text" class="${properties.kcInputClass!}"
+                           autocomplete="one-time-code" autocapitalize="characters" autocorrect="off" spellcheck="false"
+                           maxlength="64" autofocus
+                           style="font-family:monospace;font-size:1.25rem;letter-spacing:0.08em"/>
+                </div>
+                <div class="${properties.kcFormGroupClass!}">
+                    <button id="pushauth-backup-submit" type="submit" name="use_backup" value="1"
+                            class="${properties.kcButtonClass!} ${properties.kcButtonPrimaryClass!} ${properties.kcButtonBlockClass!}">${msg("pushEnrollBackupSubmit")}</button>
+                    <button id="pushauth-enroll-restart" type="submit" name="restart" value="1"
+                            class="${properties.kcButtonClass!} ${properties.kcButtonSecondaryClass!} ${properties.kcButtonBlockClass!}">${msg("pushEnrollBackupBack")}</button>
+                </div>
+            <#elseif enrollState = "backup_done">
+                <p id="pushauth-backup-accepted">${msg("pushBackupAccepted")}</p>
+                <p style="text-align:center"><code id="pushauth-backup-replacement"
+                   style="font-size:clamp(1.25rem, 6vw, 2rem);font-weight:700;letter-spacing:0.08em;white-space:nowrap">${enrollReplacement}</code></p>
+                <p id="pushauth-backup-store">${msg("pushBackupStore")}</p>
+                <div class="${properties.kcFormGroupClass!}">
+                    <button id="pushauth-backup-continue" type="submit" name="poll" value="1"
+                            class="${properties.kcButtonClass!} ${properties.kcButtonPrimaryClass!} ${properties.kcButtonBlockClass!}">${msg("pushEnrollBackupContinue")}</button>
+                </div>
             <#elseif enrollState = "pending">
                 <p>${msg("pushEnrollInstructions")}</p>
                 <#if enrollQr?has_content>
@@ -42,6 +68,10 @@
             <#elseif enrollState = "failed">
                 <button id="pushauth-enroll-restart" type="submit" name="restart" value="1"
                         class="${properties.kcButtonClass!} ${properties.kcButtonPrimaryClass!} ${properties.kcButtonBlockClass!}">${msg("pushEnrollRestart")}</button>
+                <#if enrollCode?has_content || enrollDevices?has_content>
+                    <p><button id="pushauth-enroll-lost" type="submit" name="lost" value="1"
+                            class="${properties.kcButtonClass!} ${properties.kcButtonSecondaryClass!}">${msg("pushEnrollLost")}</button></p>
+                </#if>
             </#if>
         </form>
     </#if>

@@ -50,7 +50,26 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
             fail(context, AuthenticationFlowError.INTERNAL_ERROR, "pushNotConfigured", false);
             return;
         }
+        if (BackupCodeLogin.verified(context.getAuthenticationSession())) {
+            // A backup code was accepted for this login (and its replacement shown) before a reload.
+            context.getAuthenticationSession().removeAuthNote(BackupCodeLogin.NOTE_DONE);
+            context.success();
+            return;
+        }
         start(context);
+    }
+
+    /** What the person approves or uses a backup code for, as shown on the device and audited. */
+    static Map<String, String> loginContext(AuthenticationFlowContext context) {
+        AuthenticationSessionModel session = context.getAuthenticationSession();
+        Map<String, String> ctx = new LinkedHashMap<>();
+        ctx.put("service", "keycloak");
+        ctx.put("realm", context.getRealm().getName());
+        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
+        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
+        String agent = context.getHttpRequest().getHttpHeaders().getHeaderString("User-Agent");
+        ctx.put("user_agent", agent == null ? null : printable(agent, 256));
+        return ctx;
     }
 
     private void start(AuthenticationFlowContext context) {
@@ -59,13 +78,7 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         byte[] nonceBytes = new byte[32];
         RANDOM.nextBytes(nonceBytes);
         String nonce = Base64.getUrlEncoder().withoutPadding().encodeToString(nonceBytes);
-        Map<String, String> ctx = new LinkedHashMap<>();
-        ctx.put("service", "keycloak");
-        ctx.put("realm", context.getRealm().getName());
-        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
-        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
-        String agent = context.getHttpRequest().getHttpHeaders().getHeaderString("User-Agent");
-        ctx.put("user_agent", agent == null ? null : printable(agent, 256));
+        Map<String, String> ctx = loginContext(context);
         try {
             // Re-entering the step (reload, back, "send again") cancels the earlier push: the
             // sidecar does it by the session digest even if this session lost its notes.
@@ -102,6 +115,10 @@ public final class PushAuthenticator implements Authenticator, CredentialValidat
         }
         AuthenticationSessionModel session = context.getAuthenticationSession();
         MultivaluedMap<String, String> form = context.getHttpRequest().getDecodedFormParameters();
+        if (BackupCodeLogin.handles(form)) {
+            new BackupCodeLogin(settings).action(context, form);
+            return;
+        }
         String id = session.getAuthNote(NOTE_ID);
         if (form.containsKey("resend") || id == null) {
             // The sidecar cancels this session's earlier push when the new one starts.

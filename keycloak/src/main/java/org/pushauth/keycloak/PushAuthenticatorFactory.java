@@ -1,6 +1,7 @@
 package org.pushauth.keycloak;
 
 import java.util.List;
+import java.util.Set;
 import org.keycloak.Config;
 import org.keycloak.authentication.Authenticator;
 import org.keycloak.authentication.AuthenticatorFactory;
@@ -32,6 +33,15 @@ public final class PushAuthenticatorFactory implements AuthenticatorFactory {
     @Override
     public String getReferenceCategory() {
         return PushCredentialProvider.TYPE;
+    }
+
+    /**
+     * Backup codes are part of the push step (the page offers them), so the account console shows
+     * the "pushauth-backup-codes" type wherever this step is in a flow.
+     */
+    @Override
+    public Set<String> getOptionalReferenceCategories(KeycloakSession session) {
+        return Set.of(PushBackupCodesCredentialProvider.TYPE);
     }
 
     @Override

@@ -57,6 +57,29 @@ final class PushCredentials {
     }
 
     /**
+     * Records that a new set of {@code count} backup codes was issued (replacing the record of
+     * the previous set): a credential with no secret, so the account console lists the set and
+     * offers a new one. The codes themselves are never stored in Keycloak.
+     */
+    static void recordBackupCodes(UserModel user, int count) {
+        user.credentialManager().getStoredCredentialsByTypeStream(PushBackupCodesCredentialProvider.TYPE)
+            .map(CredentialModel::getId)
+            .toList()
+            .forEach(id -> user.credentialManager().removeStoredCredentialById(id));
+        CredentialModel credential = new CredentialModel();
+        credential.setType(PushBackupCodesCredentialProvider.TYPE);
+        credential.setUserLabel("Backup codes (" + count + ")");
+        credential.setCreatedDate(System.currentTimeMillis());
+        try {
+            credential.setCredentialData(JSON.writeValueAsString(Map.of("count", count)));
+        } catch (Exception e) {
+            credential.setCredentialData("{}");
+        }
+        credential.setSecretData("{}");
+        user.credentialManager().createStoredCredential(credential);
+    }
+
+    /**
      * Revokes in pushauthd the device whose credential {@code credentialId} was removed from
      * {@code user}. Returns the revoked device id, or null when no device of the user matches
      * (a credential recorded by an older version, or a device already revoked).

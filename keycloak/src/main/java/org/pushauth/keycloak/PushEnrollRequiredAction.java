@@ -21,6 +21,10 @@ import org.keycloak.sessions.AuthenticationSessionModel;
  * link and its QR code. A user with no device gets the link at once only where the sidecar's
  * realm rule allows it; otherwise the page says an administrator must enroll the device. Once a
  * device has enrolled it is recorded as a "pushauth-device" credential.
+ *
+ * A person who lost the device that should approve ("I lost my device") types one of their
+ * backup codes instead (issue 12): the sidecar has pushauthd consume it and issue the link at
+ * once; the page first shows the replacement code (once, never stored here), then the link.
  */
 public final class PushEnrollRequiredAction implements RequiredActionProvider {
     public static final String ID = "pushauth-enroll";
@@ -121,6 +125,14 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         AuthenticationSessionModel session = context.getAuthenticationSession();
         MultivaluedMap<String, String> form = context.getHttpRequest().getDecodedFormParameters();
         String id = session.getAuthNote(NOTE_ID);
+        if (form.containsKey("lost") && settings.ok()) {
+            context.challenge(page(context, "backup", null));
+            return;
+        }
+        if (form.containsKey("use_backup") && settings.ok()) {
+            useBackupCode(context, form.getFirst("backup_code"));
+            return;
+        }
         if (form.containsKey("restart") || id == null || !settings.ok()) {
             start(context);
             return;
@@ -130,6 +142,53 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         } catch (SidecarException e) {
             context.challenge(page(context, "failed", e.status() == 404 ? "pushEnrollExpired" : "pushEnrollUnavailable"));
         }
+    }
+
+    /** Enrollment approved by a backup code: the link at once, the replacement shown first. */
+    private void useBackupCode(RequiredActionContext context, String typed) {
+        AuthenticationSessionModel session = context.getAuthenticationSession();
+        String code = typed == null ? "" : typed.strip();
+        if (code.isEmpty() || code.length() > BackupCodeLogin.MAX_CODE) {
+            context.challenge(page(context, "backup", "pushBackupInvalid"));
+            return;
+        }
+        Map<String, String> ctx = new LinkedHashMap<>();
+        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
+        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
+        String username = context.getUser().getUsername();
+        JsonNode created;
+        try {
+            created = settings.client.startEnrollmentWithBackupCode(context.getRealm().getName(), username,
+                PushCredentials.sessionDigest(session), ctx, code);
+        } catch (SidecarException e) {
+            LOG.warnf("enrollment with a backup code for %s refused: %s", username, e.code());
+            String message = e.status() == 429 ? "pushBackupLocked"
+                : e.status() == 403 || e.status() == 400 ? "pushBackupInvalid" : "pushEnrollUnavailable";
+            context.getEvent().clone().user(context.getUser()).detail("pushauth_result", message)
+                .error(org.keycloak.events.Errors.INVALID_USER_CREDENTIALS);
+            context.challenge(page(context, e.status() == 429 ? "failed" : "backup", message));
+            return;
+        }
+        clear(session);
+        session.setAuthNote(NOTE_ID, created.path("id").asText());
+        LOG.infof("adding a push device for %s approved with a backup code", username);
+        if (!"pending".equals(created.path("state").asText())) {
+            show(context, created);
+            return;
+        }
+        // Note the link now; the page shows the replacement first, then the link on "continue".
+        session.setAuthNote(NOTE_URL, created.path("url").asText());
+        String svg = created.path("qr_svg").asText("");
+        session.setAuthNote(NOTE_QR, "data:image/svg+xml;base64,"
+            + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)));
+        context.challenge(context.form()
+            .setAttribute("enrollState", "backup_done")
+            .setAttribute("enrollReplacement", created.path("replacement").asText(""))
+            .setAttribute("enrollUrl", "")
+            .setAttribute("enrollQr", "")
+            .setAttribute("enrollCode", "")
+            .setAttribute("enrollDevices", "")
+            .createForm(TEMPLATE));
     }
 
     private Response page(RequiredActionContext context, String state, String error) {

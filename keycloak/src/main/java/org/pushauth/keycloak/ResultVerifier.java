@@ -73,11 +73,21 @@ public final class ResultVerifier {
      */
     public boolean approves(String challengeId, String user, String nonce, String tokenOutcome,
                             long expiresAt, String signatureB64, long nowSecs) {
+        return accepts("approved", challengeId, user, nonce, tokenOutcome, expiresAt, signatureB64, nowSecs);
+    }
+
+    /**
+     * Whether the token says {@code expected} for this step: that outcome, not expired at
+     * {@code nowSecs}, signed over this step's own id, user and nonce. A used backup code is
+     * {@code backup_code}, never {@code approved}, so neither passes for the other.
+     */
+    public boolean accepts(String expected, String challengeId, String user, String nonce, String tokenOutcome,
+                           long expiresAt, String signatureB64, long nowSecs) {
         if (challengeId == null || user == null || nonce == null || signatureB64 == null) {
             return false;
         }
-        return "approved".equals(tokenOutcome)
+        return expected.equals(tokenOutcome)
             && expiresAt > nowSecs
-            && verify(challengeId, user, nonce, "approved", expiresAt, signatureB64);
+            && verify(challengeId, user, nonce, expected, expiresAt, signatureB64);
     }
 }

@@ -25,9 +25,10 @@ public final class SidecarClient {
 
     /**
      * The fields the shim reads from each sidecar answer (JSON pointers), by answer and state:
-     * what {@link PushAuthenticator}, {@link PushEnrollRequiredAction} and {@link PushCredentials}
-     * take from it. The keys are "login STATE", "enrollment STATE", "devices" and
-     * "device_removed". {@code WireFixturesTest} checks that the sidecar's own examples
+     * what {@link PushAuthenticator}, {@link PushEnrollRequiredAction}, {@link BackupCodeLogin},
+     * {@link PushBackupCodesRequiredAction} and {@link PushCredentials} take from it. The keys are
+     * "login STATE", "enrollment STATE" ("enrollment pending backup_code": started with a backup
+     * code), "backup_code verified", "backup_codes STATE", "devices" and "device_removed". {@code WireFixturesTest} checks that the sidecar's own examples
      * ({@code idp-sidecar/wire-fixtures.json}) carry every one, and that every answer state there
      * is one the shim knows. Change this map with the code that reads the fields.
      */
@@ -46,6 +47,12 @@ public final class SidecarClient {
         Map.entry("enrollment pending", List.of("/state", "/url", "/qr_svg")),
         Map.entry("enrollment enrolled", List.of("/state", "/device/id", "/device/name")),
         Map.entry("enrollment expired", List.of("/state")),
+        Map.entry("enrollment pending backup_code", List.of("/id", "/state", "/url", "/qr_svg", "/replacement")),
+        Map.entry("backup_code verified", List.of("/id", "/user", "/replacement", "/remaining",
+            "/result/outcome", "/result/expires_at", "/result/signature")),
+        Map.entry("backup_codes approval_pending", List.of("/id", "/state", "/code", "/devices/0")),
+        Map.entry("backup_codes approval_refused", List.of("/state", "/outcome")),
+        Map.entry("backup_codes issued", List.of("/state", "/codes/0")),
         Map.entry("devices", List.of("/devices/0/id")),
         Map.entry("device_removed", List.of()));
 
@@ -156,6 +163,43 @@ public final class SidecarClient {
 
     public JsonNode enrollmentState(String id, int waitSecs) throws SidecarException {
         return call("GET", "/v1/enrollments/" + seg(id) + "?wait=" + waitSecs, null, waitSecs);
+    }
+
+    /**
+     * Starts an enrollment approved by one of the user's backup codes (the person lost their
+     * device): the answer is {@code pending} with the link and the {@code replacement} code.
+     * 403 {@code backup_code_invalid}, 429 when locked.
+     */
+    public JsonNode startEnrollmentWithBackupCode(String realm, String username, String session,
+            Map<String, String> context, String code) throws SidecarException {
+        ObjectNode body = identity(realm, username, session, context);
+        body.put("backup_code", code);
+        return call("POST", "/v1/enrollments", body, 0);
+    }
+
+    /**
+     * Uses one of the user's backup codes instead of the push: {@code {"id","user","replacement",
+     * "remaining","result"}}, the result token signed with outcome {@code backup_code} over the id,
+     * the user and {@code nonce}. A push of this {@code session} still pending is cancelled.
+     * 403 {@code backup_code_invalid}, 429 when locked.
+     */
+    public JsonNode verifyBackupCode(String realm, String username, String code, String nonce, String session,
+            Map<String, String> context) throws SidecarException {
+        ObjectNode body = identity(realm, username, session, context);
+        body.put("code", code);
+        body.put("nonce", nonce);
+        return call("POST", "/v1/backup-codes/verify", body, 0);
+    }
+
+    /** Starts a push "Issue a new set of backup codes?" ({@code approval_pending} with the code to show). */
+    public JsonNode startBackupCodes(String realm, String username, String session, Map<String, String> context)
+            throws SidecarException {
+        return call("POST", "/v1/backup-codes", identity(realm, username, session, context), 0);
+    }
+
+    /** The issuance's state; {@code issued} carries the new codes in that one answer only. */
+    public JsonNode backupCodesState(String id, int waitSecs) throws SidecarException {
+        return call("GET", "/v1/backup-codes/" + seg(id) + "?wait=" + waitSecs, null, waitSecs);
     }
 
     /** The mapped user's active devices: {@code {"user","devices":[{"id","name",…}]}}. */

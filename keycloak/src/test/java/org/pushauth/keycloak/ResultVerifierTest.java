@@ -70,6 +70,38 @@ class ResultVerifierTest {
     }
 
     @Test
+    void issue12ABackupCodeTokenIsNeverAnApprovalNorTheOtherWayRound() throws Exception {
+        JsonNode doc = vectors();
+        ResultVerifier verifier = new ResultVerifier(doc.get("public_key").asText());
+        JsonNode fixtures = new ObjectMapper().readTree(Files.readString(Path.of("..", "idp-sidecar", "wire-fixtures.json")));
+        JsonNode used = null;
+        for (JsonNode r : fixtures.get("responses")) {
+            if (r.get("name").asText().equals("backup_code_verified")) {
+                used = r.get("body");
+            }
+        }
+        String id = used.get("id").asText();
+        String user = used.get("user").asText();
+        JsonNode token = used.get("result");
+        String nonce = token.get("nonce").asText();
+        long exp = token.get("expires_at").asLong();
+        String sig = token.get("signature").asText();
+        assertEquals("backup_code", token.get("outcome").asText());
+        assertTrue(verifier.accepts("backup_code", id, user, nonce, "backup_code", exp, sig, exp - 10));
+        // Not as a push approval, not for another nonce or user, not once expired.
+        assertFalse(verifier.approves(id, user, nonce, "backup_code", exp, sig, exp - 10));
+        assertFalse(verifier.approves(id, user, nonce, "approved", exp, sig, exp - 10));
+        assertFalse(verifier.accepts("backup_code", id, user, nonce + "x", "backup_code", exp, sig, exp - 10));
+        assertFalse(verifier.accepts("backup_code", id, "demo/bob", nonce, "backup_code", exp, sig, exp - 10));
+        assertFalse(verifier.accepts("backup_code", id, user, nonce, "backup_code", exp, sig, exp));
+        // A push approval's token does not pass as a used backup code.
+        JsonNode approved = doc.get("vectors").get(0);
+        assertFalse(verifier.accepts("backup_code", approved.get("challenge_id").asText(), approved.get("user").asText(),
+            approved.get("nonce").asText(), "approved", approved.get("expires_at").asLong(),
+            approved.get("signature").asText(), approved.get("expires_at").asLong() - 10));
+    }
+
+    @Test
     void badPublicKeysAreRefused() {
         assertThrows(GeneralSecurityException.class, () -> new ResultVerifier("AAAA"));
         assertThrows(GeneralSecurityException.class, () -> new ResultVerifier("***"));
