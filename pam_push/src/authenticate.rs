@@ -594,7 +594,35 @@ pub fn authenticate<B: PushBackend>(
     };
     let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,
-        Err(e) => return start_failed(config, e, pinned, &record, conv, log),
+        Err(e) => {
+            // Issue 12: no push can be sent, but a backup code still can be used.
+            let no_push = match &e {
+                ClientError::NoDevice if config.no_device == NoDevicePolicy::Deny => {
+                    Some(backup::NoPush::NoDevice)
+                }
+                ClientError::RateLimited {
+                    code: ErrorCode::UserLocked,
+                    ..
+                } => Some(backup::NoPush::Locked),
+                _ => None,
+            };
+            if let Some(why) = no_push.filter(|_| use_prompt(config.prompt, &record.service)) {
+                let verify = |u: &str, c: &str, x: &Context, d: Instant| {
+                    backend.verify_backup_code(u, c, x, d)
+                };
+                let used = backup::instead_of_push(
+                    why, config, pinned, &verify, user, &context, deadline, conv,
+                );
+                if let Some(used) = used {
+                    log.log(
+                        used.level,
+                        &record.line(used.outcome, used.detail.as_deref()),
+                    );
+                    return used.code;
+                }
+            }
+            return start_failed(config, e, pinned, &record, conv, log);
+        }
     };
     record.challenge = B::challenge_id(&login).to_owned();
     if let Some(grant) = B::grace(&login) {
@@ -772,7 +800,11 @@ pub fn authenticate<B: PushBackend>(
         let _ = conv.error(message);
     }
     // Issue 12: after an approval (and only then), refresh this host's offline codes.
-    if code == PamCode::Success && config.server_unreachable == UnreachablePolicy::Offline {
+    // Not for a pinned user unless allowed: the values come from the server alone.
+    if code == PamCode::Success
+        && config.server_unreachable == UnreachablePolicy::Offline
+        && (!pinned || config.pinned_offline_codes)
+    {
         crate::offline::refill(config, backend, &login, user, log, &|o, d| {
             record.line(o, d)
         });
@@ -927,6 +959,19 @@ fn start_failed(
                     &record.line("unreachable_allowed", Some(&detail)),
                 );
                 PamCode::Success
+            }
+            UnreachablePolicy::Offline if pinned && !config.pinned_offline_codes => {
+                log.log(
+                    Level::Error,
+                    &record.line(
+                        "offline_pinned_denied",
+                        Some("the user has pinned device keys; offline codes need pinned_offline_codes = true"),
+                    ),
+                );
+                let _ = conv.error(
+                    "pushauth: the push server cannot be reached, and offline codes are not accepted for this account on this host",
+                );
+                PamCode::AuthinfoUnavail
             }
             UnreachablePolicy::Offline => crate::offline::login(
                 config,

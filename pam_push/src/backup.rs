@@ -204,6 +204,55 @@ pub fn use_code(
     }
 }
 
+/// When no push can be sent ([`instead_of_push`]): why, in the person's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPush {
+    /// pushauthd knows the user but no active device (a lost phone that was revoked).
+    NoDevice,
+    /// Pushes to the user are paused (`user_locked`: a report, or too many wrong push codes).
+    Locked,
+}
+
+/// The prompt offered when no push can be sent.
+pub fn no_push_prompt(why: NoPush) -> &'static str {
+    match why {
+        NoPush::NoDevice => {
+            "pushauth: no device can approve this login. Type a backup code, or press Enter to \
+             cancel: "
+        }
+        NoPush::Locked => {
+            "pushauth: pushes to this account are paused. Type a backup code, or press Enter to \
+             cancel: "
+        }
+    }
+}
+
+/// A backup code when no push can be sent (issue 12: "usable wherever a push is asked"): the
+/// person who lost every device, or whose pushes are paused, is asked for one at the prompt.
+/// `None` when the person typed no code (Enter, or the conversation failed): the caller then
+/// refuses as it would have without codes. Only offered where the module prompts and the
+/// host takes codes for this user ([`offered`]).
+#[allow(clippy::too_many_arguments)]
+pub fn instead_of_push(
+    why: NoPush,
+    config: &Config,
+    pinned: bool,
+    verify: &Verify<'_>,
+    user: &str,
+    context: &Context,
+    deadline: Instant,
+    conv: &mut dyn Conversation,
+) -> Option<Used> {
+    if !offered(config, pinned) {
+        return None;
+    }
+    let typed = conv.prompt(no_push_prompt(why)).ok()?;
+    match answer_kind(config, pinned, &typed) {
+        AnswerKind::NotACode => None,
+        kind => Some(answer(kind, verify, user, context, deadline, conv, true)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
