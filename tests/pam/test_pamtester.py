@@ -194,7 +194,11 @@ def test_report(syslog, etc, users, devices):
     assert_syslog(syslog, mark, "reported", users["rep"], service)
     # The report locks further pushes to the user.
     mark = syslog.mark()
-    status, out = Pamtester(service, users["rep"]).finish()
+    p = Pamtester(service, users["rep"])
+    # No push: the prompt offers a backup code instead (issue 12); Enter refuses.
+    p.child.expect("pushes to this account are paused. Type a backup code")
+    p.child.sendline("")
+    status, out = p.finish()
     assert status != 0 and AUTH_ERR in out, out
     assert "pushes to this user are paused" in out, out
     assert_syslog(syslog, mark, "rate_limited", users["rep"], service)
