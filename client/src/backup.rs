@@ -28,6 +28,25 @@ fn shown_code(code: &str) -> bool {
 }
 
 impl Client {
+    /// Refuses a backup code for a user with a pinned-key file unless
+    /// [`crate::ClientConfig::pinned_backup_codes`]: the server alone decides a backup code,
+    /// and pins promise that only a pinned device's signature lets such a user in. Read before
+    /// anything is sent, so the code is not used up.
+    ///
+    /// Errors: [`ClientError::Config`] naming the setting; the pin file's own errors.
+    fn refuse_pinned(&self, user: &str) -> Result<(), ClientError> {
+        if self.pinned_backup_codes {
+            return Ok(());
+        }
+        if self.pins_keys_for(user)? {
+            return Err(ClientError::Config(
+                "backup codes are not taken for a user with pinned device keys (pinned_backup_codes is off)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// `POST /v1/users/{user}/backup-codes/verify`: uses `code` (as typed) once, giving up at
     /// `deadline`. `context` (service, host, rhost…) is audited and told to the user's
     /// devices. The answer's `replacement` must be shown to the person, once.
@@ -43,6 +62,7 @@ impl Client {
         context: &Context,
         deadline: Instant,
     ) -> Result<BackupCodeVerified, ClientError> {
+        self.refuse_pinned(user)?;
         let path = format!("/v1/users/{}/backup-codes/verify", path_segment(user));
         let body = VerifyBackupCode {
             code: code.to_owned(),
@@ -75,6 +95,7 @@ impl Client {
         code: &str,
         ttl_secs: Option<u64>,
     ) -> Result<EnrollmentCreated, ClientError> {
+        self.refuse_pinned(user)?;
         let body = CreateRpEnrollment {
             user: user.to_owned(),
             ttl_secs,

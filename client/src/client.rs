@@ -121,6 +121,8 @@ pub struct Client {
     http: Http,
     connect_timeout: Duration,
     authorized_devices_dir: Option<std::path::PathBuf>,
+    /// See [`ClientConfig::pinned_backup_codes`].
+    pub(crate) pinned_backup_codes: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -151,6 +153,7 @@ impl Client {
             http,
             connect_timeout: cfg.connect_timeout,
             authorized_devices_dir: cfg.authorized_devices_dir,
+            pinned_backup_codes: cfg.pinned_backup_codes,
         })
     }
 
@@ -180,6 +183,17 @@ impl Client {
         opts: &StartOptions,
     ) -> Result<PendingLogin, ClientError> {
         self.start_until(user, context, opts, Instant::now() + CALL_TIMEOUT)
+    }
+
+    /// Whether answers for `user` must carry a pinned device's signature: the client has an
+    /// `authorized_devices` directory holding a file for the user.
+    ///
+    /// Errors: the pin file's ([`load_pinned`]): unreadable, wrong owner or mode, malformed.
+    pub fn pins_keys_for(&self, user: &str) -> Result<bool, ClientError> {
+        match &self.authorized_devices_dir {
+            Some(dir) => Ok(load_pinned(dir, user)?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// [`Client::start`] that gives up at `deadline`: DNS aside (the system resolver's own

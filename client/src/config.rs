@@ -32,6 +32,11 @@ pub struct ClientConfig {
     /// Directory of pinned device keys, one file per user (`<dir>/<user>`), in the style of
     /// sshd's `authorized_keys`.
     pub authorized_devices_dir: Option<PathBuf>,
+    /// Take backup codes (issue 12) for users with a pinned-key file. Off by default: pins
+    /// exist so that only a pinned device's own signature lets such a user in, even against a
+    /// broken-into server, and a backup code is the server's word alone. pam_push sets it from
+    /// its `pinned_backup_codes`; the sidecar leaves it off.
+    pub pinned_backup_codes: bool,
 }
 
 impl ClientConfig {
@@ -45,6 +50,7 @@ impl ClientConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             authorized_devices_dir: None,
             allow_insecure_http: false,
+            pinned_backup_codes: false,
         }
     }
 }
@@ -62,6 +68,7 @@ impl fmt::Debug for ClientConfig {
             )
             .field("connect_timeout", &self.connect_timeout)
             .field("authorized_devices_dir", &self.authorized_devices_dir)
+            .field("pinned_backup_codes", &self.pinned_backup_codes)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }

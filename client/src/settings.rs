@@ -208,6 +208,7 @@ impl ClientSettings {
             connect_timeout: valid.connect_timeout,
             allow_insecure_http: valid.allow_insecure_http,
             authorized_devices_dir: self.authorized_devices.clone(),
+            pinned_backup_codes: false,
         })
     }
 

@@ -78,3 +78,52 @@ fn issue12_client_reports_the_lock() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn issue12_a_pinned_user_s_code_is_refused_before_it_is_sent() {
+    // The server alone decides a backup code; pins promise that only a pinned device's
+    // signature lets such a user in (a Keycloak login through the sidecar included).
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start();
+    let (_profile, _device) = server.enroll("alice", "phone");
+    let set = server.admin(
+        "POST",
+        "/v1/admin/users/alice/backup-codes",
+        Some(json!({"count": 2})),
+    );
+    let code = set["codes"][0].as_str().unwrap().to_owned();
+    let key = pushauth_proto::DeviceSigningKey::from_seed(&[5; 32]).public_key();
+    let pins = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(pins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        pins.path().join("alice"),
+        format!("ed25519 {} phone\n", key.to_b64()),
+    )
+    .unwrap();
+    let mut cfg = pushauth_client::ClientConfig::new(vec![server.url.clone()], server.api_key());
+    cfg.authorized_devices_dir = Some(pins.path().to_owned());
+    let strict = pushauth_client::Client::new(cfg.clone()).unwrap();
+    assert!(strict.pins_keys_for("alice").unwrap());
+    for attempt in [
+        strict
+            .verify_backup_code_until("alice", &code, &ssh_context(), soon())
+            .map(|_| ()),
+        strict
+            .enroll_with_backup_code("alice", &code, None)
+            .map(|_| ()),
+    ] {
+        match attempt {
+            Err(ClientError::Config(message)) => {
+                assert!(message.contains("pinned_backup_codes"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Not sent, so not used up: the code still works where pinned users may use codes.
+    cfg.pinned_backup_codes = true;
+    let allowed = pushauth_client::Client::new(cfg).unwrap();
+    let used = allowed
+        .verify_backup_code_until("alice", &code, &ssh_context(), soon())
+        .unwrap();
+    assert_eq!(used.remaining, 2);
+}

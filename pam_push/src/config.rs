@@ -495,9 +495,12 @@ impl Config {
         })
     }
 
-    /// The client configuration (the API key is copied into another zeroizing buffer).
+    /// The client configuration (the API key is copied into another zeroizing buffer), with
+    /// this module's `pinned_backup_codes`.
     pub fn client_config(&self) -> ClientConfig {
-        self.client.clone()
+        let mut client = self.client.clone();
+        client.pinned_backup_codes = self.pinned_backup_codes;
+        client
     }
 }
 
