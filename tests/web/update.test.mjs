@@ -164,6 +164,48 @@ function recordReports(page) {
   });
 }
 
+/**
+ * Keeps the requests the browser (page and worker) has not finished, so that a navigation that
+ * never reaches "load" says what it waits for.
+ */
+function trackRequests(context) {
+  const pending = new Map();
+  context.on('request', (r) => pending.set(r, Date.now()));
+  context.on('requestfinished', (r) => pending.delete(r));
+  context.on('requestfailed', (r) => pending.delete(r));
+  return () => [...pending].map(([r, at]) =>
+    `${r.method()} ${r.url()} from ${r.serviceWorker() ? 'the worker' : 'the page'}, ${Date.now() - at} ms`);
+}
+
+/** The browser's service worker versions (CDP), as "id script status running" lines. */
+async function workerVersions(page) {
+  try {
+    const cdp = await page.context().newCDPSession(page);
+    const versions = new Map();
+    cdp.on('ServiceWorker.workerVersionUpdated', ({ versions: list }) => {
+      for (const v of list) versions.set(v.versionId, `${v.versionId} ${v.scriptURL} ${v.status} ${v.runningStatus} controls ${v.controlledClients.length}`);
+    });
+    await cdp.send('ServiceWorker.enable');
+    await sleep(500);
+    await cdp.detach();
+    return [...versions.values()];
+  } catch (e) {
+    return [`(not available: ${e.message})`];
+  }
+}
+
+/** page.reload(), naming the unfinished requests and pushauthd's last lines when it fails. */
+async function reload(page, unfinished, server) {
+  try {
+    return await page.reload();
+  } catch (e) {
+    e.message += `\nservice workers:\n  ${(await workerVersions(page)).join('\n  ')}`;
+    e.message += `\nunfinished requests:\n  ${unfinished().join('\n  ') || '(none)'}` +
+      `\npushauthd's last output:\n${server.log.join('').slice(-2000)}`;
+    throw e;
+  }
+}
+
 const info = (page) => page.evaluate(async () => (await import('/app/release.js')).releaseInfo());
 const marks = (page) => page.evaluate(() => ({
   tampered: document.documentElement.dataset.tampered || null,
@@ -182,6 +224,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
   });
   try {
     await server.start(null);
+    const unfinished = trackRequests(context);
     const page = context.pages()[0] || await context.newPage();
     page.on('pageerror', (e) => console.log('page error:', e.message));
 
@@ -228,7 +271,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       };
       assert.notDeepEqual(tampered['index.html'], original['index.html']);
       await server.start(writeApp(tmp, 'a', tampered));
-      await page.reload();
+      await reload(page, unfinished, server);
       assert.deepEqual(await marks(page), { tampered: null, release: null, tamperedNode: false });
       await checkNow(page);
       const got = await info(page);
@@ -259,7 +302,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       assert.equal(got.status, 'refused');
       assert.match(got.refusal.reason, /not signed by the pinned release key/);
       assert.equal(got.refusal.version, 'forged');
-      await page.reload();
+      await reload(page, unfinished, server);
       assert.equal((await marks(page)).tampered, null);
     });
 
@@ -281,7 +324,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       assert.equal(got.version, `${built.version}-test2`);
       assert.equal(got.refusal, null);
       assert.equal(got.fingerprint, fpr);
-      await page.reload();
+      await reload(page, unfinished, server);
       assert.equal((await marks(page)).release, 'test-2');
     });
 
@@ -292,7 +335,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       const got = await info(page);
       assert.equal(got.version, `${built.version}-test2`);
       assert.match(got.refusal.reason, /downgrade/);
-      await page.reload();
+      await reload(page, unfinished, server);
       assert.equal((await marks(page)).release, 'test-2');
     });
 
@@ -318,7 +361,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
 
     await t.test('the installed app opens with pushauthd stopped', async () => {
       await server.stop();
-      const r = await page.reload();
+      const r = await reload(page, unfinished, server);
       assert.ok(r.ok(), `status ${r.status()}`);
       assert.equal((await marks(page)).release, 'test-2');
       assert.ok(await page.evaluate(() => document.querySelectorAll('script[type=module]').length > 0));
@@ -334,7 +377,7 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       const genuine = release(built, files, { version: `${built.version}-test2`, released: built.released + 10 }, keyPem);
       genuine['sw-push.js'] = Buffer.concat([genuine['sw-push.js'], Buffer.from('\n// changed\n')]);
       await server.start(writeApp(tmp, 'e', genuine));
-      await page.reload();
+      await reload(page, unfinished, server);
       await checkNow(page);
       const got = await info(page);
       assert.match(got.warning || '', /sw-push\.js/);
@@ -350,15 +393,19 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
       };
       const genuine = release(built, files, { version: `${built.version}-test3`, released: built.released + 20 }, keyPem);
       await server.start(writeApp(tmp, 'f', genuine));
-      await page.reload();
+      await reload(page, unfinished, server);
       let got = await info(page);
       for (let i = 0; i < 50 && (got.version !== `${built.version}-test3` || got.warning); i++) {
-        await checkNow(page).catch(() => {});
+        await checkNow(page).catch(async (e) => {
+          // Said, not thrown: the next round asks again. A worker that never answers shows here.
+          console.log(`the worker's check failed: ${e.message}; service workers:\n  ${(await workerVersions(page)).join('\n  ')}` +
+            `\nunfinished requests:\n  ${unfinished().join('\n  ') || '(none)'}`);
+        });
         got = await info(page);
       }
       assert.equal(got.version, `${built.version}-test3`, JSON.stringify(got));
       assert.equal(got.warning, null, JSON.stringify(got));
-      await page.reload();
+      await reload(page, unfinished, server);
       assert.equal((await marks(page)).release, 'test-3');
     });
 
@@ -389,6 +436,9 @@ test('issue11_an_installed_app_refuses_tampered_and_forged_updates_and_takes_a_s
         assert.equal(await other.evaluate(() => self.origin), 'null', 'a POST navigation to /app/ ran in the app\'s origin');
       } finally {
         await other.close();
+        // close() alone waits for every keep-alive connection to go idle, and the app's
+        // long-polls (answered at once by this stand-in) kept one busy for up to 100 s.
+        evil.closeAllConnections();
         await new Promise((resolve) => evil.close(resolve));
       }
     });

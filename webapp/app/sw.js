@@ -39,6 +39,16 @@ async function broadcast() {
   }
 }
 
+/**
+ * Runs `work` while holding this origin's release lock (Web Locks API). During an update the
+ * old and the new worker run side by side, and both may stage, switch or clean up releases;
+ * one at a time, each reads the state the other left. Serving pages never takes the lock.
+ */
+function exclusively(work) {
+  const locks = self.navigator && self.navigator.locks;
+  return locks ? locks.request('pushauth-release', () => work()) : work();
+}
+
 // ---- fetching and staging a release ----
 
 async function fetchRelease() {
@@ -194,7 +204,7 @@ function checkSoon(force) {
     return rerun;
   }
   if (!force && Date.now() - lastCheckAt < CHECK_EVERY_MS) return Promise.resolve();
-  checking = checkForUpdate()
+  checking = exclusively(checkForUpdate)
     .catch(() => {})
     .then(broadcast)
     .finally(() => {
@@ -249,8 +259,10 @@ async function sandboxed(request) {
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
-    const state = await readState();
-    if (!state.installed) await firstInstall();
+    await exclusively(async () => {
+      const state = await readState();
+      if (!state.installed) await firstInstall();
+    });
     await self.skipWaiting();
   })());
 });
@@ -258,10 +270,15 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     await self.clients.claim();
-    const state = await readState();
-    for (const key of await caches.keys()) {
-      if (key.startsWith(APP_CACHE) && (!state.installed || key !== state.installed.cache)) await caches.delete(key);
-    }
+    // Caches a worker left behind when it was stopped in the middle of staging. Under the
+    // lock: the worker this one replaces may be staging an update right now, and deleting its
+    // new cache then left the installed release pointing at nothing.
+    await exclusively(async () => {
+      const state = await readState();
+      for (const key of await caches.keys()) {
+        if (key.startsWith(APP_CACHE) && (!state.installed || key !== state.installed.cache)) await caches.delete(key);
+      }
+    });
   })());
 });
 
