@@ -772,7 +772,10 @@ pub fn authenticate<B: PushBackend>(
         let _ = conv.error(message);
     }
     // Issue 12: after an approval (and only then), refresh this host's offline codes.
-    if code == PamCode::Success && config.server_unreachable == UnreachablePolicy::Offline {
+    if code == PamCode::Success
+        && config.server_unreachable == UnreachablePolicy::Offline
+        && (!pinned || config.pinned_offline_codes)
+    {
         crate::offline::refill(config, backend, &login, user, log, &|o, d| {
             record.line(o, d)
         });
@@ -927,6 +930,21 @@ fn start_failed(
                     &record.line("unreachable_allowed", Some(&detail)),
                 );
                 PamCode::Success
+            }
+            // Offline values are hashes the server sent: for a user whose device keys are
+            // pinned they are the server's word alone, like a backup code.
+            UnreachablePolicy::Offline if pinned && !config.pinned_offline_codes => {
+                log.log(
+                    Level::Warning,
+                    &record.line(
+                        "offline_pinned_denied",
+                        Some("the user has pinned device keys; offline codes need pinned_offline_codes = true"),
+                    ),
+                );
+                let _ = conv.error(
+                    "pushauth: the push server cannot be reached, and offline codes are not accepted for accounts with pinned devices on this host; ask an administrator",
+                );
+                PamCode::AuthErr
             }
             UnreachablePolicy::Offline => crate::offline::login(
                 config,

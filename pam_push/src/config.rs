@@ -178,6 +178,10 @@ pub struct Config {
     /// file. Off by default: pins exist so that only a device's own signature lets in, and a
     /// backup code is the server's word alone.
     pub pinned_backup_codes: bool,
+    /// `pinned_offline_codes` (default false): take offline codes also for users with a
+    /// pinned-key file. Off by default for the same reason: the cached values are hashes the
+    /// server sent, so a broken-into server could cache codes of its own and then stop answering.
+    pub pinned_offline_codes: bool,
     /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
     /// created 0700 on first use, see [`crate::state`].
     pub state_dir: PathBuf,
@@ -211,6 +215,7 @@ impl std::fmt::Debug for Config {
             .field("user_map", &self.user_map)
             .field("backup_codes", &self.backup_codes)
             .field("pinned_backup_codes", &self.pinned_backup_codes)
+            .field("pinned_offline_codes", &self.pinned_offline_codes)
             .field("state_dir", &self.state_dir)
             .field("grace_secs", &self.grace_secs)
             .field("sudo_grace", &self.sudo_grace)
@@ -234,6 +239,7 @@ struct RawConfig {
     user_map: Option<String>,
     backup_codes: Option<bool>,
     pinned_backup_codes: Option<bool>,
+    pinned_offline_codes: Option<bool>,
     state_dir: Option<PathBuf>,
     grace_secs: Option<u64>,
     sudo_grace: Option<bool>,
@@ -482,6 +488,7 @@ impl Config {
             owner,
             backup_codes: raw.backup_codes.unwrap_or(true),
             pinned_backup_codes: raw.pinned_backup_codes.unwrap_or(false),
+            pinned_offline_codes: raw.pinned_offline_codes.unwrap_or(false),
             state_dir,
             grace_secs,
             sudo_grace: raw.sudo_grace.unwrap_or(false),

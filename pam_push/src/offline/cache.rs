@@ -84,21 +84,41 @@ impl Cache {
         self.devices.iter().map(|d| d.values.len()).sum()
     }
 
-    /// Device id -> highest counter held (what `have` tells pushauthd).
+    /// Device id -> highest counter held or used here and not yet reported (what `have` tells
+    /// pushauthd, so that it sends only counters above both).
     pub fn have(&self) -> BTreeMap<String, u64> {
-        self.devices
+        let mut have: BTreeMap<String, u64> = self
+            .devices
             .iter()
             .filter_map(|d| d.values.last().map(|v| (d.device_id.clone(), v.counter)))
-            .collect()
+            .collect();
+        for report in &self.pending {
+            let held = have.entry(report.device_id.clone()).or_default();
+            *held = (*held).max(report.counter);
+        }
+        have
+    }
+
+    /// The highest counter of `device_id` used here whose report pushauthd has not
+    /// acknowledged (0 for none): no value at or below it may be taken again.
+    fn used_here(&self, device_id: &str) -> u64 {
+        self.pending
+            .iter()
+            .filter(|r| r.device_id == device_id)
+            .map(|r| r.counter)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Merges pushauthd's answer: devices it no longer lists are dropped, values at or below
-    /// a device's `last_used` are dropped, new values are added (one per counter). Returns the
-    /// number of values added.
+    /// a device's `last_used` or a counter used here and not yet reported (a server that has
+    /// not heard of that use would send it again) are dropped, new values are added (one per
+    /// counter). Returns the number of values added.
     pub fn merge(&mut self, answer: &OfflineResponse) -> usize {
         let mut added = 0;
         let mut devices = Vec::new();
         for fresh in &answer.devices {
+            let floor = fresh.last_used.max(self.used_here(&fresh.device_id));
             let mut values: BTreeMap<u64, String> = self
                 .devices
                 .iter()
@@ -110,8 +130,8 @@ impl Cache {
                         .collect()
                 })
                 .unwrap_or_default();
-            values.retain(|counter, _| *counter > fresh.last_used);
-            for value in &fresh.values {
+            values.retain(|counter, _| *counter > floor);
+            for value in fresh.values.iter().filter(|v| v.counter > floor) {
                 if values.insert(value.counter, value.hash.clone()).is_none() {
                     added += 1;
                 }

@@ -1,0 +1,340 @@
+//! Attacks on the issue 12 paths of the PAM host (reviewer r1): offline codes, backup codes at
+//! the prompt and the grace window, each a scenario that must not let anyone in.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Instant;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use pam_push::authenticate::{
+    authenticate, ConvFailed, Conversation, Level, Log, PamCode, PamEnv, PushBackend,
+};
+use pam_push::config::{Config, Ownership};
+use pam_push::context::LoginFacts;
+use pam_push::offline::cache::{Cache, Locked};
+use pam_push::policy::{GroupId, UserGroup};
+use pam_push::state::StateDir;
+use pam_push::system::LookupFailed;
+use pushauth_client::{BackupCodeVerified, ClientError, Context, Outcome, StartOptions};
+use pushauth_proto::offline::{OfflineDevice, OfflineResponse, OfflineValue};
+use zeroize::Zeroizing;
+
+#[derive(Default)]
+struct Conv {
+    replies: VecDeque<String>,
+    prompts: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Conversation for Conv {
+    fn prompt(&mut self, text: &str) -> Result<Zeroizing<String>, ConvFailed> {
+        self.prompts.push(text.to_owned());
+        Ok(Zeroizing::new(self.replies.pop_front().unwrap_or_default()))
+    }
+    fn info(&mut self, _text: &str) -> Result<(), ConvFailed> {
+        Ok(())
+    }
+    fn error(&mut self, text: &str) -> Result<(), ConvFailed> {
+        self.errors.push(text.to_owned());
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl Log for Lines {
+    fn log(&mut self, _level: Level, line: &str) {
+        self.0.push(line.to_owned());
+    }
+}
+
+struct Env(&'static str);
+
+impl PamEnv for Env {
+    fn facts(&self) -> LoginFacts {
+        LoginFacts {
+            service: Some(self.0.into()),
+            host: Some("web01".into()),
+            rhost: Some("192.0.2.7".into()),
+            tty: Some("ssh".into()),
+            ssh_auth_info: None,
+            argv: None,
+        }
+    }
+    fn user_groups(&self, _user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
+        Ok(Some(Vec::new()))
+    }
+    fn group_id(&self, _name: &str) -> GroupId {
+        GroupId::Found(1000)
+    }
+}
+
+/// A push server as the attack needs it: `start` fails with `start_error` (none: a pending
+/// login), and every backup-code check is counted.
+#[derive(Default)]
+struct Backend {
+    unreachable: bool,
+    backup_checks: Cell<u32>,
+    asked_grace: RefCell<Vec<Option<u64>>>,
+}
+
+impl PushBackend for Backend {
+    type Login = ();
+    fn start(
+        &self,
+        _user: &str,
+        _context: &Context,
+        opts: &StartOptions,
+        _deadline: Instant,
+    ) -> Result<(), ClientError> {
+        self.asked_grace.borrow_mut().push(opts.grace_secs);
+        if self.unreachable {
+            return Err(ClientError::Unreachable("connection refused".into()));
+        }
+        Ok(())
+    }
+    fn challenge_id(_login: &()) -> &str {
+        "chal-1"
+    }
+    fn code(_login: &()) -> Option<&str> {
+        Some("123456")
+    }
+    fn device_names(_login: &()) -> Vec<String> {
+        vec!["phone".into()]
+    }
+    fn wait(&self, _login: &(), _deadline: Instant) -> Result<Outcome, ClientError> {
+        Ok(Outcome::Expired)
+    }
+    fn cancel(&self, _login: &(), _deadline: Instant) -> Result<(), ClientError> {
+        Ok(())
+    }
+    fn verify_backup_code(
+        &self,
+        user: &str,
+        _code: &str,
+        _context: &Context,
+        _deadline: Instant,
+    ) -> Result<BackupCodeVerified, ClientError> {
+        self.backup_checks.set(self.backup_checks.get() + 1);
+        Ok(BackupCodeVerified {
+            user: user.to_owned(),
+            replacement: "K7QM-3XHT-9RWD-PC4N".into(),
+            remaining: 9,
+        })
+    }
+}
+
+fn me() -> Ownership {
+    Ownership {
+        uid: pushauth_testkit::euid(),
+    }
+}
+
+fn config(dir: &Path, extra: &str) -> Config {
+    Config::parse(
+        Path::new("/test/pam_push.conf"),
+        &format!(
+            "server = \"http://127.0.0.1:1\"\napi_key = \"k\"\nstate_dir = \"{}\"\n{extra}",
+            dir.join("state").display()
+        ),
+        me(),
+    )
+    .unwrap()
+}
+
+fn hash(code: &str) -> String {
+    let salt = SaltString::encode_b64(&[9u8; 16]).unwrap();
+    Argon2::default()
+        .hash_password(code.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+fn answer(last_used: u64, values: &[(u64, &str)]) -> OfflineResponse {
+    OfflineResponse {
+        user: "alice".into(),
+        digits: 6,
+        devices: vec![OfflineDevice {
+            device_id: "dev1".into(),
+            last_used,
+            digits: 6,
+            values: values
+                .iter()
+                .map(|(counter, code)| OfflineValue {
+                    counter: *counter,
+                    hash: hash(code),
+                })
+                .collect(),
+        }],
+    }
+}
+
+fn login(
+    cfg: &Config,
+    backend: &Backend,
+    service: &'static str,
+    typed: &[&str],
+) -> (PamCode, Conv, Lines) {
+    let mut conv = Conv {
+        replies: typed.iter().map(|t| (*t).to_owned()).collect(),
+        ..Conv::default()
+    };
+    let mut log = Lines::default();
+    let code = authenticate(
+        cfg,
+        backend,
+        "alice",
+        &Env(service),
+        &mut conv,
+        &mut log,
+        false,
+        Instant::now(),
+    );
+    (code, conv, log)
+}
+
+/// Scenario: alice's device keys are pinned on this host, so that a broken-into pushauthd cannot
+/// let anyone in as her. But the offline values the host caches are the server's word alone
+/// (hashes it sends after her next real approval): the intruder sends hashes of codes it chose,
+/// then stops answering, and logs in with one of them at the offline prompt, no device needed.
+#[test]
+fn attack12_offline_codes_bypass_pinned_device_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pins = dir.path().join("pins");
+    std::fs::create_dir(&pins).unwrap();
+    std::fs::set_permissions(&pins, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = pushauth_proto::DeviceSigningKey::from_seed(&[5; 32]).public_key();
+    std::fs::write(
+        pins.join("alice"),
+        format!("ed25519 {} phone\n", key.to_b64()),
+    )
+    .unwrap();
+    let pinned = format!(
+        "server_unreachable = \"offline\"\nauthorized_devices = \"{}\"\n",
+        pins.display()
+    );
+    let cfg = config(dir.path(), &pinned);
+    // What the intruder's server stored at alice's last approval: a code it knows.
+    let state = StateDir::new(&cfg.state_dir, cfg.owner);
+    {
+        let mut locked = Locked::open(&state, "alice").unwrap();
+        locked.cache.merge(&answer(0, &[(1, "424242")]));
+        locked.save().unwrap();
+    }
+    let backend = Backend {
+        unreachable: true,
+        ..Backend::default()
+    };
+    let (code, conv, log) = login(&cfg, &backend, "sshd", &["424242"]);
+    assert_eq!(
+        code,
+        PamCode::AuthErr,
+        "a pinned user got in on the server's word: {:?}",
+        log.0
+    );
+    assert!(conv.prompts.is_empty(), "no code asked: {:?}", conv.prompts);
+    assert!(
+        conv.errors[0].contains("pinned"),
+        "the person is told why: {:?}",
+        conv.errors
+    );
+    assert!(log.0.join("\n").contains("outcome=offline_pinned_denied"));
+    // The administrator may accept it, as for backup codes.
+    let cfg = config(
+        dir.path(),
+        &format!("{pinned}pinned_offline_codes = true\n"),
+    );
+    let (code, _, log) = login(&cfg, &backend, "sshd", &["424242"]);
+    assert_eq!(code, PamCode::Success, "{:?}", log.0);
+}
+
+/// Scenario: alice used her device's last cached value here (counter 3) while the server was
+/// down. At her next online login the report of that use fails (a 5xx, a timeout), but the
+/// fetch of new values works: the host, holding no value of that device, says it holds nothing,
+/// and the server (which still believes counter 0) sends counters 1..3 again. The code used
+/// here (seen over her shoulder) then works a second time on this host.
+#[test]
+fn attack12_a_used_counter_never_comes_back_through_a_refill() {
+    let mut cache = Cache::default();
+    cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")]));
+    let found = cache.find("333333").unwrap();
+    cache.consume(&found, "2026-11-30T12:00:00Z".into());
+    assert_eq!(cache.value_count(), 0);
+    // The report is still pending: the host tells the server it is past counter 3.
+    assert_eq!(cache.have().get("dev1"), Some(&3), "{:?}", cache.have());
+    // A server that had not heard of it sends 1..4 anyway: only 4 is taken.
+    cache.merge(&answer(
+        0,
+        &[(1, "111111"), (2, "222222"), (3, "333333"), (4, "444444")],
+    ));
+    assert_eq!(cache.find("333333"), None, "the used code works again");
+    assert_eq!(cache.find("222222"), None, "an older code works again");
+    assert_eq!(cache.find("444444").map(|f| f.counter), Some(4));
+}
+
+/// Scenario: at sshd's push prompt the person types their password by habit (the previous
+/// prompt was the password). Anything of 12 letters and digits was sent to pushauthd as a
+/// backup code: the password leaves the host and counts as a wrong backup code.
+#[test]
+fn attack12_a_password_typed_at_the_prompt_is_never_sent_as_a_backup_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let backend = Backend::default();
+    for typed in [
+        "correct horse battery staple",
+        "Summer2026!Passw0rd",
+        "K7QM-3XHT-9RWD-PC4",
+    ] {
+        let (code, conv, log) = login(&cfg, &backend, "sshd", &[typed]);
+        assert_eq!(code, PamCode::AuthErr, "{typed}");
+        assert_eq!(
+            backend.backup_checks.get(),
+            0,
+            "{typed} was sent to the server"
+        );
+        assert!(
+            conv.prompts.iter().any(|p| p.contains("not a backup code")),
+            "{typed}: {:?}",
+            conv.prompts
+        );
+        assert!(!log.0.join("\n").contains(typed));
+    }
+    // A real code (any case, any grouping) still goes to the server.
+    let (code, _, _) = login(&cfg, &backend, "sshd", &["k7qm 3xht 9rwd pc4n"]);
+    assert_eq!(code, PamCode::Success);
+    assert_eq!(backend.backup_checks.get(), 1);
+}
+
+/// Scenario: `grace_secs = 300` for a burst of SSH logins. `sudo` rightly never takes grace
+/// without `sudo_grace`, but `su`, `su-l`, `doas`, pkexec (`polkit-1`) and `run0`
+/// (`systemd-run0`) raise privileges just the same and asked for grace: within five minutes of
+/// one approved `su`, any session of the user (the tty is not in the grace key) becomes root
+/// with the password alone.
+#[test]
+fn attack12_privilege_raising_services_never_ask_for_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "grace_secs = 300\n");
+    for service in [
+        "su",
+        "su-l",
+        "doas",
+        "polkit-1",
+        "systemd-run0",
+        "sudo",
+        "sudo-i",
+    ] {
+        assert_eq!(
+            pam_push::grace::ask(&cfg, service),
+            None,
+            "{service} asks for grace"
+        );
+    }
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd"), Some(300));
+    let cfg = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
+    assert_eq!(pam_push::grace::ask(&cfg, "su"), Some(300));
+}
