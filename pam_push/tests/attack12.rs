@@ -338,3 +338,93 @@ fn attack12_privilege_raising_services_never_ask_for_grace() {
     let cfg = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
     assert_eq!(pam_push::grace::ask(&cfg, "su"), Some(300));
 }
+
+/// A backend whose fetch of offline values takes `fetch_secs` (a slow or overloaded server
+/// hashing a fresh window with Argon2id).
+struct SlowFetch {
+    fetch: std::time::Duration,
+}
+
+impl PushBackend for SlowFetch {
+    type Login = ();
+    fn start(
+        &self,
+        _user: &str,
+        _context: &Context,
+        _opts: &StartOptions,
+        _deadline: Instant,
+    ) -> Result<(), ClientError> {
+        Ok(())
+    }
+    fn challenge_id(_login: &()) -> &str {
+        "chal-1"
+    }
+    fn code(_login: &()) -> Option<&str> {
+        None
+    }
+    fn device_names(_login: &()) -> Vec<String> {
+        Vec::new()
+    }
+    fn wait(&self, _login: &(), _deadline: Instant) -> Result<Outcome, ClientError> {
+        Ok(Outcome::Expired)
+    }
+    fn cancel(&self, _login: &(), _deadline: Instant) -> Result<(), ClientError> {
+        Ok(())
+    }
+    fn offline_values(
+        &self,
+        _login: &(),
+        _have: &std::collections::BTreeMap<String, u64>,
+        _deadline: Instant,
+    ) -> Result<OfflineResponse, ClientError> {
+        std::thread::sleep(self.fetch);
+        Err(ClientError::Unreachable("slow".into()))
+    }
+}
+
+/// Scenario: the offline cache was locked as a whole directory, and the refill after every
+/// approved push held that lock across its network calls (up to 10 s). One user's slow refill
+/// (or a guesser's Argon2id checks at the offline prompt) then held up every other user's
+/// login on the host: an outage, or one busy account, stalls all of them.
+#[test]
+fn attack12_one_users_refill_never_holds_up_another_users_login() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Arc::new(config(dir.path(), "server_unreachable = \"offline\"\n"));
+    let state = StateDir::new(&cfg.state_dir, cfg.owner);
+    {
+        let mut locked = Locked::open(&state, "bob").unwrap();
+        let mut fill = answer(0, &[(1, "424242")]);
+        fill.user = "bob".into();
+        locked.cache.merge(&fill);
+        locked.save().unwrap();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let refill = {
+        let cfg = Arc::clone(&cfg);
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let backend = SlowFetch {
+                fetch: std::time::Duration::from_secs(8),
+            };
+            let mut log = Lines::default();
+            pam_push::offline::refill(&cfg, &backend, &(), "alice", &mut log, &|o, _| o.to_owned());
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut conv = Conv {
+        replies: vec!["424242".to_owned()].into(),
+        ..Conv::default()
+    };
+    let mut log = Lines::default();
+    let code =
+        pam_push::offline::login(&cfg, "bob", &mut conv, &mut log, &|o, _| o.to_owned(), "x");
+    assert_eq!(code, PamCode::Success, "{:?}", log.0);
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "bob's offline login waited for alice's refill"
+    );
+    refill.join().unwrap();
+}

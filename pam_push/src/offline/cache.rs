@@ -2,8 +2,9 @@
 //! root, written atomically through [`crate::state`]). It holds, per device, Argon2id hashes of
 //! the next values with their counters (never a value), the reports of codes used here that
 //! pushauthd has not heard of yet, and the count of wrong codes typed since the last good one.
-//! Every read-change-write runs under an exclusive `flock` of the offline directory, so two
-//! logins cannot both use one value.
+//! Every read-change-write runs under an exclusive `flock` of the user's lock file
+//! (`.<name>.lock` beside it), so two logins cannot both use one value, and one user's slow
+//! refill or Argon2id checks never hold up another user.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -204,7 +205,27 @@ pub enum CacheError {
     Lock(String),
 }
 
-/// The cache of one user, under the directory lock while it lives.
+/// Opens (creating it 0600) `user`'s lock file `<offline>/.<name>.lock`: one per user, so
+/// that one user's refill (network calls) or Argon2id checks never hold up another user's
+/// login. User files never start with a dot and temporary files end in `.tmp-<pid>`, so the
+/// name is no one else's; a symlink in its place is refused (`O_NOFOLLOW`).
+fn open_lock(state: &StateDir, user: &str) -> Result<File, CacheError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = state.feature_dir(Feature::Offline)?;
+    let name = crate::state::user_file_name(user)?;
+    let path = dir.join(format!(".{name}.lock"));
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| CacheError::Lock(format!("{}: {e}", path.display())))
+}
+
+/// The cache of one user, under that user's lock while it lives.
 pub struct Locked<'a> {
     state: &'a StateDir,
     user: &'a str,
@@ -216,14 +237,13 @@ pub struct Locked<'a> {
 }
 
 impl<'a> Locked<'a> {
-    /// Locks the offline directory (blocking until other logins are done with it) and reads
-    /// `user`'s cache.
+    /// Locks `user`'s cache (blocking until that user's other logins are done with it) and
+    /// reads it.
     ///
     /// # Errors
     /// [`CacheError`].
     pub fn open(state: &'a StateDir, user: &'a str) -> Result<Locked<'a>, CacheError> {
-        let dir = state.feature_dir(Feature::Offline)?;
-        let lock = File::open(&dir).map_err(|e| CacheError::Lock(e.to_string()))?;
+        let lock = open_lock(state, user)?;
         flock(&lock, FlockOperation::LockExclusive).map_err(|e| CacheError::Lock(e.to_string()))?;
         let (cache, existed) = match state.read_user(Feature::Offline, user, MAX_CACHE_BYTES)? {
             None => (Cache::default(), false),
