@@ -428,3 +428,34 @@ fn attack12_one_users_refill_never_holds_up_another_users_login() {
     );
     refill.join().unwrap();
 }
+
+/// Scenario: a broken-into (or misconfigured) pushauthd sends offline values whose Argon2id
+/// parameters are its own choice, and the host verified each typed code with them: a million
+/// passes (or gigabytes of memory) per value, in the sshd child, under the user's lock. One
+/// refill makes every later offline login of that user hang or exhaust the host's memory.
+#[test]
+fn attack12_offline_hashes_with_costs_of_the_servers_choosing_are_never_run() {
+    // Well formed, but t = 1_000_000 passes (the hash bytes need not be right: it is never
+    // supposed to be computed).
+    let costly = "$argon2id$v=19$m=8,t=1000000,p=1$CQkJCQkJCQkJCQkJCQkJCQ$\
+                  AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let mut fill = answer(0, &[(1, "111111")]);
+    fill.devices[0].values.push(OfflineValue {
+        counter: 2,
+        hash: costly.into(),
+    });
+    let mut cache = Cache::default();
+    assert_eq!(cache.merge(&fill), 1, "the costly value is not stored");
+    // A cache file that already holds one (written before this check) never runs it either.
+    let cache: Cache = serde_json::from_value(serde_json::json!({
+        "devices": [{"device_id": "dev1", "digits": 6, "values": [{"counter": 2, "hash": costly}]}]
+    }))
+    .unwrap();
+    let started = Instant::now();
+    assert_eq!(cache.find("222222"), None);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the server's costs ran: {:?}",
+        started.elapsed()
+    );
+}

@@ -24,6 +24,32 @@ pub const MAX_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// user until an online login or an administrator (`rm <state_dir>/offline/<user>`) resets it.
 pub const MAX_FAILURES: u32 = 10;
 
+/// Most Argon2id memory a cached value may ask for, in KiB (pushauthd hashes with 19 MiB).
+pub const MAX_HASH_M_KIB: u32 = 64 * 1024;
+/// Most Argon2id passes a cached value may ask for (pushauthd uses 2).
+pub const MAX_HASH_T: u32 = 4;
+/// Most Argon2id lanes a cached value may ask for (pushauthd uses 1).
+pub const MAX_HASH_P: u32 = 4;
+
+/// Whether `phc` is an Argon2id (v=19) PHC string whose costs stay within
+/// [`MAX_HASH_M_KIB`], [`MAX_HASH_T`] and [`MAX_HASH_P`]: the costs come from the server, and
+/// the host runs them for every code typed at the offline prompt, so a value asking for more is
+/// neither stored nor run.
+pub fn acceptable_hash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" || parsed.version != Some(0x13) {
+        return false;
+    }
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    params.m_cost() <= MAX_HASH_M_KIB
+        && params.t_cost() <= MAX_HASH_T
+        && params.p_cost() <= MAX_HASH_P
+}
+
 /// One cached value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedValue {
@@ -132,7 +158,11 @@ impl Cache {
                 })
                 .unwrap_or_default();
             values.retain(|counter, _| *counter > floor);
-            for value in fresh.values.iter().filter(|v| v.counter > floor) {
+            for value in fresh
+                .values
+                .iter()
+                .filter(|v| v.counter > floor && acceptable_hash(&v.hash))
+            {
                 if values.insert(value.counter, value.hash.clone()).is_none() {
                     added += 1;
                 }
@@ -158,6 +188,9 @@ impl Cache {
                 continue;
             }
             for value in &device.values {
+                if !acceptable_hash(&value.hash) {
+                    continue;
+                }
                 let Ok(parsed) = PasswordHash::new(&value.hash) else {
                     continue;
                 };
