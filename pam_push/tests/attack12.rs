@@ -459,3 +459,30 @@ fn attack12_offline_hashes_with_costs_of_the_servers_choosing_are_never_run() {
         started.elapsed()
     );
 }
+
+/// Scenario: `state_dir` under a directory another user can write (`/srv/shared/pam_push`,
+/// a home directory). The state directory itself is root's and 0700, so each check passed; but
+/// the owner of the parent can rename it away and back: put aside a copy of the offline cache
+/// (or grace record) holding codes that are later used, then restore it, and the used codes
+/// work again.
+#[test]
+fn attack12_a_state_dir_whose_parent_others_can_write_is_refused() {
+    use pam_push::state::Feature;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = StateDir::new(shared.join("pam_push"), me());
+    let err = state.feature_dir(Feature::Offline).unwrap_err().to_string();
+    assert!(err.contains("shared"), "{err}");
+    // Through a symlink to it, just the same.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&shared, &link).unwrap();
+    let state = StateDir::new(link.join("pam_push"), me());
+    assert!(state.feature_dir(Feature::Grace).is_err());
+    // A sticky directory (like /tmp) cannot have our entries renamed: fine. So is a private one.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let state = StateDir::new(shared.join("pam_push"), me());
+    state.feature_dir(Feature::Offline).unwrap();
+}
