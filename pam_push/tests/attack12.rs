@@ -486,3 +486,25 @@ fn attack12_a_state_dir_whose_parent_others_can_write_is_refused() {
     let state = StateDir::new(shared.join("pam_push"), me());
     state.feature_dir(Feature::Offline).unwrap();
 }
+
+/// Scenario: while pushauthd is down, someone tries many made-up user names (sshd runs PAM for
+/// invalid users too). A user without a cache must leave nothing behind on disk: no cache, no
+/// lock file, or names alone would fill the state directory.
+#[test]
+fn attack12_unknown_users_at_the_offline_prompt_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "server_unreachable = \"offline\"\n");
+    for i in 0..20 {
+        let mut conv = Conv::default();
+        let mut log = Lines::default();
+        let user = format!("nobody{i}");
+        let code =
+            pam_push::offline::login(&cfg, &user, &mut conv, &mut log, &|o, _| o.to_owned(), "x");
+        assert_eq!(code, PamCode::AuthErr);
+    }
+    let offline = cfg.state_dir.join("offline");
+    let left: Vec<_> = std::fs::read_dir(&offline)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}

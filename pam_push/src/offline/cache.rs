@@ -294,6 +294,25 @@ impl<'a> Locked<'a> {
         })
     }
 
+    /// As [`Locked::open`], but `Ok(None)` without taking the lock (and so without creating
+    /// a lock file) when `user` has no cache here: the offline prompt, which anyone can reach
+    /// with any user name, writes nothing for a user without one.
+    ///
+    /// # Errors
+    /// [`CacheError`].
+    pub fn open_existing(
+        state: &'a StateDir,
+        user: &'a str,
+    ) -> Result<Option<Locked<'a>>, CacheError> {
+        let path = state.user_path(Feature::Offline, user)?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CacheError::Lock(format!("{}: {e}", path.display()))),
+        }
+        Ok(Some(Locked::open(state, user)?))
+    }
+
     /// Writes the cache back (atomically), still under the lock.
     ///
     /// # Errors
