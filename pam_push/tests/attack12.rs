@@ -508,3 +508,107 @@ fn attack12_unknown_users_at_the_offline_prompt_write_nothing() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A server whose start fails with `error()`.
+struct Failing(fn() -> ClientError);
+
+impl PushBackend for Failing {
+    type Login = ();
+    fn start(
+        &self,
+        _user: &str,
+        _context: &Context,
+        _opts: &StartOptions,
+        _deadline: Instant,
+    ) -> Result<(), ClientError> {
+        Err((self.0)())
+    }
+    fn challenge_id(_login: &()) -> &str {
+        "chal-1"
+    }
+    fn code(_login: &()) -> Option<&str> {
+        None
+    }
+    fn device_names(_login: &()) -> Vec<String> {
+        Vec::new()
+    }
+    fn wait(&self, _login: &(), _deadline: Instant) -> Result<Outcome, ClientError> {
+        Ok(Outcome::Expired)
+    }
+    fn cancel(&self, _login: &(), _deadline: Instant) -> Result<(), ClientError> {
+        Ok(())
+    }
+}
+
+/// Scenario (held): a man in the middle answers with a bad certificate, a 5xx, a malformed
+/// body, or the server says the user is locked. None of them is "unreachable": the offline
+/// prompt is never shown, even to a user with a full cache, so the attacker cannot steer a
+/// login from the push onto six guessable digits.
+#[test]
+fn attack12_only_true_unreachability_opens_the_offline_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "server_unreachable = \"offline\"\n");
+    let state = StateDir::new(&cfg.state_dir, cfg.owner);
+    {
+        let mut locked = Locked::open(&state, "alice").unwrap();
+        locked.cache.merge(&answer(0, &[(1, "424242")]));
+        locked.save().unwrap();
+    }
+    let errors: [fn() -> ClientError; 6] = [
+        || ClientError::TlsFailure("invalid peer certificate: UnknownIssuer".into()),
+        || ClientError::ServerError("server error 503: down".into()),
+        || ClientError::ServerError("connection reset after connect".into()),
+        || ClientError::BadAnswer("not JSON".into()),
+        || ClientError::RateLimited {
+            code: pushauth_client::ErrorCode::UserLocked,
+            message: "locked".into(),
+        },
+        || ClientError::Unauthorized,
+    ];
+    for error in errors {
+        let backend = Failing(error);
+        let mut conv = Conv {
+            replies: vec!["424242".to_owned()].into(),
+            ..Conv::default()
+        };
+        let mut log = Lines::default();
+        let code = authenticate(
+            &cfg,
+            &backend,
+            "alice",
+            &Env("sshd"),
+            &mut conv,
+            &mut log,
+            false,
+            Instant::now(),
+        );
+        assert_ne!(code, PamCode::Success, "{:?}", log.0);
+        assert!(
+            conv.prompts.is_empty(),
+            "{:?}: {:?}",
+            (error)(),
+            conv.prompts
+        );
+    }
+    // The code is still there for a real outage.
+    let backend = Failing(|| ClientError::Unreachable("connection refused".into()));
+    let (code, _, log) = {
+        let mut conv = Conv {
+            replies: vec!["424242".to_owned()].into(),
+            ..Conv::default()
+        };
+        let mut log = Lines::default();
+        let code = authenticate(
+            &cfg,
+            &backend,
+            "alice",
+            &Env("sshd"),
+            &mut conv,
+            &mut log,
+            false,
+            Instant::now(),
+        );
+        (code, conv, log)
+    };
+    assert_eq!(code, PamCode::Success, "{:?}", log.0);
+}
