@@ -800,7 +800,6 @@ pub fn authenticate<B: PushBackend>(
         let _ = conv.error(message);
     }
     // Issue 12: after an approval (and only then), refresh this host's offline codes.
-    // Not for a pinned user unless allowed: the values come from the server alone.
     if code == PamCode::Success
         && config.server_unreachable == UnreachablePolicy::Offline
         && (!pinned || config.pinned_offline_codes)
@@ -960,18 +959,20 @@ fn start_failed(
                 );
                 PamCode::Success
             }
+            // Offline values are hashes the server sent: for a user whose device keys are
+            // pinned they are the server's word alone, like a backup code.
             UnreachablePolicy::Offline if pinned && !config.pinned_offline_codes => {
                 log.log(
-                    Level::Error,
+                    Level::Warning,
                     &record.line(
                         "offline_pinned_denied",
                         Some("the user has pinned device keys; offline codes need pinned_offline_codes = true"),
                     ),
                 );
                 let _ = conv.error(
-                    "pushauth: the push server cannot be reached, and offline codes are not accepted for this account on this host",
+                    "pushauth: the push server cannot be reached, and offline codes are not accepted for accounts with pinned devices on this host; ask an administrator",
                 );
-                PamCode::AuthinfoUnavail
+                PamCode::AuthErr
             }
             UnreachablePolicy::Offline => crate::offline::login(
                 config,

@@ -40,6 +40,36 @@ pub enum AnswerKind {
     /// Looks like a code, but this host does not take codes for this user; the reason is for
     /// the log and names no secret.
     Refused(&'static str),
+    /// Long enough to be meant as a code, but not one (a password typed by habit?): refused
+    /// here and never sent to pushauthd.
+    Malformed,
+}
+
+/// The symbols of a backup code (pushauthd's `backup_code::ALPHABET`: digits and capitals
+/// without 0, O, 1, I, L and U).
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters of a backup code, separators not counted (pushauthd's `CODE_LEN`).
+const CODE_LEN: usize = 16;
+
+/// Whether `typed` reads as a backup code the way pushauthd reads one: [`CODE_LEN`] symbols of
+/// the code alphabet in any case, with spaces, dashes, dots or tabs between them. Anything else
+/// is never sent, so a password typed at the prompt by mistake stays on this host.
+pub fn is_code_form(typed: &str) -> bool {
+    if typed.len() > 64 {
+        return false;
+    }
+    let mut count = 0;
+    for c in typed.trim().chars() {
+        if matches!(c, ' ' | '-' | '.' | '\t') {
+            continue;
+        }
+        let up = c.to_ascii_uppercase();
+        if !up.is_ascii() || !CODE_ALPHABET.contains(&(up as u8)) {
+            return false;
+        }
+        count += 1;
+    }
+    count == CODE_LEN
 }
 
 /// Sorts what was typed at the prompt: a code when it holds at least [`MIN_CODE_CHARS`] letters
@@ -58,8 +88,15 @@ pub fn answer_kind(config: &Config, pinned: bool, answer: &str) -> AnswerKind {
             "the user has pinned device keys; backup codes need pinned_backup_codes = true",
         );
     }
+    if !is_code_form(answer) {
+        return AnswerKind::Malformed;
+    }
     AnswerKind::Code(Zeroizing::new(answer.trim().to_owned()))
 }
+
+/// What the person is told when the answer is not a backup code.
+const MALFORMED_TEXT: &str = "pushauth: that is not a backup code (16 letters and digits, like \
+     K7QM-3XHT-9RWD-PC4N); the login is refused.";
 
 /// Whether the prompt mentions backup codes for this user.
 pub fn offered(config: &Config, pinned: bool) -> bool {
@@ -134,6 +171,15 @@ pub fn answer(
     match kind {
         AnswerKind::Code(typed) => use_code(verify, user, &typed, context, deadline, conv, prompt),
         AnswerKind::Refused(why) => refuse(conv, prompt, why),
+        AnswerKind::Malformed => {
+            show(conv, prompt, MALFORMED_TEXT, true);
+            Used {
+                code: PamCode::AuthErr,
+                outcome: "backup_code_refused",
+                level: Level::Notice,
+                detail: Some("not the form of a backup code; not sent to the server".into()),
+            }
+        }
         AnswerKind::NotACode => refuse(conv, prompt, "not a backup code"),
     }
 }
@@ -183,11 +229,7 @@ pub fn use_code(
                     status: 400,
                     code: Some(ErrorCode::MalformedRequest),
                     ..
-                } => (
-                    "backup_code_refused",
-                    "pushauth: that is not a backup code (16 letters and digits, like \
-                     K7QM-3XHT-9RWD-PC4N); the login is refused.",
-                ),
+                } => ("backup_code_refused", MALFORMED_TEXT),
                 _ => (
                     "backup_code_error",
                     "pushauth: the backup code could not be checked; the login is refused.",

@@ -178,9 +178,9 @@ pub struct Config {
     /// file. Off by default: pins exist so that only a device's own signature lets in, and a
     /// backup code is the server's word alone.
     pub pinned_backup_codes: bool,
-    /// `pinned_offline_codes` (default false): offline codes also for users with a pinned-key
-    /// file. Off by default for the same reason: pushauthd knows every offline secret, so a
-    /// broken-into server that makes itself unreachable could let in with a code it computed.
+    /// `pinned_offline_codes` (default false): take offline codes also for users with a
+    /// pinned-key file. Off by default for the same reason: the cached values are hashes the
+    /// server sent, so a broken-into server could cache codes of its own and then stop answering.
     pub pinned_offline_codes: bool,
     /// The module's state directory (`state_dir`, default [`crate::state::DEFAULT_STATE_DIR`]):
     /// created 0700 on first use, see [`crate::state`].

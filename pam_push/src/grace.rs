@@ -30,10 +30,30 @@ const MAX_FUTURE_SECS: u64 = 60;
 /// The record file's first word on each line, so a later format can tell itself apart.
 const LINE_TAG: &str = "v1";
 
+/// PAM services that raise privileges like sudo does (besides `sudo*`): `su`, `su-l`, doas,
+/// pkexec (`polkit-1`), run0 (`systemd-run0`), Kerberos `ksu`.
+const RAISING_SERVICES: [&str; 7] = [
+    "su",
+    "su-l",
+    "doas",
+    "polkit-1",
+    "pkexec",
+    "systemd-run0",
+    "ksu",
+];
+
+/// Whether `service` raises privileges: sudo and its variants, or one of
+/// [`RAISING_SERVICES`]. None of them takes grace unless `sudo_grace = true`: the grace key
+/// holds no terminal, so a window would let every session of the user do the same.
+pub fn raises_privileges(service: &str) -> bool {
+    is_sudo_service(service) || RAISING_SERVICES.contains(&service)
+}
+
 /// The `grace_secs` this login asks pushauthd for: `None` when grace is off (`grace_secs = 0`)
-/// or the service is sudo (`sudo`, `sudo-i`, …) and `sudo_grace` is not set.
+/// or the service raises privileges (sudo, `sudo-i`, su, doas, pkexec, run0…, see
+/// [`raises_privileges`]) and `sudo_grace` is not set.
 pub fn ask(config: &Config, service: &str) -> Option<u64> {
-    if config.grace_secs == 0 || (is_sudo_service(service) && !config.sudo_grace) {
+    if config.grace_secs == 0 || (raises_privileges(service) && !config.sudo_grace) {
         return None;
     }
     Some(config.grace_secs)

@@ -6,7 +6,9 @@
 //! decides who gets in:
 //! - the directory and each feature directory are created 0700 on first use and must be owned
 //!   by root (the config's [`Ownership`]) and not writable by group or others; a symlink in
-//!   their place is refused;
+//!   their place is refused; every directory above them must be root's (or the owner's) and
+//!   not writable by group or others unless sticky, or the state could be swapped for an old
+//!   copy;
 //! - a user's file is read under the secret rule (owner, 0600, size cap, no symlink) and written
 //!   atomically (a 0600 temporary file renamed over it, [`pushauth_files::replace`]);
 //! - a user name maps to exactly one file name by [`user_file_name`], which can never leave the
@@ -66,6 +68,22 @@ pub enum StateError {
     /// The user name is empty.
     #[error("pam_push state: an empty user name has no state file")]
     EmptyUser,
+    /// A directory above the state directory can be written by someone else, who could rename
+    /// the state away and put an older copy back (used offline codes would work again).
+    #[error(
+        "pam_push state: {path}, above the state directory, belongs to uid {uid} with mode {mode:o}: \
+         whoever can write it can swap the state for an old copy; put state_dir under directories \
+         owned by root and not writable by group or others (chown root {path}; chmod go-w {path}), \
+         or use the default /var/lib/pam_push"
+    )]
+    UnsafeParent {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its mode.
+        mode: u32,
+    },
 }
 
 /// The state directory with the owner its files must have (root in the module).
@@ -123,6 +141,40 @@ impl StateDir {
         Owner::named(self.owner.uid, "root")
     }
 
+    /// Checks every existing directory above the state directory (after resolving symlinks):
+    /// owned by root (or the configured owner) and not writable by group or others, unless
+    /// sticky (like `/tmp`, where nobody else can rename our entries).
+    fn check_parents(&self) -> Result<(), StateError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(parent) = self.root.parent() else {
+            return Ok(());
+        };
+        let Some(existing) = parent.ancestors().find(|p| p.exists()) else {
+            return Ok(());
+        };
+        let real = fs::canonicalize(existing).map_err(|source| FileError::Read {
+            path: existing.to_owned(),
+            source,
+        })?;
+        for dir in real.ancestors() {
+            let meta = fs::metadata(dir).map_err(|source| FileError::Read {
+                path: dir.to_owned(),
+                source,
+            })?;
+            let mode = meta.mode() & 0o7777;
+            let owner_ok = meta.uid() == 0 || meta.uid() == self.owner.uid;
+            let writable = mode & 0o022 != 0 && mode & 0o1000 == 0;
+            if !owner_ok || writable {
+                return Err(StateError::UnsafeParent {
+                    path: dir.to_owned(),
+                    uid: meta.uid(),
+                    mode,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a symlink at `path` (a missing path is fine: it is created next).
     fn refuse_symlink(path: &Path) -> Result<(), StateError> {
         match fs::symlink_metadata(path) {
@@ -146,6 +198,7 @@ impl StateDir {
     /// A [`StateError`] naming the directory and the fix.
     pub fn feature_dir(&self, feature: Feature) -> Result<PathBuf, StateError> {
         let owner = self.owner();
+        self.check_parents()?;
         Self::refuse_symlink(&self.root)?;
         pushauth_files::create_private_dir(&self.root, &owner)?;
         let dir = self.root.join(feature.dir_name());

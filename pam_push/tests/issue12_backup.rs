@@ -1,7 +1,6 @@
 //! Issue 12: a backup code typed at the prompt instead of Enter, through the flow with a
 //! scripted conversation against a real pushauthd (the real-PAM suite proves the wiring in
-//! sshd). No device answers in any of these. Also what a pinned user gets when the server is
-//! unreachable under `server_unreachable = "offline"`.
+//! sshd). No device answers in any of these.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::collections::VecDeque;
@@ -306,53 +305,4 @@ fn issue12_a_user_whose_devices_are_all_revoked_can_still_use_a_code() {
     let (code, conv, _) = login(&open, "");
     assert_eq!(code, PamCode::Success);
     assert!(conv.prompts.is_empty(), "{:?}", conv.prompts);
-}
-
-#[test]
-fn issue12_offline_codes_are_not_taken_from_pinned_users_unless_allowed() {
-    // pushauthd knows every offline secret: for a user whose answers must carry a pinned
-    // device's signature, a server that makes itself unreachable must not let in by a code.
-    use std::os::unix::fs::PermissionsExt;
-    let mut server = TestServer::start();
-    let pins = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(pins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let key = pushauth_proto::DeviceSigningKey::from_seed(&[5; 32]).public_key();
-    std::fs::write(
-        pins.path().join("alice"),
-        format!("ed25519 {} phone\n", key.to_b64()),
-    )
-    .unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let extra = format!(
-        "authorized_devices = \"{}\"\nserver_unreachable = \"offline\"\nstate_dir = \"{}\"\n",
-        pins.path().display(),
-        state.path().display()
-    );
-    let strict = config(&server, &extra);
-    let allowed = config(&server, &format!("{extra}pinned_offline_codes = true\n"));
-    server.stop();
-    let (code, conv, log) = login(&strict, "123456");
-    assert_eq!(code, PamCode::AuthinfoUnavail, "{:?}", log.0);
-    assert!(
-        log.0.join("\n").contains("outcome=offline_pinned_denied"),
-        "{:?}",
-        log.0
-    );
-    assert!(conv.prompts.is_empty(), "no code asked: {:?}", conv.prompts);
-    assert!(
-        conv.shown
-            .iter()
-            .any(|m| m.contains("offline codes are not accepted for this account")),
-        "{:?}",
-        conv.shown
-    );
-    // Allowed: the offline flow runs (and refuses here only because this host has no codes).
-    let (code, _, log) = login(&allowed, "123456");
-    assert_eq!(code, PamCode::AuthErr, "{:?}", log.0);
-    assert!(
-        log.0.join("\n").contains("outcome=offline_no_cache_denied"),
-        "{:?}",
-        log.0
-    );
 }

@@ -34,6 +34,9 @@ pub const ATTEMPTS_PER_LOGIN: u32 = 3;
 /// The first prompt.
 pub const PROMPT: &str = "pushauth: the push server cannot be reached. Type the offline code your device shows (pushauth-device offline-code, or Offline code in the app): ";
 
+/// The refusal of a user without offline codes on this host.
+const NO_CACHE_TEXT: &str = "pushauth: the push server cannot be reached, and this host holds no offline codes for you (they are fetched when you log in here while it is reachable); ask an administrator";
+
 /// Builds an outcome line: `(outcome, detail)` -> the module's log line for this login.
 pub type LineFn<'a> = &'a dyn Fn(&str, Option<&str>) -> String;
 
@@ -145,7 +148,9 @@ enum Checked {
 /// check, so killing the login mid-check does not save a guess; a match is consumed and saved
 /// before the login is let in.
 fn check(state: &StateDir, user: &str, code: &str) -> Result<Checked, CacheError> {
-    let mut locked = Locked::open(state, user)?;
+    let Some(mut locked) = Locked::open_existing(state, user)? else {
+        return Ok(Checked::NoCache);
+    };
     if locked.cache.value_count() == 0 {
         return Ok(Checked::NoCache);
     }
@@ -182,17 +187,21 @@ pub fn login(
         PamCode::AuthErr
     };
     // Tell a user without a cache at once, before asking for anything.
-    match Locked::open(&state, user) {
-        Ok(locked) if locked.cache.value_count() == 0 => {
+    match Locked::open_existing(&state, user) {
+        Ok(None) => {
+            log.log(
+                Level::Notice,
+                &line("offline_no_cache_denied", Some(unreachable)),
+            );
+            return deny(conv, NO_CACHE_TEXT);
+        }
+        Ok(Some(locked)) if locked.cache.value_count() == 0 => {
             drop(locked);
             log.log(
                 Level::Notice,
                 &line("offline_no_cache_denied", Some(unreachable)),
             );
-            return deny(
-                conv,
-                "pushauth: the push server cannot be reached, and this host holds no offline codes for you (they are fetched when you log in here while it is reachable); ask an administrator",
-            );
+            return deny(conv, NO_CACHE_TEXT);
         }
         Ok(_) => {}
         Err(e) => {
