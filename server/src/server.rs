@@ -109,6 +109,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         hashing: crate::hashing::Hashing::default(),
         offline_key,
         offline_hash: HashPool::default(),
+        offline_served: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

@@ -49,6 +49,8 @@ pub struct AppState {
     pub offline_key: crate::offline::OfflineKey,
     /// The bounded pool that hashes offline values.
     pub offline_hash: crate::offline::HashPool,
+    /// The approvals that already had their offline values hashed (one batch each).
+    pub offline_served: Arc<crate::offline::Served>,
 }
 
 impl std::fmt::Debug for AppState {

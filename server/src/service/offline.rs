@@ -13,11 +13,14 @@ use zeroize::Zeroizing;
 use super::keys::RpCaller;
 use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
 use crate::clock::{parse_rfc3339, Millis};
-use crate::offline::{OfflineConfig, OfflineKey};
+use crate::offline::{OfflineConfig, OfflineKey, Served};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
+
+// The record of served approvals must outlive the time values are served.
+const _: () = assert!(crate::offline::served::KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
 
 /// Most devices in one `have` map (a user has a handful).
 const MAX_HAVE_ENTRIES: usize = 64;
@@ -74,6 +77,8 @@ pub struct PlannedDevice {
 
 /// What [`plan_values`] found: the user and, per device, the values to hash.
 pub struct Planned {
+    /// The approved challenge the values are for.
+    pub challenge_id: String,
     /// The challenge's user.
     pub user: String,
     /// Per active device with a secret.
@@ -104,6 +109,7 @@ fn refuse(s: &dyn Store, rp: &RpCaller, challenge_id: &str, why: &str, now: Mill
 /// most [`VALUES_MAX_AGE_SECS`] ago) and computes, for each active device of the user with a
 /// secret, the values for counters `last_used+1 ..= last_used+window` above what `have` says the
 /// host holds. A refusal never tells another relying party's challenge from a missing one.
+/// Writes only refusals: [`claim_batch`] audits what is then handed out.
 ///
 /// # Errors
 /// [`Error::Invalid`] for a bad `have`, [`Error::NotFound`] (no such challenge, or another
@@ -181,28 +187,61 @@ pub fn plan_values(
             values,
         });
     }
-    let planned = Planned {
-        user: challenge.user.clone(),
+    Ok(Planned {
+        challenge_id: challenge_id.to_owned(),
+        user: challenge.user,
         devices,
-    };
+    })
+}
+
+/// Claims the one batch of hashing an approval pays for ([`Served`]) and audits
+/// `offline_values_issued`; a plan with nothing to hash needs no claim and writes nothing.
+/// Release the claim when the hashing then fails.
+///
+/// # Errors
+/// [`Error::Conflict`] (audited as `offline_values_refused`) when the approval had its batch,
+/// [`Error::Store`].
+pub fn claim_batch(
+    s: &dyn Store,
+    rp: &RpCaller,
+    served: &Served,
+    planned: &Planned,
+    now: Millis,
+) -> Result<()> {
     let count = planned.count();
-    if count > 0 {
-        s.audit(
-            &AuditEntry {
-                kind: "offline_values_issued",
-                user: Some(challenge.user),
-                challenge_id: Some(challenge_id.to_owned()),
-                detail: Some(format!(
-                    "{count} value hashes for {} device(s) to rp {}",
-                    planned.devices.len(),
-                    rp.rp_id
-                )),
-                ..AuditEntry::default()
-            },
+    if count == 0 {
+        return Ok(());
+    }
+    let id = &planned.challenge_id;
+    if !served.claim(id, now) {
+        refuse(
+            s,
+            rp,
+            id,
+            "values already handed out for this approval",
             now,
         )?;
+        return Err(Error::Conflict(
+            "offline values were already handed out for this approval; the next approved \
+             login brings the missing ones"
+                .into(),
+        ));
     }
-    Ok(planned)
+    s.audit(
+        &AuditEntry {
+            kind: "offline_values_issued",
+            user: Some(planned.user.clone()),
+            challenge_id: Some(id.clone()),
+            detail: Some(format!(
+                "{count} value hashes for {} device(s) to rp {}",
+                planned.devices.len(),
+                rp.rp_id
+            )),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(())
 }
 
 /// What a host's report did.

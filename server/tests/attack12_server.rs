@@ -1,0 +1,131 @@
+//! Issue 12 attacks on pushauthd (reviewer r2): what a relying party can make the server do with
+//! one approval (offline values hashed again and again; a grace window on a challenge that
+//! approves an action), and what a repeated report does to the user's devices.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+mod common;
+
+use common::*;
+use pushauth_proto::{b64, Context};
+use pushauth_testkit::TestDevice;
+use serde_json::{json, Value};
+
+/// An approved challenge of `key`'s relying party for `dev`'s user.
+fn approved(srv: &Srv, key: &str, dev: &TestDevice) -> String {
+    let c = srv.challenge(key, &dev.profile.user);
+    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
+    assert_eq!(status.state.as_str(), "approved");
+    c.id
+}
+
+fn values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
+    srv.rp(
+        key,
+        "POST",
+        &format!("/v1/challenges/{id}/offline"),
+        Some(json!({ "have": have })),
+    )
+}
+
+fn hashed(r: &Resp) -> usize {
+    r.json["devices"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|d| d["values"].as_array().map_or(0, Vec::len))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn count(srv: &Srv, kind: &str) -> usize {
+    srv.audit_kinds().iter().filter(|k| *k == kind).count()
+}
+
+/// Attack: one approved login, then `POST /v1/challenges/{id}/offline` with an empty `have`
+/// again and again for five minutes: each call made pushauthd hash `window` values per device
+/// with Argon2id (about 2 s of a core for 20 values), all from a single approval.
+#[test]
+fn attack12_one_approval_has_its_offline_values_hashed_once() {
+    let srv = start();
+    let key = srv.rp_key();
+    let dev = srv.enroll("alice", "phone");
+    let id = approved(&srv, &key, &dev);
+    let first = values(&srv, &key, &id, json!({}));
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(hashed(&first), 20);
+    // Again on the same approval: refused before any hashing, with a clear reason.
+    let again = values(&srv, &key, &id, json!({}));
+    assert_error(&again, 409, "wrong_state");
+    assert!(
+        again.text.contains("already") && again.text.contains("next"),
+        "{}",
+        again.text
+    );
+    // Asking for nothing to hash is harmless and still answered.
+    let nothing = values(&srv, &key, &id, json!({ dev.id(): 20 }));
+    assert_eq!(nothing.status, 200, "{}", nothing.text);
+    assert_eq!(hashed(&nothing), 0);
+    assert_eq!(count(&srv, "offline_values_issued"), 1);
+    // In parallel on a fresh approval: exactly one call gets values.
+    let id = approved(&srv, &key, &dev);
+    let got: Vec<usize> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| values(&srv, &key, &id, json!({}))))
+            .collect();
+        calls
+            .into_iter()
+            .map(|c| {
+                let r = c.join().unwrap();
+                assert!(r.status == 200 || r.status == 409, "{}", r.text);
+                hashed(&r)
+            })
+            .collect()
+    });
+    assert_eq!(got.iter().filter(|n| **n > 0).count(), 1, "{got:?}");
+    assert_eq!(count(&srv, "offline_values_issued"), 2);
+}
+
+fn ssh(action: Option<&str>) -> Context {
+    let mut c: Context = [
+        ("service", "sshd"),
+        ("host", "web01"),
+        ("rhost", "192.0.2.7"),
+        ("ssh_key", "ssh-ed25519 SHA256:k1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    if let Some(a) = action {
+        c.insert("action".into(), a.into());
+    }
+    c
+}
+
+fn ask(srv: &Srv, key: &str, user: &str, context: &Context, grace: Option<u64>) -> Resp {
+    let nonce = pushauth_proto::random::rp_nonce().unwrap();
+    let mut body = json!({"user": user, "context": context, "rp_nonce": b64::encode(nonce)});
+    if let Some(g) = grace {
+        body["grace_secs"] = json!(g);
+    }
+    srv.rp(key, "POST", "/v1/challenges", Some(body))
+}
+
+/// Attack: a challenge that approves an action (a new set of backup codes, anything but a
+/// login) asked with `grace_secs`. Its approval opened a window that let plain logins in (the
+/// grace key does not cover `action`), and a window could let the action in without a device.
+/// Grace is for repeated logins only: every `action` challenge is refused a grace ask.
+#[test]
+fn attack12_grace_never_applies_to_a_challenge_that_approves_an_action() {
+    let srv = start();
+    let key = srv.rp_key();
+    let phone = srv.device("alice");
+    let before = count(&srv, "challenge_created");
+    for action in ["issue_backup_codes", "add_device", "rotate_something"] {
+        let r = ask(&srv, &key, "alice", &ssh(Some(action)), Some(60));
+        assert_error(&r, 400, "malformed_request");
+        assert!(r.text.contains("action"), "{action}: {}", r.text);
+    }
+    assert_eq!(count(&srv, "challenge_created"), before, "nothing created");
+    drop(phone);
+}
