@@ -205,6 +205,9 @@ fn issue12_reports_move_the_counter_forward_never_back() {
     let srv = start_with(|c| c.offline.window = 5);
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
+    // A host holds values 1..=5 (only values handed out can be reported, attack12).
+    let id = approved(&srv, &key, &dev);
+    values(&srv, &key, &id, json!({})).ok();
     let r = report(&srv, &key, "alice", dev.id(), 3);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["counter"], 3);

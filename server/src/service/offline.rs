@@ -52,6 +52,7 @@ pub fn issue(
             algorithm: config.algorithm.as_str().to_owned(),
             digits: config.digits,
             last_used: 0,
+            served_to: 0,
         },
         now,
     )?;
@@ -194,7 +195,8 @@ pub fn plan_values(
     })
 }
 
-/// Claims the one batch of hashing an approval pays for ([`Served`]) and audits
+/// Claims the one batch of hashing an approval pays for ([`Served`]), records each device's
+/// highest counter handed out (the most a host may later report) and audits
 /// `offline_values_issued`; a plan with nothing to hash needs no claim and writes nothing.
 /// Release the claim when the hashing then fails.
 ///
@@ -227,21 +229,28 @@ pub fn claim_batch(
                 .into(),
         ));
     }
-    s.audit(
-        &AuditEntry {
-            kind: "offline_values_issued",
-            user: Some(planned.user.clone()),
-            challenge_id: Some(id.clone()),
-            detail: Some(format!(
-                "{count} value hashes for {} device(s) to rp {}",
-                planned.devices.len(),
-                rp.rp_id
-            )),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
-    Ok(())
+    atomically(s, |s| {
+        for device in &planned.devices {
+            if let Some((top, _)) = device.values.last() {
+                s.offline_served_to(&device.device_id, *top)?;
+            }
+        }
+        s.audit(
+            &AuditEntry {
+                kind: "offline_values_issued",
+                user: Some(planned.user.clone()),
+                challenge_id: Some(id.clone()),
+                detail: Some(format!(
+                    "{count} value hashes for {} device(s) to rp {}",
+                    planned.devices.len(),
+                    rp.rp_id
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        Ok(())
+    })
 }
 
 /// What a host's report did.
@@ -256,9 +265,10 @@ pub struct Reported {
 /// Records that `rp` accepted `device_id`'s code `counter` for `user` while pushauthd was down:
 /// the device's counter moves up to it (never down), and the use is audited
 /// (`offline_code_used`, with the host) and announced to the user's devices (notice
-/// `offline_code_used`). A counter more than [`MAX_WINDOW`] past the last used
-/// one cannot have come from a cache and is refused; one at or below it is a repeat (another
-/// host's, or a retried report) and is audited without moving anything.
+/// `offline_code_used`). A counter beyond the highest one handed out to a host (and never more
+/// than [`MAX_WINDOW`] past the last used) cannot have come from a cache and is refused; one
+/// at or below it is a repeat (another host's, or a retried report) and is audited without
+/// moving anything.
 ///
 /// # Errors
 /// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope),
@@ -287,9 +297,15 @@ pub fn report_used(
     let Some(current) = secrets.iter().find(|r| r.device_id == req.device_id) else {
         return Err(Error::NotFound("device"));
     };
-    if req.counter > current.last_used.saturating_add(MAX_WINDOW) {
+    // Only a value handed out to a host can have been used from a cache: a report beyond
+    // that would let one relying party push the counter past every other host's values.
+    if req.counter
+        > current
+            .served_to
+            .min(current.last_used.saturating_add(MAX_WINDOW))
+    {
         return Err(Error::Invalid(format!(
-            "counter {} is beyond any value a host can hold",
+            "counter {} is beyond any value handed out to a host",
             req.counter
         )));
     }
