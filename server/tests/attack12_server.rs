@@ -181,3 +181,59 @@ fn attack12_reports_cannot_pump_the_offline_counter_past_what_was_handed_out() {
         "malformed_request",
     );
 }
+
+fn verify(srv: &Srv, key: &str, user: &str, code: &str) -> Resp {
+    srv.rp(
+        key,
+        "POST",
+        &format!("/v1/users/{user}/backup-codes/verify"),
+        Some(json!({"code": code, "context": {"service": "sshd", "host": "web01"}})),
+    )
+}
+
+/// Attack: backup codes for user names that do not exist. Wrong codes of a known user are
+/// counted and lock, but an unknown name was never counted and still paid a full Argon2id
+/// verify against a decoy (19 MiB, tens of ms of a core), so one relying-party key could keep
+/// the hashing pool busy forever and make every real backup-code login wait or get 429. The
+/// decoy hid nothing: a relying party learns whether a user exists from
+/// `GET /v1/users/{user}/devices`. An unknown user is now refused before any hashing, with the
+/// same `backup_code_invalid`.
+#[test]
+fn attack12_unknown_users_cost_no_argon2id() {
+    let srv = start();
+    let key = srv.rp_key();
+    let phone = srv.device("alice");
+    let r = srv.admin("POST", "/v1/admin/users/alice/backup-codes", None);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let wrong = "2345-6789-ABCD-EFGH";
+    // Warm up the decoy (made once) and time one real verify of a known user.
+    assert_error(
+        &verify(&srv, &key, "nobody", wrong),
+        403,
+        "backup_code_invalid",
+    );
+    let started = std::time::Instant::now();
+    assert_error(
+        &verify(&srv, &key, "alice", wrong),
+        403,
+        "backup_code_invalid",
+    );
+    let one_known = started.elapsed();
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        let r = verify(&srv, &key, &format!("ghost{i}"), wrong);
+        assert_error(&r, 403, "backup_code_invalid");
+    }
+    let ten_unknown = started.elapsed();
+    assert!(
+        ten_unknown < one_known * 3,
+        "10 unknown users took {ten_unknown:?}, one verify {one_known:?}"
+    );
+    // The existence the decoy "hid" is told to any relying party anyway.
+    assert_error(
+        &srv.rp(&key, "GET", "/v1/users/ghost1/devices", None),
+        404,
+        "unknown_user",
+    );
+    drop(phone);
+}

@@ -13,8 +13,10 @@
 //! - a used code's row takes a fresh code (same tag) in the unit that uses it; the caller shows
 //!   the replacement where the code was used;
 //! - every refusal is `backup_code_invalid`, whether the code was wrong, used, or the user has
-//!   none or is unknown, and costs one Argon2id verify either way (a decoy when no row has the
-//!   tag), so neither the answer nor its time tells those apart;
+//!   none or is unknown. For a known user it costs one Argon2id verify either way (a decoy when
+//!   no row has the tag), so neither the answer nor its time tells whether the user has codes;
+//!   an unknown user is refused before any hashing (uncounted attempts must cost no CPU, and
+//!   relying parties see who exists anyway);
 //! - consecutive wrong codes of a known user are counted; at `[limits]
 //!   max_backup_code_failures` every code is refused (`user_locked`, checked before any verify)
 //!   until `pushauthd unlock` clears the count. A right code below the lock resets it;
@@ -276,7 +278,8 @@ fn refuse(s: &dyn Store, a: &Attempt, why: &str, now: Millis) -> Result<()> {
 /// `[limits] max_backup_code_failures`.
 ///
 /// # Errors
-/// [`Error::BackupCodesLocked`] (audited) for a user at the lock, [`Error::Store`].
+/// [`Error::BackupCodeInvalid`] (audited) for an unknown user, [`Error::BackupCodesLocked`]
+/// (audited) for a user at the lock, [`Error::Store`].
 pub fn attempt_facts(
     s: &dyn Store,
     a: &Attempt,
@@ -284,7 +287,14 @@ pub fn attempt_facts(
     now: Millis,
 ) -> Result<BackupCodeFacts> {
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
-    if facts.known_user && facts.failures >= max_failures {
+    // An unknown user is refused before any hashing: its attempts are not counted (no row to
+    // count them on), so a decoy verify would be free Argon2id work for any relying party, and
+    // it would hide nothing (`GET /v1/users/{user}/devices` tells a relying party who exists).
+    if !facts.known_user {
+        refuse(s, a, "unknown user", now)?;
+        return Err(Error::BackupCodeInvalid);
+    }
+    if facts.failures >= max_failures {
         refuse(s, a, "locked", now)?;
         return Err(Error::BackupCodesLocked);
     }
