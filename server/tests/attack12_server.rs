@@ -237,3 +237,70 @@ fn attack12_unknown_users_cost_no_argon2id() {
     );
     drop(phone);
 }
+
+/// Attack: one `issue_backup_codes` approval, then the same `POST /v1/users/{user}/backup-codes`
+/// sent many times at once. The approval was used up only when the set was stored, so every
+/// copy drew and hashed a whole set first (10 Argon2id hashes each) before all but one were
+/// refused. The approval is now used up before any hashing.
+#[test]
+fn attack12_one_issue_approval_pays_for_one_set_of_hashes() {
+    let srv = start();
+    let phone = srv.device("alice");
+    let key = srv.rp_key();
+    let approval = |srv: &Srv| {
+        let mut context = Context::new();
+        context.insert("action".into(), "issue_backup_codes".into());
+        let nonce = pushauth_proto::random::rp_nonce().unwrap();
+        let r = srv.rp(
+            &key,
+            "POST",
+            "/v1/challenges",
+            Some(json!({"user": "alice", "context": context, "rp_nonce": b64::encode(nonce)})),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        let c = Challenge {
+            id: r.json["id"].as_str().unwrap().to_owned(),
+            user: "alice".into(),
+            code: r.json["code"].as_str().map(str::to_owned),
+            rp_nonce: nonce,
+            digest: pushauth_proto::context_digest(&context),
+        };
+        assert_eq!(phone.approve(srv, &c).status, 200);
+        c.id
+    };
+    let issue = |id: &str| {
+        srv.rp(
+            &key,
+            "POST",
+            "/v1/users/alice/backup-codes",
+            Some(json!({ "approval": id })),
+        )
+    };
+    let one = approval(&srv);
+    let started = std::time::Instant::now();
+    assert_eq!(issue(&one).status, 201);
+    let single = started.elapsed();
+    let many = approval(&srv);
+    let started = std::time::Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..6).map(|_| scope.spawn(|| issue(&many))).collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap().status)
+            .collect()
+    });
+    let parallel = started.elapsed();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(
+        parallel < single * 2,
+        "6 copies of one approval took {parallel:?}, one set {single:?}"
+    );
+}

@@ -194,21 +194,21 @@ pub fn check_rp_approval(
     }
 }
 
-/// [`store_set`] for a relying party: checks the approval again, uses it up (once) and stores
-/// the set, all in one unit; a refusal is audited as `backup_codes_refused`.
+/// Uses up a relying party's `issue_backup_codes` approval before any set is drawn (so copies
+/// of one request cannot each make pushauthd hash a whole set): checks it
+/// ([`check_rp_approval`]) and marks it used, in one unit; a refusal is audited as
+/// `backup_code_refused`. A set that then fails to be drawn costs the person one approval.
 ///
 /// # Errors
 /// As [`check_rp_approval`]; [`Refusal::ApprovalUsed`] for an approval used before.
-pub fn store_set_for_rp(
+pub fn claim_rp_approval(
     s: &dyn Store,
     rp: &RpCaller,
     user: &str,
     approval: &str,
-    set: &DrawnSet,
     now: Millis,
-) -> Result<IssuedSet> {
-    let via = format!("rp:{}", rp.rp_id);
-    let devices = atomically(s, |s| {
+) -> Result<()> {
+    atomically(s, |s| {
         let checked = check_rp_approval(s, rp, user, approval, now).and_then(|()| {
             if s.use_backup_approval(approval, user, now)? {
                 Ok(())
@@ -222,13 +222,33 @@ pub fn store_set_for_rp(
                     kind: "backup_code_refused",
                     user: Some(user.to_owned()),
                     challenge_id: Some(approval.to_owned()),
-                    detail: Some(format!("new set refused ({e}) for {via}")),
+                    detail: Some(format!("new set refused ({e}) for rp:{}", rp.rp_id)),
                     ..AuditEntry::default()
                 },
                 now,
             )?;
             return Err(e);
         }
+        Ok(())
+    })
+}
+
+/// [`store_set`] for a relying party whose approval [`claim_rp_approval`] used up: checks the
+/// approval again (a device revoked meanwhile voids it) and stores the set, in one unit.
+///
+/// # Errors
+/// As [`check_rp_approval`], [`Error::UnknownUser`], [`Error::Store`].
+pub fn store_set_for_rp(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    approval: &str,
+    set: &DrawnSet,
+    now: Millis,
+) -> Result<IssuedSet> {
+    let via = format!("rp:{}", rp.rp_id);
+    let devices = atomically(s, |s| {
+        check_rp_approval(s, rp, user, approval, now)?;
         store_set_in(s, user, set, &via, now)
     })?;
     tracing::info!(%user, %via, "backup codes issued on an approval");
