@@ -110,6 +110,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_key,
         offline_hash: HashPool::default(),
         offline_served: Arc::default(),
+        offline_reports: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

@@ -304,3 +304,41 @@ fn attack12_one_issue_approval_pays_for_one_set_of_hashes() {
         "6 copies of one approval took {parallel:?}, one set {single:?}"
     );
 }
+
+/// Attack: the same `offline-used` report (a counter at or below the device's last used one)
+/// sent again and again. Each copy wrote an audit row and a device notice, so one relying
+/// party could fill the disk and push every real notice (a backup code used, a device added)
+/// out of the newest 200 the devices are shown. A report is now recorded once per device,
+/// counter and relying party; copies are answered and write nothing.
+#[test]
+fn attack12_repeated_offline_reports_write_once() {
+    let srv = start_with(|c| c.offline.window = 5);
+    let key = srv.rp_key();
+    let dev = srv.enroll("alice", "phone");
+    let id = approved(&srv, &key, &dev);
+    assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
+    for _ in 0..10 {
+        assert_eq!(
+            report(&srv, &key, "alice", dev.id(), 3).ok().json["counter"],
+            3
+        );
+        assert_eq!(
+            report(&srv, &key, "alice", dev.id(), 2).ok().json["counter"],
+            3
+        );
+    }
+    assert_eq!(count(&srv, "offline_code_used"), 2);
+    let notices = dev.notices().unwrap();
+    let used = notices
+        .iter()
+        .filter(|n| n.kind == "offline_code_used")
+        .count();
+    assert_eq!(used, 2, "{notices:?}");
+    // Another relying party's report of the same counter is its own (another host).
+    let other = srv.rp_key();
+    assert_eq!(
+        report(&srv, &other, "alice", dev.id(), 3).ok().json["counter"],
+        3
+    );
+    assert_eq!(count(&srv, "offline_code_used"), 3);
+}

@@ -108,11 +108,12 @@ pub async fn used(
 ) -> Result<Json<OfflineUsedResponse>, ApiError> {
     let now = clock::now_ms();
     let user_for_notice = user.clone();
+    let reports = Arc::clone(&state.offline_reports);
     let reported = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            Ok::<_, ApiError>(offline::report_used(s, &rp, &user, &req, now)?)
+            Ok::<_, ApiError>(offline::report_used(s, &rp, &reports, &user, &req, now)?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.

@@ -10,6 +10,6 @@ pub mod served;
 
 pub use hash::{HashPool, OFFLINE_HASH_PARAMS};
 pub use key::{OfflineKey, OfflineKeyError, OFFLINE_KEY_FILE};
-pub use served::Served;
+pub use served::{Reports, Served};
 
 pub use crate::config::{FileOffline, OfflineConfig};

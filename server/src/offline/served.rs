@@ -41,6 +41,33 @@ impl Served {
     }
 }
 
+/// The offline-code reports already recorded, as (device, relying party, counter): a copy of
+/// one is answered without writing again, so a relying party cannot flood the audit log and the
+/// user's notices with one report. Bounded by what was handed out: a report beyond the values
+/// served is refused before it gets here. A restart forgets it (at most one copy each again).
+#[derive(Debug, Default)]
+pub struct Reports {
+    seen: Mutex<std::collections::HashSet<(String, String, u64)>>,
+}
+
+impl Reports {
+    /// True the first time `(device_id, rp_id, counter)` is seen.
+    pub fn first(&self, device_id: &str, rp_id: &str, counter: u64) -> bool {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((device_id.to_owned(), rp_id.to_owned(), counter))
+    }
+
+    /// Forgets a report whose recording failed, so its retry is recorded.
+    pub fn forget(&self, device_id: &str, rp_id: &str, counter: u64) {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(device_id.to_owned(), rp_id.to_owned(), counter));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +82,16 @@ mod tests {
         assert!(served.claim("a", 3_000));
         // Long past the serving age, the entry is gone (the challenge is refused as too old).
         assert!(served.claim("b", 2_000 + KEEP_MS + 1));
+    }
+
+    #[test]
+    fn each_report_once_per_device_rp_and_counter() {
+        let reports = Reports::default();
+        assert!(reports.first("d", "rp", 3));
+        assert!(!reports.first("d", "rp", 3));
+        assert!(reports.first("d", "rp2", 3));
+        assert!(reports.first("d", "rp", 2));
+        reports.forget("d", "rp", 3);
+        assert!(reports.first("d", "rp", 3));
     }
 }

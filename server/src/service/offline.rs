@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::keys::RpCaller;
 use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
 use crate::clock::{parse_rfc3339, Millis};
-use crate::offline::{OfflineConfig, OfflineKey, Served};
+use crate::offline::{OfflineConfig, OfflineKey, Reports, Served};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
@@ -268,7 +268,8 @@ pub struct Reported {
 /// `offline_code_used`). A counter beyond the highest one handed out to a host (and never more
 /// than [`MAX_WINDOW`] past the last used) cannot have come from a cache and is refused; one
 /// at or below it is a repeat (another host's, or a retried report) and is audited without
-/// moving anything.
+/// moving anything. Each (device, relying party, counter) is recorded once ([`Reports`]): a
+/// copy is answered with the counter and writes nothing.
 ///
 /// # Errors
 /// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope),
@@ -276,6 +277,7 @@ pub struct Reported {
 pub fn report_used(
     s: &dyn Store,
     rp: &RpCaller,
+    reports: &Reports,
     user: &str,
     req: &OfflineUsedRequest,
     now: Millis,
@@ -309,9 +311,16 @@ pub fn report_used(
             req.counter
         )));
     }
+    // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
+    if !reports.first(&req.device_id, &rp.rp_id, req.counter) {
+        return Ok(Reported {
+            counter: current.last_used.max(req.counter),
+            wake: Vec::new(),
+        });
+    }
     let device_name = device.map(|d| d.name).unwrap_or_default();
     // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
-    let (moved, wake) = atomically(s, |s| {
+    let recorded = atomically(s, |s| {
         let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
             return Err(Error::NotFound("device"));
         };
@@ -359,7 +368,14 @@ pub fn report_used(
             },
         )?;
         Ok((moved, wake))
-    })?;
+    });
+    let (moved, wake) = match recorded {
+        Ok(done) => done,
+        Err(e) => {
+            reports.forget(&req.device_id, &rp.rp_id, req.counter);
+            return Err(e);
+        }
+    };
     Ok(Reported {
         counter: moved.after,
         wake,
