@@ -342,3 +342,27 @@ fn attack12_repeated_offline_reports_write_once() {
     );
     assert_eq!(count(&srv, "offline_code_used"), 3);
 }
+
+/// Attack (an operator's mistake, or a wiped file): `<data_dir>/offline-key` gone while the
+/// store holds sealed offline secrets. pushauthd made a new key without a word, and from then
+/// on every fetch of offline values failed with a 500 for every enrolled device. It now
+/// refuses to start and says what to do.
+#[test]
+fn attack12_a_lost_offline_key_stops_the_start_instead_of_breaking_every_fetch() {
+    let mut srv = start();
+    let key = srv.rp_key();
+    let dev = srv.enroll("alice", "phone");
+    srv.stop();
+    let path = srv.data_dir().join("offline-key");
+    std::fs::remove_file(&path).unwrap();
+    let err = match pushauth_server::server::RunningServer::start(srv.config.clone()) {
+        Ok(_) => panic!("a start without the key that sealed the secrets is refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("offline-key") && err.contains("backup"),
+        "{err}"
+    );
+    assert!(!path.exists(), "no new key was made");
+    drop((key, dev));
+}

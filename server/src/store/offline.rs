@@ -60,4 +60,6 @@ pub trait OfflineStore {
     /// Records that values of `device_id` up to `counter` were handed out (its `served_to`
     /// moves up to it, never down).
     fn offline_served_to(&self, device_id: &str, counter: u64) -> StoreResult<()>;
+    /// Whether any offline secret is stored (sealed under the key in `<data_dir>/offline-key`).
+    fn any_offline_secret(&self) -> StoreResult<bool>;
 }

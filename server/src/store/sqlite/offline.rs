@@ -94,4 +94,11 @@ impl<D: Db> OfflineStore for D {
             Ok(())
         })
     }
+
+    fn any_offline_secret(&self) -> StoreResult<bool> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM offline_secrets LIMIT 1")?
+                .exists([])
+        })
+    }
 }
