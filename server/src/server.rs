@@ -54,7 +54,15 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
-    let offline_key = OfflineKey::load_or_create(&config.data_dir.join(OFFLINE_KEY_FILE))?;
+    let key_path = config.data_dir.join(OFFLINE_KEY_FILE);
+    // A new key would open none of the stored secrets: every fetch of values would fail.
+    if !key_path.exists() && store.any_offline_secret()? {
+        return Err(crate::offline::OfflineKeyError::Missing {
+            path: key_path.display().to_string(),
+        }
+        .into());
+    }
+    let offline_key = OfflineKey::load_or_create(&key_path)?;
     let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,
@@ -109,6 +117,8 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         hashing: crate::hashing::Hashing::default(),
         offline_key,
         offline_hash: HashPool::default(),
+        offline_served: Arc::default(),
+        offline_reports: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

@@ -49,6 +49,10 @@ pub struct AppState {
     pub offline_key: crate::offline::OfflineKey,
     /// The bounded pool that hashes offline values.
     pub offline_hash: crate::offline::HashPool,
+    /// The approvals that already had their offline values hashed (one batch each).
+    pub offline_served: Arc<crate::offline::Served>,
+    /// The offline-code reports already recorded (a copy writes nothing).
+    pub offline_reports: Arc<crate::offline::Reports>,
 }
 
 impl std::fmt::Debug for AppState {

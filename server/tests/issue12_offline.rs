@@ -205,6 +205,9 @@ fn issue12_reports_move_the_counter_forward_never_back() {
     let srv = start_with(|c| c.offline.window = 5);
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
+    // A host holds values 1..=5 (only values handed out can be reported, attack12).
+    let id = approved(&srv, &key, &dev);
+    values(&srv, &key, &id, json!({})).ok();
     let r = report(&srv, &key, "alice", dev.id(), 3);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["counter"], 3);
@@ -252,6 +255,7 @@ fn issue12_reports_move_the_counter_forward_never_back() {
         400,
         "malformed_request",
     );
+    let id = approved(&srv, &key, &dev);
     let r = values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"][0]["last_used"], 3);
 }
@@ -328,6 +332,8 @@ fn issue12_a_revoked_device_is_dropped_and_its_secret_deleted() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text);
+    // The next approved login (one batch of values per approval, attack12).
+    let id = approved(&srv, &key, &phone);
     let r = values(&srv, &key, &id, json!({})).ok();
     let devices = r.json["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 1);

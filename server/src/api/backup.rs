@@ -129,7 +129,8 @@ pub async fn rp_issue(
             pushauth_proto::names::check_user(&checked_user)
                 .map_err(crate::service::Error::from)?;
             let count = backup_codes::check_count(req.count, default)?;
-            backup_codes::check_rp_approval(s, &rp, &checked_user, &req.approval, now)?;
+            // Used up before the slow draw: one approval pays for one set of hashes.
+            backup_codes::claim_rp_approval(s, &rp, &checked_user, &req.approval, now)?;
             Ok::<_, ApiError>((rp, req, count))
         })
         .await?;

@@ -3,6 +3,7 @@
 //! [`crate::service::offline`]; the hashing runs in [`crate::offline::HashPool`], off the store
 //! thread and bounded.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, State};
@@ -16,13 +17,15 @@ use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 
 use super::{ApiError, JsonBody};
 use crate::clock;
+use crate::offline::hash::HashError;
 use crate::service::keys::{authenticate, RpKey};
 use crate::service::{offline, Error};
 use crate::state::SharedState;
 
 /// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
 /// active device of the challenge's user (only the relying party that created the challenge,
-/// only when it is approved and at most 5 minutes old).
+/// only when it is approved and at most 5 minutes old, one batch per approval: a second call
+/// that would hash anything is 409, a busy server 429).
 pub async fn values(
     State(state): State<SharedState>,
     key: RpKey,
@@ -32,13 +35,15 @@ pub async fn values(
     let now = clock::now_ms();
     let config = state.config.offline;
     let sealing = state.offline_key.clone();
+    let served = Arc::clone(&state.offline_served);
     let planned = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            Ok::<_, ApiError>(offline::plan_values(
-                s, &rp, &config, &sealing, &id, &req, now,
-            )?)
+            let planned = offline::plan_values(s, &rp, &config, &sealing, &id, &req, now)?;
+            // One batch of hashing per approval (asking for nothing new costs nothing).
+            offline::claim_batch(s, &rp, &served, &planned, now)?;
+            Ok::<_, ApiError>(planned)
         })
         .await?;
     let count = planned.count();
@@ -48,12 +53,17 @@ pub async fn values(
         .flat_map(|d| d.values.iter().map(|(_, v)| v.clone()))
         .collect();
     let started = Instant::now();
-    let mut hashes = state
-        .offline_hash
-        .hash_all(values)
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.to_string())))?
-        .into_iter();
+    let mut hashes = match state.offline_hash.hash_all(values).await {
+        Ok(hashes) => hashes.into_iter(),
+        Err(e) => {
+            // Nothing was handed out: the host may try again on this approval.
+            state.offline_served.release(&planned.challenge_id);
+            return Err(ApiError::from(match e {
+                HashError::Busy => Error::TooManyChanges(e.to_string()),
+                e => Error::Internal(e.to_string()),
+            }));
+        }
+    };
     if count > 0 {
         tracing::info!(
             values = count,
@@ -98,11 +108,12 @@ pub async fn used(
 ) -> Result<Json<OfflineUsedResponse>, ApiError> {
     let now = clock::now_ms();
     let user_for_notice = user.clone();
+    let reports = Arc::clone(&state.offline_reports);
     let reported = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            Ok::<_, ApiError>(offline::report_used(s, &rp, &user, &req, now)?)
+            Ok::<_, ApiError>(offline::report_used(s, &rp, &reports, &user, &req, now)?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.

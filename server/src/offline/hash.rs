@@ -17,6 +17,10 @@ pub const OFFLINE_HASH_PARAMS: (u32, u32, u32) = (19 * 1024, 2, 1);
 /// Hashing jobs that may run at once; others wait their turn.
 pub const HASH_CONCURRENCY: usize = 2;
 
+/// How long a request waits for its turn before it is told the server is busy (as the
+/// backup-code pool does), so queued requests cannot hold connections without bound.
+pub const PERMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a value could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -29,6 +33,10 @@ pub enum HashError {
     /// The blocking thread failed.
     #[error("hashing thread: {0}")]
     Join(String),
+    /// No permit within [`PERMIT_WAIT`]: the server is busy
+    /// hashing; a request does not wait (and hold its connection) without bound.
+    #[error("the server is busy hashing offline values; they come with a later login")]
+    Busy,
 }
 
 fn argon2() -> Result<Argon2<'static>, HashError> {
@@ -69,15 +77,15 @@ impl HashPool {
     /// Hashes every value on a blocking thread once a permit is free, in order.
     ///
     /// # Errors
-    /// [`HashError`].
+    /// [`HashError::Busy`] when no permit comes within
+    /// [`PERMIT_WAIT`]; the other [`HashError`]s.
     pub async fn hash_all(&self, values: Vec<Zeroizing<String>>) -> Result<Vec<String>, HashError> {
         if values.is_empty() {
             return Ok(Vec::new());
         }
-        let _permit = self
-            .permits
-            .acquire()
+        let _permit = tokio::time::timeout(PERMIT_WAIT, self.permits.acquire())
             .await
+            .map_err(|_| HashError::Busy)?
             .map_err(|e| HashError::Join(e.to_string()))?;
         tokio::task::spawn_blocking(move || values.iter().map(|v| hash_value(v)).collect())
             .await

@@ -39,6 +39,12 @@ pub enum OfflineKeyError {
     /// A sealed secret that does not open under this key for this device.
     #[error("a stored offline secret does not open with the offline key (was the key replaced?)")]
     Open,
+    /// The key file is gone while the store holds secrets sealed under it.
+    #[error("offline key file {path} is missing, but the database holds offline secrets sealed with it; restore it from a backup (or, to give up every device's offline codes, delete the offline_secrets rows and re-enroll the devices)")]
+    Missing {
+        /// The key file.
+        path: String,
+    },
 }
 
 /// The sealing key.

@@ -6,8 +6,10 @@
 
 pub mod hash;
 pub mod key;
+pub mod served;
 
 pub use hash::{HashPool, OFFLINE_HASH_PARAMS};
 pub use key::{OfflineKey, OfflineKeyError, OFFLINE_KEY_FILE};
+pub use served::{Reports, Served};
 
 pub use crate::config::{FileOffline, OfflineConfig};

@@ -13,8 +13,10 @@
 //! - a used code's row takes a fresh code (same tag) in the unit that uses it; the caller shows
 //!   the replacement where the code was used;
 //! - every refusal is `backup_code_invalid`, whether the code was wrong, used, or the user has
-//!   none or is unknown, and costs one Argon2id verify either way (a decoy when no row has the
-//!   tag), so neither the answer nor its time tells those apart;
+//!   none or is unknown. For a known user it costs one Argon2id verify either way (a decoy when
+//!   no row has the tag), so neither the answer nor its time tells whether the user has codes;
+//!   an unknown user is refused before any hashing (uncounted attempts must cost no CPU, and
+//!   relying parties see who exists anyway);
 //! - consecutive wrong codes of a known user are counted; at `[limits]
 //!   max_backup_code_failures` every code is refused (`user_locked`, checked before any verify)
 //!   until `pushauthd unlock` clears the count. A right code below the lock resets it;
@@ -192,21 +194,21 @@ pub fn check_rp_approval(
     }
 }
 
-/// [`store_set`] for a relying party: checks the approval again, uses it up (once) and stores
-/// the set, all in one unit; a refusal is audited as `backup_codes_refused`.
+/// Uses up a relying party's `issue_backup_codes` approval before any set is drawn (so copies
+/// of one request cannot each make pushauthd hash a whole set): checks it
+/// ([`check_rp_approval`]) and marks it used, in one unit; a refusal is audited as
+/// `backup_code_refused`. A set that then fails to be drawn costs the person one approval.
 ///
 /// # Errors
 /// As [`check_rp_approval`]; [`Refusal::ApprovalUsed`] for an approval used before.
-pub fn store_set_for_rp(
+pub fn claim_rp_approval(
     s: &dyn Store,
     rp: &RpCaller,
     user: &str,
     approval: &str,
-    set: &DrawnSet,
     now: Millis,
-) -> Result<IssuedSet> {
-    let via = format!("rp:{}", rp.rp_id);
-    let devices = atomically(s, |s| {
+) -> Result<()> {
+    atomically(s, |s| {
         let checked = check_rp_approval(s, rp, user, approval, now).and_then(|()| {
             if s.use_backup_approval(approval, user, now)? {
                 Ok(())
@@ -220,13 +222,33 @@ pub fn store_set_for_rp(
                     kind: "backup_code_refused",
                     user: Some(user.to_owned()),
                     challenge_id: Some(approval.to_owned()),
-                    detail: Some(format!("new set refused ({e}) for {via}")),
+                    detail: Some(format!("new set refused ({e}) for rp:{}", rp.rp_id)),
                     ..AuditEntry::default()
                 },
                 now,
             )?;
             return Err(e);
         }
+        Ok(())
+    })
+}
+
+/// [`store_set`] for a relying party whose approval [`claim_rp_approval`] used up: checks the
+/// approval again (a device revoked meanwhile voids it) and stores the set, in one unit.
+///
+/// # Errors
+/// As [`check_rp_approval`], [`Error::UnknownUser`], [`Error::Store`].
+pub fn store_set_for_rp(
+    s: &dyn Store,
+    rp: &RpCaller,
+    user: &str,
+    approval: &str,
+    set: &DrawnSet,
+    now: Millis,
+) -> Result<IssuedSet> {
+    let via = format!("rp:{}", rp.rp_id);
+    let devices = atomically(s, |s| {
+        check_rp_approval(s, rp, user, approval, now)?;
         store_set_in(s, user, set, &via, now)
     })?;
     tracing::info!(%user, %via, "backup codes issued on an approval");
@@ -276,7 +298,8 @@ fn refuse(s: &dyn Store, a: &Attempt, why: &str, now: Millis) -> Result<()> {
 /// `[limits] max_backup_code_failures`.
 ///
 /// # Errors
-/// [`Error::BackupCodesLocked`] (audited) for a user at the lock, [`Error::Store`].
+/// [`Error::BackupCodeInvalid`] (audited) for an unknown user, [`Error::BackupCodesLocked`]
+/// (audited) for a user at the lock, [`Error::Store`].
 pub fn attempt_facts(
     s: &dyn Store,
     a: &Attempt,
@@ -284,7 +307,14 @@ pub fn attempt_facts(
     now: Millis,
 ) -> Result<BackupCodeFacts> {
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
-    if facts.known_user && facts.failures >= max_failures {
+    // An unknown user is refused before any hashing: its attempts are not counted (no row to
+    // count them on), so a decoy verify would be free Argon2id work for any relying party, and
+    // it would hide nothing (`GET /v1/users/{user}/devices` tells a relying party who exists).
+    if !facts.known_user {
+        refuse(s, a, "unknown user", now)?;
+        return Err(Error::BackupCodeInvalid);
+    }
+    if facts.failures >= max_failures {
         refuse(s, a, "locked", now)?;
         return Err(Error::BackupCodesLocked);
     }

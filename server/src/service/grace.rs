@@ -9,7 +9,9 @@
 //! verified and recorded itself, so a server that is broken into cannot let anyone in this way.
 
 use pushauth_proto::grace::{grace_key, MAX_GRACE_SECS};
-use pushauth_proto::wire::{CreateChallenge, ACTION_ADD_DEVICE, NOTICE_GRACE_ENDED};
+use pushauth_proto::wire::{
+    CreateChallenge, ACTION_ADD_DEVICE, ACTION_ISSUE_BACKUP_CODES, NOTICE_GRACE_ENDED,
+};
 use pushauth_proto::Context;
 
 use super::challenges::{self, NewRequest};
@@ -32,8 +34,8 @@ pub struct GraceAsk {
 }
 
 /// Checks a request's `grace_secs` (off the store thread): absent is no grace; 0, more than
-/// [`MAX_GRACE_SECS`], or grace on an `add_device` challenge (an enrollment approval must come
-/// from a device) are refused.
+/// [`MAX_GRACE_SECS`], or grace on a challenge with any `action` (an enrollment approval, a new
+/// set of backup codes: those must come from a device) are refused.
 ///
 /// # Errors
 /// [`Error::Invalid`] with a message saying what is allowed.
@@ -47,12 +49,15 @@ pub fn ask(req: &CreateChallenge) -> Result<Option<GraceAsk>> {
              push every time"
         )));
     }
-    if req.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE) {
-        return Err(Error::Invalid(
-            "an add_device challenge never takes grace: adding a device needs a device's own \
-             approval; drop grace_secs"
-                .into(),
-        ));
+    // Grace is for repeated logins only. A challenge that approves an action (add_device,
+    // issue_backup_codes, any other) needs a device's own answer every time, and its approval
+    // must open no window for logins (the grace key does not cover `action`).
+    if let Some(action) = req.context.get("action") {
+        return Err(Error::Invalid(format!(
+            "a challenge with an action ({action}) never takes grace: {ACTION_ADD_DEVICE}, \
+             {ACTION_ISSUE_BACKUP_CODES} and every other action need a device's own approval; \
+             drop grace_secs"
+        )));
     }
     Ok(Some(GraceAsk {
         secs,

@@ -13,11 +13,14 @@ use zeroize::Zeroizing;
 use super::keys::RpCaller;
 use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
 use crate::clock::{parse_rfc3339, Millis};
-use crate::offline::{OfflineConfig, OfflineKey};
+use crate::offline::{OfflineConfig, OfflineKey, Reports, Served};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
+
+// The record of served approvals must outlive the time values are served.
+const _: () = assert!(crate::offline::served::KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
 
 /// Most devices in one `have` map (a user has a handful).
 const MAX_HAVE_ENTRIES: usize = 64;
@@ -49,6 +52,7 @@ pub fn issue(
             algorithm: config.algorithm.as_str().to_owned(),
             digits: config.digits,
             last_used: 0,
+            served_to: 0,
         },
         now,
     )?;
@@ -74,6 +78,8 @@ pub struct PlannedDevice {
 
 /// What [`plan_values`] found: the user and, per device, the values to hash.
 pub struct Planned {
+    /// The approved challenge the values are for.
+    pub challenge_id: String,
     /// The challenge's user.
     pub user: String,
     /// Per active device with a secret.
@@ -104,6 +110,7 @@ fn refuse(s: &dyn Store, rp: &RpCaller, challenge_id: &str, why: &str, now: Mill
 /// most [`VALUES_MAX_AGE_SECS`] ago) and computes, for each active device of the user with a
 /// secret, the values for counters `last_used+1 ..= last_used+window` above what `have` says the
 /// host holds. A refusal never tells another relying party's challenge from a missing one.
+/// Writes only refusals: [`claim_batch`] audits what is then handed out.
 ///
 /// # Errors
 /// [`Error::Invalid`] for a bad `have`, [`Error::NotFound`] (no such challenge, or another
@@ -181,17 +188,58 @@ pub fn plan_values(
             values,
         });
     }
-    let planned = Planned {
-        user: challenge.user.clone(),
+    Ok(Planned {
+        challenge_id: challenge_id.to_owned(),
+        user: challenge.user,
         devices,
-    };
+    })
+}
+
+/// Claims the one batch of hashing an approval pays for ([`Served`]), records each device's
+/// highest counter handed out (the most a host may later report) and audits
+/// `offline_values_issued`; a plan with nothing to hash needs no claim and writes nothing.
+/// Release the claim when the hashing then fails.
+///
+/// # Errors
+/// [`Error::Conflict`] (audited as `offline_values_refused`) when the approval had its batch,
+/// [`Error::Store`].
+pub fn claim_batch(
+    s: &dyn Store,
+    rp: &RpCaller,
+    served: &Served,
+    planned: &Planned,
+    now: Millis,
+) -> Result<()> {
     let count = planned.count();
-    if count > 0 {
+    if count == 0 {
+        return Ok(());
+    }
+    let id = &planned.challenge_id;
+    if !served.claim(id, now) {
+        refuse(
+            s,
+            rp,
+            id,
+            "values already handed out for this approval",
+            now,
+        )?;
+        return Err(Error::Conflict(
+            "offline values were already handed out for this approval; the next approved \
+             login brings the missing ones"
+                .into(),
+        ));
+    }
+    atomically(s, |s| {
+        for device in &planned.devices {
+            if let Some((top, _)) = device.values.last() {
+                s.offline_served_to(&device.device_id, *top)?;
+            }
+        }
         s.audit(
             &AuditEntry {
                 kind: "offline_values_issued",
-                user: Some(challenge.user),
-                challenge_id: Some(challenge_id.to_owned()),
+                user: Some(planned.user.clone()),
+                challenge_id: Some(id.clone()),
                 detail: Some(format!(
                     "{count} value hashes for {} device(s) to rp {}",
                     planned.devices.len(),
@@ -201,8 +249,8 @@ pub fn plan_values(
             },
             now,
         )?;
-    }
-    Ok(planned)
+        Ok(())
+    })
 }
 
 /// What a host's report did.
@@ -217,9 +265,11 @@ pub struct Reported {
 /// Records that `rp` accepted `device_id`'s code `counter` for `user` while pushauthd was down:
 /// the device's counter moves up to it (never down), and the use is audited
 /// (`offline_code_used`, with the host) and announced to the user's devices (notice
-/// `offline_code_used`). A counter more than [`MAX_WINDOW`] past the last used
-/// one cannot have come from a cache and is refused; one at or below it is a repeat (another
-/// host's, or a retried report) and is audited without moving anything.
+/// `offline_code_used`). A counter beyond the highest one handed out to a host (and never more
+/// than [`MAX_WINDOW`] past the last used) cannot have come from a cache and is refused; one
+/// at or below it is a repeat (another host's, or a retried report) and is audited without
+/// moving anything. Each (device, relying party, counter) is recorded once ([`Reports`]): a
+/// copy is answered with the counter and writes nothing.
 ///
 /// # Errors
 /// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope),
@@ -227,6 +277,7 @@ pub struct Reported {
 pub fn report_used(
     s: &dyn Store,
     rp: &RpCaller,
+    reports: &Reports,
     user: &str,
     req: &OfflineUsedRequest,
     now: Millis,
@@ -248,15 +299,28 @@ pub fn report_used(
     let Some(current) = secrets.iter().find(|r| r.device_id == req.device_id) else {
         return Err(Error::NotFound("device"));
     };
-    if req.counter > current.last_used.saturating_add(MAX_WINDOW) {
+    // Only a value handed out to a host can have been used from a cache: a report beyond
+    // that would let one relying party push the counter past every other host's values.
+    if req.counter
+        > current
+            .served_to
+            .min(current.last_used.saturating_add(MAX_WINDOW))
+    {
         return Err(Error::Invalid(format!(
-            "counter {} is beyond any value a host can hold",
+            "counter {} is beyond any value handed out to a host",
             req.counter
         )));
     }
+    // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
+    if !reports.first(&req.device_id, &rp.rp_id, req.counter) {
+        return Ok(Reported {
+            counter: current.last_used.max(req.counter),
+            wake: Vec::new(),
+        });
+    }
     let device_name = device.map(|d| d.name).unwrap_or_default();
     // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
-    let (moved, wake) = atomically(s, |s| {
+    let recorded = atomically(s, |s| {
         let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
             return Err(Error::NotFound("device"));
         };
@@ -304,7 +368,14 @@ pub fn report_used(
             },
         )?;
         Ok((moved, wake))
-    })?;
+    });
+    let (moved, wake) = match recorded {
+        Ok(done) => done,
+        Err(e) => {
+            reports.forget(&req.device_id, &rp.rp_id, req.counter);
+            return Err(e);
+        }
+    };
     Ok(Reported {
         counter: moved.after,
         wake,

@@ -18,6 +18,9 @@ pub struct OfflineSecretRecord {
     pub digits: u32,
     /// The highest counter used so far (0: none yet; the first code is counter 1).
     pub last_used: u64,
+    /// The highest counter whose value was handed out to a host (0: none yet); a host can
+    /// only report the use of a value it was given.
+    pub served_to: u64,
 }
 
 impl std::fmt::Debug for OfflineSecretRecord {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for OfflineSecretRecord {
             .field("algorithm", &self.algorithm)
             .field("digits", &self.digits)
             .field("last_used", &self.last_used)
+            .field("served_to", &self.served_to)
             .finish_non_exhaustive()
     }
 }
@@ -53,4 +57,9 @@ pub trait OfflineStore {
         device_id: &str,
         counter: u64,
     ) -> StoreResult<Option<OfflineAdvance>>;
+    /// Records that values of `device_id` up to `counter` were handed out (its `served_to`
+    /// moves up to it, never down).
+    fn offline_served_to(&self, device_id: &str, counter: u64) -> StoreResult<()>;
+    /// Whether any offline secret is stored (sealed under the key in `<data_dir>/offline-key`).
+    fn any_offline_secret(&self) -> StoreResult<bool>;
 }

@@ -23,7 +23,7 @@ impl<D: Db> OfflineStore for D {
                  VALUES (?1, ?2, ?3, ?4, 0, ?5) \
                  ON CONFLICT (device_id) DO UPDATE SET sealed = excluded.sealed, \
                  algorithm = excluded.algorithm, digits = excluded.digits, last_used = 0, \
-                 created_at = excluded.created_at",
+                 served_to = 0, created_at = excluded.created_at",
             )?
             .execute(params![
                 record.device_id,
@@ -39,7 +39,7 @@ impl<D: Db> OfflineStore for D {
     fn offline_secrets(&self, user: &str) -> StoreResult<Vec<OfflineSecretRecord>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT o.device_id, o.sealed, o.algorithm, o.digits, o.last_used \
+                "SELECT o.device_id, o.sealed, o.algorithm, o.digits, o.last_used, o.served_to \
                  FROM offline_secrets o JOIN devices d ON d.id = o.device_id \
                  WHERE d.user = ?1 AND d.revoked_at IS NULL ORDER BY d.created_at, d.id",
             )?;
@@ -50,6 +50,7 @@ impl<D: Db> OfflineStore for D {
                     algorithm: r.get(2)?,
                     digits: r.get(3)?,
                     last_used: from_sql(r.get(4)?),
+                    served_to: from_sql(r.get(5)?),
                 })
             })?;
             rows.collect()
@@ -81,6 +82,23 @@ impl<D: Db> OfflineStore for D {
                 before: from_sql(before),
                 after: from_sql(after),
             }))
+        })
+    }
+
+    fn offline_served_to(&self, device_id: &str, counter: u64) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE offline_secrets SET served_to = max(served_to, ?2) WHERE device_id = ?1",
+            )?
+            .execute(params![device_id, to_sql(counter)])?;
+            Ok(())
+        })
+    }
+
+    fn any_offline_secret(&self) -> StoreResult<bool> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM offline_secrets LIMIT 1")?
+                .exists([])
         })
     }
 }

@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -221,6 +221,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
         user        TEXT PRIMARY KEY,
         at          INTEGER NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // 8 -> 9 (issue 12 review): the highest offline counter handed out to a host per device; a
+    // report beyond it cannot have come from a cache. Rows from before may have handed out
+    // up to the most a host can hold (100 past the last used).
+    r#"
+    ALTER TABLE offline_secrets ADD COLUMN served_to INTEGER NOT NULL DEFAULT 0;
+    UPDATE offline_secrets SET served_to = last_used + 100;
     "#,
 ];
 
