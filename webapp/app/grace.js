@@ -16,7 +16,7 @@ export function graceCard(account) {
       await deviceRequest(account, 'DELETE', '/v1/device/grace');
       status.textContent = 'Done: the next login asks this phone again.';
     } catch (err) {
-      status.textContent = `Could not end them: ${err.message}`;
+      status.textContent = `Could not end them: ${visible(String(err.message))}`;
     } finally {
       end.disabled = false;
     }
