@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import jakarta.ws.rs.core.MultivaluedMap;
 import jakarta.ws.rs.core.Response;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.jboss.logging.Logger;
@@ -59,9 +58,7 @@ public final class PushBackupCodesRequiredAction implements RequiredActionProvid
             context.challenge(page(context, "final", "pushNotConfigured", null));
             return;
         }
-        Map<String, String> ctx = new LinkedHashMap<>();
-        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
-        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
+        Map<String, String> ctx = RequiredActionPages.requestContext(context);
         try {
             JsonNode started = settings.client.startBackupCodes(context.getRealm().getName(),
                 context.getUser().getUsername(), PushCredentials.sessionDigest(session), ctx);
@@ -85,10 +82,7 @@ public final class PushBackupCodesRequiredAction implements RequiredActionProvid
         AuthenticationSessionModel session = context.getAuthenticationSession();
         switch (state.path("state").asText()) {
             case "approval_pending":
-                session.setAuthNote(NOTE_CODE, state.path("code").asText(""));
-                List<String> names = new ArrayList<>();
-                state.path("devices").forEach(d -> names.add(d.asText()));
-                session.setAuthNote(NOTE_DEVICES, String.join(", ", names));
+                RequiredActionPages.notePending(session, state, NOTE_CODE, NOTE_DEVICES);
                 context.challenge(page(context, "approval", null, null));
                 return;
             case "issued":
@@ -141,18 +135,13 @@ public final class PushBackupCodesRequiredAction implements RequiredActionProvid
         AuthenticationSessionModel session = context.getAuthenticationSession();
         var form = context.form()
             .setAttribute("codesState", state)
-            .setAttribute("codesPushCode", note(session, NOTE_CODE))
-            .setAttribute("codesDevices", note(session, NOTE_DEVICES))
+            .setAttribute("codesPushCode", RequiredActionPages.note(session, NOTE_CODE))
+            .setAttribute("codesDevices", RequiredActionPages.note(session, NOTE_DEVICES))
             .setAttribute("backupCodes", codes == null ? List.of() : codes);
         if (error != null) {
             form.setError(error);
         }
         return form.createForm(TEMPLATE);
-    }
-
-    private static String note(AuthenticationSessionModel session, String name) {
-        String value = session.getAuthNote(name);
-        return value == null ? "" : value;
     }
 
     private static void clear(AuthenticationSessionModel session) {

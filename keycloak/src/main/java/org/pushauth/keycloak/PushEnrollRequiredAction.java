@@ -3,11 +3,6 @@ package org.pushauth.keycloak;
 import com.fasterxml.jackson.databind.JsonNode;
 import jakarta.ws.rs.core.MultivaluedMap;
 import jakarta.ws.rs.core.Response;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.Base64;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import org.jboss.logging.Logger;
 import org.keycloak.authentication.RequiredActionContext;
@@ -58,9 +53,7 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
             context.challenge(page(context, "final", "pushNotConfigured"));
             return;
         }
-        Map<String, String> ctx = new LinkedHashMap<>();
-        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
-        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
+        Map<String, String> ctx = RequiredActionPages.requestContext(context);
         try {
             JsonNode created = settings.client.startEnrollment(context.getRealm().getName(),
                 context.getUser().getUsername(), PushCredentials.sessionDigest(session), ctx);
@@ -83,10 +76,7 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         AuthenticationSessionModel session = context.getAuthenticationSession();
         switch (state.path("state").asText()) {
             case "approval_pending":
-                session.setAuthNote(NOTE_CODE, state.path("code").asText(""));
-                List<String> names = new ArrayList<>();
-                state.path("devices").forEach(d -> names.add(d.asText()));
-                session.setAuthNote(NOTE_DEVICES, String.join(", ", names));
+                RequiredActionPages.notePending(session, state, NOTE_CODE, NOTE_DEVICES);
                 context.challenge(page(context, "approval", null));
                 return;
             case "approval_refused":
@@ -99,8 +89,7 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
                 if (session.getAuthNote(NOTE_URL) == null) {
                     session.setAuthNote(NOTE_URL, state.path("url").asText());
                     String svg = state.path("qr_svg").asText("");
-                    session.setAuthNote(NOTE_QR, "data:image/svg+xml;base64,"
-                        + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)));
+                    session.setAuthNote(NOTE_QR, RequiredActionPages.qrDataUri(svg));
                 }
                 context.challenge(page(context, "pending", null));
                 return;
@@ -152,9 +141,7 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
             context.challenge(page(context, "backup", "pushBackupInvalid"));
             return;
         }
-        Map<String, String> ctx = new LinkedHashMap<>();
-        ctx.put("client", session.getClient() == null ? null : session.getClient().getClientId());
-        ctx.put("ip", context.getConnection() == null ? null : context.getConnection().getRemoteAddr());
+        Map<String, String> ctx = RequiredActionPages.requestContext(context);
         String username = context.getUser().getUsername();
         JsonNode created;
         try {
@@ -179,8 +166,7 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         // Note the link now; the page shows the replacement first, then the link on "continue".
         session.setAuthNote(NOTE_URL, created.path("url").asText());
         String svg = created.path("qr_svg").asText("");
-        session.setAuthNote(NOTE_QR, "data:image/svg+xml;base64,"
-            + Base64.getEncoder().encodeToString(svg.getBytes(StandardCharsets.UTF_8)));
+        session.setAuthNote(NOTE_QR, RequiredActionPages.qrDataUri(svg));
         context.challenge(context.form()
             .setAttribute("enrollState", "backup_done")
             .setAttribute("enrollReplacement", created.path("replacement").asText(""))
@@ -195,19 +181,14 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
         AuthenticationSessionModel session = context.getAuthenticationSession();
         var form = context.form()
             .setAttribute("enrollState", state)
-            .setAttribute("enrollUrl", note(session, NOTE_URL))
-            .setAttribute("enrollQr", note(session, NOTE_QR))
-            .setAttribute("enrollCode", note(session, NOTE_CODE))
-            .setAttribute("enrollDevices", note(session, NOTE_DEVICES));
+            .setAttribute("enrollUrl", RequiredActionPages.note(session, NOTE_URL))
+            .setAttribute("enrollQr", RequiredActionPages.note(session, NOTE_QR))
+            .setAttribute("enrollCode", RequiredActionPages.note(session, NOTE_CODE))
+            .setAttribute("enrollDevices", RequiredActionPages.note(session, NOTE_DEVICES));
         if (error != null) {
             form.setError(error);
         }
         return form.createForm(TEMPLATE);
-    }
-
-    private static String note(AuthenticationSessionModel session, String name) {
-        String value = session.getAuthNote(name);
-        return value == null ? "" : value;
     }
 
     private static void clear(AuthenticationSessionModel session) {
