@@ -165,9 +165,7 @@ pub trait PushBackend {
     fn report_offline_used(
         &self,
         _user: &str,
-        _device_id: &str,
-        _counter: u64,
-        _used_at: &str,
+        _report: &pushauth_proto::offline::OfflineUsedRequest,
         _deadline: Instant,
     ) -> Result<u64, ClientError> {
         Err(ClientError::Config(
@@ -227,12 +225,10 @@ impl PushBackend for pushauth_client::Client {
     fn report_offline_used(
         &self,
         user: &str,
-        device_id: &str,
-        counter: u64,
-        used_at: &str,
+        report: &pushauth_proto::offline::OfflineUsedRequest,
         deadline: Instant,
     ) -> Result<u64, ClientError> {
-        self.report_offline_used_until(user, device_id, counter, used_at, deadline)
+        self.report_offline_used_until(user, report, deadline)
     }
     fn grace(login: &PendingLogin) -> Option<&GraceGrant> {
         login.grace.as_ref()

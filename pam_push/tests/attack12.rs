@@ -263,7 +263,7 @@ fn attack12_a_used_counter_never_comes_back_through_a_refill() {
     let mut cache = Cache::default();
     cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")]));
     let found = cache.find("333333").unwrap();
-    cache.consume(&found, "2026-11-30T12:00:00Z".into());
+    cache.consume(&found, "2026-11-30T12:00:00Z".into(), "333333");
     assert_eq!(cache.value_count(), 0);
     // The report is still pending: the host tells the server it is past counter 3.
     assert_eq!(cache.have().get("dev1"), Some(&3), "{:?}", cache.have());

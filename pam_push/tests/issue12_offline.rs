@@ -203,3 +203,52 @@ fn issue12_a_tampered_cache_refuses() {
     assert_eq!(code, PamCode::AuthErr);
     assert!(log.has("offline_cache_error"));
 }
+
+/// A report queued by an older pam_push carries no code, and pushauthd now refuses reports
+/// without one (issue 12 review): the next online login drops it with a log line, and still
+/// fills the cache. A report queued now carries the code typed.
+#[test]
+fn issue12_reports_queued_without_their_code_are_dropped_with_a_log_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::start();
+    let key = srv.api_key();
+    let dev = srv.enroll("alice", "phone");
+    let state = tempfile::tempdir().unwrap();
+    let cfg = config(&srv, &key, &state.path().join("state"));
+    let dir = state.path().join("state/offline");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [state.path().join("state"), dir.clone()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let old = format!(
+        r#"{{"devices":[],"pending":[{{"device_id":"{}","counter":1,"used_at":"2026-11-30T12:00:00Z"}}]}}"#,
+        dev.id()
+    );
+    std::fs::write(dir.join("alice"), old).unwrap();
+    std::fs::set_permissions(dir.join("alice"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut log = MemLog::default();
+    approve_and_refill(&cfg, &dev, &mut log);
+    assert!(log.has("offline_report_dropped"), "{:?}", log.0);
+    assert!(log.has("offline_cache_filled"), "{:?}", log.0);
+    assert!(!log.has("offline_report_failed"), "{:?}", log.0);
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("alice")).unwrap()).unwrap();
+    assert_eq!(cache["pending"], serde_json::json!([]), "{cache}");
+    // A code used now is queued with its proof, and pushauthd believes it.
+    let code = dev
+        .profile
+        .offline
+        .clone()
+        .unwrap()
+        .code(2)
+        .unwrap()
+        .to_string();
+    let (pam, _, _) = offline(&cfg, &[&code]);
+    assert_eq!(pam, PamCode::Success);
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("alice")).unwrap()).unwrap();
+    assert_eq!(cache["pending"][0]["code"], code.as_str(), "{cache}");
+    let mut log = MemLog::default();
+    approve_and_refill(&cfg, &dev, &mut log);
+    assert!(log.has("offline_use_reported"), "{:?}", log.0);
+}

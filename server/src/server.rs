@@ -92,7 +92,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_key,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
-    let size_bound = config.retention.max_db_bytes();
+    let size_bound = Arc::new(SizeBound::new(config.retention.max_db_bytes()));
     let metrics = Metrics::new();
     let base_url = config.base_url(addr);
     let web_push = WebPush::start(
@@ -112,8 +112,9 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         waiters: Waiters::default(),
         metrics,
         shutdown: stop.clone(),
-        signature_failures: Arc::new(SignatureFailures::default()),
-        size_bound: Arc::new(SizeBound::new(size_bound)),
+        // Refusal rows respect the size bound too.
+        signature_failures: Arc::new(SignatureFailures::with_bound(Arc::clone(&size_bound))),
+        size_bound,
         hashing: crate::hashing::Hashing::default(),
         offline_key,
         offline_hash: HashPool::default(),

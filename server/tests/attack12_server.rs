@@ -130,15 +130,6 @@ fn attack12_grace_never_applies_to_a_challenge_that_approves_an_action() {
     drop(phone);
 }
 
-fn report(srv: &Srv, key: &str, user: &str, device: &str, counter: u64) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/users/{user}/offline-used"),
-        Some(json!({"device_id": device, "counter": counter, "used_at": "2026-11-30T12:00:00Z"})),
-    )
-}
-
 /// Attack: any relying party with the user in scope reports `offline-used` with a counter just
 /// within reach (last used + 100), again and again. Each report moved the device's counter, so
 /// one host could push it past every value any other host holds: during an outage nobody could
@@ -150,33 +141,27 @@ fn attack12_reports_cannot_pump_the_offline_counter_past_what_was_handed_out() {
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
     // Nothing handed out yet: no counter can have come from a cache.
-    let r = report(&srv, &key, "alice", dev.id(), 1);
+    let r = report(&srv, &key, "alice", &dev, 1);
     assert_error(&r, 400, "malformed_request");
     assert!(r.text.contains("handed out"), "{}", r.text);
     let id = approved(&srv, &key, &dev);
     assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
     // Values 1..=5 went to a host: a use of 3 or 5 is believed, 6 or 105 is not.
-    assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 3).ok().json["counter"],
-        3
-    );
+    assert_eq!(report(&srv, &key, "alice", &dev, 3).ok().json["counter"], 3);
     for beyond in [6, 105, 205] {
-        let r = report(&srv, &key, "alice", dev.id(), beyond);
+        let r = report(&srv, &key, "alice", &dev, beyond);
         assert_error(&r, 400, "malformed_request");
     }
-    assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 5).ok().json["counter"],
-        5
-    );
+    assert_eq!(report(&srv, &key, "alice", &dev, 5).ok().json["counter"], 5);
     // The next approval hands out 6..=10, and only then do they count.
     let id = approved(&srv, &key, &dev);
     assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
     assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 10).ok().json["counter"],
+        report(&srv, &key, "alice", &dev, 10).ok().json["counter"],
         10
     );
     assert_error(
-        &report(&srv, &key, "alice", dev.id(), 11),
+        &report(&srv, &key, "alice", &dev, 11),
         400,
         "malformed_request",
     );
@@ -318,14 +303,8 @@ fn attack12_repeated_offline_reports_write_once() {
     let id = approved(&srv, &key, &dev);
     assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
     for _ in 0..10 {
-        assert_eq!(
-            report(&srv, &key, "alice", dev.id(), 3).ok().json["counter"],
-            3
-        );
-        assert_eq!(
-            report(&srv, &key, "alice", dev.id(), 2).ok().json["counter"],
-            3
-        );
+        assert_eq!(report(&srv, &key, "alice", &dev, 3).ok().json["counter"], 3);
+        assert_eq!(report(&srv, &key, "alice", &dev, 2).ok().json["counter"], 3);
     }
     assert_eq!(count(&srv, "offline_code_used"), 2);
     let notices = dev.notices().unwrap();
@@ -337,7 +316,7 @@ fn attack12_repeated_offline_reports_write_once() {
     // Another relying party's report of the same counter is its own (another host).
     let other = srv.rp_key();
     assert_eq!(
-        report(&srv, &other, "alice", dev.id(), 3).ok().json["counter"],
+        report(&srv, &other, "alice", &dev, 3).ok().json["counter"],
         3
     );
     assert_eq!(count(&srv, "offline_code_used"), 3);

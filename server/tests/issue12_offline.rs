@@ -46,15 +46,6 @@ fn values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
     )
 }
 
-fn report(srv: &Srv, key: &str, user: &str, device: &str, counter: u64) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/users/{user}/offline-used"),
-        Some(json!({"device_id": device, "counter": counter, "used_at": "2026-11-30T12:00:00Z"})),
-    )
-}
-
 fn counters(device: &Value) -> Vec<u64> {
     device["values"]
         .as_array()
@@ -208,11 +199,11 @@ fn issue12_reports_move_the_counter_forward_never_back() {
     // A host holds values 1..=5 (only values handed out can be reported, attack12).
     let id = approved(&srv, &key, &dev);
     values(&srv, &key, &id, json!({})).ok();
-    let r = report(&srv, &key, "alice", dev.id(), 3);
+    let r = report(&srv, &key, "alice", &dev, 3);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["counter"], 3);
     // Back: the counter stays, the repeat is audited.
-    let r = report(&srv, &key, "alice", dev.id(), 2).ok();
+    let r = report(&srv, &key, "alice", &dev, 2).ok();
     assert_eq!(r.json["counter"], 3);
     let id = approved(&srv, &key, &dev);
     let r = values(&srv, &key, &id, json!({})).ok();
@@ -251,7 +242,7 @@ fn issue12_reports_move_the_counter_forward_never_back() {
         .any(|n| n.context.get("counter").map(String::as_str) == Some("3")));
     // Far beyond any cache: refused, nothing moved.
     assert_error(
-        &report(&srv, &key, "alice", dev.id(), 3 + 101),
+        &report(&srv, &key, "alice", &dev, 3 + 101),
         400,
         "malformed_request",
     );
@@ -269,12 +260,8 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
     let bob = srv.enroll("bob", "phone");
     let before = srv.audit();
     // Another user's device, a relying party without alice in scope, no key, bad fields.
-    assert_error(&report(&srv, &key, "bob", alice.id(), 1), 404, "not_found");
-    assert_error(
-        &report(&srv, &narrow, "alice", alice.id(), 1),
-        403,
-        "forbidden",
-    );
+    assert_error(&report(&srv, &key, "bob", &alice, 1), 404, "not_found");
+    assert_error(&report(&srv, &narrow, "alice", &alice, 1), 403, "forbidden");
     let r = srv.call(
         "POST",
         "/v1/users/alice/offline-used",
@@ -283,7 +270,7 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
     );
     assert_error(&r, 401, "unauthorized");
     assert_error(
-        &report(&srv, &key, "alice", alice.id(), 0),
+        &report(&srv, &key, "alice", &alice, 0),
         400,
         "malformed_request",
     );
@@ -291,14 +278,14 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
         &key,
         "POST",
         "/v1/users/alice/offline-used",
-        Some(json!({"device_id": alice.id(), "counter": 1, "used_at": "yesterday"})),
+        Some(json!({"device_id": alice.id(), "counter": 1, "code": "123456", "used_at": "yesterday"})),
     );
     assert_error(&bad_time, 400, "malformed_request");
     let extra = srv.rp(
         &key,
         "POST",
         "/v1/users/alice/offline-used",
-        Some(json!({"device_id": alice.id(), "counter": 1, "used_at": "2026-11-30T12:00:00Z", "x": 1})),
+        Some(json!({"device_id": alice.id(), "counter": 1, "code": "123456", "used_at": "2026-11-30T12:00:00Z", "x": 1})),
     );
     assert_error(&extra, 400, "malformed_request");
     let r = srv.call(
@@ -338,11 +325,7 @@ fn issue12_a_revoked_device_is_dropped_and_its_secret_deleted() {
     let devices = r.json["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0]["device_id"], phone.id());
-    assert_error(
-        &report(&srv, &key, "alice", laptop.id(), 1),
-        404,
-        "not_found",
-    );
+    assert_error(&report(&srv, &key, "alice", &laptop, 1), 404, "not_found");
 }
 
 #[test]
@@ -413,9 +396,15 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
     let now = pushauth_server::clock::now_ms();
     let req = OfflineRequest::default();
     let cfg = OfflineConfig::default();
-    let fresh = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 4 * 60 * 1000).unwrap();
+    let refusals = pushauth_server::bounds::SignatureFailures::default();
+    let off = |key| pushauth_server::service::offline::Offline {
+        config: &cfg,
+        key,
+        refusals: &refusals,
+    };
+    let fresh = plan_values(&store, &caller, off(&key), &id, &req, now + 4 * 60 * 1000).unwrap();
     assert_eq!(fresh.count(), 20);
-    let late = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 6 * 60 * 1000);
+    let late = plan_values(&store, &caller, off(&key), &id, &req, now + 6 * 60 * 1000);
     assert!(
         matches!(late, Err(pushauth_server::service::Error::Expired)),
         "{:?}",
@@ -426,12 +415,12 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
         rp_id: "someone-else".into(),
         ..caller.clone()
     };
-    let theirs = plan_values(&store, &other, &cfg, &key, &id, &req, now);
+    let theirs = plan_values(&store, &other, off(&key), &id, &req, now);
     assert!(matches!(
         theirs,
         Err(pushauth_server::service::Error::NotFound(_))
     ));
     // A key that is not the server's opens no secret.
     let wrong = OfflineKey::from_bytes(&[1; 32]);
-    assert!(plan_values(&store, &caller, &cfg, &wrong, &id, &req, now).is_err());
+    assert!(plan_values(&store, &caller, off(&wrong), &id, &req, now).is_err());
 }

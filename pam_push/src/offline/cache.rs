@@ -79,6 +79,10 @@ pub struct PendingReport {
     pub counter: u64,
     /// When (RFC 3339 UTC).
     pub used_at: String,
+    /// The code typed, the report's proof for pushauthd (already used up here; the file is
+    /// root's, 0600). `None` in reports queued before reports carried it: those are dropped.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// The whole file.
@@ -207,8 +211,9 @@ impl Cache {
     }
 
     /// Uses up `found`: its value and every lower one of that device are deleted (HOTP moves
-    /// forward: an older code must never work after a newer one), and the report is queued.
-    pub fn consume(&mut self, found: &Found, used_at: String) {
+    /// forward: an older code must never work after a newer one), and the report is queued
+    /// with `code` (the typed digits) as its proof.
+    pub fn consume(&mut self, found: &Found, used_at: String, code: &str) {
         if let Some(device) = self
             .devices
             .iter_mut()
@@ -220,6 +225,7 @@ impl Cache {
             device_id: found.device_id.clone(),
             counter: found.counter,
             used_at,
+            code: Some(code.to_owned()),
         });
     }
 }
@@ -372,7 +378,7 @@ mod tests {
         assert_eq!(cache.find("33333"), None);
         let found = cache.find("333333").unwrap();
         assert_eq!(found.counter, 3);
-        cache.consume(&found, "2026-11-30T12:00:00Z".into());
+        cache.consume(&found, "2026-11-30T12:00:00Z".into(), "333333");
         // Used, and the older ones with it.
         assert_eq!(cache.find("333333"), None);
         assert_eq!(cache.find("111111"), None);

@@ -14,6 +14,7 @@ pub mod cache;
 use std::time::{Duration, Instant};
 
 use pushauth_proto::hotp::normalize_typed;
+use pushauth_proto::offline::OfflineUsedRequest;
 use pushauth_proto::wire::ErrorCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -73,13 +74,27 @@ pub fn refill<B: PushBackend>(
     // Reports first, so pushauthd's counters are current before it picks the values.
     let mut kept = Vec::new();
     for report in std::mem::take(&mut locked.cache.pending) {
-        match backend.report_offline_used(
-            user,
-            &report.device_id,
-            report.counter,
-            &report.used_at,
-            deadline,
-        ) {
+        // Queued before reports carried the code: pushauthd would refuse it (no proof).
+        let Some(code) = report.code.clone() else {
+            log.log(
+                Level::Notice,
+                &line(
+                    "offline_report_dropped",
+                    Some(&format!(
+                        "device {} counter {}: queued without its code by an older pam_push",
+                        report.device_id, report.counter
+                    )),
+                ),
+            );
+            continue;
+        };
+        let request = OfflineUsedRequest {
+            device_id: report.device_id.clone(),
+            counter: report.counter,
+            code,
+            used_at: report.used_at.clone(),
+        };
+        match backend.report_offline_used(user, &request, deadline) {
             Ok(counter) => log.log(
                 Level::Info,
                 &line(
@@ -99,6 +114,21 @@ pub fn refill<B: PushBackend>(
                 &line(
                     "offline_report_dropped",
                     Some(&format!("device {} is gone", report.device_id)),
+                ),
+            ),
+            // pushauthd says the code is not the device's (a secret replaced meanwhile):
+            // sending it again cannot change that.
+            Err(ClientError::Rejected {
+                code: Some(ErrorCode::Forbidden),
+                ..
+            }) => log.log(
+                Level::Warning,
+                &line(
+                    "offline_report_dropped",
+                    Some(&format!(
+                        "device {} counter {}: pushauthd refused the code",
+                        report.device_id, report.counter
+                    )),
                 ),
             ),
             Err(e) => {
@@ -163,7 +193,7 @@ fn check(state: &StateDir, user: &str, code: &str) -> Result<Checked, CacheError
         return Ok(Checked::Wrong);
     };
     locked.cache.failures = 0;
-    locked.cache.consume(&found, now_rfc3339());
+    locked.cache.consume(&found, now_rfc3339(), code);
     locked.save()?;
     Ok(Checked::Accepted {
         device_id: found.device_id,

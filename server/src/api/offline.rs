@@ -36,13 +36,19 @@ pub async fn values(
     let config = state.config.offline;
     let sealing = state.offline_key.clone();
     let served = Arc::clone(&state.offline_served);
+    let refusals = Arc::clone(&state.signature_failures);
     let planned = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            let planned = offline::plan_values(s, &rp, &config, &sealing, &id, &req, now)?;
+            let off = offline::Offline {
+                config: &config,
+                key: &sealing,
+                refusals: &refusals,
+            };
+            let planned = offline::plan_values(s, &rp, off, &id, &req, now)?;
             // One batch of hashing per approval (asking for nothing new costs nothing).
-            offline::claim_batch(s, &rp, &served, &planned, now)?;
+            offline::claim_batch(s, &rp, &refusals, &served, &planned, now)?;
             Ok::<_, ApiError>(planned)
         })
         .await?;
@@ -109,11 +115,21 @@ pub async fn used(
     let now = clock::now_ms();
     let user_for_notice = user.clone();
     let reports = Arc::clone(&state.offline_reports);
+    let config = state.config.offline;
+    let sealing = state.offline_key.clone();
+    let refusals = Arc::clone(&state.signature_failures);
     let reported = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            Ok::<_, ApiError>(offline::report_used(s, &rp, &reports, &user, &req, now)?)
+            let off = offline::Offline {
+                config: &config,
+                key: &sealing,
+                refusals: &refusals,
+            };
+            Ok::<_, ApiError>(offline::report_used(
+                s, &rp, off, &reports, &user, &req, now,
+            )?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.

@@ -23,8 +23,9 @@
 //! - a user with no active device may use a code (that is what they are for); an unknown user
 //!   never has one.
 //!
-//! Audit kinds: `backup_codes_issued`, `backup_code_used`, `backup_code_refused`,
-//! `backup_codes_locked`. Notices: `backup_codes_issued`, `backup_code_used`.
+//! Audit kinds: `backup_codes_issued`, `backup_code_used`, `backup_code_refused` (one row a
+//! minute per user, reason and relying party, with a count: a relying party looping wrong
+//! codes cannot grow the database; [`Bounds`]), `backup_codes_locked`, `backup_codes_voided`. Notices: `backup_codes_issued`, `backup_code_used`.
 
 use pushauth_proto::wire::{
     ACTION_ISSUE_BACKUP_CODES, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
@@ -34,6 +35,7 @@ use pushauth_proto::{ChallengeState, Context};
 use super::keys::RpCaller;
 use super::{atomically, notices, Error, Result};
 use crate::backup_code::{self, Code, CodeError};
+use crate::bounds::SignatureFailures;
 use crate::clock::Millis;
 use crate::config::MAX_BACKUP_CODES;
 use crate::enrollment::Refusal;
@@ -197,13 +199,15 @@ pub fn check_rp_approval(
 /// Uses up a relying party's `issue_backup_codes` approval before any set is drawn (so copies
 /// of one request cannot each make pushauthd hash a whole set): checks it
 /// ([`check_rp_approval`]) and marks it used, in one unit; a refusal is audited as
-/// `backup_code_refused`. A set that then fails to be drawn costs the person one approval.
+/// `backup_code_refused` (coalesced: one row a minute per user and relying party). A set that
+/// then fails to be drawn costs the person one approval.
 ///
 /// # Errors
 /// As [`check_rp_approval`]; [`Refusal::ApprovalUsed`] for an approval used before.
 pub fn claim_rp_approval(
     s: &dyn Store,
     rp: &RpCaller,
+    refusals: &SignatureFailures,
     user: &str,
     approval: &str,
     now: Millis,
@@ -217,16 +221,22 @@ pub fn claim_rp_approval(
             }
         });
         if let Err(e) = checked {
-            s.audit(
-                &AuditEntry {
+            let source = format!("rp:{}", rp.rp_id);
+            refusals.record_entry(
+                s,
+                &format!("backup_code_refused:{user}:new set"),
+                &source,
+                AuditEntry {
                     kind: "backup_code_refused",
                     user: Some(user.to_owned()),
                     challenge_id: Some(approval.to_owned()),
-                    detail: Some(format!("new set refused ({e}) for rp:{}", rp.rp_id)),
+                    detail: Some(format!(
+                        "new set refused ({e}) for {source}; further ones within a minute are \
+                         counted here"
+                    )),
                     ..AuditEntry::default()
                 },
-                now,
-            )?;
+            );
             return Err(e);
         }
         Ok(())
@@ -280,42 +290,74 @@ fn place(a: &Attempt) -> String {
     text.join(" ")
 }
 
-fn refuse(s: &dyn Store, a: &Attempt, why: &str, now: Millis) -> Result<()> {
-    s.audit(
-        &AuditEntry {
-            kind: "backup_code_refused",
-            user: Some(a.user.clone()),
-            detail: Some(format!("{} ({why}): {}", a.purpose, place(a))),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
-    tracing::info!(user = %a.user, via = %a.via, why, "backup code refused");
-    Ok(())
+/// What bounds a user's attempts: `[limits] max_backup_code_failures`, and the coalesced
+/// audit rows of refusals.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    /// Consecutive wrong codes that lock a user's codes.
+    pub max_failures: u32,
+    /// Where refusals are counted (one audit row a minute per user, reason and source).
+    pub refusals: &'a SignatureFailures,
 }
 
-/// The read before the verify: the row the code's tag picks, and the lock. `max_failures` is
-/// `[limits] max_backup_code_failures`.
+/// Why an attempt was refused, for the audit row it counts into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    UnknownUser,
+    Locked,
+    Wrong,
+}
+
+fn refuse(s: &dyn Store, bounds: Bounds<'_>, a: &Attempt, why: Why, detail: &str) {
+    // Unknown names share one row per relying party: a flood of made-up names is one key.
+    let (user, reason) = match why {
+        Why::UnknownUser => (None, "unknown user"),
+        Why::Locked => (Some(a.user.clone()), "locked"),
+        Why::Wrong => (Some(a.user.clone()), "wrong"),
+    };
+    let subject = format!(
+        "backup_code_refused:{}:{}:{reason}",
+        user.as_deref().unwrap_or("(unknown users)"),
+        a.purpose
+    );
+    let named = match why {
+        Why::UnknownUser => format!(" {:?}", a.user),
+        _ => String::new(),
+    };
+    bounds.refusals.record_entry(
+        s,
+        &subject,
+        &a.via,
+        AuditEntry {
+            kind: "backup_code_refused",
+            user,
+            detail: Some(format!(
+                "{} ({reason}{named}{detail}): {}; further ones within a minute are counted here",
+                a.purpose,
+                place(a)
+            )),
+            ..AuditEntry::default()
+        },
+    );
+    tracing::info!(via = %a.via, reason, "backup code refused");
+}
+
+/// The read before the verify: the row the code's tag picks, and the lock.
 ///
 /// # Errors
 /// [`Error::BackupCodeInvalid`] (audited) for an unknown user, [`Error::BackupCodesLocked`]
 /// (audited) for a user at the lock, [`Error::Store`].
-pub fn attempt_facts(
-    s: &dyn Store,
-    a: &Attempt,
-    max_failures: u32,
-    now: Millis,
-) -> Result<BackupCodeFacts> {
+pub fn attempt_facts(s: &dyn Store, a: &Attempt, bounds: Bounds<'_>) -> Result<BackupCodeFacts> {
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
     // An unknown user is refused before any hashing: its attempts are not counted (no row to
     // count them on), so a decoy verify would be free Argon2id work for any relying party, and
     // it would hide nothing (`GET /v1/users/{user}/devices` tells a relying party who exists).
     if !facts.known_user {
-        refuse(s, a, "unknown user", now)?;
+        refuse(s, bounds, a, Why::UnknownUser, "");
         return Err(Error::BackupCodeInvalid);
     }
-    if facts.failures >= max_failures {
-        refuse(s, a, "locked", now)?;
+    if facts.failures >= bounds.max_failures {
+        refuse(s, bounds, a, Why::Locked, "");
         return Err(Error::BackupCodesLocked);
     }
     Ok(facts)
@@ -369,16 +411,17 @@ pub fn consume(
     a: &Attempt,
     verified_hash: Option<&str>,
     checked: Checked,
-    max_failures: u32,
+    bounds: Bounds<'_>,
     now: Millis,
 ) -> Result<Used> {
+    let max_failures = bounds.max_failures;
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
     if !facts.known_user {
-        refuse(s, a, "unknown user", now)?;
+        refuse(s, bounds, a, Why::UnknownUser, "");
         return Err(Error::BackupCodeInvalid);
     }
-    if facts.failures >= max_failures {
-        refuse(s, a, "locked", now)?;
+    if facts.failures >= bounds.max_failures {
+        refuse(s, bounds, a, Why::Locked, "");
         return Err(Error::BackupCodesLocked);
     }
     if let (Some(old), Some((fresh, stored))) = (verified_hash, checked.replacement) {
@@ -419,10 +462,11 @@ pub fn consume(
     let failures = s.backup_code_failed(&a.user)?;
     refuse(
         s,
+        bounds,
         a,
-        &format!("wrong, used or none; {failures} of {max_failures} in a row"),
-        now,
-    )?;
+        Why::Wrong,
+        &format!(", used or none; {failures} of {max_failures} in a row"),
+    );
     if failures >= max_failures {
         s.audit(
             &AuditEntry {
