@@ -44,6 +44,16 @@ pub struct BackupCodeSet {
     pub created_at: String,
 }
 
+/// Answer of `DELETE /v1/admin/users/{user}/backup-codes`: every code of the user is void (a
+/// lost sheet); none is issued in their place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCodesVoided {
+    /// The user whose codes were voided.
+    pub user: String,
+    /// RFC 3339 time they were voided.
+    pub voided_at: String,
+}
+
 /// `POST /v1/users/{user}/backup-codes/verify` (relying party): a code the person typed
 /// instead of approving a push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

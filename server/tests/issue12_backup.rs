@@ -567,3 +567,74 @@ fn issue12_the_cli_issues_and_prints_a_set_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
 }
+
+/// Attack (a printed sheet of codes lost or stolen): the only way to stop its codes was to issue
+/// a new set, handing out fresh codes nobody asked for. `DELETE
+/// /v1/admin/users/{user}/backup-codes` (and `pushauthd backup-codes USER --void`) voids them
+/// all: audited `backup_codes_voided`, told to the user's devices; no code works after it.
+#[test]
+fn attack12_a_lost_sheet_of_backup_codes_can_be_voided_without_a_new_set() {
+    let srv = start();
+    let phone = srv.enroll("alice", "phone");
+    let key = srv.rp_key();
+    let set = codes(&issue(&srv, "alice", None));
+    // Only the administrator.
+    let r = srv.rp(&key, "DELETE", "/v1/admin/users/alice/backup-codes", None);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 0);
+    let r = srv.admin("DELETE", "/v1/admin/users/alice/backup-codes", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["user"], "alice");
+    assert!(r.json["voided_at"].as_str().unwrap().ends_with('Z'));
+    for code in &set[..3] {
+        assert_error(
+            &verify(&srv, &key, "alice", code),
+            403,
+            "backup_code_invalid",
+        );
+    }
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 1);
+    let notices = phone.notices().unwrap();
+    assert!(
+        notices.iter().any(|n| n.kind == "backup_codes_voided"),
+        "{notices:?}"
+    );
+    // An unknown user: 404, nothing written.
+    let before = audit_len(&srv);
+    let r = srv.admin("DELETE", "/v1/admin/users/nobody/backup-codes", None);
+    assert_error(&r, 404, "unknown_user");
+    assert_eq!(audit_len(&srv), before);
+    // The CLI, after a new set.
+    let set = codes(&issue(&srv, "alice", None));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(["backup-codes", "alice", "--void", "--data-dir"])
+        .arg(srv.data_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("void"), "{text}");
+    assert_error(
+        &verify(&srv, &key, "alice", &set[0]),
+        403,
+        "backup_code_invalid",
+    );
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 2);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args([
+            "backup-codes",
+            "alice",
+            "--void",
+            "--count",
+            "3",
+            "--data-dir",
+        ])
+        .arg(srv.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--void takes no --count");
+}

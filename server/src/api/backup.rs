@@ -12,8 +12,9 @@ use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::Json;
 use pushauth_proto::wire::{
-    BackupCodeSet, BackupCodeVerified, CreateRpEnrollment, EnrollmentCreated, IssueBackupCodes,
-    IssueBackupCodesForRp, VerifyBackupCode, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
+    BackupCodeSet, BackupCodeVerified, BackupCodesVoided, CreateRpEnrollment, EnrollmentCreated,
+    IssueBackupCodes, IssueBackupCodesForRp, VerifyBackupCode, NOTICE_BACKUP_CODES_ISSUED,
+    NOTICE_BACKUP_CODES_VOIDED, NOTICE_BACKUP_CODE_USED,
 };
 
 use super::extract::DeviceRequest;
@@ -75,6 +76,25 @@ pub async fn admin_issue(
         .run(move |s| backup_codes::store_set(s, &for_user, &set, "admin", now))
         .await?;
     Ok(shown(&state, user, issued))
+}
+
+/// `DELETE /v1/admin/users/{user}/backup-codes`: voids every code of a known user (a lost
+/// sheet) without issuing new ones; 404 `unknown_user` for a user never seen.
+pub async fn admin_void(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(user): Path<String>,
+) -> Result<Json<BackupCodesVoided>, ApiError> {
+    let now = clock::now_ms();
+    let for_user = user.clone();
+    let devices = state
+        .run(move |s| Ok::<_, ApiError>(backup_codes::void(s, &for_user, "admin", now)?))
+        .await?;
+    state.announce_notice(&user, NOTICE_BACKUP_CODES_VOIDED, &devices);
+    Ok(Json(BackupCodesVoided {
+        user,
+        voided_at: clock::rfc3339(now),
+    }))
 }
 
 /// `POST /v1/device/backup-codes` (signed) `{"count"?}`: a new set for the device's own user;

@@ -28,7 +28,8 @@
 //! codes cannot grow the database; [`Bounds`]), `backup_codes_locked`, `backup_codes_voided`. Notices: `backup_codes_issued`, `backup_code_used`.
 
 use pushauth_proto::wire::{
-    ACTION_ISSUE_BACKUP_CODES, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
+    ACTION_ISSUE_BACKUP_CODES, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODES_VOIDED,
+    NOTICE_BACKUP_CODE_USED,
 };
 use pushauth_proto::{ChallengeState, Context};
 
@@ -163,6 +164,45 @@ fn store_set_in(
             count: Some(count),
         },
     )
+}
+
+/// Voids every backup code of `user` without issuing new ones (a lost sheet), in one unit:
+/// audits `backup_codes_voided` naming `via` (`admin`, `cli`) and tells the user's devices.
+/// Returns the devices to wake.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad name, [`Error::UnknownUser`] for a user never seen (nothing
+/// written), [`Error::Store`].
+pub fn void(s: &dyn Store, user: &str, via: &str, now: Millis) -> Result<Vec<String>> {
+    pushauth_proto::names::check_user(user)?;
+    let devices = atomically(s, |s| {
+        if !s.replace_backup_codes(user, &[], now)? {
+            return Err(Error::UnknownUser);
+        }
+        s.audit(
+            &AuditEntry {
+                kind: "backup_codes_voided",
+                user: Some(user.to_owned()),
+                detail: Some(format!("every backup code voided by {via}; none issued")),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        notices::record(
+            s,
+            &NoticeRecord {
+                user: user.to_owned(),
+                kind: NOTICE_BACKUP_CODES_VOIDED.to_owned(),
+                at: now,
+                source: None,
+                via: Some(via.to_owned()),
+                context: Context::new(),
+                count: None,
+            },
+        )
+    })?;
+    tracing::info!(%user, %via, "backup codes voided");
+    Ok(devices)
 }
 
 /// Checks a relying party's `issue_backup_codes` approval over what the store holds (the read
