@@ -586,7 +586,7 @@ pub fn authenticate<B: PushBackend>(
         devices: None,
         number_matching: config.number_matching,
         ttl: Some(challenge_ttl(timeout)),
-        grace_secs: crate::grace::ask(config, &record.service),
+        grace_secs: crate::grace::ask(config, &record.service, &context),
     };
     let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,

@@ -190,6 +190,9 @@ pub struct Config {
     pub grace_secs: u64,
     /// Issue 12: `sudo_grace`: sudo services take grace too (default false).
     pub sudo_grace: bool,
+    /// Issue 12: `grace_without_key`: sshd logins whose SSH key is unknown (password only, or
+    /// no `ExposeAuthInfo`) take grace too (default false: they push every time).
+    pub grace_without_key: bool,
 }
 
 impl std::ops::Deref for Config {
@@ -219,6 +222,7 @@ impl std::fmt::Debug for Config {
             .field("state_dir", &self.state_dir)
             .field("grace_secs", &self.grace_secs)
             .field("sudo_grace", &self.sudo_grace)
+            .field("grace_without_key", &self.grace_without_key)
             .finish_non_exhaustive()
     }
 }
@@ -243,6 +247,7 @@ struct RawConfig {
     state_dir: Option<PathBuf>,
     grace_secs: Option<u64>,
     sudo_grace: Option<bool>,
+    grace_without_key: Option<bool>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -492,6 +497,7 @@ impl Config {
             state_dir,
             grace_secs,
             sudo_grace: raw.sudo_grace.unwrap_or(false),
+            grace_without_key: raw.grace_without_key.unwrap_or(false),
         })
     }
 

@@ -49,11 +49,22 @@ pub fn raises_privileges(service: &str) -> bool {
     is_sudo_service(service) || RAISING_SERVICES.contains(&service)
 }
 
-/// The `grace_secs` this login asks pushauthd for: `None` when grace is off (`grace_secs = 0`)
-/// or the service raises privileges (sudo, `sudo-i`, su, doas, pkexec, run0…, see
-/// [`raises_privileges`]) and `sudo_grace` is not set.
-pub fn ask(config: &Config, service: &str) -> Option<u64> {
+/// Whether `service` is sshd (`sshd`, or a copy such as `sshd-internal`).
+fn is_sshd(service: &str) -> bool {
+    service == "sshd" || service.starts_with("sshd-")
+}
+
+/// The `grace_secs` this login asks pushauthd for: `None` when grace is off (`grace_secs = 0`),
+/// when the service raises privileges (sudo, `sudo-i`, su, doas, pkexec, run0…, see
+/// [`raises_privileges`]) and `sudo_grace` is not set, or when an sshd login's `context` holds
+/// no `ssh_key` (a password login, or sshd without `ExposeAuthInfo`) and `grace_without_key`
+/// is not set: without the key, anyone with the password from the same address would share
+/// the person's window.
+pub fn ask(config: &Config, service: &str, context: &Context) -> Option<u64> {
     if config.grace_secs == 0 || (raises_privileges(service) && !config.sudo_grace) {
+        return None;
+    }
+    if is_sshd(service) && !context.contains_key("ssh_key") && !config.grace_without_key {
         return None;
     }
     Some(config.grace_secs)

@@ -329,14 +329,49 @@ fn attack12_privilege_raising_services_never_ask_for_grace() {
         "sudo-i",
     ] {
         assert_eq!(
-            pam_push::grace::ask(&cfg, service),
+            pam_push::grace::ask(&cfg, service, &keyed()),
             None,
             "{service} asks for grace"
         );
     }
-    assert_eq!(pam_push::grace::ask(&cfg, "sshd"), Some(300));
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &keyed()), Some(300));
     let cfg = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
-    assert_eq!(pam_push::grace::ask(&cfg, "su"), Some(300));
+    assert_eq!(pam_push::grace::ask(&cfg, "su", &keyed()), Some(300));
+}
+
+fn keyed() -> Context {
+    let mut c = Context::new();
+    c.insert("service".into(), "sshd".into());
+    c.insert("rhost".into(), "192.0.2.7".into());
+    c.insert("ssh_key".into(), "ssh-ed25519 SHA256:k1".into());
+    c
+}
+
+/// Attack (issue 12 review): sshd with passwords only, or without `ExposeAuthInfo`, gives the
+/// module no key fingerprint, so the grace key is user, service, host and address alone:
+/// anyone with the password from the same address (a shared NAT, a jump host) rode on the
+/// person's approval. Without a key, sshd logins ask no grace unless `grace_without_key`.
+#[test]
+fn attack12_sshd_without_a_known_key_asks_no_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "grace_secs = 300\n");
+    let mut password = keyed();
+    password.remove("ssh_key");
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &password), None);
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &keyed()), Some(300));
+    // Services that never have a key (a console login) are unchanged.
+    assert_eq!(pam_push::grace::ask(&cfg, "login", &password), Some(300));
+    let cfg = config(dir.path(), "grace_secs = 300\ngrace_without_key = true\n");
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &password), Some(300));
+    // A typo'd value is refused, not read as false.
+    assert!(pam_push::config::Config::parse(
+        std::path::Path::new("/t.conf"),
+        "server = \"https://push.example\"\napi_key = \"k\"\ngrace_without_key = \"yes\"\n",
+        pam_push::config::Ownership {
+            uid: pushauth_testkit::euid()
+        }
+    )
+    .is_err());
 }
 
 /// A backend whose fetch of offline values takes `fetch_secs` (a slow or overloaded server
