@@ -306,14 +306,23 @@ mod tests {
     fn issue12_config_keys() {
         let dir = tempfile::tempdir().unwrap();
         let off = config(dir.path(), "");
-        assert_eq!((off.grace_secs, off.sudo_grace), (0, false));
-        assert_eq!(ask(&off, "sshd"), None);
+        assert_eq!(
+            (off.grace_secs, off.sudo_grace, off.grace_without_key),
+            (0, false, false)
+        );
+        let mut keyed = ssh("192.0.2.7");
+        keyed.insert("ssh_key".into(), "ssh-ed25519 SHA256:k1".into());
+        assert_eq!(ask(&off, "sshd", &keyed), None);
         let on = config(dir.path(), "grace_secs = 300\n");
-        assert_eq!(ask(&on, "sshd"), Some(300));
-        assert_eq!(ask(&on, "sudo"), None, "sudo never takes grace by default");
-        assert_eq!(ask(&on, "sudo-i"), None);
+        assert_eq!(ask(&on, "sshd", &keyed), Some(300));
+        assert_eq!(
+            ask(&on, "sudo", &keyed),
+            None,
+            "sudo never takes grace by default"
+        );
+        assert_eq!(ask(&on, "sudo-i", &keyed), None);
         let sudo = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
-        assert_eq!(ask(&sudo, "sudo"), Some(300));
+        assert_eq!(ask(&sudo, "sudo", &keyed), Some(300));
         let key = dir.path().join("api-key");
         for bad in [
             "grace_secs = 3601\n",
