@@ -800,7 +800,7 @@ pub fn authenticate<B: PushBackend>(
         && config.server_unreachable == UnreachablePolicy::Offline
         && (!pinned || config.pinned_offline_codes)
     {
-        crate::offline::refill(config, backend, &login, user, log, &|o, d| {
+        crate::offline::refill(config, backend, &login, user, deadline, log, &|o, d| {
             record.line(o, d)
         });
     }

@@ -410,9 +410,11 @@ impl PushBackend for SlowFetch {
         &self,
         _login: &(),
         _have: &std::collections::BTreeMap<String, u64>,
-        _deadline: Instant,
+        deadline: Instant,
     ) -> Result<OfflineResponse, ClientError> {
-        std::thread::sleep(self.fetch);
+        // As the real client: it gives up at the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(self.fetch.min(left));
         Err(ClientError::Unreachable("slow".into()))
     }
 }
@@ -444,7 +446,10 @@ fn attack12_one_users_refill_never_holds_up_another_users_login() {
                 fetch: std::time::Duration::from_secs(8),
             };
             let mut log = Lines::default();
-            pam_push::offline::refill(&cfg, &backend, &(), "alice", &mut log, &|o, _| o.to_owned());
+            let deadline = Instant::now() + std::time::Duration::from_secs(30);
+            pam_push::offline::refill(&cfg, &backend, &(), "alice", deadline, &mut log, &|o, _| {
+                o.to_owned()
+            });
             done.store(true, Ordering::SeqCst);
         })
     };
@@ -462,6 +467,49 @@ fn attack12_one_users_refill_never_holds_up_another_users_login() {
         "bob's offline login waited for alice's refill"
     );
     refill.join().unwrap();
+}
+
+/// Scenario (issue 12 review): the push is approved with 2 s of the login's 30 s left, and
+/// pushauthd is slow to hash the offline values. The refill gave itself 10 s from the
+/// approval, so the login (let in only after it) outlasted its own deadline and could run into
+/// sshd's LoginGraceTime. The refill now ends at the login's deadline, and is skipped when none
+/// is left.
+#[test]
+fn attack12_the_refill_never_outlasts_the_logins_deadline() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "server_unreachable = \"offline\"\n");
+    let backend = SlowFetch {
+        fetch: Duration::from_secs(8),
+    };
+    let mut log = Lines::default();
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1_000);
+    pam_push::offline::refill(&cfg, &backend, &(), "alice", deadline, &mut log, &|o, _| {
+        o.to_owned()
+    });
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1_800),
+        "the refill took {took:?}"
+    );
+    assert!(
+        log.0.join("\n").contains("offline_values_failed"),
+        "{:?}",
+        log.0
+    );
+    // No time left: nothing is sent, the skip is logged.
+    let mut log = Lines::default();
+    let started = Instant::now();
+    pam_push::offline::refill(&cfg, &backend, &(), "alice", started, &mut log, &|o, _| {
+        o.to_owned()
+    });
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert!(
+        log.0.join("\n").contains("offline_refill_skipped"),
+        "{:?}",
+        log.0
+    );
 }
 
 /// Scenario: a broken-into (or misconfigured) pushauthd sends offline values whose Argon2id

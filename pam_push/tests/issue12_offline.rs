@@ -88,7 +88,8 @@ fn approve_and_refill(cfg: &Config, dev: &TestDevice, log: &mut MemLog) {
         .wait(&pending, Instant::now() + Duration::from_secs(20))
         .unwrap();
     assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
-    refill(cfg, &client, &pending, "alice", log, &line);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    refill(cfg, &client, &pending, "alice", deadline, log, &line);
 }
 
 fn offline(cfg: &Config, typed: &[&str]) -> (PamCode, Conv, MemLog) {

@@ -25,8 +25,9 @@ use crate::state::StateDir;
 use cache::{CacheError, Locked, MAX_FAILURES};
 use pushauth_client::ClientError;
 
-/// Time the refill after an approval may take (reports and the fetch together): pushauthd
-/// hashes up to `window` values per device with Argon2id first.
+/// Most time the refill after an approval may take (reports and the fetch together): pushauthd
+/// hashes up to `window` values per device with Argon2id first. Never past the login's own
+/// deadline ([`refill`]).
 pub const REFILL_TIME: Duration = Duration::from_secs(10);
 
 /// Codes a person may type in one offline login.
@@ -50,17 +51,31 @@ fn now_rfc3339() -> String {
 }
 
 /// After an approved push of `login`: sends this user's pending reports, then stores the values
-/// this host lacks. Never changes the login's outcome; failures are logged.
+/// this host lacks, within [`REFILL_TIME`] and never past `login_deadline` (the login's own
+/// deadline: the person is let in only after the refill, so it must not make the login outlast
+/// it). Best effort: never changes the login's outcome; failures and a skip are logged.
 pub fn refill<B: PushBackend>(
     config: &Config,
     backend: &B,
     login: &B::Login,
     user: &str,
+    login_deadline: Instant,
     log: &mut dyn Log,
     line: LineFn<'_>,
 ) {
     let state = StateDir::new(&config.state_dir, config.owner);
-    let deadline = Instant::now() + REFILL_TIME;
+    let now = Instant::now();
+    let deadline = login_deadline.min(now + REFILL_TIME);
+    if deadline <= now {
+        log.log(
+            Level::Notice,
+            &line(
+                "offline_refill_skipped",
+                Some("no time left before the login's deadline; the next approved login refills"),
+            ),
+        );
+        return;
+    }
     let mut locked = match Locked::open(&state, user) {
         Ok(locked) => locked,
         Err(e) => {
