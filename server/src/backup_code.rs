@@ -19,14 +19,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use zeroize::Zeroizing;
 
-/// The symbols a code is made of: no 0/O, 1/I/L or U, so nothing reads as something else.
-pub const ALPHABET: &[u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters in a code, separators not counted.
-pub const CODE_LEN: usize = 16;
-/// Leading characters that select the stored row (not secret).
-pub const TAG_LEN: usize = 2;
-/// Characters per group when shown.
-pub const GROUP: usize = 4;
+pub use pushauth_proto::backup::{ALPHABET, CODE_LEN, GROUP, TAG_LEN};
 
 /// Argon2id memory cost in KiB: 19 MiB, the OWASP floor (with `t = 2`, `p = 1`).
 pub const ARGON2_M_KIB: u32 = 19 * 1024;
@@ -119,25 +112,9 @@ impl Code {
     /// # Errors
     /// [`CodeError::Malformed`] for anything but [`CODE_LEN`] characters of [`ALPHABET`].
     pub fn parse(typed: &str) -> Result<Code, CodeError> {
-        // A bound before any work: nobody types a code of more than a few dozen characters.
-        if typed.len() > 64 {
-            return Err(CodeError::Malformed);
-        }
-        let mut out = Zeroizing::new(String::with_capacity(CODE_LEN));
-        for c in typed.chars() {
-            if matches!(c, ' ' | '-' | '.' | '\t') {
-                continue;
-            }
-            let up = c.to_ascii_uppercase();
-            if !up.is_ascii() || !ALPHABET.contains(&(up as u8)) || out.len() == CODE_LEN {
-                return Err(CodeError::Malformed);
-            }
-            out.push(up);
-        }
-        if out.len() != CODE_LEN {
-            return Err(CodeError::Malformed);
-        }
-        Ok(Code(out))
+        pushauth_proto::backup::normalize(typed)
+            .map(Code)
+            .ok_or(CodeError::Malformed)
     }
 
     /// The tag: the first [`TAG_LEN`] characters (not secret).
