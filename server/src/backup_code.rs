@@ -15,18 +15,12 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use zeroize::Zeroizing;
 
 pub use pushauth_proto::backup::{ALPHABET, CODE_LEN, GROUP, TAG_LEN};
 
-/// Argon2id memory cost in KiB: 19 MiB, the OWASP floor (with `t = 2`, `p = 1`).
-pub const ARGON2_M_KIB: u32 = 19 * 1024;
-/// Argon2id passes.
-pub const ARGON2_T: u32 = 2;
-/// Argon2id lanes.
-pub const ARGON2_P: u32 = 1;
+pub use crate::hashing::{ARGON2_M_KIB, ARGON2_P, ARGON2_T};
 
 /// Why a backup code could not be drawn, read or hashed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -133,26 +127,13 @@ impl Code {
     }
 }
 
-fn argon2() -> Result<Argon2<'static>, CodeError> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
-        .map_err(|e| CodeError::Internal(format!("argon2 parameters: {e}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
-/// The Argon2id PHC string of `code`, with a fresh 16-byte salt. Slow (tens of milliseconds):
+/// The Argon2id PHC string of `code` ([`crate::hashing::phc`]). Slow (tens of milliseconds):
 /// call it off the async runtime.
 ///
 /// # Errors
 /// [`CodeError::Internal`] without randomness or when the library refuses.
 pub fn hash(code: &Code) -> Result<String, CodeError> {
-    let salt = pushauth_proto::random::bytes::<16>()
-        .map_err(|e| CodeError::Internal(format!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| CodeError::Internal(format!("argon2 salt: {e}")))?;
-    let phc = argon2()?
-        .hash_password(code.0.as_bytes(), &salt)
-        .map_err(|e| CodeError::Internal(format!("argon2: {e}")))?;
-    Ok(phc.to_string())
+    crate::hashing::phc(code.0.as_bytes()).map_err(CodeError::Internal)
 }
 
 /// True when `code` matches the PHC string `stored`; a string that does not parse matches
@@ -169,7 +150,7 @@ pub fn verify(code: &Code, stored: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    let Ok(hasher) = argon2() else {
+    let Ok(hasher) = crate::hashing::argon2() else {
         return false;
     };
     hasher.verify_password(code.0.as_bytes(), &parsed).is_ok() && real

@@ -23,7 +23,7 @@ use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
-use crate::offline::{HashPool, OfflineKey, OFFLINE_KEY_FILE};
+use crate::offline::{OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
 use crate::state::{AppState, SharedState};
 use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
@@ -117,7 +117,6 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         size_bound,
         hashing: crate::hashing::Hashing::default(),
         offline_key,
-        offline_hash: HashPool::default(),
         offline_served: Arc::default(),
         offline_reports: Arc::default(),
     });

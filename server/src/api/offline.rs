@@ -1,7 +1,7 @@
 //! Offline-code routes (issue 12) for relying parties: the values a PAM host caches after an
 //! approved push, and its report of a code used while pushauthd was down. Thin adapters over
-//! [`crate::service::offline`]; the hashing runs in [`crate::offline::HashPool`], off the store
-//! thread and bounded.
+//! [`crate::service::offline`]; the hashing runs in the server's one bounded pool
+//! ([`crate::hashing::Hashing`]), off the store thread.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,9 +17,8 @@ use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 
 use super::{ApiError, JsonBody};
 use crate::clock;
-use crate::offline::hash::HashError;
 use crate::service::keys::{authenticate, RpKey};
-use crate::service::{offline, Error};
+use crate::service::offline;
 use crate::state::SharedState;
 
 /// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
@@ -59,15 +58,12 @@ pub async fn values(
         .flat_map(|d| d.values.iter().map(|(_, v)| v.clone()))
         .collect();
     let started = Instant::now();
-    let mut hashes = match state.offline_hash.hash_all(values).await {
+    let mut hashes = match crate::offline::hash::hash_all(&state.hashing, values).await {
         Ok(hashes) => hashes.into_iter(),
         Err(e) => {
             // Nothing was handed out: the host may try again on this approval.
             state.offline_served.release(&planned.challenge_id);
-            return Err(ApiError::from(match e {
-                HashError::Busy => Error::TooManyChanges(e.to_string()),
-                e => Error::Internal(e.to_string()),
-            }));
+            return Err(ApiError::from(e));
         }
     };
     if count > 0 {

@@ -1,7 +1,7 @@
 //! Offline codes (issue 12), the rules: a device's HOTP secret issued at enrollment; the values
 //! a PAM host may cache after an approved push of its own; a host's report of a code it
 //! accepted while pushauthd was down. Values leave the server only as Argon2id hashes (made
-//! off the store thread by the caller, [`crate::offline::HashPool`]).
+//! off the store thread by the caller, [`crate::hashing::Hashing`]).
 
 use pushauth_proto::hotp::{hotp, HotpAlg};
 use pushauth_proto::names::{check_id, check_user};
