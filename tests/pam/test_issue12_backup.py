@@ -4,7 +4,6 @@ prompt and gets a shell, and is shown the code that replaces it; the same code a
 code and a pinned user are refused with a clear message and a syslog line that holds no code.
 The codes come from `pushauthd backup-codes USER` run on the server's store."""
 
-import io
 import os
 import re
 import time
@@ -13,6 +12,7 @@ import pexpect
 import pytest
 
 from conftest import ETC, LOG_AUTHPRIV, run, sshd_running, write_sshd_stack
+from test_sshd import ssh
 
 CODE = r"[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}"
 
@@ -31,33 +31,6 @@ def sshd12(etc, users, devices, backup):
     write_sshd_stack(f" conf={conf}")
     with sshd_running("pushauth-sshd12-", [users["alice"], users["carol"]]) as running:
         yield running
-
-
-def ssh(sshd, user):
-    out = io.StringIO()
-    child = pexpect.spawn(
-        "ssh",
-        [
-            "-tt",
-            "-p",
-            str(sshd["port"]),
-            "-i",
-            str(sshd["key"]),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            f"{user}@127.0.0.1",
-        ],
-        encoding="utf-8",
-        timeout=40,
-    )
-    child.logfile_read = out
-    return child, out
 
 
 def issue_codes(server, user, count):
