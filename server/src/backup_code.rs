@@ -11,7 +11,7 @@
 //! Codes are stored only as Argon2id PHC strings ([`hash`]); [`verify`] compares in constant
 //! time through the `argon2` crate and reads the parameters from the stored string, so raising
 //! [`ARGON2_M_KIB`] later keeps older codes usable. Both are slow on purpose: call them off the
-//! async runtime (see [`crate::service::backup_codes::Hashing`]).
+//! async runtime (see [`crate::hashing::Hashing`]).
 
 use std::sync::OnceLock;
 

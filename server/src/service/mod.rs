@@ -24,6 +24,7 @@
 
 pub mod backup_codes;
 pub mod backup_enroll;
+pub mod backup_sets;
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
