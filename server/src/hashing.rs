@@ -11,7 +11,17 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use crate::service::Error;
+/// Why slow-hash work did not run (the service maps it: busy is 429, the rest 500).
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// No permit within [`PERMIT_WAIT`]: a request does not wait (and hold its connection)
+    /// without bound.
+    #[error("the server is busy hashing codes; try again in a few seconds")]
+    Busy,
+    /// The work panicked, or the pool closed.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// Argon2id memory cost in KiB: 19 MiB, the OWASP floor (with `t = 2`, `p = 1`). A PAM host
 /// verifies cached offline values with the costs in their PHC strings, so a stolen cache costs
@@ -75,27 +85,23 @@ impl Hashing {
     /// Runs `work` on a blocking thread once a permit is free.
     ///
     /// # Errors
-    /// [`Error::TooManyChanges`] (429) when no permit comes within [`PERMIT_WAIT`];
-    /// [`Error::Internal`] when the work panicked or the pool closed.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, Error>
+    /// [`HashingError::Busy`] when no permit comes within [`PERMIT_WAIT`];
+    /// [`HashingError::Failed`] when the work panicked or the pool closed.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, HashingError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let permit = tokio::time::timeout(PERMIT_WAIT, Arc::clone(&self.permits).acquire_owned())
             .await
-            .map_err(|_| {
-                Error::TooManyChanges(
-                    "the server is busy hashing codes; try again in a few seconds".into(),
-                )
-            })?
-            .map_err(|_| Error::Internal("the hashing pool closed".into()))?;
+            .map_err(|_| HashingError::Busy)?
+            .map_err(|_| HashingError::Failed("the hashing pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
         })
         .await
-        .map_err(|e| Error::Internal(format!("hashing job failed: {e}")))
+        .map_err(|e| HashingError::Failed(format!("hashing job failed: {e}")))
     }
 }
 

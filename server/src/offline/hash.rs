@@ -5,27 +5,25 @@
 
 use zeroize::Zeroizing;
 
-use crate::hashing::Hashing;
-use crate::service::Error;
+use crate::hashing::{Hashing, HashingError};
 
 /// The Argon2id PHC string of `value` with a fresh 16-byte salt.
 ///
 /// # Errors
-/// [`Error::Internal`] without randomness or when the library refuses.
-pub fn hash_value(value: &str) -> Result<String, Error> {
-    crate::hashing::phc(value.as_bytes()).map_err(Error::Internal)
+/// [`HashingError::Failed`] without randomness or when the library refuses.
+pub fn hash_value(value: &str) -> Result<String, HashingError> {
+    crate::hashing::phc(value.as_bytes()).map_err(HashingError::Failed)
 }
 
 /// Hashes every value, in order, through `pool`: one job per value, so backup-code checks
 /// waiting for the pool take their turn between them instead of after the whole batch.
 ///
 /// # Errors
-/// [`Error::TooManyChanges`] (429) when the pool stays busy past its wait,
-/// [`Error::Internal`].
+/// [`HashingError::Busy`] when the pool stays busy past its wait, [`HashingError::Failed`].
 pub async fn hash_all(
     pool: &Hashing,
     values: Vec<Zeroizing<String>>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<String>, HashingError> {
     let mut hashes = Vec::with_capacity(values.len());
     for value in values {
         hashes.push(pool.run(move || hash_value(&value)).await??);

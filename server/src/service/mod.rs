@@ -144,6 +144,15 @@ impl From<NameError> for Error {
     }
 }
 
+impl From<crate::hashing::HashingError> for Error {
+    fn from(e: crate::hashing::HashingError) -> Self {
+        match e {
+            crate::hashing::HashingError::Busy => Error::TooManyChanges(e.to_string()),
+            crate::hashing::HashingError::Failed(why) => Error::Internal(why),
+        }
+    }
+}
+
 impl From<crate::limits::Refusal> for Error {
     fn from(r: crate::limits::Refusal) -> Self {
         Error::Limited(r)
