@@ -10,24 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use pushauth_testkit::TestDevice;
-use serde_json::{json, Value};
-
-/// An approved challenge of `key`'s relying party for `dev`'s user.
-fn approved(srv: &Srv, key: &str, dev: &TestDevice) -> String {
-    let c = srv.challenge(key, &dev.profile.user);
-    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
-    assert_eq!(status.state.as_str(), "approved");
-    c.id
-}
-
-fn values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/challenges/{id}/offline"),
-        Some(json!({ "have": have })),
-    )
-}
+use serde_json::json;
 
 /// A code of the right form that is not `dev`'s value for `counter`.
 fn wrong_code(dev: &TestDevice, counter: u64) -> String {
@@ -67,8 +50,8 @@ fn attack12_an_offline_report_without_the_right_code_changes_nothing() {
     });
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &key, &dev);
-    values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &dev);
+    offline_values(&srv, &key, &id, json!({})).ok();
     // A host that never saw code 3 reports it, again and again.
     for _ in 0..1_000 {
         let r = report_with(&srv, &key, "alice", dev.id(), 3, &wrong_code(&dev, 3));
@@ -84,8 +67,8 @@ fn attack12_an_offline_report_without_the_right_code_changes_nothing() {
         .unwrap()
         .iter()
         .all(|n| n.kind != "offline_code_used"));
-    let id = approved(&srv, &key, &dev);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &dev);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"][0]["last_used"], 0, "{}", r.text);
     // One row, with the count of all 1,000.
     assert_eq!(rows(&srv, "offline_report_refused"), 1);
@@ -132,9 +115,13 @@ fn attack12_a_thousand_refusals_write_a_handful_of_rows_with_the_count() {
         let r = verify(&srv, &key, &format!("ghost{i}"), wrong);
         assert_error(&r, 403, "backup_code_invalid");
     }
-    let id = approved(&srv, &other, &phone);
+    let id = approved_login(&srv, &other, &phone);
     for _ in 0..1_000 {
-        assert_error(&values(&srv, &key, &id, json!({})), 404, "not_found");
+        assert_error(
+            &offline_values(&srv, &key, &id, json!({})),
+            404,
+            "not_found",
+        );
     }
     // alice: "wrong" and "locked"; unknown users: one; the fetches: one; the lock itself: one.
     assert_eq!(rows(&srv, "backup_code_refused"), 3, "{:?}", srv.audit());
@@ -168,8 +155,8 @@ fn attack12_refusals_write_no_rows_over_the_size_bound() {
     let key = srv.rp_key();
     let phone = srv.enroll("alice", "phone");
     // Values handed out before the store fills, so reports of them are checked.
-    let id = approved(&srv, &key, &phone);
-    values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &phone);
+    offline_values(&srv, &key, &id, json!({})).ok();
     let db = rusqlite::Connection::open(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
     db.execute(
         "INSERT INTO audit (at, kind, detail) VALUES (0, 'filler', ?1)",

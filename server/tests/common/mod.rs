@@ -312,3 +312,21 @@ pub fn wait_audit_count(srv: &Srv, kind: &str, want: u64) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// An approved challenge of `key`'s relying party for `dev`'s user (approved with its code).
+pub fn approved_login(srv: &Srv, key: &str, dev: &pushauth_testkit::TestDevice) -> String {
+    let c = srv.challenge(key, &dev.profile.user);
+    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
+    assert_eq!(status.state.as_str(), "approved");
+    c.id
+}
+
+/// `POST /v1/challenges/{id}/offline` with `have`.
+pub fn offline_values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
+    srv.rp(
+        key,
+        "POST",
+        &format!("/v1/challenges/{id}/offline"),
+        Some(json!({ "have": have })),
+    )
+}
