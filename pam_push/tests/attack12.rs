@@ -2,13 +2,14 @@
 //! the prompt and the grace window, each a scenario that must not let anyone in.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
+use common::answer;
 use pam_push::authenticate::{
     authenticate, ConvFailed, Conversation, Level, Log, PamCode, PamEnv, PushBackend,
 };
@@ -19,7 +20,7 @@ use pam_push::policy::{GroupId, UserGroup};
 use pam_push::state::StateDir;
 use pam_push::system::LookupFailed;
 use pushauth_client::{BackupCodeVerified, ClientError, Context, Outcome, StartOptions};
-use pushauth_proto::offline::{OfflineDevice, OfflineResponse, OfflineValue};
+use pushauth_proto::offline::{OfflineResponse, OfflineValue};
 use zeroize::Zeroizing;
 
 #[derive(Default)]
@@ -144,33 +145,6 @@ fn config(dir: &Path, extra: &str) -> Config {
         me(),
     )
     .unwrap()
-}
-
-fn hash(code: &str) -> String {
-    let salt = SaltString::encode_b64(&[9u8; 16]).unwrap();
-    Argon2::default()
-        .hash_password(code.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
-}
-
-fn answer(last_used: u64, values: &[(u64, &str)]) -> OfflineResponse {
-    OfflineResponse {
-        user: "alice".into(),
-        digits: 6,
-        devices: vec![OfflineDevice {
-            device_id: "dev1".into(),
-            last_used,
-            digits: 6,
-            values: values
-                .iter()
-                .map(|(counter, code)| OfflineValue {
-                    counter: *counter,
-                    hash: hash(code),
-                })
-                .collect(),
-        }],
-    }
 }
 
 fn login(

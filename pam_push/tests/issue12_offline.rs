@@ -4,14 +4,20 @@
 //! approval reports the use and resets the count.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::answer;
 use pam_push::authenticate::{ConvFailed, Conversation, Level, Log, PamCode};
 use pam_push::config::{Config, Ownership};
+use pam_push::offline::cache::{Cache, CacheError, Locked};
 use pam_push::offline::{login, refill};
+use pam_push::state::StateDir;
 use pushauth_client::{Client, Context, Outcome, StartOptions};
+use pushauth_proto::offline::OfflineResponse;
 use pushauth_testkit::{TestDevice, TestServer};
 use zeroize::Zeroizing;
 
@@ -252,4 +258,69 @@ fn issue12_reports_queued_without_their_code_are_dropped_with_a_log_line() {
     let mut log = MemLog::default();
     approve_and_refill(&cfg, &dev, &mut log);
     assert!(log.has("offline_use_reported"), "{:?}", log.0);
+}
+
+#[test]
+fn issue12_merge_find_consume() {
+    let mut cache = Cache::default();
+    assert_eq!(
+        cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")])),
+        3
+    );
+    assert_eq!(cache.have().get("dev1"), Some(&3));
+    assert_eq!(cache.merge(&answer(0, &[(4, "444444")])), 1);
+    // A wrong code, a code of the wrong length: nothing.
+    assert_eq!(cache.find("999999"), None);
+    assert_eq!(cache.find("33333"), None);
+    let found = cache.find("333333").unwrap();
+    assert_eq!(found.counter, 3);
+    cache.consume(&found, "2026-11-30T12:00:00Z".into(), "333333");
+    // Used, and the older ones with it.
+    assert_eq!(cache.find("333333"), None);
+    assert_eq!(cache.find("111111"), None);
+    assert_eq!(cache.find("444444").map(|f| f.counter), Some(4));
+    assert_eq!(cache.pending.len(), 1);
+    // The server says 4 was used elsewhere: dropped here too. A device it no longer lists
+    // is dropped whole.
+    cache.merge(&answer(4, &[(5, "555555")]));
+    assert_eq!(cache.find("444444"), None);
+    assert_eq!(cache.value_count(), 1);
+    cache.merge(&OfflineResponse {
+        user: "alice".into(),
+        digits: 6,
+        devices: vec![],
+    });
+    assert_eq!(cache.value_count(), 0);
+}
+
+#[test]
+fn issue12_cache_file_round_trips_under_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let owner = pam_push::config::Ownership {
+        uid: pushauth_testkit::euid(),
+    };
+    let state = StateDir::new(tmp.path().join("s"), owner);
+    {
+        let mut locked = Locked::open(&state, "alice").unwrap();
+        assert!(!locked.existed);
+        locked.cache.merge(&answer(0, &[(1, "111111")]));
+        locked.cache.failures = 2;
+        locked.save().unwrap();
+    }
+    let locked = Locked::open(&state, "alice").unwrap();
+    assert!(locked.existed);
+    assert_eq!(locked.cache.failures, 2);
+    assert_eq!(locked.cache.value_count(), 1);
+    drop(locked);
+    std::fs::write(tmp.path().join("s/offline/bob"), b"not json").ok();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tmp.path().join("s/offline/bob"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(matches!(
+        Locked::open(&state, "bob"),
+        Err(CacheError::Malformed(_))
+    ));
 }
