@@ -38,6 +38,16 @@ fn verify(srv: &Srv, key: &str, user: &str, code: &str) -> Resp {
     )
 }
 
+/// `pushauthd backup-codes ARGS --data-dir <the server's>`, run on the running server's store.
+fn backup_codes_cli(srv: &Srv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(srv.data_dir())
+        .output()
+        .unwrap()
+}
+
 fn kinds(srv: &Srv, kind: &str) -> usize {
     srv.audit_kinds().iter().filter(|k| *k == kind).count()
 }
@@ -539,11 +549,7 @@ fn issue12_a_backup_code_approves_enrolling_a_new_phone_when_every_device_is_los
 fn issue12_the_cli_issues_and_prints_a_set_once() {
     let srv = start();
     let _phone = srv.device("alice");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "alice", "--count", "5", "--data-dir"])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--count", "5"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -559,11 +565,7 @@ fn issue12_the_cli_issues_and_prints_a_set_once() {
     assert_eq!(printed.len(), 5, "{text}");
     let key = srv.rp_key();
     assert_eq!(verify(&srv, &key, "alice", printed[0]).status, 200);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "nobody", "--data-dir"])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "nobody"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
 }
@@ -606,11 +608,7 @@ fn attack12_a_lost_sheet_of_backup_codes_can_be_voided_without_a_new_set() {
     assert_eq!(audit_len(&srv), before);
     // The CLI, after a new set.
     let set = codes(&issue(&srv, "alice", None));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "alice", "--void", "--data-dir"])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--void"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -624,17 +622,6 @@ fn attack12_a_lost_sheet_of_backup_codes_can_be_voided_without_a_new_set() {
         "backup_code_invalid",
     );
     assert_eq!(kinds(&srv, "backup_codes_voided"), 2);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args([
-            "backup-codes",
-            "alice",
-            "--void",
-            "--count",
-            "3",
-            "--data-dir",
-        ])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--void", "--count", "3"]);
     assert!(!out.status.success(), "--void takes no --count");
 }
