@@ -79,18 +79,15 @@ impl SignatureFailures {
     /// and calls [`SignatureFailures::written`]). A window that ended is replaced; its final
     /// count, if the row does not hold it yet, is returned to be written.
     fn count(&self, subject: &str, source: &str, now: Millis) -> (bool, Option<CountUpdate>) {
-        let device_id = subject;
         let mut guard = self.windows();
         let windows = &mut *guard;
-        let mut key = (device_id.to_owned(), source.to_owned());
+        let mut key = (subject.to_owned(), source.to_owned());
         if !windows.by_key.contains_key(&key) {
-            let of_device = windows.per_device.get(device_id).copied().unwrap_or(0);
+            let of_device = windows.per_device.get(subject).copied().unwrap_or(0);
             if windows.len() >= MAX_FAILURE_KEYS || of_device >= MAX_SOURCES_PER_DEVICE {
                 key.1 = MANY_SOURCES.to_owned();
             } else {
-                windows
-                    .per_device
-                    .insert(device_id.to_owned(), of_device + 1);
+                windows.per_device.insert(subject.to_owned(), of_device + 1);
             }
         }
         let windows = &mut windows.by_key;
@@ -117,14 +114,13 @@ impl SignatureFailures {
     }
 
     fn written(&self, subject: &str, source: &str, audit_id: i64) {
-        let device_id = subject;
         let mut guard = self.windows();
         let windows = &mut guard.by_key;
-        let key = (device_id.to_owned(), source.to_owned());
+        let key = (subject.to_owned(), source.to_owned());
         let key = if windows.contains_key(&key) {
             key
         } else {
-            (device_id.to_owned(), MANY_SOURCES.to_owned())
+            (subject.to_owned(), MANY_SOURCES.to_owned())
         };
         if let Some(w) = windows.get_mut(&key) {
             w.audit_id = Some(audit_id);
