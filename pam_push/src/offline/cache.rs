@@ -70,8 +70,8 @@ pub struct CachedDevice {
     pub values: Vec<CachedValue>,
 }
 
-/// A code used here that pushauthd has not been told of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A code used here that pushauthd has not been told of. `Debug` leaves the code out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingReport {
     /// The device.
     pub device_id: String,
@@ -83,6 +83,16 @@ pub struct PendingReport {
     /// root's, 0600). `None` in reports queued before reports carried it: those are dropped.
     #[serde(default)]
     pub code: Option<String>,
+}
+
+impl std::fmt::Debug for PendingReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingReport")
+            .field("device_id", &self.device_id)
+            .field("counter", &self.counter)
+            .field("used_at", &self.used_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The whole file.
