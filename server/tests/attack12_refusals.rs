@@ -80,8 +80,17 @@ fn attack12_an_offline_report_without_the_right_code_changes_nothing() {
         .unwrap();
     assert_eq!(row["device_id"], dev.id());
     assert!(!row.to_string().contains(&wrong_code(&dev, 3)), "{row}");
-    // The real code is believed.
-    let r = report(&srv, &key, "alice", &dev, 3).ok();
+    // Guessing stopped after 10: from that host even the right code is refused now (a real
+    // host never reports a wrong one), so the value cannot be found by trying them all.
+    let r = report(&srv, &key, "alice", &dev, 3);
+    assert_error(&r, 403, "forbidden");
+    assert!(r.text.contains("too many wrong"), "{}", r.text);
+    assert_eq!(rows(&srv, "offline_code_used"), 0);
+    // Another host's report with the real code is believed.
+    let other = srv.rp_key();
+    let id = approved_login(&srv, &other, &dev);
+    offline_values(&srv, &other, &id, json!({})).ok();
+    let r = report(&srv, &other, "alice", &dev, 3).ok();
     assert_eq!(r.json["counter"], 3);
     assert_eq!(rows(&srv, "offline_code_used"), 1);
 }

@@ -326,7 +326,9 @@ pub struct Reported {
 /// at or below it is a repeat (another host's, or a retried report) and is audited without
 /// moving anything. The report's `code` must be the device's value for `counter` (compared in
 /// constant time): a report without the right value moves nothing and is audited
-/// `offline_report_refused` (one row a minute per device and relying party, with a count).
+/// `offline_report_refused` (one row a minute per device and relying party, with a count);
+/// after [`crate::offline::served::MAX_WRONG_REPORTS`] of them every report of that relying
+/// party for that device is refused unchecked, so the value cannot be guessed.
 /// Each (device, relying party, counter) is recorded once ([`Reports`]): a copy is answered
 /// with the counter and writes nothing.
 ///
@@ -378,8 +380,19 @@ pub fn report_used(
             current.digits
         )));
     }
-    if !value_matches(off, current, req)? {
+    // A host reports only codes that matched the device's values: a wrong one is a broken or
+    // hostile host, and after a few its reports of this device are not checked any more.
+    let blocked = reports.blocked(&req.device_id, &rp.rp_id);
+    if blocked || !value_matches(off, current, req)? {
+        if !blocked {
+            reports.wrong(&req.device_id, &rp.rp_id);
+        }
         let source = format!("rp:{}", rp.rp_id);
+        let why = if blocked {
+            "after too many wrong codes from this relying party"
+        } else {
+            "with a code that is not the device's"
+        };
         off.refusals.record_entry(
             s,
             &format!("offline_report_refused:{}", req.device_id),
@@ -389,16 +402,20 @@ pub fn report_used(
                 user: Some(user.to_owned()),
                 device_id: Some(req.device_id.clone()),
                 detail: Some(format!(
-                    "counter {} reported by {source} with a code that is not the device's; \
-                     nothing changed; further ones within a minute are counted here",
+                    "counter {} reported by {source} {why}; nothing changed; further ones \
+                     within a minute are counted here",
                     req.counter
                 )),
                 ..AuditEntry::default()
             },
         );
-        return Err(Error::Forbidden(
-            "the code is not the device's offline code for that counter".into(),
-        ));
+        return Err(Error::Forbidden(if blocked {
+            "too many wrong offline codes were reported by this host for this device; its \
+             reports are refused until pushauthd restarts"
+                .into()
+        } else {
+            "the code is not the device's offline code for that counter".into()
+        }));
     }
     // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
     if !reports.first(&req.device_id, &rp.rp_id, req.counter) {
