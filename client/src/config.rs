@@ -35,7 +35,7 @@ pub struct ClientConfig {
     /// Take backup codes (issue 12) for users with a pinned-key file. Off by default: pins
     /// exist so that only a pinned device's own signature lets such a user in, even against a
     /// broken-into server, and a backup code is the server's word alone. pam_push sets it from
-    /// its `pinned_backup_codes`; the sidecar leaves it off.
+    /// its `pinned_backup_codes`, the sidecar from its own key of that name.
     pub pinned_backup_codes: bool,
 }
 

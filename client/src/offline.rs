@@ -45,29 +45,24 @@ impl Client {
         Ok(answer)
     }
 
-    /// `POST /v1/users/{user}/offline-used`: reports that this host accepted `device_id`'s
-    /// offline code `counter` at `used_at` (RFC 3339 UTC) while no server could be reached.
-    /// Returns the device's last used counter on the server (never lower than before).
+    /// `POST /v1/users/{user}/offline-used`: reports that this host accepted the offline code
+    /// `report.code` of `report.device_id` (counter `report.counter`) at `report.used_at`
+    /// (RFC 3339 UTC) while no server could be reached. Returns the device's last used counter
+    /// on the server (never lower than before).
     ///
     /// # Errors
-    /// [`ClientError`]; `Rejected` with `not_found` when the device is gone (revoked): such a
-    /// report can be dropped.
+    /// [`ClientError`]; `Rejected` with `not_found` when the device is gone (revoked), or
+    /// `forbidden` when the code is not the device's value for that counter: such a report
+    /// can be dropped.
     pub fn report_offline_used_until(
         &self,
         user: &str,
-        device_id: &str,
-        counter: u64,
-        used_at: &str,
+        report: &OfflineUsedRequest,
         deadline: Instant,
     ) -> Result<u64, ClientError> {
         let path = format!("/v1/users/{}/offline-used", path_segment(user));
-        let body = OfflineUsedRequest {
-            device_id: device_id.to_owned(),
-            counter,
-            used_at: used_at.to_owned(),
-        };
         let (answer, _): (OfflineUsedResponse, _) =
-            self.call_with_failover_until("POST", &path, Some(&body), deadline)?;
+            self.call_with_failover_until("POST", &path, Some(report), deadline)?;
         Ok(answer.counter)
     }
 }

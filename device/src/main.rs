@@ -21,8 +21,8 @@ use pushauth_device::{
 use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{
-    PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
-    NOTICE_DEVICE_ADDED, NOTICE_OFFLINE_CODE_USED,
+    PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODES_VOIDED,
+    NOTICE_BACKUP_CODE_USED, NOTICE_DEVICE_ADDED, NOTICE_OFFLINE_CODE_USED,
 };
 
 /// Long-poll length for `watch`.
@@ -416,6 +416,10 @@ fn notice_text(user: &str, notice: &DeviceNotice) -> String {
              old codes no longer work. If this was not you, tell your administrator at once",
             notice.count.unwrap_or(0),
         ),
+        NOTICE_BACKUP_CODES_VOIDED => format!(
+            "Every backup code of your account {user} was voided on {at}{via}; none works until \
+             a new set is issued. If this was not you, tell your administrator at once"
+        ),
         NOTICE_OFFLINE_CODE_USED => format!(
             "An offline code of your account {user} was used while the push server was down{place}; \
              reported on {at}. If this was not you, tell your administrator at once"
@@ -790,6 +794,11 @@ mod tests {
         assert!(
             !issued.contains('\u{1b}'),
             "server text is sanitised: {issued:?}"
+        );
+        let voided = notice_text("alice", &notice(NOTICE_BACKUP_CODES_VOIDED));
+        assert!(
+            voided.contains("Every backup code of your account alice was voided"),
+            "{voided}"
         );
         let offline = notice_text("alice", &notice(NOTICE_OFFLINE_CODE_USED));
         assert!(

@@ -50,6 +50,10 @@ pub struct FileConfig {
     pub max_pending: Option<usize>,
     /// Longest time one call to pushauthd (outside a login's own wait) may take, in seconds.
     pub call_timeout_secs: Option<u64>,
+    /// Take backup codes for users with a pinned-key file (`authorized_devices`); off by
+    /// default: a backup code is pushauthd's word alone, which pins exist to not rely on
+    /// ([`pushauth_client::ClientConfig::pinned_backup_codes`], as in `pam_push.conf`).
+    pub pinned_backup_codes: Option<bool>,
     /// `[ciba]`: Keycloak's HTTP authentication channel.
     pub ciba: Option<FileCiba>,
     /// `[tls]`: serve the shim API over HTTPS.
@@ -185,6 +189,7 @@ impl FileConfig {
         let mut settings =
             Settings::new(Vec::new(), Zeroizing::default(), shared_secret, signing_key);
         settings.client = self.client.client_config(api_key)?;
+        settings.client.pinned_backup_codes = self.pinned_backup_codes.unwrap_or(false);
         if let Some(listen) = self.listen {
             settings.listen = listen;
         }

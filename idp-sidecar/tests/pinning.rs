@@ -66,6 +66,16 @@ impl Env {
     /// As [`Env::start_with`], with alice's device key of `alg`; an unpinned key is then another
     /// key of the same algorithm.
     fn start_alg(pin_the_device: bool, template: &str, alg: Alg) -> Env {
+        Env::start_tweaked(pin_the_device, template, alg, |_| {})
+    }
+
+    /// As [`Env::start_alg`], with `tweak` applied to the sidecar's settings before it starts.
+    fn start_tweaked(
+        pin_the_device: bool,
+        template: &str,
+        alg: Alg,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Env {
         let user = template
             .replace("{realm}", "demo")
             .replace("{username}", "alice");
@@ -116,6 +126,7 @@ impl Env {
         .unwrap();
         settings.login_ttl = Duration::from_secs(30);
         settings.client.authorized_devices_dir = Some(pins.path().to_path_buf());
+        tweak(&mut settings);
         let sidecar = RunningSidecar::start(settings).unwrap();
         Env {
             _pins: pins,
@@ -370,4 +381,72 @@ fn issue10_item2_sidecar_config_keys_reach_the_client() {
     .unwrap_err()
     .to_string();
     assert!(inline.contains("api_key_file"), "{inline}");
+}
+
+/// Issue 12 review: the sidecar refused backup codes for every pinned user, with no way to
+/// allow them (pam_push has `pinned_backup_codes`). The sidecar's config now has the same key:
+/// off by default (a pinned user's code is refused before it is sent, and stays unused), on it
+/// lets the code through.
+#[test]
+fn issue12_pinned_backup_codes_in_the_sidecar_config() {
+    let codes = |env: &Env| -> Vec<String> {
+        let r = env
+            .server
+            .admin("POST", "/v1/admin/users/alice/backup-codes", None);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let verify = |env: &Env, code: &str| {
+        env.shim(
+            "POST",
+            "/v1/backup-codes/verify",
+            Some(json!({"realm": "demo", "username": "alice", "code": code, "nonce": NONCE})),
+        )
+    };
+    // Off (the default): refused, and the code was never sent (it still works below).
+    let env = Env::start(true);
+    let set = codes(&env);
+    let (status, answer) = verify(&env, &set[0]);
+    assert_ne!(status, 200, "{answer}");
+    assert!(answer["message"].to_string().contains("pinned"), "{answer}");
+    let audit = env.server.admin("GET", "/v1/admin/audit", None).text;
+    assert!(!audit.contains("backup_code_used"), "{audit}");
+    assert!(!audit.contains("backup_code_refused"), "{audit}");
+    // On: the same user's code is used.
+    let env = Env::start_tweaked(true, "{username}", Alg::Ed25519, |s| {
+        s.client.pinned_backup_codes = true;
+    });
+    let set = codes(&env);
+    let (status, answer) = verify(&env, &set[0]);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["replacement"].is_string(), "{answer}");
+
+    // The config file's key reaches the client; absent, it is off.
+    let dir = tempfile::tempdir().unwrap();
+    let key = private(dir.path(), "api-key", "rp-key-0123456789\n");
+    let secret = private(dir.path(), "secret", "shim-secret-0123456789");
+    let resolve = |extra: &str| {
+        let text = format!(
+            "servers = [\"https://push.example\"]\napi_key_file = \"{}\"\n\
+             shared_secret_file = \"{}\"\nsigning_key_file = \"{}\"\n{extra}\
+             [realms.corp]\nuser = \"{{username}}\"\n",
+            key.display(),
+            secret.display(),
+            dir.path().join("signing-key").display()
+        );
+        FileConfig::parse(&text, Path::new("sidecar.toml")).and_then(|f| f.resolve())
+    };
+    assert!(!resolve("").unwrap().client.pinned_backup_codes);
+    assert!(
+        resolve("pinned_backup_codes = true\n")
+            .unwrap()
+            .client
+            .pinned_backup_codes
+    );
+    assert!(resolve("pinned_backup_codes = \"yes\"\n").is_err());
 }

@@ -7,371 +7,35 @@
 //! Typing `c` or `cancel`, or an aborted conversation (Ctrl-C, a closed connection), cancels the
 //! challenge. On every path that leaves a challenge open, it is cancelled on the server.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pushauth_client::{
-    BackupCodeVerified, ClientError, Context, ErrorCode, GraceGrant, Outcome, PendingLogin,
-    StartOptions,
-};
-use zeroize::Zeroizing;
+use pushauth_client::{ClientError, Context, ErrorCode, Outcome, StartOptions};
 
 use crate::backup::{self, AnswerKind};
-use crate::config::{read_pinned_file, Config, Ownership, DEFAULT_CONFIG_PATH};
-use crate::context::{build_context, LoginFacts};
-use crate::policy::{push_required_by_gid, GroupId, NoDevicePolicy, UnreachablePolicy, UserGroup};
+use crate::config::{read_pinned_file, Config};
+use crate::context::build_context;
+use crate::policy::{push_required_by_gid, NoDevicePolicy, UnreachablePolicy};
 use crate::prompt::{
     code_is_valid, device_names, info_text, parse_answer, prompt_text, use_prompt,
     with_backup_hint, PromptAnswer,
 };
+use crate::record::{quote, Record};
+use crate::start_failed::start_failed;
 use crate::system::LookupFailed;
+
+pub use crate::backend::PushBackend;
+pub use crate::entry::{log_misplaced, run, Args, Stack};
+pub use crate::interfaces::{ConvFailed, Conversation, Level, Log, PamCode, PamEnv};
 
 /// How much shorter than sshd's `LoginGraceTime` the module's deadline must be: the key
 /// exchange and the first factor happen within the grace time too.
 pub const GRACE_MARGIN: Duration = Duration::from_secs(5);
-
-/// The PAM result the flow decides; `lib.rs` maps it to the C value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PamCode {
-    /// `PAM_SUCCESS`: the push was approved.
-    Success,
-    /// `PAM_AUTH_ERR`: denied, expired, failed verification, or failed closed.
-    AuthErr,
-    /// `PAM_IGNORE`: this user is not asked (group rules, or the `ignore` policy).
-    Ignore,
-    /// `PAM_AUTHINFO_UNAVAIL`: pushauthd could not be reached and the policy says so.
-    AuthinfoUnavail,
-    /// `PAM_SERVICE_ERR`: the module's own set-up is broken (config, arguments).
-    ServiceErr,
-    /// `PAM_USER_UNKNOWN`: PAM gave no user name.
-    UserUnknown,
-}
-
-/// The conversation failed (the person pressed Ctrl-C, the connection closed, no conv).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvFailed;
-
-/// The application's conversation function.
-pub trait Conversation {
-    /// Shows `text` as a prompt with echo on and returns what was typed.
-    fn prompt(&mut self, text: &str) -> Result<Zeroizing<String>, ConvFailed>;
-    /// Shows an informational message.
-    fn info(&mut self, text: &str) -> Result<(), ConvFailed>;
-    /// Shows an error message.
-    fn error(&mut self, text: &str) -> Result<(), ConvFailed>;
-}
-
-/// What the module reads from PAM and the host.
-pub trait PamEnv {
-    /// Service, hosts, tty, `SSH_AUTH_INFO_0`, argv.
-    fn facts(&self) -> LoginFacts;
-    /// The user's local groups (primary included), each with its name where it resolves;
-    /// `Ok(None)` for an unknown user; `Err` when the user database failed.
-    fn user_groups(&self, user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed>;
-    /// The gid of a group named in a literal `groups` pattern.
-    fn group_id(&self, name: &str) -> GroupId;
-    /// sshd's `LoginGraceTime` from `/etc/ssh/sshd_config` (and its includes), when the host
-    /// program is sshd; `None` when unknown or unlimited.
-    fn login_grace_time(&self) -> Option<Duration> {
-        None
-    }
-    /// Whether the person asked to stop: a SIGINT, SIGQUIT, SIGHUP or SIGTERM is pending for the
-    /// process (sudo blocks SIGINT and SIGQUIT while PAM runs, so Ctrl-C waits there until the
-    /// module returns). Checked between slices of the wait; no handler is installed and no
-    /// thread started.
-    fn interrupted(&self) -> bool {
-        false
-    }
-}
 
 /// The longest stretch the wait runs without checking for a pending interrupt. A little over
 /// the client's 0.5 s poll margin plus one second, so each slice holds one whole-second
 /// long-poll (an answer then arrives at once); 1.5 s left the client under a second, which it
 /// polls every 200 ms, and every approval waited up to 200 ms for the module.
 pub const WAIT_SLICE: Duration = Duration::from_millis(1550);
-
-/// Syslog priority of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// `LOG_ERR`.
-    Error,
-    /// `LOG_WARNING`.
-    Warning,
-    /// `LOG_NOTICE`.
-    Notice,
-    /// `LOG_INFO`.
-    Info,
-    /// `LOG_DEBUG` (only with the `debug` argument).
-    Debug,
-}
-
-/// Where log lines go (syslog `authpriv` in the module).
-pub trait Log {
-    /// Writes one line at `level`; callers escape what came from outside before it gets here.
-    fn log(&mut self, level: Level, line: &str);
-}
-
-/// The push server as the flow needs it. Implemented by `pushauth_client::Client`; tests may
-/// script it.
-pub trait PushBackend {
-    /// A started login: its challenge and what the relying party needs to wait for it.
-    type Login;
-    /// Starts a challenge; gives up at `deadline` (connect, TLS and failover included).
-    fn start(
-        &self,
-        user: &str,
-        context: &Context,
-        opts: &StartOptions,
-        deadline: Instant,
-    ) -> Result<Self::Login, ClientError>;
-    /// The challenge id, for log lines.
-    fn challenge_id(login: &Self::Login) -> &str;
-    /// The code the person types on the device; `None` without number matching.
-    fn code(login: &Self::Login) -> Option<&str>;
-    /// Names of the devices the push went to, to show the person.
-    fn device_names(login: &Self::Login) -> Vec<String>;
-    /// Waits for the outcome, verified against the device's key (and pins); gives up at
-    /// `deadline`.
-    fn wait(&self, login: &Self::Login, deadline: Instant) -> Result<Outcome, ClientError>;
-    /// Cancels the challenge; gives up at `deadline` (the client allows a short attempt even
-    /// when it has passed).
-    fn cancel(&self, login: &Self::Login, deadline: Instant) -> Result<(), ClientError>;
-    /// Uses a backup code typed instead of the push (issue 12); gives up at `deadline`. A
-    /// backend that takes none refuses.
-    fn verify_backup_code(
-        &self,
-        user: &str,
-        code: &str,
-        context: &Context,
-        deadline: Instant,
-    ) -> Result<BackupCodeVerified, ClientError> {
-        let _ = (user, code, context, deadline);
-        Err(ClientError::Config(
-            "this backend takes no backup codes".into(),
-        ))
-    }
-    /// Offline values for an approved `login` (issue 12); a backend without them refuses.
-    fn offline_values(
-        &self,
-        _login: &Self::Login,
-        _have: &std::collections::BTreeMap<String, u64>,
-        _deadline: Instant,
-    ) -> Result<pushauth_proto::offline::OfflineResponse, ClientError> {
-        Err(ClientError::Config(
-            "no offline codes from this backend".into(),
-        ))
-    }
-    /// Reports an offline code used here (issue 12); the server's counter after it.
-    fn report_offline_used(
-        &self,
-        _user: &str,
-        _device_id: &str,
-        _counter: u64,
-        _used_at: &str,
-        _deadline: Instant,
-    ) -> Result<u64, ClientError> {
-        Err(ClientError::Config(
-            "no offline codes from this backend".into(),
-        ))
-    }
-    /// The grace window the server says let this login in without a push (issue 12), still
-    /// to be checked against the host's own record ([`crate::grace`]).
-    fn grace(_login: &Self::Login) -> Option<&GraceGrant> {
-        None
-    }
-}
-
-impl PushBackend for pushauth_client::Client {
-    type Login = PendingLogin;
-    fn start(
-        &self,
-        user: &str,
-        context: &Context,
-        opts: &StartOptions,
-        deadline: Instant,
-    ) -> Result<PendingLogin, ClientError> {
-        pushauth_client::Client::start_until(self, user, context, opts, deadline)
-    }
-    fn challenge_id(login: &PendingLogin) -> &str {
-        &login.id
-    }
-    fn code(login: &PendingLogin) -> Option<&str> {
-        login.code.as_deref()
-    }
-    fn device_names(login: &PendingLogin) -> Vec<String> {
-        login.devices.iter().map(|d| d.name.clone()).collect()
-    }
-    fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
-        pushauth_client::Client::wait(self, login, deadline)
-    }
-    fn cancel(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
-        pushauth_client::Client::cancel_until(self, login, deadline)
-    }
-    fn verify_backup_code(
-        &self,
-        user: &str,
-        code: &str,
-        context: &Context,
-        deadline: Instant,
-    ) -> Result<BackupCodeVerified, ClientError> {
-        self.verify_backup_code_until(user, code, context, deadline)
-    }
-    fn offline_values(
-        &self,
-        login: &PendingLogin,
-        have: &std::collections::BTreeMap<String, u64>,
-        deadline: Instant,
-    ) -> Result<pushauth_proto::offline::OfflineResponse, ClientError> {
-        self.offline_values_until(login, have, deadline)
-    }
-    fn report_offline_used(
-        &self,
-        user: &str,
-        device_id: &str,
-        counter: u64,
-        used_at: &str,
-        deadline: Instant,
-    ) -> Result<u64, ClientError> {
-        self.report_offline_used_until(user, device_id, counter, used_at, deadline)
-    }
-    fn grace(login: &PendingLogin) -> Option<&GraceGrant> {
-        login.grace.as_ref()
-    }
-}
-
-/// A PAM stack other than `auth`, where the module does nothing useful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stack {
-    /// The `account` stack.
-    Account,
-    /// The `password` stack.
-    Password,
-    /// The `session` stack.
-    Session,
-}
-
-impl Stack {
-    /// The stack's name as a PAM line spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stack::Account => "account",
-            Stack::Password => "password",
-            Stack::Session => "session",
-        }
-    }
-}
-
-/// Logs that pam_push was put in a stack other than `auth` (a configuration mistake that
-/// would otherwise pass in silence); the hook then fails closed.
-pub fn log_misplaced(stack: Stack, user: Option<&str>, pam: &dyn PamEnv, log: &mut dyn Log) {
-    let service = pam.facts().service.unwrap_or_default();
-    log.log(
-        Level::Error,
-        &format!(
-            "pam_push: user={} service={} outcome=misconfigured: pam_push is in the {} stack of \
-             /etc/pam.d/{}; it only works as \"auth required pam_push.so\"; refusing",
-            quote(user.unwrap_or("")),
-            quote(&service),
-            stack.name(),
-            for_path(&service)
-        ),
-    );
-}
-
-/// A service name as a file name for a log line.
-fn for_path(service: &str) -> String {
-    let clean = quote(service);
-    if clean == "-" {
-        "<service>".into()
-    } else {
-        clean
-    }
-}
-
-/// Module arguments: `conf=/path` and `debug`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    /// Path of the config file (`conf=`; default `/etc/pam_push.conf`).
-    pub conf: PathBuf,
-    /// `debug`: log debug lines too.
-    pub debug: bool,
-}
-
-impl Args {
-    /// Parses the PAM line's arguments. An unknown argument is an error (fail closed), so a typo
-    /// such as `conf /etc/x` cannot silently fall back to another file.
-    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Args, String> {
-        let mut out = Args {
-            conf: PathBuf::from(DEFAULT_CONFIG_PATH),
-            debug: false,
-        };
-        for arg in args {
-            if arg == "debug" {
-                out.debug = true;
-            } else if let Some(path) = arg.strip_prefix("conf=") {
-                if !path.starts_with('/') {
-                    return Err(format!("conf={path} must be an absolute path"));
-                }
-                out.conf = PathBuf::from(path);
-            } else {
-                return Err(format!(
-                    "unknown module argument {arg:?} (expected conf=/path or debug)"
-                ));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// One outcome line's fields: user, service, rhost, device, outcome, challenge id. No secrets.
-struct Record<'a> {
-    user: &'a str,
-    service: String,
-    rhost: String,
-    device: String,
-    challenge: String,
-}
-
-impl Record<'_> {
-    fn line(&self, outcome: &str, detail: Option<&str>) -> String {
-        let mut line = format!(
-            "pam_push: user={} service={} rhost={} device={} outcome={outcome} challenge={}",
-            quote(self.user),
-            quote(&self.service),
-            quote(&self.rhost),
-            quote(&self.device),
-            quote(&self.challenge),
-        );
-        if let Some(detail) = detail {
-            line.push_str(" detail=");
-            line.push_str(&quote(detail));
-        }
-        line
-    }
-}
-
-/// A log value: `-` when empty, quoted when it holds spaces, never control, bidi or other
-/// hidden characters (server messages end up here).
-fn quote(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .map(|c| {
-            if c == '"' || pushauth_proto::text::is_hidden(c) {
-                '?'
-            } else {
-                c
-            }
-        })
-        .take(256)
-        .collect();
-    if clean.is_empty() {
-        "-".to_owned()
-    } else if clean.contains(' ') || clean.contains('=') {
-        format!("\"{clean}\"")
-    } else {
-        clean
-    }
-}
 
 /// Cancels the challenge when dropped unless it ended: covers every early return (and unwinding).
 struct CancelGuard<'a, B: PushBackend> {
@@ -387,79 +51,6 @@ impl<B: PushBackend> Drop for CancelGuard<'_, B> {
             let _ = self.backend.cancel(self.login, self.deadline);
         }
     }
-}
-
-/// Everything before the flow proper: arguments, config, client. Returns the PAM code.
-pub fn run(
-    args: &[&str],
-    user: Option<&str>,
-    owner: Ownership,
-    pam: &dyn PamEnv,
-    conv: &mut dyn Conversation,
-    log: &mut dyn Log,
-) -> PamCode {
-    let started = Instant::now();
-    let service = pam.facts().service.unwrap_or_default();
-    let args = match Args::parse(args.iter().copied()) {
-        Ok(args) => args,
-        Err(e) => {
-            log.log(
-                Level::Error,
-                &format!(
-                    "pam_push: service={} {e}; refusing authentication",
-                    quote(&service)
-                ),
-            );
-            return PamCode::ServiceErr;
-        }
-    };
-    let Some(user) = user.filter(|u| !u.is_empty()) else {
-        log.log(
-            Level::Error,
-            &format!(
-                "pam_push: service={} no user name; refusing authentication",
-                quote(&service)
-            ),
-        );
-        return PamCode::UserUnknown;
-    };
-    let config = match Config::load(&args.conf, owner) {
-        Ok(config) => config,
-        Err(e) => {
-            log.log(
-                Level::Error,
-                &format!(
-                    "pam_push: user={} service={} outcome=config_error: {e}; refusing authentication",
-                    quote(user),
-                    quote(&service)
-                ),
-            );
-            let _ = conv
-                .error("pushauth: this host's push configuration is broken; ask an administrator");
-            return PamCode::ServiceErr;
-        }
-    };
-    if args.debug {
-        log.log(
-            Level::Debug,
-            &format!("pam_push: loaded {}: {config:?}", args.conf.display()),
-        );
-    }
-    let client = match pushauth_client::Client::new(config.client_config()) {
-        Ok(client) => client,
-        Err(e) => {
-            log.log(
-                Level::Error,
-                &format!(
-                    "pam_push: user={} service={} outcome=config_error: {e}; refusing authentication",
-                    quote(user),
-                    quote(&service)
-                ),
-            );
-            return PamCode::ServiceErr;
-        }
-    };
-    authenticate(&config, &client, user, pam, conv, log, args.debug, started)
 }
 
 /// The flow: policy, context, challenge, what to show, wait, outcome.
@@ -590,7 +181,7 @@ pub fn authenticate<B: PushBackend>(
         devices: None,
         number_matching: config.number_matching,
         ttl: Some(challenge_ttl(timeout)),
-        grace_secs: crate::grace::ask(config, &record.service),
+        grace_secs: crate::grace::ask(config, &record.service, &context),
     };
     let login = match backend.start(user, &context, &opts, deadline) {
         Ok(login) => login,
@@ -804,7 +395,7 @@ pub fn authenticate<B: PushBackend>(
         && config.server_unreachable == UnreachablePolicy::Offline
         && (!pinned || config.pinned_offline_codes)
     {
-        crate::offline::refill(config, backend, &login, user, log, &|o, d| {
+        crate::offline::refill(config, backend, &login, user, deadline, log, &|o, d| {
             record.line(o, d)
         });
     }
@@ -896,157 +487,4 @@ pub fn effective_timeout(
         ),
     );
     clamped
-}
-
-/// A challenge could not be started: the named policies decide.
-fn start_failed(
-    config: &Config,
-    error: ClientError,
-    pinned: bool,
-    record: &Record<'_>,
-    conv: &mut dyn Conversation,
-    log: &mut dyn Log,
-) -> PamCode {
-    let detail = error.to_string();
-    match error {
-        // A server that was reached and failed, or a TLS failure: never "unreachable", whatever
-        // the policy (issue 9 item 6).
-        ClientError::ServerError(_) => {
-            log.log(
-                Level::Error,
-                &record.line("server_error_denied", Some(&detail)),
-            );
-            let _ = conv.error("pushauth: the push server failed");
-            PamCode::AuthinfoUnavail
-        }
-        ClientError::TlsFailure(_) => {
-            log.log(
-                Level::Error,
-                &record.line("tls_failure_denied", Some(&detail)),
-            );
-            let _ = conv.error("pushauth: the push server's identity could not be verified");
-            PamCode::AuthErr
-        }
-        ClientError::UnknownUser | ClientError::NoDevice if pinned => {
-            let what = if matches!(error, ClientError::UnknownUser) {
-                "unknown_user"
-            } else {
-                "no_device"
-            };
-            log.log(
-                Level::Error,
-                &record.line(
-                    &format!("{what}_pinned_denied"),
-                    Some("the user has pinned device keys, so the server must know a device"),
-                ),
-            );
-            let _ = conv.error("pushauth: the push server does not know this user's device");
-            PamCode::AuthErr
-        }
-        ClientError::Unreachable(_) => match config.server_unreachable {
-            UnreachablePolicy::Secure => {
-                log.log(
-                    Level::Error,
-                    &record.line("unreachable_denied", Some(&detail)),
-                );
-                let _ = conv.error("pushauth: the push server cannot be reached");
-                PamCode::AuthinfoUnavail
-            }
-            UnreachablePolicy::Safe => {
-                log.log(
-                    Level::Warning,
-                    &record.line("unreachable_allowed", Some(&detail)),
-                );
-                PamCode::Success
-            }
-            // Offline values are hashes the server sent: for a user whose device keys are
-            // pinned they are the server's word alone, like a backup code.
-            UnreachablePolicy::Offline if pinned && !config.pinned_offline_codes => {
-                log.log(
-                    Level::Warning,
-                    &record.line(
-                        "offline_pinned_denied",
-                        Some("the user has pinned device keys; offline codes need pinned_offline_codes = true"),
-                    ),
-                );
-                let _ = conv.error(
-                    "pushauth: the push server cannot be reached, and offline codes are not accepted for accounts with pinned devices on this host; ask an administrator",
-                );
-                PamCode::AuthErr
-            }
-            UnreachablePolicy::Offline => crate::offline::login(
-                config,
-                record.user,
-                conv,
-                log,
-                &|o, d| record.line(o, d),
-                &detail,
-            ),
-        },
-        ClientError::UnknownUser | ClientError::NoDevice => {
-            let what = if matches!(error, ClientError::UnknownUser) {
-                "unknown_user"
-            } else {
-                "no_device"
-            };
-            match config.no_device {
-                NoDevicePolicy::Deny => {
-                    log.log(Level::Notice, &record.line(&format!("{what}_denied"), None));
-                    let _ = conv.error("pushauth: no enrolled device for this user");
-                    PamCode::AuthErr
-                }
-                NoDevicePolicy::Ignore => {
-                    log.log(Level::Info, &record.line(&format!("{what}_ignored"), None));
-                    PamCode::Ignore
-                }
-                NoDevicePolicy::Allow => {
-                    log.log(
-                        Level::Warning,
-                        &record.line(&format!("{what}_allowed"), None),
-                    );
-                    PamCode::Success
-                }
-            }
-        }
-        ClientError::RateLimited { code, .. } => {
-            log.log(Level::Warning, &record.line("rate_limited", Some(&detail)));
-            let _ = conv.error(if code == ErrorCode::UserLocked {
-                "pushauth: pushes to this user are paused (a push was reported as not theirs, or \
-                 too many wrong codes were typed on the device); ask an administrator"
-            } else {
-                "pushauth: too many login requests; try again later"
-            });
-            PamCode::AuthErr
-        }
-        ClientError::Unauthorized | ClientError::Config(_) => {
-            log.log(Level::Error, &record.line("config_error", Some(&detail)));
-            let _ = conv
-                .error("pushauth: this host's push configuration is broken; ask an administrator");
-            PamCode::ServiceErr
-        }
-        ClientError::Rejected {
-            status: 400,
-            ref message,
-            ..
-        } if message.contains("ttl_secs") => {
-            log.log(
-                Level::Error,
-                &record.line(
-                    "config_error",
-                    Some(&format!(
-                        "the server refuses the challenge lifetime ({message}); lower timeout \
-                         in the config: {detail}"
-                    )),
-                ),
-            );
-            let _ = conv
-                .error("pushauth: this host's push configuration is broken; ask an administrator");
-            PamCode::ServiceErr
-        }
-        ClientError::Rejected { .. } | ClientError::BadAnswer(_) => {
-            log.log(Level::Error, &record.line("error", Some(&detail)));
-            let _ = conv.error("pushauth: the push request failed");
-            PamCode::AuthErr
-        }
-    }
 }

@@ -45,31 +45,11 @@ pub enum AnswerKind {
     Malformed,
 }
 
-/// The symbols of a backup code (pushauthd's `backup_code::ALPHABET`: digits and capitals
-/// without 0, O, 1, I, L and U).
-const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters of a backup code, separators not counted (pushauthd's `CODE_LEN`).
-const CODE_LEN: usize = 16;
-
-/// Whether `typed` reads as a backup code the way pushauthd reads one: [`CODE_LEN`] symbols of
-/// the code alphabet in any case, with spaces, dashes, dots or tabs between them. Anything else
-/// is never sent, so a password typed at the prompt by mistake stays on this host.
+/// Whether `typed` reads as a backup code the way pushauthd reads one
+/// ([`pushauth_proto::backup::normalize`]). Anything else is never sent, so a password typed
+/// at the prompt by mistake stays on this host.
 pub fn is_code_form(typed: &str) -> bool {
-    if typed.len() > 64 {
-        return false;
-    }
-    let mut count = 0;
-    for c in typed.trim().chars() {
-        if matches!(c, ' ' | '-' | '.' | '\t') {
-            continue;
-        }
-        let up = c.to_ascii_uppercase();
-        if !up.is_ascii() || !CODE_ALPHABET.contains(&(up as u8)) {
-            return false;
-        }
-        count += 1;
-    }
-    count == CODE_LEN
+    pushauth_proto::backup::normalize(typed).is_some()
 }
 
 /// Sorts what was typed at the prompt: a code when it holds at least [`MIN_CODE_CHARS`] letters

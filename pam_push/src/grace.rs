@@ -49,11 +49,22 @@ pub fn raises_privileges(service: &str) -> bool {
     is_sudo_service(service) || RAISING_SERVICES.contains(&service)
 }
 
-/// The `grace_secs` this login asks pushauthd for: `None` when grace is off (`grace_secs = 0`)
-/// or the service raises privileges (sudo, `sudo-i`, su, doas, pkexec, run0…, see
-/// [`raises_privileges`]) and `sudo_grace` is not set.
-pub fn ask(config: &Config, service: &str) -> Option<u64> {
+/// Whether `service` is sshd (`sshd`, or a copy such as `sshd-internal`).
+fn is_sshd(service: &str) -> bool {
+    service == "sshd" || service.starts_with("sshd-")
+}
+
+/// The `grace_secs` this login asks pushauthd for: `None` when grace is off (`grace_secs = 0`),
+/// when the service raises privileges (sudo, `sudo-i`, su, doas, pkexec, run0…, see
+/// [`raises_privileges`]) and `sudo_grace` is not set, or when an sshd login's `context` holds
+/// no `ssh_key` (a password login, or sshd without `ExposeAuthInfo`) and `grace_without_key`
+/// is not set: without the key, anyone with the password from the same address would share
+/// the person's window.
+pub fn ask(config: &Config, service: &str, context: &Context) -> Option<u64> {
     if config.grace_secs == 0 || (raises_privileges(service) && !config.sudo_grace) {
+        return None;
+    }
+    if is_sshd(service) && !context.contains_key("ssh_key") && !config.grace_without_key {
         return None;
     }
     Some(config.grace_secs)
@@ -295,14 +306,23 @@ mod tests {
     fn issue12_config_keys() {
         let dir = tempfile::tempdir().unwrap();
         let off = config(dir.path(), "");
-        assert_eq!((off.grace_secs, off.sudo_grace), (0, false));
-        assert_eq!(ask(&off, "sshd"), None);
+        assert_eq!(
+            (off.grace_secs, off.sudo_grace, off.grace_without_key),
+            (0, false, false)
+        );
+        let mut keyed = ssh("192.0.2.7");
+        keyed.insert("ssh_key".into(), "ssh-ed25519 SHA256:k1".into());
+        assert_eq!(ask(&off, "sshd", &keyed), None);
         let on = config(dir.path(), "grace_secs = 300\n");
-        assert_eq!(ask(&on, "sshd"), Some(300));
-        assert_eq!(ask(&on, "sudo"), None, "sudo never takes grace by default");
-        assert_eq!(ask(&on, "sudo-i"), None);
+        assert_eq!(ask(&on, "sshd", &keyed), Some(300));
+        assert_eq!(
+            ask(&on, "sudo", &keyed),
+            None,
+            "sudo never takes grace by default"
+        );
+        assert_eq!(ask(&on, "sudo-i", &keyed), None);
         let sudo = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
-        assert_eq!(ask(&sudo, "sudo"), Some(300));
+        assert_eq!(ask(&sudo, "sudo", &keyed), Some(300));
         let key = dir.path().join("api-key");
         for bad in [
             "grace_secs = 3601\n",

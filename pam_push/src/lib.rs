@@ -13,18 +13,26 @@
 //! - [`offline`]: offline codes when no server can be reached (issue 12);
 //! - [`state`]: the state directory on the host (`state_dir`: offline cache, grace);
 //! - [`grace`]: the grace window for repeated logins, checked against the host's own record;
-//! - [`authenticate`]: the flow over conversation, PAM and push-backend traits;
+//! - [`authenticate`]: the flow over conversation, PAM and push-backend traits
+//!   ([`interfaces`], [`backend`]), entered through [`entry`]; a challenge that cannot be
+//!   started goes to the failure policies (`start_failed`), every outcome is one log line
+//!   (`record`);
 //! - [`backup`]: a backup code typed at the prompt instead of Enter (issue 12);
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
 
 pub mod authenticate;
+pub mod backend;
 pub mod backup;
 pub mod config;
 pub mod context;
+pub mod entry;
 pub mod grace;
+pub mod interfaces;
 pub mod offline;
 pub mod policy;
 pub mod prompt;
+mod record;
+mod start_failed;
 pub mod state;
 // The one module allowed unsafe code: libpam, libc and syslog calls, and the PAM entry points.
 #[allow(unsafe_code)]

@@ -2,13 +2,14 @@
 //! the prompt and the grace window, each a scenario that must not let anyone in.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
+use common::answer;
 use pam_push::authenticate::{
     authenticate, ConvFailed, Conversation, Level, Log, PamCode, PamEnv, PushBackend,
 };
@@ -19,7 +20,7 @@ use pam_push::policy::{GroupId, UserGroup};
 use pam_push::state::StateDir;
 use pam_push::system::LookupFailed;
 use pushauth_client::{BackupCodeVerified, ClientError, Context, Outcome, StartOptions};
-use pushauth_proto::offline::{OfflineDevice, OfflineResponse, OfflineValue};
+use pushauth_proto::offline::{OfflineResponse, OfflineValue};
 use zeroize::Zeroizing;
 
 #[derive(Default)]
@@ -146,33 +147,6 @@ fn config(dir: &Path, extra: &str) -> Config {
     .unwrap()
 }
 
-fn hash(code: &str) -> String {
-    let salt = SaltString::encode_b64(&[9u8; 16]).unwrap();
-    Argon2::default()
-        .hash_password(code.as_bytes(), &salt)
-        .unwrap()
-        .to_string()
-}
-
-fn answer(last_used: u64, values: &[(u64, &str)]) -> OfflineResponse {
-    OfflineResponse {
-        user: "alice".into(),
-        digits: 6,
-        devices: vec![OfflineDevice {
-            device_id: "dev1".into(),
-            last_used,
-            digits: 6,
-            values: values
-                .iter()
-                .map(|(counter, code)| OfflineValue {
-                    counter: *counter,
-                    hash: hash(code),
-                })
-                .collect(),
-        }],
-    }
-}
-
 fn login(
     cfg: &Config,
     backend: &Backend,
@@ -263,7 +237,7 @@ fn attack12_a_used_counter_never_comes_back_through_a_refill() {
     let mut cache = Cache::default();
     cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")]));
     let found = cache.find("333333").unwrap();
-    cache.consume(&found, "2026-11-30T12:00:00Z".into());
+    cache.consume(&found, "2026-11-30T12:00:00Z".into(), "333333");
     assert_eq!(cache.value_count(), 0);
     // The report is still pending: the host tells the server it is past counter 3.
     assert_eq!(cache.have().get("dev1"), Some(&3), "{:?}", cache.have());
@@ -329,14 +303,49 @@ fn attack12_privilege_raising_services_never_ask_for_grace() {
         "sudo-i",
     ] {
         assert_eq!(
-            pam_push::grace::ask(&cfg, service),
+            pam_push::grace::ask(&cfg, service, &keyed()),
             None,
             "{service} asks for grace"
         );
     }
-    assert_eq!(pam_push::grace::ask(&cfg, "sshd"), Some(300));
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &keyed()), Some(300));
     let cfg = config(dir.path(), "grace_secs = 300\nsudo_grace = true\n");
-    assert_eq!(pam_push::grace::ask(&cfg, "su"), Some(300));
+    assert_eq!(pam_push::grace::ask(&cfg, "su", &keyed()), Some(300));
+}
+
+fn keyed() -> Context {
+    let mut c = Context::new();
+    c.insert("service".into(), "sshd".into());
+    c.insert("rhost".into(), "192.0.2.7".into());
+    c.insert("ssh_key".into(), "ssh-ed25519 SHA256:k1".into());
+    c
+}
+
+/// Attack (issue 12 review): sshd with passwords only, or without `ExposeAuthInfo`, gives the
+/// module no key fingerprint, so the grace key is user, service, host and address alone:
+/// anyone with the password from the same address (a shared NAT, a jump host) rode on the
+/// person's approval. Without a key, sshd logins ask no grace unless `grace_without_key`.
+#[test]
+fn attack12_sshd_without_a_known_key_asks_no_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "grace_secs = 300\n");
+    let mut password = keyed();
+    password.remove("ssh_key");
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &password), None);
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &keyed()), Some(300));
+    // Services that never have a key (a console login) are unchanged.
+    assert_eq!(pam_push::grace::ask(&cfg, "login", &password), Some(300));
+    let cfg = config(dir.path(), "grace_secs = 300\ngrace_without_key = true\n");
+    assert_eq!(pam_push::grace::ask(&cfg, "sshd", &password), Some(300));
+    // A typo'd value is refused, not read as false.
+    assert!(pam_push::config::Config::parse(
+        std::path::Path::new("/t.conf"),
+        "server = \"https://push.example\"\napi_key = \"k\"\ngrace_without_key = \"yes\"\n",
+        pam_push::config::Ownership {
+            uid: pushauth_testkit::euid()
+        }
+    )
+    .is_err());
 }
 
 /// A backend whose fetch of offline values takes `fetch_secs` (a slow or overloaded server
@@ -375,9 +384,11 @@ impl PushBackend for SlowFetch {
         &self,
         _login: &(),
         _have: &std::collections::BTreeMap<String, u64>,
-        _deadline: Instant,
+        deadline: Instant,
     ) -> Result<OfflineResponse, ClientError> {
-        std::thread::sleep(self.fetch);
+        // As the real client: it gives up at the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(self.fetch.min(left));
         Err(ClientError::Unreachable("slow".into()))
     }
 }
@@ -409,7 +420,10 @@ fn attack12_one_users_refill_never_holds_up_another_users_login() {
                 fetch: std::time::Duration::from_secs(8),
             };
             let mut log = Lines::default();
-            pam_push::offline::refill(&cfg, &backend, &(), "alice", &mut log, &|o, _| o.to_owned());
+            let deadline = Instant::now() + std::time::Duration::from_secs(30);
+            pam_push::offline::refill(&cfg, &backend, &(), "alice", deadline, &mut log, &|o, _| {
+                o.to_owned()
+            });
             done.store(true, Ordering::SeqCst);
         })
     };
@@ -427,6 +441,49 @@ fn attack12_one_users_refill_never_holds_up_another_users_login() {
         "bob's offline login waited for alice's refill"
     );
     refill.join().unwrap();
+}
+
+/// Scenario (issue 12 review): the push is approved with 2 s of the login's 30 s left, and
+/// pushauthd is slow to hash the offline values. The refill gave itself 10 s from the
+/// approval, so the login (let in only after it) outlasted its own deadline and could run into
+/// sshd's LoginGraceTime. The refill now ends at the login's deadline, and is skipped when none
+/// is left.
+#[test]
+fn attack12_the_refill_never_outlasts_the_logins_deadline() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "server_unreachable = \"offline\"\n");
+    let backend = SlowFetch {
+        fetch: Duration::from_secs(8),
+    };
+    let mut log = Lines::default();
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1_000);
+    pam_push::offline::refill(&cfg, &backend, &(), "alice", deadline, &mut log, &|o, _| {
+        o.to_owned()
+    });
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1_800),
+        "the refill took {took:?}"
+    );
+    assert!(
+        log.0.join("\n").contains("offline_values_failed"),
+        "{:?}",
+        log.0
+    );
+    // No time left: nothing is sent, the skip is logged.
+    let mut log = Lines::default();
+    let started = Instant::now();
+    pam_push::offline::refill(&cfg, &backend, &(), "alice", started, &mut log, &|o, _| {
+        o.to_owned()
+    });
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert!(
+        log.0.join("\n").contains("offline_refill_skipped"),
+        "{:?}",
+        log.0
+    );
 }
 
 /// Scenario: a broken-into (or misconfigured) pushauthd sends offline values whose Argon2id

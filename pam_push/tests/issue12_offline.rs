@@ -4,14 +4,20 @@
 //! approval reports the use and resets the count.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
+mod common;
+
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::answer;
 use pam_push::authenticate::{ConvFailed, Conversation, Level, Log, PamCode};
 use pam_push::config::{Config, Ownership};
+use pam_push::offline::cache::{Cache, CacheError, Locked};
 use pam_push::offline::{login, refill};
+use pam_push::state::StateDir;
 use pushauth_client::{Client, Context, Outcome, StartOptions};
+use pushauth_proto::offline::OfflineResponse;
 use pushauth_testkit::{TestDevice, TestServer};
 use zeroize::Zeroizing;
 
@@ -88,7 +94,8 @@ fn approve_and_refill(cfg: &Config, dev: &TestDevice, log: &mut MemLog) {
         .wait(&pending, Instant::now() + Duration::from_secs(20))
         .unwrap();
     assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
-    refill(cfg, &client, &pending, "alice", log, &line);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    refill(cfg, &client, &pending, "alice", deadline, log, &line);
 }
 
 fn offline(cfg: &Config, typed: &[&str]) -> (PamCode, Conv, MemLog) {
@@ -202,4 +209,118 @@ fn issue12_a_tampered_cache_refuses() {
     let (code, _, log) = offline(&cfg, &["123456"]);
     assert_eq!(code, PamCode::AuthErr);
     assert!(log.has("offline_cache_error"));
+}
+
+/// A report queued by an older pam_push carries no code, and pushauthd now refuses reports
+/// without one (issue 12 review): the next online login drops it with a log line, and still
+/// fills the cache. A report queued now carries the code typed.
+#[test]
+fn issue12_reports_queued_without_their_code_are_dropped_with_a_log_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let srv = TestServer::start();
+    let key = srv.api_key();
+    let dev = srv.enroll("alice", "phone");
+    let state = tempfile::tempdir().unwrap();
+    let cfg = config(&srv, &key, &state.path().join("state"));
+    let dir = state.path().join("state/offline");
+    std::fs::create_dir_all(&dir).unwrap();
+    for d in [state.path().join("state"), dir.clone()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let old = format!(
+        r#"{{"devices":[],"pending":[{{"device_id":"{}","counter":1,"used_at":"2026-11-30T12:00:00Z"}}]}}"#,
+        dev.id()
+    );
+    std::fs::write(dir.join("alice"), old).unwrap();
+    std::fs::set_permissions(dir.join("alice"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut log = MemLog::default();
+    approve_and_refill(&cfg, &dev, &mut log);
+    assert!(log.has("offline_report_dropped"), "{:?}", log.0);
+    assert!(log.has("offline_cache_filled"), "{:?}", log.0);
+    assert!(!log.has("offline_report_failed"), "{:?}", log.0);
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("alice")).unwrap()).unwrap();
+    assert_eq!(cache["pending"], serde_json::json!([]), "{cache}");
+    // A code used now is queued with its proof, and pushauthd believes it.
+    let code = dev
+        .profile
+        .offline
+        .clone()
+        .unwrap()
+        .code(2)
+        .unwrap()
+        .to_string();
+    let (pam, _, _) = offline(&cfg, &[&code]);
+    assert_eq!(pam, PamCode::Success);
+    let cache: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("alice")).unwrap()).unwrap();
+    assert_eq!(cache["pending"][0]["code"], code.as_str(), "{cache}");
+    let mut log = MemLog::default();
+    approve_and_refill(&cfg, &dev, &mut log);
+    assert!(log.has("offline_use_reported"), "{:?}", log.0);
+}
+
+#[test]
+fn issue12_merge_find_consume() {
+    let mut cache = Cache::default();
+    assert_eq!(
+        cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")])),
+        3
+    );
+    assert_eq!(cache.have().get("dev1"), Some(&3));
+    assert_eq!(cache.merge(&answer(0, &[(4, "444444")])), 1);
+    // A wrong code, a code of the wrong length: nothing.
+    assert_eq!(cache.find("999999"), None);
+    assert_eq!(cache.find("33333"), None);
+    let found = cache.find("333333").unwrap();
+    assert_eq!(found.counter, 3);
+    cache.consume(&found, "2026-11-30T12:00:00Z".into(), "333333");
+    // Used, and the older ones with it.
+    assert_eq!(cache.find("333333"), None);
+    assert_eq!(cache.find("111111"), None);
+    assert_eq!(cache.find("444444").map(|f| f.counter), Some(4));
+    assert_eq!(cache.pending.len(), 1);
+    // The server says 4 was used elsewhere: dropped here too. A device it no longer lists
+    // is dropped whole.
+    cache.merge(&answer(4, &[(5, "555555")]));
+    assert_eq!(cache.find("444444"), None);
+    assert_eq!(cache.value_count(), 1);
+    cache.merge(&OfflineResponse {
+        user: "alice".into(),
+        digits: 6,
+        devices: vec![],
+    });
+    assert_eq!(cache.value_count(), 0);
+}
+
+#[test]
+fn issue12_cache_file_round_trips_under_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let owner = pam_push::config::Ownership {
+        uid: pushauth_testkit::euid(),
+    };
+    let state = StateDir::new(tmp.path().join("s"), owner);
+    {
+        let mut locked = Locked::open(&state, "alice").unwrap();
+        assert!(!locked.existed);
+        locked.cache.merge(&answer(0, &[(1, "111111")]));
+        locked.cache.failures = 2;
+        locked.save().unwrap();
+    }
+    let locked = Locked::open(&state, "alice").unwrap();
+    assert!(locked.existed);
+    assert_eq!(locked.cache.failures, 2);
+    assert_eq!(locked.cache.value_count(), 1);
+    drop(locked);
+    std::fs::write(tmp.path().join("s/offline/bob"), b"not json").ok();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tmp.path().join("s/offline/bob"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(matches!(
+        Locked::open(&state, "bob"),
+        Err(CacheError::Malformed(_))
+    ));
 }

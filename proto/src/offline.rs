@@ -67,16 +67,32 @@ pub struct OfflineResponse {
     pub devices: Vec<OfflineDevice>,
 }
 
-/// `POST /v1/users/{user}/offline-used`: a code the host accepted while the server was down.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/users/{user}/offline-used`: a code the host accepted while the server was down,
+/// with the code itself as proof (pushauthd computes the device's value for `counter` and
+/// refuses a report whose `code` differs, so a relying party cannot move a counter or write
+/// audit rows and notices for a code it never saw).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OfflineUsedRequest {
     /// The device whose code it was.
     pub device_id: String,
     /// Its counter.
     pub counter: u64,
+    /// The code the person typed: the device's digits, ASCII (spaces and dashes removed).
+    pub code: String,
     /// When the host accepted it (RFC 3339 UTC).
     pub used_at: String,
+}
+
+impl std::fmt::Debug for OfflineUsedRequest {
+    // The code stays out of logs and error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineUsedRequest")
+            .field("device_id", &self.device_id)
+            .field("counter", &self.counter)
+            .field("used_at", &self.used_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Answer to `POST /v1/users/{user}/offline-used`.

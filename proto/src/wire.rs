@@ -359,6 +359,9 @@ pub const NOTICE_BACKUP_CODE_USED: &str = "backup_code_used";
 /// Notice kind: a new set of backup codes was issued, voiding the old (`count`: codes in the
 /// set; `via`: who asked).
 pub const NOTICE_BACKUP_CODES_ISSUED: &str = "backup_codes_issued";
+/// Notice kind: every backup code of the user was voided by an administrator, none issued in
+/// their place (`via`: who).
+pub const NOTICE_BACKUP_CODES_VOIDED: &str = "backup_codes_voided";
 /// Notice kind: an offline code was used on a PAM host while the server was unreachable
 /// (`context`: where).
 pub const NOTICE_OFFLINE_CODE_USED: &str = "offline_code_used";
@@ -372,6 +375,7 @@ pub const NOTICE_GRACE_ENDED: &str = "grace_ended";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceNotice {
     /// What happened: `device_added`, `backup_code_used`, `backup_codes_issued`,
+    /// `backup_codes_voided`,
     /// `offline_code_used`, `grace_ended`, or a later kind.
     pub kind: String,
     /// `device_added`: the new device's id.

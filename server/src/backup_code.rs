@@ -11,29 +11,16 @@
 //! Codes are stored only as Argon2id PHC strings ([`hash`]); [`verify`] compares in constant
 //! time through the `argon2` crate and reads the parameters from the stored string, so raising
 //! [`ARGON2_M_KIB`] later keeps older codes usable. Both are slow on purpose: call them off the
-//! async runtime (see [`crate::service::backup_codes::Hashing`]).
+//! async runtime (see [`crate::hashing::Hashing`]).
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use zeroize::Zeroizing;
 
-/// The symbols a code is made of: no 0/O, 1/I/L or U, so nothing reads as something else.
-pub const ALPHABET: &[u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters in a code, separators not counted.
-pub const CODE_LEN: usize = 16;
-/// Leading characters that select the stored row (not secret).
-pub const TAG_LEN: usize = 2;
-/// Characters per group when shown.
-pub const GROUP: usize = 4;
+pub use pushauth_proto::backup::{ALPHABET, CODE_LEN, GROUP, TAG_LEN};
 
-/// Argon2id memory cost in KiB: 19 MiB, the OWASP floor (with `t = 2`, `p = 1`).
-pub const ARGON2_M_KIB: u32 = 19 * 1024;
-/// Argon2id passes.
-pub const ARGON2_T: u32 = 2;
-/// Argon2id lanes.
-pub const ARGON2_P: u32 = 1;
+pub use crate::hashing::{ARGON2_M_KIB, ARGON2_P, ARGON2_T};
 
 /// Why a backup code could not be drawn, read or hashed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,25 +106,9 @@ impl Code {
     /// # Errors
     /// [`CodeError::Malformed`] for anything but [`CODE_LEN`] characters of [`ALPHABET`].
     pub fn parse(typed: &str) -> Result<Code, CodeError> {
-        // A bound before any work: nobody types a code of more than a few dozen characters.
-        if typed.len() > 64 {
-            return Err(CodeError::Malformed);
-        }
-        let mut out = Zeroizing::new(String::with_capacity(CODE_LEN));
-        for c in typed.chars() {
-            if matches!(c, ' ' | '-' | '.' | '\t') {
-                continue;
-            }
-            let up = c.to_ascii_uppercase();
-            if !up.is_ascii() || !ALPHABET.contains(&(up as u8)) || out.len() == CODE_LEN {
-                return Err(CodeError::Malformed);
-            }
-            out.push(up);
-        }
-        if out.len() != CODE_LEN {
-            return Err(CodeError::Malformed);
-        }
-        Ok(Code(out))
+        pushauth_proto::backup::normalize(typed)
+            .map(Code)
+            .ok_or(CodeError::Malformed)
     }
 
     /// The tag: the first [`TAG_LEN`] characters (not secret).
@@ -156,26 +127,13 @@ impl Code {
     }
 }
 
-fn argon2() -> Result<Argon2<'static>, CodeError> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None)
-        .map_err(|e| CodeError::Internal(format!("argon2 parameters: {e}")))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
-/// The Argon2id PHC string of `code`, with a fresh 16-byte salt. Slow (tens of milliseconds):
+/// The Argon2id PHC string of `code` ([`crate::hashing::phc`]). Slow (tens of milliseconds):
 /// call it off the async runtime.
 ///
 /// # Errors
 /// [`CodeError::Internal`] without randomness or when the library refuses.
 pub fn hash(code: &Code) -> Result<String, CodeError> {
-    let salt = pushauth_proto::random::bytes::<16>()
-        .map_err(|e| CodeError::Internal(format!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| CodeError::Internal(format!("argon2 salt: {e}")))?;
-    let phc = argon2()?
-        .hash_password(code.0.as_bytes(), &salt)
-        .map_err(|e| CodeError::Internal(format!("argon2: {e}")))?;
-    Ok(phc.to_string())
+    crate::hashing::phc(code.0.as_bytes()).map_err(CodeError::Internal)
 }
 
 /// True when `code` matches the PHC string `stored`; a string that does not parse matches
@@ -192,7 +150,7 @@ pub fn verify(code: &Code, stored: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    let Ok(hasher) = argon2() else {
+    let Ok(hasher) = crate::hashing::argon2() else {
         return false;
     };
     hasher.verify_password(code.0.as_bytes(), &parsed).is_ok() && real

@@ -1,10 +1,12 @@
-//! Bounds on what traffic can make the server store: failed device signatures are aggregated
-//! into at most one audit row per device and client address a minute (with a count), never a
-//! row per request; and the database has a size bound above which new challenges are refused.
+//! Bounds on what traffic can make the server store: failed device signatures, and the
+//! refusals a relying party can cause at will (wrong backup codes, refused offline reports and
+//! fetches), are aggregated into at most one audit row per subject and source a minute (with a
+//! count), never a row per request, and no such row is written while the database is over its
+//! size bound; above that bound new challenges are refused too.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::clock::{self, Millis};
 use crate::store::{AuditEntry, DeviceRecord, Store, StoreResult};
@@ -30,11 +32,14 @@ struct Window {
     audit_id: Option<i64>,
 }
 
-/// Failed signatures by (device id, client address), each collected for a minute into one
-/// audit row `signature_rejected` whose `count` says how many there were.
+/// Failed signatures by (device id, client address), and other refusals by (subject, source),
+/// each collected for a minute into one audit row (`signature_rejected`, `backup_code_refused`,
+/// …) whose `count` says how many there were. With a [`SizeBound`], no row is written while the
+/// store is over it (the refusals are still counted and logged).
 #[derive(Debug, Default)]
 pub struct SignatureFailures {
     windows: Mutex<Windows>,
+    bound: Option<Arc<SizeBound>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +63,14 @@ impl Windows {
 pub type CountUpdate = (i64, u64);
 
 impl SignatureFailures {
+    /// Counts that write no row while the store is over `bound`.
+    pub fn with_bound(bound: Arc<SizeBound>) -> Self {
+        SignatureFailures {
+            windows: Mutex::default(),
+            bound: Some(bound),
+        }
+    }
+
     fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -65,18 +78,16 @@ impl SignatureFailures {
     /// Counts one failure; `true` when it opens a new window (then the caller writes its row
     /// and calls [`SignatureFailures::written`]). A window that ended is replaced; its final
     /// count, if the row does not hold it yet, is returned to be written.
-    fn count(&self, device_id: &str, source: &str, now: Millis) -> (bool, Option<CountUpdate>) {
+    fn count(&self, subject: &str, source: &str, now: Millis) -> (bool, Option<CountUpdate>) {
         let mut guard = self.windows();
         let windows = &mut *guard;
-        let mut key = (device_id.to_owned(), source.to_owned());
+        let mut key = (subject.to_owned(), source.to_owned());
         if !windows.by_key.contains_key(&key) {
-            let of_device = windows.per_device.get(device_id).copied().unwrap_or(0);
+            let of_device = windows.per_device.get(subject).copied().unwrap_or(0);
             if windows.len() >= MAX_FAILURE_KEYS || of_device >= MAX_SOURCES_PER_DEVICE {
                 key.1 = MANY_SOURCES.to_owned();
             } else {
-                windows
-                    .per_device
-                    .insert(device_id.to_owned(), of_device + 1);
+                windows.per_device.insert(subject.to_owned(), of_device + 1);
             }
         }
         let windows = &mut windows.by_key;
@@ -102,14 +113,14 @@ impl SignatureFailures {
         (true, ended)
     }
 
-    fn written(&self, device_id: &str, source: &str, audit_id: i64) {
+    fn written(&self, subject: &str, source: &str, audit_id: i64) {
         let mut guard = self.windows();
         let windows = &mut guard.by_key;
-        let key = (device_id.to_owned(), source.to_owned());
+        let key = (subject.to_owned(), source.to_owned());
         let key = if windows.contains_key(&key) {
             key
         } else {
-            (device_id.to_owned(), MANY_SOURCES.to_owned())
+            (subject.to_owned(), MANY_SOURCES.to_owned())
         };
         if let Some(w) = windows.get_mut(&key) {
             w.audit_id = Some(audit_id);
@@ -152,8 +163,23 @@ impl SignatureFailures {
         challenge_id: Option<String>,
         detail: String,
     ) {
+        let entry = AuditEntry {
+            kind: "signature_rejected",
+            user: Some(device.user.clone()),
+            device_id: Some(device.id.clone()),
+            challenge_id,
+            detail: Some(format!("{detail} from {source}")),
+        };
+        self.record_entry(store, &device.id, source, entry);
+    }
+
+    /// Records a refusal that traffic can repeat at will (runs inside a store job, in the
+    /// unit of the refusal; best effort: the refusal stands either way). Only the first one
+    /// of `subject` (say `backup_code_refused:alice`) from `source` (say `rp:<id>`) in a
+    /// minute writes `entry`; the others raise its `count`.
+    pub fn record_entry(&self, store: &dyn Store, subject: &str, source: &str, entry: AuditEntry) {
         let now = clock::now_ms();
-        let (new, ended) = self.count(&device.id, source, now);
+        let (new, ended) = self.count(subject, source, now);
         if let Some((id, count)) = ended {
             if let Err(e) = store.set_audit_count(id, count) {
                 tracing::error!(error = %e, "cannot record a failure count");
@@ -162,17 +188,15 @@ impl SignatureFailures {
         if !new {
             return;
         }
-        tracing::warn!(device = %device.id, %source, %detail, "signature rejected (further ones from this address are counted for a minute)");
-        let entry = AuditEntry {
-            kind: "signature_rejected",
-            user: Some(device.user.clone()),
-            device_id: Some(device.id.clone()),
-            challenge_id,
-            detail: Some(format!("{detail} from {source}")),
-        };
+        tracing::warn!(kind = entry.kind, %subject, %source, detail = entry.detail.as_deref().unwrap_or(""), "refused (further ones of this kind from this source are counted for a minute)");
+        // Over the size bound the row is not written: the refusal is in the log line above.
+        match &self.bound {
+            Some(bound) if !matches!(bound.over(store, now), Ok(false)) => return,
+            _ => {}
+        }
         match store.audit_returning_id(&entry, now) {
-            Ok(id) => self.written(&device.id, source, id),
-            Err(e) => tracing::error!(error = %e, "cannot audit a rejected signature"),
+            Ok(id) => self.written(subject, source, id),
+            Err(e) => tracing::error!(error = %e, kind = entry.kind, "cannot audit a refusal"),
         }
     }
 }

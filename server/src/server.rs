@@ -23,7 +23,7 @@ use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
-use crate::offline::{HashPool, OfflineKey, OFFLINE_KEY_FILE};
+use crate::offline::{OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
 use crate::state::{AppState, SharedState};
 use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
@@ -92,7 +92,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_key,
     } = prepared;
     let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
-    let size_bound = config.retention.max_db_bytes();
+    let size_bound = Arc::new(SizeBound::new(config.retention.max_db_bytes()));
     let metrics = Metrics::new();
     let base_url = config.base_url(addr);
     let web_push = WebPush::start(
@@ -112,11 +112,11 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         waiters: Waiters::default(),
         metrics,
         shutdown: stop.clone(),
-        signature_failures: Arc::new(SignatureFailures::default()),
-        size_bound: Arc::new(SizeBound::new(size_bound)),
+        // Refusal rows respect the size bound too.
+        signature_failures: Arc::new(SignatureFailures::with_bound(Arc::clone(&size_bound))),
+        size_bound,
         hashing: crate::hashing::Hashing::default(),
         offline_key,
-        offline_hash: HashPool::default(),
         offline_served: Arc::default(),
         offline_reports: Arc::default(),
     });

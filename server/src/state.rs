@@ -43,12 +43,10 @@ pub struct AppState {
     pub size_bound: Arc<SizeBound>,
     /// Web Push: the VAPID key, the allow-list and the sender.
     pub web_push: Arc<WebPush>,
-    /// Argon2id work (backup codes), bounded and off the runtime.
+    /// Argon2id work (backup codes and offline values), bounded and off the runtime.
     pub hashing: Hashing,
     /// Seals the devices' offline-code secrets at rest (issue 12).
     pub offline_key: crate::offline::OfflineKey,
-    /// The bounded pool that hashes offline values.
-    pub offline_hash: crate::offline::HashPool,
     /// The approvals that already had their offline values hashed (one batch each).
     pub offline_served: Arc<crate::offline::Served>,
     /// The offline-code reports already recorded (a copy writes nothing).

@@ -7,25 +7,7 @@ mod common;
 
 use common::*;
 use pushauth_proto::{b64, Context};
-use pushauth_testkit::TestDevice;
-use serde_json::{json, Value};
-
-/// An approved challenge of `key`'s relying party for `dev`'s user.
-fn approved(srv: &Srv, key: &str, dev: &TestDevice) -> String {
-    let c = srv.challenge(key, &dev.profile.user);
-    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
-    assert_eq!(status.state.as_str(), "approved");
-    c.id
-}
-
-fn values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/challenges/{id}/offline"),
-        Some(json!({ "have": have })),
-    )
-}
+use serde_json::json;
 
 fn hashed(r: &Resp) -> usize {
     r.json["devices"]
@@ -50,12 +32,12 @@ fn attack12_one_approval_has_its_offline_values_hashed_once() {
     let srv = start();
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &key, &dev);
-    let first = values(&srv, &key, &id, json!({}));
+    let id = approved_login(&srv, &key, &dev);
+    let first = offline_values(&srv, &key, &id, json!({}));
     assert_eq!(first.status, 200, "{}", first.text);
     assert_eq!(hashed(&first), 20);
     // Again on the same approval: refused before any hashing, with a clear reason.
-    let again = values(&srv, &key, &id, json!({}));
+    let again = offline_values(&srv, &key, &id, json!({}));
     assert_error(&again, 409, "wrong_state");
     assert!(
         again.text.contains("already") && again.text.contains("next"),
@@ -63,15 +45,15 @@ fn attack12_one_approval_has_its_offline_values_hashed_once() {
         again.text
     );
     // Asking for nothing to hash is harmless and still answered.
-    let nothing = values(&srv, &key, &id, json!({ dev.id(): 20 }));
+    let nothing = offline_values(&srv, &key, &id, json!({ dev.id(): 20 }));
     assert_eq!(nothing.status, 200, "{}", nothing.text);
     assert_eq!(hashed(&nothing), 0);
     assert_eq!(count(&srv, "offline_values_issued"), 1);
     // In parallel on a fresh approval: exactly one call gets values.
-    let id = approved(&srv, &key, &dev);
+    let id = approved_login(&srv, &key, &dev);
     let got: Vec<usize> = std::thread::scope(|scope| {
         let calls: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| values(&srv, &key, &id, json!({}))))
+            .map(|_| scope.spawn(|| offline_values(&srv, &key, &id, json!({}))))
             .collect();
         calls
             .into_iter()
@@ -130,15 +112,6 @@ fn attack12_grace_never_applies_to_a_challenge_that_approves_an_action() {
     drop(phone);
 }
 
-fn report(srv: &Srv, key: &str, user: &str, device: &str, counter: u64) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/users/{user}/offline-used"),
-        Some(json!({"device_id": device, "counter": counter, "used_at": "2026-11-30T12:00:00Z"})),
-    )
-}
-
 /// Attack: any relying party with the user in scope reports `offline-used` with a counter just
 /// within reach (last used + 100), again and again. Each report moved the device's counter, so
 /// one host could push it past every value any other host holds: during an outage nobody could
@@ -150,33 +123,27 @@ fn attack12_reports_cannot_pump_the_offline_counter_past_what_was_handed_out() {
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
     // Nothing handed out yet: no counter can have come from a cache.
-    let r = report(&srv, &key, "alice", dev.id(), 1);
+    let r = report(&srv, &key, "alice", &dev, 1);
     assert_error(&r, 400, "malformed_request");
     assert!(r.text.contains("handed out"), "{}", r.text);
-    let id = approved(&srv, &key, &dev);
-    assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
+    let id = approved_login(&srv, &key, &dev);
+    assert_eq!(hashed(&offline_values(&srv, &key, &id, json!({}))), 5);
     // Values 1..=5 went to a host: a use of 3 or 5 is believed, 6 or 105 is not.
-    assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 3).ok().json["counter"],
-        3
-    );
+    assert_eq!(report(&srv, &key, "alice", &dev, 3).ok().json["counter"], 3);
     for beyond in [6, 105, 205] {
-        let r = report(&srv, &key, "alice", dev.id(), beyond);
+        let r = report(&srv, &key, "alice", &dev, beyond);
         assert_error(&r, 400, "malformed_request");
     }
-    assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 5).ok().json["counter"],
-        5
-    );
+    assert_eq!(report(&srv, &key, "alice", &dev, 5).ok().json["counter"], 5);
     // The next approval hands out 6..=10, and only then do they count.
-    let id = approved(&srv, &key, &dev);
-    assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
+    let id = approved_login(&srv, &key, &dev);
+    assert_eq!(hashed(&offline_values(&srv, &key, &id, json!({}))), 5);
     assert_eq!(
-        report(&srv, &key, "alice", dev.id(), 10).ok().json["counter"],
+        report(&srv, &key, "alice", &dev, 10).ok().json["counter"],
         10
     );
     assert_error(
-        &report(&srv, &key, "alice", dev.id(), 11),
+        &report(&srv, &key, "alice", &dev, 11),
         400,
         "malformed_request",
     );
@@ -315,17 +282,11 @@ fn attack12_repeated_offline_reports_write_once() {
     let srv = start_with(|c| c.offline.window = 5);
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &key, &dev);
-    assert_eq!(hashed(&values(&srv, &key, &id, json!({}))), 5);
+    let id = approved_login(&srv, &key, &dev);
+    assert_eq!(hashed(&offline_values(&srv, &key, &id, json!({}))), 5);
     for _ in 0..10 {
-        assert_eq!(
-            report(&srv, &key, "alice", dev.id(), 3).ok().json["counter"],
-            3
-        );
-        assert_eq!(
-            report(&srv, &key, "alice", dev.id(), 2).ok().json["counter"],
-            3
-        );
+        assert_eq!(report(&srv, &key, "alice", &dev, 3).ok().json["counter"], 3);
+        assert_eq!(report(&srv, &key, "alice", &dev, 2).ok().json["counter"], 3);
     }
     assert_eq!(count(&srv, "offline_code_used"), 2);
     let notices = dev.notices().unwrap();
@@ -337,7 +298,7 @@ fn attack12_repeated_offline_reports_write_once() {
     // Another relying party's report of the same counter is its own (another host).
     let other = srv.rp_key();
     assert_eq!(
-        report(&srv, &other, "alice", dev.id(), 3).ok().json["counter"],
+        report(&srv, &other, "alice", &dev, 3).ok().json["counter"],
         3
     );
     assert_eq!(count(&srv, "offline_code_used"), 3);

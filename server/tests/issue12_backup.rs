@@ -38,6 +38,16 @@ fn verify(srv: &Srv, key: &str, user: &str, code: &str) -> Resp {
     )
 }
 
+/// `pushauthd backup-codes ARGS --data-dir <the server's>`, run on the running server's store.
+fn backup_codes_cli(srv: &Srv, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(srv.data_dir())
+        .output()
+        .unwrap()
+}
+
 fn kinds(srv: &Srv, kind: &str) -> usize {
     srv.audit_kinds().iter().filter(|k| *k == kind).count()
 }
@@ -183,7 +193,10 @@ fn issue12_a_code_works_once_and_its_replacement_is_returned_and_announced() {
 
 #[test]
 fn issue12_wrong_codes_lock_the_user_until_unlock_and_a_right_code_resets_the_count() {
-    let srv = start_with(|c| c.limits.max_backup_code_failures = 3);
+    let srv = start_with(|c| {
+        c.limits.max_backup_code_failures = 3;
+        c.sweep_interval_secs = 1;
+    });
     let _phone = srv.device("alice");
     let key = srv.rp_key();
     let set = codes(&issue(&srv, "alice", None));
@@ -216,8 +229,9 @@ fn issue12_wrong_codes_lock_the_user_until_unlock_and_a_right_code_resets_the_co
         .as_str()
         .unwrap()
         .contains("pushauthd unlock"));
-    let refused = kinds(&srv, "backup_code_refused");
-    assert_eq!(refused, 6, "every refusal is audited");
+    // Every refusal is audited, counted into one row per reason (wrong, locked) a minute.
+    assert_eq!(kinds(&srv, "backup_code_refused"), 2, "{:?}", srv.audit());
+    wait_audit_count(&srv, "backup_code_refused", 6);
     // Unlock lifts it.
     let r = srv.admin("POST", "/v1/admin/users/alice/unlock", None);
     assert_eq!(r.status, 200, "{}", r.text);
@@ -535,11 +549,7 @@ fn issue12_a_backup_code_approves_enrolling_a_new_phone_when_every_device_is_los
 fn issue12_the_cli_issues_and_prints_a_set_once() {
     let srv = start();
     let _phone = srv.device("alice");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "alice", "--count", "5", "--data-dir"])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--count", "5"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -555,11 +565,63 @@ fn issue12_the_cli_issues_and_prints_a_set_once() {
     assert_eq!(printed.len(), 5, "{text}");
     let key = srv.rp_key();
     assert_eq!(verify(&srv, &key, "alice", printed[0]).status, 200);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "nobody", "--data-dir"])
-        .arg(srv.data_dir())
-        .output()
-        .unwrap();
+    let out = backup_codes_cli(&srv, &["backup-codes", "nobody"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
+}
+
+/// Attack (a printed sheet of codes lost or stolen): the only way to stop its codes was to issue
+/// a new set, handing out fresh codes nobody asked for. `DELETE
+/// /v1/admin/users/{user}/backup-codes` (and `pushauthd backup-codes USER --void`) voids them
+/// all: audited `backup_codes_voided`, told to the user's devices; no code works after it.
+#[test]
+fn attack12_a_lost_sheet_of_backup_codes_can_be_voided_without_a_new_set() {
+    let srv = start();
+    let phone = srv.enroll("alice", "phone");
+    let key = srv.rp_key();
+    let set = codes(&issue(&srv, "alice", None));
+    // Only the administrator.
+    let r = srv.rp(&key, "DELETE", "/v1/admin/users/alice/backup-codes", None);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 0);
+    let r = srv.admin("DELETE", "/v1/admin/users/alice/backup-codes", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["user"], "alice");
+    assert!(r.json["voided_at"].as_str().unwrap().ends_with('Z'));
+    for code in &set[..3] {
+        assert_error(
+            &verify(&srv, &key, "alice", code),
+            403,
+            "backup_code_invalid",
+        );
+    }
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 1);
+    let notices = phone.notices().unwrap();
+    assert!(
+        notices.iter().any(|n| n.kind == "backup_codes_voided"),
+        "{notices:?}"
+    );
+    // An unknown user: 404, nothing written.
+    let before = audit_len(&srv);
+    let r = srv.admin("DELETE", "/v1/admin/users/nobody/backup-codes", None);
+    assert_error(&r, 404, "unknown_user");
+    assert_eq!(audit_len(&srv), before);
+    // The CLI, after a new set.
+    let set = codes(&issue(&srv, "alice", None));
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--void"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("void"), "{text}");
+    assert_error(
+        &verify(&srv, &key, "alice", &set[0]),
+        403,
+        "backup_code_invalid",
+    );
+    assert_eq!(kinds(&srv, "backup_codes_voided"), 2);
+    let out = backup_codes_cli(&srv, &["backup-codes", "alice", "--void", "--count", "3"]);
+    assert!(!out.status.success(), "--void takes no --count");
 }

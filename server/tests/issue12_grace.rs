@@ -103,6 +103,38 @@ fn count(srv: &Srv, kind: &str) -> usize {
     srv.audit_kinds().iter().filter(|k| *k == kind).count()
 }
 
+/// The audit rows of `kind`.
+fn rows(srv: &Srv, kind: &str) -> Vec<Value> {
+    srv.audit()
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// The notices of `kind` `device` is shown.
+fn notices(srv: &Srv, device: &Device, kind: &str) -> Vec<Value> {
+    let r = device.send(srv, "GET", "/v1/device/notices?kinds=all", b"");
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// A server, a relying-party key and alice's phone, with a 300 s window open on an approved
+/// [`ssh`] login that one grace login already used. Returns the approval too.
+fn open_window() -> (Srv, String, Device, Challenge) {
+    let srv = start();
+    let key = srv.rp_key();
+    let phone = srv.device("alice");
+    let first = approved(&srv, &key, &phone, &ssh(), 300);
+    graced(&srv, &key, "alice", &ssh(), 300, &first.id);
+    (srv, key, phone, first)
+}
+
 #[test]
 fn issue12_a_burst_after_one_approval_takes_one_push() {
     let srv = start();
@@ -116,11 +148,7 @@ fn issue12_a_burst_after_one_approval_takes_one_push() {
     // approval it rode on; the phone has nothing open.
     assert_eq!(count(&srv, "challenge_created"), 1);
     assert_eq!(count(&srv, "grace_login"), 20);
-    let rows: Vec<Value> = srv
-        .audit()
-        .into_iter()
-        .filter(|e| e["kind"] == "grace_login")
-        .collect();
+    let rows = rows(&srv, "grace_login");
     for row in &rows {
         assert_eq!(row["user"], "alice");
         assert_eq!(row["device_id"], phone.id.as_str());
@@ -229,11 +257,7 @@ fn issue12_a_report_ends_every_window_of_the_user_at_once() {
 
 #[test]
 fn issue12_the_device_ends_every_window_with_a_signed_request() {
-    let srv = start();
-    let key = srv.rp_key();
-    let phone = srv.device("alice");
-    let first = approved(&srv, &key, &phone, &ssh(), 300);
-    graced(&srv, &key, "alice", &ssh(), 300, &first.id);
+    let (srv, key, phone, first) = open_window();
     // Unsigned, or signed by a key that is not the device's: refused, nothing written.
     let before = srv.audit().len();
     let r = srv.call("DELETE", "/v1/device/grace", None, None);
@@ -251,24 +275,14 @@ fn issue12_the_device_ends_every_window_with_a_signed_request() {
     let r = phone.send(&srv, "DELETE", "/v1/device/grace", b"");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json, json!({"user": "alice", "ended": true}));
-    let ended: Vec<Value> = srv
-        .audit()
-        .into_iter()
-        .filter(|e| e["kind"] == "grace_ended")
-        .collect();
+    let ended = rows(&srv, "grace_ended");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["user"], "alice");
     assert_eq!(ended[0]["device_id"], phone.id.as_str());
     pushed(&srv, &key, "alice", &ssh(), Some(300));
     // The user's devices are told, as a notice naming the device that asked.
-    let notices = phone.send(&srv, "GET", "/v1/device/notices?kinds=all", b"");
-    let grace: Vec<&Value> = notices.json["notices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "grace_ended")
-        .collect();
-    assert_eq!(grace.len(), 1, "{}", notices.text);
+    let grace = notices(&srv, &phone, "grace_ended");
+    assert_eq!(grace.len(), 1, "{grace:?}");
     assert_eq!(grace[0]["via"], format!("device:{}", phone.id));
     // A new approval after the end opens a new window.
     let again = approved(&srv, &key, &phone, &ssh(), 300);
@@ -277,11 +291,7 @@ fn issue12_the_device_ends_every_window_with_a_signed_request() {
 
 #[test]
 fn issue12_the_administrator_ends_every_window() {
-    let srv = start();
-    let key = srv.rp_key();
-    let phone = srv.device("alice");
-    let first = approved(&srv, &key, &phone, &ssh(), 300);
-    graced(&srv, &key, "alice", &ssh(), 300, &first.id);
+    let (srv, key, phone, first) = open_window();
     // Not with a relying party's key, nor without a token.
     let r = srv.rp(&key, "DELETE", "/v1/admin/users/alice/grace", None);
     assert_eq!(r.status, 401, "{}", r.text);
@@ -292,20 +302,13 @@ fn issue12_the_administrator_ends_every_window() {
     pushed(&srv, &key, "alice", &ssh(), Some(300));
     let r = srv.admin("DELETE", "/v1/admin/users/nobody/grace", None);
     assert_error(&r, 404, "unknown_user");
-    let notices = phone.send(&srv, "GET", "/v1/device/notices?kinds=all", b"");
-    let kinds: Vec<&Value> = notices.json["notices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "grace_ended" && n["via"] == "admin")
-        .collect();
-    assert_eq!(kinds.len(), 1, "{}", notices.text);
-    assert_eq!(kinds[0]["source"], "127.0.0.1");
-    let ended: Vec<Value> = srv
-        .audit()
+    let kinds: Vec<Value> = notices(&srv, &phone, "grace_ended")
         .into_iter()
-        .filter(|e| e["kind"] == "grace_ended")
+        .filter(|n| n["via"] == "admin")
         .collect();
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    assert_eq!(kinds[0]["source"], "127.0.0.1");
+    let ended = rows(&srv, "grace_ended");
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert!(ended[0]["detail"]
         .as_str()
@@ -385,11 +388,7 @@ fn issue12_bad_grace_asks_are_refused_clearly() {
 
 #[test]
 fn issue12_the_end_from_cli_ends_every_window() {
-    let srv = start();
-    let key = srv.rp_key();
-    let phone = srv.device("alice");
-    let first = approved(&srv, &key, &phone, &ssh(), 300);
-    graced(&srv, &key, "alice", &ssh(), 300, &first.id);
+    let (srv, key, _phone, _) = open_window();
     // The real binary on the running server's store (SQLite takes a second writer).
     let data_dir = srv.data_dir();
     let run = |user: &str| {
@@ -409,11 +408,7 @@ fn issue12_the_end_from_cli_ends_every_window() {
         String::from_utf8_lossy(&out.stderr).contains("no user"),
         "{out:?}"
     );
-    let ended: Vec<Value> = srv
-        .audit()
-        .into_iter()
-        .filter(|e| e["kind"] == "grace_ended")
-        .collect();
+    let ended = rows(&srv, "grace_ended");
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert!(ended[0]["detail"]
         .as_str()

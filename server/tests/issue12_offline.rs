@@ -29,32 +29,6 @@ fn verifies(hash: &str, code: &str) -> bool {
         .is_ok()
 }
 
-/// An approved challenge of `key`'s relying party for `dev`'s user.
-fn approved(srv: &Srv, key: &str, dev: &TestDevice) -> String {
-    let c = srv.challenge(key, &dev.profile.user);
-    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
-    assert_eq!(status.state.as_str(), "approved");
-    c.id
-}
-
-fn values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/challenges/{id}/offline"),
-        Some(json!({ "have": have })),
-    )
-}
-
-fn report(srv: &Srv, key: &str, user: &str, device: &str, counter: u64) -> Resp {
-    srv.rp(
-        key,
-        "POST",
-        &format!("/v1/users/{user}/offline-used"),
-        Some(json!({"device_id": device, "counter": counter, "used_at": "2026-11-30T12:00:00Z"})),
-    )
-}
-
 fn counters(device: &Value) -> Vec<u64> {
     device["values"]
         .as_array()
@@ -113,16 +87,24 @@ fn issue12_values_only_for_the_relying_partys_own_approved_challenge() {
 
     // Pending: not yet.
     let c = srv.challenge(&key, "alice");
-    assert_error(&values(&srv, &key, &c.id, json!({})), 409, "wrong_state");
+    assert_error(
+        &offline_values(&srv, &key, &c.id, json!({})),
+        409,
+        "wrong_state",
+    );
     // Denied: never.
     dev.deny(&c.id);
-    assert_error(&values(&srv, &key, &c.id, json!({})), 409, "wrong_state");
+    assert_error(
+        &offline_values(&srv, &key, &c.id, json!({})),
+        409,
+        "wrong_state",
+    );
 
-    let id = approved(&srv, &key, &dev);
+    let id = approved_login(&srv, &key, &dev);
     // Another relying party cannot tell it from a challenge that does not exist.
-    let theirs = values(&srv, &other, &id, json!({}));
+    let theirs = offline_values(&srv, &other, &id, json!({}));
     assert_error(&theirs, 404, "not_found");
-    let none = values(
+    let none = offline_values(
         &srv,
         &other,
         "bm8tc3VjaC1jaGFsbGVuZ2UtaWQtYXQtYWxs",
@@ -139,14 +121,14 @@ fn issue12_values_only_for_the_relying_partys_own_approved_challenge() {
     );
     assert_error(&r, 401, "unauthorized");
     assert_error(
-        &values(&srv, "test-rp.wrong", &id, json!({})),
+        &offline_values(&srv, "test-rp.wrong", &id, json!({})),
         401,
         "unauthorized",
     );
     assert_eq!(srv.audit(), before);
 
     let started = Instant::now();
-    let r = values(&srv, &key, &id, json!({}));
+    let r = offline_values(&srv, &key, &id, json!({}));
     let took = started.elapsed();
     assert_eq!(r.status, 200, "{}", r.text);
     eprintln!("issue12: 20 offline values hashed and returned in {took:?}");
@@ -178,18 +160,18 @@ fn issue12_only_the_missing_values_are_hashed() {
     let srv = start_with(|c| c.offline.window = 5);
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &key, &dev);
+    let id = approved_login(&srv, &key, &dev);
     let have = |n: u64| json!({ dev.id(): n });
-    let r = values(&srv, &key, &id, have(3)).ok();
+    let r = offline_values(&srv, &key, &id, have(3)).ok();
     assert_eq!(counters(&r.json["devices"][0]), vec![4, 5]);
     let issued = srv
         .audit_kinds()
         .iter()
         .filter(|k| *k == "offline_values_issued")
         .count();
-    let r = values(&srv, &key, &id, have(5)).ok();
+    let r = offline_values(&srv, &key, &id, have(5)).ok();
     assert_eq!(counters(&r.json["devices"][0]), Vec::<u64>::new());
-    let r = values(&srv, &key, &id, have(900)).ok();
+    let r = offline_values(&srv, &key, &id, have(900)).ok();
     assert_eq!(counters(&r.json["devices"][0]), Vec::<u64>::new());
     // Nothing issued, nothing audited as issued.
     let after = srv
@@ -206,16 +188,16 @@ fn issue12_reports_move_the_counter_forward_never_back() {
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
     // A host holds values 1..=5 (only values handed out can be reported, attack12).
-    let id = approved(&srv, &key, &dev);
-    values(&srv, &key, &id, json!({})).ok();
-    let r = report(&srv, &key, "alice", dev.id(), 3);
+    let id = approved_login(&srv, &key, &dev);
+    offline_values(&srv, &key, &id, json!({})).ok();
+    let r = report(&srv, &key, "alice", &dev, 3);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["counter"], 3);
     // Back: the counter stays, the repeat is audited.
-    let r = report(&srv, &key, "alice", dev.id(), 2).ok();
+    let r = report(&srv, &key, "alice", &dev, 2).ok();
     assert_eq!(r.json["counter"], 3);
-    let id = approved(&srv, &key, &dev);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &dev);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"][0]["last_used"], 3);
     assert_eq!(counters(&r.json["devices"][0]), vec![4, 5, 6, 7, 8]);
     let used: Vec<Value> = srv
@@ -251,12 +233,12 @@ fn issue12_reports_move_the_counter_forward_never_back() {
         .any(|n| n.context.get("counter").map(String::as_str) == Some("3")));
     // Far beyond any cache: refused, nothing moved.
     assert_error(
-        &report(&srv, &key, "alice", dev.id(), 3 + 101),
+        &report(&srv, &key, "alice", &dev, 3 + 101),
         400,
         "malformed_request",
     );
-    let id = approved(&srv, &key, &dev);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &dev);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"][0]["last_used"], 3);
 }
 
@@ -269,12 +251,8 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
     let bob = srv.enroll("bob", "phone");
     let before = srv.audit();
     // Another user's device, a relying party without alice in scope, no key, bad fields.
-    assert_error(&report(&srv, &key, "bob", alice.id(), 1), 404, "not_found");
-    assert_error(
-        &report(&srv, &narrow, "alice", alice.id(), 1),
-        403,
-        "forbidden",
-    );
+    assert_error(&report(&srv, &key, "bob", &alice, 1), 404, "not_found");
+    assert_error(&report(&srv, &narrow, "alice", &alice, 1), 403, "forbidden");
     let r = srv.call(
         "POST",
         "/v1/users/alice/offline-used",
@@ -283,7 +261,7 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
     );
     assert_error(&r, 401, "unauthorized");
     assert_error(
-        &report(&srv, &key, "alice", alice.id(), 0),
+        &report(&srv, &key, "alice", &alice, 0),
         400,
         "malformed_request",
     );
@@ -291,14 +269,14 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
         &key,
         "POST",
         "/v1/users/alice/offline-used",
-        Some(json!({"device_id": alice.id(), "counter": 1, "used_at": "yesterday"})),
+        Some(json!({"device_id": alice.id(), "counter": 1, "code": "123456", "used_at": "yesterday"})),
     );
     assert_error(&bad_time, 400, "malformed_request");
     let extra = srv.rp(
         &key,
         "POST",
         "/v1/users/alice/offline-used",
-        Some(json!({"device_id": alice.id(), "counter": 1, "used_at": "2026-11-30T12:00:00Z", "x": 1})),
+        Some(json!({"device_id": alice.id(), "counter": 1, "code": "123456", "used_at": "2026-11-30T12:00:00Z", "x": 1})),
     );
     assert_error(&extra, 400, "malformed_request");
     let r = srv.call(
@@ -310,8 +288,8 @@ fn issue12_reports_are_refused_for_other_users_scopes_and_strangers() {
     assert_error(&r, 400, "malformed_request");
     // Nothing was written by any of them.
     assert_eq!(srv.audit(), before);
-    let id = approved(&srv, &key, &alice);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &alice);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"][0]["last_used"], 0);
     drop(bob);
 }
@@ -323,8 +301,8 @@ fn issue12_a_revoked_device_is_dropped_and_its_secret_deleted() {
     let phone = srv.enroll("alice", "phone");
     // The second device needs an approval from the first; the admin link is one.
     let laptop = srv.enroll("alice", "laptop");
-    let id = approved(&srv, &key, &phone);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &phone);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     assert_eq!(r.json["devices"].as_array().unwrap().len(), 2);
     let r = srv.admin(
         "DELETE",
@@ -333,16 +311,12 @@ fn issue12_a_revoked_device_is_dropped_and_its_secret_deleted() {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     // The next approved login (one batch of values per approval, attack12).
-    let id = approved(&srv, &key, &phone);
-    let r = values(&srv, &key, &id, json!({})).ok();
+    let id = approved_login(&srv, &key, &phone);
+    let r = offline_values(&srv, &key, &id, json!({})).ok();
     let devices = r.json["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0]["device_id"], phone.id());
-    assert_error(
-        &report(&srv, &key, "alice", laptop.id(), 1),
-        404,
-        "not_found",
-    );
+    assert_error(&report(&srv, &key, "alice", &laptop, 1), 404, "not_found");
 }
 
 #[test]
@@ -351,8 +325,12 @@ fn issue12_offline_codes_off_means_no_secret_and_no_values() {
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
     assert!(dev.profile.offline.is_none());
-    let id = approved(&srv, &key, &dev);
-    assert_error(&values(&srv, &key, &id, json!({})), 403, "forbidden");
+    let id = approved_login(&srv, &key, &dev);
+    assert_error(
+        &offline_values(&srv, &key, &id, json!({})),
+        403,
+        "forbidden",
+    );
 }
 
 #[test]
@@ -360,22 +338,22 @@ fn issue12_bad_have_maps_are_refused_before_anything_is_read() {
     let srv = start();
     let key = srv.rp_key();
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &key, &dev);
+    let id = approved_login(&srv, &key, &dev);
     let before = srv.audit();
     assert_error(
-        &values(&srv, &key, &id, json!({"../x": 1})),
+        &offline_values(&srv, &key, &id, json!({"../x": 1})),
         400,
         "malformed_request",
     );
     assert_error(
-        &values(&srv, &key, &id, json!({ dev.id(): -1 })),
+        &offline_values(&srv, &key, &id, json!({ dev.id(): -1 })),
         400,
         "malformed_request",
     );
     let many: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("d{i}"), json!(1))).collect();
     assert_error(
-        &values(&srv, &key, &id, Value::Object(many)),
+        &offline_values(&srv, &key, &id, Value::Object(many)),
         400,
         "malformed_request",
     );
@@ -400,7 +378,7 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
     let srv = start();
     let rp = srv.add_rp(json!({"name": "host a"}));
     let dev = srv.enroll("alice", "phone");
-    let id = approved(&srv, &rp.api_key, &dev);
+    let id = approved_login(&srv, &rp.api_key, &dev);
     // The rule itself, at chosen times, on the server's own store and key.
     let store = SqliteStore::open(&srv.data_dir()).unwrap();
     let key = OfflineKey::load(&srv.data_dir().join("offline-key")).unwrap();
@@ -413,9 +391,15 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
     let now = pushauth_server::clock::now_ms();
     let req = OfflineRequest::default();
     let cfg = OfflineConfig::default();
-    let fresh = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 4 * 60 * 1000).unwrap();
+    let refusals = pushauth_server::bounds::SignatureFailures::default();
+    let off = |key| pushauth_server::service::offline::Offline {
+        config: &cfg,
+        key,
+        refusals: &refusals,
+    };
+    let fresh = plan_values(&store, &caller, off(&key), &id, &req, now + 4 * 60 * 1000).unwrap();
     assert_eq!(fresh.count(), 20);
-    let late = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 6 * 60 * 1000);
+    let late = plan_values(&store, &caller, off(&key), &id, &req, now + 6 * 60 * 1000);
     assert!(
         matches!(late, Err(pushauth_server::service::Error::Expired)),
         "{:?}",
@@ -426,12 +410,12 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
         rp_id: "someone-else".into(),
         ..caller.clone()
     };
-    let theirs = plan_values(&store, &other, &cfg, &key, &id, &req, now);
+    let theirs = plan_values(&store, &other, off(&key), &id, &req, now);
     assert!(matches!(
         theirs,
         Err(pushauth_server::service::Error::NotFound(_))
     ));
     // A key that is not the server's opens no secret.
     let wrong = OfflineKey::from_bytes(&[1; 32]);
-    assert!(plan_values(&store, &caller, &cfg, &wrong, &id, &req, now).is_err());
+    assert!(plan_values(&store, &caller, off(&wrong), &id, &req, now).is_err());
 }

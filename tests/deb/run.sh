@@ -338,7 +338,10 @@ check "the installed server's audit log has the approved and the denied sshd log
 stop_servers
 
 echo "== 8. remove keeps config and state; purge deletes them"
+# What pam_push makes at run time in its default state_dir (offline caches, grace records).
+install -d -m 0700 /var/lib/pam_push/offline && install -m 0600 /dev/null /var/lib/pam_push/offline/pa_alice
 apt-get remove -y -q "${PKGS[@]}" >/dev/null
+check "remove: /var/lib/pam_push kept" test -f /var/lib/pam_push/offline/pa_alice
 check "remove: binaries and module gone" sh -c "! test -e /usr/sbin/pushauthd && ! test -e $MODULE && ! test -e /usr/bin/pushauth-device"
 check "remove: /etc/pam_push.conf kept" test -f /etc/pam_push.conf
 check "remove: $SERVER_CONFIG kept" test -f "$SERVER_CONFIG"
@@ -352,6 +355,7 @@ purge_all
 check "purge: /etc/pam_push.conf gone" test ! -e /etc/pam_push.conf
 check "purge: /etc/pushauthd gone" test ! -e /etc/pushauthd
 check "purge: /var/lib/pushauthd gone" test ! -e /var/lib/pushauthd
+check "purge: /var/lib/pam_push gone" test ! -e /var/lib/pam_push
 check "purge: /etc/pushauth-idp-sidecar (config and secrets) gone" test ! -e /etc/pushauth-idp-sidecar
 check "purge: /var/lib/pushauth-idp-sidecar gone" test ! -e /var/lib/pushauth-idp-sidecar
 check "purge: unit no longer enabled" test ! -e /etc/systemd/system/multi-user.target.wants/pushauthd.service

@@ -16,6 +16,7 @@ Installed packages instead of the build tree (tests/deb/run.sh sets these; each 
   "runuser -u _pushauthd -- /usr/sbin/pushauthd") and PUSHAUTH_SERVER_CONFIG (its --config).
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -377,3 +378,83 @@ def backup():
             pathlib.Path(original).unlink(missing_ok=True)
         else:
             shutil.move(str(copy), original)
+
+
+def write_sshd_stack(conf_arg):
+    """/etc/pam.d/sshd as the suites use it: pam_push alone in auth (`conf_arg` is the module's
+    arguments, e.g. " conf=/etc/pushauth-test/x.conf"). Back the file up first (`backup`)."""
+    (PAMD / "sshd").write_text(
+        "# pushauth test stack (the system file is restored after the suite)\n"
+        f"auth required {MODULE}{conf_arg}\n"
+        "account required pam_permit.so\n"
+        "session required pam_permit.so\n"
+    )
+
+
+@contextlib.contextmanager
+def sshd_running(prefix, authorized, keys=("client_ed25519",),
+                 methods="publickey,keyboard-interactive:pam", extra=""):
+    """A real sshd on 127.0.0.1 on a free port, in a temporary directory made with `prefix`:
+    a fresh host key, client key pairs named `keys` (ed25519, no passphrase), each user of
+    `authorized` allowed every one of them, `AuthenticationMethods methods`, `ExposeAuthInfo
+    yes`, and `extra` lines. Yields {"port", "tmp", "key" (the first key's path), "keys"}; stops
+    sshd and deletes the directory afterwards."""
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(tmp, 0o755)
+    proc = None
+    try:
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
+        for name in keys:
+            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / name)
+        allowed = tmp / "authorized_keys"
+        allowed.mkdir()
+        pubs = "".join((tmp / f"{name}.pub").read_text() for name in keys)
+        for user in authorized:
+            (allowed / user).write_text(pubs)
+            os.chmod(allowed / user, 0o644)
+        os.chmod(allowed, 0o755)
+        port = free_port()
+        (tmp / "sshd_config").write_text(
+            f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {tmp}/host_ed25519
+PidFile {tmp}/sshd.pid
+UsePAM yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+PubkeyAuthentication yes
+AuthenticationMethods {methods}
+ExposeAuthInfo yes
+AuthorizedKeysFile {allowed}/%u
+StrictModes no
+LogLevel VERBOSE
+LoginGraceTime 90
+{extra}"""
+        )
+        os.makedirs("/run/sshd", exist_ok=True)
+        with open(tmp / "sshd.log", "w") as log:
+            proc = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
+        yield {
+            "port": port,
+            "tmp": tmp,
+            "key": tmp / keys[0],
+            "keys": {name: tmp / name for name in keys},
+        }
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)

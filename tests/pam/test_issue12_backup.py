@@ -4,43 +4,21 @@ prompt and gets a shell, and is shown the code that replaces it; the same code a
 code and a pinned user are refused with a clear message and a syslog line that holds no code.
 The codes come from `pushauthd backup-codes USER` run on the server's store."""
 
-import io
 import os
-import pathlib
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
 import pexpect
 import pytest
 
-from conftest import ETC, LOG_AUTHPRIV, MODULE, PAMD, run
+from conftest import ETC, LOG_AUTHPRIV, run, sshd_running, write_sshd_stack
+from test_sshd import ssh
 
 CODE = r"[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def sshd12(etc, users, devices, backup):
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-sshd12-"))
-    os.chmod(tmp, 0o755)
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "client_ed25519")
-    keys = tmp / "authorized_keys"
-    keys.mkdir()
-    pub = (tmp / "client_ed25519.pub").read_text()
-    for user in (users["alice"], users["carol"]):
-        (keys / user).write_text(pub)
-        os.chmod(keys / user, 0o644)
-    os.chmod(keys, 0o755)
     # carol has a pinned-key file: only her pinned device's signature may let her in.
     pins = ETC / "i12-pins"
     pins.mkdir(mode=0o755, exist_ok=True)
@@ -50,75 +28,9 @@ def sshd12(etc, users, devices, backup):
     os.chmod(pins / users["carol"], 0o644)
     conf = etc.conf("i12-sshd", f'timeout = 30\nauthorized_devices = "{pins}"\n')
     backup("/etc/pam.d/sshd")
-    (PAMD / "sshd").write_text(
-        "# pushauth test stack (the system file is restored after the suite)\n"
-        f"auth required {MODULE} conf={conf}\n"
-        "account required pam_permit.so\n"
-        "session required pam_permit.so\n"
-    )
-    port = _free_port()
-    (tmp / "sshd_config").write_text(
-        f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {tmp}/host_ed25519
-PidFile {tmp}/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication yes
-AuthenticationMethods publickey,keyboard-interactive:pam
-ExposeAuthInfo yes
-AuthorizedKeysFile {keys}/%u
-StrictModes no
-LogLevel VERBOSE
-LoginGraceTime 90
-"""
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = open(tmp / "sshd.log", "w")
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
-    yield {"port": port, "key": tmp / "client_ed25519"}
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
-
-
-def ssh(sshd, user):
-    out = io.StringIO()
-    child = pexpect.spawn(
-        "ssh",
-        [
-            "-tt",
-            "-p",
-            str(sshd["port"]),
-            "-i",
-            str(sshd["key"]),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            f"{user}@127.0.0.1",
-        ],
-        encoding="utf-8",
-        timeout=40,
-    )
-    child.logfile_read = out
-    return child, out
+    write_sshd_stack(f" conf={conf}")
+    with sshd_running("pushauth-sshd12-", [users["alice"], users["carol"]]) as running:
+        yield running
 
 
 def issue_codes(server, user, count):

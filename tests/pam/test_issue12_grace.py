@@ -19,16 +19,10 @@ import time
 import pexpect
 import pytest
 
-from conftest import MODULE, PAMD, run
+from conftest import MODULE, PAMD, run, sshd_running, write_sshd_stack
 
 GRACE = 120
 SUDOERS = "/etc/sudoers.d/pushauth-test"
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,73 +52,34 @@ def restore(texts):
             pathlib.Path(path).write_text(text)
 
 
-def write_sshd_stack(conf):
-    (PAMD / "sshd").write_text(
-        "# pushauth test stack (the system file is restored after the suite)\n"
-        f"auth required {MODULE} conf={conf}\n"
-        "account required pam_permit.so\n"
-        "session required pam_permit.so\n"
-    )
+def sshd_stack(conf):
+    """/etc/pam.d/sshd with pam_push reading `conf`."""
+    write_sshd_stack(f" conf={conf}")
 
 
 @pytest.fixture(scope="module")
 def sshd(etc, users, devices, backup, state_dir):
     """sshd on 127.0.0.1 (publickey, then keyboard-interactive:pam with pam_push asking for a
     120 s grace window); alice has two keys."""
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-grace-sshd-"))
-    os.chmod(tmp, 0o755)
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
-    for name in ("key1", "key2"):
-        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / name)
-    keys = tmp / "authorized_keys"
-    keys.mkdir()
-    (keys / users["alice"]).write_text(
-        (tmp / "key1.pub").read_text() + (tmp / "key2.pub").read_text()
-    )
-    os.chmod(keys, 0o755)
-    os.chmod(keys / users["alice"], 0o644)
-    port = _free_port()
     backup("/etc/pam.d/sshd")
     before = saved(["/etc/pam.d/sshd"])
     conf = grace_conf(etc, "grace-sshd", state_dir)
-    write_sshd_stack(conf)
-    (tmp / "sshd_config").write_text(
-        f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {tmp}/host_ed25519
-PidFile {tmp}/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication yes
-AuthenticationMethods publickey,keyboard-interactive:pam
-ExposeAuthInfo yes
-AuthorizedKeysFile {keys}/%u
-StrictModes no
-LogLevel VERBOSE
-LoginGraceTime 90
-MaxStartups 100
-"""
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = open(tmp / "sshd.log", "w")
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
-    yield {"port": port, "tmp": tmp, "conf": conf}
-    proc.terminate()
-    proc.wait(10)
+    sshd_stack(conf)
+    with sshd_running(
+        "pushauth-grace-sshd-", [users["alice"]], keys=("key1", "key2"), extra="MaxStartups 100\n"
+    ) as running:
+        yield {**running, "conf": conf}
     restore(before)
-    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def password_sshd(sshd, users):
+    """A second sshd on the same PAM stack with keyboard-interactive:pam alone (no public key,
+    as a password-only sshd): pam_push cannot learn an SSH key."""
+    with sshd_running(
+        "pushauth-grace-pw-", [users["alice"]], methods="keyboard-interactive:pam"
+    ) as running:
+        yield {**running, "conf": sshd["conf"]}
 
 
 def ssh_args(sshd, user, key="key1", source="127.0.0.1"):
@@ -272,7 +227,7 @@ def test_issue12_burst_without_grace_pushes_every_time(server, sshd, etc, users,
     """The same burst with grace off: 20 pushes, each approved by the device CLI (a person
     would take seconds for each)."""
     user, phone = users["alice"], devices["alice"]
-    write_sshd_stack(etc.conf("nograce-sshd", "timeout = 30\n"))
+    sshd_stack(etc.conf("nograce-sshd", "timeout = 30\n"))
     try:
         since = last_audit_id(server, user)
         started = time.monotonic()
@@ -280,12 +235,37 @@ def test_issue12_burst_without_grace_pushes_every_time(server, sshd, etc, users,
             pushed_login(sshd, user, phone)
         secs = time.monotonic() - started
     finally:
-        write_sshd_stack(sshd["conf"])
+        sshd_stack(sshd["conf"])
     events = audit_since(server, user, since)
     assert len(kinds(events, "challenge_created")) == 20, events
     assert kinds(events, "grace_login") == []
     print(f"\nissue12 burst: 20 SSH logins in {secs:.2f} s without grace "
           f"({secs / 20 * 1000:.0f} ms each, approved by a script)")
+
+
+def test_issue12_password_only_sshd_takes_no_grace(
+    server, sshd, password_sshd, etc, users, devices, state_dir
+):
+    """Review finding: sshd without a key (password only, or no ExposeAuthInfo) keyed grace on
+    user, service, host and address alone, so anyone with the password from the same address
+    rode on the person's approval. Without `grace_without_key`, each such login pushes."""
+    alice = users["alice"]
+    key = "client_ed25519"
+    since = last_audit_id(server, alice)
+    pushed_login(password_sshd, alice, devices["alice"], key=key)
+    # Right after the approval, from the same address: a push again (cancelled here).
+    cancelled_push(password_sshd, alice, key=key)
+    events = audit_since(server, alice, since)
+    assert kinds(events, "grace_login") == [], events
+    assert len(kinds(events, "challenge_created")) == 2, events
+    # A host that accepts the risk says so: then the window applies without a key.
+    try:
+        sshd_stack(grace_conf(etc, "grace-nokey", state_dir, "grace_without_key = true\n"))
+        pushed_login(password_sshd, alice, devices["alice"], key=key)
+        status, out = quiet_login(password_sshd, alice, key=key)
+        assert status == 0 and "grace-ok" in out, out
+    finally:
+        sshd_stack(sshd["conf"])
 
 
 @pytest.fixture

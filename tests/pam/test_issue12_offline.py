@@ -7,16 +7,14 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import stat
-import subprocess
 import tempfile
 import time
 
 import pexpect
 import pytest
 
-from conftest import MODULE, PAMD, PUSHAUTHD, run
+from conftest import run, sshd_running, write_sshd_stack
 from test_pamtester import AUTHINFO_UNAVAIL, OK, Pamtester
 from test_sshd import ssh
 
@@ -25,66 +23,16 @@ OFFLINE_PROMPT = r"cannot be reached\. Type the offline code your device shows"
 
 @pytest.fixture(scope="module")
 def offline_sshd(etc, users, devices, backup):
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-offline-"))
-    os.chmod(tmp, 0o755)
-    state = tmp / "state"
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "client_ed25519")
-    keys = tmp / "authorized_keys"
-    keys.mkdir()
-    pub = (tmp / "client_ed25519.pub").read_text()
-    for user in (users["alice"], users["carol"]):
-        (keys / user).write_text(pub)
-        os.chmod(keys / user, 0o644)
-    os.chmod(keys, 0o755)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    state_tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-offline-"))
+    state = state_tmp / "state"
     conf = etc.conf(
         "offline", f'timeout = 30\nserver_unreachable = "offline"\nstate_dir = "{state}"\n'
     )
     backup("/etc/pam.d/sshd")
-    (PAMD / "sshd").write_text(
-        "# pushauth test stack (the system file is restored after the suite)\n"
-        f"auth required {MODULE} conf={conf}\n"
-        "account required pam_permit.so\n"
-        "session required pam_permit.so\n"
-    )
-    (tmp / "sshd_config").write_text(
-        f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {tmp}/host_ed25519
-PidFile {tmp}/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication yes
-AuthenticationMethods publickey,keyboard-interactive:pam
-ExposeAuthInfo yes
-AuthorizedKeysFile {keys}/%u
-StrictModes no
-LogLevel VERBOSE
-LoginGraceTime 90
-"""
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = open(tmp / "sshd.log", "w")
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
-    yield {"port": port, "key": tmp / "client_ed25519", "state": state, "tmp": tmp}
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    write_sshd_stack(f" conf={conf}")
+    with sshd_running("pushauth-offline-", [users["alice"], users["carol"]]) as running:
+        yield {**running, "state": state}
+    shutil.rmtree(state_tmp, ignore_errors=True)
 
 
 def online_login(sshd, user, device):

@@ -2,88 +2,24 @@
 driven by the ssh client: the code comes inside the prompt, the device approves, Enter, shell."""
 
 import io
-import os
-import pathlib
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 
 import pexpect
 import pytest
 
-from conftest import LOG_AUTHPRIV, MODULE, PAM_CONF, PAMD, run
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import LOG_AUTHPRIV, PAM_CONF, run, sshd_running, write_sshd_stack
 
 
 @pytest.fixture(scope="module")
 def sshd(etc, users, devices, backup):
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="pushauth-sshd-"))
-    os.chmod(tmp, 0o755)
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "host_ed25519")
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", tmp / "client_ed25519")
-    keys = tmp / "authorized_keys"
-    keys.mkdir()
-    pub = (tmp / "client_ed25519.pub").read_text()
-    for user in (users["alice"],):
-        (keys / user).write_text(pub)
-    os.chmod(keys, 0o755)
-    for f in keys.iterdir():
-        os.chmod(f, 0o644)
-    port = _free_port()
     # With PUSHAUTH_PAM_CONF (installed packages): the installed config, and the PAM line as
     # documented for /etc/pam.d/sshd (no conf= when it is the default file).
     conf = PAM_CONF or etc.conf("sshd", "timeout = 30\n")
     conf_arg = "" if str(conf) == "/etc/pam_push.conf" else f" conf={conf}"
     backup("/etc/pam.d/sshd")
-    (PAMD / "sshd").write_text(
-        "# pushauth test stack (the system file is restored after the suite)\n"
-        f"auth required {MODULE}{conf_arg}\n"
-        "account required pam_permit.so\n"
-        "session required pam_permit.so\n"
-    )
-    (tmp / "sshd_config").write_text(
-        f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {tmp}/host_ed25519
-PidFile {tmp}/sshd.pid
-UsePAM yes
-KbdInteractiveAuthentication yes
-PasswordAuthentication no
-PubkeyAuthentication yes
-AuthenticationMethods publickey,keyboard-interactive:pam
-ExposeAuthInfo yes
-AuthorizedKeysFile {keys}/%u
-StrictModes no
-LogLevel VERBOSE
-LoginGraceTime 90
-"""
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = open(tmp / "sshd.log", "w")
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")], stdout=log, stderr=log
-    )
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("sshd did not start: " + (tmp / "sshd.log").read_text())
-    fingerprint = run("ssh-keygen", "-lf", tmp / "client_ed25519.pub").stdout.split()[1]
-    yield {"port": port, "key": tmp / "client_ed25519", "fingerprint": fingerprint, "tmp": tmp}
-    proc.terminate()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
+    write_sshd_stack(conf_arg)
+    with sshd_running("pushauth-sshd-", [users["alice"]]) as running:
+        fingerprint = run("ssh-keygen", "-lf", f"{running['key']}.pub").stdout.split()[1]
+        yield {**running, "fingerprint": fingerprint}
 
 
 def ssh(sshd, user):

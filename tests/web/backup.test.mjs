@@ -110,4 +110,6 @@ test('issue12: notices of every kind read as plain text, hidden characters made 
   assert.equal(later, 'grace\ufffdended on not a date via admin.');
   const added = noticeText({ kind: 'device_added', at: '2026-01-02T03:04:05Z', device_name: 'tablet', source: '10.0.0.1:5', via: 'admin' });
   assert.match(added, /^New device "tablet" added on .* from 10\.0\.0\.1:5 via admin\.$/);
+  const voided = noticeText({ kind: 'backup_codes_voided', at: '2026-01-02T03:04:05Z', via: 'admin' });
+  assert.match(voided, /^Every backup code was voided on .* via admin; none work until a new set is issued\.$/);
 });

@@ -27,6 +27,8 @@ export function noticeText(n) {
       return `A backup code was used on ${at}${where(n.context)}${n.count !== undefined ? `; ${n.count} unused codes left` : ''}.`;
     case 'backup_codes_issued':
       return `A new set of ${n.count ?? '?'} backup codes was issued on ${at}${via}; the old codes no longer work.`;
+    case 'backup_codes_voided':
+      return `Every backup code was voided on ${at}${via}; none work until a new set is issued.`;
     default:
       return `${visible(String(n.kind))} on ${at}${via}${where(n.context)}.`;
   }

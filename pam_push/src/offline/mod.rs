@@ -14,6 +14,7 @@ pub mod cache;
 use std::time::{Duration, Instant};
 
 use pushauth_proto::hotp::normalize_typed;
+use pushauth_proto::offline::OfflineUsedRequest;
 use pushauth_proto::wire::ErrorCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -24,8 +25,9 @@ use crate::state::StateDir;
 use cache::{CacheError, Locked, MAX_FAILURES};
 use pushauth_client::ClientError;
 
-/// Time the refill after an approval may take (reports and the fetch together): pushauthd
-/// hashes up to `window` values per device with Argon2id first.
+/// Most time the refill after an approval may take (reports and the fetch together): pushauthd
+/// hashes up to `window` values per device with Argon2id first. Never past the login's own
+/// deadline ([`refill`]).
 pub const REFILL_TIME: Duration = Duration::from_secs(10);
 
 /// Codes a person may type in one offline login.
@@ -49,17 +51,31 @@ fn now_rfc3339() -> String {
 }
 
 /// After an approved push of `login`: sends this user's pending reports, then stores the values
-/// this host lacks. Never changes the login's outcome; failures are logged.
+/// this host lacks, within [`REFILL_TIME`] and never past `login_deadline` (the login's own
+/// deadline: the person is let in only after the refill, so it must not make the login outlast
+/// it). Best effort: never changes the login's outcome; failures and a skip are logged.
 pub fn refill<B: PushBackend>(
     config: &Config,
     backend: &B,
     login: &B::Login,
     user: &str,
+    login_deadline: Instant,
     log: &mut dyn Log,
     line: LineFn<'_>,
 ) {
     let state = StateDir::new(&config.state_dir, config.owner);
-    let deadline = Instant::now() + REFILL_TIME;
+    let now = Instant::now();
+    let deadline = login_deadline.min(now + REFILL_TIME);
+    if deadline <= now {
+        log.log(
+            Level::Notice,
+            &line(
+                "offline_refill_skipped",
+                Some("no time left before the login's deadline; the next approved login refills"),
+            ),
+        );
+        return;
+    }
     let mut locked = match Locked::open(&state, user) {
         Ok(locked) => locked,
         Err(e) => {
@@ -73,13 +89,27 @@ pub fn refill<B: PushBackend>(
     // Reports first, so pushauthd's counters are current before it picks the values.
     let mut kept = Vec::new();
     for report in std::mem::take(&mut locked.cache.pending) {
-        match backend.report_offline_used(
-            user,
-            &report.device_id,
-            report.counter,
-            &report.used_at,
-            deadline,
-        ) {
+        // Queued before reports carried the code: pushauthd would refuse it (no proof).
+        let Some(code) = report.code.clone() else {
+            log.log(
+                Level::Notice,
+                &line(
+                    "offline_report_dropped",
+                    Some(&format!(
+                        "device {} counter {}: queued without its code by an older pam_push",
+                        report.device_id, report.counter
+                    )),
+                ),
+            );
+            continue;
+        };
+        let request = OfflineUsedRequest {
+            device_id: report.device_id.clone(),
+            counter: report.counter,
+            code,
+            used_at: report.used_at.clone(),
+        };
+        match backend.report_offline_used(user, &request, deadline) {
             Ok(counter) => log.log(
                 Level::Info,
                 &line(
@@ -99,6 +129,21 @@ pub fn refill<B: PushBackend>(
                 &line(
                     "offline_report_dropped",
                     Some(&format!("device {} is gone", report.device_id)),
+                ),
+            ),
+            // pushauthd says the code is not the device's (a secret replaced meanwhile):
+            // sending it again cannot change that.
+            Err(ClientError::Rejected {
+                code: Some(ErrorCode::Forbidden),
+                ..
+            }) => log.log(
+                Level::Warning,
+                &line(
+                    "offline_report_dropped",
+                    Some(&format!(
+                        "device {} counter {}: pushauthd refused the code",
+                        report.device_id, report.counter
+                    )),
                 ),
             ),
             Err(e) => {
@@ -163,7 +208,7 @@ fn check(state: &StateDir, user: &str, code: &str) -> Result<Checked, CacheError
         return Ok(Checked::Wrong);
     };
     locked.cache.failures = 0;
-    locked.cache.consume(&found, now_rfc3339());
+    locked.cache.consume(&found, now_rfc3339(), code);
     locked.save()?;
     Ok(Checked::Accepted {
         device_id: found.device_id,

@@ -12,15 +12,17 @@ use axum::extract::{ConnectInfo, OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::Json;
 use pushauth_proto::wire::{
-    BackupCodeSet, BackupCodeVerified, CreateRpEnrollment, EnrollmentCreated, IssueBackupCodes,
-    IssueBackupCodesForRp, VerifyBackupCode, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
+    BackupCodeSet, BackupCodeVerified, BackupCodesVoided, CreateRpEnrollment, EnrollmentCreated,
+    IssueBackupCodes, IssueBackupCodesForRp, VerifyBackupCode, NOTICE_BACKUP_CODES_ISSUED,
+    NOTICE_BACKUP_CODES_VOIDED, NOTICE_BACKUP_CODE_USED,
 };
 
 use super::extract::DeviceRequest;
 use super::views::enrollment_created;
 use super::{parse_json, AdminCaller, ApiError, JsonBody, RawBody};
+use crate::bounds::SignatureFailures;
 use crate::clock;
-use crate::service::backup_codes::{self, Attempt, IssuedSet};
+use crate::service::backup_codes::{self, Attempt, Bounds, IssuedSet};
 use crate::service::keys::{authenticate, RpKey};
 use crate::service::{atomically, backup_enroll};
 use crate::state::SharedState;
@@ -76,6 +78,25 @@ pub async fn admin_issue(
     Ok(shown(&state, user, issued))
 }
 
+/// `DELETE /v1/admin/users/{user}/backup-codes`: voids every code of a known user (a lost
+/// sheet) without issuing new ones; 404 `unknown_user` for a user never seen.
+pub async fn admin_void(
+    State(state): State<SharedState>,
+    _admin: AdminCaller,
+    Path(user): Path<String>,
+) -> Result<Json<BackupCodesVoided>, ApiError> {
+    let now = clock::now_ms();
+    let for_user = user.clone();
+    let devices = state
+        .run(move |s| Ok::<_, ApiError>(backup_codes::void(s, &for_user, "admin", now)?))
+        .await?;
+    state.announce_notice(&user, NOTICE_BACKUP_CODES_VOIDED, &devices);
+    Ok(Json(BackupCodesVoided {
+        user,
+        voided_at: clock::rfc3339(now),
+    }))
+}
+
 /// `POST /v1/device/backup-codes` (signed) `{"count"?}`: a new set for the device's own user;
 /// the signed request from an active device is the approval.
 pub async fn device_issue(
@@ -122,6 +143,7 @@ pub async fn rp_issue(
     let default = state.config.backup_codes.count;
     let now = clock::now_ms();
     let checked_user = user.clone();
+    let refusals = Arc::clone(&state.signature_failures);
     let (rp, req, count) = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
@@ -130,7 +152,7 @@ pub async fn rp_issue(
                 .map_err(crate::service::Error::from)?;
             let count = backup_codes::check_count(req.count, default)?;
             // Used up before the slow draw: one approval pays for one set of hashes.
-            backup_codes::claim_rp_approval(s, &rp, &checked_user, &req.approval, now)?;
+            backup_codes::claim_rp_approval(s, &rp, &refusals, &checked_user, &req.approval, now)?;
             Ok::<_, ApiError>((rp, req, count))
         })
         .await?;
@@ -144,6 +166,13 @@ pub async fn rp_issue(
         .run(move |s| backup_codes::store_set_for_rp(s, &rp, &for_user, &req.approval, &set, now))
         .await?;
     Ok(shown(&state, user, issued))
+}
+
+fn bounds(max_failures: u32, refusals: &SignatureFailures) -> Bounds<'_> {
+    Bounds {
+        max_failures,
+        refusals,
+    }
 }
 
 /// The slow part of an attempt: one verify, and the replacement when it matched.
@@ -170,14 +199,15 @@ pub async fn rp_verify(
     body: Result<JsonBody<VerifyBackupCode>, ApiError>,
 ) -> Result<Json<BackupCodeVerified>, ApiError> {
     let max = state.config.limits.max_backup_code_failures;
-    let now = clock::now_ms();
     let for_user = user.clone();
+    let refusals = Arc::clone(&state.signature_failures);
+    let again = Arc::clone(&refusals);
     let (attempt, facts) = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
             let attempt = backup_codes::rp_attempt(&rp, &for_user, &req.code, req.context)?;
-            let facts = backup_codes::attempt_facts(s, &attempt, max, now)?;
+            let facts = backup_codes::attempt_facts(s, &attempt, bounds(max, &refusals))?;
             Ok::<_, ApiError>((attempt, facts))
         })
         .await?;
@@ -190,7 +220,7 @@ pub async fn rp_verify(
                     &attempt,
                     facts.hash.as_deref(),
                     checked,
-                    max,
+                    bounds(max, &again),
                     clock::now_ms(),
                 )
             })
@@ -214,12 +244,13 @@ pub async fn enroll_with_code(
 ) -> Result<(StatusCode, Json<EnrollmentCreated>), ApiError> {
     let max = state.config.limits.max_backup_code_failures;
     let ttl = state.config.enrollment_ttl_secs;
-    let now = clock::now_ms();
+    let refusals = Arc::clone(&state.signature_failures);
+    let again = Arc::clone(&refusals);
     let (rp, attempt, ttl, facts) = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let (attempt, ttl) = backup_enroll::check(&rp, &req, ttl)?;
-            let facts = backup_codes::attempt_facts(s, &attempt, max, now)?;
+            let facts = backup_codes::attempt_facts(s, &attempt, bounds(max, &refusals))?;
             Ok::<_, ApiError>((rp, attempt, ttl, facts))
         })
         .await?;
@@ -233,7 +264,7 @@ pub async fn enroll_with_code(
                 &attempt,
                 ttl,
                 (facts.hash.as_deref(), checked),
-                max,
+                bounds(max, &again),
                 clock::now_ms(),
             )
         })

@@ -54,6 +54,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::hashing::HashingError> for ApiError {
+    fn from(e: crate::hashing::HashingError) -> Self {
+        service::Error::from(e).into()
+    }
+}
+
 impl From<service::Error> for ApiError {
     fn from(err: service::Error) -> Self {
         use service::Error as E;

@@ -1,7 +1,7 @@
 //! Offline-code routes (issue 12) for relying parties: the values a PAM host caches after an
 //! approved push, and its report of a code used while pushauthd was down. Thin adapters over
-//! [`crate::service::offline`]; the hashing runs in [`crate::offline::HashPool`], off the store
-//! thread and bounded.
+//! [`crate::service::offline`]; the hashing runs in the server's one bounded pool
+//! ([`crate::hashing::Hashing`]), off the store thread.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,9 +17,8 @@ use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 
 use super::{ApiError, JsonBody};
 use crate::clock;
-use crate::offline::hash::HashError;
 use crate::service::keys::{authenticate, RpKey};
-use crate::service::{offline, Error};
+use crate::service::offline;
 use crate::state::SharedState;
 
 /// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
@@ -36,13 +35,19 @@ pub async fn values(
     let config = state.config.offline;
     let sealing = state.offline_key.clone();
     let served = Arc::clone(&state.offline_served);
+    let refusals = Arc::clone(&state.signature_failures);
     let planned = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            let planned = offline::plan_values(s, &rp, &config, &sealing, &id, &req, now)?;
+            let off = offline::Offline {
+                config: &config,
+                key: &sealing,
+                refusals: &refusals,
+            };
+            let planned = offline::plan_values(s, &rp, off, &id, &req, now)?;
             // One batch of hashing per approval (asking for nothing new costs nothing).
-            offline::claim_batch(s, &rp, &served, &planned, now)?;
+            offline::claim_batch(s, &rp, &refusals, &served, &planned, now)?;
             Ok::<_, ApiError>(planned)
         })
         .await?;
@@ -53,15 +58,12 @@ pub async fn values(
         .flat_map(|d| d.values.iter().map(|(_, v)| v.clone()))
         .collect();
     let started = Instant::now();
-    let mut hashes = match state.offline_hash.hash_all(values).await {
+    let mut hashes = match crate::offline::hash::hash_all(&state.hashing, values).await {
         Ok(hashes) => hashes.into_iter(),
         Err(e) => {
             // Nothing was handed out: the host may try again on this approval.
             state.offline_served.release(&planned.challenge_id);
-            return Err(ApiError::from(match e {
-                HashError::Busy => Error::TooManyChanges(e.to_string()),
-                e => Error::Internal(e.to_string()),
-            }));
+            return Err(ApiError::from(e));
         }
     };
     if count > 0 {
@@ -109,11 +111,21 @@ pub async fn used(
     let now = clock::now_ms();
     let user_for_notice = user.clone();
     let reports = Arc::clone(&state.offline_reports);
+    let config = state.config.offline;
+    let sealing = state.offline_key.clone();
+    let refusals = Arc::clone(&state.signature_failures);
     let reported = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
-            Ok::<_, ApiError>(offline::report_used(s, &rp, &reports, &user, &req, now)?)
+            let off = offline::Offline {
+                config: &config,
+                key: &sealing,
+                refusals: &refusals,
+            };
+            Ok::<_, ApiError>(offline::report_used(
+                s, &rp, off, &reports, &user, &req, now,
+            )?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.

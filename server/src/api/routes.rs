@@ -136,6 +136,11 @@ pub fn routes() -> Vec<Route> {
         ),
         route(
             Method::DELETE,
+            "/v1/admin/users/{user}/backup-codes",
+            delete(backup::admin_void),
+        ),
+        route(
+            Method::DELETE,
             "/v1/admin/devices/{id}",
             delete(admin::revoke_device),
         ),

@@ -1,5 +1,6 @@
 //! `pushauthd backup-codes USER [--count N]` (issue 12): a new set of backup codes, issued on
-//! the store as `POST /v1/admin/users/{user}/backup-codes` issues it, printed once.
+//! the store as `POST /v1/admin/users/{user}/backup-codes` issues it, printed once; with
+//! `--void`, every code voided and none issued (`DELETE` on that path).
 
 use std::io::Write;
 
@@ -26,6 +27,17 @@ pub fn backup_codes(args: &BackupCodesArgs, out: &mut dyn Write) -> Result<(), C
         service::Error::Store(e) => CliError::Store(e),
         other => CliError::Failed(other.to_string()),
     };
+    if args.void {
+        backup_codes::void(&store, &args.user, "cli", clock::now_ms()).map_err(failed)?;
+        writeln!(
+            out,
+            "Every backup code of {} is void; none was issued in their place (pushauthd \
+             backup-codes {} issues a new set).",
+            for_terminal(&args.user),
+            for_terminal(&args.user)
+        )?;
+        return Ok(());
+    }
     backup_codes::require_known(&store, &args.user).map_err(failed)?;
     let set = backup_codes::draw_set(count).map_err(failed)?;
     let issued = backup_codes::store_set(&store, &args.user, &set, "cli", clock::now_ms())

@@ -232,7 +232,7 @@ pub struct UnlockArgs {
     pub store: StoreArgs,
 }
 
-/// `pushauthd backup-codes USER [--count N]`.
+/// `pushauthd backup-codes USER [--count N | --void]`.
 #[derive(Debug, Clone, Args)]
 pub struct BackupCodesArgs {
     /// The user the codes are for (must be known: enrolled at least once).
@@ -240,6 +240,9 @@ pub struct BackupCodesArgs {
     /// Codes in the set [default: `[backup_codes] count` of the config, else 10].
     #[arg(long)]
     pub count: Option<u32>,
+    /// Void every code of the user and issue none (a lost or stolen sheet).
+    #[arg(long, conflicts_with = "count")]
+    pub void: bool,
     /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,

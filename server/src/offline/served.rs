@@ -41,13 +41,21 @@ impl Served {
     }
 }
 
+/// Wrong codes in reports of one relying party for one device after which every report of
+/// that pair is refused (a host only reports codes that matched the device's values, so one
+/// wrong code already means a broken or broken-into host; ten stop guessing a 6-digit value).
+pub const MAX_WRONG_REPORTS: u32 = 10;
+
 /// The offline-code reports already recorded, as (device, relying party, counter): a copy of
 /// one is answered without writing again, so a relying party cannot flood the audit log and the
 /// user's notices with one report. Bounded by what was handed out: a report beyond the values
-/// served is refused before it gets here. A restart forgets it (at most one copy each again).
+/// served is refused before it gets here. Also the wrong codes per (device, relying party),
+/// bounded by the devices with a secret times the relying parties. A restart forgets both (at
+/// most one copy each, and [`MAX_WRONG_REPORTS`] guesses each, again).
 #[derive(Debug, Default)]
 pub struct Reports {
     seen: Mutex<std::collections::HashSet<(String, String, u64)>>,
+    wrong: Mutex<HashMap<(String, String), u32>>,
 }
 
 impl Reports {
@@ -57,6 +65,25 @@ impl Reports {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert((device_id.to_owned(), rp_id.to_owned(), counter))
+    }
+
+    /// Whether `rp_id` sent [`MAX_WRONG_REPORTS`] wrong codes for `device_id`: then every report
+    /// of that pair is refused without a check.
+    pub fn blocked(&self, device_id: &str, rp_id: &str) -> bool {
+        self.wrong
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(device_id.to_owned(), rp_id.to_owned()))
+            .is_some_and(|n| *n >= MAX_WRONG_REPORTS)
+    }
+
+    /// Counts a report of `rp_id` for `device_id` whose code was wrong.
+    pub fn wrong(&self, device_id: &str, rp_id: &str) {
+        let mut wrong = self.wrong.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = wrong
+            .entry((device_id.to_owned(), rp_id.to_owned()))
+            .or_default();
+        *n = n.saturating_add(1);
     }
 
     /// Forgets a report whose recording failed, so its retry is recorded.
@@ -93,5 +120,18 @@ mod tests {
         assert!(reports.first("d", "rp", 2));
         reports.forget("d", "rp", 3);
         assert!(reports.first("d", "rp", 3));
+    }
+
+    #[test]
+    fn wrong_reports_block_their_device_and_rp_only() {
+        let reports = Reports::default();
+        for _ in 0..MAX_WRONG_REPORTS - 1 {
+            reports.wrong("d", "rp");
+        }
+        assert!(!reports.blocked("d", "rp"));
+        reports.wrong("d", "rp");
+        assert!(reports.blocked("d", "rp"));
+        assert!(!reports.blocked("d", "rp2"));
+        assert!(!reports.blocked("d2", "rp"));
     }
 }

@@ -1,6 +1,6 @@
-//! Backup codes (issue 12; NIST SP 800-63B-4 §3.1.2, saved recovery codes): issuing a set,
-//! and using one code instead of a push (at a PAM prompt, on the Keycloak page, to enroll a
-//! new device).
+//! Backup codes (issue 12; NIST SP 800-63B-4 §3.1.2, saved recovery codes): using one code
+//! instead of a push (at a PAM prompt, on the Keycloak page, to enroll a new device). Issuing
+//! and voiding sets is [`super::backup_sets`] (re-exported here).
 //!
 //! The slow parts (Argon2id, [`crate::backup_code`]) run between two store jobs, off the
 //! runtime ([`crate::hashing`]): [`draw_set`] and [`check_code`]. What the store read before
@@ -8,8 +8,6 @@
 //! code cannot both win, and a user who reached the lock meanwhile is refused.
 //!
 //! Rules:
-//! - a set holds `count` codes (`[backup_codes] count`, 1 to [`MAX_BACKUP_CODES`]); a new set
-//!   voids the old in the same unit;
 //! - a used code's row takes a fresh code (same tag) in the unit that uses it; the caller shows
 //!   the replacement where the code was used;
 //! - every refusal is `backup_code_invalid`, whether the code was wrong, used, or the user has
@@ -23,24 +21,25 @@
 //! - a user with no active device may use a code (that is what they are for); an unknown user
 //!   never has one.
 //!
-//! Audit kinds: `backup_codes_issued`, `backup_code_used`, `backup_code_refused`,
-//! `backup_codes_locked`. Notices: `backup_codes_issued`, `backup_code_used`.
+//! Audit kinds: `backup_codes_issued`, `backup_code_used`, `backup_code_refused` (one row a
+//! minute per user, reason and relying party, with a count: a relying party looping wrong
+//! codes cannot grow the database; [`Bounds`]), `backup_codes_locked`. Notices: `backup_code_used`.
 
-use pushauth_proto::wire::{
-    ACTION_ISSUE_BACKUP_CODES, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODE_USED,
-};
-use pushauth_proto::{ChallengeState, Context};
+use pushauth_proto::wire::NOTICE_BACKUP_CODE_USED;
+use pushauth_proto::Context;
 
 use super::keys::RpCaller;
-use super::{atomically, notices, Error, Result};
+use super::{notices, Error, Result};
 use crate::backup_code::{self, Code, CodeError};
+use crate::bounds::SignatureFailures;
 use crate::clock::Millis;
-use crate::config::MAX_BACKUP_CODES;
-use crate::enrollment::Refusal;
 use crate::store::{AuditEntry, BackupCodeFacts, NoticeRecord, Store, StoredCode, UseCode};
 
-/// How recent a relying party's `issue_backup_codes` approval must be: 5 minutes.
-pub const ISSUE_APPROVAL_MAX_AGE_MS: Millis = 5 * 60 * 1000;
+pub use super::backup_sets::{
+    check_count, check_rp_approval, claim_rp_approval, draw_set, store_set, store_set_for_rp, void,
+    DrawnSet, IssuedSet, ISSUE_APPROVAL_MAX_AGE_MS,
+};
+
 /// The `approved_by` of an enrollment link a backup code approved (never a device id, which is
 /// 22 base64url characters).
 pub const BACKUP_CODE_APPROVER: &str = "backup_code";
@@ -52,211 +51,6 @@ impl From<CodeError> for Error {
             CodeError::Internal(why) => Error::Internal(why),
         }
     }
-}
-
-/// The size of a set: `count` if given (1 to [`MAX_BACKUP_CODES`]), else `default`.
-///
-/// # Errors
-/// [`Error::Invalid`] for a count out of range.
-pub fn check_count(count: Option<u32>, default: u32) -> Result<u32> {
-    let n = count.unwrap_or(default);
-    if n == 0 || n > MAX_BACKUP_CODES {
-        return Err(Error::Invalid(format!(
-            "count must be 1 to {MAX_BACKUP_CODES}"
-        )));
-    }
-    Ok(n)
-}
-
-/// A set drawn and hashed, not stored yet.
-#[derive(Debug)]
-pub struct DrawnSet {
-    codes: Vec<Code>,
-    stored: Vec<StoredCode>,
-}
-
-/// Draws `count` codes with distinct tags and hashes each. Slow (one Argon2id hash per code):
-/// run it through [`crate::hashing::Hashing`].
-///
-/// # Errors
-/// [`Error::Internal`] without randomness.
-pub fn draw_set(count: u32) -> Result<DrawnSet> {
-    let mut codes: Vec<Code> = Vec::new();
-    let mut tags: Vec<String> = Vec::new();
-    let mut stored = Vec::new();
-    for _ in 0..count {
-        let code = Code::generate_avoiding(&tags)?;
-        tags.push(code.tag().to_owned());
-        stored.push(StoredCode {
-            tag: code.tag().to_owned(),
-            hash: backup_code::hash(&code)?,
-        });
-        codes.push(code);
-    }
-    Ok(DrawnSet { codes, stored })
-}
-
-/// A set just stored: the codes to show once, and the devices to wake for the notice.
-#[derive(Debug)]
-pub struct IssuedSet {
-    /// The codes, grouped for reading.
-    pub codes: Vec<String>,
-    /// When they were issued.
-    pub created_at: Millis,
-    /// The user's active devices (to wake for the `backup_codes_issued` notice).
-    pub devices: Vec<String>,
-}
-
-/// Stores `set` for `user` in place of any earlier set, audits `backup_codes_issued` naming
-/// `via` (`admin`, `cli`, `device:<id>`, `rp:<id>`) and tells the user's devices.
-///
-/// # Errors
-/// [`Error::UnknownUser`] for a user never seen (nothing written), [`Error::Store`].
-pub fn store_set(
-    s: &dyn Store,
-    user: &str,
-    set: &DrawnSet,
-    via: &str,
-    now: Millis,
-) -> Result<IssuedSet> {
-    let devices = atomically(s, |s| store_set_in(s, user, set, via, now))?;
-    tracing::info!(%user, %via, count = set.codes.len(), "backup codes issued");
-    Ok(IssuedSet {
-        codes: set.codes.iter().map(Code::grouped).collect(),
-        created_at: now,
-        devices,
-    })
-}
-
-fn store_set_in(
-    s: &dyn Store,
-    user: &str,
-    set: &DrawnSet,
-    via: &str,
-    now: Millis,
-) -> Result<Vec<String>> {
-    if !s.replace_backup_codes(user, &set.stored, now)? {
-        return Err(Error::UnknownUser);
-    }
-    let count = u32::try_from(set.stored.len()).unwrap_or(u32::MAX);
-    s.audit(
-        &AuditEntry {
-            kind: "backup_codes_issued",
-            user: Some(user.to_owned()),
-            device_id: via.strip_prefix("device:").map(str::to_owned),
-            detail: Some(format!("{count} codes by {via}; earlier codes void")),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
-    notices::record(
-        s,
-        &NoticeRecord {
-            user: user.to_owned(),
-            kind: NOTICE_BACKUP_CODES_ISSUED.to_owned(),
-            at: now,
-            source: None,
-            via: Some(via.to_owned()),
-            context: Context::new(),
-            count: Some(count),
-        },
-    )
-}
-
-/// Checks a relying party's `issue_backup_codes` approval over what the store holds (the read
-/// before the codes are drawn; [`store_set_for_rp`] checks again and uses it up).
-///
-/// # Errors
-/// [`Error::Forbidden`] for a user out of scope, [`Error::Enrollment`] with
-/// [`Refusal::ApprovalInvalid`], [`Error::Store`].
-pub fn check_rp_approval(
-    s: &dyn Store,
-    rp: &RpCaller,
-    user: &str,
-    approval: &str,
-    now: Millis,
-) -> Result<()> {
-    rp.require_user(user, "issue backup codes for")?;
-    let facts = s.enroll_facts(user, Some(approval))?;
-    let Some(a) = facts.approval else {
-        return Err(Refusal::ApprovalInvalid.into());
-    };
-    let c = &a.challenge;
-    let ours = c.id == approval && c.rp_id == rp.rp_id && c.user == user;
-    let kind = c.context.get("action").map(String::as_str) == Some(ACTION_ISSUE_BACKUP_CODES);
-    let fresh = now.saturating_sub(a.decided_at) <= ISSUE_APPROVAL_MAX_AGE_MS;
-    // Approved with the typed code (number matching), by a device still active.
-    let approved = c.state == ChallengeState::Approved && c.code.is_some() && a.approver_active;
-    if ours && kind && fresh && approved {
-        Ok(())
-    } else {
-        Err(Refusal::ApprovalInvalid.into())
-    }
-}
-
-/// Uses up a relying party's `issue_backup_codes` approval before any set is drawn (so copies
-/// of one request cannot each make pushauthd hash a whole set): checks it
-/// ([`check_rp_approval`]) and marks it used, in one unit; a refusal is audited as
-/// `backup_code_refused`. A set that then fails to be drawn costs the person one approval.
-///
-/// # Errors
-/// As [`check_rp_approval`]; [`Refusal::ApprovalUsed`] for an approval used before.
-pub fn claim_rp_approval(
-    s: &dyn Store,
-    rp: &RpCaller,
-    user: &str,
-    approval: &str,
-    now: Millis,
-) -> Result<()> {
-    atomically(s, |s| {
-        let checked = check_rp_approval(s, rp, user, approval, now).and_then(|()| {
-            if s.use_backup_approval(approval, user, now)? {
-                Ok(())
-            } else {
-                Err(Refusal::ApprovalUsed.into())
-            }
-        });
-        if let Err(e) = checked {
-            s.audit(
-                &AuditEntry {
-                    kind: "backup_code_refused",
-                    user: Some(user.to_owned()),
-                    challenge_id: Some(approval.to_owned()),
-                    detail: Some(format!("new set refused ({e}) for rp:{}", rp.rp_id)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
-            return Err(e);
-        }
-        Ok(())
-    })
-}
-
-/// [`store_set`] for a relying party whose approval [`claim_rp_approval`] used up: checks the
-/// approval again (a device revoked meanwhile voids it) and stores the set, in one unit.
-///
-/// # Errors
-/// As [`check_rp_approval`], [`Error::UnknownUser`], [`Error::Store`].
-pub fn store_set_for_rp(
-    s: &dyn Store,
-    rp: &RpCaller,
-    user: &str,
-    approval: &str,
-    set: &DrawnSet,
-    now: Millis,
-) -> Result<IssuedSet> {
-    let via = format!("rp:{}", rp.rp_id);
-    let devices = atomically(s, |s| {
-        check_rp_approval(s, rp, user, approval, now)?;
-        store_set_in(s, user, set, &via, now)
-    })?;
-    tracing::info!(%user, %via, "backup codes issued on an approval");
-    Ok(IssuedSet {
-        codes: set.codes.iter().map(Code::grouped).collect(),
-        created_at: now,
-        devices,
-    })
 }
 
 /// One attempt to use a backup code.
@@ -280,42 +74,74 @@ fn place(a: &Attempt) -> String {
     text.join(" ")
 }
 
-fn refuse(s: &dyn Store, a: &Attempt, why: &str, now: Millis) -> Result<()> {
-    s.audit(
-        &AuditEntry {
-            kind: "backup_code_refused",
-            user: Some(a.user.clone()),
-            detail: Some(format!("{} ({why}): {}", a.purpose, place(a))),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
-    tracing::info!(user = %a.user, via = %a.via, why, "backup code refused");
-    Ok(())
+/// What bounds a user's attempts: `[limits] max_backup_code_failures`, and the coalesced
+/// audit rows of refusals.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds<'a> {
+    /// Consecutive wrong codes that lock a user's codes.
+    pub max_failures: u32,
+    /// Where refusals are counted (one audit row a minute per user, reason and source).
+    pub refusals: &'a SignatureFailures,
 }
 
-/// The read before the verify: the row the code's tag picks, and the lock. `max_failures` is
-/// `[limits] max_backup_code_failures`.
+/// Why an attempt was refused, for the audit row it counts into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    UnknownUser,
+    Locked,
+    Wrong,
+}
+
+fn refuse(s: &dyn Store, bounds: Bounds<'_>, a: &Attempt, why: Why, detail: &str) {
+    // Unknown names share one row per relying party: a flood of made-up names is one key.
+    let (user, reason) = match why {
+        Why::UnknownUser => (None, "unknown user"),
+        Why::Locked => (Some(a.user.clone()), "locked"),
+        Why::Wrong => (Some(a.user.clone()), "wrong"),
+    };
+    let subject = format!(
+        "backup_code_refused:{}:{}:{reason}",
+        user.as_deref().unwrap_or("(unknown users)"),
+        a.purpose
+    );
+    let named = match why {
+        Why::UnknownUser => format!(" {:?}", a.user),
+        _ => String::new(),
+    };
+    bounds.refusals.record_entry(
+        s,
+        &subject,
+        &a.via,
+        AuditEntry {
+            kind: "backup_code_refused",
+            user,
+            detail: Some(format!(
+                "{} ({reason}{named}{detail}): {}; further ones within a minute are counted here",
+                a.purpose,
+                place(a)
+            )),
+            ..AuditEntry::default()
+        },
+    );
+    tracing::info!(via = %a.via, reason, "backup code refused");
+}
+
+/// The read before the verify: the row the code's tag picks, and the lock.
 ///
 /// # Errors
 /// [`Error::BackupCodeInvalid`] (audited) for an unknown user, [`Error::BackupCodesLocked`]
 /// (audited) for a user at the lock, [`Error::Store`].
-pub fn attempt_facts(
-    s: &dyn Store,
-    a: &Attempt,
-    max_failures: u32,
-    now: Millis,
-) -> Result<BackupCodeFacts> {
+pub fn attempt_facts(s: &dyn Store, a: &Attempt, bounds: Bounds<'_>) -> Result<BackupCodeFacts> {
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
     // An unknown user is refused before any hashing: its attempts are not counted (no row to
     // count them on), so a decoy verify would be free Argon2id work for any relying party, and
     // it would hide nothing (`GET /v1/users/{user}/devices` tells a relying party who exists).
     if !facts.known_user {
-        refuse(s, a, "unknown user", now)?;
+        refuse(s, bounds, a, Why::UnknownUser, "");
         return Err(Error::BackupCodeInvalid);
     }
-    if facts.failures >= max_failures {
-        refuse(s, a, "locked", now)?;
+    if facts.failures >= bounds.max_failures {
+        refuse(s, bounds, a, Why::Locked, "");
         return Err(Error::BackupCodesLocked);
     }
     Ok(facts)
@@ -357,7 +183,7 @@ pub struct Used {
     pub devices: Vec<String>,
 }
 
-/// The write after the verify, inside the caller's [`atomically`] unit (so an enrollment can
+/// The write after the verify, inside the caller's [`super::atomically`] unit (so an enrollment can
 /// be issued in the same unit): reads the lock and the row again, uses the code
 /// (compare-and-set on the row that was verified) or counts a failure.
 ///
@@ -369,16 +195,17 @@ pub fn consume(
     a: &Attempt,
     verified_hash: Option<&str>,
     checked: Checked,
-    max_failures: u32,
+    bounds: Bounds<'_>,
     now: Millis,
 ) -> Result<Used> {
+    let max_failures = bounds.max_failures;
     let facts = s.backup_code_facts(&a.user, a.code.tag())?;
     if !facts.known_user {
-        refuse(s, a, "unknown user", now)?;
+        refuse(s, bounds, a, Why::UnknownUser, "");
         return Err(Error::BackupCodeInvalid);
     }
-    if facts.failures >= max_failures {
-        refuse(s, a, "locked", now)?;
+    if facts.failures >= bounds.max_failures {
+        refuse(s, bounds, a, Why::Locked, "");
         return Err(Error::BackupCodesLocked);
     }
     if let (Some(old), Some((fresh, stored))) = (verified_hash, checked.replacement) {
@@ -419,10 +246,11 @@ pub fn consume(
     let failures = s.backup_code_failed(&a.user)?;
     refuse(
         s,
+        bounds,
         a,
-        &format!("wrong, used or none; {failures} of {max_failures} in a row"),
-        now,
-    )?;
+        Why::Wrong,
+        &format!(", used or none; {failures} of {max_failures} in a row"),
+    );
     if failures >= max_failures {
         s.audit(
             &AuditEntry {

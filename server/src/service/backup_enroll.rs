@@ -8,7 +8,7 @@ use pushauth_proto::names::check_user;
 use pushauth_proto::random;
 use pushauth_proto::wire::CreateRpEnrollment;
 
-use super::backup_codes::{consume, Attempt, Checked, Used, BACKUP_CODE_APPROVER};
+use super::backup_codes::{consume, Attempt, Bounds, Checked, Used, BACKUP_CODE_APPROVER};
 use super::enrollments::{Issued, MAX_ENROLLMENT_TTL_SECS};
 use super::keys::RpCaller;
 use super::{atomically, expiry, no_randomness, Error, Result};
@@ -63,7 +63,7 @@ pub fn issue(
     attempt: &Attempt,
     ttl: u64,
     verified: (Option<&str>, Checked),
-    max_failures: u32,
+    bounds: Bounds<'_>,
     now: Millis,
 ) -> Result<(Issued, Used)> {
     let token = random::secret_token().map_err(no_randomness)?;
@@ -79,7 +79,7 @@ pub fn issue(
     let (hash, checked) = verified;
     let used = atomically(s, |s| {
         rp.require_enroll(&attempt.user)?;
-        let used = consume(s, attempt, hash, checked, max_failures, now)?;
+        let used = consume(s, attempt, hash, checked, bounds, now)?;
         s.create_rp_enrollment(&new, Some(BACKUP_CODE_APPROVER))?;
         Ok(used)
     })?;

@@ -24,6 +24,7 @@
 
 pub mod backup_codes;
 pub mod backup_enroll;
+pub mod backup_sets;
 pub mod challenges;
 pub mod device_self;
 pub mod devices;
@@ -140,6 +141,15 @@ pub enum Error {
 impl From<NameError> for Error {
     fn from(e: NameError) -> Self {
         Error::Invalid(e.to_string())
+    }
+}
+
+impl From<crate::hashing::HashingError> for Error {
+    fn from(e: crate::hashing::HashingError) -> Self {
+        match e {
+            crate::hashing::HashingError::Busy => Error::TooManyChanges(e.to_string()),
+            crate::hashing::HashingError::Failed(why) => Error::Internal(why),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Offline codes (issue 12), the rules: a device's HOTP secret issued at enrollment; the values
 //! a PAM host may cache after an approved push of its own; a host's report of a code it
 //! accepted while pushauthd was down. Values leave the server only as Argon2id hashes (made
-//! off the store thread by the caller, [`crate::offline::HashPool`]).
+//! off the store thread by the caller, [`crate::hashing::Hashing`]).
 
 use pushauth_proto::hotp::{hotp, HotpAlg};
 use pushauth_proto::names::{check_id, check_user};
@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::keys::RpCaller;
 use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
+use crate::bounds::SignatureFailures;
 use crate::clock::{parse_rfc3339, Millis};
 use crate::offline::{OfflineConfig, OfflineKey, Reports, Served};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
@@ -93,17 +94,41 @@ impl Planned {
     }
 }
 
-fn refuse(s: &dyn Store, rp: &RpCaller, challenge_id: &str, why: &str, now: Millis) -> Result<()> {
-    s.audit(
-        &AuditEntry {
+/// What the offline rules need from the server: its settings, the key that opens the devices'
+/// secrets, and where refusals are counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Offline<'a> {
+    /// `[offline]`.
+    pub config: &'a OfflineConfig,
+    /// Opens the sealed secrets.
+    pub key: &'a OfflineKey,
+    /// Refusals, one audit row a minute per subject and relying party ([`SignatureFailures`]).
+    pub refusals: &'a SignatureFailures,
+}
+
+/// Audits `offline_values_refused`, one row a minute per relying party and reason with a
+/// count (a relying party can repeat these at will).
+fn refuse(
+    refusals: &SignatureFailures,
+    s: &dyn Store,
+    rp: &RpCaller,
+    challenge_id: &str,
+    why: &str,
+) {
+    refusals.record_entry(
+        s,
+        &format!("offline_values_refused:{why}"),
+        &format!("rp:{}", rp.rp_id),
+        AuditEntry {
             kind: "offline_values_refused",
             challenge_id: Some(challenge_id.to_owned()),
-            detail: Some(format!("{why} (rp {})", rp.rp_id)),
+            detail: Some(format!(
+                "{why} (rp {}); further ones within a minute are counted here",
+                rp.rp_id
+            )),
             ..AuditEntry::default()
         },
-        now,
-    )?;
-    Ok(())
+    );
 }
 
 /// Checks that `rp` may fetch values on `challenge_id` (its own challenge, approved, created at
@@ -120,12 +145,16 @@ fn refuse(s: &dyn Store, rp: &RpCaller, challenge_id: &str, why: &str, now: Mill
 pub fn plan_values(
     s: &dyn Store,
     rp: &RpCaller,
-    config: &OfflineConfig,
-    key: &OfflineKey,
+    off: Offline<'_>,
     challenge_id: &str,
     req: &OfflineRequest,
     now: Millis,
 ) -> Result<Planned> {
+    let Offline {
+        config,
+        key,
+        refusals,
+    } = off;
     check_id("challenge", challenge_id)?;
     if req.have.len() > MAX_HAVE_ENTRIES {
         return Err(Error::Invalid(format!(
@@ -140,12 +169,12 @@ pub fn plan_values(
     };
     if challenge.rp_id != rp.rp_id {
         refuse(
+            refusals,
             s,
             rp,
             challenge_id,
             "another relying party's challenge",
-            now,
-        )?;
+        );
         return Err(Error::NotFound("challenge"));
     }
     if !config.enabled {
@@ -155,11 +184,17 @@ pub fn plan_values(
     }
     rp.require_user(&challenge.user, "fetch offline values of")?;
     if challenge.state != ChallengeState::Approved {
-        refuse(s, rp, challenge_id, "challenge not approved", now)?;
+        refuse(refusals, s, rp, challenge_id, "challenge not approved");
         return Err(Error::WrongState(challenge.state));
     }
     if now.saturating_sub(challenge.created_at) > secs_to_ms(VALUES_MAX_AGE_SECS) {
-        refuse(s, rp, challenge_id, "challenge older than 5 minutes", now)?;
+        refuse(
+            refusals,
+            s,
+            rp,
+            challenge_id,
+            "challenge older than 5 minutes",
+        );
         return Err(Error::Expired);
     }
     let window = config.window.min(MAX_WINDOW);
@@ -206,6 +241,7 @@ pub fn plan_values(
 pub fn claim_batch(
     s: &dyn Store,
     rp: &RpCaller,
+    refusals: &SignatureFailures,
     served: &Served,
     planned: &Planned,
     now: Millis,
@@ -217,12 +253,12 @@ pub fn claim_batch(
     let id = &planned.challenge_id;
     if !served.claim(id, now) {
         refuse(
+            refusals,
             s,
             rp,
             id,
             "values already handed out for this approval",
-            now,
-        )?;
+        );
         return Err(Error::Conflict(
             "offline values were already handed out for this approval; the next approved \
              login brings the missing ones"
@@ -253,6 +289,26 @@ pub fn claim_batch(
     })
 }
 
+/// Whether `req.code` is the device's HOTP value for `req.counter` (constant-time compare).
+fn value_matches(
+    off: Offline<'_>,
+    secret: &OfflineSecretRecord,
+    req: &OfflineUsedRequest,
+) -> Result<bool> {
+    use subtle::ConstantTimeEq;
+    let alg: HotpAlg = secret
+        .algorithm
+        .parse()
+        .map_err(|e: pushauth_proto::hotp::HotpError| Error::Internal(e.to_string()))?;
+    let plain = off
+        .key
+        .open(&secret.device_id, &secret.sealed)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let expected = hotp(alg, &plain, req.counter, secret.digits)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(bool::from(expected.as_bytes().ct_eq(req.code.as_bytes())))
+}
+
 /// What a host's report did.
 #[derive(Debug, Clone)]
 pub struct Reported {
@@ -268,15 +324,22 @@ pub struct Reported {
 /// `offline_code_used`). A counter beyond the highest one handed out to a host (and never more
 /// than [`MAX_WINDOW`] past the last used) cannot have come from a cache and is refused; one
 /// at or below it is a repeat (another host's, or a retried report) and is audited without
-/// moving anything. Each (device, relying party, counter) is recorded once ([`Reports`]): a
-/// copy is answered with the counter and writes nothing.
+/// moving anything. The report's `code` must be the device's value for `counter` (compared in
+/// constant time): a report without the right value moves nothing and is audited
+/// `offline_report_refused` (one row a minute per device and relying party, with a count);
+/// after [`crate::offline::served::MAX_WRONG_REPORTS`] of them every report of that relying
+/// party for that device is refused unchecked, so the value cannot be guessed.
+/// Each (device, relying party, counter) is recorded once ([`Reports`]): a copy is answered
+/// with the counter and writes nothing.
 ///
 /// # Errors
-/// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope),
-/// [`Error::NotFound`] (no such device of that user with a secret), [`Error::Store`].
+/// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope; a wrong code),
+/// [`Error::NotFound`] (no such device of that user with a secret), [`Error::Internal`] (a
+/// secret that does not open), [`Error::Store`].
 pub fn report_used(
     s: &dyn Store,
     rp: &RpCaller,
+    off: Offline<'_>,
     reports: &Reports,
     user: &str,
     req: &OfflineUsedRequest,
@@ -310,6 +373,49 @@ pub fn report_used(
             "counter {} is beyond any value handed out to a host",
             req.counter
         )));
+    }
+    if req.code.len() != current.digits as usize || !req.code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Invalid(format!(
+            "code must be the device's {} digits",
+            current.digits
+        )));
+    }
+    // A host reports only codes that matched the device's values: a wrong one is a broken or
+    // hostile host, and after a few its reports of this device are not checked any more.
+    let blocked = reports.blocked(&req.device_id, &rp.rp_id);
+    if blocked || !value_matches(off, current, req)? {
+        if !blocked {
+            reports.wrong(&req.device_id, &rp.rp_id);
+        }
+        let source = format!("rp:{}", rp.rp_id);
+        let why = if blocked {
+            "after too many wrong codes from this relying party"
+        } else {
+            "with a code that is not the device's"
+        };
+        off.refusals.record_entry(
+            s,
+            &format!("offline_report_refused:{}", req.device_id),
+            &source,
+            AuditEntry {
+                kind: "offline_report_refused",
+                user: Some(user.to_owned()),
+                device_id: Some(req.device_id.clone()),
+                detail: Some(format!(
+                    "counter {} reported by {source} {why}; nothing changed; further ones \
+                     within a minute are counted here",
+                    req.counter
+                )),
+                ..AuditEntry::default()
+            },
+        );
+        return Err(Error::Forbidden(if blocked {
+            "too many wrong offline codes were reported by this host for this device; its \
+             reports are refused until pushauthd restarts"
+                .into()
+        } else {
+            "the code is not the device's offline code for that counter".into()
+        }));
     }
     // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
     if !reports.first(&req.device_id, &rp.rp_id, req.counter) {

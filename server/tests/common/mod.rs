@@ -241,3 +241,92 @@ impl Device {
         self.answer(srv, c, Decision::Approve, &code)
     }
 }
+
+/// The offline code `dev` shows for `counter` (its enrollment's HOTP secret).
+pub fn offline_code(dev: &pushauth_testkit::TestDevice, counter: u64) -> String {
+    let secret = dev.profile.offline.as_ref().expect("an offline secret");
+    secret.code(counter).unwrap().to_string()
+}
+
+/// `POST /v1/users/{user}/offline-used` for `dev`'s code `counter`, with its right value.
+pub fn report(
+    srv: &Srv,
+    key: &str,
+    user: &str,
+    dev: &pushauth_testkit::TestDevice,
+    counter: u64,
+) -> Resp {
+    report_with(
+        srv,
+        key,
+        user,
+        dev.id(),
+        counter,
+        &offline_code(dev, counter),
+    )
+}
+
+/// `POST /v1/users/{user}/offline-used` with any `code`.
+pub fn report_with(
+    srv: &Srv,
+    key: &str,
+    user: &str,
+    device: &str,
+    counter: u64,
+    code: &str,
+) -> Resp {
+    srv.rp(
+        key,
+        "POST",
+        &format!("/v1/users/{user}/offline-used"),
+        Some(
+            json!({"device_id": device, "counter": counter, "code": code,
+                    "used_at": "2026-11-30T12:00:00Z"}),
+        ),
+    )
+}
+
+/// Refusals of `kind` the audit log holds: rows counted with their `count` (coalesced rows).
+pub fn audit_count(srv: &Srv, kind: &str) -> u64 {
+    srv.audit()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["count"].as_u64().unwrap_or(1))
+        .sum()
+}
+
+/// Waits (10 s at most, for the sweeper to write coalesced counts) until [`audit_count`] of
+/// `kind` is `want`.
+pub fn wait_audit_count(srv: &Srv, kind: &str, want: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = audit_count(srv, kind);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{kind}: {got} counted, want {want}: {:?}",
+            srv.audit()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// An approved challenge of `key`'s relying party for `dev`'s user (approved with its code).
+pub fn approved_login(srv: &Srv, key: &str, dev: &pushauth_testkit::TestDevice) -> String {
+    let c = srv.challenge(key, &dev.profile.user);
+    let status = dev.approve(&c.id, c.code.as_deref().unwrap_or(""));
+    assert_eq!(status.state.as_str(), "approved");
+    c.id
+}
+
+/// `POST /v1/challenges/{id}/offline` with `have`.
+pub fn offline_values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
+    srv.rp(
+        key,
+        "POST",
+        &format!("/v1/challenges/{id}/offline"),
+        Some(json!({ "have": have })),
+    )
+}
