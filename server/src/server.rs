@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::offline::{HashPool, OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
 use crate::state::{AppState, SharedState};
-use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
+use crate::store::sqlite::MAX_IDLE_READERS;
 use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
 use crate::waiters::Waiters;
@@ -44,6 +44,8 @@ struct Prepared {
     addr: SocketAddr,
     tls: Option<RustlsConfig>,
     store: SharedStore,
+    /// Job threads serving the store (see [`crate::store::open::Opened::threads`]).
+    store_threads: usize,
     config: ServerConfig,
     vapid: VapidKey,
     offline_key: OfflineKey,
@@ -51,7 +53,8 @@ struct Prepared {
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
-    let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
+    let (store, store_threads) = (opened.store, opened.threads);
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
     let key_path = config.data_dir.join(OFFLINE_KEY_FILE);
@@ -74,6 +77,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         addr,
         tls,
         store,
+        store_threads,
         config,
         vapid,
         offline_key,
@@ -87,11 +91,12 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         addr,
         tls,
         store,
+        store_threads,
         config,
         vapid,
         offline_key,
     } = prepared;
-    let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
+    let jobs = StoreJobs::start(Arc::clone(&store), store_threads)?;
     let size_bound = config.retention.max_db_bytes();
     let metrics = Metrics::new();
     let base_url = config.base_url(addr);

@@ -82,6 +82,21 @@ impl PgStore {
     /// primary answers), [`StoreError::TooNew`], [`StoreError::TooOld`],
     /// [`StoreError::Thread`].
     pub fn open(settings: &PgSettings, migrate: bool) -> StoreResult<PgStore> {
+        let store = Self::connect(settings)?;
+        if migrate {
+            store.migrate()?;
+        } else {
+            schema::check(&store)?;
+        }
+        Ok(store)
+    }
+
+    /// The store without a look at its schema (for [`PgStore::migrate`] alone: operations on
+    /// an old schema fail).
+    ///
+    /// # Errors
+    /// [`StoreError::Thread`] (no runtime thread), [`StoreError::Corrupt`] (no pool).
+    pub fn connect(settings: &PgSettings) -> StoreResult<PgStore> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("pushauthd-pg")
@@ -106,18 +121,12 @@ impl PgStore {
             .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
-        let store = PgStore {
+        Ok(PgStore {
             runtime: Some(runtime),
             handle,
             pool,
             settings: settings.clone(),
-        };
-        if migrate {
-            store.migrate()?;
-        } else {
-            schema::check(&store)?;
-        }
-        Ok(store)
+        })
     }
 
     /// Brings the schema up to [`schema::SCHEMA_VERSION`] (`pushauthd migrate`); returns the
