@@ -53,6 +53,16 @@ struct Prepared {
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
+    // The data directory holds the keys (VAPID, offline) whatever the store; SQLite's store
+    // makes it when the database lives there, otherwise it is made here, 0700.
+    if !matches!(config.store, crate::config::StoreConfig::DataDir) {
+        pushauth_files::create_private_dir(&config.data_dir, &pushauth_files::Owner::Any).map_err(
+            |e| crate::store::StoreError::DataDir {
+                path: config.data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        )?;
+    }
     let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
     let (store, store_threads) = (opened.store, opened.threads);
     // Made on first start, in the data directory the store just made sure of.
