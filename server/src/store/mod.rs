@@ -21,6 +21,8 @@ pub mod open;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use pushauth_proto::wire::AuditEvent;
 
