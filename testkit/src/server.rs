@@ -104,6 +104,17 @@ impl TestServer {
         self.config.data_dir.clone()
     }
 
+    /// The admin commands' flags that name this server's store: `--data-dir DIR`, and on a
+    /// PostgreSQL run `--store-url URL` too (issue 13).
+    pub fn store_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--data-dir".into(), self.data_dir().into_os_string()];
+        if let pushauth_server::config::StoreConfig::Postgres(pg) = &self.config.store {
+            args.push("--store-url".into());
+            args.push(pg.url.clone().into());
+        }
+        args
+    }
+
     /// Stops the server and closes its store; the directory stays until drop.
     pub fn stop(&mut self) {
         if let Some(server) = self.server.take() {

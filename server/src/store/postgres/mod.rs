@@ -34,6 +34,8 @@ mod retention;
 mod rows;
 mod schema;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,

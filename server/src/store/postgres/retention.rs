@@ -98,11 +98,16 @@ pub(super) fn prune<D: Db>(
     })
 }
 
-/// [`Store::used_bytes`](crate::store::Store::used_bytes): the database's size on disk.
+/// [`Store::used_bytes`](crate::store::Store::used_bytes): what pushauthd's tables take on
+/// disk (with their indexes and TOAST; not PostgreSQL's catalog, some 7 MB in any database).
+/// Space freed by deletes counts until VACUUM makes it reusable (autovacuum does).
 pub(super) fn used_bytes<D: Db>(db: &D) -> StoreResult<u64> {
     db.read(|c| {
         let bytes: i64 = get(
-            &c.one("SELECT pg_database_size(current_database())", &[])?,
+            &c.one(
+                "SELECT coalesce(sum(pg_total_relation_size(t.oid)), 0)::bigint                  FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace                  WHERE n.nspname = current_schema() AND t.relkind = 'r'",
+                &[],
+            )?,
             0,
         )?;
         Ok(u64::try_from(bytes).unwrap_or(0))
