@@ -64,7 +64,8 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         )?;
     }
     let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
-    let (store, store_threads) = (opened.store, opened.threads);
+    let store_threads = opened.concurrent.unwrap_or(STORE_THREADS);
+    let store = opened.store;
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
     let key_path = config.data_dir.join(OFFLINE_KEY_FILE);

@@ -8,22 +8,21 @@ use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{SharedStore, StoreResult};
 use crate::config::StoreConfig;
-use crate::jobs::STORE_THREADS;
 
 /// An opened store and how many job threads should serve it.
 pub struct Opened {
     /// The store.
     pub store: SharedStore,
-    /// SQLite: [`STORE_THREADS`] (one writer; group commit does the rest). PostgreSQL: the
-    /// pool size, so that that many operations are in flight at once (each is a network
-    /// round trip or several, and a group shares no commit there).
-    pub threads: usize,
+    /// How many operations the backend serves at once, for the job threads: `None` for
+    /// SQLite (one writer; group commit does the rest), the pool size for PostgreSQL (each
+    /// operation is a network round trip or several, and a group shares no commit there).
+    pub concurrent: Option<usize>,
 }
 
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opened")
-            .field("threads", &self.threads)
+            .field("concurrent", &self.concurrent)
             .finish_non_exhaustive()
     }
 }
@@ -38,15 +37,15 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
     Ok(match config {
         StoreConfig::DataDir => Opened {
             store: Arc::new(SqliteStore::open(data_dir)?),
-            threads: STORE_THREADS,
+            concurrent: None,
         },
         StoreConfig::Sqlite(dir) => Opened {
             store: Arc::new(SqliteStore::open(dir)?),
-            threads: STORE_THREADS,
+            concurrent: None,
         },
         StoreConfig::Postgres(settings) => Opened {
             store: Arc::new(PgStore::open(settings, migrate)?),
-            threads: settings.pool_size,
+            concurrent: Some(settings.pool_size),
         },
     })
 }
