@@ -84,8 +84,7 @@ fn issue12_enrollment_hands_out_a_sha256_secret_sealed_at_rest() {
         rows.into_iter().map(|r| r.sealed).collect()
     } else {
         let db = std::fs::read(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
-        let wal =
-            std::fs::read(srv.data_dir().join("pushauthd.sqlite3-wal")).unwrap_or_default();
+        let wal = std::fs::read(srv.data_dir().join("pushauthd.sqlite3-wal")).unwrap_or_default();
         vec![db, wal]
     };
     for bytes in &stored {

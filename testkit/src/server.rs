@@ -143,9 +143,7 @@ impl TestServer {
                 let path = self.data_dir().join("pushauthd.sqlite3");
                 let db = rusqlite::Connection::open(&path)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let changed = db
-                    .execute(sql, [])
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let changed = db.execute(sql, []).unwrap_or_else(|e| panic!("{sql}: {e}"));
                 u64::try_from(changed).unwrap_or(u64::MAX)
             }
         }
