@@ -4,6 +4,8 @@
 //! group commit) are tested in `sqlite::tests`; PostgreSQL-only ones (several replicas on one
 //! database, NOTIFY, advisory locks) in `postgres::tests`.
 
+mod timing;
+
 use std::ops::Deref;
 
 use pushauth_proto::{ChallengeState, Context, Decision};
