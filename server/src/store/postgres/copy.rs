@@ -30,9 +30,11 @@ enum Kind {
 
 use Kind::{Blob, Bool, Int, Text};
 
-/// The tables in an order that satisfies the foreign keys, with their columns (SQLite's name,
-/// PostgreSQL's name, kind).
-const TABLES: &[(&str, &[(&str, &str, Kind)])] = &[
+/// A column: SQLite's name, PostgreSQL's name, what it holds.
+type Column = (&'static str, &'static str, Kind);
+
+/// The tables in an order that satisfies the foreign keys, with their columns.
+const TABLES: &[(&str, &[Column])] = &[
     (
         "users",
         &[("name", "name", Text), ("created_at", "created_at", Int)],
