@@ -29,3 +29,22 @@ pub(super) fn changed(
     )?;
     Ok(())
 }
+
+/// [`changed`] for challenge `id`, after `delete` (a `DELETE` whose one parameter is `$1`, the
+/// challenge id) in the same statement: one round trip for both.
+pub(super) fn changed_after(
+    conn: &Conn<'_>,
+    delete: &str,
+    id: &str,
+    devices: &[String],
+) -> Result<(), PgError> {
+    conn.query(
+        &format!(
+            "WITH gone AS ({delete}) \
+             SELECT pg_notify('pushauth_challenge', $1::text) \
+             UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d"
+        ),
+        &[&id, &devices],
+    )?;
+    Ok(())
+}
