@@ -6,7 +6,8 @@
 //!   answered, cancelled, expired, or a revoked device dropped from it) or a grace login was
 //!   stored;
 //! - [`DEVICE_CHANNEL`], payload a device id: what its long-poll returns changed (a challenge
-//!   was created for it, or one of its challenges ended).
+//!   was created for it, one of its challenges ended, another device was bound to its user, or
+//!   a notice for its user was stored).
 
 use super::db::Conn;
 use super::error::PgError;
@@ -45,6 +46,17 @@ pub(super) fn changed_after(
              UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d"
         ),
         &[&id, &devices],
+    )?;
+    Ok(())
+}
+
+/// Notifies every active device of `user` but `except` (their long-polls return: a new binding
+/// or a notice to fetch).
+pub(super) fn user_devices(conn: &Conn<'_>, user: &str, except: &str) -> Result<(), PgError> {
+    conn.query(
+        "SELECT pg_notify('pushauth_device', id) FROM devices \
+         WHERE user_name = $1 AND revoked_at IS NULL AND id <> $2",
+        &[&user, &except],
     )?;
     Ok(())
 }

@@ -196,6 +196,10 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
     // Expiry on read is a change too.
     store.get_challenge("c2", 70_000).unwrap();
     assert_eq!(next(), changed("c2"));
+    assert_eq!(next(), device("d1"));
+    // A new binding wakes the user's other devices (they fetch their notices).
+    enrolled(store.as_ref(), "alice", "d22");
+    assert_eq!(next(), device("d1"));
     drop(client);
 }
 
