@@ -9,7 +9,7 @@ use super::db::{Conn, Db, PRUNE_LOCK, SWEEP_LOCK};
 use super::error::{get, PgError};
 use super::rows::string_list;
 use crate::clock::Millis;
-use crate::store::{Expired, Pruned, StoreResult, Swept};
+use crate::store::{DbErrorKind, Expired, Pruned, StoreError, StoreResult, Swept};
 
 /// The terminal states.
 const FINISHED: &str = "('approved','denied','expired','cancelled')";
@@ -112,4 +112,26 @@ pub(super) fn used_bytes<D: Db>(db: &D) -> StoreResult<u64> {
         )?;
         Ok(u64::try_from(bytes).unwrap_or(0))
     })
+}
+
+/// [`Store::health`](crate::store::Store::health): the database answers and takes writes. A
+/// standby (or a database made read-only) answers reads but would refuse every login's
+/// writes, so a replica on it is not ready ([`DbErrorKind::Unavailable`]).
+pub(super) fn health<D: Db>(db: &D) -> StoreResult<()> {
+    let read_only: bool = db.read(|c| {
+        get(
+            &c.one(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool",
+                &[],
+            )?,
+            0,
+        )
+    })?;
+    if read_only {
+        return Err(StoreError::db(
+            DbErrorKind::Unavailable,
+            "the database takes no writes (a standby, or read-only)",
+        ));
+    }
+    Ok(())
 }

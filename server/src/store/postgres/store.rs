@@ -34,7 +34,7 @@ macro_rules! pg_store {
             }
 
             fn health(&self) -> StoreResult<()> {
-                self.read(|c| c.one("SELECT 1", &[]).map(|_| ()))
+                retention::health(self)
             }
 
             fn create_enrollment(
