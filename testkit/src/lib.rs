@@ -2,7 +2,8 @@
 //! enroll a device".
 //!
 //! - [`TestServer`]: an in-process pushauthd ([`pushauth_server::RunningServer`]) on
-//!   `127.0.0.1:0` with a temporary data directory (SQLite store), the admin token
+//!   `127.0.0.1:0` with a temporary data directory (SQLite store, or a PostgreSQL database
+//!   of its own with `PUSHAUTH_TEST_STORE=postgresql`), the admin token
 //!   [`ADMIN_TOKEN`], and calls for what an administrator does over HTTP: relying parties
 //!   ([`TestServer::add_rp`], [`TestServer::api_key`]), enrollment links
 //!   ([`TestServer::enrollment`]) and devices ([`TestServer::enroll`]). Stopped when dropped.
