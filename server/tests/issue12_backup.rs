@@ -42,8 +42,7 @@ fn verify(srv: &Srv, key: &str, user: &str, code: &str) -> Resp {
 fn backup_codes_cli(srv: &Srv, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
         .args(args)
-        .arg("--data-dir")
-        .arg(srv.data_dir())
+        .args(srv.store_args())
         .output()
         .unwrap()
 }

@@ -2,7 +2,8 @@
 //! enroll a device".
 //!
 //! - [`TestServer`]: an in-process pushauthd ([`pushauth_server::RunningServer`]) on
-//!   `127.0.0.1:0` with a temporary data directory (SQLite store), the admin token
+//!   `127.0.0.1:0` with a temporary data directory (SQLite store, or a PostgreSQL database
+//!   of its own with `PUSHAUTH_TEST_STORE=postgresql`), the admin token
 //!   [`ADMIN_TOKEN`], and calls for what an administrator does over HTTP: relying parties
 //!   ([`TestServer::add_rp`], [`TestServer::api_key`]), enrollment links
 //!   ([`TestServer::enrollment`]) and devices ([`TestServer::enroll`]). Stopped when dropped.
@@ -12,6 +13,10 @@
 //! - [`call`] and [`Resp`]: one raw HTTP call with its status, text and JSON, for tests that
 //!   speak the API byte by byte; [`assert_error`] for the API's error bodies.
 //! - [`dead_url`], [`hung_url`]: loopback addresses where nothing answers.
+//! - [`PgCluster`]: a temporary PostgreSQL cluster (initdb/pg_ctl on a loopback port, as an
+//!   unprivileged user), with start/stop/kill, a streaming standby and promotion.
+//! - [`on_postgres`], [`test_database`], [`test_store_config`]: the store the tests run on,
+//!   SQLite or (with `PUSHAUTH_TEST_STORE=postgresql`) PostgreSQL, a database per server.
 //! - [`euid`]: the test process's effective uid (the owner file checks expect), without
 //!   `unsafe` in the tests.
 //!
@@ -45,13 +50,17 @@ mod files;
 mod http;
 mod modules;
 mod net;
+mod postgres;
 mod process;
 mod server;
+mod store;
 
 pub use device::{find_challenge, TestDevice};
 pub use files::write_file;
 pub use http::{agent, assert_error, call, call_with, Resp};
 pub use modules::{module_cycles, module_graph};
 pub use net::{dead_url, hung_url};
+pub use postgres::{process_alive, PgCluster, PgOptions, PG_USER, REQUIRE_ENV};
 pub use process::euid;
 pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
+pub use store::{on_postgres, test_database, test_store_config, STORE_ENV};

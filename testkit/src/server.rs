@@ -58,10 +58,14 @@ pub struct Enrollment {
 
 impl TestServer {
     /// The configuration a test server starts from: pushauthd's defaults, listening on
-    /// `127.0.0.1:0`, data directory `dir/data`, admin token [`ADMIN_TOKEN`].
+    /// `127.0.0.1:0`, data directory `dir/data`, admin token [`ADMIN_TOKEN`], and the store of
+    /// this test run ([`crate::test_store_config`]).
     pub fn config_for(dir: &Path) -> ServerConfig {
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        ServerConfig::new(listen, dir.join("data"), ADMIN_TOKEN.to_owned())
+        let mut config = ServerConfig::new(listen, dir.join("data"), ADMIN_TOKEN.to_owned());
+        // SQLite in `data`, or a PostgreSQL database of its own (PUSHAUTH_TEST_STORE).
+        config.store = crate::store::test_store_config();
+        config
     }
 
     /// Starts a server with the default test configuration.
@@ -98,6 +102,51 @@ impl TestServer {
     /// The data directory (the store's files).
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
+    }
+
+    /// The admin commands' flags that name this server's store: `--data-dir DIR`, and on a
+    /// PostgreSQL run `--store-url URL` too (issue 13).
+    pub fn store_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--data-dir".into(), self.data_dir().into_os_string()];
+        if let pushauth_server::config::StoreConfig::Postgres(pg) = &self.config.store {
+            args.push("--store-url".into());
+            args.push(pg.url.clone().into());
+        }
+        args
+    }
+
+    /// The server's own store, opened a second time (as `pushauthd` subcommands open it while
+    /// the server runs): SQLite in the data directory, or its PostgreSQL database.
+    pub fn open_store(&self) -> pushauth_server::store::SharedStore {
+        pushauth_server::store::open::open(&self.config.store, &self.data_dir(), false)
+            .unwrap_or_else(|e| panic!("cannot open the server's store: {e}"))
+            .store
+    }
+
+    /// Runs `sql`, an `UPDATE` or `DELETE` that both backends accept (no parameters; no
+    /// `user` column: PostgreSQL's is `user_name`), on this server's store behind its back
+    /// (ageing records, filling tables); returns the rows it changed.
+    pub fn update_sql(&self, sql: &str) -> u64 {
+        match &self.config.store {
+            pushauth_server::config::StoreConfig::Postgres(pg) => {
+                let db = pg.url.rsplit('/').next().unwrap_or_default().to_owned();
+                let cluster = crate::postgres::PgCluster::shared("update_sql")
+                    .unwrap_or_else(|| panic!("no PostgreSQL for {db}"));
+                let out = cluster.psql_db(
+                    &db,
+                    &format!("WITH changed AS ({sql} RETURNING 1) SELECT count(*) FROM changed"),
+                );
+                out.parse()
+                    .unwrap_or_else(|e| panic!("{sql}: {e} in {out:?}"))
+            }
+            _ => {
+                let path = self.data_dir().join("pushauthd.sqlite3");
+                let db = rusqlite::Connection::open(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let changed = db.execute(sql, []).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                u64::try_from(changed).unwrap_or(u64::MAX)
+            }
+        }
     }
 
     /// Stops the server and closes its store; the directory stays until drop.

@@ -1,11 +1,12 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
 //! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`,
-//! `backup-codes`, `grace end`) or on the running server (`push`).
+//! `backup-codes`, `grace end`, `migrate`, `store copy`) or on the running server (`push`).
 
 mod admin;
 mod backup;
 mod push;
 mod serve;
+mod store_copy;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -55,12 +56,44 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Issue a new set of one-time backup codes for a user (voiding the old) and print it once.
     BackupCodes(BackupCodesArgs),
+    /// Move the store: `store copy --from sqlite:PATH --to postgresql://…` (issue 13).
+    Store {
+        /// Which store command.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Create the store's schema or bring it up to this version (`serve` does it on start
+    /// unless `--no-migrate`).
+    Migrate(StoreArgs),
     /// Grace windows for repeated logins (issue 12).
     Grace {
         /// Which grace command.
         #[command(subcommand)]
         command: GraceCommand,
     },
+}
+
+/// `pushauthd store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a SQLite store (stop its pushauthd first) into an empty PostgreSQL database:
+    /// devices, relying parties, audit, open challenges, everything. Refuses a database that
+    /// holds anything.
+    Copy(StoreCopyArgs),
+}
+
+/// `pushauthd store copy`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreCopyArgs {
+    /// The source: `sqlite:PATH`, PATH the data directory holding pushauthd.sqlite3.
+    #[arg(long)]
+    pub from: String,
+    /// The target: `postgresql://…` (no password in it; see --password-file).
+    #[arg(long)]
+    pub to: String,
+    /// File holding the target database's password (mode 0600).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `pushauthd grace …`.
@@ -79,6 +112,10 @@ pub struct StoreArgs {
     /// Data directory holding pushauthd.sqlite3.
     #[arg(long, env = "PUSHAUTHD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite:PATH` or `postgresql://…` (no password: see `[store] password_file`)
+    /// [default: `[store] url` of the config, else SQLite in the data directory].
+    #[arg(long, env = "PUSHAUTHD_STORE_URL")]
+    pub store_url: Option<String>,
 }
 
 /// `pushauthd serve`: flags override the config file.
@@ -106,6 +143,14 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The store: `sqlite:PATH` or `postgresql://…` (no password: see `[store] password_file`)
+    /// [default: `[store] url` of the config, else SQLite in the data directory].
+    #[arg(long, env = "PUSHAUTHD_STORE_URL")]
+    pub store_url: Option<String>,
+    /// Do not apply schema migrations on start (a PostgreSQL database must then be at this
+    /// version already: run `pushauthd migrate`).
+    #[arg(long)]
+    pub no_migrate: bool,
 }
 
 /// `pushauthd enroll USER`.
@@ -310,5 +355,9 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Grace {
             command: GraceCommand::End(args),
         } => admin::grace_end(&args, out),
+        Command::Migrate(args) => admin::migrate(&args, out),
+        Command::Store {
+            command: StoreCommand::Copy(args),
+        } => store_copy::copy(&args, out),
     }
 }
