@@ -12,6 +12,8 @@
 //! - [`call`] and [`Resp`]: one raw HTTP call with its status, text and JSON, for tests that
 //!   speak the API byte by byte; [`assert_error`] for the API's error bodies.
 //! - [`dead_url`], [`hung_url`]: loopback addresses where nothing answers.
+//! - [`PgCluster`]: a temporary PostgreSQL cluster (initdb/pg_ctl on a loopback port, as an
+//!   unprivileged user), with start/stop/kill, a streaming standby and promotion.
 //! - [`euid`]: the test process's effective uid (the owner file checks expect), without
 //!   `unsafe` in the tests.
 //!
@@ -45,6 +47,7 @@ mod files;
 mod http;
 mod modules;
 mod net;
+mod postgres;
 mod process;
 mod server;
 
@@ -53,5 +56,6 @@ pub use files::write_file;
 pub use http::{agent, assert_error, call, call_with, Resp};
 pub use modules::{module_cycles, module_graph};
 pub use net::{dead_url, hung_url};
+pub use postgres::{process_alive, PgCluster, PgOptions, PG_USER, REQUIRE_ENV};
 pub use process::euid;
 pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
