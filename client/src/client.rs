@@ -272,14 +272,26 @@ impl Client {
     /// Waits until the challenge is decided, expires or is cancelled, or until `deadline`.
     /// Network failures and server errors are retried until the deadline, so a server restart
     /// loses nothing.
+    ///
+    /// Replicas (issue 13): when the server that started the challenge gives no answer or says
+    /// it cannot serve now (502–504, 503 `store_unavailable`), the next configured server is
+    /// asked, in turn, since replicas over one database all know the challenge. Only the
+    /// starting server's refusals end the wait: another server that does not know the
+    /// challenge (a separate pushauthd, not a replica) or refuses the key only sends the wait
+    /// on to the next server. Every answer is verified as before, whichever server gave it.
     pub fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
-        let base = self.server(login)?;
+        self.server(login)?;
+        let home = login.server;
+        let mut current = home;
         let mut backoff = FIRST_BACKOFF;
-        let mut last_failure: Option<Failure> = None;
+        // The starting server's last failure, else another's: what the caller hears at the
+        // deadline (so a dead starting server still reads as it did before replicas).
+        let mut home_failure: Option<Failure> = None;
+        let mut other_failure: Option<Failure> = None;
         loop {
             let started = Instant::now();
             if started >= deadline {
-                return match last_failure {
+                return match home_failure.or(other_failure) {
                     Some(failure) => Err(failure.into_error()),
                     None => Ok(Outcome::TimedOut),
                 };
@@ -291,13 +303,14 @@ impl Client {
                 remaining.saturating_sub(POLL_MARGIN).as_secs(),
                 MAX_POLL_SECS,
             );
+            let base = self.servers.get(current).map_or("", String::as_str);
             let url = format!("{base}/v1/challenges/{}?wait={wait_secs}", login.id);
             let timeout = min(Duration::from_secs(wait_secs) + POLL_MARGIN * 2, remaining);
             let result: Result<ChallengeStatus, Failure> =
                 self.http.call("GET", &url, None::<&()>, timeout);
             match result {
                 Ok(status) => {
-                    last_failure = None;
+                    (home_failure, other_failure) = (None, None);
                     backoff = FIRST_BACKOFF;
                     if let Some(outcome) = verify::outcome(login, &status)? {
                         return Ok(outcome);
@@ -322,8 +335,18 @@ impl Client {
                 Err(Failure::NoAnswer(_)) if Instant::now() >= deadline => {
                     return Ok(Outcome::TimedOut)
                 }
-                Err(failure) if failure.is_transient() => {
-                    last_failure = Some(failure);
+                Err(failure)
+                    if failure.is_transient() || failure.may_ask_another() || current != home =>
+                {
+                    let asked = current;
+                    if failure.may_ask_another() || current != home {
+                        current = (current + 1) % self.servers.len().max(1);
+                    }
+                    if asked == home {
+                        home_failure = Some(failure);
+                    } else {
+                        other_failure = Some(failure);
+                    }
                     sleep(min(
                         backoff,
                         deadline.saturating_duration_since(Instant::now()),

@@ -119,6 +119,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_hash: HashPool::default(),
         offline_served: Arc::default(),
         offline_reports: Arc::default(),
+        health_probe: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
     let handle = Handle::new();

@@ -48,7 +48,6 @@ pub struct PgOptions {
     pub durable: bool,
 }
 
-
 /// One temporary PostgreSQL cluster (a primary, or a standby from [`PgCluster::standby`]).
 /// Dropping it stops the server (immediate shutdown) and removes its directory.
 pub struct PgCluster {

@@ -179,13 +179,35 @@ pub async fn get_challenge(
         return Ok(Json(challenge_status(&decided)));
     }
     // Whatever else woke us (an acknowledgement, the expiry, the deadline), the fresh state is
-    // the answer.
-    let now = clock::now_ms();
-    let outcome = state
-        .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
-        .await?;
-    Ok(Json(challenge_status(&state.settle(outcome)?)))
+    // the answer. The caller was authenticated by the first read: while the database cannot
+    // be reached (a failover), read again until the deadline instead of failing (issue 13).
+    let mut pause = FIRST_RETRY;
+    loop {
+        let now = clock::now_ms();
+        let (rp, id) = (rp.clone(), id.clone());
+        let read = state
+            .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
+            .await;
+        match read.and_then(|outcome| Ok(state.settle(outcome)?)) {
+            Err(e) if e.is_store_unavailable() && !state.stopping() => {
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
+                // A wake-up (the change, or every waiter after the listener reconnects) ends
+                // the pause early.
+                let wake = deadline.min(Instant::now() + pause);
+                let _ = state.wait_for(sub.changed(), wake).await;
+                pause = (pause * 2).min(MAX_RETRY);
+            }
+            other => return Ok(Json(challenge_status(&other?))),
+        }
+    }
 }
+
+/// First pause before a long-poll reads a challenge again after `store_unavailable`.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// Longest such pause (doubling from [`FIRST_RETRY`]).
+const MAX_RETRY: Duration = Duration::from_millis(500);
 
 /// `DELETE /v1/challenges/{id}`.
 pub async fn cancel_challenge(
