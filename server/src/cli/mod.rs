@@ -79,6 +79,10 @@ pub struct StoreArgs {
     /// Data directory holding pushauthd.sqlite3.
     #[arg(long, env = "PUSHAUTHD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The store: `sqlite:PATH` or `postgresql://…` (no password: see `[store] password_file`)
+    /// [default: `[store] url` of the config, else SQLite in the data directory].
+    #[arg(long, env = "PUSHAUTHD_STORE_URL")]
+    pub store_url: Option<String>,
 }
 
 /// `pushauthd serve`: flags override the config file.
@@ -106,6 +110,14 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The store: `sqlite:PATH` or `postgresql://…` (no password: see `[store] password_file`)
+    /// [default: `[store] url` of the config, else SQLite in the data directory].
+    #[arg(long, env = "PUSHAUTHD_STORE_URL")]
+    pub store_url: Option<String>,
+    /// Do not apply schema migrations on start (a PostgreSQL database must then be at this
+    /// version already: run `pushauthd migrate`).
+    #[arg(long)]
+    pub no_migrate: bool,
 }
 
 /// `pushauthd enroll USER`.

@@ -61,12 +61,19 @@ pub fn resolve_serve(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     let web_push = file.web_push.clone().unwrap_or_default().resolve()?;
     let web = file.web_config()?;
     let offline = file.offline_config()?;
+    let store = file
+        .store
+        .clone()
+        .unwrap_or_default()
+        .resolve(args.store_url.as_deref())?;
     let admin_token = load_or_create_admin_token(&token_file)?;
     let mut config = ServerConfig::new(listen, data_dir, String::new());
     config.webhook = webhook;
     config.web_push = web_push;
     config.web = web;
     config.offline = offline;
+    config.store = store;
+    config.migrate = !args.no_migrate;
     config.admin_token = admin_token;
     config.public_url = args.public_url.clone().or_else(|| file.public_url.clone());
     config.tls = match (&args.tls_cert, &args.tls_key) {

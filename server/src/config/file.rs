@@ -48,6 +48,8 @@ pub struct FileConfig {
     pub backup_codes: Option<BackupCodesConfig>,
     /// `[offline]` (issue 12): offline codes.
     pub offline: Option<super::FileOffline>,
+    /// `[store]` (issue 13): SQLite or PostgreSQL.
+    pub store: Option<super::FileStore>,
     /// The file's mode bits when it was read from a file (see [`FileConfig::load`]).
     #[serde(skip)]
     pub file_mode: Option<u32>,

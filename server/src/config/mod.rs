@@ -18,6 +18,7 @@ mod limits;
 mod offline;
 mod push_origins;
 mod secrets;
+mod store;
 mod web;
 mod webhook;
 mod webpush;
@@ -28,6 +29,7 @@ pub use limits::{Limits, Retention};
 pub use offline::{FileOffline, OfflineConfig};
 pub use push_origins::{AllowList, EndpointError, DEFAULT_ORIGINS, MAX_ENDPOINT_BYTES};
 pub use secrets::{load_or_create_admin_token, read_admin_token};
+pub use store::{FileStore, StoreConfig};
 pub use web::{check_app_dir, FileWeb, WebConfig};
 pub use webhook::{FileWebhook, WebhookConfig};
 pub use webpush::{check_subject, FileWebPush, WebPushConfig};
@@ -86,6 +88,10 @@ pub struct ServerConfig {
     pub backup_codes: BackupCodesConfig,
     /// `[offline]`: offline codes (issue 12).
     pub offline: OfflineConfig,
+    /// `[store]`: SQLite (default) or PostgreSQL (issue 13).
+    pub store: StoreConfig,
+    /// Apply schema migrations when the store opens (`serve --no-migrate` turns it off).
+    pub migrate: bool,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -108,6 +114,8 @@ impl fmt::Debug for ServerConfig {
             .field("web", &self.web)
             .field("backup_codes", &self.backup_codes)
             .field("offline", &self.offline)
+            .field("store", &self.store)
+            .field("migrate", &self.migrate)
             .finish()
     }
 }
@@ -133,6 +141,8 @@ impl ServerConfig {
             web: WebConfig::default(),
             backup_codes: BackupCodesConfig::default(),
             offline: OfflineConfig::default(),
+            store: StoreConfig::default(),
+            migrate: true,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod grace;
 pub mod notices;
 pub mod offline;
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
