@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::offline::{HashPool, OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
 use crate::state::{AppState, SharedState};
-use crate::store::sqlite::{SqliteStore, MAX_IDLE_READERS};
+use crate::store::sqlite::MAX_IDLE_READERS;
 use crate::store::{SharedStore, Store, StoreResult};
 use crate::tls;
 use crate::waiters::Waiters;
@@ -44,6 +44,8 @@ struct Prepared {
     addr: SocketAddr,
     tls: Option<RustlsConfig>,
     store: SharedStore,
+    /// Job threads serving the store (see [`crate::store::open::Opened::threads`]).
+    store_threads: usize,
     config: ServerConfig,
     vapid: VapidKey,
     offline_key: OfflineKey,
@@ -51,7 +53,19 @@ struct Prepared {
 
 fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
-    let store: SharedStore = Arc::new(SqliteStore::open(&config.data_dir)?);
+    // The data directory holds the keys (VAPID, offline) whatever the store; SQLite's store
+    // makes it when the database lives there, otherwise it is made here, 0700.
+    if !matches!(config.store, crate::config::StoreConfig::DataDir) {
+        pushauth_files::create_private_dir(&config.data_dir, &pushauth_files::Owner::Any).map_err(
+            |e| crate::store::StoreError::DataDir {
+                path: config.data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        )?;
+    }
+    let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
+    let store_threads = opened.concurrent.unwrap_or(STORE_THREADS);
+    let store = opened.store;
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
     let key_path = config.data_dir.join(OFFLINE_KEY_FILE);
@@ -74,6 +88,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         addr,
         tls,
         store,
+        store_threads,
         config,
         vapid,
         offline_key,
@@ -87,11 +102,12 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         addr,
         tls,
         store,
+        store_threads,
         config,
         vapid,
         offline_key,
     } = prepared;
-    let jobs = StoreJobs::start(Arc::clone(&store), STORE_THREADS)?;
+    let jobs = StoreJobs::start(Arc::clone(&store), store_threads)?;
     let size_bound = config.retention.max_db_bytes();
     let metrics = Metrics::new();
     let base_url = config.base_url(addr);

@@ -314,8 +314,8 @@ fn issue9_item13_unlock_lifts_a_report_lockout_at_once_over_http_and_the_cli() {
 
     report_lockout(&srv, &key, &dev);
     let out = Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["unlock", "alice", "--data-dir"])
-        .arg(srv.data_dir())
+        .args(["unlock", "alice"])
+        .args(srv.store_args())
         .env_remove("PUSHAUTHD_DATA_DIR")
         .output()
         .unwrap();
@@ -405,6 +405,12 @@ fn issue9_item12_a_flood_of_bad_signatures_adds_a_handful_of_audit_rows_with_the
 
 #[test]
 fn issue9_item12_the_size_bound_refuses_new_challenges_with_storage_full() {
+    if pushauth_testkit::on_postgres() {
+        // It fills the SQLite file behind the server's back, and counts on SQLite reusing
+        // deleted pages at once; PostgreSQL gives space back through VACUUM.
+        eprintln!("SKIPPED on PostgreSQL: SQLite-only (writes pushauthd.sqlite3 directly)");
+        return;
+    }
     let srv = start_with(|c| c.retention.max_db_mb = 1);
     let key = srv.rp_key();
     srv.device("alice");

@@ -14,6 +14,8 @@
 //! - [`dead_url`], [`hung_url`]: loopback addresses where nothing answers.
 //! - [`PgCluster`]: a temporary PostgreSQL cluster (initdb/pg_ctl on a loopback port, as an
 //!   unprivileged user), with start/stop/kill, a streaming standby and promotion.
+//! - [`on_postgres`], [`test_database`], [`test_store_config`]: the store the tests run on,
+//!   SQLite or (with `PUSHAUTH_TEST_STORE=postgresql`) PostgreSQL, a database per server.
 //! - [`euid`]: the test process's effective uid (the owner file checks expect), without
 //!   `unsafe` in the tests.
 //!
@@ -50,6 +52,7 @@ mod net;
 mod postgres;
 mod process;
 mod server;
+mod store;
 
 pub use device::{find_challenge, TestDevice};
 pub use files::write_file;
@@ -59,3 +62,4 @@ pub use net::{dead_url, hung_url};
 pub use postgres::{process_alive, PgCluster, PgOptions, PG_USER, REQUIRE_ENV};
 pub use process::euid;
 pub use server::{Enrollment, TestRp, TestServer, ADMIN_TOKEN};
+pub use store::{on_postgres, test_database, test_store_config, STORE_ENV};

@@ -58,10 +58,14 @@ pub struct Enrollment {
 
 impl TestServer {
     /// The configuration a test server starts from: pushauthd's defaults, listening on
-    /// `127.0.0.1:0`, data directory `dir/data`, admin token [`ADMIN_TOKEN`].
+    /// `127.0.0.1:0`, data directory `dir/data`, admin token [`ADMIN_TOKEN`], and the store of
+    /// this test run ([`crate::test_store_config`]).
     pub fn config_for(dir: &Path) -> ServerConfig {
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        ServerConfig::new(listen, dir.join("data"), ADMIN_TOKEN.to_owned())
+        let mut config = ServerConfig::new(listen, dir.join("data"), ADMIN_TOKEN.to_owned());
+        // SQLite in `data`, or a PostgreSQL database of its own (PUSHAUTH_TEST_STORE).
+        config.store = crate::store::test_store_config();
+        config
     }
 
     /// Starts a server with the default test configuration.
@@ -98,6 +102,17 @@ impl TestServer {
     /// The data directory (the store's files).
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
+    }
+
+    /// The admin commands' flags that name this server's store: `--data-dir DIR`, and on a
+    /// PostgreSQL run `--store-url URL` too (issue 13).
+    pub fn store_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--data-dir".into(), self.data_dir().into_os_string()];
+        if let pushauth_server::config::StoreConfig::Postgres(pg) = &self.config.store {
+            args.push("--store-url".into());
+            args.push(pg.url.clone().into());
+        }
+        args
     }
 
     /// Stops the server and closes its store; the directory stays until drop.

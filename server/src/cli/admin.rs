@@ -13,11 +13,10 @@ use super::{
     AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs, UnlockArgs,
 };
 use crate::clock;
-use crate::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::{FileConfig, ServerConfig, StoreConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::service::enrollments::{self, enrollment_url};
 use crate::service::{self, devices, grace, keys, users};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{RelyingPartyRecord, Store};
+use crate::store::{RelyingPartyRecord, SharedStore, Store};
 
 pub(super) fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
     Ok(match &args.config {
@@ -26,13 +25,42 @@ pub(super) fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
     })
 }
 
-pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SqliteStore, CliError> {
+/// The data directory of `args` or the config file, and the `[store]` it names (`--store-url`
+/// or `PUSHAUTHD_STORE_URL` first).
+fn store_config(
+    args: &StoreArgs,
+    file: &FileConfig,
+) -> Result<(std::path::PathBuf, StoreConfig), CliError> {
     let dir = args
         .data_dir
         .clone()
         .or_else(|| file.data_dir.clone())
         .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-    Ok(SqliteStore::open(&dir)?)
+    let store = file
+        .store
+        .clone()
+        .unwrap_or_default()
+        .resolve(args.store_url.as_deref())?;
+    Ok((dir, store))
+}
+
+/// Opens the configured store (SQLite or PostgreSQL), migrating it as `serve` would.
+pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SharedStore, CliError> {
+    let (dir, store) = store_config(args, file)?;
+    Ok(crate::store::open::open(&store, &dir, true)?.store)
+}
+
+/// `pushauthd migrate`: brings the configured store's schema up to this binary's version.
+pub fn migrate(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let file = load_file(args)?;
+    let (dir, store) = store_config(args, &file)?;
+    let (found, now) = crate::store::open::migrate(&store, &dir)?;
+    if found == now {
+        writeln!(out, "schema at version {now}: nothing to do")?;
+    } else {
+        writeln!(out, "schema migrated from version {found} to {now}")?;
+    }
+    Ok(())
 }
 
 /// The base URL links use: flag, then config `public_url`, then derived from `listen`.
@@ -77,7 +105,8 @@ pub fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<(), CliError> {
     enrollments::check_admin_request(&args.user, ttl).map_err(refused)?;
     let base = base_url(args.public_url.as_deref(), &file)?;
     let store = open_store(&args.store, &file)?;
-    let issued = enrollments::issue(&store, &args.user, ttl, clock::now_ms()).map_err(refused)?;
+    let store: &dyn Store = &*store;
+    let issued = enrollments::issue(store, &args.user, ttl, clock::now_ms()).map_err(refused)?;
     let url = enrollment_url(&base, &issued.token);
     let expires_at = issued.expires_at;
     writeln!(
@@ -132,7 +161,8 @@ fn phone_note(base: &str) -> Option<&'static str> {
 pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    let devices = devices::of_user(&store, &args.user).map_err(|e| match e {
+    let store: &dyn Store = &*store;
+    let devices = devices::of_user(store, &args.user).map_err(|e| match e {
         service::Error::UnknownUser => CliError::Failed(format!("unknown user {:?}", args.user)),
         other => refused(other),
     })?;
@@ -173,8 +203,9 @@ pub fn devices(args: &DevicesArgs, out: &mut dyn Write) -> Result<(), CliError> 
 pub fn revoke(args: &RevokeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
+    let store: &dyn Store = &*store;
     let d =
-        devices::revoke(&store, &args.device_id, "cli", clock::now_ms()).map_err(|e| match e {
+        devices::revoke(store, &args.device_id, "cli", clock::now_ms()).map_err(|e| match e {
             service::Error::NotFound(_) => {
                 CliError::Failed(format!("no device with id {:?}", args.device_id))
             }
@@ -200,7 +231,8 @@ pub fn rp_add(args: &RpAddArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // Refused before the store is opened (or created).
     keys::check_new(&req).map_err(refused)?;
     let store = open_store(&args.store, &file)?;
-    let (rp, api_key) = keys::add(&store, &req, now).map_err(refused)?;
+    let store: &dyn Store = &*store;
+    let (rp, api_key) = keys::add(store, &req, now).map_err(refused)?;
     writeln!(
         out,
         "relying party {} ({}): users {}, rights {}",
@@ -228,7 +260,8 @@ fn rights(rp: &RelyingPartyRecord) -> String {
 pub fn rp_list(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    let all = keys::list(&store).map_err(refused)?;
+    let store: &dyn Store = &*store;
+    let all = keys::list(store).map_err(refused)?;
     if all.is_empty() {
         writeln!(out, "no relying parties")?;
     }
@@ -254,7 +287,8 @@ pub fn rp_list(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn rp_revoke(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    let rp = keys::revoke(&store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    let store: &dyn Store = &*store;
+    let rp = keys::revoke(store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
     writeln!(
         out,
         "revoked relying party {} ({}); its key is refused from now on",
@@ -267,7 +301,8 @@ pub fn rp_revoke(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), 
 pub fn rp_rotate(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let store = open_store(args, &file)?;
-    let (rp, api_key) = keys::rotate(&store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    let store: &dyn Store = &*store;
+    let (rp, api_key) = keys::rotate(store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
     writeln!(
         out,
         "new key for relying party {} ({}); the old key is refused from now on",
@@ -293,6 +328,7 @@ fn rp_refused(id: &str, e: service::Error) -> CliError {
 pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
+    let store: &dyn Store = &*store;
     for e in store.list_audit(args.limit.clamp(1, 10_000), args.user.as_deref())? {
         // Stored text (names, details) is escaped for the terminal.
         let field = |name: &str, v: &Option<String>| {
@@ -326,12 +362,11 @@ pub fn audit(args: &AuditArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
-    users::unlock(&store, &args.user, "pushauthd unlock", clock::now_ms()).map_err(
-        |e| match e {
-            service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
-            other => refused(other),
-        },
-    )?;
+    let store: &dyn Store = &*store;
+    users::unlock(store, &args.user, "pushauthd unlock", clock::now_ms()).map_err(|e| match e {
+        service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
+        other => refused(other),
+    })?;
     writeln!(
         out,
         "unlocked {}: report lock-outs, the wrong-code lock and the backup-code lock lifted, push \
@@ -346,13 +381,14 @@ pub fn unlock(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
 pub fn grace_end(args: &UnlockArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(&args.store)?;
     let store = open_store(&args.store, &file)?;
+    let store: &dyn Store = &*store;
     let who = grace::EndedBy {
         by: "pushauthd grace end",
         via: "cli",
         device: None,
         source: None,
     };
-    grace::end(&store, &args.user, who, clock::now_ms()).map_err(|e| match e {
+    grace::end(store, &args.user, who, clock::now_ms()).map_err(|e| match e {
         service::Error::UnknownUser => CliError::Failed(format!("no user {:?}", args.user)),
         other => refused(other),
     })?;

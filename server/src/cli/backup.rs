@@ -10,6 +10,7 @@ use super::{BackupCodesArgs, CliError};
 use crate::clock;
 use crate::config::BackupCodesConfig;
 use crate::service::{self, backup_codes};
+use crate::store::Store;
 
 /// Issues the set (voiding the old) and prints it once, with what to do with it.
 pub fn backup_codes(args: &BackupCodesArgs, out: &mut dyn Write) -> Result<(), CliError> {
@@ -18,6 +19,7 @@ pub fn backup_codes(args: &BackupCodesArgs, out: &mut dyn Write) -> Result<(), C
     let count = backup_codes::check_count(args.count, default.count)
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let store = open_store(&args.store, &file)?;
+    let store: &dyn Store = &*store;
     let failed = |e: service::Error| match e {
         service::Error::UnknownUser => CliError::Failed(format!(
             "no user {:?}: enroll a device for them first (pushauthd enroll)",
@@ -26,10 +28,10 @@ pub fn backup_codes(args: &BackupCodesArgs, out: &mut dyn Write) -> Result<(), C
         service::Error::Store(e) => CliError::Store(e),
         other => CliError::Failed(other.to_string()),
     };
-    backup_codes::require_known(&store, &args.user).map_err(failed)?;
+    backup_codes::require_known(store, &args.user).map_err(failed)?;
     let set = backup_codes::draw_set(count).map_err(failed)?;
-    let issued = backup_codes::store_set(&store, &args.user, &set, "cli", clock::now_ms())
-        .map_err(failed)?;
+    let issued =
+        backup_codes::store_set(store, &args.user, &set, "cli", clock::now_ms()).map_err(failed)?;
     writeln!(
         out,
         "New backup codes for {} (every earlier code no longer works):\n",

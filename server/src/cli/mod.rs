@@ -1,6 +1,6 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
 //! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`,
-//! `backup-codes`, `grace end`) or on the running server (`push`).
+//! `backup-codes`, `grace end`, `migrate`) or on the running server (`push`).
 
 mod admin;
 mod backup;
@@ -55,6 +55,9 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Issue a new set of one-time backup codes for a user (voiding the old) and print it once.
     BackupCodes(BackupCodesArgs),
+    /// Create the store's schema or bring it up to this version (`serve` does it on start
+    /// unless `--no-migrate`).
+    Migrate(StoreArgs),
     /// Grace windows for repeated logins (issue 12).
     Grace {
         /// Which grace command.
@@ -319,5 +322,6 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
         Command::Grace {
             command: GraceCommand::End(args),
         } => admin::grace_end(&args, out),
+        Command::Migrate(args) => admin::migrate(&args, out),
     }
 }

@@ -16,6 +16,7 @@ mod backup_codes;
 mod file;
 mod limits;
 mod offline;
+pub mod postgres;
 mod push_origins;
 mod secrets;
 mod store;

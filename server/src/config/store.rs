@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::postgres::{is_postgres_url, PgSettings};
 use super::ConfigError;
-use crate::store::postgres::{is_postgres_url, PgSettings};
 
 /// `[store]` in the config file.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -25,6 +25,15 @@ pub enum StoreError {
     /// The database was written by a newer pushauthd; this one refuses to touch it.
     #[error("database schema version {0} is newer than this pushauthd understands")]
     TooNew(i64),
+    /// The database's schema is older than this pushauthd's and was not migrated (`serve
+    /// --no-migrate`).
+    #[error("database schema version {found} is older than this pushauthd's ({wanted}): run pushauthd migrate")]
+    TooOld {
+        /// The database's version.
+        found: i64,
+        /// This binary's version.
+        wanted: i64,
+    },
     /// The operating system refused a thread the store needs (the background checkpointer).
     #[error("cannot start a store thread: {0}")]
     Thread(#[source] std::io::Error),

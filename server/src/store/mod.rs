@@ -1,5 +1,5 @@
-//! The storage interface. Handlers call these operations and never see SQL; `sqlite` implements
-//! them today, a PostgreSQL backend can follow behind the same trait.
+//! The storage interface. Handlers call these operations and never see SQL; `sqlite` and
+//! `postgres` implement them.
 //!
 //! Every method blocks; async callers run them on the store's job threads. Each method is
 //! atomic (its own transaction, or a savepoint inside a [`Store::group`]), and every challenge
@@ -9,16 +9,20 @@
 //! - [`error`]: [`StoreError`], which names no database library (each backend converts its own
 //!   errors at its edge);
 //! - [`grace`]: the values of the grace-window operations (issue 12);
-//! - [`sqlite`]: the SQLite backend.
+//! - [`sqlite`]: the SQLite backend; [`postgres`]: the PostgreSQL backend (issue 13);
+//!   [`open`]: opening the one `[store]` names.
 
 pub mod backup_codes;
 pub mod error;
 pub mod grace;
 pub mod notices;
 pub mod offline;
+pub mod open;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use pushauth_proto::wire::AuditEvent;
 

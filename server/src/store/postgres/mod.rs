@@ -1,11 +1,46 @@
 //! The PostgreSQL store (issue 13): several stateless pushauthd replicas over one database.
 //!
 //! - `connect`: the connection settings (`[store] url`, `password_file`, `pool_size`) and
-//!   [`connect_one`].
+//!   [`connect_one`];
+//! - `db`: the pool, the store's own runtime, and [`Db`](db::Db), the two ways operations
+//!   reach the database (a transaction of their own, or the one of an atomic unit);
+//! - `schema`: migrations (version numbers shared with SQLite); `error`: the edge to
+//!   [`StoreError`](crate::store::StoreError); `rows`: row mapping; `notify`: the NOTIFY
+//!   contract with the replicas' listeners;
+//! - one file per table group, as in `sqlite/`; `store` wires them into the trait.
+//!
+//! Rules that must hold across replicas are kept by the database: the user's row is locked
+//! (`SELECT … FOR UPDATE`) by every operation that counts or changes the user's limits, a
+//! challenge's row by every transition (then a compare-and-set on its state), nonces by their
+//! primary key, sweeping and pruning by a transaction-level advisory lock that one replica
+//! holds at a time.
 
+mod audit;
+mod backup_codes;
+mod challenges;
 mod connect;
+mod db;
+mod devices;
+mod enrollments;
+mod error;
+mod grace;
+mod limits;
+mod notices;
+mod notify;
+mod offline;
+mod push_subscriptions;
+mod relying_parties;
+mod retention;
+mod rows;
+mod schema;
+mod store;
+#[cfg(test)]
+mod tests;
 
 pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_POOL_SIZE,
 };
+pub use self::db::PgStore;
+pub use self::notify::{CHALLENGE_CHANNEL, DEVICE_CHANNEL};
+pub use self::schema::SCHEMA_VERSION;

@@ -67,6 +67,27 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The schema version of the SQLite database at `path` (0 when there is none yet), read
+/// without changing it (`pushauthd migrate` reports it).
+///
+/// # Errors
+/// [`StoreError::Db`] when the file cannot be read as a database.
+pub fn schema_version(path: &Path) -> StoreResult<i64> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(self::error::from_sqlite)?;
+    let version: rusqlite::Result<Option<i64>> =
+        conn.query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0));
+    match version {
+        Ok(v) => Ok(v.unwrap_or(0)),
+        // No schema_version table: a database never migrated.
+        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => Ok(0),
+        Err(e) => Err(self::error::from_sqlite(e)),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir`, which is created 0700 if missing.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {

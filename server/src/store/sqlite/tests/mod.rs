@@ -1,22 +1,17 @@
-//! The SQLite store's unit tests: shared helpers and the challenge, nonce and retention tests
-//! here; group commit and checkpoints in `group`, schema and migrations in `schema`, the
-//! backend-neutral errors in `errors`, and an opt-in timing run in `bench`.
+//! The SQLite store's own unit tests (what every backend does is tested in `store::tests`, on
+//! each backend): group commit and checkpoints in `group`, schema and migrations in `schema`,
+//! the backend-neutral errors in `errors`, and an opt-in timing run in `bench`.
 
 mod bench;
 mod errors;
 mod group;
 mod schema;
 
-use pushauth_proto::{ChallengeState, Context, Decision};
 use rusqlite::Connection;
 
-use super::{SqliteStore, DB_FILE};
+use super::SqliteStore;
 use crate::clock::Millis;
-use crate::limits::{PushState, Refusal};
-use crate::store::{
-    AnswerRecord, AuditEntry, Cas, CodeTally, Create, NewChallenge, NewDevice, Pruned, Redeem,
-    Store, Swept,
-};
+use crate::store::{Create, Store};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -24,282 +19,16 @@ fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
-fn enrolled(store: &SqliteStore, user: &str, device: &str) {
-    let hash = [device.len() as u8; 32];
-    store.create_enrollment(user, &hash, 0, 10_000).unwrap();
-    let new = NewDevice {
-        id: device.into(),
-        name: "phone".into(),
-        alg: "ed25519".into(),
-        public_key: "k".into(),
-    };
-    assert!(matches!(
-        store.redeem_enrollment(&hash, &new, None, 1).unwrap(),
-        Redeem::Enrolled(_)
-    ));
-    assert_eq!(
-        store.redeem_enrollment(&hash, &new, None, 2).unwrap(),
-        Redeem::Used
-    );
-}
+pub(super) use crate::store::tests::{answer, enrolled, note};
 
 fn challenge(store: &SqliteStore, id: &str, now: Millis, expires_at: Millis) -> Create {
     challenge_in(store, id, now, expires_at)
 }
 
 fn challenge_in(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) -> Create {
-    let new = NewChallenge {
-        id: id.into(),
-        user: "alice".into(),
-        rp_id: "rp".into(),
-        context: Context::new(),
-        context_digest: [0; 32],
-        rp_nonce: vec![1; 32],
-        code: Some("42".into()),
-        requested_devices: None,
-        created_at: now,
-        expires_at,
-        window_start: now - 600_000,
-        known_since: crate::limits::known_since(now),
-        source: String::new(),
-    };
-    store.create_challenge(&new, &|_| Ok(())).unwrap()
-}
-
-fn answer(decision: Decision, state: ChallengeState) -> AnswerRecord {
-    AnswerRecord {
-        device_id: "d1".into(),
-        state,
-        decision,
-        reason: None,
-        typed_code: "42".into(),
-        responded_at: "2026-01-01T00:00:00Z".into(),
-        signature: "sig".into(),
-        lock_user_until: None,
-        code_tally: CodeTally::Keep,
-    }
+    crate::store::tests::challenge(store, id, now, expires_at)
 }
 
 fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn note(kind: &'static str) -> AuditEntry {
-    AuditEntry {
-        kind,
-        ..AuditEntry::default()
-    }
-}
-
-#[test]
-fn transitions_are_compare_and_set() {
-    let (_dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    assert!(matches!(
-        challenge(&store, "c1", 1_000, 60_000),
-        Create::Created { .. }
-    ));
-    assert!(
-        matches!(store.acknowledge("c1", 2_000).unwrap(), Cas::Changed(c) if c.state == ChallengeState::Acknowledged)
-    );
-    let approve = answer(Decision::Approve, ChallengeState::Approved);
-    assert!(
-        matches!(store.answer("c1", &approve, 3_000).unwrap(), Cas::Changed(c) if c.state == ChallengeState::Approved)
-    );
-    // terminal: nothing moves it
-    assert!(matches!(
-        store.answer("c1", &approve, 3_001).unwrap(),
-        Cas::WrongState(_)
-    ));
-    assert!(matches!(
-        store.cancel("c1", 3_002).unwrap(),
-        Cas::WrongState(_)
-    ));
-    assert!(matches!(
-        store.acknowledge("c1", 3_003).unwrap(),
-        Cas::WrongState(_)
-    ));
-    assert!(matches!(store.cancel("nope", 3_004).unwrap(), Cas::Missing));
-    let (c, expired) = store.get_challenge("c1", 100_000).unwrap().unwrap();
-    assert_eq!((c.state, expired), (ChallengeState::Approved, false));
-    assert_eq!(c.device_id.as_deref(), Some("d1"));
-}
-
-#[test]
-fn expiry_wins_over_late_writes_and_reads() {
-    let (_dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    challenge(&store, "c1", 1_000, 5_000);
-    challenge(&store, "c2", 1_000, 5_000);
-    challenge(&store, "c3", 1_000, 5_000);
-    let approve = answer(Decision::Approve, ChallengeState::Approved);
-    assert!(
-        matches!(store.answer("c1", &approve, 5_000).unwrap(), Cas::Expired(c) if c.state == ChallengeState::Expired)
-    );
-    let (c, expired) = store.get_challenge("c2", 5_000).unwrap().unwrap();
-    assert_eq!((c.state, expired), (ChallengeState::Expired, true));
-    let (c, expired) = store.get_challenge("c2", 6_000).unwrap().unwrap();
-    assert_eq!((c.state, expired), (ChallengeState::Expired, false));
-    let (open, expired) = store.device_challenges("d1", 4_999).unwrap();
-    assert_eq!((open.len(), expired.len()), (1, 0));
-    let swept = store.sweep(5_000, 100).unwrap();
-    assert!(!swept.more);
-    assert_eq!(swept.expired.len(), 1);
-    assert_eq!(swept.expired[0].id, "c3");
-    assert_eq!(swept.expired[0].devices, vec!["d1".to_owned()]);
-    assert_eq!(store.open_challenges(5_000).unwrap(), 0);
-    let expired_events = store
-        .list_audit(100, None)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == "challenge_expired")
-        .count();
-    assert_eq!(expired_events, 3);
-}
-
-#[test]
-fn a_sweep_works_off_a_backlog_in_bounded_steps() {
-    let (_dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    for i in 0..5 {
-        challenge(&store, &format!("c{i}"), 1_000, 5_000);
-        assert!(store
-            .use_device_nonce("d1", &format!("n{i}"), 1_000, 3_000)
-            .unwrap());
-    }
-    let first = store.sweep(6_000, 2).unwrap();
-    assert_eq!((first.expired.len(), first.more), (2, true));
-    let second = store.sweep(6_000, 2).unwrap();
-    assert_eq!((second.expired.len(), second.more), (2, true));
-    let third = store.sweep(6_000, 2).unwrap();
-    // The last challenge and nonce: the step is not full, so nothing is left.
-    assert_eq!((third.expired.len(), third.more), (1, false));
-    let last = store.sweep(6_000, 2).unwrap();
-    assert_eq!(last, Swept::default());
-    assert_eq!(store.open_challenges(1_000).unwrap(), 0);
-    let outside = Connection::open(store.path()).unwrap();
-    assert_eq!(count(&outside, "SELECT count(*) FROM device_nonces"), 0);
-}
-
-#[test]
-fn retention_deletes_only_old_finished_records() {
-    let (dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    challenge(&store, "old-done", 1_000, 5_000);
-    challenge(&store, "old-open", 1_000, 5_000);
-    challenge(&store, "new-done", 1_000, 50_000);
-    let approve = answer(Decision::Approve, ChallengeState::Approved);
-    store.answer("old-done", &approve, 2_000).unwrap();
-    store.answer("new-done", &approve, 2_000).unwrap();
-    store.audit(&note("late"), 60_000).unwrap();
-    let outside = Connection::open(dir.path().join("data").join(DB_FILE)).unwrap();
-    let audit_before = count(&outside, "SELECT count(*) FROM audit");
-
-    assert_eq!(store.prune(None, None, 100).unwrap(), Pruned::default());
-    let pruned = store.prune(Some(10_000), None, 100).unwrap();
-    assert_eq!((pruned.challenges, pruned.audit_events), (1, 0));
-    // Past its expiry but still open (never swept): it stays until it is expired.
-    assert!(store.get_challenge("old-open", 4_000).unwrap().is_some());
-    assert!(store.get_challenge("old-done", 4_000).unwrap().is_none());
-    assert!(store.get_challenge("new-done", 4_000).unwrap().is_some());
-
-    // Audit events from before 60,000 go, two per step; the late one stays.
-    let mut steps = 0;
-    loop {
-        let step = store.prune(None, Some(60_000), 2).unwrap();
-        steps += 1;
-        if !step.more {
-            break;
-        }
-    }
-    assert!(steps > 1);
-    assert_eq!(count(&outside, "SELECT count(*) FROM audit"), 1);
-    assert!(audit_before > 2);
-    assert_eq!(store.list_audit(10, None).unwrap()[0].kind, "late");
-}
-
-#[test]
-fn nonces_are_single_use_until_they_go_stale() {
-    let (_dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-    assert!(!store.use_device_nonce("d1", "n1", 2_000, 11_000).unwrap());
-    assert!(store.use_device_nonce("d2", "n1", 2_000, 11_000).unwrap());
-    store.sweep(9_999, 100).unwrap();
-    assert!(!store.use_device_nonce("d1", "n1", 9_999, 12_000).unwrap());
-    store.sweep(10_001, 100).unwrap();
-    assert!(store.use_device_nonce("d1", "n1", 10_001, 12_000).unwrap());
-    assert_eq!(
-        store.get_device("d1").unwrap().unwrap().last_seen_at,
-        Some(10_001)
-    );
-}
-
-#[test]
-fn unknown_users_devices_and_limits() {
-    let (_dir, store) = store();
-    assert!(matches!(challenge(&store, "c0", 0, 1), Create::UnknownUser));
-    store.create_enrollment("alice", &[9; 32], 0, 10).unwrap();
-    assert!(matches!(challenge(&store, "c0", 0, 1), Create::NoDevice));
-    enrolled(&store, "alice", "d1");
-    challenge(&store, "c1", 1_000, 60_000);
-    let new = NewChallenge {
-        id: "c2".into(),
-        user: "alice".into(),
-        rp_id: "rp".into(),
-        context: Context::new(),
-        context_digest: [0; 32],
-        rp_nonce: vec![1; 32],
-        code: None,
-        requested_devices: None,
-        created_at: 2_000,
-        expires_at: 60_000,
-        window_start: 0,
-        known_since: crate::limits::known_since(2_000),
-        source: String::new(),
-    };
-    let seen = std::sync::Mutex::new(None);
-    let refused = store
-        .create_challenge(&new, &|state| {
-            *seen.lock().unwrap() = Some(*state);
-            Err(Refusal::TooManyOpen)
-        })
-        .unwrap();
-    assert!(matches!(refused, Create::Refused(Refusal::TooManyOpen)));
-    assert_eq!(
-        seen.lock().unwrap().unwrap(),
-        PushState {
-            locked_until: None,
-            open_source: 1,
-            open_user: 1,
-            recent_source: 1,
-            recent_user: 1,
-            known_source: false,
-            code_failures: 0,
-        }
-    );
-    assert!(store.get_challenge("c2", 2_000).unwrap().is_none());
-    store.revoke_device("d1", "admin", 3_000).unwrap();
-    assert!(matches!(
-        challenge(&store, "c3", 3_000, 60_000),
-        Create::NoDevice
-    ));
-}
-
-#[test]
-fn issue11_a_revoked_device_leaves_its_open_challenges() {
-    let (_dir, store) = store();
-    enrolled(&store, "alice", "d1");
-    enrolled(&store, "alice", "d22");
-    assert!(matches!(
-        challenge(&store, "c1", 1_000, 60_000),
-        Create::Created { .. }
-    ));
-    assert_eq!(store.device_challenges("d1", 2_000).unwrap().0.len(), 1);
-    store.revoke_device("d1", "self", 3_000).unwrap();
-    // Its open challenges no longer list it; the other device still has the challenge.
-    assert!(store.device_challenges("d1", 4_000).unwrap().0.is_empty());
-    assert_eq!(store.device_challenges("d22", 4_000).unwrap().0.len(), 1);
-    let c = store.get_challenge("c1", 4_000).unwrap().unwrap().0;
-    assert_eq!(c.state, ChallengeState::Pending);
 }

@@ -1,0 +1,116 @@
+//! Devices: their records, the per-request nonces (a primary key: a nonce used on one replica
+//! is refused on every other), and revocation. Devices are never deleted.
+
+use super::audit::write_audit;
+use super::db::Db;
+use super::error::get;
+use super::notify;
+use super::rows::{all, device_from_row, DEVICE_COLUMNS};
+use crate::clock::Millis;
+use crate::store::{AuditEntry, DeviceRecord, StoreResult};
+
+/// [`Store::user_devices`](crate::store::Store::user_devices).
+pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
+    db.read(|c| {
+        if !c.exists("SELECT 1 FROM users WHERE name = $1", &[&user])? {
+            return Ok(None);
+        }
+        let rows = c.query(
+            &format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 ORDER BY created_at, id"
+            ),
+            &[&user],
+        )?;
+        Ok(Some(all(rows, device_from_row)?))
+    })
+}
+
+/// [`Store::get_device`](crate::store::Store::get_device).
+pub(super) fn get_device<D: Db>(db: &D, id: &str) -> StoreResult<Option<DeviceRecord>> {
+    db.read(|c| {
+        c.opt(
+            &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"),
+            &[&id],
+        )?
+        .map(|r| device_from_row(&r))
+        .transpose()
+    })
+}
+
+/// [`Store::use_device_nonce`](crate::store::Store::use_device_nonce).
+pub(super) fn use_device_nonce<D: Db>(
+    db: &D,
+    device_id: &str,
+    nonce: &str,
+    now: Millis,
+    valid_until: Millis,
+) -> StoreResult<bool> {
+    db.write(|c| {
+        let fresh = c.exec(
+            "INSERT INTO device_nonces (device_id, nonce, valid_until) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            &[&device_id, &nonce, &valid_until],
+        )? == 1;
+        if fresh {
+            // Second granularity is plenty and spares a row write per request.
+            c.exec(
+                "UPDATE devices SET last_seen_at = $2 \
+                 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at <= $2::bigint - 1000)",
+                &[&device_id, &now],
+            )?;
+        }
+        Ok(fresh)
+    })
+}
+
+/// [`Store::revoke_device`](crate::store::Store::revoke_device).
+pub(super) fn revoke_device<D: Db>(
+    db: &D,
+    id: &str,
+    actor: &str,
+    now: Millis,
+) -> StoreResult<Option<DeviceRecord>> {
+    db.write(|c| {
+        let changed = c.exec(
+            "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &now],
+        )?;
+        let device = c
+            .opt(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"),
+                &[&id],
+            )?
+            .map(|r| device_from_row(&r))
+            .transpose()?;
+        if let (1, Some(device)) = (changed, &device) {
+            // A revoked device can answer nothing, so its open challenges stop listing it.
+            let dropped = c.query(
+                "DELETE FROM open_challenge_devices WHERE device_id = $1 RETURNING challenge_id",
+                &[&id],
+            )?;
+            for row in &dropped {
+                let challenge: String = get(row, 0)?;
+                notify::changed(c, Some(&challenge), &[])?;
+            }
+            notify::changed(c, None, &[id.to_owned()])?;
+            // A revoked device gets no pushes, nor offline codes: their rows go with it.
+            c.exec(
+                "DELETE FROM push_subscriptions WHERE device_id = $1",
+                &[&id],
+            )?;
+            c.exec("DELETE FROM offline_secrets WHERE device_id = $1", &[&id])?;
+            write_audit(
+                c,
+                &AuditEntry {
+                    kind: "revoked",
+                    user: Some(device.user.clone()),
+                    device_id: Some(device.id.clone()),
+                    detail: Some(format!("by {actor}")),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+        }
+        Ok(device)
+    })
+}

@@ -1,0 +1,96 @@
+//! The PostgreSQL edge of [`StoreError`]: driver, pool and row-mapping failures become
+//! backend-neutral [`DbError`](crate::store::DbError)s here. Whatever means "no primary to
+//! write to right now" (refused or reset connections, a pool that cannot connect, a standby's
+//! `25006 read_only_sql_transaction`, a server shutting down) is
+//! [`DbErrorKind::Unavailable`], which the API answers with 503 `store_unavailable`.
+
+use std::error::Error as _;
+
+use crate::store::{DbErrorKind, StoreError};
+
+/// A failure inside a PostgreSQL operation, converted to [`StoreError`] at the edge.
+#[derive(Debug)]
+pub(super) enum PgError {
+    /// The driver's error (the server's, or the connection's).
+    Driver(tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    Pool(String),
+    /// A stored value that does not fit its record type.
+    Data(String),
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Driver(e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => PgError::Driver(e),
+            other => PgError::Pool(other.to_string()),
+        }
+    }
+}
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Driver(e) => StoreError::db(kind_of(&e), message(&e)),
+            PgError::Pool(m) => StoreError::db(DbErrorKind::Unavailable, m),
+            PgError::Data(m) => StoreError::db(DbErrorKind::InvalidData, m),
+        }
+    }
+}
+
+/// The server's message with its code, or the driver's.
+fn message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Whether `e` means the database cannot take the operation now (see the module notes).
+pub(super) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
+    kind_of(e) == DbErrorKind::Unavailable
+}
+
+fn kind_of(e: &tokio_postgres::Error) -> DbErrorKind {
+    let Some(db) = e.as_db_error() else {
+        // No server answer: the connection is closed, failed or timed out.
+        if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
+            return DbErrorKind::Unavailable;
+        }
+        let text = e.to_string();
+        if text.starts_with("error connecting") || text.contains("timeout") {
+            return DbErrorKind::Unavailable;
+        }
+        return DbErrorKind::Other;
+    };
+    let code = db.code().code();
+    match code {
+        // serialization_failure, deadlock_detected, lock_not_available: try again later.
+        "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
+        // read_only_sql_transaction: a standby (or a primary just demoted).
+        "25006" => DbErrorKind::Unavailable,
+        _ => match &code[..2] {
+            "23" => DbErrorKind::Constraint,
+            "22" => DbErrorKind::InvalidData,
+            // connection exceptions, insufficient resources, operator intervention
+            // (shutdown, cannot connect now), system errors.
+            "08" | "53" | "57" | "58" => DbErrorKind::Unavailable,
+            _ => DbErrorKind::Other,
+        },
+    }
+}
+
+/// Reads column `index` of `row` as `T`; a value that does not fit is [`PgError::Data`].
+pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, PgError> {
+    row.try_get(index)
+        .map_err(|e| PgError::Data(format!("column {index}: {e}")))
+}

@@ -1,0 +1,266 @@
+//! Push limits in the store: the counts the limit check reads, the aggregated `rate_limited`
+//! audit rows, report lock-outs per user, relying party and source, the wrong-code count, and
+//! `pushauthd unlock`. Callers hold the user's row lock (`challenges::lock_user`), so these
+//! read-then-write steps run one at a time per user across replicas.
+
+use super::audit::write_audit;
+use super::challenges::{lock_user, OPEN};
+use super::db::{Conn, Db};
+use super::error::{get, PgError};
+use super::rows::count;
+use crate::clock::{self, Millis};
+use crate::limits::{PushState, Refusal};
+use crate::store::{AuditEntry, ChallengeRecord, CodeTally, NewChallenge, StoreResult};
+
+/// What the limits need to decide on `new`, read in the caller's transaction (see
+/// [`Store::create_challenge`](crate::store::Store::create_challenge)).
+pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, PgError> {
+    let now = new.created_at;
+    let locked_until: Option<Millis> = c
+        .opt(
+            "SELECT until FROM push_locks WHERE user_name = $1 AND rp_id = $2 AND source = $3",
+            &[&new.user, &new.rp_id, &new.source],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()?;
+    // Challenges from before an unlock no longer count.
+    let reset_at: Millis = c
+        .opt(
+            "SELECT at FROM push_resets WHERE user_name = $1",
+            &[&new.user],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()?
+        .unwrap_or(Millis::MIN);
+    let since = new.window_start.max(reset_at);
+    // All counts in one statement (one round trip), each served by its index.
+    let row = c.one(
+        &format!(
+            "SELECT \
+             (SELECT count(*) FROM challenges WHERE user_name = $1 AND state IN {OPEN} \
+              AND expires_at > $4 AND created_at > $5 AND rp_id = $2 AND source = $3), \
+             (SELECT count(*) FROM challenges WHERE user_name = $1 AND state IN {OPEN} \
+              AND expires_at > $4 AND created_at > $5), \
+             (SELECT count(*) FROM challenges WHERE user_name = $1 AND rp_id = $2 \
+              AND source = $3 AND created_at > $6 AND state <> 'approved'), \
+             (SELECT count(*) FROM challenges WHERE user_name = $1 AND created_at > $6 \
+              AND state <> 'approved'), \
+             EXISTS (SELECT 1 FROM challenges WHERE user_name = $1 AND rp_id = $2 \
+              AND source = $3 AND created_at > $7 AND state = 'approved'), \
+             (SELECT count FROM code_failures WHERE user_name = $1)"
+        ),
+        &[
+            &new.user,
+            &new.rp_id,
+            &new.source,
+            &now,
+            &reset_at,
+            &since,
+            &new.known_since,
+        ],
+    )?;
+    let code_failures: Option<i64> = get(&row, 5)?;
+    Ok(PushState {
+        code_failures: u32::try_from(code_failures.unwrap_or(0)).unwrap_or(u32::MAX),
+        locked_until,
+        open_source: count(&row, 0)?,
+        open_user: count(&row, 1)?,
+        recent_source: count(&row, 2)?,
+        recent_user: count(&row, 3)?,
+        known_source: get(&row, 4)?,
+    })
+}
+
+/// Audits a refused challenge: one `rate_limited` row a minute per user, relying party and
+/// refusal, whose count grows with each further refusal.
+pub(super) fn record_refusal(
+    c: &Conn<'_>,
+    new: &NewChallenge,
+    refusal: &Refusal,
+) -> Result<(), PgError> {
+    let now = new.created_at;
+    let prefix = format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id);
+    let since = now.saturating_sub(60_000);
+    // Only the user's last rows are looked at (through audit_by_user), so it is bounded.
+    let recent = c.opt(
+        "SELECT id FROM (SELECT id, kind, detail, at FROM audit WHERE user_name = $1 \
+         ORDER BY id DESC LIMIT 64) AS last \
+         WHERE kind = 'rate_limited' AND at > $2 AND starts_with(detail, $3) LIMIT 1",
+        &[&new.user, &since, &prefix],
+    )?;
+    if let Some(row) = recent {
+        let id: i64 = get(&row, 0)?;
+        c.exec("UPDATE audit SET count = count + 1 WHERE id = $1", &[&id])?;
+        return Ok(());
+    }
+    write_audit(
+        c,
+        &AuditEntry {
+            kind: "rate_limited",
+            user: Some(new.user.clone()),
+            detail: Some(format!(
+                "{} (rp {}, source {:?})",
+                refusal.code().as_str(),
+                new.rp_id,
+                new.source
+            )),
+            ..AuditEntry::default()
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Pauses pushes from the relying party and source of the reported challenge `id` until
+/// `until`; audits `user_locked` naming the reporting device.
+pub(super) fn lock_source(
+    c: &Conn<'_>,
+    id: &str,
+    current: &ChallengeRecord,
+    device_id: &str,
+    until: Millis,
+    now: Millis,
+) -> Result<(), PgError> {
+    // The lock-out is for the source the reported login came from, not the user's every login.
+    let source: String = get(
+        &c.one("SELECT source FROM challenges WHERE id = $1", &[&id])?,
+        0,
+    )?;
+    c.exec(
+        "INSERT INTO push_locks (user_name, rp_id, source, until) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_name, rp_id, source) \
+         DO UPDATE SET until = GREATEST(push_locks.until, excluded.until)",
+        &[&current.user, &current.rp_id, &source, &until],
+    )?;
+    write_audit(
+        c,
+        &AuditEntry {
+            kind: "user_locked",
+            user: Some(current.user.clone()),
+            device_id: Some(device_id.to_owned()),
+            challenge_id: Some(id.to_owned()),
+            detail: Some(format!(
+                "reported; pushes from rp {}, source {:?} paused until {}",
+                current.rp_id,
+                source,
+                clock::rfc3339(until)
+            )),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+fn code_failures(c: &Conn<'_>, user: &str) -> Result<u32, PgError> {
+    c.opt(
+        "SELECT count FROM code_failures WHERE user_name = $1",
+        &[&user],
+    )?
+    .map(|r| count(&r, 0))
+    .transpose()
+    .map(|n| n.unwrap_or(0))
+}
+
+/// Whether an answer with this [`CodeTally`] must be refused: it approves a number-matching
+/// challenge while the user's count is at the lock.
+pub(super) fn code_locked(c: &Conn<'_>, user: &str, tally: CodeTally) -> Result<bool, PgError> {
+    let Some(lock_at) = tally.lock_at() else {
+        return Ok(false);
+    };
+    Ok(code_failures(c, user)? >= lock_at)
+}
+
+/// Applies an answer's [`CodeTally`] to its user's count of consecutive wrong codes; the
+/// mismatch that reaches `lock_at` audits `user_locked`.
+pub(super) fn tally_code(
+    c: &Conn<'_>,
+    current: &ChallengeRecord,
+    device_id: &str,
+    tally: CodeTally,
+    now: Millis,
+) -> Result<(), PgError> {
+    match tally {
+        CodeTally::Keep => Ok(()),
+        CodeTally::Reset { .. } => {
+            c.exec(
+                "DELETE FROM code_failures WHERE user_name = $1",
+                &[&current.user],
+            )?;
+            Ok(())
+        }
+        CodeTally::Failed { lock_at } => {
+            let row = c.one(
+                "INSERT INTO code_failures (user_name, count) VALUES ($1, 1) \
+                 ON CONFLICT (user_name) DO UPDATE SET count = code_failures.count + 1 \
+                 RETURNING count",
+                &[&current.user],
+            )?;
+            let n = count(&row, 0)?;
+            if n == lock_at {
+                write_audit(
+                    c,
+                    &AuditEntry {
+                        kind: "user_locked",
+                        user: Some(current.user.clone()),
+                        device_id: Some(device_id.to_owned()),
+                        challenge_id: Some(current.id.clone()),
+                        detail: Some(format!(
+                            "{n} wrong codes in a row; all pushes to the user stopped until \
+                             pushauthd unlock"
+                        )),
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Deletes the user's row of a counter table, returning the count it held (0 if none).
+fn take_count(c: &Conn<'_>, table: &str, user: &str) -> Result<u32, PgError> {
+    c.opt(
+        &format!("DELETE FROM {table} WHERE user_name = $1 RETURNING count"),
+        &[&user],
+    )?
+    .map(|r| count(&r, 0))
+    .transpose()
+    .map(|n| n.unwrap_or(0))
+}
+
+/// [`Store::unlock_user`](crate::store::Store::unlock_user).
+pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
+    db.write(|c| {
+        if !lock_user(c, user)? {
+            return Ok(false);
+        }
+        let locks = c.exec("DELETE FROM push_locks WHERE user_name = $1", &[&user])?;
+        let wrong_codes = take_count(c, "code_failures", user)?;
+        // Issue 12: the backup-code lock is lifted by the same unlock.
+        let wrong_backup = take_count(c, "backup_code_failures", user)?;
+        c.exec(
+            "INSERT INTO push_resets (user_name, at) VALUES ($1, $2) \
+             ON CONFLICT (user_name) DO UPDATE SET at = GREATEST(push_resets.at, excluded.at)",
+            &[&user, &now],
+        )?;
+        write_audit(
+            c,
+            &AuditEntry {
+                kind: "user_unlocked",
+                user: Some(user.to_owned()),
+                detail: Some(format!(
+                    "by {by}; {locks} lock(s) lifted, {wrong_codes} wrong code(s) forgotten, \
+                     counters reset{}",
+                    if wrong_backup > 0 {
+                        format!(", {wrong_backup} wrong backup code(s) forgotten")
+                    } else {
+                        String::new()
+                    }
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        Ok(true)
+    })
+}

@@ -1,0 +1,31 @@
+//! The NOTIFY contract with the replicas' listeners (issue 13): inside the transaction of every
+//! change, so a listener hears of it exactly when it is committed (and never of one rolled
+//! back).
+//!
+//! - [`CHALLENGE_CHANNEL`], payload a challenge id: its state changed (acknowledged,
+//!   answered, cancelled, expired, or a revoked device dropped from it) or a grace login was
+//!   stored;
+//! - [`DEVICE_CHANNEL`], payload a device id: what its long-poll returns changed (a challenge
+//!   was created for it, or one of its challenges ended).
+
+use super::db::Conn;
+use super::error::PgError;
+
+/// Channel of challenge changes; the payload is the challenge's id.
+pub const CHALLENGE_CHANNEL: &str = "pushauth_challenge";
+/// Channel of device changes; the payload is the device's id.
+pub const DEVICE_CHANNEL: &str = "pushauth_device";
+
+/// Notifies a change of challenge `id` (if given) and of each of `devices`, in one statement.
+pub(super) fn changed(
+    conn: &Conn<'_>,
+    id: Option<&str>,
+    devices: &[String],
+) -> Result<(), PgError> {
+    conn.query(
+        "SELECT pg_notify('pushauth_challenge', $1::text) WHERE $1::text IS NOT NULL \
+         UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
+        &[&id, &devices],
+    )?;
+    Ok(())
+}

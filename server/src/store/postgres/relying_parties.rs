@@ -1,0 +1,131 @@
+//! Relying parties: create, read, list, revoke and rotate their API key hashes.
+
+use super::audit::write_audit;
+use super::db::{Conn, Db};
+use super::error::PgError;
+use super::rows::{all, data_error, rp_from_row, RP_COLUMNS};
+use crate::clock::Millis;
+use crate::store::{AuditEntry, RelyingPartyRecord, StoreError, StoreResult};
+
+fn select_rp(c: &Conn<'_>, id: &str) -> Result<Option<RelyingPartyRecord>, PgError> {
+    c.opt(
+        &format!("SELECT {RP_COLUMNS} FROM relying_parties WHERE id = $1"),
+        &[&id],
+    )?
+    .map(|r| rp_from_row(&r))
+    .transpose()
+}
+
+/// [`Store::create_relying_party`](crate::store::Store::create_relying_party).
+pub(super) fn create_relying_party<D: Db>(
+    db: &D,
+    rp: &RelyingPartyRecord,
+    now: Millis,
+) -> StoreResult<()> {
+    let users = serde_json::to_string(&rp.users).map_err(|e| StoreError::from(data_error(3, e)))?;
+    db.write(|c| {
+        c.exec(
+            "INSERT INTO relying_parties (id, name, key_hash, created_at, users, enroll, bootstrap) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &rp.id,
+                &rp.name,
+                &&rp.key_hash[..],
+                &now,
+                &users,
+                &rp.enroll,
+                &rp.bootstrap,
+            ],
+        )?;
+        write_audit(
+            c,
+            &AuditEntry {
+                kind: "rp_created",
+                detail: Some(format!(
+                    "id {}, name {:?}, users {users}, enroll {}, bootstrap {}",
+                    rp.id, rp.name, rp.enroll, rp.bootstrap
+                )),
+                ..AuditEntry::default()
+            },
+            now,
+        )?;
+        Ok(())
+    })
+}
+
+/// [`Store::get_relying_party`](crate::store::Store::get_relying_party).
+pub(super) fn get_relying_party<D: Db>(
+    db: &D,
+    id: &str,
+) -> StoreResult<Option<RelyingPartyRecord>> {
+    db.read(|c| select_rp(c, id))
+}
+
+/// [`Store::list_relying_parties`](crate::store::Store::list_relying_parties).
+pub(super) fn list_relying_parties<D: Db>(db: &D) -> StoreResult<Vec<RelyingPartyRecord>> {
+    db.read(|c| {
+        all(
+            c.query(
+                &format!("SELECT {RP_COLUMNS} FROM relying_parties ORDER BY created_at, id"),
+                &[],
+            )?,
+            rp_from_row,
+        )
+    })
+}
+
+/// Runs a compare-and-set `UPDATE` on an active relying party and audits `kind` if it changed
+/// it; returns the record after.
+fn change<D: Db>(
+    db: &D,
+    id: &str,
+    now: Millis,
+    kind: &'static str,
+    update: impl FnOnce(&Conn<'_>) -> Result<u64, PgError>,
+) -> StoreResult<Option<RelyingPartyRecord>> {
+    db.write(|c| {
+        let changed = update(c)?;
+        let rp = select_rp(c, id)?;
+        if let (1, Some(rp)) = (changed, &rp) {
+            write_audit(
+                c,
+                &AuditEntry {
+                    kind,
+                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
+                    ..AuditEntry::default()
+                },
+                now,
+            )?;
+        }
+        Ok(rp)
+    })
+}
+
+/// [`Store::revoke_relying_party`](crate::store::Store::revoke_relying_party).
+pub(super) fn revoke_relying_party<D: Db>(
+    db: &D,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Option<RelyingPartyRecord>> {
+    change(db, id, now, "rp_revoked", |c| {
+        c.exec(
+            "UPDATE relying_parties SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &now],
+        )
+    })
+}
+
+/// [`Store::rotate_relying_party`](crate::store::Store::rotate_relying_party).
+pub(super) fn rotate_relying_party<D: Db>(
+    db: &D,
+    id: &str,
+    key_hash: &[u8; 32],
+    now: Millis,
+) -> StoreResult<Option<RelyingPartyRecord>> {
+    change(db, id, now, "rp_rotated", |c| {
+        c.exec(
+            "UPDATE relying_parties SET key_hash = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &&key_hash[..]],
+        )
+    })
+}

@@ -1,0 +1,354 @@
+//! What only the PostgreSQL store has to prove (issue 13): rules that hold across replicas
+//! (two [`PgStore`]s on one database stand for two pushauthd processes), the NOTIFY contract,
+//! the advisory locks, migrations, and "no primary" as [`DbErrorKind::Unavailable`]. They run
+//! whenever PostgreSQL is installed (skipped, saying so, when not), on either test run.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use super::db::SWEEP_LOCK;
+use super::{connect_one, PgSettings, PgStore, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
+use crate::limits::Refusal;
+use crate::store::tests::{answer, challenge, enrolled, note};
+use crate::store::{Create, DbError, DbErrorKind, NewChallenge, Store, StoreError};
+use pushauth_proto::{ChallengeState, Context, Decision};
+
+/// A fresh migrated database's URL, or `None` (skipped) without PostgreSQL.
+fn database(test: &str) -> Option<String> {
+    if !pushauth_testkit::PgCluster::available()
+        && std::env::var_os(pushauth_testkit::REQUIRE_ENV).is_none()
+    {
+        eprintln!("SKIPPED {test}: PostgreSQL is not installed");
+        return None;
+    }
+    Some(pushauth_testkit::test_database())
+}
+
+fn settings(url: &str) -> PgSettings {
+    PgSettings::parse(url, None, Some(4)).unwrap()
+}
+
+fn replica(url: &str) -> Arc<PgStore> {
+    Arc::new(PgStore::open(&settings(url), true).unwrap())
+}
+
+fn kind(err: &StoreError) -> DbErrorKind {
+    match err {
+        StoreError::Db(DbError { kind, .. }) => *kind,
+        other => panic!("not a database error: {other:?}"),
+    }
+}
+
+fn new_challenge(id: &str, now: i64) -> NewChallenge {
+    NewChallenge {
+        id: id.into(),
+        user: "alice".into(),
+        rp_id: "rp".into(),
+        context: Context::new(),
+        context_digest: [0; 32],
+        rp_nonce: vec![1; 32],
+        code: None,
+        requested_devices: None,
+        created_at: now,
+        expires_at: now + 60_000,
+        window_start: now - 600_000,
+        known_since: crate::limits::known_since(now),
+        source: String::new(),
+    }
+}
+
+#[test]
+fn issue13_the_open_cap_holds_across_replicas() {
+    let Some(url) = database("issue13_the_open_cap_holds_across_replicas") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    // Eight creations at once, half on each replica, for a cap of three open challenges: the
+    // user's row lock makes each count see the others' inserts.
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let new = new_challenge(&format!("c{i}"), 1_000);
+                store
+                    .create_challenge(&new, &|s| {
+                        if s.open_user >= 3 {
+                            Err(Refusal::TooManyOpenForUser)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<Create> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, Create::Created { .. }))
+        .count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Create::Refused(Refusal::TooManyOpenForUser)))
+        .count();
+    assert_eq!((created, refused), (3, 5));
+    assert_eq!(b.open_challenges(2_000).unwrap(), 3);
+}
+
+#[test]
+fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
+    let Some(url) = database("issue13_a_nonce_used_on_one_replica_is_refused_on_the_other") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    assert!(a.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+    assert!(!b.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+    assert!(!a.use_device_nonce("d1", "n1", 1_002, 10_000).unwrap());
+    // Wrong codes counted on both replicas reach one lock.
+    challenge(a.as_ref(), "c1", 1_000, 60_000);
+    challenge(b.as_ref(), "c2", 1_000, 60_000);
+    let mut wrong = answer(Decision::Approve, ChallengeState::Denied);
+    wrong.code_tally = crate::store::CodeTally::Failed { lock_at: 2 };
+    a.answer("c1", &wrong, 2_000).unwrap();
+    b.answer("c2", &wrong, 2_000).unwrap();
+    let facts = std::sync::Mutex::new(0);
+    let new = new_challenge("c3", 3_000);
+    a.create_challenge(&new, &|s| {
+        *facts.lock().unwrap() = s.code_failures;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*facts.lock().unwrap(), 2);
+}
+
+#[test]
+fn issue13_changes_are_notified_when_committed_and_only_then() {
+    let Some(url) = database("issue13_changes_are_notified_when_committed_and_only_then") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let s = settings(&url);
+    let client = runtime.block_on(async move {
+        let (client, mut connection) = connect_one(&s).await.unwrap();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                    let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+                }
+            }
+        });
+        client
+            .batch_execute("LISTEN pushauth_challenge; LISTEN pushauth_device")
+            .await
+            .unwrap();
+        client
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let device = |id: &str| (DEVICE_CHANNEL.to_owned(), id.to_owned());
+    let changed = |id: &str| (CHALLENGE_CHANNEL.to_owned(), id.to_owned());
+
+    challenge(store.as_ref(), "c1", 1_000, 60_000);
+    assert_eq!(next(), device("d1"));
+    store.acknowledge("c1", 2_000).unwrap();
+    assert_eq!(next(), changed("c1"));
+    store
+        .answer(
+            "c1",
+            &answer(Decision::Approve, ChallengeState::Approved),
+            3_000,
+        )
+        .unwrap();
+    assert_eq!(next(), changed("c1"));
+    assert_eq!(next(), device("d1"));
+    // A unit that fails is rolled back, and so is what it would have told.
+    challenge(store.as_ref(), "c2", 4_000, 60_000);
+    assert_eq!(next(), device("d1"));
+    let failed = store.atomic(&mut |s| {
+        s.cancel("c2", 5_000)?;
+        Err(StoreError::Corrupt("the unit fails".into()))
+    });
+    assert!(failed.is_err());
+    store.audit(&note("marker"), 5_000).unwrap();
+    assert_eq!(
+        store.get_challenge("c2", 5_000).unwrap().unwrap().0.state,
+        ChallengeState::Pending
+    );
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    // Expiry on read is a change too.
+    store.get_challenge("c2", 70_000).unwrap();
+    assert_eq!(next(), changed("c2"));
+    drop(client);
+}
+
+#[test]
+fn issue13_no_primary_is_unavailable_never_an_answer() {
+    let Some(url) = database("issue13_no_primary_is_unavailable_never_an_answer") else {
+        return;
+    };
+    // Nothing listens there.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = PgStore::open(
+        &settings(&format!("postgresql://x@127.0.0.1:{dead}/x")),
+        true,
+    )
+    .unwrap_err();
+    assert_eq!(kind(&err), DbErrorKind::Unavailable, "{err}");
+    // A read-only server (what a standby is) refuses writes as unavailable (25006), so the
+    // API answers 503 and the client tries another server.
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    pg.psql(&format!(
+        "ALTER DATABASE \"{db}\" SET default_transaction_read_only = on; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ));
+    let mut seen = None;
+    for _ in 0..3 {
+        // The first try may meet a pooled connection the terminate just closed.
+        match store.use_device_nonce("d1", "n1", 1_000, 10_000) {
+            Err(e) => seen = Some(kind(&e)),
+            Ok(v) => panic!("a read-only database took a write: {v}"),
+        }
+    }
+    assert_eq!(seen, Some(DbErrorKind::Unavailable));
+    assert!(store.health().is_ok(), "reads still work");
+}
+
+#[test]
+fn issue13_replicas_migrate_one_at_a_time_and_refuse_a_newer_schema() {
+    if database("issue13_replicas_migrate_one_at_a_time").is_none() {
+        return;
+    }
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let name = format!("fresh_{}", std::process::id());
+    pg.create_database(&name);
+    let url = pg.url(&name);
+    // Not migrated: --no-migrate refuses it.
+    let err = PgStore::open(&settings(&url), false).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooOld {
+                found: 0,
+                wanted: 9
+            }
+        ),
+        "{err}"
+    );
+    let start = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, start) = (url.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                PgStore::open(&settings(&url), true).map(drop)
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        pg.psql_db(&name, "SELECT count(*) FROM schema_version"),
+        "1"
+    );
+    assert_eq!(pg.psql_db(&name, "SELECT version FROM schema_version"), "9");
+    PgStore::open(&settings(&url), false).unwrap();
+    pg.psql_db(&name, "UPDATE schema_version SET version = 10");
+    let err = PgStore::open(&settings(&url), true).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew(10)), "{err}");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[test]
+fn issue13_one_replica_sweeps_at_a_time() {
+    let Some(url) = database("issue13_one_replica_sweeps_at_a_time") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    challenge(store.as_ref(), "c1", 1_000, 5_000);
+    // Another replica is sweeping: it holds the lock in its transaction.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = settings(&url);
+    let (other, connection) = runtime.block_on(connect_one(&s)).unwrap();
+    let driver = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(connection);
+    });
+    runtime
+        .block_on(other.batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SWEEP_LOCK})"
+        )))
+        .unwrap();
+    let swept = store.sweep(6_000, 100).unwrap();
+    assert!(swept.expired.is_empty() && !swept.more);
+    assert_eq!(store.open_challenges(1_000).unwrap(), 1);
+    runtime.block_on(other.batch_execute("ROLLBACK")).unwrap();
+    let swept = store.sweep(6_000, 100).unwrap();
+    assert_eq!(swept.expired.len(), 1);
+    drop(other);
+    driver.join().unwrap();
+}
+
+#[test]
+fn issue13_an_atomic_unit_keeps_other_replicas_writers_out() {
+    let Some(url) = database("issue13_an_atomic_unit_keeps_other_replicas_writers_out") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    let (inside, entered) = mpsc::channel();
+    let unit = {
+        let a = Arc::clone(&a);
+        std::thread::spawn(move || {
+            a.atomic(&mut |s| {
+                s.audit(&note("unit_read"), 1)?;
+                inside.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(400));
+                s.audit(&note("unit_write"), 2)
+            })
+            .unwrap();
+        })
+    };
+    entered.recv().unwrap();
+    // B's write waits for the unit to commit: it comes after both of the unit's writes.
+    b.audit(&note("other"), 3).unwrap();
+    unit.join().unwrap();
+    let kinds: Vec<String> = b
+        .list_audit(10, None)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["unit_read", "unit_write", "other"]);
+}
