@@ -91,10 +91,7 @@ fn waits_on_a_killed_replica_fail_over_to_b_and_complete() {
     let users = ["alice", "bob", "carol"];
     let phones: Vec<TestDevice> = users.iter().map(|u| site.enroll(&a, u)).collect();
     let both = Arc::new(client(&[&a, &b], &key));
-    let waits: Vec<_> = users
-        .iter()
-        .map(|u| wait_in_background(&both, u))
-        .collect();
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
     thread::sleep(Duration::from_millis(300));
     a.kill9();
     for (phone, (login, _)) in phones.iter().zip(&waits) {
@@ -117,10 +114,7 @@ fn a_postgres_restart_loses_no_wait() {
     let users = ["alice", "bob", "carol", "dave"];
     let phones: Vec<TestDevice> = users.iter().map(|u| site.enroll(&a, u)).collect();
     let both = Arc::new(client(&[&a, &b], &key));
-    let waits: Vec<_> = users
-        .iter()
-        .map(|u| wait_in_background(&both, u))
-        .collect();
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
     thread::sleep(Duration::from_millis(300));
     // Killed, not stopped: nothing gets to finish cleanly. While it is down both replicas say
     // so, and no wait ends.
@@ -136,9 +130,17 @@ fn a_postgres_restart_loses_no_wait() {
         Some(&format!("Bearer {key}")),
         None,
     );
-    assert_eq!((r.status, r.json["error"].as_str()), (503, Some("store_unavailable")), "{}", r.text);
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (503, Some("store_unavailable")),
+        "{}",
+        r.text
+    );
     thread::sleep(Duration::from_secs(1));
-    assert!(waits.iter().all(|(_, w)| !w.is_finished()), "a wait ended while the database was down");
+    assert!(
+        waits.iter().all(|(_, w)| !w.is_finished()),
+        "a wait ended while the database was down"
+    );
     pg.start_again();
     a.wait_ready(Duration::from_secs(20));
     b.wait_ready(Duration::from_secs(20));
@@ -163,7 +165,9 @@ fn after_the_primary_dies_and_the_standby_is_promoted_waits_complete_and_nothing
     // "High availability").
     primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'");
     primary.psql("SELECT pg_reload_conf()");
-    primary.wait_for(|p| p.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1");
+    primary.wait_for(|p| {
+        p.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1"
+    });
     let site = Site::new(PgCluster::multi_host_url(&[&primary, &standby], "ha"), "");
     let a = site.spawn("a");
     let b = site.spawn("b");
@@ -176,15 +180,14 @@ fn after_the_primary_dies_and_the_standby_is_promoted_waits_complete_and_nothing
         .iter()
         .zip(users)
         .map(|(phone, user)| {
-            let login = both.start(user, &context(), &StartOptions::default()).unwrap();
+            let login = both
+                .start(user, &context(), &StartOptions::default())
+                .unwrap();
             approve(phone, &login);
             login
         })
         .collect();
-    let waits: Vec<_> = users
-        .iter()
-        .map(|u| wait_in_background(&both, u))
-        .collect();
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
     thread::sleep(Duration::from_millis(300));
     primary.kill();
     standby.promote();
@@ -243,7 +246,8 @@ fn the_open_challenge_cap_and_device_nonces_hold_across_replicas() {
             })
         })
         .collect();
-    let mut results: Vec<(u16, String)> = creations.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut results: Vec<(u16, String)> =
+        creations.into_iter().map(|h| h.join().unwrap()).collect();
     results.sort();
     assert_eq!(
         results,
@@ -272,9 +276,21 @@ fn the_open_challenge_cap_and_device_nonces_hold_across_replicas() {
     .unwrap()
     .to_string();
     let agent = pushauth_testkit::agent();
-    let on_a = call_with(&agent, "GET", &format!("{}{path}", a.url), Some(&header), None);
+    let on_a = call_with(
+        &agent,
+        "GET",
+        &format!("{}{path}", a.url),
+        Some(&header),
+        None,
+    );
     assert_eq!(on_a.status, 200, "{}", on_a.text);
-    let on_b = call_with(&agent, "GET", &format!("{}{path}", b.url), Some(&header), None);
+    let on_b = call_with(
+        &agent,
+        "GET",
+        &format!("{}{path}", b.url),
+        Some(&header),
+        None,
+    );
     assert_eq!(
         (on_b.status, on_b.json["error"].as_str()),
         (401, Some("replayed_nonce")),

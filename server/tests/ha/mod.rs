@@ -92,14 +92,24 @@ impl Site {
 
     /// A relying party made through `replica`'s admin API: its API key.
     pub fn api_key(&self, replica: &Replica) -> String {
-        let r = admin(replica, "POST", "/v1/admin/relying-parties", json!({"name": "ha rp"}));
+        let r = admin(
+            replica,
+            "POST",
+            "/v1/admin/relying-parties",
+            json!({"name": "ha rp"}),
+        );
         assert_eq!(r.0, 201, "{}", r.1);
         r.1["api_key"].as_str().unwrap().to_owned()
     }
 
     /// A device for `user` enrolled through `replica`; `devices_on(...)` gives it on another.
     pub fn enroll(&self, replica: &Replica, user: &str) -> TestDevice {
-        let r = admin(replica, "POST", "/v1/admin/enrollments", json!({"user": user}));
+        let r = admin(
+            replica,
+            "POST",
+            "/v1/admin/enrollments",
+            json!({"user": user}),
+        );
         assert_eq!(r.0, 201, "{}", r.1);
         let link = r.1["url"].as_str().unwrap().to_owned();
         let profile = DeviceClient::enroll(&link, "phone", None).unwrap();
@@ -137,7 +147,9 @@ pub fn admin(replica: &Replica, method: &str, path: &str, body: Value) -> (u16, 
 impl Replica {
     /// `GET /healthz`: status and body (0 when nothing answered within 5 s).
     pub fn health(&self) -> (u16, Value) {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build();
         match agent.get(&format!("{}/healthz", self.url)).call() {
             Ok(r) => (r.status(), json_of(r)),
             Err(ureq::Error::Status(code, r)) => (code, json_of(r)),
@@ -154,7 +166,11 @@ impl Replica {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("replica {} not ready in {within:?}; log:\n{}", self.url, self.log_text());
+        panic!(
+            "replica {} not ready in {within:?}; log:\n{}",
+            self.url,
+            self.log_text()
+        );
     }
 
     /// SIGKILL (a crashed host); waits for the process to end.
