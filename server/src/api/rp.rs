@@ -17,9 +17,11 @@ use tokio::time::Instant;
 use super::views::{challenge_status, device_info, enrollment_created};
 use super::{ApiError, JsonBody, Params};
 use crate::clock::{self, Millis};
-use crate::service::keys::{authenticate, RpKey};
+use crate::service::keys::{authenticate, RpCaller, RpKey};
 use crate::service::{challenges, devices, enrollments, grace};
 use crate::state::SharedState;
+use crate::store::ChallengeRecord;
+use crate::waiters::{ChallengeNews, Subscription};
 
 /// `GET /v1/users/{user}/devices`: the user's active devices (the user must be in the relying
 /// party's scope).
@@ -169,22 +171,47 @@ pub async fn get_challenge(
     if challenge.state.is_terminal() || wait == 0 || state.stopping() {
         return Ok(Json(challenge_status(&challenge)));
     }
-    // Only the expiry is needed while waiting; thousands of waits should not each hold a record.
+    // Only the state and expiry are needed while waiting; thousands of waits should not each
+    // hold a record.
+    let seen = challenge.state;
     let wake = deadline.min(instant_at(challenge.expires_at));
     drop(challenge);
-    let news = state.wait_for(sub.changed(), wake).await.flatten();
-    // A change that ended the challenge came with the committed record, which can no longer
-    // change (the first read checked that the caller owns it).
-    if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
-        return Ok(Json(challenge_status(&decided)));
+    loop {
+        let news = state.wait_for(sub.changed(), wake).await.flatten();
+        // A change that ended the challenge came with the committed record, which can no
+        // longer change (the first read checked that the caller owns it).
+        if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
+            return Ok(Json(challenge_status(&decided)));
+        }
+        // Whatever else woke us (an acknowledgement, another replica's notice, the expiry, the
+        // deadline), the fresh state is the answer.
+        let fresh = read_again(&state, &rp, &id, &mut sub, deadline).await?;
+        // Issue 13: woken with nothing new (every waiter is woken after the cross-replica
+        // listener reconnects, and a replica hears its own notices): wait on.
+        if fresh.state != seen
+            || fresh.state.is_terminal()
+            || Instant::now() >= wake
+            || state.stopping()
+        {
+            return Ok(Json(challenge_status(&fresh)));
+        }
     }
-    // Whatever else woke us (an acknowledgement, the expiry, the deadline), the fresh state is
-    // the answer. The caller was authenticated by the first read: while the database cannot
-    // be reached (a failover), read again until the deadline instead of failing (issue 13).
+}
+
+/// Reads challenge `id` for a long-poll whose caller the first read authenticated. While the
+/// database cannot be reached (a failover), reads again until `deadline` instead of failing
+/// (issue 13); a wake-up on `sub` ends a pause early. At the deadline: `store_unavailable`.
+async fn read_again(
+    state: &SharedState,
+    rp: &RpCaller,
+    id: &str,
+    sub: &mut Subscription<ChallengeNews>,
+    deadline: Instant,
+) -> Result<ChallengeRecord, ApiError> {
     let mut pause = FIRST_RETRY;
     loop {
         let now = clock::now_ms();
-        let (rp, id) = (rp.clone(), id.clone());
+        let (rp, id) = (rp.clone(), id.to_owned());
         let read = state
             .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
             .await;
@@ -193,13 +220,11 @@ pub async fn get_challenge(
                 if Instant::now() >= deadline {
                     return Err(e);
                 }
-                // A wake-up (the change, or every waiter after the listener reconnects) ends
-                // the pause early.
                 let wake = deadline.min(Instant::now() + pause);
                 let _ = state.wait_for(sub.changed(), wake).await;
                 pause = (pause * 2).min(MAX_RETRY);
             }
-            other => return Ok(Json(challenge_status(&other?))),
+            other => return other,
         }
     }
 }
