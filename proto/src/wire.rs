@@ -81,7 +81,7 @@ pub enum ErrorCode {
     /// challenges are refused until retention or an administrator makes room.
     StorageFull,
     /// 503: the server cannot reach its database (no primary reachable, a failover under
-    /// way); nothing was done. Try another server, or again shortly (issue 13).
+    /// way), so it cannot answer. Try another server, or again shortly (issue 13).
     StoreUnavailable,
 }
 

@@ -56,11 +56,12 @@ impl ApiError {
 
 /// What a caller is told while the database cannot be reached (issue 13).
 pub const STORE_UNAVAILABLE: &str =
-    "the server cannot reach its database; nothing was done: try another server, or again shortly";
+    "the server cannot reach its database: try another server, or again shortly";
 
 impl ApiError {
     /// `store_unavailable` (503), with `cause` kept for the log: the database could not be
-    /// reached, so nothing was read or written and no answer about the request can be given.
+    /// reached, so no answer about the request can be given. (A write whose COMMIT was cut
+    /// off may still have been kept: retrying then meets its result, e.g. `wrong_state`.)
     pub fn store_unavailable(cause: impl Into<String>) -> Self {
         ApiError {
             cause: Some(cause.into()),
