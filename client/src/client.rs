@@ -366,17 +366,44 @@ impl Client {
 
     /// [`Client::cancel`] that gives up at `deadline` (connect and TLS included). A deadline
     /// already passed still gets one short attempt of [`MIN_CANCEL_TIME`].
+    ///
+    /// When the server that started the challenge gives no answer or cannot serve now
+    /// (502–504, 503 `store_unavailable`), the other servers are asked in turn within what
+    /// is left (replicas over one database, issue 13); only the starting server's failure is
+    /// reported if none of them cancels it.
     pub fn cancel_until(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
-        let base = self.server(login)?;
-        let url = format!("{base}/v1/challenges/{}", login.id);
-        let timeout = deadline
-            .saturating_duration_since(Instant::now())
-            .max(MIN_CANCEL_TIME);
-        let _: ChallengeStatus = self
-            .http
-            .call("DELETE", &url, None::<&()>, timeout)
-            .map_err(Failure::into_error)?;
-        Ok(())
+        self.server(login)?;
+        let count = self.servers.len();
+        let mut home_failure = None;
+        for step in 0..count {
+            let index = (login.server + step) % count;
+            let base = self.servers.get(index).map_or("", String::as_str);
+            let url = format!("{base}/v1/challenges/{}", login.id);
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The starting server always gets its try, even past the deadline.
+            let timeout = if step == 0 {
+                left.max(MIN_CANCEL_TIME)
+            } else if left.is_zero() {
+                break;
+            } else {
+                left
+            };
+            let result: Result<ChallengeStatus, Failure> =
+                self.http.call("DELETE", &url, None::<&()>, timeout);
+            match result {
+                Ok(_) => return Ok(()),
+                Err(failure) if step == 0 && failure.may_ask_another() => {
+                    home_failure = Some(failure);
+                }
+                Err(failure) if step == 0 => return Err(failure.into_error()),
+                // Another server that cannot cancel it (not a replica, or down too).
+                Err(_) => {}
+            }
+        }
+        Err(home_failure.map_or_else(
+            || ClientError::ServerError("no server cancelled the challenge".into()),
+            Failure::into_error,
+        ))
     }
 
     fn server(&self, login: &PendingLogin) -> Result<&str, ClientError> {

@@ -744,3 +744,42 @@ fn issue13_a_server_that_does_not_know_the_challenge_does_not_end_the_wait() {
         "{result:?}"
     );
 }
+
+/// A cancel goes to the next replica when the starting server cannot reach its database.
+#[test]
+fn issue13_cancel_fails_over_to_the_next_replica() {
+    let s = script();
+    let s_a = s.clone();
+    let a = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s_a.created(body)));
+        }
+        Some((503, STORE_DOWN.into()))
+    }));
+    let cancelled = Arc::new(Mutex::new(Vec::new()));
+    let seen = cancelled.clone();
+    let b = fake_server(Arc::new(move |method, path, _| {
+        seen.lock().unwrap().push(format!("{method} {path}"));
+        let status = ChallengeStatus {
+            id: "chal1".into(),
+            state: ChallengeState::Cancelled,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            device_id: None,
+            decision: None,
+            reason: None,
+            responded_at: None,
+            signature: None,
+            typed_code: None,
+        };
+        Some((200, serde_json::to_string(&status).unwrap()))
+    }));
+    let client = two_servers(a, b);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    client.cancel(&login).unwrap();
+    assert_eq!(
+        *cancelled.lock().unwrap(),
+        vec!["DELETE /v1/challenges/chal1"]
+    );
+}

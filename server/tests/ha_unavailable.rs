@@ -29,6 +29,8 @@ fn a_dead_database_is_503_and_a_waiting_long_poll_outlives_it() {
         (health.status, health.json["status"].as_str()),
         (200, Some("ready"))
     );
+    wait_for_metric(&server, "pushauth_store_listener_connected 1");
+    assert!(metrics(&server).contains("pushauth_store_listener_reconnects_total 0"));
 
     let body = json!({"user": "alice", "context": {"service": "sshd"}, "rp_nonce": "A".repeat(43)});
     let created = server.rp(&key, "POST", "/v1/challenges", Some(body.clone()));
@@ -106,6 +108,9 @@ fn a_dead_database_is_503_and_a_waiting_long_poll_outlives_it() {
         !poll.is_finished(),
         "the long-poll returned early after the database came back"
     );
+    // The wake-up listener found its connection gone and made it again.
+    wait_for_metric(&server, "pushauth_store_listener_reconnects_total 1");
+    assert!(metrics(&server).contains("pushauth_store_listener_connected 1"));
     let status = phone.approve(&id, &code);
     assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
     let (r, took) = poll.join().unwrap();
@@ -115,4 +120,26 @@ fn a_dead_database_is_503_and_a_waiting_long_poll_outlives_it() {
         took < Duration::from_secs(25),
         "answered only at the deadline: {took:?}"
     );
+}
+
+fn metrics(server: &TestServer) -> String {
+    // /metrics reads the store too: empty while the database is still coming back.
+    let r = server.call("GET", "/metrics", None, None);
+    if r.status == 200 {
+        r.text
+    } else {
+        String::new()
+    }
+}
+
+fn wait_for_metric(server: &TestServer, line: &str) {
+    let started = Instant::now();
+    while !metrics(server).lines().any(|l| l == line) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no {line:?} in /metrics:\n{}",
+            metrics(server)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
