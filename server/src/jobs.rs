@@ -49,8 +49,21 @@ impl std::fmt::Debug for StoreJobs {
 pub struct JobsStopped;
 
 impl StoreJobs {
-    /// Starts `threads` job threads over `store`.
+    /// Starts `threads` job threads over `store`, each taking up to [`MAX_GROUP`] queued jobs
+    /// as one group.
     pub fn start(store: SharedStore, threads: usize) -> std::io::Result<StoreJobs> {
+        Self::start_grouping(store, threads, MAX_GROUP)
+    }
+
+    /// [`StoreJobs::start`] with at most `max_group` jobs per group. A backend whose group
+    /// shares no commit (PostgreSQL: each operation is its own transaction) takes 1, so that
+    /// queued jobs spread over the threads instead of waiting behind one thread's group.
+    pub fn start_grouping(
+        store: SharedStore,
+        threads: usize,
+        max_group: usize,
+    ) -> std::io::Result<StoreJobs> {
+        let max_group = max_group.max(1);
         let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         let mut handles = Vec::with_capacity(threads);
@@ -60,7 +73,7 @@ impl StoreJobs {
             handles.push(
                 thread::Builder::new()
                     .name(format!("pushauthd-store-{i}"))
-                    .spawn(move || worker(&jobs, store.as_ref()))?,
+                    .spawn(move || worker(&jobs, store.as_ref(), max_group))?,
             );
         }
         Ok(StoreJobs {
@@ -95,9 +108,9 @@ impl StoreJobs {
     }
 }
 
-fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync)) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_GROUP);
+fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync), max_group: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_group);
+    let mut replies: Vec<Reply> = Vec::with_capacity(max_group);
     loop {
         {
             let queue = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,7 +119,7 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync)) 
             };
             batch.push(first);
             // Whatever queued up meanwhile joins this group.
-            while batch.len() < MAX_GROUP {
+            while batch.len() < max_group {
                 match queue.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,

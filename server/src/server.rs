@@ -44,8 +44,8 @@ struct Prepared {
     addr: SocketAddr,
     tls: Option<RustlsConfig>,
     store: SharedStore,
-    /// Job threads serving the store (see [`crate::store::open::Opened::threads`]).
-    store_threads: usize,
+    /// How many operations the store serves at once ([`crate::store::open::Opened`]).
+    store_concurrent: Option<usize>,
     config: ServerConfig,
     vapid: VapidKey,
     offline_key: OfflineKey,
@@ -64,7 +64,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         )?;
     }
     let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
-    let store_threads = opened.concurrent.unwrap_or(STORE_THREADS);
+    let store_concurrent = opened.concurrent;
     let store = opened.store;
     // Made on first start, in the data directory the store just made sure of.
     let vapid = WebPush::load_key(&config)?;
@@ -88,7 +88,7 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         addr,
         tls,
         store,
-        store_threads,
+        store_concurrent,
         config,
         vapid,
         offline_key,
@@ -102,12 +102,17 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         addr,
         tls,
         store,
-        store_threads,
+        store_concurrent,
         config,
         vapid,
         offline_key,
     } = prepared;
-    let jobs = StoreJobs::start(Arc::clone(&store), store_threads)?;
+    // SQLite: one thread, groups share a commit. PostgreSQL: a thread per pooled connection,
+    // a job at a time (nothing to share).
+    let jobs = match store_concurrent {
+        None => StoreJobs::start(Arc::clone(&store), STORE_THREADS)?,
+        Some(threads) => StoreJobs::start_grouping(Arc::clone(&store), threads, 1)?,
+    };
     let size_bound = config.retention.max_db_bytes();
     let metrics = Metrics::new();
     let base_url = config.base_url(addr);

@@ -209,13 +209,13 @@ fn attack_bad_signatures_from_one_ipv6_prefix_write_a_row_per_address() {
     use axum::http::{header::AUTHORIZATION, HeaderMap, Method, Uri};
     use pushauth_server::api::extract::DeviceRequest;
     use pushauth_server::bounds::SignatureFailures;
-    use pushauth_server::store::sqlite::SqliteStore;
     use pushauth_server::store::Store;
 
     let srv = start();
     let phone = srv.device("alice");
     // The same data directory the server uses (as `pushauthd` subcommands do while it runs).
-    let store = SqliteStore::open(&srv.data_dir()).unwrap();
+    let store = srv.open_store();
+    let store: &dyn Store = &*store;
     let failures = SignatureFailures::default();
     let forger = Device {
         id: phone.id.clone(),
@@ -233,7 +233,7 @@ fn attack_bad_signatures_from_one_ipv6_prefix_write_a_row_per_address() {
         let peer: std::net::SocketAddr = format!("[2001:db8::{n:x}]:40000").parse().unwrap();
         let request = DeviceRequest::parse(&Method::GET, &uri, &headers, &Bytes::new(), peer)
             .expect("a well-formed header");
-        assert!(request.verify(&store, &failures).is_err());
+        assert!(request.verify(store, &failures).is_err());
     }
     let rows = store
         .list_audit(1000, None)

@@ -23,6 +23,21 @@ fn pushauthd(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `pushauthd ARGS` on `srv`'s store: its data directory is in `args`; on a PostgreSQL run
+/// `PUSHAUTHD_STORE_URL` names its database too.
+fn pushauthd_on(srv: &pushauth_testkit::TestServer, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pushauthd"));
+    command
+        .args(args)
+        .env_remove("PUSHAUTHD_LISTEN")
+        .env_remove("PUSHAUTHD_DATA_DIR")
+        .env_remove("PUSHAUTHD_ADMIN_TOKEN_FILE");
+    if let pushauth_server::config::StoreConfig::Postgres(pg) = &srv.config.store {
+        command.env("PUSHAUTHD_STORE_URL", &pg.url);
+    }
+    command.output().unwrap()
+}
+
 fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -143,7 +158,10 @@ fn admin_subcommands_work_on_the_store() {
     let data = srv.data_dir();
     let data = path_str(&data);
     // rp add: the key works against the running server
-    let out = stdout(&pushauthd(&["rp", "add", "bastion", "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["rp", "add", "bastion", "--data-dir", data],
+    ));
     let key = out.lines().last().unwrap().trim().to_owned();
     assert!(key.contains('.'), "{out}");
     let r = srv.rp(&key, "GET", "/v1/users/alice/devices", None);
@@ -151,14 +169,17 @@ fn admin_subcommands_work_on_the_store() {
     let r = srv.rp("nope.nope", "GET", "/v1/users/alice/devices", None);
     assert_error(&r, 401, "unauthorized");
     // enroll: prints a link (and a QR code) whose token enrolls a device
-    let out = stdout(&pushauthd(&[
-        "enroll",
-        "alice",
-        "--data-dir",
-        data,
-        "--public-url",
-        &srv.url,
-    ]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &[
+            "enroll",
+            "alice",
+            "--data-dir",
+            data,
+            "--public-url",
+            &srv.url,
+        ],
+    ));
     let link = out
         .lines()
         .find(|l| l.starts_with(&format!("{}/enroll?token=", srv.url)))
@@ -182,28 +203,40 @@ fn admin_subcommands_work_on_the_store() {
         key: device_key,
     };
     // devices lists it
-    let out = stdout(&pushauthd(&["devices", "alice", "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["devices", "alice", "--data-dir", data],
+    ));
     assert!(
         out.contains(&device.id) && out.contains("cli phone") && out.contains("active"),
         "{out}"
     );
-    let out = pushauthd(&["devices", "nobody", "--data-dir", data]);
+    let out = pushauthd_on(&srv, &["devices", "nobody", "--data-dir", data]);
     assert!(!out.status.success());
     // revoke works, and the running server sees it
     assert_eq!(device.pending(&srv, 0).status, 200);
-    let out = stdout(&pushauthd(&["revoke", &device.id, "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["revoke", &device.id, "--data-dir", data],
+    ));
     assert!(out.contains(&device.id), "{out}");
     let r = device.pending(&srv, 0);
     assert_error(&r, 403, "device_revoked");
-    let out = stdout(&pushauthd(&["devices", "alice", "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["devices", "alice", "--data-dir", data],
+    ));
     assert!(out.contains("revoked"), "{out}");
     assert!(
-        !pushauthd(&["revoke", "no-such-device", "--data-dir", data])
+        !pushauthd_on(&srv, &["revoke", "no-such-device", "--data-dir", data])
             .status
             .success()
     );
     // audit shows it all
-    let out = stdout(&pushauthd(&["audit", "--limit", "20", "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["audit", "--limit", "20", "--data-dir", data],
+    ));
     for kind in ["rp_created", "enrollment_created", "enrolled", "revoked"] {
         assert!(out.contains(kind), "{kind} missing from {out}");
     }
@@ -270,25 +303,31 @@ fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
     srv.device("alice");
     let data = srv.data_dir();
     let data = path_str(&data);
-    let out = stdout(&pushauthd(&["rp", "add", "plain", "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["rp", "add", "plain", "--data-dir", data],
+    ));
     let plain = out.lines().last().unwrap().trim().to_owned();
-    let out = stdout(&pushauthd(&[
-        "rp",
-        "add",
-        "sidecar",
-        "--user",
-        "kc/*",
-        "--user",
-        "alice",
-        "--enroll",
-        "--bootstrap",
-        "--data-dir",
-        data,
-    ]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &[
+            "rp",
+            "add",
+            "sidecar",
+            "--user",
+            "kc/*",
+            "--user",
+            "alice",
+            "--enroll",
+            "--bootstrap",
+            "--data-dir",
+            data,
+        ],
+    ));
     let sidecar = out.lines().last().unwrap().trim().to_owned();
     let sidecar_id = sidecar.split('.').next().unwrap().to_owned();
     let plain_id = plain.split('.').next().unwrap().to_owned();
-    let list = stdout(&pushauthd(&["rp", "list", "--data-dir", data]));
+    let list = stdout(&pushauthd_on(&srv, &["rp", "list", "--data-dir", data]));
     let line = |id: &str| {
         list.lines()
             .find(|l| l.starts_with(id))
@@ -307,13 +346,10 @@ fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
     // rotate through the data dir: old key refused on the very next request
-    let out = stdout(&pushauthd(&[
-        "rp",
-        "rotate",
-        &sidecar_id,
-        "--data-dir",
-        data,
-    ]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["rp", "rotate", &sidecar_id, "--data-dir", data],
+    ));
     let rotated = out.lines().last().unwrap().trim().to_owned();
     assert!(rotated.starts_with(&format!("{sidecar_id}.")), "{out}");
     let r = srv.rp(&sidecar, "GET", "/v1/users/alice/devices", None);
@@ -321,13 +357,16 @@ fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
     let r = srv.rp(&rotated, "GET", "/v1/users/alice/devices", None);
     assert_eq!(r.status, 200, "{}", r.text);
     // revoke through the data dir: refused on the very next request
-    let out = stdout(&pushauthd(&["rp", "revoke", &plain_id, "--data-dir", data]));
+    let out = stdout(&pushauthd_on(
+        &srv,
+        &["rp", "revoke", &plain_id, "--data-dir", data],
+    ));
     assert!(out.contains("revoked relying party"), "{out}");
     let r = srv.rp(&plain, "GET", "/v1/users/alice/devices", None);
     assert_error(&r, 401, "unauthorized");
     let (r, _) = srv.create(&plain, "alice", serde_json::json!({}));
     assert_error(&r, 401, "unauthorized");
-    let list = stdout(&pushauthd(&["rp", "list", "--data-dir", data]));
+    let list = stdout(&pushauthd_on(&srv, &["rp", "list", "--data-dir", data]));
     assert!(
         list.lines()
             .find(|l| l.starts_with(&plain_id))
@@ -335,20 +374,26 @@ fn issue9_item4_rp_list_revoke_rotate_through_the_data_dir_while_serving() {
             .contains("revoked 20"),
         "{list}"
     );
-    assert!(!pushauthd(&["rp", "rotate", &plain_id, "--data-dir", data])
-        .status
-        .success());
     assert!(
-        !pushauthd(&["rp", "revoke", "no-such-rp", "--data-dir", data])
+        !pushauthd_on(&srv, &["rp", "rotate", &plain_id, "--data-dir", data])
             .status
             .success()
     );
     assert!(
-        !pushauthd(&["rp", "add", "bad", "--user", "a*b", "--data-dir", data])
+        !pushauthd_on(&srv, &["rp", "revoke", "no-such-rp", "--data-dir", data])
             .status
             .success()
     );
-    let audit = stdout(&pushauthd(&["audit", "--limit", "50", "--data-dir", data]));
+    assert!(!pushauthd_on(
+        &srv,
+        &["rp", "add", "bad", "--user", "a*b", "--data-dir", data]
+    )
+    .status
+    .success());
+    let audit = stdout(&pushauthd_on(
+        &srv,
+        &["audit", "--limit", "50", "--data-dir", data],
+    ));
     for kind in ["rp_created", "rp_rotated", "rp_revoked"] {
         assert!(audit.contains(kind), "{kind} missing from {audit}");
     }

@@ -279,8 +279,8 @@ fn issue11_the_count_survives_a_restart_and_the_cli_unlocks() {
     assert_code_locked(&r);
 
     let out = Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["unlock", "alice", "--data-dir"])
-        .arg(srv.data_dir())
+        .args(["unlock", "alice"])
+        .args(srv.store_args())
         .env_remove("PUSHAUTHD_DATA_DIR")
         .output()
         .unwrap();

@@ -276,8 +276,8 @@ fn issue11_pushauthd_devices_prints_alg_fingerprint_and_key() {
     let phone = srv.enroll_alg("erin", "phone", Alg::Es256);
     let public = phone.signing_key().public_key();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["devices", "erin", "--data-dir"])
-        .arg(srv.data_dir())
+        .args(["devices", "erin"])
+        .args(srv.store_args())
         .env_remove("PUSHAUTHD_DATA_DIR")
         .output()
         .unwrap();

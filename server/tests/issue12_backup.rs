@@ -536,8 +536,8 @@ fn issue12_the_cli_issues_and_prints_a_set_once() {
     let srv = start();
     let _phone = srv.device("alice");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "alice", "--count", "5", "--data-dir"])
-        .arg(srv.data_dir())
+        .args(["backup-codes", "alice", "--count", "5"])
+        .args(srv.store_args())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -556,8 +556,8 @@ fn issue12_the_cli_issues_and_prints_a_set_once() {
     let key = srv.rp_key();
     assert_eq!(verify(&srv, &key, "alice", printed[0]).status, 200);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-        .args(["backup-codes", "nobody", "--data-dir"])
-        .arg(srv.data_dir())
+        .args(["backup-codes", "nobody"])
+        .args(srv.store_args())
         .output()
         .unwrap();
     assert!(!out.status.success());

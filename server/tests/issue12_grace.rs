@@ -391,11 +391,11 @@ fn issue12_the_end_from_cli_ends_every_window() {
     let first = approved(&srv, &key, &phone, &ssh(), 300);
     graced(&srv, &key, "alice", &ssh(), 300, &first.id);
     // The real binary on the running server's store (SQLite takes a second writer).
-    let data_dir = srv.data_dir();
+    let store_args = srv.store_args();
     let run = |user: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_pushauthd"))
-            .args(["grace", "end", user, "--data-dir"])
-            .arg(&data_dir)
+            .args(["grace", "end", user])
+            .args(&store_args)
             .output()
             .unwrap()
     };

@@ -76,9 +76,18 @@ fn issue12_enrollment_hands_out_a_sha256_secret_sealed_at_rest() {
     let raw = pushauth_proto::b64::decode(&s.secret, "secret").unwrap();
     assert_eq!(raw.len(), 32);
     // Not in the database in the clear (sealed with AES-256-GCM under <data_dir>/offline-key).
-    let db = std::fs::read(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
-    let wal = std::fs::read(srv.data_dir().join("pushauthd.sqlite3-wal")).unwrap_or_default();
-    for bytes in [&db, &wal] {
+    let stored: Vec<Vec<u8>> = if pushauth_testkit::on_postgres() {
+        // What the database holds of it: the sealed column.
+        let store = srv.open_store();
+        let rows = store.offline_secrets("alice").unwrap();
+        assert_eq!(rows.len(), 1);
+        rows.into_iter().map(|r| r.sealed).collect()
+    } else {
+        let db = std::fs::read(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
+        let wal = std::fs::read(srv.data_dir().join("pushauthd.sqlite3-wal")).unwrap_or_default();
+        vec![db, wal]
+    };
+    for bytes in &stored {
         assert!(!bytes.windows(raw.len()).any(|w| w == raw.as_slice()));
         assert!(!bytes
             .windows(s.secret.len())
@@ -395,14 +404,14 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
     use pushauth_server::offline::{OfflineConfig, OfflineKey};
     use pushauth_server::service::keys::RpCaller;
     use pushauth_server::service::offline::plan_values;
-    use pushauth_server::store::sqlite::SqliteStore;
 
     let srv = start();
     let rp = srv.add_rp(json!({"name": "host a"}));
     let dev = srv.enroll("alice", "phone");
     let id = approved(&srv, &rp.api_key, &dev);
     // The rule itself, at chosen times, on the server's own store and key.
-    let store = SqliteStore::open(&srv.data_dir()).unwrap();
+    let store = srv.open_store();
+    let store: &dyn pushauth_server::store::Store = &*store;
     let key = OfflineKey::load(&srv.data_dir().join("offline-key")).unwrap();
     let caller = RpCaller {
         rp_id: rp.id.clone(),
@@ -413,9 +422,9 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
     let now = pushauth_server::clock::now_ms();
     let req = OfflineRequest::default();
     let cfg = OfflineConfig::default();
-    let fresh = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 4 * 60 * 1000).unwrap();
+    let fresh = plan_values(store, &caller, &cfg, &key, &id, &req, now + 4 * 60 * 1000).unwrap();
     assert_eq!(fresh.count(), 20);
-    let late = plan_values(&store, &caller, &cfg, &key, &id, &req, now + 6 * 60 * 1000);
+    let late = plan_values(store, &caller, &cfg, &key, &id, &req, now + 6 * 60 * 1000);
     assert!(
         matches!(late, Err(pushauth_server::service::Error::Expired)),
         "{:?}",
@@ -426,12 +435,12 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
         rp_id: "someone-else".into(),
         ..caller.clone()
     };
-    let theirs = plan_values(&store, &other, &cfg, &key, &id, &req, now);
+    let theirs = plan_values(store, &other, &cfg, &key, &id, &req, now);
     assert!(matches!(
         theirs,
         Err(pushauth_server::service::Error::NotFound(_))
     ));
     // A key that is not the server's opens no secret.
     let wrong = OfflineKey::from_bytes(&[1; 32]);
-    assert!(plan_values(&store, &caller, &cfg, &wrong, &id, &req, now).is_err());
+    assert!(plan_values(store, &caller, &cfg, &wrong, &id, &req, now).is_err());
 }

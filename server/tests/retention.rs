@@ -6,7 +6,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
@@ -30,10 +29,7 @@ fn the_sweeper_deletes_audit_events_older_than_audit_days() {
     });
     srv.enrollment("old", None);
     // Age the events so far by eight days, as if they had been written then.
-    let db = Connection::open(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
-    let aged = db
-        .execute("UPDATE audit SET at = at - ?1", [8 * DAY_MS])
-        .unwrap();
+    let aged = srv.update_sql(&format!("UPDATE audit SET at = at - {}", 8 * DAY_MS));
     assert!(aged >= 1);
     srv.enrollment("new", None);
 
@@ -70,9 +66,7 @@ fn with_retention_turned_off_nothing_is_deleted() {
         c.retention.audit_days = 0;
     });
     srv.enrollment("old", None);
-    let db = Connection::open(srv.data_dir().join("pushauthd.sqlite3")).unwrap();
-    db.execute("UPDATE audit SET at = at - ?1", [10_000 * DAY_MS])
-        .unwrap();
+    srv.update_sql(&format!("UPDATE audit SET at = at - {}", 10_000 * DAY_MS));
     // Several sweeps.
     std::thread::sleep(Duration::from_millis(2_500));
     assert_eq!(audit_kinds(&srv), vec!["enrollment_created".to_owned()]);

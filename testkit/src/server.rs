@@ -115,6 +115,40 @@ impl TestServer {
         args
     }
 
+    /// The server's own store, opened a second time (as `pushauthd` subcommands open it while
+    /// the server runs): SQLite in the data directory, or its PostgreSQL database.
+    pub fn open_store(&self) -> pushauth_server::store::SharedStore {
+        pushauth_server::store::open::open(&self.config.store, &self.data_dir(), false)
+            .unwrap_or_else(|e| panic!("cannot open the server's store: {e}"))
+            .store
+    }
+
+    /// Runs `sql`, an `UPDATE` or `DELETE` that both backends accept (no parameters; no
+    /// `user` column: PostgreSQL's is `user_name`), on this server's store behind its back
+    /// (ageing records, filling tables); returns the rows it changed.
+    pub fn update_sql(&self, sql: &str) -> u64 {
+        match &self.config.store {
+            pushauth_server::config::StoreConfig::Postgres(pg) => {
+                let db = pg.url.rsplit('/').next().unwrap_or_default().to_owned();
+                let cluster = crate::postgres::PgCluster::shared("update_sql")
+                    .unwrap_or_else(|| panic!("no PostgreSQL for {db}"));
+                let out = cluster.psql_db(
+                    &db,
+                    &format!("WITH changed AS ({sql} RETURNING 1) SELECT count(*) FROM changed"),
+                );
+                out.parse()
+                    .unwrap_or_else(|e| panic!("{sql}: {e} in {out:?}"))
+            }
+            _ => {
+                let path = self.data_dir().join("pushauthd.sqlite3");
+                let db = rusqlite::Connection::open(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let changed = db.execute(sql, []).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                u64::try_from(changed).unwrap_or(u64::MAX)
+            }
+        }
+    }
+
     /// Stops the server and closes its store; the directory stays until drop.
     pub fn stop(&mut self) {
         if let Some(server) = self.server.take() {

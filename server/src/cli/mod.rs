@@ -1,11 +1,12 @@
 //! The `pushauthd` command line: `serve`, and admin subcommands that work directly on the store
 //! (`enroll`, `devices`, `revoke`, `rp add|list|revoke|rotate`, `audit`, `unlock`,
-//! `backup-codes`, `grace end`, `migrate`) or on the running server (`push`).
+//! `backup-codes`, `grace end`, `migrate`, `store copy`) or on the running server (`push`).
 
 mod admin;
 mod backup;
 mod push;
 mod serve;
+mod store_copy;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -55,6 +56,12 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Issue a new set of one-time backup codes for a user (voiding the old) and print it once.
     BackupCodes(BackupCodesArgs),
+    /// Move the store: `store copy --from sqlite:PATH --to postgresql://…` (issue 13).
+    Store {
+        /// Which store command.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Create the store's schema or bring it up to this version (`serve` does it on start
     /// unless `--no-migrate`).
     Migrate(StoreArgs),
@@ -64,6 +71,29 @@ pub enum Command {
         #[command(subcommand)]
         command: GraceCommand,
     },
+}
+
+/// `pushauthd store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a SQLite store (stop its pushauthd first) into an empty PostgreSQL database:
+    /// devices, relying parties, audit, open challenges, everything. Refuses a database that
+    /// holds anything.
+    Copy(StoreCopyArgs),
+}
+
+/// `pushauthd store copy`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreCopyArgs {
+    /// The source: `sqlite:PATH`, PATH the data directory holding pushauthd.sqlite3.
+    #[arg(long)]
+    pub from: String,
+    /// The target: `postgresql://…` (no password in it; see --password-file).
+    #[arg(long)]
+    pub to: String,
+    /// File holding the target database's password (mode 0600).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `pushauthd grace …`.
@@ -323,5 +353,8 @@ pub fn run_admin(command: Command, out: &mut dyn Write) -> Result<(), CliError> 
             command: GraceCommand::End(args),
         } => admin::grace_end(&args, out),
         Command::Migrate(args) => admin::migrate(&args, out),
+        Command::Store {
+            command: StoreCommand::Copy(args),
+        } => store_copy::copy(&args, out),
     }
 }

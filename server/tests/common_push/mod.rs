@@ -14,8 +14,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use pushauth_proto::b64;
 use pushauth_server::config::AllowList;
-use pushauth_server::store::sqlite::SqliteStore;
-use pushauth_server::store::{PushSubscriptionRecord, Store};
+use pushauth_server::store::PushSubscriptionRecord;
 use pushauth_server::ServerConfig;
 use pushauth_testkit::TestServer;
 use serde_json::{json, Value};
@@ -65,7 +64,7 @@ impl SubKeys {
 
 /// The subscriptions stored for these devices (read from the store directly).
 pub fn subscriptions(srv: &TestServer, devices: &[&str]) -> Vec<PushSubscriptionRecord> {
-    let store = SqliteStore::open(&srv.data_dir()).unwrap();
+    let store = srv.open_store();
     let ids: Vec<String> = devices.iter().map(|d| (*d).to_owned()).collect();
     store.push_subscriptions(&ids).unwrap()
 }

@@ -61,6 +61,9 @@ pub(super) fn list_audit<D: Db>(
     user: Option<&str>,
 ) -> StoreResult<Vec<AuditEvent>> {
     let limit = i64::from(limit);
+    if user.is_some_and(|u| !super::rows::storable(u)) {
+        return Ok(Vec::new());
+    }
     db.read(|c| {
         let rows = c.query(
             "SELECT id, at, kind, user_name, device_id, challenge_id, detail, count FROM audit \

@@ -9,6 +9,9 @@ use crate::store::{BackupCodeFacts, StoreResult, StoredCode, UseCode};
 
 /// [`Store::backup_code_facts`](crate::store::Store::backup_code_facts).
 pub(super) fn facts<D: Db>(db: &D, user: &str, tag: &str) -> StoreResult<BackupCodeFacts> {
+    if !super::rows::storable(user) || !super::rows::storable(tag) {
+        return Ok(BackupCodeFacts::default());
+    }
     db.read(|c| {
         if !c.exists("SELECT 1 FROM users WHERE name = $1", &[&user])? {
             return Ok(BackupCodeFacts::default());

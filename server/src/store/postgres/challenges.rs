@@ -9,7 +9,7 @@ use super::audit::write_audit;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
 use super::rows::{
-    all, challenge_from_row, data_error, device_from_row, string_list, CHALLENGE_COLUMNS,
+    all, challenge_from_row, data_error, device_from_row, storable, string_list, CHALLENGE_COLUMNS,
     C_CHALLENGE_COLUMNS, DEVICE_COLUMNS,
 };
 use super::{limits, notify};
@@ -100,6 +100,9 @@ fn transition<D: Db>(
     now: Millis,
     apply: impl FnOnce(&Conn<'_>, &ChallengeRecord) -> Result<Applied, PgError>,
 ) -> StoreResult<Cas> {
+    if !storable(id) {
+        return Ok(Cas::Missing);
+    }
     db.write(|c| {
         let Some(current) = select_challenge(c, id, true)? else {
             return Ok(Cas::Missing);
@@ -125,6 +128,9 @@ pub(super) fn create_challenge<D: Db>(
 ) -> StoreResult<Create> {
     let now = new.created_at;
     let context = serde_json::to_string(&new.context).map_err(|e| data_error(4, e))?;
+    if !storable(&new.user) {
+        return Ok(Create::UnknownUser);
+    }
     db.write(|c| {
         if !lock_user(c, &new.user)? {
             return Ok(Create::UnknownUser);
@@ -223,6 +229,9 @@ pub(super) fn get_challenge<D: Db>(
     id: &str,
     now: Millis,
 ) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+    if !storable(id) {
+        return Ok(None);
+    }
     let Some(found) = db.read(|c| select_challenge(c, id, false))? else {
         return Ok(None);
     };
@@ -342,6 +351,9 @@ pub(super) fn device_challenges<D: Db>(
     device_id: &str,
     now: Millis,
 ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+    if !storable(device_id) {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let open = db.read(|c| {
         all(
             c.query(

@@ -5,12 +5,15 @@ use super::audit::write_audit;
 use super::db::Db;
 use super::error::get;
 use super::notify;
-use super::rows::{all, device_from_row, DEVICE_COLUMNS};
+use super::rows::{all, device_from_row, storable, DEVICE_COLUMNS};
 use crate::clock::Millis;
 use crate::store::{AuditEntry, DeviceRecord, StoreResult};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
+    if !storable(user) {
+        return Ok(None);
+    }
     db.read(|c| {
         if !c.exists("SELECT 1 FROM users WHERE name = $1", &[&user])? {
             return Ok(None);
@@ -27,6 +30,9 @@ pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<
 
 /// [`Store::get_device`](crate::store::Store::get_device).
 pub(super) fn get_device<D: Db>(db: &D, id: &str) -> StoreResult<Option<DeviceRecord>> {
+    if !storable(id) {
+        return Ok(None);
+    }
     db.read(|c| {
         c.opt(
             &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"),
@@ -45,6 +51,10 @@ pub(super) fn use_device_nonce<D: Db>(
     now: Millis,
     valid_until: Millis,
 ) -> StoreResult<bool> {
+    // Refused as seen: a nonce that cannot be stored cannot be proven unused.
+    if !storable(device_id) || !storable(nonce) {
+        return Ok(false);
+    }
     db.write(|c| {
         let fresh = c.exec(
             "INSERT INTO device_nonces (device_id, nonce, valid_until) VALUES ($1, $2, $3) \
@@ -70,6 +80,9 @@ pub(super) fn revoke_device<D: Db>(
     actor: &str,
     now: Millis,
 ) -> StoreResult<Option<DeviceRecord>> {
+    if !storable(id) {
+        return Ok(None);
+    }
     db.write(|c| {
         let changed = c.exec(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",

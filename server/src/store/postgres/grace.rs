@@ -46,6 +46,9 @@ pub(super) fn grace_login<D: Db>(
 ) -> StoreResult<Option<GraceLogin>> {
     let now = new.created_at;
     let context = serde_json::to_string(&new.context).map_err(|e| data_error(4, e))?;
+    if !super::rows::storable(&new.user) {
+        return Ok(None);
+    }
     db.write(|c| {
         if !lock_user(c, &new.user)? {
             return Ok(None);
@@ -138,6 +141,9 @@ pub(super) fn end_grace<D: Db>(
     device_id: Option<&str>,
     now: Millis,
 ) -> StoreResult<bool> {
+    if !super::rows::storable(user) {
+        return Ok(false);
+    }
     db.write(|c| {
         if !lock_user(c, user)? {
             return Ok(false);

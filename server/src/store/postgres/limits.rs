@@ -230,6 +230,9 @@ fn take_count(c: &Conn<'_>, table: &str, user: &str) -> Result<u32, PgError> {
 
 /// [`Store::unlock_user`](crate::store::Store::unlock_user).
 pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> StoreResult<bool> {
+    if !super::rows::storable(user) {
+        return Ok(false);
+    }
     db.write(|c| {
         if !lock_user(c, user)? {
             return Ok(false);

@@ -7,6 +7,7 @@
 //! - `schema`: migrations (version numbers shared with SQLite); `error`: the edge to
 //!   [`StoreError`](crate::store::StoreError); `rows`: row mapping; `notify`: the NOTIFY
 //!   contract with the replicas' listeners;
+//! - `copy`: `pushauthd store copy` from SQLite;
 //! - one file per table group, as in `sqlite/`; `store` wires them into the trait.
 //!
 //! Rules that must hold across replicas are kept by the database: the user's row is locked
@@ -19,6 +20,7 @@ mod audit;
 mod backup_codes;
 mod challenges;
 mod connect;
+mod copy;
 mod db;
 mod devices;
 mod enrollments;
@@ -41,6 +43,7 @@ pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_POOL_SIZE,
 };
+pub use self::copy::{copy_from_sqlite, Copied};
 pub use self::db::PgStore;
 pub use self::notify::{CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::schema::SCHEMA_VERSION;

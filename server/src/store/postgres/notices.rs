@@ -68,6 +68,9 @@ pub(super) fn user_notices<D: Db>(
     user: &str,
     since: Millis,
 ) -> StoreResult<Vec<NoticeRecord>> {
+    if !super::rows::storable(user) {
+        return Ok(Vec::new());
+    }
     db.read(|c| {
         let rows = c.query(
             "SELECT user_name, kind, at, source, via, context, count FROM notices \

@@ -36,6 +36,9 @@ pub(super) fn set_secret<D: Db>(
 
 /// [`OfflineStore::offline_secrets`](crate::store::OfflineStore::offline_secrets).
 pub(super) fn secrets<D: Db>(db: &D, user: &str) -> StoreResult<Vec<OfflineSecretRecord>> {
+    if !super::rows::storable(user) {
+        return Ok(Vec::new());
+    }
     db.read(|c| {
         let rows = c.query(
             "SELECT o.device_id, o.sealed, o.algorithm, o.digits, o.last_used, o.served_to \

@@ -58,6 +58,9 @@ pub(super) fn get_relying_party<D: Db>(
     db: &D,
     id: &str,
 ) -> StoreResult<Option<RelyingPartyRecord>> {
+    if !super::rows::storable(id) {
+        return Ok(None);
+    }
     db.read(|c| select_rp(c, id))
 }
 
@@ -83,6 +86,9 @@ fn change<D: Db>(
     kind: &'static str,
     update: impl FnOnce(&Conn<'_>) -> Result<u64, PgError>,
 ) -> StoreResult<Option<RelyingPartyRecord>> {
+    if !super::rows::storable(id) {
+        return Ok(None);
+    }
     db.write(|c| {
         let changed = update(c)?;
         let rp = select_rp(c, id)?;

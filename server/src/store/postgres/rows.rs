@@ -22,6 +22,14 @@ pub(super) const DEVICE_COLUMNS: &str = "id, user_name, name, alg, public_key, c
 pub(super) const RP_COLUMNS: &str =
     "id, name, key_hash, users, enroll, bootstrap, created_at, revoked_at";
 
+/// Whether PostgreSQL can hold `text` at all: its text type has no NUL character. A key with
+/// one (an id from a URL path, a user from a query string) names no row, so the operations that
+/// take keys from outside answer "not found" for it, as SQLite does, instead of failing
+/// (`22021`) into a 500.
+pub(super) fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// A value that cannot be encoded for storage or read back into its record type.
 pub(super) fn data_error(index: usize, message: impl std::fmt::Display) -> PgError {
     PgError::Data(format!("column {index}: {message}"))

@@ -4,6 +4,8 @@
 //! group commit) are tested in `sqlite::tests`; PostgreSQL-only ones (several replicas on one
 //! database, NOTIFY, advisory locks) in `postgres::tests`.
 
+mod timing;
+
 use std::ops::Deref;
 
 use pushauth_proto::{ChallengeState, Context, Decision};
@@ -354,4 +356,23 @@ fn issue11_a_revoked_device_leaves_its_open_challenges() {
     assert_eq!(store.device_challenges("d22", 4_000).unwrap().0.len(), 1);
     let c = store.get_challenge("c1", 4_000).unwrap().unwrap().0;
     assert_eq!(c.state, ChallengeState::Pending);
+}
+
+#[test]
+fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
+    // An id from a URL path or a user from a query string may hold a NUL, which PostgreSQL's
+    // text cannot: such a key names no row there, and none on SQLite either.
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    challenge(&*store, "c1", 1_000, 60_000);
+    assert!(store.get_challenge("c1\0", 1_000).unwrap().is_none());
+    assert!(matches!(store.acknowledge("\0", 1_000).unwrap(), Cas::Missing));
+    assert!(store.user_devices("alice\0").unwrap().is_none());
+    assert!(store.get_device("d1\0").unwrap().is_none());
+    assert!(store.list_audit(10, Some("\0")).unwrap().is_empty());
+    assert!(store.get_relying_party("\0").unwrap().is_none());
+    assert!(!store.unlock_user("alice\0", "admin", 2_000).unwrap());
+    assert!(store.revoke_device("d1\0", "admin", 2_000).unwrap().is_none());
+    assert!(store.device_challenges("d1\0", 2_000).unwrap().0.is_empty());
+    assert_eq!(store.device_challenges("d1", 2_000).unwrap().0.len(), 1);
 }
