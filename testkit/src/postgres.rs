@@ -49,7 +49,8 @@ pub struct PgOptions {
 }
 
 /// One temporary PostgreSQL cluster (a primary, or a standby from [`PgCluster::standby`]).
-/// Dropping it stops the server (immediate shutdown) and removes its directory.
+/// Dropping it stops the server (immediate shutdown) and removes its directory; should the test
+/// process die first (killed by a timeout), a reaper process does both once it is gone.
 pub struct PgCluster {
     /// `root/data` is the data directory, `root/log` the server log, and `root` the socket
     /// directory. Owned by the user the server runs as.
@@ -105,16 +106,14 @@ impl PgCluster {
 
     /// One cluster for the whole test process, started on first use (`None`, with a `SKIPPED`
     /// line naming `test`, when PostgreSQL is not installed; see [`PgCluster::start_or_skip`]).
-    /// A static is never dropped, so a reaper process stops the server and removes its
-    /// directory once the test process has exited. Give each test its own database
+    /// A static is never dropped: its reaper (every cluster has one) stops the server and
+    /// removes its directory once the test process has exited. Give each test its own database
     /// ([`PgCluster::create_database`]).
     pub fn shared(test: &str) -> Option<&'static PgCluster> {
         static SHARED: OnceLock<Option<PgCluster>> = OnceLock::new();
         SHARED
             .get_or_init(|| {
-                let cluster = Self::start_or_skip(test)?;
-                cluster.spawn_reaper();
-                Some(cluster)
+                Self::start_or_skip(test)
             })
             .as_ref()
     }
@@ -162,6 +161,7 @@ impl PgCluster {
         );
         cluster.append_conf(&conf);
         cluster.start_server();
+        cluster.spawn_reaper();
         cluster
     }
 
@@ -329,6 +329,7 @@ impl PgCluster {
             path_str(standby.dir.path())
         ));
         standby.start_server();
+        standby.spawn_reaper();
         standby
     }
 
@@ -362,7 +363,8 @@ impl PgCluster {
     }
 
     /// Starts `sh` watching this process: when it is gone, an immediate stop and `rm -rf` of
-    /// the cluster's directory (for [`PgCluster::shared`], which is never dropped).
+    /// the cluster's directory. For [`PgCluster::shared`], which is never dropped, and for a
+    /// test process killed before its clusters were dropped (a timeout, Ctrl-C).
     fn spawn_reaper(&self) {
         let data = self.data_dir();
         let pg_ctl = self.bin.join("pg_ctl");
@@ -371,11 +373,18 @@ impl PgCluster {
         } else {
             "\"$1\" stop -m immediate -w -D \"$2\""
         };
+        // The marker names this process: after a drop, a new cluster of another process may
+        // get the same temporary name, and its directory is not ours to remove.
+        let marker = format!(".pushauth-test-{}", std::process::id());
+        let marker_path = self.dir.path().join(&marker);
+        fs::write(&marker_path, b"")
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker_path.display()));
         // The outer shell puts the watcher in the background and exits at once (waited for
         // here), so the watcher is nobody's zombie and outlives this process.
         let script = format!(
-            "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; \
-             rm -rf \"$3\") </dev/null >/dev/null 2>&1 &",
+            "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; \
+             if [ -e \"$3/{marker}\" ]; then {stop} >/dev/null 2>&1; rm -rf \"$3\"; fi) \
+             </dev/null >/dev/null 2>&1 &",
             std::process::id()
         );
         let status = Command::new("sh")
