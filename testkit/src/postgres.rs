@@ -111,11 +111,7 @@ impl PgCluster {
     /// ([`PgCluster::create_database`]).
     pub fn shared(test: &str) -> Option<&'static PgCluster> {
         static SHARED: OnceLock<Option<PgCluster>> = OnceLock::new();
-        SHARED
-            .get_or_init(|| {
-                Self::start_or_skip(test)
-            })
-            .as_ref()
+        SHARED.get_or_init(|| Self::start_or_skip(test)).as_ref()
     }
 
     /// initdb and start a cluster with [`PgOptions::default`] (fsync off). Panics when the

@@ -110,7 +110,11 @@ fn helper_start_a_cluster_and_wait_to_be_killed() {
         return;
     }
     let pg = PgCluster::start();
-    println!("CLUSTER {} {}", pg.data_dir().display(), pg.postmaster_pid().unwrap());
+    println!(
+        "CLUSTER {} {}",
+        pg.data_dir().display(),
+        pg.postmaster_pid().unwrap()
+    );
     std::thread::sleep(std::time::Duration::from_secs(120));
 }
 
