@@ -77,6 +77,29 @@ fn a_wait_on_a_returns_when_the_device_answers_through_b() {
     eprintln!("answer on B -> wait returns on A (incl. the device's HTTP call): {latencies:?}");
     let worst = latencies[latencies.len() - 1];
     assert!(worst < Duration::from_secs(1), "{latencies:?}");
+
+    // The other way round for the device: its long-poll on A returns when a relying party
+    // starts a login through B.
+    let on_b = client(&[&b], &key);
+    let (phone_a, before) = (phone, Instant::now());
+    let polling = thread::spawn(move || {
+        let list = phone_a.pending(20).unwrap();
+        (list, Instant::now())
+    });
+    thread::sleep(Duration::from_millis(300));
+    let created = Instant::now();
+    let login = on_b
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let (list, returned) = polling.join().unwrap();
+    assert!(list.iter().any(|c| c.id == login.id), "{list:?}");
+    let took = returned.saturating_duration_since(created);
+    eprintln!("challenge created on B -> device long-poll returns on A: {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?} (polling since {:?})",
+        before.elapsed()
+    );
 }
 
 #[test]
