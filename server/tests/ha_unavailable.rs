@@ -143,3 +143,49 @@ fn wait_for_metric(server: &TestServer, line: &str) {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A database host that hangs (every PostgreSQL process stopped: connections stay open, nothing
+/// answers) must not hang the readiness probe: `/healthz` says not ready within its bound,
+/// every time it is asked, and ready again once the database answers.
+#[test]
+fn healthz_is_bounded_when_the_database_hangs() {
+    let Some(pg) = PgCluster::start_or_skip("ha hung database") else {
+        return;
+    };
+    pg.create_database("hung");
+    let settings = PgSettings::parse(&pg.url("hung"), None, None).unwrap();
+    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
+    assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
+    pg.pause();
+    let probes: Vec<_> = (0..3)
+        .map(|_| {
+            let url = server.url.clone();
+            thread::spawn(move || {
+                let asked = Instant::now();
+                let r = pushauth_testkit::call_with(
+                    &pushauth_testkit::agent(),
+                    "GET",
+                    &format!("{url}/healthz"),
+                    None,
+                    None,
+                );
+                (r.status, r.json, asked.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = probes.into_iter().map(|p| p.join().unwrap()).collect();
+    pg.resume();
+    for (status, body, took) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["status"], "not_ready");
+        assert!(*took < Duration::from_secs(3), "a probe took {took:?}");
+    }
+    let back = Instant::now();
+    while server.call("GET", "/healthz", None, None).status != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "never ready again"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -277,6 +277,32 @@ impl PgCluster {
         );
     }
 
+    /// SIGSTOPs the postmaster and every backend: the server keeps its connections open and
+    /// answers nothing (a hung host, a network that drops packets). Undo with
+    /// [`PgCluster::resume`].
+    pub fn pause(&self) {
+        self.signal_all(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONTs what [`PgCluster::pause`] stopped.
+    pub fn resume(&self) {
+        self.signal_all(rustix::process::Signal::CONT);
+    }
+
+    fn signal_all(&self, signal: rustix::process::Signal) {
+        let postmaster = self
+            .postmaster_pid()
+            .unwrap_or_else(|| panic!("cluster on port {} is not running", self.port));
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        for pid in pids {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                // A backend that just ended is no failure.
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    }
+
     /// Fast stop, then start.
     pub fn restart(&self) {
         self.stop();
@@ -533,6 +559,23 @@ pub fn process_alive(pid: i32) -> bool {
     // The state is the first field after the parenthesised command name.
     let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
     !matches!(state.and_then(|s| s.chars().next()), Some('Z' | 'X') | None)
+}
+
+/// The pids whose parent is `parent` (from `/proc/*/stat`).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name: state, then the parent's pid.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {
