@@ -28,6 +28,15 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 /// kernel's TCP timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long data sent on a connection may stay unacknowledged before the connection is
+/// given up (when the URL sets no `tcp_user_timeout`).
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the URL's query sets `key`.
+fn query_has(query: &str, key: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == key)
+}
+
 /// A `[store] url` (or `--store-url`, `PUSHAUTHD_STORE_URL`) that cannot be used, with what to
 /// do about it.
 #[derive(Debug, Error)]
@@ -163,6 +172,15 @@ impl PgSettings {
         config.ssl_mode(mode);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        // A host that vanished without closing its connections (power loss, a partition):
+        // a statement sent to it fails after this instead of hanging for TCP's minutes, and
+        // idle connections (the LISTEN one) are probed every half minute.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
+        }
+        if !query_has(query, "keepalives_idle") {
+            config.keepalives_idle(Duration::from_secs(30));
         }
         if config.get_application_name().is_none() {
             config.application_name("pushauthd");

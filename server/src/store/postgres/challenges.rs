@@ -43,13 +43,14 @@ pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
 }
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its
-/// devices.
+/// devices (one statement).
 pub(super) fn finish(conn: &Conn<'_>, id: &str, devices: &[String]) -> Result<(), PgError> {
-    conn.exec(
+    notify::changed_after(
+        conn,
         "DELETE FROM open_challenge_devices WHERE challenge_id = $1",
-        &[&id],
-    )?;
-    notify::changed(conn, Some(id), devices)
+        id,
+        devices,
+    )
 }
 
 /// Moves one challenge to `expired` if it is open and due; audits and notifies it. True if it
@@ -107,7 +108,8 @@ fn transition<D: Db>(
         let Some(current) = select_challenge(c, id, true)? else {
             return Ok(Cas::Missing);
         };
-        if expire_if_due(c, id, &current.user, now)? {
+        // The row is locked and fresh: only a due one needs the expiring UPDATE.
+        if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
             let after = select_challenge(c, id, false)?;
             return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
         }

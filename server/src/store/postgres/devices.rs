@@ -56,20 +56,21 @@ pub(super) fn use_device_nonce<D: Db>(
         return Ok(false);
     }
     db.write(|c| {
-        let fresh = c.exec(
-            "INSERT INTO device_nonces (device_id, nonce, valid_until) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            &[&device_id, &nonce, &valid_until],
-        )? == 1;
-        if fresh {
-            // Second granularity is plenty and spares a row write per request.
-            c.exec(
-                "UPDATE devices SET last_seen_at = $2 \
-                 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at <= $2::bigint - 1000)",
-                &[&device_id, &now],
-            )?;
-        }
-        Ok(fresh)
+        // One statement: the nonce, and when it is fresh the device's last_seen_at (second
+        // granularity is plenty and spares a row write per request).
+        let fresh: i64 = get(
+            &c.one(
+                "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
+                 seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
+                 AND EXISTS (SELECT 1 FROM fresh) \
+                 AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
+                 SELECT count(*) FROM fresh",
+                &[&device_id, &nonce, &valid_until, &now],
+            )?,
+            0,
+        )?;
+        Ok(fresh == 1)
     })
 }
 

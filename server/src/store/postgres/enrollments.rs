@@ -6,6 +6,7 @@ use super::audit::write_audit;
 use super::challenges::select_challenge;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
+use super::notify;
 use crate::clock::{self, Millis};
 use crate::store::{
     ApprovalFacts, AuditEntry, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice,
@@ -237,6 +238,8 @@ pub(super) fn redeem_enrollment<D: Db>(
             },
             now,
         )?;
+        // The user's other devices hear of the new binding on every replica.
+        notify::user_devices(c, &user, &device.id)?;
         Ok(Redeem::Enrolled(Box::new(DeviceRecord {
             id: device.id.clone(),
             user,

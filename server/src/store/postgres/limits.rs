@@ -16,50 +16,39 @@ use crate::store::{AuditEntry, ChallengeRecord, CodeTally, NewChallenge, StoreRe
 /// [`Store::create_challenge`](crate::store::Store::create_challenge)).
 pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, PgError> {
     let now = new.created_at;
-    let locked_until: Option<Millis> = c
-        .opt(
-            "SELECT until FROM push_locks WHERE user_name = $1 AND rp_id = $2 AND source = $3",
-            &[&new.user, &new.rp_id, &new.source],
-        )?
-        .map(|r| get(&r, 0))
-        .transpose()?;
-    // Challenges from before an unlock no longer count.
-    let reset_at: Millis = c
-        .opt(
-            "SELECT at FROM push_resets WHERE user_name = $1",
-            &[&new.user],
-        )?
-        .map(|r| get(&r, 0))
-        .transpose()?
-        .unwrap_or(Millis::MIN);
-    let since = new.window_start.max(reset_at);
-    // All counts in one statement (one round trip), each served by its index.
+    // Everything in one statement (one round trip), each count served by its index.
+    // Challenges from before an unlock (`reset`) no longer count; the window starts at the
+    // later of the two (`since`).
     let row = c.one(
         &format!(
-            "SELECT \
-             (SELECT count(*) FROM challenges WHERE user_name = $1 AND state IN {OPEN} \
-              AND expires_at > $4 AND created_at > $5 AND rp_id = $2 AND source = $3), \
-             (SELECT count(*) FROM challenges WHERE user_name = $1 AND state IN {OPEN} \
-              AND expires_at > $4 AND created_at > $5), \
-             (SELECT count(*) FROM challenges WHERE user_name = $1 AND rp_id = $2 \
-              AND source = $3 AND created_at > $6 AND state <> 'approved'), \
-             (SELECT count(*) FROM challenges WHERE user_name = $1 AND created_at > $6 \
-              AND state <> 'approved'), \
+            "WITH reset AS (SELECT coalesce((SELECT at FROM push_resets WHERE user_name = $1), \
+              -9223372036854775808) AS at), \
+             since AS (SELECT GREATEST($5::bigint, reset.at) AS at FROM reset) \
+             SELECT \
+             (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
+              AND expires_at > $4 AND created_at > reset.at AND rp_id = $2 AND source = $3), \
+             (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
+              AND expires_at > $4 AND created_at > reset.at), \
+             (SELECT count(*) FROM challenges, since WHERE user_name = $1 AND rp_id = $2 \
+              AND source = $3 AND created_at > since.at AND state <> 'approved'), \
+             (SELECT count(*) FROM challenges, since WHERE user_name = $1 \
+              AND created_at > since.at AND state <> 'approved'), \
              EXISTS (SELECT 1 FROM challenges WHERE user_name = $1 AND rp_id = $2 \
-              AND source = $3 AND created_at > $7 AND state = 'approved'), \
-             (SELECT count FROM code_failures WHERE user_name = $1)"
+              AND source = $3 AND created_at > $6 AND state = 'approved'), \
+             (SELECT count FROM code_failures WHERE user_name = $1), \
+             (SELECT until FROM push_locks WHERE user_name = $1 AND rp_id = $2 AND source = $3)"
         ),
         &[
             &new.user,
             &new.rp_id,
             &new.source,
             &now,
-            &reset_at,
-            &since,
+            &new.window_start,
             &new.known_since,
         ],
     )?;
     let code_failures: Option<i64> = get(&row, 5)?;
+    let locked_until: Option<Millis> = get(&row, 6)?;
     Ok(PushState {
         code_failures: u32::try_from(code_failures.unwrap_or(0)).unwrap_or(u32::MAX),
         locked_until,

@@ -59,7 +59,10 @@ pub(super) fn add_notice<D: Db>(
     notice: &NoticeRecord,
     keep_since: Millis,
 ) -> StoreResult<()> {
-    db.write(|c| write_notice(c, notice, keep_since))
+    db.write(|c| {
+        write_notice(c, notice, keep_since)?;
+        super::notify::user_devices(c, &notice.user, "")
+    })
 }
 
 /// [`Store::user_notices`](crate::store::Store::user_notices).

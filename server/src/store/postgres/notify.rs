@@ -6,7 +6,8 @@
 //!   answered, cancelled, expired, or a revoked device dropped from it) or a grace login was
 //!   stored;
 //! - [`DEVICE_CHANNEL`], payload a device id: what its long-poll returns changed (a challenge
-//!   was created for it, or one of its challenges ended).
+//!   was created for it, one of its challenges ended, another device was bound to its user, or
+//!   a notice for its user was stored).
 
 use super::db::Conn;
 use super::error::PgError;
@@ -26,6 +27,36 @@ pub(super) fn changed(
         "SELECT pg_notify('pushauth_challenge', $1::text) WHERE $1::text IS NOT NULL \
          UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
         &[&id, &devices],
+    )?;
+    Ok(())
+}
+
+/// [`changed`] for challenge `id`, after `delete` (a `DELETE` whose one parameter is `$1`, the
+/// challenge id) in the same statement: one round trip for both.
+pub(super) fn changed_after(
+    conn: &Conn<'_>,
+    delete: &str,
+    id: &str,
+    devices: &[String],
+) -> Result<(), PgError> {
+    conn.query(
+        &format!(
+            "WITH gone AS ({delete}) \
+             SELECT pg_notify('pushauth_challenge', $1::text) \
+             UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d"
+        ),
+        &[&id, &devices],
+    )?;
+    Ok(())
+}
+
+/// Notifies every active device of `user` but `except` (their long-polls return: a new binding
+/// or a notice to fetch).
+pub(super) fn user_devices(conn: &Conn<'_>, user: &str, except: &str) -> Result<(), PgError> {
+    conn.query(
+        "SELECT pg_notify('pushauth_device', id) FROM devices \
+         WHERE user_name = $1 AND revoked_at IS NULL AND id <> $2",
+        &[&user, &except],
     )?;
     Ok(())
 }

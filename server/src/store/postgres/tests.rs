@@ -196,6 +196,10 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
     // Expiry on read is a change too.
     store.get_challenge("c2", 70_000).unwrap();
     assert_eq!(next(), changed("c2"));
+    assert_eq!(next(), device("d1"));
+    // A new binding wakes the user's other devices (they fetch their notices).
+    enrolled(store.as_ref(), "alice", "d22");
+    assert_eq!(next(), device("d1"));
     drop(client);
 }
 
@@ -351,4 +355,75 @@ fn issue13_an_atomic_unit_keeps_other_replicas_writers_out() {
         .map(|e| e.kind)
         .collect();
     assert_eq!(kinds, ["unit_read", "unit_write", "other"]);
+}
+
+#[test]
+fn issue13_tls_trusts_the_ca_file_and_nothing_else() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(url) = database("issue13_tls_trusts_the_ca_file_and_nothing_else") else {
+        return;
+    };
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    // The server's certificate names the address the URL uses; its key belongs to the
+    // server's user, mode 0600 (PostgreSQL refuses it otherwise).
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let data = pg.data_dir();
+    let owner = std::fs::metadata(&data).unwrap();
+    let (crt, key) = (data.join("h2-server.crt"), data.join("h2-server.key"));
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+    for f in [&crt, &key] {
+        std::os::unix::fs::chown(f, Some(owner.uid()), Some(owner.gid())).unwrap();
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    pg.psql(&format!(
+        "ALTER SYSTEM SET ssl_cert_file = '{}'",
+        crt.display()
+    ));
+    pg.psql(&format!(
+        "ALTER SYSTEM SET ssl_key_file = '{}'",
+        key.display()
+    ));
+    pg.psql("ALTER SYSTEM SET ssl = on");
+    pg.psql("SELECT pg_reload_conf()");
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let stranger = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tls_url = |file: &std::path::Path| format!("{url}?sslrootcert={}", file.display());
+    // The reload takes a moment to reach new connections.
+    let mut used_tls = false;
+    for _ in 0..50 {
+        let s = settings(&tls_url(&ca));
+        if let Ok((client, connection)) = runtime.block_on(connect_one(&s)) {
+            let driver = runtime.spawn(connection);
+            let row = runtime
+                .block_on(client.query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                ))
+                .unwrap();
+            used_tls = row.get(0);
+            drop(client);
+            let _ = runtime.block_on(driver);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(used_tls, "the connection trusting the CA file is encrypted");
+    // The store itself works over it.
+    let store = PgStore::open(&settings(&tls_url(&ca)), true).unwrap();
+    store.health().unwrap();
+    // A certificate the CA file does not vouch for is refused, as no primary would be.
+    let err = runtime
+        .block_on(connect_one(&settings(&tls_url(&other))))
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(kind(&err), DbErrorKind::Unavailable, "{err}");
 }

@@ -366,13 +366,19 @@ fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
     enrolled(&*store, "alice", "d1");
     challenge(&*store, "c1", 1_000, 60_000);
     assert!(store.get_challenge("c1\0", 1_000).unwrap().is_none());
-    assert!(matches!(store.acknowledge("\0", 1_000).unwrap(), Cas::Missing));
+    assert!(matches!(
+        store.acknowledge("\0", 1_000).unwrap(),
+        Cas::Missing
+    ));
     assert!(store.user_devices("alice\0").unwrap().is_none());
     assert!(store.get_device("d1\0").unwrap().is_none());
     assert!(store.list_audit(10, Some("\0")).unwrap().is_empty());
     assert!(store.get_relying_party("\0").unwrap().is_none());
     assert!(!store.unlock_user("alice\0", "admin", 2_000).unwrap());
-    assert!(store.revoke_device("d1\0", "admin", 2_000).unwrap().is_none());
+    assert!(store
+        .revoke_device("d1\0", "admin", 2_000)
+        .unwrap()
+        .is_none());
     assert!(store.device_challenges("d1\0", 2_000).unwrap().0.is_empty());
     assert_eq!(store.device_challenges("d1", 2_000).unwrap().0.len(), 1);
 }

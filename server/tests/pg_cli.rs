@@ -1,0 +1,97 @@
+//! Issue 13: the `pushauthd` binary on a PostgreSQL store: `migrate` (and what it says), `serve
+//! --no-migrate` on a database that is behind, a password in the URL refused, and the admin
+//! commands through `--store-url`. Runs whenever PostgreSQL is installed (skipped, saying so,
+//! when not).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::process::{Command, Output};
+
+use pushauth_testkit::PgCluster;
+
+fn pushauthd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+        .args(args)
+        .env_remove("PUSHAUTHD_STORE_URL")
+        .env_remove("PUSHAUTHD_DATA_DIR")
+        .env_remove("PUSHAUTHD_LISTEN")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn issue13_migrate_no_migrate_and_admin_commands_on_postgresql() {
+    if !PgCluster::available() && std::env::var_os(pushauth_testkit::REQUIRE_ENV).is_none() {
+        eprintln!("SKIPPED issue13_migrate_no_migrate: PostgreSQL is not installed");
+        return;
+    }
+    let pg = PgCluster::shared("pg_cli").unwrap();
+    let name = format!("cli_{}", std::process::id());
+    pg.create_database(&name);
+    let url = pg.url(&name);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+
+    // Behind: serve --no-migrate refuses and says what to do; nothing is created.
+    let out = pushauthd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--store-url",
+        &url,
+        "--no-migrate",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("run pushauthd migrate"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pg.psql_db(&name, "SELECT to_regclass('schema_version') IS NULL"),
+        "t"
+    );
+
+    let out = pushauthd(&["migrate", "--store-url", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("from version 0 to 9"), "{}", text(&out));
+    let out = pushauthd(&["migrate", "--store-url", &url]);
+    assert!(
+        text(&out).contains("at version 9: nothing to do"),
+        "{}",
+        text(&out)
+    );
+
+    // A password in the URL is refused with the fix, and not echoed.
+    let with_password = url.replacen("pushauth@", "pushauth:hunter2@", 1);
+    let out = pushauthd(&["rp", "list", "--store-url", &with_password]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("password_file"), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+
+    // The admin commands work on the database.
+    let out = pushauthd(&["rp", "add", "bastion", "--store-url", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = pushauthd(&["rp", "list", "--store-url", &url]);
+    assert!(text(&out).contains("bastion"), "{}", text(&out));
+    assert_eq!(
+        pg.psql_db(&name, "SELECT count(*) FROM relying_parties"),
+        "1"
+    );
+
+    // Newer than the binary: refused by every command.
+    pg.psql_db(&name, "UPDATE schema_version SET version = 99");
+    let out = pushauthd(&["rp", "list", "--store-url", &url]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("version 99 is newer"), "{}", text(&out));
+}
