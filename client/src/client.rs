@@ -284,14 +284,24 @@ impl Client {
         let home = login.server;
         let mut current = home;
         let mut backoff = FIRST_BACKOFF;
-        // The starting server's last failure, else another's: what the caller hears at the
-        // deadline (so a dead starting server still reads as it did before replicas).
+        // What the caller hears at the deadline: the starting server's last failure, except
+        // that "unreachable" (which a `safe` policy may let in on) is only said when no other
+        // server was reached either (issue 9 item 6, as for a new request).
         let mut home_failure: Option<Failure> = None;
         let mut other_failure: Option<Failure> = None;
         loop {
             let started = Instant::now();
             if started >= deadline {
-                return match home_failure.or(other_failure) {
+                let failure = match (home_failure, other_failure) {
+                    (Some(Failure::Unreached(_)), Some(other))
+                        if !matches!(other, Failure::Unreached(_)) =>
+                    {
+                        Some(other)
+                    }
+                    (Some(home), _) => Some(home),
+                    (None, other) => other,
+                };
+                return match failure {
                     Some(failure) => Err(failure.into_error()),
                     None => Ok(Outcome::TimedOut),
                 };

@@ -676,8 +676,9 @@ fn issue13_wait_fails_over_to_the_next_replica() {
 }
 
 /// A second server that is not a replica (it does not know the challenge, or the key) only
-/// sends the wait back: the starting server's answer decides, and a dead starting server
-/// still reads as unreachable at the deadline, as it did before replicas.
+/// sends the wait back: the starting server's answer decides. When the starting server is
+/// gone, the wait ends "unreachable" only if no other server was reached either: a reached
+/// server's refusal or 503 is a refusal, never what a `safe` policy lets in on.
 #[test]
 fn issue13_a_server_that_does_not_know_the_challenge_does_not_end_the_wait() {
     let s = script();
@@ -716,31 +717,47 @@ fn issue13_a_server_that_does_not_know_the_challenge_does_not_end_the_wait() {
         "the other server was asked once"
     );
 
-    // The starting server went away for good; the other one never knew the challenge.
-    let s_a = s.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a_url = format!("http://{}", listener.local_addr().unwrap());
-    let a_thread = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let (_, _, body) = read_request(&mut reader).unwrap();
-        respond(&mut &stream, 201, &s_a.created(&body));
-        // The listener is dropped: connections are refused from now on.
-    });
-    let b = fake_server(Arc::new(|_, _, _| {
+    // The starting server went away for good.
+    let gone = |s: Arc<Script>, other: String| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a_url = format!("http://{}", listener.local_addr().unwrap());
+        let a_thread = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (_, _, body) = read_request(&mut reader).unwrap();
+            respond(&mut &stream, 201, &s.created(&body));
+            // The listener is dropped: connections are refused from now on.
+        });
+        let client = two_servers(a_url, other);
+        let login = client
+            .start("alice", &context(), &StartOptions::default())
+            .unwrap();
+        a_thread.join().unwrap();
+        client.wait(&login, Instant::now() + Duration::from_secs(2))
+    };
+    // The other server is gone too: nothing was reached.
+    let result = gone(s.clone(), dead_url());
+    assert!(
+        matches!(result, Err(ClientError::Unreachable(_))),
+        "{result:?}"
+    );
+    // The other server answers that it cannot reach its database: a server error.
+    let down = fake_server(Arc::new(|_, _, _| Some((503, STORE_DOWN.into()))));
+    let result = gone(s.clone(), down);
+    assert!(
+        matches!(result, Err(ClientError::ServerError(_))),
+        "{result:?}"
+    );
+    // The other server does not know the challenge: refused, not unreachable.
+    let stranger = fake_server(Arc::new(|_, _, _| {
         Some((
             404,
             r#"{"error":"not_found","message":"no such challenge"}"#.into(),
         ))
     }));
-    let client = two_servers(a_url, b);
-    let login = client
-        .start("alice", &context(), &StartOptions::default())
-        .unwrap();
-    a_thread.join().unwrap();
-    let result = client.wait(&login, Instant::now() + Duration::from_secs(2));
+    let result = gone(s, stranger);
     assert!(
-        matches!(result, Err(ClientError::Unreachable(_))),
+        matches!(result, Err(ClientError::Rejected { status: 404, .. })),
         "{result:?}"
     );
 }
