@@ -272,14 +272,36 @@ impl Client {
     /// Waits until the challenge is decided, expires or is cancelled, or until `deadline`.
     /// Network failures and server errors are retried until the deadline, so a server restart
     /// loses nothing.
+    ///
+    /// Replicas (issue 13): when the server that started the challenge gives no answer or says
+    /// it cannot serve now (502–504, 503 `store_unavailable`), the next configured server is
+    /// asked, in turn, since replicas over one database all know the challenge. Only the
+    /// starting server's refusals end the wait: another server that does not know the
+    /// challenge (a separate pushauthd, not a replica) or refuses the key only sends the wait
+    /// on to the next server. Every answer is verified as before, whichever server gave it.
     pub fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
-        let base = self.server(login)?;
+        self.server(login)?;
+        let home = login.server;
+        let mut current = home;
         let mut backoff = FIRST_BACKOFF;
-        let mut last_failure: Option<Failure> = None;
+        // What the caller hears at the deadline: the starting server's last failure, except
+        // that "unreachable" (which a `safe` policy may let in on) is only said when no other
+        // server was reached either (issue 9 item 6, as for a new request).
+        let mut home_failure: Option<Failure> = None;
+        let mut other_failure: Option<Failure> = None;
         loop {
             let started = Instant::now();
             if started >= deadline {
-                return match last_failure {
+                let failure = match (home_failure, other_failure) {
+                    (Some(Failure::Unreached(_)), Some(other))
+                        if !matches!(other, Failure::Unreached(_)) =>
+                    {
+                        Some(other)
+                    }
+                    (Some(home), _) => Some(home),
+                    (None, other) => other,
+                };
+                return match failure {
                     Some(failure) => Err(failure.into_error()),
                     None => Ok(Outcome::TimedOut),
                 };
@@ -291,13 +313,14 @@ impl Client {
                 remaining.saturating_sub(POLL_MARGIN).as_secs(),
                 MAX_POLL_SECS,
             );
+            let base = self.servers.get(current).map_or("", String::as_str);
             let url = format!("{base}/v1/challenges/{}?wait={wait_secs}", login.id);
             let timeout = min(Duration::from_secs(wait_secs) + POLL_MARGIN * 2, remaining);
             let result: Result<ChallengeStatus, Failure> =
                 self.http.call("GET", &url, None::<&()>, timeout);
             match result {
                 Ok(status) => {
-                    last_failure = None;
+                    (home_failure, other_failure) = (None, None);
                     backoff = FIRST_BACKOFF;
                     if let Some(outcome) = verify::outcome(login, &status)? {
                         return Ok(outcome);
@@ -322,8 +345,18 @@ impl Client {
                 Err(Failure::NoAnswer(_)) if Instant::now() >= deadline => {
                     return Ok(Outcome::TimedOut)
                 }
-                Err(failure) if failure.is_transient() => {
-                    last_failure = Some(failure);
+                Err(failure)
+                    if failure.is_transient() || failure.may_ask_another() || current != home =>
+                {
+                    let asked = current;
+                    if failure.may_ask_another() || current != home {
+                        current = (current + 1) % self.servers.len().max(1);
+                    }
+                    if asked == home {
+                        home_failure = Some(failure);
+                    } else {
+                        other_failure = Some(failure);
+                    }
                     sleep(min(
                         backoff,
                         deadline.saturating_duration_since(Instant::now()),
@@ -343,17 +376,44 @@ impl Client {
 
     /// [`Client::cancel`] that gives up at `deadline` (connect and TLS included). A deadline
     /// already passed still gets one short attempt of [`MIN_CANCEL_TIME`].
+    ///
+    /// When the server that started the challenge gives no answer or cannot serve now
+    /// (502–504, 503 `store_unavailable`), the other servers are asked in turn within what
+    /// is left (replicas over one database, issue 13); only the starting server's failure is
+    /// reported if none of them cancels it.
     pub fn cancel_until(&self, login: &PendingLogin, deadline: Instant) -> Result<(), ClientError> {
-        let base = self.server(login)?;
-        let url = format!("{base}/v1/challenges/{}", login.id);
-        let timeout = deadline
-            .saturating_duration_since(Instant::now())
-            .max(MIN_CANCEL_TIME);
-        let _: ChallengeStatus = self
-            .http
-            .call("DELETE", &url, None::<&()>, timeout)
-            .map_err(Failure::into_error)?;
-        Ok(())
+        self.server(login)?;
+        let count = self.servers.len();
+        let mut home_failure = None;
+        for step in 0..count {
+            let index = (login.server + step) % count;
+            let base = self.servers.get(index).map_or("", String::as_str);
+            let url = format!("{base}/v1/challenges/{}", login.id);
+            let left = deadline.saturating_duration_since(Instant::now());
+            // The starting server always gets its try, even past the deadline.
+            let timeout = if step == 0 {
+                left.max(MIN_CANCEL_TIME)
+            } else if left.is_zero() {
+                break;
+            } else {
+                left
+            };
+            let result: Result<ChallengeStatus, Failure> =
+                self.http.call("DELETE", &url, None::<&()>, timeout);
+            match result {
+                Ok(_) => return Ok(()),
+                Err(failure) if step == 0 && failure.may_ask_another() => {
+                    home_failure = Some(failure);
+                }
+                Err(failure) if step == 0 => return Err(failure.into_error()),
+                // Another server that cannot cancel it (not a replica, or down too).
+                Err(_) => {}
+            }
+        }
+        Err(home_failure.map_or_else(
+            || ClientError::ServerError("no server cancelled the challenge".into()),
+            Failure::into_error,
+        ))
     }
 
     fn server(&self, login: &PendingLogin) -> Result<&str, ClientError> {

@@ -57,8 +57,10 @@ impl Failure {
     }
 
     /// Whether the next server may be tried for a new request: this one gave no usable answer
-    /// (not reached, no answer, TLS failure) or only a gateway answered that it could not reach
-    /// it (502–504). The next server must still approve, so failing over never lets anyone in
+    /// (not reached, no answer, TLS failure), only a gateway answered that it could not reach
+    /// it (502–504), or the server said it cannot reach its database (503
+    /// `store_unavailable`: nothing was done; another replica may reach the new primary,
+    /// issue 13). The next server must still approve, so failing over never lets anyone in
     /// by itself; what the caller is told at the end is decided by [`Failure::into_error`] over
     /// every server tried.
     pub(crate) fn may_fail_over(&self) -> bool {
@@ -66,6 +68,18 @@ impl Failure {
             Failure::Unreached(_) | Failure::NoAnswer(_) | Failure::Tls(_) => true,
             Failure::Status { status, .. } => matches!(status, 502..=504),
             Failure::Request(_) | Failure::Body(_) => false,
+        }
+    }
+
+    /// Whether another server may answer a long-poll for a challenge this one started: it
+    /// gave no answer, a gateway or the server said it cannot serve now (502–504, including
+    /// 503 `store_unavailable`). A TLS failure is not: it may be an attack on this path, and
+    /// ends the wait as it always did.
+    pub(crate) fn may_ask_another(&self) -> bool {
+        match self {
+            Failure::Unreached(_) | Failure::NoAnswer(_) => true,
+            Failure::Status { status, .. } => matches!(status, 502..=504),
+            Failure::Tls(_) | Failure::Request(_) | Failure::Body(_) => false,
         }
     }
 

@@ -581,3 +581,222 @@ fn issue9_item7_remote_plain_http_is_refused() {
     cfg.allow_insecure_http = true;
     assert!(Client::new(cfg).is_ok());
 }
+
+// ---------------------------------------------------------------- issue 13
+
+const STORE_DOWN: &str =
+    r#"{"error":"store_unavailable","message":"the server cannot reach its database"}"#;
+
+fn two_servers(a: String, b: String) -> Client {
+    Client::new(ClientConfig::new(vec![a, b], "fake-api-key")).unwrap()
+}
+
+/// A new challenge goes to the next server when the first cannot reach its database; when
+/// every server says so, the caller hears a server error (a refusal), never "unreachable".
+#[test]
+fn issue13_store_unavailable_fails_over_and_is_never_unreachable() {
+    let s = script();
+    let posted_to_b = Arc::new(Mutex::new(0));
+    let a = fake_server(Arc::new(|_, _, _| Some((503, STORE_DOWN.into()))));
+    let (s2, seen) = (s.clone(), posted_to_b.clone());
+    let b = fake_server(Arc::new(move |method, _, body| {
+        assert_eq!(method, "POST");
+        *seen.lock().unwrap() += 1;
+        Some((201, s2.created(body)))
+    }));
+    let login = two_servers(a.clone(), b)
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    assert_eq!(login.id, "chal1");
+    assert_eq!(*posted_to_b.lock().unwrap(), 1);
+
+    let also_down = fake_server(Arc::new(|_, _, _| Some((503, STORE_DOWN.into()))));
+    let result = two_servers(a, also_down).start("alice", &context(), &StartOptions::default());
+    match result {
+        Err(ClientError::ServerError(text)) => assert!(text.contains("database"), "{text}"),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+/// The server that started the challenge cannot reach its database (or died): the wait asks
+/// the next replica, which answers, and the answer is verified like any other.
+#[test]
+fn issue13_wait_fails_over_to_the_next_replica() {
+    let s = script();
+    let s_a = s.clone();
+    let a = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s_a.created(body)));
+        }
+        Some((503, STORE_DOWN.into()))
+    }));
+    let s_b = s.clone();
+    let b = fake_server(Arc::new(move |method, path, _| {
+        assert_eq!(method, "GET");
+        assert!(path.starts_with("/v1/challenges/chal1?wait="), "{path}");
+        *s_b.polls.lock().unwrap() += 1;
+        Some((200, s_b.approved(&s_b.key, "42")))
+    }));
+    let client = two_servers(a, b);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let started = Instant::now();
+    let outcome = client
+        .wait(&login, started + Duration::from_secs(10))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+    assert_eq!(*s.polls.lock().unwrap(), 1);
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // A replica's forged answer is refused just the same.
+    let s_a = s.clone();
+    let a = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s_a.created(body)));
+        }
+        None
+    }));
+    let s_b = s.clone();
+    let b = fake_server(Arc::new(move |_, _, _| {
+        Some((
+            200,
+            s_b.approved(&DeviceSigningKey::from_seed(&[9; 32]), "42"),
+        ))
+    }));
+    let client = two_servers(a, b);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let result = client.wait(&login, Instant::now() + Duration::from_secs(5));
+    assert!(
+        matches!(result, Err(ClientError::BadAnswer(_))),
+        "{result:?}"
+    );
+}
+
+/// A second server that is not a replica (it does not know the challenge, or the key) only
+/// sends the wait back: the starting server's answer decides. When the starting server is
+/// gone, the wait ends "unreachable" only if no other server was reached either: a reached
+/// server's refusal or 503 is a refusal, never what a `safe` policy lets in on.
+#[test]
+fn issue13_a_server_that_does_not_know_the_challenge_does_not_end_the_wait() {
+    let s = script();
+    let s_a = s.clone();
+    let a = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s_a.created(body)));
+        }
+        let mut polls = s_a.polls.lock().unwrap();
+        *polls += 1;
+        match *polls {
+            1 => None,
+            _ => Some((200, s_a.approved(&s_a.key, "42"))),
+        }
+    }));
+    let asked_b = Arc::new(Mutex::new(0));
+    let seen = asked_b.clone();
+    let b = fake_server(Arc::new(move |_, _, _| {
+        *seen.lock().unwrap() += 1;
+        Some((
+            404,
+            r#"{"error":"not_found","message":"no such challenge"}"#.into(),
+        ))
+    }));
+    let client = two_servers(a, b);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let outcome = client
+        .wait(&login, Instant::now() + Duration::from_secs(10))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+    assert_eq!(
+        *asked_b.lock().unwrap(),
+        1,
+        "the other server was asked once"
+    );
+
+    // The starting server went away for good.
+    let gone = |s: Arc<Script>, other: String| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a_url = format!("http://{}", listener.local_addr().unwrap());
+        let a_thread = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (_, _, body) = read_request(&mut reader).unwrap();
+            respond(&mut &stream, 201, &s.created(&body));
+            // The listener is dropped: connections are refused from now on.
+        });
+        let client = two_servers(a_url, other);
+        let login = client
+            .start("alice", &context(), &StartOptions::default())
+            .unwrap();
+        a_thread.join().unwrap();
+        client.wait(&login, Instant::now() + Duration::from_secs(2))
+    };
+    // The other server is gone too: nothing was reached.
+    let result = gone(s.clone(), dead_url());
+    assert!(
+        matches!(result, Err(ClientError::Unreachable(_))),
+        "{result:?}"
+    );
+    // The other server answers that it cannot reach its database: a server error.
+    let down = fake_server(Arc::new(|_, _, _| Some((503, STORE_DOWN.into()))));
+    let result = gone(s.clone(), down);
+    assert!(
+        matches!(result, Err(ClientError::ServerError(_))),
+        "{result:?}"
+    );
+    // The other server does not know the challenge: refused, not unreachable.
+    let stranger = fake_server(Arc::new(|_, _, _| {
+        Some((
+            404,
+            r#"{"error":"not_found","message":"no such challenge"}"#.into(),
+        ))
+    }));
+    let result = gone(s, stranger);
+    assert!(
+        matches!(result, Err(ClientError::Rejected { status: 404, .. })),
+        "{result:?}"
+    );
+}
+
+/// A cancel goes to the next replica when the starting server cannot reach its database.
+#[test]
+fn issue13_cancel_fails_over_to_the_next_replica() {
+    let s = script();
+    let s_a = s.clone();
+    let a = fake_server(Arc::new(move |method, _, body| {
+        if method == "POST" {
+            return Some((201, s_a.created(body)));
+        }
+        Some((503, STORE_DOWN.into()))
+    }));
+    let cancelled = Arc::new(Mutex::new(Vec::new()));
+    let seen = cancelled.clone();
+    let b = fake_server(Arc::new(move |method, path, _| {
+        seen.lock().unwrap().push(format!("{method} {path}"));
+        let status = ChallengeStatus {
+            id: "chal1".into(),
+            state: ChallengeState::Cancelled,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            device_id: None,
+            decision: None,
+            reason: None,
+            responded_at: None,
+            signature: None,
+            typed_code: None,
+        };
+        Some((200, serde_json::to_string(&status).unwrap()))
+    }));
+    let client = two_servers(a, b);
+    let login = client
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    client.cancel(&login).unwrap();
+    assert_eq!(
+        *cancelled.lock().unwrap(),
+        vec!["DELETE /v1/challenges/chal1"]
+    );
+}

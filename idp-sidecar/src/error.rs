@@ -141,6 +141,9 @@ impl ErrorCode {
             | U::PayloadTooLarge
             | U::Internal
             | U::StorageFull
+            // Every server's database unreachable (the client already tried the others):
+            // an outage, passed on as upstream_error like any other pushauthd failure.
+            | U::StoreUnavailable
             | U::PushOriginNotAllowed => None,
         }
     }

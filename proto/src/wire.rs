@@ -80,6 +80,9 @@ pub enum ErrorCode {
     /// 507: the store reached its configured size bound (`[retention] max_db_mb`); new
     /// challenges are refused until retention or an administrator makes room.
     StorageFull,
+    /// 503: the server cannot reach its database (no primary reachable, a failover under
+    /// way), so it cannot answer. Try another server, or again shortly (issue 13).
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -99,6 +102,7 @@ impl ErrorCode {
             TooManyOpenChallenges | RateLimited | UserLocked => 429,
             Internal => 500,
             StorageFull => 507,
+            StoreUnavailable => 503,
         }
     }
 
@@ -136,6 +140,7 @@ impl ErrorCode {
             BackupCodeInvalid => "backup_code_invalid",
             Internal => "internal",
             StorageFull => "storage_full",
+            StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -673,6 +678,11 @@ mod tests {
         assert_eq!(ErrorCode::ApprovalUsed.status(), 409);
         assert_eq!(ErrorCode::BootstrapNotAllowed.status(), 403);
         assert_eq!(ErrorCode::StorageFull.status(), 507);
+        assert_eq!(ErrorCode::StoreUnavailable.status(), 503);
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::StoreUnavailable).unwrap(),
+            "\"store_unavailable\""
+        );
         assert_eq!(
             serde_json::to_string(&ErrorCode::StorageFull).unwrap(),
             "\"storage_full\""

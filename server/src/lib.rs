@@ -35,6 +35,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod waiters;
+pub mod wake;
 pub mod web;
 pub mod webhook;
 pub mod webpush;

@@ -87,6 +87,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
+/// The metrics of the cross-replica wake-up listener ([`crate::wake`]).
+#[derive(Clone, Debug, Default)]
+pub struct WakeMetrics {
+    /// Successful LISTEN connections after the first.
+    pub reconnects: Counter,
+    /// Notifications received.
+    pub notifications: Counter,
+    /// 1 while the listener is connected and listening.
+    pub connected: Gauge,
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -97,6 +108,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     connections: ConnMetrics,
     push: PushMetrics,
+    wake: WakeMetrics,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -177,7 +189,24 @@ impl Metrics {
             "Challenges waiting for the Web Push senders",
             push.queued.clone(),
         );
+        let wake = WakeMetrics::default();
+        registry.register(
+            "pushauth_store_listener_reconnects",
+            "Times the PostgreSQL LISTEN connection (cross-replica wake-ups) was made again",
+            wake.reconnects.clone(),
+        );
+        registry.register(
+            "pushauth_store_notifications",
+            "Notifications received on the PostgreSQL LISTEN connection",
+            wake.notifications.clone(),
+        );
+        registry.register(
+            "pushauth_store_listener_connected",
+            "1 while the PostgreSQL LISTEN connection is up (0 on SQLite)",
+            wake.connected.clone(),
+        );
         Metrics {
+            wake,
             push,
             registry,
             challenges,
@@ -191,6 +220,11 @@ impl Metrics {
     /// The handles the connection limiter updates.
     pub fn connections(&self) -> ConnMetrics {
         self.connections.clone()
+    }
+
+    /// The handles the wake-up listener updates.
+    pub fn wake(&self) -> WakeMetrics {
+        self.wake.clone()
     }
 
     /// The handles the Web Push sender updates.

@@ -140,8 +140,19 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_key,
         offline_served: Arc::default(),
         offline_reports: Arc::default(),
+        health_probe: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));
+    // Replicas over PostgreSQL wake each other's long-polls (issue 13).
+    let wake_listener = match &state.config.store {
+        crate::config::StoreConfig::Postgres(settings) => Some(tokio::spawn(crate::wake::listen(
+            (**settings).clone(),
+            state.waiters.clone(),
+            state.metrics.wake(),
+            state.shutdown.clone(),
+        ))),
+        _ => None,
+    };
     let handle = Handle::new();
     let stopper = {
         let handle = handle.clone();
@@ -190,6 +201,9 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     };
     sweeper.abort();
     stopper.abort();
+    if let Some(wake_listener) = wake_listener {
+        wake_listener.abort();
+    }
     tracing::info!("pushauthd stopped");
     result.map_err(ServerError::from)
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub offline_served: Arc<crate::offline::Served>,
     /// The offline-code reports already recorded (a copy writes nothing).
     pub offline_reports: Arc<crate::offline::Reports>,
+    /// Held by the one `GET /healthz` store job queued at a time ([`crate::api::ops::healthz`]).
+    pub health_probe: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -20,8 +20,9 @@ fn lock<T>(map: &Channels<T>) -> MutexGuard<'_, HashMap<String, watch::Sender<T>
     map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Wakeup channels, keyed by challenge id and by device id.
-#[derive(Debug, Default)]
+/// Wakeup channels, keyed by challenge id and by device id. Clones share the channels (the
+/// cross-replica listener, [`crate::wake`], holds one).
+#[derive(Debug, Default, Clone)]
 pub struct Waiters {
     challenges: Arc<Channels<ChallengeNews>>,
     devices: Arc<Channels<()>>,
@@ -115,6 +116,23 @@ impl Waiters {
         self.devices_changed(&challenge.devices);
     }
 
+    /// Wakes waiters on challenge `id` to read it again (a change made by another replica,
+    /// told by a database notification: it comes without the record).
+    pub fn challenge_read_again(&self, id: &str) {
+        notify(&self.challenges, id, || None);
+    }
+
+    /// Wakes every waiter to read again: after the cross-replica listener was disconnected,
+    /// any change may have been missed.
+    pub fn wake_all(&self) {
+        for tx in lock(&self.challenges).values() {
+            tx.send_replace(None);
+        }
+        for tx in lock(&self.devices).values() {
+            tx.send_replace(());
+        }
+    }
+
     /// Wakes the long-polls of these devices.
     pub fn devices_changed(&self, devices: &[String]) {
         for device in devices {
@@ -169,6 +187,35 @@ mod tests {
         drop(device);
         assert!(lock(&waiters.challenges).is_empty());
         assert!(lock(&waiters.devices).is_empty());
+    }
+
+    #[tokio::test]
+    async fn wake_all_wakes_every_challenge_and_device_waiter() {
+        let waiters = Waiters::default();
+        let shared = waiters.clone();
+        let mut c1 = waiters.watch_challenge("c1");
+        let mut c2 = waiters.watch_challenge("c2");
+        let mut d1 = waiters.watch_device("d1");
+        shared.wake_all();
+        for sub in [&mut c1, &mut c2] {
+            let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+                .await
+                .unwrap();
+            assert!(news.is_none(), "a wake-all never carries a record");
+        }
+        tokio::time::timeout(Duration::from_secs(1), d1.changed())
+            .await
+            .unwrap();
+        shared.challenge_read_again("c1");
+        tokio::time::timeout(Duration::from_secs(1), c1.changed())
+            .await
+            .unwrap();
+        // c2 was not named: it stays asleep.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), c2.changed())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -681,7 +681,7 @@ fn ops_endpoints_and_error_bodies() {
     dev.approve(&srv, &c);
     let r = srv.call("GET", "/healthz", None, None);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json["status"], "ok");
+    assert_eq!(r.json["status"], "ready");
     let r = srv.call("GET", "/metrics", None, None);
     assert_eq!(r.status, 200);
     assert!(
@@ -753,6 +753,7 @@ fn openapi_document_matches_the_router() {
         "too_many_open_challenges",
         "enrollment_expired",
         "payload_too_large",
+        "store_unavailable",
     ] {
         assert!(text.contains(code), "{code} not in openapi.json");
     }

@@ -49,7 +49,8 @@ pub struct PgOptions {
 }
 
 /// One temporary PostgreSQL cluster (a primary, or a standby from [`PgCluster::standby`]).
-/// Dropping it stops the server (immediate shutdown) and removes its directory.
+/// Dropping it stops the server (immediate shutdown) and removes its directory; should the test
+/// process die first (killed by a timeout), a reaper process does both once it is gone.
 pub struct PgCluster {
     /// `root/data` is the data directory, `root/log` the server log, and `root` the socket
     /// directory. Owned by the user the server runs as.
@@ -105,18 +106,12 @@ impl PgCluster {
 
     /// One cluster for the whole test process, started on first use (`None`, with a `SKIPPED`
     /// line naming `test`, when PostgreSQL is not installed; see [`PgCluster::start_or_skip`]).
-    /// A static is never dropped, so a reaper process stops the server and removes its
-    /// directory once the test process has exited. Give each test its own database
+    /// A static is never dropped: its reaper (every cluster has one) stops the server and
+    /// removes its directory once the test process has exited. Give each test its own database
     /// ([`PgCluster::create_database`]).
     pub fn shared(test: &str) -> Option<&'static PgCluster> {
         static SHARED: OnceLock<Option<PgCluster>> = OnceLock::new();
-        SHARED
-            .get_or_init(|| {
-                let cluster = Self::start_or_skip(test)?;
-                cluster.spawn_reaper();
-                Some(cluster)
-            })
-            .as_ref()
+        SHARED.get_or_init(|| Self::start_or_skip(test)).as_ref()
     }
 
     /// initdb and start a cluster with [`PgOptions::default`] (fsync off). Panics when the
@@ -162,6 +157,7 @@ impl PgCluster {
         );
         cluster.append_conf(&conf);
         cluster.start_server();
+        cluster.spawn_reaper();
         cluster
     }
 
@@ -281,6 +277,32 @@ impl PgCluster {
         );
     }
 
+    /// SIGSTOPs the postmaster and every backend: the server keeps its connections open and
+    /// answers nothing (a hung host, a network that drops packets). Undo with
+    /// [`PgCluster::resume`].
+    pub fn pause(&self) {
+        self.signal_all(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONTs what [`PgCluster::pause`] stopped.
+    pub fn resume(&self) {
+        self.signal_all(rustix::process::Signal::CONT);
+    }
+
+    fn signal_all(&self, signal: rustix::process::Signal) {
+        let postmaster = self
+            .postmaster_pid()
+            .unwrap_or_else(|| panic!("cluster on port {} is not running", self.port));
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        for pid in pids {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                // A backend that just ended is no failure.
+                let _ = rustix::process::kill_process(pid, signal);
+            }
+        }
+    }
+
     /// Fast stop, then start.
     pub fn restart(&self) {
         self.stop();
@@ -329,6 +351,7 @@ impl PgCluster {
             path_str(standby.dir.path())
         ));
         standby.start_server();
+        standby.spawn_reaper();
         standby
     }
 
@@ -362,7 +385,8 @@ impl PgCluster {
     }
 
     /// Starts `sh` watching this process: when it is gone, an immediate stop and `rm -rf` of
-    /// the cluster's directory (for [`PgCluster::shared`], which is never dropped).
+    /// the cluster's directory. For [`PgCluster::shared`], which is never dropped, and for a
+    /// test process killed before its clusters were dropped (a timeout, Ctrl-C).
     fn spawn_reaper(&self) {
         let data = self.data_dir();
         let pg_ctl = self.bin.join("pg_ctl");
@@ -371,11 +395,18 @@ impl PgCluster {
         } else {
             "\"$1\" stop -m immediate -w -D \"$2\""
         };
+        // The marker names this process: after a drop, a new cluster of another process may
+        // get the same temporary name, and its directory is not ours to remove.
+        let marker = format!(".pushauth-test-{}", std::process::id());
+        let marker_path = self.dir.path().join(&marker);
+        fs::write(&marker_path, b"")
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker_path.display()));
         // The outer shell puts the watcher in the background and exits at once (waited for
         // here), so the watcher is nobody's zombie and outlives this process.
         let script = format!(
-            "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; \
-             rm -rf \"$3\") </dev/null >/dev/null 2>&1 &",
+            "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; \
+             if [ -e \"$3/{marker}\" ]; then {stop} >/dev/null 2>&1; rm -rf \"$3\"; fi) \
+             </dev/null >/dev/null 2>&1 &",
             std::process::id()
         );
         let status = Command::new("sh")
@@ -528,6 +559,23 @@ pub fn process_alive(pid: i32) -> bool {
     // The state is the first field after the parenthesised command name.
     let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
     !matches!(state.and_then(|s| s.chars().next()), Some('Z' | 'X') | None)
+}
+
+/// The pids whose parent is `parent` (from `/proc/*/stat`).
+fn children_of(parent: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name: state, then the parent's pid.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
 }
 
 fn free_port() -> u16 {

@@ -100,3 +100,62 @@ fn the_shared_cluster_is_one_per_process() {
     a.create_database("shared_one");
     assert_eq!(b.psql_db("shared_one", "SELECT 1"), "1");
 }
+
+/// Run by the test below in a child process: starts a cluster, says where, and waits to be
+/// killed.
+#[test]
+#[ignore = "a helper: run by a_killed_test_process_leaves_no_cluster_behind"]
+fn helper_start_a_cluster_and_wait_to_be_killed() {
+    if std::env::var_os("PUSHAUTH_PG_HELPER").is_none() {
+        return;
+    }
+    let pg = PgCluster::start();
+    println!(
+        "CLUSTER {} {}",
+        pg.data_dir().display(),
+        pg.postmaster_pid().unwrap()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn a_killed_test_process_leaves_no_cluster_behind() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    if PgCluster::start_or_skip("killed_process_reaped").is_none() {
+        return;
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_a_cluster_and_wait_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("PUSHAUTH_PG_HELPER", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("CLUSTER ")))
+        .expect("the helper never started its cluster");
+    let mut parts = line.split(' ').skip(1);
+    let data = PathBuf::from(parts.next().unwrap());
+    let pid: i32 = parts.next().unwrap().parse().unwrap();
+    assert!(data.exists() && process_alive(pid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    while data.exists() || process_alive(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "cluster {} (postmaster {pid}) outlived its killed test process",
+            data.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -60,6 +60,27 @@ impl From<crate::hashing::HashingError> for ApiError {
     }
 }
 
+/// What a caller is told while the database cannot be reached (issue 13).
+pub const STORE_UNAVAILABLE: &str =
+    "the server cannot reach its database: try another server, or again shortly";
+
+impl ApiError {
+    /// `store_unavailable` (503), with `cause` kept for the log: the database could not be
+    /// reached, so no answer about the request can be given. (A write whose COMMIT was cut
+    /// off may still have been kept: retrying then meets its result, e.g. `wrong_state`.)
+    pub fn store_unavailable(cause: impl Into<String>) -> Self {
+        ApiError {
+            cause: Some(cause.into()),
+            ..Self::new(ErrorCode::StoreUnavailable, STORE_UNAVAILABLE)
+        }
+    }
+
+    /// Whether this is [`ApiError::store_unavailable`] (a read worth retrying while waiting).
+    pub fn is_store_unavailable(&self) -> bool {
+        self.code == ErrorCode::StoreUnavailable
+    }
+}
+
 impl From<service::Error> for ApiError {
     fn from(err: service::Error) -> Self {
         use service::Error as E;
@@ -88,6 +109,9 @@ impl From<service::Error> for ApiError {
             E::TooManyChanges(_) => ErrorCode::RateLimited,
             E::BackupCodeInvalid => ErrorCode::BackupCodeInvalid,
             E::BackupCodesLocked => ErrorCode::UserLocked,
+            E::Store(store) if store.is_unavailable() => {
+                return ApiError::store_unavailable(err.to_string())
+            }
             E::Store(_) | E::Internal(_) => return ApiError::internal(err.to_string()),
         };
         ApiError::new(code, err.to_string())
@@ -170,5 +194,35 @@ mod tests {
             .get::<FailureCause>()
             .map(|c| c.0.clone());
         assert!(cause.is_some_and(|c| c.contains(secret_path)));
+    }
+
+    #[test]
+    fn issue13_an_unreachable_database_is_503_store_unavailable_and_nothing_else_is() {
+        use crate::store::{DbErrorKind, StoreError};
+        let down = StoreError::db(
+            DbErrorKind::Unavailable,
+            "connection refused (127.0.0.1:5432)",
+        );
+        let api = ApiError::from(service::Error::Store(down));
+        assert_eq!(
+            (api.code, api.code.status()),
+            (ErrorCode::StoreUnavailable, 503)
+        );
+        assert_eq!(api.message, STORE_UNAVAILABLE);
+        assert!(api.is_store_unavailable());
+        // The backend's text goes to the log only.
+        assert!(api.cause.as_deref().is_some_and(|c| c.contains("5432")));
+        assert!(!api.message.contains("5432"));
+        for kind in [
+            DbErrorKind::Busy,
+            DbErrorKind::Constraint,
+            DbErrorKind::InvalidData,
+            DbErrorKind::Other,
+        ] {
+            let api = ApiError::from(service::Error::Store(StoreError::db(kind, "x")));
+            assert_eq!(api.code, ErrorCode::Internal, "{kind:?}");
+        }
+        let api = ApiError::from(service::Error::Store(StoreError::TooNew(99)));
+        assert_eq!(api.code, ErrorCode::Internal);
     }
 }

@@ -1,7 +1,10 @@
 //! Operations endpoints: health, Prometheus metrics, and the checked-in OpenAPI document.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -14,12 +17,42 @@ use crate::state::SharedState;
 /// The OpenAPI 3.1 description of this API (checked in as `server/openapi.json`).
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-/// `GET /healthz`: 200 when the store answers.
-pub async fn healthz(State(state): State<SharedState>) -> Result<impl IntoResponse, ApiError> {
-    state
-        .run(|s| s.health().map_err(service::Error::from))
-        .await?;
-    Ok(Json(json!({"status": "ok"})))
+/// How long `GET /healthz` waits for the store before it says "not ready": a load balancer's
+/// probe must get an answer, never a hung request.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz`: readiness. 200 `{"status":"ready"}` when the store answered a cheap query
+/// within [`HEALTH_TIMEOUT`]; else 503 `{"status":"not_ready","reason":"store_unavailable"}`
+/// (a load balancer routes around this replica). At most one probe job is queued for the
+/// store at a time (it holds [`crate::state::AppState::health_probe`] until it has run), so
+/// probes against a stuck store cannot pile up work; later probes wait for it, within the
+/// same bound.
+pub async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
+    let deadline = tokio::time::Instant::now() + HEALTH_TIMEOUT;
+    let probe = async {
+        let guard = Arc::clone(&state.health_probe).lock_owned().await;
+        state
+            .run(move |s| {
+                let answered = s.health();
+                drop(guard);
+                answered.map_err(service::Error::from)
+            })
+            .await
+    };
+    match tokio::time::timeout_at(deadline, probe).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        outcome => {
+            let why = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {} s", HEALTH_TIMEOUT.as_secs()),
+            };
+            tracing::warn!(error = %why, "not ready: the store did not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not_ready", "reason": "store_unavailable"})),
+            )
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

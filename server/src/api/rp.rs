@@ -17,9 +17,11 @@ use tokio::time::Instant;
 use super::views::{challenge_status, device_info, enrollment_created};
 use super::{ApiError, JsonBody, Params};
 use crate::clock::{self, Millis};
-use crate::service::keys::{authenticate, RpKey};
+use crate::service::keys::{authenticate, RpCaller, RpKey};
 use crate::service::{challenges, devices, enrollments, grace};
 use crate::state::SharedState;
+use crate::store::ChallengeRecord;
+use crate::waiters::{ChallengeNews, Subscription};
 
 /// `GET /v1/users/{user}/devices`: the user's active devices (the user must be in the relying
 /// party's scope).
@@ -169,23 +171,68 @@ pub async fn get_challenge(
     if challenge.state.is_terminal() || wait == 0 || state.stopping() {
         return Ok(Json(challenge_status(&challenge)));
     }
-    // Only the expiry is needed while waiting; thousands of waits should not each hold a record.
+    // Only the state and expiry are needed while waiting; thousands of waits should not each
+    // hold a record.
+    let seen = challenge.state;
     let wake = deadline.min(instant_at(challenge.expires_at));
     drop(challenge);
-    let news = state.wait_for(sub.changed(), wake).await.flatten();
-    // A change that ended the challenge came with the committed record, which can no longer
-    // change (the first read checked that the caller owns it).
-    if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
-        return Ok(Json(challenge_status(&decided)));
+    loop {
+        let news = state.wait_for(sub.changed(), wake).await.flatten();
+        // A change that ended the challenge came with the committed record, which can no
+        // longer change (the first read checked that the caller owns it).
+        if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
+            return Ok(Json(challenge_status(&decided)));
+        }
+        // Whatever else woke us (an acknowledgement, another replica's notice, the expiry, the
+        // deadline), the fresh state is the answer.
+        let fresh = read_again(&state, &rp, &id, &mut sub, deadline).await?;
+        // Issue 13: woken with nothing new (every waiter is woken after the cross-replica
+        // listener reconnects, and a replica hears its own notices): wait on.
+        if fresh.state != seen
+            || fresh.state.is_terminal()
+            || Instant::now() >= wake
+            || state.stopping()
+        {
+            return Ok(Json(challenge_status(&fresh)));
+        }
     }
-    // Whatever else woke us (an acknowledgement, the expiry, the deadline), the fresh state is
-    // the answer.
-    let now = clock::now_ms();
-    let outcome = state
-        .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
-        .await?;
-    Ok(Json(challenge_status(&state.settle(outcome)?)))
 }
+
+/// Reads challenge `id` for a long-poll whose caller the first read authenticated. While the
+/// database cannot be reached (a failover), reads again until `deadline` instead of failing
+/// (issue 13); a wake-up on `sub` ends a pause early. At the deadline: `store_unavailable`.
+async fn read_again(
+    state: &SharedState,
+    rp: &RpCaller,
+    id: &str,
+    sub: &mut Subscription<ChallengeNews>,
+    deadline: Instant,
+) -> Result<ChallengeRecord, ApiError> {
+    let mut pause = FIRST_RETRY;
+    loop {
+        let now = clock::now_ms();
+        let (rp, id) = (rp.clone(), id.to_owned());
+        let read = state
+            .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
+            .await;
+        match read.and_then(|outcome| Ok(state.settle(outcome)?)) {
+            Err(e) if e.is_store_unavailable() && !state.stopping() => {
+                if Instant::now() >= deadline {
+                    return Err(e);
+                }
+                let wake = deadline.min(Instant::now() + pause);
+                let _ = state.wait_for(sub.changed(), wake).await;
+                pause = (pause * 2).min(MAX_RETRY);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// First pause before a long-poll reads a challenge again after `store_unavailable`.
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// Longest such pause (doubling from [`FIRST_RETRY`]).
+const MAX_RETRY: Duration = Duration::from_millis(500);
 
 /// `DELETE /v1/challenges/{id}`.
 pub async fn cancel_challenge(

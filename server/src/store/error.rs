@@ -70,6 +70,18 @@ pub enum DbErrorKind {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached or used at all ([`DbErrorKind::Unavailable`]):
+    /// the API answers 503 `store_unavailable` and long-polls read again (issue 13).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(DbError {
+                kind: DbErrorKind::Unavailable,
+                ..
+            })
+        )
+    }
+
     /// A [`StoreError::Db`] of `kind` with `message`.
     pub fn db(kind: DbErrorKind, message: impl Into<String>) -> Self {
         StoreError::Db(DbError {

@@ -1,0 +1,179 @@
+//! Cross-replica wake-ups (issue 13): with several pushauthd replicas over one PostgreSQL
+//! database, a device that answers through replica B must wake the relying party's long-poll
+//! waiting on replica A within milliseconds.
+//!
+//! The PostgreSQL store runs `pg_notify('pushauth_challenge', <challenge id>)` in the
+//! transaction of every challenge state change and `pg_notify('pushauth_device', <device id>)`
+//! for every change a device's long-poll returns; PostgreSQL delivers them at commit. [`listen`]
+//! holds one dedicated connection ([`connect_one`], not from the pool) with `LISTEN` on both
+//! channels and turns each notification into a local wake-up of [`Waiters`]: a challenge is
+//! read again, a device's long-poll returns.
+//!
+//! A notification sent while the listener is disconnected is lost, so after every (re)connect
+//! every local waiter is woken to read again: a change is never missed, only read twice. A
+//! connection that stops answering (a host gone without a reset) is found by a probe every
+//! [`PROBE_EVERY`]; reconnects back off from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`]. Every
+//! reconnect is counted (`pushauth_store_listener_reconnects`) and logged with the driver's
+//! error, which names hosts, never the password.
+
+use std::future::poll_fn;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::AsyncMessage;
+
+use crate::metrics::WakeMetrics;
+use crate::store::postgres::{connect_one, PgSettings};
+use crate::waiters::Waiters;
+
+/// The channel of challenge state changes; the payload is the challenge id.
+pub const CHALLENGE_CHANNEL: &str = "pushauth_challenge";
+/// The channel of changes to what a device's long-poll returns; the payload is the device id.
+pub const DEVICE_CHANNEL: &str = "pushauth_device";
+
+/// First pause before connecting again after the listener lost its connection.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between connection attempts (doubling from [`FIRST_BACKOFF`]).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often the listening connection is probed with a query.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long a probe may take before the connection counts as dead.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Listens for the store's notifications and wakes `waiters`, reconnecting for ever, until
+/// `shutdown` turns true. Spawn it once per server when the store is PostgreSQL.
+pub async fn listen(
+    settings: PgSettings,
+    waiters: Waiters,
+    metrics: WakeMetrics,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut connected_before = false;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let session = listen_once(&settings, &waiters, &metrics, connected_before);
+        let ended = tokio::select! {
+            ended = session => ended,
+            _ = shutdown.changed() => return,
+        };
+        metrics.connected.set(0);
+        match ended {
+            Ended::AfterListening(why) => {
+                connected_before = true;
+                backoff = FIRST_BACKOFF;
+                tracing::warn!(error = %why, "store listener disconnected; reconnecting");
+            }
+            Ended::BeforeListening(why) => {
+                tracing::warn!(
+                    error = %why,
+                    retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                    "store listener cannot connect"
+                );
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// How one listening session ended, with the reason for the log.
+enum Ended {
+    /// It never got to `LISTEN` (no primary, refused, a standby that cannot LISTEN).
+    BeforeListening(String),
+    /// It listened, then the connection closed, failed or stopped answering.
+    AfterListening(String),
+}
+
+/// One connection: connect, `LISTEN`, wake everyone (anything may have changed while nobody
+/// listened), then forward notifications until the connection ends.
+async fn listen_once(
+    settings: &PgSettings,
+    waiters: &Waiters,
+    metrics: &WakeMetrics,
+    reconnect: bool,
+) -> Ended {
+    let (client, mut connection) = match connect_one(settings).await {
+        Ok(pair) => pair,
+        Err(e) => return Ended::BeforeListening(e.to_string()),
+    };
+    // The connection makes progress only while polled: a task of its own drives it and hands
+    // the notifications over. It ends when the connection does; the channel closing says so.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<AsyncMessage, String>>();
+    let driver = tokio::spawn(async move {
+        loop {
+            let why = match poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(message)) => {
+                    if tx.send(Ok(message)).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Err(e)) => e.to_string(),
+                None => "the server closed the connection".to_owned(),
+            };
+            let _ = tx.send(Err(why));
+            return;
+        }
+    });
+    let _abort = AbortOnDrop(driver.abort_handle());
+    let listening = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        client.batch_execute(&format!(
+            "LISTEN {CHALLENGE_CHANNEL}; LISTEN {DEVICE_CHANNEL}"
+        )),
+    )
+    .await;
+    match listening {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Ended::BeforeListening(e.to_string()),
+        Err(_) => return Ended::BeforeListening("LISTEN got no answer".into()),
+    }
+    metrics.connected.set(1);
+    if reconnect {
+        metrics.reconnects.inc();
+        tracing::info!("store listener connected again; every waiter reads again");
+    }
+    waiters.wake_all();
+    let mut probe = tokio::time::interval(PROBE_EVERY);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    probe.tick().await;
+    loop {
+        tokio::select! {
+            message = rx.recv() => match message {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    metrics.notifications.inc();
+                    match n.channel() {
+                        CHALLENGE_CHANNEL => waiters.challenge_read_again(n.payload()),
+                        DEVICE_CHANNEL => waiters.devices_changed(&[n.payload().to_owned()]),
+                        _ => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(why)) => return Ended::AfterListening(why),
+                None => return Ended::AfterListening("the connection ended".into()),
+            },
+            _ = probe.tick() => {
+                match tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("SELECT 1")).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Ended::AfterListening(e.to_string()),
+                    Err(_) => return Ended::AfterListening("the connection stopped answering".into()),
+                }
+            }
+        }
+    }
+}
+
+/// Stops the connection's driver task when the session ends, whichever way.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,206 @@
+//! Replicas for the issue 13 tests: the built `pushauthd` binary spawned as separate processes
+//! over one PostgreSQL database (a [`PgCluster`]), with what an administrator and a relying
+//! party do to them over HTTP. Every replica shares one data directory (the offline-code key
+//! and the VAPID key, which every replica of a site must hold the same), one admin token and
+//! one config file.
+#![allow(dead_code)] // each test file uses part of it
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pushauth_client::{Client, ClientConfig};
+use pushauth_device::DeviceClient;
+use pushauth_testkit::{call_with, PgCluster, TestDevice};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The admin token every replica of a [`Site`] accepts.
+pub const ADMIN_TOKEN: &str = "ha-admin-token-0123456789abcdef";
+
+/// One database, a shared data directory and config, and the replicas running on it.
+pub struct Site {
+    /// Config file, admin token, data directory and the replicas' logs.
+    pub dir: TempDir,
+    /// The store URL every replica is given (`--store-url`).
+    pub store_url: String,
+}
+
+/// One running `pushauthd serve` process.
+pub struct Replica {
+    /// The child process; `None` once killed.
+    pub child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its log file (stderr and stdout).
+    pub log: PathBuf,
+}
+
+impl Site {
+    /// A site on `store_url`, with `config` (TOML) as the replicas' config file.
+    pub fn new(store_url: String, config: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin-token");
+        std::fs::write(&token, format!("{ADMIN_TOKEN}\n")).unwrap();
+        set_mode(&token, 0o600);
+        let conf = dir.path().join("pushauthd.toml");
+        std::fs::write(&conf, config).unwrap();
+        set_mode(&conf, 0o600);
+        Site { dir, store_url }
+    }
+
+    /// A site with its own database `name` on `pg` (trust authentication, no password).
+    pub fn on(pg: &PgCluster, name: &str, config: &str) -> Site {
+        pg.create_database(name);
+        Site::new(pg.url(name), config)
+    }
+
+    /// Spawns a replica on a free port and waits until `/healthz` says ready (30 s).
+    pub fn spawn(&self, name: &str) -> Replica {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let log = self.dir.path().join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pushauthd"))
+            .args(["serve", "--listen", &listen, "--config"])
+            .arg(self.dir.path().join("pushauthd.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--admin-token-file")
+            .arg(self.dir.path().join("admin-token"))
+            .args(["--store-url", &self.store_url])
+            .env_remove("PUSHAUTHD_STORE_URL")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let replica = Replica {
+            child: Some(child),
+            url: format!("http://{listen}"),
+            log,
+        };
+        replica.wait_ready(Duration::from_secs(30));
+        replica
+    }
+
+    /// A relying party made through `replica`'s admin API: its API key.
+    pub fn api_key(&self, replica: &Replica) -> String {
+        let r = admin(
+            replica,
+            "POST",
+            "/v1/admin/relying-parties",
+            json!({"name": "ha rp"}),
+        );
+        assert_eq!(r.0, 201, "{}", r.1);
+        r.1["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// A device for `user` enrolled through `replica`; `devices_on(...)` gives it on another.
+    pub fn enroll(&self, replica: &Replica, user: &str) -> TestDevice {
+        let r = admin(
+            replica,
+            "POST",
+            "/v1/admin/enrollments",
+            json!({"user": user}),
+        );
+        assert_eq!(r.0, 201, "{}", r.1);
+        let link = r.1["url"].as_str().unwrap().to_owned();
+        let profile = DeviceClient::enroll(&link, "phone", None).unwrap();
+        TestDevice::new(profile)
+    }
+}
+
+/// The same device, talking to `replica` instead.
+pub fn device_on(device: &TestDevice, replica: &Replica) -> TestDevice {
+    let mut profile = device.profile.clone();
+    profile.server = replica.url.clone();
+    TestDevice::new(profile)
+}
+
+/// A relying-party client with these servers in order (failover list).
+pub fn client(servers: &[&Replica], api_key: &str) -> Client {
+    let urls = servers.iter().map(|r| r.url.clone()).collect();
+    Client::new(ClientConfig::new(urls, api_key)).unwrap()
+}
+
+/// An admin API call: status and JSON.
+pub fn admin(replica: &Replica, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let agent = pushauth_testkit::agent();
+    let text = body.to_string();
+    let r = call_with(
+        &agent,
+        method,
+        &format!("{}{path}", replica.url),
+        Some(&format!("Bearer {ADMIN_TOKEN}")),
+        Some(text.as_bytes()),
+    );
+    (r.status, r.json)
+}
+
+impl Replica {
+    /// `GET /healthz`: status and body (0 when nothing answered within 5 s).
+    pub fn health(&self) -> (u16, Value) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build();
+        match agent.get(&format!("{}/healthz", self.url)).call() {
+            Ok(r) => (r.status(), json_of(r)),
+            Err(ureq::Error::Status(code, r)) => (code, json_of(r)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Waits until `/healthz` says ready; panics with the log after `within`.
+    pub fn wait_ready(&self, within: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if self.health().0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "replica {} not ready in {within:?}; log:\n{}",
+            self.url,
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL (a crashed host); waits for the process to end.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn json_of(r: ureq::Response) -> Value {
+    r.into_string()
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

@@ -1,0 +1,323 @@
+//! Issue 13: several pushauthd replicas (the built binary, separate processes) over one
+//! PostgreSQL database in a temporary cluster. A relying party's wait on replica A returns
+//! when the device answers through replica B; waits survive `kill -9` of their replica, a
+//! restart of PostgreSQL, and the promotion of a streaming standby; the open-challenge cap
+//! and device request nonces hold across replicas. Skips without PostgreSQL binaries
+//! (`PUSHAUTH_REQUIRE_POSTGRES=1` makes that a failure).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+mod ha;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ha::{client, device_on, Site};
+use pushauth_client::{Client, Outcome, PendingLogin, StartOptions};
+use pushauth_proto::auth::DeviceAuth;
+use pushauth_proto::Context;
+use pushauth_testkit::{call_with, PgCluster, TestDevice};
+use serde_json::json;
+
+fn context() -> Context {
+    [("service".to_string(), "sshd".to_string())].into()
+}
+
+/// Starts a login for `user` and waits for it on another thread (deadline 60 s).
+fn wait_in_background(
+    client: &Arc<Client>,
+    user: &str,
+) -> (PendingLogin, thread::JoinHandle<(Outcome, Instant)>) {
+    let login = client
+        .start(user, &context(), &StartOptions::default())
+        .unwrap();
+    let (client, waiting) = (Arc::clone(client), login.clone());
+    let handle = thread::spawn(move || {
+        let outcome = client
+            .wait(&waiting, Instant::now() + Duration::from_secs(60))
+            .unwrap();
+        (outcome, Instant::now())
+    });
+    (login, handle)
+}
+
+fn approve(device: &TestDevice, login: &PendingLogin) {
+    let status = device.approve(&login.id, login.code.as_deref().unwrap());
+    assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
+}
+
+fn assert_approved(outcome: &Outcome) {
+    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+}
+
+#[test]
+fn a_wait_on_a_returns_when_the_device_answers_through_b() {
+    let Some(pg) = PgCluster::start_or_skip("ha cross-replica wake") else {
+        return;
+    };
+    let site = Site::on(&pg, "wake", "");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let phone = site.enroll(&a, "alice");
+    let phone_b = device_on(&phone, &b);
+    let on_a = Arc::new(client(&[&a], &key));
+    let mut latencies = Vec::new();
+    for _ in 0..5 {
+        let (login, waiting) = wait_in_background(&on_a, "alice");
+        // Let the wait reach its long-poll on A.
+        thread::sleep(Duration::from_millis(200));
+        let answered = Instant::now();
+        approve(&phone_b, &login);
+        let (outcome, returned) = waiting.join().unwrap();
+        assert_approved(&outcome);
+        latencies.push(returned.saturating_duration_since(answered));
+    }
+    latencies.sort();
+    eprintln!("answer on B -> wait returns on A (incl. the device's HTTP call): {latencies:?}");
+    let worst = latencies[latencies.len() - 1];
+    assert!(worst < Duration::from_secs(1), "{latencies:?}");
+
+    // The other way round for the device: its long-poll on A returns when a relying party
+    // starts a login through B.
+    let on_b = client(&[&b], &key);
+    let (phone_a, before) = (phone, Instant::now());
+    let polling = thread::spawn(move || {
+        let list = phone_a.pending(20).unwrap();
+        (list, Instant::now())
+    });
+    thread::sleep(Duration::from_millis(300));
+    let created = Instant::now();
+    let login = on_b
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let (list, returned) = polling.join().unwrap();
+    assert!(list.iter().any(|c| c.id == login.id), "{list:?}");
+    let took = returned.saturating_duration_since(created);
+    eprintln!("challenge created on B -> device long-poll returns on A: {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "{took:?} (polling since {:?})",
+        before.elapsed()
+    );
+}
+
+#[test]
+fn waits_on_a_killed_replica_fail_over_to_b_and_complete() {
+    let Some(pg) = PgCluster::start_or_skip("ha kill -9") else {
+        return;
+    };
+    let site = Site::on(&pg, "kill", "");
+    let mut a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let users = ["alice", "bob", "carol"];
+    let phones: Vec<TestDevice> = users.iter().map(|u| site.enroll(&a, u)).collect();
+    let both = Arc::new(client(&[&a, &b], &key));
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
+    thread::sleep(Duration::from_millis(300));
+    a.kill9();
+    for (phone, (login, _)) in phones.iter().zip(&waits) {
+        approve(&device_on(phone, &b), login);
+    }
+    for (_, waiting) in waits {
+        assert_approved(&waiting.join().unwrap().0);
+    }
+}
+
+#[test]
+fn a_postgres_restart_loses_no_wait() {
+    let Some(pg) = PgCluster::start_or_skip("ha postgres restart") else {
+        return;
+    };
+    let site = Site::on(&pg, "restart", "");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let users = ["alice", "bob", "carol", "dave"];
+    let phones: Vec<TestDevice> = users.iter().map(|u| site.enroll(&a, u)).collect();
+    let both = Arc::new(client(&[&a, &b], &key));
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
+    thread::sleep(Duration::from_millis(300));
+    // Killed, not stopped: nothing gets to finish cleanly. While it is down both replicas say
+    // so, and no wait ends.
+    pg.kill();
+    let down = a.health();
+    assert_eq!(down.0, 503, "{:?}", down.1);
+    assert_eq!(down.1["status"], "not_ready");
+    assert_eq!(down.1["reason"], "store_unavailable");
+    let r = call_with(
+        &pushauth_testkit::agent(),
+        "GET",
+        &format!("{}/v1/users/alice/devices", b.url),
+        Some(&format!("Bearer {key}")),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (503, Some("store_unavailable")),
+        "{}",
+        r.text
+    );
+    thread::sleep(Duration::from_secs(1));
+    assert!(
+        waits.iter().all(|(_, w)| !w.is_finished()),
+        "a wait ended while the database was down"
+    );
+    pg.start_again();
+    a.wait_ready(Duration::from_secs(20));
+    b.wait_ready(Duration::from_secs(20));
+    for (i, (phone, (login, _))) in phones.iter().zip(&waits).enumerate() {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        approve(&device_on(phone, replica), login);
+    }
+    for (_, waiting) in waits {
+        assert_approved(&waiting.join().unwrap().0);
+    }
+}
+
+#[test]
+fn after_the_primary_dies_and_the_standby_is_promoted_waits_complete_and_nothing_acknowledged_is_lost(
+) {
+    let Some(primary) = PgCluster::start_or_skip("ha standby promotion") else {
+        return;
+    };
+    primary.create_database("ha");
+    let standby = primary.standby();
+    // Synchronous replication: a commit is acknowledged once the standby has it (README,
+    // "High availability").
+    primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'");
+    primary.psql("SELECT pg_reload_conf()");
+    primary.wait_for(|p| {
+        p.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1"
+    });
+    let site = Site::new(PgCluster::multi_host_url(&[&primary, &standby], "ha"), "");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let users = ["alice", "bob", "carol"];
+    let phones: Vec<TestDevice> = users.iter().map(|u| site.enroll(&a, u)).collect();
+    let both = Arc::new(client(&[&a, &b], &key));
+    // Answered before the failover: must still be approved after it.
+    let before: Vec<PendingLogin> = phones
+        .iter()
+        .zip(users)
+        .map(|(phone, user)| {
+            let login = both
+                .start(user, &context(), &StartOptions::default())
+                .unwrap();
+            approve(phone, &login);
+            login
+        })
+        .collect();
+    let waits: Vec<_> = users.iter().map(|u| wait_in_background(&both, u)).collect();
+    thread::sleep(Duration::from_millis(300));
+    primary.kill();
+    standby.promote();
+    a.wait_ready(Duration::from_secs(30));
+    b.wait_ready(Duration::from_secs(30));
+    for (i, (phone, (login, _))) in phones.iter().zip(&waits).enumerate() {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        approve(&device_on(phone, replica), login);
+    }
+    for (_, waiting) in waits {
+        assert_approved(&waiting.join().unwrap().0);
+    }
+    for login in &before {
+        let outcome = both
+            .wait(login, Instant::now() + Duration::from_secs(10))
+            .unwrap();
+        assert_approved(&outcome);
+    }
+    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "f");
+}
+
+#[test]
+fn the_open_challenge_cap_and_device_nonces_hold_across_replicas() {
+    let Some(pg) = PgCluster::start_or_skip("ha limits") else {
+        return;
+    };
+    let site = Site::on(&pg, "limits", "[limits]\nmax_open_per_user = 3\n");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let phone = site.enroll(&a, "alice");
+
+    // Four creations at once, two on each replica: exactly three are let through.
+    let start = Arc::new(Barrier::new(4));
+    let creations: Vec<_> = [&a, &b, &a, &b]
+        .iter()
+        .enumerate()
+        .map(|(i, replica)| {
+            let (url, key, start) = (replica.url.clone(), key.clone(), Arc::clone(&start));
+            thread::spawn(move || {
+                let body = json!({
+                    "user": "alice",
+                    "context": {"service": "sshd"},
+                    "rp_nonce": pushauth_proto::b64::encode([u8::try_from(i).unwrap(); 32]),
+                })
+                .to_string();
+                start.wait();
+                let r = call_with(
+                    &pushauth_testkit::agent(),
+                    "POST",
+                    &format!("{url}/v1/challenges"),
+                    Some(&format!("Bearer {key}")),
+                    Some(body.as_bytes()),
+                );
+                (r.status, r.json["error"].as_str().unwrap_or("").to_owned())
+            })
+        })
+        .collect();
+    let mut results: Vec<(u16, String)> =
+        creations.into_iter().map(|h| h.join().unwrap()).collect();
+    results.sort();
+    assert_eq!(
+        results,
+        vec![
+            (201, String::new()),
+            (201, String::new()),
+            (201, String::new()),
+            (429, "too_many_open_challenges".into()),
+        ]
+    );
+
+    // A signed device request's nonce, used on A, is refused on B.
+    let path = "/v1/device/challenges?wait=0";
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = DeviceAuth::sign(
+        &phone.signing_key(),
+        phone.id(),
+        "GET",
+        path,
+        b"",
+        i64::try_from(secs).unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    let agent = pushauth_testkit::agent();
+    let on_a = call_with(
+        &agent,
+        "GET",
+        &format!("{}{path}", a.url),
+        Some(&header),
+        None,
+    );
+    assert_eq!(on_a.status, 200, "{}", on_a.text);
+    let on_b = call_with(
+        &agent,
+        "GET",
+        &format!("{}{path}", b.url),
+        Some(&header),
+        None,
+    );
+    assert_eq!(
+        (on_b.status, on_b.json["error"].as_str()),
+        (401, Some("replayed_nonce")),
+        "{}",
+        on_b.text
+    );
+}
