@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Semaphore;
 
 /// Why slow-hash work did not run (the service maps it: busy is 429, the rest 500).
@@ -64,6 +65,9 @@ pub const PERMIT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Hashing {
     permits: Arc<Semaphore>,
+    /// Jobs started (`pushauth_slow_hash_jobs_total`): what an attack test counts to prove
+    /// a request paid for no more hashing than it should.
+    jobs: Counter,
 }
 
 impl Default for Hashing {
@@ -79,7 +83,15 @@ impl Hashing {
     pub fn new(permits: usize) -> Self {
         Hashing {
             permits: Arc::new(Semaphore::new(permits.max(1))),
+            jobs: Counter::default(),
         }
+    }
+
+    /// This pool, counting its jobs on `jobs` (the server's metric) instead of its own counter.
+    #[must_use]
+    pub fn counting_on(mut self, jobs: Counter) -> Self {
+        self.jobs = jobs;
+        self
     }
 
     /// Runs `work` on a blocking thread once a permit is free.
@@ -96,6 +108,7 @@ impl Hashing {
             .await
             .map_err(|_| HashingError::Busy)?
             .map_err(|_| HashingError::Failed("the hashing pool closed".into()))?;
+        self.jobs.inc();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()

@@ -109,6 +109,7 @@ pub struct Metrics {
     connections: ConnMetrics,
     push: PushMetrics,
     wake: WakeMetrics,
+    slow_hashes: Counter,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -205,7 +206,14 @@ impl Metrics {
             "1 while the PostgreSQL LISTEN connection is up (0 on SQLite)",
             wake.connected.clone(),
         );
+        let slow_hashes = Counter::default();
+        registry.register(
+            "pushauth_slow_hash_jobs",
+            "Argon2id jobs run by the one bounded hashing pool (backup codes, offline values)",
+            slow_hashes.clone(),
+        );
         Metrics {
+            slow_hashes,
             wake,
             push,
             registry,
@@ -225,6 +233,11 @@ impl Metrics {
     /// The handles the wake-up listener updates.
     pub fn wake(&self) -> WakeMetrics {
         self.wake.clone()
+    }
+
+    /// The counter the hashing pool ([`crate::hashing::Hashing`]) adds its jobs to.
+    pub fn slow_hashes(&self) -> Counter {
+        self.slow_hashes.clone()
     }
 
     /// The handles the Web Push sender updates.

@@ -123,6 +123,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         Arc::clone(&store),
         metrics.push(),
     )?;
+    let hashing = crate::hashing::Hashing::default().counting_on(metrics.slow_hashes());
     let state: SharedState = Arc::new(AppState {
         base_url,
         web_push: Arc::new(web_push),
@@ -136,7 +137,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         // Refusal rows respect the size bound too.
         signature_failures: Arc::new(SignatureFailures::with_bound(Arc::clone(&size_bound))),
         size_bound,
-        hashing: crate::hashing::Hashing::default(),
+        hashing,
         offline_key,
         offline_served: Arc::default(),
         offline_reports: Arc::default(),

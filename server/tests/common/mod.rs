@@ -330,3 +330,12 @@ pub fn offline_values(srv: &Srv, key: &str, id: &str, have: Value) -> Resp {
         Some(json!({ "have": have })),
     )
 }
+
+/// `pushauth_slow_hash_jobs_total` from `/metrics`: Argon2id jobs the server has run.
+pub fn slow_hash_jobs(srv: &Srv) -> u64 {
+    let text = srv.call("GET", "/metrics", None, None).text;
+    text.lines()
+        .find_map(|l| l.strip_prefix("pushauth_slow_hash_jobs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pushauth_slow_hash_jobs_total in {text}"))
+}
