@@ -32,6 +32,15 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// given up (when the URL sets no `tcp_user_timeout`).
 pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a statement waits for a lock (`lock_timeout`, ms) unless the URL's `options` set
+/// it: a lock held by a hung session fails the request instead of freezing every replica.
+pub const LOCK_TIMEOUT_MS: u32 = 5_000;
+
+/// After how long the server ends a session left idle inside a transaction
+/// (`idle_in_transaction_session_timeout`, ms) unless the URL's `options` set it: the locks
+/// of a replica that died mid-transaction are freed then, not after TCP's keepalive hours.
+pub const IDLE_IN_TRANSACTION_TIMEOUT_MS: u32 = 15_000;
+
 /// Whether the URL's query sets `key`.
 fn query_has(query: &str, key: &str) -> bool {
     url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == key)
@@ -154,7 +163,9 @@ impl PgSettings {
             (Some("disable"), _) => SslMode::Disable,
             (None | Some("allow" | "prefer"), None) => SslMode::Disable,
             (None, Some(_)) => SslMode::Require,
-            (Some("allow" | "prefer"), Some(_)) => SslMode::Prefer,
+            // With a CA file TLS is required: "prefer" would let anyone on the path answer
+            // "no TLS" and read (or ask for) the password in the clear.
+            (Some("allow" | "prefer"), Some(_)) => SslMode::Require,
             (Some("require" | "verify-ca" | "verify-full"), Some(_)) => SslMode::Require,
             (Some("require" | "verify-ca" | "verify-full"), None) => {
                 return Err(PgConfigError::Url(
@@ -182,6 +193,26 @@ impl PgSettings {
         if !query_has(query, "keepalives_idle") {
             config.keepalives_idle(Duration::from_secs(30));
         }
+        // A session that holds a lock and then hangs (its replica lost power mid-transaction)
+        // must not stop every replica's writes: waiting for a lock gives up after
+        // LOCK_TIMEOUT (answered as a failure, fail closed), and the server ends a session
+        // idle inside a transaction after IDLE_IN_TRANSACTION_TIMEOUT, freeing its locks.
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        for (key, value) in [
+            ("lock_timeout", LOCK_TIMEOUT_MS),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            ),
+        ] {
+            if !options.contains(key) {
+                if !options.is_empty() {
+                    options.push(' ');
+                }
+                options.push_str(&format!("-c {key}={value}"));
+            }
+        }
+        config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("pushauthd");
         }
@@ -244,6 +275,21 @@ fn tls_config(root_cert: Option<&Path>) -> Result<rustls::ClientConfig, PgConfig
     Ok(config)
 }
 
+impl PgSettings {
+    /// How long the pool may take to make one connection: every host's `connect_timeout` in
+    /// turn plus a margin, so that a URL listing a dead primary first still reaches the
+    /// standby promoted after it (libpq tries the hosts one after the other).
+    pub fn create_timeout(&self) -> Duration {
+        let per_host = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let hosts = u32::try_from(self.config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+        per_host.saturating_mul(hosts) + Duration::from_secs(2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,11 +350,42 @@ mod tests {
         std::fs::write(&ca, cert.cert.pem()).unwrap();
         let s = PgSettings::parse(&url, None, None).unwrap();
         assert_eq!(s.config.get_ssl_mode(), SslMode::Require);
+        // A CA file makes TLS required even where the URL says "prefer" or "allow": no
+        // downgrade to plain text by whoever answers the TLS request with "no".
+        for mode in ["prefer", "allow"] {
+            let s = PgSettings::parse(&format!("{url}&sslmode={mode}"), None, None).unwrap();
+            assert_eq!(s.config.get_ssl_mode(), SslMode::Require, "{mode}");
+        }
         assert!(PgSettings::parse("mysql://db1/x", None, None).is_err());
         assert!(PgSettings::parse("postgresql://db1/x?sslmode=bogus", None, None).is_err());
         assert!(matches!(
             PgSettings::parse("postgresql://db1/x", None, Some(0)),
             Err(PgConfigError::PoolSize)
         ));
+    }
+
+    #[test]
+    fn issue13_lock_waits_and_idle_transactions_are_bounded() {
+        let s = PgSettings::parse("postgresql://db1,db2,db3/x", None, None).unwrap();
+        let options = s.config.get_options().unwrap();
+        assert!(options.contains("-c lock_timeout=5000"), "{options}");
+        assert!(
+            options.contains("-c idle_in_transaction_session_timeout=15000"),
+            "{options}"
+        );
+        // Three hosts tried in turn, 3 s each, plus the margin.
+        assert_eq!(s.create_timeout(), Duration::from_secs(11));
+        // The URL's own settings win and are kept.
+        let s = PgSettings::parse(
+            "postgresql://db1/x?options=-c%20lock_timeout%3D1000&connect_timeout=10",
+            None,
+            None,
+        )
+        .unwrap();
+        let options = s.config.get_options().unwrap();
+        assert!(options.contains("lock_timeout=1000"), "{options}");
+        assert!(!options.contains("lock_timeout=5000"), "{options}");
+        assert!(options.contains("idle_in_transaction_session_timeout=15000"));
+        assert_eq!(s.create_timeout(), Duration::from_secs(12));
     }
 }

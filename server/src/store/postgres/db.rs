@@ -117,7 +117,7 @@ impl PgStore {
             .max_size(settings.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(settings.create_timeout().max(POOL_WAIT)))
             .recycle_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use super::db::SWEEP_LOCK;
+use super::db::{ATOMIC_LOCK, SWEEP_LOCK};
 use super::{connect_one, PgSettings, PgStore, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 use crate::limits::Refusal;
 use crate::store::tests::{answer, challenge, enrolled, note};
@@ -428,4 +428,61 @@ fn issue13_tls_trusts_the_ca_file_and_nothing_else() {
         .map(drop)
         .unwrap_err();
     assert_eq!(kind(&err), DbErrorKind::Unavailable, "{err}");
+}
+
+/// Attack (found in review): a replica that dies holding the store's lock inside a
+/// transaction (power loss, a partition) used to freeze every other replica's writes until
+/// TCP gave up on it, hours later. Now a write waiting for a lock gives up after
+/// `lock_timeout` (a failure, fail closed), and PostgreSQL ends the idle holder's session after
+/// `idle_in_transaction_session_timeout`, after which writes go through again.
+#[test]
+fn issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks() {
+    let Some(url) =
+        database("issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks")
+    else {
+        return;
+    };
+    let store = replica(&url);
+    store.audit(&note("before"), 1).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (hung, connection) = runtime.block_on(connect_one(&settings(&url))).unwrap();
+    let driver = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(connection);
+    });
+    // Another replica's atomic unit takes the lock, then its host stops answering.
+    runtime
+        .block_on(hung.batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
+        )))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.audit(&note("blocked"), 2).unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(kind(&err), DbErrorKind::Busy, "{err}");
+    assert!(
+        waited < Duration::from_secs(12),
+        "the write waited {waited:?}"
+    );
+    // PostgreSQL ends the idle holder's session; writes go through again, without a ROLLBACK
+    // from the holder.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match store.audit(&note("after"), 3) {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert_eq!(kind(&e), DbErrorKind::Busy, "{e}");
+            }
+            Err(e) => panic!("writes still blocked 30 s later: {e}"),
+        }
+    }
+    assert!(runtime.block_on(hung.batch_execute("SELECT 1")).is_err());
+    drop(hung);
+    driver.join().unwrap();
 }
