@@ -93,6 +93,12 @@ impl StoreJobs {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |store| {
+            // The caller went away while the job was queued (a client that gave up, a
+            // long-poll past its deadline): it is as if the request had never come, and a
+            // backlog (a database outage) is not made longer by work nobody waits for.
+            if tx.is_closed() {
+                return Box::new(|| ());
+            }
             let value = f(store);
             Box::new(move || {
                 // The caller may have gone away (a dropped request); nothing to do then.
@@ -184,6 +190,51 @@ mod tests {
         let names: Vec<_> = futures_join(&jobs).await;
         assert_eq!(names.len(), 8);
         assert!(names.iter().all(|n| n.starts_with("pushauthd-store-")));
+    }
+
+    /// A job whose caller went away before it ran is not run: a backlog behind a slow store
+    /// does not grow by work nobody waits for.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue13_a_job_whose_caller_left_is_not_run() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        // The one thread is busy until released.
+        let busy = {
+            let jobs = Arc::clone(&jobs);
+            tokio::spawn(async move {
+                jobs.run(move |_| {
+                    let _ = started.send(());
+                    held.recv().ok();
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let abandoned = {
+            let (jobs, ran) = (Arc::clone(&jobs), Arc::clone(&ran));
+            tokio::spawn(async move {
+                jobs.run(move |_| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+                .await
+            })
+        };
+        // Let it queue, then its caller gives up.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let counted = Arc::clone(&ran);
+        jobs.run(move |_| counted.fetch_add(1, Ordering::SeqCst))
+            .await
+            .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "the abandoned job ran");
     }
 
     /// Frames in the write-ahead log: each commit appends the pages it changed.
