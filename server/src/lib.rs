@@ -31,6 +31,7 @@ pub mod offline;
 pub mod rights;
 pub mod server;
 pub mod service;
+pub mod starting;
 pub mod state;
 pub mod store;
 pub mod tls;

@@ -25,6 +25,7 @@ use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
 use crate::offline::{OfflineKey, OFFLINE_KEY_FILE};
 use crate::service;
+use crate::starting::Waiting;
 use crate::state::{AppState, SharedState};
 use crate::store::sqlite::MAX_IDLE_READERS;
 use crate::store::{SharedStore, Store, StoreResult};
@@ -36,7 +37,7 @@ use crate::webpush::{VapidKey, WebPush};
 const _: () = assert!(MAX_IDLE_READERS >= STORE_THREADS);
 
 /// How long in-flight requests get to finish once the server stops.
-const GRACE: Duration = Duration::from_secs(2);
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
 /// Everything bound and opened, ready to serve.
 struct Prepared {
@@ -51,7 +52,32 @@ struct Prepared {
     offline_key: OfflineKey,
 }
 
-fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
+/// What [`prepare`] made: a server ready to run, or one bound whose PostgreSQL store could
+/// not be reached yet ([`crate::starting`]).
+enum Starting {
+    Ready(Box<Prepared>),
+    Waiting(Box<Waiting>),
+}
+
+impl Starting {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Starting::Ready(prepared) => prepared.addr,
+            Starting::Waiting(waiting) => waiting.addr,
+        }
+    }
+}
+
+fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
+    let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn prepare(config: ServerConfig) -> Result<Starting, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
     // The data directory holds the keys (VAPID, offline) whatever the store; SQLite's store
     // makes it when the database lives there, otherwise it is made here, 0700.
@@ -63,7 +89,37 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
             },
         )?;
     }
-    let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
+    let opened = match crate::store::open::open(&config.store, &config.data_dir, config.migrate) {
+        Ok(opened) => opened,
+        // A closed port reads as "unreachable" to clients, which `safe` lets in: listen and
+        // refuse until the database answers (SQLite's "unavailable" is a local fault: exit).
+        Err(e)
+            if e.is_unavailable()
+                && matches!(config.store, crate::config::StoreConfig::Postgres(_)) =>
+        {
+            tracing::warn!(error = %e, "cannot open the store; answering 503 until it opens");
+            let listener = bind(&config)?;
+            let addr = listener.local_addr()?;
+            return Ok(Starting::Waiting(Box::new(Waiting {
+                listener,
+                addr,
+                tls,
+                config,
+            })));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    complete(config, tls, opened, None).map(|p| Starting::Ready(Box::new(p)))
+}
+
+/// The rest of [`prepare`] once the store is open: the keys, and the listener unless one is
+/// bound already.
+fn complete(
+    config: ServerConfig,
+    tls: Option<RustlsConfig>,
+    opened: crate::store::open::Opened,
+    listener: Option<TcpListener>,
+) -> Result<Prepared, ServerError> {
     let store_concurrent = opened.concurrent;
     let store = opened.store;
     // Made on first start, in the data directory the store just made sure of.
@@ -77,11 +133,10 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         .into());
     }
     let offline_key = OfflineKey::load_or_create(&key_path)?;
-    let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    listener.set_nonblocking(true)?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => bind(&config)?,
+    };
     let addr = listener.local_addr()?;
     Ok(Prepared {
         listener,
@@ -93,6 +148,25 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
         vapid,
         offline_key,
     })
+}
+
+/// Opens the store first when [`prepare`] could not, then serves until `stop` turns true.
+async fn run_starting(
+    starting: Starting,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let prepared = match starting {
+        Starting::Ready(prepared) => *prepared,
+        Starting::Waiting(waiting) => {
+            let waiting = *waiting;
+            let Some(opened) = crate::starting::open_while_refusing(&waiting, &mut stop).await?
+            else {
+                return Ok(());
+            };
+            complete(waiting.config, waiting.tls, opened, Some(waiting.listener))?
+        }
+    };
+    run(prepared, stop).await
 }
 
 /// Serves until `stop` turns true.
@@ -213,7 +287,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
 /// connection starts waiting for it, which on a kept-alive connection is the end of the
 /// previous response (so it is the idle timeout too). It needs a timer, which axum-server
 /// does not set.
-fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
+pub(crate) fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -302,12 +376,17 @@ where
     }
 }
 
-/// Runs the server until `shutdown` resolves (the binary passes Ctrl-C / SIGTERM).
+/// Runs the server until `shutdown` resolves (the binary passes Ctrl-C / SIGTERM). When a
+/// PostgreSQL store cannot be reached at start, it listens anyway and answers 503
+/// `store_unavailable` until the store opens ([`crate::starting`]).
+///
+/// # Errors
+/// [`ServerError`] when it cannot start (a store failure other than "unavailable" included).
 pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let prepared = prepare(config)?;
+    let starting = prepare(config)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -315,7 +394,7 @@ pub async fn serve(
         // Keep the sender alive so receivers do not see a closed channel as a stop signal twice.
         std::future::pending::<()>().await;
     });
-    run(prepared, stop_rx).await
+    run_starting(starting, stop_rx).await
 }
 
 /// A server running on its own thread and tokio runtime.
@@ -329,15 +408,16 @@ pub struct RunningServer {
 
 impl RunningServer {
     /// Binds (port 0 allowed), opens or creates the store in `data_dir`, and serves on a tokio
-    /// runtime in its own thread; returns once listening.
+    /// runtime in its own thread; returns once listening. A PostgreSQL store that cannot be
+    /// reached yet is opened in the background meanwhile ([`crate::starting`]).
     pub fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let scheme = if config.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let prepared = prepare(config)?;
-        let addr = prepared.addr;
+        let starting = prepare(config)?;
+        let addr = starting.addr();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pushauthd")
@@ -347,7 +427,7 @@ impl RunningServer {
         let thread = std::thread::Builder::new()
             .name("pushauthd-main".into())
             .spawn(move || {
-                if let Err(e) = runtime.block_on(run(prepared, stop_rx)) {
+                if let Err(e) = runtime.block_on(run_starting(starting, stop_rx)) {
                     tracing::error!(error = %e, "pushauthd failed");
                 }
                 // Let blocking store calls finish so the database is closed on return.

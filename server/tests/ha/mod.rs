@@ -58,6 +58,13 @@ impl Site {
 
     /// Spawns a replica on a free port and waits until `/healthz` says ready (30 s).
     pub fn spawn(&self, name: &str) -> Replica {
+        let replica = self.launch(name);
+        replica.wait_ready(Duration::from_secs(30));
+        replica
+    }
+
+    /// Spawns a replica on a free port and returns at once (it may not be listening yet).
+    pub fn launch(&self, name: &str) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -81,13 +88,11 @@ impl Site {
             .stderr(out)
             .spawn()
             .unwrap();
-        let replica = Replica {
+        Replica {
             child: Some(child),
             url: format!("http://{listen}"),
             log,
-        };
-        replica.wait_ready(Duration::from_secs(30));
-        replica
+        }
     }
 
     /// A relying party made through `replica`'s admin API: its API key.

@@ -1,0 +1,174 @@
+//! Starting while PostgreSQL is unreachable (issue 13, attack review): the replica listens at
+//! once and refuses every request with 503 `store_unavailable` (`/healthz`: not ready) while
+//! it retries opening the store, then hands the same listener to the real server.
+//!
+//! Why not exit as before: a closed port is a refused connection, which a client classes as
+//! "unreachable" and `server_unreachable = "safe"` lets in; a 503 is a refusal.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::Handle;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::api::ApiError;
+use crate::config::ServerConfig;
+use crate::conn::{ConnLimiter, LimitedAcceptor};
+use crate::error::ServerError;
+use crate::store::open::Opened;
+
+/// The first wait before opening the store again; it doubles up to [`LAST_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between two attempts to open the store.
+pub const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// A server bound but without its store: what [`open_while_refusing`] needs.
+pub(crate) struct Waiting {
+    /// The bound listener (non-blocking), kept for the real server.
+    pub listener: TcpListener,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// TLS, when configured (the fallback answers over it too).
+    pub tls: Option<RustlsConfig>,
+    /// The configuration.
+    pub config: ServerConfig,
+}
+
+/// Serves refusals on a clone of `waiting`'s listener and retries opening the store (backoff
+/// [`FIRST_RETRY`] to [`LAST_RETRY`]) until it opens (`Some`), `stop` turns true (`None`), or
+/// opening fails for another reason than "unavailable" (the error: a wrong password, a
+/// database too new). The refusing server is told to stop before this returns; its accept
+/// loop ends at once, so the caller may serve on the listener straight away.
+///
+/// # Errors
+/// [`ServerError::Store`] for a failure that is not "unavailable"; [`ServerError::Io`] when
+/// the listener cannot be cloned.
+pub(crate) async fn open_while_refusing(
+    waiting: &Waiting,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Opened>, ServerError> {
+    let handle = Handle::new();
+    let listener = waiting.listener.try_clone()?;
+    let limits = &waiting.config.limits;
+    let limiter = ConnLimiter::new(limits, None);
+    let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
+    let service = Router::new().fallback(refuse).into_make_service();
+    let refusing = {
+        let (tls, handle) = (waiting.tls.clone(), handle.clone());
+        async move {
+            let result = match tls {
+                Some(tls) => {
+                    let tls = RustlsAcceptor::new(tls)
+                        .acceptor(DefaultAcceptor::new())
+                        .handshake_timeout(header_timeout);
+                    let mut server = axum_server::from_tcp(listener)
+                        .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
+                        .handle(handle);
+                    crate::server::http_timeouts(server.http_builder(), header_timeout);
+                    server.serve(service).await
+                }
+                None => {
+                    let mut server = axum_server::from_tcp(listener)
+                        .acceptor(LimitedAcceptor::new(
+                            DefaultAcceptor::new(),
+                            limiter,
+                            header_timeout,
+                        ))
+                        .handle(handle);
+                    crate::server::http_timeouts(server.http_builder(), header_timeout);
+                    server.serve(service).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the refusing server failed");
+            }
+        }
+    };
+    // Detached: its last connections (each answered at once, then closed) end on their own.
+    tokio::spawn(refusing);
+    tracing::warn!(
+        addr = %waiting.addr,
+        "listening, answering 503 store_unavailable until the store opens"
+    );
+    let opened = retry(&waiting.config, stop).await;
+    handle.graceful_shutdown(Some(crate::server::GRACE));
+    opened
+}
+
+/// Every request: 503 `store_unavailable` (the API's error body), `GET /healthz` not ready.
+/// Nothing is read, stored or held; the connection is closed after the answer so that no
+/// client keeps one to the refusing server.
+async fn refuse(method: Method, uri: Uri) -> Response {
+    let mut response =
+        if uri.path() == "/healthz" && (method == Method::GET || method == Method::HEAD) {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not_ready", "reason": "store_unavailable"})),
+            )
+                .into_response()
+        } else {
+            ApiError::store_unavailable("the store is not open yet").into_response()
+        };
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Opens the store until it opens, `stop` turns true, or it fails as not "unavailable".
+async fn retry(
+    config: &ServerConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<Opened>, ServerError> {
+    // Opening was tried once before the listener was bound.
+    let mut delay = FIRST_RETRY;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(stop) => return Ok(None),
+        }
+        let (store, dir, migrate) = (
+            config.store.clone(),
+            config.data_dir.clone(),
+            config.migrate,
+        );
+        // Opening blocks (connect timeouts, migrations); a failed attempt drops its pool.
+        let attempt =
+            tokio::task::spawn_blocking(move || crate::store::open::open(&store, &dir, migrate));
+        let outcome = tokio::select! {
+            outcome = attempt => outcome.map_err(std::io::Error::other)?,
+            () = stopped(stop) => return Ok(None),
+        };
+        match outcome {
+            Ok(opened) => {
+                tracing::info!("the store opened; serving");
+                return Ok(Some(opened));
+            }
+            // The driver's message names hosts and the failure, never the password.
+            Err(e) if e.is_unavailable() => {
+                delay = (delay * 2).min(LAST_RETRY);
+                tracing::warn!(
+                    error = %e,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "the store is still unavailable"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
