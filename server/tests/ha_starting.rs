@@ -7,6 +7,9 @@
 mod ha;
 
 use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,91 @@ use serde_json::json;
 
 fn context() -> Context {
     [("service".to_string(), "sshd".to_string())].into()
+}
+
+/// Waits until `replica`'s port accepts connections (10 s); how long that took.
+fn wait_listening(replica: &ha::Replica) -> Duration {
+    let started = Instant::now();
+    let addr = replica.url.trim_start_matches("http://");
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "port never opened; log:\n{}",
+            replica.log_text()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// Waits (20 s) for the replica's process to end: its exit status.
+fn wait_exit(replica: &mut ha::Replica) -> std::process::ExitStatus {
+    let child = replica.child.as_mut().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running; log:\n{}",
+            replica.log_text()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_database_back_but_too_new_stops_the_waiting_replica_with_the_error() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting too new") else {
+        return;
+    };
+    let site = Site::on(&pg, "toonew", "");
+    drop(site.spawn("first"));
+    pg.psql_db("toonew", "UPDATE schema_version SET version = 99");
+    pg.stop();
+    let mut replica = site.launch("a");
+    wait_listening(&replica);
+    assert_eq!(replica.health().0, 503);
+    // Past the first retry (0.5 s), which logs its failure.
+    thread::sleep(Duration::from_millis(1200));
+    pg.start_again();
+    let status = wait_exit(&mut replica);
+    assert!(!status.success(), "{status:?}");
+    let log = replica.log_text();
+    assert!(log.contains("version 99 is newer"), "{log}");
+    assert!(log.contains("the store is still unavailable"), "{log}");
+    let addr = replica.url.trim_start_matches("http://");
+    assert!(TcpStream::connect(addr).is_err(), "port still open");
+}
+
+#[test]
+fn sigterm_stops_a_replica_waiting_for_its_database() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting sigterm") else {
+        return;
+    };
+    let site = Site::on(&pg, "sigterm", "");
+    pg.stop();
+    let mut replica = site.launch("a");
+    wait_listening(&replica);
+    let pid = replica.child.as_ref().unwrap().id().to_string();
+    let asked = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_exit(&mut replica);
+    eprintln!(
+        "SIGTERM while waiting for the database -> exit: {:?}",
+        asked.elapsed()
+    );
+    assert!(status.success(), "{status:?}; log:\n{}", replica.log_text());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
@@ -78,10 +166,32 @@ fn a_replica_started_while_the_database_is_down_listens_refuses_then_serves() {
         replica.log_text()
     );
 
+    // From now until it is ready, the port never refuses a connection (the handover from
+    // the refusing server to the real one keeps the listener).
+    let done = Arc::new(AtomicBool::new(false));
+    let probe = {
+        let (addr, done) = (addr.clone(), Arc::clone(&done));
+        thread::spawn(move || {
+            let (mut tries, mut refused) = (0, 0);
+            while !done.load(Ordering::Relaxed) {
+                tries += 1;
+                if TcpStream::connect(&addr).is_err() {
+                    refused += 1;
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+            (tries, refused)
+        })
+    };
     pg.start_again();
     let back = Instant::now();
     replica.wait_ready(Duration::from_secs(20));
     eprintln!("database back -> replica ready: {:?}", back.elapsed());
+    thread::sleep(Duration::from_millis(200));
+    done.store(true, Ordering::Relaxed);
+    let (tries, refused) = probe.join().unwrap();
+    assert_eq!(refused, 0, "{refused} of {tries} connections refused");
+    assert!(tries > 50, "{tries}");
     assert_eq!(replica.url, format!("http://{addr}"));
 
     let login = rp
