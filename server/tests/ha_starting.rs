@@ -16,8 +16,12 @@ use std::time::{Duration, Instant};
 use ha::{client, device_on, Site};
 use pushauth_client::{ClientError, Outcome, StartOptions};
 use pushauth_proto::Context;
+use pushauth_server::config::StoreConfig;
+use pushauth_server::store::postgres::PgSettings;
+use pushauth_server::{RunningServer, ServerConfig, TlsConfig};
 use pushauth_testkit::{assert_error, call_with};
-use serde_json::json;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
 
 fn context() -> Context {
     [("service".to_string(), "sshd".to_string())].into()
@@ -204,4 +208,99 @@ fn a_replica_started_while_the_database_is_down_listens_refuses_then_serves() {
         .wait(&login, Instant::now() + Duration::from_secs(20))
         .unwrap();
     assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+}
+
+/// `GET`/`POST` over `agent`: status and JSON body.
+fn tls_call(agent: &ureq::Agent, method: &str, url: &str, auth: Option<&str>) -> (u16, Value) {
+    let mut request = agent.request(method, url);
+    if let Some(auth) = auth {
+        request = request.set("Authorization", auth);
+    }
+    let response = match method {
+        "POST" => request.send_string("{}"),
+        _ => request.call(),
+    };
+    let response = match response {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn in_process_with_tls_the_waiting_server_refuses_over_tls_then_serves() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting tls") else {
+        return;
+    };
+    pg.create_database("tls");
+    pg.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = "tls-admin-token-0123456789";
+    let mut config = ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("data"),
+        token.into(),
+    );
+    config.tls = Some(TlsConfig {
+        cert: cert_path,
+        key: key_path,
+    });
+    let settings = PgSettings::parse(&pg.url("tls"), None, None).unwrap();
+    config.store = StoreConfig::Postgres(Box::new(settings));
+    let server = RunningServer::start(config).unwrap();
+    assert!(server.url().starts_with("https://"));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(Arc::new(tls))
+        .timeout(Duration::from_secs(5))
+        .build();
+    let url = server.url();
+    let health = tls_call(&agent, "GET", &format!("{url}/healthz"), None);
+    assert_eq!(
+        health,
+        (
+            503,
+            json!({"status": "not_ready", "reason": "store_unavailable"})
+        )
+    );
+    let admin = format!("Bearer {token}");
+    let refused = tls_call(
+        &agent,
+        "POST",
+        &format!("{url}/v1/admin/relying-parties"),
+        Some(&admin),
+    );
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    assert_eq!(refused.1["error"], "store_unavailable", "{}", refused.1);
+
+    pg.start_again();
+    let back = Instant::now();
+    while tls_call(&agent, "GET", &format!("{url}/healthz"), None).0 != 200 {
+        assert!(back.elapsed() < Duration::from_secs(20), "never ready");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let made = tls_call(
+        &agent,
+        "GET",
+        &format!("{url}/v1/admin/relying-parties"),
+        Some(&admin),
+    );
+    assert_eq!(made.0, 200, "{}", made.1);
+    server.shutdown();
 }
