@@ -84,6 +84,24 @@ fn a_database_back_but_too_new_stops_the_waiting_replica_with_the_error() {
 }
 
 #[test]
+fn a_database_back_without_the_named_database_stops_the_waiting_replica() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting missing") else {
+        return;
+    };
+    // A bad configuration (SQLSTATE 3D000) is not "unavailable": waiting cannot fix it.
+    let site = Site::new(pg.url("missing"), "");
+    pg.stop();
+    let mut replica = site.launch("a");
+    wait_listening(&replica);
+    thread::sleep(Duration::from_millis(1200));
+    pg.start_again();
+    let status = wait_exit(&mut replica);
+    assert!(!status.success(), "{status:?}");
+    let log = replica.log_text();
+    assert!(log.contains("does not exist"), "{log}");
+}
+
+#[test]
 fn sigterm_stops_a_replica_waiting_for_its_database() {
     let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting sigterm") else {
         return;
