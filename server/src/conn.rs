@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum_server::accept::Accept;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -28,6 +30,21 @@ use tokio::time::Sleep;
 use crate::clock;
 use crate::config::Limits;
 use crate::metrics::ConnMetrics;
+
+/// How long in-flight requests get to finish once a server (the real one, or the one that
+/// refuses while the store is not open yet) is told to stop.
+pub(crate) const GRACE: Duration = Duration::from_secs(2);
+
+/// hyper's header-read timeout: a request head must arrive within `timeout` of the moment the
+/// connection starts waiting for it, which on a kept-alive connection is the end of the
+/// previous response (so it is the idle timeout too). It needs a timer, which axum-server
+/// does not set.
+pub(crate) fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+}
 
 /// Bytes after which a connection has shown it is not idle (the HTTP/2 preface's length: by
 /// then the protocol is known).

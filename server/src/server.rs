@@ -10,9 +10,6 @@ use std::time::Duration;
 use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::rt::TokioTimer;
-use hyper_util::server::conn::auto::Builder;
 use tokio::sync::watch;
 
 use crate::api;
@@ -35,9 +32,6 @@ use crate::webpush::{VapidKey, WebPush};
 
 // Every store thread keeps its reader: closing one drops its page cache.
 const _: () = assert!(MAX_IDLE_READERS >= STORE_THREADS);
-
-/// How long in-flight requests get to finish once the server stops.
-pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
 /// Everything bound and opened, ready to serve.
 struct Prepared {
@@ -237,7 +231,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
                     break;
                 }
             }
-            handle.graceful_shutdown(Some(GRACE));
+            handle.graceful_shutdown(Some(crate::conn::GRACE));
         })
     };
     let service = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -262,7 +256,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             let mut server = axum_server::from_tcp(listener)
                 .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
                 .handle(handle);
-            http_timeouts(server.http_builder(), header_timeout);
+            crate::conn::http_timeouts(server.http_builder(), header_timeout);
             server.serve(service).await
         }
         None => {
@@ -270,7 +264,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             let mut server = axum_server::from_tcp(listener)
                 .acceptor(LimitedAcceptor::new(plain, limiter, header_timeout))
                 .handle(handle);
-            http_timeouts(server.http_builder(), header_timeout);
+            crate::conn::http_timeouts(server.http_builder(), header_timeout);
             server.serve(service).await
         }
     };
@@ -281,17 +275,6 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
     }
     tracing::info!("pushauthd stopped");
     result.map_err(ServerError::from)
-}
-
-/// hyper's header-read timeout: a request head must arrive within `timeout` of the moment the
-/// connection starts waiting for it, which on a kept-alive connection is the end of the
-/// previous response (so it is the idle timeout too). It needs a timer, which axum-server
-/// does not set.
-pub(crate) fn http_timeouts(builder: &mut Builder<TokioExecutor>, timeout: Duration) {
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout);
 }
 
 /// Most challenges expired (and nonces forgotten) by one sweep step.

@@ -70,7 +70,7 @@ pub(crate) async fn open_while_refusing(
                     let mut server = axum_server::from_tcp(listener)
                         .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
                         .handle(handle);
-                    crate::server::http_timeouts(server.http_builder(), header_timeout);
+                    crate::conn::http_timeouts(server.http_builder(), header_timeout);
                     server.serve(service).await
                 }
                 None => {
@@ -81,7 +81,7 @@ pub(crate) async fn open_while_refusing(
                             header_timeout,
                         ))
                         .handle(handle);
-                    crate::server::http_timeouts(server.http_builder(), header_timeout);
+                    crate::conn::http_timeouts(server.http_builder(), header_timeout);
                     server.serve(service).await
                 }
             };
@@ -97,7 +97,7 @@ pub(crate) async fn open_while_refusing(
         "listening, answering 503 store_unavailable until the store opens"
     );
     let opened = retry(&waiting.config, stop).await;
-    handle.graceful_shutdown(Some(crate::server::GRACE));
+    handle.graceful_shutdown(Some(crate::conn::GRACE));
     opened
 }
 
