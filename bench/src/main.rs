@@ -35,6 +35,10 @@ pub struct Args {
     /// The store pushauthd runs on.
     #[arg(long, value_enum, default_value_t = Store::Sqlite)]
     store: Store,
+    /// With `--store postgresql`: fsync and full_page_writes off (synchronous_commit stays
+    /// on), to see how much of the time is the disk's flush.
+    #[arg(long)]
+    pg_no_fsync: bool,
     /// The pushauthd binary; default: next to this binary.
     #[arg(long)]
     pushauthd: Option<PathBuf>,
@@ -80,7 +84,7 @@ fn main() -> Result<()> {
         server.data_dir().display()
     );
     let rp_key = server.create_rp("bench")?;
-    let (light, loaded) = measure(&[&server], &rp_key, &args)?;
+    let (light, loaded) = measure(&[&server], &rp_key, &args, None)?;
     let waits = waits::run(&server, &rp_key, args.waits)?;
 
     print_loaded(&loaded);
@@ -110,7 +114,12 @@ pub struct Loaded {
     run: logins::LoginStats,
     cpu_used: f64,
     own_cpu_used: f64,
+    /// CPU seconds the database server used, when measured.
+    db_cpu_used: Option<f64>,
 }
+
+/// CPU seconds a database server has used so far (all its processes).
+pub type DbCpu<'a> = &'a dyn Fn() -> Result<f64>;
 
 /// The unloaded latency phase (`--latency-logins` sequential logins, the client already
 /// waiting), then one throughput phase per `--pairs` entry, on `servers` (replicas of one
@@ -119,6 +128,7 @@ pub fn measure(
     servers: &[&server::Server],
     rp_key: &Zeroizing<String>,
     args: &Args,
+    db_cpu: Option<DbCpu>,
 ) -> Result<(logins::LoginStats, Vec<Loaded>)> {
     let light = logins::run(
         servers,
@@ -133,6 +143,7 @@ pub fn measure(
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
         let cpu_before = cpu()?;
         let own_cpu_before = own_cpu_seconds();
+        let db_cpu_before = db_cpu.map(|f| f()).transpose()?;
         let run = logins::run(
             servers,
             rp_key,
@@ -145,6 +156,10 @@ pub fn measure(
             run,
             cpu_used: cpu()? - cpu_before,
             own_cpu_used: own_cpu_seconds() - own_cpu_before,
+            db_cpu_used: match (db_cpu, db_cpu_before) {
+                (Some(f), Some(before)) => Some(f()? - before),
+                _ => None,
+            },
         });
     }
     Ok((light, loaded))
@@ -157,6 +172,7 @@ pub fn print_loaded(loaded: &[Loaded]) {
         run,
         cpu_used,
         own_cpu_used,
+        db_cpu_used,
     } in loaded
     {
         let logins = run.logins.max(1) as f64;
@@ -180,6 +196,12 @@ pub fn print_loaded(loaded: &[Loaded]) {
             "bench CPU per login:        {:.3} ms (relying-party and device clients)",
             own_cpu_used * 1000.0 / logins
         );
+        if let Some(db) = db_cpu_used {
+            println!(
+                "PostgreSQL CPU per login:   {:.3} ms (all its processes)",
+                db * 1000.0 / logins
+            );
+        }
     }
 }
 
