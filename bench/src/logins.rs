@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use pushauth_client::{Client, ClientConfig, Context, Outcome, StartOptions};
 use pushauth_device::{Decision, DeviceClient};
 use zeroize::Zeroizing;
@@ -39,21 +39,32 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `pairs` relying-party/device pairs; the device waits `answer_delay` before answering so
 /// that, when it is non-zero, the client is already long-polling when the answer lands.
+///
+/// With several `servers` (replicas of one site) pair `i` starts and waits on replica
+/// `i mod n` and its device answers on replica `i + 1 mod n`, so every login crosses replicas.
 pub fn run(
-    server: &Server,
+    servers: &[&Server],
     rp_key: &Zeroizing<String>,
     pairs: usize,
     mode: Mode,
     answer_delay: Duration,
 ) -> Result<LoginStats> {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
-    let client = Arc::new(Client::new(ClientConfig::new(
-        vec![server.url.clone()],
-        rp_key.as_str(),
-    ))?);
+    let admin = servers.first().context("no server to bench")?;
+    let clients = servers
+        .iter()
+        .map(|server| {
+            Ok(Arc::new(Client::new(ClientConfig::new(
+                vec![server.url.clone()],
+                rp_key.as_str(),
+            ))?))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut devices = Vec::with_capacity(pairs);
     for i in 0..pairs {
-        devices.push(server.enroll(&format!("r{run}u{i}"))?);
+        let mut profile = admin.enroll_profile(&format!("r{run}u{i}"))?;
+        profile.server = servers[(i + 1) % servers.len()].url.clone();
+        devices.push(DeviceClient::new(&profile)?);
     }
 
     let epoch = Instant::now();
@@ -67,7 +78,7 @@ pub fn run(
     };
     let mut handles = Vec::with_capacity(pairs);
     for (i, device) in devices.into_iter().enumerate() {
-        let client = Arc::clone(&client);
+        let client = Arc::clone(&clients[i % clients.len()]);
         let user = format!("r{run}u{i}");
         handles.push(thread::spawn(move || {
             pair(&client, device, &user, epoch, until, count, answer_delay)

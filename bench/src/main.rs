@@ -1,4 +1,5 @@
-//! pushauth-bench: starts a real pushauthd on SQLite and measures it from the outside.
+//! pushauth-bench: starts a real pushauthd on SQLite (or replicas on PostgreSQL) and measures it
+//! from the outside.
 //!
 //! It prints complete push logins per second (challenge created → device fetches it → signed
 //! answer → relying-party client holds the verified outcome), the latency from the device's answer
@@ -6,6 +7,7 @@
 //! waiting at once. Run it with `scripts/bench` (which builds pushauthd and this binary in release).
 
 mod logins;
+mod postgres;
 mod server;
 mod stats;
 mod waits;
@@ -14,11 +16,29 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use zeroize::Zeroizing;
+
+/// Where pushauthd keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Store {
+    /// SQLite in a temporary data directory (the default).
+    Sqlite,
+    /// A temporary PostgreSQL cluster: one replica, then two replicas with every login answered
+    /// on the other replica than the one the relying party waits on. Skips the memory phase.
+    Postgresql,
+}
 
 /// Benchmark a local pushauthd.
 #[derive(Debug, Parser)]
-struct Args {
+pub struct Args {
+    /// The store pushauthd runs on.
+    #[arg(long, value_enum, default_value_t = Store::Sqlite)]
+    store: Store,
+    /// With `--store postgresql`: fsync and full_page_writes off (synchronous_commit stays
+    /// on), to see how much of the time is the disk's flush.
+    #[arg(long)]
+    pg_no_fsync: bool,
     /// The pushauthd binary; default: next to this binary.
     #[arg(long)]
     pushauthd: Option<PathBuf>,
@@ -39,7 +59,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let pushauthd = match args.pushauthd {
+    let pushauthd = match args.pushauthd.clone() {
         Some(path) => path,
         None => std::env::current_exe()?
             .parent()
@@ -52,6 +72,10 @@ fn main() -> Result<()> {
         pushauthd.display()
     );
 
+    if args.store == Store::Postgresql {
+        return postgres::run(&pushauthd, &args);
+    }
+
     let server = server::Server::start(&pushauthd)?;
     println!(
         "pushauthd {} on {} (SQLite in {})",
@@ -60,33 +84,97 @@ fn main() -> Result<()> {
         server.data_dir().display()
     );
     let rp_key = server.create_rp("bench")?;
+    let (light, loaded) = measure(&[&server], &rp_key, &args, None)?;
+    let waits = waits::run(&server, &rp_key, args.waits)?;
 
+    print_loaded(&loaded);
+    println!(
+        "== unloaded latency ({} sequential logins, client already waiting)",
+        light.logins
+    );
+    println!(
+        "answer→return p50 / p99:    {} / {}",
+        stats::ms(light.latency.p(50.0)),
+        stats::ms(light.latency.p(99.0))
+    );
+    println!("== {} challenges waiting at once", waits.waiting);
+    println!("pushauthd RSS while waiting: {:.1} MiB", waits.rss_mib);
+    println!("pushauthd threads while waiting: {}", waits.threads);
+    println!(
+        "pushauthd peak RSS (whole run): {:.1} MiB",
+        server.peak_rss_mib()?
+    );
+    Ok(())
+}
+
+/// One throughput phase: its pairs, its logins, and the CPU seconds pushauthd (all replicas)
+/// and the bench used.
+pub struct Loaded {
+    pairs: usize,
+    run: logins::LoginStats,
+    cpu_used: f64,
+    own_cpu_used: f64,
+    /// CPU seconds the database server used, when measured.
+    db_cpu_used: Option<f64>,
+}
+
+/// CPU seconds a database server has used so far (all its processes).
+pub type DbCpu<'a> = &'a dyn Fn() -> Result<f64>;
+
+/// The unloaded latency phase (`--latency-logins` sequential logins, the client already
+/// waiting), then one throughput phase per `--pairs` entry, on `servers` (replicas of one
+/// site: see [`logins::run`]).
+pub fn measure(
+    servers: &[&server::Server],
+    rp_key: &Zeroizing<String>,
+    args: &Args,
+    db_cpu: Option<DbCpu>,
+) -> Result<(logins::LoginStats, Vec<Loaded>)> {
     let light = logins::run(
-        &server,
-        &rp_key,
+        servers,
+        rp_key,
         1,
         logins::Mode::Count(args.latency_logins),
         Duration::from_millis(5),
     )?;
+    let cpu = || -> Result<f64> { servers.iter().map(|s| s.cpu_seconds()).sum() };
     let mut loaded = Vec::with_capacity(args.pairs.len());
     for &pairs in &args.pairs {
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
-        let cpu_before = server.cpu_seconds()?;
+        let cpu_before = cpu()?;
         let own_cpu_before = own_cpu_seconds();
+        let db_cpu_before = db_cpu.map(|f| f()).transpose()?;
         let run = logins::run(
-            &server,
-            &rp_key,
+            servers,
+            rp_key,
             pairs,
             logins::Mode::Seconds(args.seconds),
             Duration::ZERO,
         )?;
-        let cpu_used = server.cpu_seconds()? - cpu_before;
-        let own_cpu_used = own_cpu_seconds() - own_cpu_before;
-        loaded.push((pairs, run, cpu_used, own_cpu_used));
+        loaded.push(Loaded {
+            pairs,
+            run,
+            cpu_used: cpu()? - cpu_before,
+            own_cpu_used: own_cpu_seconds() - own_cpu_before,
+            db_cpu_used: match (db_cpu, db_cpu_before) {
+                (Some(f), Some(before)) => Some(f()? - before),
+                _ => None,
+            },
+        });
     }
-    let waits = waits::run(&server, &rp_key, args.waits)?;
+    Ok((light, loaded))
+}
 
-    for (pairs, run, cpu_used, own_cpu_used) in &loaded {
+/// The figures of each throughput phase.
+pub fn print_loaded(loaded: &[Loaded]) {
+    for Loaded {
+        pairs,
+        run,
+        cpu_used,
+        own_cpu_used,
+        db_cpu_used,
+    } in loaded
+    {
         let logins = run.logins.max(1) as f64;
         println!();
         println!(
@@ -108,24 +196,13 @@ fn main() -> Result<()> {
             "bench CPU per login:        {:.3} ms (relying-party and device clients)",
             own_cpu_used * 1000.0 / logins
         );
+        if let Some(db) = db_cpu_used {
+            println!(
+                "PostgreSQL CPU per login:   {:.3} ms (all its processes)",
+                db * 1000.0 / logins
+            );
+        }
     }
-    println!(
-        "== unloaded latency ({} sequential logins, client already waiting)",
-        light.logins
-    );
-    println!(
-        "answer→return p50 / p99:    {} / {}",
-        stats::ms(light.latency.p(50.0)),
-        stats::ms(light.latency.p(99.0))
-    );
-    println!("== {} challenges waiting at once", waits.waiting);
-    println!("pushauthd RSS while waiting: {:.1} MiB", waits.rss_mib);
-    println!("pushauthd threads while waiting: {}", waits.threads);
-    println!(
-        "pushauthd peak RSS (whole run): {:.1} MiB",
-        server.peak_rss_mib()?
-    );
-    Ok(())
 }
 
 /// User plus system CPU seconds this process (all its threads) has used so far.

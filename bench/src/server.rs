@@ -1,9 +1,11 @@
-//! A pushauthd child process on a temporary SQLite store, and what /proc says about it.
+//! A pushauthd child process on a temporary SQLite store (or on a PostgreSQL URL, as one of
+//! several replicas sharing a data directory), and what /proc says about it.
 
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -14,7 +16,11 @@ use zeroize::Zeroizing;
 
 pub struct Server {
     child: Child,
-    dir: TempDir,
+    /// Config, admin token and data directory; replicas share one (the offline-code and VAPID
+    /// keys must be the same on every replica of a site).
+    dir: Rc<TempDir>,
+    /// `--store-url`, when not the default SQLite store in the data directory.
+    store_url: Option<String>,
     pub url: String,
     admin_token: Zeroizing<String>,
     agent: ureq::Agent,
@@ -37,14 +43,33 @@ max_connections_per_address = 60000
 "#;
 
 impl Server {
+    /// pushauthd on SQLite in a new temporary data directory.
     pub fn start(binary: &Path) -> Result<Server> {
+        Self::spawn(binary, Rc::new(tempfile::tempdir()?), None)
+    }
+
+    /// pushauthd on the PostgreSQL database at `store_url`, in a new temporary data directory.
+    pub fn start_on(binary: &Path, store_url: &str) -> Result<Server> {
+        Self::spawn(
+            binary,
+            Rc::new(tempfile::tempdir()?),
+            Some(store_url.to_owned()),
+        )
+    }
+
+    /// Another replica of this one: same store, data directory, config and admin token.
+    pub fn replica(&self, binary: &Path) -> Result<Server> {
+        Self::spawn(binary, Rc::clone(&self.dir), self.store_url.clone())
+    }
+
+    fn spawn(binary: &Path, dir: Rc<TempDir>, store_url: Option<String>) -> Result<Server> {
         raise_fd_limit();
-        let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config = dir.path().join("pushauthd.toml");
         fs::write(&config, CONFIG)?;
         let token_file = dir.path().join("admin-token");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["serve", "--config"])
             .arg(&config)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -52,7 +77,11 @@ impl Server {
             .arg("--admin-token-file")
             .arg(&token_file)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        if let Some(url) = &store_url {
+            command.args(["--store-url", url]);
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let agent = ureq::AgentBuilder::new()
@@ -61,6 +90,7 @@ impl Server {
         let mut server = Server {
             child,
             dir,
+            store_url,
             url: format!("http://127.0.0.1:{port}"),
             admin_token: Zeroizing::new(String::new()),
             agent,
@@ -115,10 +145,14 @@ impl Server {
 
     /// Enrolls a new device for `user` the way the device CLI does, and returns its client.
     pub fn enroll(&self, user: &str) -> Result<DeviceClient> {
+        Ok(DeviceClient::new(&self.enroll_profile(user)?)?)
+    }
+
+    /// Enrolls a new device for `user` and returns its profile (which names this server).
+    pub fn enroll_profile(&self, user: &str) -> Result<Profile> {
         let answer = self.admin_post("/v1/admin/enrollments", json!({ "user": user }))?;
         let link = answer["url"].as_str().context("no url in the answer")?;
-        let profile: Profile = DeviceClient::enroll(link, &format!("bench {user}"), None)?;
-        Ok(DeviceClient::new(&profile)?)
+        Ok(DeviceClient::enroll(link, &format!("bench {user}"), None)?)
     }
 
     fn proc_field(&self, file: &str, key: &str) -> Result<u64> {
