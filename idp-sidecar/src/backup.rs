@@ -13,8 +13,9 @@ use pushauth_client::Context;
 use pushauth_proto::random;
 use zeroize::Zeroizing;
 
+use crate::account_change::{self, AccountChange, Asked};
 use crate::error::{ApiError, ErrorCode};
-use crate::logins::{Login, LoginState, Logins, Purpose, StartRequest};
+use crate::logins::{Login, LoginState, Logins, Purpose};
 use crate::realms::Mapped;
 use crate::wire::LoginOutcome;
 
@@ -115,29 +116,24 @@ impl Issuances {
             ));
         }
         let user = req.mapped.user.clone();
-        let mut context = req.context;
-        context.insert("service".into(), "keycloak".into());
-        context.insert("action".into(), "issue_backup_codes".into());
-        context.insert("realm".into(), req.mapped.realm.clone());
-        context.insert(
-            "message".into(),
-            format!(
-                "Issue a new set of backup codes for {user}? Your old codes stop working. Approve only if you asked for it yourself."
-            ),
-        );
-        pushauth_proto::context::validate_context(&context)
-            .map_err(|e| ApiError::invalid_context(e.to_string()))?;
-        let login = logins.start(
+        let login = account_change::start(
+            logins,
             runtime,
-            StartRequest {
-                purpose: Purpose::IssueBackupCodes,
-                user: user.clone(),
-                session: req.session.as_ref().map(|s| format!("backup-codes:{s}")),
+            Asked {
+                mapped: &req.mapped,
+                context: req.context,
+                session: req.session.as_deref(),
                 deadline: req.deadline,
-                nonce: random::id().map_err(|_| ApiError::internal())?,
-                context,
-                number_matching: true,
                 ttl: req.ttl,
+            },
+            AccountChange {
+                purpose: Purpose::IssueBackupCodes,
+                action: "issue_backup_codes",
+                session_namespace: "backup-codes",
+                message: format!(
+                    "Issue a new set of backup codes for {user}? Your old codes stop working. Approve only if you asked for it yourself."
+                ),
+                extra: Vec::new(),
             },
         )?;
         let id = random::id().map_err(|_| ApiError::internal())?;

@@ -23,8 +23,9 @@ use qrcode::render::svg;
 use qrcode::QrCode;
 use zeroize::Zeroizing;
 
+use crate::account_change::{self, AccountChange, Asked};
 use crate::error::{ApiError, ErrorCode};
-use crate::logins::{Login, LoginState, Logins, Purpose, StartRequest};
+use crate::logins::{Login, LoginState, Logins, Purpose};
 use crate::realms::Mapped;
 use crate::wire::{EnrollmentState, LoginOutcome};
 
@@ -227,33 +228,28 @@ impl Enrollments {
             }
             link(client, &user, None, Vec::new())?
         } else {
-            let mut context = req.context.clone();
-            context.insert("service".into(), "keycloak".into());
-            context.insert("action".into(), "add_device".into());
-            context.insert("realm".into(), req.mapped.realm.clone());
-            if let Some(name) = &req.device_name {
-                context.insert("device_name".into(), name.clone());
-            }
-            context.insert(
-                "message".into(),
-                format!(
-                    "Add a new device to your account {user}? Approve only if you are adding a device yourself."
-                ),
-            );
-            pushauth_proto::context::validate_context(&context)
-                .map_err(|e| ApiError::invalid_context(e.to_string()))?;
-            let login = logins.start(
+            let login = account_change::start(
+                logins,
                 runtime,
-                StartRequest {
-                    purpose: Purpose::AddDevice,
-                    user: user.clone(),
-                    // Its own namespace: starting an enrollment never cancels a login.
-                    session: req.session.as_ref().map(|s| format!("enroll:{s}")),
+                Asked {
+                    mapped: &req.mapped,
+                    context: req.context.clone(),
+                    session: req.session.as_deref(),
                     deadline: req.deadline,
-                    nonce: random::id().map_err(|_| ApiError::internal())?,
-                    context,
-                    number_matching: true,
                     ttl: req.ttl,
+                },
+                AccountChange {
+                    purpose: Purpose::AddDevice,
+                    action: "add_device",
+                    session_namespace: "enroll",
+                    message: format!(
+                        "Add a new device to your account {user}? Approve only if you are adding a device yourself."
+                    ),
+                    extra: req
+                        .device_name
+                        .iter()
+                        .map(|name| ("device_name", name.clone()))
+                        .collect(),
                 },
             )?;
             Stage::Approval(login)

@@ -11,6 +11,7 @@
 //! The sidecar never speaks the relying-party API itself: every call to pushauthd goes through
 //! [`pushauth_client::Client`] with the sidecar's relying-party key (never the admin token).
 
+pub mod account_change;
 pub mod api;
 pub mod app;
 pub mod backup;
