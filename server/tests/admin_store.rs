@@ -101,9 +101,16 @@ fn admin_commands_never_create_a_store_and_name_the_one_they_looked_at() {
             assert!(!out.status.success(), "{command:?} {place:?}: {said}");
             assert!(said.contains("no pushauthd store"), "{said}");
             assert!(said.contains("pushauthd.sqlite3"), "{said}");
-            assert!(said.contains(place[1].trim_start_matches("sqlite:")), "{said}");
+            assert!(
+                said.contains(place[1].trim_start_matches("sqlite:")),
+                "{said}"
+            );
             assert!(said.contains("--config"), "{said}");
-            assert!(!missing.exists(), "{command:?} created {}", missing.display());
+            assert!(
+                !missing.exists(),
+                "{command:?} created {}",
+                missing.display()
+            );
             assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{command:?}");
         }
     }

@@ -9,11 +9,11 @@ use pushauth_proto::wire::CreateRelyingParty;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
+use super::store_open::{load_file, open_store, store_config, tell};
 use super::{
     AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs, UnlockArgs,
 };
 use crate::clock;
-use super::store_open::{load_file, open_store, store_config, tell};
 use crate::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::service::enrollments::{self, enrollment_url};
 use crate::service::{self, devices, grace, keys, users};

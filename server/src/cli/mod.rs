@@ -127,7 +127,7 @@ pub struct StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Config file (TOML); flags override it.
-    #[arg(long)]
+    #[arg(long, env = "PUSHAUTHD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8443].
     #[arg(long, env = "PUSHAUTHD_LISTEN")]
