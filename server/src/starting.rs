@@ -42,8 +42,8 @@ pub(crate) struct Waiting {
 
 /// Serves refusals on a clone of `waiting`'s listener and retries opening the store (backoff
 /// [`FIRST_RETRY`] to [`LAST_RETRY`]) until it opens (`Some`), `stop` turns true (`None`), or
-/// opening fails for another reason than "unavailable" (the error: a wrong password, a
-/// database too new). The refusing server is told to stop before this returns; its accept
+/// opening fails for another reason than "unavailable" (the error: a database too new). Refused
+/// credentials count as unavailable here, logged as an error at every attempt. The refusing server is told to stop before this returns; its accept
 /// loop ends at once, so the caller may serve on the listener straight away.
 ///
 /// # Errors
@@ -151,6 +151,17 @@ async fn retry(
                 return Ok(Some(opened));
             }
             // The driver's message names hosts and the failure, never the password.
+            // Refused credentials are retried too (exiting would close the port, and a
+            // fixed password or pg_hba.conf should bring the replica up), but said loudly.
+            Err(e) if e.is_denied() => {
+                delay = (delay * 2).min(LAST_RETRY);
+                tracing::error!(
+                    error = %e,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "the database refused pushauthd's credentials: check [store] password_file, \
+                     the role's password and pg_hba.conf"
+                );
+            }
             Err(e) if e.is_unavailable() => {
                 delay = (delay * 2).min(LAST_RETRY);
                 tracing::warn!(
