@@ -22,7 +22,10 @@ pub fn run(pushauthd: &Path, args: &Args) -> Result<()> {
         "no PostgreSQL binaries under /usr/lib/postgresql/*/bin (or PUSHAUTH_PG_BIN)"
     );
     let durable = !args.pg_no_fsync;
-    let pg = PgCluster::start_with(PgOptions { durable });
+    let pg = PgCluster::start_with(PgOptions {
+        durable,
+        ..PgOptions::default()
+    });
     pg.create_database("pushauth");
     let url = pg.url("pushauth");
     println!(

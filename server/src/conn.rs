@@ -31,8 +31,7 @@ use crate::clock;
 use crate::config::Limits;
 use crate::metrics::ConnMetrics;
 
-/// How long in-flight requests get to finish once a server (the real one, or the one that
-/// refuses while the store is not open yet) is told to stop.
+/// How long in-flight requests get to finish once the server is told to stop.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
 /// hyper's header-read timeout: a request head must arrive within `timeout` of the moment the

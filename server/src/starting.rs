@@ -1,20 +1,26 @@
 //! Starting while PostgreSQL is unreachable (issue 13, attack review): the replica listens at
 //! once and refuses every request with 503 `store_unavailable` (`/healthz`: not ready) while
-//! it retries opening the store, then hands the same listener to the real server.
+//! it retries opening the store, then hands the same listener to the real server. The refusing
+//! side runs its own accept loop, so that stopping it drops no accepted connection unanswered.
 //!
 //! Why not exit as before: a closed port is a refused connection, which a client classes as
 //! "unreachable" and `server_unreachable = "safe"` lets in; a 503 is a refusal.
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use axum_server::accept::DefaultAcceptor;
+use axum_server::accept::{Accept, DefaultAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use axum_server::Handle;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::api::ApiError;
@@ -40,11 +46,12 @@ pub(crate) struct Waiting {
     pub config: ServerConfig,
 }
 
-/// Serves refusals on a clone of `waiting`'s listener and retries opening the store (backoff
+/// Refuses on a clone of `waiting`'s listener and retries opening the store (backoff
 /// [`FIRST_RETRY`] to [`LAST_RETRY`]) until it opens (`Some`), `stop` turns true (`None`), or
-/// opening fails for another reason than "unavailable" (the error: a wrong password, a
-/// database too new). The refusing server is told to stop before this returns; its accept
-/// loop ends at once, so the caller may serve on the listener straight away.
+/// opening fails for another reason than "unavailable" (the error: a database too new). Refused
+/// credentials count as unavailable here, logged as an error at every attempt. The refusing
+/// accept loop has ended when this returns, so the caller may serve on the listener straight
+/// away; connections it accepted are still answered (503, then closed), never dropped unread.
 ///
 /// # Errors
 /// [`ServerError::Store`] for a failure that is not "unavailable"; [`ServerError::Io`] when
@@ -53,52 +60,94 @@ pub(crate) async fn open_while_refusing(
     waiting: &Waiting,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<Opened>, ServerError> {
-    let handle = Handle::new();
-    let listener = waiting.listener.try_clone()?;
+    let listener = tokio::net::TcpListener::from_std(waiting.listener.try_clone()?)?;
     let limits = &waiting.config.limits;
     let limiter = ConnLimiter::new(limits, None);
     let header_timeout = Duration::from_secs(limits.header_timeout_secs.max(1));
-    let service = Router::new().fallback(refuse).into_make_service();
-    let refusing = {
-        let (tls, handle) = (waiting.tls.clone(), handle.clone());
-        async move {
-            let result = match tls {
-                Some(tls) => {
-                    let tls = RustlsAcceptor::new(tls)
-                        .acceptor(DefaultAcceptor::new())
-                        .handshake_timeout(header_timeout);
-                    let mut server = axum_server::from_tcp(listener)
-                        .acceptor(LimitedAcceptor::new(tls, limiter, header_timeout))
-                        .handle(handle);
-                    crate::conn::http_timeouts(server.http_builder(), header_timeout);
-                    server.serve(service).await
-                }
-                None => {
-                    let mut server = axum_server::from_tcp(listener)
-                        .acceptor(LimitedAcceptor::new(
-                            DefaultAcceptor::new(),
-                            limiter,
-                            header_timeout,
-                        ))
-                        .handle(handle);
-                    crate::conn::http_timeouts(server.http_builder(), header_timeout);
-                    server.serve(service).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "the refusing server failed");
-            }
+    let (handed_over, handing_over) = watch::channel(false);
+    let accepting = match waiting.tls.clone() {
+        Some(tls) => {
+            let tls = RustlsAcceptor::new(tls)
+                .acceptor(DefaultAcceptor::new())
+                .handshake_timeout(header_timeout);
+            let acceptor = LimitedAcceptor::new(tls, limiter, header_timeout);
+            tokio::spawn(refuse_on(listener, acceptor, header_timeout, handing_over))
+        }
+        None => {
+            let acceptor = LimitedAcceptor::new(DefaultAcceptor::new(), limiter, header_timeout);
+            tokio::spawn(refuse_on(listener, acceptor, header_timeout, handing_over))
         }
     };
-    // Detached: its last connections (each answered at once, then closed) end on their own.
-    tokio::spawn(refusing);
     tracing::warn!(
         addr = %waiting.addr,
         "listening, answering 503 store_unavailable until the store opens"
     );
     let opened = retry(&waiting.config, stop).await;
-    handle.graceful_shutdown(Some(crate::conn::GRACE));
+    // The loop stops accepting at once; what it accepted is answered by its own tasks.
+    let _ = handed_over.send(true);
+    if let Err(e) = accepting.await {
+        tracing::error!(error = %e, "the refusing accept loop failed");
+    }
     opened
+}
+
+/// The refusing accept loop, until `handing_over` turns true. Why its own loop rather than
+/// a server shut down gracefully: a graceful shutdown closes connections accepted but not
+/// read from yet, and a client that connected in that instant got no answer at all.
+async fn refuse_on<A>(
+    listener: tokio::net::TcpListener,
+    acceptor: A,
+    header_timeout: Duration,
+    mut handing_over: watch::Receiver<bool>,
+) where
+    A: Accept<TcpStream, (), Service = ()>,
+    A::Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A::Future: Send + 'static,
+{
+    loop {
+        let stream = tokio::select! {
+            biased;
+            () = stopped(&mut handing_over) => return,
+            // Cancel-safe: a connection is either accepted here or left for the real server.
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: no busy loop.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(refuse_connection(
+            acceptor.accept(stream, ()),
+            header_timeout,
+        ));
+    }
+}
+
+/// Serves one accepted connection with [`refuse`]: its request is answered and the
+/// connection closed (`Connection: close`); one that sends nothing is closed by the
+/// first-bytes and header timeouts, as on the real server.
+async fn refuse_connection<S>(
+    accepting: impl Future<Output = std::io::Result<(S, ())>>,
+    header_timeout: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Over a connection limit, or a failed TLS handshake: closed, as the real server does.
+    let Ok((stream, ())) = accepting.await else {
+        return;
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    crate::conn::http_timeouts(&mut builder, header_timeout);
+    let service = TowerToHyperService::new(Router::new().fallback(refuse));
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "a refused connection ended with an error");
+    }
 }
 
 /// Every request: 503 `store_unavailable` (the API's error body), `GET /healthz` not ready.
@@ -151,6 +200,17 @@ async fn retry(
                 return Ok(Some(opened));
             }
             // The driver's message names hosts and the failure, never the password.
+            // Refused credentials are retried too (exiting would close the port, and a
+            // fixed password or pg_hba.conf should bring the replica up), but said loudly.
+            Err(e) if e.is_denied() => {
+                delay = (delay * 2).min(LAST_RETRY);
+                tracing::error!(
+                    error = %e,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "the database refused pushauthd's credentials: check [store] password_file, \
+                     the role's password and pg_hba.conf"
+                );
+            }
             Err(e) if e.is_unavailable() => {
                 delay = (delay * 2).min(LAST_RETRY);
                 tracing::warn!(

@@ -19,6 +19,7 @@ fn pushauthd(args: &[&str]) -> Output {
         .env_remove("PUSHAUTHD_LISTEN")
         .env_remove("PUSHAUTHD_DATA_DIR")
         .env_remove("PUSHAUTHD_ADMIN_TOKEN_FILE")
+        .env_remove("PUSHAUTHD_CONFIG")
         .output()
         .unwrap()
 }
@@ -31,7 +32,8 @@ fn pushauthd_on(srv: &pushauth_testkit::TestServer, args: &[&str]) -> Output {
         .args(args)
         .env_remove("PUSHAUTHD_LISTEN")
         .env_remove("PUSHAUTHD_DATA_DIR")
-        .env_remove("PUSHAUTHD_ADMIN_TOKEN_FILE");
+        .env_remove("PUSHAUTHD_ADMIN_TOKEN_FILE")
+        .env_remove("PUSHAUTHD_CONFIG");
     if let pushauth_server::config::StoreConfig::Postgres(pg) = &srv.config.store {
         command.env("PUSHAUTHD_STORE_URL", &pg.url);
     }
@@ -435,6 +437,8 @@ fn issue10_item1_cli_enroll_uses_configured_ttl() {
         );
     };
     let args = ["--public-url", "https://push.example"];
+    // Admin commands never create the store: migrate does.
+    stdout(&pushauthd(&["migrate", "--config", path_str(&config)]));
     // The configured lifetime, not the built-in 600 s.
     let before = now();
     let out = stdout(&pushauthd(

@@ -12,6 +12,7 @@ fn pushauthd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pushauthd"))
         .args(args)
         .env_remove("PUSHAUTHD_STORE_URL")
+        .env_remove("PUSHAUTHD_CONFIG")
         .env_remove("PUSHAUTHD_DATA_DIR")
         .env_remove("PUSHAUTHD_LISTEN")
         .output()
@@ -57,6 +58,17 @@ fn issue13_migrate_no_migrate_and_admin_commands_on_postgresql() {
         "{}",
         text(&out)
     );
+    assert_eq!(
+        pg.psql_db(&name, "SELECT to_regclass('schema_version') IS NULL"),
+        "t"
+    );
+
+    // An admin command on a database without the schema refuses, naming it, and creates
+    // nothing (only migrate does).
+    let out = pushauthd(&["rp", "add", "bastion", "--store-url", &url]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("no pushauthd schema"), "{}", text(&out));
+    assert!(text(&out).contains(&url), "{}", text(&out));
     assert_eq!(
         pg.psql_db(&name, "SELECT to_regclass('schema_version') IS NULL"),
         "t"

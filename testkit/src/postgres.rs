@@ -46,6 +46,10 @@ pub struct PgOptions {
     /// `synchronous_commit` is always on: with it off an acknowledged commit is lost when
     /// the server is killed, which is what the failover tests must rule out.
     pub durable: bool,
+    /// A password for [`PG_USER`], asked for over TCP on 127.0.0.1 with `scram-sha-256` (a
+    /// `pg_hba.conf` line before the trusted ones); the unix socket and replication stay
+    /// trusted. `None` (the default): trust everywhere, URLs carry no password.
+    pub password: Option<&'static str>,
 }
 
 /// One temporary PostgreSQL cluster (a primary, or a standby from [`PgCluster::standby`]).
@@ -59,6 +63,8 @@ pub struct PgCluster {
     port: u16,
     /// The PostgreSQL `bin` directory it was made with.
     bin: PathBuf,
+    /// [`PgOptions::password`], which the psql helpers send.
+    password: Option<&'static str>,
 }
 
 impl PgCluster {
@@ -129,6 +135,7 @@ impl PgCluster {
             dir: server_dir(),
             port: free_port(),
             bin,
+            password: None,
         };
         let data = cluster.data_dir();
         cluster.run_server_cmd(
@@ -158,6 +165,25 @@ impl PgCluster {
         cluster.append_conf(&conf);
         cluster.start_server();
         cluster.spawn_reaper();
+        let Some(password) = options.password else {
+            return cluster;
+        };
+        // Set while still trusted, then ask for it: the first matching line wins.
+        let quoted = password.replace('\'', "''");
+        cluster.psql(&format!(
+            "SET password_encryption = 'scram-sha-256'; ALTER ROLE {PG_USER} PASSWORD '{quoted}'"
+        ));
+        let hba = cluster.data_dir().join("pg_hba.conf");
+        let old = fs::read_to_string(&hba)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", hba.display()));
+        fs::write(
+            &hba,
+            format!("host all all 127.0.0.1/32 scram-sha-256\n{old}"),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", hba.display()));
+        cluster.pg_ctl(&["reload"]);
+        let mut cluster = cluster;
+        cluster.password = Some(password);
         cluster
     }
 
@@ -230,6 +256,7 @@ impl PgCluster {
             ])
             .args(["-p", &port, "-U", PG_USER, "-d", db, "-c", sql])
             .env("PGCONNECT_TIMEOUT", "5")
+            .envs(self.password.map(|p| ("PGPASSWORD", p)))
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run psql: {e}"))?;
@@ -322,6 +349,8 @@ impl PgCluster {
             dir: server_dir(),
             port: free_port(),
             bin: self.bin.clone(),
+            // pg_hba.conf and the role's password come with the base backup.
+            password: self.password,
         };
         let data = standby.data_dir();
         let port = self.port.to_string();

@@ -222,6 +222,10 @@ mod tests {
             let api = ApiError::from(service::Error::Store(StoreError::db(kind, "x")));
             assert_eq!(api.code, ErrorCode::Internal, "{kind:?}");
         }
+        // Refused credentials: as unusable as a database that is down (a 503, never a 500).
+        let denied = StoreError::db(DbErrorKind::Denied, "password authentication failed");
+        let api = ApiError::from(service::Error::Store(denied));
+        assert_eq!(api.code, ErrorCode::StoreUnavailable);
         let api = ApiError::from(service::Error::Store(StoreError::TooNew(99)));
         assert_eq!(api.code, ErrorCode::Internal);
     }

@@ -9,51 +9,21 @@ use pushauth_proto::wire::CreateRelyingParty;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
+use super::store_open::{load_file, open_store, store_config, tell};
 use super::{
     AuditArgs, CliError, DevicesArgs, EnrollArgs, RevokeArgs, RpAddArgs, StoreArgs, UnlockArgs,
 };
 use crate::clock;
-use crate::config::{FileConfig, ServerConfig, StoreConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::config::{FileConfig, ServerConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::service::enrollments::{self, enrollment_url};
 use crate::service::{self, devices, grace, keys, users};
-use crate::store::{RelyingPartyRecord, SharedStore, Store};
-
-pub(super) fn load_file(args: &StoreArgs) -> Result<FileConfig, CliError> {
-    Ok(match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    })
-}
-
-/// The data directory of `args` or the config file, and the `[store]` it names (`--store-url`
-/// or `PUSHAUTHD_STORE_URL` first).
-fn store_config(
-    args: &StoreArgs,
-    file: &FileConfig,
-) -> Result<(std::path::PathBuf, StoreConfig), CliError> {
-    let dir = args
-        .data_dir
-        .clone()
-        .or_else(|| file.data_dir.clone())
-        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
-    let store = file
-        .store
-        .clone()
-        .unwrap_or_default()
-        .resolve(args.store_url.as_deref())?;
-    Ok((dir, store))
-}
-
-/// Opens the configured store (SQLite or PostgreSQL), migrating it as `serve` would.
-pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SharedStore, CliError> {
-    let (dir, store) = store_config(args, file)?;
-    Ok(crate::store::open::open(&store, &dir, true)?.store)
-}
+use crate::store::{RelyingPartyRecord, Store};
 
 /// `pushauthd migrate`: brings the configured store's schema up to this binary's version.
 pub fn migrate(args: &StoreArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let file = load_file(args)?;
     let (dir, store) = store_config(args, &file)?;
+    tell(args, &store, &dir);
     let (found, now) = crate::store::open::migrate(&store, &dir)?;
     if found == now {
         writeln!(out, "schema at version {now}: nothing to do")?;

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use pushauth_proto::text::for_terminal;
 
-use super::admin::{load_file, open_store};
+use super::store_open::{load_file, open_store};
 use super::{BackupCodesArgs, CliError};
 use crate::clock;
 use crate::config::BackupCodesConfig;

@@ -7,6 +7,7 @@ mod backup;
 mod push;
 mod serve;
 mod store_copy;
+mod store_open;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -103,12 +104,16 @@ pub enum GraceCommand {
     End(UnlockArgs),
 }
 
-/// Where the store is: `--data-dir`, or the `data_dir` of `--config`.
+/// Where the store is: `--data-dir`, or the `data_dir` of `--config` (else of
+/// `/etc/pushauthd/pushauthd.toml` when it exists). Admin commands never create a store.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Config file (TOML).
-    #[arg(long)]
+    /// Config file (TOML) [default: /etc/pushauthd/pushauthd.toml if it exists].
+    #[arg(long, env = "PUSHAUTHD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Say on stderr which store the command uses and which config file chose it.
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Data directory holding pushauthd.sqlite3.
     #[arg(long, env = "PUSHAUTHD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -122,7 +127,7 @@ pub struct StoreArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Config file (TOML); flags override it.
-    #[arg(long)]
+    #[arg(long, env = "PUSHAUTHD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8443].
     #[arg(long, env = "PUSHAUTHD_LISTEN")]
@@ -304,8 +309,9 @@ pub struct PushArgs {
     /// Turn number matching off.
     #[arg(long)]
     pub no_code: bool,
-    /// Config file (for the server URL and admin token file).
-    #[arg(long)]
+    /// Config file (for the server URL and admin token file) [default:
+    /// /etc/pushauthd/pushauthd.toml if it exists].
+    #[arg(long, env = "PUSHAUTHD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin token file.
     #[arg(long, env = "PUSHAUTHD_ADMIN_TOKEN_FILE")]

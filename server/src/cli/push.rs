@@ -15,7 +15,7 @@ use pushauth_proto::text::for_terminal;
 use super::admin::base_url;
 use super::{CliError, PushArgs};
 use crate::clock;
-use crate::config::{read_admin_token, FileConfig, DEFAULT_DATA_DIR};
+use crate::config::{config_path, read_admin_token, FileConfig, DEFAULT_CONFIG, DEFAULT_DATA_DIR};
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -24,8 +24,9 @@ fn hostname() -> String {
 }
 
 pub fn push(args: &PushArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
+    let named = args.config.as_deref();
+    let file = match config_path(named, std::path::Path::new(DEFAULT_CONFIG)) {
+        Some(path) => FileConfig::load(&path)?,
         None => FileConfig::default(),
     };
     let server = match &args.server {

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pushauth_proto::challenge::CodeDigits;
 use serde::Deserialize;
@@ -39,6 +39,22 @@ pub use webpush::{check_subject, FileWebPush, WebPushConfig};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/pushauthd";
+/// The packaged config file: the admin commands read it when no `--config` (or
+/// [`CONFIG_ENV`]) names one and it exists, so that they use the store the server uses.
+pub const DEFAULT_CONFIG: &str = "/etc/pushauthd/pushauthd.toml";
+/// The environment variable naming a config file, as `--config` does.
+pub const CONFIG_ENV: &str = "PUSHAUTHD_CONFIG";
+
+/// The config file a command reads: `named` (`--config` or [`CONFIG_ENV`]), else `default`
+/// when that file exists (a missing default is no config, not an error), else none.
+pub fn config_path(named: Option<&Path>, default: &Path) -> Option<PathBuf> {
+    match named {
+        Some(path) => Some(path.to_owned()),
+        // A default that cannot even be looked at is read, so that the error says why.
+        None if !matches!(default.try_exists(), Ok(false)) => Some(default.to_owned()),
+        None => None,
+    }
+}
 
 /// Certificate chain and private key files (PEM) for HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -234,3 +234,18 @@ fn issue10_item3_pushauthd_refuses_group_readable_secrets() {
     let err = FileConfig::load(&dir.path().join("absent.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }
+
+#[test]
+fn the_default_config_file_is_read_only_when_it_exists_and_none_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("pushauthd.toml");
+    let named = dir.path().join("other.toml");
+    assert_eq!(super::config_path(None, &default), None);
+    assert_eq!(
+        super::config_path(Some(&named), &default),
+        Some(named.clone())
+    );
+    std::fs::write(&default, "").unwrap();
+    assert_eq!(super::config_path(None, &default), Some(default.clone()));
+    assert_eq!(super::config_path(Some(&named), &default), Some(named));
+}

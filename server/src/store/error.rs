@@ -65,18 +65,34 @@ pub enum DbErrorKind {
     InvalidData,
     /// The database file could not be opened, read or written (I/O, permissions, disk full).
     Unavailable,
+    /// The database server refused pushauthd's credentials (PostgreSQL `28P01` wrong
+    /// password, `28000` no `pg_hba.conf` entry): a configuration fault, answered like
+    /// [`DbErrorKind::Unavailable`] (503, retried) but logged as what it is.
+    Denied,
     /// Anything else (a statement the backend rejected, a misuse): a bug, not the environment.
     Other,
 }
 
 impl StoreError {
-    /// Whether the database could not be reached or used at all ([`DbErrorKind::Unavailable`]):
-    /// the API answers 503 `store_unavailable` and long-polls read again (issue 13).
+    /// Whether the database could not be reached or used at all ([`DbErrorKind::Unavailable`],
+    /// or [`DbErrorKind::Denied`]: refused credentials leave it just as unusable): the API
+    /// answers 503 `store_unavailable` and long-polls read again (issue 13).
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
             StoreError::Db(DbError {
-                kind: DbErrorKind::Unavailable,
+                kind: DbErrorKind::Unavailable | DbErrorKind::Denied,
+                ..
+            })
+        )
+    }
+
+    /// Whether the database refused pushauthd's credentials ([`DbErrorKind::Denied`]).
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(DbError {
+                kind: DbErrorKind::Denied,
                 ..
             })
         )

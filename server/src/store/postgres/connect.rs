@@ -22,11 +22,19 @@ pub type PgConnection =
 ///
 /// # Errors
 /// [`StoreError::Db`] of kind [`DbErrorKind::Unavailable`] when no host (or no primary)
-/// answers, with the driver's message.
+/// answers, [`DbErrorKind::Denied`] when one refuses the credentials, with the driver's
+/// message.
 pub async fn connect_one(settings: &PgSettings) -> Result<(Client, PgConnection), StoreError> {
     settings
         .config
         .connect(settings.tls.clone())
         .await
-        .map_err(|e| StoreError::db(DbErrorKind::Unavailable, format!("cannot connect: {e}")))
+        .map_err(|e| {
+            let kind = if super::error::is_denied(&e) {
+                DbErrorKind::Denied
+            } else {
+                DbErrorKind::Unavailable
+            };
+            StoreError::db(kind, format!("cannot connect: {e}"))
+        })
 }

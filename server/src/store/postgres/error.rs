@@ -52,6 +52,11 @@ fn message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether the server refused the credentials (`28P01`, `28000`): [`DbErrorKind::Denied`].
+pub(super) fn is_denied(e: &tokio_postgres::Error) -> bool {
+    kind_of(e) == DbErrorKind::Denied
+}
+
 /// Whether `e` means the database cannot take the operation now (see the module notes).
 pub(super) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     kind_of(e) == DbErrorKind::Unavailable
@@ -75,6 +80,8 @@ fn kind_of(e: &tokio_postgres::Error) -> DbErrorKind {
         "40001" | "40P01" | "55P03" => DbErrorKind::Busy,
         // read_only_sql_transaction: a standby (or a primary just demoted).
         "25006" => DbErrorKind::Unavailable,
+        // invalid_password, invalid_authorization_specification (no pg_hba.conf line).
+        "28P01" | "28000" => DbErrorKind::Denied,
         _ => match &code[..2] {
             "23" => DbErrorKind::Constraint,
             "22" => DbErrorKind::InvalidData,
