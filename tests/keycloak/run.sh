@@ -62,6 +62,8 @@ wait_http() { # url seconds what
 
 echo "== starting pushauthd on 127.0.0.1:$PUSH_PORT"
 mkdir -p "$RUN/pushauthd"
+# Admin commands never create a store: make it first.
+"$BIN/pushauthd" migrate --data-dir "$RUN/pushauthd" >/dev/null
 # The sidecar's key has only the rights it needs (issue 9 item 2): the users of the realm that
 # shares Unix names, the second realm's namespace, enrollment, and bootstrap (the first realm
 # lets users enroll their first device; the sidecar config says which realm may).
