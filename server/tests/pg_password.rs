@@ -71,8 +71,15 @@ fn issue13_a_wrong_database_password_is_refused_clearly_and_a_replica_keeps_refu
     let (right_conf, wrong_conf) = (conf("right.toml", &right), conf("wrong.toml", &wrong));
 
     // No password at all: refused by the server (the cluster really asks for one).
+    // The message says what is missing and where it goes (it used to be only "invalid
+    // configuration").
     let out = pushauthd(&["migrate", "--store-url", &url]);
     assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("asked for a password") && said.contains("password_file"),
+        "{said}"
+    );
 
     // The wrong one: migrate fails at once, saying what and for whom, never echoing it.
     let started = Instant::now();

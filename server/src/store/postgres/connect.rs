@@ -35,6 +35,9 @@ pub async fn connect_one(settings: &PgSettings) -> Result<(Client, PgConnection)
             } else {
                 DbErrorKind::Unavailable
             };
-            StoreError::db(kind, format!("cannot connect: {e}"))
+            StoreError::db(
+                kind,
+                format!("cannot connect: {}", super::error::message(&e)),
+            )
         })
 }

@@ -44,11 +44,23 @@ impl From<PgError> for StoreError {
     }
 }
 
-/// The server's message with its code, or the driver's.
-fn message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+/// What the driver says when the server asks for a password and none was configured.
+const NO_PASSWORD: &str = "password missing";
+
+/// The server's message with its code, or the driver's with its cause (the driver's own
+/// text for a configuration error is only "invalid configuration").
+pub(super) fn message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let text = e.to_string();
+    match e.source().map(ToString::to_string) {
+        Some(cause) if cause.contains(NO_PASSWORD) => "the database asked for a password and none \
+            is set: write it in the file [store] password_file names, and give that config file \
+            with --config (or PUSHAUTHD_CONFIG)"
+            .to_owned(),
+        Some(cause) if !text.contains(&cause) => format!("{text}: {cause}"),
+        _ => text,
     }
 }
 
@@ -67,6 +79,11 @@ fn kind_of(e: &tokio_postgres::Error) -> DbErrorKind {
         // No server answer: the connection is closed, failed or timed out.
         if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
             return DbErrorKind::Unavailable;
+        }
+        if e.source()
+            .is_some_and(|s| s.to_string().contains(NO_PASSWORD))
+        {
+            return DbErrorKind::Denied;
         }
         let text = e.to_string();
         if text.starts_with("error connecting") || text.contains("timeout") {
