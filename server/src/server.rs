@@ -207,8 +207,6 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         size_bound,
         hashing,
         offline_key,
-        offline_served: Arc::default(),
-        offline_reports: Arc::default(),
         health_probe: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));

@@ -14,14 +14,26 @@ use super::keys::RpCaller;
 use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
 use crate::bounds::SignatureFailures;
 use crate::clock::{parse_rfc3339, Millis};
-use crate::offline::{OfflineConfig, OfflineKey, Reports, Served};
+use crate::offline::{OfflineConfig, OfflineKey};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
 
-// The record of served approvals must outlive the time values are served.
-const _: () = assert!(crate::offline::served::KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
+/// How long the claim of an approval's one batch of values is kept
+/// ([`crate::store::CountStore::claim_offline_batch`]): the 5 minutes values are served plus a
+/// minute of clock slack; after that the challenge is refused as too old anyway.
+pub const BATCH_KEEP_MS: Millis = 6 * 60 * 1000;
+
+// The claim of a batch must outlive the time values are served.
+const _: () = assert!(BATCH_KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
+
+/// Wrong codes in reports of one relying party for one device after which every report of
+/// that pair is refused unchecked, on every replica, until an administrator unlocks the user
+/// (a host only reports codes that matched the device's values, so one wrong code already
+/// means a broken or broken-into host; ten stop guessing a 6-digit value). Counted in the
+/// store ([`crate::store::CountStore::count_offline_check`]).
+pub const MAX_WRONG_REPORTS: u64 = 10;
 
 /// Most devices in one `have` map (a user has a handful).
 const MAX_HAVE_ENTRIES: usize = 64;
@@ -230,10 +242,11 @@ pub fn plan_values(
     })
 }
 
-/// Claims the one batch of hashing an approval pays for ([`Served`]), records each device's
-/// highest counter handed out (the most a host may later report) and audits
-/// `offline_values_issued`; a plan with nothing to hash needs no claim and writes nothing.
-/// Release the claim when the hashing then fails.
+/// Claims the one batch of hashing an approval pays for (in the store, so a second replica
+/// refuses it too; kept [`BATCH_KEEP_MS`]), records each device's highest counter handed out
+/// (the most a host may later report) and audits `offline_values_issued`, in one unit; a plan
+/// with nothing to hash needs no claim and writes nothing. Release the claim
+/// ([`crate::store::CountStore::release_offline_batch`]) when the hashing then fails.
 ///
 /// # Errors
 /// [`Error::Conflict`] (audited as `offline_values_refused`) when the approval had its batch,
@@ -242,7 +255,6 @@ pub fn claim_batch(
     s: &dyn Store,
     rp: &RpCaller,
     refusals: &SignatureFailures,
-    served: &Served,
     planned: &Planned,
     now: Millis,
 ) -> Result<()> {
@@ -251,21 +263,10 @@ pub fn claim_batch(
         return Ok(());
     }
     let id = &planned.challenge_id;
-    if !served.claim(id, now) {
-        refuse(
-            refusals,
-            s,
-            rp,
-            id,
-            "values already handed out for this approval",
-        );
-        return Err(Error::Conflict(
-            "offline values were already handed out for this approval; the next approved \
-             login brings the missing ones"
-                .into(),
-        ));
-    }
-    atomically(s, |s| {
+    let claimed = atomically(s, |s| {
+        if !s.claim_offline_batch(id, now.saturating_add(BATCH_KEEP_MS))? {
+            return Ok(false);
+        }
         for device in &planned.devices {
             if let Some((top, _)) = device.values.last() {
                 s.offline_served_to(&device.device_id, *top)?;
@@ -285,8 +286,23 @@ pub fn claim_batch(
             },
             now,
         )?;
-        Ok(())
-    })
+        Ok(true)
+    })?;
+    if !claimed {
+        refuse(
+            refusals,
+            s,
+            rp,
+            id,
+            "values already handed out for this approval",
+        );
+        return Err(Error::Conflict(
+            "offline values were already handed out for this approval; the next approved \
+             login brings the missing ones"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `req.code` is the device's HOTP value for `req.counter` (constant-time compare).
@@ -327,10 +343,11 @@ pub struct Reported {
 /// moving anything. The report's `code` must be the device's value for `counter` (compared in
 /// constant time): a report without the right value moves nothing and is audited
 /// `offline_report_refused` (one row a minute per device and relying party, with a count);
-/// after [`crate::offline::served::MAX_WRONG_REPORTS`] of them every report of that relying
-/// party for that device is refused unchecked, so the value cannot be guessed.
-/// Each (device, relying party, counter) is recorded once ([`Reports`]): a copy is answered
-/// with the counter and writes nothing.
+/// after [`MAX_WRONG_REPORTS`] of them every report of that relying party for that device is
+/// refused unchecked on every replica (counted in the store before the check, so concurrent
+/// reports cannot pass the limit), so the value cannot be guessed; unlocking the user lifts
+/// it. Each (device, relying party, counter) is recorded once, in the store, in the unit that
+/// records the use: a copy is answered with the counter and writes nothing.
 ///
 /// # Errors
 /// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope; a wrong code),
@@ -340,7 +357,6 @@ pub fn report_used(
     s: &dyn Store,
     rp: &RpCaller,
     off: Offline<'_>,
-    reports: &Reports,
     user: &str,
     req: &OfflineUsedRequest,
     now: Millis,
@@ -382,11 +398,19 @@ pub fn report_used(
     }
     // A host reports only codes that matched the device's values: a wrong one is a broken or
     // hostile host, and after a few its reports of this device are not checked any more.
-    let blocked = reports.blocked(&req.device_id, &rp.rp_id);
-    if blocked || !value_matches(off, current, req)? {
-        if !blocked {
-            reports.wrong(&req.device_id, &rp.rp_id);
+    // The check is counted before it is made and taken back when the code is right, so the
+    // count of wrong ones can never be passed by reports arriving together on several replicas.
+    let blocked = s.count_offline_check(&req.device_id, &rp.rp_id)? > MAX_WRONG_REPORTS;
+    let matches = if blocked {
+        false
+    } else {
+        let checked = value_matches(off, current, req);
+        if !matches!(checked, Ok(false)) {
+            s.uncount_offline_check(&req.device_id, &rp.rp_id)?;
         }
+        checked?
+    };
+    if !matches {
         let source = format!("rp:{}", rp.rp_id);
         let why = if blocked {
             "after too many wrong codes from this relying party"
@@ -411,25 +435,24 @@ pub fn report_used(
         );
         return Err(Error::Forbidden(if blocked {
             "too many wrong offline codes were reported by this host for this device; its \
-             reports are refused until pushauthd restarts"
+             reports are refused until an administrator unlocks the user"
                 .into()
         } else {
             "the code is not the device's offline code for that counter".into()
         }));
     }
-    // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
-    if !reports.first(&req.device_id, &rp.rp_id, req.counter) {
-        return Ok(Reported {
-            counter: current.last_used.max(req.counter),
-            wake: Vec::new(),
-        });
-    }
     let device_name = device.map(|d| d.name).unwrap_or_default();
-    // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
+    // Record, advance, audit and notice in one unit: the notice exists exactly when the use was
+    // recorded, and a failed unit records nothing (its retry is recorded).
     let recorded = atomically(s, |s| {
         let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
             return Err(Error::NotFound("device"));
         };
+        // A copy of a report already recorded (a retry, or a flood) is answered and writes
+        // nothing (its advance above moved nothing: the first one did).
+        if !s.record_offline_report(&req.device_id, &rp.rp_id, req.counter, now)? {
+            return Ok(None);
+        }
         let note = if moved.after > moved.before {
             format!("counter moved from {} to {}", moved.before, moved.after)
         } else {
@@ -473,14 +496,13 @@ pub fn report_used(
                 count: None,
             },
         )?;
-        Ok((moved, wake))
-    });
-    let (moved, wake) = match recorded {
-        Ok(done) => done,
-        Err(e) => {
-            reports.forget(&req.device_id, &rp.rp_id, req.counter);
-            return Err(e);
-        }
+        Ok(Some((moved, wake)))
+    })?;
+    let Some((moved, wake)) = recorded else {
+        return Ok(Reported {
+            counter: current.last_used.max(req.counter),
+            wake: Vec::new(),
+        });
     };
     Ok(Reported {
         counter: moved.after,

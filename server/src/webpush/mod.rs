@@ -13,7 +13,6 @@ pub mod vapid;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use changes::ChangeLimiter;
 pub use sender::{PushJob, Sender, SenderStats};
 pub use vapid::{VapidError, VapidKey, VAPID_KEY_FILE};
 
@@ -31,7 +30,6 @@ pub struct WebPush {
     config: WebPushConfig,
     subject: String,
     sender: Option<Sender>,
-    changes: ChangeLimiter,
 }
 
 impl WebPush {
@@ -91,7 +89,6 @@ impl WebPush {
             config: web_push,
             subject,
             sender,
-            changes: ChangeLimiter::default(),
         })
     }
 
@@ -103,11 +100,6 @@ impl WebPush {
     /// The allow-list of push service origins.
     pub fn allow(&self) -> &AllowList {
         &self.config.allow
-    }
-
-    /// Counts of the devices' subscription changes ([`changes`]).
-    pub fn changes(&self) -> &ChangeLimiter {
-        &self.changes
     }
 
     /// The VAPID `sub` claim.
