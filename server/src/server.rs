@@ -127,6 +127,13 @@ fn complete(
         .into());
     }
     let offline_key = OfflineKey::load_or_create(&key_path)?;
+    // Replicas of a site share both keys: one with another key refuses to start.
+    crate::site_keys::check(
+        store.as_ref(),
+        (&vapid, &WebPush::key_path(&config)),
+        (&offline_key, &key_path),
+        crate::clock::now_ms(),
+    )?;
     let listener = match listener {
         Some(listener) => listener,
         None => bind(&config)?,

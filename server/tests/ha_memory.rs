@@ -10,6 +10,8 @@ mod common_push;
 mod ha;
 
 use common_push::SubKeys;
+use std::time::{Duration, Instant};
+
 use ha::{client, device_on, Replica, Site};
 use pushauth_client::StartOptions;
 use pushauth_proto::Context;
@@ -203,4 +205,58 @@ fn ha_push_subscription_change_cap_holds_across_replicas() {
         let err = set(device, n).expect_err("a 25th change in a day");
         assert!(err.to_string().contains("rate_limited"), "{err}");
     }
+}
+
+/// Waits until `replica` exits (it must not become ready, nor exit with success); its log.
+fn refused_to_start(mut replica: Replica) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let child = replica.child.as_mut().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "{}", replica.log_text());
+            return replica.log_text();
+        }
+        assert!(
+            replica.health().0 != 200,
+            "a replica with another key started: {}",
+            replica.log_text()
+        );
+        assert!(Instant::now() < deadline, "{}", replica.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A misconfigured site: a replica with a VAPID key or offline-code key of its own served
+/// quietly, and pushes for subscriptions made through another replica failed, offline values
+/// hashed elsewhere could not be checked. Such a replica now refuses to start, naming the
+/// key, its file and the fix; with the site's keys copied over it starts.
+#[test]
+fn ha_a_replica_with_another_key_refuses_to_start() {
+    let Some(pg) = PgCluster::start_or_skip("ha site keys") else {
+        return;
+    };
+    let site = Site::on(&pg, "sitekeys", "");
+    let a = site.spawn("a");
+    let data = site.dir.path().join("data");
+    let other = site.dir.path().join("other-data");
+    // Its own keys, made on its first start: the VAPID key is named first.
+    let log = refused_to_start(site.launch_with_data("b1", &other));
+    assert!(
+        log.contains("VAPID key") && log.contains("other-data/vapid-key") && log.contains("copy"),
+        "{log}"
+    );
+    // The site's VAPID key, its own offline-code key.
+    std::fs::copy(data.join("vapid-key"), other.join("vapid-key")).unwrap();
+    let log = refused_to_start(site.launch_with_data("b2", &other));
+    assert!(
+        log.contains("offline-code key")
+            && log.contains("other-data/offline-key")
+            && log.contains("copy"),
+        "{log}"
+    );
+    // Both of the site's keys: it starts, and A still serves.
+    std::fs::copy(data.join("offline-key"), other.join("offline-key")).unwrap();
+    let b = site.launch_with_data("b3", &other);
+    b.wait_ready(Duration::from_secs(30));
+    assert_eq!(a.health().0, 200);
 }

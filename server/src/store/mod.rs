@@ -10,6 +10,7 @@
 //!   errors at its edge);
 //! - [`grace`]: the values of the grace-window operations (issue 12);
 //! - [`counts`]: the counts that bound relying parties and devices, shared by replicas;
+//!   [`site_keys`]: the fingerprints of the keys every replica must share;
 //! - [`sqlite`]: the SQLite backend; [`postgres`]: the PostgreSQL backend (issue 13);
 //!   [`open`]: opening the one `[store]` names.
 
@@ -22,6 +23,7 @@ pub mod offline;
 pub mod open;
 pub mod postgres;
 pub mod records;
+pub mod site_keys;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -35,6 +37,7 @@ pub use self::grace::{GraceFind, GraceLogin};
 pub use self::notices::NoticeRecord;
 pub use self::offline::{OfflineAdvance, OfflineSecretRecord, OfflineStore};
 pub use self::records::*;
+pub use self::site_keys::SiteKeyStore;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 
@@ -42,7 +45,7 @@ use crate::limits::{PushState, Refusal};
 pub type SharedStore = std::sync::Arc<dyn Store + Send + Sync>;
 
 /// Everything pushauthd stores.
-pub trait Store: OfflineStore + CountStore {
+pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// Runs `work` with a view of this store whose writes share one transaction, committed once
     /// when `work` returns: group commit, so that the operations of many concurrent requests
     /// cost one commit. Each operation still takes effect or fails on its own. `Err` means the

@@ -39,11 +39,15 @@ impl WebPush {
     /// # Errors
     /// [`VapidError`].
     pub fn load_key(config: &ServerConfig) -> Result<VapidKey, VapidError> {
-        let path = match &config.web_push.vapid_key_file {
-            Some(path) => path.clone(),
+        VapidKey::load_or_create(&Self::key_path(config))
+    }
+
+    /// Where the VAPID key is: `[web_push] vapid_key_file`, else `<data_dir>/vapid-key`.
+    pub fn key_path(config: &ServerConfig) -> std::path::PathBuf {
+        match &config.web_push.vapid_key_file {
+            Some(path) => Path::new(path).to_path_buf(),
             None => config.data_dir.join(VAPID_KEY_FILE),
-        };
-        VapidKey::load_or_create(Path::new(&path))
+        }
     }
 
     /// Web Push with this key; its sender threads start when `[web_push] enabled` (they stop

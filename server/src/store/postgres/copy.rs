@@ -2,7 +2,8 @@
 //! SQLite to PostgreSQL. Everything of schema version 10 is copied (users, devices, enrollment
 //! links, relying parties, challenges, open ones included, with their devices, nonces, audit,
 //! locks and counters, push subscriptions, notices, backup codes, offline secrets, grace ends,
-//! and the counts of `store::counts`: offline batches, reports and checks, push changes),
+//! the counts of `store::counts`: offline batches, reports and checks, push changes, and the
+//! fingerprints of the site's keys),
 //! ids kept, in one transaction; a target that holds anything is refused, so running it twice
 //! overwrites nothing.
 //!
@@ -244,6 +245,14 @@ const TABLES: &[(&str, &[Column])] = &[
             ("device_id", "device_id", Text),
             ("until", "until", Int),
             ("count", "count", Int),
+        ],
+    ),
+    (
+        "site_keys",
+        &[
+            ("name", "name", Text),
+            ("fingerprint", "fingerprint", Text),
+            ("created_at", "created_at", Int),
         ],
     ),
 ];

@@ -37,6 +37,7 @@ mod relying_parties;
 mod retention;
 mod rows;
 mod schema;
+mod site_keys;
 mod store;
 #[cfg(test)]
 mod tests;

@@ -218,6 +218,12 @@ const MIGRATIONS: &[&str] = &[
         count       BIGINT NOT NULL
     );
     CREATE INDEX push_changes_by_until ON push_changes(until);
+    -- The fingerprints of the keys every replica must hold the same (`vapid`, `offline`).
+    CREATE TABLE site_keys (
+        name        TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        created_at  BIGINT NOT NULL
+    );
     "#,
 ];
 

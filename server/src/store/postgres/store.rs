@@ -7,7 +7,7 @@ use pushauth_proto::wire::AuditEvent;
 use super::db::{Atomic, Db, PgStore};
 use super::{
     audit, backup_codes, challenges, counts, devices, enrollments, grace, limits, notices, offline,
-    push_subscriptions, relying_parties, retention,
+    push_subscriptions, relying_parties, retention, site_keys,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
@@ -15,8 +15,8 @@ use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
     DeviceRecord, EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge,
     NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord, OfflineStore,
-    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, StoredCode,
-    Swept, UseCode,
+    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Store, StoreResult,
+    StoredCode, Swept, UseCode,
 };
 
 macro_rules! pg_store {
@@ -375,6 +375,17 @@ macro_rules! pg_store {
                 window_ms: Millis,
             ) -> StoreResult<u64> {
                 counts::count_push_change(self, device_id, now, window_ms)
+            }
+        }
+
+        impl SiteKeyStore for $t {
+            fn pin_site_key(
+                &self,
+                name: &str,
+                fingerprint: &str,
+                now: Millis,
+            ) -> StoreResult<String> {
+                site_keys::pin(self, name, fingerprint, now)
             }
         }
     };

@@ -257,6 +257,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         count       INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX push_changes_by_until ON push_changes(until);
+    -- The fingerprints of the keys every replica must hold the same (`vapid`, `offline`).
+    CREATE TABLE site_keys (
+        name        TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -1,6 +1,6 @@
 //! The counts replicas share (`store::counts`, issue 13 review), on every backend: each claim
 //! and count is atomic (concurrent callers cannot both win), and the sweeper, pruning and
-//! unlocking bound the tables.
+//! unlocking bound the tables; and the fingerprints of the site's keys.
 
 use std::sync::{Arc, Barrier};
 
@@ -105,4 +105,13 @@ fn issue13_push_changes_count_in_a_window_that_the_sweeper_ends() {
     store.sweep(12_000, 100).unwrap();
     assert_eq!(store.count("SELECT count(*) FROM push_changes"), 1);
     assert_eq!(store.count_push_change("d1", 12_000, 10_000).unwrap(), 2);
+}
+
+#[test]
+fn issue13_the_first_fingerprint_of_a_site_key_is_kept() {
+    let store = store();
+    assert_eq!(store.pin_site_key("vapid", "aa", 1_000).unwrap(), "aa");
+    assert_eq!(store.pin_site_key("vapid", "bb", 2_000).unwrap(), "aa");
+    assert_eq!(store.pin_site_key("offline", "cc", 2_000).unwrap(), "cc");
+    assert_eq!(store.count("SELECT count(*) FROM site_keys"), 2);
 }
