@@ -18,7 +18,7 @@ use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 use super::{ApiError, JsonBody};
 use crate::clock;
 use crate::service::keys::{authenticate, RpKey};
-use crate::service::offline;
+use crate::service::{offline, offline_used};
 use crate::state::SharedState;
 
 /// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
@@ -131,7 +131,7 @@ pub async fn used(
                 key: &sealing,
                 refusals: &refusals,
             };
-            Ok::<_, ApiError>(offline::report_used(s, &rp, off, &user, &req, now)?)
+            Ok::<_, ApiError>(offline_used::report_used(s, &rp, off, &user, &req, now)?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.
