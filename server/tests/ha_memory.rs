@@ -106,7 +106,7 @@ fn wrong_code(device: &TestDevice, counter: u64) -> String {
 /// Attack: a hostile host guesses a device's offline value by reporting wrong codes, spreading
 /// its reports over the replicas (each replica counted its own ten) and waiting for a restart
 /// (which forgot the count). The eleventh wrong report is now refused unchecked wherever it
-/// lands, and after the replica it was counted on restarts.
+/// lands, and after the replica it was counted on restarts, until the user is unlocked.
 #[test]
 fn ha_wrong_offline_reports_are_counted_across_replicas_and_restarts() {
     let Some(pg) = PgCluster::start_or_skip("ha wrong offline reports") else {
@@ -151,6 +151,12 @@ fn ha_wrong_offline_reports_are_counted_across_replicas_and_restarts() {
         body.to_string().contains("too many"),
         "after a restart: {body}"
     );
+    // An administrator's unlock of the user lifts it, on every replica.
+    let (status, body) = ha::admin(&b, "POST", "/v1/admin/users/alice/unlock", json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = report(&a, &key, &phone, 1, &right);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counter"], 1);
 }
 
 /// Attack: a relying party fetches offline values for one approval on replica A, then again on
