@@ -23,7 +23,7 @@ const BASELINE_VERSION: i64 = 9;
 
 /// Everything of version 9 (SQLite migrations 0 to 9, in PostgreSQL's types: times in
 /// milliseconds as BIGINT, hashes and keys as BYTEA, flags as BOOLEAN).
-const BASELINE: &str = r#"
+pub(super) const BASELINE: &str = r#"
 CREATE TABLE users (
     name         TEXT PRIMARY KEY,
     created_at   BIGINT NOT NULL

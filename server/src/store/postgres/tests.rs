@@ -15,7 +15,7 @@ use crate::store::{Create, DbError, DbErrorKind, NewChallenge, Store, StoreError
 use pushauth_proto::{ChallengeState, Context, Decision};
 
 /// A fresh migrated database's URL, or `None` (skipped) without PostgreSQL.
-fn database(test: &str) -> Option<String> {
+pub(super) fn database(test: &str) -> Option<String> {
     if !pushauth_testkit::PgCluster::available()
         && std::env::var_os(pushauth_testkit::REQUIRE_ENV).is_none()
     {
@@ -25,7 +25,7 @@ fn database(test: &str) -> Option<String> {
     Some(pushauth_testkit::test_database())
 }
 
-fn settings(url: &str) -> PgSettings {
+pub(super) fn settings(url: &str) -> PgSettings {
     PgSettings::parse(url, None, Some(4)).unwrap()
 }
 
