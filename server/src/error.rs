@@ -31,6 +31,9 @@ pub enum ServerError {
     /// The key that seals offline-code secrets could not be read or made.
     #[error(transparent)]
     OfflineKey(#[from] crate::offline::OfflineKeyError),
+    /// This replica's keys are not the site's (issue 13 review).
+    #[error(transparent)]
+    SiteKey(#[from] crate::site_keys::SiteKeyError),
     /// Any other I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -31,6 +31,7 @@ pub mod offline;
 pub mod rights;
 pub mod server;
 pub mod service;
+pub mod site_keys;
 pub mod starting;
 pub mod state;
 pub mod store;

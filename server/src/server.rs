@@ -127,6 +127,13 @@ fn complete(
         .into());
     }
     let offline_key = OfflineKey::load_or_create(&key_path)?;
+    // Replicas of a site share both keys: one with another key refuses to start.
+    crate::site_keys::check(
+        store.as_ref(),
+        (&vapid, &WebPush::key_path(&config)),
+        (&offline_key, &key_path),
+        crate::clock::now_ms(),
+    )?;
     let listener = match listener {
         Some(listener) => listener,
         None => bind(&config)?,
@@ -207,8 +214,6 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         size_bound,
         hashing,
         offline_key,
-        offline_served: Arc::default(),
-        offline_reports: Arc::default(),
         health_probe: Arc::default(),
     });
     let sweeper = tokio::spawn(sweep_loop(state.clone()));

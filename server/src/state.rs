@@ -47,10 +47,6 @@ pub struct AppState {
     pub hashing: Hashing,
     /// Seals the devices' offline-code secrets at rest (issue 12).
     pub offline_key: crate::offline::OfflineKey,
-    /// The approvals that already had their offline values hashed (one batch each).
-    pub offline_served: Arc<crate::offline::Served>,
-    /// The offline-code reports already recorded (a copy writes nothing).
-    pub offline_reports: Arc<crate::offline::Reports>,
     /// Held by the one `GET /healthz` store job queued at a time ([`crate::api::ops::healthz`]).
     pub health_probe: Arc<tokio::sync::Mutex<()>>,
 }

@@ -60,6 +60,9 @@ fn issue13_store_copy_moves_a_site_and_the_copied_device_logs_in() {
     assert!(text.contains("devices: 1"), "{text}");
     assert!(text.contains("relying_parties: 1"), "{text}");
     assert!(text.contains("challenges: 2"), "{text}");
+    // The fingerprints of the site's two keys: the replicas on PostgreSQL are checked against
+    // the keys of the SQLite host (the restart below, with its data directory, passes).
+    assert!(text.contains("site_keys: 2"), "{text}");
     // Again: the target holds data now, and nothing is overwritten.
     let again = copy(&srv.data_dir(), &url);
     assert!(!again.status.success());

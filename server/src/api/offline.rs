@@ -18,7 +18,7 @@ use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 use super::{ApiError, JsonBody};
 use crate::clock;
 use crate::service::keys::{authenticate, RpKey};
-use crate::service::offline;
+use crate::service::{offline, offline_used};
 use crate::state::SharedState;
 
 /// `POST /v1/challenges/{id}/offline`: Argon2id hashes of the values the host lacks, for each
@@ -34,7 +34,6 @@ pub async fn values(
     let now = clock::now_ms();
     let config = state.config.offline;
     let sealing = state.offline_key.clone();
-    let served = Arc::clone(&state.offline_served);
     let refusals = Arc::clone(&state.signature_failures);
     let planned = state
         .run(move |s| {
@@ -47,7 +46,7 @@ pub async fn values(
             };
             let planned = offline::plan_values(s, &rp, off, &id, &req, now)?;
             // One batch of hashing per approval (asking for nothing new costs nothing).
-            offline::claim_batch(s, &rp, &refusals, &served, &planned, now)?;
+            offline::claim_batch(s, &rp, &refusals, &planned, now)?;
             Ok::<_, ApiError>(planned)
         })
         .await?;
@@ -61,8 +60,18 @@ pub async fn values(
     let mut hashes = match crate::offline::hash::hash_all(&state.hashing, values).await {
         Ok(hashes) => hashes.into_iter(),
         Err(e) => {
-            // Nothing was handed out: the host may try again on this approval.
-            state.offline_served.release(&planned.challenge_id);
+            // Nothing was handed out: the host may try again on this approval. If the claim
+            // cannot be given back now, it ends with its keep time.
+            let id = planned.challenge_id.clone();
+            let released = state
+                .run(move |s| {
+                    s.release_offline_batch(&id)
+                        .map_err(crate::service::Error::from)
+                })
+                .await;
+            if let Err(error) = released {
+                tracing::warn!(%error, "an offline batch claim was not given back");
+            }
             return Err(ApiError::from(e));
         }
     };
@@ -110,7 +119,6 @@ pub async fn used(
 ) -> Result<Json<OfflineUsedResponse>, ApiError> {
     let now = clock::now_ms();
     let user_for_notice = user.clone();
-    let reports = Arc::clone(&state.offline_reports);
     let config = state.config.offline;
     let sealing = state.offline_key.clone();
     let refusals = Arc::clone(&state.signature_failures);
@@ -123,9 +131,7 @@ pub async fn used(
                 key: &sealing,
                 refusals: &refusals,
             };
-            Ok::<_, ApiError>(offline::report_used(
-                s, &rp, off, &reports, &user, &req, now,
-            )?)
+            Ok::<_, ApiError>(offline_used::report_used(s, &rp, off, &user, &req, now)?)
         })
         .await?;
     // The user's devices' long-polls return, so they fetch their notices.

@@ -92,14 +92,12 @@ pub async fn set_subscription(
         )
         .map_err(ApiError::from)
     });
-    let web_push = Arc::clone(&state.web_push);
     let (origin, replaced) = state
         .run(move |s| {
             let device = request.verify(s, &failures)?;
             let checked = checked?;
             let origin = checked.origin.clone();
-            let replaced =
-                subscriptions::set(s, web_push.changes(), &device, checked, clock::now_ms())?;
+            let replaced = subscriptions::set(s, &device, checked, clock::now_ms())?;
             Ok::<_, ApiError>((origin, replaced))
         })
         .await?;

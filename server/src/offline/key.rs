@@ -51,6 +51,7 @@ pub enum OfflineKeyError {
 #[derive(Clone)]
 pub struct OfflineKey {
     cipher: Aes256Gcm,
+    fingerprint: String,
 }
 
 impl fmt::Debug for OfflineKey {
@@ -62,8 +63,14 @@ impl fmt::Debug for OfflineKey {
 impl OfflineKey {
     /// A key from 32 bytes.
     pub fn from_bytes(bytes: &[u8; 32]) -> OfflineKey {
+        use sha2::Digest;
+        // Domain-separated, so the fingerprint is no other use's hash of the key.
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"pushauth offline-key fingerprint\0");
+        hash.update(bytes);
         OfflineKey {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)),
+            fingerprint: hex::encode(&hash.finalize()[..16]),
         }
     }
 
@@ -102,6 +109,14 @@ impl OfflineKey {
             },
         )?);
         Ok(Self::from_bytes(&bytes))
+    }
+
+    /// The key's fingerprint, recorded in the database so that every replica of a site is
+    /// checked to hold the same key (`crate::site_keys`): the first 16 bytes, in hex, of a
+    /// SHA-256 of the key under a label of its own. One-way: it tells keys apart and gives
+    /// nothing about the key.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Seals `secret` for `device_id`: nonce ‖ ciphertext ‖ tag.

@@ -6,9 +6,7 @@
 
 pub mod hash;
 pub mod key;
-pub mod served;
 
 pub use key::{OfflineKey, OfflineKeyError, OFFLINE_KEY_FILE};
-pub use served::{Reports, Served};
 
 pub use crate::config::{FileOffline, OfflineConfig};

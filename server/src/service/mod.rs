@@ -14,7 +14,8 @@
 //! - [`keys`]: relying parties, their API keys and the rights a key carries;
 //! - [`devices`]: signed device requests, device keys, listing and revoking devices;
 //! - [`device_self`]: the enrollment-link lookup and a device's removal of itself;
-//! - [`offline`]: offline codes (issue 12): secrets at enrollment, cached values, reports;
+//! - [`offline`]: offline codes (issue 12): secrets at enrollment, cached values;
+//!   [`offline_used`]: a host's report of a code used while pushauthd was down;
 //! - [`users`]: unlocking a user, the audit log;
 //! - [`subscriptions`]: a device's Web Push subscription (set, replace, remove);
 //! - [`notices`]: what a user's devices are told (bindings and stored notices);
@@ -33,6 +34,7 @@ pub mod grace;
 pub mod keys;
 pub mod notices;
 pub mod offline;
+pub mod offline_used;
 pub mod subscriptions;
 pub mod users;
 

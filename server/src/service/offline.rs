@@ -1,27 +1,31 @@
 //! Offline codes (issue 12), the rules: a device's HOTP secret issued at enrollment; the values
-//! a PAM host may cache after an approved push of its own; a host's report of a code it
-//! accepted while pushauthd was down. Values leave the server only as Argon2id hashes (made
+//! a PAM host may cache after an approved push of its own (a host's report of a code it
+//! accepted while pushauthd was down is [`super::offline_used`]). Values leave the server only as Argon2id hashes (made
 //! off the store thread by the caller, [`crate::hashing::Hashing`]).
 
 use pushauth_proto::hotp::{hotp, HotpAlg};
-use pushauth_proto::names::{check_id, check_user};
-use pushauth_proto::offline::{EnrollOffline, OfflineRequest, OfflineUsedRequest, MAX_WINDOW};
-use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
-use pushauth_proto::{b64, random, ChallengeState, Context};
+use pushauth_proto::names::check_id;
+use pushauth_proto::offline::{EnrollOffline, OfflineRequest, MAX_WINDOW};
+use pushauth_proto::{b64, random, ChallengeState};
 use zeroize::Zeroizing;
 
 use super::keys::RpCaller;
-use super::{atomically, no_randomness, notices, secs_to_ms, Error, Result};
+use super::{atomically, no_randomness, secs_to_ms, Error, Result};
 use crate::bounds::SignatureFailures;
-use crate::clock::{parse_rfc3339, Millis};
-use crate::offline::{OfflineConfig, OfflineKey, Reports, Served};
-use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
+use crate::clock::Millis;
+use crate::offline::{OfflineConfig, OfflineKey};
+use crate::store::{AuditEntry, OfflineSecretRecord, Store};
 
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
 
-// The record of served approvals must outlive the time values are served.
-const _: () = assert!(crate::offline::served::KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
+/// How long the claim of an approval's one batch of values is kept
+/// ([`crate::store::CountStore::claim_offline_batch`]): the 5 minutes values are served plus a
+/// minute of clock slack; after that the challenge is refused as too old anyway.
+pub const BATCH_KEEP_MS: Millis = 6 * 60 * 1000;
+
+// The claim of a batch must outlive the time values are served.
+const _: () = assert!(BATCH_KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
 
 /// Most devices in one `have` map (a user has a handful).
 const MAX_HAVE_ENTRIES: usize = 64;
@@ -230,10 +234,11 @@ pub fn plan_values(
     })
 }
 
-/// Claims the one batch of hashing an approval pays for ([`Served`]), records each device's
-/// highest counter handed out (the most a host may later report) and audits
-/// `offline_values_issued`; a plan with nothing to hash needs no claim and writes nothing.
-/// Release the claim when the hashing then fails.
+/// Claims the one batch of hashing an approval pays for (in the store, so a second replica
+/// refuses it too; kept [`BATCH_KEEP_MS`]), records each device's highest counter handed out
+/// (the most a host may later report) and audits `offline_values_issued`, in one unit; a plan
+/// with nothing to hash needs no claim and writes nothing. Release the claim
+/// ([`crate::store::CountStore::release_offline_batch`]) when the hashing then fails.
 ///
 /// # Errors
 /// [`Error::Conflict`] (audited as `offline_values_refused`) when the approval had its batch,
@@ -242,7 +247,6 @@ pub fn claim_batch(
     s: &dyn Store,
     rp: &RpCaller,
     refusals: &SignatureFailures,
-    served: &Served,
     planned: &Planned,
     now: Millis,
 ) -> Result<()> {
@@ -251,21 +255,10 @@ pub fn claim_batch(
         return Ok(());
     }
     let id = &planned.challenge_id;
-    if !served.claim(id, now) {
-        refuse(
-            refusals,
-            s,
-            rp,
-            id,
-            "values already handed out for this approval",
-        );
-        return Err(Error::Conflict(
-            "offline values were already handed out for this approval; the next approved \
-             login brings the missing ones"
-                .into(),
-        ));
-    }
-    atomically(s, |s| {
+    let claimed = atomically(s, |s| {
+        if !s.claim_offline_batch(id, now.saturating_add(BATCH_KEEP_MS))? {
+            return Ok(false);
+        }
         for device in &planned.devices {
             if let Some((top, _)) = device.values.last() {
                 s.offline_served_to(&device.device_id, *top)?;
@@ -285,205 +278,21 @@ pub fn claim_batch(
             },
             now,
         )?;
-        Ok(())
-    })
-}
-
-/// Whether `req.code` is the device's HOTP value for `req.counter` (constant-time compare).
-fn value_matches(
-    off: Offline<'_>,
-    secret: &OfflineSecretRecord,
-    req: &OfflineUsedRequest,
-) -> Result<bool> {
-    use subtle::ConstantTimeEq;
-    let alg: HotpAlg = secret
-        .algorithm
-        .parse()
-        .map_err(|e: pushauth_proto::hotp::HotpError| Error::Internal(e.to_string()))?;
-    let plain = off
-        .key
-        .open(&secret.device_id, &secret.sealed)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let expected = hotp(alg, &plain, req.counter, secret.digits)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(bool::from(expected.as_bytes().ct_eq(req.code.as_bytes())))
-}
-
-/// What a host's report did.
-#[derive(Debug, Clone)]
-pub struct Reported {
-    /// The device's last used counter now.
-    pub counter: u64,
-    /// The user's active devices, to wake for the notice `offline_code_used`.
-    pub wake: Vec<String>,
-}
-
-/// Records that `rp` accepted `device_id`'s code `counter` for `user` while pushauthd was down:
-/// the device's counter moves up to it (never down), and the use is audited
-/// (`offline_code_used`, with the host) and announced to the user's devices (notice
-/// `offline_code_used`). A counter beyond the highest one handed out to a host (and never more
-/// than [`MAX_WINDOW`] past the last used) cannot have come from a cache and is refused; one
-/// at or below it is a repeat (another host's, or a retried report) and is audited without
-/// moving anything. The report's `code` must be the device's value for `counter` (compared in
-/// constant time): a report without the right value moves nothing and is audited
-/// `offline_report_refused` (one row a minute per device and relying party, with a count);
-/// after [`crate::offline::served::MAX_WRONG_REPORTS`] of them every report of that relying
-/// party for that device is refused unchecked, so the value cannot be guessed.
-/// Each (device, relying party, counter) is recorded once ([`Reports`]): a copy is answered
-/// with the counter and writes nothing.
-///
-/// # Errors
-/// [`Error::Invalid`] (bad fields), [`Error::Forbidden`] (user out of scope; a wrong code),
-/// [`Error::NotFound`] (no such device of that user with a secret), [`Error::Internal`] (a
-/// secret that does not open), [`Error::Store`].
-pub fn report_used(
-    s: &dyn Store,
-    rp: &RpCaller,
-    off: Offline<'_>,
-    reports: &Reports,
-    user: &str,
-    req: &OfflineUsedRequest,
-    now: Millis,
-) -> Result<Reported> {
-    check_user(user)?;
-    check_id("device", &req.device_id)?;
-    if req.counter == 0 {
-        return Err(Error::Invalid("counter starts at 1".into()));
-    }
-    if parse_rfc3339(&req.used_at).is_none() {
-        return Err(Error::Invalid("used_at must be RFC 3339 UTC".into()));
-    }
-    rp.require_user(user, "report offline codes of")?;
-    let device = s.get_device(&req.device_id)?;
-    if device.as_ref().is_none_or(|d| d.user != user) {
-        return Err(Error::NotFound("device"));
-    }
-    let secrets = s.offline_secrets(user)?;
-    let Some(current) = secrets.iter().find(|r| r.device_id == req.device_id) else {
-        return Err(Error::NotFound("device"));
-    };
-    // Only a value handed out to a host can have been used from a cache: a report beyond
-    // that would let one relying party push the counter past every other host's values.
-    if req.counter
-        > current
-            .served_to
-            .min(current.last_used.saturating_add(MAX_WINDOW))
-    {
-        return Err(Error::Invalid(format!(
-            "counter {} is beyond any value handed out to a host",
-            req.counter
-        )));
-    }
-    if req.code.len() != current.digits as usize || !req.code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::Invalid(format!(
-            "code must be the device's {} digits",
-            current.digits
-        )));
-    }
-    // A host reports only codes that matched the device's values: a wrong one is a broken or
-    // hostile host, and after a few its reports of this device are not checked any more.
-    let blocked = reports.blocked(&req.device_id, &rp.rp_id);
-    if blocked || !value_matches(off, current, req)? {
-        if !blocked {
-            reports.wrong(&req.device_id, &rp.rp_id);
-        }
-        let source = format!("rp:{}", rp.rp_id);
-        let why = if blocked {
-            "after too many wrong codes from this relying party"
-        } else {
-            "with a code that is not the device's"
-        };
-        off.refusals.record_entry(
+        Ok(true)
+    })?;
+    if !claimed {
+        refuse(
+            refusals,
             s,
-            &format!("offline_report_refused:{}", req.device_id),
-            &source,
-            AuditEntry {
-                kind: "offline_report_refused",
-                user: Some(user.to_owned()),
-                device_id: Some(req.device_id.clone()),
-                detail: Some(format!(
-                    "counter {} reported by {source} {why}; nothing changed; further ones \
-                     within a minute are counted here",
-                    req.counter
-                )),
-                ..AuditEntry::default()
-            },
+            rp,
+            id,
+            "values already handed out for this approval",
         );
-        return Err(Error::Forbidden(if blocked {
-            "too many wrong offline codes were reported by this host for this device; its \
-             reports are refused until pushauthd restarts"
-                .into()
-        } else {
-            "the code is not the device's offline code for that counter".into()
-        }));
+        return Err(Error::Conflict(
+            "offline values were already handed out for this approval; the next approved \
+             login brings the missing ones"
+                .into(),
+        ));
     }
-    // A copy of a report already recorded (a retry, or a flood) is answered and writes nothing.
-    if !reports.first(&req.device_id, &rp.rp_id, req.counter) {
-        return Ok(Reported {
-            counter: current.last_used.max(req.counter),
-            wake: Vec::new(),
-        });
-    }
-    let device_name = device.map(|d| d.name).unwrap_or_default();
-    // Advance, audit and notice in one unit: the notice exists exactly when the use was recorded.
-    let recorded = atomically(s, |s| {
-        let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
-            return Err(Error::NotFound("device"));
-        };
-        let note = if moved.after > moved.before {
-            format!("counter moved from {} to {}", moved.before, moved.after)
-        } else {
-            format!(
-                "counter already at {}: a repeated report or a second host",
-                moved.before
-            )
-        };
-        // The host is named as the administrator named its relying party.
-        let (host, host_name) = match s.get_relying_party(&rp.rp_id)? {
-            Some(record) => (format!("{:?} (rp {})", record.name, rp.rp_id), record.name),
-            None => (rp.rp_id.clone(), rp.rp_id.clone()),
-        };
-        s.audit(
-            &AuditEntry {
-                kind: "offline_code_used",
-                user: Some(user.to_owned()),
-                device_id: Some(req.device_id.clone()),
-                detail: Some(format!(
-                    "counter {} used at {} on host {host} ({note})",
-                    req.counter, req.used_at
-                )),
-                ..AuditEntry::default()
-            },
-            now,
-        )?;
-        let mut context = Context::new();
-        context.insert("host".into(), host_name);
-        context.insert("device".into(), device_name.clone());
-        context.insert("counter".into(), req.counter.to_string());
-        context.insert("used_at".into(), req.used_at.clone());
-        let wake = notices::record(
-            s,
-            &NoticeRecord {
-                user: user.to_owned(),
-                kind: NOTICE_OFFLINE_CODE_USED.to_owned(),
-                at: now,
-                source: None,
-                via: Some(format!("rp:{}", rp.rp_id)),
-                context,
-                count: None,
-            },
-        )?;
-        Ok((moved, wake))
-    });
-    let (moved, wake) = match recorded {
-        Ok(done) => done,
-        Err(e) => {
-            reports.forget(&req.device_id, &rp.rp_id, req.counter);
-            return Err(e);
-        }
-    };
-    Ok(Reported {
-        counter: moved.after,
-        wake,
-    })
+    Ok(())
 }

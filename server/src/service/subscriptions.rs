@@ -10,7 +10,7 @@ use super::{Error, Result};
 use crate::clock::Millis;
 use crate::config::{AllowList, EndpointError};
 use crate::store::{DeviceRecord, PushSubscriptionRecord, Store};
-use crate::webpush::{changes, ChangeLimiter};
+use crate::webpush::changes;
 
 /// Length of the uncompressed P-256 point `p256dh` (RFC 8291 §2: X9.62 uncompressed form).
 pub const P256DH_BYTES: usize = 65;
@@ -82,18 +82,13 @@ pub fn check(allow: &AllowList, endpoint: &str, p256dh: &str, auth: &str) -> Res
 
 /// Sets `device`'s subscription (replacing any). `true` when it replaced one. The same
 /// subscription again (the app registering on each start) writes nothing and is `false`; a
-/// change counts against `limiter`, since each one is stored and audited.
+/// change is counted in the store ([`changes`]: on every replica), since each one is stored
+/// and audited.
 ///
 /// # Errors
 /// [`Error::TooManyChanges`] past [`changes::MAX_CHANGES`] a day for this device (nothing
 /// written), [`Error::Store`].
-pub fn set(
-    s: &dyn Store,
-    limiter: &ChangeLimiter,
-    device: &DeviceRecord,
-    sub: Checked,
-    now: Millis,
-) -> Result<bool> {
+pub fn set(s: &dyn Store, device: &DeviceRecord, sub: Checked, now: Millis) -> Result<bool> {
     let current = s.push_subscriptions(std::slice::from_ref(&device.id))?;
     if current.iter().any(|c| {
         c.device_id == device.id
@@ -103,7 +98,7 @@ pub fn set(
     }) {
         return Ok(false);
     }
-    if !limiter.allow(&device.id, now) {
+    if s.count_push_change(&device.id, now, changes::WINDOW_MS)? > changes::MAX_CHANGES {
         tracing::warn!(device = %device.id, "push subscription change refused: too many today");
         return Err(Error::TooManyChanges(format!(
             "this device changed its push subscription {} times today; try again tomorrow",

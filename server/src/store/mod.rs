@@ -9,10 +9,13 @@
 //! - [`error`]: [`StoreError`], which names no database library (each backend converts its own
 //!   errors at its edge);
 //! - [`grace`]: the values of the grace-window operations (issue 12);
+//! - [`counts`]: the counts that bound relying parties and devices, shared by replicas;
+//!   [`site_keys`]: the fingerprints of the keys every replica must share;
 //! - [`sqlite`]: the SQLite backend; [`postgres`]: the PostgreSQL backend (issue 13);
 //!   [`open`]: opening the one `[store]` names.
 
 pub mod backup_codes;
+pub mod counts;
 pub mod error;
 pub mod grace;
 pub mod notices;
@@ -20,6 +23,7 @@ pub mod offline;
 pub mod open;
 pub mod postgres;
 pub mod records;
+pub mod site_keys;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -27,11 +31,13 @@ pub(crate) mod tests;
 use pushauth_proto::wire::AuditEvent;
 
 pub use self::backup_codes::{BackupCodeFacts, StoredCode, UseCode};
+pub use self::counts::CountStore;
 pub use self::error::{DbError, DbErrorKind, StoreError, StoreResult};
 pub use self::grace::{GraceFind, GraceLogin};
 pub use self::notices::NoticeRecord;
 pub use self::offline::{OfflineAdvance, OfflineSecretRecord, OfflineStore};
 pub use self::records::*;
+pub use self::site_keys::SiteKeyStore;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 
@@ -39,7 +45,7 @@ use crate::limits::{PushState, Refusal};
 pub type SharedStore = std::sync::Arc<dyn Store + Send + Sync>;
 
 /// Everything pushauthd stores.
-pub trait Store: OfflineStore {
+pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// Runs `work` with a view of this store whose writes share one transaction, committed once
     /// when `work` returns: group commit, so that the operations of many concurrent requests
     /// cost one commit. Each operation still takes effect or fails on its own. `Err` means the

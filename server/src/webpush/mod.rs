@@ -13,7 +13,6 @@ pub mod vapid;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use changes::ChangeLimiter;
 pub use sender::{PushJob, Sender, SenderStats};
 pub use vapid::{VapidError, VapidKey, VAPID_KEY_FILE};
 
@@ -31,7 +30,6 @@ pub struct WebPush {
     config: WebPushConfig,
     subject: String,
     sender: Option<Sender>,
-    changes: ChangeLimiter,
 }
 
 impl WebPush {
@@ -41,11 +39,15 @@ impl WebPush {
     /// # Errors
     /// [`VapidError`].
     pub fn load_key(config: &ServerConfig) -> Result<VapidKey, VapidError> {
-        let path = match &config.web_push.vapid_key_file {
-            Some(path) => path.clone(),
+        VapidKey::load_or_create(&Self::key_path(config))
+    }
+
+    /// Where the VAPID key is: `[web_push] vapid_key_file`, else `<data_dir>/vapid-key`.
+    pub fn key_path(config: &ServerConfig) -> std::path::PathBuf {
+        match &config.web_push.vapid_key_file {
+            Some(path) => Path::new(path).to_path_buf(),
             None => config.data_dir.join(VAPID_KEY_FILE),
-        };
-        VapidKey::load_or_create(Path::new(&path))
+        }
     }
 
     /// Web Push with this key; its sender threads start when `[web_push] enabled` (they stop
@@ -91,7 +93,6 @@ impl WebPush {
             config: web_push,
             subject,
             sender,
-            changes: ChangeLimiter::default(),
         })
     }
 
@@ -103,11 +104,6 @@ impl WebPush {
     /// The allow-list of push service origins.
     pub fn allow(&self) -> &AllowList {
         &self.config.allow
-    }
-
-    /// Counts of the devices' subscription changes ([`changes`]).
-    pub fn changes(&self) -> &ChangeLimiter {
-        &self.changes
     }
 
     /// The VAPID `sub` claim.

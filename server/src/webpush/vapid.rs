@@ -119,6 +119,14 @@ impl VapidKey {
         &self.public_b64
     }
 
+    /// The key's fingerprint, recorded in the database so that every replica of a site is
+    /// checked to hold the same key (`crate::site_keys`): the first 16 bytes of the SHA-256
+    /// of the public key's base64url text, in hex. Public, like the key it names.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        hex::encode(&Sha256::digest(self.public_b64.as_bytes())[..16])
+    }
+
     /// The `Authorization` header value for a push to `audience` (the endpoint's origin):
     /// `vapid t=<JWT>, k=<public key>` (RFC 8292 §3), the JWT signed with ES256 (RFC 7518
     /// §3.4: the 64-byte r‖s) and carrying `aud`, `exp` (Unix seconds, at most 24 h ahead) and

@@ -65,6 +65,11 @@ impl Site {
 
     /// Spawns a replica on a free port and returns at once (it may not be listening yet).
     pub fn launch(&self, name: &str) -> Replica {
+        self.launch_with_data(name, &self.dir.path().join("data"))
+    }
+
+    /// [`Site::launch`] with a data directory (the keys) of its own.
+    pub fn launch_with_data(&self, name: &str, data: &Path) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -77,7 +82,7 @@ impl Site {
             .args(["serve", "--listen", &listen, "--config"])
             .arg(self.dir.path().join("pushauthd.toml"))
             .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
+            .arg(data)
             .arg("--admin-token-file")
             .arg(self.dir.path().join("admin-token"))
             .args(["--store-url", &self.store_url])

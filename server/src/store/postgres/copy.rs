@@ -1,7 +1,9 @@
 //! `pushauthd store copy --from sqlite:PATH --to postgresql://…` (issue 13): moves a site from
-//! SQLite to PostgreSQL. Everything of schema version 9 is copied (users, devices, enrollment
+//! SQLite to PostgreSQL. Everything of schema version 10 is copied (users, devices, enrollment
 //! links, relying parties, challenges, open ones included, with their devices, nonces, audit,
-//! locks and counters, push subscriptions, notices, backup codes, offline secrets, grace ends),
+//! locks and counters, push subscriptions, notices, backup codes, offline secrets, grace ends,
+//! the counts of `store::counts`: offline batches, reports and checks, push changes, and the
+//! fingerprints of the site's keys),
 //! ids kept, in one transaction; a target that holds anything is refused, so running it twice
 //! overwrites nothing.
 //!
@@ -212,6 +214,46 @@ const TABLES: &[(&str, &[Column])] = &[
     (
         "grace_ends",
         &[("user", "user_name", Text), ("at", "at", Int)],
+    ),
+    (
+        "offline_batches",
+        &[
+            ("challenge_id", "challenge_id", Text),
+            ("keep_until", "keep_until", Int),
+        ],
+    ),
+    (
+        "offline_reports",
+        &[
+            ("device_id", "device_id", Text),
+            ("rp_id", "rp_id", Text),
+            ("counter", "counter", Int),
+            ("at", "at", Int),
+        ],
+    ),
+    (
+        "offline_checks",
+        &[
+            ("device_id", "device_id", Text),
+            ("rp_id", "rp_id", Text),
+            ("count", "count", Int),
+        ],
+    ),
+    (
+        "push_changes",
+        &[
+            ("device_id", "device_id", Text),
+            ("until", "until", Int),
+            ("count", "count", Int),
+        ],
+    ),
+    (
+        "site_keys",
+        &[
+            ("name", "name", Text),
+            ("fingerprint", "fingerprint", Text),
+            ("created_at", "created_at", Int),
+        ],
     ),
 ];
 

@@ -230,6 +230,12 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
         let wrong_codes = take_count(c, "code_failures", user)?;
         // Issue 12: the backup-code lock is lifted by the same unlock.
         let wrong_backup = take_count(c, "backup_code_failures", user)?;
+        // Issue 13 review: so are a host's wrong offline-code reports for the user's devices.
+        c.exec(
+            "DELETE FROM offline_checks WHERE device_id IN \
+             (SELECT id FROM devices WHERE user_name = $1)",
+            &[&user],
+        )?;
         c.exec(
             "INSERT INTO push_resets (user_name, at) VALUES ($1, $2) \
              ON CONFLICT (user_name) DO UPDATE SET at = GREATEST(push_resets.at, excluded.at)",

@@ -14,13 +14,15 @@
 //! (`SELECT … FOR UPDATE`) by every operation that counts or changes the user's limits, a
 //! challenge's row by every transition (then a compare-and-set on its state), nonces by their
 //! primary key, sweeping and pruning by a transaction-level advisory lock that one replica
-//! holds at a time.
+//! holds at a time, and the counts of `counts` (offline batches and reports, push
+//! subscription changes) by one `INSERT … ON CONFLICT` statement each.
 
 mod audit;
 mod backup_codes;
 mod challenges;
 mod connect;
 mod copy;
+mod counts;
 mod db;
 mod devices;
 mod enrollments;
@@ -35,9 +37,12 @@ mod relying_parties;
 mod retention;
 mod rows;
 mod schema;
+mod site_keys;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upgrade_tests;
 
 pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,

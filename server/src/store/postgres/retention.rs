@@ -50,6 +50,12 @@ pub(super) fn sweep<D: Db>(db: &D, now: Millis, max: usize) -> StoreResult<Swept
             &[&now, &limit],
         )?;
         c.exec("DELETE FROM push_locks WHERE until <= $1", &[&now])?;
+        // Issue 13 review: claims and windows (`store::counts`) that have ended.
+        c.exec(
+            "DELETE FROM offline_batches WHERE keep_until <= $1",
+            &[&now],
+        )?;
+        c.exec("DELETE FROM push_changes WHERE until <= $1", &[&now])?;
         Ok(Swept {
             expired,
             more: more_due || forgotten >= u64::try_from(max).unwrap_or(u64::MAX),
@@ -88,6 +94,15 @@ pub(super) fn prune<D: Db>(
             )?,
             None => 0,
         };
+        // The records of offline-code reports go with the audit events of their time: a copy
+        // of one that old is recorded (and audited) again.
+        if let Some(cutoff) = audit_before {
+            c.exec(
+                "DELETE FROM offline_reports WHERE (device_id, rp_id, counter) IN \
+                 (SELECT device_id, rp_id, counter FROM offline_reports WHERE at < $1 LIMIT $2)",
+                &[&cutoff, &limit],
+            )?;
+        }
         let challenges = usize::try_from(challenges).unwrap_or(usize::MAX);
         let audit_events = usize::try_from(audit_events).unwrap_or(usize::MAX);
         Ok(Pruned {

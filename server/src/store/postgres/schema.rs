@@ -16,14 +16,14 @@ use super::error::{get, PgError};
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version (SQLite's `SCHEMA_VERSION`).
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The version [`BASELINE`] creates.
 const BASELINE_VERSION: i64 = 9;
 
 /// Everything of version 9 (SQLite migrations 0 to 9, in PostgreSQL's types: times in
 /// milliseconds as BIGINT, hashes and keys as BYTEA, flags as BOOLEAN).
-const BASELINE: &str = r#"
+pub(super) const BASELINE: &str = r#"
 CREATE TABLE users (
     name         TEXT PRIMARY KEY,
     created_at   BIGINT NOT NULL
@@ -189,7 +189,43 @@ CREATE TABLE grace_ends (
 
 /// Steps after [`BASELINE_VERSION`], oldest first: entry `i` moves a database from version
 /// `BASELINE_VERSION + i` one up. Never edit a released step; add one (and SQLite's).
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 9 -> 10 (issue 13 review): what bounds relying parties and devices, counted here so that
+    // every replica sees it and a restart forgets none (`store::counts`).
+    r#"
+    CREATE TABLE offline_batches (
+        challenge_id TEXT PRIMARY KEY,
+        keep_until   BIGINT NOT NULL
+    );
+    CREATE INDEX offline_batches_by_keep ON offline_batches(keep_until);
+    CREATE TABLE offline_reports (
+        device_id   TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        counter     BIGINT NOT NULL,
+        at          BIGINT NOT NULL,
+        PRIMARY KEY (device_id, rp_id, counter)
+    );
+    CREATE INDEX offline_reports_by_at ON offline_reports(at);
+    CREATE TABLE offline_checks (
+        device_id   TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        count       BIGINT NOT NULL,
+        PRIMARY KEY (device_id, rp_id)
+    );
+    CREATE TABLE push_changes (
+        device_id   TEXT PRIMARY KEY,
+        until       BIGINT NOT NULL,
+        count       BIGINT NOT NULL
+    );
+    CREATE INDEX push_changes_by_until ON push_changes(until);
+    -- The fingerprints of the keys every replica must hold the same (`vapid`, `offline`).
+    CREATE TABLE site_keys (
+        name        TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        created_at  BIGINT NOT NULL
+    );
+    "#,
+];
 
 // Every version has its step.
 const _: () = assert!(BASELINE_VERSION + MIGRATIONS.len() as i64 == SCHEMA_VERSION);

@@ -6,17 +6,17 @@ use pushauth_proto::wire::AuditEvent;
 
 use super::db::{Atomic, Db, PgStore};
 use super::{
-    audit, backup_codes, challenges, devices, enrollments, grace, limits, notices, offline,
-    push_subscriptions, relying_parties, retention,
+    audit, backup_codes, challenges, counts, devices, enrollments, grace, limits, notices, offline,
+    push_subscriptions, relying_parties, retention, site_keys,
 };
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
-    EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice,
-    NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord, OfflineStore, Pruned,
-    PushSubscriptionRecord, Redeem, RelyingPartyRecord, Store, StoreResult, StoredCode, Swept,
-    UseCode,
+    AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
+    DeviceRecord, EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge,
+    NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord, OfflineStore,
+    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Store, StoreResult,
+    StoredCode, Swept, UseCode,
 };
 
 macro_rules! pg_store {
@@ -334,6 +334,58 @@ macro_rules! pg_store {
 
             fn any_offline_secret(&self) -> StoreResult<bool> {
                 offline::any(self)
+            }
+        }
+
+        impl CountStore for $t {
+            fn claim_offline_batch(
+                &self,
+                challenge_id: &str,
+                keep_until: Millis,
+            ) -> StoreResult<bool> {
+                counts::claim_batch(self, challenge_id, keep_until)
+            }
+
+            fn release_offline_batch(&self, challenge_id: &str) -> StoreResult<()> {
+                counts::release_batch(self, challenge_id)
+            }
+
+            fn record_offline_report(
+                &self,
+                device_id: &str,
+                rp_id: &str,
+                counter: u64,
+                now: Millis,
+            ) -> StoreResult<bool> {
+                counts::record_report(self, device_id, rp_id, counter, now)
+            }
+
+            fn count_offline_check(&self, device_id: &str, rp_id: &str) -> StoreResult<u64> {
+                counts::count_check(self, device_id, rp_id)
+            }
+
+            fn uncount_offline_check(&self, device_id: &str, rp_id: &str) -> StoreResult<()> {
+                counts::uncount_check(self, device_id, rp_id)
+            }
+
+            fn count_push_change(
+                &self,
+                device_id: &str,
+                now: Millis,
+                window_ms: Millis,
+            ) -> StoreResult<u64> {
+                counts::count_push_change(self, device_id, now, window_ms)
+            }
+        }
+
+        impl SiteKeyStore for $t {
+            fn pin_site_key(
+                &self,
+                name: &str,
+                fingerprint: &str,
+                now: Millis,
+            ) -> StoreResult<String> {
+                site_keys::pin(self, name, fingerprint, now)
             }
         }
     };

@@ -257,6 +257,11 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
             .query_row([user], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
+        // Issue 13 review: so are a host's wrong offline-code reports for the user's devices.
+        tx.prepare_cached(
+            "DELETE FROM offline_checks WHERE device_id IN (SELECT id FROM devices WHERE user = ?1)",
+        )?
+        .execute([user])?;
         tx.prepare_cached(
             "INSERT INTO push_resets (user, at) VALUES (?1, ?2) \
              ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",

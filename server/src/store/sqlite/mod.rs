@@ -7,13 +7,14 @@
 //!   `group`: group commit; `checkpoint`: WAL checkpoints off the store thread;
 //! - `error`: where SQLite's errors become [`StoreError`]s; `rows`: row mapping;
 //! - one file per table group: `challenges`, `limits`, `enrollments`, `devices`,
-//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `backup_codes`, `offline`, `grace`; `store` wires them into the trait.
+//!   `relying_parties`, `audit`, `retention`, `push_subscriptions`, `notices`, `backup_codes`, `offline`, `grace`, `counts`, `site_keys`; `store` wires them into the trait.
 
 mod audit;
 mod backup_codes;
 mod challenges;
 mod checkpoint;
 mod connection;
+mod counts;
 mod devices;
 mod enrollments;
 mod error;
@@ -27,6 +28,7 @@ mod relying_parties;
 mod retention;
 mod rows;
 mod schema;
+mod site_keys;
 mod store;
 #[cfg(test)]
 mod tests;

@@ -45,6 +45,11 @@ pub(super) fn sweep<D: Db>(db: &D, now: Millis, max: usize) -> StoreResult<Swept
             .execute(params![now, limit])?;
         tx.prepare_cached("DELETE FROM push_locks WHERE until <= ?1")?
             .execute([now])?;
+        // Issue 13 review: claims and windows (`store::counts`) that have ended.
+        tx.prepare_cached("DELETE FROM offline_batches WHERE keep_until <= ?1")?
+            .execute([now])?;
+        tx.prepare_cached("DELETE FROM push_changes WHERE until <= ?1")?
+            .execute([now])?;
         Ok(Swept {
             expired,
             more: more_due || forgotten >= max,
@@ -81,6 +86,15 @@ pub(super) fn prune<D: Db>(
                 .execute(params![cutoff, limit])?,
             None => 0,
         };
+        // The records of offline-code reports go with the audit events of their time: a copy
+        // of one that old is recorded (and audited) again.
+        if let Some(cutoff) = audit_before {
+            tx.prepare_cached(
+                "DELETE FROM offline_reports WHERE (device_id, rp_id, counter) IN \
+                 (SELECT device_id, rp_id, counter FROM offline_reports WHERE at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![cutoff, limit])?;
+        }
         Ok(Pruned {
             challenges,
             audit_events,

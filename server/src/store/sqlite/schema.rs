@@ -7,7 +7,7 @@ use super::error::OrStore;
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version; each step in [`MIGRATIONS`] moves one version up.
-pub(super) const SCHEMA_VERSION: i64 = 9;
+pub(super) const SCHEMA_VERSION: i64 = 10;
 
 /// The schema steps, oldest first: entry `v` moves a database from version `v` to `v + 1`.
 /// Never edit a released step; add one.
@@ -228,6 +228,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE offline_secrets ADD COLUMN served_to INTEGER NOT NULL DEFAULT 0;
     UPDATE offline_secrets SET served_to = last_used + 100;
+    "#,
+    // 9 -> 10 (issue 13 review): what bounds relying parties and devices, counted here so that
+    // every replica sees it and a restart forgets none (`store::counts`).
+    r#"
+    CREATE TABLE offline_batches (
+        challenge_id TEXT PRIMARY KEY,
+        keep_until   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX offline_batches_by_keep ON offline_batches(keep_until);
+    CREATE TABLE offline_reports (
+        device_id   TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        counter     INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (device_id, rp_id, counter)
+    ) WITHOUT ROWID;
+    CREATE INDEX offline_reports_by_at ON offline_reports(at);
+    CREATE TABLE offline_checks (
+        device_id   TEXT NOT NULL,
+        rp_id       TEXT NOT NULL,
+        count       INTEGER NOT NULL,
+        PRIMARY KEY (device_id, rp_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE push_changes (
+        device_id   TEXT PRIMARY KEY,
+        until       INTEGER NOT NULL,
+        count       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX push_changes_by_until ON push_changes(until);
+    -- The fingerprints of the keys every replica must hold the same (`vapid`, `offline`).
+    CREATE TABLE site_keys (
+        name        TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

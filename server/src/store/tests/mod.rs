@@ -4,6 +4,7 @@
 //! group commit) are tested in `sqlite::tests`; PostgreSQL-only ones (several replicas on one
 //! database, NOTIFY, advisory locks) in `postgres::tests`.
 
+mod counts;
 mod timing;
 
 use std::ops::Deref;
