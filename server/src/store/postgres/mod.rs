@@ -19,6 +19,7 @@
 mod audit;
 mod backup_codes;
 mod challenges;
+mod conn;
 mod connect;
 mod copy;
 mod db;
@@ -38,6 +39,8 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_group;
 
 pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,
