@@ -14,6 +14,8 @@ pub(super) type P<'a> = &'a (dyn ToSql + Sync);
 
 /// One connection, statement by statement (each prepared once per connection and cached).
 pub(super) struct Conn<'c> {
+    /// Drives the connection while a statement waits.
+    pub(super) runtime: &'c tokio::runtime::Runtime,
     pub(super) client: &'c deadpool_postgres::ClientWrapper,
     /// The transaction's deferred set-up statements (see [`super::db::Held`]), if in one.
     pub(super) deferred: Option<&'c RefCell<String>>,
@@ -23,8 +25,12 @@ pub(super) struct Conn<'c> {
 
 impl<'c> Conn<'c> {
     /// A connection outside any transaction.
-    pub(super) fn new(client: &'c deadpool_postgres::ClientWrapper) -> Conn<'c> {
+    pub(super) fn new(
+        runtime: &'c tokio::runtime::Runtime,
+        client: &'c deadpool_postgres::ClientWrapper,
+    ) -> Conn<'c> {
         Conn {
+            runtime,
             client,
             deferred: None,
             broken: None,
@@ -65,12 +71,13 @@ impl Conn<'_> {
     /// client pipelines the requests of futures polled together, in the order polled).
     fn send<T, F>(&self, f: F) -> Result<T, PgError>
     where
-        F: Future<Output = Result<T, PgError>>,
+        T: Send,
+        F: Future<Output = Result<T, PgError>> + Send,
     {
         let Some(ahead) = self.take_deferred() else {
-            return futures_executor::block_on(f);
+            return drive(self.runtime, f);
         };
-        let (ahead, value) = futures_executor::block_on(async {
+        let (ahead, value) = drive(self.runtime, async {
             tokio::join!(biased; self.client.batch_execute(&ahead), f)
         });
         if let Err(e) = ahead {
@@ -124,7 +131,27 @@ impl Conn<'_> {
             Some(ahead) => format!("{ahead}; {sql}"),
             None => sql.to_owned(),
         };
-        futures_executor::block_on(self.client.batch_execute(&sql))?;
+        drive(self.runtime, self.client.batch_execute(&sql))?;
         Ok(())
     }
+}
+
+/// Waits for `f` on the calling thread, which drives `runtime` (the connections' sockets and
+/// the pool's timers) meanwhile. Inside another runtime's context (the store opened from
+/// `serve`'s async start, async tests), where a runtime may not block, a scoped thread of its
+/// own waits instead.
+pub(super) fn drive<F>(runtime: &tokio::runtime::Runtime, f: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(f);
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(f))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }

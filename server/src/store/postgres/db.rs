@@ -1,10 +1,9 @@
 //! The pool, the runtime that drives it, and how operations reach the database.
 //!
 //! The [`Store`] trait is synchronous and runs on the store's job threads, which are not
-//! runtime threads. The store keeps a small tokio runtime of its own whose thread drives the
-//! connections (and the pool's timers); a job thread waits for each statement with
-//! `futures_executor::block_on`, which works on any thread, inside another runtime too (the
-//! store is opened from `serve`'s async start).
+//! runtime threads. The store keeps a current-thread tokio runtime of its own for the
+//! connections (and the pool's timers), which the job thread waiting for a statement drives
+//! itself ([`drive`]): no thread switch between a statement and its answer.
 //!
 //! Transactions:
 //! - every write runs in a transaction of its own, which first takes a shared advisory lock;
@@ -27,11 +26,10 @@
 //! which must not be reported as success).
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 
-pub(super) use super::conn::Conn;
+pub(super) use super::conn::{drive, Conn};
 use super::connect::PgSettings;
 use super::error::{is_unavailable, PgError};
 use super::schema;
@@ -54,8 +52,8 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The PostgreSQL implementation of [`Store`]: open it with [`PgStore::open`], share it as a
 /// [`SharedStore`](crate::store::SharedStore).
 pub struct PgStore {
+    /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
     pool: Pool,
     settings: PgSettings,
 }
@@ -103,13 +101,13 @@ impl PgStore {
     /// # Errors
     /// [`StoreError::Thread`] (no runtime thread), [`StoreError::Corrupt`] (no pool).
     pub fn connect(settings: &PgSettings) -> StoreResult<PgStore> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pushauthd-pg")
+        // A current-thread runtime, driven by whichever thread waits on it (a store job
+        // thread): a statement's request, the socket and the answer stay on that thread, where
+        // a runtime thread of its own cost two thread switches per statement.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StoreError::Thread)?;
-        let handle = runtime.handle().clone();
         let manager = Manager::from_config(
             settings.config.clone(),
             settings.tls.clone(),
@@ -129,7 +127,6 @@ impl PgStore {
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
         Ok(PgStore {
             runtime: Some(runtime),
-            handle,
             pool,
             settings: settings.clone(),
         })
@@ -149,16 +146,16 @@ impl PgStore {
         &self.settings
     }
 
-    /// Waits for `f` with the store's runtime entered (new connections and the pool's timers
-    /// need it).
-    fn block<F: Future>(&self, f: F) -> F::Output {
-        let _entered = self.handle.enter();
-        futures_executor::block_on(f)
+    /// The runtime that drives the connections.
+    pub(super) fn runtime(&self) -> Result<&tokio::runtime::Runtime, PgError> {
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| PgError::Pool("the store is closed".into()))
     }
 
     /// A pooled connection.
     pub(super) fn connection(&self) -> Result<Object, PgError> {
-        Ok(self.block(self.pool.get())?)
+        Ok(drive(self.runtime()?, self.pool.get())?)
     }
 
     /// Runs `f` in a transaction of its own that first takes the advisory lock
@@ -168,7 +165,7 @@ impl PgStore {
         exclusive: bool,
         f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>,
     ) -> StoreResult<T> {
-        let held = Held::begin(self.connection()?, exclusive)?;
+        let held = Held::begin(self, exclusive)?;
         let result = held.conn().and_then(|conn| {
             let value = f(&conn)?;
             held.commit()?;
@@ -181,7 +178,8 @@ impl PgStore {
 /// A connection in a transaction: rolled back if dropped before [`Held::end`] (a panic in an
 /// operation must not leave a transaction open on a pooled connection), and left out of the
 /// pool when it failed as unavailable (a standby, a broken socket).
-pub(super) struct Held {
+pub(super) struct Held<'s> {
+    runtime: &'s tokio::runtime::Runtime,
     /// Always `Some` until the value is finished (`Option` only so it can be retired).
     obj: Option<Object>,
     open: bool,
@@ -192,15 +190,17 @@ pub(super) struct Held {
     broken: Cell<bool>,
 }
 
-impl Held {
+impl<'s> Held<'s> {
     /// Starts a transaction that takes the lock; both are sent with the first statement.
-    pub(super) fn begin(obj: Object, exclusive: bool) -> Result<Held, PgError> {
+    pub(super) fn begin(store: &'s PgStore, exclusive: bool) -> Result<Held<'s>, PgError> {
+        let obj = store.connection()?;
         let lock = if exclusive {
             "pg_advisory_xact_lock"
         } else {
             "pg_advisory_xact_lock_shared"
         };
         Ok(Held {
+            runtime: store.runtime()?,
             obj: Some(obj),
             open: true,
             deferred: RefCell::new(format!("BEGIN; SELECT {lock}({ATOMIC_LOCK})")),
@@ -213,6 +213,7 @@ impl Held {
         self.obj
             .as_deref()
             .map(|client| Conn {
+                runtime: self.runtime,
                 client,
                 deferred: Some(&self.deferred),
                 broken: Some(&self.broken),
@@ -259,7 +260,7 @@ impl Held {
     }
 }
 
-impl Drop for Held {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.open {
             // Nothing sent yet: nothing to roll back.
@@ -294,7 +295,7 @@ pub(super) trait Db {
 impl Db for PgStore {
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
         let obj = self.connection()?;
-        let result = f(&Conn::new(&obj));
+        let result = f(&Conn::new(self.runtime()?, &obj));
         if let Err(PgError::Driver(e)) = &result {
             if is_unavailable(e) {
                 let _ = Object::take(obj);
@@ -310,14 +311,14 @@ impl Db for PgStore {
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
         // No connection: every job learns it (and answers `store_unavailable`) at once,
         // instead of each waiting for the pool again.
-        let held = Held::begin(self.connection()?, true)?;
+        let held = Held::begin(self, true)?;
         work(&Atomic { held: &held });
         let result = held.commit();
         held.end(result)
     }
 
     fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
-        let held = Held::begin(self.connection()?, true)?;
+        let held = Held::begin(self, true)?;
         let unit = Atomic { held: &held };
         let result = work(&unit)
             .map_err(Unit::Store)
@@ -339,7 +340,7 @@ enum Unit {
 /// The view of the store a group's or an atomic unit's work gets: every operation runs in
 /// the one transaction, each in a savepoint so that one that fails leaves the rest as it was.
 pub(super) struct Atomic<'h> {
-    held: &'h Held,
+    held: &'h Held<'h>,
 }
 
 impl Atomic<'_> {
