@@ -12,9 +12,10 @@
 //!   the trait, as SQLite's single writer gives it). A lock rather than SERIALIZABLE with
 //!   retries: the unit's work is run once (`service::atomically` takes an `FnOnce`) and may
 //!   not be repeated;
-//! - [`Store::group`] runs its operations in one transaction holding that lock exclusively
-//!   (group commit, as SQLite's single writer does): one commit, one WAL flush, for every job
-//!   queued meanwhile. Each operation runs in a savepoint so that one that fails leaves the
+//! - [`Store::group`] runs each operation in its own transaction, or, with
+//!   [`PgStore::with_group_commit`], runs its operations in one transaction holding that lock
+//!   exclusively (group commit, as SQLite's single writer does): one commit, one WAL flush,
+//!   for every job queued meanwhile. Each operation runs in a savepoint so that one that fails leaves the
 //!   others as they were; an atomic unit inside it needs no lock of its own (the group's is
 //!   exclusive already, and upgrading a shared one could deadlock two groups).
 //!
@@ -56,6 +57,8 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
     settings: PgSettings,
+    /// [`PgStore::with_group_commit`].
+    group_commit: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -129,6 +132,7 @@ impl PgStore {
             runtime: Some(runtime),
             pool,
             settings: settings.clone(),
+            group_commit: false,
         })
     }
 
@@ -139,6 +143,18 @@ impl PgStore {
     /// As [`PgStore::open`].
     pub fn migrate(&self) -> StoreResult<i64> {
         schema::migrate(self)
+    }
+
+    /// Runs each [`Store::group`] as one transaction (one commit for every job queued
+    /// meanwhile) that holds the write lock exclusively, instead of each operation in a
+    /// transaction of its own. Fewer commits and less CPU per login, but every write of every
+    /// replica then waits for the group before it: with one job thread it measured slower
+    /// under load than a job thread per connection without it (issue 13, h6-readme), so the
+    /// server does not turn it on.
+    #[must_use]
+    pub fn with_group_commit(mut self) -> PgStore {
+        self.group_commit = true;
+        self
     }
 
     /// The settings it was opened with.
@@ -309,6 +325,10 @@ impl Db for PgStore {
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
+        if !self.group_commit {
+            work(self);
+            return Ok(());
+        }
         // No connection: every job learns it (and answers `store_unavailable`) at once,
         // instead of each waiting for the pool again.
         let held = Held::begin(self, true)?;

@@ -20,7 +20,7 @@ fn database(test: &str) -> Option<String> {
 
 fn replica(url: &str) -> Arc<PgStore> {
     let settings = PgSettings::parse(url, None, Some(4)).unwrap();
-    Arc::new(PgStore::open(&settings, true).unwrap())
+    Arc::new(PgStore::open(&settings, true).unwrap().with_group_commit())
 }
 
 #[test]
