@@ -12,6 +12,7 @@
 //! work behind them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
@@ -26,14 +27,26 @@ pub const STORE_THREADS: usize = 1;
 /// Most jobs one thread takes from the queue at once and runs as one [`Store::group`].
 pub const MAX_GROUP: usize = 64;
 
-/// Hands a job's result to its caller; run only once the job's writes are committed.
-type Reply = Box<dyn FnOnce() + Send>;
-type Job = Box<dyn FnOnce(&dyn Store) -> Reply + Send>;
+/// Most jobs waiting in the queue; past it, new jobs are refused at once
+/// ([`JobError::Unavailable`]): requests, unauthenticated ones too, cannot pile up work
+/// without bound behind a slow or unreachable store. Above the ten thousand long-polls the
+/// bench starts at once (each begins with a read); at the bench's rates (2 cores, about five
+/// jobs per login: some 1,300 logins/s on SQLite, 350 on PostgreSQL, so roughly 6,500 and
+/// 1,750 jobs/s) a backlog this size is about 2.5 s of work on SQLite, 9 s on PostgreSQL.
+pub const MAX_QUEUED: usize = 16_384;
+
+/// Hands a job's result to its caller: `Ok` once the job's writes are committed, else why not.
+type Reply = Box<dyn FnOnce(Result<(), JobError>) + Send>;
+/// A job: run on the store (`Some`), or told its group could not start (`None`).
+type Job = Box<dyn FnOnce(Option<&dyn Store>) -> Reply + Send>;
 
 /// The store's job threads; dropping it lets queued jobs finish and joins the threads.
 pub struct StoreJobs {
     queue: Option<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
+    /// Jobs sent and not yet taken by a thread.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
 
 impl std::fmt::Debug for StoreJobs {
@@ -44,9 +57,16 @@ impl std::fmt::Debug for StoreJobs {
     }
 }
 
-/// The job threads are gone (only while shutting down, or if a thread could not start).
+/// Why a job gave no result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobsStopped;
+pub enum JobError {
+    /// The job panicked, its group could not commit, or the threads are gone (only while
+    /// shutting down, or if a thread could not start).
+    Stopped,
+    /// The store cannot be reached (its group failed so), or too many jobs are queued
+    /// ([`MAX_QUEUED`]): worth answering `store_unavailable` (503).
+    Unavailable,
+}
 
 impl StoreJobs {
     /// Starts `threads` job threads over `store`, each taking up to [`MAX_GROUP`] queued jobs
@@ -66,55 +86,78 @@ impl StoreJobs {
         let max_group = max_group.max(1);
         let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads.max(1) {
             let jobs = Arc::clone(&jobs);
             let store = Arc::clone(&store);
+            let queued = Arc::clone(&queued);
             handles.push(
                 thread::Builder::new()
                     .name(format!("pushauthd-store-{i}"))
-                    .spawn(move || worker(&jobs, store.as_ref(), max_group))?,
+                    .spawn(move || worker(&jobs, store.as_ref(), max_group, &queued))?,
             );
         }
         Ok(StoreJobs {
             queue: Some(queue),
             threads: handles,
+            queued,
+            max_queued: MAX_QUEUED,
         })
+    }
+
+    /// The same threads with at most `max_queued` jobs waiting (tests; else [`MAX_QUEUED`]).
+    #[must_use]
+    pub fn with_max_queued(mut self, max_queued: usize) -> StoreJobs {
+        self.max_queued = max_queued;
+        self
     }
 
     /// Runs `f` on a job thread and returns its result once its writes are committed. Jobs
     /// queued together run as one [`Store::group`], so they share a commit. A job that panics,
-    /// or whose group cannot commit, yields [`JobsStopped`] to its caller; the thread goes on
-    /// serving.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, JobsStopped>
+    /// or whose group cannot commit, yields [`JobError`] to its caller (`Unavailable` when
+    /// the store could not be reached, or at once when [`MAX_QUEUED`] jobs wait); the thread
+    /// goes on serving.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, JobError>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> T + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
+        let queue = self.queue.as_ref().ok_or(JobError::Stopped)?;
+        // Counted before it is sent, so that a thread never takes it off the count first.
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(JobError::Unavailable);
+        }
+        let (tx, rx) = oneshot::channel::<Result<T, JobError>>();
         let job: Job = Box::new(move |store| {
             // The caller went away while the job was queued (a client that gave up, a
             // long-poll past its deadline): it is as if the request had never come, and a
             // backlog (a database outage) is not made longer by work nobody waits for.
             if tx.is_closed() {
-                return Box::new(|| ());
+                return Box::new(|_| ());
             }
-            let value = f(store);
-            Box::new(move || {
+            let value = store.map(f);
+            Box::new(move |outcome| {
+                let result = outcome.and_then(|()| value.ok_or(JobError::Unavailable));
                 // The caller may have gone away (a dropped request); nothing to do then.
-                let _ = tx.send(value);
+                let _ = tx.send(result);
             })
         });
-        self.queue
-            .as_ref()
-            .ok_or(JobsStopped)?
-            .send(job)
-            .map_err(|_| JobsStopped)?;
-        rx.await.map_err(|_| JobsStopped)
+        if queue.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(JobError::Stopped);
+        }
+        rx.await.unwrap_or(Err(JobError::Stopped))
     }
 }
 
-fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync), max_group: usize) {
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<Job>>,
+    store: &(dyn Store + Send + Sync),
+    max_group: usize,
+    queued: &AtomicUsize,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_group);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_group);
     loop {
@@ -131,32 +174,41 @@ fn worker(jobs: &Mutex<mpsc::Receiver<Job>>, store: &(dyn Store + Send + Sync), 
                     Err(_) => break,
                 }
             }
+            queued.fetch_sub(batch.len(), Ordering::SeqCst);
         }
         // Each job's panic is caught on its own; the outer catch keeps the thread alive (and
         // its callers answered) should the group itself fail that way.
         let committed = catch_unwind(AssertUnwindSafe(|| {
             store.group(&mut |group| {
                 for job in batch.drain(..) {
-                    match catch_unwind(AssertUnwindSafe(|| job(group))) {
+                    match catch_unwind(AssertUnwindSafe(|| job(Some(group)))) {
                         Ok(reply) => replies.push(reply),
                         Err(_) => tracing::error!("a store job panicked"),
                     }
                 }
             })
         }));
-        match committed {
-            Ok(Ok(())) => replies.drain(..).for_each(|reply| reply()),
+        let failed = match committed {
+            Ok(Ok(())) => None,
             Ok(Err(e)) => {
-                tracing::error!(error = %e, jobs = replies.len(), "a group of store jobs could not commit");
-                // Dropping the replies tells each caller its job failed.
-                replies.clear();
+                tracing::error!(error = %e, jobs = replies.len() + batch.len(), "a group of store jobs could not commit");
+                Some(if e.is_unavailable() {
+                    JobError::Unavailable
+                } else {
+                    JobError::Stopped
+                })
             }
             Err(_) => {
                 tracing::error!(jobs = replies.len(), "a group of store jobs panicked");
-                replies.clear();
+                Some(JobError::Stopped)
             }
+        };
+        let outcome = failed.map_or(Ok(()), Err);
+        replies.drain(..).for_each(|reply| reply(outcome));
+        // Jobs the group never ran (it could not start): their callers learn why.
+        for job in batch.drain(..) {
+            let _ = catch_unwind(AssertUnwindSafe(|| job(None)(outcome)));
         }
-        batch.clear();
     }
 }
 
@@ -185,8 +237,8 @@ mod tests {
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = StoreJobs::start(store, 2).unwrap();
         assert_eq!(jobs.run(|s| s.health().is_ok()).await, Ok(true));
-        let panicked: Result<(), JobsStopped> = jobs.run(|_| panic!("boom")).await;
-        assert_eq!(panicked, Err(JobsStopped));
+        let panicked: Result<(), JobError> = jobs.run(|_| panic!("boom")).await;
+        assert_eq!(panicked, Err(JobError::Stopped));
         let names: Vec<_> = futures_join(&jobs).await;
         assert_eq!(names.len(), 8);
         assert!(names.iter().all(|n| n.starts_with("pushauthd-store-")));
@@ -235,6 +287,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), 1, "the abandoned job ran");
+    }
+
+    /// Past [`MAX_QUEUED`] waiting jobs, a new one is refused at once as unavailable (503
+    /// `store_unavailable`) instead of queuing: nobody can pile up work without bound behind
+    /// a slow store; the queued ones still run, and the queue takes jobs again once drained.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue13_a_full_queue_refuses_new_jobs_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let jobs = Arc::new(StoreJobs::start(store, 1).unwrap().with_max_queued(3));
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let busy = {
+            let jobs = Arc::clone(&jobs);
+            tokio::spawn(async move {
+                jobs.run(move |_| {
+                    let _ = started.send(());
+                    held.recv().is_ok()
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        let queued: Vec<_> = (0..3)
+            .map(|i| {
+                let jobs = Arc::clone(&jobs);
+                tokio::spawn(async move { jobs.run(move |_| i).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let refused = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            jobs.run(|_| unreachable!("a job past the bound ran")),
+        )
+        .await
+        .expect("a job past the bound waited");
+        assert_eq!(refused, Err::<(), _>(JobError::Unavailable));
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Ok(true));
+        for (i, job) in queued.into_iter().enumerate() {
+            assert_eq!(job.await.unwrap(), Ok(i));
+        }
+        assert_eq!(jobs.run(|_| 7).await, Ok(7));
     }
 
     /// Frames in the write-ahead log: each commit appends the pages it changed.

@@ -68,8 +68,9 @@ impl AppState {
     /// writes are committed.
     ///
     /// # Errors
-    /// `f`'s own, or [`service::Error::Internal`] (converted to `E`) when the job could not
-    /// run or its group could not commit.
+    /// `f`'s own; a [`service::Error::Store`] that is unavailable (`store_unavailable`) when
+    /// the store could not be reached or too many jobs wait; else [`service::Error::Internal`]
+    /// (converted to `E`) when the job could not run or its group could not commit.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -78,7 +79,16 @@ impl AppState {
     {
         match self.jobs.run(f).await {
             Ok(result) => result,
-            Err(_) => Err(service::Error::Internal("store job failed".into()).into()),
+            Err(crate::jobs::JobError::Unavailable) => {
+                Err(service::Error::Store(crate::store::StoreError::db(
+                    crate::store::DbErrorKind::Unavailable,
+                    "the store is unreachable or too busy",
+                ))
+                .into())
+            }
+            Err(crate::jobs::JobError::Stopped) => {
+                Err(service::Error::Internal("store job failed".into()).into())
+            }
         }
     }
 

@@ -85,10 +85,24 @@ pub(super) fn expire_if_due(
     Ok(true)
 }
 
+/// Runs a challenge `UPDATE` (`sql`, without its `RETURNING`) and returns the row it changed,
+/// if any: the transition's answer without another read.
+fn updated(
+    conn: &Conn<'_>,
+    sql: &str,
+    params: &[super::conn::P<'_>],
+) -> Result<Option<Box<ChallengeRecord>>, PgError> {
+    conn.opt(&format!("{sql} RETURNING {CHALLENGE_COLUMNS}"), params)?
+        .map(|r| challenge_from_row(&r).map(Box::new))
+        .transpose()
+}
+
 /// What a transition's `UPDATE` did.
 enum Applied {
-    /// Rows changed (0: the challenge was in a state the transition does not start from).
-    Rows(u64),
+    /// The challenge as the `UPDATE … RETURNING` left it (no read after it).
+    Changed(Box<ChallengeRecord>),
+    /// Nothing: the challenge was in a state the transition does not start from.
+    Unchanged,
     /// Refused by the user's wrong-code lock; nothing written.
     CodeLocked,
 }
@@ -113,12 +127,11 @@ fn transition<D: Db>(
             let after = select_challenge(c, id, false)?;
             return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
         }
-        match apply(c, &current)? {
-            Applied::CodeLocked => return Ok(Cas::CodeLocked(Box::new(current))),
-            Applied::Rows(0) => return Ok(Cas::WrongState(Box::new(current))),
-            Applied::Rows(_) => {}
-        }
-        Ok(select_challenge(c, id, false)?.map_or(Cas::Missing, |c| Cas::Changed(Box::new(c))))
+        Ok(match apply(c, &current)? {
+            Applied::CodeLocked => Cas::CodeLocked(Box::new(current)),
+            Applied::Unchanged => Cas::WrongState(Box::new(current)),
+            Applied::Changed(after) => Cas::Changed(after),
+        })
     })
 }
 
@@ -249,15 +262,17 @@ pub(super) fn get_challenge<D: Db>(
 /// [`Store::acknowledge`](crate::store::Store::acknowledge).
 pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
     transition(db, id, now, |c, _| {
-        let changed = c.exec(
+        let Some(after) = updated(
+            c,
             "UPDATE challenges SET state = 'acknowledged', updated_at = $2 \
              WHERE id = $1 AND state = 'pending' AND expires_at > $2",
             &[&id, &now],
-        )?;
-        if changed > 0 {
-            notify::changed(c, Some(id), &[])?;
-        }
-        Ok(Applied::Rows(changed))
+        )?
+        else {
+            return Ok(Applied::Unchanged);
+        };
+        notify::changed(c, Some(id), &[])?;
+        Ok(Applied::Changed(after))
     })
 }
 
@@ -274,7 +289,8 @@ pub(super) fn answer<D: Db>(
         if limits::code_locked(c, &current.user, answer.code_tally)? {
             return Ok(Applied::CodeLocked);
         }
-        let changed = c.exec(
+        let changed = updated(
+            c,
             &format!(
                 "UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
                  decision = $5, reason = $6, typed_code = $7, responded_at = $8, signature = $9 \
@@ -292,9 +308,9 @@ pub(super) fn answer<D: Db>(
                 &answer.signature,
             ],
         )?;
-        if changed == 0 {
-            return Ok(Applied::Rows(0));
-        }
+        let Some(after) = changed else {
+            return Ok(Applied::Unchanged);
+        };
         finish(c, id, &current.devices)?;
         let detail = match answer.reason {
             Some(reason) => format!("{} ({reason})", answer.decision),
@@ -315,21 +331,22 @@ pub(super) fn answer<D: Db>(
             limits::lock_source(c, id, current, &answer.device_id, until, now)?;
         }
         limits::tally_code(c, current, &answer.device_id, answer.code_tally, now)?;
-        Ok(Applied::Rows(changed))
+        Ok(Applied::Changed(after))
     })
 }
 
 /// [`Store::cancel`](crate::store::Store::cancel).
 pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
     transition(db, id, now, |c, current| {
-        let changed = c.exec(
+        let changed = updated(
+            c,
             &format!(
                 "UPDATE challenges SET state = 'cancelled', updated_at = $2 \
                  WHERE id = $1 AND state IN {OPEN} AND expires_at > $2"
             ),
             &[&id, &now],
         )?;
-        if changed == 1 {
+        if changed.is_some() {
             finish(c, id, &current.devices)?;
             write_audit(
                 c,
@@ -343,7 +360,7 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
                 now,
             )?;
         }
-        Ok(Applied::Rows(changed))
+        Ok(changed.map_or(Applied::Unchanged, Applied::Changed))
     })
 }
 

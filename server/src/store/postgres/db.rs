@@ -1,10 +1,9 @@
 //! The pool, the runtime that drives it, and how operations reach the database.
 //!
 //! The [`Store`] trait is synchronous and runs on the store's job threads, which are not
-//! runtime threads. The store keeps a small tokio runtime of its own whose thread drives the
-//! connections (and the pool's timers); a job thread waits for each statement with
-//! `futures_executor::block_on`, which works on any thread, inside another runtime too (the
-//! store is opened from `serve`'s async start).
+//! runtime threads. The store keeps a current-thread tokio runtime of its own for the
+//! connections (and the pool's timers), which the job thread waiting for a statement drives
+//! itself ([`drive`]): no thread switch between a statement and its answer.
 //!
 //! Transactions:
 //! - every write runs in a transaction of its own, which first takes a shared advisory lock;
@@ -13,23 +12,29 @@
 //!   the trait, as SQLite's single writer gives it). A lock rather than SERIALIZABLE with
 //!   retries: the unit's work is run once (`service::atomically` takes an `FnOnce`) and may
 //!   not be repeated;
-//! - [`Store::group`] simply runs each operation in its own transaction: group commit saves
-//!   SQLite's fsyncs, while PostgreSQL's own commit grouping (`commit_delay`) and the several
-//!   job threads the server then starts do that here.
+//! - [`Store::group`] runs each operation in its own transaction, or, with
+//!   [`PgStore::with_group_commit`], runs its operations in one transaction holding that lock
+//!   exclusively (group commit, as SQLite's single writer does): one commit, one WAL flush,
+//!   for every job queued meanwhile. Each operation runs in a savepoint so that one that fails leaves the
+//!   others as they were; an atomic unit inside it needs no lock of its own (the group's is
+//!   exclusive already, and upgrading a shared one could deadlock two groups).
+//!
+//! Round trips: statements without parameters that only set up (`BEGIN` and the lock,
+//! `SAVEPOINT`, `RELEASE`) are not sent on their own but deferred and pipelined with the next
+//! statement, so an operation in a group costs its own statements' round trips and nothing
+//! more. A failure of the savepoint machinery marks the transaction broken: it is then never
+//! committed (PostgreSQL answers `COMMIT` of an aborted transaction with a silent rollback,
+//! which must not be reported as success).
 
-use std::future::Future;
+use std::cell::{Cell, RefCell};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
+pub(super) use super::conn::{drive, Conn};
 use super::connect::PgSettings;
 use super::error::{is_unavailable, PgError};
 use super::schema;
 use crate::store::{Store, StoreError, StoreResult};
-
-/// A statement parameter.
-pub(super) type P<'a> = &'a (dyn ToSql + Sync);
 
 /// The advisory lock (`pg_advisory_xact_lock`) every write shares and [`Store::atomic`] holds
 /// alone. The keys spell "pushau" and a number.
@@ -48,10 +53,12 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The PostgreSQL implementation of [`Store`]: open it with [`PgStore::open`], share it as a
 /// [`SharedStore`](crate::store::SharedStore).
 pub struct PgStore {
+    /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
     pool: Pool,
     settings: PgSettings,
+    /// [`PgStore::with_group_commit`].
+    group_commit: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -97,13 +104,13 @@ impl PgStore {
     /// # Errors
     /// [`StoreError::Thread`] (no runtime thread), [`StoreError::Corrupt`] (no pool).
     pub fn connect(settings: &PgSettings) -> StoreResult<PgStore> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pushauthd-pg")
+        // A current-thread runtime, driven by whichever thread waits on it (a store job
+        // thread): a statement's request, the socket and the answer stay on that thread, where
+        // a runtime thread of its own cost two thread switches per statement.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(StoreError::Thread)?;
-        let handle = runtime.handle().clone();
         let manager = Manager::from_config(
             settings.config.clone(),
             settings.tls.clone(),
@@ -123,9 +130,9 @@ impl PgStore {
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
         Ok(PgStore {
             runtime: Some(runtime),
-            handle,
             pool,
             settings: settings.clone(),
+            group_commit: false,
         })
     }
 
@@ -138,21 +145,33 @@ impl PgStore {
         schema::migrate(self)
     }
 
+    /// Runs each [`Store::group`] as one transaction (one commit for every job queued
+    /// meanwhile) that holds the write lock exclusively, instead of each operation in a
+    /// transaction of its own. Fewer commits and less CPU per login, but every write of every
+    /// replica then waits for the group before it: with one job thread it measured slower
+    /// under load than a job thread per connection without it (issue 13, h6-readme), so the
+    /// server does not turn it on.
+    #[must_use]
+    pub fn with_group_commit(mut self) -> PgStore {
+        self.group_commit = true;
+        self
+    }
+
     /// The settings it was opened with.
     pub fn settings(&self) -> &PgSettings {
         &self.settings
     }
 
-    /// Waits for `f` with the store's runtime entered (new connections and the pool's timers
-    /// need it).
-    fn block<F: Future>(&self, f: F) -> F::Output {
-        let _entered = self.handle.enter();
-        futures_executor::block_on(f)
+    /// The runtime that drives the connections.
+    pub(super) fn runtime(&self) -> Result<&tokio::runtime::Runtime, PgError> {
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| PgError::Pool("the store is closed".into()))
     }
 
     /// A pooled connection.
     pub(super) fn connection(&self) -> Result<Object, PgError> {
-        Ok(self.block(self.pool.get())?)
+        Ok(drive(self.runtime()?, self.pool.get())?)
     }
 
     /// Runs `f` in a transaction of its own that first takes the advisory lock
@@ -162,10 +181,10 @@ impl PgStore {
         exclusive: bool,
         f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>,
     ) -> StoreResult<T> {
-        let held = Held::begin(self.connection()?, exclusive)?;
+        let held = Held::begin(self, exclusive)?;
         let result = held.conn().and_then(|conn| {
             let value = f(&conn)?;
-            conn.batch("COMMIT")?;
+            held.commit()?;
             Ok(value)
         });
         held.end(result)
@@ -175,40 +194,57 @@ impl PgStore {
 /// A connection in a transaction: rolled back if dropped before [`Held::end`] (a panic in an
 /// operation must not leave a transaction open on a pooled connection), and left out of the
 /// pool when it failed as unavailable (a standby, a broken socket).
-pub(super) struct Held {
+pub(super) struct Held<'s> {
+    runtime: &'s tokio::runtime::Runtime,
     /// Always `Some` until the value is finished (`Option` only so it can be retired).
     obj: Option<Object>,
     open: bool,
+    /// Set-up statements not sent yet: they go ahead of the next statement, in its round trip.
+    deferred: RefCell<String>,
+    /// The transaction may be aborted behind the operations' backs (a savepoint could not be
+    /// set or rolled back to): it must not be committed.
+    broken: Cell<bool>,
 }
 
-impl Held {
-    pub(super) fn begin(obj: Object, exclusive: bool) -> Result<Held, PgError> {
+impl<'s> Held<'s> {
+    /// Starts a transaction that takes the lock; both are sent with the first statement.
+    pub(super) fn begin(store: &'s PgStore, exclusive: bool) -> Result<Held<'s>, PgError> {
+        let obj = store.connection()?;
         let lock = if exclusive {
             "pg_advisory_xact_lock"
         } else {
             "pg_advisory_xact_lock_shared"
         };
-        let mut held = Held {
+        Ok(Held {
+            runtime: store.runtime()?,
             obj: Some(obj),
             open: true,
-        };
-        // One round trip for both.
-        if let Err(e) = held
-            .conn()?
-            .batch(&format!("BEGIN; SELECT {lock}({ATOMIC_LOCK})"))
-        {
-            held.retire_if_broken(&e);
-            return Err(e);
-        }
-        Ok(held)
+            deferred: RefCell::new(format!("BEGIN; SELECT {lock}({ATOMIC_LOCK})")),
+            broken: Cell::new(false),
+        })
     }
 
     /// The connection.
     pub(super) fn conn(&self) -> Result<Conn<'_>, PgError> {
         self.obj
             .as_deref()
-            .map(Conn)
+            .map(|client| Conn {
+                runtime: self.runtime,
+                client,
+                deferred: Some(&self.deferred),
+                broken: Some(&self.broken),
+            })
             .ok_or_else(|| PgError::Pool("the connection was retired".into()))
+    }
+
+    /// Commits, unless the transaction is broken (then an error: nothing was kept).
+    pub(super) fn commit(&self) -> Result<(), PgError> {
+        if self.broken.get() {
+            return Err(PgError::Pool(
+                "the transaction was aborted by a failed savepoint".into(),
+            ));
+        }
+        self.conn()?.batch("COMMIT")
     }
 
     /// Finishes after the operation: its result, the transaction already committed on `Ok`.
@@ -240,61 +276,22 @@ impl Held {
     }
 }
 
-impl Drop for Held {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.open {
+            // Nothing sent yet: nothing to roll back.
+            if self.deferred.get_mut().starts_with("BEGIN") {
+                return;
+            }
             if let Ok(conn) = self.conn() {
-                let _ = conn.batch("ROLLBACK");
+                if conn.batch("ROLLBACK").is_err() {
+                    // Not known to be out of the transaction: never back into the pool.
+                    if let Some(obj) = self.obj.take() {
+                        drop(Object::take(obj));
+                    }
+                }
             }
         }
-    }
-}
-
-/// One connection, statement by statement (each prepared once per connection and cached).
-pub(super) struct Conn<'c>(pub(super) &'c deadpool_postgres::ClientWrapper);
-
-impl Conn<'_> {
-    /// Every row of `sql`.
-    pub(super) fn query(&self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, PgError> {
-        futures_executor::block_on(async {
-            let statement = self.0.prepare_cached(sql).await?;
-            Ok(self.0.query(&statement, params).await?)
-        })
-    }
-
-    /// The one row of `sql`, if any (more than one is an error).
-    pub(super) fn opt(&self, sql: &str, params: &[P<'_>]) -> Result<Option<Row>, PgError> {
-        futures_executor::block_on(async {
-            let statement = self.0.prepare_cached(sql).await?;
-            Ok(self.0.query_opt(&statement, params).await?)
-        })
-    }
-
-    /// The one row of `sql`.
-    pub(super) fn one(&self, sql: &str, params: &[P<'_>]) -> Result<Row, PgError> {
-        futures_executor::block_on(async {
-            let statement = self.0.prepare_cached(sql).await?;
-            Ok(self.0.query_one(&statement, params).await?)
-        })
-    }
-
-    /// Whether `sql` returns a row.
-    pub(super) fn exists(&self, sql: &str, params: &[P<'_>]) -> Result<bool, PgError> {
-        Ok(!self.query(sql, params)?.is_empty())
-    }
-
-    /// Runs `sql`; the rows it changed.
-    pub(super) fn exec(&self, sql: &str, params: &[P<'_>]) -> Result<u64, PgError> {
-        futures_executor::block_on(async {
-            let statement = self.0.prepare_cached(sql).await?;
-            Ok(self.0.execute(&statement, params).await?)
-        })
-    }
-
-    /// Runs statements without parameters (simple protocol: one round trip for all).
-    pub(super) fn batch(&self, sql: &str) -> Result<(), PgError> {
-        futures_executor::block_on(self.0.batch_execute(sql))?;
-        Ok(())
     }
 }
 
@@ -314,7 +311,7 @@ pub(super) trait Db {
 impl Db for PgStore {
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
         let obj = self.connection()?;
-        let result = f(&Conn(&obj));
+        let result = f(&Conn::new(self.runtime()?, &obj));
         if let Err(PgError::Driver(e)) = &result {
             if is_unavailable(e) {
                 let _ = Object::take(obj);
@@ -328,18 +325,24 @@ impl Db for PgStore {
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
-        work(self);
-        Ok(())
+        if !self.group_commit {
+            work(self);
+            return Ok(());
+        }
+        // No connection: every job learns it (and answers `store_unavailable`) at once,
+        // instead of each waiting for the pool again.
+        let held = Held::begin(self, true)?;
+        work(&Atomic { held: &held });
+        let result = held.commit();
+        held.end(result)
     }
 
     fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
-        let held = Held::begin(self.connection()?, true)?;
+        let held = Held::begin(self, true)?;
         let unit = Atomic { held: &held };
-        let result = work(&unit).map_err(Unit::Store).and_then(|()| {
-            held.conn()
-                .and_then(|c| c.batch("COMMIT"))
-                .map_err(Unit::Pg)
-        });
+        let result = work(&unit)
+            .map_err(Unit::Store)
+            .and_then(|()| held.commit().map_err(Unit::Pg));
         match result {
             Ok(()) => held.end(Ok(())),
             Err(Unit::Pg(e)) => held.end(Err(e)),
@@ -354,30 +357,48 @@ enum Unit {
     Pg(PgError),
 }
 
-/// The view of the store an atomic unit's work gets: every operation runs in the unit's
-/// transaction, each in a savepoint so that one that fails leaves the rest as it was.
+/// The view of the store a group's or an atomic unit's work gets: every operation runs in
+/// the one transaction, each in a savepoint so that one that fails leaves the rest as it was.
 pub(super) struct Atomic<'h> {
-    held: &'h Held,
+    held: &'h Held<'h>,
+}
+
+impl Atomic<'_> {
+    /// Runs `f` in a savepoint named `name`; the set-up and the release travel with the
+    /// next statements.
+    fn savepoint<T, E>(&self, name: &str, f: impl FnOnce(&Conn<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<PgError>,
+    {
+        let conn = self.held.conn()?;
+        conn.defer(&format!("SAVEPOINT {name}"))?;
+        match f(&conn) {
+            Ok(value) => {
+                conn.defer(&format!("RELEASE SAVEPOINT {name}"))?;
+                Ok(value)
+            }
+            Err(e) => {
+                let undo = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
+                if let Err(undo) = conn.batch(&undo) {
+                    // The transaction may be aborted: nothing of it may be committed.
+                    conn.set_broken();
+                    return Err(undo.into());
+                }
+                Err(e)
+            }
+        }
+    }
 }
 
 impl Db for Atomic<'_> {
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
-        Ok(f(&self.held.conn()?)?)
+        // Reads too: a failed read must not abort the others' transaction (a savepoint that
+        // is only read in costs PostgreSQL no transaction id, and no round trip here).
+        Ok(self.savepoint("op", f)?)
     }
 
     fn write<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
-        let conn = self.held.conn()?;
-        conn.batch("SAVEPOINT op")?;
-        match f(&conn) {
-            Ok(value) => {
-                conn.batch("RELEASE SAVEPOINT op")?;
-                Ok(value)
-            }
-            Err(e) => {
-                conn.batch("ROLLBACK TO SAVEPOINT op; RELEASE SAVEPOINT op")?;
-                Err(e.into())
-            }
-        }
+        Ok(self.savepoint("op", f)?)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
@@ -386,14 +407,6 @@ impl Db for Atomic<'_> {
     }
 
     fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
-        let conn = self.held.conn()?;
-        conn.batch("SAVEPOINT unit")?;
-        match work(self) {
-            Ok(()) => Ok(conn.batch("RELEASE SAVEPOINT unit")?),
-            Err(e) => {
-                conn.batch("ROLLBACK TO SAVEPOINT unit; RELEASE SAVEPOINT unit")?;
-                Err(e)
-            }
-        }
+        self.savepoint("unit", |_| work(self))
     }
 }

@@ -20,6 +20,7 @@
 mod audit;
 mod backup_codes;
 mod challenges;
+mod conn;
 mod connect;
 mod copy;
 mod counts;
@@ -41,6 +42,8 @@ mod site_keys;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_group;
 #[cfg(test)]
 mod upgrade_tests;
 

@@ -248,7 +248,7 @@ fn version(conn: &super::db::Conn<'_>) -> Result<i64, PgError> {
 /// version it found.
 pub(super) fn migrate(store: &PgStore) -> StoreResult<i64> {
     let obj = store.connection()?;
-    let conn = super::db::Conn(&obj);
+    let conn = super::db::Conn::new(store.runtime()?, &obj);
     conn.batch(&format!(
         "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK})"
     ))?;
@@ -299,7 +299,7 @@ fn steps(conn: &super::db::Conn<'_>) -> StoreResult<i64> {
 /// (`serve --no-migrate`).
 pub(super) fn check(store: &PgStore) -> StoreResult<()> {
     let obj = store.connection()?;
-    let found = version(&super::db::Conn(&obj))?;
+    let found = version(&super::db::Conn::new(store.runtime()?, &obj))?;
     match found.cmp(&SCHEMA_VERSION) {
         std::cmp::Ordering::Equal => Ok(()),
         std::cmp::Ordering::Greater => Err(StoreError::TooNew(found)),
