@@ -34,6 +34,7 @@ pub(super) use super::conn::{drive, Conn};
 use super::connect::PgSettings;
 use super::error::{is_unavailable, PgError};
 use super::schema;
+use super::timeline::Timelines;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// The advisory lock (`pg_advisory_xact_lock`) every write shares and [`Store::atomic`] holds
@@ -49,6 +50,22 @@ pub(super) const PRUNE_LOCK: i64 = 0x7075_7368_6175_0004;
 /// How long a request waits for a pooled connection (or for a new one) before the store
 /// reports itself unavailable.
 const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pool's check of every new connection: its server's timeline must not be older than
+/// the newest this process has seen ([`Timelines`]); a refused connection is not pooled, and
+/// the operation that wanted it fails as unavailable (503).
+fn refuse_older_timelines() -> deadpool_postgres::Hook {
+    let timelines = std::sync::Arc::new(Timelines::default());
+    deadpool_postgres::Hook::async_fn(move |client, _| {
+        let timelines = std::sync::Arc::clone(&timelines);
+        Box::pin(async move {
+            timelines
+                .check(client)
+                .await
+                .map_err(deadpool_postgres::HookError::message)
+        })
+    })
+}
 
 /// The PostgreSQL implementation of [`Store`]: open it with [`PgStore::open`], share it as a
 /// [`SharedStore`](crate::store::SharedStore).
@@ -126,6 +143,7 @@ impl PgStore {
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(settings.create_timeout().max(POOL_WAIT)))
             .recycle_timeout(Some(POOL_WAIT))
+            .post_create(refuse_older_timelines())
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
         Ok(PgStore {

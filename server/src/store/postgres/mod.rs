@@ -44,6 +44,7 @@ mod store;
 mod tests;
 #[cfg(test)]
 mod tests_group;
+mod timeline;
 #[cfg(test)]
 mod upgrade_tests;
 
