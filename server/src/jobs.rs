@@ -236,7 +236,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = StoreJobs::start(store, 2).unwrap();
-        assert_eq!(jobs.run(|s| s.health().is_ok()).await, Ok(true));
+        assert_eq!(jobs.run(|s| s.health(false).is_ok()).await, Ok(true));
         let panicked: Result<(), JobError> = jobs.run(|_| panic!("boom")).await;
         assert_eq!(panicked, Err(JobError::Stopped));
         let names: Vec<_> = futures_join(&jobs).await;

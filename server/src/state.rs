@@ -47,8 +47,9 @@ pub struct AppState {
     pub hashing: Hashing,
     /// Seals the devices' offline-code secrets at rest (issue 12).
     pub offline_key: crate::offline::OfflineKey,
-    /// Held by the one `GET /healthz` store job queued at a time ([`crate::api::ops::healthz`]).
-    pub health_probe: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the one `GET /healthz` store job queued at a time, with when a probe last saw a
+    /// commit come back ([`crate::api::ops::healthz`]).
+    pub health_probe: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for AppState {

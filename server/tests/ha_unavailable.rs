@@ -189,3 +189,43 @@ fn healthz_is_bounded_when_the_database_hangs() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The newcomer walk-through's finding: a primary promoted with a `synchronous_standby_names`
+/// it cannot satisfy answers reads but never finishes a commit, so every login hung while
+/// `/healthz` said ready. The probe now also waits for a commit (at most once a second).
+#[test]
+fn healthz_is_not_ready_while_commits_do_not_come_back() {
+    let Some(pg) = PgCluster::start_or_skip("ha stuck commits") else {
+        return;
+    };
+    pg.create_database("stuck");
+    let settings = PgSettings::parse(&pg.url("stuck"), None, None).unwrap();
+    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
+    assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
+
+    // A synchronous standby that does not exist: every commit now waits for it.
+    pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+    pg.psql("SELECT pg_reload_conf()");
+    thread::sleep(pushauth_server::api::ops::COMMIT_PROBE_EVERY + Duration::from_millis(300));
+    let asked = Instant::now();
+    let health = server.call("GET", "/healthz", None, None);
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.json["status"], "not_ready");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "healthz took {:?}",
+        asked.elapsed()
+    );
+
+    // Back to asynchronous commits: the waiting commits finish and the replica is ready again.
+    pg.psql("ALTER SYSTEM RESET synchronous_standby_names");
+    pg.psql("SELECT pg_reload_conf()");
+    let back = Instant::now();
+    while server.call("GET", "/healthz", None, None).status != 200 {
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "never ready again"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -21,20 +21,30 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 /// probe must get an answer, never a hung request.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often at most a probe also checks that a commit comes back
+/// ([`Store::health`](crate::store::Store::health) with `commit`): on PostgreSQL that commits
+/// an empty transaction, and unauthenticated requests must not make the database flush its log
+/// more often than this. Every probe checks that the database answers.
+pub const COMMIT_PROBE_EVERY: Duration = Duration::from_secs(1);
+
 /// `GET /healthz`: readiness. 200 `{"status":"ready"}` when the store answered a cheap query
 /// within [`HEALTH_TIMEOUT`]; else 503 `{"status":"not_ready","reason":"store_unavailable"}`
 /// (a load balancer routes around this replica). At most one probe job is queued for the
 /// store at a time (it holds [`crate::state::AppState::health_probe`] until it has run), so
 /// probes against a stuck store cannot pile up work; later probes wait for it, within the
-/// same bound.
+/// same bound. A commit is checked at most every [`COMMIT_PROBE_EVERY`].
 pub async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
     let deadline = tokio::time::Instant::now() + HEALTH_TIMEOUT;
     let probe = async {
-        let guard = Arc::clone(&state.health_probe).lock_owned().await;
+        let mut last_commit = Arc::clone(&state.health_probe).lock_owned().await;
+        let commit = !last_commit.is_some_and(|at| at.elapsed() < COMMIT_PROBE_EVERY);
         state
             .run(move |s| {
-                let answered = s.health();
-                drop(guard);
+                let answered = s.health(commit);
+                if commit && answered.is_ok() {
+                    *last_commit = Some(std::time::Instant::now());
+                }
+                drop(last_commit);
                 answered.map_err(service::Error::from)
             })
             .await

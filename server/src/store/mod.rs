@@ -60,8 +60,10 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// error is returned. Inside a [`Store::group`] it costs no extra commit.
     fn atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()>;
 
-    /// A cheap query proving the database answers.
-    fn health(&self) -> StoreResult<()>;
+    /// A cheap query proving the database answers; with `commit`, also that a commit comes
+    /// back (PostgreSQL: an empty transaction that gets an id, which waits for a synchronous
+    /// standby as every login's writes do; SQLite: its commits are local, nothing more).
+    fn health(&self, commit: bool) -> StoreResult<()>;
 
     // ---- users, enrollment, devices
 

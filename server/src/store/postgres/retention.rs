@@ -129,10 +129,17 @@ pub(super) fn used_bytes<D: Db>(db: &D) -> StoreResult<u64> {
     })
 }
 
+/// The health probe's write: a transactional logical-decoding message (a log record and
+/// nothing in any table; nobody decodes it), so that its commit is flushed and replicated
+/// like a login's.
+const HEALTH_COMMIT_SQL: &str = "SELECT pg_logical_emit_message(true, 'pushauthd-health', '')";
+
 /// [`Store::health`](crate::store::Store::health): the database answers and takes writes. A
 /// standby (or a database made read-only) answers reads but would refuse every login's
-/// writes, so a replica on it is not ready ([`DbErrorKind::Unavailable`]).
-pub(super) fn health<D: Db>(db: &D) -> StoreResult<()> {
+/// writes, so a replica on it is not ready ([`DbErrorKind::Unavailable`]); a commit must also
+/// come back, with `commit` (one empty transaction that gets a transaction id: `GET /healthz`
+/// asks for it at most once a second, see `api::ops::healthz`).
+pub(super) fn health<D: Db>(db: &D, commit: bool) -> StoreResult<()> {
     let read_only: bool = db.read(|c| {
         get(
             &c.one(
@@ -147,6 +154,13 @@ pub(super) fn health<D: Db>(db: &D) -> StoreResult<()> {
             DbErrorKind::Unavailable,
             "the database takes no writes (a standby, or read-only)",
         ));
+    }
+    // A commit that comes back: a transaction that wrote to the log waits for a synchronous
+    // standby like every login's writes do (one that only took a transaction id does not).
+    // A primary promoted with a synchronous_standby_names it cannot satisfy answers reads
+    // but never finishes a commit; then this waits and the probe says not ready.
+    if commit {
+        db.write(|c| c.exec(HEALTH_COMMIT_SQL, &[]).map(drop))?;
     }
     Ok(())
 }

@@ -33,8 +33,8 @@ macro_rules! pg_store {
                 self.run_atomic(work)
             }
 
-            fn health(&self) -> StoreResult<()> {
-                retention::health(self)
+            fn health(&self, commit: bool) -> StoreResult<()> {
+                retention::health(self, commit)
             }
 
             fn create_enrollment(

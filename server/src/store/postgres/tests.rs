@@ -239,7 +239,7 @@ fn issue13_no_primary_is_unavailable_never_an_answer() {
     }
     assert_eq!(seen, Some(DbErrorKind::Unavailable));
     // Not ready either: a load balancer routes around a replica on a read-only database.
-    let err = store.health().unwrap_err();
+    let err = store.health(true).unwrap_err();
     assert_eq!(kind(&err), DbErrorKind::Unavailable, "{err}");
 }
 
@@ -428,7 +428,7 @@ fn issue13_tls_trusts_the_ca_file_and_nothing_else() {
     assert!(used_tls, "the connection trusting the CA file is encrypted");
     // The store itself works over it.
     let store = PgStore::open(&settings(&tls_url(&ca)), true).unwrap();
-    store.health().unwrap();
+    store.health(true).unwrap();
     // A certificate the CA file does not vouch for is refused, as no primary would be.
     let err = runtime
         .block_on(connect_one(&settings(&tls_url(&other))))

@@ -118,7 +118,7 @@ mod tests {
             false,
         )
         .unwrap();
-        store.health().unwrap();
+        store.health(true).unwrap();
 
         // Failover: the old primary goes, the standby is promoted (timeline 2).
         old.stop();

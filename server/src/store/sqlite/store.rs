@@ -27,7 +27,7 @@ impl<D: Db> Store for D {
         self.run_atomic(work)
     }
 
-    fn health(&self) -> StoreResult<()> {
+    fn health(&self, _commit: bool) -> StoreResult<()> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
 
