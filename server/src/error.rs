@@ -38,3 +38,24 @@ pub enum ServerError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+impl ServerError {
+    /// Whether waiting may fix it: the store's own failure or the key check's store access
+    /// failed as [`StoreError::is_transient`].
+    pub fn is_transient(&self) -> bool {
+        self.store_error().is_some_and(StoreError::is_transient)
+    }
+
+    /// Whether the database refused pushauthd's credentials ([`StoreError::is_denied`]).
+    pub fn is_denied(&self) -> bool {
+        self.store_error().is_some_and(StoreError::is_denied)
+    }
+
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            ServerError::Store(e)
+            | ServerError::SiteKey(crate::site_keys::SiteKeyError::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod offline;
+pub mod opening;
 pub mod rights;
 pub mod server;
 pub mod service;

@@ -20,7 +20,7 @@ use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
 use crate::jobs::{StoreJobs, STORE_THREADS};
 use crate::metrics::Metrics;
-use crate::offline::{OfflineKey, OFFLINE_KEY_FILE};
+use crate::offline::OfflineKey;
 use crate::service;
 use crate::starting::Waiting;
 use crate::state::{AppState, SharedState};
@@ -83,12 +83,12 @@ fn prepare(config: ServerConfig) -> Result<Starting, ServerError> {
             },
         )?;
     }
-    let opened = match crate::store::open::open(&config.store, &config.data_dir, config.migrate) {
-        Ok(opened) => opened,
+    let site = match crate::opening::open(&config) {
+        Ok(site) => site,
         // A closed port reads as "unreachable" to clients, which `safe` lets in: listen and
         // refuse until the database answers (SQLite's "unavailable" is a local fault: exit).
         Err(e)
-            if e.is_unavailable()
+            if e.is_transient()
                 && matches!(config.store, crate::config::StoreConfig::Postgres(_)) =>
         {
             tracing::warn!(error = %e, "cannot open the store; answering 503 until it opens");
@@ -103,37 +103,23 @@ fn prepare(config: ServerConfig) -> Result<Starting, ServerError> {
         }
         Err(e) => return Err(e.into()),
     };
-    complete(config, tls, opened, None).map(|p| Starting::Ready(Box::new(p)))
+    complete(config, tls, site, None).map(|p| Starting::Ready(Box::new(p)))
 }
 
-/// The rest of [`prepare`] once the store is open: the keys, and the listener unless one is
-/// bound already.
+/// The rest of [`prepare`] once the site is open: the listener unless one is bound already.
 fn complete(
     config: ServerConfig,
     tls: Option<RustlsConfig>,
-    opened: crate::store::open::Opened,
+    site: crate::opening::Site,
     listener: Option<TcpListener>,
 ) -> Result<Prepared, ServerError> {
+    let crate::opening::Site {
+        opened,
+        vapid,
+        offline_key,
+    } = site;
     let store_concurrent = opened.concurrent;
     let store = opened.store;
-    // Made on first start, in the data directory the store just made sure of.
-    let vapid = WebPush::load_key(&config)?;
-    let key_path = config.data_dir.join(OFFLINE_KEY_FILE);
-    // A new key would open none of the stored secrets: every fetch of values would fail.
-    if !key_path.exists() && store.any_offline_secret()? {
-        return Err(crate::offline::OfflineKeyError::Missing {
-            path: key_path.display().to_string(),
-        }
-        .into());
-    }
-    let offline_key = OfflineKey::load_or_create(&key_path)?;
-    // Replicas of a site share both keys: one with another key refuses to start.
-    crate::site_keys::check(
-        store.as_ref(),
-        (&vapid, &WebPush::key_path(&config)),
-        (&offline_key, &key_path),
-        crate::clock::now_ms(),
-    )?;
     let listener = match listener {
         Some(listener) => listener,
         None => bind(&config)?,
@@ -160,11 +146,11 @@ async fn run_starting(
         Starting::Ready(prepared) => *prepared,
         Starting::Waiting(waiting) => {
             let waiting = *waiting;
-            let Some(opened) = crate::starting::open_while_refusing(&waiting, &mut stop).await?
+            let Some(site) = crate::starting::open_while_refusing(&waiting, &mut stop).await?
             else {
                 return Ok(());
             };
-            complete(waiting.config, waiting.tls, opened, Some(waiting.listener))?
+            complete(waiting.config, waiting.tls, site, Some(waiting.listener))?
         }
     };
     run(prepared, stop).await

@@ -27,7 +27,7 @@ use crate::api::ApiError;
 use crate::config::ServerConfig;
 use crate::conn::{ConnLimiter, LimitedAcceptor};
 use crate::error::ServerError;
-use crate::store::open::Opened;
+use crate::opening::Site;
 
 /// The first wait before opening the store again; it doubles up to [`LAST_RETRY`].
 pub const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -59,7 +59,7 @@ pub(crate) struct Waiting {
 pub(crate) async fn open_while_refusing(
     waiting: &Waiting,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<Opened>, ServerError> {
+) -> Result<Option<Site>, ServerError> {
     let listener = tokio::net::TcpListener::from_std(waiting.listener.try_clone()?)?;
     let limits = &waiting.config.limits;
     let limiter = ConnLimiter::new(limits, None);
@@ -174,7 +174,7 @@ async fn refuse(method: Method, uri: Uri) -> Response {
 async fn retry(
     config: &ServerConfig,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Option<Opened>, ServerError> {
+) -> Result<Option<Site>, ServerError> {
     // Opening was tried once before the listener was bound.
     let mut delay = FIRST_RETRY;
     loop {
@@ -182,22 +182,17 @@ async fn retry(
             () = tokio::time::sleep(delay) => {}
             () = stopped(stop) => return Ok(None),
         }
-        let (store, dir, migrate) = (
-            config.store.clone(),
-            config.data_dir.clone(),
-            config.migrate,
-        );
+        let config = config.clone();
         // Opening blocks (connect timeouts, migrations); a failed attempt drops its pool.
-        let attempt =
-            tokio::task::spawn_blocking(move || crate::store::open::open(&store, &dir, migrate));
+        let attempt = tokio::task::spawn_blocking(move || crate::opening::open(&config));
         let outcome = tokio::select! {
             outcome = attempt => outcome.map_err(std::io::Error::other)?,
             () = stopped(stop) => return Ok(None),
         };
         match outcome {
-            Ok(opened) => {
+            Ok(site) => {
                 tracing::info!("the store opened; serving");
-                return Ok(Some(opened));
+                return Ok(Some(site));
             }
             // The driver's message names hosts and the failure, never the password.
             // Refused credentials are retried too (exiting would close the port, and a
@@ -211,7 +206,7 @@ async fn retry(
                      the role's password and pg_hba.conf"
                 );
             }
-            Err(e) if e.is_unavailable() => {
+            Err(e) if e.is_transient() => {
                 delay = (delay * 2).min(LAST_RETRY);
                 tracing::warn!(
                     error = %e,

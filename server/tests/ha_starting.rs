@@ -409,3 +409,49 @@ fn no_connection_is_dropped_unanswered_when_the_waiting_server_hands_over() {
     );
     server.shutdown();
 }
+
+/// Attack review r8: a replica starting while another holds the migration lock for longer
+/// than `lock_timeout` (5 s: a long migration, or `pushauthd migrate` running) got "busy" and
+/// exited, closing its port. Waiting fixes that: it must listen, refuse with 503, and serve
+/// once the lock is free.
+#[test]
+fn a_replica_behind_another_ones_migration_waits_with_its_port_open() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("ha starting migrate lock") else {
+        return;
+    };
+    let site = Site::on(&pg, "migrating", "");
+    drop(site.spawn("first"));
+    // Another session holds the migration lock for 9 s (`MIGRATE_LOCK` in the store).
+    let holder = {
+        let url = pg.url("migrating");
+        thread::spawn(move || {
+            let out = Command::new("psql")
+                .args([
+                    &url,
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "SELECT pg_advisory_lock(8103509996671926274)",
+                    "-c",
+                    "SELECT pg_sleep(9)",
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let mut replica = site.launch("a");
+    // The first attempt (before the port is bound) fails as busy after lock_timeout; the
+    // port then opens and the process keeps running, refusing, while the lock is held.
+    wait_listening(&replica);
+    let child = replica.child.as_mut().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the replica exited; log:\n{}",
+        replica.log_text()
+    );
+    assert_eq!(replica.health().0, 503, "{}", replica.log_text());
+    holder.join().unwrap();
+    replica.wait_ready(Duration::from_secs(20));
+}

@@ -87,6 +87,20 @@ impl StoreError {
         )
     }
 
+    /// Whether waiting may fix it: [`StoreError::is_unavailable`], or [`DbErrorKind::Busy`] (a
+    /// lock another replica holds, for example while it migrates). A replica starting keeps
+    /// its port answering 503 and tries again on these instead of exiting.
+    pub fn is_transient(&self) -> bool {
+        self.is_unavailable()
+            || matches!(
+                self,
+                StoreError::Db(DbError {
+                    kind: DbErrorKind::Busy,
+                    ..
+                })
+            )
+    }
+
     /// Whether the database refused pushauthd's credentials ([`DbErrorKind::Denied`]).
     pub fn is_denied(&self) -> bool {
         matches!(
