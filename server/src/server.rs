@@ -101,7 +101,7 @@ fn prepare(config: ServerConfig) -> Result<Starting, ServerError> {
                 config,
             })));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     complete(config, tls, site, None).map(|p| Starting::Ready(Box::new(p)))
 }

@@ -214,7 +214,7 @@ async fn retry(
                     "the store is still unavailable"
                 );
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
 }
