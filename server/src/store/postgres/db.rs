@@ -189,7 +189,17 @@ impl PgStore {
 
     /// A pooled connection.
     pub(super) fn connection(&self) -> Result<Object, PgError> {
-        Ok(drive(self.runtime()?, self.pool.get())?)
+        Ok(drive(self.runtime()?, async {
+            // The connections' tasks run only while a thread drives the runtime: let them
+            // read what arrived while the store was idle (a server that closed them on a
+            // restart or failover) so that the pool sees them closed and hands out a new one.
+            // Three turns: one for the readiness, one for the server's goodbye, one for the
+            // end (a connection missed here fails its first statement as unavailable: 503).
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.pool.get().await
+        })?)
     }
 
     /// Runs `f` in a transaction of its own that first takes the advisory lock

@@ -493,3 +493,29 @@ fn issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks() {
     drop(hung);
     driver.join().unwrap();
 }
+
+/// Attack review r8: the connections' tasks only run while a job thread waits on a statement,
+/// so a quiet replica did not notice PostgreSQL closing its pooled connections (a restart, a
+/// failover) and handed the dead ones out: one 503 per pooled connection before it healed.
+/// After a restart, the first operations must succeed.
+#[test]
+fn issue13_a_quiet_store_serves_at_once_after_postgresql_restarts() {
+    let Some(pg) = pushauth_testkit::PgCluster::start_or_skip("quiet restart") else {
+        return;
+    };
+    pg.create_database("quiet");
+    let store = PgStore::open(&settings(&pg.url("quiet")), true).unwrap();
+    // Fill the pool (4 connections) and leave them idle.
+    let busy: Vec<_> = (0..4).map(|_| store.connection().unwrap()).collect();
+    drop(busy);
+    store.open_challenges(0).unwrap();
+    pg.restart();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..8 {
+        let result = store.open_challenges(0);
+        assert!(
+            result.is_ok(),
+            "operation {i} after the restart: {result:?}"
+        );
+    }
+}
