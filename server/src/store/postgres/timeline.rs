@@ -4,40 +4,53 @@
 //! the old primary is later started again as a primary (instead of as a standby of the new
 //! one), it accepts writes on its old timeline with the data of before the failover: a device
 //! revoked since then approves again. `target_session_attrs=read-write` cannot tell the two
-//! apart, so every new connection reports its server's timeline and a connection to one older
-//! than the newest seen is refused (as unavailable: 503, fail closed). The newest is kept in
+//! apart, so every new connection reports its server's cluster and timeline, and a connection
+//! to a cluster on a timeline older than the newest seen of that cluster is refused (as
+//! unavailable: 503, fail closed). Timelines are compared within one cluster (its
+//! `system_identifier`, which a streaming standby shares with its primary): a database moved
+//! to a new cluster starts again at timeline 1 and is not refused. The newest is kept in
 //! memory, so a restarted replica learns it again from the first primary it reaches.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-/// What a connection's server reports: its current timeline (the first 8 hex digits of the
-/// name of the WAL file being written, PostgreSQL's "Write-Ahead Log File Names").
-const TIMELINE_SQL: &str = "SELECT pg_walfile_name(pg_current_wal_lsn())";
+/// What a connection's server reports: its cluster and its current timeline (the first 8 hex
+/// digits of the name of the WAL file being written, PostgreSQL's "Write-Ahead Log File
+/// Names").
+const TIMELINE_SQL: &str = "SELECT (SELECT system_identifier FROM pg_control_system()), \
+                            pg_walfile_name(pg_current_wal_lsn())";
 
-/// The newest timeline seen (0: none yet).
+/// A refusal is logged at most this often (every pool connection attempt meets it).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The newest timeline seen per cluster.
 #[derive(Debug, Default)]
 pub(super) struct Timelines {
-    newest: AtomicU32,
+    newest: Mutex<HashMap<i64, u32>>,
+    logged: Mutex<Option<Instant>>,
 }
 
 impl Timelines {
     /// Checks a new connection's server: `Ok` and remembered when its timeline is not older
-    /// than the newest seen; `Err` with the log line otherwise.
-    pub(super) fn admit(&self, timeline: u32) -> Result<(), String> {
-        let newest = self.newest.fetch_max(timeline, Ordering::SeqCst);
-        if timeline < newest {
+    /// than the newest seen of its cluster; `Err` with the log line otherwise.
+    pub(super) fn admit(&self, cluster: i64, timeline: u32) -> Result<(), String> {
+        let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = newest.entry(cluster).or_insert(timeline);
+        if timeline < *seen {
             return Err(format!(
-                "database timeline {timeline} is older than timeline {newest} this pushauthd \
+                "database timeline {timeline} is older than timeline {seen} this pushauthd \
                  wrote to before: refused (an old primary started again after a failover? make \
                  it a standby of the new primary)"
             ));
         }
+        *seen = timeline;
         Ok(())
     }
 
-    /// Asks `client`'s server for its timeline and [`Timelines::admit`]s it.
+    /// Asks `client`'s server for its cluster and timeline and [`Timelines::admit`]s it.
     ///
     /// # Errors
     /// The refusal's text, or the query's failure.
@@ -48,13 +61,19 @@ impl Timelines {
                 super::error::message(&e)
             )
         })?;
-        let name: String = row
+        let (cluster, name): (i64, String) = row
             .try_get(0)
+            .and_then(|cluster| Ok((cluster, row.try_get(1)?)))
             .map_err(|e| format!("cannot read the database's timeline: {e}"))?;
         let timeline = parse(&name)
             .ok_or_else(|| format!("unexpected WAL file name {name:?} from the database"))?;
-        self.admit(timeline)
-            .inspect_err(|refusal| tracing::error!("{refusal}"))
+        self.admit(cluster, timeline).inspect_err(|refusal| {
+            let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
+            if logged.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
+                *logged = Some(Instant::now());
+                tracing::error!("{refusal}");
+            }
+        })
     }
 }
 
@@ -83,16 +102,27 @@ mod tests {
     #[test]
     fn an_older_timeline_is_refused_once_a_newer_was_seen() {
         let t = Timelines::default();
-        assert!(t.admit(1).is_ok());
-        assert!(t.admit(2).is_ok());
-        let refusal = t.admit(1).unwrap_err();
+        assert!(t.admit(7, 1).is_ok());
+        assert!(t.admit(7, 2).is_ok());
+        let refusal = t.admit(7, 1).unwrap_err();
         assert!(
             refusal.contains("timeline 1 is older than timeline 2"),
             "{refusal}"
         );
-        assert!(t.admit(2).is_ok());
-        assert!(t.admit(3).is_ok());
-        assert!(t.admit(2).is_err());
+        assert!(t.admit(7, 2).is_ok());
+        assert!(t.admit(7, 3).is_ok());
+        assert!(t.admit(7, 2).is_err());
+    }
+
+    /// Attack review r8: a database moved to a new cluster (a restore, a rebuilt cluster)
+    /// starts again at timeline 1; that is not an old primary, and must not be refused.
+    #[test]
+    fn timelines_of_another_cluster_are_not_compared() {
+        let t = Timelines::default();
+        assert!(t.admit(7, 3).is_ok());
+        assert!(t.admit(8, 1).is_ok());
+        assert!(t.admit(7, 2).is_err());
+        assert!(t.admit(8, 1).is_ok());
     }
 
     /// The newcomer walk-through's finding: after a failover, the old primary started again
