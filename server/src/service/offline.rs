@@ -19,10 +19,12 @@ use crate::store::{AuditEntry, OfflineSecretRecord, Store};
 /// How long after its creation an approved challenge still lets its relying party fetch values.
 pub const VALUES_MAX_AGE_SECS: u64 = 300;
 
-/// How long the claim of an approval's one batch of values is kept
-/// ([`crate::store::CountStore::claim_offline_batch`]): the 5 minutes values are served plus a
-/// minute of clock slack; after that the challenge is refused as too old anyway.
-pub const BATCH_KEEP_MS: Millis = 6 * 60 * 1000;
+/// How long after the challenge's creation the claim of an approval's one batch of values is
+/// kept ([`crate::store::CountStore::claim_offline_batch`]). Values are served for 5 minutes
+/// only, but replicas judge that age and sweep claims each by its own clock: a day outlasts any
+/// plausible disagreement between their clocks (attack review r8), and the rows (one per
+/// approval that fetched values) are small.
+pub const BATCH_KEEP_MS: Millis = 24 * 60 * 60 * 1000;
 
 // The claim of a batch must outlive the time values are served.
 const _: () = assert!(BATCH_KEEP_MS > VALUES_MAX_AGE_SECS as i64 * 1000);
@@ -85,6 +87,8 @@ pub struct PlannedDevice {
 pub struct Planned {
     /// The approved challenge the values are for.
     pub challenge_id: String,
+    /// When it was created (by the creating replica's clock).
+    pub created_at: Millis,
     /// The challenge's user.
     pub user: String,
     /// Per active device with a secret.
@@ -229,13 +233,14 @@ pub fn plan_values(
     }
     Ok(Planned {
         challenge_id: challenge_id.to_owned(),
+        created_at: challenge.created_at,
         user: challenge.user,
         devices,
     })
 }
 
 /// Claims the one batch of hashing an approval pays for (in the store, so a second replica
-/// refuses it too; kept [`BATCH_KEEP_MS`]), records each device's highest counter handed out
+/// refuses it too; kept [`BATCH_KEEP_MS`] after the challenge's creation), records each device's highest counter handed out
 /// (the most a host may later report) and audits `offline_values_issued`, in one unit; a plan
 /// with nothing to hash needs no claim and writes nothing. Release the claim
 /// ([`crate::store::CountStore::release_offline_batch`]) when the hashing then fails.
@@ -256,7 +261,8 @@ pub fn claim_batch(
     }
     let id = &planned.challenge_id;
     let claimed = atomically(s, |s| {
-        if !s.claim_offline_batch(id, now.saturating_add(BATCH_KEEP_MS))? {
+        let keep_until = now.max(planned.created_at).saturating_add(BATCH_KEEP_MS);
+        if !s.claim_offline_batch(id, keep_until)? {
             return Ok(false);
         }
         for device in &planned.devices {
