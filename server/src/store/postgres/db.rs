@@ -311,6 +311,9 @@ impl Drop for Held<'_> {
             if self.deferred.get_mut().starts_with("BEGIN") {
                 return;
             }
+            // Savepoint statements still waiting would go ahead of the rollback and, in an
+            // aborted transaction, fail it: they are moot now.
+            self.deferred.get_mut().clear();
             if let Ok(conn) = self.conn() {
                 if conn.batch("ROLLBACK").is_err() {
                     // Not known to be out of the transaction: never back into the pool.
@@ -400,7 +403,12 @@ impl Atomic<'_> {
     {
         let conn = self.held.conn()?;
         conn.defer(&format!("SAVEPOINT {name}"))?;
-        match f(&conn) {
+        // A panic in `f` leaves its writes in the savepoint; in a group the job thread catches
+        // it and goes on, so the transaction must then never be committed.
+        let guard = BreakOnPanic(&conn);
+        let result = f(&conn);
+        std::mem::forget(guard);
+        match result {
             Ok(value) => {
                 conn.defer(&format!("RELEASE SAVEPOINT {name}"))?;
                 Ok(value)
@@ -415,6 +423,16 @@ impl Atomic<'_> {
                 Err(e)
             }
         }
+    }
+}
+
+/// Marks the transaction broken when dropped, which [`Atomic::savepoint`] lets happen only
+/// while unwinding from a panic.
+struct BreakOnPanic<'c, 'x>(&'c Conn<'x>);
+
+impl Drop for BreakOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        self.0.set_broken();
     }
 }
 

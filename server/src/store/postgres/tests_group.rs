@@ -103,3 +103,30 @@ fn issue13_a_group_that_cannot_commit_keeps_and_reports_nothing() {
     a.group(&mut |g| assert!(g.use_device_nonce("d1", "n4", 1_000, 10_000).unwrap()))
         .unwrap();
 }
+
+/// Attack review r8: an operation that panics inside a group (the job thread catches it and
+/// runs the rest) left its savepoint's writes in place, and the group committed them while
+/// its caller was told it failed. A panic must keep nothing of the group (the callers all
+/// hear of a failure; a panic is a bug, and half an operation must never be committed).
+#[test]
+fn issue13_a_panic_inside_a_group_commits_nothing() {
+    let Some(url) = database("issue13_a_panic_inside_a_group") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    let outcome = a.group(&mut |g| {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = g.atomic(&mut |u| {
+                u.create_enrollment("alice", &[7; 32], 0, 10_000)?;
+                panic!("a bug halfway through an operation");
+            });
+        }));
+        assert!(panicked.is_err());
+    });
+    assert!(outcome.is_err(), "the group reported success: {outcome:?}");
+    assert!(
+        b.get_enrollment(&[7; 32]).unwrap().is_none(),
+        "half an operation was committed"
+    );
+}
