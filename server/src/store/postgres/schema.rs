@@ -249,14 +249,24 @@ fn version(conn: &super::db::Conn<'_>) -> Result<i64, PgError> {
 pub(super) fn migrate(store: &PgStore) -> StoreResult<i64> {
     let obj = store.connection()?;
     let conn = super::db::Conn::new(store.runtime()?, &obj);
-    conn.batch(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK})"
-    ))?;
-    let result = steps(&conn);
-    match &result {
-        Ok(_) => conn.batch("COMMIT")?,
-        Err(_) => {
-            let _ = conn.batch("ROLLBACK");
+    // The lock may time out (another replica migrating): the transaction is then open and
+    // aborted, and must be rolled back like any other failure before the connection goes
+    // back to the pool.
+    let result = conn
+        .batch(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK})"
+        ))
+        .map_err(StoreError::from)
+        .and_then(|()| steps(&conn));
+    let ended = match &result {
+        Ok(_) => conn.batch("COMMIT"),
+        Err(_) => conn.batch("ROLLBACK"),
+    };
+    if let Err(e) = ended {
+        // Not known to be out of the transaction: never back into the pool.
+        drop(deadpool_postgres::Object::take(obj));
+        if result.is_ok() {
+            return Err(e.into());
         }
     }
     result
