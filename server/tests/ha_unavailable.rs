@@ -14,14 +14,21 @@ use pushauth_server::store::postgres::PgSettings;
 use pushauth_testkit::{assert_error, PgCluster, TestServer};
 use serde_json::json;
 
+/// A cluster of the test's own (it is killed, paused or reconfigured) and a server on it;
+/// `None` (skipped) without PostgreSQL.
+fn server_on_own_cluster(test: &str) -> Option<(PgCluster, TestServer)> {
+    let pg = PgCluster::start_or_skip(test)?;
+    pg.create_database("own");
+    let settings = PgSettings::parse(&pg.url("own"), None, None).unwrap();
+    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
+    Some((pg, server))
+}
+
 #[test]
 fn a_dead_database_is_503_and_a_waiting_long_poll_outlives_it() {
-    let Some(pg) = PgCluster::start_or_skip("ha unavailable") else {
+    let Some((pg, server)) = server_on_own_cluster("ha unavailable") else {
         return;
     };
-    pg.create_database("down");
-    let settings = PgSettings::parse(&pg.url("down"), None, None).unwrap();
-    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
     let key = server.api_key();
     let phone = server.enroll("alice", "phone");
     let health = server.call("GET", "/healthz", None, None);
@@ -149,12 +156,9 @@ fn wait_for_metric(server: &TestServer, line: &str) {
 /// every time it is asked, and ready again once the database answers.
 #[test]
 fn healthz_is_bounded_when_the_database_hangs() {
-    let Some(pg) = PgCluster::start_or_skip("ha hung database") else {
+    let Some((pg, server)) = server_on_own_cluster("ha hung database") else {
         return;
     };
-    pg.create_database("hung");
-    let settings = PgSettings::parse(&pg.url("hung"), None, None).unwrap();
-    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
     assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
     pg.pause();
     let probes: Vec<_> = (0..3)
@@ -195,12 +199,9 @@ fn healthz_is_bounded_when_the_database_hangs() {
 /// `/healthz` said ready. The probe now also waits for a commit (at most once a second).
 #[test]
 fn healthz_is_not_ready_while_commits_do_not_come_back() {
-    let Some(pg) = PgCluster::start_or_skip("ha stuck commits") else {
+    let Some((pg, server)) = server_on_own_cluster("ha stuck commits") else {
         return;
     };
-    pg.create_database("stuck");
-    let settings = PgSettings::parse(&pg.url("stuck"), None, None).unwrap();
-    let server = TestServer::start_with(|c| c.store = StoreConfig::Postgres(Box::new(settings)));
     assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
 
     // A synchronous standby that does not exist: every commit now waits for it.

@@ -4,7 +4,23 @@
 
 use std::sync::{Arc, Barrier};
 
-use super::{enrolled, store};
+use super::{enrolled, store, TestStore};
+
+/// Runs `op` on 8 threads released at once against one store; their results.
+fn race<T: Send + 'static>(op: fn(&TestStore) -> T) -> Vec<T> {
+    let store = Arc::new(store());
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                op(&store)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
 
 #[test]
 fn issue13_an_offline_batch_is_claimed_once_until_released_or_swept() {
@@ -22,20 +38,8 @@ fn issue13_an_offline_batch_is_claimed_once_until_released_or_swept() {
 
 #[test]
 fn issue13_concurrent_claims_of_one_batch_have_one_winner() {
-    let store = Arc::new(store());
-    let start = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
-            std::thread::spawn(move || {
-                start.wait();
-                store.claim_offline_batch("c1", 10_000).unwrap()
-            })
-        })
-        .collect();
-    let won = threads
+    let won = race(|store| store.claim_offline_batch("c1", 10_000).unwrap())
         .into_iter()
-        .map(|t| t.join().unwrap())
         .filter(|won| *won)
         .count();
     assert_eq!(won, 1);
@@ -75,18 +79,7 @@ fn issue13_offline_checks_count_per_device_and_rp_until_the_user_is_unlocked() {
 
 #[test]
 fn issue13_concurrent_offline_checks_are_each_counted() {
-    let store = Arc::new(store());
-    let start = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
-            std::thread::spawn(move || {
-                start.wait();
-                store.count_offline_check("d1", "rp1").unwrap()
-            })
-        })
-        .collect();
-    let mut seen: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut seen = race(|store| store.count_offline_check("d1", "rp1").unwrap());
     seen.sort_unstable();
     assert_eq!(seen, (1..=8).collect::<Vec<u64>>());
 }
