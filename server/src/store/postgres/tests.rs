@@ -33,6 +33,42 @@ fn replica(url: &str) -> Arc<PgStore> {
     Arc::new(PgStore::open(&settings(url), true).unwrap())
 }
 
+/// A session of its own on `url` (another replica's connection, outside any store), on a
+/// runtime whose worker drives it all the time. (A connection made on one runtime only
+/// progresses while that runtime is driven: made on the test thread's runtime and polled on
+/// another thread, it missed the server ending it, and the test hung in CI.)
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Session {
+    fn open(url: &str) -> Session {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let s = settings(url);
+        let client = runtime.block_on(async {
+            let (client, connection) = connect_one(&s).await.unwrap();
+            tokio::spawn(connection);
+            client
+        });
+        Session { runtime, client }
+    }
+
+    /// Runs `sql` (simple protocol); no answer within 60 s fails the test.
+    fn run(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        // The timer is made inside the runtime, which it needs.
+        self.runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), self.client.batch_execute(sql)).await
+            })
+            .unwrap_or_else(|_| panic!("no answer to {sql:?} within 60 s"))
+    }
+}
+
 fn kind(err: &StoreError) -> DbErrorKind {
     match err {
         StoreError::Db(DbError { kind, .. }) => *kind,
@@ -305,32 +341,18 @@ fn issue13_one_replica_sweeps_at_a_time() {
     enrolled(store.as_ref(), "alice", "d1");
     challenge(store.as_ref(), "c1", 1_000, 5_000);
     // Another replica is sweeping: it holds the lock in its transaction.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let s = settings(&url);
-    let (other, connection) = runtime.block_on(connect_one(&s)).unwrap();
-    let driver = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _ = rt.block_on(connection);
-    });
-    runtime
-        .block_on(other.batch_execute(&format!(
+    let other = Session::open(&url);
+    other
+        .run(&format!(
             "BEGIN; SELECT pg_advisory_xact_lock({SWEEP_LOCK})"
-        )))
+        ))
         .unwrap();
     let swept = store.sweep(6_000, 100).unwrap();
     assert!(swept.expired.is_empty() && !swept.more);
     assert_eq!(store.open_challenges(1_000).unwrap(), 1);
-    runtime.block_on(other.batch_execute("ROLLBACK")).unwrap();
+    other.run("ROLLBACK").unwrap();
     let swept = store.sweep(6_000, 100).unwrap();
     assert_eq!(swept.expired.len(), 1);
-    drop(other);
-    driver.join().unwrap();
 }
 
 #[test]
@@ -451,24 +473,12 @@ fn issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks() {
     };
     let store = replica(&url);
     store.audit(&note("before"), 1).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (hung, connection) = runtime.block_on(connect_one(&settings(&url))).unwrap();
-    let driver = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let _ = rt.block_on(connection);
-    });
     // Another replica's atomic unit takes the lock, then its host stops answering.
-    runtime
-        .block_on(hung.batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
-        )))
-        .unwrap();
+    let hung = Session::open(&url);
+    hung.run(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
+    ))
+    .unwrap();
     let started = std::time::Instant::now();
     let err = store.audit(&note("blocked"), 2).unwrap_err();
     let waited = started.elapsed();
@@ -489,9 +499,10 @@ fn issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks() {
             Err(e) => panic!("writes still blocked 30 s later: {e}"),
         }
     }
-    assert!(runtime.block_on(hung.batch_execute("SELECT 1")).is_err());
-    drop(hung);
-    driver.join().unwrap();
+    assert!(
+        hung.run("SELECT 1").is_err(),
+        "the holder's session was ended"
+    );
 }
 
 /// Attack review r8: the connections' tasks only run while a job thread waits on a statement,
