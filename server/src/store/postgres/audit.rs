@@ -28,9 +28,26 @@ pub(super) fn write_audit(
     get(&row, 0)
 }
 
+/// [`write_audit`] when its id is not needed: in a pipelined transaction the row goes with the
+/// next statement or the `COMMIT` ([`Conn::later`]), without a round trip of its own.
+pub(super) fn later_audit(conn: &Conn<'_>, entry: &AuditEntry, now: Millis) -> Result<(), PgError> {
+    conn.later(
+        "INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Box::new(now),
+            Box::new(entry.kind),
+            Box::new(entry.user.clone()),
+            Box::new(entry.device_id.clone()),
+            Box::new(entry.challenge_id.clone()),
+            Box::new(entry.detail.clone()),
+        ],
+    )
+}
+
 /// [`Store::audit`](crate::store::Store::audit).
 pub(super) fn audit<D: Db>(db: &D, entry: &AuditEntry, now: Millis) -> StoreResult<()> {
-    db.write(|c| write_audit(c, entry, now).map(|_| ()))
+    db.write(|c| later_audit(c, entry, now))
 }
 
 /// [`Store::audit_returning_id`](crate::store::Store::audit_returning_id).

@@ -5,12 +5,12 @@
 
 use pushauth_proto::ChallengeState;
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
 use super::rows::{
-    all, challenge_from_row, data_error, device_from_row, storable, string_list, CHALLENGE_COLUMNS,
-    C_CHALLENGE_COLUMNS, DEVICE_COLUMNS,
+    all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
+    C_CHALLENGE_COLUMNS,
 };
 use super::{limits, notify};
 use crate::clock::Millis;
@@ -72,7 +72,7 @@ pub(super) fn expire_if_due(
         return Ok(false);
     };
     finish(conn, id, &string_list(&row, 0)?)?;
-    write_audit(
+    later_audit(
         conn,
         &AuditEntry {
             kind: "challenge_expired",
@@ -107,19 +107,46 @@ enum Applied {
     CodeLocked,
 }
 
+/// Which rows a transition locks before it applies.
+#[derive(Clone, Copy, PartialEq)]
+enum Locks {
+    /// The challenge's row.
+    Challenge,
+    /// The challenge's row, then its user's (in the same statement).
+    ChallengeAndUser,
+}
+
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
-/// `expires_at > now`) after locking the challenge's row and expiring it if it is due.
+/// `expires_at > now`) after locking the challenge's row (and with
+/// [`Locks::ChallengeAndUser`] its user's) and expiring it if it is due.
 fn transition<D: Db>(
     db: &D,
     id: &str,
     now: Millis,
+    locks: Locks,
     apply: impl FnOnce(&Conn<'_>, &ChallengeRecord) -> Result<Applied, PgError>,
 ) -> StoreResult<Cas> {
     if !storable(id) {
         return Ok(Cas::Missing);
     }
     db.write(|c| {
-        let Some(current) = select_challenge(c, id, true)? else {
+        let found = if locks == Locks::ChallengeAndUser {
+            // The user's row too, in the same round trip (a row-locking sub-select; a user
+            // never seen locks nothing, as before).
+            c.opt(
+                &format!(
+                    "SELECT {C_CHALLENGE_COLUMNS}, \
+                     (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
+                     FROM challenges c WHERE c.id = $1 FOR UPDATE"
+                ),
+                &[&id],
+            )?
+            .map(|r| challenge_from_row(&r))
+            .transpose()?
+        } else {
+            select_challenge(c, id, true)?
+        };
+        let Some(current) = found else {
             return Ok(Cas::Missing);
         };
         // The row is locked and fresh: only a due one needs the expiring UPDATE.
@@ -150,53 +177,46 @@ pub(super) fn create_challenge<D: Db>(
         if !lock_user(c, &new.user)? {
             return Ok(Create::UnknownUser);
         }
-        let mut devices = all(
-            c.query(
-                &format!(
-                    "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 \
-                     AND revoked_at IS NULL ORDER BY created_at, id"
-                ),
-                &[&new.user],
-            )?,
-            device_from_row,
-        )?;
+        // After the lock, in a statement of its own: it sees what the lock's last holder
+        // committed (another replica's challenge for this user, a device just revoked).
+        let (state, mut devices) = limits::push_state_and_devices(c, new)?;
         if let Some(wanted) = &new.requested_devices {
             devices.retain(|d| wanted.contains(&d.id));
         }
         if devices.is_empty() {
             return Ok(Create::NoDevice);
         }
-        let state = limits::push_state(c, new)?;
         if let Err(refusal) = check(&state) {
             limits::record_refusal(c, new, &refusal)?;
             return Ok(Create::Refused(refusal));
         }
         let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
         let devices_json = serde_json::to_string(&device_ids).map_err(|e| data_error(8, e))?;
-        c.exec(
+        // Nothing here answers anything the operation needs: these go with the COMMIT.
+        c.later(
             "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
              rp_nonce, code, devices, created_at, expires_at, updated_at, source) \
              VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)",
-            &[
-                &new.id,
-                &new.user,
-                &new.rp_id,
-                &context,
-                &&new.context_digest[..],
-                &new.rp_nonce,
-                &new.code,
-                &devices_json,
-                &now,
-                &new.expires_at,
-                &new.source,
+            vec![
+                Box::new(new.id.clone()),
+                Box::new(new.user.clone()),
+                Box::new(new.rp_id.clone()),
+                Box::new(context),
+                Box::new(new.context_digest.to_vec()),
+                Box::new(new.rp_nonce.clone()),
+                Box::new(new.code.clone()),
+                Box::new(devices_json),
+                Box::new(now),
+                Box::new(new.expires_at),
+                Box::new(new.source.clone()),
             ],
         )?;
-        c.exec(
+        c.later(
             "INSERT INTO open_challenge_devices (device_id, challenge_id) \
              SELECT d, $2 FROM unnest($1::text[]) AS d",
-            &[&device_ids, &new.id],
+            vec![Box::new(device_ids.clone()), Box::new(new.id.clone())],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "challenge_created",
@@ -261,7 +281,7 @@ pub(super) fn get_challenge<D: Db>(
 
 /// [`Store::acknowledge`](crate::store::Store::acknowledge).
 pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
-    transition(db, id, now, |c, _| {
+    transition(db, id, now, Locks::Challenge, |c, _| {
         let Some(after) = updated(
             c,
             "UPDATE challenges SET state = 'acknowledged', updated_at = $2 \
@@ -283,18 +303,18 @@ pub(super) fn answer<D: Db>(
     answer: &AnswerRecord,
     now: Millis,
 ) -> StoreResult<Cas> {
-    transition(db, id, now, |c, current| {
-        // The user's row: parallel answers (on any replica) cannot pass the wrong-code lock.
-        lock_user(c, &current.user)?;
-        if limits::code_locked(c, &current.user, answer.code_tally)? {
-            return Ok(Applied::CodeLocked);
-        }
+    transition(db, id, now, Locks::ChallengeAndUser, |c, current| {
+        // The user's row is locked (parallel answers, on any replica, cannot pass the
+        // wrong-code lock), and this statement's snapshot is younger than that lock: its count
+        // of wrong codes is the last holder's. Refused at the lock, it changes nothing.
+        let lock_at = answer.code_tally.lock_at().map(i64::from);
         let changed = updated(
             c,
             &format!(
                 "UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
                  decision = $5, reason = $6, typed_code = $7, responded_at = $8, signature = $9 \
-                 WHERE id = $1 AND state IN {OPEN} AND expires_at > $3"
+                 WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 AND ($11::bigint IS NULL \
+                 OR coalesce((SELECT count FROM code_failures WHERE user_name = $10), 0) < $11)"
             ),
             &[
                 &id,
@@ -306,17 +326,26 @@ pub(super) fn answer<D: Db>(
                 &answer.typed_code,
                 &answer.responded_at,
                 &answer.signature,
+                &current.user,
+                &lock_at,
             ],
         )?;
         let Some(after) = changed else {
-            return Ok(Applied::Unchanged);
+            // The row is locked: its state cannot have moved since it was read.
+            return Ok(
+                if limits::code_locked(c, &current.user, answer.code_tally)? {
+                    Applied::CodeLocked
+                } else {
+                    Applied::Unchanged
+                },
+            );
         };
         finish(c, id, &current.devices)?;
         let detail = match answer.reason {
             Some(reason) => format!("{} ({reason})", answer.decision),
             None => answer.decision.to_string(),
         };
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "challenge_answered",
@@ -337,7 +366,7 @@ pub(super) fn answer<D: Db>(
 
 /// [`Store::cancel`](crate::store::Store::cancel).
 pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
-    transition(db, id, now, |c, current| {
+    transition(db, id, now, Locks::Challenge, |c, current| {
         let changed = updated(
             c,
             &format!(
@@ -348,7 +377,7 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
         )?;
         if changed.is_some() {
             finish(c, id, &current.devices)?;
-            write_audit(
+            later_audit(
                 c,
                 &AuditEntry {
                     kind: "challenge_cancelled",

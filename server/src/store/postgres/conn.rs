@@ -1,9 +1,18 @@
 //! One connection, statement by statement, with the set-up statements of a transaction
 //! deferred and pipelined with the next statement (see [`super::db`]).
+//!
+//! In a transaction of its own (not a savepoint of a group or an atomic unit), a
+//! [`Pipeline`] also holds the statements whose results the operation does not need (audit
+//! rows, NOTIFY, index rows: [`Conn::later`]) until the next statement or the `COMMIT`, and
+//! [`Conn::last_one`] sends the `COMMIT` with the operation's last statement. Each round trip
+//! costs both processes a wake-up, which is most of what a login costs PostgreSQL here
+//! (issue 13's profile), so an operation pays for the answers it waits on, not for its
+//! statements.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 
+use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -11,6 +20,31 @@ use super::error::PgError;
 
 /// A statement parameter.
 pub(super) type P<'a> = &'a (dyn ToSql + Sync);
+
+/// An owned statement parameter, for a statement sent later ([`Conn::later`]).
+pub(super) type Owned = Box<dyn ToSql + Sync + Send>;
+
+/// A statement sent later, ahead of the next one or of the `COMMIT`.
+struct Later {
+    sql: String,
+    params: Vec<Owned>,
+}
+
+/// The statements of a transaction of its own that wait for the next round trip
+/// ([`Conn::later`]), and whether [`Conn::last_one`] has already sent its `COMMIT`.
+#[derive(Default)]
+pub(super) struct Pipeline {
+    later: RefCell<Vec<Later>>,
+    committed: Cell<bool>,
+}
+
+impl Pipeline {
+    /// Whether the `COMMIT` went with the last statement (the transaction has ended, committed
+    /// or, when that statement failed, rolled back).
+    pub(super) fn committed(&self) -> bool {
+        self.committed.get()
+    }
+}
 
 /// One connection, statement by statement (each prepared once per connection and cached).
 pub(super) struct Conn<'c> {
@@ -21,6 +55,8 @@ pub(super) struct Conn<'c> {
     pub(super) deferred: Option<&'c RefCell<String>>,
     /// Set when the transaction must not be committed.
     pub(super) broken: Option<&'c Cell<bool>>,
+    /// In a transaction of its own: the statements waiting for the next round trip.
+    pub(super) pipeline: Option<&'c Pipeline>,
 }
 
 impl<'c> Conn<'c> {
@@ -34,6 +70,7 @@ impl<'c> Conn<'c> {
             client,
             deferred: None,
             broken: None,
+            pipeline: None,
         }
     }
 }
@@ -67,20 +104,92 @@ impl Conn<'_> {
         (!deferred.is_empty()).then_some(deferred)
     }
 
-    /// Waits for `f`, with the deferred statements sent first in the same round trip (a
-    /// client pipelines the requests of futures polled together, in the order polled).
-    fn send<T, F>(&self, f: F) -> Result<T, PgError>
+    /// Runs `sql` (its result not needed) with the next statement or the `COMMIT`, in their
+    /// round trip; at once outside a pipelined transaction. Its failure fails that statement
+    /// (or the commit), and the transaction is then never committed.
+    pub(super) fn later(&self, sql: &str, params: Vec<Owned>) -> Result<(), PgError> {
+        match self.pipeline {
+            Some(pipeline) => {
+                self.open()?;
+                pipeline.later.borrow_mut().push(Later {
+                    sql: sql.to_owned(),
+                    params,
+                });
+                Ok(())
+            }
+            None => {
+                let refs: Vec<P<'_>> = params.iter().map(|p| &**p as P<'_>).collect();
+                self.exec(sql, &refs).map(drop)
+            }
+        }
+    }
+
+    /// An error once the transaction has ended with [`Conn::last_one`]: a statement after it
+    /// would run outside any transaction.
+    fn open(&self) -> Result<(), PgError> {
+        match self.pipeline {
+            Some(pipeline) if pipeline.committed.get() => Err(PgError::Pool(
+                "a statement after the transaction's last one".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn take_later(&self) -> Vec<Later> {
+        self.pipeline
+            .map(|p| std::mem::take(&mut *p.later.borrow_mut()))
+            .unwrap_or_default()
+    }
+
+    /// Sends what waits (the deferred set-up, then the later statements), then `f`'s
+    /// requests, in one round trip, and waits for all. A client pipelines the requests of
+    /// futures polled together, in the order polled; the later statements are prepared first
+    /// (from the cache, without a round trip, once the connection has seen them) so that
+    /// each sends its whole request when first polled.
+    fn pipelined<T, F>(&self, f: F) -> Result<T, PgError>
     where
         T: Send,
         F: Future<Output = Result<T, PgError>> + Send,
     {
-        let Some(ahead) = self.take_deferred() else {
+        self.open()?;
+        let ahead = self.take_deferred();
+        let later = self.take_later();
+        if ahead.is_none() && later.is_empty() {
             return drive(self.runtime, f);
+        }
+        let client = self.client;
+        let sent =
+            drive(self.runtime, async {
+                let mut statements = Vec::with_capacity(later.len());
+                for l in &later {
+                    statements.push(client.prepare_cached(&l.sql).await?);
+                }
+                let ahead = async {
+                    match &ahead {
+                        Some(sql) => client.batch_execute(sql).await,
+                        None => Ok(()),
+                    }
+                };
+                let runs = join_all(later.iter().zip(&statements).map(
+                    |(l, statement)| async move {
+                        let params: Vec<P<'_>> = l.params.iter().map(|p| &**p as P<'_>).collect();
+                        client.execute(statement, &params).await
+                    },
+                ));
+                let (ahead, runs, value) = tokio::join!(biased; ahead, runs, f);
+                let later = runs.into_iter().find(Result::is_err).unwrap_or(Ok(0));
+                Ok::<_, tokio_postgres::Error>((ahead, later, value))
+            });
+        // What waited is gone either way: when it failed or was never sent (a later statement
+        // that could not be prepared), the transaction must not be committed.
+        let (ahead, later, value) = match sent {
+            Ok(answers) => answers,
+            Err(e) => {
+                self.set_broken();
+                return Err(e.into());
+            }
         };
-        let (ahead, value) = drive(self.runtime, async {
-            tokio::join!(biased; self.client.batch_execute(&ahead), f)
-        });
-        if let Err(e) = ahead {
+        if let Err(e) = ahead.and(later) {
             self.set_broken();
             return Err(e.into());
         }
@@ -89,7 +198,7 @@ impl Conn<'_> {
 
     /// Every row of `sql`.
     pub(super) fn query(&self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, PgError> {
-        self.send(async {
+        self.pipelined(async {
             let statement = self.client.prepare_cached(sql).await?;
             Ok(self.client.query(&statement, params).await?)
         })
@@ -97,7 +206,7 @@ impl Conn<'_> {
 
     /// The one row of `sql`, if any (more than one is an error).
     pub(super) fn opt(&self, sql: &str, params: &[P<'_>]) -> Result<Option<Row>, PgError> {
-        self.send(async {
+        self.pipelined(async {
             let statement = self.client.prepare_cached(sql).await?;
             Ok(self.client.query_opt(&statement, params).await?)
         })
@@ -105,7 +214,7 @@ impl Conn<'_> {
 
     /// The one row of `sql`.
     pub(super) fn one(&self, sql: &str, params: &[P<'_>]) -> Result<Row, PgError> {
-        self.send(async {
+        self.pipelined(async {
             let statement = self.client.prepare_cached(sql).await?;
             Ok(self.client.query_one(&statement, params).await?)
         })
@@ -118,21 +227,57 @@ impl Conn<'_> {
 
     /// Runs `sql`; the rows it changed.
     pub(super) fn exec(&self, sql: &str, params: &[P<'_>]) -> Result<u64, PgError> {
-        self.send(async {
+        self.pipelined(async {
             let statement = self.client.prepare_cached(sql).await?;
             Ok(self.client.execute(&statement, params).await?)
         })
     }
 
-    /// Runs statements without parameters (simple protocol: one round trip for all, the
-    /// deferred ones first).
-    pub(super) fn batch(&self, sql: &str) -> Result<(), PgError> {
-        let sql = match self.take_deferred() {
-            Some(ahead) => format!("{ahead}; {sql}"),
-            None => sql.to_owned(),
+    /// The one row of `sql`, as the operation's last statement: in a pipelined transaction the
+    /// `COMMIT` goes in the same round trip (and, when `sql` fails, rolls back), after which the
+    /// transaction has ended ([`Pipeline::committed`]); elsewhere as [`Conn::one`].
+    pub(super) fn last_one(&self, sql: &str, params: &[P<'_>]) -> Result<Row, PgError> {
+        let Some(pipeline) = self.pipeline else {
+            return self.one(sql, params);
         };
-        drive(self.runtime, self.client.batch_execute(&sql))?;
-        Ok(())
+        self.open()?;
+        let client = self.client;
+        // Prepared first, so that its whole request goes ahead of the COMMIT.
+        let statement = drive(self.runtime, client.prepare_cached(sql))?;
+        let sent = std::sync::atomic::AtomicBool::new(false);
+        let answer = self.pipelined(async {
+            sent.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (rows, commit) = tokio::join!(
+                biased;
+                client.query(&statement, params),
+                client.batch_execute("COMMIT")
+            );
+            let mut rows = rows?;
+            commit?;
+            match rows.len() {
+                1 => Ok(rows.remove(0)),
+                n => Err(PgError::Data(format!("{n} rows where one was expected"))),
+            }
+        });
+        if sent.load(std::sync::atomic::Ordering::Relaxed) {
+            pipeline.committed.set(true);
+        }
+        answer
+    }
+
+    /// Runs statements without parameters (simple protocol), with what waits sent ahead in
+    /// the same round trip.
+    pub(super) fn batch(&self, sql: &str) -> Result<(), PgError> {
+        let client = self.client;
+        self.pipelined(async { Ok(client.batch_execute(sql).await?) })
+    }
+
+    /// Drops what waits (the deferred set-up and later statements): moot before a rollback.
+    pub(super) fn forget_waiting(&self) {
+        if let Some(deferred) = self.deferred {
+            deferred.borrow_mut().clear();
+        }
+        drop(self.take_later());
     }
 }
 

@@ -30,6 +30,7 @@ use std::cell::{Cell, RefCell};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 
+use super::conn::Pipeline;
 pub(super) use super::conn::{drive, Conn};
 use super::connect::PgSettings;
 use super::error::{is_unavailable, PgError};
@@ -209,7 +210,7 @@ impl PgStore {
         exclusive: bool,
         f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>,
     ) -> StoreResult<T> {
-        let held = Held::begin(self, exclusive)?;
+        let held = Held::begin(self, exclusive, true)?;
         let result = held.conn().and_then(|conn| {
             let value = f(&conn)?;
             held.commit()?;
@@ -230,13 +231,23 @@ pub(super) struct Held<'s> {
     /// Set-up statements not sent yet: they go ahead of the next statement, in its round trip.
     deferred: RefCell<String>,
     /// The transaction may be aborted behind the operations' backs (a savepoint could not be
-    /// set or rolled back to): it must not be committed.
+    /// set or rolled back to, a later statement failed): it must not be committed.
     broken: Cell<bool>,
+    /// For a transaction of its own (one operation): statements whose results it does not
+    /// need wait for the next round trip, and its last statement may carry the `COMMIT`
+    /// ([`Conn::later`], [`Conn::last_one`]). `None` for a group or an atomic unit, whose
+    /// operations each run in a savepoint and must fail on their own.
+    pipeline: Option<Pipeline>,
 }
 
 impl<'s> Held<'s> {
     /// Starts a transaction that takes the lock; both are sent with the first statement.
-    pub(super) fn begin(store: &'s PgStore, exclusive: bool) -> Result<Held<'s>, PgError> {
+    /// `pipelined` for a transaction of one operation (see [`Held::pipeline`]).
+    pub(super) fn begin(
+        store: &'s PgStore,
+        exclusive: bool,
+        pipelined: bool,
+    ) -> Result<Held<'s>, PgError> {
         let obj = store.connection()?;
         let lock = if exclusive {
             "pg_advisory_xact_lock"
@@ -249,6 +260,7 @@ impl<'s> Held<'s> {
             open: true,
             deferred: RefCell::new(format!("BEGIN; SELECT {lock}({ATOMIC_LOCK})")),
             broken: Cell::new(false),
+            pipeline: pipelined.then(Pipeline::default),
         })
     }
 
@@ -261,18 +273,28 @@ impl<'s> Held<'s> {
                 client,
                 deferred: Some(&self.deferred),
                 broken: Some(&self.broken),
+                pipeline: self.pipeline.as_ref(),
             })
             .ok_or_else(|| PgError::Pool("the connection was retired".into()))
     }
 
-    /// Commits, unless the transaction is broken (then an error: nothing was kept).
+    /// Commits, with what waits in the same round trip, unless the transaction is broken
+    /// (then an error: nothing was kept) or its last statement carried the `COMMIT` already.
     pub(super) fn commit(&self) -> Result<(), PgError> {
         if self.broken.get() {
             return Err(PgError::Pool(
-                "the transaction was aborted by a failed savepoint".into(),
+                "the transaction was aborted by a failed statement".into(),
             ));
         }
+        if self.ended() {
+            return Ok(());
+        }
         self.conn()?.batch("COMMIT")
+    }
+
+    /// Whether the `COMMIT` went with the operation's last statement.
+    fn ended(&self) -> bool {
+        self.pipeline.as_ref().is_some_and(Pipeline::committed)
     }
 
     /// Finishes after the operation: its result, the transaction already committed on `Ok`.
@@ -307,14 +329,15 @@ impl<'s> Held<'s> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.open {
-            // Nothing sent yet: nothing to roll back.
-            if self.deferred.get_mut().starts_with("BEGIN") {
+            // Nothing sent yet, or the COMMIT went with the last statement: nothing to roll
+            // back.
+            if self.deferred.get_mut().starts_with("BEGIN") || self.ended() {
                 return;
             }
-            // Savepoint statements still waiting would go ahead of the rollback and, in an
-            // aborted transaction, fail it: they are moot now.
-            self.deferred.get_mut().clear();
             if let Ok(conn) = self.conn() {
+                // Statements still waiting would go ahead of the rollback and, in an aborted
+                // transaction, fail it: they are moot now.
+                conn.forget_waiting();
                 if conn.batch("ROLLBACK").is_err() {
                     // Not known to be out of the transaction: never back into the pool.
                     if let Some(obj) = self.obj.take() {
@@ -362,14 +385,14 @@ impl Db for PgStore {
         }
         // No connection: every job learns it (and answers `store_unavailable`) at once,
         // instead of each waiting for the pool again.
-        let held = Held::begin(self, true)?;
+        let held = Held::begin(self, true, false)?;
         work(&Atomic { held: &held });
         let result = held.commit();
         held.end(result)
     }
 
     fn run_atomic(&self, work: &mut dyn FnMut(&dyn Store) -> StoreResult<()>) -> StoreResult<()> {
-        let held = Held::begin(self, true)?;
+        let held = Held::begin(self, true, false)?;
         let unit = Atomic { held: &held };
         let result = work(&unit)
             .map_err(Unit::Store)

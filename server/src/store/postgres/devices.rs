@@ -1,7 +1,7 @@
 //! Devices: their records, the per-request nonces (a primary key: a nonce used on one replica
 //! is refused on every other), and revocation. Devices are never deleted.
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::db::Db;
 use super::error::get;
 use super::notify;
@@ -57,9 +57,9 @@ pub(super) fn use_device_nonce<D: Db>(
     }
     db.write(|c| {
         // One statement: the nonce, and when it is fresh the device's last_seen_at (second
-        // granularity is plenty and spares a row write per request).
+        // granularity is plenty and spares a row write per request); the COMMIT goes with it.
         let fresh: i64 = get(
-            &c.one(
+            &c.last_one(
                 "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
                  seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
@@ -113,7 +113,7 @@ pub(super) fn revoke_device<D: Db>(
                 &[&id],
             )?;
             c.exec("DELETE FROM offline_secrets WHERE device_id = $1", &[&id])?;
-            write_audit(
+            later_audit(
                 c,
                 &AuditEntry {
                     kind: "revoked",

@@ -2,7 +2,7 @@
 //! on, and the link it allowed), and redeeming a token into a device (compare-and-set on
 //! `used_at IS NULL`, so a token enrolls one device even when replicas race).
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::challenges::select_challenge;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
@@ -36,7 +36,7 @@ pub(super) fn create_enrollment<D: Db>(
              VALUES ($1, $2, $3, $4)",
             &[&&token_hash[..], &user, &now, &expires_at],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "enrollment_created",
@@ -152,7 +152,7 @@ pub(super) fn create_rp_enrollment<D: Db>(
             (None, Some(by)) => format!(", approved by {by}"),
             _ => ", no device to approve (bootstrap)".to_owned(),
         };
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "enrollment_created",
@@ -221,7 +221,7 @@ pub(super) fn redeem_enrollment<D: Db>(
                 &approved_by,
             ],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "device_enrolled",

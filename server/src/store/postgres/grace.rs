@@ -4,7 +4,7 @@
 
 use pushauth_proto::ChallengeState;
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::challenges::lock_user;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
@@ -79,7 +79,7 @@ pub(super) fn grace_login<D: Db>(
                 &of,
             ],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "grace_login",
@@ -153,7 +153,7 @@ pub(super) fn end_grace<D: Db>(
              ON CONFLICT (user_name) DO UPDATE SET at = GREATEST(grace_ends.at, excluded.at)",
             &[&user, &now],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "grace_ended",

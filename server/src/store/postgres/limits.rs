@@ -3,61 +3,113 @@
 //! `pushauthd unlock`. Callers hold the user's row lock (`challenges::lock_user`), so these
 //! read-then-write steps run one at a time per user across replicas.
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::challenges::{lock_user, OPEN};
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
-use super::rows::count;
+use super::rows::{count, device_from_row, DEVICE_COLUMNS, DEVICE_COLUMN_COUNT};
 use crate::clock::{self, Millis};
 use crate::limits::{PushState, Refusal};
-use crate::store::{AuditEntry, ChallengeRecord, CodeTally, NewChallenge, StoreResult};
+use crate::store::{
+    AuditEntry, ChallengeRecord, CodeTally, DeviceRecord, NewChallenge, StoreResult,
+};
 
-/// What the limits need to decide on `new`, read in the caller's transaction (see
-/// [`Store::create_challenge`](crate::store::Store::create_challenge)).
-pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, PgError> {
-    let now = new.created_at;
-    // Everything in one statement (one round trip), each count served by its index.
-    // Challenges from before an unlock (`reset`) no longer count; the window starts at the
-    // later of the two (`since`).
-    let row = c.one(
-        &format!(
-            "WITH reset AS (SELECT coalesce((SELECT at FROM push_resets WHERE user_name = $1), \
-              -9223372036854775808) AS at), \
-             since AS (SELECT GREATEST($5::bigint, reset.at) AS at FROM reset) \
-             SELECT \
-             (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
-              AND expires_at > $4 AND created_at > reset.at AND rp_id = $2 AND source = $3), \
-             (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
-              AND expires_at > $4 AND created_at > reset.at), \
-             (SELECT count(*) FROM challenges, since WHERE user_name = $1 AND rp_id = $2 \
-              AND source = $3 AND created_at > since.at AND state <> 'approved'), \
-             (SELECT count(*) FROM challenges, since WHERE user_name = $1 \
-              AND created_at > since.at AND state <> 'approved'), \
-             EXISTS (SELECT 1 FROM challenges WHERE user_name = $1 AND rp_id = $2 \
-              AND source = $3 AND created_at > $6 AND state = 'approved'), \
-             (SELECT count FROM code_failures WHERE user_name = $1), \
-             (SELECT until FROM push_locks WHERE user_name = $1 AND rp_id = $2 AND source = $3)"
-        ),
-        &[
-            &new.user,
-            &new.rp_id,
-            &new.source,
-            &now,
-            &new.window_start,
-            &new.known_since,
-        ],
-    )?;
-    let code_failures: Option<i64> = get(&row, 5)?;
-    let locked_until: Option<Millis> = get(&row, 6)?;
+/// The statement's `WITH` part that [`push_state`] and [`push_state_and_devices`] share: the
+/// counts the limits need as the one row of `state` (`$1` user, `$2` relying party, `$3`
+/// source, `$4` now, `$5` window start, `$6` known-since). Challenges from before an unlock
+/// (`reset`) no longer count; the window starts at the later of the two (`since`). Each part
+/// is served by an index, also in the generic plan PostgreSQL keeps for a prepared statement
+/// (its `EXISTS` over approved challenges was a sequential scan there: the whole table read on
+/// every push from a new source; `max()` walks the partial index backwards instead).
+pub(super) fn state_sql() -> String {
+    format!(
+        "WITH reset AS (SELECT coalesce((SELECT at FROM push_resets WHERE user_name = $1), \
+          -9223372036854775808) AS at), \
+         since AS (SELECT GREATEST($5::bigint, reset.at) AS at FROM reset), \
+         state AS (SELECT \
+         (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
+          AND expires_at > $4 AND created_at > reset.at AND rp_id = $2 AND source = $3), \
+         (SELECT count(*) FROM challenges, reset WHERE user_name = $1 AND state IN {OPEN} \
+          AND expires_at > $4 AND created_at > reset.at), \
+         (SELECT count(*) FROM challenges, since WHERE user_name = $1 AND rp_id = $2 \
+          AND source = $3 AND created_at > since.at AND state <> 'approved'), \
+         (SELECT count(*) FROM challenges, since WHERE user_name = $1 \
+          AND created_at > since.at AND state <> 'approved'), \
+         coalesce((SELECT max(created_at) FROM challenges WHERE user_name = $1 \
+          AND rp_id = $2 AND source = $3 AND state = 'approved') > $6, false), \
+         (SELECT count FROM code_failures WHERE user_name = $1), \
+         (SELECT until FROM push_locks WHERE user_name = $1 AND rp_id = $2 AND source = $3))"
+    )
+}
+
+/// The [`PushState`] in the 7 columns of `row` from `first` on.
+fn state_from_row(row: &tokio_postgres::Row, first: usize) -> Result<PushState, PgError> {
+    let code_failures: Option<i64> = get(row, first + 5)?;
+    let locked_until: Option<Millis> = get(row, first + 6)?;
     Ok(PushState {
         code_failures: u32::try_from(code_failures.unwrap_or(0)).unwrap_or(u32::MAX),
         locked_until,
-        open_source: count(&row, 0)?,
-        open_user: count(&row, 1)?,
-        recent_source: count(&row, 2)?,
-        recent_user: count(&row, 3)?,
-        known_source: get(&row, 4)?,
+        open_source: count(row, first)?,
+        open_user: count(row, first + 1)?,
+        recent_source: count(row, first + 2)?,
+        recent_user: count(row, first + 3)?,
+        known_source: get(row, first + 4)?,
     })
+}
+
+/// What the limits need to decide on `new`, read in the caller's transaction (see
+/// [`Store::create_challenge`](crate::store::Store::create_challenge)) after it locked the
+/// user's row: a statement of its own, so that its snapshot sees every change committed by
+/// whoever held that lock before.
+pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, PgError> {
+    let row = c.one(
+        &format!("{} SELECT * FROM state", state_sql()),
+        &state_params(new),
+    )?;
+    state_from_row(&row, 0)
+}
+
+/// [`push_state`] and the user's active devices, oldest first, in one statement.
+pub(super) fn push_state_and_devices(
+    c: &Conn<'_>,
+    new: &NewChallenge,
+) -> Result<(PushState, Vec<DeviceRecord>), PgError> {
+    let rows = c.query(&push_state_and_devices_sql(), &state_params(new))?;
+    let first = DEVICE_COLUMN_COUNT;
+    let state = match rows.first() {
+        Some(row) => state_from_row(row, first)?,
+        None => return Err(PgError::Data("no limits row".into())),
+    };
+    let mut devices = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The LEFT JOIN's one row without a device when the user has none.
+        let id: Option<String> = get(row, 0)?;
+        if id.is_some() {
+            devices.push(device_from_row(row)?);
+        }
+    }
+    Ok((state, devices))
+}
+
+/// The statement of [`push_state_and_devices`] (its parameters as [`state_sql`]'s).
+pub(super) fn push_state_and_devices_sql() -> String {
+    format!(
+        "{}, d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 \
+         AND revoked_at IS NULL) \
+         SELECT d.*, state.* FROM state LEFT JOIN d ON true ORDER BY d.created_at, d.id",
+        state_sql()
+    )
+}
+
+fn state_params(new: &NewChallenge) -> [super::conn::P<'_>; 6] {
+    [
+        &new.user,
+        &new.rp_id,
+        &new.source,
+        &new.created_at,
+        &new.window_start,
+        &new.known_since,
+    ]
 }
 
 /// Audits a refused challenge: one `rate_limited` row a minute per user, relying party and
@@ -82,7 +134,7 @@ pub(super) fn record_refusal(
         c.exec("UPDATE audit SET count = count + 1 WHERE id = $1", &[&id])?;
         return Ok(());
     }
-    write_audit(
+    later_audit(
         c,
         &AuditEntry {
             kind: "rate_limited",
@@ -121,7 +173,7 @@ pub(super) fn lock_source(
          DO UPDATE SET until = GREATEST(push_locks.until, excluded.until)",
         &[&current.user, &current.rp_id, &source, &until],
     )?;
-    write_audit(
+    later_audit(
         c,
         &AuditEntry {
             kind: "user_locked",
@@ -170,13 +222,10 @@ pub(super) fn tally_code(
 ) -> Result<(), PgError> {
     match tally {
         CodeTally::Keep => Ok(()),
-        CodeTally::Reset { .. } => {
-            c.exec(
-                "DELETE FROM code_failures WHERE user_name = $1",
-                &[&current.user],
-            )?;
-            Ok(())
-        }
+        CodeTally::Reset { .. } => c.later(
+            "DELETE FROM code_failures WHERE user_name = $1",
+            vec![Box::new(current.user.clone())],
+        ),
         CodeTally::Failed { lock_at } => {
             let row = c.one(
                 "INSERT INTO code_failures (user_name, count) VALUES ($1, 1) \
@@ -186,7 +235,7 @@ pub(super) fn tally_code(
             )?;
             let n = count(&row, 0)?;
             if n == lock_at {
-                write_audit(
+                later_audit(
                     c,
                     &AuditEntry {
                         kind: "user_locked",
@@ -241,7 +290,7 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
              ON CONFLICT (user_name) DO UPDATE SET at = GREATEST(push_resets.at, excluded.at)",
             &[&user, &now],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "user_unlocked",

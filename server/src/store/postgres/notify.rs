@@ -23,12 +23,11 @@ pub(super) fn changed(
     id: Option<&str>,
     devices: &[String],
 ) -> Result<(), PgError> {
-    conn.query(
+    conn.later(
         "SELECT pg_notify('pushauth_challenge', $1::text) WHERE $1::text IS NOT NULL \
          UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
-        &[&id, &devices],
-    )?;
-    Ok(())
+        vec![Box::new(id.map(str::to_owned)), Box::new(devices.to_vec())],
+    )
 }
 
 /// [`changed`] for challenge `id`, after `delete` (a `DELETE` whose one parameter is `$1`, the
@@ -39,24 +38,22 @@ pub(super) fn changed_after(
     id: &str,
     devices: &[String],
 ) -> Result<(), PgError> {
-    conn.query(
+    conn.later(
         &format!(
             "WITH gone AS ({delete}) \
              SELECT pg_notify('pushauth_challenge', $1::text) \
              UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d"
         ),
-        &[&id, &devices],
-    )?;
-    Ok(())
+        vec![Box::new(id.to_owned()), Box::new(devices.to_vec())],
+    )
 }
 
 /// Notifies every active device of `user` but `except` (their long-polls return: a new binding
 /// or a notice to fetch).
 pub(super) fn user_devices(conn: &Conn<'_>, user: &str, except: &str) -> Result<(), PgError> {
-    conn.query(
+    conn.later(
         "SELECT pg_notify('pushauth_device', id) FROM devices \
          WHERE user_name = $1 AND revoked_at IS NULL AND id <> $2",
-        &[&user, &except],
-    )?;
-    Ok(())
+        vec![Box::new(user.to_owned()), Box::new(except.to_owned())],
+    )
 }

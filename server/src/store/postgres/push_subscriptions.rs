@@ -2,7 +2,7 @@
 
 use tokio_postgres::Row;
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::db::Db;
 use super::error::{get, PgError};
 use crate::clock::Millis;
@@ -43,7 +43,7 @@ pub(super) fn set<D: Db>(
                 &sub.created_at,
             ],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "push_subscription_set",
@@ -82,7 +82,7 @@ pub(super) fn delete<D: Db>(
         let Some(user) = user else {
             return Ok(false);
         };
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "push_subscription_removed",

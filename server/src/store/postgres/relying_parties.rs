@@ -1,6 +1,6 @@
 //! Relying parties: create, read, list, revoke and rotate their API key hashes.
 
-use super::audit::write_audit;
+use super::audit::later_audit;
 use super::db::{Conn, Db};
 use super::error::PgError;
 use super::rows::{all, data_error, rp_from_row, RP_COLUMNS};
@@ -37,7 +37,7 @@ pub(super) fn create_relying_party<D: Db>(
                 &rp.bootstrap,
             ],
         )?;
-        write_audit(
+        later_audit(
             c,
             &AuditEntry {
                 kind: "rp_created",
@@ -93,7 +93,7 @@ fn change<D: Db>(
         let changed = update(c)?;
         let rp = select_rp(c, id)?;
         if let (1, Some(rp)) = (changed, &rp) {
-            write_audit(
+            later_audit(
                 c,
                 &AuditEntry {
                     kind,

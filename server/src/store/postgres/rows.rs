@@ -18,6 +18,8 @@ pub(super) const C_CHALLENGE_COLUMNS: &str = "c.id, c.user_name, c.rp_id, c.stat
 /// The `devices` columns [`device_from_row`] reads, in its order.
 pub(super) const DEVICE_COLUMNS: &str = "id, user_name, name, alg, public_key, created_at, \
      last_seen_at, revoked_at, source, via, approved_by";
+/// How many columns [`DEVICE_COLUMNS`] names.
+pub(super) const DEVICE_COLUMN_COUNT: usize = 11;
 /// The `relying_parties` columns [`rp_from_row`] reads, in its order.
 pub(super) const RP_COLUMNS: &str =
     "id, name, key_hash, users, enroll, bootstrap, created_at, revoked_at";

@@ -11,7 +11,7 @@ use super::db::{ATOMIC_LOCK, SWEEP_LOCK};
 use super::{connect_one, PgSettings, PgStore, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 use crate::limits::Refusal;
 use crate::store::tests::{answer, challenge, enrolled, note};
-use crate::store::{Create, DbError, DbErrorKind, NewChallenge, Store, StoreError};
+use crate::store::{Cas, Create, DbError, DbErrorKind, NewChallenge, Store, StoreError};
 use pushauth_proto::{ChallengeState, Context, Decision};
 
 /// A fresh migrated database's URL, or `None` (skipped) without PostgreSQL.
@@ -529,4 +529,101 @@ fn issue13_a_quiet_store_serves_at_once_after_postgresql_restarts() {
             "operation {i} after the restart: {result:?}"
         );
     }
+}
+
+/// Attack (issue 13 profile): the limits' check that a source is known was an `EXISTS` that
+/// PostgreSQL's generic plan (the one a prepared statement keeps after its fifth run) served
+/// with a sequential scan of `challenges`: a push from a new source read the whole table, on
+/// every login attempt. Every part of the statement must use an index, in that plan too, on a
+/// table of some size.
+#[test]
+fn issue13_the_limits_statement_reads_no_whole_table() {
+    let Some(url) = database("issue13_the_limits_statement_reads_no_whole_table") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    // 20,000 challenges of 10 users, almost all approved, from their usual source: the
+    // planner expects a match early in the table, and the attacker's new source has none.
+    pg.psql_db(
+        db,
+        "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
+         rp_nonce, devices, created_at, expires_at, updated_at, source) \
+         SELECT 'c' || g, 'u' || (g % 10), 'rp', \
+         CASE WHEN g % 50 = 0 THEN 'pending' ELSE 'approved' END, '{}', '\\x00', '\\x00', \
+         '[]', 1000000 + g * 10, 1060000 + g * 10, 1000000 + g * 10, 'usual' \
+         FROM generate_series(1, 20000) AS g; ANALYZE challenges",
+    );
+    let sql = super::limits::push_state_and_devices_sql();
+    let plan = pg.psql_db(
+        db,
+        &format!(
+            "SET plan_cache_mode = force_generic_plan; \
+             PREPARE p(text, text, text, bigint, bigint, bigint) AS {sql}; \
+             EXPLAIN EXECUTE p('u7', 'rp', 'a new source', 1200000, 1100000, 0)"
+        ),
+    );
+    assert!(plan.contains("challenges"), "{plan}");
+    assert!(!plan.contains("Seq Scan on challenges"), "{plan}");
+}
+
+/// Attack on the pipelining (issue 13): statements whose results an operation does not wait
+/// for (its audit row, its NOTIFY, the challenge's own INSERT) go with the next statement or
+/// the COMMIT. One of them failing must fail the operation and keep none of it; the caller
+/// must never hear "created" or "approved" for what was rolled back, and the connection must
+/// serve the next operation.
+#[test]
+fn issue13_a_failed_later_statement_fails_its_operation_and_keeps_nothing() {
+    let Some(url) = database("issue13_a_failed_later_statement") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let rows = |sql: &str| pg.psql_db(db, sql);
+
+    // The audit row of a creation cannot be written: no challenge, and an error.
+    rows("ALTER TABLE audit ADD CONSTRAINT no_created CHECK (kind <> 'challenge_created')");
+    let new = new_challenge("c1", 1_000);
+    let err = store.create_challenge(&new, &|_| Ok(())).unwrap_err();
+    assert!(err.to_string().contains("no_created"), "{err}");
+    assert_eq!(rows("SELECT count(*) FROM challenges"), "0");
+    assert_eq!(rows("SELECT count(*) FROM open_challenge_devices"), "0");
+    rows("ALTER TABLE audit DROP CONSTRAINT no_created");
+    assert!(matches!(
+        store.create_challenge(&new, &|_| Ok(())).unwrap(),
+        Create::Created { .. }
+    ));
+
+    // The audit row of an answer cannot be written: the challenge stays pending, and the
+    // device hears of a failure, not of an approval.
+    rows("ALTER TABLE audit ADD CONSTRAINT no_answer CHECK (kind <> 'challenge_answered')");
+    let approve = answer(Decision::Approve, ChallengeState::Approved);
+    let err = store.answer("c1", &approve, 2_000).unwrap_err();
+    assert!(err.to_string().contains("no_answer"), "{err}");
+    assert_eq!(
+        rows("SELECT state FROM challenges WHERE id = 'c1'"),
+        "pending"
+    );
+    assert_eq!(rows("SELECT count(*) FROM open_challenge_devices"), "1");
+    rows("ALTER TABLE audit DROP CONSTRAINT no_answer");
+
+    // A single statement that carries the COMMIT: refused, nothing kept, and the next use of
+    // the same nonce is still fresh.
+    rows("ALTER TABLE device_nonces ADD CONSTRAINT no_n1 CHECK (nonce <> 'n1')");
+    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).is_err());
+    rows("ALTER TABLE device_nonces DROP CONSTRAINT no_n1");
+    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+    assert!(!store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+
+    // The same connections go on: the answer goes through now.
+    assert!(matches!(
+        store.answer("c1", &approve, 3_000).unwrap(),
+        Cas::Changed(_)
+    ));
+    assert_eq!(
+        rows("SELECT kind FROM audit ORDER BY id DESC LIMIT 1"),
+        "challenge_answered"
+    );
 }
