@@ -39,8 +39,11 @@ pub(super) fn select_challenge(
 /// (creating a challenge, answering one, unlocking) runs one at a time per user, across
 /// replicas. `false` for a user never seen.
 pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
-    conn.exists("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", &[&user])
+    conn.exists(LOCK_USER, &[&user])
 }
+
+/// [`lock_user`]'s statement (`$1` the user).
+pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE";
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its
 /// devices (one statement).
@@ -103,49 +106,21 @@ enum Applied {
     Changed(Box<ChallengeRecord>),
     /// Nothing: the challenge was in a state the transition does not start from.
     Unchanged,
-    /// Refused by the user's wrong-code lock; nothing written.
-    CodeLocked,
-}
-
-/// Which rows a transition locks before it applies.
-#[derive(Clone, Copy, PartialEq)]
-enum Locks {
-    /// The challenge's row.
-    Challenge,
-    /// The challenge's row, then its user's (in the same statement).
-    ChallengeAndUser,
 }
 
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
-/// `expires_at > now`) after locking the challenge's row (and with
-/// [`Locks::ChallengeAndUser`] its user's) and expiring it if it is due.
+/// `expires_at > now`) after locking the challenge's row and expiring it if it is due.
 fn transition<D: Db>(
     db: &D,
     id: &str,
     now: Millis,
-    locks: Locks,
     apply: impl FnOnce(&Conn<'_>, &ChallengeRecord) -> Result<Applied, PgError>,
 ) -> StoreResult<Cas> {
     if !storable(id) {
         return Ok(Cas::Missing);
     }
     db.write(|c| {
-        let found = if locks == Locks::ChallengeAndUser {
-            // The user's row too, in the same round trip (a row-locking sub-select; a user
-            // never seen locks nothing, as before).
-            c.opt(
-                &format!(
-                    "SELECT {C_CHALLENGE_COLUMNS}, \
-                     (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
-                     FROM challenges c WHERE c.id = $1 FOR UPDATE"
-                ),
-                &[&id],
-            )?
-            .map(|r| challenge_from_row(&r))
-            .transpose()?
-        } else {
-            select_challenge(c, id, true)?
-        };
+        let found = select_challenge(c, id, true)?;
         let Some(current) = found else {
             return Ok(Cas::Missing);
         };
@@ -155,7 +130,6 @@ fn transition<D: Db>(
             return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
         }
         Ok(match apply(c, &current)? {
-            Applied::CodeLocked => Cas::CodeLocked(Box::new(current)),
             Applied::Unchanged => Cas::WrongState(Box::new(current)),
             Applied::Changed(after) => Cas::Changed(after),
         })
@@ -174,12 +148,13 @@ pub(super) fn create_challenge<D: Db>(
         return Ok(Create::UnknownUser);
     }
     db.write(|c| {
-        if !lock_user(c, &new.user)? {
+        // The user's row lock, then the limits' counts and the devices in a statement of its
+        // own (in the same round trip): it sees what the lock's last holder committed
+        // (another replica's challenge for this user, a device just revoked).
+        let (user, (state, mut devices)) = limits::lock_user_then_push_state(c, new)?;
+        if !user {
             return Ok(Create::UnknownUser);
         }
-        // After the lock, in a statement of its own: it sees what the lock's last holder
-        // committed (another replica's challenge for this user, a device just revoked).
-        let (state, mut devices) = limits::push_state_and_devices(c, new)?;
         if let Some(wanted) = &new.requested_devices {
             devices.retain(|d| wanted.contains(&d.id));
         }
@@ -281,7 +256,7 @@ pub(super) fn get_challenge<D: Db>(
 
 /// [`Store::acknowledge`](crate::store::Store::acknowledge).
 pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
-    transition(db, id, now, Locks::Challenge, |c, _| {
+    transition(db, id, now, |c, _| {
         let Some(after) = updated(
             c,
             "UPDATE challenges SET state = 'acknowledged', updated_at = $2 \
@@ -296,49 +271,71 @@ pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<C
     })
 }
 
-/// [`Store::answer`](crate::store::Store::answer).
+/// [`Store::answer`](crate::store::Store::answer): one round trip locks the challenge's row
+/// and its user's, then tries the compare-and-set in a statement of its own (its snapshot is
+/// younger than both locks, so its count of wrong codes is the last lock holder's: parallel
+/// answers, on any replica, cannot pass the wrong-code lock); a second carries what follows
+/// and the COMMIT.
 pub(super) fn answer<D: Db>(
     db: &D,
     id: &str,
     answer: &AnswerRecord,
     now: Millis,
 ) -> StoreResult<Cas> {
-    transition(db, id, now, Locks::ChallengeAndUser, |c, current| {
-        // The user's row is locked (parallel answers, on any replica, cannot pass the
-        // wrong-code lock), and this statement's snapshot is younger than that lock: its count
-        // of wrong codes is the last holder's. Refused at the lock, it changes nothing.
-        let lock_at = answer.code_tally.lock_at().map(i64::from);
-        let changed = updated(
-            c,
-            &format!(
-                "UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
-                 decision = $5, reason = $6, typed_code = $7, responded_at = $8, signature = $9 \
-                 WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 AND ($11::bigint IS NULL \
-                 OR coalesce((SELECT count FROM code_failures WHERE user_name = $10), 0) < $11)"
+    if !storable(id) {
+        return Ok(Cas::Missing);
+    }
+    let lock_at = answer.code_tally.lock_at().map(i64::from);
+    let reason = answer.reason.map(|r| r.as_str());
+    db.write(|c| {
+        let (found, changed) = c.two(
+            (
+                &format!(
+                    "SELECT {C_CHALLENGE_COLUMNS}, \
+                     (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
+                     FROM challenges c WHERE c.id = $1 FOR UPDATE"
+                ),
+                &[&id],
             ),
-            &[
-                &id,
-                &answer.state.as_str(),
-                &now,
-                &answer.device_id,
-                &answer.decision.as_str(),
-                &answer.reason.map(|r| r.as_str()),
-                &answer.typed_code,
-                &answer.responded_at,
-                &answer.signature,
-                &current.user,
-                &lock_at,
-            ],
+            (
+                &format!(
+                    "UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
+                     decision = $5, reason = $6, typed_code = $7, responded_at = $8, \
+                     signature = $9 \
+                     WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
+                     AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
+                     WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
+                     < $10) \
+                     RETURNING {CHALLENGE_COLUMNS}"
+                ),
+                &[
+                    &id,
+                    &answer.state.as_str(),
+                    &now,
+                    &answer.device_id,
+                    &answer.decision.as_str(),
+                    &reason,
+                    &answer.typed_code,
+                    &answer.responded_at,
+                    &answer.signature,
+                    &lock_at,
+                ],
+            ),
         )?;
-        let Some(after) = changed else {
-            // The row is locked: its state cannot have moved since it was read.
-            return Ok(
-                if limits::code_locked(c, &current.user, answer.code_tally)? {
-                    Applied::CodeLocked
-                } else {
-                    Applied::Unchanged
-                },
-            );
+        let Some(current) = found.first().map(challenge_from_row).transpose()? else {
+            return Ok(Cas::Missing);
+        };
+        let Some(after) = changed.first().map(challenge_from_row).transpose()? else {
+            // Refused, and the rows are locked: a due challenge expires now; otherwise its
+            // state or the user's wrong-code lock refused the answer.
+            if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
+                let after = select_challenge(c, id, false)?;
+                return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+            }
+            if limits::code_locked(c, &current.user, answer.code_tally)? {
+                return Ok(Cas::CodeLocked(Box::new(current)));
+            }
+            return Ok(Cas::WrongState(Box::new(current)));
         };
         finish(c, id, &current.devices)?;
         let detail = match answer.reason {
@@ -357,16 +354,16 @@ pub(super) fn answer<D: Db>(
             now,
         )?;
         if let Some(until) = answer.lock_user_until {
-            limits::lock_source(c, id, current, &answer.device_id, until, now)?;
+            limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
         }
-        limits::tally_code(c, current, &answer.device_id, answer.code_tally, now)?;
-        Ok(Applied::Changed(after))
+        limits::tally_code(c, &current, &answer.device_id, answer.code_tally, now)?;
+        Ok(Cas::Changed(Box::new(after)))
     })
 }
 
 /// [`Store::cancel`](crate::store::Store::cancel).
 pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
-    transition(db, id, now, Locks::Challenge, |c, current| {
+    transition(db, id, now, |c, current| {
         let changed = updated(
             c,
             &format!(
@@ -393,6 +390,18 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
     })
 }
 
+/// The statement of [`device_challenges`] (`$1` the device): one primary-key lookup per open
+/// row of the device, whatever the planner thinks of the table (a hash join read all of
+/// `challenges` on every device poll while the table was small); `LIMIT` keeps the `LATERAL`
+/// sub-select from being flattened into a plain join.
+pub(super) fn device_challenges_sql() -> String {
+    format!(
+        "SELECT {C_CHALLENGE_COLUMNS} FROM open_challenge_devices o \
+         CROSS JOIN LATERAL (SELECT * FROM challenges WHERE id = o.challenge_id LIMIT 1) c \
+         WHERE o.device_id = $1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id"
+    )
+}
+
 /// [`Store::device_challenges`](crate::store::Store::device_challenges).
 pub(super) fn device_challenges<D: Db>(
     db: &D,
@@ -404,14 +413,7 @@ pub(super) fn device_challenges<D: Db>(
     }
     let open = db.read(|c| {
         all(
-            c.query(
-                &format!(
-                    "SELECT {C_CHALLENGE_COLUMNS} FROM open_challenge_devices o \
-                     JOIN challenges c ON c.id = o.challenge_id \
-                     WHERE o.device_id = $1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id"
-                ),
-                &[&device_id],
-            )?,
+            c.query(&device_challenges_sql(), &[&device_id])?,
             challenge_from_row,
         )
     })?;

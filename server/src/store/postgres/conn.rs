@@ -204,6 +204,33 @@ impl Conn<'_> {
         })
     }
 
+    /// Every row of `first`, then of `second`, in one round trip. PostgreSQL still runs them
+    /// one after the other, `second` with a snapshot taken when it starts: after the locks
+    /// `first` took. Both run even when `first` fails (then `second` fails too, and `first`'s
+    /// error is the one returned).
+    pub(super) fn two(
+        &self,
+        first: (&str, &[P<'_>]),
+        second: (&str, &[P<'_>]),
+    ) -> Result<(Vec<Row>, Vec<Row>), PgError> {
+        let client = self.client;
+        // Prepared first, so that each sends its whole request when polled.
+        let (a, b) = drive(self.runtime, async {
+            Ok::<_, tokio_postgres::Error>((
+                client.prepare_cached(first.0).await?,
+                client.prepare_cached(second.0).await?,
+            ))
+        })?;
+        self.pipelined(async {
+            let (rows_a, rows_b) = tokio::join!(
+                biased;
+                client.query(&a, first.1),
+                client.query(&b, second.1)
+            );
+            Ok((rows_a?, rows_b?))
+        })
+    }
+
     /// The one row of `sql`, if any (more than one is an error).
     pub(super) fn opt(&self, sql: &str, params: &[P<'_>]) -> Result<Option<Row>, PgError> {
         self.pipelined(async {

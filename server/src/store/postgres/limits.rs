@@ -69,19 +69,31 @@ pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, 
     state_from_row(&row, 0)
 }
 
-/// [`push_state`] and the user's active devices, oldest first, in one statement.
-pub(super) fn push_state_and_devices(
+/// Locks the user's row (`false` for a user never seen), then reads [`push_state`] and the
+/// user's active devices, oldest first, in a second statement: one round trip for both, and
+/// the second's snapshot is younger than the lock.
+pub(super) fn lock_user_then_push_state(
     c: &Conn<'_>,
     new: &NewChallenge,
+) -> Result<(bool, (PushState, Vec<DeviceRecord>)), PgError> {
+    let (user, rows) = c.two(
+        (super::challenges::LOCK_USER, &[&new.user]),
+        (&push_state_and_devices_sql(), &state_params(new)),
+    )?;
+    Ok((!user.is_empty(), state_and_devices(&rows)?))
+}
+
+/// The rows of [`push_state_and_devices_sql`].
+fn state_and_devices(
+    rows: &[tokio_postgres::Row],
 ) -> Result<(PushState, Vec<DeviceRecord>), PgError> {
-    let rows = c.query(&push_state_and_devices_sql(), &state_params(new))?;
     let first = DEVICE_COLUMN_COUNT;
     let state = match rows.first() {
         Some(row) => state_from_row(row, first)?,
         None => return Err(PgError::Data("no limits row".into())),
     };
     let mut devices = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         // The LEFT JOIN's one row without a device when the user has none.
         let id: Option<String> = get(row, 0)?;
         if id.is_some() {

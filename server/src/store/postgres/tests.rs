@@ -627,3 +627,112 @@ fn issue13_a_failed_later_statement_fails_its_operation_and_keeps_nothing() {
         "challenge_answered"
     );
 }
+
+/// Attack (issue 13, the answer's pipelined statements): answers racing on two replicas must
+/// count every wrong code, and none may pass the wrong-code lock: eight wrong codes at once
+/// against a lock at five leave exactly five counted (denied) and three refused.
+#[test]
+fn issue13_racing_wrong_codes_on_two_replicas_stop_at_the_lock() {
+    use crate::store::CodeTally;
+    use pushauth_proto::Reason;
+    let Some(url) = database("issue13_racing_wrong_codes") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    for i in 0..8 {
+        let mut new = new_challenge(&format!("c{i}"), 1_000 + i);
+        new.code = Some("42".into());
+        assert!(matches!(
+            a.create_challenge(&new, &|_| Ok(())).unwrap(),
+            Create::Created { .. }
+        ));
+    }
+    let start = Arc::new(Barrier::new(8));
+    let outcomes: Vec<Cas> = (0..8)
+        .map(|i| {
+            let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                let mut wrong = answer(Decision::Approve, ChallengeState::Denied);
+                wrong.reason = Some(Reason::CodeMismatch);
+                wrong.typed_code = "13".into();
+                wrong.code_tally = CodeTally::Failed { lock_at: 5 };
+                start.wait();
+                store.answer(&format!("c{i}"), &wrong, 2_000).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let counted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Cas::Changed(c) if c.state == ChallengeState::Denied))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Cas::CodeLocked(_)))
+        .count();
+    assert_eq!((counted, refused), (5, 3), "{outcomes:?}");
+    // And a right code is refused too now, on either replica.
+    let mut new = new_challenge("c9", 3_000);
+    new.code = Some("42".into());
+    let refused = a.create_challenge(&new, &|state| {
+        assert_eq!(state.code_failures, 5);
+        Ok(())
+    });
+    assert!(matches!(refused.unwrap(), Create::Created { .. }));
+    let mut right = answer(Decision::Approve, ChallengeState::Approved);
+    right.code_tally = CodeTally::Reset { lock_at: 5 };
+    assert!(matches!(
+        b.answer("c9", &right, 3_500).unwrap(),
+        Cas::CodeLocked(_)
+    ));
+}
+
+/// Attack (issue 13 profile): a device's poll joined `open_challenge_devices` to `challenges`,
+/// and PostgreSQL's generic plan hashed the whole `challenges` table for it (47 pages a poll
+/// on the bench's small table; every page of a large one). The poll must look up only the
+/// device's own open challenges by primary key, at any table size.
+#[test]
+fn issue13_a_device_poll_reads_only_its_own_challenges() {
+    let Some(url) = database("issue13_a_device_poll_reads_only_its_own_challenges") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let explain = |rows: u32| {
+        pg.psql_db(
+            db,
+            &format!(
+                "TRUNCATE challenges, open_challenge_devices; \
+                 INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
+                 rp_nonce, devices, created_at, expires_at, updated_at, source) \
+                 SELECT 'c' || g, 'u' || (g % 12), 'rp', \
+                 CASE WHEN g % 40 = 0 THEN 'pending' ELSE 'approved' END, '{{}}', '\\x00', \
+                 '\\x00', '[]', 1000000 + g * 10, 1060000 + g * 10, 1000000 + g * 10, '' \
+                 FROM generate_series(1, {rows}) AS g; \
+                 INSERT INTO open_challenge_devices (device_id, challenge_id) \
+                 SELECT 'd' || (g % 12), 'c' || g FROM generate_series(1, {rows}) AS g \
+                 WHERE g % 40 = 0; ANALYZE challenges; ANALYZE open_challenge_devices"
+            ),
+        );
+        let sql = super::challenges::device_challenges_sql();
+        pg.psql_db(
+            db,
+            &format!(
+                "SET plan_cache_mode = force_generic_plan; PREPARE p(text) AS {sql}; \
+                 EXPLAIN EXECUTE p('d1')"
+            ),
+        )
+    };
+    for rows in [1_000, 20_000] {
+        let plan = explain(rows);
+        assert!(plan.contains("challenges_pkey"), "{rows} rows: {plan}");
+        assert!(
+            !plan.contains("Seq Scan on challenges"),
+            "{rows} rows: {plan}"
+        );
+    }
+}
