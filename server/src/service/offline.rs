@@ -302,3 +302,59 @@ pub fn claim_batch(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::{claim_batch, Planned, PlannedDevice, BATCH_KEEP_MS};
+    use crate::bounds::SignatureFailures;
+    use crate::service::keys::RpCaller;
+    use crate::service::Error;
+    use crate::store::tests::{enrolled, store};
+
+    fn planned(created_at: i64) -> Planned {
+        Planned {
+            challenge_id: "c1".into(),
+            created_at,
+            user: "alice".into(),
+            devices: vec![PlannedDevice {
+                device_id: "d1".into(),
+                last_used: 0,
+                digits: 6,
+                values: vec![(1, Zeroizing::new("123456".to_owned()))],
+            }],
+        }
+    }
+
+    /// Session 8 review (fix 5): the one batch an approval pays for stays claimed a day after
+    /// the challenge's creation, whatever the claiming replica's clock says and however often
+    /// the store is swept meanwhile; only then may it be claimed again.
+    #[test]
+    fn issue13_an_approvals_batch_stays_claimed_a_day_after_its_challenge() {
+        let s = store();
+        enrolled(&*s, "alice", "d1");
+        let rp = RpCaller::admin();
+        let refusals = SignatureFailures::default();
+        let created = 1_000_000;
+        // Claimed by a replica whose clock is 5 minutes behind the creating one's.
+        claim_batch(&*s, &rp, &refusals, &planned(created), created - 300_000).unwrap();
+        for later in [7 * 60_000, 60 * 60_000, BATCH_KEEP_MS - 1] {
+            s.sweep(created + later, 100).unwrap();
+            let again = claim_batch(&*s, &rp, &refusals, &planned(created), created + later);
+            assert!(
+                matches!(again, Err(Error::Conflict(_))),
+                "{later} ms after creation: {again:?}"
+            );
+        }
+        s.sweep(created + BATCH_KEEP_MS, 100).unwrap();
+        claim_batch(
+            &*s,
+            &rp,
+            &refusals,
+            &planned(created),
+            created + BATCH_KEEP_MS,
+        )
+        .unwrap();
+    }
+}
