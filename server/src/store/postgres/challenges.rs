@@ -16,7 +16,8 @@ use super::{limits, notify};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, Expired, NewChallenge, StoreResult,
+    AnswerRecord, AuditEntry, Cas, ChallengeRecord, CodeTally, Create, Expired, NewChallenge,
+    StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -167,11 +168,24 @@ pub(super) fn create_challenge<D: Db>(
         }
         let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
         let devices_json = serde_json::to_string(&device_ids).map_err(|e| data_error(8, e))?;
-        // Nothing here answers anything the operation needs: these go with the COMMIT.
+        // Nothing here answers anything the operation needs: one statement, sent with the
+        // COMMIT, writes the challenge, its devices' index rows and its audit row, and wakes
+        // the devices (no part reads another's rows).
+        let detail = format!(
+            "rp {}, {} device(s), code {}",
+            new.rp_id,
+            device_ids.len(),
+            if new.code.is_some() { "on" } else { "off" }
+        );
         c.later(
-            "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
-             rp_nonce, code, devices, created_at, expires_at, updated_at, source) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)",
+            "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
+             context_digest, rp_nonce, code, devices, created_at, expires_at, updated_at, \
+             source) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)), \
+             idx AS (INSERT INTO open_challenge_devices (device_id, challenge_id) \
+             SELECT d, $1 FROM unnest($12::text[]) AS d), \
+             aud AS (INSERT INTO audit (at, kind, user_name, challenge_id, detail) \
+             VALUES ($9, 'challenge_created', $2, $1, $13)) \
+             SELECT pg_notify('pushauth_device', d) FROM unnest($12::text[]) AS d",
             vec![
                 Box::new(new.id.clone()),
                 Box::new(new.user.clone()),
@@ -184,30 +198,10 @@ pub(super) fn create_challenge<D: Db>(
                 Box::new(now),
                 Box::new(new.expires_at),
                 Box::new(new.source.clone()),
+                Box::new(device_ids.clone()),
+                Box::new(detail),
             ],
         )?;
-        c.later(
-            "INSERT INTO open_challenge_devices (device_id, challenge_id) \
-             SELECT d, $2 FROM unnest($1::text[]) AS d",
-            vec![Box::new(device_ids.clone()), Box::new(new.id.clone())],
-        )?;
-        later_audit(
-            c,
-            &AuditEntry {
-                kind: "challenge_created",
-                user: Some(new.user.clone()),
-                challenge_id: Some(new.id.clone()),
-                detail: Some(format!(
-                    "rp {}, {} device(s), code {}",
-                    new.rp_id,
-                    device_ids.len(),
-                    if new.code.is_some() { "on" } else { "off" }
-                )),
-                ..AuditEntry::default()
-            },
-            now,
-        )?;
-        notify::changed(c, None, &device_ids)?;
         Ok(Create::Created {
             challenge: Box::new(ChallengeRecord {
                 id: new.id.clone(),
@@ -337,26 +331,37 @@ pub(super) fn answer<D: Db>(
             }
             return Ok(Cas::WrongState(Box::new(current)));
         };
-        finish(c, id, &current.devices)?;
         let detail = match answer.reason {
             Some(reason) => format!("{} ({reason})", answer.decision),
             None => answer.decision.to_string(),
         };
-        later_audit(
-            c,
-            &AuditEntry {
-                kind: "challenge_answered",
-                user: Some(current.user.clone()),
-                device_id: Some(answer.device_id.clone()),
-                challenge_id: Some(id.to_owned()),
-                detail: Some(detail),
-            },
-            now,
+        // One statement, sent with the next one or the COMMIT: the challenge leaves its
+        // devices' index, its audit row, a right code's reset of the wrong-code count, and
+        // the wake-ups of the challenge and its devices.
+        let reset = matches!(answer.code_tally, CodeTally::Reset { .. });
+        c.later(
+            "WITH gone AS (DELETE FROM open_challenge_devices WHERE challenge_id = $1), \
+             aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+             VALUES ($3, 'challenge_answered', $4, $5, $1, $6)), \
+             reset AS (DELETE FROM code_failures WHERE user_name = $4 AND $7) \
+             SELECT pg_notify('pushauth_challenge', $1::text) \
+             UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
+            vec![
+                Box::new(id.to_owned()),
+                Box::new(current.devices.clone()),
+                Box::new(now),
+                Box::new(current.user.clone()),
+                Box::new(answer.device_id.clone()),
+                Box::new(detail),
+                Box::new(reset),
+            ],
         )?;
         if let Some(until) = answer.lock_user_until {
             limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
         }
-        limits::tally_code(c, &current, &answer.device_id, answer.code_tally, now)?;
+        if !reset {
+            limits::tally_code(c, &current, &answer.device_id, answer.code_tally, now)?;
+        }
         Ok(Cas::Changed(Box::new(after)))
     })
 }
