@@ -91,6 +91,10 @@ pub struct PgSettings {
     pub pool_size: usize,
     /// The URL as given (it holds no password: those are refused).
     pub url: String,
+    /// Where the newest database timeline seen is kept across restarts (the store's
+    /// refusal of a stale primary); `None` keeps it in memory only. Set by
+    /// [`crate::store::open::open`] to a file in the data directory.
+    pub timeline_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -226,6 +230,7 @@ impl PgSettings {
             tls,
             pool_size,
             url: url.to_owned(),
+            timeline_file: None,
         })
     }
 }

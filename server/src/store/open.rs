@@ -44,10 +44,26 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
             concurrent: None,
         },
         StoreConfig::Postgres(settings) => Opened {
-            store: Arc::new(PgStore::open(settings, migrate)?),
+            store: Arc::new(PgStore::open(
+                &with_timeline_file(settings, data_dir),
+                migrate,
+            )?),
             concurrent: Some(settings.pool_size),
         },
     })
+}
+
+/// The file in the data directory that keeps the newest PostgreSQL timeline this replica has
+/// written to, so that a restart does not forget it (see `store::postgres::timeline`).
+pub const TIMELINE_FILE: &str = "pg-timelines";
+
+fn with_timeline_file(
+    settings: &crate::config::postgres::PgSettings,
+    data_dir: &Path,
+) -> crate::config::postgres::PgSettings {
+    let mut settings = settings.clone();
+    settings.timeline_file = Some(data_dir.join(TIMELINE_FILE));
+    settings
 }
 
 /// `pushauthd migrate`: brings the store's schema up to this binary's version; returns the
@@ -59,7 +75,7 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
 pub fn migrate(config: &StoreConfig, data_dir: &Path) -> StoreResult<(i64, i64)> {
     match config {
         StoreConfig::Postgres(settings) => {
-            let found = PgStore::connect(settings)?.migrate()?;
+            let found = PgStore::connect(&with_timeline_file(settings, data_dir))?.migrate()?;
             Ok((found, super::postgres::SCHEMA_VERSION))
         }
         StoreConfig::DataDir | StoreConfig::Sqlite(_) => {

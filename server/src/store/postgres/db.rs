@@ -55,8 +55,8 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The pool's check of every new connection: its server's timeline must not be older than
 /// the newest this process has seen ([`Timelines`]); a refused connection is not pooled, and
 /// the operation that wanted it fails as unavailable (503).
-fn refuse_older_timelines() -> deadpool_postgres::Hook {
-    let timelines = std::sync::Arc::new(Timelines::default());
+fn refuse_older_timelines(file: Option<std::path::PathBuf>) -> deadpool_postgres::Hook {
+    let timelines = std::sync::Arc::new(Timelines::new(file));
     deadpool_postgres::Hook::async_fn(move |client, _| {
         let timelines = std::sync::Arc::clone(&timelines);
         Box::pin(async move {
@@ -144,7 +144,7 @@ impl PgStore {
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(settings.create_timeout().max(POOL_WAIT)))
             .recycle_timeout(Some(POOL_WAIT))
-            .post_create(refuse_older_timelines())
+            .post_create(refuse_older_timelines(settings.timeline_file.clone()))
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
         Ok(PgStore {

@@ -9,9 +9,12 @@
 //! unavailable: 503, fail closed). Timelines are compared within one cluster (its
 //! `system_identifier`, which a streaming standby shares with its primary): a database moved
 //! to a new cluster starts again at timeline 1 and is not refused. The newest is kept in
-//! memory, so a restarted replica learns it again from the first primary it reaches.
+//! memory and, for pushauthd, in a file of the data directory (`pg-timelines`, one
+//! "cluster timeline" line per cluster), so a restarted replica still refuses a primary older
+//! than one it wrote to before the restart.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,22 +34,39 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub(super) struct Timelines {
     newest: Mutex<HashMap<i64, u32>>,
     logged: Mutex<Option<Instant>>,
+    /// Where they are kept across restarts, if anywhere.
+    file: Option<PathBuf>,
 }
 
 impl Timelines {
+    /// The timelines `file` remembers (none when it is `None` or does not exist yet).
+    pub(super) fn new(file: Option<PathBuf>) -> Timelines {
+        let newest = file.as_deref().map(read_file).unwrap_or_default();
+        Timelines {
+            newest: Mutex::new(newest),
+            logged: Mutex::default(),
+            file,
+        }
+    }
+
     /// Checks a new connection's server: `Ok` and remembered when its timeline is not older
     /// than the newest seen of its cluster; `Err` with the log line otherwise.
     pub(super) fn admit(&self, cluster: i64, timeline: u32) -> Result<(), String> {
         let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = newest.entry(cluster).or_insert(timeline);
-        if timeline < *seen {
+        let known = newest.get(&cluster).copied();
+        if let Some(seen) = known.filter(|seen| timeline < *seen) {
             return Err(format!(
                 "database timeline {timeline} is older than timeline {seen} this pushauthd \
                  wrote to before: refused (an old primary started again after a failover? make \
                  it a standby of the new primary)"
             ));
         }
-        *seen = timeline;
+        if known != Some(timeline) {
+            newest.insert(cluster, timeline);
+            if let Some(file) = &self.file {
+                persist(file, &newest);
+            }
+        }
         Ok(())
     }
 
@@ -77,6 +97,48 @@ impl Timelines {
     }
 }
 
+/// The timelines a file keeps; an unreadable file or line is logged and skipped (the memory
+/// still guards this process).
+fn read_file(path: &Path) -> HashMap<i64, u32> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return HashMap::new(),
+        Err(e) => {
+            tracing::error!("cannot read {}: {e}", path.display());
+            return HashMap::new();
+        }
+    };
+    let mut timelines = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(c, t)| Some((c.parse::<i64>().ok()?, t.parse::<u32>().ok()?)));
+        match parsed {
+            Some((cluster, timeline)) => {
+                let seen = timelines.entry(cluster).or_insert(timeline);
+                *seen = (*seen).max(timeline);
+            }
+            None => tracing::error!("{}: line {line:?} skipped", path.display()),
+        }
+    }
+    timelines
+}
+
+/// Writes `newest` to `path` (atomically, 0600), merged with what the file holds: replicas
+/// sharing a data directory each add what they saw, none lowers another's.
+fn persist(path: &Path, newest: &HashMap<i64, u32>) {
+    let mut merged = read_file(path);
+    for (cluster, timeline) in newest {
+        let seen = merged.entry(*cluster).or_insert(*timeline);
+        *seen = (*seen).max(*timeline);
+    }
+    let mut lines: Vec<String> = merged.iter().map(|(c, t)| format!("{c} {t}\n")).collect();
+    lines.sort();
+    if let Err(e) = pushauth_files::replace(path, lines.concat().as_bytes()) {
+        tracing::error!("cannot keep the database timeline: {e}");
+    }
+}
+
 /// The timeline of a WAL file name (`00000002000000000000000A` → 2).
 fn parse(walfile: &str) -> Option<u32> {
     let digits = walfile.get(..8)?;
@@ -97,6 +159,38 @@ mod tests {
         assert_eq!(parse("000000020000"), None);
         assert_eq!(parse("g0000002000000000000000A"), None);
         assert_eq!(parse(""), None);
+    }
+
+    /// Session 8's next step: a restarted replica forgot the newest timeline and would
+    /// accept an old primary again; the file keeps it, and replicas sharing it never lower it.
+    #[test]
+    fn issue13_the_newest_timeline_outlives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pg-timelines");
+        let first = Timelines::new(Some(file.clone()));
+        assert!(first.admit(7, 1).is_ok());
+        assert!(first.admit(7, 2).is_ok());
+        assert!(first.admit(9, 1).is_ok());
+        drop(first);
+        let restarted = Timelines::new(Some(file.clone()));
+        let refusal = restarted.admit(7, 1).unwrap_err();
+        assert!(refusal.contains("older than timeline 2"), "{refusal}");
+        assert!(restarted.admit(9, 1).is_ok());
+        // Another replica on the same data directory that only saw timeline 1 of cluster 7
+        // adds its cluster without lowering 7.
+        let other = Timelines::new(None);
+        assert!(other.admit(7, 1).is_ok());
+        super::persist(&file, &[(7, 1), (11, 3)].into_iter().collect());
+        let again = Timelines::new(Some(file.clone()));
+        assert!(again.admit(7, 1).is_err());
+        assert!(again.admit(11, 2).is_err());
+        // Written like the other state files: 0600.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A damaged line is skipped, not fatal.
+        std::fs::write(&file, "7 2\ngarbage\n").unwrap();
+        assert!(Timelines::new(Some(file)).admit(7, 1).is_err());
     }
 
     #[test]
@@ -140,7 +234,13 @@ mod tests {
         };
         old.create_database("tl");
         let url = PgCluster::multi_host_url(&[&old], "tl");
-        let settings = |url: &str| super::super::PgSettings::parse(url, None, Some(2)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pg-timelines");
+        let settings = |url: &str| {
+            let mut s = super::super::PgSettings::parse(url, None, Some(2)).unwrap();
+            s.timeline_file = Some(file.clone());
+            s
+        };
         drop(super::super::PgStore::open(&settings(&url), true).unwrap());
         let new = old.standby();
         let store = super::super::PgStore::open(
@@ -182,6 +282,10 @@ mod tests {
         for _ in 0..5 {
             assert!(store.open_challenges(0).is_err());
         }
+        // Also after this replica restarts: the file remembers timeline 2.
+        drop(store);
+        let err = super::super::PgStore::open(&settings(&url), false).unwrap_err();
+        assert!(err.to_string().contains("older than timeline 2"), "{err}");
     }
 
     type StoreResult = crate::store::StoreResult<u64>;
