@@ -130,6 +130,15 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::UNAUTHORIZED {
+            // Refused before its body was read: the server closes such a connection after the
+            // answer, and says so, so that no client sends its next request into a closing
+            // connection (an unauthenticated caller holds no connection either; HTTP/1.1 only
+            // is served).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(FailureCause(cause));
         }
@@ -228,5 +237,18 @@ mod tests {
         assert_eq!(api.code, ErrorCode::StoreUnavailable);
         let api = ApiError::from(service::Error::Store(StoreError::TooNew(99)));
         assert_eq!(api.code, ErrorCode::Internal);
+    }
+
+    /// A 401 is sent before the request's body is read, after which the server closes the
+    /// connection: the answer must say so, or a client pooling connections sends its next
+    /// request into the closing one ("Unexpected EOF", seen 5 times in 16 runs of
+    /// `issue12_values_only_for_the_relying_partys_own_approved_challenge` on PostgreSQL).
+    #[test]
+    fn a_refused_caller_is_told_the_connection_closes() {
+        use service::Error as E;
+        let refused = ApiError::from(E::Unauthorized("no key".into())).into_response();
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
+        let other = ApiError::from(E::NotFound("challenge")).into_response();
+        assert!(other.headers().get(header::CONNECTION).is_none());
     }
 }

@@ -297,6 +297,7 @@ pub(super) fn answer<D: Db>(
                      decision = $5, reason = $6, typed_code = $7, responded_at = $8, \
                      signature = $9 \
                      WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
+                     AND EXISTS (SELECT 1 FROM devices WHERE id = $4 AND revoked_at IS NULL) \
                      AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
                      WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
                      < $10) \
@@ -317,6 +318,13 @@ pub(super) fn answer<D: Db>(
             ),
         )?;
         let Some(current) = found.first().map(challenge_from_row).transpose()? else {
+            if !changed.is_empty() {
+                // Committed between the two statements' snapshots: neither locked nor seen
+                // by the first. Roll the second's change back rather than keep half an answer.
+                return Err(PgError::Data(format!(
+                    "challenge {id} appeared while it was being answered"
+                )));
+            }
             return Ok(Cas::Missing);
         };
         let Some(after) = changed.first().map(challenge_from_row).transpose()? else {

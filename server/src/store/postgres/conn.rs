@@ -158,12 +158,34 @@ impl Conn<'_> {
             return drive(self.runtime, f);
         }
         let client = self.client;
-        let sent =
+        // Prepared (from the cache, without a round trip once seen) and checked before
+        // anything is sent: a request the driver refuses unsent (a parameter of the wrong
+        // type) must fail the transaction here, not let the rest of it, a COMMIT among them,
+        // go without it (attack review r9).
+        let prepared = drive(self.runtime, async {
+            let mut statements = Vec::with_capacity(later.len());
+            for l in &later {
+                statements.push(client.prepare_cached(&l.sql).await?);
+            }
+            Ok::<_, tokio_postgres::Error>(statements)
+        });
+        let checked = prepared.map_err(PgError::from).and_then(|statements| {
+            for (l, statement) in later.iter().zip(&statements) {
+                let params: Vec<P<'_>> = l.params.iter().map(|p| &**p as P<'_>).collect();
+                check_params(statement, &params)?;
+            }
+            Ok(statements)
+        });
+        let statements = match checked {
+            Ok(statements) => statements,
+            Err(e) => {
+                // What waited is gone: the transaction must not be committed.
+                self.set_broken();
+                return Err(e);
+            }
+        };
+        let (ahead, later, value) =
             drive(self.runtime, async {
-                let mut statements = Vec::with_capacity(later.len());
-                for l in &later {
-                    statements.push(client.prepare_cached(&l.sql).await?);
-                }
                 let ahead = async {
                     match &ahead {
                         Some(sql) => client.batch_execute(sql).await,
@@ -178,17 +200,8 @@ impl Conn<'_> {
                 ));
                 let (ahead, runs, value) = tokio::join!(biased; ahead, runs, f);
                 let later = runs.into_iter().find(Result::is_err).unwrap_or(Ok(0));
-                Ok::<_, tokio_postgres::Error>((ahead, later, value))
+                (ahead, later, value)
             });
-        // What waited is gone either way: when it failed or was never sent (a later statement
-        // that could not be prepared), the transaction must not be committed.
-        let (ahead, later, value) = match sent {
-            Ok(answers) => answers,
-            Err(e) => {
-                self.set_broken();
-                return Err(e.into());
-            }
-        };
         if let Err(e) = ahead.and(later) {
             self.set_broken();
             return Err(e.into());
@@ -269,8 +282,13 @@ impl Conn<'_> {
         };
         self.open()?;
         let client = self.client;
-        // Prepared first, so that its whole request goes ahead of the COMMIT.
+        // Prepared first, so that its whole request goes ahead of the COMMIT, and checked, so
+        // that the COMMIT never goes without it.
         let statement = drive(self.runtime, client.prepare_cached(sql))?;
+        if let Err(e) = check_params(&statement, params) {
+            self.set_broken();
+            return Err(e);
+        }
         let sent = std::sync::atomic::AtomicBool::new(false);
         let answer = self.pipelined(async {
             sent.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -306,6 +324,27 @@ impl Conn<'_> {
         }
         drop(self.take_later());
     }
+}
+
+/// Whether `params` fit `statement` (their number, and each encodes as its type): what the
+/// driver checks before it sends a request, and refuses without sending it.
+fn check_params(statement: &tokio_postgres::Statement, params: &[P<'_>]) -> Result<(), PgError> {
+    let types = statement.params();
+    if types.len() != params.len() {
+        return Err(PgError::Data(format!(
+            "a statement with {} parameters was given {}",
+            types.len(),
+            params.len()
+        )));
+    }
+    let mut scratch = bytes::BytesMut::new();
+    for (ty, param) in types.iter().zip(params) {
+        scratch.clear();
+        param
+            .to_sql_checked(ty, &mut scratch)
+            .map_err(|e| PgError::Data(format!("a parameter of type {ty}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Waits for `f` on the calling thread, which drives `runtime` (the connections' sockets and

@@ -258,7 +258,12 @@ impl<'s> Held<'s> {
             runtime: store.runtime()?,
             obj: Some(obj),
             open: true,
-            deferred: RefCell::new(format!("BEGIN; SELECT {lock}({ATOMIC_LOCK})")),
+            // READ COMMITTED whatever the database's default: each statement's snapshot must
+            // be younger than the row locks taken before it (a user's limits and wrong-code
+            // count are read after the user's row is locked; attack review r9).
+            deferred: RefCell::new(format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT {lock}({ATOMIC_LOCK})"
+            )),
             broken: Cell::new(false),
             pipeline: pipelined.then(Pipeline::default),
         })

@@ -736,3 +736,92 @@ fn issue13_a_device_poll_reads_only_its_own_challenges() {
         );
     }
 }
+
+/// Attack review r9: nothing pinned READ COMMITTED. With the database's default set to
+/// `repeatable read`, a creation's snapshot was taken by its first statement, before it
+/// waited for the user's row, and its limits missed the challenge the lock's last holder
+/// (another replica) had just committed: one push past the open cap per racing replica.
+#[test]
+fn issue13_limits_see_the_last_lock_holders_challenge_whatever_the_default_isolation() {
+    let Some(url) = database("issue13_limits_see_the_last_lock_holders_challenge") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    pg.psql_db(
+        db,
+        &format!("ALTER DATABASE \"{db}\" SET default_transaction_isolation = 'repeatable read'"),
+    );
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    // Another replica creates a challenge for alice, holding her row until it commits.
+    let holder = Session::open(&url);
+    holder
+        .run(
+            "BEGIN; SELECT 1 FROM users WHERE name = 'alice' FOR UPDATE; \
+             INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
+             rp_nonce, devices, created_at, expires_at, updated_at) VALUES ('other', 'alice', \
+             'rp', 'pending', '{}', '\\x00', '\\x00', '[\"d1\"]', 1000, 61000, 1000)",
+        )
+        .unwrap();
+    let creating = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            store.create_challenge(&new_challenge("c1", 1_500), &|state| {
+                if state.open_user >= 1 {
+                    Err(Refusal::TooManyOpenForUser)
+                } else {
+                    Ok(())
+                }
+            })
+        })
+    };
+    // Commit once the creation waits for alice's row.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pg.psql_db(db, "SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the creation never waited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.run("COMMIT").unwrap();
+    let outcome = creating.join().unwrap().unwrap();
+    assert!(
+        matches!(outcome, Create::Refused(Refusal::TooManyOpenForUser)),
+        "{outcome:?}"
+    );
+}
+
+/// Attack review r9: a later statement the driver refuses before sending it (a parameter of
+/// the wrong type) left the rest of the round trip, the COMMIT among them, to go without it:
+/// the operation failed, yet the statements queued before it were committed.
+#[test]
+fn issue13_a_later_statement_refused_unsent_keeps_nothing_of_its_transaction() {
+    use super::db::Db;
+    let Some(url) = database("issue13_a_later_statement_refused_unsent") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let store = replica(&url);
+    let result = store.write(|c| {
+        super::audit::later_audit(c, &note("queued_first"), 1)?;
+        // An i32 for the text column `kind`.
+        c.later(
+            "INSERT INTO audit (at, kind) VALUES ($1, $2)",
+            vec![Box::new(2_i64), Box::new(5_i32)],
+        )
+    });
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        pg.psql_db(db, "SELECT count(*) FROM audit WHERE kind = 'queued_first'"),
+        "0"
+    );
+    // The store goes on.
+    store.audit(&note("after"), 3).unwrap();
+    assert_eq!(
+        pg.psql_db(db, "SELECT count(*) FROM audit WHERE kind = 'after'"),
+        "1"
+    );
+}

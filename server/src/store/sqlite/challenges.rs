@@ -251,7 +251,8 @@ pub(super) fn answer<D: Db>(
             .prepare_cached(&format!(
                 "UPDATE challenges SET state = ?2, updated_at = ?3, device_id = ?4, decision = ?5, \
                  reason = ?6, typed_code = ?7, responded_at = ?8, signature = ?9 \
-                 WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?3"
+                 WHERE id = ?1 AND state IN {OPEN} AND expires_at > ?3 \
+                 AND EXISTS (SELECT 1 FROM devices WHERE id = ?4 AND revoked_at IS NULL)"
             ))?
             .execute(params![
                 id,

@@ -359,6 +359,30 @@ fn issue11_a_revoked_device_leaves_its_open_challenges() {
     assert_eq!(c.state, ChallengeState::Pending);
 }
 
+/// Attack review r9: a device revoked between its request's authentication and its answer
+/// (milliseconds, another replica or the admin) still approved: the store's compare-and-set
+/// did not look at the device. Now it takes no answer from a revoked device.
+#[test]
+fn issue13_a_revoked_device_cannot_answer_even_after_it_was_authenticated() {
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    assert!(matches!(
+        challenge(&*store, "c1", 1_000, 60_000),
+        Create::Created { .. }
+    ));
+    store.revoke_device("d1", "admin", 2_000).unwrap();
+    let outcome = store
+        .answer(
+            "c1",
+            &answer(Decision::Approve, ChallengeState::Approved),
+            3_000,
+        )
+        .unwrap();
+    assert!(!matches!(outcome, Cas::Changed(_)), "{outcome:?}");
+    let c = store.get_challenge("c1", 3_000).unwrap().unwrap().0;
+    assert_eq!(c.state, ChallengeState::Pending);
+}
+
 #[test]
 fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
     // An id from a URL path or a user from a query string may hold a NUL, which PostgreSQL's
