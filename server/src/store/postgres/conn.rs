@@ -234,6 +234,9 @@ impl Conn<'_> {
                 client.prepare_cached(second.0).await?,
             ))
         })?;
+        // Checked before either is sent: `second` must never run without `first` (its locks).
+        check_params(&a, first.1)?;
+        check_params(&b, second.1)?;
         self.pipelined(async {
             let (rows_a, rows_b) = tokio::join!(
                 biased;
