@@ -367,8 +367,8 @@ pub(super) fn answer<D: Db>(
         if let Some(until) = answer.lock_user_until {
             limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
         }
-        if !reset {
-            limits::tally_code(c, &current, &answer.device_id, answer.code_tally, now)?;
+        if let CodeTally::Failed { lock_at } = answer.code_tally {
+            limits::count_wrong_code(c, &current, &answer.device_id, lock_at, now)?;
         }
         Ok(Cas::Changed(Box::new(after)))
     })

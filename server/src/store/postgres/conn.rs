@@ -158,32 +158,16 @@ impl Conn<'_> {
             return drive(self.runtime, f);
         }
         let client = self.client;
-        // Prepared (from the cache, without a round trip once seen) and checked before
-        // anything is sent: a request the driver refuses unsent (a parameter of the wrong
-        // type) must fail the transaction here, not let the rest of it, a COMMIT among them,
-        // go without it (attack review r9).
-        let prepared = drive(self.runtime, async {
-            let mut statements = Vec::with_capacity(later.len());
-            for l in &later {
-                statements.push(client.prepare_cached(&l.sql).await?);
-            }
-            Ok::<_, tokio_postgres::Error>(statements)
-        });
-        let checked = prepared.map_err(PgError::from).and_then(|statements| {
-            for (l, statement) in later.iter().zip(&statements) {
+        // All ready before anything is sent: a statement the client refuses unsent must fail
+        // the transaction here, not let the rest of the round trip, a COMMIT among it, go
+        // without it (attack review r9). What waited is then gone, and the transaction broken.
+        let statements = later
+            .iter()
+            .map(|l| {
                 let params: Vec<P<'_>> = l.params.iter().map(|p| &**p as P<'_>).collect();
-                check_params(statement, &params)?;
-            }
-            Ok(statements)
-        });
-        let statements = match checked {
-            Ok(statements) => statements,
-            Err(e) => {
-                // What waited is gone: the transaction must not be committed.
-                self.set_broken();
-                return Err(e);
-            }
-        };
+                self.prepared(&l.sql, &params)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (ahead, later, value) =
             drive(self.runtime, async {
                 let ahead = async {
@@ -227,16 +211,10 @@ impl Conn<'_> {
         second: (&str, &[P<'_>]),
     ) -> Result<(Vec<Row>, Vec<Row>), PgError> {
         let client = self.client;
-        // Prepared first, so that each sends its whole request when polled.
-        let (a, b) = drive(self.runtime, async {
-            Ok::<_, tokio_postgres::Error>((
-                client.prepare_cached(first.0).await?,
-                client.prepare_cached(second.0).await?,
-            ))
-        })?;
-        // Checked before either is sent: `second` must never run without `first` (its locks).
-        check_params(&a, first.1)?;
-        check_params(&b, second.1)?;
+        // Both ready before either is sent: `second` must never run without `first` (its
+        // locks).
+        let a = self.prepared(first.0, first.1)?;
+        let b = self.prepared(second.0, second.1)?;
         self.pipelined(async {
             let (rows_a, rows_b) = tokio::join!(
                 biased;
@@ -285,13 +263,9 @@ impl Conn<'_> {
         };
         self.open()?;
         let client = self.client;
-        // Prepared first, so that its whole request goes ahead of the COMMIT, and checked, so
-        // that the COMMIT never goes without it.
-        let statement = drive(self.runtime, client.prepare_cached(sql))?;
-        if let Err(e) = check_params(&statement, params) {
-            self.set_broken();
-            return Err(e);
-        }
+        // Ready first, so that its whole request goes ahead of the COMMIT, and the COMMIT never
+        // goes without it.
+        let statement = self.prepared(sql, params)?;
         let sent = std::sync::atomic::AtomicBool::new(false);
         let answer = self.pipelined(async {
             sent.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -318,6 +292,20 @@ impl Conn<'_> {
     pub(super) fn batch(&self, sql: &str) -> Result<(), PgError> {
         let client = self.client;
         self.pipelined(async { Ok(client.batch_execute(sql).await?) })
+    }
+
+    /// `sql` prepared (from the cache, without a round trip once the connection has seen it)
+    /// and `params` checked against it, before anything of a pipeline is sent: a client sends
+    /// a prepared statement's whole request when first polled, and refuses one whose
+    /// parameters do not fit without sending it. A failure breaks the transaction.
+    fn prepared(&self, sql: &str, params: &[P<'_>]) -> Result<tokio_postgres::Statement, PgError> {
+        let checked = drive(self.runtime, self.client.prepare_cached(sql))
+            .map_err(PgError::from)
+            .and_then(|statement| check_params(&statement, params).map(|()| statement));
+        if checked.is_err() {
+            self.set_broken();
+        }
+        checked
     }
 
     /// Drops what waits (the deferred set-up and later statements): moot before a rollback.

@@ -223,48 +223,40 @@ pub(super) fn code_locked(c: &Conn<'_>, user: &str, tally: CodeTally) -> Result<
     Ok(code_failures(c, user)? >= lock_at)
 }
 
-/// Applies an answer's [`CodeTally`] to its user's count of consecutive wrong codes; the
-/// mismatch that reaches `lock_at` audits `user_locked`.
-pub(super) fn tally_code(
+/// Counts a wrong code ([`CodeTally::Failed`]) toward its user's lock at `lock_at`; the one
+/// that reaches it audits `user_locked`. (A right code's reset travels in the answer's own
+/// closing statement, `challenges::answer`.)
+pub(super) fn count_wrong_code(
     c: &Conn<'_>,
     current: &ChallengeRecord,
     device_id: &str,
-    tally: CodeTally,
+    lock_at: u32,
     now: Millis,
 ) -> Result<(), PgError> {
-    match tally {
-        CodeTally::Keep => Ok(()),
-        CodeTally::Reset { .. } => c.later(
-            "DELETE FROM code_failures WHERE user_name = $1",
-            vec![Box::new(current.user.clone())],
-        ),
-        CodeTally::Failed { lock_at } => {
-            let row = c.one(
-                "INSERT INTO code_failures (user_name, count) VALUES ($1, 1) \
-                 ON CONFLICT (user_name) DO UPDATE SET count = code_failures.count + 1 \
-                 RETURNING count",
-                &[&current.user],
-            )?;
-            let n = count(&row, 0)?;
-            if n == lock_at {
-                later_audit(
-                    c,
-                    &AuditEntry {
-                        kind: "user_locked",
-                        user: Some(current.user.clone()),
-                        device_id: Some(device_id.to_owned()),
-                        challenge_id: Some(current.id.clone()),
-                        detail: Some(format!(
-                            "{n} wrong codes in a row; all pushes to the user stopped until \
-                             pushauthd unlock"
-                        )),
-                    },
-                    now,
-                )?;
-            }
-            Ok(())
-        }
+    let row = c.one(
+        "INSERT INTO code_failures (user_name, count) VALUES ($1, 1) \
+         ON CONFLICT (user_name) DO UPDATE SET count = code_failures.count + 1 \
+         RETURNING count",
+        &[&current.user],
+    )?;
+    let n = count(&row, 0)?;
+    if n == lock_at {
+        later_audit(
+            c,
+            &AuditEntry {
+                kind: "user_locked",
+                user: Some(current.user.clone()),
+                device_id: Some(device_id.to_owned()),
+                challenge_id: Some(current.id.clone()),
+                detail: Some(format!(
+                    "{n} wrong codes in a row; all pushes to the user stopped until \
+                     pushauthd unlock"
+                )),
+            },
+            now,
+        )?;
     }
+    Ok(())
 }
 
 /// Deletes the user's row of a counter table, returning the count it held (0 if none).
