@@ -3,8 +3,8 @@
 //!
 //! In a transaction of its own (not a savepoint of a group or an atomic unit), a
 //! [`Pipeline`] also holds the statements whose results the operation does not need (audit
-//! rows, NOTIFY, index rows: [`Conn::later`]) until the next statement or the `COMMIT`, and
-//! [`Conn::last_one`] sends the `COMMIT` with the operation's last statement. Each round trip
+//! rows, NOTIFY, index rows: [`Conn::later`]) until the next statement or the `COMMIT`. Each
+//! round trip
 //! costs both processes a wake-up, which is most of what a login costs PostgreSQL here
 //! (issue 13's profile), so an operation pays for the answers it waits on, not for its
 //! statements.
@@ -31,19 +31,10 @@ struct Later {
 }
 
 /// The statements of a transaction of its own that wait for the next round trip
-/// ([`Conn::later`]), and whether [`Conn::last_one`] has already sent its `COMMIT`.
+/// ([`Conn::later`]).
 #[derive(Default)]
 pub(super) struct Pipeline {
     later: RefCell<Vec<Later>>,
-    committed: Cell<bool>,
-}
-
-impl Pipeline {
-    /// Whether the `COMMIT` went with the last statement (the transaction has ended, committed
-    /// or, when that statement failed, rolled back).
-    pub(super) fn committed(&self) -> bool {
-        self.committed.get()
-    }
 }
 
 /// One connection, statement by statement (each prepared once per connection and cached).
@@ -110,7 +101,6 @@ impl Conn<'_> {
     pub(super) fn later(&self, sql: &str, params: Vec<Owned>) -> Result<(), PgError> {
         match self.pipeline {
             Some(pipeline) => {
-                self.open()?;
                 pipeline.later.borrow_mut().push(Later {
                     sql: sql.to_owned(),
                     params,
@@ -121,17 +111,6 @@ impl Conn<'_> {
                 let refs: Vec<P<'_>> = params.iter().map(|p| &**p as P<'_>).collect();
                 self.exec(sql, &refs).map(drop)
             }
-        }
-    }
-
-    /// An error once the transaction has ended with [`Conn::last_one`]: a statement after it
-    /// would run outside any transaction.
-    fn open(&self) -> Result<(), PgError> {
-        match self.pipeline {
-            Some(pipeline) if pipeline.committed.get() => Err(PgError::Pool(
-                "a statement after the transaction's last one".into(),
-            )),
-            _ => Ok(()),
         }
     }
 
@@ -151,7 +130,6 @@ impl Conn<'_> {
         T: Send,
         F: Future<Output = Result<T, PgError>> + Send,
     {
-        self.open()?;
         let ahead = self.take_deferred();
         let later = self.take_later();
         if ahead.is_none() && later.is_empty() {
@@ -252,39 +230,6 @@ impl Conn<'_> {
             let statement = self.client.prepare_cached(sql).await?;
             Ok(self.client.execute(&statement, params).await?)
         })
-    }
-
-    /// The one row of `sql`, as the operation's last statement: in a pipelined transaction the
-    /// `COMMIT` goes in the same round trip (and, when `sql` fails, rolls back), after which the
-    /// transaction has ended ([`Pipeline::committed`]); elsewhere as [`Conn::one`].
-    pub(super) fn last_one(&self, sql: &str, params: &[P<'_>]) -> Result<Row, PgError> {
-        let Some(pipeline) = self.pipeline else {
-            return self.one(sql, params);
-        };
-        self.open()?;
-        let client = self.client;
-        // Ready first, so that its whole request goes ahead of the COMMIT, and the COMMIT never
-        // goes without it.
-        let statement = self.prepared(sql, params)?;
-        let sent = std::sync::atomic::AtomicBool::new(false);
-        let answer = self.pipelined(async {
-            sent.store(true, std::sync::atomic::Ordering::Relaxed);
-            let (rows, commit) = tokio::join!(
-                biased;
-                client.query(&statement, params),
-                client.batch_execute("COMMIT")
-            );
-            let mut rows = rows?;
-            commit?;
-            match rows.len() {
-                1 => Ok(rows.remove(0)),
-                n => Err(PgError::Data(format!("{n} rows where one was expected"))),
-            }
-        });
-        if sent.load(std::sync::atomic::Ordering::Relaxed) {
-            pipeline.committed.set(true);
-        }
-        answer
     }
 
     /// Runs statements without parameters (simple protocol), with what waits sent ahead in

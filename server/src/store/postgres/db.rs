@@ -7,6 +7,8 @@
 //!
 //! Transactions:
 //! - every write runs in a transaction of its own, which first takes a shared advisory lock;
+//!   the one exception is a single statement on data no atomic unit decides on (a device's
+//!   request nonce, [`Db::write_alone`]), which runs in PostgreSQL's implicit transaction;
 //! - [`Store::atomic`] runs its unit in one transaction holding that lock exclusively, so no
 //!   other writer, thread or replica, comes between its reads and its writes (the contract of
 //!   the trait, as SQLite's single writer gives it). A lock rather than SERIALIZABLE with
@@ -235,7 +237,7 @@ pub(super) struct Held<'s> {
     broken: Cell<bool>,
     /// For a transaction of its own (one operation): statements whose results it does not
     /// need wait for the next round trip, and its last statement may carry the `COMMIT`
-    /// ([`Conn::later`], [`Conn::last_one`]). `None` for a group or an atomic unit, whose
+    /// ([`Conn::later`]). `None` for a group or an atomic unit, whose
     /// operations each run in a savepoint and must fail on their own.
     pipeline: Option<Pipeline>,
 }
@@ -291,15 +293,7 @@ impl<'s> Held<'s> {
                 "the transaction was aborted by a failed statement".into(),
             ));
         }
-        if self.ended() {
-            return Ok(());
-        }
         self.conn()?.batch("COMMIT")
-    }
-
-    /// Whether the `COMMIT` went with the operation's last statement.
-    fn ended(&self) -> bool {
-        self.pipeline.as_ref().is_some_and(Pipeline::committed)
     }
 
     /// Finishes after the operation: its result, the transaction already committed on `Ok`.
@@ -334,9 +328,8 @@ impl<'s> Held<'s> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.open {
-            // Nothing sent yet, or the COMMIT went with the last statement: nothing to roll
-            // back.
-            if self.deferred.get_mut().starts_with("BEGIN") || self.ended() {
+            // Nothing sent yet: nothing to roll back.
+            if self.deferred.get_mut().starts_with("BEGIN") {
                 return;
             }
             if let Ok(conn) = self.conn() {
@@ -361,6 +354,12 @@ pub(super) trait Db {
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
     /// Runs `f` atomically: all of it takes effect or none.
     fn write<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
+    /// Runs `f`, a write of **one statement** on data no atomic unit decides on (a device's
+    /// request nonce and its `last_seen_at`), on its own: PostgreSQL's implicit transaction
+    /// for the statement, no `BEGIN`, no advisory lock, no `COMMIT` (three statements fewer
+    /// for PostgreSQL to run, and no wait behind an atomic unit, which gains nothing from
+    /// excluding it). In a group or an atomic unit, as [`Db::write`].
+    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
     /// [`Store::atomic`].
@@ -381,6 +380,11 @@ impl Db for PgStore {
 
     fn write<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
         self.in_transaction(false, f)
+    }
+
+    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
+        // Outside a transaction, as a read: the one statement commits by itself.
+        self.read(f)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
@@ -473,6 +477,10 @@ impl Db for Atomic<'_> {
 
     fn write<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
         Ok(self.savepoint("op", f)?)
+    }
+
+    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
+        self.write(f)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

@@ -55,11 +55,12 @@ pub(super) fn use_device_nonce<D: Db>(
     if !storable(device_id) || !storable(nonce) {
         return Ok(false);
     }
-    db.write(|c| {
-        // One statement: the nonce, and when it is fresh the device's last_seen_at (second
-        // granularity is plenty and spares a row write per request); the COMMIT goes with it.
+    // One statement, which commits by itself: the nonce, and when it is fresh the device's
+    // last_seen_at (second granularity is plenty and spares a row write per request). No
+    // atomic unit reads either, so it needs not take (nor wait for) their lock.
+    db.write_alone(|c| {
         let fresh: i64 = get(
-            &c.last_one(
+            &c.one(
                 "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
                  seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
@@ -84,7 +85,7 @@ pub(super) fn revoke_device<D: Db>(
     if !storable(id) {
         return Ok(None);
     }
-    db.write(|c| {
+    db.write_alone(|c| {
         let changed = c.exec(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &now],

@@ -67,6 +67,23 @@ impl Session {
             })
             .unwrap_or_else(|_| panic!("no answer to {sql:?} within 60 s"))
     }
+
+    /// The first column of the first row `sql` returns, as text.
+    fn value(&self, sql: &str) -> String {
+        let rows = self
+            .runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(60), self.client.simple_query(sql)).await
+            })
+            .unwrap_or_else(|_| panic!("no answer to {sql:?} within 60 s"))
+            .unwrap();
+        rows.iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no row from {sql:?}"))
+    }
 }
 
 fn kind(err: &StoreError) -> DbErrorKind {
@@ -503,6 +520,40 @@ fn issue13_a_hung_lock_holder_neither_freezes_writes_nor_keeps_its_locks() {
         hung.run("SELECT 1").is_err(),
         "the holder's session was ended"
     );
+}
+
+/// A device's request nonce is one statement in PostgreSQL's implicit transaction: it neither
+/// takes nor waits for the atomic units' lock (on the old code it waited behind one and failed
+/// as busy), and it is still spent exactly once, kept when it reports fresh.
+#[test]
+fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
+    let Some(url) = database("issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let unit = Session::open(&url);
+    unit.run(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
+    ))
+    .unwrap();
+    let started = std::time::Instant::now();
+    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+    assert!(!store.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the nonce waited {:?} for the atomic unit",
+        started.elapsed()
+    );
+    // Committed, not held in a transaction of this connection: the unit's session sees it.
+    assert_eq!(
+        unit.value("SELECT count(*)::text FROM device_nonces WHERE nonce = 'n1'"),
+        "1"
+    );
+    unit.run("ROLLBACK").unwrap();
+    assert!(!replica(&url)
+        .use_device_nonce("d1", "n1", 1_002, 10_000)
+        .unwrap());
 }
 
 /// Attack review r8: the connections' tasks only run while a job thread waits on a statement,
