@@ -6,6 +6,7 @@
 //! transition is a compare-and-set on its current state.
 //!
 //! - [`records`]: the values the operations take and return;
+//! - [`events`]: the audit rows both backends write, one constructor per event;
 //! - [`error`]: [`StoreError`], which names no database library (each backend converts its own
 //!   errors at its edge);
 //! - [`grace`]: the values of the grace-window operations (issue 12);
@@ -17,6 +18,7 @@
 pub mod backup_codes;
 pub mod counts;
 pub mod error;
+pub(crate) mod events;
 pub mod grace;
 pub mod notices;
 pub mod offline;

@@ -16,7 +16,7 @@ use super::{limits, notify};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, Cas, ChallengeRecord, CodeTally, Create, Expired, NewChallenge,
+    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, Expired, NewChallenge,
     StoreResult,
 };
 
@@ -76,16 +76,7 @@ pub(super) fn expire_if_due(
         return Ok(false);
     };
     finish(conn, id, &string_list(&row, 0)?)?;
-    later_audit(
-        conn,
-        &AuditEntry {
-            kind: "challenge_expired",
-            user: Some(user.to_owned()),
-            challenge_id: Some(id.to_owned()),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
+    later_audit(conn, &events::challenge_expired(user, id), now)?;
     Ok(true)
 }
 
@@ -171,12 +162,7 @@ pub(super) fn create_challenge<D: Db>(
         // Nothing here answers anything the operation needs: one statement, sent with the
         // COMMIT, writes the challenge, its devices' index rows and its audit row, and wakes
         // the devices (no part reads another's rows).
-        let detail = format!(
-            "rp {}, {} device(s), code {}",
-            new.rp_id,
-            device_ids.len(),
-            if new.code.is_some() { "on" } else { "off" }
-        );
+        let detail = events::challenge_created_detail(new, device_ids.len());
         c.later(
             "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
              context_digest, rp_nonce, code, devices, created_at, expires_at, updated_at, \
@@ -339,10 +325,7 @@ pub(super) fn answer<D: Db>(
             }
             return Ok(Cas::WrongState(Box::new(current)));
         };
-        let detail = match answer.reason {
-            Some(reason) => format!("{} ({reason})", answer.decision),
-            None => answer.decision.to_string(),
-        };
+        let detail = events::challenge_answered_detail(answer);
         // One statement, sent with the next one or the COMMIT: the challenge leaves its
         // devices' index, its audit row, a right code's reset of the wrong-code count, and
         // the wake-ups of the challenge and its devices.
@@ -387,17 +370,7 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
         )?;
         if changed.is_some() {
             finish(c, id, &current.devices)?;
-            later_audit(
-                c,
-                &AuditEntry {
-                    kind: "challenge_cancelled",
-                    user: Some(current.user.clone()),
-                    challenge_id: Some(id.to_owned()),
-                    detail: Some(format!("rp {}", current.rp_id)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            later_audit(c, &events::challenge_cancelled(current, id), now)?;
         }
         Ok(changed.map_or(Applied::Unchanged, Applied::Changed))
     })

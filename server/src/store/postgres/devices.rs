@@ -7,7 +7,7 @@ use super::error::get;
 use super::notify;
 use super::rows::{all, device_from_row, storable, DEVICE_COLUMNS};
 use crate::clock::Millis;
-use crate::store::{AuditEntry, DeviceRecord, StoreResult};
+use crate::store::{events, DeviceRecord, StoreResult};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
@@ -114,17 +114,7 @@ pub(super) fn revoke_device<D: Db>(
                 &[&id],
             )?;
             c.exec("DELETE FROM offline_secrets WHERE device_id = $1", &[&id])?;
-            later_audit(
-                c,
-                &AuditEntry {
-                    kind: "revoked",
-                    user: Some(device.user.clone()),
-                    device_id: Some(device.id.clone()),
-                    detail: Some(format!("by {actor}")),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            later_audit(c, &events::revoked(device, actor), now)?;
         }
         Ok(device)
     })

@@ -7,10 +7,10 @@ use super::challenges::select_challenge;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
 use super::notify;
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::store::{
-    ApprovalFacts, AuditEntry, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice,
-    NewRpEnrollment, Redeem, StoreResult,
+    events, ApprovalFacts, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice, NewRpEnrollment,
+    Redeem, StoreResult,
 };
 
 fn add_user(c: &Conn<'_>, user: &str, now: Millis) -> Result<(), PgError> {
@@ -36,16 +36,7 @@ pub(super) fn create_enrollment<D: Db>(
              VALUES ($1, $2, $3, $4)",
             &[&&token_hash[..], &user, &now, &expires_at],
         )?;
-        later_audit(
-            c,
-            &AuditEntry {
-                kind: "enrollment_created",
-                user: Some(user.to_owned()),
-                detail: Some(format!("expires {}", clock::rfc3339(expires_at))),
-                ..AuditEntry::default()
-            },
-            now,
-        )?;
+        later_audit(c, &events::enrollment_created(user, expires_at), now)?;
         Ok(())
     })
 }
@@ -146,24 +137,9 @@ pub(super) fn create_rp_enrollment<D: Db>(
                 &approved_by,
             ],
         )?;
-        let approval_text = match (&new.approval, approved_by) {
-            (Some(ch), Some(d)) => format!(", approved by device {d} (challenge {ch})"),
-            (Some(ch), None) => format!(", approval challenge {ch}"),
-            (None, Some(by)) => format!(", approved by {by}"),
-            _ => ", no device to approve (bootstrap)".to_owned(),
-        };
         later_audit(
             c,
-            &AuditEntry {
-                kind: "enrollment_created",
-                user: Some(new.user.clone()),
-                device_id: approved_by.map(str::to_owned),
-                challenge_id: new.approval.clone(),
-                detail: Some(format!(
-                    "expires {}, via {via}{approval_text}",
-                    clock::rfc3339(new.expires_at)
-                )),
-            },
+            &events::rp_enrollment_created(new, &via, approved_by),
             now,
         )?;
         Ok(())
@@ -223,19 +199,7 @@ pub(super) fn redeem_enrollment<D: Db>(
         )?;
         later_audit(
             c,
-            &AuditEntry {
-                kind: "device_enrolled",
-                user: Some(user.clone()),
-                device_id: Some(device.id.clone()),
-                detail: Some(format!(
-                    "name {:?}, alg {}, source {}, via {via}, approved_by {}",
-                    device.name,
-                    device.alg,
-                    source.unwrap_or("unknown"),
-                    approved_by.as_deref().unwrap_or("none")
-                )),
-                ..AuditEntry::default()
-            },
+            &events::device_enrolled(&user, device, source, &via, approved_by.as_deref()),
             now,
         )?;
         // The user's other devices hear of the new binding on every replica.

@@ -10,9 +10,9 @@ use super::db::{Conn, Db};
 use super::error::{get, PgError};
 use super::rows::data_error;
 use super::{limits, notify};
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
-use crate::store::{AuditEntry, ChallengeRecord, GraceFind, GraceLogin, NewChallenge, StoreResult};
+use crate::store::{events, ChallengeRecord, GraceFind, GraceLogin, NewChallenge, StoreResult};
 
 /// The newest approval that opens a window for `new` (see SQLite's `grace::open_window`).
 fn open_window(
@@ -81,17 +81,7 @@ pub(super) fn grace_login<D: Db>(
         )?;
         later_audit(
             c,
-            &AuditEntry {
-                kind: "grace_login",
-                user: Some(new.user.clone()),
-                device_id: Some(device_id.clone()),
-                challenge_id: Some(new.id.clone()),
-                detail: Some(format!(
-                    "rp {}, no push: grace of {of} approved {}",
-                    new.rp_id,
-                    clock::rfc3339(approved_at)
-                )),
-            },
+            &events::grace_login(new, &device_id, &of, approved_at),
             now,
         )?;
         notify::changed(c, Some(&new.id), &[])?;
@@ -153,17 +143,7 @@ pub(super) fn end_grace<D: Db>(
              ON CONFLICT (user_name) DO UPDATE SET at = GREATEST(grace_ends.at, excluded.at)",
             &[&user, &now],
         )?;
-        later_audit(
-            c,
-            &AuditEntry {
-                kind: "grace_ended",
-                user: Some(user.to_owned()),
-                device_id: device_id.map(str::to_owned),
-                detail: Some(format!("every grace window ended by {by}")),
-                ..AuditEntry::default()
-            },
-            now,
-        )?;
+        later_audit(c, &events::grace_ended(user, device_id, by), now)?;
         Ok(true)
     })
 }

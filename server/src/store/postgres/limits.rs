@@ -8,11 +8,9 @@ use super::challenges::{lock_user, OPEN};
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
 use super::rows::{count, device_from_row, DEVICE_COLUMNS, DEVICE_COLUMN_COUNT};
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
-use crate::store::{
-    AuditEntry, ChallengeRecord, CodeTally, DeviceRecord, NewChallenge, StoreResult,
-};
+use crate::store::{events, ChallengeRecord, CodeTally, DeviceRecord, NewChallenge, StoreResult};
 
 /// The statement's `WITH` part that [`push_state`] and [`push_state_and_devices`] share: the
 /// counts the limits need as the one row of `state` (`$1` user, `$2` relying party, `$3`
@@ -132,7 +130,7 @@ pub(super) fn record_refusal(
     refusal: &Refusal,
 ) -> Result<(), PgError> {
     let now = new.created_at;
-    let prefix = format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id);
+    let prefix = events::rate_limited_prefix(new, refusal);
     let since = now.saturating_sub(60_000);
     // Only the user's last rows are looked at (through audit_by_user), so it is bounded.
     let recent = c.opt(
@@ -146,21 +144,7 @@ pub(super) fn record_refusal(
         c.exec("UPDATE audit SET count = count + 1 WHERE id = $1", &[&id])?;
         return Ok(());
     }
-    later_audit(
-        c,
-        &AuditEntry {
-            kind: "rate_limited",
-            user: Some(new.user.clone()),
-            detail: Some(format!(
-                "{} (rp {}, source {:?})",
-                refusal.code().as_str(),
-                new.rp_id,
-                new.source
-            )),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
+    later_audit(c, &events::rate_limited(new, refusal), now)?;
     Ok(())
 }
 
@@ -187,18 +171,7 @@ pub(super) fn lock_source(
     )?;
     later_audit(
         c,
-        &AuditEntry {
-            kind: "user_locked",
-            user: Some(current.user.clone()),
-            device_id: Some(device_id.to_owned()),
-            challenge_id: Some(id.to_owned()),
-            detail: Some(format!(
-                "reported; pushes from rp {}, source {:?} paused until {}",
-                current.rp_id,
-                source,
-                clock::rfc3339(until)
-            )),
-        },
+        &events::user_locked_reported(current, id, device_id, &source, until),
         now,
     )?;
     Ok(())
@@ -243,16 +216,7 @@ pub(super) fn count_wrong_code(
     if n == lock_at {
         later_audit(
             c,
-            &AuditEntry {
-                kind: "user_locked",
-                user: Some(current.user.clone()),
-                device_id: Some(device_id.to_owned()),
-                challenge_id: Some(current.id.clone()),
-                detail: Some(format!(
-                    "{n} wrong codes in a row; all pushes to the user stopped until \
-                     pushauthd unlock"
-                )),
-            },
+            &events::user_locked_wrong_codes(current, device_id, n),
             now,
         )?;
     }
@@ -296,20 +260,7 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
         )?;
         later_audit(
             c,
-            &AuditEntry {
-                kind: "user_unlocked",
-                user: Some(user.to_owned()),
-                detail: Some(format!(
-                    "by {by}; {locks} lock(s) lifted, {wrong_codes} wrong code(s) forgotten, \
-                     counters reset{}",
-                    if wrong_backup > 0 {
-                        format!(", {wrong_backup} wrong backup code(s) forgotten")
-                    } else {
-                        String::new()
-                    }
-                )),
-                ..AuditEntry::default()
-            },
+            &events::user_unlocked(user, by, locks, wrong_codes, wrong_backup),
             now,
         )?;
         Ok(true)

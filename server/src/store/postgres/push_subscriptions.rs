@@ -6,7 +6,7 @@ use super::audit::later_audit;
 use super::db::Db;
 use super::error::{get, PgError};
 use crate::clock::Millis;
-use crate::store::{AuditEntry, PushSubscriptionRecord, StoreResult};
+use crate::store::{events, PushSubscriptionRecord, StoreResult};
 
 fn from_row(row: &Row) -> Result<PushSubscriptionRecord, PgError> {
     Ok(PushSubscriptionRecord {
@@ -45,13 +45,7 @@ pub(super) fn set<D: Db>(
         )?;
         later_audit(
             c,
-            &AuditEntry {
-                kind: "push_subscription_set",
-                user: Some(user.to_owned()),
-                device_id: Some(sub.device_id.clone()),
-                detail: Some(detail.to_owned()),
-                ..AuditEntry::default()
-            },
+            &events::push_subscription_set(user, &sub.device_id, detail),
             sub.created_at,
         )?;
         Ok(replaced)
@@ -84,13 +78,7 @@ pub(super) fn delete<D: Db>(
         };
         later_audit(
             c,
-            &AuditEntry {
-                kind: "push_subscription_removed",
-                user: Some(user),
-                device_id: Some(device_id.to_owned()),
-                detail: Some(detail.to_owned()),
-                ..AuditEntry::default()
-            },
+            &events::push_subscription_removed(user, device_id, detail),
             now,
         )?;
         Ok(true)

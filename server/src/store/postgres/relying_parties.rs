@@ -5,7 +5,7 @@ use super::db::{Conn, Db};
 use super::error::PgError;
 use super::rows::{all, data_error, rp_from_row, RP_COLUMNS};
 use crate::clock::Millis;
-use crate::store::{AuditEntry, RelyingPartyRecord, StoreError, StoreResult};
+use crate::store::{events, AuditEntry, RelyingPartyRecord, StoreError, StoreResult};
 
 fn select_rp(c: &Conn<'_>, id: &str) -> Result<Option<RelyingPartyRecord>, PgError> {
     c.opt(
@@ -39,14 +39,7 @@ pub(super) fn create_relying_party<D: Db>(
         )?;
         later_audit(
             c,
-            &AuditEntry {
-                kind: "rp_created",
-                detail: Some(format!(
-                    "id {}, name {:?}, users {users}, enroll {}, bootstrap {}",
-                    rp.id, rp.name, rp.enroll, rp.bootstrap
-                )),
-                ..AuditEntry::default()
-            },
+            &events::rp_created(rp, &users),
             now,
         )?;
         Ok(())
@@ -77,13 +70,13 @@ pub(super) fn list_relying_parties<D: Db>(db: &D) -> StoreResult<Vec<RelyingPart
     })
 }
 
-/// Runs a compare-and-set `UPDATE` on an active relying party and audits `kind` if it changed
+/// Runs a compare-and-set `UPDATE` on an active relying party and audits `event` if it changed
 /// it; returns the record after.
 fn change<D: Db>(
     db: &D,
     id: &str,
     now: Millis,
-    kind: &'static str,
+    event: fn(&RelyingPartyRecord) -> AuditEntry,
     update: impl FnOnce(&Conn<'_>) -> Result<u64, PgError>,
 ) -> StoreResult<Option<RelyingPartyRecord>> {
     if !super::rows::storable(id) {
@@ -93,15 +86,7 @@ fn change<D: Db>(
         let changed = update(c)?;
         let rp = select_rp(c, id)?;
         if let (1, Some(rp)) = (changed, &rp) {
-            later_audit(
-                c,
-                &AuditEntry {
-                    kind,
-                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            later_audit(c, &event(rp), now)?;
         }
         Ok(rp)
     })
@@ -113,7 +98,7 @@ pub(super) fn revoke_relying_party<D: Db>(
     id: &str,
     now: Millis,
 ) -> StoreResult<Option<RelyingPartyRecord>> {
-    change(db, id, now, "rp_revoked", |c| {
+    change(db, id, now, events::rp_revoked, |c| {
         c.exec(
             "UPDATE relying_parties SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &now],
@@ -128,7 +113,7 @@ pub(super) fn rotate_relying_party<D: Db>(
     key_hash: &[u8; 32],
     now: Millis,
 ) -> StoreResult<Option<RelyingPartyRecord>> {
-    change(db, id, now, "rp_rotated", |c| {
+    change(db, id, now, events::rp_rotated, |c| {
         c.exec(
             "UPDATE relying_parties SET key_hash = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &&key_hash[..]],

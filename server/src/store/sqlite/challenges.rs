@@ -13,7 +13,7 @@ use super::rows::{
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, Cas, ChallengeRecord, Create, Expired, NewChallenge, StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, Create, Expired, NewChallenge, StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -55,16 +55,7 @@ pub(super) fn expire_if_due(
         return Ok(false);
     }
     finish(tx, id)?;
-    write_audit(
-        tx,
-        &AuditEntry {
-            kind: "challenge_expired",
-            user: Some(user.to_owned()),
-            challenge_id: Some(id.to_owned()),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
+    write_audit(tx, &events::challenge_expired(user, id), now)?;
     Ok(true)
 }
 
@@ -166,18 +157,7 @@ pub(super) fn create_challenge<D: Db>(
         }
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "challenge_created",
-                user: Some(new.user.clone()),
-                challenge_id: Some(new.id.clone()),
-                detail: Some(format!(
-                    "rp {}, {} device(s), code {}",
-                    new.rp_id,
-                    device_ids.len(),
-                    if new.code.is_some() { "on" } else { "off" }
-                )),
-                ..AuditEntry::default()
-            },
+            &events::challenge_created(new, device_ids.len()),
             now,
         )?;
         Ok(Create::Created {
@@ -269,19 +249,9 @@ pub(super) fn answer<D: Db>(
             return Ok(Applied::Rows(0));
         }
         finish(tx, id)?;
-        let detail = match answer.reason {
-            Some(reason) => format!("{} ({reason})", answer.decision),
-            None => answer.decision.to_string(),
-        };
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "challenge_answered",
-                user: Some(current.user.clone()),
-                device_id: Some(answer.device_id.clone()),
-                challenge_id: Some(id.to_owned()),
-                detail: Some(detail),
-            },
+            &events::challenge_answered(&current.user, id, answer),
             now,
         )?;
         if let Some(until) = answer.lock_user_until {
@@ -303,17 +273,7 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
             .execute(params![id, now])?;
         if changed == 1 {
             finish(tx, id)?;
-            write_audit(
-                tx,
-                &AuditEntry {
-                    kind: "challenge_cancelled",
-                    user: Some(current.user.clone()),
-                    challenge_id: Some(id.to_owned()),
-                    detail: Some(format!("rp {}", current.rp_id)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            write_audit(tx, &events::challenge_cancelled(current, id), now)?;
         }
         Ok(Applied::Rows(changed))
     })

@@ -7,7 +7,7 @@ use super::audit::write_audit;
 use super::connection::Db;
 use super::rows::{device_from_row, DEVICE_COLUMNS};
 use crate::clock::Millis;
-use crate::store::{AuditEntry, DeviceRecord, StoreResult};
+use crate::store::{events, DeviceRecord, StoreResult};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
@@ -95,17 +95,7 @@ pub(super) fn revoke_device<D: Db>(
             // Nor offline codes (issue 12): its secret goes with it.
             tx.prepare_cached("DELETE FROM offline_secrets WHERE device_id = ?1")?
                 .execute([id])?;
-            write_audit(
-                tx,
-                &AuditEntry {
-                    kind: "revoked",
-                    user: Some(device.user.clone()),
-                    device_id: Some(device.id.clone()),
-                    detail: Some(format!("by {actor}")),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            write_audit(tx, &events::revoked(device, actor), now)?;
         }
         Ok(device)
     })

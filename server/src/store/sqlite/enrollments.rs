@@ -6,10 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::audit::write_audit;
 use super::challenges::select_challenge;
 use super::connection::Db;
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::store::{
-    ApprovalFacts, AuditEntry, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice,
-    NewRpEnrollment, Redeem, StoreResult,
+    events, ApprovalFacts, DeviceRecord, EnrollFacts, EnrollmentRecord, NewDevice, NewRpEnrollment,
+    Redeem, StoreResult,
 };
 
 /// [`Store::create_enrollment`](crate::store::Store::create_enrollment).
@@ -31,12 +31,7 @@ pub(super) fn create_enrollment<D: Db>(
         .execute(params![&token_hash[..], user, now, expires_at])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "enrollment_created",
-                user: Some(user.to_owned()),
-                detail: Some(format!("expires {}", clock::rfc3339(expires_at))),
-                ..AuditEntry::default()
-            },
+            &events::enrollment_created(user, expires_at),
             now,
         )
     })
@@ -148,24 +143,9 @@ pub(super) fn create_rp_enrollment<D: Db>(
             new.approval,
             approved_by
         ])?;
-        let approval_text = match (&new.approval, approved_by) {
-            (Some(c), Some(d)) => format!(", approved by device {d} (challenge {c})"),
-            (Some(c), None) => format!(", approval challenge {c}"),
-            (None, Some(by)) => format!(", approved by {by}"),
-            _ => ", no device to approve (bootstrap)".to_owned(),
-        };
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "enrollment_created",
-                user: Some(new.user.clone()),
-                device_id: approved_by.map(str::to_owned),
-                challenge_id: new.approval.clone(),
-                detail: Some(format!(
-                    "expires {}, via {via}{approval_text}",
-                    clock::rfc3339(new.expires_at)
-                )),
-            },
+            &events::rp_enrollment_created(new, &via, approved_by),
             now,
         )
     })
@@ -223,19 +203,7 @@ pub(super) fn redeem_enrollment<D: Db>(
         ])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "device_enrolled",
-                user: Some(user.clone()),
-                device_id: Some(device.id.clone()),
-                detail: Some(format!(
-                    "name {:?}, alg {}, source {}, via {via}, approved_by {}",
-                    device.name,
-                    device.alg,
-                    source.unwrap_or("unknown"),
-                    approved_by.as_deref().unwrap_or("none")
-                )),
-                ..AuditEntry::default()
-            },
+            &events::device_enrolled(&user, device, source, &via, approved_by.as_deref()),
             now,
         )?;
         Ok(Redeem::Enrolled(Box::new(DeviceRecord {

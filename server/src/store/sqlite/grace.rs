@@ -10,9 +10,9 @@ use super::audit::write_audit;
 use super::connection::Db;
 use super::limits;
 use super::rows::conversion_error;
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
-use crate::store::{AuditEntry, ChallengeRecord, GraceFind, GraceLogin, NewChallenge, StoreResult};
+use crate::store::{events, ChallengeRecord, GraceFind, GraceLogin, NewChallenge, StoreResult};
 
 /// The newest approval that opens a window for `new`: same relying party, user and key,
 /// answered by a device (grace logins open none) at or after `since`, that device still active,
@@ -79,17 +79,7 @@ pub(super) fn grace_login<D: Db>(
         ])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "grace_login",
-                user: Some(new.user.clone()),
-                device_id: Some(device_id.clone()),
-                challenge_id: Some(new.id.clone()),
-                detail: Some(format!(
-                    "rp {}, no push: grace of {of} approved {}",
-                    new.rp_id,
-                    clock::rfc3339(approved_at)
-                )),
-            },
+            &events::grace_login(new, &device_id, &of, approved_at),
             now,
         )?;
         Ok(Some(GraceLogin {
@@ -148,17 +138,7 @@ pub(super) fn end_grace<D: Db>(
              ON CONFLICT (user) DO UPDATE SET at = max(at, excluded.at)",
         )?
         .execute(params![user, now])?;
-        write_audit(
-            tx,
-            &AuditEntry {
-                kind: "grace_ended",
-                user: Some(user.to_owned()),
-                device_id: device_id.map(str::to_owned),
-                detail: Some(format!("every grace window ended by {by}")),
-                ..AuditEntry::default()
-            },
-            now,
-        )?;
+        write_audit(tx, &events::grace_ended(user, device_id, by), now)?;
         Ok(true)
     })
 }

@@ -8,9 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::audit::write_audit;
 use super::challenges::OPEN;
 use super::connection::Db;
-use crate::clock::{self, Millis};
+use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
-use crate::store::{AuditEntry, ChallengeRecord, CodeTally, NewChallenge, StoreResult};
+use crate::store::{events, ChallengeRecord, CodeTally, NewChallenge, StoreResult};
 
 /// What the limits need to decide on `new`, read in the caller's transaction: the lock-out for
 /// its user, relying party and source, and the counts of open and recent challenges (none from
@@ -109,7 +109,7 @@ pub(super) fn record_refusal(
             params![
                 new.user,
                 now.saturating_sub(60_000),
-                format!("{} (rp {}, ", refusal.code().as_str(), new.rp_id)
+                events::rate_limited_prefix(new, refusal)
             ],
             |r| r.get(0),
         )
@@ -119,21 +119,7 @@ pub(super) fn record_refusal(
             .execute([id])?;
         return Ok(());
     }
-    write_audit(
-        tx,
-        &AuditEntry {
-            kind: "rate_limited",
-            user: Some(new.user.clone()),
-            detail: Some(format!(
-                "{} (rp {}, source {:?})",
-                refusal.code().as_str(),
-                new.rp_id,
-                new.source
-            )),
-            ..AuditEntry::default()
-        },
-        now,
-    )?;
+    write_audit(tx, &events::rate_limited(new, refusal), now)?;
     Ok(())
 }
 
@@ -159,18 +145,7 @@ pub(super) fn lock_source(
     .execute(params![current.user, current.rp_id, source, until])?;
     write_audit(
         tx,
-        &AuditEntry {
-            kind: "user_locked",
-            user: Some(current.user.clone()),
-            device_id: Some(device_id.to_owned()),
-            challenge_id: Some(id.to_owned()),
-            detail: Some(format!(
-                "reported; pushes from rp {}, source {:?} paused until {}",
-                current.rp_id,
-                source,
-                clock::rfc3339(until)
-            )),
-        },
+        &events::user_locked_reported(current, id, device_id, &source, until),
         now,
     )?;
     Ok(())
@@ -216,16 +191,7 @@ pub(super) fn tally_code(
             if count == lock_at {
                 write_audit(
                     tx,
-                    &AuditEntry {
-                        kind: "user_locked",
-                        user: Some(current.user.clone()),
-                        device_id: Some(device_id.to_owned()),
-                        challenge_id: Some(current.id.clone()),
-                        detail: Some(format!(
-                            "{count} wrong codes in a row; all pushes to the user stopped until \
-                             pushauthd unlock"
-                        )),
-                    },
+                    &events::user_locked_wrong_codes(current, device_id, count),
                     now,
                 )?;
             }
@@ -269,20 +235,7 @@ pub(super) fn unlock_user<D: Db>(db: &D, user: &str, by: &str, now: Millis) -> S
         .execute(params![user, now])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "user_unlocked",
-                user: Some(user.to_owned()),
-                detail: Some(format!(
-                    "by {by}; {locks} lock(s) lifted, {wrong_codes} wrong code(s) forgotten, \
-                     counters reset{}",
-                    if wrong_backup > 0 {
-                        format!(", {wrong_backup} wrong backup code(s) forgotten")
-                    } else {
-                        String::new()
-                    }
-                )),
-                ..AuditEntry::default()
-            },
+            &events::user_unlocked(user, by, locks as u64, wrong_codes, wrong_backup),
             now,
         )?;
         Ok(true)

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::audit::write_audit;
 use super::connection::Db;
 use crate::clock::Millis;
-use crate::store::{AuditEntry, PushSubscriptionRecord, StoreResult};
+use crate::store::{events, PushSubscriptionRecord, StoreResult};
 
 const COLUMNS: &str = "s.device_id, s.endpoint, s.p256dh, s.auth, s.created_at";
 
@@ -49,13 +49,7 @@ pub(super) fn set<D: Db>(
         ])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "push_subscription_set",
-                user: Some(user.to_owned()),
-                device_id: Some(sub.device_id.clone()),
-                detail: Some(detail.to_owned()),
-                ..AuditEntry::default()
-            },
+            &events::push_subscription_set(user, &sub.device_id, detail),
             sub.created_at,
         )?;
         Ok(replaced)
@@ -89,13 +83,7 @@ pub(super) fn delete<D: Db>(
         };
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "push_subscription_removed",
-                user: Some(user),
-                device_id: Some(device_id.to_owned()),
-                detail: Some(detail.to_owned()),
-                ..AuditEntry::default()
-            },
+            &events::push_subscription_removed(user, device_id, detail),
             now,
         )?;
         Ok(true)

@@ -7,7 +7,7 @@ use super::connection::Db;
 use super::error::from_sqlite;
 use super::rows::{conversion_error, rp_from_row, RP_COLUMNS};
 use crate::clock::Millis;
-use crate::store::{AuditEntry, RelyingPartyRecord, StoreResult};
+use crate::store::{events, RelyingPartyRecord, StoreResult};
 
 /// A relying party by id, revoked ones included.
 pub(super) fn select_rp(
@@ -45,14 +45,7 @@ pub(super) fn create_relying_party<D: Db>(
         ])?;
         write_audit(
             tx,
-            &AuditEntry {
-                kind: "rp_created",
-                detail: Some(format!(
-                    "id {}, name {:?}, users {users}, enroll {}, bootstrap {}",
-                    rp.id, rp.name, rp.enroll, rp.bootstrap
-                )),
-                ..AuditEntry::default()
-            },
+            &events::rp_created(rp, &users),
             now,
         )
     })
@@ -91,15 +84,7 @@ pub(super) fn revoke_relying_party<D: Db>(
             .execute(params![id, now])?;
         let rp = select_rp(tx, id)?;
         if let (1, Some(rp)) = (changed, &rp) {
-            write_audit(
-                tx,
-                &AuditEntry {
-                    kind: "rp_revoked",
-                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            write_audit(tx, &events::rp_revoked(rp), now)?;
         }
         Ok(rp)
     })
@@ -120,15 +105,7 @@ pub(super) fn rotate_relying_party<D: Db>(
             .execute(params![id, &key_hash[..]])?;
         let rp = select_rp(tx, id)?;
         if let (1, Some(rp)) = (changed, &rp) {
-            write_audit(
-                tx,
-                &AuditEntry {
-                    kind: "rp_rotated",
-                    detail: Some(format!("id {}, name {:?}", rp.id, rp.name)),
-                    ..AuditEntry::default()
-                },
-                now,
-            )?;
+            write_audit(tx, &events::rp_rotated(rp), now)?;
         }
         Ok(rp)
     })
