@@ -13,6 +13,17 @@ use crate::bounds::SignatureFailures;
 use crate::clock::{self, Millis};
 use crate::store::{DeviceRecord, Store};
 
+/// Until when a request's nonce must be remembered (Unix milliseconds), for a request stamped
+/// `ts` (Unix seconds). A replay is refused by the timestamp check once `ts` is more than
+/// [`MAX_CLOCK_SKEW_SECS`] old on the replica that gets it; the sweeper that forgets nonces
+/// may run on another replica whose clock is ahead. Remembering until `ts` plus twice the skew
+/// (plus a second for rounding) keeps a nonce for every replica whose clock is up to the skew
+/// behind the sweeper's. With once the skew, a sweeper ahead by more than a second forgot a
+/// nonce that a replica behind it still accepted (attack review r10).
+fn nonce_valid_until(ts: i64) -> Millis {
+    (ts + 2 * MAX_CLOCK_SKEW_SECS + 1) * 1000
+}
+
 /// A signed device request as received (`Authorization: PushAuth`), parsed but not yet checked.
 /// [`SignedRequest::verify`] checks it inside the store job that then serves the request, so a
 /// device request costs one thread hand-off, not two.
@@ -60,10 +71,7 @@ impl SignedRequest {
             failures.record(s, &device, &self.source, None, self.detail);
             return Err(Error::BadSignature("the request signature does not verify"));
         }
-        // A replay is refused by the timestamp check once ts is more than the skew old, so
-        // the nonce only needs remembering until then (plus a second for rounding).
-        let valid_until = (self.ts + MAX_CLOCK_SKEW_SECS + 1) * 1000;
-        if !s.use_device_nonce(&device.id, &self.nonce, now, valid_until)? {
+        if !s.use_device_nonce(&device.id, &self.nonce, now, nonce_valid_until(self.ts))? {
             return Err(Error::ReplayedNonce);
         }
         Ok(device)
@@ -158,4 +166,31 @@ pub fn revoke_for_rp(
         _ => return Err(Error::NotFound("device")),
     }
     revoke(s, id, &format!("rp:{}", rp.rp_id), now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A nonce outlives the replay window of every replica whose clock is at most the skew
+    /// behind the sweeping replica's: the sweeper (clock `sweeper`) deletes it only after
+    /// `valid_until`, and a replica (clock `replica`) accepts `ts` while its clock's second is
+    /// within the skew of `ts`.
+    #[test]
+    fn a_nonce_is_kept_while_any_replica_within_the_skew_accepts_its_timestamp() {
+        let ts = 1_800_000_000;
+        let skew_ms = MAX_CLOCK_SKEW_SECS * 1000;
+        let valid_until = nonce_valid_until(ts);
+        let accepting = (ts - MAX_CLOCK_SKEW_SECS) * 1000..=(ts + MAX_CLOCK_SKEW_SECS) * 1000 + 999;
+        for replica in accepting.step_by(997) {
+            for ahead in [0, 1, 1_001, skew_ms / 2, skew_ms] {
+                let sweeper = replica + ahead;
+                // The sweep deletes `valid_until < now`.
+                assert!(
+                    valid_until >= sweeper,
+                    "a sweeper {ahead} ms ahead forgets the nonce while a replica at {replica} accepts it"
+                );
+            }
+        }
+    }
 }

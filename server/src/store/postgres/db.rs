@@ -31,9 +31,10 @@
 use std::cell::{Cell, RefCell};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 
 use super::conn::Pipeline;
-pub(super) use super::conn::{drive, Conn};
+pub(super) use super::conn::{drive, Conn, P};
 use super::connect::PgSettings;
 use super::error::{is_unavailable, PgError};
 use super::schema;
@@ -359,7 +360,11 @@ pub(super) trait Db {
     /// for the statement, no `BEGIN`, no advisory lock, no `COMMIT` (three statements fewer
     /// for PostgreSQL to run, and no wait behind an atomic unit, which gains nothing from
     /// excluding it). In a group or an atomic unit, as [`Db::write`].
-    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
+    ///
+    /// It takes the statement, not a closure, so that nothing more can run outside a
+    /// transaction: a closure once let a revocation (several statements, and one an atomic unit
+    /// decides on) run here by mistake (attack review r10).
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row>;
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
     /// [`Store::atomic`].
@@ -382,9 +387,9 @@ impl Db for PgStore {
         self.in_transaction(false, f)
     }
 
-    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
         // Outside a transaction, as a read: the one statement commits by itself.
-        self.read(f)
+        self.read(|c| c.one(sql, params))
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {
@@ -479,8 +484,8 @@ impl Db for Atomic<'_> {
         Ok(self.savepoint("op", f)?)
     }
 
-    fn write_alone<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T> {
-        self.write(f)
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
+        self.write(|c| c.one(sql, params))
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

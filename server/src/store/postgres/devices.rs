@@ -58,21 +58,17 @@ pub(super) fn use_device_nonce<D: Db>(
     // One statement, which commits by itself: the nonce, and when it is fresh the device's
     // last_seen_at (second granularity is plenty and spares a row write per request). No
     // atomic unit reads either, so it needs not take (nor wait for) their lock.
-    db.write_alone(|c| {
-        let fresh: i64 = get(
-            &c.one(
-                "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
-                 seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
-                 AND EXISTS (SELECT 1 FROM fresh) \
-                 AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
-                 SELECT count(*) FROM fresh",
-                &[&device_id, &nonce, &valid_until, &now],
-            )?,
-            0,
-        )?;
-        Ok(fresh == 1)
-    })
+    let row = db.write_alone(
+        "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
+         seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
+         AND EXISTS (SELECT 1 FROM fresh) \
+         AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
+         SELECT count(*) FROM fresh",
+        &[&device_id, &nonce, &valid_until, &now],
+    )?;
+    let fresh: i64 = get(&row, 0)?;
+    Ok(fresh == 1)
 }
 
 /// [`Store::revoke_device`](crate::store::Store::revoke_device).
@@ -85,7 +81,7 @@ pub(super) fn revoke_device<D: Db>(
     if !storable(id) {
         return Ok(None);
     }
-    db.write_alone(|c| {
+    db.write(|c| {
         let changed = c.exec(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &now],

@@ -554,6 +554,44 @@ fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
     assert!(!replica(&url)
         .use_device_nonce("d1", "n1", 1_002, 10_000)
         .unwrap());
+    // The fresh nonce's statement also kept the device's last_seen_at.
+    let device = store.get_device("d1").unwrap().unwrap();
+    assert_eq!(device.last_seen_at, Some(1_000));
+}
+
+/// Attack review r10: a revocation must still wait for an atomic unit (enrollment by an
+/// approving device, a grace login, a backup-code set each read the approver as active and then
+/// write on its say-so). A slip had moved it out of its transaction with the nonce: it then
+/// committed between a unit's read and its write, and reported success.
+#[test]
+fn issue13_a_revocation_waits_for_an_atomic_unit() {
+    let Some(url) = database("issue13_a_revocation_waits_for_an_atomic_unit") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let unit = Session::open(&url);
+    unit.run(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
+    ))
+    .unwrap();
+    let revoking = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.revoke_device("d1", "admin", 5_000))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !revoking.is_finished(),
+        "the revocation did not wait for the atomic unit"
+    );
+    assert_eq!(
+        unit.value("SELECT count(*)::text FROM devices WHERE id = 'd1' AND revoked_at IS NULL"),
+        "1",
+        "the unit saw the device revoked while it held the lock"
+    );
+    unit.run("COMMIT").unwrap();
+    let revoked = revoking.join().unwrap().unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(5_000));
 }
 
 /// Attack review r8: the connections' tasks only run while a job thread waits on a statement,
