@@ -4,9 +4,8 @@
 //! In a transaction of its own (not a savepoint of a group or an atomic unit), a
 //! [`Pipeline`] also holds the statements whose results the operation does not need (audit
 //! rows, NOTIFY, index rows: [`Conn::later`]) until the next statement or the `COMMIT`. Each
-//! round trip
-//! costs both processes a wake-up, which is most of what a login costs PostgreSQL here
-//! (issue 13's profile), so an operation pays for the answers it waits on, not for its
+//! round trip costs both processes a wake-up, which is most of what a login costs PostgreSQL
+//! here (issue 13's profile), so an operation pays for the answers it waits on, not for its
 //! statements.
 
 use std::cell::{Cell, RefCell};

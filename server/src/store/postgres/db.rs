@@ -237,9 +237,8 @@ pub(super) struct Held<'s> {
     /// set or rolled back to, a later statement failed): it must not be committed.
     broken: Cell<bool>,
     /// For a transaction of its own (one operation): statements whose results it does not
-    /// need wait for the next round trip, and its last statement may carry the `COMMIT`
-    /// ([`Conn::later`]). `None` for a group or an atomic unit, whose
-    /// operations each run in a savepoint and must fail on their own.
+    /// need wait for the next round trip or the `COMMIT` ([`Conn::later`]). `None` for a group
+    /// or an atomic unit, whose operations each run in a savepoint and must fail on their own.
     pipeline: Option<Pipeline>,
 }
 
@@ -355,11 +354,11 @@ pub(super) trait Db {
     fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
     /// Runs `f` atomically: all of it takes effect or none.
     fn write<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T, PgError>) -> StoreResult<T>;
-    /// Runs `f`, a write of **one statement** on data no atomic unit decides on (a device's
+    /// Runs `sql`, a write of **one statement** on data no atomic unit decides on (a device's
     /// request nonce and its `last_seen_at`), on its own: PostgreSQL's implicit transaction
     /// for the statement, no `BEGIN`, no advisory lock, no `COMMIT` (three statements fewer
     /// for PostgreSQL to run, and no wait behind an atomic unit, which gains nothing from
-    /// excluding it). In a group or an atomic unit, as [`Db::write`].
+    /// excluding it), and returns its one row. In a group or an atomic unit, as [`Db::write`].
     ///
     /// It takes the statement, not a closure, so that nothing more can run outside a
     /// transaction: a closure once let a revocation (several statements, and one an atomic unit
