@@ -82,6 +82,15 @@ pub(super) fn revoke_device<D: Db>(
         return Ok(None);
     }
     db.write(|c| {
+        // The user's row first, as every answer holds it from its first statement: an answer
+        // in flight commits before the revocation does, and one that waited for the revocation
+        // checks the device in a snapshot that sees it revoked. Without it, an answer whose
+        // check ran before this commit was kept after it (newcomer walk n2).
+        c.exists(
+            "SELECT 1 FROM users WHERE name = (SELECT user_name FROM devices WHERE id = $1) \
+             FOR UPDATE",
+            &[&id],
+        )?;
         let changed = c.exec(
             "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             &[&id, &now],

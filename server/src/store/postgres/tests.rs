@@ -594,6 +594,102 @@ fn issue13_a_revocation_waits_for_an_atomic_unit() {
     assert_eq!(revoked.revoked_at, Some(5_000));
 }
 
+/// Newcomer walk n2: a revocation on one replica and an approval by the same device on another
+/// at the same moment. The answer's compare-and-set checks the device in a snapshot taken before
+/// the revocation committed, so the approval committed after the revocation had answered 200
+/// (2 of 3 tries over HTTP). A revocation now takes the user's row lock, which every answer
+/// holds from its first statement: it waits for an answer in flight, and an answer that waited
+/// for it sees the device revoked.
+#[test]
+fn issue13_a_revocation_waits_for_an_answer_in_flight() {
+    let Some(url) = database("issue13_a_revocation_waits_for_an_answer_in_flight") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    // Another replica's answer holds the user's row (its first statement) and has not
+    // committed.
+    let answering = Session::open(&url);
+    answering
+        .run("BEGIN; SELECT 1 FROM users WHERE name = 'alice' FOR UPDATE")
+        .unwrap();
+    let revoking = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.revoke_device("d1", "admin", 5_000))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !revoking.is_finished(),
+        "the revocation did not wait for the answer in flight"
+    );
+    answering.run("COMMIT").unwrap();
+    let revoked = revoking.join().unwrap().unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(5_000));
+}
+
+/// The same race run for real on two replicas: whenever the approval is kept, it committed
+/// before the revocation (its audit row comes first); never an approval after a revocation.
+#[test]
+fn issue13_no_approval_is_kept_after_a_racing_revocation() {
+    let Some(url) = database("issue13_no_approval_is_kept_after_a_racing_revocation") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    for round in 0..30 {
+        let (user, device, id) = (
+            format!("u{round}"),
+            format!("d{round}"),
+            format!("c{round}"),
+        );
+        let hash = [u8::try_from(round).unwrap(); 32];
+        a.create_enrollment(&user, &hash, 0, 10_000).unwrap();
+        let phone = crate::store::NewDevice {
+            id: device.clone(),
+            name: "phone".into(),
+            alg: "ed25519".into(),
+            public_key: "k".into(),
+        };
+        assert!(matches!(
+            a.redeem_enrollment(&hash, &phone, None, 1).unwrap(),
+            crate::store::Redeem::Enrolled(_)
+        ));
+        let mut new = new_challenge(&id, 1_000);
+        new.user = user.clone();
+        assert!(matches!(
+            a.create_challenge(&new, &|_| Ok(())).unwrap(),
+            Create::Created { .. }
+        ));
+        let start = Arc::new(Barrier::new(2));
+        let revoking = {
+            let (a, start, device) = (Arc::clone(&a), Arc::clone(&start), device.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                a.revoke_device(&device, "admin", 5_000)
+            })
+        };
+        let mut approve = answer(Decision::Approve, ChallengeState::Approved);
+        approve.device_id = device.clone();
+        start.wait();
+        let answered = b.answer(&id, &approve, 5_000).unwrap();
+        revoking.join().unwrap().unwrap();
+        if matches!(answered, Cas::Changed(_)) {
+            let mut events = b.list_audit(100, Some(&user)).unwrap();
+            events.sort_by_key(|e| e.id);
+            let order = events
+                .into_iter()
+                .filter(|e| e.device_id.as_deref() == Some(device.as_str()))
+                .map(|e| e.kind)
+                .collect::<Vec<_>>();
+            let answered_at = order.iter().position(|k| k == "challenge_answered");
+            let revoked_at = order.iter().position(|k| k == "revoked");
+            assert!(
+                answered_at < revoked_at,
+                "round {round}: an approval was kept after the revocation: {order:?}"
+            );
+        }
+    }
+}
+
 /// Attack review r8: the connections' tasks only run while a job thread waits on a statement,
 /// so a quiet replica did not notice PostgreSQL closing its pooled connections (a restart, a
 /// failover) and handed the dead ones out: one 503 per pooled connection before it healed.
