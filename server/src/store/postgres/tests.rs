@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::db::{ATOMIC_LOCK, SWEEP_LOCK};
 use super::{connect_one, PgSettings, PgStore, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 use crate::limits::Refusal;
-use crate::store::tests::{answer, challenge, enrolled, note};
+use crate::store::tests::{answer, challenge, enrolled, enrolled_with, note};
 use crate::store::{Cas, Create, DbError, DbErrorKind, NewChallenge, Store, StoreError};
 use pushauth_proto::{ChallengeState, Context, Decision};
 
@@ -537,14 +537,9 @@ fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
         "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
     ))
     .unwrap();
-    let started = std::time::Instant::now();
+    // While the unit holds the lock (a write waiting for it fails busy after lock_timeout).
     assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
     assert!(!store.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the nonce waited {:?} for the atomic unit",
-        started.elapsed()
-    );
     // Committed, not held in a transaction of this connection: the unit's session sees it.
     assert_eq!(
         unit.value("SELECT count(*)::text FROM device_nonces WHERE nonce = 'n1'"),
@@ -559,6 +554,29 @@ fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
     assert_eq!(device.last_seen_at, Some(1_000));
 }
 
+/// Revokes alice's d1 on a fresh store of `url` while another session holds what `hold` takes
+/// (run after `BEGIN`): the revocation must not finish until that session commits, and then
+/// succeeds. `while_held` checks more while the session still holds it.
+fn assert_revocation_waits_for(url: &str, hold: &str, what: &str, while_held: impl Fn(&Session)) {
+    let store = replica(url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let holder = Session::open(url);
+    holder.run(&format!("BEGIN; {hold}")).unwrap();
+    let revoking = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.revoke_device("d1", "admin", 5_000))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        !revoking.is_finished(),
+        "the revocation did not wait for {what}"
+    );
+    while_held(&holder);
+    holder.run("COMMIT").unwrap();
+    let revoked = revoking.join().unwrap().unwrap().unwrap();
+    assert_eq!(revoked.revoked_at, Some(5_000));
+}
+
 /// Attack review r10: a revocation must still wait for an atomic unit (enrollment by an
 /// approving device, a grace login, a backup-code set each read the approver as active and then
 /// write on its say-so). A slip had moved it out of its transaction with the nonce: it then
@@ -568,63 +586,39 @@ fn issue13_a_revocation_waits_for_an_atomic_unit() {
     let Some(url) = database("issue13_a_revocation_waits_for_an_atomic_unit") else {
         return;
     };
-    let store = replica(&url);
-    enrolled(store.as_ref(), "alice", "d1");
-    let unit = Session::open(&url);
-    unit.run(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"
-    ))
-    .unwrap();
-    let revoking = {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || store.revoke_device("d1", "admin", 5_000))
-    };
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        !revoking.is_finished(),
-        "the revocation did not wait for the atomic unit"
+    assert_revocation_waits_for(
+        &url,
+        &format!("SELECT pg_advisory_xact_lock({ATOMIC_LOCK})"),
+        "the atomic unit",
+        |unit| {
+            assert_eq!(
+                unit.value(
+                    "SELECT count(*)::text FROM devices WHERE id = 'd1' AND revoked_at IS NULL"
+                ),
+                "1",
+                "the unit saw the device revoked while it held the lock"
+            );
+        },
     );
-    assert_eq!(
-        unit.value("SELECT count(*)::text FROM devices WHERE id = 'd1' AND revoked_at IS NULL"),
-        "1",
-        "the unit saw the device revoked while it held the lock"
-    );
-    unit.run("COMMIT").unwrap();
-    let revoked = revoking.join().unwrap().unwrap().unwrap();
-    assert_eq!(revoked.revoked_at, Some(5_000));
 }
 
 /// Newcomer walk n2: a revocation on one replica and an approval by the same device on another
 /// at the same moment. The answer's compare-and-set checks the device in a snapshot taken before
 /// the revocation committed, so the approval committed after the revocation had answered 200
 /// (2 of 3 tries over HTTP). A revocation now takes the user's row lock, which every answer
-/// holds from its first statement: it waits for an answer in flight, and an answer that waited
-/// for it sees the device revoked.
+/// holds from its first statement: it waits for an answer in flight (here another replica's
+/// answer after its first statement), and an answer that waited for it sees the device revoked.
 #[test]
 fn issue13_a_revocation_waits_for_an_answer_in_flight() {
     let Some(url) = database("issue13_a_revocation_waits_for_an_answer_in_flight") else {
         return;
     };
-    let store = replica(&url);
-    enrolled(store.as_ref(), "alice", "d1");
-    // Another replica's answer holds the user's row (its first statement) and has not
-    // committed.
-    let answering = Session::open(&url);
-    answering
-        .run("BEGIN; SELECT 1 FROM users WHERE name = 'alice' FOR UPDATE")
-        .unwrap();
-    let revoking = {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || store.revoke_device("d1", "admin", 5_000))
-    };
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        !revoking.is_finished(),
-        "the revocation did not wait for the answer in flight"
+    assert_revocation_waits_for(
+        &url,
+        "SELECT 1 FROM users WHERE name = 'alice' FOR UPDATE",
+        "the answer in flight",
+        |_| {},
     );
-    answering.run("COMMIT").unwrap();
-    let revoked = revoking.join().unwrap().unwrap().unwrap();
-    assert_eq!(revoked.revoked_at, Some(5_000));
 }
 
 /// The same race run for real on two replicas: whenever the approval is kept, it committed
@@ -641,18 +635,12 @@ fn issue13_no_approval_is_kept_after_a_racing_revocation() {
             format!("d{round}"),
             format!("c{round}"),
         );
-        let hash = [u8::try_from(round).unwrap(); 32];
-        a.create_enrollment(&user, &hash, 0, 10_000).unwrap();
-        let phone = crate::store::NewDevice {
-            id: device.clone(),
-            name: "phone".into(),
-            alg: "ed25519".into(),
-            public_key: "k".into(),
-        };
-        assert!(matches!(
-            a.redeem_enrollment(&hash, &phone, None, 1).unwrap(),
-            crate::store::Redeem::Enrolled(_)
-        ));
+        enrolled_with(
+            a.as_ref(),
+            &user,
+            &device,
+            [u8::try_from(round).unwrap(); 32],
+        );
         let mut new = new_challenge(&id, 1_000);
         new.user = user.clone();
         assert!(matches!(

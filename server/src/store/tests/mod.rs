@@ -84,7 +84,12 @@ pub(crate) fn store() -> TestStore {
 
 /// Enrolls `device` for `user` through a token (and checks the token is then used).
 pub(crate) fn enrolled(store: &dyn Store, user: &str, device: &str) {
-    let hash = [device.len() as u8; 32];
+    enrolled_with(store, user, device, [device.len() as u8; 32]);
+}
+
+/// [`enrolled`] with the enrollment token's hash given (several devices of the same name length
+/// in one database).
+pub(crate) fn enrolled_with(store: &dyn Store, user: &str, device: &str, hash: [u8; 32]) {
     store.create_enrollment(user, &hash, 0, 10_000).unwrap();
     let new = NewDevice {
         id: device.into(),
