@@ -42,6 +42,15 @@ struct Cli {
     /// Profile (one enrolled device) to use.
     #[arg(long, global = true, default_value = DEFAULT_PROFILE)]
     profile: String,
+    /// For this run, talk to this server instead of the profile's: another replica of the
+    /// same pushauthd, when the one the device enrolled with is down (`set-server` keeps it).
+    #[arg(
+        long,
+        global = true,
+        env = "PUSHAUTH_DEVICE_SERVER",
+        value_name = "URL"
+    )]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -127,6 +136,12 @@ enum Command {
     /// End every grace window of this device's user at once: the next login on every host
     /// pushes again (issue 12).
     EndGrace,
+    /// Keep another server's URL in the profile (another replica of the same pushauthd, or
+    /// its new address), after checking that it answers this device's signed request.
+    SetServer {
+        /// The server's base URL, as an enrollment link starts.
+        url: String,
+    },
     /// Wait for challenges and answer them interactively.
     Watch {
         /// Exit after the first answered challenge.
@@ -136,11 +151,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let enrolled = !matches!(cli.command, Command::Enroll { .. });
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors may carry the server's message text: escaped like everything it sends.
             eprintln!("pushauth-device: {}", shown(&format!("{e:#}")));
+            let unreachable = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(DeviceError::Unreachable(_))));
+            if enrolled && unreachable {
+                // Replicas share the device's enrollment: any of them can serve it.
+                eprintln!(
+                    "pushauth-device: if pushauthd runs as several replicas, another can serve \
+                     this device: --server URL for this run, or set-server URL to keep it"
+                );
+            }
             ExitCode::FAILURE
         }
     }
@@ -152,6 +179,20 @@ fn run(cli: Cli) -> Result<()> {
         None => default_config_dir()?,
     };
     let profile = cli.profile.as_str();
+    let server = cli.server.as_deref();
+    if server.is_some() {
+        match cli.command {
+            Command::Enroll { .. } => {
+                bail!("--server does not apply to enroll: the server is the link's")
+            }
+            Command::Info | Command::OfflineCode | Command::SetServer { .. } => bail!(
+                "--server applies to commands that talk to the server (pending, approve, watch, \
+                 ...); set-server keeps a server in the profile"
+            ),
+            _ => {}
+        }
+    }
+    let open = |dir: &std::path::Path, profile: &str| open(dir, profile, server);
     match cli.command {
         Command::Enroll {
             url,
@@ -169,6 +210,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => answer(&open(&dir, profile)?, &id, Decision::Deny, None),
         Command::Report { id } => answer(&open(&dir, profile)?, &id, Decision::Report, None),
         Command::Watch { once } => watch(&open(&dir, profile)?, once),
+        Command::SetServer { url } => set_server(&dir, profile, &url),
         Command::BackupCodes { count } => backup_codes(&open(&dir, profile)?, count),
         Command::EndGrace => {
             let ended = open(&dir, profile)?.end_grace()?;
@@ -252,9 +294,36 @@ fn push_subscribe(
 }
 
 /// The client of an enrolled profile.
-fn open(dir: &std::path::Path, profile: &str) -> Result<DeviceClient> {
-    let profile = load_profile(dir, profile)?;
+/// A client for `profile`, speaking to `server` instead of the profile's when given.
+fn open(dir: &std::path::Path, profile: &str, server: Option<&str>) -> Result<DeviceClient> {
+    let mut profile = load_profile(dir, profile)?;
+    if let Some(server) = server {
+        profile.server = server.to_owned();
+    }
     Ok(DeviceClient::new(&profile)?)
+}
+
+/// `set-server`: the profile's server becomes `url` once that server has answered a signed
+/// request of this device (so a typo, or a server that does not know the device, changes
+/// nothing).
+fn set_server(dir: &std::path::Path, profile_name: &str, url: &str) -> Result<()> {
+    let mut profile = load_profile(dir, profile_name)?;
+    let old = std::mem::replace(&mut profile.server, url.to_owned());
+    let client = DeviceClient::new(&profile)?;
+    client.pending(0).with_context(|| {
+        format!(
+            "{} did not accept this device; the profile still names {}",
+            shown(url),
+            shown(&old)
+        )
+    })?;
+    save_profile(dir, profile_name, &profile, true)?;
+    println!(
+        "server: {} (was {}); it knows this device",
+        shown(url),
+        shown(&old)
+    );
+    Ok(())
 }
 
 /// `--alg`: the wire names of [`Alg`].

@@ -664,3 +664,71 @@ fn issue12_backup_codes_prints_a_set_and_notices_announce_sets_and_uses() {
         "{text}"
     );
 }
+
+/// Newcomer walk n2: a device enrolled with one replica had no way to use another while that
+/// one was down. `--server` does for one run, `set-server` keeps one once it has accepted the
+/// device; a server that does not know the device changes nothing.
+#[test]
+fn issue13_another_server_for_one_run_or_kept_in_the_profile() {
+    let env = Env::start();
+    let out = env.run(&["enroll", &env.link("alice")]);
+    assert!(out.status.success());
+    let profile = env.dir().join("default.toml");
+    // The server the device enrolled with goes away (its replica is down).
+    let dead = "http://127.0.0.1:9";
+    let text = fs::read_to_string(&profile).unwrap();
+    fs::write(&profile, text.replace(&env.url, dead)).unwrap();
+    let created = env.challenge("alice");
+    let out = env.run(&["pending"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--server URL"), "{}", stderr(&out));
+
+    // For one run: another server serves the device; the profile is unchanged.
+    let out = env.run(&["--server", &env.url, "pending"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&created.id), "{}", stdout(&out));
+    let code = created.code.clone().unwrap();
+    let out = env.run(&[
+        "approve",
+        &created.id,
+        "--code",
+        &code,
+        "--server",
+        &env.url,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
+    assert!(fs::read_to_string(&profile).unwrap().contains(dead));
+    // Where it has no meaning it is refused, not ignored.
+    let out = env.run(&["--server", &env.url, "info"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("set-server"), "{}", stderr(&out));
+
+    // A server that does not answer, or does not know this device, is not kept.
+    let out = env.run(&["set-server", "http://127.0.0.1:1"]);
+    assert!(!out.status.success());
+    let other = TestServer::start();
+    let out = env.run(&["set-server", &other.url()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did not accept this device"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fs::read_to_string(&profile).unwrap().contains(dead));
+    assert_eq!(mode(&profile), 0o600);
+
+    // Kept: later runs use it without --server.
+    let out = env.run(&["set-server", &env.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = fs::read_to_string(&profile).unwrap();
+    assert!(
+        text.contains(&format!("server = \"{}\"", env.url)),
+        "{text}"
+    );
+    assert_eq!(mode(&profile), 0o600);
+    let again = env.challenge("alice");
+    let out = env.run(&["pending"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&again.id), "{}", stdout(&out));
+}

@@ -111,3 +111,41 @@ fn issue13_migrate_no_migrate_and_admin_commands_on_postgresql() {
     assert!(!out.status.success());
     assert!(text(&out).contains("version 99 is newer"), "{}", text(&out));
 }
+
+/// Newcomer walk n2: an admin command on an old primary (its timeline older than one the data
+/// directory's `pg-timelines` saw) was told to "point to the server's store with --config",
+/// which leads away from the fault. It gets the failover advice instead, and nothing is read.
+#[test]
+fn issue13_an_admin_command_on_an_old_primary_is_told_what_to_do() {
+    if !PgCluster::available() && std::env::var_os(pushauth_testkit::REQUIRE_ENV).is_none() {
+        eprintln!(
+            "SKIPPED issue13_an_admin_command_on_an_old_primary: PostgreSQL is not installed"
+        );
+        return;
+    }
+    let pg = PgCluster::shared("pg_cli").unwrap();
+    let name = format!("stale_{}", std::process::id());
+    pg.create_database(&name);
+    let url = pg.url(&name);
+    let out = pushauthd(&["migrate", "--store-url", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // This cluster is on timeline 1; the data directory has seen it on timeline 9.
+    let cluster = pg.psql_db(&name, "SELECT system_identifier FROM pg_control_system()");
+    std::fs::write(dir.path().join("pg-timelines"), format!("{cluster} 9\n")).unwrap();
+
+    let out = pushauthd(&["rp", "list", "--data-dir", data, "--store-url", &url]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("older than timeline 9"), "{said}");
+    assert!(
+        said.contains("rebuild this server as its standby"),
+        "{said}"
+    );
+    assert!(!said.contains("--config FILE"), "{said}");
+    // The same database seen fresh is served: the refusal came from the timeline alone.
+    std::fs::remove_file(dir.path().join("pg-timelines")).unwrap();
+    let out = pushauthd(&["rp", "list", "--data-dir", data, "--store-url", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+}

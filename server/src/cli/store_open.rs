@@ -15,6 +15,11 @@ use crate::store::{SharedStore, StoreError};
 /// How to point a command at another store, for the error messages.
 const POINT_ELSEWHERE: &str = "point to the server's store with --config FILE (or PUSHAUTHD_CONFIG), --data-dir DIR or --store-url URL";
 
+/// What to do when the store's database is an old primary this data directory's
+/// `pg-timelines` has seen superseded (README "High availability").
+const STALE_PRIMARY_ADVICE: &str = "the replicas refuse it too: promote or restart the newest \
+    primary, and rebuild this server as its standby (pg_basebackup -R) before using it again";
+
 /// The config file `args` names (`--config`, `PUSHAUTHD_CONFIG`), else the packaged one
 /// when it exists.
 pub(super) fn config_file(args: &StoreArgs) -> Option<PathBuf> {
@@ -100,6 +105,15 @@ pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SharedSt
             origin(args)
         ))
     };
+    // The right store, on the wrong server: the refusal says what to do, and pointing
+    // elsewhere would only lead away from it.
+    let stale = |e: &StoreError| {
+        CliError::Failed(format!(
+            "{e} (store {}, from {}); {STALE_PRIMARY_ADVICE}",
+            describe(&store, &dir),
+            origin(args)
+        ))
+    };
     let sqlite_dir = match &store {
         StoreConfig::DataDir => Some(dir.as_path()),
         StoreConfig::Sqlite(dir) => Some(dir.as_path()),
@@ -123,6 +137,7 @@ pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SharedSt
             "no pushauthd schema in the database: run pushauthd migrate if this is the store to use"
                 .into(),
         )),
+        Err(e) if crate::store::postgres::refuses_stale_primary(&e) => Err(stale(&e)),
         Err(e) => Err(failed(e.to_string())),
     }
 }

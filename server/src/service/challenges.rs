@@ -181,6 +181,7 @@ pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<Ch
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
+        Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -258,6 +259,7 @@ pub fn acknowledge(
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
+        Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -358,6 +360,7 @@ pub fn answer(
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
+        Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }

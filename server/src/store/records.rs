@@ -311,6 +311,9 @@ pub enum Cas {
     /// An approval on a number-matching challenge of a user at `max_code_failures`; unchanged,
     /// and the count with it (only `pushauthd unlock` lifts the lock).
     CodeLocked(Box<ChallengeRecord>),
+    /// An answer from a device revoked after its request was authenticated (another replica,
+    /// the admin, a moment before); unchanged.
+    DeviceRevoked(Box<ChallengeRecord>),
 }
 
 /// A challenge the store just moved to `expired`, so callers can wake its waiters.

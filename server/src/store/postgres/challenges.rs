@@ -323,6 +323,11 @@ pub(super) fn answer<D: Db>(
             if limits::code_locked(c, &current.user, answer.code_tally)? {
                 return Ok(Cas::CodeLocked(Box::new(current)));
             }
+            // An open challenge refused it because the device was revoked after its request
+            // was authenticated: say so rather than blame the challenge's state.
+            if !current.state.is_terminal() && !device_active(c, &answer.device_id)? {
+                return Ok(Cas::DeviceRevoked(Box::new(current)));
+            }
             return Ok(Cas::WrongState(Box::new(current)));
         };
         let detail = events::challenge_answered_detail(answer);
@@ -355,6 +360,14 @@ pub(super) fn answer<D: Db>(
         }
         Ok(Cas::Changed(Box::new(after)))
     })
+}
+
+/// Whether `device` exists and is not revoked.
+fn device_active(conn: &Conn<'_>, device: &str) -> Result<bool, PgError> {
+    conn.exists(
+        "SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL",
+        &[&device],
+    )
 }
 
 /// [`Store::cancel`](crate::store::Store::cancel).

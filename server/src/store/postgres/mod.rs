@@ -57,3 +57,4 @@ pub use self::copy::{copy_from_sqlite, Copied};
 pub use self::db::PgStore;
 pub use self::notify::{CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::schema::SCHEMA_VERSION;
+pub use self::timeline::refuses_stale_primary;

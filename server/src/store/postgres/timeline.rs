@@ -26,6 +26,16 @@ use tokio_postgres::Client;
 const TIMELINE_SQL: &str = "SELECT (SELECT system_identifier FROM pg_control_system()), \
                             pg_walfile_name(pg_current_wal_lsn())";
 
+/// The words every refusal of an old primary carries ([`refuses_stale_primary`]).
+const REFUSED: &str = "this pushauthd wrote to before: refused";
+
+/// Whether `e` is the refusal of a database on a timeline older than one this process (or its
+/// data directory's `pg-timelines`) saw: an old primary started again after a failover, which
+/// pointing at another config does not cure (the admin commands' advice differs).
+pub fn refuses_stale_primary(e: &crate::store::StoreError) -> bool {
+    e.to_string().contains(REFUSED)
+}
+
 /// A refusal is logged at most this often (every pool connection attempt meets it).
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -56,9 +66,8 @@ impl Timelines {
         let known = newest.get(&cluster).copied();
         if let Some(seen) = known.filter(|seen| timeline < *seen) {
             return Err(format!(
-                "database timeline {timeline} is older than timeline {seen} this pushauthd \
-                 wrote to before: refused (an old primary started again after a failover? make \
-                 it a standby of the new primary)"
+                "database timeline {timeline} is older than timeline {seen} {REFUSED} (an old \
+                 primary started again after a failover? make it a standby of the new primary)"
             ));
         }
         if known != Some(timeline) {

@@ -65,6 +65,8 @@ enum Applied {
     Rows(usize),
     /// Refused by the user's wrong-code lock; nothing written.
     CodeLocked,
+    /// Refused: the answering device is revoked (or gone); nothing written.
+    DeviceRevoked,
 }
 
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
@@ -85,6 +87,7 @@ fn transition<D: Db>(
         }
         match apply(tx, &current)? {
             Applied::CodeLocked => return Ok(Cas::CodeLocked(Box::new(current))),
+            Applied::DeviceRevoked => return Ok(Cas::DeviceRevoked(Box::new(current))),
             Applied::Rows(0) => return Ok(Cas::WrongState(Box::new(current))),
             Applied::Rows(_) => {}
         }
@@ -246,7 +249,16 @@ pub(super) fn answer<D: Db>(
                 answer.signature
             ])?;
         if changed == 0 {
-            return Ok(Applied::Rows(0));
+            // An open challenge refused it because the device was revoked after its request
+            // was authenticated: say so rather than blame the challenge's state.
+            let active = tx
+                .prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND revoked_at IS NULL")?
+                .exists([&answer.device_id])?;
+            return Ok(if active || current.state.is_terminal() {
+                Applied::Rows(0)
+            } else {
+                Applied::DeviceRevoked
+            });
         }
         finish(tx, id)?;
         write_audit(

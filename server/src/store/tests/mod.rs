@@ -383,7 +383,9 @@ fn issue13_a_revoked_device_cannot_answer_even_after_it_was_authenticated() {
             3_000,
         )
         .unwrap();
-    assert!(!matches!(outcome, Cas::Changed(_)), "{outcome:?}");
+    // Refused as what it is: the device was revoked (the device is told so, not that the
+    // challenge is in the wrong state; newcomer walk n2).
+    assert!(matches!(outcome, Cas::DeviceRevoked(_)), "{outcome:?}");
     let c = store.get_challenge("c1", 3_000).unwrap().unwrap().0;
     assert_eq!(c.state, ChallengeState::Pending);
 }
