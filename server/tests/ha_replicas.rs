@@ -321,3 +321,68 @@ fn the_open_challenge_cap_and_device_nonces_hold_across_replicas() {
         on_b.text
     );
 }
+
+/// Session 11: a replica keeps the keys of devices and the terms of challenges it created (they
+/// never change), to save round trips. What may change is still decided by the database: a
+/// challenge created on A and cancelled through B cannot be approved through A, and a device
+/// A has seen, revoked through B, is refused by A on its very next request.
+#[test]
+fn a_replica_s_caches_never_decide_a_cancelled_challenge_or_a_revoked_device() {
+    let Some(pg) = PgCluster::start_or_skip("ha caches") else {
+        return;
+    };
+    let site = Site::on(&pg, "caches", "");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+    let key = site.api_key(&a);
+    let phone = site.enroll(&a, "alice");
+    let on_a = client(&[&a], &key);
+    let on_b = client(&[&b], &key);
+
+    // Created on A (A keeps its terms), cancelled through B, answered through A.
+    let login = on_a
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let pending = phone.find(&login.id);
+    on_b.cancel(&login).unwrap();
+    let refused = phone
+        .respond(
+            &pending,
+            pushauth_proto::Decision::Approve,
+            login.code.as_deref().unwrap(),
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("wrong_state"), "{refused}");
+    let outcome = on_a
+        .wait(&login, Instant::now() + Duration::from_secs(5))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+
+    // A has checked the phone's requests (it keeps its key); B revokes it; A refuses the
+    // phone's next request and its next answer.
+    let login = on_a
+        .start("alice", &context(), &StartOptions::default())
+        .unwrap();
+    let pending = phone.find(&login.id);
+    let (status, _) = ha::admin(
+        &b,
+        "DELETE",
+        &format!("/v1/admin/devices/{}", phone.id()),
+        json!({}),
+    );
+    assert_eq!(status, 200);
+    let refused = phone.pending(0).unwrap_err();
+    assert!(refused.to_string().contains("device_revoked"), "{refused}");
+    let refused = phone
+        .respond(
+            &pending,
+            pushauth_proto::Decision::Approve,
+            login.code.as_deref().unwrap(),
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("device_revoked"), "{refused}");
+    let outcome = on_a
+        .wait(&login, Instant::now() + Duration::from_secs(1))
+        .unwrap();
+    assert!(matches!(outcome, Outcome::TimedOut), "{outcome:?}");
+}

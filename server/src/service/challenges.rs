@@ -210,7 +210,31 @@ fn targeted(
     id: &str,
     now: Millis,
 ) -> Outcome<ChallengeRecord> {
-    match read(s, id, now) {
+    sent_to(device, read(s, id, now))
+}
+
+/// A challenge's terms ([`Store::challenge_terms`]: its state may be stale) for a device's
+/// answer, which the compare-and-set then decides: it must exist and have been sent to this
+/// device.
+fn targeted_terms(
+    s: &dyn Store,
+    device: &DeviceRecord,
+    id: &str,
+    now: Millis,
+) -> Outcome<ChallengeRecord> {
+    let found = match check_id("challenge", id) {
+        Ok(_) => s.challenge_terms(id, now),
+        Err(_) => Ok(None),
+    };
+    sent_to(device, found)
+}
+
+/// [`targeted`]'s check of what was read.
+fn sent_to(
+    device: &DeviceRecord,
+    found: crate::store::StoreResult<Option<(ChallengeRecord, bool)>>,
+) -> Outcome<ChallengeRecord> {
+    match found {
         Ok(Some((c, just_expired))) => {
             let changed = just_expired.then(|| Box::new(c.clone()));
             let result = if c.devices.contains(&device.id) {
@@ -291,7 +315,8 @@ pub fn answer(
     failed: FailedSignatures<'_>,
     now: Millis,
 ) -> Outcome<ChallengeRecord> {
-    let read = targeted(s, device, id, now);
+    // The terms are what the signature covers; the compare-and-set decides on the state.
+    let read = targeted_terms(s, device, id, now);
     let challenge = match read.result {
         Ok(c) => c,
         Err(e) => return Outcome::done(read.changed, Err(e)),
@@ -357,6 +382,10 @@ pub fn answer(
             Outcome::done(Some(c.clone()), Ok(*c))
         }
         Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
+        // Expired before: the terms read above may be older than that.
+        Ok(Cas::WrongState(c)) if c.state == ChallengeState::Expired => {
+            Outcome::done(None, Err(Error::Expired))
+        }
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),

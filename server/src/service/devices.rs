@@ -11,7 +11,7 @@ use super::keys::RpCaller;
 use super::{Error, Result};
 use crate::bounds::SignatureFailures;
 use crate::clock::{self, Millis};
-use crate::store::{DeviceRecord, Store};
+use crate::store::{DeviceRecord, Spent, Store};
 
 /// Until when a request's nonce must be remembered (Unix milliseconds), for a request stamped
 /// `ts` (Unix seconds). A replay is refused by the timestamp check once `ts` is more than
@@ -54,7 +54,10 @@ impl SignedRequest {
     /// [`Error::UnknownDevice`], [`Error::DeviceRevoked`], [`Error::StaleTimestamp`],
     /// [`Error::BadSignature`], [`Error::ReplayedNonce`], [`Error::Store`].
     pub fn verify(self, s: &dyn Store, failures: &SignatureFailures) -> Result<DeviceRecord> {
-        let device = s.get_device(&self.device)?.ok_or(Error::UnknownDevice)?;
+        // The key may come from a cache (it never changes for an id); whether the device may
+        // act is read afresh with the nonce, below, once the signature holds: nothing is
+        // written for a request that is not the device's.
+        let device = s.device_key(&self.device)?.ok_or(Error::UnknownDevice)?;
         if !device.is_active() {
             return Err(Error::DeviceRevoked);
         }
@@ -71,10 +74,19 @@ impl SignedRequest {
             failures.record(s, &device, &self.source, None, self.detail);
             return Err(Error::BadSignature("the request signature does not verify"));
         }
-        if !s.use_device_nonce(&device.id, &self.nonce, now, nonce_valid_until(self.ts))? {
-            return Err(Error::ReplayedNonce);
+        match s.spend_device_nonce(&device.id, &self.nonce, now, nonce_valid_until(self.ts))? {
+            // The same key, or the id would name another device than the one that signed.
+            Spent::Fresh(now) if now.alg == device.alg && now.public_key == device.public_key => {
+                Ok(*now)
+            }
+            Spent::Fresh(_) => Err(Error::Internal(format!(
+                "device {} has another key than the one its request was checked with",
+                device.id
+            ))),
+            Spent::Replayed => Err(Error::ReplayedNonce),
+            Spent::Revoked => Err(Error::DeviceRevoked),
+            Spent::Unknown => Err(Error::UnknownDevice),
         }
-        Ok(device)
     }
 }
 

@@ -107,15 +107,26 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     fn user_devices(&self, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>>;
     /// A device, revoked ones included; `None` if unknown.
     fn get_device(&self, id: &str) -> StoreResult<Option<DeviceRecord>>;
-    /// Remembers a device request nonce until `valid_until` (when the request's timestamp turns
-    /// stale) and updates `last_seen_at`. `false` if the nonce was seen.
-    fn use_device_nonce(
+    /// A device as enrolled, to check a signed request's signature before anything is written.
+    /// Its `id`, `user`, `alg` and `public_key` never change, so a backend may answer from a
+    /// cache of active devices: the other fields (`name`, `last_seen_at`, `revoked_at`, …) may
+    /// be stale. Whether the device may act is [`Store::spend_device_nonce`]'s answer, read
+    /// afresh. `None` if unknown.
+    fn device_key(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+        self.get_device(id)
+    }
+    /// Spends a device request nonce, in one step with reading the device: an active device's
+    /// nonce never seen before is remembered until `valid_until` (when the request's timestamp
+    /// turns stale), `last_seen_at` becomes `now`, and the device comes back as it is
+    /// ([`Spent::Fresh`]). A nonce seen before is [`Spent::Replayed`]; a revoked or unknown
+    /// device stores nothing ([`Spent::Revoked`], [`Spent::Unknown`]).
+    fn spend_device_nonce(
         &self,
         device_id: &str,
         nonce: &str,
         now: Millis,
         valid_until: Millis,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Spent>;
     /// Marks a device revoked (idempotent), drops it from its open challenges, and audits it
     /// with `actor` (`admin`, `cli`, `rp:<id>`, `self`); `None` if unknown.
     fn revoke_device(
@@ -164,6 +175,18 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// Reads a challenge, first moving it to `expired` if it is due (audited). The flag says
     /// whether this read expired it.
     fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>>;
+    /// A challenge's terms, to check a device's answer before [`Store::answer`] decides: the
+    /// fields fixed at creation (id, user, relying party, context and its digest, nonce, code,
+    /// devices, times) are exact, but a backend may answer from a cache of challenges it
+    /// created, so the state and the answer's fields may be stale. As
+    /// [`Store::get_challenge`] otherwise.
+    fn challenge_terms(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+        self.get_challenge(id, now)
+    }
     /// `pending` → `acknowledged` by a device.
     fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas>;
     /// Open → the answer's terminal state, applying its [`CodeTally`] to the user's count of

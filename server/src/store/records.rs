@@ -68,6 +68,26 @@ pub struct EnrollmentRecord {
     pub approved_by: Option<String>,
 }
 
+/// What spending a device request nonce did ([`Store::spend_device_nonce`](super::Store::spend_device_nonce)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spent {
+    /// The nonce was new and is remembered; the device as it is now (active).
+    Fresh(Box<DeviceRecord>),
+    /// The nonce was seen before (or cannot be stored, so cannot be proven unused).
+    Replayed,
+    /// The device is revoked: nothing was stored.
+    Revoked,
+    /// No device has this id: nothing was stored.
+    Unknown,
+}
+
+impl Spent {
+    /// Whether the nonce was new and the device active.
+    pub fn is_fresh(&self) -> bool {
+        matches!(self, Spent::Fresh(_))
+    }
+}
+
 /// What redeeming an enrollment token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {

@@ -8,6 +8,7 @@ use pushauth_proto::ChallengeState;
 use super::audit::later_audit;
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
+use super::kept::Kept;
 use super::rows::{
     all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
     C_CHALLENGE_COLUMNS,
@@ -139,7 +140,7 @@ pub(super) fn create_challenge<D: Db>(
     if !storable(&new.user) {
         return Ok(Create::UnknownUser);
     }
-    db.write(|c| {
+    let created = db.write(|c| {
         // The user's row lock, then the limits' counts and the devices in a statement of its
         // own (in the same round trip): it sees what the lock's last holder committed
         // (another replica's challenge for this user, a device just revoked).
@@ -210,7 +211,12 @@ pub(super) fn create_challenge<D: Db>(
             }),
             devices,
         })
-    })
+    })?;
+    // Committed: its terms are what every replica reads from now on.
+    if let (Some(kept), Create::Created { challenge, .. }) = (db.challenge_terms(), &created) {
+        kept.keep(&challenge.id, (**challenge).clone());
+    }
+    Ok(created)
 }
 
 /// [`Store::get_challenge`](crate::store::Store::get_challenge).
@@ -232,6 +238,27 @@ pub(super) fn get_challenge<D: Db>(
         let expired = expire_if_due(c, id, &found.user, now)?;
         Ok(select_challenge(c, id, false)?.map(|c| (c, expired)))
     })
+}
+
+/// Challenges a store created, for [`challenge_terms`] (see [`Kept`]): their terms never
+/// change, and their state is decided by the compare-and-set, never read from here.
+pub(super) type ChallengeTerms = Kept<ChallengeRecord>;
+
+/// Challenges a store keeps ([`ChallengeTerms`]): a few open ones per user at most live long
+/// enough to be answered, and each holds its context (up to a few kilobytes).
+pub(super) const CHALLENGE_TERMS_MAX: usize = 1024;
+
+/// [`Store::challenge_terms`](crate::store::Store::challenge_terms): the challenge as this
+/// store created it, else read.
+pub(super) fn challenge_terms<D: Db>(
+    db: &D,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+    if let Some(kept) = db.challenge_terms().and_then(|k| k.get(id)) {
+        return Ok(Some((kept, false)));
+    }
+    get_challenge(db, id, now)
 }
 
 /// [`Store::acknowledge`](crate::store::Store::acknowledge).

@@ -33,9 +33,11 @@ use std::cell::{Cell, RefCell};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 
+use super::challenges::ChallengeTerms;
 use super::conn::Pipeline;
 pub(super) use super::conn::{drive, Conn, P};
 use super::connect::PgSettings;
+use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
 use super::schema;
 use super::timeline::Timelines;
@@ -80,6 +82,10 @@ pub struct PgStore {
     settings: PgSettings,
     /// [`PgStore::with_group_commit`].
     group_commit: bool,
+    /// Active devices' keys ([`DeviceKeys`]).
+    device_keys: DeviceKeys,
+    /// The terms of challenges it created ([`ChallengeTerms`]).
+    challenge_terms: ChallengeTerms,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -155,6 +161,8 @@ impl PgStore {
             pool,
             settings: settings.clone(),
             group_commit: false,
+            device_keys: DeviceKeys::new(super::devices::DEVICE_KEYS_MAX),
+            challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
         })
     }
 
@@ -364,6 +372,16 @@ pub(super) trait Db {
     /// transaction: a closure once let a revocation (several statements, and one an atomic unit
     /// decides on) run here by mistake (attack review r10).
     fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row>;
+    /// The store's cache of active devices' keys ([`DeviceKeys`]); `None` in a group or an
+    /// atomic unit, which read the devices.
+    fn device_keys(&self) -> Option<&DeviceKeys> {
+        None
+    }
+    /// The store's cache of the challenges it created ([`ChallengeTerms`]); `None` in a group
+    /// or an atomic unit (whose commit is not the operation's).
+    fn challenge_terms(&self) -> Option<&ChallengeTerms> {
+        None
+    }
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
     /// [`Store::atomic`].
@@ -389,6 +407,14 @@ impl Db for PgStore {
     fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
         // Outside a transaction, as a read: the one statement commits by itself.
         self.read(|c| c.one(sql, params))
+    }
+
+    fn device_keys(&self) -> Option<&DeviceKeys> {
+        Some(&self.device_keys)
+    }
+
+    fn challenge_terms(&self) -> Option<&ChallengeTerms> {
+        Some(&self.challenge_terms)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

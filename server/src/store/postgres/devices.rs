@@ -4,10 +4,11 @@
 use super::audit::later_audit;
 use super::db::Db;
 use super::error::get;
+use super::kept::Kept;
 use super::notify;
-use super::rows::{all, device_from_row, storable, DEVICE_COLUMNS};
+use super::rows::{all, device_from_row, storable, DEVICE_COLUMNS, DEVICE_COLUMN_COUNT};
 use crate::clock::Millis;
-use crate::store::{events, DeviceRecord, StoreResult};
+use crate::store::{events, DeviceRecord, Spent, StoreResult};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
@@ -43,32 +44,85 @@ pub(super) fn get_device<D: Db>(db: &D, id: &str) -> StoreResult<Option<DeviceRe
     })
 }
 
-/// [`Store::use_device_nonce`](crate::store::Store::use_device_nonce).
-pub(super) fn use_device_nonce<D: Db>(
+/// Active devices by id, as enrolled, for [`device_key`] (see [`Kept`]): whether the device
+/// may act is read afresh by [`spend_device_nonce`], which also drops a revoked or unknown
+/// one.
+pub(super) type DeviceKeys = Kept<DeviceRecord>;
+
+/// Devices a store keeps ([`DeviceKeys`]), a few hundred bytes each.
+pub(super) const DEVICE_KEYS_MAX: usize = 4096;
+
+/// [`Store::device_key`](crate::store::Store::device_key): from the store's [`DeviceKeys`]
+/// when it has the device, else read (and kept when active).
+pub(super) fn device_key<D: Db>(db: &D, id: &str) -> StoreResult<Option<DeviceRecord>> {
+    let cache = db.device_keys();
+    if let Some(device) = cache.and_then(|c| c.get(id)) {
+        return Ok(Some(device));
+    }
+    let device = get_device(db, id)?;
+    if let (Some(cache), Some(device)) = (cache, &device) {
+        if device.is_active() {
+            cache.keep(id, device.clone());
+        }
+    }
+    Ok(device)
+}
+
+/// [`Store::spend_device_nonce`](crate::store::Store::spend_device_nonce).
+pub(super) fn spend_device_nonce<D: Db>(
     db: &D,
     device_id: &str,
     nonce: &str,
     now: Millis,
     valid_until: Millis,
-) -> StoreResult<bool> {
-    // Refused as seen: a nonce that cannot be stored cannot be proven unused.
-    if !storable(device_id) || !storable(nonce) {
-        return Ok(false);
+) -> StoreResult<Spent> {
+    if !storable(device_id) {
+        return Ok(Spent::Unknown);
     }
-    // One statement, which commits by itself: the nonce, and when it is fresh the device's
-    // last_seen_at (second granularity is plenty and spares a row write per request). No
-    // atomic unit reads either, so it needs not take (nor wait for) their lock.
+    // Refused as seen: a nonce that cannot be stored cannot be proven unused.
+    if !storable(nonce) {
+        return Ok(Spent::Replayed);
+    }
+    // One statement, which commits by itself: the device as it is, the nonce when the device
+    // is active, and when the nonce is fresh the device's last_seen_at (second granularity is
+    // plenty and spares a row write per request). No atomic unit decides on nonces or
+    // last_seen_at, so it needs not take (nor wait for) their lock. Always one row: the
+    // device's columns are NULL for an unknown id.
     let row = db.write_alone(
-        "WITH fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
-         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1), \
-         seen AS (UPDATE devices SET last_seen_at = $4 WHERE id = $1 \
-         AND EXISTS (SELECT 1 FROM fresh) \
-         AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
-         SELECT count(*) FROM fresh",
+        &format!(
+            "WITH d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1::text), \
+             fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
+             SELECT $1::text, $2::text, $3::bigint \
+             WHERE EXISTS (SELECT 1 FROM d WHERE revoked_at IS NULL) \
+             ON CONFLICT DO NOTHING RETURNING 1), \
+             seen AS (UPDATE devices SET last_seen_at = $4::bigint WHERE id = $1::text \
+             AND EXISTS (SELECT 1 FROM fresh) \
+             AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
+             SELECT d.*, (SELECT count(*) FROM fresh) FROM (SELECT 1) AS one LEFT JOIN d ON true"
+        ),
         &[&device_id, &nonce, &valid_until, &now],
     )?;
-    let fresh: i64 = get(&row, 0)?;
-    Ok(fresh == 1)
+    let found: Option<String> = get(&row, 0)?;
+    let fresh: i64 = get(&row, DEVICE_COLUMN_COUNT)?;
+    let spent = match found {
+        None => Spent::Unknown,
+        Some(_) => {
+            let device = device_from_row(&row)?;
+            if !device.is_active() {
+                Spent::Revoked
+            } else if fresh == 1 {
+                Spent::Fresh(Box::new(device))
+            } else {
+                Spent::Replayed
+            }
+        }
+    };
+    if matches!(spent, Spent::Revoked | Spent::Unknown) {
+        if let Some(cache) = db.device_keys() {
+            cache.forget(device_id);
+        }
+    }
+    Ok(spent)
 }
 
 /// [`Store::revoke_device`](crate::store::Store::revoke_device).

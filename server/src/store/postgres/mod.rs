@@ -30,6 +30,7 @@ mod devices;
 mod enrollments;
 mod error;
 mod grace;
+mod kept;
 mod limits;
 mod notices;
 mod notify;

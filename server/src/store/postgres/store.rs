@@ -15,8 +15,8 @@ use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
     DeviceRecord, EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge,
     NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord, OfflineStore,
-    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Store, StoreResult,
-    StoredCode, Swept, UseCode,
+    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Spent, Store,
+    StoreResult, StoredCode, Swept, UseCode,
 };
 
 macro_rules! pg_store {
@@ -84,14 +84,18 @@ macro_rules! pg_store {
                 devices::get_device(self, id)
             }
 
-            fn use_device_nonce(
+            fn device_key(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
+                devices::device_key(self, id)
+            }
+
+            fn spend_device_nonce(
                 &self,
                 device_id: &str,
                 nonce: &str,
                 now: Millis,
                 valid_until: Millis,
-            ) -> StoreResult<bool> {
-                devices::use_device_nonce(self, device_id, nonce, now, valid_until)
+            ) -> StoreResult<Spent> {
+                devices::spend_device_nonce(self, device_id, nonce, now, valid_until)
             }
 
             fn revoke_device(
@@ -150,6 +154,14 @@ macro_rules! pg_store {
                 now: Millis,
             ) -> StoreResult<Option<(ChallengeRecord, bool)>> {
                 challenges::get_challenge(self, id, now)
+            }
+
+            fn challenge_terms(
+                &self,
+                id: &str,
+                now: Millis,
+            ) -> StoreResult<Option<(ChallengeRecord, bool)>> {
+                challenges::challenge_terms(self, id, now)
             }
 
             fn acknowledge(&self, id: &str, now: Millis) -> StoreResult<Cas> {

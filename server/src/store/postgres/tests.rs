@@ -157,6 +157,40 @@ fn issue13_the_open_cap_holds_across_replicas() {
     assert_eq!(b.open_challenges(2_000).unwrap(), 3);
 }
 
+/// Session 11: replica A keeps active devices' keys; a revocation on B must still stop the
+/// device's very next request on A. The key A answers may be the cached one, but spending the
+/// nonce reads the device afresh, refuses it, stores nothing, and A forgets the key.
+#[test]
+fn issue13_a_device_revoked_on_one_replica_is_refused_by_the_other_despite_its_key_cache() {
+    let Some(url) = database("issue13_a_device_revoked_on_one_replica_is_refused") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    assert!(a.device_key("d1").unwrap().unwrap().is_active());
+    assert!(a
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
+    b.revoke_device("d1", "admin", 2_000).unwrap();
+    // A's cache may still say active: that is all device_key promises.
+    let cached = a.device_key("d1").unwrap().unwrap();
+    assert_eq!(
+        cached.public_key,
+        b.get_device("d1").unwrap().unwrap().public_key
+    );
+    assert_eq!(
+        a.spend_device_nonce("d1", "n2", 2_001, 10_000).unwrap(),
+        crate::store::Spent::Revoked
+    );
+    assert_eq!(
+        Session::open(&url).value("SELECT count(*)::text FROM device_nonces WHERE nonce = 'n2'"),
+        "0"
+    );
+    // And forgotten: the next look reads the revocation.
+    assert!(!a.device_key("d1").unwrap().unwrap().is_active());
+}
+
 #[test]
 fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
     let Some(url) = database("issue13_a_nonce_used_on_one_replica_is_refused_on_the_other") else {
@@ -164,9 +198,18 @@ fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
     };
     let (a, b) = (replica(&url), replica(&url));
     enrolled(a.as_ref(), "alice", "d1");
-    assert!(a.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-    assert!(!b.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
-    assert!(!a.use_device_nonce("d1", "n1", 1_002, 10_000).unwrap());
+    assert!(a
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
+    assert!(!b
+        .spend_device_nonce("d1", "n1", 1_001, 10_000)
+        .unwrap()
+        .is_fresh());
+    assert!(!a
+        .spend_device_nonce("d1", "n1", 1_002, 10_000)
+        .unwrap()
+        .is_fresh());
     // Wrong codes counted on both replicas reach one lock.
     challenge(a.as_ref(), "c1", 1_000, 60_000);
     challenge(b.as_ref(), "c2", 1_000, 60_000);
@@ -285,9 +328,9 @@ fn issue13_no_primary_is_unavailable_never_an_answer() {
     let mut seen = None;
     for _ in 0..3 {
         // The first try may meet a pooled connection the terminate just closed.
-        match store.use_device_nonce("d1", "n1", 1_000, 10_000) {
+        match store.spend_device_nonce("d1", "n1", 1_000, 10_000) {
             Err(e) => seen = Some(kind(&e)),
-            Ok(v) => panic!("a read-only database took a write: {v}"),
+            Ok(v) => panic!("a read-only database took a write: {v:?}"),
         }
     }
     assert_eq!(seen, Some(DbErrorKind::Unavailable));
@@ -538,8 +581,14 @@ fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
     ))
     .unwrap();
     // While the unit holds the lock (a write waiting for it fails busy after lock_timeout).
-    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-    assert!(!store.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+    assert!(store
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
+    assert!(!store
+        .spend_device_nonce("d1", "n1", 1_001, 10_000)
+        .unwrap()
+        .is_fresh());
     // Committed, not held in a transaction of this connection: the unit's session sees it.
     assert_eq!(
         unit.value("SELECT count(*)::text FROM device_nonces WHERE nonce = 'n1'"),
@@ -547,8 +596,9 @@ fn issue13_a_nonce_is_spent_without_waiting_for_an_atomic_unit() {
     );
     unit.run("ROLLBACK").unwrap();
     assert!(!replica(&url)
-        .use_device_nonce("d1", "n1", 1_002, 10_000)
-        .unwrap());
+        .spend_device_nonce("d1", "n1", 1_002, 10_000)
+        .unwrap()
+        .is_fresh());
     // The fresh nonce's statement also kept the device's last_seen_at.
     let device = store.get_device("d1").unwrap().unwrap();
     assert_eq!(device.last_seen_at, Some(1_000));
@@ -785,10 +835,16 @@ fn issue13_a_failed_later_statement_fails_its_operation_and_keeps_nothing() {
     // A single statement that carries the COMMIT: refused, nothing kept, and the next use of
     // the same nonce is still fresh.
     rows("ALTER TABLE device_nonces ADD CONSTRAINT no_n1 CHECK (nonce <> 'n1')");
-    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).is_err());
+    assert!(store.spend_device_nonce("d1", "n1", 1_000, 10_000).is_err());
     rows("ALTER TABLE device_nonces DROP CONSTRAINT no_n1");
-    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-    assert!(!store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
+    assert!(store
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
+    assert!(!store
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
 
     // The same connections go on: the answer goes through now.
     assert!(matches!(

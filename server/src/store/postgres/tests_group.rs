@@ -34,7 +34,10 @@ fn issue13_a_group_is_one_transaction_and_a_failed_operation_spoils_nothing() {
     let mut seen_inside = None;
     a.group(&mut |g| {
         let mut push = |r: Result<bool, StoreError>| results.push(r.map_err(|e| e.to_string()));
-        push(g.use_device_nonce("d1", "n1", 1_000, 10_000));
+        push(
+            g.spend_device_nonce("d1", "n1", 1_000, 10_000)
+                .map(|s| s.is_fresh()),
+        );
         // The token `enrolled` used for d1 again: a constraint error inside the transaction.
         push(
             g.create_enrollment("alice", &[2; 32], 0, 10_000)
@@ -44,14 +47,20 @@ fn issue13_a_group_is_one_transaction_and_a_failed_operation_spoils_nothing() {
             g.create_enrollment("alice", &[9; 32], 0, 10_000)
                 .map(|()| true),
         );
-        push(g.use_device_nonce("d1", "n2", 1_000, 10_000));
+        push(
+            g.spend_device_nonce("d1", "n2", 1_000, 10_000)
+                .map(|s| s.is_fresh()),
+        );
         // An atomic unit that fails keeps nothing and spoils nothing either.
         let unit = g.atomic(&mut |u| {
             u.create_enrollment("alice", &[8; 32], 0, 10_000)?;
             u.create_enrollment("alice", &[2; 32], 0, 10_000)
         });
         push(unit.map(|()| true));
-        push(g.use_device_nonce("d1", "n3", 1_000, 10_000));
+        push(
+            g.spend_device_nonce("d1", "n3", 1_000, 10_000)
+                .map(|s| s.is_fresh()),
+        );
         // Not committed yet: the other replica sees none of it.
         seen_inside = Some(b.get_enrollment(&[9; 32]).unwrap().is_some());
     })
@@ -71,7 +80,10 @@ fn issue13_a_group_is_one_transaction_and_a_failed_operation_spoils_nothing() {
     assert!(b.get_enrollment(&[9; 32]).unwrap().is_some());
     assert!(b.get_enrollment(&[8; 32]).unwrap().is_none());
     for nonce in ["n1", "n2", "n3"] {
-        assert!(!b.use_device_nonce("d1", nonce, 1_001, 10_000).unwrap());
+        assert!(!b
+            .spend_device_nonce("d1", nonce, 1_001, 10_000)
+            .unwrap()
+            .is_fresh());
     }
 }
 
@@ -86,22 +98,30 @@ fn issue13_a_group_that_cannot_commit_keeps_and_reports_nothing() {
     let db = url.rsplit('/').next().unwrap().to_owned();
     let mut first = None;
     let outcome = a.group(&mut |g| {
-        first = Some(g.use_device_nonce("d1", "n1", 1_000, 10_000).is_ok());
+        first = Some(g.spend_device_nonce("d1", "n1", 1_000, 10_000).is_ok());
         // The group's session dies between two of its operations (a crash, a failover).
         pg.psql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE state = 'idle in transaction' AND datname = '{db}'"
         ));
-        let _ = g.use_device_nonce("d1", "n2", 1_000, 10_000);
+        let _ = g.spend_device_nonce("d1", "n2", 1_000, 10_000);
     });
     assert_eq!(first, Some(true));
     let err = outcome.expect_err("a group without its session reported a commit");
     assert!(err.is_unavailable(), "{err:?}");
     // Nothing of it was kept: the first nonce is new to the other replica.
-    assert!(b.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+    assert!(b
+        .spend_device_nonce("d1", "n1", 1_001, 10_000)
+        .unwrap()
+        .is_fresh());
     // And the store goes on working on a fresh connection.
-    a.group(&mut |g| assert!(g.use_device_nonce("d1", "n4", 1_000, 10_000).unwrap()))
-        .unwrap();
+    a.group(&mut |g| {
+        assert!(g
+            .spend_device_nonce("d1", "n4", 1_000, 10_000)
+            .unwrap()
+            .is_fresh())
+    })
+    .unwrap();
 }
 
 /// Attack review r8: an operation that panics inside a group (the job thread catches it and

@@ -7,7 +7,7 @@ use super::audit::write_audit;
 use super::connection::Db;
 use super::rows::{device_from_row, DEVICE_COLUMNS};
 use crate::clock::Millis;
-use crate::store::{events, DeviceRecord, StoreResult};
+use crate::store::{events, DeviceRecord, Spent, StoreResult};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
@@ -39,30 +39,43 @@ pub(super) fn get_device<D: Db>(db: &D, id: &str) -> StoreResult<Option<DeviceRe
     })
 }
 
-/// [`Store::use_device_nonce`](crate::store::Store::use_device_nonce).
-pub(super) fn use_device_nonce<D: Db>(
+/// [`Store::spend_device_nonce`](crate::store::Store::spend_device_nonce).
+pub(super) fn spend_device_nonce<D: Db>(
     db: &D,
     device_id: &str,
     nonce: &str,
     now: Millis,
     valid_until: Millis,
-) -> StoreResult<bool> {
+) -> StoreResult<Spent> {
     db.write(|tx| {
+        let device = tx
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"
+            ))?
+            .query_row([device_id], device_from_row)
+            .optional()?;
+        let Some(device) = device else {
+            return Ok(Spent::Unknown);
+        };
+        if !device.is_active() {
+            return Ok(Spent::Revoked);
+        }
         let fresh = tx
             .prepare_cached(
                 "INSERT INTO device_nonces (device_id, nonce, valid_until) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             )?
             .execute(params![device_id, nonce, valid_until])?
             == 1;
-        if fresh {
-            // Second granularity is plenty and spares a page write per request.
-            tx.prepare_cached(
-                "UPDATE devices SET last_seen_at = ?2 \
-                 WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - 1000)",
-            )?
-            .execute(params![device_id, now])?;
+        if !fresh {
+            return Ok(Spent::Replayed);
         }
-        Ok(fresh)
+        // Second granularity is plenty and spares a page write per request.
+        tx.prepare_cached(
+            "UPDATE devices SET last_seen_at = ?2 \
+             WHERE id = ?1 AND (last_seen_at IS NULL OR last_seen_at <= ?2 - 1000)",
+        )?
+        .execute(params![device_id, now])?;
+        Ok(Spent::Fresh(Box::new(device)))
     })
 }
 

@@ -15,7 +15,7 @@ use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
     EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice,
     NewRpEnrollment, NoticeRecord, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
-    Store, StoreResult, StoredCode, Swept, UseCode,
+    Spent, Store, StoreResult, StoredCode, Swept, UseCode,
 };
 
 impl<D: Db> Store for D {
@@ -75,14 +75,14 @@ impl<D: Db> Store for D {
         devices::get_device(self, id)
     }
 
-    fn use_device_nonce(
+    fn spend_device_nonce(
         &self,
         device_id: &str,
         nonce: &str,
         now: Millis,
         valid_until: Millis,
-    ) -> StoreResult<bool> {
-        devices::use_device_nonce(self, device_id, nonce, now, valid_until)
+    ) -> StoreResult<Spent> {
+        devices::spend_device_nonce(self, device_id, nonce, now, valid_until)
     }
 
     fn revoke_device(

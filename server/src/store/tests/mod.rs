@@ -17,7 +17,7 @@ use crate::limits::{PushState, Refusal};
 use crate::store::postgres::PgSettings;
 use crate::store::{
     AnswerRecord, AuditEntry, Cas, CodeTally, Create, NewChallenge, NewDevice, Pruned, Redeem,
-    SharedStore, Store, Swept,
+    SharedStore, Spent, Store, Swept,
 };
 
 /// A store for one test on the backend of this run, with a way to count rows from outside.
@@ -223,8 +223,9 @@ fn a_sweep_works_off_a_backlog_in_bounded_steps() {
     for i in 0..5 {
         challenge(&*store, &format!("c{i}"), 1_000, 5_000);
         assert!(store
-            .use_device_nonce("d1", &format!("n{i}"), 1_000, 3_000)
-            .unwrap());
+            .spend_device_nonce("d1", &format!("n{i}"), 1_000, 3_000)
+            .unwrap()
+            .is_fresh());
     }
     let first = store.sweep(6_000, 2).unwrap();
     assert_eq!((first.expired.len(), first.more), (2, true));
@@ -275,17 +276,78 @@ fn retention_deletes_only_old_finished_records() {
     assert_eq!(store.list_audit(10, None).unwrap()[0].kind, "late");
 }
 
+/// Session 11: a device request's nonce is spent in one step with reading the device, so
+/// that its key can come from a cache. Only an active device's nonce is stored: an unknown or
+/// revoked device writes nothing, and the device comes back as it is now.
+#[test]
+fn issue13_a_nonce_is_spent_only_for_an_active_device_read_with_it() {
+    let store = store();
+    let nonces = || store.count("SELECT count(*) FROM device_nonces");
+    assert_eq!(
+        store
+            .spend_device_nonce("nobody", "n1", 1_000, 10_000)
+            .unwrap(),
+        Spent::Unknown
+    );
+    assert_eq!(
+        store
+            .spend_device_nonce("nul\0", "n1", 1_000, 10_000)
+            .unwrap(),
+        Spent::Unknown
+    );
+    assert_eq!(nonces(), 0);
+    enrolled(&*store, "alice", "d1");
+    match store.spend_device_nonce("d1", "n1", 1_000, 10_000).unwrap() {
+        Spent::Fresh(device) => {
+            assert_eq!((device.id.as_str(), device.user.as_str()), ("d1", "alice"));
+            assert!(device.is_active());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.spend_device_nonce("d1", "n1", 1_001, 10_000).unwrap(),
+        Spent::Replayed
+    );
+    assert_eq!(nonces(), 1);
+    store.revoke_device("d1", "admin", 2_000).unwrap();
+    assert_eq!(
+        store.spend_device_nonce("d1", "n2", 2_001, 10_000).unwrap(),
+        Spent::Revoked
+    );
+    assert_eq!(nonces(), 1, "a revoked device's nonce was stored");
+    assert_eq!(
+        store.get_device("d1").unwrap().unwrap().last_seen_at,
+        Some(1_000)
+    );
+}
+
 #[test]
 fn nonces_are_single_use_until_they_go_stale() {
     let store = store();
     enrolled(&*store, "alice", "d1");
-    assert!(store.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-    assert!(!store.use_device_nonce("d1", "n1", 2_000, 11_000).unwrap());
-    assert!(store.use_device_nonce("d2", "n1", 2_000, 11_000).unwrap());
+    enrolled_with(&*store, "alice", "d2", [7; 32]);
+    assert!(store
+        .spend_device_nonce("d1", "n1", 1_000, 10_000)
+        .unwrap()
+        .is_fresh());
+    assert!(!store
+        .spend_device_nonce("d1", "n1", 2_000, 11_000)
+        .unwrap()
+        .is_fresh());
+    assert!(store
+        .spend_device_nonce("d2", "n1", 2_000, 11_000)
+        .unwrap()
+        .is_fresh());
     store.sweep(9_999, 100).unwrap();
-    assert!(!store.use_device_nonce("d1", "n1", 9_999, 12_000).unwrap());
+    assert!(!store
+        .spend_device_nonce("d1", "n1", 9_999, 12_000)
+        .unwrap()
+        .is_fresh());
     store.sweep(10_001, 100).unwrap();
-    assert!(store.use_device_nonce("d1", "n1", 10_001, 12_000).unwrap());
+    assert!(store
+        .spend_device_nonce("d1", "n1", 10_001, 12_000)
+        .unwrap()
+        .is_fresh());
     assert_eq!(
         store.get_device("d1").unwrap().unwrap().last_seen_at,
         Some(10_001)

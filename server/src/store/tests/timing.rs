@@ -43,19 +43,22 @@ fn login_store_time() {
             Create::Created { .. }
         ));
         assert!(store
-            .use_device_nonce("d1", &format!("f{i}"), now, now + 60_000)
-            .unwrap());
+            .spend_device_nonce("d1", &format!("f{i}"), now, now + 60_000)
+            .unwrap()
+            .is_fresh());
         assert_eq!(store.device_challenges("d1", now).unwrap().0.len(), 1);
         assert!(store
-            .use_device_nonce("d1", &format!("k{i}"), now, now + 60_000)
-            .unwrap());
+            .spend_device_nonce("d1", &format!("k{i}"), now, now + 60_000)
+            .unwrap()
+            .is_fresh());
         assert!(matches!(
             store.acknowledge(&id, now).unwrap(),
             Cas::Changed(_)
         ));
         assert!(store
-            .use_device_nonce("d1", &format!("a{i}"), now, now + 60_000)
-            .unwrap());
+            .spend_device_nonce("d1", &format!("a{i}"), now, now + 60_000)
+            .unwrap()
+            .is_fresh());
         assert!(matches!(
             store.answer(&id, &approve, now).unwrap(),
             Cas::Changed(_)

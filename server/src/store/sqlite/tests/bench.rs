@@ -124,11 +124,11 @@ fn step(s: &dyn Store, tally: &mut Tally, i: usize, phase: u8) {
         1 | 2 => {
             tally.time("get_device", || s.get_device(&device).unwrap());
             let nonce = format!("{id}-{phase}");
-            let fresh = tally.time("use_device_nonce", || {
-                s.use_device_nonce(&device, &nonce, now + 1, now + 300_000)
+            let spent = tally.time("spend_device_nonce", || {
+                s.spend_device_nonce(&device, &nonce, now + 1, now + 300_000)
                     .unwrap()
             });
-            assert!(fresh);
+            assert!(spent.is_fresh());
             if phase == 1 {
                 tally.time("get_challenge", || s.get_challenge(&id, now + 1).unwrap());
                 let acked = tally.time("acknowledge", || s.acknowledge(&id, now + 1).unwrap());

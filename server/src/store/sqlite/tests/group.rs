@@ -31,8 +31,14 @@ fn a_group_commits_once_and_each_operation_stands_alone() {
             ));
             // Later operations of the group see the earlier ones' writes.
             assert!(g.get_challenge("c1", 1_001).unwrap().is_some());
-            assert!(g.use_device_nonce("d1", "n1", 1_000, 10_000).unwrap());
-            assert!(!g.use_device_nonce("d1", "n1", 1_001, 10_000).unwrap());
+            assert!(g
+                .spend_device_nonce("d1", "n1", 1_000, 10_000)
+                .unwrap()
+                .is_fresh());
+            assert!(!g
+                .spend_device_nonce("d1", "n1", 1_001, 10_000)
+                .unwrap()
+                .is_fresh());
             // A failing operation (the token hash exists) undoes only itself.
             let reused = [2u8; 32];
             assert!(g.create_enrollment("bob", &reused, 2, 10).is_err());
