@@ -14,7 +14,7 @@ use crate::hashing::Hashing;
 use crate::jobs::StoreJobs;
 use crate::metrics::Metrics;
 use crate::service;
-use crate::store::{ChallengeRecord, Expired, SharedStore, Store};
+use crate::store::{ChallengeRecord, Expired, PushSubscriptionRecord, SharedStore, Store};
 use crate::waiters::Waiters;
 use crate::webhook;
 use crate::webpush::{PushJob, WebPush};
@@ -122,7 +122,7 @@ impl AppState {
 
     /// Bookkeeping for a new challenge: counted, its devices' long-polls woken, the webhook
     /// told, a Web Push queued (never waited for).
-    pub fn created(&self, challenge: &ChallengeRecord) {
+    pub fn created(&self, challenge: &ChallengeRecord, subscriptions: Vec<PushSubscriptionRecord>) {
         self.metrics.challenge("created");
         self.waiters.devices_changed(&challenge.devices);
         if let Some(hook) = &self.webhook {
@@ -131,7 +131,7 @@ impl AppState {
         self.web_push.notify(PushJob {
             challenge_id: challenge.id.clone(),
             user: challenge.user.clone(),
-            devices: challenge.devices.clone(),
+            subscriptions,
             expires_at: challenge.expires_at,
         });
         tracing::debug!(challenge = %challenge.id, user = %challenge.user, "challenge created");

@@ -81,6 +81,19 @@ fn subscribe<T: Default>(map: &Arc<Channels<T>>, key: &str) -> Subscription<T> {
     }
 }
 
+/// Tells a challenge's waiters to read it again, unless they hold its terminal record: that
+/// never changes, and a replica hears its own notifications after it handed the record over
+/// (replacing it cost every such wait one more read).
+fn read_again(tx: &watch::Sender<ChallengeNews>) {
+    tx.send_if_modified(|news| {
+        if news.is_some() {
+            return false;
+        }
+        *news = None;
+        true
+    });
+}
+
 fn notify<T>(map: &Channels<T>, key: &str, news: impl FnOnce() -> T) {
     if let Some(tx) = lock(map).get(key) {
         tx.send_replace(news());
@@ -119,14 +132,16 @@ impl Waiters {
     /// Wakes waiters on challenge `id` to read it again (a change made by another replica,
     /// told by a database notification: it comes without the record).
     pub fn challenge_read_again(&self, id: &str) {
-        notify(&self.challenges, id, || None);
+        if let Some(tx) = lock(&self.challenges).get(id) {
+            read_again(tx);
+        }
     }
 
     /// Wakes every waiter to read again: after the cross-replica listener was disconnected,
     /// any change may have been missed.
     pub fn wake_all(&self) {
         for tx in lock(&self.challenges).values() {
-            tx.send_replace(None);
+            read_again(tx);
         }
         for tx in lock(&self.devices).values() {
             tx.send_replace(());
@@ -216,6 +231,30 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// Session 11: a replica hears its own notifications. The NOTIFY of an answer it made
+    /// arrived after the answer had handed its waiters the terminal record, and replaced it
+    /// with "read again": one more round trip on the answer→return path, for nothing (a
+    /// terminal record never changes).
+    #[tokio::test]
+    async fn a_later_read_again_keeps_a_terminal_record() {
+        let waiters = Waiters::default();
+        let mut sub = waiters.watch_challenge("c1");
+        waiters.challenge_updated(&record(ChallengeState::Approved));
+        waiters.challenge_read_again("c1");
+        waiters.wake_all();
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert_eq!(news.map(|c| c.state), Some(ChallengeState::Approved));
+        // Not terminal: read again as before.
+        let mut other = waiters.watch_challenge("c2");
+        waiters.challenge_read_again("c2");
+        let news = tokio::time::timeout(Duration::from_secs(1), other.changed())
+            .await
+            .unwrap();
+        assert!(news.is_none());
     }
 
     #[tokio::test]

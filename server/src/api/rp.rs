@@ -118,7 +118,7 @@ pub async fn create_challenge(
     let (challenge, devices) = (created.challenge, created.devices);
     // A grace login is already approved: nothing to push.
     if created.grace.is_none() {
-        state.created(&challenge);
+        state.created(&challenge, created.subscriptions);
     }
     Ok((
         StatusCode::CREATED,

@@ -4,8 +4,6 @@
 //! the caller can wake waiters even when the answer is a refusal (a challenge found past its
 //! expiry is expired by the read).
 
-use std::collections::HashMap;
-
 use pushauth_proto::challenge::{decide, generate_code};
 use pushauth_proto::context::validate_context;
 use pushauth_proto::names::{check_id, check_user};
@@ -23,7 +21,7 @@ use crate::config::{Limits, ServerConfig};
 use crate::limits::{self, Refusal};
 use crate::store::{
     AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceRecord, Expired, NewChallenge,
-    Store,
+    PushSubscriptionRecord, Store,
 };
 
 /// What a call that may change a challenge did: the challenge if its state changed (answered,
@@ -104,10 +102,22 @@ fn checked(config: &ServerConfig, req: CreateChallenge, now: Millis) -> Result<N
     })
 }
 
+/// A challenge just created ([`create`]).
+#[derive(Debug)]
+pub struct NewlyCreated {
+    /// The challenge, pending.
+    pub challenge: ChallengeRecord,
+    /// The active devices it was sent to.
+    pub devices: Vec<DeviceRecord>,
+    /// Their Web Push subscriptions, read with them (what the push needs).
+    pub subscriptions: Vec<PushSubscriptionRecord>,
+}
+
 /// Creates a checked challenge for the relying party `rp`: its scope first (a caller out of
 /// scope learns nothing else about its request), then the request's own checks, the store's
 /// size bound, the user and devices, and the push-fatigue limits (in the store transaction
-/// that inserts it). Returns the challenge and the devices it was sent to.
+/// that inserts it). Returns the challenge, the devices it was sent to and their Web Push
+/// subscriptions.
 ///
 /// # Errors
 /// [`Error::Forbidden`], the errors of [`check`], [`Error::StorageFull`],
@@ -118,7 +128,7 @@ pub fn create(
     request: NewRequest,
     limits: &Limits,
     bound: &SizeBound,
-) -> Result<(ChallengeRecord, Vec<DeviceRecord>)> {
+) -> Result<NewlyCreated> {
     rp.require_user(&request.user, "push to")?;
     let mut new = request.checked?;
     new.rp_id.clone_from(&rp.rp_id);
@@ -128,7 +138,15 @@ pub fn create(
         return Err(Error::StorageFull);
     }
     match s.create_challenge(&new, &|push| limits::check(limits, push, now))? {
-        Create::Created { challenge, devices } => Ok((*challenge, devices)),
+        Create::Created {
+            challenge,
+            devices,
+            subscriptions,
+        } => Ok(NewlyCreated {
+            challenge: *challenge,
+            devices,
+            subscriptions,
+        }),
         Create::UnknownUser => Err(Error::UnknownUser),
         Create::NoDevice => Err(Error::NoDevice),
         Create::Refused(refusal) => {
@@ -427,23 +445,17 @@ pub struct OpenChallenges {
 /// [`Error::Store`].
 pub fn open_for_device(s: &dyn Store, device_id: &str, now: Millis) -> Result<OpenChallenges> {
     let (open, expired) = s.device_challenges(device_id, now)?;
-    let mut names: HashMap<String, Option<String>> = HashMap::new();
-    let mut named = Vec::with_capacity(open.len());
-    for c in open {
-        let name = match names.get(&c.rp_id) {
-            Some(name) => name.clone(),
-            None => {
-                let name = if c.rp_id == ADMIN_RP {
-                    Some(ADMIN_RP.to_owned())
-                } else {
-                    s.get_relying_party(&c.rp_id)?.map(|rp| rp.name)
-                };
-                names.insert(c.rp_id.clone(), name.clone());
+    let named = open
+        .into_iter()
+        .map(|(c, name)| {
+            let name = if c.rp_id == ADMIN_RP {
+                Some(ADMIN_RP.to_owned())
+            } else {
                 name
-            }
-        };
-        named.push((c, name));
-    }
+            };
+            (c, name)
+        })
+        .collect();
     Ok(OpenChallenges {
         open: named,
         expired,

@@ -22,7 +22,9 @@ use crate::bounds::SizeBound;
 use crate::clock::Millis;
 use crate::config::Limits;
 use crate::limits;
-use crate::store::{ChallengeRecord, DeviceRecord, GraceFind, NoticeRecord, Store};
+use crate::store::{
+    ChallengeRecord, DeviceRecord, GraceFind, NoticeRecord, PushSubscriptionRecord, Store,
+};
 
 /// A relying party's checked ask for grace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub struct Created {
     pub challenge: ChallengeRecord,
     /// The devices to push to (empty for a grace login).
     pub devices: Vec<DeviceRecord>,
+    /// Their Web Push subscriptions (empty for a grace login).
+    pub subscriptions: Vec<PushSubscriptionRecord>,
     /// Set when a grace window let the login in.
     pub grace: Option<Granted>,
 }
@@ -103,10 +107,11 @@ pub fn create(
 ) -> Result<Created> {
     rp.require_user(&request.user, "push to")?;
     let Some(ask) = ask? else {
-        let (challenge, devices) = challenges::create(s, rp, request, limits, bound)?;
+        let created = challenges::create(s, rp, request, limits, bound)?;
         return Ok(Created {
-            challenge,
-            devices,
+            challenge: created.challenge,
+            devices: created.devices,
+            subscriptions: created.subscriptions,
             grace: None,
         });
     };
@@ -127,6 +132,7 @@ pub fn create(
             return Ok(Created {
                 challenge: login.challenge,
                 devices: Vec::new(),
+                subscriptions: Vec::new(),
                 grace: Some(Granted {
                     of: login.of,
                     until: login.approved_at.saturating_add(secs_to_ms(ask.secs)),
@@ -137,11 +143,12 @@ pub fn create(
             user: new.user.clone(),
             checked: Ok(new),
         };
-        let (challenge, devices) = challenges::create(s, rp, request, limits, bound)?;
-        s.set_grace_key(&challenge.id, &ask.key)?;
+        let created = challenges::create(s, rp, request, limits, bound)?;
+        s.set_grace_key(&created.challenge.id, &ask.key)?;
         Ok(Created {
-            challenge,
-            devices,
+            challenge: created.challenge,
+            devices: created.devices,
+            subscriptions: created.subscriptions,
             grace: None,
         })
     })

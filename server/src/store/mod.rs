@@ -200,13 +200,10 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// naming `by`. `false` for a user never
     /// seen (nothing changes).
     fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool>;
-    /// The open, unexpired challenges sent to a device, oldest first, after expiring its due
-    /// ones (returned too).
-    fn device_challenges(
-        &self,
-        device_id: &str,
-        now: Millis,
-    ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)>;
+    /// The open, unexpired challenges sent to a device, oldest first, each with the name of the
+    /// relying party that asked (read with it; `None` when no relying party has its id, as
+    /// for pushes of the admin), after expiring its due ones (returned too).
+    fn device_challenges(&self, device_id: &str, now: Millis) -> StoreResult<DeviceChallenges>;
     /// Expires up to `max` due challenges and forgets up to `max` nonces (and the user locks)
     /// that no longer matter. Bounded so that a backlog is worked off in steps that other
     /// operations can run between.

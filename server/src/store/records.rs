@@ -68,6 +68,11 @@ pub struct EnrollmentRecord {
     pub approved_by: Option<String>,
 }
 
+/// A device's open challenges, each with the name of the relying party that asked (`None`
+/// when no relying party has its id), and the challenges that expired as they were read
+/// ([`Store::device_challenges`](super::Store::device_challenges)).
+pub type DeviceChallenges = (Vec<(ChallengeRecord, Option<String>)>, Vec<Expired>);
+
 /// What spending a device request nonce did ([`Store::spend_device_nonce`](super::Store::spend_device_nonce)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spent {
@@ -253,6 +258,9 @@ pub enum Create {
         challenge: Box<ChallengeRecord>,
         /// The active devices it was sent to.
         devices: Vec<DeviceRecord>,
+        /// Those devices' Web Push subscriptions, read in the creating transaction: the push
+        /// needs no read of its own.
+        subscriptions: Vec<PushSubscriptionRecord>,
     },
     /// The user was never enrolled.
     UnknownUser,

@@ -62,8 +62,8 @@ pub struct PushJob {
     pub challenge_id: String,
     /// Its user (for the `Topic`).
     pub user: String,
-    /// The devices it targets.
-    pub devices: Vec<String>,
+    /// The Web Push subscriptions of the devices it targets, read when it was created.
+    pub subscriptions: Vec<PushSubscriptionRecord>,
     /// When it expires (the push's `TTL` is what is left).
     pub expires_at: Millis,
 }
@@ -144,7 +144,8 @@ impl Sender {
 
     /// Queues a challenge's pushes; never blocks. A full queue drops them (counted `dropped`).
     pub fn enqueue(&self, job: PushJob) {
-        if job.devices.is_empty() {
+        // No device of the challenge can be pushed to: no job, no thread woken.
+        if job.subscriptions.is_empty() {
             return;
         }
         // Counted before the send, so a worker's decrement never runs ahead of it.
@@ -198,15 +199,8 @@ impl Worker {
     }
 
     fn push_challenge(&self, job: &PushJob) {
-        let subs = match self.store.push_subscriptions(&job.devices) {
-            Ok(subs) => subs,
-            Err(e) => {
-                tracing::warn!(challenge = %job.challenge_id, error = %e, "web push: cannot read subscriptions");
-                return;
-            }
-        };
-        for sub in subs {
-            self.push_one(job, &sub);
+        for sub in &job.subscriptions {
+            self.push_one(job, sub);
         }
     }
 

@@ -11,14 +11,14 @@ use super::error::{get, PgError};
 use super::kept::Kept;
 use super::rows::{
     all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
-    C_CHALLENGE_COLUMNS,
+    CHALLENGE_COLUMN_COUNT, C_CHALLENGE_COLUMNS,
 };
 use super::{limits, notify};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, Expired, NewChallenge,
-    StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceChallenges, Expired,
+    NewChallenge, StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -144,12 +144,14 @@ pub(super) fn create_challenge<D: Db>(
         // The user's row lock, then the limits' counts and the devices in a statement of its
         // own (in the same round trip): it sees what the lock's last holder committed
         // (another replica's challenge for this user, a device just revoked).
-        let (user, (state, mut devices)) = limits::lock_user_then_push_state(c, new)?;
+        let (user, (state, mut devices, mut subscriptions)) =
+            limits::lock_user_then_push_state(c, new)?;
         if !user {
             return Ok(Create::UnknownUser);
         }
         if let Some(wanted) = &new.requested_devices {
             devices.retain(|d| wanted.contains(&d.id));
+            subscriptions.retain(|s| wanted.contains(&s.device_id));
         }
         if devices.is_empty() {
             return Ok(Create::NoDevice);
@@ -210,6 +212,7 @@ pub(super) fn create_challenge<D: Db>(
                 signature: None,
             }),
             devices,
+            subscriptions,
         })
     })?;
     // Committed: its terms are what every replica reads from now on.
@@ -421,9 +424,12 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
 /// `challenges` on every device poll while the table was small); `LIMIT` keeps the `LATERAL`
 /// sub-select from being flattened into a plain join.
 pub(super) fn device_challenges_sql() -> String {
+    // The relying party's name in the same statement: the device shows who asked, and a read
+    // of its own cost every poll a round trip.
     format!(
-        "SELECT {C_CHALLENGE_COLUMNS} FROM open_challenge_devices o \
+        "SELECT {C_CHALLENGE_COLUMNS}, r.name FROM open_challenge_devices o \
          CROSS JOIN LATERAL (SELECT * FROM challenges WHERE id = o.challenge_id LIMIT 1) c \
+         LEFT JOIN relying_parties r ON r.id = c.rp_id \
          WHERE o.device_id = $1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id"
     )
 }
@@ -433,23 +439,22 @@ pub(super) fn device_challenges<D: Db>(
     db: &D,
     device_id: &str,
     now: Millis,
-) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+) -> StoreResult<DeviceChallenges> {
     if !storable(device_id) {
         return Ok((Vec::new(), Vec::new()));
     }
     let open = db.read(|c| {
-        all(
-            c.query(&device_challenges_sql(), &[&device_id])?,
-            challenge_from_row,
-        )
+        all(c.query(&device_challenges_sql(), &[&device_id])?, |row| {
+            Ok((challenge_from_row(row)?, get(row, CHALLENGE_COLUMN_COUNT)?))
+        })
     })?;
-    let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|c| c.is_due(now));
+    let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|(c, _)| c.is_due(now));
     if due.is_empty() {
         return Ok((live, Vec::new()));
     }
     let expired = db.write(|c| {
         let mut expired = Vec::new();
-        for ch in &due {
+        for (ch, _) in &due {
             if expire_if_due(c, &ch.id, &ch.user, now)? {
                 expired.push(Expired {
                     id: ch.id.clone(),

@@ -10,7 +10,10 @@ use super::error::{get, PgError};
 use super::rows::{count, device_from_row, DEVICE_COLUMNS, DEVICE_COLUMN_COUNT};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
-use crate::store::{events, ChallengeRecord, CodeTally, DeviceRecord, NewChallenge, StoreResult};
+use crate::store::{
+    events, ChallengeRecord, CodeTally, DeviceRecord, NewChallenge, PushSubscriptionRecord,
+    StoreResult,
+};
 
 /// The statement's `WITH` part that [`push_state`] and [`push_state_and_devices`] share: the
 /// counts the limits need as the one row of `state` (`$1` user, `$2` relying party, `$3`
@@ -73,7 +76,7 @@ pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, 
 pub(super) fn lock_user_then_push_state(
     c: &Conn<'_>,
     new: &NewChallenge,
-) -> Result<(bool, (PushState, Vec<DeviceRecord>)), PgError> {
+) -> Result<(bool, StateAndDevices), PgError> {
     let (user, rows) = c.two(
         (super::challenges::LOCK_USER, &[&new.user]),
         (&push_state_and_devices_sql(), &state_params(new)),
@@ -81,24 +84,38 @@ pub(super) fn lock_user_then_push_state(
     Ok((!user.is_empty(), state_and_devices(&rows)?))
 }
 
+/// What a creation reads after locking the user: the limits' counts, the user's active
+/// devices, and their Web Push subscriptions.
+pub(super) type StateAndDevices = (PushState, Vec<DeviceRecord>, Vec<PushSubscriptionRecord>);
+
 /// The rows of [`push_state_and_devices_sql`].
-fn state_and_devices(
-    rows: &[tokio_postgres::Row],
-) -> Result<(PushState, Vec<DeviceRecord>), PgError> {
+fn state_and_devices(rows: &[tokio_postgres::Row]) -> Result<StateAndDevices, PgError> {
     let first = DEVICE_COLUMN_COUNT;
     let state = match rows.first() {
         Some(row) => state_from_row(row, first)?,
         None => return Err(PgError::Data("no limits row".into())),
     };
     let mut devices = Vec::with_capacity(rows.len());
+    let mut subscriptions = Vec::new();
+    // The subscription's columns follow the state's 7.
+    let sub = first + 7;
     for row in rows {
         // The LEFT JOIN's one row without a device when the user has none.
         let id: Option<String> = get(row, 0)?;
-        if id.is_some() {
-            devices.push(device_from_row(row)?);
+        let Some(id) = id else { continue };
+        devices.push(device_from_row(row)?);
+        let endpoint: Option<String> = get(row, sub)?;
+        if let Some(endpoint) = endpoint {
+            subscriptions.push(PushSubscriptionRecord {
+                device_id: id,
+                endpoint,
+                p256dh: get(row, sub + 1)?,
+                auth: get(row, sub + 2)?,
+                created_at: get(row, sub + 3)?,
+            });
         }
     }
-    Ok((state, devices))
+    Ok((state, devices, subscriptions))
 }
 
 /// The statement of [`push_state_and_devices`] (its parameters as [`state_sql`]'s).
@@ -106,7 +123,9 @@ pub(super) fn push_state_and_devices_sql() -> String {
     format!(
         "{}, d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 \
          AND revoked_at IS NULL) \
-         SELECT d.*, state.* FROM state LEFT JOIN d ON true ORDER BY d.created_at, d.id",
+         SELECT d.*, state.*, s.endpoint, s.p256dh, s.auth, s.created_at \
+         FROM state LEFT JOIN d ON true LEFT JOIN push_subscriptions s ON s.device_id = d.id \
+         ORDER BY d.created_at, d.id",
         state_sql()
     )
 }

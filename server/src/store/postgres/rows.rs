@@ -11,6 +11,8 @@ use crate::store::{ChallengeRecord, DeviceRecord, RelyingPartyRecord};
 pub(super) const CHALLENGE_COLUMNS: &str = "id, user_name, rp_id, state, context, context_digest, \
      rp_nonce, code, devices, created_at, expires_at, device_id, decision, reason, typed_code, \
      responded_at, signature";
+/// How many columns [`CHALLENGE_COLUMNS`] names.
+pub(super) const CHALLENGE_COLUMN_COUNT: usize = 17;
 /// [`CHALLENGE_COLUMNS`] of the table aliased `c`.
 pub(super) const C_CHALLENGE_COLUMNS: &str = "c.id, c.user_name, c.rp_id, c.state, c.context, \
      c.context_digest, c.rp_nonce, c.code, c.devices, c.created_at, c.expires_at, c.device_id, \

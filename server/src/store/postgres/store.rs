@@ -13,10 +13,10 @@ use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
-    DeviceRecord, EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge,
-    NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord, OfflineStore,
-    Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Spent, Store,
-    StoreResult, StoredCode, Swept, UseCode,
+    DeviceChallenges, DeviceRecord, EnrollFacts, EnrollmentRecord, GraceFind, GraceLogin,
+    NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord,
+    OfflineStore, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Spent,
+    Store, StoreResult, StoredCode, Swept, UseCode,
 };
 
 macro_rules! pg_store {
@@ -184,7 +184,7 @@ macro_rules! pg_store {
                 &self,
                 device_id: &str,
                 now: Millis,
-            ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+            ) -> StoreResult<DeviceChallenges> {
                 challenges::device_challenges(self, device_id, now)
             }
 

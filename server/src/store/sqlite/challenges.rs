@@ -13,7 +13,8 @@ use super::rows::{
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    events, AnswerRecord, Cas, ChallengeRecord, Create, Expired, NewChallenge, StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, Create, DeviceChallenges, Expired, NewChallenge,
+    StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -163,6 +164,7 @@ pub(super) fn create_challenge<D: Db>(
             &events::challenge_created(new, device_ids.len()),
             now,
         )?;
+        let subscriptions = super::push_subscriptions::of_devices_in(tx, &device_ids)?;
         Ok(Create::Created {
             challenge: Box::new(ChallengeRecord {
                 id: new.id.clone(),
@@ -184,6 +186,7 @@ pub(super) fn create_challenge<D: Db>(
                 signature: None,
             }),
             devices,
+            subscriptions,
         })
     })
 }
@@ -296,29 +299,33 @@ pub(super) fn device_challenges<D: Db>(
     db: &D,
     device_id: &str,
     now: Millis,
-) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+) -> StoreResult<DeviceChallenges> {
+    let columns: Vec<String> = CHALLENGE_COLUMNS
+        .split(", ")
+        .map(|col| format!("c.{col}"))
+        .collect();
     let open = db.read(|conn| {
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {} FROM open_challenge_devices o JOIN challenges c ON c.id = o.challenge_id \
+            "SELECT {}, r.name FROM open_challenge_devices o \
+             JOIN challenges c ON c.id = o.challenge_id \
+             LEFT JOIN relying_parties r ON r.id = c.rp_id \
              WHERE o.device_id = ?1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id",
-            CHALLENGE_COLUMNS
-                .split(", ")
-                .map(|col| format!("c.{col}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            columns.join(", ")
         ))?;
         let rows = stmt
-            .query_map([device_id], challenge_from_row)?
+            .query_map([device_id], |row| {
+                Ok((challenge_from_row(row)?, row.get(columns.len())?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     })?;
-    let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|c| c.is_due(now));
+    let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|(c, _)| c.is_due(now));
     if due.is_empty() {
         return Ok((live, Vec::new()));
     }
     let expired = db.write(|tx| {
         let mut expired = Vec::new();
-        for c in due {
+        for (c, _) in due {
             if expire_if_due(tx, &c.id, &c.user, now)? {
                 expired.push(Expired {
                     id: c.id,

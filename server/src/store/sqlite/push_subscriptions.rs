@@ -95,17 +95,23 @@ pub(super) fn of_devices<D: Db>(
     db: &D,
     device_ids: &[String],
 ) -> StoreResult<Vec<PushSubscriptionRecord>> {
-    db.read(|conn| {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM push_subscriptions AS s JOIN devices AS d ON d.id = s.device_id \
-             WHERE s.device_id = ?1 AND d.revoked_at IS NULL"
-        ))?;
-        let mut out = Vec::new();
-        for id in device_ids {
-            if let Some(sub) = stmt.query_row([id], from_row).optional()? {
-                out.push(sub);
-            }
+    db.read(|conn| of_devices_in(conn, device_ids))
+}
+
+/// [`of_devices`] on a connection already in use (a creation's transaction).
+pub(super) fn of_devices_in(
+    conn: &rusqlite::Connection,
+    device_ids: &[String],
+) -> rusqlite::Result<Vec<PushSubscriptionRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM push_subscriptions AS s JOIN devices AS d ON d.id = s.device_id \
+         WHERE s.device_id = ?1 AND d.revoked_at IS NULL"
+    ))?;
+    let mut out = Vec::new();
+    for id in device_ids {
+        if let Some(sub) = stmt.query_row([id], from_row).optional()? {
+            out.push(sub);
         }
-        Ok(out)
-    })
+    }
+    Ok(out)
 }

@@ -12,8 +12,8 @@ use super::{
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceRecord,
-    EnrollFacts, EnrollmentRecord, Expired, GraceFind, GraceLogin, NewChallenge, NewDevice,
+    AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceChallenges,
+    DeviceRecord, EnrollFacts, EnrollmentRecord, GraceFind, GraceLogin, NewChallenge, NewDevice,
     NewRpEnrollment, NoticeRecord, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
     Spent, Store, StoreResult, StoredCode, Swept, UseCode,
 };
@@ -151,11 +151,7 @@ impl<D: Db> Store for D {
         limits::unlock_user(self, user, by, now)
     }
 
-    fn device_challenges(
-        &self,
-        device_id: &str,
-        now: Millis,
-    ) -> StoreResult<(Vec<ChallengeRecord>, Vec<Expired>)> {
+    fn device_challenges(&self, device_id: &str, now: Millis) -> StoreResult<DeviceChallenges> {
         challenges::device_challenges(self, device_id, now)
     }
 

@@ -408,6 +408,81 @@ fn unknown_users_devices_and_limits() {
     ));
 }
 
+/// Session 11: a device's list names the relying party that asked, read in the same
+/// statement as the challenges (it was a read of its own per poll); an id without a relying
+/// party (the admin's pushes) has no name.
+#[test]
+fn issue13_a_device_s_challenges_come_with_the_relying_party_s_name() {
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    assert!(matches!(
+        challenge(&*store, "c1", 1_000, 60_000),
+        Create::Created { .. }
+    ));
+    let (open, _) = store.device_challenges("d1", 2_000).unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].0.id.as_str(), open[0].1.as_deref()), ("c1", None));
+    store
+        .create_relying_party(
+            &crate::store::RelyingPartyRecord {
+                id: "rp".into(),
+                name: "web01".into(),
+                key_hash: [3; 32],
+                users: vec!["*".into()],
+                enroll: false,
+                bootstrap: false,
+                created_at: 1_500,
+                revoked_at: None,
+            },
+            1_500,
+        )
+        .unwrap();
+    let (open, _) = store.device_challenges("d1", 2_000).unwrap();
+    assert_eq!(open[0].1.as_deref(), Some("web01"));
+}
+
+/// Session 11: a creation reads its devices' Web Push subscriptions in its own transaction
+/// (the push then needs no read of its own): those of the devices it was sent to, and only
+/// those.
+#[test]
+fn issue13_a_creation_carries_its_devices_push_subscriptions() {
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    enrolled(&*store, "alice", "d22");
+    let sub = crate::store::PushSubscriptionRecord {
+        device_id: "d22".into(),
+        endpoint: "https://push.example/abc".into(),
+        p256dh: "key".into(),
+        auth: "secret".into(),
+        created_at: 500,
+    };
+    store.set_push_subscription(&sub, "alice", "test").unwrap();
+    match challenge(&*store, "c1", 1_000, 60_000) {
+        Create::Created { subscriptions, .. } => assert_eq!(subscriptions, vec![sub.clone()]),
+        other => panic!("{other:?}"),
+    }
+    // Sent to d1 alone: d22's subscription is not its business.
+    let new = NewChallenge {
+        id: "c2".into(),
+        user: "alice".into(),
+        rp_id: "rp".into(),
+        context: Context::new(),
+        context_digest: [0; 32],
+        rp_nonce: vec![1; 32],
+        code: None,
+        requested_devices: Some(vec!["d1".into()]),
+        created_at: 1_000,
+        expires_at: 60_000,
+        window_start: 0,
+        known_since: crate::limits::known_since(1_000),
+        source: String::new(),
+    };
+    match store.create_challenge(&new, &|_| Ok(())).unwrap() {
+        Create::Created { subscriptions, .. } => assert!(subscriptions.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn issue11_a_revoked_device_leaves_its_open_challenges() {
     let store = store();
