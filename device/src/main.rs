@@ -44,12 +44,9 @@ struct Cli {
     profile: String,
     /// For this run, talk to this server instead of the profile's: another replica of the
     /// same pushauthd, when the one the device enrolled with is down (`set-server` keeps it).
-    #[arg(
-        long,
-        global = true,
-        env = "PUSHAUTH_DEVICE_SERVER",
-        value_name = "URL"
-    )]
+    // No environment variable: one would follow every profile and break `offline-code`, the
+    // command for when no server answers (attack review r11).
+    #[arg(long, global = true, value_name = "URL")]
     server: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -309,6 +306,13 @@ fn open(dir: &std::path::Path, profile: &str, server: Option<&str>) -> Result<De
 fn set_server(dir: &std::path::Path, profile_name: &str, url: &str) -> Result<()> {
     let mut profile = load_profile(dir, profile_name)?;
     let old = std::mem::replace(&mut profile.server, url.to_owned());
+    if old.starts_with("https://") && !url.starts_with("https://") {
+        bail!(
+            "the profile's server {} uses https; refusing to keep {} without it",
+            shown(&old),
+            shown(url)
+        );
+    }
     let client = DeviceClient::new(&profile)?;
     client.pending(0).with_context(|| {
         format!(
@@ -317,6 +321,10 @@ fn set_server(dir: &std::path::Path, profile_name: &str, url: &str) -> Result<()
             shown(&old)
         )
     })?;
+    // Read again and change only the server: an offline code taken meanwhile advanced the
+    // profile's counter, which saving the copy read before the network call would undo.
+    let mut profile = load_profile(dir, profile_name)?;
+    profile.server = url.to_owned();
     save_profile(dir, profile_name, &profile, true)?;
     println!(
         "server: {} (was {}); it knows this device",

@@ -718,6 +718,17 @@ fn issue13_another_server_for_one_run_or_kept_in_the_profile() {
     assert!(fs::read_to_string(&profile).unwrap().contains(dead));
     assert_eq!(mode(&profile), 0o600);
 
+    // A profile on https does not take a URL without it (attack review r11).
+    let text = fs::read_to_string(&profile).unwrap();
+    fs::write(&profile, text.replace(dead, "https://127.0.0.1:9")).unwrap();
+    let out = env.run(&["set-server", &env.url]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refusing"), "{}", stderr(&out));
+    assert!(fs::read_to_string(&profile)
+        .unwrap()
+        .contains("https://127.0.0.1:9"));
+    fs::write(&profile, text).unwrap();
+
     // Kept: later runs use it without --server.
     let out = env.run(&["set-server", &env.url]);
     assert!(out.status.success(), "{}", stderr(&out));

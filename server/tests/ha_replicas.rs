@@ -371,6 +371,36 @@ fn a_replica_s_caches_never_decide_a_cancelled_challenge_or_a_revoked_device() {
         json!({}),
     );
     assert_eq!(status, 200);
+    // A request in the device's name that does not verify (signed for another path), while
+    // A still has the key: refused as revoked, not counted as a bad signature (attack
+    // review r11: it was 401 bad_signature, with an audit row).
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = DeviceAuth::sign(
+        &phone.signing_key(),
+        phone.id(),
+        "GET",
+        "/v1/device/challenges?wait=1",
+        b"",
+        i64::try_from(secs).unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    let forged = call_with(
+        &pushauth_testkit::agent(),
+        "GET",
+        &format!("{}/v1/device/challenges?wait=0", a.url),
+        Some(&header),
+        None,
+    );
+    assert_eq!(
+        (forged.status, forged.json["error"].as_str()),
+        (403, Some("device_revoked")),
+        "{}",
+        forged.text
+    );
     let refused = phone.pending(0).unwrap_err();
     assert!(refused.to_string().contains("device_revoked"), "{refused}");
     let refused = phone

@@ -71,7 +71,14 @@ impl SignedRequest {
             .verify_b64(&self.message, &self.sig)
             .is_err()
         {
-            failures.record(s, &device, &self.source, None, self.detail);
+            // The key may be a replica's cached copy of a device revoked since: read it afresh
+            // (a read, like the one the cache saves) so that a revoked device is refused as
+            // such and never counted (attack review r11).
+            let current = s.get_device(&device.id)?.ok_or(Error::UnknownDevice)?;
+            if !current.is_active() {
+                return Err(Error::DeviceRevoked);
+            }
+            failures.record(s, &current, &self.source, None, self.detail);
             return Err(Error::BadSignature("the request signature does not verify"));
         }
         match s.spend_device_nonce(&device.id, &self.nonce, now, nonce_valid_until(self.ts))? {

@@ -117,9 +117,13 @@ pub(super) fn spend_device_nonce<D: Db>(
             }
         }
     };
-    if matches!(spent, Spent::Revoked | Spent::Unknown) {
-        if let Some(cache) = db.device_keys() {
-            cache.forget(device_id);
+    if let Some(cache) = db.device_keys() {
+        match &spent {
+            Spent::Revoked | Spent::Unknown => cache.forget(device_id),
+            // As it is now: should the row ever differ from what was kept (a restore), the
+            // next request is checked against the row, not a copy that would refuse it.
+            Spent::Fresh(device) => cache.keep(device_id, (**device).clone()),
+            Spent::Replayed => {}
         }
     }
     Ok(spent)
