@@ -41,6 +41,25 @@ fn wait_in_background(
     (login, handle)
 }
 
+/// A device request's `Authorization` header for `method` and `path` (empty body), signed now
+/// with `device`'s key: each one carries a fresh nonce.
+fn signed_header(device: &TestDevice, method: &str, path: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    DeviceAuth::sign(
+        &device.signing_key(),
+        device.id(),
+        method,
+        path,
+        b"",
+        i64::try_from(secs).unwrap(),
+    )
+    .unwrap()
+    .to_string()
+}
+
 fn approve(device: &TestDevice, login: &PendingLogin) {
     let status = device.approve(&login.id, login.code.as_deref().unwrap());
     assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
@@ -284,20 +303,7 @@ fn the_open_challenge_cap_and_device_nonces_hold_across_replicas() {
 
     // A signed device request's nonce, used on A, is refused on B.
     let path = "/v1/device/challenges?wait=0";
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let header = DeviceAuth::sign(
-        &phone.signing_key(),
-        phone.id(),
-        "GET",
-        path,
-        b"",
-        i64::try_from(secs).unwrap(),
-    )
-    .unwrap()
-    .to_string();
+    let header = signed_header(&phone, "GET", path);
     let agent = pushauth_testkit::agent();
     let on_a = call_with(
         &agent,
@@ -374,20 +380,7 @@ fn a_replica_s_caches_never_decide_a_cancelled_challenge_or_a_revoked_device() {
     // A request in the device's name that does not verify (signed for another path), while
     // A still has the key: refused as revoked, not counted as a bad signature (attack
     // review r11: it was 401 bad_signature, with an audit row).
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let header = DeviceAuth::sign(
-        &phone.signing_key(),
-        phone.id(),
-        "GET",
-        "/v1/device/challenges?wait=1",
-        b"",
-        i64::try_from(secs).unwrap(),
-    )
-    .unwrap()
-    .to_string();
+    let header = signed_header(&phone, "GET", "/v1/device/challenges?wait=1");
     let forged = call_with(
         &pushauth_testkit::agent(),
         "GET",

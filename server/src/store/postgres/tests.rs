@@ -12,7 +12,7 @@ use super::{connect_one, PgSettings, PgStore, CHALLENGE_CHANNEL, DEVICE_CHANNEL}
 use crate::limits::Refusal;
 use crate::store::tests::{answer, challenge, enrolled, enrolled_with, note};
 use crate::store::{Cas, Create, DbError, DbErrorKind, NewChallenge, Store, StoreError};
-use pushauth_proto::{ChallengeState, Context, Decision};
+use pushauth_proto::{ChallengeState, Decision};
 
 /// A fresh migrated database's URL, or `None` (skipped) without PostgreSQL.
 pub(super) fn database(test: &str) -> Option<String> {
@@ -93,21 +93,12 @@ fn kind(err: &StoreError) -> DbErrorKind {
     }
 }
 
+/// [`tests::new_challenge`](crate::store::tests::new_challenge) without a code, open for a
+/// minute.
 fn new_challenge(id: &str, now: i64) -> NewChallenge {
     NewChallenge {
-        id: id.into(),
-        user: "alice".into(),
-        rp_id: "rp".into(),
-        context: Context::new(),
-        context_digest: [0; 32],
-        rp_nonce: vec![1; 32],
         code: None,
-        requested_devices: None,
-        created_at: now,
-        expires_at: now + 60_000,
-        window_start: now - 600_000,
-        known_since: crate::limits::known_since(now),
-        source: String::new(),
+        ..crate::store::tests::new_challenge(id, now, now + 60_000)
     }
 }
 

@@ -109,7 +109,14 @@ pub(crate) fn enrolled_with(store: &dyn Store, user: &str, device: &str, hash: [
 
 /// A challenge for alice from relying party `rp`, every limit allowing it.
 pub(crate) fn challenge(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) -> Create {
-    let new = NewChallenge {
+    store
+        .create_challenge(&new_challenge(id, now, expires_at), &|_| Ok(()))
+        .unwrap()
+}
+
+/// What [`challenge`] creates: for every active device of alice, code 42.
+pub(crate) fn new_challenge(id: &str, now: Millis, expires_at: Millis) -> NewChallenge {
+    NewChallenge {
         id: id.into(),
         user: "alice".into(),
         rp_id: "rp".into(),
@@ -123,8 +130,7 @@ pub(crate) fn challenge(store: &dyn Store, id: &str, now: Millis, expires_at: Mi
         window_start: now - 600_000,
         known_since: crate::limits::known_since(now),
         source: String::new(),
-    };
-    store.create_challenge(&new, &|_| Ok(())).unwrap()
+    }
 }
 
 /// An answer of device d1 with the code 42.
@@ -366,19 +372,9 @@ fn unknown_users_devices_and_limits() {
     enrolled(&*store, "alice", "d1");
     challenge(&*store, "c1", 1_000, 60_000);
     let new = NewChallenge {
-        id: "c2".into(),
-        user: "alice".into(),
-        rp_id: "rp".into(),
-        context: Context::new(),
-        context_digest: [0; 32],
-        rp_nonce: vec![1; 32],
         code: None,
-        requested_devices: None,
-        created_at: 2_000,
-        expires_at: 60_000,
         window_start: 0,
-        known_since: crate::limits::known_since(2_000),
-        source: String::new(),
+        ..new_challenge("c2", 2_000, 60_000)
     };
     let seen = std::sync::Mutex::new(None);
     let refused = store
@@ -463,19 +459,8 @@ fn issue13_a_creation_carries_its_devices_push_subscriptions() {
     }
     // Sent to d1 alone: d22's subscription is not its business.
     let new = NewChallenge {
-        id: "c2".into(),
-        user: "alice".into(),
-        rp_id: "rp".into(),
-        context: Context::new(),
-        context_digest: [0; 32],
-        rp_nonce: vec![1; 32],
-        code: None,
         requested_devices: Some(vec!["d1".into()]),
-        created_at: 1_000,
-        expires_at: 60_000,
-        window_start: 0,
-        known_since: crate::limits::known_since(1_000),
-        source: String::new(),
+        ..new_challenge("c2", 1_000, 60_000)
     };
     match store.create_challenge(&new, &|_| Ok(())).unwrap() {
         Create::Created { subscriptions, .. } => assert!(subscriptions.is_empty()),
