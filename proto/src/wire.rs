@@ -284,6 +284,18 @@ pub struct ChallengeStatus {
     pub typed_code: Option<String>,
 }
 
+/// `GET /v1/challenges?ids=ID,ID&wait=SECS` (issue 14): the challenges asked for, in the order
+/// asked, once any of them changed (or the wait ended). An approval by someone else asks every
+/// approver with a challenge of its own and waits on all of them at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeStatuses {
+    /// One status per id asked for, in the same order.
+    pub challenges: Vec<ChallengeStatus>,
+}
+
+/// Most challenge ids one `GET /v1/challenges?ids=` waits on at once.
+pub const MAX_WAIT_IDS: usize = 16;
+
 // ---------------------------------------------------------------- devices
 
 /// `POST /v1/device/enroll` (unsigned; `proof` signs [`crate::signing::enroll_message`]).
@@ -356,6 +368,12 @@ pub struct PendingList {
 
 /// The context `action` value of a challenge that approves adding a device to the user.
 pub const ACTION_ADD_DEVICE: &str = "add_device";
+
+/// The context `action` value of an approval by someone else (issue 14): the person asked is
+/// not the one who acts, and approves what `message` says (with `requester`, and for a
+/// privileged command `command`, `reason` and `target_user`). Devices show the message
+/// first; it is part of the context digest, so the signature covers what was shown.
+pub const ACTION_APPROVAL: &str = "approval";
 
 /// Notice kind: a device was added to the user (`device_id`, `device_name`, `source`, `via`).
 pub const NOTICE_DEVICE_ADDED: &str = "device_added";

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod push;
 pub mod routes;
 pub mod rp;
+pub mod rp_wait;
 pub mod views;
 pub mod web;
 

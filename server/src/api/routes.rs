@@ -13,7 +13,9 @@ use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
 use super::error::FailureCause;
-use super::{admin, backup, device, device_self, grace, offline, ops, push, rp, web, ApiError};
+use super::{
+    admin, backup, device, device_self, grace, offline, ops, push, rp, rp_wait, web, ApiError,
+};
 use crate::state::SharedState;
 
 /// One route: method, path (axum and OpenAPI use the same `{param}` syntax) and handler.
@@ -60,6 +62,7 @@ pub fn routes() -> Vec<Route> {
             post(backup::rp_verify),
         ),
         route(Method::POST, "/v1/challenges", post(rp::create_challenge)),
+        route(Method::GET, "/v1/challenges", get(rp_wait::wait_any)),
         route(Method::GET, "/v1/challenges/{id}", get(rp::get_challenge)),
         route(
             Method::DELETE,
