@@ -281,7 +281,25 @@ impl Client {
     /// on to the next server. Every answer is verified as before, whichever server gave it.
     pub fn wait(&self, login: &PendingLogin, deadline: Instant) -> Result<Outcome, ClientError> {
         self.server(login)?;
-        let home = login.server;
+        self.long_poll(
+            login.server,
+            deadline,
+            &|wait_secs| format!("/v1/challenges/{}?wait={wait_secs}", login.id),
+            &mut |status: ChallengeStatus| verify::outcome(login, &status),
+        )
+    }
+
+    /// The long-poll loop of [`Client::wait`] and [`Client::wait_any`]: asks `path(wait_secs)`
+    /// of server `home` until `decide` makes an outcome of an answer, `deadline` passes
+    /// ([`Outcome::TimedOut`]) or the server says the challenge expired (410:
+    /// [`Outcome::Expired`]). Failover and retries as [`Client::wait`] describes.
+    pub(crate) fn long_poll<R: serde::de::DeserializeOwned>(
+        &self,
+        home: usize,
+        deadline: Instant,
+        path: &dyn Fn(u64) -> String,
+        decide: &mut dyn FnMut(R) -> Result<Option<Outcome>, ClientError>,
+    ) -> Result<Outcome, ClientError> {
         let mut current = home;
         let mut backoff = FIRST_BACKOFF;
         // What the caller hears at the deadline: the starting server's last failure, except
@@ -314,15 +332,14 @@ impl Client {
                 MAX_POLL_SECS,
             );
             let base = self.servers.get(current).map_or("", String::as_str);
-            let url = format!("{base}/v1/challenges/{}?wait={wait_secs}", login.id);
+            let url = format!("{base}{}", path(wait_secs));
             let timeout = min(Duration::from_secs(wait_secs) + POLL_MARGIN * 2, remaining);
-            let result: Result<ChallengeStatus, Failure> =
-                self.http.call("GET", &url, None::<&()>, timeout);
+            let result: Result<R, Failure> = self.http.call("GET", &url, None::<&()>, timeout);
             match result {
-                Ok(status) => {
+                Ok(answer) => {
                     (home_failure, other_failure) = (None, None);
                     backoff = FIRST_BACKOFF;
-                    if let Some(outcome) = verify::outcome(login, &status)? {
+                    if let Some(outcome) = decide(answer)? {
                         return Ok(outcome);
                     }
                     let pause = if wait_secs == 0 {

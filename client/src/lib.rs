@@ -6,6 +6,7 @@
 //! Blocking and single-threaded on purpose: it runs inside sshd through PAM, where no threads or
 //! async runtime may be started.
 
+pub mod action;
 mod admin;
 mod backup;
 mod client;
@@ -20,6 +21,7 @@ pub mod settings;
 pub mod transport;
 mod verify;
 
+pub use action::{ActionOutcome, ActionRequest, PendingAction};
 pub use admin::AdminClient;
 pub use client::{Client, Outcome, PendingLogin, StartOptions};
 pub use config::{ClientConfig, DEFAULT_CONNECT_TIMEOUT};
