@@ -21,8 +21,9 @@ use pushauth_device::{
 use pushauth_proto::challenge::check_typed_code;
 use pushauth_proto::text::{for_terminal, for_terminal_cut};
 use pushauth_proto::wire::{
-    PendingList, ACTION_ADD_DEVICE, NOTICE_BACKUP_CODES_ISSUED, NOTICE_BACKUP_CODES_VOIDED,
-    NOTICE_BACKUP_CODE_USED, NOTICE_DEVICE_ADDED, NOTICE_OFFLINE_CODE_USED,
+    PendingList, ACTION_ADD_DEVICE, ACTION_APPROVAL, NOTICE_BACKUP_CODES_ISSUED,
+    NOTICE_BACKUP_CODES_VOIDED, NOTICE_BACKUP_CODE_USED, NOTICE_DEVICE_ADDED,
+    NOTICE_OFFLINE_CODE_USED,
 };
 
 /// Long-poll length for `watch`.
@@ -536,7 +537,22 @@ fn adds_device(challenge: &PendingChallenge) -> bool {
     challenge.context.get("action").map(String::as_str) == Some(ACTION_ADD_DEVICE)
 }
 
+/// Issue 14: the message of an approval by someone else (`action = "approval"`), if it is one.
+fn approval_message(challenge: &PendingChallenge) -> Option<&str> {
+    (challenge.context.get("action").map(String::as_str) == Some(ACTION_APPROVAL))
+        .then(|| challenge.context.get("message").map_or("", String::as_str))
+}
+
 fn print_challenge(challenge: &PendingChallenge) {
+    if let Some(message) = approval_message(challenge) {
+        let from = challenge
+            .context
+            .get("requester")
+            .map(|r| format!(" from {}", for_terminal_cut(r, 64)))
+            .unwrap_or_default();
+        println!("!!! APPROVAL REQUESTED{from}: you are asked to approve what someone else does");
+        println!(">>> {}", for_terminal_cut(message, MAX_SHOWN_VALUE));
+    }
     if adds_device(challenge) {
         let name = challenge
             .context

@@ -743,3 +743,38 @@ fn issue13_another_server_for_one_run_or_kept_in_the_profile() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&again.id), "{}", stdout(&out));
 }
+
+/// Issue 14: an approval asked on someone else's behalf (`action = "approval"`) is announced
+/// first, with its message on a line of its own, before the other details; approving it needs
+/// no code, and the signature covers the message (the relying party reads it approved).
+#[test]
+fn issue14_pending_shows_an_approval_s_message_first_and_approve_needs_no_code() {
+    let env = Env::start();
+    env.enroll("alice");
+    let body = json!({
+        "user": "alice",
+        "context": {"action": "approval", "message": "Deploy 2.3 to prod", "requester": "ci-runner-7"},
+        "code": false,
+        "rp_nonce": b64::encode(random::rp_nonce().unwrap()),
+    });
+    let created: ChallengeCreated = serde_json::from_value(http(
+        "POST",
+        &format!("{}/v1/challenges", env.url),
+        &env.api_key,
+        Some(body),
+    ))
+    .unwrap();
+    let out = env.run(&["pending"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("!!! APPROVAL REQUESTED from ci-runner-7"),
+        "{text}"
+    );
+    assert_eq!(lines[1], ">>> Deploy 2.3 to prod", "{text}");
+    assert!(text.contains("code:      not required"), "{text}");
+    let out = env.run(&["approve", &created.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.status(&created.id).state, ChallengeState::Approved);
+}

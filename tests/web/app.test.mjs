@@ -245,6 +245,31 @@ test('issue11: an SSH login shows its context in plain words', async () => {
   await dismiss();
 });
 
+test('issue14: an approval asked on someone else\'s behalf shows its message first, with no code to type', async () => {
+  const key = srv.addRp('deploy-pipeline');
+  const message = 'Deploy 2.3 to prod';
+  const created = await srv.challenge(key, 'alice', {
+    action: 'approval', message, requester: 'ci-runner-7', host: 'build01',
+  }, { code: false });
+  assert.equal(created.status, 201, JSON.stringify(created.json));
+  const { card } = await challengeShown(Date.now());
+  assert.equal(await card.locator('h2').textContent(), 'Approval asked by ci-runner-7');
+  // The message comes right under the title, before every other detail, and only there.
+  assert.equal(await card.locator('h2 + p.approval-message').textContent(), message);
+  const text = await card.textContent();
+  assert.equal(text.split(message).length - 1, 1, text);
+  assert.ok(text.includes('Requested by') && text.includes('build01'), text);
+  assert.equal(await card.locator('input.code').count(), 0);
+  await shot('7-approval');
+  const result = await answer('approve');
+  assert.ok(await result.evaluate((n) => n.classList.contains('ok')));
+  const r = await fetch(`${srv.url}/v1/challenges/${created.json.id}`, { headers: { Authorization: `Bearer ${key}` } });
+  const status = await r.json();
+  assert.equal(status.state, 'approved');
+  assert.equal(status.device_id, deviceId);
+  await dismiss();
+});
+
 test('issue11: context values are shown as text, never as markup; the app refuses a digest that does not match', async () => {
   // Every page of the app carries the CSP (no inline script, no framing) and no referrer.
   for (const path of ['/app/', '/enroll?token=x', '/app/app.js']) {

@@ -170,12 +170,12 @@ export class Pushauthd {
   }
 
   /** POST /v1/challenges as a relying party; the created challenge. */
-  async challenge(apiKey, user, context) {
+  async challenge(apiKey, user, context, extra = {}) {
     const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
     const r = await fetch(`${this.url}/v1/challenges`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ user, context, rp_nonce: nonce, ttl_secs: 120 }),
+      body: JSON.stringify({ user, context, rp_nonce: nonce, ttl_secs: 120, ...extra }),
     });
     return { status: r.status, json: await r.json() };
   }

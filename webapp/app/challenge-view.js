@@ -1,5 +1,6 @@
 // One pending challenge as a card, in plain words: what is being approved (service, host,
-// address, SSH key, sudo command, Keycloak realm and client, message), for which account and
+// address, SSH key, sudo command, Keycloak realm and client, message; for an approval asked of
+// this person on someone else's behalf, the message first and large), for which account and
 // asked by whom, when, how long is left; the code field and the three answers. Every value
 // from the context goes in as text (dom.js), never as markup.
 
@@ -17,6 +18,9 @@ const LABELS = [
   ['scope', 'Access asked'],
   ['device_name', 'New device'],
   ['message', 'Message'],
+  ['requester', 'Requested by'],
+  ['target_user', 'Run as'],
+  ['reason', 'Reason given'],
   ['service', 'Service'],
 ];
 const SHOWN_ELSEWHERE = new Set(['action']);
@@ -26,6 +30,10 @@ export function titleOf(context) {
   const service = String(context.service || '');
   const host = context.host ? ` on ${visible(context.host)}` : '';
   if (context.action === 'add_device') return 'Add a new device to your account?';
+  // Issue 14: someone else acts; this person approves what the message says.
+  if (context.action === 'approval') {
+    return context.requester ? `Approval asked by ${visible(context.requester)}` : 'Approval asked of you';
+  }
   if (service === 'sshd' || service === 'ssh') return `SSH login${host}`;
   if (service.startsWith('sudo')) return `sudo command${host}`;
   if (service.startsWith('keycloak')) {
@@ -68,10 +76,14 @@ export function challengeCard(challenge, account, onAnswer) {
   const row = (label, value, cls) => {
     rows.append(el('dt', { text: label }), el('dd', { class: cls, text: visible(value) }));
   };
+  // An approval's message is what is approved: shown first and large, not as one row of many.
+  const approval = context.action === 'approval';
+  const lead = approval ? el('p', { class: 'approval-message', text: visible(context.message || '') }) : null;
+  if (approval) seen.add('message');
   row('Account', account.user);
   if (challenge.rp_name) row('Asked by', challenge.rp_name);
   for (const [key, label] of LABELS) {
-    if (context[key] !== undefined) {
+    if (context[key] !== undefined && !seen.has(key)) {
       row(label, context[key], key === 'ssh_key' || key === 'command' ? 'mono' : undefined);
       seen.add(key);
     }
@@ -109,6 +121,7 @@ export function challengeCard(challenge, account, onAnswer) {
     el('div', { class: 'row' }, deny, report));
   const node = el('article', { class: 'card challenge', id: `challenge-${challenge.id}`, 'data-id': challenge.id },
     el('h2', { text: titleOf(context) }),
+    lead,
     rows,
     extra ? el('p', { class: 'extra-title', text: 'Other details the login sent' }) : null,
     extra, bar, form);
