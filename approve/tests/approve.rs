@@ -156,6 +156,21 @@ fn issue14_the_first_approver_to_approve_decides_and_the_others_are_withdrawn() 
         "{}",
         stderr(&out)
     );
+    // pushauthd's audit tells who asked what, and who answered how.
+    let audit = env.server.admin("GET", "/v1/admin/audit?limit=1000", None);
+    let events = audit.json["events"].as_array().unwrap();
+    let created = events
+        .iter()
+        .find(|e| e["kind"] == "challenge_created" && e["user"] == "carol")
+        .unwrap();
+    let detail = created["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("approval asked by \"ci-runner-7\": \"Deploy 2.3 to prod\""),
+        "{detail}"
+    );
+    assert!(events.iter().any(|e| e["kind"] == "challenge_answered"
+        && e["user"] == "carol"
+        && e["detail"] == "approve"));
     // alice's phone no longer asks.
     assert!(alice
         .pending(0)

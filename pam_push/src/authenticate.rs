@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use pushauth_client::{ClientError, Context, ErrorCode, Outcome, StartOptions};
 
+use crate::approval::rules::ApprovalMode;
 use crate::backup::{self, AnswerKind};
 use crate::config::{read_pinned_file, Config};
 use crate::context::build_context;
@@ -53,7 +54,8 @@ impl<B: PushBackend> Drop for CancelGuard<'_, B> {
     }
 }
 
-/// The flow: policy, context, challenge, what to show, wait, outcome.
+/// The flow: who must approve ([`crate::approval::rules`]), then the person's own push
+/// ([`authenticate_self`]) and/or an approver's ([`crate::approval::run`]), within one deadline.
 #[allow(clippy::too_many_arguments)]
 pub fn authenticate<B: PushBackend>(
     config: &Config,
@@ -69,6 +71,72 @@ pub fn authenticate<B: PushBackend>(
     let service = facts.service.clone().unwrap_or_default();
     let timeout = effective_timeout(config, &service, pam, log);
     let deadline = started + timeout;
+    let policy = &config.approval;
+    if policy.rules.is_empty() && policy.mode == ApprovalMode::SelfOnly {
+        return authenticate_self(
+            config, backend, user, pam, conv, log, debug, timeout, deadline,
+        );
+    }
+    // The requester's groups narrow the rules; unreadable groups are `None` (see `decide`).
+    let groups = pam.user_groups(user).ok().flatten();
+    let command = facts
+        .argv
+        .as_deref()
+        .filter(|_| service.starts_with("sudo"))
+        .and_then(crate::context::sudo_command);
+    let (mode, approvers) =
+        policy.decide(&service, groups.as_deref(), command.as_deref(), &|name| {
+            pam.group_id(name)
+        });
+    if mode.includes_self() {
+        let code = authenticate_self(
+            config, backend, user, pam, conv, log, debug, timeout, deadline,
+        );
+        // Outside `groups` no push of one's own is asked; an approver's still is.
+        if mode == ApprovalMode::SelfOnly || !matches!(code, PamCode::Success | PamCode::Ignore) {
+            return code;
+        }
+    }
+    let mapped = match config.user_map.apply(user) {
+        Ok(mapped) => mapped,
+        Err(e) => {
+            log.log(
+                Level::Notice,
+                &format!(
+                    "pam_push: user={} service={} outcome=bad_user_name detail={}",
+                    quote(user),
+                    quote(&service),
+                    quote(&e)
+                ),
+            );
+            return PamCode::UserUnknown;
+        }
+    };
+    let request = crate::approval::Request {
+        account: user,
+        user: &mapped,
+        facts: &facts,
+        approvers,
+        deadline,
+    };
+    crate::approval::run(config, backend, &request, pam, conv, log)
+}
+
+/// The person's own push: policy, context, challenge, what to show, wait, outcome.
+#[allow(clippy::too_many_arguments)]
+fn authenticate_self<B: PushBackend>(
+    config: &Config,
+    backend: &B,
+    user: &str,
+    pam: &dyn PamEnv,
+    conv: &mut dyn Conversation,
+    log: &mut dyn Log,
+    debug: bool,
+    timeout: Duration,
+    deadline: Instant,
+) -> PamCode {
+    let facts = pam.facts();
+    let service = facts.service.clone().unwrap_or_default();
     // The account that logs in, as PAM names it: its groups decide (below).
     let account = user;
     // One name for the push and the pinned keys (issue 9 item 10).
@@ -291,7 +359,12 @@ pub fn authenticate<B: PushBackend>(
         return PamCode::AuthErr;
     }
 
-    let outcome = wait_in_slices(backend, &login, wait_until, pam);
+    let outcome = wait_in_slices(
+        wait_until,
+        pam,
+        &mut |end| backend.wait(&login, end),
+        &|o| matches!(o, Outcome::TimedOut),
+    );
     let (code, outcome_name, level, message, detail): (
         PamCode,
         &str,
@@ -407,7 +480,7 @@ pub fn authenticate<B: PushBackend>(
 }
 
 /// Why the wait ended without an outcome.
-enum Waited {
+pub(crate) enum Waited {
     /// A stop signal is pending (Ctrl-C in sudo).
     Interrupted,
     /// The backend failed.
@@ -415,24 +488,24 @@ enum Waited {
 }
 
 /// Waits until `deadline` in slices of at most [`WAIT_SLICE`], checking between slices whether
-/// the person interrupted (issue 9 item 18). A slice that ran out (or failed transiently after
-/// running out) continues with the next; an answer, a final error or an early `TimedOut` from
-/// the backend ends the wait.
-fn wait_in_slices<B: PushBackend>(
-    backend: &B,
-    login: &B::Login,
+/// the person interrupted (issue 9 item 18). `wait(slice_end)` waits for one slice; a slice that
+/// ran out (`timed_out` says so of its result, or it failed transiently after running out)
+/// continues with the next; an answer, a final error or an early timeout ends the wait.
+pub(crate) fn wait_in_slices<T>(
     deadline: Instant,
     pam: &dyn PamEnv,
-) -> Result<Outcome, Waited> {
+    wait: &mut dyn FnMut(Instant) -> Result<T, ClientError>,
+    timed_out: &dyn Fn(&T) -> bool,
+) -> Result<T, Waited> {
     loop {
         if pam.interrupted() {
             return Err(Waited::Interrupted);
         }
         let slice_end = deadline.min(Instant::now() + WAIT_SLICE);
-        let result = backend.wait(login, slice_end);
+        let result = wait(slice_end);
         let slice_over = Instant::now() >= slice_end && slice_end < deadline;
         match result {
-            Ok(Outcome::TimedOut) if slice_over => {}
+            Ok(outcome) if slice_over && timed_out(&outcome) => {}
             Err(ClientError::Unreachable(_) | ClientError::ServerError(_)) if slice_over => {}
             Ok(outcome) => return Ok(outcome),
             Err(e) => return Err(Waited::Failed(e)),

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use pushauth_client::{
-    BackupCodeVerified, ClientError, Context, GraceGrant, Outcome, PendingLogin, StartOptions,
+    ActionRequest, BackupCodeVerified, ClientError, Context, GraceGrant, Outcome, PendingLogin,
+    StartOptions,
 };
 
 /// The push server as the flow needs it. Implemented by `pushauth_client::Client`; tests may
@@ -74,6 +75,27 @@ pub trait PushBackend {
     fn grace(_login: &Self::Login) -> Option<&GraceGrant> {
         None
     }
+    /// Issue 14: asks every approver of `request` (a challenge each, no number matching);
+    /// gives up at `deadline`. Each asked approver with its challenge, in order, and the
+    /// approvers that could not be asked (unknown, or without a device). A backend without
+    /// approvals refuses.
+    #[allow(clippy::type_complexity)]
+    fn start_action(
+        &self,
+        _request: &ActionRequest,
+        _deadline: Instant,
+    ) -> Result<(Vec<(String, Self::Login)>, Vec<String>), ClientError> {
+        Err(ClientError::Config("this backend asks no approvers".into()))
+    }
+    /// Issue 14: waits until one of `logins` is decided (verified against that approver's
+    /// device key and pins), expires or is cancelled, or until `deadline`: which one, and how.
+    fn wait_any(
+        &self,
+        _logins: &[Self::Login],
+        _deadline: Instant,
+    ) -> Result<(Option<usize>, Outcome), ClientError> {
+        Err(ClientError::Config("this backend asks no approvers".into()))
+    }
 }
 
 impl PushBackend for pushauth_client::Client {
@@ -129,5 +151,25 @@ impl PushBackend for pushauth_client::Client {
     }
     fn grace(login: &PendingLogin) -> Option<&GraceGrant> {
         login.grace.as_ref()
+    }
+    fn start_action(
+        &self,
+        request: &ActionRequest,
+        deadline: Instant,
+    ) -> Result<(Vec<(String, PendingLogin)>, Vec<String>), ClientError> {
+        let started = pushauth_client::Client::start_action(self, request, deadline)?;
+        let asked = started
+            .challenges
+            .into_iter()
+            .map(|c| (c.user.clone(), c))
+            .collect();
+        Ok((asked, started.skipped))
+    }
+    fn wait_any(
+        &self,
+        logins: &[PendingLogin],
+        deadline: Instant,
+    ) -> Result<(Option<usize>, Outcome), ClientError> {
+        pushauth_client::Client::wait_any(self, logins, deadline)
     }
 }

@@ -62,34 +62,36 @@ pub fn ssh_key_fingerprint(auth_info: &str) -> Option<String> {
     })
 }
 
+/// sudo options that take a value in the next argument.
+const SUDO_OPTIONS_WITH_VALUE: &[&str] = &[
+    "-u",
+    "-g",
+    "-p",
+    "-C",
+    "-D",
+    "-h",
+    "-r",
+    "-t",
+    "-T",
+    "-U",
+    "-c",
+    "--user",
+    "--group",
+    "--prompt",
+    "--chdir",
+    "--host",
+    "--role",
+    "--type",
+    "--command-timeout",
+    "--other-user",
+    "--close-from",
+    "--login-class",
+];
+
 /// The command sudo was asked to run: its argv after `sudo` and its options.
 pub fn sudo_command(argv: &[String]) -> Option<String> {
     let mut args = argv.iter().skip(1).peekable();
-    // Options that take a value in the next argument.
-    const WITH_VALUE: &[&str] = &[
-        "-u",
-        "-g",
-        "-p",
-        "-C",
-        "-D",
-        "-h",
-        "-r",
-        "-t",
-        "-T",
-        "-U",
-        "-c",
-        "--user",
-        "--group",
-        "--prompt",
-        "--chdir",
-        "--host",
-        "--role",
-        "--type",
-        "--command-timeout",
-        "--other-user",
-        "--close-from",
-        "--login-class",
-    ];
+
     while let Some(arg) = args.peek() {
         if *arg == "--" {
             args.next();
@@ -98,7 +100,7 @@ pub fn sudo_command(argv: &[String]) -> Option<String> {
         if !arg.starts_with('-') {
             break;
         }
-        let takes_value = WITH_VALUE.contains(&arg.as_str());
+        let takes_value = sudo_option_takes_value(arg);
         args.next();
         if takes_value {
             args.next();
@@ -110,6 +112,33 @@ pub fn sudo_command(argv: &[String]) -> Option<String> {
     } else {
         Some(command.join(" "))
     }
+}
+
+/// The account sudo was asked to run the command as (`-u NAME`, `-uNAME`, `--user NAME`,
+/// `--user=NAME`; root when none), read up to the command as [`sudo_command`] does.
+pub fn sudo_target_user(argv: &[String]) -> String {
+    let mut args = argv.iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" || !arg.starts_with('-') {
+            break;
+        }
+        if arg == "-u" || arg == "--user" {
+            if let Some(user) = args.next() {
+                return user.clone();
+            }
+        } else if let Some(user) = arg.strip_prefix("--user=") {
+            return user.to_owned();
+        } else if let Some(user) = arg.strip_prefix("-u").filter(|u| !u.is_empty()) {
+            return user.to_owned();
+        } else if sudo_option_takes_value(arg) {
+            args.next();
+        }
+    }
+    "root".to_owned()
+}
+
+fn sudo_option_takes_value(arg: &str) -> bool {
+    SUDO_OPTIONS_WITH_VALUE.contains(&arg)
 }
 
 /// Builds the challenge context. Always valid for [`validate_context`].
@@ -203,6 +232,17 @@ mod tests {
             Some("ls -l")
         );
         assert_eq!(sudo_command(&argv(&["sudo", "-v"])), None);
+        assert_eq!(sudo_target_user(&argv(&["sudo", "id"])), "root");
+        assert_eq!(sudo_target_user(&argv(&["sudo", "-u", "www", "id"])), "www");
+        assert_eq!(sudo_target_user(&argv(&["sudo", "-uwww", "id"])), "www");
+        assert_eq!(
+            sudo_target_user(&argv(&["sudo", "--user=www", "id"])),
+            "www"
+        );
+        assert_eq!(
+            sudo_target_user(&argv(&["sudo", "-g", "x", "id", "-u", "y"])),
+            "root"
+        );
     }
 
     #[test]

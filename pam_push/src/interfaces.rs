@@ -50,6 +50,12 @@ pub trait PamEnv {
     fn user_groups(&self, user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed>;
     /// The gid of a group named in a literal `groups` pattern.
     fn group_id(&self, name: &str) -> GroupId;
+    /// The members of local group `name` as the group database lists them (issue 14: a
+    /// `%group` in `approvers`); `Ok(None)` for no such group; `Err` when the database failed.
+    fn group_members(&self, name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
+        let _ = name;
+        Ok(None)
+    }
     /// sshd's `LoginGraceTime` from `/etc/ssh/sshd_config` (and its includes), when the host
     /// program is sshd; `None` when unknown or unlimited.
     fn login_grace_time(&self) -> Option<Duration> {

@@ -20,6 +20,7 @@
 //! - [`backup`]: a backup code typed at the prompt instead of Enter (issue 12);
 //! - [`system`]: the real implementations of those traits (libpam, libc, syslog).
 
+pub mod approval;
 pub mod authenticate;
 pub mod backend;
 pub mod backup;

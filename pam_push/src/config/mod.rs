@@ -10,6 +10,7 @@ use pushauth_files::{FileError, Owner, ReadPolicy};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::approval::rules::ApprovalPolicy;
 use crate::policy::{GroupRule, NoDevicePolicy, UnreachablePolicy, UserMap};
 use crate::prompt::PromptMode;
 
@@ -79,6 +80,9 @@ pub struct Config {
     /// Issue 12: `grace_without_key`: sshd logins whose SSH key is unknown (password only, or
     /// no `ExposeAuthInfo`) take grace too (default false: they push every time).
     pub grace_without_key: bool,
+    /// Issue 14: `approval`, `approvers` and `[[approval_rules]]`: who must approve, the
+    /// person, someone else, or both ([`crate::approval::rules`]).
+    pub approval: ApprovalPolicy,
 }
 
 impl std::ops::Deref for Config {
@@ -109,6 +113,7 @@ impl std::fmt::Debug for Config {
             .field("grace_secs", &self.grace_secs)
             .field("sudo_grace", &self.sudo_grace)
             .field("grace_without_key", &self.grace_without_key)
+            .field("approval", &self.approval)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +139,9 @@ struct RawConfig {
     grace_secs: Option<u64>,
     sudo_grace: Option<bool>,
     grace_without_key: Option<bool>,
+    approval: Option<String>,
+    approvers: Option<Vec<String>>,
+    approval_rules: Option<Vec<crate::approval::rules::RawRule>>,
 }
 
 /// Refuses a hidden character ([`pushauth_proto::text::is_hidden`]: controls, bidi and
@@ -362,6 +370,12 @@ impl Config {
                 pushauth_proto::grace::MAX_GRACE_SECS
             )));
         }
+        let approval = ApprovalPolicy::parse(
+            raw.approval.as_deref(),
+            raw.approvers.take(),
+            raw.approval_rules.take(),
+        )
+        .map_err(invalid)?;
         let client = raw
             .client
             .client_config(api_key)
@@ -384,6 +398,7 @@ impl Config {
             grace_secs,
             sudo_grace: raw.sudo_grace.unwrap_or(false),
             grace_without_key: raw.grace_without_key.unwrap_or(false),
+            approval,
         })
     }
 

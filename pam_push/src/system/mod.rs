@@ -82,6 +82,10 @@ impl PamEnv for HostEnv<'_> {
         group_id(name)
     }
 
+    fn group_members(&self, name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
+        group_members(name)
+    }
+
     fn login_grace_time(&self) -> Option<std::time::Duration> {
         sshd_login_grace_time(std::path::Path::new(SSHD_CONFIG))
     }
@@ -327,6 +331,46 @@ pub fn group_id(name: &str) -> GroupId {
         Ok(None) => GroupId::NoSuchGroup,
         Err(_) => GroupId::Failed,
     }
+}
+
+/// The members of the group called `name` as the group database lists them (`getgrnam_r`'s
+/// `gr_mem`, what `getent group NAME` prints): `Ok(None)` for no such group. A user whose
+/// primary group it is but who is not listed is not a member here (issue 14: approvers are
+/// named explicitly; nothing enumerates the password database).
+pub fn group_members(name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
+    let Ok(c_name) = CString::new(name) else {
+        return Ok(None);
+    };
+    with_growing_buffer(|buf| {
+        // SAFETY: as in group_name; gr_mem is a NULL-terminated array of NUL-terminated
+        // strings in `buf`, copied out before `buf` is dropped.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if found.is_null() {
+            return (rc, None);
+        }
+        let mut members = Vec::new();
+        let mut at = grp.gr_mem;
+        // SAFETY: `at` walks the NULL-terminated gr_mem array inside `buf`.
+        while !at.is_null() && !unsafe { *at }.is_null() {
+            members.push(
+                unsafe { CStr::from_ptr(*at) }
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            at = unsafe { at.add(1) };
+        }
+        (rc, Some(members))
+    })
 }
 
 /// Whether SIGINT, SIGQUIT, SIGHUP or SIGTERM is pending (blocked by the host program while

@@ -19,13 +19,30 @@ pub(crate) fn challenge_expired(user: &str, id: &str) -> AuditEntry {
     }
 }
 
-/// The detail of `challenge_created`: its relying party, how many devices, whether a code.
+/// The detail of `challenge_created`: its relying party, how many devices, whether a code;
+/// for an approval by someone else (issue 14), also who asked, what and why, so that the audit
+/// log alone tells requester, approver (the challenge's user), command, reason and outcome.
 pub(crate) fn challenge_created_detail(new: &NewChallenge, devices: usize) -> String {
-    format!(
+    let mut detail = format!(
         "rp {}, {devices} device(s), code {}",
         new.rp_id,
         if new.code.is_some() { "on" } else { "off" }
-    )
+    );
+    let get = |key: &str| new.context.get(key).map(String::as_str);
+    if get("action") == Some(pushauth_proto::wire::ACTION_APPROVAL) {
+        detail.push_str(&format!(
+            ", approval asked by {:?}: {:?}",
+            get("requester").unwrap_or(""),
+            get("message").unwrap_or("")
+        ));
+        if let Some(command) = get("command") {
+            detail.push_str(&format!(", command {command:?}"));
+        }
+        if let Some(reason) = get("reason") {
+            detail.push_str(&format!(", reason {reason:?}"));
+        }
+    }
+    detail
 }
 
 /// `challenge_created`: a challenge was pushed to `devices` devices.

@@ -1,0 +1,228 @@
+"""Issue 14: four eyes on sudo with real sudo. Account pa4_bob runs `sudo systemctl restart
+nginx`, which waits until an approver (pa_alice, in group pa4_leads) approves on her device;
+a deny is refused; pa4_bob's own device cannot approve even though pa4_bob is in the approver
+group; an account outside the approvers (pa_carol) cannot approve; the command and the reason
+reach the approver's device exactly as typed. `systemctl` is a stub in /usr/local/sbin (first
+on sudo's secure_path) that records the restart, so nothing on the machine is restarted."""
+
+import io
+import os
+import pathlib
+import socket
+import time
+
+import pexpect
+import pytest
+
+from conftest import LOG_AUTHPRIV, MODULE, PAMD, _ensure_user, run
+
+SUDOERS = "/etc/sudoers.d/pushauth-test-issue14"
+STUB = pathlib.Path("/usr/local/sbin/systemctl")
+MARK = pathlib.Path("/tmp/pushauth-test-issue14-restarted")
+BOB = "pa4_bob"
+LEADS = "pa4_leads"
+REASON = "config change #42 (ticket OPS-7), approved in standup"
+
+
+@pytest.fixture(scope="module")
+def four_eyes(etc, users, devices, backup, server):
+    alice = users["alice"]
+    run("groupdel", LEADS, check=False)
+    run("groupadd", LEADS)
+    # A sudo of an earlier, interrupted run still holds the account (its real uid).
+    run("pkill", "-9", "-U", BOB, check=False)
+    _ensure_user(BOB)
+    # bob is in the approver group too: he still never approves his own request.
+    run("usermod", "-a", "-G", LEADS, BOB)
+    run("usermod", "-a", "-G", LEADS, alice)
+    bob_device = server.enroll(BOB, "Bob phone")
+    conf = etc.conf(
+        "issue14",
+        "timeout = 30\n"
+        "[[approval_rules]]\n"
+        'services = ["sudo"]\n'
+        'commands = ["systemctl restart *"]\n'
+        'approval = "other"\n'
+        f'approvers = ["%{LEADS}"]\n',
+    )
+    backup("/etc/pam.d/sudo")
+    backup(SUDOERS)
+    backup(str(STUB))
+    (PAMD / "sudo").write_text(
+        "# pushauth test stack (the system file is restored after the suite)\n"
+        f"auth required {MODULE} conf={conf}\n"
+        "account required pam_permit.so\n"
+        "session required pam_permit.so\n"
+    )
+    with open(SUDOERS, "w") as f:
+        f.write(f"Defaults:{BOB} timestamp_timeout=0, passwd_tries=1\n{BOB} ALL=(root) ALL\n")
+    os.chmod(SUDOERS, 0o440)
+    STUB.write_text(
+        "#!/bin/sh\n"
+        '# pushauth issue 14 test stub: records a restart instead of doing one.\n'
+        f'if [ "$1" = restart ]; then echo "restarted $2 as $(id -u)" > {MARK}; echo "restarted $2"; exit 0; fi\n'
+        'exec /usr/bin/systemctl "$@"\n'
+    )
+    os.chmod(STUB, 0o755)
+    yield {"bob": bob_device, "alice": devices["alice"], "carol": devices["carol"], "alice_name": alice}
+    run("gpasswd", "-d", alice, LEADS, check=False)
+    run("pkill", "-9", "-U", BOB, check=False)
+    run("userdel", "-r", BOB, check=False)
+    run("groupdel", LEADS, check=False)
+    MARK.unlink(missing_ok=True)
+
+
+def sudo_restart():
+    MARK.unlink(missing_ok=True)
+    out = io.StringIO()
+    child = pexpect.spawn(
+        "runuser",
+        ["-u", BOB, "--", "sudo", "systemctl", "restart", "nginx"],
+        encoding="utf-8",
+        timeout=40,
+    )
+    child.logfile_read = out
+    child.expect(r"Reason for this request \(shown to the approvers\): ")
+    child.sendline(REASON)
+    return child, out
+
+
+def approval_on(device, timeout=15):
+    """The approval for pa4_bob's command on `device`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for c in device.pending():
+            if c["context"].get("action") == "approval" and c["context"].get("requester") == BOB:
+                return c
+        time.sleep(0.1)
+    raise AssertionError("no approval reached the device")
+
+
+def approve_without_code(device, challenge_id, check=True):
+    return device.cli("approve", "--", challenge_id, check=check)
+
+
+def test_issue14_sudo_waits_for_the_approver_and_then_runs(syslog, four_eyes):
+    mark = syslog.mark()
+    child, out = sudo_restart()
+    child.expect(r"Approval asked of (\S+)\. Waiting")
+    assert child.match.group(1) == four_eyes["alice_name"], out.getvalue()
+    challenge = approval_on(four_eyes["alice"])
+    ctx = challenge["context"]
+    # Exactly what was typed, and who asks what where.
+    assert ctx["command"] == "systemctl restart nginx", ctx
+    assert ctx["reason"] == REASON, ctx
+    assert ctx["requester"] == BOB and ctx["target_user"] == "root" and ctx["service"] == "sudo", ctx
+    assert ctx["host"] == socket.gethostname(), ctx
+    assert ctx["message"] == f"{BOB} asks to run systemctl restart nginx as root on {ctx['host']}", ctx
+    assert challenge["code_required"] is False, challenge
+    # The device CLI shows the request first, the message on a line of its own.
+    shown = four_eyes["alice"].cli("pending").stdout
+    assert f"!!! APPROVAL REQUESTED from {BOB}" in shown, shown
+    assert f">>> {ctx['message']}" in shown, shown
+    assert not MARK.exists(), "nothing runs before the approval"
+    approve_without_code(four_eyes["alice"], challenge["id"])
+    child.expect("restarted nginx")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, out.getvalue()
+    assert MARK.read_text().strip() == "restarted nginx as 0"
+    facility, _s, line = syslog.wait_for(mark, r"pam_push: approval .*outcome=approved")
+    assert facility == LOG_AUTHPRIV
+    assert f"requester={BOB}" in line and f"approver={four_eyes['alice_name']}" in line, line
+    assert 'command="systemctl restart nginx"' in line and f'reason="{REASON}"' in line, line
+    assert f"challenges={challenge['id']}" in line, line
+
+
+def test_issue14_a_denial_refuses_the_command(syslog, four_eyes):
+    mark = syslog.mark()
+    child, out = sudo_restart()
+    challenge = approval_on(four_eyes["alice"])
+    four_eyes["alice"].deny(challenge["id"])
+    child.expect(pexpect.EOF)
+    child.close()
+    text = out.getvalue()
+    assert child.exitstatus != 0, text
+    assert f"{four_eyes['alice_name']} denied the request" in text, text
+    assert not MARK.exists()
+    syslog.wait_for(mark, r"pam_push: approval .*outcome=denied")
+
+
+def test_issue14_neither_the_requester_nor_an_outsider_can_approve(syslog, four_eyes):
+    mark = syslog.mark()
+    child, out = sudo_restart()
+    challenge = approval_on(four_eyes["alice"])
+    # bob is in the approver group, but his request is never sent to his device...
+    assert [c for c in four_eyes["bob"].pending() if c["context"].get("action") == "approval"] == []
+    # ...and neither his device nor carol's (outside the approvers) can answer alice's.
+    for name in ("bob", "carol"):
+        r = approve_without_code(four_eyes[name], challenge["id"], check=False)
+        assert r.returncode != 0, (name, r.stdout, r.stderr)
+    time.sleep(0.5)
+    assert child.isalive(), out.getvalue()
+    assert not MARK.exists()
+    # The request is still open; alice denies it to end it.
+    four_eyes["alice"].deny(challenge["id"])
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    assert not MARK.exists()
+    _f, _s, line = syslog.wait_for(mark, r"pam_push: approval .*outcome=denied")
+    assert f"asked={four_eyes['alice_name']} " in line, line
+
+
+def test_issue14_a_reason_is_required(syslog, four_eyes):
+    mark = syslog.mark()
+    MARK.unlink(missing_ok=True)
+    out = io.StringIO()
+    child = pexpect.spawn(
+        "runuser", ["-u", BOB, "--", "sudo", "systemctl", "restart", "nginx"], encoding="utf-8", timeout=40
+    )
+    child.logfile_read = out
+    child.expect(r"Reason for this request")
+    child.sendline("   ")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    assert "a reason is required" in out.getvalue(), out.getvalue()
+    assert not MARK.exists()
+    assert four_eyes["alice"].pending() == [] or all(
+        c["context"].get("requester") != BOB for c in four_eyes["alice"].pending()
+    )
+    syslog.wait_for(mark, r"pam_push: approval .*outcome=no_reason")
+
+
+def test_issue14_an_approval_never_fails_open(syslog, etc, four_eyes):
+    """Attack: with `server_unreachable = "safe"` (let in when no server answers), an approval
+    by someone else whose server cannot be reached still refuses: approvals never fail open. The
+    same for a group of approvers that resolves to nobody but the requester."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    for name, extra, expect in [
+        (
+            "issue14-unreach",
+            f'server_unreachable = "safe"\napproval = "other"\napprovers = ["{four_eyes["alice_name"]}"]\n',
+            r"outcome=unreachable",
+        ),
+        ("issue14-nobody", f'approval = "other"\napprovers = ["%{LEADS}", "{BOB}"]\n', r"outcome=no_approver"),
+    ]:
+        url = f"http://127.0.0.1:{dead}" if name.endswith("unreach") else None
+        svc = etc.service(name, etc.conf(name, extra, server_url=url))
+        if name.endswith("nobody"):
+            # Only bob in the group: nobody else to ask.
+            run("gpasswd", "-d", four_eyes["alice_name"], LEADS)
+        mark = syslog.mark()
+        child = pexpect.spawn("pamtester", [svc, BOB, "authenticate"], encoding="utf-8", timeout=40)
+        out = io.StringIO()
+        child.logfile_read = out
+        if name.endswith("unreach"):
+            child.expect(r"Reason for this request")
+            child.sendline(REASON)
+        child.expect(pexpect.EOF)
+        child.close()
+        if name.endswith("nobody"):
+            run("usermod", "-a", "-G", LEADS, four_eyes["alice_name"])
+        assert "successfully authenticated" not in out.getvalue(), out.getvalue()
+        assert child.exitstatus != 0
+        syslog.wait_for(mark, r"pam_push: approval .*" + expect)
