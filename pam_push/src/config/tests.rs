@@ -222,10 +222,12 @@ fn packaged_example_documents_real_settings() {
     let mut text = String::new();
     let mut settings = 0;
     for line in example.lines() {
+        // A commented setting, or a commented table header (the example's last part).
         let setting = line.strip_prefix("# ").filter(|l| {
-            l.split_once(" = ").is_some_and(|(k, _)| {
-                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-            })
+            l.starts_with("[[")
+                || l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
         });
         let line = setting.unwrap_or(line);
         settings += usize::from(setting.is_some());
@@ -251,6 +253,12 @@ fn packaged_example_documents_real_settings() {
     assert_eq!(cfg.no_device, NoDevicePolicy::Deny);
     assert_eq!(cfg.server_unreachable, UnreachablePolicy::Secure);
     assert_eq!(cfg.authorized_devices.as_deref(), Some(pins.as_path()));
+    // Issue 14: the approval keys and the example rule are real settings too.
+    assert_eq!(cfg.approval.rules.len(), 1);
+    assert_eq!(
+        cfg.approval.rules[0].mode,
+        crate::approval::rules::ApprovalMode::Other
+    );
 }
 
 /// An API key file with a byte-order mark, a no-break space or a zero-width space is a
