@@ -226,3 +226,36 @@ def test_issue14_an_approval_never_fails_open(syslog, etc, four_eyes):
         assert "successfully authenticated" not in out.getvalue(), out.getvalue()
         assert child.exitstatus != 0
         syslog.wait_for(mark, r"pam_push: approval .*" + expect)
+
+
+def test_issue14_self_and_other_asks_the_requester_first_then_an_approver(syslog, etc, four_eyes):
+    conf = etc.conf(
+        "issue14-both",
+        f'timeout = 40\napproval = "self_and_other"\napprovers = ["{four_eyes["alice_name"]}"]\n',
+    )
+    svc = etc.service("issue14-both", conf)
+    mark = syslog.mark()
+    out = io.StringIO()
+    child = pexpect.spawn("pamtester", [svc, BOB, "authenticate"], encoding="utf-8", timeout=40)
+    child.logfile_read = out
+    # First bob's own push, with the code to type on his own device.
+    child.expect(r"Approve on Bob phone: type (\d{3} \d{3}) on your device")
+    code = child.match.group(1)
+    own = four_eyes["bob"].wait_pending()
+    assert own["context"].get("action") is None, own
+    # No approver is asked before bob's own push is approved.
+    assert [c for c in four_eyes["alice"].pending() if c["context"].get("requester") == BOB] == []
+    four_eyes["bob"].approve(own["id"], code)
+    child.expect(r"Reason for this request")
+    child.sendline(REASON)
+    child.expect(r"Approval asked of")
+    asked = approval_on(four_eyes["alice"])
+    assert asked["context"]["reason"] == REASON
+    approve_without_code(four_eyes["alice"], asked["id"])
+    child.expect("successfully authenticated")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, out.getvalue()
+    syslog.wait_for(mark, rf"pam_push: user={BOB} .*outcome=approved")
+    _f, _s, line = syslog.wait_for(mark, r"pam_push: approval .*outcome=approved")
+    assert f"approver={four_eyes['alice_name']}" in line, line
