@@ -913,3 +913,203 @@ test('issue12: after too many wrong backup codes the page says sign-in is paused
   assert.equal(landed.searchParams.get('state'), 'state-backup-unlocked');
   await again.context.close();
 });
+
+// ------------------------------------------------------------------ issue 14: push as the only step
+
+const PASSWORDLESS_FLOW = 'push passwordless';
+const PASSWORDLESS_FORMS = 'push passwordless forms';
+const PASSWORDLESS_CLIENT = 'passwordless-app';
+let passwordlessReady;
+
+/** The cidaas-style flow, built as README "Push as the only step (passwordless)" says: Cookie
+ *  (alternative), or a sub-flow of "Username Form" then "Push approval", both required. It is
+ *  bound to one client only (its browser flow override), so the realm's browser flow and every
+ *  other client keep the password. Hana has a phone and no password at all; Ivan has a
+ *  password and no device. Made once, by whichever issue14 test runs first. */
+function passwordlessClient() {
+  passwordlessReady ??= (async () => {
+    const flow = `/realms/${REALM}/authentication/flows/${encodeURIComponent(PASSWORDLESS_FLOW)}`;
+    await kc('POST', `/realms/${REALM}/authentication/flows`, {
+      alias: PASSWORDLESS_FLOW, description: 'user name, then push; no password',
+      providerId: 'basic-flow', topLevel: true, builtIn: false,
+    });
+    await kc('POST', `${flow}/executions/execution`, { provider: 'auth-cookie' });
+    await kc('POST', `${flow}/executions/flow`, { alias: PASSWORDLESS_FORMS, type: 'basic-flow', provider: 'registration-page-form', description: '' });
+    const forms = `/realms/${REALM}/authentication/flows/${encodeURIComponent(PASSWORDLESS_FORMS)}`;
+    await kc('POST', `${forms}/executions/execution`, { provider: 'auth-username-form' });
+    await kc('POST', `${forms}/executions/execution`, { provider: 'pushauth' });
+    const wanted = { 'auth-cookie': 'ALTERNATIVE', [PASSWORDLESS_FORMS]: 'ALTERNATIVE', 'auth-username-form': 'REQUIRED', pushauth: 'REQUIRED' };
+    for (const e of await kc('GET', `${flow}/executions`)) {
+      const requirement = wanted[e.authenticationFlow ? e.displayName : e.providerId];
+      if (requirement && e.requirement !== requirement) await kc('PUT', `${flow}/executions`, { ...e, requirement });
+    }
+    const steps = (await kc('GET', `${flow}/executions`))
+      .map((e) => [e.authenticationFlow ? e.displayName : e.providerId, e.requirement, e.level]);
+    assert.deepEqual(steps, [
+      ['auth-cookie', 'ALTERNATIVE', 0],
+      [PASSWORDLESS_FORMS, 'ALTERNATIVE', 0],
+      ['auth-username-form', 'REQUIRED', 1],
+      ['pushauth', 'REQUIRED', 1],
+    ], 'the flow has exactly the user name and the push, and no password step');
+    const { id } = (await kc('GET', `/realms/${REALM}/authentication/flows`)).find((f) => f.alias === PASSWORDLESS_FLOW);
+    await kc('POST', `/realms/${REALM}/clients`, {
+      clientId: PASSWORDLESS_CLIENT, publicClient: true, standardFlowEnabled: true, directAccessGrantsEnabled: false,
+      redirectUris: [`${REDIRECT}*`], authenticationFlowBindingOverrides: { browser: id },
+    });
+    await kc('POST', `/realms/${REALM}/users`, {
+      username: 'hana', enabled: true, email: 'hana@example.org', emailVerified: true, firstName: 'hana', lastName: 'Tester',
+    });
+    await kc('POST', `/realms/${REALM}/users`, {
+      username: 'ivan', enabled: true, email: 'ivan@example.org', emailVerified: true, firstName: 'ivan', lastName: 'Tester',
+      credentials: [{ type: 'password', value: PASSWORD, temporary: false }],
+    });
+    await enrollPhone('hana', 'hana-phone');
+    // Nothing else moved: the realm and the other clients keep the password flow.
+    assert.equal((await kc('GET', `/realms/${REALM}`)).browserFlow, 'push browser');
+    const app = (await kc('GET', `/realms/${REALM}/clients?clientId=app`))[0];
+    assert.equal(app.authenticationFlowBindingOverrides?.browser, undefined);
+    // Hana has no password for any flow to check.
+    const creds = await kc('GET', `/realms/${REALM}/users/${await userId('hana')}/credentials`);
+    assert.equal(creds.filter((c) => c.type === 'password').length, 0, JSON.stringify(creds));
+  })();
+  return passwordlessReady;
+}
+
+/** The HTML of every Keycloak page the browser is shown (redirects have none). */
+function keycloakPages(page) {
+  const pages = [];
+  page.on('response', async (r) => {
+    if (r.request().resourceType() !== 'document' || !r.url().startsWith(KC)) return;
+    try {
+      pages.push({ url: r.url(), html: await r.text() });
+    } catch { /* a redirect: no body */ }
+  });
+  return pages;
+}
+
+function assertNoPasswordField(pages) {
+  assert.ok(pages.length >= 2, `pages seen: ${pages.length}`);
+  for (const { url, html } of pages) {
+    assert.doesNotMatch(html, /type=["']?password|name=["']?password/i, `a password field on ${url}`);
+  }
+}
+
+/** Keycloak's login session cookies in this browser (the identity cookie is set only by a login). */
+async function keycloakCookies(context) {
+  return (await context.cookies()).filter((c) => /^KEYCLOAK_(IDENTITY|SESSION)/.test(c.name) && c.value).map((c) => c.name);
+}
+
+async function usernameOnly(page, user, state) {
+  await page.goto(authUrl(state, REALM, PASSWORDLESS_CLIENT));
+  await page.locator('#username').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('input[type=password]').count(), 0, 'a password field next to the user name');
+  await page.fill('#username', user);
+  await page.click('#kc-login');
+}
+
+test('issue14: passwordless (Username Form, then Push approval): the push approved with the shown code logs in, and no password is asked', async () => {
+  await passwordlessClient();
+  const { context, page, redirects } = await newPage();
+  const pages = keycloakPages(page);
+  await usernameOnly(page, 'hana', 'state-passwordless');
+  const codeBox = page.locator('#pushauth-code');
+  await codeBox.waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('input[type=password]').count(), 0);
+  const code = (await codeBox.textContent()).trim();
+  assert.match(code, /^\d{6}$/);
+  assert.match(await page.locator('#pushauth-devices').textContent(), /hana-phone/);
+  await page.screenshot({ path: join(ART, 'passwordless-push.png') });
+
+  const challenge = pendingOn('hana-phone');
+  assert.equal(challenge.context.realm, REALM);
+  assert.equal(challenge.context.client, PASSWORDLESS_CLIENT);
+  assert.equal(challenge.code_required, true);
+  assert.equal(redirects.length, 0, 'a code before the device answered');
+  device('hana-phone', 'approve', '--code', code, '--', challenge.id);
+
+  const landed = await waitForRedirect(page, redirects);
+  assert.equal(landed.searchParams.get('state'), 'state-passwordless');
+  const authCode = landed.searchParams.get('code');
+  assert.ok(authCode, `no authorization code in ${landed}`);
+  // The code is good for tokens naming hana: she is logged in.
+  const t = await fetch(`${KC}/realms/${REALM}/protocol/openid-connect/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'authorization_code', client_id: PASSWORDLESS_CLIENT, code: authCode, redirect_uri: REDIRECT }),
+  });
+  const tokens = await t.json();
+  assert.equal(t.status, 200, JSON.stringify(tokens));
+  const claims = JSON.parse(Buffer.from(tokens.id_token.split('.')[1], 'base64url').toString());
+  assert.equal(claims.preferred_username, 'hana');
+  const sessions = await kc('GET', `/realms/${REALM}/users/${await userId('hana')}/sessions`);
+  assert.ok(sessions.some((s) => Object.values(s.clients ?? {}).includes(PASSWORDLESS_CLIENT)), JSON.stringify(sessions));
+  assert.ok((await keycloakCookies(context)).includes('KEYCLOAK_IDENTITY'), 'no Keycloak session cookie after the login');
+  const logins = await events('LOGIN', 'hana');
+  assert.ok(logins.some((e) => e.clientId === PASSWORDLESS_CLIENT), JSON.stringify(logins));
+  // Neither the user-name page nor the push page (nor any other) asked for a password.
+  assertNoPasswordField(pages);
+  await context.close();
+});
+
+test('issue14: passwordless: a denied push shows the failure, and nobody is logged in', async () => {
+  await passwordlessClient();
+  const hanaId = await userId('hana');
+  const sessionsBefore = new Set((await kc('GET', `/realms/${REALM}/users/${hanaId}/sessions`)).map((s) => s.id));
+  const deniedBefore = (await events('LOGIN_ERROR', 'hana')).filter((e) => e.details?.pushauth_result === 'pushDenied').length;
+  const { context, page, redirects } = await newPage();
+  const pages = keycloakPages(page);
+  await usernameOnly(page, 'hana', 'state-passwordless-deny');
+  await page.locator('#pushauth-code').waitFor({ timeout: 30000 });
+  const challenge = pendingOn('hana-phone');
+  assert.equal(challenge.context.client, PASSWORDLESS_CLIENT);
+  device('hana-phone', 'deny', '--', challenge.id);
+  await page.getByText('The login was denied on your device.').waitFor({ timeout: 30000 });
+  await page.screenshot({ path: join(ART, 'passwordless-denied.png') });
+  await page.waitForTimeout(1500); // a stray redirect would come now
+  assert.equal(redirects.length, 0, 'an authorization code after a denial');
+  assert.ok(page.url().startsWith(KC), page.url());
+  assert.equal(await page.locator('input[type=password]').count(), 0);
+  assertNoPasswordField(pages);
+  // No session: none in Keycloak, no session cookie, and the same browser is asked again.
+  const sessionsAfter = (await kc('GET', `/realms/${REALM}/users/${hanaId}/sessions`)).map((s) => s.id);
+  assert.deepEqual(sessionsAfter.filter((id) => !sessionsBefore.has(id)), [], 'a session after a denial');
+  assert.deepEqual(await keycloakCookies(context), []);
+  const denied = (await events('LOGIN_ERROR', 'hana')).filter((e) => e.details?.pushauth_result === 'pushDenied');
+  assert.ok(denied.length > deniedBefore, 'no LOGIN_ERROR for the denial');
+  assert.ok(denied.some((e) => e.clientId === PASSWORDLESS_CLIENT), JSON.stringify(denied));
+  await page.goto(authUrl('state-passwordless-again', REALM, PASSWORDLESS_CLIENT));
+  await page.locator('#username').waitFor({ timeout: 30000 });
+  assert.equal(redirects.length, 0);
+  await context.close();
+});
+
+test('issue14: passwordless: a user with no device gets no enrollment link for the user name alone; with the password he does', async () => {
+  await passwordlessClient();
+  assert.equal((await pushauthdDevices('ivan', true)).length, 0);
+  {
+    const { context, page, redirects } = await newPage();
+    const pages = keycloakPages(page);
+    await usernameOnly(page, 'ivan', 'state-passwordless-nodevice');
+    await page.getByText('A first device can only be added in a sign-in that also asks for your password').waitFor({ timeout: 30000 });
+    await page.screenshot({ path: join(ART, 'passwordless-no-first-device.png') });
+    assert.equal(await page.locator('#pushauth-enroll-url').count(), 0, 'an enrollment link for a user name alone');
+    assert.equal(await page.locator('#pushauth-enroll-qr').count(), 0);
+    assert.equal(await page.locator('#pushauth-code').count(), 0);
+    await page.waitForTimeout(1000);
+    assert.equal(redirects.length, 0);
+    assert.deepEqual(await keycloakCookies(context), []);
+    assertNoPasswordField(pages);
+    await context.close();
+  }
+  // The realm does let a first device enroll (bootstrap = true): with the password, the same user
+  // gets the link, so it was the missing password that refused it above.
+  const { context, page, redirects } = await newPage();
+  await passwordStep(page, 'ivan', 'state-ivan-enroll');
+  const link = page.locator('#pushauth-enroll-url');
+  await link.waitFor({ timeout: 30000 });
+  mkdirSync(join(RUN, 'devices', 'ivan-phone'), { recursive: true });
+  device('ivan-phone', 'enroll', (await link.textContent()).trim(), '--name', 'ivan-phone');
+  const landed = await waitForRedirect(page, redirects);
+  assert.equal(landed.searchParams.get('state'), 'state-ivan-enroll');
+  assert.equal((await pushauthdDevices('ivan')).length, 1);
+  await context.close();
+});

@@ -69,6 +69,7 @@ mkdir -p "$RUN/pushauthd"
 # lets users enroll their first device; the sidecar config says which realm may).
 API_KEY=$("$BIN/pushauthd" rp add idp-sidecar --data-dir "$RUN/pushauthd" \
   --user alice --user bob --user carol --user dave --user erin --user frank --user gina \
+  --user hana --user ivan \
   --user 'pushauth-e2e-2/*' \
   --enroll --bootstrap | tail -n 1)
 ( umask 077; printf '%s\n' "$API_KEY" > "$RUN/api-key" )

@@ -4,10 +4,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import jakarta.ws.rs.core.MultivaluedMap;
 import jakarta.ws.rs.core.Response;
 import java.util.Map;
+import java.util.Set;
 import org.jboss.logging.Logger;
 import org.keycloak.authentication.RequiredActionContext;
 import org.keycloak.authentication.RequiredActionProvider;
+import org.keycloak.models.AuthenticationExecutionModel;
 import org.keycloak.sessions.AuthenticationSessionModel;
+import org.keycloak.sessions.CommonClientSessionModel;
 
 /**
  * "Enroll a push device". For a user who already has a device, the sidecar first pushes
@@ -20,6 +23,10 @@ import org.keycloak.sessions.AuthenticationSessionModel;
  * A person who lost the device that should approve ("I lost my device") types one of their
  * backup codes instead (issue 12): the sidecar has pushauthd consume it and issue the link at
  * once; the page first shows the replacement code (once, never stored here), then the link.
+ *
+ * A first device (the link at once, approved by no existing device) is given only in a login that
+ * checked more than a user name: in a passwordless flow ("Username Form", then "Push approval")
+ * anyone who types the name of a user without a device would otherwise enroll their own phone.
  */
 public final class PushEnrollRequiredAction implements RequiredActionProvider {
     public static final String ID = "pushauth-enroll";
@@ -30,6 +37,15 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
     static final String NOTE_QR = "pushauth.enroll.qr";
     static final String NOTE_CODE = "pushauth.enroll.code";
     static final String NOTE_DEVICES = "pushauth.enroll.devices";
+    /**
+     * Keycloak's authenticators that check a factor (something the user knows or has, or the
+     * session cookie of an earlier login). "Username Form" is not one: it only names the user.
+     * Unknown (custom) authenticators do not count: a first device is then refused, not given.
+     */
+    static final Set<String> FACTORS = Set.of("auth-cookie", "auth-username-password-form", "auth-password-form",
+        "auth-otp-form", "auth-conditional-otp-form", "webauthn-authenticator", "webauthn-authenticator-passwordless",
+        "passkeys-authenticator", "auth-recovery-authn-code-form", "auth-spnego", "auth-x509-client-username-form",
+        "idp-username-password-form");
 
     private final PushSettings settings;
 
@@ -54,13 +70,26 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
             return;
         }
         Map<String, String> ctx = RequiredActionPages.requestContext(context);
+        String realm = context.getRealm().getName();
+        String username = context.getUser().getUsername();
         try {
-            JsonNode created = settings.client.startEnrollment(context.getRealm().getName(),
-                context.getUser().getUsername(), PushCredentials.sessionDigest(session), ctx);
+            boolean factor = checkedFactor(context);
+            // Asked first, so a user name alone starts no enrollment in the sidecar at all.
+            if (!factor && settings.client.devices(realm, username).path("devices").size() == 0) {
+                refuseFirstDevice(context, username);
+                return;
+            }
+            JsonNode created = settings.client.startEnrollment(realm, username, PushCredentials.sessionDigest(session), ctx);
+            if (!factor && "pending".equals(created.path("state").asText())) {
+                // The link at once is a first device (the last device went meanwhile). The
+                // unshown link expires unused.
+                refuseFirstDevice(context, username);
+                return;
+            }
             session.setAuthNote(NOTE_ID, created.path("id").asText());
             show(context, created);
         } catch (SidecarException e) {
-            LOG.warnf("enrollment for %s not started: %s (%s)", context.getUser().getUsername(), e.code(), e.getMessage());
+            LOG.warnf("enrollment for %s not started: %s (%s)", username, e.code(), e.getMessage());
             if ("bootstrap_not_allowed".equals(e.code())) {
                 context.challenge(page(context, "final", "pushEnrollNeedsAdmin"));
             } else if ("realm_not_configured".equals(e.code())) {
@@ -69,6 +98,26 @@ public final class PushEnrollRequiredAction implements RequiredActionProvider {
                 context.challenge(page(context, "failed", "pushEnrollUnavailable"));
             }
         }
+    }
+
+    private void refuseFirstDevice(RequiredActionContext context, String username) {
+        LOG.warnf("first push device for %s refused: this login checked no password or other factor", username);
+        context.challenge(page(context, "final", "pushEnrollNeedsFactor"));
+    }
+
+    /** Whether an authenticator in {@link #FACTORS} succeeded in this login. */
+    static boolean checkedFactor(RequiredActionContext context) {
+        for (Map.Entry<String, CommonClientSessionModel.ExecutionStatus> e
+                : context.getAuthenticationSession().getExecutionStatus().entrySet()) {
+            if (e.getValue() != CommonClientSessionModel.ExecutionStatus.SUCCESS) {
+                continue;
+            }
+            AuthenticationExecutionModel execution = context.getRealm().getAuthenticationExecutionById(e.getKey());
+            if (execution != null && execution.getAuthenticator() != null && FACTORS.contains(execution.getAuthenticator())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Shows the page for an enrollment answer (start or state). */
