@@ -6,11 +6,15 @@
 # 1. builds the packages with dpkg-buildpackage -us -uc -b from a copy of the tree;
 # 2. lintian: fails on any error or warning not overridden (with a reason) in debian/;
 # 3. installs them with `apt-get install ./*.deb` and checks files, modes, user, state dir;
+#    pushauth-approve: binary, man page, example config (nothing in /etc), --help, and exit 2
+#    naming the file for a missing config;
 # 4. enables the pam-auth-update profile and disables it again (common-auth restored);
 # 5. systemd-analyze verify the unit;
 # 6. starts the installed pushauthd with the unit's ExecStart, as its User, without systemd;
 #    sets up /etc/pam_push.conf and /etc/pushauth/api-key as README documents; configures and
 #    starts pushauth-idp-sidecar the same way and checks it reaches pushauthd with its key;
+#    runs pushauth-approve as an unprivileged user with the packaged example config (server and
+#    key file filled in), approved through the installed pushauth-device with its key pinned;
 # 7. runs tests/pam/test_sshd.py against the installed pam_push.so, /etc/pam_push.conf,
 #    pushauthd and pushauth-device (approved login gets a shell, denied and cancelled do not),
 #    and tests/pam/test_services_profile.py: with the profile enabled, sudo, sudo-i, su, login
@@ -28,13 +32,15 @@ WORK=${PUSHAUTH_DEB_WORK:-/tmp/pushauth-deb}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target/deb}"
 export PATH="$HOME/.cargo/bin:$PATH"
 export DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1
-PKGS=(libpam-push pushauthd pushauth-device pushauth-idp-sidecar pushauth-keycloak)
+PKGS=(libpam-push pushauthd pushauth-device pushauth-approve pushauth-idp-sidecar pushauth-keycloak)
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 MODULE=/lib/$MULTIARCH/security/pam_push.so
 UNIT=/lib/systemd/system/pushauthd.service
 SIDECAR_UNIT=/lib/systemd/system/pushauth-idp-sidecar.service
 SIDECAR_CONFIG=/etc/pushauth-idp-sidecar/sidecar.toml
 SERVER_CONFIG=/etc/pushauthd/pushauthd.toml
+APPROVE=/usr/bin/pushauth-approve
+APPROVE_EXAMPLE=/usr/share/doc/pushauth-approve/examples/approve.toml
 BACKUP=$WORK/backup
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -209,12 +215,36 @@ check "$SIDECAR_CONFIG is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' pu
 for ex in sshd sudo sudo-i su login; do
   check "example for /etc/pam.d/$ex installed" test -f "/usr/share/doc/libpam-push/examples/$ex.example"
 done
-for page in man8/pam_push.8 man5/pam_push.conf.5 man8/pushauthd.8 man1/pushauth-device.1 man8/pushauth-idp-sidecar.8; do
+for page in man8/pam_push.8 man5/pam_push.conf.5 man8/pushauthd.8 man1/pushauth-device.1 \
+  man1/pushauth-approve.1 man8/pushauth-idp-sidecar.8; do
   check "man page $page" test -f "/usr/share/man/$page.gz"
 done
 check "pushauthd runs" sh -c '/usr/sbin/pushauthd --version | grep -q "^pushauthd "'
 check "pushauth-device runs" sh -c '/usr/bin/pushauth-device --version | grep -q "^pushauth-device "'
 check "pushauth-idp-sidecar runs" sh -c '/usr/sbin/pushauth-idp-sidecar --version | grep -q "^pushauth-idp-sidecar "'
+# pushauth-approve (issue 14): the binary, its man page and the example config; nothing in /etc
+# (the config holds the site's server and a key file path: the admin writes it).
+check "pushauth-approve installs $APPROVE" \
+  sh -c "dpkg -L pushauth-approve | grep -qx '$APPROVE' && test -x '$APPROVE'"
+check "pushauth-approve installs its man page" \
+  sh -c "dpkg -L pushauth-approve | grep -qx /usr/share/man/man1/pushauth-approve.1.gz"
+check "pushauth-approve installs the example config $APPROVE_EXAMPLE (uncompressed)" \
+  sh -c "dpkg -L pushauth-approve | grep -qx '$APPROVE_EXAMPLE' && test -f '$APPROVE_EXAMPLE'"
+check "pushauth-approve installs nothing in /etc and has no conffiles" \
+  sh -c "! dpkg -L pushauth-approve | grep -q '^/etc' && test -z \"\$(dpkg-query -W -f='\${Conffiles}' pushauth-approve)\""
+check "the installed man page renders, with the exit statuses" \
+  sh -c "MANWIDTH=80 man -P cat -l /usr/share/man/man1/pushauth-approve.1.gz 2>/dev/null | grep -q '^EXIT STATUS'"
+"$APPROVE" --help >"$WORK/approve-help.log" 2>&1 || fail "pushauth-approve --help: $(cat "$WORK/approve-help.log")"
+check "pushauth-approve --help runs and lists --user, --message and the exit codes" \
+  sh -c "grep -q -- '--user' '$WORK/approve-help.log' && grep -q -- '--message' '$WORK/approve-help.log' &&
+         grep -q 'Exit codes' '$WORK/approve-help.log'"
+check "pushauth-approve --version runs" sh -c "'$APPROVE' --version | grep -q '^pushauth-approve '"
+set +e
+"$APPROVE" --user x --message y --config /nonexistent >"$WORK/approve-missing.out" 2>"$WORK/approve-missing.err"
+status=$?
+set -e
+check "pushauth-approve with a missing config exits 2 (got $status) and names the file" \
+  sh -c "test $status = 2 && grep -q /nonexistent '$WORK/approve-missing.err' && ! test -s '$WORK/approve-missing.out'"
 check "pushauthd links Debian's libsqlite3" sh -c 'ldd /usr/sbin/pushauthd | grep -q libsqlite3.so'
 
 echo "== 4. pam-auth-update --enable pushauth, then --disable"
@@ -321,6 +351,81 @@ except urllib.error.HTTPError as e:
     assert e.code == 404 and "unknown_user" in body, (e.code, body)
 PY
 
+echo "== 6c. installed pushauth-approve, with the example config, approved on the installed device CLI"
+# The example config as the package ships it, only server and api_key_file changed, plus the
+# pinned-key directory as pushauth-approve(1) describes it (root's, 0755, one file per user);
+# run as an unprivileged user who owns the 0600 key file, as the man page says.
+approve_dir=$WORK/approve
+install -d -m 755 "$approve_dir" "$approve_dir/authorized_devices"
+approve_key=$("${admin[@]}" rp add "deb approve" --config "$SERVER_CONFIG" --user 'deb-*' | tail -n 1 | tr -d '[:space:]')
+[ -n "$approve_key" ] || fail "pushauthd rp add printed no key for pushauth-approve"
+install -o nobody -g nogroup -m 600 /dev/null "$approve_dir/api-key"
+echo "$approve_key" >"$approve_dir/api-key"
+sed -e "s|^server = .*|server = \"$url\"|" \
+  -e "s|^api_key_file = .*|api_key_file = \"$approve_dir/api-key\"|" \
+  -e "s|^# authorized_devices = .*|authorized_devices = \"$approve_dir/authorized_devices\"|" \
+  "$APPROVE_EXAMPLE" >"$approve_dir/approve.toml"
+chmod 644 "$approve_dir/approve.toml"
+grep -q "^authorized_devices = " "$approve_dir/approve.toml" || fail "the example config has no authorized_devices line to enable"
+approve_as_nobody() { runuser -u nobody -- "$APPROVE" --config "$approve_dir/approve.toml" "$@"; }
+set +e
+approve_as_nobody --user deb-nobody --message "deb suite: nobody to ask" --timeout 10 \
+  >"$WORK/approve-nobody.out" 2>"$WORK/approve-nobody.err"
+status=$?
+set -e
+check "example config + key: a user the server does not know is not asked, exit 6 (got $status)" \
+  sh -c "test $status = 6 && grep -q 'deb-nobody is not asked' '$WORK/approve-nobody.err'"
+# An approver with a device: enrolled with the installed pushauthd and pushauth-device.
+device_dir=$WORK/approve-device
+link=$("${admin[@]}" enroll deb-approver --config "$SERVER_CONFIG" --public-url "$url" | sed -n 2p | tr -d '[:space:]')
+PUSHAUTH_DEVICE_DIR=$device_dir /usr/bin/pushauth-device enroll "$link" --name "deb approver phone" >/dev/null
+PUSHAUTH_DEVICE_DIR=$device_dir /usr/bin/pushauth-device info | sed -n 's/^authorized_devices line: //p' \
+  >"$approve_dir/authorized_devices/deb-approver"
+chmod 644 "$approve_dir/authorized_devices/deb-approver"
+check "pushauth-device info gave an ed25519 pin line" grep -q '^ed25519 ' "$approve_dir/authorized_devices/deb-approver"
+# approve_answer DECISION: answers the approval that reaches the device (deny, report or approve).
+approve_answer() {
+  local id=""
+  for _ in $(seq 100); do
+    id=$(PUSHAUTH_DEVICE_DIR=$device_dir /usr/bin/pushauth-device pending --json | python3 -c '
+import json, sys
+for c in json.load(sys.stdin)["challenges"]:
+    if c["context"].get("action") == "approval" and c["context"].get("requester") == "deb suite":
+        print(c["id"])
+        break')
+    [ -n "$id" ] && break
+    sleep 0.2
+  done
+  [ -n "$id" ] || return 1
+  PUSHAUTH_DEVICE_DIR=$device_dir /usr/bin/pushauth-device "$1" -- "$id" >/dev/null
+}
+# run_approval DECISION: pushauth-approve in the background, the device answers; sets $status.
+run_approval() {
+  approve_as_nobody --user deb-approver --message "Deploy 2.3 to prod" --requester "deb suite" \
+    --context env=prod --timeout 60 >"$WORK/approve-$1.out" 2>"$WORK/approve-$1.err" &
+  local pid=$!
+  approve_answer "$1" || { kill "$pid"; wait "$pid" || true; fail "the approval never reached the device"; }
+  set +e
+  wait "$pid"
+  status=$?
+  set -e
+}
+run_approval deny
+check "a denial on the device: exit 1 (got $status), nothing on stdout" \
+  sh -c "test $status = 1 && grep -q 'denied by deb-approver' '$WORK/approve-deny.err' && ! test -s '$WORK/approve-deny.out'"
+run_approval approve
+check "an approval by the pinned device: exit 0 (got $status), and who approved on stdout" \
+  sh -c "test $status = 0 && grep -q 'approved by deb-approver (device \"deb approver phone\"' '$WORK/approve-approve.out'"
+# The same approval with only another key pinned is refused (exit 5): pushauthd alone cannot approve.
+# (A real Ed25519 key, the raw 32 bytes at the end of its DER form: random bytes need not be a
+# valid key, and a pin file with an invalid key is a configuration error, exit 2.)
+other_key=$(openssl genpkey -algorithm ed25519 | openssl pkey -pubout -outform DER | tail -c 32 |
+  basenc --base64url | tr -d '=\n')
+echo "ed25519 $other_key other device" >"$approve_dir/authorized_devices/deb-approver"
+run_approval approve
+check "an approval signed by a key that is not pinned: exit 5 (got $status), never 0" \
+  sh -c "test $status = 5 && grep -q pinned '$WORK/approve-approve.err' && ! test -s '$WORK/approve-approve.out'"
+
 echo "== 7. sshd push login against the installed module, config and server (tests/pam/test_sshd.py)"
 PUSHAUTH_PUSHAUTHD=/usr/sbin/pushauthd \
   PUSHAUTH_DEVICE=/usr/bin/pushauth-device \
@@ -342,7 +447,8 @@ echo "== 8. remove keeps config and state; purge deletes them"
 install -d -m 0700 /var/lib/pam_push/offline && install -m 0600 /dev/null /var/lib/pam_push/offline/pa_alice
 apt-get remove -y -q "${PKGS[@]}" >/dev/null
 check "remove: /var/lib/pam_push kept" test -f /var/lib/pam_push/offline/pa_alice
-check "remove: binaries and module gone" sh -c "! test -e /usr/sbin/pushauthd && ! test -e $MODULE && ! test -e /usr/bin/pushauth-device"
+check "remove: binaries and module gone" \
+  sh -c "! test -e /usr/sbin/pushauthd && ! test -e $MODULE && ! test -e /usr/bin/pushauth-device && ! test -e $APPROVE"
 check "remove: /etc/pam_push.conf kept" test -f /etc/pam_push.conf
 check "remove: $SERVER_CONFIG kept" test -f "$SERVER_CONFIG"
 check "remove: /var/lib/pushauthd kept with its database" test -f /var/lib/pushauthd/pushauthd.sqlite3
