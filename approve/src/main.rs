@@ -60,7 +60,8 @@ struct Args {
     /// More to show on the phone, as KEY=VALUE (keys: a-z 0-9 _ - .); repeatable.
     #[arg(long = "context", value_name = "KEY=VALUE", value_parser = key_value)]
     context: Vec<(String, String)>,
-    /// Who asks (a pipeline, a job, an account), shown on the phone.
+    /// Who asks (a pipeline, a job, an account), shown on the phone; a --user of that exact
+    /// name is not asked (nobody approves their own request).
     #[arg(long)]
     requester: Option<String>,
     /// How long to wait for an answer, in seconds (1 to 300).
@@ -108,8 +109,24 @@ fn run(args: &Args) -> u8 {
             return USAGE;
         }
     }
+    // Nobody approves their own request: an approver named exactly as the requester (a
+    // pipeline that passes the person who started it) is not asked.
+    let requester = context.get(REQUESTER_KEY).cloned();
+    let mut approvers = args.users.clone();
+    if let Some(requester) = &requester {
+        if approvers.iter().any(|user| user == requester) {
+            eprintln!(
+                "pushauth-approve: {requester} is the requester and is not asked: nobody approves their own request"
+            );
+            approvers.retain(|user| user != requester);
+        }
+    }
+    if approvers.is_empty() {
+        eprintln!("pushauth-approve: none of the approvers can be asked");
+        return NOBODY;
+    }
     let request = ActionRequest {
-        approvers: args.users.clone(),
+        approvers,
         message: args.message.clone(),
         context,
         ttl: Some(Duration::from_secs(args.timeout)),

@@ -347,3 +347,49 @@ fn issue14_unreachable_nobody_to_ask_and_bad_usage_each_have_their_exit_code() {
     assert_eq!(exit_code(&out), 4, "{}", stderr(&out));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
 }
+
+/// Attack (review of issue 14): the requester among the approvers. A pipeline that names the
+/// person who started it (`--requester "$GITLAB_USER_LOGIN"`) and asks a team (`--user alice
+/// --user carol`) asked alice to approve her own deployment. An approver named exactly as the
+/// requester (by `--requester` or `--context requester=`) is not asked; when nobody else is
+/// left, nobody is asked (exit 6).
+#[test]
+fn issue14_attack_the_requester_is_not_asked_to_approve_their_own_request() {
+    let env = Env::start();
+    let alice = env.server.enroll("alice", "alice phone");
+    let carol = env.server.enroll("carol", "carol phone");
+    for given in [["--requester", "alice"], ["--context", "requester=alice"]] {
+        let mut args = vec!["--user", "alice", "--user", "carol", "--message", MESSAGE];
+        args.extend(given);
+        args.extend(["--timeout", "30"]);
+        let out = run_while(&env, &args, || {
+            let asked = approval(&carol);
+            carol.respond(&asked, Decision::Deny, "").unwrap();
+        });
+        assert_eq!(exit_code(&out), 1, "{given:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("alice is the requester"),
+            "{given:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("asked carol;"),
+            "{given:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            alice.pending(0).unwrap().is_empty(),
+            "{given:?}: alice was asked"
+        );
+    }
+    let out = env.run(&[
+        "--user",
+        "alice",
+        "--requester",
+        "alice",
+        "--message",
+        MESSAGE,
+    ]);
+    assert_eq!(exit_code(&out), 6, "{}", stderr(&out));
+    assert!(alice.pending(0).unwrap().is_empty(), "alice was asked");
+}

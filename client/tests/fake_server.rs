@@ -800,3 +800,222 @@ fn issue13_cancel_fails_over_to_the_next_replica() {
         vec!["DELETE /v1/challenges/chal1"]
     );
 }
+
+// ---------------------------------------------------------------- issue 14 attack review
+
+/// A fake pushauthd for an approval of two approvers: alice (challenge `chal-a`, device `dev-a`)
+/// and carol (`chal-c`, `dev-c`), each device with a key of its own. It keeps what the client
+/// sent for each (nonce, context) so it can sign genuine answers, and answers the multi-wait
+/// with whatever `statuses` makes of them.
+struct Pair {
+    keys: [(String, DeviceSigningKey); 2],
+    sent: Mutex<Vec<CreateChallenge>>,
+}
+
+impl Pair {
+    fn new() -> Arc<Pair> {
+        Arc::new(Pair {
+            keys: [
+                ("alice".into(), DeviceSigningKey::from_seed(&[5; 32])),
+                ("carol".into(), DeviceSigningKey::from_seed(&[6; 32])),
+            ],
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn tag(user: &str) -> &'static str {
+        if user == "alice" {
+            "a"
+        } else {
+            "c"
+        }
+    }
+
+    fn created(&self, body: &[u8]) -> String {
+        let request: CreateChallenge = serde_json::from_slice(body).unwrap();
+        let user = request.user.clone();
+        let (_, key) = self.keys.iter().find(|(u, _)| *u == user).unwrap();
+        let tag = Self::tag(&user);
+        self.sent.lock().unwrap().push(request);
+        serde_json::to_string(&ChallengeCreated {
+            id: format!("chal-{tag}"),
+            user,
+            devices: vec![format!("dev-{tag}")],
+            device_info: vec![DeviceInfo {
+                id: format!("dev-{tag}"),
+                name: format!("phone {tag}"),
+                alg: "ed25519".into(),
+                public_key: key.public_key().to_b64(),
+                created_at: "2026-01-01T00:00:00Z".into(),
+                last_seen_at: None,
+            }],
+            code: None,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            state: ChallengeState::Pending,
+            grace: None,
+        })
+        .unwrap()
+    }
+
+    fn pending(id: &str) -> ChallengeStatus {
+        ChallengeStatus {
+            id: id.into(),
+            state: ChallengeState::Pending,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            device_id: None,
+            decision: None,
+            reason: None,
+            responded_at: None,
+            signature: None,
+            typed_code: None,
+        }
+    }
+
+    /// `user`'s device's genuine `decision` of `user`'s challenge, signed over what the client
+    /// sent (or over `nonce` instead: another relying party's challenge).
+    fn answered(&self, user: &str, decision: Decision, nonce: Option<[u8; 32]>) -> ChallengeStatus {
+        let sent = self.sent.lock().unwrap();
+        let request = sent.iter().find(|r| r.user == user).unwrap();
+        let (_, key) = self.keys.iter().find(|(u, _)| *u == user).unwrap();
+        let tag = Self::tag(user);
+        let sent_nonce = b64::decode(&request.rp_nonce, "rp_nonce").unwrap();
+        let nonce = nonce.map_or(sent_nonce, |n| n.to_vec());
+        let responded_at = "2026-01-01T00:00:10Z";
+        let signature = key.sign_b64(&response_message(&ResponseFields {
+            challenge_id: &format!("chal-{tag}"),
+            user,
+            device_id: &format!("dev-{tag}"),
+            rp_nonce: &nonce,
+            context_digest: &context_digest(&request.context),
+            decision,
+            code: "",
+            responded_at,
+        }));
+        let (state, reason) = match decision {
+            Decision::Approve => (ChallengeState::Approved, None),
+            Decision::Deny => (ChallengeState::Denied, Some(pushauth_proto::Reason::Denied)),
+            Decision::Report => (
+                ChallengeState::Denied,
+                Some(pushauth_proto::Reason::Reported),
+            ),
+        };
+        ChallengeStatus {
+            id: format!("chal-{tag}"),
+            state,
+            expires_at: "2026-01-01T00:01:00Z".into(),
+            device_id: Some(format!("dev-{tag}")),
+            decision: Some(decision),
+            reason,
+            responded_at: Some(responded_at.into()),
+            signature: Some(signature),
+            typed_code: Some(String::new()),
+        }
+    }
+}
+
+/// What one multi-wait answer holds, made from the genuine pieces of [`Pair`].
+type Statuses = dyn Fn(&Pair) -> Vec<ChallengeStatus> + Send + Sync;
+
+fn approve_with(statuses: Arc<Statuses>) -> Result<pushauth_client::ActionOutcome, ClientError> {
+    let pair = Pair::new();
+    let p = pair.clone();
+    let url = fake_server(Arc::new(move |method, path, body| {
+        if method == "POST" {
+            return Some((201, p.created(body)));
+        }
+        if method == "DELETE" {
+            return Some((409, r#"{"error":"wrong_state","message":"x"}"#.into()));
+        }
+        assert!(
+            path.starts_with("/v1/challenges?ids=chal-a,chal-c&wait="),
+            "{path}"
+        );
+        let list = pushauth_proto::wire::ChallengeStatuses {
+            challenges: statuses(&p),
+        };
+        Some((200, serde_json::to_string(&list).unwrap()))
+    }));
+    let request = pushauth_client::ActionRequest {
+        approvers: vec!["alice".into(), "carol".into()],
+        message: "Deploy 2.3 to prod".into(),
+        context: context(),
+        ttl: None,
+    };
+    client(url).approve_action(&request, Instant::now() + Duration::from_secs(5))
+}
+
+/// Issue 14 attack review: a server (or what it passes on from another relying party) cannot
+/// make the multi-wait take an approval that is not this request's approver's answer to this
+/// request's challenge: a reordered list, one approver's signed approval put in the other's
+/// place, a genuine approval of the same challenge id made for another relying party (another
+/// nonce), a list of the wrong length. A genuine approval is taken, with who gave it; a denial
+/// given with it in the same answer wins.
+#[test]
+fn issue14_attack_a_server_cannot_reorder_or_replace_statuses_in_a_multi_wait() {
+    let refused: [(&str, Arc<Statuses>); 5] = [
+        (
+            "reordered",
+            Arc::new(|p: &Pair| {
+                vec![
+                    p.answered("carol", Decision::Approve, None),
+                    Pair::pending("chal-a"),
+                ]
+            }),
+        ),
+        (
+            "carol's approval in alice's place",
+            Arc::new(|p: &Pair| {
+                let mut forged = p.answered("carol", Decision::Approve, None);
+                forged.id = "chal-a".into();
+                vec![forged, Pair::pending("chal-c")]
+            }),
+        ),
+        (
+            "carol's signature with alice's device id",
+            Arc::new(|p: &Pair| {
+                let mut forged = p.answered("carol", Decision::Approve, None);
+                forged.id = "chal-a".into();
+                forged.device_id = Some("dev-a".into());
+                vec![forged, Pair::pending("chal-c")]
+            }),
+        ),
+        (
+            "another relying party's approval",
+            Arc::new(|p: &Pair| {
+                vec![
+                    p.answered("alice", Decision::Approve, Some([9; 32])),
+                    Pair::pending("chal-c"),
+                ]
+            }),
+        ),
+        (
+            "one status for two",
+            Arc::new(|p: &Pair| vec![p.answered("alice", Decision::Approve, None)]),
+        ),
+    ];
+    for (what, statuses) in refused {
+        let result = approve_with(statuses);
+        assert!(
+            matches!(result, Err(ClientError::BadAnswer(_))),
+            "{what}: {result:?}"
+        );
+    }
+    let genuine = approve_with(Arc::new(|p: &Pair| {
+        vec![
+            Pair::pending("chal-a"),
+            p.answered("carol", Decision::Approve, None),
+        ]
+    }))
+    .unwrap();
+    assert_eq!(genuine.approver.as_deref(), Some("carol"));
+    assert!(matches!(genuine.outcome, Outcome::Approved { .. }));
+    let both = approve_with(Arc::new(|p: &Pair| {
+        vec![
+            p.answered("alice", Decision::Approve, None),
+            p.answered("carol", Decision::Deny, None),
+        ]
+    }))
+    .unwrap();
+    assert_eq!(both.approver.as_deref(), Some("carol"));
+    assert!(matches!(both.outcome, Outcome::Denied { .. }), "{both:?}");
+}

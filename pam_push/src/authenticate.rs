@@ -112,9 +112,11 @@ pub fn authenticate<B: PushBackend>(
             return PamCode::UserUnknown;
         }
     };
+    let ruser = pam.ruser();
     let request = crate::approval::Request {
         account: user,
         user: &mapped,
+        ruser: ruser.as_deref(),
         facts: &facts,
         approvers,
         deadline,

@@ -62,83 +62,174 @@ pub fn ssh_key_fingerprint(auth_info: &str) -> Option<String> {
     })
 }
 
-/// sudo options that take a value in the next argument.
-const SUDO_OPTIONS_WITH_VALUE: &[&str] = &[
-    "-u",
-    "-g",
-    "-p",
-    "-C",
-    "-D",
-    "-h",
-    "-r",
-    "-t",
-    "-T",
-    "-U",
-    "-c",
-    "--user",
-    "--group",
-    "--prompt",
-    "--chdir",
-    "--host",
-    "--role",
-    "--type",
-    "--command-timeout",
-    "--other-user",
-    "--close-from",
-    "--login-class",
+/// sudo's short options that take a value (sudo 1.9's `getopt_long` string
+/// `+Aa:BbC:c:D:Eeg:Hh::iKklNnPp:R:r:SsT:t:U:u:Vv`); `-h` takes one optionally (below).
+const SUDO_SHORT_WITH_VALUE: &str = "aCcDgpRrTtUu";
+
+/// How a sudo long option takes a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LongValue {
+    No,
+    Required,
+    /// Only as `--name=value` (`--preserve-env`).
+    Optional,
+}
+
+/// sudo 1.9's long options, each with its short letter (`'\0'` for `--host`).
+const SUDO_LONG: &[(&str, LongValue, char)] = &[
+    ("askpass", LongValue::No, 'A'),
+    ("auth-type", LongValue::Required, 'a'),
+    ("background", LongValue::No, 'b'),
+    ("bell", LongValue::No, 'B'),
+    ("close-from", LongValue::Required, 'C'),
+    ("login-class", LongValue::Required, 'c'),
+    ("chdir", LongValue::Required, 'D'),
+    ("preserve-env", LongValue::Optional, 'E'),
+    ("edit", LongValue::No, 'e'),
+    ("group", LongValue::Required, 'g'),
+    ("set-home", LongValue::No, 'H'),
+    ("help", LongValue::No, 'h'),
+    ("host", LongValue::Required, '\0'),
+    ("login", LongValue::No, 'i'),
+    ("remove-timestamp", LongValue::No, 'K'),
+    ("reset-timestamp", LongValue::No, 'k'),
+    ("list", LongValue::No, 'l'),
+    ("non-interactive", LongValue::No, 'n'),
+    ("preserve-groups", LongValue::No, 'P'),
+    ("prompt", LongValue::Required, 'p'),
+    ("chroot", LongValue::Required, 'R'),
+    ("role", LongValue::Required, 'r'),
+    ("stdin", LongValue::No, 'S'),
+    ("shell", LongValue::No, 's'),
+    ("type", LongValue::Required, 't'),
+    ("command-timeout", LongValue::Required, 'T'),
+    ("other-user", LongValue::Required, 'U'),
+    ("user", LongValue::Required, 'u'),
+    ("version", LongValue::No, 'V'),
+    ("validate", LongValue::No, 'v'),
 ];
 
-/// The command sudo was asked to run: its argv after `sudo` and its options.
-pub fn sudo_command(argv: &[String]) -> Option<String> {
-    let mut args = argv.iter().skip(1).peekable();
-
-    while let Some(arg) = args.peek() {
-        if *arg == "--" {
-            args.next();
-            break;
-        }
-        if !arg.starts_with('-') {
-            break;
-        }
-        let takes_value = sudo_option_takes_value(arg);
-        args.next();
-        if takes_value {
-            args.next();
-        }
-    }
-    let command: Vec<&str> = args.map(String::as_str).collect();
-    if command.is_empty() {
-        None
-    } else {
-        Some(command.join(" "))
-    }
+/// A sudo command line as sudo itself reads it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SudoArgs {
+    /// The account to run as (`-u`/`--user`; sudo refuses it twice), `None` for root.
+    pub target: Option<String>,
+    /// `sudoedit`, `-e` or `--edit`: the arguments are files to edit.
+    pub edit: bool,
+    /// What follows the options (`VAR=value` assignments included).
+    pub args: Vec<String>,
 }
 
-/// The account sudo was asked to run the command as (`-u NAME`, `-uNAME`, `--user NAME`,
-/// `--user=NAME`; root when none), read up to the command as [`sudo_command`] does.
-pub fn sudo_target_user(argv: &[String]) -> String {
-    let mut args = argv.iter().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--" || !arg.starts_with('-') {
+/// Reads sudo's argv as sudo 1.9 does (`getopt_long` stopping at the first non-option):
+/// clustered short options (`-ku root` is `-k -u root`), a value glued on (`-uroot`) or in the
+/// next argument, even an empty one, unambiguous abbreviations of long options (`--us root`),
+/// `--name=value`, `--`. `-h` takes a glued value or, like sudo, a next argument that is no
+/// option. A command line sudo itself would refuse (an unknown or ambiguous option) reads as
+/// far as it goes: sudo asks nobody for it.
+pub fn parse_sudo(argv: &[String]) -> SudoArgs {
+    let program = argv.first().map_or("", String::as_str);
+    let mut parsed = SudoArgs {
+        edit: program.rsplit('/').next() == Some("sudoedit"),
+        ..SudoArgs::default()
+    };
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        if arg == "--" {
+            i += 1;
             break;
         }
-        if arg == "-u" || arg == "--user" {
-            if let Some(user) = args.next() {
-                return user.clone();
+        if arg.len() < 2 || !arg.starts_with('-') {
+            break;
+        }
+        i += 1;
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, glued) = match long.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (long, None),
+            };
+            let exact = SUDO_LONG.iter().find(|(full, _, _)| *full == name);
+            let mut prefixed = SUDO_LONG
+                .iter()
+                .filter(|(full, _, _)| full.starts_with(name));
+            let option = exact.or_else(|| match (prefixed.next(), prefixed.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            });
+            let Some(&(_, kind, letter)) = option else {
+                break;
+            };
+            let value = match (kind, glued) {
+                (LongValue::Required, None) => {
+                    i += 1;
+                    argv.get(i - 1).cloned()
+                }
+                (_, glued) => glued.map(str::to_owned),
+            };
+            parsed.apply(letter, value);
+            continue;
+        }
+        let cluster: Vec<char> = arg.chars().skip(1).collect();
+        for (at, &letter) in cluster.iter().enumerate() {
+            let rest: String = cluster.get(at + 1..).unwrap_or_default().iter().collect();
+            if SUDO_SHORT_WITH_VALUE.contains(letter) {
+                let value = if rest.is_empty() {
+                    i += 1;
+                    argv.get(i - 1).cloned()
+                } else {
+                    Some(rest)
+                };
+                parsed.apply(letter, value);
+                break;
             }
-        } else if let Some(user) = arg.strip_prefix("--user=") {
-            return user.to_owned();
-        } else if let Some(user) = arg.strip_prefix("-u").filter(|u| !u.is_empty()) {
-            return user.to_owned();
-        } else if sudo_option_takes_value(arg) {
-            args.next();
+            if letter == 'h' {
+                if !rest.is_empty() {
+                    break;
+                }
+                if argv.get(i).is_some_and(|next| !next.starts_with('-')) {
+                    i += 1;
+                }
+                break;
+            }
+            parsed.apply(letter, None);
         }
     }
-    "root".to_owned()
+    parsed.args = argv.get(i..).unwrap_or_default().to_vec();
+    parsed
 }
 
-fn sudo_option_takes_value(arg: &str) -> bool {
-    SUDO_OPTIONS_WITH_VALUE.contains(&arg)
+impl SudoArgs {
+    fn apply(&mut self, letter: char, value: Option<String>) {
+        match letter {
+            'u' => self.target = value,
+            'e' => self.edit = true,
+            _ => {}
+        }
+    }
+
+    /// The command as the person and the rules see it: the arguments after the options
+    /// (`sudoedit FILE…` for an edit); `None` without any (`sudo -i`, `sudo -v`).
+    pub fn command(&self) -> Option<String> {
+        if self.args.is_empty() {
+            return None;
+        }
+        let joined = self.args.join(" ");
+        Some(if self.edit {
+            format!("sudoedit {joined}")
+        } else {
+            joined
+        })
+    }
+}
+
+/// The command sudo was asked to run ([`parse_sudo`], [`SudoArgs::command`]).
+pub fn sudo_command(argv: &[String]) -> Option<String> {
+    parse_sudo(argv).command()
+}
+
+/// The account sudo was asked to run the command as: `-u NAME`, `-uNAME`, `--user NAME`,
+/// `--user=NAME` (or an abbreviation) before the command; root when none.
+pub fn sudo_target_user(argv: &[String]) -> String {
+    parse_sudo(argv).target.unwrap_or_else(|| "root".to_owned())
 }
 
 /// Builds the challenge context. Always valid for [`validate_context`].
@@ -243,6 +334,55 @@ mod tests {
             sudo_target_user(&argv(&["sudo", "-g", "x", "id", "-u", "y"])),
             "root"
         );
+    }
+
+    /// Issue 14 attack review: sudo's argv read as sudo 1.9.13 reads it (each case checked
+    /// against the real sudo: which command ran, as whom).
+    #[test]
+    fn issue14_sudo_argv_as_sudo_reads_it() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], Option<&str>, &str)] = &[
+            (&["sudo", "-ku", "www", "ls"], Some("ls"), "www"),
+            (&["sudo", "-knu", "www", "ls"], Some("ls"), "www"),
+            (&["sudo", "-Hu", "www", "ls"], Some("ls"), "www"),
+            (&["sudo", "-kuwww", "ls"], Some("ls"), "www"),
+            (&["sudo", "--us", "www", "ls"], Some("ls"), "www"),
+            (&["sudo", "--user", "www", "ls"], Some("ls"), "www"),
+            (&["sudo", "--use=www", "ls"], Some("ls"), "www"),
+            (&["sudo", "-p", "", "ls"], Some("ls"), "root"),
+            (&["sudo", "-kp", "x", "ls"], Some("ls"), "root"),
+            (&["sudo", "--prom", "x", "ls"], Some("ls"), "root"),
+            (&["sudo", "-R", "/", "ls"], Some("ls"), "root"),
+            (&["sudo", "--chr", "/", "ls"], Some("ls"), "root"),
+            (&["sudo", "-D/tmp", "ls"], Some("ls"), "root"),
+            (&["sudo", "--preserve-env", "ls"], Some("ls"), "root"),
+            (&["sudo", "--preserve-env=PATH", "ls"], Some("ls"), "root"),
+            (&["sudo", "-h", "host", "-l", "ls"], Some("ls"), "root"),
+            (&["sudo", "-hhost", "ls"], Some("ls"), "root"),
+            (&["sudo", "-i"], None, "root"),
+            (&["sudo", "-s", "ls", "-l"], Some("ls -l"), "root"),
+            (&["sudo", "FOO=1", "ls"], Some("FOO=1 ls"), "root"),
+            (&["sudo", "--", "-u", "x"], Some("-u x"), "root"),
+            (&["sudo", "-", "x"], Some("- x"), "root"),
+            (
+                &["sudoedit", "/etc/shadow"],
+                Some("sudoedit /etc/shadow"),
+                "root",
+            ),
+            (
+                &["/usr/bin/sudoedit", "-u", "www", "/f"],
+                Some("sudoedit /f"),
+                "www",
+            ),
+            (&["sudo", "-e", "/f", "/g"], Some("sudoedit /f /g"), "root"),
+            (&["sudo", "--ed", "/f"], Some("sudoedit /f"), "root"),
+            (&["sudo", "-ue", "ls"], Some("ls"), "e"),
+        ];
+        for (args, command, target) in cases {
+            let args = argv(args);
+            assert_eq!(sudo_command(&args).as_deref(), *command, "{args:?}");
+            assert_eq!(sudo_target_user(&args), *target, "{args:?}");
+        }
     }
 
     #[test]

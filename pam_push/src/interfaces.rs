@@ -56,6 +56,19 @@ pub trait PamEnv {
         let _ = name;
         Ok(None)
     }
+    /// The uid of local account `name` (issue 14: an approver who is the requester under
+    /// another name of the same account is never asked); `Ok(None)` for no such account;
+    /// `Err` when the user database failed.
+    fn user_id(&self, name: &str) -> Result<Option<u32>, LookupFailed> {
+        let _ = name;
+        Ok(None)
+    }
+    /// `PAM_RUSER`: the person asking, where the application names one (su, sudo: the
+    /// invoking user; the PAM user is then the account switched to under su, or under sudo's
+    /// `targetpw`/`rootpw`); `None` when unset or empty.
+    fn ruser(&self) -> Option<String> {
+        None
+    }
     /// sshd's `LoginGraceTime` from `/etc/ssh/sshd_config` (and its includes), when the host
     /// program is sshd; `None` when unknown or unlimited.
     fn login_grace_time(&self) -> Option<Duration> {

@@ -20,6 +20,7 @@ use crate::context::{build_context, clean_value, sudo_command, sudo_target_user,
 use crate::interfaces::{Conversation, Level, Log, PamCode, PamEnv};
 use crate::prompt::{parse_answer, use_prompt, PromptAnswer};
 use crate::record::quote;
+use pushauth_proto::context::MAX_CONTEXT_VALUE_BYTES;
 use rules::Approver;
 
 /// Longest reason accepted, in characters.
@@ -30,10 +31,13 @@ pub const REASON_PROMPT: &str = "Reason for this request (shown to the approvers
 
 /// What the flow needs to know about the request.
 pub struct Request<'a> {
-    /// The local account asking (PAM's user name).
+    /// The local account asking (PAM's user name; under su, the account switched to).
     pub account: &'a str,
     /// Its pushauth name (after `user_map`): never an approver either.
     pub user: &'a str,
+    /// `PAM_RUSER`, the person who runs su or sudo, when set: under su (and sudo's
+    /// `targetpw`) the requester, and never an approver.
+    pub ruser: Option<&'a str>,
     /// Service, host, rhost, tty, argv.
     pub facts: &'a LoginFacts,
     /// Who may approve, as configured.
@@ -59,37 +63,97 @@ pub fn clean_reason(typed: &str) -> Result<String, String> {
     Ok(clean)
 }
 
+/// Why the approvers could not be worked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// More than [`rules::MAX_APPROVERS`] names once groups are expanded (for the log).
+    TooMany(String),
+    /// The requester's own account could not be looked up, so an approver who is the
+    /// requester under another name could not be told apart (for the log).
+    RequesterUnknown(String),
+}
+
 /// The approvers' pushauth names: groups expanded (each member through `user_map`), the
-/// requester left out (by account and by pushauth name), each name once, in the order
-/// configured. Groups that do not exist or cannot be read are logged and skipped: fewer
-/// people can approve, never more.
+/// requester left out (every name in `requester`: the PAM user, its pushauth name, and under su
+/// or sudo the person who runs it; and any local name whose uid is one of theirs: `BOB` in a
+/// directory that ignores case, an alias with the same uid), each name once, in the order
+/// configured. Groups that do not exist or cannot be read, and names whose account cannot be
+/// looked up, are logged and skipped: fewer people can approve, never more.
 ///
 /// # Errors
-/// More than [`rules::MAX_APPROVERS`] names: a message for the log.
+/// [`Unresolved`]: too many names, or the requester's account cannot be looked up.
 pub fn resolve(
     config: &Config,
     approvers: &[Approver],
-    account: &str,
-    user: &str,
+    requester: &[String],
     pam: &dyn PamEnv,
     log: &mut dyn Log,
-) -> Result<Vec<String>, String> {
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |name: String| {
-        if name != account && name != user && !names.contains(&name) {
-            names.push(name);
+) -> Result<Vec<String>, Unresolved> {
+    let me = |name: &str| requester.iter().any(|r| r == name);
+    let mut requester_uids = Vec::new();
+    for name in requester {
+        match pam.user_id(name) {
+            Ok(Some(uid)) => requester_uids.push(uid),
+            Ok(None) => {}
+            Err(_) => {
+                return Err(Unresolved::RequesterUnknown(format!(
+                    "the account {} cannot be looked up",
+                    quote(name)
+                )))
+            }
         }
+    }
+    // Whether local name `name` is the requester's account; `None` when it cannot be told.
+    let is_requester = |name: &str| match pam.user_id(name) {
+        Ok(Some(uid)) => Some(requester_uids.contains(&uid)),
+        Ok(None) => Some(false),
+        Err(_) => None,
     };
+    let mut names: Vec<String> = Vec::new();
+    // Adds `name` unless it is the requester's (by name, or any of `local` by uid); how many
+    // names there are then. The count stops a huge group early: one lookup per member.
+    let mut add = |log: &mut dyn Log, local: &[&str], name: String| -> usize {
+        if me(&name) || names.contains(&name) {
+            return names.len();
+        }
+        for candidate in local {
+            match is_requester(candidate) {
+                Some(false) => {}
+                Some(true) => return names.len(),
+                None => {
+                    log.log(
+                        Level::Warning,
+                        &format!(
+                            "pam_push: approver {} not asked: the account cannot be looked up",
+                            quote(candidate)
+                        ),
+                    );
+                    return names.len();
+                }
+            }
+        }
+        names.push(name);
+        names.len()
+    };
+    let mut count = 0;
     for approver in approvers {
+        if count > rules::MAX_APPROVERS {
+            break;
+        }
         match approver {
-            Approver::User(name) => add(name.clone()),
+            Approver::User(name) => count = add(log, &[name], name.clone()),
             Approver::Group(group) => match pam.group_members(group) {
                 Ok(Some(members)) => {
                     for member in members {
+                        if count > rules::MAX_APPROVERS {
+                            break;
+                        }
                         // A member that is the requester under another spelling is the
                         // requester: compare mapped names too.
                         match config.user_map.apply(&member) {
-                            Ok(mapped) if mapped != user && member != account => add(mapped),
+                            Ok(mapped) if !me(&mapped) && !me(&member) => {
+                                count = add(log, &[&member, &mapped], mapped.clone());
+                            }
                             Ok(_) => {}
                             Err(e) => log.log(
                                 Level::Warning,
@@ -118,11 +182,10 @@ pub fn resolve(
         }
     }
     if names.len() > rules::MAX_APPROVERS {
-        return Err(format!(
-            "approvers name {} users once groups are expanded; at most {}",
-            names.len(),
+        return Err(Unresolved::TooMany(format!(
+            "approvers name more than {} users once groups are expanded",
             rules::MAX_APPROVERS
-        ));
+        )));
     }
     Ok(names)
 }
@@ -201,9 +264,26 @@ pub fn run<B: PushBackend>(
     let is_sudo = service.starts_with("sudo");
     let argv = facts.argv.as_deref().filter(|_| is_sudo);
     let command = argv.and_then(sudo_command);
-    let target = argv.map(sudo_target_user);
+    // Under su (and sudo's targetpw) the PAM user is the account switched to; the person
+    // asking is PAM_RUSER: they are the requester, and that account the target.
+    let person = request
+        .ruser
+        .filter(|r| !r.is_empty() && *r != request.account);
+    let account = person.unwrap_or(request.account);
+    let target = match (argv, person) {
+        (Some(argv), _) => Some(sudo_target_user(argv)),
+        (None, Some(_)) => Some(request.account.to_owned()),
+        (None, None) => None,
+    };
+    let mut requester = vec![request.account.to_owned(), request.user.to_owned()];
+    if let Some(person) = person {
+        requester.push(person.to_owned());
+        if let Ok(mapped) = config.user_map.apply(person) {
+            requester.push(mapped);
+        }
+    }
     let mut line = Line {
-        account: request.account,
+        account,
         service: service.clone(),
         rhost: facts.rhost.clone().unwrap_or_default(),
         command: command.clone().unwrap_or_default(),
@@ -211,21 +291,41 @@ pub fn run<B: PushBackend>(
         asked: String::new(),
         challenges: String::new(),
     };
-    let approvers = match resolve(
-        config,
-        request.approvers,
-        request.account,
-        request.user,
-        pam,
-        log,
-    ) {
+    // The approver must read the whole command: a longer one would reach them cut (a context
+    // value holds 1024 bytes), its end unseen.
+    if let Some(command) = &command {
+        if clean_value(command).chars().count() < command.chars().count() {
+            log.log(
+                Level::Notice,
+                &line.text(
+                    "command_too_long",
+                    None,
+                    Some(&format!(
+                        "the command is over {MAX_CONTEXT_VALUE_BYTES} bytes and cannot be shown in full"
+                    )),
+                ),
+            );
+            let _ = conv.error(&format!(
+                "pushauth: the command is too long to show an approver in full (over {MAX_CONTEXT_VALUE_BYTES} bytes); nothing was asked. Put it in a script."
+            ));
+            return PamCode::AuthErr;
+        }
+    }
+    let approvers = match resolve(config, request.approvers, &requester, pam, log) {
         Ok(names) => names,
-        Err(e) => {
+        Err(Unresolved::TooMany(e)) => {
             log.log(Level::Error, &line.text("config_error", None, Some(&e)));
             let _ = conv.error(
                 "pushauth: this host's approval configuration is broken; ask an administrator",
             );
             return PamCode::ServiceErr;
+        }
+        Err(Unresolved::RequesterUnknown(e)) => {
+            log.log(Level::Error, &line.text("lookup_failed", None, Some(&e)));
+            let _ = conv.error(
+                "pushauth: the user database cannot be read, so no approver can be asked; try again",
+            );
+            return PamCode::AuthErr;
         }
     };
     if approvers.is_empty() {
@@ -254,7 +354,7 @@ pub fn run<B: PushBackend>(
     line.reason.clone_from(&reason);
 
     let mut context = build_context(facts);
-    context.insert(REQUESTER_KEY.into(), clean_value(request.account));
+    context.insert(REQUESTER_KEY.into(), clean_value(account));
     if let Some(target) = &target {
         context.insert("target_user".into(), clean_value(target));
     }
@@ -263,12 +363,7 @@ pub fn run<B: PushBackend>(
     let left = deadline.saturating_duration_since(Instant::now());
     let action = ActionRequest {
         approvers,
-        message: message(
-            request.account,
-            facts,
-            command.as_deref(),
-            target.as_deref(),
-        ),
+        message: message(account, facts, command.as_deref(), target.as_deref()),
         context,
         ttl: Some(crate::authenticate::challenge_ttl(left)),
     };
@@ -305,7 +400,7 @@ pub fn run<B: PushBackend>(
             Level::Notice,
             &format!(
                 "pam_push: approval requester={} approver {} not asked: unknown to the server, or without a device",
-                quote(request.account),
+                quote(account),
                 quote(name)
             ),
         );

@@ -230,11 +230,18 @@ impl ApprovalPolicy {
         group_id: &dyn Fn(&str) -> GroupId,
     ) -> (ApprovalMode, &[Approver]) {
         for rule in &self.rules {
-            if !rule.services.is_empty() && !rule.services.iter().any(|p| glob(p, service)) {
+            if !rule.services.is_empty()
+                && !rule.services.iter().any(|p| service_matches(p, service))
+            {
                 continue;
             }
+            // A rule that asks an approver matches loosely (it then applies more often); one
+            // that asks nobody else matches only the command as typed (a look-alike program
+            // or an added `VAR=value` must not take it).
+            let loose = rule.mode.includes_other();
             if !rule.commands.is_empty()
-                && !command.is_some_and(|c| rule.commands.iter().any(|p| command_matches(p, c)))
+                && !command
+                    .is_some_and(|c| rule.commands.iter().any(|p| command_matches(p, c, loose)))
             {
                 continue;
             }
@@ -255,27 +262,59 @@ impl ApprovalPolicy {
     }
 }
 
-/// Whether sudo command `command` (as typed: `systemctl restart nginx`, or with a path) matches
-/// glob `pattern`. The command is tried as typed and with its program's directory dropped, so
-/// `systemctl restart *` matches `/usr/bin/systemctl restart nginx` too. Patterns match what was
-/// typed, not what runs: someone who may run a shell or `env` through sudo can phrase a command
-/// so that no pattern matches, so a rule that must hold for every command names no commands.
-pub fn command_matches(pattern: &str, command: &str) -> bool {
+/// PAM services that are another name of a service for the rules: `sudo -i` authenticates
+/// through `sudo-i` and `su -` through `su-l` (Debian), and a rule for `sudo` or `su` that
+/// `sudo -i COMMAND` or `su -` skipped would be a way around it.
+const SERVICE_ALIASES: &[(&str, &str)] = &[("sudo-i", "sudo"), ("su-l", "su")];
+
+/// Whether PAM service `service` matches glob `pattern`: as named, or as the service it is
+/// another name of ([`SERVICE_ALIASES`]).
+pub fn service_matches(pattern: &str, service: &str) -> bool {
+    glob(pattern, service)
+        || SERVICE_ALIASES
+            .iter()
+            .any(|(alias, of)| *alias == service && glob(pattern, of))
+}
+
+/// Whether sudo command `command` (as sudo read it: `systemctl restart nginx`, with a path,
+/// `VAR=value` first, `sudoedit FILE`) matches glob `pattern`. Always tried as typed; when
+/// `loose` (a rule that asks an approver), also with leading `VAR=value` assignments and the
+/// program's directory dropped, so `systemctl restart *` matches
+/// `/usr/bin/systemctl restart nginx` too. Patterns match what was typed, not what runs:
+/// someone who may run a shell or `env` through sudo can phrase a command so that no pattern
+/// matches, so a rule that must hold for every command names no commands.
+pub fn command_matches(pattern: &str, command: &str, loose: bool) -> bool {
     if glob(pattern, command) {
         return true;
     }
-    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
-    match program.rsplit_once('/') {
-        Some((_, base)) if !base.is_empty() => {
-            let short = if rest.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base} {rest}")
-            };
-            glob(pattern, &short)
-        }
-        _ => false,
+    if !loose {
+        return false;
     }
+    let mut words = command.split(' ').peekable();
+    let mut dropped = false;
+    while words
+        .peek()
+        .is_some_and(|w| w.find('=').is_some_and(|at| at > 0))
+    {
+        words.next();
+        dropped = true;
+    }
+    let Some(program) = words.next() else {
+        return false;
+    };
+    let rest: Vec<&str> = words.collect();
+    let base = match program.rsplit_once('/') {
+        Some((_, base)) if !base.is_empty() => base,
+        Some(_) => return false,
+        None if dropped => program,
+        None => return false,
+    };
+    let mut short = base.to_owned();
+    for word in rest {
+        short.push(' ');
+        short.push_str(word);
+    }
+    glob(pattern, &short)
 }
 
 #[cfg(test)]
@@ -396,19 +435,87 @@ mod tests {
 
     #[test]
     fn commands_match_as_typed_and_by_program_name() {
+        for loose in [true, false] {
+            assert!(command_matches(
+                "systemctl restart *",
+                "systemctl restart nginx",
+                loose
+            ));
+            assert!(!command_matches(
+                "systemctl restart *",
+                "systemctl stop nginx",
+                loose
+            ));
+            assert!(!command_matches("systemctl restart *", "/", loose));
+        }
         assert!(command_matches(
             "systemctl restart *",
-            "systemctl restart nginx"
+            "/usr/bin/systemctl restart nginx",
+            true
+        ));
+        assert!(command_matches("systemctl", "/usr/bin/systemctl", true));
+        assert!(command_matches(
+            "systemctl restart *",
+            "FOO=1 A=b=c /usr/bin/systemctl restart nginx",
+            true
         ));
         assert!(command_matches(
             "systemctl restart *",
-            "/usr/bin/systemctl restart nginx"
+            "FOO=1 systemctl restart nginx",
+            true
         ));
-        assert!(command_matches("systemctl", "/usr/bin/systemctl"));
         assert!(!command_matches(
             "systemctl restart *",
-            "systemctl stop nginx"
+            "=x systemctl restart nginx",
+            true
         ));
-        assert!(!command_matches("systemctl restart *", "/"));
+    }
+
+    /// Issue 14 attack review: an exemption (a rule that asks nobody else) matches only the
+    /// command as typed: `/home/bob/ls`, `./ls` or `LD_PRELOAD=… ls` is not `ls`.
+    #[test]
+    fn issue14_an_exemption_matches_only_as_typed() {
+        for typed in [
+            "/home/bob/ls /root",
+            "./ls /root",
+            "LD_PRELOAD=/tmp/x.so ls /root",
+        ] {
+            assert!(command_matches("ls *", typed, true), "{typed}");
+            assert!(!command_matches("ls *", typed, false), "{typed}");
+        }
+        let p = ApprovalPolicy::parse(
+            Some("other"),
+            Some(vec!["alice".into()]),
+            Some(vec![raw(&["sudo"], &[], &["ls *"], "self")]),
+        )
+        .unwrap();
+        let mode = |c: &str| p.decide("sudo", Some(&[]), Some(c), &ids).0;
+        assert_eq!(mode("ls /root"), ApprovalMode::SelfOnly);
+        assert_eq!(mode("/home/bob/ls /root"), ApprovalMode::Other);
+    }
+
+    /// Issue 14 attack review: `sudo -i` is PAM service `sudo-i` and `su -` is `su-l`; a rule
+    /// for `sudo` or `su` holds for them too.
+    #[test]
+    fn issue14_sudo_i_and_su_l_are_sudo_and_su() {
+        assert!(service_matches("sudo", "sudo-i"));
+        assert!(service_matches("su", "su-l"));
+        assert!(service_matches("sudo-i", "sudo-i"));
+        assert!(!service_matches("sudo-i", "sudo"));
+        assert!(!service_matches("sudo", "sshd"));
+        assert!(!service_matches("su", "sudo-i"));
+        let p = ApprovalPolicy::parse(
+            None,
+            None,
+            Some(vec![RawRule {
+                approvers: Some(vec!["alice".into()]),
+                ..raw(&["sudo"], &[], &[], "other")
+            }]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.decide("sudo-i", Some(&[]), None, &ids).0,
+            ApprovalMode::Other
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::ffi::{c_char, CStr, CString};
 
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{RHost, Service, Tty};
+use pam::items::{RHost, RUser, Service, Tty};
 use pam::module::PamHandle;
 use zeroize::Zeroizing;
 
@@ -84,6 +84,19 @@ impl PamEnv for HostEnv<'_> {
 
     fn group_members(&self, name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
         group_members(name)
+    }
+
+    fn user_id(&self, name: &str) -> Result<Option<u32>, LookupFailed> {
+        user_id(name)
+    }
+
+    fn ruser(&self) -> Option<String> {
+        self.pamh
+            .get_item::<RUser>()
+            .ok()
+            .flatten()
+            .and_then(|s| item_text(Some(s.0)))
+            .filter(|s| !s.is_empty())
     }
 
     fn login_grace_time(&self) -> Option<std::time::Duration> {
@@ -181,13 +194,20 @@ pub fn hostname() -> Option<String> {
 /// This process's argv (`/proc/self/cmdline`): the sudo command lives there.
 pub fn own_argv() -> Option<Vec<String>> {
     let bytes = std::fs::read("/proc/self/cmdline").ok()?;
-    Some(
-        bytes
-            .split(|&b| b == 0)
-            .filter(|part| !part.is_empty())
-            .map(|part| String::from_utf8_lossy(part).into_owned())
-            .collect(),
-    )
+    Some(argv_from_cmdline(&bytes))
+}
+
+/// The arguments in `/proc/PID/cmdline` text: each ends with a NUL. Empty arguments are kept:
+/// `sudo -p '' systemctl …` has one, and dropping it made `systemctl` read as the prompt.
+pub fn argv_from_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
 }
 
 /// The first buffer for `getpwnam_r`/`getgrgid_r`/`getgrnam_r`; doubled on `ERANGE`.
@@ -224,15 +244,25 @@ fn with_growing_buffer<T>(
     }
 }
 
-/// `user`'s groups (primary included) with their names where they resolve; `Ok(None)` when
-/// there is no such user; `Err` when the user database failed.
-pub fn user_groups(user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
+/// The uid of local account `user` (`getpwnam_r`, so a directory that ignores case or an alias
+/// resolves as login does); `Ok(None)` when there is no such user; `Err` when the user database
+/// failed.
+pub fn user_id(user: &str) -> Result<Option<u32>, LookupFailed> {
+    passwd_entry(user, |pwd| pwd.pw_uid)
+}
+
+/// Looks `user` up with `getpwnam_r` (growing the buffer) and copies out what `pick` takes
+/// of the entry; `Ok(None)` for no such user (or a name with a NUL byte).
+fn passwd_entry<T>(
+    user: &str,
+    pick: impl Fn(&libc::passwd) -> T,
+) -> Result<Option<T>, LookupFailed> {
     let Ok(c_user) = CString::new(user) else {
         return Ok(None);
     };
-    let primary = with_growing_buffer(|buf| {
+    with_growing_buffer(|buf| {
         // SAFETY: passwd is plain data; getpwnam_r fills it with pointers into `buf`, which
-        // outlives the call; we copy the one field we need before `buf` is dropped.
+        // outlives the call; `pick` copies what it needs before `buf` is dropped.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::passwd = std::ptr::null_mut();
         let rc = unsafe {
@@ -244,8 +274,41 @@ pub fn user_groups(user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
                 &mut found,
             )
         };
-        (rc, (!found.is_null()).then_some(pwd.pw_gid))
-    })?;
+        (rc, (!found.is_null()).then(|| pick(&pwd)))
+    })
+}
+
+/// Looks group `name` up with `getgrnam_r` (growing the buffer) and copies out what `pick`
+/// takes of the entry; `Ok(None)` for no such group (or a name with a NUL byte).
+fn group_entry<T>(name: &str, pick: impl Fn(&libc::group) -> T) -> Result<Option<T>, LookupFailed> {
+    let Ok(c_name) = CString::new(name) else {
+        return Ok(None);
+    };
+    with_growing_buffer(|buf| {
+        // SAFETY: group is plain data; getgrnam_r fills it with pointers into `buf`; `pick`
+        // copies what it needs before `buf` is dropped.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getgrnam_r(
+                c_name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        (rc, (!found.is_null()).then(|| pick(&grp)))
+    })
+}
+
+/// `user`'s groups (primary included) with their names where they resolve; `Ok(None)` when
+/// there is no such user; `Err` when the user database failed.
+pub fn user_groups(user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
+    let Ok(c_user) = CString::new(user) else {
+        return Ok(None);
+    };
+    let primary = passwd_entry(user, |pwd| pwd.pw_gid)?;
     let Some(primary) = primary else {
         return Ok(None);
     };
@@ -308,24 +371,7 @@ fn group_name(gid: libc::gid_t) -> Option<String> {
 
 /// The gid of the group called `name` (`getgrnam_r`, growing the buffer).
 pub fn group_id(name: &str) -> GroupId {
-    let Ok(c_name) = CString::new(name) else {
-        return GroupId::NoSuchGroup;
-    };
-    let result = with_growing_buffer(|buf| {
-        // SAFETY: as in group_name; only gr_gid is copied out.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        (rc, (!found.is_null()).then_some(grp.gr_gid))
-    });
+    let result = group_entry(name, |grp| grp.gr_gid);
     match result {
         Ok(Some(gid)) => GroupId::Found(gid),
         Ok(None) => GroupId::NoSuchGroup,
@@ -338,29 +384,11 @@ pub fn group_id(name: &str) -> GroupId {
 /// primary group it is but who is not listed is not a member here (issue 14: approvers are
 /// named explicitly; nothing enumerates the password database).
 pub fn group_members(name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
-    let Ok(c_name) = CString::new(name) else {
-        return Ok(None);
-    };
-    with_growing_buffer(|buf| {
-        // SAFETY: as in group_name; gr_mem is a NULL-terminated array of NUL-terminated
-        // strings in `buf`, copied out before `buf` is dropped.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrnam_r(
-                c_name.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if found.is_null() {
-            return (rc, None);
-        }
+    group_entry(name, |grp| {
         let mut members = Vec::new();
         let mut at = grp.gr_mem;
-        // SAFETY: `at` walks the NULL-terminated gr_mem array inside `buf`.
+        // SAFETY: `at` walks the NULL-terminated gr_mem array of NUL-terminated strings,
+        // which live in the lookup's buffer for as long as `pick` runs.
         while !at.is_null() && !unsafe { *at }.is_null() {
             members.push(
                 unsafe { CStr::from_ptr(*at) }
@@ -369,7 +397,7 @@ pub fn group_members(name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
             );
             at = unsafe { at.add(1) };
         }
-        (rc, Some(members))
+        members
     })
 }
 
@@ -599,5 +627,27 @@ mod tests {
         assert!(hostname().is_some_and(|h| !h.is_empty()));
         let argv = own_argv().unwrap();
         assert!(!argv.is_empty());
+    }
+
+    #[test]
+    fn issue14_user_ids() {
+        assert_eq!(user_id("root"), Ok(Some(0)));
+        assert_eq!(user_id("no-such-user-pushauth-test"), Ok(None));
+        assert_eq!(user_id("nul\0inside"), Ok(None));
+    }
+
+    /// Issue 14 attack review: an empty argument stays one (`sudo -p '' systemctl restart x`
+    /// was read as `-p systemctl` and the command `restart x`, which no rule matched).
+    #[test]
+    fn issue14_cmdline_keeps_empty_arguments() {
+        let argv = argv_from_cmdline(b"sudo\0-p\0\0systemctl\0restart\0nginx\0");
+        assert_eq!(argv, ["sudo", "-p", "", "systemctl", "restart", "nginx"]);
+        assert_eq!(
+            crate::context::sudo_command(&argv).as_deref(),
+            Some("systemctl restart nginx")
+        );
+        assert_eq!(argv_from_cmdline(b"sudo\0\0"), ["sudo", ""]);
+        assert_eq!(argv_from_cmdline(b"sshd: bob"), ["sshd: bob"]);
+        assert!(argv_from_cmdline(b"").is_empty());
     }
 }
