@@ -260,6 +260,9 @@ test('issue14: an approval asked on someone else\'s behalf shows its message fir
   assert.equal(text.split(message).length - 1, 1, text);
   assert.ok(text.includes('Requested by') && text.includes('build01'), text);
   assert.equal(await card.locator('input.code').count(), 0);
+  // A long requester is cut in the title (the message stays in view); the whole of it is a detail.
+  const cut = await page.evaluate(async () => (await import('/app/challenge-view.js')).titleOf({ action: 'approval', requester: 'r'.repeat(300) }));
+  assert.equal(cut, `Approval asked by ${'r'.repeat(63)}…`);
   await shot('7-approval');
   const result = await answer('approve');
   assert.ok(await result.evaluate((n) => n.classList.contains('ok')));

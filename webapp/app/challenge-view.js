@@ -25,6 +25,16 @@ const LABELS = [
 ];
 const SHOWN_ELSEWHERE = new Set(['action']);
 
+/**
+ * `text` cut to `max` characters with a visible mark, so that a long value (a requester of up to
+ * 1 KiB) cannot push what follows it (the approval's message) off the screen; the full value is
+ * still among the details below.
+ */
+export function shortened(text, max) {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
 /** What the person is asked, in a few words. */
 export function titleOf(context) {
   const service = String(context.service || '');
@@ -32,7 +42,7 @@ export function titleOf(context) {
   if (context.action === 'add_device') return 'Add a new device to your account?';
   // Issue 14: someone else acts; this person approves what the message says.
   if (context.action === 'approval') {
-    return context.requester ? `Approval asked by ${visible(context.requester)}` : 'Approval asked of you';
+    return context.requester ? `Approval asked by ${shortened(visible(context.requester), 64)}` : 'Approval asked of you';
   }
   if (service === 'sshd' || service === 'ssh') return `SSH login${host}`;
   if (service.startsWith('sudo')) return `sudo command${host}`;
