@@ -11,6 +11,7 @@
 //! asked (unknown, or without a device).
 
 mod config;
+mod groups;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,8 +53,12 @@ struct Args {
     #[arg(long, default_value = config::DEFAULT_CONFIG)]
     config: PathBuf,
     /// A pushauth user to ask; repeat for several (the first answer decides).
-    #[arg(long = "user", value_name = "USER", required = true)]
+    #[arg(long = "user", value_name = "USER", required_unless_present = "groups")]
     users: Vec<String>,
+    /// A local group whose listed members (as `getent group NAME` prints them) are asked, as
+    /// if each were given with --user; repeatable.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
     /// What is to be approved, shown first on the phone (one line, at most 200 characters).
     #[arg(long)]
     message: String,
@@ -113,6 +118,21 @@ fn run(args: &Args) -> u8 {
     // pipeline that passes the person who started it) is not asked.
     let requester = context.get(REQUESTER_KEY).cloned();
     let mut approvers = args.users.clone();
+    for group in &args.groups {
+        match groups::members(group) {
+            Ok(members) => {
+                for member in members {
+                    if !approvers.contains(&member) {
+                        approvers.push(member);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("pushauth-approve: {e}");
+                return USAGE;
+            }
+        }
+    }
     if let Some(requester) = &requester {
         if approvers.iter().any(|user| user == requester) {
             eprintln!(

@@ -264,6 +264,14 @@ fn issue14_unreachable_nobody_to_ask_and_bad_usage_each_have_their_exit_code() {
         "{}",
         stderr(&out)
     );
+    // A group that does not exist is bad usage, named.
+    let out = env.run(&["--group", "pushauth-no-such-group", "--message", MESSAGE]);
+    assert_eq!(exit_code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--group pushauth-no-such-group: no such group"),
+        "{}",
+        stderr(&out)
+    );
     // Bad usage, each refused before anything is sent.
     for (args, says) in [
         (vec!["--user", "alice", "--message", ""], "message is empty"),

@@ -4,7 +4,7 @@
 # Builds the workspace binaries and the module, then runs pytest with PUSHAUTH_TARGET_DIR set.
 set -eu
 cd "$(dirname "$0")/../.."
-cargo build -p pushauth-server -p pushauth-device -p pam_push
+cargo build -p pushauth-server -p pushauth-device -p pam_push -p pushauth-approve
 target="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 export PUSHAUTH_TARGET_DIR="$target"
 export PYTHONDONTWRITEBYTECODE=1

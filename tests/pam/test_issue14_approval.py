@@ -14,7 +14,7 @@ import time
 import pexpect
 import pytest
 
-from conftest import LOG_AUTHPRIV, MODULE, PAMD, _ensure_user, run
+from conftest import ETC, LOG_AUTHPRIV, MODULE, PAMD, _ensure_user, run
 
 SUDOERS = "/etc/sudoers.d/pushauth-test-issue14"
 STUB = pathlib.Path("/usr/local/sbin/systemctl")
@@ -397,3 +397,38 @@ def test_issue14_ctrl_c_withdraws_the_approval(syslog, four_eyes):
     assert challenge["id"] not in [c["id"] for c in four_eyes["alice"].pending()]
     assert approve_without_code(four_eyes["alice"], challenge["id"], check=False).returncode != 0
     assert not MARK.exists()
+
+
+def test_issue14_pushauth_approve_asks_a_local_group_but_never_the_requester(etc, four_eyes):
+    """pushauth-approve --group: the members the local group lists are asked (pa_alice and
+    pa4_bob are in pa4_leads); the requester among them is not; the approval verifies."""
+    approve = pathlib.Path(os.environ.get("PUSHAUTH_TARGET_DIR", "target/debug")) / "pushauth-approve"
+    if not approve.exists():
+        pytest.skip("pushauth-approve is not built here")
+    conf = ETC / "approve.toml"
+    conf.write_text(f'server = "{etc.server.url}"\napi_key_file = "{etc.api_key}"\n')
+    os.chmod(conf, 0o644)
+    message = "Deploy 2.3 to prod"
+    child = pexpect.spawn(
+        str(approve),
+        ["--config", str(conf), "--group", LEADS, "--requester", BOB, "--message", message, "--timeout", "30"],
+        encoding="utf-8",
+        timeout=40,
+    )
+    out = io.StringIO()
+    child.logfile_read = out
+    child.expect(rf"asked {four_eyes['alice_name']};")
+    deadline = time.time() + 15
+    asked = None
+    while asked is None and time.time() < deadline:
+        asked = next((c for c in four_eyes["alice"].pending() if c["context"].get("message") == message), None)
+        time.sleep(0.1)
+    assert asked is not None, out.getvalue()
+    assert [c for c in four_eyes["bob"].pending() if c["context"].get("message") == message] == []
+    approve_without_code(four_eyes["alice"], asked["id"])
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, out.getvalue()
+    text = out.getvalue()
+    assert f"approved by {four_eyes['alice_name']}" in text, text
+    assert f"{BOB} is the requester and is not asked" in text, text
