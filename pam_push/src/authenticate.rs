@@ -78,7 +78,11 @@ pub fn authenticate<B: PushBackend>(
         );
     }
     // The requester's groups narrow the rules; unreadable groups are `None` (see `decide`).
-    let groups = pam.user_groups(user).ok().flatten();
+    // Under su (and sudo's targetpw) the PAM user is the account switched to: the person
+    // asking is PAM_RUSER, and their groups are the ones a rule means.
+    let ruser = pam.ruser().filter(|r| !r.is_empty());
+    let person = ruser.as_deref().unwrap_or(user);
+    let groups = pam.user_groups(person).ok().flatten();
     let command = facts
         .argv
         .as_deref()
@@ -112,7 +116,6 @@ pub fn authenticate<B: PushBackend>(
             return PamCode::UserUnknown;
         }
     };
-    let ruser = pam.ruser();
     let request = crate::approval::Request {
         account: user,
         user: &mapped,

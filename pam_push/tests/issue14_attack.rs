@@ -52,6 +52,8 @@ struct Host {
     argv: Vec<String>,
     uids: BTreeMap<String, Result<u32, LookupFailed>>,
     groups: BTreeMap<String, Vec<String>>,
+    /// Each account's own groups (gid, name), for rules' `groups`; none when absent.
+    member_of: BTreeMap<String, Vec<(u32, String)>>,
     /// How many accounts were looked up.
     lookups: std::cell::Cell<usize>,
 }
@@ -67,6 +69,7 @@ impl Host {
                 .map(|(n, u)| (n.to_owned(), Ok(u)))
                 .collect(),
             groups: BTreeMap::new(),
+            member_of: BTreeMap::new(),
             lookups: std::cell::Cell::new(0),
         }
     }
@@ -84,10 +87,24 @@ impl PamEnv for Host {
         }
     }
     fn user_groups(&self, user: &str) -> Result<Option<Vec<UserGroup>>, LookupFailed> {
-        Ok(self.uids.contains_key(user).then(Vec::new))
+        Ok(self.uids.contains_key(user).then(|| {
+            self.member_of
+                .get(user)
+                .into_iter()
+                .flatten()
+                .map(|(gid, name)| UserGroup {
+                    gid: *gid,
+                    name: Some(name.clone()),
+                })
+                .collect()
+        }))
     }
-    fn group_id(&self, _name: &str) -> GroupId {
-        GroupId::NoSuchGroup
+    fn group_id(&self, name: &str) -> GroupId {
+        self.member_of
+            .values()
+            .flatten()
+            .find(|(_, n)| n == name)
+            .map_or(GroupId::NoSuchGroup, |(gid, _)| GroupId::Found(*gid))
     }
     fn group_members(&self, name: &str) -> Result<Option<Vec<String>>, LookupFailed> {
         Ok(self.groups.get(name).cloned())
@@ -493,4 +510,29 @@ fn issue14_a_huge_approver_group_stops_early() {
     assert_eq!(ran.code, PamCode::ServiceErr);
     assert!(ran.action().is_none());
     assert!(host.lookups.get() < 40, "{} lookups", host.lookups.get());
+}
+
+/// New-user review: a rule's `groups` are the requester's. Under su (and sudo's targetpw) the
+/// PAM user is the account switched to; the rule was matched against root's groups, so a rule
+/// for the ops team never applied to `su -` by one of them, who got their own push alone.
+#[test]
+fn issue14_a_rule_s_groups_are_the_person_s_under_su() {
+    let cfg = config(
+        "[[approval_rules]]\nservices = [\"su\"]\ngroups = [\"ops\"]\napproval = \"other\"\napprovers = [\"alice\"]\n",
+    );
+    let mut host = Host::sudo(&["su", "-"]);
+    host.service = "su-l".into();
+    host.ruser = Some("bob".into());
+    host.uids.insert("root".into(), Ok(0));
+    host.member_of
+        .insert("bob".into(), vec![(50, "ops".into())]);
+    let ran = go(&cfg, &host, "root");
+    let action = ran.action().expect("the ops rule applies to bob's su");
+    assert_eq!(action.approvers, ["alice"]);
+    assert!(ran.backend.self_pushes.borrow().is_empty());
+    // Someone outside ops: the rule does not apply; their own push (as root's) is asked.
+    host.ruser = Some("alice".into());
+    let ran = go(&cfg, &host, "root");
+    assert!(ran.action().is_none());
+    assert_eq!(*ran.backend.self_pushes.borrow(), ["root"]);
 }
