@@ -103,6 +103,15 @@ fn run_while(env: &Env, args: &[&str], answer: impl FnOnce() + Send) -> Output {
     })
 }
 
+/// Runs `pushauth-approve` with `args` while `device` waits for its approval and answers it
+/// with `decision`; its output.
+fn answered(env: &Env, args: &[&str], device: &TestDevice, decision: Decision) -> Output {
+    run_while(env, args, || {
+        let asked = approval(device);
+        device.respond(&asked, decision, "").unwrap();
+    })
+}
+
 fn exit_code(out: &Output) -> i32 {
     out.status.code().unwrap()
 }
@@ -184,10 +193,7 @@ fn issue14_a_denial_refuses_and_no_answer_in_time_refuses() {
     let env = Env::start();
     let alice = env.server.enroll("alice", "alice phone");
     let args = ["--user", "alice", "--message", MESSAGE, "--timeout", "30"];
-    let out = run_while(&env, &args, || {
-        let asked = approval(&alice);
-        alice.respond(&asked, Decision::Deny, "").unwrap();
-    });
+    let out = answered(&env, &args, &alice, Decision::Deny);
     assert_eq!(exit_code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("denied by alice"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
@@ -199,10 +205,7 @@ fn issue14_a_denial_refuses_and_no_answer_in_time_refuses() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(stdout(&out).is_empty());
     // "Not mine to approve" refuses too (and, as for a login, pauses pushes to alice).
-    let out = run_while(&env, &args, || {
-        let asked = approval(&alice);
-        alice.respond(&asked, Decision::Report, "").unwrap();
-    });
+    let out = answered(&env, &args, &alice, Decision::Report);
     assert_eq!(exit_code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("reported"), "{}", stderr(&out));
 }
@@ -224,10 +227,7 @@ fn issue14_an_answer_signed_by_a_key_that_is_not_pinned_is_refused() {
     );
     env.write_config(&format!("authorized_devices = \"{}\"\n", pins.display()));
     let args = ["--user", "alice", "--message", MESSAGE, "--timeout", "30"];
-    let out = run_while(&env, &args, || {
-        let asked = approval(&alice);
-        alice.respond(&asked, Decision::Approve, "").unwrap();
-    });
+    let out = answered(&env, &args, &alice, Decision::Approve);
     assert_eq!(exit_code(&out), 5, "{}", stderr(&out));
     assert!(stderr(&out).contains("pinned"), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
@@ -239,10 +239,7 @@ fn issue14_an_answer_signed_by_a_key_that_is_not_pinned_is_refused() {
         "alice",
         &format!("{} {}\n", mine.alg().as_str(), mine.to_b64()),
     );
-    let out = run_while(&env, &args, || {
-        let asked = approval(&alice);
-        alice.respond(&asked, Decision::Approve, "").unwrap();
-    });
+    let out = answered(&env, &args, &alice, Decision::Approve);
     assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
 }
 
@@ -370,10 +367,7 @@ fn issue14_attack_the_requester_is_not_asked_to_approve_their_own_request() {
         let mut args = vec!["--user", "alice", "--user", "carol", "--message", MESSAGE];
         args.extend(given);
         args.extend(["--timeout", "30"]);
-        let out = run_while(&env, &args, || {
-            let asked = approval(&carol);
-            carol.respond(&asked, Decision::Deny, "").unwrap();
-        });
+        let out = answered(&env, &args, &carol, Decision::Deny);
         assert_eq!(exit_code(&out), 1, "{given:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("alice is the requester"),

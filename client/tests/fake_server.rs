@@ -587,6 +587,21 @@ fn issue9_item7_remote_plain_http_is_refused() {
 const STORE_DOWN: &str =
     r#"{"error":"store_unavailable","message":"the server cannot reach its database"}"#;
 
+/// A status of challenge `id` in `state` that no device answered.
+fn undecided(id: &str, state: ChallengeState) -> ChallengeStatus {
+    ChallengeStatus {
+        id: id.into(),
+        state,
+        expires_at: "2026-01-01T00:01:00Z".into(),
+        device_id: None,
+        decision: None,
+        reason: None,
+        responded_at: None,
+        signature: None,
+        typed_code: None,
+    }
+}
+
 fn two_servers(a: String, b: String) -> Client {
     Client::new(ClientConfig::new(vec![a, b], "fake-api-key")).unwrap()
 }
@@ -777,17 +792,7 @@ fn issue13_cancel_fails_over_to_the_next_replica() {
     let seen = cancelled.clone();
     let b = fake_server(Arc::new(move |method, path, _| {
         seen.lock().unwrap().push(format!("{method} {path}"));
-        let status = ChallengeStatus {
-            id: "chal1".into(),
-            state: ChallengeState::Cancelled,
-            expires_at: "2026-01-01T00:01:00Z".into(),
-            device_id: None,
-            decision: None,
-            reason: None,
-            responded_at: None,
-            signature: None,
-            typed_code: None,
-        };
+        let status = undecided("chal1", ChallengeState::Cancelled);
         Some((200, serde_json::to_string(&status).unwrap()))
     }));
     let client = two_servers(a, b);
@@ -858,17 +863,7 @@ impl Pair {
     }
 
     fn pending(id: &str) -> ChallengeStatus {
-        ChallengeStatus {
-            id: id.into(),
-            state: ChallengeState::Pending,
-            expires_at: "2026-01-01T00:01:00Z".into(),
-            device_id: None,
-            decision: None,
-            reason: None,
-            responded_at: None,
-            signature: None,
-            typed_code: None,
-        }
+        undecided(id, ChallengeState::Pending)
     }
 
     /// `user`'s device's genuine `decision` of `user`'s challenge, signed over what the client

@@ -71,36 +71,7 @@ pub fn authenticate<B: PushBackend>(
     let service = facts.service.clone().unwrap_or_default();
     let timeout = effective_timeout(config, &service, pam, log);
     let deadline = started + timeout;
-    let policy = &config.approval;
-    if policy.rules.is_empty() && policy.mode == ApprovalMode::SelfOnly {
-        return authenticate_self(
-            config, backend, user, pam, conv, log, debug, timeout, deadline,
-        );
-    }
-    // The requester's groups narrow the rules; unreadable groups are `None` (see `decide`).
-    // Under su (and sudo's targetpw) the PAM user is the account switched to: the person
-    // asking is PAM_RUSER, and their groups are the ones a rule means.
-    let ruser = pam.ruser().filter(|r| !r.is_empty());
-    let person = ruser.as_deref().unwrap_or(user);
-    let groups = pam.user_groups(person).ok().flatten();
-    let command = facts
-        .argv
-        .as_deref()
-        .filter(|_| service.starts_with("sudo"))
-        .and_then(crate::context::sudo_command);
-    let (mode, approvers) =
-        policy.decide(&service, groups.as_deref(), command.as_deref(), &|name| {
-            pam.group_id(name)
-        });
-    if mode.includes_self() {
-        let code = authenticate_self(
-            config, backend, user, pam, conv, log, debug, timeout, deadline,
-        );
-        // Outside `groups` no push of one's own is asked; an approver's still is.
-        if mode == ApprovalMode::SelfOnly || !matches!(code, PamCode::Success | PamCode::Ignore) {
-            return code;
-        }
-    }
+    // One name for the push, the pinned keys and the approvers (issue 9 item 10).
     let mapped = match config.user_map.apply(user) {
         Ok(mapped) => mapped,
         Err(e) => {
@@ -116,6 +87,36 @@ pub fn authenticate<B: PushBackend>(
             return PamCode::UserUnknown;
         }
     };
+    let names = Names {
+        account: user,
+        user: &mapped,
+    };
+    let policy = &config.approval;
+    if policy.rules.is_empty() && policy.mode == ApprovalMode::SelfOnly {
+        return authenticate_self(
+            config, backend, names, pam, conv, log, debug, timeout, deadline,
+        );
+    }
+    // The requester's groups narrow the rules; unreadable groups are `None` (see `decide`).
+    // Under su (and sudo's targetpw) the PAM user is the account switched to: the person
+    // asking is PAM_RUSER, and their groups are the ones a rule means.
+    let ruser = pam.ruser().filter(|r| !r.is_empty());
+    let person = ruser.as_deref().unwrap_or(user);
+    let groups = pam.user_groups(person).ok().flatten();
+    let command = crate::context::sudo_args(&facts).and_then(|sudo| sudo.command());
+    let (mode, approvers) =
+        policy.decide(&service, groups.as_deref(), command.as_deref(), &|name| {
+            pam.group_id(name)
+        });
+    if mode.includes_self() {
+        let code = authenticate_self(
+            config, backend, names, pam, conv, log, debug, timeout, deadline,
+        );
+        // Outside `groups` no push of one's own is asked; an approver's still is.
+        if mode == ApprovalMode::SelfOnly || !matches!(code, PamCode::Success | PamCode::Ignore) {
+            return code;
+        }
+    }
     let request = crate::approval::Request {
         account: user,
         user: &mapped,
@@ -127,12 +128,20 @@ pub fn authenticate<B: PushBackend>(
     crate::approval::run(config, backend, &request, pam, conv, log)
 }
 
+/// The account that logs in as PAM names it (its groups decide) and its pushauth name after
+/// `user_map` (the push, the pinned keys).
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    account: &'a str,
+    user: &'a str,
+}
+
 /// The person's own push: policy, context, challenge, what to show, wait, outcome.
 #[allow(clippy::too_many_arguments)]
 fn authenticate_self<B: PushBackend>(
     config: &Config,
     backend: &B,
-    user: &str,
+    names: Names<'_>,
     pam: &dyn PamEnv,
     conv: &mut dyn Conversation,
     log: &mut dyn Log,
@@ -142,25 +151,7 @@ fn authenticate_self<B: PushBackend>(
 ) -> PamCode {
     let facts = pam.facts();
     let service = facts.service.clone().unwrap_or_default();
-    // The account that logs in, as PAM names it: its groups decide (below).
-    let account = user;
-    // One name for the push and the pinned keys (issue 9 item 10).
-    let user = match config.user_map.apply(user) {
-        Ok(user) => user,
-        Err(e) => {
-            log.log(
-                Level::Notice,
-                &format!(
-                    "pam_push: user={} service={} outcome=bad_user_name detail={}",
-                    quote(user),
-                    quote(&service),
-                    quote(&e)
-                ),
-            );
-            return PamCode::UserUnknown;
-        }
-    };
-    let user = user.as_str();
+    let Names { account, user } = names;
     let mut record = Record {
         user,
         service,

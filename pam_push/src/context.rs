@@ -206,6 +206,12 @@ impl SudoArgs {
         }
     }
 
+    /// The account to run as: `-u NAME`, `-uNAME`, `--user NAME`, `--user=NAME` (or an
+    /// abbreviation) before the command; root when none.
+    pub fn target_user(&self) -> String {
+        self.target.clone().unwrap_or_else(|| "root".to_owned())
+    }
+
     /// The command as the person and the rules see it: the arguments after the options
     /// (`sudoedit FILE…` for an edit); `None` without any (`sudo -i`, `sudo -v`).
     pub fn command(&self) -> Option<String> {
@@ -226,10 +232,14 @@ pub fn sudo_command(argv: &[String]) -> Option<String> {
     parse_sudo(argv).command()
 }
 
-/// The account sudo was asked to run the command as: `-u NAME`, `-uNAME`, `--user NAME`,
-/// `--user=NAME` (or an abbreviation) before the command; root when none.
-pub fn sudo_target_user(argv: &[String]) -> String {
-    parse_sudo(argv).target.unwrap_or_else(|| "root".to_owned())
+/// The sudo command line of this login, read by [`parse_sudo`], when the service is sudo's
+/// (`sudo`, `sudo-i`, …); `None` for any other service (their argv is no sudo command line).
+pub fn sudo_args(facts: &LoginFacts) -> Option<SudoArgs> {
+    let is_sudo = facts
+        .service
+        .as_deref()
+        .is_some_and(|s| s.starts_with("sudo"));
+    facts.argv.as_deref().filter(|_| is_sudo).map(parse_sudo)
 }
 
 /// Builds the challenge context. Always valid for [`validate_context`].
@@ -246,15 +256,7 @@ pub fn build_context(facts: &LoginFacts) -> Context {
     put("tty", facts.tty.as_deref());
     let fingerprint = facts.ssh_auth_info.as_deref().and_then(ssh_key_fingerprint);
     put("ssh_key", fingerprint.as_deref());
-    let is_sudo = facts
-        .service
-        .as_deref()
-        .is_some_and(|s| s == "sudo" || s == "sudo-i" || s.starts_with("sudo"));
-    let command = facts
-        .argv
-        .as_deref()
-        .filter(|_| is_sudo)
-        .and_then(sudo_command);
+    let command = sudo_args(facts).and_then(|sudo| sudo.command());
     put("command", command.as_deref());
     debug_assert!(validate_context(&context).is_ok());
     context
@@ -323,15 +325,21 @@ mod tests {
             Some("ls -l")
         );
         assert_eq!(sudo_command(&argv(&["sudo", "-v"])), None);
-        assert_eq!(sudo_target_user(&argv(&["sudo", "id"])), "root");
-        assert_eq!(sudo_target_user(&argv(&["sudo", "-u", "www", "id"])), "www");
-        assert_eq!(sudo_target_user(&argv(&["sudo", "-uwww", "id"])), "www");
+        assert_eq!(parse_sudo(&argv(&["sudo", "id"])).target_user(), "root");
         assert_eq!(
-            sudo_target_user(&argv(&["sudo", "--user=www", "id"])),
+            parse_sudo(&argv(&["sudo", "-u", "www", "id"])).target_user(),
             "www"
         );
         assert_eq!(
-            sudo_target_user(&argv(&["sudo", "-g", "x", "id", "-u", "y"])),
+            parse_sudo(&argv(&["sudo", "-uwww", "id"])).target_user(),
+            "www"
+        );
+        assert_eq!(
+            parse_sudo(&argv(&["sudo", "--user=www", "id"])).target_user(),
+            "www"
+        );
+        assert_eq!(
+            parse_sudo(&argv(&["sudo", "-g", "x", "id", "-u", "y"])).target_user(),
             "root"
         );
     }
@@ -381,7 +389,7 @@ mod tests {
         for (args, command, target) in cases {
             let args = argv(args);
             assert_eq!(sudo_command(&args).as_deref(), *command, "{args:?}");
-            assert_eq!(sudo_target_user(&args), *target, "{args:?}");
+            assert_eq!(parse_sudo(&args).target_user(), *target, "{args:?}");
         }
     }
 

@@ -16,7 +16,7 @@ use pushauth_client::{ClientError, Outcome};
 use crate::authenticate::{wait_in_slices, Waited};
 use crate::backend::PushBackend;
 use crate::config::Config;
-use crate::context::{build_context, clean_value, sudo_command, sudo_target_user, LoginFacts};
+use crate::context::{build_context, clean_value, sudo_args, LoginFacts, SudoArgs};
 use crate::interfaces::{Conversation, Level, Log, PamCode, PamEnv};
 use crate::prompt::{parse_answer, use_prompt, PromptAnswer};
 use crate::record::quote;
@@ -261,17 +261,16 @@ pub fn run<B: PushBackend>(
 ) -> PamCode {
     let facts = request.facts;
     let service = facts.service.clone().unwrap_or_default();
-    let is_sudo = service.starts_with("sudo");
-    let argv = facts.argv.as_deref().filter(|_| is_sudo);
-    let command = argv.and_then(sudo_command);
+    let sudo = sudo_args(facts);
+    let command = sudo.as_ref().and_then(SudoArgs::command);
     // Under su (and sudo's targetpw) the PAM user is the account switched to; the person
     // asking is PAM_RUSER: they are the requester, and that account the target.
     let person = request
         .ruser
         .filter(|r| !r.is_empty() && *r != request.account);
     let account = person.unwrap_or(request.account);
-    let target = match (argv, person) {
-        (Some(argv), _) => Some(sudo_target_user(argv)),
+    let target = match (&sudo, person) {
+        (Some(sudo), _) => Some(sudo.target_user()),
         (None, Some(_)) => Some(request.account.to_owned()),
         (None, None) => None,
     };
