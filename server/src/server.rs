@@ -41,6 +41,8 @@ struct Prepared {
     store: SharedStore,
     /// How many operations the store serves at once ([`crate::store::open::Opened`]).
     store_concurrent: Option<usize>,
+    /// The store's relying-party cache, for the listener ([`crate::store::open::Opened`]).
+    relying_parties: Option<crate::store::postgres::RelyingPartyCache>,
     config: ServerConfig,
     vapid: VapidKey,
     offline_key: OfflineKey,
@@ -119,6 +121,7 @@ fn complete(
         offline_key,
     } = site;
     let store_concurrent = opened.concurrent;
+    let relying_parties = opened.relying_parties;
     let store = opened.store;
     let listener = match listener {
         Some(listener) => listener,
@@ -131,6 +134,7 @@ fn complete(
         tls,
         store,
         store_concurrent,
+        relying_parties,
         config,
         vapid,
         offline_key,
@@ -164,6 +168,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         tls,
         store,
         store_concurrent,
+        relying_parties,
         config,
         vapid,
         offline_key,
@@ -210,6 +215,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             (**settings).clone(),
             state.waiters.clone(),
             state.metrics.wake(),
+            relying_parties.unwrap_or_default(),
             state.shutdown.clone(),
         ))),
         _ => None,

@@ -9,8 +9,13 @@
 //! channels and turns each notification into a local wake-up of [`Waiters`]: a challenge is
 //! read again, a device's long-poll returns.
 //!
+//! It also listens on [`RELYING_PARTY_CHANNEL`] and keeps the store's [`RelyingPartyCache`]
+//! true: an entry is forgotten when its relying party changes, and nothing is kept while the
+//! listener is not listening.
+//!
 //! A notification sent while the listener is disconnected is lost, so after every (re)connect
-//! every local waiter is woken to read again: a change is never missed, only read twice. A
+//! every local waiter is woken to read again, and the relying-party cache starts empty: a
+//! change is never missed, only read twice. A
 //! connection that stops answering (a host gone without a reset) is found by a probe every
 //! [`PROBE_EVERY`]; reconnects back off from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`]. Every
 //! reconnect is counted (`pushauth_store_listener_reconnects`) and logged with the driver's
@@ -23,13 +28,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 
 use crate::metrics::WakeMetrics;
-use crate::store::postgres::{connect_one, PgSettings};
+use crate::store::postgres::{
+    connect_one, PgSettings, RelyingPartyCache, CHALLENGE_CHANNEL, DEVICE_CHANNEL,
+    RELYING_PARTY_CHANNEL,
+};
 use crate::waiters::Waiters;
-
-/// The channel of challenge state changes; the payload is the challenge id.
-pub const CHALLENGE_CHANNEL: &str = "pushauth_challenge";
-/// The channel of changes to what a device's long-poll returns; the payload is the device id.
-pub const DEVICE_CHANNEL: &str = "pushauth_device";
 
 /// First pause before connecting again after the listener lost its connection.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -46,6 +49,7 @@ pub async fn listen(
     settings: PgSettings,
     waiters: Waiters,
     metrics: WakeMetrics,
+    relying_parties: RelyingPartyCache,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = FIRST_BACKOFF;
@@ -54,7 +58,13 @@ pub async fn listen(
         if *shutdown.borrow() {
             return;
         }
-        let session = listen_once(&settings, &waiters, &metrics, connected_before);
+        let session = listen_once(
+            &settings,
+            &waiters,
+            &metrics,
+            &relying_parties,
+            connected_before,
+        );
         let ended = tokio::select! {
             ended = session => ended,
             _ = shutdown.changed() => return,
@@ -96,6 +106,7 @@ async fn listen_once(
     settings: &PgSettings,
     waiters: &Waiters,
     metrics: &WakeMetrics,
+    relying_parties: &RelyingPartyCache,
     reconnect: bool,
 ) -> Ended {
     let (client, mut connection) = match connect_one(settings).await {
@@ -125,7 +136,7 @@ async fn listen_once(
     let listening = tokio::time::timeout(
         PROBE_TIMEOUT,
         client.batch_execute(&format!(
-            "LISTEN {CHALLENGE_CHANNEL}; LISTEN {DEVICE_CHANNEL}"
+            "LISTEN {CHALLENGE_CHANNEL}; LISTEN {DEVICE_CHANNEL}; LISTEN {RELYING_PARTY_CHANNEL}"
         )),
     )
     .await;
@@ -134,6 +145,10 @@ async fn listen_once(
         Ok(Err(e)) => return Ended::BeforeListening(e.to_string()),
         Err(_) => return Ended::BeforeListening("LISTEN got no answer".into()),
     }
+    // From here until the session ends, whichever way (the future dropped at shutdown too),
+    // every change to a relying party is heard.
+    relying_parties.listening();
+    let _heard = NotListeningOnDrop(relying_parties);
     metrics.connected.set(1);
     if reconnect {
         metrics.reconnects.inc();
@@ -151,6 +166,7 @@ async fn listen_once(
                     match n.channel() {
                         CHALLENGE_CHANNEL => waiters.challenge_read_again(n.payload()),
                         DEVICE_CHANNEL => waiters.devices_changed(&[n.payload().to_owned()]),
+                        RELYING_PARTY_CHANNEL => relying_parties.changed(n.payload()),
                         _ => {}
                     }
                 }
@@ -166,6 +182,15 @@ async fn listen_once(
                 }
             }
         }
+    }
+}
+
+/// Tells the relying-party cache that nobody listens once the session ends, whichever way.
+struct NotListeningOnDrop<'a>(&'a RelyingPartyCache);
+
+impl Drop for NotListeningOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.not_listening();
     }
 }
 

@@ -409,3 +409,81 @@ fn a_replica_s_caches_never_decide_a_cancelled_challenge_or_a_revoked_device() {
         .unwrap();
     assert!(matches!(outcome, Outcome::TimedOut), "{outcome:?}");
 }
+
+/// A relying party's read of a challenge that does not exist, with `key` on `replica`: 404
+/// when the key holds, 401 when it does not (the key is checked first).
+fn read_status(replica: &ha::Replica, key: &str) -> u16 {
+    pushauth_testkit::call_with(
+        &pushauth_testkit::agent(),
+        "GET",
+        &format!("{}/v1/challenges/no-such-challenge", replica.url),
+        Some(&format!("Bearer {key}")),
+        None,
+    )
+    .status
+}
+
+/// How long after `since` `replica` first refuses `key` (401), polling.
+fn refused_after(replica: &ha::Replica, key: &str, since: Instant) -> Duration {
+    loop {
+        let status = read_status(replica, key);
+        if status == 401 {
+            return since.elapsed();
+        }
+        assert_eq!(status, 404, "neither accepted nor refused");
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the key still works on the other replica"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Session 13: a replica keeps the relying parties its callers used, to save two statements
+/// per login, while its listener hears of every change. A key revoked or rotated through B
+/// is refused by A as soon as the NOTIFY arrives: well within a second, where the entries'
+/// own age limit (5 s) would have been the only bound without it.
+#[test]
+fn a_relying_party_revoked_or_rotated_through_b_is_refused_by_a_at_once() {
+    let Some(pg) = PgCluster::start_or_skip("ha relying-party cache") else {
+        return;
+    };
+    let site = Site::on(&pg, "rpcache", "");
+    let a = site.spawn("a");
+    let b = site.spawn("b");
+
+    // Rotated through B: the old key, used on A a moment ago (kept there), is refused on A.
+    let key = site.api_key(&a);
+    assert_eq!(read_status(&a, &key), 404);
+    assert_eq!(read_status(&a, &key), 404);
+    let rp_id = key.split_once('.').unwrap().0.to_owned();
+    let rotated_at = Instant::now();
+    let (status, body) = ha::admin(
+        &b,
+        "POST",
+        &format!("/v1/admin/relying-parties/{rp_id}/rotate"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let took = refused_after(&a, &key, rotated_at);
+    eprintln!("rotated through B -> old key refused on A after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let new_key = body["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(read_status(&a, &new_key), 404);
+
+    // Revoked through B: the new key, kept on A, is refused there too.
+    assert_eq!(read_status(&a, &new_key), 404);
+    let revoked_at = Instant::now();
+    let (status, body) = ha::admin(
+        &b,
+        "DELETE",
+        &format!("/v1/admin/relying-parties/{rp_id}"),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let took = refused_after(&a, &new_key, revoked_at);
+    eprintln!("revoked through B -> key refused on A after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // And on B, which revoked it, at once.
+    assert_eq!(read_status(&b, &new_key), 401);
+}

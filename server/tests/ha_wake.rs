@@ -1,13 +1,14 @@
 //! Issue 13: the cross-replica wake-up listener against a real PostgreSQL (a temporary
 //! cluster): a `pg_notify` from any session wakes the local waiters within milliseconds, and
 //! after the database was killed and started again the listener reconnects and wakes every
-//! waiter, so a change made while it was deaf is read. Skips without PostgreSQL binaries.
+//! waiter, so a change made while it was deaf is read. The relying-party cache it keeps true
+//! keeps nothing while the listener is not listening. Skips without PostgreSQL binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 
 use pushauth_server::metrics::Metrics;
-use pushauth_server::store::postgres::PgSettings;
+use pushauth_server::store::postgres::{PgSettings, RelyingPartyCache};
 use pushauth_server::waiters::Waiters;
 use pushauth_server::wake;
 use pushauth_testkit::PgCluster;
@@ -30,10 +31,13 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
     let waiters = Waiters::default();
     let metrics = Metrics::new();
     let (stop, shutdown) = watch::channel(false);
+    let relying_parties = RelyingPartyCache::default();
+    assert!(!relying_parties.is_listening());
     let task = tokio::spawn(wake::listen(
         settings,
         waiters.clone(),
         metrics.wake(),
+        relying_parties.clone(),
         shutdown,
     ));
     let wake_metrics = metrics.wake();
@@ -42,6 +46,7 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
         assert!(Instant::now() < deadline, "the listener never connected");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(relying_parties.is_listening());
 
     // Another session's notification wakes exactly the named waiter, fast.
     let mut c1 = waiters.watch_challenge("c1");
@@ -68,6 +73,14 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
     // The database dies and comes back: the listener reconnects and wakes c2, whose change
     // (made while nobody listened) would otherwise be missed.
     tokio::task::block_in_place(|| pg_ref.kill());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relying_parties.is_listening() {
+        assert!(
+            Instant::now() < deadline,
+            "the relying-party cache still trusted after its listener lost the database"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut c3 = waiters.watch_challenge("c3");
     tokio::task::block_in_place(|| pg_ref.start_again());
     assert!(
@@ -80,6 +93,7 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
     );
     assert_eq!(wake_metrics.reconnects.get(), 1);
     assert_eq!(wake_metrics.connected.get(), 1);
+    assert!(relying_parties.is_listening());
     // c1 was woken by the reconnect too; after that only a new notification wakes it.
     assert!(woken(&mut c1, Duration::from_secs(1)).await);
     assert!(!woken(&mut c1, Duration::from_millis(100)).await);
@@ -126,4 +140,5 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
         .await
         .expect("the listener did not stop")
         .unwrap();
+    assert!(!relying_parties.is_listening());
 }

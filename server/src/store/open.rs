@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::postgres::PgStore;
+use super::postgres::{PgStore, RelyingPartyCache};
 use super::sqlite::SqliteStore;
 use super::{SharedStore, StoreResult};
 use crate::config::StoreConfig;
@@ -17,6 +17,9 @@ pub struct Opened {
     /// SQLite (one writer; group commit does the rest), the pool size for PostgreSQL (each
     /// operation is a network round trip or several, and a group shares no commit there).
     pub concurrent: Option<usize>,
+    /// PostgreSQL: the store's relying-party cache, which the replica's listener keeps true
+    /// (`wake.rs`); it keeps nothing until the listener says it listens.
+    pub relying_parties: Option<RelyingPartyCache>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -38,18 +41,21 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
         StoreConfig::DataDir => Opened {
             store: Arc::new(SqliteStore::open(data_dir)?),
             concurrent: None,
+            relying_parties: None,
         },
         StoreConfig::Sqlite(dir) => Opened {
             store: Arc::new(SqliteStore::open(dir)?),
             concurrent: None,
+            relying_parties: None,
         },
-        StoreConfig::Postgres(settings) => Opened {
-            store: Arc::new(PgStore::open(
-                &with_timeline_file(settings, data_dir),
-                migrate,
-            )?),
-            concurrent: Some(settings.pool_size),
-        },
+        StoreConfig::Postgres(settings) => {
+            let store = PgStore::open(&with_timeline_file(settings, data_dir), migrate)?;
+            Opened {
+                relying_parties: Some(store.relying_party_cache()),
+                store: Arc::new(store),
+                concurrent: Some(settings.pool_size),
+            }
+        }
     })
 }
 

@@ -41,6 +41,7 @@ use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
 use super::schema;
 use super::timeline::Timelines;
+use super::watched::RelyingPartyCache;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// The advisory lock (`pg_advisory_xact_lock`) every write shares and [`Store::atomic`] holds
@@ -86,6 +87,8 @@ pub struct PgStore {
     device_keys: DeviceKeys,
     /// The terms of challenges it created ([`ChallengeTerms`]).
     challenge_terms: ChallengeTerms,
+    /// Relying parties, while a listener hears of their changes ([`RelyingPartyCache`]).
+    relying_parties: RelyingPartyCache,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -163,6 +166,7 @@ impl PgStore {
             group_commit: false,
             device_keys: DeviceKeys::new(super::devices::DEVICE_KEYS_MAX),
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
+            relying_parties: RelyingPartyCache::default(),
         })
     }
 
@@ -185,6 +189,12 @@ impl PgStore {
     pub fn with_group_commit(mut self) -> PgStore {
         self.group_commit = true;
         self
+    }
+
+    /// Its cache of relying parties, for the listener that keeps it true
+    /// ([`RelyingPartyCache`]): until the listener says it listens, nothing is kept.
+    pub fn relying_party_cache(&self) -> RelyingPartyCache {
+        self.relying_parties.clone()
     }
 
     /// The settings it was opened with.
@@ -382,6 +392,11 @@ pub(super) trait Db {
     fn challenge_terms(&self) -> Option<&ChallengeTerms> {
         None
     }
+    /// The store's cache of relying parties ([`RelyingPartyCache`]); `None` in a group or an
+    /// atomic unit, which read them.
+    fn relying_parties(&self) -> Option<&RelyingPartyCache> {
+        None
+    }
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
     /// [`Store::atomic`].
@@ -415,6 +430,10 @@ impl Db for PgStore {
 
     fn challenge_terms(&self) -> Option<&ChallengeTerms> {
         Some(&self.challenge_terms)
+    }
+
+    fn relying_parties(&self) -> Option<&RelyingPartyCache> {
+        Some(&self.relying_parties)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

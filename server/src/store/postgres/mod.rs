@@ -8,6 +8,8 @@
 //!   [`StoreError`](crate::store::StoreError); `rows`: row mapping; `notify`: the NOTIFY
 //!   contract with the replicas' listeners;
 //! - `copy`: `pushauthd store copy` from SQLite;
+//! - `kept` and `watched`: what a replica keeps in memory (rows that never change; relying
+//!   parties while its listener hears of their changes);
 //! - one file per table group, as in `sqlite/`; `store` wires them into the trait.
 //!
 //! Rules that must hold across replicas are kept by the database: the user's row is locked
@@ -49,6 +51,7 @@ mod tests_group;
 mod timeline;
 #[cfg(test)]
 mod upgrade_tests;
+mod watched;
 
 pub use self::connect::{
     connect_one, is_postgres_url, PgConfigError, PgConnection, PgSettings, DEFAULT_CONNECT_TIMEOUT,
@@ -59,3 +62,4 @@ pub use self::db::PgStore;
 pub use self::notify::{CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::schema::SCHEMA_VERSION;
 pub use self::timeline::refuses_stale_primary;
+pub use self::watched::{RelyingPartyCache, RELYING_PARTY_CHANNEL};

@@ -1,9 +1,12 @@
-//! Relying parties: create, read, list, revoke and rotate their API key hashes.
+//! Relying parties: create, read, list, revoke and rotate their API key hashes. Every change
+//! notifies [`RELYING_PARTY_CHANNEL`] in its transaction and is forgotten by this store's
+//! [`RelyingPartyCache`] once committed; reads come from that cache while it is kept true.
 
 use super::audit::later_audit;
 use super::db::{Conn, Db};
 use super::error::PgError;
 use super::rows::{all, data_error, rp_from_row, RP_COLUMNS};
+use super::watched::{RelyingPartyCache, RELYING_PARTY_CHANNEL};
 use crate::clock::Millis;
 use crate::store::{events, AuditEntry, RelyingPartyRecord, StoreError, StoreResult};
 
@@ -42,8 +45,27 @@ pub(super) fn create_relying_party<D: Db>(
             &events::rp_created(rp, &users),
             now,
         )?;
-        Ok(())
-    })
+        notify_changed(c, &rp.id)
+    })?;
+    forget(db, &rp.id);
+    Ok(())
+}
+
+/// Tells every replica's listener that relying party `id` changed (at commit).
+fn notify_changed(c: &Conn<'_>, id: &str) -> Result<(), PgError> {
+    c.later(
+        &format!("SELECT pg_notify('{RELYING_PARTY_CHANNEL}', $1::text)"),
+        vec![Box::new(id.to_owned())],
+    )
+}
+
+/// Drops this store's entry for `id` once its change is committed, without waiting for the
+/// listener to hear of it. (In a group or an atomic unit there is no cache handle here, and
+/// the commit comes later: the listener's forgetting then does it.)
+fn forget<D: Db>(db: &D, id: &str) {
+    if let Some(cache) = db.relying_parties() {
+        cache.changed(id);
+    }
 }
 
 /// [`Store::get_relying_party`](crate::store::Store::get_relying_party).
@@ -54,7 +76,16 @@ pub(super) fn get_relying_party<D: Db>(
     if !super::rows::storable(id) {
         return Ok(None);
     }
-    db.read(|c| select_rp(c, id))
+    let cache: Option<&RelyingPartyCache> = db.relying_parties();
+    if let Some(rp) = cache.and_then(|c| c.get(id)) {
+        return Ok(Some(rp));
+    }
+    let ticket = cache.map(RelyingPartyCache::ticket);
+    let rp = db.read(|c| select_rp(c, id))?;
+    if let (Some(cache), Some(ticket), Some(rp)) = (cache, ticket, &rp) {
+        cache.keep(ticket, rp);
+    }
+    Ok(rp)
 }
 
 /// [`Store::list_relying_parties`](crate::store::Store::list_relying_parties).
@@ -82,14 +113,17 @@ fn change<D: Db>(
     if !super::rows::storable(id) {
         return Ok(None);
     }
-    db.write(|c| {
+    let rp = db.write(|c| {
         let changed = update(c)?;
         let rp = select_rp(c, id)?;
         if let (1, Some(rp)) = (changed, &rp) {
             later_audit(c, &event(rp), now)?;
+            notify_changed(c, id)?;
         }
         Ok(rp)
-    })
+    })?;
+    forget(db, id);
+    Ok(rp)
 }
 
 /// [`Store::revoke_relying_party`](crate::store::Store::revoke_relying_party).
