@@ -921,3 +921,117 @@ fn rp_long_poll_returns_on_acknowledgement() {
     assert!(acked.elapsed() < Duration::from_secs(1));
     assert_eq!(r.json["state"], "acknowledged", "{}", r.text);
 }
+
+/// Session 13: an answer's nonce is spent with its compare-and-set, and a device's poll spends
+/// its nonce in the read (one statement on PostgreSQL). Whatever refused a request the first
+/// time, sent again word for word it is refused as a replay, and a replayed approval is never
+/// a second answer. (Runs on SQLite and, with `PUSHAUTH_TEST_STORE=postgresql`, on
+/// PostgreSQL.)
+#[test]
+fn every_answer_and_poll_spends_its_nonce_whatever_refused_it() {
+    let srv = start();
+    let key = srv.rp_key();
+    let dev = srv.device("alice");
+    let c = srv.challenge(&key, "alice");
+    let path = format!("/v1/device/challenges/{}/response", c.id);
+    let send_twice = |path: &str, body: &[u8]| {
+        let header = dev.header("POST", path, body, now_secs());
+        let first = srv.call("POST", path, Some(&header), Some(body));
+        let again = srv.call("POST", path, Some(&header), Some(body));
+        (first, again)
+    };
+
+    // Refused before the compare-and-set, each a different way: sent again, a replay.
+    let (first, again) = send_twice(&path, b"{");
+    assert_error(&first, 400, "malformed_request");
+    assert_error(&again, 401, "replayed_nonce");
+    let mut late: serde_json::Value =
+        serde_json::from_slice(&dev.answer_body(&c, Decision::Deny, "")).unwrap();
+    late["responded_at"] = json!("yesterday");
+    let (first, again) = send_twice(&path, late.to_string().as_bytes());
+    assert_error(&first, 400, "malformed_request");
+    assert_error(&again, 401, "replayed_nonce");
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&dev.answer_body(&c, Decision::Deny, "")).unwrap();
+    forged["decision"] = json!("approve");
+    let (first, again) = send_twice(&path, forged.to_string().as_bytes());
+    assert_error(&first, 401, "bad_signature");
+    assert_error(&again, 401, "replayed_nonce");
+    let ghost = Challenge {
+        id: "no-such-challenge".into(),
+        user: "alice".into(),
+        code: None,
+        rp_nonce: [0; 32],
+        digest: [0; 32],
+    };
+    let ghost_path = "/v1/device/challenges/no-such-challenge/response";
+    let (first, again) = send_twice(ghost_path, &dev.answer_body(&ghost, Decision::Deny, ""));
+    assert_error(&first, 404, "not_found");
+    assert_error(&again, 401, "replayed_nonce");
+    assert_eq!(state_of(&srv, &key, &c.id), "pending");
+
+    // The approval itself, sent twice: approved once, then a replay (not a second answer, not
+    // a wrong state).
+    let code = c.code.clone().unwrap();
+    let (first, again) = send_twice(&path, &dev.answer_body(&c, Decision::Approve, &code));
+    assert_eq!(first.json["state"], "approved", "{}", first.text);
+    assert_error(&again, 401, "replayed_nonce");
+    let answered = srv
+        .audit()
+        .iter()
+        .filter(|e| e["kind"] == "challenge_answered" && e["challenge_id"] == c.id.as_str())
+        .count();
+    assert_eq!(answered, 1);
+
+    // A deny replayed against a newer challenge cannot land there either: its signature names
+    // the old one, and its nonce is spent.
+    let d = srv.challenge(&key, "alice");
+    let deny = dev.answer_body(&d, Decision::Deny, "");
+    let d_path = format!("/v1/device/challenges/{}/response", d.id);
+    let header = dev.header("POST", &d_path, &deny, now_secs());
+    let r = srv.call("POST", &d_path, Some(&header), Some(&deny));
+    assert_eq!(r.json["state"], "denied", "{}", r.text);
+    let e = srv.challenge(&key, "alice");
+    let e_path = format!("/v1/device/challenges/{}/response", e.id);
+    let r = srv.call("POST", &e_path, Some(&header), Some(&deny));
+    assert_error(&r, 401, "bad_signature");
+    assert_eq!(state_of(&srv, &key, &e.id), "pending");
+
+    // A poll, twice: the second is a replay and lists nothing.
+    let poll = "/v1/device/challenges?wait=0";
+    let header = dev.header("GET", poll, b"", now_secs());
+    let r = srv.call("GET", poll, Some(&header), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains(&e.id), "{}", r.text);
+    let r = srv.call("GET", poll, Some(&header), None);
+    assert_error(&r, 401, "replayed_nonce");
+    assert!(!r.text.contains(&e.id), "{}", r.text);
+}
+
+/// Session 13: an approval refused by the compare-and-set itself (the user locked after
+/// wrong codes) spent its nonce: sent again after the unlock, word for word, it is a replay
+/// and approves nothing; the device's new request does.
+#[test]
+fn an_approval_refused_by_the_lock_cannot_be_replayed_after_the_unlock() {
+    let srv = start_with(|config| config.limits.max_code_failures = 1);
+    let key = srv.rp_key();
+    let dev = srv.device("alice");
+    let first = srv.challenge(&key, "alice");
+    let c = srv.challenge(&key, "alice");
+    let code = first.code.clone().unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let r = dev.answer(&srv, &first, Decision::Approve, wrong);
+    assert_eq!(r.json["reason"], "code_mismatch", "{}", r.text);
+    let path = format!("/v1/device/challenges/{}/response", c.id);
+    let body = dev.answer_body(&c, Decision::Approve, c.code.as_deref().unwrap());
+    let header = dev.header("POST", &path, &body, now_secs());
+    let r = srv.call("POST", &path, Some(&header), Some(&body));
+    assert_error(&r, 429, "user_locked");
+    let r = srv.admin("POST", "/v1/admin/users/alice/unlock", None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = srv.call("POST", &path, Some(&header), Some(&body));
+    assert_error(&r, 401, "replayed_nonce");
+    assert_eq!(state_of(&srv, &key, &c.id), "pending");
+    let r = dev.approve(&srv, &c);
+    assert_eq!(r.json["state"], "approved", "{}", r.text);
+}

@@ -127,9 +127,10 @@ pub async fn list(
     let now = clock::now_ms();
     let (device, found) = state
         .run(move |s| {
-            let device = request.verify(s, &failures)?;
-            let found = challenges::open_for_device(s, &device.id, now)?;
-            Ok::<_, ApiError>((device, found))
+            // The nonce is spent by the read itself (one statement on PostgreSQL).
+            let request = request.check(s, &failures)?;
+            let found = challenges::open_for_request(s, &request, now)?;
+            Ok::<_, ApiError>((request.device, found))
         })
         .await?;
     let wake_at: Vec<_> = found.open.iter().map(|(c, _)| c.expires_at).collect();
@@ -191,14 +192,23 @@ pub async fn respond(
     let outcome = state
         .run(move |s| {
             let source = request.0.source.clone();
-            let device = request.verify(s, &failures)?;
+            // The nonce is spent with the answer's compare-and-set (or on its own when the
+            // answer is refused first, as here for a body that does not parse).
+            let request = request.check(s, &failures)?;
+            let req = match req {
+                Ok(req) => req,
+                Err(e) => {
+                    request.spend(s)?;
+                    return Err(e);
+                }
+            };
             let failed = FailedSignatures {
                 failures: &failures,
                 source: &source,
             };
             let now = clock::now_ms();
             Ok::<_, ApiError>(challenges::answer(
-                s, &device, &id, req?, &limits, failed, now,
+                s, &request, &id, req, &limits, failed, now,
             ))
         })
         .await?;

@@ -237,4 +237,17 @@ impl DeviceRequest {
     ) -> crate::service::Result<DeviceRecord> {
         self.0.verify(s, failures)
     }
+
+    /// Checks the request but leaves its nonce to the operation it asks for
+    /// ([`SignedRequest::check`](crate::service::devices::SignedRequest::check)).
+    ///
+    /// # Errors
+    /// As [`SignedRequest::check`](crate::service::devices::SignedRequest::check).
+    pub fn check(
+        self,
+        s: &dyn Store,
+        failures: &SignatureFailures,
+    ) -> crate::service::Result<crate::service::devices::CheckedRequest> {
+        self.0.check(s, failures)
+    }
 }

@@ -11,7 +11,7 @@ use pushauth_proto::signing::{response_message, ResponseFields};
 use pushauth_proto::wire::{CreateChallenge, DeviceResponse, ACTION_ADD_DEVICE};
 use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision, Reason};
 
-use super::devices::device_key;
+use super::devices::{device_key, nonce_refused, CheckedRequest};
 use super::keys::RpCaller;
 use super::{expiry, no_randomness, Error, Result};
 use crate::auth::ADMIN_RP;
@@ -321,10 +321,55 @@ pub struct FailedSignatures<'a> {
 /// `report` locks new pushes from the same source until `[limits]` says; a wrong code counts
 /// toward the user's `max_code_failures` and a right one resets that count (see `code_tally`).
 ///
+/// The request's nonce is spent with the compare-and-set ([`Store::answer_spending`]), or on
+/// its own when the answer is refused before it: a replay is refused as one either way.
+///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
-/// [`Error::Invalid`], [`Error::BadSignature`], [`Error::Internal`], [`Error::Store`].
+/// [`Error::Invalid`], [`Error::BadSignature`], [`Error::Internal`],
+/// [`Error::ReplayedNonce`], [`Error::DeviceRevoked`], [`Error::UnknownDevice`],
+/// [`Error::Store`].
 pub fn answer(
+    s: &dyn Store,
+    request: &CheckedRequest,
+    id: &str,
+    req: DeviceResponse,
+    limits: &Limits,
+    failed: FailedSignatures<'_>,
+    now: Millis,
+) -> Outcome<ChallengeRecord> {
+    let answer = match checked_answer(s, &request.device, id, req, limits, failed, now) {
+        Ok(answer) => answer,
+        Err(refused) => {
+            return match request.spend(s) {
+                Ok(_) => *refused,
+                Err(e) => Outcome::done(refused.changed, Err(e)),
+            }
+        }
+    };
+    let device = &request.device;
+    match s.answer_spending(&request.nonce, id, &answer, now) {
+        Ok(Err(refused)) => Outcome::done(None, Err(nonce_refused(refused))),
+        Ok(Ok(Cas::Changed(c))) => {
+            tracing::debug!(challenge = %c.id, device = %device.id, state = %c.state, "challenge answered");
+            Outcome::done(Some(c.clone()), Ok(*c))
+        }
+        Ok(Ok(Cas::Expired(c))) => Outcome::done(Some(c), Err(Error::Expired)),
+        // Expired before: the terms read above may be older than that.
+        Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Expired => {
+            Outcome::done(None, Err(Error::Expired))
+        }
+        Ok(Ok(Cas::WrongState(c))) => Outcome::done(None, Err(Error::WrongState(c.state))),
+        Ok(Ok(Cas::Missing)) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Ok(Ok(Cas::CodeLocked(_))) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
+        Ok(Ok(Cas::DeviceRevoked(_))) => Outcome::done(None, Err(Error::DeviceRevoked)),
+        Err(e) => Outcome::done(None, Err(e.into())),
+    }
+}
+
+/// [`answer`]'s checks before the compare-and-set: the answer to store, or the refusal (with a
+/// change to announce, when reading the terms expired the challenge).
+fn checked_answer(
     s: &dyn Store,
     device: &DeviceRecord,
     id: &str,
@@ -332,25 +377,28 @@ pub fn answer(
     limits: &Limits,
     failed: FailedSignatures<'_>,
     now: Millis,
-) -> Outcome<ChallengeRecord> {
+) -> std::result::Result<AnswerRecord, Box<Outcome<ChallengeRecord>>> {
     // The terms are what the signature covers; the compare-and-set decides on the state.
     let read = targeted_terms(s, device, id, now);
     let challenge = match read.result {
         Ok(c) => c,
-        Err(e) => return Outcome::done(read.changed, Err(e)),
+        Err(e) => return Err(Box::new(Outcome::done(read.changed, Err(e)))),
     };
     let changed = read.changed;
     if challenge.state == ChallengeState::Expired {
-        return Outcome::done(changed, Err(Error::Expired));
+        return Err(Box::new(Outcome::done(changed, Err(Error::Expired))));
     }
     if challenge.state.is_terminal() {
-        return Outcome::done(changed, Err(Error::WrongState(challenge.state)));
+        return Err(Box::new(Outcome::done(
+            changed,
+            Err(Error::WrongState(challenge.state)),
+        )));
     }
     if clock::parse_rfc3339(&req.responded_at).is_none() {
-        return Outcome::done(
+        return Err(Box::new(Outcome::done(
             None,
             Err(Error::Invalid("responded_at must be RFC 3339 text".into())),
-        );
+        )));
     }
     let message = response_message(&ResponseFields {
         challenge_id: &challenge.id,
@@ -364,7 +412,7 @@ pub fn answer(
     });
     let key = match device_key(device) {
         Ok(key) => key,
-        Err(e) => return Outcome::done(None, Err(e)),
+        Err(e) => return Err(Box::new(Outcome::done(None, Err(e)))),
     };
     if key.verify_b64(&message, &req.signature).is_err() {
         failed.failures.record(
@@ -374,15 +422,15 @@ pub fn answer(
             Some(challenge.id.clone()),
             "response signature".to_owned(),
         );
-        return Outcome::done(
+        return Err(Box::new(Outcome::done(
             None,
             Err(Error::BadSignature(
                 "the response signature does not verify",
             )),
-        );
+        )));
     }
     let (outcome, reason) = decide(req.decision, challenge.code.as_deref(), &req.code);
-    let answer = AnswerRecord {
+    Ok(AnswerRecord {
         device_id: device.id.clone(),
         state: outcome,
         decision: req.decision,
@@ -393,23 +441,7 @@ pub fn answer(
         lock_user_until: (req.decision == Decision::Report)
             .then(|| limits::lock_until(limits, now)),
         code_tally: code_tally(challenge.code.is_some(), reason, limits),
-    };
-    match s.answer(id, &answer, now) {
-        Ok(Cas::Changed(c)) => {
-            tracing::debug!(challenge = %c.id, device = %device.id, state = %c.state, "challenge answered");
-            Outcome::done(Some(c.clone()), Ok(*c))
-        }
-        Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
-        // Expired before: the terms read above may be older than that.
-        Ok(Cas::WrongState(c)) if c.state == ChallengeState::Expired => {
-            Outcome::done(None, Err(Error::Expired))
-        }
-        Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
-        Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
-        Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
-        Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
-        Err(e) => Outcome::done(None, Err(e.into())),
-    }
+    })
 }
 
 /// What an answer does to the user's count of consecutive wrong codes: a mismatch adds one, an
@@ -444,7 +476,28 @@ pub struct OpenChallenges {
 /// # Errors
 /// [`Error::Store`].
 pub fn open_for_device(s: &dyn Store, device_id: &str, now: Millis) -> Result<OpenChallenges> {
-    let (open, expired) = s.device_challenges(device_id, now)?;
+    Ok(named(s.device_challenges(device_id, now)?))
+}
+
+/// [`open_for_device`] for a checked request's device, spending the request's nonce in the
+/// same store operation ([`Store::device_challenges_spending`]).
+///
+/// # Errors
+/// [`Error::ReplayedNonce`], [`Error::DeviceRevoked`], [`Error::UnknownDevice`],
+/// [`Error::Store`].
+pub fn open_for_request(
+    s: &dyn Store,
+    request: &CheckedRequest,
+    now: Millis,
+) -> Result<OpenChallenges> {
+    match s.device_challenges_spending(&request.nonce, now)? {
+        Ok(found) => Ok(named(found)),
+        Err(refused) => Err(nonce_refused(refused)),
+    }
+}
+
+/// A device's open challenges with the names shown for them (the admin's as `admin`).
+fn named((open, expired): crate::store::DeviceChallenges) -> OpenChallenges {
     let named = open
         .into_iter()
         .map(|(c, name)| {
@@ -456,10 +509,10 @@ pub fn open_for_device(s: &dyn Store, device_id: &str, now: Millis) -> Result<Op
             (c, name)
         })
         .collect();
-    Ok(OpenChallenges {
+    OpenChallenges {
         open: named,
         expired,
-    })
+    }
 }
 
 /// How far back a device's notices report new bindings: 30 days.

@@ -11,7 +11,7 @@ use super::keys::RpCaller;
 use super::{Error, Result};
 use crate::bounds::SignatureFailures;
 use crate::clock::{self, Millis};
-use crate::store::{DeviceRecord, Spent, Store};
+use crate::store::{DeviceRecord, NonceRefused, RequestNonce, Store};
 
 /// Until when a request's nonce must be remembered (Unix milliseconds), for a request stamped
 /// `ts` (Unix seconds). A replay is refused by the timestamp check once `ts` is more than
@@ -45,15 +45,67 @@ pub struct SignedRequest {
     pub source: String,
 }
 
+/// A device request whose signature holds, with its nonce not yet spent
+/// ([`SignedRequest::check`]). The request may act only through [`CheckedRequest::spend`], or
+/// through a store operation that spends [`CheckedRequest::nonce`] in its own statement or
+/// transaction ([`Store::answer_spending`], [`Store::device_challenges_spending`]); a path
+/// that refuses the request before such an operation still spends the nonce, so that a replay
+/// is answered as one whatever its body.
+#[derive(Debug)]
+pub struct CheckedRequest {
+    /// The device as the check found it (its key may come from a replica's cache; whether it
+    /// may act is decided where the nonce is spent).
+    pub device: DeviceRecord,
+    /// The request's nonce, for the operation that spends it.
+    pub nonce: RequestNonce,
+}
+
+impl CheckedRequest {
+    /// Spends the nonce on its own: the device as it is now.
+    ///
+    /// # Errors
+    /// [`Error::ReplayedNonce`], [`Error::DeviceRevoked`], [`Error::UnknownDevice`],
+    /// [`Error::Store`].
+    pub fn spend(&self, s: &dyn Store) -> Result<DeviceRecord> {
+        let n = &self.nonce;
+        match s
+            .spend_device_nonce(&n.device_id, &n.nonce, clock::now_ms(), n.valid_until)?
+            .by_signer(n)
+        {
+            Ok(device) => Ok(*device),
+            Err(refused) => Err(nonce_refused(refused)),
+        }
+    }
+}
+
+/// The error for a request whose nonce the store refused.
+pub fn nonce_refused(refused: NonceRefused) -> Error {
+    match refused {
+        NonceRefused::Replayed => Error::ReplayedNonce,
+        NonceRefused::Revoked => Error::DeviceRevoked,
+        NonceRefused::Unknown => Error::UnknownDevice,
+    }
+}
+
 impl SignedRequest {
-    /// Checks the request (runs on a store thread): known device, not revoked, fresh
-    /// timestamp, valid signature, then a nonce never seen before. A signature that does not
-    /// verify is counted in `failures` (at most one audit row a minute per device and address).
+    /// Checks the request and spends its nonce ([`SignedRequest::check`], then
+    /// [`CheckedRequest::spend`]): the device as it is now.
+    ///
+    /// # Errors
+    /// As [`SignedRequest::check`] and [`CheckedRequest::spend`].
+    pub fn verify(self, s: &dyn Store, failures: &SignatureFailures) -> Result<DeviceRecord> {
+        self.check(s, failures)?.spend(s)
+    }
+
+    /// Checks the request (runs on a store thread): known device, not revoked (as far as the
+    /// key's cache knows), fresh timestamp, valid signature. A signature that does not verify
+    /// is counted in `failures` (at most one audit row a minute per device and address). The
+    /// nonce is left for the operation the request asks for ([`CheckedRequest`]).
     ///
     /// # Errors
     /// [`Error::UnknownDevice`], [`Error::DeviceRevoked`], [`Error::StaleTimestamp`],
-    /// [`Error::BadSignature`], [`Error::ReplayedNonce`], [`Error::Store`].
-    pub fn verify(self, s: &dyn Store, failures: &SignatureFailures) -> Result<DeviceRecord> {
+    /// [`Error::BadSignature`], [`Error::Store`].
+    pub fn check(self, s: &dyn Store, failures: &SignatureFailures) -> Result<CheckedRequest> {
         // The key may come from a cache (it never changes for an id); whether the device may
         // act is read afresh with the nonce, below, once the signature holds: nothing is
         // written for a request that is not the device's.
@@ -81,19 +133,16 @@ impl SignedRequest {
             failures.record(s, &current, &self.source, None, self.detail);
             return Err(Error::BadSignature("the request signature does not verify"));
         }
-        match s.spend_device_nonce(&device.id, &self.nonce, now, nonce_valid_until(self.ts))? {
-            // The same key, or the id would name another device than the one that signed.
-            Spent::Fresh(now) if now.alg == device.alg && now.public_key == device.public_key => {
-                Ok(*now)
-            }
-            Spent::Fresh(_) => Err(Error::Internal(format!(
-                "device {} has another key than the one its request was checked with",
-                device.id
-            ))),
-            Spent::Replayed => Err(Error::ReplayedNonce),
-            Spent::Revoked => Err(Error::DeviceRevoked),
-            Spent::Unknown => Err(Error::UnknownDevice),
-        }
+        Ok(CheckedRequest {
+            nonce: RequestNonce {
+                device_id: device.id.clone(),
+                alg: device.alg.clone(),
+                public_key: device.public_key.clone(),
+                nonce: self.nonce,
+                valid_until: nonce_valid_until(self.ts),
+            },
+            device,
+        })
     }
 }
 

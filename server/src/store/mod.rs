@@ -193,6 +193,23 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// wrong codes; audits `challenge_answered` (and `user_locked` for a report, or for the
     /// mismatch that reaches the count's limit).
     fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas>;
+    /// Spends a device request's `nonce` ([`Store::spend_device_nonce`], checked with
+    /// [`Spent::by_signer`]) and, when it was spent, runs [`Store::answer`]; a refused nonce
+    /// does nothing else. PostgreSQL does both in the answer's compare-and-set statement.
+    fn answer_spending(
+        &self,
+        nonce: &RequestNonce,
+        id: &str,
+        answer: &AnswerRecord,
+        now: Millis,
+    ) -> StoreResult<Result<Cas, NonceRefused>> {
+        let spent =
+            self.spend_device_nonce(&nonce.device_id, &nonce.nonce, now, nonce.valid_until)?;
+        Ok(match spent.by_signer(nonce) {
+            Ok(_) => Ok(self.answer(id, answer, now)?),
+            Err(refused) => Err(refused),
+        })
+    }
     /// Open → `cancelled`; audits `challenge_cancelled`.
     fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas>;
     /// Lifts every report lock-out of `user`, resets their push counters (challenges created
@@ -204,6 +221,21 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// relying party that asked (read with it; `None` when no relying party has its id, as
     /// for pushes of the admin), after expiring its due ones (returned too).
     fn device_challenges(&self, device_id: &str, now: Millis) -> StoreResult<DeviceChallenges>;
+    /// Spends a device request's `nonce` (as [`Store::answer_spending`] does) and, when it was
+    /// spent, reads [`Store::device_challenges`] of its device; a refused nonce reads nothing.
+    /// PostgreSQL does both in one statement.
+    fn device_challenges_spending(
+        &self,
+        nonce: &RequestNonce,
+        now: Millis,
+    ) -> StoreResult<Result<DeviceChallenges, NonceRefused>> {
+        let spent =
+            self.spend_device_nonce(&nonce.device_id, &nonce.nonce, now, nonce.valid_until)?;
+        Ok(match spent.by_signer(nonce) {
+            Ok(_) => Ok(self.device_challenges(&nonce.device_id, now)?),
+            Err(refused) => Err(refused),
+        })
+    }
     /// Expires up to `max` due challenges and forgets up to `max` nonces (and the user locks)
     /// that no longer matter. Bounded so that a backlog is worked off in steps that other
     /// operations can run between.

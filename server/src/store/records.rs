@@ -91,6 +91,56 @@ impl Spent {
     pub fn is_fresh(&self) -> bool {
         matches!(self, Spent::Fresh(_))
     }
+
+    /// Whether it is `nonce` spent by the device that signed its request: fresh, and the
+    /// device's key the one the signature was checked with (else the id would name another
+    /// device than the signer, as after a restore: [`NonceRefused::Unknown`]).
+    ///
+    /// # Errors
+    /// Why the nonce was not spent.
+    pub fn by_signer(self, nonce: &RequestNonce) -> Result<Box<DeviceRecord>, NonceRefused> {
+        match self {
+            Spent::Fresh(device)
+                if device.alg == nonce.alg && device.public_key == nonce.public_key =>
+            {
+                Ok(device)
+            }
+            Spent::Fresh(_) | Spent::Unknown => Err(NonceRefused::Unknown),
+            Spent::Replayed => Err(NonceRefused::Replayed),
+            Spent::Revoked => Err(NonceRefused::Revoked),
+        }
+    }
+}
+
+/// A signed device request's one-time nonce, spent by the operation the request asks for, in
+/// its statement or transaction ([`Store::answer_spending`](super::Store::answer_spending),
+/// [`Store::device_challenges_spending`](super::Store::device_challenges_spending)): one
+/// round trip and one commit fewer than spending it first. The request's signature was
+/// checked with `alg` and `public_key`; the nonce is spent only while the device with that id
+/// is active and still has that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestNonce {
+    /// The device the request is signed by.
+    pub device_id: String,
+    /// Its key's algorithm (`ed25519`, `es256`), as stored.
+    pub alg: String,
+    /// Its public key, as stored (base64url).
+    pub public_key: String,
+    /// The nonce (base64url, as the `Authorization` header carries it).
+    pub nonce: String,
+    /// Until when it must be remembered (Unix milliseconds).
+    pub valid_until: Millis,
+}
+
+/// Why a request's nonce was not spent; the operation it guarded did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceRefused {
+    /// Seen before (or not storable, so not provably unused).
+    Replayed,
+    /// The device is revoked.
+    Revoked,
+    /// No device has this id, or it has another key than the request was checked with.
+    Unknown,
 }
 
 /// What redeeming an enrollment token did.

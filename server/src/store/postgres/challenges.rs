@@ -6,19 +6,19 @@
 use pushauth_proto::ChallengeState;
 
 use super::audit::later_audit;
-use super::db::{Conn, Db};
+use super::db::{Conn, Db, P};
 use super::error::{get, PgError};
 use super::kept::Kept;
 use super::rows::{
     all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
     CHALLENGE_COLUMN_COUNT, C_CHALLENGE_COLUMNS,
 };
-use super::{limits, notify};
+use super::{devices, limits, notify};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
     events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceChallenges, Expired,
-    NewChallenge, StoreResult,
+    NewChallenge, NonceRefused, RequestNonce, StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -295,44 +295,141 @@ pub(super) fn answer<D: Db>(
     if !storable(id) {
         return Ok(Cas::Missing);
     }
+    Ok(db
+        .write(|c| answer_in(c, None, id, answer, now))?
+        .unwrap_or(Cas::Missing))
+}
+
+/// [`Store::answer_spending`](crate::store::Store::answer_spending): [`answer`] whose
+/// compare-and-set statement spends the request's nonce first ([`devices::nonce_ctes`]) and
+/// applies only when it was fresh: one round trip and one commit fewer than spending it on its
+/// own. A refused nonce changes nothing.
+pub(super) fn answer_spending<D: Db>(
+    db: &D,
+    nonce: &RequestNonce,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+) -> StoreResult<Result<Cas, NonceRefused>> {
+    if let Some(refused) = devices::nonce_storable(nonce) {
+        return Ok(Err(refused));
+    }
+    if !storable(id) {
+        // No such challenge: the nonce is spent all the same.
+        let spent = devices::spend_device_nonce(
+            db,
+            &nonce.device_id,
+            &nonce.nonce,
+            now,
+            nonce.valid_until,
+        )?;
+        return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
+    }
+    let answered = db.write(|c| answer_in(c, Some(nonce), id, answer, now))?;
+    Ok(devices::forget_refused(db, &nonce.device_id, answered))
+}
+
+/// [`answer`] in transaction `c`; with `nonce`, spending it in the compare-and-set statement.
+fn answer_in(
+    c: &Conn<'_>,
+    nonce: Option<&RequestNonce>,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+) -> Result<Result<Cas, NonceRefused>, PgError> {
     let lock_at = answer.code_tally.lock_at().map(i64::from);
     let reason = answer.reason.map(|r| r.as_str());
-    db.write(|c| {
-        let (found, changed) = c.two(
-            (
-                &format!(
-                    "SELECT {C_CHALLENGE_COLUMNS}, \
-                     (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
-                     FROM challenges c WHERE c.id = $1 FOR UPDATE"
-                ),
-                &[&id],
+    let (ctes, spent, verdict) = match nonce {
+        Some(_) => (
+            format!("WITH {}, up AS (", devices::nonce_ctes(11, true)),
+            " AND EXISTS (SELECT 1 FROM fresh)",
+            format!(
+                ") SELECT up.*, {} FROM (SELECT 1) AS one LEFT JOIN up ON true",
+                devices::NONCE_VERDICT
             ),
-            (
-                &format!(
-                    "UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
-                     decision = $5, reason = $6, typed_code = $7, responded_at = $8, \
-                     signature = $9 \
-                     WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
-                     AND EXISTS (SELECT 1 FROM devices WHERE id = $4 AND revoked_at IS NULL) \
-                     AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
-                     WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
-                     < $10) \
-                     RETURNING {CHALLENGE_COLUMNS}"
-                ),
-                &[
-                    &id,
-                    &answer.state.as_str(),
-                    &now,
-                    &answer.device_id,
-                    &answer.decision.as_str(),
-                    &reason,
-                    &answer.typed_code,
-                    &answer.responded_at,
-                    &answer.signature,
-                    &lock_at,
-                ],
+        ),
+        None => (String::new(), "", String::new()),
+    };
+    let (state, decision) = (answer.state.as_str(), answer.decision.as_str());
+    let mut params: Vec<P<'_>> = vec![
+        &id,
+        &state,
+        &now,
+        &answer.device_id,
+        &decision,
+        &reason,
+        &answer.typed_code,
+        &answer.responded_at,
+        &answer.signature,
+        &lock_at,
+    ];
+    if let Some(n) = nonce {
+        params.extend([
+            &n.device_id as P<'_>,
+            &n.nonce,
+            &n.valid_until,
+            &now,
+            &n.alg,
+            &n.public_key,
+        ]);
+    }
+    let (found, changed) = c.two(
+        (
+            &format!(
+                "SELECT {C_CHALLENGE_COLUMNS}, \
+                 (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
+                 FROM challenges c WHERE c.id = $1 FOR UPDATE"
             ),
-        )?;
+            &[&id],
+        ),
+        (
+            &format!(
+                "{ctes}UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
+                 decision = $5, reason = $6, typed_code = $7, responded_at = $8, \
+                 signature = $9 \
+                 WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
+                 AND EXISTS (SELECT 1 FROM devices WHERE id = $4 AND revoked_at IS NULL) \
+                 AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
+                 WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
+                 < $10){spent} \
+                 RETURNING {CHALLENGE_COLUMNS}{verdict}"
+            ),
+            &params,
+        ),
+    )?;
+    // With a nonce the statement always gives one row, the challenge's columns NULL when
+    // nothing changed; without, a row only when it changed.
+    let refused = match (nonce, changed.first()) {
+        (Some(_), Some(row)) => devices::nonce_verdict(row, CHALLENGE_COLUMN_COUNT)?,
+        _ => None,
+    };
+    let changed: Vec<_> = changed
+        .into_iter()
+        .filter(|row| matches!(row.try_get::<_, Option<String>>(0), Ok(Some(_))))
+        .collect();
+    if let Some(refused) = refused {
+        if !changed.is_empty() {
+            // The statement requires a fresh nonce: never keep an answer without one.
+            return Err(PgError::Data(format!(
+                "challenge {id} was answered with a refused nonce"
+            )));
+        }
+        return Ok(Err(refused));
+    }
+    decided(c, id, answer, now, &found, &changed).map(Ok)
+}
+
+/// What the answer's two statements decided (`found`: the locked challenge, `changed`: the
+/// row the compare-and-set changed, if any), and what follows an applied answer.
+fn decided(
+    c: &Conn<'_>,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+    found: &[tokio_postgres::Row],
+    changed: &[tokio_postgres::Row],
+) -> Result<Cas, PgError> {
+    {
         let Some(current) = found.first().map(challenge_from_row).transpose()? else {
             if !changed.is_empty() {
                 // Committed between the two statements' snapshots: neither locked nor seen
@@ -389,7 +486,7 @@ pub(super) fn answer<D: Db>(
             limits::count_wrong_code(c, &current, &answer.device_id, lock_at, now)?;
         }
         Ok(Cas::Changed(Box::new(after)))
-    })
+    }
 }
 
 /// Whether `device` exists and is not revoked.
@@ -424,14 +521,75 @@ pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
 /// `challenges` on every device poll while the table was small); `LIMIT` keeps the `LATERAL`
 /// sub-select from being flattened into a plain join.
 pub(super) fn device_challenges_sql() -> String {
+    format!(
+        "{} ORDER BY c.created_at, c.id",
+        device_challenges_select("")
+    )
+}
+
+/// [`device_challenges_sql`] without its order, its `WHERE` clause ending with `only_if`.
+fn device_challenges_select(only_if: &str) -> String {
     // The relying party's name in the same statement: the device shows who asked, and a read
     // of its own cost every poll a round trip.
     format!(
         "SELECT {C_CHALLENGE_COLUMNS}, r.name FROM open_challenge_devices o \
          CROSS JOIN LATERAL (SELECT * FROM challenges WHERE id = o.challenge_id LIMIT 1) c \
          LEFT JOIN relying_parties r ON r.id = c.rp_id \
-         WHERE o.device_id = $1 AND c.state IN {OPEN} ORDER BY c.created_at, c.id"
+         WHERE o.device_id = $1 AND c.state IN {OPEN}{only_if}"
     )
+}
+
+/// The statement of [`device_challenges_spending`] (`$1` the device, then the nonce's
+/// parameters of [`devices::nonce_ctes`]): spends the nonce and, when it was fresh, reads the
+/// device's open challenges as [`device_challenges_sql`] does. Always a row (the challenge
+/// columns NULL when there is none), each ending with [`devices::NONCE_VERDICT`].
+pub(super) fn device_challenges_spending_sql() -> String {
+    format!(
+        "WITH {}, list AS ({}) \
+         SELECT list.*, {} FROM (SELECT 1) AS one LEFT JOIN list ON true \
+         ORDER BY list.created_at, list.id",
+        devices::nonce_ctes(1, true),
+        device_challenges_select(" AND EXISTS (SELECT 1 FROM fresh)"),
+        devices::NONCE_VERDICT
+    )
+}
+
+/// [`Store::device_challenges_spending`](crate::store::Store::device_challenges_spending):
+/// the nonce and the read in one statement, which commits by itself ([`Db::write_alone`]:
+/// nonces and `last_seen_at` are nothing an atomic unit decides on); then, as
+/// [`device_challenges`], the due ones expire.
+pub(super) fn device_challenges_spending<D: Db>(
+    db: &D,
+    nonce: &RequestNonce,
+    now: Millis,
+) -> StoreResult<Result<DeviceChallenges, NonceRefused>> {
+    if let Some(refused) = devices::nonce_storable(nonce) {
+        return Ok(Err(refused));
+    }
+    let rows = db.write_alone(
+        &device_challenges_spending_sql(),
+        &[
+            &nonce.device_id,
+            &nonce.nonce,
+            &nonce.valid_until,
+            &now,
+            &nonce.alg,
+            &nonce.public_key,
+        ],
+    )?;
+    let first = rows
+        .first()
+        .ok_or_else(|| PgError::Data("no row from a device's poll".into()))?;
+    if let Some(refused) = devices::nonce_verdict(first, CHALLENGE_COLUMN_COUNT + 1)? {
+        return Ok(devices::forget_refused(db, &nonce.device_id, Err(refused)));
+    }
+    let mut open = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if matches!(row.try_get::<_, Option<String>>(0), Ok(Some(_))) {
+            open.push((challenge_from_row(row)?, get(row, CHALLENGE_COLUMN_COUNT)?));
+        }
+    }
+    expire_due(db, open, now).map(Ok)
 }
 
 /// [`Store::device_challenges`](crate::store::Store::device_challenges).
@@ -448,6 +606,15 @@ pub(super) fn device_challenges<D: Db>(
             Ok((challenge_from_row(row)?, get(row, CHALLENGE_COLUMN_COUNT)?))
         })
     })?;
+    expire_due(db, open, now)
+}
+
+/// A device's open challenges as read: the live ones, and the due ones, which expire now.
+fn expire_due<D: Db>(
+    db: &D,
+    open: Vec<(ChallengeRecord, Option<String>)>,
+    now: Millis,
+) -> StoreResult<DeviceChallenges> {
     let (due, live): (Vec<_>, Vec<_>) = open.into_iter().partition(|(c, _)| c.is_due(now));
     if due.is_empty() {
         return Ok((live, Vec::new()));

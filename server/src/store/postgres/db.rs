@@ -376,12 +376,12 @@ pub(super) trait Db {
     /// request nonce and its `last_seen_at`), on its own: PostgreSQL's implicit transaction
     /// for the statement, no `BEGIN`, no advisory lock, no `COMMIT` (three statements fewer
     /// for PostgreSQL to run, and no wait behind an atomic unit, which gains nothing from
-    /// excluding it), and returns its one row. In a group or an atomic unit, as [`Db::write`].
+    /// excluding it), and returns its rows. In a group or an atomic unit, as [`Db::write`].
     ///
     /// It takes the statement, not a closure, so that nothing more can run outside a
     /// transaction: a closure once let a revocation (several statements, and one an atomic unit
     /// decides on) run here by mistake (attack review r10).
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row>;
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>>;
     /// The store's cache of active devices' keys ([`DeviceKeys`]); `None` in a group or an
     /// atomic unit, which read the devices.
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -419,9 +419,9 @@ impl Db for PgStore {
         self.in_transaction(false, f)
     }
 
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
         // Outside a transaction, as a read: the one statement commits by itself.
-        self.read(|c| c.one(sql, params))
+        self.read(|c| c.query(sql, params))
     }
 
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -528,8 +528,8 @@ impl Db for Atomic<'_> {
         Ok(self.savepoint("op", f)?)
     }
 
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Row> {
-        self.write(|c| c.one(sql, params))
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
+        self.write(|c| c.query(sql, params))
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

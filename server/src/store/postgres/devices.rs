@@ -3,12 +3,14 @@
 
 use super::audit::later_audit;
 use super::db::Db;
-use super::error::get;
+use super::error::{get, PgError};
 use super::kept::Kept;
 use super::notify;
 use super::rows::{all, device_from_row, storable, DEVICE_COLUMNS, DEVICE_COLUMN_COUNT};
 use crate::clock::Millis;
-use crate::store::{events, DeviceRecord, Spent, StoreResult};
+use crate::store::{
+    events, DeviceRecord, NonceRefused, RequestNonce, Spent, StoreError, StoreResult,
+};
 
 /// [`Store::user_devices`](crate::store::Store::user_devices).
 pub(super) fn user_devices<D: Db>(db: &D, user: &str) -> StoreResult<Option<Vec<DeviceRecord>>> {
@@ -84,30 +86,26 @@ pub(super) fn spend_device_nonce<D: Db>(
         return Ok(Spent::Replayed);
     }
     // One statement, which commits by itself: the device as it is, the nonce when the device
-    // is active, and when the nonce is fresh the device's last_seen_at (second granularity is
-    // plenty and spares a row write per request). No atomic unit decides on nonces or
-    // last_seen_at, so it needs not take (nor wait for) their lock. Always one row: the
-    // device's columns are NULL for an unknown id.
-    let row = db.write_alone(
+    // is active, and when the nonce is fresh the device's last_seen_at. No atomic unit decides
+    // on nonces or last_seen_at, so it needs not take (nor wait for) their lock. Always one
+    // row: the device's columns are NULL for an unknown id.
+    let rows = db.write_alone(
         &format!(
-            "WITH d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1::text), \
-             fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
-             SELECT $1::text, $2::text, $3::bigint \
-             WHERE EXISTS (SELECT 1 FROM d WHERE revoked_at IS NULL) \
-             ON CONFLICT DO NOTHING RETURNING 1), \
-             seen AS (UPDATE devices SET last_seen_at = $4::bigint WHERE id = $1::text \
-             AND EXISTS (SELECT 1 FROM fresh) \
-             AND (last_seen_at IS NULL OR last_seen_at <= $4::bigint - 1000)) \
-             SELECT d.*, (SELECT count(*) FROM fresh) FROM (SELECT 1) AS one LEFT JOIN d ON true"
+            "WITH {} SELECT d.*, (SELECT count(*) FROM fresh) \
+             FROM (SELECT 1) AS one LEFT JOIN d ON true",
+            nonce_ctes(1, false)
         ),
         &[&device_id, &nonce, &valid_until, &now],
     )?;
-    let found: Option<String> = get(&row, 0)?;
-    let fresh: i64 = get(&row, DEVICE_COLUMN_COUNT)?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::from(PgError::Data("no row from a nonce's statement".into())))?;
+    let found: Option<String> = get(row, 0)?;
+    let fresh: i64 = get(row, DEVICE_COLUMN_COUNT)?;
     let spent = match found {
         None => Spent::Unknown,
         Some(_) => {
-            let device = device_from_row(&row)?;
+            let device = device_from_row(row)?;
             if !device.is_active() {
                 Spent::Revoked
             } else if fresh == 1 {
@@ -127,6 +125,84 @@ pub(super) fn spend_device_nonce<D: Db>(
         }
     }
     Ok(spent)
+}
+
+/// The common table expressions that spend a request's nonce inside the statement that acts
+/// on the request (parameters from `$first`: the device id, the nonce, until when to keep it
+/// and now; with `signer`, then the signer's algorithm and key, which the device must still
+/// have):
+/// - `d`: the device (its [`DEVICE_COLUMNS`]), if it exists (and has the signer's key);
+/// - `fresh`: one row when the nonce was new and the device active, and is now stored;
+/// - `seen`: the device's `last_seen_at` when the nonce was fresh (second granularity is
+///   plenty and spares a row write per request).
+///
+/// [`NONCE_VERDICT`] reads what they did; the statement's own work must require
+/// `EXISTS (SELECT 1 FROM fresh)`.
+pub(super) fn nonce_ctes(first: usize, signer: bool) -> String {
+    let [id, nonce, until, now, alg, key] = [0, 1, 2, 3, 4, 5].map(|i| first + i);
+    let signer = if signer {
+        format!(" AND alg = ${alg}::text AND public_key = ${key}::text")
+    } else {
+        String::new()
+    };
+    format!(
+        "d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ${id}::text{signer}), \
+         fresh AS (INSERT INTO device_nonces (device_id, nonce, valid_until) \
+         SELECT ${id}::text, ${nonce}::text, ${until}::bigint \
+         WHERE EXISTS (SELECT 1 FROM d WHERE revoked_at IS NULL) \
+         ON CONFLICT DO NOTHING RETURNING 1), \
+         seen AS (UPDATE devices SET last_seen_at = ${now}::bigint WHERE id = ${id}::text \
+         AND EXISTS (SELECT 1 FROM fresh) \
+         AND (last_seen_at IS NULL OR last_seen_at <= ${now}::bigint - 1000))"
+    )
+}
+
+/// Three columns that say what [`nonce_ctes`] did: whether the device was found, whether it
+/// is active, whether the nonce was fresh; [`nonce_verdict`] reads them.
+pub(super) const NONCE_VERDICT: &str = "(SELECT count(*) FROM d), \
+     (SELECT count(*) FROM d WHERE revoked_at IS NULL), (SELECT count(*) FROM fresh)";
+
+/// Reads [`NONCE_VERDICT`]'s columns from `first`: `None` when the nonce was spent.
+pub(super) fn nonce_verdict(
+    row: &tokio_postgres::Row,
+    first: usize,
+) -> Result<Option<NonceRefused>, PgError> {
+    let found: i64 = get(row, first)?;
+    let active: i64 = get(row, first + 1)?;
+    let fresh: i64 = get(row, first + 2)?;
+    Ok(match (found, active, fresh) {
+        (_, _, 1) => None,
+        (0, _, _) => Some(NonceRefused::Unknown),
+        (_, 0, _) => Some(NonceRefused::Revoked),
+        _ => Some(NonceRefused::Replayed),
+    })
+}
+
+/// Drops a device found revoked or unknown where a nonce was refused from the store's key
+/// cache (as [`spend_device_nonce`] does), and passes the verdict on.
+pub(super) fn forget_refused<D: Db, T>(
+    db: &D,
+    device_id: &str,
+    verdict: Result<T, NonceRefused>,
+) -> Result<T, NonceRefused> {
+    if let (Err(NonceRefused::Revoked | NonceRefused::Unknown), Some(cache)) =
+        (&verdict, db.device_keys())
+    {
+        cache.forget(device_id);
+    }
+    verdict
+}
+
+/// Whether a request's nonce and device id can be stored at all: a nonce that cannot be
+/// stored cannot be proven unused, and no device has an id that cannot be.
+pub(super) fn nonce_storable(nonce: &RequestNonce) -> Option<NonceRefused> {
+    if !storable(&nonce.device_id) {
+        Some(NonceRefused::Unknown)
+    } else if !storable(&nonce.nonce) {
+        Some(NonceRefused::Replayed)
+    } else {
+        None
+    }
 }
 
 /// [`Store::revoke_device`](crate::store::Store::revoke_device).

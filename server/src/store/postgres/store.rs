@@ -14,9 +14,9 @@ use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
     DeviceChallenges, DeviceRecord, EnrollFacts, EnrollmentRecord, GraceFind, GraceLogin,
-    NewChallenge, NewDevice, NewRpEnrollment, NoticeRecord, OfflineAdvance, OfflineSecretRecord,
-    OfflineStore, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord, SiteKeyStore, Spent,
-    Store, StoreResult, StoredCode, Swept, UseCode,
+    NewChallenge, NewDevice, NewRpEnrollment, NonceRefused, NoticeRecord, OfflineAdvance,
+    OfflineSecretRecord, OfflineStore, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
+    RequestNonce, SiteKeyStore, Spent, Store, StoreResult, StoredCode, Swept, UseCode,
 };
 
 macro_rules! pg_store {
@@ -86,6 +86,24 @@ macro_rules! pg_store {
 
             fn device_key(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
                 devices::device_key(self, id)
+            }
+
+            fn answer_spending(
+                &self,
+                nonce: &RequestNonce,
+                id: &str,
+                answer: &AnswerRecord,
+                now: Millis,
+            ) -> StoreResult<Result<Cas, NonceRefused>> {
+                challenges::answer_spending(self, nonce, id, answer, now)
+            }
+
+            fn device_challenges_spending(
+                &self,
+                nonce: &RequestNonce,
+                now: Millis,
+            ) -> StoreResult<Result<DeviceChallenges, NonceRefused>> {
+                challenges::device_challenges_spending(self, nonce, now)
             }
 
             fn spend_device_nonce(
