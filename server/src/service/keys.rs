@@ -105,9 +105,12 @@ impl RpCaller {
     }
 }
 
-/// Checks a key against the store. Looked up on every request (no cache): a relying party
-/// revoked or rotated, even by the CLI on the data directory while the server runs, is refused
-/// at once.
+/// Checks a key against the store. SQLite reads it on every request: a relying party revoked
+/// or rotated, even by the CLI on the data directory while the server runs, is refused at
+/// once. A PostgreSQL replica keeps the records its callers use while its listener hears of
+/// every change (`store::postgres::RelyingPartyCache`): a change made through any replica or
+/// the CLI is refused everywhere as soon as its notification arrives (milliseconds), and
+/// within 5 s should the listener's connection die without a word.
 ///
 /// # Errors
 /// [`Error::Unauthorized`] for an unknown id, a wrong secret or a revoked relying party (the
