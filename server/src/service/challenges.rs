@@ -338,13 +338,27 @@ pub fn answer(
     failed: FailedSignatures<'_>,
     now: Millis,
 ) -> Outcome<ChallengeRecord> {
-    let answer = match checked_answer(s, &request.device, id, req, limits, failed, now) {
+    let answer = match checked_answer(s, &request.device, id, req, limits, now) {
         Ok(answer) => answer,
         Err(refused) => {
             return match request.spend(s) {
-                Ok(_) => *refused,
+                Ok(device) => {
+                    // Counted only once the device is known active and the request fresh: a
+                    // revoked device's key, or a replay, writes nothing (attack review of
+                    // session 13; the key checked here may be a replica's cached copy).
+                    if matches!(refused.result, Err(Error::BadSignature(_))) {
+                        failed.failures.record(
+                            s,
+                            &device,
+                            failed.source,
+                            Some(id.to_owned()),
+                            "response signature".to_owned(),
+                        );
+                    }
+                    *refused
+                }
                 Err(e) => Outcome::done(refused.changed, Err(e)),
-            }
+            };
         }
     };
     let device = &request.device;
@@ -375,7 +389,6 @@ fn checked_answer(
     id: &str,
     req: DeviceResponse,
     limits: &Limits,
-    failed: FailedSignatures<'_>,
     now: Millis,
 ) -> std::result::Result<AnswerRecord, Box<Outcome<ChallengeRecord>>> {
     // The terms are what the signature covers; the compare-and-set decides on the state.
@@ -415,13 +428,7 @@ fn checked_answer(
         Err(e) => return Err(Box::new(Outcome::done(None, Err(e)))),
     };
     if key.verify_b64(&message, &req.signature).is_err() {
-        failed.failures.record(
-            s,
-            device,
-            failed.source,
-            Some(challenge.id.clone()),
-            "response signature".to_owned(),
-        );
+        // Counted by the caller, once the request's nonce is spent.
         return Err(Box::new(Outcome::done(
             None,
             Err(Error::BadSignature(

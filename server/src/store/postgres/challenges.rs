@@ -373,14 +373,26 @@ fn answer_in(
             &n.public_key,
         ]);
     }
+    // With a nonce, a replay (its nonce already committed) locks nothing: the locks are taken
+    // only while the nonce is unseen, and the second statement's insert decides (attack review
+    // of session 13: replays of a captured answer took the user's row lock and a transaction
+    // id each, for the request's whole timestamp window).
+    let (unseen, lock_params): (&str, Vec<P<'_>>) = match nonce {
+        Some(n) => (
+            " AND NOT EXISTS (SELECT 1 FROM device_nonces n \
+             WHERE n.device_id = $2::text AND n.nonce = $3::text)",
+            vec![&id, &n.device_id, &n.nonce],
+        ),
+        None => ("", vec![&id]),
+    };
     let (found, changed) = c.two(
         (
             &format!(
                 "SELECT {C_CHALLENGE_COLUMNS}, \
                  (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
-                 FROM challenges c WHERE c.id = $1 FOR UPDATE"
+                 FROM challenges c WHERE c.id = $1{unseen} FOR UPDATE"
             ),
-            &[&id],
+            &lock_params,
         ),
         (
             &format!(
