@@ -67,11 +67,7 @@ impl CheckedRequest {
     /// [`Error::ReplayedNonce`], [`Error::DeviceRevoked`], [`Error::UnknownDevice`],
     /// [`Error::Store`].
     pub fn spend(&self, s: &dyn Store) -> Result<DeviceRecord> {
-        let n = &self.nonce;
-        match s
-            .spend_device_nonce(&n.device_id, &n.nonce, clock::now_ms(), n.valid_until)?
-            .by_signer(n)
-        {
+        match s.spend_request_nonce(&self.nonce, clock::now_ms())? {
             Ok(device) => Ok(*device),
             Err(refused) => Err(nonce_refused(refused)),
         }

@@ -193,9 +193,20 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// wrong codes; audits `challenge_answered` (and `user_locked` for a report, or for the
     /// mismatch that reaches the count's limit).
     fn answer(&self, id: &str, answer: &AnswerRecord, now: Millis) -> StoreResult<Cas>;
-    /// Spends a device request's `nonce` ([`Store::spend_device_nonce`], checked with
-    /// [`Spent::by_signer`]) and, when it was spent, runs [`Store::answer`]; a refused nonce
-    /// does nothing else. PostgreSQL does both in the answer's compare-and-set statement.
+    /// Spends a device request's `nonce` on its own ([`Store::spend_device_nonce`], checked
+    /// with [`Spent::by_signer`]): the device as it is now, or why the nonce was refused.
+    fn spend_request_nonce(
+        &self,
+        nonce: &RequestNonce,
+        now: Millis,
+    ) -> StoreResult<Result<Box<DeviceRecord>, NonceRefused>> {
+        Ok(self
+            .spend_device_nonce(&nonce.device_id, &nonce.nonce, now, nonce.valid_until)?
+            .by_signer(nonce))
+    }
+    /// Spends a device request's `nonce` ([`Store::spend_request_nonce`]) and, when it was
+    /// spent, runs [`Store::answer`]; a refused nonce does nothing else. PostgreSQL does both
+    /// in the answer's compare-and-set statement.
     fn answer_spending(
         &self,
         nonce: &RequestNonce,
@@ -203,9 +214,7 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
         answer: &AnswerRecord,
         now: Millis,
     ) -> StoreResult<Result<Cas, NonceRefused>> {
-        let spent =
-            self.spend_device_nonce(&nonce.device_id, &nonce.nonce, now, nonce.valid_until)?;
-        Ok(match spent.by_signer(nonce) {
+        Ok(match self.spend_request_nonce(nonce, now)? {
             Ok(_) => Ok(self.answer(id, answer, now)?),
             Err(refused) => Err(refused),
         })
@@ -229,9 +238,7 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
         nonce: &RequestNonce,
         now: Millis,
     ) -> StoreResult<Result<DeviceChallenges, NonceRefused>> {
-        let spent =
-            self.spend_device_nonce(&nonce.device_id, &nonce.nonce, now, nonce.valid_until)?;
-        Ok(match spent.by_signer(nonce) {
+        Ok(match self.spend_request_nonce(nonce, now)? {
             Ok(_) => Ok(self.device_challenges(&nonce.device_id, now)?),
             Err(refused) => Err(refused),
         })
