@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::extract::DeviceRequest;
 use super::rp::instant_at;
 use super::views::{challenge_status, notice, pending_view};
-use super::{parse_json, ApiError, JsonBody, Params, PeerAddr, RawBody};
+use super::{ApiError, JsonBody, Params, PeerAddr, RawBody};
 use crate::clock;
 use crate::service::challenges::{self, FailedSignatures, OpenChallenges};
 use crate::service::{enrollments, notices};
@@ -187,21 +187,16 @@ pub async fn respond(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let failures = Arc::clone(&state.signature_failures);
-    let req = parse_json::<DeviceResponse>(&body);
+    // A body that does not parse is one more refusal of the answer (it spends the nonce there).
+    let req = serde_json::from_slice::<DeviceResponse>(&body)
+        .map_err(|e| crate::service::Error::Invalid(format!("bad JSON body: {e}")));
     let limits = state.config.limits;
     let outcome = state
         .run(move |s| {
             let source = request.0.source.clone();
-            // The nonce is spent with the answer's compare-and-set (or on its own when the
-            // answer is refused first, as here for a body that does not parse).
+            // The nonce is spent with the answer's compare-and-set, or on its own when the
+            // answer is refused first.
             let request = request.check(s, &failures)?;
-            let req = match req {
-                Ok(req) => req,
-                Err(e) => {
-                    request.spend(s)?;
-                    return Err(e);
-                }
-            };
             let failed = FailedSignatures {
                 failures: &failures,
                 source: &source,

@@ -322,7 +322,8 @@ pub struct FailedSignatures<'a> {
 /// toward the user's `max_code_failures` and a right one resets that count (see `code_tally`).
 ///
 /// The request's nonce is spent with the compare-and-set ([`Store::answer_spending`]), or on
-/// its own when the answer is refused before it: a replay is refused as one either way.
+/// its own when the answer is refused before it (`req` the body as parsed, an error when it
+/// did not): a replay is refused as one either way.
 ///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
@@ -333,7 +334,7 @@ pub fn answer(
     s: &dyn Store,
     request: &CheckedRequest,
     id: &str,
-    req: DeviceResponse,
+    req: Result<DeviceResponse>,
     limits: &Limits,
     failed: FailedSignatures<'_>,
     now: Millis,
@@ -387,10 +388,11 @@ fn checked_answer(
     s: &dyn Store,
     device: &DeviceRecord,
     id: &str,
-    req: DeviceResponse,
+    req: Result<DeviceResponse>,
     limits: &Limits,
     now: Millis,
 ) -> std::result::Result<AnswerRecord, Box<Outcome<ChallengeRecord>>> {
+    let req = req.map_err(|e| Box::new(Outcome::done(None, Err(e))))?;
     // The terms are what the signature covers; the compare-and-set decides on the state.
     let read = targeted_terms(s, device, id, now);
     let challenge = match read.result {

@@ -413,12 +413,11 @@ fn answer_in(
     // nothing changed; without, a row only when it changed.
     let refused = match (nonce, changed.first()) {
         (Some(_), Some(row)) => devices::nonce_verdict(row, CHALLENGE_COLUMN_COUNT)?,
-        _ => None,
+        // No verdict is no proof the nonce was spent.
+        (Some(_), None) => return Err(PgError::Data("no row from an answer's statement".into())),
+        (None, _) => None,
     };
-    let changed: Vec<_> = changed
-        .into_iter()
-        .filter(|row| matches!(row.try_get::<_, Option<String>>(0), Ok(Some(_))))
-        .collect();
+    let changed: Vec<_> = changed.into_iter().filter(has_challenge).collect();
     if let Some(refused) = refused {
         if !changed.is_empty() {
             // The statement requires a fresh nonce: never keep an answer without one.
@@ -431,6 +430,12 @@ fn answer_in(
     decided(c, id, answer, now, &found, &changed).map(Ok)
 }
 
+/// Whether a row of a statement that always answers (a `LEFT JOIN` on one row, as a nonce's
+/// verdict needs) carries a challenge: its first column, the id, is not NULL.
+fn has_challenge(row: &tokio_postgres::Row) -> bool {
+    matches!(row.try_get::<_, Option<String>>(0), Ok(Some(_)))
+}
+
 /// What the answer's two statements decided (`found`: the locked challenge, `changed`: the
 /// row the compare-and-set changed, if any), and what follows an applied answer.
 fn decided(
@@ -441,64 +446,62 @@ fn decided(
     found: &[tokio_postgres::Row],
     changed: &[tokio_postgres::Row],
 ) -> Result<Cas, PgError> {
-    {
-        let Some(current) = found.first().map(challenge_from_row).transpose()? else {
-            if !changed.is_empty() {
-                // Committed between the two statements' snapshots: neither locked nor seen
-                // by the first. Roll the second's change back rather than keep half an answer.
-                return Err(PgError::Data(format!(
-                    "challenge {id} appeared while it was being answered"
-                )));
-            }
-            return Ok(Cas::Missing);
-        };
-        let Some(after) = changed.first().map(challenge_from_row).transpose()? else {
-            // Refused, and the rows are locked: a due challenge expires now; otherwise its
-            // state or the user's wrong-code lock refused the answer.
-            if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
-                let after = select_challenge(c, id, false)?;
-                return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
-            }
-            if limits::code_locked(c, &current.user, answer.code_tally)? {
-                return Ok(Cas::CodeLocked(Box::new(current)));
-            }
-            // An open challenge refused it because the device was revoked after its request
-            // was authenticated: say so rather than blame the challenge's state.
-            if !current.state.is_terminal() && !device_active(c, &answer.device_id)? {
-                return Ok(Cas::DeviceRevoked(Box::new(current)));
-            }
-            return Ok(Cas::WrongState(Box::new(current)));
-        };
-        let detail = events::challenge_answered_detail(answer);
-        // One statement, sent with the next one or the COMMIT: the challenge leaves its
-        // devices' index, its audit row, a right code's reset of the wrong-code count, and
-        // the wake-ups of the challenge and its devices.
-        let reset = matches!(answer.code_tally, CodeTally::Reset { .. });
-        c.later(
-            "WITH gone AS (DELETE FROM open_challenge_devices WHERE challenge_id = $1), \
-             aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
-             VALUES ($3, 'challenge_answered', $4, $5, $1, $6)), \
-             reset AS (DELETE FROM code_failures WHERE user_name = $4 AND $7) \
-             SELECT pg_notify('pushauth_challenge', $1::text) \
-             UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
-            vec![
-                Box::new(id.to_owned()),
-                Box::new(current.devices.clone()),
-                Box::new(now),
-                Box::new(current.user.clone()),
-                Box::new(answer.device_id.clone()),
-                Box::new(detail),
-                Box::new(reset),
-            ],
-        )?;
-        if let Some(until) = answer.lock_user_until {
-            limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
+    let Some(current) = found.first().map(challenge_from_row).transpose()? else {
+        if !changed.is_empty() {
+            // Committed between the two statements' snapshots: neither locked nor seen
+            // by the first. Roll the second's change back rather than keep half an answer.
+            return Err(PgError::Data(format!(
+                "challenge {id} appeared while it was being answered"
+            )));
         }
-        if let CodeTally::Failed { lock_at } = answer.code_tally {
-            limits::count_wrong_code(c, &current, &answer.device_id, lock_at, now)?;
+        return Ok(Cas::Missing);
+    };
+    let Some(after) = changed.first().map(challenge_from_row).transpose()? else {
+        // Refused, and the rows are locked: a due challenge expires now; otherwise its
+        // state or the user's wrong-code lock refused the answer.
+        if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
+            let after = select_challenge(c, id, false)?;
+            return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
         }
-        Ok(Cas::Changed(Box::new(after)))
+        if limits::code_locked(c, &current.user, answer.code_tally)? {
+            return Ok(Cas::CodeLocked(Box::new(current)));
+        }
+        // An open challenge refused it because the device was revoked after its request
+        // was authenticated: say so rather than blame the challenge's state.
+        if !current.state.is_terminal() && !device_active(c, &answer.device_id)? {
+            return Ok(Cas::DeviceRevoked(Box::new(current)));
+        }
+        return Ok(Cas::WrongState(Box::new(current)));
+    };
+    let detail = events::challenge_answered_detail(answer);
+    // One statement, sent with the next one or the COMMIT: the challenge leaves its
+    // devices' index, its audit row, a right code's reset of the wrong-code count, and
+    // the wake-ups of the challenge and its devices.
+    let reset = matches!(answer.code_tally, CodeTally::Reset { .. });
+    c.later(
+        "WITH gone AS (DELETE FROM open_challenge_devices WHERE challenge_id = $1), \
+         aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+         VALUES ($3, 'challenge_answered', $4, $5, $1, $6)), \
+         reset AS (DELETE FROM code_failures WHERE user_name = $4 AND $7) \
+         SELECT pg_notify('pushauth_challenge', $1::text) \
+         UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
+        vec![
+            Box::new(id.to_owned()),
+            Box::new(current.devices.clone()),
+            Box::new(now),
+            Box::new(current.user.clone()),
+            Box::new(answer.device_id.clone()),
+            Box::new(detail),
+            Box::new(reset),
+        ],
+    )?;
+    if let Some(until) = answer.lock_user_until {
+        limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
     }
+    if let CodeTally::Failed { lock_at } = answer.code_tally {
+        limits::count_wrong_code(c, &current, &answer.device_id, lock_at, now)?;
+    }
+    Ok(Cas::Changed(Box::new(after)))
 }
 
 /// Whether `device` exists and is not revoked.
@@ -596,10 +599,8 @@ pub(super) fn device_challenges_spending<D: Db>(
         return Ok(devices::forget_refused(db, &nonce.device_id, Err(refused)));
     }
     let mut open = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if matches!(row.try_get::<_, Option<String>>(0), Ok(Some(_))) {
-            open.push((challenge_from_row(row)?, get(row, CHALLENGE_COLUMN_COUNT)?));
-        }
+    for row in rows.iter().filter(|row| has_challenge(row)) {
+        open.push((challenge_from_row(row)?, get(row, CHALLENGE_COLUMN_COUNT)?));
     }
     expire_due(db, open, now).map(Ok)
 }

@@ -91,8 +91,7 @@ pub(super) fn spend_device_nonce<D: Db>(
     // row: the device's columns are NULL for an unknown id.
     let rows = db.write_alone(
         &format!(
-            "WITH {} SELECT d.*, (SELECT count(*) FROM fresh) \
-             FROM (SELECT 1) AS one LEFT JOIN d ON true",
+            "WITH {} SELECT d.*, {NONCE_VERDICT} FROM (SELECT 1) AS one LEFT JOIN d ON true",
             nonce_ctes(1, false)
         ),
         &[&device_id, &nonce, &valid_until, &now],
@@ -100,20 +99,11 @@ pub(super) fn spend_device_nonce<D: Db>(
     let row = rows
         .first()
         .ok_or_else(|| StoreError::from(PgError::Data("no row from a nonce's statement".into())))?;
-    let found: Option<String> = get(row, 0)?;
-    let fresh: i64 = get(row, DEVICE_COLUMN_COUNT)?;
-    let spent = match found {
-        None => Spent::Unknown,
-        Some(_) => {
-            let device = device_from_row(row)?;
-            if !device.is_active() {
-                Spent::Revoked
-            } else if fresh == 1 {
-                Spent::Fresh(Box::new(device))
-            } else {
-                Spent::Replayed
-            }
-        }
+    let spent = match nonce_verdict(row, DEVICE_COLUMN_COUNT)? {
+        None => Spent::Fresh(Box::new(device_from_row(row)?)),
+        Some(NonceRefused::Replayed) => Spent::Replayed,
+        Some(NonceRefused::Revoked) => Spent::Revoked,
+        Some(NonceRefused::Unknown) => Spent::Unknown,
     };
     if let Some(cache) = db.device_keys() {
         match &spent {
