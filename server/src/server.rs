@@ -41,8 +41,8 @@ struct Prepared {
     store: SharedStore,
     /// How many operations the store serves at once ([`crate::store::open::Opened`]).
     store_concurrent: Option<usize>,
-    /// The store's relying-party cache, for the listener ([`crate::store::open::Opened`]).
-    relying_parties: Option<crate::store::postgres::RelyingPartyCache>,
+    /// What the store shares with the listener ([`crate::store::open::Opened`]).
+    listener_parts: Option<crate::store::postgres::ListenerParts>,
     config: ServerConfig,
     vapid: VapidKey,
     offline_key: OfflineKey,
@@ -121,7 +121,7 @@ fn complete(
         offline_key,
     } = site;
     let store_concurrent = opened.concurrent;
-    let relying_parties = opened.relying_parties;
+    let listener_parts = opened.listener_parts;
     let store = opened.store;
     let listener = match listener {
         Some(listener) => listener,
@@ -134,7 +134,7 @@ fn complete(
         tls,
         store,
         store_concurrent,
-        relying_parties,
+        listener_parts,
         config,
         vapid,
         offline_key,
@@ -168,7 +168,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         tls,
         store,
         store_concurrent,
-        relying_parties,
+        listener_parts,
         config,
         vapid,
         offline_key,
@@ -215,7 +215,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
             (**settings).clone(),
             state.waiters.clone(),
             state.metrics.wake(),
-            relying_parties.unwrap_or_default(),
+            listener_parts.unwrap_or_default(),
             state.shutdown.clone(),
         ))),
         _ => None,

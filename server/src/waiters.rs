@@ -137,6 +137,13 @@ impl Waiters {
         }
     }
 
+    /// Whether anyone waits on challenge `id` without its terminal record yet.
+    pub fn challenge_awaits_record(&self, id: &str) -> bool {
+        lock(&self.challenges)
+            .get(id)
+            .is_some_and(|tx| tx.borrow().is_none())
+    }
+
     /// Wakes every waiter to read again: after the cross-replica listener was disconnected,
     /// any change may have been missed.
     pub fn wake_all(&self) {

@@ -2,17 +2,42 @@
 //! cluster): a `pg_notify` from any session wakes the local waiters within milliseconds, and
 //! after the database was killed and started again the listener reconnects and wakes every
 //! waiter, so a change made while it was deaf is read. The relying-party cache it keeps true
-//! keeps nothing while the listener is not listening. Skips without PostgreSQL binaries.
+//! keeps nothing while the listener is not listening. A notice from one of the replica's own
+//! connections waits for the record its handler hands over. Skips without PostgreSQL binaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
 use std::time::{Duration, Instant};
 
 use pushauth_server::metrics::Metrics;
-use pushauth_server::store::postgres::{PgSettings, RelyingPartyCache};
+use pushauth_server::store::postgres::{ListenerParts, PgSettings};
+use pushauth_server::store::ChallengeRecord;
 use pushauth_server::waiters::Waiters;
 use pushauth_server::wake;
 use pushauth_testkit::PgCluster;
 use tokio::sync::watch;
+
+/// An approved challenge's record, as a handler hands it to the waiters.
+fn approved(id: &str) -> ChallengeRecord {
+    ChallengeRecord {
+        id: id.into(),
+        user: "alice".into(),
+        rp_id: "rp".into(),
+        state: pushauth_proto::ChallengeState::Approved,
+        context: pushauth_proto::Context::new(),
+        context_digest: [0; 32],
+        rp_nonce: vec![1; 32],
+        code: None,
+        devices: vec!["d1".into()],
+        created_at: 0,
+        expires_at: 60_000,
+        device_id: Some("d1".into()),
+        decision: None,
+        reason: None,
+        typed_code: None,
+        responded_at: None,
+        signature: None,
+    }
+}
 
 async fn woken<T: Clone>(
     sub: &mut pushauth_server::waiters::Subscription<T>,
@@ -31,13 +56,14 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
     let waiters = Waiters::default();
     let metrics = Metrics::new();
     let (stop, shutdown) = watch::channel(false);
-    let relying_parties = RelyingPartyCache::default();
+    let parts = ListenerParts::default();
+    let relying_parties = parts.relying_parties.clone();
     assert!(!relying_parties.is_listening());
     let task = tokio::spawn(wake::listen(
         settings,
         waiters.clone(),
         metrics.wake(),
-        relying_parties.clone(),
+        parts.clone(),
         shutdown,
     ));
     let wake_metrics = metrics.wake();
@@ -134,6 +160,49 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
         "notify committed on another session -> local waiter woken: p50 {p50:?}, p99 {p99:?}"
     );
     assert!(p99 < Duration::from_millis(200), "p99 {p99:?}");
+
+    // A notice from one of this replica's own connections (its handler hands the waiters the
+    // committed record): it wakes nobody at once; a record handed over within the grace is
+    // the waiter's answer and no read follows it; without one, the waiter reads after the grace.
+    let own_pid: i32 = notifier
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    parts.own_backends.add(own_pid);
+    let mut handed = waiters.watch_challenge("own1");
+    notifier
+        .execute("SELECT pg_notify('pushauth_challenge', 'own1')", &[])
+        .await
+        .unwrap();
+    assert!(
+        !woken(&mut handed, Duration::from_millis(25)).await,
+        "a replica's own notice woke its waiter at once"
+    );
+    waiters.challenge_updated(&approved("own1"));
+    let news = tokio::time::timeout(Duration::from_secs(1), handed.changed())
+        .await
+        .expect("the handed record did not wake the waiter");
+    assert_eq!(news.map(|c| c.id.clone()).as_deref(), Some("own1"));
+    assert!(
+        !woken(&mut handed, wake::OWN_CHANGE_GRACE * 3).await,
+        "woken to read again after the record was handed over"
+    );
+    let mut unhanded = waiters.watch_challenge("own2");
+    let sent = Instant::now();
+    notifier
+        .execute("SELECT pg_notify('pushauth_challenge', 'own2')", &[])
+        .await
+        .unwrap();
+    let news = tokio::time::timeout(Duration::from_secs(2), unhanded.changed())
+        .await
+        .expect("a replica's own notice never woke a waiter whose record did not come");
+    assert!(news.is_none(), "woken with a record nobody handed over");
+    assert!(
+        sent.elapsed() >= wake::OWN_CHANGE_GRACE,
+        "woken before the grace: {:?}",
+        sent.elapsed()
+    );
 
     stop.send_replace(true);
     tokio::time::timeout(Duration::from_secs(2), task)

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::postgres::{PgStore, RelyingPartyCache};
+use super::postgres::{ListenerParts, PgStore};
 use super::sqlite::SqliteStore;
 use super::{SharedStore, StoreResult};
 use crate::config::StoreConfig;
@@ -17,9 +17,10 @@ pub struct Opened {
     /// SQLite (one writer; group commit does the rest), the pool size for PostgreSQL (each
     /// operation is a network round trip or several, and a group shares no commit there).
     pub concurrent: Option<usize>,
-    /// PostgreSQL: the store's relying-party cache, which the replica's listener keeps true
-    /// (`wake.rs`); it keeps nothing until the listener says it listens.
-    pub relying_parties: Option<RelyingPartyCache>,
+    /// PostgreSQL: what the store shares with the replica's listener (`wake.rs`): the
+    /// relying-party cache it keeps true (nothing is kept until it says it listens) and the
+    /// server processes whose notices are this replica's own.
+    pub listener_parts: Option<ListenerParts>,
 }
 
 impl std::fmt::Debug for Opened {
@@ -41,17 +42,17 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
         StoreConfig::DataDir => Opened {
             store: Arc::new(SqliteStore::open(data_dir)?),
             concurrent: None,
-            relying_parties: None,
+            listener_parts: None,
         },
         StoreConfig::Sqlite(dir) => Opened {
             store: Arc::new(SqliteStore::open(dir)?),
             concurrent: None,
-            relying_parties: None,
+            listener_parts: None,
         },
         StoreConfig::Postgres(settings) => {
             let store = PgStore::open(&with_timeline_file(settings, data_dir), migrate)?;
             Opened {
-                relying_parties: Some(store.relying_party_cache()),
+                listener_parts: Some(store.listener_parts()),
                 store: Arc::new(store),
                 concurrent: Some(settings.pool_size),
             }

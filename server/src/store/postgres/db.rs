@@ -39,9 +39,10 @@ pub(super) use super::conn::{drive, Conn, P};
 use super::connect::PgSettings;
 use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
+use super::notify::OwnBackends;
 use super::schema;
 use super::timeline::Timelines;
-use super::watched::RelyingPartyCache;
+use super::watched::{ListenerParts, RelyingPartyCache};
 use crate::store::{Store, StoreError, StoreResult};
 
 /// The advisory lock (`pg_advisory_xact_lock`) every write shares and [`Store::atomic`] holds
@@ -60,16 +61,33 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The pool's check of every new connection: its server's timeline must not be older than
 /// the newest this process has seen ([`Timelines`]); a refused connection is not pooled, and
-/// the operation that wanted it fails as unavailable (503).
-fn refuse_older_timelines(file: Option<std::path::PathBuf>) -> deadpool_postgres::Hook {
+/// the operation that wanted it fails as unavailable (503). An admitted one's server process
+/// joins `own` ([`OwnBackends`]).
+fn admit_connections(
+    file: Option<std::path::PathBuf>,
+    own: OwnBackends,
+) -> deadpool_postgres::Hook {
     let timelines = std::sync::Arc::new(Timelines::new(file));
     deadpool_postgres::Hook::async_fn(move |client, _| {
         let timelines = std::sync::Arc::clone(&timelines);
+        let own = own.clone();
         Box::pin(async move {
             timelines
                 .check(client)
                 .await
-                .map_err(deadpool_postgres::HookError::message)
+                .map_err(deadpool_postgres::HookError::message)?;
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| {
+                    deadpool_postgres::HookError::message(format!(
+                        "cannot read the connection's server process: {}",
+                        super::error::message(&e)
+                    ))
+                })?;
+            own.add(pid);
+            Ok(())
         })
     })
 }
@@ -87,8 +105,9 @@ pub struct PgStore {
     device_keys: DeviceKeys,
     /// The terms of challenges it created ([`ChallengeTerms`]).
     challenge_terms: ChallengeTerms,
-    /// Relying parties, while a listener hears of their changes ([`RelyingPartyCache`]).
-    relying_parties: RelyingPartyCache,
+    /// Relying parties, while a listener hears of their changes ([`RelyingPartyCache`]), and
+    /// the server processes of its connections ([`OwnBackends`]).
+    listener_parts: ListenerParts,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -141,6 +160,7 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(StoreError::Thread)?;
+        let listener_parts = ListenerParts::default();
         let manager = Manager::from_config(
             settings.config.clone(),
             settings.tls.clone(),
@@ -156,7 +176,10 @@ impl PgStore {
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(settings.create_timeout().max(POOL_WAIT)))
             .recycle_timeout(Some(POOL_WAIT))
-            .post_create(refuse_older_timelines(settings.timeline_file.clone()))
+            .post_create(admit_connections(
+                settings.timeline_file.clone(),
+                listener_parts.own_backends.clone(),
+            ))
             .build()
             .map_err(|e| StoreError::Corrupt(format!("cannot make the connection pool: {e}")))?;
         Ok(PgStore {
@@ -166,7 +189,7 @@ impl PgStore {
             group_commit: false,
             device_keys: DeviceKeys::new(super::devices::DEVICE_KEYS_MAX),
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
-            relying_parties: RelyingPartyCache::default(),
+            listener_parts,
         })
     }
 
@@ -191,10 +214,11 @@ impl PgStore {
         self
     }
 
-    /// Its cache of relying parties, for the listener that keeps it true
-    /// ([`RelyingPartyCache`]): until the listener says it listens, nothing is kept.
-    pub fn relying_party_cache(&self) -> RelyingPartyCache {
-        self.relying_parties.clone()
+    /// What its replica's listener keeps true and consults ([`ListenerParts`]): its cache of
+    /// relying parties (until the listener says it listens, nothing is kept) and the server
+    /// processes of its connections.
+    pub fn listener_parts(&self) -> ListenerParts {
+        self.listener_parts.clone()
     }
 
     /// The settings it was opened with.
@@ -433,7 +457,7 @@ impl Db for PgStore {
     }
 
     fn relying_parties(&self) -> Option<&RelyingPartyCache> {
-        Some(&self.relying_parties)
+        Some(&self.listener_parts.relying_parties)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

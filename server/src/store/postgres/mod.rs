@@ -59,7 +59,7 @@ pub use self::connect::{
 };
 pub use self::copy::{copy_from_sqlite, Copied};
 pub use self::db::PgStore;
-pub use self::notify::{CHALLENGE_CHANNEL, DEVICE_CHANNEL};
+pub use self::notify::{OwnBackends, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::schema::SCHEMA_VERSION;
 pub use self::timeline::refuses_stale_primary;
-pub use self::watched::{RelyingPartyCache, RELYING_PARTY_CHANNEL};
+pub use self::watched::{ListenerParts, RelyingPartyCache, RELYING_PARTY_CHANNEL};

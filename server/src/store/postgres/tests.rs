@@ -239,7 +239,11 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
                 std::future::poll_fn(|cx| connection.poll_message(cx)).await
             {
                 if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                    let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+                    let _ = tx.send((
+                        n.channel().to_owned(),
+                        n.payload().to_owned(),
+                        n.process_id(),
+                    ));
                 }
             }
         });
@@ -249,7 +253,25 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
             .unwrap();
         client
     });
-    let next = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    // Every notice comes from one of the store's own connections, which its listener tells
+    // from another session's (this one's).
+    let own = store.listener_parts().own_backends;
+    let listening: i32 = runtime
+        .block_on(client.query_one("SELECT pg_backend_pid()", &[]))
+        .unwrap()
+        .get(0);
+    assert!(
+        !own.contains(listening),
+        "another session counted as the store's own"
+    );
+    let next = || {
+        let (channel, payload, pid) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            own.contains(pid),
+            "{channel} {payload} from process {pid}, not the store's own"
+        );
+        (channel, payload)
+    };
     let device = |id: &str| (DEVICE_CHANNEL.to_owned(), id.to_owned());
     let changed = |id: &str| (CHALLENGE_CHANNEL.to_owned(), id.to_owned());
 

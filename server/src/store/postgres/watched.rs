@@ -54,6 +54,17 @@ struct Inner {
     listening: bool,
 }
 
+/// What a store shares with its replica's listener (`wake.rs`): the relying parties the
+/// listener keeps true, and the server processes whose notices are this replica's own.
+/// Cheap to clone: clones share both.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerParts {
+    /// [`RelyingPartyCache`].
+    pub relying_parties: RelyingPartyCache,
+    /// [`OwnBackends`](super::OwnBackends).
+    pub own_backends: super::OwnBackends,
+}
+
 /// What a read must show to be kept: the generation when it began.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ticket(u64);
