@@ -284,8 +284,10 @@ pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<C
 /// [`Store::answer`](crate::store::Store::answer): one round trip locks the challenge's row
 /// and its user's, then tries the compare-and-set in a statement of its own (its snapshot is
 /// younger than both locks, so its count of wrong codes is the last lock holder's: parallel
-/// answers, on any replica, cannot pass the wrong-code lock); a second carries what follows
-/// and the COMMIT.
+/// answers, on any replica, cannot pass the wrong-code lock). An answer whose change needs
+/// nothing decided afterwards (no wrong code to count, no source to lock) writes what follows
+/// in that statement and carries the `COMMIT` in the same round trip; the others take a second
+/// round trip for what follows and the `COMMIT`.
 pub(super) fn answer<D: Db>(
     db: &D,
     id: &str,
@@ -295,9 +297,11 @@ pub(super) fn answer<D: Db>(
     if !storable(id) {
         return Ok(Cas::Missing);
     }
-    Ok(db
-        .write(|c| answer_in(c, None, id, answer, now))?
-        .unwrap_or(Cas::Missing))
+    let answered = db.write(|c| answer_in(c, None, id, answer, now))?;
+    match answered {
+        Ok(answered) => refused_after_commit(db, id, answer, now, answered),
+        Err(_) => Ok(Cas::Missing),
+    }
 }
 
 /// [`Store::answer_spending`](crate::store::Store::answer_spending): [`answer`] whose
@@ -326,7 +330,36 @@ pub(super) fn answer_spending<D: Db>(
         return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
     }
     let answered = db.write(|c| answer_in(c, Some(nonce), id, answer, now))?;
-    Ok(devices::forget_refused(db, &nonce.device_id, answered))
+    match devices::forget_refused(db, &nonce.device_id, answered) {
+        Ok(answered) => Ok(Ok(refused_after_commit(db, id, answer, now, answered)?)),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
+/// What an answer's transaction decided.
+enum Answered {
+    /// Its outcome.
+    Decided(Cas),
+    /// The compare-and-set refused the answer after its transaction committed in the same
+    /// round trip: why (the locked challenge, `current`) is read in a transaction of its own
+    /// ([`refused_after_commit`]).
+    Refused(Box<ChallengeRecord>),
+}
+
+/// The outcome of an answer whose transaction ended: [`Answered::Refused`] is told apart
+/// (expired now, the wrong-code lock, a revoked device, or the challenge's state) in a
+/// transaction of its own, as [`decided`] does inside the answer's.
+fn refused_after_commit<D: Db>(
+    db: &D,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+    answered: Answered,
+) -> StoreResult<Cas> {
+    match answered {
+        Answered::Decided(cas) => Ok(cas),
+        Answered::Refused(current) => db.write(|c| refusal(c, id, answer, now, current)),
+    }
 }
 
 /// [`answer`] in transaction `c`; with `nonce`, spending it in the compare-and-set statement.
@@ -336,21 +369,16 @@ fn answer_in(
     id: &str,
     answer: &AnswerRecord,
     now: Millis,
-) -> Result<Result<Cas, NonceRefused>, PgError> {
+) -> Result<Result<Answered, NonceRefused>, PgError> {
     let lock_at = answer.code_tally.lock_at().map(i64::from);
     let reason = answer.reason.map(|r| r.as_str());
-    let (ctes, spent, verdict) = match nonce {
-        Some(_) => (
-            format!("WITH {}, up AS (", devices::nonce_ctes(11, true)),
-            " AND EXISTS (SELECT 1 FROM fresh)",
-            format!(
-                ") SELECT up.*, {} FROM (SELECT 1) AS one LEFT JOIN up ON true",
-                devices::NONCE_VERDICT
-            ),
-        ),
-        None => (String::new(), "", String::new()),
-    };
+    // Nothing to decide after an applied change: what follows it goes in the compare-and-set
+    // statement, and the COMMIT with it.
+    let at_once =
+        answer.lock_user_until.is_none() && !matches!(answer.code_tally, CodeTally::Failed { .. });
     let (state, decision) = (answer.state.as_str(), answer.decision.as_str());
+    let detail = events::challenge_answered_detail(answer);
+    let reset = matches!(answer.code_tally, CodeTally::Reset { .. });
     let mut params: Vec<P<'_>> = vec![
         &id,
         &state,
@@ -363,7 +391,9 @@ fn answer_in(
         &answer.signature,
         &lock_at,
     ];
+    let mut ctes = Vec::new();
     if let Some(n) = nonce {
+        ctes.push(devices::nonce_ctes(params.len() + 1, true));
         params.extend([
             &n.device_id as P<'_>,
             &n.nonce,
@@ -373,6 +403,49 @@ fn answer_in(
             &n.public_key,
         ]);
     }
+    let spent = if nonce.is_some() {
+        " AND EXISTS (SELECT 1 FROM fresh)"
+    } else {
+        ""
+    };
+    ctes.push(format!(
+        "up AS (UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
+         decision = $5, reason = $6, typed_code = $7, responded_at = $8, signature = $9 \
+         WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
+         AND EXISTS (SELECT 1 FROM devices WHERE id = $4 AND revoked_at IS NULL) \
+         AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
+         WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
+         < $10){spent} \
+         RETURNING {CHALLENGE_COLUMNS})"
+    ));
+    let mut columns = vec!["up.*".to_owned()];
+    if nonce.is_some() {
+        columns.push(devices::NONCE_VERDICT.to_owned());
+    }
+    if at_once {
+        // What `decided` sends after an applied change, on the row the change returned: the
+        // challenge leaves its devices' index, its audit row, a right code's reset of the
+        // wrong-code count, and the wake-ups of the challenge and its devices.
+        let (detail_at, reset_at) = (params.len() + 1, params.len() + 2);
+        params.extend([&detail as P<'_>, &reset]);
+        ctes.push(format!(
+            "gone AS (DELETE FROM open_challenge_devices \
+             WHERE challenge_id IN (SELECT id FROM up)), \
+             aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+             SELECT $3, 'challenge_answered', user_name, $4, id, ${detail_at}::text FROM up), \
+             reset AS (DELETE FROM code_failures \
+             WHERE ${reset_at}::boolean AND user_name IN (SELECT user_name FROM up)), \
+             told AS (SELECT pg_notify('pushauth_challenge', id) FROM up \
+             UNION ALL SELECT pg_notify('pushauth_device', d) \
+             FROM up, jsonb_array_elements_text(up.devices::jsonb) AS d)"
+        ));
+        columns.push("(SELECT count(*) FROM told)".to_owned());
+    }
+    let cas = format!(
+        "WITH {} SELECT {} FROM (SELECT 1) AS one LEFT JOIN up ON true",
+        ctes.join(", "),
+        columns.join(", ")
+    );
     // With a nonce, a replay (its nonce already committed) locks nothing: the locks are taken
     // only while the nonce is unseen, and the second statement's insert decides (attack review
     // of session 13: replays of a captured answer took the user's row lock and a transaction
@@ -385,49 +458,50 @@ fn answer_in(
         ),
         None => ("", vec![&id]),
     };
-    let (found, changed) = c.two(
-        (
-            &format!(
-                "SELECT {C_CHALLENGE_COLUMNS}, \
-                 (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
-                 FROM challenges c WHERE c.id = $1{unseen} FOR UPDATE"
-            ),
-            &lock_params,
-        ),
-        (
-            &format!(
-                "{ctes}UPDATE challenges SET state = $2, updated_at = $3, device_id = $4, \
-                 decision = $5, reason = $6, typed_code = $7, responded_at = $8, \
-                 signature = $9 \
-                 WHERE id = $1 AND state IN {OPEN} AND expires_at > $3 \
-                 AND EXISTS (SELECT 1 FROM devices WHERE id = $4 AND revoked_at IS NULL) \
-                 AND ($10::bigint IS NULL OR coalesce((SELECT f.count FROM code_failures f \
-                 WHERE f.user_name = (SELECT user_name FROM challenges WHERE id = $1)), 0) \
-                 < $10){spent} \
-                 RETURNING {CHALLENGE_COLUMNS}{verdict}"
-            ),
-            &params,
-        ),
-    )?;
-    // With a nonce the statement always gives one row, the challenge's columns NULL when
-    // nothing changed; without, a row only when it changed.
-    let refused = match (nonce, changed.first()) {
-        (Some(_), Some(row)) => devices::nonce_verdict(row, CHALLENGE_COLUMN_COUNT)?,
-        // No verdict is no proof the nonce was spent.
-        (Some(_), None) => return Err(PgError::Data("no row from an answer's statement".into())),
-        (None, _) => None,
+    let lock = format!(
+        "SELECT {C_CHALLENGE_COLUMNS}, \
+         (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
+         FROM challenges c WHERE c.id = $1{unseen} FOR UPDATE"
+    );
+    let (found, changed, committed) = if at_once {
+        c.two_then_commit((&lock, &lock_params), (&cas, &params))?
+    } else {
+        let (found, changed) = c.two((&lock, &lock_params), (&cas, &params))?;
+        (found, changed, false)
     };
-    let changed: Vec<_> = changed.into_iter().filter(has_challenge).collect();
-    if let Some(refused) = refused {
-        if !changed.is_empty() {
-            // The statement requires a fresh nonce: never keep an answer without one.
-            return Err(PgError::Data(format!(
-                "challenge {id} was answered with a refused nonce"
-            )));
+    // The statement always gives one row, the challenge's columns NULL when nothing changed.
+    let Some(row) = changed.first() else {
+        return Err(PgError::Data("no row from an answer's statement".into()));
+    };
+    if nonce.is_some() {
+        if let Some(refused) = devices::nonce_verdict(row, CHALLENGE_COLUMN_COUNT)? {
+            if has_challenge(row) {
+                // The statement requires a fresh nonce: never keep an answer without one.
+                return Err(PgError::Data(format!(
+                    "challenge {id} was answered with a refused nonce"
+                )));
+            }
+            return Ok(Err(refused));
         }
-        return Ok(Err(refused));
     }
-    decided(c, id, answer, now, &found, &changed).map(Ok)
+    let changed: Vec<_> = changed.into_iter().filter(has_challenge).collect();
+    if !committed {
+        return decided(c, id, answer, now, &found, &changed).map(|cas| Ok(Answered::Decided(cas)));
+    }
+    // Committed: what the two statements decided is all there is.
+    if let Some(after) = changed.first() {
+        // Applied by the compare-and-set's own conditions (state, expiry, device, wrong-code
+        // lock, fresh nonce), whatever the lock statement saw.
+        return Ok(Ok(Answered::Decided(Cas::Changed(Box::new(
+            challenge_from_row(after)?,
+        )))));
+    }
+    Ok(Ok(
+        match found.first().map(challenge_from_row).transpose()? {
+            Some(current) => Answered::Refused(Box::new(current)),
+            None => Answered::Decided(Cas::Missing),
+        },
+    ))
 }
 
 /// Whether a row of a statement that always answers (a `LEFT JOIN` on one row, as a nonce's
@@ -437,7 +511,8 @@ fn has_challenge(row: &tokio_postgres::Row) -> bool {
 }
 
 /// What the answer's two statements decided (`found`: the locked challenge, `changed`: the
-/// row the compare-and-set changed, if any), and what follows an applied answer.
+/// row the compare-and-set changed, if any), and what follows an applied answer, in the
+/// answer's transaction.
 fn decided(
     c: &Conn<'_>,
     id: &str,
@@ -457,21 +532,7 @@ fn decided(
         return Ok(Cas::Missing);
     };
     let Some(after) = changed.first().map(challenge_from_row).transpose()? else {
-        // Refused, and the rows are locked: a due challenge expires now; otherwise its
-        // state or the user's wrong-code lock refused the answer.
-        if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
-            let after = select_challenge(c, id, false)?;
-            return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
-        }
-        if limits::code_locked(c, &current.user, answer.code_tally)? {
-            return Ok(Cas::CodeLocked(Box::new(current)));
-        }
-        // An open challenge refused it because the device was revoked after its request
-        // was authenticated: say so rather than blame the challenge's state.
-        if !current.state.is_terminal() && !device_active(c, &answer.device_id)? {
-            return Ok(Cas::DeviceRevoked(Box::new(current)));
-        }
-        return Ok(Cas::WrongState(Box::new(current)));
+        return refusal(c, id, answer, now, Box::new(current));
     };
     let detail = events::challenge_answered_detail(answer);
     // One statement, sent with the next one or the COMMIT: the challenge leaves its
@@ -502,6 +563,30 @@ fn decided(
         limits::count_wrong_code(c, &current, &answer.device_id, lock_at, now)?;
     }
     Ok(Cas::Changed(Box::new(after)))
+}
+
+/// Why the compare-and-set refused an answer to `current` (read with its row locked): a due
+/// challenge expires now; otherwise its state, the user's wrong-code lock or a revoked device.
+fn refusal(
+    c: &Conn<'_>,
+    id: &str,
+    answer: &AnswerRecord,
+    now: Millis,
+    current: Box<ChallengeRecord>,
+) -> Result<Cas, PgError> {
+    if current.is_due(now) && expire_if_due(c, id, &current.user, now)? {
+        let after = select_challenge(c, id, false)?;
+        return Ok(after.map_or(Cas::Missing, |c| Cas::Expired(Box::new(c))));
+    }
+    if limits::code_locked(c, &current.user, answer.code_tally)? {
+        return Ok(Cas::CodeLocked(current));
+    }
+    // An open challenge refused it because the device was revoked after its request was
+    // authenticated: say so rather than blame the challenge's state.
+    if !current.state.is_terminal() && !device_active(c, &answer.device_id)? {
+        return Ok(Cas::DeviceRevoked(current));
+    }
+    Ok(Cas::WrongState(current))
 }
 
 /// Whether `device` exists and is not revoked.

@@ -34,6 +34,17 @@ struct Later {
 #[derive(Default)]
 pub(super) struct Pipeline {
     later: RefCell<Vec<Later>>,
+    /// The `COMMIT` went with the last statement ([`Conn::two_then_commit`]): nothing more
+    /// may be sent in the transaction, and [`Held::commit`](super::db::Held::commit) has
+    /// nothing left to do.
+    committed: Cell<bool>,
+}
+
+impl Pipeline {
+    /// Whether the `COMMIT` went already ([`Conn::two_then_commit`]).
+    pub(super) fn committed(&self) -> bool {
+        self.committed.get()
+    }
 }
 
 /// One connection, statement by statement (each prepared once per connection and cached).
@@ -129,6 +140,12 @@ impl Conn<'_> {
         T: Send,
         F: Future<Output = Result<T, PgError>> + Send,
     {
+        if self.pipeline.is_some_and(Pipeline::committed) {
+            // Sent now, it would run on its own, outside the transaction it belongs to.
+            return Err(PgError::Pool(
+                "a statement after its transaction's COMMIT".into(),
+            ));
+        }
         let ahead = self.take_deferred();
         let later = self.take_later();
         if ahead.is_none() && later.is_empty() {
@@ -200,6 +217,46 @@ impl Conn<'_> {
             );
             Ok((rows_a?, rows_b?))
         })
+    }
+
+    /// [`Conn::two`], then, in a transaction of its own (not a savepoint of a group or an
+    /// atomic unit), the `COMMIT` in the same round trip: true when it went. The caller
+    /// sends nothing more in the transaction then (a statement would fail), and must need
+    /// nothing else of it: what the two statements decided is all there is.
+    ///
+    /// A failed statement aborts the transaction, which PostgreSQL then ends with a silent
+    /// rollback at the `COMMIT`: its error is returned, never a success.
+    pub(super) fn two_then_commit(
+        &self,
+        first: (&str, &[P<'_>]),
+        second: (&str, &[P<'_>]),
+    ) -> Result<(Vec<Row>, Vec<Row>, bool), PgError> {
+        let Some(pipeline) = self.pipeline else {
+            let (a, b) = self.two(first, second)?;
+            return Ok((a, b, false));
+        };
+        if self.broken.is_some_and(Cell::get) {
+            return Err(PgError::Pool(
+                "the transaction was aborted by a failed statement".into(),
+            ));
+        }
+        let client = self.client;
+        let a = self.prepared(first.0, first.1)?;
+        let b = self.prepared(second.0, second.1)?;
+        let (rows_a, rows_b) = self.pipelined(async {
+            let (rows_a, rows_b, commit) = tokio::join!(
+                biased;
+                client.query(&a, first.1),
+                client.query(&b, second.1),
+                client.batch_execute("COMMIT")
+            );
+            // The statements' errors first: after one, the COMMIT "succeeded" as a rollback.
+            let rows = (rows_a?, rows_b?);
+            commit?;
+            Ok(rows)
+        })?;
+        pipeline.committed.set(true);
+        Ok((rows_a, rows_b, true))
     }
 
     /// The one row of `sql`, if any (more than one is an error).

@@ -330,6 +330,9 @@ impl<'s> Held<'s> {
     /// Commits, with what waits in the same round trip, unless the transaction is broken
     /// (then an error: nothing was kept) or its last statement carried the `COMMIT` already.
     pub(super) fn commit(&self) -> Result<(), PgError> {
+        if self.pipeline.as_ref().is_some_and(Pipeline::committed) {
+            return Ok(());
+        }
         if self.broken.get() {
             return Err(PgError::Pool(
                 "the transaction was aborted by a failed statement".into(),
@@ -371,7 +374,9 @@ impl Drop for Held<'_> {
     fn drop(&mut self) {
         if self.open {
             // Nothing sent yet: nothing to roll back.
-            if self.deferred.get_mut().starts_with("BEGIN") {
+            if self.deferred.get_mut().starts_with("BEGIN")
+                || self.pipeline.as_ref().is_some_and(Pipeline::committed)
+            {
                 return;
             }
             if let Ok(conn) = self.conn() {

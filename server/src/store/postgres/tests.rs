@@ -1080,3 +1080,63 @@ fn issue13_a_later_statement_refused_unsent_keeps_nothing_of_its_transaction() {
         "1"
     );
 }
+
+/// An ended challenge leaves its devices' index (the table a device's poll walks), whichever
+/// way its answer was written: in the compare-and-set statement with the `COMMIT` in the same
+/// round trip, or after it (a wrong code is counted in the answer's transaction). A refusal
+/// found after that `COMMIT` is told apart in a transaction of its own: the challenge's state,
+/// or its expiry (which ends it too).
+#[test]
+fn issue13_an_ended_challenge_leaves_its_devices_index() {
+    let Some(url) = database("issue13_an_ended_challenge_leaves_its_devices_index") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let session = Session::open(&url);
+    let count = |sql: &str| session.value(sql);
+    let indexed = |id: &str| {
+        count(&format!(
+            "SELECT count(*) FROM open_challenge_devices WHERE challenge_id = '{id}'"
+        ))
+    };
+    let approve = answer(Decision::Approve, ChallengeState::Approved);
+
+    challenge(store.as_ref(), "c1", 1_000, 60_000);
+    assert_eq!(indexed("c1"), "1");
+    assert!(matches!(
+        store.answer("c1", &approve, 2_000).unwrap(),
+        Cas::Changed(_)
+    ));
+    assert_eq!(indexed("c1"), "0");
+    assert!(matches!(
+        store.answer("c1", &approve, 2_500).unwrap(),
+        Cas::WrongState(c) if c.state == ChallengeState::Approved
+    ));
+
+    challenge(store.as_ref(), "c2", 3_000, 60_000);
+    let mut wrong = answer(Decision::Approve, ChallengeState::Denied);
+    wrong.code_tally = crate::store::CodeTally::Failed { lock_at: 5 };
+    assert!(matches!(
+        store.answer("c2", &wrong, 4_000).unwrap(),
+        Cas::Changed(_)
+    ));
+    assert_eq!(indexed("c2"), "0");
+    assert_eq!(
+        count("SELECT count FROM code_failures WHERE user_name = 'alice'"),
+        "1"
+    );
+
+    challenge(store.as_ref(), "c3", 5_000, 6_000);
+    assert!(matches!(
+        store.answer("c3", &approve, 7_000).unwrap(),
+        Cas::Expired(c) if c.state == ChallengeState::Expired
+    ));
+    assert_eq!(indexed("c3"), "0");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM audit WHERE challenge_id = 'c3' AND kind = 'challenge_expired'"
+        ),
+        "1"
+    );
+}
