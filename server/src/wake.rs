@@ -14,7 +14,9 @@
 //! (`AppState::settle`); reading it again as well cost a login one more read about two times
 //! in three (the notice often arrives first). Such a notice wakes the waiters only if the
 //! record has not come [`OWN_CHANGE_GRACE`] later (its caller went away before handing it over,
-//! or the change hands over no record): a read delayed, never skipped.
+//! or the change hands over no record, as a revocation's): a read delayed by 50 ms at most,
+//! never skipped. A process id that another replica's connection reuses delays that replica's
+//! notices here the same way.
 //!
 //! It also listens on [`RELYING_PARTY_CHANNEL`] and keeps the store's [`RelyingPartyCache`]
 //! true: an entry is forgotten when its relying party changes, and nothing is kept while the
@@ -208,6 +210,8 @@ fn challenge_changed(waiters: &Waiters, own: &OwnBackends, pid: i32, id: &str) {
     if !waiters.challenge_awaits_record(id) {
         return;
     }
+    // One short task per committed change of a challenge someone here waits on: only a
+    // caller's committed change sends a notice, never an unauthenticated request.
     let (waiters, id) = (waiters.clone(), id.to_owned());
     tokio::spawn(async move {
         tokio::time::sleep(OWN_CHANGE_GRACE).await;

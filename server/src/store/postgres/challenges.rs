@@ -358,6 +358,8 @@ fn refused_after_commit<D: Db>(
 ) -> StoreResult<Cas> {
     match answered {
         Answered::Decided(cas) => Ok(cas),
+        // Its nonce is spent whatever this says: a failure here is a 503 to a request that
+        // was refused anyway.
         Answered::Refused(current) => db.write(|c| refusal(c, id, answer, now, current)),
     }
 }
@@ -488,7 +490,11 @@ fn answer_in(
     if !committed {
         return decided(c, id, answer, now, &found, &changed).map(|cas| Ok(Answered::Decided(cas)));
     }
-    // Committed: what the two statements decided is all there is.
+    // Committed: what the two statements decided is all there is. An error from here on (a
+    // row that does not decode; above, a change beside a refused nonce, which the statement's
+    // own `EXISTS (SELECT 1 FROM fresh)` rules out) reaches the device as a failure while the
+    // change stands; its NOTIFY wakes the relying party all the same (attack review of
+    // session 14).
     if let Some(after) = changed.first() {
         // Applied by the compare-and-set's own conditions (state, expiry, device, wrong-code
         // lock, fresh nonce), whatever the lock statement saw.

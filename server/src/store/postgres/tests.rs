@@ -1140,3 +1140,135 @@ fn issue13_an_ended_challenge_leaves_its_devices_index() {
         "1"
     );
 }
+
+/// A device request's nonce for `device` (what the service's request check hands the store).
+fn request_nonce(device: &str, nonce: &str) -> crate::store::RequestNonce {
+    crate::store::RequestNonce {
+        device_id: device.into(),
+        alg: "ed25519".into(),
+        public_key: "k".into(),
+        nonce: nonce.into(),
+        valid_until: 100_000,
+    }
+}
+
+/// Attack review of session 14: the answer whose lock statement, compare-and-set and `COMMIT`
+/// go in one round trip, with its compare-and-set refused by the server (a NUL byte passes the
+/// client's check; PostgreSQL refuses it at Bind). Nothing is kept (no state, no nonce, no
+/// audit row, the index row stays), no connection is left in a transaction, and the same
+/// connection (a pool of one) then commits the answer.
+#[test]
+fn issue13_a_failed_statement_in_the_answer_s_one_round_trip_keeps_nothing() {
+    let Some(url) = database("issue13_a_failed_statement_in_the_answer_s_one_round_trip") else {
+        return;
+    };
+    let store =
+        Arc::new(PgStore::open(&PgSettings::parse(&url, None, Some(1)).unwrap(), true).unwrap());
+    enrolled(store.as_ref(), "alice", "d1");
+    challenge(store.as_ref(), "c1", 1_000, 60_000);
+    let session = Session::open(&url);
+    let in_transaction = "SELECT count(*) FROM pg_stat_activity \
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    let mut bad = answer(Decision::Approve, ChallengeState::Approved);
+    bad.typed_code = "4\u{0}2".into();
+    assert!(store
+        .answer_spending(&request_nonce("d1", "n1"), "c1", &bad, 2_000)
+        .is_err());
+    assert_eq!(
+        session.value("SELECT state FROM challenges WHERE id = 'c1'"),
+        "pending"
+    );
+    assert_eq!(
+        session.value("SELECT count(*) FROM device_nonces WHERE nonce = 'n1'"),
+        "0"
+    );
+    assert_eq!(
+        session.value("SELECT count(*) FROM audit WHERE kind = 'challenge_answered'"),
+        "0"
+    );
+    assert_eq!(
+        session.value("SELECT count(*) FROM open_challenge_devices WHERE challenge_id = 'c1'"),
+        "1"
+    );
+    assert_eq!(session.value(in_transaction), "0");
+    let good = answer(Decision::Approve, ChallengeState::Approved);
+    let kept = store
+        .answer_spending(&request_nonce("d1", "n1"), "c1", &good, 2_100)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(kept, Cas::Changed(_)), "{kept:?}");
+    let again = store
+        .answer_spending(&request_nonce("d1", "n2"), "c1", &good, 2_200)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(again, Cas::WrongState(_)), "{again:?}");
+    assert_eq!(session.value(in_transaction), "0");
+}
+
+/// Attack review of session 14: a right code (one round trip) on replica A racing four wrong
+/// codes (two round trips) on B, with the lock at three: the right code is never kept after
+/// three wrong ones, and the count never passes the lock.
+#[test]
+fn issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock() {
+    use crate::store::CodeTally;
+    let Some(url) = database("issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock") else {
+        return;
+    };
+    let (a, b) = (replica(&url), replica(&url));
+    enrolled(a.as_ref(), "alice", "d1");
+    let session = Session::open(&url);
+    for round in 0..10 {
+        session.run("DELETE FROM code_failures").unwrap();
+        for id in (0..4)
+            .map(|i| format!("r{round}w{i}"))
+            .chain([format!("r{round}ok")])
+        {
+            let mut new = new_challenge(&id, 1_000);
+            new.code = Some("42".into());
+            a.create_challenge(&new, &|_| Ok(())).unwrap();
+        }
+        let start = Arc::new(Barrier::new(5));
+        let wrong: Vec<_> = (0..4)
+            .map(|i| {
+                let (b, start) = (Arc::clone(&b), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let mut wrong = answer(Decision::Approve, ChallengeState::Denied);
+                    wrong.typed_code = "13".into();
+                    wrong.code_tally = CodeTally::Failed { lock_at: 3 };
+                    start.wait();
+                    b.answer(&format!("r{round}w{i}"), &wrong, 2_000).unwrap()
+                })
+            })
+            .collect();
+        let mut right = answer(Decision::Approve, ChallengeState::Approved);
+        right.code_tally = CodeTally::Reset { lock_at: 3 };
+        start.wait();
+        let kept = a.answer(&format!("r{round}ok"), &right, 2_000).unwrap();
+        for t in wrong {
+            t.join().unwrap();
+        }
+        let order = session.value(&format!(
+            "SELECT coalesce(string_agg(challenge_id, ',' ORDER BY id), '') FROM audit \
+             WHERE kind = 'challenge_answered' AND challenge_id LIKE 'r{round}%'"
+        ));
+        if matches!(kept, Cas::Changed(_)) {
+            let before = order.split(',').take_while(|c| !c.ends_with("ok")).count();
+            assert!(
+                before < 3,
+                "round {round}: kept after {before} wrong codes: {order}"
+            );
+        } else {
+            assert!(
+                matches!(kept, Cas::CodeLocked(_)),
+                "round {round}: {kept:?}"
+            );
+        }
+        let count: i64 = session
+            .value(
+                "SELECT coalesce((SELECT count FROM code_failures WHERE user_name = 'alice'), 0)",
+            )
+            .parse()
+            .unwrap();
+        assert!(count <= 3, "round {round}: {count} wrong codes counted");
+    }
+}
