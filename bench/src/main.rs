@@ -39,6 +39,10 @@ pub struct Args {
     /// on), to see how much of the time is the disk's flush.
     #[arg(long)]
     pg_no_fsync: bool,
+    /// With `--store postgresql`: stop after the one-replica phases (to compare builds, and
+    /// builds that cannot serve two replicas).
+    #[arg(long)]
+    pg_one_replica: bool,
     /// The pushauthd binary; default: next to this binary.
     #[arg(long)]
     pushauthd: Option<PathBuf>,

@@ -6,7 +6,8 @@
 //! The cluster is the test kit's ([`PgCluster`]) with its production-like settings
 //! ([`PgOptions::durable`]: fsync, full_page_writes and synchronous_commit on; `--pg-no-fsync`
 //! turns the first two off), and pushauthd
-//! keeps its default pool (`[store] pool_size`, 8 connections per replica).
+//! keeps its default pool (`[store] pool_size`, 8 connections per replica). `--pg-one-replica`
+//! stops after the one-replica phases.
 
 use std::path::Path;
 
@@ -59,6 +60,9 @@ pub fn run(pushauthd: &Path, args: &Args) -> Result<()> {
         "PostgreSQL transactions per login: {:.1} (committed, whole one-replica run)",
         xacts as f64 / logins.max(1) as f64
     );
+    if args.pg_one_replica {
+        return Ok(());
+    }
 
     let b = a.replica(pushauthd)?;
     println!();
