@@ -424,25 +424,24 @@ fn answer_in(
     if nonce.is_some() {
         columns.push(devices::NONCE_VERDICT.to_owned());
     }
-    if at_once {
-        // What `decided` sends after an applied change, on the row the change returned: the
-        // challenge leaves its devices' index, its audit row, a right code's reset of the
-        // wrong-code count, and the wake-ups of the challenge and its devices.
-        let (detail_at, reset_at) = (params.len() + 1, params.len() + 2);
-        params.extend([&detail as P<'_>, &reset]);
-        ctes.push(format!(
-            "gone AS (DELETE FROM open_challenge_devices \
-             WHERE challenge_id IN (SELECT id FROM up)), \
-             aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
-             SELECT $3, 'challenge_answered', user_name, $4, id, ${detail_at}::text FROM up), \
-             reset AS (DELETE FROM code_failures \
-             WHERE ${reset_at}::boolean AND user_name IN (SELECT user_name FROM up)), \
-             told AS (SELECT pg_notify('pushauth_challenge', id) FROM up \
-             UNION ALL SELECT pg_notify('pushauth_device', d) \
-             FROM up, jsonb_array_elements_text(up.devices::jsonb) AS d)"
-        ));
-        columns.push("(SELECT count(*) FROM told)".to_owned());
-    }
+    // What follows an applied change, on the row the change returned: the challenge leaves
+    // its devices' index, its audit row, a right code's reset of the wrong-code count, and the
+    // wake-ups of the challenge and its devices (a wrong code's count and a source lock
+    // follow in `decided`).
+    let (detail_at, reset_at) = (params.len() + 1, params.len() + 2);
+    params.extend([&detail as P<'_>, &reset]);
+    ctes.push(format!(
+        "gone AS (DELETE FROM open_challenge_devices \
+         WHERE challenge_id IN (SELECT id FROM up)), \
+         aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+         SELECT $3, 'challenge_answered', user_name, $4, id, ${detail_at}::text FROM up), \
+         reset AS (DELETE FROM code_failures \
+         WHERE ${reset_at}::boolean AND user_name IN (SELECT user_name FROM up)), \
+         told AS (SELECT pg_notify('pushauth_challenge', id) FROM up \
+         UNION ALL SELECT pg_notify('pushauth_device', d) \
+         FROM up, jsonb_array_elements_text(up.devices::jsonb) AS d)"
+    ));
+    columns.push("(SELECT count(*) FROM told)".to_owned());
     let cas = format!(
         "WITH {} SELECT {} FROM (SELECT 1) AS one LEFT JOIN up ON true",
         ctes.join(", "),
@@ -517,8 +516,9 @@ fn has_challenge(row: &tokio_postgres::Row) -> bool {
 }
 
 /// What the answer's two statements decided (`found`: the locked challenge, `changed`: the
-/// row the compare-and-set changed, if any), and what follows an applied answer, in the
-/// answer's transaction.
+/// row the compare-and-set changed, if any), and what follows an applied answer beyond the
+/// compare-and-set statement's own (a wrong code counted, a source locked), in the answer's
+/// transaction.
 fn decided(
     c: &Conn<'_>,
     id: &str,
@@ -540,28 +540,6 @@ fn decided(
     let Some(after) = changed.first().map(challenge_from_row).transpose()? else {
         return refusal(c, id, answer, now, Box::new(current));
     };
-    let detail = events::challenge_answered_detail(answer);
-    // One statement, sent with the next one or the COMMIT: the challenge leaves its
-    // devices' index, its audit row, a right code's reset of the wrong-code count, and
-    // the wake-ups of the challenge and its devices.
-    let reset = matches!(answer.code_tally, CodeTally::Reset { .. });
-    c.later(
-        "WITH gone AS (DELETE FROM open_challenge_devices WHERE challenge_id = $1), \
-         aud AS (INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
-         VALUES ($3, 'challenge_answered', $4, $5, $1, $6)), \
-         reset AS (DELETE FROM code_failures WHERE user_name = $4 AND $7) \
-         SELECT pg_notify('pushauth_challenge', $1::text) \
-         UNION ALL SELECT pg_notify('pushauth_device', d) FROM unnest($2::text[]) AS d",
-        vec![
-            Box::new(id.to_owned()),
-            Box::new(current.devices.clone()),
-            Box::new(now),
-            Box::new(current.user.clone()),
-            Box::new(answer.device_id.clone()),
-            Box::new(detail),
-            Box::new(reset),
-        ],
-    )?;
     if let Some(until) = answer.lock_user_until {
         limits::lock_source(c, id, &current, &answer.device_id, until, now)?;
     }
