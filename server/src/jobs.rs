@@ -123,6 +123,20 @@ impl StoreJobs {
         T: Send + 'static,
         F: FnOnce(&dyn Store) -> T + Send + 'static,
     {
+        self.run_or_else(f, |_| ()).await
+    }
+
+    /// [`StoreJobs::run`], and should the caller be gone once the job's writes are committed
+    /// (a request dropped while its job ran: a client that closed its connection), `left`
+    /// gets the job's value on the job thread instead. A change must still be announced then:
+    /// a waiter on this replica hears of it from its handler, and from no NOTIFY when no other
+    /// replica listens (`store/postgres/replicas.rs`), nor on SQLite.
+    pub async fn run_or_else<T, F, L>(&self, f: F, left: L) -> Result<T, JobError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> T + Send + 'static,
+        L: FnOnce(T) + Send + 'static,
+    {
         let queue = self.queue.as_ref().ok_or(JobError::Stopped)?;
         // Counted before it is sent, so that a thread never takes it off the count first.
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
@@ -140,8 +154,13 @@ impl StoreJobs {
             let value = store.map(f);
             Box::new(move |outcome| {
                 let result = outcome.and_then(|()| value.ok_or(JobError::Unavailable));
-                // The caller may have gone away (a dropped request); nothing to do then.
-                let _ = tx.send(result);
+                // The caller may have gone away (a dropped request): a committed value goes
+                // to `left` (a panic there must not end the thread).
+                if let Err(Ok(value)) = tx.send(result) {
+                    if catch_unwind(AssertUnwindSafe(|| left(value))).is_err() {
+                        tracing::error!("a store job's announcement panicked");
+                    }
+                }
             })
         });
         if queue.send(job).is_err() {
@@ -287,6 +306,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), 1, "the abandoned job ran");
+    }
+
+    /// A job whose caller went away while it ran hands its committed value to `left` on the
+    /// job thread (what a change must announce even so); one whose caller waited does not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn issue13_a_job_whose_caller_left_while_it_ran_hands_its_value_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (left_tx, left_rx) = std::sync::mpsc::channel::<u32>();
+        let abandoned = {
+            let (jobs, left_tx) = (Arc::clone(&jobs), left_tx.clone());
+            tokio::spawn(async move {
+                jobs.run_or_else(
+                    move |_| {
+                        let _ = started.send(());
+                        held.recv().ok();
+                        7_u32
+                    },
+                    move |value| {
+                        let _ = left_tx.send(value);
+                    },
+                )
+                .await
+            })
+        };
+        running.await.unwrap();
+        // The caller gives up while its job runs; the job goes on and commits.
+        abandoned.abort();
+        let _ = abandoned.await;
+        release.send(()).unwrap();
+        let handed = tokio::task::spawn_blocking(move || {
+            left_rx.recv_timeout(std::time::Duration::from_secs(5))
+        });
+        assert_eq!(handed.await.unwrap(), Ok(7));
+        // A caller that waits gets the value, and `left` nothing.
+        let (left_tx2, left_rx2) = std::sync::mpsc::channel::<u32>();
+        let got = jobs
+            .run_or_else(
+                |_| 8_u32,
+                move |value| {
+                    let _ = left_tx2.send(value);
+                },
+            )
+            .await;
+        assert_eq!(got, Ok(8));
+        assert!(left_rx2.try_recv().is_err());
+        drop(left_tx);
     }
 
     /// Past [`MAX_QUEUED`] waiting jobs, a new one is refused at once as unavailable (503

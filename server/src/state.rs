@@ -78,7 +78,61 @@ impl AppState {
         E: From<service::Error> + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     {
-        match self.jobs.run(f).await {
+        self.finish(self.jobs.run(f)).await
+    }
+
+    /// [`AppState::run`] for a job whose value is a challenge's [`service::challenges::Outcome`]
+    /// (or a refusal): the caller [`settle`](AppState::settle)s it, or, should the caller be
+    /// gone once it is committed, the job thread announces its change instead
+    /// ([`crate::jobs::StoreJobs::run_or_else`]).
+    ///
+    /// # Errors
+    /// As [`AppState::run`].
+    pub async fn run_announced<T, E, F>(
+        self: &Arc<Self>,
+        f: F,
+    ) -> Result<service::challenges::Outcome<T>, E>
+    where
+        T: Send + 'static,
+        E: From<service::Error> + Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<service::challenges::Outcome<T>, E> + Send + 'static,
+    {
+        let state = Arc::clone(self);
+        self.run_or_else(f, move |value| {
+            if let Ok(outcome) = value {
+                if let Some(c) = &outcome.changed {
+                    state.changed(c);
+                }
+            }
+        })
+        .await
+    }
+
+    /// [`AppState::run`], and should the caller be gone once the job's writes are committed,
+    /// `left` gets the job's value on the job thread
+    /// ([`crate::jobs::StoreJobs::run_or_else`]): what a change must announce even so.
+    ///
+    /// # Errors
+    /// As [`AppState::run`].
+    pub async fn run_or_else<T, E, F, L>(&self, f: F, left: L) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<service::Error> + Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+        L: FnOnce(Result<T, E>) + Send + 'static,
+    {
+        self.finish(self.jobs.run_or_else(f, left)).await
+    }
+
+    /// A job's result as [`AppState::run`] gives it.
+    async fn finish<T, E>(
+        &self,
+        job: impl std::future::Future<Output = Result<Result<T, E>, crate::jobs::JobError>>,
+    ) -> Result<T, E>
+    where
+        E: From<service::Error>,
+    {
+        match job.await {
             Ok(result) => result,
             Err(crate::jobs::JobError::Unavailable) => {
                 Err(service::Error::Store(crate::store::StoreError::db(

@@ -166,7 +166,7 @@ pub async fn ack(
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let failures = Arc::clone(&state.signature_failures);
     let outcome = state
-        .run(move |s| {
+        .run_announced(move |s| {
             let device = request.verify(s, &failures)?;
             Ok::<_, ApiError>(challenges::acknowledge(s, &device, &id, clock::now_ms()))
         })
@@ -192,7 +192,7 @@ pub async fn respond(
         .map_err(|e| crate::service::Error::Invalid(format!("bad JSON body: {e}")));
     let limits = state.config.limits;
     let outcome = state
-        .run(move |s| {
+        .run_announced(move |s| {
             let source = request.0.source.clone();
             // The nonce is spent with the answer's compare-and-set, or on its own when the
             // answer is refused first.

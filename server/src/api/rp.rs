@@ -108,12 +108,22 @@ pub async fn create_challenge(
     });
     let limits = state.config.limits;
     let bound = Arc::clone(&state.size_bound);
+    // Should the caller be gone once the challenge is committed, its devices' long-polls are
+    // woken all the same (no push and no webhook for a login nobody waits on).
+    let waiters = state.waiters.clone();
     let created = state
-        .run(move |s| {
-            let rp = authenticate(s, &key)?;
-            let (request, ask) = request?;
-            Ok::<_, ApiError>(grace::create(s, &rp, request, ask, &limits, &bound)?)
-        })
+        .run_or_else(
+            move |s| {
+                let rp = authenticate(s, &key)?;
+                let (request, ask) = request?;
+                Ok::<_, ApiError>(grace::create(s, &rp, request, ask, &limits, &bound)?)
+            },
+            move |created| {
+                if let Ok(c) = created {
+                    waiters.devices_changed(&c.challenge.devices);
+                }
+            },
+        )
         .await?;
     let (challenge, devices) = (created.challenge, created.devices);
     // A grace login is already approved: nothing to push.
@@ -242,7 +252,7 @@ pub async fn cancel_challenge(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let now = clock::now_ms();
     let outcome = state
-        .run(move |s| {
+        .run_announced(move |s| {
             let rp = authenticate(s, &key)?;
             Ok::<_, ApiError>(challenges::cancel(s, &rp, &id, now))
         })
