@@ -22,6 +22,11 @@
 //! true: an entry is forgotten when its relying party changes, and nothing is kept while the
 //! listener is not listening.
 //!
+//! Before it listens, the listener registers its replica (`store/postgres/replicas.rs`): a
+//! challenge's creation and answer notify only while another replica's listener is registered
+//! and connected, since a replica's own waiters hear of its own changes from its handlers. It
+//! counts as listening only once every write under way at its registration has ended.
+//!
 //! A notification sent while the listener is disconnected is lost, so after every (re)connect
 //! every local waiter is woken to read again, and the relying-party cache starts empty: a
 //! change is never missed, only read twice. A
@@ -38,8 +43,8 @@ use tokio_postgres::AsyncMessage;
 
 use crate::metrics::WakeMetrics;
 use crate::store::postgres::{
-    connect_one, ListenerParts, OwnBackends, PgSettings, RelyingPartyCache, CHALLENGE_CHANNEL,
-    DEVICE_CHANNEL, RELYING_PARTY_CHANNEL,
+    connect_one, register, settle, ListenerParts, OwnBackends, PgSettings, RelyingPartyCache,
+    CHALLENGE_CHANNEL, DEVICE_CHANNEL, REGISTER_TIMEOUT, RELYING_PARTY_CHANNEL,
 };
 use crate::waiters::Waiters;
 
@@ -142,17 +147,27 @@ async fn listen_once(
         }
     });
     let _abort = AbortOnDrop(driver.abort_handle());
-    let listening = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        client.batch_execute(&format!(
-            "LISTEN {CHALLENGE_CHANNEL}; LISTEN {DEVICE_CHANNEL}; LISTEN {RELYING_PARTY_CHANNEL}"
-        )),
-    )
+    // Registered, listening, and every write that might not have seen the registration
+    // ended (`replicas.rs`): from here on, every change of another replica is heard or read.
+    let listening = tokio::time::timeout(REGISTER_TIMEOUT, async {
+        register(&client, &parts.replica)
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .batch_execute(&format!(
+                "LISTEN {CHALLENGE_CHANNEL}; LISTEN {DEVICE_CHANNEL}; LISTEN {RELYING_PARTY_CHANNEL}"
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        settle(&client).await.map_err(|e| e.to_string())
+    })
     .await;
     match listening {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Ended::BeforeListening(e.to_string()),
-        Err(_) => return Ended::BeforeListening("LISTEN got no answer".into()),
+        Ok(Err(e)) => return Ended::BeforeListening(e),
+        Err(_) => {
+            return Ended::BeforeListening("registering and LISTEN got no answer in time".into())
+        }
     }
     // From here until the session ends, whichever way (the future dropped at shutdown too),
     // every change to a relying party is heard.

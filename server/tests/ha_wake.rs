@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use pushauth_server::metrics::Metrics;
-use pushauth_server::store::postgres::{ListenerParts, PgSettings};
+use pushauth_server::store::postgres::{ListenerParts, PgSettings, PgStore, ATOMIC_LOCK};
 use pushauth_server::store::ChallengeRecord;
 use pushauth_server::waiters::Waiters;
 use pushauth_server::wake;
@@ -53,6 +53,8 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
     };
     pg.create_database("wake");
     let settings = PgSettings::parse(&pg.url("wake"), None, None).unwrap();
+    // The schema (a listener registers in it).
+    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
     let waiters = Waiters::default();
     let metrics = Metrics::new();
     let (stop, shutdown) = watch::channel(false);
@@ -210,4 +212,89 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
         .expect("the listener did not stop")
         .unwrap();
     assert!(!relying_parties.is_listening());
+}
+
+/// A listener that registers (`replicas.rs`) counts as listening, and has every waiter read
+/// again, only once every write under way has ended: a write that began before the
+/// registration may not have seen it, and so may commit a login's change without a notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_a_listener_listens_only_after_the_writes_under_way_ended() {
+    let Some(pg) = PgCluster::start_or_skip("ha_wake_settle") else {
+        return;
+    };
+    pg.create_database("settle");
+    let settings = PgSettings::parse(&pg.url("settle"), None, None).unwrap();
+    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
+    // A write under way holds the lock every write shares.
+    let (writer, connection) = tokio_postgres::connect(&pg.url("settle"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    writer
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .await
+        .unwrap();
+    let waiters = Waiters::default();
+    let mut c1 = waiters.watch_challenge("c1");
+    let metrics = Metrics::new();
+    let wake_metrics = metrics.wake();
+    let (stop, shutdown) = watch::channel(false);
+    let parts = ListenerParts::default();
+    let task = tokio::spawn(wake::listen(
+        settings,
+        waiters.clone(),
+        metrics.wake(),
+        parts.clone(),
+        shutdown,
+    ));
+    // Registered (its row is there, its key held)...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = writer
+            .query_opt(
+                "SELECT NOT pg_try_advisory_xact_lock_shared(lock_key) FROM replicas WHERE id = $1",
+                &[&parts.replica.as_str()],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get::<_, bool>(0));
+        if held == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listener never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...but not listening while the write is under way, and nobody was told to read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(wake_metrics.connected.get(), 0);
+    // Meanwhile new writes go on: the wait holds nothing back.
+    let (other, connection) = tokio_postgres::connect(&pg.url("settle"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    other
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '1s'; \
+             SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK}); COMMIT"
+        ))
+        .await
+        .expect("a new write waited for the registering listener");
+    assert_eq!(wake_metrics.connected.get(), 0);
+    assert!(!parts.relying_parties.is_listening());
+    assert!(!woken(&mut c1, Duration::from_millis(10)).await);
+    // The write ends: the listener listens, and every waiter reads again.
+    writer.batch_execute("COMMIT").await.unwrap();
+    assert!(
+        woken(&mut c1, Duration::from_secs(5)).await,
+        "no read after the writes under way ended"
+    );
+    assert_eq!(wake_metrics.connected.get(), 1);
+    assert!(parts.relying_parties.is_listening());
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the listener did not stop")
+        .unwrap();
 }

@@ -77,13 +77,13 @@ fn issue13_migrate_no_migrate_and_admin_commands_on_postgresql() {
     let out = pushauthd(&["migrate", "--store-url", &url]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("from version 0 to 10"),
+        text(&out).contains("from version 0 to 11"),
         "{}",
         text(&out)
     );
     let out = pushauthd(&["migrate", "--store-url", &url]);
     assert!(
-        text(&out).contains("at version 10: nothing to do"),
+        text(&out).contains("at version 11: nothing to do"),
         "{}",
         text(&out)
     );

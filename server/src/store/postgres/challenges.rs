@@ -13,7 +13,7 @@ use super::rows::{
     all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
     CHALLENGE_COLUMN_COUNT, C_CHALLENGE_COLUMNS,
 };
-use super::{devices, limits, notify};
+use super::{devices, limits, notify, replicas};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
@@ -140,6 +140,7 @@ pub(super) fn create_challenge<D: Db>(
     if !storable(&new.user) {
         return Ok(Create::UnknownUser);
     }
+    let me = db.replica();
     let created = db.write(|c| {
         // The user's row lock, then the limits' counts and the devices in a statement of its
         // own (in the same round trip): it sees what the lock's last holder committed
@@ -166,15 +167,21 @@ pub(super) fn create_challenge<D: Db>(
         // COMMIT, writes the challenge, its devices' index rows and its audit row, and wakes
         // the devices (no part reads another's rows).
         let detail = events::challenge_created_detail(new, device_ids.len());
+        // The devices' wake-ups only when another replica listens (`replicas.rs`): this
+        // one's long-polls are woken by its handler.
         c.later(
-            "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
+            &format!(
+                "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
              context_digest, rp_nonce, code, devices, created_at, expires_at, updated_at, \
              source) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)), \
              idx AS (INSERT INTO open_challenge_devices (device_id, challenge_id) \
              SELECT d, $1 FROM unnest($12::text[]) AS d), \
              aud AS (INSERT INTO audit (at, kind, user_name, challenge_id, detail) \
              VALUES ($9, 'challenge_created', $2, $1, $13)) \
-             SELECT pg_notify('pushauth_device', d) FROM unnest($12::text[]) AS d",
+             SELECT pg_notify('pushauth_device', d) FROM unnest($12::text[]) AS d \
+             WHERE {}",
+                replicas::others_listen(14)
+            ),
             vec![
                 Box::new(new.id.clone()),
                 Box::new(new.user.clone()),
@@ -189,6 +196,7 @@ pub(super) fn create_challenge<D: Db>(
                 Box::new(new.source.clone()),
                 Box::new(device_ids.clone()),
                 Box::new(detail),
+                Box::new(me.map(str::to_owned)),
             ],
         )?;
         Ok(Create::Created {
@@ -297,7 +305,8 @@ pub(super) fn answer<D: Db>(
     if !storable(id) {
         return Ok(Cas::Missing);
     }
-    let answered = db.write(|c| answer_in(c, None, id, answer, now))?;
+    let me = db.replica();
+    let answered = db.write(|c| answer_in(c, me, None, id, answer, now))?;
     match answered {
         Ok(answered) => refused_after_commit(db, id, answer, now, answered),
         Err(_) => Ok(Cas::Missing),
@@ -329,7 +338,8 @@ pub(super) fn answer_spending<D: Db>(
         )?;
         return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
     }
-    let answered = db.write(|c| answer_in(c, Some(nonce), id, answer, now))?;
+    let me = db.replica();
+    let answered = db.write(|c| answer_in(c, me, Some(nonce), id, answer, now))?;
     match devices::forget_refused(db, &nonce.device_id, answered) {
         Ok(answered) => Ok(Ok(refused_after_commit(db, id, answer, now, answered)?)),
         Err(refused) => Ok(Err(refused)),
@@ -367,6 +377,7 @@ fn refused_after_commit<D: Db>(
 /// [`answer`] in transaction `c`; with `nonce`, spending it in the compare-and-set statement.
 fn answer_in(
     c: &Conn<'_>,
+    me: Option<&str>,
     nonce: Option<&RequestNonce>,
     id: &str,
     answer: &AnswerRecord,
@@ -428,8 +439,11 @@ fn answer_in(
     // its devices' index, its audit row, a right code's reset of the wrong-code count, and the
     // wake-ups of the challenge and its devices (a wrong code's count and a source lock
     // follow in `decided`).
-    let (detail_at, reset_at) = (params.len() + 1, params.len() + 2);
-    params.extend([&detail as P<'_>, &reset]);
+    // The wake-ups only when another replica listens (`replicas.rs`): this one's waiters
+    // hear of the change from its handler.
+    let (detail_at, reset_at, me_at) = (params.len() + 1, params.len() + 2, params.len() + 3);
+    params.extend([&detail as P<'_>, &reset, &me]);
+    let heard = replicas::others_listen(me_at);
     ctes.push(format!(
         "gone AS (DELETE FROM open_challenge_devices \
          WHERE challenge_id IN (SELECT id FROM up)), \
@@ -437,9 +451,9 @@ fn answer_in(
          SELECT $3, 'challenge_answered', user_name, $4, id, ${detail_at}::text FROM up), \
          reset AS (DELETE FROM code_failures \
          WHERE ${reset_at}::boolean AND user_name IN (SELECT user_name FROM up)), \
-         told AS (SELECT pg_notify('pushauth_challenge', id) FROM up \
+         told AS (SELECT pg_notify('pushauth_challenge', id) FROM up WHERE {heard} \
          UNION ALL SELECT pg_notify('pushauth_device', d) \
-         FROM up, jsonb_array_elements_text(up.devices::jsonb) AS d)"
+         FROM up, jsonb_array_elements_text(up.devices::jsonb) AS d WHERE {heard})"
     ));
     columns.push("(SELECT count(*) FROM told)".to_owned());
     let cas = format!(

@@ -1,5 +1,5 @@
 //! `pushauthd store copy --from sqlite:PATH --to postgresql://…` (issue 13): moves a site from
-//! SQLite to PostgreSQL. Everything of schema version 10 is copied (users, devices, enrollment
+//! SQLite to PostgreSQL. Everything of schema version 11 is copied (users, devices, enrollment
 //! links, relying parties, challenges, open ones included, with their devices, nonces, audit,
 //! locks and counters, push subscriptions, notices, backup codes, offline secrets, grace ends,
 //! the counts of `store::counts`: offline batches, reports and checks, push changes, and the

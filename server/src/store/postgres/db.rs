@@ -47,7 +47,7 @@ use crate::store::{Store, StoreError, StoreResult};
 
 /// The advisory lock (`pg_advisory_xact_lock`) every write shares and [`Store::atomic`] holds
 /// alone. The keys spell "pushau" and a number.
-pub(super) const ATOMIC_LOCK: i64 = 0x7075_7368_6175_0001;
+pub const ATOMIC_LOCK: i64 = 0x7075_7368_6175_0001;
 /// Held while migrating: replicas starting together migrate one after the other.
 pub(super) const MIGRATE_LOCK: i64 = 0x7075_7368_6175_0002;
 /// Held by the replica that sweeps; the others skip the step.
@@ -421,6 +421,12 @@ pub(super) trait Db {
     fn challenge_terms(&self) -> Option<&ChallengeTerms> {
         None
     }
+    /// This replica's id ([`ReplicaId`](super::ReplicaId)), with which a login's statements
+    /// notify only when another replica listens; `None` in a group or an atomic unit, which
+    /// notify whenever any replica listens.
+    fn replica(&self) -> Option<&str> {
+        None
+    }
     /// The store's cache of relying parties ([`RelyingPartyCache`]); `None` in a group or an
     /// atomic unit, which read them.
     fn relying_parties(&self) -> Option<&RelyingPartyCache> {
@@ -459,6 +465,10 @@ impl Db for PgStore {
 
     fn challenge_terms(&self) -> Option<&ChallengeTerms> {
         Some(&self.challenge_terms)
+    }
+
+    fn replica(&self) -> Option<&str> {
+        Some(self.listener_parts.replica.as_str())
     }
 
     fn relying_parties(&self) -> Option<&RelyingPartyCache> {

@@ -6,7 +6,8 @@
 //!   reach the database (a transaction of their own, or the one of an atomic unit);
 //! - `schema`: migrations (version numbers shared with SQLite); `error`: the edge to
 //!   [`StoreError`](crate::store::StoreError); `rows`: row mapping; `notify`: the NOTIFY
-//!   contract with the replicas' listeners;
+//!   contract with the replicas' listeners; `replicas`: which listeners there are, so that a
+//!   replica alone skips the NOTIFYs of a login;
 //! - `copy`: `pushauthd store copy` from SQLite;
 //! - `kept` and `watched`: what a replica keeps in memory (rows that never change; relying
 //!   parties while its listener hears of their changes);
@@ -39,6 +40,7 @@ mod notify;
 mod offline;
 mod push_subscriptions;
 mod relying_parties;
+mod replicas;
 mod retention;
 mod rows;
 mod schema;
@@ -58,8 +60,9 @@ pub use self::connect::{
     DEFAULT_POOL_SIZE,
 };
 pub use self::copy::{copy_from_sqlite, Copied};
-pub use self::db::PgStore;
+pub use self::db::{PgStore, ATOMIC_LOCK};
 pub use self::notify::{OwnBackends, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
+pub use self::replicas::{register, settle, ReplicaId, REGISTER_TIMEOUT};
 pub use self::schema::SCHEMA_VERSION;
 pub use self::timeline::refuses_stale_primary;
 pub use self::watched::{ListenerParts, RelyingPartyCache, RELYING_PARTY_CHANNEL};

@@ -16,7 +16,7 @@ use super::error::{get, PgError};
 use crate::store::{StoreError, StoreResult};
 
 /// Current schema version (SQLite's `SCHEMA_VERSION`).
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The version [`BASELINE`] creates.
 const BASELINE_VERSION: i64 = 9;
@@ -223,6 +223,16 @@ const MIGRATIONS: &[&str] = &[
         name        TEXT PRIMARY KEY,
         fingerprint TEXT NOT NULL,
         created_at  BIGINT NOT NULL
+    );
+    "#,
+    // 10 -> 11 (issue 13, speed): the replicas whose listeners hear notices, each with the
+    // advisory lock key its listener holds (`replicas.rs`). PostgreSQL only: SQLite's step is
+    // empty.
+    r#"
+    CREATE TABLE replicas (
+        id            TEXT PRIMARY KEY,
+        lock_key      BIGINT NOT NULL,
+        registered_at BIGINT NOT NULL
     );
     "#,
 ];

@@ -218,20 +218,27 @@ fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
     assert_eq!(*facts.lock().unwrap(), 2);
 }
 
-#[test]
-fn issue13_changes_are_notified_when_committed_and_only_then() {
-    let Some(url) = database("issue13_changes_are_notified_when_committed_and_only_then") else {
-        return;
-    };
-    let store = replica(&url);
-    enrolled(store.as_ref(), "alice", "d1");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime for a test's own connections.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A notice as a listener receives it: channel, payload, sending server process.
+type Heard = (String, String, i32);
+
+/// A session listening on the challenge and device channels, registered as the listener of
+/// replica `registered` (`replicas.rs`) if given, and the notices it receives.
+fn listener(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    registered: Option<&super::ReplicaId>,
+) -> (tokio_postgres::Client, mpsc::Receiver<Heard>) {
     let (tx, rx) = mpsc::channel();
-    let s = settings(&url);
+    let s = settings(url);
     let client = runtime.block_on(async move {
         let (client, mut connection) = connect_one(&s).await.unwrap();
         tokio::spawn(async move {
@@ -247,12 +254,28 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
                 }
             }
         });
+        if let Some(id) = registered {
+            super::register(&client, id).await.unwrap();
+        }
         client
             .batch_execute("LISTEN pushauth_challenge; LISTEN pushauth_device")
             .await
             .unwrap();
         client
     });
+    (client, rx)
+}
+
+#[test]
+fn issue13_changes_are_notified_when_committed_and_only_then() {
+    let Some(url) = database("issue13_changes_are_notified_when_committed_and_only_then") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let runtime = runtime();
+    // Another replica's listener: it hears every change.
+    let (client, rx) = listener(&runtime, &url, Some(&super::ReplicaId::new()));
     // Every notice comes from one of the store's own connections, which its listener tells
     // from another session's (this one's).
     let own = store.listener_parts().own_backends;
@@ -310,6 +333,103 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
     enrolled(store.as_ref(), "alice", "d22");
     assert_eq!(next(), device("d1"));
     drop(client);
+}
+
+/// A login's NOTIFYs (creation, answer) go out only while another replica's listener is
+/// registered and connected (`replicas.rs`); other changes notify always; a unit (no replica
+/// id) notifies whenever any replica listens.
+#[test]
+fn issue13_a_replica_alone_sends_no_login_notices() {
+    let Some(url) = database("issue13_a_replica_alone_sends_no_login_notices") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled(store.as_ref(), "alice", "d1");
+    let runtime = runtime();
+    let quiet = |rx: &mpsc::Receiver<Heard>, what: &str| {
+        if let Ok(heard) = rx.recv_timeout(Duration::from_millis(300)) {
+            panic!("{what}: heard {heard:?}");
+        }
+    };
+    let heard = |rx: &mpsc::Receiver<Heard>| {
+        let (channel, payload, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        (channel, payload)
+    };
+    let device = |id: &str| (DEVICE_CHANNEL.to_owned(), id.to_owned());
+    let changed = |id: &str| (CHALLENGE_CHANNEL.to_owned(), id.to_owned());
+    let approve = answer(Decision::Approve, ChallengeState::Approved);
+
+    // The replica's own listener, registered as the store's own: nobody else listens.
+    let own = store.listener_parts().replica;
+    let (own_client, own_rx) = listener(&runtime, &url, Some(&own));
+    challenge(store.as_ref(), "c1", 1_000, 60_000);
+    quiet(&own_rx, "a creation with no other replica");
+    // An acknowledgement notifies always.
+    store.acknowledge("c1", 2_000).unwrap();
+    assert_eq!(heard(&own_rx), changed("c1"));
+    store.answer("c1", &approve, 3_000).unwrap();
+    quiet(&own_rx, "an answer with no other replica");
+    // The committed changes are there all the same.
+    let (c1, _) = store.get_challenge("c1", 3_000).unwrap().unwrap();
+    assert_eq!(c1.state, ChallengeState::Approved);
+
+    // Another replica registers: both listeners hear the next login's notices.
+    let (other_client, other_rx) = listener(&runtime, &url, Some(&super::ReplicaId::new()));
+    challenge(store.as_ref(), "c2", 4_000, 60_000);
+    assert_eq!(heard(&other_rx), device("d1"));
+    assert_eq!(heard(&own_rx), device("d1"));
+    store.answer("c2", &approve, 5_000).unwrap();
+    assert_eq!(heard(&other_rx), changed("c2"));
+    assert_eq!(heard(&other_rx), device("d1"));
+    assert_eq!(heard(&own_rx), changed("c2"));
+    assert_eq!(heard(&own_rx), device("d1"));
+
+    // It goes away (its connection ends, so does its lock): its row stays, unheeded.
+    drop(other_client);
+    drop(other_rx);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for round in 0.. {
+        let id = format!("c3-{round}");
+        challenge(store.as_ref(), &id, 6_000, 60_000);
+        store.cancel(&id, 6_001).unwrap();
+        let mut told = Vec::new();
+        while let Ok((channel, payload, _)) = own_rx.recv_timeout(Duration::from_millis(300)) {
+            told.push((channel, payload));
+        }
+        // The cancel notifies always; the creation only while the other is still there.
+        if told == [changed(&id), device("d1")] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still notifying a replica gone: {told:?}"
+        );
+    }
+    let rows: i64 = runtime
+        .block_on(own_client.query_one("SELECT count(*) FROM replicas", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        rows, 2,
+        "the row of a replica gone is kept until the next registration"
+    );
+    // The next registration deletes it.
+    let (again, _again_rx) = listener(&runtime, &url, Some(&own));
+    let rows: i64 = runtime
+        .block_on(again.query_one("SELECT count(*) FROM replicas", &[]))
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+
+    // A unit passes no replica id: it notifies while any replica listens (its own here).
+    store
+        .atomic(&mut |s| {
+            s.create_challenge(&new_challenge("c4", 7_000), &|_| Ok(()))
+                .map(|_| ())
+        })
+        .unwrap();
+    assert_eq!(heard(&own_rx), device("d1"));
+    drop((own_client, again));
 }
 
 #[test]

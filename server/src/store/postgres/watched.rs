@@ -55,7 +55,8 @@ struct Inner {
 }
 
 /// What a store shares with its replica's listener (`wake.rs`): the relying parties the
-/// listener keeps true, and the server processes whose notices are this replica's own.
+/// listener keeps true, the server processes whose notices are this replica's own, and the
+/// replica's id.
 /// Cheap to clone: clones share both.
 #[derive(Clone, Debug, Default)]
 pub struct ListenerParts {
@@ -63,6 +64,9 @@ pub struct ListenerParts {
     pub relying_parties: RelyingPartyCache,
     /// [`OwnBackends`](super::OwnBackends).
     pub own_backends: super::OwnBackends,
+    /// The replica's id, which its listener registers ([`register`](super::register)) and its
+    /// store's statements pass, so that they notify only when another replica listens.
+    pub replica: super::ReplicaId,
 }
 
 /// What a read must show to be kept: the generation when it began.
