@@ -144,6 +144,9 @@ impl StoreJobs {
             return Err(JobError::Unavailable);
         }
         let (tx, rx) = oneshot::channel::<Result<T, JobError>>();
+        // Whichever side holds a committed value nobody else will read calls `left`, once.
+        let left = Arc::new(Mutex::new(Some(left)));
+        let left_job = Arc::clone(&left);
         let job: Job = Box::new(move |store| {
             // The caller went away while the job was queued (a client that gave up, a
             // long-poll past its deadline): it is as if the request had never come, and a
@@ -155,11 +158,9 @@ impl StoreJobs {
             Box::new(move |outcome| {
                 let result = outcome.and_then(|()| value.ok_or(JobError::Unavailable));
                 // The caller may have gone away (a dropped request): a committed value goes
-                // to `left` (a panic there must not end the thread).
+                // to `left`.
                 if let Err(Ok(value)) = tx.send(result) {
-                    if catch_unwind(AssertUnwindSafe(|| left(value))).is_err() {
-                        tracing::error!("a store job's announcement panicked");
-                    }
+                    announce(&left_job, value);
                 }
             })
         });
@@ -167,7 +168,45 @@ impl StoreJobs {
             self.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(JobError::Stopped);
         }
-        rx.await.unwrap_or(Err(JobError::Stopped))
+        // Dropped unread (the request dropped after the value was sent, before it was polled
+        // again: hyper drops a request whose client closed its connection), the value goes to
+        // `left` from here.
+        let mut unread = Unread { rx: Some(rx), left };
+        let got = match unread.rx.as_mut() {
+            Some(rx) => rx.await,
+            None => return Err(JobError::Stopped),
+        };
+        unread.rx = None;
+        got.unwrap_or(Err(JobError::Stopped))
+    }
+}
+
+/// Calls the `left` of [`StoreJobs::run_or_else`] with `value`, unless it was called already
+/// (a panic in it must not end a job thread, nor a runtime thread).
+fn announce<T, L: FnOnce(T)>(left: &Mutex<Option<L>>, value: T) {
+    let taken = left.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(left) = taken {
+        if catch_unwind(AssertUnwindSafe(|| left(value))).is_err() {
+            tracing::error!("a store job's announcement panicked");
+        }
+    }
+}
+
+/// The receiving side of [`StoreJobs::run_or_else`] until its value is read.
+struct Unread<T, L: FnOnce(T)> {
+    rx: Option<oneshot::Receiver<Result<T, JobError>>>,
+    left: Arc<Mutex<Option<L>>>,
+}
+
+impl<T, L: FnOnce(T)> Drop for Unread<T, L> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            // Closed first: from here the job's side gets its value back if it has not sent.
+            rx.close();
+            if let Ok(Ok(value)) = rx.try_recv() {
+                announce(&self.left, value);
+            }
+        }
     }
 }
 
@@ -356,6 +395,44 @@ mod tests {
         assert_eq!(got, Ok(8));
         assert!(left_rx2.try_recv().is_err());
         drop(left_tx);
+    }
+
+    /// The caller is dropped after the job committed and its reply was sent, before it was
+    /// polled again (review of session 15: hyper drops a request's future when it reads the
+    /// client's EOF first): the value goes to `left` all the same.
+    #[tokio::test(flavor = "current_thread")]
+    async fn issue13_a_caller_dropped_after_the_reply_was_sent_still_announces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let (left_tx, left_rx) = std::sync::mpsc::channel::<u32>();
+        let caller = {
+            let jobs = Arc::clone(&jobs);
+            tokio::spawn(async move {
+                jobs.run_or_else(
+                    move |_| {
+                        let _ = started.send(());
+                        held.recv().ok();
+                        7_u32
+                    },
+                    move |value| {
+                        let _ = left_tx.send(value);
+                    },
+                )
+                .await
+            })
+        };
+        running.await.unwrap();
+        release.send(()).unwrap();
+        // The runtime's one thread is busy: the job commits and its reply is sent (the caller
+        // is woken, not polled).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        caller.abort();
+        let _ = caller.await;
+        let handed = left_rx.recv_timeout(std::time::Duration::from_secs(2));
+        assert_eq!(handed, Ok(7), "a committed value nobody announced");
     }
 
     /// Past [`MAX_QUEUED`] waiting jobs, a new one is refused at once as unavailable (503
