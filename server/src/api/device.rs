@@ -165,12 +165,14 @@ pub async fn ack(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let failures = Arc::clone(&state.signature_failures);
+    let changed = id.clone();
     let outcome = state
         .run_announced(move |s| {
             let device = request.verify(s, &failures)?;
             Ok::<_, ApiError>(challenges::acknowledge(s, &device, &id, clock::now_ms()))
         })
-        .await?;
+        .await
+        .inspect_err(|e| unsure(&state, e, &changed))?;
     Ok(Json(challenge_status(&state.settle(outcome)?)))
 }
 
@@ -191,6 +193,7 @@ pub async fn respond(
     let req = serde_json::from_slice::<DeviceResponse>(&body)
         .map_err(|e| crate::service::Error::Invalid(format!("bad JSON body: {e}")));
     let limits = state.config.limits;
+    let changed = id.clone();
     let outcome = state
         .run_announced(move |s| {
             let source = request.0.source.clone();
@@ -206,6 +209,17 @@ pub async fn respond(
                 s, &request, &id, req, &limits, failed, now,
             ))
         })
-        .await?;
+        .await
+        .inspect_err(|e| unsure(&state, e, &changed))?;
     Ok(Json(challenge_status(&state.settle(outcome)?)))
+}
+
+/// After a server failure of a request that changes challenge `id`, the change may have been
+/// committed all the same (a COMMIT whose answer was lost): the local waiters on it read it
+/// again (only after a server failure, never a refusal, so no request can make them read at
+/// will). Another replica's hear of a committed change by its NOTIFY.
+fn unsure(state: &SharedState, err: &ApiError, id: &str) {
+    if err.is_server_failure() {
+        state.waiters.challenge_read_again(id);
+    }
 }
