@@ -24,8 +24,8 @@
 //!
 //! Before it listens, the listener registers its replica (`store/postgres/replicas.rs`): a
 //! challenge's creation and answer notify only while another replica's listener is registered
-//! and connected, since a replica's own waiters hear of its own changes from its handlers. It
-//! counts as listening only once every write under way at its registration has ended.
+//! and connected, since a replica's own waiters hear of its own changes from its handlers.
+//! Once every write under way at its registration has ended, every waiter reads again.
 //!
 //! A notification sent while the listener is disconnected is lost, so after every (re)connect
 //! every local waiter is woken to read again, and the relying-party cache starts empty: a
@@ -43,8 +43,8 @@ use tokio_postgres::AsyncMessage;
 
 use crate::metrics::WakeMetrics;
 use crate::store::postgres::{
-    connect_one, register, settle, ListenerParts, OwnBackends, PgSettings, RelyingPartyCache,
-    CHALLENGE_CHANNEL, DEVICE_CHANNEL, REGISTER_TIMEOUT, RELYING_PARTY_CHANNEL,
+    connect_one, ended, register, under_way, ListenerParts, OwnBackends, PgSettings,
+    RelyingPartyCache, CHALLENGE_CHANNEL, DEVICE_CHANNEL, REGISTER_TIMEOUT, RELYING_PARTY_CHANNEL,
 };
 use crate::waiters::Waiters;
 
@@ -56,6 +56,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How long a probe may take before the connection counts as dead.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// First pause before the listener looks whether the writes under way at its registration
+/// have ended (`replicas.rs`); doubling up to [`MAX_LOOK`].
+pub const FIRST_LOOK: Duration = Duration::from_millis(5);
+/// Longest such pause.
+pub const MAX_LOOK: Duration = Duration::from_millis(500);
 /// How long the waiters on a challenge this replica changed itself are given to receive the
 /// committed record from the handler that made the change, before its notice makes them read
 /// the challenge again (see the module notes): well above the few milliseconds between a
@@ -147,8 +152,9 @@ async fn listen_once(
         }
     });
     let _abort = AbortOnDrop(driver.abort_handle());
-    // Registered, listening, and every write that might not have seen the registration
-    // ended (`replicas.rs`): from here on, every change of another replica is heard or read.
+    // Registered, listening, and the writes that might not have seen the registration noted
+    // (`replicas.rs`): every change of another replica from here on is heard, or read once
+    // those writes have ended.
     let listening = tokio::time::timeout(REGISTER_TIMEOUT, async {
         register(&client, &parts.replica)
             .await
@@ -159,16 +165,16 @@ async fn listen_once(
             ))
             .await
             .map_err(|e| e.to_string())?;
-        settle(&client).await.map_err(|e| e.to_string())
+        under_way(&client).await.map_err(|e| e.to_string())
     })
     .await;
-    match listening {
-        Ok(Ok(())) => {}
+    let mut under_way = match listening {
+        Ok(Ok(holders)) => holders,
         Ok(Err(e)) => return Ended::BeforeListening(e),
         Err(_) => {
             return Ended::BeforeListening("registering and LISTEN got no answer in time".into())
         }
-    }
+    };
     // From here until the session ends, whichever way (the future dropped at shutdown too),
     // every change to a relying party is heard.
     relying_parties.listening();
@@ -182,8 +188,22 @@ async fn listen_once(
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     probe.tick().await;
+    let mut look_again = FIRST_LOOK;
     loop {
         tokio::select! {
+            // The writes under way at the registration: once all have ended, a change one of
+            // them made without a notice is read.
+            () = tokio::time::sleep(look_again), if !under_way.is_empty() => {
+                match tokio::time::timeout(PROBE_TIMEOUT, ended(&client, &under_way)).await {
+                    Ok(Ok(true)) => {
+                        under_way.clear();
+                        waiters.wake_all();
+                    }
+                    Ok(Ok(false)) => look_again = (look_again * 2).min(MAX_LOOK),
+                    Ok(Err(e)) => return Ended::AfterListening(e.to_string()),
+                    Err(_) => return Ended::AfterListening("the connection stopped answering".into()),
+                }
+            }
             message = rx.recv() => match message {
                 Some(Ok(AsyncMessage::Notification(n))) => {
                     metrics.notifications.inc();

@@ -506,8 +506,9 @@ fn answer_in(
     // Committed: what the two statements decided is all there is. An error from here on (a
     // row that does not decode; above, a change beside a refused nonce, which the statement's
     // own `EXISTS (SELECT 1 FROM fresh)` rules out) reaches the device as a failure while the
-    // change stands; its NOTIFY wakes the relying party all the same (attack review of
-    // session 14).
+    // change stands; its NOTIFY (when another replica listens) and, on this replica, the
+    // handler's read again after a server failure wake the relying party all the same
+    // (attack reviews of sessions 14 and 15).
     if let Some(after) = changed.first() {
         // Applied by the compare-and-set's own conditions (state, expiry, device, wrong-code
         // lock, fresh nonce), whatever the lock statement saw.

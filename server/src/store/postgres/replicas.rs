@@ -8,26 +8,34 @@
 //! PostgreSQL's count (about a sixth of a login's CPU in the bench).
 //!
 //! So each listener registers ([`register`]):
-//! 1. it takes a session-level advisory lock on a key of its own, new for each connection
-//!    (held until its connection ends, whichever way);
+//! 1. it takes a session-level advisory lock on a random key of its own, new for each
+//!    connection (held until its connection ends, whichever way);
 //! 2. it writes its replica's row in `replicas` (its replica id and that key) and deletes the
 //!    rows whose key nobody holds (replicas gone);
-//! 3. it runs `LISTEN`;
-//! 4. it waits until every write transaction that held the write lock every write shares
-//!    (`ATOMIC_LOCK`) has ended;
-//! 5. then every local waiter reads again (as after any reconnect).
+//! 3. it runs `LISTEN`, and starts hearing notices (every local waiter reads again, as after
+//!    any reconnect);
+//! 4. it notes the write transactions that hold the write lock every write shares
+//!    (`ATOMIC_LOCK`, [`under_way`]), and once they have all ended ([`ended`]), every local
+//!    waiter reads again.
 //!
-//! A creation's and an answer's statement notify only when [`OTHERS_LISTEN`] holds: a row of
-//! another replica whose key is held (a shared try-lock on it fails). Why no change is missed:
+//! A creation's and an answer's statement notify only when [`others_listen`] holds: a row of
+//! another replica whose key is held (a shared try-lock on it fails), or the stand-in below.
+//! Why no change is missed:
 //! - a statement that saw the row saw the lock held (step 1 precedes step 2), so it notifies;
-//!   if it commits before step 3, the read of step 5 (after step 4) sees the change;
+//!   if it commits before step 3, the read of step 3 sees the change;
 //! - a statement that did not see the row ran in a write transaction that took the shared
-//!   write lock before step 2 committed, so step 4 waits for it to end, and step 5 reads
-//!   after it;
+//!   write lock before step 2 committed (READ COMMITTED: the statement's snapshot is younger
+//!   than the lock), so step 4 finds it and reads again after it ended;
 //! - a listener whose connection ends lets its key go: the others stop notifying it, and it
-//!   registers anew (with a new key) before it listens again, followed by step 5;
+//!   registers anew (with a new key) before it listens again;
 //! - a process without a registered listener (`pushauthd` admin commands, a group or an atomic
 //!   unit, whose id is not passed) notifies whenever any replica listens, or always.
+//!
+//! Replicas of a release before schema version 11 listen without registering. A database
+//! migrated to 11 from an older version therefore gets a stand-in row without a key, which
+//! counts as a listener for [`OLDER_RELEASES_FOR`] after the migration: the documented rolling
+//! upgrade (migrate, then restart the replicas one at a time) loses no wake-up. A new database
+//! has none.
 //!
 //! Every other change (cancel, acknowledge, expiry, revocation, relying parties, notices)
 //! notifies always: those are rare, and some have waiters on this replica that no handler
@@ -36,10 +44,19 @@
 use tokio_postgres::Client;
 
 use super::db::ATOMIC_LOCK;
+use super::error::PgError;
 use crate::store::{DbErrorKind, StoreError};
 
-/// How long registering may take, the wait for write transactions under way included.
+/// How long registering and `LISTEN` may take.
 pub const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long after a migration from an older schema its replicas count as listening (they
+/// cannot register): a day, for a rolling restart. Once every replica runs this release,
+/// `DELETE FROM replicas WHERE lock_key IS NULL` ends it early.
+pub const OLDER_RELEASES_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// PostgreSQL's wall clock in milliseconds since the Unix epoch, in SQL.
+const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
 /// A replica's identity in `replicas`: random, one per store (so per process), never reused.
 /// Cheap to clone: clones are the same id.
@@ -83,36 +100,77 @@ impl Default for ReplicaId {
 pub(super) fn others_listen(me: usize) -> String {
     format!(
         "EXISTS (SELECT 1 FROM replicas r WHERE CASE WHEN r.id = ${me}::text THEN false \
+         WHEN r.lock_key IS NULL THEN r.until_ms > {NOW_MS} \
          ELSE NOT pg_try_advisory_xact_lock_shared(r.lock_key) END)"
     )
 }
 
+/// Writes the stand-in for the replicas of releases before schema version 11 (see the module
+/// notes), in the migrating transaction.
+pub(super) fn stand_in_for_older_releases(conn: &super::db::Conn<'_>) -> Result<(), PgError> {
+    let for_ms = i64::try_from(OLDER_RELEASES_FOR.as_millis()).unwrap_or(i64::MAX);
+    conn.exec(
+        &format!(
+            "INSERT INTO replicas (id, lock_key, registered_at, until_ms) \
+             VALUES ('older releases', NULL, {NOW_MS}, {NOW_MS} + $1) \
+             ON CONFLICT (id) DO NOTHING"
+        ),
+        &[&for_ms],
+    )
+    .map(|_| ())
+}
+
+/// A random advisory key; should the system's randomness fail, one made of the time and the
+/// process (a key another session holds only fails the registration, which is retried).
+fn new_key() -> i64 {
+    pushauth_proto::random::bytes::<8>().map_or_else(
+        |_| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            i64::from_le_bytes(nanos.to_le_bytes()[..8].try_into().unwrap_or([0; 8]))
+                ^ i64::from(std::process::id())
+        },
+        i64::from_le_bytes,
+    )
+}
+
 /// Registers `client`'s session as the listener of replica `me` (steps 1 and 2 of the module
-/// notes): run `LISTEN` after it, then [`settle`].
+/// notes): run `LISTEN` after it, then [`under_way`].
 ///
 /// # Errors
-/// The driver's, as [`StoreError::Db`] (unavailable); a database without the `replicas` table
+/// The driver's, as [`StoreError::Db`] (unavailable), and so if the new key is taken (never
+/// waited for: the caller retries with another); a database without the `replicas` table
 /// (an older schema) fails here.
 pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError> {
-    let key = i64::from_le_bytes(
-        pushauth_proto::random::bytes::<8>()
-            .map_err(|e| StoreError::db(DbErrorKind::Unavailable, e.to_string()))?,
-    );
+    let key = new_key();
     let id = me.as_str();
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&key])
+    let held: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
         .await
+        .and_then(|row| row.try_get(0))
         .map_err(failed)?;
+    if !held {
+        return Err(StoreError::db(
+            DbErrorKind::Unavailable,
+            "cannot register the listener: its new advisory key is taken",
+        ));
+    }
     // One statement: its own transaction. A row whose key a live replica holds survives the
-    // exclusive try-lock; so does one a write has just looked at (it goes next time).
+    // exclusive try-lock; so does one a write has just looked at (it goes next time); the
+    // stand-in for older releases goes once its time is up.
     client
         .execute(
-            "WITH gone AS (DELETE FROM replicas WHERE id <> $1 \
-             AND pg_try_advisory_xact_lock(lock_key)) \
-             INSERT INTO replicas (id, lock_key, registered_at) \
-             VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) \
-             ON CONFLICT (id) DO UPDATE SET lock_key = excluded.lock_key, \
-             registered_at = excluded.registered_at",
+            &format!(
+                "WITH gone AS (DELETE FROM replicas WHERE id <> $1 AND CASE \
+                 WHEN lock_key IS NULL THEN until_ms <= {NOW_MS} \
+                 ELSE pg_try_advisory_xact_lock(lock_key) END) \
+                 INSERT INTO replicas (id, lock_key, registered_at) \
+                 VALUES ($1, $2, {NOW_MS}) \
+                 ON CONFLICT (id) DO UPDATE SET lock_key = excluded.lock_key, \
+                 registered_at = excluded.registered_at"
+            ),
             &[&id, &key],
         )
         .await
@@ -120,22 +178,19 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
     Ok(())
 }
 
-/// How often [`settle`] looks whether the writes it waits for have ended.
-const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Waits until every write transaction under way has ended (step 4 of the module notes): run
-/// it after `LISTEN`, and have every waiter read again after it. It reads which transactions
-/// hold the write lock (`pg_locks`) and waits for those to end, instead of queueing for the
-/// lock exclusively: such a request would hold back every new write of every replica behind
-/// it for as long as a hung transaction holds the lock.
+/// The write transactions that hold the write lock every write shares, by virtual transaction
+/// id (step 4 of the module notes): once [`ended`] says they all have, every local waiter
+/// reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
+/// lock, which would hold back every new write of every replica behind it for as long as a
+/// hung transaction holds the lock.
 ///
 /// # Errors
 /// The driver's, as [`StoreError::Db`] (unavailable).
-pub async fn settle(client: &Client) -> Result<(), StoreError> {
+pub async fn under_way(client: &Client) -> Result<Vec<String>, StoreError> {
     // A bigint advisory key shows as its high and low halves (PostgreSQL's docs, "pg_locks").
     let bits = u64::from_ne_bytes(ATOMIC_LOCK.to_ne_bytes());
     let (high, low) = ((bits >> 32) as u32, (bits & 0xFFFF_FFFF) as u32);
-    let holders: Vec<String> = client
+    client
         .query(
             "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' \
              AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
@@ -146,26 +201,28 @@ pub async fn settle(client: &Client) -> Result<(), StoreError> {
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()
-        .map_err(failed)?;
+        .map_err(failed)
+}
+
+/// Whether every transaction of `holders` ([`under_way`]) has ended: each holds its own
+/// virtual transaction id until it ends.
+///
+/// # Errors
+/// The driver's, as [`StoreError::Db`] (unavailable).
+pub async fn ended(client: &Client, holders: &[String]) -> Result<bool, StoreError> {
     if holders.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
-    // Every transaction holds its own virtual transaction id until it ends.
-    loop {
-        let left: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' \
-                 AND virtualxid = ANY($1)",
-                &[&holders],
-            )
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(failed)?;
-        if left == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(SETTLE_POLL).await;
-    }
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' \
+             AND virtualxid = ANY($1)",
+            &[&holders],
+        )
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(failed)?;
+    Ok(left == 0)
 }
 
 fn failed(e: tokio_postgres::Error) -> StoreError {

@@ -226,13 +226,15 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 10 -> 11 (issue 13, speed): the replicas whose listeners hear notices, each with the
-    // advisory lock key its listener holds (`replicas.rs`). PostgreSQL only: SQLite's step is
-    // empty.
+    // advisory lock key its listener holds, or (no key) a stand-in for the replicas of older
+    // releases until `until_ms` (`replicas.rs`). PostgreSQL only: SQLite's step is empty.
     r#"
     CREATE TABLE replicas (
         id            TEXT PRIMARY KEY,
-        lock_key      BIGINT NOT NULL,
-        registered_at BIGINT NOT NULL
+        lock_key      BIGINT,
+        registered_at BIGINT NOT NULL,
+        until_ms      BIGINT,
+        CHECK ((lock_key IS NULL) <> (until_ms IS NULL))
     );
     "#,
 ];
@@ -304,6 +306,10 @@ fn steps(conn: &super::db::Conn<'_>) -> StoreResult<i64> {
             .ok_or_else(|| StoreError::Corrupt(format!("no migration from version {version}")))?;
         conn.batch(step)?;
         version += 1;
+    }
+    if found != 0 && found < 11 && version >= 11 {
+        // A database that served logins before: replicas of the older release may still run.
+        super::replicas::stand_in_for_older_releases(conn)?;
     }
     if version != found {
         conn.batch("DELETE FROM schema_version")?;

@@ -29,7 +29,7 @@ pub(super) fn settings(url: &str) -> PgSettings {
     PgSettings::parse(url, None, Some(4)).unwrap()
 }
 
-fn replica(url: &str) -> Arc<PgStore> {
+pub(super) fn replica(url: &str) -> Arc<PgStore> {
     Arc::new(PgStore::open(&settings(url), true).unwrap())
 }
 
@@ -95,7 +95,7 @@ fn kind(err: &StoreError) -> DbErrorKind {
 
 /// [`tests::new_challenge`](crate::store::tests::new_challenge) without a code, open for a
 /// minute.
-fn new_challenge(id: &str, now: i64) -> NewChallenge {
+pub(super) fn new_challenge(id: &str, now: i64) -> NewChallenge {
     NewChallenge {
         code: None,
         ..crate::store::tests::new_challenge(id, now, now + 60_000)
@@ -219,7 +219,7 @@ fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
 }
 
 /// A runtime for a test's own connections.
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -228,11 +228,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A notice as a listener receives it: channel, payload, sending server process.
-type Heard = (String, String, i32);
+pub(super) type Heard = (String, String, i32);
 
 /// A session listening on the challenge and device channels, registered as the listener of
 /// replica `registered` (`replicas.rs`) if given, and the notices it receives.
-fn listener(
+pub(super) fn listener(
     runtime: &tokio::runtime::Runtime,
     url: &str,
     registered: Option<&super::ReplicaId>,
