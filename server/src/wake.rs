@@ -154,7 +154,8 @@ async fn listen_once(
     let _abort = AbortOnDrop(driver.abort_handle());
     // Registered, listening, and the writes that might not have seen the registration noted
     // (`replicas.rs`): every change of another replica from here on is heard, or read once
-    // those writes have ended.
+    // those writes have ended. They are noted before `wake_all` below: one that ended before
+    // it is read by the waiters it wakes.
     let listening = tokio::time::timeout(REGISTER_TIMEOUT, async {
         register(&client, &parts.replica)
             .await

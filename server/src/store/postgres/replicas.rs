@@ -12,20 +12,23 @@
 //!    connection (held until its connection ends, whichever way);
 //! 2. it writes its replica's row in `replicas` (its replica id and that key) and deletes the
 //!    rows whose key nobody holds (replicas gone);
-//! 3. it runs `LISTEN`, and starts hearing notices (every local waiter reads again, as after
-//!    any reconnect);
+//! 3. it runs `LISTEN`;
 //! 4. it notes the write transactions that hold the write lock every write shares
-//!    (`ATOMIC_LOCK`, [`under_way`]), and once they have all ended ([`ended`]), every local
-//!    waiter reads again.
+//!    (`ATOMIC_LOCK`, [`under_way`]);
+//! 5. it starts hearing notices, and every local waiter reads again (as after any reconnect);
+//! 6. once the transactions of step 4 have all ended ([`ended`]), every local waiter reads
+//!    again.
 //!
 //! A creation's and an answer's statement notify only when [`others_listen`] holds: a row of
 //! another replica whose key is held (a shared try-lock on it fails), or the stand-in below.
 //! Why no change is missed:
 //! - a statement that saw the row saw the lock held (step 1 precedes step 2), so it notifies;
-//!   if it commits before step 3, the read of step 3 sees the change;
+//!   if it commits before step 3, the reads of step 5 see the change;
 //! - a statement that did not see the row ran in a write transaction that took the shared
 //!   write lock before step 2 committed (READ COMMITTED: the statement's snapshot is younger
-//!   than the lock), so step 4 finds it and reads again after it ended;
+//!   than the lock). Had that transaction ended by step 4 (a transaction is visible before
+//!   its locks go), the reads of step 5 see its change; else step 4 found it, and the reads
+//!   of step 6 do;
 //! - a listener whose connection ends lets its key go: the others stop notifying it, and it
 //!   registers anew (with a new key) before it listens again;
 //! - a process without a registered listener (`pushauthd` admin commands, a group or an atomic
@@ -137,7 +140,7 @@ fn new_key() -> i64 {
 }
 
 /// Registers `client`'s session as the listener of replica `me` (steps 1 and 2 of the module
-/// notes): run `LISTEN` after it, then [`under_way`].
+/// notes): run `LISTEN` after it, then [`under_way`], then have every waiter read.
 ///
 /// # Errors
 /// The driver's, as [`StoreError::Db`] (unavailable), and so if the new key is taken (never
@@ -179,8 +182,8 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
 }
 
 /// The write transactions that hold the write lock every write shares, by virtual transaction
-/// id (step 4 of the module notes): once [`ended`] says they all have, every local waiter
-/// reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
+/// id (step 4 of the module notes), read before the waiters are told to read (step 5): once
+/// [`ended`] says they all have, every local waiter reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
 /// lock, which would hold back every new write of every replica behind it for as long as a
 /// hung transaction holds the lock.
 ///
