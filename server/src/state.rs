@@ -63,6 +63,13 @@ impl std::fmt::Debug for AppState {
 /// The state as handlers hold it.
 pub type SharedState = Arc<AppState>;
 
+/// An error that may hide a committed change: the server failed (a COMMIT whose answer was
+/// lost, a row read back that does not decode), as opposed to a refusal of the request.
+pub trait MayHaveCommitted {
+    /// Whether a change may have been committed although this error was returned.
+    fn may_have_committed(&self) -> bool;
+}
+
 impl AppState {
     /// Runs `f` as one job on a store thread (authentication, checks and store operations of
     /// one request together: one thread hand-off per request) and returns its result once its
@@ -81,31 +88,46 @@ impl AppState {
         self.finish(self.jobs.run(f)).await
     }
 
-    /// [`AppState::run`] for a job whose value is a challenge's [`service::challenges::Outcome`]
-    /// (or a refusal): the caller [`settle`](AppState::settle)s it, or, should the caller be
-    /// gone once it is committed, the job thread announces its change instead
-    /// ([`crate::jobs::StoreJobs::run_or_else`]).
+    /// [`AppState::run`] for a job that may change challenge `id`, whose value is the
+    /// challenge's [`service::challenges::Outcome`] (or a refusal). The change reaches the
+    /// local waiters whatever happens to the caller:
+    /// - the caller [`settle`](AppState::settle)s the outcome; should the caller be gone once
+    ///   it is committed, the job thread announces the change instead
+    ///   ([`crate::jobs::StoreJobs::run_or_else`]);
+    /// - after a server failure ([`MayHaveCommitted`]: a COMMIT whose answer was lost), the
+    ///   waiters on `id` read it again, whether the caller is there or not (with no other
+    ///   replica listening, no NOTIFY covers such a change). A refusal never does, so no
+    ///   request makes them read at will.
     ///
     /// # Errors
     /// As [`AppState::run`].
     pub async fn run_announced<T, E, F>(
         self: &Arc<Self>,
+        id: &str,
         f: F,
     ) -> Result<service::challenges::Outcome<T>, E>
     where
         T: Send + 'static,
-        E: From<service::Error> + Send + 'static,
+        E: From<service::Error> + MayHaveCommitted + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<service::challenges::Outcome<T>, E> + Send + 'static,
     {
         let state = Arc::clone(self);
-        self.run_or_else(f, move |value| {
-            if let Ok(outcome) = value {
+        let gone_id = id.to_owned();
+        self.run_or_else(f, move |value| match value {
+            Ok(outcome) => {
                 if let Some(c) = &outcome.changed {
                     state.changed(c);
                 }
             }
+            Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
+            Err(_) => {}
         })
         .await
+        .inspect_err(|e| {
+            if e.may_have_committed() {
+                self.waiters.challenge_read_again(id);
+            }
+        })
     }
 
     /// [`AppState::run`], and should the caller be gone once the job's writes are committed,

@@ -165,14 +165,12 @@ pub async fn ack(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let failures = Arc::clone(&state.signature_failures);
-    let changed = id.clone();
     let outcome = state
-        .run_announced(move |s| {
+        .run_announced(&id.clone(), move |s| {
             let device = request.verify(s, &failures)?;
             Ok::<_, ApiError>(challenges::acknowledge(s, &device, &id, clock::now_ms()))
         })
-        .await
-        .inspect_err(|e| unsure(&state, e, &changed))?;
+        .await?;
     Ok(Json(challenge_status(&state.settle(outcome)?)))
 }
 
@@ -193,9 +191,8 @@ pub async fn respond(
     let req = serde_json::from_slice::<DeviceResponse>(&body)
         .map_err(|e| crate::service::Error::Invalid(format!("bad JSON body: {e}")));
     let limits = state.config.limits;
-    let changed = id.clone();
     let outcome = state
-        .run_announced(move |s| {
+        .run_announced(&id.clone(), move |s| {
             let source = request.0.source.clone();
             // The nonce is spent with the answer's compare-and-set, or on its own when the
             // answer is refused first.
@@ -209,17 +206,6 @@ pub async fn respond(
                 s, &request, &id, req, &limits, failed, now,
             ))
         })
-        .await
-        .inspect_err(|e| unsure(&state, e, &changed))?;
+        .await?;
     Ok(Json(challenge_status(&state.settle(outcome)?)))
-}
-
-/// After a server failure of a request that changes challenge `id`, the change may have been
-/// committed all the same (a COMMIT whose answer was lost): the local waiters on it read it
-/// again (only after a server failure, never a refusal, so no request can make them read at
-/// will). Another replica's hear of a committed change by its NOTIFY.
-fn unsure(state: &SharedState, err: &ApiError, id: &str) {
-    if err.is_server_failure() {
-        state.waiters.challenge_read_again(id);
-    }
 }

@@ -79,11 +79,11 @@ impl ApiError {
     pub fn is_store_unavailable(&self) -> bool {
         self.code == ErrorCode::StoreUnavailable
     }
+}
 
-    /// Whether the server failed (`store_unavailable` or `internal`): a write it reports so may
-    /// still have been committed (a COMMIT whose answer was lost, a row read back that does not
-    /// decode), never a refusal of the request.
-    pub fn is_server_failure(&self) -> bool {
+impl crate::state::MayHaveCommitted for ApiError {
+    /// `store_unavailable` or `internal`: the server failed, never a refusal of the request.
+    fn may_have_committed(&self) -> bool {
         matches!(self.code, ErrorCode::StoreUnavailable | ErrorCode::Internal)
     }
 }
