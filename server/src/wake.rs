@@ -25,7 +25,8 @@
 //! Before it listens, the listener registers its replica (`store/postgres/replicas.rs`): a
 //! challenge's creation and answer notify only while another replica's listener is registered
 //! and connected, since a replica's own waiters hear of its own changes from its handlers.
-//! Once every write under way at its registration has ended, every waiter reads again.
+//! Each time some of the writes under way at its registration have ended, every waiter reads
+//! again.
 //!
 //! A notification sent while the listener is disconnected is lost, so after every (re)connect
 //! every local waiter is woken to read again, and the relying-party cache starts empty: a
@@ -43,7 +44,7 @@ use tokio_postgres::AsyncMessage;
 
 use crate::metrics::WakeMetrics;
 use crate::store::postgres::{
-    connect_one, ended, register, under_way, ListenerParts, OwnBackends, PgSettings,
+    connect_one, register, still_under_way, under_way, ListenerParts, OwnBackends, PgSettings,
     RelyingPartyCache, CHALLENGE_CHANNEL, DEVICE_CHANNEL, REGISTER_TIMEOUT, RELYING_PARTY_CHANNEL,
 };
 use crate::waiters::Waiters;
@@ -189,18 +190,26 @@ async fn listen_once(
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     probe.tick().await;
+    // One pause, not restarted by every notice (a busy site's stream of notices would put the
+    // look off for ever; review of session 15).
     let mut look_again = FIRST_LOOK;
+    let look = tokio::time::sleep(look_again);
+    tokio::pin!(look);
     loop {
         tokio::select! {
-            // The writes under way at the registration: once all have ended, a change one of
-            // them made without a notice is read.
-            () = tokio::time::sleep(look_again), if !under_way.is_empty() => {
-                match tokio::time::timeout(PROBE_TIMEOUT, ended(&client, &under_way)).await {
-                    Ok(Ok(true)) => {
-                        under_way.clear();
-                        waiters.wake_all();
+            // The writes under way at the registration: each time some of them have ended,
+            // a change one of them made without a notice is read.
+            () = &mut look, if !under_way.is_empty() => {
+                match tokio::time::timeout(PROBE_TIMEOUT, still_under_way(&client, &under_way)).await {
+                    Ok(Ok(left)) => {
+                        if left.len() < under_way.len() {
+                            waiters.wake_all();
+                        } else {
+                            look_again = (look_again * 2).min(MAX_LOOK);
+                        }
+                        under_way = left;
+                        look.as_mut().reset(tokio::time::Instant::now() + look_again);
                     }
-                    Ok(Ok(false)) => look_again = (look_again * 2).min(MAX_LOOK),
                     Ok(Err(e)) => return Ended::AfterListening(e.to_string()),
                     Err(_) => return Ended::AfterListening("the connection stopped answering".into()),
                 }

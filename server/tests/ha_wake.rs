@@ -302,3 +302,120 @@ async fn issue13_a_listener_reads_again_once_the_writes_under_way_ended() {
         .expect("the listener did not stop")
         .unwrap();
 }
+
+/// Review 2 of session 15: under a steady stream of notices (any busy site once another
+/// replica listens) the listener still looks whether the writes under way at its registration
+/// have ended, and its waiters read a change those writes committed without a notice (the
+/// pause before the look was restarted by every notice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_a_stream_of_notices_does_not_put_off_the_read_after_the_writes_ended() {
+    let Some(pg) = PgCluster::start_or_skip("ha_wake_starve") else {
+        return;
+    };
+    pg.create_database("starve");
+    let settings = PgSettings::parse(&pg.url("starve"), None, None).unwrap();
+    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
+    let (writer, connection) = tokio_postgres::connect(&pg.url("starve"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    writer
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .await
+        .unwrap();
+    let waiters = Waiters::default();
+    let mut c1 = waiters.watch_challenge("c1");
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(wake::listen(
+        settings,
+        waiters.clone(),
+        Metrics::new().wake(),
+        ListenerParts::default(),
+        shutdown,
+    ));
+    assert!(
+        woken(&mut c1, Duration::from_secs(10)).await,
+        "the listener never connected"
+    );
+    // The write stays open: the listener's looks are at their longest pause by now.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Other replicas' logins: a notice about another challenge every 10 ms.
+    let (other, connection) = tokio_postgres::connect(&pg.url("starve"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let (quit, mut quitting) = watch::channel(false);
+    let noise = tokio::spawn(async move {
+        loop {
+            let _ = other
+                .execute("SELECT pg_notify('pushauth_challenge', 'elsewhere')", &[])
+                .await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = quitting.changed() => return,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The write commits (a change made without a notice): the waiters must read.
+    writer.batch_execute("COMMIT").await.unwrap();
+    let read = woken(&mut c1, Duration::from_secs(3)).await;
+    quit.send_replace(true);
+    let _ = noise.await;
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    assert!(read, "the writes under way ended, yet nobody read again");
+}
+
+/// Review 2 of session 15: one long (or hung) write under way at the registration does not
+/// hold back the read of a change that another write under way then committed without a
+/// notice: each time some of them have ended, the waiters read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue13_one_long_write_under_way_does_not_hold_back_the_read_of_a_short_one() {
+    let Some(pg) = PgCluster::start_or_skip("ha_wake_long") else {
+        return;
+    };
+    pg.create_database("long");
+    let settings = PgSettings::parse(&pg.url("long"), None, None).unwrap();
+    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
+    let mut writers = Vec::new();
+    for _ in 0..2 {
+        let (writer, connection) = tokio_postgres::connect(&pg.url("long"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        writer
+            .batch_execute(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+            ))
+            .await
+            .unwrap();
+        writers.push(writer);
+    }
+    let waiters = Waiters::default();
+    let mut c1 = waiters.watch_challenge("c1");
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(wake::listen(
+        settings,
+        waiters.clone(),
+        Metrics::new().wake(),
+        ListenerParts::default(),
+        shutdown,
+    ));
+    assert!(
+        woken(&mut c1, Duration::from_secs(10)).await,
+        "the listener never connected"
+    );
+    // The short write commits its change without a notice; the long one stays open.
+    writers[0].batch_execute("COMMIT").await.unwrap();
+    let read = woken(&mut c1, Duration::from_secs(3)).await;
+    writers[1].batch_execute("COMMIT").await.unwrap();
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    assert!(
+        read,
+        "a change committed without a notice waits for the longest write under way"
+    );
+}

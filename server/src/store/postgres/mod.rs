@@ -63,7 +63,7 @@ pub use self::copy::{copy_from_sqlite, Copied};
 pub use self::db::{PgStore, ATOMIC_LOCK};
 pub use self::notify::{OwnBackends, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::replicas::{
-    ended, register, under_way, ReplicaId, OLDER_RELEASES_FOR, REGISTER_TIMEOUT,
+    register, still_under_way, under_way, ReplicaId, OLDER_RELEASES_FOR, REGISTER_TIMEOUT,
 };
 pub use self::schema::SCHEMA_VERSION;
 pub use self::timeline::refuses_stale_primary;

@@ -16,8 +16,8 @@
 //! 4. it notes the write transactions that hold the write lock every write shares
 //!    (`ATOMIC_LOCK`, [`under_way`]);
 //! 5. it starts hearing notices, and every local waiter reads again (as after any reconnect);
-//! 6. once the transactions of step 4 have all ended ([`ended`]), every local waiter reads
-//!    again.
+//! 6. each time some of the transactions of step 4 have ended ([`still_under_way`]), every
+//!    local waiter reads again.
 //!
 //! A creation's and an answer's statement notify only when [`others_listen`] holds: a row of
 //! another replica whose key is held (a shared try-lock on it fails), or the stand-in below.
@@ -28,7 +28,7 @@
 //!   write lock before step 2 committed (READ COMMITTED: the statement's snapshot is younger
 //!   than the lock). Had that transaction ended by step 4 (a transaction is visible before
 //!   its locks go), the reads of step 5 see its change; else step 4 found it, and the reads
-//!   of step 6 do;
+//!   of step 6 after it ended do;
 //! - a listener whose connection ends lets its key go: the others stop notifying it, and it
 //!   registers anew (with a new key) before it listens again;
 //! - a process without a registered listener (`pushauthd` admin commands, a group or an atomic
@@ -160,15 +160,15 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
             "cannot register the listener: its new advisory key is taken",
         ));
     }
-    // One statement: its own transaction. A row whose key a live replica holds survives the
-    // exclusive try-lock; so does one a write has just looked at (it goes next time); the
-    // stand-in for older releases goes once its time is up.
+    // One statement: its own transaction. A row whose key a live replica holds (exclusively)
+    // survives the shared try-lock, which the shared try-locks of writes looking at a gone
+    // replica's key do not stop; the stand-in for older releases goes once its time is up.
     client
         .execute(
             &format!(
                 "WITH gone AS (DELETE FROM replicas WHERE id <> $1 AND CASE \
                  WHEN lock_key IS NULL THEN until_ms <= {NOW_MS} \
-                 ELSE pg_try_advisory_xact_lock(lock_key) END) \
+                 ELSE pg_try_advisory_xact_lock_shared(lock_key) END) \
                  INSERT INTO replicas (id, lock_key, registered_at) \
                  VALUES ($1, $2, {NOW_MS}) \
                  ON CONFLICT (id) DO UPDATE SET lock_key = excluded.lock_key, \
@@ -182,8 +182,8 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
 }
 
 /// The write transactions that hold the write lock every write shares, by virtual transaction
-/// id (step 4 of the module notes), read before the waiters are told to read (step 5): once
-/// [`ended`] says they all have, every local waiter reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
+/// id (step 4 of the module notes), read before the waiters are told to read (step 5): each
+/// time [`still_under_way`] finds fewer, every local waiter reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
 /// lock, which would hold back every new write of every replica behind it for as long as a
 /// hung transaction holds the lock.
 ///
@@ -196,6 +196,7 @@ pub async fn under_way(client: &Client) -> Result<Vec<String>, StoreError> {
     client
         .query(
             "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
             &[&high, &low],
         )
@@ -207,25 +208,30 @@ pub async fn under_way(client: &Client) -> Result<Vec<String>, StoreError> {
         .map_err(failed)
 }
 
-/// Whether every transaction of `holders` ([`under_way`]) has ended: each holds its own
+/// The transactions of `holders` ([`under_way`]) that have not ended yet: each holds its own
 /// virtual transaction id until it ends.
 ///
 /// # Errors
 /// The driver's, as [`StoreError::Db`] (unavailable).
-pub async fn ended(client: &Client, holders: &[String]) -> Result<bool, StoreError> {
+pub async fn still_under_way(
+    client: &Client,
+    holders: &[String],
+) -> Result<Vec<String>, StoreError> {
     if holders.is_empty() {
-        return Ok(true);
+        return Ok(Vec::new());
     }
-    let left: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' \
+    client
+        .query(
+            "SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' \
              AND virtualxid = ANY($1)",
             &[&holders],
         )
         .await
-        .and_then(|row| row.try_get(0))
-        .map_err(failed)?;
-    Ok(left == 0)
+        .map_err(failed)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(failed)
 }
 
 fn failed(e: tokio_postgres::Error) -> StoreError {

@@ -374,7 +374,8 @@ fn issue13_a_replica_alone_sends_no_login_notices() {
     assert_eq!(c1.state, ChallengeState::Approved);
 
     // Another replica registers: both listeners hear the next login's notices.
-    let (other_client, other_rx) = listener(&runtime, &url, Some(&super::ReplicaId::new()));
+    let other = super::ReplicaId::new();
+    let (other_client, other_rx) = listener(&runtime, &url, Some(&other));
     challenge(store.as_ref(), "c2", 4_000, 60_000);
     assert_eq!(heard(&other_rx), device("d1"));
     assert_eq!(heard(&own_rx), device("d1"));
@@ -413,13 +414,23 @@ fn issue13_a_replica_alone_sends_no_login_notices() {
         rows, 2,
         "the row of a replica gone is kept until the next registration"
     );
-    // The next registration deletes it.
+    // The next registration deletes it, even while a write holds a shared lock on its key (as
+    // every login's statement does that looks at it).
+    let (looking, _looking_rx) = listener(&runtime, &url, None);
+    runtime.block_on(looking.batch_execute("BEGIN")).unwrap();
+    runtime
+        .block_on(looking.execute(
+            "SELECT pg_advisory_xact_lock_shared(lock_key) FROM replicas WHERE id = $1",
+            &[&other.as_str()],
+        ))
+        .unwrap();
     let (again, _again_rx) = listener(&runtime, &url, Some(&own));
     let rows: i64 = runtime
         .block_on(again.query_one("SELECT count(*) FROM replicas", &[]))
         .unwrap()
         .get(0);
     assert_eq!(rows, 1);
+    runtime.block_on(looking.batch_execute("COMMIT")).unwrap();
 
     // A unit passes no replica id: it notifies while any replica listens (its own here).
     store
