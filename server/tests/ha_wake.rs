@@ -46,15 +46,53 @@ async fn woken<T: Clone>(
     tokio::time::timeout(within, sub.changed()).await.is_ok()
 }
 
+/// A temporary cluster (`test` names it) with database `name` at the current schema (a
+/// listener registers in it), and the database's settings; `None` without PostgreSQL.
+fn migrated(test: &str, name: &str) -> Option<(PgCluster, PgSettings)> {
+    let pg = PgCluster::start_or_skip(test)?;
+    pg.create_database(name);
+    let settings = PgSettings::parse(&pg.url(name), None, None).unwrap();
+    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
+    Some((pg, settings))
+}
+
+/// A listener over `settings` for `waiters`, and what stops it.
+fn listening(
+    settings: PgSettings,
+    waiters: &Waiters,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(wake::listen(
+        settings,
+        waiters.clone(),
+        Metrics::new().wake(),
+        ListenerParts::default(),
+        shutdown,
+    ));
+    (stop, task)
+}
+
+/// A session of its own in a write transaction under way: it holds the lock every write
+/// shares until it commits.
+async fn write_under_way(url: &str) -> tokio_postgres::Client {
+    let (writer, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    writer
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .await
+        .unwrap();
+    writer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
-    let Some(pg) = PgCluster::start_or_skip("ha_wake") else {
+    let Some((pg, settings)) = migrated("ha_wake", "wake") else {
         return;
     };
-    pg.create_database("wake");
-    let settings = PgSettings::parse(&pg.url("wake"), None, None).unwrap();
-    // The schema (a listener registers in it).
-    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
     let waiters = Waiters::default();
     let metrics = Metrics::new();
     let (stop, shutdown) = watch::channel(false);
@@ -220,23 +258,11 @@ async fn notifications_wake_waiters_and_a_reconnect_wakes_everyone() {
 /// notice. Meanwhile it hears notices, and new writes are not held back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue13_a_listener_reads_again_once_the_writes_under_way_ended() {
-    let Some(pg) = PgCluster::start_or_skip("ha_wake_settle") else {
+    let Some((pg, settings)) = migrated("ha_wake_settle", "settle") else {
         return;
     };
-    pg.create_database("settle");
-    let settings = PgSettings::parse(&pg.url("settle"), None, None).unwrap();
-    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
     // A write under way holds the lock every write shares.
-    let (writer, connection) = tokio_postgres::connect(&pg.url("settle"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    writer
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
-        ))
-        .await
-        .unwrap();
+    let writer = write_under_way(&pg.url("settle")).await;
     let waiters = Waiters::default();
     let mut c1 = waiters.watch_challenge("c1");
     let mut c2 = waiters.watch_challenge("c2");
@@ -309,32 +335,13 @@ async fn issue13_a_listener_reads_again_once_the_writes_under_way_ended() {
 /// pause before the look was restarted by every notice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue13_a_stream_of_notices_does_not_put_off_the_read_after_the_writes_ended() {
-    let Some(pg) = PgCluster::start_or_skip("ha_wake_starve") else {
+    let Some((pg, settings)) = migrated("ha_wake_starve", "starve") else {
         return;
     };
-    pg.create_database("starve");
-    let settings = PgSettings::parse(&pg.url("starve"), None, None).unwrap();
-    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
-    let (writer, connection) = tokio_postgres::connect(&pg.url("starve"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    writer
-        .batch_execute(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
-        ))
-        .await
-        .unwrap();
+    let writer = write_under_way(&pg.url("starve")).await;
     let waiters = Waiters::default();
     let mut c1 = waiters.watch_challenge("c1");
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(wake::listen(
-        settings,
-        waiters.clone(),
-        Metrics::new().wake(),
-        ListenerParts::default(),
-        shutdown,
-    ));
+    let (stop, task) = listening(settings, &waiters);
     assert!(
         woken(&mut c1, Duration::from_secs(10)).await,
         "the listener never connected"
@@ -374,36 +381,16 @@ async fn issue13_a_stream_of_notices_does_not_put_off_the_read_after_the_writes_
 /// notice: each time some of them have ended, the waiters read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue13_one_long_write_under_way_does_not_hold_back_the_read_of_a_short_one() {
-    let Some(pg) = PgCluster::start_or_skip("ha_wake_long") else {
+    let Some((pg, settings)) = migrated("ha_wake_long", "long") else {
         return;
     };
-    pg.create_database("long");
-    let settings = PgSettings::parse(&pg.url("long"), None, None).unwrap();
-    drop(tokio::task::block_in_place(|| PgStore::open(&settings, true)).unwrap());
-    let mut writers = Vec::new();
-    for _ in 0..2 {
-        let (writer, connection) = tokio_postgres::connect(&pg.url("long"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        writer
-            .batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
-            ))
-            .await
-            .unwrap();
-        writers.push(writer);
-    }
+    let writers = [
+        write_under_way(&pg.url("long")).await,
+        write_under_way(&pg.url("long")).await,
+    ];
     let waiters = Waiters::default();
     let mut c1 = waiters.watch_challenge("c1");
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(wake::listen(
-        settings,
-        waiters.clone(),
-        Metrics::new().wake(),
-        ListenerParts::default(),
-        shutdown,
-    ));
+    let (stop, task) = listening(settings, &waiters);
     assert!(
         woken(&mut c1, Duration::from_secs(10)).await,
         "the listener never connected"

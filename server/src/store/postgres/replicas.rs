@@ -183,9 +183,9 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
 
 /// The write transactions that hold the write lock every write shares, by virtual transaction
 /// id (step 4 of the module notes), read before the waiters are told to read (step 5): each
-/// time [`still_under_way`] finds fewer, every local waiter reads again. Read from `pg_locks` rather than waited for with an exclusive request for the
-/// lock, which would hold back every new write of every replica behind it for as long as a
-/// hung transaction holds the lock.
+/// time [`still_under_way`] finds fewer, every local waiter reads again. Read from `pg_locks`
+/// rather than waited for with an exclusive request for the lock, which would hold back every
+/// new write of every replica behind it for as long as a hung transaction holds the lock.
 ///
 /// # Errors
 /// The driver's, as [`StoreError::Db`] (unavailable).
@@ -193,19 +193,14 @@ pub async fn under_way(client: &Client) -> Result<Vec<String>, StoreError> {
     // A bigint advisory key shows as its high and low halves (PostgreSQL's docs, "pg_locks").
     let bits = u64::from_ne_bytes(ATOMIC_LOCK.to_ne_bytes());
     let (high, low) = ((bits >> 32) as u32, (bits & 0xFFFF_FFFF) as u32);
-    client
-        .query(
-            "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
-            &[&high, &low],
-        )
-        .await
-        .map_err(failed)?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()
-        .map_err(failed)
+    first_texts(
+        client,
+        "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted",
+        &[&high, &low],
+    )
+    .await
 }
 
 /// The transactions of `holders` ([`under_way`]) that have not ended yet: each holds its own
@@ -220,12 +215,23 @@ pub async fn still_under_way(
     if holders.is_empty() {
         return Ok(Vec::new());
     }
+    first_texts(
+        client,
+        "SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' \
+         AND virtualxid = ANY($1)",
+        &[&holders],
+    )
+    .await
+}
+
+/// The first column of every row of `sql`, as text.
+async fn first_texts(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<String>, StoreError> {
     client
-        .query(
-            "SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' \
-             AND virtualxid = ANY($1)",
-            &[&holders],
-        )
+        .query(sql, params)
         .await
         .map_err(failed)?
         .iter()

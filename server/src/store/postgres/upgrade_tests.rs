@@ -4,22 +4,28 @@
 use super::tests::{database, settings};
 use super::PgStore;
 
-#[test]
-fn issue13_a_version_9_database_moves_to_the_current_version() {
-    use crate::store::{CountStore, SiteKeyStore};
-    if database("issue13_a_version_9_database").is_none() {
-        return;
-    }
+/// The shared test cluster and a new database `PREFIX_PID` as the first PostgreSQL release
+/// left it (schema version 9).
+fn version_9_database(prefix: &str) -> (&'static pushauth_testkit::PgCluster, String) {
     let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
-    let name = format!("v9_{}", std::process::id());
+    let name = format!("{prefix}_{}", std::process::id());
     pg.create_database(&name);
-    // A database as the first PostgreSQL release left it.
     pg.psql_db(&name, super::schema::BASELINE);
     pg.psql_db(
         &name,
         "CREATE TABLE schema_version (version BIGINT NOT NULL); \
          INSERT INTO schema_version VALUES (9)",
     );
+    (pg, name)
+}
+
+#[test]
+fn issue13_a_version_9_database_moves_to_the_current_version() {
+    use crate::store::{CountStore, SiteKeyStore};
+    if database("issue13_a_version_9_database").is_none() {
+        return;
+    }
+    let (pg, name) = version_9_database("v9");
     let store = PgStore::open(&settings(&pg.url(&name)), true).unwrap();
     assert_eq!(
         pg.psql_db(&name, "SELECT version FROM schema_version"),
@@ -39,7 +45,7 @@ fn issue13_a_version_9_database_moves_to_the_current_version() {
 }
 
 /// Replicas of a release before schema version 11 listen without registering (review of
-/// session 15): a database migrated from version 10 keeps notifying every login for
+/// session 15): a database migrated from an older version keeps notifying every login for
 /// [`OLDER_RELEASES_FOR`](super::OLDER_RELEASES_FOR) (the rolling restart of the documented
 /// upgrade), then stops; the next registration deletes the stand-in.
 #[test]
@@ -54,15 +60,7 @@ fn issue13_replicas_of_an_older_release_hear_logins_after_the_migration() {
     if database("issue13_replicas_of_an_older_release").is_none() {
         return;
     }
-    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
-    let name = format!("v10_{}", std::process::id());
-    pg.create_database(&name);
-    pg.psql_db(&name, super::schema::BASELINE);
-    pg.psql_db(
-        &name,
-        "CREATE TABLE schema_version (version BIGINT NOT NULL); \
-         INSERT INTO schema_version VALUES (9)",
-    );
+    let (pg, name) = version_9_database("older");
     let url = pg.url(&name);
     // Migrated by a replica of this release.
     let store = replica(&url);
