@@ -316,6 +316,26 @@ impl PgCluster {
         self.signal_all(rustix::process::Signal::CONT);
     }
 
+    /// SIGSTOPs one server process (`pid`, from `pg_stat_activity` or `pg_locks`): its
+    /// session keeps its socket and locks and answers nothing, while every other goes on
+    /// (one connection of a replica hung on a dropping network path). Undo with
+    /// [`PgCluster::resume_backend`].
+    pub fn pause_backend(&self, pid: i32) {
+        Self::signal_one(pid, rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONTs what [`PgCluster::pause_backend`] stopped.
+    pub fn resume_backend(&self, pid: i32) {
+        Self::signal_one(pid, rustix::process::Signal::CONT);
+    }
+
+    fn signal_one(pid: i32, signal: rustix::process::Signal) {
+        let target = rustix::process::Pid::from_raw(pid)
+            .unwrap_or_else(|| panic!("{pid} is not a process id"));
+        rustix::process::kill_process(target, signal)
+            .unwrap_or_else(|e| panic!("cannot signal server process {pid}: {e}"));
+    }
+
     fn signal_all(&self, signal: rustix::process::Signal) {
         let postmaster = self
             .postmaster_pid()

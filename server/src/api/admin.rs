@@ -107,7 +107,8 @@ pub async fn list_relying_parties(
 }
 
 /// `DELETE /v1/admin/relying-parties/{id}`: revokes it; its key is refused from the next
-/// request on. Returns it as revoked.
+/// request on, by every replica (the answer waits for that: up to 1 s on PostgreSQL). Returns
+/// it as revoked.
 pub async fn revoke_relying_party(
     State(state): State<SharedState>,
     _admin: AdminCaller,
@@ -115,11 +116,13 @@ pub async fn revoke_relying_party(
 ) -> Result<Json<RelyingPartyInfo>, ApiError> {
     let now = clock::now_ms();
     let rp = state.run(move |s| keys::revoke(s, &id, now)).await?;
+    tokio::time::sleep(state.store.relying_party_change_spread()).await;
     Ok(Json(relying_party_info(&rp)))
 }
 
 /// `POST /v1/admin/relying-parties/{id}/rotate`: a new key, shown once; the old one is refused
-/// from the next request on. A revoked relying party cannot be rotated (409).
+/// from the next request on, by every replica, which all take the new one (the answer waits
+/// for that: up to 1 s on PostgreSQL). A revoked relying party cannot be rotated (409).
 pub async fn rotate_relying_party(
     State(state): State<SharedState>,
     _admin: AdminCaller,
@@ -127,6 +130,7 @@ pub async fn rotate_relying_party(
 ) -> Result<Json<RelyingPartyCreated>, ApiError> {
     let now = clock::now_ms();
     let (rp, api_key) = state.run(move |s| keys::rotate(s, &id, now)).await?;
+    tokio::time::sleep(state.store.relying_party_change_spread()).await;
     Ok(Json(key_shown_once(rp, api_key)))
 }
 

@@ -259,6 +259,8 @@ pub fn rp_revoke(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), 
     let store = open_store(args, &file)?;
     let store: &dyn Store = &*store;
     let rp = keys::revoke(store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    // Until then a replica may still use the record it read before (PostgreSQL).
+    std::thread::sleep(store.relying_party_change_spread());
     writeln!(
         out,
         "revoked relying party {} ({}); its key is refused from now on",
@@ -273,6 +275,7 @@ pub fn rp_rotate(id: &str, args: &StoreArgs, out: &mut dyn Write) -> Result<(), 
     let store = open_store(args, &file)?;
     let store: &dyn Store = &*store;
     let (rp, api_key) = keys::rotate(store, id, clock::now_ms()).map_err(|e| rp_refused(id, e))?;
+    std::thread::sleep(store.relying_party_change_spread());
     writeln!(
         out,
         "new key for relying party {} ({}); the old key is refused from now on",

@@ -109,8 +109,9 @@ impl RpCaller {
 /// or rotated, even by the CLI on the data directory while the server runs, is refused at
 /// once. A PostgreSQL replica keeps the records its callers use while its listener hears of
 /// every change (`store::postgres::RelyingPartyCache`): a change made through any replica or
-/// the CLI is refused everywhere as soon as its notification arrives (milliseconds), and
-/// within 5 s should the listener's connection die without a word.
+/// the CLI is refused everywhere as soon as its notification arrives (milliseconds), and 1 s
+/// after its commit at the latest, should the listener's connection die without a word; the
+/// CLI and the admin API return only then ([`Store::relying_party_change_spread`]).
 ///
 /// # Errors
 /// [`Error::Unauthorized`] for an unknown id, a wrong secret or a revoked relying party (the

@@ -160,6 +160,17 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
         now: Millis,
     ) -> StoreResult<Option<RelyingPartyRecord>>;
 
+    /// The longest a server process of this store may still serve a request with a relying
+    /// party's record as it was before a committed change (revoke, rotate): zero where every
+    /// request reads the record (SQLite); on PostgreSQL, where each replica keeps the records
+    /// its listener hears of every change to, the longest it uses one whose change notice it
+    /// missed (`store::postgres::KEPT_FOR`, 1 s). A caller that tells an admin "refused from
+    /// now on" waits this long after the change returns, outside any store job (the CLI, the
+    /// admin API).
+    fn relying_party_change_spread(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     // ---- challenges
 
     /// Checks user and devices, asks `check` whether the limits allow one more (with the counts

@@ -67,4 +67,4 @@ pub use self::replicas::{
 };
 pub use self::schema::SCHEMA_VERSION;
 pub use self::timeline::refuses_stale_primary;
-pub use self::watched::{ListenerParts, RelyingPartyCache, RELYING_PARTY_CHANNEL};
+pub use self::watched::{ListenerParts, RelyingPartyCache, KEPT_FOR, RELYING_PARTY_CHANNEL};

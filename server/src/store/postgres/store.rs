@@ -158,6 +158,10 @@ macro_rules! pg_store {
                 relying_parties::rotate_relying_party(self, id, key_hash, now)
             }
 
+            fn relying_party_change_spread(&self) -> std::time::Duration {
+                super::watched::KEPT_FOR
+            }
+
             fn create_challenge(
                 &self,
                 new: &NewChallenge,

@@ -13,12 +13,17 @@
 //!   nothing is kept (a change may go unheard), and every (re)connect starts empty;
 //! - a read that began before a change was heard is not kept (a generation number counts the
 //!   changes heard), so an entry read before a revocation committed cannot outlive it;
-//! - an entry is used for [`KEPT_FOR`] at most: should the listener's connection die without a
-//!   word (found by its probe within seconds), a change still reaches every replica that soon.
+//! - an entry is used for [`KEPT_FOR`] at most, counted from when its read began: should the
+//!   listener's connection die without a word (found by its probe within seconds), a change
+//!   still holds on every replica [`KEPT_FOR`] after its commit.
 //!
 //! So a relying party revoked or rotated on any replica is refused on every other within the
-//! NOTIFY's delivery (milliseconds), as a request that raced the change in the database would
-//! have been served. Unknown ids are never kept: a guess costs a read, as before.
+//! NOTIFY's delivery (milliseconds), and [`KEPT_FOR`] after the commit at the latest: the CLI
+//! and the admin API wait that long before they say the old key is refused
+//! ([`Store::relying_party_change_spread`]). Unknown ids are never kept: a guess costs a read,
+//! as before.
+//!
+//! [`Store::relying_party_change_spread`]: crate::store::Store::relying_party_change_spread
 //!
 //! [`Kept`]: super::kept::Kept
 
@@ -31,8 +36,10 @@ use crate::store::RelyingPartyRecord;
 /// The channel of relying-party changes; the payload is the relying party's id.
 pub const RELYING_PARTY_CHANNEL: &str = "pushauth_relying_party";
 
-/// How long an entry is used at most (see the module notes).
-pub const KEPT_FOR: Duration = Duration::from_secs(5);
+/// How long an entry is used at most, from when its read began (see the module notes). Short,
+/// since a change's caller waits this long; a relying party's record is read once a second
+/// at most for it, against a statement per request without the cache.
+pub const KEPT_FOR: Duration = Duration::from_secs(1);
 
 /// Entries kept before the cache starts over (a few hundred bytes each).
 const MAX_ENTRIES: usize = 1024;
@@ -46,7 +53,7 @@ pub struct RelyingPartyCache {
 
 #[derive(Default)]
 struct Inner {
-    /// By id, with when each was read.
+    /// By id, with when the read of each began.
     entries: HashMap<String, (RelyingPartyRecord, Instant)>,
     /// Changes heard so far (and every start or end of listening).
     generation: u64,
@@ -69,9 +76,9 @@ pub struct ListenerParts {
     pub replica: super::ReplicaId,
 }
 
-/// What a read must show to be kept: the generation when it began.
+/// What a read must show to be kept: the generation when it began, and when that was.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Ticket(u64);
+pub(super) struct Ticket(u64, Instant);
 
 impl std::fmt::Debug for RelyingPartyCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,7 +135,7 @@ impl RelyingPartyCache {
 
     /// Taken before a read whose result may be kept.
     pub(super) fn ticket(&self) -> Ticket {
-        Ticket(self.lock().generation)
+        Ticket(self.lock().generation, Instant::now())
     }
 
     /// Keeps `rp`, read after `ticket` was taken, unless a change was heard since (or nobody
@@ -141,9 +148,7 @@ impl RelyingPartyCache {
         if inner.entries.len() >= MAX_ENTRIES {
             inner.entries.clear();
         }
-        inner
-            .entries
-            .insert(rp.id.clone(), (rp.clone(), Instant::now()));
+        inner.entries.insert(rp.id.clone(), (rp.clone(), ticket.1));
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -220,5 +225,22 @@ mod tests {
         assert!(cache.get("a").is_none());
         cache.keep(old, &rp("a"));
         assert!(cache.get("a").is_none());
+    }
+
+    /// A read that began before a change, and whose notice never came (the listener's
+    /// connection died without a word), is used until [`KEPT_FOR`](super::KEPT_FOR) after the
+    /// read began, however late it was kept: the change's caller, which waits that long after
+    /// its commit, never returns while the old record is still in use.
+    #[test]
+    fn an_entry_is_used_until_kept_for_after_its_read_began_not_after_it_was_kept() {
+        let cache = RelyingPartyCache::default();
+        cache.listening();
+        let ticket = cache.ticket();
+        std::thread::sleep(super::KEPT_FOR);
+        cache.keep(ticket, &rp("sshd"));
+        assert!(cache.get("sshd").is_none());
+        let ticket = cache.ticket();
+        cache.keep(ticket, &rp("sshd"));
+        assert!(cache.get("sshd").is_some());
     }
 }
