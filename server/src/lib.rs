@@ -21,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod created;
 pub mod enrollment;
 pub mod error;
 pub mod hashing;

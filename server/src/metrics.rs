@@ -110,6 +110,7 @@ pub struct Metrics {
     push: PushMetrics,
     wake: WakeMetrics,
     slow_hashes: Counter,
+    unread_starts: Counter,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -212,7 +213,15 @@ impl Metrics {
             "Argon2id jobs run by the one bounded hashing pool (backup codes, offline values)",
             slow_hashes.clone(),
         );
+        let unread_starts = Counter::default();
+        registry.register(
+            "pushauth_long_polls_started_unread",
+            "Relying parties' long-polls that started from the view of a challenge this replica \
+             created, without a read (PostgreSQL; see README, High availability)",
+            unread_starts.clone(),
+        );
         Metrics {
+            unread_starts,
             slow_hashes,
             wake,
             push,
@@ -223,6 +232,11 @@ impl Metrics {
             latency,
             connections,
         }
+    }
+
+    /// Counts a long-poll that started without a read (`crate::created`).
+    pub fn started_unread(&self) {
+        self.unread_starts.inc();
     }
 
     /// The handles the connection limiter updates.

@@ -2,13 +2,15 @@
 //! waits and dropped when the last waiter leaves. Waiters subscribe before reading the store, so
 //! a change between the read and the wait is never missed. A challenge's channel carries the
 //! record when the change made it terminal (terminal records never change again), so its
-//! long-polls can answer without reading the store once more.
+//! long-polls can answer without reading the store once more. Every wake-up of a challenge's
+//! waiters also forgets the view [`CreatedHere`] keeps of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::created::CreatedHere;
 use crate::store::ChallengeRecord;
 
 /// What a challenge's waiters are told: the terminal record, or `None` ("read it again").
@@ -26,6 +28,7 @@ fn lock<T>(map: &Channels<T>) -> MutexGuard<'_, HashMap<String, watch::Sender<T>
 pub struct Waiters {
     challenges: Arc<Channels<ChallengeNews>>,
     devices: Arc<Channels<()>>,
+    created: Arc<CreatedHere>,
 }
 
 /// One waiter's subscription; leaving removes the channel when nobody else listens.
@@ -111,8 +114,14 @@ impl Waiters {
         subscribe(&self.devices, id)
     }
 
+    /// The challenges this replica created that nothing changed since ([`CreatedHere`]).
+    pub fn created_here(&self) -> &CreatedHere {
+        &self.created
+    }
+
     /// Wakes everyone waiting on a challenge and on the devices it was sent to.
     pub fn challenge_changed(&self, id: &str, devices: &[String]) {
+        self.created.forget(id);
         notify(&self.challenges, id, || None);
         self.devices_changed(devices);
     }
@@ -120,6 +129,7 @@ impl Waiters {
     /// Like [`Waiters::challenge_changed`], handing the record to the challenge's waiters when
     /// it is terminal. Call only with a record read after the change was committed.
     pub fn challenge_updated(&self, challenge: &ChallengeRecord) {
+        self.created.forget(&challenge.id);
         notify(&self.challenges, &challenge.id, || {
             challenge
                 .state
@@ -132,6 +142,7 @@ impl Waiters {
     /// Wakes waiters on challenge `id` to read it again (a change made by another replica,
     /// told by a database notification: it comes without the record).
     pub fn challenge_read_again(&self, id: &str) {
+        self.created.forget(id);
         if let Some(tx) = lock(&self.challenges).get(id) {
             read_again(tx);
         }
@@ -147,6 +158,7 @@ impl Waiters {
     /// Wakes every waiter to read again: after the cross-replica listener was disconnected,
     /// any change may have been missed.
     pub fn wake_all(&self) {
+        self.created.forget_all();
         for tx in lock(&self.challenges).values() {
             read_again(tx);
         }

@@ -29,8 +29,9 @@
 //! again.
 //!
 //! A notification sent while the listener is disconnected is lost, so after every (re)connect
-//! every local waiter is woken to read again, and the relying-party cache starts empty: a
-//! change is never missed, only read twice. A
+//! every local waiter is woken to read again, and the relying-party cache and the views of
+//! challenges created here ([`crate::created`]) start empty: a change is never missed, only
+//! read twice. A
 //! connection that stops answering (a host gone without a reset) is found by a probe every
 //! [`PROBE_EVERY`]; reconnects back off from [`FIRST_BACKOFF`] to [`MAX_BACKOFF`]. Every
 //! reconnect is counted (`pushauth_store_listener_reconnects`) and logged with the driver's
@@ -180,7 +181,8 @@ async fn listen_once(
     // From here until the session ends, whichever way (the future dropped at shutdown too),
     // every change to a relying party is heard.
     relying_parties.listening();
-    let _heard = NotListeningOnDrop(relying_parties);
+    waiters.created_here().hearing(true);
+    let _heard = NotListeningOnDrop(relying_parties, waiters);
     metrics.connected.set(1);
     if reconnect {
         metrics.reconnects.inc();
@@ -248,6 +250,8 @@ async fn listen_once(
 /// again, at once for another replica's change, after [`OWN_CHANGE_GRACE`] for this one's if
 /// its record has not been handed to them by then (see the module notes).
 fn challenge_changed(waiters: &Waiters, own: &OwnBackends, pid: i32, id: &str) {
+    // Whoever made it, a changed challenge has no view to start a long-poll from.
+    waiters.created_here().forget(id);
     if !own.contains(pid) {
         waiters.challenge_read_again(id);
         return;
@@ -264,12 +268,14 @@ fn challenge_changed(waiters: &Waiters, own: &OwnBackends, pid: i32, id: &str) {
     });
 }
 
-/// Tells the relying-party cache that nobody listens once the session ends, whichever way.
-struct NotListeningOnDrop<'a>(&'a RelyingPartyCache);
+/// Tells the relying-party cache and the views of challenges created here ([`crate::created`]) that
+/// nobody listens once the session ends, whichever way.
+struct NotListeningOnDrop<'a>(&'a RelyingPartyCache, &'a Waiters);
 
 impl Drop for NotListeningOnDrop<'_> {
     fn drop(&mut self) {
         self.0.not_listening();
+        self.1.created_here().hearing(false);
     }
 }
 

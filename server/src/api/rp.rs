@@ -1,6 +1,7 @@
 //! Relying-party endpoints: list and revoke a user's devices, enrollment links, and create,
 //! read (long-poll) and cancel challenges. Each checks the caller's key in the same store job
-//! as its own work ([`crate::service::keys::authenticate`]): one job per request.
+//! as its own work ([`crate::service::keys::authenticate`]): one job per request, and none for
+//! a long-poll that starts from the view of a challenge created here ([`crate::created`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +13,14 @@ use pushauth_proto::wire::{
     ChallengeCreated, ChallengeStatus, CreateChallenge, CreateRpEnrollment, DeviceInfo, DeviceList,
     EnrollmentCreated, GraceGrant,
 };
+use pushauth_proto::ChallengeState;
 use tokio::time::Instant;
 
 use super::views::{challenge_status, device_info, enrollment_created};
 use super::{ApiError, JsonBody, Params};
 use crate::clock::{self, Millis};
-use crate::service::keys::{authenticate, RpCaller, RpKey};
+use crate::created::CreatedView;
+use crate::service::keys::{authenticate, authenticate_kept, RpCaller, RpKey};
 use crate::service::{challenges, devices, enrollments, grace};
 use crate::state::SharedState;
 use crate::store::ChallengeRecord;
@@ -111,6 +114,7 @@ pub async fn create_challenge(
     // Should the caller be gone once the challenge is committed, its devices' long-polls are
     // woken all the same (no push and no webhook for a login nobody waits on).
     let waiters = state.waiters.clone();
+    let ticket = state.waiters.created_here().ticket();
     let created = state
         .run_or_else(
             move |s| {
@@ -128,6 +132,17 @@ pub async fn create_challenge(
     let (challenge, devices) = (created.challenge, created.devices);
     // A grace login is already approved: nothing to push.
     if created.grace.is_none() {
+        if challenge.state == ChallengeState::Pending {
+            // The relying party's long-poll can start from it (`crate::created`).
+            state.waiters.created_here().keep(
+                ticket,
+                &challenge.id,
+                CreatedView {
+                    rp_id: challenge.rp_id.clone(),
+                    expires_at: challenge.expires_at,
+                },
+            );
+        }
         state.created(&challenge, created.subscriptions);
     }
     Ok((
@@ -165,27 +180,36 @@ pub async fn get_challenge(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let wait = params.and_then(|p| p.wait_secs());
     let started = Instant::now();
+    // Subscribed before the first read (or the view that stands for it), so a change after
+    // either is seen.
     let mut sub = state.waiters.watch_challenge(&id);
-    let read_id = id.clone();
     let now = clock::now_ms();
-    let (rp, wait, outcome) = state
-        .run(move |s| {
-            let rp = authenticate(s, &key)?;
-            let wait = wait?;
-            let outcome = challenges::get_owned(s, &rp, &read_id, now);
-            Ok::<_, ApiError>((rp, wait, outcome))
-        })
-        .await?;
-    let challenge = state.settle(outcome)?;
+    let (rp, wait, seen, expires_at) = match without_a_read(&state, &key, &id, &wait, now) {
+        Some((rp, view)) => {
+            state.metrics.started_unread();
+            (rp, wait?, ChallengeState::Pending, view.expires_at)
+        }
+        None => {
+            let read_id = id.clone();
+            let (rp, wait, outcome) = state
+                .run(move |s| {
+                    let rp = authenticate(s, &key)?;
+                    let wait = wait?;
+                    let outcome = challenges::get_owned(s, &rp, &read_id, now);
+                    Ok::<_, ApiError>((rp, wait, outcome))
+                })
+                .await?;
+            let challenge = state.settle(outcome)?;
+            if challenge.state.is_terminal() || wait == 0 || state.stopping() {
+                return Ok(Json(challenge_status(&challenge)));
+            }
+            // Only the state and expiry are needed while waiting; thousands of waits should
+            // not each hold a record.
+            (rp, wait, challenge.state, challenge.expires_at)
+        }
+    };
     let deadline = started + Duration::from_secs(wait);
-    if challenge.state.is_terminal() || wait == 0 || state.stopping() {
-        return Ok(Json(challenge_status(&challenge)));
-    }
-    // Only the state and expiry are needed while waiting; thousands of waits should not each
-    // hold a record.
-    let seen = challenge.state;
-    let wake = deadline.min(instant_at(challenge.expires_at));
-    drop(challenge);
+    let wake = deadline.min(instant_at(expires_at));
     loop {
         let news = state.wait_for(sub.changed(), wake).await.flatten();
         // A change that ended the challenge came with the committed record, which can no
@@ -206,6 +230,26 @@ pub async fn get_challenge(
             return Ok(Json(challenge_status(&fresh)));
         }
     }
+}
+
+/// The caller and the view of challenge `id` when a long-poll may start waiting without
+/// reading it (issue 13, [`crate::created`]): it waits (`wait` > 0, the server not stopping),
+/// the store holds the caller's relying party in memory and the key holds, and this replica
+/// created the challenge for that relying party and nothing changed it since. `None` sends
+/// the long-poll through the read, which gives every refusal.
+fn without_a_read(
+    state: &SharedState,
+    key: &RpKey,
+    id: &str,
+    wait: &Result<u64, ApiError>,
+    now: Millis,
+) -> Option<(RpCaller, CreatedView)> {
+    if !matches!(wait, Ok(secs) if *secs > 0) || state.stopping() {
+        return None;
+    }
+    let view = state.waiters.created_here().view(id, now)?;
+    let rp = authenticate_kept(state.store.as_ref(), key)?;
+    (view.rp_id == rp.rp_id).then_some((rp, view))
 }
 
 /// Reads challenge `id` for a long-poll whose caller the first read authenticated. While the

@@ -124,6 +124,21 @@ pub fn authenticate(s: &dyn Store, key: &RpKey) -> Result<RpCaller> {
     let rp = s
         .get_relying_party(rp_id)?
         .ok_or_else(|| Error::Unauthorized(UNAUTHORIZED.into()))?;
+    checked(rp, secret)
+}
+
+/// [`authenticate`] without a read, off the store's job threads: `Some` when the store holds
+/// the relying party in memory ([`Store::kept_relying_party`]) and the key holds. `None`
+/// otherwise, refusals included: [`authenticate`] in a store job then gives the one answer.
+pub fn authenticate_kept(s: &dyn Store, key: &RpKey) -> Option<RpCaller> {
+    let RpKey::Key { rp_id, secret } = key else {
+        return None;
+    };
+    checked(s.kept_relying_party(rp_id)?, secret).ok()
+}
+
+/// The caller `rp` is, if `secret` is its key's and it is not revoked.
+fn checked(rp: RelyingPartyRecord, secret: &str) -> Result<RpCaller> {
     // Compare first, so that a revoked key and a wrong one take the same time.
     if !matches_hash(secret, &rp.key_hash) || rp.revoked_at.is_some() {
         return Err(Error::Unauthorized(UNAUTHORIZED.into()));

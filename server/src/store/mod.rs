@@ -142,6 +142,13 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     fn create_relying_party(&self, rp: &RelyingPartyRecord, now: Millis) -> StoreResult<()>;
     /// A relying party, revoked ones included.
     fn get_relying_party(&self, id: &str) -> StoreResult<Option<RelyingPartyRecord>>;
+    /// The relying party as [`Store::get_relying_party`] would give it, if the store holds it
+    /// in memory now; never a read, so it may be called off the store's job threads. `None`
+    /// on SQLite (every request reads it); on PostgreSQL, the replica's kept record while its
+    /// listener hears of every change (`store::postgres::RelyingPartyCache`).
+    fn kept_relying_party(&self, _id: &str) -> Option<RelyingPartyRecord> {
+        None
+    }
     /// Every relying party, oldest first.
     fn list_relying_parties(&self) -> StoreResult<Vec<RelyingPartyRecord>>;
     /// Revokes a relying party (idempotent; audits `rp_revoked` the first time); `None` if

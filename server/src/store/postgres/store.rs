@@ -158,6 +158,10 @@ macro_rules! pg_store {
                 relying_parties::rotate_relying_party(self, id, key_hash, now)
             }
 
+            fn kept_relying_party(&self, id: &str) -> Option<RelyingPartyRecord> {
+                self.relying_parties().and_then(|cache| cache.get(id))
+            }
+
             fn relying_party_change_spread(&self) -> std::time::Duration {
                 super::watched::KEPT_FOR
             }
