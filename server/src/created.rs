@@ -11,7 +11,11 @@
 //!   the start of the creation and the keeping: a change heard before the view was kept
 //!   cannot be outlived by it. The last [`MAX_FORGOTTEN`] forgettings are remembered for that;
 //!   a creation that spans more keeps nothing.
-//! - A view past its expiry is not used (the read expires the challenge).
+//! - A view is used for [`VIEW_FOR`] after it was kept, and not past the challenge's expiry
+//!   (the read expires it). A relying party waits within milliseconds of its creation; the
+//!   age limit bounds what a listener that stopped hearing without a word (found by its probe
+//!   within seconds) can cost. A read that finds the challenge no longer pending forgets its
+//!   view too.
 //!
 //! So a view is the state committed at the creation, with no change since, up to a notice
 //! still on its way: the window a read made just before that change would have had. A view
@@ -21,6 +25,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::clock::Millis;
 
@@ -28,8 +33,16 @@ use crate::clock::Millis;
 /// busy replica's changes).
 pub const MAX_FORGOTTEN: usize = 4096;
 
-/// Views kept before the registry starts over (about a hundred bytes each).
+/// Views kept at most (about a hundred bytes each); full, the registry keeps only those still
+/// young enough to be used, or starts over.
 pub const MAX_VIEWS: usize = 16_384;
+
+/// How long after it was kept a view is used.
+pub const VIEW_FOR: Duration = Duration::from_secs(1);
+
+/// Longest id remembered as forgotten: ours are 22 characters, and a longer one (from a
+/// request's path) can never have a view.
+const MAX_ID_LEN: usize = 64;
 
 /// What a long-poll needs of a challenge it may wait on without reading it: it is pending,
 /// owned by `rp_id`, and expires at `expires_at` (Unix milliseconds).
@@ -63,7 +76,8 @@ struct Inner {
     recent: VecDeque<(u64, String)>,
     /// The newest forgetting no longer in `recent`.
     dropped_at: u64,
-    views: HashMap<String, CreatedView>,
+    /// By id, with when each was kept.
+    views: HashMap<String, (CreatedView, Instant)>,
 }
 
 impl CreatedHere {
@@ -97,13 +111,16 @@ impl CreatedHere {
             return;
         }
         if inner.views.len() >= MAX_VIEWS {
-            inner.views.clear();
+            inner.views.retain(|_, (_, kept)| kept.elapsed() < VIEW_FOR);
+            if inner.views.len() >= MAX_VIEWS {
+                inner.views.clear();
+            }
         }
-        inner.views.insert(id.to_owned(), view);
+        inner.views.insert(id.to_owned(), (view, Instant::now()));
     }
 
-    /// The view of challenge `id` if one is kept and `now` (Unix milliseconds) is before its
-    /// expiry.
+    /// The view of challenge `id` if one is kept, was kept less than [`VIEW_FOR`] ago, and
+    /// `now` (Unix milliseconds) is before the challenge's expiry.
     pub fn view(&self, id: &str, now: Millis) -> Option<CreatedView> {
         let inner = self.lock();
         if !inner.hearing {
@@ -112,17 +129,17 @@ impl CreatedHere {
         inner
             .views
             .get(id)
-            .filter(|view| now < view.expires_at)
-            .cloned()
+            .filter(|(view, kept)| now < view.expires_at && kept.elapsed() < VIEW_FOR)
+            .map(|(view, _)| view.clone())
     }
 
     /// Challenge `id` changed, or may have: its view goes, and a creation of it under way
     /// keeps none.
     pub fn forget(&self, id: &str) {
         let mut inner = self.lock();
-        if !inner.hearing {
+        if !inner.hearing || id.len() > MAX_ID_LEN {
             // Nothing is kept, and nothing will be from a creation under way (hearing again
-            // forgets everything).
+            // forgets everything); or no view can have this id.
             return;
         }
         inner.seq += 1;
@@ -231,5 +248,16 @@ mod tests {
         created.forget("other");
         created.keep(ticket, "c1", view());
         assert!(created.view("c1", 0).is_some());
+    }
+
+    #[test]
+    fn a_view_is_used_for_view_for_after_it_was_kept() {
+        let created = CreatedHere::default();
+        created.hearing(true);
+        let ticket = created.ticket();
+        created.keep(ticket, "c1", view());
+        assert!(created.view("c1", 0).is_some());
+        std::thread::sleep(super::VIEW_FOR);
+        assert_eq!(created.view("c1", 0), None);
     }
 }

@@ -141,6 +141,42 @@ fn issue9_item2_rp_with_enroll_revokes_a_device_of_its_user() {
     assert_eq!(r.status, 201, "{}", r.text);
 }
 
+/// Session 16, attack (review): a long-poll begun with a key that is revoked, or rotated out,
+/// while it waits gets no answer from then on. The wait checked the key only when it began: the
+/// user's approval (the device's signature and the typed code) reached the revoked key for as
+/// long as the wait lasted (up to 30 s). The same for a wait on several challenges.
+#[test]
+fn session16_a_wait_under_way_when_its_key_is_revoked_or_rotated_gets_no_answer() {
+    let srv = start();
+    let dev = srv.device("alice");
+    for (change, path) in [
+        ("DELETE", "/v1/challenges/{id}?wait=30"),
+        ("POST", "/v1/challenges/{id}?wait=30"),
+        ("DELETE", "/v1/challenges?ids={id}&wait=30"),
+        ("POST", "/v1/challenges?ids={id}&wait=30"),
+    ] {
+        let (rp_id, key) = srv.rp_with(json!({"name": "leaked"}));
+        let (r, c) = srv.create(&key, "alice", json!({}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        let c = c.unwrap();
+        let url = format!("{}{}", srv.url, path.replace("{id}", &c.id));
+        let auth = format!("Bearer {key}");
+        let waiter = std::thread::spawn(move || call("GET", &url, Some(&auth), None));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let admin_path = match change {
+            "DELETE" => format!("/v1/admin/relying-parties/{rp_id}"),
+            _ => format!("/v1/admin/relying-parties/{rp_id}/rotate"),
+        };
+        let r = srv.admin(change, &admin_path, None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = dev.approve(&srv, &c);
+        assert_eq!(r.json["state"], "approved", "{}", r.text);
+        let r = waiter.join().unwrap();
+        assert_error(&r, 401, "unauthorized");
+        assert!(!r.text.contains("approved"), "{path}: {}", r.text);
+    }
+}
+
 /// Item 4, scenario: a leaked relying-party key. The admin revokes it over HTTP: the very next
 /// request with it is refused; rotation gives a new key and refuses the old one at once; the
 /// list shows the rights and the revocation; every step is audited.

@@ -184,6 +184,8 @@ pub async fn get_challenge(
     // either is seen.
     let mut sub = state.waiters.watch_challenge(&id);
     let now = clock::now_ms();
+    // Kept to check again before answering with what the wait brought (see below).
+    let again = key.clone();
     let (rp, wait, seen, expires_at) = match without_a_read(&state, &key, &id, &wait, now) {
         Some((rp, view)) => {
             state.metrics.started_unread();
@@ -200,6 +202,7 @@ pub async fn get_challenge(
                 })
                 .await?;
             let challenge = state.settle(outcome)?;
+            no_view_past(&state, &challenge);
             if challenge.state.is_terminal() || wait == 0 || state.stopping() {
                 return Ok(Json(challenge_status(&challenge)));
             }
@@ -215,11 +218,13 @@ pub async fn get_challenge(
         // A change that ended the challenge came with the committed record, which can no
         // longer change (the first read checked that the caller owns it).
         if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
+            authenticated_again(&state, &again).await?;
             return Ok(Json(challenge_status(&decided)));
         }
         // Whatever else woke us (an acknowledgement, another replica's notice, the expiry, the
         // deadline), the fresh state is the answer.
-        let fresh = read_again(&state, &rp, &id, &mut sub, deadline).await?;
+        let fresh = read_again(&state, &again, &id, &mut sub, deadline).await?;
+        no_view_past(&state, &fresh);
         // Issue 13: woken with nothing new (every waiter is woken after the cross-replica
         // listener reconnects, and a replica hears its own notices): wait on.
         if fresh.state != seen
@@ -252,12 +257,38 @@ fn without_a_read(
     (view.rp_id == rp.rp_id).then_some((rp, view))
 }
 
-/// Reads challenge `id` for a long-poll whose caller the first read authenticated. While the
-/// database cannot be reached (a failover), reads again until `deadline` instead of failing
-/// (issue 13); a wake-up on `sub` ends a pause early. At the deadline: `store_unavailable`.
+/// A view of a challenge created here that a read contradicts goes (a change the listener
+/// missed must not start every later long-poll from "pending" again).
+fn no_view_past(state: &SharedState, read: &ChallengeRecord) {
+    if read.state != ChallengeState::Pending {
+        state.waiters.created_here().forget(&read.id);
+    }
+}
+
+/// Checks `key` again before a long-poll answers with a record it did not read: a relying
+/// party revoked or rotated while the request waited is refused as a new request would be
+/// (the change's CLI or admin call returns only once every replica refuses the old key). From
+/// the kept record when the store holds it (PostgreSQL), else in a store job.
+///
+/// # Errors
+/// `unauthorized`, or the store's error.
+pub(super) async fn authenticated_again(state: &SharedState, key: &RpKey) -> Result<(), ApiError> {
+    if authenticate_kept(state.store.as_ref(), key).is_some() {
+        return Ok(());
+    }
+    let key = key.clone();
+    state
+        .run(move |s| Ok::<_, ApiError>(authenticate(s, &key).map(drop)?))
+        .await
+}
+
+/// Reads challenge `id` for a long-poll, checking the caller's key again in the same job (it
+/// may have been revoked while the request waited). While the database cannot be reached (a
+/// failover), reads again until `deadline` instead of failing (issue 13); a wake-up on `sub`
+/// ends a pause early. At the deadline: `store_unavailable`.
 async fn read_again(
     state: &SharedState,
-    rp: &RpCaller,
+    key: &RpKey,
     id: &str,
     sub: &mut Subscription<ChallengeNews>,
     deadline: Instant,
@@ -265,9 +296,12 @@ async fn read_again(
     let mut pause = FIRST_RETRY;
     loop {
         let now = clock::now_ms();
-        let (rp, id) = (rp.clone(), id.to_owned());
+        let (key, id) = (key.clone(), id.to_owned());
         let read = state
-            .run(move |s| Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now)))
+            .run(move |s| {
+                let rp = authenticate(s, &key)?;
+                Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now))
+            })
             .await;
         match read.and_then(|outcome| Ok(state.settle(outcome)?)) {
             Err(e) if e.is_store_unavailable() && !state.stopping() => {

@@ -17,7 +17,7 @@ use super::views::challenge_status;
 use super::{ApiError, Params};
 use crate::clock;
 use crate::service::challenges;
-use crate::service::keys::{authenticate, RpCaller, RpKey};
+use crate::service::keys::{authenticate, RpKey};
 use crate::state::SharedState;
 use crate::store::ChallengeRecord;
 use crate::waiters::{ChallengeNews, Subscription};
@@ -89,7 +89,9 @@ pub async fn wait_any(
         Err(_) => Vec::new(),
     };
     let now = clock::now_ms();
-    let (rp, (ids, wait), outcomes) = state
+    // Checked again by every read after the wait began.
+    let again = key.clone();
+    let ((ids, wait), outcomes) = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let (ids, wait) = asked?;
@@ -97,7 +99,7 @@ pub async fn wait_any(
                 .iter()
                 .map(|id| challenges::get_owned(s, &rp, id, now))
                 .collect();
-            Ok::<_, ApiError>((rp, (ids, wait), outcomes))
+            Ok::<_, ApiError>(((ids, wait), outcomes))
         })
         .await?;
     let mut found = Vec::with_capacity(outcomes.len());
@@ -122,7 +124,7 @@ pub async fn wait_any(
             )
             .await;
         drop(woken);
-        let fresh = read_all(&state, &rp, &ids, &mut subs, deadline).await?;
+        let fresh = read_all(&state, &again, &ids, &mut subs, deadline).await?;
         let moved = fresh
             .iter()
             .zip(&seen)
@@ -139,11 +141,12 @@ fn statuses(list: &[ChallengeRecord]) -> ChallengeStatuses {
     }
 }
 
-/// Reads every challenge of `ids` in one store job; while the database cannot be reached,
+/// Reads every challenge of `ids` in one store job, checking the caller's key again in it (it
+/// may have been revoked while the request waited); while the database cannot be reached,
 /// reads again until `deadline` (a wake-up ends a pause early), as a single long-poll does.
 async fn read_all(
     state: &SharedState,
-    rp: &RpCaller,
+    key: &RpKey,
     ids: &[String],
     subs: &mut [Subscription<ChallengeNews>],
     deadline: Instant,
@@ -151,9 +154,10 @@ async fn read_all(
     let mut pause = FIRST_RETRY;
     loop {
         let now = clock::now_ms();
-        let (rp, ids) = (rp.clone(), ids.to_vec());
+        let (key, ids) = (key.clone(), ids.to_vec());
         let read = state
             .run(move |s| {
+                let rp = authenticate(s, &key)?;
                 Ok::<_, ApiError>(
                     ids.iter()
                         .map(|id| challenges::get_owned(s, &rp, id, now))

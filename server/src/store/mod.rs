@@ -171,9 +171,10 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// party's record as it was before a committed change (revoke, rotate): zero where every
     /// request reads the record (SQLite); on PostgreSQL, where each replica keeps the records
     /// its listener hears of every change to, the longest it uses one whose change notice it
-    /// missed (`store::postgres::KEPT_FOR`, 1 s). A caller that tells an admin "refused from
-    /// now on" waits this long after the change returns, outside any store job (the CLI, the
-    /// admin API).
+    /// missed (`store::postgres::KEPT_FOR`, 1 s, and 50 ms for the timers). A caller that
+    /// tells an admin "refused from now on" waits this long after the change returns, outside
+    /// any store job (the CLI, the admin API); a long-poll under way checks the key again
+    /// before it answers.
     fn relying_party_change_spread(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
