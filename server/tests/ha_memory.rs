@@ -75,18 +75,7 @@ fn report(
 
 /// `pushauth_slow_hash_jobs_total` of `replica`: the Argon2id jobs it ran.
 fn slow_hash_jobs(replica: &Replica) -> u64 {
-    let r = call_with(
-        &pushauth_testkit::agent(),
-        "GET",
-        &format!("{}/metrics", replica.url),
-        None,
-        None,
-    );
-    r.text
-        .lines()
-        .find_map(|l| l.strip_prefix("pushauth_slow_hash_jobs_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pushauth_slow_hash_jobs_total in {}", r.text))
+    replica.counter("pushauth_slow_hash_jobs")
 }
 
 /// A code of the right length that is not `device`'s value at `counter`.

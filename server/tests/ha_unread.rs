@@ -23,22 +23,6 @@ fn context() -> Context {
     [("service".to_string(), "sshd".to_string())].into()
 }
 
-/// The value of counter `name` in `replica`'s `/metrics` (0 when absent).
-fn counter(replica: &Replica, name: &str) -> u64 {
-    let r = call_with(
-        &pushauth_testkit::agent(),
-        "GET",
-        &format!("{}/metrics", replica.url),
-        None,
-        None,
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.text
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
 /// `GET /v1/challenges/{id}?wait=SECS` on `replica` with `key`: status, body and how long it
 /// took.
 fn wait_on(replica: &Replica, key: &str, id: &str, secs: u64) -> (u16, Value, Duration) {
@@ -87,7 +71,7 @@ fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
         let outcome = handle.join().unwrap();
         assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
         assert!(answered.elapsed() < Duration::from_secs(2), "round {round}");
-        assert_eq!(counter(&a, UNREAD), round as u64 + 1, "round {round}");
+        assert_eq!(a.counter(UNREAD), round as u64 + 1, "round {round}");
     }
     // SQLite-like replicas aside, a wait of 0 always reads: it answers with the state.
     let login = on_a
@@ -96,7 +80,7 @@ fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
     let (status, body, _) = wait_on(&a, &key, &login.id, 0);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "pending", "{body}");
-    assert_eq!(counter(&a, UNREAD), 4);
+    assert_eq!(a.counter(UNREAD), 4);
 }
 
 /// Attack: the challenge is cancelled, or approved, through B just before the relying party
@@ -192,7 +176,7 @@ fn a_wait_that_could_start_unread_refuses_what_a_read_refuses() {
         "{body}"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(counter(&a, UNREAD), 0);
+    assert_eq!(a.counter(UNREAD), 0);
 
     // Revoked through B (which returns once every replica refuses it).
     let (status, body) = ha::admin(
@@ -209,5 +193,5 @@ fn a_wait_that_could_start_unread_refuses_what_a_read_refuses() {
         "{body}"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(counter(&a, UNREAD), 0);
+    assert_eq!(a.counter(UNREAD), 0);
 }

@@ -191,6 +191,22 @@ impl Replica {
         }
     }
 
+    /// The value of counter `name` (without `_total`) in its `/metrics`; panics when absent.
+    pub fn counter(&self, name: &str) -> u64 {
+        let r = call_with(
+            &pushauth_testkit::agent(),
+            "GET",
+            &format!("{}/metrics", self.url),
+            None,
+            None,
+        );
+        r.text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}_total in {}", r.text))
+    }
+
     /// Its log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
