@@ -12,34 +12,11 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha::{client, device_on, Site};
-use pushauth_client::{Client, Outcome, PendingLogin, StartOptions};
+use ha::{approve, assert_approved, client, context, device_on, wait_in_background, Site};
+use pushauth_client::{Outcome, PendingLogin, StartOptions};
 use pushauth_proto::auth::DeviceAuth;
-use pushauth_proto::Context;
 use pushauth_testkit::{call_with, PgCluster, TestDevice};
 use serde_json::json;
-
-fn context() -> Context {
-    [("service".to_string(), "sshd".to_string())].into()
-}
-
-/// Starts a login for `user` and waits for it on another thread (deadline 60 s).
-fn wait_in_background(
-    client: &Arc<Client>,
-    user: &str,
-) -> (PendingLogin, thread::JoinHandle<(Outcome, Instant)>) {
-    let login = client
-        .start(user, &context(), &StartOptions::default())
-        .unwrap();
-    let (client, waiting) = (Arc::clone(client), login.clone());
-    let handle = thread::spawn(move || {
-        let outcome = client
-            .wait(&waiting, Instant::now() + Duration::from_secs(60))
-            .unwrap();
-        (outcome, Instant::now())
-    });
-    (login, handle)
-}
 
 /// A device request's `Authorization` header for `method` and `path` (empty body), signed now
 /// with `device`'s key: each one carries a fresh nonce.
@@ -58,15 +35,6 @@ fn signed_header(device: &TestDevice, method: &str, path: &str) -> String {
     )
     .unwrap()
     .to_string()
-}
-
-fn approve(device: &TestDevice, login: &PendingLogin) {
-    let status = device.approve(&login.id, login.code.as_deref().unwrap());
-    assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
-}
-
-fn assert_approved(outcome: &Outcome) {
-    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
 }
 
 #[test]

@@ -13,19 +13,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha::{client, device_on, Site};
+use ha::{client, context, device_on, Site};
 use pushauth_client::{ClientError, Outcome, StartOptions};
-use pushauth_proto::Context;
 use pushauth_server::config::StoreConfig;
 use pushauth_server::store::postgres::PgSettings;
 use pushauth_server::{RunningServer, ServerConfig, TlsConfig};
 use pushauth_testkit::{assert_error, call_with};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-
-fn context() -> Context {
-    [("service".to_string(), "sshd".to_string())].into()
-}
 
 /// Waits until `replica`'s port accepts connections (10 s); how long that took.
 fn wait_listening(replica: &ha::Replica) -> Duration {

@@ -13,15 +13,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha::{client, device_on, Replica, Site};
-use pushauth_client::{Outcome, StartOptions};
-use pushauth_proto::Context;
+use ha::{approve, assert_approved, client, device_on, start, wait_in_background, Replica, Site};
 use pushauth_testkit::{call_with, PgCluster};
 use serde_json::Value;
-
-fn context() -> Context {
-    [("service".to_string(), "sshd".to_string())].into()
-}
 
 /// `GET /v1/challenges/{id}?wait=SECS` on `replica` with `key`: status, body and how long it
 /// took.
@@ -54,29 +48,19 @@ fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
     let phone_b = device_on(&phone, &b);
     let on_a = Arc::new(client(&[&a], &key));
     for (round, device) in [&phone, &phone_b, &phone, &phone_b].into_iter().enumerate() {
-        let login = on_a
-            .start("alice", &context(), &StartOptions::default())
-            .unwrap();
-        let (waiting_client, waiting) = (Arc::clone(&on_a), login.clone());
-        let handle = thread::spawn(move || {
-            waiting_client
-                .wait(&waiting, Instant::now() + Duration::from_secs(30))
-                .unwrap()
-        });
+        let (login, waiting) = wait_in_background(&on_a, "alice");
         // Let the wait reach its long-poll, then answer.
         thread::sleep(Duration::from_millis(200));
         let answered = Instant::now();
-        let status = device.approve(&login.id, login.code.as_deref().unwrap());
-        assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
-        let outcome = handle.join().unwrap();
-        assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
-        assert!(answered.elapsed() < Duration::from_secs(2), "round {round}");
+        approve(device, &login);
+        let (outcome, returned) = waiting.join().unwrap();
+        assert_approved(&outcome);
+        let took = returned.saturating_duration_since(answered);
+        assert!(took < Duration::from_secs(2), "round {round}: {took:?}");
         assert_eq!(a.counter(UNREAD), round as u64 + 1, "round {round}");
     }
     // SQLite-like replicas aside, a wait of 0 always reads: it answers with the state.
-    let login = on_a
-        .start("alice", &context(), &StartOptions::default())
-        .unwrap();
+    let login = start(&on_a, "alice");
     let (status, body, _) = wait_on(&a, &key, &login.id, 0);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "pending", "{body}");
@@ -101,9 +85,7 @@ fn a_change_through_the_other_replica_just_before_the_wait_is_never_waited_out()
     let on_a = client(&[&a], &key);
     let mut took = Vec::new();
     for round in 0..12 {
-        let login = on_a
-            .start("alice", &context(), &StartOptions::default())
-            .unwrap();
+        let login = start(&on_a, "alice");
         let expected = if round % 2 == 0 {
             let r = call_with(
                 &pushauth_testkit::agent(),
@@ -115,8 +97,7 @@ fn a_change_through_the_other_replica_just_before_the_wait_is_never_waited_out()
             assert_eq!(r.status, 200, "{}", r.text);
             "cancelled"
         } else {
-            let status = phone_b.approve(&login.id, login.code.as_deref().unwrap());
-            assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
+            approve(&phone_b, &login);
             "approved"
         };
         let (status, body, elapsed) = wait_on(&a, &key, &login.id, 20);
@@ -145,12 +126,8 @@ fn a_wait_that_could_start_unread_refuses_what_a_read_refuses() {
     let on_a = client(&[&a], &key);
     let other_on_a = client(&[&a], &other);
     // Both relying parties' records are kept on A now.
-    let theirs = other_on_a
-        .start("alice", &context(), &StartOptions::default())
-        .unwrap();
-    let login = on_a
-        .start("alice", &context(), &StartOptions::default())
-        .unwrap();
+    let theirs = start(&other_on_a, "alice");
+    let login = start(&on_a, "alice");
 
     let (status, body, took) = wait_on(&a, &other, &login.id, 10);
     assert_eq!(

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pushauth_client::{Client, ClientConfig};
+use pushauth_client::{Client, ClientConfig, Outcome, PendingLogin, StartOptions};
 use pushauth_device::DeviceClient;
+use pushauth_proto::Context;
 use pushauth_testkit::{call_with, PgCluster, TestDevice};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -138,6 +139,46 @@ pub fn device_on(device: &TestDevice, replica: &Replica) -> TestDevice {
 pub fn client(servers: &[&Replica], api_key: &str) -> Client {
     let urls = servers.iter().map(|r| r.url.clone()).collect();
     Client::new(ClientConfig::new(urls, api_key)).unwrap()
+}
+
+/// The login context every replica test sends (`service=sshd`).
+pub fn context() -> Context {
+    [("service".to_string(), "sshd".to_string())].into()
+}
+
+/// Starts a login for `user` through `client`.
+pub fn start(client: &Client, user: &str) -> PendingLogin {
+    client
+        .start(user, &context(), &StartOptions::default())
+        .unwrap()
+}
+
+/// Starts a login for `user` and waits for it on another thread (deadline 60 s): the login,
+/// and the thread giving the outcome and when it came.
+pub fn wait_in_background(
+    client: &std::sync::Arc<Client>,
+    user: &str,
+) -> (PendingLogin, std::thread::JoinHandle<(Outcome, Instant)>) {
+    let login = start(client, user);
+    let (client, waiting) = (std::sync::Arc::clone(client), login.clone());
+    let handle = std::thread::spawn(move || {
+        let outcome = client
+            .wait(&waiting, Instant::now() + Duration::from_secs(60))
+            .unwrap();
+        (outcome, Instant::now())
+    });
+    (login, handle)
+}
+
+/// `device` approves `login` with its code; panics unless it is approved.
+pub fn approve(device: &TestDevice, login: &PendingLogin) {
+    let status = device.approve(&login.id, login.code.as_deref().unwrap());
+    assert_eq!(status.state, pushauth_proto::ChallengeState::Approved);
+}
+
+/// Panics unless `outcome` is an approval.
+pub fn assert_approved(outcome: &Outcome) {
+    assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
 }
 
 /// An admin API call: status and JSON.
