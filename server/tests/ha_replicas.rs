@@ -12,7 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha::{approve, assert_approved, client, context, device_on, wait_in_background, Site};
+use ha::{
+    approve, assert_approved, client, context, device_on, wait_in_background, Site, TwoReplicas,
+};
 use pushauth_client::{Outcome, PendingLogin, StartOptions};
 use pushauth_proto::auth::DeviceAuth;
 use pushauth_testkit::{call_with, PgCluster, TestDevice};
@@ -39,23 +41,25 @@ fn signed_header(device: &TestDevice, method: &str, path: &str) -> String {
 
 #[test]
 fn a_wait_on_a_returns_when_the_device_answers_through_b() {
-    let Some(pg) = PgCluster::start_or_skip("ha cross-replica wake") else {
+    let Some(site) = TwoReplicas::start_or_skip("ha cross-replica wake", "wake") else {
         return;
     };
-    let site = Site::on(&pg, "wake", "");
-    let a = site.spawn("a");
-    let b = site.spawn("b");
-    let key = site.api_key(&a);
-    let phone = site.enroll(&a, "alice");
-    let phone_b = device_on(&phone, &b);
-    let on_a = Arc::new(client(&[&a], &key));
+    let TwoReplicas {
+        a,
+        b,
+        key,
+        phone,
+        phone_b,
+        ..
+    } = &site;
+    let on_a = Arc::new(client(&[a], key));
     let mut latencies = Vec::new();
     for _ in 0..5 {
         let (login, waiting) = wait_in_background(&on_a, "alice");
         // Let the wait reach its long-poll on A.
         thread::sleep(Duration::from_millis(200));
         let answered = Instant::now();
-        approve(&phone_b, &login);
+        approve(phone_b, &login);
         let (outcome, returned) = waiting.join().unwrap();
         assert_approved(&outcome);
         latencies.push(returned.saturating_duration_since(answered));
@@ -67,8 +71,8 @@ fn a_wait_on_a_returns_when_the_device_answers_through_b() {
 
     // The other way round for the device: its long-poll on A returns when a relying party
     // starts a login through B.
-    let on_b = client(&[&b], &key);
-    let (phone_a, before) = (phone, Instant::now());
+    let on_b = client(&[b], key);
+    let (phone_a, before) = (device_on(phone, a), Instant::now());
     let polling = thread::spawn(move || {
         let list = phone_a.pending(20).unwrap();
         (list, Instant::now())

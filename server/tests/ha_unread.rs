@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ha::{approve, assert_approved, client, device_on, start, wait_in_background, Replica, Site};
+use ha::{approve, assert_approved, client, start, wait_in_background, Replica, Site, TwoReplicas};
 use pushauth_testkit::{call_with, PgCluster};
 use serde_json::Value;
 
@@ -37,16 +37,17 @@ const UNREAD: &str = "pushauth_long_polls_started_unread";
 /// the other one; and the view was used (the counter says so), else this proves nothing.
 #[test]
 fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
-    let Some(pg) = PgCluster::start_or_skip("ha unread wait") else {
+    let Some(site) = TwoReplicas::start_or_skip("ha unread wait", "unread") else {
         return;
     };
-    let site = Site::on(&pg, "unread", "");
-    let a = site.spawn("a");
-    let b = site.spawn("b");
-    let key = site.api_key(&a);
-    let phone = site.enroll(&a, "alice");
-    let phone_b = device_on(&phone, &b);
-    let on_a = Arc::new(client(&[&a], &key));
+    let TwoReplicas {
+        a,
+        key,
+        phone,
+        phone_b,
+        ..
+    } = &site;
+    let on_a = Arc::new(client(&[a], key));
     for (round, device) in [&phone, &phone_b, &phone, &phone_b].into_iter().enumerate() {
         let (login, waiting) = wait_in_background(&on_a, "alice");
         // Let the wait reach its long-poll, then answer.
@@ -61,7 +62,7 @@ fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
     }
     // SQLite-like replicas aside, a wait of 0 always reads: it answers with the state.
     let login = start(&on_a, "alice");
-    let (status, body, _) = wait_on(&a, &key, &login.id, 0);
+    let (status, body, _) = wait_on(a, key, &login.id, 0);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "pending", "{body}");
     assert_eq!(a.counter(UNREAD), 4);
@@ -73,16 +74,14 @@ fn a_wait_that_starts_unread_returns_the_answer_given_through_either_replica() {
 /// comes first on A: the notice or the wait.
 #[test]
 fn a_change_through_the_other_replica_just_before_the_wait_is_never_waited_out() {
-    let Some(pg) = PgCluster::start_or_skip("ha unread wait, changed elsewhere") else {
+    let Some(site) = TwoReplicas::start_or_skip("ha unread wait, changed elsewhere", "unreadraced")
+    else {
         return;
     };
-    let site = Site::on(&pg, "unreadraced", "");
-    let a = site.spawn("a");
-    let b = site.spawn("b");
-    let key = site.api_key(&a);
-    let phone = site.enroll(&a, "alice");
-    let phone_b = device_on(&phone, &b);
-    let on_a = client(&[&a], &key);
+    let TwoReplicas {
+        a, b, key, phone_b, ..
+    } = &site;
+    let on_a = client(&[a], key);
     let mut took = Vec::new();
     for round in 0..12 {
         let login = start(&on_a, "alice");
@@ -97,10 +96,10 @@ fn a_change_through_the_other_replica_just_before_the_wait_is_never_waited_out()
             assert_eq!(r.status, 200, "{}", r.text);
             "cancelled"
         } else {
-            approve(&phone_b, &login);
+            approve(phone_b, &login);
             "approved"
         };
-        let (status, body, elapsed) = wait_on(&a, &key, &login.id, 20);
+        let (status, body, elapsed) = wait_on(a, key, &login.id, 20);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["state"], expected, "round {round}: {body}");
         took.push(elapsed);

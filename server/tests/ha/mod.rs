@@ -141,6 +141,42 @@ pub fn client(servers: &[&Replica], api_key: &str) -> Client {
     Client::new(ClientConfig::new(urls, api_key)).unwrap()
 }
 
+/// Two replicas A and B of one site on a database of their own, a relying party's key made
+/// through A, and alice's phone enrolled through A (`phone`) and the same phone talking to B
+/// (`phone_b`). Fields drop in order: the replicas stop before their database.
+pub struct TwoReplicas {
+    pub a: Replica,
+    pub b: Replica,
+    pub key: String,
+    pub phone: TestDevice,
+    pub phone_b: TestDevice,
+    pub site: Site,
+    pub pg: PgCluster,
+}
+
+impl TwoReplicas {
+    /// Starts them on a new cluster with database `db`; `None` (the test skips) without
+    /// PostgreSQL binaries, as [`PgCluster::start_or_skip`] says for `test`.
+    pub fn start_or_skip(test: &str, db: &str) -> Option<TwoReplicas> {
+        let pg = PgCluster::start_or_skip(test)?;
+        let site = Site::on(&pg, db, "");
+        let a = site.spawn("a");
+        let b = site.spawn("b");
+        let key = site.api_key(&a);
+        let phone = site.enroll(&a, "alice");
+        let phone_b = device_on(&phone, &b);
+        Some(TwoReplicas {
+            a,
+            b,
+            key,
+            phone,
+            phone_b,
+            site,
+            pg,
+        })
+    }
+}
+
 /// The login context every replica test sends (`service=sshd`).
 pub fn context() -> Context {
     [("service".to_string(), "sshd".to_string())].into()
