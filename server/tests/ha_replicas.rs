@@ -534,3 +534,101 @@ fn a_replica_that_hears_nothing_still_refuses_a_revoked_key_once_the_revocation_
     assert_eq!(read_status(&a, &new_key), 401, "A served a revoked key");
     drop(paused);
 }
+
+/// A relying party's `POST /v1/challenges` with `key` for alice: the status, and when the
+/// answer came.
+fn create_for_alice(url: &str, key: &str) -> (u16, Instant) {
+    let nonce = pushauth_proto::random::rp_nonce().unwrap();
+    let body = json!({
+        "user": "alice",
+        "context": {"service": "sshd"},
+        "rp_nonce": pushauth_proto::b64::encode(nonce),
+    })
+    .to_string();
+    let r = call_with(
+        &pushauth_testkit::agent(),
+        "POST",
+        &format!("{url}/v1/challenges"),
+        Some(&format!("Bearer {key}")),
+        Some(body.as_bytes()),
+    );
+    (r.status, Instant::now())
+}
+
+/// Session 17, attack: a push authenticated just before `rp revoke`, then held up on the
+/// user's row lock (another login of the user, a slow disk) for longer than the revocation
+/// takes to return. It must never reach the phone after the revocation returned: either it
+/// commits before the revocation does (which then waits for it) or it sees the revocation
+/// inside its own transaction and is refused. Before, the revocation returned after 1 s and
+/// the push was created 2 s later with the revoked key.
+#[test]
+fn a_push_held_up_past_a_revocation_is_created_before_it_returns_or_refused() {
+    let Some(pg) = PgCluster::start_or_skip("ha revocation against a held-up creation") else {
+        return;
+    };
+    let site = Site::on(&pg, "rpheld", "");
+    let a = site.spawn("a");
+    let key = site.api_key(&a);
+    let _phone = site.enroll(&a, "alice");
+    let rp_id = key.split_once('.').unwrap().0.to_owned();
+    let rows = |sql: &str| pg.psql_db("rpheld", sql);
+    let waiting = || {
+        rows("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .parse::<u32>()
+            .unwrap()
+    };
+
+    let (created, at, revoked) = thread::scope(|scope| {
+        // Another session holds alice's row for 3 s.
+        let holder = scope.spawn(|| {
+            rows(
+                "BEGIN; SELECT 1 FROM users WHERE name = 'alice' FOR UPDATE; \
+                  SELECT pg_sleep(3); COMMIT",
+            )
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while rows(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        ) != "1"
+        {
+            assert!(Instant::now() < until, "the holder never took the row");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // The creation is authenticated, then waits for the row.
+        let creation = scope.spawn(|| create_for_alice(&a.url, &key));
+        while waiting() == 0 {
+            assert!(
+                Instant::now() < until,
+                "the creation never waited for the row"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        let (status, body) = ha::admin(
+            &a,
+            "DELETE",
+            &format!("/v1/admin/relying-parties/{rp_id}"),
+            json!({}),
+        );
+        let revoked = Instant::now();
+        assert_eq!(status, 200, "{body}");
+        let (created, at) = creation.join().unwrap();
+        holder.join().unwrap();
+        (created, at, revoked)
+    });
+    match created {
+        201 => assert!(
+            at <= revoked,
+            "a push was created after the revocation returned"
+        ),
+        other => assert_eq!(other, 401, "neither created nor refused"),
+    }
+    let challenges: u32 = rows("SELECT count(*) FROM challenges").parse().unwrap();
+    assert_eq!(challenges, u32::from(created == 201));
+    // And from now on the key creates nothing.
+    assert_eq!(create_for_alice(&a.url, &key).0, 401);
+    assert_eq!(
+        rows("SELECT count(*) FROM challenges"),
+        challenges.to_string()
+    );
+}

@@ -175,6 +175,7 @@ fn approved_add_device(store: &dyn pushauth_server::store::Store, id: &str, now:
         id: id.into(),
         user: "alice".into(),
         rp_id: "idp".into(),
+        rp_key: None,
         context_digest: pushauth_proto::context_digest(&context),
         context,
         rp_nonce: vec![1; 32],
@@ -219,6 +220,7 @@ fn issue10_item1_approval_used_once_under_race() {
         users: vec!["*".into()],
         enroll: true,
         bootstrap: false,
+        key_hash: None,
     };
     for round in 0..5 {
         let now = 10_000 + round * 1_000;
@@ -278,6 +280,7 @@ fn issue10_item1_link_redeemed_once_under_race() {
         users: vec!["*".into()],
         enroll: true,
         bootstrap: false,
+        key_hash: None,
     };
     let link = |approval: &str, now: i64| {
         approved_add_device(&store, approval, now);

@@ -396,6 +396,7 @@ fn issue12_values_only_within_five_minutes_of_the_challenge() {
         users: vec!["*".into()],
         enroll: false,
         bootstrap: false,
+        key_hash: None,
     };
     let now = pushauth_server::clock::now_ms();
     let req = OfflineRequest::default();

@@ -23,8 +23,8 @@ use super::{parse_json, AdminCaller, ApiError, JsonBody, RawBody};
 use crate::bounds::SignatureFailures;
 use crate::clock;
 use crate::service::backup_codes::{self, Attempt, Bounds, IssuedSet};
-use crate::service::keys::{authenticate, RpKey};
-use crate::service::{atomically, backup_enroll};
+use crate::service::backup_enroll;
+use crate::service::keys::{self, authenticate, RpKey};
 use crate::state::SharedState;
 
 /// A body that may be empty (then `T::default()`).
@@ -202,19 +202,19 @@ pub async fn rp_verify(
     let for_user = user.clone();
     let refusals = Arc::clone(&state.signature_failures);
     let again = Arc::clone(&refusals);
-    let (attempt, facts) = state
+    let (rp, attempt, facts) = state
         .run(move |s| {
             let rp = authenticate(s, &key)?;
             let JsonBody(req) = body?;
             let attempt = backup_codes::rp_attempt(&rp, &for_user, &req.code, req.context)?;
             let facts = backup_codes::attempt_facts(s, &attempt, bounds(max, &refusals))?;
-            Ok::<_, ApiError>((attempt, facts))
+            Ok::<_, ApiError>((rp, attempt, facts))
         })
         .await?;
     let checked = check(&state, &attempt, facts.hash.clone()).await?;
     let used = state
         .run(move |s| {
-            atomically(s, |s| {
+            keys::atomically_for(s, &rp, |s| {
                 backup_codes::consume(
                     s,
                     &attempt,

@@ -10,8 +10,8 @@ use pushauth_proto::wire::CreateRpEnrollment;
 
 use super::backup_codes::{consume, Attempt, Bounds, Checked, Used, BACKUP_CODE_APPROVER};
 use super::enrollments::{Issued, MAX_ENROLLMENT_TTL_SECS};
-use super::keys::RpCaller;
-use super::{atomically, expiry, no_randomness, Error, Result};
+use super::keys::{self, RpCaller};
+use super::{expiry, no_randomness, Error, Result};
 use crate::auth::hash_secret;
 use crate::backup_code::Code;
 use crate::clock::Millis;
@@ -77,7 +77,7 @@ pub fn issue(
         expires_at,
     };
     let (hash, checked) = verified;
-    let used = atomically(s, |s| {
+    let used = keys::atomically_for(s, rp, |s| {
         rp.require_enroll(&attempt.user)?;
         let used = consume(s, attempt, hash, checked, bounds, now)?;
         s.create_rp_enrollment(&new, Some(BACKUP_CODE_APPROVER))?;

@@ -13,7 +13,7 @@ use pushauth_proto::wire::{
 };
 use pushauth_proto::{ChallengeState, Context};
 
-use super::keys::RpCaller;
+use super::keys::{self, RpCaller};
 use super::{atomically, notices, Error, Result};
 use crate::backup_code::{self, Code};
 use crate::bounds::SignatureFailures;
@@ -220,7 +220,7 @@ pub fn claim_rp_approval(
     approval: &str,
     now: Millis,
 ) -> Result<()> {
-    atomically(s, |s| {
+    keys::atomically_for(s, rp, |s| {
         let checked = check_rp_approval(s, rp, user, approval, now).and_then(|()| {
             if s.use_backup_approval(approval, user, now)? {
                 Ok(())
@@ -265,7 +265,7 @@ pub fn store_set_for_rp(
     now: Millis,
 ) -> Result<IssuedSet> {
     let via = format!("rp:{}", rp.rp_id);
-    let devices = atomically(s, |s| {
+    let devices = keys::atomically_for(s, rp, |s| {
         check_rp_approval(s, rp, user, approval, now)?;
         store_set_in(s, user, set, &via, now)
     })?;

@@ -12,7 +12,7 @@ use pushauth_proto::wire::{CreateChallenge, DeviceResponse, ACTION_ADD_DEVICE};
 use pushauth_proto::{b64, context_digest, random, ChallengeState, Decision, Reason};
 
 use super::devices::{device_key, nonce_refused, CheckedRequest};
-use super::keys::RpCaller;
+use super::keys::{self, RpCaller};
 use super::{expiry, no_randomness, Error, Result};
 use crate::auth::ADMIN_RP;
 use crate::bounds::{SignatureFailures, SizeBound};
@@ -89,6 +89,7 @@ fn checked(config: &ServerConfig, req: CreateChallenge, now: Millis) -> Result<N
         id: random::id().map_err(no_randomness)?,
         user: req.user,
         rp_id: String::new(),
+        rp_key: None,
         context_digest: context_digest(&req.context),
         source: limits::source_of(&req.context),
         context: req.context,
@@ -121,7 +122,8 @@ pub struct NewlyCreated {
 ///
 /// # Errors
 /// [`Error::Forbidden`], the errors of [`check`], [`Error::StorageFull`],
-/// [`Error::UnknownUser`], [`Error::NoDevice`], [`Error::Limited`], [`Error::Store`].
+/// [`Error::UnknownUser`], [`Error::NoDevice`], [`Error::Limited`], [`Error::Unauthorized`]
+/// (the key was revoked or rotated since it was checked), [`Error::Store`].
 pub fn create(
     s: &dyn Store,
     rp: &RpCaller,
@@ -132,6 +134,7 @@ pub fn create(
     rp.require_user(&request.user, "push to")?;
     let mut new = request.checked?;
     new.rp_id.clone_from(&rp.rp_id);
+    new.rp_key = rp.key_hash;
     let now = new.created_at;
     // The store's size bound: refuse rather than fill the disk.
     if bound.over(s, now)? {
@@ -149,6 +152,7 @@ pub fn create(
         }),
         Create::UnknownUser => Err(Error::UnknownUser),
         Create::NoDevice => Err(Error::NoDevice),
+        Create::KeyRevoked => Err(Error::Unauthorized(keys::UNAUTHORIZED.into())),
         Create::Refused(refusal) => {
             tracing::info!(
                 code = refusal.code().as_str(),
@@ -183,8 +187,18 @@ pub fn get_owned(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome
 ///
 /// # Errors
 /// [`Error::NotFound`], [`Error::WrongState`] (already decided, expired or cancelled),
+/// [`Error::Unauthorized`] (the key was revoked or rotated since it was checked),
 /// [`Error::Store`].
 pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
+    // In a unit that checks the key again: a cancel held up past a revocation changes nothing.
+    match keys::atomically_for(s, rp, |s| Ok(cancel_in(s, rp, id, now))) {
+        Ok(outcome) => outcome,
+        // Nothing of the unit was kept: nothing to announce.
+        Err(e) => Outcome::done(None, Err(e)),
+    }
+}
+
+fn cancel_in(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
     let read = get_owned(s, rp, id, now);
     let current = match read.result {
         Ok(c) => c,

@@ -225,11 +225,13 @@ pub fn revoke_for_rp(
 ) -> Result<DeviceRecord> {
     rp.require_enroll(user)?;
     check_id("device", id).map_err(|_| Error::NotFound("device"))?;
-    match s.get_device(id)? {
-        Some(d) if d.user == user => {}
-        _ => return Err(Error::NotFound("device")),
-    }
-    revoke(s, id, &format!("rp:{}", rp.rp_id), now)
+    super::keys::atomically_for(s, rp, |s| {
+        match s.get_device(id)? {
+            Some(d) if d.user == user => {}
+            _ => return Err(Error::NotFound("device")),
+        }
+        revoke(s, id, &format!("rp:{}", rp.rp_id), now)
+    })
 }
 
 #[cfg(test)]

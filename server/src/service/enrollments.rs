@@ -8,7 +8,7 @@ use pushauth_proto::signing::enroll_message;
 use pushauth_proto::wire::{CreateRpEnrollment, EnrollRequest, ACTION_ADD_DEVICE};
 use pushauth_proto::{random, ChallengeState, DevicePublicKey};
 
-use super::keys::RpCaller;
+use super::keys::{self, RpCaller};
 use super::{atomically, expiry, no_randomness, Error, Result};
 use crate::auth::{hash_secret, ADMIN_RP};
 use crate::clock::Millis;
@@ -107,7 +107,7 @@ pub fn issue_for_rp(
     };
     // Read, decided and written in one unit: two requests naming one approval cannot both
     // see it unused.
-    atomically(s, |s| {
+    keys::atomically_for(s, rp, |s| {
         let facts = s.enroll_facts(&new.user, new.approval.as_deref())?;
         let decided = decide(
             &rp.rp_id,

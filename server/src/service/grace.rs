@@ -15,7 +15,7 @@ use pushauth_proto::wire::{
 use pushauth_proto::Context;
 
 use super::challenges::{self, NewRequest};
-use super::keys::RpCaller;
+use super::keys::{self, RpCaller};
 use super::notices;
 use super::{atomically, secs_to_ms, Error, Result};
 use crate::bounds::SizeBound;
@@ -118,7 +118,7 @@ pub fn create(
     let mut new = request.checked?;
     new.rp_id.clone_from(&rp.rp_id);
     let now = new.created_at;
-    atomically(s, |s| {
+    keys::atomically_for(s, rp, |s| {
         if bound.over(s, now)? {
             return Err(Error::StorageFull);
         }

@@ -6,7 +6,7 @@ use pushauth_proto::names::{check_rp_id, check_rp_name};
 use pushauth_proto::random;
 use pushauth_proto::wire::CreateRelyingParty;
 
-use super::{no_randomness, Error, Result};
+use super::{atomically, no_randomness, Error, Result};
 use crate::auth::{hash_secret, matches_hash, secret_eq, ADMIN_RP};
 use crate::clock::Millis;
 use crate::rights::validate_patterns;
@@ -62,6 +62,10 @@ pub struct RpCaller {
     pub enroll: bool,
     /// May enroll a user without an active device.
     pub bootstrap: bool,
+    /// The stored hash of the key it authenticated with; `None` for the admin token. A write
+    /// made for it commits only while the relying party still has this key and is not revoked
+    /// ([`atomically_for`], [`NewChallenge::rp_key`](crate::store::NewChallenge::rp_key)).
+    pub key_hash: Option<[u8; 32]>,
 }
 
 impl RpCaller {
@@ -72,6 +76,7 @@ impl RpCaller {
             users: vec!["*".to_owned()],
             enroll: true,
             bootstrap: true,
+            key_hash: None,
         }
     }
 
@@ -148,7 +153,44 @@ fn checked(rp: RelyingPartyRecord, secret: &str) -> Result<RpCaller> {
         users: rp.users,
         enroll: rp.enroll,
         bootstrap: rp.bootstrap,
+        key_hash: Some(rp.key_hash),
     })
+}
+
+/// [`atomically`] for a write `rp` makes: the unit first reads the relying party again, in
+/// its own transaction, and refuses unless it still has the key `rp` authenticated with and
+/// is not revoked. A revocation or rotation is an atomic unit too
+/// ([`revoke`], [`rotate`]), so each such write either commits before the revocation does or
+/// sees it: once `pushauthd rp revoke` returns, no write made with the old key commits, even
+/// one authenticated just before and held up since (on a lock, in the job queue).
+///
+/// # Errors
+/// [`Error::Unauthorized`] (nothing written) when the key no longer holds, then as
+/// [`atomically`].
+pub fn atomically_for<T>(
+    s: &dyn Store,
+    rp: &RpCaller,
+    f: impl FnOnce(&dyn Store) -> Result<T>,
+) -> Result<T> {
+    atomically(s, |s| {
+        still_holds(s, rp)?;
+        f(s)
+    })
+}
+
+/// [`Error::Unauthorized`] unless the relying party `rp` still has the key it authenticated
+/// with and is not revoked, as `s` reads it (inside an atomic unit: as the unit's transaction
+/// sees it). The admin token always holds.
+fn still_holds(s: &dyn Store, rp: &RpCaller) -> Result<()> {
+    let Some(hash) = rp.key_hash else {
+        return Ok(());
+    };
+    match s.get_relying_party(&rp.rp_id)? {
+        // Both hashes are stored values (the caller's secret was compared in constant time
+        // when it authenticated): nothing secret is compared here.
+        Some(now) if now.key_hash == hash && now.revoked_at.is_none() => Ok(()),
+        _ => Err(Error::Unauthorized(UNAUTHORIZED.into())),
+    }
 }
 
 /// A fresh API key `<rp_id>.<secret>` and the hash of its secret.
@@ -229,9 +271,12 @@ pub fn list(s: &dyn Store) -> Result<Vec<RelyingPartyRecord>> {
 /// [`Error::NotFound`] for an unknown id, [`Error::Store`].
 pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord> {
     check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
-    let rp = s
-        .revoke_relying_party(id, now)?
-        .ok_or(Error::NotFound("relying party"))?;
+    // An atomic unit: it waits for every write under way, which then commits before it
+    // (`atomically_for`).
+    let rp = atomically(s, |s| {
+        s.revoke_relying_party(id, now)?
+            .ok_or(Error::NotFound("relying party"))
+    })?;
     tracing::info!(rp = %rp.id, "relying party revoked");
     Ok(rp)
 }
@@ -245,9 +290,11 @@ pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord
 pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecord, String)> {
     check_rp_id(id).map_err(|_| Error::NotFound("relying party"))?;
     let (api_key, key_hash) = new_key(id)?;
-    let rp = s
-        .rotate_relying_party(id, &key_hash, now)?
-        .ok_or(Error::NotFound("relying party"))?;
+    // An atomic unit, as in `revoke`.
+    let rp = atomically(s, |s| {
+        s.rotate_relying_party(id, &key_hash, now)?
+            .ok_or(Error::NotFound("relying party"))
+    })?;
     if rp.revoked_at.is_some() {
         return Err(Error::Conflict(
             "this relying party is revoked; add a new one".into(),
@@ -255,4 +302,46 @@ pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecor
     }
     tracing::info!(rp = %rp.id, "relying party key rotated");
     Ok((rp, api_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session 17: a unit made for a relying party runs only while the key its caller
+    /// authenticated with still holds, as the unit's own transaction reads it (on both
+    /// backends); the admin token always holds.
+    #[test]
+    fn session17_a_unit_made_with_a_key_rotated_or_revoked_since_runs_nothing() {
+        let store = crate::store::tests::store();
+        let s: &dyn Store = &*store;
+        let req = CreateRelyingParty {
+            name: "host".into(),
+            users: vec!["*".into()],
+            enroll: false,
+            bootstrap: false,
+        };
+        let (rp, api_key) = add(s, &req, 0).unwrap();
+        let key = RpKey::parse(&api_key, "admin-token-that-is-not-this").unwrap();
+        let old = authenticate(s, &key).unwrap();
+        let ran = |caller: &RpCaller| {
+            let mut ran = false;
+            let result = atomically_for(s, caller, |_| {
+                ran = true;
+                Ok(())
+            });
+            (ran, result.map_err(|e| e.to_string()))
+        };
+        assert_eq!(ran(&old), (true, Ok(())));
+
+        let (_, new_key) = rotate(s, &rp.id, 1).unwrap();
+        let refused = Err(UNAUTHORIZED.to_owned());
+        assert_eq!(ran(&old), (false, refused.clone()));
+        let new = authenticate(s, &RpKey::parse(&new_key, "x").unwrap()).unwrap();
+        assert_eq!(ran(&new), (true, Ok(())));
+
+        revoke(s, &rp.id, 2).unwrap();
+        assert_eq!(ran(&new), (false, refused));
+        assert_eq!(ran(&RpCaller::admin()), (true, Ok(())));
+    }
 }

@@ -9,8 +9,8 @@ use pushauth_proto::offline::{EnrollOffline, OfflineRequest, MAX_WINDOW};
 use pushauth_proto::{b64, random, ChallengeState};
 use zeroize::Zeroizing;
 
-use super::keys::RpCaller;
-use super::{atomically, no_randomness, secs_to_ms, Error, Result};
+use super::keys::{self, RpCaller};
+use super::{no_randomness, secs_to_ms, Error, Result};
 use crate::bounds::SignatureFailures;
 use crate::clock::Millis;
 use crate::offline::{OfflineConfig, OfflineKey};
@@ -260,7 +260,7 @@ pub fn claim_batch(
         return Ok(());
     }
     let id = &planned.challenge_id;
-    let claimed = atomically(s, |s| {
+    let claimed = keys::atomically_for(s, rp, |s| {
         let keep_until = now.max(planned.created_at).saturating_add(BATCH_KEEP_MS);
         if !s.claim_offline_batch(id, keep_until)? {
             return Ok(false);

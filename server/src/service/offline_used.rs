@@ -8,9 +8,9 @@ use pushauth_proto::offline::{OfflineUsedRequest, MAX_WINDOW};
 use pushauth_proto::wire::NOTICE_OFFLINE_CODE_USED;
 use pushauth_proto::Context;
 
-use super::keys::RpCaller;
+use super::keys::{self, RpCaller};
 use super::offline::Offline;
-use super::{atomically, notices, Error, Result};
+use super::{notices, Error, Result};
 use crate::clock::{parse_rfc3339, Millis};
 use crate::store::{AuditEntry, NoticeRecord, OfflineSecretRecord, Store};
 
@@ -160,7 +160,7 @@ pub fn report_used(
     let device_name = device.map(|d| d.name).unwrap_or_default();
     // Record, advance, audit and notice in one unit: the notice exists exactly when the use was
     // recorded, and a failed unit records nothing (its retry is recorded).
-    let recorded = atomically(s, |s| {
+    let recorded = keys::atomically_for(s, rp, |s| {
         let Some(moved) = s.advance_offline_counter(&req.device_id, req.counter)? else {
             return Err(Error::NotFound("device"));
         };

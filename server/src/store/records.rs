@@ -274,6 +274,12 @@ pub struct NewChallenge {
     pub user: String,
     /// The relying party creating it.
     pub rp_id: String,
+    /// The stored hash of the key `rp_id` authenticated with, or `None` (the admin token, and
+    /// callers inside pushauthd). With `Some`, the store creates the challenge only if, inside
+    /// the creating transaction, `rp_id` still has this key and is not revoked
+    /// ([`Create::KeyRevoked`] otherwise): a revocation that returned is never followed by a
+    /// push made with the old key (see `service::keys::atomically_for`).
+    pub rp_key: Option<[u8; 32]>,
     /// What the person is approving.
     pub context: Context,
     /// SHA-256 over the canonical encoding of `context`.
@@ -318,6 +324,9 @@ pub enum Create {
     NoDevice,
     /// The push limits refused it (audited as `rate_limited`).
     Refused(Refusal),
+    /// The relying party was revoked, or its key rotated, after the request was
+    /// authenticated ([`NewChallenge::rp_key`]): nothing was written.
+    KeyRevoked,
 }
 
 /// A device's accepted answer, to store with the terminal state.

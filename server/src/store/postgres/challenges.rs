@@ -145,8 +145,10 @@ pub(super) fn create_challenge<D: Db>(
         // The user's row lock, then the limits' counts and the devices in a statement of its
         // own (in the same round trip): it sees what the lock's last holder committed
         // (another replica's challenge for this user, a device just revoked).
-        let (user, (state, mut devices, mut subscriptions)) =
-            limits::lock_user_then_push_state(c, new)?;
+        let (user, read) = limits::lock_user_then_push_state(c, new)?;
+        let Some((state, mut devices, mut subscriptions)) = read else {
+            return Ok(Create::KeyRevoked);
+        };
         if !user {
             return Ok(Create::UnknownUser);
         }

@@ -15,7 +15,7 @@ use crate::store::{
     StoreResult,
 };
 
-/// The statement's `WITH` part that [`push_state`] and [`push_state_and_devices`] share: the
+/// The statement's `WITH` part that [`push_state`] and [`push_state_and_devices_sql`] share: the
 /// counts the limits need as the one row of `state` (`$1` user, `$2` relying party, `$3`
 /// source, `$4` now, `$5` window start, `$6` known-since). Challenges from before an unlock
 /// (`reset`) no longer count; the window starts at the later of the two (`since`). Each part
@@ -70,16 +70,23 @@ pub(super) fn push_state(c: &Conn<'_>, new: &NewChallenge) -> Result<PushState, 
     state_from_row(&row, 0)
 }
 
-/// Locks the user's row (`false` for a user never seen), then reads [`push_state`] and the
-/// user's active devices, oldest first, in a second statement: one round trip for both, and
-/// the second's snapshot is younger than the lock.
+/// Locks the user's row (`false` for a user never seen), then reads [`push_state`], the
+/// user's active devices, oldest first, and whether the relying party's key still holds
+/// ([`NewChallenge::rp_key`]) in a second statement: one round trip for all, and the second's
+/// snapshot is younger than the lock (and than the write lock every transaction shares, which
+/// a revocation takes alone: see `service::keys::atomically_for`).
 pub(super) fn lock_user_then_push_state(
     c: &Conn<'_>,
     new: &NewChallenge,
-) -> Result<(bool, StateAndDevices), PgError> {
+) -> Result<(bool, Option<StateAndDevices>), PgError> {
+    let rp_key = new.rp_key.as_ref().map(|k| &k[..]);
+    let [p1, p2, p3, p4, p5, p6] = state_params(new);
     let (user, rows) = c.two(
         (super::challenges::LOCK_USER, &[&new.user]),
-        (&push_state_and_devices_sql(), &state_params(new)),
+        (
+            &push_state_and_devices_sql(),
+            &[p1, p2, p3, p4, p5, p6, &rp_key],
+        ),
     )?;
     Ok((!user.is_empty(), state_and_devices(&rows)?))
 }
@@ -88,17 +95,24 @@ pub(super) fn lock_user_then_push_state(
 /// devices, and their Web Push subscriptions.
 pub(super) type StateAndDevices = (PushState, Vec<DeviceRecord>, Vec<PushSubscriptionRecord>);
 
-/// The rows of [`push_state_and_devices_sql`].
-fn state_and_devices(rows: &[tokio_postgres::Row]) -> Result<StateAndDevices, PgError> {
+/// The rows of [`push_state_and_devices_sql`]; `None` when the relying party's key no longer
+/// holds.
+fn state_and_devices(rows: &[tokio_postgres::Row]) -> Result<Option<StateAndDevices>, PgError> {
     let first = DEVICE_COLUMN_COUNT;
+    // The subscription's columns follow the state's 7, and the key's check follows them.
+    let sub = first + 7;
     let state = match rows.first() {
-        Some(row) => state_from_row(row, first)?,
+        Some(row) => {
+            let holds: bool = get(row, sub + 4)?;
+            if !holds {
+                return Ok(None);
+            }
+            state_from_row(row, first)?
+        }
         None => return Err(PgError::Data("no limits row".into())),
     };
     let mut devices = Vec::with_capacity(rows.len());
     let mut subscriptions = Vec::new();
-    // The subscription's columns follow the state's 7.
-    let sub = first + 7;
     for row in rows {
         // The LEFT JOIN's one row without a device when the user has none.
         let id: Option<String> = get(row, 0)?;
@@ -115,15 +129,18 @@ fn state_and_devices(rows: &[tokio_postgres::Row]) -> Result<StateAndDevices, Pg
             });
         }
     }
-    Ok((state, devices, subscriptions))
+    Ok(Some((state, devices, subscriptions)))
 }
 
-/// The statement of [`push_state_and_devices`] (its parameters as [`state_sql`]'s).
+/// The statement of [`lock_user_then_push_state`]'s second part: its parameters are
+/// [`state_sql`]'s and `$7`, [`NewChallenge::rp_key`] (`NULL`: no check).
 pub(super) fn push_state_and_devices_sql() -> String {
     format!(
         "{}, d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 \
          AND revoked_at IS NULL) \
-         SELECT d.*, state.*, s.endpoint, s.p256dh, s.auth, s.created_at \
+         SELECT d.*, state.*, s.endpoint, s.p256dh, s.auth, s.created_at, \
+         ($7::bytea IS NULL OR EXISTS (SELECT 1 FROM relying_parties WHERE id = $2 \
+          AND key_hash = $7 AND revoked_at IS NULL)) \
          FROM state LEFT JOIN d ON true LEFT JOIN push_subscriptions s ON s.device_id = d.id \
          ORDER BY d.created_at, d.id",
         state_sql()

@@ -926,8 +926,8 @@ fn issue13_the_limits_statement_reads_no_whole_table() {
         db,
         &format!(
             "SET plan_cache_mode = force_generic_plan; \
-             PREPARE p(text, text, text, bigint, bigint, bigint) AS {sql}; \
-             EXPLAIN EXECUTE p('u7', 'rp', 'a new source', 1200000, 1100000, 0)"
+             PREPARE p(text, text, text, bigint, bigint, bigint, bytea) AS {sql}; \
+             EXPLAIN EXECUTE p('u7', 'rp', 'a new source', 1200000, 1100000, 0, NULL)"
         ),
     );
     assert!(plan.contains("challenges"), "{plan}");

@@ -104,6 +104,19 @@ pub(super) fn create_challenge<D: Db>(
 ) -> StoreResult<Create> {
     let now = new.created_at;
     db.write(|tx| {
+        // Inside the write transaction: the one writer, so a revocation commits before this
+        // reads (and it refuses) or after this commits.
+        if let Some(key) = &new.rp_key {
+            let holds = tx
+                .prepare_cached(
+                    "SELECT 1 FROM relying_parties WHERE id = ?1 AND key_hash = ?2 \
+                     AND revoked_at IS NULL",
+                )?
+                .exists(params![new.rp_id, &key[..]])?;
+            if !holds {
+                return Ok(Create::KeyRevoked);
+            }
+        }
         let known = tx
             .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
             .exists([&new.user])?;

@@ -120,6 +120,7 @@ pub(crate) fn new_challenge(id: &str, now: Millis, expires_at: Millis) -> NewCha
         id: id.into(),
         user: "alice".into(),
         rp_id: "rp".into(),
+        rp_key: None,
         context: Context::new(),
         context_digest: [0; 32],
         rp_nonce: vec![1; 32],
@@ -535,4 +536,69 @@ fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
         .is_none());
     assert!(store.device_challenges("d1\0", 2_000).unwrap().0.is_empty());
     assert_eq!(store.device_challenges("d1", 2_000).unwrap().0.len(), 1);
+}
+
+/// Session 17: a creation that carries the key its relying party authenticated with
+/// (`NewChallenge::rp_key`) is made only while, inside the creating transaction, the relying
+/// party still has that key and is not revoked; refused, it writes nothing (no challenge, no
+/// audit row), whatever the user.
+#[test]
+fn session17_a_creation_with_a_key_rotated_or_revoked_since_is_refused_and_writes_nothing() {
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    let rp = crate::store::RelyingPartyRecord {
+        id: "rp".into(),
+        name: "rp".into(),
+        key_hash: [1; 32],
+        users: vec!["*".into()],
+        enroll: false,
+        bootstrap: false,
+        created_at: 0,
+        revoked_at: None,
+    };
+    store.create_relying_party(&rp, 0).unwrap();
+    let create = |id: &str, user: &str, key: [u8; 32]| {
+        let new = NewChallenge {
+            user: user.into(),
+            rp_key: Some(key),
+            ..new_challenge(id, 1_000, 60_000)
+        };
+        store.create_challenge(&new, &|_| Ok(())).unwrap()
+    };
+    let written = || {
+        (
+            store.count("SELECT count(*) FROM challenges"),
+            store.count("SELECT count(*) FROM audit"),
+        )
+    };
+    assert!(matches!(
+        create("c1", "alice", [1; 32]),
+        Create::Created { .. }
+    ));
+    assert!(matches!(create("c2", "alice", [2; 32]), Create::KeyRevoked));
+
+    store.rotate_relying_party("rp", &[2; 32], 2_000).unwrap();
+    let before = written();
+    assert!(matches!(create("c3", "alice", [1; 32]), Create::KeyRevoked));
+    assert!(matches!(
+        create("c4", "nobody", [1; 32]),
+        Create::KeyRevoked
+    ));
+    assert_eq!(written(), before);
+    assert!(matches!(
+        create("c5", "alice", [2; 32]),
+        Create::Created { .. }
+    ));
+
+    store.revoke_relying_party("rp", 3_000).unwrap();
+    let before = written();
+    assert!(matches!(create("c6", "alice", [2; 32]), Create::KeyRevoked));
+    assert_eq!(written(), before);
+    assert_eq!(before.0, 2);
+    // Without a key (the admin token), nothing is checked.
+    let new = new_challenge("c7", 1_000, 60_000);
+    assert!(matches!(
+        store.create_challenge(&new, &|_| Ok(())).unwrap(),
+        Create::Created { .. }
+    ));
 }
