@@ -107,6 +107,21 @@ pub(crate) fn enrolled_with(store: &dyn Store, user: &str, device: &str, hash: [
     );
 }
 
+/// Stores relying party `rp` (every user, no other right) with `key_hash`.
+pub(crate) fn relying_party(store: &dyn Store, key_hash: [u8; 32]) {
+    let rp = crate::store::RelyingPartyRecord {
+        id: "rp".into(),
+        name: "rp".into(),
+        key_hash,
+        users: vec!["*".into()],
+        enroll: false,
+        bootstrap: false,
+        created_at: 0,
+        revoked_at: None,
+    };
+    store.create_relying_party(&rp, 0).unwrap();
+}
+
 /// A challenge for alice from relying party `rp`, every limit allowing it.
 pub(crate) fn challenge(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) -> Create {
     store
@@ -546,17 +561,7 @@ fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
 fn session17_a_creation_with_a_key_rotated_or_revoked_since_is_refused_and_writes_nothing() {
     let store = store();
     enrolled(&*store, "alice", "d1");
-    let rp = crate::store::RelyingPartyRecord {
-        id: "rp".into(),
-        name: "rp".into(),
-        key_hash: [1; 32],
-        users: vec!["*".into()],
-        enroll: false,
-        bootstrap: false,
-        created_at: 0,
-        revoked_at: None,
-    };
-    store.create_relying_party(&rp, 0).unwrap();
+    relying_party(&*store, [1; 32]);
     let create = |id: &str, user: &str, key: [u8; 32]| {
         let new = NewChallenge {
             user: user.into(),

@@ -12,7 +12,7 @@ use std::time::Instant;
 use pushauth_proto::{ChallengeState, Decision};
 
 use super::{answer, challenge, enrolled, store};
-use crate::store::{Cas, Create, RelyingPartyRecord};
+use crate::store::{Cas, Create};
 
 const LOGINS: usize = 300;
 
@@ -21,17 +21,7 @@ const LOGINS: usize = 300;
 fn login_store_time() {
     let store = store();
     enrolled(&*store, "alice", "d1");
-    let rp = RelyingPartyRecord {
-        id: "rp".into(),
-        name: "host".into(),
-        key_hash: [3; 32],
-        users: vec!["*".into()],
-        enroll: false,
-        bootstrap: false,
-        created_at: 0,
-        revoked_at: None,
-    };
-    store.create_relying_party(&rp, 0).unwrap();
+    super::relying_party(&*store, [3; 32]);
     let approve = answer(Decision::Approve, ChallengeState::Approved);
     let started = Instant::now();
     for i in 0..LOGINS {

@@ -17,7 +17,7 @@ use super::super::connection::Db;
 use super::super::limits;
 use super::{answer, store};
 use crate::config::Limits;
-use crate::store::{Cas, Create, NewChallenge, NewDevice, Redeem, RelyingPartyRecord, Store};
+use crate::store::{Cas, Create, NewChallenge, NewDevice, Redeem, Store};
 
 const USERS: usize = 12;
 const LOGINS: usize = 1_536;
@@ -62,17 +62,7 @@ impl Tally {
 }
 
 fn setup(store: &dyn Store) {
-    let rp = RelyingPartyRecord {
-        id: "rp".into(),
-        name: "bench".into(),
-        key_hash: [7; 32],
-        users: vec!["*".into()],
-        enroll: false,
-        bootstrap: false,
-        created_at: 0,
-        revoked_at: None,
-    };
-    store.create_relying_party(&rp, 0).unwrap();
+    crate::store::tests::relying_party(store, [7; 32]);
     for u in 0..USERS {
         let hash = [u8::try_from(u).unwrap(); 32];
         store
