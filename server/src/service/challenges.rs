@@ -152,7 +152,7 @@ pub fn create(
         }),
         Create::UnknownUser => Err(Error::UnknownUser),
         Create::NoDevice => Err(Error::NoDevice),
-        Create::KeyRevoked => Err(Error::Unauthorized(keys::UNAUTHORIZED.into())),
+        Create::KeyRevoked => Err(key_revoked()),
         Create::Refused(refusal) => {
             tracing::info!(
                 code = refusal.code().as_str(),
@@ -161,6 +161,12 @@ pub fn create(
             Err(refusal.into())
         }
     }
+}
+
+/// The refusal of a write whose relying party's key was revoked or rotated after it was
+/// checked: the same as any refused key.
+fn key_revoked() -> Error {
+    Error::Unauthorized(keys::UNAUTHORIZED.into())
 }
 
 /// Reads a challenge `rp` created (expiring it if due); anyone else's is "not found".
@@ -190,15 +196,6 @@ pub fn get_owned(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome
 /// [`Error::Unauthorized`] (the key was revoked or rotated since it was checked),
 /// [`Error::Store`].
 pub fn cancel(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
-    // In a unit that checks the key again: a cancel held up past a revocation changes nothing.
-    match keys::atomically_for(s, rp, |s| Ok(cancel_in(s, rp, id, now))) {
-        Ok(outcome) => outcome,
-        // Nothing of the unit was kept: nothing to announce.
-        Err(e) => Outcome::done(None, Err(e)),
-    }
-}
-
-fn cancel_in(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<ChallengeRecord> {
     let read = get_owned(s, rp, id, now);
     let current = match read.result {
         Ok(c) => c,
@@ -207,13 +204,16 @@ fn cancel_in(s: &dyn Store, rp: &RpCaller, id: &str, now: Millis) -> Outcome<Cha
     if current.state.is_terminal() {
         return Outcome::done(read.changed, Err(Error::WrongState(current.state)));
     }
-    match s.cancel(id, now) {
+    // The key is checked again in the cancelling transaction: a cancel held up past a
+    // revocation changes nothing.
+    match s.cancel(id, rp.key_hash.as_ref(), now) {
         Ok(Cas::Changed(c)) => Outcome::done(Some(c.clone()), Ok(*c)),
         Ok(Cas::Expired(c)) => Outcome::done(Some(c.clone()), Err(Error::WrongState(c.state))),
         Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
+        Ok(Cas::KeyRevoked(_)) => Outcome::done(None, Err(key_revoked())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -316,6 +316,7 @@ pub fn acknowledge(
         Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
+        Ok(Cas::KeyRevoked(_)) => Outcome::done(None, Err(key_revoked())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }
@@ -392,6 +393,7 @@ pub fn answer(
         Ok(Ok(Cas::Missing)) => Outcome::done(None, Err(Error::NotFound("challenge"))),
         Ok(Ok(Cas::CodeLocked(_))) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
         Ok(Ok(Cas::DeviceRevoked(_))) => Outcome::done(None, Err(Error::DeviceRevoked)),
+        Ok(Ok(Cas::KeyRevoked(_))) => Outcome::done(None, Err(key_revoked())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }

@@ -277,6 +277,7 @@ pub fn revoke(s: &dyn Store, id: &str, now: Millis) -> Result<RelyingPartyRecord
         s.revoke_relying_party(id, now)?
             .ok_or(Error::NotFound("relying party"))
     })?;
+    s.forget_relying_party(id);
     tracing::info!(rp = %rp.id, "relying party revoked");
     Ok(rp)
 }
@@ -295,6 +296,7 @@ pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecor
         s.rotate_relying_party(id, &key_hash, now)?
             .ok_or(Error::NotFound("relying party"))
     })?;
+    s.forget_relying_party(id);
     if rp.revoked_at.is_some() {
         return Err(Error::Conflict(
             "this relying party is revoked; add a new one".into(),

@@ -116,7 +116,11 @@ pub fn report_used(
     // hostile host, and after a few its reports of this device are not checked any more.
     // The check is counted before it is made and taken back when the code is right, so the
     // count of wrong ones can never be passed by reports arriving together on several replicas.
-    let blocked = s.count_offline_check(&req.device_id, &rp.rp_id)? > MAX_WRONG_REPORTS;
+    // Counted only while the key holds (a report held up past a revocation counts nothing).
+    let counted = keys::atomically_for(s, rp, |s| {
+        Ok(s.count_offline_check(&req.device_id, &rp.rp_id)?)
+    })?;
+    let blocked = counted > MAX_WRONG_REPORTS;
     let matches = if blocked {
         false
     } else {
@@ -224,4 +228,67 @@ pub fn report_used(
         counter: moved.after,
         wake,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use pushauth_proto::offline::OfflineUsedRequest;
+    use pushauth_proto::wire::CreateRelyingParty;
+
+    use super::report_used;
+    use crate::bounds::SignatureFailures;
+    use crate::config::OfflineConfig;
+    use crate::offline::OfflineKey;
+    use crate::service::keys::{self, RpKey};
+    use crate::service::offline::{self, Offline};
+    use crate::service::Error;
+    use crate::store::tests::{enrolled, store};
+    use crate::store::Store;
+
+    /// Session 17 review: a report authenticated before `rp rotate` and held up until after it
+    /// returned writes nothing and answers 401. Its wrong-report count, the first thing it
+    /// writes, is made only while the key holds: else it would count against the id the new
+    /// key keeps (and answer 403).
+    #[test]
+    fn session17_an_offline_report_held_up_past_a_rotation_writes_nothing() {
+        let store = store();
+        let s: &dyn Store = &*store;
+        let req = CreateRelyingParty {
+            name: "host".into(),
+            users: vec!["*".into()],
+            enroll: false,
+            bootstrap: false,
+        };
+        let (rp, api_key) = keys::add(s, &req, 0).unwrap();
+        let old = keys::authenticate(s, &RpKey::parse(&api_key, "not-this").unwrap()).unwrap();
+        enrolled(s, "alice", "d1");
+        let config = OfflineConfig::default();
+        let key = OfflineKey::from_bytes(&[7; 32]);
+        offline::issue(s, &config, &key, "d1", 10).unwrap().unwrap();
+        s.offline_served_to("d1", 5).unwrap();
+        let refusals = SignatureFailures::default();
+        let off = Offline {
+            config: &config,
+            key: &key,
+            refusals: &refusals,
+        };
+
+        // The revocation (here a rotation) returns; the request authenticated before it runs now.
+        keys::rotate(s, &rp.id, 20).unwrap();
+        let wrong = OfflineUsedRequest {
+            device_id: "d1".into(),
+            counter: 1,
+            code: "000000".into(),
+            used_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let answer = report_used(s, &old, off, "alice", &wrong, 30);
+        let checks = store.count("SELECT count(*) FROM offline_checks");
+        let refused_rows =
+            store.count("SELECT count(*) FROM audit WHERE kind = 'offline_report_refused'");
+        assert!(
+            matches!(answer, Err(Error::Unauthorized(_))) && checks == 0 && refused_rows == 0,
+            "after the rotation returned: answer {answer:?}, offline_checks rows {checks}, \
+             offline_report_refused rows {refused_rows}"
+        );
+    }
 }

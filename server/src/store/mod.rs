@@ -149,6 +149,10 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     fn kept_relying_party(&self, _id: &str) -> Option<RelyingPartyRecord> {
         None
     }
+    /// Drops what this store keeps of relying party `id` in memory, once a change to it
+    /// committed (a revoke or rotate made in an atomic unit, which has no hold on the memory):
+    /// this replica refuses the old key at once, without waiting for its listener.
+    fn forget_relying_party(&self, _id: &str) {}
     /// Every relying party, oldest first.
     fn list_relying_parties(&self) -> StoreResult<Vec<RelyingPartyRecord>>;
     /// Revokes a relying party (idempotent; audits `rp_revoked` the first time); `None` if
@@ -238,8 +242,11 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
             Err(refused) => Err(refused),
         })
     }
-    /// Open → `cancelled`; audits `challenge_cancelled`.
-    fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas>;
+    /// Open → `cancelled`; audits `challenge_cancelled`. With `rp_key` (the stored hash of the
+    /// key the challenge's relying party authenticated with), only while, inside the
+    /// cancelling transaction, that relying party still has that key and is not revoked
+    /// ([`Cas::KeyRevoked`] otherwise), as [`NewChallenge::rp_key`].
+    fn cancel(&self, id: &str, rp_key: Option<&[u8; 32]>, now: Millis) -> StoreResult<Cas>;
     /// Lifts every report lock-out of `user`, resets their push counters (challenges created
     /// before `now` stop counting) and their count of wrong codes; audits `user_unlocked`
     /// naming `by`. `false` for a user never

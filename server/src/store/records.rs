@@ -401,6 +401,9 @@ pub enum Cas {
     /// An answer from a device revoked after its request was authenticated (another replica,
     /// the admin, a moment before); unchanged.
     DeviceRevoked(Box<ChallengeRecord>),
+    /// A cancel whose relying party was revoked, or its key rotated, after its request was
+    /// authenticated (see [`Store::cancel`](super::Store::cancel)); unchanged.
+    KeyRevoked(Box<ChallengeRecord>),
 }
 
 /// A challenge the store just moved to `expired`, so callers can wake its waiters.

@@ -99,6 +99,8 @@ enum Applied {
     Changed(Box<ChallengeRecord>),
     /// Nothing: the challenge was in a state the transition does not start from.
     Unchanged,
+    /// Nothing: the relying party's key no longer holds ([`Cas::KeyRevoked`]).
+    KeyRevoked,
 }
 
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
@@ -124,6 +126,7 @@ fn transition<D: Db>(
         }
         Ok(match apply(c, &current)? {
             Applied::Unchanged => Cas::WrongState(Box::new(current)),
+            Applied::KeyRevoked => Cas::KeyRevoked(Box::new(current)),
             Applied::Changed(after) => Cas::Changed(after),
         })
     })
@@ -599,8 +602,25 @@ fn device_active(conn: &Conn<'_>, device: &str) -> Result<bool, PgError> {
 }
 
 /// [`Store::cancel`](crate::store::Store::cancel).
-pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
+pub(super) fn cancel<D: Db>(
+    db: &D,
+    id: &str,
+    rp_key: Option<&[u8; 32]>,
+    now: Millis,
+) -> StoreResult<Cas> {
     transition(db, id, now, |c, current| {
+        // A statement after the row lock (and the write lock every transaction shares, which
+        // a revocation takes alone): it sees a revocation committed before.
+        if let Some(key) = rp_key {
+            let holds = c.exists(
+                "SELECT 1 FROM relying_parties WHERE id = $1 AND key_hash = $2 \
+                 AND revoked_at IS NULL",
+                &[&current.rp_id, &&key[..]],
+            )?;
+            if !holds {
+                return Ok(Applied::KeyRevoked);
+            }
+        }
         let changed = updated(
             c,
             &format!(

@@ -162,6 +162,12 @@ macro_rules! pg_store {
                 self.relying_parties().and_then(|cache| cache.get(id))
             }
 
+            fn forget_relying_party(&self, id: &str) {
+                if let Some(cache) = self.relying_parties() {
+                    cache.changed(id);
+                }
+            }
+
             fn relying_party_change_spread(&self) -> std::time::Duration {
                 // A little more, for the timers' granularity on a busy host.
                 super::watched::KEPT_FOR + std::time::Duration::from_millis(50)
@@ -199,8 +205,8 @@ macro_rules! pg_store {
                 challenges::answer(self, id, answer, now)
             }
 
-            fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas> {
-                challenges::cancel(self, id, now)
+            fn cancel(&self, id: &str, rp_key: Option<&[u8; 32]>, now: Millis) -> StoreResult<Cas> {
+                challenges::cancel(self, id, rp_key, now)
             }
 
             fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool> {

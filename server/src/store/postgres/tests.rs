@@ -315,7 +315,7 @@ fn issue13_changes_are_notified_when_committed_and_only_then() {
     challenge(store.as_ref(), "c2", 4_000, 60_000);
     assert_eq!(next(), device("d1"));
     let failed = store.atomic(&mut |s| {
-        s.cancel("c2", 5_000)?;
+        s.cancel("c2", None, 5_000)?;
         Err(StoreError::Corrupt("the unit fails".into()))
     });
     assert!(failed.is_err());
@@ -392,7 +392,7 @@ fn issue13_a_replica_alone_sends_no_login_notices() {
     for round in 0.. {
         let id = format!("c3-{round}");
         challenge(store.as_ref(), &id, 6_000, 60_000);
-        store.cancel(&id, 6_001).unwrap();
+        store.cancel(&id, None, 6_001).unwrap();
         let mut told = Vec::new();
         while let Ok((channel, payload, _)) = own_rx.recv_timeout(Duration::from_millis(300)) {
             told.push((channel, payload));
@@ -1402,4 +1402,69 @@ fn issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock() {
             .unwrap();
         assert!(count <= 3, "round {round}: {count} wrong codes counted");
     }
+}
+
+/// Session 17 review: a cancel checks the relying party's key in its own transaction, not in
+/// an atomic unit: it never waits for the writes in flight on every replica (here one holding
+/// the shared lock, as each write does from its BEGIN), nor makes every write that starts
+/// meanwhile wait for it. (As an atomic unit, any relying party's key could stall all writes
+/// with `DELETE /v1/challenges/<made-up id>`.)
+#[test]
+fn session17_a_cancel_does_not_wait_for_the_writes_in_flight() {
+    let Some(url) = database("session17_a_cancel_waits_for_no_write") else {
+        return;
+    };
+    let store = replica(&url);
+    let holder = Session::open(&url);
+    holder
+        .run(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .unwrap();
+    let cancelling = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let rp = crate::service::keys::RpCaller::admin();
+            let outcome =
+                crate::service::challenges::cancel(&*store, &rp, "AAAAAAAAAAAAAAAAAAAAAA", 1);
+            outcome.result.map(drop).map_err(|e| e.to_string())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    let waited = !cancelling.is_finished();
+    holder.run("COMMIT").unwrap();
+    let answer = cancelling.join().unwrap();
+    assert!(
+        !waited,
+        "a cancel of no challenge waited for a write in flight (then answered {answer:?})"
+    );
+}
+
+/// Session 17 review: the replica that revokes a relying party forgets its kept record once the
+/// change committed, although the revocation runs in an atomic unit, which has no hold on the
+/// replica's memory (`Store::forget_relying_party`): it does not wait for its listener to hear
+/// the NOTIFY. Here no listener runs, standing for a notification not yet delivered.
+#[test]
+fn session17_the_revoking_replica_forgets_the_relying_party_at_once() {
+    let Some(url) = database("session17_the_revoking_replica_forgets") else {
+        return;
+    };
+    let store = replica(&url);
+    store.listener_parts().relying_parties.listening();
+    let req = pushauth_proto::wire::CreateRelyingParty {
+        name: "host".into(),
+        users: vec!["*".into()],
+        enroll: false,
+        bootstrap: false,
+    };
+    let (rp, _) = crate::service::keys::add(&*store, &req, 0).unwrap();
+    store.get_relying_party(&rp.id).unwrap();
+    assert!(store.kept_relying_party(&rp.id).is_some());
+    crate::service::keys::revoke(&*store, &rp.id, 5).unwrap();
+    let kept = store.kept_relying_party(&rp.id);
+    assert!(
+        kept.as_ref().is_none_or(|k| k.revoked_at.is_some()),
+        "the revoking replica still keeps {:?} as not revoked",
+        kept.map(|k| k.id)
+    );
 }

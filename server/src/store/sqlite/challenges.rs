@@ -68,6 +68,8 @@ enum Applied {
     CodeLocked,
     /// Refused: the answering device is revoked (or gone); nothing written.
     DeviceRevoked,
+    /// Refused: the relying party's key no longer holds ([`Cas::KeyRevoked`]).
+    KeyRevoked,
 }
 
 /// Applies a compare-and-set `UPDATE` (whose WHERE clause holds the allowed states and
@@ -89,6 +91,7 @@ fn transition<D: Db>(
         match apply(tx, &current)? {
             Applied::CodeLocked => return Ok(Cas::CodeLocked(Box::new(current))),
             Applied::DeviceRevoked => return Ok(Cas::DeviceRevoked(Box::new(current))),
+            Applied::KeyRevoked => return Ok(Cas::KeyRevoked(Box::new(current))),
             Applied::Rows(0) => return Ok(Cas::WrongState(Box::new(current))),
             Applied::Rows(_) => {}
         }
@@ -291,8 +294,25 @@ pub(super) fn answer<D: Db>(
 }
 
 /// [`Store::cancel`](crate::store::Store::cancel).
-pub(super) fn cancel<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<Cas> {
+pub(super) fn cancel<D: Db>(
+    db: &D,
+    id: &str,
+    rp_key: Option<&[u8; 32]>,
+    now: Millis,
+) -> StoreResult<Cas> {
     transition(db, id, now, |tx, current| {
+        // In the write transaction: the one writer, as in `create_challenge`.
+        if let Some(key) = rp_key {
+            let holds = tx
+                .prepare_cached(
+                    "SELECT 1 FROM relying_parties WHERE id = ?1 AND key_hash = ?2 \
+                     AND revoked_at IS NULL",
+                )?
+                .exists(params![current.rp_id, &key[..]])?;
+            if !holds {
+                return Ok(Applied::KeyRevoked);
+            }
+        }
         let changed = tx
             .prepare_cached(&format!(
                 "UPDATE challenges SET state = 'cancelled', updated_at = ?2 \

@@ -143,8 +143,8 @@ impl<D: Db> Store for D {
         challenges::answer(self, id, answer, now)
     }
 
-    fn cancel(&self, id: &str, now: Millis) -> StoreResult<Cas> {
-        challenges::cancel(self, id, now)
+    fn cancel(&self, id: &str, rp_key: Option<&[u8; 32]>, now: Millis) -> StoreResult<Cas> {
+        challenges::cancel(self, id, rp_key, now)
     }
 
     fn unlock_user(&self, user: &str, by: &str, now: Millis) -> StoreResult<bool> {

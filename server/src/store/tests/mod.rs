@@ -193,14 +193,17 @@ fn transitions_are_compare_and_set() {
         Cas::WrongState(_)
     ));
     assert!(matches!(
-        store.cancel("c1", 3_002).unwrap(),
+        store.cancel("c1", None, 3_002).unwrap(),
         Cas::WrongState(_)
     ));
     assert!(matches!(
         store.acknowledge("c1", 3_003).unwrap(),
         Cas::WrongState(_)
     ));
-    assert!(matches!(store.cancel("nope", 3_004).unwrap(), Cas::Missing));
+    assert!(matches!(
+        store.cancel("nope", None, 3_004).unwrap(),
+        Cas::Missing
+    ));
     let (c, expired) = store.get_challenge("c1", 100_000).unwrap().unwrap();
     assert_eq!((c.state, expired), (ChallengeState::Approved, false));
     assert_eq!(c.device_id.as_deref(), Some("d1"));
@@ -558,7 +561,7 @@ fn issue13_keys_no_row_can_hold_name_nothing_on_every_backend() {
 /// party still has that key and is not revoked; refused, it writes nothing (no challenge, no
 /// audit row), whatever the user.
 #[test]
-fn session17_a_creation_with_a_key_rotated_or_revoked_since_is_refused_and_writes_nothing() {
+fn session17_a_creation_or_cancel_with_a_key_rotated_or_revoked_since_writes_nothing() {
     let store = store();
     enrolled(&*store, "alice", "d1");
     relying_party(&*store, [1; 32]);
@@ -600,10 +603,20 @@ fn session17_a_creation_with_a_key_rotated_or_revoked_since_is_refused_and_write
     assert!(matches!(create("c6", "alice", [2; 32]), Create::KeyRevoked));
     assert_eq!(written(), before);
     assert_eq!(before.0, 2);
+    // A cancel checks the key in its transaction too.
+    assert!(matches!(
+        store.cancel("c5", Some(&[2; 32]), 4_000).unwrap(),
+        Cas::KeyRevoked(c) if c.state == ChallengeState::Pending
+    ));
+    assert_eq!(written(), before);
     // Without a key (the admin token), nothing is checked.
     let new = new_challenge("c7", 1_000, 60_000);
     assert!(matches!(
         store.create_challenge(&new, &|_| Ok(())).unwrap(),
         Create::Created { .. }
+    ));
+    assert!(matches!(
+        store.cancel("c5", None, 4_000).unwrap(),
+        Cas::Changed(c) if c.state == ChallengeState::Cancelled
     ));
 }
