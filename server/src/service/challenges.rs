@@ -559,3 +559,43 @@ pub fn new_bindings(
     devices.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(devices)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::postgres::tests::{database, replica, Session};
+    use crate::store::postgres::ATOMIC_LOCK;
+
+    /// Session 17 review: a cancel checks the relying party's key in its own transaction, not
+    /// in an atomic unit: it never waits for the writes in flight on every replica (here one
+    /// holding the shared lock, as each write does from its BEGIN), nor makes every write that
+    /// starts meanwhile wait for it. (As an atomic unit, any relying party's key could stall
+    /// all writes with `DELETE /v1/challenges/<made-up id>`.)
+    #[test]
+    fn session17_a_cancel_does_not_wait_for_the_writes_in_flight() {
+        let Some(url) = database("session17_a_cancel_waits_for_no_write") else {
+            return;
+        };
+        let store = replica(&url);
+        let holder = Session::open(&url);
+        holder
+            .run(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+            ))
+            .unwrap();
+        let cancelling = std::thread::spawn(move || {
+            let rp = super::RpCaller::admin();
+            let outcome = super::cancel(&*store, &rp, "AAAAAAAAAAAAAAAAAAAAAA", 1);
+            outcome.result.map(drop).map_err(|e| e.to_string())
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        let waited = !cancelling.is_finished();
+        holder.run("COMMIT").unwrap();
+        let answer = cancelling.join().unwrap();
+        assert!(
+            !waited,
+            "a cancel of no challenge waited for a write in flight (then answered {answer:?})"
+        );
+    }
+}

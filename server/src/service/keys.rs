@@ -346,4 +346,35 @@ mod tests {
         assert_eq!(ran(&new), (false, refused));
         assert_eq!(ran(&RpCaller::admin()), (true, Ok(())));
     }
+
+    /// Session 17 review: the replica that revokes a relying party forgets its kept record
+    /// once the change committed, although the revocation runs in an atomic unit, which has
+    /// no hold on the replica's memory (`Store::forget_relying_party`): it does not wait for
+    /// its listener to hear the NOTIFY. Here no listener runs, standing for a notification
+    /// not yet delivered.
+    #[test]
+    fn session17_the_revoking_replica_forgets_the_relying_party_at_once() {
+        use crate::store::postgres::tests::{database, replica};
+        let Some(url) = database("session17_the_revoking_replica_forgets") else {
+            return;
+        };
+        let store = replica(&url);
+        store.listener_parts().relying_parties.listening();
+        let req = CreateRelyingParty {
+            name: "host".into(),
+            users: vec!["*".into()],
+            enroll: false,
+            bootstrap: false,
+        };
+        let (rp, _) = add(&*store, &req, 0).unwrap();
+        store.get_relying_party(&rp.id).unwrap();
+        assert!(store.kept_relying_party(&rp.id).is_some());
+        revoke(&*store, &rp.id, 5).unwrap();
+        let kept = store.kept_relying_party(&rp.id);
+        assert!(
+            kept.as_ref().is_none_or(|k| k.revoked_at.is_some()),
+            "the revoking replica still keeps {:?} as not revoked",
+            kept.map(|k| k.id)
+        );
+    }
 }

@@ -47,7 +47,7 @@ mod schema;
 mod site_keys;
 mod store;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_group;
 mod timeline;

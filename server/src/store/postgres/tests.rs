@@ -15,7 +15,7 @@ use crate::store::{Cas, Create, DbError, DbErrorKind, NewChallenge, Store, Store
 use pushauth_proto::{ChallengeState, Decision};
 
 /// A fresh migrated database's URL, or `None` (skipped) without PostgreSQL.
-pub(super) fn database(test: &str) -> Option<String> {
+pub(crate) fn database(test: &str) -> Option<String> {
     if !pushauth_testkit::PgCluster::available()
         && std::env::var_os(pushauth_testkit::REQUIRE_ENV).is_none()
     {
@@ -29,7 +29,7 @@ pub(super) fn settings(url: &str) -> PgSettings {
     PgSettings::parse(url, None, Some(4)).unwrap()
 }
 
-pub(super) fn replica(url: &str) -> Arc<PgStore> {
+pub(crate) fn replica(url: &str) -> Arc<PgStore> {
     Arc::new(PgStore::open(&settings(url), true).unwrap())
 }
 
@@ -37,13 +37,13 @@ pub(super) fn replica(url: &str) -> Arc<PgStore> {
 /// runtime whose worker drives it all the time. (A connection made on one runtime only
 /// progresses while that runtime is driven: made on the test thread's runtime and polled on
 /// another thread, it missed the server ending it, and the test hung in CI.)
-struct Session {
+pub(crate) struct Session {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
 }
 
 impl Session {
-    fn open(url: &str) -> Session {
+    pub(crate) fn open(url: &str) -> Session {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -59,7 +59,7 @@ impl Session {
     }
 
     /// Runs `sql` (simple protocol); no answer within 60 s fails the test.
-    fn run(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
+    pub(crate) fn run(&self, sql: &str) -> Result<(), tokio_postgres::Error> {
         // The timer is made inside the runtime, which it needs.
         self.runtime
             .block_on(async {
@@ -1402,69 +1402,4 @@ fn issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock() {
             .unwrap();
         assert!(count <= 3, "round {round}: {count} wrong codes counted");
     }
-}
-
-/// Session 17 review: a cancel checks the relying party's key in its own transaction, not in
-/// an atomic unit: it never waits for the writes in flight on every replica (here one holding
-/// the shared lock, as each write does from its BEGIN), nor makes every write that starts
-/// meanwhile wait for it. (As an atomic unit, any relying party's key could stall all writes
-/// with `DELETE /v1/challenges/<made-up id>`.)
-#[test]
-fn session17_a_cancel_does_not_wait_for_the_writes_in_flight() {
-    let Some(url) = database("session17_a_cancel_waits_for_no_write") else {
-        return;
-    };
-    let store = replica(&url);
-    let holder = Session::open(&url);
-    holder
-        .run(&format!(
-            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
-        ))
-        .unwrap();
-    let cancelling = {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || {
-            let rp = crate::service::keys::RpCaller::admin();
-            let outcome =
-                crate::service::challenges::cancel(&*store, &rp, "AAAAAAAAAAAAAAAAAAAAAA", 1);
-            outcome.result.map(drop).map_err(|e| e.to_string())
-        })
-    };
-    std::thread::sleep(Duration::from_millis(700));
-    let waited = !cancelling.is_finished();
-    holder.run("COMMIT").unwrap();
-    let answer = cancelling.join().unwrap();
-    assert!(
-        !waited,
-        "a cancel of no challenge waited for a write in flight (then answered {answer:?})"
-    );
-}
-
-/// Session 17 review: the replica that revokes a relying party forgets its kept record once the
-/// change committed, although the revocation runs in an atomic unit, which has no hold on the
-/// replica's memory (`Store::forget_relying_party`): it does not wait for its listener to hear
-/// the NOTIFY. Here no listener runs, standing for a notification not yet delivered.
-#[test]
-fn session17_the_revoking_replica_forgets_the_relying_party_at_once() {
-    let Some(url) = database("session17_the_revoking_replica_forgets") else {
-        return;
-    };
-    let store = replica(&url);
-    store.listener_parts().relying_parties.listening();
-    let req = pushauth_proto::wire::CreateRelyingParty {
-        name: "host".into(),
-        users: vec!["*".into()],
-        enroll: false,
-        bootstrap: false,
-    };
-    let (rp, _) = crate::service::keys::add(&*store, &req, 0).unwrap();
-    store.get_relying_party(&rp.id).unwrap();
-    assert!(store.kept_relying_party(&rp.id).is_some());
-    crate::service::keys::revoke(&*store, &rp.id, 5).unwrap();
-    let kept = store.kept_relying_party(&rp.id);
-    assert!(
-        kept.as_ref().is_none_or(|k| k.revoked_at.is_some()),
-        "the revoking replica still keeps {:?} as not revoked",
-        kept.map(|k| k.id)
-    );
 }
