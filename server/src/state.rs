@@ -88,7 +88,24 @@ impl AppState {
         self.finish(self.jobs.run(f)).await
     }
 
-    /// [`AppState::run`] for a job that may change challenge `id`, whose value is the
+    /// [`AppState::run`] ahead of the normal jobs ([`crate::jobs::Lane::Ahead`]): for work
+    /// that finishes a login under way (a relying party's wait reading the answer), so that
+    /// when the store is the bottleneck a login that was answered returns before new ones
+    /// start.
+    ///
+    /// # Errors
+    /// As [`AppState::run`].
+    pub async fn run_ahead<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<service::Error> + Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
+    {
+        self.finish(self.jobs.run_ahead(f)).await
+    }
+
+    /// [`AppState::run`] for a job that may change challenge `id` (an answer, an
+    /// acknowledgement, a cancel: it runs ahead, [`AppState::run_ahead`]), whose value is the
     /// challenge's [`service::challenges::Outcome`] (or a refusal). The change reaches the
     /// local waiters whatever happens to the caller:
     /// - the caller [`settle`](AppState::settle)s the outcome; should the caller be gone once
@@ -113,17 +130,18 @@ impl AppState {
     {
         let state = Arc::clone(self);
         let gone_id = id.to_owned();
-        self.run_or_else(f, move |value| match value {
-            Ok(outcome) => {
-                if let Some(c) = &outcome.changed {
-                    state.changed(c);
+        let job = self
+            .jobs
+            .submit(crate::jobs::Lane::Ahead, f, move |value| match value {
+                Ok(outcome) => {
+                    if let Some(c) = &outcome.changed {
+                        state.changed(c);
+                    }
                 }
-            }
-            Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
-            Err(_) => {}
-        })
-        .await
-        .inspect_err(|e| {
+                Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
+                Err(_) => {}
+            });
+        self.finish(job).await.inspect_err(|e| {
             if e.may_have_committed() {
                 self.waiters.challenge_read_again(id);
             }

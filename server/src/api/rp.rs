@@ -279,7 +279,7 @@ pub(super) async fn authenticated_again(state: &SharedState, key: &RpKey) -> Res
     }
     let key = key.clone();
     state
-        .run(move |s| Ok::<_, ApiError>(authenticate(s, &key).map(drop)?))
+        .run_ahead(move |s| Ok::<_, ApiError>(authenticate(s, &key).map(drop)?))
         .await
 }
 
@@ -299,7 +299,7 @@ async fn read_again(
         let now = clock::now_ms();
         let (key, id) = (key.clone(), id.to_owned());
         let read = state
-            .run(move |s| {
+            .run_ahead(move |s| {
                 let rp = authenticate(s, &key)?;
                 Ok::<_, ApiError>(challenges::get_owned(s, &rp, &id, now))
             })

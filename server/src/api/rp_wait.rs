@@ -156,7 +156,7 @@ async fn read_all(
         let now = clock::now_ms();
         let (key, ids) = (key.clone(), ids.to_vec());
         let read = state
-            .run(move |s| {
+            .run_ahead(move |s| {
                 let rp = authenticate(s, &key)?;
                 Ok::<_, ApiError>(
                     ids.iter()
