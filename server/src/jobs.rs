@@ -11,12 +11,13 @@
 //! blocking pool also means slow webhook deliveries (which stay there) can never queue store
 //! work behind them.
 //!
-//! Jobs wait in two lanes ([`Lane`]): what finishes a login under way (a device's answer, the
-//! relying party's read of it) goes ahead of new work, so that when the store is the
-//! bottleneck an approved login returns before new ones start. At most [`AHEAD_IN_A_ROW`] go
-//! ahead in a row while others wait, so neither lane can starve the other. (PostgreSQL, one
-//! replica, 32 pairs on 2 cores: answer→return p50 24.6 → 11.7 ms, p99 41.6–50.5 → 26.9–30.2
-//! ms, logins/s within the noise.)
+//! Jobs wait in two lanes ([`Lane`]): what finishes a login under way (a device's answer to a
+//! challenge a relying party waits on here, the relying party's read of it) goes ahead of new
+//! work, so that when the store is the bottleneck an approved login returns before new ones
+//! start. At most [`AHEAD_IN_A_ROW`] go ahead in a row while others wait, so neither lane can
+//! starve the other. (PostgreSQL, one replica, 32 pairs on 2 cores, three runs each:
+//! answer→return p50 24.3–25.1 → 11.1–12.5 ms, p99 41.6–50.5 → 26.9–30.2 ms; logins/s 411–419
+//! → 377–408, cause not known: README "Session 17".)
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,16 +51,18 @@ type Job = Box<dyn FnOnce(Option<&dyn Store>) -> Reply + Send>;
 /// Which of the two lanes a job waits in ([`StoreJobs::run_ahead`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
-    /// Work that finishes a login already under way (a device's answer, a relying party's
-    /// read of the answer): taken first.
+    /// Work that finishes a login already under way: a device's answer, acknowledgement or a
+    /// cancel of a challenge a relying party waits on here, and that relying party's reads and
+    /// key check once its wait is woken (`AppState::run_announced`, `AppState::run_ahead`).
+    /// Taken first.
     Ahead,
     /// Everything else (new logins, enrollments, polls, administration).
     Normal,
 }
 
-/// Most jobs of the [`Lane::Ahead`] lane a thread takes in a row while normal jobs wait: a
-/// flood of answers (they are checked in their job, so even forged ones queue) keeps at least
-/// a fifth of the jobs for the rest.
+/// Most jobs of the [`Lane::Ahead`] lane taken in a row (by any of the threads) while normal
+/// jobs wait: however many answers arrive at once, at least a fifth of the jobs go to the
+/// rest.
 pub const AHEAD_IN_A_ROW: usize = 4;
 
 /// The two lanes of jobs (`T`), and whether the queue still takes jobs.
@@ -159,25 +162,25 @@ impl StoreJobs {
         max_group: usize,
     ) -> std::io::Result<StoreJobs> {
         let max_group = max_group.max(1);
-        let queue = Arc::new(Queue::default());
-        let queued = Arc::new(AtomicUsize::new(0));
-        let mut handles = Vec::with_capacity(threads);
+        // Made first: should a thread fail to start, dropping it closes the queue and ends
+        // the threads already started.
+        let mut jobs = StoreJobs {
+            queue: Arc::new(Queue::default()),
+            threads: Vec::with_capacity(threads),
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: MAX_QUEUED,
+        };
         for i in 0..threads.max(1) {
-            let jobs = Arc::clone(&queue);
+            let queue = Arc::clone(&jobs.queue);
             let store = Arc::clone(&store);
-            let queued = Arc::clone(&queued);
-            handles.push(
+            let queued = Arc::clone(&jobs.queued);
+            jobs.threads.push(
                 thread::Builder::new()
                     .name(format!("pushauthd-store-{i}"))
-                    .spawn(move || worker(&jobs, store.as_ref(), max_group, &queued))?,
+                    .spawn(move || worker(&queue, store.as_ref(), max_group, &queued))?,
             );
         }
-        Ok(StoreJobs {
-            queue,
-            threads: handles,
-            queued,
-            max_queued: MAX_QUEUED,
-        })
+        Ok(jobs)
     }
 
     /// The same threads with at most `max_queued` jobs waiting (tests; else [`MAX_QUEUED`]).
@@ -259,6 +262,7 @@ impl StoreJobs {
         });
         {
             let mut lanes = self.queue.lanes();
+            // Only `drop` closes it, never while `self` is borrowed here; kept as the rule.
             if lanes.closed {
                 drop(lanes);
                 self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -613,12 +617,27 @@ mod tests {
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
         let (release, held) = mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
         let blocker = {
             let jobs = Arc::clone(&jobs);
-            tokio::spawn(async move { jobs.run(move |_| held.recv().is_ok()).await })
+            tokio::spawn(async move {
+                jobs.run(move |_| {
+                    let _ = started.send(());
+                    held.recv().is_ok()
+                })
+                .await
+            })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        running.await.unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
+        let queued_now = |n: usize| {
+            let jobs = Arc::clone(&jobs);
+            async move {
+                while jobs.queued.load(Ordering::SeqCst) < n {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+            }
+        };
         let queue = |name: &'static str, ahead: bool| {
             let (jobs, order) = (Arc::clone(&jobs), Arc::clone(&order));
             tokio::spawn(async move {
@@ -630,10 +649,12 @@ mod tests {
                 }
             })
         };
-        let mut queued = vec![queue("new login", false), queue("enrollment", false)];
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut queued = vec![queue("new login", false)];
+        queued_now(1).await;
+        queued.push(queue("enrollment", false));
+        queued_now(2).await;
         queued.push(queue("answer", true));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        queued_now(3).await;
         release.send(()).unwrap();
         assert_eq!(blocker.await.unwrap(), Ok(true));
         for job in queued {

@@ -89,9 +89,9 @@ impl AppState {
     }
 
     /// [`AppState::run`] ahead of the normal jobs ([`crate::jobs::Lane::Ahead`]): for work
-    /// that finishes a login under way (a relying party's wait reading the answer), so that
-    /// when the store is the bottleneck a login that was answered returns before new ones
-    /// start.
+    /// that finishes a login under way (an authenticated relying party's wait, woken, reading
+    /// the answer or checking its key again), so that when the store is the bottleneck a
+    /// login that was answered returns before new ones start.
     ///
     /// # Errors
     /// As [`AppState::run`].
@@ -105,9 +105,12 @@ impl AppState {
     }
 
     /// [`AppState::run`] for a job that may change challenge `id` (an answer, an
-    /// acknowledgement, a cancel: it runs ahead, [`AppState::run_ahead`]), whose value is the
-    /// challenge's [`service::challenges::Outcome`] (or a refusal). The change reaches the
-    /// local waiters whatever happens to the caller:
+    /// acknowledgement, a cancel), whose value is the challenge's
+    /// [`service::challenges::Outcome`] (or a refusal). It runs ahead
+    /// ([`AppState::run_ahead`]) only while a relying party's wait on this replica awaits that
+    /// challenge's answer: these requests are checked inside their job, and a challenge's id
+    /// is known only to its relying party and its devices, so a forged request cannot go
+    /// ahead. The change reaches the local waiters whatever happens to the caller:
     /// - the caller [`settle`](AppState::settle)s the outcome; should the caller be gone once
     ///   it is committed, the job thread announces the change instead
     ///   ([`crate::jobs::StoreJobs::run_or_else`]);
@@ -130,17 +133,16 @@ impl AppState {
     {
         let state = Arc::clone(self);
         let gone_id = id.to_owned();
-        let job = self
-            .jobs
-            .submit(crate::jobs::Lane::Ahead, f, move |value| match value {
-                Ok(outcome) => {
-                    if let Some(c) = &outcome.changed {
-                        state.changed(c);
-                    }
+        let lane = lane_for_change(&self.waiters, id);
+        let job = self.jobs.submit(lane, f, move |value| match value {
+            Ok(outcome) => {
+                if let Some(c) = &outcome.changed {
+                    state.changed(c);
                 }
-                Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
-                Err(_) => {}
-            });
+            }
+            Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
+            Err(_) => {}
+        });
         self.finish(job).await.inspect_err(|e| {
             if e.may_have_committed() {
                 self.waiters.challenge_read_again(id);
@@ -271,5 +273,35 @@ impl AppState {
     /// True once the server is stopping.
     pub fn stopping(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+/// The lane of a job that may change challenge `id` ([`AppState::run_announced`]): ahead
+/// only while a wait on this replica awaits that challenge's answer.
+fn lane_for_change(waiters: &Waiters, id: &str) -> crate::jobs::Lane {
+    if waiters.challenge_awaits_record(id) {
+        crate::jobs::Lane::Ahead
+    } else {
+        crate::jobs::Lane::Normal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::Lane;
+
+    /// Session 17 review: an answer, acknowledgement or cancel goes ahead of new work only
+    /// while a relying party's wait here awaits its challenge. A forged one (checked only in
+    /// its job) names an id nobody waits on, and queues with everything else.
+    #[test]
+    fn only_a_change_someone_waits_for_here_goes_ahead() {
+        let waiters = Waiters::default();
+        assert_eq!(lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA"), Lane::Normal);
+        let wait = waiters.watch_challenge("c1");
+        assert_eq!(lane_for_change(&waiters, "c1"), Lane::Ahead);
+        assert_eq!(lane_for_change(&waiters, "c2"), Lane::Normal);
+        drop(wait);
+        assert_eq!(lane_for_change(&waiters, "c1"), Lane::Normal);
     }
 }
