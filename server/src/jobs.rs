@@ -546,6 +546,28 @@ mod tests {
         assert_eq!(handed, Ok(7), "a committed value nobody announced");
     }
 
+    /// Holds the one job thread of `jobs` with a job that runs until `release` is sent to
+    /// (its result: `true`), so that the next jobs queue up behind it; returns once it runs.
+    async fn hold_the_thread(
+        jobs: &Arc<StoreJobs>,
+    ) -> (
+        mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<bool, JobError>>,
+    ) {
+        let (release, held) = mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let jobs = Arc::clone(jobs);
+        let blocker = tokio::spawn(async move {
+            jobs.run(move |_| {
+                let _ = started.send(());
+                held.recv().is_ok()
+            })
+            .await
+        });
+        running.await.unwrap();
+        (release, blocker)
+    }
+
     /// Past [`MAX_QUEUED`] waiting jobs, a new one is refused at once as unavailable (503
     /// `store_unavailable`) instead of queuing: nobody can pile up work without bound behind
     /// a slow store; the queued ones still run, and the queue takes jobs again once drained.
@@ -554,19 +576,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = Arc::new(StoreJobs::start(store, 1).unwrap().with_max_queued(3));
-        let (release, held) = mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let busy = {
-            let jobs = Arc::clone(&jobs);
-            tokio::spawn(async move {
-                jobs.run(move |_| {
-                    let _ = started.send(());
-                    held.recv().is_ok()
-                })
-                .await
-            })
-        };
-        running.await.unwrap();
+        let (release, busy) = hold_the_thread(&jobs).await;
         let queued: Vec<_> = (0..3)
             .map(|i| {
                 let jobs = Arc::clone(&jobs);
@@ -616,19 +626,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
-        let (release, held) = mpsc::channel::<()>();
-        let (started, running) = tokio::sync::oneshot::channel::<()>();
-        let blocker = {
-            let jobs = Arc::clone(&jobs);
-            tokio::spawn(async move {
-                jobs.run(move |_| {
-                    let _ = started.send(());
-                    held.recv().is_ok()
-                })
-                .await
-            })
-        };
-        running.await.unwrap();
+        let (release, blocker) = hold_the_thread(&jobs).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let queued_now = |n: usize| {
             let jobs = Arc::clone(&jobs);
@@ -679,12 +677,7 @@ mod tests {
         let store: SharedStore = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let jobs = Arc::new(StoreJobs::start(store, 1).unwrap());
         // Hold the store thread so the next jobs queue up behind it.
-        let (release, held) = mpsc::channel::<()>();
-        let blocker = {
-            let jobs = Arc::clone(&jobs);
-            tokio::spawn(async move { jobs.run(move |_| held.recv().is_ok()).await })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (release, blocker) = hold_the_thread(&jobs).await;
         let before = wal_frames(dir.path());
         let writers: Vec<_> = (0..50)
             .map(|i| {

@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn only_a_change_someone_waits_for_here_goes_ahead() {
         let waiters = Waiters::default();
-        assert_eq!(lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA"), Lane::Normal);
+        assert_eq!(
+            lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA"),
+            Lane::Normal
+        );
         let wait = waiters.watch_challenge("c1");
         assert_eq!(lane_for_change(&waiters, "c1"), Lane::Ahead);
         assert_eq!(lane_for_change(&waiters, "c2"), Lane::Normal);

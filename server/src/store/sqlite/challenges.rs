@@ -99,6 +99,20 @@ fn transition<D: Db>(
     })
 }
 
+/// Whether relying party `rp_id` still has the key whose stored hash is `key` and is not
+/// revoked (`None`: nothing to check), read in the caller's write transaction: the one
+/// writer, so a revocation commits before this reads (and it refuses) or after the caller
+/// commits ([`NewChallenge::rp_key`]).
+fn key_holds(tx: &Connection, rp_id: &str, key: Option<&[u8; 32]>) -> rusqlite::Result<bool> {
+    let Some(key) = key else {
+        return Ok(true);
+    };
+    tx.prepare_cached(
+        "SELECT 1 FROM relying_parties WHERE id = ?1 AND key_hash = ?2 AND revoked_at IS NULL",
+    )?
+    .exists(params![rp_id, &key[..]])
+}
+
 /// [`Store::create_challenge`](crate::store::Store::create_challenge).
 pub(super) fn create_challenge<D: Db>(
     db: &D,
@@ -107,18 +121,8 @@ pub(super) fn create_challenge<D: Db>(
 ) -> StoreResult<Create> {
     let now = new.created_at;
     db.write(|tx| {
-        // Inside the write transaction: the one writer, so a revocation commits before this
-        // reads (and it refuses) or after this commits.
-        if let Some(key) = &new.rp_key {
-            let holds = tx
-                .prepare_cached(
-                    "SELECT 1 FROM relying_parties WHERE id = ?1 AND key_hash = ?2 \
-                     AND revoked_at IS NULL",
-                )?
-                .exists(params![new.rp_id, &key[..]])?;
-            if !holds {
-                return Ok(Create::KeyRevoked);
-            }
+        if !key_holds(tx, &new.rp_id, new.rp_key.as_ref())? {
+            return Ok(Create::KeyRevoked);
         }
         let known = tx
             .prepare_cached("SELECT 1 FROM users WHERE name = ?1")?
@@ -301,17 +305,8 @@ pub(super) fn cancel<D: Db>(
     now: Millis,
 ) -> StoreResult<Cas> {
     transition(db, id, now, |tx, current| {
-        // In the write transaction: the one writer, as in `create_challenge`.
-        if let Some(key) = rp_key {
-            let holds = tx
-                .prepare_cached(
-                    "SELECT 1 FROM relying_parties WHERE id = ?1 AND key_hash = ?2 \
-                     AND revoked_at IS NULL",
-                )?
-                .exists(params![current.rp_id, &key[..]])?;
-            if !holds {
-                return Ok(Applied::KeyRevoked);
-            }
+        if !key_holds(tx, &current.rp_id, rp_key)? {
+            return Ok(Applied::KeyRevoked);
         }
         let changed = tx
             .prepare_cached(&format!(
