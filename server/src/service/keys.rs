@@ -306,6 +306,19 @@ pub fn rotate(s: &dyn Store, id: &str, now: Millis) -> Result<(RelyingPartyRecor
     Ok((rp, api_key))
 }
 
+/// A relying party `host` for every user, without other rights, added to `s`: its record and
+/// its API key (tests).
+#[cfg(test)]
+pub(crate) fn added(s: &dyn Store) -> (RelyingPartyRecord, String) {
+    let req = CreateRelyingParty {
+        name: "host".into(),
+        users: vec!["*".into()],
+        enroll: false,
+        bootstrap: false,
+    };
+    add(s, &req, 0).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,13 +330,7 @@ mod tests {
     fn session17_a_unit_made_with_a_key_rotated_or_revoked_since_runs_nothing() {
         let store = crate::store::tests::store();
         let s: &dyn Store = &*store;
-        let req = CreateRelyingParty {
-            name: "host".into(),
-            users: vec!["*".into()],
-            enroll: false,
-            bootstrap: false,
-        };
-        let (rp, api_key) = add(s, &req, 0).unwrap();
+        let (rp, api_key) = added(s);
         let key = RpKey::parse(&api_key, "admin-token-that-is-not-this").unwrap();
         let old = authenticate(s, &key).unwrap();
         let ran = |caller: &RpCaller| {
@@ -360,13 +367,7 @@ mod tests {
         };
         let store = replica(&url);
         store.listener_parts().relying_parties.listening();
-        let req = CreateRelyingParty {
-            name: "host".into(),
-            users: vec!["*".into()],
-            enroll: false,
-            bootstrap: false,
-        };
-        let (rp, _) = add(&*store, &req, 0).unwrap();
+        let (rp, _) = added(&*store);
         store.get_relying_party(&rp.id).unwrap();
         assert!(store.kept_relying_party(&rp.id).is_some());
         revoke(&*store, &rp.id, 5).unwrap();

@@ -233,7 +233,6 @@ pub fn report_used(
 #[cfg(test)]
 mod tests {
     use pushauth_proto::offline::OfflineUsedRequest;
-    use pushauth_proto::wire::CreateRelyingParty;
 
     use super::report_used;
     use crate::bounds::SignatureFailures;
@@ -253,13 +252,7 @@ mod tests {
     fn session17_an_offline_report_held_up_past_a_rotation_writes_nothing() {
         let store = store();
         let s: &dyn Store = &*store;
-        let req = CreateRelyingParty {
-            name: "host".into(),
-            users: vec!["*".into()],
-            enroll: false,
-            bootstrap: false,
-        };
-        let (rp, api_key) = keys::add(s, &req, 0).unwrap();
+        let (rp, api_key) = keys::added(s);
         let old = keys::authenticate(s, &RpKey::parse(&api_key, "not-this").unwrap()).unwrap();
         enrolled(s, "alice", "d1");
         let config = OfflineConfig::default();

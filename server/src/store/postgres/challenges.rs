@@ -9,6 +9,7 @@ use super::audit::later_audit;
 use super::db::{Conn, Db, P};
 use super::error::{get, PgError};
 use super::kept::Kept;
+use super::relying_parties::key_holds;
 use super::rows::{
     all, challenge_from_row, data_error, storable, string_list, CHALLENGE_COLUMNS,
     CHALLENGE_COLUMN_COUNT, C_CHALLENGE_COLUMNS,
@@ -613,8 +614,7 @@ pub(super) fn cancel<D: Db>(
         // a revocation takes alone): it sees a revocation committed before.
         if let Some(key) = rp_key {
             let holds = c.exists(
-                "SELECT 1 FROM relying_parties WHERE id = $1 AND key_hash = $2 \
-                 AND revoked_at IS NULL",
+                &format!("SELECT 1 WHERE {}", key_holds("$1", "$2")),
                 &[&current.rp_id, &&key[..]],
             )?;
             if !holds {

@@ -138,12 +138,11 @@ pub(super) fn push_state_and_devices_sql() -> String {
     format!(
         "{}, d AS (SELECT {DEVICE_COLUMNS} FROM devices WHERE user_name = $1 \
          AND revoked_at IS NULL) \
-         SELECT d.*, state.*, s.endpoint, s.p256dh, s.auth, s.created_at, \
-         ($7::bytea IS NULL OR EXISTS (SELECT 1 FROM relying_parties WHERE id = $2 \
-          AND key_hash = $7 AND revoked_at IS NULL)) \
+         SELECT d.*, state.*, s.endpoint, s.p256dh, s.auth, s.created_at, {} \
          FROM state LEFT JOIN d ON true LEFT JOIN push_subscriptions s ON s.device_id = d.id \
          ORDER BY d.created_at, d.id",
-        state_sql()
+        state_sql(),
+        super::relying_parties::key_holds("$2", "$7")
     )
 }
 

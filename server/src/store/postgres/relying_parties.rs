@@ -88,6 +88,17 @@ pub(super) fn get_relying_party<D: Db>(
     Ok(rp)
 }
 
+/// The condition that relying party `id` still has the key whose stored hash is `key` and is
+/// not revoked (both SQL expressions, such as parameters; a `NULL` key: nothing to check),
+/// for a write to evaluate in a statement of its own transaction
+/// ([`NewChallenge::rp_key`](crate::store::NewChallenge::rp_key)).
+pub(super) fn key_holds(id: &str, key: &str) -> String {
+    format!(
+        "({key}::bytea IS NULL OR EXISTS (SELECT 1 FROM relying_parties WHERE id = {id} \
+         AND key_hash = {key} AND revoked_at IS NULL))"
+    )
+}
+
 /// [`Store::list_relying_parties`](crate::store::Store::list_relying_parties).
 pub(super) fn list_relying_parties<D: Db>(db: &D) -> StoreResult<Vec<RelyingPartyRecord>> {
     db.read(|c| {
