@@ -187,7 +187,9 @@ fn approved_add_device(store: &dyn pushauth_server::store::Store, id: &str, now:
         known_since: pushauth_server::limits::known_since(now),
         source: String::new(),
     };
-    let created = store.create_challenge(&new, &|_| Ok(())).unwrap();
+    let created = store
+        .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+        .unwrap();
     assert!(matches!(created, Create::Created { .. }), "{created:?}");
     let answer = AnswerRecord {
         device_id: "d1".into(),

@@ -140,7 +140,9 @@ pub fn create(
     if bound.over(s, now)? {
         return Err(Error::StorageFull);
     }
-    match s.create_challenge(&new, &|push| limits::check(limits, push, now))? {
+    let limits = *limits;
+    let check = std::sync::Arc::new(move |push: &_| limits::check(&limits, push, now));
+    match s.create_challenge(&new, check)? {
         Create::Created {
             challenge,
             devices,

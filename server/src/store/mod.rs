@@ -43,6 +43,10 @@ pub use self::site_keys::SiteKeyStore;
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 
+/// The push limits' decision on one more challenge, given the counts read in the creating
+/// transaction ([`Store::create_challenge`]): `Err` refuses it.
+pub type PushCheck = std::sync::Arc<dyn Fn(&PushState) -> Result<(), Refusal> + Send + Sync>;
+
 /// A store that threads share.
 pub type SharedStore = std::sync::Arc<dyn Store + Send + Sync>;
 
@@ -190,11 +194,10 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     /// challenges that were not approved, and none from before the user's last unlock; and the
     /// user's count of consecutive wrong codes), and
     /// inserts the challenge. Audits `challenge_created` or `rate_limited`.
-    fn create_challenge(
-        &self,
-        new: &NewChallenge,
-        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
-    ) -> StoreResult<Create>;
+    ///
+    /// `check` is shared ([`PushCheck`]) because a backend may decide several concurrent
+    /// creations in one transaction, on whichever thread runs it (PostgreSQL does).
+    fn create_challenge(&self, new: &NewChallenge, check: PushCheck) -> StoreResult<Create>;
     /// Reads a challenge, first moving it to `expired` if it is due (audited). The flag says
     /// whether this read expired it.
     fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>>;

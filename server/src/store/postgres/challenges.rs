@@ -6,6 +6,7 @@
 use pushauth_proto::ChallengeState;
 
 use super::audit::later_audit;
+use super::combine::{Combiner, Keyed};
 use super::db::{Conn, Db, P};
 use super::error::{get, PgError};
 use super::kept::Kept;
@@ -18,8 +19,8 @@ use super::{devices, limits, notify, replicas};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceChallenges, Expired,
-    NewChallenge, NonceRefused, RequestNonce, StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DbErrorKind, DeviceChallenges,
+    Expired, NewChallenge, NonceRefused, PushCheck, RequestNonce, StoreError, StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -133,107 +134,252 @@ fn transition<D: Db>(
     })
 }
 
-/// [`Store::create_challenge`](crate::store::Store::create_challenge).
+/// A creation waiting for its batch ([`Creations`]).
+pub(super) struct Creation {
+    new: NewChallenge,
+    check: PushCheck,
+}
+
+#[cfg(test)]
+impl Creation {
+    pub(super) fn new(new: NewChallenge, check: PushCheck) -> Creation {
+        Creation { new, check }
+    }
+}
+
+impl Keyed for Creation {
+    fn key(&self) -> &str {
+        &self.new.user
+    }
+}
+
+/// The store's concurrent creations, decided in batches ([`Combiner`]).
+pub(super) type Creations = Combiner<Creation, StoreResult<Create>>;
+
+/// Most creations in one batch: 2 statements each in its first round trip.
+pub(super) const CREATIONS_MAX: usize = 16;
+
+/// [`Store::create_challenge`](crate::store::Store::create_challenge). On the store itself
+/// (not in a group or an atomic unit), creations made at the same time on its job threads
+/// share one transaction ([`Creations`], [`create_batch`]).
 pub(super) fn create_challenge<D: Db>(
+    db: &D,
+    new: &NewChallenge,
+    check: PushCheck,
+) -> StoreResult<Create> {
+    if !storable(&new.user) {
+        return Ok(Create::UnknownUser);
+    }
+    match db.creations() {
+        Some(creations) => creations.run(
+            Creation {
+                new: new.clone(),
+                check,
+            },
+            |batch| create_batch(db, batch),
+            || {
+                Err(StoreError::Corrupt(
+                    "a batch of challenge creations ended without a result".into(),
+                ))
+            },
+        ),
+        None => create_one(db, new, &*check),
+    }
+}
+
+/// One creation in a transaction of its own.
+fn create_one<D: Db>(
     db: &D,
     new: &NewChallenge,
     check: &dyn Fn(&PushState) -> Result<(), Refusal>,
 ) -> StoreResult<Create> {
-    let now = new.created_at;
-    let context = serde_json::to_string(&new.context).map_err(|e| data_error(4, e))?;
-    if !storable(&new.user) {
-        return Ok(Create::UnknownUser);
-    }
-    let me = db.replica();
+    let context = context_json(new)?;
     let created = db.write(|c| {
         // The user's row lock, then the limits' counts and the devices in a statement of its
         // own (in the same round trip): it sees what the lock's last holder committed
         // (another replica's challenge for this user, a device just revoked).
         let (user, read) = limits::lock_user_then_push_state(c, new)?;
-        let Some((state, mut devices, mut subscriptions)) = read else {
-            return Ok(Create::KeyRevoked);
-        };
-        if !user {
-            return Ok(Create::UnknownUser);
-        }
-        if let Some(wanted) = &new.requested_devices {
-            devices.retain(|d| wanted.contains(&d.id));
-            subscriptions.retain(|s| wanted.contains(&s.device_id));
-        }
-        if devices.is_empty() {
-            return Ok(Create::NoDevice);
-        }
-        if let Err(refusal) = check(&state) {
-            limits::record_refusal(c, new, &refusal)?;
-            return Ok(Create::Refused(refusal));
-        }
-        let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
-        let devices_json = serde_json::to_string(&device_ids).map_err(|e| data_error(8, e))?;
-        // Nothing here answers anything the operation needs: one statement, sent with the
-        // COMMIT, writes the challenge, its devices' index rows and its audit row, and wakes
-        // the devices (no part reads another's rows).
-        let detail = events::challenge_created_detail(new, device_ids.len());
-        // The devices' wake-ups only when another replica listens (`replicas.rs`): this
-        // one's long-polls are woken by its handler.
-        c.later(
-            &format!(
-                "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
-             context_digest, rp_nonce, code, devices, created_at, expires_at, updated_at, \
-             source) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)), \
-             idx AS (INSERT INTO open_challenge_devices (device_id, challenge_id) \
-             SELECT d, $1 FROM unnest($12::text[]) AS d), \
-             aud AS (INSERT INTO audit (at, kind, user_name, challenge_id, detail) \
-             VALUES ($9, 'challenge_created', $2, $1, $13)) \
-             SELECT pg_notify('pushauth_device', d) FROM unnest($12::text[]) AS d \
-             WHERE {}",
-                replicas::others_listen(14)
-            ),
-            vec![
-                Box::new(new.id.clone()),
-                Box::new(new.user.clone()),
-                Box::new(new.rp_id.clone()),
-                Box::new(context),
-                Box::new(new.context_digest.to_vec()),
-                Box::new(new.rp_nonce.clone()),
-                Box::new(new.code.clone()),
-                Box::new(devices_json),
-                Box::new(now),
-                Box::new(new.expires_at),
-                Box::new(new.source.clone()),
-                Box::new(device_ids.clone()),
-                Box::new(detail),
-                Box::new(me.map(str::to_owned)),
-            ],
-        )?;
-        Ok(Create::Created {
-            challenge: Box::new(ChallengeRecord {
-                id: new.id.clone(),
-                user: new.user.clone(),
-                rp_id: new.rp_id.clone(),
-                state: ChallengeState::Pending,
-                context: new.context.clone(),
-                context_digest: new.context_digest,
-                rp_nonce: new.rp_nonce.clone(),
-                code: new.code.clone(),
-                devices: device_ids,
-                created_at: now,
-                expires_at: new.expires_at,
-                device_id: None,
-                decision: None,
-                reason: None,
-                typed_code: None,
-                responded_at: None,
-                signature: None,
-            }),
-            devices,
-            subscriptions,
-        })
+        decide(c, new, context, check, user, read, db.replica())
     })?;
-    // Committed: its terms are what every replica reads from now on.
-    if let (Some(kept), Create::Created { challenge, .. }) = (db.challenge_terms(), &created) {
+    keep_terms(db, &created);
+    Ok(created)
+}
+
+/// Several creations, of different users, in one transaction: one round trip locks every
+/// user's row (in name order: two replicas' batches cannot deadlock) and reads each one's
+/// limits and devices; each is decided as [`create_one`] decides; their writes go with the
+/// `COMMIT`. If the transaction fails for any reason but an unreachable store (a bad item
+/// fails the whole), each creation runs again on its own, so that one fails only itself.
+pub(super) fn create_batch<D: Db>(db: &D, batch: Vec<Creation>) -> Vec<StoreResult<Create>> {
+    if let [one] = &batch[..] {
+        return vec![create_one(db, &one.new, &*one.check)];
+    }
+    let mut results: Vec<Option<StoreResult<Create>>> = batch.iter().map(|_| None).collect();
+    // Those whose context cannot be stored fail alone, before the transaction.
+    let mut ready: Vec<(usize, String)> = Vec::with_capacity(batch.len());
+    for (i, item) in batch.iter().enumerate() {
+        match context_json(&item.new) {
+            Ok(context) => ready.push((i, context)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    ready.sort_by(|a, b| batch[a.0].new.user.cmp(&batch[b.0].new.user));
+    let ids: Vec<usize> = ready.iter().map(|(i, _)| *i).collect();
+    let news: Vec<&NewChallenge> = ids.iter().map(|&i| &batch[i].new).collect();
+    let outcome = db.write(|c| {
+        let reads = limits::lock_users_then_push_states(c, &news)?;
+        ready
+            .into_iter()
+            .zip(reads)
+            .map(|((i, context), (user, read))| {
+                let item = &batch[i];
+                decide(
+                    c,
+                    &item.new,
+                    context,
+                    &*item.check,
+                    user,
+                    read,
+                    db.replica(),
+                )
+            })
+            .collect::<Result<Vec<_>, PgError>>()
+    });
+    match outcome {
+        Ok(created) => {
+            for (i, created) in ids.into_iter().zip(created) {
+                keep_terms(db, &created);
+                results[i] = Some(Ok(created));
+            }
+        }
+        Err(StoreError::Db(e)) if e.kind == DbErrorKind::Unavailable => {
+            // Not known whether the COMMIT went: none may run again.
+            for i in ids {
+                results[i] = Some(Err(StoreError::Db(e.clone())));
+            }
+        }
+        Err(_) => {
+            for i in ids {
+                results[i] = Some(create_one(db, &batch[i].new, &*batch[i].check));
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(StoreError::Corrupt(
+                    "a creation of a batch was not decided".into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The challenge's context as stored.
+fn context_json(new: &NewChallenge) -> StoreResult<String> {
+    Ok(serde_json::to_string(&new.context).map_err(|e| data_error(4, e))?)
+}
+
+/// After a creation committed: its terms are what every replica reads from now on.
+fn keep_terms<D: Db>(db: &D, created: &Create) {
+    if let (Some(kept), Create::Created { challenge, .. }) = (db.challenge_terms(), created) {
         kept.keep(&challenge.id, (**challenge).clone());
     }
-    Ok(created)
+}
+
+/// Decides a creation in transaction `c`, which holds its user's row lock (`user`: the user
+/// exists) and read its limits' counts and devices (`read`, `None`: the relying party's key
+/// no longer holds); queues its writes for the `COMMIT` (`me`: this replica, see
+/// [`Db::replica`]).
+fn decide(
+    c: &Conn<'_>,
+    new: &NewChallenge,
+    context: String,
+    check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+    user: bool,
+    read: Option<limits::StateAndDevices>,
+    me: Option<&str>,
+) -> Result<Create, PgError> {
+    let now = new.created_at;
+    let Some((state, mut devices, mut subscriptions)) = read else {
+        return Ok(Create::KeyRevoked);
+    };
+    if !user {
+        return Ok(Create::UnknownUser);
+    }
+    if let Some(wanted) = &new.requested_devices {
+        devices.retain(|d| wanted.contains(&d.id));
+        subscriptions.retain(|s| wanted.contains(&s.device_id));
+    }
+    if devices.is_empty() {
+        return Ok(Create::NoDevice);
+    }
+    if let Err(refusal) = check(&state) {
+        limits::record_refusal(c, new, &refusal)?;
+        return Ok(Create::Refused(refusal));
+    }
+    let device_ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+    let devices_json = serde_json::to_string(&device_ids).map_err(|e| data_error(8, e))?;
+    // Nothing here answers anything the operation needs: one statement, sent with the
+    // COMMIT, writes the challenge, its devices' index rows and its audit row, and wakes
+    // the devices (no part reads another's rows).
+    let detail = events::challenge_created_detail(new, device_ids.len());
+    // The devices' wake-ups only when another replica listens (`replicas.rs`): this
+    // one's long-polls are woken by its handler.
+    c.later(
+        &format!(
+            "WITH ch AS (INSERT INTO challenges (id, user_name, rp_id, state, context, \
+         context_digest, rp_nonce, code, devices, created_at, expires_at, updated_at, \
+         source) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $9, $11)), \
+         idx AS (INSERT INTO open_challenge_devices (device_id, challenge_id) \
+         SELECT d, $1 FROM unnest($12::text[]) AS d), \
+         aud AS (INSERT INTO audit (at, kind, user_name, challenge_id, detail) \
+         VALUES ($9, 'challenge_created', $2, $1, $13)) \
+         SELECT pg_notify('pushauth_device', d) FROM unnest($12::text[]) AS d \
+         WHERE {}",
+            replicas::others_listen(14)
+        ),
+        vec![
+            Box::new(new.id.clone()),
+            Box::new(new.user.clone()),
+            Box::new(new.rp_id.clone()),
+            Box::new(context),
+            Box::new(new.context_digest.to_vec()),
+            Box::new(new.rp_nonce.clone()),
+            Box::new(new.code.clone()),
+            Box::new(devices_json),
+            Box::new(now),
+            Box::new(new.expires_at),
+            Box::new(new.source.clone()),
+            Box::new(device_ids.clone()),
+            Box::new(detail),
+            Box::new(me.map(str::to_owned)),
+        ],
+    )?;
+    Ok(Create::Created {
+        challenge: Box::new(ChallengeRecord {
+            id: new.id.clone(),
+            user: new.user.clone(),
+            rp_id: new.rp_id.clone(),
+            state: ChallengeState::Pending,
+            context: new.context.clone(),
+            context_digest: new.context_digest,
+            rp_nonce: new.rp_nonce.clone(),
+            code: new.code.clone(),
+            devices: device_ids,
+            created_at: now,
+            expires_at: new.expires_at,
+            device_id: None,
+            decision: None,
+            reason: None,
+            typed_code: None,
+            responded_at: None,
+            signature: None,
+        }),
+        devices,
+        subscriptions,
+    })
 }
 
 /// [`Store::get_challenge`](crate::store::Store::get_challenge).

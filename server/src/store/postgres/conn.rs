@@ -219,6 +219,32 @@ impl Conn<'_> {
         })
     }
 
+    /// Every row of each statement, in one round trip; PostgreSQL runs them in the order
+    /// given, each with a snapshot taken when it starts (after the locks of those before).
+    /// All run even when one fails (those after it in a transaction then fail too); the
+    /// first failure is returned.
+    pub(super) fn many(&self, statements: &[(&str, &[P<'_>])]) -> Result<Vec<Vec<Row>>, PgError> {
+        let client = self.client;
+        // All ready before any is sent: none may run without those before it (their locks).
+        let prepared = statements
+            .iter()
+            .map(|(sql, params)| self.prepared(sql, params))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.pipelined(async {
+            // `join_all` polls its futures in order the first time: the requests go in order.
+            let runs = join_all(
+                prepared
+                    .iter()
+                    .zip(statements)
+                    .map(|(statement, (_, params))| client.query(statement, params)),
+            )
+            .await;
+            runs.into_iter()
+                .map(|rows| rows.map_err(PgError::from))
+                .collect()
+        })
+    }
+
     /// [`Conn::two`], then, in a transaction of its own (not a savepoint of a group or an
     /// atomic unit), the `COMMIT` in the same round trip: true when it went. The caller
     /// sends nothing more in the transaction then (a statement would fail), and must need

@@ -33,7 +33,7 @@ use std::cell::{Cell, RefCell};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Row;
 
-use super::challenges::ChallengeTerms;
+use super::challenges::{ChallengeTerms, Creations};
 use super::conn::Pipeline;
 pub(super) use super::conn::{drive, Conn, P};
 use super::connect::PgSettings;
@@ -108,6 +108,8 @@ pub struct PgStore {
     /// Relying parties, while a listener hears of their changes ([`RelyingPartyCache`]), and
     /// the server processes of its connections ([`OwnBackends`]).
     listener_parts: ListenerParts,
+    /// Challenge creations under way on its job threads ([`Creations`]).
+    creations: Creations,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -190,6 +192,7 @@ impl PgStore {
             device_keys: DeviceKeys::new(super::devices::DEVICE_KEYS_MAX),
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
             listener_parts,
+            creations: Creations::new(super::challenges::CREATIONS_MAX),
         })
     }
 
@@ -432,6 +435,11 @@ pub(super) trait Db {
     fn relying_parties(&self) -> Option<&RelyingPartyCache> {
         None
     }
+    /// The store's concurrent challenge creations, decided in batches ([`Creations`]);
+    /// `None` in a group or an atomic unit, whose operations run in its own transaction.
+    fn creations(&self) -> Option<&Creations> {
+        None
+    }
     /// [`Store::group`].
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()>;
     /// [`Store::atomic`].
@@ -473,6 +481,10 @@ impl Db for PgStore {
 
     fn relying_parties(&self) -> Option<&RelyingPartyCache> {
         Some(&self.listener_parts.relying_parties)
+    }
+
+    fn creations(&self) -> Option<&Creations> {
+        Some(&self.creations)
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

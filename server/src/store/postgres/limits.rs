@@ -91,6 +91,44 @@ pub(super) fn lock_user_then_push_state(
     Ok((!user.is_empty(), state_and_devices(&rows)?))
 }
 
+/// [`lock_user_then_push_state`] for several creations of different users in one round
+/// trip: each user's row lock, then its read, in the order given, which must be the users'
+/// name order (so that two replicas' batches lock users in the same order and cannot
+/// deadlock). One result per creation, in that order.
+pub(super) fn lock_users_then_push_states(
+    c: &Conn<'_>,
+    news: &[&NewChallenge],
+) -> Result<Vec<(bool, Option<StateAndDevices>)>, PgError> {
+    let sql = push_state_and_devices_sql();
+    let keys: Vec<Option<&[u8]>> = news
+        .iter()
+        .map(|n| n.rp_key.as_ref().map(|k| &k[..]))
+        .collect();
+    let params: Vec<[super::conn::P<'_>; 7]> = news
+        .iter()
+        .zip(&keys)
+        .map(|(new, key)| {
+            let [p1, p2, p3, p4, p5, p6] = state_params(new);
+            [p1, p2, p3, p4, p5, p6, key as super::conn::P<'_>]
+        })
+        .collect();
+    let users: Vec<[super::conn::P<'_>; 1]> = news
+        .iter()
+        .map(|n| [&n.user as super::conn::P<'_>])
+        .collect();
+    let mut statements: Vec<(&str, &[super::conn::P<'_>])> = Vec::with_capacity(news.len() * 2);
+    for (user, params) in users.iter().zip(&params) {
+        statements.push((super::challenges::LOCK_USER, user));
+        statements.push((&sql, params));
+    }
+    let mut rows = c.many(&statements)?.into_iter();
+    let mut read = Vec::with_capacity(news.len());
+    while let (Some(user), Some(state)) = (rows.next(), rows.next()) {
+        read.push((!user.is_empty(), state_and_devices(&state)?));
+    }
+    Ok(read)
+}
+
 /// What a creation reads after locking the user: the limits' counts, the user's active
 /// devices, and their Web Push subscriptions.
 pub(super) type StateAndDevices = (PushState, Vec<DeviceRecord>, Vec<PushSubscriptionRecord>);

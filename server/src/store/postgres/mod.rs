@@ -24,6 +24,7 @@
 mod audit;
 mod backup_codes;
 mod challenges;
+mod combine;
 mod conn;
 mod connect;
 mod copy;

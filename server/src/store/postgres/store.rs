@@ -15,8 +15,9 @@ use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, CountStore, Create,
     DeviceChallenges, DeviceRecord, EnrollFacts, EnrollmentRecord, GraceFind, GraceLogin,
     NewChallenge, NewDevice, NewRpEnrollment, NonceRefused, NoticeRecord, OfflineAdvance,
-    OfflineSecretRecord, OfflineStore, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
-    RequestNonce, SiteKeyStore, Spent, Store, StoreResult, StoredCode, Swept, UseCode,
+    OfflineSecretRecord, OfflineStore, Pruned, PushCheck, PushSubscriptionRecord, Redeem,
+    RelyingPartyRecord, RequestNonce, SiteKeyStore, Spent, Store, StoreResult, StoredCode, Swept,
+    UseCode,
 };
 
 macro_rules! pg_store {
@@ -176,7 +177,7 @@ macro_rules! pg_store {
             fn create_challenge(
                 &self,
                 new: &NewChallenge,
-                check: &dyn Fn(&PushState) -> Result<(), Refusal>,
+                check: PushCheck,
             ) -> StoreResult<Create> {
                 challenges::create_challenge(self, new, check)
             }

@@ -124,13 +124,16 @@ fn issue13_the_open_cap_holds_across_replicas() {
                 start.wait();
                 let new = new_challenge(&format!("c{i}"), 1_000);
                 store
-                    .create_challenge(&new, &|s| {
-                        if s.open_user >= 3 {
-                            Err(Refusal::TooManyOpenForUser)
-                        } else {
-                            Ok(())
-                        }
-                    })
+                    .create_challenge(
+                        &new,
+                        std::sync::Arc::new(move |s| {
+                            if s.open_user >= 3 {
+                                Err(Refusal::TooManyOpenForUser)
+                            } else {
+                                Ok(())
+                            }
+                        }),
+                    )
                     .unwrap()
             })
         })
@@ -208,12 +211,16 @@ fn issue13_a_nonce_used_on_one_replica_is_refused_on_the_other() {
     wrong.code_tally = crate::store::CodeTally::Failed { lock_at: 2 };
     a.answer("c1", &wrong, 2_000).unwrap();
     b.answer("c2", &wrong, 2_000).unwrap();
-    let facts = std::sync::Mutex::new(0);
+    let facts = std::sync::Arc::new(std::sync::Mutex::new(0));
     let new = new_challenge("c3", 3_000);
-    a.create_challenge(&new, &|s| {
-        *facts.lock().unwrap() = s.code_failures;
-        Ok(())
-    })
+    let seen = std::sync::Arc::clone(&facts);
+    a.create_challenge(
+        &new,
+        std::sync::Arc::new(move |s| {
+            *seen.lock().unwrap() = s.code_failures;
+            Ok(())
+        }),
+    )
     .unwrap();
     assert_eq!(*facts.lock().unwrap(), 2);
 }
@@ -435,8 +442,11 @@ fn issue13_a_replica_alone_sends_no_login_notices() {
     // A unit passes no replica id: it notifies while any replica listens (its own here).
     store
         .atomic(&mut |s| {
-            s.create_challenge(&new_challenge("c4", 7_000), &|_| Ok(()))
-                .map(|_| ())
+            s.create_challenge(
+                &new_challenge("c4", 7_000),
+                std::sync::Arc::new(move |_| Ok(())),
+            )
+            .map(|_| ())
         })
         .unwrap();
     assert_eq!(heard(&own_rx), device("d1"));
@@ -838,7 +848,8 @@ fn issue13_no_approval_is_kept_after_a_racing_revocation() {
         let mut new = new_challenge(&id, 1_000);
         new.user = user.clone();
         assert!(matches!(
-            a.create_challenge(&new, &|_| Ok(())).unwrap(),
+            a.create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+                .unwrap(),
             Create::Created { .. }
         ));
         let start = Arc::new(Barrier::new(2));
@@ -953,13 +964,17 @@ fn issue13_a_failed_later_statement_fails_its_operation_and_keeps_nothing() {
     // The audit row of a creation cannot be written: no challenge, and an error.
     rows("ALTER TABLE audit ADD CONSTRAINT no_created CHECK (kind <> 'challenge_created')");
     let new = new_challenge("c1", 1_000);
-    let err = store.create_challenge(&new, &|_| Ok(())).unwrap_err();
+    let err = store
+        .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+        .unwrap_err();
     assert!(err.to_string().contains("no_created"), "{err}");
     assert_eq!(rows("SELECT count(*) FROM challenges"), "0");
     assert_eq!(rows("SELECT count(*) FROM open_challenge_devices"), "0");
     rows("ALTER TABLE audit DROP CONSTRAINT no_created");
     assert!(matches!(
-        store.create_challenge(&new, &|_| Ok(())).unwrap(),
+        store
+            .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+            .unwrap(),
         Create::Created { .. }
     ));
 
@@ -1017,7 +1032,8 @@ fn issue13_racing_wrong_codes_on_two_replicas_stop_at_the_lock() {
         let mut new = new_challenge(&format!("c{i}"), 1_000 + i);
         new.code = Some("42".into());
         assert!(matches!(
-            a.create_challenge(&new, &|_| Ok(())).unwrap(),
+            a.create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+                .unwrap(),
             Create::Created { .. }
         ));
     }
@@ -1051,10 +1067,13 @@ fn issue13_racing_wrong_codes_on_two_replicas_stop_at_the_lock() {
     // And a right code is refused too now, on either replica.
     let mut new = new_challenge("c9", 3_000);
     new.code = Some("42".into());
-    let refused = a.create_challenge(&new, &|state| {
-        assert_eq!(state.code_failures, 5);
-        Ok(())
-    });
+    let refused = a.create_challenge(
+        &new,
+        std::sync::Arc::new(move |state| {
+            assert_eq!(state.code_failures, 5);
+            Ok(())
+        }),
+    );
     assert!(matches!(refused.unwrap(), Create::Created { .. }));
     let mut right = answer(Decision::Approve, ChallengeState::Approved);
     right.code_tally = CodeTally::Reset { lock_at: 5 };
@@ -1153,13 +1172,16 @@ fn issue13_limits_see_the_last_lock_holders_challenge_whatever_the_default_isola
     let creating = {
         let store = Arc::clone(&store);
         std::thread::spawn(move || {
-            store.create_challenge(&new_challenge("c1", 1_500), &|state| {
-                if state.open_user >= 1 {
-                    Err(Refusal::TooManyOpenForUser)
-                } else {
-                    Ok(())
-                }
-            })
+            store.create_challenge(
+                &new_challenge("c1", 1_500),
+                std::sync::Arc::new(move |state| {
+                    if state.open_user >= 1 {
+                        Err(Refusal::TooManyOpenForUser)
+                    } else {
+                        Ok(())
+                    }
+                }),
+            )
         })
     };
     // Commit once the creation waits for alice's row.
@@ -1356,7 +1378,8 @@ fn issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock() {
         {
             let mut new = new_challenge(&id, 1_000);
             new.code = Some("42".into());
-            a.create_challenge(&new, &|_| Ok(())).unwrap();
+            a.create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+                .unwrap();
         }
         let start = Arc::new(Barrier::new(5));
         let wrong: Vec<_> = (0..4)
@@ -1402,4 +1425,158 @@ fn issue13_a_right_code_cannot_pass_a_racing_wrong_code_lock() {
             .unwrap();
         assert!(count <= 3, "round {round}: {count} wrong codes counted");
     }
+}
+
+/// Session 18: creations made while another is under way wait for it and then share one
+/// batch (one transaction); each caller gets its own challenge, and every row is there.
+#[test]
+fn session18_creations_during_one_share_the_next_batch_and_each_gets_its_own() {
+    use super::db::Db;
+    let Some(url) = database("session18_creations_share_the_next_batch") else {
+        return;
+    };
+    let store = replica(&url);
+    let users: Vec<String> = (0..12).map(|i| format!("u{i:02}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        enrolled_with(store.as_ref(), user, &format!("d{i:02}"), [i as u8 + 1; 32]);
+    }
+    let create = |i: usize| {
+        let store = Arc::clone(&store);
+        let user = users[i].clone();
+        std::thread::spawn(move || {
+            let new = NewChallenge {
+                user: user.clone(),
+                ..new_challenge(&format!("c{i:02}"), 1_000)
+            };
+            (user, store.create_challenge(&new, Arc::new(|_| Ok(()))))
+        })
+    };
+    // The first creation leads, and waits on u00's row, which another session holds.
+    let session = Session::open(&url);
+    session
+        .run("BEGIN; SELECT 1 FROM users WHERE name = 'u00' FOR UPDATE")
+        .unwrap();
+    let first = create(0);
+    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rest: Vec<_> = (1..12).map(create).collect();
+    let creations = store.creations().unwrap();
+    while creations.waiting_and_largest().0 < 11 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    session.run("COMMIT").unwrap();
+    for (i, thread) in std::iter::once(first).chain(rest).enumerate() {
+        let (user, created) = thread.join().unwrap();
+        match created.unwrap() {
+            Create::Created {
+                challenge, devices, ..
+            } => {
+                assert_eq!(challenge.id, format!("c{i:02}"));
+                assert_eq!(challenge.user, user);
+                assert_eq!(devices.len(), 1);
+                assert_eq!(devices[0].id, format!("d{i:02}"));
+            }
+            other => panic!("{user}: {other:?}"),
+        }
+    }
+    assert_eq!(creations.waiting_and_largest(), (0, 11));
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    let rows = |sql: &str| pg.psql_db(db, sql);
+    assert_eq!(
+        rows("SELECT count(DISTINCT user_name) FROM challenges WHERE state = 'pending'"),
+        "12"
+    );
+    assert_eq!(rows("SELECT count(*) FROM open_challenge_devices"), "12");
+    assert_eq!(
+        rows("SELECT count(*) FROM audit WHERE kind = 'challenge_created'"),
+        "12"
+    );
+}
+
+/// Session 18: a batch decides each creation as it would be decided alone (created, unknown
+/// user, refused by the limits, with its audit row), gives the results in the callers' order
+/// whatever the users' order, and one whose write fails fails alone: the others are created.
+#[test]
+fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_itself() {
+    use super::challenges::{create_batch, Creation};
+    let Some(url) = database("session18_a_batch_decides_each_creation") else {
+        return;
+    };
+    let store = replica(&url);
+    for (i, user) in ["alice", "bob", "carol", "dave", "erin", "frank"]
+        .into_iter()
+        .enumerate()
+    {
+        enrolled_with(
+            store.as_ref(),
+            user,
+            &format!("d-{user}"),
+            [i as u8 + 1; 32],
+        );
+    }
+    let allow: crate::store::PushCheck = Arc::new(|_| Ok(()));
+    let refuse: crate::store::PushCheck = Arc::new(|_| Err(Refusal::TooManyOpen));
+    let item = |id: &str, user: &str, check: &crate::store::PushCheck| {
+        Creation::new(
+            NewChallenge {
+                user: user.into(),
+                ..new_challenge(id, 1_000)
+            },
+            Arc::clone(check),
+        )
+    };
+    let results = create_batch(
+        store.as_ref(),
+        vec![
+            item("c-carol", "carol", &allow),
+            item("c-ghost", "ghost", &allow),
+            item("c-dave", "dave", &refuse),
+            item("c-bob", "bob", &allow),
+        ],
+    );
+    let results: Vec<Create> = results.into_iter().map(Result::unwrap).collect();
+    assert!(matches!(&results[0], Create::Created { challenge, .. } if challenge.id == "c-carol"));
+    assert!(matches!(results[1], Create::UnknownUser));
+    assert!(matches!(results[2], Create::Refused(Refusal::TooManyOpen)));
+    assert!(matches!(&results[3], Create::Created { challenge, .. } if challenge.id == "c-bob"));
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    let rows = |sql: &str| pg.psql_db(db, sql);
+    assert_eq!(
+        rows("SELECT string_agg(id, ',' ORDER BY id) FROM challenges"),
+        "c-bob,c-carol"
+    );
+    assert_eq!(
+        rows("SELECT string_agg(user_name, ',') FROM audit WHERE kind = 'rate_limited'"),
+        "dave"
+    );
+
+    // A challenge id taken already: that creation fails alone, the two beside it are created.
+    store
+        .create_challenge(&new_challenge("dup", 1_000), Arc::clone(&allow))
+        .unwrap();
+    let results = create_batch(
+        store.as_ref(),
+        vec![
+            item("c-frank", "frank", &allow),
+            item("dup", "alice", &allow),
+            item("c-erin", "erin", &allow),
+        ],
+    );
+    assert!(
+        matches!(&results[0], Ok(Create::Created { challenge, .. }) if challenge.id == "c-frank")
+    );
+    assert_eq!(
+        kind(results[1].as_ref().unwrap_err()),
+        DbErrorKind::Constraint
+    );
+    assert!(
+        matches!(&results[2], Ok(Create::Created { challenge, .. }) if challenge.id == "c-erin")
+    );
+    assert_eq!(
+        rows("SELECT string_agg(id || ':' || user_name, ',' ORDER BY id) FROM challenges"),
+        "c-bob:bob,c-carol:carol,c-erin:erin,c-frank:frank,dup:alice"
+    );
 }

@@ -14,8 +14,8 @@ use crate::limits::{PushState, Refusal};
 use crate::store::{
     AnswerRecord, AuditEntry, BackupCodeFacts, Cas, ChallengeRecord, Create, DeviceChallenges,
     DeviceRecord, EnrollFacts, EnrollmentRecord, GraceFind, GraceLogin, NewChallenge, NewDevice,
-    NewRpEnrollment, NoticeRecord, Pruned, PushSubscriptionRecord, Redeem, RelyingPartyRecord,
-    Spent, Store, StoreResult, StoredCode, Swept, UseCode,
+    NewRpEnrollment, NoticeRecord, Pruned, PushCheck, PushSubscriptionRecord, Redeem,
+    RelyingPartyRecord, Spent, Store, StoreResult, StoredCode, Swept, UseCode,
 };
 
 impl<D: Db> Store for D {
@@ -123,12 +123,8 @@ impl<D: Db> Store for D {
         relying_parties::rotate_relying_party(self, id, key_hash, now)
     }
 
-    fn create_challenge(
-        &self,
-        new: &NewChallenge,
-        check: &dyn Fn(&PushState) -> Result<(), Refusal>,
-    ) -> StoreResult<Create> {
-        challenges::create_challenge(self, new, check)
+    fn create_challenge(&self, new: &NewChallenge, check: PushCheck) -> StoreResult<Create> {
+        challenges::create_challenge(self, new, &*check)
     }
 
     fn get_challenge(&self, id: &str, now: Millis) -> StoreResult<Option<(ChallengeRecord, bool)>> {

@@ -125,7 +125,10 @@ pub(crate) fn relying_party(store: &dyn Store, key_hash: [u8; 32]) {
 /// A challenge for alice from relying party `rp`, every limit allowing it.
 pub(crate) fn challenge(store: &dyn Store, id: &str, now: Millis, expires_at: Millis) -> Create {
     store
-        .create_challenge(&new_challenge(id, now, expires_at), &|_| Ok(()))
+        .create_challenge(
+            &new_challenge(id, now, expires_at),
+            std::sync::Arc::new(move |_| Ok(())),
+        )
         .unwrap()
 }
 
@@ -395,12 +398,16 @@ fn unknown_users_devices_and_limits() {
         window_start: 0,
         ..new_challenge("c2", 2_000, 60_000)
     };
-    let seen = std::sync::Mutex::new(None);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let saw = std::sync::Arc::clone(&seen);
     let refused = store
-        .create_challenge(&new, &|state| {
-            *seen.lock().unwrap() = Some(*state);
-            Err(Refusal::TooManyOpen)
-        })
+        .create_challenge(
+            &new,
+            std::sync::Arc::new(move |state| {
+                *saw.lock().unwrap() = Some(*state);
+                Err(Refusal::TooManyOpen)
+            }),
+        )
         .unwrap();
     assert!(matches!(refused, Create::Refused(Refusal::TooManyOpen)));
     assert_eq!(
@@ -481,7 +488,10 @@ fn issue13_a_creation_carries_its_devices_push_subscriptions() {
         requested_devices: Some(vec!["d1".into()]),
         ..new_challenge("c2", 1_000, 60_000)
     };
-    match store.create_challenge(&new, &|_| Ok(())).unwrap() {
+    match store
+        .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+        .unwrap()
+    {
         Create::Created { subscriptions, .. } => assert!(subscriptions.is_empty()),
         other => panic!("{other:?}"),
     }
@@ -571,7 +581,9 @@ fn session17_a_creation_or_cancel_with_a_key_rotated_or_revoked_since_writes_not
             rp_key: Some(key),
             ..new_challenge(id, 1_000, 60_000)
         };
-        store.create_challenge(&new, &|_| Ok(())).unwrap()
+        store
+            .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+            .unwrap()
     };
     let written = || {
         (
@@ -612,7 +624,9 @@ fn session17_a_creation_or_cancel_with_a_key_rotated_or_revoked_since_writes_not
     // Without a key (the admin token), nothing is checked.
     let new = new_challenge("c7", 1_000, 60_000);
     assert!(matches!(
-        store.create_challenge(&new, &|_| Ok(())).unwrap(),
+        store
+            .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+            .unwrap(),
         Create::Created { .. }
     ));
     assert!(matches!(

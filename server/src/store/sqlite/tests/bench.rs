@@ -107,8 +107,11 @@ fn step(s: &dyn Store, tally: &mut Tally, i: usize, phase: u8) {
                 source: format!("10.0.0.{}", i % USERS),
             };
             let created = tally.time("create_challenge", || {
-                s.create_challenge(&new, &|state| crate::limits::check(&limits, state, now))
-                    .unwrap()
+                s.create_challenge(
+                    &new,
+                    std::sync::Arc::new(move |state| crate::limits::check(&limits, state, now)),
+                )
+                .unwrap()
             });
             assert!(matches!(created, Create::Created { .. }), "{created:?}");
         }
@@ -242,7 +245,9 @@ fn store_timing() {
             store.audit(&super::note("bench"), now).unwrap()
         });
         let created = parts.time("create_challenge", || {
-            store.create_challenge(&new, &|_| Ok(())).unwrap()
+            store
+                .create_challenge(&new, std::sync::Arc::new(move |_| Ok(())))
+                .unwrap()
         });
         assert!(matches!(created, Create::Created { .. }));
         let approve = answer(Decision::Approve, ChallengeState::Approved);

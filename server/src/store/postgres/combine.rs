@@ -1,0 +1,283 @@
+//! Flat combining: concurrent calls of one operation, from the store's job threads, run as
+//! one batch on whichever of those threads finds no batch under way (the leader), so that
+//! several logins share each statement's round trip and one commit (issue 13: a round trip
+//! costs PostgreSQL and pushauthd a wake-up each, most of what a login costs here).
+//!
+//! Nothing waits to fill a batch: a call that finds no batch under way leads at once, alone if
+//! need be; the calls that arrive while a batch runs wait for it and go in the next. So a
+//! batch is as large as the operation's concurrency, and a lone call costs what it did
+//! before. The leader runs its batch, hands every caller its result, and leads again only for
+//! its own item: a waiting caller then leads the next.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// An item of a batch. Two items with the same key never share a batch (the second waits
+/// for the next): a creation reads its user's counts before the batch writes anything, so two
+/// of one user's in one batch would each miss the other.
+pub(super) trait Keyed {
+    /// The key no two items of a batch share.
+    fn key(&self) -> &str;
+}
+
+/// Items (`T`) waiting for a batch, and the results (`R`) of those whose batch ran.
+struct State<T, R> {
+    waiting: VecDeque<(u64, T)>,
+    results: HashMap<u64, R>,
+    /// A thread runs a batch now.
+    leading: bool,
+    next_ticket: u64,
+}
+
+/// Concurrent calls of one operation, combined into batches of at most `max` items.
+pub(super) struct Combiner<T, R> {
+    state: Mutex<State<T, R>>,
+    /// Signalled when a batch's results are in (or its leader gave up).
+    done: Condvar,
+    max: usize,
+    /// The most items a batch held so far (what tests look at).
+    #[cfg(test)]
+    largest: std::sync::atomic::AtomicUsize,
+}
+
+impl<T: Keyed, R> Combiner<T, R> {
+    /// A combiner of batches of at most `max` items (at least one).
+    pub(super) fn new(max: usize) -> Self {
+        Combiner {
+            state: Mutex::new(State {
+                waiting: VecDeque::new(),
+                results: HashMap::new(),
+                leading: false,
+                next_ticket: 0,
+            }),
+            done: Condvar::new(),
+            max: max.max(1),
+            #[cfg(test)]
+            largest: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T, R>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `item`'s result: `work` runs a batch (its items in the order given) and returns one
+    /// result per item, in the same order, on whichever calling thread leads. `lost` stands
+    /// in for a result `work` did not give (it returned too few, or panicked: then the panic
+    /// goes on in the leader's thread, and every other caller of its batch gets `lost`).
+    pub(super) fn run(&self, item: T, work: impl Fn(Vec<T>) -> Vec<R>, lost: impl Fn() -> R) -> R {
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push_back((ticket, item));
+        loop {
+            if let Some(result) = state.results.remove(&ticket) {
+                return result;
+            }
+            if state.leading {
+                state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state.leading = true;
+            let (tickets, items) = self.take(&mut state);
+            drop(state);
+            #[cfg(test)]
+            self.largest
+                .fetch_max(items.len(), std::sync::atomic::Ordering::SeqCst);
+            let mut leading = Leading {
+                combiner: self,
+                tickets,
+                own: ticket,
+                lost: &lost,
+            };
+            let results = work(items);
+            state = self.lock();
+            let mut results = results.into_iter();
+            for ticket in std::mem::take(&mut leading.tickets) {
+                state
+                    .results
+                    .insert(ticket, results.next().unwrap_or_else(&lost));
+            }
+            drop(state);
+            // Dropping hands over the lead and wakes the waiting callers.
+            drop(leading);
+            state = self.lock();
+        }
+    }
+
+    /// How many items wait for a batch now, and the most a batch held so far.
+    #[cfg(test)]
+    pub(super) fn waiting_and_largest(&self) -> (usize, usize) {
+        (
+            self.lock().waiting.len(),
+            self.largest.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    /// The next batch: the oldest waiting items, no two with one key, at most `max`.
+    fn take(&self, state: &mut State<T, R>) -> (Vec<u64>, Vec<T>) {
+        let mut keys = HashSet::new();
+        let mut tickets = Vec::new();
+        let mut items = Vec::new();
+        let mut left = VecDeque::with_capacity(state.waiting.len());
+        while let Some((ticket, item)) = state.waiting.pop_front() {
+            if items.len() < self.max && keys.insert(item.key().to_owned()) {
+                tickets.push(ticket);
+                items.push(item);
+            } else {
+                left.push_back((ticket, item));
+            }
+        }
+        state.waiting = left;
+        (tickets, items)
+    }
+}
+
+/// The lead of a batch, given up when dropped: the batch's items still without a result
+/// (only after a panic in its work) get `lost`, and the waiting callers wake (one leads next).
+struct Leading<'c, T, R, L: Fn() -> R> {
+    combiner: &'c Combiner<T, R>,
+    tickets: Vec<u64>,
+    /// The leader's own ticket: after a panic nobody is left to take its result.
+    own: u64,
+    lost: &'c L,
+}
+
+impl<T, R, L: Fn() -> R> Drop for Leading<'_, T, R, L> {
+    fn drop(&mut self) {
+        let mut state = self
+            .combiner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for ticket in self.tickets.drain(..) {
+            if ticket != self.own {
+                state.results.insert(ticket, (self.lost)());
+            }
+        }
+        state.leading = false;
+        drop(state);
+        self.combiner.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+
+    struct Item(String, usize);
+
+    impl Keyed for Item {
+        fn key(&self) -> &str {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn a_lone_call_runs_at_once_as_a_batch_of_one() {
+        let c = Combiner::<Item, usize>::new(8);
+        let sizes = Mutex::new(Vec::new());
+        let r = c.run(
+            Item("a".into(), 7),
+            |items| {
+                sizes.lock().unwrap().push(items.len());
+                items.iter().map(|i| i.1 * 2).collect()
+            },
+            || usize::MAX,
+        );
+        assert_eq!(r, 14);
+        assert_eq!(*sizes.lock().unwrap(), vec![1]);
+    }
+
+    /// Calls made while a batch runs go in the next, at most `max` and no two of one key, and
+    /// each caller gets its own item's result.
+    #[test]
+    fn calls_during_a_batch_share_the_next_and_each_gets_its_own_result() {
+        let c = Arc::new(Combiner::<Item, usize>::new(3));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let in_first = Arc::new(Barrier::new(2));
+        let release = Arc::new(Barrier::new(2));
+        let first = {
+            let (c, sizes, in_first, release) = (
+                Arc::clone(&c),
+                Arc::clone(&sizes),
+                Arc::clone(&in_first),
+                Arc::clone(&release),
+            );
+            std::thread::spawn(move || {
+                c.run(
+                    Item("lead".into(), 1),
+                    |items| {
+                        sizes.lock().unwrap().push(items.len());
+                        in_first.wait();
+                        release.wait();
+                        items.iter().map(|i| i.1 * 10).collect()
+                    },
+                    || usize::MAX,
+                )
+            })
+        };
+        in_first.wait();
+        // Five callers while the first batch runs: keys a, b, a, c, d.
+        let queued = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = [("a", 2), ("b", 3), ("a", 4), ("c", 5), ("d", 6)]
+            .into_iter()
+            .map(|(key, n)| {
+                let (c, sizes, queued) = (Arc::clone(&c), Arc::clone(&sizes), Arc::clone(&queued));
+                std::thread::spawn(move || {
+                    queued.fetch_add(1, Ordering::SeqCst);
+                    let r = c.run(
+                        Item(key.into(), n),
+                        |items| {
+                            sizes.lock().unwrap().push(items.len());
+                            items.iter().map(|i| i.1 * 10).collect()
+                        },
+                        || usize::MAX,
+                    );
+                    (n, r)
+                })
+            })
+            .collect();
+        while c.lock().waiting.len() < 5 {
+            std::thread::yield_now();
+        }
+        release.wait();
+        assert_eq!(first.join().unwrap(), 10);
+        for caller in callers {
+            let (n, r) = caller.join().unwrap();
+            assert_eq!(r, n * 10, "each caller gets its own item's result");
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 6);
+        assert_eq!(sizes[0], 1);
+        // The five queued ones: a, b, c first (the max; the second "a" waits), then a, d.
+        assert_eq!(&sizes[1..], &[3, 2]);
+    }
+
+    /// A panic in a batch's work reaches its leader; the other callers of the batch get the
+    /// stand-in result and later calls still run.
+    #[test]
+    fn a_panicking_batch_gives_its_callers_the_stand_in_and_frees_the_lead() {
+        let c = Arc::new(Combiner::<Item, usize>::new(8));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.run(Item("a".into(), 1), |_| panic!("boom"), || usize::MAX)
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            c.lock().results.is_empty(),
+            "nothing kept for the panicked leader"
+        );
+        let r = c.run(
+            Item("a".into(), 2),
+            |items| items.iter().map(|i| i.1).collect(),
+            || usize::MAX,
+        );
+        assert_eq!(r, 2);
+        // Too few results: the missing ones get the stand-in.
+        let r = c.run(Item("b".into(), 3), |_| Vec::new(), || usize::MAX);
+        assert_eq!(r, usize::MAX);
+    }
+}
