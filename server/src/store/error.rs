@@ -74,6 +74,16 @@ pub enum DbErrorKind {
 }
 
 impl StoreError {
+    /// The same failure again, for each of several operations that one failure ended (a
+    /// batch's): a database error as it was; any other (which carries what cannot be cloned)
+    /// as [`StoreError::Corrupt`] with its message.
+    pub fn copy(&self) -> StoreError {
+        match self {
+            StoreError::Db(e) => StoreError::Db(e.clone()),
+            other => StoreError::Corrupt(other.to_string()),
+        }
+    }
+
     /// Whether the database could not be reached or used at all ([`DbErrorKind::Unavailable`],
     /// or [`DbErrorKind::Denied`]: refused credentials leave it just as unusable): the API
     /// answers 503 `store_unavailable` and long-polls read again (issue 13).

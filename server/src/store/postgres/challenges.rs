@@ -19,8 +19,8 @@ use super::{devices, limits, notify, replicas};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DbErrorKind, DeviceChallenges,
-    Expired, NewChallenge, NonceRefused, PushCheck, RequestNonce, StoreError, StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceChallenges, Expired,
+    NewChallenge, NonceRefused, PushCheck, RequestNonce, StoreError, StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -148,8 +148,8 @@ impl Creation {
 }
 
 impl Keyed for Creation {
-    fn key(&self) -> &str {
-        &self.new.user
+    fn key(&self) -> Option<&str> {
+        Some(&self.new.user)
     }
 }
 
@@ -252,10 +252,10 @@ pub(super) fn create_batch<D: Db>(db: &D, batch: Vec<Creation>) -> Vec<StoreResu
                 results[i] = Some(Ok(created));
             }
         }
-        Err(StoreError::Db(e)) if e.kind == DbErrorKind::Unavailable => {
+        Err(e) if e.is_unavailable() => {
             // Not known whether the COMMIT went: none may run again.
             for i in ids {
-                results[i] = Some(Err(StoreError::Db(e.clone())));
+                results[i] = Some(Err(e.copy()));
             }
         }
         Err(_) => {
@@ -834,14 +834,14 @@ pub(super) fn device_challenges_spending<D: Db>(
         return Ok(Err(refused));
     }
     let rows = db.write_alone(
-        &device_challenges_spending_sql(),
-        &[
-            &nonce.device_id,
-            &nonce.nonce,
-            &nonce.valid_until,
-            &now,
-            &nonce.alg,
-            &nonce.public_key,
+        device_challenges_spending_sql(),
+        vec![
+            Box::new(nonce.device_id.clone()),
+            Box::new(nonce.nonce.clone()),
+            Box::new(nonce.valid_until),
+            Box::new(now),
+            Box::new(nonce.alg.clone()),
+            Box::new(nonce.public_key.clone()),
         ],
     )?;
     let first = rows

@@ -10,19 +10,27 @@
 //! its own item: a waiting caller then leads the next.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::{self, Thread};
 
 /// An item of a batch. Two items with the same key never share a batch (the second waits
 /// for the next): a creation reads its user's counts before the batch writes anything, so two
 /// of one user's in one batch would each miss the other.
 pub(super) trait Keyed {
-    /// The key no two items of a batch share.
-    fn key(&self) -> &str;
+    /// The key no two items of a batch share; `None`: none (items that are independent).
+    fn key(&self) -> Option<&str>;
+}
+
+/// An item waiting for its batch: its ticket, the item, and the thread that waits for it.
+struct Waiting<T> {
+    ticket: u64,
+    item: T,
+    thread: Thread,
 }
 
 /// Items (`T`) waiting for a batch, and the results (`R`) of those whose batch ran.
 struct State<T, R> {
-    waiting: VecDeque<(u64, T)>,
+    waiting: VecDeque<Waiting<T>>,
     results: HashMap<u64, R>,
     /// A thread runs a batch now.
     leading: bool,
@@ -30,10 +38,12 @@ struct State<T, R> {
 }
 
 /// Concurrent calls of one operation, combined into batches of at most `max` items.
+///
+/// A waiting caller sleeps (`thread::park`) until woken for its result or to lead the next
+/// batch: only those threads are woken, not every waiting one (a thread's wake-up is much of
+/// what a store operation costs here).
 pub(super) struct Combiner<T, R> {
     state: Mutex<State<T, R>>,
-    /// Signalled when a batch's results are in (or its leader gave up).
-    done: Condvar,
     max: usize,
     /// The most items a batch held so far (what tests look at).
     #[cfg(test)]
@@ -50,7 +60,6 @@ impl<T: Keyed, R> Combiner<T, R> {
                 leading: false,
                 next_ticket: 0,
             }),
-            done: Condvar::new(),
             max: max.max(1),
             #[cfg(test)]
             largest: std::sync::atomic::AtomicUsize::new(0),
@@ -69,17 +78,33 @@ impl<T: Keyed, R> Combiner<T, R> {
         let mut state = self.lock();
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.waiting.push_back((ticket, item));
+        state.waiting.push_back(Waiting {
+            ticket,
+            item,
+            thread: thread::current(),
+        });
         loop {
             if let Some(result) = state.results.remove(&ticket) {
+                // Its batch ran: the next one needs a leader, which this thread was not.
+                let next = (!state.leading)
+                    .then(|| state.waiting.front().map(|w| w.thread.clone()))
+                    .flatten();
+                drop(state);
+                if let Some(next) = next {
+                    next.unpark();
+                }
                 return result;
             }
             if state.leading {
-                state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+                drop(state);
+                // Woken for its result or to lead (or spuriously: the loop looks again). An
+                // unpark that came before the park makes it return at once: none is lost.
+                thread::park();
+                state = self.lock();
                 continue;
             }
             state.leading = true;
-            let (tickets, items) = self.take(&mut state);
+            let (tickets, threads, items) = self.take(&mut state);
             drop(state);
             #[cfg(test)]
             self.largest
@@ -87,6 +112,7 @@ impl<T: Keyed, R> Combiner<T, R> {
             let mut leading = Leading {
                 combiner: self,
                 tickets,
+                threads,
                 own: ticket,
                 lost: &lost,
             };
@@ -98,8 +124,9 @@ impl<T: Keyed, R> Combiner<T, R> {
                     .results
                     .insert(ticket, results.next().unwrap_or_else(&lost));
             }
+            state.leading = false;
             drop(state);
-            // Dropping hands over the lead and wakes the waiting callers.
+            // Dropping wakes the batch's callers.
             drop(leading);
             state = self.lock();
         }
@@ -114,30 +141,39 @@ impl<T: Keyed, R> Combiner<T, R> {
         )
     }
 
-    /// The next batch: the oldest waiting items, no two with one key, at most `max`.
-    fn take(&self, state: &mut State<T, R>) -> (Vec<u64>, Vec<T>) {
+    /// The next batch: the oldest waiting items, no two with one key, at most `max`; their
+    /// tickets, threads and items.
+    fn take(&self, state: &mut State<T, R>) -> (Vec<u64>, Vec<Thread>, Vec<T>) {
         let mut keys = HashSet::new();
         let mut tickets = Vec::new();
+        let mut threads = Vec::new();
         let mut items = Vec::new();
         let mut left = VecDeque::with_capacity(state.waiting.len());
-        while let Some((ticket, item)) = state.waiting.pop_front() {
-            if items.len() < self.max && keys.insert(item.key().to_owned()) {
-                tickets.push(ticket);
-                items.push(item);
+        while let Some(waiting) = state.waiting.pop_front() {
+            let free = waiting
+                .item
+                .key()
+                .is_none_or(|key| keys.insert(key.to_owned()));
+            if items.len() < self.max && free {
+                tickets.push(waiting.ticket);
+                threads.push(waiting.thread);
+                items.push(waiting.item);
             } else {
-                left.push_back((ticket, item));
+                left.push_back(waiting);
             }
         }
         state.waiting = left;
-        (tickets, items)
+        (tickets, threads, items)
     }
 }
 
-/// The lead of a batch, given up when dropped: the batch's items still without a result
-/// (only after a panic in its work) get `lost`, and the waiting callers wake (one leads next).
+/// The lead of a batch, given up when dropped: the lead is free again, the batch's items
+/// still without a result (only after a panic in its work) get `lost`, and the batch's other
+/// callers wake.
 struct Leading<'c, T, R, L: Fn() -> R> {
     combiner: &'c Combiner<T, R>,
     tickets: Vec<u64>,
+    threads: Vec<Thread>,
     /// The leader's own ticket: after a panic nobody is left to take its result.
     own: u64,
     lost: &'c L,
@@ -156,8 +192,18 @@ impl<T, R, L: Fn() -> R> Drop for Leading<'_, T, R, L> {
             }
         }
         state.leading = false;
+        // After a panic the leader's thread will not hand the lead on: the oldest waiting
+        // caller takes it.
+        let next = thread::panicking()
+            .then(|| state.waiting.front().map(|w| w.thread.clone()))
+            .flatten();
         drop(state);
-        self.combiner.done.notify_all();
+        let me = thread::current().id();
+        for thread in self.threads.drain(..).chain(next) {
+            if thread.id() != me {
+                thread.unpark();
+            }
+        }
     }
 }
 
@@ -171,8 +217,8 @@ mod tests {
     struct Item(String, usize);
 
     impl Keyed for Item {
-        fn key(&self) -> &str {
-            &self.0
+        fn key(&self) -> Option<&str> {
+            Some(&self.0)
         }
     }
 

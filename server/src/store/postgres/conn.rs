@@ -245,6 +245,31 @@ impl Conn<'_> {
         })
     }
 
+    /// Each statement in an implicit transaction of its own (outside any transaction: it
+    /// commits by itself, as [`super::db::Db::write_alone`] wants), all in one round trip;
+    /// each one's rows or failure, in order. One failing changes nothing for the others.
+    pub(super) fn each_alone(
+        &self,
+        statements: &[(&str, &[P<'_>])],
+    ) -> Vec<Result<Vec<Row>, PgError>> {
+        let client = self.client;
+        let prepared: Vec<_> = statements
+            .iter()
+            .map(|(sql, params)| self.prepared(sql, params))
+            .collect();
+        drive(
+            self.runtime,
+            // `join_all` polls its futures in order the first time: the requests go in order,
+            // each with its own Sync, so each is a transaction of its own.
+            join_all(prepared.into_iter().zip(statements).map(
+                |(statement, (_, params))| async move {
+                    let statement = statement?;
+                    Ok(client.query(&statement, params).await?)
+                },
+            )),
+        )
+    }
+
     /// [`Conn::two`], then, in a transaction of its own (not a savepoint of a group or an
     /// atomic unit), the `COMMIT` in the same round trip: true when it went. The caller
     /// sends nothing more in the transaction then (a statement would fail), and must need

@@ -34,8 +34,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::Row;
 
 use super::challenges::{ChallengeTerms, Creations};
+use super::combine::{Combiner, Keyed};
 use super::conn::Pipeline;
-pub(super) use super::conn::{drive, Conn, P};
+pub(super) use super::conn::{drive, Conn, Owned, P};
 use super::connect::PgSettings;
 use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
@@ -110,6 +111,9 @@ pub struct PgStore {
     listener_parts: ListenerParts,
     /// Challenge creations under way on its job threads ([`Creations`]).
     creations: Creations,
+    /// Statements that commit by themselves, under way on its job threads
+    /// ([`LoneStatements`]).
+    lone_statements: LoneStatements,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -193,6 +197,7 @@ impl PgStore {
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
             listener_parts,
             creations: Creations::new(super::challenges::CREATIONS_MAX),
+            lone_statements: LoneStatements::new(LONE_MAX),
         })
     }
 
@@ -265,6 +270,79 @@ impl PgStore {
             Ok(value)
         });
         held.end(result)
+    }
+}
+
+/// A statement that commits by itself ([`Db::write_alone`]), waiting for its batch.
+pub(super) struct Lone {
+    sql: String,
+    params: Vec<Owned>,
+}
+
+#[cfg(test)]
+impl Lone {
+    pub(super) fn new(sql: &str, params: Vec<Owned>) -> Lone {
+        Lone {
+            sql: sql.into(),
+            params,
+        }
+    }
+}
+
+impl Keyed for Lone {
+    fn key(&self) -> Option<&str> {
+        // Each is a transaction of its own, as on a connection of its own: any may share.
+        None
+    }
+}
+
+/// A store's concurrent [`Lone`] statements, sent in batches ([`Combiner`]).
+pub(super) type LoneStatements = Combiner<Lone, StoreResult<Vec<Row>>>;
+
+/// Most [`Lone`] statements in one round trip.
+const LONE_MAX: usize = 16;
+
+impl PgStore {
+    /// Its [`LoneStatements`], for tests to look at.
+    #[cfg(test)]
+    pub(super) fn lone_statements(&self) -> &LoneStatements {
+        &self.lone_statements
+    }
+
+    /// Runs a batch of [`Lone`] statements on one connection, in one round trip, each in a
+    /// transaction of its own; each one's rows or failure, in order.
+    pub(super) fn run_alone(&self, batch: &[Lone]) -> Vec<StoreResult<Vec<Row>>> {
+        let connected = self
+            .runtime()
+            .and_then(|runtime| Ok((runtime, self.connection()?)));
+        let (runtime, obj) = match connected {
+            Ok(connected) => connected,
+            Err(e) => {
+                // No connection: every statement of the batch learns it.
+                let e = StoreError::from(e);
+                return batch.iter().map(|_| Err(e.copy())).collect();
+            }
+        };
+        let params: Vec<Vec<P<'_>>> = batch
+            .iter()
+            .map(|lone| lone.params.iter().map(|p| &**p as P<'_>).collect())
+            .collect();
+        let statements: Vec<(&str, &[P<'_>])> = batch
+            .iter()
+            .zip(&params)
+            .map(|(lone, params)| (lone.sql.as_str(), &params[..]))
+            .collect();
+        let results = Conn::new(runtime, &obj).each_alone(&statements);
+        let unavailable = results
+            .iter()
+            .any(|r| matches!(r, Err(PgError::Driver(e)) if is_unavailable(e)));
+        if unavailable {
+            let _ = Object::take(obj);
+        }
+        results
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
     }
 }
 
@@ -413,7 +491,11 @@ pub(super) trait Db {
     /// It takes the statement, not a closure, so that nothing more can run outside a
     /// transaction: a closure once let a revocation (several statements, and one an atomic unit
     /// decides on) run here by mistake (attack review r10).
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>>;
+    ///
+    /// On the store itself, such statements made at the same time on its job threads go to
+    /// the database together, in one round trip, each still its own transaction
+    /// ([`LoneStatements`]).
+    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>>;
     /// The store's cache of active devices' keys ([`DeviceKeys`]); `None` in a group or an
     /// atomic unit, which read the devices.
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -462,9 +544,16 @@ impl Db for PgStore {
         self.in_transaction(false, f)
     }
 
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
-        // Outside a transaction, as a read: the one statement commits by itself.
-        self.read(|c| c.query(sql, params))
+    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
+        self.lone_statements.run(
+            Lone { sql, params },
+            |batch| self.run_alone(&batch),
+            || {
+                Err(StoreError::Corrupt(
+                    "a batch of lone statements ended without a result".into(),
+                ))
+            },
+        )
     }
 
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -579,8 +668,9 @@ impl Db for Atomic<'_> {
         Ok(self.savepoint("op", f)?)
     }
 
-    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
-        self.write(|c| c.query(sql, params))
+    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
+        let params: Vec<P<'_>> = params.iter().map(|p| &**p as P<'_>).collect();
+        self.write(|c| c.query(&sql, &params))
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

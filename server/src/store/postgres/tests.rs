@@ -1580,3 +1580,90 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
         "c-bob:bob,c-carol:carol,c-erin:erin,c-frank:frank,dup:alice"
     );
 }
+
+/// Session 18: devices' polls (each a statement that commits by itself) made while another is
+/// under way go to the database together, in one round trip; each gets its own device's
+/// challenges, and each one's nonce is spent (a replay is refused).
+#[test]
+fn session18_polls_during_one_share_a_round_trip_and_each_gets_its_own() {
+    let Some(url) = database("session18_polls_share_a_round_trip") else {
+        return;
+    };
+    let store = replica(&url);
+    for i in 0..12 {
+        let (user, device) = (format!("u{i:02}"), format!("d{i:02}"));
+        enrolled_with(store.as_ref(), &user, &device, [i as u8 + 1; 32]);
+        let new = NewChallenge {
+            user,
+            ..new_challenge(&format!("c{i:02}"), 1_000)
+        };
+        store.create_challenge(&new, Arc::new(|_| Ok(()))).unwrap();
+    }
+    let poll = |i: usize, nonce: &'static str| {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            store.device_challenges_spending(&request_nonce(&format!("d{i:02}"), nonce), 2_000)
+        })
+    };
+    // The first poll leads, and waits on d00's row (its last_seen_at), which another session
+    // holds.
+    let session = Session::open(&url);
+    session
+        .run("BEGIN; SELECT 1 FROM devices WHERE id = 'd00' FOR UPDATE")
+        .unwrap();
+    let first = poll(0, "n1");
+    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rest: Vec<_> = (1..12).map(|i| poll(i, "n1")).collect();
+    while store.lone_statements().waiting_and_largest().0 < 11 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    session.run("COMMIT").unwrap();
+    for (i, thread) in std::iter::once(first).chain(rest).enumerate() {
+        let (live, expired) = thread.join().unwrap().unwrap().unwrap();
+        let ids: Vec<&str> = live.iter().map(|(c, _)| c.id.as_str()).collect();
+        assert_eq!(ids, [format!("c{i:02}")], "device d{i:02}");
+        assert!(expired.is_empty());
+    }
+    assert_eq!(store.lone_statements().waiting_and_largest(), (0, 11));
+    for i in 0..12 {
+        assert_eq!(
+            poll(i, "n1").join().unwrap().unwrap().unwrap_err(),
+            crate::store::NonceRefused::Replayed
+        );
+    }
+}
+
+/// Session 18: statements sent together, each in a transaction of its own, fail alone: the one
+/// after a failing one is still committed.
+#[test]
+fn session18_a_failing_lone_statement_fails_alone() {
+    use super::db::Lone;
+    let Some(url) = database("session18_a_failing_lone_statement") else {
+        return;
+    };
+    let store = replica(&url);
+    enrolled_with(store.as_ref(), "alice", "d1", [1; 32]);
+    enrolled_with(store.as_ref(), "bob", "d2", [2; 32]);
+    let reset = "INSERT INTO push_resets (user_name, at) VALUES ($1, $2) RETURNING at";
+    let results = store.run_alone(&[
+        Lone::new(reset, vec![Box::new("alice".to_owned()), Box::new(1_i64)]),
+        Lone::new("SELECT 1 / 0", Vec::new()),
+        Lone::new(reset, vec![Box::new("bob".to_owned()), Box::new(2_i64)]),
+    ]);
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().len(), 1);
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.to_string().contains("division by zero"), "{err}");
+    assert_eq!(results[2].as_ref().unwrap().len(), 1);
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    assert_eq!(
+        pg.psql_db(
+            db,
+            "SELECT string_agg(user_name || ':' || at, ',' ORDER BY at) FROM push_resets"
+        ),
+        "alice:1,bob:2"
+    );
+}
