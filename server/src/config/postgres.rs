@@ -152,7 +152,10 @@ impl PgSettings {
                 }
             }
         }
-        let kept = kept.finish();
+        // The form encoding writes a space as `+` (and a `+` as `%2B`), which the driver's URL
+        // parser would keep as a `+`: `options=-c%20lock_timeout%3D1000` became
+        // `-c+lock_timeout=1000`, refused by the server.
+        let kept = kept.finish().replace('+', "%20");
         let rebuilt = if kept.is_empty() {
             base.to_owned()
         } else {
@@ -388,7 +391,7 @@ mod tests {
         )
         .unwrap();
         let options = s.config.get_options().unwrap();
-        assert!(options.contains("lock_timeout=1000"), "{options}");
+        assert!(options.contains("-c lock_timeout=1000"), "{options}");
         assert!(!options.contains("lock_timeout=5000"), "{options}");
         assert!(options.contains("idle_in_transaction_session_timeout=15000"));
         assert_eq!(s.create_timeout(), Duration::from_secs(12));

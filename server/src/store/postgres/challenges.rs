@@ -19,8 +19,9 @@ use super::{devices, limits, notify, replicas};
 use crate::clock::Millis;
 use crate::limits::{PushState, Refusal};
 use crate::store::{
-    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DeviceChallenges, Expired,
-    NewChallenge, NonceRefused, PushCheck, RequestNonce, StoreError, StoreResult,
+    events, AnswerRecord, Cas, ChallengeRecord, CodeTally, Create, DbError, DbErrorKind,
+    DeviceChallenges, Expired, NewChallenge, NonceRefused, PushCheck, RequestNonce, StoreError,
+    StoreResult,
 };
 
 /// The open states, as an SQL list.
@@ -48,6 +49,8 @@ pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
 
 /// [`lock_user`]'s statement (`$1` the user).
 pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE";
+/// [`LOCK_USER`] that fails at once (SQLSTATE 55P03) when another transaction holds the row.
+pub(super) const LOCK_USER_NOWAIT: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE NOWAIT";
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its
 /// devices (one statement).
@@ -153,15 +156,25 @@ impl Keyed for Creation {
     }
 }
 
+/// What a batch gives each of its creations: a result, or "run alone" (the batch could not
+/// decide it: a user's row was locked, or the transaction failed before its `COMMIT`).
+pub(super) enum Batched {
+    /// Decided (and, if created, committed), or failed where running it again could repeat it.
+    Done(StoreResult<Create>),
+    /// Not decided, nothing written: the caller runs it on its own ([`create_one`]).
+    Alone,
+}
+
 /// The store's concurrent creations, decided in batches ([`Combiner`]).
-pub(super) type Creations = Combiner<Creation, StoreResult<Create>>;
+pub(super) type Creations = Combiner<Creation, Batched>;
 
 /// Most creations in one batch: 2 statements each in its first round trip.
 pub(super) const CREATIONS_MAX: usize = 16;
 
 /// [`Store::create_challenge`](crate::store::Store::create_challenge). On the store itself
 /// (not in a group or an atomic unit), creations made at the same time on its job threads
-/// share one transaction ([`Creations`], [`create_batch`]).
+/// share one transaction ([`Creations`], [`create_batch`]); one the batch could not decide
+/// runs on its own, on its caller's thread.
 pub(super) fn create_challenge<D: Db>(
     db: &D,
     new: &NewChallenge,
@@ -170,24 +183,28 @@ pub(super) fn create_challenge<D: Db>(
     if !storable(&new.user) {
         return Ok(Create::UnknownUser);
     }
-    match db.creations() {
-        Some(creations) => creations.run(
-            Creation {
-                new: new.clone(),
-                check,
-            },
-            |batch| create_batch(db, batch),
-            || {
-                Err(StoreError::Corrupt(
-                    "a batch of challenge creations ended without a result".into(),
-                ))
-            },
-        ),
-        None => create_one(db, new, &*check),
+    let Some(creations) = db.creations() else {
+        return create_one(db, new, &*check);
+    };
+    let batched = creations.run(
+        Creation {
+            new: new.clone(),
+            check: std::sync::Arc::clone(&check),
+        },
+        |batch| create_batch(db, &batch),
+        || {
+            Batched::Done(Err(StoreError::Corrupt(
+                "a batch of challenge creations ended without a result".into(),
+            )))
+        },
+    );
+    match batched {
+        Batched::Done(result) => result,
+        Batched::Alone => create_one(db, new, &*check),
     }
 }
 
-/// One creation in a transaction of its own.
+/// One creation in a transaction of its own, waiting for its user's row lock if need be.
 fn create_one<D: Db>(
     db: &D,
     new: &NewChallenge,
@@ -205,75 +222,91 @@ fn create_one<D: Db>(
     Ok(created)
 }
 
-/// Several creations, of different users, in one transaction: one round trip locks every
-/// user's row (in name order: two replicas' batches cannot deadlock) and reads each one's
+/// Creations of different users in one transaction: one round trip locks every user's row
+/// (in name order, so two replicas' batches cannot deadlock; without waiting, so that one
+/// user's locked row cannot hold up every creation of the replica) and reads each one's
 /// limits and devices; each is decided as [`create_one`] decides; their writes go with the
-/// `COMMIT`. If the transaction fails for any reason but an unreachable store (a bad item
-/// fails the whole), each creation runs again on its own, so that one fails only itself.
-pub(super) fn create_batch<D: Db>(db: &D, batch: Vec<Creation>) -> Vec<StoreResult<Create>> {
-    if let [one] = &batch[..] {
-        return vec![create_one(db, &one.new, &*one.check)];
-    }
-    let mut results: Vec<Option<StoreResult<Create>>> = batch.iter().map(|_| None).collect();
+/// `COMMIT`. One result per creation, in the order given:
+/// - a failure before the `COMMIT` (a locked row, a bad item) writes nothing: every creation
+///   is [`Batched::Alone`], so that one fails or waits only for itself;
+/// - so is a failure of the round trip that carried the `COMMIT` when the server refused it
+///   ([`rolled_back`]: a write sent with it broke a constraint);
+/// - an unreachable store, or any other failure of that round trip (the `COMMIT` may have
+///   gone through), is every creation's failure: running them again could repeat them.
+pub(super) fn create_batch<D: Db>(db: &D, batch: &[Creation]) -> Vec<Batched> {
+    let mut results: Vec<Option<Batched>> = batch.iter().map(|_| None).collect();
     // Those whose context cannot be stored fail alone, before the transaction.
     let mut ready: Vec<(usize, String)> = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
         match context_json(&item.new) {
             Ok(context) => ready.push((i, context)),
-            Err(e) => results[i] = Some(Err(e)),
+            Err(e) => results[i] = Some(Batched::Done(Err(e))),
         }
     }
     ready.sort_by(|a, b| batch[a.0].new.user.cmp(&batch[b.0].new.user));
     let ids: Vec<usize> = ready.iter().map(|(i, _)| *i).collect();
     let news: Vec<&NewChallenge> = ids.iter().map(|&i| &batch[i].new).collect();
-    let outcome = db.write(|c| {
-        let reads = limits::lock_users_then_push_states(c, &news)?;
-        ready
-            .into_iter()
-            .zip(reads)
-            .map(|((i, context), (user, read))| {
-                let item = &batch[i];
-                decide(
-                    c,
-                    &item.new,
-                    context,
-                    &*item.check,
-                    user,
-                    read,
-                    db.replica(),
-                )
-            })
-            .collect::<Result<Vec<_>, PgError>>()
-    });
+    let decided = std::cell::Cell::new(false);
+    let outcome = if news.is_empty() {
+        Ok(Vec::new())
+    } else {
+        db.write(|c| {
+            let reads = limits::lock_users_then_push_states(c, &news)?;
+            let created = ready
+                .into_iter()
+                .zip(reads)
+                .map(|((i, context), (user, read))| {
+                    let item = &batch[i];
+                    decide(
+                        c,
+                        &item.new,
+                        context,
+                        &*item.check,
+                        user,
+                        read,
+                        db.replica(),
+                    )
+                })
+                .collect::<Result<Vec<_>, PgError>>()?;
+            decided.set(true);
+            Ok(created)
+        })
+    };
     match outcome {
         Ok(created) => {
             for (i, created) in ids.into_iter().zip(created) {
                 keep_terms(db, &created);
-                results[i] = Some(Ok(created));
+                results[i] = Some(Batched::Done(Ok(created)));
             }
         }
-        Err(e) if e.is_unavailable() => {
-            // Not known whether the COMMIT went: none may run again.
+        Err(e) if e.is_unavailable() || (decided.get() && !rolled_back(&e)) => {
             for i in ids {
-                results[i] = Some(Err(e.copy()));
+                results[i] = Some(Batched::Done(Err(e.copy())));
             }
         }
         Err(_) => {
             for i in ids {
-                results[i] = Some(create_one(db, &batch[i].new, &*batch[i].check));
+                results[i] = Some(Batched::Alone);
             }
         }
     }
     results
         .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(StoreError::Corrupt(
-                    "a creation of a batch was not decided".into(),
-                ))
-            })
-        })
+        .map(|r| r.unwrap_or(Batched::Alone))
         .collect()
+}
+
+/// Whether the server refused the round trip that carried the `COMMIT` (a write sent with it
+/// broke a constraint, a lock or serialization failure): it then rolled the transaction back,
+/// and nothing of it was kept. Any other failure there leaves the outcome unknown.
+fn rolled_back(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Db(DbError {
+            kind: DbErrorKind::Constraint | DbErrorKind::Busy | DbErrorKind::InvalidData,
+            ..
+        })
+    )
 }
 
 /// The challenge's context as stored.

@@ -106,28 +106,39 @@ impl<T: Keyed, R> Combiner<T, R> {
             state.leading = true;
             let (tickets, threads, items) = self.take(&mut state);
             drop(state);
+            // No batch runs (`leading` was false), so this caller's item waits, and the oldest
+            // item always goes in: never an empty batch.
+            debug_assert!(!items.is_empty());
             #[cfg(test)]
             self.largest
                 .fetch_max(items.len(), std::sync::atomic::Ordering::SeqCst);
-            let mut leading = Leading {
+            let on_panic = OnPanic {
                 combiner: self,
-                tickets,
-                threads,
+                tickets: &tickets,
+                threads: &threads,
                 own: ticket,
                 lost: &lost,
             };
             let results = work(items);
+            std::mem::forget(on_panic);
             state = self.lock();
             let mut results = results.into_iter();
-            for ticket in std::mem::take(&mut leading.tickets) {
+            for &ticket in &tickets {
                 state
                     .results
                     .insert(ticket, results.next().unwrap_or_else(&lost));
             }
+            // Cleared here only, in the same hold of the lock as the results: a batch still
+            // runs until then. Who leads next: this caller, at the top of the loop, if its item
+            // missed the batch; else the oldest waiting one, woken there.
             state.leading = false;
             drop(state);
-            // Dropping wakes the batch's callers.
-            drop(leading);
+            let me = thread::current().id();
+            for thread in &threads {
+                if thread.id() != me {
+                    thread.unpark();
+                }
+            }
             state = self.lock();
         }
     }
@@ -167,39 +178,36 @@ impl<T: Keyed, R> Combiner<T, R> {
     }
 }
 
-/// The lead of a batch, given up when dropped: the lead is free again, the batch's items
-/// still without a result (only after a panic in its work) get `lost`, and the batch's other
-/// callers wake.
-struct Leading<'c, T, R, L: Fn() -> R> {
+/// Undoes a lead whose batch's work panicked (dropped only while unwinding: forgotten
+/// otherwise): the lead is free again, the batch's other callers get `lost` and wake, the
+/// leader's own item (whose caller gets the panic) leaves the queue if it was still there,
+/// and the oldest waiting caller wakes to lead.
+struct OnPanic<'c, T, R, L: Fn() -> R> {
     combiner: &'c Combiner<T, R>,
-    tickets: Vec<u64>,
-    threads: Vec<Thread>,
-    /// The leader's own ticket: after a panic nobody is left to take its result.
+    tickets: &'c [u64],
+    threads: &'c [Thread],
     own: u64,
     lost: &'c L,
 }
 
-impl<T, R, L: Fn() -> R> Drop for Leading<'_, T, R, L> {
+impl<T, R, L: Fn() -> R> Drop for OnPanic<'_, T, R, L> {
     fn drop(&mut self) {
         let mut state = self
             .combiner
             .state
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        for ticket in self.tickets.drain(..) {
+        for &ticket in self.tickets {
             if ticket != self.own {
                 state.results.insert(ticket, (self.lost)());
             }
         }
+        state.waiting.retain(|w| w.ticket != self.own);
         state.leading = false;
-        // After a panic the leader's thread will not hand the lead on: the oldest waiting
-        // caller takes it.
-        let next = thread::panicking()
-            .then(|| state.waiting.front().map(|w| w.thread.clone()))
-            .flatten();
+        let next = state.waiting.front().map(|w| w.thread.clone());
         drop(state);
         let me = thread::current().id();
-        for thread in self.threads.drain(..).chain(next) {
+        for thread in self.threads.iter().chain(&next) {
             if thread.id() != me {
                 thread.unpark();
             }
@@ -303,25 +311,65 @@ mod tests {
         assert_eq!(&sizes[1..], &[3, 2]);
     }
 
-    /// A panic in a batch's work reaches its leader; the other callers of the batch get the
-    /// stand-in result and later calls still run.
+    /// A panic in a batch's work reaches the caller that led it; the batch's other caller gets
+    /// the stand-in; a caller left out of that batch (same key) still gets its own result;
+    /// nothing stays queued or kept.
     #[test]
-    fn a_panicking_batch_gives_its_callers_the_stand_in_and_frees_the_lead() {
+    fn a_panicking_batch_gives_its_other_callers_the_stand_in_and_frees_the_lead() {
         let c = Arc::new(Combiner::<Item, usize>::new(8));
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            c.run(Item("a".into(), 1), |_| panic!("boom"), || usize::MAX)
-        }));
-        assert!(panicked.is_err());
-        assert!(
-            c.lock().results.is_empty(),
-            "nothing kept for the panicked leader"
-        );
-        let r = c.run(
-            Item("a".into(), 2),
-            |items| items.iter().map(|i| i.1).collect(),
-            || usize::MAX,
-        );
-        assert_eq!(r, 2);
+        // Panics on an item 99: whoever leads a batch holding one.
+        let work = |items: Vec<Item>| -> Vec<usize> {
+            assert!(items.iter().all(|i| i.1 != 99), "boom");
+            items.iter().map(|i| i.1 * 10).collect()
+        };
+        let in_first = Arc::new(Barrier::new(2));
+        let release = Arc::new(Barrier::new(2));
+        let first = {
+            let (c, in_first, release) =
+                (Arc::clone(&c), Arc::clone(&in_first), Arc::clone(&release));
+            std::thread::spawn(move || {
+                c.run(
+                    Item("p".into(), 1),
+                    |items| {
+                        in_first.wait();
+                        release.wait();
+                        work(items)
+                    },
+                    || usize::MAX,
+                )
+            })
+        };
+        in_first.wait();
+        let call = |key: &'static str, n: usize| {
+            let mine = Arc::clone(&c);
+            let thread = std::thread::spawn(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    mine.run(Item(key.into(), n), work, || usize::MAX)
+                }))
+            });
+            // Queued before the next one is made.
+            while !c.lock().waiting.iter().any(|w| w.item.1 == n) {
+                std::thread::yield_now();
+            }
+            thread
+        };
+        // Queued in this order while the first batch runs: x (the panicking item), y, then a
+        // second x, which cannot share their batch.
+        let x = call("x", 99);
+        let y = call("y", 2);
+        let x2 = call("x", 3);
+        release.wait();
+        assert_eq!(first.join().unwrap(), 10);
+        let (x, y) = (x.join().unwrap(), y.join().unwrap());
+        // One of the two led the batch and panicked; the other got the stand-in.
+        match (x, y) {
+            (Err(_), Ok(r)) | (Ok(r), Err(_)) => assert_eq!(r, usize::MAX),
+            other => panic!("one panic and one stand-in, got {other:?}"),
+        }
+        assert_eq!(x2.join().unwrap().unwrap(), 30);
+        let state = c.lock();
+        assert!(state.waiting.is_empty() && state.results.is_empty() && !state.leading);
+        drop(state);
         // Too few results: the missing ones get the stand-in.
         let r = c.run(Item("b".into(), 3), |_| Vec::new(), || usize::MAX);
         assert_eq!(r, usize::MAX);

@@ -291,7 +291,9 @@ impl Lone {
 
 impl Keyed for Lone {
     fn key(&self) -> Option<&str> {
-        // Each is a transaction of its own, as on a connection of its own: any may share.
+        // Each is a transaction of its own: any may share a round trip. (The server runs them
+        // in turn, so one waiting for a row lock holds up those after it, for as long as the
+        // holder's transaction lasts, at most `lock_timeout`: README "Session 18".)
         None
     }
 }

@@ -94,7 +94,8 @@ pub(super) fn lock_user_then_push_state(
 /// [`lock_user_then_push_state`] for several creations of different users in one round
 /// trip: each user's row lock, then its read, in the order given, which must be the users'
 /// name order (so that two replicas' batches lock users in the same order and cannot
-/// deadlock). One result per creation, in that order.
+/// deadlock). One result per creation, in that order. A row locked by another transaction
+/// fails the statement at once (`NOWAIT`, SQLSTATE 55P03) rather than holding up the batch.
 pub(super) fn lock_users_then_push_states(
     c: &Conn<'_>,
     news: &[&NewChallenge],
@@ -118,7 +119,7 @@ pub(super) fn lock_users_then_push_states(
         .collect();
     let mut statements: Vec<(&str, &[super::conn::P<'_>])> = Vec::with_capacity(news.len() * 2);
     for (user, params) in users.iter().zip(&params) {
-        statements.push((super::challenges::LOCK_USER, user));
+        statements.push((super::challenges::LOCK_USER_NOWAIT, user));
         statements.push((&sql, params));
     }
     let mut rows = c.many(&statements)?.into_iter();

@@ -1451,10 +1451,11 @@ fn session18_creations_during_one_share_the_next_batch_and_each_gets_its_own() {
             (user, store.create_challenge(&new, Arc::new(|_| Ok(()))))
         })
     };
-    // The first creation leads, and waits on u00's row, which another session holds.
+    // The first creation leads, and waits for the write lock, which another session holds
+    // alone (as an atomic unit does).
     let session = Session::open(&url);
     session
-        .run("BEGIN; SELECT 1 FROM users WHERE name = 'u00' FOR UPDATE")
+        .run(&format!("SELECT pg_advisory_lock({ATOMIC_LOCK})"))
         .unwrap();
     let first = create(0);
     while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
@@ -1465,7 +1466,9 @@ fn session18_creations_during_one_share_the_next_batch_and_each_gets_its_own() {
     while creations.waiting_and_largest().0 < 11 {
         std::thread::sleep(Duration::from_millis(10));
     }
-    session.run("COMMIT").unwrap();
+    session
+        .run(&format!("SELECT pg_advisory_unlock({ATOMIC_LOCK})"))
+        .unwrap();
     for (i, thread) in std::iter::once(first).chain(rest).enumerate() {
         let (user, created) = thread.join().unwrap();
         match created.unwrap() {
@@ -1496,11 +1499,12 @@ fn session18_creations_during_one_share_the_next_batch_and_each_gets_its_own() {
 }
 
 /// Session 18: a batch decides each creation as it would be decided alone (created, unknown
-/// user, refused by the limits, with its audit row), gives the results in the callers' order
-/// whatever the users' order, and one whose write fails fails alone: the others are created.
+/// user, refused by the limits, with its audit row) and gives the results in the callers'
+/// order whatever the users' order; one whose write fails (at the `COMMIT`, which the server
+/// then rolls back) sends every creation back to be run alone, and alone only it fails.
 #[test]
 fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_itself() {
-    use super::challenges::{create_batch, Creation};
+    use super::challenges::{create_batch, Batched, Creation};
     let Some(url) = database("session18_a_batch_decides_each_creation") else {
         return;
     };
@@ -1527,16 +1531,21 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
             Arc::clone(check),
         )
     };
-    let results = create_batch(
+    let results: Vec<Create> = create_batch(
         store.as_ref(),
-        vec![
+        &[
             item("c-carol", "carol", &allow),
             item("c-ghost", "ghost", &allow),
             item("c-dave", "dave", &refuse),
             item("c-bob", "bob", &allow),
         ],
-    );
-    let results: Vec<Create> = results.into_iter().map(Result::unwrap).collect();
+    )
+    .into_iter()
+    .map(|r| match r {
+        Batched::Done(r) => r.unwrap(),
+        Batched::Alone => panic!("not decided in the batch"),
+    })
+    .collect();
     assert!(matches!(&results[0], Create::Created { challenge, .. } if challenge.id == "c-carol"));
     assert!(matches!(results[1], Create::UnknownUser));
     assert!(matches!(results[2], Create::Refused(Refusal::TooManyOpen)));
@@ -1553,32 +1562,101 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
         "dave"
     );
 
-    // A challenge id taken already: that creation fails alone, the two beside it are created.
+    // A challenge id taken already: the batch writes nothing and sends all three back; alone,
+    // that one fails and the two beside it are created.
     store
         .create_challenge(&new_challenge("dup", 1_000), Arc::clone(&allow))
         .unwrap();
-    let results = create_batch(
-        store.as_ref(),
-        vec![
-            item("c-frank", "frank", &allow),
-            item("dup", "alice", &allow),
-            item("c-erin", "erin", &allow),
-        ],
+    let batch = [
+        item("c-frank", "frank", &allow),
+        item("dup", "alice", &allow),
+        item("c-erin", "erin", &allow),
+    ];
+    let results = create_batch(store.as_ref(), &batch);
+    assert!(results.iter().all(|r| matches!(r, Batched::Alone)));
+    assert_eq!(
+        rows("SELECT count(*) FROM challenges WHERE id IN ('c-frank', 'c-erin')"),
+        "0"
     );
+    let alone = |id: &str, user: &str| {
+        store.create_challenge(
+            &NewChallenge {
+                user: user.into(),
+                ..new_challenge(id, 1_000)
+            },
+            Arc::clone(&allow),
+        )
+    };
     assert!(
-        matches!(&results[0], Ok(Create::Created { challenge, .. }) if challenge.id == "c-frank")
+        matches!(alone("c-frank", "frank"), Ok(Create::Created { challenge, .. }) if challenge.id == "c-frank")
     );
     assert_eq!(
-        kind(results[1].as_ref().unwrap_err()),
+        kind(&alone("dup", "alice").unwrap_err()),
         DbErrorKind::Constraint
     );
     assert!(
-        matches!(&results[2], Ok(Create::Created { challenge, .. }) if challenge.id == "c-erin")
+        matches!(alone("c-erin", "erin"), Ok(Create::Created { challenge, .. }) if challenge.id == "c-erin")
     );
     assert_eq!(
         rows("SELECT string_agg(id || ':' || user_name, ',' ORDER BY id) FROM challenges"),
         "c-bob:bob,c-carol:carol,c-erin:erin,c-frank:frank,dup:alice"
     );
+}
+
+/// Session 18, attack review: a user's row held by another transaction (another replica's
+/// answer, one stopped mid-transaction) holds up only that user's creation: the batch does
+/// not wait for the row (`NOWAIT`), the creation then waits on its own, and the other users'
+/// creations go on meanwhile.
+#[test]
+fn session18_a_locked_user_holds_up_only_its_own_creation() {
+    let Some(url) = database("session18_a_locked_user_holds_up_only_its_own") else {
+        return;
+    };
+    // A minute's lock_timeout: a batch that waited for the row would hold up the others
+    // until the holder ends, not only for the 5 s default.
+    let join = if url.contains('?') { '&' } else { '?' };
+    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D60000"));
+    for i in 0..6 {
+        enrolled_with(
+            store.as_ref(),
+            &format!("u{i:02}"),
+            &format!("d{i:02}"),
+            [i as u8 + 1; 32],
+        );
+    }
+    let (done, finished) = mpsc::channel();
+    let create = |i: usize| {
+        let (store, done) = (Arc::clone(&store), done.clone());
+        std::thread::spawn(move || {
+            let new = NewChallenge {
+                user: format!("u{i:02}"),
+                ..new_challenge(&format!("c{i:02}"), 1_000)
+            };
+            done.send((i, store.create_challenge(&new, Arc::new(|_| Ok(())))))
+                .unwrap();
+        })
+    };
+    let session = Session::open(&url);
+    session
+        .run("BEGIN; SELECT 1 FROM users WHERE name = 'u00' FOR UPDATE")
+        .unwrap();
+    let _first = create(0);
+    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // u00's creation waits on its row; the others are created meanwhile.
+    let _rest: Vec<_> = (1..6).map(create).collect();
+    for _ in 1..6 {
+        let (i, created) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the other users' creations wait for u00's row");
+        assert_ne!(i, 0, "u00's creation returned while its row was held");
+        assert!(matches!(created.unwrap(), Create::Created { .. }));
+    }
+    session.run("COMMIT").unwrap();
+    let (i, created) = finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(i, 0);
+    assert!(matches!(created.unwrap(), Create::Created { .. }));
 }
 
 /// Session 18: devices' polls (each a statement that commits by itself) made while another is
