@@ -49,8 +49,6 @@ pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
 
 /// [`lock_user`]'s statement (`$1` the user).
 pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE";
-/// [`LOCK_USER`] that fails at once (SQLSTATE 55P03) when another transaction holds the row.
-pub(super) const LOCK_USER_NOWAIT: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE NOWAIT";
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its
 /// devices (one statement).
@@ -157,7 +155,7 @@ impl Keyed for Creation {
 }
 
 /// What a batch gives each of its creations: a result, or "run alone" (the batch could not
-/// decide it: a user's row was locked, or the transaction failed before its `COMMIT`).
+/// decide it: its user's row was held, or the transaction failed before its `COMMIT`).
 pub(super) enum Batched {
     /// Decided (and, if created, committed), or failed where running it again could repeat it.
     Done(StoreResult<Create>),
@@ -223,12 +221,14 @@ fn create_one<D: Db>(
 }
 
 /// Creations of different users in one transaction: one round trip locks every user's row
-/// (in name order, so two replicas' batches cannot deadlock; without waiting, so that one
-/// user's locked row cannot hold up every creation of the replica) and reads each one's
-/// limits and devices; each is decided as [`create_one`] decides; their writes go with the
-/// `COMMIT`. One result per creation, in the order given:
-/// - a failure before the `COMMIT` (a locked row, a bad item) writes nothing: every creation
-///   is [`Batched::Alone`], so that one fails or waits only for itself;
+/// (in name order, so two replicas' batches cannot deadlock) and reads each one's limits and
+/// devices; each is decided as [`create_one`] decides; their writes go with the `COMMIT`.
+/// One result per creation, in the order given:
+/// - one whose user's row another transaction holds is skipped, not waited for
+///   ([`limits::Locked::Busy`]): it is [`Batched::Alone`] and waits on its own, so that it
+///   holds up neither the batch nor the replica's other creations;
+/// - a failure before the `COMMIT` (a bad item) writes nothing: every creation is
+///   [`Batched::Alone`], so that one fails only itself;
 /// - so is a failure of the round trip that carried the `COMMIT` when the server refused it
 ///   ([`rolled_back`]: a write sent with it broke a constraint);
 /// - an unreachable store, or any other failure of that round trip (the `COMMIT` may have
@@ -255,17 +255,22 @@ pub(super) fn create_batch<D: Db>(db: &D, batch: &[Creation]) -> Vec<Batched> {
             let created = ready
                 .into_iter()
                 .zip(reads)
-                .map(|((i, context), (user, read))| {
-                    let item = &batch[i];
-                    decide(
-                        c,
-                        &item.new,
-                        context,
-                        &*item.check,
-                        user,
-                        read,
-                        db.replica(),
-                    )
+                .map(|((i, context), read)| match read {
+                    limits::Locked::Read(user, read) => {
+                        let item = &batch[i];
+                        decide(
+                            c,
+                            &item.new,
+                            context,
+                            &*item.check,
+                            user,
+                            read,
+                            db.replica(),
+                        )
+                        .map(Some)
+                    }
+                    // Its user's row was held: not decided.
+                    limits::Locked::Busy => Ok(None),
                 })
                 .collect::<Result<Vec<_>, PgError>>()?;
             decided.set(true);
@@ -275,8 +280,13 @@ pub(super) fn create_batch<D: Db>(db: &D, batch: &[Creation]) -> Vec<Batched> {
     match outcome {
         Ok(created) => {
             for (i, created) in ids.into_iter().zip(created) {
-                keep_terms(db, &created);
-                results[i] = Some(Batched::Done(Ok(created)));
+                results[i] = Some(match created {
+                    Some(created) => {
+                        keep_terms(db, &created);
+                        Batched::Done(Ok(created))
+                    }
+                    None => Batched::Alone,
+                });
             }
         }
         Err(e) if e.is_unavailable() || (decided.get() && !rolled_back(&e)) => {

@@ -291,18 +291,33 @@ impl Lone {
 
 impl Keyed for Lone {
     fn key(&self) -> Option<&str> {
-        // Each is a transaction of its own: any may share a round trip. (The server runs them
-        // in turn, so one waiting for a row lock holds up those after it, for as long as the
-        // holder's transaction lasts, at most `lock_timeout`: README "Session 18".)
+        // Each is a transaction of its own: any may share a round trip (one waiting for a
+        // lock holds up those after it for [`LONE_LOCK_WAIT_MS`] at most).
         None
     }
 }
 
+/// What a batch gives each of its [`Lone`] statements: its result, or the statement back
+/// (it waited for a lock past the batch's bound, [`LONE_LOCK_WAIT_MS`], and was rolled back:
+/// the caller runs it on its own, with the connection's own `lock_timeout`).
+pub(super) enum LoneOutcome {
+    Done(StoreResult<Vec<Row>>),
+    Alone(Lone),
+}
+
 /// A store's concurrent [`Lone`] statements, sent in batches ([`Combiner`]).
-pub(super) type LoneStatements = Combiner<Lone, StoreResult<Vec<Row>>>;
+pub(super) type LoneStatements = Combiner<Lone, LoneOutcome>;
 
 /// Most [`Lone`] statements in one round trip.
 const LONE_MAX: usize = 16;
+
+/// The longest a [`Lone`] statement waits for a lock (ms) in a batch, where it holds up the
+/// statements after it: a device's row is held only by that device's answer or revocation
+/// under way, each a few milliseconds; past this, it waits on its own.
+const LONE_LOCK_WAIT_MS: u32 = 200;
+
+/// SQLSTATE `lock_not_available`: a lock waited for past `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 impl PgStore {
     /// Its [`LoneStatements`], for tests to look at.
@@ -312,8 +327,8 @@ impl PgStore {
     }
 
     /// Runs a batch of [`Lone`] statements on one connection, in one round trip, each in a
-    /// transaction of its own; each one's rows or failure, in order.
-    pub(super) fn run_alone(&self, batch: &[Lone]) -> Vec<StoreResult<Vec<Row>>> {
+    /// transaction of its own; each one's outcome, in order.
+    pub(super) fn run_alone(&self, batch: Vec<Lone>) -> Vec<LoneOutcome> {
         let connected = self
             .runtime()
             .and_then(|runtime| Ok((runtime, self.connection()?)));
@@ -322,7 +337,10 @@ impl PgStore {
             Err(e) => {
                 // No connection: every statement of the batch learns it.
                 let e = StoreError::from(e);
-                return batch.iter().map(|_| Err(e.copy())).collect();
+                return batch
+                    .iter()
+                    .map(|_| LoneOutcome::Done(Err(e.copy())))
+                    .collect();
             }
         };
         let params: Vec<Vec<P<'_>>> = batch
@@ -334,17 +352,34 @@ impl PgStore {
             .zip(&params)
             .map(|(lone, params)| (lone.sql.as_str(), &params[..]))
             .collect();
-        let results = Conn::new(runtime, &obj).each_alone(&statements);
+        let (results, reusable) =
+            Conn::new(runtime, &obj).each_alone(&statements, LONE_LOCK_WAIT_MS);
+        drop(statements);
+        drop(params);
         let unavailable = results
             .iter()
             .any(|r| matches!(r, Err(PgError::Driver(e)) if is_unavailable(e)));
-        if unavailable {
+        if unavailable || !reusable {
             let _ = Object::take(obj);
         }
-        results
+        batch
             .into_iter()
-            .map(|r| r.map_err(StoreError::from))
+            .zip(results)
+            .map(|(lone, result)| match result {
+                Err(PgError::Driver(e))
+                    if e.code().map(|c| c.code()) == Some(LOCK_NOT_AVAILABLE) =>
+                {
+                    LoneOutcome::Alone(lone)
+                }
+                result => LoneOutcome::Done(result.map_err(StoreError::from)),
+            })
             .collect()
+    }
+
+    /// A [`Lone`] statement on its own connection's terms (after its batch sent it back).
+    fn run_one_alone(&self, lone: &Lone) -> StoreResult<Vec<Row>> {
+        let params: Vec<P<'_>> = lone.params.iter().map(|p| &**p as P<'_>).collect();
+        self.read(|c| c.query(&lone.sql, &params))
     }
 }
 
@@ -547,15 +582,19 @@ impl Db for PgStore {
     }
 
     fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
-        self.lone_statements.run(
+        let outcome = self.lone_statements.run(
             Lone { sql, params },
-            |batch| self.run_alone(&batch),
+            |batch| self.run_alone(batch),
             || {
-                Err(StoreError::Corrupt(
+                LoneOutcome::Done(Err(StoreError::Corrupt(
                     "a batch of lone statements ended without a result".into(),
-                ))
+                )))
             },
-        )
+        );
+        match outcome {
+            LoneOutcome::Done(result) => result,
+            LoneOutcome::Alone(lone) => self.run_one_alone(&lone),
+        }
     }
 
     fn device_keys(&self) -> Option<&DeviceKeys> {

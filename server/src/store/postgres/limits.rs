@@ -91,15 +91,25 @@ pub(super) fn lock_user_then_push_state(
     Ok((!user.is_empty(), state_and_devices(&rows)?))
 }
 
+/// What [`lock_users_then_push_states`] gives each creation.
+pub(super) enum Locked {
+    /// Its user's row is locked (`true`), or there is no such user (`false`); then what
+    /// [`lock_user_then_push_state`] reads.
+    Read(bool, Option<StateAndDevices>),
+    /// Another transaction holds its user's row: not locked, and what was read is moot.
+    Busy,
+}
+
 /// [`lock_user_then_push_state`] for several creations of different users in one round
 /// trip: each user's row lock, then its read, in the order given, which must be the users'
 /// name order (so that two replicas' batches lock users in the same order and cannot
-/// deadlock). One result per creation, in that order. A row locked by another transaction
-/// fails the statement at once (`NOWAIT`, SQLSTATE 55P03) rather than holding up the batch.
+/// deadlock). One result per creation, in that order. A row another transaction holds is
+/// skipped (`SKIP LOCKED`: [`Locked::Busy`]) rather than waited for, so that it holds up
+/// neither the batch nor its other creations.
 pub(super) fn lock_users_then_push_states(
     c: &Conn<'_>,
     news: &[&NewChallenge],
-) -> Result<Vec<(bool, Option<StateAndDevices>)>, PgError> {
+) -> Result<Vec<Locked>, PgError> {
     let sql = push_state_and_devices_sql();
     let keys: Vec<Option<&[u8]>> = news
         .iter()
@@ -119,16 +129,29 @@ pub(super) fn lock_users_then_push_states(
         .collect();
     let mut statements: Vec<(&str, &[super::conn::P<'_>])> = Vec::with_capacity(news.len() * 2);
     for (user, params) in users.iter().zip(&params) {
-        statements.push((super::challenges::LOCK_USER_NOWAIT, user));
+        statements.push((LOCK_USER_UNLESS_HELD, user));
         statements.push((&sql, params));
     }
     let mut rows = c.many(&statements)?.into_iter();
     let mut read = Vec::with_capacity(news.len());
     while let (Some(user), Some(state)) = (rows.next(), rows.next()) {
-        read.push((!user.is_empty(), state_and_devices(&state)?));
+        let row = user
+            .first()
+            .ok_or_else(|| PgError::Data("no row from a user's lock".into()))?;
+        let known: bool = get(row, 0)?;
+        let locked: bool = get(row, 1)?;
+        read.push(match (known, locked) {
+            (true, false) => Locked::Busy,
+            _ => Locked::Read(locked, state_and_devices(&state)?),
+        });
     }
     Ok(read)
 }
+
+/// Locks the user's row (`$1`) unless another transaction holds it: whether the user exists,
+/// and whether its row is now locked.
+const LOCK_USER_UNLESS_HELD: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE name = $1), \
+     EXISTS (SELECT 1 FROM (SELECT 1 FROM users WHERE name = $1 FOR UPDATE SKIP LOCKED) AS l)";
 
 /// What a creation reads after locking the user: the limits' counts, the user's active
 /// devices, and their Web Push subscriptions.

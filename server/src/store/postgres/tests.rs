@@ -1604,8 +1604,8 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
 }
 
 /// Session 18, attack review: a user's row held by another transaction (another replica's
-/// answer, one stopped mid-transaction) holds up only that user's creation: the batch does
-/// not wait for the row (`NOWAIT`), the creation then waits on its own, and the other users'
+/// answer, one stopped mid-transaction) holds up only that user's creation: the batch skips
+/// the row (`SKIP LOCKED`), the creation then waits on its own, and the other users'
 /// creations go on meanwhile.
 #[test]
 fn session18_a_locked_user_holds_up_only_its_own_creation() {
@@ -1653,17 +1653,41 @@ fn session18_a_locked_user_holds_up_only_its_own_creation() {
         assert_ne!(i, 0, "u00's creation returned while its row was held");
         assert!(matches!(created.unwrap(), Create::Created { .. }));
     }
+    // In a batch with others, the held user's creation is sent back undecided and the
+    // others are created.
+    let item = |id: &str, user: &str| {
+        super::challenges::Creation::new(
+            NewChallenge {
+                user: user.into(),
+                ..new_challenge(id, 1_000)
+            },
+            Arc::new(|_| Ok(())),
+        )
+    };
+    let batched = super::challenges::create_batch(
+        store.as_ref(),
+        &[item("x01", "u01"), item("x00", "u00"), item("x02", "u02")],
+    );
+    use super::challenges::Batched;
+    assert!(
+        matches!(&batched[0], Batched::Done(Ok(Create::Created { challenge, .. })) if challenge.id == "x01")
+    );
+    assert!(matches!(batched[1], Batched::Alone));
+    assert!(
+        matches!(&batched[2], Batched::Done(Ok(Create::Created { challenge, .. })) if challenge.id == "x02")
+    );
     session.run("COMMIT").unwrap();
     let (i, created) = finished.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(i, 0);
     assert!(matches!(created.unwrap(), Create::Created { .. }));
 }
 
-/// Session 18: devices' polls (each a statement that commits by itself) made while another is
-/// under way go to the database together, in one round trip; each gets its own device's
-/// challenges, and each one's nonce is spent (a replay is refused).
+/// Session 18: devices' polls (each a statement that commits by itself) made while another
+/// such statement is under way go to the database together, in one round trip; each gets its
+/// own device's challenges, and each one's nonce is spent (a replay is refused).
 #[test]
 fn session18_polls_during_one_share_a_round_trip_and_each_gets_its_own() {
+    use super::db::Db;
     let Some(url) = database("session18_polls_share_a_round_trip") else {
         return;
     };
@@ -1683,28 +1707,26 @@ fn session18_polls_during_one_share_a_round_trip_and_each_gets_its_own() {
             store.device_challenges_spending(&request_nonce(&format!("d{i:02}"), nonce), 2_000)
         })
     };
-    // The first poll leads, and waits on d00's row (its last_seen_at), which another session
-    // holds.
-    let session = Session::open(&url);
-    session
-        .run("BEGIN; SELECT 1 FROM devices WHERE id = 'd00' FOR UPDATE")
-        .unwrap();
-    let first = poll(0, "n1");
-    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+    // A statement of three seconds leads; the polls made meanwhile wait for it.
+    let slow = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.write_alone("SELECT pg_sleep(3)".into(), Vec::new()))
+    };
+    while session_waits(&url, "PgSleep") == 0 {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let rest: Vec<_> = (1..12).map(|i| poll(i, "n1")).collect();
-    while store.lone_statements().waiting_and_largest().0 < 11 {
+    let polls: Vec<_> = (0..12).map(|i| poll(i, "n1")).collect();
+    while store.lone_statements().waiting_and_largest().0 < 12 {
         std::thread::sleep(Duration::from_millis(10));
     }
-    session.run("COMMIT").unwrap();
-    for (i, thread) in std::iter::once(first).chain(rest).enumerate() {
+    slow.join().unwrap().unwrap();
+    for (i, thread) in polls.into_iter().enumerate() {
         let (live, expired) = thread.join().unwrap().unwrap().unwrap();
         let ids: Vec<&str> = live.iter().map(|(c, _)| c.id.as_str()).collect();
         assert_eq!(ids, [format!("c{i:02}")], "device d{i:02}");
         assert!(expired.is_empty());
     }
-    assert_eq!(store.lone_statements().waiting_and_largest(), (0, 11));
+    assert_eq!(store.lone_statements().waiting_and_largest(), (0, 12));
     for i in 0..12 {
         assert_eq!(
             poll(i, "n1").join().unwrap().unwrap().unwrap_err(),
@@ -1713,11 +1735,77 @@ fn session18_polls_during_one_share_a_round_trip_and_each_gets_its_own() {
     }
 }
 
+/// How many sessions on `url`'s database wait on `event` now.
+fn session_waits(url: &str, event: &str) -> usize {
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    pg.psql_db(
+        db,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event = '{event}'"
+        ),
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Session 18, attack review: a device's row held by another transaction (that device's
+/// answer on a replica stopped mid-transaction) holds up only that device's poll: in its
+/// batch it waits a moment at most, then on its own, and the other devices' polls go on.
+#[test]
+fn session18_a_held_device_row_holds_up_only_its_own_poll() {
+    let Some(url) = database("session18_a_held_device_row") else {
+        return;
+    };
+    // A minute's lock_timeout: a batch that waited for the row would hold up the others
+    // until the holder ends.
+    let join = if url.contains('?') { '&' } else { '?' };
+    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D60000"));
+    for i in 0..6 {
+        enrolled_with(
+            store.as_ref(),
+            &format!("u{i:02}"),
+            &format!("d{i:02}"),
+            [i as u8 + 1; 32],
+        );
+    }
+    let (done, finished) = mpsc::channel();
+    let poll = |i: usize| {
+        let (store, done) = (Arc::clone(&store), done.clone());
+        std::thread::spawn(move || {
+            let polled =
+                store.device_challenges_spending(&request_nonce(&format!("d{i:02}"), "n1"), 2_000);
+            done.send((i, polled)).unwrap();
+        })
+    };
+    let session = Session::open(&url);
+    session
+        .run("BEGIN; SELECT 1 FROM devices WHERE id = 'd00' FOR UPDATE")
+        .unwrap();
+    let _first = poll(0);
+    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _rest: Vec<_> = (1..6).map(poll).collect();
+    for _ in 1..6 {
+        let (i, polled) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the other devices' polls wait for d00's row");
+        assert_ne!(i, 0, "d00's poll returned while its row was held");
+        assert!(polled.unwrap().is_ok());
+    }
+    session.run("COMMIT").unwrap();
+    let (i, polled) = finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(i, 0);
+    assert!(polled.unwrap().is_ok(), "d00's nonce was fresh");
+}
+
 /// Session 18: statements sent together, each in a transaction of its own, fail alone: the one
 /// after a failing one is still committed.
 #[test]
 fn session18_a_failing_lone_statement_fails_alone() {
-    use super::db::Lone;
+    use super::db::{Lone, LoneOutcome};
     let Some(url) = database("session18_a_failing_lone_statement") else {
         return;
     };
@@ -1725,11 +1813,18 @@ fn session18_a_failing_lone_statement_fails_alone() {
     enrolled_with(store.as_ref(), "alice", "d1", [1; 32]);
     enrolled_with(store.as_ref(), "bob", "d2", [2; 32]);
     let reset = "INSERT INTO push_resets (user_name, at) VALUES ($1, $2) RETURNING at";
-    let results = store.run_alone(&[
-        Lone::new(reset, vec![Box::new("alice".to_owned()), Box::new(1_i64)]),
-        Lone::new("SELECT 1 / 0", Vec::new()),
-        Lone::new(reset, vec![Box::new("bob".to_owned()), Box::new(2_i64)]),
-    ]);
+    let results: Vec<_> = store
+        .run_alone(vec![
+            Lone::new(reset, vec![Box::new("alice".to_owned()), Box::new(1_i64)]),
+            Lone::new("SELECT 1 / 0", Vec::new()),
+            Lone::new(reset, vec![Box::new("bob".to_owned()), Box::new(2_i64)]),
+        ])
+        .into_iter()
+        .map(|outcome| match outcome {
+            LoneOutcome::Done(result) => result,
+            LoneOutcome::Alone(_) => panic!("sent back"),
+        })
+        .collect();
     assert_eq!(results.len(), 3);
     assert_eq!(results[0].as_ref().unwrap().len(), 1);
     let err = results[1].as_ref().unwrap_err();
