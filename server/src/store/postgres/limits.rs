@@ -220,29 +220,35 @@ fn state_params(new: &NewChallenge) -> [super::conn::P<'_>; 6] {
 }
 
 /// Audits a refused challenge: one `rate_limited` row a minute per user, relying party and
-/// refusal, whose count grows with each further refusal.
+/// refusal, whose count grows with each further refusal. One statement, sent with the next
+/// statement or the `COMMIT` ([`Conn::later`]): a refusal in a batch of creations costs the
+/// batch no round trip of its own.
 pub(super) fn record_refusal(
     c: &Conn<'_>,
     new: &NewChallenge,
     refusal: &Refusal,
 ) -> Result<(), PgError> {
     let now = new.created_at;
-    let prefix = events::rate_limited_prefix(new, refusal);
-    let since = now.saturating_sub(60_000);
+    let entry = events::rate_limited(new, refusal);
     // Only the user's last rows are looked at (through audit_by_user), so it is bounded.
-    let recent = c.opt(
-        "SELECT id FROM (SELECT id, kind, detail, at FROM audit WHERE user_name = $1 \
-         ORDER BY id DESC LIMIT 64) AS last \
-         WHERE kind = 'rate_limited' AND at > $2 AND starts_with(detail, $3) LIMIT 1",
-        &[&new.user, &since, &prefix],
-    )?;
-    if let Some(row) = recent {
-        let id: i64 = get(&row, 0)?;
-        c.exec("UPDATE audit SET count = count + 1 WHERE id = $1", &[&id])?;
-        return Ok(());
-    }
-    later_audit(c, &events::rate_limited(new, refusal), now)?;
-    Ok(())
+    c.later(
+        "WITH recent AS (SELECT id FROM (SELECT id, kind, detail, at FROM audit \
+         WHERE user_name = $3 ORDER BY id DESC LIMIT 64) AS last \
+         WHERE kind = 'rate_limited' AND at > $7 AND starts_with(detail, $8) LIMIT 1), \
+         bumped AS (UPDATE audit SET count = count + 1 WHERE id IN (SELECT id FROM recent)) \
+         INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM recent)",
+        vec![
+            Box::new(now),
+            Box::new(entry.kind),
+            Box::new(entry.user.clone()),
+            Box::new(entry.device_id.clone()),
+            Box::new(entry.challenge_id.clone()),
+            Box::new(entry.detail.clone()),
+            Box::new(now.saturating_sub(60_000)),
+            Box::new(events::rate_limited_prefix(new, refusal)),
+        ],
+    )
 }
 
 /// Pauses pushes from the relying party and source of the reported challenge `id` until
