@@ -5,9 +5,10 @@
 //!
 //! Nothing waits to fill a batch: a call that finds no batch under way leads at once, alone if
 //! need be; the calls that arrive while a batch runs wait for it and go in the next. So a
-//! batch is as large as the operation's concurrency, and a lone call costs what it did
-//! before. The leader runs its batch, hands every caller its result, and leads again only for
-//! its own item: a waiting caller then leads the next.
+//! batch is as large as the operation's concurrency, and a lone call makes the round trips it
+//! made before. The leader runs its batch, hands every caller its result, and leads again only
+//! for its own item (when it missed the batch); otherwise the oldest waiting caller is woken to
+//! lead the next.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -85,7 +86,8 @@ impl<T: Keyed, R> Combiner<T, R> {
         });
         loop {
             if let Some(result) = state.results.remove(&ticket) {
-                // Its batch ran: the next one needs a leader, which this thread was not.
+                // Its batch ran (led by this thread or another): if none runs now while callers
+                // wait, the oldest of them leads the next.
                 let next = (!state.leading)
                     .then(|| state.waiting.front().map(|w| w.thread.clone()))
                     .flatten();
