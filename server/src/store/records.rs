@@ -305,6 +305,31 @@ pub struct NewChallenge {
     pub source: String,
 }
 
+impl NewChallenge {
+    /// The challenge as a creation stores it: pending, sent to `devices`, at `created_at`.
+    pub fn pending(&self, devices: Vec<String>) -> ChallengeRecord {
+        ChallengeRecord {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            rp_id: self.rp_id.clone(),
+            state: ChallengeState::Pending,
+            context: self.context.clone(),
+            context_digest: self.context_digest,
+            rp_nonce: self.rp_nonce.clone(),
+            code: self.code.clone(),
+            devices,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            device_id: None,
+            decision: None,
+            reason: None,
+            typed_code: None,
+            responded_at: None,
+            signature: None,
+        }
+    }
+}
+
 /// What creating a challenge did.
 #[derive(Debug, Clone)]
 pub enum Create {

@@ -2,7 +2,7 @@
 
 use pushauth_proto::wire::AuditEvent;
 
-use super::db::{Conn, Db};
+use super::db::{Conn, Db, Owned};
 use super::error::{get, PgError};
 use crate::clock::{self, Millis};
 use crate::store::{AuditEntry, StoreResult};
@@ -34,15 +34,21 @@ pub(super) fn later_audit(conn: &Conn<'_>, entry: &AuditEntry, now: Millis) -> R
     conn.later(
         "INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        vec![
-            Box::new(now),
-            Box::new(entry.kind),
-            Box::new(entry.user.clone()),
-            Box::new(entry.device_id.clone()),
-            Box::new(entry.challenge_id.clone()),
-            Box::new(entry.detail.clone()),
-        ],
+        audit_params(entry, now),
     )
+}
+
+/// An audit row's columns as parameters `$1`–`$6`: `at`, `kind`, `user_name`, `device_id`,
+/// `challenge_id`, `detail`.
+pub(super) fn audit_params(entry: &AuditEntry, now: Millis) -> Vec<Owned> {
+    vec![
+        Box::new(now),
+        Box::new(entry.kind),
+        Box::new(entry.user.clone()),
+        Box::new(entry.device_id.clone()),
+        Box::new(entry.challenge_id.clone()),
+        Box::new(entry.detail.clone()),
+    ]
 }
 
 /// [`Store::audit`](crate::store::Store::audit).

@@ -3,8 +3,6 @@
 //! challenge's row locked, then `UPDATE … WHERE state …`); every read or write first moves a
 //! due challenge to `expired`. Each change notifies its challenge and devices.
 
-use pushauth_proto::ChallengeState;
-
 use super::audit::later_audit;
 use super::combine::{Combiner, Keyed};
 use super::db::{Conn, Db, P};
@@ -401,25 +399,7 @@ fn decide(
         ],
     )?;
     Ok(Create::Created {
-        challenge: Box::new(ChallengeRecord {
-            id: new.id.clone(),
-            user: new.user.clone(),
-            rp_id: new.rp_id.clone(),
-            state: ChallengeState::Pending,
-            context: new.context.clone(),
-            context_digest: new.context_digest,
-            rp_nonce: new.rp_nonce.clone(),
-            code: new.code.clone(),
-            devices: device_ids,
-            created_at: now,
-            expires_at: new.expires_at,
-            device_id: None,
-            decision: None,
-            reason: None,
-            typed_code: None,
-            responded_at: None,
-            signature: None,
-        }),
+        challenge: Box::new(new.pending(device_ids)),
         devices,
         subscriptions,
     })

@@ -3,7 +3,7 @@
 //! `pushauthd unlock`. Callers hold the user's row lock (`challenges::lock_user`), so these
 //! read-then-write steps run one at a time per user across replicas.
 
-use super::audit::later_audit;
+use super::audit::{audit_params, later_audit};
 use super::challenges::{lock_user, OPEN};
 use super::db::{Conn, Db};
 use super::error::{get, PgError};
@@ -238,16 +238,12 @@ pub(super) fn record_refusal(
          bumped AS (UPDATE audit SET count = count + 1 WHERE id IN (SELECT id FROM recent)) \
          INSERT INTO audit (at, kind, user_name, device_id, challenge_id, detail) \
          SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM recent)",
-        vec![
-            Box::new(now),
-            Box::new(entry.kind),
-            Box::new(entry.user.clone()),
-            Box::new(entry.device_id.clone()),
-            Box::new(entry.challenge_id.clone()),
-            Box::new(entry.detail.clone()),
-            Box::new(now.saturating_sub(60_000)),
-            Box::new(events::rate_limited_prefix(new, refusal)),
-        ],
+        {
+            let mut params = audit_params(&entry, now);
+            params.push(Box::new(now.saturating_sub(60_000)));
+            params.push(Box::new(events::rate_limited_prefix(new, refusal)));
+            params
+        },
     )
 }
 

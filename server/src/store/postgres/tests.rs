@@ -1603,17 +1603,10 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
     );
 }
 
-/// Session 18, attack review: a user's row held by another transaction (another replica's
-/// answer, one stopped mid-transaction) holds up only that user's creation: the batch skips
-/// the row (`SKIP LOCKED`), the creation then waits on its own, and the other users'
-/// creations go on meanwhile.
-#[test]
-fn session18_a_locked_user_holds_up_only_its_own_creation() {
-    let Some(url) = database("session18_a_locked_user_holds_up_only_its_own") else {
-        return;
-    };
-    // A minute's lock_timeout: a batch that waited for the row would hold up the others
-    // until the holder ends, not only for the 5 s default.
+/// A replica on `url` whose statements wait a minute for a lock (so that a batch that waited
+/// for a held row would hold up the others until the holder ends, not only for the 5 s
+/// default), with users u00–u05 and their devices d00–d05.
+fn six_users_waiting_long(url: &str) -> Arc<PgStore> {
     let join = if url.contains('?') { '&' } else { '?' };
     let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D60000"));
     for i in 0..6 {
@@ -1624,6 +1617,19 @@ fn session18_a_locked_user_holds_up_only_its_own_creation() {
             [i as u8 + 1; 32],
         );
     }
+    store
+}
+
+/// Session 18, attack review: a user's row held by another transaction (another replica's
+/// answer, one stopped mid-transaction) holds up only that user's creation: the batch skips
+/// the row (`SKIP LOCKED`), the creation then waits on its own, and the other users'
+/// creations go on meanwhile.
+#[test]
+fn session18_a_locked_user_holds_up_only_its_own_creation() {
+    let Some(url) = database("session18_a_locked_user_holds_up_only_its_own") else {
+        return;
+    };
+    let store = six_users_waiting_long(&url);
     let (done, finished) = mpsc::channel();
     let create = |i: usize| {
         let (store, done) = (Arc::clone(&store), done.clone());
@@ -1758,18 +1764,7 @@ fn session18_a_held_device_row_holds_up_only_its_own_poll() {
     let Some(url) = database("session18_a_held_device_row") else {
         return;
     };
-    // A minute's lock_timeout: a batch that waited for the row would hold up the others
-    // until the holder ends.
-    let join = if url.contains('?') { '&' } else { '?' };
-    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D60000"));
-    for i in 0..6 {
-        enrolled_with(
-            store.as_ref(),
-            &format!("u{i:02}"),
-            &format!("d{i:02}"),
-            [i as u8 + 1; 32],
-        );
-    }
+    let store = six_users_waiting_long(&url);
     let (done, finished) = mpsc::channel();
     let poll = |i: usize| {
         let (store, done) = (Arc::clone(&store), done.clone());

@@ -1,7 +1,6 @@
 //! Challenges: creating one (after the limits allow it), reading it, and its compare-and-set
 //! transitions; every read or write first moves a due challenge to `expired`.
 
-use pushauth_proto::ChallengeState;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::write_audit;
@@ -186,25 +185,7 @@ pub(super) fn create_challenge<D: Db>(
         )?;
         let subscriptions = super::push_subscriptions::of_devices_in(tx, &device_ids)?;
         Ok(Create::Created {
-            challenge: Box::new(ChallengeRecord {
-                id: new.id.clone(),
-                user: new.user.clone(),
-                rp_id: new.rp_id.clone(),
-                state: ChallengeState::Pending,
-                context: new.context.clone(),
-                context_digest: new.context_digest,
-                rp_nonce: new.rp_nonce.clone(),
-                code: new.code.clone(),
-                devices: device_ids,
-                created_at: now,
-                expires_at: new.expires_at,
-                device_id: None,
-                decision: None,
-                reason: None,
-                typed_code: None,
-                responded_at: None,
-                signature: None,
-            }),
+            challenge: Box::new(new.pending(device_ids)),
             devices,
             subscriptions,
         })

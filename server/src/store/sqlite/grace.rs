@@ -84,23 +84,9 @@ pub(super) fn grace_login<D: Db>(
         )?;
         Ok(Some(GraceLogin {
             challenge: ChallengeRecord {
-                id: new.id.clone(),
-                user: new.user.clone(),
-                rp_id: new.rp_id.clone(),
                 state: ChallengeState::Approved,
-                context: new.context.clone(),
-                context_digest: new.context_digest,
-                rp_nonce: new.rp_nonce.clone(),
                 code: None,
-                devices: Vec::new(),
-                created_at: now,
-                expires_at: new.expires_at,
-                device_id: None,
-                decision: None,
-                reason: None,
-                typed_code: None,
-                responded_at: None,
-                signature: None,
+                ..new.pending(Vec::new())
             },
             of,
             device_id,
