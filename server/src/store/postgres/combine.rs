@@ -219,7 +219,6 @@ impl<T, R, L: Fn() -> R> Drop for OnPanic<'_, T, R, L> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier};
 
     use super::*;
@@ -278,13 +277,11 @@ mod tests {
         };
         in_first.wait();
         // Five callers while the first batch runs: keys a, b, a, c, d.
-        let queued = Arc::new(AtomicUsize::new(0));
         let callers: Vec<_> = [("a", 2), ("b", 3), ("a", 4), ("c", 5), ("d", 6)]
             .into_iter()
             .map(|(key, n)| {
-                let (c, sizes, queued) = (Arc::clone(&c), Arc::clone(&sizes), Arc::clone(&queued));
+                let (c, sizes) = (Arc::clone(&c), Arc::clone(&sizes));
                 std::thread::spawn(move || {
-                    queued.fetch_add(1, Ordering::SeqCst);
                     let r = c.run(
                         Item(key.into(), n),
                         |items| {

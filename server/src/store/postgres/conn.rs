@@ -23,6 +23,11 @@ pub(super) type P<'a> = &'a (dyn ToSql + Sync);
 /// An owned statement parameter, for a statement sent later ([`Conn::later`]).
 pub(super) type Owned = Box<dyn ToSql + Sync + Send>;
 
+/// Owned parameters as the statement parameters a query takes.
+pub(super) fn refs(params: &[Owned]) -> Vec<P<'_>> {
+    params.iter().map(|p| &**p as P<'_>).collect()
+}
+
 /// A statement sent later, ahead of the next one or of the `COMMIT`.
 struct Later {
     sql: String,
@@ -118,7 +123,7 @@ impl Conn<'_> {
                 Ok(())
             }
             None => {
-                let refs: Vec<P<'_>> = params.iter().map(|p| &**p as P<'_>).collect();
+                let refs = refs(&params);
                 self.exec(sql, &refs).map(drop)
             }
         }
@@ -158,7 +163,7 @@ impl Conn<'_> {
         let statements = later
             .iter()
             .map(|l| {
-                let params: Vec<P<'_>> = l.params.iter().map(|p| &**p as P<'_>).collect();
+                let params = refs(&l.params);
                 self.prepared(&l.sql, &params)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -172,7 +177,7 @@ impl Conn<'_> {
                 };
                 let runs = join_all(later.iter().zip(&statements).map(
                     |(l, statement)| async move {
-                        let params: Vec<P<'_>> = l.params.iter().map(|p| &**p as P<'_>).collect();
+                        let params = refs(&l.params);
                         client.execute(statement, &params).await
                     },
                 ));

@@ -36,7 +36,7 @@ use tokio_postgres::Row;
 use super::challenges::{ChallengeTerms, Creations};
 use super::combine::{Combiner, Keyed};
 use super::conn::Pipeline;
-pub(super) use super::conn::{drive, Conn, Owned, P};
+pub(super) use super::conn::{drive, refs, Conn, Owned, P};
 use super::connect::PgSettings;
 use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
@@ -343,10 +343,7 @@ impl PgStore {
                     .collect();
             }
         };
-        let params: Vec<Vec<P<'_>>> = batch
-            .iter()
-            .map(|lone| lone.params.iter().map(|p| &**p as P<'_>).collect())
-            .collect();
+        let params: Vec<Vec<P<'_>>> = batch.iter().map(|lone| refs(&lone.params)).collect();
         let statements: Vec<(&str, &[P<'_>])> = batch
             .iter()
             .zip(&params)
@@ -378,7 +375,7 @@ impl PgStore {
 
     /// A [`Lone`] statement on its own connection's terms (after its batch sent it back).
     fn run_one_alone(&self, lone: &Lone) -> StoreResult<Vec<Row>> {
-        let params: Vec<P<'_>> = lone.params.iter().map(|p| &**p as P<'_>).collect();
+        let params = refs(&lone.params);
         self.read(|c| c.query(&lone.sql, &params))
     }
 }
@@ -710,7 +707,7 @@ impl Db for Atomic<'_> {
     }
 
     fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
-        let params: Vec<P<'_>> = params.iter().map(|p| &**p as P<'_>).collect();
+        let params = refs(&params);
         self.write(|c| c.query(&sql, &params))
     }
 
