@@ -174,7 +174,7 @@ async fn run(prepared: Prepared, mut stop: watch::Receiver<bool>) -> Result<(), 
         offline_key,
     } = prepared;
     // SQLite: one thread, groups share a commit. PostgreSQL: a thread per pooled connection,
-    // a job at a time; the store itself combines the creations, polls and nonces its threads
+    // a job at a time; the store itself combines the challenge creations its threads
     // make at the same time into shared round trips (`store/postgres/combine.rs`). Its group
     // commit (`PgStore::with_group_commit`) measured slower under load: it serialises every
     // write.

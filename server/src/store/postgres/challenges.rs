@@ -857,14 +857,14 @@ pub(super) fn device_challenges_spending<D: Db>(
         return Ok(Err(refused));
     }
     let rows = db.write_alone(
-        device_challenges_spending_sql(),
-        vec![
-            Box::new(nonce.device_id.clone()),
-            Box::new(nonce.nonce.clone()),
-            Box::new(nonce.valid_until),
-            Box::new(now),
-            Box::new(nonce.alg.clone()),
-            Box::new(nonce.public_key.clone()),
+        &device_challenges_spending_sql(),
+        &[
+            &nonce.device_id,
+            &nonce.nonce,
+            &nonce.valid_until,
+            &now,
+            &nonce.alg,
+            &nonce.public_key,
         ],
     )?;
     let first = rows

@@ -24,7 +24,7 @@ pub(super) type P<'a> = &'a (dyn ToSql + Sync);
 pub(super) type Owned = Box<dyn ToSql + Sync + Send>;
 
 /// Owned parameters as the statement parameters a query takes.
-pub(super) fn refs(params: &[Owned]) -> Vec<P<'_>> {
+fn refs(params: &[Owned]) -> Vec<P<'_>> {
     params.iter().map(|p| &**p as P<'_>).collect()
 }
 
@@ -248,46 +248,6 @@ impl Conn<'_> {
                 .map(|rows| rows.map_err(PgError::from))
                 .collect()
         })
-    }
-
-    /// Each statement in an implicit transaction of its own (outside any transaction: it
-    /// commits by itself, as [`super::db::Db::write_alone`] wants), all in one round trip;
-    /// each one's rows or failure, in order. One failing changes nothing for the others.
-    ///
-    /// The server runs them in turn, so one waiting for a lock would hold up the rest: for
-    /// the round trip each waits at most `lock_wait_ms` (then fails with SQLSTATE 55P03), and
-    /// the connection's own `lock_timeout` is back afterwards. `false` beside the results
-    /// when that could not be made sure of: the connection must not be used again.
-    pub(super) fn each_alone(
-        &self,
-        statements: &[(&str, &[P<'_>])],
-        lock_wait_ms: u32,
-    ) -> (Vec<Result<Vec<Row>, PgError>>, bool) {
-        let client = self.client;
-        let prepared: Vec<_> = statements
-            .iter()
-            .map(|(sql, params)| self.prepared(sql, params))
-            .collect();
-        let set = format!("SET lock_timeout = {lock_wait_ms}");
-        let (set, results, reset) = drive(self.runtime, async {
-            // Polled in order the first time (`biased`, and `join_all` in turn): the requests
-            // go in order, each statement with its own Sync, so each is a transaction of its
-            // own between the SET and the RESET.
-            tokio::join!(
-                biased;
-                client.batch_execute(&set),
-                join_all(prepared.into_iter().zip(statements).map(
-                    |(statement, (_, params))| async move {
-                        let statement = statement?;
-                        Ok(client.query(&statement, params).await?)
-                    },
-                )),
-                client.batch_execute("RESET lock_timeout")
-            )
-        });
-        // A failed SET only leaves the connection's own, longer wait for this round trip.
-        drop(set);
-        (results, reset.is_ok())
     }
 
     /// [`Conn::two`], then, in a transaction of its own (not a savepoint of a group or an

@@ -34,9 +34,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio_postgres::Row;
 
 use super::challenges::{ChallengeTerms, Creations};
-use super::combine::{Combiner, Keyed};
 use super::conn::Pipeline;
-pub(super) use super::conn::{drive, refs, Conn, Owned, P};
+pub(super) use super::conn::{drive, Conn, Owned, P};
 use super::connect::PgSettings;
 use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
@@ -111,9 +110,6 @@ pub struct PgStore {
     listener_parts: ListenerParts,
     /// Challenge creations under way on its job threads ([`Creations`]).
     creations: Creations,
-    /// Statements that commit by themselves, under way on its job threads
-    /// ([`LoneStatements`]).
-    lone_statements: LoneStatements,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -197,7 +193,6 @@ impl PgStore {
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
             listener_parts,
             creations: Creations::new(super::challenges::CREATIONS_MAX),
-            lone_statements: LoneStatements::new(LONE_MAX),
         })
     }
 
@@ -270,113 +265,6 @@ impl PgStore {
             Ok(value)
         });
         held.end(result)
-    }
-}
-
-/// A statement that commits by itself ([`Db::write_alone`]), waiting for its batch.
-pub(super) struct Lone {
-    sql: String,
-    params: Vec<Owned>,
-}
-
-#[cfg(test)]
-impl Lone {
-    pub(super) fn new(sql: &str, params: Vec<Owned>) -> Lone {
-        Lone {
-            sql: sql.into(),
-            params,
-        }
-    }
-}
-
-impl Keyed for Lone {
-    fn key(&self) -> Option<&str> {
-        // Each is a transaction of its own: any may share a round trip (one waiting for a
-        // lock holds up those after it for [`LONE_LOCK_WAIT_MS`] at most).
-        None
-    }
-}
-
-/// What a batch gives each of its [`Lone`] statements: its result, or the statement back
-/// (it waited for a lock past the batch's bound, [`LONE_LOCK_WAIT_MS`], and was rolled back:
-/// the caller runs it on its own, with the connection's own `lock_timeout`).
-pub(super) enum LoneOutcome {
-    Done(StoreResult<Vec<Row>>),
-    Alone(Lone),
-}
-
-/// A store's concurrent [`Lone`] statements, sent in batches ([`Combiner`]).
-pub(super) type LoneStatements = Combiner<Lone, LoneOutcome>;
-
-/// Most [`Lone`] statements in one round trip.
-const LONE_MAX: usize = 16;
-
-/// The longest a [`Lone`] statement waits for a lock (ms) in a batch, where it holds up the
-/// statements after it: a device's row is held only by that device's answer or revocation
-/// under way, each a few milliseconds; past this, it waits on its own.
-const LONE_LOCK_WAIT_MS: u32 = 200;
-
-/// SQLSTATE `lock_not_available`: a lock waited for past `lock_timeout`.
-const LOCK_NOT_AVAILABLE: &str = "55P03";
-
-impl PgStore {
-    /// Its [`LoneStatements`], for tests to look at.
-    #[cfg(test)]
-    pub(super) fn lone_statements(&self) -> &LoneStatements {
-        &self.lone_statements
-    }
-
-    /// Runs a batch of [`Lone`] statements on one connection, in one round trip, each in a
-    /// transaction of its own; each one's outcome, in order.
-    pub(super) fn run_alone(&self, batch: Vec<Lone>) -> Vec<LoneOutcome> {
-        let connected = self
-            .runtime()
-            .and_then(|runtime| Ok((runtime, self.connection()?)));
-        let (runtime, obj) = match connected {
-            Ok(connected) => connected,
-            Err(e) => {
-                // No connection: every statement of the batch learns it.
-                let e = StoreError::from(e);
-                return batch
-                    .iter()
-                    .map(|_| LoneOutcome::Done(Err(e.copy())))
-                    .collect();
-            }
-        };
-        let params: Vec<Vec<P<'_>>> = batch.iter().map(|lone| refs(&lone.params)).collect();
-        let statements: Vec<(&str, &[P<'_>])> = batch
-            .iter()
-            .zip(&params)
-            .map(|(lone, params)| (lone.sql.as_str(), &params[..]))
-            .collect();
-        let (results, reusable) =
-            Conn::new(runtime, &obj).each_alone(&statements, LONE_LOCK_WAIT_MS);
-        drop(statements);
-        drop(params);
-        let unavailable = results
-            .iter()
-            .any(|r| matches!(r, Err(PgError::Driver(e)) if is_unavailable(e)));
-        if unavailable || !reusable {
-            let _ = Object::take(obj);
-        }
-        batch
-            .into_iter()
-            .zip(results)
-            .map(|(lone, result)| match result {
-                Err(PgError::Driver(e))
-                    if e.code().map(|c| c.code()) == Some(LOCK_NOT_AVAILABLE) =>
-                {
-                    LoneOutcome::Alone(lone)
-                }
-                result => LoneOutcome::Done(result.map_err(StoreError::from)),
-            })
-            .collect()
-    }
-
-    /// A [`Lone`] statement on its own connection's terms (after its batch sent it back).
-    fn run_one_alone(&self, lone: &Lone) -> StoreResult<Vec<Row>> {
-        let params = refs(&lone.params);
-        self.read(|c| c.query(&lone.sql, &params))
     }
 }
 
@@ -525,11 +413,7 @@ pub(super) trait Db {
     /// It takes the statement, not a closure, so that nothing more can run outside a
     /// transaction: a closure once let a revocation (several statements, and one an atomic unit
     /// decides on) run here by mistake (attack review r10).
-    ///
-    /// On the store itself, such statements made at the same time on its job threads go to
-    /// the database together, in one round trip, each still its own transaction
-    /// ([`LoneStatements`]).
-    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>>;
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>>;
     /// The store's cache of active devices' keys ([`DeviceKeys`]); `None` in a group or an
     /// atomic unit, which read the devices.
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -578,20 +462,9 @@ impl Db for PgStore {
         self.in_transaction(false, f)
     }
 
-    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
-        let outcome = self.lone_statements.run(
-            Lone { sql, params },
-            |batch| self.run_alone(batch),
-            || {
-                LoneOutcome::Done(Err(StoreError::Corrupt(
-                    "a batch of lone statements ended without a result".into(),
-                )))
-            },
-        );
-        match outcome {
-            LoneOutcome::Done(result) => result,
-            LoneOutcome::Alone(lone) => self.run_one_alone(&lone),
-        }
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
+        // Outside a transaction, as a read: the one statement commits by itself.
+        self.read(|c| c.query(sql, params))
     }
 
     fn device_keys(&self) -> Option<&DeviceKeys> {
@@ -706,9 +579,8 @@ impl Db for Atomic<'_> {
         Ok(self.savepoint("op", f)?)
     }
 
-    fn write_alone(&self, sql: String, params: Vec<Owned>) -> StoreResult<Vec<Row>> {
-        let params = refs(&params);
-        self.write(|c| c.query(&sql, &params))
+    fn write_alone(&self, sql: &str, params: &[P<'_>]) -> StoreResult<Vec<Row>> {
+        self.write(|c| c.query(sql, params))
     }
 
     fn run_group(&self, work: &mut dyn FnMut(&dyn Store)) -> StoreResult<()> {

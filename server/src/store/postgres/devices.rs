@@ -90,16 +90,11 @@ pub(super) fn spend_device_nonce<D: Db>(
     // on nonces or last_seen_at, so it needs not take (nor wait for) their lock. Always one
     // row: the device's columns are NULL for an unknown id.
     let rows = db.write_alone(
-        format!(
+        &format!(
             "WITH {} SELECT d.*, {NONCE_VERDICT} FROM (SELECT 1) AS one LEFT JOIN d ON true",
             nonce_ctes(1, false)
         ),
-        vec![
-            Box::new(device_id.to_owned()),
-            Box::new(nonce.to_owned()),
-            Box::new(valid_until),
-            Box::new(now),
-        ],
+        &[&device_id, &nonce, &valid_until, &now],
     )?;
     let row = rows
         .first()

@@ -1688,77 +1688,9 @@ fn session18_a_locked_user_holds_up_only_its_own_creation() {
     assert!(matches!(created.unwrap(), Create::Created { .. }));
 }
 
-/// Session 18: devices' polls (each a statement that commits by itself) made while another
-/// such statement is under way go to the database together, in one round trip; each gets its
-/// own device's challenges, and each one's nonce is spent (a replay is refused).
-#[test]
-fn session18_polls_during_one_share_a_round_trip_and_each_gets_its_own() {
-    use super::db::Db;
-    let Some(url) = database("session18_polls_share_a_round_trip") else {
-        return;
-    };
-    let store = replica(&url);
-    for i in 0..12 {
-        let (user, device) = (format!("u{i:02}"), format!("d{i:02}"));
-        enrolled_with(store.as_ref(), &user, &device, [i as u8 + 1; 32]);
-        let new = NewChallenge {
-            user,
-            ..new_challenge(&format!("c{i:02}"), 1_000)
-        };
-        store.create_challenge(&new, Arc::new(|_| Ok(()))).unwrap();
-    }
-    let poll = |i: usize, nonce: &'static str| {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || {
-            store.device_challenges_spending(&request_nonce(&format!("d{i:02}"), nonce), 2_000)
-        })
-    };
-    // A statement of three seconds leads; the polls made meanwhile wait for it.
-    let slow = {
-        let store = Arc::clone(&store);
-        std::thread::spawn(move || store.write_alone("SELECT pg_sleep(3)".into(), Vec::new()))
-    };
-    while session_waits(&url, "PgSleep") == 0 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let polls: Vec<_> = (0..12).map(|i| poll(i, "n1")).collect();
-    while store.lone_statements().waiting_and_largest().0 < 12 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    slow.join().unwrap().unwrap();
-    for (i, thread) in polls.into_iter().enumerate() {
-        let (live, expired) = thread.join().unwrap().unwrap().unwrap();
-        let ids: Vec<&str> = live.iter().map(|(c, _)| c.id.as_str()).collect();
-        assert_eq!(ids, [format!("c{i:02}")], "device d{i:02}");
-        assert!(expired.is_empty());
-    }
-    assert_eq!(store.lone_statements().waiting_and_largest(), (0, 12));
-    for i in 0..12 {
-        assert_eq!(
-            poll(i, "n1").join().unwrap().unwrap().unwrap_err(),
-            crate::store::NonceRefused::Replayed
-        );
-    }
-}
-
-/// How many sessions on `url`'s database wait on `event` now.
-fn session_waits(url: &str, event: &str) -> usize {
-    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
-    let db = url.rsplit('/').next().unwrap();
-    pg.psql_db(
-        db,
-        &format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event = '{event}'"
-        ),
-    )
-    .parse()
-    .unwrap()
-}
-
 /// Session 18, attack review: a device's row held by another transaction (that device's
-/// answer on a replica stopped mid-transaction) holds up only that device's poll: in its
-/// batch it waits a moment at most, then on its own, and the other devices' polls go on.
+/// answer on a replica stopped mid-transaction) holds up only that device's poll: the other
+/// devices' polls go on meanwhile.
 #[test]
 fn session18_a_held_device_row_holds_up_only_its_own_poll() {
     let Some(url) = database("session18_a_held_device_row") else {
@@ -1794,44 +1726,4 @@ fn session18_a_held_device_row_holds_up_only_its_own_poll() {
     let (i, polled) = finished.recv_timeout(Duration::from_secs(30)).unwrap();
     assert_eq!(i, 0);
     assert!(polled.unwrap().is_ok(), "d00's nonce was fresh");
-}
-
-/// Session 18: statements sent together, each in a transaction of its own, fail alone: the one
-/// after a failing one is still committed.
-#[test]
-fn session18_a_failing_lone_statement_fails_alone() {
-    use super::db::{Lone, LoneOutcome};
-    let Some(url) = database("session18_a_failing_lone_statement") else {
-        return;
-    };
-    let store = replica(&url);
-    enrolled_with(store.as_ref(), "alice", "d1", [1; 32]);
-    enrolled_with(store.as_ref(), "bob", "d2", [2; 32]);
-    let reset = "INSERT INTO push_resets (user_name, at) VALUES ($1, $2) RETURNING at";
-    let results: Vec<_> = store
-        .run_alone(vec![
-            Lone::new(reset, vec![Box::new("alice".to_owned()), Box::new(1_i64)]),
-            Lone::new("SELECT 1 / 0", Vec::new()),
-            Lone::new(reset, vec![Box::new("bob".to_owned()), Box::new(2_i64)]),
-        ])
-        .into_iter()
-        .map(|outcome| match outcome {
-            LoneOutcome::Done(result) => result,
-            LoneOutcome::Alone(_) => panic!("sent back"),
-        })
-        .collect();
-    assert_eq!(results.len(), 3);
-    assert_eq!(results[0].as_ref().unwrap().len(), 1);
-    let err = results[1].as_ref().unwrap_err();
-    assert!(err.to_string().contains("division by zero"), "{err}");
-    assert_eq!(results[2].as_ref().unwrap().len(), 1);
-    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
-    let db = url.rsplit('/').next().unwrap();
-    assert_eq!(
-        pg.psql_db(
-            db,
-            "SELECT string_agg(user_name || ':' || at, ',' ORDER BY at) FROM push_resets"
-        ),
-        "alice:1,bob:2"
-    );
 }
