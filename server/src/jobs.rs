@@ -52,9 +52,9 @@ type Job = Box<dyn FnOnce(Option<&dyn Store>) -> Reply + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     /// Work that finishes a login already under way: a device's answer, acknowledgement or a
-    /// cancel of a challenge a relying party waits on here, and that relying party's reads and
-    /// key check once its wait is woken (`AppState::run_announced`, `AppState::run_ahead`).
-    /// Taken first.
+    /// cancel of a challenge a relying party waits on here (or that was listed to one of its
+    /// devices here: `crate::shown`), and that relying party's reads and key check once its
+    /// wait is woken (`AppState::run_announced`, `AppState::run_ahead`). Taken first.
     Ahead,
     /// Everything else (new logins, enrollments, polls, administration).
     Normal,

@@ -33,6 +33,7 @@ pub mod opening;
 pub mod rights;
 pub mod server;
 pub mod service;
+pub mod shown;
 pub mod site_keys;
 pub mod starting;
 pub mod state;

@@ -111,6 +111,7 @@ pub struct Metrics {
     wake: WakeMetrics,
     slow_hashes: Counter,
     unread_starts: Counter,
+    jobs_ahead: Counter,
 }
 
 /// Counts one waiting long-poll while it lives.
@@ -220,7 +221,16 @@ impl Metrics {
              created, without a read (PostgreSQL; see README, High availability)",
             unread_starts.clone(),
         );
+        let jobs_ahead = Counter::default();
+        registry.register(
+            "pushauth_store_jobs_ahead",
+            "Store jobs that went ahead of new work: a device's change to a challenge a relying \
+             party waits on here or that was listed to that device here, and a woken relying \
+             party's read (see README, Benchmarks)",
+            jobs_ahead.clone(),
+        );
         Metrics {
+            jobs_ahead,
             unread_starts,
             slow_hashes,
             wake,
@@ -232,6 +242,11 @@ impl Metrics {
             latency,
             connections,
         }
+    }
+
+    /// Counts a store job that went ahead of new work (`crate::jobs::Lane::Ahead`).
+    pub fn ran_ahead(&self) {
+        self.jobs_ahead.inc();
     }
 
     /// Counts a long-poll that started without a read (`crate::created`).

@@ -101,6 +101,7 @@ impl AppState {
         E: From<service::Error> + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     {
+        self.metrics.ran_ahead();
         self.finish(self.jobs.run_ahead(f)).await
     }
 
@@ -108,7 +109,8 @@ impl AppState {
     /// acknowledgement, a cancel), whose value is the challenge's
     /// [`service::challenges::Outcome`] (or a refusal). It runs ahead
     /// ([`AppState::run_ahead`]) only while a relying party's wait on this replica awaits that
-    /// challenge's answer: these requests are checked inside their job, and a challenge's id
+    /// challenge's answer, or while it is open and was listed to one of its devices here
+    /// ([`crate::shown`]): these requests are checked inside their job, and a challenge's id
     /// is known only to its relying party and its devices, so a forged request cannot go
     /// ahead. The change reaches the local waiters whatever happens to the caller:
     /// - the caller [`settle`](AppState::settle)s the outcome; should the caller be gone once
@@ -133,7 +135,10 @@ impl AppState {
     {
         let state = Arc::clone(self);
         let gone_id = id.to_owned();
-        let lane = lane_for_change(&self.waiters, id);
+        let lane = lane_for_change(&self.waiters, id, crate::clock::now_ms());
+        if lane == crate::jobs::Lane::Ahead {
+            self.metrics.ran_ahead();
+        }
         let job = self.jobs.submit(lane, f, move |value| match value {
             Ok(outcome) => {
                 if let Some(c) = &outcome.changed {
@@ -277,9 +282,11 @@ impl AppState {
 }
 
 /// The lane of a job that may change challenge `id` ([`AppState::run_announced`]): ahead
-/// only while a wait on this replica awaits that challenge's answer.
-fn lane_for_change(waiters: &Waiters, id: &str) -> crate::jobs::Lane {
-    if waiters.challenge_awaits_record(id) {
+/// only while a wait on this replica awaits that challenge's answer, or while the challenge,
+/// listed to one of its devices here, has not expired at `now` (Unix milliseconds): a
+/// relying party waiting on another replica ([`crate::shown`]).
+fn lane_for_change(waiters: &Waiters, id: &str, now: crate::clock::Millis) -> crate::jobs::Lane {
+    if waiters.challenge_awaits_record(id) || waiters.shown_here().is_shown(id, now) {
         crate::jobs::Lane::Ahead
     } else {
         crate::jobs::Lane::Normal
@@ -298,13 +305,25 @@ mod tests {
     fn only_a_change_someone_waits_for_here_goes_ahead() {
         let waiters = Waiters::default();
         assert_eq!(
-            lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA"),
+            lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA", 1_000),
             Lane::Normal
         );
         let wait = waiters.watch_challenge("c1");
-        assert_eq!(lane_for_change(&waiters, "c1"), Lane::Ahead);
-        assert_eq!(lane_for_change(&waiters, "c2"), Lane::Normal);
+        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Ahead);
+        assert_eq!(lane_for_change(&waiters, "c2", 1_000), Lane::Normal);
         drop(wait);
-        assert_eq!(lane_for_change(&waiters, "c1"), Lane::Normal);
+        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Normal);
+    }
+
+    /// Session 19: with several replicas, a device often answers on one where nobody waits:
+    /// there its answer goes ahead while the challenge, listed to one of its devices on that
+    /// replica, is open; an id never listed here still queues with everything else.
+    #[test]
+    fn a_change_to_a_challenge_listed_here_goes_ahead_until_it_expires() {
+        let waiters = Waiters::default();
+        waiters.shown_here().shown("c1", 2_000, 1_000);
+        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Ahead);
+        assert_eq!(lane_for_change(&waiters, "c2", 1_000), Lane::Normal);
+        assert_eq!(lane_for_change(&waiters, "c1", 2_000), Lane::Normal);
     }
 }

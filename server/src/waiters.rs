@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::created::CreatedHere;
+use crate::shown::ShownHere;
 use crate::store::ChallengeRecord;
 
 /// What a challenge's waiters are told: the terminal record, or `None` ("read it again").
@@ -29,6 +30,7 @@ pub struct Waiters {
     challenges: Arc<Channels<ChallengeNews>>,
     devices: Arc<Channels<()>>,
     created: Arc<CreatedHere>,
+    shown: Arc<ShownHere>,
 }
 
 /// One waiter's subscription; leaving removes the channel when nobody else listens.
@@ -117,6 +119,11 @@ impl Waiters {
     /// The challenges this replica created that nothing changed since ([`CreatedHere`]).
     pub fn created_here(&self) -> &CreatedHere {
         &self.created
+    }
+
+    /// The challenges this replica listed to one of their devices ([`ShownHere`]).
+    pub fn shown_here(&self) -> &ShownHere {
+        &self.shown
     }
 
     /// Wakes everyone waiting on a challenge and on the devices it was sent to.

@@ -98,6 +98,11 @@ pub async fn notices(
 fn pending_list(state: &SharedState, found: OpenChallenges) -> (bool, PendingList) {
     let OpenChallenges { open, expired } = found;
     state.expired(&expired);
+    // Listed to an authenticated device: its answer goes ahead here (`shown.rs`).
+    let now = clock::now_ms();
+    for (c, _) in &open {
+        state.waiters.shown_here().shown(&c.id, c.expires_at, now);
+    }
     let any_pending = open.iter().any(|(c, _)| c.state == ChallengeState::Pending);
     let challenges = open
         .iter()

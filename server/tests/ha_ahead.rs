@@ -1,0 +1,73 @@
+//! Issue 13, session 19: with several replicas a device often answers on a replica where no
+//! relying party waits. There its answer goes ahead of new work in the store's queue when the
+//! challenge was listed to that device on that replica (`server/src/shown.rs`), and only then:
+//! an answer naming a challenge that replica never listed queues with everything else, as a
+//! forged one must. Real replicas (the built binary) over a temporary PostgreSQL cluster;
+//! skips without PostgreSQL binaries (`PUSHAUTH_REQUIRE_POSTGRES=1` makes that a failure).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
+
+mod ha;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use ha::{approve, assert_approved, client, wait_in_background, TwoReplicas};
+use pushauth_proto::{ChallengeState, Decision};
+
+const AHEAD: &str = "pushauth_store_jobs_ahead";
+
+#[test]
+fn an_answer_goes_ahead_on_the_other_replica_only_for_a_challenge_it_listed() {
+    let Some(site) = TwoReplicas::start_or_skip("ha answers ahead", "ahead") else {
+        return;
+    };
+    let TwoReplicas {
+        a,
+        b,
+        key,
+        phone,
+        phone_b,
+        ..
+    } = &site;
+    let on_a = Arc::new(client(&[a], key));
+
+    // Listed to the phone on B, answered on B: B runs the answer ahead (nothing waits on B).
+    let before = b.counter(AHEAD);
+    let (login, waiting) = wait_in_background(&on_a, "alice");
+    thread::sleep(Duration::from_millis(200));
+    approve(phone_b, &login);
+    assert_approved(&waiting.join().unwrap().0);
+    assert_eq!(b.counter(AHEAD), before + 1, "the answer on B went ahead");
+
+    // Listed on A only, answered on B: B never listed it, so the answer queues as any
+    // request whose id B cannot vouch for (a forged one's).
+    let before = b.counter(AHEAD);
+    let (login, waiting) = wait_in_background(&on_a, "alice");
+    let seen_on_a = phone.find(&login.id);
+    let status = phone_b
+        .respond(
+            &seen_on_a,
+            Decision::Approve,
+            login.code.as_deref().unwrap(),
+        )
+        .unwrap();
+    assert_eq!(status.state, ChallengeState::Approved);
+    assert_approved(&waiting.join().unwrap().0);
+    assert_eq!(
+        b.counter(AHEAD),
+        before,
+        "an answer to a challenge B never listed"
+    );
+
+    // A refused request on B (no signature) lists nothing and goes ahead of nothing.
+    let r = pushauth_testkit::call_with(
+        &pushauth_testkit::agent(),
+        "GET",
+        &format!("{}/v1/device/challenges", b.url),
+        None,
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(b.counter(AHEAD), before);
+}
