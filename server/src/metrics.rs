@@ -223,10 +223,10 @@ impl Metrics {
         );
         let jobs_ahead = Counter::default();
         registry.register(
-            "pushauth_store_jobs_ahead",
-            "Store jobs that went ahead of new work: a device's change to a challenge a relying \
+            "pushauth_store_jobs_queued_ahead",
+            "Store jobs queued ahead of new work: a device's change to a challenge a relying \
              party waits on here or that was listed to that device here, and a woken relying \
-             party's read (see README, Benchmarks)",
+             party's read (see README, High availability)",
             jobs_ahead.clone(),
         );
         Metrics {
@@ -244,8 +244,8 @@ impl Metrics {
         }
     }
 
-    /// Counts a store job that went ahead of new work (`crate::jobs::Lane::Ahead`).
-    pub fn ran_ahead(&self) {
+    /// Counts a store job queued ahead of new work (`crate::jobs::Lane::Ahead`).
+    pub fn queued_ahead(&self) {
         self.jobs_ahead.inc();
     }
 

@@ -101,7 +101,7 @@ impl AppState {
         E: From<service::Error> + Send + 'static,
         F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
     {
-        self.metrics.ran_ahead();
+        self.metrics.queued_ahead();
         self.finish(self.jobs.run_ahead(f)).await
     }
 
@@ -137,7 +137,7 @@ impl AppState {
         let gone_id = id.to_owned();
         let lane = lane_for_change(&self.waiters, id, crate::clock::now_ms());
         if lane == crate::jobs::Lane::Ahead {
-            self.metrics.ran_ahead();
+            self.metrics.queued_ahead();
         }
         let job = self.jobs.submit(lane, f, move |value| match value {
             Ok(outcome) => {
@@ -282,11 +282,12 @@ impl AppState {
 }
 
 /// The lane of a job that may change challenge `id` ([`AppState::run_announced`]): ahead
-/// only while a wait on this replica awaits that challenge's answer, or while the challenge,
-/// listed to one of its devices here, has not expired at `now` (Unix milliseconds): a
-/// relying party waiting on another replica ([`crate::shown`]).
+/// only while a wait on this replica awaits that challenge's answer, or (a relying party
+/// waiting on another replica) for the first few such jobs on a challenge listed to one of
+/// its devices here that has not ended or expired at `now` (Unix milliseconds):
+/// [`crate::shown`].
 fn lane_for_change(waiters: &Waiters, id: &str, now: crate::clock::Millis) -> crate::jobs::Lane {
-    if waiters.challenge_awaits_record(id) || waiters.shown_here().is_shown(id, now) {
+    if waiters.challenge_awaits_record(id) || waiters.shown_here().take_ahead(id, now) {
         crate::jobs::Lane::Ahead
     } else {
         crate::jobs::Lane::Normal
@@ -319,11 +320,22 @@ mod tests {
     /// there its answer goes ahead while the challenge, listed to one of its devices on that
     /// replica, is open; an id never listed here still queues with everything else.
     #[test]
-    fn a_change_to_a_challenge_listed_here_goes_ahead_until_it_expires() {
+    fn a_change_to_a_challenge_listed_here_goes_ahead_a_few_times_until_it_ends() {
         let waiters = Waiters::default();
         waiters.shown_here().shown("c1", 2_000, 1_000);
         assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Ahead);
         assert_eq!(lane_for_change(&waiters, "c2", 1_000), Lane::Normal);
         assert_eq!(lane_for_change(&waiters, "c1", 2_000), Lane::Normal);
+        // A wait here spends none of the listing's budget.
+        waiters.shown_here().shown("c3", 5_000, 1_000);
+        let wait = waiters.watch_challenge("c3");
+        for _ in 0..10 {
+            assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Ahead);
+        }
+        drop(wait);
+        for _ in 0..crate::shown::AHEAD_PER_LISTING {
+            assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Ahead);
+        }
+        assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Normal);
     }
 }

@@ -137,6 +137,9 @@ impl Waiters {
     /// it is terminal. Call only with a record read after the change was committed.
     pub fn challenge_updated(&self, challenge: &ChallengeRecord) {
         self.created.forget(&challenge.id);
+        if challenge.state.is_terminal() {
+            self.shown.forget(&challenge.id);
+        }
         notify(&self.challenges, &challenge.id, || {
             challenge
                 .state
@@ -209,6 +212,18 @@ mod tests {
             responded_at: None,
             signature: None,
         }
+    }
+
+    /// Session 19: a change made here that ends a challenge ends what its listing lets go
+    /// ahead (`crate::shown`); one that leaves it open (an acknowledgement) does not.
+    #[test]
+    fn a_terminal_change_ends_a_listed_challenge_s_requests_ahead() {
+        let waiters = Waiters::default();
+        waiters.shown_here().shown("c1", 60_000, 1_000);
+        waiters.challenge_updated(&record(ChallengeState::Acknowledged));
+        assert!(waiters.shown_here().take_ahead("c1", 1_000));
+        waiters.challenge_updated(&record(ChallengeState::Approved));
+        assert!(!waiters.shown_here().take_ahead("c1", 1_000));
     }
 
     #[tokio::test]

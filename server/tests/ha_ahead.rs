@@ -2,7 +2,7 @@
 //! relying party waits. There its answer goes ahead of new work in the store's queue when the
 //! challenge was listed to that device on that replica (`server/src/shown.rs`), and only then:
 //! an answer naming a challenge that replica never listed queues with everything else, as a
-//! forged one must. Real replicas (the built binary) over a temporary PostgreSQL cluster;
+//! forged one must, and a listing lets only a few requests go ahead. Real replicas (the built binary) over a temporary PostgreSQL cluster;
 //! skips without PostgreSQL binaries (`PUSHAUTH_REQUIRE_POSTGRES=1` makes that a failure).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
@@ -15,7 +15,7 @@ use std::time::Duration;
 use ha::{approve, assert_approved, client, wait_in_background, TwoReplicas};
 use pushauth_proto::{ChallengeState, Decision};
 
-const AHEAD: &str = "pushauth_store_jobs_ahead";
+const AHEAD: &str = "pushauth_store_jobs_queued_ahead";
 
 #[test]
 fn an_answer_goes_ahead_on_the_other_replica_only_for_a_challenge_it_listed() {
@@ -60,14 +60,23 @@ fn an_answer_goes_ahead_on_the_other_replica_only_for_a_challenge_it_listed() {
         "an answer to a challenge B never listed"
     );
 
-    // A refused request on B (no signature) lists nothing and goes ahead of nothing.
-    let r = pushauth_testkit::call_with(
-        &pushauth_testkit::agent(),
-        "GET",
-        &format!("{}/v1/device/challenges", b.url),
-        None,
-        None,
+    // A device flooding requests on its own listed challenge gets only the listing's few
+    // ahead of other users' logins; the rest queue (and the answer still lands).
+    let before = b.counter(AHEAD);
+    let (login, waiting) = wait_in_background(&on_a, "alice");
+    let listed = phone_b.find(&login.id);
+    for _ in 0..6 {
+        phone_b.ack(&login.id).unwrap();
+    }
+    assert_eq!(
+        b.counter(AHEAD),
+        before + 3,
+        "three of six acknowledgements"
     );
-    assert_eq!(r.status, 401, "{}", r.text);
-    assert_eq!(b.counter(AHEAD), before);
+    let status = phone_b
+        .respond(&listed, Decision::Approve, login.code.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(status.state, ChallengeState::Approved);
+    assert_approved(&waiting.join().unwrap().0);
+    assert_eq!(b.counter(AHEAD), before + 3, "the budget was spent");
 }
