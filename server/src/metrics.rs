@@ -224,9 +224,10 @@ impl Metrics {
         let jobs_ahead = Counter::default();
         registry.register(
             "pushauth_store_jobs_queued_ahead",
-            "Store jobs queued ahead of new work: a device's change to a challenge a relying \
-             party waits on here or that was listed to that device here, and a woken relying \
-             party's read (see README, High availability)",
+            "Store jobs put in the lane ahead of new work (counted when the lane is chosen): a \
+             device's change to a challenge a relying party waits on here or that was listed \
+             to that device here, and a woken relying party's read (see README, High \
+             availability)",
             jobs_ahead.clone(),
         );
         Metrics {

@@ -109,7 +109,8 @@ impl AppState {
     /// acknowledgement, a cancel), whose value is the challenge's
     /// [`service::challenges::Outcome`] (or a refusal). It runs ahead
     /// ([`AppState::run_ahead`]) only while a relying party's wait on this replica awaits that
-    /// challenge's answer, or while it is open and was listed to one of its devices here
+    /// challenge's answer, or, for a device's request (`device`: the device it claims to be
+    /// from), for the first few while the challenge is open and was listed to that device here
     /// ([`crate::shown`]): these requests are checked inside their job, and a challenge's id
     /// is known only to its relying party and its devices, so a forged request cannot go
     /// ahead. The change reaches the local waiters whatever happens to the caller:
@@ -126,6 +127,7 @@ impl AppState {
     pub async fn run_announced<T, E, F>(
         self: &Arc<Self>,
         id: &str,
+        device: Option<&str>,
         f: F,
     ) -> Result<service::challenges::Outcome<T>, E>
     where
@@ -135,7 +137,7 @@ impl AppState {
     {
         let state = Arc::clone(self);
         let gone_id = id.to_owned();
-        let lane = lane_for_change(&self.waiters, id, crate::clock::now_ms());
+        let lane = lane_for_change(&self.waiters, id, device, crate::clock::now_ms());
         if lane == crate::jobs::Lane::Ahead {
             self.metrics.queued_ahead();
         }
@@ -282,12 +284,17 @@ impl AppState {
 }
 
 /// The lane of a job that may change challenge `id` ([`AppState::run_announced`]): ahead
-/// only while a wait on this replica awaits that challenge's answer, or (a relying party
-/// waiting on another replica) for the first few such jobs on a challenge listed to one of
-/// its devices here that has not ended or expired at `now` (Unix milliseconds):
-/// [`crate::shown`].
-fn lane_for_change(waiters: &Waiters, id: &str, now: crate::clock::Millis) -> crate::jobs::Lane {
-    if waiters.challenge_awaits_record(id) || waiters.shown_here().take_ahead(id, now) {
+/// while a wait on this replica awaits that challenge's answer, or (a relying party waiting on
+/// another replica) for the first few requests of `device` on a challenge listed to it here
+/// that has not ended or expired at `now` (Unix milliseconds): [`crate::shown`].
+fn lane_for_change(
+    waiters: &Waiters,
+    id: &str,
+    device: Option<&str>,
+    now: crate::clock::Millis,
+) -> crate::jobs::Lane {
+    let listed_here = || device.is_some_and(|d| waiters.shown_here().take_ahead(id, d, now));
+    if waiters.challenge_awaits_record(id) || listed_here() {
         crate::jobs::Lane::Ahead
     } else {
         crate::jobs::Lane::Normal
@@ -306,14 +313,23 @@ mod tests {
     fn only_a_change_someone_waits_for_here_goes_ahead() {
         let waiters = Waiters::default();
         assert_eq!(
-            lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA", 1_000),
+            lane_for_change(&waiters, "AAAAAAAAAAAAAAAAAAAAAA", None, 1_000),
             Lane::Normal
         );
         let wait = waiters.watch_challenge("c1");
-        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Ahead);
-        assert_eq!(lane_for_change(&waiters, "c2", 1_000), Lane::Normal);
+        assert_eq!(
+            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
+            Lane::Ahead
+        );
+        assert_eq!(
+            lane_for_change(&waiters, "c2", Some("d1"), 1_000),
+            Lane::Normal
+        );
         drop(wait);
-        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Normal);
+        assert_eq!(
+            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
+            Lane::Normal
+        );
     }
 
     /// Session 19: with several replicas, a device often answers on one where nobody waits:
@@ -322,20 +338,38 @@ mod tests {
     #[test]
     fn a_change_to_a_challenge_listed_here_goes_ahead_a_few_times_until_it_ends() {
         let waiters = Waiters::default();
-        waiters.shown_here().shown("c1", 2_000, 1_000);
-        assert_eq!(lane_for_change(&waiters, "c1", 1_000), Lane::Ahead);
-        assert_eq!(lane_for_change(&waiters, "c2", 1_000), Lane::Normal);
-        assert_eq!(lane_for_change(&waiters, "c1", 2_000), Lane::Normal);
+        waiters.shown_here().shown("c1", "d1", 2_000, 1_000);
+        assert_eq!(
+            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
+            Lane::Ahead
+        );
+        assert_eq!(
+            lane_for_change(&waiters, "c2", Some("d1"), 1_000),
+            Lane::Normal
+        );
+        assert_eq!(
+            lane_for_change(&waiters, "c1", Some("d1"), 2_000),
+            Lane::Normal
+        );
         // A wait here spends none of the listing's budget.
-        waiters.shown_here().shown("c3", 5_000, 1_000);
+        waiters.shown_here().shown("c3", "d1", 5_000, 1_000);
         let wait = waiters.watch_challenge("c3");
         for _ in 0..10 {
-            assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Ahead);
+            assert_eq!(
+                lane_for_change(&waiters, "c3", Some("d1"), 1_000),
+                Lane::Ahead
+            );
         }
         drop(wait);
-        for _ in 0..crate::shown::AHEAD_PER_LISTING {
-            assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Ahead);
+        for _ in 0..crate::shown::AHEAD_PER_DEVICE {
+            assert_eq!(
+                lane_for_change(&waiters, "c3", Some("d1"), 1_000),
+                Lane::Ahead
+            );
         }
-        assert_eq!(lane_for_change(&waiters, "c3", 1_000), Lane::Normal);
+        assert_eq!(
+            lane_for_change(&waiters, "c3", Some("d1"), 1_000),
+            Lane::Normal
+        );
     }
 }

@@ -219,11 +219,11 @@ mod tests {
     #[test]
     fn a_terminal_change_ends_a_listed_challenge_s_requests_ahead() {
         let waiters = Waiters::default();
-        waiters.shown_here().shown("c1", 60_000, 1_000);
+        waiters.shown_here().shown("c1", "d1", 60_000, 1_000);
         waiters.challenge_updated(&record(ChallengeState::Acknowledged));
-        assert!(waiters.shown_here().take_ahead("c1", 1_000));
+        assert!(waiters.shown_here().take_ahead("c1", "d1", 1_000));
         waiters.challenge_updated(&record(ChallengeState::Approved));
-        assert!(!waiters.shown_here().take_ahead("c1", 1_000));
+        assert!(!waiters.shown_here().take_ahead("c1", "d1", 1_000));
     }
 
     #[tokio::test]

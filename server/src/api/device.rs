@@ -95,13 +95,17 @@ pub async fn notices(
 }
 
 /// The wire list of a device's open challenges, after the bookkeeping for those it expired.
-fn pending_list(state: &SharedState, found: OpenChallenges) -> (bool, PendingList) {
+/// `device`: the authenticated device they are listed to.
+fn pending_list(state: &SharedState, device: &str, found: OpenChallenges) -> (bool, PendingList) {
     let OpenChallenges { open, expired } = found;
     state.expired(&expired);
     // Listed to an authenticated device: its answer goes ahead here (`shown.rs`).
     let now = clock::now_ms();
     for (c, _) in &open {
-        state.waiters.shown_here().shown(&c.id, c.expires_at, now);
+        state
+            .waiters
+            .shown_here()
+            .shown(&c.id, device, c.expires_at, now);
     }
     let any_pending = open.iter().any(|(c, _)| c.state == ChallengeState::Pending);
     let challenges = open
@@ -139,7 +143,7 @@ pub async fn list(
         })
         .await?;
     let wake_at: Vec<_> = found.open.iter().map(|(c, _)| c.expires_at).collect();
-    let (any_pending, list) = pending_list(&state, found);
+    let (any_pending, list) = pending_list(&state, &device.id, found);
     let wait = wait?;
     if any_pending || wait == 0 || state.stopping() {
         return Ok(Json(list));
@@ -152,10 +156,11 @@ pub async fn list(
     drop(list);
     state.wait_for(sub.changed(), wake).await;
     let now = clock::now_ms();
+    let device_id = device.id.clone();
     let found = state
         .run(move |s| challenges::open_for_device(s, &device.id, now))
         .await?;
-    Ok(Json(pending_list(&state, found).1))
+    Ok(Json(pending_list(&state, &device_id, found).1))
 }
 
 /// `POST /v1/device/challenges/{id}/ack`: pending → acknowledged.
@@ -170,8 +175,9 @@ pub async fn ack(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let request = DeviceRequest::parse(&method, &uri, &headers, &body, peer)?;
     let failures = Arc::clone(&state.signature_failures);
+    let claimed = request.claimed_device().to_owned();
     let outcome = state
-        .run_announced(&id.clone(), move |s| {
+        .run_announced(&id.clone(), Some(&claimed), move |s| {
             let device = request.verify(s, &failures)?;
             Ok::<_, ApiError>(challenges::acknowledge(s, &device, &id, clock::now_ms()))
         })
@@ -196,8 +202,9 @@ pub async fn respond(
     let req = serde_json::from_slice::<DeviceResponse>(&body)
         .map_err(|e| crate::service::Error::Invalid(format!("bad JSON body: {e}")));
     let limits = state.config.limits;
+    let claimed = request.claimed_device().to_owned();
     let outcome = state
-        .run_announced(&id.clone(), move |s| {
+        .run_announced(&id.clone(), Some(&claimed), move |s| {
             let source = request.0.source.clone();
             // The nonce is spent with the answer's compare-and-set, or on its own when the
             // answer is refused first.

@@ -331,7 +331,7 @@ pub async fn cancel_challenge(
 ) -> Result<Json<ChallengeStatus>, ApiError> {
     let now = clock::now_ms();
     let outcome = state
-        .run_announced(&id.clone(), move |s| {
+        .run_announced(&id.clone(), None, move |s| {
             let rp = authenticate(s, &key)?;
             Ok::<_, ApiError>(challenges::cancel(s, &rp, &id, now))
         })
