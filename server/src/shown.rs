@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::clock::Millis;
 
-/// Ids kept at most (a few hundred bytes each). Full, those expired go; if three quarters
+/// Ids kept at most (a hundred bytes each, about a kilobyte with 16 devices). Full, those expired go; if three quarters
 /// are left, all go (so a full registry is swept once per quarter of it, never per insert;
 /// a challenge listed again after that starts with a new budget).
 pub const MAX_SHOWN: usize = 16_384;

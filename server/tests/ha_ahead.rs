@@ -2,7 +2,7 @@
 //! relying party waits. There its answer goes ahead of new work in the store's queue when the
 //! challenge was listed to that device on that replica (`server/src/shown.rs`), and only then:
 //! an answer naming a challenge that replica never listed queues with everything else, as a
-//! forged one must, and a listing lets only a few requests go ahead. Real replicas (the built binary) over a temporary PostgreSQL cluster;
+//! forged one must, and a listing lets only three of the device's requests go ahead. Real replicas (the built binary) over a temporary PostgreSQL cluster;
 //! skips without PostgreSQL binaries (`PUSHAUTH_REQUIRE_POSTGRES=1` makes that a failure).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on what it did not expect
 
