@@ -306,6 +306,11 @@ mod tests {
     use super::*;
     use crate::jobs::Lane;
 
+    /// The lane of device d1's request on challenge `id` at `now`.
+    fn lane(waiters: &Waiters, id: &str, now: crate::clock::Millis) -> Lane {
+        lane_for_change(waiters, id, Some("d1"), now)
+    }
+
     /// Session 17 review: an answer, acknowledgement or cancel goes ahead of new work only
     /// while a relying party's wait here awaits its challenge. A forged one (checked only in
     /// its job) names an id nobody waits on, and queues with everything else.
@@ -317,19 +322,10 @@ mod tests {
             Lane::Normal
         );
         let wait = waiters.watch_challenge("c1");
-        assert_eq!(
-            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
-            Lane::Ahead
-        );
-        assert_eq!(
-            lane_for_change(&waiters, "c2", Some("d1"), 1_000),
-            Lane::Normal
-        );
+        assert_eq!(lane(&waiters, "c1", 1_000), Lane::Ahead);
+        assert_eq!(lane(&waiters, "c2", 1_000), Lane::Normal);
         drop(wait);
-        assert_eq!(
-            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
-            Lane::Normal
-        );
+        assert_eq!(lane(&waiters, "c1", 1_000), Lane::Normal);
     }
 
     /// Session 19: with several replicas, a device often answers on one where nobody waits:
@@ -339,37 +335,27 @@ mod tests {
     fn a_change_to_a_challenge_listed_here_goes_ahead_a_few_times_until_it_ends() {
         let waiters = Waiters::default();
         waiters.shown_here().shown("c1", "d1", 2_000, 1_000);
-        assert_eq!(
-            lane_for_change(&waiters, "c1", Some("d1"), 1_000),
-            Lane::Ahead
-        );
-        assert_eq!(
-            lane_for_change(&waiters, "c2", Some("d1"), 1_000),
-            Lane::Normal
-        );
-        assert_eq!(
-            lane_for_change(&waiters, "c1", Some("d1"), 2_000),
-            Lane::Normal
-        );
+        assert_eq!(lane(&waiters, "c1", 1_000), Lane::Ahead);
+        assert_eq!(lane(&waiters, "c2", 1_000), Lane::Normal);
+        assert_eq!(lane(&waiters, "c1", 2_000), Lane::Normal);
         // A wait here spends none of the listing's budget.
         waiters.shown_here().shown("c3", "d1", 5_000, 1_000);
         let wait = waiters.watch_challenge("c3");
         for _ in 0..10 {
-            assert_eq!(
-                lane_for_change(&waiters, "c3", Some("d1"), 1_000),
-                Lane::Ahead
-            );
+            assert_eq!(lane(&waiters, "c3", 1_000), Lane::Ahead);
         }
         drop(wait);
         for _ in 0..crate::shown::AHEAD_PER_DEVICE {
-            assert_eq!(
-                lane_for_change(&waiters, "c3", Some("d1"), 1_000),
-                Lane::Ahead
-            );
+            assert_eq!(lane(&waiters, "c3", 1_000), Lane::Ahead);
         }
+        assert_eq!(lane(&waiters, "c3", 1_000), Lane::Normal);
+        // Only the device it was listed to: not another, not a relying party's cancel.
+        waiters.shown_here().shown("c5", "d1", 5_000, 1_000);
         assert_eq!(
-            lane_for_change(&waiters, "c3", Some("d1"), 1_000),
+            lane_for_change(&waiters, "c5", Some("d2"), 1_000),
             Lane::Normal
         );
+        assert_eq!(lane_for_change(&waiters, "c5", None, 1_000), Lane::Normal);
+        assert_eq!(lane(&waiters, "c5", 1_000), Lane::Ahead);
     }
 }
