@@ -147,8 +147,8 @@ impl Creation {
 }
 
 impl Keyed for Creation {
-    fn key(&self) -> Option<&str> {
-        Some(&self.new.user)
+    fn key(&self) -> &str {
+        &self.new.user
     }
 }
 

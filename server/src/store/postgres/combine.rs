@@ -18,8 +18,8 @@ use std::thread::{self, Thread};
 /// for the next): a creation reads its user's counts before the batch writes anything, so two
 /// of one user's in one batch would each miss the other.
 pub(super) trait Keyed {
-    /// The key no two items of a batch share; `None`: none (items that are independent).
-    fn key(&self) -> Option<&str>;
+    /// The key no two items of a batch share.
+    fn key(&self) -> &str;
 }
 
 /// An item waiting for its batch: its ticket, the item, and the thread that waits for it.
@@ -163,11 +163,7 @@ impl<T: Keyed, R> Combiner<T, R> {
         let mut items = Vec::new();
         let mut left = VecDeque::with_capacity(state.waiting.len());
         while let Some(waiting) = state.waiting.pop_front() {
-            let free = waiting
-                .item
-                .key()
-                .is_none_or(|key| keys.insert(key.to_owned()));
-            if items.len() < self.max && free {
+            if items.len() < self.max && keys.insert(waiting.item.key().to_owned()) {
                 tickets.push(waiting.ticket);
                 threads.push(waiting.thread);
                 items.push(waiting.item);
@@ -226,8 +222,8 @@ mod tests {
     struct Item(String, usize);
 
     impl Keyed for Item {
-        fn key(&self) -> Option<&str> {
-            Some(&self.0)
+        fn key(&self) -> &str {
+            &self.0
         }
     }
 
