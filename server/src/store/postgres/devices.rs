@@ -124,7 +124,11 @@ pub(super) fn spend_device_nonce<D: Db>(
 /// - `d`: the device (its [`DEVICE_COLUMNS`]), if it exists (and has the signer's key);
 /// - `fresh`: one row when the nonce was new and the device active, and is now stored;
 /// - `seen`: the device's `last_seen_at` when the nonce was fresh (second granularity is
-///   plenty and spares a row write per request).
+///   plenty and spares a row write per request), skipped while another transaction holds the
+///   row (`SKIP LOCKED`): a transaction left open on a stopped replica (until PostgreSQL's
+///   idle timeout ends it) would otherwise hold each of the device's requests for
+///   `lock_timeout`, each with a job thread and a connection, and a few of them stall the
+///   replica; a missed `last_seen_at` is only a second's news.
 ///
 /// [`NONCE_VERDICT`] reads what they did; the statement's own work must require
 /// `EXISTS (SELECT 1 FROM fresh)`.
@@ -141,9 +145,10 @@ pub(super) fn nonce_ctes(first: usize, signer: bool) -> String {
          SELECT ${id}::text, ${nonce}::text, ${until}::bigint \
          WHERE EXISTS (SELECT 1 FROM d WHERE revoked_at IS NULL) \
          ON CONFLICT DO NOTHING RETURNING 1), \
-         seen AS (UPDATE devices SET last_seen_at = ${now}::bigint WHERE id = ${id}::text \
-         AND EXISTS (SELECT 1 FROM fresh) \
-         AND (last_seen_at IS NULL OR last_seen_at <= ${now}::bigint - 1000))"
+         seen AS (UPDATE devices SET last_seen_at = ${now}::bigint WHERE id = \
+         (SELECT id FROM devices WHERE id = ${id}::text AND EXISTS (SELECT 1 FROM fresh) \
+         AND (last_seen_at IS NULL OR last_seen_at <= ${now}::bigint - 1000) \
+         FOR NO KEY UPDATE SKIP LOCKED))"
     )
 }
 

@@ -1688,12 +1688,14 @@ fn session18_a_locked_user_holds_up_only_its_own_creation() {
     assert!(matches!(created.unwrap(), Create::Created { .. }));
 }
 
-/// Session 18, attack review: a device's row held by another transaction (that device's
-/// answer on a replica stopped mid-transaction) holds up only that device's poll: the other
-/// devices' polls go on meanwhile.
+/// Session 18's and 20's attack reviews: a device's row held by another transaction (that
+/// device's answer on a replica stopped mid-transaction, until PostgreSQL's idle timeout ends
+/// it) holds up no poll, that device's own included: the poll's `last_seen_at` update skips a
+/// held row (`SKIP LOCKED`) rather than wait for it, so polls claiming the device cannot
+/// each hold a job thread and a connection for `lock_timeout` and stall the replica.
 #[test]
-fn session18_a_held_device_row_holds_up_only_its_own_poll() {
-    let Some(url) = database("session18_a_held_device_row") else {
+fn session20_a_held_device_row_holds_up_no_poll() {
+    let Some(url) = database("session20_a_held_device_row") else {
         return;
     };
     let store = six_users_waiting_long(&url);
@@ -1707,23 +1709,48 @@ fn session18_a_held_device_row_holds_up_only_its_own_poll() {
         })
     };
     let session = Session::open(&url);
-    session
-        .run("BEGIN; SELECT 1 FROM devices WHERE id = 'd00' FOR UPDATE")
+    let seen = || session.value("SELECT coalesce(last_seen_at, -1) FROM devices WHERE id = 'd00'");
+    let before = seen();
+    // As a frozen answer holds it (its nonce's `last_seen_at` update), and as a revocation or
+    // an explicit lock would.
+    for hold in [
+        "UPDATE devices SET last_seen_at = last_seen_at WHERE id = 'd00'",
+        "SELECT 1 FROM devices WHERE id = 'd00' FOR UPDATE",
+    ] {
+        session.run(&format!("BEGIN; {hold}")).unwrap();
+        let _polls: Vec<_> = (0..6).map(poll).collect();
+        let mut returned = Vec::new();
+        for _ in 0..6 {
+            // Well under the holder's idle timeout (15 s), which would end the wait too.
+            let (i, polled) = finished
+                .recv_timeout(Duration::from_secs(8))
+                .unwrap_or_else(|_| panic!("a poll waited for d00's held row ({hold})"));
+            assert!(polled.unwrap().is_ok(), "d{i:02}'s first nonce was fresh");
+            returned.push(i);
+        }
+        returned.sort_unstable();
+        assert_eq!(returned, [0, 1, 2, 3, 4, 5]);
+        session.run("COMMIT").unwrap();
+        // The nonce was spent all the same: the same request again is a replay.
+        let again = store
+            .device_challenges_spending(&request_nonce("d00", "n1"), 2_000)
+            .unwrap();
+        assert!(
+            matches!(again, Err(crate::store::NonceRefused::Replayed)),
+            "{hold}"
+        );
+        // Next round, fresh nonces.
+        session.run("DELETE FROM device_nonces").unwrap();
+    }
+    // Only the held row's `last_seen_at` was skipped; a later poll records it.
+    assert_eq!(seen(), before, "d00's held row was written");
+    assert_ne!(
+        session.value("SELECT coalesce(last_seen_at, -1) FROM devices WHERE id = 'd01'"),
+        "-1"
+    );
+    store
+        .device_challenges_spending(&request_nonce("d00", "n2"), 2_000)
+        .unwrap()
         .unwrap();
-    let _first = poll(0);
-    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _rest: Vec<_> = (1..6).map(poll).collect();
-    for _ in 1..6 {
-        let (i, polled) = finished
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the other devices' polls wait for d00's row");
-        assert_ne!(i, 0, "d00's poll returned while its row was held");
-        assert!(polled.unwrap().is_ok());
-    }
-    session.run("COMMIT").unwrap();
-    let (i, polled) = finished.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert_eq!(i, 0);
-    assert!(polled.unwrap().is_ok(), "d00's nonce was fresh");
+    assert_eq!(seen(), "2000");
 }
