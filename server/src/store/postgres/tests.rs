@@ -945,6 +945,54 @@ fn issue13_the_limits_statement_reads_no_whole_table() {
     assert!(!plan.contains("Seq Scan on challenges"), "{plan}");
 }
 
+/// Session 20 (bench profile): whether a push's source is known must read one approved
+/// challenge of the user from that source, not each of them. As `max()` over them, the generic
+/// plan of a table not yet analyzed (a new site's, the bench's) aggregated every one: 448 heap
+/// fetches per push in the bench, and a sysadmin's month of sudo is as many.
+#[test]
+fn session20_a_known_source_costs_one_index_entry() {
+    let Some(url) = database("session20_a_known_source_costs_one_index_entry") else {
+        return;
+    };
+    let db = url.rsplit('/').next().unwrap();
+    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
+    // 2,000 approved challenges of u7 from its usual source, and no statistics yet.
+    pg.psql_db(
+        db,
+        "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
+         rp_nonce, devices, created_at, expires_at, updated_at, source) \
+         SELECT 'c' || g, 'u7', 'rp', 'approved', '{}', '\\x00', '\\x00', \
+         '[]', 1000000 + g * 10, 1060000 + g * 10, 1000000 + g * 10, 'usual' \
+         FROM generate_series(1, 2000) AS g",
+    );
+    let sql = super::limits::push_state_and_devices_sql();
+    let run = pg.psql_db(
+        db,
+        &format!(
+            "SET plan_cache_mode = force_generic_plan; \
+             PREPARE p(text, text, text, bigint, bigint, bigint, bytea) AS {sql}; \
+             EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) \
+             EXECUTE p('u7', 'rp', 'usual', 1200000, 1100000, 0, NULL)"
+        ),
+    );
+    let fetched: u64 = run
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Heap Fetches: "))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum();
+    let read: u64 = run
+        .lines()
+        .take_while(|line| !line.starts_with("Planning"))
+        .filter_map(|line| line.trim().strip_prefix("Buffers: shared hit="))
+        .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        fetched <= 10 && read <= 100,
+        "{fetched} heap fetches, {read} buffers:\n{run}"
+    );
+}
+
 /// Attack on the pipelining (issue 13): statements whose results an operation does not wait
 /// for (its audit row, its NOTIFY, the challenge's own INSERT) go with the next statement or
 /// the COMMIT. One of them failing must fail the operation and keep none of it; the caller
