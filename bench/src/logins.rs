@@ -1,5 +1,10 @@
 //! Complete push logins: each pair is a relying-party thread (pushauth-client) and a device thread
 //! (pushauth-device) that answers the code the relying party shows, as a person would.
+//!
+//! Each pair logs its users in by turns (`users_per_pair` of them, each with a device of their
+//! own), as a site's logins come from many people: with one user a pair, each user logged in
+//! dozens of times a second, and the database walked that user's history on every login
+//! (PostgreSQL's dead index entries until a vacuum, which no real user's rate comes near).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -42,10 +47,12 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 ///
 /// With several `servers` (replicas of one site) pair `i` starts and waits on replica
 /// `i mod n` and its device answers on replica `i + 1 mod n`, so every login crosses replicas.
+/// Each pair has `users_per_pair` users (at least one), enrolled before the clock starts.
 pub fn run(
     servers: &[&Server],
     rp_key: &Zeroizing<String>,
     pairs: usize,
+    users_per_pair: usize,
     mode: Mode,
     answer_delay: Duration,
 ) -> Result<LoginStats> {
@@ -60,12 +67,8 @@ pub fn run(
             ))?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut devices = Vec::with_capacity(pairs);
-    for i in 0..pairs {
-        let mut profile = admin.enroll_profile(&format!("r{run}u{i}"))?;
-        profile.server = servers[(i + 1) % servers.len()].url.clone();
-        devices.push(DeviceClient::new(&profile)?);
-    }
+    let users_per_pair = users_per_pair.max(1);
+    let devices = enroll(servers, admin, run, pairs, users_per_pair)?;
 
     let epoch = Instant::now();
     let until = match mode {
@@ -77,11 +80,13 @@ pub fn run(
         Mode::Seconds(_) => usize::MAX,
     };
     let mut handles = Vec::with_capacity(pairs);
-    for (i, device) in devices.into_iter().enumerate() {
+    for (i, devices) in devices.into_iter().enumerate() {
         let client = Arc::clone(&clients[i % clients.len()]);
-        let user = format!("r{run}u{i}");
+        let users = (0..users_per_pair)
+            .map(|k| user_name(run, i, k))
+            .collect::<Vec<_>>();
         handles.push(thread::spawn(move || {
-            pair(&client, device, &user, epoch, until, count, answer_delay)
+            pair(&client, devices, &users, epoch, until, count, answer_delay)
         }));
     }
     let mut stats = LoginStats {
@@ -100,20 +105,71 @@ pub fn run(
     Ok(stats)
 }
 
+/// The name of pair `pair`'s user `k` in bench run `run`.
+fn user_name(run: u64, pair: usize, k: usize) -> String {
+    format!("r{run}u{pair}k{k}")
+}
+
+/// Enrolls every pair's users (a device each, answering on the replica after the pair's own),
+/// on four threads: a phase of 64 pairs enrolls a thousand devices.
+fn enroll(
+    servers: &[&Server],
+    admin: &Server,
+    run: u64,
+    pairs: usize,
+    users_per_pair: usize,
+) -> Result<Vec<Vec<DeviceClient>>> {
+    let one = |i: usize, k: usize| -> Result<DeviceClient> {
+        let mut profile = admin.enroll_profile(&user_name(run, i, k))?;
+        profile.server = servers[(i + 1) % servers.len()].url.clone();
+        Ok(DeviceClient::new(&profile)?)
+    };
+    let all: Vec<(usize, usize)> = (0..pairs)
+        .flat_map(|i| (0..users_per_pair).map(move |k| (i, k)))
+        .collect();
+    let enrolled = thread::scope(|scope| {
+        let workers = all
+            .chunks(all.len().div_ceil(4).max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&(i, k)| one(i, k))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect::<Vec<_>>();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow!("an enrolling thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut devices = enrolled.into_iter().flatten();
+    Ok((0..pairs)
+        .map(|_| devices.by_ref().take(users_per_pair).collect())
+        .collect())
+}
+
 fn pair(
     client: &Client,
-    device: DeviceClient,
-    user: &str,
+    devices: Vec<DeviceClient>,
+    users: &[String],
     epoch: Instant,
     until: Option<Instant>,
     count: usize,
     answer_delay: Duration,
 ) -> Result<(u64, Samples)> {
     let answered_at = Arc::new(AtomicU64::new(0));
-    let (tx, rx) = mpsc::channel::<(String, String)>();
+    let (tx, rx) = mpsc::channel::<(String, String, usize)>();
     let device_answered_at = Arc::clone(&answered_at);
     let device_thread = thread::spawn(move || -> Result<()> {
-        for (id, code) in rx {
+        for (id, code, k) in rx {
+            let device = devices
+                .get(k)
+                .ok_or_else(|| anyhow!("no device {k} in this pair"))?;
             thread::sleep(answer_delay);
             let challenge = loop {
                 let list = device.pending(5)?;
@@ -136,9 +192,10 @@ fn pair(
     let mut logins = 0u64;
     let result = (|| -> Result<()> {
         while (logins as usize) < count && until.is_none_or(|t| Instant::now() < t) {
-            let login = client.start(user, &context, &options)?;
+            let k = logins as usize % users.len();
+            let login = client.start(&users[k], &context, &options)?;
             let code = login.code.clone().unwrap_or_default();
-            tx.send((login.id.clone(), code))?;
+            tx.send((login.id.clone(), code, k))?;
             let outcome = client.wait(&login, Instant::now() + Duration::from_secs(20))?;
             let returned = epoch.elapsed().as_nanos() as u64;
             if !matches!(outcome, Outcome::Approved { .. }) {

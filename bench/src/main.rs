@@ -50,6 +50,11 @@ pub struct Args {
     /// throughput phase once per entry.
     #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = [12, 64])]
     pairs: Vec<usize>,
+    /// Users (each with a device) that each pair logs in by turns: a site's logins come from
+    /// many people. 1 is the shape of earlier figures, where each user logged in dozens of
+    /// times a second.
+    #[arg(long, default_value_t = 16)]
+    users_per_pair: usize,
     /// How long each throughput phase runs, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
 /// and the bench used.
 pub struct Loaded {
     pairs: usize,
+    users: usize,
     run: logins::LoginStats,
     cpu_used: f64,
     own_cpu_used: f64,
@@ -134,10 +140,15 @@ pub fn measure(
     args: &Args,
     db_cpu: Option<DbCpu>,
 ) -> Result<(logins::LoginStats, Vec<Loaded>)> {
+    anyhow::ensure!(
+        args.users_per_pair > 0,
+        "--users-per-pair must be at least 1"
+    );
     let light = logins::run(
         servers,
         rp_key,
         1,
+        args.users_per_pair,
         logins::Mode::Count(args.latency_logins),
         Duration::from_millis(5),
     )?;
@@ -152,11 +163,13 @@ pub fn measure(
             servers,
             rp_key,
             pairs,
+            args.users_per_pair,
             logins::Mode::Seconds(args.seconds),
             Duration::ZERO,
         )?;
         loaded.push(Loaded {
             pairs,
+            users: pairs * args.users_per_pair,
             run,
             cpu_used: cpu()? - cpu_before,
             own_cpu_used: own_cpu_seconds() - own_cpu_before,
@@ -173,6 +186,7 @@ pub fn measure(
 pub fn print_loaded(loaded: &[Loaded]) {
     for Loaded {
         pairs,
+        users,
         run,
         cpu_used,
         own_cpu_used,
@@ -182,7 +196,7 @@ pub fn print_loaded(loaded: &[Loaded]) {
         let logins = run.logins.max(1) as f64;
         println!();
         println!(
-            "== push logins ({pairs} pairs, {:.1} s)",
+            "== push logins ({pairs} pairs, {users} users, {:.1} s)",
             run.elapsed.as_secs_f64()
         );
         println!("complete logins:            {}", run.logins);

@@ -5,7 +5,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -18,7 +18,7 @@ pub struct Server {
     child: Child,
     /// Config, admin token and data directory; replicas share one (the offline-code and VAPID
     /// keys must be the same on every replica of a site).
-    dir: Rc<TempDir>,
+    dir: Arc<TempDir>,
     /// `--store-url`, when not the default SQLite store in the data directory.
     store_url: Option<String>,
     pub url: String,
@@ -45,24 +45,24 @@ max_connections_per_address = 60000
 impl Server {
     /// pushauthd on SQLite in a new temporary data directory.
     pub fn start(binary: &Path) -> Result<Server> {
-        Self::spawn(binary, Rc::new(tempfile::tempdir()?), None)
+        Self::spawn(binary, Arc::new(tempfile::tempdir()?), None)
     }
 
     /// pushauthd on the PostgreSQL database at `store_url`, in a new temporary data directory.
     pub fn start_on(binary: &Path, store_url: &str) -> Result<Server> {
         Self::spawn(
             binary,
-            Rc::new(tempfile::tempdir()?),
+            Arc::new(tempfile::tempdir()?),
             Some(store_url.to_owned()),
         )
     }
 
     /// Another replica of this one: same store, data directory, config and admin token.
     pub fn replica(&self, binary: &Path) -> Result<Server> {
-        Self::spawn(binary, Rc::clone(&self.dir), self.store_url.clone())
+        Self::spawn(binary, Arc::clone(&self.dir), self.store_url.clone())
     }
 
-    fn spawn(binary: &Path, dir: Rc<TempDir>, store_url: Option<String>) -> Result<Server> {
+    fn spawn(binary: &Path, dir: Arc<TempDir>, store_url: Option<String>) -> Result<Server> {
         raise_fd_limit();
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config = dir.path().join("pushauthd.toml");
