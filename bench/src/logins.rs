@@ -42,20 +42,24 @@ impl LoginStats {
 
 static RUN: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `pairs` relying-party/device pairs; the device waits `answer_delay` before answering so
-/// that, when it is non-zero, the client is already long-polling when the answer lands.
+/// `pairs` relying-party/device pairs, their users enrolled, ready to [`Pairs::run`]: the
+/// enrollments come before a phase's clock and CPU count start.
+pub struct Pairs {
+    run: u64,
+    clients: Vec<Arc<Client>>,
+    devices: Vec<Vec<DeviceClient>>,
+}
+
+/// Enrolls `pairs` relying-party/device pairs of `users_per_pair` users each (at least one).
 ///
 /// With several `servers` (replicas of one site) pair `i` starts and waits on replica
 /// `i mod n` and its device answers on replica `i + 1 mod n`, so every login crosses replicas.
-/// Each pair has `users_per_pair` users (at least one), enrolled before the clock starts.
-pub fn run(
+pub fn pairs(
     servers: &[&Server],
     rp_key: &Zeroizing<String>,
     pairs: usize,
     users_per_pair: usize,
-    mode: Mode,
-    answer_delay: Duration,
-) -> Result<LoginStats> {
+) -> Result<Pairs> {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
     let admin = servers.first().context("no server to bench")?;
     let clients = servers
@@ -67,9 +71,34 @@ pub fn run(
             ))?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let users_per_pair = users_per_pair.max(1);
-    let devices = enroll(servers, admin, run, pairs, users_per_pair)?;
+    let devices = enroll(servers, admin, run, pairs, users_per_pair.max(1))?;
+    Ok(Pairs {
+        run,
+        clients,
+        devices,
+    })
+}
 
+impl Pairs {
+    /// Runs the pairs' logins; the device waits `answer_delay` before answering so that, when
+    /// it is non-zero, the client is already long-polling when the answer lands.
+    pub fn run(self, mode: Mode, answer_delay: Duration) -> Result<LoginStats> {
+        let Pairs {
+            run,
+            clients,
+            devices,
+        } = self;
+        run_pairs(run, &clients, devices, mode, answer_delay)
+    }
+}
+
+fn run_pairs(
+    run: u64,
+    clients: &[Arc<Client>],
+    devices: Vec<Vec<DeviceClient>>,
+    mode: Mode,
+    answer_delay: Duration,
+) -> Result<LoginStats> {
     let epoch = Instant::now();
     let until = match mode {
         Mode::Seconds(s) => Some(epoch + Duration::from_secs(s)),
@@ -79,10 +108,10 @@ pub fn run(
         Mode::Count(n) => n,
         Mode::Seconds(_) => usize::MAX,
     };
-    let mut handles = Vec::with_capacity(pairs);
+    let mut handles = Vec::with_capacity(devices.len());
     for (i, devices) in devices.into_iter().enumerate() {
         let client = Arc::clone(&clients[i % clients.len()]);
-        let users = (0..users_per_pair)
+        let users = (0..devices.len())
             .map(|k| user_name(run, i, k))
             .collect::<Vec<_>>();
         handles.push(thread::spawn(move || {

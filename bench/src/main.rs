@@ -124,31 +124,29 @@ pub struct Loaded {
     run: logins::LoginStats,
     cpu_used: f64,
     own_cpu_used: f64,
-    /// CPU seconds the database server used, when measured.
-    db_cpu_used: Option<f64>,
+    /// CPU seconds the database server used, and the transactions it committed, when
+    /// measured.
+    db_used: Option<(f64, f64)>,
 }
 
-/// CPU seconds a database server has used so far (all its processes).
-pub type DbCpu<'a> = &'a dyn Fn() -> Result<f64>;
+/// What a database server has done so far: CPU seconds (all its processes) and committed
+/// transactions.
+pub type DbCounters<'a> = &'a dyn Fn() -> Result<(f64, f64)>;
 
 /// The unloaded latency phase (`--latency-logins` sequential logins, the client already
 /// waiting), then one throughput phase per `--pairs` entry, on `servers` (replicas of one
-/// site: see [`logins::run`]).
+/// site: see [`logins::pairs`]).
 pub fn measure(
     servers: &[&server::Server],
     rp_key: &Zeroizing<String>,
     args: &Args,
-    db_cpu: Option<DbCpu>,
+    db: Option<DbCounters>,
 ) -> Result<(logins::LoginStats, Vec<Loaded>)> {
     anyhow::ensure!(
         args.users_per_pair > 0,
         "--users-per-pair must be at least 1"
     );
-    let light = logins::run(
-        servers,
-        rp_key,
-        1,
-        args.users_per_pair,
+    let light = logins::pairs(servers, rp_key, 1, args.users_per_pair)?.run(
         logins::Mode::Count(args.latency_logins),
         Duration::from_millis(5),
     )?;
@@ -156,25 +154,22 @@ pub fn measure(
     let mut loaded = Vec::with_capacity(args.pairs.len());
     for &pairs in &args.pairs {
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
+        let ready = logins::pairs(servers, rp_key, pairs, args.users_per_pair)?;
         let cpu_before = cpu()?;
         let own_cpu_before = own_cpu_seconds();
-        let db_cpu_before = db_cpu.map(|f| f()).transpose()?;
-        let run = logins::run(
-            servers,
-            rp_key,
-            pairs,
-            args.users_per_pair,
-            logins::Mode::Seconds(args.seconds),
-            Duration::ZERO,
-        )?;
+        let db_before = db.map(|f| f()).transpose()?;
+        let run = ready.run(logins::Mode::Seconds(args.seconds), Duration::ZERO)?;
         loaded.push(Loaded {
             pairs,
             users: pairs * args.users_per_pair,
             run,
             cpu_used: cpu()? - cpu_before,
             own_cpu_used: own_cpu_seconds() - own_cpu_before,
-            db_cpu_used: match (db_cpu, db_cpu_before) {
-                (Some(f), Some(before)) => Some(f()? - before),
+            db_used: match (db, db_before) {
+                (Some(f), Some((cpu, xacts))) => {
+                    let (cpu_after, xacts_after) = f()?;
+                    Some((cpu_after - cpu, xacts_after - xacts))
+                }
                 _ => None,
             },
         });
@@ -190,7 +185,7 @@ pub fn print_loaded(loaded: &[Loaded]) {
         run,
         cpu_used,
         own_cpu_used,
-        db_cpu_used,
+        db_used,
     } in loaded
     {
         let logins = run.logins.max(1) as f64;
@@ -214,10 +209,14 @@ pub fn print_loaded(loaded: &[Loaded]) {
             "bench CPU per login:        {:.3} ms (relying-party and device clients)",
             own_cpu_used * 1000.0 / logins
         );
-        if let Some(db) = db_cpu_used {
+        if let Some((cpu, xacts)) = db_used {
             println!(
                 "PostgreSQL CPU per login:   {:.3} ms (all its processes)",
-                db * 1000.0 / logins
+                cpu * 1000.0 / logins
+            );
+            println!(
+                "PostgreSQL transactions per login: {:.2} (committed)",
+                xacts / logins
             );
         }
     }
