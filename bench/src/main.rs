@@ -129,9 +129,13 @@ pub struct Loaded {
     db_used: Option<(f64, f64)>,
 }
 
-/// What a database server has done so far: CPU seconds (all its processes) and committed
-/// transactions.
-pub type DbCounters<'a> = &'a dyn Fn() -> Result<(f64, f64)>;
+/// The database server a phase runs on (PostgreSQL).
+pub struct Db<'a> {
+    /// What it has done so far: CPU seconds (all its processes) and committed transactions.
+    pub counters: &'a dyn Fn() -> Result<(f64, f64)>,
+    /// Brings its planner statistics up to date (`ANALYZE`), before each phase's clock starts.
+    pub analyze: &'a dyn Fn() -> Result<()>,
+}
 
 /// The unloaded latency phase (`--latency-logins` sequential logins, the client already
 /// waiting), then one throughput phase per `--pairs` entry, on `servers` (replicas of one
@@ -140,7 +144,7 @@ pub fn measure(
     servers: &[&server::Server],
     rp_key: &Zeroizing<String>,
     args: &Args,
-    db: Option<DbCounters>,
+    db: Option<&Db>,
 ) -> Result<(logins::LoginStats, Vec<Loaded>)> {
     anyhow::ensure!(
         args.users_per_pair > 0,
@@ -155,9 +159,15 @@ pub fn measure(
     for &pairs in &args.pairs {
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
         let ready = logins::pairs(servers, rp_key, pairs, args.users_per_pair)?;
+        // A site that has run for a while has statistics (autovacuum analyzes its tables);
+        // the bench's new database has none until then, and the generic plans its pooled
+        // connections keep for the store's statements would be the plans for empty tables.
+        if let Some(db) = db {
+            (db.analyze)()?;
+        }
         let cpu_before = cpu()?;
         let own_cpu_before = own_cpu_seconds();
-        let db_before = db.map(|f| f()).transpose()?;
+        let db_before = db.map(|db| (db.counters)()).transpose()?;
         let run = ready.run(logins::Mode::Seconds(args.seconds), Duration::ZERO)?;
         loaded.push(Loaded {
             pairs,
@@ -166,8 +176,8 @@ pub fn measure(
             cpu_used: cpu()? - cpu_before,
             own_cpu_used: own_cpu_seconds() - own_cpu_before,
             db_used: match (db, db_before) {
-                (Some(f), Some((cpu, xacts))) => {
-                    let (cpu_after, xacts_after) = f()?;
+                (Some(db), Some((cpu, xacts))) => {
+                    let (cpu_after, xacts_after) = (db.counters)()?;
                     Some((cpu_after - cpu, xacts_after - xacts))
                 }
                 _ => None,

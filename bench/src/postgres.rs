@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use pushauth_testkit::{PgCluster, PgOptions};
 
 use crate::server::{cpu_seconds_of, Server};
-use crate::{measure, print_loaded, stats, Args};
+use crate::{measure, print_loaded, stats, Args, Db};
 
 pub fn run(pushauthd: &Path, args: &Args) -> Result<()> {
     anyhow::ensure!(
@@ -39,7 +39,16 @@ pub fn run(pushauthd: &Path, args: &Args) -> Result<()> {
     let a = Server::start_on(pushauthd, &url)?;
     println!("pushauthd {} replica A on {}", pushauthd.display(), a.url);
     let rp_key = a.create_rp("bench")?;
-    let db = || Ok((pg_cpu_seconds(&pg)?, transactions(&pg)? as f64));
+    let counters = || Ok((pg_cpu_seconds(&pg)?, transactions(&pg)? as f64));
+    let analyze = || {
+        pg.try_psql_db("pushauth", "ANALYZE")
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("ANALYZE: {e}"))
+    };
+    let db = Db {
+        counters: &counters,
+        analyze: &analyze,
+    };
     let (light, loaded) = measure(&[&a], &rp_key, args, Some(&db))?;
     println!();
     println!("==== PostgreSQL, one replica");
