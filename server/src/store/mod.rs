@@ -121,7 +121,8 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
     }
     /// Spends a device request nonce, in one step with reading the device: an active device's
     /// nonce never seen before is remembered until `valid_until` (when the request's timestamp
-    /// turns stale), `last_seen_at` becomes `now`, and the device comes back as it is
+    /// turns stale), `last_seen_at` becomes `now` (at most once a second; on PostgreSQL only
+    /// when no other transaction holds the device's row), and the device comes back as it is
     /// ([`Spent::Fresh`]). A nonce seen before is [`Spent::Replayed`]; a revoked or unknown
     /// device stores nothing ([`Spent::Revoked`], [`Spent::Unknown`]).
     fn spend_device_nonce(

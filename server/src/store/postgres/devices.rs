@@ -87,8 +87,9 @@ pub(super) fn spend_device_nonce<D: Db>(
     }
     // One statement, which commits by itself: the device as it is, the nonce when the device
     // is active, and when the nonce is fresh the device's last_seen_at. No atomic unit decides
-    // on nonces or last_seen_at, so it needs not take (nor wait for) their lock. Always one
-    // row: the device's columns are NULL for an unknown id.
+    // on nonces or last_seen_at, so it needs not take their lock; the device's row is locked
+    // for last_seen_at only when free, never waited for ([`nonce_ctes`]). Always one row: the
+    // device's columns are NULL for an unknown id.
     let rows = db.write_alone(
         &format!(
             "WITH {} SELECT d.*, {NONCE_VERDICT} FROM (SELECT 1) AS one LEFT JOIN d ON true",
