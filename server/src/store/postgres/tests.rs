@@ -914,33 +914,47 @@ fn issue13_a_quiet_store_serves_at_once_after_postgresql_restarts() {
 /// with a sequential scan of `challenges`: a push from a new source read the whole table, on
 /// every login attempt. Every part of the statement must use an index, in that plan too, on a
 /// table of some size.
-#[test]
-fn issue13_the_limits_statement_reads_no_whole_table() {
-    let Some(url) = database("issue13_the_limits_statement_reads_no_whole_table") else {
-        return;
-    };
+/// The limits statement's generic plan (the one a prepared statement keeps after its fifth
+/// run) in test database `db` after `setup`'s challenges, `explain`ed (`EXPLAIN` or `EXPLAIN
+/// (ANALYZE, …)`) for user `user` pushing from `source`.
+fn limits_plan(test: &str, setup: &str, explain: &str, user: &str, source: &str) -> Option<String> {
+    let url = database(test)?;
     let db = url.rsplit('/').next().unwrap();
     let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
-    // 20,000 challenges of 10 users, almost all approved, from their usual source: the
-    // planner expects a match early in the table, and the attacker's new source has none.
     pg.psql_db(
         db,
-        "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
-         rp_nonce, devices, created_at, expires_at, updated_at, source) \
-         SELECT 'c' || g, 'u' || (g % 10), 'rp', \
-         CASE WHEN g % 50 = 0 THEN 'pending' ELSE 'approved' END, '{}', '\\x00', '\\x00', \
-         '[]', 1000000 + g * 10, 1060000 + g * 10, 1000000 + g * 10, 'usual' \
-         FROM generate_series(1, 20000) AS g; ANALYZE challenges",
+        &format!(
+            "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
+             rp_nonce, devices, created_at, expires_at, updated_at, source) {setup}"
+        ),
     );
     let sql = super::limits::push_state_and_devices_sql();
-    let plan = pg.psql_db(
+    Some(pg.psql_db(
         db,
         &format!(
             "SET plan_cache_mode = force_generic_plan; \
              PREPARE p(text, text, text, bigint, bigint, bigint, bytea) AS {sql}; \
-             EXPLAIN EXECUTE p('u7', 'rp', 'a new source', 1200000, 1100000, 0, NULL)"
+             {explain} EXECUTE p('{user}', 'rp', '{source}', 1200000, 1100000, 0, NULL)"
         ),
-    );
+    ))
+}
+
+#[test]
+fn issue13_the_limits_statement_reads_no_whole_table() {
+    // 20,000 challenges of 10 users, almost all approved, from their usual source: the
+    // planner expects a match early in the table, and the attacker's new source has none.
+    let Some(plan) = limits_plan(
+        "issue13_the_limits_statement_reads_no_whole_table",
+        "SELECT 'c' || g, 'u' || (g % 10), 'rp', \
+         CASE WHEN g % 50 = 0 THEN 'pending' ELSE 'approved' END, '{}', '\\x00', '\\x00', \
+         '[]', 1000000 + g * 10, 1060000 + g * 10, 1000000 + g * 10, 'usual' \
+         FROM generate_series(1, 20000) AS g; ANALYZE challenges",
+        "EXPLAIN",
+        "u7",
+        "a new source",
+    ) else {
+        return;
+    };
     assert!(plan.contains("challenges"), "{plan}");
     assert!(!plan.contains("Seq Scan on challenges"), "{plan}");
 }
@@ -951,32 +965,20 @@ fn issue13_the_limits_statement_reads_no_whole_table() {
 /// fetches per push in the bench, and a sysadmin's month of sudo is as many.
 #[test]
 fn session20_a_known_source_costs_one_index_entry() {
-    let Some(url) = database("session20_a_known_source_costs_one_index_entry") else {
-        return;
-    };
-    let db = url.rsplit('/').next().unwrap();
-    let pg = pushauth_testkit::PgCluster::shared("pg tests").unwrap();
     // 2,000 approved challenges of u7 from its usual source, 2,000 of nine other users, and
     // no statistics yet (as on a new site, or in the bench before its ANALYZE).
-    pg.psql_db(
-        db,
-        "INSERT INTO challenges (id, user_name, rp_id, state, context, context_digest, \
-         rp_nonce, devices, created_at, expires_at, updated_at, source) \
-         SELECT 'c' || g, CASE WHEN g <= 2000 THEN 'u7' ELSE 'v' || (g % 9) END, 'rp', \
+    let Some(run) = limits_plan(
+        "session20_a_known_source_costs_one_index_entry",
+        "SELECT 'c' || g, CASE WHEN g <= 2000 THEN 'u7' ELSE 'v' || (g % 9) END, 'rp', \
          'approved', '{}', '\\x00', '\\x00', '[]', 1000000 + g * 10, 1060000 + g * 10, \
          1000000 + g * 10, 'usual' \
          FROM generate_series(1, 4000) AS g",
-    );
-    let sql = super::limits::push_state_and_devices_sql();
-    let run = pg.psql_db(
-        db,
-        &format!(
-            "SET plan_cache_mode = force_generic_plan; \
-             PREPARE p(text, text, text, bigint, bigint, bigint, bytea) AS {sql}; \
-             EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) \
-             EXECUTE p('u7', 'rp', 'usual', 1200000, 1100000, 0, NULL)"
-        ),
-    );
+        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)",
+        "u7",
+        "usual",
+    ) else {
+        return;
+    };
     let fetched: u64 = run
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Heap Fetches: "))
