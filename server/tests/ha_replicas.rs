@@ -573,9 +573,12 @@ fn a_push_held_up_past_a_revocation_is_created_before_it_returns_or_refused() {
     let rp_id = key.split_once('.').unwrap().0.to_owned();
     let rows = |sql: &str| pg.psql_db("rpheld", sql);
     let waiting = || {
-        rows("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            .parse::<u32>()
-            .unwrap()
+        rows(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .parse::<u32>()
+        .unwrap()
     };
 
     let (created, at, revoked) = thread::scope(|scope| {

@@ -1258,7 +1258,12 @@ fn issue13_limits_see_the_last_lock_holders_challenge_whatever_the_default_isola
     };
     // Commit once the creation waits for alice's row.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while pg.psql_db(db, "SELECT count(*) FROM pg_locks WHERE NOT granted") == "0" {
+    while pg.psql_db(
+        db,
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.datname = current_database()",
+    ) == "0"
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the creation never waited"
@@ -1530,7 +1535,11 @@ fn session18_creations_during_one_share_the_next_batch_and_each_gets_its_own() {
         .run(&format!("SELECT pg_advisory_lock({ATOMIC_LOCK})"))
         .unwrap();
     let first = create(0);
-    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+    while session.value(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.datname = current_database()",
+    ) != "1"
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     let rest: Vec<_> = (1..12).map(create).collect();
@@ -1719,7 +1728,11 @@ fn session18_a_locked_user_holds_up_only_its_own_creation() {
         .run("BEGIN; SELECT 1 FROM users WHERE name = 'u00' FOR UPDATE")
         .unwrap();
     let _first = create(0);
-    while session.value("SELECT count(*) FROM pg_locks WHERE NOT granted") != "1" {
+    while session.value(
+        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE NOT l.granted AND a.datname = current_database()",
+    ) != "1"
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     // u00's creation waits on its row; the others are created meanwhile.
