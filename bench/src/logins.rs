@@ -88,50 +88,40 @@ impl Pairs {
             clients,
             devices,
         } = self;
-        run_pairs(run, &clients, devices, mode, answer_delay)
+        let epoch = Instant::now();
+        let until = match mode {
+            Mode::Seconds(s) => Some(epoch + Duration::from_secs(s)),
+            Mode::Count(_) => None,
+        };
+        let count = match mode {
+            Mode::Count(n) => n,
+            Mode::Seconds(_) => usize::MAX,
+        };
+        let mut handles = Vec::with_capacity(devices.len());
+        for (i, devices) in devices.into_iter().enumerate() {
+            let client = Arc::clone(&clients[i % clients.len()]);
+            let users = (0..devices.len())
+                .map(|k| user_name(run, i, k))
+                .collect::<Vec<_>>();
+            handles.push(thread::spawn(move || {
+                pair(&client, devices, &users, epoch, until, count, answer_delay)
+            }));
+        }
+        let mut stats = LoginStats {
+            logins: 0,
+            elapsed: Duration::ZERO,
+            latency: Samples::default(),
+        };
+        for handle in handles {
+            let (logins, latency) = handle
+                .join()
+                .map_err(|_| anyhow!("a bench thread panicked"))??;
+            stats.logins += logins;
+            stats.latency.extend(latency);
+        }
+        stats.elapsed = epoch.elapsed();
+        Ok(stats)
     }
-}
-
-fn run_pairs(
-    run: u64,
-    clients: &[Arc<Client>],
-    devices: Vec<Vec<DeviceClient>>,
-    mode: Mode,
-    answer_delay: Duration,
-) -> Result<LoginStats> {
-    let epoch = Instant::now();
-    let until = match mode {
-        Mode::Seconds(s) => Some(epoch + Duration::from_secs(s)),
-        Mode::Count(_) => None,
-    };
-    let count = match mode {
-        Mode::Count(n) => n,
-        Mode::Seconds(_) => usize::MAX,
-    };
-    let mut handles = Vec::with_capacity(devices.len());
-    for (i, devices) in devices.into_iter().enumerate() {
-        let client = Arc::clone(&clients[i % clients.len()]);
-        let users = (0..devices.len())
-            .map(|k| user_name(run, i, k))
-            .collect::<Vec<_>>();
-        handles.push(thread::spawn(move || {
-            pair(&client, devices, &users, epoch, until, count, answer_delay)
-        }));
-    }
-    let mut stats = LoginStats {
-        logins: 0,
-        elapsed: Duration::ZERO,
-        latency: Samples::default(),
-    };
-    for handle in handles {
-        let (logins, latency) = handle
-            .join()
-            .map_err(|_| anyhow!("a bench thread panicked"))??;
-        stats.logins += logins;
-        stats.latency.extend(latency);
-    }
-    stats.elapsed = epoch.elapsed();
-    Ok(stats)
 }
 
 /// The name of pair `pair`'s user `k` in bench run `run`.
