@@ -47,7 +47,7 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 pub struct Pairs {
     run: u64,
     clients: Vec<Arc<Client>>,
-    devices: Vec<Vec<DeviceClient>>,
+    devices: Vec<Arc<Vec<DeviceClient>>>,
 }
 
 /// Enrolls `pairs` relying-party/device pairs of `users_per_pair` users each (at least one).
@@ -71,7 +71,10 @@ pub fn pairs(
             ))?))
         })
         .collect::<Result<Vec<_>>>()?;
-    let devices = enroll(servers, admin, run, pairs, users_per_pair.max(1))?;
+    let devices = enroll(servers, admin, run, pairs, users_per_pair.max(1))?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     Ok(Pairs {
         run,
         clients,
@@ -81,13 +84,15 @@ pub fn pairs(
 
 impl Pairs {
     /// Runs the pairs' logins; the device waits `answer_delay` before answering so that, when
-    /// it is non-zero, the client is already long-polling when the answer lands.
-    pub fn run(self, mode: Mode, answer_delay: Duration) -> Result<LoginStats> {
+    /// it is non-zero, the client is already long-polling when the answer lands. The same
+    /// pairs may run again (a warm-up, then the measured run).
+    pub fn run(&self, mode: Mode, answer_delay: Duration) -> Result<LoginStats> {
         let Pairs {
             run,
             clients,
             devices,
         } = self;
+        let run = *run;
         let epoch = Instant::now();
         let until = match mode {
             Mode::Seconds(s) => Some(epoch + Duration::from_secs(s)),
@@ -98,7 +103,8 @@ impl Pairs {
             Mode::Seconds(_) => usize::MAX,
         };
         let mut handles = Vec::with_capacity(devices.len());
-        for (i, devices) in devices.into_iter().enumerate() {
+        for (i, devices) in devices.iter().enumerate() {
+            let devices = Arc::clone(devices);
             let client = Arc::clone(&clients[i % clients.len()]);
             let users = (0..devices.len())
                 .map(|k| user_name(run, i, k))
@@ -174,7 +180,7 @@ fn enroll(
 
 fn pair(
     client: &Client,
-    devices: Vec<DeviceClient>,
+    devices: Arc<Vec<DeviceClient>>,
     users: &[String],
     epoch: Instant,
     until: Option<Instant>,

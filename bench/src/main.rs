@@ -19,6 +19,10 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, ValueEnum};
 use zeroize::Zeroizing;
 
+/// How long the pairs log in before a PostgreSQL phase's tables are analyzed and its clock
+/// starts (see [`measure`]), in seconds.
+const WARM_UP_SECONDS: u64 = 2;
+
 /// Where pushauthd keeps its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Store {
@@ -159,10 +163,14 @@ pub fn measure(
     for &pairs in &args.pairs {
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
         let ready = logins::pairs(servers, rp_key, pairs, args.users_per_pair)?;
-        // A site that has run for a while has statistics (autovacuum analyzes its tables);
-        // the bench's new database has none until then, and the generic plans its pooled
-        // connections keep for the store's statements would be the plans for empty tables.
+        // A site that has run for a while has challenges in its tables and statistics about
+        // them (autovacuum analyzes its tables). The bench's new database has neither until
+        // then, and the generic plans its pooled connections keep for the store's statements
+        // would be plans for empty tables (sequential scans, which the phase's growing tables
+        // make slower by the second) until autovacuum's first ANALYZE a minute later. So the
+        // pairs log in for a while, then the tables are analyzed, then the clock starts.
         if let Some(db) = db {
+            ready.run(logins::Mode::Seconds(WARM_UP_SECONDS), Duration::ZERO)?;
             (db.analyze)()?;
         }
         let cpu_before = cpu()?;
