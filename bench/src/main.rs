@@ -112,6 +112,11 @@ fn main() -> Result<()> {
     );
     println!("== {} challenges waiting at once", waits.waiting);
     println!("pushauthd RSS while waiting: {:.1} MiB", waits.rss_mib);
+    println!(
+        "pushauthd RSS before them:   {:.1} MiB ({:.1} KiB per wait)",
+        waits.rss_before_mib,
+        (waits.rss_mib - waits.rss_before_mib) * 1024.0 / waits.waiting.max(1) as f64
+    );
     println!("pushauthd threads while waiting: {}", waits.threads);
     println!(
         "pushauthd peak RSS (whole run): {:.1} MiB",

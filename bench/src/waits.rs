@@ -13,6 +13,9 @@ use crate::server::Server;
 
 pub struct WaitStats {
     pub waiting: usize,
+    /// pushauthd's RSS just before the challenges are created, in MiB: what the waits add is
+    /// `rss_mib - rss_before_mib`.
+    pub rss_before_mib: f64,
     pub rss_mib: f64,
     /// pushauthd's thread count at the same moment.
     pub threads: u64,
@@ -29,6 +32,7 @@ pub fn run(server: &Server, rp_key: &Zeroizing<String>, n: usize) -> Result<Wait
     for u in 0..USERS {
         server.enroll(&format!("wait{u}"))?;
     }
+    let rss_before_mib = server.rss_mib()?;
     let context: Context = [("service".to_owned(), "bench-wait".to_owned())].into();
     let options = StartOptions {
         ttl: Some(Duration::from_secs(120)),
@@ -79,6 +83,7 @@ pub fn run(server: &Server, rp_key: &Zeroizing<String>, n: usize) -> Result<Wait
     }
     Ok(WaitStats {
         waiting,
+        rss_before_mib,
         rss_mib,
         threads,
     })
