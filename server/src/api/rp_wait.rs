@@ -91,17 +91,18 @@ pub async fn wait_any(
     let now = clock::now_ms();
     // Checked again by every read after the wait began.
     let again = key.clone();
-    let ((ids, wait), outcomes) = state
-        .run(move |s| {
-            let rp = authenticate(s, &key)?;
-            let (ids, wait) = asked?;
-            let outcomes: Vec<_> = ids
-                .iter()
-                .map(|id| challenges::get_owned(s, &rp, id, now))
-                .collect();
-            Ok::<_, ApiError>(((ids, wait), outcomes))
-        })
-        .await?;
+    // Boxed, as the read below: the handler's future, which lasts the whole wait, would
+    // otherwise be as large as the largest store job's future (see `rp::get_challenge`).
+    let ((ids, wait), outcomes) = Box::pin(state.run(move |s| {
+        let rp = authenticate(s, &key)?;
+        let (ids, wait) = asked?;
+        let outcomes: Vec<_> = ids
+            .iter()
+            .map(|id| challenges::get_owned(s, &rp, id, now))
+            .collect();
+        Ok::<_, ApiError>(((ids, wait), outcomes))
+    }))
+    .await?;
     let mut found = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         found.push(state.settle(outcome)?);
@@ -124,7 +125,7 @@ pub async fn wait_any(
             )
             .await;
         drop(woken);
-        let fresh = read_all(&state, &again, &ids, &mut subs, deadline).await?;
+        let fresh = Box::pin(read_all(&state, &again, &ids, &mut subs, deadline)).await?;
         let moved = fresh
             .iter()
             .zip(&seen)
