@@ -45,8 +45,10 @@ pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
     conn.exists(LOCK_USER, &[&user])
 }
 
-/// [`lock_user`]'s statement (`$1` the user).
-pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR UPDATE";
+/// [`lock_user`]'s statement (`$1` the user). `NO KEY UPDATE`, as every user-row lock of the
+/// store: the holders exclude each other, but the foreign-key checks of rows that name the
+/// user (`FOR KEY SHARE`: an enrollment's token and device) do not wait for them.
+pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR NO KEY UPDATE";
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its
 /// devices (one statement).
@@ -650,7 +652,7 @@ fn answer_in(
     };
     let lock = format!(
         "SELECT {C_CHALLENGE_COLUMNS}, \
-         (SELECT 1 FROM users u WHERE u.name = c.user_name FOR UPDATE) \
+         (SELECT 1 FROM users u WHERE u.name = c.user_name FOR NO KEY UPDATE) \
          FROM challenges c WHERE c.id = $1{unseen} FOR UPDATE"
     );
     let (found, changed, committed) = if at_once {

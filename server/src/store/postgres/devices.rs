@@ -218,7 +218,7 @@ pub(super) fn revoke_device<D: Db>(
         // check ran before this commit was kept after it (newcomer walk n2).
         c.exists(
             "SELECT 1 FROM users WHERE name = (SELECT user_name FROM devices WHERE id = $1) \
-             FOR UPDATE",
+             FOR NO KEY UPDATE",
             &[&id],
         )?;
         let changed = c.exec(

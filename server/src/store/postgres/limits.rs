@@ -155,7 +155,7 @@ pub(super) fn lock_users_then_push_states(
 /// Locks the user's row (`$1`) unless another transaction holds it: whether the user exists,
 /// and whether its row is now locked.
 const LOCK_USER_UNLESS_HELD: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE name = $1), \
-     EXISTS (SELECT 1 FROM (SELECT 1 FROM users WHERE name = $1 FOR UPDATE SKIP LOCKED) AS l)";
+     EXISTS (SELECT 1 FROM (SELECT 1 FROM users WHERE name = $1 FOR NO KEY UPDATE SKIP LOCKED) AS l)";
 
 /// What a creation reads after locking the user: the limits' counts, the user's active
 /// devices, and their Web Push subscriptions.

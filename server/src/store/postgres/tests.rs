@@ -1839,3 +1839,47 @@ fn session20_a_held_device_row_holds_up_no_poll() {
         .unwrap();
     assert_eq!(seen(), "2000");
 }
+
+/// Session 21 (session 20's attack review): a user's row held by a creation or an answer in
+/// flight (on a replica stopped mid-transaction, until PostgreSQL's idle timeout ends it)
+/// holds up no enrollment of that user. The store's user-row locks are `FOR NO KEY UPDATE`:
+/// they still exclude each other, as `FOR UPDATE` did, but not the `FOR KEY SHARE` of the
+/// foreign-key checks of rows that name the user (its enrollment tokens and devices), which
+/// change nothing any lock holder counts.
+#[test]
+fn session21_a_held_user_row_holds_up_no_enrollment() {
+    let Some(url) = database("session21_a_held_user_row") else {
+        return;
+    };
+    let store = six_users_waiting_long(&url);
+    let lock_u00 = super::challenges::LOCK_USER.replace("$1", "'u00'");
+    let holder = Session::open(&url);
+    holder.run(&format!("BEGIN; {lock_u00}")).unwrap();
+    let (done, finished) = mpsc::channel();
+    let enrolling = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            enrolled_with(store.as_ref(), "u00", "d00b", [42; 32]);
+            done.send(()).unwrap();
+        })
+    };
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("u00's enrollment waited for the user's row that another transaction held");
+    enrolling.join().unwrap();
+    let devices = store.user_devices("u00").unwrap().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    // The store's own user locks still exclude each other.
+    let other = Session::open(&url);
+    let refused = other
+        .run(&format!("BEGIN; {lock_u00} NOWAIT"))
+        .expect_err("a second user lock was granted while the first was held");
+    let message = refused.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("could not obtain lock")),
+        "{refused:?}"
+    );
+    holder.run("COMMIT").unwrap();
+}
