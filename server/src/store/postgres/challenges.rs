@@ -47,7 +47,8 @@ pub(super) fn lock_user(conn: &Conn<'_>, user: &str) -> Result<bool, PgError> {
 
 /// [`lock_user`]'s statement (`$1` the user). `NO KEY UPDATE`, as every user-row lock of the
 /// store: the holders exclude each other, but the foreign-key checks of rows that name the
-/// user (`FOR KEY SHARE`: an enrollment's token and device) do not wait for them.
+/// user (`FOR KEY SHARE`: an admin's enrollment link) do not wait for them. No statement
+/// changes or deletes a user's row, so nothing needs the stronger lock.
 pub(super) const LOCK_USER: &str = "SELECT 1 FROM users WHERE name = $1 FOR NO KEY UPDATE";
 
 /// Drops the open-challenge index rows of a challenge that just ended and notifies it and its

@@ -1842,33 +1842,40 @@ fn session20_a_held_device_row_holds_up_no_poll() {
 
 /// Session 21 (session 20's attack review): a user's row held by a creation or an answer in
 /// flight (on a replica stopped mid-transaction, until PostgreSQL's idle timeout ends it)
-/// holds up no enrollment of that user. The store's user-row locks are `FOR NO KEY UPDATE`:
-/// they still exclude each other, as `FOR UPDATE` did, but not the `FOR KEY SHARE` of the
-/// foreign-key checks of rows that name the user (its enrollment tokens and devices), which
-/// change nothing any lock holder counts.
+/// holds up no admin's enrollment link for that user. The store's user-row locks are `FOR NO
+/// KEY UPDATE`: they still exclude each other, as `FOR UPDATE` did, but not the `FOR KEY
+/// SHARE` of the foreign-key check of the link's token row, which changes nothing a lock
+/// holder counts. (Redeeming a link is an atomic unit, which waits for every write in flight
+/// whatever the row locks: [`ATOMIC_LOCK`].)
 #[test]
-fn session21_a_held_user_row_holds_up_no_enrollment() {
+fn session21_a_held_user_row_holds_up_no_enrollment_link() {
     let Some(url) = database("session21_a_held_user_row") else {
         return;
     };
     let store = six_users_waiting_long(&url);
     let lock_u00 = super::challenges::LOCK_USER.replace("$1", "'u00'");
+    // As a creation in flight holds it: the shared write lock, then the user's row.
     let holder = Session::open(&url);
-    holder.run(&format!("BEGIN; {lock_u00}")).unwrap();
+    holder
+        .run(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK}); {lock_u00}"
+        ))
+        .unwrap();
     let (done, finished) = mpsc::channel();
-    let enrolling = {
+    let linking = {
         let store = Arc::clone(&store);
         std::thread::spawn(move || {
-            enrolled_with(store.as_ref(), "u00", "d00b", [42; 32]);
-            done.send(()).unwrap();
+            done.send(store.create_enrollment("u00", &[42; 32], 5, 10_000))
+                .unwrap();
         })
     };
     finished
         .recv_timeout(Duration::from_secs(10))
-        .expect("u00's enrollment waited for the user's row that another transaction held");
-    enrolling.join().unwrap();
-    let devices = store.user_devices("u00").unwrap().unwrap();
-    assert_eq!(devices.len(), 2, "{devices:?}");
+        .expect("u00's enrollment link waited for the user's row that another transaction held")
+        .unwrap();
+    linking.join().unwrap();
+    let link = store.get_enrollment(&[42; 32]).unwrap().unwrap();
+    assert_eq!(link.user, "u00");
     // The store's own user locks still exclude each other.
     let other = Session::open(&url);
     let refused = other
