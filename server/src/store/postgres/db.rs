@@ -547,10 +547,13 @@ impl Atomic<'_> {
             }
             Err(e) => {
                 let undo = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
-                if let Err(undo) = conn.batch(&undo) {
-                    // The transaction may be aborted: nothing of it may be committed.
+                if conn.batch(&undo).is_err() {
+                    // The transaction may be aborted: nothing of it may be committed. The
+                    // operation's own failure is the cause to report: when the set-up sent with
+                    // its first statement failed (an atomic unit that gave up waiting for the
+                    // write lock, `55P03`), the savepoint was never made, and the undo's
+                    // "savepoint does not exist" would hide that the store was only busy.
                     conn.set_broken();
-                    return Err(undo.into());
                 }
                 Err(e)
             }

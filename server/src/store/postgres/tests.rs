@@ -1890,3 +1890,45 @@ fn session21_a_held_user_row_holds_up_no_enrollment_link() {
     );
     holder.run("COMMIT").unwrap();
 }
+
+/// Session 21 (its attack review): an atomic unit that gives up waiting for the write lock
+/// (held shared by a write frozen mid-transaction: a replica stopped, until PostgreSQL's idle
+/// timeout ends it) fails as busy, with PostgreSQL's "canceling statement due to lock
+/// timeout" for the log, and writes nothing. Before, the undo of its first savepoint, never
+/// made since the set-up sent with its first statement had failed, replaced that cause with
+/// "savepoint does not exist".
+#[test]
+fn session21_an_atomic_unit_behind_a_frozen_write_fails_as_busy() {
+    let Some(url) = database("session21_an_atomic_unit_behind_a_frozen") else {
+        return;
+    };
+    let join = if url.contains('?') { '&' } else { '?' };
+    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D500"));
+    let frozen = Session::open(&url);
+    frozen
+        .run(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .unwrap();
+    let err = store
+        .atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000))
+        .expect_err("the unit ran beside a write");
+    assert!(
+        matches!(
+            err,
+            StoreError::Db(DbError {
+                kind: DbErrorKind::Busy,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("lock timeout"), "{err}");
+    frozen.run("COMMIT").unwrap();
+    assert!(store.get_enrollment(&[7; 32]).unwrap().is_none());
+    // Once nothing holds the write lock, the unit goes through.
+    store
+        .atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000))
+        .unwrap();
+    assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
+}
