@@ -226,9 +226,8 @@ pub fn router(state: SharedState) -> Router {
 async fn finish_responses(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = json_errors(next.run(request).await).await;
+    let mut response = json_errors(next.run(request).await).await;
     log_failure(&method, &path, &response);
-    let mut response = response;
     crate::web::headers::set_api_headers(response.headers_mut());
     response
 }

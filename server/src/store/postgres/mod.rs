@@ -14,8 +14,9 @@
 //! - one file per table group, as in `sqlite/`; `store` wires them into the trait.
 //!
 //! Rules that must hold across replicas are kept by the database: the user's row is locked
-//! (`SELECT … FOR NO KEY UPDATE`, which leaves foreign-key checks free) by every operation that counts or changes the user's limits, by
-//! every answer and by a device's revocation (so neither is kept after the other), a
+//! (`SELECT … FOR NO KEY UPDATE`, which leaves foreign-key checks free) by every operation
+//! that counts or changes the user's limits, by every answer and by a device's revocation
+//! (so neither is kept after the other), a
 //! challenge's row by every transition (then a compare-and-set on its state), nonces by their
 //! primary key, sweeping and pruning by a transaction-level advisory lock that one replica
 //! holds at a time, and the counts of `counts` (offline batches and reports, push
