@@ -288,29 +288,33 @@ pub(super) struct Held<'s> {
 }
 
 impl<'s> Held<'s> {
-    /// Starts a transaction that takes the lock; both are sent with the first statement.
+    /// Starts a transaction that takes the lock: shared, both sent with the first statement;
+    /// exclusive, at once and a short wait at a time ([`exclusive`](super::exclusive)).
     /// `pipelined` for a transaction of one operation (see [`Held::pipeline`]).
     pub(super) fn begin(
         store: &'s PgStore,
         exclusive: bool,
         pipelined: bool,
     ) -> Result<Held<'s>, PgError> {
+        let runtime = store.runtime()?;
         let obj = store.connection()?;
-        let lock = if exclusive {
-            "pg_advisory_xact_lock"
+        // READ COMMITTED whatever the database's default: each statement's snapshot must be
+        // younger than the row locks taken before it (a user's limits and wrong-code count
+        // are read after the user's row is locked; attack review r9).
+        let (obj, deferred) = if exclusive {
+            let obj = super::exclusive::lock_exclusively(runtime, obj)?;
+            (obj, super::exclusive::AFTER_LOCKED.to_owned())
         } else {
-            "pg_advisory_xact_lock_shared"
+            let begin = format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+            );
+            (obj, begin)
         };
         Ok(Held {
-            runtime: store.runtime()?,
+            runtime,
             obj: Some(obj),
             open: true,
-            // READ COMMITTED whatever the database's default: each statement's snapshot must
-            // be younger than the row locks taken before it (a user's limits and wrong-code
-            // count are read after the user's row is locked; attack review r9).
-            deferred: RefCell::new(format!(
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT {lock}({ATOMIC_LOCK})"
-            )),
+            deferred: RefCell::new(deferred),
             broken: Cell::new(false),
             pipeline: pipelined.then(Pipeline::default),
         })

@@ -34,6 +34,7 @@ mod db;
 mod devices;
 mod enrollments;
 mod error;
+mod exclusive;
 mod grace;
 mod kept;
 mod limits;

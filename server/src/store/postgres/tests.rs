@@ -1932,3 +1932,50 @@ fn session21_an_atomic_unit_behind_a_frozen_write_fails_as_busy() {
         .unwrap();
     assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
 }
+
+/// Session 22 (attack): an atomic unit waiting for the write lock behind a write that holds
+/// it (a replica frozen mid-transaction) must not hold up every other write until its own
+/// `lock_timeout`. PostgreSQL queues a shared request behind a waiting exclusive one, so
+/// while the unit waited, each write of every replica waited behind it: a frozen replica and
+/// one enrollment redeemed stalled every login's writes for the whole `lock_timeout` (5 s by
+/// default), for each unit tried meanwhile. Now the unit waits a short while at a time and
+/// steps out of the queue between tries: a write made meanwhile goes through while the
+/// frozen write still holds the lock, and the unit still gets the lock once it is free,
+/// within its `lock_timeout`.
+#[test]
+fn session22_an_atomic_unit_waiting_for_the_write_lock_holds_up_no_write() {
+    let Some(url) = database("session22_an_atomic_unit_waiting_for_the_write_lock") else {
+        return;
+    };
+    let join = if url.contains('?') { '&' } else { '?' };
+    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D6000"));
+    let frozen = Session::open(&url);
+    frozen
+        .run(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
+        ))
+        .unwrap();
+    let unit_store = Arc::clone(&store);
+    let unit = std::thread::spawn(move || {
+        unit_store.atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000))
+    });
+    // Long enough for the unit to be queued for the lock (its first try).
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = mpsc::channel();
+    let write_store = Arc::clone(&store);
+    std::thread::spawn(move || {
+        let _ = tx.send(write_store.create_enrollment("u02", &[8; 32], 5, 10_000));
+    });
+    // Well before the unit's 6 s would end: the write does not wait for the unit.
+    let written = rx
+        .recv_timeout(Duration::from_millis(2_500))
+        .expect("a write waited behind an atomic unit that waited for the write lock");
+    written.unwrap();
+    assert!(!unit.is_finished(), "the unit ran beside a write");
+    frozen.run("COMMIT").unwrap();
+    unit.join()
+        .unwrap()
+        .expect("the unit did not get the lock once it was free");
+    assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
+    assert!(store.get_enrollment(&[8; 32]).unwrap().is_some());
+}
