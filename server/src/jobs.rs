@@ -17,7 +17,7 @@
 //! start. At most [`AHEAD_IN_A_ROW`] go ahead in a row while others wait, so neither lane can
 //! starve the other. (PostgreSQL, one replica, 32 pairs on 2 cores, three runs each:
 //! answer→return p50 24.3–25.1 → 11.1–12.5 ms, p99 41.6–50.5 → 26.9–30.2 ms; logins/s 411–419
-//! → 377–408, cause not known: README "Session 17".)
+//! → 377–408, cause not known: docs/benchmark-history.md "Session 17".)
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
