@@ -39,6 +39,7 @@ pub(super) use super::conn::{drive, Conn, Owned, P};
 use super::connect::PgSettings;
 use super::devices::DeviceKeys;
 use super::error::{is_unavailable, PgError};
+use super::exclusive::{lock_exclusively, LockBudget, AFTER_LOCKED};
 use super::notify::OwnBackends;
 use super::schema;
 use super::timeline::Timelines;
@@ -110,6 +111,8 @@ pub struct PgStore {
     listener_parts: ListenerParts,
     /// Challenge creations under way on its job threads ([`Creations`]).
     creations: Creations,
+    /// The connections' `lock_timeout`, once read ([`LockBudget`]).
+    lock_budget: LockBudget,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -193,6 +196,7 @@ impl PgStore {
             challenge_terms: ChallengeTerms::new(super::challenges::CHALLENGE_TERMS_MAX),
             listener_parts,
             creations: Creations::new(super::challenges::CREATIONS_MAX),
+            lock_budget: LockBudget::new(),
         })
     }
 
@@ -302,8 +306,8 @@ impl<'s> Held<'s> {
         // younger than the row locks taken before it (a user's limits and wrong-code count
         // are read after the user's row is locked; attack review r9).
         let (obj, deferred) = if exclusive {
-            let obj = super::exclusive::lock_exclusively(runtime, obj)?;
-            (obj, super::exclusive::AFTER_LOCKED.to_owned())
+            let obj = lock_exclusively(runtime, obj, &store.lock_budget)?;
+            (obj, AFTER_LOCKED.to_owned())
         } else {
             let begin = format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK})"
@@ -496,8 +500,8 @@ impl Db for PgStore {
             work(self);
             return Ok(());
         }
-        // No connection: every job learns it (and answers `store_unavailable`) at once,
-        // instead of each waiting for the pool again.
+        // No connection, or no write lock in time: every job learns it at once (and answers
+        // `store_unavailable`, or fails), instead of each waiting for them again.
         let held = Held::begin(self, true, false)?;
         work(&Atomic { held: &held });
         let result = held.commit();
@@ -554,9 +558,9 @@ impl Atomic<'_> {
                 if conn.batch(&undo).is_err() {
                     // The transaction may be aborted: nothing of it may be committed. The
                     // operation's own failure is the cause to report: when the set-up sent with
-                    // its first statement failed (an atomic unit that gave up waiting for the
-                    // write lock, `55P03`), the savepoint was never made, and the undo's
-                    // "savepoint does not exist" would hide that the store was only busy.
+                    // its first statement failed, the savepoint was never made, and the undo's
+                    // "savepoint does not exist" would hide what went wrong (session 21: a
+                    // lock timeout, when the write lock was still sent that way).
                     conn.set_broken();
                 }
                 Err(e)

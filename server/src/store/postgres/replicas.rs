@@ -190,6 +190,17 @@ pub async fn register(client: &Client, me: &ReplicaId) -> Result<(), StoreError>
 /// # Errors
 /// The driver's, as [`StoreError::Db`] (unavailable).
 pub async fn under_way(client: &Client) -> Result<Vec<String>, StoreError> {
+    write_lock_holders(client).await.map_err(failed)
+}
+
+/// The virtual transaction ids of the transactions that hold [`ATOMIC_LOCK`] now (shared or
+/// exclusive), from `pg_locks`.
+///
+/// # Errors
+/// The driver's.
+pub(super) async fn write_lock_holders(
+    client: &Client,
+) -> Result<Vec<String>, tokio_postgres::Error> {
     // A bigint advisory key shows as its high and low halves (PostgreSQL's docs, "pg_locks").
     let bits = u64::from_ne_bytes(ATOMIC_LOCK.to_ne_bytes());
     let (high, low) = ((bits >> 32) as u32, (bits & 0xFFFF_FFFF) as u32);
@@ -222,6 +233,7 @@ pub async fn still_under_way(
         &[&holders],
     )
     .await
+    .map_err(failed)
 }
 
 /// The first column of every row of `sql`, as text.
@@ -229,15 +241,13 @@ async fn first_texts(
     client: &Client,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<String>, tokio_postgres::Error> {
     client
         .query(sql, params)
-        .await
-        .map_err(failed)?
+        .await?
         .iter()
         .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()
-        .map_err(failed)
+        .collect()
 }
 
 fn failed(e: tokio_postgres::Error) -> StoreError {

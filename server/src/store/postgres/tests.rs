@@ -1939,9 +1939,9 @@ fn session21_an_atomic_unit_behind_a_frozen_write_fails_as_busy() {
 /// while the unit waited, each write of every replica waited behind it: a frozen replica and
 /// one enrollment redeemed stalled every login's writes for the whole `lock_timeout` (5 s by
 /// default), for each unit tried meanwhile. Now the unit waits a short while at a time and
-/// steps out of the queue between tries: a write made meanwhile goes through while the
-/// frozen write still holds the lock, and the unit still gets the lock once it is free,
-/// within its `lock_timeout`.
+/// steps out of the queue between tries: a write made while it is queued goes through within
+/// about one try (100 ms), while the frozen write still holds the lock, and the unit still
+/// gets the lock once it is free, within its `lock_timeout`.
 #[test]
 fn session22_an_atomic_unit_waiting_for_the_write_lock_holds_up_no_write() {
     let Some(url) = database("session22_an_atomic_unit_waiting_for_the_write_lock") else {
@@ -1959,16 +1959,29 @@ fn session22_an_atomic_unit_waiting_for_the_write_lock_holds_up_no_write() {
     let unit = std::thread::spawn(move || {
         unit_store.atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000))
     });
-    // Long enough for the unit to be queued for the lock (its first try).
-    std::thread::sleep(Duration::from_millis(300));
+    // Until the unit is seen queued for the lock (a request for it not granted).
+    let watcher = Session::open(&url);
+    let queued = format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+         AND mode = 'ExclusiveLock' AND objid = {}",
+        u64::from_ne_bytes(ATOMIC_LOCK.to_ne_bytes()) & 0xFFFF_FFFF
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while watcher.value(&queued) == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unit never queued for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let (tx, rx) = mpsc::channel();
     let write_store = Arc::clone(&store);
     std::thread::spawn(move || {
         let _ = tx.send(write_store.create_enrollment("u02", &[8; 32], 5, 10_000));
     });
-    // Well before the unit's 6 s would end: the write does not wait for the unit.
+    // Well before the unit's 6 s would end (before the fix the write waited all of them).
     let written = rx
-        .recv_timeout(Duration::from_millis(2_500))
+        .recv_timeout(Duration::from_millis(1_500))
         .expect("a write waited behind an atomic unit that waited for the write lock");
     written.unwrap();
     assert!(!unit.is_finished(), "the unit ran beside a write");
@@ -1978,4 +1991,78 @@ fn session22_an_atomic_unit_waiting_for_the_write_lock_holds_up_no_write() {
         .expect("the unit did not get the lock once it was free");
     assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
     assert!(store.get_enrollment(&[8; 32]).unwrap().is_some());
+}
+
+/// Session 22 (attack review): the lock passing from write to write, each holding it longer
+/// than the unit's first try waits (a commit that waits for a distant synchronous standby),
+/// must not keep the unit out for good. Tries of a fixed 100 ms never got it: each found a
+/// write still holding the lock, and the unit failed busy where waiting in the queue had
+/// always got it. The tries now wait longer each time the holders have all changed.
+#[test]
+fn session22_an_atomic_unit_gets_the_write_lock_that_passes_from_write_to_write() {
+    let Some(url) = database("session22_an_atomic_unit_gets_the_write_lock_that_passes") else {
+        return;
+    };
+    let join = if url.contains('?') { '&' } else { '?' };
+    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D6000"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Three writers, 100 ms apart, each holding the lock 300 ms at a time, one after the other:
+    // the lock is never free.
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            let (url, stop) = (url.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100 * i));
+                let writer = Session::open(&url);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    writer
+                        .run(&format!(
+                            "BEGIN; SELECT pg_advisory_xact_lock_shared({ATOMIC_LOCK}); \
+                             SELECT pg_sleep(0.3); COMMIT"
+                        ))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let unit = store.atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    unit.expect("the unit never got the lock from the writes passing it on");
+    assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
+}
+
+/// Session 22 (attack review): once the unit holds the write lock, its own statements wait
+/// for a row lock as long as any statement (the connection's `lock_timeout`), not as long as
+/// a try for the write lock: the `SET LOCAL lock_timeout` of the tries must not outlive them.
+#[test]
+fn session22_an_atomic_unit_waits_for_a_row_as_any_statement_does() {
+    let Some(url) = database("session22_an_atomic_unit_waits_for_a_row") else {
+        return;
+    };
+    let store = replica(&url);
+    store.create_enrollment("u01", &[1; 32], 5, 10_000).unwrap();
+    // A transaction that holds the user's row (not the write lock) for 300 ms: the unit's
+    // enrollment checks its reference to that row, and waits.
+    let holder = Session::open(&url);
+    holder
+        .run("BEGIN; SELECT 1 FROM users WHERE name = 'u01' FOR UPDATE")
+        .unwrap();
+    let unit_store = Arc::clone(&store);
+    let unit = std::thread::spawn(move || {
+        unit_store.atomic(&mut |s| s.create_enrollment("u01", &[7; 32], 5, 10_000))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !unit.is_finished(),
+        "the unit did not wait for the user's row"
+    );
+    holder.run("COMMIT").unwrap();
+    unit.join()
+        .unwrap()
+        .expect("the unit gave up waiting for a row after a try's timeout");
+    assert!(store.get_enrollment(&[7; 32]).unwrap().is_some());
 }
