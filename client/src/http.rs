@@ -139,12 +139,23 @@ impl Failure {
 /// it cannot hold a header value (a request-header error would quote `Authorization`).
 fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
     use ureq::ErrorKind as K;
-    let text = || format!("{url}: {transport}");
+    // ureq's text starts with the URL when it knows it (it said it twice).
+    let text = || match transport.url() {
+        Some(_) => transport.to_string(),
+        None => format!("{url}: {transport}"),
+    };
+    let tls = || match has_tls_error_where(transport, |e| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        )
+    }) {
+        true => Failure::Tls(format!("{}{UNKNOWN_CA_HINT}", text())),
+        false => Failure::Tls(text()),
+    };
     match transport.kind() {
         K::Dns => Failure::Unreached(text()),
-        K::ConnectionFailed if transport.message() == Some("tls connection init failed") => {
-            Failure::Tls(text())
-        }
+        K::ConnectionFailed if transport.message() == Some("tls connection init failed") => tls(),
         K::ConnectionFailed => Failure::Unreached(text()),
         K::InvalidUrl | K::UnknownScheme | K::InsecureRequestHttpsOnly | K::InvalidProxyUrl => {
             Failure::Request(text())
@@ -163,24 +174,34 @@ fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
                 "{url}: cannot build the request (a header value is not valid HTTP)"
             ))
         }
-        K::Io if has_tls_error(transport) => Failure::Tls(text()),
+        K::Io if has_tls_error_where(transport, |_| true) => tls(),
         _ => Failure::NoAnswer(text()),
     }
 }
 
-/// Whether the error's source chain holds a rustls error (an alert after the handshake).
-fn has_tls_error(transport: &ureq::Transport) -> bool {
+/// What a certificate from an unknown CA adds to the failure: what to do about it (a
+/// newcomer with a private CA found `--ca-file` only in `--help`; session 22).
+const UNKNOWN_CA_HINT: &str = ". The server's certificate is not signed by a CA this client \
+    trusts: if it comes from a private CA, name that CA's certificate (PEM) with ca_file in \
+    the client's configuration (--ca-file on the command line)";
+
+/// Whether the error's source chain holds a rustls error (an alert after the handshake) for
+/// which `which` holds.
+fn has_tls_error_where(
+    transport: &ureq::Transport,
+    which: impl Fn(&rustls::Error) -> bool,
+) -> bool {
     let mut source = std::error::Error::source(transport);
     while let Some(err) = source {
-        if err.is::<rustls::Error>() {
-            return true;
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return which(tls);
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io
+            if let Some(tls) = io
                 .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
-                return true;
+                return which(tls);
             }
         }
         source = err.source();

@@ -67,6 +67,14 @@ fn private_ca_is_trusted_only_when_configured() {
         matches!(result, Err(ClientError::TlsFailure(_))),
         "{result:?}"
     );
+    // Session 22: the message says what to do about a private CA, and names the URL once (it
+    // said it twice, and a newcomer found `--ca-file` only in `--help`).
+    let text = result.unwrap_err().to_string();
+    assert!(
+        text.contains("ca_file") && text.contains("--ca-file"),
+        "{text}"
+    );
+    assert_eq!(text.matches("/v1/").count(), 1, "{text}");
 }
 
 /// A certificate from another CA than the configured one, and a certificate for another name:

@@ -64,7 +64,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
-                .with_writer(std::io::stderr);
+                .with_writer(std::io::stderr)
+                // Colour codes only on a terminal: the journal and log files got raw escape codes.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
             match log_format {
                 LogFormat::Json => builder.json().init(),
                 LogFormat::Text => builder.init(),

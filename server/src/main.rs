@@ -1,6 +1,8 @@
 //! pushauthd: the pushauth push server binary. Parses the command line and hands over to the
 //! `pushauth_server` library: `serve` runs the server, the other subcommands administer it.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::Parser;
 use pushauth_server::cli::{resolve_serve, run_admin, Cli, Command};
@@ -13,6 +15,8 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: the journal and log files got raw escape codes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Serve(args) => {

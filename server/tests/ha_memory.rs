@@ -255,3 +255,46 @@ fn ha_a_replica_with_another_key_refuses_to_start() {
     b.wait_ready(Duration::from_secs(30));
     assert_eq!(a.health().0, 200);
 }
+
+/// Session 22 (a newcomer following README "High availability"): a new replica started
+/// without the site's keys, once devices held offline secrets, refused to start for the
+/// missing offline-code key, but made a VAPID key of its own first, which then refused its
+/// next start too; and the message said to restore a backup, not to copy the first replica's
+/// keys. It now makes no key, and says to copy both.
+#[test]
+fn ha_a_new_replica_without_the_sites_keys_makes_none_and_says_to_copy_them() {
+    let Some(pg) = PgCluster::start_or_skip("ha new replica without keys") else {
+        return;
+    };
+    let site = Site::on(&pg, "newreplica", CONFIG);
+    let a = site.spawn("a");
+    let key = site.api_key(&a);
+    let phone = site.enroll(&a, "alice");
+    let id = approved_login(&a, &key, &phone);
+    let (status, body) = offline_values(&a, &key, &id);
+    assert_eq!(status, 200, "{body}");
+    let data = site.dir.path().join("data");
+    let new = site.dir.path().join("new-data");
+    let log = refused_to_start(site.launch_with_data("b1", &new));
+    assert!(
+        log.contains("new-data/offline-key")
+            && log.contains("first replica")
+            && log.contains("vapid-key"),
+        "{log}"
+    );
+    assert!(
+        !new.join("vapid-key").exists(),
+        "a VAPID key of its own was made before the start was refused"
+    );
+    // The site's two keys copied: it starts.
+    for file in ["vapid-key", "offline-key"] {
+        std::fs::copy(data.join(file), new.join(file)).unwrap();
+    }
+    let b = site.launch_with_data("b2", &new);
+    b.wait_ready(Duration::from_secs(30));
+    assert_eq!(a.health().0, 200);
+    // Session 22: a log written to a file held the terminal's colour codes.
+    let log = b.log_text();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log}");
+}

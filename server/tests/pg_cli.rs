@@ -81,12 +81,23 @@ fn issue13_migrate_no_migrate_and_admin_commands_on_postgresql() {
         "{}",
         text(&out)
     );
-    let out = pushauthd(&["migrate", "--store-url", &url]);
+    // Session 22: run before the replica's first `serve`, whose data directory does not exist
+    // yet, it logged an error about the timeline file it could not write there.
+    let missing = dir.path().join("not-yet");
+    let out = pushauthd(&[
+        "migrate",
+        "--store-url",
+        &url,
+        "--data-dir",
+        missing.to_str().unwrap(),
+    ]);
     assert!(
         text(&out).contains("at version 11: nothing to do"),
         "{}",
         text(&out)
     );
+    assert!(!text(&out).contains("ERROR"), "{}", text(&out));
+    assert!(!missing.exists(), "migrate made the data directory");
 
     // A password in the URL is refused with the fix, and not echoed.
     let with_password = url.replacen("pushauth@", "pushauth:hunter2@", 1);

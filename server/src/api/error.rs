@@ -25,6 +25,12 @@ pub struct ApiError {
 #[derive(Debug, Clone)]
 pub struct FailureCause(pub String);
 
+/// Marks a server-error response that is an answer its handler logged already (`/healthz`'s
+/// "not ready"): the request did not fail, and the log should not say it did (a response
+/// extension, never sent).
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedAnswer;
+
 impl ApiError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {

@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
+use super::error::LoggedAnswer;
 use super::ApiError;
 use crate::clock;
 use crate::service;
@@ -33,7 +34,7 @@ pub const COMMIT_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// store at a time (it holds [`crate::state::AppState::health_probe`] until it has run), so
 /// probes against a stuck store cannot pile up work; later probes wait for it, within the
 /// same bound. A commit is checked at most every [`COMMIT_PROBE_EVERY`].
-pub async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
+pub async fn healthz(State(state): State<SharedState>) -> axum::response::Response {
     let deadline = tokio::time::Instant::now() + HEALTH_TIMEOUT;
     let probe = async {
         let mut last_commit = Arc::clone(&state.health_probe).lock_owned().await;
@@ -50,17 +51,21 @@ pub async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
             .await
     };
     match tokio::time::timeout_at(deadline, probe).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         outcome => {
             let why = match outcome {
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no answer within {} s", HEALTH_TIMEOUT.as_secs()),
             };
             tracing::warn!(error = %why, "not ready: the store did not answer");
-            (
+            let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "not_ready", "reason": "store_unavailable"})),
             )
+                .into_response();
+            // Logged just above, with its cause: not a failed request as well.
+            response.extensions_mut().insert(LoggedAnswer);
+            response
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use pushauth_proto::wire::ErrorCode;
 
-use super::error::FailureCause;
+use super::error::{FailureCause, LoggedAnswer};
 use super::{
     admin, backup, device, device_self, grace, offline, ops, push, rp, rp_wait, web, ApiError,
 };
@@ -304,7 +304,8 @@ async fn json_errors(response: Response) -> Response {
 /// Logs a server failure once, with the cause its [`ApiError`] kept for the log (the
 /// conversion to a response only maps).
 fn log_failure(method: &Method, path: &str, response: &Response) {
-    if response.status().is_server_error() {
+    if response.status().is_server_error() && response.extensions().get::<LoggedAnswer>().is_none()
+    {
         let cause = response
             .extensions()
             .get::<FailureCause>()
@@ -355,6 +356,18 @@ mod tests {
                 "/refuses",
                 get(|| async { ApiError::new(ErrorCode::Forbidden, "no") }),
             )
+            .route(
+                "/not-ready",
+                get(|| async {
+                    let mut response = (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(serde_json::json!({"status": "not_ready"})),
+                    )
+                        .into_response();
+                    response.extensions_mut().insert(LoggedAnswer);
+                    response
+                }),
+            )
             .layer(middleware::from_fn(finish_responses));
         let call = |path: &'static str| {
             let router = router.clone();
@@ -375,8 +388,14 @@ mod tests {
         );
         let response = call("/refuses").await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        // Session 22: `/healthz`'s "not ready" is an answer its handler logs itself, with its
+        // cause; it was also logged as a failed request with an empty cause, an ERROR a line
+        // for each probe of a load balancer while the database was down.
+        let response = call("/not-ready").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-        // One line for the failure, none for the refusal, none from the conversion.
+        // One line for the failure, none for the refusal or the answer, none from the
+        // conversion.
         assert_eq!(text.lines().count(), 1, "{text}");
         assert_eq!(text.matches("request failed").count(), 1, "{text}");
         assert!(

@@ -40,7 +40,7 @@ pub enum OfflineKeyError {
     #[error("a stored offline secret does not open with the offline key (was the key replaced?)")]
     Open,
     /// The key file is gone while the store holds secrets sealed under it.
-    #[error("offline key file {path} is missing, but the database holds offline secrets sealed with it; restore it from a backup (or, to give up every device's offline codes, delete the offline_secrets rows and re-enroll the devices)")]
+    #[error("offline key file {path} is missing, but the database holds offline secrets sealed with it. On a new replica of a site, copy {path} and the VAPID key file (vapid-key unless [web_push] vapid_key_file names another) from the first replica's data directory (mode 0600, owned by the user pushauthd runs as); otherwise restore it from a backup (or, to give up every device's offline codes, delete the offline_secrets rows and re-enroll the devices)")]
     Missing {
         /// The key file.
         path: String,

@@ -64,12 +64,17 @@ pub fn open(config: &StoreConfig, data_dir: &Path, migrate: bool) -> StoreResult
 /// written to, so that a restart does not forget it (see `store::postgres::timeline`).
 pub const TIMELINE_FILE: &str = "pg-timelines";
 
+/// `settings` with the data directory's [`TIMELINE_FILE`], when the directory exists: an
+/// admin command run before the first `serve` (`pushauthd migrate` on a new replica) has none
+/// yet, and creating it here could give it the wrong owner (the command run as root); it then
+/// checks timelines in memory only, instead of logging an error that nothing went wrong with
+/// (session 22, a newcomer following README "High availability").
 fn with_timeline_file(
     settings: &crate::config::postgres::PgSettings,
     data_dir: &Path,
 ) -> crate::config::postgres::PgSettings {
     let mut settings = settings.clone();
-    settings.timeline_file = Some(data_dir.join(TIMELINE_FILE));
+    settings.timeline_file = data_dir.is_dir().then(|| data_dir.join(TIMELINE_FILE));
     settings
 }
 
