@@ -34,17 +34,6 @@ impl std::fmt::Debug for Site {
 /// offline key while secrets sealed by one are stored, key files that cannot be read or made,
 /// [`crate::site_keys::SiteKeyError`].
 pub fn open(config: &ServerConfig) -> Result<Site, ServerError> {
-    if !matches!(config.store, crate::config::StoreConfig::DataDir) {
-        // SQLite in the data directory makes it itself. Otherwise it is made here (0700, as
-        // the user the server runs as) before the store opens: on PostgreSQL the store keeps
-        // the timelines it saw in it (`pg-timelines`), and only while it exists.
-        pushauth_files::create_private_dir(&config.data_dir, &pushauth_files::Owner::Any).map_err(
-            |e| crate::store::StoreError::DataDir {
-                path: config.data_dir.clone(),
-                source: std::io::Error::other(e.to_string()),
-            },
-        )?;
-    }
     let opened = crate::store::open::open(&config.store, &config.data_dir, config.migrate)?;
     let store = opened.store.as_ref();
     let key_path = config.data_dir.join(OFFLINE_KEY_FILE);

@@ -75,8 +75,9 @@ fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
 
 fn prepare(config: ServerConfig) -> Result<Starting, ServerError> {
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
-    // The data directory holds the keys (VAPID, offline) whatever the store; SQLite's store
-    // makes it when the database lives there, otherwise it is made here, 0700.
+    // The data directory holds the keys (VAPID, offline) whatever the store, and on
+    // PostgreSQL the timelines it saw (`pg-timelines`, kept only while the directory exists);
+    // SQLite's store makes it when the database lives there, otherwise it is made here, 0700.
     if !matches!(config.store, crate::config::StoreConfig::DataDir) {
         pushauth_files::create_private_dir(&config.data_dir, &pushauth_files::Owner::Any).map_err(
             |e| crate::store::StoreError::DataDir {

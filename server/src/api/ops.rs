@@ -53,11 +53,24 @@ pub async fn healthz(State(state): State<SharedState>) -> axum::response::Respon
     match tokio::time::timeout_at(deadline, probe).await {
         Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         outcome => {
-            let why = match outcome {
-                Ok(Err(e)) => e.to_string(),
-                _ => format!("no answer within {} s", HEALTH_TIMEOUT.as_secs()),
+            let (why, unreachable) = match outcome {
+                Ok(Err(e)) => {
+                    let unreachable =
+                        matches!(&e, service::Error::Store(store) if store.is_unavailable());
+                    (e.to_string(), unreachable)
+                }
+                _ => (
+                    format!("no answer within {} s", HEALTH_TIMEOUT.as_secs()),
+                    true,
+                ),
             };
-            tracing::warn!(error = %why, "not ready: the store did not answer");
+            // A database out of reach is a state of the site (a warning for every probe); any
+            // other failure of the probe is pushauthd's own, and an error, as a request's is.
+            if unreachable {
+                tracing::warn!(error = %why, "not ready: the store did not answer");
+            } else {
+                tracing::error!(error = %why, "not ready: the store's check failed");
+            }
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "not_ready", "reason": "store_unavailable"})),
