@@ -46,7 +46,7 @@ pub fn open(config: &ServerConfig) -> Result<Site, ServerError> {
         }
         .into());
     }
-    // Made on first start, in the data directory the store just made sure of.
+    // Made on first start, in the data directory `server::prepare` (or SQLite's store) made.
     let vapid = WebPush::load_key(config)?;
     let offline_key = OfflineKey::load_or_create(&key_path)?;
     // Replicas of a site share both keys: one with another key refuses to start.

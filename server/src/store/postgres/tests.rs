@@ -33,6 +33,12 @@ pub(crate) fn replica(url: &str) -> Arc<PgStore> {
     Arc::new(PgStore::open(&settings(url), true).unwrap())
 }
 
+/// [`replica`] whose connections wait `ms` milliseconds for a lock (the URL's `options`).
+fn replica_with_lock_timeout(url: &str, ms: u64) -> Arc<PgStore> {
+    let join = if url.contains('?') { '&' } else { '?' };
+    replica(&format!("{url}{join}options=-c%20lock_timeout%3D{ms}"))
+}
+
 /// A session of its own on `url` (another replica's connection, outside any store), on a
 /// runtime whose worker drives it all the time. (A connection made on one runtime only
 /// progresses while that runtime is driven: made on the test thread's runtime and polled on
@@ -1688,8 +1694,7 @@ fn session18_a_batch_decides_each_creation_as_alone_and_a_bad_one_fails_only_its
 /// for a held row would hold up the others until the holder ends, not only for the 5 s
 /// default), with users u00–u05 and their devices d00–d05.
 fn six_users_waiting_long(url: &str) -> Arc<PgStore> {
-    let join = if url.contains('?') { '&' } else { '?' };
-    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D60000"));
+    let store = replica_with_lock_timeout(url, 60000);
     for i in 0..6 {
         enrolled_with(
             store.as_ref(),
@@ -1902,8 +1907,7 @@ fn session21_an_atomic_unit_behind_a_frozen_write_fails_as_busy() {
     let Some(url) = database("session21_an_atomic_unit_behind_a_frozen") else {
         return;
     };
-    let join = if url.contains('?') { '&' } else { '?' };
-    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D500"));
+    let store = replica_with_lock_timeout(&url, 500);
     let frozen = Session::open(&url);
     frozen
         .run(&format!(
@@ -1947,8 +1951,7 @@ fn session22_an_atomic_unit_waiting_for_the_write_lock_holds_up_no_write() {
     let Some(url) = database("session22_an_atomic_unit_waiting_for_the_write_lock") else {
         return;
     };
-    let join = if url.contains('?') { '&' } else { '?' };
-    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D6000"));
+    let store = replica_with_lock_timeout(&url, 6000);
     let frozen = Session::open(&url);
     frozen
         .run(&format!(
@@ -2003,8 +2006,7 @@ fn session22_an_atomic_unit_gets_the_write_lock_that_passes_from_write_to_write(
     let Some(url) = database("session22_an_atomic_unit_gets_the_write_lock_that_passes") else {
         return;
     };
-    let join = if url.contains('?') { '&' } else { '?' };
-    let store = replica(&format!("{url}{join}options=-c%20lock_timeout%3D6000"));
+    let store = replica_with_lock_timeout(&url, 6000);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Three writers, 100 ms apart, each holding the lock 300 ms at a time, one after the other:
     // the lock is never free.
