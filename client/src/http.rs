@@ -144,12 +144,7 @@ fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
         Some(_) => transport.to_string(),
         None => format!("{url}: {transport}"),
     };
-    let tls = || match has_tls_error_where(transport, |e| {
-        matches!(
-            e,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
-        )
-    }) {
+    let tls = || match crate::transport::is_unknown_ca(transport) {
         true => Failure::Tls(format!("{}{UNKNOWN_CA_HINT}", text())),
         false => Failure::Tls(text()),
     };
@@ -174,7 +169,7 @@ fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
                 "{url}: cannot build the request (a header value is not valid HTTP)"
             ))
         }
-        K::Io if has_tls_error_where(transport, |_| true) => tls(),
+        K::Io if crate::transport::is_tls_failure(transport) => tls(),
         _ => Failure::NoAnswer(text()),
     }
 }
@@ -184,30 +179,6 @@ fn transport_failure(url: &str, transport: &ureq::Transport) -> Failure {
 const UNKNOWN_CA_HINT: &str = ". The server's certificate is not signed by a CA this client \
     trusts: if it comes from a private CA, name that CA's certificate (PEM) with ca_file in \
     the client's configuration (--ca-file on the command line)";
-
-/// Whether the error's source chain holds a rustls error (an alert after the handshake) for
-/// which `which` holds.
-fn has_tls_error_where(
-    transport: &ureq::Transport,
-    which: impl Fn(&rustls::Error) -> bool,
-) -> bool {
-    let mut source = std::error::Error::source(transport);
-    while let Some(err) = source {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return which(tls);
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return which(tls);
-            }
-        }
-        source = err.source();
-    }
-    false
-}
 
 /// The relying party's HTTP agent with its credentials.
 pub(crate) struct Http {

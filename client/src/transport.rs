@@ -44,6 +44,50 @@ pub enum TlsSetupError {
 /// Largest CA file read, in bytes (16 MiB: a full system bundle is a few hundred KiB).
 pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Whether a ureq transport failure holds a rustls error anywhere in its source chain: the TLS
+/// handshake failed, or an alert ended the connection after it.
+#[must_use]
+pub fn is_tls_failure(transport: &ureq::Transport) -> bool {
+    has_tls_error_where(transport, |_| true)
+}
+
+/// Whether a ureq transport failure is rustls refusing the server's certificate because no
+/// trusted CA signed it (`CertificateError::UnknownIssuer`): the usual sign of a private CA
+/// that the client was not given (`ca_file`, `--ca-file`).
+#[must_use]
+pub fn is_unknown_ca(transport: &ureq::Transport) -> bool {
+    has_tls_error_where(transport, |e| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        )
+    })
+}
+
+/// Whether the error's source chain holds a rustls error (an alert after the handshake) for
+/// which `which` holds.
+fn has_tls_error_where(
+    transport: &ureq::Transport,
+    which: impl Fn(&rustls::Error) -> bool,
+) -> bool {
+    let mut source = std::error::Error::source(transport);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return which(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return which(tls);
+            }
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// A rustls client configuration trusting the webpki roots plus every certificate in `ca_file`
 /// (a PEM bundle with at least one certificate). ring provider, rustls' safe default protocol
 /// versions, no client certificate.

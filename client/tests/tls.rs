@@ -118,3 +118,26 @@ fn issue9_item6_untrusted_or_misnamed_certificate_is_a_tls_failure() {
         "{result:?}"
     );
 }
+
+/// Session 23: the device library (and so `pushauth-device`) says what to do about a private CA
+/// it was not given, naming the URL once; with the CA file it enrolls.
+#[test]
+fn a_device_told_of_an_unknown_ca_is_told_to_enroll_with_its_ca_file() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca_file, tls) = private_ca(pki.path());
+    let mut server = TestServer::start_with(|cfg| cfg.tls = Some(tls));
+    server.trust(&ca_file);
+    let link = server.enrollment_link("alice");
+
+    let refused = pushauth_device::DeviceClient::enroll(&link, "phone", None).unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("enroll --ca-file") && text.contains("not signed by a CA this device"),
+        "{text}"
+    );
+    assert_eq!(text.matches("/v1/").count(), 1, "{text}");
+
+    let profile = pushauth_device::DeviceClient::enroll(&link, "phone", Some(&ca_file)).unwrap();
+    assert_eq!(profile.user, "alice");
+    assert_eq!(profile.ca_file.as_deref(), Some(ca_file.as_path()));
+}

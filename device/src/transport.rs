@@ -79,7 +79,7 @@ pub(crate) fn send<T: DeserializeOwned>(
     let response = match result {
         Ok(response) => response,
         Err(ureq::Error::Status(_, response)) => response,
-        Err(ureq::Error::Transport(t)) => return Err(DeviceError::Unreachable(t.to_string())),
+        Err(ureq::Error::Transport(t)) => return Err(unreachable(&url, &t)),
     };
     let status = response.status();
     let bytes = transport::read_limited(response).map_err(|e| match e {
@@ -108,6 +108,26 @@ pub(crate) fn send<T: DeserializeOwned>(
     serde_json::from_slice(bytes)
         .map_err(|e| DeviceError::BadAnswer(format!("{url}: malformed answer: {e}")))
 }
+
+/// A transport failure as the device reports it: the URL once (ureq's text starts with it when
+/// it knows it), and, for a certificate from an unknown CA, what to do about it (the relying
+/// party's client says the same for its `ca_file`).
+fn unreachable(url: &str, t: &ureq::Transport) -> DeviceError {
+    let text = match t.url() {
+        Some(_) => t.to_string(),
+        None => format!("{url}: {t}"),
+    };
+    if transport::is_unknown_ca(t) {
+        return DeviceError::Unreachable(format!("{text}{UNKNOWN_CA_HINT}"));
+    }
+    DeviceError::Unreachable(text)
+}
+
+/// What a certificate from an unknown CA adds to the failure (a newcomer with a private CA got
+/// only "cannot reach the pushauth server"; session 23).
+const UNKNOWN_CA_HINT: &str = ". The server's certificate is not signed by a CA this device \
+    trusts: if it comes from a private CA, give that CA's certificate (PEM) with \
+    `pushauth-device enroll --ca-file CA.pem`, which keeps it in the device's profile";
 
 /// At most `max` characters of `text`, with a visible mark saying how many more there were.
 fn cut_visibly(text: &str, max: usize) -> String {
