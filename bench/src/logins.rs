@@ -48,17 +48,23 @@ pub struct Pairs {
     run: u64,
     clients: Vec<Arc<Client>>,
     devices: Vec<Arc<Vec<DeviceClient>>>,
+    /// The devices acknowledge each challenge before answering ([`pairs`]).
+    acknowledge: bool,
 }
 
 /// Enrolls `pairs` relying-party/device pairs of `users_per_pair` users each (at least one).
 ///
 /// With several `servers` (replicas of one site) pair `i` starts and waits on replica
 /// `i mod n` and its device answers on replica `i + 1 mod n`, so every login crosses replicas.
+/// With `acknowledge` each device acknowledges a challenge once it has it and before it
+/// answers, as the phone app and `pushauth-device watch` do (without: poll, then answer, as
+/// `pushauth-device pending` and `approve` do).
 pub fn pairs(
     servers: &[&Server],
     rp_key: &Zeroizing<String>,
     pairs: usize,
     users_per_pair: usize,
+    acknowledge: bool,
 ) -> Result<Pairs> {
     let run = RUN.fetch_add(1, Ordering::Relaxed);
     let admin = servers.first().context("no server to bench")?;
@@ -79,6 +85,7 @@ pub fn pairs(
         run,
         clients,
         devices,
+        acknowledge,
     })
 }
 
@@ -91,8 +98,9 @@ impl Pairs {
             run,
             clients,
             devices,
+            acknowledge,
         } = self;
-        let run = *run;
+        let (run, acknowledge) = (*run, *acknowledge);
         let epoch = Instant::now();
         let until = match mode {
             Mode::Seconds(s) => Some(epoch + Duration::from_secs(s)),
@@ -110,7 +118,12 @@ impl Pairs {
                 .map(|k| user_name(run, i, k))
                 .collect::<Vec<_>>();
             handles.push(thread::spawn(move || {
-                pair(&client, devices, &users, epoch, until, count, answer_delay)
+                let device = Device {
+                    devices,
+                    answer_delay,
+                    acknowledge,
+                };
+                pair(&client, device, &users, epoch, until, count)
             }));
         }
         let mut stats = LoginStats {
@@ -178,30 +191,55 @@ fn enroll(
         .collect())
 }
 
+/// How a pair's devices answer.
+struct Device {
+    /// The pair's users' devices, one each.
+    devices: Arc<Vec<DeviceClient>>,
+    /// Waited before answering (see [`Pairs::run`]).
+    answer_delay: Duration,
+    /// Acknowledge before answering (see [`pairs`]).
+    acknowledge: bool,
+}
+
+/// Longest a device looks for a challenge its relying party started before the bench fails
+/// (the relying party's own wait is as long).
+const FIND_WITHIN: Duration = Duration::from_secs(20);
+
 fn pair(
     client: &Client,
-    devices: Arc<Vec<DeviceClient>>,
+    device: Device,
     users: &[String],
     epoch: Instant,
     until: Option<Instant>,
     count: usize,
-    answer_delay: Duration,
 ) -> Result<(u64, Samples)> {
     let answered_at = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel::<(String, String, usize)>();
     let device_answered_at = Arc::clone(&answered_at);
+    let Device {
+        devices,
+        answer_delay,
+        acknowledge,
+    } = device;
     let device_thread = thread::spawn(move || -> Result<()> {
         for (id, code, k) in rx {
             let device = devices
                 .get(k)
                 .ok_or_else(|| anyhow!("no device {k} in this pair"))?;
             thread::sleep(answer_delay);
+            let looking = Instant::now();
             let challenge = loop {
                 let list = device.pending(5)?;
                 if let Some(found) = list.into_iter().find(|c| c.id == id) {
                     break found;
                 }
+                if looking.elapsed() >= FIND_WITHIN {
+                    bail!("challenge {id} was not listed to its device within {FIND_WITHIN:?}");
+                }
             };
+            if acknowledge {
+                device.ack(&id)?;
+            }
             device_answered_at.store(epoch.elapsed().as_nanos() as u64, Ordering::SeqCst);
             device.respond(&challenge, Decision::Approve, &code)?;
         }

@@ -65,6 +65,12 @@ pub struct Args {
     /// Sequential logins for the unloaded latency phase.
     #[arg(long, default_value_t = 300)]
     latency_logins: usize,
+    /// Devices acknowledge each challenge before answering, as the phone app and
+    /// `pushauth-device watch` do: one signed request more per login, and the relying party's
+    /// long-poll returns on the acknowledgement and waits again. Without it a device polls and
+    /// answers, as `pushauth-device pending` and `approve` do.
+    #[arg(long)]
+    acknowledge: bool,
     /// Challenges waited on at once in the memory phase.
     #[arg(long, default_value_t = 10_000)]
     waits: usize,
@@ -72,6 +78,15 @@ pub struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    println!(
+        "login shape: {}",
+        if args.acknowledge {
+            "the device polls, acknowledges, then answers (--acknowledge: the phone app's)"
+        } else {
+            "the device polls, then answers (pushauth-device pending + approve; \
+             --acknowledge adds the phone app's acknowledgement)"
+        }
+    );
     let pushauthd = match args.pushauthd.clone() {
         Some(path) => path,
         None => std::env::current_exe()?
@@ -159,7 +174,7 @@ pub fn measure(
         args.users_per_pair > 0,
         "--users-per-pair must be at least 1"
     );
-    let light = logins::pairs(servers, rp_key, 1, args.users_per_pair)?.run(
+    let light = logins::pairs(servers, rp_key, 1, args.users_per_pair, args.acknowledge)?.run(
         logins::Mode::Count(args.latency_logins),
         Duration::from_millis(5),
     )?;
@@ -167,7 +182,13 @@ pub fn measure(
     let mut loaded = Vec::with_capacity(args.pairs.len());
     for &pairs in &args.pairs {
         anyhow::ensure!(pairs > 0, "--pairs must be at least 1");
-        let ready = logins::pairs(servers, rp_key, pairs, args.users_per_pair)?;
+        let ready = logins::pairs(
+            servers,
+            rp_key,
+            pairs,
+            args.users_per_pair,
+            args.acknowledge,
+        )?;
         // A site that has run for a while has challenges in its tables and statistics about
         // them (autovacuum analyzes its tables). The bench's new database has neither until
         // then, and the generic plans its pooled connections keep for the store's statements

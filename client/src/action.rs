@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use pushauth_proto::wire::{ChallengeStatuses, ACTION_APPROVAL, MAX_WAIT_IDS};
-use pushauth_proto::Context;
+use pushauth_proto::{ChallengeState, Context};
 
+use crate::client::Polled;
 use crate::verify;
 use crate::{Client, ClientError, Outcome, PendingLogin, StartOptions};
 
@@ -247,6 +248,11 @@ impl Client {
                     )));
                 }
                 let mut found: Option<(usize, Outcome)> = None;
+                let acknowledged = list
+                    .challenges
+                    .iter()
+                    .filter(|status| status.state == ChallengeState::Acknowledged)
+                    .count();
                 for (i, (login, status)) in logins.iter().zip(&list.challenges).enumerate() {
                     if let Some(outcome) = verify::outcome(login, status)? {
                         let approval = matches!(outcome, Outcome::Approved { .. });
@@ -259,10 +265,13 @@ impl Client {
                         }
                     }
                 }
-                Ok(found.map(|(i, outcome)| {
-                    decided = Some(i);
-                    outcome
-                }))
+                Ok(match found {
+                    Some((i, outcome)) => {
+                        decided = Some(i);
+                        Polled::Decided(outcome)
+                    }
+                    None => Polled::Open { acknowledged },
+                })
             },
         )?;
         Ok((decided, outcome))

@@ -1014,3 +1014,61 @@ fn issue14_attack_a_server_cannot_reorder_or_replace_statuses_in_a_multi_wait() 
     assert_eq!(both.approver.as_deref(), Some("carol"));
     assert!(matches!(both.outcome, Outcome::Denied { .. }), "{both:?}");
 }
+
+// ---------------------------------------------------------------- session 23
+
+/// Session 23: a long-poll that returns because a device acknowledged the challenge is asked
+/// again at once. The client paused 50 ms after every open answer, so every login from the
+/// phone app (which acknowledges, then answers) waited up to 50 ms more for its answer (the
+/// bench with acknowledgements: answer → return p50 49 ms). The pause still holds against a
+/// server that answers again with nothing new.
+#[test]
+fn an_acknowledgement_is_followed_by_a_poll_at_once_and_nothing_new_by_a_pause() {
+    /// Runs a wait against polls answered in `states` order (then approved); returns the
+    /// time from the first poll's answer to the last poll's arrival.
+    fn wait_through(states: &'static [ChallengeState]) -> Duration {
+        let s = script();
+        let first_answered = Arc::new(Mutex::new(None::<Instant>));
+        let last_asked = Arc::new(Mutex::new(None::<Instant>));
+        let (s2, first, last) = (s.clone(), first_answered.clone(), last_asked.clone());
+        let url = fake_server(Arc::new(move |method, _, body| {
+            if method == "POST" {
+                return Some((201, s2.created(body)));
+            }
+            *last.lock().unwrap() = Some(Instant::now());
+            let mut polls = s2.polls.lock().unwrap();
+            let answer = match states.get(*polls as usize) {
+                Some(&state) => serde_json::to_string(&undecided("chal1", state)).unwrap(),
+                None => s2.approved(&s2.key, "42"),
+            };
+            if *polls == 0 {
+                *first.lock().unwrap() = Some(Instant::now());
+            }
+            *polls += 1;
+            Some((200, answer))
+        }));
+        let client = client(url);
+        let login = client
+            .start("alice", &context(), &StartOptions::default())
+            .unwrap();
+        let outcome = client
+            .wait(&login, Instant::now() + Duration::from_secs(10))
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Approved { .. }), "{outcome:?}");
+        assert_eq!(*s.polls.lock().unwrap() as usize, states.len() + 1);
+        let (first, last) = (first_answered.lock().unwrap(), last_asked.lock().unwrap());
+        last.unwrap().duration_since(first.unwrap())
+    }
+
+    // Pending → acknowledged: progress, asked again at once (it was 50 ms less the poll's own
+    // time, so never under 45 ms here).
+    let after_ack = wait_through(&[ChallengeState::Acknowledged]);
+    assert!(after_ack < Duration::from_millis(30), "{after_ack:?}");
+    // Acknowledged twice: the second is nothing new, so the client pauses before the third
+    // poll (at least 50 ms after the second poll started, which was after the first's answer).
+    let repeated = wait_through(&[ChallengeState::Acknowledged, ChallengeState::Acknowledged]);
+    assert!(repeated >= Duration::from_millis(50), "{repeated:?}");
+    // A server that says "pending" again and again cannot make the client spin either.
+    let pending = wait_through(&[ChallengeState::Pending, ChallengeState::Pending]);
+    assert!(pending >= Duration::from_millis(100), "{pending:?}");
+}
