@@ -14,7 +14,9 @@ use crate::created::CreatedHere;
 use crate::shown::ShownHere;
 use crate::store::ChallengeRecord;
 
-/// What a challenge's waiters are told: the terminal record, or `None` ("read it again").
+/// What a challenge's waiters are told: the committed record of a change made here (a terminal
+/// one is final; an acknowledgement is what a read made then would give), or `None` ("read it
+/// again").
 pub type ChallengeNews = Option<Arc<ChallengeRecord>>;
 
 type Channels<T> = Mutex<HashMap<String, watch::Sender<T>>>;
@@ -86,12 +88,17 @@ fn subscribe<T: Default>(map: &Arc<Channels<T>>, key: &str) -> Subscription<T> {
     }
 }
 
+/// Whether `news` is a terminal record, which never changes.
+fn is_final(news: &ChallengeNews) -> bool {
+    news.as_ref().is_some_and(|c| c.state.is_terminal())
+}
+
 /// Tells a challenge's waiters to read it again, unless they hold its terminal record: that
 /// never changes, and a replica hears its own notifications after it handed the record over
 /// (replacing it cost every such wait one more read).
 fn read_again(tx: &watch::Sender<ChallengeNews>) {
     tx.send_if_modified(|news| {
-        if news.is_some() {
+        if is_final(news) {
             return false;
         }
         *news = None;
@@ -133,19 +140,25 @@ impl Waiters {
         self.devices_changed(devices);
     }
 
-    /// Like [`Waiters::challenge_changed`], handing the record to the challenge's waiters when
-    /// it is terminal. Call only with a record read after the change was committed.
+    /// Like [`Waiters::challenge_changed`], handing the record to the challenge's waiters (a
+    /// terminal record they hold stays: see [`ChallengeNews`]). Call only with a record read
+    /// after the change was committed.
     pub fn challenge_updated(&self, challenge: &ChallengeRecord) {
         self.created.forget(&challenge.id);
         if challenge.state.is_terminal() {
             self.shown.forget(&challenge.id);
         }
-        notify(&self.challenges, &challenge.id, || {
-            challenge
-                .state
-                .is_terminal()
-                .then(|| Arc::new(challenge.clone()))
-        });
+        if let Some(tx) = lock(&self.challenges).get(&challenge.id) {
+            tx.send_if_modified(|news| {
+                // Two changes' records may be handed over in either order: once the terminal
+                // one is there, an earlier change's record is stale.
+                if is_final(news) {
+                    return false;
+                }
+                *news = Some(Arc::new(challenge.clone()));
+                true
+            });
+        }
         self.devices_changed(&challenge.devices);
     }
 
@@ -162,7 +175,7 @@ impl Waiters {
     pub fn challenge_awaits_record(&self, id: &str) -> bool {
         lock(&self.challenges)
             .get(id)
-            .is_some_and(|tx| tx.borrow().is_none())
+            .is_some_and(|tx| !is_final(&tx.borrow()))
     }
 
     /// Wakes every waiter to read again: after the cross-replica listener was disconnected,
@@ -298,19 +311,38 @@ mod tests {
         assert!(news.is_none());
     }
 
+    /// Session 23: an acknowledgement's record is handed over too (a long-poll answers with it
+    /// without a read); a read-again notice replaces it, and the terminal record replaces it
+    /// and is not replaced by a stale one handed over late.
     #[tokio::test]
-    async fn terminal_records_are_handed_over_and_others_are_not() {
+    async fn records_are_handed_over_and_a_terminal_one_stays() {
         let waiters = Waiters::default();
         let mut sub = waiters.watch_challenge("c1");
         waiters.challenge_updated(&record(ChallengeState::Acknowledged));
         let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
             .await
             .unwrap();
-        assert!(news.is_none(), "an open state must be read again");
+        assert_eq!(news.map(|c| c.state), Some(ChallengeState::Acknowledged));
+        assert!(waiters.challenge_awaits_record("c1"));
+        waiters.challenge_read_again("c1");
+        let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
+            .await
+            .unwrap();
+        assert!(news.is_none(), "another replica's change must be read");
         waiters.challenge_updated(&record(ChallengeState::Approved));
         let news = tokio::time::timeout(Duration::from_secs(1), sub.changed())
             .await
             .unwrap();
         assert_eq!(news.map(|c| c.state), Some(ChallengeState::Approved));
+        assert!(!waiters.challenge_awaits_record("c1"));
+        // The acknowledgement's record handed over after the approval's: stale, not kept.
+        waiters.challenge_updated(&record(ChallengeState::Acknowledged));
+        waiters.challenge_read_again("c1");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), sub.changed())
+                .await
+                .is_err(),
+            "nothing replaces a terminal record"
+        );
     }
 }

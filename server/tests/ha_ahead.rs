@@ -80,3 +80,35 @@ fn an_answer_goes_ahead_on_the_other_replica_only_for_a_challenge_it_listed() {
     assert_approved(&waiting.join().unwrap().0);
     assert_eq!(b.counter(AHEAD), before + 3, "the budget was spent");
 }
+
+/// Session 23: a relying party's long-poll woken by an acknowledgement made on its replica
+/// answers with the committed record, without a store job of its own (it read the challenge
+/// again: a job and a statement more for every login from the phone app, which acknowledges
+/// before it answers). The acknowledgement itself goes ahead, as the change a waiting relying
+/// party awaits.
+#[test]
+fn an_acknowledgement_made_here_answers_the_waiting_relying_party_without_a_read() {
+    let Some(site) = TwoReplicas::start_or_skip("ha acknowledgement without a read", "ackread")
+    else {
+        return;
+    };
+    let TwoReplicas { a, key, phone, .. } = &site;
+    let login = ha::start(&client(&[a], key), "alice");
+    let url = format!("{}/v1/challenges/{}?wait=20", a.url, login.id);
+    let bearer = format!("Bearer {key}");
+    let waiting = thread::spawn(move || {
+        let agent = pushauth_testkit::agent();
+        pushauth_testkit::call_with(&agent, "GET", &url, Some(&bearer), None)
+    });
+    thread::sleep(Duration::from_millis(300));
+    let before = a.counter(AHEAD);
+    phone.ack(&login.id).unwrap();
+    let answered = waiting.join().unwrap();
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!(answered.json["state"], "acknowledged", "{}", answered.text);
+    assert_eq!(
+        a.counter(AHEAD),
+        before + 1,
+        "only the acknowledgement ran (ahead); the long-poll read nothing"
+    );
+}

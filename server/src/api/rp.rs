@@ -217,14 +217,19 @@ pub async fn get_challenge(
     let wake = deadline.min(instant_at(expires_at));
     loop {
         let news = state.wait_for(sub.changed(), wake).await.flatten();
-        // A change that ended the challenge came with the committed record, which can no
-        // longer change (the first read checked that the caller owns it).
-        if let Some(decided) = news.filter(|c| c.rp_id == rp.rp_id && c.state.is_terminal()) {
+        // A change made here came with its committed record (the first read, or the view,
+        // checked that the caller owns the challenge): one that ended the challenge can no
+        // longer change; one that moved it on (an acknowledgement) is the answer as a read
+        // made then would have given it, and the caller asks again at once (session 23: the
+        // read cost every phone-app login a store job and a statement).
+        if let Some(changed) =
+            news.filter(|c| c.rp_id == rp.rp_id && (c.state.is_terminal() || c.state != seen))
+        {
             Box::pin(authenticated_again(&state, &again)).await?;
-            return Ok(Json(challenge_status(&decided)));
+            return Ok(Json(challenge_status(&changed)));
         }
-        // Whatever else woke us (an acknowledgement, another replica's notice, the expiry, the
-        // deadline), the fresh state is the answer.
+        // Whatever else woke us (another replica's notice, the expiry, the deadline), the
+        // fresh state is the answer.
         let fresh = Box::pin(read_again(&state, &again, &id, &mut sub, deadline)).await?;
         no_view_past(&state, &fresh);
         // Issue 13: woken with nothing new (every waiter is woken after the cross-replica
