@@ -50,7 +50,8 @@ pub(crate) enum Polled {
 ///   phone app, which acknowledges before it answers, by up to [`MIN_POLL_SPACING`] (session
 ///   23's bench: answer → return p50 49 ms, and 12 relying parties could not pass 240 logins
 ///   a second). Acknowledgements only grow, so a server can make the client skip the pause
-///   at most once per challenge;
+///   at most once per challenge in one wait (pam_push waits in slices, each a wait of its
+///   own);
 /// - 200 ms with under a second left (`wait_secs` 0: poll a few more times rather than
 ///   overshoot);
 /// - else what is left of [`MIN_POLL_SPACING`], so that a server that ignores `wait` cannot

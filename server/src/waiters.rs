@@ -1,8 +1,9 @@
 //! Long-poll wakeups: a watch channel per challenge and per device, created while someone
 //! waits and dropped when the last waiter leaves. Waiters subscribe before reading the store, so
 //! a change between the read and the wait is never missed. A challenge's channel carries the
-//! record when the change made it terminal (terminal records never change again), so its
-//! long-polls can answer without reading the store once more. Every wake-up of a challenge's
+//! committed record of a change made on this replica, so its long-polls can answer without
+//! reading the store once more: a terminal record never changes again (and no record handed
+//! over later replaces it); an acknowledgement's is what a read made then would have given. Every wake-up of a challenge's
 //! waiters also forgets the view [`CreatedHere`] keeps of it.
 
 use std::collections::HashMap;
@@ -113,7 +114,7 @@ fn notify<T>(map: &Channels<T>, key: &str, news: impl FnOnce() -> T) {
 }
 
 impl Waiters {
-    /// Subscribes to changes of challenge `id` (a terminal change comes with its record).
+    /// Subscribes to changes of challenge `id` (a change made here comes with its record).
     pub fn watch_challenge(&self, id: &str) -> Subscription<ChallengeNews> {
         subscribe(&self.challenges, id)
     }

@@ -16,7 +16,9 @@
 //! record has not come [`OWN_CHANGE_GRACE`] later (its caller went away before handing it over,
 //! or the change hands over no record, as a revocation's): a read delayed by 50 ms at most,
 //! never skipped. A process id that another replica's connection reuses delays that replica's
-//! notices here the same way.
+//! notices here the same way. An acknowledgement's record does not count as the record here (a
+//! later change may outdate it): its own notice makes the waiters read 50 ms later, as before
+//! the record was handed over at all.
 //!
 //! It also listens on [`RELYING_PARTY_CHANNEL`] and keeps the store's [`RelyingPartyCache`]
 //! true: an entry is forgotten when its relying party changes, and nothing is kept while the
@@ -66,7 +68,7 @@ pub const MAX_LOOK: Duration = Duration::from_millis(500);
 /// How long the waiters on a challenge this replica changed itself are given to receive the
 /// committed record from the handler that made the change, before its notice makes them read
 /// the challenge again (see the module notes): well above the few milliseconds between a
-/// commit and the hand-over at full load, and only waited out when the record never comes.
+/// commit and the hand-over at full load, and only waited out when no terminal record comes.
 pub const OWN_CHANGE_GRACE: Duration = Duration::from_millis(50);
 
 /// Listens for the store's notifications and wakes `waiters`, reconnecting for ever, until
