@@ -178,8 +178,10 @@ pub async fn ack(
     let claimed = request.claimed_device().to_owned();
     let outcome = state
         .run_announced(&id.clone(), Some(&claimed), move |s| {
-            let device = request.verify(s, &failures)?;
-            Ok::<_, ApiError>(challenges::acknowledge(s, &device, &id, clock::now_ms()))
+            // The nonce is spent with the compare-and-set, or on its own when the challenge's
+            // terms refuse the request first.
+            let request = request.check(s, &failures)?;
+            Ok::<_, ApiError>(challenges::acknowledge(s, &request, &id, clock::now_ms()))
         })
         .await?;
     Ok(Json(challenge_status(&state.settle(outcome)?)))

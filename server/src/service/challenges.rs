@@ -237,19 +237,9 @@ fn not_targeted() -> Error {
     Error::Forbidden("this challenge was not sent to this device".into())
 }
 
-/// Reads a challenge a device acts on: it must exist and have been sent to this device.
-fn targeted(
-    s: &dyn Store,
-    device: &DeviceRecord,
-    id: &str,
-    now: Millis,
-) -> Outcome<ChallengeRecord> {
-    sent_to(device, read(s, id, now))
-}
-
 /// A challenge's terms ([`Store::challenge_terms`]: its state may be stale) for a device's
-/// answer, which the compare-and-set then decides: it must exist and have been sent to this
-/// device.
+/// acknowledgement or answer, which the compare-and-set then decides: it must exist and have
+/// been sent to this device.
 fn targeted_terms(
     s: &dyn Store,
     device: &DeviceRecord,
@@ -263,7 +253,7 @@ fn targeted_terms(
     sent_to(device, found)
 }
 
-/// [`targeted`]'s check of what was read.
+/// [`targeted_terms`]'s check of what was read.
 fn sent_to(
     device: &DeviceRecord,
     found: crate::store::StoreResult<Option<(ChallengeRecord, bool)>>,
@@ -286,39 +276,55 @@ fn sent_to(
 /// `pending` → `acknowledged` by a device the challenge was sent to (an acknowledged one is
 /// answered as it is).
 ///
+/// The request's nonce is spent with the compare-and-set ([`Store::acknowledge_spending`]:
+/// one statement on PostgreSQL), or on its own when the challenge's terms refuse the request
+/// first: a replay is refused as one either way. The terms ([`Store::challenge_terms`]) may
+/// come from the replica that created the challenge, their state stale: the compare-and-set
+/// decides on the state.
+///
 /// # Errors
 /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Expired`], [`Error::WrongState`],
+/// [`Error::ReplayedNonce`], [`Error::DeviceRevoked`], [`Error::UnknownDevice`],
 /// [`Error::Store`].
 pub fn acknowledge(
     s: &dyn Store,
-    device: &DeviceRecord,
+    request: &CheckedRequest,
     id: &str,
     now: Millis,
 ) -> Outcome<ChallengeRecord> {
-    let read = targeted(s, device, id, now);
-    let current = match read.result {
-        Ok(c) => c,
-        Err(e) => return Outcome::done(read.changed, Err(e)),
+    let read = targeted_terms(s, &request.device, id, now);
+    let early = match &read.result {
+        Err(_) => true,
+        // Read from the store (not kept terms): its state is the state now.
+        Ok(current) => current.state != ChallengeState::Pending,
     };
-    match current.state {
-        ChallengeState::Acknowledged => return Outcome::done(read.changed, Ok(current)),
-        ChallengeState::Expired => return Outcome::done(read.changed, Err(Error::Expired)),
-        state if state.is_terminal() => {
-            return Outcome::done(read.changed, Err(Error::WrongState(state)))
+    if early {
+        if let Err(e) = request.spend(s) {
+            return Outcome::done(read.changed, Err(e));
         }
-        _ => {}
+        let result = read.result.and_then(|current| match current.state {
+            ChallengeState::Acknowledged => Ok(current),
+            ChallengeState::Expired => Err(Error::Expired),
+            state => Err(Error::WrongState(state)),
+        });
+        return Outcome::done(read.changed, result);
     }
-    match s.acknowledge(id, now) {
-        Ok(Cas::Changed(c)) => Outcome::done(Some(c.clone()), Ok(*c)),
-        Ok(Cas::Expired(c)) => Outcome::done(Some(c), Err(Error::Expired)),
-        Ok(Cas::WrongState(c)) if c.state == ChallengeState::Acknowledged => {
+    match s.acknowledge_spending(&request.nonce, id, now) {
+        Ok(Err(refused)) => Outcome::done(None, Err(nonce_refused(refused))),
+        Ok(Ok(Cas::Changed(c))) => Outcome::done(Some(c.clone()), Ok(*c)),
+        Ok(Ok(Cas::Expired(c))) => Outcome::done(Some(c), Err(Error::Expired)),
+        Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Acknowledged => {
             Outcome::done(None, Ok(*c))
         }
-        Ok(Cas::WrongState(c)) => Outcome::done(None, Err(Error::WrongState(c.state))),
-        Ok(Cas::Missing) => Outcome::done(None, Err(Error::NotFound("challenge"))),
-        Ok(Cas::CodeLocked(_)) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
-        Ok(Cas::DeviceRevoked(_)) => Outcome::done(None, Err(Error::DeviceRevoked)),
-        Ok(Cas::KeyRevoked(_)) => Outcome::done(None, Err(key_revoked())),
+        // Expired before: the terms read above may be older than that.
+        Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Expired => {
+            Outcome::done(None, Err(Error::Expired))
+        }
+        Ok(Ok(Cas::WrongState(c))) => Outcome::done(None, Err(Error::WrongState(c.state))),
+        Ok(Ok(Cas::Missing)) => Outcome::done(None, Err(Error::NotFound("challenge"))),
+        Ok(Ok(Cas::CodeLocked(_))) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
+        Ok(Ok(Cas::DeviceRevoked(_))) => Outcome::done(None, Err(Error::DeviceRevoked)),
+        Ok(Ok(Cas::KeyRevoked(_))) => Outcome::done(None, Err(key_revoked())),
         Err(e) => Outcome::done(None, Err(e.into())),
     }
 }

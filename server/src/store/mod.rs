@@ -246,6 +246,21 @@ pub trait Store: OfflineStore + CountStore + SiteKeyStore {
             Err(refused) => Err(refused),
         })
     }
+    /// Spends a device request's `nonce` ([`Store::spend_request_nonce`]) and, when it was
+    /// spent, runs [`Store::acknowledge`]; a refused nonce does nothing else. PostgreSQL does
+    /// both in one statement when the challenge is pending (session 23: the phone app
+    /// acknowledges every challenge before it answers).
+    fn acknowledge_spending(
+        &self,
+        nonce: &RequestNonce,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Result<Cas, NonceRefused>> {
+        Ok(match self.spend_request_nonce(nonce, now)? {
+            Ok(_) => Ok(self.acknowledge(id, now)?),
+            Err(refused) => Err(refused),
+        })
+    }
     /// Open → `cancelled`; audits `challenge_cancelled`. With `rp_key` (the stored hash of the
     /// key the challenge's relying party authenticated with), only while, inside the
     /// cancelling transaction, that relying party still has that key and is not revoked

@@ -467,6 +467,87 @@ pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<C
     })
 }
 
+/// [`Store::acknowledge_spending`](crate::store::Store::acknowledge_spending): one statement
+/// spends the request's nonce ([`devices::nonce_ctes`]) and, when it was fresh, moves the
+/// challenge from `pending` to `acknowledged` while it has not expired; the `COMMIT` goes in
+/// the same round trip (the phone app acknowledges every challenge before it answers: three
+/// transactions were a login's largest cost after the answer's). When the nonce was fresh but
+/// nothing changed, [`acknowledge`] tells why in a transaction of its own (expiring a due
+/// challenge). A refused nonce changes nothing. Notices only when another replica listens
+/// (`replicas.rs`): this one's waiters hear of the change from its handler.
+pub(super) fn acknowledge_spending<D: Db>(
+    db: &D,
+    nonce: &RequestNonce,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Result<Cas, NonceRefused>> {
+    if let Some(refused) = devices::nonce_storable(nonce) {
+        return Ok(Err(refused));
+    }
+    if !storable(id) {
+        // No such challenge: the nonce is spent all the same.
+        let spent = devices::spend_device_nonce(
+            db,
+            &nonce.device_id,
+            &nonce.nonce,
+            now,
+            nonce.valid_until,
+        )?;
+        return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
+    }
+    let me = db.replica();
+    let acknowledged = db.write(|c| {
+        let mut params: Vec<P<'_>> = vec![&id, &now];
+        let spend = devices::nonce_ctes(params.len() + 1, true);
+        params.extend([
+            &nonce.device_id as P<'_>,
+            &nonce.nonce,
+            &nonce.valid_until,
+            &now,
+            &nonce.alg,
+            &nonce.public_key,
+        ]);
+        let heard = replicas::others_listen(params.len() + 1);
+        params.push(&me);
+        let sql = format!(
+            "WITH {spend}, \
+             up AS (UPDATE challenges SET state = 'acknowledged', updated_at = $2 \
+             WHERE id = $1 AND state = 'pending' AND expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM fresh) RETURNING {CHALLENGE_COLUMNS}), \
+             told AS (SELECT pg_notify('pushauth_challenge', id) FROM up WHERE {heard}) \
+             SELECT up.*, {}, (SELECT count(*) FROM told) \
+             FROM (SELECT 1) AS one LEFT JOIN up ON true",
+            devices::NONCE_VERDICT
+        );
+        let (rows, _) = c.one_then_commit(&sql, &params)?;
+        // Always one row, the challenge's columns NULL when nothing changed.
+        let Some(row) = rows.first() else {
+            return Err(PgError::Data(
+                "no row from an acknowledgement's statement".into(),
+            ));
+        };
+        if let Some(refused) = devices::nonce_verdict(row, CHALLENGE_COLUMN_COUNT)? {
+            if has_challenge(row) {
+                // The statement requires a fresh nonce: never keep a change without one.
+                return Err(PgError::Data(format!(
+                    "challenge {id} was acknowledged with a refused nonce"
+                )));
+            }
+            return Ok(Err(refused));
+        }
+        Ok(Ok(match has_challenge(row) {
+            true => Some(challenge_from_row(row)?),
+            false => None,
+        }))
+    })?;
+    match devices::forget_refused(db, &nonce.device_id, acknowledged) {
+        Ok(Some(after)) => Ok(Ok(Cas::Changed(Box::new(after)))),
+        // The nonce was spent: why nothing changed, in a transaction of its own.
+        Ok(None) => Ok(Ok(acknowledge(db, id, now)?)),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
 /// [`Store::answer`](crate::store::Store::answer): one round trip locks the challenge's row
 /// and its user's, then tries the compare-and-set in a statement of its own (its snapshot is
 /// younger than both locks, so its count of wrong codes is the last lock holder's: parallel

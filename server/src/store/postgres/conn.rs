@@ -290,6 +290,39 @@ impl Conn<'_> {
         Ok((rows_a, rows_b, true))
     }
 
+    /// Every row of `sql`, then, in a transaction of its own, the `COMMIT` in the same round
+    /// trip, as [`Conn::two_then_commit`] does for two statements (and with its rules): true
+    /// when it went.
+    pub(super) fn one_then_commit(
+        &self,
+        sql: &str,
+        params: &[P<'_>],
+    ) -> Result<(Vec<Row>, bool), PgError> {
+        let Some(pipeline) = self.pipeline else {
+            return Ok((self.query(sql, params)?, false));
+        };
+        if self.broken.is_some_and(Cell::get) {
+            return Err(PgError::Pool(
+                "the transaction was aborted by a failed statement".into(),
+            ));
+        }
+        let client = self.client;
+        let statement = self.prepared(sql, params)?;
+        let rows = self.pipelined(async {
+            let (rows, commit) = tokio::join!(
+                biased;
+                client.query(&statement, params),
+                client.batch_execute("COMMIT")
+            );
+            // The statement's error first: after one, the COMMIT "succeeded" as a rollback.
+            let rows = rows?;
+            commit?;
+            Ok(rows)
+        })?;
+        pipeline.committed.set(true);
+        Ok((rows, true))
+    }
+
     /// The one row of `sql`, if any (more than one is an error).
     pub(super) fn opt(&self, sql: &str, params: &[P<'_>]) -> Result<Option<Row>, PgError> {
         self.pipelined(async {

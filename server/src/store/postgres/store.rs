@@ -99,6 +99,15 @@ macro_rules! pg_store {
                 challenges::answer_spending(self, nonce, id, answer, now)
             }
 
+            fn acknowledge_spending(
+                &self,
+                nonce: &RequestNonce,
+                id: &str,
+                now: Millis,
+            ) -> StoreResult<Result<Cas, NonceRefused>> {
+                challenges::acknowledge_spending(self, nonce, id, now)
+            }
+
             fn device_challenges_spending(
                 &self,
                 nonce: &RequestNonce,

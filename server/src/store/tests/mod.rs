@@ -634,3 +634,96 @@ fn session17_a_creation_or_cancel_with_a_key_rotated_or_revoked_since_writes_not
         Cas::Changed(c) if c.state == ChallengeState::Cancelled
     ));
 }
+
+/// Session 23: an acknowledgement spends its request's nonce with the compare-and-set (one
+/// statement on PostgreSQL). A fresh nonce moves a pending challenge to `acknowledged` and is
+/// spent; a replay changes nothing; a nonce another key signed is refused; once
+/// acknowledged, the challenge is in the wrong state for another acknowledgement (which still
+/// spends its nonce); a due challenge expires; a revoked device's nonce is refused and stored
+/// nowhere.
+#[test]
+fn session23_an_acknowledgement_spends_its_nonce_with_the_compare_and_set() {
+    let store = store();
+    enrolled(&*store, "alice", "d1");
+    challenge(&*store, "c1", 1_000, 60_000);
+    let nonces = || store.count("SELECT count(*) FROM device_nonces");
+    let state = |id: &str| store.get_challenge(id, 2_000).unwrap().unwrap().0.state;
+    let nonce = |n: &str, key: &str| crate::store::RequestNonce {
+        device_id: "d1".into(),
+        alg: "ed25519".into(),
+        public_key: key.into(),
+        nonce: n.into(),
+        valid_until: 100_000,
+    };
+
+    // Signed by another key than the device's: refused (as an unknown device), nothing changes.
+    let refused = store
+        .acknowledge_spending(&nonce("n0", "other"), "c1", 2_000)
+        .unwrap();
+    assert!(
+        matches!(refused, Err(crate::store::NonceRefused::Unknown)),
+        "{refused:?}"
+    );
+    assert_eq!(state("c1"), ChallengeState::Pending);
+
+    let acked = store
+        .acknowledge_spending(&nonce("n1", "k"), "c1", 2_000)
+        .unwrap();
+    assert!(
+        matches!(&acked, Ok(Cas::Changed(c)) if c.state == ChallengeState::Acknowledged),
+        "{acked:?}"
+    );
+    assert_eq!(state("c1"), ChallengeState::Acknowledged);
+    let spent = nonces();
+    assert_eq!(
+        store.count("SELECT count(*) FROM device_nonces WHERE nonce = 'n1'"),
+        1
+    );
+    // The same request again: a replay, nothing more.
+    let replayed = store
+        .acknowledge_spending(&nonce("n1", "k"), "c1", 2_001)
+        .unwrap();
+    assert!(
+        matches!(replayed, Err(crate::store::NonceRefused::Replayed)),
+        "{replayed:?}"
+    );
+    assert_eq!(nonces(), spent);
+    // A new request: the challenge is acknowledged already; its nonce is spent all the same.
+    let again = store
+        .acknowledge_spending(&nonce("n2", "k"), "c1", 2_002)
+        .unwrap();
+    assert!(
+        matches!(&again, Ok(Cas::WrongState(c)) if c.state == ChallengeState::Acknowledged),
+        "{again:?}"
+    );
+    assert_eq!(nonces(), spent + 1);
+    // No such challenge: the nonce is spent, the answer says missing.
+    let missing = store
+        .acknowledge_spending(&nonce("n3", "k"), "nope", 2_003)
+        .unwrap();
+    assert!(matches!(missing, Ok(Cas::Missing)), "{missing:?}");
+    assert_eq!(nonces(), spent + 2);
+
+    // Due: it expires, as a plain acknowledgement's transition expires it.
+    challenge(&*store, "c2", 1_000, 3_000);
+    let due = store
+        .acknowledge_spending(&nonce("n4", "k"), "c2", 3_000)
+        .unwrap();
+    assert!(
+        matches!(&due, Ok(Cas::Expired(c)) if c.state == ChallengeState::Expired),
+        "{due:?}"
+    );
+
+    // A revoked device: refused, its nonce stored nowhere, the challenge untouched.
+    challenge(&*store, "c3", 4_000, 60_000);
+    store.revoke_device("d1", "admin", 4_500).unwrap();
+    let before = nonces();
+    let revoked = store
+        .acknowledge_spending(&nonce("n5", "k"), "c3", 5_000)
+        .unwrap();
+    assert!(
+        matches!(revoked, Err(crate::store::NonceRefused::Revoked)),
+        "{revoked:?}"
+    );
+    assert_eq!(nonces(), before);
+}
