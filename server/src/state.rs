@@ -63,6 +63,31 @@ impl std::fmt::Debug for AppState {
 /// The state as handlers hold it.
 pub type SharedState = Arc<AppState>;
 
+impl MayHaveCommitted for service::Error {
+    fn may_have_committed(&self) -> bool {
+        matches!(self, Self::Store(_) | Self::Internal(_))
+    }
+}
+
+/// Whether a change job's result may hide a committed change it does not carry: a server
+/// failure of the job, or of the service inside it (a COMMIT whose answer was lost, a row
+/// read back after the commit that does not decode). Its challenge's waiters must then read
+/// it again: with no other replica listening, no NOTIFY covers such a change.
+fn unsure_of_change<T, E: MayHaveCommitted>(
+    value: &Result<service::challenges::Outcome<T>, E>,
+) -> bool {
+    match value {
+        Err(e) => e.may_have_committed(),
+        Ok(outcome) => {
+            outcome.changed.is_none()
+                && outcome
+                    .result
+                    .as_ref()
+                    .is_err_and(MayHaveCommitted::may_have_committed)
+        }
+    }
+}
+
 /// An error that may hide a committed change: the server failed (a COMMIT whose answer was
 /// lost, a row read back that does not decode), as opposed to a refusal of the request.
 pub trait MayHaveCommitted {
@@ -118,9 +143,9 @@ impl AppState {
     ///   it is committed, the job thread announces the change instead
     ///   ([`crate::jobs::StoreJobs::run_or_else`]);
     /// - after a server failure ([`MayHaveCommitted`]: a COMMIT whose answer was lost), the
-    ///   waiters on `id` read it again, whether the caller is there or not (with no other
-    ///   replica listening, no NOTIFY covers such a change). A refusal never does, so no
-    ///   request makes them read at will.
+    ///   job's or the outcome's own, the waiters on `id` read it again, whether the caller is
+    ///   there or not (with no other replica listening, no NOTIFY covers such a change). A
+    ///   refusal never does, so no request makes them read at will.
     ///
     /// # Errors
     /// As [`AppState::run`].
@@ -141,20 +166,22 @@ impl AppState {
         if lane == crate::jobs::Lane::Ahead {
             self.metrics.queued_ahead();
         }
-        let job = self.jobs.submit(lane, f, move |value| match value {
-            Ok(outcome) => {
+        let job = self.jobs.submit(lane, f, move |value| {
+            if let Ok(outcome) = &value {
                 if let Some(c) = &outcome.changed {
                     state.changed(c);
                 }
             }
-            Err(e) if e.may_have_committed() => state.waiters.challenge_read_again(&gone_id),
-            Err(_) => {}
-        });
-        self.finish(job).await.inspect_err(|e| {
-            if e.may_have_committed() {
-                self.waiters.challenge_read_again(id);
+            if unsure_of_change(&value) {
+                state.waiters.challenge_read_again(&gone_id);
             }
-        })
+        });
+        let value = self.finish(job).await;
+        // The caller settles a change it was told of; one it was not told of, only a read can.
+        if unsure_of_change(&value) {
+            self.waiters.challenge_read_again(id);
+        }
+        value
     }
 
     /// [`AppState::run`], and should the caller be gone once the job's writes are committed,
@@ -326,6 +353,35 @@ mod tests {
         assert_eq!(lane(&waiters, "c2", 1_000), Lane::Normal);
         drop(wait);
         assert_eq!(lane(&waiters, "c1", 1_000), Lane::Normal);
+    }
+
+    /// Session 24 review: a server failure inside a change's outcome (an acknowledgement's
+    /// statement committed, its answer lost) makes the waiters read again, as the job's own
+    /// does; a refusal, a change the caller announces, or success never does.
+    #[test]
+    fn a_server_failure_inside_an_outcome_makes_the_waiters_read_again() {
+        use crate::service::challenges::Outcome;
+        use crate::store::{DbErrorKind, StoreError};
+        let failed = || service::Error::Store(StoreError::db(DbErrorKind::Unavailable, "lost"));
+        let inner = |result: service::Result<()>| -> Result<Outcome<()>, service::Error> {
+            Ok(Outcome {
+                changed: None,
+                result,
+            })
+        };
+        assert!(unsure_of_change(&inner(Err(failed()))));
+        assert!(unsure_of_change(&inner(Err(service::Error::Internal(
+            "x".into()
+        )))));
+        assert!(unsure_of_change::<(), _>(&Err(failed())));
+        assert!(!unsure_of_change(&inner(Err(service::Error::Expired))));
+        assert!(!unsure_of_change(&inner(Err(
+            service::Error::ReplayedNonce
+        ))));
+        assert!(!unsure_of_change(&inner(Ok(()))));
+        assert!(!unsure_of_change::<(), _>(&Err(service::Error::Forbidden(
+            "no".into()
+        ))));
     }
 
     /// Session 19: with several replicas, a device often answers on one where nobody waits:

@@ -17,8 +17,8 @@
 //! or the change hands over no record, as a revocation's): a read delayed by 50 ms at most,
 //! never skipped. A process id that another replica's connection reuses delays that replica's
 //! notices here the same way. An acknowledgement's record does not count as the record here (a
-//! later change may outdate it): its own notice makes the waiters read 50 ms later, as before
-//! the record was handed over at all.
+//! later change may outdate it): its own notice, when it sends one (only while another
+//! replica listens, as for an answer), makes the waiters read 50 ms later.
 //!
 //! It also listens on [`RELYING_PARTY_CHANNEL`] and keeps the store's [`RelyingPartyCache`]
 //! true: an entry is forgotten when its relying party changes, and nothing is kept while the

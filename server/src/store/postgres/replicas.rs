@@ -40,9 +40,10 @@
 //! upgrade (migrate, then restart the replicas one at a time) loses no wake-up. A new database
 //! has none.
 //!
-//! Every other change (cancel, acknowledge, expiry, revocation, relying parties, notices)
-//! notifies always: those are rare, and some have waiters on this replica that no handler
-//! wakes.
+//! A device's acknowledgement with its nonce (`acknowledge_spending`, as the phone app makes
+//! one before every answer) notifies as an answer does. Every other change (cancel, a plain
+//! acknowledgement, expiry, revocation, relying parties, notices) notifies always: those are
+//! rare, and some have waiters on this replica that no handler wakes.
 
 use tokio_postgres::Client;
 
