@@ -202,8 +202,8 @@ async fn retry(
                 tracing::error!(
                     error = %e,
                     retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    "the database refused pushauthd's credentials: check [store] password_file, \
-                     the role's password and pg_hba.conf"
+                    "the database refused pushauthd's credentials: {}",
+                    crate::store::postgres::CREDENTIALS_ADVICE
                 );
             }
             Err(e) if e.is_transient() => {

@@ -244,6 +244,36 @@ fn admin_subcommands_work_on_the_store() {
     }
 }
 
+/// Session 24 newcomer walk: `push` on a host whose server runs from its own config file
+/// found no admin token in the default data directory and said only that the file was
+/// missing; it now names the options that find it, and sends nothing.
+#[test]
+fn push_without_the_admin_token_names_the_options_that_find_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("r1.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = \"{}\"\n", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let out = pushauthd(&[
+        "push",
+        "alice",
+        "--server",
+        "http://127.0.0.1:9",
+        "--config",
+        path_str(&config),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admin-token"), "{err}");
+    assert!(
+        err.contains("--config FILE") && err.contains("--admin-token-file PATH"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing made: {err}");
+}
+
 #[test]
 fn push_sends_a_test_push_and_follows_it() {
     let srv = start();

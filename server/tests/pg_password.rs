@@ -104,7 +104,13 @@ fn issue13_a_wrong_database_password_is_refused_clearly_and_a_replica_keeps_refu
     assert!(out.status.success(), "{}", text(&out));
     let out = pushauthd(&["rp", "add", "bastion", "--config", &wrong_conf]);
     assert!(!out.status.success());
-    assert!(text(&out).contains(&refusal), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&refusal), "{said}");
+    // Session 24: it says what to check, not to point to another store (it is the right one).
+    assert!(
+        said.contains("check [store] password_file") && !said.contains("--store-url URL"),
+        "{said}"
+    );
     let out = pushauthd(&["rp", "add", "bastion", "--config", &right_conf]);
     assert!(out.status.success(), "{}", text(&out));
 

@@ -43,7 +43,17 @@ pub fn push(args: &PushArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
                 .join("admin-token")
         });
-    let token = read_admin_token(&token_file)?;
+    let token = read_admin_token(&token_file).map_err(|e| {
+        if token_file.exists() {
+            return CliError::from(e);
+        }
+        // Missing: most often the server's config was not named (a replica on its own
+        // config file, a server from source).
+        CliError::Failed(format!(
+            "{e}; give the server's config file with --config FILE (or PUSHAUTHD_CONFIG), or \
+             its admin token file with --admin-token-file PATH"
+        ))
+    })?;
     let mut config = ClientConfig::new(vec![server.clone()], token.as_str());
     config.ca_file = args.ca_file.clone();
     let client = Client::new(config).map_err(|e| CliError::Failed(e.to_string()))?;

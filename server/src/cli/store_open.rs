@@ -138,6 +138,13 @@ pub(super) fn open_store(args: &StoreArgs, file: &FileConfig) -> Result<SharedSt
                 .into(),
         )),
         Err(e) if crate::store::postgres::refuses_stale_primary(&e) => Err(stale(&e)),
+        // The right store, refusing these credentials: pointing elsewhere would mislead.
+        Err(e) if e.is_denied() => Err(CliError::Failed(format!(
+            "{e} (store {}, from {}); {}",
+            describe(&store, &dir),
+            origin(args),
+            crate::store::postgres::CREDENTIALS_ADVICE
+        ))),
         Err(e) => Err(failed(e.to_string())),
     }
 }

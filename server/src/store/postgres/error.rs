@@ -47,21 +47,51 @@ impl From<PgError> for StoreError {
 /// What the driver says when the server asks for a password and none was configured.
 const NO_PASSWORD: &str = "password missing";
 
+/// What to check when the database refuses pushauthd's credentials
+/// ([`DbErrorKind::Denied`]): said by a replica that keeps retrying and by admin commands.
+pub const CREDENTIALS_ADVICE: &str =
+    "check [store] password_file, the role's password and pg_hba.conf";
+
+/// Added to a refused TLS handshake: what `sslrootcert` must be (README "Storage").
+const TLS_ADVICE: &str = "sslrootcert in [store] url must be the CA that signed the database \
+    server's certificate, and that certificate must name the host the URL gives";
+
+/// Added to pg_hba.conf's refusal of a connection without TLS (`28000`, "no encryption"):
+/// a `hostssl` line matches only connections that use TLS.
+const NO_TLS_ADVICE: &str = "a hostssl line matches only TLS connections: add \
+    sslrootcert=CA-FILE to [store] url, or give pg_hba.conf a line for this connection";
+
 /// The server's message with its code, or the driver's with its cause (the driver's own
 /// text for a configuration error is only "invalid configuration").
 pub(super) fn message(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        return format!("{} ({})", db.message(), db.code().code());
+        return server_message(db.code().code(), db.message());
     }
     let text = e.to_string();
-    match e.source().map(ToString::to_string) {
-        Some(cause) if cause.contains(NO_PASSWORD) => "the database asked for a password and none \
-            is set: write it in the file [store] password_file names, and give that config file \
-            with --config (or PUSHAUTHD_CONFIG)"
-            .to_owned(),
+    let said = match e.source().map(ToString::to_string) {
+        Some(cause) if cause.contains(NO_PASSWORD) => {
+            return "the database asked for a password and none is set: write it in the file \
+                [store] password_file names, and give that config file with --config (or \
+                PUSHAUTHD_CONFIG)"
+                .to_owned()
+        }
         Some(cause) if !text.contains(&cause) => format!("{text}: {cause}"),
         _ => text,
+    };
+    // The driver's words for a handshake rustls refused (an unknown issuer, a name mismatch).
+    if said.contains("TLS handshake") && said.contains("certificate") {
+        return format!("{said}: {TLS_ADVICE}");
     }
+    said
+}
+
+/// The server's `message` with its SQLSTATE `code`, and what to do where the message alone
+/// does not say.
+fn server_message(code: &str, message: &str) -> String {
+    if code == "28000" && message.contains("no encryption") {
+        return format!("{message} ({code}): {NO_TLS_ADVICE}");
+    }
+    format!("{message} ({code})")
 }
 
 /// Whether the server refused the credentials (`28P01`, `28000`): [`DbErrorKind::Denied`].
@@ -117,4 +147,27 @@ pub(super) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
 ) -> Result<T, PgError> {
     row.try_get(index)
         .map_err(|e| PgError::Data(format!("column {index}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Session 24 newcomer walk: pg_hba.conf's refusal of a connection without TLS said
+    /// nothing of the `hostssl` line that caused it.
+    #[test]
+    fn a_refusal_for_want_of_tls_says_what_to_add() {
+        let said = server_message(
+            "28000",
+            "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"pushauth\", \
+             database \"pushauth\", no encryption",
+        );
+        assert!(said.ends_with(NO_TLS_ADVICE), "{said}");
+        assert!(said.contains("no encryption (28000)"), "{said}");
+        let other = server_message("28P01", "password authentication failed for user \"x\"");
+        assert_eq!(
+            other,
+            "password authentication failed for user \"x\" (28P01)"
+        );
+    }
 }

@@ -64,6 +64,7 @@ pub use self::connect::{
 };
 pub use self::copy::{copy_from_sqlite, Copied};
 pub use self::db::{PgStore, ATOMIC_LOCK};
+pub use self::error::CREDENTIALS_ADVICE;
 pub use self::notify::{OwnBackends, CHALLENGE_CHANNEL, DEVICE_CHANNEL};
 pub use self::replicas::{
     register, still_under_way, under_way, ReplicaId, OLDER_RELEASES_FOR, REGISTER_TIMEOUT,

@@ -677,6 +677,12 @@ fn issue13_tls_trusts_the_ca_file_and_nothing_else() {
         .map(drop)
         .unwrap_err();
     assert_eq!(kind(&err), DbErrorKind::Unavailable, "{err}");
+    // And says what sslrootcert must be (session 24 newcomer walk).
+    let said = err.to_string();
+    assert!(
+        said.contains("sslrootcert in [store] url must be the CA that signed"),
+        "{said}"
+    );
 }
 
 /// Attack (found in review): a replica that dies holding the store's lock inside a
