@@ -310,13 +310,24 @@ pub fn acknowledge(
         return Outcome::done(read.changed, result);
     }
     match s.acknowledge_spending(&request.nonce, id, now) {
-        Ok(Err(refused)) => Outcome::done(None, Err(nonce_refused(refused))),
-        Ok(Ok(Cas::Changed(c))) => Outcome::done(Some(c.clone()), Ok(*c)),
-        Ok(Ok(Cas::Expired(c))) => Outcome::done(Some(c), Err(Error::Expired)),
         Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Acknowledged => {
             Outcome::done(None, Ok(*c))
         }
-        // Expired before: the terms read above may be older than that.
+        other => device_change(other),
+    }
+}
+
+/// What a device's compare-and-set with its request's nonce ([`Store::answer_spending`],
+/// [`Store::acknowledge_spending`]) tells the device: the changed record, or why not. A
+/// challenge found expired is [`Error::Expired`] whether it expired now or before (the terms
+/// read before the compare-and-set may be older than that).
+fn device_change(
+    result: crate::store::StoreResult<std::result::Result<Cas, crate::store::NonceRefused>>,
+) -> Outcome<ChallengeRecord> {
+    match result {
+        Ok(Err(refused)) => Outcome::done(None, Err(nonce_refused(refused))),
+        Ok(Ok(Cas::Changed(c))) => Outcome::done(Some(c.clone()), Ok(*c)),
+        Ok(Ok(Cas::Expired(c))) => Outcome::done(Some(c), Err(Error::Expired)),
         Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Expired => {
             Outcome::done(None, Err(Error::Expired))
         }
@@ -385,25 +396,11 @@ pub fn answer(
             };
         }
     };
-    let device = &request.device;
-    match s.answer_spending(&request.nonce, id, &answer, now) {
-        Ok(Err(refused)) => Outcome::done(None, Err(nonce_refused(refused))),
-        Ok(Ok(Cas::Changed(c))) => {
-            tracing::debug!(challenge = %c.id, device = %device.id, state = %c.state, "challenge answered");
-            Outcome::done(Some(c.clone()), Ok(*c))
-        }
-        Ok(Ok(Cas::Expired(c))) => Outcome::done(Some(c), Err(Error::Expired)),
-        // Expired before: the terms read above may be older than that.
-        Ok(Ok(Cas::WrongState(c))) if c.state == ChallengeState::Expired => {
-            Outcome::done(None, Err(Error::Expired))
-        }
-        Ok(Ok(Cas::WrongState(c))) => Outcome::done(None, Err(Error::WrongState(c.state))),
-        Ok(Ok(Cas::Missing)) => Outcome::done(None, Err(Error::NotFound("challenge"))),
-        Ok(Ok(Cas::CodeLocked(_))) => Outcome::done(None, Err(Refusal::CodeLocked.into())),
-        Ok(Ok(Cas::DeviceRevoked(_))) => Outcome::done(None, Err(Error::DeviceRevoked)),
-        Ok(Ok(Cas::KeyRevoked(_))) => Outcome::done(None, Err(key_revoked())),
-        Err(e) => Outcome::done(None, Err(e.into())),
+    let outcome = device_change(s.answer_spending(&request.nonce, id, &answer, now));
+    if let Some(c) = &outcome.changed {
+        tracing::debug!(challenge = %c.id, device = %request.device.id, state = %c.state, "challenge answered");
     }
+    outcome
 }
 
 /// [`answer`]'s checks before the compare-and-set: the answer to store, or the refusal (with a

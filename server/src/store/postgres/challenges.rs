@@ -467,6 +467,26 @@ pub(super) fn acknowledge<D: Db>(db: &D, id: &str, now: Millis) -> StoreResult<C
     })
 }
 
+/// What a device's change with its request's nonce comes to before its statement, if that
+/// is already settled: a nonce no row can hold is refused, and an id no challenge can have
+/// spends the nonce all the same and is [`Cas::Missing`].
+fn settled_before_statement<D: Db>(
+    db: &D,
+    nonce: &RequestNonce,
+    id: &str,
+    now: Millis,
+) -> StoreResult<Option<Result<Cas, NonceRefused>>> {
+    if let Some(refused) = devices::nonce_storable(nonce) {
+        return Ok(Some(Err(refused)));
+    }
+    if storable(id) {
+        return Ok(None);
+    }
+    let spent =
+        devices::spend_device_nonce(db, &nonce.device_id, &nonce.nonce, now, nonce.valid_until)?;
+    Ok(Some(spent.by_signer(nonce).map(|_| Cas::Missing)))
+}
+
 /// [`Store::acknowledge_spending`](crate::store::Store::acknowledge_spending): one statement
 /// spends the request's nonce ([`devices::nonce_ctes`]) and, when it was fresh, moves the
 /// challenge from `pending` to `acknowledged` while it has not expired; the `COMMIT` goes in
@@ -481,19 +501,8 @@ pub(super) fn acknowledge_spending<D: Db>(
     id: &str,
     now: Millis,
 ) -> StoreResult<Result<Cas, NonceRefused>> {
-    if let Some(refused) = devices::nonce_storable(nonce) {
-        return Ok(Err(refused));
-    }
-    if !storable(id) {
-        // No such challenge: the nonce is spent all the same.
-        let spent = devices::spend_device_nonce(
-            db,
-            &nonce.device_id,
-            &nonce.nonce,
-            now,
-            nonce.valid_until,
-        )?;
-        return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
+    if let Some(ended) = settled_before_statement(db, nonce, id, now)? {
+        return Ok(ended);
     }
     let me = db.replica();
     let acknowledged = db.write(|c| {
@@ -583,19 +592,8 @@ pub(super) fn answer_spending<D: Db>(
     answer: &AnswerRecord,
     now: Millis,
 ) -> StoreResult<Result<Cas, NonceRefused>> {
-    if let Some(refused) = devices::nonce_storable(nonce) {
-        return Ok(Err(refused));
-    }
-    if !storable(id) {
-        // No such challenge: the nonce is spent all the same.
-        let spent = devices::spend_device_nonce(
-            db,
-            &nonce.device_id,
-            &nonce.nonce,
-            now,
-            nonce.valid_until,
-        )?;
-        return Ok(spent.by_signer(nonce).map(|_| Cas::Missing));
+    if let Some(ended) = settled_before_statement(db, nonce, id, now)? {
+        return Ok(ended);
     }
     let me = db.replica();
     let answered = db.write(|c| answer_in(c, me, Some(nonce), id, answer, now))?;
